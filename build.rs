@@ -1,0 +1,24 @@
+//! Compiles `proto/lethe/v1/*.proto` with protox (pure Rust, no protoc needed)
+//! and writes the descriptor set used by gRPC reflection.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let files = ["lethe/v1/types.proto", "lethe/v1/lethe.proto"];
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler
+        .include_imports(true)
+        .include_source_info(true)
+        .open_files(files)?;
+    std::fs::write(
+        out.join("lethe_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(compiler.file_descriptor_set())?;
+    for file in files {
+        println!("cargo:rerun-if-changed=proto/{file}");
+    }
+    Ok(())
+}

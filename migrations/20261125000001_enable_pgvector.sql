@@ -1,0 +1,2 @@
+-- The pgvector backend stores vectors in this database.
+CREATE EXTENSION IF NOT EXISTS vector;

@@ -1,0 +1,99 @@
+//! The `lethe` command line: serve, migrate, and operator tasks (tenants,
+//! keys, offline certificate verification).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "lethe", version, about = "Lethe: the erasure layer for vector databases")]
+pub struct Cli {
+    /// Directory holding base.yaml and <LETHE_ENVIRONMENT>.yaml.
+    #[arg(long, env = "LETHE_CONFIG_DIR", default_value = "configuration", global = true)]
+    pub config_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gRPC service and the erasure workers (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Revoke an API key (give the whole key).
+    RevokeKey { key: String },
+    /// Print the public key that signs certificates (base64).
+    SigningKey,
+    /// Verify a certificate offline: a JSON file with `body`, `signature`, `public_key`
+    /// (as GetCertificate returns it).
+    VerifyCertificate { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its three keys (shown once).
+    Create {
+        name: String,
+        /// `text` for people, `env` for scripts (LETHE_SK=… lines).
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+}
+
+/// Runs an operator command that does not need the server.
+///
+/// # Errors
+/// Whatever the command reports.
+pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => unreachable!("serve is run by main"),
+        Command::Migrate => {
+            let pool = crate::startup::pool(&settings)?;
+            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            println!("migrations applied");
+        }
+        Command::Tenant { command: TenantCommand::Create { name, format } } => {
+            let pool = crate::startup::pool(&settings)?;
+            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            let t = crate::auth::create_tenant(&pool, &name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if format == "env" {
+                println!("LETHE_TENANT_ID={}\nLETHE_SK={}\nLETHE_PK={}\nLETHE_AK={}", t.tenant_id, t.secret_key, t.publishable_key, t.auditor_key);
+            } else {
+                println!("tenant {name} ({})", t.tenant_id);
+                println!("  secret key      {}", t.secret_key);
+                println!("  publishable key {}", t.publishable_key);
+                println!("  auditor key     {}", t.auditor_key);
+                println!("Keys are stored hashed and cannot be shown again.");
+            }
+        }
+        Command::RevokeKey { key } => {
+            let pool = crate::startup::pool(&settings)?;
+            crate::auth::revoke_key(&pool, &key).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("revoked");
+        }
+        Command::SigningKey => {
+            let signer = crate::audit::Signer::load_or_create(&settings.audit.signing_key_file)?;
+            println!("{}", crate::erasure::b64(&signer.public_key()));
+        }
+        Command::VerifyCertificate { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("Failed to read {}", file.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).context("Not JSON")?;
+            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_owned();
+            if crate::audit::verify_certificate(&field("body"), &field("signature"), &field("public_key")) {
+                println!("valid Ed25519 signature by {}", field("public_key"));
+            } else {
+                anyhow::bail!("INVALID certificate signature");
+            }
+        }
+    }
+    Ok(())
+}

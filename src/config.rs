@@ -1,0 +1,184 @@
+//! Configuration: `configuration/base.yaml`, then `configuration/<LETHE_ENVIRONMENT>.yaml`
+//! (default `local`), then `LETHE_<SECTION>__<KEY>` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::PgConnectOptions;
+
+/// Every setting of a Lethe process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub application: ApplicationSettings,
+    pub database: DatabaseSettings,
+    pub qdrant: QdrantSettings,
+    pub embedding: EmbeddingSettings,
+    pub erasure: ErasureSettings,
+    pub audit: AuditSettings,
+    pub residual: ResidualSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationSettings {
+    pub host: String,
+    /// 0 binds a free port (tests).
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub run_migrations: bool,
+}
+
+impl DatabaseSettings {
+    /// # Errors
+    /// When the URL is not a Postgres URL.
+    pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
+        self.url
+            .expose_secret()
+            .parse()
+            .context("database.url is not a valid Postgres URL")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QdrantSettings {
+    /// gRPC URL (port 6334); `https://` enables TLS. Empty disables Qdrant.
+    pub url: String,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    pub timeout_secs: u64,
+    /// Prefix of the Qdrant collections that Lethe creates.
+    pub collection_prefix: String,
+}
+
+/// Which embedder `Ingest` and residual search use.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    Fastembed,
+    Hashing,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingSettings {
+    pub provider: EmbeddingProvider,
+    pub model_name: String,
+    pub model_dir: PathBuf,
+    pub ort_dylib_path: PathBuf,
+    pub dimension: usize,
+    pub batch_size: usize,
+    pub max_length: usize,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureSettings {
+    pub workers: usize,
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+    pub default_deadline_days: u32,
+    pub verify_retries: u32,
+    pub delete_batch_size: usize,
+    pub stage_pause_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    pub signing_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidualSettings {
+    pub lexical: bool,
+    pub semantic: bool,
+    pub own_chunk_threshold: f32,
+    pub identifier_threshold: f32,
+    pub max_candidates: usize,
+}
+
+/// Log output: `pretty` for people, `json` for collectors.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+/// Reads the layered configuration from `dir` (usually `./configuration`).
+///
+/// # Errors
+/// When a file is malformed, a key is unknown, or a value fails validation.
+pub fn load(dir: &Path) -> anyhow::Result<Settings> {
+    let environment = std::env::var("LETHE_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+    let settings: Settings = config::Config::builder()
+        .add_source(config::File::from(dir.join("base.yaml")))
+        .add_source(config::File::from(dir.join(format!("{environment}.yaml"))).required(false))
+        .add_source(
+            config::Environment::with_prefix("LETHE")
+                .prefix_separator("_")
+                .separator("__"),
+        )
+        .build()
+        .context("Failed to read configuration")?
+        .try_deserialize()
+        .context("Failed to parse configuration")?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Rejects settings that would fail later in a less obvious way.
+    ///
+    /// # Errors
+    /// Names the first invalid setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.database.max_connections >= 2, "database.max_connections must be at least 2");
+        anyhow::ensure!((1..=4096).contains(&self.embedding.dimension), "embedding.dimension must be 1..=4096");
+        anyhow::ensure!(self.embedding.batch_size > 0, "embedding.batch_size must be positive");
+        anyhow::ensure!(self.erasure.workers > 0, "erasure.workers must be positive");
+        anyhow::ensure!(self.erasure.lease_secs > 0, "erasure.lease_secs must be positive");
+        anyhow::ensure!(self.erasure.delete_batch_size > 0, "erasure.delete_batch_size must be positive");
+        anyhow::ensure!(self.erasure.default_deadline_days > 0, "erasure.default_deadline_days must be positive");
+        for (name, t) in [
+            ("residual.own_chunk_threshold", self.residual.own_chunk_threshold),
+            ("residual.identifier_threshold", self.residual.identifier_threshold),
+        ] {
+            anyhow::ensure!((0.0..=1.0).contains(&t), "{name} must be within 0..=1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_configuration_loads_and_validates() {
+        let settings = load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration"));
+        let settings = settings.expect("base.yaml must load");
+        assert_eq!(settings.embedding.dimension, 384);
+        assert_eq!(settings.erasure.default_deadline_days, 30);
+    }
+}

@@ -1,0 +1,91 @@
+//! What every operation needs: the pool, the backends, the embedder, the
+//! signer, settings, and the wake-up for workers. Built once by `startup`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::audit::Signer;
+use crate::config::Settings;
+use crate::embedding::Embedder;
+use crate::error::Result;
+use crate::store::tenant;
+use crate::vector_store::VectorStores;
+
+/// Shared handles; cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub pool: PgPool,
+    pub stores: VectorStores,
+    pub embedder: Arc<dyn Embedder>,
+    pub signer: Arc<Signer>,
+    pub settings: Arc<Settings>,
+    /// Notified when a job is queued, so an idle worker starts at once.
+    pub wake: Arc<Notify>,
+    secrets: Arc<Mutex<HashMap<Uuid, Arc<Vec<u8>>>>>,
+}
+
+impl Context {
+    pub fn new(
+        pool: PgPool,
+        stores: VectorStores,
+        embedder: Arc<dyn Embedder>,
+        signer: Arc<Signer>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            pool,
+            stores,
+            embedder,
+            signer,
+            settings: Arc::new(settings),
+            wake: Arc::new(Notify::new()),
+            secrets: Arc::default(),
+        }
+    }
+
+    /// The tenant's HMAC key (immutable, so cached).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn tenant_secret(&self, tenant_id: Uuid) -> Result<Arc<Vec<u8>>> {
+        if let Some(s) = self.secrets.lock().ok().and_then(|m| m.get(&tenant_id).cloned()) {
+            return Ok(s);
+        }
+        let secret = Arc::new(tenant::hmac_secret(&self.pool, tenant_id).await?);
+        if let Ok(mut m) = self.secrets.lock() {
+            m.insert(tenant_id, Arc::clone(&secret));
+        }
+        Ok(secret)
+    }
+
+    /// Keyed hash (HMAC-SHA256 with the tenant's secret) of a subject id or
+    /// a normalised identifier: how tombstones and the log name people.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn keyed_hash(&self, tenant_id: Uuid, value: &str) -> Result<Vec<u8>> {
+        let secret = self.tenant_secret(tenant_id).await?;
+        Ok(keyed_hash(&secret, value))
+    }
+}
+
+/// HMAC-SHA256(secret, value).
+pub fn keyed_hash(secret: &[u8], value: &str) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    mac.update(value.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The advisory-lock key that serialises ingest and erasure of one subject.
+pub fn subject_lock_key(subject_hash: &[u8]) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&subject_hash[..8]);
+    i64::from_le_bytes(b)
+}

@@ -1,0 +1,88 @@
+//! What a collection is: where its vectors live and how they compare.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+use super::CollectionName;
+
+/// A vector backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Pgvector,
+    Qdrant,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pgvector => "pgvector",
+            Self::Qdrant => "qdrant",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pgvector" => Ok(Self::Pgvector),
+            "qdrant" => Ok(Self::Qdrant),
+            other => Err(format!("unknown backend `{other}`")),
+        }
+    }
+}
+
+/// Vector similarity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distance {
+    Cosine,
+    Dot,
+    Euclid,
+}
+
+impl Distance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cosine => "cosine",
+            Self::Dot => "dot",
+            Self::Euclid => "euclid",
+        }
+    }
+}
+
+impl FromStr for Distance {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cosine" => Ok(Self::Cosine),
+            "dot" => Ok(Self::Dot),
+            "euclid" => Ok(Self::Euclid),
+            other => Err(format!("unknown distance `{other}`")),
+        }
+    }
+}
+
+/// A registered collection, as the vector stores need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionSpec {
+    pub collection_id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: CollectionName,
+    pub backend: Backend,
+    /// The backend's own name (pgvector table, Qdrant collection or alias).
+    pub backend_name: String,
+    pub dimension: usize,
+    pub distance: Distance,
+    pub embedding_model: String,
+    pub store_text: bool,
+    pub retention_days: u32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}

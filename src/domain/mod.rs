@@ -1,0 +1,12 @@
+//! Domain types: validated names and ids, the vocabulary of collections,
+//! subjects and erase jobs. No I/O here, and no wire or SQL types.
+
+mod collection;
+mod erasure;
+mod names;
+mod subject;
+
+pub use collection::{Backend, CollectionSpec, Distance};
+pub use erasure::{JobStatus, ResidualPolicy, Stage};
+pub use names::{CollectionName, ExternalId, InvalidInput, bounded_text};
+pub use subject::{Identifier, IdentifierKind, Role, SubjectState};

@@ -1,0 +1,109 @@
+//! Validated names: parse, don't validate.
+
+use std::fmt;
+
+/// A request field that failed validation: which field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidInput {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidInput {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Checks that `value` is non-empty (after trimming) and at most `max` bytes.
+///
+/// # Errors
+/// `InvalidInput` naming `field`.
+pub fn bounded_text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, InvalidInput> {
+    if value.trim().is_empty() {
+        return Err(InvalidInput::new(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(InvalidInput::new(field, format!("must be at most {max} bytes, got {}", value.len())));
+    }
+    if value.contains('\0') {
+        return Err(InvalidInput::new(field, "must not contain NUL characters"));
+    }
+    Ok(value)
+}
+
+/// A collection's name in Lethe: 1–64 characters of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CollectionName(String);
+
+impl CollectionName {
+    /// # Errors
+    /// When the name is empty, too long or has other characters.
+    pub fn parse(field: &str, s: &str) -> Result<Self, InvalidInput> {
+        if s.is_empty() || s.len() > 64 {
+            return Err(InvalidInput::new(field, "must be 1 to 64 characters"));
+        }
+        if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(InvalidInput::new(field, "may contain only A-Z, a-z, 0-9, '_' and '-'"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CollectionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A caller's id (of a subject or a source): 1–256 bytes, not blank.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    pub const MAX_LEN: usize = 256;
+
+    /// # Errors
+    /// When empty, blank or longer than 256 bytes.
+    pub fn parse(field: &str, s: &str) -> Result<Self, InvalidInput> {
+        bounded_text(field, s, Self::MAX_LEN).map(|v| Self(v.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ExternalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_names_accept_identifiers_and_reject_the_rest() {
+        assert!(CollectionName::parse("n", "mail_2024-v1").is_ok());
+        for bad in ["", "has space", "semi;colon", "ü", &"x".repeat(65)] {
+            assert!(CollectionName::parse("n", bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn external_ids_are_bounded_and_not_blank() {
+        assert!(ExternalId::parse("id", "user 42").is_ok());
+        assert!(ExternalId::parse("id", "   ").is_err());
+        assert!(ExternalId::parse("id", &"a".repeat(257)).is_err());
+        assert!(ExternalId::parse("id", "a\0b").is_err());
+        let err = ExternalId::parse("subject.id", "").unwrap_err();
+        assert_eq!(err.field, "subject.id");
+    }
+}

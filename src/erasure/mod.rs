@@ -1,0 +1,177 @@
+//! Erasure: submitting jobs, reading them, and the worker that runs their
+//! stages (freeze → plan → delete → verify → residual → forget lineage →
+//! physical → log). Each stage is idempotent and the current stage is
+//! persisted, so a job survives a crash and resumes where it stopped.
+
+mod report;
+mod stages;
+mod worker;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use report::b64;
+pub use worker::{ExecutionOutcome, run_worker_until_stopped, try_execute_job};
+
+use crate::context::Context;
+use crate::domain::{ExternalId, JobStatus, ResidualPolicy, Stage};
+use crate::error::{LetheError, Result};
+use crate::ingest::{self, SubjectInput};
+use crate::store::jobs::{self, CountRow, EventRow, JobRow, NewJob};
+use crate::store::{StoreError, lineage};
+
+/// A validated `Erase` request.
+#[derive(Debug, Clone)]
+pub struct EraseInput {
+    pub subject: SubjectInput,
+    pub requested_by: String,
+    pub reason: String,
+    pub residual_policy: ResidualPolicy,
+    pub idempotency_key: Option<String>,
+    pub deadline_days: Option<u32>,
+    pub guarantee_physical: bool,
+}
+
+/// A job with its per-collection counts.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub job: JobRow,
+    /// The caller's subject id; None once the subject is erased.
+    pub subject_external_id: Option<String>,
+    pub subject_hash: Vec<u8>,
+    pub counts: Vec<CountRow>,
+}
+
+/// Submits an erasure. Under legal hold the job is recorded as refused, the
+/// refusal logged, and `FailedPrecondition(legal_hold)` returned. A replayed
+/// idempotency key, or a subject with a job already running, returns that job.
+///
+/// # Errors
+/// `FailedPrecondition` (legal hold), database failures.
+pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
+    let subject = ingest::put_subject(ctx, tenant_id, &input.subject).await?;
+    if input.idempotency_key.is_none() {
+        if let Some(running) = jobs::active_job_for_subject(&ctx.pool, subject.subject_id).await? {
+            return view(ctx, running).await;
+        }
+    }
+    let refused = subject.legal_hold;
+    let refusal = refused.then(|| format!("legal_hold: {}", subject.legal_hold_reason.as_deref().unwrap_or("")));
+    let deadline_days = input.deadline_days.unwrap_or(ctx.settings.erasure.default_deadline_days);
+    let new = NewJob {
+        tenant_id,
+        subject_id: subject.subject_id,
+        subject_tag: input.subject.id.as_str(),
+        requested_by: &input.requested_by,
+        reason: &input.reason,
+        idempotency_key: input.idempotency_key.as_deref(),
+        residual_policy: input.residual_policy.as_str(),
+        guarantee_physical: input.guarantee_physical,
+        status: if refused { JobStatus::Refused.as_str() } else { JobStatus::Queued.as_str() },
+        stage: if refused { Stage::Done.as_str() } else { Stage::Freeze.as_str() },
+        error: refusal.as_deref(),
+        deadline_days: i32::try_from(deadline_days).unwrap_or(i32::MAX),
+    };
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let (job, created) = jobs::insert_job(&mut tx, &new).await?;
+    if created {
+        let status = job.status.clone();
+        jobs::insert_event(&mut *tx, job.job_id, &job.stage, &status, if refused { "refused: legal hold" } else { "queued" })
+            .await?;
+        if refused {
+            let body = report::refusal_body(&job, &subject.subject_hash);
+            crate::audit::append(&mut tx, tenant_id, "refusal", Some(job.job_id), Some(&subject.subject_hash), &body)
+                .await?;
+        }
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    if job.status == JobStatus::Refused.as_str() {
+        return Err(LetheError::precondition(
+            "legal_hold",
+            format!("subject is under legal hold; refusal recorded as job {}", job.job_id),
+        ));
+    }
+    ctx.wake.notify_waiters();
+    tracing::info!(job_id = %job.job_id, created, "erasure submitted");
+    view(ctx, job).await
+}
+
+async fn view(ctx: &Context, job: JobRow) -> Result<JobView> {
+    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
+    let counts = jobs::counts(&ctx.pool, job.job_id).await?;
+    Ok(JobView { job, subject_external_id: subject.external_id, subject_hash: subject.subject_hash, counts })
+}
+
+/// # Errors
+/// `NotFound` for a job of another tenant or none.
+pub async fn get(ctx: &Context, tenant_id: Uuid, job_id: Uuid) -> Result<JobView> {
+    let job = jobs::job(&ctx.pool, tenant_id, job_id)
+        .await?
+        .ok_or_else(|| LetheError::NotFound(format!("erasure job {job_id}")))?;
+    view(ctx, job).await
+}
+
+/// # Errors
+/// Database failures.
+pub async fn list(
+    ctx: &Context,
+    tenant_id: Uuid,
+    overdue_only: bool,
+    status: Option<JobStatus>,
+    limit: u32,
+) -> Result<Vec<JobView>> {
+    let rows = jobs::list_jobs(&ctx.pool, tenant_id, overdue_only, status.map(JobStatus::as_str), i64::from(limit)).await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for job in rows {
+        views.push(view(ctx, job).await?);
+    }
+    Ok(views)
+}
+
+/// Events of a job after `after` (event id).
+///
+/// # Errors
+/// Database failures.
+pub async fn events_after(ctx: &Context, job_id: Uuid, after: i64) -> Result<Vec<EventRow>> {
+    Ok(jobs::events_after(&ctx.pool, job_id, after).await?)
+}
+
+/// Live counts of one collection for a subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveCount {
+    pub collection: String,
+    pub backend: String,
+    pub by_tag: u64,
+    pub by_ids: u64,
+    pub total: u64,
+}
+
+/// Counts a subject's vectors now, in every collection, by tag and by
+/// lineage ids, from the backends themselves. Works for unknown and erased
+/// subjects too (the tag is the id the auditor gives).
+///
+/// # Errors
+/// Backend and database failures.
+pub async fn count_subject(ctx: &Context, tenant_id: Uuid, subject: &ExternalId) -> Result<(String, Vec<LiveCount>)> {
+    let hash = ctx.keyed_hash(tenant_id, subject.as_str()).await?;
+    let row = lineage::subject_by_hash(&ctx.pool, tenant_id, &hash).await?;
+    let chunks = match &row {
+        Some(r) => lineage::subject_chunks(&ctx.pool, r.subject_id).await?,
+        None => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for spec in lineage::list_collections(&ctx.pool, tenant_id).await? {
+        let ids: Vec<Uuid> = chunks.iter().filter(|(c, _)| *c == spec.collection_id).map(|(_, p)| *p).collect();
+        let [by_tag, by_ids, total] = stages::count_three(ctx, &spec, subject.as_str(), &ids).await?;
+        out.push(LiveCount {
+            collection: spec.name.to_string(),
+            backend: spec.backend.to_string(),
+            by_tag,
+            by_ids,
+            total,
+        });
+    }
+    let state = row.map_or("unknown", |r| r.state().as_str()).to_owned();
+    Ok((state, out))
+}
+

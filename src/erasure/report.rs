@@ -1,0 +1,182 @@
+//! What the log and the certificate say about a job. Bodies are serialised
+//! once and stored as they are, so the bytes that are hashed and signed are
+//! the bytes an auditor reads.
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::domain::Backend;
+use crate::store::jobs::{CountRow, JobRow};
+use crate::store::log::{CertificateRow, LogRow};
+
+/// What no erasure by Lethe can reach; stated in every entry and certificate.
+pub const OUT_OF_REACH: &str = "Copies outside the live backends are not erased by Lethe: PostgreSQL WAL and \
+     archives, base backups and replicas; Qdrant WAL segments until truncated, snapshots and replicas; \
+     application caches and exports. Erase or expire them by their own retention.";
+
+#[derive(Serialize)]
+pub struct CollectionReport<'a> {
+    collection: &'a str,
+    backend: &'a str,
+    before_by_tag: i64,
+    before_by_ids: i64,
+    before_total: i64,
+    deleted: i64,
+    after_by_tag: i64,
+    after_by_ids: i64,
+    after_total: i64,
+    residual_found: i64,
+    residual_deleted: i64,
+    residual_redacted: i64,
+    physical_status: &'a str,
+    physical_detail: &'a str,
+}
+
+fn collections(counts: &[CountRow]) -> Vec<CollectionReport<'_>> {
+    counts
+        .iter()
+        .map(|c| {
+            let after = c.after_total.unwrap_or(0);
+            CollectionReport {
+                collection: &c.collection_name,
+                backend: &c.backend,
+                before_by_tag: c.before_by_tag,
+                before_by_ids: c.before_by_ids,
+                before_total: c.before_total,
+                deleted: c.before_total - after,
+                after_by_tag: c.after_by_tag.unwrap_or(0),
+                after_by_ids: c.after_by_ids.unwrap_or(0),
+                after_total: after,
+                residual_found: c.residual_found,
+                residual_deleted: c.residual_deleted,
+                residual_redacted: c.residual_redacted,
+                physical_status: &c.physical_status,
+                physical_detail: &c.physical_detail,
+            }
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+pub struct ErasureBody<'a> {
+    kind: &'static str,
+    job_id: String,
+    tenant_id: String,
+    subject_hash: String,
+    requested_by: &'a str,
+    reason: &'a str,
+    residual_policy: &'a str,
+    guarantee_physical: bool,
+    received_at: String,
+    deadline: String,
+    logged_at: String,
+    collections: Vec<CollectionReport<'a>>,
+    out_of_reach: &'static str,
+}
+
+pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [CountRow]) -> ErasureBody<'a> {
+    ErasureBody {
+        kind: "erasure",
+        job_id: job.job_id.to_string(),
+        tenant_id: job.tenant_id.to_string(),
+        subject_hash: hex::encode(subject_hash),
+        requested_by: &job.requested_by,
+        reason: &job.reason,
+        residual_policy: &job.residual_policy,
+        guarantee_physical: job.guarantee_physical,
+        received_at: job.received_at.to_rfc3339(),
+        deadline: job.deadline.to_rfc3339(),
+        logged_at: chrono::Utc::now().to_rfc3339(),
+        collections: collections(counts),
+        out_of_reach: OUT_OF_REACH,
+    }
+}
+
+#[derive(Serialize)]
+pub struct RefusalBody<'a> {
+    kind: &'static str,
+    job_id: String,
+    tenant_id: String,
+    subject_hash: String,
+    requested_by: &'a str,
+    reason: &'a str,
+    refused_because: &'a str,
+    received_at: String,
+}
+
+pub fn refusal_body<'a>(job: &'a JobRow, subject_hash: &[u8]) -> RefusalBody<'a> {
+    RefusalBody {
+        kind: "refusal",
+        job_id: job.job_id.to_string(),
+        tenant_id: job.tenant_id.to_string(),
+        subject_hash: hex::encode(subject_hash),
+        requested_by: &job.requested_by,
+        reason: &job.reason,
+        refused_because: job.error.as_deref().unwrap_or("legal_hold"),
+        received_at: job.received_at.to_rfc3339(),
+    }
+}
+
+#[derive(Serialize)]
+struct CertificateBody<'a> {
+    certificate_version: u32,
+    algorithm: &'static str,
+    job_id: String,
+    tenant_id: String,
+    subject_hash: String,
+    requested_by: &'a str,
+    received_at: String,
+    completed_at: String,
+    deadline: String,
+    collections: Vec<CollectionReport<'a>>,
+    residual_policy: &'a str,
+    log_seq: i64,
+    log_entry_hash: String,
+    out_of_reach: &'static str,
+}
+
+/// The signed certificate of a job, anchored to its log entry.
+pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[CountRow], entry: &LogRow) -> CertificateRow {
+    let body = CertificateBody {
+        certificate_version: 1,
+        algorithm: "Ed25519",
+        job_id: job.job_id.to_string(),
+        tenant_id: job.tenant_id.to_string(),
+        subject_hash: hex::encode(subject_hash),
+        requested_by: &job.requested_by,
+        received_at: job.received_at.to_rfc3339(),
+        completed_at: chrono::Utc::now().to_rfc3339(),
+        deadline: job.deadline.to_rfc3339(),
+        collections: collections(counts),
+        residual_policy: &job.residual_policy,
+        log_seq: entry.seq,
+        log_entry_hash: hex::encode(&entry.entry_hash),
+        out_of_reach: OUT_OF_REACH,
+    };
+    // Serialising plain strings and numbers cannot fail.
+    let body = serde_json::to_string(&body).unwrap_or_default();
+    CertificateRow {
+        job_id: job.job_id,
+        signature: ctx.signer.sign(&body).to_vec(),
+        public_key: ctx.signer.public_key().to_vec(),
+        body,
+    }
+}
+
+/// Base64 as certificates present keys and signatures.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Why physical erasure is pending when no guarantee was asked for.
+pub fn pending_detail(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Pgvector => {
+            "deleted rows are dead tuples until (auto)VACUUM prunes them; ask for guaranteed physical erasure to rewrite the table now"
+        }
+        Backend::Qdrant => {
+            "Qdrant soft-deletes points; their vectors stay in segment files until the optimizer rewrites the segment; ask for guaranteed physical erasure to rebuild the collection"
+        }
+    }
+}

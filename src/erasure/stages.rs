@@ -1,0 +1,251 @@
+//! The stages of an erase job. Each is idempotent: running it again after a
+//! crash gives the same result, because what it needs from earlier stages
+//! (counts before, lineage ids, probes) was persisted by them.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::report;
+use crate::context::{Context, subject_lock_key};
+use crate::domain::{CollectionSpec, Identifier, JobStatus, ResidualPolicy, Stage};
+use crate::error::{LetheError, Result};
+use crate::residual::{self, Probe, ResidualQuery};
+use crate::store::jobs::{self, CountRow, JobRow, ProbeRow};
+use crate::store::{StoreError, lineage};
+use crate::vector_store::{PhysicalOutcome, Selector};
+
+/// Why a stage did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// Try again later (backend or database unavailable, …).
+    #[error(transparent)]
+    Transient(#[from] LetheError),
+    /// The job cannot succeed; fail it with this reason.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl From<StoreError> for StageError {
+    fn from(e: StoreError) -> Self {
+        Self::Transient(e.into())
+    }
+}
+
+impl From<crate::vector_store::VectorStoreError> for StageError {
+    fn from(e: crate::vector_store::VectorStoreError) -> Self {
+        Self::Transient(e.into())
+    }
+}
+
+type StageResult = std::result::Result<String, StageError>;
+
+/// Most of a subject's own chunks kept as probes for the semantic residual search.
+const MAX_PROBES: usize = 256;
+
+/// Runs one stage; returns a short message for the job's event stream.
+pub(super) async fn run(ctx: &Context, job: &JobRow, stage: Stage) -> StageResult {
+    match stage {
+        Stage::Freeze => freeze(ctx, job).await,
+        Stage::Plan => plan(ctx, job).await,
+        Stage::Delete => delete(ctx, job).await,
+        Stage::Verify => verify(ctx, job).await,
+        Stage::Residual => residual_stage(ctx, job).await,
+        Stage::ForgetLineage => forget_lineage(ctx, job).await,
+        Stage::Physical => physical(ctx, job).await,
+        Stage::Log => log(ctx, job).await,
+        Stage::Done => Ok(String::new()),
+    }
+}
+
+fn tag(job: &JobRow) -> &str {
+    job.subject_tag.as_deref().unwrap_or_default()
+}
+
+/// Counts by tag, by ids, and both (union), exactly, in one collection.
+pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str, ids: &[Uuid]) -> Result<[u64; 3]> {
+    let store = ctx.stores.get(spec.backend)?;
+    let tag_sel = if tag.is_empty() { Selector::by_ids(spec.tenant_id, Vec::new()) } else { Selector::by_tag(spec.tenant_id, tag) };
+    let by_tag = store.count(spec, &tag_sel).await?;
+    let by_ids = store.count(spec, &Selector::by_ids(spec.tenant_id, ids.to_vec())).await?;
+    let both = Selector { tag: tag_sel.tag.clone(), ..Selector::by_ids(spec.tenant_id, ids.to_vec()) };
+    let total = store.count(spec, &both).await?;
+    Ok([by_tag, by_ids, total])
+}
+
+async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
+    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Waits for in-flight writes that checked the subject before the freeze.
+    lineage::lock_subject_exclusive(&mut tx, subject_lock_key(&subject.subject_hash)).await?;
+    lineage::set_state(&mut *tx, job.subject_id, crate::domain::SubjectState::PendingErasure).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok("ingestion for the subject is suppressed".into())
+}
+
+async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
+    let chunks = lineage::subject_chunks(&ctx.pool, job.subject_id).await?;
+    let collections = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
+    let mut planned = Vec::with_capacity(collections.len());
+    let mut probes = Vec::new();
+    for spec in collections {
+        let ids: Vec<Uuid> = chunks.iter().filter(|(c, _)| *c == spec.collection_id).map(|(_, p)| *p).collect();
+        let before = count_three(ctx, &spec, tag(job), &ids).await?;
+        if probes.len() < MAX_PROBES && !ids.is_empty() {
+            probes.extend(capture_probes(ctx, &spec, &ids[..ids.len().min(MAX_PROBES - probes.len())]).await?);
+        }
+        planned.push((spec, before, ids));
+    }
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let mut total = 0;
+    for (spec, before, ids) in &planned {
+        let before = before.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        total += before[2];
+        let (name, backend) = (spec.name.as_str(), spec.backend.as_str());
+        jobs::record_plan(&mut tx, job.job_id, spec.collection_id, name, backend, before, ids).await?;
+    }
+    jobs::record_probes(&mut tx, job.job_id, &probes).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(format!("{total} vectors in {} collections to delete", planned.len()))
+}
+
+/// The subject's own vectors and texts, kept until the job is logged.
+async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<ProbeRow>> {
+    let points = ctx.stores.get(spec.backend)?.retrieve(spec, ids, true).await?;
+    let texts: std::collections::HashMap<Uuid, Option<String>> =
+        lineage::chunk_texts(&ctx.pool, ids).await?.into_iter().collect();
+    Ok(points
+        .into_iter()
+        .filter_map(|p| {
+            let text = texts.get(&p.id).cloned().flatten().or(p.payload.text);
+            p.vector.map(|vector| ProbeRow { collection_id: spec.collection_id, text, vector })
+        })
+        .collect())
+}
+
+/// The collections of the plan with their counts.
+async fn planned(ctx: &Context, job: &JobRow) -> std::result::Result<Vec<(CollectionSpec, CountRow)>, StageError> {
+    let specs = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
+    let counts = jobs::counts(&ctx.pool, job.job_id).await?;
+    Ok(counts
+        .into_iter()
+        .filter_map(|c| specs.iter().find(|s| s.collection_id == c.collection_id).map(|s| (s.clone(), c)))
+        .collect())
+}
+
+async fn delete(ctx: &Context, job: &JobRow) -> StageResult {
+    for (spec, _) in planned(ctx, job).await? {
+        delete_in(ctx, job, &spec).await?;
+    }
+    Ok("deleted by tag and by lineage ids".into())
+}
+
+async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec) -> std::result::Result<(), StageError> {
+    let store = ctx.stores.get(spec.backend)?;
+    if !tag(job).is_empty() {
+        store.delete(spec, &Selector::by_tag(spec.tenant_id, tag(job))).await?;
+    }
+    let ids = jobs::plan_points(&ctx.pool, job.job_id, spec.collection_id).await?;
+    for batch in ids.chunks(ctx.settings.erasure.delete_batch_size) {
+        store.delete(spec, &Selector::by_ids(spec.tenant_id, batch.to_vec())).await?;
+    }
+    Ok(())
+}
+
+async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
+    let retries = ctx.settings.erasure.verify_retries;
+    for (spec, _) in planned(ctx, job).await? {
+        let ids = jobs::plan_points(&ctx.pool, job.job_id, spec.collection_id).await?;
+        let mut attempt = 0;
+        let after = loop {
+            let after = count_three(ctx, &spec, tag(job), &ids).await?;
+            if after == [0, 0, 0] || attempt >= retries {
+                break after;
+            }
+            attempt += 1;
+            tracing::warn!(job_id = %job.job_id, collection = %spec.name, ?after, attempt, "points remain; deleting again");
+            delete_in(ctx, job, &spec).await?;
+        };
+        let after_i = after.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        jobs::set_after(&ctx.pool, job.job_id, spec.collection_id, after_i).await?;
+        if after != [0, 0, 0] {
+            return Err(StageError::Fatal(format!(
+                "verification failed in collection `{}`: {} points remain ({} by tag, {} by lineage ids) after {} retries",
+                spec.name, after[2], after[0], after[1], retries
+            )));
+        }
+    }
+    Ok("verified: no vector of the subject remains".into())
+}
+
+async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
+    let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
+    let identifiers: Vec<Identifier> = lineage::identifiers(&ctx.pool, job.subject_id)
+        .await?
+        .into_iter()
+        .filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value }))
+        .collect();
+    let probes = jobs::probes(&ctx.pool, job.job_id).await?;
+    let query = ResidualQuery {
+        identifiers: identifiers.clone(),
+        probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
+        exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
+        limit: ctx.settings.residual.max_candidates,
+    };
+    let mut candidates = residual::search(ctx, job.tenant_id, &query).await?;
+    let outcome = residual::apply(ctx, job.tenant_id, policy, &identifiers, &mut candidates).await?;
+    for (collection_id, [found, deleted, redacted]) in outcome {
+        jobs::set_residual_counts(&ctx.pool, job.job_id, collection_id, found, deleted, redacted).await?;
+    }
+    let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+    jobs::set_residuals(&ctx.pool, job.job_id, &json).await?;
+    Ok(format!("{} residual candidates ({})", candidates.len(), policy.as_str()))
+}
+
+async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
+    let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let forgotten = lineage::delete_chunks(&mut tx, &chunk_ids).await?;
+    lineage::tombstone_subject(&mut tx, job.subject_id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(format!("{forgotten} lineage chunks forgotten; the subject is a keyed-hash tombstone"))
+}
+
+async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
+    let mut confirmed = 0;
+    let collections = planned(ctx, job).await?;
+    for (spec, counts) in &collections {
+        let deleted = counts.before_total - counts.after_total.unwrap_or(0) + counts.residual_deleted;
+        let (status, detail) = if !job.guarantee_physical {
+            ("pending".to_owned(), report::pending_detail(spec.backend).to_owned())
+        } else if deleted == 0 {
+            ("confirmed".to_owned(), "nothing was deleted".to_owned())
+        } else {
+            match ctx.stores.get(spec.backend)?.reclaim(spec, true).await? {
+                PhysicalOutcome::Confirmed(d) => ("confirmed".to_owned(), d),
+                PhysicalOutcome::Pending(d) => ("pending".to_owned(), d),
+            }
+        };
+        confirmed += usize::from(status == "confirmed");
+        jobs::set_physical(&ctx.pool, job.job_id, spec.collection_id, &status, &detail).await?;
+    }
+    Ok(format!("physical erasure confirmed in {confirmed} of {} collections", collections.len()))
+}
+
+async fn log(ctx: &Context, job: &JobRow) -> StageResult {
+    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
+    let counts = jobs::counts(&ctx.pool, job.job_id).await?;
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let body = report::erasure_body(job, &subject.subject_hash, &counts);
+    let entry =
+        crate::audit::append(&mut tx, job.tenant_id, "erasure", Some(job.job_id), Some(&subject.subject_hash), &body)
+            .await?;
+    let cert = report::certificate(ctx, job, &subject.subject_hash, &counts, &entry);
+    crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
+    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
+    jobs::delete_probes(&mut *tx, job.job_id).await?;
+    jobs::finish(&mut *tx, job.job_id, JobStatus::Completed.as_str(), None).await?;
+    jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Completed.as_str(), "completed").await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(format!("log entry {} appended and certificate signed", entry.seq))
+}

@@ -1,0 +1,147 @@
+//! The job worker: claims runnable jobs (`FOR UPDATE SKIP LOCKED` with a
+//! lease), runs their stages in order, renews the lease while a stage runs,
+//! and retries transient failures with back-off. Several workers, in one or
+//! many processes, share the queue.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::stages::{self, StageError};
+use crate::context::Context;
+use crate::domain::{JobStatus, Stage};
+use crate::store::StoreError;
+use crate::store::jobs::{self, JobRow};
+
+/// Attempts before a job that keeps failing transiently is failed.
+const MAX_ATTEMPTS: i32 = 20;
+
+/// What one attempt to run a job did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExecutionOutcome {
+    JobRan,
+    EmptyQueue,
+}
+
+/// Runs `erasure.workers` workers until `shutdown` resolves. A job cut off by
+/// the shutdown keeps its persisted stage and is resumed when its lease expires.
+pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..ctx.settings.erasure.workers {
+        let ctx = ctx.clone();
+        set.spawn(async move { worker_loop(ctx).await });
+    }
+    shutdown.await;
+    set.shutdown().await;
+}
+
+async fn worker_loop(ctx: Context) {
+    let owner = Uuid::new_v4();
+    let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
+    loop {
+        match try_execute_job(&ctx, owner).await {
+            Ok(ExecutionOutcome::JobRan) => {}
+            Ok(ExecutionOutcome::EmptyQueue) => {
+                let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
+            }
+            Err(e) => {
+                tracing::error!(error.cause_chain = ?e, "worker cannot reach the job queue");
+                tokio::time::sleep(poll).await;
+            }
+        }
+    }
+}
+
+/// Claims one job and runs it to the end, to a failure, or until its lease is lost.
+///
+/// # Errors
+/// When the queue itself cannot be read.
+pub async fn try_execute_job(ctx: &Context, owner: Uuid) -> Result<ExecutionOutcome, StoreError> {
+    let lease = lease_secs(ctx);
+    let Some(job) = jobs::claim_job(&ctx.pool, owner, lease).await? else {
+        return Ok(ExecutionOutcome::EmptyQueue);
+    };
+    let span = tracing::info_span!("erasure_job", job_id = %job.job_id, attempt = job.attempts);
+    run_job(ctx, owner, job).instrument(span).await?;
+    Ok(ExecutionOutcome::JobRan)
+}
+
+fn lease_secs(ctx: &Context) -> f64 {
+    // Lease durations are seconds in configuration; a few thousand at most.
+    ctx.settings.erasure.lease_secs as f64
+}
+
+async fn run_job(ctx: &Context, owner: Uuid, job: JobRow) -> Result<(), StoreError> {
+    let mut stage: Stage = job.stage.parse().unwrap_or(Stage::Freeze);
+    while stage != Stage::Done {
+        pause(ctx).await;
+        let result = with_lease(ctx, &job, owner, stages::run(ctx, &job, stage)).await;
+        match result {
+            Some(Ok(message)) => {
+                tracing::info!(job_id = %job.job_id, stage = stage.as_str(), %message, "stage done");
+                let next = stage.next();
+                if next != Stage::Done {
+                    if !jobs::advance(&ctx.pool, job.job_id, owner, next.as_str(), lease_secs(ctx)).await? {
+                        tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
+                        return Ok(());
+                    }
+                    let text = format!("{}: {message}", stage.as_str());
+                    jobs::insert_event(&ctx.pool, job.job_id, next.as_str(), JobStatus::InProgress.as_str(), &text).await?;
+                }
+                stage = next;
+            }
+            Some(Err(StageError::Fatal(reason))) => return fail(ctx, &job, stage, &reason).await,
+            Some(Err(StageError::Transient(e))) => {
+                tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), error.cause_chain = ?e, "stage failed; will retry");
+                if job.attempts >= MAX_ATTEMPTS {
+                    return fail(ctx, &job, stage, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await;
+                }
+                let backoff = f64::from(2u32.saturating_pow(job.attempts.clamp(0, 6).unsigned_abs())).min(60.0);
+                jobs::release_for_retry(&ctx.pool, job.job_id, &format!("{}: {e}", stage.as_str()), backoff).await?;
+                return Ok(());
+            }
+            None => {
+                tracing::warn!(job_id = %job.job_id, "lease lost during a stage; another worker resumes the job");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a stage while renewing the lease; None when the lease was lost.
+async fn with_lease<T>(ctx: &Context, job: &JobRow, owner: Uuid, stage: impl Future<Output = T>) -> Option<T> {
+    let every = Duration::from_secs_f64((lease_secs(ctx) / 3.0).max(0.2));
+    tokio::pin!(stage);
+    loop {
+        tokio::select! {
+            out = &mut stage => return Some(out),
+            () = tokio::time::sleep(every) => {
+                match jobs::renew_lease(&ctx.pool, job.job_id, owner, lease_secs(ctx)).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => tracing::warn!(error.cause_chain = ?e, "cannot renew the lease"),
+                }
+            }
+        }
+    }
+}
+
+async fn fail(ctx: &Context, job: &JobRow, stage: Stage, reason: &str) -> Result<(), StoreError> {
+    tracing::error!(job_id = %job.job_id, stage = stage.as_str(), reason, "erasure failed");
+    let mut tx = ctx.pool.begin().await?;
+    let message = format!("{}: {reason}", stage.as_str());
+    jobs::finish(&mut *tx, job.job_id, JobStatus::Failed.as_str(), Some(&message)).await?;
+    jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Failed.as_str(), &message).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn pause(ctx: &Context) {
+    let ms = ctx.settings.erasure.stage_pause_ms;
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}

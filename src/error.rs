@@ -1,0 +1,74 @@
+//! `LetheError`: the error of every operation a client can request. Callers
+//! branch on its variants; `grpc::status` turns each into a wire status.
+
+use crate::domain::InvalidInput;
+use crate::embedding::EmbeddingError;
+use crate::store::StoreError;
+use crate::vector_store::VectorStoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LetheError {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(#[from] InvalidInput),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is valid but the system's state forbids it; `reason` is a
+    /// stable machine-readable code (`legal_hold`, …).
+    #[error("{message}")]
+    FailedPrecondition { reason: &'static str, message: String },
+    #[error("{message}")]
+    AlreadyExists { message: String },
+    #[error("invalid API key")]
+    Unauthenticated,
+    /// The key is valid but of the wrong kind; `reason` names what is needed.
+    #[error("permission denied: {reason}")]
+    PermissionDenied { reason: &'static str },
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = LetheError> = std::result::Result<T, E>;
+
+impl LetheError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidArgument(InvalidInput::new(field, message))
+    }
+
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition { reason, message: message.into() }
+    }
+}
+
+impl From<StoreError> for LetheError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(source) => Self::Unavailable(anyhow::Error::new(source)),
+            StoreError::Unexpected(source) => Self::Unexpected(anyhow::Error::new(source)),
+        }
+    }
+}
+
+impl From<VectorStoreError> for LetheError {
+    fn from(e: VectorStoreError) -> Self {
+        match e {
+            VectorStoreError::DimensionMismatch { expected, actual } => {
+                Self::invalid("vector", format!("has {actual} dimensions, the collection expects {expected}"))
+            }
+            VectorStoreError::NotConfigured { backend } => {
+                Self::precondition("backend_not_configured", format!("{backend} is not configured on this server"))
+            }
+            VectorStoreError::Unavailable { .. } => Self::Unavailable(anyhow::Error::new(e)),
+            VectorStoreError::CollectionNotFound(_) | VectorStoreError::Backend { .. } => {
+                Self::Unexpected(anyhow::Error::new(e))
+            }
+        }
+    }
+}
+
+impl From<EmbeddingError> for LetheError {
+    fn from(e: EmbeddingError) -> Self {
+        Self::Unexpected(anyhow::Error::new(e))
+    }
+}

@@ -1,0 +1,453 @@
+//! Conversions between wire messages and domain inputs/outputs. Every
+//! request field is validated here; a failure names the field.
+
+use prost_types::Timestamp;
+use uuid::Uuid;
+
+use super::pb;
+use crate::catalog::NewCollection;
+use crate::domain::{
+    Backend, CollectionName, CollectionSpec, Distance, ExternalId, Identifier, IdentifierKind, InvalidInput,
+    JobStatus, ResidualPolicy, Role, Stage, bounded_text,
+};
+use crate::erasure::{EraseInput, JobView, LiveCount};
+use crate::ingest::{ChunkInput, SubjectInput};
+use crate::residual::Candidate;
+use crate::store::jobs::{CountRow, EventRow};
+use crate::store::lineage::SubjectRow;
+use crate::store::log::LogRow;
+
+pub const MAX_CHUNKS: usize = 1000;
+pub const MAX_TEXT: usize = 32 * 1024;
+
+type R<T> = Result<T, InvalidInput>;
+
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+pub fn uuid(field: &str, s: &str) -> R<Uuid> {
+    Uuid::parse_str(s.trim()).map_err(|_| InvalidInput::new(field, "must be a UUID"))
+}
+
+pub fn new_collection(r: pb::CreateCollectionRequest) -> R<NewCollection> {
+    let pb::CreateCollectionRequest { name, backend, dimension, distance, store_text, retention_days } = r;
+    let backend = match pb::Backend::try_from(backend) {
+        Ok(pb::Backend::Pgvector) => Backend::Pgvector,
+        Ok(pb::Backend::Qdrant) => Backend::Qdrant,
+        Ok(pb::Backend::Unspecified) | Err(_) => return Err(InvalidInput::new("backend", "must be PGVECTOR or QDRANT")),
+    };
+    if !(1..=4096).contains(&dimension) {
+        return Err(InvalidInput::new("dimension", "must be between 1 and 4096"));
+    }
+    let distance = match pb::Distance::try_from(distance) {
+        Ok(pb::Distance::Unspecified | pb::Distance::Cosine) => Distance::Cosine,
+        Ok(pb::Distance::Dot) => Distance::Dot,
+        Ok(pb::Distance::Euclid) => Distance::Euclid,
+        Err(_) => return Err(InvalidInput::new("distance", "unknown distance")),
+    };
+    Ok(NewCollection {
+        name: CollectionName::parse("name", &name)?,
+        backend,
+        dimension: dimension as usize,
+        distance,
+        store_text: store_text.unwrap_or(true),
+        retention_days,
+    })
+}
+
+pub fn collection(c: &CollectionSpec) -> pb::Collection {
+    pb::Collection {
+        name: c.name.to_string(),
+        backend: match c.backend {
+            Backend::Pgvector => pb::Backend::Pgvector,
+            Backend::Qdrant => pb::Backend::Qdrant,
+        } as i32,
+        backend_name: c.backend_name.clone(),
+        dimension: u32::try_from(c.dimension).unwrap_or(0),
+        distance: match c.distance {
+            Distance::Cosine => pb::Distance::Cosine,
+            Distance::Dot => pb::Distance::Dot,
+            Distance::Euclid => pb::Distance::Euclid,
+        } as i32,
+        embedding_model: c.embedding_model.clone(),
+        store_text: c.store_text,
+        retention_days: c.retention_days,
+        created_at: Some(timestamp(c.created_at)),
+    }
+}
+
+pub fn identifier(field: &str, i: pb::Identifier) -> R<Identifier> {
+    let kind = match pb::IdentifierKind::try_from(i.kind) {
+        Ok(pb::IdentifierKind::Email) => IdentifierKind::Email,
+        Ok(pb::IdentifierKind::Name) => IdentifierKind::Name,
+        Ok(pb::IdentifierKind::Phone) => IdentifierKind::Phone,
+        Ok(pb::IdentifierKind::Handle) => IdentifierKind::Handle,
+        Ok(pb::IdentifierKind::AnonymousId) => IdentifierKind::AnonymousId,
+        Ok(pb::IdentifierKind::Other | pb::IdentifierKind::Unspecified) => IdentifierKind::Other,
+        Err(_) => return Err(InvalidInput::new(format!("{field}.kind"), "unknown identifier kind")),
+    };
+    let value = bounded_text(&format!("{field}.value"), &i.value, Identifier::MAX_LEN)?.trim().to_owned();
+    if kind == IdentifierKind::Email && !value.contains('@') {
+        return Err(InvalidInput::new(format!("{field}.value"), "an e-mail address must contain '@'"));
+    }
+    Ok(Identifier { kind, value })
+}
+
+pub fn subject(field: &str, s: Option<pb::SubjectRef>) -> R<SubjectInput> {
+    let s = s.ok_or_else(|| InvalidInput::new(field, "is required"))?;
+    if s.identifiers.len() > 100 {
+        return Err(InvalidInput::new(format!("{field}.identifiers"), "at most 100 identifiers"));
+    }
+    Ok(SubjectInput {
+        id: ExternalId::parse(&format!("{field}.id"), &s.id)?,
+        identifiers: s
+            .identifiers
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| identifier(&format!("{field}.identifiers[{i}]"), x))
+            .collect::<R<_>>()?,
+    })
+}
+
+pub fn subjects(list: Vec<pb::SubjectRef>) -> R<Vec<SubjectInput>> {
+    list.into_iter().enumerate().map(|(i, s)| subject(&format!("subjects[{i}]"), Some(s))).collect()
+}
+
+fn tags(field: &str, tags: Vec<pb::SubjectTag>) -> R<Vec<(ExternalId, Role)>> {
+    if tags.len() > 100 {
+        return Err(InvalidInput::new(field, "at most 100 tags per chunk"));
+    }
+    tags.into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let role = match pb::TagRole::try_from(t.role) {
+                Ok(pb::TagRole::Owner) => Role::Owner,
+                Ok(pb::TagRole::Author) => Role::Author,
+                Ok(pb::TagRole::Mentioned | pb::TagRole::Unspecified) => Role::Mentioned,
+                Err(_) => return Err(InvalidInput::new(format!("{field}[{i}].role"), "unknown role")),
+            };
+            Ok((ExternalId::parse(&format!("{field}[{i}].subject_id"), &t.subject_id)?, role))
+        })
+        .collect()
+}
+
+fn optional_uuid(field: &str, s: &str) -> R<Option<Uuid>> {
+    if s.is_empty() { Ok(None) } else { uuid(field, s).map(Some) }
+}
+
+fn check_count(n: usize, field: &str) -> R<()> {
+    if n == 0 || n > MAX_CHUNKS {
+        return Err(InvalidInput::new(field, format!("must hold 1 to {MAX_CHUNKS} items, got {n}")));
+    }
+    Ok(())
+}
+
+pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
+    check_count(chunks.len(), "chunks")?;
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let f = |name: &str| format!("chunks[{i}].{name}");
+            Ok(ChunkInput {
+                source_id: ExternalId::parse(&f("source_id"), &c.source_id)?,
+                source_uri: c.source_uri,
+                source_kind: c.source_kind,
+                text: Some(bounded_text(&f("text"), &c.text, MAX_TEXT)?.to_owned()),
+                tags: tags(&f("tags"), c.tags)?,
+                point_id: optional_uuid(&f("point_id"), &c.point_id)?,
+                ordinal: c.ordinal,
+                vector: None,
+            })
+        })
+        .collect()
+}
+
+pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
+    check_count(points.len(), "points")?;
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let f = |name: &str| format!("points[{i}].{name}");
+            if p.text.len() > MAX_TEXT {
+                return Err(InvalidInput::new(f("text"), format!("must be at most {MAX_TEXT} bytes")));
+            }
+            if p.vector.iter().any(|x| !x.is_finite()) {
+                return Err(InvalidInput::new(f("vector"), "must hold finite numbers"));
+            }
+            Ok(ChunkInput {
+                source_id: ExternalId::parse(&f("source_id"), &p.source_id)?,
+                source_uri: p.source_uri,
+                source_kind: p.source_kind,
+                text: (!p.text.is_empty()).then_some(p.text),
+                tags: tags(&f("tags"), p.tags)?,
+                point_id: Some(uuid(&f("point_id"), &p.point_id)?),
+                ordinal: u32::try_from(i).unwrap_or(0),
+                vector: (!p.vector.is_empty()).then_some(p.vector),
+            })
+        })
+        .collect()
+}
+
+pub fn erase(r: pb::EraseRequest) -> R<EraseInput> {
+    let pb::EraseRequest {
+        subject: s,
+        requested_by,
+        reason,
+        residual_policy,
+        idempotency_key,
+        deadline_days,
+        guarantee_physical,
+    } = r;
+    let residual_policy = match pb::ResidualPolicy::try_from(residual_policy) {
+        Ok(pb::ResidualPolicy::Unspecified | pb::ResidualPolicy::Report) => ResidualPolicy::Report,
+        Ok(pb::ResidualPolicy::Delete) => ResidualPolicy::Delete,
+        Ok(pb::ResidualPolicy::Redact) => ResidualPolicy::Redact,
+        Err(_) => return Err(InvalidInput::new("residual_policy", "unknown policy")),
+    };
+    if deadline_days > 3650 {
+        return Err(InvalidInput::new("deadline_days", "must be at most 3650"));
+    }
+    let idempotency_key = if idempotency_key.is_empty() {
+        None
+    } else {
+        Some(bounded_text("idempotency_key", &idempotency_key, 128)?.to_owned())
+    };
+    Ok(EraseInput {
+        subject: subject("subject", s)?,
+        requested_by: bounded_text("requested_by", &requested_by, 256)?.to_owned(),
+        reason: if reason.is_empty() { String::new() } else { bounded_text("reason", &reason, 1024)?.to_owned() },
+        residual_policy,
+        idempotency_key,
+        deadline_days: (deadline_days > 0).then_some(deadline_days),
+        guarantee_physical,
+    })
+}
+
+pub fn job_status(s: &str) -> pb::JobStatus {
+    match s.parse::<JobStatus>() {
+        Ok(JobStatus::Queued) => pb::JobStatus::Queued,
+        Ok(JobStatus::InProgress) => pb::JobStatus::InProgress,
+        Ok(JobStatus::Completed) => pb::JobStatus::Completed,
+        Ok(JobStatus::Failed) => pb::JobStatus::Failed,
+        Ok(JobStatus::Refused) => pb::JobStatus::Refused,
+        Err(_) => pb::JobStatus::Unspecified,
+    }
+}
+
+pub fn status_filter(v: i32) -> R<Option<JobStatus>> {
+    Ok(match pb::JobStatus::try_from(v) {
+        Ok(pb::JobStatus::Unspecified) => None,
+        Ok(pb::JobStatus::Queued) => Some(JobStatus::Queued),
+        Ok(pb::JobStatus::InProgress) => Some(JobStatus::InProgress),
+        Ok(pb::JobStatus::Completed) => Some(JobStatus::Completed),
+        Ok(pb::JobStatus::Failed) => Some(JobStatus::Failed),
+        Ok(pb::JobStatus::Refused) => Some(JobStatus::Refused),
+        Err(_) => return Err(InvalidInput::new("status", "unknown status")),
+    })
+}
+
+pub fn stage(s: &str) -> pb::Stage {
+    match s.parse::<Stage>() {
+        Ok(Stage::Freeze) => pb::Stage::Freeze,
+        Ok(Stage::Plan) => pb::Stage::Plan,
+        Ok(Stage::Delete) => pb::Stage::Delete,
+        Ok(Stage::Verify) => pb::Stage::Verify,
+        Ok(Stage::Residual) => pb::Stage::Residual,
+        Ok(Stage::ForgetLineage) => pb::Stage::ForgetLineage,
+        Ok(Stage::Physical) => pb::Stage::Physical,
+        Ok(Stage::Log) => pb::Stage::Log,
+        Ok(Stage::Done) => pb::Stage::Done,
+        Err(_) => pb::Stage::Unspecified,
+    }
+}
+
+fn backend(s: &str) -> i32 {
+    match s.parse::<Backend>() {
+        Ok(Backend::Pgvector) => pb::Backend::Pgvector as i32,
+        Ok(Backend::Qdrant) => pb::Backend::Qdrant as i32,
+        Err(_) => pb::Backend::Unspecified as i32,
+    }
+}
+
+fn count(c: &CountRow) -> pb::CollectionCount {
+    let u = |n: i64| u64::try_from(n).unwrap_or(0);
+    let after = c.after_total.unwrap_or(0);
+    pb::CollectionCount {
+        collection: c.collection_name.clone(),
+        backend: backend(&c.backend),
+        before_by_tag: u(c.before_by_tag),
+        before_by_ids: u(c.before_by_ids),
+        before_total: u(c.before_total),
+        deleted: if c.after_total.is_some() { u(c.before_total - after) } else { 0 },
+        after_by_tag: u(c.after_by_tag.unwrap_or(0)),
+        after_by_ids: u(c.after_by_ids.unwrap_or(0)),
+        after_total: u(after),
+        residual_found: u(c.residual_found),
+        residual_deleted: u(c.residual_deleted),
+        residual_redacted: u(c.residual_redacted),
+        physical_status: c.physical_status.clone(),
+        physical_detail: c.physical_detail.clone(),
+    }
+}
+
+pub fn live_count(c: &LiveCount) -> pb::CollectionCount {
+    pb::CollectionCount {
+        collection: c.collection.clone(),
+        backend: backend(&c.backend),
+        before_by_tag: c.by_tag,
+        before_by_ids: c.by_ids,
+        before_total: c.total,
+        ..Default::default()
+    }
+}
+
+pub fn candidate(c: &Candidate) -> pb::ResidualCandidate {
+    pb::ResidualCandidate {
+        collection: c.collection.clone(),
+        point_id: c.point_id.to_string(),
+        source_id: c.source_id.clone(),
+        score: c.score,
+        evidence: c
+            .evidence
+            .iter()
+            .map(|e| pb::ResidualEvidence {
+                kind: e.kind.clone(),
+                detail: e.detail.clone(),
+                matched: e.matched.clone(),
+                score: e.score,
+            })
+            .collect(),
+        action: c.action.clone(),
+    }
+}
+
+pub fn job(v: &JobView) -> pb::ErasureJob {
+    let j = &v.job;
+    let residuals: Vec<Candidate> = serde_json::from_value(j.residuals.clone()).unwrap_or_default();
+    let status = job_status(&j.status);
+    let terminal = matches!(status, pb::JobStatus::Completed | pb::JobStatus::Refused);
+    pb::ErasureJob {
+        job_id: j.job_id.to_string(),
+        subject_id: v.subject_external_id.clone().unwrap_or_default(),
+        subject_hash: hex::encode(&v.subject_hash),
+        status: status as i32,
+        stage: stage(&j.stage) as i32,
+        requested_by: j.requested_by.clone(),
+        reason: j.reason.clone(),
+        residual_policy: match j.residual_policy.as_str() {
+            "delete" => pb::ResidualPolicy::Delete,
+            "redact" => pb::ResidualPolicy::Redact,
+            _ => pb::ResidualPolicy::Report,
+        } as i32,
+        received_at: Some(timestamp(j.received_at)),
+        started_at: j.started_at.map(timestamp),
+        completed_at: j.completed_at.map(timestamp),
+        deadline: Some(timestamp(j.deadline)),
+        overdue: !terminal && j.deadline < chrono::Utc::now(),
+        counts: v.counts.iter().map(count).collect(),
+        error: j.error.clone().unwrap_or_default(),
+        attempts: u32::try_from(j.attempts).unwrap_or(0),
+        residuals: residuals.iter().map(candidate).collect(),
+        guarantee_physical: j.guarantee_physical,
+    }
+}
+
+pub fn event(e: &EventRow) -> pb::ErasureEvent {
+    pb::ErasureEvent {
+        job_id: e.job_id.to_string(),
+        seq: u64::try_from(e.event_id).unwrap_or(0),
+        stage: stage(&e.stage) as i32,
+        status: job_status(&e.status) as i32,
+        message: e.message.clone(),
+        at: Some(timestamp(e.at)),
+    }
+}
+
+pub fn log_entry(e: &LogRow) -> pb::LogEntry {
+    pb::LogEntry {
+        seq: u64::try_from(e.seq).unwrap_or(0),
+        kind: e.kind.clone(),
+        job_id: e.job_id.map(|j| j.to_string()).unwrap_or_default(),
+        subject_hash: e.subject_hash.as_deref().map(hex::encode).unwrap_or_default(),
+        body: e.body.clone(),
+        prev_hash: hex::encode(&e.prev_hash),
+        entry_hash: hex::encode(&e.entry_hash),
+        created_at: Some(timestamp(e.created_at)),
+    }
+}
+
+pub fn subject_out(s: &SubjectRow, identifier_count: i64) -> pb::Subject {
+    pb::Subject {
+        id: s.external_id.clone().unwrap_or_default(),
+        state: s.state.clone(),
+        legal_hold: s.legal_hold,
+        identifier_count: u32::try_from(identifier_count).unwrap_or(0),
+    }
+}
+
+/// A page size in `1..=max`, `default` when 0.
+pub fn limit(field: &str, v: u32, default: u32, max: u32) -> R<u32> {
+    match v {
+        0 => Ok(default),
+        v if v <= max => Ok(v),
+        _ => Err(InvalidInput::new(field, format!("must be at most {max}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(text: &str) -> pb::IngestChunk {
+        pb::IngestChunk { source_id: "s1".into(), text: text.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn ingest_rejects_empty_oversized_and_too_many_chunks() {
+        assert!(ingest_chunks(vec![chunk("hello")]).is_ok());
+        assert_eq!(ingest_chunks(vec![]).unwrap_err().field, "chunks");
+        assert_eq!(ingest_chunks(vec![chunk("")]).unwrap_err().field, "chunks[0].text");
+        assert_eq!(ingest_chunks(vec![chunk(&"x".repeat(MAX_TEXT + 1))]).unwrap_err().field, "chunks[0].text");
+        assert_eq!(ingest_chunks(vec![chunk("a"); MAX_CHUNKS + 1]).unwrap_err().field, "chunks");
+        let mut bad_id = chunk("a");
+        bad_id.point_id = "not-a-uuid".into();
+        assert_eq!(ingest_chunks(vec![bad_id]).unwrap_err().field, "chunks[0].point_id");
+    }
+
+    #[test]
+    fn erase_requires_a_subject_and_a_requester() {
+        let ok = pb::EraseRequest {
+            subject: Some(pb::SubjectRef { id: "u1".into(), identifiers: vec![] }),
+            requested_by: "dpo@example.com".into(),
+            ..Default::default()
+        };
+        assert!(erase(ok.clone()).is_ok());
+        assert_eq!(erase(pb::EraseRequest { subject: None, ..ok.clone() }).unwrap_err().field, "subject");
+        assert_eq!(erase(pb::EraseRequest { requested_by: String::new(), ..ok.clone() }).unwrap_err().field, "requested_by");
+        let bad_email = pb::EraseRequest {
+            subject: Some(pb::SubjectRef {
+                id: "u1".into(),
+                identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "nobody".into() }],
+            }),
+            ..ok
+        };
+        assert_eq!(erase(bad_email).unwrap_err().field, "subject.identifiers[0].value");
+    }
+
+    #[test]
+    fn collections_need_a_backend_and_a_sane_dimension() {
+        let ok = pb::CreateCollectionRequest {
+            name: "mail".into(),
+            backend: pb::Backend::Pgvector as i32,
+            dimension: 384,
+            ..Default::default()
+        };
+        assert!(new_collection(ok.clone()).is_ok());
+        assert_eq!(new_collection(pb::CreateCollectionRequest { backend: 0, ..ok.clone() }).unwrap_err().field, "backend");
+        assert_eq!(new_collection(pb::CreateCollectionRequest { dimension: 0, ..ok.clone() }).unwrap_err().field, "dimension");
+        assert_eq!(new_collection(pb::CreateCollectionRequest { name: "a b".into(), ..ok }).unwrap_err().field, "name");
+    }
+}

@@ -1,0 +1,237 @@
+//! `LetheService`: each rpc validates, authorises, converts, calls the
+//! domain and converts back.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::pb::{self, lethe_server::Lethe};
+use crate::auth::{Action, Authenticator, Principal};
+use crate::context::Context;
+use crate::domain::{ExternalId, JobStatus, bounded_text};
+use crate::error::{LetheError, Result};
+use crate::ingest::{SubjectInput, WriteMode, WriteOutcome};
+use crate::{audit, catalog, erasure, ingest, residual};
+
+/// The Lethe gRPC service.
+pub struct LetheService {
+    ctx: Context,
+    auth: Authenticator,
+}
+
+impl LetheService {
+    pub fn new(ctx: Context) -> Self {
+        let auth = Authenticator::new(ctx.pool.clone());
+        Self { ctx, auth }
+    }
+
+    async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Principal> {
+        self.auth.authorize(req.metadata(), action).await
+    }
+}
+
+fn write_response(o: WriteOutcome) -> pb::WriteResponse {
+    pb::WriteResponse {
+        accepted: o.accepted,
+        suppressed: o.suppressed,
+        point_ids: o.point_ids.iter().map(ToString::to_string).collect(),
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ErasureEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lethe for LetheService {
+    async fn create_collection(&self, req: Request<pb::CreateCollectionRequest>) -> Result<Response<pb::Collection>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let new = convert::new_collection(req.into_inner()).map_err(LetheError::from)?;
+        let spec = catalog::create_collection(&self.ctx, p.tenant_id, new).await?;
+        Ok(Response::new(convert::collection(&spec)))
+    }
+
+    async fn list_collections(
+        &self,
+        req: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let list = catalog::list_collections(&self.ctx, p.tenant_id).await?;
+        Ok(Response::new(pb::ListCollectionsResponse { collections: list.iter().map(convert::collection).collect() }))
+    }
+
+    async fn put_subject(&self, req: Request<pb::PutSubjectRequest>) -> Result<Response<pb::Subject>, Status> {
+        let p = self.authorize(&req, Action::Write).await?;
+        let subject = convert::subject("subject", req.into_inner().subject).map_err(LetheError::from)?;
+        let row = ingest::put_subject(&self.ctx, p.tenant_id, &subject).await?;
+        let n = crate::store::lineage::count_identifiers(&self.ctx.pool, row.subject_id).await.map_err(LetheError::from)?;
+        Ok(Response::new(convert::subject_out(&row, n)))
+    }
+
+    async fn set_legal_hold(&self, req: Request<pb::SetLegalHoldRequest>) -> Result<Response<pb::Subject>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let r = req.into_inner();
+        let id = ExternalId::parse("subject_id", &r.subject_id).map_err(LetheError::from)?;
+        let reason = if r.hold { Some(bounded_text("reason", &r.reason, 1024).map_err(LetheError::from)?) } else { None };
+        let row = ingest::set_legal_hold(&self.ctx, p.tenant_id, &id, r.hold, reason).await?;
+        let n = crate::store::lineage::count_identifiers(&self.ctx.pool, row.subject_id).await.map_err(LetheError::from)?;
+        Ok(Response::new(convert::subject_out(&row, n)))
+    }
+
+    async fn ingest(&self, req: Request<pb::IngestRequest>) -> Result<Response<pb::WriteResponse>, Status> {
+        let p = self.authorize(&req, Action::Write).await?;
+        let r = req.into_inner();
+        let chunks = convert::ingest_chunks(r.chunks).map_err(LetheError::from)?;
+        let subjects: Vec<SubjectInput> = convert::subjects(r.subjects).map_err(LetheError::from)?;
+        let spec = catalog::collection(&self.ctx, p.tenant_id, &r.collection).await?;
+        let out = ingest::write(&self.ctx, &spec, chunks, &subjects, WriteMode::Embed).await?;
+        Ok(Response::new(write_response(out)))
+    }
+
+    async fn track(&self, req: Request<pb::TrackRequest>) -> Result<Response<pb::WriteResponse>, Status> {
+        let p = self.authorize(&req, Action::Write).await?;
+        let r = req.into_inner();
+        let chunks = convert::tracked_points(r.points).map_err(LetheError::from)?;
+        let subjects = convert::subjects(r.subjects).map_err(LetheError::from)?;
+        let spec = catalog::collection(&self.ctx, p.tenant_id, &r.collection).await?;
+        let mode = WriteMode::Track { verify_points: r.verify_points };
+        let out = ingest::write(&self.ctx, &spec, chunks, &subjects, mode).await?;
+        Ok(Response::new(write_response(out)))
+    }
+
+    async fn erase(&self, req: Request<pb::EraseRequest>) -> Result<Response<pb::ErasureJob>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let input = convert::erase(req.into_inner()).map_err(LetheError::from)?;
+        let job = erasure::submit(&self.ctx, p.tenant_id, input).await?;
+        Ok(Response::new(convert::job(&job)))
+    }
+
+    async fn get_erasure(&self, req: Request<pb::GetErasureRequest>) -> Result<Response<pb::ErasureJob>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = convert::uuid("job_id", &req.get_ref().job_id).map_err(LetheError::from)?;
+        let job = erasure::get(&self.ctx, p.tenant_id, id).await?;
+        Ok(Response::new(convert::job(&job)))
+    }
+
+    type WatchErasureStream = EventStream;
+
+    async fn watch_erasure(&self, req: Request<pb::GetErasureRequest>) -> Result<Response<Self::WatchErasureStream>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = convert::uuid("job_id", &req.get_ref().job_id).map_err(LetheError::from)?;
+        erasure::get(&self.ctx, p.tenant_id, id).await?;
+        let ctx = self.ctx.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(32);
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                let events = match erasure::events_after(&ctx, id, last).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                let mut ended = false;
+                for e in &events {
+                    last = e.event_id;
+                    ended |= e.status.parse::<JobStatus>().is_ok_and(JobStatus::is_terminal);
+                    if tx.send(Ok(convert::event(e))).await.is_err() {
+                        return;
+                    }
+                }
+                if ended {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn list_erasures(&self, req: Request<pb::ListErasuresRequest>) -> Result<Response<pb::ListErasuresResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let r = req.into_inner();
+        let limit = convert::limit("limit", r.limit, 100, 500).map_err(LetheError::from)?;
+        let status = convert::status_filter(r.status).map_err(LetheError::from)?;
+        let jobs = erasure::list(&self.ctx, p.tenant_id, r.overdue_only, status, limit).await?;
+        Ok(Response::new(pb::ListErasuresResponse { jobs: jobs.iter().map(convert::job).collect() }))
+    }
+
+    async fn count_subject(&self, req: Request<pb::CountSubjectRequest>) -> Result<Response<pb::CountSubjectResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = ExternalId::parse("subject_id", &req.get_ref().subject_id).map_err(LetheError::from)?;
+        let (state, counts) = erasure::count_subject(&self.ctx, p.tenant_id, &id).await?;
+        Ok(Response::new(pb::CountSubjectResponse {
+            counts: counts.iter().map(convert::live_count).collect(),
+            subject_state: state,
+        }))
+    }
+
+    async fn list_deletion_log(
+        &self,
+        req: Request<pb::ListDeletionLogRequest>,
+    ) -> Result<Response<pb::ListDeletionLogResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let r = req.into_inner();
+        let limit = convert::limit("limit", r.limit, 100, 1000).map_err(LetheError::from)?;
+        let after = i64::try_from(r.after_seq).map_err(|_| LetheError::invalid("after_seq", "too large"))?;
+        let rows = crate::store::log::entries(&self.ctx.pool, p.tenant_id, after, i64::from(limit))
+            .await
+            .map_err(LetheError::from)?;
+        Ok(Response::new(pb::ListDeletionLogResponse { entries: rows.iter().map(convert::log_entry).collect() }))
+    }
+
+    async fn verify_deletion_log(
+        &self,
+        req: Request<pb::VerifyDeletionLogRequest>,
+    ) -> Result<Response<pb::VerifyDeletionLogResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let v = audit::verify(&self.ctx.pool, p.tenant_id).await.map_err(LetheError::from)?;
+        Ok(Response::new(pb::VerifyDeletionLogResponse {
+            valid: v.valid,
+            entries_checked: v.entries_checked,
+            first_bad_seq: v.first_bad_seq,
+            problem: v.problem,
+            head_hash: v.head_hash,
+        }))
+    }
+
+    async fn get_certificate(&self, req: Request<pb::GetCertificateRequest>) -> Result<Response<pb::Certificate>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = convert::uuid("job_id", &req.get_ref().job_id).map_err(LetheError::from)?;
+        let cert = crate::store::log::certificate(&self.ctx.pool, p.tenant_id, id)
+            .await
+            .map_err(LetheError::from)?
+            .ok_or_else(|| LetheError::NotFound(format!("certificate of job {id}")))?;
+        Ok(Response::new(pb::Certificate {
+            job_id: cert.job_id.to_string(),
+            body: cert.body,
+            signature: crate::erasure::b64(&cert.signature),
+            public_key: crate::erasure::b64(&cert.public_key),
+            algorithm: "Ed25519".into(),
+        }))
+    }
+
+    async fn search_residuals(
+        &self,
+        req: Request<pb::SearchResidualsRequest>,
+    ) -> Result<Response<pb::SearchResidualsResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let r = req.into_inner();
+        if r.identifiers.is_empty() || r.identifiers.len() > 100 {
+            return Err(LetheError::invalid("identifiers", "give 1 to 100 identifiers").into());
+        }
+        let identifiers = r
+            .identifiers
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| convert::identifier(&format!("identifiers[{i}]"), x))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(LetheError::from)?;
+        let limit = convert::limit("limit", r.limit, 100, 1000).map_err(LetheError::from)?;
+        let query = residual::ResidualQuery { identifiers, limit: limit as usize, ..Default::default() };
+        let found = residual::search(&self.ctx, p.tenant_id, &query).await?;
+        Ok(Response::new(pb::SearchResidualsResponse { candidates: found.iter().map(convert::candidate).collect() }))
+    }
+}

@@ -1,0 +1,76 @@
+//! The only place where errors become gRPC statuses. Reasons travel as
+//! `google.rpc.ErrorInfo` (domain `lethe.dev`) and at the start of the
+//! message; internal causes are logged here, once, and never sent.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::LetheError;
+
+const DOMAIN: &str = "lethe.dev";
+
+fn status(code: Code, reason: &str, message: &str, mut details: ErrorDetails) -> Status {
+    details.set_error_info(reason, DOMAIN, std::collections::HashMap::<String, String>::new());
+    Status::with_error_details(code, format!("{reason}: {message}"), details)
+}
+
+impl From<LetheError> for Status {
+    fn from(err: LetheError) -> Self {
+        let none = ErrorDetails::new;
+        match err {
+            LetheError::InvalidArgument(bad) => status(
+                Code::InvalidArgument,
+                "invalid_argument",
+                &bad.to_string(),
+                ErrorDetails::with_bad_request_violation(bad.field.clone(), bad.message.clone()),
+            ),
+            LetheError::NotFound(what) => status(Code::NotFound, "not_found", &format!("{what} not found"), none()),
+            LetheError::FailedPrecondition { reason, message } => status(Code::FailedPrecondition, reason, &message, none()),
+            LetheError::AlreadyExists { message } => status(Code::AlreadyExists, "already_exists", &message, none()),
+            LetheError::Unauthenticated => status(Code::Unauthenticated, "invalid_api_key", "missing, unknown or revoked API key", none()),
+            LetheError::PermissionDenied { reason } => {
+                status(Code::PermissionDenied, reason, "this key may not call this rpc", none())
+            }
+            LetheError::Unavailable(cause) => {
+                tracing::warn!(error.cause_chain = ?cause, "backend unavailable");
+                status(Code::Unavailable, "unavailable", "a backend is unavailable; retry later", none())
+            }
+            LetheError::Unexpected(cause) => {
+                tracing::error!(error.cause_chain = ?cause, error.message = %cause, "internal error");
+                Status::new(Code::Internal, "internal error")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::InvalidInput;
+
+    #[test]
+    fn every_error_kind_maps_to_its_code_and_reason() {
+        let cases: Vec<(LetheError, Code, &str)> = vec![
+            (InvalidInput::new("chunks[0].text", "must not be empty").into(), Code::InvalidArgument, "invalid_argument"),
+            (LetheError::NotFound("job x".into()), Code::NotFound, "not_found"),
+            (LetheError::precondition("legal_hold", "held"), Code::FailedPrecondition, "legal_hold"),
+            (LetheError::AlreadyExists { message: "x".into() }, Code::AlreadyExists, "already_exists"),
+            (LetheError::Unauthenticated, Code::Unauthenticated, "invalid_api_key"),
+            (LetheError::PermissionDenied { reason: "requires_secret_key" }, Code::PermissionDenied, "requires_secret_key"),
+            (LetheError::Unavailable(anyhow::anyhow!("db down")), Code::Unavailable, "unavailable"),
+        ];
+        for (err, code, reason) in cases {
+            let s = Status::from(err);
+            assert_eq!(s.code(), code);
+            assert!(s.message().starts_with(reason), "{}", s.message());
+            assert_eq!(s.get_error_details().error_info().map(|i| i.reason.as_str()), Some(reason));
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let s = Status::from(LetheError::Unexpected(anyhow::anyhow!("password=hunter2 at db:5432")));
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(s.message(), "internal error");
+    }
+}

@@ -1,0 +1,38 @@
+//! Lethe: the erasure layer for vector databases.
+//!
+//! Lethe keeps a source → chunk → vector lineage for every vector a RAG
+//! pipeline writes, erases a person's vectors from Qdrant or pgvector by tag
+//! and by lineage ids with exact counts before and after, searches for what
+//! lineage missed, and records every erasure in a hash-chained log with a
+//! signed certificate.
+//!
+//! # Layout
+//!
+//! - [`grpc`]: the wire: generated types, the service, conversions, the one
+//!   error → status mapping. [`auth`]: API keys and permissions.
+//! - [`catalog`], [`ingest`], [`erasure`], [`residual`]: what clients ask
+//!   for — collections, the write path, erase jobs and their stages, residual search.
+//! - [`audit`]: the deletion log's hash chain and certificate signatures.
+//! - [`store`]: every SQL statement on Lethe's tables. [`vector_store`]: the
+//!   backends behind one trait. [`embedding`]: the embedders.
+//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod domain;
+pub mod embedding;
+pub mod erasure;
+pub mod error;
+pub mod grpc;
+pub mod ingest;
+pub mod residual;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod vector_store;

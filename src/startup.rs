@@ -1,0 +1,136 @@
+//! Builds a running Lethe from settings: pool, migrations, backends,
+//! embedder, signer, the gRPC server on a bound listener, and the workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::audit::Signer;
+use crate::config::{EmbeddingProvider, Settings};
+use crate::context::Context;
+use crate::embedding::{Embedder, FastEmbedder, HashingEmbedder};
+use crate::vector_store::{PgVectorStore, QdrantStore, VectorStore, VectorStores};
+
+/// A built, not yet running, Lethe.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    ctx: Context,
+}
+
+/// Connects to Postgres (lazily, so a late database only delays requests).
+///
+/// # Errors
+/// When the URL is invalid.
+pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.database.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(settings.database.connect_options()?))
+}
+
+/// The configured embedder.
+///
+/// # Errors
+/// When the model or runtime cannot be loaded.
+pub fn embedder(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> {
+    let e = &settings.embedding;
+    Ok(match e.provider {
+        EmbeddingProvider::Hashing => Arc::new(HashingEmbedder::new(e.dimension)),
+        EmbeddingProvider::Fastembed => {
+            let model =
+                FastEmbedder::load(&e.model_name, &e.model_dir, &e.ort_dylib_path, e.max_length, e.threads, e.batch_size)
+                    .context("Failed to load the embedding model (run scripts/setup.sh)")?;
+            anyhow::ensure!(
+                model.dimension() == e.dimension,
+                "embedding.dimension is {} but the model gives {}",
+                e.dimension,
+                model.dimension()
+            );
+            Arc::new(model)
+        }
+    })
+}
+
+/// The configured vector backends.
+///
+/// # Errors
+/// When Qdrant is configured and unreachable.
+pub async fn vector_stores(settings: &Settings, pool: PgPool) -> anyhow::Result<VectorStores> {
+    let qdrant: Option<Arc<dyn VectorStore>> = if settings.qdrant.url.is_empty() {
+        None
+    } else {
+        let key = settings.qdrant.api_key.as_ref().map(|k| secrecy::ExposeSecret::expose_secret(k).to_owned());
+        let store = QdrantStore::connect(&settings.qdrant.url, key, Duration::from_secs(settings.qdrant.timeout_secs))
+            .await
+            .with_context(|| format!("Failed to connect to Qdrant at {}", settings.qdrant.url))?;
+        Some(Arc::new(store))
+    };
+    Ok(VectorStores { pgvector: Arc::new(PgVectorStore::new(pool)), qdrant })
+}
+
+impl Application {
+    /// # Errors
+    /// When a dependency cannot be set up or the port cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let embedder = embedder(&settings)?;
+        Self::build_with_embedder(settings, embedder).await
+    }
+
+    /// Like `build`, with an embedder given (tests share one loaded model).
+    ///
+    /// # Errors
+    /// When a dependency cannot be set up or the port cannot be bound.
+    pub async fn build_with_embedder(settings: Settings, embedder: Arc<dyn Embedder>) -> anyhow::Result<Self> {
+        let pool = pool(&settings)?;
+        if settings.database.run_migrations {
+            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+        }
+        let stores = vector_stores(&settings, pool.clone()).await?;
+        let signer = Arc::new(Signer::load_or_create(&settings.audit.signing_key_file)?);
+        let address = format!("{}:{}", settings.application.host, settings.application.port);
+        let listener = TcpListener::bind(&address).await.with_context(|| format!("Failed to bind {address}"))?;
+        let addr = listener.local_addr()?;
+        let ctx = Context::new(pool, stores, embedder, signer, settings);
+        Ok(Self { listener, addr, ctx })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Serves gRPC and runs the workers until `shutdown` resolves.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let router = crate::grpc::router(self.ctx.clone()).await?;
+        tracing::info!(addr = %self.addr, "Lethe is serving");
+        let mut worker_stop = stop_rx.clone();
+        let worker = tokio::spawn(crate::erasure::run_worker_until_stopped(self.ctx.clone(), async move {
+            let _ = worker_stop.wait_for(|s| *s).await;
+        }));
+        let mut server_stop = stop_rx;
+        let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        server.await.context("gRPC server failed")?;
+        worker.await.context("worker panicked")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,460 @@
+//! Erase jobs: rows, claims with leases, stage transitions, events, counts
+//! and the plan's captured point ids.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::Result;
+
+/// A job as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub job_id: Uuid,
+    pub tenant_id: Uuid,
+    pub subject_id: Uuid,
+    pub subject_tag: Option<String>,
+    pub requested_by: String,
+    pub reason: String,
+    pub idempotency_key: Option<String>,
+    pub residual_policy: String,
+    pub guarantee_physical: bool,
+    pub status: String,
+    pub stage: String,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub deadline: DateTime<Utc>,
+    pub residuals: serde_json::Value,
+}
+
+const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
+     guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals";
+
+/// What a new job needs.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub tenant_id: Uuid,
+    pub subject_id: Uuid,
+    pub subject_tag: &'a str,
+    pub requested_by: &'a str,
+    pub reason: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub residual_policy: &'a str,
+    pub guarantee_physical: bool,
+    pub status: &'a str,
+    pub stage: &'a str,
+    pub error: Option<&'a str>,
+    pub deadline_days: i32,
+}
+
+/// Inserts a job, or returns the existing one with the same idempotency key
+/// (`false` in the second field then).
+pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &NewJob<'_>) -> Result<(JobRow, bool)> {
+    let inserted: Option<JobRow> = sqlx::query_as(&format!(
+        r#"
+        INSERT INTO erasure_jobs (job_id, tenant_id, subject_id, requested_by, reason, idempotency_key,
+                                  residual_policy, guarantee_physical, status, stage, error, deadline,
+                                  completed_at, subject_tag)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(days => $12),
+                CASE WHEN $9 = 'refused' THEN now() END, CASE WHEN $9 = 'refused' THEN NULL ELSE $13 END)
+        ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+        RETURNING {JOB_COLUMNS}
+        "#
+    ))
+    .bind(Uuid::new_v4())
+    .bind(job.tenant_id)
+    .bind(job.subject_id)
+    .bind(job.requested_by)
+    .bind(job.reason)
+    .bind(job.idempotency_key)
+    .bind(job.residual_policy)
+    .bind(job.guarantee_physical)
+    .bind(job.status)
+    .bind(job.stage)
+    .bind(job.error)
+    .bind(job.deadline_days)
+    .bind(job.subject_tag)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok((row, true));
+    }
+    let existing: JobRow = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(job.tenant_id)
+    .bind(job.idempotency_key)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((existing, false))
+}
+
+pub async fn job(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND job_id = $2"))
+        .bind(tenant_id)
+        .bind(job_id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+pub async fn list_jobs(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    overdue_only: bool,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<JobRow>> {
+    Ok(sqlx::query_as(&format!(
+        r#"
+        SELECT {JOB_COLUMNS} FROM erasure_jobs
+        WHERE tenant_id = $1
+          AND ($2 = false OR (deadline < now() AND status NOT IN ('completed', 'refused')))
+          AND ($3::text IS NULL OR status = $3)
+        ORDER BY received_at DESC
+        LIMIT $4
+        "#
+    ))
+    .bind(tenant_id)
+    .bind(overdue_only)
+    .bind(status)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Claims the oldest runnable job whose lease is free or expired.
+pub async fn claim_job(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as(&format!(
+        r#"
+        UPDATE erasure_jobs SET
+            lease_owner = $1,
+            lease_expires_at = now() + make_interval(secs => $2),
+            status = 'in_progress',
+            started_at = COALESCE(started_at, now()),
+            attempts = attempts + 1
+        WHERE job_id = (
+            SELECT job_id FROM erasure_jobs
+            WHERE status IN ('queued', 'in_progress')
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY received_at
+            FOR UPDATE SKIP LOCKED
+            LIMIT 1
+        )
+        RETURNING {JOB_COLUMNS}
+        "#
+    ))
+    .bind(owner)
+    .bind(lease_secs)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Moves the job to `stage` and renews the lease, if `owner` still holds it.
+pub async fn advance(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, stage: &str, lease_secs: f64) -> Result<bool> {
+    let done = sqlx::query(
+        r#"
+        UPDATE erasure_jobs SET stage = $3, lease_expires_at = now() + make_interval(secs => $4)
+        WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'
+        "#,
+    )
+    .bind(job_id)
+    .bind(owner)
+    .bind(stage)
+    .bind(lease_secs)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Extends the lease of a job that `owner` holds; false when lost.
+pub async fn renew_lease(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE erasure_jobs SET lease_expires_at = now() + make_interval(secs => $3) \
+         WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'",
+    )
+    .bind(job_id)
+    .bind(owner)
+    .bind(lease_secs)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends the job (completed or failed), frees the lease and forgets the tag.
+pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE erasure_jobs SET status = $2, error = $3, completed_at = now(),
+               stage = CASE WHEN $2 = 'completed' THEN 'done' ELSE stage END,
+               lease_owner = NULL, lease_expires_at = NULL, subject_tag = NULL
+        WHERE job_id = $1
+        "#,
+    )
+    .bind(job_id)
+    .bind(status)
+    .bind(error)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Gives the job back after a transient failure: another attempt after `backoff_secs`.
+pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, error: &str, backoff_secs: f64) -> Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE erasure_jobs SET error = $2, lease_owner = NULL,
+               lease_expires_at = now() + make_interval(secs => $3)
+        WHERE job_id = $1
+        "#,
+    )
+    .bind(job_id)
+    .bind(error)
+    .bind(backoff_secs)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, residuals: &serde_json::Value) -> Result<()> {
+    sqlx::query("UPDATE erasure_jobs SET residuals = $2 WHERE job_id = $1")
+        .bind(job_id)
+        .bind(residuals)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// A stage event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub event_id: i64,
+    pub job_id: Uuid,
+    pub stage: String,
+    pub status: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn insert_event(ex: impl PgExecutor<'_>, job_id: Uuid, stage: &str, status: &str, message: &str) -> Result<()> {
+    sqlx::query("INSERT INTO erasure_events (job_id, stage, status, message) VALUES ($1, $2, $3, $4)")
+        .bind(job_id)
+        .bind(stage)
+        .bind(status)
+        .bind(message)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn events_after(ex: impl PgExecutor<'_>, job_id: Uuid, after: i64) -> Result<Vec<EventRow>> {
+    Ok(sqlx::query_as(
+        "SELECT event_id, job_id, stage, status, message, at FROM erasure_events \
+         WHERE job_id = $1 AND event_id > $2 ORDER BY event_id",
+    )
+    .bind(job_id)
+    .bind(after)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Per-collection counts of a job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CountRow {
+    pub collection_id: Uuid,
+    pub collection_name: String,
+    pub backend: String,
+    pub before_by_tag: i64,
+    pub before_by_ids: i64,
+    pub before_total: i64,
+    pub after_by_tag: Option<i64>,
+    pub after_by_ids: Option<i64>,
+    pub after_total: Option<i64>,
+    pub residual_found: i64,
+    pub residual_deleted: i64,
+    pub residual_redacted: i64,
+    pub physical_status: String,
+    pub physical_detail: String,
+}
+
+/// Records the plan for one collection: counts before and the lineage ids.
+/// Re-running the plan stage replaces both (idempotent).
+pub async fn record_plan(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: Uuid,
+    collection_id: Uuid,
+    collection_name: &str,
+    backend: &str,
+    before: [i64; 3],
+    point_ids: &[Uuid],
+) -> Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend,
+                                    before_by_tag, before_by_ids, before_total)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (job_id, collection_id) DO UPDATE
+        SET before_by_tag = EXCLUDED.before_by_tag, before_by_ids = EXCLUDED.before_by_ids,
+            before_total = EXCLUDED.before_total
+        "#,
+    )
+    .bind(job_id)
+    .bind(collection_id)
+    .bind(collection_name)
+    .bind(backend)
+    .bind(before[0])
+    .bind(before[1])
+    .bind(before[2])
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM erasure_plan_points WHERE job_id = $1 AND collection_id = $2")
+        .bind(job_id)
+        .bind(collection_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO erasure_plan_points (job_id, collection_id, point_id) SELECT $1, $2, UNNEST($3::uuid[])",
+    )
+    .bind(job_id)
+    .bind(collection_id)
+    .bind(point_ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn plan_points(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT point_id FROM erasure_plan_points WHERE job_id = $1 AND collection_id = $2 ORDER BY point_id",
+    )
+    .bind(job_id)
+    .bind(collection_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT point_id FROM erasure_plan_points WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_all(ex)
+        .await?)
+}
+
+pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid, after: [i64; 3]) -> Result<()> {
+    sqlx::query(
+        "UPDATE erasure_counts SET after_by_tag = $3, after_by_ids = $4, after_total = $5 \
+         WHERE job_id = $1 AND collection_id = $2",
+    )
+    .bind(job_id)
+    .bind(collection_id)
+    .bind(after[0])
+    .bind(after[1])
+    .bind(after[2])
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_residual_counts(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    collection_id: Uuid,
+    found: i64,
+    deleted: i64,
+    redacted: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE erasure_counts SET residual_found = $3, residual_deleted = $4, residual_redacted = $5 \
+         WHERE job_id = $1 AND collection_id = $2",
+    )
+    .bind(job_id)
+    .bind(collection_id)
+    .bind(found)
+    .bind(deleted)
+    .bind(redacted)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_physical(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid, status: &str, detail: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE erasure_counts SET physical_status = $3, physical_detail = $4 WHERE job_id = $1 AND collection_id = $2",
+    )
+    .bind(job_id)
+    .bind(collection_id)
+    .bind(status)
+    .bind(detail)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRow>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
+               after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
+               residual_redacted, physical_status, physical_detail
+        FROM erasure_counts WHERE job_id = $1 ORDER BY collection_name
+        "#,
+    )
+    .bind(job_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Forgets the plan's point ids once the job is logged (they are lineage too).
+pub async fn delete_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM erasure_plan_points WHERE job_id = $1").bind(job_id).execute(ex).await?;
+    Ok(())
+}
+
+/// A probe captured by the plan stage: one of the subject's own chunks.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProbeRow {
+    pub collection_id: Uuid,
+    pub text: Option<String>,
+    pub vector: Vec<f32>,
+}
+
+/// Replaces the job's probes (idempotent).
+pub async fn record_probes(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job_id: Uuid, probes: &[ProbeRow]) -> Result<()> {
+    sqlx::query("DELETE FROM erasure_probes WHERE job_id = $1").bind(job_id).execute(&mut **tx).await?;
+    for (i, p) in probes.iter().enumerate() {
+        sqlx::query("INSERT INTO erasure_probes (job_id, ord, collection_id, text, vector) VALUES ($1, $2, $3, $4, $5)")
+            .bind(job_id)
+            .bind(i32::try_from(i).unwrap_or(i32::MAX))
+            .bind(p.collection_id)
+            .bind(&p.text)
+            .bind(&p.vector)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn probes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<ProbeRow>> {
+    Ok(sqlx::query_as("SELECT collection_id, text, vector FROM erasure_probes WHERE job_id = $1 ORDER BY ord")
+        .bind(job_id)
+        .fetch_all(ex)
+        .await?)
+}
+
+pub async fn delete_probes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM erasure_probes WHERE job_id = $1").bind(job_id).execute(ex).await?;
+    Ok(())
+}
+
+/// The tenant's running job for a subject, if any.
+pub async fn active_job_for_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE subject_id = $1 AND status IN ('queued', 'in_progress') \
+         ORDER BY received_at LIMIT 1"
+    ))
+    .bind(subject_id)
+    .fetch_optional(ex)
+    .await?)
+}

@@ -1,0 +1,431 @@
+//! Lineage: collections, subjects and their identifiers, sources, chunks and
+//! chunk ↔ subject tags. All SQL on those tables.
+
+use sqlx::{PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::Result;
+use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, SubjectState};
+
+#[derive(sqlx::FromRow)]
+struct CollectionRow {
+    collection_id: Uuid,
+    tenant_id: Uuid,
+    name: String,
+    backend: String,
+    backend_name: String,
+    dimension: i32,
+    distance: String,
+    embedding_model: String,
+    store_text: bool,
+    retention_days: i32,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl CollectionRow {
+    fn into_spec(self) -> Result<CollectionSpec> {
+        let bad = |m: String| super::StoreError::Unexpected(sqlx::Error::Decode(m.into()));
+        Ok(CollectionSpec {
+            collection_id: self.collection_id,
+            tenant_id: self.tenant_id,
+            name: CollectionName::parse("name", &self.name).map_err(|e| bad(e.to_string()))?,
+            backend: self.backend.parse::<Backend>().map_err(bad)?,
+            backend_name: self.backend_name,
+            dimension: usize::try_from(self.dimension).unwrap_or(0),
+            distance: self.distance.parse::<Distance>().map_err(bad)?,
+            embedding_model: self.embedding_model,
+            store_text: self.store_text,
+            retention_days: u32::try_from(self.retention_days).unwrap_or(0),
+            created_at: self.created_at,
+        })
+    }
+}
+
+const COLLECTION_COLUMNS: &str = "collection_id, tenant_id, name, backend, backend_name, dimension, distance, \
+     embedding_model, store_text, retention_days, created_at";
+
+/// Inserts a collection unless the tenant has one of that name; returns the stored one.
+pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &CollectionSpec) -> Result<CollectionSpec> {
+    sqlx::query(
+        r#"
+        INSERT INTO collections (collection_id, tenant_id, name, backend, backend_name, dimension,
+                                 distance, embedding_model, store_text, retention_days)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (tenant_id, name) DO NOTHING
+        "#,
+    )
+    .bind(spec.collection_id)
+    .bind(spec.tenant_id)
+    .bind(spec.name.as_str())
+    .bind(spec.backend.as_str())
+    .bind(&spec.backend_name)
+    .bind(i32::try_from(spec.dimension).unwrap_or(i32::MAX))
+    .bind(spec.distance.as_str())
+    .bind(&spec.embedding_model)
+    .bind(spec.store_text)
+    .bind(i32::try_from(spec.retention_days).unwrap_or(i32::MAX))
+    .execute(ex)
+    .await?;
+    collection_by_name(ex, spec.tenant_id, spec.name.as_str())
+        .await?
+        .ok_or_else(|| super::StoreError::Unexpected(sqlx::Error::RowNotFound))
+}
+
+pub async fn collection_by_name(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: &str) -> Result<Option<CollectionSpec>> {
+    let row: Option<CollectionRow> =
+        sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 AND name = $2"))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(ex)
+            .await?;
+    row.map(CollectionRow::into_spec).transpose()
+}
+
+pub async fn list_collections(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<CollectionSpec>> {
+    let rows: Vec<CollectionRow> =
+        sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 ORDER BY name"))
+            .bind(tenant_id)
+            .fetch_all(ex)
+            .await?;
+    rows.into_iter().map(CollectionRow::into_spec).collect()
+}
+
+/// A subject as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubjectRow {
+    pub subject_id: Uuid,
+    pub external_id: Option<String>,
+    pub subject_hash: Vec<u8>,
+    pub state: String,
+    pub legal_hold: bool,
+    pub legal_hold_reason: Option<String>,
+}
+
+impl SubjectRow {
+    pub fn state(&self) -> SubjectState {
+        // The CHECK constraint admits only known states.
+        self.state.parse().unwrap_or(SubjectState::Erased)
+    }
+}
+
+const SUBJECT_COLUMNS: &str = "subject_id, external_id, subject_hash, state, legal_hold, legal_hold_reason";
+
+/// Finds or creates subjects by keyed hash. An erased subject keeps its
+/// tombstone: its external id is not written back.
+pub async fn upsert_subjects(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    subjects: &[(String, Vec<u8>)],
+) -> Result<Vec<SubjectRow>> {
+    let ids: Vec<Uuid> = subjects.iter().map(|_| Uuid::new_v4()).collect();
+    let externals: Vec<&str> = subjects.iter().map(|(e, _)| e.as_str()).collect();
+    let hashes: Vec<&[u8]> = subjects.iter().map(|(_, h)| h.as_slice()).collect();
+    Ok(sqlx::query_as(&format!(
+        r#"
+        INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash)
+        SELECT id, $1, ext, h FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) AS s(id, ext, h)
+        ON CONFLICT (tenant_id, subject_hash) DO UPDATE SET tenant_id = subjects.tenant_id
+        RETURNING {SUBJECT_COLUMNS}
+        "#
+    ))
+    .bind(tenant_id)
+    .bind(&ids)
+    .bind(&externals)
+    .bind(&hashes)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn subject_by_hash(ex: impl PgExecutor<'_>, tenant_id: Uuid, hash: &[u8]) -> Result<Option<SubjectRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = $1 AND subject_hash = $2"))
+        .bind(tenant_id)
+        .bind(hash)
+        .fetch_optional(ex)
+        .await?)
+}
+
+pub async fn subject_by_id(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<SubjectRow> {
+    Ok(sqlx::query_as(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_id = $1"))
+        .bind(subject_id)
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Adds identifiers (kind, clear value, keyed hash of the normalised value).
+/// Values of an erased subject are not stored, only their hashes.
+pub async fn add_identifiers(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    subject_id: Uuid,
+    identifiers: &[(String, String, Vec<u8>)],
+) -> Result<()> {
+    if identifiers.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = identifiers.iter().map(|(k, _, _)| k.as_str()).collect();
+    let values: Vec<&str> = identifiers.iter().map(|(_, v, _)| v.as_str()).collect();
+    let hashes: Vec<&[u8]> = identifiers.iter().map(|(_, _, h)| h.as_slice()).collect();
+    sqlx::query(
+        r#"
+        INSERT INTO subject_identifiers (subject_id, tenant_id, kind, value, value_hash)
+        SELECT $1, $2, k, CASE WHEN s.state = 'erased' THEN NULL ELSE v END, h
+        FROM UNNEST($3::text[], $4::text[], $5::bytea[]) AS i(k, v, h)
+        JOIN subjects s ON s.subject_id = $1
+        ON CONFLICT (subject_id, kind, value_hash) DO NOTHING
+        "#,
+    )
+    .bind(subject_id)
+    .bind(tenant_id)
+    .bind(&kinds)
+    .bind(&values)
+    .bind(&hashes)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The subject's identifiers in clear (kind, value); empty once erased.
+pub async fn identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT kind, value FROM subject_identifiers WHERE subject_id = $1 AND value IS NOT NULL ORDER BY kind, value",
+    )
+    .bind(subject_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn count_identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM subject_identifiers WHERE subject_id = $1")
+        .bind(subject_id)
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Tenant subjects that are pending erasure or erased and share an
+/// identifier hash with the given ones (re-ingestion under another id).
+pub async fn suppressed_by_identifier(ex: impl PgExecutor<'_>, tenant_id: Uuid, hashes: &[Vec<u8>]) -> Result<bool> {
+    if hashes.is_empty() {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT EXISTS (
+            SELECT 1 FROM subject_identifiers i JOIN subjects s USING (subject_id)
+            WHERE i.tenant_id = $1 AND i.value_hash = ANY($2) AND s.state <> 'active'
+        )
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(hashes)
+    .fetch_one(ex)
+    .await?)
+}
+
+pub async fn set_state(ex: impl PgExecutor<'_>, subject_id: Uuid, state: SubjectState) -> Result<()> {
+    sqlx::query("UPDATE subjects SET state = $2 WHERE subject_id = $1 AND state <> 'erased'")
+        .bind(subject_id)
+        .bind(state.as_str())
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_legal_hold(ex: impl PgExecutor<'_>, subject_id: Uuid, hold: bool, reason: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE subjects SET legal_hold = $2, legal_hold_reason = $3 WHERE subject_id = $1")
+        .bind(subject_id)
+        .bind(hold)
+        .bind(reason)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Serialises ingestion and erasure of one subject: ingest holds the shared
+/// lock from its state check until its vectors are written; the erase job's
+/// freeze takes it exclusively, so it waits for in-flight writes.
+pub async fn lock_subject_shared(tx: &mut Transaction<'_, Postgres>, keys: &[i64]) -> Result<()> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(k) FROM UNNEST($1::bigint[]) AS k")
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// A chunk to record.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    pub chunk_id: Uuid,
+    pub source_external_id: String,
+    pub source_uri: String,
+    pub source_kind: String,
+    pub ordinal: i32,
+    pub text: Option<String>,
+    /// (subject id, role)
+    pub tags: Vec<(Uuid, &'static str)>,
+}
+
+/// Records sources, chunks and tags in one statement each. Returns false when
+/// a chunk id is already used by another collection (nothing is written then
+/// if the caller rolls back).
+pub async fn record_chunks(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    chunks: &[NewChunk],
+) -> Result<bool> {
+    let ext: Vec<&str> = chunks.iter().map(|c| c.source_external_id.as_str()).collect();
+    let uris: Vec<&str> = chunks.iter().map(|c| c.source_uri.as_str()).collect();
+    let kinds: Vec<&str> = chunks.iter().map(|c| c.source_kind.as_str()).collect();
+    sqlx::query(
+        r#"
+        INSERT INTO sources (source_id, tenant_id, collection_id, external_id, uri, kind)
+        SELECT DISTINCT ON (e) gen_random_uuid(), $1, $2, e, u, k
+        FROM UNNEST($3::text[], $4::text[], $5::text[]) AS s(e, u, k)
+        ON CONFLICT (collection_id, external_id) DO NOTHING
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .bind(&ext)
+    .bind(&uris)
+    .bind(&kinds)
+    .execute(&mut **tx)
+    .await?;
+    let ids: Vec<Uuid> = chunks.iter().map(|c| c.chunk_id).collect();
+    let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal).collect();
+    let texts: Vec<Option<&str>> = chunks.iter().map(|c| c.text.as_deref()).collect();
+    let written = sqlx::query(
+        r#"
+        INSERT INTO chunks (chunk_id, tenant_id, collection_id, source_id, ordinal, text)
+        SELECT c.id, $1, $2, s.source_id, c.ord, c.txt
+        FROM UNNEST($3::uuid[], $4::text[], $5::int[], $6::text[]) AS c(id, ext, ord, txt)
+        JOIN sources s ON s.collection_id = $2 AND s.external_id = c.ext
+        ON CONFLICT (chunk_id) DO UPDATE SET text = EXCLUDED.text, ordinal = EXCLUDED.ordinal
+        WHERE chunks.collection_id = EXCLUDED.collection_id AND chunks.source_id = EXCLUDED.source_id
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .bind(&ids)
+    .bind(&ext)
+    .bind(&ordinals)
+    .bind(&texts)
+    .execute(&mut **tx)
+    .await?;
+    if usize::try_from(written.rows_affected()).unwrap_or(0) != chunks.len() {
+        return Ok(false);
+    }
+    let (tag_chunks, tag_subjects, tag_roles): (Vec<Uuid>, Vec<Uuid>, Vec<&str>) = chunks
+        .iter()
+        .flat_map(|c| c.tags.iter().map(move |(s, r)| (c.chunk_id, *s, *r)))
+        .fold((Vec::new(), Vec::new(), Vec::new()), |(mut a, mut b, mut r), (c, s, role)| {
+            a.push(c);
+            b.push(s);
+            r.push(role);
+            (a, b, r)
+        });
+    sqlx::query(
+        r#"
+        INSERT INTO chunk_subjects (chunk_id, subject_id, tenant_id, role)
+        SELECT c, s, $1, r FROM UNNEST($2::uuid[], $3::uuid[], $4::text[]) AS t(c, s, r)
+        ON CONFLICT (chunk_id, subject_id) DO NOTHING
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(&tag_chunks)
+    .bind(&tag_subjects)
+    .bind(&tag_roles)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}
+
+/// (collection id, chunk id) of every chunk tagged with the subject.
+pub async fn subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT c.collection_id, c.chunk_id
+        FROM chunk_subjects cs JOIN chunks c USING (chunk_id)
+        WHERE cs.subject_id = $1
+        "#,
+    )
+    .bind(subject_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Number of lineage rows (chunks) tagged with the subject.
+pub async fn count_subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM chunk_subjects WHERE subject_id = $1")
+        .bind(subject_id)
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Deletes the given chunks (their tags cascade) and sources left empty.
+pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, chunk_ids: &[Uuid]) -> Result<u64> {
+    let sources: Vec<Uuid> = sqlx::query_scalar("DELETE FROM chunks WHERE chunk_id = ANY($1) RETURNING source_id")
+        .bind(chunk_ids)
+        .fetch_all(&mut **tx)
+        .await?;
+    let deleted = sources.len() as u64;
+    sqlx::query(
+        r#"
+        DELETE FROM sources s
+        WHERE s.source_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.source_id = s.source_id)
+        "#,
+    )
+    .bind(&sources)
+    .execute(&mut **tx)
+    .await?;
+    Ok(deleted)
+}
+
+/// Turns the subject into a tombstone: external id and identifier values
+/// removed, hashes kept, state erased.
+pub async fn tombstone_subject(tx: &mut Transaction<'_, Postgres>, subject_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE subject_identifiers SET value = NULL WHERE subject_id = $1")
+        .bind(subject_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE subjects SET external_id = NULL, state = 'erased', erased_at = COALESCE(erased_at, now()) \
+         WHERE subject_id = $1",
+    )
+    .bind(subject_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Chunk texts by id (for residual search and redaction).
+pub async fn chunk_texts(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(Uuid, Option<String>)>> {
+    Ok(sqlx::query_as("SELECT chunk_id, text FROM chunks WHERE chunk_id = ANY($1)")
+        .bind(chunk_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// Replaces a chunk's stored text (redaction).
+pub async fn update_chunk_text(ex: impl PgExecutor<'_>, chunk_id: Uuid, text: &str) -> Result<()> {
+    sqlx::query("UPDATE chunks SET text = $2 WHERE chunk_id = $1").bind(chunk_id).bind(text).execute(ex).await?;
+    Ok(())
+}
+
+/// Source external ids of chunks (for residual candidates).
+pub async fn chunk_sources(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT c.chunk_id, s.external_id FROM chunks c JOIN sources s USING (source_id) WHERE c.chunk_id = ANY($1)",
+    )
+    .bind(chunk_ids)
+    .fetch_all(ex)
+    .await?)
+}

@@ -1,0 +1,153 @@
+//! The deletion log (append-only, hash-chained per tenant), its chain heads,
+//! and certificates.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::Result;
+
+/// A log entry as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LogRow {
+    pub seq: i64,
+    pub kind: String,
+    pub job_id: Option<Uuid>,
+    pub subject_hash: Option<Vec<u8>>,
+    pub body: String,
+    pub prev_hash: Vec<u8>,
+    pub entry_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The tenant's chain head, locked until the transaction ends, so that
+/// appends are serialised per tenant. (0, 32 zero bytes) for an empty log.
+pub async fn lock_head(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid) -> Result<(i64, Vec<u8>)> {
+    sqlx::query(
+        "INSERT INTO deletion_log_heads (tenant_id, seq, entry_hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(vec![0u8; 32])
+    .execute(&mut **tx)
+    .await?;
+    Ok(sqlx::query_as("SELECT seq, entry_hash FROM deletion_log_heads WHERE tenant_id = $1 FOR UPDATE")
+        .bind(tenant_id)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<(i64, Vec<u8>)>> {
+    Ok(sqlx::query_as("SELECT seq, entry_hash FROM deletion_log_heads WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+/// Appends an entry and moves the head. The caller computed the hash over
+/// `prev_hash` and `body` and holds the head lock.
+pub async fn insert_entry(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, entry: &LogRow) -> Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO deletion_log (tenant_id, seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(entry.seq)
+    .bind(&entry.kind)
+    .bind(entry.job_id)
+    .bind(&entry.subject_hash)
+    .bind(&entry.body)
+    .bind(&entry.prev_hash)
+    .bind(&entry.entry_hash)
+    .bind(entry.created_at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE deletion_log_heads SET seq = $2, entry_hash = $3 WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .bind(entry.seq)
+        .bind(&entry.entry_hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn entries(ex: impl PgExecutor<'_>, tenant_id: Uuid, after_seq: i64, limit: i64) -> Result<Vec<LogRow>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at
+        FROM deletion_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// The log entry of a job (erasure or refusal), if written.
+pub async fn entry_for_job(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<LogRow>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at
+        FROM deletion_log WHERE tenant_id = $1 AND job_id = $2 ORDER BY seq DESC LIMIT 1
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(job_id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// A stored certificate.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CertificateRow {
+    pub job_id: Uuid,
+    pub body: String,
+    pub signature: Vec<u8>,
+    pub public_key: Vec<u8>,
+}
+
+pub async fn insert_certificate(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    cert: &CertificateRow,
+) -> Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO certificates (job_id, tenant_id, body, signature, public_key)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (job_id) DO NOTHING
+        "#,
+    )
+    .bind(cert.job_id)
+    .bind(tenant_id)
+    .bind(&cert.body)
+    .bind(&cert.signature)
+    .bind(&cert.public_key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn certificate(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<CertificateRow>> {
+    Ok(sqlx::query_as(
+        "SELECT job_id, body, signature, public_key FROM certificates WHERE tenant_id = $1 AND job_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(job_id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Entry hashes that certificates of the tenant claim as the chain head at
+/// their completion: each must still be in the chain.
+pub async fn certified_heads(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT job_id, (body::jsonb ->> 'log_entry_hash') FROM certificates WHERE tenant_id = $1 ORDER BY created_at",
+    )
+    .bind(tenant_id)
+    .fetch_all(ex)
+    .await?)
+}

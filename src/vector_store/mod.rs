@@ -1,0 +1,199 @@
+//! The vector backends behind one trait: what erasure needs from a vector
+//! database (upsert with tags, exact counts, delete by tag or ids, exact
+//! search, scroll, physical reclaim). This module owns no lineage: callers
+//! pass what to select; the backends own only their vectors.
+//!
+//! Invariant for every implementation: a [`Selector`] with neither a tag nor
+//! ids selects **nothing** (count 0, delete no-op) — never the whole collection.
+
+mod pgvector;
+mod qdrant;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::domain::{Backend, CollectionSpec};
+
+pub use self::pgvector::PgVectorStore;
+pub use self::qdrant::QdrantStore;
+
+/// Failures of a vector backend, classified so the engine can decide to retry.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorStoreError {
+    #[error("collection `{0}` does not exist in the backend")]
+    CollectionNotFound(String),
+    #[error("vector has {actual} dimensions, collection expects {expected}")]
+    DimensionMismatch { expected: usize, actual: usize },
+    #[error("{backend} is unavailable")]
+    Unavailable {
+        backend: Backend,
+        #[source]
+        source: BoxError,
+    },
+    #[error("{backend} is not configured")]
+    NotConfigured { backend: Backend },
+    #[error("{backend} request failed: {message}")]
+    Backend {
+        backend: Backend,
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T, E = VectorStoreError> = std::result::Result<T, E>;
+
+/// What Lethe writes beside each vector, as payload fields (Qdrant) or
+/// indexed columns (pgvector).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointPayload {
+    pub tenant_id: Uuid,
+    /// The caller's source id.
+    pub source_id: String,
+    /// The caller's ids of the subjects the chunk concerns (the erasure tags).
+    pub subjects: Vec<String>,
+    /// Chunk text, when the collection stores text.
+    pub text: Option<String>,
+}
+
+/// A point to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorPoint {
+    pub id: Uuid,
+    pub vector: Vec<f32>,
+    pub payload: PointPayload,
+}
+
+/// A point read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPoint {
+    pub id: Uuid,
+    pub payload: PointPayload,
+    /// Present when asked for.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A search hit: `score` is the best similarity over the probes (cosine for
+/// cosine collections, higher is closer) and `probe` the index of that probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredPoint {
+    pub id: Uuid,
+    pub score: f32,
+    pub probe: usize,
+    pub payload: PointPayload,
+}
+
+/// The points of one tenant that carry `tag` **or** whose id is in `ids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pub tenant_id: Uuid,
+    pub tag: Option<String>,
+    pub ids: Vec<Uuid>,
+}
+
+impl Selector {
+    pub fn by_tag(tenant_id: Uuid, tag: &str) -> Self {
+        Self { tenant_id, tag: Some(tag.to_owned()), ids: Vec::new() }
+    }
+
+    pub fn by_ids(tenant_id: Uuid, ids: Vec<Uuid>) -> Self {
+        Self { tenant_id, tag: None, ids }
+    }
+
+    /// True when the selector selects nothing by construction.
+    pub fn is_empty(&self) -> bool {
+        self.tag.is_none() && self.ids.is_empty()
+    }
+}
+
+/// What the backend did to reclaim deleted vectors physically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhysicalOutcome {
+    /// The deleted vectors' bytes are gone from the backend's live files.
+    Confirmed(String),
+    /// Logically deleted, bytes may remain until the backend rewrites them.
+    Pending(String),
+}
+
+/// A vector database as erasure needs it. Implementations must be exact:
+/// counts are exact counts, searches are exhaustive, writes are applied
+/// before the call returns.
+#[async_trait::async_trait]
+pub trait VectorStore: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// Creates the collection and its tag indexes; a no-op when it exists.
+    async fn create_collection(&self, spec: &CollectionSpec) -> Result<()>;
+
+    /// Removes the collection and its data; a no-op when it does not exist.
+    async fn drop_collection(&self, spec: &CollectionSpec) -> Result<()>;
+
+    /// Writes points (insert or overwrite by id).
+    async fn upsert(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<()>;
+
+    /// Exact number of points the selector selects.
+    async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64>;
+
+    /// Deletes what the selector selects and waits until it is applied.
+    async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()>;
+
+    /// Points by id (missing ids are skipped).
+    async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>>;
+
+    /// A page of the tenant's points in id order after `offset`, and the next offset.
+    async fn scroll(
+        &self,
+        spec: &CollectionSpec,
+        tenant_id: Uuid,
+        offset: Option<Uuid>,
+        limit: usize,
+        with_vectors: bool,
+    ) -> Result<(Vec<StoredPoint>, Option<Uuid>)>;
+
+    /// Exhaustive (not approximate) search: every point of the tenant whose
+    /// similarity to any probe is at least `threshold`, best first, at most `limit`.
+    async fn search_exact(
+        &self,
+        spec: &CollectionSpec,
+        tenant_id: Uuid,
+        probes: &[Vec<f32>],
+        threshold: f32,
+        limit: usize,
+    ) -> Result<Vec<ScoredPoint>>;
+
+    /// Asks the backend to reclaim deleted points physically.
+    async fn reclaim(&self, spec: &CollectionSpec, guarantee: bool) -> Result<PhysicalOutcome>;
+}
+
+/// The configured backends, looked up by a collection's backend.
+#[derive(Clone)]
+pub struct VectorStores {
+    pub pgvector: Arc<dyn VectorStore>,
+    /// `None` when no Qdrant URL is configured.
+    pub qdrant: Option<Arc<dyn VectorStore>>,
+}
+
+impl VectorStores {
+    /// # Errors
+    /// `NotConfigured` for Qdrant without a URL.
+    pub fn get(&self, backend: Backend) -> Result<&Arc<dyn VectorStore>> {
+        match backend {
+            Backend::Pgvector => Ok(&self.pgvector),
+            Backend::Qdrant => self.qdrant.as_ref().ok_or(VectorStoreError::NotConfigured { backend }),
+        }
+    }
+
+    /// Checks a vector's dimension against the collection.
+    ///
+    /// # Errors
+    /// `DimensionMismatch`.
+    pub fn check_dimension(spec: &CollectionSpec, vector: &[f32]) -> Result<()> {
+        if vector.len() == spec.dimension {
+            Ok(())
+        } else {
+            Err(VectorStoreError::DimensionMismatch { expected: spec.dimension, actual: vector.len() })
+        }
+    }
+}
