@@ -137,7 +137,10 @@ pub fn load(dir: &Path) -> anyhow::Result<Settings> {
         .add_source(
             config::Environment::with_prefix("LETHE")
                 .prefix_separator("_")
-                .separator("__"),
+                .separator("__")
+                // Only LETHE_<SECTION>__<KEY>: other LETHE_* variables
+                // (LETHE_ENVIRONMENT, script settings) are not configuration keys.
+                .source(Some(section_variables())),
         )
         .build()
         .context("Failed to read configuration")?
@@ -145,6 +148,10 @@ pub fn load(dir: &Path) -> anyhow::Result<Settings> {
         .context("Failed to parse configuration")?;
     settings.validate()?;
     Ok(settings)
+}
+
+fn section_variables() -> std::collections::HashMap<String, String> {
+    std::env::vars().filter(|(k, _)| k.starts_with("LETHE_") && k.contains("__")).collect()
 }
 
 impl Settings {

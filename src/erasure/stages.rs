@@ -245,7 +245,8 @@ async fn log(ctx: &Context, job: &JobRow) -> StageResult {
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::delete_probes(&mut *tx, job.job_id).await?;
     jobs::finish(&mut *tx, job.job_id, JobStatus::Completed.as_str(), None).await?;
-    jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Completed.as_str(), "completed").await?;
+    let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
+    jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(format!("log entry {} appended and certificate signed", entry.seq))
+    Ok(message)
 }

@@ -87,8 +87,8 @@ async fn run_job(ctx: &Context, owner: Uuid, job: JobRow) -> Result<(), StoreErr
                         tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
                         return Ok(());
                     }
-                    let text = format!("{}: {message}", stage.as_str());
-                    jobs::insert_event(&ctx.pool, job.job_id, next.as_str(), JobStatus::InProgress.as_str(), &text).await?;
+                    jobs::insert_event(&ctx.pool, job.job_id, stage.as_str(), JobStatus::InProgress.as_str(), &message)
+                        .await?;
                 }
                 stage = next;
             }
