@@ -16,7 +16,7 @@ use crate::context::{Context, subject_lock_key};
 use crate::domain::{CollectionSpec, ExternalId, Identifier, Role};
 use crate::error::{LetheError, Result};
 use crate::store::{StoreError, lineage};
-use crate::vector_store::{PointPayload, VectorPoint};
+use crate::vector_store::{PointPayload, VectorPoint, VectorStores};
 
 /// A subject with identifiers, as a request names it.
 #[derive(Debug, Clone)]
@@ -210,7 +210,12 @@ async fn vectors_for(
                 }
                 return Ok(None);
             }
-            Ok(Some(chunks.iter().map(|c| c.vector.clone().unwrap_or_default()).collect()))
+            let vectors: Vec<Vec<f32>> = chunks.iter().map(|c| c.vector.clone().unwrap_or_default()).collect();
+            // Checked before lineage is written, so a bad vector writes nothing.
+            for v in &vectors {
+                VectorStores::check_dimension(spec, v)?;
+            }
+            Ok(Some(vectors))
         }
     }
 }

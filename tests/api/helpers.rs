@@ -1,0 +1,257 @@
+//! `spawn_app`: a real Lethe on port 0 against a fresh database in the test
+//! Postgres (DATABASE_URL), with Qdrant when QDRANT_URL is set, and typed
+//! helpers for the calls tests make.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use lethe::config::{EmbeddingProvider, Settings};
+use lethe::embedding::Embedder;
+use lethe::grpc::pb::{self, lethe_client::LetheClient};
+use secrecy::SecretString;
+use sqlx::{Connection, PgConnection, PgPool};
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub client: LetheClient<Channel>,
+    pub pool: PgPool,
+    pub keys: Keys,
+    pub settings: Settings,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Clone)]
+pub struct Keys {
+    pub tenant_id: Uuid,
+    pub sk: String,
+    pub pk: String,
+    pub ak: String,
+}
+
+/// How a test wants its app.
+#[derive(Default, Clone, Copy)]
+pub struct Options {
+    /// The real embedding model instead of the hashing embedder.
+    pub real_model: bool,
+    pub stage_pause_ms: u64,
+}
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").expect("DATABASE_URL must point at the test Postgres (scripts/test.sh sets it)")
+}
+
+pub fn qdrant_url() -> Option<String> {
+    std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A new, migrated database; returns its URL.
+pub async fn fresh_database() -> String {
+    let base = database_url();
+    let name = format!("lethe_test_{}", Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&base).await.expect("connect to the test Postgres");
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("DATABASE_URL has a database name");
+    format!("{prefix}/{name}")
+}
+
+pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Settings {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut s = lethe::config::load(&root.join("configuration")).expect("configuration loads");
+    s.database.url = SecretString::from(db_url.to_owned());
+    s.database.max_connections = 20;
+    s.application.port = 0;
+    s.erasure.poll_interval_ms = 50;
+    s.erasure.stage_pause_ms = opts.stage_pause_ms;
+    s.audit.signing_key_file = dir.join("signing_key.pem");
+    s.qdrant.url = qdrant_url().unwrap_or_default();
+    s.qdrant.collection_prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
+    s.embedding.provider = if opts.real_model { EmbeddingProvider::Fastembed } else { EmbeddingProvider::Hashing };
+    let model = root.join(".lethe/model");
+    if s.embedding.model_dir.is_relative() {
+        s.embedding.model_dir = model;
+    }
+    if s.embedding.ort_dylib_path.is_relative() {
+        s.embedding.ort_dylib_path = root.join(&s.embedding.ort_dylib_path);
+    }
+    s
+}
+
+fn real_embedder(s: &Settings) -> Arc<dyn Embedder> {
+    static MODEL: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
+    MODEL.get_or_init(|| lethe::startup::embedder(s).expect("the real model loads (scripts/setup.sh)")).clone()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = fresh_database().await;
+    let settings = test_settings(&db_url, dir.path(), opts);
+    let embedder = if opts.real_model {
+        real_embedder(&settings)
+    } else {
+        lethe::startup::embedder(&settings).expect("hashing embedder")
+    };
+    let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await.expect("app builds");
+    let addr = app.addr();
+    let pool = app.context().pool.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let keys = new_tenant(&pool).await;
+    let client = LetheClient::connect(format!("http://{addr}")).await.expect("connect");
+    TestApp { client, pool, keys, settings, _shutdown: tx, _dir: dir }
+}
+
+pub async fn new_tenant(pool: &PgPool) -> Keys {
+    let t = lethe::auth::create_tenant(pool, &format!("tenant-{}", Uuid::new_v4())).await.expect("tenant");
+    Keys { tenant_id: t.tenant_id, sk: t.secret_key, pk: t.publishable_key, ak: t.auditor_key }
+}
+
+pub fn req<T>(key: &str, msg: T) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert("authorization", format!("Bearer {key}").parse().expect("ascii key"));
+    r
+}
+
+pub fn person(id: &str) -> pb::SubjectRef {
+    pb::SubjectRef { id: id.into(), identifiers: vec![] }
+}
+
+pub fn chunk(source: &str, ordinal: u32, text: &str, subjects: &[&str]) -> pb::IngestChunk {
+    pb::IngestChunk {
+        source_id: source.into(),
+        text: text.into(),
+        ordinal,
+        tags: subjects
+            .iter()
+            .map(|s| pb::SubjectTag { subject_id: (*s).into(), role: pb::TagRole::Owner as i32 })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+impl TestApp {
+    pub async fn create_collection(&self, name: &str, backend: pb::Backend) -> pb::Collection {
+        self.client
+            .clone()
+            .create_collection(req(&self.keys.sk, pb::CreateCollectionRequest {
+                name: name.into(),
+                backend: backend as i32,
+                dimension: u32::try_from(self.settings.embedding.dimension).expect("small"),
+                ..Default::default()
+            }))
+            .await
+            .expect("create collection")
+            .into_inner()
+    }
+
+    pub async fn ingest(&self, collection: &str, chunks: Vec<pb::IngestChunk>) -> Result<pb::WriteResponse, Status> {
+        self.client
+            .clone()
+            .ingest(req(&self.keys.sk, pb::IngestRequest { collection: collection.into(), chunks, subjects: vec![] }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Ingests `n` chunks for each subject, one source per chunk.
+    pub async fn ingest_people(&self, collection: &str, people: &[(&str, u32)]) {
+        let mut chunks = Vec::new();
+        for (who, n) in people {
+            for i in 0..*n {
+                chunks.push(chunk(&format!("{who}-doc-{i}"), 0, &format!("note {i} written by {who} about topic {i}"), &[who]));
+            }
+        }
+        let w = self.ingest(collection, chunks).await.expect("ingest");
+        assert_eq!(w.suppressed, 0);
+    }
+
+    pub async fn erase(&self, subject: &str) -> pb::ErasureJob {
+        self.erase_with(pb::EraseRequest { subject: Some(person(subject)), ..Default::default() }).await.expect("erase")
+    }
+
+    pub async fn erase_with(&self, mut r: pb::EraseRequest) -> Result<pb::ErasureJob, Status> {
+        if r.requested_by.is_empty() {
+            r.requested_by = "tests@lethe".into();
+        }
+        self.client.clone().erase(req(&self.keys.sk, r)).await.map(tonic::Response::into_inner)
+    }
+
+    pub async fn job(&self, job_id: &str) -> pb::ErasureJob {
+        self.client
+            .clone()
+            .get_erasure(req(&self.keys.ak, pb::GetErasureRequest { job_id: job_id.into() }))
+            .await
+            .expect("get erasure")
+            .into_inner()
+    }
+
+    /// Polls until the job is terminal (30 s at most).
+    pub async fn wait_for_job(&self, job_id: &str) -> pb::ErasureJob {
+        wait_for_job(&self.client, &self.keys.ak, job_id).await
+    }
+
+    pub async fn count_subject(&self, subject: &str) -> pb::CountSubjectResponse {
+        self.client
+            .clone()
+            .count_subject(req(&self.keys.ak, pb::CountSubjectRequest { subject_id: subject.into() }))
+            .await
+            .expect("count subject")
+            .into_inner()
+    }
+
+    /// Vectors carrying the subject's tag, counted in the pgvector table itself.
+    pub async fn pg_rows_tagged(&self, collection: &pb::Collection, subject: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\" WHERE subjects @> ARRAY[$1]", collection.backend_name))
+            .bind(subject)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count rows")
+    }
+
+    pub async fn lineage_chunks_of(&self, subject: &str) -> i64 {
+        let hash = lethe::context::keyed_hash(
+            &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
+            subject,
+        );
+        sqlx::query_scalar(
+            "SELECT count(*) FROM chunk_subjects cs JOIN subjects s USING (subject_id) WHERE s.subject_hash = $1",
+        )
+        .bind(hash)
+        .fetch_one(&self.pool)
+        .await
+        .expect("count lineage")
+    }
+}
+
+pub async fn wait_for_job(client: &LetheClient<Channel>, key: &str, job_id: &str) -> pb::ErasureJob {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = client
+            .clone()
+            .get_erasure(req(key, pb::GetErasureRequest { job_id: job_id.into() }))
+            .await
+            .expect("get erasure")
+            .into_inner();
+        let terminal = [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Refused]
+            .iter()
+            .any(|s| *s as i32 == j.status);
+        if terminal {
+            return j;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "job {job_id} did not finish: {j:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The reason in a status' ErrorInfo.
+pub fn reason(status: &Status) -> String {
+    use tonic_types::StatusExt;
+    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+}

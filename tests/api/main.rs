@@ -1,0 +1,10 @@
+//! End-to-end tests over gRPC against real Postgres+pgvector and the Qdrant
+//! stand-in (or a real Qdrant at QDRANT_URL). Run with `scripts/test.sh`.
+
+mod audit;
+mod auth;
+mod bad_input;
+mod crash;
+mod erasure;
+mod helpers;
+mod suppression;
