@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite against real services that this script starts itself:
+# PostgreSQL 16 + pgvector (scripts/setup.sh), the embedding model, and the Qdrant
+# stand-in (qdrant-standin/, Qdrant's own engine behind Qdrant's gRPC API).
+# Set QDRANT_URL to test against a real Qdrant instead of the stand-in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/setup.sh)"
+
+# Databases left by earlier test runs.
+"$LETHE_PG_BIN/psql" -h 127.0.0.1 -p "${LETHE_PG_PORT:-55432}" -U postgres -d lethe -qAt \
+  -c "SELECT 'DROP DATABASE \"' || datname || '\";' FROM pg_database WHERE datname LIKE 'lethe_test_%'" \
+  | "$LETHE_PG_BIN/psql" -h 127.0.0.1 -p "${LETHE_PG_PORT:-55432}" -U postgres -d lethe -q >/dev/null
+
+standin=""
+cleanup() { [ -n "$standin" ] && kill "$standin" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+if [ -z "${QDRANT_URL:-}" ]; then
+  echo "==> building the Qdrant stand-in (qdrant-edge; the first build takes several minutes)" >&2
+  (cd qdrant-standin && cargo build --quiet --bin qdrant-standin)
+  data=.lethe/qdrant-test
+  rm -rf "$data"; mkdir -p "$data"
+  qdrant-standin/target/debug/qdrant-standin --port 0 --data-dir "$data" > .lethe/qdrant-standin.log 2>&1 &
+  standin=$!
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' .lethe/qdrant-standin.log | head -n1)
+    [ -n "$port" ] && break
+    kill -0 "$standin" 2>/dev/null || { cat .lethe/qdrant-standin.log >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "${port:-}" ] || { echo "the Qdrant stand-in did not start" >&2; exit 1; }
+  export QDRANT_URL="http://127.0.0.1:$port"
+  echo "==> Qdrant stand-in on $QDRANT_URL" >&2
+  echo "==> stand-in's own tests" >&2
+  (cd qdrant-standin && cargo test --quiet)
+fi
+
+echo "==> Lethe's tests" >&2
+cargo test --all-targets
