@@ -1,0 +1,152 @@
+//! One contract for every vector backend, written once against the
+//! `VectorStore` trait and run against pgvector and Qdrant (the stand-in, or
+//! a real Qdrant at QDRANT_URL). Run with `scripts/test.sh`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lethe::domain::{Backend, CollectionName, CollectionSpec, Distance};
+use lethe::vector_store::{PgVectorStore, PointPayload, QdrantStore, Selector, VectorPoint, VectorStore};
+use uuid::Uuid;
+
+fn spec(backend: Backend, dimension: usize) -> CollectionSpec {
+    let id = Uuid::new_v4();
+    CollectionSpec {
+        collection_id: id,
+        tenant_id: Uuid::new_v4(),
+        name: CollectionName::parse("name", "contract").unwrap(),
+        backend,
+        backend_name: match backend {
+            Backend::Pgvector => format!("lv_{}", id.simple()),
+            Backend::Qdrant => format!("contract_{}", id.simple()),
+        },
+        dimension,
+        distance: Distance::Cosine,
+        embedding_model: "test".into(),
+        store_text: true,
+        retention_days: 0,
+        created_at: chrono::Utc::now(),
+    }
+}
+
+/// A unit vector along axis `i` (mod dimension), slightly tilted by `j`.
+fn axis(dim: usize, i: usize, j: f32) -> Vec<f32> {
+    let mut v = vec![0.0; dim];
+    v[i % dim] = 1.0;
+    v[(i + 1) % dim] = j;
+    let n = (1.0 + j * j).sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+fn point(s: &CollectionSpec, i: usize, subjects: &[&str]) -> VectorPoint {
+    VectorPoint {
+        id: Uuid::new_v4(),
+        vector: axis(s.dimension, i, 0.1),
+        payload: PointPayload {
+            tenant_id: s.tenant_id,
+            source_id: format!("src-{i}"),
+            subjects: subjects.iter().map(|x| (*x).to_owned()).collect(),
+            text: Some(format!("chunk {i}")),
+        },
+    }
+}
+
+async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
+    let s = spec(backend, 8);
+    store.create_collection(&s).await.expect("create");
+    store.create_collection(&s).await.expect("create is idempotent");
+    let points = vec![
+        point(&s, 0, &["Tim Belden"]),
+        point(&s, 1, &["Tim Belden", "Ann"]),
+        point(&s, 2, &["Tim"]),
+        point(&s, 3, &["Tim Belden Jr"]),
+        point(&s, 4, &["Ann", "Bob", "Cyd", "Dee"]),
+        point(&s, 5, &[]),
+    ];
+    store.upsert(&s, &points).await.expect("upsert");
+    let t = s.tenant_id;
+    let count = |sel: Selector| {
+        let store = Arc::clone(&store);
+        let s = s.clone();
+        async move { store.count(&s, &sel).await.expect("count") }
+    };
+
+    // Exact keyword matches: a value with spaces, prefixes, several subjects per point.
+    assert_eq!(count(Selector::by_tag(t, "Tim Belden")).await, 2);
+    assert_eq!(count(Selector::by_tag(t, "Tim")).await, 1);
+    assert_eq!(count(Selector::by_tag(t, "Tim Belden Jr")).await, 1);
+    assert_eq!(count(Selector::by_tag(t, "Belden")).await, 0);
+    assert_eq!(count(Selector::by_tag(t, "Dee")).await, 1);
+    assert_eq!(count(Selector::by_ids(t, vec![points[2].id, points[5].id, Uuid::new_v4()])).await, 2);
+    let union = Selector { tenant_id: t, tag: Some("Ann".into()), ids: vec![points[1].id, points[5].id] };
+    assert_eq!(count(union.clone()).await, 3, "tag OR ids, each point once");
+    // An empty selector selects nothing, never everything.
+    assert_eq!(count(Selector::by_ids(t, vec![])).await, 0);
+    store.delete(&s, &Selector::by_ids(t, vec![])).await.expect("empty delete");
+    // Another tenant's selector sees nothing.
+    assert_eq!(count(Selector::by_tag(Uuid::new_v4(), "Ann")).await, 0);
+
+    // Exact search finds the nearest and honours the threshold.
+    let hits = store.search_exact(&s, t, &[axis(8, 3, 0.1)], 0.99, 10).await.expect("search");
+    assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![points[3].id]);
+    let two = store.search_exact(&s, t, &[axis(8, 0, 0.1), axis(8, 4, 0.1)], 0.99, 10).await.expect("search");
+    assert_eq!(two.len(), 2);
+    assert!(two.iter().any(|h| h.id == points[4].id && h.probe == 1));
+    assert!(store.search_exact(&s, Uuid::new_v4(), &[axis(8, 3, 0.1)], 0.5, 10).await.expect("search").is_empty());
+
+    // Retrieve and scroll give the payload back.
+    let got = store.retrieve(&s, &[points[4].id], true).await.expect("retrieve");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload, points[4].payload);
+    assert_eq!(got[0].vector.as_ref().map(Vec::len), Some(8));
+    let mut seen = Vec::new();
+    let mut offset = None;
+    loop {
+        let (page, next) = store.scroll(&s, t, offset, 4, false).await.expect("scroll");
+        seen.extend(page.into_iter().map(|p| p.id));
+        match next {
+            Some(n) => offset = Some(n),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut all: Vec<Uuid> = points.iter().map(|p| p.id).collect();
+    all.sort();
+    assert_eq!(seen, all);
+
+    // Delete by tag (with spaces), then by ids: exactly those go.
+    store.delete(&s, &Selector::by_tag(t, "Tim Belden")).await.expect("delete by tag");
+    assert_eq!(count(Selector::by_tag(t, "Tim Belden")).await, 0);
+    assert_eq!(count(Selector::by_tag(t, "Tim")).await, 1);
+    assert_eq!(count(Selector::by_tag(t, "Tim Belden Jr")).await, 1);
+    assert_eq!(count(Selector::by_tag(t, "Ann")).await, 1, "the shared point went with Tim Belden");
+    store.delete(&s, &Selector::by_ids(t, vec![points[4].id, points[5].id])).await.expect("delete by ids");
+    assert_eq!(count(Selector::by_ids(t, all.clone())).await, 2);
+
+    // A collection of another dimension lives beside it; wrong dimensions are refused.
+    let wide = spec(backend, 16);
+    store.create_collection(&wide).await.expect("create wide");
+    store.upsert(&wide, &[point(&wide, 0, &["Ann"])]).await.expect("upsert wide");
+    assert!(store.upsert(&wide, &[point(&s, 0, &["Ann"])]).await.is_err(), "8-d vector into a 16-d collection");
+    assert_eq!(store.count(&wide, &Selector::by_tag(wide.tenant_id, "Ann")).await.unwrap(), 1);
+
+    store.drop_collection(&s).await.expect("drop");
+    store.drop_collection(&wide).await.expect("drop wide");
+    store.drop_collection(&wide).await.expect("drop is idempotent");
+}
+
+#[tokio::test]
+async fn pgvector_meets_the_vector_store_contract() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (run scripts/test.sh)");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    contract(Arc::new(PgVectorStore::new(pool)), Backend::Pgvector).await;
+}
+
+#[tokio::test]
+async fn qdrant_meets_the_vector_store_contract() {
+    let url = std::env::var("QDRANT_URL").expect("QDRANT_URL (run scripts/test.sh, which starts the stand-in)");
+    let store = QdrantStore::connect(&url, std::env::var("QDRANT_API_KEY").ok(), Duration::from_secs(60))
+        .await
+        .expect("connect to Qdrant");
+    contract(Arc::new(store), Backend::Qdrant).await;
+}
