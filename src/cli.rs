@@ -33,6 +33,19 @@ pub enum Command {
     RevokeKey { key: String },
     /// Print the public key that signs certificates (base64).
     SigningKey,
+    /// Re-index a collection through a running service and follow it with a
+    /// progress bar (`--key` is a secret key; `LETHE_SK` works too).
+    Reindex {
+        #[arg(long)]
+        collection: String,
+        /// `copy` (the live vectors) or `reembed` (the stored text, with the service's model).
+        #[arg(long, default_value = "copy")]
+        mode: String,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
+    },
     /// Verify a certificate offline: a JSON file with `body`, `signature`, `public_key`
     /// (as GetCertificate returns it).
     VerifyCertificate { file: PathBuf },
@@ -84,6 +97,7 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
             let signer = crate::audit::Signer::load_or_create(&settings.audit.signing_key_file)?;
             println!("{}", crate::erasure::b64(&signer.public_key()));
         }
+        Command::Reindex { collection, mode, url, key } => crate::progress::reindex(&url, &key, &collection, &mode).await?,
         Command::VerifyCertificate { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("Failed to read {}", file.display()))?;
             let v: serde_json::Value = serde_json::from_str(&text).context("Not JSON")?;

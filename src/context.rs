@@ -89,3 +89,10 @@ pub fn subject_lock_key(subject_hash: &[u8]) -> i64 {
     b.copy_from_slice(&subject_hash[..8]);
     i64::from_le_bytes(b)
 }
+
+/// The advisory-lock key of a collection: writes and erasures hold it shared,
+/// a re-index's switch exclusively.
+pub fn collection_lock_key(collection_id: uuid::Uuid) -> i64 {
+    let b = collection_id.as_bytes();
+    i64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]])
+}

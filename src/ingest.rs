@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::context::{Context, subject_lock_key};
+use crate::context::{Context, collection_lock_key, subject_lock_key};
 use crate::domain::{CollectionSpec, ExternalId, Identifier, Role};
 use crate::error::{LetheError, Result};
 use crate::store::{StoreError, lineage};
@@ -99,7 +99,8 @@ pub async fn write(
             tagged.insert(id, hash);
         }
     }
-    let lock_keys: Vec<i64> = tagged.values().map(|h| subject_lock_key(h)).collect();
+    let mut lock_keys: Vec<i64> = tagged.values().map(|h| subject_lock_key(h)).collect();
+    lock_keys.push(collection_lock_key(spec.collection_id));
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_shared(&mut guard, &lock_keys).await?;
 

@@ -30,6 +30,8 @@ pub mod erasure;
 pub mod error;
 pub mod grpc;
 pub mod ingest;
+pub mod progress;
+pub mod reindex;
 pub mod residual;
 pub mod shutdown;
 pub mod startup;

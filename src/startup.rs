@@ -121,6 +121,10 @@ impl Application {
         let worker = tokio::spawn(crate::erasure::run_worker_until_stopped(self.ctx.clone(), async move {
             let _ = worker_stop.wait_for(|s| *s).await;
         }));
+        let mut reindex_stop = stop_rx.clone();
+        let reindexer = tokio::spawn(crate::reindex::run_worker_until_stopped(self.ctx.clone(), async move {
+            let _ = reindex_stop.wait_for(|s| *s).await;
+        }));
         let mut server_stop = stop_rx;
         let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
             let _ = server_stop.wait_for(|s| *s).await;
@@ -131,6 +135,7 @@ impl Application {
         });
         server.await.context("gRPC server failed")?;
         worker.await.context("worker panicked")?;
+        reindexer.await.context("re-index worker panicked")?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::report;
-use crate::context::{Context, subject_lock_key};
+use crate::context::{Context, collection_lock_key, subject_lock_key};
 use crate::domain::{CollectionSpec, Identifier, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::residual::{self, Probe, ResidualQuery};
@@ -133,10 +133,25 @@ async fn planned(ctx: &Context, job: &JobRow) -> std::result::Result<Vec<(Collec
         .collect())
 }
 
+/// Holds the planned collections' locks shared for the life of the guard, so
+/// that a re-index cannot switch generations in the middle of a stage.
+async fn collection_guard(
+    ctx: &Context,
+    collections: &[(CollectionSpec, CountRow)],
+) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, StageError> {
+    let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let keys: Vec<i64> = collections.iter().map(|(s, _)| collection_lock_key(s.collection_id)).collect();
+    lineage::lock_subject_shared(&mut guard, &keys).await?;
+    Ok(guard)
+}
+
 async fn delete(ctx: &Context, job: &JobRow) -> StageResult {
-    for (spec, _) in planned(ctx, job).await? {
-        delete_in(ctx, job, &spec).await?;
+    let collections = planned(ctx, job).await?;
+    let guard = collection_guard(ctx, &collections).await?;
+    for (spec, _) in &collections {
+        delete_in(ctx, job, spec).await?;
     }
+    guard.commit().await.map_err(StoreError::from)?;
     Ok("deleted by tag and by lineage ids".into())
 }
 
@@ -154,7 +169,9 @@ async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec) -> std::r
 
 async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
     let retries = ctx.settings.erasure.verify_retries;
-    for (spec, _) in planned(ctx, job).await? {
+    let collections = planned(ctx, job).await?;
+    let guard = collection_guard(ctx, &collections).await?;
+    for (spec, _) in collections {
         let ids = jobs::plan_points(&ctx.pool, job.job_id, spec.collection_id).await?;
         let mut attempt = 0;
         let after = loop {
@@ -175,6 +192,7 @@ async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
             )));
         }
     }
+    guard.commit().await.map_err(StoreError::from)?;
     Ok("verified: no vector of the subject remains".into())
 }
 
@@ -199,6 +217,8 @@ async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
     }
     let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
     jobs::set_residuals(&ctx.pool, job.job_id, &json).await?;
+    // The probes (the person's own vectors and texts) are needed no longer.
+    jobs::delete_probes(&ctx.pool, job.job_id).await?;
     Ok(format!("{} residual candidates ({})", candidates.len(), policy.as_str()))
 }
 
@@ -220,6 +240,20 @@ async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
             ("pending".to_owned(), report::pending_detail(spec.backend).to_owned())
         } else if deleted == 0 {
             ("confirmed".to_owned(), "nothing was deleted".to_owned())
+        } else if spec.backend == crate::domain::Backend::Qdrant {
+            // Qdrant only soft-deletes; rebuilding the collection from lineage
+            // into a new one and deleting the old one is the guarantee.
+            let r = crate::reindex::run_inline(ctx, spec).await?;
+            if r.status == "completed" {
+                let detail = format!(
+                    "collection rebuilt from lineage by re-index {} ({} points); the old collection and its segments were deleted",
+                    r.job_id,
+                    r.final_count.unwrap_or(0)
+                );
+                ("confirmed".to_owned(), detail)
+            } else {
+                ("pending".to_owned(), format!("re-index {} did not complete: {}", r.job_id, r.error.unwrap_or_default()))
+            }
         } else {
             match ctx.stores.get(spec.backend)?.reclaim(spec, true).await? {
                 PhysicalOutcome::Confirmed(d) => ("confirmed".to_owned(), d),
@@ -228,6 +262,10 @@ async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
         };
         confirmed += usize::from(status == "confirmed");
         jobs::set_physical(&ctx.pool, job.job_id, spec.collection_id, &status, &detail).await?;
+    }
+    if job.guarantee_physical {
+        // Lineage text, identifiers and probes were deleted too: rewrite those tables.
+        lineage::rewrite_personal_tables(&ctx.pool).await?;
     }
     Ok(format!("physical erasure confirmed in {confirmed} of {} collections", collections.len()))
 }
@@ -243,7 +281,6 @@ async fn log(ctx: &Context, job: &JobRow) -> StageResult {
     let cert = report::certificate(ctx, job, &subject.subject_hash, &counts, &entry);
     crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
-    jobs::delete_probes(&mut *tx, job.job_id).await?;
     jobs::finish(&mut *tx, job.job_id, JobStatus::Completed.as_str(), None).await?;
     let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
     jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;

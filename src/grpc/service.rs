@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus, bounded_text};
 use crate::error::{LetheError, Result};
 use crate::ingest::{SubjectInput, WriteMode, WriteOutcome};
-use crate::{audit, catalog, erasure, ingest, residual};
+use crate::{audit, catalog, erasure, ingest, reindex, residual};
 
 /// The Lethe gRPC service.
 pub struct LetheService {
@@ -42,6 +42,17 @@ fn write_response(o: WriteOutcome) -> pb::WriteResponse {
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ErasureEvent, Status>> + Send>>;
+type ReindexStream = Pin<Box<dyn Stream<Item = Result<pb::ReindexJob, Status>> + Send>>;
+
+impl LetheService {
+    /// A re-index job on the wire, with its collection's name.
+    async fn reindex_view(&self, tenant_id: uuid::Uuid, job_id: uuid::Uuid) -> Result<pb::ReindexJob> {
+        let row = reindex::get(&self.ctx, tenant_id, job_id).await?;
+        let names = catalog::list_collections(&self.ctx, tenant_id).await?;
+        let name = names.iter().find(|c| c.collection_id == row.collection_id).map(|c| c.name.to_string());
+        Ok(convert::reindex_job(&row, &name.unwrap_or_default()))
+    }
+}
 
 #[tonic::async_trait]
 impl Lethe for LetheService {
@@ -233,5 +244,61 @@ impl Lethe for LetheService {
         let query = residual::ResidualQuery { identifiers, limit: limit as usize, ..Default::default() };
         let found = residual::search(&self.ctx, p.tenant_id, &query).await?;
         Ok(Response::new(pb::SearchResidualsResponse { candidates: found.iter().map(convert::candidate).collect() }))
+    }
+
+    async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexJob>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let r = req.into_inner();
+        let mode = convert::reindex_mode(r.mode).map_err(LetheError::from)?;
+        let row = reindex::submit(&self.ctx, p.tenant_id, &r.collection, mode).await?;
+        Ok(Response::new(self.reindex_view(p.tenant_id, row.job_id).await?))
+    }
+
+    async fn get_reindex(&self, req: Request<pb::GetReindexRequest>) -> Result<Response<pb::ReindexJob>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = convert::uuid("job_id", &req.get_ref().job_id).map_err(LetheError::from)?;
+        Ok(Response::new(self.reindex_view(p.tenant_id, id).await?))
+    }
+
+    type WatchReindexStream = ReindexStream;
+
+    async fn watch_reindex(&self, req: Request<pb::GetReindexRequest>) -> Result<Response<Self::WatchReindexStream>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = convert::uuid("job_id", &req.get_ref().job_id).map_err(LetheError::from)?;
+        let first = self.reindex_view(p.tenant_id, id).await?;
+        let service = LetheService { ctx: self.ctx.clone(), auth: self.auth.clone() };
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut job = first;
+            loop {
+                let ended = [pb::JobStatus::Completed as i32, pb::JobStatus::Failed as i32].contains(&job.status);
+                if tx.send(Ok(job)).await.is_err() || ended {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                job = match service.reindex_view(p.tenant_id, id).await {
+                    Ok(j) => j,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn list_reindexes(
+        &self,
+        req: Request<pb::ListReindexesRequest>,
+    ) -> Result<Response<pb::ListReindexesResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let limit = convert::limit("limit", req.get_ref().limit, 100, 500).map_err(LetheError::from)?;
+        let names = catalog::list_collections(&self.ctx, p.tenant_id).await?;
+        let rows = reindex::list(&self.ctx, p.tenant_id, limit).await?;
+        let name = |id| names.iter().find(|c| c.collection_id == id).map(|c| c.name.to_string()).unwrap_or_default();
+        Ok(Response::new(pb::ListReindexesResponse {
+            jobs: rows.iter().map(|r| convert::reindex_job(r, &name(r.collection_id))).collect(),
+        }))
     }
 }

@@ -308,7 +308,7 @@ pub async fn record_chunks(
         SELECT c.id, $1, $2, s.source_id, c.ord, c.txt
         FROM UNNEST($3::uuid[], $4::text[], $5::int[], $6::text[]) AS c(id, ext, ord, txt)
         JOIN sources s ON s.collection_id = $2 AND s.external_id = c.ext
-        ON CONFLICT (chunk_id) DO UPDATE SET text = EXCLUDED.text, ordinal = EXCLUDED.ordinal
+        ON CONFLICT (chunk_id) DO UPDATE SET text = EXCLUDED.text, ordinal = EXCLUDED.ordinal, updated_at = now()
         WHERE chunks.collection_id = EXCLUDED.collection_id AND chunks.source_id = EXCLUDED.source_id
         "#,
     )
@@ -428,4 +428,16 @@ pub async fn chunk_sources(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Resul
     .bind(chunk_ids)
     .fetch_all(ex)
     .await?)
+}
+
+/// Rewrites Lethe's own tables that held the person's data (chunk text,
+/// identifiers, captured probes) into new files, so that deleted rows leave
+/// no bytes behind. Exclusive locks: used only for guaranteed physical erasure.
+pub async fn rewrite_personal_tables(pool: &sqlx::PgPool) -> Result<()> {
+    // One statement each: a multi-statement string is an implicit transaction,
+    // where VACUUM is not allowed.
+    for table in ["chunks", "sources", "chunk_subjects", "subject_identifiers", "subjects", "erasure_probes"] {
+        sqlx::raw_sql(&format!("VACUUM (FULL) {table}")).execute(pool).await?;
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod jobs;
 pub mod lineage;
 pub mod log;
+pub mod reindex;
 pub mod tenant;
 
 /// A Postgres failure, classified: unavailable (retry later) or unexpected.

@@ -165,6 +165,37 @@ pub trait VectorStore: Send + Sync {
 
     /// Asks the backend to reclaim deleted points physically.
     async fn reclaim(&self, spec: &CollectionSpec, guarantee: bool) -> Result<PhysicalOutcome>;
+
+    /// Exact number of the tenant's points in the collection.
+    async fn count_all(&self, spec: &CollectionSpec, tenant_id: Uuid) -> Result<u64> {
+        let _ = (spec, tenant_id);
+        Err(unsupported(self.backend(), "counting all points"))
+    }
+
+    /// Creates an empty next generation of the collection (same dimension,
+    /// distance and indexes), named with `suffix`; returns its spec, whose
+    /// `backend_name` is the new physical name. Idempotent.
+    async fn create_staging(&self, spec: &CollectionSpec, suffix: &str) -> Result<CollectionSpec> {
+        let _ = (spec, suffix);
+        Err(unsupported(self.backend(), "re-index"))
+    }
+
+    /// Atomically makes `staging` the collection that readers of
+    /// `live.backend_name` see; returns the retired physical name.
+    async fn promote(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<String> {
+        let _ = (live, staging);
+        Err(unsupported(self.backend(), "re-index"))
+    }
+
+    /// Removes a retired (or abandoned staging) physical collection; a no-op when absent.
+    async fn drop_physical(&self, physical_name: &str) -> Result<()> {
+        let _ = physical_name;
+        Err(unsupported(self.backend(), "re-index"))
+    }
+}
+
+fn unsupported(backend: Backend, what: &str) -> VectorStoreError {
+    VectorStoreError::Backend { backend, message: format!("{what} is not supported by this backend"), source: None }
 }
 
 /// The configured backends, looked up by a collection's backend.

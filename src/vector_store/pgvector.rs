@@ -299,6 +299,46 @@ impl VectorStore for PgVectorStore {
         Ok(hits)
     }
 
+    async fn count_all(&self, spec: &CollectionSpec, tenant_id: Uuid) -> Result<u64> {
+        let table = Self::table(spec)?;
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"))
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(spec, e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn create_staging(&self, spec: &CollectionSpec, suffix: &str) -> Result<CollectionSpec> {
+        let staging = CollectionSpec { backend_name: format!("{}_{suffix}", spec.backend_name), ..spec.clone() };
+        self.create_collection(&staging).await?;
+        Ok(staging)
+    }
+
+    async fn promote(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<String> {
+        let (live_t, staging_t) = (Self::table(live)?, Self::table(staging)?);
+        let retired = format!("{}_old", staging.backend_name);
+        let retired_t = Self::table(&CollectionSpec { backend_name: retired.clone(), ..live.clone() })?;
+        // Both renames in one transaction: a reader either sees the old table
+        // or the new one under the live name, never a missing table (the
+        // ACCESS EXCLUSIVE locks make readers wait for the commit).
+        let swap = format!("BEGIN; ALTER TABLE {live_t} RENAME TO {retired_t}; ALTER TABLE {staging_t} RENAME TO {live_t}; COMMIT;");
+        sqlx::raw_sql(&swap).execute(&self.pool).await.map_err(|e| classify(live, e))?;
+        Ok(retired)
+    }
+
+    async fn drop_physical(&self, physical_name: &str) -> Result<()> {
+        let name = physical_name;
+        if name.is_empty() || name.len() > 63 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(backend_error(format!("invalid table name `{name}`"), None));
+        }
+        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS \"{name}\""))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend_error("drop failed".into(), Some(e)))?;
+        Ok(())
+    }
+
     async fn reclaim(&self, spec: &CollectionSpec, guarantee: bool) -> Result<PhysicalOutcome> {
         let table = Self::table(spec)?;
         if guarantee {

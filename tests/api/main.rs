@@ -7,4 +7,6 @@ mod bad_input;
 mod crash;
 mod erasure;
 mod helpers;
+mod physical;
+mod reindex;
 mod suppression;

@@ -1,0 +1,97 @@
+//! Lethe's benchmark: erasure, throughput, ingest overhead, exact search and
+//! embedding, each against the raw backend doing the bare minimum, measured
+//! in the same run.
+//!
+//! ```text
+//! . scripts/env.sh
+//! cargo run --release --example bench -- --size 1000000 [--backend pgvector|qdrant|both] [--json out.json]
+//! ```
+//!
+//! The data set (N vectors, N/10 subjects) lives in its own database
+//! `lethe_bench_<N>` in the Postgres of DATABASE_URL and is built once: a
+//! `bench_meta` row marks it loaded, and later runs reuse it. Lethe runs
+//! in-process on port 0 and is called over gRPC like any client would.
+
+mod data;
+mod measure;
+mod qdrant;
+mod report;
+mod setup;
+
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::report::{Machine, Row};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Lethe benchmark against the raw backends")]
+pub struct Args {
+    /// Vectors in the data set (at least 2000).
+    #[arg(long)]
+    pub size: usize,
+    #[arg(long, default_value = "pgvector")]
+    pub backend: String,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// Repetitions per figure (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Erase workers (default: erasure.workers from configuration).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Vectors tracked per ingest run (default: min(100000, N/10)).
+    #[arg(long)]
+    pub ingest_vectors: Option<usize>,
+    /// Small subjects erased concurrently (default: min(1000, subjects of 10)).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Sections to skip: erase, throughput, ingest, search, embed.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Load the data set (if needed) and stop.
+    #[arg(long)]
+    pub load_only: bool,
+}
+
+impl Args {
+    pub fn runs(&self, section: &str) -> bool {
+        !self.skip.iter().any(|s| s == section)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.size >= 2000, "--size must be at least 2000");
+    let started = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let mut machine = None;
+
+    if args.backend == "pgvector" || args.backend == "both" {
+        let env = setup::pgvector(&args).await?;
+        machine = Some(Machine::probe(env.postgres_version.clone()));
+        notes.extend(env.notes.clone());
+        if !args.load_only {
+            measure::pgvector(&args, &env, &mut rows, &mut notes).await?;
+        }
+    }
+    if (args.backend == "qdrant" || args.backend == "both") && !args.load_only {
+        qdrant::run(&args, &mut rows, &mut notes).await?;
+    }
+    let machine = machine.unwrap_or_else(|| Machine::probe("Postgres not used".into()));
+    notes.push(format!("whole benchmark took {:.0} s", started.elapsed().as_secs_f64()));
+    let table = report::markdown(&machine, args.size, &date, &rows, &notes);
+    println!("\n{table}");
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "date": date, "n": args.size, "machine": machine, "rows": rows, "notes": notes, "markdown": table,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

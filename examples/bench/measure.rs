@@ -1,0 +1,425 @@
+//! The pgvector measurements. Every Lethe figure has its raw counterpart
+//! measured in the same run on the same table (or an identical one).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lethe::grpc::pb;
+use lethe::vector_store::{PgVectorStore, VectorStore};
+use pgvector::Vector;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::Args;
+use crate::data::{DIM, DataSet, vector};
+use crate::report::{Row, Stats};
+use crate::setup::{Env, req};
+
+const BACKEND: &str = "pgvector";
+
+pub async fn pgvector(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
+    if args.runs("erase") {
+        erase_one(args, env, env.data.big, "erase one subject: 10,000-vector subject", rows, notes).await?;
+        let small = *env.data.tens.last().expect("subjects of 10");
+        erase_one(args, env, small, "erase one subject: 10 vectors", rows, notes).await?;
+    }
+    if args.runs("throughput") {
+        throughput(args, env, rows).await?;
+    }
+    if args.runs("ingest") {
+        ingest(args, env, rows).await?;
+    }
+    if args.runs("search") {
+        search(args, env, rows, notes).await?;
+    }
+    if args.runs("embed") {
+        embed(args, env, rows, notes).await?;
+    }
+    notes.push("re-index: not measured (Reindex is not built yet)".into());
+    Ok(())
+}
+
+/// Generations not used before in this database: an erased subject's tag is
+/// a tombstone, so every re-creation uses a fresh tag and fresh point ids.
+async fn generations(pool: &PgPool, count: u32) -> anyhow::Result<u32> {
+    let end: i64 = sqlx::query_scalar(
+        r#"
+        INSERT INTO bench_meta (key, value) VALUES ('generation', to_jsonb($1::bigint + 1))
+        ON CONFLICT (key) DO UPDATE SET value = to_jsonb((bench_meta.value)::bigint + $1)
+        RETURNING (value)::bigint
+        "#,
+    )
+    .bind(i64::from(count))
+    .fetch_one(pool)
+    .await?;
+    Ok(u32::try_from(end)? - count)
+}
+
+/// Tracks points through Lethe in requests of 1,000, `parallel` in flight.
+async fn track(env: &Env, sk: &str, collection: &str, points: Vec<pb::TrackedPoint>, parallel: usize) -> anyhow::Result<()> {
+    let batches: Vec<Vec<pb::TrackedPoint>> = points.chunks(1000).map(<[_]>::to_vec).collect();
+    let mut stream = futures::stream::iter(batches)
+        .map(|points| {
+            let mut c = env.client.clone();
+            let r = req(sk, pb::TrackRequest { collection: collection.into(), points, ..Default::default() });
+            async move { c.track(r).await }
+        })
+        .buffer_unordered(parallel);
+    while let Some(r) = stream.next().await {
+        let w = r?.into_inner();
+        anyhow::ensure!(w.suppressed == 0, "{} points suppressed", w.suppressed);
+    }
+    Ok(())
+}
+
+fn terminal(status: i32) -> bool {
+    [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Refused].iter().any(|s| *s as i32 == status)
+}
+
+async fn submit(env: &Env, tag: &str) -> anyhow::Result<String> {
+    let job = env
+        .client
+        .clone()
+        .erase(req(&env.sk, pb::EraseRequest {
+            subject: Some(pb::SubjectRef { id: tag.into(), identifiers: vec![] }),
+            requested_by: "bench".into(),
+            reason: "benchmark".into(),
+            residual_policy: pb::ResidualPolicy::Report as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    Ok(job.job_id)
+}
+
+async fn wait(env: &Env, job_id: &str, poll: Duration) -> anyhow::Result<pb::ErasureJob> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let j = env
+            .client
+            .clone()
+            .get_erasure(req(&env.ak, pb::GetErasureRequest { job_id: job_id.into() }))
+            .await?
+            .into_inner();
+        if terminal(j.status) {
+            anyhow::ensure!(j.status == pb::JobStatus::Completed as i32, "job {job_id} ended: {}", j.error);
+            return Ok(j);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "job {job_id} did not finish");
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Milliseconds per stage, from the job's event timestamps (each event is
+/// written when its stage ends; the first stage includes queueing and claim).
+async fn stage_times(env: &Env, job_id: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut stream = env
+        .client
+        .clone()
+        .watch_erasure(req(&env.ak, pb::GetErasureRequest { job_id: job_id.into() }))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    let mut prev: Option<prost_types::Timestamp> = None;
+    while let Some(e) = stream.next().await {
+        let e = e?;
+        let at = e.at.unwrap_or_default();
+        if let Some(p) = prev {
+            let ms = (at.seconds - p.seconds) as f64 * 1e3 + f64::from(at.nanos - p.nanos) / 1e6;
+            let stage = pb::Stage::try_from(e.stage).map_or("?".into(), |s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase());
+            out.push((stage, ms));
+        }
+        prev = Some(at);
+    }
+    Ok(out)
+}
+
+async fn lethe_erase(env: &Env, tag: &str) -> anyhow::Result<(f64, Vec<(String, f64)>)> {
+    let t = Instant::now();
+    let id = submit(env, tag).await?;
+    wait(env, &id, Duration::from_millis(2)).await?;
+    let wall = t.elapsed().as_secs_f64() * 1e3;
+    let stages = stage_times(env, &id).await?;
+    let excluded: f64 = stages.iter().filter(|(s, _)| s == "residual" || s == "physical").map(|(_, ms)| ms).sum();
+    Ok((wall - excluded, stages))
+}
+
+/// The raw backend doing the bare minimum: count, delete by tag, count.
+async fn raw_erase(pool: &PgPool, table: &str, tag: &str, expected: i64) -> anyhow::Result<f64> {
+    let count = format!("SELECT count(*) FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]");
+    let t = Instant::now();
+    let before: i64 = sqlx::query_scalar(&count).bind(tag).fetch_one(pool).await?;
+    sqlx::query(&format!("DELETE FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]")).bind(tag).execute(pool).await?;
+    let after: i64 = sqlx::query_scalar(&count).bind(tag).fetch_one(pool).await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(before == expected && after == 0, "raw erase of {tag}: {before} before, {after} after");
+    Ok(ms)
+}
+
+async fn erase_one(
+    args: &Args,
+    env: &Env,
+    subject: u32,
+    figure: &str,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let size = env.data.members[subject as usize].len();
+    eprintln!("==> {figure} ({size} vectors), {} runs", args.runs);
+    let first = generations(&env.raw, 2 * args.runs as u32).await?;
+    let (mut lethe, mut raw) = (Vec::new(), Vec::new());
+    let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in 0..args.runs as u32 {
+        let g = first + 2 * r;
+        track(env, &env.sk, "bench", env.data.subject_points(subject, g), 2).await?;
+        let (ms, st) = lethe_erase(env, &DataSet::tag(subject, g)).await?;
+        for (s, v) in st {
+            stages.entry(s).or_default().push(v);
+        }
+        lethe.push(ms);
+        track(env, &env.sk, "bench", env.data.subject_points(subject, g + 1), 2).await?;
+        raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
+        eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms", raw[raw.len() - 1]);
+    }
+    let breakdown: Vec<String> =
+        stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
+    notes.push(format!("{figure}: median ms per stage (from the job's events): {}", breakdown.join(", ")));
+    let figure = format!("{figure} ({size} vectors), ms");
+    let goal = if size >= 1000 { "ratio ≤ 1.3" } else { "" };
+    rows.push(
+        Row::new(BACKEND, &figure, "ms", &lethe, Some(&raw))
+            .goal(goal)
+            .note("Lethe: Erase → GetErasure shows completed (polled every 2 ms), minus the residual and physical stages; raw: count → DELETE WHERE tag → count"),
+    );
+    Ok(())
+}
+
+async fn throughput(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let jobs = args.jobs.unwrap_or(1000).min(env.data.tens.len() - 1);
+    let subjects = &env.data.tens[..jobs];
+    let workers = env.settings.erasure.workers;
+    eprintln!("==> throughput: {jobs} subjects of 10 vectors erased concurrently, {workers} workers, {} runs", args.runs);
+    let first = generations(&env.raw, 2 * args.runs as u32).await?;
+    let (mut lethe, mut raw) = (Vec::new(), Vec::new());
+    for r in 0..args.runs as u32 {
+        let g = first + 2 * r;
+        let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g)).collect();
+        track(env, &env.sk, "bench", points, 2).await?;
+        let t = Instant::now();
+        let ids: Vec<String> = futures::stream::iter(subjects.iter().map(|&s| async move { submit(env, &DataSet::tag(s, g)).await }))
+            .buffer_unordered(64)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        for id in &ids {
+            wait(env, id, Duration::from_millis(5)).await?;
+        }
+        let rate = jobs as f64 / t.elapsed().as_secs_f64();
+        lethe.push(rate);
+
+        let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g + 1)).collect();
+        track(env, &env.sk, "bench", points, 2).await?;
+        let t = Instant::now();
+        let results: Vec<anyhow::Result<f64>> = futures::stream::iter(
+            subjects.iter().map(|&s| async move { raw_erase(&env.raw, &env.table, &DataSet::tag(s, g + 1), 10).await }),
+        )
+        .buffer_unordered(workers)
+        .collect()
+        .await;
+        for x in results {
+            x?;
+        }
+        raw.push(jobs as f64 / t.elapsed().as_secs_f64());
+        eprintln!("    run {r}: Lethe {rate:.1} jobs/s, raw {:.1} erasures/s", raw[raw.len() - 1]);
+    }
+    rows.push(
+        Row::new(BACKEND, &format!("erasure throughput: {jobs} subjects of 10 vectors at once, {workers} workers"), "jobs/s", &lethe, Some(&raw))
+            .goal("≥ 100 jobs/s")
+            .note(format!("Lethe: submit all, poll until all completed, with verification, log and certificate; raw: count → delete → count per subject, {workers} connections")),
+    );
+    Ok(())
+}
+
+/// Columns of the raw upsert.
+struct RawBatch {
+    ids: Vec<Uuid>,
+    sources: Vec<String>,
+    tags: Vec<String>,
+    texts: Vec<String>,
+    vectors: Vec<Vector>,
+}
+
+fn raw_batches(points: &[pb::TrackedPoint]) -> Vec<RawBatch> {
+    points
+        .chunks(1000)
+        .map(|b| RawBatch {
+            ids: b.iter().map(|p| p.point_id.parse().expect("uuid")).collect(),
+            sources: b.iter().map(|p| p.source_id.clone()).collect(),
+            tags: b.iter().map(|p| p.tags[0].subject_id.clone()).collect(),
+            texts: b.iter().map(|p| p.text.clone()).collect(),
+            vectors: b.iter().map(|p| Vector::from(p.vector.clone())).collect(),
+        })
+        .collect()
+}
+
+async fn raw_upsert(pool: &PgPool, table: &str, tenant: Uuid, batches: &[RawBatch]) -> anyhow::Result<()> {
+    let sql = format!(
+        r#"
+        INSERT INTO "{table}" (point_id, tenant_id, source_id, subjects, text, embedding)
+        SELECT id, $1, src, ARRAY[tag], txt, emb
+        FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::vector[]) AS p(id, src, tag, txt, emb)
+        ON CONFLICT (point_id) DO UPDATE
+        SET source_id = EXCLUDED.source_id, subjects = EXCLUDED.subjects, text = EXCLUDED.text, embedding = EXCLUDED.embedding
+        "#
+    );
+    for b in batches {
+        sqlx::query(&sql)
+            .bind(tenant)
+            .bind(&b.ids)
+            .bind(&b.sources)
+            .bind(&b.tags)
+            .bind(&b.texts)
+            .bind(&b.vectors)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Track of M pre-computed vectors into a new, empty collection (its own
+/// tenant) against the raw upsert of the same vectors into an identical table
+/// (`LIKE … INCLUDING ALL`: same columns, GIN, btree and HNSW indexes).
+async fn ingest(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let m = args.ingest_vectors.unwrap_or(100_000).min(env.data.n);
+    eprintln!("==> ingest: {m} vectors in batches of 1,000, {} runs", args.runs);
+    let first = generations(&env.raw, args.runs as u32).await?;
+    let (mut lethe, mut raw) = (Vec::new(), Vec::new());
+    for r in 0..args.runs as u32 {
+        let g = first + r;
+        let mut ordinal = vec![0usize; env.data.subjects()];
+        let points: Vec<pb::TrackedPoint> = (0..m)
+            .map(|i| {
+                let s = env.data.owner[i];
+                ordinal[s as usize] += 1;
+                DataSet::point(s, i as u32, ordinal[s as usize] - 1, g)
+            })
+            .collect();
+        let batches = raw_batches(&points);
+        let tenant = lethe::auth::create_tenant(&env.raw, &format!("bench-ingest-{}", Uuid::new_v4())).await?;
+        let c = env
+            .client
+            .clone()
+            .create_collection(req(&tenant.secret_key, pb::CreateCollectionRequest {
+                name: "ingest".into(),
+                backend: pb::Backend::Pgvector as i32,
+                dimension: DIM as u32,
+                ..Default::default()
+            }))
+            .await?
+            .into_inner();
+        let raw_table = "bench_raw_ingest";
+        sqlx::raw_sql(&format!(
+            "DROP TABLE IF EXISTS {raw_table}; CREATE TABLE {raw_table} (LIKE \"{}\" INCLUDING ALL)",
+            c.backend_name
+        ))
+        .execute(&env.raw)
+        .await?;
+        let lethe_run = async {
+            let t = Instant::now();
+            track(env, &tenant.secret_key, "ingest", points.clone(), 1).await?;
+            anyhow::Ok(t.elapsed().as_secs_f64())
+        };
+        let raw_run = async {
+            let t = Instant::now();
+            raw_upsert(&env.raw, raw_table, tenant.tenant_id, &batches).await?;
+            anyhow::Ok(t.elapsed().as_secs_f64())
+        };
+        // Alternate the order so that neither side always runs on a warmer cache.
+        let (l, w) = if r % 2 == 0 {
+            let l = lethe_run.await?;
+            (l, raw_run.await?)
+        } else {
+            let w = raw_run.await?;
+            (lethe_run.await?, w)
+        };
+        eprintln!("    run {r}: Lethe {l:.1} s, raw {w:.1} s");
+        lethe.push(l);
+        raw.push(w);
+        sqlx::raw_sql(&format!("DROP TABLE {raw_table}; DROP TABLE \"{}\"", c.backend_name)).execute(&env.raw).await?;
+        sqlx::query("DELETE FROM tenants WHERE tenant_id = $1").bind(tenant.tenant_id).execute(&env.raw).await?;
+    }
+    rows.push(
+        Row::new(BACKEND, &format!("ingest: Track of {m} vectors with vectors, 1,000 per request"), "s", &lethe, Some(&raw))
+            .goal("ratio ≤ 1.2")
+            .note("into an empty collection with its HNSW index; raw: INSERT … SELECT FROM UNNEST … ON CONFLICT, 1,000 rows per statement"),
+    );
+    Ok(())
+}
+
+/// `search_exact` through the VectorStore trait (what residual search calls)
+/// over the whole data set, with 1 and 32 probes.
+async fn search(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
+    let spec = lethe::store::lineage::collection_by_name(&env.raw, env.tenant_id, "bench")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("collection bench missing"))?;
+    let store = PgVectorStore::new(env.raw.clone());
+    for probes in [1usize, 32] {
+        eprintln!("==> exact search, {probes} probes, {} runs", args.runs);
+        let vectors: Vec<Vec<f32>> = (0..probes as u64).map(|k| vector(7, k)).collect();
+        let mut ms = Vec::new();
+        for _ in 0..args.runs {
+            let t = Instant::now();
+            let hits = store.search_exact(&spec, env.tenant_id, &vectors, 0.5, 1000).await?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(hits.len() <= 1000);
+        }
+        eprintln!("    median {:.0} ms", Stats::of(&ms).median);
+        rows.push(
+            Row::new(BACKEND, &format!("exact search over N, {probes} probe(s) (residual stage's query)"), "ms", &ms, None)
+                .note("VectorStore::search_exact, threshold 0.5"),
+        );
+    }
+    notes.push(
+        "residual search is being implemented concurrently: the residual figures are `search_exact` through the \
+         VectorStore trait, not the residual stage"
+            .into(),
+    );
+    Ok(())
+}
+
+fn sentence(k: usize) -> String {
+    const WORDS: &[&str] = &[
+        "pipeline", "review", "meeting", "contract", "invoice", "customer", "shipment", "Thursday", "account",
+        "storage", "numbers", "limit", "report", "expense", "trip", "draft", "clause", "legal", "desk", "model",
+    ];
+    let mut rng = crate::data::Rng::new(k as u64);
+    (0..60).map(|_| WORDS[rng.below(WORDS.len())]).collect::<Vec<_>>().join(" ")
+}
+
+async fn embed(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
+    let mut s = env.settings.clone();
+    s.embedding.provider = lethe::config::EmbeddingProvider::Fastembed;
+    let model = match lethe::startup::embedder(&s) {
+        Ok(m) => m,
+        Err(e) => {
+            notes.push(format!("embedding throughput not measured: {e:#}"));
+            return Ok(());
+        }
+    };
+    let texts: Vec<String> = (0..256).map(sentence).collect();
+    model.embed(texts[..32].to_vec()).await?;
+    eprintln!("==> embedding: {} chunks of 60 words, batch {}, {} runs", texts.len(), s.embedding.batch_size, args.runs);
+    let mut rates = Vec::new();
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        model.embed(texts.clone()).await?;
+        rates.push(texts.len() as f64 / t.elapsed().as_secs_f64());
+    }
+    rows.push(
+        Row::new("–", &format!("embedding: {} ({} threads), batch {}", s.embedding.model_name, s.embedding.threads, s.embedding.batch_size), "chunks/s", &rates, None)
+            .note("256 chunks of 60 words; shares the CPU with everything else on the machine"),
+    );
+    Ok(())
+}

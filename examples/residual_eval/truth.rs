@@ -1,0 +1,199 @@
+//! What the report should contain, from the README's definitions and
+//! independent of Lethe's own matcher: for a person, the sources that *must*
+//! be found, those where a candidate is *plausible*, and the *derived*
+//! sources built from the person's own sentences.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use regex::Regex;
+
+/// A person under evaluation: `address=Display Name`.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub address: String,
+    pub name: String,
+}
+
+impl Person {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let (a, n) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("`{s}`: expected address=Display Name"))?;
+        let (address, name) = (a.trim().to_lowercase(), n.split_whitespace().collect::<Vec<_>>().join(" "));
+        anyhow::ensure!(address.contains('@') && name.contains(' '), "`{s}`: expected address=First Last");
+        Ok(Self { address, name })
+    }
+
+    fn first(&self) -> &str {
+        self.name.split(' ').next().unwrap_or_default()
+    }
+
+    fn last(&self) -> &str {
+        self.name.rsplit(' ').next().unwrap_or_default()
+    }
+
+    pub fn local_part(&self) -> &str {
+        self.address.split('@').next().unwrap_or_default()
+    }
+
+    /// A stable short id that does not reveal the person (derived-source owner, ids).
+    pub fn token(&self) -> String {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(self.address.as_bytes())[..4])
+    }
+}
+
+/// The README's tests for one person.
+pub struct Truth {
+    must: Regex,
+    last: String,
+    local: String,
+}
+
+impl Truth {
+    pub fn new(p: &Person) -> Self {
+        let (f, l) = (regex::escape(p.first()), regex::escape(p.last()));
+        let must = format!(
+            r"(?i){}|\b{f}\s+{l}\b|\b{f}\s+[a-z]\.?\s+{l}\b|\b{l},\s*{f}\b",
+            regex::escape(&p.address)
+        );
+        Self {
+            must: Regex::new(&must).unwrap_or_else(|e| panic!("pattern for {}: {e}", p.name)),
+            last: p.last().to_lowercase(),
+            local: p.local_part().to_lowercase(),
+        }
+    }
+
+    /// An address (any case) or `First Last`, `First M. Last`, `First M Last`, `Last, First`.
+    pub fn must_find(&self, text: &str) -> bool {
+        self.must.is_match(text)
+    }
+
+    /// The last name or the address's local part anywhere.
+    pub fn plausible(&self, text: &str) -> bool {
+        let t = text.to_lowercase();
+        t.contains(&self.last) || t.contains(&self.local)
+    }
+}
+
+/// Sources by id → text, for scoring.
+pub type Sources = BTreeMap<String, String>;
+
+/// The expected sets for one person.
+#[derive(Debug, Default)]
+pub struct Expected {
+    pub must: BTreeSet<String>,
+    pub plausible: BTreeSet<String>,
+    pub derived: BTreeSet<String>,
+}
+
+/// Scores every held source except the person's own (deleted by lineage).
+pub fn expected(p: &Person, held: &Sources, own: &BTreeSet<String>, derived: &[Derived]) -> Expected {
+    let t = Truth::new(p);
+    let mut e = Expected { derived: derived.iter().map(|d| d.source_id.clone()).collect(), ..Expected::default() };
+    for (id, text) in held.iter().filter(|(id, _)| !own.contains(*id) && !e.derived.contains(*id)) {
+        if t.must_find(text) {
+            e.must.insert(id.clone());
+        }
+        if t.plausible(text) {
+            e.plausible.insert(id.clone());
+        }
+    }
+    e
+}
+
+/// A derived source: an excerpt of the person's own sentences without any identifier.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub source_id: String,
+    pub owner: String,
+    pub text: String,
+}
+
+/// Where a reply or forward begins: what follows is someone else's text.
+const QUOTE_MARKERS: &[&str] =
+    &["-----Original Message", "----- Forwarded by", "---------------------- Forwarded", "-----Forwarded", "\n>"];
+
+/// The part of a body the sender wrote (before any quoted or forwarded text).
+fn authored(body: &str) -> &str {
+    let cut = QUOTE_MARKERS.iter().filter_map(|m| body.find(m)).min().unwrap_or(body.len());
+    let head = &body[..cut];
+    // Notes-style replies: "Jane Doe@ENRON\n01/02/2001 10:00 AM\nTo: ..." — cut at the header block.
+    head.find("\nTo: ").or_else(|| head.find("\n\tTo: ")).map_or(head, |i| &head[..i])
+}
+
+/// Sentences of at least `min_words` words, on `.`/`!`/`?` or blank lines.
+fn sentences(text: &str, min_words: usize) -> Vec<String> {
+    let flat = text.replace("=20", " ").replace("=\n", "");
+    let splitter = Regex::new(r"(?:[.!?]\s+|\n\s*\n)").unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    let mut start = 0;
+    for m in splitter.find_iter(&flat) {
+        out.push(flat[start..m.end()].to_owned());
+        start = m.end();
+    }
+    out.push(flat[start..].to_owned());
+    out.into_iter()
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| s.split(' ').count() >= min_words && s.len() <= 400 && !s.contains('@') && !s.contains("http"))
+        .collect()
+}
+
+/// Builds up to `per_person` derived sources from the person's own messages:
+/// 1–3 consecutive authored sentences each, identifiers removed, tagged with
+/// an owner that is not the person. Deterministic for a person and corpus.
+pub fn derived_sources(p: &Person, own: &[&super::corpus::Message], per_person: usize) -> Vec<Derived> {
+    let ident = Regex::new(&format!(
+        r"(?i){}|{}|\b{}\b|\b{}\b",
+        regex::escape(&p.address),
+        regex::escape(p.local_part()),
+        regex::escape(p.first()),
+        regex::escape(p.last())
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let seed = u64::from_str_radix(&p.token(), 16).unwrap_or(7);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut messages: Vec<&&super::corpus::Message> = own.iter().collect();
+    messages.sort_by(|a, b| a.id.cmp(&b.id));
+    messages.shuffle(&mut rng);
+    let mut out = Vec::new();
+    let mut used = BTreeSet::new();
+    for m in messages {
+        if out.len() >= per_person {
+            break;
+        }
+        let s = sentences(authored(&m.body), 6);
+        if s.is_empty() {
+            continue;
+        }
+        let take = rng.gen_range(1..=3).min(s.len());
+        let start = rng.gen_range(0..=s.len() - take);
+        let excerpt = ident.replace_all(&s[start..start + take].join(" "), "").split_whitespace().collect::<Vec<_>>().join(" ");
+        if excerpt.len() < 80 || !used.insert(excerpt.clone()) {
+            continue;
+        }
+        out.push(Derived {
+            source_id: format!("derived-{}-{}", p.token(), out.len()),
+            owner: format!("notes-{}", p.token()),
+            text: excerpt,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn must_find_follows_the_readme_forms() {
+        let t = Truth::new(&Person::parse("jeff.dasovich@enron.com=Jeff Dasovich").unwrap());
+        for yes in ["JEFF.DASOVICH@ENRON.COM", "jeff dasovich", "Jeff J. Dasovich", "Jeff J Dasovich", "Dasovich, Jeff"] {
+            assert!(t.must_find(yes), "{yes}");
+        }
+        for no in ["Dasovich", "Jeff Dasovichs", "Jeff Smith", "jeff.dasovich@enron"] {
+            assert!(!t.must_find(no), "{no}");
+        }
+        assert!(t.plausible("asked Dasovich"));
+    }
+}

@@ -1,0 +1,88 @@
+//! The operator's view of a re-index: starts it over gRPC and draws a
+//! progress bar with an ETA on stderr until it ends.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::grpc::pb::{self, lethe_client::LetheClient};
+
+fn with_key<T>(key: &str, msg: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert("authorization", format!("Bearer {key}").parse().context("the key is not ASCII")?);
+    Ok(req)
+}
+
+/// One line: `[#####.....]  45% 4500/10000 copied, ETA 12 s (copy)`.
+pub fn bar(job: &pb::ReindexJob, elapsed_secs: f64) -> String {
+    let total = job.total.max(1);
+    let done = job.copied.min(total);
+    let fraction = done as f64 / total as f64;
+    let filled = (fraction * 30.0).round() as usize;
+    let eta = if done == 0 || fraction >= 1.0 {
+        "-".to_owned()
+    } else {
+        format!("{:.0} s", elapsed_secs * (1.0 - fraction) / fraction)
+    };
+    format!(
+        "[{}{}] {:>3.0}% {}/{} copied, ETA {eta} ({})",
+        "#".repeat(filled),
+        ".".repeat(30 - filled),
+        fraction * 100.0,
+        done,
+        job.total,
+        job.stage
+    )
+}
+
+/// # Errors
+/// When the service cannot be reached, refuses, or the job fails.
+pub async fn reindex(url: &str, key: &str, collection: &str, mode: &str) -> anyhow::Result<()> {
+    let mode = match mode {
+        "copy" => pb::ReindexMode::Copy,
+        "reembed" => pb::ReindexMode::Reembed,
+        other => anyhow::bail!("unknown mode `{other}` (copy or reembed)"),
+    };
+    let mut client = LetheClient::connect(url.to_owned()).await.with_context(|| format!("Failed to connect to {url}"))?;
+    let req = pb::ReindexRequest { collection: collection.to_owned(), mode: mode as i32 };
+    let job = client.reindex(with_key(key, req)?).await?.into_inner();
+    eprintln!("re-index {} of `{collection}` started", job.job_id);
+    let started = Instant::now();
+    let mut stream = client.watch_reindex(with_key(key, pb::GetReindexRequest { job_id: job.job_id })?).await?.into_inner();
+    let mut last = None;
+    while let Some(j) = stream.message().await? {
+        eprint!("\r{}", bar(&j, started.elapsed().as_secs_f64()));
+        std::io::stderr().flush().ok();
+        last = Some(j);
+    }
+    eprintln!();
+    let last = last.context("no progress received")?;
+    if last.status == pb::JobStatus::Completed as i32 {
+        println!(
+            "completed: {} points in the new generation, {} excluded, {} missing, in {:.1} s",
+            last.final_count,
+            last.excluded,
+            last.missing,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    } else {
+        anyhow::bail!("re-index failed: {}", last.error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_progress_and_an_eta() {
+        let job = pb::ReindexJob { total: 200, copied: 50, stage: "copy".into(), ..Default::default() };
+        let line = bar(&job, 10.0);
+        assert!(line.contains(" 25% 50/200"), "{line}");
+        assert!(line.contains("ETA 30 s"), "{line}");
+        let done = pb::ReindexJob { total: 200, copied: 200, stage: "done".into(), ..Default::default() };
+        assert!(bar(&done, 10.0).contains("100%"));
+    }
+}

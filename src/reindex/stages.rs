@@ -1,0 +1,172 @@
+//! The stages of a re-index job: prepare → copy → switch → drop.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use crate::context::{Context, collection_lock_key, keyed_hash};
+use crate::domain::CollectionSpec;
+use crate::error::{LetheError, Result};
+use crate::store::reindex::{self, ReindexRow};
+use crate::store::{StoreError, lineage};
+use crate::vector_store::{Selector, VectorPoint};
+
+const BATCH: i64 = 500;
+
+pub(super) async fn collection_of(ctx: &Context, job: &ReindexRow) -> Result<CollectionSpec> {
+    lineage::list_collections(&ctx.pool, job.tenant_id)
+        .await?
+        .into_iter()
+        .find(|c| c.collection_id == job.collection_id)
+        .ok_or_else(|| LetheError::NotFound("collection of the re-index".into()))
+}
+
+fn staging_of(spec: &CollectionSpec, job: &ReindexRow) -> Result<CollectionSpec> {
+    let name = job.staging_name.clone().ok_or_else(|| LetheError::Unexpected(anyhow::anyhow!("no staging yet")))?;
+    Ok(CollectionSpec { backend_name: name, ..spec.clone() })
+}
+
+/// Creates the next generation and counts what it should hold.
+pub(super) async fn prepare(ctx: &Context, job: &ReindexRow) -> Result<String> {
+    let spec = collection_of(ctx, job).await?;
+    let suffix = format!("r{}", &job.job_id.simple().to_string()[..8]);
+    let staging = ctx.stores.get(spec.backend)?.create_staging(&spec, &suffix).await?;
+    let total = count_live(ctx, &spec).await?;
+    reindex::prepared(&ctx.pool, job.job_id, &staging.backend_name, total).await?;
+    Ok(format!("staging {} for {total} live chunks", staging.backend_name))
+}
+
+async fn count_live(ctx: &Context, spec: &CollectionSpec) -> Result<i64> {
+    let mut n = 0;
+    let mut after = None;
+    loop {
+        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, after, None, 10_000).await?;
+        n += i64::try_from(page.len()).unwrap_or(0);
+        match page.last() {
+            Some((id, _)) if page.len() == 10_000 => after = Some(*id),
+            _ => return Ok(n),
+        }
+    }
+}
+
+/// Copies (or re-embeds) chunks into `staging`; returns (copied, missing in live).
+async fn copy_chunks(
+    ctx: &Context,
+    job: &ReindexRow,
+    spec: &CollectionSpec,
+    staging: &CollectionSpec,
+    chunks: &[(Uuid, Option<String>)],
+) -> Result<(i64, i64)> {
+    let store = ctx.stores.get(spec.backend)?;
+    let ids: Vec<Uuid> = chunks.iter().map(|(id, _)| *id).collect();
+    let live = store.retrieve(spec, &ids, true).await?;
+    let missing = i64::try_from(ids.len() - live.len()).unwrap_or(0);
+    let mut points: Vec<VectorPoint> = live
+        .into_iter()
+        .filter_map(|p| p.vector.map(|vector| VectorPoint { id: p.id, vector, payload: p.payload }))
+        .collect();
+    if job.mode == "reembed" {
+        let texts: std::collections::HashMap<Uuid, &Option<String>> = chunks.iter().map(|(i, t)| (*i, t)).collect();
+        let with_text: Vec<usize> =
+            (0..points.len()).filter(|&i| texts.get(&points[i].id).is_some_and(|t| t.is_some())).collect();
+        let inputs = with_text.iter().map(|&i| texts[&points[i].id].clone().unwrap_or_default()).collect();
+        for (i, v) in with_text.into_iter().zip(ctx.embedder.embed(inputs).await?) {
+            points[i].vector = v;
+        }
+    }
+    store.upsert(staging, &points).await?;
+    Ok((i64::try_from(points.len()).unwrap_or(0), missing))
+}
+
+/// Copies the live chunks in id order, persisting the cursor after each batch.
+pub(super) async fn copy(ctx: &Context, job: &ReindexRow) -> Result<String> {
+    let spec = collection_of(ctx, job).await?;
+    let staging = staging_of(&spec, job)?;
+    let mut cursor = job.copy_cursor;
+    loop {
+        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, cursor, None, BATCH).await?;
+        let Some((last, _)) = page.last() else { break };
+        let last = *last;
+        let (copied, missing) = copy_chunks(ctx, job, &spec, &staging, &page).await?;
+        reindex::progress(&ctx.pool, job.job_id, last, copied, missing).await?;
+        cursor = Some(last);
+    }
+    Ok("copied".into())
+}
+
+/// Catches up, reconciles and verifies under the exclusive collection lock,
+/// then switches readers to the new generation.
+pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
+    let spec = collection_of(ctx, job).await?;
+    let staging = staging_of(&spec, job)?;
+    let store = ctx.stores.get(spec.backend)?;
+    let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
+    lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
+
+    // 1. Everything written since the copy began, again.
+    let mut after = None;
+    loop {
+        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, after, job.copy_started_at, BATCH).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(*last);
+        copy_chunks(ctx, job, &spec, &staging, &page).await?;
+    }
+    // 2. The new generation holds exactly the live lineage that has vectors.
+    let mut live: HashSet<Uuid> = HashSet::new();
+    let mut after = None;
+    loop {
+        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, after, None, 10_000).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(*last);
+        live.extend(page.iter().map(|(id, _)| *id));
+    }
+    let suppressed: HashSet<Vec<u8>> = reindex::suppressed_hashes(&ctx.pool, spec.tenant_id).await?.into_iter().collect();
+    let secret = ctx.tenant_secret(spec.tenant_id).await?;
+    let (mut present, mut stray) = (HashSet::new(), Vec::new());
+    let mut offset = None;
+    loop {
+        let (page, next) = store.scroll(&staging, spec.tenant_id, offset, 1000, false).await?;
+        for p in page {
+            let erased = p.payload.subjects.iter().any(|s| suppressed.contains(&keyed_hash(&secret, s)));
+            if erased || !live.contains(&p.id) {
+                stray.push(p.id);
+            } else {
+                present.insert(p.id);
+            }
+        }
+        match next {
+            Some(n) => offset = Some(n),
+            None => break,
+        }
+    }
+    let excluded = i64::try_from(stray.len()).unwrap_or(0);
+    for batch in stray.chunks(1000) {
+        store.delete(&staging, &Selector::by_ids(spec.tenant_id, batch.to_vec())).await?;
+    }
+    let absent: Vec<Uuid> = live.iter().filter(|id| !present.contains(id)).copied().collect();
+    let mut expected = i64::try_from(present.len()).unwrap_or(0);
+    for batch in absent.chunks(BATCH as usize) {
+        let chunks = lineage::chunk_texts(&ctx.pool, batch).await?;
+        expected += copy_chunks(ctx, job, &spec, &staging, &chunks).await?.0;
+    }
+    // 3. Verify, then switch.
+    let count = i64::try_from(store.count_all(&staging, spec.tenant_id).await?).unwrap_or(i64::MAX);
+    if count != expected {
+        return Err(LetheError::Unexpected(anyhow::anyhow!(
+            "new generation holds {count} points, live lineage with vectors is {expected}"
+        )));
+    }
+    let retired = store.promote(&spec, &staging).await?;
+    reindex::switched(&ctx.pool, job.job_id, &retired, count, excluded).await?;
+    guard.commit().await.map_err(StoreError::from)?;
+    Ok(format!("switched to a generation of {count} points ({excluded} excluded); retired {retired}"))
+}
+
+/// Drops the retired generation.
+pub(super) async fn drop_retired(ctx: &Context, job: &ReindexRow) -> Result<String> {
+    let spec = collection_of(ctx, job).await?;
+    if let Some(retired) = &job.retired_name {
+        ctx.stores.get(spec.backend)?.drop_physical(retired).await?;
+    }
+    Ok("old generation dropped".into())
+}

@@ -1,0 +1,116 @@
+//! Claims re-index jobs and runs their stages, like the erasure worker.
+
+use std::future::Future;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::stages;
+use crate::context::Context;
+use crate::error::{LetheError, Result};
+use crate::store::reindex::{self, ReindexRow};
+
+const STAGES: [&str; 4] = ["prepare", "copy", "switch", "drop"];
+const MAX_ATTEMPTS: i32 = 10;
+
+/// One worker for re-index jobs until `shutdown` resolves (re-indexes are
+/// long and few; one at a time per process keeps erasures responsive).
+pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
+    let owner = Uuid::new_v4();
+    let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
+    let work = async {
+        loop {
+            match reindex::claim(&ctx.pool, owner, lease(&ctx)).await {
+                Ok(Some(job)) => {
+                    if let Err(e) = run_job(&ctx, owner, job).await {
+                        tracing::warn!(error.cause_chain = ?e, "re-index attempt failed");
+                    }
+                }
+                Ok(None) => {
+                    let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, "cannot read the re-index queue");
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = work => {},
+        () = shutdown => {},
+    }
+}
+
+fn lease(ctx: &Context) -> f64 {
+    ctx.settings.erasure.lease_secs as f64
+}
+
+/// Runs the job's remaining stages. Transient failures release the job for a
+/// later attempt; after too many, or on a failed verification, it fails.
+///
+/// # Errors
+/// When the job cannot be completed now.
+pub(super) async fn run_job(ctx: &Context, owner: Uuid, job: ReindexRow) -> Result<()> {
+    let start = STAGES.iter().position(|s| *s == job.stage).unwrap_or(0);
+    for stage in &STAGES[start..] {
+        // Re-read the row: earlier stages persisted what later ones need.
+        let current = super::get(ctx, job.tenant_id, job.job_id).await?;
+        let result = with_lease(ctx, &current, owner, run_stage(ctx, &current, stage)).await;
+        match result {
+            Ok(message) => {
+                tracing::info!(job_id = %job.job_id, stage, %message, "re-index stage done");
+                let next = STAGES.iter().skip_while(|s| *s != stage).nth(1).copied().unwrap_or("done");
+                reindex::advance(&ctx.pool, job.job_id, next).await?;
+            }
+            Err(e) => {
+                let fatal = matches!(e, LetheError::Unexpected(_) | LetheError::NotFound(_)) && stage == &"switch"
+                    || job.attempts >= MAX_ATTEMPTS;
+                let msg = format!("{stage}: {e}");
+                if fatal {
+                    abandon(ctx, &current).await;
+                    reindex::finish(&ctx.pool, job.job_id, "failed", Some(&msg)).await?;
+                } else {
+                    reindex::release_for_retry(&ctx.pool, job.job_id, &msg, 2.0).await?;
+                }
+                return Err(e);
+            }
+        }
+    }
+    reindex::finish(&ctx.pool, job.job_id, "completed", None).await?;
+    Ok(())
+}
+
+async fn run_stage(ctx: &Context, job: &ReindexRow, stage: &str) -> Result<String> {
+    match stage {
+        "prepare" => stages::prepare(ctx, job).await,
+        "copy" => stages::copy(ctx, job).await,
+        "switch" => stages::switch(ctx, job).await,
+        _ => stages::drop_retired(ctx, job).await,
+    }
+}
+
+/// A failed re-index leaves the live collection as it was: drop the staging.
+async fn abandon(ctx: &Context, job: &ReindexRow) {
+    let (Some(staging), Ok(spec)) = (&job.staging_name, stages::collection_of(ctx, job).await) else { return };
+    if job.retired_name.is_none() {
+        if let Ok(store) = ctx.stores.get(spec.backend) {
+            let _ = store.drop_physical(staging).await;
+        }
+    }
+}
+
+async fn with_lease<T>(ctx: &Context, job: &ReindexRow, owner: Uuid, stage: impl Future<Output = Result<T>>) -> Result<T> {
+    let every = Duration::from_secs_f64((lease(ctx) / 3.0).max(0.2));
+    tokio::pin!(stage);
+    loop {
+        tokio::select! {
+            out = &mut stage => return out,
+            () = tokio::time::sleep(every) => {
+                if !reindex::renew(&ctx.pool, job.job_id, owner, lease(ctx)).await? {
+                    return Err(LetheError::Unavailable(anyhow::anyhow!("lease lost")));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Re-index jobs and the lineage reads a re-index needs.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReindexRow {
+    pub job_id: Uuid,
+    pub tenant_id: Uuid,
+    pub collection_id: Uuid,
+    pub mode: String,
+    pub status: String,
+    pub stage: String,
+    pub staging_name: Option<String>,
+    pub retired_name: Option<String>,
+    pub copy_started_at: Option<DateTime<Utc>>,
+    pub copy_cursor: Option<Uuid>,
+    pub total: i64,
+    pub copied: i64,
+    pub missing: i64,
+    pub excluded: i64,
+    pub final_count: Option<i64>,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "job_id, tenant_id, collection_id, mode, status, stage, staging_name, retired_name, \
+     copy_started_at, copy_cursor, total, copied, missing, excluded, final_count, attempts, error, received_at, \
+     started_at, completed_at";
+
+/// Inserts a job unless one is active for the collection; returns the active one then.
+pub async fn insert(
+    ex: impl PgExecutor<'_> + Copy,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    mode: &str,
+    claimed_by: Option<Uuid>,
+) -> Result<(ReindexRow, bool)> {
+    let row: Option<ReindexRow> = sqlx::query_as(&format!(
+        r#"
+        INSERT INTO reindex_jobs (job_id, tenant_id, collection_id, mode, status, stage, lease_owner,
+                                  lease_expires_at, started_at, attempts)
+        VALUES ($1, $2, $3, $4, CASE WHEN $5::uuid IS NULL THEN 'queued' ELSE 'in_progress' END, 'prepare', $5,
+                CASE WHEN $5::uuid IS NULL THEN NULL ELSE now() + interval '60 seconds' END,
+                CASE WHEN $5::uuid IS NULL THEN NULL ELSE now() END,
+                CASE WHEN $5::uuid IS NULL THEN 0 ELSE 1 END)
+        ON CONFLICT (collection_id) WHERE status IN ('queued', 'in_progress') DO NOTHING
+        RETURNING {COLUMNS}
+        "#
+    ))
+    .bind(Uuid::new_v4())
+    .bind(tenant_id)
+    .bind(collection_id)
+    .bind(mode)
+    .bind(claimed_by)
+    .fetch_optional(ex)
+    .await?;
+    match row {
+        Some(r) => Ok((r, true)),
+        None => Ok((sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM reindex_jobs WHERE collection_id = $1 AND status IN ('queued', 'in_progress')"
+        ))
+        .bind(collection_id)
+        .fetch_one(ex)
+        .await?, false)),
+    }
+}
+
+pub async fn get(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<ReindexRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM reindex_jobs WHERE tenant_id = $1 AND job_id = $2"))
+        .bind(tenant_id)
+        .bind(job_id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+pub async fn list(ex: impl PgExecutor<'_>, tenant_id: Uuid, limit: i64) -> Result<Vec<ReindexRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM reindex_jobs WHERE tenant_id = $1 ORDER BY received_at DESC LIMIT $2"
+    ))
+    .bind(tenant_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn claim(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) -> Result<Option<ReindexRow>> {
+    Ok(sqlx::query_as(&format!(
+        r#"
+        UPDATE reindex_jobs SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),
+               status = 'in_progress', started_at = COALESCE(started_at, now()), attempts = attempts + 1
+        WHERE job_id = (
+            SELECT job_id FROM reindex_jobs
+            WHERE status IN ('queued', 'in_progress') AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY received_at
+            FOR UPDATE SKIP LOCKED
+            LIMIT 1
+        )
+        RETURNING {COLUMNS}
+        "#
+    ))
+    .bind(owner)
+    .bind(lease_secs)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn renew(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE reindex_jobs SET lease_expires_at = now() + make_interval(secs => $3) \
+         WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'",
+    )
+    .bind(job_id)
+    .bind(owner)
+    .bind(lease_secs)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Saves what the prepare stage decided.
+pub async fn prepared(ex: impl PgExecutor<'_>, job_id: Uuid, staging: &str, total: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE reindex_jobs SET staging_name = $2, total = $3, copy_started_at = COALESCE(copy_started_at, now()) \
+         WHERE job_id = $1",
+    )
+    .bind(job_id)
+    .bind(staging)
+    .bind(total)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn progress(ex: impl PgExecutor<'_>, job_id: Uuid, cursor: Uuid, copied: i64, missing: i64) -> Result<()> {
+    sqlx::query("UPDATE reindex_jobs SET copy_cursor = $2, copied = copied + $3, missing = missing + $4 WHERE job_id = $1")
+        .bind(job_id)
+        .bind(cursor)
+        .bind(copied)
+        .bind(missing)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn switched(ex: impl PgExecutor<'_>, job_id: Uuid, retired: &str, final_count: i64, excluded: i64) -> Result<()> {
+    sqlx::query("UPDATE reindex_jobs SET retired_name = $2, final_count = $3, excluded = $4 WHERE job_id = $1")
+        .bind(job_id)
+        .bind(retired)
+        .bind(final_count)
+        .bind(excluded)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn advance(ex: impl PgExecutor<'_>, job_id: Uuid, stage: &str) -> Result<()> {
+    sqlx::query("UPDATE reindex_jobs SET stage = $2 WHERE job_id = $1").bind(job_id).bind(stage).execute(ex).await?;
+    Ok(())
+}
+
+pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE reindex_jobs SET status = $2, error = $3, completed_at = now(),
+               stage = CASE WHEN $2 = 'completed' THEN 'done' ELSE stage END,
+               lease_owner = NULL, lease_expires_at = NULL
+        WHERE job_id = $1
+        "#,
+    )
+    .bind(job_id)
+    .bind(status)
+    .bind(error)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, error: &str, backoff_secs: f64) -> Result<()> {
+    sqlx::query(
+        "UPDATE reindex_jobs SET error = $2, lease_owner = NULL, lease_expires_at = now() + make_interval(secs => $3) \
+         WHERE job_id = $1",
+    )
+    .bind(job_id)
+    .bind(error)
+    .bind(backoff_secs)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The collection's live chunks (none tagged with a subject that is being or
+/// has been erased), in id order after `after`, with their stored text.
+pub async fn live_chunks(
+    ex: impl PgExecutor<'_>,
+    collection_id: Uuid,
+    after: Option<Uuid>,
+    changed_since: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<Vec<(Uuid, Option<String>)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT c.chunk_id, c.text FROM chunks c
+        WHERE c.collection_id = $1
+          AND ($2::uuid IS NULL OR c.chunk_id > $2)
+          AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
+          AND NOT EXISTS (
+              SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
+              WHERE cs.chunk_id = c.chunk_id AND s.state <> 'active')
+        ORDER BY c.chunk_id
+        LIMIT $4
+        "#,
+    )
+    .bind(collection_id)
+    .bind(after)
+    .bind(changed_since)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Keyed hashes of the tenant's subjects that are being or have been erased.
+pub async fn suppressed_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Vec<u8>>> {
+    Ok(sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE tenant_id = $1 AND state <> 'active'")
+        .bind(tenant_id)
+        .fetch_all(ex)
+        .await?)
+}
