@@ -65,12 +65,8 @@ fn tag(job: &JobRow) -> &str {
 /// Counts by tag, by ids, and both (union), exactly, in one collection.
 pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str, ids: &[Uuid]) -> Result<[u64; 3]> {
     let store = ctx.stores.get(spec.backend)?;
-    let tag_sel = if tag.is_empty() { Selector::by_ids(spec.tenant_id, Vec::new()) } else { Selector::by_tag(spec.tenant_id, tag) };
-    let by_tag = store.count(spec, &tag_sel).await?;
-    let by_ids = store.count(spec, &Selector::by_ids(spec.tenant_id, ids.to_vec())).await?;
-    let both = Selector { tag: tag_sel.tag.clone(), ..Selector::by_ids(spec.tenant_id, ids.to_vec()) };
-    let total = store.count(spec, &both).await?;
-    Ok([by_tag, by_ids, total])
+    let tag = (!tag.is_empty()).then_some(tag);
+    Ok(store.count_tag_and_ids(spec, spec.tenant_id, tag, ids).await?)
 }
 
 async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
@@ -157,12 +153,14 @@ async fn delete(ctx: &Context, job: &JobRow) -> StageResult {
 
 async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec) -> std::result::Result<(), StageError> {
     let store = ctx.stores.get(spec.backend)?;
-    if !tag(job).is_empty() {
-        store.delete(spec, &Selector::by_tag(spec.tenant_id, tag(job))).await?;
-    }
     let ids = jobs::plan_points(&ctx.pool, job.job_id, spec.collection_id).await?;
+    // The tag travels with the first batch of ids: one round trip for a small subject.
+    let mut tag = (!tag(job).is_empty()).then(|| tag(job).to_owned());
     for batch in ids.chunks(ctx.settings.erasure.delete_batch_size) {
-        store.delete(spec, &Selector::by_ids(spec.tenant_id, batch.to_vec())).await?;
+        store.delete(spec, &Selector { tenant_id: spec.tenant_id, tag: tag.take(), ids: batch.to_vec() }).await?;
+    }
+    if let Some(tag) = tag {
+        store.delete(spec, &Selector::by_tag(spec.tenant_id, &tag)).await?;
     }
     Ok(())
 }

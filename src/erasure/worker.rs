@@ -83,12 +83,11 @@ async fn run_job(ctx: &Context, owner: Uuid, job: JobRow) -> Result<(), StoreErr
                 tracing::info!(job_id = %job.job_id, stage = stage.as_str(), %message, "stage done");
                 let next = stage.next();
                 if next != Stage::Done {
-                    if !jobs::advance(&ctx.pool, job.job_id, owner, next.as_str(), lease_secs(ctx)).await? {
+                    let event = (stage.as_str(), JobStatus::InProgress.as_str(), message.as_str());
+                    if !jobs::advance_with_event(&ctx.pool, job.job_id, owner, next.as_str(), lease_secs(ctx), event).await? {
                         tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
                         return Ok(());
                     }
-                    jobs::insert_event(&ctx.pool, job.job_id, stage.as_str(), JobStatus::InProgress.as_str(), &message)
-                        .await?;
                 }
                 stage = next;
             }

@@ -169,6 +169,39 @@ pub async fn advance(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, stage: 
     Ok(done.rows_affected() == 1)
 }
 
+/// [`advance`] and [`insert_event`] for the stage just done, in one
+/// statement: the event is written only if `owner` still holds the lease.
+pub async fn advance_with_event(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    owner: Uuid,
+    next_stage: &str,
+    lease_secs: f64,
+    (done_stage, status, message): (&str, &str, &str),
+) -> Result<bool> {
+    let done = sqlx::query(
+        r#"
+        WITH advanced AS (
+            UPDATE erasure_jobs SET stage = $3, lease_expires_at = now() + make_interval(secs => $4)
+            WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'
+            RETURNING job_id
+        )
+        INSERT INTO erasure_events (job_id, stage, status, message)
+        SELECT job_id, $5, $6, $7 FROM advanced
+        "#,
+    )
+    .bind(job_id)
+    .bind(owner)
+    .bind(next_stage)
+    .bind(lease_secs)
+    .bind(done_stage)
+    .bind(status)
+    .bind(message)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Extends the lease of a job that `owner` holds; false when lost.
 pub async fn renew_lease(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<bool> {
     let done = sqlx::query(
@@ -423,16 +456,37 @@ pub struct ProbeRow {
 /// Replaces the job's probes (idempotent).
 pub async fn record_probes(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job_id: Uuid, probes: &[ProbeRow]) -> Result<()> {
     sqlx::query("DELETE FROM erasure_probes WHERE job_id = $1").bind(job_id).execute(&mut **tx).await?;
-    for (i, p) in probes.iter().enumerate() {
-        sqlx::query("INSERT INTO erasure_probes (job_id, ord, collection_id, text, vector) VALUES ($1, $2, $3, $4, $5)")
-            .bind(job_id)
-            .bind(i32::try_from(i).unwrap_or(i32::MAX))
-            .bind(p.collection_id)
-            .bind(&p.text)
-            .bind(&p.vector)
-            .execute(&mut **tx)
-            .await?;
+    if probes.is_empty() {
+        return Ok(());
     }
+    // One statement for all probes (up to 256): the vectors travel as one
+    // flat array, each probe as its slice.
+    let collections: Vec<Uuid> = probes.iter().map(|p| p.collection_id).collect();
+    let texts: Vec<Option<&str>> = probes.iter().map(|p| p.text.as_deref()).collect();
+    let flat: Vec<f32> = probes.iter().flat_map(|p| p.vector.iter().copied()).collect();
+    let (mut starts, mut lens) = (Vec::with_capacity(probes.len()), Vec::with_capacity(probes.len()));
+    let mut at = 0i32;
+    for p in probes {
+        let len = i32::try_from(p.vector.len()).unwrap_or(i32::MAX);
+        starts.push(at);
+        lens.push(len);
+        at = at.saturating_add(len);
+    }
+    sqlx::query(
+        r#"
+        INSERT INTO erasure_probes (job_id, ord, collection_id, text, vector)
+        SELECT $1, (p.n - 1)::int, p.cid, p.txt, ($5::real[])[p.start + 1 : p.start + p.len]
+        FROM UNNEST($2::uuid[], $3::text[], $4::int[], $6::int[]) WITH ORDINALITY AS p(cid, txt, start, len, n)
+        "#,
+    )
+    .bind(job_id)
+    .bind(&collections)
+    .bind(&texts)
+    .bind(&starts)
+    .bind(&flat)
+    .bind(&lens)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

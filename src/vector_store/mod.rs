@@ -136,6 +136,19 @@ pub trait VectorStore: Send + Sync {
     /// Exact number of points the selector selects.
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64>;
 
+    /// Exact counts `[by tag, by ids, by tag or ids]` of the tenant's points,
+    /// as three [`count`](Self::count)s would give them. Backends override it
+    /// to answer in one round trip (erasure counts twice per collection).
+    async fn count_tag_and_ids(&self, spec: &CollectionSpec, tenant_id: Uuid, tag: Option<&str>, ids: &[Uuid]) -> Result<[u64; 3]> {
+        let by_tag = match tag {
+            Some(t) => self.count(spec, &Selector::by_tag(tenant_id, t)).await?,
+            None => 0,
+        };
+        let by_ids = self.count(spec, &Selector::by_ids(tenant_id, ids.to_vec())).await?;
+        let both = Selector { tenant_id, tag: tag.map(str::to_owned), ids: ids.to_vec() };
+        Ok([by_tag, by_ids, self.count(spec, &both).await?])
+    }
+
     /// Deletes what the selector selects and waits until it is applied.
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()>;
 

@@ -183,6 +183,37 @@ impl VectorStore for PgVectorStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn count_tag_and_ids(&self, spec: &CollectionSpec, tenant_id: Uuid, tag: Option<&str>, ids: &[Uuid]) -> Result<[u64; 3]> {
+        if tag.is_none() && ids.is_empty() {
+            return Ok([0, 0, 0]);
+        }
+        let table = Self::table(spec)?;
+        // One round trip, and each index walked once: the tag through GIN, the
+        // ids through the primary key; "tag or ids" = by tag + ids not tagged.
+        let sql = format!(
+            r#"
+            WITH by_ids AS (
+                SELECT t.subjects @> ARRAY[$2]::text[] AS tagged
+                FROM {table} t
+                JOIN (SELECT DISTINCT id FROM UNNEST($3::uuid[]) AS u(id)) i ON t.point_id = i.id
+                WHERE t.tenant_id = $1
+            )
+            SELECT (SELECT count(*) FROM {table} WHERE tenant_id = $1 AND subjects @> ARRAY[$2]::text[]),
+                   (SELECT count(*) FROM by_ids),
+                   (SELECT count(*) FROM by_ids WHERE tagged IS NOT TRUE)
+            "#
+        );
+        let (by_tag, by_ids, untagged): (i64, i64, i64) = sqlx::query_as(&sql)
+            .bind(tenant_id)
+            .bind(tag)
+            .bind(ids)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(spec, e))?;
+        let n = |x: i64| u64::try_from(x).unwrap_or(0);
+        Ok([n(by_tag), n(by_ids), n(by_tag) + n(untagged)])
+    }
+
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()> {
         if selector.is_empty() {
             return Ok(());

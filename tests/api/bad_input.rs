@@ -86,3 +86,28 @@ async fn bad_inputs_get_clear_errors_and_write_nothing() {
     }
     assert_eq!(rows(&app, &format!("\"{}\"", c.backend_name)).await, 0);
 }
+
+#[tokio::test]
+async fn health_and_reflection_answer_without_a_key() {
+    let app = spawn_app().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "lethe.v1.Lethe".into() })
+        .await
+        .expect("health")
+        .into_inner()
+        .status;
+    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(app.channel());
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut stream = reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let listed = format!("{:?}", response.message_response);
+    assert!(listed.contains("lethe.v1.Lethe"), "{listed}");
+}

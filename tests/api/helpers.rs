@@ -15,6 +15,7 @@ use tonic::{Request, Status};
 use uuid::Uuid;
 
 pub struct TestApp {
+    pub addr: std::net::SocketAddr,
     pub client: LetheClient<Channel>,
     pub pool: PgPool,
     pub keys: Keys,
@@ -106,7 +107,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     }));
     let keys = new_tenant(&pool).await;
     let client = LetheClient::connect(format!("http://{addr}")).await.expect("connect");
-    TestApp { client, pool, keys, settings, _shutdown: tx, _dir: dir }
+    TestApp { addr, client, pool, keys, settings, _shutdown: tx, _dir: dir }
 }
 
 pub async fn new_tenant(pool: &PgPool) -> Keys {
@@ -138,6 +139,11 @@ pub fn chunk(source: &str, ordinal: u32, text: &str, subjects: &[&str]) -> pb::I
 }
 
 impl TestApp {
+    /// A plain channel to the app, for other services (health, reflection).
+    pub fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).expect("uri").connect_lazy()
+    }
+
     pub async fn create_collection(&self, name: &str, backend: pb::Backend) -> pb::Collection {
         self.client
             .clone()

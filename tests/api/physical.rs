@@ -35,7 +35,7 @@ fn files_under(dir: &Path, skip: &[&str]) -> Vec<PathBuf> {
 /// How many of the needles occur somewhere in the files.
 fn found(files: &[PathBuf], needles: &[Vec<u8>]) -> usize {
     let data: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
-    needles.iter().filter(|n| data.iter().any(|d| d.windows(n.len()).any(|w| w == n.as_slice()))).count()
+    needles.iter().filter(|n| data.iter().any(|d| memchr::memmem::find(d, n).is_some())).count()
 }
 
 async fn pg_database_files(app: &TestApp) -> Vec<PathBuf> {
