@@ -105,9 +105,24 @@ pub struct AuditSettings {
 pub struct ResidualSettings {
     pub lexical: bool,
     pub semantic: bool,
+    /// Cosine similarity from which a chunk counts as a neighbour of the
+    /// subject's own chunks (then confirmed by `derived_min_coverage` or
+    /// `near_copy_threshold`).
     pub own_chunk_threshold: f32,
+    /// Cosine similarity from which a chunk that names the person weakly
+    /// counts as near one of their identifiers.
     pub identifier_threshold: f32,
     pub max_candidates: usize,
+    /// Share (0..=1) of a neighbour's words that must be the person's own for
+    /// it to be reported as derived from their documents.
+    pub derived_min_coverage: f32,
+    /// Cosine similarity from which a neighbour is a near copy of one of the
+    /// subject's own chunks, reported whatever its words.
+    pub near_copy_threshold: f32,
+    /// Closest neighbours examined per collection.
+    pub semantic_pool: usize,
+    /// Most candidates found by meaning alone (no identifier in the text).
+    pub max_semantic: usize,
 }
 
 /// Log output: `pretty` for people, `json` for collectors.
@@ -170,6 +185,8 @@ impl Settings {
         for (name, t) in [
             ("residual.own_chunk_threshold", self.residual.own_chunk_threshold),
             ("residual.identifier_threshold", self.residual.identifier_threshold),
+            ("residual.derived_min_coverage", self.residual.derived_min_coverage),
+            ("residual.near_copy_threshold", self.residual.near_copy_threshold),
         ] {
             anyhow::ensure!((0.0..=1.0).contains(&t), "{name} must be within 0..=1");
         }

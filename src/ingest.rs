@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::context::{Context, collection_lock_key, subject_lock_key};
+use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key};
 use crate::domain::{CollectionSpec, ExternalId, Identifier, Role};
 use crate::error::{LetheError, Result};
 use crate::store::{StoreError, lineage};
@@ -87,18 +87,10 @@ pub async fn write(
     }
     let tenant_id = spec.tenant_id;
     // Every tagged subject, by caller id → keyed hash.
-    let mut tagged: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut names: Vec<String> = Vec::new();
-    for c in &chunks {
-        names.extend(c.tags.iter().map(|(s, _)| s.as_str().to_owned()));
-    }
-    names.extend(subjects.iter().map(|s| s.id.as_str().to_owned()));
-    for id in names {
-        if !tagged.contains_key(&id) {
-            let hash = ctx.keyed_hash(tenant_id, &id).await?;
-            tagged.insert(id, hash);
-        }
-    }
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let names = chunks.iter().flat_map(|c| &c.tags).map(|(s, _)| s).chain(subjects.iter().map(|s| &s.id));
+    let tagged: BTreeMap<String, Vec<u8>> =
+        names.map(|id| (id.as_str().to_owned(), keyed_hash(&secret, id.as_str()))).collect();
     let mut lock_keys: Vec<i64> = tagged.values().map(|h| subject_lock_key(h)).collect();
     lock_keys.push(collection_lock_key(spec.collection_id));
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
@@ -162,11 +154,14 @@ async fn blocked_subjects(
     subjects: &[SubjectInput],
 ) -> Result<HashSet<String>> {
     let mut blocked = HashSet::new();
+    // One query for every tagged subject: a batch of 1,000 chunks may tag as many.
+    let hashes: Vec<&[u8]> = tagged.values().map(Vec::as_slice).collect();
+    let rows = lineage::subjects_by_hashes(&ctx.pool, tenant_id, &hashes).await?;
+    let suppressed: HashSet<&[u8]> =
+        rows.iter().filter(|r| r.state().suppresses_ingest()).map(|r| r.subject_hash.as_slice()).collect();
     for (id, hash) in tagged {
-        if let Some(row) = lineage::subject_by_hash(&ctx.pool, tenant_id, hash).await? {
-            if row.state().suppresses_ingest() {
-                blocked.insert(id.clone());
-            }
+        if suppressed.contains(hash.as_slice()) {
+            blocked.insert(id.clone());
         }
     }
     for s in subjects {

@@ -41,13 +41,19 @@ pub struct Args {
     /// Erase workers (default: erasure.workers from configuration).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Vectors tracked per ingest run (default: min(100000, N/10)).
+    /// Vectors tracked per ingest run (default: min(100000, N); may exceed N).
     #[arg(long)]
     pub ingest_vectors: Option<usize>,
+    /// Repetitions of the ingest figure (default: --runs).
+    #[arg(long)]
+    pub ingest_runs: Option<usize>,
+    /// Vectors in the re-indexed collection (default: min(20000, N); may exceed N).
+    #[arg(long)]
+    pub reindex_vectors: Option<usize>,
     /// Small subjects erased concurrently (default: min(1000, subjects of 10)).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Sections to skip: erase, throughput, ingest, search, embed.
+    /// Sections to skip: erase, throughput, ingest, reindex, search, embed.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
     /// Load the data set (if needed) and stop.

@@ -73,6 +73,7 @@ fn datatype_from_grpc(d: Option<i32>) -> Result<Option<VectorStorageDatatype>, S
         Some(Ok(pb::Datatype::Float32)) => Ok(Some(VectorStorageDatatype::Float32)),
         Some(Ok(pb::Datatype::Float16)) => Ok(Some(VectorStorageDatatype::Float16)),
         Some(Ok(pb::Datatype::Uint8)) => Ok(Some(VectorStorageDatatype::Uint8)),
+        Some(Ok(pb::Datatype::Turbo4)) => Ok(Some(VectorStorageDatatype::Turbo4)),
         Some(Ok(other)) => Err(unsupported(format!("vector datatype {}", other.as_str_name()))),
         Some(Err(_)) => Err(bad_input("unknown vector datatype")),
     }
@@ -310,6 +311,7 @@ pub fn collection_info(shard: &EdgeShard, meta: &CollectionMeta) -> pb::Collecti
                 VectorStorageDatatype::Float32 => pb::Datatype::Float32 as i32,
                 VectorStorageDatatype::Float16 => pb::Datatype::Float16 as i32,
                 VectorStorageDatatype::Uint8 => pb::Datatype::Uint8 as i32,
+                VectorStorageDatatype::Turbo4 => pb::Datatype::Turbo4 as i32,
             }),
             multivector_config: None,
             memory: None,

@@ -2,6 +2,10 @@
 //! `qdrant.Collections`, `qdrant.Points`) on top of `qdrant-edge`, Qdrant's own segment engine
 //! running in-process. Test infrastructure only; see README.md for what is covered.
 
+// `on_disk` / `on_disk_payload` are deprecated in the 1.20 protos (replaced by `memory`, a RAM
+// placement hint the stand-in ignores) but clients still send them.
+#![allow(deprecated)]
+
 pub mod collections;
 pub mod convert;
 pub mod points;

@@ -50,10 +50,12 @@ pub struct JobView {
 /// `FailedPrecondition` (legal hold), database failures.
 pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
     let subject = ingest::put_subject(ctx, tenant_id, &input.subject).await?;
-    if input.idempotency_key.is_none() {
-        if let Some(running) = jobs::active_job_for_subject(&ctx.pool, subject.subject_id).await? {
-            return view(ctx, running).await;
-        }
+    let running = match input.idempotency_key {
+        None => jobs::active_job_for_subject(&ctx.pool, subject.subject_id).await?,
+        Some(_) => None,
+    };
+    if let Some(running) = running {
+        return view(ctx, running).await;
     }
     let refused = subject.legal_hold;
     let refusal = refused.then(|| format!("legal_hold: {}", subject.legal_hold_reason.as_deref().unwrap_or("")));

@@ -397,6 +397,34 @@ pub fn limit(field: &str, v: u32, default: u32, max: u32) -> R<u32> {
     }
 }
 
+pub fn reindex_mode(v: i32) -> R<crate::reindex::ReindexMode> {
+    match pb::ReindexMode::try_from(v) {
+        Ok(pb::ReindexMode::Unspecified | pb::ReindexMode::Copy) => Ok(crate::reindex::ReindexMode::Copy),
+        Ok(pb::ReindexMode::Reembed) => Ok(crate::reindex::ReindexMode::Reembed),
+        Err(_) => Err(InvalidInput::new("mode", "unknown re-index mode")),
+    }
+}
+
+pub fn reindex_job(r: &crate::store::reindex::ReindexRow, collection: &str) -> pb::ReindexJob {
+    let u = |n: i64| u64::try_from(n).unwrap_or(0);
+    pb::ReindexJob {
+        job_id: r.job_id.to_string(),
+        collection: collection.to_owned(),
+        mode: if r.mode == "reembed" { pb::ReindexMode::Reembed } else { pb::ReindexMode::Copy } as i32,
+        status: job_status(&r.status) as i32,
+        stage: r.stage.clone(),
+        total: u(r.total),
+        copied: u(r.copied),
+        missing: u(r.missing),
+        excluded: u(r.excluded),
+        final_count: u(r.final_count.unwrap_or(0)),
+        error: r.error.clone().unwrap_or_default(),
+        received_at: Some(timestamp(r.received_at)),
+        started_at: r.started_at.map(timestamp),
+        completed_at: r.completed_at.map(timestamp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,33 +477,5 @@ mod tests {
         assert_eq!(new_collection(pb::CreateCollectionRequest { backend: 0, ..ok.clone() }).unwrap_err().field, "backend");
         assert_eq!(new_collection(pb::CreateCollectionRequest { dimension: 0, ..ok.clone() }).unwrap_err().field, "dimension");
         assert_eq!(new_collection(pb::CreateCollectionRequest { name: "a b".into(), ..ok }).unwrap_err().field, "name");
-    }
-}
-
-pub fn reindex_mode(v: i32) -> R<crate::reindex::ReindexMode> {
-    match pb::ReindexMode::try_from(v) {
-        Ok(pb::ReindexMode::Unspecified | pb::ReindexMode::Copy) => Ok(crate::reindex::ReindexMode::Copy),
-        Ok(pb::ReindexMode::Reembed) => Ok(crate::reindex::ReindexMode::Reembed),
-        Err(_) => Err(InvalidInput::new("mode", "unknown re-index mode")),
-    }
-}
-
-pub fn reindex_job(r: &crate::store::reindex::ReindexRow, collection: &str) -> pb::ReindexJob {
-    let u = |n: i64| u64::try_from(n).unwrap_or(0);
-    pb::ReindexJob {
-        job_id: r.job_id.to_string(),
-        collection: collection.to_owned(),
-        mode: if r.mode == "reembed" { pb::ReindexMode::Reembed } else { pb::ReindexMode::Copy } as i32,
-        status: job_status(&r.status) as i32,
-        stage: r.stage.clone(),
-        total: u(r.total),
-        copied: u(r.copied),
-        missing: u(r.missing),
-        excluded: u(r.excluded),
-        final_count: u(r.final_count.unwrap_or(0)),
-        error: r.error.clone().unwrap_or_default(),
-        received_at: Some(timestamp(r.received_at)),
-        started_at: r.started_at.map(timestamp),
-        completed_at: r.completed_at.map(timestamp),
     }
 }

@@ -93,10 +93,8 @@ async fn run_stage(ctx: &Context, job: &ReindexRow, stage: &str) -> Result<Strin
 /// A failed re-index leaves the live collection as it was: drop the staging.
 async fn abandon(ctx: &Context, job: &ReindexRow) {
     let (Some(staging), Ok(spec)) = (&job.staging_name, stages::collection_of(ctx, job).await) else { return };
-    if job.retired_name.is_none() {
-        if let Ok(store) = ctx.stores.get(spec.backend) {
-            let _ = store.drop_physical(staging).await;
-        }
+    if let (None, Ok(store)) = (&job.retired_name, ctx.stores.get(spec.backend)) {
+        let _ = store.drop_physical(staging).await;
     }
 }
 

@@ -144,6 +144,17 @@ pub async fn subject_by_hash(ex: impl PgExecutor<'_>, tenant_id: Uuid, hash: &[u
         .await?)
 }
 
+/// Subjects by keyed hash in one query; hashes without a subject are skipped.
+pub async fn subjects_by_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid, hashes: &[&[u8]]) -> Result<Vec<SubjectRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = $1 AND subject_hash = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(hashes)
+    .fetch_all(ex)
+    .await?)
+}
+
 pub async fn subject_by_id(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<SubjectRow> {
     Ok(sqlx::query_as(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_id = $1"))
         .bind(subject_id)
@@ -440,4 +451,80 @@ pub async fn rewrite_personal_tables(pool: &sqlx::PgPool) -> Result<()> {
         sqlx::raw_sql(&format!("VACUUM (FULL) {table}")).execute(pool).await?;
     }
     Ok(())
+}
+
+/// A chunk's lineage text with where it lives (lexical residual search).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChunkText {
+    pub chunk_id: Uuid,
+    pub collection_id: Uuid,
+    /// The caller's source id.
+    pub source_id: String,
+    pub text: String,
+}
+
+/// One page of the lexical residual scan: the tenant's chunks whose text
+/// matches any of the `ILIKE` patterns, not in `exclude`, in chunk id order
+/// after `after`, at most `limit`.
+pub async fn chunks_matching(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    patterns: &[String],
+    exclude: &[Uuid],
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ChunkText>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT c.chunk_id, c.collection_id, s.external_id AS source_id, c.text
+        FROM chunks c
+        JOIN sources s USING (source_id)
+        WHERE c.tenant_id = $1
+          AND c.text ILIKE ANY($2)
+          AND NOT (c.chunk_id = ANY($3))
+          AND ($4::uuid IS NULL OR c.chunk_id > $4)
+        ORDER BY c.chunk_id
+        LIMIT $5
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(patterns)
+    .bind(exclude)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// The tenant's collections with chunks whose text lineage does not hold
+/// (their text, if any, is only in the backend's payload).
+pub async fn collections_without_text(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT k.collection_id
+        FROM collections k
+        WHERE k.tenant_id = $1
+          AND EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = k.collection_id AND c.text IS NULL)
+        "#,
+    )
+    .bind(tenant_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Texts of the given chunks with their source's id, ordered by source and
+/// ordinal (a document's chunks in order: the residual search's own words).
+pub async fn chunk_texts_in_order(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(String, Option<String>)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT s.external_id, c.text
+        FROM chunks c
+        JOIN sources s USING (source_id)
+        WHERE c.chunk_id = ANY($1)
+        ORDER BY c.source_id, c.ordinal
+        "#,
+    )
+    .bind(chunk_ids)
+    .fetch_all(ex)
+    .await?)
 }

@@ -1,0 +1,347 @@
+//! Lexical residual search: the subject's identifiers, in every form people
+//! write them (see `names`), matched in chunk text with evidence (identifier,
+//! form, matched text, position), and redaction of those matches.
+//!
+//! The scan is one SQL query over the tenant's lineage text with a cheap
+//! necessary condition (`text ILIKE ANY(…)` of the surnames and local parts),
+//! then exact matching here; collections whose lineage holds no text are
+//! scanned through the backend's payloads.
+
+use std::collections::HashSet;
+
+use regex::{Regex, RegexBuilder};
+use uuid::Uuid;
+
+use super::names::{self, Form, FormSpec};
+use crate::context::Context;
+use crate::domain::{CollectionSpec, Identifier};
+use crate::error::Result;
+use crate::store::lineage;
+
+/// A chunk whose text names the person.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub collection_id: Uuid,
+    pub point_id: Uuid,
+    pub source_id: String,
+    pub score: f32,
+    pub matches: Vec<Match>,
+}
+
+/// Rows per page of the lineage scan.
+const PAGE: i64 = 2000;
+
+/// Scans the tenant's chunk texts: lineage text through the SQL prefilter,
+/// and backend payloads of collections whose lineage holds no text.
+///
+/// # Errors
+/// Database and backend failures.
+pub async fn search(
+    ctx: &Context,
+    tenant_id: Uuid,
+    specs: &[CollectionSpec],
+    matcher: &Matcher,
+    exclude: &HashSet<Uuid>,
+) -> Result<Vec<Hit>> {
+    let mut hits = Vec::new();
+    if matcher.is_empty() {
+        return Ok(hits);
+    }
+    let patterns: Vec<String> = matcher.literals().iter().map(|l| format!("%{}%", like_escape(l))).collect();
+    let excluded: Vec<Uuid> = exclude.iter().copied().collect();
+    let mut after = None;
+    loop {
+        let page = lineage::chunks_matching(&ctx.pool, tenant_id, &patterns, &excluded, after, PAGE).await?;
+        after = page.last().map(|c| c.chunk_id);
+        hits.extend(page.iter().filter_map(|c| matcher.hit(c.collection_id, c.chunk_id, &c.source_id, &c.text)));
+        if i64::try_from(page.len()).unwrap_or(0) < PAGE {
+            break;
+        }
+    }
+    for collection_id in lineage::collections_without_text(&ctx.pool, tenant_id).await? {
+        if let Some(spec) = specs.iter().find(|s| s.collection_id == collection_id) {
+            hits.extend(scan_payloads(ctx, spec, matcher, exclude).await?);
+        }
+    }
+    Ok(hits)
+}
+
+/// Matches the payload text of every point of a collection (one scroll).
+async fn scan_payloads(ctx: &Context, spec: &CollectionSpec, matcher: &Matcher, exclude: &HashSet<Uuid>) -> Result<Vec<Hit>> {
+    let store = ctx.stores.get(spec.backend)?;
+    let literals = matcher.literals();
+    let mut hits = Vec::new();
+    let mut offset = None;
+    loop {
+        let (points, next) = store.scroll(spec, spec.tenant_id, offset, 512, false).await?;
+        for p in points.iter().filter(|p| !exclude.contains(&p.id)) {
+            let Some(text) = p.payload.text.as_deref() else { continue };
+            let lower = text.to_lowercase();
+            if literals.iter().any(|l| lower.contains(l.as_str())) {
+                hits.extend(matcher.hit(spec.collection_id, p.id, &p.payload.source_id, text));
+            }
+        }
+        match next {
+            Some(n) => offset = Some(n),
+            None => break,
+        }
+    }
+    Ok(hits)
+}
+
+/// Escapes `%`, `_` and `\` for a literal inside `ILIKE`.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// One occurrence of an identifier in a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// Index of the identifier in the query.
+    pub identifier: usize,
+    pub form: Form,
+    /// Byte range in the text.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+/// The compiled forms of a set of identifiers.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    forms: Vec<(FormSpec, Regex)>,
+    /// First names (with nicknames) per identifier, to corroborate a lone surname.
+    first_names: Vec<(usize, Regex)>,
+}
+
+/// Lexical score at or above which a chunk is a candidate on its own.
+pub const MIN_SCORE: f32 = 0.5;
+
+/// Score of a lone surname when a first name of the same person is in the chunk.
+const SURNAME_WITH_FIRST_NAME: f32 = 0.55;
+
+impl Matcher {
+    /// Compiles the forms of every identifier. Patterns that fail to compile
+    /// (cannot happen for escaped input) are skipped.
+    pub fn new(identifiers: &[Identifier]) -> Self {
+        let compile = |p: &str| RegexBuilder::new(p).case_insensitive(true).size_limit(1 << 24).build().ok();
+        let forms = names::all_forms(identifiers)
+            .into_iter()
+            .filter_map(|s| compile(&s.pattern).map(|r| (s, r)))
+            .collect();
+        let first_names = identifiers
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.kind == crate::domain::IdentifierKind::Name)
+            .filter_map(|(i, id)| {
+                let parts = names::parse_name(&id.value)?;
+                let mut alts = super::nicknames::alternatives(&parts.first);
+                alts.push(&parts.first);
+                let alt = alts.iter().map(|a| regex::escape(a)).collect::<Vec<_>>().join("|");
+                compile(&format!(r"\b(?:{alt})\b")).map(|r| (i, r))
+            })
+            .collect();
+        Self { forms, first_names }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
+    }
+
+    /// Lower-case literals of which every match contains one (for `ILIKE`).
+    pub fn literals(&self) -> Vec<String> {
+        let mut l: Vec<String> = self.forms.iter().map(|(s, _)| s.literal.clone()).filter(|l| !l.is_empty()).collect();
+        l.sort_unstable();
+        l.dedup();
+        l
+    }
+
+    /// Every occurrence, overlapping ones of the same identifier reduced to
+    /// the strongest (and then longest) form, in text order.
+    pub fn find(&self, text: &str) -> Vec<Match> {
+        let mut all: Vec<Match> = Vec::new();
+        for (spec, re) in &self.forms {
+            for m in re.find_iter(text) {
+                if spec.email_boundary && !email_boundary(text, m.start(), m.end()) {
+                    continue;
+                }
+                all.push(Match {
+                    identifier: spec.identifier,
+                    form: spec.form,
+                    start: m.start(),
+                    end: m.end(),
+                    text: m.as_str().to_owned(),
+                });
+            }
+        }
+        all.sort_by(|a, b| {
+            b.form.weight().total_cmp(&a.form.weight()).then((b.end - b.start).cmp(&(a.end - a.start)))
+        });
+        let mut kept: Vec<Match> = Vec::new();
+        for m in all {
+            if !kept.iter().any(|k| k.start < m.end && m.start < k.end) {
+                kept.push(m);
+            }
+        }
+        kept.sort_by_key(|m| m.start);
+        kept
+    }
+
+    /// The chunk as a hit, when any form matches.
+    pub fn hit(&self, collection_id: Uuid, point_id: Uuid, source_id: &str, text: &str) -> Option<Hit> {
+        let matches = self.find(text);
+        (!matches.is_empty()).then(|| Hit {
+            collection_id,
+            point_id,
+            source_id: source_id.to_owned(),
+            score: self.score(text, &matches),
+            matches,
+        })
+    }
+
+    /// A chunk's lexical score: the strongest match, a lone surname raised
+    /// when the person's first name (or a nickname) is in the chunk too.
+    pub fn score(&self, text: &str, matches: &[Match]) -> f32 {
+        matches
+            .iter()
+            .map(|m| {
+                let w = m.form.weight();
+                let corroborated = m.form == Form::LastOnly
+                    && self.first_names.iter().any(|(i, re)| *i == m.identifier && re.is_match(text));
+                if corroborated { w.max(SURNAME_WITH_FIRST_NAME) } else { w }
+            })
+            .fold(0.0, f32::max)
+    }
+
+    /// Replaces every match with `[redacted]`, until none is left (so that
+    /// redacting a redacted text changes nothing).
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for _ in 0..4 {
+            let matches = self.find(&out);
+            if matches.is_empty() {
+                break;
+            }
+            let mut next = String::with_capacity(out.len());
+            let mut at = 0;
+            for m in &matches {
+                next.push_str(&out[at..m.start]);
+                next.push_str(REDACTED);
+                at = m.end;
+            }
+            next.push_str(&out[at..]);
+            out = next;
+        }
+        out
+    }
+}
+
+/// What a redacted identifier becomes.
+pub const REDACTED: &str = "[redacted]";
+
+/// An address or local part must not be part of a longer one: no address
+/// character before it, and no word character, `-`, or `.` + word character after.
+fn email_boundary(text: &str, start: usize, end: usize) -> bool {
+    let is_addr = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-');
+    let before_ok = text[..start].chars().next_back().is_none_or(|c| !is_addr(c));
+    let mut after = text[end..].chars();
+    let after_ok = match after.next() {
+        None => true,
+        Some(c) if c.is_alphanumeric() || c == '_' || c == '-' => false,
+        Some('.') => after.next().is_none_or(|c| !c.is_alphanumeric()),
+        Some(_) => true,
+    };
+    before_ok && after_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::IdentifierKind;
+
+    fn person(email: &str, name: &str) -> Matcher {
+        Matcher::new(&[
+            Identifier { kind: IdentifierKind::Email, value: email.into() },
+            Identifier { kind: IdentifierKind::Name, value: name.into() },
+        ])
+    }
+
+    fn forms(m: &Matcher, text: &str) -> Vec<&'static str> {
+        m.find(text).iter().map(|x| x.form.as_str()).collect()
+    }
+
+    #[test]
+    fn addresses_match_in_any_case_inside_brackets_and_mailto() {
+        let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
+        assert_eq!(forms(&m, "To: JEFF.DASOVICH@ENRON.COM"), ["email"]);
+        assert_eq!(forms(&m, "Jeff <jeff.dasovich@enron.com>"), ["email"]);
+        assert_eq!(forms(&m, "[mailto:Jeff.Dasovich@ENRON.com]"), ["email"]);
+        assert_eq!(forms(&m, "write to jeff.dasovich@enron.com."), ["email"]);
+        assert_eq!(forms(&m, "jeff.dasovich@ees.enron.com"), ["email_other_domain"]);
+        assert_eq!(forms(&m, "Jeff Dasovich/NA/Enron@ENRON"), ["first_last"]);
+        assert_eq!(forms(&m, "cc: jeff.dasovich"), ["local_part"]);
+        // Longer addresses that contain the address are someone else's.
+        assert!(m.find("xjeff.dasovich@enron.com").is_empty());
+        assert!(m.find("jeff.dasovich.old@enron.com").is_empty());
+        assert!(person("mary.cook@enron.com", "Mary Cook").find("rosemary.cook@enron.com").is_empty());
+        assert!(person("mary.cook@enron.com", "Mary Cook").find("audrey.cook@enron.com").is_empty());
+    }
+
+    #[test]
+    fn names_match_in_the_forms_people_write() {
+        let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
+        assert_eq!(forms(&m, "talked to jeff dasovich"), ["first_last"]);
+        assert_eq!(forms(&m, "Jeff\n Dasovich said"), ["first_last"]);
+        assert_eq!(forms(&m, "Jeff J. Dasovich"), ["first_middle_last"]);
+        assert_eq!(forms(&m, "Jeff J Dasovich"), ["first_middle_last"]);
+        assert_eq!(forms(&m, "From: Dasovich, Jeff [mailto:x@y.com]"), ["last_comma_first"]);
+        assert_eq!(forms(&m, "To: Mara, Sue; Dasovich, Jeff J.; Kean, Steve"), ["last_comma_first"]);
+        assert_eq!(m.find("Dasovich, Jeff J.; Kean")[0].text, "Dasovich, Jeff J.");
+        assert_eq!(forms(&m, "\"Dasovich, Jeff\" <jeff.dasovich@enron.com>"), ["last_comma_first", "email"]);
+        assert_eq!(forms(&m, "Jeffrey Dasovich"), ["nickname_last"]);
+        assert_eq!(forms(&m, "J. Dasovich"), ["initial_last"]);
+        // Enron's middle initial: k..allen@ for Phillip K. Allen.
+        let p = person("phillip.allen@enron.com", "Phillip K. Allen");
+        assert_eq!(forms(&p, "k..allen@enron.com"), ["email_middle_initial"]);
+        assert_eq!(forms(&p, "pallen@enron.com"), ["email_initial"]);
+        assert_eq!(forms(&p, "Allen, Phillip K."), ["last_comma_first"]);
+        assert_eq!(forms(&p, "Phillip Keith Allen"), ["first_middle_last"]);
+    }
+
+    #[test]
+    fn near_misses_do_not_match_or_only_weakly() {
+        let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
+        assert!(m.find("Jeff Smith and the Dasovichs").is_empty());
+        let cook = person("mary.cook@enron.com", "Mary Cook");
+        assert!(cook.find("cooking class; cook the books").is_empty());
+        // A namesake with another first name, or the surname alone: weak, not a candidate.
+        let peter = cook.find("Peter Cook, EnergyNews");
+        assert_eq!(peter.iter().map(|x| x.form).collect::<Vec<_>>(), [Form::LastOnly]);
+        assert!(cook.score("Peter Cook, EnergyNews", &peter) < MIN_SCORE);
+        let blair = person("lynn.blair@enron.com", "Lynn Blair");
+        assert!(blair.find("jean.blair@enron.com").is_empty());
+        let other = blair.find("Cc: Lichtenwalter, Blair");
+        assert!(blair.score("Cc: Lichtenwalter, Blair", &other) < MIN_SCORE);
+        // A lone surname with the first name nearby is corroborated.
+        let text = "Blair will call. Thanks, Lynn";
+        assert!(blair.score(text, &blair.find(text)) >= MIN_SCORE);
+    }
+
+    #[test]
+    fn redaction_removes_every_occurrence_and_is_idempotent() {
+        let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
+        let text = "From: \"Dasovich, Jeff\" <JEFF.DASOVICH@enron.com>\nJeff Dasovich said Dasovich would call Jeff Smith.";
+        let once = m.redact(text);
+        assert_eq!(once, "From: \"[redacted]\" <[redacted]>\n[redacted] said [redacted] would call Jeff Smith.");
+        assert_eq!(m.redact(&once), once);
+        assert!(m.find(&once).is_empty());
+        assert_eq!(m.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn prefilter_literals_are_surnames_and_local_parts() {
+        let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
+        assert_eq!(m.literals(), ["dasovich", "jeff.dasovich"]);
+        assert_eq!(like_escape("a_b%c"), "a\\_b\\%c");
+    }
+}

@@ -1,0 +1,286 @@
+//! How people write an identifier: each identifier becomes a set of match
+//! forms (a regex, a weight, and a literal that every match contains, for the
+//! SQL prefilter). Names give `First Last`, `First M. Last`, `Last, First`,
+//! initials and common nicknames; e-mail addresses give the address, the
+//! address at another domain, middle-initial variants (Enron wrote a middle
+//! initial as `k..allen@…`) and the bare local part.
+
+use crate::domain::{Identifier, IdentifierKind};
+
+/// A way of writing an identifier, with how strongly a match of it alone
+/// says "this refers to the person".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Form {
+    /// The address itself, any case, also inside `<…>` or after `mailto:`.
+    Email,
+    /// The local part at another domain (`jeff.dasovich@ees.enron.com`).
+    EmailOtherDomain,
+    /// The address with a middle initial (`jeff.k.dasovich@`, `k..dasovich@`
+    /// when the name's middle initial is `K`).
+    EmailMiddleInitial,
+    /// First initial and surname at the domain (`jdasovich@`).
+    EmailInitial,
+    /// `x..dasovich@` with an initial the name does not confirm; weak.
+    EmailAnyInitial,
+    /// The local part on its own (`jeff.dasovich` in a Notes header).
+    LocalPart,
+    FirstLast,
+    FirstMiddleLast,
+    LastCommaFirst,
+    /// A nickname or full form of the first name (`Mike`/`Michael`).
+    NicknameLast,
+    /// `J. Dasovich`, `Dasovich, J.`
+    InitialLast,
+    /// The surname alone, capitalised; weak: only evidence, see `lexical`.
+    LastOnly,
+    /// A name of one word, a handle, an id or a phone number, as given.
+    Literal,
+}
+
+impl Form {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::EmailOtherDomain => "email_other_domain",
+            Self::EmailMiddleInitial => "email_middle_initial",
+            Self::EmailInitial => "email_initial",
+            Self::EmailAnyInitial => "email_any_initial",
+            Self::LocalPart => "local_part",
+            Self::FirstLast => "first_last",
+            Self::FirstMiddleLast => "first_middle_last",
+            Self::LastCommaFirst => "last_comma_first",
+            Self::NicknameLast => "nickname_last",
+            Self::InitialLast => "initial_last",
+            Self::LastOnly => "last_only",
+            Self::Literal => "literal",
+        }
+    }
+
+    /// Strength of a match of this form alone, 0..=1.
+    pub fn weight(self) -> f32 {
+        match self {
+            Self::Email | Self::Literal => 1.0,
+            Self::FirstLast | Self::FirstMiddleLast | Self::LastCommaFirst => 0.95,
+            Self::EmailOtherDomain => 0.9,
+            Self::EmailMiddleInitial | Self::LocalPart | Self::NicknameLast => 0.8,
+            Self::InitialLast | Self::EmailInitial => 0.6,
+            Self::EmailAnyInitial => 0.4,
+            Self::LastOnly => 0.3,
+        }
+    }
+}
+
+/// One form of one identifier.
+#[derive(Debug, Clone)]
+pub struct FormSpec {
+    /// Index of the identifier in the query.
+    pub identifier: usize,
+    pub form: Form,
+    /// Regex source (without flags; matching is case-insensitive unless the
+    /// pattern says `(?-i:…)`).
+    pub pattern: String,
+    /// Lower-case text that every match contains (the SQL prefilter).
+    pub literal: String,
+    /// Matches must not touch an e-mail-ish character on either side
+    /// (`[\w.+-]` before, `[\w-]` or `.x` after): addresses and local parts.
+    pub email_boundary: bool,
+}
+
+/// A person's name split into parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameParts {
+    pub first: String,
+    pub middle: Vec<String>,
+    pub last: String,
+}
+
+const HONORIFICS: &[&str] = &["mr", "mrs", "ms", "miss", "dr", "prof"];
+const SUFFIXES: &[&str] = &["jr", "sr", "ii", "iii", "iv", "phd", "md", "esq"];
+const PARTICLES: &[&str] = &["van", "von", "de", "der", "den", "da", "di", "du", "del", "della", "la", "le", "st"];
+
+/// Parses `First [Middle…] Last` or `Last, First [Middle…]`; honorifics and
+/// suffixes are dropped, particles (`van`, `de`, …) stay with the surname.
+/// `None` for a single word.
+pub fn parse_name(value: &str) -> Option<NameParts> {
+    let clean = |w: &str| w.trim_matches(|c: char| c == '.' || c == ',' || c == '"' || c == '\'').to_owned();
+    let (head, tail) = match value.split_once(',') {
+        Some((last, rest)) if !SUFFIXES.contains(&clean(rest).to_lowercase().as_str()) => (rest, Some(last)),
+        _ => (value, None),
+    };
+    let mut words: Vec<String> = head
+        .split_whitespace()
+        .map(clean)
+        .filter(|w| !w.is_empty() && !SUFFIXES.contains(&w.to_lowercase().as_str()))
+        .collect();
+    if words.first().is_some_and(|w| HONORIFICS.contains(&w.to_lowercase().as_str())) {
+        words.remove(0);
+    }
+    let last = match tail {
+        Some(t) => t.split_whitespace().map(clean).collect::<Vec<_>>().join(" "),
+        None => {
+            let mut i = words.len().checked_sub(1)?;
+            while i > 1 && PARTICLES.contains(&words[i - 1].to_lowercase().as_str()) {
+                i -= 1;
+            }
+            words.split_off(i).join(" ")
+        }
+    };
+    let mut words = words.into_iter();
+    let first = words.next()?;
+    (!last.is_empty()).then(|| NameParts { first, middle: words.collect(), last })
+}
+
+/// Whitespace between words of a name: any run of spaces or line breaks.
+const SP: &str = r"\s+";
+
+fn word(w: &str) -> String {
+    regex::escape(w).replace(r"\ ", SP)
+}
+
+/// The forms of every identifier. Middle initials known from names also
+/// give the addresses' middle-initial variants.
+pub fn all_forms(identifiers: &[Identifier]) -> Vec<FormSpec> {
+    let initials: Vec<char> = identifiers
+        .iter()
+        .filter(|id| id.kind == IdentifierKind::Name)
+        .filter_map(|id| parse_name(&id.value))
+        .filter_map(|n| n.middle.first().and_then(|m| m.chars().next()))
+        .flat_map(char::to_lowercase)
+        .collect();
+    identifiers.iter().enumerate().flat_map(|(i, id)| forms(i, id, &initials)).collect()
+}
+
+/// The forms of one identifier.
+fn forms(index: usize, id: &Identifier, initials: &[char]) -> Vec<FormSpec> {
+    let value = id.value.split_whitespace().collect::<Vec<_>>().join(" ");
+    match id.kind {
+        IdentifierKind::Email => email_forms(index, &value.to_lowercase(), initials),
+        IdentifierKind::Name => match parse_name(&value) {
+            Some(parts) => name_forms(index, &parts),
+            None => vec![literal(index, &value)],
+        },
+        IdentifierKind::Phone => phone_forms(index, &id.normalized()),
+        IdentifierKind::Handle | IdentifierKind::AnonymousId | IdentifierKind::Other => vec![literal(index, &value)],
+    }
+}
+
+fn spec(identifier: usize, form: Form, pattern: String, literal: &str, email_boundary: bool) -> FormSpec {
+    FormSpec { identifier, form, pattern, literal: literal.to_lowercase(), email_boundary }
+}
+
+fn literal(index: usize, value: &str) -> FormSpec {
+    spec(index, Form::Literal, format!(r"\b{}\b", word(value)), value, false)
+}
+
+fn name_forms(i: usize, n: &NameParts) -> Vec<FormSpec> {
+    let (f, l) = (word(&n.first), word(&n.last));
+    let initial = n.first.chars().next().map(|c| regex::escape(&c.to_string())).unwrap_or_default();
+    // An optional middle initial or the middle names as given.
+    let given_middle = n.middle.iter().map(|m| word(m)).collect::<Vec<_>>().join(SP);
+    let middle = if given_middle.is_empty() {
+        r"[a-z]\.?".to_owned()
+    } else {
+        format!(r"(?:[a-z]\.?|{given_middle})")
+    };
+    let mut out = vec![
+        spec(i, Form::FirstLast, format!(r"\b{f}{SP}{l}\b"), &n.last, false),
+        spec(i, Form::FirstMiddleLast, format!(r"\b{f}{SP}{middle}{SP}{l}\b"), &n.last, false),
+        // `Last, First` and `Last, First M.` (the initial is taken with it, for redaction).
+        spec(i, Form::LastCommaFirst, format!(r"\b{l},\s*{f}(?:{SP}[a-z]\.|{SP}[a-z]\b)?\b"), &n.last, false),
+        spec(i, Form::InitialLast, format!(r"\b{initial}\.\s*(?:[a-z]\.\s*)?{l}\b|\b{l},\s*{initial}\.(?:\s*[a-z]\.)?"), &n.last, false),
+        spec(i, Form::LastOnly, format!(r"(?-i:\b{}\b)", title_case_pattern(&n.last)), &n.last, false),
+    ];
+    let nicks = super::nicknames::alternatives(&n.first);
+    if !nicks.is_empty() {
+        let alt = nicks.iter().map(|w| word(w)).collect::<Vec<_>>().join("|");
+        out.push(spec(i, Form::NicknameLast, format!(r"\b(?:{alt}){SP}(?:[a-z]\.?{SP})?{l}\b|\b{l},\s*(?:{alt})\b"), &n.last, false));
+    }
+    out
+}
+
+/// The surname as written in running text: `Dasovich` or `DASOVICH`, not `dasovich`
+/// (lower case is usually a common word: `cook`, `germany`'s adjective forms…).
+fn title_case_pattern(last: &str) -> String {
+    let escaped = word(last);
+    let mut chars = last.chars();
+    let title = match chars.next() {
+        Some(c) => word(&format!("{}{}", c.to_uppercase(), chars.as_str())),
+        None => escaped,
+    };
+    format!("(?:{title}|{})", word(&last.to_uppercase()))
+}
+
+fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
+    let Some((local, domain)) = address.rsplit_once('@') else { return vec![literal(i, address)] };
+    let (l, d) = (regex::escape(local), regex::escape(domain));
+    let mut out = vec![spec(i, Form::Email, format!("{l}@{d}"), local, true)];
+    // A local part like `jeff` names nobody in particular; `jeff.dasovich` or `pallen` does.
+    let specific = local.contains(['.', '_', '-']) || local.chars().any(|c| c.is_ascii_digit()) || local.len() >= 6;
+    if specific {
+        out.push(spec(i, Form::EmailOtherDomain, format!(r"{l}@[a-z0-9.-]+\.[a-z]{{2,}}"), local, true));
+        out.push(spec(i, Form::LocalPart, l.clone(), local, true));
+    }
+    // first.last → first.m.last, m..last (Enron's way of writing a middle
+    // initial, strong when the name has that initial) and flast (first initial).
+    let parts: Vec<&str> = local.split('.').collect();
+    if let [first, last] = parts.as_slice() {
+        if first.len() > 1 && last.len() > 1 {
+            let (f, la) = (regex::escape(first), regex::escape(last));
+            let fi = regex::escape(&first[..first.chars().next().map_or(1, char::len_utf8)]);
+            out.push(spec(i, Form::EmailMiddleInitial, format!(r"{f}\.[a-z]\.{la}@{d}"), last, true));
+            for m in initials {
+                out.push(spec(i, Form::EmailMiddleInitial, format!(r"{}\.\.{la}@{d}", regex::escape(&m.to_string())), last, true));
+            }
+            out.push(spec(i, Form::EmailInitial, format!(r"{fi}{la}@{d}"), last, true));
+            out.push(spec(i, Form::EmailAnyInitial, format!(r"[a-z]\.\.{la}@{d}"), last, true));
+        }
+    }
+    out
+}
+
+fn phone_forms(i: usize, digits: &str) -> Vec<FormSpec> {
+    let plain: String = digits.chars().filter(char::is_ascii_digit).collect();
+    // The national number (without a leading country code 1) with any separators.
+    let national = if plain.len() == 11 && plain.starts_with('1') { &plain[1..] } else { plain.as_str() };
+    if national.len() < 7 {
+        return vec![literal(i, digits)];
+    }
+    let body = national.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(r"[\s().-]*");
+    let tail = &national[national.len() - 4..];
+    vec![spec(i, Form::Literal, format!(r"(?:\+?1[\s.-]*)?\(?{body}\b"), tail, false)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(first: &str, middle: &[&str], last: &str) -> Option<NameParts> {
+        Some(NameParts { first: first.into(), middle: middle.iter().map(|m| (*m).to_owned()).collect(), last: last.into() })
+    }
+
+    #[test]
+    fn names_parse_in_either_order_without_titles() {
+        assert_eq!(parse_name("Jeff Dasovich"), parts("Jeff", &[], "Dasovich"));
+        assert_eq!(parse_name("Phillip K. Allen"), parts("Phillip", &["K"], "Allen"));
+        assert_eq!(parse_name("Allen, Phillip K."), parts("Phillip", &["K"], "Allen"));
+        assert_eq!(parse_name("Dr. Ludwig van Beethoven Jr."), parts("Ludwig", &[], "van Beethoven"));
+        assert_eq!(parse_name("Madonna"), None);
+    }
+
+    #[test]
+    fn every_form_carries_its_prefilter_literal() {
+        let ids = [
+            Identifier { kind: IdentifierKind::Email, value: "Mike.Grigsby@Enron.com".into() },
+            Identifier { kind: IdentifierKind::Name, value: "Mike Grigsby".into() },
+            Identifier { kind: IdentifierKind::Phone, value: "+1 (713) 853-6000".into() },
+        ];
+        let all = all_forms(&ids);
+        for f in &all {
+            assert!(["mike.grigsby", "grigsby", "6000"].contains(&f.literal.as_str()), "{f:?}");
+        }
+        assert!(all.iter().any(|f| f.form == Form::NicknameLast && f.pattern.contains("michael")));
+        // A bare first name as local part is not specific enough to match alone.
+        let jeff = all_forms(&[Identifier { kind: IdentifierKind::Email, value: "jeff@example.com".into() }]);
+        assert!(jeff.iter().all(|f| f.form == Form::Email));
+    }
+}
