@@ -13,7 +13,9 @@ use qdrant_edge::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::convert::{bad_input, collection_not_found, map_to_grpc, op_error, struct_to_map, unsupported};
+use crate::convert::{
+    bad_input, collection_not_found, map_to_grpc, op_error, struct_to_map, unsupported,
+};
 use crate::state::{CollectionMeta, State, collection_dir};
 
 pub struct CollectionsService {
@@ -43,7 +45,9 @@ pub fn validate_collection_name(name: &str) -> Result<(), Status> {
         )));
     }
     if name == "." || name == ".." {
-        return Err(validation("collection_name: collection name cannot be `.` or `..`"));
+        return Err(validation(
+            "collection_name: collection name cannot be `.` or `..`",
+        ));
     }
     Ok(())
 }
@@ -74,7 +78,10 @@ fn datatype_from_grpc(d: Option<i32>) -> Result<Option<VectorStorageDatatype>, S
         Some(Ok(pb::Datatype::Float16)) => Ok(Some(VectorStorageDatatype::Float16)),
         Some(Ok(pb::Datatype::Uint8)) => Ok(Some(VectorStorageDatatype::Uint8)),
         Some(Ok(pb::Datatype::Turbo4)) => Ok(Some(VectorStorageDatatype::Turbo4)),
-        Some(Ok(other)) => Err(unsupported(format!("vector datatype {}", other.as_str_name()))),
+        Some(Ok(other)) => Err(unsupported(format!(
+            "vector datatype {}",
+            other.as_str_name()
+        ))),
         Some(Err(_)) => Err(bad_input("unknown vector datatype")),
     }
 }
@@ -163,7 +170,8 @@ fn wal_options_from_grpc(d: &pb::WalConfigDiff) -> Result<WalOptions, Status> {
             .ok_or_else(|| bad_input("wal_capacity_mb too large"))?;
     }
     if let Some(n) = d.wal_segments_ahead {
-        o.segment_queue_len = usize::try_from(n).map_err(|_| bad_input("wal_segments_ahead too large"))?;
+        o.segment_queue_len =
+            usize::try_from(n).map_err(|_| bad_input("wal_segments_ahead too large"))?;
     }
     if let Some(n) = d.wal_retain_closed {
         o.retain_closed = usize::try_from(n)
@@ -177,9 +185,15 @@ fn wal_options_from_grpc(d: &pb::WalConfigDiff) -> Result<WalOptions, Status> {
 fn edge_config_from_create(req: &pb::CreateCollection) -> Result<EdgeConfig, Status> {
     use pb::vectors_config::Config;
     let params = match req.vectors_config.as_ref().and_then(|v| v.config.as_ref()) {
-        None => return Err(unsupported("collections without a dense vector (vectors_config is required)")),
+        None => {
+            return Err(unsupported(
+                "collections without a dense vector (vectors_config is required)",
+            ));
+        }
         Some(Config::ParamsMap(_)) => {
-            return Err(unsupported("named vectors (vectors_config.params_map); use a single unnamed vector"));
+            return Err(unsupported(
+                "named vectors (vectors_config.params_map); use a single unnamed vector",
+            ));
         }
         Some(Config::Params(p)) => p,
     };
@@ -195,13 +209,21 @@ fn edge_config_from_create(req: &pb::CreateCollection) -> Result<EdgeConfig, Sta
     if params.quantization_config.is_some() || req.quantization_config.is_some() {
         return Err(unsupported("quantization"));
     }
-    if req.sparse_vectors_config.as_ref().is_some_and(|s| !s.map.is_empty()) {
+    if req
+        .sparse_vectors_config
+        .as_ref()
+        .is_some_and(|s| !s.map.is_empty())
+    {
         return Err(unsupported("sparse vectors"));
     }
     if req.sharding_method == Some(pb::ShardingMethod::Custom as i32) {
         return Err(unsupported("custom sharding (shard keys)"));
     }
-    if req.strict_mode_config.as_ref().is_some_and(|s| s.enabled == Some(true)) {
+    if req
+        .strict_mode_config
+        .as_ref()
+        .is_some_and(|s| s.enabled == Some(true))
+    {
         return Err(unsupported("strict mode"));
     }
     let mut vector_hnsw = None;
@@ -227,7 +249,11 @@ fn edge_config_from_create(req: &pb::CreateCollection) -> Result<EdgeConfig, Sta
     if let Some(o) = &req.optimizers_config {
         apply_optimizers_diff(&mut optimizers, o)?;
     }
-    let wal_options = req.wal_config.as_ref().map(wal_options_from_grpc).transpose()?;
+    let wal_options = req
+        .wal_config
+        .as_ref()
+        .map(wal_options_from_grpc)
+        .transpose()?;
     Ok(EdgeConfig {
         on_disk_payload: req.on_disk_payload.unwrap_or(true),
         vectors: HashMap::from([(DEFAULT_VECTOR_NAME.to_string(), vector)]),
@@ -391,10 +417,17 @@ impl Collections for CollectionsService {
         let (coll, meta) = {
             let reg = self.state.registry.read().await;
             let coll = reg.resolve(&name)?;
-            let meta = reg.meta.collections.get(&coll.name).cloned().unwrap_or_default();
+            let meta = reg
+                .meta
+                .collections
+                .get(&coll.name)
+                .cloned()
+                .unwrap_or_default();
             (coll, meta)
         };
-        let info = coll.read(move |shard| Ok(collection_info(shard, &meta))).await?;
+        let info = coll
+            .read(move |shard| Ok(collection_info(shard, &meta)))
+            .await?;
         Ok(Response::new(pb::GetCollectionInfoResponse {
             result: Some(info),
             time: elapsed(t),
@@ -444,11 +477,17 @@ impl Collections for CollectionsService {
             // Leftovers of a collection that is not in the meta file (e.g. crash during delete).
             if dir2.exists() {
                 std::fs::remove_dir_all(&dir2).map_err(|e| {
-                    Status::internal(format!("Service internal error: cannot clean {}: {e}", dir2.display()))
+                    Status::internal(format!(
+                        "Service internal error: cannot clean {}: {e}",
+                        dir2.display()
+                    ))
                 })?;
             }
             std::fs::create_dir_all(&dir2).map_err(|e| {
-                Status::internal(format!("Service internal error: cannot create {}: {e}", dir2.display()))
+                Status::internal(format!(
+                    "Service internal error: cannot create {}: {e}",
+                    dir2.display()
+                ))
             })?;
             EdgeShard::new(&dir2, config).map_err(op_error)
         })
@@ -457,7 +496,8 @@ impl Collections for CollectionsService {
 
         let coll = State::new_collection(&name, dir, shard);
         let mut meta = reg.meta.clone();
-        meta.collections.insert(name.clone(), CollectionMeta { metadata });
+        meta.collections
+            .insert(name.clone(), CollectionMeta { metadata });
         if let Err(e) = self.state.save_meta(&meta) {
             drop(reg);
             let _ = State::destroy(coll).await;
@@ -482,19 +522,35 @@ impl Collections for CollectionsService {
     ) -> Result<Response<pb::CollectionOperationResponse>, Status> {
         let t = Instant::now();
         let req = request.into_inner();
-        if req.vectors_config.as_ref().is_some_and(|v| v.config.is_some()) {
+        if req
+            .vectors_config
+            .as_ref()
+            .is_some_and(|v| v.config.is_some())
+        {
             return Err(unsupported("updating vector params (vectors_config)"));
         }
         if req.quantization_config.is_some() {
             return Err(unsupported("quantization"));
         }
-        if req.sparse_vectors_config.as_ref().is_some_and(|s| !s.map.is_empty()) {
+        if req
+            .sparse_vectors_config
+            .as_ref()
+            .is_some_and(|s| !s.map.is_empty())
+        {
             return Err(unsupported("sparse vectors"));
         }
-        if req.strict_mode_config.as_ref().is_some_and(|s| s.enabled == Some(true)) {
+        if req
+            .strict_mode_config
+            .as_ref()
+            .is_some_and(|s| s.enabled == Some(true))
+        {
             return Err(unsupported("strict mode"));
         }
-        if req.params.as_ref().is_some_and(|p| p.on_disk_payload.is_some()) {
+        if req
+            .params
+            .as_ref()
+            .is_some_and(|p| p.on_disk_payload.is_some())
+        {
             return Err(unsupported("changing on_disk_payload"));
         }
         let metadata = struct_to_map(&req.metadata)?;
@@ -587,7 +643,10 @@ impl Collections for CollectionsService {
                         return Err(collection_not_found(&c.collection_name));
                     }
                     if reg.collections.contains_key(&c.alias_name) {
-                        return Err(bad_input(format!("Collection `{}` already exists!", c.alias_name)));
+                        return Err(bad_input(format!(
+                            "Collection `{}` already exists!",
+                            c.alias_name
+                        )));
                     }
                     validate_collection_name(&c.alias_name)?;
                     aliases.insert(c.alias_name.clone(), c.collection_name.clone());
@@ -603,7 +662,10 @@ impl Collections for CollectionsService {
                         )));
                     };
                     if reg.collections.contains_key(&r.new_alias_name) {
-                        return Err(bad_input(format!("Collection `{}` already exists!", r.new_alias_name)));
+                        return Err(bad_input(format!(
+                            "Collection `{}` already exists!",
+                            r.new_alias_name
+                        )));
                     }
                     aliases.insert(r.new_alias_name.clone(), target);
                 }

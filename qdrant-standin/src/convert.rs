@@ -66,9 +66,12 @@ pub fn value_to_json(v: &pb::Value) -> Result<Json, Status> {
         Some(Kind::StringValue(s)) => Json::String(s.clone()),
         Some(Kind::BoolValue(b)) => Json::Bool(*b),
         Some(Kind::StructValue(s)) => Json::Object(struct_to_map(&s.fields)?),
-        Some(Kind::ListValue(l)) => {
-            Json::Array(l.values.iter().map(value_to_json).collect::<Result<_, _>>()?)
-        }
+        Some(Kind::ListValue(l)) => Json::Array(
+            l.values
+                .iter()
+                .map(value_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
     })
 }
 
@@ -104,7 +107,9 @@ pub fn json_to_value(v: &Json) -> pb::Value {
 }
 
 pub fn map_to_grpc(m: &Map<String, Json>) -> HashMap<String, pb::Value> {
-    m.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect()
+    m.iter()
+        .map(|(k, v)| (k.clone(), json_to_value(v)))
+        .collect()
 }
 
 pub fn payload_to_grpc(p: Option<&Payload>) -> HashMap<String, pb::Value> {
@@ -164,7 +169,10 @@ pub fn filter_from_grpc(f: &pb::Filter) -> Result<Filter, Status> {
         if cs.is_empty() {
             Ok(None)
         } else {
-            cs.iter().map(condition_from_grpc).collect::<Result<Vec<_>, _>>().map(Some)
+            cs.iter()
+                .map(condition_from_grpc)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
         }
     };
     let min_should = match &f.min_should {
@@ -192,10 +200,14 @@ fn condition_from_grpc(c: &pb::Condition) -> Result<Condition, Status> {
     match &c.condition_one_of {
         None => Err(bad_input("Malformed Condition type: condition is empty")),
         Some(C::Field(fc)) => Ok(Condition::Field(field_condition_from_grpc(fc)?)),
-        Some(C::IsEmpty(e)) => Ok(Condition::IsEmpty(IsEmptyCondition::from(json_path(&e.key)?))),
+        Some(C::IsEmpty(e)) => Ok(Condition::IsEmpty(IsEmptyCondition::from(json_path(
+            &e.key,
+        )?))),
         Some(C::IsNull(n)) => Ok(Condition::IsNull(IsNullCondition::from(json_path(&n.key)?))),
         Some(C::HasId(h)) => Ok(Condition::HasId(
-            point_ids_from_grpc(&h.has_id)?.into_iter().collect::<HasIdCondition>(),
+            point_ids_from_grpc(&h.has_id)?
+                .into_iter()
+                .collect::<HasIdCondition>(),
         )),
         Some(C::Filter(f)) => Ok(Condition::Filter(filter_from_grpc(f)?)),
         Some(C::Nested(n)) => {
@@ -218,13 +230,13 @@ fn condition_from_grpc(c: &pb::Condition) -> Result<Condition, Status> {
 fn field_condition_from_grpc(fc: &pb::FieldCondition) -> Result<FieldCondition, Status> {
     let key = json_path(&fc.key)?;
     if fc.geo_bounding_box.is_some() || fc.geo_radius.is_some() || fc.geo_polygon.is_some() {
-        return Err(unsupported(format!(
-            "geo conditions (field `{}`)",
-            fc.key
-        )));
+        return Err(unsupported(format!("geo conditions (field `{}`)", fc.key)));
     }
     if fc.datetime_range.is_some() {
-        return Err(unsupported(format!("datetime_range conditions (field `{}`)", fc.key)));
+        return Err(unsupported(format!(
+            "datetime_range conditions (field `{}`)",
+            fc.key
+        )));
     }
     let r#match = fc.r#match.as_ref().map(match_from_grpc).transpose()?;
     let range = fc.range.as_ref().map(|r| {
@@ -287,11 +299,17 @@ fn match_from_grpc(m: &pb::Match) -> Result<Match, Status> {
         // Full-text matches: token based with a text index, substring-like without one
         // (same segment code as Qdrant).
         Some(M::Text(t)) => Match::Text(MatchText { text: t.clone() }),
-        Some(M::TextAny(t)) => Match::TextAny(MatchTextAny { text_any: t.clone() }),
+        Some(M::TextAny(t)) => Match::TextAny(MatchTextAny {
+            text_any: t.clone(),
+        }),
         Some(M::Phrase(p)) => Match::Phrase(MatchPhrase { phrase: p.clone() }),
-        Some(M::Prefix(_)) => return Err(unsupported("the `prefix` match (not in qdrant-edge 0.7.2)")),
+        Some(M::Prefix(_)) => {
+            return Err(unsupported("the `prefix` match (not in qdrant-edge 0.7.2)"));
+        }
         Some(M::Substring(_)) => {
-            return Err(unsupported("the `substring` match (not in qdrant-edge 0.7.2)"));
+            return Err(unsupported(
+                "the `substring` match (not in qdrant-edge 0.7.2)",
+            ));
         }
     })
 }
@@ -353,9 +371,9 @@ fn dense_from_vector(v: &pb::Vector) -> Result<Vec<f32>, Status> {
         Some(V::Dense(d)) => Ok(d.data.clone()),
         Some(V::Sparse(_)) => Err(unsupported("sparse vectors")),
         Some(V::MultiDense(_)) => Err(unsupported("multi-dense vectors")),
-        Some(V::Document(_) | V::Image(_) | V::Object(_)) => {
-            Err(unsupported("server-side inference (Document/Image/Object vectors)"))
-        }
+        Some(V::Document(_) | V::Image(_) | V::Object(_)) => Err(unsupported(
+            "server-side inference (Document/Image/Object vectors)",
+        )),
         None => {
             if v.indices.is_some() {
                 Err(unsupported("sparse vectors"))
@@ -411,7 +429,10 @@ pub fn vectors_to_grpc(v: Option<&VectorStructInternal>) -> Option<pb::VectorsOu
                 return None;
             } else {
                 VectorsOptions::Vectors(pb::NamedVectorsOutput {
-                    vectors: map.iter().map(|(k, v)| (k.clone(), vector_output(v))).collect(),
+                    vectors: map
+                        .iter()
+                        .map(|(k, v)| (k.clone(), vector_output(v)))
+                        .collect(),
                 })
             }
         }

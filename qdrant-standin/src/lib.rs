@@ -72,7 +72,10 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if tokio::time::timeout(Duration::from_secs(10), &mut self.handle).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.handle)
+            .await
+            .is_err()
+        {
             self.handle.abort();
         }
         self.state.close_all().await;

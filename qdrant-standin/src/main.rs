@@ -23,7 +23,9 @@ fn parse_args() -> Result<(u16, PathBuf), String> {
         match flag.as_str() {
             "--port" => {
                 let v = value("--port")?;
-                port = v.parse().map_err(|e| format!("invalid --port {v:?}: {e}"))?;
+                port = v
+                    .parse()
+                    .map_err(|e| format!("invalid --port {v:?}: {e}"))?;
             }
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "-h" | "--help" => return Err(USAGE.to_string()),

@@ -36,7 +36,11 @@ const DEFAULT_LIMIT: u64 = 10;
 
 /// Edge applies every update synchronously, so `wait=true` is honoured trivially. As in
 /// Qdrant, the status is `Completed` with `wait=true` and `Acknowledged` without it.
-fn update_response(state: &State, wait: Option<bool>, t: Instant) -> Response<pb::PointsOperationResponse> {
+fn update_response(
+    state: &State,
+    wait: Option<bool>,
+    t: Instant,
+) -> Response<pb::PointsOperationResponse> {
     let status = if wait.unwrap_or(false) {
         pb::UpdateStatus::Completed
     } else {
@@ -80,7 +84,9 @@ fn check_dim(expected: usize, got: usize) -> Result<(), Status> {
 fn check_vector_name(name: Option<&str>) -> Result<(), Status> {
     match name {
         None | Some("") => Ok(()),
-        Some(other) => Err(bad_input(format!("Not existing vector name error: {other}"))),
+        Some(other) => Err(bad_input(format!(
+            "Not existing vector name error: {other}"
+        ))),
     }
 }
 
@@ -155,7 +161,9 @@ fn run_nearest(shard: &EdgeShard, n: Nearest) -> Result<Vec<pb::ScoredPoint>, St
     let query = match n.vector {
         Some(v) => {
             check_dim(dim_of(shard)?, v.len())?;
-            Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::default_dense(v))))
+            Some(ScoringQuery::Vector(QueryEnum::Nearest(
+                NamedQuery::default_dense(v),
+            )))
         }
         None => None,
     };
@@ -216,7 +224,9 @@ fn field_schema(
         I::IntegerIndexParams(p) => {
             nested_unsupported(&p.nested)?;
             if p.lookup == Some(false) && p.range == Some(false) {
-                return Err(bad_input("the 'lookup' and 'range' capabilities can't be both disabled"));
+                return Err(bad_input(
+                    "the 'lookup' and 'range' capabilities can't be both disabled",
+                ));
             }
             PayloadSchemaParams::Integer(IntegerIndexParams {
                 lookup: p.lookup,
@@ -247,7 +257,9 @@ fn field_schema(
         I::TextIndexParams(p) => {
             nested_unsupported(&p.nested)?;
             if p.stopwords.is_some() || p.stemmer.is_some() || p.scoring.is_some() {
-                return Err(unsupported("text index stopwords / stemmer / scoring params"));
+                return Err(unsupported(
+                    "text index stopwords / stemmer / scoring params",
+                ));
             }
             let tokenizer = match pb::TokenizerType::try_from(p.tokenizer) {
                 Ok(pb::TokenizerType::Prefix) => TokenizerType::Prefix,
@@ -338,8 +350,11 @@ impl PointsService {
         } else {
             PayloadOps::SetPayload(op)
         };
-        coll.write(move |s| s.update(UpdateOperation::PayloadOperation(op)).map_err(op_error))
-            .await?;
+        coll.write(move |s| {
+            s.update(UpdateOperation::PayloadOperation(op))
+                .map_err(op_error)
+        })
+        .await?;
         Ok(update_response(&self.state, req.wait, t))
     }
 }
@@ -356,14 +371,18 @@ impl Points for PointsService {
         if req.update_filter.is_some() {
             return Err(unsupported("conditional upsert (update_filter)"));
         }
-        if req.update_mode.is_some_and(|m| m != pb::UpdateMode::Upsert as i32) {
+        if req
+            .update_mode
+            .is_some_and(|m| m != pb::UpdateMode::Upsert as i32)
+        {
             return Err(unsupported("update_mode other than Upsert"));
         }
         let coll = self.state.resolve(&req.collection_name).await?;
         let mut points = Vec::with_capacity(req.points.len());
         for p in &req.points {
             let id = point_id_from_grpc(
-                p.id.as_ref().ok_or_else(|| bad_input("PointStruct: id is required"))?,
+                p.id.as_ref()
+                    .ok_or_else(|| bad_input("PointStruct: id is required"))?,
             )?;
             let vector = dense_from_vectors(p.vectors.as_ref())?;
             points.push(PointStructPersisted {
@@ -380,9 +399,9 @@ impl Points for PointsService {
                 }
             }
             shard
-                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                    PointInsertOperations::PointsList(points),
-                )))
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+                ))
                 .map_err(op_error)
         })
         .await?;
@@ -401,12 +420,18 @@ impl Points for PointsService {
             Selector::Ids(ids) => PointOperations::DeletePoints { ids },
             Selector::Filter(f) => PointOperations::DeletePointsByFilter(f),
         };
-        coll.write(move |s| s.update(UpdateOperation::PointOperation(op)).map_err(op_error))
-            .await?;
+        coll.write(move |s| {
+            s.update(UpdateOperation::PointOperation(op))
+                .map_err(op_error)
+        })
+        .await?;
         Ok(update_response(&self.state, req.wait, t))
     }
 
-    async fn get(&self, request: Request<pb::GetPoints>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetPoints>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let t = Instant::now();
         let req = request.into_inner();
         reject_shard_key(&req.shard_key_selector)?;
@@ -414,7 +439,9 @@ impl Points for PointsService {
         let ids = point_ids_from_grpc(&req.ids)?;
         let wp = with_payload(req.with_payload.as_ref(), true)?;
         let wv = with_vector(req.with_vectors.as_ref());
-        let records = coll.read(move |s| s.retrieve(&ids, Some(wp), Some(wv))).await?;
+        let records = coll
+            .read(move |s| s.retrieve(&ids, Some(wp), Some(wv)))
+            .await?;
         Ok(Response::new(pb::GetResponse {
             result: records.into_iter().map(record_to_grpc).collect(),
             time: elapsed(t),
@@ -458,7 +485,11 @@ impl Points for PointsService {
         let req = request.into_inner();
         reject_shard_key(&req.shard_key_selector)?;
         let coll = self.state.resolve(&req.collection_name).await?;
-        let keys = req.keys.iter().map(|k| json_path(k)).collect::<Result<Vec<_>, _>>()?;
+        let keys = req
+            .keys
+            .iter()
+            .map(|k| json_path(k))
+            .collect::<Result<Vec<_>, _>>()?;
         let (points, filter) = match selector(req.points_selector.as_ref())? {
             Selector::Ids(ids) => (Some(ids), None),
             Selector::Filter(f) => (None, Some(f)),
@@ -468,8 +499,11 @@ impl Points for PointsService {
             points,
             filter,
         });
-        coll.write(move |s| s.update(UpdateOperation::PayloadOperation(op)).map_err(op_error))
-            .await?;
+        coll.write(move |s| {
+            s.update(UpdateOperation::PayloadOperation(op))
+                .map_err(op_error)
+        })
+        .await?;
         Ok(update_response(&self.state, req.wait, t))
     }
 
@@ -485,8 +519,11 @@ impl Points for PointsService {
             Selector::Ids(points) => PayloadOps::ClearPayload { points },
             Selector::Filter(f) => PayloadOps::ClearPayloadByFilter(f),
         };
-        coll.write(move |s| s.update(UpdateOperation::PayloadOperation(op)).map_err(op_error))
-            .await?;
+        coll.write(move |s| {
+            s.update(UpdateOperation::PayloadOperation(op))
+                .map_err(op_error)
+        })
+        .await?;
         Ok(update_response(&self.state, req.wait, t))
     }
 
@@ -503,8 +540,11 @@ impl Points for PointsService {
             field_name,
             field_schema: Some(schema),
         });
-        coll.write(move |s| s.update(UpdateOperation::FieldIndexOperation(op)).map_err(op_error))
-            .await?;
+        coll.write(move |s| {
+            s.update(UpdateOperation::FieldIndexOperation(op))
+                .map_err(op_error)
+        })
+        .await?;
         Ok(update_response(&self.state, req.wait, t))
     }
 
@@ -516,8 +556,11 @@ impl Points for PointsService {
         let req = request.into_inner();
         let coll = self.state.resolve(&req.collection_name).await?;
         let op = FieldIndexOperations::DeleteIndex(json_path(&req.field_name)?);
-        coll.write(move |s| s.update(UpdateOperation::FieldIndexOperation(op)).map_err(op_error))
-            .await?;
+        coll.write(move |s| {
+            s.update(UpdateOperation::FieldIndexOperation(op))
+                .map_err(op_error)
+        })
+        .await?;
         Ok(update_response(&self.state, req.wait, t))
     }
 
@@ -642,7 +685,10 @@ impl Points for PointsService {
         Err(unsupported("DiscoverBatch"))
     }
 
-    async fn count(&self, request: Request<pb::CountPoints>) -> Result<Response<pb::CountResponse>, Status> {
+    async fn count(
+        &self,
+        request: Request<pb::CountPoints>,
+    ) -> Result<Response<pb::CountResponse>, Status> {
         let t = Instant::now();
         let req = request.into_inner();
         reject_shard_key(&req.shard_key_selector)?;
@@ -653,7 +699,9 @@ impl Points for PointsService {
         };
         let count = coll.read(move |s| s.count(cr)).await?;
         Ok(Response::new(pb::CountResponse {
-            result: Some(pb::CountResult { count: count as u64 }),
+            result: Some(pb::CountResult {
+                count: count as u64,
+            }),
             time: elapsed(t),
             usage: None,
         }))
@@ -666,7 +714,10 @@ impl Points for PointsService {
         Err(unsupported("UpdateBatch"))
     }
 
-    async fn query(&self, request: Request<pb::QueryPoints>) -> Result<Response<pb::QueryResponse>, Status> {
+    async fn query(
+        &self,
+        request: Request<pb::QueryPoints>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
         use pb::query::Variant;
         use pb::vector_input::Variant as VI;
         let t = Instant::now();
@@ -742,7 +793,10 @@ impl Points for PointsService {
         Err(unsupported("QueryGroups"))
     }
 
-    async fn facet(&self, _request: Request<pb::FacetCounts>) -> Result<Response<pb::FacetResponse>, Status> {
+    async fn facet(
+        &self,
+        _request: Request<pb::FacetCounts>,
+    ) -> Result<Response<pb::FacetResponse>, Status> {
         Err(unsupported("Facet"))
     }
 

@@ -67,7 +67,9 @@ impl Collection {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let guard = this.read_guard();
-            let shard = guard.as_ref().ok_or_else(|| collection_not_found(&this.name))?;
+            let shard = guard
+                .as_ref()
+                .ok_or_else(|| collection_not_found(&this.name))?;
             f(shard).map_err(op_error)
         })
         .await
@@ -85,7 +87,9 @@ impl Collection {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let guard = this.write_guard();
-            let shard = guard.as_ref().ok_or_else(|| collection_not_found(&this.name))?;
+            let shard = guard
+                .as_ref()
+                .ok_or_else(|| collection_not_found(&this.name))?;
             let out = f(shard);
             shard.flush();
             out
@@ -109,8 +113,16 @@ pub struct Registry {
 impl Registry {
     /// Resolve a collection name or alias (aliases first, as Qdrant does).
     pub fn resolve(&self, name: &str) -> Result<Arc<Collection>, Status> {
-        let real = self.meta.aliases.get(name).map(String::as_str).unwrap_or(name);
-        self.collections.get(real).cloned().ok_or_else(|| collection_not_found(name))
+        let real = self
+            .meta
+            .aliases
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or(name);
+        self.collections
+            .get(real)
+            .cloned()
+            .ok_or_else(|| collection_not_found(name))
     }
 }
 
@@ -171,7 +183,10 @@ impl State {
         let bytes = serde_json::to_vec_pretty(meta)
             .map_err(|e| Status::internal(format!("Service internal error: {e}")))?;
         let io = |e: std::io::Error| {
-            Status::internal(format!("Service internal error: cannot write {}: {e}", path.display()))
+            Status::internal(format!(
+                "Service internal error: cannot write {}: {e}",
+                path.display()
+            ))
         };
         {
             use std::io::Write;
@@ -210,7 +225,14 @@ impl State {
 
     /// Close every shard (flushing it). Used on shutdown.
     pub async fn close_all(&self) {
-        let colls: Vec<_> = self.registry.read().await.collections.values().cloned().collect();
+        let colls: Vec<_> = self
+            .registry
+            .read()
+            .await
+            .collections
+            .values()
+            .cloned()
+            .collect();
         let _ = tokio::task::spawn_blocking(move || {
             for c in colls {
                 c.close_blocking();

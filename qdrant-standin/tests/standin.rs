@@ -5,9 +5,9 @@ use std::time::Duration;
 use qdrant_client::qdrant::collections_client::CollectionsClient;
 use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::{
-    AliasOperations, ChangeAliases, Condition, CountPointsBuilder, CreateAlias,
-    CreateAliasBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeleteAlias,
-    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, KeywordIndexParamsBuilder,
+    AliasOperations, ChangeAliases, Condition, CountPointsBuilder, CreateAlias, CreateAliasBuilder,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeleteAlias, DeletePointsBuilder,
+    Distance, FieldType, Filter, GetPointsBuilder, KeywordIndexParamsBuilder,
     OptimizersConfigDiffBuilder, PayloadIncludeSelector, PointId, PointStruct, PointsIdsList,
     QueryPointsBuilder, ScrollPointsBuilder, SearchParamsBuilder, SearchPointsBuilder,
     UpdateCollectionBuilder, UpdateStatus, UpsertPointsBuilder, VectorParamsBuilder,
@@ -57,8 +57,10 @@ fn points() -> Vec<PointStruct> {
         v.push(PointStruct::new(
             i,
             vec![1.0, 0.0, 0.0, 0.0],
-            Payload::try_from(json!({"subjects": ["Tim Belden", "Tim"], "tenant_id": "t1", "n": i}))
-                .unwrap(),
+            Payload::try_from(
+                json!({"subjects": ["Tim Belden", "Tim"], "tenant_id": "t1", "n": i}),
+            )
+            .unwrap(),
         ));
     }
     for u in UUIDS {
@@ -85,7 +87,9 @@ fn points() -> Vec<PointStruct> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_through_qdrant_client() {
     let dir = tempfile::tempdir().unwrap();
-    let server = qdrant_standin::start(0, dir.path().to_path_buf()).await.unwrap();
+    let server = qdrant_standin::start(0, dir.path().to_path_buf())
+        .await
+        .unwrap();
     assert_ne!(server.port(), 0);
     let c = client(&server.url());
 
@@ -117,7 +121,9 @@ async fn end_to_end_through_qdrant_client() {
         .create_collection(
             CreateCollectionBuilder::new("bad")
                 .vectors_config(VectorParamsBuilder::new(4, Distance::Cosine))
-                .optimizers_config(OptimizersConfigDiffBuilder::default().vacuum_min_vector_number(1)),
+                .optimizers_config(
+                    OptimizersConfigDiffBuilder::default().vacuum_min_vector_number(1),
+                ),
         )
         .await
         .unwrap_err();
@@ -129,7 +135,11 @@ async fn end_to_end_through_qdrant_client() {
         let r = c
             .create_field_index(
                 CreateFieldIndexCollectionBuilder::new("docs_v1", field, FieldType::Keyword)
-                    .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(tenant).build())
+                    .field_index_params(
+                        KeywordIndexParamsBuilder::default()
+                            .is_tenant(tenant)
+                            .build(),
+                    )
                     .wait(true),
             )
             .await
@@ -156,9 +166,23 @@ async fn end_to_end_through_qdrant_client() {
     assert_eq!(code(wrong_dim), Code::InvalidArgument);
 
     assert_eq!(count(&c, "docs_v1", Filter::default()).await, 10);
-    assert_eq!(count(&c, "docs_v1", Filter::must([kw("subjects", "Tim Belden")])).await, 6);
-    assert_eq!(count(&c, "docs_v1", Filter::must([kw("subjects", "Tim")])).await, 8);
-    assert_eq!(count(&c, "docs_v1", Filter::must([kw("subjects", "Tim Belden Jr")])).await, 0);
+    assert_eq!(
+        count(&c, "docs_v1", Filter::must([kw("subjects", "Tim Belden")])).await,
+        6
+    );
+    assert_eq!(
+        count(&c, "docs_v1", Filter::must([kw("subjects", "Tim")])).await,
+        8
+    );
+    assert_eq!(
+        count(
+            &c,
+            "docs_v1",
+            Filter::must([kw("subjects", "Tim Belden Jr")])
+        )
+        .await,
+        0
+    );
     let any = Condition::matches(
         "subjects",
         vec!["Jeff Skilling".to_string(), "Tim Belden".to_string()],
@@ -179,9 +203,15 @@ async fn end_to_end_through_qdrant_client() {
         },
     )]);
     assert_eq!(count(&c, "docs_v1", range).await, 2);
-    let has_id = Filter::must([Condition::has_id([PointId::from(1u64), PointId::from(UUIDS[0])])]);
+    let has_id = Filter::must([Condition::has_id([
+        PointId::from(1u64),
+        PointId::from(UUIDS[0]),
+    ])]);
     assert_eq!(count(&c, "docs_v1", has_id).await, 2);
-    assert_eq!(count(&c, "docs_v1", Filter::must([Condition::is_empty("n")])).await, 5);
+    assert_eq!(
+        count(&c, "docs_v1", Filter::must([Condition::is_empty("n")])).await,
+        5
+    );
     // Unsupported conditions are rejected, never ignored.
     let geo = Filter::must([Condition::geo_radius(
         "loc",
@@ -195,7 +225,10 @@ async fn end_to_end_through_qdrant_client() {
         .await
         .unwrap_err();
     assert_eq!(code(e), Code::Unimplemented);
-    let e = c.count(CountPointsBuilder::new("missing")).await.unwrap_err();
+    let e = c
+        .count(CountPointsBuilder::new("missing"))
+        .await
+        .unwrap_err();
     assert_eq!(code(e), Code::NotFound);
 
     // --- scroll with vectors + payload selection -----------------------------------------
@@ -227,13 +260,19 @@ async fn end_to_end_through_qdrant_client() {
         }
     }
     assert_eq!(seen.len(), 8);
-    assert!(seen.contains(&PointId::from(UUIDS[2])), "uuid ids round-trip hyphenated");
+    assert!(
+        seen.contains(&PointId::from(UUIDS[2])),
+        "uuid ids round-trip hyphenated"
+    );
 
     let got = c
         .get_points(
-            GetPointsBuilder::new("docs_v1", vec![PointId::from(1u64), PointId::from(12345u64)])
-                .with_payload(true)
-                .with_vectors(true),
+            GetPointsBuilder::new(
+                "docs_v1",
+                vec![PointId::from(1u64), PointId::from(12345u64)],
+            )
+            .with_payload(true)
+            .with_vectors(true),
         )
         .await
         .unwrap();
@@ -282,7 +321,9 @@ async fn end_to_end_through_qdrant_client() {
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].id, Some(PointId::from(10u64)));
     let found = c
-        .search_points(SearchPointsBuilder::new("docs_v1", vec![0.0, 1.0, 0.0, 0.0], 10).score_threshold(0.99))
+        .search_points(
+            SearchPointsBuilder::new("docs_v1", vec![0.0, 1.0, 0.0, 0.0], 10).score_threshold(0.99),
+        )
         .await
         .unwrap()
         .result;
@@ -296,13 +337,23 @@ async fn end_to_end_through_qdrant_client() {
     // --- delete by filter (wait) + exact count ---------------------------------------------
     let erase = Filter::must([kw("tenant_id", "t1"), kw("subjects", "Tim Belden")]);
     let r = c
-        .delete_points(DeletePointsBuilder::new("docs_v1").points(erase.clone()).wait(true))
+        .delete_points(
+            DeletePointsBuilder::new("docs_v1")
+                .points(erase.clone())
+                .wait(true),
+        )
         .await
         .unwrap();
     assert_eq!(r.result.unwrap().status, UpdateStatus::Completed as i32);
     assert_eq!(count(&c, "docs_v1", erase).await, 0);
-    assert_eq!(count(&c, "docs_v1", Filter::must([kw("subjects", "Tim Belden")])).await, 1);
-    assert_eq!(count(&c, "docs_v1", Filter::must([kw("tenant_id", "t1")])).await, 3);
+    assert_eq!(
+        count(&c, "docs_v1", Filter::must([kw("subjects", "Tim Belden")])).await,
+        1
+    );
+    assert_eq!(
+        count(&c, "docs_v1", Filter::must([kw("tenant_id", "t1")])).await,
+        3
+    );
 
     // --- delete by ids -----------------------------------------------------------------
     c.delete_points(
@@ -314,7 +365,10 @@ async fn end_to_end_through_qdrant_client() {
     )
     .await
     .unwrap();
-    assert_eq!(count(&c, "docs_v1", Filter::must([kw("tenant_id", "t1")])).await, 1);
+    assert_eq!(
+        count(&c, "docs_v1", Filter::must([kw("tenant_id", "t1")])).await,
+        1
+    );
     assert_eq!(count(&c, "docs_v1", Filter::default()).await, 3);
 
     // UpdateCollection runs the optimizer synchronously.
@@ -325,7 +379,10 @@ async fn end_to_end_through_qdrant_client() {
     .await
     .unwrap();
     let info = c.collection_info("docs_v1").await.unwrap().result.unwrap();
-    assert_eq!(info.status, qdrant_client::qdrant::CollectionStatus::Green as i32);
+    assert_eq!(
+        info.status,
+        qdrant_client::qdrant::CollectionStatus::Green as i32
+    );
     assert!(info.payload_schema.contains_key("subjects"));
     assert_eq!(count(&c, "docs_v1", Filter::default()).await, 3);
 
@@ -339,13 +396,19 @@ async fn end_to_end_through_qdrant_client() {
     c.upsert_points(
         UpsertPointsBuilder::new(
             "docs_v2",
-            vec![PointStruct::new(1u64, vec![1.0, 0.0, 0.0, 0.0], Payload::new())],
+            vec![PointStruct::new(
+                1u64,
+                vec![1.0, 0.0, 0.0, 0.0],
+                Payload::new(),
+            )],
         )
         .wait(true),
     )
     .await
     .unwrap();
-    c.create_alias(CreateAliasBuilder::new("docs_v1", "docs")).await.unwrap();
+    c.create_alias(CreateAliasBuilder::new("docs_v1", "docs"))
+        .await
+        .unwrap();
     assert_eq!(count(&c, "docs", Filter::default()).await, 3);
 
     let mut raw = CollectionsClient::connect(server.url()).await.unwrap();
@@ -368,7 +431,10 @@ async fn end_to_end_through_qdrant_client() {
     raw.update_aliases(swap("docs_v2")).await.unwrap();
     assert_eq!(count(&c, "docs", Filter::default()).await, 1);
     // A failing request changes nothing (the delete action is not applied alone).
-    let e = raw.update_aliases(swap("no_such_collection")).await.unwrap_err();
+    let e = raw
+        .update_aliases(swap("no_such_collection"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     let aliases = c.list_aliases().await.unwrap().aliases;
     assert_eq!(aliases.len(), 1);
@@ -380,15 +446,29 @@ async fn end_to_end_through_qdrant_client() {
     drop(c);
     drop(raw);
     server.stop().await;
-    let server = qdrant_standin::start(0, dir.path().to_path_buf()).await.unwrap();
+    let server = qdrant_standin::start(0, dir.path().to_path_buf())
+        .await
+        .unwrap();
     let c = client(&server.url());
     assert_eq!(count(&c, "docs_v1", Filter::default()).await, 3);
-    assert_eq!(count(&c, "docs_v1", Filter::must([kw("subjects", "Tim Belden")])).await, 1);
-    assert_eq!(count(&c, "docs", Filter::default()).await, 1, "alias survives restart");
+    assert_eq!(
+        count(&c, "docs_v1", Filter::must([kw("subjects", "Tim Belden")])).await,
+        1
+    );
+    assert_eq!(
+        count(&c, "docs", Filter::default()).await,
+        1,
+        "alias survives restart"
+    );
     let info = c.collection_info("docs_v1").await.unwrap().result.unwrap();
-    assert!(info.payload_schema.contains_key("tenant_id"), "index survives restart");
+    assert!(
+        info.payload_schema.contains_key("tenant_id"),
+        "index survives restart"
+    );
     let got = c
-        .get_points(GetPointsBuilder::new("docs_v1", vec![PointId::from(UUIDS[2])]).with_vectors(true))
+        .get_points(
+            GetPointsBuilder::new("docs_v1", vec![PointId::from(UUIDS[2])]).with_vectors(true),
+        )
         .await
         .unwrap();
     assert_eq!(got.result.len(), 1);

@@ -175,18 +175,18 @@ fn literal(index: usize, value: &str) -> FormSpec {
 fn name_forms(i: usize, n: &NameParts) -> Vec<FormSpec> {
     let (f, l) = (word(&n.first), word(&n.last));
     let initial = n.first.chars().next().map(|c| regex::escape(&c.to_string())).unwrap_or_default();
-    // An optional middle initial or the middle names as given.
+    // Any middle initial; with a known middle name or initial, also the
+    // middle names as given and words that start with that initial.
     let given_middle = n.middle.iter().map(|m| word(m)).collect::<Vec<_>>().join(SP);
-    let middle = if given_middle.is_empty() {
-        r"[a-z]\.?".to_owned()
-    } else {
-        format!(r"(?:[a-z]\.?|{given_middle})")
+    let middle = match n.middle.first().and_then(|m| m.chars().next()) {
+        Some(c) => format!(r"(?:[a-z]\.?|{given_middle}|{}[a-z]+)", regex::escape(&c.to_string())),
+        None => r"[a-z]\.?".to_owned(),
     };
     let mut out = vec![
         spec(i, Form::FirstLast, format!(r"\b{f}{SP}{l}\b"), &n.last, false),
         spec(i, Form::FirstMiddleLast, format!(r"\b{f}{SP}{middle}{SP}{l}\b"), &n.last, false),
         // `Last, First` and `Last, First M.` (the initial is taken with it, for redaction).
-        spec(i, Form::LastCommaFirst, format!(r"\b{l},\s*{f}(?:{SP}[a-z]\.|{SP}[a-z]\b)?\b"), &n.last, false),
+        spec(i, Form::LastCommaFirst, format!(r"\b{l},\s*{f}\b(?:{SP}[a-z]\.|{SP}[a-z]\b)?"), &n.last, false),
         spec(i, Form::InitialLast, format!(r"\b{initial}\.\s*(?:[a-z]\.\s*)?{l}\b|\b{l},\s*{initial}\.(?:\s*[a-z]\.)?"), &n.last, false),
         spec(i, Form::LastOnly, format!(r"(?-i:\b{}\b)", title_case_pattern(&n.last)), &n.last, false),
     ];

@@ -80,10 +80,6 @@ impl OwnWords {
         Self { shingles }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.shingles.is_empty()
-    }
-
     /// Share of the text's words inside a shingle the person wrote.
     pub fn coverage(&self, text: &str) -> f32 {
         let w = words(text);

@@ -34,8 +34,16 @@ fn files_under(dir: &Path, skip: &[&str]) -> Vec<PathBuf> {
 
 /// How many of the needles occur somewhere in the files.
 fn found(files: &[PathBuf], needles: &[Vec<u8>]) -> usize {
-    let data: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
-    needles.iter().filter(|n| data.iter().any(|d| memchr::memmem::find(d, n).is_some())).count()
+    where_found(files, needles).0
+}
+
+/// The count, and the files holding any needle (for the failure message).
+fn where_found(files: &[PathBuf], needles: &[Vec<u8>]) -> (usize, Vec<PathBuf>) {
+    let data: Vec<(PathBuf, Vec<u8>)> = files.iter().filter_map(|f| std::fs::read(f).ok().map(|d| (f.clone(), d))).collect();
+    let hit = |d: &[u8], n: &[u8]| memchr::memmem::find(d, n).is_some();
+    let count = needles.iter().filter(|n| data.iter().any(|(_, d)| hit(d, n))).count();
+    let holders = data.iter().filter(|(_, d)| needles.iter().any(|n| hit(d, n))).map(|(f, _)| f.clone()).collect();
+    (count, holders)
 }
 
 async fn pg_database_files(app: &TestApp) -> Vec<PathBuf> {
@@ -61,7 +69,24 @@ async fn guaranteed_physical_erasure_leaves_no_bytes_in_pgvector_files() {
     assert_eq!(done.counts[0].physical_status, "confirmed", "{}", done.counts[0].physical_detail);
 
     let files = pg_database_files(&app).await;
-    assert_eq!(found(&files, &ann), 0, "no byte of ann's vectors in table or index files");
+    let (count, holders) = where_found(&files, &ann);
+    if count > 0 {
+        let names: Vec<(String, String)> = sqlx::query_as(
+            "SELECT relname::text, pg_relation_filepath(oid) FROM pg_class WHERE pg_relation_filepath(oid) IS NOT NULL",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        let named: Vec<String> = holders
+            .iter()
+            .map(|h| {
+                let file = h.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                let rel = names.iter().find(|(_, p)| p.ends_with(&format!("/{file}"))).map(|(n, _)| n.clone());
+                format!("{file} ({})", rel.unwrap_or_else(|| "unknown".into()))
+            })
+            .collect();
+        panic!("{count} of ann's vectors remain in {named:?}");
+    }
     assert_eq!(found(&files, &bob), bob.len(), "bob's vectors are still found");
 }
 
