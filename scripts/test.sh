@@ -31,6 +31,8 @@ if [ -z "${QDRANT_URL:-}" ]; then
   done
   [ -n "${port:-}" ] || { echo "the Qdrant stand-in did not start" >&2; exit 1; }
   export QDRANT_URL="http://127.0.0.1:$port"
+  # The forensic test scans the stand-in's segment files here.
+  export QDRANT_STANDIN_DATA_DIR="$PWD/$data"
   echo "==> Qdrant stand-in on $QDRANT_URL" >&2
   echo "==> stand-in's own tests" >&2
   (cd qdrant-standin && cargo test --quiet)

@@ -110,16 +110,14 @@ pub struct Derived {
     pub text: String,
 }
 
-/// Where a reply or forward begins: what follows is someone else's text.
-const QUOTE_MARKERS: &[&str] =
-    &["-----Original Message", "----- Forwarded by", "---------------------- Forwarded", "-----Forwarded", "\n>"];
-
-/// The part of a body the sender wrote (before any quoted or forwarded text).
+/// The part of a body the sender wrote: up to a reply or forward marker, a
+/// quoted line, a header line, or a Notes-style "Name 01/02/2001 10:00 AM" line.
 fn authored(body: &str) -> &str {
-    let cut = QUOTE_MARKERS.iter().filter_map(|m| body.find(m)).min().unwrap_or(body.len());
-    let head = &body[..cut];
-    // Notes-style replies: "Jane Doe@ENRON\n01/02/2001 10:00 AM\nTo: ..." — cut at the header block.
-    head.find("\nTo: ").or_else(|| head.find("\n\tTo: ")).map_or(head, |i| &head[..i])
+    let marker = Regex::new(
+        r"(?im)-{3,}\s*(original message|forwarded by)|^\s*(begin forwarded message|>)|^\s*(from|to|sent|cc|subject):|^[^\n]*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}|^[^\n]*wrote:\s*$",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    marker.find(body).map_or(body, |m| &body[..m.start()])
 }
 
 /// Sentences of at least `min_words` words, on `.`/`!`/`?` or blank lines.

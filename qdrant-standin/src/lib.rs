@@ -29,7 +29,7 @@ use crate::state::State;
 /// Version reported by HealthCheck (qdrant-client 1.20 accepts 1.19–1.21 without a warning).
 pub const QDRANT_VERSION: &str = "1.20.0";
 
-/// Large enough for big upsert batches (Qdrant's default gRPC limit is 64 MB too... roughly).
+/// Generous message limit for big upsert batches (Qdrant's default max request size is 32 MiB).
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 struct HealthService;

@@ -262,7 +262,9 @@ async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
         jobs::set_physical(&ctx.pool, job.job_id, spec.collection_id, &status, &detail).await?;
     }
     if job.guarantee_physical {
-        // Lineage text, identifiers and probes were deleted too: rewrite those tables.
+        // Lineage text, identifiers and probes were deleted too: rewrite those
+        // tables once no older snapshot can still see the deleted rows.
+        crate::store::wait_for_older_snapshots(&ctx.pool, std::time::Duration::from_secs(60)).await?;
         lineage::rewrite_personal_tables(&ctx.pool).await?;
     }
     Ok(format!("physical erasure confirmed in {confirmed} of {} collections", collections.len()))

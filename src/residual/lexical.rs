@@ -2,21 +2,14 @@
 //! write them (see `names`), matched in chunk text with evidence (identifier,
 //! form, matched text, position), and redaction of those matches.
 //!
-//! The scan is one SQL query over the tenant's lineage text with a cheap
-//! necessary condition (`text ILIKE ANY(…)` of the surnames and local parts),
-//! then exact matching here; collections whose lineage holds no text are
-//! scanned through the backend's payloads.
-
-use std::collections::HashSet;
+//! Every match contains one of a few literals (surnames, local parts), which
+//! the scan (`scan`) uses as a cheap necessary condition before the regexes.
 
 use regex::{Regex, RegexBuilder};
 use uuid::Uuid;
 
 use super::names::{self, Form, FormSpec};
-use crate::context::Context;
-use crate::domain::{CollectionSpec, Identifier};
-use crate::error::Result;
-use crate::store::lineage;
+use crate::domain::Identifier;
 
 /// A chunk whose text names the person.
 #[derive(Debug, Clone)]
@@ -28,69 +21,8 @@ pub struct Hit {
     pub matches: Vec<Match>,
 }
 
-/// Rows per page of the lineage scan.
-const PAGE: i64 = 2000;
-
-/// Scans the tenant's chunk texts: lineage text through the SQL prefilter,
-/// and backend payloads of collections whose lineage holds no text.
-///
-/// # Errors
-/// Database and backend failures.
-pub async fn search(
-    ctx: &Context,
-    tenant_id: Uuid,
-    specs: &[CollectionSpec],
-    matcher: &Matcher,
-    exclude: &HashSet<Uuid>,
-) -> Result<Vec<Hit>> {
-    let mut hits = Vec::new();
-    if matcher.is_empty() {
-        return Ok(hits);
-    }
-    let patterns: Vec<String> = matcher.literals().iter().map(|l| format!("%{}%", like_escape(l))).collect();
-    let excluded: Vec<Uuid> = exclude.iter().copied().collect();
-    let mut after = None;
-    loop {
-        let page = lineage::chunks_matching(&ctx.pool, tenant_id, &patterns, &excluded, after, PAGE).await?;
-        after = page.last().map(|c| c.chunk_id);
-        hits.extend(page.iter().filter_map(|c| matcher.hit(c.collection_id, c.chunk_id, &c.source_id, &c.text)));
-        if i64::try_from(page.len()).unwrap_or(0) < PAGE {
-            break;
-        }
-    }
-    for collection_id in lineage::collections_without_text(&ctx.pool, tenant_id).await? {
-        if let Some(spec) = specs.iter().find(|s| s.collection_id == collection_id) {
-            hits.extend(scan_payloads(ctx, spec, matcher, exclude).await?);
-        }
-    }
-    Ok(hits)
-}
-
-/// Matches the payload text of every point of a collection (one scroll).
-async fn scan_payloads(ctx: &Context, spec: &CollectionSpec, matcher: &Matcher, exclude: &HashSet<Uuid>) -> Result<Vec<Hit>> {
-    let store = ctx.stores.get(spec.backend)?;
-    let literals = matcher.literals();
-    let mut hits = Vec::new();
-    let mut offset = None;
-    loop {
-        let (points, next) = store.scroll(spec, spec.tenant_id, offset, 512, false).await?;
-        for p in points.iter().filter(|p| !exclude.contains(&p.id)) {
-            let Some(text) = p.payload.text.as_deref() else { continue };
-            let lower = text.to_lowercase();
-            if literals.iter().any(|l| lower.contains(l.as_str())) {
-                hits.extend(matcher.hit(spec.collection_id, p.id, &p.payload.source_id, text));
-            }
-        }
-        match next {
-            Some(n) => offset = Some(n),
-            None => break,
-        }
-    }
-    Ok(hits)
-}
-
 /// Escapes `%`, `_` and `\` for a literal inside `ILIKE`.
-fn like_escape(s: &str) -> String {
+pub(super) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
@@ -110,6 +42,8 @@ pub struct Match {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     forms: Vec<(FormSpec, Regex)>,
+    /// Lower-case literals of which every match contains one.
+    literals: Vec<String>,
     /// First names (with nicknames) per identifier, to corroborate a lone surname.
     first_names: Vec<(usize, Regex)>,
 }
@@ -125,7 +59,7 @@ impl Matcher {
     /// (cannot happen for escaped input) are skipped.
     pub fn new(identifiers: &[Identifier]) -> Self {
         let compile = |p: &str| RegexBuilder::new(p).case_insensitive(true).size_limit(1 << 24).build().ok();
-        let forms = names::all_forms(identifiers)
+        let forms: Vec<(FormSpec, Regex)> = names::all_forms(identifiers)
             .into_iter()
             .filter_map(|s| compile(&s.pattern).map(|r| (s, r)))
             .collect();
@@ -141,7 +75,11 @@ impl Matcher {
                 compile(&format!(r"\b(?:{alt})\b")).map(|r| (i, r))
             })
             .collect();
-        Self { forms, first_names }
+        let mut literals: Vec<String> =
+            forms.iter().map(|(s, _)| s.literal.clone()).filter(|l| !l.is_empty()).collect();
+        literals.sort_unstable();
+        literals.dedup();
+        Self { forms, literals, first_names }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,11 +87,13 @@ impl Matcher {
     }
 
     /// Lower-case literals of which every match contains one (for `ILIKE`).
-    pub fn literals(&self) -> Vec<String> {
-        let mut l: Vec<String> = self.forms.iter().map(|(s, _)| s.literal.clone()).filter(|l| !l.is_empty()).collect();
-        l.sort_unstable();
-        l.dedup();
-        l
+    pub fn literals(&self) -> &[String] {
+        &self.literals
+    }
+
+    /// The cheap necessary condition, on lower-cased text.
+    pub fn may_match(&self, lower: &str) -> bool {
+        self.literals.iter().any(|l| lower.contains(l.as_str()))
     }
 
     /// Every occurrence, overlapping ones of the same identifier reduced to

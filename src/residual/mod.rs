@@ -6,14 +6,16 @@
 //!
 //! - [`lexical`]: identifiers in the forms people write them, matched in the
 //!   chunk text of every collection; redaction.
-//! - [`semantic`]: exact nearest neighbours of the subject's own chunks,
-//!   confirmed by the share of the person's own words they contain.
+//! - [`semantic`]: content derived from the subject's own chunks: chunks
+//!   made of their own words, near copies among the exact nearest neighbours.
+//! - [`scan`]: one pass over the tenant's chunk texts for both.
 //! - [`policy`]: report, delete or redact.
 
 mod lexical;
 mod names;
 mod nicknames;
 mod policy;
+mod scan;
 mod semantic;
 
 use std::collections::{HashMap, HashSet};
@@ -80,48 +82,79 @@ pub struct Candidate {
 /// Lexical evidence kept per candidate (the strongest first).
 const MAX_EVIDENCE: usize = 8;
 
+/// Score of an excerpt made only of the person's own words (below a full
+/// name or address: the words are theirs, but nothing names them).
+const EXCERPT_WEIGHT: f32 = 0.9;
+
 /// Searches every collection of the tenant and returns one list, best first,
 /// at most `query.limit`, without the `exclude` points.
 ///
 /// # Errors
 /// Backend, embedding and database failures.
 pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Vec<Candidate>> {
-    let settings = &ctx.settings.residual;
-    let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
-    let mut found = Found::default();
-    let matcher = lexical::Matcher::new(&query.identifiers);
-    if settings.lexical {
-        for hit in lexical::search(ctx, tenant_id, &specs, &matcher, &query.exclude).await? {
-            found.lexical(&query.identifiers, hit);
-        }
-    }
-    if settings.semantic {
-        semantic_search(ctx, &specs, query, &mut found).await?;
-    }
-    Ok(found.ranked(&specs, query.limit, settings.max_semantic))
-}
-
-/// Neighbours of the probes (confirmed by own words) and of the identifiers.
-async fn semantic_search(ctx: &Context, specs: &[CollectionSpec], query: &ResidualQuery, found: &mut Found) -> Result<()> {
     let s = &ctx.settings.residual;
-    let vectors: Vec<Vec<f32>> = query.probes.iter().map(|p| p.vector.clone()).collect();
-    let own_ids: Vec<Uuid> = query.exclude.iter().copied().collect();
-    let own = if vectors.is_empty() { semantic::OwnWords::default() } else { semantic::own_words(ctx, &own_ids, &query.probes).await? };
-    let names = if found.is_empty() { Vec::new() } else { semantic::identifier_probes(ctx, &query.identifiers).await? };
-    for spec in specs {
-        for n in semantic::neighbours(ctx, spec, &vectors, &own, s.own_chunk_threshold, s.semantic_pool).await? {
-            let derived = n.coverage >= s.derived_min_coverage;
-            let near_copy = n.similarity >= s.near_copy_threshold;
-            if (derived || near_copy) && !query.exclude.contains(&n.point_id) {
-                found.semantic(n, near_copy);
+    let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
+    let matcher = lexical::Matcher::new(if s.lexical { &query.identifiers } else { &[] });
+    let own = if s.semantic && !(query.probes.is_empty() && query.exclude.is_empty()) {
+        let own_ids: Vec<Uuid> = query.exclude.iter().copied().collect();
+        semantic::own_words(ctx, &own_ids, &query.probes).await?
+    } else {
+        semantic::OwnWords::default()
+    };
+    let scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, &query.exclude).await?;
+    let mut found = Found::default();
+    for hit in scanned.lexical {
+        found.lexical(&query.identifiers, hit);
+    }
+    if s.semantic {
+        found.excerpts(&scanned.overlaps, s.derived_min_coverage);
+        let vectors: Vec<Vec<f32>> = query.probes.iter().map(|p| p.vector.clone()).collect();
+        for spec in &specs {
+            for n in semantic::neighbours(ctx, spec, &vectors, s.own_chunk_threshold, s.semantic_pool).await? {
+                if !query.exclude.contains(&n.point_id) {
+                    found.neighbour(n, s.near_copy_threshold);
+                }
             }
         }
-        let none = semantic::OwnWords::default();
-        for n in semantic::neighbours(ctx, spec, &names, &none, s.identifier_threshold, s.semantic_pool).await? {
-            found.identifier(&n);
+        identifier_evidence(ctx, &specs, &query.identifiers, &mut found).await?;
+    }
+    Ok(found.ranked(&specs, query.limit, s.max_semantic))
+}
+
+/// Chunks that name the person only weakly (a lone surname) are compared
+/// with embeddings of the identifiers: close ones become candidates.
+async fn identifier_evidence(ctx: &Context, specs: &[CollectionSpec], identifiers: &[Identifier], found: &mut Found) -> Result<()> {
+    let weak = found.weak();
+    if weak.is_empty() || identifiers.is_empty() {
+        return Ok(());
+    }
+    let names = ctx.embedder.embed(identifiers.iter().map(|i| i.value.clone()).collect()).await?;
+    for spec in specs {
+        let ids: Vec<Uuid> = weak.iter().filter(|(c, _)| *c == spec.collection_id).map(|(_, p)| *p).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        for p in ctx.stores.get(spec.backend)?.retrieve(spec, &ids, true).await? {
+            let Some(v) = p.vector else { continue };
+            let best = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.len() == v.len())
+                .map(|(i, n)| (i, cosine(n, &v)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((i, sim)) = best.filter(|(_, sim)| *sim >= ctx.settings.residual.identifier_threshold) {
+                found.identifier(p.id, i, sim);
+            }
         }
     }
     Ok(())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let n = norm(a) * norm(b);
+    if n == 0.0 { 0.0 } else { dot / n }
 }
 
 /// Candidates being assembled, by point.
@@ -140,10 +173,6 @@ struct Building {
 }
 
 impl Found {
-    fn is_empty(&self) -> bool {
-        self.by_point.is_empty()
-    }
-
     fn entry(&mut self, collection_id: Uuid, point_id: Uuid, source_id: &str) -> &mut Building {
         self.by_point.entry(point_id).or_insert_with(|| Building {
             collection_id,
@@ -172,34 +201,68 @@ impl Found {
         }
     }
 
-    fn semantic(&mut self, n: semantic::Neighbour, near_copy: bool) {
-        let score = if near_copy { n.similarity } else { n.similarity.max(n.coverage) };
+    /// Chunks mostly made of the person's own words (5-grams common to
+    /// several other sources not counted).
+    fn excerpts(&mut self, overlaps: &[(scan::ChunkRef, semantic::Overlap)], min_share: f32) {
+        let named: HashSet<String> =
+            self.by_point.values().filter(|b| b.lexical >= lexical::MIN_SCORE).map(|b| b.source_id.clone()).collect();
+        let named_refs: HashSet<&str> = named.iter().map(String::as_str).collect();
+        let common = semantic::common_shingles(overlaps.iter().map(|(c, o)| (c.source_id.as_str(), o)), &named_refs);
+        for (chunk, o) in overlaps {
+            let own = o.own_words(&common);
+            let share = own as f32 / o.words.max(1) as f32;
+            if own >= semantic::MIN_OWN_WORDS && share >= min_share {
+                let b = self.entry(chunk.collection_id, chunk.point_id, &chunk.source_id);
+                b.semantic = b.semantic.max(EXCERPT_WEIGHT * share);
+                b.evidence.push(Evidence {
+                    kind: "semantic".into(),
+                    detail: format!("excerpt: {own} of {} words are the person's own", o.words),
+                    matched: String::new(),
+                    score: share,
+                    position: None,
+                });
+            }
+        }
+    }
+
+    /// A near copy of one of the person's chunks is a candidate; a more
+    /// distant neighbour only adds its similarity to a chunk already found.
+    fn neighbour(&mut self, n: semantic::Neighbour, near_copy: f32) {
+        let is_copy = n.similarity >= near_copy;
+        if !is_copy && !self.by_point.contains_key(&n.point_id) {
+            return;
+        }
         let b = self.entry(n.collection_id, n.point_id, &n.source_id);
-        b.semantic = b.semantic.max(score);
+        if is_copy {
+            b.semantic = b.semantic.max(n.similarity);
+        }
+        let what = if is_copy { "near copy of" } else { "near" };
         b.evidence.push(Evidence {
             kind: "semantic".into(),
-            detail: format!(
-                "{} of own chunk #{}: similarity {:.3}, own words {:.2}",
-                if near_copy { "near copy" } else { "excerpt" },
-                n.probe,
-                n.similarity,
-                n.coverage
-            ),
+            detail: format!("{what} own chunk #{}: similarity {:.3}", n.probe, n.similarity),
             matched: String::new(),
-            score,
+            score: n.similarity,
             position: None,
         });
     }
 
-    /// Identifier neighbours only strengthen chunks already found.
-    fn identifier(&mut self, n: &semantic::Neighbour) {
-        if let Some(b) = self.by_point.get_mut(&n.point_id) {
-            b.identifier = b.identifier.max(n.similarity);
+    /// Points that name the person only weakly, by collection.
+    fn weak(&self) -> Vec<(Uuid, Uuid)> {
+        self.by_point
+            .iter()
+            .filter(|(_, b)| b.lexical > 0.0 && b.lexical < lexical::MIN_SCORE && b.semantic == 0.0)
+            .map(|(p, b)| (b.collection_id, *p))
+            .collect()
+    }
+
+    fn identifier(&mut self, point_id: Uuid, identifier: usize, similarity: f32) {
+        if let Some(b) = self.by_point.get_mut(&point_id) {
+            b.identifier = b.identifier.max(similarity);
             b.evidence.push(Evidence {
                 kind: "identifier".into(),
-                detail: format!("near identifier #{}: similarity {:.3}", n.probe, n.similarity),
+                detail: format!("near identifier #{identifier}: similarity {similarity:.3}"),
                 matched: String::new(),
-                score: n.similarity,
+                score: similarity,
                 position: None,
             });
         }

@@ -1,17 +1,23 @@
-//! Semantic residual search: exact nearest neighbours of the subject's own
-//! chunks (captured before deletion) and of their identifiers.
+//! Semantic residual search: content derived from the subject's own
+//! documents (excerpts, notes, copies filed under someone else), found from
+//! their own chunks as they were before deletion.
 //!
-//! Similarity alone does not say "derived from this person": e-mail header
-//! blocks, templates and newsletters are as close to one another as an
-//! excerpt is to its source. So a neighbour of the person's own chunks is a
-//! candidate only when most of its words are the person's own words (word
-//! 5-grams of the text they authored, quoted and forwarded parts cut off), or
-//! when it is a near copy of one of their chunks. Neighbours of identifier
-//! embeddings only add evidence to chunks that name the person.
+//! Two signals, because similarity alone does not say "derived from this
+//! person" (e-mail header blocks, templates and newsletters are as close to
+//! one another as an excerpt is to its source, and a two-sentence excerpt of
+//! a long chunk is often not close to it at all):
+//! - **own words**: the share of a chunk's words that lie in a word 5-gram of
+//!   text the person wrote (their documents without header lines, quoted or
+//!   forwarded parts), counting only 5-grams specific to them — one that also
+//!   appears in several other sources is boilerplate or a template;
+//! - **exact nearest neighbours** of their own chunks' vectors: a near copy
+//!   is reported whatever its words; other neighbours add their similarity
+//!   as evidence.
 
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
+use regex::Regex;
 use uuid::Uuid;
 
 use super::Probe;
@@ -20,80 +26,130 @@ use crate::domain::CollectionSpec;
 use crate::error::Result;
 use crate::store::lineage;
 
-/// A chunk near one of the probes.
-#[derive(Debug, Clone)]
-pub struct Neighbour {
-    pub collection_id: Uuid,
-    pub point_id: Uuid,
-    pub source_id: String,
-    /// Cosine similarity to the closest probe.
-    pub similarity: f32,
-    pub probe: usize,
-    /// Share of the chunk's words that are the person's own (0..=1).
-    pub coverage: f32,
-}
-
-/// Words per shingle: long enough that common phrases rarely repeat by chance.
+/// Words per shingle: long enough that phrases rarely repeat by chance.
 const SHINGLE: usize = 5;
 
-/// Where a reply or forward begins: what follows was written by someone else.
-const QUOTE_MARKERS: &[&str] = &[
-    "-----Original Message",
-    "----- Original Message",
-    "----- Forwarded by",
-    "---------------------- Forwarded",
-    "-----Forwarded",
-    "Begin forwarded message",
-    "\n>",
-];
+/// A 5-gram in this many other sources (or more) is not the person's own.
+pub const COMMON_SOURCES: usize = 3;
 
-/// The text a person wrote, as word shingles.
+/// Fewest own words for an excerpt: a short line proves nothing.
+pub const MIN_OWN_WORDS: usize = 8;
+
+/// Leading header lines of a message (`From:`, `To:`, …).
+static HEADER_LINE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i)^(from|to|cc|bcc|subject|date|sent|reply-to):").ok());
+
+/// Where text written by someone else begins: reply and forward markers,
+/// quoted lines, a header block inside the body, or a Notes-style
+/// "Name  01/02/2001 10:00 AM" line.
+static QUOTE_START: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(?im)-{3,}\s*(original message|forwarded by)|^\s*(begin forwarded message|>)|^\s*(from|to|sent|cc|subject):|^[^\n]*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}|^[^\n]*wrote:\s*$",
+    )
+    .ok()
+});
+
+/// The part of a document its author wrote: without leading header lines,
+/// up to the first sign of quoted or forwarded text.
+pub fn authored(doc: &str) -> &str {
+    let mut start = 0;
+    for line in doc.split_inclusive('\n') {
+        let is_header = HEADER_LINE.as_ref().is_some_and(|r| r.is_match(line.trim_start()));
+        if !is_header && !line.trim().is_empty() {
+            break;
+        }
+        start += line.len();
+    }
+    let body = &doc[start..];
+    let cut = QUOTE_START.as_ref().and_then(|r| r.find(body)).map_or(body.len(), |m| m.start());
+    &body[..cut]
+}
+
+/// FNV-1a of each lower-cased alphanumeric word.
+fn word_hashes(text: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut in_word = false;
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            for l in c.to_lowercase() {
+                h = (h ^ u64::from(u32::from(l))).wrapping_mul(0x0100_0000_01b3);
+            }
+            in_word = true;
+        } else if in_word {
+            out.push(h);
+            h = 0xcbf2_9ce4_8422_2325;
+            in_word = false;
+        }
+    }
+    if in_word {
+        out.push(h);
+    }
+    out
+}
+
+fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
+    words.windows(SHINGLE).map(|w| w.iter().fold(0x9e37_79b9_7f4a_7c15_u64, |acc, x| (acc.rotate_left(17) ^ x).wrapping_mul(0x2545_f491_4f6c_dd1d)))
+}
+
+/// The 5-grams of the text a person wrote.
 #[derive(Debug, Default)]
 pub struct OwnWords {
     shingles: HashSet<u64>,
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
-}
-
-fn shingle_hash(words: &[String]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    words.hash(&mut h);
-    h.finish()
-}
-
-/// The part of a message its sender wrote: up to the first quote or forward marker.
-pub fn authored(text: &str) -> &str {
-    let cut = QUOTE_MARKERS.iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
-    &text[..cut]
+/// Which of a chunk's words lie in the person's 5-grams.
+#[derive(Debug, Clone)]
+pub struct Overlap {
+    pub words: usize,
+    /// (position of the 5-gram's first word, 5-gram)
+    pub hits: Vec<(usize, u64)>,
 }
 
 impl OwnWords {
     /// From the person's own documents, each in full (chunks joined in order).
     pub fn from_documents<'a>(documents: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut shingles = HashSet::new();
-        for doc in documents {
-            let w = words(authored(doc));
-            shingles.extend(w.windows(SHINGLE).map(shingle_hash));
-        }
+        let shingles = documents.into_iter().flat_map(|d| shingles(&word_hashes(authored(d))).collect::<Vec<_>>()).collect();
         Self { shingles }
     }
 
-    /// Share of the text's words inside a shingle the person wrote.
-    pub fn coverage(&self, text: &str) -> f32 {
-        let w = words(text);
-        if w.len() < SHINGLE || self.shingles.is_empty() {
-            return 0.0;
-        }
-        let mut covered = vec![false; w.len()];
-        for (i, win) in w.windows(SHINGLE).enumerate() {
-            if self.shingles.contains(&shingle_hash(win)) {
-                covered[i..i + SHINGLE].iter_mut().for_each(|c| *c = true);
-            }
-        }
-        covered.iter().filter(|c| **c).count() as f32 / w.len() as f32
+    pub fn is_empty(&self) -> bool {
+        self.shingles.is_empty()
     }
+
+    /// The chunk's overlap with the person's words, if any.
+    pub fn overlap(&self, text: &str) -> Option<Overlap> {
+        if self.shingles.is_empty() {
+            return None;
+        }
+        let words = word_hashes(text);
+        let hits: Vec<(usize, u64)> = shingles(&words).enumerate().filter(|(_, s)| self.shingles.contains(s)).collect();
+        (!hits.is_empty()).then_some(Overlap { words: words.len(), hits })
+    }
+}
+
+impl Overlap {
+    /// Words covered by 5-grams not in `common`.
+    pub fn own_words(&self, common: &HashSet<u64>) -> usize {
+        let mut covered = vec![false; self.words];
+        for (i, _) in self.hits.iter().filter(|(_, s)| !common.contains(s)) {
+            covered[*i..(*i + SHINGLE).min(self.words)].iter_mut().for_each(|c| *c = true);
+        }
+        covered.iter().filter(|c| **c).count()
+    }
+}
+
+/// 5-grams found in `COMMON_SOURCES` or more distinct sources (boilerplate,
+/// templates, widely quoted text), ignoring sources in `named` (those that
+/// name the person: a reply quoting them is still about them).
+pub fn common_shingles<'a>(overlaps: impl IntoIterator<Item = (&'a str, &'a Overlap)>, named: &HashSet<&str>) -> HashSet<u64> {
+    let mut sources: HashMap<u64, HashSet<&str>> = HashMap::new();
+    for (source, o) in overlaps.into_iter().filter(|(s, _)| !named.contains(s)) {
+        for (_, s) in &o.hits {
+            sources.entry(*s).or_default().insert(source);
+        }
+    }
+    sources.into_iter().filter(|(_, s)| s.len() >= COMMON_SOURCES).map(|(h, _)| h).collect()
 }
 
 /// The person's own documents from lineage (their chunks joined per source in
@@ -102,101 +158,96 @@ impl OwnWords {
 /// # Errors
 /// Database failures.
 pub async fn own_words(ctx: &Context, own_chunks: &[Uuid], probes: &[Probe]) -> Result<OwnWords> {
-    let rows = lineage::chunk_texts_in_order(&ctx.pool, own_chunks).await?;
-    let mut docs: Vec<String> = Vec::new();
-    let mut last: Option<String> = None;
-    for (source, text) in rows {
+    let mut docs: Vec<(String, String)> = Vec::new();
+    for (source, text) in lineage::chunk_texts_in_order(&ctx.pool, own_chunks).await? {
         let Some(text) = text else { continue };
-        match (&last, docs.last_mut()) {
-            (Some(s), Some(doc)) if *s == source => {
+        match docs.last_mut() {
+            Some((s, doc)) if *s == source => {
                 doc.push_str("\n\n");
                 doc.push_str(&text);
             }
-            _ => docs.push(text),
+            _ => docs.push((source, text)),
         }
-        last = Some(source);
     }
     if docs.is_empty() {
-        docs = probes.iter().filter_map(|p| p.text.clone()).collect();
+        docs = probes.iter().filter_map(|p| p.text.clone()).map(|t| (String::new(), t)).collect();
     }
-    Ok(OwnWords::from_documents(docs.iter().map(String::as_str)))
+    Ok(OwnWords::from_documents(docs.iter().map(|(_, d)| d.as_str())))
 }
 
-/// Exact neighbours of the probes in one collection, at least `floor` similar,
-/// the `pool` closest, with their coverage by the person's own words.
+/// A chunk near one of the probes.
+#[derive(Debug, Clone)]
+pub struct Neighbour {
+    pub collection_id: Uuid,
+    pub point_id: Uuid,
+    pub source_id: String,
+    /// Cosine similarity to the closest probe, and that probe.
+    pub similarity: f32,
+    pub probe: usize,
+}
+
+/// Exact neighbours of the probes in one collection, at least `floor`
+/// similar, the `pool` closest.
 ///
 /// # Errors
 /// Backend failures.
-pub async fn neighbours(
-    ctx: &Context,
-    spec: &CollectionSpec,
-    probes: &[Vec<f32>],
-    own: &OwnWords,
-    floor: f32,
-    pool: usize,
-) -> Result<Vec<Neighbour>> {
+pub async fn neighbours(ctx: &Context, spec: &CollectionSpec, probes: &[Vec<f32>], floor: f32, pool: usize) -> Result<Vec<Neighbour>> {
     let usable: Vec<Vec<f32>> = probes.iter().filter(|p| p.len() == spec.dimension).cloned().collect();
     if usable.is_empty() {
         return Ok(Vec::new());
     }
-    let store = ctx.stores.get(spec.backend)?;
-    let hits = store.search_exact(spec, spec.tenant_id, &usable, floor, pool).await?;
-    let missing: Vec<Uuid> = hits.iter().filter(|h| h.payload.text.is_none()).map(|h| h.id).collect();
-    let lineage_texts: std::collections::HashMap<Uuid, Option<String>> =
-        if missing.is_empty() { Default::default() } else { lineage::chunk_texts(&ctx.pool, &missing).await?.into_iter().collect() };
+    let hits = ctx.stores.get(spec.backend)?.search_exact(spec, spec.tenant_id, &usable, floor, pool).await?;
     Ok(hits
         .into_iter()
-        .map(|h| {
-            let text = h.payload.text.clone().or_else(|| lineage_texts.get(&h.id).cloned().flatten()).unwrap_or_default();
-            Neighbour {
-                collection_id: spec.collection_id,
-                point_id: h.id,
-                source_id: h.payload.source_id,
-                similarity: h.score,
-                probe: h.probe,
-                coverage: own.coverage(&text),
-            }
+        .map(|h| Neighbour {
+            collection_id: spec.collection_id,
+            point_id: h.id,
+            source_id: h.payload.source_id,
+            similarity: h.score,
+            probe: h.probe,
         })
         .collect())
-}
-
-/// Embeds the identifiers (names, addresses) once, as probes for evidence.
-///
-/// # Errors
-/// Embedding failures.
-pub async fn identifier_probes(ctx: &Context, identifiers: &[crate::domain::Identifier]) -> Result<Vec<Vec<f32>>> {
-    let texts: Vec<String> = identifiers.iter().map(|i| i.value.clone()).collect();
-    if texts.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(ctx.embedder.embed(texts).await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn coverage_counts_the_persons_own_words_only() {
-        let own = OwnWords::from_documents([
-            "We should file the comments with the commission by Friday and ask for a hearing.\n\
-             -----Original Message-----\nFrom: someone\nPlease send me the draft of the tariff filing today.",
-        ]);
-        // An excerpt of the authored part: fully covered.
-        assert!((own.coverage("file the comments with the commission by Friday") - 1.0).abs() < 1e-6);
-        // The quoted part is someone else's.
-        assert_eq!(own.coverage("Please send me the draft of the tariff filing today."), 0.0);
-        // Half own words, half new.
-        let half = own.coverage("we should file the comments with totally different words in this sentence");
-        assert!(half > 0.3 && half < 0.7, "{half}");
-        // Too short to say.
-        assert_eq!(own.coverage("by Friday"), 0.0);
+    const OWN: &str = "From: a@x.com\nTo: b@x.com\nSubject: filing\n\n\
+        We should file the comments with the commission by Friday and ask for a hearing.\n\n\
+        -----Original Message-----\nFrom: someone\nPlease send me the draft of the tariff filing today.";
+
+    fn share(own: &OwnWords, text: &str) -> f32 {
+        own.overlap(text).map_or(0.0, |o| o.own_words(&HashSet::new()) as f32 / o.words as f32)
     }
 
     #[test]
-    fn authored_text_stops_at_the_first_quote_marker() {
-        assert_eq!(authored("mine\n> theirs"), "mine");
+    fn own_words_are_the_authored_part_only() {
+        let own = OwnWords::from_documents([OWN]);
+        assert!((share(&own, "file the comments with the commission by Friday") - 1.0).abs() < 1e-6);
+        assert_eq!(share(&own, "Please send me the draft of the tariff filing today."), 0.0);
+        assert_eq!(share(&own, "From: a@x.com To: b@x.com Subject: filing"), 0.0);
+        let half = share(&own, "we should file the comments with totally different words in this sentence");
+        assert!(half > 0.3 && half < 0.7, "{half}");
+        assert_eq!(share(&own, "by Friday"), 0.0);
+    }
+
+    #[test]
+    fn authored_text_stops_where_someone_else_begins() {
+        assert_eq!(authored("Subject: x\n\nmine\n> theirs"), "mine\n");
+        assert_eq!(authored("mine\nJeff Crook  04/29/2000 10:51 AM\nTo: me"), "mine\n");
         assert_eq!(authored("mine ----- Forwarded by X"), "mine ");
         assert_eq!(authored("all mine"), "all mine");
+    }
+
+    #[test]
+    fn five_grams_shared_by_many_sources_are_boilerplate() {
+        let own = OwnWords::from_documents(["Your transaction request was approved by the league commissioner today."]);
+        let copy = own.overlap("Your transaction request was approved by the league commissioner today.").unwrap();
+        let copies = [("a", &copy), ("b", &copy), ("c", &copy)];
+        assert!(common_shingles(copies, &HashSet::new()).len() >= 4);
+        // Sources that name the person do not make a 5-gram common.
+        let named: HashSet<&str> = ["a", "b"].into_iter().collect();
+        assert!(common_shingles(copies, &named).is_empty());
     }
 }

@@ -37,3 +37,44 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("./migrations").run(pool).await
 }
+
+/// Waits until no other session of the cluster holds a snapshot or a
+/// transaction older than now, so that a following `VACUUM FULL` can drop
+/// (not copy) the rows deleted before. Sessions in other databases count too:
+/// an open transaction anywhere in the cluster keeps dead rows "not yet
+/// removable" (seen on PostgreSQL 16). Returns the pid of a session still in the way after
+/// `timeout`, or None when the way is clear.
+///
+/// # Errors
+/// Database failures.
+pub async fn wait_for_older_snapshots(pool: &sqlx::PgPool, timeout: std::time::Duration) -> Result<Option<i32>> {
+    let mut conn = pool.acquire().await?;
+    // The next transaction id: every row deleted before now was deleted by
+    // an older one. (Our own snapshot's xmin would not do: it may be as old as
+    // the oldest transaction still running, which must be waited for too.)
+    let target: String = sqlx::query_scalar(
+        "SELECT (txid_snapshot_xmax(txid_current_snapshot()) % 4294967296)::text",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let blocker: Option<i32> = sqlx::query_scalar(
+            r#"
+            SELECT pid FROM pg_stat_activity
+            WHERE pid <> pg_backend_pid()
+              -- lazy VACUUM never holds the horizon back
+              AND NOT (backend_type = 'autovacuum worker' AND query NOT ILIKE '%analyze%')
+              AND (age(backend_xmin) > age($1::xid) OR age(backend_xid) > age($1::xid))
+            LIMIT 1
+            "#,
+        )
+        .bind(&target)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if blocker.is_none() || tokio::time::Instant::now() >= deadline {
+            return Ok(blocker);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

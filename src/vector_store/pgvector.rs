@@ -373,12 +373,25 @@ impl VectorStore for PgVectorStore {
     async fn reclaim(&self, spec: &CollectionSpec, guarantee: bool) -> Result<PhysicalOutcome> {
         let table = Self::table(spec)?;
         if guarantee {
+            // VACUUM FULL copies rows that an older snapshot may still see:
+            // wait for such snapshots to end first, or say what is in the way.
+            let waited = crate::store::wait_for_older_snapshots(&self.pool, std::time::Duration::from_secs(60))
+                .await
+                .map_err(|e| match e {
+                    crate::store::StoreError::Unavailable(e) | crate::store::StoreError::Unexpected(e) => classify(spec, e),
+                })?;
             // VACUUM FULL rewrites the table and its indexes into new files
             // and unlinks the old ones. It holds an exclusive lock meanwhile.
             sqlx::raw_sql(&format!("VACUUM (FULL, ANALYZE) {table}"))
                 .execute(&self.pool)
                 .await
                 .map_err(|e| classify(spec, e))?;
+            if let Some(pid) = waited {
+                return Ok(PhysicalOutcome::Pending(format!(
+                    "VACUUM FULL ran, but session {pid} held a snapshot older than the deletion, so deleted rows \
+                     may have been copied; run the erasure's physical step again when it ends"
+                )));
+            }
             return Ok(PhysicalOutcome::Confirmed(
                 "VACUUM FULL rewrote the table and its indexes into new files; WAL, base backups and \
                  replicas are outside Lethe's reach"

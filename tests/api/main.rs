@@ -9,4 +9,5 @@ mod erasure;
 mod helpers;
 mod physical;
 mod reindex;
+mod residual;
 mod suppression;

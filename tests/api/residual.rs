@@ -1,0 +1,217 @@
+//! Residual search end to end, with the real model: what a tag-based erasure
+//! leaves behind (an e-mail to the person, a forwarded header naming them,
+//! meeting notes, an excerpt of their own words filed under someone else),
+//! what it must not touch (a namesake, the surname as a street name), and
+//! what the `report`, `delete` and `redact` policies each do, with counts.
+
+use std::collections::BTreeSet;
+
+use lethe::grpc::pb;
+
+use crate::helpers::*;
+
+const TIM_EMAIL: &str = "tim.belden@enron.com";
+const TIM_NAME: &str = "Tim Belden";
+
+/// A distinctive paragraph of Tim's; the derived note quotes one sentence of it.
+const TIM_OWN: &str = "The hydro forecast for the Pacific Northwest came in well below normal this spring, so we \
+    expect prices at Mid-Columbia to stay elevated through August. I want the desk to cut its length before the \
+    July settlement and to stop selling the Palo Verde spread until the heat wave passes.";
+const DERIVED: &str = "Desk notes: we expect prices at Mid-Columbia to stay elevated through August. I want the desk \
+    to cut its length before the July settlement.";
+
+/// Sources expected as residuals (by name or by meaning), and near misses.
+const NAMED: [&str; 3] = ["to-tim", "fwd-header", "meeting-notes"];
+const NEAR_MISSES: [&str; 3] = ["namesake", "street", "other-belden"];
+
+fn tim() -> pb::SubjectRef {
+    let ident = |kind: pb::IdentifierKind, value: &str| pb::Identifier { kind: kind as i32, value: value.into() };
+    pb::SubjectRef {
+        id: "tim".into(),
+        identifiers: vec![ident(pb::IdentifierKind::Email, TIM_EMAIL), ident(pb::IdentifierKind::Name, TIM_NAME)],
+    }
+}
+
+fn corpus() -> Vec<pb::IngestChunk> {
+    vec![
+        chunk("tim-1", 0, &format!("From: {TIM_EMAIL}\nSubject: west desk\n\n{TIM_OWN}"), &["tim"]),
+        chunk("tim-2", 0, "From: tim.belden@enron.com\nSubject: lunch\n\nLunch at noon on Friday?", &["tim"]),
+        chunk("to-tim", 0, "From: ann@enron.com\nTo: Tim.Belden@ENRON.com\nSubject: curtailment\n\nCall me.", &["ann"]),
+        chunk(
+            "fwd-header",
+            0,
+            "-----Original Message-----\nFrom: Belden, Tim\nSent: Monday, May 14, 2001 9:12 AM\nTo: Mara, Sue\n\
+             Subject: ISO filing\n\nPlease check the numbers before we file.",
+            &["bob"],
+        ),
+        chunk("meeting-notes", 0, "Meeting notes: Tim Belden presented the third-quarter numbers for the West.", &["cyd"]),
+        chunk("derived-note", 0, DERIVED, &["kb"]),
+        chunk("namesake", 0, "Tim Heizenrader sent the hydro update for the Northwest this morning.", &["dan"]),
+        chunk("street", 0, "The Belden office on Fifth Street is closed for repairs until Monday.", &["eve"]),
+        chunk("other-belden", 0, "Please copy mike.belden@enron.com on the gas storage report.", &["fay"]),
+        chunk("unrelated", 0, "The gas storage report is due on Thursday, with the usual tables.", &["fay"]),
+    ]
+}
+
+/// A fresh app with the corpus in one collection; erases Tim with `policy`.
+async fn erase_tim(backend: pb::Backend, policy: pb::ResidualPolicy) -> (TestApp, pb::Collection, pb::ErasureJob) {
+    let app = spawn_app_with(Options { real_model: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", backend).await;
+    let w = app.ingest(&c.name, corpus()).await.expect("ingest");
+    assert_eq!((w.accepted, w.suppressed), (10, 0));
+    let r = pb::EraseRequest { subject: Some(tim()), residual_policy: policy as i32, ..Default::default() };
+    let job = app.erase_with(r).await.expect("erase");
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!((done.counts[0].before_total, done.counts[0].after_total), (2, 0));
+    (app, c, done)
+}
+
+fn sources(job: &pb::ErasureJob) -> BTreeSet<&str> {
+    job.residuals.iter().map(|c| c.source_id.as_str()).collect()
+}
+
+fn expected(with_derived: bool) -> BTreeSet<&'static str> {
+    NAMED.iter().copied().chain(with_derived.then_some("derived-note")).collect()
+}
+
+/// Lineage text of a source's chunk, or None once deleted.
+async fn lineage_text(app: &TestApp, source: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT c.text FROM chunks c JOIN sources s USING (source_id) WHERE s.external_id = $1")
+        .bind(source)
+        .fetch_optional(&app.pool)
+        .await
+        .expect("read lineage")
+        .flatten()
+}
+
+/// Text of a source's row in the pgvector table, or None once deleted.
+async fn pg_text(app: &TestApp, c: &pb::Collection, source: &str) -> Option<String> {
+    sqlx::query_scalar(&format!("SELECT text FROM \"{}\" WHERE source_id = $1", c.backend_name))
+        .bind(source)
+        .fetch_optional(&app.pool)
+        .await
+        .expect("read pgvector row")
+        .flatten()
+}
+
+async fn report_lists_named_and_derived_chunks_with_evidence(backend: pb::Backend) {
+    let (app, c, job) = erase_tim(backend, pb::ResidualPolicy::Report).await;
+    assert_eq!(sources(&job), expected(true), "{:#?}", job.residuals);
+    assert_eq!((job.counts[0].residual_found, job.counts[0].residual_deleted, job.counts[0].residual_redacted), (4, 0, 0));
+    let by_source = |s: &str| job.residuals.iter().find(|c| c.source_id == s).expect("candidate");
+    let fwd = by_source("fwd-header");
+    assert!(fwd.evidence.iter().any(|e| e.kind == "lexical" && e.matched == "Belden, Tim"), "{fwd:?}");
+    assert!(by_source("to-tim").evidence.iter().any(|e| e.detail.starts_with("email ")));
+    let derived = by_source("derived-note");
+    assert!(derived.evidence.iter().any(|e| e.kind == "semantic"), "{derived:?}");
+    assert!(derived.evidence.iter().all(|e| e.kind != "lexical"), "{derived:?}");
+    assert!(job.residuals.iter().all(|c| c.action == "reported" && c.score > 0.0));
+    // Best first: the full address beats the excerpt.
+    assert!(job.residuals.windows(2).all(|w| w[0].score >= w[1].score));
+    if backend == pb::Backend::Pgvector {
+        for s in NAMED.iter().chain(&NEAR_MISSES) {
+            assert!(pg_text(&app, &c, s).await.is_some(), "{s} must stay under `report`");
+        }
+    }
+}
+
+async fn delete_removes_the_candidates_and_nothing_else(backend: pb::Backend) {
+    let (app, c, job) = erase_tim(backend, pb::ResidualPolicy::Delete).await;
+    assert_eq!(sources(&job), expected(true));
+    assert_eq!((job.counts[0].residual_found, job.counts[0].residual_deleted), (4, 4));
+    assert!(job.residuals.iter().all(|c| c.action == "deleted"));
+    for s in NAMED.iter().chain(["derived-note"].iter()) {
+        assert_eq!(lineage_text(&app, s).await, None, "{s}: lineage");
+        if backend == pb::Backend::Pgvector {
+            assert_eq!(pg_text(&app, &c, s).await, None, "{s}: pgvector row");
+        }
+    }
+    for s in NEAR_MISSES.iter().chain(["unrelated"].iter()) {
+        assert!(lineage_text(&app, s).await.is_some(), "{s} must stay");
+    }
+    // Nothing that names Tim is left anywhere.
+    let left = search_residuals(&app).await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+async fn redact_rewrites_named_chunks_and_keeps_them(backend: pb::Backend) {
+    let (app, c, job) = erase_tim(backend, pb::ResidualPolicy::Redact).await;
+    assert_eq!(sources(&job), expected(true));
+    // The excerpt carries no identifier to remove: it is reported, not rewritten.
+    assert_eq!((job.counts[0].residual_found, job.counts[0].residual_deleted, job.counts[0].residual_redacted), (4, 0, 3));
+    for r in &job.residuals {
+        let want = if r.source_id == "derived-note" { "reported" } else { "redacted" };
+        assert_eq!(r.action, want, "{}", r.source_id);
+    }
+    let fwd = lineage_text(&app, "fwd-header").await.expect("kept");
+    assert!(fwd.contains("From: [redacted]\nSent:") && fwd.contains("Please check the numbers"), "{fwd}");
+    let to = lineage_text(&app, "to-tim").await.expect("kept");
+    assert!(to.contains("To: [redacted]\n") && !to.to_lowercase().contains("belden"), "{to}");
+    if backend == pb::Backend::Pgvector {
+        assert_eq!(pg_text(&app, &c, "fwd-header").await, Some(fwd));
+    }
+    assert_eq!(lineage_text(&app, "street").await.as_deref(), Some(corpus()[7].text.as_str()));
+    assert!(search_residuals(&app).await.is_empty());
+}
+
+/// SearchResiduals with Tim's identifiers, as an auditor.
+async fn search_residuals(app: &TestApp) -> Vec<pb::ResidualCandidate> {
+    let r = pb::SearchResidualsRequest { identifiers: tim().identifiers, limit: 100 };
+    app.client.clone().search_residuals(req(&app.keys.ak, r)).await.expect("search residuals").into_inner().candidates
+}
+
+#[tokio::test]
+async fn search_residuals_finds_every_spelling_of_a_name_but_no_namesake() {
+    let app = spawn_app_with(Options { real_model: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, corpus()).await.expect("ingest");
+    let found: BTreeSet<String> = search_residuals(&app).await.into_iter().map(|c| c.source_id).collect();
+    let want: BTreeSet<String> = ["tim-1", "tim-2"].iter().chain(&NAMED).map(|s| (*s).to_owned()).collect();
+    assert_eq!(found, want);
+}
+
+#[tokio::test]
+async fn residual_report_on_pgvector_lists_named_and_derived_chunks() {
+    report_lists_named_and_derived_chunks_with_evidence(pb::Backend::Pgvector).await;
+}
+
+#[tokio::test]
+async fn residual_delete_on_pgvector_removes_the_candidates_and_nothing_else() {
+    delete_removes_the_candidates_and_nothing_else(pb::Backend::Pgvector).await;
+}
+
+#[tokio::test]
+async fn residual_redact_on_pgvector_rewrites_named_chunks_and_keeps_them() {
+    redact_rewrites_named_chunks_and_keeps_them(pb::Backend::Pgvector).await;
+}
+
+/// The Qdrant variants run when QDRANT_URL is set (scripts/test.sh starts the stand-in).
+fn qdrant_available() -> bool {
+    let set = qdrant_url().is_some();
+    if !set {
+        eprintln!("QDRANT_URL is not set: skipping the Qdrant variant");
+    }
+    set
+}
+
+#[tokio::test]
+async fn residual_report_on_qdrant_lists_named_and_derived_chunks() {
+    if qdrant_available() {
+        report_lists_named_and_derived_chunks_with_evidence(pb::Backend::Qdrant).await;
+    }
+}
+
+#[tokio::test]
+async fn residual_delete_on_qdrant_removes_the_candidates_and_nothing_else() {
+    if qdrant_available() {
+        delete_removes_the_candidates_and_nothing_else(pb::Backend::Qdrant).await;
+    }
+}
+
+#[tokio::test]
+async fn residual_redact_on_qdrant_rewrites_named_chunks_and_keeps_them() {
+    if qdrant_available() {
+        redact_rewrites_named_chunks_and_keeps_them(pb::Backend::Qdrant).await;
+    }
+}
