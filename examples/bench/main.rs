@@ -47,6 +47,9 @@ pub struct Args {
     /// Repetitions of the ingest figure (default: --runs).
     #[arg(long)]
     pub ingest_runs: Option<usize>,
+    /// Keep the HNSW index during the ingest figure (slow: HNSW inserts dominate both sides).
+    #[arg(long)]
+    pub ingest_hnsw: bool,
     /// Vectors in the re-indexed collection (default: min(20000, N); may exceed N).
     #[arg(long)]
     pub reindex_vectors: Option<usize>,
@@ -56,6 +59,10 @@ pub struct Args {
     /// Sections to skip: erase, throughput, ingest, reindex, search, embed.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
+    /// Do not build the HNSW index when loading (it takes about an hour at
+    /// 1M on 2 busy cores; erasure, counts and exact search do not use it).
+    #[arg(long)]
+    pub skip_hnsw: bool,
     /// Load the data set (if needed) and stop.
     #[arg(long)]
     pub load_only: bool,

@@ -68,8 +68,17 @@ pub fn settings(db_url: &str, args: &Args) -> anyhow::Result<Settings> {
     Ok(s)
 }
 
-/// Creates `lethe_bench_<N>` unless it holds a completely loaded data set.
-async fn database(n: usize) -> anyhow::Result<(String, bool)> {
+/// How far an earlier run got with the data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loaded {
+    Nothing,
+    /// Vectors tracked, HNSW index not built yet.
+    Vectors,
+    Complete,
+}
+
+/// Creates `lethe_bench_<N>` unless an earlier run tracked its vectors.
+async fn database(n: usize) -> anyhow::Result<(String, Loaded)> {
     let base = std::env::var("DATABASE_URL").context("DATABASE_URL (run `. scripts/env.sh`)")?;
     let (prefix, _) = base.rsplit_once('/').context("DATABASE_URL has a database name")?;
     let name = format!("lethe_bench_{n}");
@@ -88,14 +97,16 @@ async fn database(n: usize) -> anyhow::Result<(String, bool)> {
         .await
         .unwrap_or(None);
         c.close().await?;
-        if loaded == Some(true) {
-            return Ok((url, true));
+        match loaded {
+            Some(true) => return Ok((url, Loaded::Complete)),
+            Some(false) => return Ok((url, Loaded::Vectors)),
+            None => {}
         }
         eprintln!("==> {name} exists but its load did not finish: dropping it");
         sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&mut admin).await?;
     }
     sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await?;
-    Ok((url, false))
+    Ok((url, Loaded::Nothing))
 }
 
 pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
@@ -145,8 +156,11 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
         notes: Vec::new(),
         _stop: stop,
     };
-    if !loaded {
+    if loaded == Loaded::Nothing {
         load(&mut env).await?;
+    }
+    if loaded != Loaded::Complete {
+        build_hnsw(&env, args.skip_hnsw).await?;
     }
     let meta: serde_json::Value = sqlx::query_scalar("SELECT value FROM bench_meta WHERE key = 'dataset'")
         .fetch_one(&env.raw)
@@ -156,13 +170,14 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
     env.ak = s("ak");
     env.table = s("table");
     env.tenant_id = s("tenant_id").parse()?;
+    let hnsw = meta["hnsw_secs"]
+        .as_f64()
+        .map_or_else(|| s("hnsw"), |secs| format!("HNSW build (m 16, ef_construction 64, cosine) took {secs:.0} s"));
     env.notes.push(format!(
-        "pgvector data set built {}: Track of {} vectors through Lethe (HNSW index dropped meanwhile) took {:.0} s; \
-         HNSW build (m 16, ef_construction 64, cosine) took {:.0} s",
+        "pgvector data set built {}: Track of {} vectors through Lethe (HNSW index dropped meanwhile) took {:.0} s; {hnsw}",
         s("built_at"),
         args.size,
         meta["load_secs"].as_f64().unwrap_or(f64::NAN),
-        meta["hnsw_secs"].as_f64().unwrap_or(f64::NAN)
     ));
     Ok(env)
 }
@@ -227,28 +242,49 @@ async fn load(env: &mut Env) -> anyhow::Result<()> {
     }
     let load_secs = t.elapsed().as_secs_f64();
 
-    eprintln!("==> building the HNSW index on {n} vectors (slow on 2 cores)");
-    let t = Instant::now();
-    let mut c = env.raw.acquire().await?;
-    sqlx::raw_sql("SET maintenance_work_mem = '6GB'; SET max_parallel_maintenance_workers = 1")
-        .execute(&mut *c)
-        .await?;
-    sqlx::raw_sql(&format!("CREATE INDEX \"{table}_hnsw\" ON \"{table}\" USING hnsw (embedding vector_cosine_ops)"))
-        .execute(&mut *c)
-        .await?;
-    sqlx::raw_sql("RESET maintenance_work_mem; RESET max_parallel_maintenance_workers").execute(&mut *c).await?;
-    sqlx::raw_sql(&format!("VACUUM ANALYZE \"{table}\"")).execute(&mut *c).await?;
-    sqlx::raw_sql("ANALYZE").execute(&mut *c).await?;
-    let hnsw_secs = t.elapsed().as_secs_f64();
-    eprintln!("    HNSW built in {hnsw_secs:.0} s");
     let meta = serde_json::json!({
-        "loaded": true, "n": n, "sk": tenant.secret_key, "ak": tenant.auditor_key,
-        "tenant_id": tenant.tenant_id.to_string(), "table": table, "load_secs": load_secs, "hnsw_secs": hnsw_secs,
+        "loaded": false, "n": n, "sk": tenant.secret_key, "ak": tenant.auditor_key,
+        "tenant_id": tenant.tenant_id.to_string(), "table": table, "load_secs": load_secs,
         "built_at": chrono::Utc::now().to_rfc3339(),
     });
     sqlx::query("INSERT INTO bench_meta (key, value) VALUES ('dataset', $1) ON CONFLICT (key) DO UPDATE SET value = $1")
         .bind(meta)
         .execute(&env.raw)
+        .await?;
+    Ok(())
+}
+
+/// Builds the collection's HNSW index (or records that it was skipped) and
+/// marks the data set complete. A cancelled build is resumed by the next run.
+async fn build_hnsw(env: &Env, skip: bool) -> anyhow::Result<()> {
+    let table: String = sqlx::query_scalar("SELECT value->>'table' FROM bench_meta WHERE key = 'dataset'")
+        .fetch_one(&env.raw)
+        .await?;
+    let n = env.data.n;
+    let t = Instant::now();
+    let mut c = env.raw.acquire().await?;
+    let outcome = if skip {
+        serde_json::json!({ "hnsw": "HNSW index not built (--skip-hnsw): erasure, counts and exact search do not use it" })
+    } else {
+        eprintln!("==> building the HNSW index on {n} vectors (slow on 2 cores)");
+        sqlx::raw_sql("SET maintenance_work_mem = '6GB'; SET max_parallel_maintenance_workers = 1")
+            .execute(&mut *c)
+            .await?;
+        sqlx::raw_sql(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{table}_hnsw\" ON \"{table}\" USING hnsw (embedding vector_cosine_ops)"
+        ))
+        .execute(&mut *c)
+        .await?;
+        sqlx::raw_sql("RESET maintenance_work_mem; RESET max_parallel_maintenance_workers").execute(&mut *c).await?;
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("    HNSW built in {secs:.0} s");
+        serde_json::json!({ "hnsw_secs": secs })
+    };
+    sqlx::raw_sql(&format!("VACUUM ANALYZE \"{table}\"")).execute(&mut *c).await?;
+    sqlx::raw_sql("ANALYZE").execute(&mut *c).await?;
+    sqlx::query("UPDATE bench_meta SET value = value || $1 || '{\"loaded\": true}' WHERE key = 'dataset'")
+        .bind(outcome)
+        .execute(&mut *c)
         .await?;
     Ok(())
 }

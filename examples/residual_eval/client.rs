@@ -111,10 +111,17 @@ impl Lethe {
         let done = loop {
             let req = pb::GetErasureRequest { job_id: job.job_id.clone() };
             let j = self.client.clone().get_erasure(with_key(&self.ak, req)?).await?.into_inner();
-            if [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Refused].iter().any(|s| *s as i32 == j.status) {
+            if [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Refused]
+                .iter()
+                .any(|s| *s as i32 == j.status)
+            {
                 break j;
             }
-            anyhow::ensure!(start.elapsed() < Duration::from_secs(3600), "job {} did not finish in an hour", job.job_id);
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(3600),
+                "job {} did not finish in an hour",
+                job.job_id
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let total = start.elapsed();

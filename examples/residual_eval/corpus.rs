@@ -87,9 +87,9 @@ pub fn chunks(text: &str, max: usize) -> Vec<String> {
 fn split_long(para: &str, max: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut cur = String::new();
-    let tokens = para.split_inclusive('\n').flat_map(|line| {
-        if line.len() <= max { vec![line] } else { line.split_inclusive(' ').collect::<Vec<_>>() }
-    });
+    let tokens = para
+        .split_inclusive('\n')
+        .flat_map(|line| if line.len() <= max { vec![line] } else { line.split_inclusive(' ').collect::<Vec<_>>() });
     for tok in tokens {
         if !cur.is_empty() && cur.len() + tok.len() > max {
             out.push(std::mem::take(&mut cur));

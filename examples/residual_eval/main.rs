@@ -91,8 +91,11 @@ const CHUNK_SIZE: usize = 1000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let specs: Vec<&str> =
-        if args.subjects.is_empty() { DEV_SUBJECTS.to_vec() } else { args.subjects.iter().map(String::as_str).collect() };
+    let specs: Vec<&str> = if args.subjects.is_empty() {
+        DEV_SUBJECTS.to_vec()
+    } else {
+        args.subjects.iter().map(String::as_str).collect()
+    };
     let people = specs.into_iter().map(Person::parse).collect::<anyhow::Result<Vec<_>>>()?;
     let backend = if args.backend == "qdrant" { pb::Backend::Qdrant } else { pb::Backend::Pgvector };
     let messages = corpus::read(&args.corpus, args.limit)?;
@@ -164,7 +167,12 @@ fn derived_chunks(d: &[Derived]) -> Vec<Chunk> {
 }
 
 /// Ingests the messages not ingested yet (progress kept in `<out_dir>/<collection>.ingested`).
-async fn ingest_corpus(lethe: &Lethe, args: &Args, backend: pb::Backend, messages: &[corpus::Message]) -> anyhow::Result<()> {
+async fn ingest_corpus(
+    lethe: &Lethe,
+    args: &Args,
+    backend: pb::Backend,
+    messages: &[corpus::Message],
+) -> anyhow::Result<()> {
     let progress = args.out_dir.join(format!("{}.ingested", args.collection));
     let existed = lethe.ensure_collection(&args.collection, backend).await?;
     let mut done: usize = if existed {

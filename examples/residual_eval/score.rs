@@ -32,8 +32,10 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 impl Score {
     pub fn new(person: &str, e: &Expected, found: &BTreeSet<String>, total: Duration, residual: Duration) -> Self {
-        let correct: BTreeSet<&String> =
-            found.iter().filter(|s| e.plausible.contains(*s) || e.derived.contains(*s) || e.must.contains(*s)).collect();
+        let correct: BTreeSet<&String> = found
+            .iter()
+            .filter(|s| e.plausible.contains(*s) || e.derived.contains(*s) || e.must.contains(*s))
+            .collect();
         Self {
             person: person.to_owned(),
             must: e.must.len(),

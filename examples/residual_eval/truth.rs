@@ -53,10 +53,7 @@ pub struct Truth {
 impl Truth {
     pub fn new(p: &Person) -> Self {
         let (f, l) = (regex::escape(p.first()), regex::escape(p.last()));
-        let must = format!(
-            r"(?i){}|\b{f}\s+{l}\b|\b{f}\s+[a-z]\.?\s+{l}\b|\b{l},\s*{f}\b",
-            regex::escape(&p.address)
-        );
+        let must = format!(r"(?i){}|\b{f}\s+{l}\b|\b{f}\s+[a-z]\.?\s+{l}\b|\b{l},\s*{f}\b", regex::escape(&p.address));
         Self {
             must: Regex::new(&must).unwrap_or_else(|e| panic!("pattern for {}: {e}", p.name)),
             last: p.last().to_lowercase(),
@@ -166,7 +163,8 @@ pub fn derived_sources(p: &Person, own: &[&super::corpus::Message], per_person: 
         }
         let take = rng.gen_range(1..=3).min(s.len());
         let start = rng.gen_range(0..=s.len() - take);
-        let excerpt = ident.replace_all(&s[start..start + take].join(" "), "").split_whitespace().collect::<Vec<_>>().join(" ");
+        let excerpt =
+            ident.replace_all(&s[start..start + take].join(" "), "").split_whitespace().collect::<Vec<_>>().join(" ");
         if excerpt.len() < 80 || !used.insert(excerpt.clone()) {
             continue;
         }
@@ -186,7 +184,8 @@ mod tests {
     #[test]
     fn must_find_follows_the_readme_forms() {
         let t = Truth::new(&Person::parse("jeff.dasovich@enron.com=Jeff Dasovich").unwrap());
-        for yes in ["JEFF.DASOVICH@ENRON.COM", "jeff dasovich", "Jeff J. Dasovich", "Jeff J Dasovich", "Dasovich, Jeff"] {
+        for yes in ["JEFF.DASOVICH@ENRON.COM", "jeff dasovich", "Jeff J. Dasovich", "Jeff J Dasovich", "Dasovich, Jeff"]
+        {
             assert!(t.must_find(yes), "{yes}");
         }
         for no in ["Dasovich", "Jeff Dasovichs", "Jeff Smith", "jeff.dasovich@enron"] {

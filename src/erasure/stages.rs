@@ -274,6 +274,7 @@ async fn log(ctx: &Context, job: &JobRow) -> StageResult {
     let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
     let counts = jobs::counts(&ctx.pool, job.job_id).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    jobs::require_durable_commit(&mut tx).await?;
     let body = report::erasure_body(job, &subject.subject_hash, &counts);
     let entry =
         crate::audit::append(&mut tx, job.tenant_id, "erasure", Some(job.job_id), Some(&subject.subject_hash), &body)

@@ -131,6 +131,7 @@ async fn with_lease<T>(ctx: &Context, job: &JobRow, owner: Uuid, stage: impl Fut
 async fn fail(ctx: &Context, job: &JobRow, stage: Stage, reason: &str) -> Result<(), StoreError> {
     tracing::error!(job_id = %job.job_id, stage = stage.as_str(), reason, "erasure failed");
     let mut tx = ctx.pool.begin().await?;
+    jobs::require_durable_commit(&mut tx).await?;
     let message = format!("{}: {reason}", stage.as_str());
     jobs::finish(&mut *tx, job.job_id, JobStatus::Failed.as_str(), Some(&message)).await?;
     jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Failed.as_str(), &message).await?;

@@ -59,10 +59,8 @@ impl Matcher {
     /// (cannot happen for escaped input) are skipped.
     pub fn new(identifiers: &[Identifier]) -> Self {
         let compile = |p: &str| RegexBuilder::new(p).case_insensitive(true).size_limit(1 << 24).build().ok();
-        let forms: Vec<(FormSpec, Regex)> = names::all_forms(identifiers)
-            .into_iter()
-            .filter_map(|s| compile(&s.pattern).map(|r| (s, r)))
-            .collect();
+        let forms: Vec<(FormSpec, Regex)> =
+            names::all_forms(identifiers).into_iter().filter_map(|s| compile(&s.pattern).map(|r| (s, r))).collect();
         let first_names = identifiers
             .iter()
             .enumerate()
@@ -114,9 +112,7 @@ impl Matcher {
                 });
             }
         }
-        all.sort_by(|a, b| {
-            b.form.weight().total_cmp(&a.form.weight()).then((b.end - b.start).cmp(&(a.end - a.start)))
-        });
+        all.sort_by(|a, b| b.form.weight().total_cmp(&a.form.weight()).then((b.end - b.start).cmp(&(a.end - a.start))));
         let mut kept: Vec<Match> = Vec::new();
         for m in all {
             if !kept.iter().any(|k| k.start < m.end && m.start < k.end) {
@@ -162,18 +158,33 @@ impl Matcher {
             if matches.is_empty() {
                 break;
             }
-            let mut next = String::with_capacity(out.len());
-            let mut at = 0;
-            for m in &matches {
-                next.push_str(&out[at..m.start]);
-                next.push_str(REDACTED);
-                at = m.end;
-            }
-            next.push_str(&out[at..]);
-            out = next;
+            out = replace(&out, &matches, REDACTED);
         }
         out
     }
+
+    /// The text with every match and every first name (or nickname) left
+    /// out: how a pipeline strips a person from an excerpt of their words.
+    pub fn strip(&self, text: &str) -> String {
+        let mut out = replace(text, &self.find(text), " ");
+        for (_, re) in &self.first_names {
+            out = re.replace_all(&out, " ").into_owned();
+        }
+        out
+    }
+}
+
+/// `text` with each (ordered, disjoint) match replaced by `with`.
+fn replace(text: &str, matches: &[Match], with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for m in matches {
+        out.push_str(&text[at..m.start]);
+        out.push_str(with);
+        at = m.end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// What a redacted identifier becomes.
@@ -270,12 +281,20 @@ mod tests {
     #[test]
     fn redaction_removes_every_occurrence_and_is_idempotent() {
         let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
-        let text = "From: \"Dasovich, Jeff\" <JEFF.DASOVICH@enron.com>\nJeff Dasovich said Dasovich would call Jeff Smith.";
+        let text =
+            "From: \"Dasovich, Jeff\" <JEFF.DASOVICH@enron.com>\nJeff Dasovich said Dasovich would call Jeff Smith.";
         let once = m.redact(text);
         assert_eq!(once, "From: \"[redacted]\" <[redacted]>\n[redacted] said [redacted] would call Jeff Smith.");
         assert_eq!(m.redact(&once), once);
         assert!(m.find(&once).is_empty());
         assert_eq!(m.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn stripping_leaves_out_identifiers_and_first_names() {
+        let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
+        let s = m.strip("Ask Jeff to call Dasovich, Jeff or jeff.dasovich@enron.com today");
+        assert_eq!(s.split_whitespace().collect::<Vec<_>>(), ["Ask", "to", "call", "or", "today"]);
     }
 
     #[test]

@@ -9,16 +9,18 @@
 //! - [`semantic`]: content derived from the subject's own chunks: chunks
 //!   made of their own words, near copies among the exact nearest neighbours.
 //! - [`scan`]: one pass over the tenant's chunk texts for both.
+//! - [`ranking`]: evidence merged per chunk into one ranked list.
 //! - [`policy`]: report, delete or redact.
 
 mod lexical;
 mod names;
 mod nicknames;
 mod policy;
+mod ranking;
 mod scan;
 mod semantic;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -79,13 +81,6 @@ pub struct Candidate {
     pub action: String,
 }
 
-/// Lexical evidence kept per candidate (the strongest first).
-const MAX_EVIDENCE: usize = 8;
-
-/// Score of an excerpt made only of the person's own words (below a full
-/// name or address: the words are theirs, but nothing names them).
-const EXCERPT_WEIGHT: f32 = 0.9;
-
 /// Searches every collection of the tenant and returns one list, best first,
 /// at most `query.limit`, without the `exclude` points.
 ///
@@ -97,12 +92,12 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
     let matcher = lexical::Matcher::new(if s.lexical { &query.identifiers } else { &[] });
     let own = if s.semantic && !(query.probes.is_empty() && query.exclude.is_empty()) {
         let own_ids: Vec<Uuid> = query.exclude.iter().copied().collect();
-        semantic::own_words(ctx, &own_ids, &query.probes).await?
+        semantic::own_words(ctx, &own_ids, &query.probes, |t| matcher.strip(t)).await?
     } else {
         semantic::OwnWords::default()
     };
     let scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, &query.exclude).await?;
-    let mut found = Found::default();
+    let mut found = ranking::Found::default();
     for hit in scanned.lexical {
         found.lexical(&query.identifiers, hit);
     }
@@ -123,7 +118,12 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
 
 /// Chunks that name the person only weakly (a lone surname) are compared
 /// with embeddings of the identifiers: close ones become candidates.
-async fn identifier_evidence(ctx: &Context, specs: &[CollectionSpec], identifiers: &[Identifier], found: &mut Found) -> Result<()> {
+async fn identifier_evidence(
+    ctx: &Context,
+    specs: &[CollectionSpec],
+    identifiers: &[Identifier],
+    found: &mut ranking::Found,
+) -> Result<()> {
     let weak = found.weak();
     if weak.is_empty() || identifiers.is_empty() {
         return Ok(());
@@ -155,151 +155,6 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     let n = norm(a) * norm(b);
     if n == 0.0 { 0.0 } else { dot / n }
-}
-
-/// Candidates being assembled, by point.
-#[derive(Default)]
-struct Found {
-    by_point: HashMap<Uuid, Building>,
-}
-
-struct Building {
-    collection_id: Uuid,
-    source_id: String,
-    lexical: f32,
-    semantic: f32,
-    identifier: f32,
-    evidence: Vec<Evidence>,
-}
-
-impl Found {
-    fn entry(&mut self, collection_id: Uuid, point_id: Uuid, source_id: &str) -> &mut Building {
-        self.by_point.entry(point_id).or_insert_with(|| Building {
-            collection_id,
-            source_id: source_id.to_owned(),
-            lexical: 0.0,
-            semantic: 0.0,
-            identifier: 0.0,
-            evidence: Vec::new(),
-        })
-    }
-
-    fn lexical(&mut self, identifiers: &[Identifier], hit: lexical::Hit) {
-        let b = self.entry(hit.collection_id, hit.point_id, &hit.source_id);
-        b.lexical = b.lexical.max(hit.score);
-        let mut matches = hit.matches;
-        matches.sort_by(|a, c| c.form.weight().total_cmp(&a.form.weight()).then(a.start.cmp(&c.start)));
-        for m in matches.into_iter().take(MAX_EVIDENCE) {
-            let kind = identifiers.get(m.identifier).map_or("identifier", |i| i.kind.as_str());
-            b.evidence.push(Evidence {
-                kind: "lexical".into(),
-                detail: format!("{} of {kind} #{} at {}", m.form.as_str(), m.identifier, m.start),
-                matched: m.text,
-                score: m.form.weight(),
-                position: Some(m.start),
-            });
-        }
-    }
-
-    /// Chunks mostly made of the person's own words (5-grams common to
-    /// several other sources not counted).
-    fn excerpts(&mut self, overlaps: &[(scan::ChunkRef, semantic::Overlap)], min_share: f32) {
-        let named: HashSet<String> =
-            self.by_point.values().filter(|b| b.lexical >= lexical::MIN_SCORE).map(|b| b.source_id.clone()).collect();
-        let named_refs: HashSet<&str> = named.iter().map(String::as_str).collect();
-        let common = semantic::common_shingles(overlaps.iter().map(|(c, o)| (c.source_id.as_str(), o)), &named_refs);
-        for (chunk, o) in overlaps {
-            let own = o.own_words(&common);
-            let share = own as f32 / o.words.max(1) as f32;
-            if own >= semantic::MIN_OWN_WORDS && share >= min_share {
-                let b = self.entry(chunk.collection_id, chunk.point_id, &chunk.source_id);
-                b.semantic = b.semantic.max(EXCERPT_WEIGHT * share);
-                b.evidence.push(Evidence {
-                    kind: "semantic".into(),
-                    detail: format!("excerpt: {own} of {} words are the person's own", o.words),
-                    matched: String::new(),
-                    score: share,
-                    position: None,
-                });
-            }
-        }
-    }
-
-    /// A near copy of one of the person's chunks is a candidate; a more
-    /// distant neighbour only adds its similarity to a chunk already found.
-    fn neighbour(&mut self, n: semantic::Neighbour, near_copy: f32) {
-        let is_copy = n.similarity >= near_copy;
-        if !is_copy && !self.by_point.contains_key(&n.point_id) {
-            return;
-        }
-        let b = self.entry(n.collection_id, n.point_id, &n.source_id);
-        if is_copy {
-            b.semantic = b.semantic.max(n.similarity);
-        }
-        let what = if is_copy { "near copy of" } else { "near" };
-        b.evidence.push(Evidence {
-            kind: "semantic".into(),
-            detail: format!("{what} own chunk #{}: similarity {:.3}", n.probe, n.similarity),
-            matched: String::new(),
-            score: n.similarity,
-            position: None,
-        });
-    }
-
-    /// Points that name the person only weakly, by collection.
-    fn weak(&self) -> Vec<(Uuid, Uuid)> {
-        self.by_point
-            .iter()
-            .filter(|(_, b)| b.lexical > 0.0 && b.lexical < lexical::MIN_SCORE && b.semantic == 0.0)
-            .map(|(p, b)| (b.collection_id, *p))
-            .collect()
-    }
-
-    fn identifier(&mut self, point_id: Uuid, identifier: usize, similarity: f32) {
-        if let Some(b) = self.by_point.get_mut(&point_id) {
-            b.identifier = b.identifier.max(similarity);
-            b.evidence.push(Evidence {
-                kind: "identifier".into(),
-                detail: format!("near identifier #{identifier}: similarity {similarity:.3}"),
-                matched: String::new(),
-                score: similarity,
-                position: None,
-            });
-        }
-    }
-
-    /// Keeps chunks that name the person, or repeat their words, or name them
-    /// weakly and resemble an identifier; semantic-only ones capped at
-    /// `max_semantic`. Best first, at most `limit`.
-    fn ranked(self, specs: &[CollectionSpec], limit: usize, max_semantic: usize) -> Vec<Candidate> {
-        let mut out: Vec<(bool, Candidate)> = self
-            .by_point
-            .into_iter()
-            .filter(|(_, b)| b.lexical >= lexical::MIN_SCORE || b.semantic > 0.0 || (b.lexical > 0.0 && b.identifier > 0.0))
-            .filter_map(|(point_id, b)| {
-                let spec = specs.iter().find(|s| s.collection_id == b.collection_id)?;
-                // Noisy-or of the kinds of evidence; identifier similarity counts half.
-                let score = 1.0 - (1.0 - b.lexical) * (1.0 - b.semantic) * (1.0 - 0.5 * b.identifier);
-                let semantic_only = b.lexical == 0.0;
-                Some((semantic_only, Candidate {
-                    collection: spec.name.to_string(),
-                    collection_id: b.collection_id,
-                    point_id,
-                    source_id: b.source_id,
-                    score,
-                    evidence: b.evidence,
-                    action: "reported".into(),
-                }))
-            })
-            .collect();
-        out.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.1.point_id.cmp(&b.1.point_id)));
-        let mut semantic_kept = 0;
-        out.retain(|(semantic_only, _)| {
-            semantic_kept += usize::from(*semantic_only);
-            !*semantic_only || semantic_kept <= max_semantic
-        });
-        out.into_iter().take(limit).map(|(_, c)| c).collect()
-    }
 }
 
 /// Removes every occurrence of the identifiers from `text` (each becomes

@@ -187,13 +187,25 @@ fn name_forms(i: usize, n: &NameParts) -> Vec<FormSpec> {
         spec(i, Form::FirstMiddleLast, format!(r"\b{f}{SP}{middle}{SP}{l}\b"), &n.last, false),
         // `Last, First` and `Last, First M.` (the initial is taken with it, for redaction).
         spec(i, Form::LastCommaFirst, format!(r"\b{l},\s*{f}\b(?:{SP}[a-z]\.|{SP}[a-z]\b)?"), &n.last, false),
-        spec(i, Form::InitialLast, format!(r"\b{initial}\.\s*(?:[a-z]\.\s*)?{l}\b|\b{l},\s*{initial}\.(?:\s*[a-z]\.)?"), &n.last, false),
+        spec(
+            i,
+            Form::InitialLast,
+            format!(r"\b{initial}\.\s*(?:[a-z]\.\s*)?{l}\b|\b{l},\s*{initial}\.(?:\s*[a-z]\.)?"),
+            &n.last,
+            false,
+        ),
         spec(i, Form::LastOnly, format!(r"(?-i:\b{}\b)", title_case_pattern(&n.last)), &n.last, false),
     ];
     let nicks = super::nicknames::alternatives(&n.first);
     if !nicks.is_empty() {
         let alt = nicks.iter().map(|w| word(w)).collect::<Vec<_>>().join("|");
-        out.push(spec(i, Form::NicknameLast, format!(r"\b(?:{alt}){SP}(?:[a-z]\.?{SP})?{l}\b|\b{l},\s*(?:{alt})\b"), &n.last, false));
+        out.push(spec(
+            i,
+            Form::NicknameLast,
+            format!(r"\b(?:{alt}){SP}(?:[a-z]\.?{SP})?{l}\b|\b{l},\s*(?:{alt})\b"),
+            &n.last,
+            false,
+        ));
     }
     out
 }
@@ -223,17 +235,19 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
     // first.last → first.m.last, m..last (Enron's way of writing a middle
     // initial, strong when the name has that initial) and flast (first initial).
     let parts: Vec<&str> = local.split('.').collect();
-    if let [first, last] = parts.as_slice() {
-        if first.len() > 1 && last.len() > 1 {
-            let (f, la) = (regex::escape(first), regex::escape(last));
-            let fi = regex::escape(&first[..first.chars().next().map_or(1, char::len_utf8)]);
-            out.push(spec(i, Form::EmailMiddleInitial, format!(r"{f}\.[a-z]\.{la}@{d}"), last, true));
-            for m in initials {
-                out.push(spec(i, Form::EmailMiddleInitial, format!(r"{}\.\.{la}@{d}", regex::escape(&m.to_string())), last, true));
-            }
-            out.push(spec(i, Form::EmailInitial, format!(r"{fi}{la}@{d}"), last, true));
-            out.push(spec(i, Form::EmailAnyInitial, format!(r"[a-z]\.\.{la}@{d}"), last, true));
+    if let [first, last] = parts.as_slice()
+        && first.len() > 1
+        && last.len() > 1
+    {
+        let (f, la) = (regex::escape(first), regex::escape(last));
+        let fi = regex::escape(&first[..first.chars().next().map_or(1, char::len_utf8)]);
+        out.push(spec(i, Form::EmailMiddleInitial, format!(r"{f}\.[a-z]\.{la}@{d}"), last, true));
+        for m in initials {
+            let m = regex::escape(&m.to_string());
+            out.push(spec(i, Form::EmailMiddleInitial, format!(r"{m}\.\.{la}@{d}"), last, true));
         }
+        out.push(spec(i, Form::EmailInitial, format!(r"{fi}{la}@{d}"), last, true));
+        out.push(spec(i, Form::EmailAnyInitial, format!(r"[a-z]\.\.{la}@{d}"), last, true));
     }
     out
 }
@@ -255,7 +269,11 @@ mod tests {
     use super::*;
 
     fn parts(first: &str, middle: &[&str], last: &str) -> Option<NameParts> {
-        Some(NameParts { first: first.into(), middle: middle.iter().map(|m| (*m).to_owned()).collect(), last: last.into() })
+        Some(NameParts {
+            first: first.into(),
+            middle: middle.iter().map(|m| (*m).to_owned()).collect(),
+            last: last.into(),
+        })
     }
 
     #[test]

@@ -130,7 +130,8 @@ async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], match
     }
     // Verify in the backend and in lineage: no identifier survives.
     let check = store.retrieve(spec, ids, false).await?;
-    let lineage_after: HashMap<Uuid, Option<String>> = lineage::chunk_texts(&ctx.pool, ids).await?.into_iter().collect();
+    let lineage_after: HashMap<Uuid, Option<String>> =
+        lineage::chunk_texts(&ctx.pool, ids).await?.into_iter().collect();
     let clean = check
         .iter()
         .filter(|p| {

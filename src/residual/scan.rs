@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::lexical::{self, Matcher};
-use super::semantic::{OwnWords, Overlap};
+use super::semantic::{Overlap, OwnWords};
 use crate::context::Context;
 use crate::domain::CollectionSpec;
 use crate::error::Result;

@@ -89,7 +89,9 @@ fn word_hashes(text: &str) -> Vec<u64> {
 }
 
 fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
-    words.windows(SHINGLE).map(|w| w.iter().fold(0x9e37_79b9_7f4a_7c15_u64, |acc, x| (acc.rotate_left(17) ^ x).wrapping_mul(0x2545_f491_4f6c_dd1d)))
+    words.windows(SHINGLE).map(|w| {
+        w.iter().fold(0x9e37_79b9_7f4a_7c15_u64, |acc, x| (acc.rotate_left(17) ^ x).wrapping_mul(0x2545_f491_4f6c_dd1d))
+    })
 }
 
 /// The 5-grams of the text a person wrote.
@@ -109,7 +111,8 @@ pub struct Overlap {
 impl OwnWords {
     /// From the person's own documents, each in full (chunks joined in order).
     pub fn from_documents<'a>(documents: impl IntoIterator<Item = &'a str>) -> Self {
-        let shingles = documents.into_iter().flat_map(|d| shingles(&word_hashes(authored(d))).collect::<Vec<_>>()).collect();
+        let shingles =
+            documents.into_iter().flat_map(|d| shingles(&word_hashes(authored(d))).collect::<Vec<_>>()).collect();
         Self { shingles }
     }
 
@@ -142,7 +145,10 @@ impl Overlap {
 /// 5-grams found in `COMMON_SOURCES` or more distinct sources (boilerplate,
 /// templates, widely quoted text), ignoring sources in `named` (those that
 /// name the person: a reply quoting them is still about them).
-pub fn common_shingles<'a>(overlaps: impl IntoIterator<Item = (&'a str, &'a Overlap)>, named: &HashSet<&str>) -> HashSet<u64> {
+pub fn common_shingles<'a>(
+    overlaps: impl IntoIterator<Item = (&'a str, &'a Overlap)>,
+    named: &HashSet<&str>,
+) -> HashSet<u64> {
     let mut sources: HashMap<u64, HashSet<&str>> = HashMap::new();
     for (source, o) in overlaps.into_iter().filter(|(s, _)| !named.contains(s)) {
         for (_, s) in &o.hits {
@@ -153,11 +159,18 @@ pub fn common_shingles<'a>(overlaps: impl IntoIterator<Item = (&'a str, &'a Over
 }
 
 /// The person's own documents from lineage (their chunks joined per source in
-/// order); the probes' texts when lineage holds no text.
+/// order; the probes' texts when lineage holds no text), each as written and
+/// as `strip` leaves it (without the person's identifiers: excerpts are
+/// usually stored that way).
 ///
 /// # Errors
 /// Database failures.
-pub async fn own_words(ctx: &Context, own_chunks: &[Uuid], probes: &[Probe]) -> Result<OwnWords> {
+pub async fn own_words(
+    ctx: &Context,
+    own_chunks: &[Uuid],
+    probes: &[Probe],
+    strip: impl Fn(&str) -> String,
+) -> Result<OwnWords> {
     let mut docs: Vec<(String, String)> = Vec::new();
     for (source, text) in lineage::chunk_texts_in_order(&ctx.pool, own_chunks).await? {
         let Some(text) = text else { continue };
@@ -172,7 +185,8 @@ pub async fn own_words(ctx: &Context, own_chunks: &[Uuid], probes: &[Probe]) -> 
     if docs.is_empty() {
         docs = probes.iter().filter_map(|p| p.text.clone()).map(|t| (String::new(), t)).collect();
     }
-    Ok(OwnWords::from_documents(docs.iter().map(|(_, d)| d.as_str())))
+    let stripped: Vec<String> = docs.iter().map(|(_, d)| strip(d)).collect();
+    Ok(OwnWords::from_documents(docs.iter().map(|(_, d)| d.as_str()).chain(stripped.iter().map(String::as_str))))
 }
 
 /// A chunk near one of the probes.
@@ -191,7 +205,13 @@ pub struct Neighbour {
 ///
 /// # Errors
 /// Backend failures.
-pub async fn neighbours(ctx: &Context, spec: &CollectionSpec, probes: &[Vec<f32>], floor: f32, pool: usize) -> Result<Vec<Neighbour>> {
+pub async fn neighbours(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    probes: &[Vec<f32>],
+    floor: f32,
+    pool: usize,
+) -> Result<Vec<Neighbour>> {
     let usable: Vec<Vec<f32>> = probes.iter().filter(|p| p.len() == spec.dimension).cloned().collect();
     if usable.is_empty() {
         return Ok(Vec::new());

@@ -202,6 +202,14 @@ pub async fn advance_with_event(
     Ok(done.rows_affected() == 1)
 }
 
+/// Makes the transaction's commit wait for the WAL flush even on the erase
+/// workers' pool, whose progress writes do not (`startup::worker_pool`): a
+/// job's end, its log entry and certificate are promised to callers.
+pub async fn require_durable_commit(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
+    sqlx::query("SET LOCAL synchronous_commit = on").execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Extends the lease of a job that `owner` holds; false when lost.
 pub async fn renew_lease(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<bool> {
     let done = sqlx::query(

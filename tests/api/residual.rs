@@ -4,7 +4,7 @@
 //! what it must not touch (a namesake, the surname as a street name), and
 //! what the `report`, `delete` and `redact` policies each do, with counts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lethe::grpc::pb;
 
@@ -44,7 +44,12 @@ fn corpus() -> Vec<pb::IngestChunk> {
              Subject: ISO filing\n\nPlease check the numbers before we file.",
             &["bob"],
         ),
-        chunk("meeting-notes", 0, "Meeting notes: Tim Belden presented the third-quarter numbers for the West.", &["cyd"]),
+        chunk(
+            "meeting-notes",
+            0,
+            "Meeting notes: Tim Belden presented the third-quarter numbers for the West.",
+            &["cyd"],
+        ),
         chunk("derived-note", 0, DERIVED, &["kb"]),
         chunk("namesake", 0, "Tim Heizenrader sent the hydro update for the Northwest this morning.", &["dan"]),
         chunk("street", 0, "The Belden office on Fifth Street is closed for repairs until Monday.", &["eve"]),
@@ -85,20 +90,27 @@ async fn lineage_text(app: &TestApp, source: &str) -> Option<String> {
         .flatten()
 }
 
-/// Text of a source's row in the pgvector table, or None once deleted.
-async fn pg_text(app: &TestApp, c: &pb::Collection, source: &str) -> Option<String> {
-    sqlx::query_scalar(&format!("SELECT text FROM \"{}\" WHERE source_id = $1", c.backend_name))
-        .bind(source)
-        .fetch_optional(&app.pool)
+/// The backend's own points of the collection, read through Lethe's
+/// `VectorStore` (pgvector table or Qdrant collection): source id → payload text.
+async fn backend_texts(app: &TestApp, c: &pb::Collection) -> BTreeMap<String, Option<String>> {
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name)
         .await
-        .expect("read pgvector row")
-        .flatten()
+        .expect("read collection")
+        .expect("collection exists");
+    let stores = lethe::startup::vector_stores(&app.settings, app.pool.clone()).await.expect("backends");
+    let store = stores.get(spec.backend).expect("backend configured");
+    let (points, next) = store.scroll(&spec, app.keys.tenant_id, None, 1000, false).await.expect("scroll");
+    assert!(next.is_none());
+    points.into_iter().map(|p| (p.payload.source_id, p.payload.text)).collect()
 }
 
 async fn report_lists_named_and_derived_chunks_with_evidence(backend: pb::Backend) {
     let (app, c, job) = erase_tim(backend, pb::ResidualPolicy::Report).await;
     assert_eq!(sources(&job), expected(true), "{:#?}", job.residuals);
-    assert_eq!((job.counts[0].residual_found, job.counts[0].residual_deleted, job.counts[0].residual_redacted), (4, 0, 0));
+    assert_eq!(
+        (job.counts[0].residual_found, job.counts[0].residual_deleted, job.counts[0].residual_redacted),
+        (4, 0, 0)
+    );
     let by_source = |s: &str| job.residuals.iter().find(|c| c.source_id == s).expect("candidate");
     let fwd = by_source("fwd-header");
     assert!(fwd.evidence.iter().any(|e| e.kind == "lexical" && e.matched == "Belden, Tim"), "{fwd:?}");
@@ -109,11 +121,9 @@ async fn report_lists_named_and_derived_chunks_with_evidence(backend: pb::Backen
     assert!(job.residuals.iter().all(|c| c.action == "reported" && c.score > 0.0));
     // Best first: the full address beats the excerpt.
     assert!(job.residuals.windows(2).all(|w| w[0].score >= w[1].score));
-    if backend == pb::Backend::Pgvector {
-        for s in NAMED.iter().chain(&NEAR_MISSES) {
-            assert!(pg_text(&app, &c, s).await.is_some(), "{s} must stay under `report`");
-        }
-    }
+    let rows = backend_texts(&app, &c).await;
+    assert_eq!(rows.len(), 8, "only Tim's own two points are gone under `report`");
+    assert!(NAMED.iter().chain(&NEAR_MISSES).all(|s| rows.contains_key(*s)));
 }
 
 async fn delete_removes_the_candidates_and_nothing_else(backend: pb::Backend) {
@@ -121,14 +131,14 @@ async fn delete_removes_the_candidates_and_nothing_else(backend: pb::Backend) {
     assert_eq!(sources(&job), expected(true));
     assert_eq!((job.counts[0].residual_found, job.counts[0].residual_deleted), (4, 4));
     assert!(job.residuals.iter().all(|c| c.action == "deleted"));
+    let rows = backend_texts(&app, &c).await;
     for s in NAMED.iter().chain(["derived-note"].iter()) {
         assert_eq!(lineage_text(&app, s).await, None, "{s}: lineage");
-        if backend == pb::Backend::Pgvector {
-            assert_eq!(pg_text(&app, &c, s).await, None, "{s}: pgvector row");
-        }
+        assert!(!rows.contains_key(*s), "{s}: the backend's point");
     }
     for s in NEAR_MISSES.iter().chain(["unrelated"].iter()) {
         assert!(lineage_text(&app, s).await.is_some(), "{s} must stay");
+        assert!(rows.contains_key(*s), "{s} must stay in the backend");
     }
     // Nothing that names Tim is left anywhere.
     let left = search_residuals(&app).await;
@@ -139,7 +149,10 @@ async fn redact_rewrites_named_chunks_and_keeps_them(backend: pb::Backend) {
     let (app, c, job) = erase_tim(backend, pb::ResidualPolicy::Redact).await;
     assert_eq!(sources(&job), expected(true));
     // The excerpt carries no identifier to remove: it is reported, not rewritten.
-    assert_eq!((job.counts[0].residual_found, job.counts[0].residual_deleted, job.counts[0].residual_redacted), (4, 0, 3));
+    assert_eq!(
+        (job.counts[0].residual_found, job.counts[0].residual_deleted, job.counts[0].residual_redacted),
+        (4, 0, 3)
+    );
     for r in &job.residuals {
         let want = if r.source_id == "derived-note" { "reported" } else { "redacted" };
         assert_eq!(r.action, want, "{}", r.source_id);
@@ -148,9 +161,10 @@ async fn redact_rewrites_named_chunks_and_keeps_them(backend: pb::Backend) {
     assert!(fwd.contains("From: [redacted]\nSent:") && fwd.contains("Please check the numbers"), "{fwd}");
     let to = lineage_text(&app, "to-tim").await.expect("kept");
     assert!(to.contains("To: [redacted]\n") && !to.to_lowercase().contains("belden"), "{to}");
-    if backend == pb::Backend::Pgvector {
-        assert_eq!(pg_text(&app, &c, "fwd-header").await, Some(fwd));
-    }
+    let rows = backend_texts(&app, &c).await;
+    assert_eq!(rows.get("fwd-header"), Some(&Some(fwd)), "the payload holds the redacted text");
+    assert_eq!(rows.get("to-tim"), Some(&Some(to)));
+    assert_eq!(rows.get("derived-note"), Some(&Some(DERIVED.to_owned())));
     assert_eq!(lineage_text(&app, "street").await.as_deref(), Some(corpus()[7].text.as_str()));
     assert!(search_residuals(&app).await.is_empty());
 }
