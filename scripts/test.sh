@@ -40,3 +40,6 @@ fi
 
 echo "==> Lethe's tests" >&2
 cargo test --all-targets
+
+echo "==> benchmark at a tiny size (keeps it from rotting; timings are not tests)" >&2
+cargo run --quiet --example bench -- --size 2000 --runs 1 --skip embed,reindex

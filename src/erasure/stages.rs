@@ -93,6 +93,10 @@ async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
         planned.push((spec, before, ids));
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Durable even on the workers' asynchronous-commit pool: the counts
+    // before must survive a server crash, because the deletes that follow in
+    // Qdrant are not in Postgres' WAL and would not be rolled back with them.
+    jobs::require_durable_commit(&mut tx).await?;
     let mut total = 0;
     for (spec, before, ids) in &planned {
         let before = before.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
