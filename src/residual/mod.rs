@@ -87,6 +87,7 @@ pub struct Candidate {
 /// # Errors
 /// Backend, embedding and database failures.
 pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Vec<Candidate>> {
+    let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
     let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
     let matcher = lexical::Matcher::new(if s.lexical { &query.identifiers } else { &[] });
@@ -97,6 +98,8 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
         semantic::OwnWords::default()
     };
     let scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, &query.exclude).await?;
+    let scan_ms = started.elapsed().as_millis();
+    let (named, overlapping) = (scanned.lexical.len(), scanned.overlaps.len());
     let mut found = ranking::Found::default();
     for hit in scanned.lexical {
         found.lexical(&query.identifiers, hit);
@@ -113,7 +116,18 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
         }
         identifier_evidence(ctx, &specs, &query.identifiers, &mut found).await?;
     }
-    Ok(found.ranked(&specs, query.limit, s.max_semantic))
+    let ranked = found.ranked(&specs, query.limit, s.max_semantic);
+    tracing::info!(
+        collections = specs.len(),
+        probes = query.probes.len(),
+        named,
+        overlapping,
+        candidates = ranked.len(),
+        scan_ms,
+        total_ms = started.elapsed().as_millis(),
+        "residual search"
+    );
+    Ok(ranked)
 }
 
 /// Chunks that name the person only weakly (a lone surname) are compared

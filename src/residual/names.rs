@@ -210,16 +210,19 @@ fn name_forms(i: usize, n: &NameParts) -> Vec<FormSpec> {
     out
 }
 
-/// The surname as written in running text: `Dasovich` or `DASOVICH`, not `dasovich`
-/// (lower case is usually a common word: `cook`, `germany`'s adjective forms…).
+/// The surname as written in running text: `Dasovich`, `DASOVICH`, or as
+/// given when it has capitals (`McDonald`), never all lower case (`cook`,
+/// `blair` are usually common words there).
 fn title_case_pattern(last: &str) -> String {
-    let escaped = word(last);
     let mut chars = last.chars();
-    let title = match chars.next() {
-        Some(c) => word(&format!("{}{}", c.to_uppercase(), chars.as_str())),
-        None => escaped,
-    };
-    format!("(?:{title}|{})", word(&last.to_uppercase()))
+    let title = chars.next().map(|c| format!("{}{}", c.to_uppercase(), chars.as_str().to_lowercase()));
+    let mut variants: Vec<String> = title.into_iter().chain([last.to_uppercase()]).collect();
+    if last.chars().any(char::is_uppercase) {
+        variants.push(last.to_owned());
+    }
+    variants.sort_unstable();
+    variants.dedup();
+    format!("(?:{})", variants.iter().map(|v| word(v)).collect::<Vec<_>>().join("|"))
 }
 
 fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
@@ -283,6 +286,14 @@ mod tests {
         assert_eq!(parse_name("Allen, Phillip K."), parts("Phillip", &["K"], "Allen"));
         assert_eq!(parse_name("Dr. Ludwig van Beethoven Jr."), parts("Ludwig", &[], "van Beethoven"));
         assert_eq!(parse_name("Madonna"), None);
+    }
+
+    #[test]
+    fn a_lone_surname_is_matched_capitalised_only() {
+        let re = |last: &str| regex::Regex::new(&title_case_pattern(last)).unwrap();
+        assert!(re("DASOVICH").is_match("Dasovich") && re("dasovich").is_match("DASOVICH"));
+        assert!(!re("cook").is_match("cook") && re("cook").is_match("Cook"));
+        assert!(re("McDonald").is_match("McDonald") && re("McDonald").is_match("Mcdonald"));
     }
 
     #[test]
