@@ -43,7 +43,7 @@ const CORPUS: &[(&str, &str, &str)] = &[
     ("alice", "mail-3", "Reminder from Alice: expense reports for the Calgary trip are due Friday."),
     ("bob", "mail-4", "Bob Chen shared the draft contract for the Portland transmission line."),
     ("bob", "mail-4", "Legal comments on clause 7 are attached; Bob needs them back by Monday."),
-    ("bob", "mail-5", "Bob is out of office next week; contact the trading desk for urgent issues."),
+    ("bob", "mail-5", "Bob is out of office next week; for urgent issues ask Martin, Alice or the trading desk."),
     ("carol", "mail-6", "Carol Diaz published the updated risk model with the new volatility inputs."),
     ("carol", "mail-6", "The model now prices swing options daily instead of weekly."),
     ("carol", "mail-7", "Carol will present the regulatory filing timeline at the all-hands."),
@@ -133,6 +133,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("live vectors after:  {}", counts(client.clone(), ak.clone()).await?);
+    for r in &done.residuals {
+        let how: Vec<String> = r.evidence.iter().map(|e| format!("{} {} `{}`", e.kind, e.detail, e.matched)).collect();
+        println!("  residual (untagged, reported): source {} score {:.2}: {}", r.source_id, r.score, how.join("; "));
+    }
 
     let log = client.list_deletion_log(with_key(&ak, pb::ListDeletionLogRequest { after_seq: 0, limit: 1000 })).await?;
     let entry = log.into_inner().entries.into_iter().rev().find(|e| e.job_id == job.job_id);
