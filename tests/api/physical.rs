@@ -85,7 +85,8 @@ async fn guaranteed_physical_erasure_leaves_no_bytes_in_pgvector_files() {
                 format!("{file} ({})", rel.unwrap_or_else(|| "unknown".into()))
             })
             .collect();
-        let activity: Vec<(i32, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>)> =
+        type Activity = (i32, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        let activity: Vec<Activity> =
             sqlx::query_as(
                 "SELECT pid, datname::text, backend_type, state, backend_xmin::text, left(query, 80) FROM pg_stat_activity",
             )
