@@ -393,7 +393,7 @@ impl VectorStore for PgVectorStore {
             if let Some(pid) = waited {
                 return Ok(PhysicalOutcome::Pending(format!(
                     "VACUUM FULL ran, but session {pid} held a snapshot older than the deletion, so deleted rows \
-                     may have been copied; run the erasure's physical step again when it ends"
+                     may have been copied; a re-index of the collection rewrites it again"
                 )));
             }
             return Ok(PhysicalOutcome::Confirmed(
