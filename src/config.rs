@@ -106,18 +106,18 @@ pub struct ResidualSettings {
     pub lexical: bool,
     pub semantic: bool,
     /// Cosine similarity from which a chunk counts as a neighbour of the
-    /// subject's own chunks (then confirmed by `derived_min_coverage` or
-    /// `near_copy_threshold`).
+    /// subject's own chunks (examined where words cannot decide: chunks
+    /// stored without text).
     pub own_chunk_threshold: f32,
     /// Cosine similarity from which a chunk that names the person weakly
     /// counts as near one of their identifiers.
     pub identifier_threshold: f32,
     pub max_candidates: usize,
-    /// Share (0..=1) of a neighbour's words that must be the person's own for
-    /// it to be reported as derived from their documents.
+    /// Share (0..=1) of a chunk's non-boilerplate words that must be the
+    /// person's own for it to be reported as derived from their documents.
     pub derived_min_coverage: f32,
     /// Cosine similarity from which a neighbour is a near copy of one of the
-    /// subject's own chunks, reported whatever its words.
+    /// subject's own chunks.
     pub near_copy_threshold: f32,
     /// Closest neighbours examined per collection.
     pub semantic_pool: usize,

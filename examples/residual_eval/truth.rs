@@ -4,6 +4,7 @@
 //! sources built from the person's own sentences.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -107,23 +108,29 @@ pub struct Derived {
     pub text: String,
 }
 
-/// The part of a body the sender wrote: up to a reply or forward marker, a
-/// quoted line, a header line, or a Notes-style "Name 01/02/2001 10:00 AM" line.
-fn authored(body: &str) -> &str {
-    let marker = Regex::new(
+/// Where the sender's own text ends: a reply or forward marker, a quoted
+/// line, a header line, or a Notes-style "Name 01/02/2001 10:00 AM" line.
+static QUOTE_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
         r"(?im)-{3,}\s*(original message|forwarded by)|^\s*(begin forwarded message|>)|^\s*(from|to|sent|cc|subject):|^[^\n]*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}|^[^\n]*wrote:\s*$",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
-    marker.find(body).map_or(body, |m| &body[..m.start()])
+    .unwrap_or_else(|e| panic!("{e}"))
+});
+
+static SENTENCE_END: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:[.!?]\s+|\n\s*\n)").unwrap_or_else(|e| panic!("{e}")));
+
+/// The part of a body the sender wrote.
+fn authored(body: &str) -> &str {
+    QUOTE_START.find(body).map_or(body, |m| &body[..m.start()])
 }
 
 /// Sentences of at least `min_words` words, on `.`/`!`/`?` or blank lines.
 fn sentences(text: &str, min_words: usize) -> Vec<String> {
     let flat = text.replace("=20", " ").replace("=\n", "");
-    let splitter = Regex::new(r"(?:[.!?]\s+|\n\s*\n)").unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     let mut start = 0;
-    for m in splitter.find_iter(&flat) {
+    for m in SENTENCE_END.find_iter(&flat) {
         out.push(flat[start..m.end()].to_owned());
         start = m.end();
     }

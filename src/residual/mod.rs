@@ -7,7 +7,8 @@
 //! - [`lexical`]: identifiers in the forms people write them, matched in the
 //!   chunk text of every collection; redaction.
 //! - [`semantic`]: content derived from the subject's own chunks: chunks
-//!   made of their own words, near copies among the exact nearest neighbours.
+//!   made of their own words; where words cannot decide, near copies among
+//!   the exact nearest neighbours of their vectors.
 //! - [`scan`]: one pass over the tenant's chunk texts for both.
 //! - [`ranking`]: evidence merged per chunk into one ranked list.
 //! - [`policy`]: report, delete or redact.
@@ -97,23 +98,25 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
     } else {
         semantic::OwnWords::default()
     };
-    let scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, &query.exclude).await?;
+    let mut scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, &query.exclude).await?;
     let scan_ms = started.elapsed().as_millis();
     let (named, overlapping) = (scanned.lexical.len(), scanned.overlaps.len());
     let mut found = ranking::Found::default();
-    for hit in scanned.lexical {
+    for hit in std::mem::take(&mut scanned.lexical) {
         found.lexical(&query.identifiers, hit);
     }
     if s.semantic {
         found.excerpts(&scanned.overlaps, s.derived_min_coverage);
+        // Exact neighbours of the person's own vectors decide only where words
+        // cannot: chunks without stored text, or no own text to compare with.
         let vectors: Vec<Vec<f32>> = query.probes.iter().map(|p| p.vector.clone()).collect();
-        for spec in &specs {
-            for n in semantic::neighbours(ctx, spec, &vectors, s.own_chunk_threshold, s.semantic_pool).await? {
-                if !query.exclude.contains(&n.point_id) {
-                    found.neighbour(n, s.near_copy_threshold);
-                }
-            }
+        let words_known = !own.is_empty();
+        let mut near = Vec::new();
+        for spec in specs.iter().filter(|c| !words_known || scanned.textless.contains(&c.collection_id)) {
+            near.extend(semantic::neighbours(ctx, spec, &vectors, s.own_chunk_threshold, s.semantic_pool).await?);
         }
+        near.retain(|n| !query.exclude.contains(&n.point_id));
+        found.neighbours(near, s.near_copy_threshold, words_known);
         identifier_evidence(ctx, &specs, &query.identifiers, &mut found).await?;
     }
     let ranked = found.ranked(&specs, query.limit, s.max_semantic);

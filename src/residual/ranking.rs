@@ -63,19 +63,21 @@ impl Found {
     /// Chunks mostly made of the person's own words (5-grams common to
     /// several other sources not counted).
     pub fn excerpts(&mut self, overlaps: &[(scan::ChunkRef, semantic::Overlap)], min_share: f32) {
-        let named: HashSet<String> =
-            self.by_point.values().filter(|b| b.lexical >= lexical::MIN_SCORE).map(|b| b.source_id.clone()).collect();
+        let named = self.named_sources();
         let named_refs: HashSet<&str> = named.iter().map(String::as_str).collect();
         let common = semantic::common_shingles(overlaps.iter().map(|(c, o)| (c.source_id.as_str(), o)), &named_refs);
         for (chunk, o) in overlaps {
-            let own = o.own_words(&common);
-            let share = own as f32 / o.words.max(1) as f32;
+            let (own, boilerplate) = o.own_words(&common);
+            let share = own as f32 / (o.words - boilerplate).max(1) as f32;
             if own >= semantic::MIN_OWN_WORDS && share >= min_share {
                 let b = self.entry(chunk.collection_id, chunk.point_id, &chunk.source_id);
                 b.semantic = b.semantic.max(EXCERPT_WEIGHT * share);
                 b.evidence.push(Evidence {
                     kind: "semantic".into(),
-                    detail: format!("excerpt: {own} of {} words are the person's own", o.words),
+                    detail: format!(
+                        "excerpt: {own} of {} words are the person's own ({boilerplate} boilerplate)",
+                        o.words
+                    ),
                     matched: String::new(),
                     score: share,
                     position: None,
@@ -84,25 +86,44 @@ impl Found {
         }
     }
 
-    /// A near copy of one of the person's chunks is a candidate; a more
-    /// distant neighbour only adds its similarity to a chunk already found.
-    pub fn neighbour(&mut self, n: semantic::Neighbour, near_copy: f32) {
-        let is_copy = n.similarity >= near_copy;
-        if !is_copy && !self.by_point.contains_key(&n.point_id) {
-            return;
+    /// Where words cannot tell (the chunk has no stored text, or the person's
+    /// own text is unknown), a near copy of one of the person's chunks is a
+    /// candidate, unless that chunk has near copies in `COMMON_SOURCES` or
+    /// more other sources (a disclaimer, a header block, a mass mailing: not
+    /// theirs). Otherwise a neighbour only adds its similarity as evidence to
+    /// a chunk found already: similar text someone else wrote, or forwarded,
+    /// is not the person's.
+    pub fn neighbours(&mut self, all: Vec<semantic::Neighbour>, near_copy: f32, words_known: bool) {
+        let named = self.named_sources();
+        let mut copies_of: HashMap<usize, HashSet<&str>> = HashMap::new();
+        for n in all.iter().filter(|n| n.similarity >= near_copy && !named.contains(&n.source_id)) {
+            copies_of.entry(n.probe).or_default().insert(n.source_id.as_str());
         }
-        let b = self.entry(n.collection_id, n.point_id, &n.source_id);
-        if is_copy {
-            b.semantic = b.semantic.max(n.similarity);
+        let common: HashSet<usize> =
+            copies_of.into_iter().filter(|(_, s)| s.len() >= semantic::COMMON_SOURCES).map(|(p, _)| p).collect();
+        for n in all {
+            let is_copy = n.similarity >= near_copy && !common.contains(&n.probe) && !(words_known && n.has_text);
+            if !is_copy && !self.by_point.contains_key(&n.point_id) {
+                continue;
+            }
+            let b = self.entry(n.collection_id, n.point_id, &n.source_id);
+            if is_copy {
+                b.semantic = b.semantic.max(n.similarity);
+            }
+            let what = if is_copy { "near copy of" } else { "near" };
+            b.evidence.push(Evidence {
+                kind: "semantic".into(),
+                detail: format!("{what} own chunk #{}: similarity {:.3}", n.probe, n.similarity),
+                matched: String::new(),
+                score: n.similarity,
+                position: None,
+            });
         }
-        let what = if is_copy { "near copy of" } else { "near" };
-        b.evidence.push(Evidence {
-            kind: "semantic".into(),
-            detail: format!("{what} own chunk #{}: similarity {:.3}", n.probe, n.similarity),
-            matched: String::new(),
-            score: n.similarity,
-            position: None,
-        });
+    }
+
+    /// Sources of chunks that name the person.
+    fn named_sources(&self) -> HashSet<String> {
+        self.by_point.values().filter(|b| b.lexical >= lexical::MIN_SCORE).map(|b| b.source_id.clone()).collect()
     }
 
     /// Points that name the person only weakly, by collection.
@@ -165,4 +186,3 @@ impl Found {
         out.into_iter().take(limit).map(|(_, c)| c).collect()
     }
 }
-

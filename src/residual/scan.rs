@@ -31,6 +31,8 @@ pub struct Scanned {
     pub lexical: Vec<lexical::Hit>,
     /// Chunks that share at least one 5-gram with the person's own words.
     pub overlaps: Vec<(ChunkRef, Overlap)>,
+    /// Collections with chunks whose lineage holds no text.
+    pub textless: Vec<Uuid>,
 }
 
 /// Rows per page of the lineage scan.
@@ -91,11 +93,12 @@ pub async fn scan(
             break;
         }
     }
-    for collection_id in textless {
-        if let Some(spec) = specs.iter().find(|s| s.collection_id == collection_id) {
+    for collection_id in &textless {
+        if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
             scan_payloads(ctx, spec, matcher, own, &skip, &mut out).await?;
         }
     }
+    out.textless = textless;
     Ok(out)
 }
 

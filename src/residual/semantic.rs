@@ -2,17 +2,19 @@
 //! documents (excerpts, notes, copies filed under someone else), found from
 //! their own chunks as they were before deletion.
 //!
-//! Two signals, because similarity alone does not say "derived from this
-//! person" (e-mail header blocks, templates and newsletters are as close to
-//! one another as an excerpt is to its source, and a two-sentence excerpt of
-//! a long chunk is often not close to it at all):
+//! Similarity of embeddings alone does not say "derived from this person":
+//! on e-mail, header blocks, templates, newsletters and forwarded memos are
+//! as close to one another (often > 0.97) as an excerpt is to its source,
+//! and a two-sentence excerpt of a long chunk is often not close to it at
+//! all (< 0.5). So the signals are:
 //! - **own words**: the share of a chunk's words that lie in a word 5-gram of
 //!   text the person wrote (their documents without header lines, quoted or
-//!   forwarded parts), counting only 5-grams specific to them — one that also
-//!   appears in several other sources is boilerplate or a template;
-//! - **exact nearest neighbours** of their own chunks' vectors: a near copy
-//!   is reported whatever its words; other neighbours add their similarity
-//!   as evidence.
+//!   forwarded parts; also with their identifiers left out, as excerpts are
+//!   stored), counting only 5-grams specific to them — one that also appears
+//!   in several other sources is boilerplate, neither for nor against;
+//! - **exact nearest neighbours** of their own chunks' vectors, where words
+//!   cannot decide (chunks stored without text, or no own text): a near copy
+//!   of a chunk of theirs that is not copied widely.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -49,20 +51,36 @@ static QUOTE_START: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
-/// The part of a document its author wrote: without leading header lines,
-/// up to the first sign of quoted or forwarded text.
+/// The part of a document its author wrote: without the leading header
+/// block, up to the first sign of quoted or forwarded text.
 pub fn authored(doc: &str) -> &str {
-    let mut start = 0;
-    for line in doc.split_inclusive('\n') {
-        let is_header = HEADER_LINE.as_ref().is_some_and(|r| r.is_match(line.trim_start()));
-        if !is_header && !line.trim().is_empty() {
-            break;
-        }
-        start += line.len();
-    }
-    let body = &doc[start..];
+    let body = &doc[header_end(doc)..];
     let cut = QUOTE_START.as_ref().and_then(|r| r.find(body)).map_or(body.len(), |m| m.start());
     &body[..cut]
+}
+
+/// Where a leading header block (`From:`, `To:`, … and their continuation
+/// lines of addresses, even across a chunk boundary) ends.
+fn header_end(doc: &str) -> usize {
+    let mut end = 0;
+    let mut in_header = false;
+    for line in doc.split_inclusive('\n') {
+        let t = line.trim();
+        let is_header = HEADER_LINE.as_ref().is_some_and(|r| r.is_match(t));
+        if is_header || t.is_empty() || (in_header && addresses_only(t)) {
+            in_header |= is_header;
+            end += line.len();
+        } else {
+            break;
+        }
+    }
+    end
+}
+
+/// A line that lists addresses (a header continued on the next line).
+fn addresses_only(line: &str) -> bool {
+    let tokens: Vec<&str> = line.split([' ', ',', ';', '\t']).filter(|t| !t.is_empty()).collect();
+    !tokens.is_empty() && tokens.iter().filter(|t| t.contains('@')).count() * 2 >= tokens.len()
 }
 
 /// FNV-1a of each lower-cased alphanumeric word.
@@ -132,13 +150,19 @@ impl OwnWords {
 }
 
 impl Overlap {
-    /// Words covered by 5-grams not in `common`.
-    pub fn own_words(&self, common: &HashSet<u64>) -> usize {
-        let mut covered = vec![false; self.words];
-        for (i, _) in self.hits.iter().filter(|(_, s)| !common.contains(s)) {
-            covered[*i..(*i + SHINGLE).min(self.words)].iter_mut().for_each(|c| *c = true);
+    /// Words covered by the person's own 5-grams, and words covered only by
+    /// `common` ones (boilerplate: neither for nor against).
+    pub fn own_words(&self, common: &HashSet<u64>) -> (usize, usize) {
+        let mut own = vec![false; self.words];
+        let mut shared = vec![false; self.words];
+        for (i, s) in &self.hits {
+            let span = *i..(*i + SHINGLE).min(self.words);
+            let marks = if common.contains(s) { &mut shared } else { &mut own };
+            marks[span].iter_mut().for_each(|c| *c = true);
         }
-        covered.iter().filter(|c| **c).count()
+        let own_n = own.iter().filter(|c| **c).count();
+        let boilerplate = own.iter().zip(&shared).filter(|(o, s)| !**o && **s).count();
+        (own_n, boilerplate)
     }
 }
 
@@ -198,6 +222,8 @@ pub struct Neighbour {
     /// Cosine similarity to the closest probe, and that probe.
     pub similarity: f32,
     pub probe: usize,
+    /// Whether the backend holds the chunk's text (then own words decide).
+    pub has_text: bool,
 }
 
 /// Exact neighbours of the probes in one collection, at least `floor`
@@ -225,6 +251,7 @@ pub async fn neighbours(
             source_id: h.payload.source_id,
             similarity: h.score,
             probe: h.probe,
+            has_text: h.payload.text.is_some(),
         })
         .collect())
 }
@@ -238,7 +265,7 @@ mod tests {
         -----Original Message-----\nFrom: someone\nPlease send me the draft of the tariff filing today.";
 
     fn share(own: &OwnWords, text: &str) -> f32 {
-        own.overlap(text).map_or(0.0, |o| o.own_words(&HashSet::new()) as f32 / o.words as f32)
+        own.overlap(text).map_or(0.0, |o| o.own_words(&HashSet::new()).0 as f32 / o.words as f32)
     }
 
     #[test]
@@ -258,14 +285,20 @@ mod tests {
         assert_eq!(authored("mine\nJeff Crook  04/29/2000 10:51 AM\nTo: me"), "mine\n");
         assert_eq!(authored("mine ----- Forwarded by X"), "mine ");
         assert_eq!(authored("all mine"), "all mine");
+        // A recipient list split across chunks is still header.
+        let doc = "From: a@x.com\nTo: b@x.com, c@x.com,\n\nd@x.com, e@x.com\nCc: \nSubject: s\n\nmy words\nTo: them";
+        assert_eq!(authored(doc), "my words\n");
     }
 
     #[test]
     fn five_grams_shared_by_many_sources_are_boilerplate() {
         let own = OwnWords::from_documents(["Your transaction request was approved by the league commissioner today."]);
-        let copy = own.overlap("Your transaction request was approved by the league commissioner today.").unwrap();
+        let text = "Your transaction request was approved by the league commissioner today.";
+        let copy = own.overlap(text).unwrap();
         let copies = [("a", &copy), ("b", &copy), ("c", &copy)];
-        assert!(common_shingles(copies, &HashSet::new()).len() >= 4);
+        let common = common_shingles(copies, &HashSet::new());
+        assert!(common.len() >= 4);
+        assert_eq!(copy.own_words(&common), (0, 10), "all boilerplate");
         // Sources that name the person do not make a 5-gram common.
         let named: HashSet<&str> = ["a", "b"].into_iter().collect();
         assert!(common_shingles(copies, &named).is_empty());

@@ -200,6 +200,30 @@ async fn residual_redact_on_pgvector_rewrites_named_chunks_and_keeps_them() {
     redact_rewrites_named_chunks_and_keeps_them(pb::Backend::Pgvector).await;
 }
 
+#[tokio::test]
+async fn without_stored_text_a_copy_of_the_persons_chunk_is_found_by_its_vector() {
+    let app = spawn_app_with(Options { real_model: true, ..Default::default() }).await;
+    let req_c = pb::CreateCollectionRequest {
+        name: "vectors-only".into(),
+        backend: pb::Backend::Pgvector as i32,
+        dimension: u32::try_from(app.settings.embedding.dimension).expect("small"),
+        store_text: Some(false),
+        ..Default::default()
+    };
+    app.client.clone().create_collection(req(&app.keys.sk, req_c)).await.expect("create collection");
+    let chunks = vec![
+        chunk("tim-1", 0, TIM_OWN, &["tim"]),
+        chunk("copy", 0, TIM_OWN, &["kb"]),
+        chunk("unrelated", 0, "The gas storage report is due on Thursday, with the usual tables.", &["fay"]),
+    ];
+    app.ingest("vectors-only", chunks).await.expect("ingest");
+    let r = pb::EraseRequest { subject: Some(tim()), ..Default::default() };
+    let done = app.wait_for_job(&app.erase_with(r).await.expect("erase").job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!(sources(&done), ["copy"].into_iter().collect());
+    assert!(done.residuals[0].evidence[0].detail.starts_with("near copy of own chunk"), "{:?}", done.residuals);
+}
+
 /// The Qdrant variants run when QDRANT_URL is set (scripts/test.sh starts the stand-in).
 fn qdrant_available() -> bool {
     let set = qdrant_url().is_some();
