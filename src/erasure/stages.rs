@@ -109,7 +109,7 @@ async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
     Ok(format!("{total} vectors in {} collections to delete", planned.len()))
 }
 
-/// The subject's own vectors and texts, kept until the job is logged.
+/// The subject's own vectors and texts, kept until the residual stage has used them.
 async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<ProbeRow>> {
     let points = ctx.stores.get(spec.backend)?.retrieve(spec, ids, true).await?;
     let texts: std::collections::HashMap<Uuid, Option<String>> =

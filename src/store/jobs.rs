@@ -152,25 +152,9 @@ pub async fn claim_job(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) ->
     .await?)
 }
 
-/// Moves the job to `stage` and renews the lease, if `owner` still holds it.
-pub async fn advance(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, stage: &str, lease_secs: f64) -> Result<bool> {
-    let done = sqlx::query(
-        r#"
-        UPDATE erasure_jobs SET stage = $3, lease_expires_at = now() + make_interval(secs => $4)
-        WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'
-        "#,
-    )
-    .bind(job_id)
-    .bind(owner)
-    .bind(stage)
-    .bind(lease_secs)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// [`advance`] and [`insert_event`] for the stage just done, in one
-/// statement: the event is written only if `owner` still holds the lease.
+/// Moves the job to its next stage, renews the lease and records the event
+/// of the stage just done, in one statement; nothing is written unless
+/// `owner` still holds the lease.
 pub async fn advance_with_event(
     ex: impl PgExecutor<'_>,
     job_id: Uuid,

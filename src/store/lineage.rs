@@ -373,14 +373,6 @@ pub async fn subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result
     .await?)
 }
 
-/// Number of lineage rows (chunks) tagged with the subject.
-pub async fn count_subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM chunk_subjects WHERE subject_id = $1")
-        .bind(subject_id)
-        .fetch_one(ex)
-        .await?)
-}
-
 /// Deletes the given chunks (their tags cascade) and sources left empty.
 pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, chunk_ids: &[Uuid]) -> Result<u64> {
     let sources: Vec<Uuid> = sqlx::query_scalar("DELETE FROM chunks WHERE chunk_id = ANY($1) RETURNING source_id")
@@ -429,16 +421,6 @@ pub async fn chunk_texts(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<
 pub async fn update_chunk_text(ex: impl PgExecutor<'_>, chunk_id: Uuid, text: &str) -> Result<()> {
     sqlx::query("UPDATE chunks SET text = $2 WHERE chunk_id = $1").bind(chunk_id).bind(text).execute(ex).await?;
     Ok(())
-}
-
-/// Source external ids of chunks (for residual candidates).
-pub async fn chunk_sources(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT c.chunk_id, s.external_id FROM chunks c JOIN sources s USING (source_id) WHERE c.chunk_id = ANY($1)",
-    )
-    .bind(chunk_ids)
-    .fetch_all(ex)
-    .await?)
 }
 
 /// Rewrites Lethe's own tables that held the person's data (chunk text,

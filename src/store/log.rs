@@ -86,20 +86,6 @@ pub async fn entries(ex: impl PgExecutor<'_>, tenant_id: Uuid, after_seq: i64, l
     .await?)
 }
 
-/// The log entry of a job (erasure or refusal), if written.
-pub async fn entry_for_job(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<LogRow>> {
-    Ok(sqlx::query_as(
-        r#"
-        SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at
-        FROM deletion_log WHERE tenant_id = $1 AND job_id = $2 ORDER BY seq DESC LIMIT 1
-        "#,
-    )
-    .bind(tenant_id)
-    .bind(job_id)
-    .fetch_optional(ex)
-    .await?)
-}
-
 /// A stored certificate.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CertificateRow {

@@ -30,10 +30,6 @@ pub async fn insert_tenant(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: &str,
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn tenant_id_by_name(ex: impl PgExecutor<'_>, name: &str) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT tenant_id FROM tenants WHERE name = $1").bind(name).fetch_optional(ex).await?)
-}
-
 pub async fn hmac_secret(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<u8>> {
     Ok(sqlx::query_scalar("SELECT hmac_secret FROM tenants WHERE tenant_id = $1").bind(tenant_id).fetch_one(ex).await?)
 }

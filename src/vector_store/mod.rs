@@ -155,7 +155,8 @@ pub trait VectorStore: Send + Sync {
     /// Points by id (missing ids are skipped).
     async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>>;
 
-    /// A page of the tenant's points in id order after `offset`, and the next offset.
+    /// A page of the tenant's points in id order starting at `offset`
+    /// (inclusive), and the first id of the next page to pass back.
     async fn scroll(
         &self,
         spec: &CollectionSpec,

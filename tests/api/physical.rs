@@ -85,17 +85,7 @@ async fn guaranteed_physical_erasure_leaves_no_bytes_in_pgvector_files() {
                 format!("{file} ({})", rel.unwrap_or_else(|| "unknown".into()))
             })
             .collect();
-        type Activity = (i32, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
-        let activity: Vec<Activity> =
-            sqlx::query_as(
-                "SELECT pid, datname::text, backend_type, state, backend_xmin::text, left(query, 80) FROM pg_stat_activity",
-            )
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-        let events: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT stage, message, at::text FROM erasure_events ORDER BY event_id").fetch_all(&app.pool).await.unwrap();
-        panic!("{count} of ann's vectors remain in {named:?}\nevents: {events:#?}\nactivity: {activity:#?}\njob: {done:?}");
+        panic!("{count} of ann's vectors remain in {named:?}");
     }
     assert_eq!(found(&files, &bob), bob.len(), "bob's vectors are still found");
 }
