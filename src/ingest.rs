@@ -244,7 +244,7 @@ async fn record_lineage(
 ) -> Result<usize> {
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let pairs: Vec<(String, Vec<u8>)> = tagged.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let rows = lineage::upsert_subjects(&mut *tx, spec.tenant_id, &pairs).await?;
+    let rows = lineage::upsert_subjects(&mut tx, spec.tenant_id, &pairs).await?;
     let by_hash: std::collections::HashMap<Vec<u8>, Uuid> =
         rows.iter().map(|r| (r.subject_hash.clone(), r.subject_id)).collect();
     let subject_of = |id: &str| tagged.get(id).and_then(|h| by_hash.get(h)).copied();
@@ -273,13 +273,15 @@ async fn record_lineage(
 /// Database failures.
 pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput) -> Result<lineage::SubjectRow> {
     let hash = ctx.keyed_hash(tenant_id, subject.id.as_str()).await?;
-    let mut rows = lineage::upsert_subjects(&ctx.pool, tenant_id, &[(subject.id.as_str().to_owned(), hash)]).await?;
-    let row = rows.pop().ok_or_else(|| LetheError::Unexpected(anyhow::anyhow!("upsert returned no subject")))?;
     let mut identifiers = Vec::with_capacity(subject.identifiers.len());
     for i in &subject.identifiers {
         identifiers.push((i.kind.as_str().to_owned(), i.value.trim().to_owned(), identifier_hash(ctx, tenant_id, i).await?));
     }
-    lineage::add_identifiers(&ctx.pool, tenant_id, row.subject_id, &identifiers).await?;
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let mut rows = lineage::upsert_subjects(&mut tx, tenant_id, &[(subject.id.as_str().to_owned(), hash)]).await?;
+    let row = rows.pop().ok_or_else(|| LetheError::Unexpected(anyhow::anyhow!("upsert returned no subject")))?;
+    lineage::add_identifiers(&mut *tx, tenant_id, row.subject_id, &identifiers).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(row)
 }
 

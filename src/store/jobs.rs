@@ -304,8 +304,8 @@ pub struct CountRow {
     pub physical_detail: String,
 }
 
-/// Records the plan for one collection: counts before and the lineage ids.
-/// Re-running the plan stage replaces both (idempotent).
+/// Records the plan for one collection: counts before and the lineage ids,
+/// in one row. Re-running the plan stage replaces both (idempotent).
 pub async fn record_plan(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job_id: Uuid,
@@ -318,11 +318,11 @@ pub async fn record_plan(
     sqlx::query(
         r#"
         INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend,
-                                    before_by_tag, before_by_ids, before_total)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                    before_by_tag, before_by_ids, before_total, plan_points)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         ON CONFLICT (job_id, collection_id) DO UPDATE
         SET before_by_tag = EXCLUDED.before_by_tag, before_by_ids = EXCLUDED.before_by_ids,
-            before_total = EXCLUDED.before_total
+            before_total = EXCLUDED.before_total, plan_points = EXCLUDED.plan_points
         "#,
     )
     .bind(job_id)
@@ -332,36 +332,26 @@ pub async fn record_plan(
     .bind(before[0])
     .bind(before[1])
     .bind(before[2])
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM erasure_plan_points WHERE job_id = $1 AND collection_id = $2")
-        .bind(job_id)
-        .bind(collection_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO erasure_plan_points (job_id, collection_id, point_id) SELECT $1, $2, UNNEST($3::uuid[])",
-    )
-    .bind(job_id)
-    .bind(collection_id)
     .bind(point_ids)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
+/// The lineage point ids the plan captured in one collection, in id order.
 pub async fn plan_points(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "SELECT point_id FROM erasure_plan_points WHERE job_id = $1 AND collection_id = $2 ORDER BY point_id",
+    let ids: Option<Vec<Uuid>> = sqlx::query_scalar(
+        "SELECT ARRAY(SELECT unnest(plan_points) ORDER BY 1) FROM erasure_counts WHERE job_id = $1 AND collection_id = $2",
     )
     .bind(job_id)
     .bind(collection_id)
-    .fetch_all(ex)
-    .await?)
+    .fetch_optional(ex)
+    .await?;
+    Ok(ids.unwrap_or_default())
 }
 
 pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT point_id FROM erasure_plan_points WHERE job_id = $1")
+    Ok(sqlx::query_scalar("SELECT unnest(plan_points) FROM erasure_counts WHERE job_id = $1")
         .bind(job_id)
         .fetch_all(ex)
         .await?)
@@ -433,7 +423,7 @@ pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRo
 
 /// Forgets the plan's point ids once the job is logged (they are lineage too).
 pub async fn delete_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM erasure_plan_points WHERE job_id = $1").bind(job_id).execute(ex).await?;
+    sqlx::query("UPDATE erasure_counts SET plan_points = '{}' WHERE job_id = $1").bind(job_id).execute(ex).await?;
     Ok(())
 }
 

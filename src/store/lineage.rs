@@ -111,29 +111,49 @@ impl SubjectRow {
 const SUBJECT_COLUMNS: &str = "subject_id, external_id, subject_hash, state, legal_hold, legal_hold_reason";
 
 /// Finds or creates subjects by keyed hash. An erased subject keeps its
-/// tombstone: its external id is not written back.
+/// tombstone: its external id is not written back. Existing subjects are read,
+/// not rewritten (an upsert would write a new row version for every tagged
+/// subject of every batch).
 pub async fn upsert_subjects(
-    ex: impl PgExecutor<'_>,
+    tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
     subjects: &[(String, Vec<u8>)],
 ) -> Result<Vec<SubjectRow>> {
     let ids: Vec<Uuid> = subjects.iter().map(|_| Uuid::new_v4()).collect();
     let externals: Vec<&str> = subjects.iter().map(|(e, _)| e.as_str()).collect();
     let hashes: Vec<&[u8]> = subjects.iter().map(|(_, h)| h.as_slice()).collect();
-    Ok(sqlx::query_as(&format!(
+    // The rows inserted here and the rows that existed when the statement
+    // began; a subject inserted by a concurrent write after that is neither
+    // (its insert conflicts), so it is read again by a second statement.
+    let mut rows: Vec<SubjectRow> = sqlx::query_as(&format!(
         r#"
-        INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash)
-        SELECT id, $1, ext, h FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) AS s(id, ext, h)
-        ON CONFLICT (tenant_id, subject_hash) DO UPDATE SET tenant_id = subjects.tenant_id
-        RETURNING {SUBJECT_COLUMNS}
+        WITH inserted AS (
+            INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash)
+            SELECT s.id, $1, s.ext, s.h FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) AS s(id, ext, h)
+            WHERE NOT EXISTS (SELECT 1 FROM subjects x WHERE x.tenant_id = $1 AND x.subject_hash = s.h)
+            ON CONFLICT (tenant_id, subject_hash) DO NOTHING
+            RETURNING {SUBJECT_COLUMNS}
+        )
+        SELECT {SUBJECT_COLUMNS} FROM inserted
+        UNION ALL
+        SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = $1 AND subject_hash = ANY($4)
         "#
     ))
     .bind(tenant_id)
     .bind(&ids)
     .bind(&externals)
     .bind(&hashes)
-    .fetch_all(ex)
-    .await?)
+    .fetch_all(&mut **tx)
+    .await?;
+    if rows.len() < subjects.len() {
+        let found: std::collections::HashSet<&[u8]> = rows.iter().map(|r| r.subject_hash.as_slice()).collect();
+        let missing: Vec<&[u8]> = hashes.iter().copied().filter(|h| !found.contains(h)).collect();
+        if !missing.is_empty() {
+            let more = subjects_by_hashes(&mut **tx, tenant_id, &missing).await?;
+            rows.extend(more);
+        }
+    }
+    Ok(rows)
 }
 
 pub async fn subject_by_hash(ex: impl PgExecutor<'_>, tenant_id: Uuid, hash: &[u8]) -> Result<Option<SubjectRow>> {
@@ -345,8 +365,8 @@ pub async fn record_chunks(
         });
     sqlx::query(
         r#"
-        INSERT INTO chunk_subjects (chunk_id, subject_id, tenant_id, role)
-        SELECT c, s, $1, r FROM UNNEST($2::uuid[], $3::uuid[], $4::text[]) AS t(c, s, r)
+        INSERT INTO chunk_subjects (chunk_id, subject_id, tenant_id, collection_id, role)
+        SELECT c, s, $1, $5, r FROM UNNEST($2::uuid[], $3::uuid[], $4::text[]) AS t(c, s, r)
         ON CONFLICT (chunk_id, subject_id) DO NOTHING
         "#,
     )
@@ -354,27 +374,27 @@ pub async fn record_chunks(
     .bind(&tag_chunks)
     .bind(&tag_subjects)
     .bind(&tag_roles)
+    .bind(collection_id)
     .execute(&mut **tx)
     .await?;
     Ok(true)
 }
 
-/// (collection id, chunk id) of every chunk tagged with the subject.
+/// (collection id, chunk id) of every chunk tagged with the subject, in
+/// that order (one index-only scan).
 pub async fn subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<(Uuid, Uuid)>> {
     Ok(sqlx::query_as(
-        r#"
-        SELECT c.collection_id, c.chunk_id
-        FROM chunk_subjects cs JOIN chunks c USING (chunk_id)
-        WHERE cs.subject_id = $1
-        "#,
+        "SELECT collection_id, chunk_id FROM chunk_subjects WHERE subject_id = $1 ORDER BY collection_id, chunk_id",
     )
     .bind(subject_id)
     .fetch_all(ex)
     .await?)
 }
 
-/// Deletes the given chunks (their tags cascade) and sources left empty.
+/// Deletes the given chunks with their tags, and sources left empty. Three
+/// set-wise statements: the tables have no per-row foreign-key cascades.
 pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, chunk_ids: &[Uuid]) -> Result<u64> {
+    sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($1)").bind(chunk_ids).execute(&mut **tx).await?;
     let sources: Vec<Uuid> = sqlx::query_scalar("DELETE FROM chunks WHERE chunk_id = ANY($1) RETURNING source_id")
         .bind(chunk_ids)
         .fetch_all(&mut **tx)

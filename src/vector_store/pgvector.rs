@@ -141,32 +141,42 @@ impl VectorStore for PgVectorStore {
         }
         let table = Self::table(spec)?;
         // One statement per batch: UNNEST of parallel arrays. text[] arrays
-        // cannot nest, so subjects travel as one JSON array per row.
+        // cannot nest, so every row's subjects travel in one flat array and
+        // each row takes its slice (cheaper than a JSON array per row).
         let sql = format!(
             r#"
             INSERT INTO {table} (point_id, tenant_id, source_id, subjects, text, embedding)
-            SELECT p.id, p.tenant, p.source,
-                   ARRAY(SELECT jsonb_array_elements_text(p.subjects)), p.text, p.embedding
-            FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::vector[])
-                 AS p(id, tenant, source, subjects, text, embedding)
+            SELECT p.id, p.tenant, p.source, COALESCE(($4::text[])[p.start + 1 : p.start + p.len], '{{}}'),
+                   p.text, p.embedding
+            FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $5::int[], $6::int[], $7::text[], $8::vector[])
+                 AS p(id, tenant, source, start, len, text, embedding)
             ON CONFLICT (point_id) DO UPDATE
             SET tenant_id = EXCLUDED.tenant_id, source_id = EXCLUDED.source_id,
                 subjects = EXCLUDED.subjects, text = EXCLUDED.text, embedding = EXCLUDED.embedding
             "#
         );
-        for batch in points.chunks(500) {
+        for batch in points.chunks(1000) {
             let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
             let tenants: Vec<Uuid> = batch.iter().map(|p| p.payload.tenant_id).collect();
             let sources: Vec<&str> = batch.iter().map(|p| p.payload.source_id.as_str()).collect();
-            let subjects: Vec<serde_json::Value> =
-                batch.iter().map(|p| serde_json::json!(p.payload.subjects)).collect();
+            let flat: Vec<&str> = batch.iter().flat_map(|p| p.payload.subjects.iter().map(String::as_str)).collect();
+            let (mut starts, mut lens) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+            let mut at = 0i32;
+            for p in batch {
+                let len = i32::try_from(p.payload.subjects.len()).unwrap_or(i32::MAX);
+                starts.push(at);
+                lens.push(len);
+                at = at.saturating_add(len);
+            }
             let texts: Vec<Option<&str>> = batch.iter().map(|p| p.payload.text.as_deref()).collect();
             let vectors: Vec<Vector> = batch.iter().map(|p| Vector::from(p.vector.clone())).collect();
             sqlx::query(&sql)
                 .bind(&ids)
                 .bind(&tenants)
                 .bind(&sources)
-                .bind(&subjects)
+                .bind(&flat)
+                .bind(&starts)
+                .bind(&lens)
                 .bind(&texts)
                 .bind(&vectors)
                 .execute(&self.pool)

@@ -43,6 +43,12 @@ async fn erase_one_of_three(backends: &[pb::Backend]) {
     // Lineage forgotten; the subject is a tombstone without its id.
     assert_eq!(app.lineage_chunks_of("ann").await, 0);
     assert_eq!(app.lineage_chunks_of("bob").await, 3 * i64::try_from(n).unwrap());
+    app.assert_lineage_consistent().await;
+    let kept_plan: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_counts WHERE cardinality(plan_points) > 0")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept_plan, 0, "the plan's point ids are forgotten when the job is logged");
     let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM subjects WHERE external_id = 'ann'")
         .fetch_one(&app.pool)
         .await

@@ -143,6 +143,7 @@ async fn delete_removes_the_candidates_and_nothing_else(backend: pb::Backend) {
     // Nothing that names Tim is left anywhere.
     let left = search_residuals(&app).await;
     assert!(left.is_empty(), "{left:?}");
+    app.assert_lineage_consistent().await;
 }
 
 async fn redact_rewrites_named_chunks_and_keeps_them(backend: pb::Backend) {
