@@ -11,7 +11,7 @@ use crate::context::{Context, collection_lock_key, subject_lock_key};
 use crate::domain::{CollectionSpec, Identifier, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::residual::{self, Probe, ResidualQuery};
-use crate::store::jobs::{self, CountRow, JobRow, ProbeRow};
+use crate::store::jobs::{self, JobRow, Planned, ProbeRow};
 use crate::store::{StoreError, lineage};
 use crate::vector_store::{PhysicalOutcome, Selector};
 
@@ -87,7 +87,8 @@ async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
     for spec in collections {
         let ids: Vec<Uuid> = chunks.iter().filter(|(c, _)| *c == spec.collection_id).map(|(_, p)| *p).collect();
         let before = count_three(ctx, &spec, tag(job), &ids).await?;
-        if probes.len() < MAX_PROBES && !ids.is_empty() {
+        // Probes serve only the semantic residual search.
+        if ctx.settings.residual.semantic && probes.len() < MAX_PROBES && !ids.is_empty() {
             probes.extend(capture_probes(ctx, &spec, &ids[..ids.len().min(MAX_PROBES - probes.len())]).await?);
         }
         planned.push((spec, before, ids));
@@ -123,41 +124,35 @@ async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> R
         .collect())
 }
 
-/// The collections of the plan with their counts.
-async fn planned(ctx: &Context, job: &JobRow) -> std::result::Result<Vec<(CollectionSpec, CountRow)>, StageError> {
-    let specs = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
-    let counts = jobs::counts(&ctx.pool, job.job_id).await?;
-    Ok(counts
-        .into_iter()
-        .filter_map(|c| specs.iter().find(|s| s.collection_id == c.collection_id).map(|s| (s.clone(), c)))
-        .collect())
+/// The collections of the plan with their counts (and point ids if asked).
+async fn planned(ctx: &Context, job: &JobRow, with_points: bool) -> std::result::Result<Vec<Planned>, StageError> {
+    Ok(jobs::planned(&ctx.pool, job.job_id, with_points).await?)
 }
 
 /// Holds the planned collections' locks shared for the life of the guard, so
 /// that a re-index cannot switch generations in the middle of a stage.
 async fn collection_guard(
     ctx: &Context,
-    collections: &[(CollectionSpec, CountRow)],
+    collections: &[Planned],
 ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, StageError> {
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let keys: Vec<i64> = collections.iter().map(|(s, _)| collection_lock_key(s.collection_id)).collect();
+    let keys: Vec<i64> = collections.iter().map(|p| collection_lock_key(p.spec.collection_id)).collect();
     lineage::lock_subject_shared(&mut guard, &keys).await?;
     Ok(guard)
 }
 
 async fn delete(ctx: &Context, job: &JobRow) -> StageResult {
-    let collections = planned(ctx, job).await?;
+    let collections = planned(ctx, job, true).await?;
     let guard = collection_guard(ctx, &collections).await?;
-    for (spec, _) in &collections {
-        delete_in(ctx, job, spec).await?;
+    for p in &collections {
+        delete_in(ctx, job, &p.spec, &p.points).await?;
     }
     guard.commit().await.map_err(StoreError::from)?;
     Ok("deleted by tag and by lineage ids".into())
 }
 
-async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec) -> std::result::Result<(), StageError> {
+async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uuid]) -> std::result::Result<(), StageError> {
     let store = ctx.stores.get(spec.backend)?;
-    let ids = jobs::plan_points(&ctx.pool, job.job_id, spec.collection_id).await?;
     // The tag travels with the first batch of ids: one round trip for a small subject.
     let mut tag = (!tag(job).is_empty()).then(|| tag(job).to_owned());
     for batch in ids.chunks(ctx.settings.erasure.delete_batch_size) {
@@ -171,19 +166,18 @@ async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec) -> std::r
 
 async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
     let retries = ctx.settings.erasure.verify_retries;
-    let collections = planned(ctx, job).await?;
+    let collections = planned(ctx, job, true).await?;
     let guard = collection_guard(ctx, &collections).await?;
-    for (spec, _) in collections {
-        let ids = jobs::plan_points(&ctx.pool, job.job_id, spec.collection_id).await?;
+    for Planned { spec, points: ids, .. } in &collections {
         let mut attempt = 0;
         let after = loop {
-            let after = count_three(ctx, &spec, tag(job), &ids).await?;
+            let after = count_three(ctx, spec, tag(job), ids).await?;
             if after == [0, 0, 0] || attempt >= retries {
                 break after;
             }
             attempt += 1;
             tracing::warn!(job_id = %job.job_id, collection = %spec.name, ?after, attempt, "points remain; deleting again");
-            delete_in(ctx, job, &spec).await?;
+            delete_in(ctx, job, spec, ids).await?;
         };
         let after_i = after.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         jobs::set_after(&ctx.pool, job.job_id, spec.collection_id, after_i).await?;
@@ -200,6 +194,11 @@ async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
 
 async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
+    if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
+        // Probes of a job planned before the searches were switched off.
+        jobs::delete_probes(&ctx.pool, job.job_id).await?;
+        return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
+    }
     let identifiers: Vec<Identifier> = lineage::identifiers(&ctx.pool, job.subject_id)
         .await?
         .into_iter()
@@ -235,8 +234,8 @@ async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
 
 async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
     let mut confirmed = 0;
-    let collections = planned(ctx, job).await?;
-    for (spec, counts) in &collections {
+    let collections = planned(ctx, job, false).await?;
+    for Planned { spec, counts, .. } in &collections {
         let deleted = counts.before_total - counts.after_total.unwrap_or(0) + counts.residual_deleted;
         let (status, detail) = if !job.guarantee_physical {
             ("pending".to_owned(), report::pending_detail(spec.backend).to_owned())

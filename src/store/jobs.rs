@@ -304,8 +304,51 @@ pub struct CountRow {
     pub physical_detail: String,
 }
 
-/// Records the plan for one collection: counts before and the lineage ids,
-/// in one row. Re-running the plan stage replaces both (idempotent).
+/// A collection of a job's plan: where it lives, its counts so far and,
+/// when asked for, the lineage point ids captured by the plan.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub spec: crate::domain::CollectionSpec,
+    pub counts: CountRow,
+    pub points: Vec<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PlannedRow {
+    #[sqlx(flatten)]
+    collection: super::lineage::CollectionRow,
+    #[sqlx(flatten)]
+    counts: CountRow,
+    plan_points: Vec<Uuid>,
+}
+
+/// The job's planned collections with their counts (and point ids when
+/// `with_points`), in one query: every stage after the plan starts here.
+pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -> Result<Vec<Planned>> {
+    let rows: Vec<PlannedRow> = sqlx::query_as(
+        r#"
+        SELECT k.collection_id, k.tenant_id, k.name, k.backend, k.backend_name, k.dimension, k.distance,
+               k.embedding_model, k.store_text, k.retention_days, k.created_at,
+               e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
+               e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
+               e.physical_status, e.physical_detail,
+               CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
+        FROM erasure_counts e JOIN collections k USING (collection_id)
+        WHERE e.job_id = $1
+        ORDER BY e.collection_name
+        "#,
+    )
+    .bind(job_id)
+    .bind(with_points)
+    .fetch_all(ex)
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok(Planned { spec: r.collection.into_spec()?, counts: r.counts, points: r.plan_points }))
+        .collect()
+}
+
+/// Records the plan for one collection: counts before and the lineage ids
+/// (in id order), in one row. Re-running the plan stage replaces both (idempotent).
 pub async fn record_plan(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job_id: Uuid,
@@ -336,18 +379,6 @@ pub async fn record_plan(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// The lineage point ids the plan captured in one collection, in id order.
-pub async fn plan_points(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid) -> Result<Vec<Uuid>> {
-    let ids: Option<Vec<Uuid>> = sqlx::query_scalar(
-        "SELECT ARRAY(SELECT unnest(plan_points) ORDER BY 1) FROM erasure_counts WHERE job_id = $1 AND collection_id = $2",
-    )
-    .bind(job_id)
-    .bind(collection_id)
-    .fetch_optional(ex)
-    .await?;
-    Ok(ids.unwrap_or_default())
 }
 
 pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<Uuid>> {

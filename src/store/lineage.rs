@@ -8,7 +8,7 @@ use super::Result;
 use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, SubjectState};
 
 #[derive(sqlx::FromRow)]
-struct CollectionRow {
+pub(super) struct CollectionRow {
     collection_id: Uuid,
     tenant_id: Uuid,
     name: String,
@@ -23,7 +23,7 @@ struct CollectionRow {
 }
 
 impl CollectionRow {
-    fn into_spec(self) -> Result<CollectionSpec> {
+    pub(super) fn into_spec(self) -> Result<CollectionSpec> {
         let bad = |m: String| super::StoreError::Unexpected(sqlx::Error::Decode(m.into()));
         Ok(CollectionSpec {
             collection_id: self.collection_id,
