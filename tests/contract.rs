@@ -80,6 +80,12 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     assert_eq!(count(Selector::by_ids(t, vec![points[2].id, points[5].id, Uuid::new_v4()])).await, 2);
     let union = Selector { tenant_id: t, tag: Some("Ann".into()), ids: vec![points[1].id, points[5].id] };
     assert_eq!(count(union.clone()).await, 3, "tag OR ids, each point once");
+    // By tag, by ids and both in one call: ids the tag covers, an untagged id, an unknown id.
+    let ids = vec![points[1].id, points[4].id, points[5].id, Uuid::new_v4()];
+    assert_eq!(store.count_tag_and_ids(&s, t, Some("Ann"), &ids).await.expect("count three"), [2, 3, 3]);
+    assert_eq!(store.count_tag_and_ids(&s, t, None, &ids).await.expect("count ids"), [0, 3, 3]);
+    assert_eq!(store.count_tag_and_ids(&s, t, Some("Ann"), &[]).await.expect("count tag"), [2, 0, 2]);
+    assert_eq!(store.count_tag_and_ids(&s, Uuid::new_v4(), Some("Ann"), &ids).await.expect("other tenant"), [0, 0, 0]);
     // An empty selector selects nothing, never everything.
     assert_eq!(count(Selector::by_ids(t, vec![])).await, 0);
     store.delete(&s, &Selector::by_ids(t, vec![])).await.expect("empty delete");
@@ -122,6 +128,10 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     assert_eq!(count(Selector::by_tag(t, "Ann")).await, 1, "the shared point went with Tim Belden");
     store.delete(&s, &Selector::by_ids(t, vec![points[4].id, points[5].id])).await.expect("delete by ids");
     assert_eq!(count(Selector::by_ids(t, all.clone())).await, 2);
+    // Tag and ids in one delete: a point both tagged and listed, an untagged listed one, an unknown id.
+    let both = Selector { tenant_id: t, tag: Some("Tim".into()), ids: vec![points[2].id, points[3].id, Uuid::new_v4()] };
+    store.delete(&s, &both).await.expect("delete by tag and ids");
+    assert_eq!(count(Selector::by_ids(t, all.clone())).await, 0);
 
     // A collection of another dimension lives beside it; wrong dimensions are refused.
     let wide = spec(backend, 16);

@@ -155,7 +155,7 @@ async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uu
     let store = ctx.stores.get(spec.backend)?;
     // The tag travels with the first batch of ids: one round trip for a small subject.
     let mut tag = (!tag(job).is_empty()).then(|| tag(job).to_owned());
-    for batch in ids.chunks(ctx.settings.erasure.delete_batch_size) {
+    for batch in ids.chunks(store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1)) {
         store.delete(spec, &Selector { tenant_id: spec.tenant_id, tag: tag.take(), ids: batch.to_vec() }).await?;
     }
     if let Some(tag) = tag {

@@ -152,6 +152,12 @@ pub trait VectorStore: Send + Sync {
     /// Deletes what the selector selects and waits until it is applied.
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()>;
 
+    /// How many ids one `delete` should carry: `configured`
+    /// (`erasure.delete_batch_size`) unless the backend knows better.
+    fn ids_per_request(&self, configured: usize) -> usize {
+        configured
+    }
+
     /// Points by id (missing ids are skipped).
     async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>>;
 

@@ -206,19 +206,27 @@ impl VectorStore for PgVectorStore {
             return Ok([0, 0, 0]);
         }
         let table = Self::table(spec)?;
-        // One round trip, and each index walked once: the tag through GIN, the
-        // ids through the primary key; "tag or ids" = by tag + ids not tagged.
+        // One round trip. The tag is looked up through GIN; the primary key
+        // is probed only for the lineage ids the tag scan did not find (in
+        // the usual case none: the pipeline tagged every point), instead of
+        // once per id. "Tag or ids" = by tag + ids found untagged.
         let sql = format!(
             r#"
-            WITH by_ids AS (
-                SELECT t.subjects @> ARRAY[$2]::text[] AS tagged
+            WITH tagged AS MATERIALIZED (
+                SELECT point_id FROM {table} WHERE tenant_id = $1 AND subjects @> ARRAY[$2]::text[]
+            ),
+            wanted AS MATERIALIZED (SELECT DISTINCT id FROM UNNEST($3::uuid[]) AS u(id)),
+            untagged AS MATERIALIZED (
+                SELECT t.point_id
                 FROM {table} t
-                JOIN (SELECT DISTINCT id FROM UNNEST($3::uuid[]) AS u(id)) i ON t.point_id = i.id
+                JOIN (SELECT w.id FROM wanted w
+                      WHERE NOT EXISTS (SELECT 1 FROM tagged g WHERE g.point_id = w.id)) r ON t.point_id = r.id
                 WHERE t.tenant_id = $1
             )
-            SELECT (SELECT count(*) FROM {table} WHERE tenant_id = $1 AND subjects @> ARRAY[$2]::text[]),
-                   (SELECT count(*) FROM by_ids),
-                   (SELECT count(*) FROM by_ids WHERE tagged IS NOT TRUE)
+            SELECT (SELECT count(*) FROM tagged),
+                   (SELECT count(*) FROM wanted w WHERE EXISTS (SELECT 1 FROM tagged g WHERE g.point_id = w.id))
+                     + (SELECT count(*) FROM untagged),
+                   (SELECT count(*) FROM untagged)
             "#
         );
         let (by_tag, by_ids, untagged): (i64, i64, i64) = sqlx::query_as(&sql)
@@ -237,7 +245,20 @@ impl VectorStore for PgVectorStore {
             return Ok(());
         }
         let table = Self::table(spec)?;
-        sqlx::query(&format!("DELETE FROM {table} WHERE {SELECT_WHERE}"))
+        // Everything tagged, then the ids the tag did not reach: the primary
+        // key is probed only for those (see `count_tag_and_ids`).
+        let sql = format!(
+            r#"
+            WITH by_tag AS (
+                DELETE FROM {table} WHERE tenant_id = $1 AND subjects @> ARRAY[$2]::text[] RETURNING point_id
+            )
+            DELETE FROM {table} t
+            USING (SELECT DISTINCT u.id FROM UNNEST($3::uuid[]) AS u(id)
+                   WHERE NOT EXISTS (SELECT 1 FROM by_tag b WHERE b.point_id = u.id)) r
+            WHERE t.point_id = r.id AND t.tenant_id = $1
+            "#
+        );
+        sqlx::query(&sql)
             .bind(selector.tenant_id)
             .bind(selector.tag.as_deref())
             .bind(&selector.ids)
@@ -245,6 +266,12 @@ impl VectorStore for PgVectorStore {
             .await
             .map_err(|e| classify(spec, e))?;
         Ok(())
+    }
+
+    fn ids_per_request(&self, _configured: usize) -> usize {
+        // One statement for a whole subject: the ids travel as one array
+        // parameter, and splitting them would repeat the tag lookup.
+        100_000
     }
 
     async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>> {
