@@ -12,6 +12,7 @@
 //! `bench_meta` row marks it loaded, and later runs reuse it. Lethe runs
 //! in-process on port 0 and is called over gRPC like any client would.
 
+mod client;
 mod data;
 mod measure;
 mod qdrant;
@@ -32,6 +33,9 @@ pub struct Args {
     pub size: usize,
     #[arg(long, default_value = "pgvector")]
     pub backend: String,
+    /// Vectors in the Qdrant data set (default: N with QDRANT_URL, min(N, 100000) on the stand-in).
+    #[arg(long)]
+    pub qdrant_size: Option<usize>,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -93,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if (args.backend == "qdrant" || args.backend == "both") && !args.load_only {
-        qdrant::run(&args, &mut rows, &mut notes).await?;
+        let postgres = qdrant::run(&args, &mut rows, &mut notes).await?;
+        if machine.is_none() {
+            machine = postgres.map(Machine::probe);
+        }
     }
     let machine = machine.unwrap_or_else(|| Machine::probe("Postgres not used".into()));
     notes.push(format!("whole benchmark took {:.0} s", started.elapsed().as_secs_f64()));

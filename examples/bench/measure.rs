@@ -12,14 +12,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::Args;
+use crate::client::{LetheSide, drain, generations, lethe_erase, submit, terminal, track, wait};
 use crate::data::{DIM, DataSet, vector};
 use crate::report::{Row, Stats};
 use crate::setup::{Env, req};
 
 const BACKEND: &str = "pgvector";
-/// GetErasure polling while one job runs: every poll costs Lethe five queries,
-/// so polling much faster would slow the job being measured.
-const POLL_MS: u64 = 5;
 
 pub async fn pgvector(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
     if args.runs("erase") {
@@ -48,117 +46,15 @@ pub async fn pgvector(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut V
     Ok(())
 }
 
-/// Generations not used before in this database: an erased subject's tag is
-/// a tombstone, so every re-creation uses a fresh tag and fresh point ids.
-async fn generations(pool: &PgPool, count: u32) -> anyhow::Result<u32> {
-    let end: i64 = sqlx::query_scalar(
-        r#"
-        INSERT INTO bench_meta (key, value) VALUES ('generation', to_jsonb($1::bigint + 1))
-        ON CONFLICT (key) DO UPDATE SET value = to_jsonb((bench_meta.value)::bigint + $1)
-        RETURNING (value)::bigint
-        "#,
-    )
-    .bind(i64::from(count))
-    .fetch_one(pool)
-    .await?;
-    Ok(u32::try_from(end)? - count)
-}
-
-/// Tracks points through Lethe in requests of 1,000, `parallel` in flight.
-async fn track(env: &Env, sk: &str, collection: &str, points: Vec<pb::TrackedPoint>, parallel: usize) -> anyhow::Result<()> {
-    let batches: Vec<Vec<pb::TrackedPoint>> = points.chunks(1000).map(<[_]>::to_vec).collect();
-    let mut stream = futures::stream::iter(batches)
-        .map(|points| {
-            let mut c = env.client.clone();
-            let r = req(sk, pb::TrackRequest { collection: collection.into(), points, ..Default::default() });
-            async move { c.track(r).await }
-        })
-        .buffer_unordered(parallel);
-    while let Some(r) = stream.next().await {
-        let w = r?.into_inner();
-        anyhow::ensure!(w.suppressed == 0, "{} points suppressed", w.suppressed);
-    }
-    Ok(())
-}
-
-fn terminal(status: i32) -> bool {
-    [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Refused].iter().any(|s| *s as i32 == status)
-}
-
-async fn submit(env: &Env, tag: &str) -> anyhow::Result<String> {
-    let job = env
-        .client
-        .clone()
-        .erase(req(&env.sk, pb::EraseRequest {
-            subject: Some(pb::SubjectRef { id: tag.into(), identifiers: vec![] }),
-            requested_by: "bench".into(),
-            reason: "benchmark".into(),
-            residual_policy: pb::ResidualPolicy::Report as i32,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
-    Ok(job.job_id)
-}
-
-async fn wait(env: &Env, job_id: &str, poll: Duration) -> anyhow::Result<pb::ErasureJob> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let j = env
-            .client
-            .clone()
-            .get_erasure(req(&env.ak, pb::GetErasureRequest { job_id: job_id.into() }))
-            .await?
-            .into_inner();
-        if terminal(j.status) {
-            anyhow::ensure!(j.status == pb::JobStatus::Completed as i32, "job {job_id} ended: {}", j.error);
-            return Ok(j);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "job {job_id} did not finish");
-        tokio::time::sleep(poll).await;
-    }
-}
-
-/// Milliseconds per stage, from the job's event timestamps (each event is
-/// written when its stage ends; the first stage includes queueing and claim).
-async fn stage_times(env: &Env, job_id: &str) -> anyhow::Result<Vec<(String, f64)>> {
-    let mut stream = env
-        .client
-        .clone()
-        .watch_erasure(req(&env.ak, pb::GetErasureRequest { job_id: job_id.into() }))
-        .await?
-        .into_inner();
-    let mut out = Vec::new();
-    let mut prev: Option<prost_types::Timestamp> = None;
-    while let Some(e) = stream.next().await {
-        let e = e?;
-        let at = e.at.unwrap_or_default();
-        if let Some(p) = prev {
-            let ms = (at.seconds - p.seconds) as f64 * 1e3 + f64::from(at.nanos - p.nanos) / 1e6;
-            let stage = pb::Stage::try_from(e.stage).map_or("?".into(), |s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase());
-            out.push((stage, ms));
-        }
-        prev = Some(at);
-    }
-    Ok(out)
-}
-
-async fn lethe_erase(env: &Env, tag: &str) -> anyhow::Result<(f64, Vec<(String, f64)>)> {
-    let t = Instant::now();
-    let id = submit(env, tag).await?;
-    wait(env, &id, Duration::from_millis(POLL_MS)).await?;
-    let wall = t.elapsed().as_secs_f64() * 1e3;
-    let stages = stage_times(env, &id).await?;
-    let excluded: f64 = stages.iter().filter(|(s, _)| s == "residual" || s == "physical").map(|(_, ms)| ms).sum();
-    Ok((wall - excluded, stages))
-}
-
 /// The raw backend doing the bare minimum: count, delete by tag, count.
 async fn raw_erase(pool: &PgPool, table: &str, tag: &str, expected: i64) -> anyhow::Result<f64> {
     let count = format!("SELECT count(*) FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]");
     let t = Instant::now();
     let before: i64 = sqlx::query_scalar(&count).bind(tag).fetch_one(pool).await?;
-    sqlx::query(&format!("DELETE FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]")).bind(tag).execute(pool).await?;
+    sqlx::query(&format!("DELETE FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]"))
+        .bind(tag)
+        .execute(pool)
+        .await?;
     let after: i64 = sqlx::query_scalar(&count).bind(tag).fetch_one(pool).await?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     anyhow::ensure!(before == expected && after == 0, "raw erase of {tag}: {before} before, {after} after");
@@ -190,48 +86,26 @@ async fn erase_one(
         raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
         eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms", raw[raw.len() - 1]);
     }
-    let breakdown: Vec<String> =
-        stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
+    let breakdown: Vec<String> = stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
     notes.push(format!("{figure}: median ms per stage (from the job's events): {}", breakdown.join(", ")));
     let figure = format!("{figure} ({size} vectors), ms");
     let goal = if size >= 1000 { "ratio ≤ 1.3" } else { "" };
     rows.push(
         Row::new(BACKEND, &figure, "ms", &lethe, Some(&raw))
             .goal(goal)
-            .note("Lethe: Erase → GetErasure shows completed (polled every 5 ms), minus the residual and physical stages; raw: count → DELETE WHERE tag → count"),
+            .note("Lethe: the Erase call + the job's stages from its events (claim to log entry written), without the residual and physical stages; raw: count → DELETE WHERE tag → count"),
     );
     Ok(())
-}
-
-/// Waits until no job is queued or running: two `ListErasures` calls every
-/// 10 ms (polling each of 1,000 jobs would load the server being measured).
-async fn drain(env: &Env) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(900);
-    loop {
-        let mut open = 0;
-        for status in [pb::JobStatus::Queued, pb::JobStatus::InProgress] {
-            open += env
-                .client
-                .clone()
-                .list_erasures(req(&env.ak, pb::ListErasuresRequest { limit: 1, status: status as i32, ..Default::default() }))
-                .await?
-                .into_inner()
-                .jobs
-                .len();
-        }
-        if open == 0 {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "jobs did not finish");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn throughput(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let jobs = args.jobs.unwrap_or(1000).min(env.data.tens.len() - 1);
     let subjects = &env.data.tens[..jobs];
     let workers = env.settings.erasure.workers;
-    eprintln!("==> throughput: {jobs} subjects of 10 vectors erased concurrently, {workers} workers, {} runs", args.runs);
+    eprintln!(
+        "==> throughput: {jobs} subjects of 10 vectors erased concurrently, {workers} workers, {} runs",
+        args.runs
+    );
     let first = generations(&env.raw, 2 * args.runs as u32).await?;
     let (mut lethe, mut raw) = (Vec::new(), Vec::new());
     for r in 0..args.runs as u32 {
@@ -239,12 +113,13 @@ async fn throughput(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Resu
         let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g)).collect();
         track(env, &env.sk, "bench", points, 2).await?;
         let t = Instant::now();
-        let ids: Vec<String> = futures::stream::iter(subjects.iter().map(|&s| async move { submit(env, &DataSet::tag(s, g)).await }))
-            .buffer_unordered(64)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let ids: Vec<String> =
+            futures::stream::iter(subjects.iter().map(|&s| async move { submit(env, &DataSet::tag(s, g)).await }))
+                .buffer_unordered(64)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
         drain(env).await?;
         let rate = jobs as f64 / t.elapsed().as_secs_f64();
         lethe.push(rate);
@@ -390,12 +265,15 @@ async fn fresh_collection(env: &Env, name: &str, m: usize, g: u32) -> anyhow::Re
     let c = env
         .client
         .clone()
-        .create_collection(req(&tenant.secret_key, pb::CreateCollectionRequest {
-            name: name.into(),
-            backend: pb::Backend::Pgvector as i32,
-            dimension: DIM as u32,
-            ..Default::default()
-        }))
+        .create_collection(req(
+            &tenant.secret_key,
+            pb::CreateCollectionRequest {
+                name: name.into(),
+                backend: pb::Backend::Pgvector as i32,
+                dimension: DIM as u32,
+                ..Default::default()
+            },
+        ))
         .await?
         .into_inner();
     if m > 0 {
@@ -446,7 +324,10 @@ async fn reindex(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<
         let job = env
             .client
             .clone()
-            .reindex(req(&tenant.secret_key, pb::ReindexRequest { collection: "reindex".into(), mode: pb::ReindexMode::Copy as i32 }))
+            .reindex(req(
+                &tenant.secret_key,
+                pb::ReindexRequest { collection: "reindex".into(), mode: pb::ReindexMode::Copy as i32 },
+            ))
             .await?
             .into_inner();
         loop {
@@ -504,8 +385,14 @@ async fn search(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<Str
         }
         eprintln!("    median {:.0} ms", Stats::of(&ms).median);
         rows.push(
-            Row::new(BACKEND, &format!("exact search over N, {probes} probe(s) (residual stage's query)"), "ms", &ms, None)
-                .note("VectorStore::search_exact, threshold 0.5"),
+            Row::new(
+                BACKEND,
+                &format!("exact search over N, {probes} probe(s) (residual stage's query)"),
+                "ms",
+                &ms,
+                None,
+            )
+            .note("VectorStore::search_exact, threshold 0.5"),
         );
     }
     notes.push(
@@ -544,7 +431,8 @@ async fn residual(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result
         let g = first + k as u32;
         let tag = DataSet::tag(subject, g);
         track(env, &env.sk, "bench", env.data.subject_points(subject, g), 1).await?;
-        let own: Vec<Uuid> = env.data.subject_points(subject, g).iter().map(|p| p.point_id.parse()).collect::<Result<_, _>>()?;
+        let own: Vec<Uuid> =
+            env.data.subject_points(subject, g).iter().map(|p| p.point_id.parse()).collect::<Result<_, _>>()?;
         let t = Instant::now();
         let probes = store
             .retrieve(&spec, &own, true)
@@ -597,7 +485,12 @@ async fn embed(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<Stri
     let chunks = if env.data.n < 100_000 { 64 } else { 256 };
     let texts: Vec<String> = (0..chunks).map(sentence).collect();
     model.embed(texts[..32].to_vec()).await?;
-    eprintln!("==> embedding: {} chunks of 60 words, batch {}, {} runs", texts.len(), s.embedding.batch_size, args.runs);
+    eprintln!(
+        "==> embedding: {} chunks of 60 words, batch {}, {} runs",
+        texts.len(),
+        s.embedding.batch_size,
+        args.runs
+    );
     let mut rates = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
@@ -605,8 +498,29 @@ async fn embed(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<Stri
         rates.push(texts.len() as f64 / t.elapsed().as_secs_f64());
     }
     rows.push(
-        Row::new("–", &format!("embedding: {} ({} threads), batch {}", s.embedding.model_name, s.embedding.threads, s.embedding.batch_size), "chunks/s", &rates, None)
-            .note(format!("{chunks} chunks of 60 words; shares the CPU with everything else on the machine")),
+        Row::new(
+            "–",
+            &format!(
+                "embedding: {} ({} threads), batch {}",
+                s.embedding.model_name, s.embedding.threads, s.embedding.batch_size
+            ),
+            "chunks/s",
+            &rates,
+            None,
+        )
+        .note(format!("{chunks} chunks of 60 words; shares the CPU with everything else on the machine")),
     );
     Ok(())
+}
+
+impl LetheSide for Env {
+    fn client(&self) -> &lethe::grpc::pb::lethe_client::LetheClient<tonic::transport::Channel> {
+        &self.client
+    }
+    fn sk(&self) -> &str {
+        &self.sk
+    }
+    fn ak(&self) -> &str {
+        &self.ak
+    }
 }

@@ -170,8 +170,8 @@ pub async fn advance_with_event(
             WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'
             RETURNING job_id
         )
-        INSERT INTO erasure_events (job_id, stage, status, message)
-        SELECT job_id, $5, $6, $7 FROM advanced
+        INSERT INTO erasure_events (job_id, stage, status, message, at)
+        SELECT job_id, $5, $6, $7, clock_timestamp() FROM advanced
         "#,
     )
     .bind(job_id)
@@ -264,7 +264,9 @@ pub struct EventRow {
 }
 
 pub async fn insert_event(ex: impl PgExecutor<'_>, job_id: Uuid, stage: &str, status: &str, message: &str) -> Result<()> {
-    sqlx::query("INSERT INTO erasure_events (job_id, stage, status, message) VALUES ($1, $2, $3, $4)")
+    // The time of the event itself, not of its transaction's start: the log
+    // stage's event is the last statement of a longer transaction.
+    sqlx::query("INSERT INTO erasure_events (job_id, stage, status, message, at) VALUES ($1, $2, $3, $4, clock_timestamp())")
         .bind(job_id)
         .bind(stage)
         .bind(status)
