@@ -149,8 +149,11 @@ pg_start() {
     [ $(( ${#PGRUN} + 18 )) -lt 107 ] || { log "socket path too long, TCP only"; sock="''"; }
     log "starting PostgreSQL on 127.0.0.1:$PORT (log: $PGLOG)"
     # pg_ctl passes -o through /bin/sh, hence the inner single quotes around paths.
+    # shared_buffers 1 GB: at a million vectors the lineage indexes (random uuid keys)
+    # must stay in Postgres' cache, or every erasure reads and evicts index pages
+    # (measured with examples/bench); the machines this runs on have 24 GiB.
     as_pg "$PG/bin/pg_ctl" start -D "$PGDATA" -l "$PGLOG" -w -t 60 -o \
-      "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$sock -c max_connections=300 -c shared_buffers=256MB" \
+      "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$sock -c max_connections=300 -c shared_buffers=1GB" \
       >&2 || { tail -n 20 "$PGLOG" >&2; die "PostgreSQL failed to start, see $PGLOG"; }
   fi
   local i

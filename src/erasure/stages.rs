@@ -71,11 +71,8 @@ pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str,
 
 async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
     let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     // Waits for in-flight writes that checked the subject before the freeze.
-    lineage::lock_subject_exclusive(&mut tx, subject_lock_key(&subject.subject_hash)).await?;
-    lineage::set_state(&mut *tx, job.subject_id, crate::domain::SubjectState::PendingErasure).await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    lineage::freeze_subject(&ctx.pool, job.subject_id, subject_lock_key(&subject.subject_hash)).await?;
     Ok("ingestion for the subject is suppressed".into())
 }
 
@@ -226,7 +223,7 @@ async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
 async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
     let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let forgotten = lineage::delete_chunks(&mut tx, &chunk_ids).await?;
+    let forgotten = lineage::forget_subject_chunks(&mut tx, job.subject_id, &chunk_ids).await?;
     lineage::tombstone_subject(&mut tx, job.subject_id).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(format!("{forgotten} lineage chunks forgotten; the subject is a keyed-hash tombstone"))

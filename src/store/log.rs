@@ -23,17 +23,19 @@ pub struct LogRow {
 /// The tenant's chain head, locked until the transaction ends, so that
 /// appends are serialised per tenant. (0, 32 zero bytes) for an empty log.
 pub async fn lock_head(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid) -> Result<(i64, Vec<u8>)> {
-    sqlx::query(
-        "INSERT INTO deletion_log_heads (tenant_id, seq, entry_hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+    // One statement: creates the head on the first append, and locks it
+    // either way (the no-op update takes the row lock and returns the head).
+    Ok(sqlx::query_as(
+        r#"
+        INSERT INTO deletion_log_heads (tenant_id, seq, entry_hash) VALUES ($1, 0, $2)
+        ON CONFLICT (tenant_id) DO UPDATE SET seq = deletion_log_heads.seq
+        RETURNING seq, entry_hash
+        "#,
     )
     .bind(tenant_id)
     .bind(vec![0u8; 32])
-    .execute(&mut **tx)
-    .await?;
-    Ok(sqlx::query_as("SELECT seq, entry_hash FROM deletion_log_heads WHERE tenant_id = $1 FOR UPDATE")
-        .bind(tenant_id)
-        .fetch_one(&mut **tx)
-        .await?)
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<(i64, Vec<u8>)>> {

@@ -164,3 +164,28 @@ async fn guaranteed_physical_erasure_rewrites_the_pgvector_table() {
     let plain = app.wait_for_job(&app.erase("bob").await.job_id).await;
     assert_eq!(plain.counts[0].physical_status, "pending");
 }
+
+#[tokio::test]
+async fn forgetting_a_subject_removes_other_subjects_tags_on_its_chunks() {
+    let app = spawn_app().await;
+    let c = app.create_collection("shared", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 2), ("bob", 2)]).await;
+    // One chunk tagged with both at once, and one of ann's chunks that gains
+    // bob on a later write of the same chunk (same source and ordinal).
+    let both = chunk("meeting", 0, "ann and bob met about the budget", &["ann", "bob"]);
+    app.ingest(&c.name, vec![both]).await.expect("ingest shared chunk");
+    let again = chunk("ann-doc-0", 0, "note 0 written by ann about topic 0, forwarded to bob", &["ann", "bob"]);
+    app.ingest(&c.name, vec![again]).await.expect("re-ingest with a second subject");
+    assert_eq!(app.lineage_chunks_of("ann").await, 3);
+    assert_eq!(app.lineage_chunks_of("bob").await, 4);
+
+    let done = app.wait_for_job(&app.erase("ann").await.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!(done.counts[0].before_total, 3);
+
+    // ann's chunks are gone with every tag on them; bob keeps only his own two.
+    assert_eq!(app.lineage_chunks_of("ann").await, 0);
+    assert_eq!(app.lineage_chunks_of("bob").await, 2);
+    assert_eq!(app.pg_rows_tagged(&c, "bob").await, 2);
+    app.assert_lineage_consistent().await;
+}
