@@ -36,9 +36,3 @@ FROM (SELECT job_id, collection_id, array_agg(point_id ORDER BY point_id) AS ids
       FROM erasure_plan_points GROUP BY job_id, collection_id) p
 WHERE p.job_id = c.job_id AND p.collection_id = c.collection_id;
 DROP TABLE erasure_plan_points;
-
--- 5. Whether a chunk may carry tags of more than one subject. Forgetting a
---    subject deletes its own tags through the subject index (one range
---    scan) and probes the tag table by chunk only for shared chunks. Unknown
---    for chunks written before this migration: assumed shared.
-ALTER TABLE chunks ADD COLUMN shared boolean NOT NULL DEFAULT true;
