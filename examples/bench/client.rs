@@ -146,7 +146,7 @@ pub async fn lethe_erase(env: &impl LetheSide, tag: &str) -> anyhow::Result<(f64
 }
 
 /// Waits until no job is queued or running: two `ListErasures` calls every
-/// 10 ms (polling each of 1,000 jobs would load the server being measured).
+/// 50 ms (polling each of 1,000 jobs would load the server being measured).
 pub async fn drain(env: &impl LetheSide) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
@@ -168,6 +168,6 @@ pub async fn drain(env: &impl LetheSide) -> anyhow::Result<()> {
             return Ok(());
         }
         anyhow::ensure!(Instant::now() < deadline, "jobs did not finish");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

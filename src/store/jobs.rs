@@ -107,12 +107,15 @@ pub async fn list_jobs(
     status: Option<&str>,
     limit: i64,
 ) -> Result<Vec<JobRow>> {
+    // Two statements rather than `$3 IS NULL OR status = $3`: a prepared
+    // statement's generic plan could not use the (tenant, status) index then.
+    let by_status = if status.is_some() { "AND status = $3" } else { "AND $3::text IS NULL" };
     Ok(sqlx::query_as(&format!(
         r#"
         SELECT {JOB_COLUMNS} FROM erasure_jobs
         WHERE tenant_id = $1
           AND ($2 = false OR (deadline < now() AND status NOT IN ('completed', 'refused')))
-          AND ($3::text IS NULL OR status = $3)
+          {by_status}
         ORDER BY received_at DESC
         LIMIT $4
         "#
