@@ -275,14 +275,16 @@ async fn log(ctx: &Context, job: &JobRow) -> StageResult {
     let counts = jobs::counts(&ctx.pool, job.job_id).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     jobs::require_durable_commit(&mut tx).await?;
+    // Everything that does not need the log head first: appends of a tenant
+    // queue on its head from `append` to commit.
+    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
+    jobs::finish(&mut *tx, job.job_id, JobStatus::Completed.as_str(), None).await?;
     let body = report::erasure_body(job, &subject.subject_hash, &counts);
     let entry =
         crate::audit::append(&mut tx, job.tenant_id, "erasure", Some(job.job_id), Some(&subject.subject_hash), &body)
             .await?;
     let cert = report::certificate(ctx, job, &subject.subject_hash, &counts, &entry);
     crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
-    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
-    jobs::finish(&mut *tx, job.job_id, JobStatus::Completed.as_str(), None).await?;
     let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
     jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;
     tx.commit().await.map_err(StoreError::from)?;

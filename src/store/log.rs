@@ -45,11 +45,14 @@ pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<(i6
         .await?)
 }
 
-/// Appends an entry and moves the head. The caller computed the hash over
-/// `prev_hash` and `body` and holds the head lock.
+/// Appends an entry and moves the head, in one statement (the head lock is
+/// held from `lock_head` to commit: every round trip in between delays the
+/// next append of the tenant). The caller computed the hash over `prev_hash`
+/// and `body` and holds the head lock.
 pub async fn insert_entry(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, entry: &LogRow) -> Result<()> {
     sqlx::query(
         r#"
+        WITH moved AS (UPDATE deletion_log_heads SET seq = $2, entry_hash = $8 WHERE tenant_id = $1)
         INSERT INTO deletion_log (tenant_id, seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         "#,
@@ -65,12 +68,6 @@ pub async fn insert_entry(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, e
     .bind(entry.created_at)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE deletion_log_heads SET seq = $2, entry_hash = $3 WHERE tenant_id = $1")
-        .bind(tenant_id)
-        .bind(entry.seq)
-        .bind(&entry.entry_hash)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 
