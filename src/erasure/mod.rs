@@ -95,6 +95,15 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     }
     ctx.wake.notify_waiters();
     tracing::info!(job_id = %job.job_id, created, "erasure submitted");
+    if created {
+        // A new job has no counts yet, and its subject was just read.
+        return Ok(JobView {
+            job,
+            subject_external_id: subject.external_id,
+            subject_hash: subject.subject_hash,
+            counts: Vec::new(),
+        });
+    }
     view(ctx, job).await
 }
 

@@ -91,10 +91,14 @@ async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
         planned.push((spec, before, ids));
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    // Durable even on the workers' asynchronous-commit pool: the counts
-    // before must survive a server crash, because the deletes that follow in
-    // Qdrant are not in Postgres' WAL and would not be rolled back with them.
-    jobs::require_durable_commit(&mut tx).await?;
+    // Durable even on the workers' asynchronous-commit pool when a Qdrant
+    // collection is planned: the counts before must survive a server crash,
+    // because the deletes that follow in Qdrant are not in Postgres' WAL and
+    // would not be rolled back with them. pgvector's deletes are in the same
+    // WAL, after this commit: a crash cannot keep them and lose the plan.
+    if planned.iter().any(|(spec, _, _)| spec.backend != crate::domain::Backend::Pgvector) {
+        jobs::require_durable_commit(&mut tx).await?;
+    }
     let mut total = 0;
     for (spec, before, ids) in &planned {
         let before = before.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
@@ -102,7 +106,9 @@ async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
         let (name, backend) = (spec.name.as_str(), spec.backend.as_str());
         jobs::record_plan(&mut tx, job.job_id, spec.collection_id, name, backend, before, ids).await?;
     }
-    jobs::record_probes(&mut tx, job.job_id, &probes).await?;
+    if !probes.is_empty() || ctx.settings.residual.semantic {
+        jobs::record_probes(&mut tx, job.job_id, &probes).await?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(format!("{total} vectors in {} collections to delete", planned.len()))
 }
