@@ -307,7 +307,13 @@ async fn drop_tenant(env: &Env, tenant_id: Uuid) -> anyhow::Result<()> {
     for t in tables {
         sqlx::raw_sql(&format!("DROP TABLE IF EXISTS \"{t}\"")).execute(&env.raw).await?;
     }
-    sqlx::query("DELETE FROM tenants WHERE tenant_id = $1").bind(tenant_id).execute(&env.raw).await?;
+    // Chunks and tags have no foreign keys (migration 7): delete them first.
+    sqlx::raw_sql(&format!(
+        "DELETE FROM chunk_subjects WHERE tenant_id = '{tenant_id}'; DELETE FROM chunks WHERE tenant_id = '{tenant_id}'; \
+         DELETE FROM tenants WHERE tenant_id = '{tenant_id}'"
+    ))
+    .execute(&env.raw)
+    .await?;
     Ok(())
 }
 
