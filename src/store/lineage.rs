@@ -329,9 +329,8 @@ pub async fn record_chunks(
     let uris: Vec<&str> = chunks.iter().map(|c| c.source_uri.as_str()).collect();
     let kinds: Vec<&str> = chunks.iter().map(|c| c.source_kind.as_str()).collect();
     // Time-ordered source ids (UUIDv7): the sources key and the chunks'
-    // source index grow at their end, so at millions of rows an ingest writes
-    // a few hot index pages instead of reading random ones (random v4 ids
-    // made lineage writes cost about as much as the vectors' own insert).
+    // source index grow at their end, so at millions of rows an ingest
+    // touches their last pages rather than random ones.
     let source_ids: Vec<Uuid> = chunks.iter().map(|_| Uuid::now_v7()).collect();
     sqlx::query(
         r#"
