@@ -171,3 +171,22 @@ pub async fn drain(env: &impl LetheSide) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Erases every tag at once through Lethe: all submitted, then the queue
+/// drained. Returns jobs per second; then checks, untimed, that every job
+/// ended completed.
+pub async fn erase_all(env: &impl LetheSide, tags: &[String]) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let ids: Vec<String> = futures::stream::iter(tags.iter().map(|tag| submit(env, tag)))
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    drain(env).await?;
+    let rate = tags.len() as f64 / t.elapsed().as_secs_f64();
+    for id in &ids {
+        wait(env, id, Duration::from_millis(5)).await?;
+    }
+    Ok(rate)
+}

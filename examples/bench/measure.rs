@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::Args;
-use crate::client::{LetheSide, drain, generations, lethe_erase, submit, terminal, track, wait};
+use crate::client::{LetheSide, erase_all, generations, lethe_erase, terminal, track};
 use crate::data::{DIM, DataSet, vector};
 use crate::report::{Row, Stats};
 use crate::setup::{Env, req};
@@ -112,21 +112,9 @@ async fn throughput(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Resu
         let g = first + 2 * r;
         let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g)).collect();
         track(env, &env.sk, "bench", points, 2).await?;
-        let t = Instant::now();
-        let ids: Vec<String> =
-            futures::stream::iter(subjects.iter().map(|&s| async move { submit(env, &DataSet::tag(s, g)).await }))
-                .buffer_unordered(64)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()?;
-        drain(env).await?;
-        let rate = jobs as f64 / t.elapsed().as_secs_f64();
+        let tags: Vec<String> = subjects.iter().map(|&s| DataSet::tag(s, g)).collect();
+        let rate = erase_all(env, &tags).await?;
         lethe.push(rate);
-        // Not timed: every job ended completed (GetErasure each once).
-        for id in &ids {
-            wait(env, id, Duration::from_millis(5)).await?;
-        }
 
         let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g + 1)).collect();
         track(env, &env.sk, "bench", points, 2).await?;
