@@ -8,15 +8,16 @@
 //!   check until the vectors are written; the erase job's freeze takes it
 //!   exclusively, so no write can slip past a starting erasure.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use uuid::Uuid;
 
 use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key};
-use crate::domain::{CollectionSpec, ExternalId, Identifier, Role};
+use crate::domain::{CollectionSpec, ExternalId, Identifier, Role, SubjectState};
+use crate::identity;
 use crate::error::{LetheError, Result};
 use crate::store::{StoreError, lineage};
-use crate::vector_store::{PointPayload, VectorPoint, VectorStores};
+use crate::vector_store::{PointPayload, Selector, VectorPoint, VectorStores};
 
 /// A subject with identifiers, as a request names it.
 #[derive(Debug, Clone)]
@@ -45,6 +46,9 @@ pub struct ChunkInput {
 pub struct WriteOutcome {
     pub accepted: u32,
     pub suppressed: u32,
+    /// Points of suppressed chunks that were in the backend (a pipeline
+    /// wrote them before calling `Track`) and that Lethe deleted.
+    pub suppressed_deleted: u64,
     pub point_ids: Vec<Uuid>,
 }
 
@@ -96,15 +100,19 @@ pub async fn write(
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_shared(&mut guard, &lock_keys).await?;
 
-    let blocked = blocked_subjects(ctx, tenant_id, &tagged, subjects).await?;
+    // Subjects the request names with identifiers are stored first (or
+    // become suppressed aliases when an identifier names an erased person),
+    // so that the tag check below sees them either way.
+    for s in subjects.iter().filter(|s| !s.identifiers.is_empty()) {
+        put_subject(ctx, tenant_id, s, PutMode::Write).await?;
+    }
+    let blocked = blocked_subjects(ctx, tenant_id, &tagged).await?;
     let (accepted, suppressed): (Vec<ChunkInput>, Vec<ChunkInput>) =
-        chunks.into_iter().partition(|c| !c.tags.iter().any(|(s, _)| blocked.contains(s.as_str())));
+        chunks.into_iter().partition(|c| !c.tags.iter().any(|(s, _)| blocked.contains_key(s.as_str())));
+    let suppressed_deleted = delete_suppressed_points(ctx, spec, &suppressed, &blocked).await?;
     let mut points = vectors_for(ctx, spec, &accepted, mode).await?;
 
     let subject_ids = record_lineage(ctx, spec, &accepted, &tagged).await?;
-    for s in subjects.iter().filter(|s| !s.identifiers.is_empty() && !blocked.contains(s.id.as_str())) {
-        put_subject(ctx, tenant_id, s).await?;
-    }
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
     if let Some(vectors) = points.take() {
         let store = ctx.stores.get(spec.backend)?;
@@ -130,6 +138,7 @@ pub async fn write(
     Ok(WriteOutcome {
         accepted: u32::try_from(ids.len()).unwrap_or(u32::MAX),
         suppressed: u32::try_from(suppressed.len()).unwrap_or(u32::MAX),
+        suppressed_deleted,
         point_ids: ids,
     })
 }
@@ -144,44 +153,121 @@ fn check_ids_unique(spec: &CollectionSpec, chunks: &[ChunkInput]) -> Result<()> 
     Ok(())
 }
 
-/// Caller ids of tagged subjects whose chunks must not be written: subjects
-/// pending erasure or erased, and subjects named by an identifier that an
-/// erased subject had (re-ingestion under another id).
+/// Tagged subjects whose chunks must not be written, by caller id, with the
+/// subject that suppresses them: themselves when they are being or have
+/// been erased (or are suppressed aliases), else an erased or pending
+/// subject that one of their identifiers names (the same person under
+/// another id, kind or spelling; see `identity`).
 async fn blocked_subjects(
     ctx: &Context,
     tenant_id: Uuid,
     tagged: &BTreeMap<String, Vec<u8>>,
-    subjects: &[SubjectInput],
-) -> Result<HashSet<String>> {
-    let mut blocked = HashSet::new();
+) -> Result<HashMap<String, Uuid>> {
     // One query for every tagged subject: a batch of 1,000 chunks may tag as many.
     let hashes: Vec<&[u8]> = tagged.values().map(Vec::as_slice).collect();
-    let rows = lineage::subjects_by_hashes(&ctx.pool, tenant_id, &hashes).await?;
-    let suppressed: HashSet<&[u8]> =
-        rows.iter().filter(|r| r.state().suppresses_ingest()).map(|r| r.subject_hash.as_slice()).collect();
-    for (id, hash) in tagged {
-        if suppressed.contains(hash.as_slice()) {
-            blocked.insert(id.clone());
-        }
-    }
-    for s in subjects {
-        let mut hashes = Vec::with_capacity(s.identifiers.len());
-        for i in &s.identifiers {
-            hashes.push(identifier_hash(ctx, tenant_id, i).await?);
-        }
-        if lineage::suppressed_by_identifier(&ctx.pool, tenant_id, &hashes).await? {
-            blocked.insert(s.id.as_str().to_owned());
-        }
-    }
-    Ok(blocked)
+    let rows = lineage::suppressed_subjects(&ctx.pool, tenant_id, &hashes).await?;
+    let by_hash: HashMap<&[u8], Uuid> = rows.iter().map(|(h, by)| (h.as_slice(), *by)).collect();
+    Ok(tagged.iter().filter_map(|(id, h)| by_hash.get(h.as_slice()).map(|by| (id.clone(), *by))).collect())
 }
 
-/// The keyed hash of an identifier: kind and normalised value.
+/// A suppressed chunk's point may already be in the backend: `Track` of a
+/// point the pipeline wrote after (or during) the person's erasure. Such
+/// points are deleted, counted before and after, and each deletion is
+/// appended to the deletion log as a follow-up of the erasure that
+/// suppressed them, so that the erasure's "0 remain" stays true.
+async fn delete_suppressed_points(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    suppressed: &[ChunkInput],
+    blocked: &HashMap<String, Uuid>,
+) -> Result<u64> {
+    let mut by_blocker: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for c in suppressed {
+        if let Some(by) = c.tags.iter().find_map(|(s, _)| blocked.get(s.as_str())) {
+            by_blocker.entry(*by).or_default().push(point_id(spec, c));
+        }
+    }
+    if by_blocker.is_empty() {
+        return Ok(0);
+    }
+    let store = ctx.stores.get(spec.backend)?;
+    let mut total = 0;
+    for (blocker, ids) in by_blocker {
+        let selector = Selector::by_ids(ids);
+        let before = store.count(spec, &selector).await?;
+        if before == 0 {
+            continue;
+        }
+        store.delete(spec, &selector).await?;
+        let after = store.count(spec, &selector).await?;
+        if after != 0 {
+            return Err(LetheError::Unexpected(anyhow::anyhow!(
+                "{after} of {before} suppressed points remain in collection `{}` after deletion",
+                spec.name
+            )));
+        }
+        let subject = lineage::subject_by_id(&ctx.pool, blocker).await?;
+        let job = lineage::latest_erasure(&ctx.pool, blocker).await?;
+        let body = FollowUpBody {
+            kind: "follow_up",
+            follows_job: job.map(|j| j.to_string()),
+            tenant_id: spec.tenant_id.to_string(),
+            subject_hash: hex::encode(&subject.subject_hash),
+            collection: spec.name.as_str(),
+            backend: spec.backend.as_str(),
+            cause: "points tagged with a suppressed subject were tracked after its erasure began; Lethe deleted them",
+            before,
+            deleted: before - after,
+            after,
+            logged_at: chrono::Utc::now().to_rfc3339(),
+        };
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        crate::audit::append(&mut tx, spec.tenant_id, "follow_up", job, Some(&subject.subject_hash), &body).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(collection = %spec.name, deleted = before, follows = ?job, "suppressed points deleted");
+        total += before;
+    }
+    Ok(total)
+}
+
+/// A follow-up deletion as the deletion log records it.
+#[derive(serde::Serialize)]
+struct FollowUpBody<'a> {
+    kind: &'static str,
+    /// The erasure of the suppressing subject (none for a subject that was
+    /// never erased itself).
+    follows_job: Option<String>,
+    tenant_id: String,
+    subject_hash: String,
+    collection: &'a str,
+    backend: &'a str,
+    cause: &'static str,
+    before: u64,
+    deleted: u64,
+    after: u64,
+    logged_at: String,
+}
+
+/// The keyed hash of an identifier as earlier versions stored it (the
+/// `subject_identifiers` row's key).
 ///
 /// # Errors
 /// Database failures.
 pub async fn identifier_hash(ctx: &Context, tenant_id: Uuid, identifier: &Identifier) -> Result<Vec<u8>> {
-    ctx.keyed_hash(tenant_id, &format!("{}:{}", identifier.kind.as_str(), identifier.normalized())).await
+    ctx.keyed_hash(tenant_id, &identity::legacy_key(identifier)).await
+}
+
+/// The keyed hashes of every match key of the identifiers.
+///
+/// # Errors
+/// Database failures.
+pub async fn key_hashes(ctx: &Context, tenant_id: Uuid, identifiers: &[Identifier]) -> Result<Vec<Vec<u8>>> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let mut keys: Vec<Vec<u8>> =
+        identifiers.iter().flat_map(identity::match_keys).map(|k| keyed_hash(&secret, &k)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
 }
 
 async fn vectors_for(
@@ -225,6 +311,15 @@ async fn verify_tracked(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInp
         let Some(payload) = by_id.get(id) else {
             return Err(LetheError::precondition("point_not_found", format!("point {id} is not in the collection")));
         };
+        // A point is its collection's owner's whatever its payload says (that
+        // is how it is erased), but a point that names another tenant is a
+        // pipeline's mistake worth stopping at.
+        if payload.tenant_id != spec.tenant_id {
+            return Err(LetheError::precondition(
+                "point_tenant_mismatch",
+                format!("point {id} carries a `tenant_id` other than this collection's tenant"),
+            ));
+        }
         if let Some((missing, _)) = c.tags.iter().find(|(s, _)| !payload.subjects.iter().any(|p| p == s.as_str())) {
             return Err(LetheError::precondition(
                 "point_tag_missing",
@@ -267,22 +362,88 @@ async fn record_lineage(
     Ok(rows.len())
 }
 
+/// Who is storing a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// The write path (`PutSubject`, `Ingest`, `Track`): identifiers of a
+    /// subject that is not active cannot change, and identifiers that name
+    /// an erased person make the subject a suppressed alias.
+    Write,
+    /// `Erase`: always stores (an erased subject's values as hashes only).
+    Erase,
+}
+
+/// What storing a subject did.
+#[derive(Debug, Clone)]
+pub enum PutOutcome {
+    Stored(lineage::SubjectRow),
+    /// Nothing of the request was stored but the subject's keyed hashes:
+    /// writes tagged with it are suppressed from now on.
+    Suppressed { state: SubjectState },
+}
+
 /// Creates or updates a subject and adds identifiers.
 ///
 /// # Errors
 /// Database failures.
-pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput) -> Result<lineage::SubjectRow> {
+pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput, mode: PutMode) -> Result<PutOutcome> {
     let hash = ctx.keyed_hash(tenant_id, subject.id.as_str()).await?;
     let mut identifiers = Vec::with_capacity(subject.identifiers.len());
     for i in &subject.identifiers {
         identifiers.push((i.kind.as_str().to_owned(), i.value.trim().to_owned(), identifier_hash(ctx, tenant_id, i).await?));
     }
+    let keys = key_hashes(ctx, tenant_id, &subject.identifiers).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let mut rows = lineage::upsert_subjects(&mut tx, tenant_id, &[(subject.id.as_str().to_owned(), hash)]).await?;
     let row = rows.pop().ok_or_else(|| LetheError::Unexpected(anyhow::anyhow!("upsert returned no subject")))?;
+    if mode == PutMode::Write && !identifiers.is_empty() {
+        if row.state() != SubjectState::Active {
+            // The subject's identifiers are frozen: adding one to a subject
+            // being erased would widen (or, to an erased one, revive) it.
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Ok(PutOutcome::Suppressed { state: row.state() });
+        }
+        if lineage::suppressor_by_keys(&mut *tx, tenant_id, &keys, Some(row.subject_id)).await?.is_some() {
+            lineage::suppress_subject(&mut *tx, row.subject_id).await?;
+            lineage::add_keys(&mut *tx, tenant_id, row.subject_id, &keys).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
+        }
+    }
     lineage::add_identifiers(&mut *tx, tenant_id, row.subject_id, &identifiers).await?;
+    lineage::add_keys(&mut *tx, tenant_id, row.subject_id, &keys).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(row)
+    Ok(PutOutcome::Stored(row))
+}
+
+/// `put_subject` where a suppressed subject is an error: `PutSubject`.
+///
+/// # Errors
+/// `FailedPrecondition(subject_suppressed)`, database failures.
+pub async fn put_subject_or_refuse(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput) -> Result<lineage::SubjectRow> {
+    match put_subject(ctx, tenant_id, subject, PutMode::Write).await? {
+        PutOutcome::Stored(row) => Ok(row),
+        PutOutcome::Suppressed { state: SubjectState::Suppressed } => Err(LetheError::precondition(
+            "subject_suppressed",
+            "an identifier of this subject names a person who is being or has been erased: no identifier was \
+             stored, and writes tagged with this subject id are suppressed from now on",
+        )),
+        PutOutcome::Suppressed { state } => Err(LetheError::precondition(
+            "subject_suppressed",
+            format!("the subject is {}: its identifiers cannot change; nothing was stored", state.as_str()),
+        )),
+    }
+}
+
+/// Stores a subject for `Erase`.
+///
+/// # Errors
+/// Database failures.
+pub async fn put_subject_for_erasure(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput) -> Result<lineage::SubjectRow> {
+    match put_subject(ctx, tenant_id, subject, PutMode::Erase).await? {
+        PutOutcome::Stored(row) => Ok(row),
+        PutOutcome::Suppressed { .. } => Err(LetheError::Unexpected(anyhow::anyhow!("an erasure's subject was suppressed"))),
+    }
 }
 
 /// Places or lifts a legal hold.
@@ -296,7 +457,7 @@ pub async fn set_legal_hold(
     hold: bool,
     reason: Option<&str>,
 ) -> Result<lineage::SubjectRow> {
-    let row = put_subject(ctx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() }).await?;
+    let row = put_subject_for_erasure(ctx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() }).await?;
     lineage::set_legal_hold(&ctx.pool, row.subject_id, hold, reason).await?;
     Ok(lineage::subject_by_id(&ctx.pool, row.subject_id).await?)
 }

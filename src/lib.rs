@@ -12,6 +12,8 @@
 //!   error → status mapping. [`auth`]: API keys and permissions.
 //! - [`catalog`], [`ingest`], [`erasure`], [`residual`]: what clients ask
 //!   for — collections, the write path, erase jobs and their stages, residual search.
+//! - [`identity`]: how an identifier is read (one canonical reading shared
+//!   by suppression and residual search).
 //! - [`audit`]: the deletion log's hash chain and certificate signatures.
 //! - [`store`]: every SQL statement on Lethe's tables. [`vector_store`]: the
 //!   backends behind one trait. [`embedding`]: the embedders.
@@ -29,6 +31,7 @@ pub mod embedding;
 pub mod erasure;
 pub mod error;
 pub mod grpc;
+pub mod identity;
 pub mod ingest;
 pub mod progress;
 pub mod reindex;

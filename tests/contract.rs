@@ -64,7 +64,6 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
         point(&s, 5, &[]),
     ];
     store.upsert(&s, &points).await.expect("upsert");
-    let t = s.tenant_id;
     let count = |sel: Selector| {
         let store = Arc::clone(&store);
         let s = s.clone();
@@ -72,33 +71,29 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     };
 
     // Exact keyword matches: a value with spaces, prefixes, several subjects per point.
-    assert_eq!(count(Selector::by_tag(t, "Tim Belden")).await, 2);
-    assert_eq!(count(Selector::by_tag(t, "Tim")).await, 1);
-    assert_eq!(count(Selector::by_tag(t, "Tim Belden Jr")).await, 1);
-    assert_eq!(count(Selector::by_tag(t, "Belden")).await, 0);
-    assert_eq!(count(Selector::by_tag(t, "Dee")).await, 1);
-    assert_eq!(count(Selector::by_ids(t, vec![points[2].id, points[5].id, Uuid::new_v4()])).await, 2);
-    let union = Selector { tenant_id: t, tag: Some("Ann".into()), ids: vec![points[1].id, points[5].id] };
+    assert_eq!(count(Selector::by_tag("Tim Belden")).await, 2);
+    assert_eq!(count(Selector::by_tag("Tim")).await, 1);
+    assert_eq!(count(Selector::by_tag("Tim Belden Jr")).await, 1);
+    assert_eq!(count(Selector::by_tag("Belden")).await, 0);
+    assert_eq!(count(Selector::by_tag("Dee")).await, 1);
+    assert_eq!(count(Selector::by_ids(vec![points[2].id, points[5].id, Uuid::new_v4()])).await, 2);
+    let union = Selector { tag: Some("Ann".into()), ids: vec![points[1].id, points[5].id] };
     assert_eq!(count(union.clone()).await, 3, "tag OR ids, each point once");
     // By tag, by ids and both in one call: ids the tag covers, an untagged id, an unknown id.
     let ids = vec![points[1].id, points[4].id, points[5].id, Uuid::new_v4()];
-    assert_eq!(store.count_tag_and_ids(&s, t, Some("Ann"), &ids).await.expect("count three"), [2, 3, 3]);
-    assert_eq!(store.count_tag_and_ids(&s, t, None, &ids).await.expect("count ids"), [0, 3, 3]);
-    assert_eq!(store.count_tag_and_ids(&s, t, Some("Ann"), &[]).await.expect("count tag"), [2, 0, 2]);
-    assert_eq!(store.count_tag_and_ids(&s, Uuid::new_v4(), Some("Ann"), &ids).await.expect("other tenant"), [0, 0, 0]);
+    assert_eq!(store.count_tag_and_ids(&s, Some("Ann"), &ids).await.expect("count three"), [2, 3, 3]);
+    assert_eq!(store.count_tag_and_ids(&s, None, &ids).await.expect("count ids"), [0, 3, 3]);
+    assert_eq!(store.count_tag_and_ids(&s, Some("Ann"), &[]).await.expect("count tag"), [2, 0, 2]);
     // An empty selector selects nothing, never everything.
-    assert_eq!(count(Selector::by_ids(t, vec![])).await, 0);
-    store.delete(&s, &Selector::by_ids(t, vec![])).await.expect("empty delete");
-    // Another tenant's selector sees nothing.
-    assert_eq!(count(Selector::by_tag(Uuid::new_v4(), "Ann")).await, 0);
+    assert_eq!(count(Selector::by_ids(vec![])).await, 0);
+    store.delete(&s, &Selector::by_ids(vec![])).await.expect("empty delete");
 
     // Exact search finds the nearest and honours the threshold.
-    let hits = store.search_exact(&s, t, &[axis(8, 3, 0.1)], 0.99, 10).await.expect("search");
+    let hits = store.search_exact(&s, &[axis(8, 3, 0.1)], 0.99, 10).await.expect("search");
     assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![points[3].id]);
-    let two = store.search_exact(&s, t, &[axis(8, 0, 0.1), axis(8, 4, 0.1)], 0.99, 10).await.expect("search");
+    let two = store.search_exact(&s, &[axis(8, 0, 0.1), axis(8, 4, 0.1)], 0.99, 10).await.expect("search");
     assert_eq!(two.len(), 2);
     assert!(two.iter().any(|h| h.id == points[4].id && h.probe == 1));
-    assert!(store.search_exact(&s, Uuid::new_v4(), &[axis(8, 3, 0.1)], 0.5, 10).await.expect("search").is_empty());
 
     // Retrieve and scroll give the payload back.
     let got = store.retrieve(&s, &[points[4].id], true).await.expect("retrieve");
@@ -108,7 +103,7 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     let mut seen = Vec::new();
     let mut offset = None;
     loop {
-        let (page, next) = store.scroll(&s, t, offset, 4, false).await.expect("scroll");
+        let (page, next) = store.scroll(&s, offset, 4, false).await.expect("scroll");
         seen.extend(page.into_iter().map(|p| p.id));
         match next {
             Some(n) => offset = Some(n),
@@ -121,24 +116,38 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     assert_eq!(seen, all);
 
     // Delete by tag (with spaces), then by ids: exactly those go.
-    store.delete(&s, &Selector::by_tag(t, "Tim Belden")).await.expect("delete by tag");
-    assert_eq!(count(Selector::by_tag(t, "Tim Belden")).await, 0);
-    assert_eq!(count(Selector::by_tag(t, "Tim")).await, 1);
-    assert_eq!(count(Selector::by_tag(t, "Tim Belden Jr")).await, 1);
-    assert_eq!(count(Selector::by_tag(t, "Ann")).await, 1, "the shared point went with Tim Belden");
-    store.delete(&s, &Selector::by_ids(t, vec![points[4].id, points[5].id])).await.expect("delete by ids");
-    assert_eq!(count(Selector::by_ids(t, all.clone())).await, 2);
+    store.delete(&s, &Selector::by_tag("Tim Belden")).await.expect("delete by tag");
+    assert_eq!(count(Selector::by_tag("Tim Belden")).await, 0);
+    assert_eq!(count(Selector::by_tag("Tim")).await, 1);
+    assert_eq!(count(Selector::by_tag("Tim Belden Jr")).await, 1);
+    assert_eq!(count(Selector::by_tag("Ann")).await, 1, "the shared point went with Tim Belden");
+    store.delete(&s, &Selector::by_ids(vec![points[4].id, points[5].id])).await.expect("delete by ids");
+    assert_eq!(count(Selector::by_ids(all.clone())).await, 2);
     // Tag and ids in one delete: a point both tagged and listed, an untagged listed one, an unknown id.
-    let both = Selector { tenant_id: t, tag: Some("Tim".into()), ids: vec![points[2].id, points[3].id, Uuid::new_v4()] };
+    let both = Selector { tag: Some("Tim".into()), ids: vec![points[2].id, points[3].id, Uuid::new_v4()] };
     store.delete(&s, &both).await.expect("delete by tag and ids");
-    assert_eq!(count(Selector::by_ids(t, all.clone())).await, 0);
+    assert_eq!(count(Selector::by_ids(all.clone())).await, 0);
+
+    // A point whose payload names another tenant (a pipeline's mistake) is
+    // still this collection's: counted, found and deleted by tag and by id,
+    // so that no payload can hide a point from an erasure's plan and verify.
+    let mut stray = point(&s, 6, &["Zed"]);
+    stray.payload.tenant_id = Uuid::new_v4();
+    store.upsert(&s, std::slice::from_ref(&stray)).await.expect("upsert stray");
+    assert_eq!(store.count_tag_and_ids(&s, Some("Zed"), &[stray.id]).await.expect("count stray"), [1, 1, 1]);
+    let found = store.search_exact(&s, &[axis(8, 6, 0.1)], 0.99, 10).await.expect("search stray");
+    assert_eq!(found.iter().map(|h| h.id).collect::<Vec<_>>(), vec![stray.id]);
+    assert_eq!(store.scroll(&s, None, 10, false).await.expect("scroll stray").0.len(), 1);
+    assert_eq!(store.count_all(&s).await.expect("count all"), 1);
+    store.delete(&s, &Selector::by_ids(vec![stray.id])).await.expect("delete stray");
+    assert_eq!(store.count_tag_and_ids(&s, Some("Zed"), &[stray.id]).await.expect("count stray"), [0, 0, 0]);
 
     // A collection of another dimension lives beside it; wrong dimensions are refused.
     let wide = spec(backend, 16);
     store.create_collection(&wide).await.expect("create wide");
     store.upsert(&wide, &[point(&wide, 0, &["Ann"])]).await.expect("upsert wide");
     assert!(store.upsert(&wide, &[point(&s, 0, &["Ann"])]).await.is_err(), "8-d vector into a 16-d collection");
-    assert_eq!(store.count(&wide, &Selector::by_tag(wide.tenant_id, "Ann")).await.unwrap(), 1);
+    assert_eq!(store.count(&wide, &Selector::by_tag("Ann")).await.unwrap(), 1);
 
     store.drop_collection(&s).await.expect("drop");
     store.drop_collection(&wide).await.expect("drop wide");

@@ -373,7 +373,7 @@ async fn search(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<Str
         let mut ms = Vec::new();
         for _ in 0..args.runs {
             let t = Instant::now();
-            let hits = store.search_exact(&spec, env.tenant_id, &vectors, 0.5, 1000).await?;
+            let hits = store.search_exact(&spec, &vectors, 0.5, 1000).await?;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             anyhow::ensure!(hits.len() <= 1000);
         }

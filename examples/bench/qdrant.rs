@@ -425,7 +425,7 @@ async fn find_dataset(
     let Some(physical) = store.resolve_alias(&spec.backend_name).await? else {
         return Ok(None);
     };
-    if store.count_all(&spec, tenant_id).await? < n as u64 {
+    if store.count_all(&spec).await? < n as u64 {
         return Ok(None);
     }
     let found = Found { sk: s("sk"), ak: s("ak"), tenant_id, spec, physical };
@@ -714,7 +714,7 @@ async fn ingest(args: &Args, env: &QEnv, rows: &mut Vec<Row>) -> anyhow::Result<
         anyhow::ensure!(raw_count == m as u64, "raw ingest holds {raw_count} of {m}");
         env.raw.delete_collection(raw_name.as_str()).await?;
         if let Some(spec) = lethe::store::lineage::collection_by_name(&env.pool, tenant.tenant_id, "ingest").await? {
-            let count = env.store.count_all(&spec, tenant.tenant_id).await?;
+            let count = env.store.count_all(&spec).await?;
             anyhow::ensure!(count == m as u64, "Lethe's ingest collection holds {count} of {m}");
             env.store.drop_collection(&spec).await?;
         }
@@ -748,7 +748,7 @@ async fn search(args: &Args, env: &QEnv, rows: &mut Vec<Row>) -> anyhow::Result<
         let mut ms = Vec::new();
         for _ in 0..args.runs {
             let t = Instant::now();
-            let hits = env.store.search_exact(env.spec(), env.tenant_id, &vectors, 0.5, 1000).await?;
+            let hits = env.store.search_exact(env.spec(), &vectors, 0.5, 1000).await?;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             anyhow::ensure!(hits.len() <= 1000);
         }

@@ -97,6 +97,9 @@ pub enum SubjectState {
     Active,
     PendingErasure,
     Erased,
+    /// Its identifiers name a person who is being or has been erased: it
+    /// was never erased itself, but nothing tagged with it is written.
+    Suppressed,
 }
 
 impl SubjectState {
@@ -105,6 +108,7 @@ impl SubjectState {
             Self::Active => "active",
             Self::PendingErasure => "pending_erasure",
             Self::Erased => "erased",
+            Self::Suppressed => "suppressed",
         }
     }
 
@@ -121,6 +125,7 @@ impl FromStr for SubjectState {
             "active" => Self::Active,
             "pending_erasure" => Self::PendingErasure,
             "erased" => Self::Erased,
+            "suppressed" => Self::Suppressed,
             other => return Err(format!("unknown subject state `{other}`")),
         })
     }

@@ -49,7 +49,7 @@ pub struct JobView {
 /// # Errors
 /// `FailedPrecondition` (legal hold), database failures.
 pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
-    let subject = ingest::put_subject(ctx, tenant_id, &input.subject).await?;
+    let subject = ingest::put_subject_for_erasure(ctx, tenant_id, &input.subject).await?;
     let running = match input.idempotency_key {
         None => jobs::active_job_for_subject(&ctx.pool, subject.subject_id).await?,
         Some(_) => None,
@@ -77,6 +77,11 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let (job, created) = jobs::insert_job(&mut tx, &new).await?;
     if created {
+        if !refused {
+            let given: Vec<(String, String)> =
+                input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
+            jobs::insert_request_identifiers(&mut *tx, job.job_id, &given).await?;
+        }
         let status = job.status.clone();
         jobs::insert_event(&mut *tx, job.job_id, &job.stage, &status, if refused { "refused: legal hold" } else { "queued" })
             .await?;

@@ -66,7 +66,7 @@ fn tag(job: &JobRow) -> &str {
 pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str, ids: &[Uuid]) -> Result<[u64; 3]> {
     let store = ctx.stores.get(spec.backend)?;
     let tag = (!tag.is_empty()).then_some(tag);
-    Ok(store.count_tag_and_ids(spec, spec.tenant_id, tag, ids).await?)
+    Ok(store.count_tag_and_ids(spec, tag, ids).await?)
 }
 
 async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
@@ -159,10 +159,10 @@ async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uu
     // The tag travels with the first batch of ids: one round trip for a small subject.
     let mut tag = (!tag(job).is_empty()).then(|| tag(job).to_owned());
     for batch in ids.chunks(store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1)) {
-        store.delete(spec, &Selector { tenant_id: spec.tenant_id, tag: tag.take(), ids: batch.to_vec() }).await?;
+        store.delete(spec, &Selector { tag: tag.take(), ids: batch.to_vec() }).await?;
     }
     if let Some(tag) = tag {
-        store.delete(spec, &Selector::by_tag(spec.tenant_id, &tag)).await?;
+        store.delete(spec, &Selector::by_tag(&tag)).await?;
     }
     Ok(())
 }
@@ -200,10 +200,17 @@ async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
     if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
         // Probes of a job planned before the searches were switched off.
         jobs::delete_probes(&ctx.pool, job.job_id).await?;
+        jobs::delete_request_identifiers(&ctx.pool, job.job_id).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
-    let identifiers: Vec<Identifier> = lineage::identifiers(&ctx.pool, job.subject_id)
-        .await?
+    // The subject's identifiers and those the request gave: a follow-up
+    // erasure of an erased subject (whose identifiers are hashes only) is
+    // searched for what it names.
+    let mut stored = lineage::identifiers(&ctx.pool, job.subject_id).await?;
+    stored.extend(jobs::request_identifiers(&ctx.pool, job.job_id).await?);
+    stored.sort_unstable();
+    stored.dedup();
+    let identifiers: Vec<Identifier> = stored
         .into_iter()
         .filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value }))
         .collect();
@@ -221,8 +228,10 @@ async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
     }
     let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
     jobs::set_residuals(&ctx.pool, job.job_id, &json).await?;
-    // The probes (the person's own vectors and texts) are needed no longer.
+    // The probes (the person's own vectors and texts) and the request's
+    // identifiers are needed no longer.
     jobs::delete_probes(&ctx.pool, job.job_id).await?;
+    jobs::delete_request_identifiers(&ctx.pool, job.job_id).await?;
     Ok(format!("{} residual candidates ({})", candidates.len(), policy.as_str()))
 }
 

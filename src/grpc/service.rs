@@ -37,6 +37,7 @@ fn write_response(o: WriteOutcome) -> pb::WriteResponse {
     pb::WriteResponse {
         accepted: o.accepted,
         suppressed: o.suppressed,
+        suppressed_deleted: o.suppressed_deleted,
         point_ids: o.point_ids.iter().map(ToString::to_string).collect(),
     }
 }
@@ -75,7 +76,7 @@ impl Lethe for LetheService {
     async fn put_subject(&self, req: Request<pb::PutSubjectRequest>) -> Result<Response<pb::Subject>, Status> {
         let p = self.authorize(&req, Action::Write).await?;
         let subject = convert::subject("subject", req.into_inner().subject).map_err(LetheError::from)?;
-        let row = ingest::put_subject(&self.ctx, p.tenant_id, &subject).await?;
+        let row = ingest::put_subject_or_refuse(&self.ctx, p.tenant_id, &subject).await?;
         let n = crate::store::lineage::count_identifiers(&self.ctx.pool, row.subject_id).await.map_err(LetheError::from)?;
         Ok(Response::new(convert::subject_out(&row, n)))
     }

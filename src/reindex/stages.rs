@@ -125,7 +125,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let (mut present, mut stray) = (HashSet::new(), Vec::new());
     let mut offset = None;
     loop {
-        let (page, next) = store.scroll(&staging, spec.tenant_id, offset, 1000, false).await?;
+        let (page, next) = store.scroll(&staging, offset, 1000, false).await?;
         for p in page {
             let erased = p.payload.subjects.iter().any(|s| suppressed.contains(&keyed_hash(&secret, s)));
             if erased || !live.contains(&p.id) {
@@ -141,7 +141,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     }
     let excluded = i64::try_from(stray.len()).unwrap_or(0);
     for batch in stray.chunks(1000) {
-        store.delete(&staging, &Selector::by_ids(spec.tenant_id, batch.to_vec())).await?;
+        store.delete(&staging, &Selector::by_ids(batch.to_vec())).await?;
     }
     let absent: Vec<Uuid> = live.iter().filter(|id| !present.contains(id)).copied().collect();
     let mut expected = i64::try_from(present.len()).unwrap_or(0);
@@ -150,7 +150,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         expected += copy_chunks(ctx, job, &spec, &staging, &chunks).await?.0;
     }
     // 3. Verify, then switch.
-    let count = i64::try_from(store.count_all(&staging, spec.tenant_id).await?).unwrap_or(i64::MAX);
+    let count = i64::try_from(store.count_all(&staging).await?).unwrap_or(i64::MAX);
     if count != expected {
         return Err(LetheError::Unexpected(anyhow::anyhow!(
             "new generation holds {count} points, live lineage with vectors is {expected}"

@@ -103,6 +103,9 @@ impl Matcher {
                 if spec.email_boundary && !email_boundary(text, m.start(), m.end()) {
                     continue;
                 }
+                if spec.word_edges && !word_edges(text, m.start(), m.end()) {
+                    continue;
+                }
                 all.push(Match {
                     identifier: spec.identifier,
                     form: spec.form,
@@ -190,6 +193,14 @@ fn replace(text: &str, matches: &[Match], with: &str) -> String {
 /// What a redacted identifier becomes.
 pub const REDACTED: &str = "[redacted]";
 
+/// A literal must not be part of a longer word: no word character just
+/// before or after it (what `\b` says for a literal that starts and ends
+/// with word characters, also for `@ann` and `+44 20 …`).
+fn word_edges(text: &str, start: usize, end: usize) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    text[..start].chars().next_back().is_none_or(|c| !word(c)) && text[end..].chars().next().is_none_or(|c| !word(c))
+}
+
 /// An address or local part must not be part of a longer one: no address
 /// character before it, and no word character, `-`, or `.` + word character after.
 fn email_boundary(text: &str, start: usize, end: usize) -> bool {
@@ -276,6 +287,25 @@ mod tests {
         // A lone surname with the first name nearby is corroborated.
         let text = "Blair will call. Thanks, Lynn";
         assert!(blair.score(text, &blair.find(text)) >= MIN_SCORE);
+    }
+
+    #[test]
+    fn handles_phones_and_literals_match_on_the_edges_they_have() {
+        let id = |kind, value: &str| Matcher::new(&[Identifier { kind, value: value.into() }]);
+        let ann = id(IdentifierKind::Handle, "@ann");
+        assert_eq!(forms(&ann, "ping @ann about it"), ["literal"]);
+        assert_eq!(forms(&ann, "(@ann)"), ["literal"]);
+        assert!(ann.find("mail x@ann.com or @anna").is_empty());
+        assert!(ann.find("Ann said").is_empty(), "a short bare handle is not the person");
+        assert_eq!(forms(&id(IdentifierKind::Handle, "ann_b42"), "cc ann_b42, @ann_b42"), ["literal", "literal"]);
+        let uk = id(IdentifierKind::Phone, "+44 20 7946 0958");
+        assert_eq!(forms(&uk, "call +44 20 7946 0958 today"), ["literal"]);
+        let short = id(IdentifierKind::Phone, "+4512");
+        assert_eq!(forms(&short, "ext +4512."), ["literal"]);
+        assert!(short.find("x+45123").is_empty());
+        // Under another kind, an address is still an address and a name a name.
+        assert_eq!(forms(&id(IdentifierKind::Other, "mailto:xavier@ex.com"), "to <Xavier@EX.com>"), ["email"]);
+        assert_eq!(forms(&id(IdentifierKind::Name, "Xu, Xavier"), "from Xavier Xu"), ["first_last"]);
     }
 
     #[test]

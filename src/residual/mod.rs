@@ -14,8 +14,8 @@
 //! - [`policy`]: report, delete or redact.
 
 mod lexical;
-mod names;
-mod nicknames;
+pub(crate) mod names;
+pub(crate) mod nicknames;
 mod policy;
 mod ranking;
 mod scan;

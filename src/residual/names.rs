@@ -6,6 +6,7 @@
 //! initial as `k..allen@…`) and the bare local part.
 
 use crate::domain::{Identifier, IdentifierKind};
+use crate::identity;
 
 /// A way of writing an identifier, with how strongly a match of it alone
 /// says "this refers to the person".
@@ -84,6 +85,10 @@ pub struct FormSpec {
     /// Matches must not touch an e-mail-ish character on either side
     /// (`[\w.+-]` before, `[\w-]` or `.x` after): addresses and local parts.
     pub email_boundary: bool,
+    /// Matches must not touch a word character on either side, whatever
+    /// their own first and last characters are (`\b` cannot bound `@ann`
+    /// or `+44…`): literals and handles.
+    pub word_edges: bool,
 }
 
 /// A person's name split into parts.
@@ -142,6 +147,7 @@ fn word(w: &str) -> String {
 pub fn all_forms(identifiers: &[Identifier]) -> Vec<FormSpec> {
     let initials: Vec<char> = identifiers
         .iter()
+        .map(identity::canonical)
         .filter(|id| id.kind == IdentifierKind::Name)
         .filter_map(|id| parse_name(&id.value))
         .filter_map(|n| n.middle.first().and_then(|m| m.chars().next()))
@@ -151,25 +157,41 @@ pub fn all_forms(identifiers: &[Identifier]) -> Vec<FormSpec> {
 }
 
 /// The forms of one identifier.
+/// The identifier is read as [`identity::canonical`] reads it (the same
+/// reading suppression hashes), so its kind is the kind its value has.
 fn forms(index: usize, id: &Identifier, initials: &[char]) -> Vec<FormSpec> {
-    let value = id.value.split_whitespace().collect::<Vec<_>>().join(" ");
+    let id = identity::canonical(id);
+    let value = id.value;
     match id.kind {
         IdentifierKind::Email => email_forms(index, &value.to_lowercase(), initials),
         IdentifierKind::Name => match parse_name(&value) {
             Some(parts) => name_forms(index, &parts),
             None => vec![literal(index, &value)],
         },
-        IdentifierKind::Phone => phone_forms(index, &id.normalized()),
-        IdentifierKind::Handle | IdentifierKind::AnonymousId | IdentifierKind::Other => vec![literal(index, &value)],
+        IdentifierKind::Phone => phone_forms(index, &value),
+        IdentifierKind::Handle => handle_forms(index, &value),
+        IdentifierKind::AnonymousId | IdentifierKind::Other => vec![literal(index, &value)],
     }
 }
 
 fn spec(identifier: usize, form: Form, pattern: String, literal: &str, email_boundary: bool) -> FormSpec {
-    FormSpec { identifier, form, pattern, literal: literal.to_lowercase(), email_boundary }
+    FormSpec { identifier, form, pattern, literal: literal.to_lowercase(), email_boundary, word_edges: false }
 }
 
+/// The value as written, not touching a word character on either side.
 fn literal(index: usize, value: &str) -> FormSpec {
-    spec(index, Form::Literal, format!(r"\b{}\b", word(value)), value, false)
+    FormSpec { word_edges: true, ..spec(index, Form::Literal, word(value), value, false) }
+}
+
+/// `@handle`; the bare handle too when it is specific enough to name one
+/// person (`ann_b42`, not `ann`), bounded like a local part so that it does
+/// not match inside an address or a domain (`x@ann_b.example`).
+fn handle_forms(index: usize, handle: &str) -> Vec<FormSpec> {
+    let mut out = vec![literal(index, &format!("@{handle}"))];
+    if identity::specific_local_part(handle) {
+        out.push(spec(index, Form::Literal, regex::escape(handle), handle, true));
+    }
+    out
 }
 
 fn name_forms(i: usize, n: &NameParts) -> Vec<FormSpec> {
@@ -230,8 +252,7 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
     let (l, d) = (regex::escape(local), regex::escape(domain));
     let mut out = vec![spec(i, Form::Email, format!("{l}@{d}"), local, true)];
     // A local part like `jeff` names nobody in particular; `jeff.dasovich` or `pallen` does.
-    let specific = local.contains(['.', '_', '-']) || local.chars().any(|c| c.is_ascii_digit()) || local.len() >= 6;
-    if specific {
+    if identity::specific_local_part(local) {
         out.push(spec(i, Form::EmailOtherDomain, format!(r"{l}@[a-z0-9.-]+\.[a-z]{{2,}}"), local, true));
         out.push(spec(i, Form::LocalPart, l.clone(), local, true));
     }
@@ -256,9 +277,9 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
 }
 
 fn phone_forms(i: usize, digits: &str) -> Vec<FormSpec> {
-    let plain: String = digits.chars().filter(char::is_ascii_digit).collect();
     // The national number (without a leading country code 1) with any separators.
-    let national = if plain.len() == 11 && plain.starts_with('1') { &plain[1..] } else { plain.as_str() };
+    let national = identity::national_number(digits);
+    let national = national.as_str();
     if national.len() < 7 {
         return vec![literal(i, digits)];
     }

@@ -75,7 +75,7 @@ fn mark(candidates: &mut [Candidate], idx: &[usize], action: &str) {
 /// Deletes candidate points and their lineage; returns the verified count.
 async fn delete_points(ctx: &Context, spec: &CollectionSpec, ids: Vec<Uuid>) -> Result<i64> {
     let store = ctx.stores.get(spec.backend)?;
-    let selector = Selector::by_ids(spec.tenant_id, ids.clone());
+    let selector = Selector::by_ids(ids.clone());
     let before = store.count(spec, &selector).await?;
     store.delete(spec, &selector).await?;
     let after = store.count(spec, &selector).await?;

@@ -114,7 +114,7 @@ async fn scan_payloads(
     let store = ctx.stores.get(spec.backend)?;
     let mut offset = None;
     loop {
-        let (points, next) = store.scroll(spec, spec.tenant_id, offset, SCROLL_PAGE, false).await?;
+        let (points, next) = store.scroll(spec, offset, SCROLL_PAGE, false).await?;
         for p in points.into_iter().filter(|p| !skip.contains(&p.id)) {
             let Some(text) = p.payload.text else { continue };
             let chunk = ChunkRef { collection_id: spec.collection_id, point_id: p.id, source_id: p.payload.source_id };

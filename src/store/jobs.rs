@@ -520,6 +520,40 @@ pub async fn delete_probes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> 
     Ok(())
 }
 
+/// Keeps the identifiers an Erase request gave, for the job's residual
+/// stage (an erased subject's own identifiers are hashes only).
+pub async fn insert_request_identifiers(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    identifiers: &[(String, String)],
+) -> Result<()> {
+    if identifiers.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = identifiers.iter().map(|(k, _)| k.as_str()).collect();
+    let values: Vec<&str> = identifiers.iter().map(|(_, v)| v.as_str()).collect();
+    sqlx::query("INSERT INTO erasure_identifiers (job_id, kind, value) SELECT $1, k, v FROM UNNEST($2::text[], $3::text[]) AS i(k, v)")
+        .bind(job_id)
+        .bind(&kinds)
+        .bind(&values)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn request_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as("SELECT kind, value FROM erasure_identifiers WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// Once searched, a request's identifiers are not kept in clear.
+pub async fn delete_request_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM erasure_identifiers WHERE job_id = $1").bind(job_id).execute(ex).await?;
+    Ok(())
+}
+
 /// The tenant's running job for a subject, if any.
 pub async fn active_job_for_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<JobRow>> {
     Ok(sqlx::query_as(&format!(

@@ -234,23 +234,110 @@ pub async fn count_identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Res
         .await?)
 }
 
-/// Tenant subjects that are pending erasure or erased and share an
-/// identifier hash with the given ones (re-ingestion under another id).
-pub async fn suppressed_by_identifier(ex: impl PgExecutor<'_>, tenant_id: Uuid, hashes: &[Vec<u8>]) -> Result<bool> {
-    if hashes.is_empty() {
-        return Ok(false);
+/// Adds a subject's match keys (keyed hashes of `identity::match_keys`).
+pub async fn add_keys(ex: impl PgExecutor<'_>, tenant_id: Uuid, subject_id: Uuid, keys: &[Vec<u8>]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        r#"
+        INSERT INTO subject_keys (tenant_id, key_hash, subject_id)
+        SELECT $1, k, $2 FROM UNNEST($3::bytea[]) AS k
+        ON CONFLICT DO NOTHING
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(subject_id)
+    .bind(keys)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A subject other than `except` that is being or has been erased and
+/// shares one of the match keys.
+pub async fn suppressor_by_keys(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    keys: &[Vec<u8>],
+    except: Option<Uuid>,
+) -> Result<Option<Uuid>> {
+    if keys.is_empty() {
+        return Ok(None);
     }
     Ok(sqlx::query_scalar(
         r#"
-        SELECT EXISTS (
-            SELECT 1 FROM subject_identifiers i JOIN subjects s USING (subject_id)
-            WHERE i.tenant_id = $1 AND i.value_hash = ANY($2) AND s.state <> 'active'
-        )
+        SELECT s.subject_id
+        FROM subject_keys k JOIN subjects s USING (subject_id)
+        WHERE k.tenant_id = $1 AND k.key_hash = ANY($2) AND s.state IN ('pending_erasure', 'erased')
+          AND s.subject_id IS DISTINCT FROM $3
+        LIMIT 1
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(keys)
+    .bind(except)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Of the subjects with these hashes, those whose writes are suppressed,
+/// with the subject that suppresses them: themselves when they are being
+/// or have been erased, else such a subject that shares one of their match
+/// keys (the same person under another id; for a suppressed alias, the
+/// person it names), else a suppressed alias itself. Only erasures
+/// suppress: an alias's keys do not spread further. One query per batch.
+pub async fn suppressed_subjects(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    hashes: &[&[u8]],
+) -> Result<Vec<(Vec<u8>, Uuid)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT subject_hash, blocker FROM (
+            SELECT s.subject_hash,
+                   CASE WHEN s.state IN ('pending_erasure', 'erased') THEN s.subject_id ELSE COALESCE((
+                       SELECT o.subject_id
+                       FROM subject_keys mine
+                       JOIN subject_keys other
+                         ON other.tenant_id = mine.tenant_id AND other.key_hash = mine.key_hash
+                        AND other.subject_id <> mine.subject_id
+                       JOIN subjects o
+                         ON o.subject_id = other.subject_id AND o.state IN ('pending_erasure', 'erased')
+                       WHERE mine.subject_id = s.subject_id
+                       LIMIT 1),
+                       CASE WHEN s.state = 'suppressed' THEN s.subject_id END)
+                   END AS blocker
+            FROM subjects s
+            WHERE s.tenant_id = $1 AND s.subject_hash = ANY($2)
+        ) b
+        WHERE blocker IS NOT NULL
         "#,
     )
     .bind(tenant_id)
     .bind(hashes)
-    .fetch_one(ex)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Marks an active subject suppressed: it names a person who is being or
+/// has been erased. Its caller id goes (only the keyed hash stays).
+pub async fn suppress_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE subjects SET state = 'suppressed', external_id = NULL WHERE subject_id = $1 AND state = 'active'")
+        .bind(subject_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The latest erasure job of a subject that was not refused (a follow-up
+/// deletion is attributed to it).
+pub async fn latest_erasure(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT job_id FROM erasure_jobs WHERE subject_id = $1 AND status <> 'refused' ORDER BY received_at DESC LIMIT 1",
+    )
+    .bind(subject_id)
+    .fetch_optional(ex)
     .await?)
 }
 

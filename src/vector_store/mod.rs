@@ -85,21 +85,27 @@ pub struct ScoredPoint {
     pub payload: PointPayload,
 }
 
-/// The points of one tenant that carry `tag` **or** whose id is in `ids`.
+/// The points of a collection that carry `tag` **or** whose id is in `ids`.
+///
+/// A collection belongs to one tenant, so every point in it is the owner's
+/// whatever its payload says: selectors (and scrolls, searches and counts)
+/// never filter on the payload's `tenant_id`. A point a pipeline wrote
+/// without one, with another tenant's, or spelled differently is still
+/// counted, erased and verified (a filter on it would hide the point from
+/// plan, delete and verify while the certificate says 0 remain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selector {
-    pub tenant_id: Uuid,
     pub tag: Option<String>,
     pub ids: Vec<Uuid>,
 }
 
 impl Selector {
-    pub fn by_tag(tenant_id: Uuid, tag: &str) -> Self {
-        Self { tenant_id, tag: Some(tag.to_owned()), ids: Vec::new() }
+    pub fn by_tag(tag: &str) -> Self {
+        Self { tag: Some(tag.to_owned()), ids: Vec::new() }
     }
 
-    pub fn by_ids(tenant_id: Uuid, ids: Vec<Uuid>) -> Self {
-        Self { tenant_id, tag: None, ids }
+    pub fn by_ids(ids: Vec<Uuid>) -> Self {
+        Self { tag: None, ids }
     }
 
     /// True when the selector selects nothing by construction.
@@ -136,16 +142,16 @@ pub trait VectorStore: Send + Sync {
     /// Exact number of points the selector selects.
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64>;
 
-    /// Exact counts `[by tag, by ids, by tag or ids]` of the tenant's points,
+    /// Exact counts `[by tag, by ids, by tag or ids]` of the collection's points,
     /// as three [`count`](Self::count)s would give them. Backends override it
     /// to answer in one round trip (erasure counts twice per collection).
-    async fn count_tag_and_ids(&self, spec: &CollectionSpec, tenant_id: Uuid, tag: Option<&str>, ids: &[Uuid]) -> Result<[u64; 3]> {
+    async fn count_tag_and_ids(&self, spec: &CollectionSpec, tag: Option<&str>, ids: &[Uuid]) -> Result<[u64; 3]> {
         let by_tag = match tag {
-            Some(t) => self.count(spec, &Selector::by_tag(tenant_id, t)).await?,
+            Some(t) => self.count(spec, &Selector::by_tag(t)).await?,
             None => 0,
         };
-        let by_ids = self.count(spec, &Selector::by_ids(tenant_id, ids.to_vec())).await?;
-        let both = Selector { tenant_id, tag: tag.map(str::to_owned), ids: ids.to_vec() };
+        let by_ids = self.count(spec, &Selector::by_ids(ids.to_vec())).await?;
+        let both = Selector { tag: tag.map(str::to_owned), ids: ids.to_vec() };
         Ok([by_tag, by_ids, self.count(spec, &both).await?])
     }
 
@@ -161,23 +167,21 @@ pub trait VectorStore: Send + Sync {
     /// Points by id (missing ids are skipped).
     async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>>;
 
-    /// A page of the tenant's points in id order starting at `offset`
+    /// A page of the collection's points in id order starting at `offset`
     /// (inclusive), and the first id of the next page to pass back.
     async fn scroll(
         &self,
         spec: &CollectionSpec,
-        tenant_id: Uuid,
         offset: Option<Uuid>,
         limit: usize,
         with_vectors: bool,
     ) -> Result<(Vec<StoredPoint>, Option<Uuid>)>;
 
-    /// Exhaustive (not approximate) search: every point of the tenant whose
+    /// Exhaustive (not approximate) search: every point of the collection whose
     /// similarity to any probe is at least `threshold`, best first, at most `limit`.
     async fn search_exact(
         &self,
         spec: &CollectionSpec,
-        tenant_id: Uuid,
         probes: &[Vec<f32>],
         threshold: f32,
         limit: usize,
@@ -186,9 +190,9 @@ pub trait VectorStore: Send + Sync {
     /// Asks the backend to reclaim deleted points physically.
     async fn reclaim(&self, spec: &CollectionSpec, guarantee: bool) -> Result<PhysicalOutcome>;
 
-    /// Exact number of the tenant's points in the collection.
-    async fn count_all(&self, spec: &CollectionSpec, tenant_id: Uuid) -> Result<u64> {
-        let _ = (spec, tenant_id);
+    /// Exact number of points in the collection.
+    async fn count_all(&self, spec: &CollectionSpec) -> Result<u64> {
+        let _ = spec;
         Err(unsupported(self.backend(), "counting all points"))
     }
 

@@ -68,9 +68,10 @@ fn ops(distance: Distance) -> (&'static str, &'static str) {
     }
 }
 
-/// `WHERE` clause for a selector: `$1` tenant, `$2` tag, `$3` ids. The tag
-/// test uses the GIN index (`subjects @> ARRAY[tag]`), the ids the primary key.
-const SELECT_WHERE: &str = "tenant_id = $1 AND (subjects @> ARRAY[$2]::text[] OR point_id = ANY($3))";
+/// `WHERE` clause for a selector: `$1` tag, `$2` ids. The tag test uses the
+/// GIN index (`subjects @> ARRAY[tag]`), the ids the primary key. No tenant
+/// filter: the table is one tenant's (see `Selector`).
+const SELECT_WHERE: &str = "(subjects @> ARRAY[$1]::text[] OR point_id = ANY($2))";
 
 fn row_to_point(row: &sqlx::postgres::PgRow, with_vector: bool) -> std::result::Result<StoredPoint, sqlx::Error> {
     let vector = if with_vector { Some(row.try_get::<Vector, _>("embedding")?.to_vec()) } else { None };
@@ -192,7 +193,6 @@ impl VectorStore for PgVectorStore {
         }
         let table = Self::table(spec)?;
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {SELECT_WHERE}"))
-            .bind(selector.tenant_id)
             .bind(selector.tag.as_deref())
             .bind(&selector.ids)
             .fetch_one(&self.pool)
@@ -201,7 +201,7 @@ impl VectorStore for PgVectorStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn count_tag_and_ids(&self, spec: &CollectionSpec, tenant_id: Uuid, tag: Option<&str>, ids: &[Uuid]) -> Result<[u64; 3]> {
+    async fn count_tag_and_ids(&self, spec: &CollectionSpec, tag: Option<&str>, ids: &[Uuid]) -> Result<[u64; 3]> {
         if tag.is_none() && ids.is_empty() {
             return Ok([0, 0, 0]);
         }
@@ -213,15 +213,14 @@ impl VectorStore for PgVectorStore {
         let sql = format!(
             r#"
             WITH tagged AS MATERIALIZED (
-                SELECT point_id FROM {table} WHERE tenant_id = $1 AND subjects @> ARRAY[$2]::text[]
+                SELECT point_id FROM {table} WHERE subjects @> ARRAY[$1]::text[]
             ),
-            wanted AS MATERIALIZED (SELECT DISTINCT id FROM UNNEST($3::uuid[]) AS u(id)),
+            wanted AS MATERIALIZED (SELECT DISTINCT id FROM UNNEST($2::uuid[]) AS u(id)),
             untagged AS MATERIALIZED (
                 SELECT t.point_id
                 FROM {table} t
                 JOIN (SELECT w.id FROM wanted w
                       WHERE NOT EXISTS (SELECT 1 FROM tagged g WHERE g.point_id = w.id)) r ON t.point_id = r.id
-                WHERE t.tenant_id = $1
             )
             SELECT (SELECT count(*) FROM tagged),
                    (SELECT count(*) FROM wanted w WHERE EXISTS (SELECT 1 FROM tagged g WHERE g.point_id = w.id))
@@ -230,7 +229,6 @@ impl VectorStore for PgVectorStore {
             "#
         );
         let (by_tag, by_ids, untagged): (i64, i64, i64) = sqlx::query_as(&sql)
-            .bind(tenant_id)
             .bind(tag)
             .bind(ids)
             .fetch_one(&self.pool)
@@ -250,16 +248,15 @@ impl VectorStore for PgVectorStore {
         let sql = format!(
             r#"
             WITH by_tag AS (
-                DELETE FROM {table} WHERE tenant_id = $1 AND subjects @> ARRAY[$2]::text[] RETURNING point_id
+                DELETE FROM {table} WHERE subjects @> ARRAY[$1]::text[] RETURNING point_id
             )
             DELETE FROM {table} t
-            USING (SELECT DISTINCT u.id FROM UNNEST($3::uuid[]) AS u(id)
+            USING (SELECT DISTINCT u.id FROM UNNEST($2::uuid[]) AS u(id)
                    WHERE NOT EXISTS (SELECT 1 FROM by_tag b WHERE b.point_id = u.id)) r
-            WHERE t.point_id = r.id AND t.tenant_id = $1
+            WHERE t.point_id = r.id
             "#
         );
         sqlx::query(&sql)
-            .bind(selector.tenant_id)
             .bind(selector.tag.as_deref())
             .bind(&selector.ids)
             .execute(&self.pool)
@@ -292,7 +289,6 @@ impl VectorStore for PgVectorStore {
     async fn scroll(
         &self,
         spec: &CollectionSpec,
-        tenant_id: Uuid,
         offset: Option<Uuid>,
         limit: usize,
         with_vectors: bool,
@@ -302,12 +298,11 @@ impl VectorStore for PgVectorStore {
             r#"
             SELECT point_id, tenant_id, source_id, subjects, text, embedding
             FROM {table}
-            WHERE tenant_id = $1 AND ($2::uuid IS NULL OR point_id >= $2)
+            WHERE ($1::uuid IS NULL OR point_id >= $1)
             ORDER BY point_id
-            LIMIT $3
+            LIMIT $2
             "#
         ))
-        .bind(tenant_id)
         .bind(offset)
         .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
@@ -325,7 +320,6 @@ impl VectorStore for PgVectorStore {
     async fn search_exact(
         &self,
         spec: &CollectionSpec,
-        tenant_id: Uuid,
         probes: &[Vec<f32>],
         threshold: f32,
         limit: usize,
@@ -346,14 +340,13 @@ impl VectorStore for PgVectorStore {
                    t.point_id, t.tenant_id, t.source_id, t.subjects, t.text,
                    (1 - (t.embedding <=> p.probe))::real AS score, p.idx
             FROM {table} t
-            CROSS JOIN UNNEST($2::vector[]) WITH ORDINALITY AS p(probe, idx)
-            WHERE t.tenant_id = $1 AND 1 - (t.embedding <=> p.probe) >= $3
+            CROSS JOIN UNNEST($1::vector[]) WITH ORDINALITY AS p(probe, idx)
+            WHERE 1 - (t.embedding <=> p.probe) >= $2
             ORDER BY t.point_id, score DESC
             "#
         );
         let vectors: Vec<Vector> = probes.iter().map(|p| Vector::from(p.clone())).collect();
         let rows = sqlx::query(&sql)
-            .bind(tenant_id)
             .bind(&vectors)
             .bind(f64::from(threshold))
             .fetch_all(&self.pool)
@@ -375,10 +368,9 @@ impl VectorStore for PgVectorStore {
         Ok(hits)
     }
 
-    async fn count_all(&self, spec: &CollectionSpec, tenant_id: Uuid) -> Result<u64> {
+    async fn count_all(&self, spec: &CollectionSpec) -> Result<u64> {
         let table = Self::table(spec)?;
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"))
-            .bind(tenant_id)
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.pool)
             .await
             .map_err(|e| classify(spec, e))?;

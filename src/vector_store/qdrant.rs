@@ -374,22 +374,20 @@ impl VectorStore for QdrantStore {
     async fn count_tag_and_ids(
         &self,
         spec: &CollectionSpec,
-        tenant_id: Uuid,
         tag: Option<&str>,
         ids: &[Uuid],
     ) -> Result<[u64; 3]> {
-        let by_tag = Selector { tenant_id, tag: tag.map(str::to_owned), ids: Vec::new() };
-        let by_ids = Selector::by_ids(tenant_id, ids.to_vec());
-        let both = Selector { tenant_id, tag: tag.map(str::to_owned), ids: ids.to_vec() };
+        let by_tag = Selector { tag: tag.map(str::to_owned), ids: Vec::new() };
+        let by_ids = Selector::by_ids(ids.to_vec());
+        let both = Selector { tag: tag.map(str::to_owned), ids: ids.to_vec() };
         let (a, b, c) =
             tokio::try_join!(self.count(spec, &by_tag), self.count(spec, &by_ids), self.count(spec, &both))?;
         Ok([a, b, c])
     }
 
-    async fn count_all(&self, spec: &CollectionSpec, tenant_id: Uuid) -> Result<u64> {
+    async fn count_all(&self, spec: &CollectionSpec) -> Result<u64> {
         let name = &spec.backend_name;
         let request = CountPointsBuilder::new(name.clone())
-            .filter(Filter::must([tenant_condition(tenant_id)]))
             .exact(true)
             .read_consistency(Self::read_all());
         let response = self.client.count(request).await.map_err(|e| map_error(e, name))?;
@@ -423,7 +421,7 @@ impl VectorStore for QdrantStore {
                 .read_consistency(Self::read_all());
             let response = self.client.get_points(request).await.map_err(|e| map_error(e, name))?;
             for point in response.result {
-                points.push(stored_point(point, with_vectors)?);
+                points.push(stored_point(point, with_vectors, spec.tenant_id)?);
             }
         }
         Ok(points)
@@ -434,7 +432,6 @@ impl VectorStore for QdrantStore {
     async fn scroll(
         &self,
         spec: &CollectionSpec,
-        tenant_id: Uuid,
         offset: Option<Uuid>,
         limit: usize,
         with_vectors: bool,
@@ -444,7 +441,6 @@ impl VectorStore for QdrantStore {
         }
         let name = &spec.backend_name;
         let mut request = ScrollPointsBuilder::new(name.clone())
-            .filter(Filter::must([tenant_condition(tenant_id)]))
             .limit(u32::try_from(limit).unwrap_or(u32::MAX))
             .with_payload(true)
             .with_vectors(with_vectors)
@@ -455,9 +451,7 @@ impl VectorStore for QdrantStore {
         let response = self.client.scroll(request).await.map_err(|e| map_error(e, name))?;
         let mut points = Vec::with_capacity(response.result.len());
         for point in response.result {
-            let point = stored_point(point, with_vectors)?;
-            ensure_tenant(&point.payload, tenant_id)?;
-            points.push(point);
+            points.push(stored_point(point, with_vectors, spec.tenant_id)?);
         }
         let next = response.next_page_offset.map(|id| uuid_from_point_id(Some(&id))).transpose()?;
         Ok((points, next))
@@ -466,7 +460,6 @@ impl VectorStore for QdrantStore {
     async fn search_exact(
         &self,
         spec: &CollectionSpec,
-        tenant_id: Uuid,
         probes: &[Vec<f32>],
         threshold: f32,
         limit: usize,
@@ -486,7 +479,6 @@ impl VectorStore for QdrantStore {
                 .map(|probe| {
                     QueryPointsBuilder::new(name.clone())
                         .query(Query::new_nearest(probe.clone()))
-                        .filter(Filter::must([tenant_condition(tenant_id)]))
                         // Exhaustive scan: HNSW is approximate and may miss a residual.
                         .params(SearchParamsBuilder::default().exact(true))
                         .score_threshold(threshold)
@@ -502,8 +494,7 @@ impl VectorStore for QdrantStore {
                 let probe = chunk_index * PROBE_CHUNK + i;
                 for hit in batch {
                     let id = uuid_from_point_id(hit.id.as_ref())?;
-                    let payload = payload_from_qdrant(&hit.payload)?;
-                    ensure_tenant(&payload, tenant_id)?;
+                    let payload = payload_from_qdrant(&hit.payload, spec.tenant_id)?;
                     let candidate = ScoredPoint { id, score: hit.score, probe, payload };
                     match best.get(&id) {
                         // Ties keep the earlier probe.
@@ -667,25 +658,21 @@ fn keyword(field: &str, value: &str) -> Condition {
     Condition::matches(field, MatchValue::Keyword(value.to_owned()))
 }
 
-fn tenant_condition(tenant_id: Uuid) -> Condition {
-    keyword(FIELD_TENANT, &tenant_id.to_string())
-}
-
 fn has_ids(ids: &[Uuid]) -> Condition {
     Condition::has_id(ids.iter().map(|id| point_id(*id)))
 }
 
 /// Disjoint filters whose union is exactly what the selector selects: the
-/// first is `tenant AND (tag OR first ids chunk)`, the others
-/// `tenant AND ids chunk AND NOT tag`, so counts add up and deletes can be
-/// chunked. An empty selector yields no filter at all (selects nothing).
+/// first is `tag OR first ids chunk`, the others `ids chunk AND NOT tag`, so
+/// counts add up and deletes can be chunked. No tenant condition: the
+/// collection is one tenant's (see `Selector`). An empty selector yields no
+/// filter at all (selects nothing).
 fn selector_filters(selector: &Selector) -> Vec<Filter> {
     if selector.is_empty() {
         return Vec::new();
     }
     let ids: Vec<Uuid> = selector.ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
     let mut chunks = ids.chunks(ID_CHUNK);
-    let tenant = tenant_condition(selector.tenant_id);
     let mut filters = Vec::new();
     match &selector.tag {
         Some(tag) => {
@@ -693,10 +680,10 @@ fn selector_filters(selector: &Selector) -> Vec<Filter> {
             if let Some(first) = chunks.next() {
                 should.push(has_ids(first));
             }
-            filters.push(Filter { must: vec![tenant.clone()], should, ..Filter::default() });
+            filters.push(Filter { should, ..Filter::default() });
             for chunk in chunks {
                 filters.push(Filter {
-                    must: vec![tenant.clone(), has_ids(chunk)],
+                    must: vec![has_ids(chunk)],
                     must_not: vec![keyword(FIELD_SUBJECTS, tag)],
                     ..Filter::default()
                 });
@@ -704,7 +691,7 @@ fn selector_filters(selector: &Selector) -> Vec<Filter> {
         }
         None => {
             for chunk in chunks {
-                filters.push(Filter { must: vec![tenant.clone(), has_ids(chunk)], ..Filter::default() });
+                filters.push(Filter { must: vec![has_ids(chunk)], ..Filter::default() });
             }
         }
     }
@@ -749,19 +736,21 @@ fn payload_to_qdrant(payload: &PointPayload) -> HashMap<String, Value> {
     map
 }
 
-fn required_string<'a>(map: &'a HashMap<String, Value>, field: &str) -> Result<&'a str> {
+fn optional_string<'a>(map: &'a HashMap<String, Value>, field: &str) -> Result<Option<&'a str>> {
     match map.get(field).and_then(|v| v.kind.as_ref()) {
-        Some(Kind::StringValue(s)) => Ok(s),
+        Some(Kind::StringValue(s)) => Ok(Some(s)),
+        None | Some(Kind::NullValue(_)) => Ok(None),
         Some(_) => Err(backend_error(format!("payload field `{field}` is not a string"), None)),
-        None => Err(backend_error(format!("payload field `{field}` is missing"), None)),
     }
 }
 
-fn payload_from_qdrant(map: &HashMap<String, Value>) -> Result<PointPayload> {
-    let tenant = required_string(map, FIELD_TENANT)?;
-    let tenant_id = Uuid::parse_str(tenant)
-        .map_err(|e| backend_error(format!("payload tenant_id `{tenant}` is not a UUID: {e}"), None))?;
-    let source_id = required_string(map, FIELD_SOURCE)?.to_owned();
+/// A point's payload. Points a pipeline wrote may lack Lethe's fields: a
+/// missing or unreadable `tenant_id` is the collection's `owner` (a point in
+/// a collection is its owner's), a missing `source_id` is empty; only a
+/// field of the wrong type is an error.
+fn payload_from_qdrant(map: &HashMap<String, Value>, owner: Uuid) -> Result<PointPayload> {
+    let tenant_id = optional_string(map, FIELD_TENANT)?.and_then(|t| Uuid::parse_str(t).ok()).unwrap_or(owner);
+    let source_id = optional_string(map, FIELD_SOURCE)?.unwrap_or_default().to_owned();
     let subjects = match map.get(FIELD_SUBJECTS).and_then(|v| v.kind.as_ref()) {
         None | Some(Kind::NullValue(_)) => Vec::new(),
         Some(Kind::ListValue(list)) => list
@@ -784,17 +773,6 @@ fn payload_from_qdrant(map: &HashMap<String, Value>) -> Result<PointPayload> {
     Ok(PointPayload { tenant_id, source_id, subjects, text })
 }
 
-fn ensure_tenant(payload: &PointPayload, tenant_id: Uuid) -> Result<()> {
-    if payload.tenant_id == tenant_id {
-        Ok(())
-    } else {
-        Err(backend_error(
-            format!("Qdrant returned a point of tenant {} for a filter on tenant {tenant_id}", payload.tenant_id),
-            None,
-        ))
-    }
-}
-
 /// The default dense vector, without the client's `into_vector` (which divides
 /// by a server-sent count and could panic on malformed data).
 #[allow(deprecated)]
@@ -810,9 +788,9 @@ fn dense_vector(vectors: Option<VectorsOutput>) -> Result<Vec<f32>> {
     }
 }
 
-fn stored_point(point: RetrievedPoint, with_vectors: bool) -> Result<StoredPoint> {
+fn stored_point(point: RetrievedPoint, with_vectors: bool, owner: Uuid) -> Result<StoredPoint> {
     let id = uuid_from_point_id(point.id.as_ref())?;
-    let payload = payload_from_qdrant(&point.payload)?;
+    let payload = payload_from_qdrant(&point.payload, owner)?;
     let vector = if with_vectors { Some(dense_vector(point.vectors)?) } else { None };
     Ok(StoredPoint { id, payload, vector })
 }
@@ -898,40 +876,38 @@ mod tests {
 
     #[test]
     fn empty_selector_selects_nothing() {
-        let s = Selector { tenant_id: Uuid::new_v4(), tag: None, ids: Vec::new() };
+        let s = Selector { tag: None, ids: Vec::new() };
         assert!(selector_filters(&s).is_empty());
     }
 
     #[test]
     fn tags_with_spaces_are_keyword_matches() {
-        let t = Uuid::new_v4();
-        let filters = selector_filters(&Selector::by_tag(t, "Tim Belden"));
+        let filters = selector_filters(&Selector::by_tag("Tim Belden"));
         assert_eq!(filters.len(), 1);
         let f = &filters[0];
-        assert_eq!(keyword_of(&f.must[0]), Some((FIELD_TENANT, &MatchValue::Keyword(t.to_string()))));
+        assert!(f.must.is_empty(), "no tenant condition: the collection is one tenant's");
         assert_eq!(keyword_of(&f.should[0]), Some((FIELD_SUBJECTS, &MatchValue::Keyword("Tim Belden".into()))));
         assert!(f.must_not.is_empty());
     }
 
     #[test]
     fn ids_are_deduplicated_and_chunked_disjointly() {
-        let t = Uuid::new_v4();
         let mut ids: Vec<Uuid> = (0..2_500).map(|_| Uuid::new_v4()).collect();
         ids.push(ids[0]);
-        let s = Selector { tenant_id: t, tag: Some("x".into()), ids };
+        let s = Selector { tag: Some("x".into()), ids };
         let filters = selector_filters(&s);
         assert_eq!(filters.len(), 3);
         assert_eq!(filters[0].should.len(), 2);
         assert_eq!(id_count(&filters[0].should[1]), Some(1_000));
-        assert_eq!(id_count(&filters[1].must[1]), Some(1_000));
-        assert_eq!(id_count(&filters[2].must[1]), Some(500));
+        assert_eq!(id_count(&filters[1].must[0]), Some(1_000));
+        assert_eq!(id_count(&filters[2].must[0]), Some(500));
         for f in &filters[1..] {
             assert_eq!(keyword_of(&f.must_not[0]), Some((FIELD_SUBJECTS, &MatchValue::Keyword("x".into()))));
         }
-        let only_ids = selector_filters(&Selector::by_ids(t, vec![Uuid::new_v4(); 3]));
+        let only_ids = selector_filters(&Selector::by_ids(vec![Uuid::new_v4(); 3]));
         assert_eq!(only_ids.len(), 1);
         assert!(only_ids[0].should.is_empty());
-        assert_eq!(id_count(&only_ids[0].must[1]), Some(1));
+        assert_eq!(id_count(&only_ids[0].must[0]), Some(1));
     }
 
     #[test]
@@ -944,9 +920,9 @@ mod tests {
         };
         let map = payload_to_qdrant(&p);
         assert!(!map.contains_key(FIELD_TEXT));
-        assert_eq!(payload_from_qdrant(&map).unwrap(), p);
+        assert_eq!(payload_from_qdrant(&map, Uuid::new_v4()).unwrap(), p);
         let with_text = PointPayload { text: Some("hello".into()), ..p };
-        assert_eq!(payload_from_qdrant(&payload_to_qdrant(&with_text)).unwrap(), with_text);
+        assert_eq!(payload_from_qdrant(&payload_to_qdrant(&with_text), Uuid::new_v4()).unwrap(), with_text);
     }
 
     #[test]
@@ -957,10 +933,16 @@ mod tests {
             subjects: vec![],
             text: None,
         });
+        // A pipeline's point without Lethe's fields is the collection owner's.
+        let owner = Uuid::new_v4();
         map.insert(FIELD_TENANT.into(), string_value("not-a-uuid"));
-        assert!(matches!(payload_from_qdrant(&map), Err(VectorStoreError::Backend { .. })));
+        assert_eq!(payload_from_qdrant(&map, owner).unwrap().tenant_id, owner);
         map.remove(FIELD_TENANT);
-        assert!(payload_from_qdrant(&map).is_err());
+        map.remove(FIELD_SOURCE);
+        let bare = payload_from_qdrant(&map, owner).unwrap();
+        assert_eq!((bare.tenant_id, bare.source_id.as_str()), (owner, ""));
+        map.insert(FIELD_SOURCE.into(), Value { kind: Some(Kind::BoolValue(true)) });
+        assert!(matches!(payload_from_qdrant(&map, owner), Err(VectorStoreError::Backend { .. })));
         assert!(uuid_from_point_id(Some(&PointId::from(7u64))).is_err());
         assert!(uuid_from_point_id(None).is_err());
         assert!(dense_vector(None).is_err());
@@ -1066,20 +1048,20 @@ mod tests {
         ));
 
         // Keyword, not full-text: "Tim" does not match "Tim Belden".
-        assert_eq!(store.count(&spec, &Selector::by_tag(t, "Tim Belden")).await.unwrap(), 2);
-        assert_eq!(store.count(&spec, &Selector::by_tag(t, "Tim")).await.unwrap(), 1);
-        assert_eq!(store.count(&spec, &Selector::by_tag(t, "Belden")).await.unwrap(), 0);
-        assert_eq!(store.count(&spec, &Selector::by_tag(other, "Tim Belden")).await.unwrap(), 1);
-        assert_eq!(store.count(&spec, &Selector::by_ids(t, vec![p1.id, p2.id, p4.id])).await.unwrap(), 2);
-        let tag_or_ids = Selector { tenant_id: t, tag: Some("Tim Belden".into()), ids: vec![p1.id, p2.id] };
+        assert_eq!(store.count(&spec, &Selector::by_tag("Tim Belden")).await.unwrap(), 2);
+        assert_eq!(store.count(&spec, &Selector::by_tag("Tim")).await.unwrap(), 1);
+        assert_eq!(store.count(&spec, &Selector::by_tag("Belden")).await.unwrap(), 0);
+        assert_eq!(store.count(&spec, &Selector::by_tag("Tim Belden")).await.unwrap(), 1);
+        assert_eq!(store.count(&spec, &Selector::by_ids(vec![p1.id, p2.id, p4.id])).await.unwrap(), 2);
+        let tag_or_ids = Selector { tag: Some("Tim Belden".into()), ids: vec![p1.id, p2.id] };
         assert_eq!(store.count(&spec, &tag_or_ids).await.unwrap(), 3);
         // More ids than one chunk: chunks must not double count.
         let mut many: Vec<Uuid> = (0..2_100).map(|_| Uuid::new_v4()).collect();
         many.extend([p1.id, p2.id, p3.id]);
-        let big = Selector { tenant_id: t, tag: Some("Tim Belden".into()), ids: many };
+        let big = Selector { tag: Some("Tim Belden".into()), ids: many };
         assert_eq!(store.count(&spec, &big).await.unwrap(), 3);
 
-        let empty = Selector { tenant_id: t, tag: None, ids: Vec::new() };
+        let empty = Selector { tag: None, ids: Vec::new() };
         assert_eq!(store.count(&spec, &empty).await.unwrap(), 0);
 
         // retrieve: missing ids are skipped; cosine collections store normalised vectors.
@@ -1100,7 +1082,7 @@ mod tests {
         let mut offset = None;
         let mut pages = 0;
         loop {
-            let (page, next) = store.scroll(&spec, t, offset, 2, false).await.unwrap();
+            let (page, next) = store.scroll(&spec, offset, 2, false).await.unwrap();
             assert!(page.len() <= 2);
             pages += 1;
             seen.extend(page.iter().map(|p| p.id));
@@ -1117,7 +1099,7 @@ mod tests {
 
         // search_exact: best score per point, its probe, threshold, tenant, limit.
         let probes = vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, 0.0]];
-        let hits = store.search_exact(&spec, t, &probes, 0.9, 10).await.unwrap();
+        let hits = store.search_exact(&spec, &probes, 0.9, 10).await.unwrap();
         let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
         assert_eq!(hits.len(), 3, "{hits:?}");
         assert!(ids.contains(&p1.id) && ids.contains(&p3.id) && ids.contains(&p5.id));
@@ -1127,18 +1109,18 @@ mod tests {
         assert_eq!(hits.iter().find(|h| h.id == p5.id).unwrap().probe, 1);
         assert_eq!(hits.iter().find(|h| h.id == p1.id).unwrap().probe, 0);
         assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
-        assert_eq!(store.search_exact(&spec, t, &probes, 0.9, 2).await.unwrap().len(), 2);
-        assert!(store.search_exact(&spec, t, &probes, 1.01, 10).await.unwrap().is_empty());
+        assert_eq!(store.search_exact(&spec, &probes, 0.9, 2).await.unwrap().len(), 2);
+        assert!(store.search_exact(&spec, &probes, 1.01, 10).await.unwrap().is_empty());
 
         // Empty selector deletes nothing.
         store.delete(&spec, &empty).await.unwrap();
-        assert_eq!(store.count(&spec, &Selector::by_ids(t, vec![p1.id, p2.id, p3.id, p5.id])).await.unwrap(), 4);
+        assert_eq!(store.count(&spec, &Selector::by_ids(vec![p1.id, p2.id, p3.id, p5.id])).await.unwrap(), 4);
 
         // Delete by tag OR ids in one call.
         store.delete(&spec, &tag_or_ids).await.unwrap();
         assert_eq!(store.count(&spec, &tag_or_ids).await.unwrap(), 0);
-        assert_eq!(store.count(&spec, &Selector::by_ids(t, vec![p5.id])).await.unwrap(), 1);
-        assert_eq!(store.count(&spec, &Selector::by_tag(other, "Tim Belden")).await.unwrap(), 1);
+        assert_eq!(store.count(&spec, &Selector::by_ids(vec![p5.id])).await.unwrap(), 1);
+        assert_eq!(store.count(&spec, &Selector::by_tag("Tim Belden")).await.unwrap(), 1);
 
         // Chunked upsert (256) and chunked delete by ids (1,000).
         let bulk: Vec<VectorPoint> =
@@ -1146,11 +1128,11 @@ mod tests {
         store.upsert(&spec, &bulk).await.unwrap();
         let mut bulk_ids: Vec<Uuid> = (0..1_900).map(|_| Uuid::new_v4()).collect();
         bulk_ids.extend(bulk.iter().map(|p| p.id));
-        assert_eq!(store.count(&spec, &Selector::by_ids(t, bulk_ids.clone())).await.unwrap(), 300);
-        assert_eq!(store.count(&spec, &Selector::by_tag(t, "bulk")).await.unwrap(), 300);
-        store.delete(&spec, &Selector::by_ids(t, bulk_ids.clone())).await.unwrap();
-        assert_eq!(store.count(&spec, &Selector::by_ids(t, bulk_ids)).await.unwrap(), 0);
-        assert_eq!(store.count(&spec, &Selector::by_ids(t, vec![p5.id])).await.unwrap(), 1);
+        assert_eq!(store.count(&spec, &Selector::by_ids(bulk_ids.clone())).await.unwrap(), 300);
+        assert_eq!(store.count(&spec, &Selector::by_tag("bulk")).await.unwrap(), 300);
+        store.delete(&spec, &Selector::by_ids(bulk_ids.clone())).await.unwrap();
+        assert_eq!(store.count(&spec, &Selector::by_ids(bulk_ids)).await.unwrap(), 0);
+        assert_eq!(store.count(&spec, &Selector::by_ids(vec![p5.id])).await.unwrap(), 1);
 
         match store.reclaim(&spec, true).await.unwrap() {
             PhysicalOutcome::Pending(reason) => assert!(reason.contains("re-index"), "{reason}"),
@@ -1163,10 +1145,10 @@ mod tests {
         keyed.swap_alias(&name, &format!("{name}_g1")).await.unwrap();
 
         // Re-index hooks, as reindex/stages.rs uses them.
-        assert_eq!(store.count_tag_and_ids(&spec, t, Some("Tim"), &[p5.id, Uuid::new_v4()]).await.unwrap(), [0, 1, 1]);
-        assert_eq!(store.count_tag_and_ids(&spec, t, None, &[]).await.unwrap(), [0, 0, 0]);
-        assert_eq!(store.count_all(&spec, t).await.unwrap(), 1);
-        assert_eq!(store.count_all(&spec, other).await.unwrap(), 1);
+        assert_eq!(store.count_tag_and_ids(&spec, Some("Tim"), &[p5.id, Uuid::new_v4()]).await.unwrap(), [0, 1, 1]);
+        assert_eq!(store.count_tag_and_ids(&spec, None, &[]).await.unwrap(), [0, 0, 0]);
+        assert_eq!(store.count_all(&spec).await.unwrap(), 1);
+        assert_eq!(store.count_all(&spec).await.unwrap(), 1);
         assert!(store.create_staging(&spec, "bad_suffix").await.is_err());
         let staging = store.create_staging(&spec, "r1a2b3c4d").await.unwrap();
         assert_eq!(staging.backend_name, format!("{name}_r1a2b3c4d"));
@@ -1177,14 +1159,14 @@ mod tests {
             .map(|p| VectorPoint { id: p.id, vector: p.vector.unwrap(), payload: p.payload })
             .collect();
         store.upsert(&staging, &copy).await.unwrap();
-        assert_eq!(store.count_all(&staging, t).await.unwrap(), 1);
-        assert_eq!(store.count_all(&staging, other).await.unwrap(), 0);
+        assert_eq!(store.count_all(&staging).await.unwrap(), 1);
+        assert_eq!(store.count_all(&staging).await.unwrap(), 0);
         assert!(store.drop_physical(&format!("{name}_g1")).await.is_err(), "the live collection is refused");
         assert!(store.drop_physical(&name).await.is_err(), "an alias is refused");
         let retired = store.promote(&spec, &staging).await.unwrap();
         assert_eq!(retired, format!("{name}_g1"));
         assert_eq!(store.resolve_alias(&name).await.unwrap(), Some(staging.backend_name.clone()));
-        assert_eq!(store.count_all(&spec, other).await.unwrap(), 0, "readers of the alias see the new generation");
+        assert_eq!(store.count_all(&spec).await.unwrap(), 0, "readers of the alias see the new generation");
         assert_eq!(store.retrieve(&spec, &[p5.id], false).await.unwrap()[0].payload, p5.payload);
         assert!(store.promote(&spec, &staging).await.is_err(), "a repeated promote does not name the live one");
         store.drop_physical(&retired).await.unwrap();
@@ -1204,7 +1186,7 @@ mod tests {
         assert!(!store.collection_exists(&leftover.backend_name).await.unwrap());
         store.drop_collection(&spec).await.unwrap(); // no-op
         assert!(matches!(
-            store.count(&spec, &Selector::by_tag(t, "x")).await,
+            store.count(&spec, &Selector::by_tag("x")).await,
             Err(VectorStoreError::CollectionNotFound(n)) if n == name
         ));
     }
@@ -1225,7 +1207,7 @@ mod tests {
         let nearer = point(t, &["a"], [0.0, 0.0, 0.0, 0.0], None);
         let far = point(t, &["a"], [5.0, 0.0, 0.0, 0.0], None);
         store.upsert(&spec, &[near.clone(), nearer.clone(), far.clone()]).await.unwrap();
-        let hits = store.search_exact(&spec, t, &[vec![0.0; 4]], 0.5, 10).await.unwrap();
+        let hits = store.search_exact(&spec, &[vec![0.0; 4]], 0.5, 10).await.unwrap();
         let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
         assert_eq!(ids, vec![nearer.id, near.id], "{hits:?}");
         assert!(hits[0].score.abs() < 1e-6 && (hits[1].score - 0.1).abs() < 1e-4, "{hits:?}");

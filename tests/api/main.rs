@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod crash;
+mod erased_stays_erased;
 mod erasure;
 mod helpers;
 mod physical;

@@ -99,7 +99,7 @@ async fn backend_texts(app: &TestApp, c: &pb::Collection) -> BTreeMap<String, Op
         .expect("collection exists");
     let stores = lethe::startup::vector_stores(&app.settings, app.pool.clone()).await.expect("backends");
     let store = stores.get(spec.backend).expect("backend configured");
-    let (points, next) = store.scroll(&spec, app.keys.tenant_id, None, 1000, false).await.expect("scroll");
+    let (points, next) = store.scroll(&spec, None, 1000, false).await.expect("scroll");
     assert!(next.is_none());
     points.into_iter().map(|p| (p.payload.source_id, p.payload.text)).collect()
 }

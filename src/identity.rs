@@ -1,0 +1,203 @@
+//! How Lethe recognises a person: one canonical reading of every identifier,
+//! shared by suppression (the write path's tombstone check) and residual
+//! search, so that whatever residual search treats as the same person is
+//! also suppressed on re-ingestion.
+//!
+//! The kind a caller gives is a hint, not the truth: `mailto:x@ex.com` under
+//! `OTHER` is an e-mail address, `Xu, Xavier` is the name `Xavier Xu`, a
+//! `+`-number is a phone and `@ann` a handle. [`canonical`] reads the shape
+//! of the value; [`match_keys`] gives the strings that are hashed (with the
+//! tenant key) for tombstones, one per way residual search would recognise
+//! the person on its own: the address, a specific local part at any domain,
+//! `first last` with every nickname of the first name, the national phone
+//! number, the handle.
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::domain::{Identifier, IdentifierKind};
+use crate::residual::names::parse_name;
+use crate::residual::nicknames;
+
+/// The identifier as residual search and suppression read it: the kind its
+/// value has, and the value cleaned (NFKC, whitespace collapsed, `mailto:`,
+/// `<…>` and a handle's `@` removed).
+pub fn canonical(id: &Identifier) -> Identifier {
+    let nfkc: String = id.value.nfkc().collect();
+    let value = nfkc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let unwrapped = value.trim_matches(|c| c == '<' || c == '>' || c == '"' || c == '\'');
+    let unwrapped = strip_prefix_ci(unwrapped, "mailto:").unwrap_or(unwrapped);
+    if id.kind != IdentifierKind::AnonymousId && is_email(unwrapped) {
+        return Identifier { kind: IdentifierKind::Email, value: unwrapped.to_lowercase() };
+    }
+    if id.kind == IdentifierKind::Phone || (id.kind != IdentifierKind::AnonymousId && is_phone(&value)) {
+        return Identifier { kind: IdentifierKind::Phone, value: phone_digits(&value) };
+    }
+    if let Some(handle) = value.strip_prefix('@').filter(|h| is_token(h)) {
+        return Identifier { kind: IdentifierKind::Handle, value: handle.to_owned() };
+    }
+    match id.kind {
+        IdentifierKind::Handle if is_token(&value) => Identifier { kind: IdentifierKind::Handle, value },
+        IdentifierKind::Name | IdentifierKind::Other | IdentifierKind::Handle if looks_like_name(&value) => {
+            Identifier { kind: IdentifierKind::Name, value }
+        }
+        IdentifierKind::Email | IdentifierKind::Name | IdentifierKind::Handle | IdentifierKind::Other => {
+            Identifier { kind: IdentifierKind::Other, value }
+        }
+        IdentifierKind::Phone | IdentifierKind::AnonymousId => Identifier { kind: id.kind, value },
+    }
+}
+
+/// The strings hashed for tombstones and looked up on every write: two
+/// identifiers share a key exactly when residual search would take a match
+/// of either for the same person. Also the legacy key `kind:normalised`
+/// under which earlier versions stored tombstones.
+pub fn match_keys(id: &Identifier) -> Vec<String> {
+    let c = canonical(id);
+    let mut keys = vec![legacy_key(id)];
+    match c.kind {
+        IdentifierKind::Email => {
+            keys.push(format!("email:{}", c.value));
+            if let Some((local, _)) = c.value.rsplit_once('@')
+                && specific_local_part(local)
+            {
+                keys.push(format!("local:{local}"));
+            }
+        }
+        IdentifierKind::Name => match parse_name(&c.value) {
+            Some(n) => {
+                let last = n.last.to_lowercase();
+                let first = n.first.to_lowercase();
+                keys.push(format!("name:{first} {last}"));
+                for alt in nicknames::alternatives(&first) {
+                    keys.push(format!("name:{alt} {last}"));
+                }
+            }
+            None => keys.push(format!("literal:{}", c.value.to_lowercase())),
+        },
+        IdentifierKind::Phone => keys.push(format!("phone:{}", national_number(&c.value))),
+        IdentifierKind::Handle => keys.push(format!("handle:{}", c.value.to_lowercase())),
+        IdentifierKind::AnonymousId | IdentifierKind::Other => keys.push(format!("literal:{}", c.value.to_lowercase())),
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// How earlier versions hashed an identifier (kept so their tombstones hold).
+pub fn legacy_key(id: &Identifier) -> String {
+    format!("{}:{}", id.kind.as_str(), id.normalized())
+}
+
+/// A local part that names somebody in particular (`jeff.dasovich`,
+/// `pallen`), not just a first name (`jeff`): residual search matches it at
+/// any domain.
+pub fn specific_local_part(local: &str) -> bool {
+    local.contains(['.', '_', '-']) || local.chars().any(|c| c.is_ascii_digit()) || local.len() >= 6
+}
+
+/// The national number of a phone: its digits without a leading `1`
+/// country code of an 11-digit North American number.
+pub fn national_number(digits: &str) -> String {
+    let plain: String = digits.chars().filter(char::is_ascii_digit).collect();
+    if plain.len() == 11 && plain.starts_with('1') { plain[1..].to_owned() } else { plain }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    s.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).map(|_| &s[prefix.len()..])
+}
+
+/// `local@domain.tld` with no spaces and one `@`.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    !local.is_empty()
+        && !s.contains(char::is_whitespace)
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}
+
+/// Digits with the usual separators, seven digits at least.
+fn is_phone(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    digits >= 7 && s.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) && !s.starts_with(['-', '.'])
+}
+
+fn phone_digits(s: &str) -> String {
+    let plus = s.trim_start().starts_with('+');
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    if plus { format!("+{digits}") } else { digits }
+}
+
+/// One word of letters, digits, `_`, `.` or `-`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "_.-".contains(c))
+}
+
+/// Two to six words of letters (with `.`, `,`, `-`, `'`).
+fn looks_like_name(s: &str) -> bool {
+    let words: Vec<&str> = s.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    (2..=6).contains(&words.len())
+        && words.iter().all(|w| w.chars().any(char::is_alphabetic) && w.chars().all(|c| c.is_alphabetic() || ".-'".contains(c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(kind: IdentifierKind, value: &str) -> Identifier {
+        Identifier { kind, value: value.into() }
+    }
+
+    fn shares_key(a: &Identifier, b: &Identifier) -> bool {
+        let ka = match_keys(a);
+        match_keys(b).iter().any(|k| ka.contains(k))
+    }
+
+    #[test]
+    fn an_address_is_an_address_under_any_kind_and_wrapping() {
+        let erased = id(IdentifierKind::Email, "xavier@ex.com");
+        for (kind, value) in [
+            (IdentifierKind::Other, "xavier@ex.com"),
+            (IdentifierKind::Handle, "Xavier@Ex.com"),
+            (IdentifierKind::Email, "mailto:xavier@ex.com"),
+            (IdentifierKind::Other, "<XAVIER@ex.com>"),
+            (IdentifierKind::Name, " xavier@ex.com "),
+        ] {
+            assert!(shares_key(&erased, &id(kind, value)), "{kind:?} {value}");
+        }
+        // A specific local part is the person at any domain, a first name is not.
+        assert!(shares_key(&erased, &id(IdentifierKind::Email, "xavier@other.com")));
+        let ann = id(IdentifierKind::Email, "ann@ex.com");
+        assert!(!shares_key(&ann, &id(IdentifierKind::Email, "ann@other.com")), "a short local part is not specific");
+        let jeff = id(IdentifierKind::Email, "jeff.dasovich@enron.com");
+        assert!(shares_key(&jeff, &id(IdentifierKind::Email, "jeff.dasovich@gmail.com")));
+    }
+
+    #[test]
+    fn a_name_in_any_order_with_middle_initials_and_nicknames_is_the_same_name() {
+        let erased = id(IdentifierKind::Name, "Xavier Xu");
+        for (kind, value) in [
+            (IdentifierKind::Name, "Xu, Xavier"),
+            (IdentifierKind::Name, "xavier   q. xu"),
+            (IdentifierKind::Other, "Dr. Xavier Xu"),
+            (IdentifierKind::Handle, "XAVIER XU"),
+        ] {
+            assert!(shares_key(&erased, &id(kind, value)), "{kind:?} {value}");
+        }
+        assert!(shares_key(&id(IdentifierKind::Name, "Michael Grigsby"), &id(IdentifierKind::Name, "Mike Grigsby")));
+        assert!(!shares_key(&erased, &id(IdentifierKind::Name, "Xavier Yu")));
+    }
+
+    #[test]
+    fn phones_and_handles_lose_their_punctuation() {
+        let phone = id(IdentifierKind::Phone, "+1 (713) 853-6000");
+        assert!(shares_key(&phone, &id(IdentifierKind::Other, "713.853.6000")));
+        assert!(shares_key(&phone, &id(IdentifierKind::Handle, "+17138536000")));
+        assert_eq!(canonical(&id(IdentifierKind::Other, "@ann_b")), id(IdentifierKind::Handle, "ann_b"));
+        assert!(shares_key(&id(IdentifierKind::Handle, "@ann_b"), &id(IdentifierKind::Handle, "ANN_B")));
+        // An anonymous id is never read as something else.
+        assert_eq!(canonical(&id(IdentifierKind::AnonymousId, "7138536000")).kind, IdentifierKind::AnonymousId);
+    }
+}

@@ -1,0 +1,379 @@
+//! Erased stays erased: no way around the tombstone (another id, kind or
+//! spelling of the same person), no pipeline-written point left alive behind
+//! a "0 remain" certificate, no payload that hides a point from an erasure,
+//! and follow-up erasures that search what they are given. Every outcome is
+//! checked outside Lethe too: in the backend, in Lethe's tables, on the wire.
+
+use lethe::grpc::pb;
+use lethe::vector_store::{PointPayload, QdrantStore, Selector, VectorPoint, VectorStore};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::helpers::*;
+use crate::reindex::random_vectors;
+
+fn ident(kind: pb::IdentifierKind, value: &str) -> pb::Identifier {
+    pb::Identifier { kind: kind as i32, value: value.into() }
+}
+
+fn subject(id: &str, identifiers: Vec<pb::Identifier>) -> pb::SubjectRef {
+    pb::SubjectRef { id: id.into(), identifiers }
+}
+
+fn xavier() -> pb::SubjectRef {
+    subject("xavier", vec![
+        ident(pb::IdentifierKind::Email, "xavier@ex.com"),
+        ident(pb::IdentifierKind::Name, "Xavier Xu"),
+    ])
+}
+
+fn tracked(app: &TestApp, who: &str, seed: u64, with_vector: bool) -> pb::TrackedPoint {
+    pb::TrackedPoint {
+        point_id: Uuid::new_v4().to_string(),
+        source_id: format!("{who}-{seed}"),
+        text: format!("a chunk about {who}"),
+        tags: vec![pb::SubjectTag { subject_id: who.into(), role: pb::TagRole::Owner as i32 }],
+        vector: if with_vector { random_vectors(app, 1, seed).remove(0) } else { Vec::new() },
+        ..Default::default()
+    }
+}
+
+async fn erase_xavier(app: &TestApp, collection: &str) -> pb::ErasureJob {
+    app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(xavier()) })).await.unwrap();
+    app.ingest(collection, vec![chunk("x-1", 0, "xavier's notes", &["xavier"])]).await.unwrap();
+    let job = app.erase_with(pb::EraseRequest { subject: Some(person("xavier")), ..Default::default() }).await.unwrap();
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    done
+}
+
+async fn clear_rows_like(app: &TestApp, pattern: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM subjects WHERE external_id ILIKE $1)
+              + (SELECT count(*) FROM subject_identifiers WHERE value ILIKE $1)",
+    )
+    .bind(pattern)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_tombstone_holds_under_another_id_kind_and_spelling() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    erase_xavier(&app, &c.name).await;
+    let mut client = app.client.clone();
+
+    use pb::IdentifierKind::{Email, Handle, Name, Other, Phone};
+    let aliases = [
+        (Email, "xavier@ex.com"),
+        (Other, "xavier@ex.com"),
+        (Handle, "XAVIER@ex.com"),
+        (Email, "mailto:xavier@ex.com"),
+        (Other, "<Xavier@Ex.Com>"),
+        (Name, "Xu, Xavier"),
+        (Name, "Xavier Q. Xu"),
+        (Other, "Dr. Xavier Xu"),
+        (Email, "xavier@other.example"),
+    ];
+    for (i, (kind, value)) in aliases.iter().enumerate() {
+        let id = format!("alias-{i}");
+        let err = client
+            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(&id, vec![ident(*kind, value)])) }))
+            .await
+            .expect_err(&format!("PutSubject {kind:?} {value} must be refused"));
+        assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "subject_suppressed".into()), "{kind:?} {value}");
+        // Tagged only with the alias id, without identifiers: suppressed, by Ingest and by Track.
+        let w = app.ingest(&c.name, vec![chunk(&format!("a-{i}"), 0, "hello again", &[&id])]).await.unwrap();
+        assert_eq!((w.accepted, w.suppressed), (0, 1), "Ingest tagged {id} ({kind:?} {value})");
+        let points = vec![tracked(&app, &id, i as u64, true)];
+        let w = client
+            .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points, ..Default::default() }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((w.accepted, w.suppressed), (0, 1), "Track tagged {id}");
+        assert_eq!(app.pg_rows_tagged(&c, &id).await, 0);
+    }
+    // Identifiers given inside the write itself, under yet another id and kind.
+    let w = client
+        .ingest(req(&app.keys.pk, pb::IngestRequest {
+            collection: c.name.clone(),
+            chunks: vec![chunk("inline", 0, "hi", &["inline-alias"])],
+            subjects: vec![subject("inline-alias", vec![ident(Handle, "mailto:XAVIER@EX.COM")])],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((w.accepted, w.suppressed), (0, 1));
+    // The erased subject's own identifiers are frozen.
+    let err = client
+        .put_subject(req(&app.keys.pk, pb::PutSubjectRequest {
+            subject: Some(subject("xavier", vec![ident(Other, "the")])),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "subject_suppressed");
+
+    // Nothing of any alias was written in clear; no vector of theirs exists.
+    assert_eq!(clear_rows_like(&app, "%xavier%").await, 0);
+    assert_eq!(clear_rows_like(&app, "alias-%").await, 0);
+    assert_eq!(app.lineage_chunks_of("alias-0").await, 0);
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\"", c.backend_name))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the collection holds nothing of xavier");
+
+    // Namesakes and other people are not caught.
+    for (i, (kind, value)) in [(Name, "Xavier Yu"), (Email, "ann@ex.com"), (Phone, "+1 713 555 0100"), (Name, "Xu, Yan")]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("other-{i}");
+        client
+            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(&id, vec![ident(*kind, value)])) }))
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?} {value} is someone else: {e:?}"));
+        let w = app.ingest(&c.name, vec![chunk(&format!("o-{i}"), 0, "hello", &[&id])]).await.unwrap();
+        assert_eq!((w.accepted, w.suppressed), (1, 0));
+    }
+}
+
+#[tokio::test]
+async fn an_active_subject_is_suppressed_once_its_person_is_erased() {
+    // bob-work existed with xavier's address before xavier was erased.
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let twin = subject("xavier-work", vec![ident(pb::IdentifierKind::Other, "Xavier@ex.com")]);
+    app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(twin) })).await.unwrap();
+    erase_xavier(&app, &c.name).await;
+    let w = app.ingest(&c.name, vec![chunk("w", 0, "hi", &["xavier-work"])]).await.unwrap();
+    assert_eq!((w.accepted, w.suppressed), (0, 1));
+}
+
+/// A pipeline writes a point tagged with an erased person straight into the
+/// backend, then calls Track for it.
+async fn tracked_points_of_an_erased_person_are_deleted(backend: pb::Backend) {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", backend).await;
+    let job = erase_xavier(&app, &c.name).await;
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().unwrap();
+    let store: Box<dyn VectorStore> = match backend {
+        pb::Backend::Qdrant => Box::new(
+            QdrantStore::connect(&qdrant_url().expect("QDRANT_URL"), None, std::time::Duration::from_secs(30))
+                .await
+                .unwrap(),
+        ),
+        _ => Box::new(lethe::vector_store::PgVectorStore::new(app.pool.clone())),
+    };
+    let late: Vec<pb::TrackedPoint> = (0..3).map(|i| tracked(&app, if i == 2 { "bob" } else { "xavier" }, 100 + i, false)).collect();
+    let ids: Vec<Uuid> = late.iter().map(|p| p.point_id.parse().unwrap()).collect();
+    let points: Vec<VectorPoint> = late
+        .iter()
+        .zip(&ids)
+        .zip(random_vectors(&app, 3, 7))
+        .map(|((p, id), vector)| VectorPoint {
+            id: *id,
+            vector,
+            payload: PointPayload {
+                tenant_id: app.keys.tenant_id,
+                source_id: p.source_id.clone(),
+                subjects: vec![p.tags[0].subject_id.clone()],
+                text: None,
+            },
+        })
+        .collect();
+    store.upsert(&spec, &points).await.unwrap();
+    assert_eq!(store.count(&spec, &Selector::by_tag("xavier")).await.unwrap(), 2);
+
+    let w = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points: late, verify_points: true, ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((w.accepted, w.suppressed, w.suppressed_deleted), (1, 2, 2));
+    // Counted outside Lethe: xavier's late points are gone, bob's stays.
+    assert_eq!(store.count(&spec, &Selector::by_ids(ids[..2].to_vec())).await.unwrap(), 0);
+    assert_eq!(store.count(&spec, &Selector::by_tag("xavier")).await.unwrap(), 0);
+    assert_eq!(store.count(&spec, &Selector::by_ids(vec![ids[2]])).await.unwrap(), 1);
+    assert_eq!(app.lineage_chunks_of("xavier").await, 0);
+
+    // The deletion is a follow-up of xavier's erasure in the chained log.
+    let mut client = app.client.clone();
+    let log = client.list_deletion_log(req(&app.keys.ak, pb::ListDeletionLogRequest::default())).await.unwrap().into_inner();
+    let follow = log.entries.iter().find(|e| e.kind == "follow_up").expect("a follow_up entry");
+    assert_eq!(follow.job_id, job.job_id);
+    let body: serde_json::Value = serde_json::from_str(&follow.body).unwrap();
+    assert_eq!((body["before"].as_u64(), body["deleted"].as_u64(), body["after"].as_u64()), (Some(2), Some(2), Some(0)));
+    assert!(!follow.body.contains("xavier"), "the log names people by keyed hash only: {}", follow.body);
+    let verified =
+        client.verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default())).await.unwrap().into_inner();
+    assert!(verified.valid);
+}
+
+#[tokio::test]
+async fn tracked_points_of_an_erased_person_are_deleted_on_pgvector() {
+    tracked_points_of_an_erased_person_are_deleted(pb::Backend::Pgvector).await;
+}
+
+#[tokio::test]
+async fn tracked_points_of_an_erased_person_are_deleted_on_qdrant() {
+    assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    tracked_points_of_an_erased_person_are_deleted(pb::Backend::Qdrant).await;
+}
+
+/// Points tracked without Lethe's `tenant_id` field (or with another
+/// tenant's) are in lineage; the erasure must count, delete and verify them.
+async fn points_with_a_foreign_or_missing_tenant_field_are_erased(backend: pb::Backend) {
+    let app = spawn_app().await;
+    let c = app.create_collection("ext", backend).await;
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().unwrap();
+    let points: Vec<pb::TrackedPoint> = (0..3).map(|i| tracked(&app, "dee", i, true)).collect();
+    let ids: Vec<Uuid> = points.iter().map(|p| p.point_id.parse().unwrap()).collect();
+    let w = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points, ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.accepted, 3);
+    // The pipeline rewrites the points' tenant field: another tenant's id,
+    // the owner's in upper case, and none at all; the last also loses its tag.
+    match backend {
+        pb::Backend::Qdrant => {
+            use qdrant_client::qdrant::{DeletePayloadPointsBuilder, PointsIdsList, SetPayloadPointsBuilder};
+            let client = qdrant_client::Qdrant::from_url(&qdrant_url().unwrap()).build().unwrap();
+            let set = |id: Uuid, tenant: String| {
+                let payload: qdrant_client::Payload = serde_json::json!({ "tenant_id": tenant }).try_into().unwrap();
+                SetPayloadPointsBuilder::new(spec.backend_name.clone(), payload)
+                    .points_selector(PointsIdsList { ids: vec![id.to_string().into()] })
+                    .wait(true)
+            };
+            client.set_payload(set(ids[0], Uuid::new_v4().to_string())).await.unwrap();
+            client.set_payload(set(ids[1], app.keys.tenant_id.to_string().to_uppercase())).await.unwrap();
+            client
+                .delete_payload(
+                    DeletePayloadPointsBuilder::new(spec.backend_name.clone(), vec!["tenant_id".into(), "subjects".into()])
+                        .points_selector(PointsIdsList { ids: vec![ids[2].to_string().into()] })
+                        .wait(true),
+                )
+                .await
+                .unwrap();
+        }
+        _ => {
+            sqlx::query(&format!(
+                "UPDATE \"{}\" SET tenant_id = $2, subjects = CASE WHEN point_id = $3 THEN '{{}}' ELSE subjects END \
+                 WHERE point_id = ANY($1)",
+                spec.backend_name
+            ))
+            .bind(&ids)
+            .bind(Uuid::new_v4())
+            .bind(ids[2])
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        }
+    }
+    let done = app.wait_for_job(&app.erase("dee").await.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let counts = &done.counts[0];
+    assert_eq!((counts.before_by_ids, counts.before_total, counts.deleted, counts.after_total), (3, 3, 3, 0));
+    let store: Box<dyn VectorStore> = match backend {
+        pb::Backend::Qdrant => Box::new(
+            QdrantStore::connect(&qdrant_url().unwrap(), None, std::time::Duration::from_secs(30)).await.unwrap(),
+        ),
+        _ => Box::new(lethe::vector_store::PgVectorStore::new(app.pool.clone())),
+    };
+    assert_eq!(store.retrieve(&spec, &ids, false).await.unwrap().len(), 0, "counted outside Lethe's plan");
+}
+
+#[tokio::test]
+async fn points_with_a_foreign_or_missing_tenant_field_are_erased_on_pgvector() {
+    points_with_a_foreign_or_missing_tenant_field_are_erased(pb::Backend::Pgvector).await;
+}
+
+#[tokio::test]
+async fn points_with_a_foreign_or_missing_tenant_field_are_erased_on_qdrant() {
+    assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    points_with_a_foreign_or_missing_tenant_field_are_erased(pb::Backend::Qdrant).await;
+}
+
+#[tokio::test]
+async fn track_with_verification_refuses_a_point_of_another_tenant() {
+    let app = spawn_app().await;
+    let c = app.create_collection("ext", pb::Backend::Pgvector).await;
+    let p = tracked(&app, "dee", 1, true);
+    let mut client = app.client.clone();
+    let points = vec![p.clone()];
+    client.track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points, ..Default::default() })).await.unwrap();
+    sqlx::query(&format!("UPDATE \"{}\" SET tenant_id = $1", c.backend_name))
+        .bind(Uuid::new_v4())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let again = pb::TrackedPoint { vector: Vec::new(), ..p };
+    let err = client
+        .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points: vec![again], verify_points: true, ..Default::default() }))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "point_tenant_mismatch".into()));
+}
+
+#[tokio::test]
+async fn a_follow_up_erasure_searches_the_identifiers_it_is_given() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    // Erased once by id only; later a straggler names him in someone else's mail.
+    app.ingest(&c.name, vec![chunk("x-1", 0, "xavier's notes", &["xavier"])]).await.unwrap();
+    let first = app.wait_for_job(&app.erase("xavier").await.job_id).await;
+    assert_eq!(first.status, pb::JobStatus::Completed as i32, "{}", first.error);
+    app.ingest(&c.name, vec![chunk("bob-1", 0, "forwarded from Xavier Xu <xavier.xu@ex.com> yesterday", &["bob"])])
+        .await
+        .unwrap();
+    let again = pb::EraseRequest {
+        subject: Some(subject("xavier", vec![
+            ident(pb::IdentifierKind::Email, "xavier.xu@ex.com"),
+            ident(pb::IdentifierKind::Name, "Xavier Xu"),
+        ])),
+        ..Default::default()
+    };
+    let job = app.erase_with(again).await.unwrap();
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!(done.residuals.iter().map(|r| r.source_id.as_str()).collect::<Vec<_>>(), ["bob-1"]);
+    assert_eq!(done.counts[0].residual_found, 1);
+    // The request's identifiers were searched, then not kept in clear.
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_identifiers").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(kept, 0);
+    assert_eq!(clear_rows_like(&app, "%xavier%").await, 0);
+}
+
+#[tokio::test]
+async fn handles_and_international_phones_are_found_by_residual_search() {
+    let app = spawn_app().await;
+    let c = app.create_collection("chat", pb::Backend::Pgvector).await;
+    let texts = [
+        ("h-1", "ping @ann_b about the deck"),
+        ("h-2", "(cc @ann_b)"),
+        ("p-1", "call her on +44 20 7946 0958 after six"),
+        ("n-1", "write to x@ann_b.example or @ann_bee, or call +44 20 7946 0959"),
+    ];
+    let chunks = texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect();
+    app.ingest(&c.name, chunks).await.unwrap();
+    let r = pb::SearchResidualsRequest {
+        identifiers: vec![
+            ident(pb::IdentifierKind::Handle, "@ann_b"),
+            ident(pb::IdentifierKind::Phone, "+44 20 7946 0958"),
+        ],
+        limit: 100,
+    };
+    let found = app.client.clone().search_residuals(req(&app.keys.ak, r)).await.unwrap().into_inner().candidates;
+    let mut sources: Vec<&str> = found.iter().map(|c| c.source_id.as_str()).collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["h-1", "h-2", "p-1"]);
+}
