@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::context::Context;
-use crate::domain::{Backend, CollectionName, CollectionSpec, Distance};
+use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, Screening};
 use crate::error::{LetheError, Result};
 use crate::store::lineage;
 
@@ -16,6 +16,8 @@ pub struct NewCollection {
     pub distance: Distance,
     pub store_text: bool,
     pub retention_days: u32,
+    /// None: the server's default (`ingest.screening`).
+    pub screening: Option<Screening>,
 }
 
 /// Registers a collection and creates it in its backend. Registering the
@@ -42,6 +44,7 @@ pub async fn create_collection(ctx: &Context, tenant_id: Uuid, new: NewCollectio
         embedding_model: ctx.embedder.model_name().to_owned(),
         store_text: new.store_text,
         retention_days: new.retention_days,
+        screening: new.screening.unwrap_or(ctx.settings.ingest.screening),
         created_at: chrono::Utc::now(),
     };
     // The backend object first: a registered collection always exists in its
@@ -65,7 +68,8 @@ fn same_settings(existing: CollectionSpec, wanted: &CollectionSpec) -> Result<Co
         && existing.dimension == wanted.dimension
         && existing.distance == wanted.distance
         && existing.store_text == wanted.store_text
-        && existing.retention_days == wanted.retention_days;
+        && existing.retention_days == wanted.retention_days
+        && existing.screening == wanted.screening;
     if same {
         Ok(existing)
     } else {

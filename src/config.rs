@@ -19,7 +19,15 @@ pub struct Settings {
     pub erasure: ErasureSettings,
     pub audit: AuditSettings,
     pub residual: ResidualSettings,
+    pub ingest: IngestSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// The screening policy of collections created without one.
+    pub screening: crate::domain::Screening,
 }
 
 #[derive(Debug, Clone, Deserialize)]

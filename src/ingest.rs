@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key};
-use crate::domain::{CollectionSpec, ExternalId, Identifier, Role, SubjectState};
-use crate::identity;
+use crate::domain::{CollectionSpec, ExternalId, Identifier, Role, Screening, SubjectState};
+use crate::{identity, screening};
 use crate::error::{LetheError, Result};
 use crate::store::{StoreError, lineage};
 use crate::vector_store::{PointPayload, Selector, VectorPoint, VectorStores};
@@ -49,6 +49,8 @@ pub struct WriteOutcome {
     /// Points of suppressed chunks that were in the backend (a pipeline
     /// wrote them before calling `Track`) and that Lethe deleted.
     pub suppressed_deleted: u64,
+    /// Chunks whose text names an erased person (see `screening`).
+    pub screened: u32,
     pub point_ids: Vec<Uuid>,
 }
 
@@ -109,7 +111,13 @@ pub async fn write(
     let blocked = blocked_subjects(ctx, tenant_id, &tagged).await?;
     let (accepted, suppressed): (Vec<ChunkInput>, Vec<ChunkInput>) =
         chunks.into_iter().partition(|c| !c.tags.iter().any(|(s, _)| blocked.contains_key(s.as_str())));
-    let suppressed_deleted = delete_suppressed_points(ctx, spec, &suppressed, &blocked).await?;
+    // Points not to keep, with the subject whose erasure they follow up.
+    let mut unwanted: Vec<(Uuid, Uuid)> = suppressed
+        .iter()
+        .filter_map(|c| c.tags.iter().find_map(|(s, _)| blocked.get(s.as_str())).map(|by| (point_id(spec, c), *by)))
+        .collect();
+    let Screened { accepted, reports, count: screened } = screen(ctx, spec, accepted, mode, &mut unwanted).await?;
+    let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
     let mut points = vectors_for(ctx, spec, &accepted, mode).await?;
 
     let subject_ids = record_lineage(ctx, spec, &accepted, &tagged).await?;
@@ -133,12 +141,14 @@ pub async fn write(
             .collect();
         store.upsert(spec, &to_write).await?;
     }
+    report_screened(ctx, spec, &reports).await?;
     guard.commit().await.map_err(StoreError::from)?;
     tracing::debug!(accepted = ids.len(), suppressed = suppressed.len(), subjects = subject_ids, "write done");
     Ok(WriteOutcome {
         accepted: u32::try_from(ids.len()).unwrap_or(u32::MAX),
         suppressed: u32::try_from(suppressed.len()).unwrap_or(u32::MAX),
         suppressed_deleted,
+        screened,
         point_ids: ids,
     })
 }
@@ -170,22 +180,87 @@ async fn blocked_subjects(
     Ok(tagged.iter().filter_map(|(id, h)| by_hash.get(h.as_slice()).map(|by| (id.clone(), *by))).collect())
 }
 
-/// A suppressed chunk's point may already be in the backend: `Track` of a
-/// point the pipeline wrote after (or during) the person's erasure. Such
-/// points are deleted, counted before and after, and each deletion is
-/// appended to the deletion log as a follow-up of the erasure that
-/// suppressed them, so that the erasure's "0 remain" stays true.
-async fn delete_suppressed_points(
+/// What screening left to write.
+struct Screened {
+    accepted: Vec<ChunkInput>,
+    /// Chunks written that name an erased person: (point id, source id, subject).
+    reports: Vec<(Uuid, String, Uuid)>,
+    count: u32,
+}
+
+/// Applies the collection's screening policy to chunks about to be written
+/// (see `screening`): report keeps them and remembers them, redact rewrites
+/// their text before it is embedded, reject (and redact on Track, whose
+/// vectors Lethe did not compute) moves them to `unwanted`.
+async fn screen(
     ctx: &Context,
     spec: &CollectionSpec,
-    suppressed: &[ChunkInput],
-    blocked: &HashMap<String, Uuid>,
-) -> Result<u64> {
-    let mut by_blocker: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    for c in suppressed {
-        if let Some(by) = c.tags.iter().find_map(|(s, _)| blocked.get(s.as_str())) {
-            by_blocker.entry(*by).or_default().push(point_id(spec, c));
+    mut chunks: Vec<ChunkInput>,
+    mode: WriteMode,
+    unwanted: &mut Vec<(Uuid, Uuid)>,
+) -> Result<Screened> {
+    if spec.screening == Screening::Accept || chunks.iter().all(|c| c.text.is_none()) {
+        return Ok(Screened { accepted: chunks, reports: Vec::new(), count: 0 });
+    }
+    let texts: Vec<Option<&str>> = chunks.iter().map(|c| c.text.as_deref()).collect();
+    let findings = screening::screen(ctx, spec.tenant_id, &texts).await?;
+    let count = u32::try_from(findings.len()).unwrap_or(u32::MAX);
+    let mut reports = Vec::new();
+    let mut rejected = HashSet::new();
+    for f in findings {
+        let c = &mut chunks[f.chunk];
+        match (spec.screening, mode) {
+            (Screening::Accept, _) => {}
+            (Screening::Report, _) => reports.push((point_id(spec, c), c.source_id.as_str().to_owned(), f.subject_id)),
+            (Screening::Redact, WriteMode::Embed) => {
+                c.text = c.text.as_deref().map(|t| screening::redact(t, &f.spans));
+            }
+            (Screening::Reject, _) | (Screening::Redact, WriteMode::Track { .. }) => {
+                unwanted.push((point_id(spec, c), f.subject_id));
+                rejected.insert(f.chunk);
+            }
         }
+    }
+    let accepted = chunks.into_iter().enumerate().filter(|(i, _)| !rejected.contains(i)).map(|(_, c)| c).collect();
+    Ok(Screened { accepted, reports, count })
+}
+
+/// Lists chunks that were written although they name an erased person as
+/// residuals of that person's erasure (policy `report`). Only ids: the
+/// residual carries no text.
+async fn report_screened(ctx: &Context, spec: &CollectionSpec, reports: &[(Uuid, String, Uuid)]) -> Result<()> {
+    for (point_id, source_id, subject_id) in reports {
+        let Some(job) = lineage::latest_erasure(&ctx.pool, *subject_id).await? else { continue };
+        let residual = crate::residual::Candidate {
+            collection: spec.name.to_string(),
+            collection_id: spec.collection_id,
+            point_id: *point_id,
+            source_id: source_id.clone(),
+            score: 1.0,
+            evidence: vec![crate::residual::Evidence {
+                kind: "screening".into(),
+                detail: "written after the erasure; its text names the person".into(),
+                matched: String::new(),
+                score: 1.0,
+                position: None,
+            }],
+            action: "reported_at_ingest".into(),
+        };
+        let json = serde_json::to_value(&residual).map_err(|e| LetheError::Unexpected(e.into()))?;
+        crate::store::jobs::append_residual(&ctx.pool, job, &json).await?;
+    }
+    Ok(())
+}
+
+/// A point that must not be kept may already be in the backend: `Track` of
+/// a point the pipeline wrote after (or during) the person's erasure, or a
+/// rejected one. Such points are deleted, counted before and after, and each
+/// deletion is appended to the deletion log as a follow-up of the erasure
+/// that suppressed them, so that the erasure's "0 remain" stays true.
+async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec, unwanted: &[(Uuid, Uuid)]) -> Result<u64> {
+    let mut by_blocker: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for (point, by) in unwanted {
+        by_blocker.entry(*by).or_default().push(*point);
     }
     if by_blocker.is_empty() {
         return Ok(0);
@@ -215,7 +290,7 @@ async fn delete_suppressed_points(
             subject_hash: hex::encode(&subject.subject_hash),
             collection: spec.name.as_str(),
             backend: spec.backend.as_str(),
-            cause: "points tagged with a suppressed subject were tracked after its erasure began; Lethe deleted them",
+            cause: "points of a suppressed or screened chunk were tracked after the erasure began; Lethe deleted them",
             before,
             deleted: before - after,
             after,

@@ -13,7 +13,7 @@
 //! - [`catalog`], [`ingest`], [`erasure`], [`residual`]: what clients ask
 //!   for — collections, the write path, erase jobs and their stages, residual search.
 //! - [`identity`]: how an identifier is read (one canonical reading shared
-//!   by suppression and residual search).
+//!   by suppression, residual search and [`screening`] of ingested text).
 //! - [`audit`]: the deletion log's hash chain and certificate signatures.
 //! - [`store`]: every SQL statement on Lethe's tables. [`vector_store`]: the
 //!   backends behind one trait. [`embedding`]: the embedders.
@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod progress;
 pub mod reindex;
 pub mod residual;
+pub mod screening;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

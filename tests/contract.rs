@@ -25,6 +25,7 @@ fn spec(backend: Backend, dimension: usize) -> CollectionSpec {
         embedding_model: "test".into(),
         store_text: true,
         retention_days: 0,
+        screening: lethe::domain::Screening::Accept,
         created_at: chrono::Utc::now(),
     }
 }

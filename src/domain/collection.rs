@@ -70,6 +70,47 @@ impl FromStr for Distance {
     }
 }
 
+/// What the write path does with a chunk whose text names a person who is
+/// being or has been erased (in any form suppression recognises; see
+/// `screening`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Screening {
+    /// Written as given (no screening).
+    Accept,
+    /// Written, and listed as a residual of the person's erasure.
+    Report,
+    /// The mention replaced by `[redacted]` before embedding (Ingest);
+    /// rejected on Track, where the vector is the pipeline's.
+    Redact,
+    /// Not written (on Track, a point the pipeline wrote is deleted).
+    Reject,
+}
+
+impl Screening {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Report => "report",
+            Self::Redact => "redact",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+impl FromStr for Screening {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "accept" => Ok(Self::Accept),
+            "report" => Ok(Self::Report),
+            "redact" => Ok(Self::Redact),
+            "reject" => Ok(Self::Reject),
+            other => Err(format!("unknown screening policy `{other}`")),
+        }
+    }
+}
+
 /// A registered collection, as the vector stores need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectionSpec {
@@ -84,5 +125,6 @@ pub struct CollectionSpec {
     pub embedding_model: String,
     pub store_text: bool,
     pub retention_days: u32,
+    pub screening: Screening,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }

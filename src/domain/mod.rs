@@ -6,7 +6,7 @@ mod erasure;
 mod names;
 mod subject;
 
-pub use collection::{Backend, CollectionSpec, Distance};
+pub use collection::{Backend, CollectionSpec, Distance, Screening};
 pub use erasure::{JobStatus, ResidualPolicy, Stage};
 pub use names::{CollectionName, ExternalId, InvalidInput, bounded_text};
 pub use subject::{Identifier, IdentifierKind, Role, SubjectState};

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::pb;
 use crate::catalog::NewCollection;
 use crate::domain::{
-    Backend, CollectionName, CollectionSpec, Distance, ExternalId, Identifier, IdentifierKind, InvalidInput,
+    Backend, CollectionName, CollectionSpec, Distance, ExternalId, Screening, Identifier, IdentifierKind, InvalidInput,
     JobStatus, ResidualPolicy, Role, Stage, bounded_text,
 };
 use crate::erasure::{EraseInput, JobView, LiveCount};
@@ -31,7 +31,7 @@ pub fn uuid(field: &str, s: &str) -> R<Uuid> {
 }
 
 pub fn new_collection(r: pb::CreateCollectionRequest) -> R<NewCollection> {
-    let pb::CreateCollectionRequest { name, backend, dimension, distance, store_text, retention_days } = r;
+    let pb::CreateCollectionRequest { name, backend, dimension, distance, store_text, retention_days, screening } = r;
     let backend = match pb::Backend::try_from(backend) {
         Ok(pb::Backend::Pgvector) => Backend::Pgvector,
         Ok(pb::Backend::Qdrant) => Backend::Qdrant,
@@ -53,6 +53,14 @@ pub fn new_collection(r: pb::CreateCollectionRequest) -> R<NewCollection> {
         distance,
         store_text: store_text.unwrap_or(true),
         retention_days,
+        screening: match pb::Screening::try_from(screening) {
+            Ok(pb::Screening::Unspecified) => None,
+            Ok(pb::Screening::Accept) => Some(Screening::Accept),
+            Ok(pb::Screening::Report) => Some(Screening::Report),
+            Ok(pb::Screening::Redact) => Some(Screening::Redact),
+            Ok(pb::Screening::Reject) => Some(Screening::Reject),
+            Err(_) => return Err(InvalidInput::new("screening", "unknown screening policy")),
+        },
     })
 }
 
@@ -73,6 +81,12 @@ pub fn collection(c: &CollectionSpec) -> pb::Collection {
         embedding_model: c.embedding_model.clone(),
         store_text: c.store_text,
         retention_days: c.retention_days,
+        screening: match c.screening {
+            Screening::Accept => pb::Screening::Accept,
+            Screening::Report => pb::Screening::Report,
+            Screening::Redact => pb::Screening::Redact,
+            Screening::Reject => pb::Screening::Reject,
+        } as i32,
         created_at: Some(timestamp(c.created_at)),
     }
 }

@@ -38,6 +38,7 @@ fn write_response(o: WriteOutcome) -> pb::WriteResponse {
         accepted: o.accepted,
         suppressed: o.suppressed,
         suppressed_deleted: o.suppressed_deleted,
+        screened: o.screened,
         point_ids: o.point_ids.iter().map(ToString::to_string).collect(),
     }
 }

@@ -26,6 +26,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use self::lexical::REDACTED;
 pub use self::policy::apply;
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier};

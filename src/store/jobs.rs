@@ -255,6 +255,17 @@ pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, residuals: &se
     Ok(())
 }
 
+/// Adds a residual found after the job ran (a chunk screened at ingest that
+/// names the person), to the job's list.
+pub async fn append_residual(ex: impl PgExecutor<'_>, job_id: Uuid, residual: &serde_json::Value) -> Result<()> {
+    sqlx::query("UPDATE erasure_jobs SET residuals = residuals || jsonb_build_array($2::jsonb) WHERE job_id = $1")
+        .bind(job_id)
+        .bind(residual)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 /// A stage event.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -333,7 +344,7 @@ pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -
     let rows: Vec<PlannedRow> = sqlx::query_as(
         r#"
         SELECT k.collection_id, k.tenant_id, k.name, k.backend, k.backend_name, k.dimension, k.distance,
-               k.embedding_model, k.store_text, k.retention_days, k.created_at,
+               k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at,
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
                e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
                e.physical_status, e.physical_detail,

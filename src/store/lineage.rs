@@ -5,7 +5,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::Result;
-use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, SubjectState};
+use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, Screening, SubjectState};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct CollectionRow {
@@ -19,6 +19,7 @@ pub(super) struct CollectionRow {
     embedding_model: String,
     store_text: bool,
     retention_days: i32,
+    screening: String,
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -36,21 +37,22 @@ impl CollectionRow {
             embedding_model: self.embedding_model,
             store_text: self.store_text,
             retention_days: u32::try_from(self.retention_days).unwrap_or(0),
+            screening: self.screening.parse::<Screening>().map_err(bad)?,
             created_at: self.created_at,
         })
     }
 }
 
 const COLLECTION_COLUMNS: &str = "collection_id, tenant_id, name, backend, backend_name, dimension, distance, \
-     embedding_model, store_text, retention_days, created_at";
+     embedding_model, store_text, retention_days, screening, created_at";
 
 /// Inserts a collection unless the tenant has one of that name; returns the stored one.
 pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &CollectionSpec) -> Result<CollectionSpec> {
     sqlx::query(
         r#"
         INSERT INTO collections (collection_id, tenant_id, name, backend, backend_name, dimension,
-                                 distance, embedding_model, store_text, retention_days)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                 distance, embedding_model, store_text, retention_days, screening)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (tenant_id, name) DO NOTHING
         "#,
     )
@@ -64,6 +66,7 @@ pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &Collection
     .bind(&spec.embedding_model)
     .bind(spec.store_text)
     .bind(i32::try_from(spec.retention_days).unwrap_or(i32::MAX))
+    .bind(spec.screening.as_str())
     .execute(ex)
     .await?;
     collection_by_name(ex, spec.tenant_id, spec.name.as_str())
@@ -316,6 +319,26 @@ pub async fn suppressed_subjects(
     )
     .bind(tenant_id)
     .bind(hashes)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Subjects being or having been erased that have any of the keys, by key
+/// (ingest-time screening).
+pub async fn erased_subjects_by_keys(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    keys: &[Vec<u8>],
+) -> Result<Vec<(Vec<u8>, Uuid)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT k.key_hash, k.subject_id
+        FROM subject_keys k JOIN subjects s USING (subject_id)
+        WHERE k.tenant_id = $1 AND k.key_hash = ANY($2) AND s.state IN ('pending_erasure', 'erased')
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(keys)
     .fetch_all(ex)
     .await?)
 }

@@ -998,6 +998,7 @@ mod tests {
             embedding_model: "test".into(),
             store_text: true,
             retention_days: 30,
+            screening: crate::domain::Screening::Accept,
             created_at: chrono::Utc::now(),
         }
     }

@@ -377,3 +377,97 @@ async fn handles_and_international_phones_are_found_by_residual_search() {
     sources.sort_unstable();
     assert_eq!(sources, ["h-1", "h-2", "p-1"]);
 }
+
+async fn collection_with(app: &TestApp, name: &str, screening: pb::Screening) -> pb::Collection {
+    app.client
+        .clone()
+        .create_collection(req(&app.keys.sk, pb::CreateCollectionRequest {
+            name: name.into(),
+            backend: pb::Backend::Pgvector as i32,
+            dimension: u32::try_from(app.settings.embedding.dimension).unwrap(),
+            screening: screening as i32,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn texts_in(app: &TestApp, c: &pb::Collection) -> Vec<String> {
+    sqlx::query_scalar(&format!("SELECT text FROM \"{}\" ORDER BY text", c.backend_name))
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ingest_time_screening_applies_the_collections_policy() {
+    let app = spawn_app().await;
+    let default = app.create_collection("default", pb::Backend::Pgvector).await;
+    assert_eq!(default.screening, pb::Screening::Report as i32, "the server default (ingest.screening)");
+    let accept = collection_with(&app, "accept", pb::Screening::Accept).await;
+    let report = collection_with(&app, "report", pb::Screening::Report).await;
+    let redact = collection_with(&app, "redact", pb::Screening::Redact).await;
+    let reject = collection_with(&app, "reject", pb::Screening::Reject).await;
+    let job = erase_xavier(&app, &accept.name).await;
+
+    let batch = || {
+        vec![
+            chunk("lunch", 0, "Lunch with Xavier Q. Xu on Friday, cc <XAVIER@ex.com>", &["bob"]),
+            chunk("plain", 0, "plain note from bob", &["bob"]),
+        ]
+    };
+    let w = app.ingest(&accept.name, batch()).await.unwrap();
+    assert_eq!((w.accepted, w.screened), (2, 0));
+    assert!(texts_in(&app, &accept).await.iter().any(|t| t.contains("Xavier Q. Xu")));
+
+    let w = app.ingest(&report.name, batch()).await.unwrap();
+    assert_eq!((w.accepted, w.screened), (2, 1));
+    let listed = app.job(&job.job_id).await.residuals;
+    let lunch = listed.iter().find(|r| r.action == "reported_at_ingest").expect("listed as a residual of the erasure");
+    assert_eq!((lunch.collection.as_str(), lunch.source_id.as_str()), ("report", "lunch"));
+
+    let w = app.ingest(&redact.name, batch()).await.unwrap();
+    assert_eq!((w.accepted, w.screened), (2, 1));
+    assert_eq!(texts_in(&app, &redact).await, ["Lunch with [redacted] on Friday, cc <[redacted]>", "plain note from bob"]);
+    let lineage: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE text ILIKE '%xavier%' AND collection_id <> ALL(
+        SELECT collection_id FROM collections WHERE name IN ('accept', 'report'))")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(lineage, 0, "the redacted text is what lineage keeps");
+
+    let w = app.ingest(&reject.name, batch()).await.unwrap();
+    assert_eq!((w.accepted, w.screened), (1, 1));
+    assert_eq!(texts_in(&app, &reject).await, ["plain note from bob"]);
+
+    // Track of a point the pipeline already wrote, whose text names him: the point goes.
+    let id = Uuid::new_v4();
+    let vector = pgvector::Vector::from(random_vectors(&app, 1, 3).remove(0));
+    sqlx::query(&format!(
+        "INSERT INTO \"{}\" (point_id, tenant_id, source_id, subjects, text, embedding) VALUES ($1, $2, 'fwd', '{{bob}}', 'fwd', $3)",
+        reject.backend_name
+    ))
+    .bind(id)
+    .bind(app.keys.tenant_id)
+    .bind(vector)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let point = pb::TrackedPoint {
+        point_id: id.to_string(),
+        source_id: "fwd".into(),
+        text: "Fwd: from Xu, Xavier".into(),
+        tags: vec![pb::SubjectTag { subject_id: "bob".into(), role: pb::TagRole::Mentioned as i32 }],
+        ..Default::default()
+    };
+    let w = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest { collection: reject.name.clone(), points: vec![point], ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((w.accepted, w.screened, w.suppressed_deleted), (0, 1, 1));
+    assert_eq!(texts_in(&app, &reject).await, ["plain note from bob"]);
+}

@@ -1,0 +1,195 @@
+//! Ingest-time screening: does a chunk's *text* name a person who is being or
+//! has been erased? Tombstones keep only keyed hashes, so the text is read
+//! the other way round: the candidate mentions in it (e-mail addresses,
+//! handles, phone numbers, capitalised `First [M.] Last` and `Last, First`)
+//! are turned into the same match keys suppression uses
+//! ([`identity::match_keys`]), hashed with the tenant key, and looked up among
+//! the tenant's erased subjects in one query per write.
+//!
+//! What is not screened: a name written all in lower case, a surname alone,
+//! a first name alone. Residual search, which knows the person's clear
+//! identifiers during the erasure, reaches those; screening never can.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use uuid::Uuid;
+
+use crate::context::{Context, keyed_hash};
+use crate::domain::{Identifier, IdentifierKind};
+use crate::error::Result;
+use crate::identity;
+use crate::store::lineage;
+
+/// A possible mention of a person in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    /// Byte range in the text.
+    pub start: usize,
+    pub end: usize,
+    /// The match keys it is hashed under.
+    pub keys: Vec<String>,
+}
+
+/// A chunk whose text names an erased (or frozen) person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Index of the chunk in the screened list.
+    pub chunk: usize,
+    /// The erased subject it names (the first, if several).
+    pub subject_id: Uuid,
+    /// Byte ranges of the mentions that matched, in text order, disjoint.
+    pub spans: Vec<(usize, usize)>,
+}
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b").unwrap_or_else(|_| unreachable!())
+});
+static HANDLE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[^\w@.])(@[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*)").unwrap_or_else(|_| unreachable!()));
+static PHONE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\+?\(?\d[\d \t().-]{5,}\d").unwrap_or_else(|_| unreachable!()));
+static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\p{L}[\p{L}'’-]*\.?").unwrap_or_else(|_| unreachable!()));
+
+/// Every candidate mention in a text.
+pub fn mentions(text: &str) -> Vec<Mention> {
+    let mut out = Vec::new();
+    let mut push = |start: usize, end: usize, kind: IdentifierKind, value: &str| {
+        let keys = identity::match_keys(&Identifier { kind, value: value.to_owned() });
+        out.push(Mention { start, end, keys });
+    };
+    for m in EMAIL.find_iter(text) {
+        push(m.start(), m.end(), IdentifierKind::Email, m.as_str());
+    }
+    for c in HANDLE.captures_iter(text) {
+        if let Some(m) = c.get(1) {
+            push(m.start(), m.end(), IdentifierKind::Handle, m.as_str());
+        }
+    }
+    for m in PHONE.find_iter(text) {
+        if m.as_str().chars().filter(char::is_ascii_digit).count() >= 7 {
+            push(m.start(), m.end(), IdentifierKind::Phone, m.as_str());
+        }
+    }
+    let words: Vec<regex::Match<'_>> = WORD.find_iter(text).collect();
+    let capital = |w: &regex::Match<'_>| w.as_str().chars().next().is_some_and(char::is_uppercase);
+    let initial = |w: &regex::Match<'_>| w.as_str().trim_end_matches('.').chars().count() == 1;
+    let between = |a: &regex::Match<'_>, b: &regex::Match<'_>| &text[a.end()..b.start()];
+    for (i, a) in words.iter().enumerate() {
+        if !capital(a) || initial(a) {
+            continue;
+        }
+        let Some(b) = words.get(i + 1).filter(|b| capital(b)) else { continue };
+        let gap = between(a, b);
+        if gap.chars().all(char::is_whitespace) && !gap.is_empty() {
+            if initial(b) {
+                // `First M. Last`
+                if let Some(c) = words.get(i + 2).filter(|c| capital(c) && !initial(c))
+                    && between(b, c).chars().all(char::is_whitespace)
+                {
+                    push(a.start(), c.end(), IdentifierKind::Name, &text[a.start()..c.end()]);
+                }
+            } else {
+                push(a.start(), b.end(), IdentifierKind::Name, &text[a.start()..b.end()]);
+            }
+        } else if gap.trim() == "," && !initial(b) {
+            // `Last, First`
+            push(a.start(), b.end(), IdentifierKind::Name, &text[a.start()..b.end()]);
+        }
+    }
+    out
+}
+
+/// Screens chunk texts against the tenant's erased subjects.
+///
+/// # Errors
+/// Database failures.
+pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> Result<Vec<Finding>> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let mut by_hash: HashMap<Vec<u8>, Vec<(usize, usize, usize)>> = HashMap::new();
+    for (chunk, text) in texts.iter().enumerate() {
+        let Some(text) = text else { continue };
+        for m in mentions(text) {
+            for key in &m.keys {
+                by_hash.entry(keyed_hash(&secret, key)).or_default().push((chunk, m.start, m.end));
+            }
+        }
+    }
+    if by_hash.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<Vec<u8>> = by_hash.keys().cloned().collect();
+    let erased = lineage::erased_subjects_by_keys(&ctx.pool, tenant_id, &hashes).await?;
+    let mut found: HashMap<usize, Finding> = HashMap::new();
+    for (hash, subject_id) in erased {
+        for (chunk, start, end) in by_hash.get(&hash).into_iter().flatten() {
+            let f = found.entry(*chunk).or_insert_with(|| Finding { chunk: *chunk, subject_id, spans: Vec::new() });
+            f.spans.push((*start, *end));
+        }
+    }
+    let mut out: Vec<Finding> = found.into_values().collect();
+    for f in &mut out {
+        f.spans.sort_unstable();
+        f.spans.dedup();
+        // Overlapping mentions (a name inside `"Xu, Xavier" <x@ex.com>` is
+        // not, but `Xavier Q. Xu` and `Q. Xu` could be) merge into one range.
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(f.spans.len());
+        for (s, e) in f.spans.drain(..) {
+            match merged.last_mut() {
+                Some(last) if s < last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        f.spans = merged;
+    }
+    out.sort_by_key(|f| f.chunk);
+    Ok(out)
+}
+
+/// The text with the spans replaced by `[redacted]`.
+pub fn redact(text: &str, spans: &[(usize, usize)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (s, e) in spans {
+        out.push_str(&text[at..*s]);
+        out.push_str(crate::residual::REDACTED);
+        at = *e;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<&str> {
+        mentions(text).iter().map(|m| &text[m.start..m.end]).collect()
+    }
+
+    #[test]
+    fn addresses_handles_phones_and_capitalised_names_are_candidates() {
+        assert_eq!(found("mail Xavier.Xu@Ex.com today"), ["Xavier.Xu@Ex.com"]);
+        assert_eq!(found("ping @xavier_x and x@ann.io"), ["x@ann.io", "@xavier_x"]);
+        assert_eq!(found("call +44 20 7946 0958 now"), ["+44 20 7946 0958"]);
+        assert_eq!(found("met Xavier Q. Xu and Xu, Xavier"), ["Xavier Q. Xu", "Xu, Xavier"]);
+        assert!(found("met xavier xu at noon").is_empty(), "lower case is left to residual search");
+    }
+
+    #[test]
+    fn a_mention_shares_a_key_with_the_identifier_it_spells() {
+        let erased = identity::match_keys(&Identifier { kind: IdentifierKind::Name, value: "Xavier Xu".into() });
+        for text in ["From: Xu, Xavier", "Xavier Q. Xu wrote", "Hi Xavier Xu!"] {
+            let hit = mentions(text).iter().any(|m| m.keys.iter().any(|k| erased.contains(k)));
+            assert!(hit, "{text}");
+        }
+        let email = identity::match_keys(&Identifier { kind: IdentifierKind::Email, value: "xavier@ex.com".into() });
+        assert!(mentions("<mailto:XAVIER@ex.com>").iter().any(|m| m.keys.iter().any(|k| email.contains(k))));
+    }
+
+    #[test]
+    fn redaction_replaces_the_spans() {
+        assert_eq!(redact("a Xavier Xu b", &[(2, 11)]), "a [redacted] b");
+    }
+}
