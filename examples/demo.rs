@@ -134,7 +134,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("live vectors after:  {}", counts(client.clone(), ak.clone()).await?);
     for r in &done.residuals {
-        let how: Vec<String> = r.evidence.iter().map(|e| format!("{} {} `{}`", e.kind, e.detail, e.matched)).collect();
+        // The matched texts were dropped when the job was logged: only the form and position stay.
+        let how: Vec<String> = r.evidence.iter().map(|e| format!("{} {}", e.kind, e.detail)).collect();
         println!("  residual (untagged, reported): source {} score {:.2}: {}", r.source_id, r.score, how.join("; "));
     }
 

@@ -293,6 +293,7 @@ async fn log(ctx: &Context, job: &JobRow) -> StageResult {
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit.
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
+    jobs::scrub_residuals(&mut *tx, job.job_id).await?;
     jobs::finish(&mut *tx, job.job_id, JobStatus::Completed.as_str(), None).await?;
     let body = report::erasure_body(job, &subject.subject_hash, &counts);
     let entry =

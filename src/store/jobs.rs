@@ -255,6 +255,26 @@ pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, residuals: &se
     Ok(())
 }
 
+/// Removes the matched texts (the person's identifiers as written) from the
+/// job's residual evidence; form, identifier index and position stay. Run
+/// when the job is logged: from then on no table holds them in clear.
+pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE erasure_jobs SET residuals = COALESCE((
+            SELECT jsonb_agg(CASE WHEN jsonb_typeof(c->'evidence') = 'array' THEN jsonb_set(c, '{evidence}', COALESCE((
+                SELECT jsonb_agg(CASE WHEN e ? 'matched' THEN jsonb_set(e, '{matched}', '""') ELSE e END)
+                FROM jsonb_array_elements(c->'evidence') e), '[]')) ELSE c END)
+            FROM jsonb_array_elements(residuals) c), '[]')
+        WHERE job_id = $1 AND jsonb_typeof(residuals) = 'array'
+        "#,
+    )
+    .bind(job_id)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 /// Adds a residual found after the job ran (a chunk screened at ingest that
 /// names the person), to the job's list.
 pub async fn append_residual(ex: impl PgExecutor<'_>, job_id: Uuid, residual: &serde_json::Value) -> Result<()> {

@@ -1,0 +1,98 @@
+//! After an erasure is logged, no table of Lethe's holds the person's
+//! identifiers or texts in clear: every text, varchar, array and JSON column
+//! of every table in the schema, found from the catalog (so that tables added
+//! later are covered too), is searched for each of them.
+
+use lethe::grpc::pb;
+
+use crate::helpers::*;
+
+const EMAIL: &str = "zora.kellerman@corp.example";
+const OWN: [&str; 2] = [
+    "Zora's quarterly plan for the Lisbon office: move the archive by May",
+    "Zora asked whether the Lisbon office lease can be broken early",
+];
+
+/// Every (table, column) that can hold text.
+async fn text_columns(app: &TestApp) -> Vec<(String, String)> {
+    sqlx::query_as(
+        r#"
+        SELECT table_name::text, column_name::text FROM information_schema.columns
+        WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'json', 'jsonb', 'ARRAY')
+        ORDER BY 1, 2
+        "#,
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn after_erasure_no_table_holds_the_person_in_clear() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let zora = pb::SubjectRef {
+        id: "zora-k".into(),
+        identifiers: vec![
+            pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: EMAIL.into() },
+            pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Zora Kellerman".into() },
+            pb::Identifier { kind: pb::IdentifierKind::Phone as i32, value: "+1 212 555 0199".into() },
+        ],
+    };
+    let mut client = app.client.clone();
+    client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(zora.clone()) })).await.unwrap();
+    let mut chunks: Vec<pb::IngestChunk> =
+        OWN.iter().enumerate().map(|(i, t)| chunk(&format!("zk-{i}"), 0, t, &["zora-k"])).collect();
+    chunks.push(chunk("bob-fwd", 0, &format!("Forwarded from Kellerman, Zora <{EMAIL}>: see the plan"), &["bob"]));
+    chunks.push(chunk("bob-own", 0, "bob's own note about the budget", &["bob"]));
+    app.ingest(&c.name, chunks).await.unwrap();
+
+    let r = pb::EraseRequest {
+        subject: Some(zora),
+        requested_by: "dpo@acme.example".into(),
+        reason: "Art. 17 ticket 42".into(),
+        residual_policy: pb::ResidualPolicy::Redact as i32,
+        ..Default::default()
+    };
+    let job = app.erase_with(r).await.unwrap();
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!(done.counts[0].residual_redacted, 1, "bob's forward was redacted: {:#?}", done.residuals);
+
+    let needles = ["zora-k", EMAIL, "zora.kellerman", "Zora Kellerman", "Kellerman, Zora", "212 555 0199", "2125550199", OWN[0], OWN[1]];
+    let columns = text_columns(&app).await;
+    assert!(columns.len() > 20, "the catalog lists Lethe's columns: {columns:?}");
+    let mut hits = Vec::new();
+    for (table, column) in &columns {
+        for needle in needles {
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM \"{table}\" WHERE strpos(lower(\"{column}\"::text), lower($1)) > 0"
+            ))
+            .bind(needle)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            if n > 0 {
+                hits.push(format!("{table}.{column} holds `{needle}` ({n} rows)"));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "{hits:#?}");
+    // Bob keeps his own note; the forward stays, without her.
+    let bob: Vec<String> = sqlx::query_scalar("SELECT text FROM chunks ORDER BY text").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(bob, ["Forwarded from [redacted] <[redacted]>: see the plan", "bob's own note about the budget"]);
+
+    // Nor does anything on the wire: the job, its events, the log, the certificate.
+    let job = app.job(&job.job_id).await;
+    let events = sqlx::query_scalar::<_, String>("SELECT message FROM erasure_events").fetch_all(&app.pool).await.unwrap();
+    let log = client.list_deletion_log(req(&app.keys.ak, pb::ListDeletionLogRequest::default())).await.unwrap().into_inner();
+    let cert = client
+        .get_certificate(req(&app.keys.ak, pb::GetCertificateRequest { job_id: job.job_id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let wire = format!("{job:?} {events:?} {log:?} {cert:?}").to_lowercase();
+    for needle in needles {
+        assert!(!wire.contains(&needle.to_lowercase()), "`{needle}` is on the wire");
+    }
+}
