@@ -83,6 +83,55 @@ pub fn match_keys(id: &Identifier) -> Vec<String> {
     keys
 }
 
+/// Words too common to name anybody: an identifier made only of them would
+/// turn residual search (and a `delete` or `redact` policy) on everyone.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because",
+    "been", "before", "being", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "done", "down",
+    "each", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he", "her", "here",
+    "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me", "more", "most", "my",
+    "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own",
+    "re", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there",
+    "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "us", "very", "was", "we",
+    "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you",
+    "your", "yes", "hi", "hello", "thanks", "regards", "dear", "team", "null", "none", "unknown", "test",
+    "admin", "user", "info", "mail", "email", "name", "phone", "subject", "sent", "cc", "bcc", "fw", "fwd",
+];
+
+/// Checks that an identifier can name one person, as [`canonical`] reads
+/// it: an address with a local part and a dotted domain, a phone with seven
+/// digits or more, a handle or id of three characters or more, a name of
+/// three letters or more; never only common words.
+///
+/// # Errors
+/// Why the identifier is refused.
+pub fn validate(id: &Identifier) -> Result<(), String> {
+    let c = canonical(id);
+    let words: Vec<String> = c
+        .value
+        .split(|ch: char| !ch.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    if !words.is_empty() && words.iter().all(|w| STOP_WORDS.contains(&w.as_str())) {
+        return Err(format!("`{}` is made of common words only and would match everyone", c.value));
+    }
+    let letters_or_digits = c.value.chars().filter(|ch| ch.is_alphanumeric()).count();
+    match c.kind {
+        IdentifierKind::Email => Ok(()),
+        _ if id.kind == IdentifierKind::Email => Err("is not an e-mail address (local@domain.tld)".into()),
+        IdentifierKind::Phone if national_number(&c.value).len() < 7 => {
+            Err("a phone number needs at least 7 digits".into())
+        }
+        IdentifierKind::Phone => Ok(()),
+        IdentifierKind::Name if letters_or_digits < 3 || words.iter().all(|w| w.chars().count() < 2) => {
+            Err("a name needs at least 3 letters".into())
+        }
+        _ if letters_or_digits < 3 => Err("needs at least 3 letters or digits".into()),
+        _ => Ok(()),
+    }
+}
+
 /// How earlier versions hashed an identifier (kept so their tombstones hold).
 pub fn legacy_key(id: &Identifier) -> String {
     format!("{}:{}", id.kind.as_str(), id.normalized())
@@ -188,6 +237,34 @@ mod tests {
         }
         assert!(shares_key(&id(IdentifierKind::Name, "Michael Grigsby"), &id(IdentifierKind::Name, "Mike Grigsby")));
         assert!(!shares_key(&erased, &id(IdentifierKind::Name, "Xavier Yu")));
+    }
+
+    #[test]
+    fn identifiers_that_would_match_everyone_are_refused() {
+        for (kind, value) in [
+            (IdentifierKind::Other, "the"),
+            (IdentifierKind::Name, "The And"),
+            (IdentifierKind::Handle, "@to"),
+            (IdentifierKind::Email, "nobody"),
+            (IdentifierKind::Email, "ann@localhost"),
+            (IdentifierKind::Name, "P Q"),
+            (IdentifierKind::Phone, "+1 555"),
+            (IdentifierKind::AnonymousId, "42"),
+            (IdentifierKind::Other, "Hi all"),
+        ] {
+            assert!(validate(&id(kind, value)).is_err(), "{kind:?} {value} must be refused");
+        }
+        for (kind, value) in [
+            (IdentifierKind::Email, "mailto:ann@ex.com"),
+            (IdentifierKind::Name, "Madonna"),
+            (IdentifierKind::Name, "Xu, Xavier"),
+            (IdentifierKind::Name, "Al Xu"),
+            (IdentifierKind::Handle, "@ann"),
+            (IdentifierKind::Phone, "+44 20 7946 0958"),
+            (IdentifierKind::AnonymousId, "u-1042"),
+        ] {
+            assert_eq!(validate(&id(kind, value)), Ok(()), "{kind:?} {value}");
+        }
     }
 
     #[test]

@@ -102,10 +102,9 @@ pub fn identifier(field: &str, i: pb::Identifier) -> R<Identifier> {
         Err(_) => return Err(InvalidInput::new(format!("{field}.kind"), "unknown identifier kind")),
     };
     let value = bounded_text(&format!("{field}.value"), &i.value, Identifier::MAX_LEN)?.trim().to_owned();
-    if kind == IdentifierKind::Email && !value.contains('@') {
-        return Err(InvalidInput::new(format!("{field}.value"), "an e-mail address must contain '@'"));
-    }
-    Ok(Identifier { kind, value })
+    let id = Identifier { kind, value };
+    crate::identity::validate(&id).map_err(|m| InvalidInput::new(format!("{field}.value"), m))?;
+    Ok(id)
 }
 
 pub fn subject(field: &str, s: Option<pb::SubjectRef>) -> R<SubjectInput> {

@@ -55,7 +55,7 @@ async fn call(app: &TestApp, rpc: &str, key: &str) -> Result<(), Status> {
         "GetCertificate" => c.get_certificate(req(key, pb::GetCertificateRequest { job_id })).await.map(ok),
         "SearchResiduals" => c
             .search_residuals(req(key, pb::SearchResidualsRequest {
-                identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "P Q".into() }],
+                identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Pat Quinn".into() }],
                 limit: 5,
             }))
             .await

@@ -110,7 +110,7 @@ async fn the_tombstone_holds_under_another_id_kind_and_spelling() {
     // The erased subject's own identifiers are frozen.
     let err = client
         .put_subject(req(&app.keys.pk, pb::PutSubjectRequest {
-            subject: Some(subject("xavier", vec![ident(Other, "the")])),
+            subject: Some(subject("xavier", vec![ident(Other, "x.xu.private")])),
         }))
         .await
         .unwrap_err();

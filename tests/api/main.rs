@@ -8,6 +8,7 @@ mod crash;
 mod erased_stays_erased;
 mod erasure;
 mod helpers;
+mod hostile;
 mod no_plaintext;
 mod physical;
 mod reindex;
