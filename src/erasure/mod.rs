@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::ingest::{self, SubjectInput};
-use crate::store::jobs::{self, CountRow, EventRow, JobRow, NewJob};
+use crate::store::jobs::{self, CountRow, EventRow, Inserted, JobRow, NewJob};
 use crate::store::{StoreError, lineage};
 
 /// A validated `Erase` request.
@@ -44,19 +44,22 @@ pub struct JobView {
 
 /// Submits an erasure. Under legal hold the job is recorded as refused, the
 /// refusal logged, and `FailedPrecondition(legal_hold)` returned. A replayed
-/// idempotency key, or a subject with a job already running, returns that job.
+/// idempotency key returns its job. A subject with a queued or in-progress
+/// job gets `ErasureInProgress` naming it, whatever the key: two jobs of one
+/// subject would count and certify the same deletions. The subject, the job,
+/// its event and the refusal are written in one transaction, so a request
+/// that is turned away writes nothing.
 ///
 /// # Errors
-/// `FailedPrecondition` (legal hold), database failures.
+/// `FailedPrecondition` (legal hold), `ErasureInProgress`, database failures.
 pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
-    let subject = ingest::put_subject_for_erasure(ctx, tenant_id, &input.subject).await?;
-    let running = match input.idempotency_key {
-        None => jobs::active_job_for_subject(&ctx.pool, subject.subject_id).await?,
-        Some(_) => None,
-    };
-    if let Some(running) = running {
-        return view(ctx, running).await;
+    if let Some(key) = &input.idempotency_key
+        && let Some(job) = jobs::job_by_key(&ctx.pool, tenant_id, key).await?
+    {
+        return replay(ctx, job).await;
     }
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let subject = ingest::put_subject_for_erasure(ctx, &mut tx, tenant_id, &input.subject).await?;
     let refused = subject.legal_hold;
     let refusal = refused.then(|| format!("legal_hold: {}", subject.legal_hold_reason.as_deref().unwrap_or("")));
     let deadline_days = input.deadline_days.unwrap_or(ctx.settings.erasure.default_deadline_days);
@@ -74,42 +77,60 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
         error: refusal.as_deref(),
         deadline_days: i32::try_from(deadline_days).unwrap_or(i32::MAX),
     };
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let (job, created) = jobs::insert_job(&mut tx, &new).await?;
-    if created {
-        if !refused {
-            let given: Vec<(String, String)> =
-                input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
-            jobs::insert_request_identifiers(&mut *tx, job.job_id, &given).await?;
+    let job = match jobs::insert_job(&mut tx, &new).await? {
+        Inserted::Created(job) => job,
+        Inserted::KeyTaken(job) => {
+            // A concurrent request with the same key committed first.
+            tx.rollback().await.map_err(StoreError::from)?;
+            return replay(ctx, job).await;
         }
-        let status = job.status.clone();
-        jobs::insert_event(&mut *tx, job.job_id, &job.stage, &status, if refused { "refused: legal hold" } else { "queued" })
-            .await?;
-        if refused {
-            let body = report::refusal_body(&job, &subject.subject_hash);
-            crate::audit::append(&mut tx, tenant_id, "refusal", Some(job.job_id), Some(&subject.subject_hash), &body)
-                .await?;
+        Inserted::SubjectBusy => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Err(in_progress(ctx, subject.subject_id).await);
         }
+    };
+    if !refused {
+        let given: Vec<(String, String)> =
+            input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
+        jobs::insert_request_identifiers(&mut *tx, job.job_id, &given).await?;
+    }
+    jobs::insert_event(&mut *tx, job.job_id, &job.stage, &job.status, if refused { "refused: legal hold" } else { "queued" })
+        .await?;
+    if refused {
+        let body = report::refusal_body(&job, &subject.subject_hash);
+        crate::audit::append(&mut tx, tenant_id, "refusal", Some(job.job_id), Some(&subject.subject_hash), &body).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
-    if job.status == JobStatus::Refused.as_str() {
-        return Err(LetheError::precondition(
-            "legal_hold",
-            format!("subject is under legal hold; refusal recorded as job {}", job.job_id),
-        ));
+    if refused {
+        return Err(legal_hold(&job));
     }
     ctx.wake.notify_waiters();
-    tracing::info!(job_id = %job.job_id, created, "erasure submitted");
-    if created {
-        // A new job has no counts yet, and its subject was just read.
-        return Ok(JobView {
-            job,
-            subject_external_id: subject.external_id,
-            subject_hash: subject.subject_hash,
-            counts: Vec::new(),
-        });
+    tracing::info!(job_id = %job.job_id, "erasure submitted");
+    // A new job has no counts yet, and its subject was just read.
+    Ok(JobView { job, subject_external_id: subject.external_id, subject_hash: subject.subject_hash, counts: Vec::new() })
+}
+
+/// The answer to a request whose idempotency key names `job`.
+async fn replay(ctx: &Context, job: JobRow) -> Result<JobView> {
+    if job.status == JobStatus::Refused.as_str() {
+        return Err(legal_hold(&job));
     }
     view(ctx, job).await
+}
+
+fn legal_hold(job: &JobRow) -> LetheError {
+    LetheError::precondition("legal_hold", format!("subject is under legal hold; refusal recorded as job {}", job.job_id))
+}
+
+/// `ErasureInProgress` for the subject's active job. The insert that found it
+/// busy was rolled back; should that job have ended since, the caller may
+/// simply submit again.
+async fn in_progress(ctx: &Context, subject_id: Uuid) -> LetheError {
+    match jobs::active_job_for_subject(&ctx.pool, subject_id).await {
+        Ok(Some(job)) => LetheError::ErasureInProgress { job_id: job.job_id },
+        Ok(None) => LetheError::Unavailable(anyhow::anyhow!("the subject's running erasure ended meanwhile; retry")),
+        Err(e) => e.into(),
+    }
 }
 
 async fn view(ctx: &Context, job: JobRow) -> Result<JobView> {

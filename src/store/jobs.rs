@@ -50,10 +50,25 @@ pub struct NewJob<'a> {
     pub deadline_days: i32,
 }
 
-/// Inserts a job, or returns the existing one with the same idempotency key
-/// (`false` in the second field then).
-pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &NewJob<'_>) -> Result<(JobRow, bool)> {
-    let inserted: Option<JobRow> = sqlx::query_as(&format!(
+/// The partial unique index that admits one queued or in-progress job per subject.
+const ONE_ACTIVE_PER_SUBJECT: &str = "erasure_jobs_one_active_per_subject";
+
+/// What inserting a job did.
+#[derive(Debug)]
+pub enum Inserted {
+    Created(JobRow),
+    /// The idempotency key already names this job; nothing was inserted.
+    KeyTaken(JobRow),
+    /// The subject has a queued or in-progress job. The statement failed, so
+    /// the transaction must be rolled back.
+    SubjectBusy,
+}
+
+/// Inserts a job unless its idempotency key is taken or its subject already
+/// has an active job (the database enforces both, so concurrent inserts
+/// cannot both succeed).
+pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &NewJob<'_>) -> Result<Inserted> {
+    let inserted: std::result::Result<Option<JobRow>, sqlx::Error> = sqlx::query_as(&format!(
         r#"
         INSERT INTO erasure_jobs (job_id, tenant_id, subject_id, requested_by, reason, idempotency_key,
                                   residual_policy, guarantee_physical, status, stage, error, deadline,
@@ -78,9 +93,12 @@ pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &Ne
     .bind(job.deadline_days)
     .bind(job.subject_tag)
     .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok((row, true));
+    .await;
+    match inserted {
+        Ok(Some(row)) => return Ok(Inserted::Created(row)),
+        Ok(None) => {}
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(ONE_ACTIVE_PER_SUBJECT) => return Ok(Inserted::SubjectBusy),
+        Err(e) => return Err(e.into()),
     }
     let existing: JobRow = sqlx::query_as(&format!(
         "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND idempotency_key = $2"
@@ -89,7 +107,16 @@ pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &Ne
     .bind(job.idempotency_key)
     .fetch_one(&mut **tx)
     .await?;
-    Ok((existing, false))
+    Ok(Inserted::KeyTaken(existing))
+}
+
+/// The job an idempotency key names, if any.
+pub async fn job_by_key(ex: impl PgExecutor<'_>, tenant_id: Uuid, key: &str) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND idempotency_key = $2"))
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(ex)
+        .await?)
 }
 
 pub async fn job(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<JobRow>> {
@@ -554,11 +581,10 @@ pub async fn delete_request_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid) -
     Ok(())
 }
 
-/// The tenant's running job for a subject, if any.
+/// The subject's queued or in-progress job, if any (at most one exists).
 pub async fn active_job_for_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<JobRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE subject_id = $1 AND status IN ('queued', 'in_progress') \
-         ORDER BY received_at LIMIT 1"
+        "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE subject_id = $1 AND status IN ('queued', 'in_progress')"
     ))
     .bind(subject_id)
     .fetch_optional(ex)

@@ -8,6 +8,7 @@ mod crash;
 mod erased_stays_erased;
 mod erasure;
 mod helpers;
+mod idempotency;
 mod physical;
 mod reindex;
 mod residual;
