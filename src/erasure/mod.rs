@@ -8,6 +8,7 @@ mod stages;
 mod worker;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use report::b64;
@@ -32,6 +33,42 @@ pub struct EraseInput {
     pub guarantee_physical: bool,
 }
 
+impl EraseInput {
+    /// SHA-256 over the request's canonical fields, all but the idempotency
+    /// key: what the key is bound to. Identifiers count as a set (order and
+    /// repeats do not matter); the deadline counts as given, not as resolved
+    /// from configuration, so a replay after a configuration change still matches.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            version: u32,
+            subject: &'a str,
+            identifiers: Vec<(&'a str, &'a str)>,
+            requested_by: &'a str,
+            reason: &'a str,
+            residual_policy: &'a str,
+            deadline_days: Option<u32>,
+            guarantee_physical: bool,
+        }
+        let mut identifiers: Vec<(&str, &str)> =
+            self.subject.identifiers.iter().map(|i| (i.kind.as_str(), i.value.trim())).collect();
+        identifiers.sort_unstable();
+        identifiers.dedup();
+        let canonical = Canonical {
+            version: 1,
+            subject: self.subject.id.as_str(),
+            identifiers,
+            requested_by: &self.requested_by,
+            reason: &self.reason,
+            residual_policy: self.residual_policy.as_str(),
+            deadline_days: self.deadline_days,
+            guarantee_physical: self.guarantee_physical,
+        };
+        // Serialising strings, numbers and booleans cannot fail.
+        Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
+    }
+}
+
 /// A job with its per-collection counts.
 #[derive(Debug, Clone)]
 pub struct JobView {
@@ -44,19 +81,24 @@ pub struct JobView {
 
 /// Submits an erasure. Under legal hold the job is recorded as refused, the
 /// refusal logged, and `FailedPrecondition(legal_hold)` returned. A replayed
-/// idempotency key returns its job. A subject with a queued or in-progress
+/// idempotency key returns its job if the request is the same (same
+/// [`EraseInput::fingerprint`]), else `FailedPrecondition(idempotency_key_reused)`.
+/// A subject with a queued or in-progress
 /// job gets `ErasureInProgress` naming it, whatever the key: two jobs of one
 /// subject would count and certify the same deletions. The subject, the job,
 /// its event and the refusal are written in one transaction, so a request
 /// that is turned away writes nothing.
 ///
 /// # Errors
-/// `FailedPrecondition` (legal hold), `ErasureInProgress`, database failures.
+/// `FailedPrecondition` (legal hold, idempotency key reused), `ErasureInProgress`,
+/// database failures.
 pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
+    let fingerprint = input.fingerprint();
+    // Before any write: a key reused for another request writes nothing.
     if let Some(key) = &input.idempotency_key
         && let Some(job) = jobs::job_by_key(&ctx.pool, tenant_id, key).await?
     {
-        return replay(ctx, job).await;
+        return replay(ctx, job, &input, &fingerprint).await;
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let subject = ingest::put_subject_for_erasure(ctx, &mut tx, tenant_id, &input.subject).await?;
@@ -70,6 +112,7 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
         requested_by: &input.requested_by,
         reason: &input.reason,
         idempotency_key: input.idempotency_key.as_deref(),
+        request_fingerprint: &fingerprint,
         residual_policy: input.residual_policy.as_str(),
         guarantee_physical: input.guarantee_physical,
         status: if refused { JobStatus::Refused.as_str() } else { JobStatus::Queued.as_str() },
@@ -82,7 +125,7 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
         Inserted::KeyTaken(job) => {
             // A concurrent request with the same key committed first.
             tx.rollback().await.map_err(StoreError::from)?;
-            return replay(ctx, job).await;
+            return replay(ctx, job, &input, &fingerprint).await;
         }
         Inserted::SubjectBusy => {
             tx.rollback().await.map_err(StoreError::from)?;
@@ -111,11 +154,36 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
 }
 
 /// The answer to a request whose idempotency key names `job`.
-async fn replay(ctx: &Context, job: JobRow) -> Result<JobView> {
+async fn replay(ctx: &Context, job: JobRow, input: &EraseInput, fingerprint: &[u8]) -> Result<JobView> {
+    if !same_request(ctx, &job, input, fingerprint).await? {
+        return Err(LetheError::precondition(
+            "idempotency_key_reused",
+            format!(
+                "the idempotency key was first used for another request (job {}); nothing was done: \
+                 use a new key for a new request",
+                job.job_id
+            ),
+        ));
+    }
     if job.status == JobStatus::Refused.as_str() {
         return Err(legal_hold(&job));
     }
     view(ctx, job).await
+}
+
+/// Whether `input` is the request that created `job`. Jobs from before
+/// fingerprints are compared on what their row still records.
+async fn same_request(ctx: &Context, job: &JobRow, input: &EraseInput, fingerprint: &[u8]) -> Result<bool> {
+    if let Some(stored) = &job.request_fingerprint {
+        return Ok(stored.as_slice() == fingerprint);
+    }
+    let hash = ctx.keyed_hash(job.tenant_id, input.subject.id.as_str()).await?;
+    let subject = lineage::subject_by_hash(&ctx.pool, job.tenant_id, &hash).await?;
+    Ok(subject.is_some_and(|s| s.subject_id == job.subject_id)
+        && job.requested_by == input.requested_by
+        && job.reason == input.reason
+        && job.residual_policy == input.residual_policy.as_str()
+        && job.guarantee_physical == input.guarantee_physical)
 }
 
 fn legal_hold(job: &JobRow) -> LetheError {
@@ -212,3 +280,51 @@ pub async fn count_subject(ctx: &Context, tenant_id: Uuid, subject: &ExternalId)
     Ok((state, out))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Identifier, IdentifierKind};
+
+    fn input(subject: &str, identifiers: &[(IdentifierKind, &str)]) -> EraseInput {
+        EraseInput {
+            subject: SubjectInput {
+                id: ExternalId::parse("subject.id", subject).unwrap(),
+                identifiers: identifiers.iter().map(|(kind, v)| Identifier { kind: *kind, value: (*v).into() }).collect(),
+            },
+            requested_by: "dpo@acme.example".into(),
+            reason: "Art. 17 #12".into(),
+            residual_policy: ResidualPolicy::Report,
+            idempotency_key: Some("K".into()),
+            deadline_days: None,
+            guarantee_physical: false,
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_the_key_and_the_order_of_identifiers() {
+        let a = input("ann", &[(IdentifierKind::Email, "ann@x.example"), (IdentifierKind::Name, "Ann Lee")]);
+        let mut b = input("ann", &[(IdentifierKind::Name, "Ann Lee "), (IdentifierKind::Email, "ann@x.example")]);
+        b.idempotency_key = Some("other".into());
+        assert_eq!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn every_field_of_the_request_changes_the_fingerprint() {
+        let base = input("ann", &[(IdentifierKind::Email, "ann@x.example")]);
+        let changes: Vec<EraseInput> = vec![
+            input("bob", &[(IdentifierKind::Email, "ann@x.example")]),
+            input("ann", &[(IdentifierKind::Email, "ann@y.example")]),
+            input("ann", &[(IdentifierKind::Handle, "ann@x.example")]),
+            input("ann", &[]),
+            EraseInput { requested_by: "someone else".into(), ..base.clone() },
+            EraseInput { reason: "another ticket".into(), ..base.clone() },
+            EraseInput { residual_policy: ResidualPolicy::Delete, ..base.clone() },
+            EraseInput { deadline_days: Some(30), ..base.clone() },
+            EraseInput { guarantee_physical: true, ..base.clone() },
+        ];
+        for changed in changes {
+            assert_ne!(changed.fingerprint(), base.fingerprint(), "{changed:?}");
+        }
+    }
+}

@@ -28,10 +28,14 @@ pub struct JobRow {
     pub completed_at: Option<DateTime<Utc>>,
     pub deadline: DateTime<Utc>,
     pub residuals: serde_json::Value,
+    /// SHA-256 of the request's canonical fields, which its idempotency key
+    /// is bound to; None for jobs from before issue 11.
+    pub request_fingerprint: Option<Vec<u8>>,
 }
 
 const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
-     guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals";
+     guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals, \
+     request_fingerprint";
 
 /// What a new job needs.
 #[derive(Debug, Clone)]
@@ -42,6 +46,7 @@ pub struct NewJob<'a> {
     pub requested_by: &'a str,
     pub reason: &'a str,
     pub idempotency_key: Option<&'a str>,
+    pub request_fingerprint: &'a [u8],
     pub residual_policy: &'a str,
     pub guarantee_physical: bool,
     pub status: &'a str,
@@ -72,9 +77,9 @@ pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &Ne
         r#"
         INSERT INTO erasure_jobs (job_id, tenant_id, subject_id, requested_by, reason, idempotency_key,
                                   residual_policy, guarantee_physical, status, stage, error, deadline,
-                                  completed_at, subject_tag)
+                                  completed_at, subject_tag, request_fingerprint)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(days => $12),
-                CASE WHEN $9 = 'refused' THEN now() END, CASE WHEN $9 = 'refused' THEN NULL ELSE $13 END)
+                CASE WHEN $9 = 'refused' THEN now() END, CASE WHEN $9 = 'refused' THEN NULL ELSE $13 END, $14)
         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
         RETURNING {JOB_COLUMNS}
         "#
@@ -92,6 +97,7 @@ pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &Ne
     .bind(job.error)
     .bind(job.deadline_days)
     .bind(job.subject_tag)
+    .bind(job.request_fingerprint)
     .fetch_optional(&mut **tx)
     .await;
     match inserted {

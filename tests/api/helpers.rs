@@ -254,6 +254,20 @@ impl TestApp {
         assert_eq!(orphans, (0, 0, 0, 0), "orphan tags, tags without subject, tags in the wrong collection, chunks without source");
     }
 
+    /// Whether the tenant has a subject row for this caller id.
+    pub async fn subject_exists(&self, subject: &str) -> bool {
+        let hash = lethe::context::keyed_hash(
+            &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
+            subject,
+        );
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subjects WHERE tenant_id = $1 AND subject_hash = $2)")
+            .bind(self.keys.tenant_id)
+            .bind(hash)
+            .fetch_one(&self.pool)
+            .await
+            .expect("look the subject up")
+    }
+
     pub async fn lineage_chunks_of(&self, subject: &str) -> i64 {
         let hash = lethe::context::keyed_hash(
             &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),

@@ -80,3 +80,54 @@ async fn concurrent_erases_of_one_subject_under_different_keys_start_one_job() {
     let constraint = second.as_database_error().and_then(|e| e.constraint()).map(str::to_owned);
     assert_eq!(constraint.as_deref(), Some("erasure_jobs_one_active_per_subject"));
 }
+
+/// Rows of every table an Erase writes, to show that a refused one wrote none.
+async fn written(app: &TestApp) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in ["subjects", "subject_identifiers", "erasure_jobs", "erasure_events", "erasure_identifiers", "deletion_log"] {
+        counts.push(rows(&app.pool, table).await);
+    }
+    counts
+}
+
+fn email(subject: &str, address: &str) -> pb::SubjectRef {
+    let identifier = pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: address.into() };
+    pb::SubjectRef { id: subject.into(), identifiers: vec![identifier] }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_request_is_refused_and_writes_nothing() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let first = app.erase_with(erase_request("idem-a", "K")).await.expect("first use of K");
+    let before = written(&app).await;
+
+    let others = [
+        erase_request("idem-b", "K"),
+        pb::EraseRequest { reason: "another ticket".into(), ..erase_request("idem-a", "K") },
+        pb::EraseRequest { residual_policy: pb::ResidualPolicy::Delete as i32, ..erase_request("idem-a", "K") },
+        pb::EraseRequest { subject: Some(email("idem-a", "a@x.example")), ..erase_request("idem-a", "K") },
+    ];
+    for other in others {
+        let err = app.erase_with(other.clone()).await.expect_err("K names another request");
+        assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "idempotency_key_reused".to_owned()), "{other:?}");
+        assert_eq!(written(&app).await, before, "nothing written for {other:?}");
+    }
+    assert!(!app.subject_exists("idem-b").await, "no subject row for idem-b");
+
+    // The same request under K is a replay: the same job, nothing new.
+    let again = app.erase_with(erase_request("idem-a", "K")).await.expect("replay of K");
+    assert_eq!(again.job_id, first.job_id);
+    assert_eq!(written(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_replay_with_the_identifiers_in_another_order_is_the_same_request() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let mut subject = email("ann", "ann@x.example");
+    subject.identifiers.push(pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Ann Lee".into() });
+    let first = app.erase_with(pb::EraseRequest { subject: Some(subject.clone()), ..erase_request("ann", "K") }).await.unwrap();
+    subject.identifiers.reverse();
+    let again = app.erase_with(pb::EraseRequest { subject: Some(subject), ..erase_request("ann", "K") }).await.unwrap();
+    assert_eq!(again.job_id, first.job_id);
+    assert_eq!(rows(&app.pool, "erasure_jobs").await, 1);
+}
