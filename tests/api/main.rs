@@ -9,6 +9,7 @@ mod erased_stays_erased;
 mod erasure;
 mod helpers;
 mod idempotency;
+mod leases;
 mod physical;
 mod reindex;
 mod residual;
