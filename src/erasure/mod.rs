@@ -83,11 +83,10 @@ pub struct JobView {
 /// refusal logged, and `FailedPrecondition(legal_hold)` returned. A replayed
 /// idempotency key returns its job if the request is the same (same
 /// [`EraseInput::fingerprint`]), else `FailedPrecondition(idempotency_key_reused)`.
-/// A subject with a queued or in-progress
-/// job gets `ErasureInProgress` naming it, whatever the key: two jobs of one
-/// subject would count and certify the same deletions. The subject, the job,
-/// its event and the refusal are written in one transaction, so a request
-/// that is turned away writes nothing.
+/// A subject with a queued or in-progress job gets `ErasureInProgress` naming
+/// it, whatever the key: two jobs of one subject would count and certify the
+/// same deletions. The subject, the job, its event and the refusal are
+/// written in one transaction, so a request that is turned away writes nothing.
 ///
 /// # Errors
 /// `FailedPrecondition` (legal hold, idempotency key reused), `ErasureInProgress`,
@@ -132,17 +131,7 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
             return Err(in_progress(ctx, subject.subject_id).await);
         }
     };
-    if !refused {
-        let given: Vec<(String, String)> =
-            input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
-        jobs::insert_request_identifiers(&mut *tx, job.job_id, &given).await?;
-    }
-    jobs::insert_event(&mut *tx, job.job_id, &job.stage, &job.status, if refused { "refused: legal hold" } else { "queued" })
-        .await?;
-    if refused {
-        let body = report::refusal_body(&job, &subject.subject_hash);
-        crate::audit::append(&mut tx, tenant_id, "refusal", Some(job.job_id), Some(&subject.subject_hash), &body).await?;
-    }
+    record_new_job(&mut tx, &job, &input, &subject.subject_hash, refused).await?;
     tx.commit().await.map_err(StoreError::from)?;
     if refused {
         return Err(legal_hold(&job));
@@ -151,6 +140,29 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     tracing::info!(job_id = %job.job_id, "erasure submitted");
     // A new job has no counts yet, and its subject was just read.
     Ok(JobView { job, subject_external_id: subject.external_id, subject_hash: subject.subject_hash, counts: Vec::new() })
+}
+
+/// What goes with a new job in its transaction: the identifiers the request
+/// gave (for the residual stage), its first event, and a refusal's log entry.
+async fn record_new_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job: &JobRow,
+    input: &EraseInput,
+    subject_hash: &[u8],
+    refused: bool,
+) -> Result<()> {
+    if !refused {
+        let given: Vec<(String, String)> =
+            input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
+        jobs::insert_request_identifiers(&mut **tx, job.job_id, &given).await?;
+    }
+    let message = if refused { "refused: legal hold" } else { "queued" };
+    jobs::insert_event(&mut **tx, job.job_id, &job.stage, &job.status, message).await?;
+    if refused {
+        let body = report::refusal_body(job, subject_hash);
+        crate::audit::append(tx, job.tenant_id, "refusal", Some(job.job_id), Some(subject_hash), &body).await?;
+    }
+    Ok(())
 }
 
 /// The answer to a request whose idempotency key names `job`.
