@@ -18,6 +18,9 @@ pub enum LetheError {
     FailedPrecondition { reason: &'static str, message: String },
     #[error("{message}")]
     AlreadyExists { message: String },
+    /// The subject already has a queued or in-progress erasure: this job.
+    #[error("an erasure of this subject is already queued or in progress: job {job_id}")]
+    ErasureInProgress { job_id: uuid::Uuid },
     #[error("invalid API key")]
     Unauthenticated,
     /// The key is valid but of the wrong kind; `reason` names what is needed.

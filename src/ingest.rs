@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key};
@@ -462,32 +463,43 @@ pub enum PutOutcome {
 /// # Errors
 /// Database failures.
 pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput, mode: PutMode) -> Result<PutOutcome> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let outcome = put_subject_in(ctx, &mut tx, tenant_id, subject, mode).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(outcome)
+}
+
+/// `put_subject` in the caller's transaction, which the caller commits.
+async fn put_subject_in(
+    ctx: &Context,
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    subject: &SubjectInput,
+    mode: PutMode,
+) -> Result<PutOutcome> {
     let hash = ctx.keyed_hash(tenant_id, subject.id.as_str()).await?;
     let mut identifiers = Vec::with_capacity(subject.identifiers.len());
     for i in &subject.identifiers {
         identifiers.push((i.kind.as_str().to_owned(), i.value.trim().to_owned(), identifier_hash(ctx, tenant_id, i).await?));
     }
     let keys = key_hashes(ctx, tenant_id, &subject.identifiers).await?;
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let mut rows = lineage::upsert_subjects(&mut tx, tenant_id, &[(subject.id.as_str().to_owned(), hash)]).await?;
+    let mut rows = lineage::upsert_subjects(tx, tenant_id, &[(subject.id.as_str().to_owned(), hash)]).await?;
     let row = rows.pop().ok_or_else(|| LetheError::Unexpected(anyhow::anyhow!("upsert returned no subject")))?;
     if mode == PutMode::Write && !identifiers.is_empty() {
         if row.state() != SubjectState::Active {
             // The subject's identifiers are frozen: adding one to a subject
-            // being erased would widen (or, to an erased one, revive) it.
-            tx.rollback().await.map_err(StoreError::from)?;
+            // being erased would widen (or, to an erased one, revive) it. The
+            // upsert found the row, so it wrote nothing.
             return Ok(PutOutcome::Suppressed { state: row.state() });
         }
-        if lineage::suppressor_by_keys(&mut *tx, tenant_id, &keys, Some(row.subject_id)).await?.is_some() {
-            lineage::suppress_subject(&mut *tx, row.subject_id).await?;
-            lineage::add_keys(&mut *tx, tenant_id, row.subject_id, &keys).await?;
-            tx.commit().await.map_err(StoreError::from)?;
+        if lineage::suppressor_by_keys(&mut **tx, tenant_id, &keys, Some(row.subject_id)).await?.is_some() {
+            lineage::suppress_subject(&mut **tx, row.subject_id).await?;
+            lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
             return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
         }
     }
-    lineage::add_identifiers(&mut *tx, tenant_id, row.subject_id, &identifiers).await?;
-    lineage::add_keys(&mut *tx, tenant_id, row.subject_id, &keys).await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    lineage::add_identifiers(&mut **tx, tenant_id, row.subject_id, &identifiers).await?;
+    lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
     Ok(PutOutcome::Stored(row))
 }
 
@@ -510,12 +522,19 @@ pub async fn put_subject_or_refuse(ctx: &Context, tenant_id: Uuid, subject: &Sub
     }
 }
 
-/// Stores a subject for `Erase`.
+/// Stores a subject for `Erase` in the caller's transaction: an Erase that
+/// is refused after this (a running erasure, a reused idempotency key)
+/// rolls it back and leaves no subject behind.
 ///
 /// # Errors
 /// Database failures.
-pub async fn put_subject_for_erasure(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput) -> Result<lineage::SubjectRow> {
-    match put_subject(ctx, tenant_id, subject, PutMode::Erase).await? {
+pub async fn put_subject_for_erasure(
+    ctx: &Context,
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    subject: &SubjectInput,
+) -> Result<lineage::SubjectRow> {
+    match put_subject_in(ctx, tx, tenant_id, subject, PutMode::Erase).await? {
         PutOutcome::Stored(row) => Ok(row),
         PutOutcome::Suppressed { .. } => Err(LetheError::Unexpected(anyhow::anyhow!("an erasure's subject was suppressed"))),
     }
@@ -532,7 +551,10 @@ pub async fn set_legal_hold(
     hold: bool,
     reason: Option<&str>,
 ) -> Result<lineage::SubjectRow> {
-    let row = put_subject_for_erasure(ctx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() }).await?;
-    lineage::set_legal_hold(&ctx.pool, row.subject_id, hold, reason).await?;
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let row = put_subject_for_erasure(ctx, &mut tx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() })
+        .await?;
+    lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(lineage::subject_by_id(&ctx.pool, row.subject_id).await?)
 }

@@ -8,6 +8,7 @@ mod stages;
 mod worker;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use report::b64;
@@ -17,7 +18,7 @@ use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::ingest::{self, SubjectInput};
-use crate::store::jobs::{self, CountRow, EventRow, JobRow, NewJob};
+use crate::store::jobs::{self, CountRow, EventRow, Inserted, JobRow, NewJob};
 use crate::store::{StoreError, lineage};
 
 /// A validated `Erase` request.
@@ -32,6 +33,42 @@ pub struct EraseInput {
     pub guarantee_physical: bool,
 }
 
+impl EraseInput {
+    /// SHA-256 over the request's canonical fields, all but the idempotency
+    /// key: what the key is bound to. Identifiers count as a set (order and
+    /// repeats do not matter); the deadline counts as given, not as resolved
+    /// from configuration, so a replay after a configuration change still matches.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            version: u32,
+            subject: &'a str,
+            identifiers: Vec<(&'a str, &'a str)>,
+            requested_by: &'a str,
+            reason: &'a str,
+            residual_policy: &'a str,
+            deadline_days: Option<u32>,
+            guarantee_physical: bool,
+        }
+        let mut identifiers: Vec<(&str, &str)> =
+            self.subject.identifiers.iter().map(|i| (i.kind.as_str(), i.value.trim())).collect();
+        identifiers.sort_unstable();
+        identifiers.dedup();
+        let canonical = Canonical {
+            version: 1,
+            subject: self.subject.id.as_str(),
+            identifiers,
+            requested_by: &self.requested_by,
+            reason: &self.reason,
+            residual_policy: self.residual_policy.as_str(),
+            deadline_days: self.deadline_days,
+            guarantee_physical: self.guarantee_physical,
+        };
+        // Serialising strings, numbers and booleans cannot fail.
+        Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
+    }
+}
+
 /// A job with its per-collection counts.
 #[derive(Debug, Clone)]
 pub struct JobView {
@@ -44,19 +81,26 @@ pub struct JobView {
 
 /// Submits an erasure. Under legal hold the job is recorded as refused, the
 /// refusal logged, and `FailedPrecondition(legal_hold)` returned. A replayed
-/// idempotency key, or a subject with a job already running, returns that job.
+/// idempotency key returns its job if the request is the same (same
+/// [`EraseInput::fingerprint`]), else `FailedPrecondition(idempotency_key_reused)`.
+/// A subject with a queued or in-progress job gets `ErasureInProgress` naming
+/// it, whatever the key: two jobs of one subject would count and certify the
+/// same deletions. The subject, the job, its event and the refusal are
+/// written in one transaction, so a request that is turned away writes nothing.
 ///
 /// # Errors
-/// `FailedPrecondition` (legal hold), database failures.
+/// `FailedPrecondition` (legal hold, idempotency key reused), `ErasureInProgress`,
+/// database failures.
 pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
-    let subject = ingest::put_subject_for_erasure(ctx, tenant_id, &input.subject).await?;
-    let running = match input.idempotency_key {
-        None => jobs::active_job_for_subject(&ctx.pool, subject.subject_id).await?,
-        Some(_) => None,
-    };
-    if let Some(running) = running {
-        return view(ctx, running).await;
+    let fingerprint = input.fingerprint();
+    // Before any write: a key reused for another request writes nothing.
+    if let Some(key) = &input.idempotency_key
+        && let Some(job) = jobs::job_by_key(&ctx.pool, tenant_id, key).await?
+    {
+        return replay(ctx, job, &input, &fingerprint).await;
     }
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let subject = ingest::put_subject_for_erasure(ctx, &mut tx, tenant_id, &input.subject).await?;
     let refused = subject.legal_hold;
     let refusal = refused.then(|| format!("legal_hold: {}", subject.legal_hold_reason.as_deref().unwrap_or("")));
     let deadline_days = input.deadline_days.unwrap_or(ctx.settings.erasure.default_deadline_days);
@@ -67,6 +111,7 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
         requested_by: &input.requested_by,
         reason: &input.reason,
         idempotency_key: input.idempotency_key.as_deref(),
+        request_fingerprint: &fingerprint,
         residual_policy: input.residual_policy.as_str(),
         guarantee_physical: input.guarantee_physical,
         status: if refused { JobStatus::Refused.as_str() } else { JobStatus::Queued.as_str() },
@@ -74,42 +119,98 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
         error: refusal.as_deref(),
         deadline_days: i32::try_from(deadline_days).unwrap_or(i32::MAX),
     };
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let (job, created) = jobs::insert_job(&mut tx, &new).await?;
-    if created {
-        if !refused {
-            let given: Vec<(String, String)> =
-                input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
-            jobs::insert_request_identifiers(&mut *tx, job.job_id, &given).await?;
+    let job = match jobs::insert_job(&mut tx, &new).await? {
+        Inserted::Created(job) => job,
+        Inserted::KeyTaken(job) => {
+            // A concurrent request with the same key committed first.
+            tx.rollback().await.map_err(StoreError::from)?;
+            return replay(ctx, job, &input, &fingerprint).await;
         }
-        let status = job.status.clone();
-        jobs::insert_event(&mut *tx, job.job_id, &job.stage, &status, if refused { "refused: legal hold" } else { "queued" })
-            .await?;
-        if refused {
-            let body = report::refusal_body(&job, &subject.subject_hash);
-            crate::audit::append(&mut tx, tenant_id, "refusal", Some(job.job_id), Some(&subject.subject_hash), &body)
-                .await?;
+        Inserted::SubjectBusy => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Err(in_progress(ctx, subject.subject_id).await);
         }
-    }
+    };
+    record_new_job(&mut tx, &job, &input, &subject.subject_hash, refused).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    if job.status == JobStatus::Refused.as_str() {
-        return Err(LetheError::precondition(
-            "legal_hold",
-            format!("subject is under legal hold; refusal recorded as job {}", job.job_id),
-        ));
+    if refused {
+        return Err(legal_hold(&job));
     }
     ctx.wake.notify_waiters();
-    tracing::info!(job_id = %job.job_id, created, "erasure submitted");
-    if created {
-        // A new job has no counts yet, and its subject was just read.
-        return Ok(JobView {
-            job,
-            subject_external_id: subject.external_id,
-            subject_hash: subject.subject_hash,
-            counts: Vec::new(),
-        });
+    tracing::info!(job_id = %job.job_id, "erasure submitted");
+    // A new job has no counts yet, and its subject was just read.
+    Ok(JobView { job, subject_external_id: subject.external_id, subject_hash: subject.subject_hash, counts: Vec::new() })
+}
+
+/// What goes with a new job in its transaction: the identifiers the request
+/// gave (for the residual stage), its first event, and a refusal's log entry.
+async fn record_new_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job: &JobRow,
+    input: &EraseInput,
+    subject_hash: &[u8],
+    refused: bool,
+) -> Result<()> {
+    if !refused {
+        let given: Vec<(String, String)> =
+            input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
+        jobs::insert_request_identifiers(&mut **tx, job.job_id, &given).await?;
+    }
+    let message = if refused { "refused: legal hold" } else { "queued" };
+    jobs::insert_event(&mut **tx, job.job_id, &job.stage, &job.status, message).await?;
+    if refused {
+        let body = report::refusal_body(job, subject_hash);
+        crate::audit::append(tx, job.tenant_id, "refusal", Some(job.job_id), Some(subject_hash), &body).await?;
+    }
+    Ok(())
+}
+
+/// The answer to a request whose idempotency key names `job`.
+async fn replay(ctx: &Context, job: JobRow, input: &EraseInput, fingerprint: &[u8]) -> Result<JobView> {
+    if !same_request(ctx, &job, input, fingerprint).await? {
+        return Err(LetheError::precondition(
+            "idempotency_key_reused",
+            format!(
+                "the idempotency key was first used for another request (job {}); nothing was done: \
+                 use a new key for a new request",
+                job.job_id
+            ),
+        ));
+    }
+    if job.status == JobStatus::Refused.as_str() {
+        return Err(legal_hold(&job));
     }
     view(ctx, job).await
+}
+
+/// Whether `input` is the request that created `job`. Jobs from before
+/// fingerprints are compared on what their row still records.
+async fn same_request(ctx: &Context, job: &JobRow, input: &EraseInput, fingerprint: &[u8]) -> Result<bool> {
+    if let Some(stored) = &job.request_fingerprint {
+        return Ok(stored.as_slice() == fingerprint);
+    }
+    let hash = ctx.keyed_hash(job.tenant_id, input.subject.id.as_str()).await?;
+    let subject = lineage::subject_by_hash(&ctx.pool, job.tenant_id, &hash).await?;
+    Ok(subject.is_some_and(|s| s.subject_id == job.subject_id)
+        && job.requested_by == input.requested_by
+        && job.reason == input.reason
+        && job.residual_policy == input.residual_policy.as_str()
+        && job.guarantee_physical == input.guarantee_physical)
+}
+
+fn legal_hold(job: &JobRow) -> LetheError {
+    LetheError::precondition("legal_hold", format!("subject is under legal hold; refusal recorded as job {}", job.job_id))
+}
+
+/// `ErasureInProgress` for the subject's active job. The insert that found it
+/// busy was rolled back; should that job have ended since, the caller may
+/// simply submit again.
+async fn in_progress(ctx: &Context, subject_id: Uuid) -> LetheError {
+    match jobs::active_job_for_subject(&ctx.pool, subject_id).await {
+        Ok(Some(job)) => LetheError::ErasureInProgress { job_id: job.job_id },
+        Ok(None) => LetheError::Unavailable(anyhow::anyhow!("the subject's running erasure ended meanwhile; retry")),
+        Err(e) => e.into(),
+    }
 }
 
 async fn view(ctx: &Context, job: JobRow) -> Result<JobView> {
@@ -191,3 +292,51 @@ pub async fn count_subject(ctx: &Context, tenant_id: Uuid, subject: &ExternalId)
     Ok((state, out))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Identifier, IdentifierKind};
+
+    fn input(subject: &str, identifiers: &[(IdentifierKind, &str)]) -> EraseInput {
+        EraseInput {
+            subject: SubjectInput {
+                id: ExternalId::parse("subject.id", subject).unwrap(),
+                identifiers: identifiers.iter().map(|(kind, v)| Identifier { kind: *kind, value: (*v).into() }).collect(),
+            },
+            requested_by: "dpo@acme.example".into(),
+            reason: "Art. 17 #12".into(),
+            residual_policy: ResidualPolicy::Report,
+            idempotency_key: Some("K".into()),
+            deadline_days: None,
+            guarantee_physical: false,
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_the_key_and_the_order_of_identifiers() {
+        let a = input("ann", &[(IdentifierKind::Email, "ann@x.example"), (IdentifierKind::Name, "Ann Lee")]);
+        let mut b = input("ann", &[(IdentifierKind::Name, "Ann Lee "), (IdentifierKind::Email, "ann@x.example")]);
+        b.idempotency_key = Some("other".into());
+        assert_eq!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn every_field_of_the_request_changes_the_fingerprint() {
+        let base = input("ann", &[(IdentifierKind::Email, "ann@x.example")]);
+        let changes: Vec<EraseInput> = vec![
+            input("bob", &[(IdentifierKind::Email, "ann@x.example")]),
+            input("ann", &[(IdentifierKind::Email, "ann@y.example")]),
+            input("ann", &[(IdentifierKind::Handle, "ann@x.example")]),
+            input("ann", &[]),
+            EraseInput { requested_by: "someone else".into(), ..base.clone() },
+            EraseInput { reason: "another ticket".into(), ..base.clone() },
+            EraseInput { residual_policy: ResidualPolicy::Delete, ..base.clone() },
+            EraseInput { deadline_days: Some(30), ..base.clone() },
+            EraseInput { guarantee_physical: true, ..base.clone() },
+        ];
+        for changed in changes {
+            assert_ne!(changed.fingerprint(), base.fingerprint(), "{changed:?}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ use crate::context::{Context, collection_lock_key, subject_lock_key};
 use crate::domain::{CollectionSpec, Identifier, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::residual::{self, Probe, ResidualQuery};
-use crate::store::jobs::{self, JobRow, Planned, ProbeRow};
+use crate::store::jobs::{self, JobRow, Lease, Planned, ProbeRow};
 use crate::store::{StoreError, lineage};
 use crate::vector_store::{PhysicalOutcome, Selector};
 
@@ -24,6 +24,14 @@ pub enum StageError {
     /// The job cannot succeed; fail it with this reason.
     #[error("{0}")]
     Fatal(String),
+    /// Another worker has claimed the job since: stop, write nothing more.
+    #[error("the job's lease is held by another claim")]
+    LeaseLost,
+}
+
+/// `Ok` when a fenced write was applied, `LeaseLost` when it was refused.
+fn held(applied: bool) -> std::result::Result<(), StageError> {
+    if applied { Ok(()) } else { Err(StageError::LeaseLost) }
 }
 
 impl From<StoreError> for StageError {
@@ -43,17 +51,18 @@ type StageResult = std::result::Result<String, StageError>;
 /// Most of a subject's own chunks kept as probes for the semantic residual search.
 const MAX_PROBES: usize = 256;
 
-/// Runs one stage; returns a short message for the job's event stream.
-pub(super) async fn run(ctx: &Context, job: &JobRow, stage: Stage) -> StageResult {
+/// Runs one stage under `lease`; returns a short message for the job's
+/// event stream. Its writes of the job's rows are conditional on the lease.
+pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage) -> StageResult {
     match stage {
         Stage::Freeze => freeze(ctx, job).await,
-        Stage::Plan => plan(ctx, job).await,
+        Stage::Plan => plan(ctx, job, lease).await,
         Stage::Delete => delete(ctx, job).await,
-        Stage::Verify => verify(ctx, job).await,
-        Stage::Residual => residual_stage(ctx, job).await,
+        Stage::Verify => verify(ctx, job, lease).await,
+        Stage::Residual => residual_stage(ctx, job, lease).await,
         Stage::ForgetLineage => forget_lineage(ctx, job).await,
-        Stage::Physical => physical(ctx, job).await,
-        Stage::Log => log(ctx, job).await,
+        Stage::Physical => physical(ctx, job, lease).await,
+        Stage::Log => log(ctx, job, lease).await,
         Stage::Done => Ok(String::new()),
     }
 }
@@ -76,7 +85,7 @@ async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
     Ok("ingestion for the subject is suppressed".into())
 }
 
-async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
+async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let chunks = lineage::subject_chunks(&ctx.pool, job.subject_id).await?;
     let collections = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
     let mut planned = Vec::with_capacity(collections.len());
@@ -91,6 +100,9 @@ async fn plan(ctx: &Context, job: &JobRow) -> StageResult {
         planned.push((spec, before, ids));
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Counts taken by a worker whose claim has been superseded may predate
+    // (or follow) the new holder's deletes: they must not replace its plan.
+    held(jobs::hold(&mut tx, job.job_id, lease).await?)?;
     // Durable even on the workers' asynchronous-commit pool when a Qdrant
     // collection is planned: the counts before must survive a server crash,
     // because the deletes that follow in Qdrant are not in Postgres' WAL and
@@ -167,7 +179,7 @@ async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uu
     Ok(())
 }
 
-async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
+async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let retries = ctx.settings.erasure.verify_retries;
     let collections = planned(ctx, job, true).await?;
     let guard = collection_guard(ctx, &collections).await?;
@@ -183,7 +195,7 @@ async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
             delete_in(ctx, job, spec, ids).await?;
         };
         let after_i = after.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        jobs::set_after(&ctx.pool, job.job_id, spec.collection_id, after_i).await?;
+        held(jobs::set_after(&ctx.pool, job.job_id, lease, spec.collection_id, after_i).await?)?;
         if after != [0, 0, 0] {
             return Err(StageError::Fatal(format!(
                 "verification failed in collection `{}`: {} points remain ({} by tag, {} by lineage ids) after {} retries",
@@ -195,12 +207,12 @@ async fn verify(ctx: &Context, job: &JobRow) -> StageResult {
     Ok("verified: no vector of the subject remains".into())
 }
 
-async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
+async fn residual_stage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
     if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
         // Probes of a job planned before the searches were switched off.
-        jobs::delete_probes(&ctx.pool, job.job_id).await?;
-        jobs::delete_request_identifiers(&ctx.pool, job.job_id).await?;
+        jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
+        jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
     // The subject's identifiers and those the request gave: a follow-up
@@ -223,15 +235,15 @@ async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
     };
     let mut candidates = residual::search(ctx, job.tenant_id, &query).await?;
     let outcome = residual::apply(ctx, job.tenant_id, policy, &identifiers, &mut candidates).await?;
-    for (collection_id, [found, deleted, redacted]) in outcome {
-        jobs::set_residual_counts(&ctx.pool, job.job_id, collection_id, found, deleted, redacted).await?;
+    for (collection_id, counts) in outcome {
+        held(jobs::set_residual_counts(&ctx.pool, job.job_id, lease, collection_id, counts).await?)?;
     }
     let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
-    jobs::set_residuals(&ctx.pool, job.job_id, &json).await?;
+    held(jobs::set_residuals(&ctx.pool, job.job_id, lease, &json).await?)?;
     // The probes (the person's own vectors and texts) and the request's
     // identifiers are needed no longer.
-    jobs::delete_probes(&ctx.pool, job.job_id).await?;
-    jobs::delete_request_identifiers(&ctx.pool, job.job_id).await?;
+    jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
+    jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
     Ok(format!("{} residual candidates ({})", candidates.len(), policy.as_str()))
 }
 
@@ -244,7 +256,7 @@ async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
     Ok(format!("{forgotten} lineage chunks forgotten; the subject is a keyed-hash tombstone"))
 }
 
-async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
+async fn physical(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let mut confirmed = 0;
     let collections = planned(ctx, job, false).await?;
     for Planned { spec, counts, .. } in &collections {
@@ -274,7 +286,7 @@ async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
             }
         };
         confirmed += usize::from(status == "confirmed");
-        jobs::set_physical(&ctx.pool, job.job_id, spec.collection_id, &status, &detail).await?;
+        held(jobs::set_physical(&ctx.pool, job.job_id, lease, spec.collection_id, &status, &detail).await?)?;
     }
     if job.guarantee_physical {
         // Lineage text, identifiers and probes were deleted too: rewrite those
@@ -285,16 +297,20 @@ async fn physical(ctx: &Context, job: &JobRow) -> StageResult {
     Ok(format!("physical erasure confirmed in {confirmed} of {} collections", collections.len()))
 }
 
-async fn log(ctx: &Context, job: &JobRow) -> StageResult {
+async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
-    let counts = jobs::counts(&ctx.pool, job.job_id).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     jobs::require_durable_commit(&mut tx).await?;
+    // The job ends first, under the lease: a worker whose claim has been
+    // superseded writes nothing (the transaction is dropped, so neither log
+    // entry nor certificate), and the job's row stays locked until commit.
+    held(jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Completed.as_str(), None).await?)?;
+    // The counts as this lease holder's stages left them.
+    let counts = jobs::counts(&mut *tx, job.job_id).await?;
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit.
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::scrub_residuals(&mut *tx, job.job_id).await?;
-    jobs::finish(&mut *tx, job.job_id, JobStatus::Completed.as_str(), None).await?;
     let body = report::erasure_body(job, &subject.subject_hash, &counts);
     let entry =
         crate::audit::append(&mut tx, job.tenant_id, "erasure", Some(job.job_id), Some(&subject.subject_hash), &body)

@@ -13,7 +13,7 @@ use super::stages::{self, StageError};
 use crate::context::Context;
 use crate::domain::{JobStatus, Stage};
 use crate::store::StoreError;
-use crate::store::jobs::{self, JobRow};
+use crate::store::jobs::{self, JobRow, Lease};
 
 /// Attempts before a job that keeps failing transiently is failed.
 const MAX_ATTEMPTS: i32 = 20;
@@ -54,17 +54,18 @@ async fn worker_loop(ctx: Context) {
     }
 }
 
-/// Claims one job and runs it to the end, to a failure, or until its lease is lost.
+/// Claims one job and runs it to the end, to a failure, or until its lease is
+/// lost. Once another claim has taken the job, this worker writes nothing more.
 ///
 /// # Errors
 /// When the queue itself cannot be read.
 pub async fn try_execute_job(ctx: &Context, owner: Uuid) -> Result<ExecutionOutcome, StoreError> {
-    let lease = lease_secs(ctx);
-    let Some(job) = jobs::claim_job(&ctx.pool, owner, lease).await? else {
+    let Some(job) = jobs::claim_job(&ctx.pool, owner, lease_secs(ctx)).await? else {
         return Ok(ExecutionOutcome::EmptyQueue);
     };
+    let lease = Lease { owner, epoch: job.lease_epoch };
     let span = tracing::info_span!("erasure_job", job_id = %job.job_id, attempt = job.attempts);
-    run_job(ctx, owner, job).instrument(span).await?;
+    run_job(ctx, lease, job).instrument(span).await?;
     Ok(ExecutionOutcome::JobRan)
 }
 
@@ -73,36 +74,39 @@ fn lease_secs(ctx: &Context) -> f64 {
     ctx.settings.erasure.lease_secs as f64
 }
 
-async fn run_job(ctx: &Context, owner: Uuid, job: JobRow) -> Result<(), StoreError> {
+async fn run_job(ctx: &Context, lease: Lease, job: JobRow) -> Result<(), StoreError> {
     let mut stage: Stage = job.stage.parse().unwrap_or(Stage::Freeze);
     while stage != Stage::Done {
         pause(ctx).await;
-        let result = with_lease(ctx, &job, owner, stages::run(ctx, &job, stage)).await;
+        let result = with_lease(ctx, &job, lease, stages::run(ctx, &job, lease, stage)).await;
         match result {
             Some(Ok(message)) => {
                 tracing::info!(job_id = %job.job_id, stage = stage.as_str(), %message, "stage done");
                 let next = stage.next();
                 if next != Stage::Done {
                     let event = (stage.as_str(), JobStatus::InProgress.as_str(), message.as_str());
-                    if !jobs::advance_with_event(&ctx.pool, job.job_id, owner, next.as_str(), lease_secs(ctx), event).await? {
+                    if !jobs::advance_with_event(&ctx.pool, job.job_id, lease, next.as_str(), lease_secs(ctx), event).await? {
                         tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
                         return Ok(());
                     }
                 }
                 stage = next;
             }
-            Some(Err(StageError::Fatal(reason))) => return fail(ctx, &job, stage, &reason).await,
+            Some(Err(StageError::Fatal(reason))) => return fail(ctx, &job, lease, stage, &reason).await,
+            Some(Err(StageError::LeaseLost)) | None => {
+                tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "lease lost; another worker resumes the job");
+                return Ok(());
+            }
             Some(Err(StageError::Transient(e))) => {
                 tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), error.cause_chain = ?e, "stage failed; will retry");
                 if job.attempts >= MAX_ATTEMPTS {
-                    return fail(ctx, &job, stage, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await;
+                    return fail(ctx, &job, lease, stage, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await;
                 }
                 let backoff = f64::from(2u32.saturating_pow(job.attempts.clamp(0, 6).unsigned_abs())).min(60.0);
-                jobs::release_for_retry(&ctx.pool, job.job_id, &format!("{}: {e}", stage.as_str()), backoff).await?;
-                return Ok(());
-            }
-            None => {
-                tracing::warn!(job_id = %job.job_id, "lease lost during a stage; another worker resumes the job");
+                let error = format!("{}: {e}", stage.as_str());
+                if !jobs::release_for_retry(&ctx.pool, job.job_id, lease, &error, backoff).await? {
+                    tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
+                }
                 return Ok(());
             }
         }
@@ -111,14 +115,14 @@ async fn run_job(ctx: &Context, owner: Uuid, job: JobRow) -> Result<(), StoreErr
 }
 
 /// Runs a stage while renewing the lease; None when the lease was lost.
-async fn with_lease<T>(ctx: &Context, job: &JobRow, owner: Uuid, stage: impl Future<Output = T>) -> Option<T> {
+async fn with_lease<T>(ctx: &Context, job: &JobRow, lease: Lease, stage: impl Future<Output = T>) -> Option<T> {
     let every = Duration::from_secs_f64((lease_secs(ctx) / 3.0).max(0.2));
     tokio::pin!(stage);
     loop {
         tokio::select! {
             out = &mut stage => return Some(out),
             () = tokio::time::sleep(every) => {
-                match jobs::renew_lease(&ctx.pool, job.job_id, owner, lease_secs(ctx)).await {
+                match jobs::renew_lease(&ctx.pool, job.job_id, lease, lease_secs(ctx)).await {
                     Ok(true) => {}
                     Ok(false) => return None,
                     Err(e) => tracing::warn!(error.cause_chain = ?e, "cannot renew the lease"),
@@ -128,12 +132,16 @@ async fn with_lease<T>(ctx: &Context, job: &JobRow, owner: Uuid, stage: impl Fut
     }
 }
 
-async fn fail(ctx: &Context, job: &JobRow, stage: Stage, reason: &str) -> Result<(), StoreError> {
-    tracing::error!(job_id = %job.job_id, stage = stage.as_str(), reason, "erasure failed");
+/// Fails the job, unless another claim has taken it (then nothing is written).
+async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &str) -> Result<(), StoreError> {
     let mut tx = ctx.pool.begin().await?;
     jobs::require_durable_commit(&mut tx).await?;
     let message = format!("{}: {reason}", stage.as_str());
-    jobs::finish(&mut *tx, job.job_id, JobStatus::Failed.as_str(), Some(&message)).await?;
+    if !jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Failed.as_str(), Some(&message)).await? {
+        tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), reason, "lease lost; the failure is not recorded");
+        return Ok(());
+    }
+    tracing::error!(job_id = %job.job_id, stage = stage.as_str(), reason, "erasure failed");
     jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Failed.as_str(), &message).await?;
     tx.commit().await?;
     Ok(())

@@ -2,6 +2,8 @@
 //! `google.rpc.ErrorInfo` (domain `lethe.dev`) and at the start of the
 //! message; internal causes are logged here, once, and never sent.
 
+use std::collections::HashMap;
+
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -9,8 +11,13 @@ use crate::error::LetheError;
 
 const DOMAIN: &str = "lethe.dev";
 
-fn status(code: Code, reason: &str, message: &str, mut details: ErrorDetails) -> Status {
-    details.set_error_info(reason, DOMAIN, std::collections::HashMap::<String, String>::new());
+fn status(code: Code, reason: &str, message: &str, details: ErrorDetails) -> Status {
+    status_with(code, reason, message, details, HashMap::new())
+}
+
+/// `status` with ErrorInfo metadata (e.g. the id of the job a caller should look at).
+fn status_with(code: Code, reason: &str, message: &str, mut details: ErrorDetails, metadata: HashMap<String, String>) -> Status {
+    details.set_error_info(reason, DOMAIN, metadata);
     Status::with_error_details(code, format!("{reason}: {message}"), details)
 }
 
@@ -27,6 +34,13 @@ impl From<LetheError> for Status {
             LetheError::NotFound(what) => status(Code::NotFound, "not_found", &format!("{what} not found"), none()),
             LetheError::FailedPrecondition { reason, message } => status(Code::FailedPrecondition, reason, &message, none()),
             LetheError::AlreadyExists { message } => status(Code::AlreadyExists, "already_exists", &message, none()),
+            e @ LetheError::ErasureInProgress { job_id } => status_with(
+                Code::AlreadyExists,
+                "erasure_in_progress",
+                &e.to_string(),
+                none(),
+                HashMap::from([("job_id".to_owned(), job_id.to_string())]),
+            ),
             LetheError::Unauthenticated => status(Code::Unauthenticated, "invalid_api_key", "missing, unknown or revoked API key", none()),
             LetheError::PermissionDenied { reason } => {
                 status(Code::PermissionDenied, reason, "this key may not call this rpc", none())
@@ -55,6 +69,7 @@ mod tests {
             (LetheError::NotFound("job x".into()), Code::NotFound, "not_found"),
             (LetheError::precondition("legal_hold", "held"), Code::FailedPrecondition, "legal_hold"),
             (LetheError::AlreadyExists { message: "x".into() }, Code::AlreadyExists, "already_exists"),
+            (LetheError::ErasureInProgress { job_id: uuid::Uuid::nil() }, Code::AlreadyExists, "erasure_in_progress"),
             (LetheError::Unauthenticated, Code::Unauthenticated, "invalid_api_key"),
             (LetheError::PermissionDenied { reason: "requires_secret_key" }, Code::PermissionDenied, "requires_secret_key"),
             (LetheError::Unavailable(anyhow::anyhow!("db down")), Code::Unavailable, "unavailable"),

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::stages;
 use crate::context::Context;
 use crate::error::{LetheError, Result};
+use crate::store::lease::Lease;
 use crate::store::reindex::{self, ReindexRow};
 
 const STAGES: [&str; 4] = ["prepare", "copy", "switch", "drop"];
@@ -20,7 +21,7 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
     let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
     let work = async {
         loop {
-            match reindex::claim(&ctx.pool, owner, lease(&ctx)).await {
+            match reindex::claim(&ctx.pool, owner, lease_secs(&ctx)).await {
                 Ok(Some(job)) => {
                     if let Err(e) = run_job(&ctx, owner, job).await {
                         tracing::warn!(error.cause_chain = ?e, "re-index attempt failed");
@@ -42,43 +43,51 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
     }
 }
 
-fn lease(ctx: &Context) -> f64 {
+fn lease_secs(ctx: &Context) -> f64 {
     ctx.settings.erasure.lease_secs as f64
 }
 
 /// Runs the job's remaining stages. Transient failures release the job for a
 /// later attempt; after too many, or on a failed verification, it fails.
+/// Once another claim has taken the job, its state is not written any more.
 ///
 /// # Errors
-/// When the job cannot be completed now.
+/// When the job cannot be completed now, or the lease was lost.
 pub(super) async fn run_job(ctx: &Context, owner: Uuid, job: ReindexRow) -> Result<()> {
+    let lease = Lease { owner, epoch: job.lease_epoch };
     let start = STAGES.iter().position(|s| *s == job.stage).unwrap_or(0);
     for stage in &STAGES[start..] {
         // Re-read the row: earlier stages persisted what later ones need.
         let current = super::get(ctx, job.tenant_id, job.job_id).await?;
-        let result = with_lease(ctx, &current, owner, run_stage(ctx, &current, stage)).await;
+        let result = with_lease(ctx, &current, lease, run_stage(ctx, &current, stage)).await;
         match result {
             Ok(message) => {
                 tracing::info!(job_id = %job.job_id, stage, %message, "re-index stage done");
                 let next = STAGES.iter().skip_while(|s| *s != stage).nth(1).copied().unwrap_or("done");
-                reindex::advance(&ctx.pool, job.job_id, next).await?;
+                held(reindex::advance(&ctx.pool, job.job_id, lease, next).await?)?;
             }
             Err(e) => {
                 let fatal = matches!(e, LetheError::Unexpected(_) | LetheError::NotFound(_)) && stage == &"switch"
                     || job.attempts >= MAX_ATTEMPTS;
                 let msg = format!("{stage}: {e}");
                 if fatal {
-                    abandon(ctx, &current).await;
-                    reindex::finish(&ctx.pool, job.job_id, "failed", Some(&msg)).await?;
+                    // Only the lease holder may drop the staging generation.
+                    if reindex::finish(&ctx.pool, job.job_id, lease, "failed", Some(&msg)).await? {
+                        abandon(ctx, &current).await;
+                    }
                 } else {
-                    reindex::release_for_retry(&ctx.pool, job.job_id, &msg, 2.0).await?;
+                    reindex::release_for_retry(&ctx.pool, job.job_id, lease, &msg, 2.0).await?;
                 }
                 return Err(e);
             }
         }
     }
-    reindex::finish(&ctx.pool, job.job_id, "completed", None).await?;
-    Ok(())
+    held(reindex::finish(&ctx.pool, job.job_id, lease, "completed", None).await?)
+}
+
+/// `Ok` when a write under the lease was applied; an error that stops the worker when it was refused.
+fn held(applied: bool) -> Result<()> {
+    if applied { Ok(()) } else { Err(LetheError::Unavailable(anyhow::anyhow!("lease lost"))) }
 }
 
 async fn run_stage(ctx: &Context, job: &ReindexRow, stage: &str) -> Result<String> {
@@ -98,16 +107,14 @@ async fn abandon(ctx: &Context, job: &ReindexRow) {
     }
 }
 
-async fn with_lease<T>(ctx: &Context, job: &ReindexRow, owner: Uuid, stage: impl Future<Output = Result<T>>) -> Result<T> {
-    let every = Duration::from_secs_f64((lease(ctx) / 3.0).max(0.2));
+async fn with_lease<T>(ctx: &Context, job: &ReindexRow, lease: Lease, stage: impl Future<Output = Result<T>>) -> Result<T> {
+    let every = Duration::from_secs_f64((lease_secs(ctx) / 3.0).max(0.2));
     tokio::pin!(stage);
     loop {
         tokio::select! {
             out = &mut stage => return out,
             () = tokio::time::sleep(every) => {
-                if !reindex::renew(&ctx.pool, job.job_id, owner, lease(ctx)).await? {
-                    return Err(LetheError::Unavailable(anyhow::anyhow!("lease lost")));
-                }
+                held(reindex::renew(&ctx.pool, job.job_id, lease, lease_secs(ctx)).await?)?;
             }
         }
     }

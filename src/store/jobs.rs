@@ -6,6 +6,8 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::Result;
+use super::lease::{self, Queue};
+pub use super::lease::Lease;
 
 /// A job as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -28,10 +30,23 @@ pub struct JobRow {
     pub completed_at: Option<DateTime<Utc>>,
     pub deadline: DateTime<Utc>,
     pub residuals: serde_json::Value,
+    /// SHA-256 of the request's canonical fields, which its idempotency key
+    /// is bound to; None for jobs from before issue 11.
+    pub request_fingerprint: Option<Vec<u8>>,
+    /// The epoch of the job's latest claim; see [`Lease`].
+    pub lease_epoch: i64,
 }
 
 const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
-     guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals";
+     guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals, \
+     request_fingerprint, lease_epoch";
+
+/// The condition under which a write of a running job's rows is applied:
+/// `$1` is the job, `$2` and `$3` the owner and epoch of the writer's lease.
+/// A statement that began before another claim committed may still apply;
+/// the new holder re-runs the stage after its claim, so its writes come later.
+const HELD: &str = "EXISTS (SELECT 1 FROM erasure_jobs h WHERE h.job_id = $1 AND h.lease_owner = $2 \
+     AND h.lease_epoch = $3 AND h.status = 'in_progress')";
 
 /// What a new job needs.
 #[derive(Debug, Clone)]
@@ -42,6 +57,7 @@ pub struct NewJob<'a> {
     pub requested_by: &'a str,
     pub reason: &'a str,
     pub idempotency_key: Option<&'a str>,
+    pub request_fingerprint: &'a [u8],
     pub residual_policy: &'a str,
     pub guarantee_physical: bool,
     pub status: &'a str,
@@ -50,16 +66,31 @@ pub struct NewJob<'a> {
     pub deadline_days: i32,
 }
 
-/// Inserts a job, or returns the existing one with the same idempotency key
-/// (`false` in the second field then).
-pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &NewJob<'_>) -> Result<(JobRow, bool)> {
-    let inserted: Option<JobRow> = sqlx::query_as(&format!(
+/// The partial unique index that admits one queued or in-progress job per subject.
+const ONE_ACTIVE_PER_SUBJECT: &str = "erasure_jobs_one_active_per_subject";
+
+/// What inserting a job did.
+#[derive(Debug)]
+pub enum Inserted {
+    Created(JobRow),
+    /// The idempotency key already names this job; nothing was inserted.
+    KeyTaken(JobRow),
+    /// The subject has a queued or in-progress job. The statement failed, so
+    /// the transaction must be rolled back.
+    SubjectBusy,
+}
+
+/// Inserts a job unless its idempotency key is taken or its subject already
+/// has an active job (the database enforces both, so concurrent inserts
+/// cannot both succeed).
+pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &NewJob<'_>) -> Result<Inserted> {
+    let inserted: std::result::Result<Option<JobRow>, sqlx::Error> = sqlx::query_as(&format!(
         r#"
         INSERT INTO erasure_jobs (job_id, tenant_id, subject_id, requested_by, reason, idempotency_key,
                                   residual_policy, guarantee_physical, status, stage, error, deadline,
-                                  completed_at, subject_tag)
+                                  completed_at, subject_tag, request_fingerprint)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(days => $12),
-                CASE WHEN $9 = 'refused' THEN now() END, CASE WHEN $9 = 'refused' THEN NULL ELSE $13 END)
+                CASE WHEN $9 = 'refused' THEN now() END, CASE WHEN $9 = 'refused' THEN NULL ELSE $13 END, $14)
         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
         RETURNING {JOB_COLUMNS}
         "#
@@ -77,10 +108,14 @@ pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &Ne
     .bind(job.error)
     .bind(job.deadline_days)
     .bind(job.subject_tag)
+    .bind(job.request_fingerprint)
     .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok((row, true));
+    .await;
+    match inserted {
+        Ok(Some(row)) => return Ok(Inserted::Created(row)),
+        Ok(None) => {}
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(ONE_ACTIVE_PER_SUBJECT) => return Ok(Inserted::SubjectBusy),
+        Err(e) => return Err(e.into()),
     }
     let existing: JobRow = sqlx::query_as(&format!(
         "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND idempotency_key = $2"
@@ -89,7 +124,16 @@ pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &Ne
     .bind(job.idempotency_key)
     .fetch_one(&mut **tx)
     .await?;
-    Ok((existing, false))
+    Ok(Inserted::KeyTaken(existing))
+}
+
+/// The job an idempotency key names, if any.
+pub async fn job_by_key(ex: impl PgExecutor<'_>, tenant_id: Uuid, key: &str) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND idempotency_key = $2"))
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(ex)
+        .await?)
 }
 
 pub async fn job(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<JobRow>> {
@@ -128,40 +172,38 @@ pub async fn list_jobs(
     .await?)
 }
 
-/// Claims the oldest runnable job whose lease is free or expired.
+/// Claims the oldest runnable job whose lease is free or expired, under a
+/// new lease epoch (`lease_epoch` of the row returned).
 pub async fn claim_job(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) -> Result<Option<JobRow>> {
-    Ok(sqlx::query_as(&format!(
+    lease::claim(ex, Queue::Erasure, JOB_COLUMNS, owner, lease_secs).await
+}
+
+/// Locks the job's row against claims (not against lease renewal) until
+/// the transaction ends, if `lease` still holds it: the transaction's
+/// writes then cannot race another worker's claim. False when it does not.
+pub async fn hold(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job_id: Uuid, lease: Lease) -> Result<bool> {
+    let held: Option<i32> = sqlx::query_scalar(
         r#"
-        UPDATE erasure_jobs SET
-            lease_owner = $1,
-            lease_expires_at = now() + make_interval(secs => $2),
-            status = 'in_progress',
-            started_at = COALESCE(started_at, now()),
-            attempts = attempts + 1
-        WHERE job_id = (
-            SELECT job_id FROM erasure_jobs
-            WHERE status IN ('queued', 'in_progress')
-              AND (lease_expires_at IS NULL OR lease_expires_at < now())
-            ORDER BY received_at
-            FOR UPDATE SKIP LOCKED
-            LIMIT 1
-        )
-        RETURNING {JOB_COLUMNS}
-        "#
-    ))
-    .bind(owner)
-    .bind(lease_secs)
-    .fetch_optional(ex)
-    .await?)
+        SELECT 1 FROM erasure_jobs
+        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
+        FOR KEY SHARE
+        "#,
+    )
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(held.is_some())
 }
 
 /// Moves the job to its next stage, renews the lease and records the event
 /// of the stage just done, in one statement; nothing is written unless
-/// `owner` still holds the lease.
+/// `lease` still holds the job.
 pub async fn advance_with_event(
     ex: impl PgExecutor<'_>,
     job_id: Uuid,
-    owner: Uuid,
+    lease: Lease,
     next_stage: &str,
     lease_secs: f64,
     (done_stage, status, message): (&str, &str, &str),
@@ -169,16 +211,17 @@ pub async fn advance_with_event(
     let done = sqlx::query(
         r#"
         WITH advanced AS (
-            UPDATE erasure_jobs SET stage = $3, lease_expires_at = now() + make_interval(secs => $4)
-            WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'
+            UPDATE erasure_jobs SET stage = $4, lease_expires_at = now() + make_interval(secs => $5)
+            WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
             RETURNING job_id
         )
         INSERT INTO erasure_events (job_id, stage, status, message, at)
-        SELECT job_id, $5, $6, $7, clock_timestamp() FROM advanced
+        SELECT job_id, $6, $7, $8, clock_timestamp() FROM advanced
         "#,
     )
     .bind(job_id)
-    .bind(owner)
+    .bind(lease.owner)
+    .bind(lease.epoch)
     .bind(next_stage)
     .bind(lease_secs)
     .bind(done_stage)
@@ -197,62 +240,52 @@ pub async fn require_durable_commit(tx: &mut sqlx::Transaction<'_, sqlx::Postgre
     Ok(())
 }
 
-/// Extends the lease of a job that `owner` holds; false when lost.
-pub async fn renew_lease(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<bool> {
+/// Extends the job's lease; false when `lease` no longer holds it.
+pub async fn renew_lease(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, lease_secs: f64) -> Result<bool> {
+    lease::renew(ex, Queue::Erasure, job_id, lease, lease_secs).await
+}
+
+/// Ends the job (completed or failed), frees the lease and forgets the tag.
+/// False, and nothing written, when `lease` no longer holds the job; when
+/// true, the job's row stays locked until the transaction ends.
+pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, status: &str, error: Option<&str>) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE erasure_jobs SET lease_expires_at = now() + make_interval(secs => $3) \
-         WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'",
+        r#"
+        UPDATE erasure_jobs SET status = $4, error = $5, completed_at = now(),
+               stage = CASE WHEN $4 = 'completed' THEN 'done' ELSE stage END,
+               lease_owner = NULL, lease_expires_at = NULL, subject_tag = NULL
+        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
+        "#,
     )
     .bind(job_id)
-    .bind(owner)
-    .bind(lease_secs)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(status)
+    .bind(error)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Ends the job (completed or failed), frees the lease and forgets the tag.
-pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
-    sqlx::query(
-        r#"
-        UPDATE erasure_jobs SET status = $2, error = $3, completed_at = now(),
-               stage = CASE WHEN $2 = 'completed' THEN 'done' ELSE stage END,
-               lease_owner = NULL, lease_expires_at = NULL, subject_tag = NULL
-        WHERE job_id = $1
-        "#,
-    )
-    .bind(job_id)
-    .bind(status)
-    .bind(error)
-    .execute(ex)
-    .await?;
-    Ok(())
+/// Gives the job back after a transient failure: another attempt after
+/// `backoff_secs`. False, and nothing written, when `lease` no longer holds it.
+pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, error: &str, backoff_secs: f64) -> Result<bool> {
+    lease::release(ex, Queue::Erasure, job_id, lease, error, backoff_secs).await
 }
 
-/// Gives the job back after a transient failure: another attempt after `backoff_secs`.
-pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, error: &str, backoff_secs: f64) -> Result<()> {
-    sqlx::query(
-        r#"
-        UPDATE erasure_jobs SET error = $2, lease_owner = NULL,
-               lease_expires_at = now() + make_interval(secs => $3)
-        WHERE job_id = $1
-        "#,
+/// Stores the residual candidates; false when `lease` no longer holds the job.
+pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, residuals: &serde_json::Value) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE erasure_jobs SET residuals = $4 \
+         WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'",
     )
     .bind(job_id)
-    .bind(error)
-    .bind(backoff_secs)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(residuals)
     .execute(ex)
     .await?;
-    Ok(())
-}
-
-pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, residuals: &serde_json::Value) -> Result<()> {
-    sqlx::query("UPDATE erasure_jobs SET residuals = $2 WHERE job_id = $1")
-        .bind(job_id)
-        .bind(residuals)
-        .execute(ex)
-        .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Removes the matched texts (the person's identifiers as written) from the
@@ -424,54 +457,71 @@ pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Ve
         .await?)
 }
 
-pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid, after: [i64; 3]) -> Result<()> {
-    sqlx::query(
-        "UPDATE erasure_counts SET after_by_tag = $3, after_by_ids = $4, after_total = $5 \
-         WHERE job_id = $1 AND collection_id = $2",
-    )
+/// Records the counts after deletion; false when `lease` no longer holds the job.
+pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, collection_id: Uuid, after: [i64; 3]) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_counts SET after_by_tag = $5, after_by_ids = $6, after_total = $7 \
+         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+    ))
     .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
     .bind(collection_id)
     .bind(after[0])
     .bind(after[1])
     .bind(after[2])
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
+/// Records `[found, deleted, redacted]` residuals of a collection; false
+/// when `lease` no longer holds the job.
 pub async fn set_residual_counts(
     ex: impl PgExecutor<'_>,
     job_id: Uuid,
+    lease: Lease,
     collection_id: Uuid,
-    found: i64,
-    deleted: i64,
-    redacted: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE erasure_counts SET residual_found = $3, residual_deleted = $4, residual_redacted = $5 \
-         WHERE job_id = $1 AND collection_id = $2",
-    )
+    [found, deleted, redacted]: [i64; 3],
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_counts SET residual_found = $5, residual_deleted = $6, residual_redacted = $7 \
+         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+    ))
     .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
     .bind(collection_id)
     .bind(found)
     .bind(deleted)
     .bind(redacted)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_physical(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid, status: &str, detail: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE erasure_counts SET physical_status = $3, physical_detail = $4 WHERE job_id = $1 AND collection_id = $2",
-    )
+/// Records a collection's physical status; false when `lease` no longer holds the job.
+pub async fn set_physical(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    collection_id: Uuid,
+    status: &str,
+    detail: &str,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_counts SET physical_status = $5, physical_detail = $6 \
+         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+    ))
     .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
     .bind(collection_id)
     .bind(status)
     .bind(detail)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRow>> {
@@ -546,8 +596,14 @@ pub async fn probes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<ProbeRo
         .await?)
 }
 
-pub async fn delete_probes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM erasure_probes WHERE job_id = $1").bind(job_id).execute(ex).await?;
+/// Forgets the job's probes, unless `lease` no longer holds the job.
+pub async fn delete_probes(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<()> {
+    sqlx::query(&format!("DELETE FROM erasure_probes WHERE job_id = $1 AND {HELD}"))
+        .bind(job_id)
+        .bind(lease.owner)
+        .bind(lease.epoch)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
@@ -579,17 +635,22 @@ pub async fn request_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid) -> Resul
         .await?)
 }
 
-/// Once searched, a request's identifiers are not kept in clear.
-pub async fn delete_request_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM erasure_identifiers WHERE job_id = $1").bind(job_id).execute(ex).await?;
+/// Once searched, a request's identifiers are not kept in clear (unless
+/// `lease` no longer holds the job: its new holder searches them again).
+pub async fn delete_request_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<()> {
+    sqlx::query(&format!("DELETE FROM erasure_identifiers WHERE job_id = $1 AND {HELD}"))
+        .bind(job_id)
+        .bind(lease.owner)
+        .bind(lease.epoch)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
-/// The tenant's running job for a subject, if any.
+/// The subject's queued or in-progress job, if any (at most one exists).
 pub async fn active_job_for_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<JobRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE subject_id = $1 AND status IN ('queued', 'in_progress') \
-         ORDER BY received_at LIMIT 1"
+        "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE subject_id = $1 AND status IN ('queued', 'in_progress')"
     ))
     .bind(subject_id)
     .fetch_optional(ex)

@@ -5,6 +5,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::Result;
+use super::lease::{self, Lease, Queue};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReindexRow {
@@ -28,11 +29,13 @@ pub struct ReindexRow {
     pub received_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The epoch of the job's latest claim; see [`Lease`].
+    pub lease_epoch: i64,
 }
 
 const COLUMNS: &str = "job_id, tenant_id, collection_id, mode, status, stage, staging_name, retired_name, \
      copy_started_at, copy_cursor, total, copied, missing, excluded, final_count, attempts, error, received_at, \
-     started_at, completed_at";
+     started_at, completed_at, lease_epoch";
 
 /// Inserts a job unless one is active for the collection; returns the active one then.
 pub async fn insert(
@@ -90,38 +93,14 @@ pub async fn list(ex: impl PgExecutor<'_>, tenant_id: Uuid, limit: i64) -> Resul
     .await?)
 }
 
+/// Claims the oldest runnable job whose lease is free or expired, under a new lease epoch.
 pub async fn claim(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) -> Result<Option<ReindexRow>> {
-    Ok(sqlx::query_as(&format!(
-        r#"
-        UPDATE reindex_jobs SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),
-               status = 'in_progress', started_at = COALESCE(started_at, now()), attempts = attempts + 1
-        WHERE job_id = (
-            SELECT job_id FROM reindex_jobs
-            WHERE status IN ('queued', 'in_progress') AND (lease_expires_at IS NULL OR lease_expires_at < now())
-            ORDER BY received_at
-            FOR UPDATE SKIP LOCKED
-            LIMIT 1
-        )
-        RETURNING {COLUMNS}
-        "#
-    ))
-    .bind(owner)
-    .bind(lease_secs)
-    .fetch_optional(ex)
-    .await?)
+    lease::claim(ex, Queue::Reindex, COLUMNS, owner, lease_secs).await
 }
 
-pub async fn renew(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE reindex_jobs SET lease_expires_at = now() + make_interval(secs => $3) \
-         WHERE job_id = $1 AND lease_owner = $2 AND status = 'in_progress'",
-    )
-    .bind(job_id)
-    .bind(owner)
-    .bind(lease_secs)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// Extends the job's lease; false when `lease` no longer holds it.
+pub async fn renew(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, lease_secs: f64) -> Result<bool> {
+    lease::renew(ex, Queue::Reindex, job_id, lease, lease_secs).await
 }
 
 /// Saves what the prepare stage decided.
@@ -160,39 +139,44 @@ pub async fn switched(ex: impl PgExecutor<'_>, job_id: Uuid, retired: &str, fina
     Ok(())
 }
 
-pub async fn advance(ex: impl PgExecutor<'_>, job_id: Uuid, stage: &str) -> Result<()> {
-    sqlx::query("UPDATE reindex_jobs SET stage = $2 WHERE job_id = $1").bind(job_id).bind(stage).execute(ex).await?;
-    Ok(())
+/// Moves the job to `stage`; false, and nothing written, when `lease` no longer holds it.
+pub async fn advance(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, stage: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE reindex_jobs SET stage = $4 \
+         WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'",
+    )
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(stage)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
-pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
-    sqlx::query(
+/// Ends the job; false, and nothing written, when `lease` no longer holds it.
+pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, status: &str, error: Option<&str>) -> Result<bool> {
+    let done = sqlx::query(
         r#"
-        UPDATE reindex_jobs SET status = $2, error = $3, completed_at = now(),
-               stage = CASE WHEN $2 = 'completed' THEN 'done' ELSE stage END,
+        UPDATE reindex_jobs SET status = $4, error = $5, completed_at = now(),
+               stage = CASE WHEN $4 = 'completed' THEN 'done' ELSE stage END,
                lease_owner = NULL, lease_expires_at = NULL
-        WHERE job_id = $1
+        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
         "#,
     )
     .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
     .bind(status)
     .bind(error)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, error: &str, backoff_secs: f64) -> Result<()> {
-    sqlx::query(
-        "UPDATE reindex_jobs SET error = $2, lease_owner = NULL, lease_expires_at = now() + make_interval(secs => $3) \
-         WHERE job_id = $1",
-    )
-    .bind(job_id)
-    .bind(error)
-    .bind(backoff_secs)
-    .execute(ex)
-    .await?;
-    Ok(())
+/// Gives the job back after a transient failure; false when `lease` no longer holds it.
+pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, error: &str, backoff_secs: f64) -> Result<bool> {
+    lease::release(ex, Queue::Reindex, job_id, lease, error, backoff_secs).await
 }
 
 /// The collection's live chunks (none tagged with a subject that is being or

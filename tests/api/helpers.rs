@@ -20,6 +20,9 @@ pub struct TestApp {
     pub pool: PgPool,
     pub keys: Keys,
     pub settings: Settings,
+    /// The app's context: tests that drive a worker themselves call
+    /// `lethe::erasure::try_execute_job` with it.
+    pub ctx: lethe::context::Context,
     _shutdown: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
@@ -38,6 +41,10 @@ pub struct Options {
     /// The real embedding model instead of the hashing embedder.
     pub real_model: bool,
     pub stage_pause_ms: u64,
+    /// No erase workers: jobs stay queued until the test runs them.
+    pub no_workers: bool,
+    /// `erasure.lease_secs`; 0 keeps the configured value.
+    pub lease_secs: u64,
 }
 
 pub fn database_url() -> String {
@@ -66,6 +73,12 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
     s.application.port = 0;
     s.erasure.poll_interval_ms = 50;
     s.erasure.stage_pause_ms = opts.stage_pause_ms;
+    if opts.no_workers {
+        s.erasure.workers = 0;
+    }
+    if opts.lease_secs > 0 {
+        s.erasure.lease_secs = opts.lease_secs;
+    }
     s.audit.signing_key_file = dir.join("signing_key.pem");
     s.qdrant.url = qdrant_url().unwrap_or_default();
     s.qdrant.collection_prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
@@ -100,14 +113,15 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await.expect("app builds");
     let addr = app.addr();
-    let pool = app.context().pool.clone();
+    let ctx = app.context().clone();
+    let pool = ctx.pool.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     let keys = new_tenant(&pool).await;
     let client = LetheClient::connect(format!("http://{addr}")).await.expect("connect");
-    TestApp { addr, client, pool, keys, settings, _shutdown: tx, _dir: dir }
+    TestApp { addr, client, pool, keys, settings, ctx, _shutdown: tx, _dir: dir }
 }
 
 pub async fn new_tenant(pool: &PgPool) -> Keys {
@@ -240,6 +254,20 @@ impl TestApp {
         assert_eq!(orphans, (0, 0, 0, 0), "orphan tags, tags without subject, tags in the wrong collection, chunks without source");
     }
 
+    /// Whether the tenant has a subject row for this caller id.
+    pub async fn subject_exists(&self, subject: &str) -> bool {
+        let hash = lethe::context::keyed_hash(
+            &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
+            subject,
+        );
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subjects WHERE tenant_id = $1 AND subject_hash = $2)")
+            .bind(self.keys.tenant_id)
+            .bind(hash)
+            .fetch_one(&self.pool)
+            .await
+            .expect("look the subject up")
+    }
+
     pub async fn lineage_chunks_of(&self, subject: &str) -> i64 {
         let hash = lethe::context::keyed_hash(
             &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
@@ -279,4 +307,15 @@ pub async fn wait_for_job(client: &LetheClient<Channel>, key: &str, job_id: &str
 pub fn reason(status: &Status) -> String {
     use tonic_types::StatusExt;
     status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+}
+
+/// A value of a status' ErrorInfo metadata.
+pub fn error_metadata(status: &Status, key: &str) -> Option<String> {
+    use tonic_types::StatusExt;
+    status.get_error_details().error_info().and_then(|i| i.metadata.get(key).cloned())
+}
+
+/// Rows in a table of the app's database.
+pub async fn rows(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(pool).await.expect("count rows")
 }

@@ -9,6 +9,8 @@ mod erased_stays_erased;
 mod erasure;
 mod helpers;
 mod hostile;
+mod idempotency;
+mod leases;
 mod no_plaintext;
 mod physical;
 mod reindex;

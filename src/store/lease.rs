@@ -1,0 +1,114 @@
+//! Leases on queued jobs, the same for erase and re-index jobs: a worker
+//! claims the oldest runnable job with `FOR UPDATE SKIP LOCKED`, and every
+//! claim bumps the job's lease epoch. Every write of a running job names
+//! the [`Lease`] it runs under and changes nothing once another claim has
+//! taken the job, so a worker that stalled past its lease cannot advance,
+//! release, finish or log a job another worker now runs.
+
+use sqlx::PgExecutor;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use super::Result;
+
+/// Who runs a job: the worker and the epoch of its claim. The epoch tells
+/// two claims by the same worker id apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: Uuid,
+    pub epoch: i64,
+}
+
+/// A table of leased jobs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Queue {
+    Erasure,
+    Reindex,
+}
+
+impl Queue {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Erasure => "erasure_jobs",
+            Self::Reindex => "reindex_jobs",
+        }
+    }
+}
+
+/// Claims the oldest runnable job whose lease is free or expired, as
+/// `owner`, under a new epoch; returns `columns` of it.
+pub(super) async fn claim<R>(ex: impl PgExecutor<'_>, queue: Queue, columns: &str, owner: Uuid, lease_secs: f64) -> Result<Option<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let table = queue.table();
+    Ok(sqlx::query_as(&format!(
+        r#"
+        UPDATE {table} SET
+            lease_owner = $1,
+            lease_epoch = lease_epoch + 1,
+            lease_expires_at = now() + make_interval(secs => $2),
+            status = 'in_progress',
+            started_at = COALESCE(started_at, now()),
+            attempts = attempts + 1
+        WHERE job_id = (
+            SELECT job_id FROM {table}
+            WHERE status IN ('queued', 'in_progress')
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY received_at
+            FOR UPDATE SKIP LOCKED
+            LIMIT 1
+        )
+        RETURNING {columns}
+        "#
+    ))
+    .bind(owner)
+    .bind(lease_secs)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Extends a lease; false when it is no longer held.
+pub(super) async fn renew(ex: impl PgExecutor<'_>, queue: Queue, job_id: Uuid, lease: Lease, lease_secs: f64) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE {} SET lease_expires_at = now() + make_interval(secs => $4)
+        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
+        "#,
+        queue.table()
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(lease_secs)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives the job back after a transient failure, claimable again after
+/// `backoff_secs`; false (and nothing written) when the lease is no longer held.
+pub(super) async fn release(
+    ex: impl PgExecutor<'_>,
+    queue: Queue,
+    job_id: Uuid,
+    lease: Lease,
+    error: &str,
+    backoff_secs: f64,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE {} SET error = $4, lease_owner = NULL, lease_expires_at = now() + make_interval(secs => $5)
+        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
+        "#,
+        queue.table()
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(error)
+    .bind(backoff_secs)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,117 @@
+//! Fenced job writes (issue 11): once another claim has taken a job, the
+//! worker that held it before writes nothing more, and exactly one log entry
+//! and certificate are issued.
+
+use std::time::Duration;
+
+use lethe::grpc::pb;
+use lethe::store::jobs::{self, Lease};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// Lets the job's lease run out now (instead of waiting for it).
+async fn expire_lease(pool: &PgPool, job_id: Uuid) {
+    sqlx::query("UPDATE erasure_jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(job_id)
+        .execute(pool)
+        .await
+        .expect("expire the lease");
+}
+
+async fn claim(pool: &PgPool, owner: Uuid) -> (jobs::JobRow, Lease) {
+    let job = jobs::claim_job(pool, owner, 30.0).await.expect("claim").expect("a claimable job");
+    let lease = Lease { owner, epoch: job.lease_epoch };
+    (job, lease)
+}
+
+async fn events(pool: &PgPool, job_id: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT message FROM erasure_events WHERE job_id = $1 ORDER BY event_id")
+        .bind(job_id)
+        .fetch_all(pool)
+        .await
+        .expect("events")
+}
+
+#[tokio::test]
+async fn a_superseded_claim_cannot_advance_release_or_finish_the_job() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    app.erase("zed").await;
+    let pool = &app.pool;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+
+    // A claims, stalls past its lease; B claims; B stalls too and A claims
+    // again under the same owner id, but a new epoch.
+    let (job, first) = claim(pool, a).await;
+    expire_lease(pool, job.job_id).await;
+    let (_, second) = claim(pool, b).await;
+    expire_lease(pool, job.job_id).await;
+    let (_, third) = claim(pool, a).await;
+    assert_eq!((first.owner, third.owner), (a, a));
+    assert!(first.epoch < second.epoch && second.epoch < third.epoch);
+
+    for stale in [first, second] {
+        let event = ("freeze", "in_progress", "a stale worker");
+        assert!(!jobs::advance_with_event(pool, job.job_id, stale, "plan", 30.0, event).await.unwrap(), "{stale:?}");
+        assert!(!jobs::renew_lease(pool, job.job_id, stale, 30.0).await.unwrap());
+        assert!(!jobs::release_for_retry(pool, job.job_id, stale, "stale", 1.0).await.unwrap());
+        assert!(!jobs::set_residuals(pool, job.job_id, stale, &serde_json::json!(["stale"])).await.unwrap());
+        assert!(!jobs::finish(pool, job.job_id, stale, "failed", Some("stale")).await.unwrap());
+    }
+    let row = jobs::job(pool, app.keys.tenant_id, job.job_id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.stage.as_str(), row.error), ("in_progress", "freeze", None));
+    assert_eq!(row.residuals, serde_json::json!([]));
+    assert_eq!(events(pool, job.job_id).await, ["queued"]);
+
+    // The current claim's writes are applied.
+    let event = ("freeze", "in_progress", "the current worker");
+    assert!(jobs::advance_with_event(pool, job.job_id, third, "plan", 30.0, event).await.unwrap());
+    assert!(jobs::finish(pool, job.job_id, third, "failed", Some("done by the current worker")).await.unwrap());
+    let row = jobs::job(pool, app.keys.tenant_id, job.job_id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.error.as_deref()), ("failed", Some("done by the current worker")));
+    assert_eq!(events(pool, job.job_id).await, ["queued", "the current worker"]);
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_before_the_log_stage_writes_no_log_entry_or_certificate() {
+    // The pause before each stage is where the worker stalls.
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 500, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("zed", 3), ("amy", 1)]).await;
+    let job_id: Uuid = app.erase("zed").await.job_id.parse().unwrap();
+
+    let ctx = app.ctx.clone();
+    let stalled = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await });
+    // Once it has advanced to the log stage, it pauses: its lease runs out
+    // there and another worker claims the job.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while jobs::job(&app.pool, app.keys.tenant_id, job_id).await.unwrap().unwrap().stage != "log" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the job reaches the log stage");
+    expire_lease(&app.pool, job_id).await;
+    let (_, taken) = claim(&app.pool, Uuid::new_v4()).await;
+
+    let outcome = tokio::time::timeout(Duration::from_secs(30), stalled).await.expect("the stalled worker returns");
+    assert_eq!(outcome.unwrap().unwrap(), lethe::erasure::ExecutionOutcome::JobRan);
+    assert_eq!(rows(&app.pool, "deletion_log").await, 0, "the stalled worker logged nothing");
+    assert_eq!(rows(&app.pool, "certificates").await, 0);
+    let row = jobs::job(&app.pool, app.keys.tenant_id, job_id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.lease_epoch), ("in_progress", taken.epoch));
+
+    // The job's next holder (here: a worker that claims after that one's
+    // lease ran out too) completes it, once.
+    expire_lease(&app.pool, job_id).await;
+    let ran = lethe::erasure::try_execute_job(&app.ctx, Uuid::new_v4()).await.unwrap();
+    assert_eq!(ran, lethe::erasure::ExecutionOutcome::JobRan);
+    let done = app.job(&job_id.to_string()).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!((done.counts[0].before_total, done.counts[0].deleted, done.counts[0].after_total), (3, 3, 0));
+    assert_eq!(rows(&app.pool, "deletion_log").await, 1);
+    assert_eq!(rows(&app.pool, "certificates").await, 1);
+    let logged = events(&app.pool, job_id).await.into_iter().filter(|m| m.starts_with("log entry")).count();
+    assert_eq!(logged, 1);
+}
