@@ -140,16 +140,28 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let log = client.list_deletion_log(with_key(&ak, pb::ListDeletionLogRequest { after_seq: 0, limit: 1000 })).await?;
-    let entry = log.into_inner().entries.into_iter().rev().find(|e| e.job_id == job.job_id);
+    let log = log.into_inner();
+    let head = log.head.clone().ok_or_else(|| anyhow::anyhow!("the log has no signed head"))?;
+    let entry = log.entries.into_iter().rev().find(|e| e.job_id == job.job_id);
     let entry = entry.ok_or_else(|| anyhow::anyhow!("no log entry for the job"))?;
     let body: serde_json::Value = serde_json::from_str(&entry.body)?;
     println!("deletion log entry #{} (hash {}):\n{}", entry.seq, entry.entry_hash, serde_json::to_string_pretty(&body)?);
 
-    let v = client.verify_deletion_log(with_key(&ak, pb::VerifyDeletionLogRequest {})).await?.into_inner();
-    println!("log chain verified: {} ({} entries, head {})", v.valid, v.entries_checked, v.head_hash);
+    // An auditor keeps the signed head and pins it: a log shortened or
+    // rewritten before it would no longer verify.
+    let pins: Vec<String> = std::env::var("LETHE_SIGNING_PUBKEY").ok().into_iter().collect();
+    let head_ok = lethe::audit::verify_pinned(&head.statement, &head.signature, &pins);
+    println!("signed log head: {} entries, head {}, key {}: {:?}", head.size, head.head_hash, head.key_id, head_ok.is_ok());
+    let pinned = pb::VerifyDeletionLogRequest { pinned_size: head.size, pinned_head_hash: head.head_hash.clone() };
+    let v = client.verify_deletion_log(with_key(&ak, pinned)).await?.into_inner();
+    println!("log chain verified against the pinned head: {} ({} entries, head {})", v.valid, v.entries_checked, v.head_hash);
     let cert = client.get_certificate(with_key(&ak, pb::GetCertificateRequest { job_id: job.job_id })).await?.into_inner();
-    let ok = lethe::audit::verify_certificate(&cert.body, &cert.signature, &cert.public_key);
-    println!("certificate signature ({}) valid: {ok}; public key {}", cert.algorithm, cert.public_key);
-    anyhow::ensure!(v.valid && ok && done.status == pb::JobStatus::Completed as i32, "demo did not verify");
+    let json = serde_json::json!({ "body": cert.body, "signature": cert.signature }).to_string();
+    let cert_ok = lethe::cli::verify_certificate_json(&json, &pins);
+    println!("certificate signature ({}, key {}) checked against the pinned service key: {cert_ok:?}", cert.algorithm, cert.key_id);
+    anyhow::ensure!(
+        v.valid && head_ok.is_ok() && cert_ok.is_ok() && done.status == pb::JobStatus::Completed as i32,
+        "demo did not verify"
+    );
     Ok(())
 }

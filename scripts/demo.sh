@@ -19,4 +19,9 @@ target/debug/lethe serve > .lethe/lethe.log 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
+# The auditor's pin: the service key, read from the key file (created on first start).
+for _ in $(seq 1 100); do [ -s .lethe/signing_key.pem ] && break; sleep 0.1; done
+LETHE_SIGNING_PUBKEY=$(target/debug/lethe signing-key | cut -d' ' -f2)
+export LETHE_SIGNING_PUBKEY
+
 LETHE_URL="http://127.0.0.1:$port" target/debug/examples/demo

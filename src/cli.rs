@@ -31,8 +31,18 @@ pub enum Command {
     },
     /// Revoke an API key (give the whole key).
     RevokeKey { key: String },
-    /// Print the public key that signs certificates (base64).
-    SigningKey,
+    /// Print the id and public key (base64) of the key that signs
+    /// certificates and log heads: pin it wherever you verify them.
+    SigningKey {
+        /// Create the key file if it does not exist (once, before the first
+        /// start; then give every replica the same file).
+        #[arg(long)]
+        create: bool,
+        /// Replace the key by a new one; prints the old public key, to add to
+        /// `audit.retired_public_keys` so that what it signed still verifies.
+        #[arg(long, conflicts_with = "create")]
+        rotate: bool,
+    },
     /// Re-index a collection through a running service and follow it with a
     /// progress bar (`--key` is a secret key; `LETHE_SK` works too).
     Reindex {
@@ -46,9 +56,15 @@ pub enum Command {
         #[arg(long, env = "LETHE_SK", hide_env_values = true)]
         key: String,
     },
-    /// Verify a certificate offline: a JSON file with `body`, `signature`, `public_key`
-    /// (as GetCertificate returns it).
-    VerifyCertificate { file: PathBuf },
+    /// Verify a certificate offline: a JSON file with `body` and `signature`
+    /// (as GetCertificate returns it), against the service key(s) you pinned.
+    VerifyCertificate {
+        file: PathBuf,
+        /// A pinned public key (base64, from `lethe signing-key`); repeat for
+        /// retired keys. The key inside the file is never trusted.
+        #[arg(long = "pin", env = "LETHE_SIGNING_PUBKEY", value_delimiter = ',')]
+        pins: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +76,19 @@ pub enum TenantCommand {
         #[arg(long, default_value = "text")]
         format: String,
     },
+}
+
+/// Checks a certificate as GetCertificate returns it (JSON with `body` and
+/// `signature`) against pinned public keys; returns the id of the key that
+/// signed it. The key the file carries is not trusted: anyone can make a key
+/// pair and sign a body with it.
+///
+/// # Errors
+/// Not JSON, no pin, or no pinned key verifies the signature.
+pub fn verify_certificate_json(text: &str, pins: &[String]) -> anyhow::Result<String> {
+    let v: serde_json::Value = serde_json::from_str(text).context("Not JSON")?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_owned();
+    crate::audit::verify_pinned(&field("body"), &field("signature"), pins)
 }
 
 /// Runs an operator command that does not need the server.
@@ -93,20 +122,24 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
             crate::auth::revoke_key(&pool, &key).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("revoked");
         }
-        Command::SigningKey => {
-            let signer = crate::audit::Signer::load_or_create(&settings.audit.signing_key_file)?;
-            println!("{}", crate::erasure::b64(&signer.public_key()));
+        Command::SigningKey { create, rotate } => {
+            let path = &settings.audit.signing_key_file;
+            if rotate {
+                let (old, new) = crate::audit::rotate_signing_key(path)?;
+                println!("rotated {}", path.display());
+                println!("  new key {} {}", crate::audit::key_id(&new), crate::erasure::b64(&new));
+                println!("  old key {} {}", crate::audit::key_id(&old), crate::erasure::b64(&old));
+                println!("Add the old public key to audit.retired_public_keys, then restart every replica with the new file.");
+            } else {
+                let signer = crate::audit::Signer::load(path, create, &settings.audit.retired_public_keys)?;
+                println!("{} {}", signer.key_id(), crate::erasure::b64(&signer.public_key()));
+            }
         }
         Command::Reindex { collection, mode, url, key } => crate::progress::reindex(&url, &key, &collection, &mode).await?,
-        Command::VerifyCertificate { file } => {
+        Command::VerifyCertificate { file, pins } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("Failed to read {}", file.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text).context("Not JSON")?;
-            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_owned();
-            if crate::audit::verify_certificate(&field("body"), &field("signature"), &field("public_key")) {
-                println!("valid Ed25519 signature by {}", field("public_key"));
-            } else {
-                anyhow::bail!("INVALID certificate signature");
-            }
+            let key_id = verify_certificate_json(&text, &pins)?;
+            println!("valid: Ed25519 signature by the pinned key {key_id}");
         }
     }
     Ok(())

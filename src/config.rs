@@ -105,7 +105,18 @@ pub struct ErasureSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSettings {
+    /// The Ed25519 key that signs certificates and log heads. A relative
+    /// path is relative to the directory that holds `configuration/` (not to
+    /// the working directory).
     pub signing_key_file: PathBuf,
+    /// Create the key when it is missing (a development convenience; in
+    /// production create it once with `lethe signing-key --create` and give
+    /// every replica the same file).
+    #[serde(default)]
+    pub create_signing_key: bool,
+    /// Public keys (base64) of keys rotated out: what they signed still verifies.
+    #[serde(default)]
+    pub retired_public_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +180,13 @@ pub fn load(dir: &Path) -> anyhow::Result<Settings> {
         .context("Failed to read configuration")?
         .try_deserialize()
         .context("Failed to parse configuration")?;
+    let mut settings: Settings = settings;
+    if settings.audit.signing_key_file.is_relative() {
+        // Relative to the project, whatever the working directory: a key
+        // found relative to the current directory would be another key.
+        let root = dir.canonicalize().ok().and_then(|d| d.parent().map(Path::to_path_buf)).unwrap_or_default();
+        settings.audit.signing_key_file = root.join(&settings.audit.signing_key_file);
+    }
     settings.validate()?;
     Ok(settings)
 }

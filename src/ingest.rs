@@ -298,7 +298,8 @@ async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec, unwanted: 
             logged_at: chrono::Utc::now().to_rfc3339(),
         };
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-        crate::audit::append(&mut tx, spec.tenant_id, "follow_up", job, Some(&subject.subject_hash), &body).await?;
+        crate::audit::append(&mut tx, &ctx.signer, spec.tenant_id, "follow_up", job, Some(&subject.subject_hash), &body)
+            .await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(collection = %spec.name, deleted = before, follows = ?job, "suppressed points deleted");
         total += before;

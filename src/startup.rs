@@ -113,7 +113,8 @@ impl Application {
             crate::store::migrate(&pool).await.context("Failed to run migrations")?;
         }
         let stores = vector_stores(&settings, pool.clone()).await?;
-        let signer = Arc::new(Signer::load_or_create(&settings.audit.signing_key_file)?);
+        let a = &settings.audit;
+        let signer = Arc::new(Signer::load(&a.signing_key_file, a.create_signing_key, &a.retired_public_keys)?);
         let address = format!("{}:{}", settings.application.host, settings.application.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("Failed to bind {address}"))?;
         let addr = listener.local_addr()?;

@@ -131,10 +131,10 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
             return Err(in_progress(ctx, subject.subject_id).await);
         }
     };
-    record_new_job(&mut tx, &job, &input, &subject.subject_hash, refused).await?;
+    let head = record_new_job(ctx, &mut tx, &job, &input, &subject.subject_hash, refused).await?;
     tx.commit().await.map_err(StoreError::from)?;
     if refused {
-        return Err(legal_hold(&job));
+        return Err(LetheError::LegalHold { job_id: job.job_id, head });
     }
     ctx.wake.notify_waiters();
     tracing::info!(job_id = %job.job_id, "erasure submitted");
@@ -143,14 +143,16 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
 }
 
 /// What goes with a new job in its transaction: the identifiers the request
-/// gave (for the residual stage), its first event, and a refusal's log entry.
+/// gave (for the residual stage), its first event, and a refusal's log entry
+/// (whose signed head is returned, for the requester to keep).
 async fn record_new_job(
+    ctx: &Context,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job: &JobRow,
     input: &EraseInput,
     subject_hash: &[u8],
     refused: bool,
-) -> Result<()> {
+) -> Result<Option<crate::audit::SignedHead>> {
     if !refused {
         let given: Vec<(String, String)> =
             input.subject.identifiers.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
@@ -158,11 +160,13 @@ async fn record_new_job(
     }
     let message = if refused { "refused: legal hold" } else { "queued" };
     jobs::insert_event(&mut **tx, job.job_id, &job.stage, &job.status, message).await?;
-    if refused {
-        let body = report::refusal_body(job, subject_hash);
-        crate::audit::append(tx, job.tenant_id, "refusal", Some(job.job_id), Some(subject_hash), &body).await?;
+    if !refused {
+        return Ok(None);
     }
-    Ok(())
+    let body = report::refusal_body(job, subject_hash);
+    let (_, head) =
+        crate::audit::append(tx, &ctx.signer, job.tenant_id, "refusal", Some(job.job_id), Some(subject_hash), &body).await?;
+    Ok(Some(head))
 }
 
 /// The answer to a request whose idempotency key names `job`.
@@ -178,7 +182,9 @@ async fn replay(ctx: &Context, job: JobRow, input: &EraseInput, fingerprint: &[u
         ));
     }
     if job.status == JobStatus::Refused.as_str() {
-        return Err(legal_hold(&job));
+        // The log only grows: its current head covers the refusal.
+        let head = crate::audit::current_head(&ctx.pool, job.tenant_id).await?;
+        return Err(LetheError::LegalHold { job_id: job.job_id, head });
     }
     view(ctx, job).await
 }
@@ -196,10 +202,6 @@ async fn same_request(ctx: &Context, job: &JobRow, input: &EraseInput, fingerpri
         && job.reason == input.reason
         && job.residual_policy == input.residual_policy.as_str()
         && job.guarantee_physical == input.guarantee_physical)
-}
-
-fn legal_hold(job: &JobRow) -> LetheError {
-    LetheError::precondition("legal_hold", format!("subject is under legal hold; refusal recorded as job {}", job.job_id))
 }
 
 /// `ErasureInProgress` for the subject's active job. The insert that found it

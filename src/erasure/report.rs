@@ -134,12 +134,14 @@ struct CertificateBody<'a> {
     log_seq: i64,
     log_entry_hash: String,
     out_of_reach: &'static str,
+    /// The signing key's id (SHA-256 of the public key, 16 hex digits).
+    key_id: String,
 }
 
 /// The signed certificate of a job, anchored to its log entry.
 pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[CountRow], entry: &LogRow) -> CertificateRow {
     let body = CertificateBody {
-        certificate_version: 1,
+        certificate_version: 2,
         algorithm: "Ed25519",
         job_id: job.job_id.to_string(),
         tenant_id: job.tenant_id.to_string(),
@@ -153,6 +155,7 @@ pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[C
         log_seq: entry.seq,
         log_entry_hash: hex::encode(&entry.entry_hash),
         out_of_reach: OUT_OF_REACH,
+        key_id: ctx.signer.key_id(),
     };
     // Serialising plain strings and numbers cannot fail.
     let body = serde_json::to_string(&body).unwrap_or_default();
@@ -160,6 +163,7 @@ pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[C
         job_id: job.job_id,
         signature: ctx.signer.sign(&body).to_vec(),
         public_key: ctx.signer.public_key().to_vec(),
+        key_id: Some(ctx.signer.key_id()),
         body,
     }
 }

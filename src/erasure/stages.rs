@@ -312,9 +312,16 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::scrub_residuals(&mut *tx, job.job_id).await?;
     let body = report::erasure_body(job, &subject.subject_hash, &counts);
-    let entry =
-        crate::audit::append(&mut tx, job.tenant_id, "erasure", Some(job.job_id), Some(&subject.subject_hash), &body)
-            .await?;
+    let (entry, _) = crate::audit::append(
+        &mut tx,
+        &ctx.signer,
+        job.tenant_id,
+        "erasure",
+        Some(job.job_id),
+        Some(&subject.subject_hash),
+        &body,
+    )
+    .await?;
     let cert = report::certificate(ctx, job, &subject.subject_hash, &counts, &entry);
     crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
     let message = format!("log entry {} appended and certificate signed; completed", entry.seq);

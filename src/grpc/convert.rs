@@ -389,7 +389,35 @@ pub fn log_entry(e: &LogRow) -> pb::LogEntry {
         prev_hash: hex::encode(&e.prev_hash),
         entry_hash: hex::encode(&e.entry_hash),
         created_at: Some(timestamp(e.created_at)),
+        hash_version: u32::try_from(e.hash_version).unwrap_or(0),
     }
+}
+
+pub fn signed_head(h: &crate::audit::SignedHead) -> pb::SignedLogHead {
+    pb::SignedLogHead {
+        size: u64::try_from(h.size).unwrap_or(0),
+        head_hash: hex::encode(&h.head_hash),
+        signed_at: Some(timestamp(h.signed_at)),
+        key_id: h.key_id.clone(),
+        statement: h.statement(),
+        signature: crate::erasure::b64(&h.signature),
+    }
+}
+
+/// A pinned head from VerifyDeletionLog (none when not given).
+pub fn pinned_head(size: u64, hash: &str) -> R<Option<crate::audit::PinnedHead>> {
+    if size == 0 && hash.is_empty() {
+        return Ok(None);
+    }
+    let size = i64::try_from(size).map_err(|_| InvalidInput::new("pinned_size", "too large"))?;
+    if size == 0 {
+        return Err(InvalidInput::new("pinned_size", "must be given with pinned_head_hash"));
+    }
+    let head_hash = hex::decode(hash.trim())
+        .ok()
+        .filter(|h| h.len() == 32)
+        .ok_or_else(|| InvalidInput::new("pinned_head_hash", "must be 64 hex digits (SHA-256)"))?;
+    Ok(Some(crate::audit::PinnedHead { size, head_hash }))
 }
 
 pub fn subject_out(s: &SubjectRow, identifier_count: i64) -> pb::Subject {

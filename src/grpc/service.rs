@@ -192,7 +192,12 @@ impl Lethe for LetheService {
         let rows = crate::store::log::entries(&self.ctx.pool, p.tenant_id, after, i64::from(limit))
             .await
             .map_err(LetheError::from)?;
-        Ok(Response::new(pb::ListDeletionLogResponse { entries: rows.iter().map(convert::log_entry).collect() }))
+        // Read after the entries: the head covers every entry listed.
+        let head = audit::current_head(&self.ctx.pool, p.tenant_id).await.map_err(LetheError::from)?;
+        Ok(Response::new(pb::ListDeletionLogResponse {
+            entries: rows.iter().map(convert::log_entry).collect(),
+            head: head.as_ref().map(convert::signed_head),
+        }))
     }
 
     async fn verify_deletion_log(
@@ -200,13 +205,16 @@ impl Lethe for LetheService {
         req: Request<pb::VerifyDeletionLogRequest>,
     ) -> Result<Response<pb::VerifyDeletionLogResponse>, Status> {
         let p = self.authorize(&req, Action::Audit).await?;
-        let v = audit::verify(&self.ctx.pool, p.tenant_id).await.map_err(LetheError::from)?;
+        let r = req.into_inner();
+        let pinned = convert::pinned_head(r.pinned_size, &r.pinned_head_hash).map_err(LetheError::from)?;
+        let v = audit::verify(&self.ctx.pool, &self.ctx.signer, p.tenant_id, pinned.as_ref()).await.map_err(LetheError::from)?;
         Ok(Response::new(pb::VerifyDeletionLogResponse {
             valid: v.valid,
             entries_checked: v.entries_checked,
             first_bad_seq: v.first_bad_seq,
             problem: v.problem,
             head_hash: v.head_hash,
+            head: v.head.as_ref().map(convert::signed_head),
         }))
     }
 
@@ -223,6 +231,7 @@ impl Lethe for LetheService {
             signature: crate::erasure::b64(&cert.signature),
             public_key: crate::erasure::b64(&cert.public_key),
             algorithm: "Ed25519".into(),
+            key_id: cert.key_id.unwrap_or_else(|| audit::key_id(&cert.public_key.try_into().unwrap_or([0; 32]))),
         }))
     }
 

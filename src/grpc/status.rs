@@ -41,6 +41,20 @@ impl From<LetheError> for Status {
                 none(),
                 HashMap::from([("job_id".to_owned(), job_id.to_string())]),
             ),
+            e @ LetheError::LegalHold { .. } => {
+                let message = e.to_string();
+                let LetheError::LegalHold { job_id, head } = e else { unreachable!() };
+                let mut metadata = HashMap::from([("job_id".to_owned(), job_id.to_string())]);
+                if let Some(h) = head {
+                    // The signed head that covers the refusal: keep it, and
+                    // pin it in VerifyDeletionLog to show the refusal was not removed.
+                    metadata.insert("log_size".into(), h.size.to_string());
+                    metadata.insert("log_head_hash".into(), hex::encode(&h.head_hash));
+                    metadata.insert("log_head_statement".into(), h.statement());
+                    metadata.insert("log_head_signature".into(), crate::erasure::b64(&h.signature));
+                }
+                status_with(Code::FailedPrecondition, "legal_hold", &message, none(), metadata)
+            }
             LetheError::Unauthenticated => status(Code::Unauthenticated, "invalid_api_key", "missing, unknown or revoked API key", none()),
             LetheError::PermissionDenied { reason } => {
                 status(Code::PermissionDenied, reason, "this key may not call this rpc", none())
@@ -68,6 +82,7 @@ mod tests {
             (InvalidInput::new("chunks[0].text", "must not be empty").into(), Code::InvalidArgument, "invalid_argument"),
             (LetheError::NotFound("job x".into()), Code::NotFound, "not_found"),
             (LetheError::precondition("legal_hold", "held"), Code::FailedPrecondition, "legal_hold"),
+            (LetheError::LegalHold { job_id: uuid::Uuid::nil(), head: None }, Code::FailedPrecondition, "legal_hold"),
             (LetheError::AlreadyExists { message: "x".into() }, Code::AlreadyExists, "already_exists"),
             (LetheError::ErasureInProgress { job_id: uuid::Uuid::nil() }, Code::AlreadyExists, "erasure_in_progress"),
             (LetheError::Unauthenticated, Code::Unauthenticated, "invalid_api_key"),

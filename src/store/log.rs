@@ -18,6 +18,28 @@ pub struct LogRow {
     pub prev_hash: Vec<u8>,
     pub entry_hash: Vec<u8>,
     pub created_at: DateTime<Utc>,
+    /// How `entry_hash` was computed (see `audit`): 1 before every shown
+    /// column was covered, 2 since.
+    pub hash_version: i16,
+}
+
+/// The tenant's head as stored, with its signature (none for heads written
+/// before heads were signed).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeadRow {
+    pub seq: i64,
+    pub entry_hash: Vec<u8>,
+    pub signed_at: Option<DateTime<Utc>>,
+    pub key_id: Option<String>,
+    pub signature: Option<Vec<u8>>,
+}
+
+/// A head's signature, written with it.
+#[derive(Debug, Clone)]
+pub struct HeadSignature<'a> {
+    pub signed_at: DateTime<Utc>,
+    pub key_id: &'a str,
+    pub signature: &'a [u8],
 }
 
 /// The tenant's chain head, locked until the transaction ends, so that
@@ -38,8 +60,8 @@ pub async fn lock_head(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid) -> R
     .await?)
 }
 
-pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<(i64, Vec<u8>)>> {
-    Ok(sqlx::query_as("SELECT seq, entry_hash FROM deletion_log_heads WHERE tenant_id = $1")
+pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<HeadRow>> {
+    Ok(sqlx::query_as("SELECT seq, entry_hash, signed_at, key_id, signature FROM deletion_log_heads WHERE tenant_id = $1")
         .bind(tenant_id)
         .fetch_optional(ex)
         .await?)
@@ -49,12 +71,21 @@ pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<(i6
 /// held from `lock_head` to commit: every round trip in between delays the
 /// next append of the tenant). The caller computed the hash over `prev_hash`
 /// and `body` and holds the head lock.
-pub async fn insert_entry(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, entry: &LogRow) -> Result<()> {
+pub async fn insert_entry(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    entry: &LogRow,
+    head: &HeadSignature<'_>,
+) -> Result<()> {
     sqlx::query(
         r#"
-        WITH moved AS (UPDATE deletion_log_heads SET seq = $2, entry_hash = $8 WHERE tenant_id = $1)
-        INSERT INTO deletion_log (tenant_id, seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        WITH moved AS (
+            UPDATE deletion_log_heads SET seq = $2, entry_hash = $8, signed_at = $11, key_id = $12, signature = $13
+            WHERE tenant_id = $1
+        )
+        INSERT INTO deletion_log (tenant_id, seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at,
+                                  hash_version)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         "#,
     )
     .bind(tenant_id)
@@ -66,6 +97,10 @@ pub async fn insert_entry(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, e
     .bind(&entry.prev_hash)
     .bind(&entry.entry_hash)
     .bind(entry.created_at)
+    .bind(entry.hash_version)
+    .bind(head.signed_at)
+    .bind(head.key_id)
+    .bind(head.signature)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -74,7 +109,7 @@ pub async fn insert_entry(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, e
 pub async fn entries(ex: impl PgExecutor<'_>, tenant_id: Uuid, after_seq: i64, limit: i64) -> Result<Vec<LogRow>> {
     Ok(sqlx::query_as(
         r#"
-        SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at
+        SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at, hash_version
         FROM deletion_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
         "#,
     )
@@ -92,6 +127,8 @@ pub struct CertificateRow {
     pub body: String,
     pub signature: Vec<u8>,
     pub public_key: Vec<u8>,
+    /// Id of the signing key (none for certificates made before key ids).
+    pub key_id: Option<String>,
 }
 
 pub async fn insert_certificate(
@@ -101,8 +138,8 @@ pub async fn insert_certificate(
 ) -> Result<()> {
     sqlx::query(
         r#"
-        INSERT INTO certificates (job_id, tenant_id, body, signature, public_key)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO certificates (job_id, tenant_id, body, signature, public_key, key_id)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (job_id) DO NOTHING
         "#,
     )
@@ -111,6 +148,7 @@ pub async fn insert_certificate(
     .bind(&cert.body)
     .bind(&cert.signature)
     .bind(&cert.public_key)
+    .bind(&cert.key_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -118,7 +156,7 @@ pub async fn insert_certificate(
 
 pub async fn certificate(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<CertificateRow>> {
     Ok(sqlx::query_as(
-        "SELECT job_id, body, signature, public_key FROM certificates WHERE tenant_id = $1 AND job_id = $2",
+        "SELECT job_id, body, signature, public_key, key_id FROM certificates WHERE tenant_id = $1 AND job_id = $2",
     )
     .bind(tenant_id)
     .bind(job_id)

@@ -6,7 +6,7 @@ use crate::helpers::*;
 async fn verify(app: &TestApp) -> pb::VerifyDeletionLogResponse {
     app.client
         .clone()
-        .verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest {}))
+        .verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default()))
         .await
         .unwrap()
         .into_inner()

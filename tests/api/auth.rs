@@ -51,7 +51,7 @@ async fn call(app: &TestApp, rpc: &str, key: &str) -> Result<(), Status> {
         "ListErasures" => c.list_erasures(req(key, pb::ListErasuresRequest::default())).await.map(ok),
         "CountSubject" => c.count_subject(req(key, pb::CountSubjectRequest { subject_id: "p".into() })).await.map(ok),
         "ListDeletionLog" => c.list_deletion_log(req(key, pb::ListDeletionLogRequest::default())).await.map(ok),
-        "VerifyDeletionLog" => c.verify_deletion_log(req(key, pb::VerifyDeletionLogRequest {})).await.map(ok),
+        "VerifyDeletionLog" => c.verify_deletion_log(req(key, pb::VerifyDeletionLogRequest::default())).await.map(ok),
         "GetCertificate" => c.get_certificate(req(key, pb::GetCertificateRequest { job_id })).await.map(ok),
         "SearchResiduals" => c
             .search_residuals(req(key, pb::SearchResidualsRequest {

@@ -82,7 +82,7 @@ async fn erase_one_of_three(backends: &[pb::Backend]) {
     assert_eq!(cert_body["log_entry_hash"], serde_json::json!(log[0].entry_hash));
     let tampered = cert.body.replace("\"deleted\":5", "\"deleted\":4");
     assert!(!lethe::audit::verify_certificate(&tampered, &cert.signature, &cert.public_key));
-    let v = client.verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest {})).await.unwrap().into_inner();
+    let v = client.verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default())).await.unwrap().into_inner();
     assert!(v.valid, "{}", v.problem);
     assert_eq!(v.entries_checked, 1);
 }

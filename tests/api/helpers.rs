@@ -80,6 +80,7 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
         s.erasure.lease_secs = opts.lease_secs;
     }
     s.audit.signing_key_file = dir.join("signing_key.pem");
+    s.audit.create_signing_key = true;
     s.qdrant.url = qdrant_url().unwrap_or_default();
     s.qdrant.collection_prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
     s.embedding.provider = if opts.real_model { EmbeddingProvider::Fastembed } else { EmbeddingProvider::Hashing };

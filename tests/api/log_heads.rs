@@ -1,0 +1,181 @@
+//! What a certificate and the log say can be checked by someone who does not
+//! trust Lethe's database: every column shown is under the entry hash, every
+//! head is signed, a pinned head catches a shortened log, certificates are
+//! append-only and checked against a pinned key only.
+
+use base64::Engine;
+use lethe::grpc::pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn pinned_key(app: &TestApp) -> String {
+    let signer = lethe::audit::Signer::load(&app.settings.audit.signing_key_file, false, &[]).expect("the app's key");
+    base64::engine::general_purpose::STANDARD.encode(signer.public_key())
+}
+
+async fn verify(app: &TestApp, pin: Option<(u64, &str)>) -> pb::VerifyDeletionLogResponse {
+    let (pinned_size, pinned_head_hash) = pin.map_or((0, String::new()), |(s, h)| (s, h.to_owned()));
+    app.client
+        .clone()
+        .verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest { pinned_size, pinned_head_hash }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Tampering as someone with the database's superuser would.
+async fn as_superuser(app: &TestApp, sql: &str) {
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("ALTER TABLE deletion_log DISABLE TRIGGER deletion_log_no_update").execute(&mut *tx).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut *tx).await.unwrap();
+    sqlx::query("ALTER TABLE deletion_log ENABLE TRIGGER deletion_log_no_update").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn erase(app: &TestApp, who: &str) -> pb::ErasureJob {
+    let done = app.wait_for_job(&app.erase(who).await.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    done
+}
+
+#[tokio::test]
+async fn a_removed_refusal_is_caught_by_the_head_its_requester_kept() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 2), ("bob", 1)]).await;
+    erase(&app, "bob").await;
+    // What a careful tamperer saves: the signed head of the log before the refusal.
+    sqlx::query("CREATE TABLE saved_head AS SELECT * FROM deletion_log_heads").execute(&app.pool).await.unwrap();
+    let mut client = app.client.clone();
+    let hold = pb::SetLegalHoldRequest { subject_id: "ann".into(), hold: true, reason: "case 7".into() };
+    client.set_legal_hold(req(&app.keys.sk, hold)).await.unwrap();
+    let refused = app.erase_with(pb::EraseRequest { subject: Some(person("ann")), ..Default::default() }).await.unwrap_err();
+    assert_eq!((refused.code(), reason(&refused)), (Code::FailedPrecondition, "legal_hold".into()));
+    // The refusal comes with the signed head that covers it, verifiable offline.
+    let statement = error_metadata(&refused, "log_head_statement").expect("signed head in the refusal");
+    let signature = error_metadata(&refused, "log_head_signature").expect("signature");
+    lethe::audit::verify_pinned(&statement, &signature, &[pinned_key(&app)]).expect("signed by the pinned key");
+    let size: u64 = error_metadata(&refused, "log_size").unwrap().parse().unwrap();
+    let hash = error_metadata(&refused, "log_head_hash").unwrap();
+    assert_eq!(size, 2);
+    assert!(verify(&app, Some((size, &hash))).await.valid);
+
+    // Someone removes the refusal and moves the stored head back to entry 1,
+    // unsigned: the head's signature gives it away.
+    as_superuser(
+        &app,
+        "DELETE FROM deletion_log WHERE kind = 'refusal';
+         UPDATE deletion_log_heads h SET seq = 1, entry_hash = l.entry_hash FROM deletion_log l WHERE l.seq = 1",
+    )
+    .await;
+    let unpinned = verify(&app, None).await;
+    assert!(!unpinned.valid && unpinned.problem.contains("not signed"), "{unpinned:?}");
+    // With the head saved before the refusal put back, the log is consistent
+    // and signed again: only the head the requester kept shows what is missing.
+    sqlx::query("UPDATE deletion_log_heads h SET signed_at = s.signed_at, key_id = s.key_id, signature = s.signature FROM saved_head s")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(verify(&app, None).await.valid, "indistinguishable without a pin");
+    let pinned = verify(&app, Some((size, &hash))).await;
+    assert!(!pinned.valid);
+    assert!(pinned.problem.contains("shortened"), "{}", pinned.problem);
+}
+
+#[tokio::test]
+async fn every_column_shown_is_covered_by_the_entry_hash() {
+    for sql in [
+        "UPDATE deletion_log SET kind = 'refusal' WHERE seq = 1",
+        "UPDATE deletion_log SET created_at = created_at - interval '1 day' WHERE seq = 1",
+        "UPDATE deletion_log SET job_id = gen_random_uuid() WHERE seq = 1",
+        "UPDATE deletion_log SET subject_hash = sha256(subject_hash) WHERE seq = 1",
+        "UPDATE deletion_log SET hash_version = 1 WHERE seq = 1",
+    ] {
+        let app = spawn_app().await;
+        let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+        app.ingest_people(&c.name, &[("ann", 1), ("bob", 1)]).await;
+        erase(&app, "ann").await;
+        erase(&app, "bob").await;
+        assert!(verify(&app, None).await.valid);
+        as_superuser(&app, sql).await;
+        let v = verify(&app, None).await;
+        assert!(!v.valid, "{sql}");
+        assert_eq!(v.first_bad_seq, 1, "{sql}: {}", v.problem);
+    }
+}
+
+#[tokio::test]
+async fn heads_are_signed_and_listed_with_the_entries() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 1)]).await;
+    erase(&app, "ann").await;
+    let log = app
+        .client
+        .clone()
+        .list_deletion_log(req(&app.keys.ak, pb::ListDeletionLogRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let head = log.head.expect("a signed head");
+    assert_eq!((head.size, head.head_hash.as_str()), (1, log.entries[0].entry_hash.as_str()));
+    assert_eq!(log.entries[0].hash_version, 2);
+    lethe::audit::verify_pinned(&head.statement, &head.signature, &[pinned_key(&app)]).expect("signed");
+    // A forged signature on the stored head is caught.
+    sqlx::query("UPDATE deletion_log_heads SET signature = sha256(signature) || sha256(signature)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let v = verify(&app, None).await;
+    assert!(!v.valid && v.problem.contains("not signed"), "{v:?}");
+    // A pin that is not in the chain is caught.
+    let bad = verify(&app, Some((1, &"ab".repeat(32)))).await;
+    assert!(!bad.valid);
+    let err = app
+        .client
+        .clone()
+        .verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest { pinned_size: 1, pinned_head_hash: "xyz".into() }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn certificates_are_append_only_and_checked_against_a_pinned_key() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 1)]).await;
+    let job = erase(&app, "ann").await;
+    let cert = app
+        .client
+        .clone()
+        .get_certificate(req(&app.keys.ak, pb::GetCertificateRequest { job_id: job.job_id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let body: serde_json::Value = serde_json::from_str(&cert.body).unwrap();
+    assert_eq!(body["key_id"].as_str(), Some(cert.key_id.as_str()));
+    let json = serde_json::json!({ "body": cert.body, "signature": cert.signature, "public_key": cert.public_key }).to_string();
+    let pin = pinned_key(&app);
+    assert_eq!(lethe::cli::verify_certificate_json(&json, &[pin.clone()]).unwrap(), cert.key_id);
+    assert!(lethe::cli::verify_certificate_json(&json, &[]).is_err(), "no pin, no verdict");
+
+    // A self-made key pair signs a forged body "validly": the pin refuses it.
+    let dir = tempfile::tempdir().unwrap();
+    let forger = lethe::audit::Signer::load(&dir.path().join("k.pem"), true, &[]).unwrap();
+    let forged_body = cert.body.replace("\"deleted\":1", "\"deleted\":100");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let forged = serde_json::json!({
+        "body": forged_body,
+        "signature": b64.encode(forger.sign(&forged_body)),
+        "public_key": b64.encode(forger.public_key()),
+    })
+    .to_string();
+    assert!(lethe::cli::verify_certificate_json(&forged, &[pin]).is_err());
+
+    for sql in ["UPDATE certificates SET body = '{}'", "DELETE FROM certificates"] {
+        let err = sqlx::query(sql).execute(&app.pool).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}
