@@ -93,9 +93,13 @@ async fn guaranteed_physical_erasure_leaves_no_bytes_in_pgvector_files() {
 #[tokio::test]
 async fn guaranteed_physical_erasure_leaves_no_bytes_in_qdrant_segments() {
     assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
-    let Some(data) = std::env::var_os("QDRANT_STANDIN_DATA_DIR") else {
-        eprintln!("a real Qdrant: its files are not readable from here; the forensic scan runs on the stand-in");
-        return;
+    // The storage directory of the Qdrant under test (`<storage>/collections/…`,
+    // the same layout for a real server and the stand-in). A test that cannot
+    // read it cannot check its claim: it fails here rather than pass, and
+    // scripts/test.sh skips it by name, saying so, for a real Qdrant whose
+    // storage path was not given.
+    let Some(data) = std::env::var_os("QDRANT_STORAGE_DIR").or_else(|| std::env::var_os("QDRANT_STANDIN_DATA_DIR")) else {
+        panic!("QDRANT_STORAGE_DIR is not set: the forensic scan needs the Qdrant server's storage directory");
     };
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Qdrant).await;
