@@ -2,6 +2,7 @@
 //! conversions, and the one error → status mapping. Only this module and
 //! `auth` name tonic or wire types.
 
+pub mod codec;
 pub mod convert;
 mod service;
 mod status;
