@@ -94,7 +94,7 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
     let matcher = lexical::Matcher::new(if s.lexical { &query.identifiers } else { &[] });
     let own = if s.semantic && !(query.probes.is_empty() && query.exclude.is_empty()) {
         let own_ids: Vec<Uuid> = query.exclude.iter().copied().collect();
-        semantic::own_words(ctx, &own_ids, &query.probes, |t| matcher.strip(t)).await?
+        semantic::own_words(ctx, tenant_id, &own_ids, &query.probes, |t| matcher.strip(t)).await?
     } else {
         semantic::OwnWords::default()
     };

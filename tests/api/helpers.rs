@@ -222,15 +222,17 @@ impl TestApp {
     }
 
     /// Lineage has no foreign keys on its hot tables (migration 7): the code
-    /// keeps it whole. Panics on a tag without its chunk or subject, a tag
-    /// whose collection differs from its chunk's, or a chunk without its source.
+    /// keeps it whole. Chunks are keyed per tenant (migration 30). Panics on
+    /// a tag without its chunk or subject, a tag whose collection differs
+    /// from its chunk's, or a chunk without its source.
     pub async fn assert_lineage_consistent(&self) {
         let orphans: (i64, i64, i64, i64) = sqlx::query_as(
             r#"
             SELECT
-              (SELECT count(*) FROM chunk_subjects cs WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = cs.chunk_id)),
+              (SELECT count(*) FROM chunk_subjects cs
+               WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = cs.tenant_id AND c.chunk_id = cs.chunk_id)),
               (SELECT count(*) FROM chunk_subjects cs WHERE NOT EXISTS (SELECT 1 FROM subjects s WHERE s.subject_id = cs.subject_id)),
-              (SELECT count(*) FROM chunk_subjects cs JOIN chunks c USING (chunk_id) WHERE c.collection_id <> cs.collection_id),
+              (SELECT count(*) FROM chunk_subjects cs JOIN chunks c USING (tenant_id, chunk_id) WHERE c.collection_id <> cs.collection_id),
               (SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.source_id = c.source_id))
             "#,
         )

@@ -12,3 +12,4 @@ mod physical;
 mod reindex;
 mod residual;
 mod suppression;
+mod tenants;
