@@ -123,6 +123,9 @@ pub struct ResidualSettings {
     pub semantic_pool: usize,
     /// Most candidates found by meaning alone (no identifier in the text).
     pub max_semantic: usize,
+    /// How long a `SearchResiduals` call may search before it fails with
+    /// DEADLINE_EXCEEDED (the erase job's residual stage is not limited).
+    pub search_timeout_ms: u64,
 }
 
 /// Log output: `pretty` for people, `json` for collectors.
@@ -182,6 +185,7 @@ impl Settings {
         anyhow::ensure!(self.erasure.lease_secs > 0, "erasure.lease_secs must be positive");
         anyhow::ensure!(self.erasure.delete_batch_size > 0, "erasure.delete_batch_size must be positive");
         anyhow::ensure!(self.erasure.default_deadline_days > 0, "erasure.default_deadline_days must be positive");
+        anyhow::ensure!(self.residual.search_timeout_ms > 0, "residual.search_timeout_ms must be positive");
         for (name, t) in [
             ("residual.own_chunk_threshold", self.residual.own_chunk_threshold),
             ("residual.identifier_threshold", self.residual.identifier_threshold),

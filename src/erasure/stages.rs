@@ -220,6 +220,7 @@ async fn residual_stage(ctx: &Context, job: &JobRow) -> StageResult {
         probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
         exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
         limit: ctx.settings.residual.max_candidates,
+        deadline: None,
     };
     let mut candidates = residual::search(ctx, job.tenant_id, &query).await?;
     let outcome = residual::apply(ctx, job.tenant_id, policy, &identifiers, &mut candidates).await?;

@@ -231,7 +231,13 @@ impl Lethe for LetheService {
     ) -> Result<Response<pb::SearchResidualsResponse>, Status> {
         let p = self.authorize(&req, Action::Audit).await?;
         let (identifiers, limit) = convert::residual_search(req.into_inner()).map_err(LetheError::from)?;
-        let query = residual::ResidualQuery { identifiers, limit: limit as usize, ..Default::default() };
+        let timeout = Duration::from_millis(self.ctx.settings.residual.search_timeout_ms);
+        let query = residual::ResidualQuery {
+            identifiers,
+            limit: limit as usize,
+            deadline: Some(std::time::Instant::now() + timeout),
+            ..Default::default()
+        };
         let found = residual::search(&self.ctx, p.tenant_id, &query).await?;
         Ok(Response::new(pb::SearchResidualsResponse { candidates: found.iter().map(convert::candidate).collect() }))
     }

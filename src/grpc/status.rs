@@ -32,6 +32,9 @@ impl From<LetheError> for Status {
             LetheError::PermissionDenied { reason } => {
                 status(Code::PermissionDenied, reason, "this key may not call this rpc", none())
             }
+            LetheError::DeadlineExceeded { message } => {
+                status(Code::DeadlineExceeded, "deadline_exceeded", &message, none())
+            }
             LetheError::Unavailable(cause) => {
                 tracing::warn!(error.cause_chain = ?cause, "backend unavailable");
                 status(Code::Unavailable, "unavailable", "a backend is unavailable; retry later", none())
@@ -103,6 +106,7 @@ mod tests {
             (LetheError::Unauthenticated, Code::Unauthenticated, "invalid_api_key"),
             (LetheError::PermissionDenied { reason: "requires_secret_key" }, Code::PermissionDenied, "requires_secret_key"),
             (LetheError::Unavailable(anyhow::anyhow!("db down")), Code::Unavailable, "unavailable"),
+            (LetheError::DeadlineExceeded { message: "slow".into() }, Code::DeadlineExceeded, "deadline_exceeded"),
         ];
         for (err, code, reason) in cases {
             let s = Status::from(err);

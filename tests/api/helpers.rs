@@ -38,6 +38,8 @@ pub struct Options {
     /// The real embedding model instead of the hashing embedder.
     pub real_model: bool,
     pub stage_pause_ms: u64,
+    /// `residual.search_timeout_ms`; 0 keeps the configured one.
+    pub search_timeout_ms: u64,
 }
 
 pub fn database_url() -> String {
@@ -66,6 +68,9 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
     s.application.port = 0;
     s.erasure.poll_interval_ms = 50;
     s.erasure.stage_pause_ms = opts.stage_pause_ms;
+    if opts.search_timeout_ms > 0 {
+        s.residual.search_timeout_ms = opts.search_timeout_ms;
+    }
     s.audit.signing_key_file = dir.join("signing_key.pem");
     s.qdrant.url = qdrant_url().unwrap_or_default();
     s.qdrant.collection_prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);

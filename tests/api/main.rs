@@ -11,5 +11,6 @@ mod helpers;
 mod physical;
 mod reindex;
 mod residual;
+mod residual_bounds;
 mod suppression;
 mod tenants;
