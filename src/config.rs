@@ -28,6 +28,9 @@ pub struct ApplicationSettings {
     pub host: String,
     /// 0 binds a free port (tests).
     pub port: u16,
+    /// How often the health service probes Postgres and the vector
+    /// backends (NOT_SERVING while one does not answer).
+    pub health_check_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +182,10 @@ impl Settings {
     /// Names the first invalid setting.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.database.max_connections >= 2, "database.max_connections must be at least 2");
+        anyhow::ensure!(
+            self.application.health_check_interval_ms > 0,
+            "application.health_check_interval_ms must be positive"
+        );
         anyhow::ensure!((1..=4096).contains(&self.embedding.dimension), "embedding.dimension must be 1..=4096");
         anyhow::ensure!(self.embedding.batch_size > 0, "embedding.batch_size must be positive");
         anyhow::ensure!(self.erasure.workers > 0, "erasure.workers must be positive");

@@ -67,6 +67,7 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
     s.database.max_connections = 20;
     s.application.port = 0;
     s.erasure.poll_interval_ms = 50;
+    s.application.health_check_interval_ms = 200;
     s.erasure.stage_pause_ms = opts.stage_pause_ms;
     if opts.search_timeout_ms > 0 {
         s.residual.search_timeout_ms = opts.search_timeout_ms;
@@ -95,9 +96,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
+    spawn_app_at(&fresh_database().await, qdrant_url().as_deref(), opts).await
+}
+
+/// A real Lethe on port 0 against the database at `db_url` and the Qdrant
+/// at `qdrant_url` (if any): e.g. through proxies a test can cut.
+pub async fn spawn_app_at(db_url: &str, qdrant_url: Option<&str>, opts: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = fresh_database().await;
-    let settings = test_settings(&db_url, dir.path(), opts);
+    let mut settings = test_settings(db_url, dir.path(), opts);
+    settings.qdrant.url = qdrant_url.unwrap_or_default().to_owned();
     let embedder = if opts.real_model {
         real_embedder(&settings)
     } else {

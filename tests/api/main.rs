@@ -7,6 +7,7 @@ mod bad_input;
 mod crash;
 mod erased_stays_erased;
 mod erasure;
+mod health;
 mod helpers;
 mod physical;
 mod reindex;
