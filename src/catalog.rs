@@ -87,8 +87,8 @@ pub async fn list_collections(ctx: &Context, tenant_id: Uuid) -> Result<Vec<Coll
 
 /// # Errors
 /// `NotFound` for an unknown name.
-pub async fn collection(ctx: &Context, tenant_id: Uuid, name: &str) -> Result<CollectionSpec> {
-    lineage::collection_by_name(&ctx.pool, tenant_id, name)
+pub async fn collection(ctx: &Context, tenant_id: Uuid, name: &CollectionName) -> Result<CollectionSpec> {
+    lineage::collection_by_name(&ctx.pool, tenant_id, name.as_str())
         .await?
         .ok_or_else(|| LetheError::NotFound(format!("collection `{name}`")))
 }

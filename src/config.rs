@@ -36,6 +36,9 @@ pub struct ApplicationSettings {
     pub host: String,
     /// 0 binds a free port (tests).
     pub port: u16,
+    /// How often the health service probes Postgres and the vector
+    /// backends (NOT_SERVING while one does not answer).
+    pub health_check_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +145,9 @@ pub struct ResidualSettings {
     pub semantic_pool: usize,
     /// Most candidates found by meaning alone (no identifier in the text).
     pub max_semantic: usize,
+    /// How long a `SearchResiduals` call may search before it fails with
+    /// DEADLINE_EXCEEDED (the erase job's residual stage is not limited).
+    pub search_timeout_ms: u64,
 }
 
 /// Log output: `pretty` for people, `json` for collectors.
@@ -202,12 +208,17 @@ impl Settings {
     /// Names the first invalid setting.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.database.max_connections >= 2, "database.max_connections must be at least 2");
+        anyhow::ensure!(
+            self.application.health_check_interval_ms > 0,
+            "application.health_check_interval_ms must be positive"
+        );
         anyhow::ensure!((1..=4096).contains(&self.embedding.dimension), "embedding.dimension must be 1..=4096");
         anyhow::ensure!(self.embedding.batch_size > 0, "embedding.batch_size must be positive");
         anyhow::ensure!(self.erasure.workers > 0, "erasure.workers must be positive");
         anyhow::ensure!(self.erasure.lease_secs > 0, "erasure.lease_secs must be positive");
         anyhow::ensure!(self.erasure.delete_batch_size > 0, "erasure.delete_batch_size must be positive");
         anyhow::ensure!(self.erasure.default_deadline_days > 0, "erasure.default_deadline_days must be positive");
+        anyhow::ensure!(self.residual.search_timeout_ms > 0, "residual.search_timeout_ms must be positive");
         for (name, t) in [
             ("residual.own_chunk_threshold", self.residual.own_chunk_threshold),
             ("residual.identifier_threshold", self.residual.identifier_threshold),

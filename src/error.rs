@@ -32,6 +32,9 @@ pub enum LetheError {
     PermissionDenied { reason: &'static str },
     #[error("a backend is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The operation ran out of the time it is given (`residual.search_timeout_ms`).
+    #[error("{message}")]
+    DeadlineExceeded { message: String },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

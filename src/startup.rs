@@ -140,8 +140,12 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let router = crate::grpc::router(self.ctx.clone()).await?;
+        let (router, health) = crate::grpc::router(self.ctx.clone()).await?;
         tracing::info!(addr = %self.addr, "Lethe is serving");
+        let mut health_stop = stop_rx.clone();
+        let health = tokio::spawn(health.run_until_stopped(async move {
+            let _ = health_stop.wait_for(|s| *s).await;
+        }));
         let mut worker_stop = stop_rx.clone();
         let worker = tokio::spawn(crate::erasure::run_worker_until_stopped(self.worker_ctx.clone(), async move {
             let _ = worker_stop.wait_for(|s| *s).await;
@@ -165,6 +169,7 @@ impl Application {
         server.await.context("gRPC server failed")?;
         worker.await.context("worker panicked")?;
         reindexer.await.context("re-index worker panicked")?;
+        health.await.context("health checker panicked")?;
         Ok(())
     }
 }

@@ -558,6 +558,8 @@ async fn residual(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result
             probes,
             exclude: own.iter().copied().collect(),
             limit: ctx.settings.residual.max_candidates,
+            // As in the erase job's residual stage.
+            deadline: None,
         };
         let found = lethe::residual::search(&ctx, env.tenant_id, &query).await?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);

@@ -8,5 +8,5 @@ mod subject;
 
 pub use collection::{Backend, CollectionSpec, Distance, Screening};
 pub use erasure::{JobStatus, ResidualPolicy, Stage};
-pub use names::{CollectionName, ExternalId, InvalidInput, bounded_text};
+pub use names::{CollectionName, ExternalId, InvalidInput, bounded_text, optional_text};
 pub use subject::{Identifier, IdentifierKind, Role, SubjectState};

@@ -16,7 +16,8 @@ impl InvalidInput {
     }
 }
 
-/// Checks that `value` is non-empty (after trimming) and at most `max` bytes.
+/// Checks a required text field of a request: not blank, at most `max`
+/// bytes, no NUL character.
 ///
 /// # Errors
 /// `InvalidInput` naming `field`.
@@ -24,6 +25,23 @@ pub fn bounded_text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a s
     if value.trim().is_empty() {
         return Err(InvalidInput::new(field, "must not be empty"));
     }
+    optional_text(field, value, max)
+}
+
+/// Checks an optional text field of a request: empty, or at most `max` bytes
+/// without a NUL character.
+///
+/// This and [`bounded_text`] are the one check every string field of every
+/// request goes through (directly, or through `ExternalId`, `Identifier`,
+/// `CollectionName` and the UUID parser, which admit a subset): a bound per
+/// field, because a string is stored, hashed, matched or embedded; no NUL,
+/// because Postgres `text` cannot hold one (the insert would fail as an
+/// internal error). Valid UTF-8 is checked before, when the request is
+/// decoded (`grpc::codec`).
+///
+/// # Errors
+/// `InvalidInput` naming `field`.
+pub fn optional_text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, InvalidInput> {
     if value.len() > max {
         return Err(InvalidInput::new(field, format!("must be at most {max} bytes, got {}", value.len())));
     }
@@ -105,5 +123,14 @@ mod tests {
         assert!(ExternalId::parse("id", "a\0b").is_err());
         let err = ExternalId::parse("subject.id", "").unwrap_err();
         assert_eq!(err.field, "subject.id");
+    }
+
+    #[test]
+    fn optional_texts_may_be_empty_but_are_bounded_and_nul_free() {
+        assert_eq!(optional_text("uri", "", 8), Ok(""));
+        assert_eq!(optional_text("uri", "  ", 8), Ok("  "));
+        assert!(optional_text("uri", "a\0", 8).is_err());
+        assert!(optional_text("uri", "123456789", 8).is_err());
+        assert!(bounded_text("text", "", 8).is_err());
     }
 }

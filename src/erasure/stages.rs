@@ -129,7 +129,7 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
 async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<ProbeRow>> {
     let points = ctx.stores.get(spec.backend)?.retrieve(spec, ids, true).await?;
     let texts: std::collections::HashMap<Uuid, Option<String>> =
-        lineage::chunk_texts(&ctx.pool, ids).await?.into_iter().collect();
+        lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
     Ok(points
         .into_iter()
         .filter_map(|p| {
@@ -232,6 +232,7 @@ async fn residual_stage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
         probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
         exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
         limit: ctx.settings.residual.max_candidates,
+        deadline: None,
     };
     let mut candidates = residual::search(ctx, job.tenant_id, &query).await?;
     let outcome = residual::apply(ctx, job.tenant_id, policy, &identifiers, &mut candidates).await?;
@@ -250,7 +251,7 @@ async fn residual_stage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
 async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
     let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let forgotten = lineage::forget_subject_chunks(&mut tx, job.subject_id, &chunk_ids).await?;
+    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, job.subject_id, &chunk_ids).await?;
     lineage::tombstone_subject(&mut tx, job.subject_id).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(format!("{forgotten} lineage chunks forgotten; the subject is a keyed-hash tombstone"))

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::pb;
 use crate::catalog::NewCollection;
 use crate::domain::{
-    Backend, CollectionName, CollectionSpec, Distance, ExternalId, Screening, Identifier, IdentifierKind, InvalidInput,
-    JobStatus, ResidualPolicy, Role, Stage, bounded_text,
+    Backend, CollectionName, CollectionSpec, Distance, ExternalId, Identifier, IdentifierKind, InvalidInput,
+    JobStatus, ResidualPolicy, Role, Screening, Stage, bounded_text, optional_text,
 };
 use crate::erasure::{EraseInput, JobView, LiveCount};
 use crate::ingest::{ChunkInput, SubjectInput};
@@ -17,8 +17,39 @@ use crate::store::jobs::{CountRow, EventRow};
 use crate::store::lineage::SubjectRow;
 use crate::store::log::LogRow;
 
+// Bounds of request fields, as the proto comments document them. Strings are
+// in bytes of UTF-8.
+
+/// Chunks per `Ingest`, points per `Track`.
 pub const MAX_CHUNKS: usize = 1000;
+/// A chunk's text (`Ingest`, `Track`).
 pub const MAX_TEXT: usize = 32 * 1024;
+/// A source's uri.
+pub const MAX_SOURCE_URI: usize = 2048;
+/// A source's kind.
+pub const MAX_SOURCE_KIND: usize = 128;
+/// Subjects with identifiers per `Ingest` or `Track`.
+pub const MAX_SUBJECTS: usize = 1000;
+/// Identifiers per subject.
+pub const MAX_IDENTIFIERS: usize = 100;
+/// Identifiers per `SearchResiduals`: each adds several patterns that every
+/// candidate chunk is matched against.
+pub const MAX_SEARCH_IDENTIFIERS: usize = 20;
+/// Tags per chunk.
+pub const MAX_TAGS: usize = 100;
+/// `Erase.requested_by`.
+pub const MAX_REQUESTED_BY: usize = 256;
+/// `Erase.reason`, `SetLegalHold.reason`.
+pub const MAX_REASON: usize = 1024;
+/// `Erase.idempotency_key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+/// `Erase.deadline_days`.
+pub const MAX_DEADLINE_DAYS: u32 = 3650;
+/// `CreateCollection.retention_days` (100 years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// `CreateCollection.dimension`; pgvector's HNSW index takes at most 2,000.
+pub const MAX_DIMENSION: u32 = 4096;
+pub const MAX_PGVECTOR_DIMENSION: u32 = 2000;
 
 type R<T> = Result<T, InvalidInput>;
 
@@ -30,6 +61,11 @@ pub fn uuid(field: &str, s: &str) -> R<Uuid> {
     Uuid::parse_str(s.trim()).map_err(|_| InvalidInput::new(field, "must be a UUID"))
 }
 
+/// A collection's name as a request gives it.
+pub fn collection_name(field: &str, s: &str) -> R<CollectionName> {
+    CollectionName::parse(field, s)
+}
+
 pub fn new_collection(r: pb::CreateCollectionRequest) -> R<NewCollection> {
     let pb::CreateCollectionRequest { name, backend, dimension, distance, store_text, retention_days, screening } = r;
     let backend = match pb::Backend::try_from(backend) {
@@ -37,8 +73,17 @@ pub fn new_collection(r: pb::CreateCollectionRequest) -> R<NewCollection> {
         Ok(pb::Backend::Qdrant) => Backend::Qdrant,
         Ok(pb::Backend::Unspecified) | Err(_) => return Err(InvalidInput::new("backend", "must be PGVECTOR or QDRANT")),
     };
-    if !(1..=4096).contains(&dimension) {
-        return Err(InvalidInput::new("dimension", "must be between 1 and 4096"));
+    if !(1..=MAX_DIMENSION).contains(&dimension) {
+        return Err(InvalidInput::new("dimension", format!("must be between 1 and {MAX_DIMENSION}")));
+    }
+    if backend == Backend::Pgvector && dimension > MAX_PGVECTOR_DIMENSION {
+        return Err(InvalidInput::new(
+            "dimension",
+            format!("must be at most {MAX_PGVECTOR_DIMENSION} for pgvector (its HNSW index takes no more)"),
+        ));
+    }
+    if retention_days > MAX_RETENTION_DAYS {
+        return Err(InvalidInput::new("retention_days", format!("must be at most {MAX_RETENTION_DAYS}")));
     }
     let distance = match pb::Distance::try_from(distance) {
         Ok(pb::Distance::Unspecified | pb::Distance::Cosine) => Distance::Cosine,
@@ -109,8 +154,8 @@ pub fn identifier(field: &str, i: pb::Identifier) -> R<Identifier> {
 
 pub fn subject(field: &str, s: Option<pb::SubjectRef>) -> R<SubjectInput> {
     let s = s.ok_or_else(|| InvalidInput::new(field, "is required"))?;
-    if s.identifiers.len() > 100 {
-        return Err(InvalidInput::new(format!("{field}.identifiers"), "at most 100 identifiers"));
+    if s.identifiers.len() > MAX_IDENTIFIERS {
+        return Err(InvalidInput::new(format!("{field}.identifiers"), format!("at most {MAX_IDENTIFIERS} identifiers")));
     }
     Ok(SubjectInput {
         id: ExternalId::parse(&format!("{field}.id"), &s.id)?,
@@ -124,12 +169,15 @@ pub fn subject(field: &str, s: Option<pb::SubjectRef>) -> R<SubjectInput> {
 }
 
 pub fn subjects(list: Vec<pb::SubjectRef>) -> R<Vec<SubjectInput>> {
+    if list.len() > MAX_SUBJECTS {
+        return Err(InvalidInput::new("subjects", format!("at most {MAX_SUBJECTS} subjects")));
+    }
     list.into_iter().enumerate().map(|(i, s)| subject(&format!("subjects[{i}]"), Some(s))).collect()
 }
 
 fn tags(field: &str, tags: Vec<pb::SubjectTag>) -> R<Vec<(ExternalId, Role)>> {
-    if tags.len() > 100 {
-        return Err(InvalidInput::new(field, "at most 100 tags per chunk"));
+    if tags.len() > MAX_TAGS {
+        return Err(InvalidInput::new(field, format!("at most {MAX_TAGS} tags per chunk")));
     }
     tags.into_iter()
         .enumerate()
@@ -149,6 +197,21 @@ fn optional_uuid(field: &str, s: &str) -> R<Option<Uuid>> {
     if s.is_empty() { Ok(None) } else { uuid(field, s).map(Some) }
 }
 
+/// A source's optional uri and kind.
+fn source_uri_kind(f: impl Fn(&str) -> String, uri: String, kind: String) -> R<(String, String)> {
+    optional_text(&f("source_uri"), &uri, MAX_SOURCE_URI)?;
+    optional_text(&f("source_kind"), &kind, MAX_SOURCE_KIND)?;
+    Ok((uri, kind))
+}
+
+/// A chunk's position in its source: stored as a Postgres `integer`.
+fn ordinal(field: &str, v: u32) -> R<u32> {
+    if i32::try_from(v).is_err() {
+        return Err(InvalidInput::new(field, format!("must be at most {}", i32::MAX)));
+    }
+    Ok(v)
+}
+
 fn check_count(n: usize, field: &str) -> R<()> {
     if n == 0 || n > MAX_CHUNKS {
         return Err(InvalidInput::new(field, format!("must hold 1 to {MAX_CHUNKS} items, got {n}")));
@@ -163,14 +226,16 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
         .enumerate()
         .map(|(i, c)| {
             let f = |name: &str| format!("chunks[{i}].{name}");
+            let pb::IngestChunk { source_id, source_uri, source_kind, text, tags: t, point_id, ordinal: o } = c;
+            let (source_uri, source_kind) = source_uri_kind(f, source_uri, source_kind)?;
             Ok(ChunkInput {
-                source_id: ExternalId::parse(&f("source_id"), &c.source_id)?,
-                source_uri: c.source_uri,
-                source_kind: c.source_kind,
-                text: Some(bounded_text(&f("text"), &c.text, MAX_TEXT)?.to_owned()),
-                tags: tags(&f("tags"), c.tags)?,
-                point_id: optional_uuid(&f("point_id"), &c.point_id)?,
-                ordinal: c.ordinal,
+                source_id: ExternalId::parse(&f("source_id"), &source_id)?,
+                source_uri,
+                source_kind,
+                text: Some(bounded_text(&f("text"), &text, MAX_TEXT)?.to_owned()),
+                tags: tags(&f("tags"), t)?,
+                point_id: optional_uuid(&f("point_id"), &point_id)?,
+                ordinal: ordinal(&f("ordinal"), o)?,
                 vector: None,
             })
         })
@@ -179,29 +244,36 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
 
 pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
     check_count(points.len(), "points")?;
-    points
+    let mut seen = std::collections::HashSet::new();
+    let chunks: Vec<ChunkInput> = points
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
             let f = |name: &str| format!("points[{i}].{name}");
-            if p.text.len() > MAX_TEXT {
-                return Err(InvalidInput::new(f("text"), format!("must be at most {MAX_TEXT} bytes")));
-            }
-            if p.vector.iter().any(|x| !x.is_finite()) {
+            let pb::TrackedPoint { point_id, source_id, source_uri, source_kind, text, tags: t, vector } = p;
+            let (source_uri, source_kind) = source_uri_kind(f, source_uri, source_kind)?;
+            optional_text(&f("text"), &text, MAX_TEXT)?;
+            if vector.iter().any(|x| !x.is_finite()) {
                 return Err(InvalidInput::new(f("vector"), "must hold finite numbers"));
             }
             Ok(ChunkInput {
-                source_id: ExternalId::parse(&f("source_id"), &p.source_id)?,
-                source_uri: p.source_uri,
-                source_kind: p.source_kind,
-                text: (!p.text.is_empty()).then_some(p.text),
-                tags: tags(&f("tags"), p.tags)?,
-                point_id: Some(uuid(&f("point_id"), &p.point_id)?),
+                source_id: ExternalId::parse(&f("source_id"), &source_id)?,
+                source_uri,
+                source_kind,
+                text: (!text.is_empty()).then_some(text),
+                tags: tags(&f("tags"), t)?,
+                point_id: Some(uuid(&f("point_id"), &point_id)?),
                 ordinal: u32::try_from(i).unwrap_or(0),
-                vector: (!p.vector.is_empty()).then_some(p.vector),
+                vector: (!vector.is_empty()).then_some(vector),
             })
         })
-        .collect()
+        .collect::<R<_>>()?;
+    for (i, c) in chunks.iter().enumerate() {
+        if !seen.insert(c.point_id) {
+            return Err(InvalidInput::new(format!("points[{i}].point_id"), "repeats the point id of an earlier point"));
+        }
+    }
+    Ok(chunks)
 }
 
 pub fn erase(r: pb::EraseRequest) -> R<EraseInput> {
@@ -220,23 +292,50 @@ pub fn erase(r: pb::EraseRequest) -> R<EraseInput> {
         Ok(pb::ResidualPolicy::Redact) => ResidualPolicy::Redact,
         Err(_) => return Err(InvalidInput::new("residual_policy", "unknown policy")),
     };
-    if deadline_days > 3650 {
-        return Err(InvalidInput::new("deadline_days", "must be at most 3650"));
+    if deadline_days > MAX_DEADLINE_DAYS {
+        return Err(InvalidInput::new("deadline_days", format!("must be at most {MAX_DEADLINE_DAYS}")));
     }
     let idempotency_key = if idempotency_key.is_empty() {
         None
     } else {
-        Some(bounded_text("idempotency_key", &idempotency_key, 128)?.to_owned())
+        Some(bounded_text("idempotency_key", &idempotency_key, MAX_IDEMPOTENCY_KEY)?.to_owned())
     };
     Ok(EraseInput {
         subject: subject("subject", s)?,
-        requested_by: bounded_text("requested_by", &requested_by, 256)?.to_owned(),
-        reason: if reason.is_empty() { String::new() } else { bounded_text("reason", &reason, 1024)?.to_owned() },
+        requested_by: bounded_text("requested_by", &requested_by, MAX_REQUESTED_BY)?.to_owned(),
+        reason: optional_text("reason", &reason, MAX_REASON)?.to_owned(),
         residual_policy,
         idempotency_key,
         deadline_days: (deadline_days > 0).then_some(deadline_days),
         guarantee_physical,
     })
+}
+
+/// A legal hold: the subject, whether held, and why (required to hold).
+pub fn legal_hold(r: pb::SetLegalHoldRequest) -> R<(ExternalId, bool, Option<String>)> {
+    let pb::SetLegalHoldRequest { subject_id, hold, reason } = r;
+    let id = ExternalId::parse("subject_id", &subject_id)?;
+    let reason = if hold {
+        Some(bounded_text("reason", &reason, MAX_REASON)?.to_owned())
+    } else {
+        optional_text("reason", &reason, MAX_REASON)?;
+        None
+    };
+    Ok((id, hold, reason))
+}
+
+/// The identifiers and page size of a `SearchResiduals` request.
+pub fn residual_search(r: pb::SearchResidualsRequest) -> R<(Vec<Identifier>, u32)> {
+    let pb::SearchResidualsRequest { identifiers, limit: l } = r;
+    if identifiers.is_empty() || identifiers.len() > MAX_SEARCH_IDENTIFIERS {
+        return Err(InvalidInput::new("identifiers", format!("give 1 to {MAX_SEARCH_IDENTIFIERS} identifiers")));
+    }
+    let identifiers = identifiers
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| identifier(&format!("identifiers[{i}]"), x))
+        .collect::<R<Vec<_>>>()?;
+    Ok((identifiers, limit("limit", l, 100, 1000)?))
 }
 
 pub fn job_status(s: &str) -> pb::JobStatus {

@@ -11,7 +11,7 @@ use super::convert;
 use super::pb::{self, lethe_server::Lethe};
 use crate::auth::{Action, Authenticator, Principal};
 use crate::context::Context;
-use crate::domain::{ExternalId, JobStatus, bounded_text};
+use crate::domain::{ExternalId, JobStatus};
 use crate::error::{LetheError, Result};
 use crate::ingest::{SubjectInput, WriteMode, WriteOutcome};
 use crate::{audit, catalog, erasure, ingest, reindex, residual};
@@ -84,10 +84,8 @@ impl Lethe for LetheService {
 
     async fn set_legal_hold(&self, req: Request<pb::SetLegalHoldRequest>) -> Result<Response<pb::Subject>, Status> {
         let p = self.authorize(&req, Action::Manage).await?;
-        let r = req.into_inner();
-        let id = ExternalId::parse("subject_id", &r.subject_id).map_err(LetheError::from)?;
-        let reason = if r.hold { Some(bounded_text("reason", &r.reason, 1024).map_err(LetheError::from)?) } else { None };
-        let row = ingest::set_legal_hold(&self.ctx, p.tenant_id, &id, r.hold, reason).await?;
+        let (id, hold, reason) = convert::legal_hold(req.into_inner()).map_err(LetheError::from)?;
+        let row = ingest::set_legal_hold(&self.ctx, p.tenant_id, &id, hold, reason.as_deref()).await?;
         let n = crate::store::lineage::count_identifiers(&self.ctx.pool, row.subject_id).await.map_err(LetheError::from)?;
         Ok(Response::new(convert::subject_out(&row, n)))
     }
@@ -95,9 +93,10 @@ impl Lethe for LetheService {
     async fn ingest(&self, req: Request<pb::IngestRequest>) -> Result<Response<pb::WriteResponse>, Status> {
         let p = self.authorize(&req, Action::Write).await?;
         let r = req.into_inner();
+        let collection = convert::collection_name("collection", &r.collection).map_err(LetheError::from)?;
         let chunks = convert::ingest_chunks(r.chunks).map_err(LetheError::from)?;
         let subjects: Vec<SubjectInput> = convert::subjects(r.subjects).map_err(LetheError::from)?;
-        let spec = catalog::collection(&self.ctx, p.tenant_id, &r.collection).await?;
+        let spec = catalog::collection(&self.ctx, p.tenant_id, &collection).await?;
         let out = ingest::write(&self.ctx, &spec, chunks, &subjects, WriteMode::Embed).await?;
         Ok(Response::new(write_response(out)))
     }
@@ -105,9 +104,10 @@ impl Lethe for LetheService {
     async fn track(&self, req: Request<pb::TrackRequest>) -> Result<Response<pb::WriteResponse>, Status> {
         let p = self.authorize(&req, Action::Write).await?;
         let r = req.into_inner();
+        let collection = convert::collection_name("collection", &r.collection).map_err(LetheError::from)?;
         let chunks = convert::tracked_points(r.points).map_err(LetheError::from)?;
         let subjects = convert::subjects(r.subjects).map_err(LetheError::from)?;
-        let spec = catalog::collection(&self.ctx, p.tenant_id, &r.collection).await?;
+        let spec = catalog::collection(&self.ctx, p.tenant_id, &collection).await?;
         let mode = WriteMode::Track { verify_points: r.verify_points };
         let out = ingest::write(&self.ctx, &spec, chunks, &subjects, mode).await?;
         Ok(Response::new(write_response(out)))
@@ -240,19 +240,14 @@ impl Lethe for LetheService {
         req: Request<pb::SearchResidualsRequest>,
     ) -> Result<Response<pb::SearchResidualsResponse>, Status> {
         let p = self.authorize(&req, Action::Audit).await?;
-        let r = req.into_inner();
-        if r.identifiers.is_empty() || r.identifiers.len() > 100 {
-            return Err(LetheError::invalid("identifiers", "give 1 to 100 identifiers").into());
-        }
-        let identifiers = r
-            .identifiers
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| convert::identifier(&format!("identifiers[{i}]"), x))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(LetheError::from)?;
-        let limit = convert::limit("limit", r.limit, 100, 1000).map_err(LetheError::from)?;
-        let query = residual::ResidualQuery { identifiers, limit: limit as usize, ..Default::default() };
+        let (identifiers, limit) = convert::residual_search(req.into_inner()).map_err(LetheError::from)?;
+        let timeout = Duration::from_millis(self.ctx.settings.residual.search_timeout_ms);
+        let query = residual::ResidualQuery {
+            identifiers,
+            limit: limit as usize,
+            deadline: Some(std::time::Instant::now() + timeout),
+            ..Default::default()
+        };
         let found = residual::search(&self.ctx, p.tenant_id, &query).await?;
         Ok(Response::new(pb::SearchResidualsResponse { candidates: found.iter().map(convert::candidate).collect() }))
     }
@@ -260,8 +255,9 @@ impl Lethe for LetheService {
     async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexJob>, Status> {
         let p = self.authorize(&req, Action::Manage).await?;
         let r = req.into_inner();
+        let collection = convert::collection_name("collection", &r.collection).map_err(LetheError::from)?;
         let mode = convert::reindex_mode(r.mode).map_err(LetheError::from)?;
-        let row = reindex::submit(&self.ctx, p.tenant_id, &r.collection, mode).await?;
+        let row = reindex::submit(&self.ctx, p.tenant_id, &collection, mode).await?;
         Ok(Response::new(self.reindex_view(p.tenant_id, row.job_id).await?))
     }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::domain::InvalidInput;
 use crate::error::LetheError;
 
 const DOMAIN: &str = "lethe.dev";
@@ -59,6 +60,9 @@ impl From<LetheError> for Status {
             LetheError::PermissionDenied { reason } => {
                 status(Code::PermissionDenied, reason, "this key may not call this rpc", none())
             }
+            LetheError::DeadlineExceeded { message } => {
+                status(Code::DeadlineExceeded, "deadline_exceeded", &message, none())
+            }
             LetheError::Unavailable(cause) => {
                 tracing::warn!(error.cause_chain = ?cause, "backend unavailable");
                 status(Code::Unavailable, "unavailable", "a backend is unavailable; retry later", none())
@@ -71,10 +75,54 @@ impl From<LetheError> for Status {
     }
 }
 
+/// A request that does not decode as its message (a string that is not
+/// UTF-8, a malformed field): INVALID_ARGUMENT naming the field as prost
+/// does, e.g. `chunks.source_uri` (without the index).
+pub(super) fn undecodable(err: &prost::DecodeError) -> Status {
+    let message = err.to_string();
+    let (field, description) = decode_error_field(&message);
+    Status::from(LetheError::from(InvalidInput::new(field, format!("does not decode: {description}"))))
+}
+
+/// prost writes `failed to decode Protobuf message: Inner.field: Outer.field:
+/// description`, innermost first: the field path outermost first, and the
+/// description. Its error type exposes nothing else.
+fn decode_error_field(message: &str) -> (String, &str) {
+    let mut rest = message.strip_prefix("failed to decode Protobuf message: ").unwrap_or(message);
+    let mut path = Vec::new();
+    while let Some((head, tail)) = rest.split_once(": ") {
+        let Some((msg, field)) = head.split_once('.') else { break };
+        let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !(ident(msg) && ident(field)) {
+            break;
+        }
+        path.push(field);
+        rest = tail;
+    }
+    path.reverse();
+    let field = if path.is_empty() { "request".to_owned() } else { path.join(".") };
+    (field, rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::InvalidInput;
+
+    #[test]
+    fn decode_errors_name_the_field_outermost_first() {
+        let m = "failed to decode Protobuf message: IngestChunk.source_uri: IngestRequest.chunks: invalid string \
+                 value: data is not UTF-8 encoded";
+        assert_eq!(
+            decode_error_field(m),
+            ("chunks.source_uri".to_owned(), "invalid string value: data is not UTF-8 encoded")
+        );
+        let top = "failed to decode Protobuf message: invalid varint";
+        assert_eq!(decode_error_field(top), ("request".into(), "invalid varint"));
+        let err = <crate::grpc::pb::GetErasureRequest as prost::Message>::decode(&[0x0a, 0x01, 0xff][..]).unwrap_err();
+        let s = undecodable(&err);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.get_error_details().bad_request().map(|b| b.field_violations[0].field.as_str()), Some("job_id"));
+    }
 
     #[test]
     fn every_error_kind_maps_to_its_code_and_reason() {
@@ -88,6 +136,7 @@ mod tests {
             (LetheError::Unauthenticated, Code::Unauthenticated, "invalid_api_key"),
             (LetheError::PermissionDenied { reason: "requires_secret_key" }, Code::PermissionDenied, "requires_secret_key"),
             (LetheError::Unavailable(anyhow::anyhow!("db down")), Code::Unavailable, "unavailable"),
+            (LetheError::DeadlineExceeded { message: "slow".into() }, Code::DeadlineExceeded, "deadline_exceeded"),
         ];
         for (err, code, reason) in cases {
             let s = Status::from(err);

@@ -49,7 +49,12 @@ impl ReindexMode {
 ///
 /// # Errors
 /// `NotFound` for an unknown collection; database failures.
-pub async fn submit(ctx: &Context, tenant_id: Uuid, collection: &str, mode: ReindexMode) -> Result<ReindexRow> {
+pub async fn submit(
+    ctx: &Context,
+    tenant_id: Uuid,
+    collection: &crate::domain::CollectionName,
+    mode: ReindexMode,
+) -> Result<ReindexRow> {
     let spec = crate::catalog::collection(ctx, tenant_id, collection).await?;
     if mode == ReindexMode::Reembed && spec.dimension != ctx.embedder.dimension() {
         return Err(LetheError::invalid("mode", "the embedding model's dimension differs from the collection's"));

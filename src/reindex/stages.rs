@@ -40,7 +40,7 @@ async fn count_live(ctx: &Context, spec: &CollectionSpec) -> Result<i64> {
     let mut n = 0;
     let mut after = None;
     loop {
-        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, after, None, 10_000).await?;
+        let page = reindex::live_chunks(&ctx.pool, spec.tenant_id, spec.collection_id, after, None, 10_000).await?;
         n += i64::try_from(page.len()).unwrap_or(0);
         match page.last() {
             Some((id, _)) if page.len() == 10_000 => after = Some(*id),
@@ -84,7 +84,7 @@ pub(super) async fn copy(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let staging = staging_of(&spec, job)?;
     let mut cursor = job.copy_cursor;
     loop {
-        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, cursor, None, BATCH).await?;
+        let page = reindex::live_chunks(&ctx.pool, spec.tenant_id, spec.collection_id, cursor, None, BATCH).await?;
         let Some((last, _)) = page.last() else { break };
         let last = *last;
         let (copied, missing) = copy_chunks(ctx, job, &spec, &staging, &page).await?;
@@ -106,7 +106,8 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     // 1. Everything written since the copy began, again.
     let mut after = None;
     loop {
-        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, after, job.copy_started_at, BATCH).await?;
+        let page =
+            reindex::live_chunks(&ctx.pool, spec.tenant_id, spec.collection_id, after, job.copy_started_at, BATCH).await?;
         let Some((last, _)) = page.last() else { break };
         after = Some(*last);
         copy_chunks(ctx, job, &spec, &staging, &page).await?;
@@ -115,7 +116,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let mut live: HashSet<Uuid> = HashSet::new();
     let mut after = None;
     loop {
-        let page = reindex::live_chunks(&ctx.pool, spec.collection_id, after, None, 10_000).await?;
+        let page = reindex::live_chunks(&ctx.pool, spec.tenant_id, spec.collection_id, after, None, 10_000).await?;
         let Some((last, _)) = page.last() else { break };
         after = Some(*last);
         live.extend(page.iter().map(|(id, _)| *id));
@@ -146,7 +147,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let absent: Vec<Uuid> = live.iter().filter(|id| !present.contains(id)).copied().collect();
     let mut expected = i64::try_from(present.len()).unwrap_or(0);
     for batch in absent.chunks(BATCH as usize) {
-        let chunks = lineage::chunk_texts(&ctx.pool, batch).await?;
+        let chunks = lineage::chunk_texts(&ctx.pool, spec.tenant_id, batch).await?;
         expected += copy_chunks(ctx, job, &spec, &staging, &chunks).await?.0;
     }
     // 3. Verify, then switch.

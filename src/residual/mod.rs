@@ -42,7 +42,12 @@ pub struct ResidualQuery {
     /// Points never to report (the subject's own, already deleted); their
     /// lineage text, while it lasts, tells which words are the person's own.
     pub exclude: HashSet<Uuid>,
+    /// Candidates to return; also how many are kept while scanning.
     pub limit: usize,
+    /// When to give up with `DeadlineExceeded` (`SearchResiduals`). The
+    /// erase job's search has none: a residual stage that stopped half-way
+    /// would certify less than it claims, so it runs to the end.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// One of the subject's own chunks.
@@ -84,26 +89,38 @@ pub struct Candidate {
 }
 
 /// Searches every collection of the tenant and returns one list, best first,
-/// at most `query.limit`, without the `exclude` points.
+/// at most `query.limit`, without the `exclude` points, or fails once the
+/// query's deadline has passed.
 ///
 /// # Errors
-/// Backend, embedding and database failures.
+/// Backend, embedding and database failures; `DeadlineExceeded`.
 pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Vec<Candidate>> {
+    match query.deadline {
+        // The scan checks the deadline between chunks (its work is CPU);
+        // the timeout ends a wait on a database or backend call as well.
+        Some(at) => tokio::time::timeout_at(at.into(), search_until(ctx, tenant_id, query))
+            .await
+            .unwrap_or_else(|_| Err(scan::deadline_exceeded())),
+        None => search_until(ctx, tenant_id, query).await,
+    }
+}
+
+async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Vec<Candidate>> {
     let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
     let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
     let matcher = lexical::Matcher::new(if s.lexical { &query.identifiers } else { &[] });
     let own = if s.semantic && !(query.probes.is_empty() && query.exclude.is_empty()) {
         let own_ids: Vec<Uuid> = query.exclude.iter().copied().collect();
-        semantic::own_words(ctx, &own_ids, &query.probes, |t| matcher.strip(t)).await?
+        semantic::own_words(ctx, tenant_id, &own_ids, &query.probes, |t| matcher.strip(t)).await?
     } else {
         semantic::OwnWords::default()
     };
-    let mut scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, &query.exclude).await?;
+    let mut scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, query).await?;
     let scan_ms = started.elapsed().as_millis();
-    let (named, overlapping) = (scanned.lexical.len(), scanned.overlaps.len());
+    let (named, overlapping) = (scanned.lexical.count(), scanned.overlaps.len());
     let mut found = ranking::Found::default();
-    for hit in std::mem::take(&mut scanned.lexical) {
+    for hit in std::mem::take(&mut scanned.lexical).into_hits() {
         found.lexical(&query.identifiers, hit);
     }
     if s.semantic {
@@ -114,6 +131,7 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
         let words_known = !own.is_empty();
         let mut near = Vec::new();
         for spec in specs.iter().filter(|c| !words_known || scanned.textless.contains(&c.collection_id)) {
+            scan::check_deadline(query.deadline)?;
             near.extend(semantic::neighbours(ctx, spec, &vectors, s.own_chunk_threshold, s.semantic_pool).await?);
         }
         near.retain(|n| !query.exclude.contains(&n.point_id));

@@ -86,7 +86,7 @@ async fn delete_points(ctx: &Context, spec: &CollectionSpec, ids: Vec<Uuid>) -> 
         )));
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    lineage::delete_chunks(&mut tx, &ids).await?;
+    lineage::delete_chunks(&mut tx, spec.tenant_id, &ids).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(i64::try_from(before - after).unwrap_or(i64::MAX))
 }
@@ -100,7 +100,8 @@ async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], match
     }
     let store = ctx.stores.get(spec.backend)?;
     let points = store.retrieve(spec, ids, false).await?;
-    let texts: HashMap<Uuid, Option<String>> = lineage::chunk_texts(&ctx.pool, ids).await?.into_iter().collect();
+    let texts: HashMap<Uuid, Option<String>> =
+        lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
     let mut rewritten = Vec::new();
     for p in points {
         let Some(text) = texts.get(&p.id).cloned().flatten().or_else(|| p.payload.text.clone()) else { continue };
@@ -125,13 +126,13 @@ async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], match
     store.upsert(spec, &upserts).await?;
     for (p, clean) in &rewritten {
         if texts.get(&p.id).is_some_and(Option::is_some) {
-            lineage::update_chunk_text(&ctx.pool, p.id, clean).await?;
+            lineage::update_chunk_text(&ctx.pool, spec.tenant_id, p.id, clean).await?;
         }
     }
     // Verify in the backend and in lineage: no identifier survives.
     let check = store.retrieve(spec, ids, false).await?;
     let lineage_after: HashMap<Uuid, Option<String>> =
-        lineage::chunk_texts(&ctx.pool, ids).await?.into_iter().collect();
+        lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
     let clean = check
         .iter()
         .filter(|p| {

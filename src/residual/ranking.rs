@@ -9,9 +9,6 @@ use uuid::Uuid;
 use super::{Candidate, Evidence, lexical, scan, semantic};
 use crate::domain::{CollectionSpec, Identifier};
 
-/// Lexical evidence kept per candidate (the strongest first).
-const MAX_EVIDENCE: usize = 8;
-
 /// Score of an excerpt made only of the person's own words (below a full
 /// name or address: the words are theirs, but nothing names them).
 const EXCERPT_WEIGHT: f32 = 0.9;
@@ -46,9 +43,8 @@ impl Found {
     pub fn lexical(&mut self, identifiers: &[Identifier], hit: lexical::Hit) {
         let b = self.entry(hit.collection_id, hit.point_id, &hit.source_id);
         b.lexical = b.lexical.max(hit.score);
-        let mut matches = hit.matches;
-        matches.sort_by(|a, c| c.form.weight().total_cmp(&a.form.weight()).then(a.start.cmp(&c.start)));
-        for m in matches.into_iter().take(MAX_EVIDENCE) {
+        // At most `lexical::MAX_MATCHES`, the strongest first.
+        for m in hit.matches {
             let kind = identifiers.get(m.identifier).map_or("identifier", |i| i.kind.as_str());
             b.evidence.push(Evidence {
                 kind: "lexical".into(),

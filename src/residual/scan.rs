@@ -5,16 +5,25 @@
 //! for, only chunks that contain a surname or local part are read (`ILIKE`
 //! in SQL); with them, every chunk is. Collections whose lineage holds no
 //! text are read through the backend's payloads instead.
+//!
+//! Memory is bounded by what is returned, not by what is read: of the chunks
+//! that name the person only the best `limit` are kept while scanning (and
+//! as many that name them weakly), each with at most `lexical::MAX_MATCHES`
+//! matches. A hundred common words over a million chunks would otherwise
+//! keep tens of millions of matches. The scan stops at the query's deadline.
 
-use std::collections::HashSet;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashSet};
+use std::time::Instant;
 
 use uuid::Uuid;
 
 use super::lexical::{self, Matcher};
+use super::ResidualQuery;
 use super::semantic::{Overlap, OwnWords};
 use crate::context::Context;
 use crate::domain::CollectionSpec;
-use crate::error::Result;
+use crate::error::{LetheError, Result};
 use crate::store::lineage;
 
 /// A chunk, where it lives.
@@ -28,7 +37,7 @@ pub struct ChunkRef {
 /// What the pass found.
 #[derive(Debug, Default)]
 pub struct Scanned {
-    pub lexical: Vec<lexical::Hit>,
+    pub lexical: TopHits,
     /// Chunks that share at least one 5-gram with the person's own words.
     pub overlaps: Vec<(ChunkRef, Overlap)>,
     /// Collections with chunks whose lineage holds no text.
@@ -43,8 +52,10 @@ const SCROLL_PAGE: usize = 512;
 
 impl Scanned {
     fn add(&mut self, matcher: &Matcher, own: &OwnWords, chunk: ChunkRef, text: &str) {
-        if matcher.may_match(&text.to_lowercase()) {
-            self.lexical.extend(matcher.hit(chunk.collection_id, chunk.point_id, &chunk.source_id, text));
+        if matcher.may_match(&text.to_lowercase())
+            && let Some(hit) = matcher.hit(chunk.collection_id, chunk.point_id, &chunk.source_id, text)
+        {
+            self.lexical.push(hit);
         }
         if let Some(o) = own.overlap(text) {
             self.overlaps.push((chunk, o));
@@ -52,19 +63,103 @@ impl Scanned {
     }
 }
 
-/// Reads every chunk text of the tenant that may hold evidence, except `exclude`.
+/// The best lexical hits seen so far: at most `cap` that name the person
+/// (score ≥ `lexical::MIN_SCORE`) and `cap` that name them weakly, the
+/// highest scores first and, among equal scores, the lowest point ids (so
+/// that what is kept does not depend on the order of the scan).
+#[derive(Debug, Default)]
+pub struct TopHits {
+    cap: usize,
+    strong: BinaryHeap<Ranked>,
+    weak: BinaryHeap<Ranked>,
+}
+
+/// A hit ordered worst first, so that a max-heap's top is the one to drop.
+#[derive(Debug)]
+struct Ranked(lexical::Hit);
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.score.total_cmp(&self.0.score).then(self.0.point_id.cmp(&other.0.point_id))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+impl TopHits {
+    pub fn new(cap: usize) -> Self {
+        Self { cap, strong: BinaryHeap::new(), weak: BinaryHeap::new() }
+    }
+
+    fn push(&mut self, hit: lexical::Hit) {
+        let heap = if hit.score >= lexical::MIN_SCORE { &mut self.strong } else { &mut self.weak };
+        let hit = Ranked(hit);
+        if heap.len() < self.cap {
+            heap.push(hit);
+        } else if heap.peek().is_some_and(|worst| hit < *worst) {
+            heap.pop();
+            heap.push(hit);
+        }
+    }
+
+    /// Hits kept.
+    pub fn count(&self) -> usize {
+        self.strong.len() + self.weak.len()
+    }
+
+    /// Every kept hit, in no particular order.
+    pub fn into_hits(self) -> impl Iterator<Item = lexical::Hit> {
+        self.strong.into_iter().chain(self.weak).map(|r| r.0)
+    }
+}
+
+/// `Err(DeadlineExceeded)` once `deadline` has passed.
 ///
 /// # Errors
-/// Database and backend failures.
+/// `DeadlineExceeded`.
+pub fn check_deadline(deadline: Option<Instant>) -> Result<()> {
+    match deadline {
+        Some(at) if Instant::now() >= at => Err(deadline_exceeded()),
+        Some(_) | None => Ok(()),
+    }
+}
+
+pub fn deadline_exceeded() -> LetheError {
+    LetheError::DeadlineExceeded {
+        message: "the residual search did not finish within residual.search_timeout_ms; give fewer or more \
+                  specific identifiers"
+            .into(),
+    }
+}
+
+/// Reads every chunk text of the tenant that may hold evidence, except the
+/// query's `exclude`, keeping its best `limit` lexical hits (see
+/// [`TopHits`]), until its deadline.
+///
+/// # Errors
+/// Database and backend failures; `DeadlineExceeded`.
 pub async fn scan(
     ctx: &Context,
     tenant_id: Uuid,
     specs: &[CollectionSpec],
     matcher: &Matcher,
     own: &OwnWords,
-    exclude: &HashSet<Uuid>,
+    query: &ResidualQuery,
 ) -> Result<Scanned> {
-    let mut out = Scanned::default();
+    let (exclude, deadline) = (&query.exclude, query.deadline);
+    let mut out = Scanned { lexical: TopHits::new(query.limit), ..Scanned::default() };
     if matcher.is_empty() && own.is_empty() {
         return Ok(out);
     }
@@ -83,6 +178,7 @@ pub async fn scan(
         after = page.last().map(|c| c.chunk_id);
         let full = i64::try_from(page.len()).unwrap_or(0) == PAGE;
         for c in page {
+            check_deadline(deadline)?;
             if textless.contains(&c.collection_id) {
                 skip.insert(c.chunk_id);
             }
@@ -95,7 +191,7 @@ pub async fn scan(
     }
     for collection_id in &textless {
         if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
-            scan_payloads(ctx, spec, matcher, own, &skip, &mut out).await?;
+            scan_payloads(ctx, spec, matcher, own, &skip, deadline, &mut out).await?;
         }
     }
     out.textless = textless;
@@ -109,6 +205,7 @@ async fn scan_payloads(
     matcher: &Matcher,
     own: &OwnWords,
     skip: &HashSet<Uuid>,
+    deadline: Option<Instant>,
     out: &mut Scanned,
 ) -> Result<()> {
     let store = ctx.stores.get(spec.backend)?;
@@ -116,6 +213,7 @@ async fn scan_payloads(
     loop {
         let (points, next) = store.scroll(spec, offset, SCROLL_PAGE, false).await?;
         for p in points.into_iter().filter(|p| !skip.contains(&p.id)) {
+            check_deadline(deadline)?;
             let Some(text) = p.payload.text else { continue };
             let chunk = ChunkRef { collection_id: spec.collection_id, point_id: p.id, source_id: p.payload.source_id };
             out.add(matcher, own, chunk, &text);
@@ -124,5 +222,33 @@ async fn scan_payloads(
             Some(n) => offset = Some(n),
             None => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(n: u128, score: f32) -> lexical::Hit {
+        lexical::Hit {
+            collection_id: Uuid::nil(),
+            point_id: Uuid::from_u128(n),
+            source_id: String::new(),
+            score,
+            matches: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn top_hits_keep_the_best_of_each_kind_whatever_the_order() {
+        let mut top = TopHits::new(3);
+        for (n, score) in [(1, 0.6), (2, 0.9), (3, 0.3), (4, 0.6), (5, 1.0), (6, 0.2), (7, 0.4), (8, 0.1), (9, 0.6)] {
+            top.push(hit(n, score));
+        }
+        assert_eq!(top.count(), 6);
+        let mut kept: Vec<u128> = top.into_hits().map(|h| h.point_id.as_u128()).collect();
+        kept.sort_unstable();
+        // Strong: 1.0, 0.9 and the lowest id of the 0.6s; weak: 0.4, 0.3, 0.2.
+        assert_eq!(kept, [1, 2, 3, 5, 6, 7]);
     }
 }

@@ -191,12 +191,13 @@ pub fn common_shingles<'a>(
 /// Database failures.
 pub async fn own_words(
     ctx: &Context,
+    tenant_id: Uuid,
     own_chunks: &[Uuid],
     probes: &[Probe],
     strip: impl Fn(&str) -> String,
 ) -> Result<OwnWords> {
     let mut docs: Vec<(String, String)> = Vec::new();
-    for (source, text) in lineage::chunk_texts_in_order(&ctx.pool, own_chunks).await? {
+    for (source, text) in lineage::chunk_texts_in_order(&ctx.pool, tenant_id, own_chunks).await? {
         let Some(text) = text else { continue };
         match docs.last_mut() {
             Some((s, doc)) if *s == source => {

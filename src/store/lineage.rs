@@ -427,8 +427,10 @@ pub struct NewChunk {
 }
 
 /// Records sources, chunks and tags in one statement each. Returns false when
-/// a chunk id is already used by another collection (nothing is written then
-/// if the caller rolls back).
+/// a chunk id is already used by another collection or source of the tenant
+/// (nothing is written then if the caller rolls back). Chunk ids are keyed
+/// per tenant (migration 30): another tenant's use of an id is neither seen
+/// nor touched.
 pub async fn record_chunks(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
@@ -470,7 +472,7 @@ pub async fn record_chunks(
         SELECT c.id, $1, $2, s.source_id, c.ord, c.txt, c.shared
         FROM UNNEST($3::uuid[], $4::text[], $5::int[], $6::text[], $7::bool[]) AS c(id, ext, ord, txt, shared)
         JOIN sources s ON s.collection_id = $2 AND s.external_id = c.ext
-        ON CONFLICT (chunk_id) DO UPDATE
+        ON CONFLICT (tenant_id, chunk_id) DO UPDATE
         SET text = EXCLUDED.text, ordinal = EXCLUDED.ordinal, updated_at = now(), shared = true
         WHERE chunks.collection_id = EXCLUDED.collection_id AND chunks.source_id = EXCLUDED.source_id
         "#,
@@ -524,14 +526,21 @@ pub async fn subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result
     .await?)
 }
 
-/// Deletes the given chunks with all their tags, and sources left empty.
-/// Three set-wise statements: the tables have no per-row foreign-key cascades.
-pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, chunk_ids: &[Uuid]) -> Result<u64> {
-    sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($1)").bind(chunk_ids).execute(&mut **tx).await?;
-    let sources: Vec<Uuid> = sqlx::query_scalar("DELETE FROM chunks WHERE chunk_id = ANY($1) RETURNING source_id")
+/// Deletes the given chunks of the tenant with all their tags, and sources
+/// left empty. Three set-wise statements: the tables have no per-row
+/// foreign-key cascades.
+pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, chunk_ids: &[Uuid]) -> Result<u64> {
+    sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1")
+        .bind(tenant_id)
         .bind(chunk_ids)
-        .fetch_all(&mut **tx)
+        .execute(&mut **tx)
         .await?;
+    let sources: Vec<Uuid> =
+        sqlx::query_scalar("DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING source_id")
+            .bind(tenant_id)
+            .bind(chunk_ids)
+            .fetch_all(&mut **tx)
+            .await?;
     delete_empty_sources(tx, &sources).await?;
     Ok(sources.len() as u64)
 }
@@ -543,18 +552,25 @@ pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, chunk_ids: &[Uuid
 /// chunk cost ~10 ms per 1,000 chunks at a million, mostly index pages read).
 pub async fn forget_subject_chunks(
     tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
     subject_id: Uuid,
     chunk_ids: &[Uuid],
 ) -> Result<u64> {
-    let deleted: Vec<(Uuid, Uuid, bool)> =
-        sqlx::query_as("DELETE FROM chunks WHERE chunk_id = ANY($1) RETURNING chunk_id, source_id, shared")
-            .bind(chunk_ids)
-            .fetch_all(&mut **tx)
-            .await?;
+    let deleted: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+        "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING chunk_id, source_id, shared",
+    )
+    .bind(tenant_id)
+    .bind(chunk_ids)
+    .fetch_all(&mut **tx)
+    .await?;
     sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1").bind(subject_id).execute(&mut **tx).await?;
     let shared: Vec<Uuid> = deleted.iter().filter(|(_, _, s)| *s).map(|(c, _, _)| *c).collect();
     if !shared.is_empty() {
-        sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($1)").bind(&shared).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1")
+            .bind(tenant_id)
+            .bind(&shared)
+            .execute(&mut **tx)
+            .await?;
     }
     let mut sources: Vec<Uuid> = deleted.iter().map(|(_, s, _)| *s).collect();
     sources.sort_unstable();
@@ -592,17 +608,27 @@ pub async fn tombstone_subject(tx: &mut Transaction<'_, Postgres>, subject_id: U
     Ok(())
 }
 
-/// Chunk texts by id (for residual search and redaction).
-pub async fn chunk_texts(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(Uuid, Option<String>)>> {
-    Ok(sqlx::query_as("SELECT chunk_id, text FROM chunks WHERE chunk_id = ANY($1)")
+/// The tenant's chunk texts by id (for residual search and redaction).
+pub async fn chunk_texts(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    chunk_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Option<String>)>> {
+    Ok(sqlx::query_as("SELECT chunk_id, text FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2)")
+        .bind(tenant_id)
         .bind(chunk_ids)
         .fetch_all(ex)
         .await?)
 }
 
 /// Replaces a chunk's stored text (redaction).
-pub async fn update_chunk_text(ex: impl PgExecutor<'_>, chunk_id: Uuid, text: &str) -> Result<()> {
-    sqlx::query("UPDATE chunks SET text = $2 WHERE chunk_id = $1").bind(chunk_id).bind(text).execute(ex).await?;
+pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_id: Uuid, text: &str) -> Result<()> {
+    sqlx::query("UPDATE chunks SET text = $3 WHERE tenant_id = $1 AND chunk_id = $2")
+        .bind(tenant_id)
+        .bind(chunk_id)
+        .bind(text)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
@@ -679,16 +705,21 @@ pub async fn collections_without_text(ex: impl PgExecutor<'_>, tenant_id: Uuid) 
 
 /// Texts of the given chunks with their source's id, ordered by source and
 /// ordinal (a document's chunks in order: the residual search's own words).
-pub async fn chunk_texts_in_order(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(String, Option<String>)>> {
+pub async fn chunk_texts_in_order(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    chunk_ids: &[Uuid],
+) -> Result<Vec<(String, Option<String>)>> {
     Ok(sqlx::query_as(
         r#"
         SELECT s.external_id, c.text
         FROM chunks c
         JOIN sources s USING (source_id)
-        WHERE c.chunk_id = ANY($1)
+        WHERE c.tenant_id = $1 AND c.chunk_id = ANY($2)
         ORDER BY c.source_id, c.ordinal
         "#,
     )
+    .bind(tenant_id)
     .bind(chunk_ids)
     .fetch_all(ex)
     .await?)

@@ -31,6 +31,15 @@ impl From<sqlx::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A round trip to the database (health).
+///
+/// # Errors
+/// When the database does not answer.
+pub async fn ping(pool: &sqlx::PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
 /// Runs the embedded migrations.
 ///
 /// # Errors

@@ -183,6 +183,7 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
 /// has been erased), in id order after `after`, with their stored text.
 pub async fn live_chunks(
     ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
     collection_id: Uuid,
     after: Option<Uuid>,
     changed_since: Option<DateTime<Utc>>,
@@ -191,12 +192,12 @@ pub async fn live_chunks(
     Ok(sqlx::query_as(
         r#"
         SELECT c.chunk_id, c.text FROM chunks c
-        WHERE c.collection_id = $1
+        WHERE c.tenant_id = $5 AND c.collection_id = $1
           AND ($2::uuid IS NULL OR c.chunk_id > $2)
           AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
           AND NOT EXISTS (
               SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
-              WHERE cs.chunk_id = c.chunk_id AND s.state <> 'active')
+              WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND s.state <> 'active')
         ORDER BY c.chunk_id
         LIMIT $4
         "#,
@@ -205,6 +206,7 @@ pub async fn live_chunks(
     .bind(after)
     .bind(changed_since)
     .bind(limit)
+    .bind(tenant_id)
     .fetch_all(ex)
     .await?)
 }

@@ -130,6 +130,9 @@ pub enum PhysicalOutcome {
 pub trait VectorStore: Send + Sync {
     fn backend(&self) -> Backend;
 
+    /// A cheap round trip that succeeds only while the backend answers (health).
+    async fn ping(&self) -> Result<()>;
+
     /// Creates the collection and its tag indexes; a no-op when it exists.
     async fn create_collection(&self, spec: &CollectionSpec) -> Result<()>;
 

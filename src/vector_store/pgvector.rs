@@ -93,6 +93,12 @@ impl VectorStore for PgVectorStore {
         Backend::Pgvector
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(|e| {
+            VectorStoreError::Unavailable { backend: Backend::Pgvector, source: Box::new(e) }
+        })
+    }
+
     async fn create_collection(&self, spec: &CollectionSpec) -> Result<()> {
         let table = Self::table(spec)?;
         let name = &spec.backend_name;

@@ -301,6 +301,10 @@ impl VectorStore for QdrantStore {
         Backend::Qdrant
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.client.health_check().await.map(drop).map_err(|e| map_error(e, ""))
+    }
+
     async fn create_collection(&self, spec: &CollectionSpec) -> Result<()> {
         let alias = &spec.backend_name;
         if let Some(target) = self.resolve_alias(alias).await? {

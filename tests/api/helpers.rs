@@ -45,6 +45,8 @@ pub struct Options {
     pub no_workers: bool,
     /// `erasure.lease_secs`; 0 keeps the configured value.
     pub lease_secs: u64,
+    /// `residual.search_timeout_ms`; 0 keeps the configured one.
+    pub search_timeout_ms: u64,
 }
 
 pub fn database_url() -> String {
@@ -72,12 +74,16 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
     s.database.max_connections = 20;
     s.application.port = 0;
     s.erasure.poll_interval_ms = 50;
+    s.application.health_check_interval_ms = 200;
     s.erasure.stage_pause_ms = opts.stage_pause_ms;
     if opts.no_workers {
         s.erasure.workers = 0;
     }
     if opts.lease_secs > 0 {
         s.erasure.lease_secs = opts.lease_secs;
+    }
+    if opts.search_timeout_ms > 0 {
+        s.residual.search_timeout_ms = opts.search_timeout_ms;
     }
     s.audit.signing_key_file = dir.join("signing_key.pem");
     s.audit.create_signing_key = true;
@@ -104,9 +110,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
+    spawn_app_at(&fresh_database().await, qdrant_url().as_deref(), opts).await
+}
+
+/// A real Lethe on port 0 against the database at `db_url` and the Qdrant
+/// at `qdrant_url` (if any): e.g. through proxies a test can cut.
+pub async fn spawn_app_at(db_url: &str, qdrant_url: Option<&str>, opts: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = fresh_database().await;
-    let settings = test_settings(&db_url, dir.path(), opts);
+    let mut settings = test_settings(db_url, dir.path(), opts);
+    settings.qdrant.url = qdrant_url.unwrap_or_default().to_owned();
     let embedder = if opts.real_model {
         real_embedder(&settings)
     } else {
@@ -237,15 +249,17 @@ impl TestApp {
     }
 
     /// Lineage has no foreign keys on its hot tables (migration 7): the code
-    /// keeps it whole. Panics on a tag without its chunk or subject, a tag
-    /// whose collection differs from its chunk's, or a chunk without its source.
+    /// keeps it whole. Chunks are keyed per tenant (migration 30). Panics on
+    /// a tag without its chunk or subject, a tag whose collection differs
+    /// from its chunk's, or a chunk without its source.
     pub async fn assert_lineage_consistent(&self) {
         let orphans: (i64, i64, i64, i64) = sqlx::query_as(
             r#"
             SELECT
-              (SELECT count(*) FROM chunk_subjects cs WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = cs.chunk_id)),
+              (SELECT count(*) FROM chunk_subjects cs
+               WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = cs.tenant_id AND c.chunk_id = cs.chunk_id)),
               (SELECT count(*) FROM chunk_subjects cs WHERE NOT EXISTS (SELECT 1 FROM subjects s WHERE s.subject_id = cs.subject_id)),
-              (SELECT count(*) FROM chunk_subjects cs JOIN chunks c USING (chunk_id) WHERE c.collection_id <> cs.collection_id),
+              (SELECT count(*) FROM chunk_subjects cs JOIN chunks c USING (tenant_id, chunk_id) WHERE c.collection_id <> cs.collection_id),
               (SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.source_id = c.source_id))
             "#,
         )
