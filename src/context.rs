@@ -2,6 +2,7 @@
 //! signer, settings, and the wake-up for workers. Built once by `startup`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
@@ -27,6 +28,8 @@ pub struct Context {
     pub settings: Arc<Settings>,
     /// Notified when a job is queued, so an idle worker starts at once.
     pub wake: Arc<Notify>,
+    /// Watch streams open now.
+    pub watches: Arc<Watches>,
     secrets: Arc<Mutex<HashMap<Uuid, Arc<Vec<u8>>>>>,
 }
 
@@ -45,6 +48,7 @@ impl Context {
             signer,
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
+            watches: Arc::default(),
             secrets: Arc::default(),
         }
     }
@@ -72,6 +76,34 @@ impl Context {
     pub async fn keyed_hash(&self, tenant_id: Uuid, value: &str) -> Result<Vec<u8>> {
         let secret = self.tenant_secret(tenant_id).await?;
         Ok(keyed_hash(&secret, value))
+    }
+}
+
+/// How many Watch streams (`WatchErasure`, `WatchReindex`) are open: each
+/// holds a task that polls the database until its job ends or its client
+/// goes away.
+#[derive(Debug, Default)]
+pub struct Watches(AtomicUsize);
+
+impl Watches {
+    /// Counts a watch until the returned guard is dropped.
+    pub fn open(self: &Arc<Self>) -> WatchGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        WatchGuard(Arc::clone(self))
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One open watch; dropping it closes the count.
+#[derive(Debug)]
+pub struct WatchGuard(Arc<Watches>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -14,5 +14,6 @@ mod leases;
 mod no_plaintext;
 mod physical;
 mod reindex;
+mod safe_defaults;
 mod residual;
 mod suppression;
