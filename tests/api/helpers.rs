@@ -103,9 +103,16 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
+    spawn_app_configured(opts, |_| {}).await
+}
+
+/// `spawn_app_with`, with the settings changed by `configure` first. With
+/// TLS on, `client` is a plaintext channel that fails: tests connect their own.
+pub async fn spawn_app_configured(opts: Options, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_url = fresh_database().await;
-    let settings = test_settings(&db_url, dir.path(), opts);
+    let mut settings = test_settings(&db_url, dir.path(), opts);
+    configure(&mut settings);
     let embedder = if opts.real_model {
         real_embedder(&settings)
     } else {
@@ -120,7 +127,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         let _ = rx.await;
     }));
     let keys = new_tenant(&pool).await;
-    let client = LetheClient::connect(format!("http://{addr}")).await.expect("connect");
+    let client = if settings.application.tls.enabled() {
+        LetheClient::new(Channel::from_shared(format!("http://{addr}")).expect("uri").connect_lazy())
+    } else {
+        LetheClient::connect(format!("http://{addr}")).await.expect("connect")
+    };
     TestApp { addr, client, pool, keys, settings, ctx, _shutdown: tx, _dir: dir }
 }
 
