@@ -71,12 +71,12 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         Command::Serve => unreachable!("serve is run by main"),
         Command::Migrate => {
             let pool = crate::startup::pool(&settings)?;
-            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            crate::startup::migrate(&settings, &pool).await?;
             println!("migrations applied");
         }
         Command::Tenant { command: TenantCommand::Create { name, format } } => {
             let pool = crate::startup::pool(&settings)?;
-            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            crate::startup::migrate(&settings, &pool).await?;
             let t = crate::auth::create_tenant(&pool, &name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             if format == "env" {
                 println!("LETHE_TENANT_ID={}\nLETHE_SK={}\nLETHE_PK={}\nLETHE_AK={}", t.tenant_id, t.secret_key, t.publishable_key, t.auditor_key);

@@ -89,7 +89,16 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// The service's connection. In production, a role that may only do
+    /// what the service needs (README "Running in production").
     pub url: SecretString,
+    /// The connection migrations run on: the role that owns Lethe's tables.
+    /// Empty: migrations run on `url`. When set, the role of `url` is given
+    /// exactly the service's privileges after every migration run.
+    pub migration_url: SecretString,
+    /// Refuse to start when `url`'s role could alter the deletion log
+    /// (superuser, or owner of `deletion_log`): on in production.
+    pub require_service_role: bool,
     pub max_connections: u32,
     pub run_migrations: bool,
 }
@@ -102,6 +111,18 @@ impl DatabaseSettings {
             .expose_secret()
             .parse()
             .context("database.url is not a valid Postgres URL")
+    }
+
+    /// Where migrations run when that is another role than the service's.
+    ///
+    /// # Errors
+    /// When the URL is not a Postgres URL.
+    pub fn migration_options(&self) -> anyhow::Result<Option<PgConnectOptions>> {
+        let url = self.migration_url.expose_secret();
+        if url.is_empty() || url == self.url.expose_secret() {
+            return Ok(None);
+        }
+        Ok(Some(url.parse().context("database.migration_url is not a valid Postgres URL")?))
     }
 }
 

@@ -39,6 +39,39 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
         .connect_lazy_with(settings.database.connect_options()?))
 }
 
+/// Runs the migrations as `database.migration_url`'s role when set (then
+/// grants the service role of `database.url` what it needs), else on `pool`.
+///
+/// # Errors
+/// When a migration or a grant fails.
+pub async fn migrate(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    let Some(options) = settings.database.migration_options()? else {
+        return crate::store::migrate(pool).await.context("Failed to run migrations");
+    };
+    let owner = PgPoolOptions::new().max_connections(1).connect_with(options).await.context("Failed to connect as database.migration_url")?;
+    crate::store::migrate(&owner).await.context("Failed to run migrations")?;
+    let role = settings.database.connect_options()?.get_username().to_owned();
+    crate::store::role::grant_service_role(&owner, &role)
+        .await
+        .with_context(|| format!("Failed to grant the service role `{role}` its privileges"))?;
+    owner.close().await;
+    Ok(())
+}
+
+/// The deletion log is append-only only for a role that can neither drop
+/// its trigger nor bypass it.
+async fn refuse_log_owner(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    if crate::store::role::can_alter_log(pool).await.context("Failed to read the service role's privileges")? {
+        let role = settings.database.connect_options()?.get_username().to_owned();
+        anyhow::bail!(
+            "database.url connects as `{role}`, a superuser or owner of deletion_log, which could disable the \
+             log's append-only trigger: connect as the service role and run migrations as database.migration_url \
+             (README \"Running in production\"), or set database.require_service_role: false"
+        );
+    }
+    Ok(())
+}
+
 /// The erase workers' pool: their progress writes (stage advances, events,
 /// counts, deletes) commit without waiting for the WAL flush. A crash can
 /// then lose the last few of them, and the job resumes at an earlier stage —
@@ -148,7 +181,10 @@ impl Application {
     pub async fn build_with_embedder(settings: Settings, embedder: Arc<dyn Embedder>) -> anyhow::Result<Self> {
         let pool = pool(&settings)?;
         if settings.database.run_migrations {
-            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            migrate(&settings, &pool).await?;
+        }
+        if settings.database.require_service_role {
+            refuse_log_owner(&settings, &pool).await?;
         }
         let stores = vector_stores(&settings, pool.clone()).await?;
         let signer = Arc::new(Signer::load_or_create(&settings.audit.signing_key_file)?);

@@ -15,5 +15,6 @@ mod no_plaintext;
 mod physical;
 mod reindex;
 mod safe_defaults;
+mod service_role;
 mod residual;
 mod suppression;
