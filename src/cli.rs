@@ -33,6 +33,11 @@ pub enum Command {
     RevokeKey { key: String },
     /// Print the public key that signs certificates (base64).
     SigningKey,
+    /// The master keys that wrap the tenants' HMAC keys (`keys.master_key_file`).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Re-index a collection through a running service and follow it with a
     /// progress bar (`--key` is a secret key; `LETHE_SK` works too).
     Reindex {
@@ -60,6 +65,14 @@ pub enum TenantCommand {
         #[arg(long, default_value = "text")]
         format: String,
     },
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+pub enum KeysCommand {
+    /// Add a master key version, make it current and re-wrap every tenant key under it.
+    Rotate,
+    /// Remove the master key versions that no tenant key is wrapped under anymore.
+    Retire,
 }
 
 /// Runs an operator command that does not need the server.
@@ -96,6 +109,17 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         Command::SigningKey => {
             let signer = crate::audit::Signer::load_or_create(&settings.audit.signing_key_file)?;
             println!("{}", crate::erasure::b64(&signer.public_key()));
+        }
+        Command::Keys { command } => {
+            let pool = crate::startup::pool(&settings)?;
+            let path = settings.keys.master_key_file.display();
+            if command == KeysCommand::Rotate {
+                let (version, n) = crate::keys::rotate(&pool, &settings.keys).await?;
+                println!("master key version {version} is current in {path}; {n} tenant keys re-wrapped under it");
+            } else {
+                let removed = crate::keys::retire(&pool, &settings.keys).await?;
+                println!("removed master key versions {removed:?} from {path}");
+            }
         }
         Command::Reindex { collection, mode, url, key } => crate::progress::reindex(&url, &key, &collection, &mode).await?,
         Command::VerifyCertificate { file } => {

@@ -18,6 +18,7 @@ pub struct Settings {
     pub embedding: EmbeddingSettings,
     pub erasure: ErasureSettings,
     pub audit: AuditSettings,
+    pub keys: KeySettings,
     pub residual: ResidualSettings,
     pub ingest: IngestSettings,
     pub log: LogSettings,
@@ -175,6 +176,23 @@ pub struct ErasureSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuditSettings {
     pub signing_key_file: PathBuf,
+}
+
+/// Where the master keys live that wrap the tenants' HMAC keys (`keys`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyProviderKind {
+    /// `master_key_file`, created on first start.
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub provider: KeyProviderKind,
+    /// The master key file (JSON, mode 0600). Keep it out of database
+    /// backups; every replica must read the same file.
+    pub master_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

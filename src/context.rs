@@ -15,7 +15,7 @@ use crate::audit::Signer;
 use crate::config::Settings;
 use crate::embedding::Embedder;
 use crate::error::Result;
-use crate::store::tenant;
+use crate::keys::KeyProvider;
 use crate::vector_store::VectorStores;
 
 /// Shared handles; cheap to clone.
@@ -25,6 +25,8 @@ pub struct Context {
     pub stores: VectorStores,
     pub embedder: Arc<dyn Embedder>,
     pub signer: Arc<Signer>,
+    /// Unwraps the tenants' HMAC keys (`keys`).
+    pub keys: Arc<dyn KeyProvider>,
     pub settings: Arc<Settings>,
     /// Notified when a job is queued, so an idle worker starts at once.
     pub wake: Arc<Notify>,
@@ -39,6 +41,7 @@ impl Context {
         stores: VectorStores,
         embedder: Arc<dyn Embedder>,
         signer: Arc<Signer>,
+        keys: Arc<dyn KeyProvider>,
         settings: Settings,
     ) -> Self {
         Self {
@@ -46,6 +49,7 @@ impl Context {
             stores,
             embedder,
             signer,
+            keys,
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
             watches: Arc::default(),
@@ -53,15 +57,16 @@ impl Context {
         }
     }
 
-    /// The tenant's HMAC key (immutable, so cached).
+    /// The tenant's HMAC key (immutable, so cached), unwrapped by the key
+    /// provider; made on first use.
     ///
     /// # Errors
-    /// Database failures.
+    /// Database and key provider failures.
     pub async fn tenant_secret(&self, tenant_id: Uuid) -> Result<Arc<Vec<u8>>> {
         if let Some(s) = self.secrets.lock().ok().and_then(|m| m.get(&tenant_id).cloned()) {
             return Ok(s);
         }
-        let secret = Arc::new(tenant::hmac_secret(&self.pool, tenant_id).await?);
+        let secret = Arc::new(crate::keys::tenant_key(&self.pool, &*self.keys, tenant_id).await?);
         if let Ok(mut m) = self.secrets.lock() {
             m.insert(tenant_id, Arc::clone(&secret));
         }

@@ -188,13 +188,20 @@ impl Application {
         }
         let stores = vector_stores(&settings, pool.clone()).await?;
         let signer = Arc::new(Signer::load_or_create(&settings.audit.signing_key_file)?);
+        let keys = crate::keys::provider(&settings.keys).context("Failed to load the master keys (keys.*)")?;
+        // Moves plaintext keys of earlier versions out, re-wraps keys of
+        // older master versions, makes missing ones.
+        let sealed = crate::keys::seal_all(&pool, &*keys).await.context("Failed to wrap the tenants' HMAC keys")?;
+        if sealed > 0 {
+            tracing::info!(tenants = sealed, version = keys.current_version(), "wrapped tenant HMAC keys under the current master key");
+        }
         let address = format!("{}:{}", settings.application.host, settings.application.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("Failed to bind {address}"))?;
         let addr = listener.local_addr()?;
         let tls = tls_config(&settings.application.tls)?;
         refuse_plaintext_off_loopback(addr, tls.is_some(), settings.application.allow_plaintext_off_loopback)?;
         let wpool = worker_pool(&settings)?;
-        let ctx = Context::new(pool, stores, embedder, signer, settings);
+        let ctx = Context::new(pool, stores, embedder, signer, keys, settings);
         let mut worker_ctx = ctx.clone();
         worker_ctx.stores.pgvector = Arc::new(PgVectorStore::new(wpool.clone()));
         worker_ctx.pool = wpool;

@@ -61,6 +61,7 @@ pub fn settings(db_url: &str, args: &Args) -> anyhow::Result<Settings> {
     s.residual.lexical = false;
     s.residual.semantic = false;
     s.audit.signing_key_file = root().join(".lethe/bench/signing_key.pem");
+    s.keys.master_key_file = root().join(".lethe/bench/master_keys.json");
     if let Some(w) = args.workers {
         s.erasure.workers = w;
     }

@@ -80,6 +80,7 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
         s.erasure.lease_secs = opts.lease_secs;
     }
     s.audit.signing_key_file = dir.join("signing_key.pem");
+    s.keys.master_key_file = dir.join("master_keys.json");
     s.qdrant.url = qdrant_url().unwrap_or_default();
     s.qdrant.collection_prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
     s.embedding.provider = if opts.real_model { EmbeddingProvider::Fastembed } else { EmbeddingProvider::Hashing };
@@ -267,10 +268,7 @@ impl TestApp {
 
     /// Whether the tenant has a subject row for this caller id.
     pub async fn subject_exists(&self, subject: &str) -> bool {
-        let hash = lethe::context::keyed_hash(
-            &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
-            subject,
-        );
+        let hash = self.ctx.keyed_hash(self.keys.tenant_id, subject).await.expect("keyed hash");
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subjects WHERE tenant_id = $1 AND subject_hash = $2)")
             .bind(self.keys.tenant_id)
             .bind(hash)
@@ -280,10 +278,7 @@ impl TestApp {
     }
 
     pub async fn lineage_chunks_of(&self, subject: &str) -> i64 {
-        let hash = lethe::context::keyed_hash(
-            &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
-            subject,
-        );
+        let hash = self.ctx.keyed_hash(self.keys.tenant_id, subject).await.expect("keyed hash");
         sqlx::query_scalar(
             "SELECT count(*) FROM chunk_subjects cs JOIN subjects s USING (subject_id) WHERE s.subject_hash = $1",
         )

@@ -18,3 +18,4 @@ mod safe_defaults;
 mod service_role;
 mod residual;
 mod suppression;
+mod tenant_keys;
