@@ -43,6 +43,11 @@ pub enum Command {
         #[arg(long, conflicts_with = "create")]
         rotate: bool,
     },
+    /// The master keys that wrap the tenants' HMAC keys (`keys.master_key_file`).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Re-index a collection through a running service and follow it with a
     /// progress bar (`--key` is a secret key; `LETHE_SK` works too).
     Reindex {
@@ -91,6 +96,14 @@ pub fn verify_certificate_json(text: &str, pins: &[String]) -> anyhow::Result<St
     crate::audit::verify_pinned(&field("body"), &field("signature"), pins)
 }
 
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+pub enum KeysCommand {
+    /// Add a master key version, make it current and re-wrap every tenant key under it.
+    Rotate,
+    /// Remove the master key versions that no tenant key is wrapped under anymore.
+    Retire,
+}
+
 /// Runs an operator command that does not need the server.
 ///
 /// # Errors
@@ -100,12 +113,12 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         Command::Serve => unreachable!("serve is run by main"),
         Command::Migrate => {
             let pool = crate::startup::pool(&settings)?;
-            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            crate::startup::migrate(&settings, &pool).await?;
             println!("migrations applied");
         }
         Command::Tenant { command: TenantCommand::Create { name, format } } => {
             let pool = crate::startup::pool(&settings)?;
-            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            crate::startup::migrate(&settings, &pool).await?;
             let t = crate::auth::create_tenant(&pool, &name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             if format == "env" {
                 println!("LETHE_TENANT_ID={}\nLETHE_SK={}\nLETHE_PK={}\nLETHE_AK={}", t.tenant_id, t.secret_key, t.publishable_key, t.auditor_key);
@@ -133,6 +146,17 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
             } else {
                 let signer = crate::audit::Signer::load(path, create, &settings.audit.retired_public_keys)?;
                 println!("{} {}", signer.key_id(), crate::erasure::b64(&signer.public_key()));
+            }
+        }
+        Command::Keys { command } => {
+            let pool = crate::startup::pool(&settings)?;
+            let path = settings.keys.master_key_file.display();
+            if command == KeysCommand::Rotate {
+                let (version, n) = crate::keys::rotate(&pool, &settings.keys).await?;
+                println!("master key version {version} is current in {path}; {n} tenant keys re-wrapped under it");
+            } else {
+                let removed = crate::keys::retire(&pool, &settings.keys).await?;
+                println!("removed master key versions {removed:?} from {path}");
             }
         }
         Command::Reindex { collection, mode, url, key } => crate::progress::reindex(&url, &key, &collection, &mode).await?,

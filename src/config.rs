@@ -18,6 +18,7 @@ pub struct Settings {
     pub embedding: EmbeddingSettings,
     pub erasure: ErasureSettings,
     pub audit: AuditSettings,
+    pub keys: KeySettings,
     pub residual: ResidualSettings,
     pub ingest: IngestSettings,
     pub log: LogSettings,
@@ -39,12 +40,69 @@ pub struct ApplicationSettings {
     /// How often the health service probes Postgres and the vector
     /// backends (NOT_SERVING while one does not answer).
     pub health_check_interval_ms: u64,
+    pub tls: TlsSettings,
+    /// Serve plaintext gRPC on an address other than loopback. Off: such a
+    /// server refuses to start without TLS, because secret keys travel in
+    /// every request. Waive only where TLS ends in front of Lethe on a
+    /// network nobody else reads (a sidecar proxy on the same host).
+    pub allow_plaintext_off_loopback: bool,
+    /// gRPC server reflection (`grpcurl` without the protos): it lists
+    /// every rpc and message to anyone who connects.
+    pub reflection: bool,
+    pub limits: LimitSettings,
+}
+
+/// The gRPC server's certificate (rustls). Empty paths: no TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate.
+    pub key_file: PathBuf,
+    /// PEM CA certificate(s): when set, clients must present a certificate
+    /// signed by one of them (mutual TLS).
+    pub client_ca_file: PathBuf,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.as_os_str().is_empty() || !self.key_file.as_os_str().is_empty()
+    }
+}
+
+/// Limits of the gRPC server: what one client or connection can hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Longest a request may take to be answered (a unary rpc, or a stream's
+    /// first response); the client's `grpc-timeout` wins when shorter.
+    pub request_timeout_secs: u64,
+    /// Requests served at once per connection; more wait for a free slot.
+    pub concurrency_per_connection: usize,
+    /// HTTP/2 streams a client may open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 ping (and TCP keepalive) interval on idle connections.
+    pub keepalive_interval_secs: u64,
+    /// A connection whose ping is not answered in this time is closed.
+    pub keepalive_timeout_secs: u64,
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// The service's connection. In production, a role that may only do
+    /// what the service needs (README "Running in production").
     pub url: SecretString,
+    /// The connection migrations run on: the role that owns Lethe's tables.
+    /// Empty: migrations run on `url`. When set, the role of `url` is given
+    /// exactly the service's privileges after every migration run.
+    pub migration_url: SecretString,
+    /// Refuse to start when `url`'s role could alter the deletion log
+    /// (superuser, or owner of `deletion_log`): on in production.
+    pub require_service_role: bool,
     pub max_connections: u32,
     pub run_migrations: bool,
 }
@@ -57,6 +115,18 @@ impl DatabaseSettings {
             .expose_secret()
             .parse()
             .context("database.url is not a valid Postgres URL")
+    }
+
+    /// Where migrations run when that is another role than the service's.
+    ///
+    /// # Errors
+    /// When the URL is not a Postgres URL.
+    pub fn migration_options(&self) -> anyhow::Result<Option<PgConnectOptions>> {
+        let url = self.migration_url.expose_secret();
+        if url.is_empty() || url == self.url.expose_secret() {
+            return Ok(None);
+        }
+        Ok(Some(url.parse().context("database.migration_url is not a valid Postgres URL")?))
     }
 }
 
@@ -120,6 +190,23 @@ pub struct AuditSettings {
     /// Public keys (base64) of keys rotated out: what they signed still verifies.
     #[serde(default)]
     pub retired_public_keys: Vec<String>,
+}
+
+/// Where the master keys live that wrap the tenants' HMAC keys (`keys`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyProviderKind {
+    /// `master_key_file`, created on first start.
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub provider: KeyProviderKind,
+    /// The master key file (JSON, mode 0600). Keep it out of database
+    /// backups; every replica must read the same file.
+    pub master_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,11 +274,13 @@ pub fn load(dir: &Path) -> anyhow::Result<Settings> {
         .try_deserialize()
         .context("Failed to parse configuration")?;
     let mut settings: Settings = settings;
-    if settings.audit.signing_key_file.is_relative() {
-        // Relative to the project, whatever the working directory: a key
-        // found relative to the current directory would be another key.
-        let root = dir.canonicalize().ok().and_then(|d| d.parent().map(Path::to_path_buf)).unwrap_or_default();
-        settings.audit.signing_key_file = root.join(&settings.audit.signing_key_file);
+    // Key files are relative to the project, whatever the working directory:
+    // a key found relative to the current directory would be another key.
+    let root = dir.canonicalize().ok().and_then(|d| d.parent().map(Path::to_path_buf)).unwrap_or_default();
+    for path in [&mut settings.audit.signing_key_file, &mut settings.keys.master_key_file] {
+        if path.is_relative() {
+            *path = root.join(&*path);
+        }
     }
     settings.validate()?;
     Ok(settings)
@@ -212,6 +301,25 @@ impl Settings {
             self.application.health_check_interval_ms > 0,
             "application.health_check_interval_ms must be positive"
         );
+        let (tls, limits) = (&self.application.tls, &self.application.limits);
+        anyhow::ensure!(
+            tls.cert_file.as_os_str().is_empty() == tls.key_file.as_os_str().is_empty(),
+            "application.tls needs both cert_file and key_file"
+        );
+        anyhow::ensure!(
+            tls.enabled() || tls.client_ca_file.as_os_str().is_empty(),
+            "application.tls.client_ca_file needs cert_file and key_file"
+        );
+        for (name, v) in [
+            ("application.limits.request_timeout_secs", limits.request_timeout_secs),
+            ("application.limits.concurrency_per_connection", limits.concurrency_per_connection as u64),
+            ("application.limits.max_concurrent_streams", u64::from(limits.max_concurrent_streams)),
+            ("application.limits.keepalive_interval_secs", limits.keepalive_interval_secs),
+            ("application.limits.keepalive_timeout_secs", limits.keepalive_timeout_secs),
+            ("application.limits.max_message_bytes", limits.max_message_bytes as u64),
+        ] {
+            anyhow::ensure!(v > 0, "{name} must be positive");
+        }
         anyhow::ensure!((1..=4096).contains(&self.embedding.dimension), "embedding.dimension must be 1..=4096");
         anyhow::ensure!(self.embedding.batch_size > 0, "embedding.batch_size must be positive");
         anyhow::ensure!(self.erasure.workers > 0, "erasure.workers must be positive");
@@ -241,5 +349,23 @@ mod tests {
         let settings = settings.expect("base.yaml must load");
         assert_eq!(settings.embedding.dimension, 384);
         assert_eq!(settings.erasure.default_deadline_days, 30);
+    }
+
+    #[test]
+    fn production_configuration_turns_reflection_off_and_binds_every_interface() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration");
+        let read = |file: &str| {
+            config::Config::builder()
+                .add_source(config::File::from(dir.join("base.yaml")))
+                .add_source(config::File::from(dir.join(file)))
+                .build()
+                .and_then(config::Config::try_deserialize::<Settings>)
+                .expect("configuration parses")
+        };
+        let production = read("production.yaml");
+        assert!(!production.application.reflection);
+        assert!(!production.application.allow_plaintext_off_loopback);
+        assert_eq!(production.application.host, "0.0.0.0");
+        assert!(read("local.yaml").application.reflection);
     }
 }

@@ -2,6 +2,7 @@
 //! signer, settings, and the wake-up for workers. Built once by `startup`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
@@ -14,7 +15,7 @@ use crate::audit::Signer;
 use crate::config::Settings;
 use crate::embedding::Embedder;
 use crate::error::Result;
-use crate::store::tenant;
+use crate::keys::KeyProvider;
 use crate::vector_store::VectorStores;
 
 /// Shared handles; cheap to clone.
@@ -24,9 +25,13 @@ pub struct Context {
     pub stores: VectorStores,
     pub embedder: Arc<dyn Embedder>,
     pub signer: Arc<Signer>,
+    /// Unwraps the tenants' HMAC keys (`keys`).
+    pub keys: Arc<dyn KeyProvider>,
     pub settings: Arc<Settings>,
     /// Notified when a job is queued, so an idle worker starts at once.
     pub wake: Arc<Notify>,
+    /// Watch streams open now.
+    pub watches: Arc<Watches>,
     secrets: Arc<Mutex<HashMap<Uuid, Arc<Vec<u8>>>>>,
 }
 
@@ -36,6 +41,7 @@ impl Context {
         stores: VectorStores,
         embedder: Arc<dyn Embedder>,
         signer: Arc<Signer>,
+        keys: Arc<dyn KeyProvider>,
         settings: Settings,
     ) -> Self {
         Self {
@@ -43,21 +49,24 @@ impl Context {
             stores,
             embedder,
             signer,
+            keys,
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
+            watches: Arc::default(),
             secrets: Arc::default(),
         }
     }
 
-    /// The tenant's HMAC key (immutable, so cached).
+    /// The tenant's HMAC key (immutable, so cached), unwrapped by the key
+    /// provider; made on first use.
     ///
     /// # Errors
-    /// Database failures.
+    /// Database and key provider failures.
     pub async fn tenant_secret(&self, tenant_id: Uuid) -> Result<Arc<Vec<u8>>> {
         if let Some(s) = self.secrets.lock().ok().and_then(|m| m.get(&tenant_id).cloned()) {
             return Ok(s);
         }
-        let secret = Arc::new(tenant::hmac_secret(&self.pool, tenant_id).await?);
+        let secret = Arc::new(crate::keys::tenant_key(&self.pool, &*self.keys, tenant_id).await?);
         if let Ok(mut m) = self.secrets.lock() {
             m.insert(tenant_id, Arc::clone(&secret));
         }
@@ -72,6 +81,34 @@ impl Context {
     pub async fn keyed_hash(&self, tenant_id: Uuid, value: &str) -> Result<Vec<u8>> {
         let secret = self.tenant_secret(tenant_id).await?;
         Ok(keyed_hash(&secret, value))
+    }
+}
+
+/// How many Watch streams (`WatchErasure`, `WatchReindex`) are open: each
+/// holds a task that polls the database until its job ends or its client
+/// goes away.
+#[derive(Debug, Default)]
+pub struct Watches(AtomicUsize);
+
+impl Watches {
+    /// Counts a watch until the returned guard is dropped.
+    pub fn open(self: &Arc<Self>) -> WatchGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        WatchGuard(Arc::clone(self))
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One open watch; dropping it closes the count.
+#[derive(Debug)]
+pub struct WatchGuard(Arc<Watches>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -77,6 +77,17 @@ impl From<VectorStoreError> for LetheError {
     }
 }
 
+impl From<crate::keys::KeyError> for LetheError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        use crate::keys::KeyError;
+        match e {
+            KeyError::Store(store) => store.into(),
+            KeyError::Unavailable(_) => Self::Unavailable(anyhow::Error::new(e)),
+            KeyError::UnknownVersion(_) | KeyError::Corrupt(_) | KeyError::File(_) => Self::Unexpected(anyhow::Error::new(e)),
+        }
+    }
+}
+
 impl From<EmbeddingError> for LetheError {
     fn from(e: EmbeddingError) -> Self {
         Self::Unexpected(anyhow::Error::new(e))

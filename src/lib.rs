@@ -15,6 +15,8 @@
 //! - [`identity`]: how an identifier is read (one canonical reading shared
 //!   by suppression, residual search and [`screening`] of ingested text).
 //! - [`audit`]: the deletion log's hash chain and certificate signatures.
+//!   [`keys`]: the tenants' HMAC keys, wrapped under master keys kept
+//!   outside the database.
 //! - [`store`]: every SQL statement on Lethe's tables. [`vector_store`]: the
 //!   backends behind one trait. [`embedding`]: the embedders.
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process.
@@ -33,6 +35,7 @@ pub mod error;
 pub mod grpc;
 pub mod identity;
 pub mod ingest;
+pub mod keys;
 pub mod progress;
 pub mod reindex;
 pub mod residual;

@@ -10,9 +10,10 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::audit::Signer;
-use crate::config::{EmbeddingProvider, Settings};
+use crate::config::{EmbeddingProvider, Settings, TlsSettings};
 use crate::context::Context;
 use crate::embedding::{Embedder, FastEmbedder, HashingEmbedder};
 use crate::vector_store::{PgVectorStore, QdrantStore, VectorStore, VectorStores};
@@ -21,6 +22,7 @@ use crate::vector_store::{PgVectorStore, QdrantStore, VectorStore, VectorStores}
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    tls: Option<ServerTlsConfig>,
     ctx: Context,
     /// `ctx` with the workers' pool (see [`worker_pool`]).
     worker_ctx: Context,
@@ -35,6 +37,39 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
         .max_connections(settings.database.max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(settings.database.connect_options()?))
+}
+
+/// Runs the migrations as `database.migration_url`'s role when set (then
+/// grants the service role of `database.url` what it needs), else on `pool`.
+///
+/// # Errors
+/// When a migration or a grant fails.
+pub async fn migrate(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    let Some(options) = settings.database.migration_options()? else {
+        return crate::store::migrate(pool).await.context("Failed to run migrations");
+    };
+    let owner = PgPoolOptions::new().max_connections(1).connect_with(options).await.context("Failed to connect as database.migration_url")?;
+    crate::store::migrate(&owner).await.context("Failed to run migrations")?;
+    let role = settings.database.connect_options()?.get_username().to_owned();
+    crate::store::role::grant_service_role(&owner, &role)
+        .await
+        .with_context(|| format!("Failed to grant the service role `{role}` its privileges"))?;
+    owner.close().await;
+    Ok(())
+}
+
+/// The deletion log is append-only only for a role that can neither drop
+/// its trigger nor bypass it.
+async fn refuse_log_owner(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    if crate::store::role::can_alter_log(pool).await.context("Failed to read the service role's privileges")? {
+        let role = settings.database.connect_options()?.get_username().to_owned();
+        anyhow::bail!(
+            "database.url connects as `{role}`, a superuser or owner of deletion_log, which could disable the \
+             log's append-only trigger: connect as the service role and run migrations as database.migration_url \
+             (README \"Running in production\"), or set database.require_service_role: false"
+        );
+    }
+    Ok(())
 }
 
 /// The erase workers' pool: their progress writes (stage advances, events,
@@ -95,6 +130,42 @@ pub async fn vector_stores(settings: &Settings, pool: PgPool) -> anyhow::Result<
     Ok(VectorStores { pgvector: Arc::new(PgVectorStore::new(pool)), qdrant })
 }
 
+/// The server's TLS configuration from `application.tls`, None when off.
+///
+/// # Errors
+/// When a file cannot be read.
+pub fn tls_config(tls: &TlsSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+    if !tls.enabled() {
+        return Ok(None);
+    }
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("Failed to read the TLS {what} {} (application.tls)", path.display()))
+    };
+    let identity = Identity::from_pem(read(&tls.cert_file, "certificate")?, read(&tls.key_file, "private key")?);
+    // A TLS handshake that has not finished in 10 s is not a client worth waiting for.
+    let mut config = ServerTlsConfig::new().identity(identity).timeout(Duration::from_secs(10));
+    if !tls.client_ca_file.as_os_str().is_empty() {
+        config = config.client_ca_root(Certificate::from_pem(read(&tls.client_ca_file, "client CA")?));
+    }
+    Ok(Some(config))
+}
+
+/// Secret keys travel in every request: plaintext is for loopback only,
+/// unless the operator says TLS ends in front of Lethe.
+///
+/// # Errors
+/// When `addr` is not loopback, TLS is off and plaintext is not allowed.
+pub fn refuse_plaintext_off_loopback(addr: SocketAddr, tls: bool, allowed: bool) -> anyhow::Result<()> {
+    if tls || allowed || addr.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve plaintext gRPC on {addr}: API keys would cross the network in clear. Set \
+         application.tls.cert_file and application.tls.key_file (PEM), or bind a loopback address, or set \
+         application.allow_plaintext_off_loopback: true if TLS ends in front of Lethe on a network nobody else reads"
+    )
+}
+
 impl Application {
     /// # Errors
     /// When a dependency cannot be set up or the port cannot be bound.
@@ -110,20 +181,32 @@ impl Application {
     pub async fn build_with_embedder(settings: Settings, embedder: Arc<dyn Embedder>) -> anyhow::Result<Self> {
         let pool = pool(&settings)?;
         if settings.database.run_migrations {
-            crate::store::migrate(&pool).await.context("Failed to run migrations")?;
+            migrate(&settings, &pool).await?;
+        }
+        if settings.database.require_service_role {
+            refuse_log_owner(&settings, &pool).await?;
         }
         let stores = vector_stores(&settings, pool.clone()).await?;
         let a = &settings.audit;
         let signer = Arc::new(Signer::load(&a.signing_key_file, a.create_signing_key, &a.retired_public_keys)?);
+        let keys = crate::keys::provider(&settings.keys).context("Failed to load the master keys (keys.*)")?;
+        // Moves plaintext keys of earlier versions out, re-wraps keys of
+        // older master versions, makes missing ones.
+        let sealed = crate::keys::seal_all(&pool, &*keys).await.context("Failed to wrap the tenants' HMAC keys")?;
+        if sealed > 0 {
+            tracing::info!(tenants = sealed, version = keys.current_version(), "wrapped tenant HMAC keys under the current master key");
+        }
         let address = format!("{}:{}", settings.application.host, settings.application.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("Failed to bind {address}"))?;
         let addr = listener.local_addr()?;
+        let tls = tls_config(&settings.application.tls)?;
+        refuse_plaintext_off_loopback(addr, tls.is_some(), settings.application.allow_plaintext_off_loopback)?;
         let wpool = worker_pool(&settings)?;
-        let ctx = Context::new(pool, stores, embedder, signer, settings);
+        let ctx = Context::new(pool, stores, embedder, signer, keys, settings);
         let mut worker_ctx = ctx.clone();
         worker_ctx.stores.pgvector = Arc::new(PgVectorStore::new(wpool.clone()));
         worker_ctx.pool = wpool;
-        Ok(Self { listener, addr, ctx, worker_ctx })
+        Ok(Self { listener, addr, tls, ctx, worker_ctx })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -140,7 +223,7 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let (router, health) = crate::grpc::router(self.ctx.clone()).await?;
+        let (router, health) = crate::grpc::router(self.ctx.clone(), self.tls).await?;
         tracing::info!(addr = %self.addr, "Lethe is serving");
         let mut health_stop = stop_rx.clone();
         let health = tokio::spawn(health.run_until_stopped(async move {
@@ -158,7 +241,10 @@ impl Application {
         // Accepted connections without Nagle's algorithm: small responses
         // otherwise wait for the client's delayed ACK (~40 ms per call, seen as
         // GetErasure taking 40 ms on an idle machine).
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        // TCP keepalive too: a peer that vanished without a FIN (a NAT
+        // dropped it) is noticed even on a connection HTTP/2 does not ping.
+        let keepalive = Duration::from_secs(self.ctx.settings.application.limits.keepalive_interval_secs);
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true)).with_keepalive(Some(keepalive));
         let server = router.serve_with_incoming_shutdown(incoming, async move {
             let _ = server_stop.wait_for(|s| *s).await;
         });

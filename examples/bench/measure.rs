@@ -526,6 +526,7 @@ async fn residual(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result
         lethe::startup::vector_stores(&settings, env.raw.clone()).await?,
         lethe::startup::embedder(&settings)?,
         std::sync::Arc::new(lethe::audit::Signer::load(&settings.audit.signing_key_file, true, &[])?),
+        lethe::keys::provider(&settings.keys)?,
         settings,
     );
     let spec = lethe::store::lineage::collection_by_name(&env.raw, env.tenant_id, "bench")

@@ -62,6 +62,7 @@ pub fn settings(db_url: &str, args: &Args) -> anyhow::Result<Settings> {
     s.residual.semantic = false;
     s.audit.signing_key_file = root().join(".lethe/bench/signing_key.pem");
     s.audit.create_signing_key = true;
+    s.keys.master_key_file = root().join(".lethe/bench/master_keys.json");
     if let Some(w) = args.workers {
         s.erasure.workers = w;
     }

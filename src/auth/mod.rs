@@ -155,11 +155,11 @@ impl Authenticator {
 /// `AlreadyExists` when the name is taken.
 pub async fn create_tenant(pool: &PgPool, name: &str) -> Result<NewTenant> {
     crate::domain::bounded_text("name", name, 128)?;
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
     let tenant_id = Uuid::new_v4();
     let mut tx = pool.begin().await.map_err(crate::store::StoreError::from)?;
-    if !tenant::insert_tenant(&mut *tx, tenant_id, name, &secret).await? {
+    // No HMAC key here: the server makes it on first use, wrapped under its
+    // master key (`keys`), which this command need not hold.
+    if !tenant::insert_tenant(&mut *tx, tenant_id, name).await? {
         return Err(LetheError::AlreadyExists { message: format!("tenant `{name}` exists") });
     }
     let mut keys = Vec::new();

@@ -43,6 +43,16 @@ fn write_response(o: WriteOutcome) -> pb::WriteResponse {
     }
 }
 
+/// Waits `period` before a watch polls again; false when the client went
+/// away meanwhile (its stream was dropped), so the watch stops polling at once
+/// instead of when the job ends.
+async fn wait_or_closed<T>(tx: &tokio::sync::mpsc::Sender<T>, period: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(period) => !tx.is_closed(),
+        () = tx.closed() => false,
+    }
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ErasureEvent, Status>> + Send>>;
 type ReindexStream = Pin<Box<dyn Stream<Item = Result<pb::ReindexJob, Status>> + Send>>;
 
@@ -135,7 +145,9 @@ impl Lethe for LetheService {
         erasure::get(&self.ctx, p.tenant_id, id).await?;
         let ctx = self.ctx.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(32);
+        let watch = ctx.watches.open();
         tokio::spawn(async move {
+            let _watch = watch;
             let mut last = 0;
             loop {
                 let events = match erasure::events_after(&ctx, id, last).await {
@@ -153,10 +165,9 @@ impl Lethe for LetheService {
                         return;
                     }
                 }
-                if ended {
+                if ended || !wait_or_closed(&tx, Duration::from_millis(100)).await {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
@@ -275,14 +286,15 @@ impl Lethe for LetheService {
         let first = self.reindex_view(p.tenant_id, id).await?;
         let service = LetheService { ctx: self.ctx.clone(), auth: self.auth.clone() };
         let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let watch = self.ctx.watches.open();
         tokio::spawn(async move {
+            let _watch = watch;
             let mut job = first;
             loop {
                 let ended = [pb::JobStatus::Completed as i32, pb::JobStatus::Failed as i32].contains(&job.status);
-                if tx.send(Ok(job)).await.is_err() || ended {
+                if tx.send(Ok(job)).await.is_err() || ended || !wait_or_closed(&tx, Duration::from_millis(500)).await {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
                 job = match service.reindex_view(p.tenant_id, id).await {
                     Ok(j) => j,
                     Err(e) => {

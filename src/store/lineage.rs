@@ -632,13 +632,33 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_i
     Ok(())
 }
 
+/// Lethe's tables that hold a person's data (chunk text, identifiers,
+/// captured probes): guaranteed physical erasure rewrites them, so the
+/// service role owns them (`store::role`).
+pub const PERSONAL_TABLES: [&str; 6] = ["chunks", "sources", "chunk_subjects", "subject_identifiers", "subjects", "erasure_probes"];
+
 /// Rewrites Lethe's own tables that held the person's data (chunk text,
 /// identifiers, captured probes) into new files, so that deleted rows leave
 /// no bytes behind. Exclusive locks: used only for guaranteed physical erasure.
+///
+/// # Errors
+/// When the connected role may not rewrite one of them (`VACUUM` would skip
+/// it with a mere warning), database failures.
 pub async fn rewrite_personal_tables(pool: &sqlx::PgPool) -> Result<()> {
+    let refused = super::role::not_vacuumable(pool, &PERSONAL_TABLES).await?;
+    if !refused.is_empty() {
+        return Err(super::StoreError::Unexpected(sqlx::Error::Configuration(
+            format!(
+                "the database role cannot VACUUM FULL {}: it must own them (they are handed to the service role \
+                 when migrations run as database.migration_url)",
+                refused.join(", ")
+            )
+            .into(),
+        )));
+    }
     // One statement each: a multi-statement string is an implicit transaction,
     // where VACUUM is not allowed.
-    for table in ["chunks", "sources", "chunk_subjects", "subject_identifiers", "subjects", "erasure_probes"] {
+    for table in PERSONAL_TABLES {
         sqlx::raw_sql(&format!("VACUUM (FULL) {table}")).execute(pool).await?;
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! Postgres stores: every SQL statement on Lethe's own tables lives in this
-//! module's files (`tenant`, `lineage`, `jobs`, `lease`, `log`, `reindex`). Functions take an
+//! module's files (`tenant`, `lineage`, `jobs`, `lease`, `log`, `reindex`, `role`). Functions take an
 //! executor or a transaction; callers own transactions. No wire types here.
 
 pub mod jobs;
@@ -7,6 +7,7 @@ pub mod lease;
 pub mod lineage;
 pub mod log;
 pub mod reindex;
+pub mod role;
 pub mod tenant;
 
 /// A Postgres failure, classified: unavailable (retry later) or unexpected.
@@ -73,8 +74,10 @@ pub async fn wait_for_older_snapshots(pool: &sqlx::PgPool, timeout: std::time::D
             r#"
             SELECT pid FROM pg_stat_activity
             WHERE pid <> pg_backend_pid()
-              -- lazy VACUUM never holds the horizon back
-              AND NOT (backend_type = 'autovacuum worker' AND query NOT ILIKE '%analyze%')
+              -- lazy VACUUM never holds the horizon back. A role without
+              -- pg_read_all_stats sees other roles' xmin but not their
+              -- backend_type or query (NULL): such a session counts.
+              AND NOT coalesce(backend_type = 'autovacuum worker' AND query NOT ILIKE '%analyze%', false)
               AND (age(backend_xmin) > age($1::xid) OR age(backend_xid) > age($1::xid))
             LIMIT 1
             "#,

@@ -14,24 +14,87 @@ pub struct KeyRow {
     pub revoked: bool,
 }
 
-pub async fn insert_tenant(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: &str, hmac_secret: &[u8]) -> Result<bool> {
+/// A new tenant, without its HMAC key: `keys::tenant_key` makes it, wrapped,
+/// on first use.
+pub async fn insert_tenant(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: &str) -> Result<bool> {
     let done = sqlx::query(
         r#"
-        INSERT INTO tenants (tenant_id, name, hmac_secret)
-        VALUES ($1, $2, $3)
+        INSERT INTO tenants (tenant_id, name)
+        VALUES ($1, $2)
         ON CONFLICT (name) DO NOTHING
         "#,
     )
     .bind(tenant_id)
     .bind(name)
-    .bind(hmac_secret)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn hmac_secret(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<u8>> {
-    Ok(sqlx::query_scalar("SELECT hmac_secret FROM tenants WHERE tenant_id = $1").bind(tenant_id).fetch_one(ex).await?)
+/// What the database holds of a tenant's HMAC key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyMaterial {
+    /// The plaintext key of earlier versions, until it is wrapped.
+    #[sqlx(rename = "hmac_secret")]
+    pub legacy: Option<Vec<u8>>,
+    #[sqlx(rename = "hmac_key_wrapped")]
+    pub wrapped: Option<Vec<u8>>,
+    /// The master key version `wrapped` is encrypted under.
+    #[sqlx(rename = "hmac_key_version")]
+    pub version: Option<i32>,
+}
+
+pub async fn key_material(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<KeyMaterial>> {
+    Ok(sqlx::query_as("SELECT hmac_secret, hmac_key_wrapped, hmac_key_version FROM tenants WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+/// Stores the tenant's key wrapped (and clears the legacy plaintext) if the
+/// row still holds what `seen` read; false when another writer came first.
+pub async fn store_wrapped_key(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    seen: &KeyMaterial,
+    wrapped: &[u8],
+    version: i32,
+) -> Result<bool> {
+    let done = sqlx::query(
+        r#"
+        UPDATE tenants
+        SET hmac_key_wrapped = $2, hmac_key_version = $3, hmac_secret = NULL
+        WHERE tenant_id = $1
+          AND hmac_key_wrapped IS NOT DISTINCT FROM $4
+          AND hmac_key_version IS NOT DISTINCT FROM $5
+          AND hmac_secret IS NOT DISTINCT FROM $6
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(wrapped)
+    .bind(version)
+    .bind(&seen.wrapped)
+    .bind(seen.version)
+    .bind(&seen.legacy)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Tenants whose key is not wrapped under master key `version` (legacy
+/// plaintext, none yet, or an older version).
+pub async fn tenants_not_wrapped_under(ex: impl PgExecutor<'_>, version: i32) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT tenant_id FROM tenants WHERE hmac_key_version IS DISTINCT FROM $1 ORDER BY tenant_id")
+        .bind(version)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// The master key versions that tenant keys are wrapped under.
+pub async fn key_versions_in_use(ex: impl PgExecutor<'_>) -> Result<Vec<i32>> {
+    Ok(sqlx::query_scalar("SELECT DISTINCT hmac_key_version FROM tenants WHERE hmac_key_version IS NOT NULL")
+        .fetch_all(ex)
+        .await?)
 }
 
 pub async fn insert_key(

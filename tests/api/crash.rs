@@ -24,6 +24,7 @@ fn start_service(db_url: &str, port: u16, dir: &std::path::Path) -> Child {
         .env("LETHE_ERASURE__LEASE_SECS", "2")
         .env("LETHE_ERASURE__POLL_INTERVAL_MS", "100")
         .env("LETHE_AUDIT__SIGNING_KEY_FILE", dir.join("key.pem"))
+        .env("LETHE_KEYS__MASTER_KEY_FILE", dir.join("master_keys.json"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

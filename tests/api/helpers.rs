@@ -87,6 +87,7 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
     }
     s.audit.signing_key_file = dir.join("signing_key.pem");
     s.audit.create_signing_key = true;
+    s.keys.master_key_file = dir.join("master_keys.json");
     s.qdrant.url = qdrant_url().unwrap_or_default();
     s.qdrant.collection_prefix = format!("t{}_", &Uuid::new_v4().simple().to_string()[..8]);
     s.embedding.provider = if opts.real_model { EmbeddingProvider::Fastembed } else { EmbeddingProvider::Hashing };
@@ -110,15 +111,31 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
-    spawn_app_at(&fresh_database().await, qdrant_url().as_deref(), opts).await
+    spawn_app_configured(opts, |_| {}).await
+}
+
+/// `spawn_app_with`, with the settings changed by `configure` first. With
+/// TLS on, `client` is a plaintext channel that fails: tests connect their own.
+pub async fn spawn_app_configured(opts: Options, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_at_configured(&fresh_database().await, qdrant_url().as_deref(), opts, configure).await
 }
 
 /// A real Lethe on port 0 against the database at `db_url` and the Qdrant
 /// at `qdrant_url` (if any): e.g. through proxies a test can cut.
 pub async fn spawn_app_at(db_url: &str, qdrant_url: Option<&str>, opts: Options) -> TestApp {
+    spawn_app_at_configured(db_url, qdrant_url, opts, |_| {}).await
+}
+
+async fn spawn_app_at_configured(
+    db_url: &str,
+    qdrant_url: Option<&str>,
+    opts: Options,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = test_settings(db_url, dir.path(), opts);
     settings.qdrant.url = qdrant_url.unwrap_or_default().to_owned();
+    configure(&mut settings);
     let embedder = if opts.real_model {
         real_embedder(&settings)
     } else {
@@ -133,7 +150,11 @@ pub async fn spawn_app_at(db_url: &str, qdrant_url: Option<&str>, opts: Options)
         let _ = rx.await;
     }));
     let keys = new_tenant(&pool).await;
-    let client = LetheClient::connect(format!("http://{addr}")).await.expect("connect");
+    let client = if settings.application.tls.enabled() {
+        LetheClient::new(Channel::from_shared(format!("http://{addr}")).expect("uri").connect_lazy())
+    } else {
+        LetheClient::connect(format!("http://{addr}")).await.expect("connect")
+    };
     TestApp { addr, client, pool, keys, settings, ctx, _shutdown: tx, _dir: dir }
 }
 
@@ -271,10 +292,7 @@ impl TestApp {
 
     /// Whether the tenant has a subject row for this caller id.
     pub async fn subject_exists(&self, subject: &str) -> bool {
-        let hash = lethe::context::keyed_hash(
-            &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
-            subject,
-        );
+        let hash = self.ctx.keyed_hash(self.keys.tenant_id, subject).await.expect("keyed hash");
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subjects WHERE tenant_id = $1 AND subject_hash = $2)")
             .bind(self.keys.tenant_id)
             .bind(hash)
@@ -284,10 +302,7 @@ impl TestApp {
     }
 
     pub async fn lineage_chunks_of(&self, subject: &str) -> i64 {
-        let hash = lethe::context::keyed_hash(
-            &lethe::store::tenant::hmac_secret(&self.pool, self.keys.tenant_id).await.expect("secret"),
-            subject,
-        );
+        let hash = self.ctx.keyed_hash(self.keys.tenant_id, subject).await.expect("keyed hash");
         sqlx::query_scalar(
             "SELECT count(*) FROM chunk_subjects cs JOIN subjects s USING (subject_id) WHERE s.subject_hash = $1",
         )
