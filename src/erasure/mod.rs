@@ -4,6 +4,7 @@
 //! persisted, so a job survives a crash and resumes where it stopped.
 
 mod report;
+mod residual;
 mod stages;
 mod worker;
 

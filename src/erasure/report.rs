@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::domain::Backend;
+use crate::domain::{Backend, JobNote};
 use crate::store::jobs::{CountRow, JobRow};
 use crate::store::log::{CertificateRow, LogRow};
 
@@ -72,10 +72,12 @@ pub struct ErasureBody<'a> {
     deadline: String,
     logged_at: String,
     collections: Vec<CollectionReport<'a>>,
+    /// What was withheld or capped, and why (see [`JobNote`]).
+    notes: &'a [JobNote],
     out_of_reach: &'static str,
 }
 
-pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [CountRow]) -> ErasureBody<'a> {
+pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [CountRow], notes: &'a [JobNote]) -> ErasureBody<'a> {
     ErasureBody {
         kind: "erasure",
         job_id: job.job_id.to_string(),
@@ -89,6 +91,7 @@ pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [Count
         deadline: job.deadline.to_rfc3339(),
         logged_at: chrono::Utc::now().to_rfc3339(),
         collections: collections(counts),
+        notes,
         out_of_reach: OUT_OF_REACH,
     }
 }
@@ -131,15 +134,25 @@ struct CertificateBody<'a> {
     deadline: String,
     collections: Vec<CollectionReport<'a>>,
     residual_policy: &'a str,
+    notes: &'a [JobNote],
     log_seq: i64,
     log_entry_hash: String,
     out_of_reach: &'static str,
 }
 
-/// The signed certificate of a job, anchored to its log entry.
-pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[CountRow], entry: &LogRow) -> CertificateRow {
+/// What the job's log entry and certificate are made of.
+pub struct Outcome<'a> {
+    pub subject_hash: &'a [u8],
+    pub counts: &'a [CountRow],
+    pub notes: &'a [JobNote],
+}
+
+/// The signed certificate of a job, anchored to its log entry. Version 2
+/// added `notes` (what was withheld or capped, and why).
+pub fn certificate(ctx: &Context, job: &JobRow, outcome: &Outcome<'_>, entry: &LogRow) -> CertificateRow {
+    let Outcome { subject_hash, counts, notes } = *outcome;
     let body = CertificateBody {
-        certificate_version: 1,
+        certificate_version: 2,
         algorithm: "Ed25519",
         job_id: job.job_id.to_string(),
         tenant_id: job.tenant_id.to_string(),
@@ -150,6 +163,7 @@ pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[C
         deadline: job.deadline.to_rfc3339(),
         collections: collections(counts),
         residual_policy: &job.residual_policy,
+        notes,
         log_seq: entry.seq,
         log_entry_hash: hex::encode(&entry.entry_hash),
         out_of_reach: OUT_OF_REACH,

@@ -2,15 +2,12 @@
 //! crash gives the same result, because what it needs from earlier stages
 //! (counts before, lineage ids, probes) was persisted by them.
 
-use std::collections::HashSet;
-
 use uuid::Uuid;
 
 use super::report;
 use crate::context::{Context, collection_lock_key, subject_lock_key};
-use crate::domain::{CollectionSpec, Identifier, JobStatus, ResidualPolicy, Stage};
+use crate::domain::{CollectionSpec, JobStatus, Stage};
 use crate::error::{LetheError, Result};
-use crate::residual::{self, Probe, ResidualQuery};
 use crate::store::jobs::{self, JobRow, Lease, Planned, ProbeRow};
 use crate::store::{StoreError, lineage};
 use crate::vector_store::{PhysicalOutcome, Selector};
@@ -30,7 +27,7 @@ pub enum StageError {
 }
 
 /// `Ok` when a fenced write was applied, `LeaseLost` when it was refused.
-fn held(applied: bool) -> std::result::Result<(), StageError> {
+pub(super) fn held(applied: bool) -> std::result::Result<(), StageError> {
     if applied { Ok(()) } else { Err(StageError::LeaseLost) }
 }
 
@@ -46,7 +43,7 @@ impl From<crate::vector_store::VectorStoreError> for StageError {
     }
 }
 
-type StageResult = std::result::Result<String, StageError>;
+pub(super) type StageResult = std::result::Result<String, StageError>;
 
 /// Most of a subject's own chunks kept as probes for the semantic residual search.
 const MAX_PROBES: usize = 256;
@@ -59,7 +56,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
         Stage::Plan => plan(ctx, job, lease).await,
         Stage::Delete => delete(ctx, job).await,
         Stage::Verify => verify(ctx, job, lease).await,
-        Stage::Residual => residual_stage(ctx, job, lease).await,
+        Stage::Residual => super::residual::run(ctx, job, lease).await,
         Stage::ForgetLineage => forget_lineage(ctx, job).await,
         Stage::Physical => physical(ctx, job, lease).await,
         Stage::Log => log(ctx, job, lease).await,
@@ -140,7 +137,7 @@ async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> R
 }
 
 /// The collections of the plan with their counts (and point ids if asked).
-async fn planned(ctx: &Context, job: &JobRow, with_points: bool) -> std::result::Result<Vec<Planned>, StageError> {
+pub(super) async fn planned(ctx: &Context, job: &JobRow, with_points: bool) -> std::result::Result<Vec<Planned>, StageError> {
     Ok(jobs::planned(&ctx.pool, job.job_id, with_points).await?)
 }
 
@@ -207,46 +204,6 @@ async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     Ok("verified: no vector of the subject remains".into())
 }
 
-async fn residual_stage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
-    if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
-        // Probes of a job planned before the searches were switched off.
-        jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
-        jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
-        return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
-    }
-    // The subject's identifiers and those the request gave: a follow-up
-    // erasure of an erased subject (whose identifiers are hashes only) is
-    // searched for what it names.
-    let mut stored = lineage::identifiers(&ctx.pool, job.subject_id).await?;
-    stored.extend(jobs::request_identifiers(&ctx.pool, job.job_id).await?);
-    stored.sort_unstable();
-    stored.dedup();
-    let identifiers: Vec<Identifier> = stored
-        .into_iter()
-        .filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value }))
-        .collect();
-    let probes = jobs::probes(&ctx.pool, job.job_id).await?;
-    let query = ResidualQuery {
-        identifiers: identifiers.clone(),
-        probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
-        exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
-        limit: ctx.settings.residual.max_candidates,
-    };
-    let mut candidates = residual::search(ctx, job.tenant_id, &query).await?;
-    let outcome = residual::apply(ctx, job.tenant_id, policy, &identifiers, &mut candidates).await?;
-    for (collection_id, counts) in outcome {
-        held(jobs::set_residual_counts(&ctx.pool, job.job_id, lease, collection_id, counts).await?)?;
-    }
-    let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
-    held(jobs::set_residuals(&ctx.pool, job.job_id, lease, &json).await?)?;
-    // The probes (the person's own vectors and texts) and the request's
-    // identifiers are needed no longer.
-    jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
-    jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
-    Ok(format!("{} residual candidates ({})", candidates.len(), policy.as_str()))
-}
-
 async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
     let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
@@ -307,15 +264,17 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     held(jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Completed.as_str(), None).await?)?;
     // The counts as this lease holder's stages left them.
     let counts = jobs::counts(&mut *tx, job.job_id).await?;
+    let notes = crate::store::progress::notes(&mut *tx, job.job_id).await?;
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit.
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::scrub_residuals(&mut *tx, job.job_id).await?;
-    let body = report::erasure_body(job, &subject.subject_hash, &counts);
+    let body = report::erasure_body(job, &subject.subject_hash, &counts, &notes);
     let entry =
         crate::audit::append(&mut tx, job.tenant_id, "erasure", Some(job.job_id), Some(&subject.subject_hash), &body)
             .await?;
-    let cert = report::certificate(ctx, job, &subject.subject_hash, &counts, &entry);
+    let outcome = report::Outcome { subject_hash: &subject.subject_hash, counts: &counts, notes: &notes };
+    let cert = report::certificate(ctx, job, &outcome, &entry);
     crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
     let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
     jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;

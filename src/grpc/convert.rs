@@ -365,7 +365,13 @@ pub fn job(v: &JobView) -> pb::ErasureJob {
         attempts: u32::try_from(j.attempts).unwrap_or(0),
         residuals: residuals.iter().map(candidate).collect(),
         guarantee_physical: j.guarantee_physical,
+        notes: notes(&j.notes).into_iter().map(|n| pb::JobNote { code: n.code, stage: n.stage, message: n.message }).collect(),
     }
+}
+
+/// A job's notes as stored (a JSON array); anything unreadable is left out.
+fn notes(stored: &serde_json::Value) -> Vec<crate::domain::JobNote> {
+    serde_json::from_value(stored.clone()).unwrap_or_default()
 }
 
 pub fn event(e: &EventRow) -> pb::ErasureEvent {

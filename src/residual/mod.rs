@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::lexical::REDACTED;
-pub use self::policy::apply;
+pub use self::policy::{action, delete_points, plan, redact_points};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier};
 use crate::error::Result;
@@ -89,6 +89,24 @@ pub struct Candidate {
 /// # Errors
 /// Backend, embedding and database failures.
 pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Vec<Candidate>> {
+    Ok(search_counted(ctx, tenant_id, query).await?.candidates)
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default)]
+pub struct Searched {
+    /// Best first, at most the query's limit.
+    pub candidates: Vec<Candidate>,
+    /// How many qualified before `limit` and `residual.max_semantic` were
+    /// applied: more than `candidates.len()` means the list was capped.
+    pub qualified: usize,
+}
+
+/// [`search`], also saying how many candidates qualified before the caps.
+///
+/// # Errors
+/// Backend, embedding and database failures.
+pub async fn search_counted(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Searched> {
     let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
     let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
@@ -120,18 +138,19 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
         found.neighbours(near, s.near_copy_threshold, words_known);
         identifier_evidence(ctx, &specs, &query.identifiers, &mut found).await?;
     }
-    let ranked = found.ranked(&specs, query.limit, s.max_semantic);
+    let (ranked, qualified) = found.ranked(&specs, query.limit, s.max_semantic);
     tracing::info!(
         collections = specs.len(),
         probes = query.probes.len(),
         named,
         overlapping,
         candidates = ranked.len(),
+        qualified,
         scan_ms,
         total_ms = started.elapsed().as_millis(),
         "residual search"
     );
-    Ok(ranked)
+    Ok(Searched { candidates: ranked, qualified })
 }
 
 /// Chunks that name the person only weakly (a lone surname) are compared

@@ -3,98 +3,75 @@
 //! identifiers replaced in the text, re-embedded, lineage text rewritten,
 //! and read back to check that no identifier is left).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use super::{Candidate, lexical::Matcher};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier, ResidualPolicy};
-use crate::error::{LetheError, Result};
+use crate::error::Result;
 use crate::store::{StoreError, lineage};
 use crate::vector_store::{PointPayload, Selector, VectorPoint};
 
-/// Applies the policy to the candidates (marking each with its action) and
-/// returns per collection `[found, deleted, redacted]`, counted in the backend.
-///
-/// Under `redact`, only candidates whose text names the person are rewritten;
+/// What the job did (or will do) with a candidate: `Candidate::action`.
+pub mod action {
+    pub const REPORTED: &str = "reported";
+    pub const DELETED: &str = "deleted";
+    pub const REDACTED: &str = "redacted";
+    /// Planned and stored before the collection's deletes began; a job that
+    /// stopped half-way shows what it had not yet done.
+    pub const PENDING_DELETE: &str = "pending_delete";
+    pub const PENDING_REDACT: &str = "pending_redact";
+}
+
+/// Marks each candidate with the action the policy will take. Under
+/// `redact`, only candidates whose text names the person can be rewritten;
 /// candidates found by meaning alone carry no identifier to remove and stay
 /// `reported`.
+pub fn plan(policy: ResidualPolicy, candidates: &mut [Candidate]) {
+    for c in candidates {
+        c.action = match policy {
+            ResidualPolicy::Report => action::REPORTED,
+            ResidualPolicy::Delete => action::PENDING_DELETE,
+            ResidualPolicy::Redact if c.evidence.iter().any(|e| e.kind == "lexical") => action::PENDING_REDACT,
+            ResidualPolicy::Redact => action::REPORTED,
+        }
+        .to_owned();
+    }
+}
+
+/// Deletes the points `targets` from the backend and the chunks
+/// `chunk_ids` (targets and candidates without a vector) from lineage;
+/// returns how many of the targets are still in the backend afterwards.
 ///
 /// # Errors
 /// Backend and database failures.
-pub async fn apply(
-    ctx: &Context,
-    tenant_id: Uuid,
-    policy: ResidualPolicy,
-    identifiers: &[Identifier],
-    candidates: &mut [Candidate],
-) -> Result<Vec<(Uuid, [i64; 3])>> {
-    let mut by_collection: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
-    for (i, c) in candidates.iter().enumerate() {
-        by_collection.entry(c.collection_id).or_default().push(i);
-    }
-    let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
-    let matcher = Matcher::new(identifiers);
-    let mut out = Vec::new();
-    for (collection_id, idx) in by_collection {
-        let Some(spec) = specs.iter().find(|s| s.collection_id == collection_id) else { continue };
-        let found = i64::try_from(idx.len()).unwrap_or(i64::MAX);
-        let (deleted, redacted) = match policy {
-            ResidualPolicy::Report => {
-                mark(candidates, &idx, "reported");
-                (0, 0)
-            }
-            ResidualPolicy::Delete => {
-                let ids: Vec<Uuid> = idx.iter().map(|&i| candidates[i].point_id).collect();
-                let deleted = delete_points(ctx, spec, ids).await?;
-                mark(candidates, &idx, "deleted");
-                (deleted, 0)
-            }
-            ResidualPolicy::Redact => {
-                let (named, unnamed): (Vec<usize>, Vec<usize>) =
-                    idx.iter().partition(|&&i| candidates[i].evidence.iter().any(|e| e.kind == "lexical"));
-                let ids: Vec<Uuid> = named.iter().map(|&i| candidates[i].point_id).collect();
-                let redacted = redact_points(ctx, spec, &ids, &matcher).await?;
-                mark(candidates, &named, "redacted");
-                mark(candidates, &unnamed, "reported");
-                (0, redacted)
-            }
-        };
-        out.push((collection_id, [found, deleted, redacted]));
-    }
-    Ok(out)
-}
-
-fn mark(candidates: &mut [Candidate], idx: &[usize], action: &str) {
-    for &i in idx {
-        candidates[i].action = action.to_owned();
-    }
-}
-
-/// Deletes candidate points and their lineage; returns the verified count.
-async fn delete_points(ctx: &Context, spec: &CollectionSpec, ids: Vec<Uuid>) -> Result<i64> {
+pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, targets: &[Uuid], chunk_ids: &[Uuid]) -> Result<u64> {
     let store = ctx.stores.get(spec.backend)?;
-    let selector = Selector::by_ids(ids.clone());
-    let before = store.count(spec, &selector).await?;
+    let selector = Selector::by_ids(targets.to_vec());
     store.delete(spec, &selector).await?;
     let after = store.count(spec, &selector).await?;
-    if after != 0 {
-        return Err(LetheError::Unexpected(anyhow::anyhow!(
-            "{after} residual points remain in `{}` after deletion",
-            spec.name
-        )));
+    if after == 0 {
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        lineage::delete_chunks(&mut tx, chunk_ids).await?;
+        tx.commit().await.map_err(StoreError::from)?;
     }
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    lineage::delete_chunks(&mut tx, &ids).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(i64::try_from(before - after).unwrap_or(i64::MAX))
+    Ok(after)
 }
 
 /// Rewrites candidate chunks without the identifiers: new text, new vector,
 /// same id and tags. Returns how many of them now hold text without any
-/// identifier (read back from the backend).
-async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<i64> {
+/// identifier (read back from the backend and lineage). Idempotent: a text
+/// redacted by an earlier attempt is only checked again.
+///
+/// # Errors
+/// Backend, embedding and database failures.
+pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], identifiers: &[Identifier]) -> Result<i64> {
+    redact_with(ctx, spec, ids, &Matcher::new(identifiers)).await
+}
+
+async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<i64> {
     if ids.is_empty() {
         return Ok(0);
     }

@@ -35,17 +35,22 @@ pub struct JobRow {
     pub request_fingerprint: Option<Vec<u8>>,
     /// The epoch of the job's latest claim; see [`Lease`].
     pub lease_epoch: i64,
+    /// When the residual stage stored its candidates and planned actions;
+    /// from then on it only applies them (see `store::progress`).
+    pub residual_searched_at: Option<DateTime<Utc>>,
+    /// [`crate::domain::JobNote`]s as a JSON array.
+    pub notes: serde_json::Value,
 }
 
 const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
      guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals, \
-     request_fingerprint, lease_epoch";
+     request_fingerprint, lease_epoch, residual_searched_at, notes";
 
 /// The condition under which a write of a running job's rows is applied:
 /// `$1` is the job, `$2` and `$3` the owner and epoch of the writer's lease.
 /// A statement that began before another claim committed may still apply;
 /// the new holder re-runs the stage after its claim, so its writes come later.
-const HELD: &str = "EXISTS (SELECT 1 FROM erasure_jobs h WHERE h.job_id = $1 AND h.lease_owner = $2 \
+pub(super) const HELD: &str = "EXISTS (SELECT 1 FROM erasure_jobs h WHERE h.job_id = $1 AND h.lease_owner = $2 \
      AND h.lease_epoch = $3 AND h.status = 'in_progress')";
 
 /// What a new job needs.
@@ -371,6 +376,8 @@ pub struct CountRow {
     pub residual_redacted: i64,
     pub physical_status: String,
     pub physical_detail: String,
+    /// The residual stage is done with this collection (its counts are final).
+    pub residual_applied: bool,
 }
 
 /// A collection of a job's plan: where it lives, its counts so far and,
@@ -400,7 +407,7 @@ pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -
                k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at,
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
                e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
-               e.physical_status, e.physical_detail,
+               e.physical_status, e.physical_detail, e.residual_applied,
                CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
         FROM erasure_counts e JOIN collections k USING (collection_id)
         WHERE e.job_id = $1
@@ -475,31 +482,6 @@ pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, coll
     Ok(done.rows_affected() == 1)
 }
 
-/// Records `[found, deleted, redacted]` residuals of a collection; false
-/// when `lease` no longer holds the job.
-pub async fn set_residual_counts(
-    ex: impl PgExecutor<'_>,
-    job_id: Uuid,
-    lease: Lease,
-    collection_id: Uuid,
-    [found, deleted, redacted]: [i64; 3],
-) -> Result<bool> {
-    let done = sqlx::query(&format!(
-        "UPDATE erasure_counts SET residual_found = $5, residual_deleted = $6, residual_redacted = $7 \
-         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
-    ))
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .bind(collection_id)
-    .bind(found)
-    .bind(deleted)
-    .bind(redacted)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Records a collection's physical status; false when `lease` no longer holds the job.
 pub async fn set_physical(
     ex: impl PgExecutor<'_>,
@@ -529,7 +511,7 @@ pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRo
         r#"
         SELECT collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
                after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
-               residual_redacted, physical_status, physical_detail
+               residual_redacted, physical_status, physical_detail, residual_applied
         FROM erasure_counts WHERE job_id = $1 ORDER BY collection_name
         "#,
     )

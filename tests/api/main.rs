@@ -15,4 +15,5 @@ mod no_plaintext;
 mod physical;
 mod reindex;
 mod residual;
+mod residual_progress;
 mod suppression;

@@ -1,0 +1,181 @@
+//! The residual stage of an erase job: search once, store the candidates
+//! with the actions the policy will take, then apply them collection by
+//! collection. What a collection's actions did is recorded with the
+//! collection marked done, in one transaction; the points to delete are
+//! stored before the first delete. So a retry, or a crash anywhere in the
+//! stage, neither searches again (the deleted candidates would not be found,
+//! and their counts lost) nor counts anything twice.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::stages::{StageError, StageResult, held, planned};
+use crate::context::Context;
+use crate::domain::{CollectionSpec, Identifier, JobNote, ResidualPolicy, Stage};
+use crate::error::LetheError;
+use crate::residual::{self, Candidate, Probe, ResidualQuery, action};
+use crate::store::jobs::{self, JobRow, Lease};
+use crate::store::progress::{self, ResidualCounts};
+use crate::store::{StoreError, lineage};
+
+pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+    let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
+    if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
+        // Probes of a job planned before the searches were switched off.
+        forget_inputs(ctx, job, lease).await?;
+        return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
+    }
+    let identifiers = identifiers(ctx, job).await?;
+    let mut candidates: Vec<Candidate> = match job.residual_searched_at {
+        Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
+        None => search_and_plan(ctx, job, lease, policy, &identifiers).await?,
+    };
+    let (mut deleted, mut redacted) = (0, 0);
+    let mut collections = planned(ctx, job, false).await?;
+    // One order for every attempt.
+    collections.sort_by_key(|p| p.spec.collection_id);
+    for p in collections {
+        let idx: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].collection_id == p.spec.collection_id).collect();
+        if p.counts.residual_applied || idx.is_empty() {
+            (deleted, redacted) = (deleted + p.counts.residual_deleted, redacted + p.counts.residual_redacted);
+            continue;
+        }
+        let counts = apply_in(ctx, job, lease, &p.spec, &identifiers, &mut candidates, &idx).await?;
+        let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        held(progress::record_residual_applied(&mut tx, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        (deleted, redacted) = (deleted + counts.deleted, redacted + counts.redacted);
+    }
+    forget_inputs(ctx, job, lease).await?;
+    Ok(format!(
+        "{} residual candidates ({}): {deleted} deleted, {redacted} redacted",
+        candidates.len(),
+        policy.as_str()
+    ))
+}
+
+/// The probes (the person's own vectors and texts) and the request's
+/// identifiers are needed no longer.
+async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease) -> Result<(), StageError> {
+    jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
+    jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
+    Ok(())
+}
+
+/// The subject's identifiers and those the request gave: a follow-up
+/// erasure of an erased subject (whose identifiers are hashes only) is
+/// searched for what it names.
+async fn identifiers(ctx: &Context, job: &JobRow) -> Result<Vec<Identifier>, StageError> {
+    let mut stored = lineage::identifiers(&ctx.pool, job.subject_id).await?;
+    stored.extend(jobs::request_identifiers(&ctx.pool, job.job_id).await?);
+    stored.sort_unstable();
+    stored.dedup();
+    Ok(stored.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect())
+}
+
+/// Searches, marks each candidate with its planned action, and stores the
+/// list with the counts found per collection before anything is changed.
+async fn search_and_plan(
+    ctx: &Context,
+    job: &JobRow,
+    lease: Lease,
+    policy: ResidualPolicy,
+    identifiers: &[Identifier],
+) -> Result<Vec<Candidate>, StageError> {
+    let probes = jobs::probes(&ctx.pool, job.job_id).await?;
+    let limit = ctx.settings.residual.max_candidates;
+    let query = ResidualQuery {
+        identifiers: identifiers.to_vec(),
+        probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
+        exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
+        limit,
+    };
+    let searched = residual::search_counted(ctx, job.tenant_id, &query).await?;
+    let mut candidates = searched.candidates;
+    residual::plan(policy, &mut candidates);
+    let specs = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
+    let found: Vec<(Uuid, String, String, i64)> = specs
+        .iter()
+        .filter_map(|s| {
+            let n = candidates.iter().filter(|c| c.collection_id == s.collection_id).count();
+            (n > 0).then(|| (s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(n).unwrap_or(i64::MAX)))
+        })
+        .collect();
+    let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    held(progress::record_residual_search(&mut tx, job.job_id, lease, &json, &found).await?)?;
+    if searched.qualified > candidates.len() {
+        let note = capped_note(searched.qualified, candidates.len(), limit, ctx.settings.residual.max_semantic);
+        held(progress::set_note(&mut *tx, job.job_id, lease, &note).await?)?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(candidates)
+}
+
+fn capped_note(qualified: usize, kept: usize, max_candidates: usize, max_semantic: usize) -> JobNote {
+    JobNote::new(
+        "residual_candidates_capped",
+        Stage::Residual,
+        format!(
+            "{qualified} residual candidates qualified; the {kept} best were kept (residual.max_candidates = \
+             {max_candidates}, residual.max_semantic = {max_semantic} found by meaning alone). The other {} were \
+             neither reported nor deleted nor redacted: raise the limits and erase the subject again to act on them",
+            qualified - kept
+        ),
+    )
+}
+
+/// Applies the planned actions to one collection's candidates (`idx`) and
+/// marks them done.
+async fn apply_in(
+    ctx: &Context,
+    job: &JobRow,
+    lease: Lease,
+    spec: &CollectionSpec,
+    identifiers: &[Identifier],
+    candidates: &mut [Candidate],
+    idx: &[usize],
+) -> Result<ResidualCounts, StageError> {
+    let with = |a: &str| -> Vec<usize> { idx.iter().copied().filter(|&i| candidates[i].action == a).collect() };
+    let (to_delete, to_redact) = (with(action::PENDING_DELETE), with(action::PENDING_REDACT));
+    let mut counts = ResidualCounts::default();
+    if !to_delete.is_empty() {
+        let ids: Vec<Uuid> = to_delete.iter().map(|&i| candidates[i].point_id).collect();
+        let targets = targets(ctx, job, lease, spec, &ids).await?;
+        let remaining = residual::delete_points(ctx, spec, &targets, &ids).await?;
+        if remaining != 0 {
+            return Err(StageError::Transient(LetheError::Unexpected(anyhow::anyhow!(
+                "{remaining} residual points remain in `{}` after deletion",
+                spec.name
+            ))));
+        }
+        counts.deleted = i64::try_from(targets.len()).unwrap_or(i64::MAX);
+        mark(candidates, &to_delete, action::DELETED);
+    }
+    if !to_redact.is_empty() {
+        let ids: Vec<Uuid> = to_redact.iter().map(|&i| candidates[i].point_id).collect();
+        counts.redacted = residual::redact_points(ctx, spec, &ids, identifiers).await?;
+        mark(candidates, &to_redact, action::REDACTED);
+    }
+    Ok(counts)
+}
+
+/// The candidate points present in the backend when the collection's
+/// deletes began: stored before the first of them, so that the number
+/// deleted is the same however often the stage runs.
+async fn targets(ctx: &Context, job: &JobRow, lease: Lease, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<Uuid>, StageError> {
+    if let Some(stored) = progress::residual_targets(&ctx.pool, job.job_id, spec.collection_id).await? {
+        return Ok(stored);
+    }
+    let present: Vec<Uuid> = ctx.stores.get(spec.backend)?.retrieve(spec, ids, false).await?.into_iter().map(|p| p.id).collect();
+    held(progress::set_residual_targets(&ctx.pool, job.job_id, lease, spec.collection_id, &present).await?)?;
+    Ok(present)
+}
+
+fn mark(candidates: &mut [Candidate], idx: &[usize], action: &str) {
+    for &i in idx {
+        candidates[i].action = action.to_owned();
+    }
+}
