@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::stages::{StageError, StageResult, held, planned};
+use super::stages::{StageError, StageResult, guard_collections, held, planned};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier, JobNote, ResidualPolicy, Stage};
 use crate::error::LetheError;
@@ -41,11 +41,14 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
             (deleted, redacted) = (deleted + p.counts.residual_deleted, redacted + p.counts.residual_redacted);
             continue;
         }
+        // Like deletes, residual actions hold the collection's lock: a
+        // re-index switches generations before them or after them, never
+        // in between (its copy would keep an unredacted or deleted point).
+        let mut guard = guard_collections(ctx, &[p.spec.collection_id]).await?;
         let counts = apply_in(ctx, job, lease, &p.spec, &identifiers, &mut candidates, &idx).await?;
         let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
-        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-        held(progress::record_residual_applied(&mut tx, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
-        tx.commit().await.map_err(StoreError::from)?;
+        held(progress::record_residual_applied(&mut guard, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
+        guard.commit().await.map_err(StoreError::from)?;
         (deleted, redacted) = (deleted + counts.deleted, redacted + counts.redacted);
     }
     forget_inputs(ctx, job, lease).await?;

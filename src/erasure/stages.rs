@@ -141,14 +141,23 @@ pub(super) async fn planned(ctx: &Context, job: &JobRow, with_points: bool) -> s
     Ok(jobs::planned(&ctx.pool, job.job_id, with_points).await?)
 }
 
-/// Holds the planned collections' locks shared for the life of the guard, so
-/// that a re-index cannot switch generations in the middle of a stage.
-async fn collection_guard(
+/// Holds the collections' locks shared for the life of the guard, so that a
+/// re-index cannot switch generations in the middle of a stage's changes.
+pub(super) async fn collection_guard(
     ctx: &Context,
     collections: &[Planned],
 ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, StageError> {
+    let ids: Vec<Uuid> = collections.iter().map(|p| p.spec.collection_id).collect();
+    guard_collections(ctx, &ids).await
+}
+
+/// [`collection_guard`] by collection id.
+pub(super) async fn guard_collections(
+    ctx: &Context,
+    ids: &[Uuid],
+) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, StageError> {
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let keys: Vec<i64> = collections.iter().map(|p| collection_lock_key(p.spec.collection_id)).collect();
+    let keys: Vec<i64> = ids.iter().map(|id| collection_lock_key(*id)).collect();
     lineage::lock_subject_shared(&mut guard, &keys).await?;
     Ok(guard)
 }

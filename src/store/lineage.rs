@@ -600,9 +600,14 @@ pub async fn chunk_texts(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<
         .await?)
 }
 
-/// Replaces a chunk's stored text (redaction).
+/// Replaces a chunk's stored text (redaction) and marks it changed: a
+/// re-index whose copy has passed the chunk copies it again at its switch.
 pub async fn update_chunk_text(ex: impl PgExecutor<'_>, chunk_id: Uuid, text: &str) -> Result<()> {
-    sqlx::query("UPDATE chunks SET text = $2 WHERE chunk_id = $1").bind(chunk_id).bind(text).execute(ex).await?;
+    sqlx::query("UPDATE chunks SET text = $2, updated_at = clock_timestamp() WHERE chunk_id = $1")
+        .bind(chunk_id)
+        .bind(text)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 

@@ -98,6 +98,16 @@ pub async fn claim(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) -> Res
     lease::claim(ex, Queue::Reindex, COLUMNS, owner, lease_secs).await
 }
 
+/// Claims the given job if its lease is free or expired, under a new lease epoch.
+pub async fn claim_one(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<Option<ReindexRow>> {
+    lease::claim_one(ex, Queue::Reindex, COLUMNS, job_id, owner, lease_secs).await
+}
+
+/// Frees the job's lease at once (between two steps); false when `lease` no longer holds it.
+pub async fn give_back(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
+    lease::give_back(ex, Queue::Reindex, job_id, lease).await
+}
+
 /// Extends the job's lease; false when `lease` no longer holds it.
 pub async fn renew(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, lease_secs: f64) -> Result<bool> {
     lease::renew(ex, Queue::Reindex, job_id, lease, lease_secs).await

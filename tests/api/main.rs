@@ -14,6 +14,7 @@ mod leases;
 mod no_plaintext;
 mod physical;
 mod reindex;
+mod reindex_resume;
 mod residual;
 mod residual_progress;
 mod suppression;
