@@ -441,6 +441,7 @@ pub fn reindex_job(r: &crate::store::reindex::ReindexRow, collection: &str) -> p
         received_at: Some(timestamp(r.received_at)),
         started_at: r.started_at.map(timestamp),
         completed_at: r.completed_at.map(timestamp),
+        orphans_dropped: u(r.orphans_dropped),
     }
 }
 

@@ -31,11 +31,13 @@ pub struct ReindexRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// The epoch of the job's latest claim; see [`Lease`].
     pub lease_epoch: i64,
+    /// Unseen generations the drop stage found and dropped.
+    pub orphans_dropped: i64,
 }
 
 const COLUMNS: &str = "job_id, tenant_id, collection_id, mode, status, stage, staging_name, retired_name, \
      copy_started_at, copy_cursor, total, copied, missing, excluded, final_count, attempts, error, received_at, \
-     started_at, completed_at, lease_epoch";
+     started_at, completed_at, lease_epoch, orphans_dropped";
 
 /// Inserts a job unless one is active for the collection; returns the active one then.
 pub async fn insert(
@@ -146,6 +148,12 @@ pub async fn switched(ex: impl PgExecutor<'_>, job_id: Uuid, retired: &str, fina
         .bind(excluded)
         .execute(ex)
         .await?;
+    Ok(())
+}
+
+/// Records how many unseen generations the drop stage dropped.
+pub async fn orphans_dropped(ex: impl PgExecutor<'_>, job_id: Uuid, dropped: i64) -> Result<()> {
+    sqlx::query("UPDATE reindex_jobs SET orphans_dropped = $2 WHERE job_id = $1").bind(job_id).bind(dropped).execute(ex).await?;
     Ok(())
 }
 

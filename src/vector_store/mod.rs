@@ -211,6 +211,22 @@ pub trait VectorStore: Send + Sync {
         Err(unsupported(self.backend(), "re-index"))
     }
 
+    /// Whether `staging` already is what readers of `live.backend_name` see:
+    /// a switch cut off after [`promote`](Self::promote) and before the job
+    /// recorded it.
+    async fn is_promoted(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<bool> {
+        let _ = (live, staging);
+        Err(unsupported(self.backend(), "re-index"))
+    }
+
+    /// Physical names of the collection's generations that readers do not
+    /// see: staging or retired generations left behind by an interrupted
+    /// re-index (they may hold dead data of erased people).
+    async fn orphans(&self, live: &CollectionSpec) -> Result<Vec<String>> {
+        let _ = live;
+        Err(unsupported(self.backend(), "re-index"))
+    }
+
     /// Removes a retired (or abandoned staging) physical collection; a no-op when absent.
     async fn drop_physical(&self, physical_name: &str) -> Result<()> {
         let _ = physical_name;

@@ -39,6 +39,15 @@ fn quoted(name: &str) -> Result<String> {
     Ok(format!("\"{name}\""))
 }
 
+/// Whether `name` is a staging (`{live}_r<8 hex>`) or retired
+/// (`…_old`) generation of the table `live`, as `create_staging` and
+/// `promote` name them.
+fn is_generation_of(name: &str, live: &str) -> bool {
+    let Some(rest) = name.strip_prefix(live).and_then(|r| r.strip_prefix("_r")) else { return false };
+    let suffix = rest.strip_suffix("_old").unwrap_or(rest);
+    suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn backend_error(message: String, source: Option<sqlx::Error>) -> VectorStoreError {
     VectorStoreError::Backend {
         backend: Backend::Pgvector,
@@ -393,6 +402,29 @@ impl VectorStore for PgVectorStore {
         let swap = format!("BEGIN; ALTER TABLE {live_t} RENAME TO {retired_t}; ALTER TABLE {staging_t} RENAME TO {live_t}; COMMIT;");
         sqlx::raw_sql(&swap).execute(&self.pool).await.map_err(|e| classify(live, e))?;
         Ok(retired)
+    }
+
+    async fn is_promoted(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<bool> {
+        // `promote` renames the staging table to the live name in one
+        // transaction: once it is gone, the swap has happened.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(quoted(&staging.backend_name)?)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(live, e))?;
+        Ok(!exists)
+    }
+
+    async fn orphans(&self, live: &CollectionSpec) -> Result<Vec<String>> {
+        let prefix = format!("{}_r", live.backend_name);
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, $1)",
+        )
+        .bind(&prefix)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| classify(live, e))?;
+        Ok(names.into_iter().filter(|n| is_generation_of(n, &live.backend_name)).collect())
     }
 
     async fn drop_physical(&self, physical_name: &str) -> Result<()> {

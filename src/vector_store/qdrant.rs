@@ -545,6 +545,19 @@ impl VectorStore for QdrantStore {
         Ok(retired)
     }
 
+    async fn is_promoted(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<bool> {
+        Ok(self.resolve_alias(&live.backend_name).await?.as_deref() == Some(staging.backend_name.as_str()))
+    }
+
+    /// Every physical collection of the alias except the one it points to.
+    async fn orphans(&self, live: &CollectionSpec) -> Result<Vec<String>> {
+        let alias = &live.backend_name;
+        // Without its alias nothing tells the live generation apart: none is an orphan then.
+        let target = self.resolve_alias(alias).await?.ok_or_else(|| VectorStoreError::CollectionNotFound(alias.clone()))?;
+        let collections = self.client.list_collections().await.map_err(|e| map_error(e, alias))?;
+        Ok(collections.collections.into_iter().map(|c| c.name).filter(|name| is_physical_of(name, alias) && *name != target).collect())
+    }
+
     /// Deletes a physical collection; refuses one that an alias points to
     /// (Qdrant would delete the alias with it, i.e. a live collection).
     async fn drop_physical(&self, physical_name: &str) -> Result<()> {

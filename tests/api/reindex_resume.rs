@@ -1,5 +1,7 @@
-//! A re-index and erasures that run while it does (issue 11 item 7): a
-//! residual redaction made during the copy is what the promoted generation holds.
+//! A re-index and erasures that run while it does (issue 11 items 7 and 8):
+//! a residual redaction made during the copy is what the promoted generation
+//! holds, and a switch cut off between promoting and recording it resumes,
+//! dropping (and reporting) every generation readers no longer see.
 
 use lethe::grpc::pb;
 use lethe::vector_store::VectorStore;
@@ -70,4 +72,53 @@ async fn a_redaction_during_a_pgvector_reindex_copy_is_in_the_promoted_generatio
 async fn a_redaction_during_a_qdrant_reindex_copy_is_in_the_promoted_generation() {
     assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
     a_redaction_during_the_copy_is_in_the_promoted_generation(pb::Backend::Qdrant).await;
+}
+
+async fn a_switch_cut_off_after_promoting_resumes_and_drops_unseen_generations(backend: pb::Backend) {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", backend).await;
+    app.ingest_people(&c.name, &[("ann", 3), ("bob", 5)]).await;
+    let erased = run_to_end(&app, &app.erase("ann").await.job_id).await;
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{}", erased.error);
+    let (store, spec) = store_and_spec(&app, &c).await;
+    // A generation an earlier, interrupted re-index left behind.
+    store.create_staging(&spec, "r0ddba11e").await.unwrap();
+
+    let reindex = start_reindex(&app, &c.name).await;
+    step(&app, reindex).await;
+    assert_eq!(step(&app, reindex).await, "switch");
+    // The crash: the new generation is promoted, the job never hears of it.
+    let row = lethe::reindex::get(&app.ctx, app.keys.tenant_id, reindex).await.unwrap();
+    let staging = lethe::domain::CollectionSpec { backend_name: row.staging_name.clone().unwrap(), ..spec.clone() };
+    store.promote(&spec, &staging).await.unwrap();
+    assert_eq!(store.orphans(&spec).await.unwrap().len(), 2, "the old generation (with ann's dead rows) and the stray");
+
+    assert_eq!(step(&app, reindex).await, "drop", "the resumed switch records what happened");
+    assert_eq!(step(&app, reindex).await, "done");
+    let job = app
+        .client
+        .clone()
+        .get_reindex(req(&app.keys.ak, pb::GetReindexRequest { job_id: reindex.to_string() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    assert_eq!((job.final_count, job.orphans_dropped), (5, 2));
+    assert!(store.orphans(&spec).await.unwrap().is_empty(), "no generation is left that readers do not see");
+    assert_eq!(store.count_all(&spec).await.unwrap(), 5, "bob's points are live");
+    // Still writable and erasable.
+    app.ingest_people(&c.name, &[("cyd", 2)]).await;
+    let again = run_to_end(&app, &app.erase("cyd").await.job_id).await;
+    assert_eq!((again.counts[0].before_total, again.counts[0].after_total), (2, 0));
+}
+
+#[tokio::test]
+async fn a_pgvector_switch_cut_off_after_promoting_resumes_and_drops_unseen_generations() {
+    a_switch_cut_off_after_promoting_resumes_and_drops_unseen_generations(pb::Backend::Pgvector).await;
+}
+
+#[tokio::test]
+async fn a_qdrant_switch_cut_off_after_promoting_resumes_and_drops_unseen_generations() {
+    assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    a_switch_cut_off_after_promoting_resumes_and_drops_unseen_generations(pb::Backend::Qdrant).await;
 }
