@@ -3,6 +3,8 @@
 //! physical → log). Each stage is idempotent and the current stage is
 //! persisted, so a job survives a crash and resumes where it stopped.
 
+mod delete;
+mod holds;
 mod report;
 mod residual;
 mod stages;

@@ -29,6 +29,12 @@ pub struct CollectionReport<'a> {
     residual_found: i64,
     residual_deleted: i64,
     residual_redacted: i64,
+    /// Points of the subject left in place (counted in `after_total`)
+    /// because they are shared with subjects on legal hold.
+    withheld: i64,
+    /// Residual candidates reported but neither deleted nor redacted
+    /// because of a legal hold.
+    residual_withheld: i64,
     physical_status: &'a str,
     physical_detail: &'a str,
 }
@@ -51,6 +57,8 @@ fn collections(counts: &[CountRow]) -> Vec<CollectionReport<'_>> {
                 residual_found: c.residual_found,
                 residual_deleted: c.residual_deleted,
                 residual_redacted: c.residual_redacted,
+                withheld: c.withheld,
+                residual_withheld: c.residual_withheld,
                 physical_status: &c.physical_status,
                 physical_detail: &c.physical_detail,
             }

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
+use super::holds::{Holds, own_hold_note, withheld_note};
 use super::stages::{StageError, StageResult, guard_collections, held, planned};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier, JobNote, ResidualPolicy, Stage};
@@ -17,7 +18,8 @@ use crate::error::LetheError;
 use crate::residual::{self, Candidate, Probe, ResidualQuery, action};
 use crate::store::jobs::{self, JobRow, Lease};
 use crate::store::progress::{self, ResidualCounts};
-use crate::store::{StoreError, lineage};
+use crate::store::{StoreError, holds, lineage};
+use crate::vector_store::Selector;
 
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
@@ -31,31 +33,51 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
         Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
         None => search_and_plan(ctx, job, lease, policy, &identifiers).await?,
     };
-    let (mut deleted, mut redacted) = (0, 0);
+    let mut total = ResidualCounts::default();
     let mut collections = planned(ctx, job, false).await?;
     // One order for every attempt.
     collections.sort_by_key(|p| p.spec.collection_id);
     for p in collections {
         let idx: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].collection_id == p.spec.collection_id).collect();
-        if p.counts.residual_applied || idx.is_empty() {
-            (deleted, redacted) = (deleted + p.counts.residual_deleted, redacted + p.counts.residual_redacted);
-            continue;
-        }
-        // Like deletes, residual actions hold the collection's lock: a
-        // re-index switches generations before them or after them, never
-        // in between (its copy would keep an unredacted or deleted point).
-        let mut guard = guard_collections(ctx, &[p.spec.collection_id]).await?;
-        let counts = apply_in(ctx, job, lease, &p.spec, &identifiers, &mut candidates, &idx).await?;
-        let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
-        held(progress::record_residual_applied(&mut guard, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
-        guard.commit().await.map_err(StoreError::from)?;
-        (deleted, redacted) = (deleted + counts.deleted, redacted + counts.redacted);
+        let counts = if p.counts.residual_applied || idx.is_empty() {
+            let c = &p.counts;
+            ResidualCounts { deleted: c.residual_deleted, redacted: c.residual_redacted, withheld: c.residual_withheld }
+        } else {
+            // Like deletes, residual actions hold the collection's lock: a
+            // re-index switches generations before them or after them,
+            // never in between (its copy would keep an unredacted or
+            // deleted point). And the legal holds, read under it.
+            let mut guard = guard_collections(ctx, &[p.spec.collection_id]).await?;
+            let holds = Holds::read(&mut guard, job).await?;
+            let counts = apply_in(ctx, job, lease, &holds, &p.spec, &identifiers, &mut candidates, &idx).await?;
+            let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+            held(progress::record_residual_applied(&mut guard, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
+            guard.commit().await.map_err(StoreError::from)?;
+            counts
+        };
+        total = ResidualCounts {
+            deleted: total.deleted + counts.deleted,
+            redacted: total.redacted + counts.redacted,
+            withheld: total.withheld + counts.withheld,
+        };
+    }
+    if total.withheld > 0 {
+        let what = format!("{} residual candidates were reported, neither deleted nor redacted", total.withheld);
+        let note = if holds::own_hold(&ctx.pool, job.subject_id).await?.is_some() {
+            own_hold_note(Stage::Residual, &what)
+        } else {
+            withheld_note(Stage::Residual, what)
+        };
+        held(progress::set_note(&ctx.pool, job.job_id, lease, &note).await?)?;
     }
     forget_inputs(ctx, job, lease).await?;
     Ok(format!(
-        "{} residual candidates ({}): {deleted} deleted, {redacted} redacted",
+        "{} residual candidates ({}): {} deleted, {} redacted, {} withheld under legal hold",
         candidates.len(),
-        policy.as_str()
+        policy.as_str(),
+        total.deleted,
+        total.redacted,
+        total.withheld
     ))
 }
 
@@ -131,30 +153,44 @@ fn capped_note(qualified: usize, kept: usize, max_candidates: usize, max_semanti
 }
 
 /// Applies the planned actions to one collection's candidates (`idx`) and
-/// marks them done.
+/// marks them done; candidates the legal holds protect are withheld.
+#[allow(clippy::too_many_arguments)]
 async fn apply_in(
     ctx: &Context,
     job: &JobRow,
     lease: Lease,
+    holds: &Holds,
     spec: &CollectionSpec,
     identifiers: &[Identifier],
     candidates: &mut [Candidate],
     idx: &[usize],
 ) -> Result<ResidualCounts, StageError> {
-    let with = |a: &str| -> Vec<usize> { idx.iter().copied().filter(|&i| candidates[i].action == a).collect() };
+    let pending: Vec<usize> =
+        idx.iter().copied().filter(|&i| [action::PENDING_DELETE, action::PENDING_REDACT].contains(&candidates[i].action.as_str())).collect();
+    let pending_ids: Vec<Uuid> = pending.iter().map(|&i| candidates[i].point_id).collect();
+    let protected: HashSet<Uuid> = match holds.own {
+        Some(_) => pending_ids.iter().copied().collect(),
+        None => holds.held_among(ctx, job, spec, &pending_ids).await?,
+    };
+    let (kept, acting): (Vec<usize>, Vec<usize>) = pending.iter().partition(|&&i| protected.contains(&candidates[i].point_id));
+    let with = |a: &str| -> Vec<usize> { acting.iter().copied().filter(|&i| candidates[i].action == a).collect() };
     let (to_delete, to_redact) = (with(action::PENDING_DELETE), with(action::PENDING_REDACT));
-    let mut counts = ResidualCounts::default();
+    let mut counts = ResidualCounts { withheld: i64::try_from(kept.len()).unwrap_or(i64::MAX), ..ResidualCounts::default() };
+    mark(candidates, &kept, action::WITHHELD_LEGAL_HOLD);
     if !to_delete.is_empty() {
         let ids: Vec<Uuid> = to_delete.iter().map(|&i| candidates[i].point_id).collect();
         let targets = targets(ctx, job, lease, spec, &ids).await?;
-        let remaining = residual::delete_points(ctx, spec, &targets, &ids).await?;
+        // A target placed under hold since the targets were stored stays.
+        let now: Vec<Uuid> = targets.iter().copied().filter(|t| !protected.contains(t)).collect();
+        let remaining = residual::delete_points(ctx, spec, &now, &ids).await?;
         if remaining != 0 {
             return Err(StageError::Transient(LetheError::Unexpected(anyhow::anyhow!(
                 "{remaining} residual points remain in `{}` after deletion",
                 spec.name
             ))));
         }
-        counts.deleted = i64::try_from(targets.len()).unwrap_or(i64::MAX);
+        let still = if now.len() < targets.len() { ctx.stores.get(spec.backend)?.count(spec, &Selector::by_ids(targets.clone())).await? } else { 0 };
+        counts.deleted = i64::try_from(targets.len() as u64 - still).unwrap_or(i64::MAX);
         mark(candidates, &to_delete, action::DELETED);
     }
     if !to_redact.is_empty() {

@@ -10,7 +10,7 @@ use crate::domain::{CollectionSpec, JobStatus, Stage};
 use crate::error::{LetheError, Result};
 use crate::store::jobs::{self, JobRow, Lease, Planned, ProbeRow};
 use crate::store::{StoreError, lineage};
-use crate::vector_store::{PhysicalOutcome, Selector};
+use crate::vector_store::PhysicalOutcome;
 
 /// Why a stage did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,10 @@ pub enum StageError {
     /// Another worker has claimed the job since: stop, write nothing more.
     #[error("the job's lease is held by another claim")]
     LeaseLost,
+    /// The subject is under legal hold and nothing has been deleted: refuse
+    /// the job (the hold's reason).
+    #[error("legal hold: {0}")]
+    Refused(String),
 }
 
 /// `Ok` when a fenced write was applied, `LeaseLost` when it was refused.
@@ -54,10 +58,10 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
     match stage {
         Stage::Freeze => freeze(ctx, job).await,
         Stage::Plan => plan(ctx, job, lease).await,
-        Stage::Delete => delete(ctx, job).await,
-        Stage::Verify => verify(ctx, job, lease).await,
+        Stage::Delete => super::delete::delete(ctx, job, lease).await,
+        Stage::Verify => super::delete::verify(ctx, job, lease).await,
         Stage::Residual => super::residual::run(ctx, job, lease).await,
-        Stage::ForgetLineage => forget_lineage(ctx, job).await,
+        Stage::ForgetLineage => super::delete::forget_lineage(ctx, job, lease).await,
         Stage::Physical => physical(ctx, job, lease).await,
         Stage::Log => log(ctx, job, lease).await,
         Stage::Done => Ok(String::new()),
@@ -78,7 +82,11 @@ pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str,
 async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
     let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
     // Waits for in-flight writes that checked the subject before the freeze.
+    // A subject on hold is not frozen, and its job is refused.
     lineage::freeze_subject(&ctx.pool, job.subject_id, subject_lock_key(&subject.subject_hash)).await?;
+    if let Some(reason) = crate::store::holds::own_hold(&ctx.pool, job.subject_id).await? {
+        return Err(StageError::Refused(reason));
+    }
     Ok("ingestion for the subject is suppressed".into())
 }
 
@@ -160,66 +168,6 @@ pub(super) async fn guard_collections(
     let keys: Vec<i64> = ids.iter().map(|id| collection_lock_key(*id)).collect();
     lineage::lock_subject_shared(&mut guard, &keys).await?;
     Ok(guard)
-}
-
-async fn delete(ctx: &Context, job: &JobRow) -> StageResult {
-    let collections = planned(ctx, job, true).await?;
-    let guard = collection_guard(ctx, &collections).await?;
-    for p in &collections {
-        delete_in(ctx, job, &p.spec, &p.points).await?;
-    }
-    guard.commit().await.map_err(StoreError::from)?;
-    Ok("deleted by tag and by lineage ids".into())
-}
-
-async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uuid]) -> std::result::Result<(), StageError> {
-    let store = ctx.stores.get(spec.backend)?;
-    // The tag travels with the first batch of ids: one round trip for a small subject.
-    let mut tag = (!tag(job).is_empty()).then(|| tag(job).to_owned());
-    for batch in ids.chunks(store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1)) {
-        store.delete(spec, &Selector { tag: tag.take(), ids: batch.to_vec() }).await?;
-    }
-    if let Some(tag) = tag {
-        store.delete(spec, &Selector::by_tag(&tag)).await?;
-    }
-    Ok(())
-}
-
-async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let retries = ctx.settings.erasure.verify_retries;
-    let collections = planned(ctx, job, true).await?;
-    let guard = collection_guard(ctx, &collections).await?;
-    for Planned { spec, points: ids, .. } in &collections {
-        let mut attempt = 0;
-        let after = loop {
-            let after = count_three(ctx, spec, tag(job), ids).await?;
-            if after == [0, 0, 0] || attempt >= retries {
-                break after;
-            }
-            attempt += 1;
-            tracing::warn!(job_id = %job.job_id, collection = %spec.name, ?after, attempt, "points remain; deleting again");
-            delete_in(ctx, job, spec, ids).await?;
-        };
-        let after_i = after.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        held(jobs::set_after(&ctx.pool, job.job_id, lease, spec.collection_id, after_i).await?)?;
-        if after != [0, 0, 0] {
-            return Err(StageError::Fatal(format!(
-                "verification failed in collection `{}`: {} points remain ({} by tag, {} by lineage ids) after {} retries",
-                spec.name, after[2], after[0], after[1], retries
-            )));
-        }
-    }
-    guard.commit().await.map_err(StoreError::from)?;
-    Ok("verified: no vector of the subject remains".into())
-}
-
-async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
-    let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let forgotten = lineage::forget_subject_chunks(&mut tx, job.subject_id, &chunk_ids).await?;
-    lineage::tombstone_subject(&mut tx, job.subject_id).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(format!("{forgotten} lineage chunks forgotten; the subject is a keyed-hash tombstone"))
 }
 
 async fn physical(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {

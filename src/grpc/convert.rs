@@ -303,6 +303,8 @@ fn count(c: &CountRow) -> pb::CollectionCount {
         residual_redacted: u(c.residual_redacted),
         physical_status: c.physical_status.clone(),
         physical_detail: c.physical_detail.clone(),
+        withheld: u(c.withheld),
+        residual_withheld: u(c.residual_withheld),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::context::{Context, collection_lock_key, keyed_hash};
 use crate::domain::CollectionSpec;
 use crate::error::{LetheError, Result};
 use crate::store::reindex::{self, ReindexRow};
-use crate::store::{StoreError, lineage};
+use crate::store::{StoreError, holds, lineage};
 use crate::vector_store::{Selector, VectorPoint};
 
 const BATCH: i64 = 500;
@@ -102,6 +102,9 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let store = ctx.stores.get(spec.backend)?;
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
+    // Leaving out erased subjects' points destroys data: legal holds are
+    // read under their lock, as by an erasure's destructive steps.
+    holds::lock_shared(&mut guard, spec.tenant_id).await?;
     if store.is_promoted(&spec, &staging).await? {
         // Cut off between promoting and recording it: the new generation
         // is live (everything before the promote was done under the lock).
@@ -130,13 +133,20 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         live.extend(page.iter().map(|(id, _)| *id));
     }
     let suppressed: HashSet<Vec<u8>> = reindex::suppressed_hashes(&ctx.pool, spec.tenant_id).await?.into_iter().collect();
+    // A point tagged with an erased subject and with one on legal hold
+    // (in lineage or in its payload) is kept: the hold protects it.
+    let on_hold: HashSet<Vec<u8>> = holds::held_hashes(&mut *guard, spec.tenant_id).await?.into_iter().collect();
+    let held_chunks: HashSet<Uuid> =
+        holds::held_chunks_in_collection(&mut *guard, spec.tenant_id, spec.collection_id).await?.into_iter().collect();
     let secret = ctx.tenant_secret(spec.tenant_id).await?;
     let (mut present, mut stray) = (HashSet::new(), Vec::new());
     let mut offset = None;
     loop {
         let (page, next) = store.scroll(&staging, offset, 1000, false).await?;
         for p in page {
-            let erased = p.payload.subjects.iter().any(|s| suppressed.contains(&keyed_hash(&secret, s)));
+            let hashes: Vec<Vec<u8>> = p.payload.subjects.iter().map(|s| keyed_hash(&secret, s)).collect();
+            let held = held_chunks.contains(&p.id) || hashes.iter().any(|h| on_hold.contains(h));
+            let erased = !held && hashes.iter().any(|h| suppressed.contains(h));
             if erased || !live.contains(&p.id) {
                 stray.push(p.id);
             } else {

@@ -23,6 +23,9 @@ pub mod action {
     /// stopped half-way shows what it had not yet done.
     pub const PENDING_DELETE: &str = "pending_delete";
     pub const PENDING_REDACT: &str = "pending_redact";
+    /// Tagged with a subject on legal hold (or the erased subject was placed
+    /// under hold): reported, neither deleted nor redacted.
+    pub const WITHHELD_LEGAL_HOLD: &str = "withheld_legal_hold";
 }
 
 /// Marks each candidate with the action the policy will take. Under

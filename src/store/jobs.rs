@@ -40,11 +40,13 @@ pub struct JobRow {
     pub residual_searched_at: Option<DateTime<Utc>>,
     /// [`crate::domain::JobNote`]s as a JSON array.
     pub notes: serde_json::Value,
+    /// When the delete stage first changed a backend (see `set_deleting_started`).
+    pub deleting_started_at: Option<DateTime<Utc>>,
 }
 
 const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
      guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals, \
-     request_fingerprint, lease_epoch, residual_searched_at, notes";
+     request_fingerprint, lease_epoch, residual_searched_at, notes, deleting_started_at";
 
 /// The condition under which a write of a running job's rows is applied:
 /// `$1` is the job, `$2` and `$3` the owner and epoch of the writer's lease.
@@ -378,6 +380,11 @@ pub struct CountRow {
     pub physical_detail: String,
     /// The residual stage is done with this collection (its counts are final).
     pub residual_applied: bool,
+    /// Points of the subject left in place (in `after_total`) because they
+    /// are shared with a subject on legal hold.
+    pub withheld: i64,
+    /// Residual candidates not acted on because of a legal hold.
+    pub residual_withheld: i64,
 }
 
 /// A collection of a job's plan: where it lives, its counts so far and,
@@ -407,7 +414,7 @@ pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -
                k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at,
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
                e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
-               e.physical_status, e.physical_detail, e.residual_applied,
+               e.physical_status, e.physical_detail, e.residual_applied, e.withheld, e.residual_withheld,
                CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
         FROM erasure_counts e JOIN collections k USING (collection_id)
         WHERE e.job_id = $1
@@ -464,10 +471,18 @@ pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Ve
         .await?)
 }
 
-/// Records the counts after deletion; false when `lease` no longer holds the job.
-pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, collection_id: Uuid, after: [i64; 3]) -> Result<bool> {
+/// Records the counts after deletion, and how many of the points left are
+/// withheld under legal hold; false when `lease` no longer holds the job.
+pub async fn set_after(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    collection_id: Uuid,
+    after: [i64; 3],
+    withheld: i64,
+) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "UPDATE erasure_counts SET after_by_tag = $5, after_by_ids = $6, after_total = $7 \
+        "UPDATE erasure_counts SET after_by_tag = $5, after_by_ids = $6, after_total = $7, withheld = $8 \
          WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
     ))
     .bind(job_id)
@@ -477,6 +492,22 @@ pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, coll
     .bind(after[0])
     .bind(after[1])
     .bind(after[2])
+    .bind(withheld)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records that the delete stage is about to change a backend (once);
+/// false when `lease` no longer holds the job.
+pub async fn set_deleting_started(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_jobs SET deleting_started_at = COALESCE(deleting_started_at, clock_timestamp()) \
+         WHERE job_id = $1 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -511,7 +542,7 @@ pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRo
         r#"
         SELECT collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
                after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
-               residual_redacted, physical_status, physical_detail, residual_applied
+               residual_redacted, physical_status, physical_detail, residual_applied, withheld, residual_withheld
         FROM erasure_counts WHERE job_id = $1 ORDER BY collection_name
         "#,
     )

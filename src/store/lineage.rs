@@ -396,14 +396,16 @@ pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64
 /// Freezes a subject for erasure in one statement (its own transaction): takes
 /// the subject's lock exclusively, which waits for every in-flight write that
 /// holds it shared, then marks the subject pending erasure. Writes that take
-/// the lock after this commits see the new state and are suppressed.
+/// the lock after this commits see the new state and are suppressed. A
+/// subject on legal hold is not frozen (the row lock orders this against
+/// `SetLegalHold`: the hold either came first, or finds the subject frozen).
 pub async fn freeze_subject(ex: impl PgExecutor<'_>, subject_id: Uuid, key: i64) -> Result<()> {
     sqlx::query(
         r#"
         WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($2))
         UPDATE subjects SET state = 'pending_erasure'
         FROM locked
-        WHERE subject_id = $1 AND state <> 'erased'
+        WHERE subject_id = $1 AND state <> 'erased' AND NOT legal_hold
         "#,
     )
     .bind(subject_id)
@@ -541,17 +543,28 @@ pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, chunk_ids: &[Uuid
 /// subject index in one range scan; the tag table is probed chunk by chunk
 /// only for chunks that may also carry other subjects' tags (a probe per
 /// chunk cost ~10 ms per 1,000 chunks at a million, mostly index pages read).
+///
+/// Chunks in `keep` (withheld under another subject's legal hold) keep
+/// their text and every tag, the subject's own too: a later erasure finds
+/// them when the hold is lifted.
 pub async fn forget_subject_chunks(
     tx: &mut Transaction<'_, Postgres>,
     subject_id: Uuid,
     chunk_ids: &[Uuid],
+    keep: &[Uuid],
 ) -> Result<u64> {
-    let deleted: Vec<(Uuid, Uuid, bool)> =
-        sqlx::query_as("DELETE FROM chunks WHERE chunk_id = ANY($1) RETURNING chunk_id, source_id, shared")
-            .bind(chunk_ids)
-            .fetch_all(&mut **tx)
-            .await?;
-    sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1").bind(subject_id).execute(&mut **tx).await?;
+    let deleted: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+        "DELETE FROM chunks WHERE chunk_id = ANY($1) AND NOT (chunk_id = ANY($2)) RETURNING chunk_id, source_id, shared",
+    )
+    .bind(chunk_ids)
+    .bind(keep)
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1 AND NOT (chunk_id = ANY($2))")
+        .bind(subject_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
     let shared: Vec<Uuid> = deleted.iter().filter(|(_, _, s)| *s).map(|(c, _, _)| *c).collect();
     if !shared.is_empty() {
         sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($1)").bind(&shared).execute(&mut **tx).await?;

@@ -1,7 +1,8 @@
 //! Postgres stores: every SQL statement on Lethe's own tables lives in this
-//! module's files (`tenant`, `lineage`, `jobs`, `progress`, `lease`, `log`, `reindex`). Functions take an
+//! module's files (`tenant`, `lineage`, `holds`, `jobs`, `progress`, `lease`, `log`, `reindex`). Functions take an
 //! executor or a transaction; callers own transactions. No wire types here.
 
+pub mod holds;
 pub mod jobs;
 pub mod lease;
 pub mod lineage;

@@ -113,6 +113,8 @@ pub async fn set_residual_targets(
 pub struct ResidualCounts {
     pub deleted: i64,
     pub redacted: i64,
+    /// Candidates not acted on because of a legal hold.
+    pub withheld: i64,
 }
 
 /// Records a collection's residual counts as final, with the candidates'
@@ -128,7 +130,8 @@ pub async fn record_residual_applied(
 ) -> Result<bool> {
     let done = sqlx::query(&format!(
         r#"
-        UPDATE erasure_counts SET residual_deleted = $5, residual_redacted = $6, residual_applied = true
+        UPDATE erasure_counts SET residual_deleted = $5, residual_redacted = $6, residual_withheld = $7,
+               residual_applied = true
         WHERE job_id = $1 AND collection_id = $4 AND {HELD}
         "#
     ))
@@ -138,6 +141,7 @@ pub async fn record_residual_applied(
     .bind(collection_id)
     .bind(counts.deleted)
     .bind(counts.redacted)
+    .bind(counts.withheld)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() != 1 {

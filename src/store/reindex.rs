@@ -198,7 +198,8 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
 }
 
 /// The collection's live chunks (none tagged with a subject that is being or
-/// has been erased), in id order after `after`, with their stored text.
+/// has been erased, unless also with a subject on legal hold: those are
+/// kept), in id order after `after`, with their stored text.
 pub async fn live_chunks(
     ex: impl PgExecutor<'_>,
     collection_id: Uuid,
@@ -212,9 +213,12 @@ pub async fn live_chunks(
         WHERE c.collection_id = $1
           AND ($2::uuid IS NULL OR c.chunk_id > $2)
           AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
-          AND NOT EXISTS (
-              SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
-              WHERE cs.chunk_id = c.chunk_id AND s.state <> 'active')
+          AND (NOT EXISTS (
+                   SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
+                   WHERE cs.chunk_id = c.chunk_id AND s.state <> 'active')
+               OR EXISTS (
+                   SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
+                   WHERE cs.chunk_id = c.chunk_id AND s.legal_hold))
         ORDER BY c.chunk_id
         LIMIT $4
         "#,

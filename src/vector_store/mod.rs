@@ -114,6 +114,20 @@ impl Selector {
     }
 }
 
+/// Points a deletion must leave alone: those carrying any of `tags` or
+/// whose id is in `ids` (chunks shared with a subject on legal hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub tags: Vec<String>,
+    pub ids: Vec<Uuid>,
+}
+
+impl Keep {
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.ids.is_empty()
+    }
+}
+
 /// What the backend did to reclaim deleted vectors physically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhysicalOutcome {
@@ -157,6 +171,23 @@ pub trait VectorStore: Send + Sync {
 
     /// Deletes what the selector selects and waits until it is applied.
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()>;
+
+    /// Exact number of points the selector selects that `keep` does not.
+    async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
+        if keep.is_empty() {
+            return self.count(spec, selector).await;
+        }
+        Err(unsupported(self.backend(), "keeping points"))
+    }
+
+    /// Deletes what the selector selects except what `keep` selects, and
+    /// waits until it is applied.
+    async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
+        if keep.is_empty() {
+            return self.delete(spec, selector).await;
+        }
+        Err(unsupported(self.backend(), "keeping points"))
+    }
 
     /// How many ids one `delete` should carry: `configured`
     /// (`erasure.delete_batch_size`) unless the backend knows better.

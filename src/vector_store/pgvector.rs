@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
+    Keep, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
     VectorStoreError, VectorStores,
 };
 use crate::domain::{Backend, CollectionSpec, Distance};
@@ -81,6 +81,9 @@ fn ops(distance: Distance) -> (&'static str, &'static str) {
 /// GIN index (`subjects @> ARRAY[tag]`), the ids the primary key. No tenant
 /// filter: the table is one tenant's (see `Selector`).
 const SELECT_WHERE: &str = "(subjects @> ARRAY[$1]::text[] OR point_id = ANY($2))";
+
+/// `WHERE` clause for what a [`Keep`] leaves alone: `$3` tags, `$4` ids.
+const KEEP_WHERE: &str = "NOT (subjects && $3::text[] OR point_id = ANY($4))";
 
 fn row_to_point(row: &sqlx::postgres::PgRow, with_vector: bool) -> std::result::Result<StoredPoint, sqlx::Error> {
     let vector = if with_vector { Some(row.try_get::<Vector, _>("embedding")?.to_vec()) } else { None };
@@ -268,6 +271,38 @@ impl VectorStore for PgVectorStore {
         sqlx::query(&sql)
             .bind(selector.tag.as_deref())
             .bind(&selector.ids)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| classify(spec, e))?;
+        Ok(())
+    }
+
+    async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
+        if selector.is_empty() {
+            return Ok(0);
+        }
+        let table = Self::table(spec)?;
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {SELECT_WHERE} AND {KEEP_WHERE}"))
+            .bind(selector.tag.as_deref())
+            .bind(&selector.ids)
+            .bind(&keep.tags)
+            .bind(&keep.ids)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(spec, e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
+        if selector.is_empty() {
+            return Ok(());
+        }
+        let table = Self::table(spec)?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE {SELECT_WHERE} AND {KEEP_WHERE}"))
+            .bind(selector.tag.as_deref())
+            .bind(&selector.ids)
+            .bind(&keep.tags)
+            .bind(&keep.ids)
             .execute(&self.pool)
             .await
             .map_err(|e| classify(spec, e))?;

@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod idempotency;
 mod leases;
+mod legal_hold;
 mod no_plaintext;
 mod physical;
 mod reindex;
