@@ -131,6 +131,10 @@ pub struct ResidualSettings {
     pub semantic_pool: usize,
     /// Most candidates found by meaning alone (no identifier in the text).
     pub max_semantic: usize,
+    /// Under `delete` or `redact`, an identifier that matches more chunks
+    /// than this is too common to act on: candidates found only through it
+    /// are reported, not deleted or redacted.
+    pub max_destructive_per_identifier: usize,
 }
 
 /// Log output: `pretty` for people, `json` for collectors.
@@ -190,6 +194,10 @@ impl Settings {
         anyhow::ensure!(self.erasure.lease_secs > 0, "erasure.lease_secs must be positive");
         anyhow::ensure!(self.erasure.delete_batch_size > 0, "erasure.delete_batch_size must be positive");
         anyhow::ensure!(self.erasure.default_deadline_days > 0, "erasure.default_deadline_days must be positive");
+        anyhow::ensure!(
+            self.residual.max_destructive_per_identifier > 0,
+            "residual.max_destructive_per_identifier must be positive"
+        );
         for (name, t) in [
             ("residual.own_chunk_threshold", self.residual.own_chunk_threshold),
             ("residual.identifier_threshold", self.residual.identifier_threshold),

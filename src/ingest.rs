@@ -244,6 +244,7 @@ async fn report_screened(ctx: &Context, spec: &CollectionSpec, reports: &[(Uuid,
                 matched: String::new(),
                 score: 1.0,
                 position: None,
+                identifier: None,
             }],
             action: "reported_at_ingest".into(),
         };

@@ -15,7 +15,7 @@ use super::stages::{StageError, StageResult, guard_collections, held, planned};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier, JobNote, ResidualPolicy, Stage};
 use crate::error::LetheError;
-use crate::residual::{self, Candidate, Probe, ResidualQuery, action};
+use crate::residual::{self, Candidate, Probe, ResidualQuery, TooCommon, action};
 use crate::store::jobs::{self, JobRow, Lease};
 use crate::store::progress::{self, ResidualCounts};
 use crate::store::{StoreError, holds, lineage};
@@ -71,8 +71,10 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
         held(progress::set_note(&ctx.pool, job.job_id, lease, &note).await?)?;
     }
     forget_inputs(ctx, job, lease).await?;
+    let too_common = candidates.iter().filter(|c| c.action == action::WITHHELD_TOO_COMMON).count();
     Ok(format!(
-        "{} residual candidates ({}): {} deleted, {} redacted, {} withheld under legal hold",
+        "{} residual candidates ({}): {} deleted, {} redacted, {} withheld under legal hold, {too_common} withheld as \
+         found only through too common identifiers",
         candidates.len(),
         policy.as_str(),
         total.deleted,
@@ -120,6 +122,8 @@ async fn search_and_plan(
     let searched = residual::search_counted(ctx, job.tenant_id, &query).await?;
     let mut candidates = searched.candidates;
     residual::plan(policy, &mut candidates);
+    let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
+    let common = residual::hold_back_too_common(&mut candidates, identifiers, max_per_identifier);
     let specs = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
     let found: Vec<(Uuid, String, String, i64)> = specs
         .iter()
@@ -135,6 +139,9 @@ async fn search_and_plan(
         let note = capped_note(searched.qualified, candidates.len(), limit, ctx.settings.residual.max_semantic);
         held(progress::set_note(&mut *tx, job.job_id, lease, &note).await?)?;
     }
+    if !common.is_empty() {
+        held(progress::set_note(&mut *tx, job.job_id, lease, &too_common_note(&common, max_per_identifier)).await?)?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(candidates)
 }
@@ -148,6 +155,28 @@ fn capped_note(qualified: usize, kept: usize, max_candidates: usize, max_semanti
              {max_candidates}, residual.max_semantic = {max_semantic} found by meaning alone). The other {} were \
              neither reported nor deleted nor redacted: raise the limits and erase the subject again to act on them",
             qualified - kept
+        ),
+    )
+}
+
+fn too_common_note(common: &[TooCommon], max: usize) -> JobNote {
+    let each: Vec<String> = common
+        .iter()
+        .map(|c| {
+            format!(
+                "identifier #{} ({}) matched {} chunks; the {} candidates found only through it were reported, neither \
+                 deleted nor redacted",
+                c.identifier, c.kind, c.matched, c.withheld
+            )
+        })
+        .collect();
+    JobNote::new(
+        "residual_identifier_too_common",
+        Stage::Residual,
+        format!(
+            "{} (residual.max_destructive_per_identifier = {max}): review them (action withheld_too_common) and \
+             delete what is the person's",
+            each.join("; ")
         ),
     )
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::lexical::REDACTED;
-pub use self::policy::{action, delete_points, plan, redact_points};
+pub use self::policy::{TooCommon, action, delete_points, hold_back_too_common, plan, redact_points};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier};
 use crate::error::Result;
@@ -68,6 +68,9 @@ pub struct Evidence {
     /// Byte offset of the match in the chunk text (lexical).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// Index of the identifier that matched (lexical), in the query's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<usize>,
 }
 
 /// A chunk that may still refer to the person.

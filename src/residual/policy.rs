@@ -3,7 +3,7 @@
 //! identifiers replaced in the text, re-embedded, lineage text rewritten,
 //! and read back to check that no identifier is left).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use uuid::Uuid;
 
@@ -26,6 +26,64 @@ pub mod action {
     /// Tagged with a subject on legal hold (or the erased subject was placed
     /// under hold): reported, neither deleted nor redacted.
     pub const WITHHELD_LEGAL_HOLD: &str = "withheld_legal_hold";
+    /// Found only through an identifier that matches too many chunks to act
+    /// on without a person looking (see [`super::hold_back_too_common`]).
+    pub const WITHHELD_TOO_COMMON: &str = "withheld_too_common";
+}
+
+/// An identifier that named more chunks than a destructive policy may act
+/// on, and how many candidates were held back because of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooCommon {
+    /// Index of the identifier in the query's order.
+    pub identifier: usize,
+    pub kind: &'static str,
+    /// Candidates whose text it matched.
+    pub matched: usize,
+    /// Candidates found only through it (or other too common ones), now
+    /// `withheld_too_common`.
+    pub withheld: usize,
+}
+
+/// Under `delete` or `redact`: an identifier whose text matched more than
+/// `max` candidates (a common name, a shared mailbox) is too common to act
+/// on automatically. Candidates found only through such identifiers (no
+/// other identifier matched, no evidence by meaning) are held back: their
+/// planned action becomes `withheld_too_common` and they stay reported.
+pub fn hold_back_too_common(candidates: &mut [Candidate], identifiers: &[Identifier], max: usize) -> Vec<TooCommon> {
+    let lexical = |c: &Candidate| -> BTreeSet<usize> {
+        c.evidence.iter().filter(|e| e.kind == "lexical").filter_map(|e| e.identifier).collect()
+    };
+    let mut matched: BTreeMap<usize, usize> = BTreeMap::new();
+    for c in candidates.iter() {
+        for i in lexical(c) {
+            *matched.entry(i).or_default() += 1;
+        }
+    }
+    let common: BTreeSet<usize> = matched.iter().filter(|(_, n)| **n > max).map(|(i, _)| *i).collect();
+    if common.is_empty() {
+        return Vec::new();
+    }
+    let mut withheld: BTreeMap<usize, usize> = BTreeMap::new();
+    for c in candidates.iter_mut().filter(|c| c.action == action::PENDING_DELETE || c.action == action::PENDING_REDACT) {
+        let named_by = lexical(c);
+        let by_meaning = c.evidence.iter().any(|e| e.kind == "semantic");
+        if !named_by.is_empty() && named_by.is_subset(&common) && !by_meaning {
+            c.action = action::WITHHELD_TOO_COMMON.to_owned();
+            for i in named_by {
+                *withheld.entry(i).or_default() += 1;
+            }
+        }
+    }
+    common
+        .into_iter()
+        .map(|i| TooCommon {
+            identifier: i,
+            kind: identifiers.get(i).map_or("identifier", |id| id.kind.as_str()),
+            matched: matched[&i],
+            withheld: withheld.get(&i).copied().unwrap_or(0),
+        })
+        .collect()
 }
 
 /// Marks each candidate with the action the policy will take. Under
@@ -121,4 +179,68 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
         })
         .count();
     Ok(i64::try_from(clean).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::IdentifierKind;
+    use crate::residual::Evidence;
+
+    fn candidate(lexical: &[usize], semantic: bool) -> Candidate {
+        let mut evidence: Vec<Evidence> = lexical
+            .iter()
+            .map(|&i| Evidence {
+                kind: "lexical".into(),
+                detail: String::new(),
+                matched: String::new(),
+                score: 1.0,
+                position: Some(0),
+                identifier: Some(i),
+            })
+            .collect();
+        if semantic {
+            evidence.push(Evidence {
+                kind: "semantic".into(),
+                detail: String::new(),
+                matched: String::new(),
+                score: 0.9,
+                position: None,
+                identifier: None,
+            });
+        }
+        Candidate {
+            collection: "c".into(),
+            collection_id: Uuid::nil(),
+            point_id: Uuid::new_v4(),
+            source_id: "s".into(),
+            score: 1.0,
+            evidence,
+            action: action::PENDING_DELETE.into(),
+        }
+    }
+
+    #[test]
+    fn candidates_found_only_through_a_too_common_identifier_are_held_back() {
+        let ids = [
+            Identifier { kind: IdentifierKind::Name, value: "John Smith".into() },
+            Identifier { kind: IdentifierKind::Email, value: "jsmith@x.example".into() },
+        ];
+        // The name matches 4 chunks (> 3), the address 2.
+        let mut cs = vec![
+            candidate(&[0], false),
+            candidate(&[0], false),
+            candidate(&[0, 1], false),
+            candidate(&[0], true),
+            candidate(&[1], false),
+        ];
+        let common = hold_back_too_common(&mut cs, &ids, 3);
+        assert_eq!(common, vec![TooCommon { identifier: 0, kind: "name", matched: 4, withheld: 2 }]);
+        let actions: Vec<&str> = cs.iter().map(|c| c.action.as_str()).collect();
+        assert_eq!(actions, ["withheld_too_common", "withheld_too_common", "pending_delete", "pending_delete", "pending_delete"]);
+        // At the limit nothing is held back.
+        let mut cs = vec![candidate(&[0], false), candidate(&[0], false)];
+        assert!(hold_back_too_common(&mut cs, &ids, 2).is_empty());
+        assert!(cs.iter().all(|c| c.action == action::PENDING_DELETE));
+    }
 }

@@ -56,6 +56,7 @@ impl Found {
                 matched: m.text,
                 score: m.form.weight(),
                 position: Some(m.start),
+                identifier: Some(m.identifier),
             });
         }
     }
@@ -81,6 +82,7 @@ impl Found {
                     matched: String::new(),
                     score: share,
                     position: None,
+                    identifier: None,
                 });
             }
         }
@@ -117,6 +119,7 @@ impl Found {
                 matched: String::new(),
                 score: n.similarity,
                 position: None,
+                identifier: None,
             });
         }
     }
@@ -144,6 +147,7 @@ impl Found {
                 matched: String::new(),
                 score: similarity,
                 position: None,
+                identifier: Some(identifier),
             });
         }
     }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use lethe::grpc::pb;
-use lethe::vector_store::{PointPayload, VectorPoint, VectorStore};
+use lethe::vector_store::{PointPayload, VectorPoint};
 use uuid::Uuid;
 
 use crate::helpers::*;

@@ -147,3 +147,44 @@ async fn candidates_beyond_the_limit_are_said_to_be_capped() {
         .unwrap();
     assert_eq!(left, 3);
 }
+
+/// Issue 12 item 3: an identifier that matches more chunks than
+/// `residual.max_destructive_per_identifier` is too common to act on.
+#[tokio::test]
+async fn candidates_found_only_through_a_too_common_identifier_are_reported_not_deleted() {
+    let settings = Some((|s| s.residual.max_destructive_per_identifier = 3) as fn(&mut lethe::config::Settings));
+    let app = spawn_app_with(Options { settings, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    // The name in five chunks of others, the address in one, both in one.
+    naming_tim(&app, &c.name, 5).await;
+    let more = vec![
+        chunk("to-tim", 0, &format!("Forwarded to {TIM_EMAIL} on Monday."), &["ann"]),
+        chunk("both", 0, &format!("Tim Belden <{TIM_EMAIL}> joined the call."), &["ann"]),
+    ];
+    app.ingest(&c.name, more).await.unwrap();
+    let r = pb::EraseRequest { subject: Some(tim()), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
+    let done = app.wait_for_job(&app.erase_with(r).await.unwrap().job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let action = |s: &str| done.residuals.iter().find(|r| r.source_id == s).map(|r| r.action.as_str()).unwrap_or("missing");
+    assert_eq!((action("to-tim"), action("both")), ("deleted", "deleted"));
+    for i in 0..5 {
+        assert_eq!(action(&format!("mail-about-tim-{i}")), "withheld_too_common");
+    }
+    assert_eq!((done.counts[0].residual_found, done.counts[0].residual_deleted), (7, 2));
+    let left: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\" WHERE text ILIKE '%Tim Belden today%'", c.backend_name))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 5, "nothing found only through the name was deleted");
+    let note = done.notes.iter().find(|n| n.code == "residual_identifier_too_common").expect("a note says so");
+    assert!(note.message.contains("(name) matched 6 chunks; the 5 candidates found only through it"), "{}", note.message);
+    assert!(!note.message.contains("Belden"), "no plaintext in a note: {}", note.message);
+    let (cert, _) = app.certified(&done.job_id).await;
+    assert!(cert["notes"].as_array().unwrap().iter().any(|n| n["code"] == "residual_identifier_too_common"));
+    let event: String = sqlx::query_scalar("SELECT message FROM erasure_events WHERE job_id = $1 AND stage = 'residual'")
+        .bind(Uuid::parse_str(&done.job_id).unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(event.contains("5 withheld as found only through too common identifiers"), "{event}");
+}
