@@ -100,6 +100,12 @@ pub struct ErasureSettings {
     pub verify_retries: u32,
     pub delete_batch_size: usize,
     pub stage_pause_ms: u64,
+    /// Least time between two rewrites (`VACUUM FULL`) of Lethe's own
+    /// tables, which every tenant shares; jobs wait and share the next one.
+    pub lineage_rewrite_interval_secs: u64,
+    /// Longest wait of a guaranteed physical erasure for what is in its way
+    /// (older snapshots, a re-index in flight) before it says `pending`.
+    pub physical_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

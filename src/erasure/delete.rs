@@ -138,17 +138,39 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) ->
         let what = "The subject's lineage (its chunks, their texts and tags, its identifiers) is kept and it stays frozen";
         held(progress::set_note(&mut *tx, job.job_id, lease, &own_hold_note(Stage::ForgetLineage, what)).await?)?;
         tx.commit().await.map_err(StoreError::from)?;
+        held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
         return Ok("the subject is under legal hold: its lineage is kept".into());
     }
     // Chunks kept in the backends keep their lineage: what a re-index
     // rebuilds from, and what a later erasure of the subject finds.
     let mut keep = holds::held_chunks(&mut *tx, &chunk_ids, job.subject_id).await?;
     keep.extend(keep_in_backend);
+    let tables = personal_tables(ctx, job, chunk_ids.len() > keep.len()).await?;
+    held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
     let forgotten = lineage::forget_subject_chunks(&mut tx, job.subject_id, &chunk_ids, &keep).await?;
     lineage::tombstone_subject(&mut tx, job.subject_id).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    // After the commit: a rewrite that starts later finds the dead rows.
+    held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
     let kept = if keep.is_empty() { String::new() } else { format!(" ({} kept under legal hold)", keep.len()) };
     Ok(format!("{forgotten} lineage chunks forgotten{kept}; the subject is a keyed-hash tombstone"))
+}
+
+/// Lethe's tables in which forgetting the subject leaves dead rows of the
+/// person: the chunks with their texts (when any are forgotten), the clear
+/// identifiers and the caller's id (when the subject still has them).
+async fn personal_tables(ctx: &Context, job: &JobRow, forgets_chunks: bool) -> Result<Vec<&'static str>, StageError> {
+    let mut tables = Vec::new();
+    if forgets_chunks {
+        tables.extend(["chunks", "sources", "chunk_subjects"]);
+    }
+    if !lineage::identifiers(&ctx.pool, job.subject_id).await?.is_empty() {
+        tables.push("subject_identifiers");
+    }
+    if lineage::subject_by_id(&ctx.pool, job.subject_id).await?.external_id.is_some() {
+        tables.push("subjects");
+    }
+    Ok(tables)
 }
 
 /// The person's planned points still in the backends because they were

@@ -5,6 +5,7 @@
 
 mod delete;
 mod holds;
+mod physical;
 mod report;
 mod residual;
 mod stages;

@@ -80,12 +80,22 @@ pub struct ErasureBody<'a> {
     deadline: String,
     logged_at: String,
     collections: Vec<CollectionReport<'a>>,
+    /// Lethe's own tables (lineage texts, identifiers, probes).
+    lineage_physical: LineagePhysical<'a>,
     /// What was withheld or capped, and why (see [`JobNote`]).
     notes: &'a [JobNote],
     out_of_reach: &'static str,
 }
 
-pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [CountRow], notes: &'a [JobNote]) -> ErasureBody<'a> {
+/// Physical erasure in Lethe's own tables.
+#[derive(Serialize, Clone, Copy)]
+pub struct LineagePhysical<'a> {
+    status: &'a str,
+    detail: &'a str,
+}
+
+pub fn erasure_body<'a>(job: &'a JobRow, outcome: &Outcome<'a>) -> ErasureBody<'a> {
+    let Outcome { subject_hash, counts, notes, lineage_physical } = *outcome;
     ErasureBody {
         kind: "erasure",
         job_id: job.job_id.to_string(),
@@ -99,6 +109,7 @@ pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [Count
         deadline: job.deadline.to_rfc3339(),
         logged_at: chrono::Utc::now().to_rfc3339(),
         collections: collections(counts),
+        lineage_physical: LineagePhysical { status: &lineage_physical.0, detail: &lineage_physical.1 },
         notes,
         out_of_reach: OUT_OF_REACH,
     }
@@ -141,6 +152,7 @@ struct CertificateBody<'a> {
     completed_at: String,
     deadline: String,
     collections: Vec<CollectionReport<'a>>,
+    lineage_physical: LineagePhysical<'a>,
     residual_policy: &'a str,
     notes: &'a [JobNote],
     log_seq: i64,
@@ -149,16 +161,20 @@ struct CertificateBody<'a> {
 }
 
 /// What the job's log entry and certificate are made of.
+#[derive(Clone, Copy)]
 pub struct Outcome<'a> {
     pub subject_hash: &'a [u8],
     pub counts: &'a [CountRow],
     pub notes: &'a [JobNote],
+    /// Physical status and detail of Lethe's own tables.
+    pub lineage_physical: &'a (String, String),
 }
 
 /// The signed certificate of a job, anchored to its log entry. Version 2
-/// added `notes` (what was withheld or capped, and why).
+/// added `notes` (what was withheld or capped, and why), `lineage_physical`
+/// and the `withheld` counts.
 pub fn certificate(ctx: &Context, job: &JobRow, outcome: &Outcome<'_>, entry: &LogRow) -> CertificateRow {
-    let Outcome { subject_hash, counts, notes } = *outcome;
+    let Outcome { subject_hash, counts, notes, lineage_physical } = *outcome;
     let body = CertificateBody {
         certificate_version: 2,
         algorithm: "Ed25519",
@@ -170,6 +186,7 @@ pub fn certificate(ctx: &Context, job: &JobRow, outcome: &Outcome<'_>, entry: &L
         completed_at: chrono::Utc::now().to_rfc3339(),
         deadline: job.deadline.to_rfc3339(),
         collections: collections(counts),
+        lineage_physical: LineagePhysical { status: &lineage_physical.0, detail: &lineage_physical.1 },
         residual_policy: &job.residual_policy,
         notes,
         log_seq: entry.seq,

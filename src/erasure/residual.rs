@@ -86,6 +86,9 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
 /// The probes (the person's own vectors and texts) and the request's
 /// identifiers are needed no longer.
 async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease) -> Result<(), StageError> {
+    if !jobs::request_identifiers(&ctx.pool, job.job_id).await?.is_empty() {
+        held(progress::add_rewrite_tables(&ctx.pool, job.job_id, lease, &["erasure_identifiers"]).await?)?;
+    }
     jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
     jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
     Ok(())
@@ -206,6 +209,16 @@ async fn apply_in(
     let (to_delete, to_redact) = (with(action::PENDING_DELETE), with(action::PENDING_REDACT));
     let mut counts = ResidualCounts { withheld: i64::try_from(kept.len()).unwrap_or(i64::MAX), ..ResidualCounts::default() };
     mark(candidates, &kept, action::WITHHELD_LEGAL_HOLD);
+    // Before anything changes: lineage rows of other people that name the
+    // person are deleted or rewritten, leaving dead rows with the old text.
+    let touched: &[&str] = match (to_delete.is_empty(), to_redact.is_empty()) {
+        (true, true) => &[],
+        (false, _) => &["chunks", "sources", "chunk_subjects"],
+        (true, false) => &["chunks"],
+    };
+    if !touched.is_empty() {
+        held(progress::add_rewrite_tables(&ctx.pool, job.job_id, lease, touched).await?)?;
+    }
     if !to_delete.is_empty() {
         let ids: Vec<Uuid> = to_delete.iter().map(|&i| candidates[i].point_id).collect();
         let targets = targets(ctx, job, lease, spec, &ids).await?;

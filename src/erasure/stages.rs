@@ -10,7 +10,6 @@ use crate::domain::{CollectionSpec, JobStatus, Stage};
 use crate::error::{LetheError, Result};
 use crate::store::jobs::{self, JobRow, Lease, Planned, ProbeRow};
 use crate::store::{StoreError, lineage};
-use crate::vector_store::PhysicalOutcome;
 
 /// Why a stage did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +61,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
         Stage::Verify => super::delete::verify(ctx, job, lease).await,
         Stage::Residual => super::residual::run(ctx, job, lease).await,
         Stage::ForgetLineage => super::delete::forget_lineage(ctx, job, lease).await,
-        Stage::Physical => physical(ctx, job, lease).await,
+        Stage::Physical => super::physical::physical(ctx, job, lease).await,
         Stage::Log => log(ctx, job, lease).await,
         Stage::Done => Ok(String::new()),
     }
@@ -126,6 +125,10 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     if !probes.is_empty() || ctx.settings.residual.semantic {
         jobs::record_probes(&mut tx, job.job_id, &probes).await?;
     }
+    if !probes.is_empty() {
+        // The residual stage deletes them: dead rows of the person.
+        held(crate::store::progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &["erasure_probes"]).await?)?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(format!("{total} vectors in {} collections to delete", planned.len()))
 }
@@ -170,47 +173,6 @@ pub(super) async fn guard_collections(
     Ok(guard)
 }
 
-async fn physical(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let mut confirmed = 0;
-    let collections = planned(ctx, job, false).await?;
-    for Planned { spec, counts, .. } in &collections {
-        let deleted = counts.before_total - counts.after_total.unwrap_or(0) + counts.residual_deleted;
-        let (status, detail) = if !job.guarantee_physical {
-            ("pending".to_owned(), report::pending_detail(spec.backend).to_owned())
-        } else if deleted == 0 {
-            ("confirmed".to_owned(), "nothing was deleted".to_owned())
-        } else if spec.backend == crate::domain::Backend::Qdrant {
-            // Qdrant only soft-deletes; rebuilding the collection from lineage
-            // into a new one and deleting the old one is the guarantee.
-            let r = crate::reindex::run_inline(ctx, spec).await?;
-            if r.status == "completed" {
-                let detail = format!(
-                    "collection rebuilt from lineage by re-index {} ({} points); the old collection and its segments were deleted",
-                    r.job_id,
-                    r.final_count.unwrap_or(0)
-                );
-                ("confirmed".to_owned(), detail)
-            } else {
-                ("pending".to_owned(), format!("re-index {} did not complete: {}", r.job_id, r.error.unwrap_or_default()))
-            }
-        } else {
-            match ctx.stores.get(spec.backend)?.reclaim(spec, true).await? {
-                PhysicalOutcome::Confirmed(d) => ("confirmed".to_owned(), d),
-                PhysicalOutcome::Pending(d) => ("pending".to_owned(), d),
-            }
-        };
-        confirmed += usize::from(status == "confirmed");
-        held(jobs::set_physical(&ctx.pool, job.job_id, lease, spec.collection_id, &status, &detail).await?)?;
-    }
-    if job.guarantee_physical {
-        // Lineage text, identifiers and probes were deleted too: rewrite those
-        // tables once no older snapshot can still see the deleted rows.
-        crate::store::wait_for_older_snapshots(&ctx.pool, std::time::Duration::from_secs(60)).await?;
-        lineage::rewrite_personal_tables(&ctx.pool).await?;
-    }
-    Ok(format!("physical erasure confirmed in {confirmed} of {} collections", collections.len()))
-}
-
 async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
@@ -222,15 +184,16 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     // The counts as this lease holder's stages left them.
     let counts = jobs::counts(&mut *tx, job.job_id).await?;
     let notes = crate::store::progress::notes(&mut *tx, job.job_id).await?;
+    let lineage_physical = crate::store::progress::lineage_physical(&mut *tx, job.job_id).await?;
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit.
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::scrub_residuals(&mut *tx, job.job_id).await?;
-    let body = report::erasure_body(job, &subject.subject_hash, &counts, &notes);
+    let outcome = report::Outcome { subject_hash: &subject.subject_hash, counts: &counts, notes: &notes, lineage_physical: &lineage_physical };
+    let body = report::erasure_body(job, &outcome);
     let entry =
         crate::audit::append(&mut tx, job.tenant_id, "erasure", Some(job.job_id), Some(&subject.subject_hash), &body)
             .await?;
-    let outcome = report::Outcome { subject_hash: &subject.subject_hash, counts: &counts, notes: &notes };
     let cert = report::certificate(ctx, job, &outcome, &entry);
     crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
     let message = format!("log entry {} appended and certificate signed; completed", entry.seq);

@@ -368,6 +368,8 @@ pub fn job(v: &JobView) -> pb::ErasureJob {
         residuals: residuals.iter().map(candidate).collect(),
         guarantee_physical: j.guarantee_physical,
         notes: notes(&j.notes).into_iter().map(|n| pb::JobNote { code: n.code, stage: n.stage, message: n.message }).collect(),
+        lineage_physical_status: j.lineage_physical_status.clone(),
+        lineage_physical_detail: j.lineage_physical_detail.clone(),
     }
 }
 

@@ -42,11 +42,15 @@ pub struct JobRow {
     pub notes: serde_json::Value,
     /// When the delete stage first changed a backend (see `set_deleting_started`).
     pub deleting_started_at: Option<DateTime<Utc>>,
+    /// Physical erasure in Lethe's own tables: `confirmed`, `pending` or `not_requested`.
+    pub lineage_physical_status: String,
+    pub lineage_physical_detail: String,
 }
 
 const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
      guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals, \
-     request_fingerprint, lease_epoch, residual_searched_at, notes, deleting_started_at";
+     request_fingerprint, lease_epoch, residual_searched_at, notes, deleting_started_at, lineage_physical_status, \
+     lineage_physical_detail";
 
 /// The condition under which a write of a running job's rows is applied:
 /// `$1` is the job, `$2` and `$3` the owner and epoch of the writer's lease.

@@ -624,18 +624,6 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, chunk_id: Uuid, text: &s
     Ok(())
 }
 
-/// Rewrites Lethe's own tables that held the person's data (chunk text,
-/// identifiers, captured probes) into new files, so that deleted rows leave
-/// no bytes behind. Exclusive locks: used only for guaranteed physical erasure.
-pub async fn rewrite_personal_tables(pool: &sqlx::PgPool) -> Result<()> {
-    // One statement each: a multi-statement string is an implicit transaction,
-    // where VACUUM is not allowed.
-    for table in ["chunks", "sources", "chunk_subjects", "subject_identifiers", "subjects", "erasure_probes"] {
-        sqlx::raw_sql(&format!("VACUUM (FULL) {table}")).execute(pool).await?;
-    }
-    Ok(())
-}
-
 /// A chunk's lineage text with where it lives (lexical residual search).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChunkText {

@@ -1,5 +1,5 @@
 //! Postgres stores: every SQL statement on Lethe's own tables lives in this
-//! module's files (`tenant`, `lineage`, `holds`, `jobs`, `progress`, `lease`, `log`, `reindex`). Functions take an
+//! module's files (`tenant`, `lineage`, `holds`, `jobs`, `progress`, `lease`, `log`, `reindex`, `rewrite`). Functions take an
 //! executor or a transaction; callers own transactions. No wire types here.
 
 pub mod holds;
@@ -9,6 +9,7 @@ pub mod lineage;
 pub mod log;
 pub mod progress;
 pub mod reindex;
+pub mod rewrite;
 pub mod tenant;
 
 /// A Postgres failure, classified: unavailable (retry later) or unexpected.

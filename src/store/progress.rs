@@ -2,6 +2,7 @@
 //! candidates and per-collection progress, and the job's notes. Every write
 //! is conditional on the job's lease (see `jobs::HELD`).
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -155,4 +156,78 @@ pub async fn notes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<JobNote>
     let stored: serde_json::Value =
         sqlx::query_scalar("SELECT notes FROM erasure_jobs WHERE job_id = $1").bind(job_id).fetch_one(ex).await?;
     Ok(serde_json::from_value(stored).unwrap_or_default())
+}
+
+/// Adds tables that held rows of the job's person it deleted or changed
+/// (for the physical stage's rewrite); false when `lease` no longer holds the job.
+pub async fn add_rewrite_tables(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, tables: &[&str]) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE erasure_jobs SET rewrite_tables = ARRAY(SELECT DISTINCT t FROM unnest(rewrite_tables || $4::text[]) AS t ORDER BY t)
+        WHERE job_id = $1 AND {HELD}
+        "#
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(tables)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records (once) that the forget-lineage stage is done; false when `lease`
+/// no longer holds the job.
+pub async fn set_forgotten(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_jobs SET forgotten_at = COALESCE(forgotten_at, clock_timestamp()) WHERE job_id = $1 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The tables to rewrite for the job and when its forget-lineage stage was done.
+pub async fn rewrite_state(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<(Vec<String>, Option<DateTime<Utc>>)> {
+    Ok(sqlx::query_as("SELECT rewrite_tables, forgotten_at FROM erasure_jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Records the physical status of Lethe's own tables for the job (and the
+/// rewrite that served it); false when `lease` no longer holds the job.
+pub async fn set_lineage_physical(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    (status, detail): (&str, &str),
+    rewrite_id: Option<i64>,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE erasure_jobs SET lineage_physical_status = $4, lineage_physical_detail = $5, rewrite_id = $6
+        WHERE job_id = $1 AND {HELD}
+        "#
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(status)
+    .bind(detail)
+    .bind(rewrite_id)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The physical status of Lethe's own tables for the job, and its detail.
+pub async fn lineage_physical(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<(String, String)> {
+    Ok(sqlx::query_as("SELECT lineage_physical_status, lineage_physical_detail FROM erasure_jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(ex)
+        .await?)
 }

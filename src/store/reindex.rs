@@ -231,6 +231,20 @@ pub async fn live_chunks(
     .await?)
 }
 
+/// The collection's re-index in flight whose staging generation exists
+/// (it may hold copies of rows deleted since its copy began), if any.
+pub async fn in_flight_with_staging(ex: impl PgExecutor<'_>, collection_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT job_id FROM reindex_jobs
+        WHERE collection_id = $1 AND status IN ('queued', 'in_progress') AND staging_name IS NOT NULL
+        "#,
+    )
+    .bind(collection_id)
+    .fetch_optional(ex)
+    .await?)
+}
+
 /// Keyed hashes of the tenant's subjects that are being or have been erased.
 pub async fn suppressed_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Vec<u8>>> {
     Ok(sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE tenant_id = $1 AND state <> 'active'")

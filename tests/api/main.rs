@@ -14,6 +14,7 @@ mod leases;
 mod legal_hold;
 mod no_plaintext;
 mod physical;
+mod physical_truth;
 mod reindex;
 mod reindex_resume;
 mod residual;
