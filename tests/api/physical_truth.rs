@@ -32,7 +32,7 @@ async fn a_job_that_only_redacted_rewrites_what_held_the_old_text() {
         .collect();
     app.ingest(&c.name, notes).await.unwrap();
     let needle = b"send the numbers to Tim Belden by Friday".to_vec();
-    assert_eq!(found(&pg_database_files(&app).await, &[needle.clone()]), 1, "the scan sees the text before");
+    assert_eq!(found(&pg_database_files(&app).await, std::slice::from_ref(&needle)), 1, "the scan sees the text before");
 
     let r = physically(pb::EraseRequest { subject: Some(tim()), residual_policy: pb::ResidualPolicy::Redact as i32, ..Default::default() });
     let done = app.wait_for_job(&app.erase_with(r).await.unwrap().job_id).await;
