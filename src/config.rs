@@ -173,6 +173,12 @@ pub struct ErasureSettings {
     pub verify_retries: u32,
     pub delete_batch_size: usize,
     pub stage_pause_ms: u64,
+    /// Least time between two rewrites (`VACUUM FULL`) of Lethe's own
+    /// tables, which every tenant shares; jobs wait and share the next one.
+    pub lineage_rewrite_interval_secs: u64,
+    /// Longest wait of a guaranteed physical erasure for what is in its way
+    /// (older snapshots, a re-index in flight) before it says `pending`.
+    pub physical_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +241,10 @@ pub struct ResidualSettings {
     /// How long a `SearchResiduals` call may search before it fails with
     /// DEADLINE_EXCEEDED (the erase job's residual stage is not limited).
     pub search_timeout_ms: u64,
+    /// Under `delete` or `redact`, an identifier that matches more chunks
+    /// than this is too common to act on: candidates found only through it
+    /// are reported, not deleted or redacted.
+    pub max_destructive_per_identifier: usize,
 }
 
 /// Log output: `pretty` for people, `json` for collectors.
@@ -327,6 +337,10 @@ impl Settings {
         anyhow::ensure!(self.erasure.delete_batch_size > 0, "erasure.delete_batch_size must be positive");
         anyhow::ensure!(self.erasure.default_deadline_days > 0, "erasure.default_deadline_days must be positive");
         anyhow::ensure!(self.residual.search_timeout_ms > 0, "residual.search_timeout_ms must be positive");
+        anyhow::ensure!(
+            self.residual.max_destructive_per_identifier > 0,
+            "residual.max_destructive_per_identifier must be positive"
+        );
         for (name, t) in [
             ("residual.own_chunk_threshold", self.residual.own_chunk_threshold),
             ("residual.identifier_threshold", self.residual.identifier_threshold),

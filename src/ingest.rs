@@ -244,6 +244,7 @@ async fn report_screened(ctx: &Context, spec: &CollectionSpec, reports: &[(Uuid,
                 matched: String::new(),
                 score: 1.0,
                 position: None,
+                identifier: None,
             }],
             action: "reported_at_ingest".into(),
         };
@@ -541,7 +542,8 @@ pub async fn put_subject_for_erasure(
     }
 }
 
-/// Places or lifts a legal hold.
+/// Places or lifts a legal hold. Waits for erasure steps in flight that
+/// may destroy data (see `erasure::holds`).
 ///
 /// # Errors
 /// Database failures.
@@ -553,6 +555,9 @@ pub async fn set_legal_hold(
     reason: Option<&str>,
 ) -> Result<lineage::SubjectRow> {
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Waits for the destructive steps of erasures in flight: each has read
+    // the holds and acts on what it read; the hold applies from the next one.
+    crate::store::holds::lock_exclusive(&mut tx, tenant_id).await?;
     let row = put_subject_for_erasure(ctx, &mut tx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() })
         .await?;
     lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lethe::domain::{Backend, CollectionName, CollectionSpec, Distance};
-use lethe::vector_store::{PgVectorStore, PointPayload, QdrantStore, Selector, VectorPoint, VectorStore};
+use lethe::vector_store::{Keep, PgVectorStore, PointPayload, QdrantStore, Selector, VectorPoint, VectorStore};
 use uuid::Uuid;
 
 fn spec(backend: Backend, dimension: usize) -> CollectionSpec {
@@ -115,6 +115,24 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     let mut all: Vec<Uuid> = points.iter().map(|p| p.id).collect();
     all.sort();
     assert_eq!(seen, all);
+
+    // Keeping points (shared with a subject on legal hold): by exact tag
+    // (spaces too, no prefixes) or by id, in counts and in deletes.
+    let keep = |tags: &[&str], ids: Vec<Uuid>| Keep { tags: tags.iter().map(|t| (*t).to_owned()).collect(), ids };
+    let kept = |sel: Selector, k: Keep| {
+        let store = Arc::clone(&store);
+        let s = s.clone();
+        async move { store.count_keeping(&s, &sel, &k).await.expect("count keeping") }
+    };
+    assert_eq!(kept(Selector::by_tag("Tim Belden"), keep(&["Ann"], vec![points[0].id])).await, 0);
+    let tag_or_ids = Selector { tag: Some("Tim Belden".into()), ids: vec![points[2].id, points[5].id] };
+    assert_eq!(kept(tag_or_ids, keep(&["Ann"], vec![points[2].id])).await, 2);
+    assert_eq!(kept(Selector::by_ids(points.iter().map(|p| p.id).collect()), keep(&["Tim Belden"], vec![])).await, 4);
+    assert_eq!(kept(Selector::by_tag("Ann"), Keep::default()).await, 2, "nothing kept: a plain count");
+    let ann_or_5 = Selector { tag: Some("Ann".into()), ids: vec![points[5].id] };
+    store.delete_keeping(&s, &ann_or_5, &keep(&["Bob"], vec![])).await.expect("delete keeping");
+    assert_eq!(count(Selector::by_ids(vec![points[1].id, points[5].id])).await, 0);
+    assert_eq!(count(Selector::by_tag("Ann")).await, 1, "the point that also names Bob is kept");
 
     // Delete by tag (with spaces), then by ids: exactly those go.
     store.delete(&s, &Selector::by_tag("Tim Belden")).await.expect("delete by tag");

@@ -131,6 +131,24 @@ impl FromStr for ResidualPolicy {
     }
 }
 
+/// Something a job's certificate must say beyond its counts: what was
+/// withheld or capped and why. Never plaintext of the person: counts,
+/// identifier kinds and indexes, stage names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobNote {
+    /// Stable machine-readable code (`residual_candidates_capped`, `legal_hold`, …).
+    pub code: String,
+    /// The stage that wrote it.
+    pub stage: String,
+    pub message: String,
+}
+
+impl JobNote {
+    pub fn new(code: &str, stage: Stage, message: impl Into<String>) -> Self {
+        Self { code: code.to_owned(), stage: stage.as_str().to_owned(), message: message.into() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

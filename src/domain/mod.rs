@@ -7,6 +7,6 @@ mod names;
 mod subject;
 
 pub use collection::{Backend, CollectionSpec, Distance, Screening};
-pub use erasure::{JobStatus, ResidualPolicy, Stage};
+pub use erasure::{JobNote, JobStatus, ResidualPolicy, Stage};
 pub use names::{CollectionName, ExternalId, InvalidInput, bounded_text, optional_text};
 pub use subject::{Identifier, IdentifierKind, Role, SubjectState};

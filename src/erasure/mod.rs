@@ -2,8 +2,17 @@
 //! stages (freeze → plan → delete → verify → residual → forget lineage →
 //! physical → log). Each stage is idempotent and the current stage is
 //! persisted, so a job survives a crash and resumes where it stopped.
+//!
+//! `stages` has freeze, plan and log; `delete` the destructive stages on
+//! the person's own data; `residual` and `physical` their stages; `holds`
+//! what legal holds protect at each destructive step; `report` what the log
+//! entry and the certificate say.
 
+mod delete;
+mod holds;
+mod physical;
 mod report;
+mod residual;
 mod stages;
 mod worker;
 

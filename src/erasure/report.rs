@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::domain::Backend;
+use crate::domain::{Backend, JobNote};
 use crate::store::jobs::{CountRow, JobRow};
 use crate::store::log::{CertificateRow, LogRow};
 
@@ -29,6 +29,12 @@ pub struct CollectionReport<'a> {
     residual_found: i64,
     residual_deleted: i64,
     residual_redacted: i64,
+    /// Points of the subject left in place (counted in `after_total`)
+    /// because they are shared with subjects on legal hold.
+    withheld: i64,
+    /// Residual candidates reported but neither deleted nor redacted
+    /// because of a legal hold.
+    residual_withheld: i64,
     physical_status: &'a str,
     physical_detail: &'a str,
 }
@@ -51,6 +57,8 @@ fn collections(counts: &[CountRow]) -> Vec<CollectionReport<'_>> {
                 residual_found: c.residual_found,
                 residual_deleted: c.residual_deleted,
                 residual_redacted: c.residual_redacted,
+                withheld: c.withheld,
+                residual_withheld: c.residual_withheld,
                 physical_status: &c.physical_status,
                 physical_detail: &c.physical_detail,
             }
@@ -72,10 +80,22 @@ pub struct ErasureBody<'a> {
     deadline: String,
     logged_at: String,
     collections: Vec<CollectionReport<'a>>,
+    /// Lethe's own tables (lineage texts, identifiers, probes).
+    lineage_physical: LineagePhysical<'a>,
+    /// What was withheld or capped, and why (see [`JobNote`]).
+    notes: &'a [JobNote],
     out_of_reach: &'static str,
 }
 
-pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [CountRow]) -> ErasureBody<'a> {
+/// Physical erasure in Lethe's own tables.
+#[derive(Serialize, Clone, Copy)]
+pub struct LineagePhysical<'a> {
+    status: &'a str,
+    detail: &'a str,
+}
+
+pub fn erasure_body<'a>(job: &'a JobRow, outcome: &Outcome<'a>) -> ErasureBody<'a> {
+    let Outcome { subject_hash, counts, notes, lineage_physical } = *outcome;
     ErasureBody {
         kind: "erasure",
         job_id: job.job_id.to_string(),
@@ -89,6 +109,8 @@ pub fn erasure_body<'a>(job: &'a JobRow, subject_hash: &[u8], counts: &'a [Count
         deadline: job.deadline.to_rfc3339(),
         logged_at: chrono::Utc::now().to_rfc3339(),
         collections: collections(counts),
+        lineage_physical: LineagePhysical { status: &lineage_physical.0, detail: &lineage_physical.1 },
+        notes,
         out_of_reach: OUT_OF_REACH,
     }
 }
@@ -130,7 +152,9 @@ struct CertificateBody<'a> {
     completed_at: String,
     deadline: String,
     collections: Vec<CollectionReport<'a>>,
+    lineage_physical: LineagePhysical<'a>,
     residual_policy: &'a str,
+    notes: &'a [JobNote],
     log_seq: i64,
     log_entry_hash: String,
     out_of_reach: &'static str,
@@ -138,8 +162,21 @@ struct CertificateBody<'a> {
     key_id: String,
 }
 
-/// The signed certificate of a job, anchored to its log entry.
-pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[CountRow], entry: &LogRow) -> CertificateRow {
+/// What the job's log entry and certificate are made of.
+#[derive(Clone, Copy)]
+pub struct Outcome<'a> {
+    pub subject_hash: &'a [u8],
+    pub counts: &'a [CountRow],
+    pub notes: &'a [JobNote],
+    /// Physical status and detail of Lethe's own tables.
+    pub lineage_physical: &'a (String, String),
+}
+
+/// The signed certificate of a job, anchored to its log entry. Version 2
+/// added `notes` (what was withheld or capped, and why), `lineage_physical`
+/// and the `withheld` counts.
+pub fn certificate(ctx: &Context, job: &JobRow, outcome: &Outcome<'_>, entry: &LogRow) -> CertificateRow {
+    let Outcome { subject_hash, counts, notes, lineage_physical } = *outcome;
     let body = CertificateBody {
         certificate_version: 2,
         algorithm: "Ed25519",
@@ -151,7 +188,9 @@ pub fn certificate(ctx: &Context, job: &JobRow, subject_hash: &[u8], counts: &[C
         completed_at: chrono::Utc::now().to_rfc3339(),
         deadline: job.deadline.to_rfc3339(),
         collections: collections(counts),
+        lineage_physical: LineagePhysical { status: &lineage_physical.0, detail: &lineage_physical.1 },
         residual_policy: &job.residual_policy,
+        notes,
         log_seq: entry.seq,
         log_entry_hash: hex::encode(&entry.entry_hash),
         out_of_reach: OUT_OF_REACH,

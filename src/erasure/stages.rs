@@ -2,18 +2,14 @@
 //! crash gives the same result, because what it needs from earlier stages
 //! (counts before, lineage ids, probes) was persisted by them.
 
-use std::collections::HashSet;
-
 use uuid::Uuid;
 
 use super::report;
 use crate::context::{Context, collection_lock_key, subject_lock_key};
-use crate::domain::{CollectionSpec, Identifier, JobStatus, ResidualPolicy, Stage};
+use crate::domain::{CollectionSpec, JobStatus, Stage};
 use crate::error::{LetheError, Result};
-use crate::residual::{self, Probe, ResidualQuery};
 use crate::store::jobs::{self, JobRow, Lease, Planned, ProbeRow};
 use crate::store::{StoreError, lineage};
-use crate::vector_store::{PhysicalOutcome, Selector};
 
 /// Why a stage did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +23,14 @@ pub enum StageError {
     /// Another worker has claimed the job since: stop, write nothing more.
     #[error("the job's lease is held by another claim")]
     LeaseLost,
+    /// The subject is under legal hold and nothing has been deleted: refuse
+    /// the job (the hold's reason).
+    #[error("legal hold: {0}")]
+    Refused(String),
 }
 
 /// `Ok` when a fenced write was applied, `LeaseLost` when it was refused.
-fn held(applied: bool) -> std::result::Result<(), StageError> {
+pub(super) fn held(applied: bool) -> std::result::Result<(), StageError> {
     if applied { Ok(()) } else { Err(StageError::LeaseLost) }
 }
 
@@ -46,7 +46,7 @@ impl From<crate::vector_store::VectorStoreError> for StageError {
     }
 }
 
-type StageResult = std::result::Result<String, StageError>;
+pub(super) type StageResult = std::result::Result<String, StageError>;
 
 /// Most of a subject's own chunks kept as probes for the semantic residual search.
 const MAX_PROBES: usize = 256;
@@ -57,11 +57,11 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
     match stage {
         Stage::Freeze => freeze(ctx, job).await,
         Stage::Plan => plan(ctx, job, lease).await,
-        Stage::Delete => delete(ctx, job).await,
-        Stage::Verify => verify(ctx, job, lease).await,
-        Stage::Residual => residual_stage(ctx, job, lease).await,
-        Stage::ForgetLineage => forget_lineage(ctx, job).await,
-        Stage::Physical => physical(ctx, job, lease).await,
+        Stage::Delete => super::delete::delete(ctx, job, lease).await,
+        Stage::Verify => super::delete::verify(ctx, job, lease).await,
+        Stage::Residual => super::residual::run(ctx, job, lease).await,
+        Stage::ForgetLineage => super::delete::forget_lineage(ctx, job, lease).await,
+        Stage::Physical => super::physical::physical(ctx, job, lease).await,
         Stage::Log => log(ctx, job, lease).await,
         Stage::Done => Ok(String::new()),
     }
@@ -81,7 +81,11 @@ pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str,
 async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
     let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
     // Waits for in-flight writes that checked the subject before the freeze.
+    // A subject on hold is not frozen, and its job is refused.
     lineage::freeze_subject(&ctx.pool, job.subject_id, subject_lock_key(&subject.subject_hash)).await?;
+    if let Some(reason) = crate::store::holds::own_hold(&ctx.pool, job.subject_id).await? {
+        return Err(StageError::Refused(reason));
+    }
     Ok("ingestion for the subject is suppressed".into())
 }
 
@@ -121,6 +125,10 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     if !probes.is_empty() || ctx.settings.residual.semantic {
         jobs::record_probes(&mut tx, job.job_id, &probes).await?;
     }
+    if !probes.is_empty() {
+        // The residual stage deletes them: dead rows of the person.
+        held(crate::store::progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &["erasure_probes"]).await?)?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(format!("{total} vectors in {} collections to delete", planned.len()))
 }
@@ -140,162 +148,29 @@ async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> R
 }
 
 /// The collections of the plan with their counts (and point ids if asked).
-async fn planned(ctx: &Context, job: &JobRow, with_points: bool) -> std::result::Result<Vec<Planned>, StageError> {
+pub(super) async fn planned(ctx: &Context, job: &JobRow, with_points: bool) -> std::result::Result<Vec<Planned>, StageError> {
     Ok(jobs::planned(&ctx.pool, job.job_id, with_points).await?)
 }
 
-/// Holds the planned collections' locks shared for the life of the guard, so
-/// that a re-index cannot switch generations in the middle of a stage.
-async fn collection_guard(
+/// Holds the collections' locks shared for the life of the guard, so that a
+/// re-index cannot switch generations in the middle of a stage's changes.
+pub(super) async fn collection_guard(
     ctx: &Context,
     collections: &[Planned],
 ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, StageError> {
+    let ids: Vec<Uuid> = collections.iter().map(|p| p.spec.collection_id).collect();
+    guard_collections(ctx, &ids).await
+}
+
+/// [`collection_guard`] by collection id.
+pub(super) async fn guard_collections(
+    ctx: &Context,
+    ids: &[Uuid],
+) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, StageError> {
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let keys: Vec<i64> = collections.iter().map(|p| collection_lock_key(p.spec.collection_id)).collect();
+    let keys: Vec<i64> = ids.iter().map(|id| collection_lock_key(*id)).collect();
     lineage::lock_subject_shared(&mut guard, &keys).await?;
     Ok(guard)
-}
-
-async fn delete(ctx: &Context, job: &JobRow) -> StageResult {
-    let collections = planned(ctx, job, true).await?;
-    let guard = collection_guard(ctx, &collections).await?;
-    for p in &collections {
-        delete_in(ctx, job, &p.spec, &p.points).await?;
-    }
-    guard.commit().await.map_err(StoreError::from)?;
-    Ok("deleted by tag and by lineage ids".into())
-}
-
-async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uuid]) -> std::result::Result<(), StageError> {
-    let store = ctx.stores.get(spec.backend)?;
-    // The tag travels with the first batch of ids: one round trip for a small subject.
-    let mut tag = (!tag(job).is_empty()).then(|| tag(job).to_owned());
-    for batch in ids.chunks(store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1)) {
-        store.delete(spec, &Selector { tag: tag.take(), ids: batch.to_vec() }).await?;
-    }
-    if let Some(tag) = tag {
-        store.delete(spec, &Selector::by_tag(&tag)).await?;
-    }
-    Ok(())
-}
-
-async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let retries = ctx.settings.erasure.verify_retries;
-    let collections = planned(ctx, job, true).await?;
-    let guard = collection_guard(ctx, &collections).await?;
-    for Planned { spec, points: ids, .. } in &collections {
-        let mut attempt = 0;
-        let after = loop {
-            let after = count_three(ctx, spec, tag(job), ids).await?;
-            if after == [0, 0, 0] || attempt >= retries {
-                break after;
-            }
-            attempt += 1;
-            tracing::warn!(job_id = %job.job_id, collection = %spec.name, ?after, attempt, "points remain; deleting again");
-            delete_in(ctx, job, spec, ids).await?;
-        };
-        let after_i = after.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        held(jobs::set_after(&ctx.pool, job.job_id, lease, spec.collection_id, after_i).await?)?;
-        if after != [0, 0, 0] {
-            return Err(StageError::Fatal(format!(
-                "verification failed in collection `{}`: {} points remain ({} by tag, {} by lineage ids) after {} retries",
-                spec.name, after[2], after[0], after[1], retries
-            )));
-        }
-    }
-    guard.commit().await.map_err(StoreError::from)?;
-    Ok("verified: no vector of the subject remains".into())
-}
-
-async fn residual_stage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
-    if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
-        // Probes of a job planned before the searches were switched off.
-        jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
-        jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
-        return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
-    }
-    // The subject's identifiers and those the request gave: a follow-up
-    // erasure of an erased subject (whose identifiers are hashes only) is
-    // searched for what it names.
-    let mut stored = lineage::identifiers(&ctx.pool, job.subject_id).await?;
-    stored.extend(jobs::request_identifiers(&ctx.pool, job.job_id).await?);
-    stored.sort_unstable();
-    stored.dedup();
-    let identifiers: Vec<Identifier> = stored
-        .into_iter()
-        .filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value }))
-        .collect();
-    let probes = jobs::probes(&ctx.pool, job.job_id).await?;
-    let query = ResidualQuery {
-        identifiers: identifiers.clone(),
-        probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
-        exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
-        limit: ctx.settings.residual.max_candidates,
-        deadline: None,
-    };
-    let mut candidates = residual::search(ctx, job.tenant_id, &query).await?;
-    let outcome = residual::apply(ctx, job.tenant_id, policy, &identifiers, &mut candidates).await?;
-    for (collection_id, counts) in outcome {
-        held(jobs::set_residual_counts(&ctx.pool, job.job_id, lease, collection_id, counts).await?)?;
-    }
-    let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
-    held(jobs::set_residuals(&ctx.pool, job.job_id, lease, &json).await?)?;
-    // The probes (the person's own vectors and texts) and the request's
-    // identifiers are needed no longer.
-    jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
-    jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
-    Ok(format!("{} residual candidates ({})", candidates.len(), policy.as_str()))
-}
-
-async fn forget_lineage(ctx: &Context, job: &JobRow) -> StageResult {
-    let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, job.subject_id, &chunk_ids).await?;
-    lineage::tombstone_subject(&mut tx, job.subject_id).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(format!("{forgotten} lineage chunks forgotten; the subject is a keyed-hash tombstone"))
-}
-
-async fn physical(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let mut confirmed = 0;
-    let collections = planned(ctx, job, false).await?;
-    for Planned { spec, counts, .. } in &collections {
-        let deleted = counts.before_total - counts.after_total.unwrap_or(0) + counts.residual_deleted;
-        let (status, detail) = if !job.guarantee_physical {
-            ("pending".to_owned(), report::pending_detail(spec.backend).to_owned())
-        } else if deleted == 0 {
-            ("confirmed".to_owned(), "nothing was deleted".to_owned())
-        } else if spec.backend == crate::domain::Backend::Qdrant {
-            // Qdrant only soft-deletes; rebuilding the collection from lineage
-            // into a new one and deleting the old one is the guarantee.
-            let r = crate::reindex::run_inline(ctx, spec).await?;
-            if r.status == "completed" {
-                let detail = format!(
-                    "collection rebuilt from lineage by re-index {} ({} points); the old collection and its segments were deleted",
-                    r.job_id,
-                    r.final_count.unwrap_or(0)
-                );
-                ("confirmed".to_owned(), detail)
-            } else {
-                ("pending".to_owned(), format!("re-index {} did not complete: {}", r.job_id, r.error.unwrap_or_default()))
-            }
-        } else {
-            match ctx.stores.get(spec.backend)?.reclaim(spec, true).await? {
-                PhysicalOutcome::Confirmed(d) => ("confirmed".to_owned(), d),
-                PhysicalOutcome::Pending(d) => ("pending".to_owned(), d),
-            }
-        };
-        confirmed += usize::from(status == "confirmed");
-        held(jobs::set_physical(&ctx.pool, job.job_id, lease, spec.collection_id, &status, &detail).await?)?;
-    }
-    if job.guarantee_physical {
-        // Lineage text, identifiers and probes were deleted too: rewrite those
-        // tables once no older snapshot can still see the deleted rows.
-        crate::store::wait_for_older_snapshots(&ctx.pool, std::time::Duration::from_secs(60)).await?;
-        lineage::rewrite_personal_tables(&ctx.pool).await?;
-    }
-    Ok(format!("physical erasure confirmed in {confirmed} of {} collections", collections.len()))
 }
 
 async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
@@ -308,11 +183,14 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     held(jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Completed.as_str(), None).await?)?;
     // The counts as this lease holder's stages left them.
     let counts = jobs::counts(&mut *tx, job.job_id).await?;
+    let notes = crate::store::progress::notes(&mut *tx, job.job_id).await?;
+    let lineage_physical = crate::store::progress::lineage_physical(&mut *tx, job.job_id).await?;
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit.
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::scrub_residuals(&mut *tx, job.job_id).await?;
-    let body = report::erasure_body(job, &subject.subject_hash, &counts);
+    let outcome = report::Outcome { subject_hash: &subject.subject_hash, counts: &counts, notes: &notes, lineage_physical: &lineage_physical };
+    let body = report::erasure_body(job, &outcome);
     let (entry, _) = crate::audit::append(
         &mut tx,
         &ctx.signer,
@@ -323,7 +201,7 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
         &body,
     )
     .await?;
-    let cert = report::certificate(ctx, job, &subject.subject_hash, &counts, &entry);
+    let cert = report::certificate(ctx, job, &outcome, &entry);
     crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
     let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
     jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::stages::{self, StageError};
 use crate::context::Context;
 use crate::domain::{JobStatus, Stage};
-use crate::store::StoreError;
 use crate::store::jobs::{self, JobRow, Lease};
+use crate::store::{StoreError, holds, lineage};
 
 /// Attempts before a job that keeps failing transiently is failed.
 const MAX_ATTEMPTS: i32 = 20;
@@ -93,6 +93,7 @@ async fn run_job(ctx: &Context, lease: Lease, job: JobRow) -> Result<(), StoreEr
                 stage = next;
             }
             Some(Err(StageError::Fatal(reason))) => return fail(ctx, &job, lease, stage, &reason).await,
+            Some(Err(StageError::Refused(reason))) => return refuse(ctx, &job, lease, stage, &reason).await,
             Some(Err(StageError::LeaseLost)) | None => {
                 tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "lease lost; another worker resumes the job");
                 return Ok(());
@@ -143,6 +144,34 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
     }
     tracing::error!(job_id = %job.job_id, stage = stage.as_str(), reason, "erasure failed");
     jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Failed.as_str(), &message).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends the job as refused because its subject was placed under legal hold
+/// before anything was deleted: nothing of the person is touched, what the
+/// job captured (probes, identifiers, planned ids) goes, the subject is
+/// unfrozen, and the refusal is logged, as at `Erase`. Nothing is written
+/// when another claim has taken the job.
+async fn refuse(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &str) -> Result<(), StoreError> {
+    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
+    let mut tx = ctx.pool.begin().await?;
+    jobs::require_durable_commit(&mut tx).await?;
+    jobs::delete_probes(&mut *tx, job.job_id, lease).await?;
+    jobs::delete_request_identifiers(&mut *tx, job.job_id, lease).await?;
+    let error = format!("legal_hold: {reason}");
+    if !jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Refused.as_str(), Some(&error)).await? {
+        tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "lease lost; the refusal is not recorded");
+        return Ok(());
+    }
+    tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "erasure refused: legal hold");
+    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
+    holds::unfreeze_subject(&mut *tx, job.subject_id).await?;
+    let message = format!("{}: refused: the subject was placed under legal hold before anything was deleted", stage.as_str());
+    jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Refused.as_str(), &message).await?;
+    let refused = JobRow { status: JobStatus::Refused.as_str().to_owned(), error: Some(error), ..job.clone() };
+    let body = super::report::refusal_body(&refused, &subject.subject_hash);
+    crate::audit::append(&mut tx, &ctx.signer, job.tenant_id, "refusal", Some(job.job_id), Some(&subject.subject_hash), &body).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -402,6 +402,8 @@ fn count(c: &CountRow) -> pb::CollectionCount {
         residual_redacted: u(c.residual_redacted),
         physical_status: c.physical_status.clone(),
         physical_detail: c.physical_detail.clone(),
+        withheld: u(c.withheld),
+        residual_withheld: u(c.residual_withheld),
     }
 }
 
@@ -464,7 +466,15 @@ pub fn job(v: &JobView) -> pb::ErasureJob {
         attempts: u32::try_from(j.attempts).unwrap_or(0),
         residuals: residuals.iter().map(candidate).collect(),
         guarantee_physical: j.guarantee_physical,
+        notes: notes(&j.notes).into_iter().map(|n| pb::JobNote { code: n.code, stage: n.stage, message: n.message }).collect(),
+        lineage_physical_status: j.lineage_physical_status.clone(),
+        lineage_physical_detail: j.lineage_physical_detail.clone(),
     }
+}
+
+/// A job's notes as stored (a JSON array); anything unreadable is left out.
+fn notes(stored: &serde_json::Value) -> Vec<crate::domain::JobNote> {
+    serde_json::from_value(stored.clone()).unwrap_or_default()
 }
 
 pub fn event(e: &EventRow) -> pb::ErasureEvent {
@@ -562,6 +572,7 @@ pub fn reindex_job(r: &crate::store::reindex::ReindexRow, collection: &str) -> p
         received_at: Some(timestamp(r.received_at)),
         started_at: r.started_at.map(timestamp),
         completed_at: r.completed_at.map(timestamp),
+        orphans_dropped: u(r.orphans_dropped),
     }
 }
 

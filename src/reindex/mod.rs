@@ -76,6 +76,25 @@ pub async fn list(ctx: &Context, tenant_id: Uuid, limit: u32) -> Result<Vec<Rein
     Ok(reindex::list(&ctx.pool, tenant_id, i64::from(limit)).await?)
 }
 
+/// Runs the next stage of a re-index job now, in the caller's task, if no
+/// worker holds it: claims it, runs one stage, and gives it back (or ends it
+/// after its last stage). For operators and tests that step through a
+/// re-index; returns the job as the stage left it.
+///
+/// # Errors
+/// `FailedPrecondition` when a worker holds the job or it has ended; the
+/// stage's own failure (the job records it and is released for a retry, or failed).
+pub async fn step(ctx: &Context, tenant_id: Uuid, job_id: Uuid) -> Result<ReindexRow> {
+    let owner = Uuid::new_v4();
+    let lease_secs = ctx.settings.erasure.lease_secs as f64;
+    let job = get(ctx, tenant_id, job_id).await?;
+    let Some(job) = reindex::claim_one(&ctx.pool, job.job_id, owner, lease_secs).await? else {
+        return Err(LetheError::precondition("reindex_busy", "the re-index is held by a worker or has ended"));
+    };
+    worker::run_stages(ctx, owner, job, 1).await?;
+    get(ctx, tenant_id, job_id).await
+}
+
 /// Runs a copy re-index of `spec` now, in the caller's task (the erase job's
 /// physical stage uses it where rebuilding is the only physical guarantee).
 /// The job is recorded like any other; if this process dies, a worker resumes it.

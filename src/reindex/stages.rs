@@ -8,7 +8,7 @@ use crate::context::{Context, collection_lock_key, keyed_hash};
 use crate::domain::CollectionSpec;
 use crate::error::{LetheError, Result};
 use crate::store::reindex::{self, ReindexRow};
-use crate::store::{StoreError, lineage};
+use crate::store::{StoreError, holds, lineage};
 use crate::vector_store::{Selector, VectorPoint};
 
 const BATCH: i64 = 500;
@@ -102,6 +102,18 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let store = ctx.stores.get(spec.backend)?;
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
+    // Leaving out erased subjects' points destroys data: legal holds are
+    // read under their lock, as by an erasure's destructive steps.
+    holds::lock_shared(&mut guard, spec.tenant_id).await?;
+    if store.is_promoted(&spec, &staging).await? {
+        // Cut off between promoting and recording it: the new generation
+        // is live (everything before the promote was done under the lock).
+        // The old one is found by the drop stage's sweep.
+        let count = i64::try_from(store.count_all(&spec).await?).unwrap_or(i64::MAX);
+        reindex::switched(&ctx.pool, job.job_id, "", count, job.excluded).await?;
+        guard.commit().await.map_err(StoreError::from)?;
+        return Ok(format!("the new generation ({count} points) was already live: the switch is recorded"));
+    }
 
     // 1. Everything written since the copy began, again.
     let mut after = None;
@@ -122,13 +134,20 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         live.extend(page.iter().map(|(id, _)| *id));
     }
     let suppressed: HashSet<Vec<u8>> = reindex::suppressed_hashes(&ctx.pool, spec.tenant_id).await?.into_iter().collect();
+    // A point tagged with an erased subject and with one on legal hold
+    // (in lineage or in its payload) is kept: the hold protects it.
+    let on_hold: HashSet<Vec<u8>> = holds::held_hashes(&mut *guard, spec.tenant_id).await?.into_iter().collect();
+    let held_chunks: HashSet<Uuid> =
+        holds::held_chunks_in_collection(&mut *guard, spec.tenant_id, spec.collection_id).await?.into_iter().collect();
     let secret = ctx.tenant_secret(spec.tenant_id).await?;
     let (mut present, mut stray) = (HashSet::new(), Vec::new());
     let mut offset = None;
     loop {
         let (page, next) = store.scroll(&staging, offset, 1000, false).await?;
         for p in page {
-            let erased = p.payload.subjects.iter().any(|s| suppressed.contains(&keyed_hash(&secret, s)));
+            let hashes: Vec<Vec<u8>> = p.payload.subjects.iter().map(|s| keyed_hash(&secret, s)).collect();
+            let held = held_chunks.contains(&p.id) || hashes.iter().any(|h| on_hold.contains(h));
+            let erased = !held && hashes.iter().any(|h| suppressed.contains(h));
             if erased || !live.contains(&p.id) {
                 stray.push(p.id);
             } else {
@@ -163,11 +182,21 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     Ok(format!("switched to a generation of {count} points ({excluded} excluded); retired {retired}"))
 }
 
-/// Drops the retired generation.
+/// Drops the retired generation, then every other generation of the
+/// collection that readers do not see: left behind by a re-index cut off
+/// after promoting (this one's old generation, when its switch was resumed)
+/// or by an interrupted one. They may hold dead data of erased people.
 pub(super) async fn drop_retired(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let spec = collection_of(ctx, job).await?;
-    if let Some(retired) = &job.retired_name {
-        ctx.stores.get(spec.backend)?.drop_physical(retired).await?;
+    let store = ctx.stores.get(spec.backend)?;
+    if let Some(retired) = job.retired_name.as_deref().filter(|r| !r.is_empty()) {
+        store.drop_physical(retired).await?;
     }
-    Ok("old generation dropped".into())
+    let orphans = store.orphans(&spec).await?;
+    for name in &orphans {
+        tracing::warn!(job_id = %job.job_id, generation = %name, "dropping a generation readers do not see");
+        store.drop_physical(name).await?;
+    }
+    reindex::orphans_dropped(&ctx.pool, job.job_id, i64::try_from(orphans.len()).unwrap_or(i64::MAX)).await?;
+    Ok(format!("old generation dropped; {} unseen generations dropped", orphans.len()))
 }

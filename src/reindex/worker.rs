@@ -17,6 +17,11 @@ const MAX_ATTEMPTS: i32 = 10;
 /// One worker for re-index jobs until `shutdown` resolves (re-indexes are
 /// long and few; one at a time per process keeps erasures responsive).
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
+    if ctx.settings.erasure.workers == 0 {
+        // No workers at all (tests that drive jobs themselves, see `super::step`).
+        shutdown.await;
+        return;
+    }
     let owner = Uuid::new_v4();
     let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
     let work = async {
@@ -54,35 +59,48 @@ fn lease_secs(ctx: &Context) -> f64 {
 /// # Errors
 /// When the job cannot be completed now, or the lease was lost.
 pub(super) async fn run_job(ctx: &Context, owner: Uuid, job: ReindexRow) -> Result<()> {
+    run_stages(ctx, owner, job, STAGES.len()).await
+}
+
+/// Runs at most `limit` of the job's remaining stages; when stages remain,
+/// gives the lease back so that the job can be claimed again at once.
+pub(super) async fn run_stages(ctx: &Context, owner: Uuid, job: ReindexRow, limit: usize) -> Result<()> {
     let lease = Lease { owner, epoch: job.lease_epoch };
     let start = STAGES.iter().position(|s| *s == job.stage).unwrap_or(0);
-    for stage in &STAGES[start..] {
-        // Re-read the row: earlier stages persisted what later ones need.
-        let current = super::get(ctx, job.tenant_id, job.job_id).await?;
-        let result = with_lease(ctx, &current, lease, run_stage(ctx, &current, stage)).await;
-        match result {
-            Ok(message) => {
-                tracing::info!(job_id = %job.job_id, stage, %message, "re-index stage done");
-                let next = STAGES.iter().skip_while(|s| *s != stage).nth(1).copied().unwrap_or("done");
-                held(reindex::advance(&ctx.pool, job.job_id, lease, next).await?)?;
-            }
-            Err(e) => {
-                let fatal = matches!(e, LetheError::Unexpected(_) | LetheError::NotFound(_)) && stage == &"switch"
-                    || job.attempts >= MAX_ATTEMPTS;
-                let msg = format!("{stage}: {e}");
-                if fatal {
-                    // Only the lease holder may drop the staging generation.
-                    if reindex::finish(&ctx.pool, job.job_id, lease, "failed", Some(&msg)).await? {
-                        abandon(ctx, &current).await;
-                    }
-                } else {
-                    reindex::release_for_retry(&ctx.pool, job.job_id, lease, &msg, 2.0).await?;
-                }
-                return Err(e);
-            }
-        }
+    for stage in STAGES.iter().skip(start).take(limit) {
+        run_one(ctx, lease, &job, stage).await?;
+    }
+    if start + limit < STAGES.len() {
+        return held(reindex::give_back(&ctx.pool, job.job_id, lease).await?);
     }
     held(reindex::finish(&ctx.pool, job.job_id, lease, "completed", None).await?)
+}
+
+/// Runs one stage and advances the job past it, or records its failure.
+async fn run_one(ctx: &Context, lease: Lease, job: &ReindexRow, stage: &str) -> Result<()> {
+    // Re-read the row: earlier stages persisted what later ones need.
+    let current = super::get(ctx, job.tenant_id, job.job_id).await?;
+    match with_lease(ctx, &current, lease, run_stage(ctx, &current, stage)).await {
+        Ok(message) => {
+            tracing::info!(job_id = %job.job_id, stage, %message, "re-index stage done");
+            let next = STAGES.iter().skip_while(|s| **s != stage).nth(1).copied().unwrap_or("done");
+            held(reindex::advance(&ctx.pool, job.job_id, lease, next).await?)
+        }
+        Err(e) => {
+            let fatal = matches!(e, LetheError::Unexpected(_) | LetheError::NotFound(_)) && stage == "switch"
+                || job.attempts >= MAX_ATTEMPTS;
+            let msg = format!("{stage}: {e}");
+            if fatal {
+                // Only the lease holder may drop the staging generation.
+                if reindex::finish(&ctx.pool, job.job_id, lease, "failed", Some(&msg)).await? {
+                    abandon(ctx, &current).await;
+                }
+            } else {
+                reindex::release_for_retry(&ctx.pool, job.job_id, lease, &msg, 2.0).await?;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// `Ok` when a write under the lease was applied; an error that stops the worker when it was refused.
@@ -102,6 +120,7 @@ async fn run_stage(ctx: &Context, job: &ReindexRow, stage: &str) -> Result<Strin
 /// A failed re-index leaves the live collection as it was: drop the staging.
 async fn abandon(ctx: &Context, job: &ReindexRow) {
     let (Some(staging), Ok(spec)) = (&job.staging_name, stages::collection_of(ctx, job).await) else { return };
+    // Not once switched: the staging is the live generation then.
     if let (None, Ok(store)) = (&job.retired_name, ctx.stores.get(spec.backend)) {
         let _ = store.drop_physical(staging).await;
     }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::lexical::REDACTED;
-pub use self::policy::apply;
+pub use self::policy::{TooCommon, action, delete_points, hold_back_too_common, plan, redact_points};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier};
 use crate::error::Result;
@@ -73,6 +73,9 @@ pub struct Evidence {
     /// Byte offset of the match in the chunk text (lexical).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// Index of the identifier that matched (lexical), in the query's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<usize>,
 }
 
 /// A chunk that may still refer to the person.
@@ -95,6 +98,24 @@ pub struct Candidate {
 /// # Errors
 /// Backend, embedding and database failures; `DeadlineExceeded`.
 pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Vec<Candidate>> {
+    Ok(search_counted(ctx, tenant_id, query).await?.candidates)
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default)]
+pub struct Searched {
+    /// Best first, at most the query's limit.
+    pub candidates: Vec<Candidate>,
+    /// How many qualified before `limit` and `residual.max_semantic` were
+    /// applied: more than `candidates.len()` means the list was capped.
+    pub qualified: usize,
+}
+
+/// [`search`], also saying how many candidates qualified before the caps.
+///
+/// # Errors
+/// Backend, embedding and database failures; `DeadlineExceeded`.
+pub async fn search_counted(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Searched> {
     match query.deadline {
         // The scan checks the deadline between chunks (its work is CPU);
         // the timeout ends a wait on a database or backend call as well.
@@ -105,7 +126,7 @@ pub async fn search(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Re
     }
 }
 
-async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Vec<Candidate>> {
+async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Searched> {
     let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
     let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
@@ -119,6 +140,7 @@ async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> 
     let mut scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, query).await?;
     let scan_ms = started.elapsed().as_millis();
     let (named, overlapping) = (scanned.lexical.count(), scanned.overlaps.len());
+    let dropped_while_scanning = scanned.lexical.dropped_strong();
     let mut found = ranking::Found::default();
     for hit in std::mem::take(&mut scanned.lexical).into_hits() {
         found.lexical(&query.identifiers, hit);
@@ -138,18 +160,20 @@ async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> 
         found.neighbours(near, s.near_copy_threshold, words_known);
         identifier_evidence(ctx, &specs, &query.identifiers, &mut found).await?;
     }
-    let ranked = found.ranked(&specs, query.limit, s.max_semantic);
+    let (ranked, qualified) = found.ranked(&specs, query.limit, s.max_semantic);
+    let qualified = qualified + dropped_while_scanning;
     tracing::info!(
         collections = specs.len(),
         probes = query.probes.len(),
         named,
         overlapping,
         candidates = ranked.len(),
+        qualified,
         scan_ms,
         total_ms = started.elapsed().as_millis(),
         "residual search"
     );
-    Ok(ranked)
+    Ok(Searched { candidates: ranked, qualified })
 }
 
 /// Chunks that name the person only weakly (a lone surname) are compared

@@ -3,98 +3,136 @@
 //! identifiers replaced in the text, re-embedded, lineage text rewritten,
 //! and read back to check that no identifier is left).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use uuid::Uuid;
 
 use super::{Candidate, lexical::Matcher};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier, ResidualPolicy};
-use crate::error::{LetheError, Result};
+use crate::error::Result;
 use crate::store::{StoreError, lineage};
 use crate::vector_store::{PointPayload, Selector, VectorPoint};
 
-/// Applies the policy to the candidates (marking each with its action) and
-/// returns per collection `[found, deleted, redacted]`, counted in the backend.
-///
-/// Under `redact`, only candidates whose text names the person are rewritten;
+/// What the job did (or will do) with a candidate: `Candidate::action`.
+pub mod action {
+    pub const REPORTED: &str = "reported";
+    pub const DELETED: &str = "deleted";
+    pub const REDACTED: &str = "redacted";
+    /// Planned and stored before the collection's deletes began; a job that
+    /// stopped half-way shows what it had not yet done.
+    pub const PENDING_DELETE: &str = "pending_delete";
+    pub const PENDING_REDACT: &str = "pending_redact";
+    /// Tagged with a subject on legal hold (or the erased subject was placed
+    /// under hold): reported, neither deleted nor redacted.
+    pub const WITHHELD_LEGAL_HOLD: &str = "withheld_legal_hold";
+    /// Found only through an identifier that matches too many chunks to act
+    /// on without a person looking (see [`super::hold_back_too_common`]).
+    pub const WITHHELD_TOO_COMMON: &str = "withheld_too_common";
+}
+
+/// An identifier that named more chunks than a destructive policy may act
+/// on, and how many candidates were held back because of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooCommon {
+    /// Index of the identifier in the query's order.
+    pub identifier: usize,
+    pub kind: &'static str,
+    /// Candidates whose text it matched.
+    pub matched: usize,
+    /// Candidates found only through it (or other too common ones), now
+    /// `withheld_too_common`.
+    pub withheld: usize,
+}
+
+/// Under `delete` or `redact`: an identifier whose text matched more than
+/// `max` candidates (a common name, a shared mailbox) is too common to act
+/// on automatically. Candidates found only through such identifiers (no
+/// other identifier matched, no evidence by meaning) are held back: their
+/// planned action becomes `withheld_too_common` and they stay reported.
+pub fn hold_back_too_common(candidates: &mut [Candidate], identifiers: &[Identifier], max: usize) -> Vec<TooCommon> {
+    let lexical = |c: &Candidate| -> BTreeSet<usize> {
+        c.evidence.iter().filter(|e| e.kind == "lexical").filter_map(|e| e.identifier).collect()
+    };
+    let mut matched: BTreeMap<usize, usize> = BTreeMap::new();
+    for c in candidates.iter() {
+        for i in lexical(c) {
+            *matched.entry(i).or_default() += 1;
+        }
+    }
+    let common: BTreeSet<usize> = matched.iter().filter(|(_, n)| **n > max).map(|(i, _)| *i).collect();
+    if common.is_empty() {
+        return Vec::new();
+    }
+    let mut withheld: BTreeMap<usize, usize> = BTreeMap::new();
+    for c in candidates.iter_mut().filter(|c| c.action == action::PENDING_DELETE || c.action == action::PENDING_REDACT) {
+        let named_by = lexical(c);
+        let by_meaning = c.evidence.iter().any(|e| e.kind == "semantic");
+        if !named_by.is_empty() && named_by.is_subset(&common) && !by_meaning {
+            c.action = action::WITHHELD_TOO_COMMON.to_owned();
+            for i in named_by {
+                *withheld.entry(i).or_default() += 1;
+            }
+        }
+    }
+    common
+        .into_iter()
+        .map(|i| TooCommon {
+            identifier: i,
+            kind: identifiers.get(i).map_or("identifier", |id| id.kind.as_str()),
+            matched: matched[&i],
+            withheld: withheld.get(&i).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// Marks each candidate with the action the policy will take. Under
+/// `redact`, only candidates whose text names the person can be rewritten;
 /// candidates found by meaning alone carry no identifier to remove and stay
 /// `reported`.
+pub fn plan(policy: ResidualPolicy, candidates: &mut [Candidate]) {
+    for c in candidates {
+        c.action = match policy {
+            ResidualPolicy::Report => action::REPORTED,
+            ResidualPolicy::Delete => action::PENDING_DELETE,
+            ResidualPolicy::Redact if c.evidence.iter().any(|e| e.kind == "lexical") => action::PENDING_REDACT,
+            ResidualPolicy::Redact => action::REPORTED,
+        }
+        .to_owned();
+    }
+}
+
+/// Deletes the points `targets` from the backend and the chunks
+/// `chunk_ids` (targets and candidates without a vector) from lineage;
+/// returns how many of the targets are still in the backend afterwards.
 ///
 /// # Errors
 /// Backend and database failures.
-pub async fn apply(
-    ctx: &Context,
-    tenant_id: Uuid,
-    policy: ResidualPolicy,
-    identifiers: &[Identifier],
-    candidates: &mut [Candidate],
-) -> Result<Vec<(Uuid, [i64; 3])>> {
-    let mut by_collection: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
-    for (i, c) in candidates.iter().enumerate() {
-        by_collection.entry(c.collection_id).or_default().push(i);
-    }
-    let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
-    let matcher = Matcher::new(identifiers);
-    let mut out = Vec::new();
-    for (collection_id, idx) in by_collection {
-        let Some(spec) = specs.iter().find(|s| s.collection_id == collection_id) else { continue };
-        let found = i64::try_from(idx.len()).unwrap_or(i64::MAX);
-        let (deleted, redacted) = match policy {
-            ResidualPolicy::Report => {
-                mark(candidates, &idx, "reported");
-                (0, 0)
-            }
-            ResidualPolicy::Delete => {
-                let ids: Vec<Uuid> = idx.iter().map(|&i| candidates[i].point_id).collect();
-                let deleted = delete_points(ctx, spec, ids).await?;
-                mark(candidates, &idx, "deleted");
-                (deleted, 0)
-            }
-            ResidualPolicy::Redact => {
-                let (named, unnamed): (Vec<usize>, Vec<usize>) =
-                    idx.iter().partition(|&&i| candidates[i].evidence.iter().any(|e| e.kind == "lexical"));
-                let ids: Vec<Uuid> = named.iter().map(|&i| candidates[i].point_id).collect();
-                let redacted = redact_points(ctx, spec, &ids, &matcher).await?;
-                mark(candidates, &named, "redacted");
-                mark(candidates, &unnamed, "reported");
-                (0, redacted)
-            }
-        };
-        out.push((collection_id, [found, deleted, redacted]));
-    }
-    Ok(out)
-}
-
-fn mark(candidates: &mut [Candidate], idx: &[usize], action: &str) {
-    for &i in idx {
-        candidates[i].action = action.to_owned();
-    }
-}
-
-/// Deletes candidate points and their lineage; returns the verified count.
-async fn delete_points(ctx: &Context, spec: &CollectionSpec, ids: Vec<Uuid>) -> Result<i64> {
+pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, targets: &[Uuid], chunk_ids: &[Uuid]) -> Result<u64> {
     let store = ctx.stores.get(spec.backend)?;
-    let selector = Selector::by_ids(ids.clone());
-    let before = store.count(spec, &selector).await?;
+    let selector = Selector::by_ids(targets.to_vec());
     store.delete(spec, &selector).await?;
     let after = store.count(spec, &selector).await?;
-    if after != 0 {
-        return Err(LetheError::Unexpected(anyhow::anyhow!(
-            "{after} residual points remain in `{}` after deletion",
-            spec.name
-        )));
+    if after == 0 {
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        lineage::delete_chunks(&mut tx, spec.tenant_id, chunk_ids).await?;
+        tx.commit().await.map_err(StoreError::from)?;
     }
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    lineage::delete_chunks(&mut tx, spec.tenant_id, &ids).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(i64::try_from(before - after).unwrap_or(i64::MAX))
+    Ok(after)
 }
 
 /// Rewrites candidate chunks without the identifiers: new text, new vector,
 /// same id and tags. Returns how many of them now hold text without any
-/// identifier (read back from the backend).
-async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<i64> {
+/// identifier (read back from the backend and lineage). Idempotent: a text
+/// redacted by an earlier attempt is only checked again.
+///
+/// # Errors
+/// Backend, embedding and database failures.
+pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], identifiers: &[Identifier]) -> Result<i64> {
+    redact_with(ctx, spec, ids, &Matcher::new(identifiers)).await
+}
+
+async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<i64> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -142,4 +180,68 @@ async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], match
         })
         .count();
     Ok(i64::try_from(clean).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::IdentifierKind;
+    use crate::residual::Evidence;
+
+    fn candidate(lexical: &[usize], semantic: bool) -> Candidate {
+        let mut evidence: Vec<Evidence> = lexical
+            .iter()
+            .map(|&i| Evidence {
+                kind: "lexical".into(),
+                detail: String::new(),
+                matched: String::new(),
+                score: 1.0,
+                position: Some(0),
+                identifier: Some(i),
+            })
+            .collect();
+        if semantic {
+            evidence.push(Evidence {
+                kind: "semantic".into(),
+                detail: String::new(),
+                matched: String::new(),
+                score: 0.9,
+                position: None,
+                identifier: None,
+            });
+        }
+        Candidate {
+            collection: "c".into(),
+            collection_id: Uuid::nil(),
+            point_id: Uuid::new_v4(),
+            source_id: "s".into(),
+            score: 1.0,
+            evidence,
+            action: action::PENDING_DELETE.into(),
+        }
+    }
+
+    #[test]
+    fn candidates_found_only_through_a_too_common_identifier_are_held_back() {
+        let ids = [
+            Identifier { kind: IdentifierKind::Name, value: "John Smith".into() },
+            Identifier { kind: IdentifierKind::Email, value: "jsmith@x.example".into() },
+        ];
+        // The name matches 4 chunks (> 3), the address 2.
+        let mut cs = vec![
+            candidate(&[0], false),
+            candidate(&[0], false),
+            candidate(&[0, 1], false),
+            candidate(&[0], true),
+            candidate(&[1], false),
+        ];
+        let common = hold_back_too_common(&mut cs, &ids, 3);
+        assert_eq!(common, vec![TooCommon { identifier: 0, kind: "name", matched: 4, withheld: 2 }]);
+        let actions: Vec<&str> = cs.iter().map(|c| c.action.as_str()).collect();
+        assert_eq!(actions, ["withheld_too_common", "withheld_too_common", "pending_delete", "pending_delete", "pending_delete"]);
+        // At the limit nothing is held back.
+        let mut cs = vec![candidate(&[0], false), candidate(&[0], false)];
+        assert!(hold_back_too_common(&mut cs, &ids, 2).is_empty());
+        assert!(cs.iter().all(|c| c.action == action::PENDING_DELETE));
+    }
 }

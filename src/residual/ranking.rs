@@ -52,6 +52,7 @@ impl Found {
                 matched: m.text,
                 score: m.form.weight(),
                 position: Some(m.start),
+                identifier: Some(m.identifier),
             });
         }
     }
@@ -77,6 +78,7 @@ impl Found {
                     matched: String::new(),
                     score: share,
                     position: None,
+                    identifier: None,
                 });
             }
         }
@@ -113,6 +115,7 @@ impl Found {
                 matched: String::new(),
                 score: n.similarity,
                 position: None,
+                identifier: None,
             });
         }
     }
@@ -140,14 +143,16 @@ impl Found {
                 matched: String::new(),
                 score: similarity,
                 position: None,
+                identifier: Some(identifier),
             });
         }
     }
 
     /// Keeps chunks that name the person, or repeat their words, or name them
     /// weakly and resemble an identifier; semantic-only ones capped at
-    /// `max_semantic`. Best first, at most `limit`.
-    pub fn ranked(self, specs: &[CollectionSpec], limit: usize, max_semantic: usize) -> Vec<Candidate> {
+    /// `max_semantic`. Best first, at most `limit`; with the number that
+    /// qualified before either cap.
+    pub fn ranked(self, specs: &[CollectionSpec], limit: usize, max_semantic: usize) -> (Vec<Candidate>, usize) {
         let mut out: Vec<(bool, Candidate)> = self
             .by_point
             .into_iter()
@@ -174,11 +179,12 @@ impl Found {
             })
             .collect();
         out.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.1.point_id.cmp(&b.1.point_id)));
+        let qualified = out.len();
         let mut semantic_kept = 0;
         out.retain(|(semantic_only, _)| {
             semantic_kept += usize::from(*semantic_only);
             !*semantic_only || semantic_kept <= max_semantic
         });
-        out.into_iter().take(limit).map(|(_, c)| c).collect()
+        (out.into_iter().take(limit).map(|(_, c)| c).collect(), qualified)
     }
 }

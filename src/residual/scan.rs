@@ -72,6 +72,9 @@ pub struct TopHits {
     cap: usize,
     strong: BinaryHeap<Ranked>,
     weak: BinaryHeap<Ranked>,
+    /// Strong hits dropped to keep the cap: candidates that qualified but
+    /// were not kept (a capped list says so).
+    dropped_strong: usize,
 }
 
 /// A hit ordered worst first, so that a max-heap's top is the one to drop.
@@ -100,18 +103,27 @@ impl Eq for Ranked {}
 
 impl TopHits {
     pub fn new(cap: usize) -> Self {
-        Self { cap, strong: BinaryHeap::new(), weak: BinaryHeap::new() }
+        Self { cap, strong: BinaryHeap::new(), weak: BinaryHeap::new(), dropped_strong: 0 }
     }
 
     fn push(&mut self, hit: lexical::Hit) {
-        let heap = if hit.score >= lexical::MIN_SCORE { &mut self.strong } else { &mut self.weak };
+        let strong = hit.score >= lexical::MIN_SCORE;
+        let heap = if strong { &mut self.strong } else { &mut self.weak };
         let hit = Ranked(hit);
         if heap.len() < self.cap {
             heap.push(hit);
-        } else if heap.peek().is_some_and(|worst| hit < *worst) {
+            return;
+        }
+        if heap.peek().is_some_and(|worst| hit < *worst) {
             heap.pop();
             heap.push(hit);
         }
+        self.dropped_strong += usize::from(strong);
+    }
+
+    /// Strong hits that qualified but were dropped for the cap.
+    pub fn dropped_strong(&self) -> usize {
+        self.dropped_strong
     }
 
     /// Hits kept.

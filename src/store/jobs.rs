@@ -35,17 +35,28 @@ pub struct JobRow {
     pub request_fingerprint: Option<Vec<u8>>,
     /// The epoch of the job's latest claim; see [`Lease`].
     pub lease_epoch: i64,
+    /// When the residual stage stored its candidates and planned actions;
+    /// from then on it only applies them (see `store::progress`).
+    pub residual_searched_at: Option<DateTime<Utc>>,
+    /// [`crate::domain::JobNote`]s as a JSON array.
+    pub notes: serde_json::Value,
+    /// When the delete stage first changed a backend (see `set_deleting_started`).
+    pub deleting_started_at: Option<DateTime<Utc>>,
+    /// Physical erasure in Lethe's own tables: `confirmed`, `pending` or `not_requested`.
+    pub lineage_physical_status: String,
+    pub lineage_physical_detail: String,
 }
 
 const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
      guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals, \
-     request_fingerprint, lease_epoch";
+     request_fingerprint, lease_epoch, residual_searched_at, notes, deleting_started_at, lineage_physical_status, \
+     lineage_physical_detail";
 
 /// The condition under which a write of a running job's rows is applied:
 /// `$1` is the job, `$2` and `$3` the owner and epoch of the writer's lease.
 /// A statement that began before another claim committed may still apply;
 /// the new holder re-runs the stage after its claim, so its writes come later.
-const HELD: &str = "EXISTS (SELECT 1 FROM erasure_jobs h WHERE h.job_id = $1 AND h.lease_owner = $2 \
+pub(super) const HELD: &str = "EXISTS (SELECT 1 FROM erasure_jobs h WHERE h.job_id = $1 AND h.lease_owner = $2 \
      AND h.lease_epoch = $3 AND h.status = 'in_progress')";
 
 /// What a new job needs.
@@ -371,6 +382,13 @@ pub struct CountRow {
     pub residual_redacted: i64,
     pub physical_status: String,
     pub physical_detail: String,
+    /// The residual stage is done with this collection (its counts are final).
+    pub residual_applied: bool,
+    /// Points of the subject left in place (in `after_total`) because they
+    /// are shared with a subject on legal hold.
+    pub withheld: i64,
+    /// Residual candidates not acted on because of a legal hold.
+    pub residual_withheld: i64,
 }
 
 /// A collection of a job's plan: where it lives, its counts so far and,
@@ -400,7 +418,7 @@ pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -
                k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at,
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
                e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
-               e.physical_status, e.physical_detail,
+               e.physical_status, e.physical_detail, e.residual_applied, e.withheld, e.residual_withheld,
                CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
         FROM erasure_counts e JOIN collections k USING (collection_id)
         WHERE e.job_id = $1
@@ -457,10 +475,18 @@ pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Ve
         .await?)
 }
 
-/// Records the counts after deletion; false when `lease` no longer holds the job.
-pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, collection_id: Uuid, after: [i64; 3]) -> Result<bool> {
+/// Records the counts after deletion, and how many of the points left are
+/// withheld under legal hold; false when `lease` no longer holds the job.
+pub async fn set_after(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    collection_id: Uuid,
+    after: [i64; 3],
+    withheld: i64,
+) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "UPDATE erasure_counts SET after_by_tag = $5, after_by_ids = $6, after_total = $7 \
+        "UPDATE erasure_counts SET after_by_tag = $5, after_by_ids = $6, after_total = $7, withheld = $8 \
          WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
     ))
     .bind(job_id)
@@ -470,31 +496,22 @@ pub async fn set_after(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, coll
     .bind(after[0])
     .bind(after[1])
     .bind(after[2])
+    .bind(withheld)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Records `[found, deleted, redacted]` residuals of a collection; false
-/// when `lease` no longer holds the job.
-pub async fn set_residual_counts(
-    ex: impl PgExecutor<'_>,
-    job_id: Uuid,
-    lease: Lease,
-    collection_id: Uuid,
-    [found, deleted, redacted]: [i64; 3],
-) -> Result<bool> {
+/// Records that the delete stage is about to change a backend (once);
+/// false when `lease` no longer holds the job.
+pub async fn set_deleting_started(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "UPDATE erasure_counts SET residual_found = $5, residual_deleted = $6, residual_redacted = $7 \
-         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+        "UPDATE erasure_jobs SET deleting_started_at = COALESCE(deleting_started_at, clock_timestamp()) \
+         WHERE job_id = $1 AND {HELD}"
     ))
     .bind(job_id)
     .bind(lease.owner)
     .bind(lease.epoch)
-    .bind(collection_id)
-    .bind(found)
-    .bind(deleted)
-    .bind(redacted)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -529,7 +546,7 @@ pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRo
         r#"
         SELECT collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
                after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
-               residual_redacted, physical_status, physical_detail
+               residual_redacted, physical_status, physical_detail, residual_applied, withheld, residual_withheld
         FROM erasure_counts WHERE job_id = $1 ORDER BY collection_name
         "#,
     )

@@ -112,3 +112,58 @@ pub(super) async fn release(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Frees the lease at once without a retry delay or an error: the job is
+/// claimable again (a stepped job between two steps); false when the lease
+/// is no longer held.
+pub(super) async fn give_back(ex: impl PgExecutor<'_>, queue: Queue, job_id: Uuid, lease: Lease) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE {} SET lease_owner = NULL, lease_expires_at = now()
+        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
+        "#,
+        queue.table()
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Claims one given job (not the oldest) if it is runnable and its lease is
+/// free or expired, as `owner`, under a new epoch; returns `columns` of it.
+pub(super) async fn claim_one<R>(
+    ex: impl PgExecutor<'_>,
+    queue: Queue,
+    columns: &str,
+    job_id: Uuid,
+    owner: Uuid,
+    lease_secs: f64,
+) -> Result<Option<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let table = queue.table();
+    Ok(sqlx::query_as(&format!(
+        r#"
+        UPDATE {table} SET
+            lease_owner = $1,
+            lease_epoch = lease_epoch + 1,
+            lease_expires_at = now() + make_interval(secs => $2),
+            status = 'in_progress',
+            started_at = COALESCE(started_at, now()),
+            attempts = attempts + 1
+        WHERE job_id = $3
+          AND status IN ('queued', 'in_progress')
+          AND (lease_expires_at IS NULL OR lease_expires_at < now())
+        RETURNING {columns}
+        "#
+    ))
+    .bind(owner)
+    .bind(lease_secs)
+    .bind(job_id)
+    .fetch_optional(ex)
+    .await?)
+}

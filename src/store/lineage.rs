@@ -396,14 +396,16 @@ pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64
 /// Freezes a subject for erasure in one statement (its own transaction): takes
 /// the subject's lock exclusively, which waits for every in-flight write that
 /// holds it shared, then marks the subject pending erasure. Writes that take
-/// the lock after this commits see the new state and are suppressed.
+/// the lock after this commits see the new state and are suppressed. A
+/// subject on legal hold is not frozen (the row lock orders this against
+/// `SetLegalHold`: the hold either came first, or finds the subject frozen).
 pub async fn freeze_subject(ex: impl PgExecutor<'_>, subject_id: Uuid, key: i64) -> Result<()> {
     sqlx::query(
         r#"
         WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($2))
         UPDATE subjects SET state = 'pending_erasure'
         FROM locked
-        WHERE subject_id = $1 AND state <> 'erased'
+        WHERE subject_id = $1 AND state <> 'erased' AND NOT legal_hold
         "#,
     )
     .bind(subject_id)
@@ -550,20 +552,31 @@ pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, 
 /// subject index in one range scan; the tag table is probed chunk by chunk
 /// only for chunks that may also carry other subjects' tags (a probe per
 /// chunk cost ~10 ms per 1,000 chunks at a million, mostly index pages read).
+///
+/// Chunks in `keep` (withheld under another subject's legal hold) keep
+/// their text and every tag, the subject's own too: a later erasure finds
+/// them when the hold is lifted.
 pub async fn forget_subject_chunks(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
     subject_id: Uuid,
     chunk_ids: &[Uuid],
+    keep: &[Uuid],
 ) -> Result<u64> {
     let deleted: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
-        "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING chunk_id, source_id, shared",
+        "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) AND NOT (chunk_id = ANY($3)) \
+         RETURNING chunk_id, source_id, shared",
     )
     .bind(tenant_id)
     .bind(chunk_ids)
+    .bind(keep)
     .fetch_all(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1").bind(subject_id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1 AND NOT (chunk_id = ANY($2))")
+        .bind(subject_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
     let shared: Vec<Uuid> = deleted.iter().filter(|(_, _, s)| *s).map(|(c, _, _)| *c).collect();
     if !shared.is_empty() {
         sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1")
@@ -621,46 +634,15 @@ pub async fn chunk_texts(
         .await?)
 }
 
-/// Replaces a chunk's stored text (redaction).
+/// Replaces a chunk's stored text (redaction) and marks it changed: a
+/// re-index whose copy has passed the chunk copies it again at its switch.
 pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_id: Uuid, text: &str) -> Result<()> {
-    sqlx::query("UPDATE chunks SET text = $3 WHERE tenant_id = $1 AND chunk_id = $2")
+    sqlx::query("UPDATE chunks SET text = $3, updated_at = clock_timestamp() WHERE tenant_id = $1 AND chunk_id = $2")
         .bind(tenant_id)
         .bind(chunk_id)
         .bind(text)
         .execute(ex)
         .await?;
-    Ok(())
-}
-
-/// Lethe's tables that hold a person's data (chunk text, identifiers,
-/// captured probes): guaranteed physical erasure rewrites them, so the
-/// service role owns them (`store::role`).
-pub const PERSONAL_TABLES: [&str; 6] = ["chunks", "sources", "chunk_subjects", "subject_identifiers", "subjects", "erasure_probes"];
-
-/// Rewrites Lethe's own tables that held the person's data (chunk text,
-/// identifiers, captured probes) into new files, so that deleted rows leave
-/// no bytes behind. Exclusive locks: used only for guaranteed physical erasure.
-///
-/// # Errors
-/// When the connected role may not rewrite one of them (`VACUUM` would skip
-/// it with a mere warning), database failures.
-pub async fn rewrite_personal_tables(pool: &sqlx::PgPool) -> Result<()> {
-    let refused = super::role::not_vacuumable(pool, &PERSONAL_TABLES).await?;
-    if !refused.is_empty() {
-        return Err(super::StoreError::Unexpected(sqlx::Error::Configuration(
-            format!(
-                "the database role cannot VACUUM FULL {}: it must own them (they are handed to the service role \
-                 when migrations run as database.migration_url)",
-                refused.join(", ")
-            )
-            .into(),
-        )));
-    }
-    // One statement each: a multi-statement string is an implicit transaction,
-    // where VACUUM is not allowed.
-    for table in PERSONAL_TABLES {
-        sqlx::raw_sql(&format!("VACUUM (FULL) {table}")).execute(pool).await?;
-    }
     Ok(())
 }
 

@@ -1,12 +1,15 @@
 //! Postgres stores: every SQL statement on Lethe's own tables lives in this
-//! module's files (`tenant`, `lineage`, `jobs`, `lease`, `log`, `reindex`, `role`). Functions take an
+//! module's files (`tenant`, `lineage`, `holds`, `jobs`, `progress`, `lease`, `log`, `reindex`, `rewrite`, `role`). Functions take an
 //! executor or a transaction; callers own transactions. No wire types here.
 
+pub mod holds;
 pub mod jobs;
 pub mod lease;
 pub mod lineage;
 pub mod log;
+pub mod progress;
 pub mod reindex;
+pub mod rewrite;
 pub mod role;
 pub mod tenant;
 

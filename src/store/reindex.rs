@@ -31,11 +31,13 @@ pub struct ReindexRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// The epoch of the job's latest claim; see [`Lease`].
     pub lease_epoch: i64,
+    /// Unseen generations the drop stage found and dropped.
+    pub orphans_dropped: i64,
 }
 
 const COLUMNS: &str = "job_id, tenant_id, collection_id, mode, status, stage, staging_name, retired_name, \
      copy_started_at, copy_cursor, total, copied, missing, excluded, final_count, attempts, error, received_at, \
-     started_at, completed_at, lease_epoch";
+     started_at, completed_at, lease_epoch, orphans_dropped";
 
 /// Inserts a job unless one is active for the collection; returns the active one then.
 pub async fn insert(
@@ -98,6 +100,16 @@ pub async fn claim(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) -> Res
     lease::claim(ex, Queue::Reindex, COLUMNS, owner, lease_secs).await
 }
 
+/// Claims the given job if its lease is free or expired, under a new lease epoch.
+pub async fn claim_one(ex: impl PgExecutor<'_>, job_id: Uuid, owner: Uuid, lease_secs: f64) -> Result<Option<ReindexRow>> {
+    lease::claim_one(ex, Queue::Reindex, COLUMNS, job_id, owner, lease_secs).await
+}
+
+/// Frees the job's lease at once (between two steps); false when `lease` no longer holds it.
+pub async fn give_back(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
+    lease::give_back(ex, Queue::Reindex, job_id, lease).await
+}
+
 /// Extends the job's lease; false when `lease` no longer holds it.
 pub async fn renew(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, lease_secs: f64) -> Result<bool> {
     lease::renew(ex, Queue::Reindex, job_id, lease, lease_secs).await
@@ -136,6 +148,12 @@ pub async fn switched(ex: impl PgExecutor<'_>, job_id: Uuid, retired: &str, fina
         .bind(excluded)
         .execute(ex)
         .await?;
+    Ok(())
+}
+
+/// Records how many unseen generations the drop stage dropped.
+pub async fn orphans_dropped(ex: impl PgExecutor<'_>, job_id: Uuid, dropped: i64) -> Result<()> {
+    sqlx::query("UPDATE reindex_jobs SET orphans_dropped = $2 WHERE job_id = $1").bind(job_id).bind(dropped).execute(ex).await?;
     Ok(())
 }
 
@@ -180,7 +198,8 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
 }
 
 /// The collection's live chunks (none tagged with a subject that is being or
-/// has been erased), in id order after `after`, with their stored text.
+/// has been erased, unless also with a subject on legal hold: those are
+/// kept), in id order after `after`, with their stored text.
 pub async fn live_chunks(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
@@ -195,9 +214,12 @@ pub async fn live_chunks(
         WHERE c.tenant_id = $5 AND c.collection_id = $1
           AND ($2::uuid IS NULL OR c.chunk_id > $2)
           AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
-          AND NOT EXISTS (
-              SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
-              WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND s.state <> 'active')
+          AND (NOT EXISTS (
+                   SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
+                   WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND s.state <> 'active')
+               OR EXISTS (
+                   SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
+                   WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND s.legal_hold))
         ORDER BY c.chunk_id
         LIMIT $4
         "#,
@@ -208,6 +230,20 @@ pub async fn live_chunks(
     .bind(limit)
     .bind(tenant_id)
     .fetch_all(ex)
+    .await?)
+}
+
+/// The collection's re-index in flight whose staging generation exists
+/// (it may hold copies of rows deleted since its copy began), if any.
+pub async fn in_flight_with_staging(ex: impl PgExecutor<'_>, collection_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT job_id FROM reindex_jobs
+        WHERE collection_id = $1 AND status IN ('queued', 'in_progress') AND staging_name IS NOT NULL
+        "#,
+    )
+    .bind(collection_id)
+    .fetch_optional(ex)
     .await?)
 }
 

@@ -13,7 +13,7 @@
 use sqlx::PgPool;
 
 use super::Result;
-use super::lineage::PERSONAL_TABLES;
+use super::rewrite::PERSONAL_TABLES;
 
 /// Tables the service role may read and insert into, nothing else.
 pub const APPEND_ONLY_TABLES: [&str; 2] = ["deletion_log", "certificates"];

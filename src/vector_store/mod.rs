@@ -114,6 +114,20 @@ impl Selector {
     }
 }
 
+/// Points a deletion must leave alone: those carrying any of `tags` or
+/// whose id is in `ids` (chunks shared with a subject on legal hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub tags: Vec<String>,
+    pub ids: Vec<Uuid>,
+}
+
+impl Keep {
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.ids.is_empty()
+    }
+}
+
 /// What the backend did to reclaim deleted vectors physically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhysicalOutcome {
@@ -160,6 +174,23 @@ pub trait VectorStore: Send + Sync {
 
     /// Deletes what the selector selects and waits until it is applied.
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()>;
+
+    /// Exact number of points the selector selects that `keep` does not.
+    async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
+        if keep.is_empty() {
+            return self.count(spec, selector).await;
+        }
+        Err(unsupported(self.backend(), "keeping points"))
+    }
+
+    /// Deletes what the selector selects except what `keep` selects, and
+    /// waits until it is applied.
+    async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
+        if keep.is_empty() {
+            return self.delete(spec, selector).await;
+        }
+        Err(unsupported(self.backend(), "keeping points"))
+    }
 
     /// How many ids one `delete` should carry: `configured`
     /// (`erasure.delete_batch_size`) unless the backend knows better.
@@ -211,6 +242,22 @@ pub trait VectorStore: Send + Sync {
     /// `live.backend_name` see; returns the retired physical name.
     async fn promote(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<String> {
         let _ = (live, staging);
+        Err(unsupported(self.backend(), "re-index"))
+    }
+
+    /// Whether `staging` already is what readers of `live.backend_name` see:
+    /// a switch cut off after [`promote`](Self::promote) and before the job
+    /// recorded it.
+    async fn is_promoted(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<bool> {
+        let _ = (live, staging);
+        Err(unsupported(self.backend(), "re-index"))
+    }
+
+    /// Physical names of the collection's generations that readers do not
+    /// see: staging or retired generations left behind by an interrupted
+    /// re-index (they may hold dead data of erased people).
+    async fn orphans(&self, live: &CollectionSpec) -> Result<Vec<String>> {
+        let _ = live;
         Err(unsupported(self.backend(), "re-index"))
     }
 

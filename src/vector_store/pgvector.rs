@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
+    Keep, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
     VectorStoreError, VectorStores,
 };
 use crate::domain::{Backend, CollectionSpec, Distance};
@@ -37,6 +37,15 @@ fn quoted(name: &str) -> Result<String> {
         return Err(backend_error(format!("invalid table name `{name}`"), None));
     }
     Ok(format!("\"{name}\""))
+}
+
+/// Whether `name` is a staging (`{live}_r<8 hex>`) or retired
+/// (`…_old`) generation of the table `live`, as `create_staging` and
+/// `promote` name them.
+fn is_generation_of(name: &str, live: &str) -> bool {
+    let Some(rest) = name.strip_prefix(live).and_then(|r| r.strip_prefix("_r")) else { return false };
+    let suffix = rest.strip_suffix("_old").unwrap_or(rest);
+    suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn backend_error(message: String, source: Option<sqlx::Error>) -> VectorStoreError {
@@ -72,6 +81,9 @@ fn ops(distance: Distance) -> (&'static str, &'static str) {
 /// GIN index (`subjects @> ARRAY[tag]`), the ids the primary key. No tenant
 /// filter: the table is one tenant's (see `Selector`).
 const SELECT_WHERE: &str = "(subjects @> ARRAY[$1]::text[] OR point_id = ANY($2))";
+
+/// `WHERE` clause for what a [`Keep`] leaves alone: `$3` tags, `$4` ids.
+const KEEP_WHERE: &str = "NOT (subjects && $3::text[] OR point_id = ANY($4))";
 
 fn row_to_point(row: &sqlx::postgres::PgRow, with_vector: bool) -> std::result::Result<StoredPoint, sqlx::Error> {
     let vector = if with_vector { Some(row.try_get::<Vector, _>("embedding")?.to_vec()) } else { None };
@@ -271,6 +283,38 @@ impl VectorStore for PgVectorStore {
         Ok(())
     }
 
+    async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
+        if selector.is_empty() {
+            return Ok(0);
+        }
+        let table = Self::table(spec)?;
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {SELECT_WHERE} AND {KEEP_WHERE}"))
+            .bind(selector.tag.as_deref())
+            .bind(&selector.ids)
+            .bind(&keep.tags)
+            .bind(&keep.ids)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(spec, e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
+        if selector.is_empty() {
+            return Ok(());
+        }
+        let table = Self::table(spec)?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE {SELECT_WHERE} AND {KEEP_WHERE}"))
+            .bind(selector.tag.as_deref())
+            .bind(&selector.ids)
+            .bind(&keep.tags)
+            .bind(&keep.ids)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| classify(spec, e))?;
+        Ok(())
+    }
+
     fn ids_per_request(&self, _configured: usize) -> usize {
         // One statement for a whole subject: the ids travel as one array
         // parameter, and splitting them would repeat the tag lookup.
@@ -399,6 +443,29 @@ impl VectorStore for PgVectorStore {
         let swap = format!("BEGIN; ALTER TABLE {live_t} RENAME TO {retired_t}; ALTER TABLE {staging_t} RENAME TO {live_t}; COMMIT;");
         sqlx::raw_sql(&swap).execute(&self.pool).await.map_err(|e| classify(live, e))?;
         Ok(retired)
+    }
+
+    async fn is_promoted(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<bool> {
+        // `promote` renames the staging table to the live name in one
+        // transaction: once it is gone, the swap has happened.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(quoted(&staging.backend_name)?)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(live, e))?;
+        Ok(!exists)
+    }
+
+    async fn orphans(&self, live: &CollectionSpec) -> Result<Vec<String>> {
+        let prefix = format!("{}_r", live.backend_name);
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, $1)",
+        )
+        .bind(&prefix)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| classify(live, e))?;
+        Ok(names.into_iter().filter(|n| is_generation_of(n, &live.backend_name)).collect())
     }
 
     async fn drop_physical(&self, physical_name: &str) -> Result<()> {

@@ -44,7 +44,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use uuid::Uuid;
 
 use super::{
-    BoxError, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
+    BoxError, Keep, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
     VectorStoreError, VectorStores,
 };
 use crate::domain::{Backend, CollectionSpec, Distance};
@@ -361,10 +361,14 @@ impl VectorStore for QdrantStore {
     }
 
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64> {
+        self.count_keeping(spec, selector, &Keep::default()).await
+    }
+
+    async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
         let name = &spec.backend_name;
         let mut total = 0u64;
         // The filters are disjoint: their counts add up to the selector's.
-        for filter in selector_filters(selector) {
+        for filter in keeping(selector_filters(selector), keep) {
             let request =
                 CountPointsBuilder::new(name.clone()).filter(filter).exact(true).read_consistency(Self::read_all());
             let response = self.client.count(request).await.map_err(|e| map_error(e, name))?;
@@ -399,9 +403,13 @@ impl VectorStore for QdrantStore {
     }
 
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()> {
+        self.delete_keeping(spec, selector, &Keep::default()).await
+    }
+
+    async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
         let name = &spec.backend_name;
         // Empty selector: no filters, no request.
-        for filter in selector_filters(selector) {
+        for filter in keeping(selector_filters(selector), keep) {
             let request = DeletePointsBuilder::new(name.clone())
                 .points(filter)
                 .wait(true)
@@ -547,6 +555,19 @@ impl VectorStore for QdrantStore {
         }
         self.swap_alias(alias, &staging.backend_name).await?;
         Ok(retired)
+    }
+
+    async fn is_promoted(&self, live: &CollectionSpec, staging: &CollectionSpec) -> Result<bool> {
+        Ok(self.resolve_alias(&live.backend_name).await?.as_deref() == Some(staging.backend_name.as_str()))
+    }
+
+    /// Every physical collection of the alias except the one it points to.
+    async fn orphans(&self, live: &CollectionSpec) -> Result<Vec<String>> {
+        let alias = &live.backend_name;
+        // Without its alias nothing tells the live generation apart: none is an orphan then.
+        let target = self.resolve_alias(alias).await?.ok_or_else(|| VectorStoreError::CollectionNotFound(alias.clone()))?;
+        let collections = self.client.list_collections().await.map_err(|e| map_error(e, alias))?;
+        Ok(collections.collections.into_iter().map(|c| c.name).filter(|name| is_physical_of(name, alias) && *name != target).collect())
     }
 
     /// Deletes a physical collection; refuses one that an alias points to
@@ -697,6 +718,23 @@ fn selector_filters(selector: &Selector) -> Vec<Filter> {
             for chunk in chunks {
                 filters.push(Filter { must: vec![has_ids(chunk)], ..Filter::default() });
             }
+        }
+    }
+    filters
+}
+
+/// The filters with what `keep` selects excluded from each (they stay disjoint).
+fn keeping(mut filters: Vec<Filter>, keep: &Keep) -> Vec<Filter> {
+    if keep.is_empty() {
+        return filters;
+    }
+    for f in &mut filters {
+        if !keep.tags.is_empty() {
+            let any = MatchValue::Keywords(qdrant_client::qdrant::RepeatedStrings { strings: keep.tags.clone() });
+            f.must_not.push(Condition::matches(FIELD_SUBJECTS, any));
+        }
+        if !keep.ids.is_empty() {
+            f.must_not.push(has_ids(&keep.ids));
         }
     }
     filters

@@ -47,6 +47,8 @@ pub struct Options {
     pub lease_secs: u64,
     /// `residual.search_timeout_ms`; 0 keeps the configured one.
     pub search_timeout_ms: u64,
+    /// Changes any other setting.
+    pub settings: Option<fn(&mut Settings)>,
 }
 
 pub fn database_url() -> String {
@@ -97,6 +99,9 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
     }
     if s.embedding.ort_dylib_path.is_relative() {
         s.embedding.ort_dylib_path = root.join(&s.embedding.ort_dylib_path);
+    }
+    if let Some(change) = opts.settings {
+        change(&mut s);
     }
     s
 }
@@ -299,6 +304,25 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .expect("look the subject up")
+    }
+
+    /// The job's certificate body (its signature checked) and its log entry's body.
+    pub async fn certified(&self, job_id: &str) -> (serde_json::Value, serde_json::Value) {
+        let mut client = self.client.clone();
+        let cert = client
+            .get_certificate(req(&self.keys.ak, pb::GetCertificateRequest { job_id: job_id.into() }))
+            .await
+            .expect("certificate")
+            .into_inner();
+        assert!(lethe::audit::verify_certificate(&cert.body, &cert.signature, &cert.public_key));
+        let log = client
+            .list_deletion_log(req(&self.keys.ak, pb::ListDeletionLogRequest { after_seq: 0, limit: 1000 }))
+            .await
+            .expect("log")
+            .into_inner()
+            .entries;
+        let entry = log.into_iter().find(|e| e.job_id == job_id).expect("the job's log entry");
+        (serde_json::from_str(&cert.body).expect("json"), serde_json::from_str(&entry.body).expect("json"))
     }
 
     pub async fn lineage_chunks_of(&self, subject: &str) -> i64 {

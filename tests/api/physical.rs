@@ -33,7 +33,7 @@ fn files_under(dir: &Path, skip: &[&str]) -> Vec<PathBuf> {
 }
 
 /// How many of the needles occur somewhere in the files.
-fn found(files: &[PathBuf], needles: &[Vec<u8>]) -> usize {
+pub fn found(files: &[PathBuf], needles: &[Vec<u8>]) -> usize {
     where_found(files, needles).0
 }
 
@@ -46,7 +46,7 @@ fn where_found(files: &[PathBuf], needles: &[Vec<u8>]) -> (usize, Vec<PathBuf>) 
     (count, holders)
 }
 
-async fn pg_database_files(app: &TestApp) -> Vec<PathBuf> {
+pub async fn pg_database_files(app: &TestApp) -> Vec<PathBuf> {
     sqlx::query("CHECKPOINT").execute(&app.pool).await.expect("checkpoint (superuser)");
     let dir: String = sqlx::query_scalar("SHOW data_directory").fetch_one(&app.pool).await.unwrap();
     let oid: i64 = sqlx::query_scalar("SELECT oid::bigint FROM pg_database WHERE datname = current_database()")

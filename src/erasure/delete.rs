@@ -1,0 +1,184 @@
+//! The erase job's destructive stages on the person's own data: delete
+//! (by tag and lineage ids), verify (count again, delete again) and forget
+//! lineage. Each reads the legal holds in its transaction (see `holds`).
+
+use uuid::Uuid;
+
+use super::holds::{Holds, own_hold_note, withheld_note};
+use super::stages::{StageError, StageResult, collection_guard, count_three, held, planned};
+use crate::context::Context;
+use crate::domain::{CollectionSpec, Stage};
+use crate::store::jobs::{self, JobRow, Lease, Planned};
+use crate::store::{StoreError, holds, lineage, progress};
+use crate::vector_store::{Keep, Selector};
+
+fn tag(job: &JobRow) -> Option<&str> {
+    job.subject_tag.as_deref().filter(|t| !t.is_empty())
+}
+
+pub(super) async fn delete(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+    let collections = planned(ctx, job, true).await?;
+    let mut guard = collection_guard(ctx, &collections).await?;
+    let holds = Holds::read(&mut guard, job).await?;
+    if let Some(reason) = holds.own {
+        if job.deleting_started_at.is_none() {
+            return Err(StageError::Refused(reason));
+        }
+        let note = own_hold_note(Stage::Delete, "Nothing more was deleted");
+        held(progress::set_note(&mut *guard, job.job_id, lease, &note).await?)?;
+        guard.commit().await.map_err(StoreError::from)?;
+        return Ok("the subject is under legal hold: nothing more was deleted".into());
+    }
+    // Committed before the first delete: a hold seen after this cannot
+    // claim that nothing was deleted.
+    held(jobs::set_deleting_started(&ctx.pool, job.job_id, lease).await?)?;
+    for p in &collections {
+        let keep = holds.keep(ctx, job, &p.points).await?;
+        delete_in(ctx, job, &p.spec, &p.points, &keep).await?;
+    }
+    guard.commit().await.map_err(StoreError::from)?;
+    Ok("deleted by tag and by lineage ids".into())
+}
+
+async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uuid], keep: &Keep) -> Result<(), StageError> {
+    let store = ctx.stores.get(spec.backend)?;
+    let mut tag = tag(job).map(str::to_owned);
+    if !keep.is_empty() {
+        // Another subject on hold shares some of these points (rare): one request.
+        store.delete_keeping(spec, &Selector { tag, ids: ids.to_vec() }, keep).await?;
+        return Ok(());
+    }
+    // The tag travels with the first batch of ids: one round trip for a small subject.
+    for batch in ids.chunks(store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1)) {
+        store.delete(spec, &Selector { tag: tag.take(), ids: batch.to_vec() }).await?;
+    }
+    if let Some(tag) = tag {
+        store.delete(spec, &Selector::by_tag(&tag)).await?;
+    }
+    Ok(())
+}
+
+/// [`count_three`] without the points `keep` selects.
+async fn count_three_keeping(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    tag: Option<&str>,
+    ids: &[Uuid],
+    keep: &Keep,
+) -> Result<[u64; 3], StageError> {
+    if keep.is_empty() {
+        return Ok(count_three(ctx, spec, tag.unwrap_or_default(), ids).await?);
+    }
+    let store = ctx.stores.get(spec.backend)?;
+    let by_tag = match tag {
+        Some(t) => store.count_keeping(spec, &Selector::by_tag(t), keep).await?,
+        None => 0,
+    };
+    let by_ids = store.count_keeping(spec, &Selector::by_ids(ids.to_vec()), keep).await?;
+    let both = store.count_keeping(spec, &Selector { tag: tag.map(str::to_owned), ids: ids.to_vec() }, keep).await?;
+    Ok([by_tag, by_ids, both])
+}
+
+pub(super) async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+    let retries = ctx.settings.erasure.verify_retries;
+    let collections = planned(ctx, job, true).await?;
+    let mut guard = collection_guard(ctx, &collections).await?;
+    let holds = Holds::read(&mut guard, job).await?;
+    let (mut withheld, mut left_under_own_hold) = (0, 0);
+    for Planned { spec, points: ids, .. } in &collections {
+        let keep = holds.keep(ctx, job, ids).await?;
+        let mut attempt = 0;
+        let left = loop {
+            let left = count_three_keeping(ctx, spec, tag(job), ids, &keep).await?;
+            if left == [0, 0, 0] || attempt >= retries || holds.own.is_some() {
+                break left;
+            }
+            attempt += 1;
+            tracing::warn!(job_id = %job.job_id, collection = %spec.name, ?left, attempt, "points remain; deleting again");
+            delete_in(ctx, job, spec, ids, &keep).await?;
+        };
+        // The truth after: every point of the subject still there, the
+        // ones kept under another subject's hold among them.
+        let after = if keep.is_empty() { left } else { count_three(ctx, spec, tag(job).unwrap_or_default(), ids).await? };
+        let kept = i64::try_from(after[2] - left[2]).unwrap_or(i64::MAX);
+        let after_i = after.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        held(jobs::set_after(&ctx.pool, job.job_id, lease, spec.collection_id, after_i, kept).await?)?;
+        withheld += kept;
+        if left != [0, 0, 0] && holds.own.is_some() {
+            left_under_own_hold += left[2];
+        } else if left != [0, 0, 0] {
+            return Err(StageError::Fatal(format!(
+                "verification failed in collection `{}`: {} points remain ({} by tag, {} by lineage ids) after {} retries",
+                spec.name, left[2], left[0], left[1], retries
+            )));
+        }
+    }
+    if withheld > 0 {
+        let note = withheld_note(Stage::Verify, format!("{withheld} points of the subject were kept (withheld, per collection)"));
+        held(progress::set_note(&mut *guard, job.job_id, lease, &note).await?)?;
+    }
+    if left_under_own_hold > 0 {
+        let what = format!("{left_under_own_hold} points of the subject that remained were not deleted again");
+        held(progress::set_note(&mut *guard, job.job_id, lease, &own_hold_note(Stage::Verify, &what)).await?)?;
+    }
+    guard.commit().await.map_err(StoreError::from)?;
+    Ok(match (withheld, left_under_own_hold) {
+        (0, 0) => "verified: no vector of the subject remains".into(),
+        (w, 0) => format!("verified: no vector of the subject remains but {w} withheld under legal hold"),
+        (_, n) => format!("the subject is under legal hold: {n} of its vectors remain"),
+    })
+}
+
+pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+    let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
+    let keep_in_backend = kept_points(ctx, job).await?;
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let holds = Holds::read(&mut tx, job).await?;
+    if holds.own.is_some() {
+        let what = "The subject's lineage (its chunks, their texts and tags, its identifiers) is kept and it stays frozen";
+        held(progress::set_note(&mut *tx, job.job_id, lease, &own_hold_note(Stage::ForgetLineage, what)).await?)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
+        return Ok("the subject is under legal hold: its lineage is kept".into());
+    }
+    // Chunks kept in the backends keep their lineage: what a re-index
+    // rebuilds from, and what a later erasure of the subject finds.
+    let mut keep = holds::held_chunks(&mut *tx, &chunk_ids, job.subject_id).await?;
+    keep.extend(keep_in_backend);
+    let tables = personal_tables(ctx, job, chunk_ids.len() > keep.len()).await?;
+    held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
+    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, job.subject_id, &chunk_ids, &keep).await?;
+    lineage::tombstone_subject(&mut tx, job.subject_id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    // After the commit: a rewrite that starts later finds the dead rows.
+    held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
+    let kept = if keep.is_empty() { String::new() } else { format!(" ({} kept under legal hold)", keep.len()) };
+    Ok(format!("{forgotten} lineage chunks forgotten{kept}; the subject is a keyed-hash tombstone"))
+}
+
+/// Lethe's tables in which forgetting the subject leaves dead rows of the
+/// person: the chunks with their texts (when any are forgotten), the clear
+/// identifiers and the caller's id (when the subject still has them).
+async fn personal_tables(ctx: &Context, job: &JobRow, forgets_chunks: bool) -> Result<Vec<&'static str>, StageError> {
+    let mut tables = Vec::new();
+    if forgets_chunks {
+        tables.extend(["chunks", "sources", "chunk_subjects"]);
+    }
+    if !lineage::identifiers(&ctx.pool, job.subject_id).await?.is_empty() {
+        tables.push("subject_identifiers");
+    }
+    if lineage::subject_by_id(&ctx.pool, job.subject_id).await?.external_id.is_some() {
+        tables.push("subjects");
+    }
+    Ok(tables)
+}
+
+/// The person's planned points still in the backends because they were
+/// withheld under another subject's hold.
+async fn kept_points(ctx: &Context, job: &JobRow) -> Result<Vec<Uuid>, StageError> {
+    let mut kept = Vec::new();
+    for p in planned(ctx, job, true).await?.into_iter().filter(|p| p.counts.withheld > 0) {
+        kept.extend(ctx.stores.get(p.spec.backend)?.retrieve(&p.spec, &p.points, false).await?.into_iter().map(|p| p.id));
+    }
+    Ok(kept)
+}

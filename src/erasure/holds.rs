@@ -1,0 +1,99 @@
+//! Legal holds at the erase job's destructive steps (delete, verify's
+//! re-deletes, residual actions, forget lineage). Each step reads the holds
+//! in its own transaction, under the tenant's hold lock held shared until
+//! the step is done (`store::holds`), so a hold is seen by a step or placed
+//! after it. What a hold protects:
+//!
+//! - the job's own subject: before anything is deleted the job is refused
+//!   (`legal_hold`, logged as a refusal, the subject unfrozen); once the
+//!   delete stage has begun, a deletion cannot be undone, so the job goes on
+//!   without destroying anything more (no re-deletes, residual actions or
+//!   forgetting of lineage) and its certificate says so;
+//! - other subjects: the person's points that are shared with them (by
+//!   lineage tag or payload tag) and residual candidates tagged with them
+//!   are kept, counted per collection, and reported.
+
+use std::collections::HashSet;
+
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::stages::StageError;
+use crate::context::Context;
+use crate::domain::{CollectionSpec, JobNote, Stage};
+use crate::store::holds;
+use crate::store::jobs::JobRow;
+use crate::vector_store::Keep;
+
+/// The holds a destructive step must respect, as its transaction saw them.
+pub(super) struct Holds {
+    /// The job's own subject is on hold: the hold's reason.
+    pub own: Option<String>,
+    /// Caller ids (payload tags) of the other subjects on hold.
+    tags: Vec<String>,
+}
+
+impl Holds {
+    /// Reads the holds under the tenant's hold lock, taken shared in `step`
+    /// (the step's transaction): `SetLegalHold` waits until it ends.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn read(step: &mut Transaction<'_, Postgres>, job: &JobRow) -> Result<Self, StageError> {
+        holds::lock_shared(step, job.tenant_id).await?;
+        let own = holds::own_hold(&mut **step, job.subject_id).await?;
+        let tags = holds::held_tags(&mut **step, job.tenant_id, job.subject_id).await?;
+        Ok(Self { own, tags })
+    }
+
+    /// What a deletion of the person's `chunk_ids` (and tag) must leave:
+    /// chunks that lineage shares with a subject on hold, and points whose
+    /// payload carries such a subject's tag.
+    pub async fn keep(&self, ctx: &Context, job: &JobRow, chunk_ids: &[Uuid]) -> Result<Keep, StageError> {
+        let ids = holds::held_chunks(&ctx.pool, chunk_ids, job.subject_id).await?;
+        Ok(Keep { tags: self.tags.clone(), ids })
+    }
+
+    /// Of a collection's points `ids`, those the holds protect (lineage or
+    /// payload tags of a subject on hold).
+    pub async fn held_among(
+        &self,
+        ctx: &Context,
+        job: &JobRow,
+        spec: &CollectionSpec,
+        ids: &[Uuid],
+    ) -> Result<HashSet<Uuid>, StageError> {
+        let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, ids, job.subject_id).await?.into_iter().collect();
+        if !self.tags.is_empty() && !ids.is_empty() {
+            let tags: HashSet<&str> = self.tags.iter().map(String::as_str).collect();
+            for p in ctx.stores.get(spec.backend)?.retrieve(spec, ids, false).await? {
+                if p.payload.subjects.iter().any(|s| tags.contains(s.as_str())) {
+                    held.insert(p.id);
+                }
+            }
+        }
+        Ok(held)
+    }
+}
+
+/// The note of a step that destroyed nothing because the job's own subject
+/// was placed under legal hold after its deletion had begun.
+pub(super) fn own_hold_note(stage: Stage, withheld: &str) -> JobNote {
+    JobNote::new(
+        "legal_hold",
+        stage,
+        format!(
+            "The subject was placed under legal hold after the deletion of its vectors had begun; what was \
+             deleted cannot be undone. {withheld} while the hold lasts: erase the subject again once it is lifted."
+        ),
+    )
+}
+
+/// The note of a step that kept data shared with other subjects on hold.
+pub(super) fn withheld_note(stage: Stage, what: String) -> JobNote {
+    JobNote::new(
+        "legal_hold_withheld",
+        stage,
+        format!("{what}, because they are shared with subjects under legal hold; erase the subject again once the holds are lifted."),
+    )
+}

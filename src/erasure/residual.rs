@@ -1,0 +1,263 @@
+//! The residual stage of an erase job: search once, store the candidates
+//! with the actions the policy will take, then apply them collection by
+//! collection. What a collection's actions did is recorded with the
+//! collection marked done, in one transaction; the points to delete are
+//! stored before the first delete. So a retry, or a crash anywhere in the
+//! stage, neither searches again (the deleted candidates would not be found,
+//! and their counts lost) nor counts anything twice.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::holds::{Holds, own_hold_note, withheld_note};
+use super::stages::{StageError, StageResult, guard_collections, held, planned};
+use crate::context::Context;
+use crate::domain::{CollectionSpec, Identifier, JobNote, ResidualPolicy, Stage};
+use crate::error::LetheError;
+use crate::residual::{self, Candidate, Probe, ResidualQuery, TooCommon, action};
+use crate::store::jobs::{self, JobRow, Lease};
+use crate::store::progress::{self, ResidualCounts};
+use crate::store::{StoreError, holds, lineage};
+use crate::vector_store::Selector;
+
+pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+    let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
+    if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
+        // Probes of a job planned before the searches were switched off.
+        forget_inputs(ctx, job, lease).await?;
+        return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
+    }
+    let identifiers = identifiers(ctx, job).await?;
+    let mut candidates: Vec<Candidate> = match job.residual_searched_at {
+        Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
+        None => search_and_plan(ctx, job, lease, policy, &identifiers).await?,
+    };
+    let mut total = ResidualCounts::default();
+    let mut collections = planned(ctx, job, false).await?;
+    // One order for every attempt.
+    collections.sort_by_key(|p| p.spec.collection_id);
+    for p in collections {
+        let idx: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].collection_id == p.spec.collection_id).collect();
+        let counts = if p.counts.residual_applied || idx.is_empty() {
+            let c = &p.counts;
+            ResidualCounts { deleted: c.residual_deleted, redacted: c.residual_redacted, withheld: c.residual_withheld }
+        } else {
+            // Like deletes, residual actions hold the collection's lock: a
+            // re-index switches generations before them or after them,
+            // never in between (its copy would keep an unredacted or
+            // deleted point). And the legal holds, read under it.
+            let mut guard = guard_collections(ctx, &[p.spec.collection_id]).await?;
+            let holds = Holds::read(&mut guard, job).await?;
+            let counts = apply_in(ctx, job, lease, &holds, &p.spec, &identifiers, &mut candidates, &idx).await?;
+            let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+            held(progress::record_residual_applied(&mut guard, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
+            guard.commit().await.map_err(StoreError::from)?;
+            counts
+        };
+        total = ResidualCounts {
+            deleted: total.deleted + counts.deleted,
+            redacted: total.redacted + counts.redacted,
+            withheld: total.withheld + counts.withheld,
+        };
+    }
+    if total.withheld > 0 {
+        let what = format!("{} residual candidates were reported, neither deleted nor redacted", total.withheld);
+        let note = if holds::own_hold(&ctx.pool, job.subject_id).await?.is_some() {
+            own_hold_note(Stage::Residual, &what)
+        } else {
+            withheld_note(Stage::Residual, what)
+        };
+        held(progress::set_note(&ctx.pool, job.job_id, lease, &note).await?)?;
+    }
+    forget_inputs(ctx, job, lease).await?;
+    let too_common = candidates.iter().filter(|c| c.action == action::WITHHELD_TOO_COMMON).count();
+    Ok(format!(
+        "{} residual candidates ({}): {} deleted, {} redacted, {} withheld under legal hold, {too_common} withheld as \
+         found only through too common identifiers",
+        candidates.len(),
+        policy.as_str(),
+        total.deleted,
+        total.redacted,
+        total.withheld
+    ))
+}
+
+/// The probes (the person's own vectors and texts) and the request's
+/// identifiers are needed no longer.
+async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease) -> Result<(), StageError> {
+    if !jobs::request_identifiers(&ctx.pool, job.job_id).await?.is_empty() {
+        held(progress::add_rewrite_tables(&ctx.pool, job.job_id, lease, &["erasure_identifiers"]).await?)?;
+    }
+    jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
+    jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
+    Ok(())
+}
+
+/// The subject's identifiers and those the request gave: a follow-up
+/// erasure of an erased subject (whose identifiers are hashes only) is
+/// searched for what it names.
+async fn identifiers(ctx: &Context, job: &JobRow) -> Result<Vec<Identifier>, StageError> {
+    let mut stored = lineage::identifiers(&ctx.pool, job.subject_id).await?;
+    stored.extend(jobs::request_identifiers(&ctx.pool, job.job_id).await?);
+    stored.sort_unstable();
+    stored.dedup();
+    Ok(stored.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect())
+}
+
+/// Searches, marks each candidate with its planned action, and stores the
+/// list with the counts found per collection before anything is changed.
+async fn search_and_plan(
+    ctx: &Context,
+    job: &JobRow,
+    lease: Lease,
+    policy: ResidualPolicy,
+    identifiers: &[Identifier],
+) -> Result<Vec<Candidate>, StageError> {
+    let probes = jobs::probes(&ctx.pool, job.job_id).await?;
+    let limit = ctx.settings.residual.max_candidates;
+    let query = ResidualQuery {
+        identifiers: identifiers.to_vec(),
+        probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
+        exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
+        limit,
+        deadline: None,
+    };
+    let searched = residual::search_counted(ctx, job.tenant_id, &query).await?;
+    let mut candidates = searched.candidates;
+    residual::plan(policy, &mut candidates);
+    let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
+    let common = residual::hold_back_too_common(&mut candidates, identifiers, max_per_identifier);
+    let specs = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
+    let found: Vec<(Uuid, String, String, i64)> = specs
+        .iter()
+        .filter_map(|s| {
+            let n = candidates.iter().filter(|c| c.collection_id == s.collection_id).count();
+            (n > 0).then(|| (s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(n).unwrap_or(i64::MAX)))
+        })
+        .collect();
+    let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    held(progress::record_residual_search(&mut tx, job.job_id, lease, &json, &found).await?)?;
+    if searched.qualified > candidates.len() {
+        let note = capped_note(searched.qualified, candidates.len(), limit, ctx.settings.residual.max_semantic);
+        held(progress::set_note(&mut *tx, job.job_id, lease, &note).await?)?;
+    }
+    if !common.is_empty() {
+        held(progress::set_note(&mut *tx, job.job_id, lease, &too_common_note(&common, max_per_identifier)).await?)?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(candidates)
+}
+
+fn capped_note(qualified: usize, kept: usize, max_candidates: usize, max_semantic: usize) -> JobNote {
+    JobNote::new(
+        "residual_candidates_capped",
+        Stage::Residual,
+        format!(
+            "{qualified} residual candidates qualified; the {kept} best were kept (residual.max_candidates = \
+             {max_candidates}, residual.max_semantic = {max_semantic} found by meaning alone). The other {} were \
+             neither reported nor deleted nor redacted: raise the limits and erase the subject again to act on them",
+            qualified - kept
+        ),
+    )
+}
+
+fn too_common_note(common: &[TooCommon], max: usize) -> JobNote {
+    let each: Vec<String> = common
+        .iter()
+        .map(|c| {
+            format!(
+                "identifier #{} ({}) matched {} chunks; the {} candidates found only through it were reported, neither \
+                 deleted nor redacted",
+                c.identifier, c.kind, c.matched, c.withheld
+            )
+        })
+        .collect();
+    JobNote::new(
+        "residual_identifier_too_common",
+        Stage::Residual,
+        format!(
+            "{} (residual.max_destructive_per_identifier = {max}): review them (action withheld_too_common) and \
+             delete what is the person's",
+            each.join("; ")
+        ),
+    )
+}
+
+/// Applies the planned actions to one collection's candidates (`idx`) and
+/// marks them done; candidates the legal holds protect are withheld.
+#[allow(clippy::too_many_arguments)]
+async fn apply_in(
+    ctx: &Context,
+    job: &JobRow,
+    lease: Lease,
+    holds: &Holds,
+    spec: &CollectionSpec,
+    identifiers: &[Identifier],
+    candidates: &mut [Candidate],
+    idx: &[usize],
+) -> Result<ResidualCounts, StageError> {
+    let pending: Vec<usize> =
+        idx.iter().copied().filter(|&i| [action::PENDING_DELETE, action::PENDING_REDACT].contains(&candidates[i].action.as_str())).collect();
+    let pending_ids: Vec<Uuid> = pending.iter().map(|&i| candidates[i].point_id).collect();
+    let protected: HashSet<Uuid> = match holds.own {
+        Some(_) => pending_ids.iter().copied().collect(),
+        None => holds.held_among(ctx, job, spec, &pending_ids).await?,
+    };
+    let (kept, acting): (Vec<usize>, Vec<usize>) = pending.iter().partition(|&&i| protected.contains(&candidates[i].point_id));
+    let with = |a: &str| -> Vec<usize> { acting.iter().copied().filter(|&i| candidates[i].action == a).collect() };
+    let (to_delete, to_redact) = (with(action::PENDING_DELETE), with(action::PENDING_REDACT));
+    let mut counts = ResidualCounts { withheld: i64::try_from(kept.len()).unwrap_or(i64::MAX), ..ResidualCounts::default() };
+    mark(candidates, &kept, action::WITHHELD_LEGAL_HOLD);
+    // Before anything changes: lineage rows of other people that name the
+    // person are deleted or rewritten, leaving dead rows with the old text.
+    let touched: &[&str] = match (to_delete.is_empty(), to_redact.is_empty()) {
+        (true, true) => &[],
+        (false, _) => &["chunks", "sources", "chunk_subjects"],
+        (true, false) => &["chunks"],
+    };
+    if !touched.is_empty() {
+        held(progress::add_rewrite_tables(&ctx.pool, job.job_id, lease, touched).await?)?;
+    }
+    if !to_delete.is_empty() {
+        let ids: Vec<Uuid> = to_delete.iter().map(|&i| candidates[i].point_id).collect();
+        let targets = targets(ctx, job, lease, spec, &ids).await?;
+        // A target placed under hold since the targets were stored stays.
+        let now: Vec<Uuid> = targets.iter().copied().filter(|t| !protected.contains(t)).collect();
+        let remaining = residual::delete_points(ctx, spec, &now, &ids).await?;
+        if remaining != 0 {
+            return Err(StageError::Transient(LetheError::Unexpected(anyhow::anyhow!(
+                "{remaining} residual points remain in `{}` after deletion",
+                spec.name
+            ))));
+        }
+        let still = if now.len() < targets.len() { ctx.stores.get(spec.backend)?.count(spec, &Selector::by_ids(targets.clone())).await? } else { 0 };
+        counts.deleted = i64::try_from(targets.len() as u64 - still).unwrap_or(i64::MAX);
+        mark(candidates, &to_delete, action::DELETED);
+    }
+    if !to_redact.is_empty() {
+        let ids: Vec<Uuid> = to_redact.iter().map(|&i| candidates[i].point_id).collect();
+        counts.redacted = residual::redact_points(ctx, spec, &ids, identifiers).await?;
+        mark(candidates, &to_redact, action::REDACTED);
+    }
+    Ok(counts)
+}
+
+/// The candidate points present in the backend when the collection's
+/// deletes began: stored before the first of them, so that the number
+/// deleted is the same however often the stage runs.
+async fn targets(ctx: &Context, job: &JobRow, lease: Lease, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<Uuid>, StageError> {
+    if let Some(stored) = progress::residual_targets(&ctx.pool, job.job_id, spec.collection_id).await? {
+        return Ok(stored);
+    }
+    let present: Vec<Uuid> = ctx.stores.get(spec.backend)?.retrieve(spec, ids, false).await?.into_iter().map(|p| p.id).collect();
+    held(progress::set_residual_targets(&ctx.pool, job.job_id, lease, spec.collection_id, &present).await?)?;
+    Ok(present)
+}
+
+fn mark(candidates: &mut [Candidate], idx: &[usize], action: &str) {
+    for &i in idx {
+        candidates[i].action = action.to_owned();
+    }
+}

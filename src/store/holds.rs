@@ -1,0 +1,116 @@
+//! Legal holds as destructive steps see them. A step reads the holds under
+//! the tenant's hold lock, held shared until the step's transaction ends;
+//! `SetLegalHold` takes it exclusively. So a hold is either seen by a step
+//! or placed after the step is done, never in the middle of it.
+
+use sqlx::{PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::Result;
+
+/// The advisory-lock class of legal holds (a two-key advisory lock: its
+/// keys never collide with the one-key locks on subjects and collections).
+const HOLD_LOCK_CLASS: i32 = 0x4C48_4F4C;
+
+fn tenant_key(tenant_id: Uuid) -> i32 {
+    let b = tenant_id.as_bytes();
+    i32::from_le_bytes([b[12], b[13], b[14], b[15]])
+}
+
+/// Holds the tenant's hold lock shared until the transaction ends.
+pub async fn lock_shared(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+        .bind(HOLD_LOCK_CLASS)
+        .bind(tenant_key(tenant_id))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Takes the tenant's hold lock exclusively until the transaction ends:
+/// waits for the destructive steps in flight.
+pub async fn lock_exclusive(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(HOLD_LOCK_CLASS)
+        .bind(tenant_key(tenant_id))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The subject's hold reason ("" when none was given), if it is on hold.
+pub async fn own_hold(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "SELECT COALESCE(legal_hold_reason, '') FROM subjects WHERE subject_id = $1 AND legal_hold",
+    )
+    .bind(subject_id)
+    .fetch_optional(ex)
+    .await?
+    .flatten())
+}
+
+/// Caller ids (the tags in the backends) of the tenant's subjects on hold,
+/// other than `except`.
+pub async fn held_tags(ex: impl PgExecutor<'_>, tenant_id: Uuid, except: Uuid) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT external_id FROM subjects
+        WHERE tenant_id = $1 AND legal_hold AND subject_id <> $2 AND external_id IS NOT NULL
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(except)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Keyed hashes of the tenant's subjects on hold.
+pub async fn held_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Vec<u8>>> {
+    Ok(sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE tenant_id = $1 AND legal_hold")
+        .bind(tenant_id)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// Of `chunk_ids`, those lineage tags with a subject on hold other than `except`.
+pub async fn held_chunks(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid], except: Uuid) -> Result<Vec<Uuid>> {
+    if chunk_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT DISTINCT cs.chunk_id
+        FROM chunk_subjects cs JOIN subjects s USING (subject_id)
+        WHERE cs.chunk_id = ANY($1) AND s.legal_hold AND s.subject_id <> $2
+        "#,
+    )
+    .bind(chunk_ids)
+    .bind(except)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// The collection's chunks that lineage tags with a subject on hold.
+pub async fn held_chunks_in_collection(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT DISTINCT cs.chunk_id
+        FROM subjects s JOIN chunk_subjects cs USING (subject_id)
+        WHERE s.tenant_id = $1 AND s.legal_hold AND cs.collection_id = $2
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Lifts the freeze of a subject whose erasure was refused under legal
+/// hold: its data stays, and so may its writes.
+pub async fn unfreeze_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE subjects SET state = 'active' WHERE subject_id = $1 AND state = 'pending_erasure'")
+        .bind(subject_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}

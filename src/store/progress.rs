@@ -1,0 +1,233 @@
+//! What a running erase job records beyond its stage: the residual stage's
+//! candidates and per-collection progress, and the job's notes. Every write
+//! is conditional on the job's lease (see `jobs::HELD`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::Result;
+use super::jobs::{HELD, Lease};
+use crate::domain::JobNote;
+
+/// Adds a note to the job, replacing one with the same code and stage (a
+/// stage that runs again after a retry says it once); false when `lease`
+/// no longer holds the job.
+pub async fn set_note(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, note: &JobNote) -> Result<bool> {
+    let note = serde_json::to_value(note).map_err(|e| super::StoreError::Unexpected(sqlx::Error::Decode(e.into())))?;
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE erasure_jobs SET notes = COALESCE((
+            SELECT jsonb_agg(n ORDER BY i) FROM jsonb_array_elements(notes) WITH ORDINALITY AS x(n, i)
+            WHERE NOT (n->>'code' = $4::jsonb->>'code' AND n->>'stage' = $4::jsonb->>'stage')), '[]') || jsonb_build_array($4::jsonb)
+        WHERE job_id = $1 AND {HELD}
+        "#
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(note)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Stores the residual stage's candidates (with the actions it will take)
+/// and how many it found per collection, and marks the search done, in the
+/// caller's transaction; false when `lease` no longer holds the job.
+pub async fn record_residual_search(
+    tx: &mut Transaction<'_, Postgres>,
+    job_id: Uuid,
+    lease: Lease,
+    residuals: &serde_json::Value,
+    found: &[(Uuid, String, String, i64)],
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_jobs SET residuals = $4, residual_searched_at = clock_timestamp() WHERE job_id = $1 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(residuals)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    // A collection created after the plan has no row yet: it gets one.
+    let ids: Vec<Uuid> = found.iter().map(|f| f.0).collect();
+    let names: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
+    let backends: Vec<&str> = found.iter().map(|f| f.2.as_str()).collect();
+    let counts: Vec<i64> = found.iter().map(|f| f.3).collect();
+    sqlx::query(
+        r#"
+        INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend, residual_found)
+        SELECT $1, c, n, b, f FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[]) AS x(c, n, b, f)
+        ON CONFLICT (job_id, collection_id) DO UPDATE SET residual_found = EXCLUDED.residual_found
+        "#,
+    )
+    .bind(job_id)
+    .bind(&ids)
+    .bind(&names)
+    .bind(&backends)
+    .bind(&counts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}
+
+/// The candidate points of a collection that were present in the backend
+/// when the residual stage began acting on it, if it has begun.
+pub async fn residual_targets(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid) -> Result<Option<Vec<Uuid>>> {
+    Ok(sqlx::query_scalar("SELECT residual_targets FROM erasure_counts WHERE job_id = $1 AND collection_id = $2")
+        .bind(job_id)
+        .bind(collection_id)
+        .fetch_optional(ex)
+        .await?
+        .flatten())
+}
+
+/// Stores a collection's residual targets before anything of them is
+/// changed; false when `lease` no longer holds the job.
+pub async fn set_residual_targets(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    collection_id: Uuid,
+    targets: &[Uuid],
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_counts SET residual_targets = $5 WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(collection_id)
+    .bind(targets)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What the residual stage did in one collection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResidualCounts {
+    pub deleted: i64,
+    pub redacted: i64,
+    /// Candidates not acted on because of a legal hold.
+    pub withheld: i64,
+}
+
+/// Records a collection's residual counts as final, with the candidates'
+/// actions as they now stand, in one statement each of the caller's
+/// transaction; false when `lease` no longer holds the job.
+pub async fn record_residual_applied(
+    tx: &mut Transaction<'_, Postgres>,
+    job_id: Uuid,
+    lease: Lease,
+    collection_id: Uuid,
+    counts: ResidualCounts,
+    residuals: &serde_json::Value,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE erasure_counts SET residual_deleted = $5, residual_redacted = $6, residual_withheld = $7,
+               residual_applied = true
+        WHERE job_id = $1 AND collection_id = $4 AND {HELD}
+        "#
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(collection_id)
+    .bind(counts.deleted)
+    .bind(counts.redacted)
+    .bind(counts.withheld)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::jobs::set_residuals(&mut **tx, job_id, lease, residuals).await
+}
+
+/// The job's notes, in the order they were written.
+pub async fn notes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<JobNote>> {
+    let stored: serde_json::Value =
+        sqlx::query_scalar("SELECT notes FROM erasure_jobs WHERE job_id = $1").bind(job_id).fetch_one(ex).await?;
+    Ok(serde_json::from_value(stored).unwrap_or_default())
+}
+
+/// Adds tables that held rows of the job's person it deleted or changed
+/// (for the physical stage's rewrite); false when `lease` no longer holds the job.
+pub async fn add_rewrite_tables(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, tables: &[&str]) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE erasure_jobs SET rewrite_tables = ARRAY(SELECT DISTINCT t FROM unnest(rewrite_tables || $4::text[]) AS t ORDER BY t)
+        WHERE job_id = $1 AND {HELD}
+        "#
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(tables)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records (once) that the forget-lineage stage is done; false when `lease`
+/// no longer holds the job.
+pub async fn set_forgotten(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_jobs SET forgotten_at = COALESCE(forgotten_at, clock_timestamp()) WHERE job_id = $1 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The tables to rewrite for the job and when its forget-lineage stage was done.
+pub async fn rewrite_state(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<(Vec<String>, Option<DateTime<Utc>>)> {
+    Ok(sqlx::query_as("SELECT rewrite_tables, forgotten_at FROM erasure_jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Records the physical status of Lethe's own tables for the job (and the
+/// rewrite that served it); false when `lease` no longer holds the job.
+pub async fn set_lineage_physical(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    (status, detail): (&str, &str),
+    rewrite_id: Option<i64>,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        r#"
+        UPDATE erasure_jobs SET lineage_physical_status = $4, lineage_physical_detail = $5, rewrite_id = $6
+        WHERE job_id = $1 AND {HELD}
+        "#
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(status)
+    .bind(detail)
+    .bind(rewrite_id)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The physical status of Lethe's own tables for the job, and its detail.
+pub async fn lineage_physical(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<(String, String)> {
+    Ok(sqlx::query_as("SELECT lineage_physical_status, lineage_physical_detail FROM erasure_jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(ex)
+        .await?)
+}
