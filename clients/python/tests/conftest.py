@@ -123,7 +123,11 @@ def server() -> Iterator[Server]:
     db_url = urlunsplit(parts._replace(path="/" + name))
     _sql(admin_url, f'CREATE DATABASE "{name}"')
     tmp = Path(tempfile.mkdtemp(prefix="lethe-pytest-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_") or k in ("LETHE_PG_BIN",)}
+    # Settings of the developer's own service (and the client's LETHE_URL/LETHE_API_KEY)
+    # must not leak in; other LETHE_* variables pass through.
+    leak = ("LETHE_URL", "LETHE_API_KEY", "LETHE_CONFIG_DIR", "LETHE_APPLICATION__", "LETHE_DATABASE__",
+            "LETHE_QDRANT__", "LETHE_EMBEDDING__", "LETHE_ERASURE__", "LETHE_AUDIT__")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(leak)}
     env.update(
         LETHE_DATABASE__URL=db_url,
         LETHE_APPLICATION__HOST="127.0.0.1",
@@ -136,7 +140,8 @@ def server() -> Iterator[Server]:
     )
     srv = Server(bin=binary, env=env, port=free_port(), log=tmp / "lethe.log")
     try:
-        srv.key_id, srv.public_key = srv.run("signing-key", "--create").split()
+        srv.public_key = srv.run("signing-key", "--create").split()[-1]  # "<key id> <public key>"
+        srv.key_id = lethe.key_id(srv.public_key)
         keys = dict(line.split("=", 1) for line in srv.run("tenant", "create", "pytest", "--format", "env").split())
         srv.sk, srv.pk, srv.ak, srv.tenant_id = keys["LETHE_SK"], keys["LETHE_PK"], keys["LETHE_AK"], keys["LETHE_TENANT_ID"]
         srv.env["LETHE_APPLICATION__PORT"] = str(srv.port)

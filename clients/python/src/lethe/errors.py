@@ -207,7 +207,7 @@ class Unavailable(LetheError):
 
 
 class DeadlineExceeded(LetheError):
-    """The call's timeout ran out."""
+    """The call's timeout ran out (the client's, or the server's own request limit)."""
 
     REASON = "deadline_exceeded"
 
@@ -242,6 +242,7 @@ _BY_REASON: dict[str, type[LetheError]] = {
         PointTenantMismatch,
         BackendNotConfigured,
         Unavailable,
+        DeadlineExceeded,
     )
 }
 
