@@ -51,3 +51,11 @@ cargo test --all-targets -- "${skip[@]}"
 echo "==> benchmark at a tiny size, both backends (keeps it from rotting; timings are not tests)" >&2
 # Without QDRANT_URL the benchmark starts a stand-in of its own and labels its figures as such.
 env -u QDRANT_URL cargo run --quiet --example bench -- --size 2000 --runs 1 --backend both --skip embed,reindex
+
+echo "==> Python client's tests (clients/python, against a lethe serve of their own)" >&2
+venv=.lethe/venv-python
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "./clients/python[test]"
+lethe_bin="${CARGO_TARGET_DIR:-target}/debug/lethe"
+[ -x "$lethe_bin" ] || cargo build --quiet --bin lethe
+LETHE_BIN="$(realpath "$lethe_bin")" "$venv/bin/pytest" -q -p no:cacheprovider clients/python/tests

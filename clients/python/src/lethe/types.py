@@ -1,0 +1,445 @@
+"""Plain data types that the client takes and returns (never protobuf messages).
+
+Enumerations are ``str`` enums: pass either the member (``Backend.PGVECTOR``) or its
+value (``"pgvector"``). Timestamps are timezone-aware ``datetime`` objects in UTC, or
+``None`` when the server left them unset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Mapping, Optional, Sequence, Union
+
+__all__ = [
+    "Backend",
+    "Distance",
+    "Screening",
+    "IdentifierKind",
+    "TagRole",
+    "ResidualPolicy",
+    "JobStatus",
+    "Stage",
+    "ReindexMode",
+    "Identifier",
+    "SubjectTag",
+    "Chunk",
+    "TrackedPoint",
+    "Collection",
+    "Subject",
+    "WriteResult",
+    "CollectionCount",
+    "ResidualEvidence",
+    "ResidualCandidate",
+    "ErasureJob",
+    "ErasureEvent",
+    "SubjectCounts",
+    "LogEntry",
+    "SignedLogHead",
+    "DeletionLogPage",
+    "LogVerification",
+    "Certificate",
+    "ReindexJob",
+    "IdentifierLike",
+    "TagLike",
+]
+
+
+class _StrEnum(str, Enum):
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Backend(_StrEnum):
+    """Where a collection's vectors live."""
+
+    PGVECTOR = "pgvector"
+    QDRANT = "qdrant"
+
+
+class Distance(_StrEnum):
+    COSINE = "cosine"
+    DOT = "dot"
+    EUCLID = "euclid"
+
+
+class Screening(_StrEnum):
+    """What Ingest/Track do with a chunk whose text names an erased person."""
+
+    ACCEPT = "accept"
+    REPORT = "report"
+    REDACT = "redact"
+    REJECT = "reject"
+
+
+class IdentifierKind(_StrEnum):
+    """A hint only: the server reads an identifier by its shape."""
+
+    UNSPECIFIED = "unspecified"
+    EMAIL = "email"
+    NAME = "name"
+    PHONE = "phone"
+    HANDLE = "handle"
+    ANONYMOUS_ID = "anonymous_id"
+    OTHER = "other"
+
+
+class TagRole(_StrEnum):
+    OWNER = "owner"
+    AUTHOR = "author"
+    MENTIONED = "mentioned"
+
+
+class ResidualPolicy(_StrEnum):
+    """What an erasure does with residual candidates."""
+
+    REPORT = "report"
+    DELETE = "delete"
+    REDACT = "redact"
+
+
+class JobStatus(_StrEnum):
+    UNSPECIFIED = "unspecified"
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether a job in this status has ended (completed, failed or refused)."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.REFUSED)
+
+
+class Stage(_StrEnum):
+    """The stages of an erasure job, in order."""
+
+    UNSPECIFIED = "unspecified"
+    FREEZE = "freeze"
+    PLAN = "plan"
+    DELETE = "delete"
+    VERIFY = "verify"
+    RESIDUAL = "residual"
+    FORGET_LINEAGE = "forget_lineage"
+    PHYSICAL = "physical"
+    LOG = "log"
+    DONE = "done"
+
+
+class ReindexMode(_StrEnum):
+    COPY = "copy"
+    REEMBED = "reembed"
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class Identifier:
+    """One way of naming a person. ``kind`` is a hint; a plain ``str`` works too."""
+
+    value: str
+    kind: Union[IdentifierKind, str] = IdentifierKind.UNSPECIFIED
+
+
+@dataclass
+class SubjectTag:
+    """A chunk's link to a subject. A plain ``str`` subject id means ``mentioned``."""
+
+    subject_id: str
+    role: Union[TagRole, str] = TagRole.MENTIONED
+
+
+IdentifierLike = Union[str, Identifier]
+TagLike = Union[str, SubjectTag]
+
+
+@dataclass
+class Chunk:
+    """A text chunk for :meth:`lethe.Lethe.ingest`; Lethe embeds it."""
+
+    source_id: str
+    text: str
+    tags: Sequence[TagLike] = ()
+    source_uri: str = ""
+    source_kind: str = ""
+    point_id: str = ""
+    ordinal: int = 0
+
+
+@dataclass
+class TrackedPoint:
+    """A vector the pipeline wrote itself, for :meth:`lethe.Lethe.track`.
+
+    Give ``vector`` to have Lethe write the point (with the tags in its payload).
+    """
+
+    point_id: str
+    source_id: str
+    tags: Sequence[TagLike] = ()
+    text: str = ""
+    source_uri: str = ""
+    source_kind: str = ""
+    vector: Sequence[float] = ()
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    backend: Optional[Backend]
+    backend_name: str
+    dimension: int
+    distance: Distance
+    embedding_model: str
+    store_text: bool
+    retention_days: int
+    screening: Optional[Screening]
+    created_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class Subject:
+    id: str
+    #: active, pending_erasure, erased or suppressed
+    state: str
+    legal_hold: bool
+    identifier_count: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What Ingest or Track did."""
+
+    accepted: int
+    suppressed: int
+    point_ids: list[str]
+    suppressed_deleted: int
+    screened: int
+
+
+@dataclass(frozen=True)
+class CollectionCount:
+    """Counts for one collection: ``before_*`` from the plan stage, ``after_*`` from verify."""
+
+    collection: str
+    backend: Optional[Backend]
+    before_by_tag: int
+    before_by_ids: int
+    before_total: int
+    deleted: int
+    after_by_tag: int
+    after_by_ids: int
+    after_total: int
+    residual_found: int
+    residual_deleted: int
+    residual_redacted: int
+    physical_status: str
+    physical_detail: str
+
+
+@dataclass(frozen=True)
+class ResidualEvidence:
+    kind: str
+    detail: str
+    matched: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ResidualCandidate:
+    collection: str
+    point_id: str
+    source_id: str
+    score: float
+    evidence: list[ResidualEvidence]
+    #: reported, deleted, redacted (or empty for SearchResiduals)
+    action: str
+
+
+@dataclass(frozen=True)
+class ErasureJob:
+    job_id: str
+    #: empty once the subject is erased
+    subject_id: str
+    subject_hash: str
+    status: JobStatus
+    stage: Stage
+    requested_by: str
+    reason: str
+    residual_policy: Optional[ResidualPolicy]
+    received_at: Optional[datetime]
+    started_at: Optional[datetime]
+    completed_at: Optional[datetime]
+    deadline: Optional[datetime]
+    overdue: bool
+    counts: list[CollectionCount]
+    error: str
+    attempts: int
+    residuals: list[ResidualCandidate]
+    guarantee_physical: bool
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has ended (completed, failed or refused)."""
+        return self.status.terminal
+
+    @property
+    def deleted(self) -> int:
+        """Vectors deleted over every collection."""
+        return sum(c.deleted for c in self.counts)
+
+    @property
+    def remaining(self) -> int:
+        """Vectors still matching after the verify stage, over every collection."""
+        return sum(c.after_total for c in self.counts)
+
+
+@dataclass(frozen=True)
+class ErasureEvent:
+    job_id: str
+    seq: int
+    stage: Stage
+    status: JobStatus
+    message: str
+    at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class SubjectCounts:
+    """Live counts of a subject's vectors (CountSubject)."""
+
+    #: active, pending_erasure, erased or unknown
+    subject_state: str
+    counts: list[CollectionCount]
+
+    @property
+    def total(self) -> int:
+        return sum(c.before_total for c in self.counts)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    kind: str
+    job_id: str
+    subject_hash: str
+    body: str
+    prev_hash: str
+    entry_hash: str
+    created_at: Optional[datetime]
+    hash_version: int
+
+    def claims(self) -> dict[str, Any]:
+        """The entry's body, parsed (JSON)."""
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+@dataclass(frozen=True)
+class SignedLogHead:
+    """The service's Ed25519 signature over "the log has ``size`` entries ending in
+    ``head_hash``"; check it with :func:`lethe.verify_log_head`, keep it, and pin it in
+    :meth:`lethe.Lethe.verify_deletion_log`."""
+
+    size: int
+    head_hash: str
+    statement: str
+    #: base64
+    signature: str
+    key_id: str = ""
+    signed_at: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class DeletionLogPage:
+    entries: list[LogEntry]
+    head: Optional[SignedLogHead]
+
+
+@dataclass(frozen=True)
+class LogVerification:
+    valid: bool
+    entries_checked: int
+    #: the first entry whose hash or link does not verify, 0 when valid
+    first_bad_seq: int
+    problem: str
+    head_hash: str
+    head: Optional[SignedLogHead]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A signed erasure certificate. Verify it offline with
+    :func:`lethe.verify_certificate` against the key you pinned."""
+
+    job_id: str
+    #: canonical JSON; the signature covers its UTF-8 bytes
+    body: str
+    #: base64
+    signature: str
+    #: the key the certificate carries (base64): informative only, never trusted
+    public_key: str
+    algorithm: str
+    key_id: str
+
+    def claims(self) -> dict[str, Any]:
+        """The body, parsed (JSON). Verify first: this does not check anything."""
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+    def to_json(self) -> str:
+        """The certificate as ``lethe verify-certificate`` reads it."""
+        return json.dumps(
+            {
+                "job_id": self.job_id,
+                "body": self.body,
+                "signature": self.signature,
+                "public_key": self.public_key,
+                "algorithm": self.algorithm,
+                "key_id": self.key_id,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: Union[str, bytes, Mapping[str, Any]]) -> "Certificate":
+        """Reads a certificate saved with :meth:`to_json` (or any JSON object with
+        ``body`` and ``signature``)."""
+        data: Mapping[str, Any] = text if isinstance(text, Mapping) else json.loads(text)
+        return cls(
+            job_id=str(data.get("job_id", "")),
+            body=str(data["body"]),
+            signature=str(data["signature"]),
+            public_key=str(data.get("public_key", "")),
+            algorithm=str(data.get("algorithm", "")),
+            key_id=str(data.get("key_id", "")),
+        )
+
+
+@dataclass(frozen=True)
+class ReindexJob:
+    job_id: str
+    collection: str
+    mode: ReindexMode
+    status: JobStatus
+    #: prepare, copy, switch, drop or done
+    stage: str
+    total: int
+    copied: int
+    missing: int
+    excluded: int
+    final_count: int
+    error: str
+    received_at: Optional[datetime]
+    started_at: Optional[datetime]
+    completed_at: Optional[datetime]
+
+    @property
+    def done(self) -> bool:
+        return self.status.terminal
+

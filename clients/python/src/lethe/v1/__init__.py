@@ -1,0 +1,1 @@
+"""Generated from proto/lethe/v1 by generate.sh; do not edit."""

@@ -1,0 +1,263 @@
+from lethe.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReindexRequest(_message.Message):
+    __slots__ = ("collection", "mode")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    mode: _types_pb2.ReindexMode
+    def __init__(self, collection: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.ReindexMode, str]] = ...) -> None: ...
+
+class GetReindexRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ListReindexesRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListReindexesResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.ReindexJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_types_pb2.ReindexJob, _Mapping]]] = ...) -> None: ...
+
+class CreateCollectionRequest(_message.Message):
+    __slots__ = ("name", "backend", "dimension", "distance", "store_text", "retention_days", "screening")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    STORE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    SCREENING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    backend: _types_pb2.Backend
+    dimension: int
+    distance: _types_pb2.Distance
+    store_text: bool
+    retention_days: int
+    screening: _types_pb2.Screening
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[_Union[_types_pb2.Backend, str]] = ..., dimension: _Optional[int] = ..., distance: _Optional[_Union[_types_pb2.Distance, str]] = ..., store_text: bool = ..., retention_days: _Optional[int] = ..., screening: _Optional[_Union[_types_pb2.Screening, str]] = ...) -> None: ...
+
+class ListCollectionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCollectionsResponse(_message.Message):
+    __slots__ = ("collections",)
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedCompositeFieldContainer[_types_pb2.Collection]
+    def __init__(self, collections: _Optional[_Iterable[_Union[_types_pb2.Collection, _Mapping]]] = ...) -> None: ...
+
+class PutSubjectRequest(_message.Message):
+    __slots__ = ("subject",)
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    subject: _types_pb2.SubjectRef
+    def __init__(self, subject: _Optional[_Union[_types_pb2.SubjectRef, _Mapping]] = ...) -> None: ...
+
+class SetLegalHoldRequest(_message.Message):
+    __slots__ = ("subject_id", "hold", "reason")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    hold: bool
+    reason: str
+    def __init__(self, subject_id: _Optional[str] = ..., hold: bool = ..., reason: _Optional[str] = ...) -> None: ...
+
+class IngestRequest(_message.Message):
+    __slots__ = ("collection", "chunks", "subjects")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    chunks: _containers.RepeatedCompositeFieldContainer[IngestChunk]
+    subjects: _containers.RepeatedCompositeFieldContainer[_types_pb2.SubjectRef]
+    def __init__(self, collection: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[IngestChunk, _Mapping]]] = ..., subjects: _Optional[_Iterable[_Union[_types_pb2.SubjectRef, _Mapping]]] = ...) -> None: ...
+
+class IngestChunk(_message.Message):
+    __slots__ = ("source_id", "source_uri", "source_kind", "text", "tags", "point_id", "ordinal")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    POINT_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDINAL_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    source_uri: str
+    source_kind: str
+    text: str
+    tags: _containers.RepeatedCompositeFieldContainer[_types_pb2.SubjectTag]
+    point_id: str
+    ordinal: int
+    def __init__(self, source_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., source_kind: _Optional[str] = ..., text: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[_types_pb2.SubjectTag, _Mapping]]] = ..., point_id: _Optional[str] = ..., ordinal: _Optional[int] = ...) -> None: ...
+
+class TrackRequest(_message.Message):
+    __slots__ = ("collection", "points", "subjects", "verify_points")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_POINTS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    points: _containers.RepeatedCompositeFieldContainer[TrackedPoint]
+    subjects: _containers.RepeatedCompositeFieldContainer[_types_pb2.SubjectRef]
+    verify_points: bool
+    def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[TrackedPoint, _Mapping]]] = ..., subjects: _Optional[_Iterable[_Union[_types_pb2.SubjectRef, _Mapping]]] = ..., verify_points: bool = ...) -> None: ...
+
+class TrackedPoint(_message.Message):
+    __slots__ = ("point_id", "source_id", "source_uri", "source_kind", "text", "tags", "vector")
+    POINT_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    point_id: str
+    source_id: str
+    source_uri: str
+    source_kind: str
+    text: str
+    tags: _containers.RepeatedCompositeFieldContainer[_types_pb2.SubjectTag]
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, point_id: _Optional[str] = ..., source_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., source_kind: _Optional[str] = ..., text: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[_types_pb2.SubjectTag, _Mapping]]] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class WriteResponse(_message.Message):
+    __slots__ = ("accepted", "suppressed", "point_ids", "suppressed_deleted", "screened")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    POINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_DELETED_FIELD_NUMBER: _ClassVar[int]
+    SCREENED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    suppressed: int
+    point_ids: _containers.RepeatedScalarFieldContainer[str]
+    suppressed_deleted: int
+    screened: int
+    def __init__(self, accepted: _Optional[int] = ..., suppressed: _Optional[int] = ..., point_ids: _Optional[_Iterable[str]] = ..., suppressed_deleted: _Optional[int] = ..., screened: _Optional[int] = ...) -> None: ...
+
+class EraseRequest(_message.Message):
+    __slots__ = ("subject", "requested_by", "reason", "residual_policy", "idempotency_key", "deadline_days", "guarantee_physical")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESIDUAL_POLICY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    GUARANTEE_PHYSICAL_FIELD_NUMBER: _ClassVar[int]
+    subject: _types_pb2.SubjectRef
+    requested_by: str
+    reason: str
+    residual_policy: _types_pb2.ResidualPolicy
+    idempotency_key: str
+    deadline_days: int
+    guarantee_physical: bool
+    def __init__(self, subject: _Optional[_Union[_types_pb2.SubjectRef, _Mapping]] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ..., residual_policy: _Optional[_Union[_types_pb2.ResidualPolicy, str]] = ..., idempotency_key: _Optional[str] = ..., deadline_days: _Optional[int] = ..., guarantee_physical: bool = ...) -> None: ...
+
+class GetErasureRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ListErasuresRequest(_message.Message):
+    __slots__ = ("overdue_only", "limit", "status")
+    OVERDUE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    overdue_only: bool
+    limit: int
+    status: _types_pb2.JobStatus
+    def __init__(self, overdue_only: bool = ..., limit: _Optional[int] = ..., status: _Optional[_Union[_types_pb2.JobStatus, str]] = ...) -> None: ...
+
+class ListErasuresResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.ErasureJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_types_pb2.ErasureJob, _Mapping]]] = ...) -> None: ...
+
+class CountSubjectRequest(_message.Message):
+    __slots__ = ("subject_id",)
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+
+class CountSubjectResponse(_message.Message):
+    __slots__ = ("counts", "subject_state")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_STATE_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[_types_pb2.CollectionCount]
+    subject_state: str
+    def __init__(self, counts: _Optional[_Iterable[_Union[_types_pb2.CollectionCount, _Mapping]]] = ..., subject_state: _Optional[str] = ...) -> None: ...
+
+class ListDeletionLogRequest(_message.Message):
+    __slots__ = ("after_seq", "limit")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    limit: int
+    def __init__(self, after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListDeletionLogResponse(_message.Message):
+    __slots__ = ("entries", "head")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.LogEntry]
+    head: _types_pb2.SignedLogHead
+    def __init__(self, entries: _Optional[_Iterable[_Union[_types_pb2.LogEntry, _Mapping]]] = ..., head: _Optional[_Union[_types_pb2.SignedLogHead, _Mapping]] = ...) -> None: ...
+
+class VerifyDeletionLogRequest(_message.Message):
+    __slots__ = ("pinned_size", "pinned_head_hash")
+    PINNED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PINNED_HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
+    pinned_size: int
+    pinned_head_hash: str
+    def __init__(self, pinned_size: _Optional[int] = ..., pinned_head_hash: _Optional[str] = ...) -> None: ...
+
+class VerifyDeletionLogResponse(_message.Message):
+    __slots__ = ("valid", "entries_checked", "first_bad_seq", "problem", "head_hash", "head")
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    valid: bool
+    entries_checked: int
+    first_bad_seq: int
+    problem: str
+    head_hash: str
+    head: _types_pb2.SignedLogHead
+    def __init__(self, valid: bool = ..., entries_checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., problem: _Optional[str] = ..., head_hash: _Optional[str] = ..., head: _Optional[_Union[_types_pb2.SignedLogHead, _Mapping]] = ...) -> None: ...
+
+class GetCertificateRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class SearchResidualsRequest(_message.Message):
+    __slots__ = ("identifiers", "limit")
+    IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    identifiers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Identifier]
+    limit: int
+    def __init__(self, identifiers: _Optional[_Iterable[_Union[_types_pb2.Identifier, _Mapping]]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SearchResidualsResponse(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[_types_pb2.ResidualCandidate]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[_types_pb2.ResidualCandidate, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,130 @@
+"""UNAVAILABLE is retried with backoff; timeouts are per call."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import Person, Server, free_port, ingest_about, stop
+
+import lethe
+
+PATIENT = lethe.RetryPolicy(max_retries=30, initial_backoff=0.1, max_backoff=0.5)
+
+
+def test_no_retries_fails_fast(server: Server) -> None:
+    with lethe.Lethe(f"http://127.0.0.1:{free_port()}", api_key=server.ak, retries=0) as c:
+        t0 = time.monotonic()
+        with pytest.raises(lethe.Unavailable) as e:
+            c.list_collections()
+        assert time.monotonic() - t0 < 5
+        assert not c.health()
+    assert (e.value.reason, e.value.code) == ("unavailable", grpc.StatusCode.UNAVAILABLE)
+
+
+def test_call_waits_for_a_server_that_starts_listening_later(server: Server, tmp_path: Path) -> None:
+    port = free_port()
+    started: list[float] = []
+
+    def start_later() -> None:
+        time.sleep(1.0)
+        started.append(time.monotonic())
+        server.spawn(port, tmp_path / "late.log")
+
+    with lethe.Lethe(f"http://127.0.0.1:{port}", api_key=server.ak, retries=PATIENT, timeout=5) as c:
+        t = threading.Thread(target=start_later)
+        t0 = time.monotonic()
+        t.start()
+        collections = c.list_collections()  # fails with UNAVAILABLE until the server is up
+        done = time.monotonic()
+        t.join()
+    assert started and done > started[0] > t0
+    assert isinstance(collections, list)
+    stop(server.extra.pop())
+
+
+async def test_async_call_waits_for_a_server_that_starts_listening_later(server: Server, tmp_path: Path) -> None:
+    port = free_port()
+    async with lethe.AsyncLethe(f"127.0.0.1:{port}", api_key=server.ak, retries=0) as fast:
+        with pytest.raises(lethe.Unavailable):
+            await fast.list_collections()
+    async with lethe.AsyncLethe(f"127.0.0.1:{port}", api_key=server.ak, retries=PATIENT, timeout=5) as c:
+        task = asyncio.ensure_future(c.list_collections())
+        await asyncio.sleep(1.0)
+        assert not task.done()
+        server.spawn(port, tmp_path / "late-async.log")
+        collections = await asyncio.wait_for(task, timeout=60)
+    assert isinstance(collections, list)
+    stop(server.extra.pop())
+
+
+def test_watch_survives_a_server_restart(
+    server: Server, client: lethe.Lethe, collection: str, person: Person, tmp_path: Path
+) -> None:
+    """A second `lethe serve` (same database) carries the watch; it is killed after the
+    first event and restarted on the same port: the watch reconnects and finishes,
+    without repeating an event."""
+    port = free_port()
+    log = tmp_path / "second.log"
+    # its workers never poll during the test: the session's server runs the job
+    server.env["LETHE_ERASURE__POLL_INTERVAL_MS"] = "600000"
+    try:
+        second = server.spawn(port, log)
+        server.wait_healthy(port, second, log)
+        ingest_about(client, collection, person, 2)
+        job = client.erase(person.id, requested_by="dpo@example.org", wait=False)
+        seen: list[lethe.ErasureEvent] = []
+        with lethe.Lethe(f"http://127.0.0.1:{port}", api_key=server.ak, retries=PATIENT) as watcher:
+            for ev in watcher.watch_erasure(job.job_id, timeout=120):
+                seen.append(ev)
+                if len(seen) == 1:
+                    assert not ev.status.terminal
+                    second.kill()
+                    second.wait()
+                    server.extra.remove(second)
+                    second = server.spawn(port, log)
+    finally:
+        server.env["LETHE_ERASURE__POLL_INTERVAL_MS"] = "100"
+    stop(server.extra.pop())
+    assert seen[-1].status == lethe.JobStatus.COMPLETED
+    full = list(client.watch_erasure(job.job_id))
+    assert [e.seq for e in seen] == [e.seq for e in full]
+    assert client.get_erasure(job.job_id).deleted == 2
+
+
+def test_wait_timeout(client: lethe.Lethe, collection: str, person: Person) -> None:
+    ingest_about(client, collection, person, 1)
+    key = f"wait-{person.id}"
+    t0 = time.monotonic()
+    with pytest.raises(lethe.DeadlineExceeded) as e:
+        client.erase(person.id, requested_by="dpo@example.org", idempotency_key=key, wait_timeout=0.3)
+    assert time.monotonic() - t0 < 5
+    assert e.value.reason == "deadline_exceeded"
+    # the job itself goes on; replaying the request with its key finds it
+    job = client.erase(person.id, requested_by="dpo@example.org", idempotency_key=key, wait=False)
+    assert client.wait_for_erasure(job.job_id, timeout=60).deleted == 1
+
+
+def test_per_call_timeout(server: Server, client: lethe.Lethe, person: Person) -> None:
+    # a peer that accepts connections and never answers: the call ends at its own
+    # timeout, not the client's default of 30 s
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen()
+        with lethe.Lethe(f"http://127.0.0.1:{hole.getsockname()[1]}", api_key=server.ak, timeout=30) as c:
+            t0 = time.monotonic()
+            with pytest.raises(lethe.DeadlineExceeded) as e:
+                c.list_collections(timeout=0.5)
+            assert 0.4 < time.monotonic() - t0 < 10
+            assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    # a stream from the real server, cut by its timeout while the job runs
+    job = client.erase(person.id, requested_by="dpo@example.org", wait=False)
+    with pytest.raises(lethe.DeadlineExceeded):
+        for _ in client.watch_erasure(job.job_id, timeout=0.2):
+            pass
+    assert client.wait_for_erasure(job.job_id, timeout=60).status == lethe.JobStatus.COMPLETED
