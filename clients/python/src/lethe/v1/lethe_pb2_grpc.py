@@ -252,6 +252,13 @@ class LetheServicer(object):
     def SearchResiduals(self, request, context):
         """Searches every collection of the tenant for chunks that still refer to the
         given identifiers (lexical and semantic). Secret or auditor key.
+        Bounded: 1–20 identifiers; while scanning, only the best `limit` chunks
+        that name the person (and as many that name them weakly) are kept, with
+        at most 8 matches each. A search that runs longer than
+        `residual.search_timeout_ms` (30 s by default) fails with
+        DEADLINE_EXCEEDED, reason `deadline_exceeded`, rather than returning a
+        part of the tenant as if it were all of it: give fewer or more specific
+        identifiers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

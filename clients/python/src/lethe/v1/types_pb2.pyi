@@ -187,7 +187,7 @@ class SubjectTag(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., role: _Optional[_Union[TagRole, str]] = ...) -> None: ...
 
 class CollectionCount(_message.Message):
-    __slots__ = ("collection", "backend", "before_by_tag", "before_by_ids", "before_total", "deleted", "after_by_tag", "after_by_ids", "after_total", "residual_found", "residual_deleted", "residual_redacted", "physical_status", "physical_detail")
+    __slots__ = ("collection", "backend", "before_by_tag", "before_by_ids", "before_total", "deleted", "after_by_tag", "after_by_ids", "after_total", "residual_found", "residual_deleted", "residual_redacted", "physical_status", "physical_detail", "withheld", "residual_withheld")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     BEFORE_BY_TAG_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,8 @@ class CollectionCount(_message.Message):
     RESIDUAL_REDACTED_FIELD_NUMBER: _ClassVar[int]
     PHYSICAL_STATUS_FIELD_NUMBER: _ClassVar[int]
     PHYSICAL_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
+    RESIDUAL_WITHHELD_FIELD_NUMBER: _ClassVar[int]
     collection: str
     backend: Backend
     before_by_tag: int
@@ -216,10 +218,12 @@ class CollectionCount(_message.Message):
     residual_redacted: int
     physical_status: str
     physical_detail: str
-    def __init__(self, collection: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., before_by_tag: _Optional[int] = ..., before_by_ids: _Optional[int] = ..., before_total: _Optional[int] = ..., deleted: _Optional[int] = ..., after_by_tag: _Optional[int] = ..., after_by_ids: _Optional[int] = ..., after_total: _Optional[int] = ..., residual_found: _Optional[int] = ..., residual_deleted: _Optional[int] = ..., residual_redacted: _Optional[int] = ..., physical_status: _Optional[str] = ..., physical_detail: _Optional[str] = ...) -> None: ...
+    withheld: int
+    residual_withheld: int
+    def __init__(self, collection: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., before_by_tag: _Optional[int] = ..., before_by_ids: _Optional[int] = ..., before_total: _Optional[int] = ..., deleted: _Optional[int] = ..., after_by_tag: _Optional[int] = ..., after_by_ids: _Optional[int] = ..., after_total: _Optional[int] = ..., residual_found: _Optional[int] = ..., residual_deleted: _Optional[int] = ..., residual_redacted: _Optional[int] = ..., physical_status: _Optional[str] = ..., physical_detail: _Optional[str] = ..., withheld: _Optional[int] = ..., residual_withheld: _Optional[int] = ...) -> None: ...
 
 class ErasureJob(_message.Message):
-    __slots__ = ("job_id", "subject_id", "subject_hash", "status", "stage", "requested_by", "reason", "residual_policy", "received_at", "started_at", "completed_at", "deadline", "overdue", "counts", "error", "attempts", "residuals", "guarantee_physical")
+    __slots__ = ("job_id", "subject_id", "subject_hash", "status", "stage", "requested_by", "reason", "residual_policy", "received_at", "started_at", "completed_at", "deadline", "overdue", "counts", "error", "attempts", "residuals", "guarantee_physical", "notes", "lineage_physical_status", "lineage_physical_detail")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -238,6 +242,9 @@ class ErasureJob(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     RESIDUALS_FIELD_NUMBER: _ClassVar[int]
     GUARANTEE_PHYSICAL_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_PHYSICAL_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_PHYSICAL_DETAIL_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     subject_id: str
     subject_hash: str
@@ -256,7 +263,20 @@ class ErasureJob(_message.Message):
     attempts: int
     residuals: _containers.RepeatedCompositeFieldContainer[ResidualCandidate]
     guarantee_physical: bool
-    def __init__(self, job_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., subject_hash: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ..., residual_policy: _Optional[_Union[ResidualPolicy, str]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: bool = ..., counts: _Optional[_Iterable[_Union[CollectionCount, _Mapping]]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., residuals: _Optional[_Iterable[_Union[ResidualCandidate, _Mapping]]] = ..., guarantee_physical: bool = ...) -> None: ...
+    notes: _containers.RepeatedCompositeFieldContainer[JobNote]
+    lineage_physical_status: str
+    lineage_physical_detail: str
+    def __init__(self, job_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., subject_hash: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ..., residual_policy: _Optional[_Union[ResidualPolicy, str]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: bool = ..., counts: _Optional[_Iterable[_Union[CollectionCount, _Mapping]]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., residuals: _Optional[_Iterable[_Union[ResidualCandidate, _Mapping]]] = ..., guarantee_physical: bool = ..., notes: _Optional[_Iterable[_Union[JobNote, _Mapping]]] = ..., lineage_physical_status: _Optional[str] = ..., lineage_physical_detail: _Optional[str] = ...) -> None: ...
+
+class JobNote(_message.Message):
+    __slots__ = ("code", "stage", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    stage: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., stage: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ErasureEvent(_message.Message):
     __slots__ = ("job_id", "seq", "stage", "status", "message", "at")
@@ -357,7 +377,7 @@ class ResidualCandidate(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., point_id: _Optional[str] = ..., source_id: _Optional[str] = ..., score: _Optional[float] = ..., evidence: _Optional[_Iterable[_Union[ResidualEvidence, _Mapping]]] = ..., action: _Optional[str] = ...) -> None: ...
 
 class ReindexJob(_message.Message):
-    __slots__ = ("job_id", "collection", "mode", "status", "stage", "total", "copied", "missing", "excluded", "final_count", "error", "received_at", "started_at", "completed_at")
+    __slots__ = ("job_id", "collection", "mode", "status", "stage", "total", "copied", "missing", "excluded", "final_count", "error", "received_at", "started_at", "completed_at", "orphans_dropped")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -372,6 +392,7 @@ class ReindexJob(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    ORPHANS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     collection: str
     mode: ReindexMode
@@ -386,4 +407,5 @@ class ReindexJob(_message.Message):
     received_at: _timestamp_pb2.Timestamp
     started_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., collection: _Optional[str] = ..., mode: _Optional[_Union[ReindexMode, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[str] = ..., total: _Optional[int] = ..., copied: _Optional[int] = ..., missing: _Optional[int] = ..., excluded: _Optional[int] = ..., final_count: _Optional[int] = ..., error: _Optional[str] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    orphans_dropped: int
+    def __init__(self, job_id: _Optional[str] = ..., collection: _Optional[str] = ..., mode: _Optional[_Union[ReindexMode, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[str] = ..., total: _Optional[int] = ..., copied: _Optional[int] = ..., missing: _Optional[int] = ..., excluded: _Optional[int] = ..., final_count: _Optional[int] = ..., error: _Optional[str] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., orphans_dropped: _Optional[int] = ...) -> None: ...
