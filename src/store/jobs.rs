@@ -403,7 +403,7 @@ pub struct Planned {
 #[derive(sqlx::FromRow)]
 struct PlannedRow {
     #[sqlx(flatten)]
-    collection: super::lineage::CollectionRow,
+    collection: super::collections::CollectionRow,
     #[sqlx(flatten)]
     counts: CountRow,
     plan_points: Vec<Uuid>,

@@ -2,6 +2,7 @@
 //! module's files (`tenant`, `lineage`, `holds`, `jobs`, `progress`, `lease`, `log`, `reindex`, `rewrite`, `role`). Functions take an
 //! executor or a transaction; callers own transactions. No wire types here.
 
+pub mod collections;
 pub mod holds;
 pub mod jobs;
 pub mod lease;
@@ -11,6 +12,7 @@ pub mod progress;
 pub mod reindex;
 pub mod rewrite;
 pub mod role;
+pub mod subjects;
 pub mod tenant;
 
 /// A Postgres failure, classified: unavailable (retry later) or unexpected.

@@ -1,0 +1,93 @@
+//! Collections registered with Lethe: their settings and backend names.
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::Result;
+use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, Screening};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CollectionRow {
+    collection_id: Uuid,
+    tenant_id: Uuid,
+    name: String,
+    backend: String,
+    backend_name: String,
+    dimension: i32,
+    distance: String,
+    embedding_model: String,
+    store_text: bool,
+    retention_days: i32,
+    screening: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl CollectionRow {
+    pub(super) fn into_spec(self) -> Result<CollectionSpec> {
+        let bad = |m: String| super::StoreError::Unexpected(sqlx::Error::Decode(m.into()));
+        Ok(CollectionSpec {
+            collection_id: self.collection_id,
+            tenant_id: self.tenant_id,
+            name: CollectionName::parse("name", &self.name).map_err(|e| bad(e.to_string()))?,
+            backend: self.backend.parse::<Backend>().map_err(bad)?,
+            backend_name: self.backend_name,
+            dimension: usize::try_from(self.dimension).unwrap_or(0),
+            distance: self.distance.parse::<Distance>().map_err(bad)?,
+            embedding_model: self.embedding_model,
+            store_text: self.store_text,
+            retention_days: u32::try_from(self.retention_days).unwrap_or(0),
+            screening: self.screening.parse::<Screening>().map_err(bad)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+const COLLECTION_COLUMNS: &str = "collection_id, tenant_id, name, backend, backend_name, dimension, distance, \
+     embedding_model, store_text, retention_days, screening, created_at";
+
+/// Inserts a collection unless the tenant has one of that name; returns the stored one.
+pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &CollectionSpec) -> Result<CollectionSpec> {
+    sqlx::query(
+        r#"
+        INSERT INTO collections (collection_id, tenant_id, name, backend, backend_name, dimension,
+                                 distance, embedding_model, store_text, retention_days, screening)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        ON CONFLICT (tenant_id, name) DO NOTHING
+        "#,
+    )
+    .bind(spec.collection_id)
+    .bind(spec.tenant_id)
+    .bind(spec.name.as_str())
+    .bind(spec.backend.as_str())
+    .bind(&spec.backend_name)
+    .bind(i32::try_from(spec.dimension).unwrap_or(i32::MAX))
+    .bind(spec.distance.as_str())
+    .bind(&spec.embedding_model)
+    .bind(spec.store_text)
+    .bind(i32::try_from(spec.retention_days).unwrap_or(i32::MAX))
+    .bind(spec.screening.as_str())
+    .execute(ex)
+    .await?;
+    collection_by_name(ex, spec.tenant_id, spec.name.as_str())
+        .await?
+        .ok_or_else(|| super::StoreError::Unexpected(sqlx::Error::RowNotFound))
+}
+
+pub async fn collection_by_name(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: &str) -> Result<Option<CollectionSpec>> {
+    let row: Option<CollectionRow> =
+        sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 AND name = $2"))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(ex)
+            .await?;
+    row.map(CollectionRow::into_spec).transpose()
+}
+
+pub async fn list_collections(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<CollectionSpec>> {
+    let rows: Vec<CollectionRow> =
+        sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 ORDER BY name"))
+            .bind(tenant_id)
+            .fetch_all(ex)
+            .await?;
+    rows.into_iter().map(CollectionRow::into_spec).collect()
+}

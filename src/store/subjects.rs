@@ -1,0 +1,347 @@
+//! Subjects (people): their keyed hashes, identifiers and match keys, the
+//! states of their erasure (frozen, tombstone, suppressed alias), legal
+//! holds, and the advisory locks that order writes and erasure.
+
+use sqlx::{PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::Result;
+use crate::domain::SubjectState;
+
+/// A subject as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubjectRow {
+    pub subject_id: Uuid,
+    pub external_id: Option<String>,
+    pub subject_hash: Vec<u8>,
+    pub state: String,
+    pub legal_hold: bool,
+    pub legal_hold_reason: Option<String>,
+}
+
+impl SubjectRow {
+    pub fn state(&self) -> SubjectState {
+        // The CHECK constraint admits only known states.
+        self.state.parse().unwrap_or(SubjectState::Erased)
+    }
+}
+
+const SUBJECT_COLUMNS: &str = "subject_id, external_id, subject_hash, state, legal_hold, legal_hold_reason";
+
+/// Finds or creates subjects by keyed hash. An erased subject keeps its
+/// tombstone: its external id is not written back. Existing subjects are read,
+/// not rewritten (an upsert would write a new row version for every tagged
+/// subject of every batch).
+pub async fn upsert_subjects(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    subjects: &[(String, Vec<u8>)],
+) -> Result<Vec<SubjectRow>> {
+    // Time-ordered ids: new subjects append to the key's btree instead of
+    // landing on random pages of a large index (see `record_chunks`).
+    let ids: Vec<Uuid> = subjects.iter().map(|_| Uuid::now_v7()).collect();
+    let externals: Vec<&str> = subjects.iter().map(|(e, _)| e.as_str()).collect();
+    let hashes: Vec<&[u8]> = subjects.iter().map(|(_, h)| h.as_slice()).collect();
+    // The rows inserted here and the rows that existed when the statement
+    // began; a subject inserted by a concurrent write after that is neither
+    // (its insert conflicts), so it is read again by a second statement.
+    let mut rows: Vec<SubjectRow> = sqlx::query_as(&format!(
+        r#"
+        WITH inserted AS (
+            INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash)
+            SELECT s.id, $1, s.ext, s.h FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) AS s(id, ext, h)
+            WHERE NOT EXISTS (SELECT 1 FROM subjects x WHERE x.tenant_id = $1 AND x.subject_hash = s.h)
+            ON CONFLICT (tenant_id, subject_hash) DO NOTHING
+            RETURNING {SUBJECT_COLUMNS}
+        )
+        SELECT {SUBJECT_COLUMNS} FROM inserted
+        UNION ALL
+        SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = $1 AND subject_hash = ANY($4)
+        "#
+    ))
+    .bind(tenant_id)
+    .bind(&ids)
+    .bind(&externals)
+    .bind(&hashes)
+    .fetch_all(&mut **tx)
+    .await?;
+    if rows.len() < subjects.len() {
+        let found: std::collections::HashSet<&[u8]> = rows.iter().map(|r| r.subject_hash.as_slice()).collect();
+        let missing: Vec<&[u8]> = hashes.iter().copied().filter(|h| !found.contains(h)).collect();
+        if !missing.is_empty() {
+            let more = subjects_by_hashes(&mut **tx, tenant_id, &missing).await?;
+            rows.extend(more);
+        }
+    }
+    Ok(rows)
+}
+
+pub async fn subject_by_hash(ex: impl PgExecutor<'_>, tenant_id: Uuid, hash: &[u8]) -> Result<Option<SubjectRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = $1 AND subject_hash = $2"))
+        .bind(tenant_id)
+        .bind(hash)
+        .fetch_optional(ex)
+        .await?)
+}
+
+/// Subjects by keyed hash in one query; hashes without a subject are skipped.
+pub async fn subjects_by_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid, hashes: &[&[u8]]) -> Result<Vec<SubjectRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = $1 AND subject_hash = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(hashes)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn subject_by_id(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<SubjectRow> {
+    Ok(sqlx::query_as(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_id = $1"))
+        .bind(subject_id)
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Adds identifiers (kind, clear value, keyed hash of the normalised value).
+/// Values of an erased subject are not stored, only their hashes.
+pub async fn add_identifiers(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    subject_id: Uuid,
+    identifiers: &[(String, String, Vec<u8>)],
+) -> Result<()> {
+    if identifiers.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = identifiers.iter().map(|(k, _, _)| k.as_str()).collect();
+    let values: Vec<&str> = identifiers.iter().map(|(_, v, _)| v.as_str()).collect();
+    let hashes: Vec<&[u8]> = identifiers.iter().map(|(_, _, h)| h.as_slice()).collect();
+    sqlx::query(
+        r#"
+        INSERT INTO subject_identifiers (subject_id, tenant_id, kind, value, value_hash)
+        SELECT $1, $2, k, CASE WHEN s.state = 'erased' THEN NULL ELSE v END, h
+        FROM UNNEST($3::text[], $4::text[], $5::bytea[]) AS i(k, v, h)
+        JOIN subjects s ON s.subject_id = $1
+        ON CONFLICT (subject_id, kind, value_hash) DO NOTHING
+        "#,
+    )
+    .bind(subject_id)
+    .bind(tenant_id)
+    .bind(&kinds)
+    .bind(&values)
+    .bind(&hashes)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The subject's identifiers in clear (kind, value); empty once erased.
+pub async fn identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT kind, value FROM subject_identifiers WHERE subject_id = $1 AND value IS NOT NULL ORDER BY kind, value",
+    )
+    .bind(subject_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn count_identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM subject_identifiers WHERE subject_id = $1")
+        .bind(subject_id)
+        .fetch_one(ex)
+        .await?)
+}
+
+/// Adds a subject's match keys (keyed hashes of `identity::match_keys`).
+pub async fn add_keys(ex: impl PgExecutor<'_>, tenant_id: Uuid, subject_id: Uuid, keys: &[Vec<u8>]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        r#"
+        INSERT INTO subject_keys (tenant_id, key_hash, subject_id)
+        SELECT $1, k, $2 FROM UNNEST($3::bytea[]) AS k
+        ON CONFLICT DO NOTHING
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(subject_id)
+    .bind(keys)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A subject other than `except` that is being or has been erased and
+/// shares one of the match keys.
+pub async fn suppressor_by_keys(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    keys: &[Vec<u8>],
+    except: Option<Uuid>,
+) -> Result<Option<Uuid>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT s.subject_id
+        FROM subject_keys k JOIN subjects s USING (subject_id)
+        WHERE k.tenant_id = $1 AND k.key_hash = ANY($2) AND s.state IN ('pending_erasure', 'erased')
+          AND s.subject_id IS DISTINCT FROM $3
+        LIMIT 1
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(keys)
+    .bind(except)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Of the subjects with these hashes, those whose writes are suppressed,
+/// with the subject that suppresses them: themselves when they are being
+/// or have been erased, else such a subject that shares one of their match
+/// keys (the same person under another id; for a suppressed alias, the
+/// person it names), else a suppressed alias itself. Only erasures
+/// suppress: an alias's keys do not spread further. One query per batch.
+pub async fn suppressed_subjects(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    hashes: &[&[u8]],
+) -> Result<Vec<(Vec<u8>, Uuid)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT subject_hash, blocker FROM (
+            SELECT s.subject_hash,
+                   CASE WHEN s.state IN ('pending_erasure', 'erased') THEN s.subject_id ELSE COALESCE((
+                       SELECT o.subject_id
+                       FROM subject_keys mine
+                       JOIN subject_keys other
+                         ON other.tenant_id = mine.tenant_id AND other.key_hash = mine.key_hash
+                        AND other.subject_id <> mine.subject_id
+                       JOIN subjects o
+                         ON o.subject_id = other.subject_id AND o.state IN ('pending_erasure', 'erased')
+                       WHERE mine.subject_id = s.subject_id
+                       LIMIT 1),
+                       CASE WHEN s.state = 'suppressed' THEN s.subject_id END)
+                   END AS blocker
+            FROM subjects s
+            WHERE s.tenant_id = $1 AND s.subject_hash = ANY($2)
+        ) b
+        WHERE blocker IS NOT NULL
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(hashes)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Subjects being or having been erased that have any of the keys, by key
+/// (ingest-time screening).
+pub async fn erased_subjects_by_keys(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    keys: &[Vec<u8>],
+) -> Result<Vec<(Vec<u8>, Uuid)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT k.key_hash, k.subject_id
+        FROM subject_keys k JOIN subjects s USING (subject_id)
+        WHERE k.tenant_id = $1 AND k.key_hash = ANY($2) AND s.state IN ('pending_erasure', 'erased')
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(keys)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Marks an active subject suppressed: it names a person who is being or
+/// has been erased. Its caller id goes (only the keyed hash stays).
+pub async fn suppress_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE subjects SET state = 'suppressed', external_id = NULL WHERE subject_id = $1 AND state = 'active'")
+        .bind(subject_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The latest erasure job of a subject that was not refused (a follow-up
+/// deletion is attributed to it).
+pub async fn latest_erasure(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT job_id FROM erasure_jobs WHERE subject_id = $1 AND status <> 'refused' ORDER BY received_at DESC LIMIT 1",
+    )
+    .bind(subject_id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn set_legal_hold(ex: impl PgExecutor<'_>, subject_id: Uuid, hold: bool, reason: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE subjects SET legal_hold = $2, legal_hold_reason = $3 WHERE subject_id = $1")
+        .bind(subject_id)
+        .bind(hold)
+        .bind(reason)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Serialises ingestion and erasure of one subject: ingest holds the shared
+/// lock from its state check until its vectors are written; the erase job's
+/// freeze takes it exclusively, so it waits for in-flight writes.
+pub async fn lock_subject_shared(tx: &mut Transaction<'_, Postgres>, keys: &[i64]) -> Result<()> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(k) FROM UNNEST($1::bigint[]) AS k")
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Freezes a subject for erasure in one statement (its own transaction): takes
+/// the subject's lock exclusively, which waits for every in-flight write that
+/// holds it shared, then marks the subject pending erasure. Writes that take
+/// the lock after this commits see the new state and are suppressed. A
+/// subject on legal hold is not frozen (the row lock orders this against
+/// `SetLegalHold`: the hold either came first, or finds the subject frozen).
+pub async fn freeze_subject(ex: impl PgExecutor<'_>, subject_id: Uuid, key: i64) -> Result<()> {
+    sqlx::query(
+        r#"
+        WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($2))
+        UPDATE subjects SET state = 'pending_erasure'
+        FROM locked
+        WHERE subject_id = $1 AND state <> 'erased' AND NOT legal_hold
+        "#,
+    )
+    .bind(subject_id)
+    .bind(key)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Turns the subject into a tombstone: external id and identifier values
+/// removed, hashes kept, state erased.
+pub async fn tombstone_subject(tx: &mut Transaction<'_, Postgres>, subject_id: Uuid) -> Result<()> {
+    sqlx::query(
+        r#"
+        WITH cleared AS (UPDATE subject_identifiers SET value = NULL WHERE subject_id = $1)
+        UPDATE subjects SET external_id = NULL, state = 'erased', erased_at = COALESCE(erased_at, now())
+        WHERE subject_id = $1
+        "#,
+    )
+    .bind(subject_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
