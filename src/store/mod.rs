@@ -8,6 +8,8 @@ pub mod jobs;
 pub mod lease;
 pub mod lineage;
 pub mod log;
+pub mod plans;
+pub mod probes;
 pub mod progress;
 pub mod reindex;
 pub mod rewrite;

@@ -1,0 +1,205 @@
+//! A job's plan: per-collection counts (before, after, residual, withheld,
+//! physical status) and the lineage point ids captured at planning.
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::Result;
+use super::jobs::HELD;
+use super::lease::Lease;
+
+/// Per-collection counts of a job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CountRow {
+    pub collection_id: Uuid,
+    pub collection_name: String,
+    pub backend: String,
+    pub before_by_tag: i64,
+    pub before_by_ids: i64,
+    pub before_total: i64,
+    pub after_by_tag: Option<i64>,
+    pub after_by_ids: Option<i64>,
+    pub after_total: Option<i64>,
+    pub residual_found: i64,
+    pub residual_deleted: i64,
+    pub residual_redacted: i64,
+    pub physical_status: String,
+    pub physical_detail: String,
+    /// The residual stage is done with this collection (its counts are final).
+    pub residual_applied: bool,
+    /// Points of the subject left in place (in `after_total`) because they
+    /// are shared with a subject on legal hold.
+    pub withheld: i64,
+    /// Residual candidates not acted on because of a legal hold.
+    pub residual_withheld: i64,
+}
+
+/// A collection of a job's plan: where it lives, its counts so far and,
+/// when asked for, the lineage point ids captured by the plan.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub spec: crate::domain::CollectionSpec,
+    pub counts: CountRow,
+    pub points: Vec<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PlannedRow {
+    #[sqlx(flatten)]
+    collection: super::collections::CollectionRow,
+    #[sqlx(flatten)]
+    counts: CountRow,
+    plan_points: Vec<Uuid>,
+}
+
+/// The job's planned collections with their counts (and point ids when
+/// `with_points`), in one query: every stage after the plan starts here.
+pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -> Result<Vec<Planned>> {
+    let rows: Vec<PlannedRow> = sqlx::query_as(
+        r#"
+        SELECT k.collection_id, k.tenant_id, k.name, k.backend, k.backend_name, k.dimension, k.distance,
+               k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at,
+               e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
+               e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
+               e.physical_status, e.physical_detail, e.residual_applied, e.withheld, e.residual_withheld,
+               CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
+        FROM erasure_counts e JOIN collections k USING (collection_id)
+        WHERE e.job_id = $1
+        ORDER BY e.collection_name
+        "#,
+    )
+    .bind(job_id)
+    .bind(with_points)
+    .fetch_all(ex)
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok(Planned { spec: r.collection.into_spec()?, counts: r.counts, points: r.plan_points }))
+        .collect()
+}
+
+/// Records the plan for one collection: counts before and the lineage ids
+/// (in id order), in one row. Re-running the plan stage replaces both (idempotent).
+pub async fn record_plan(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: Uuid,
+    collection_id: Uuid,
+    collection_name: &str,
+    backend: &str,
+    before: [i64; 3],
+    point_ids: &[Uuid],
+) -> Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend,
+                                    before_by_tag, before_by_ids, before_total, plan_points)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (job_id, collection_id) DO UPDATE
+        SET before_by_tag = EXCLUDED.before_by_tag, before_by_ids = EXCLUDED.before_by_ids,
+            before_total = EXCLUDED.before_total, plan_points = EXCLUDED.plan_points
+        "#,
+    )
+    .bind(job_id)
+    .bind(collection_id)
+    .bind(collection_name)
+    .bind(backend)
+    .bind(before[0])
+    .bind(before[1])
+    .bind(before[2])
+    .bind(point_ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT unnest(plan_points) FROM erasure_counts WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// Records the counts after deletion, and how many of the points left are
+/// withheld under legal hold; false when `lease` no longer holds the job.
+pub async fn set_after(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    collection_id: Uuid,
+    after: [i64; 3],
+    withheld: i64,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_counts SET after_by_tag = $5, after_by_ids = $6, after_total = $7, withheld = $8 \
+         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(collection_id)
+    .bind(after[0])
+    .bind(after[1])
+    .bind(after[2])
+    .bind(withheld)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records that the delete stage is about to change a backend (once);
+/// false when `lease` no longer holds the job.
+pub async fn set_deleting_started(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_jobs SET deleting_started_at = COALESCE(deleting_started_at, clock_timestamp()) \
+         WHERE job_id = $1 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a collection's physical status; false when `lease` no longer holds the job.
+pub async fn set_physical(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    lease: Lease,
+    collection_id: Uuid,
+    status: &str,
+    detail: &str,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE erasure_counts SET physical_status = $5, physical_detail = $6 \
+         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+    ))
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(collection_id)
+    .bind(status)
+    .bind(detail)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRow>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
+               after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
+               residual_redacted, physical_status, physical_detail, residual_applied, withheld, residual_withheld
+        FROM erasure_counts WHERE job_id = $1 ORDER BY collection_name
+        "#,
+    )
+    .bind(job_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Forgets the plan's point ids once the job is logged (they are lineage too).
+pub async fn delete_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE erasure_counts SET plan_points = '{}' WHERE job_id = $1").bind(job_id).execute(ex).await?;
+    Ok(())
+}
