@@ -1,0 +1,263 @@
+//! The write path: `Ingest` (Lethe embeds), `Track` (the pipeline wrote the
+//! vectors), subjects and legal holds.
+//!
+//! Ordering guarantees (DESIGN.md "Write path"):
+//! - lineage is committed before the vectors are written, so a crash leaves
+//!   at worst a lineage row without a vector, never an untracked vector;
+//! - a shared advisory lock per tagged subject is held from the suppression
+//!   check until the vectors are written; the erase job's freeze takes it
+//!   exclusively, so no write can slip past a starting erasure.
+
+mod subjects;
+mod suppression;
+
+use std::collections::{BTreeMap, HashSet};
+
+use uuid::Uuid;
+
+pub use self::subjects::{
+    PutMode, PutOutcome, identifier_hash, key_hashes, put_subject, put_subject_for_erasure, put_subject_or_refuse,
+    set_legal_hold,
+};
+use self::suppression::{Screened, blocked_subjects, delete_unwanted_points, report_screened, screen};
+use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key};
+use crate::domain::{CollectionSpec, ExternalId, Identifier, Role};
+use crate::error::{LetheError, Result};
+use crate::store::{StoreError, lineage};
+use crate::vector_store::{PointPayload, VectorPoint, VectorStores};
+
+/// A subject with identifiers, as a request names it.
+#[derive(Debug, Clone)]
+pub struct SubjectInput {
+    pub id: ExternalId,
+    pub identifiers: Vec<Identifier>,
+}
+
+/// One chunk to write (Ingest) or track (Track).
+#[derive(Debug, Clone)]
+pub struct ChunkInput {
+    pub source_id: ExternalId,
+    pub source_uri: String,
+    pub source_kind: String,
+    pub text: Option<String>,
+    pub tags: Vec<(ExternalId, Role)>,
+    pub point_id: Option<Uuid>,
+    pub ordinal: u32,
+    /// Ingest: None (Lethe embeds). Track: the vector to write, or None when
+    /// the pipeline wrote it.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub accepted: u32,
+    pub suppressed: u32,
+    /// Points of suppressed chunks that were in the backend (a pipeline
+    /// wrote them before calling `Track`) and that Lethe deleted.
+    pub suppressed_deleted: u64,
+    /// Chunks whose text names an erased person (see `screening`).
+    pub screened: u32,
+    pub point_ids: Vec<Uuid>,
+}
+
+/// How the write gets its vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Embed every chunk's text.
+    Embed,
+    /// Vectors come with the chunks or already live in the backend.
+    Track { verify_points: bool },
+}
+
+/// The point id of a chunk: given, or derived from source id and ordinal so
+/// that re-ingesting the same chunk overwrites it.
+pub fn point_id(spec: &CollectionSpec, chunk: &ChunkInput) -> Uuid {
+    chunk.point_id.unwrap_or_else(|| {
+        Uuid::new_v5(&spec.collection_id, format!("{}#{}", chunk.source_id, chunk.ordinal).as_bytes())
+    })
+}
+
+/// Writes chunks with lineage, suppressing those tagged with a subject that
+/// is being or has been erased.
+///
+/// # Errors
+/// `NotFound` (collection), `InvalidArgument` (dimension, duplicate ids),
+/// `FailedPrecondition` (tracked points missing), backend and database failures.
+pub async fn write(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    chunks: Vec<ChunkInput>,
+    subjects: &[SubjectInput],
+    mode: WriteMode,
+) -> Result<WriteOutcome> {
+    check_ids_unique(spec, &chunks)?;
+    if mode == WriteMode::Embed && spec.dimension != ctx.embedder.dimension() {
+        return Err(LetheError::invalid(
+            "collection",
+            format!("has dimension {}, the embedding model gives {}", spec.dimension, ctx.embedder.dimension()),
+        ));
+    }
+    let tenant_id = spec.tenant_id;
+    // Every tagged subject, by caller id → keyed hash.
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let names = chunks.iter().flat_map(|c| &c.tags).map(|(s, _)| s).chain(subjects.iter().map(|s| &s.id));
+    let tagged: BTreeMap<String, Vec<u8>> =
+        names.map(|id| (id.as_str().to_owned(), keyed_hash(&secret, id.as_str()))).collect();
+    let mut lock_keys: Vec<i64> = tagged.values().map(|h| subject_lock_key(h)).collect();
+    lock_keys.push(collection_lock_key(spec.collection_id));
+    let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
+    lineage::lock_subject_shared(&mut guard, &lock_keys).await?;
+
+    // Subjects the request names with identifiers are stored first (or
+    // become suppressed aliases when an identifier names an erased person),
+    // so that the tag check below sees them either way.
+    for s in subjects.iter().filter(|s| !s.identifiers.is_empty()) {
+        put_subject(ctx, tenant_id, s, PutMode::Write).await?;
+    }
+    let blocked = blocked_subjects(ctx, tenant_id, &tagged).await?;
+    let (accepted, suppressed): (Vec<ChunkInput>, Vec<ChunkInput>) =
+        chunks.into_iter().partition(|c| !c.tags.iter().any(|(s, _)| blocked.contains_key(s.as_str())));
+    // Points not to keep, with the subject whose erasure they follow up.
+    let mut unwanted: Vec<(Uuid, Uuid)> = suppressed
+        .iter()
+        .filter_map(|c| c.tags.iter().find_map(|(s, _)| blocked.get(s.as_str())).map(|by| (point_id(spec, c), *by)))
+        .collect();
+    let Screened { accepted, reports, count: screened } = screen(ctx, spec, accepted, mode, &mut unwanted).await?;
+    let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
+    let mut points = vectors_for(ctx, spec, &accepted, mode).await?;
+
+    let subject_ids = record_lineage(ctx, spec, &accepted, &tagged).await?;
+    let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
+    if let Some(vectors) = points.take() {
+        let store = ctx.stores.get(spec.backend)?;
+        let to_write: Vec<VectorPoint> = accepted
+            .iter()
+            .zip(vectors)
+            .zip(&ids)
+            .map(|((c, vector), id)| VectorPoint {
+                id: *id,
+                vector,
+                payload: PointPayload {
+                    tenant_id,
+                    source_id: c.source_id.as_str().to_owned(),
+                    subjects: c.tags.iter().map(|(s, _)| s.as_str().to_owned()).collect(),
+                    text: if spec.store_text { c.text.clone() } else { None },
+                },
+            })
+            .collect();
+        store.upsert(spec, &to_write).await?;
+    }
+    report_screened(ctx, spec, &reports).await?;
+    guard.commit().await.map_err(StoreError::from)?;
+    tracing::debug!(accepted = ids.len(), suppressed = suppressed.len(), subjects = subject_ids, "write done");
+    Ok(WriteOutcome {
+        accepted: u32::try_from(ids.len()).unwrap_or(u32::MAX),
+        suppressed: u32::try_from(suppressed.len()).unwrap_or(u32::MAX),
+        suppressed_deleted,
+        screened,
+        point_ids: ids,
+    })
+}
+
+fn check_ids_unique(spec: &CollectionSpec, chunks: &[ChunkInput]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (i, c) in chunks.iter().enumerate() {
+        if !seen.insert(point_id(spec, c)) {
+            return Err(LetheError::invalid(format!("chunks[{i}]"), "repeats the point id of an earlier chunk"));
+        }
+    }
+    Ok(())
+}
+
+async fn vectors_for(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    chunks: &[ChunkInput],
+    mode: WriteMode,
+) -> Result<Option<Vec<Vec<f32>>>> {
+    match mode {
+        WriteMode::Embed => {
+            let texts = chunks.iter().map(|c| c.text.clone().unwrap_or_default()).collect();
+            Ok(Some(ctx.embedder.embed(texts).await?))
+        }
+        WriteMode::Track { verify_points } => {
+            let given = chunks.iter().filter(|c| c.vector.is_some()).count();
+            if given != 0 && given != chunks.len() {
+                return Err(LetheError::invalid("points", "give a vector for every point or for none"));
+            }
+            if given == 0 {
+                if verify_points {
+                    verify_tracked(ctx, spec, chunks).await?;
+                }
+                return Ok(None);
+            }
+            let vectors: Vec<Vec<f32>> = chunks.iter().map(|c| c.vector.clone().unwrap_or_default()).collect();
+            // Checked before lineage is written, so a bad vector writes nothing.
+            for v in &vectors {
+                VectorStores::check_dimension(spec, v)?;
+            }
+            Ok(Some(vectors))
+        }
+    }
+}
+
+/// Tracked points must exist and carry their tags.
+async fn verify_tracked(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInput]) -> Result<()> {
+    let ids: Vec<Uuid> = chunks.iter().map(|c| point_id(spec, c)).collect();
+    let found = ctx.stores.get(spec.backend)?.retrieve(spec, &ids, false).await?;
+    let by_id: std::collections::HashMap<Uuid, _> = found.into_iter().map(|p| (p.id, p.payload)).collect();
+    for (c, id) in chunks.iter().zip(&ids) {
+        let Some(payload) = by_id.get(id) else {
+            return Err(LetheError::precondition("point_not_found", format!("point {id} is not in the collection")));
+        };
+        // A point is its collection's owner's whatever its payload says (that
+        // is how it is erased), but a point that names another tenant is a
+        // pipeline's mistake worth stopping at.
+        if payload.tenant_id != spec.tenant_id {
+            return Err(LetheError::precondition(
+                "point_tenant_mismatch",
+                format!("point {id} carries a `tenant_id` other than this collection's tenant"),
+            ));
+        }
+        if let Some((missing, _)) = c.tags.iter().find(|(s, _)| !payload.subjects.iter().any(|p| p == s.as_str())) {
+            return Err(LetheError::precondition(
+                "point_tag_missing",
+                format!("point {id} does not carry the tag `{missing}` in its `subjects` payload"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Upserts subjects and records sources, chunks and tags in one transaction.
+async fn record_lineage(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    chunks: &[ChunkInput],
+    tagged: &BTreeMap<String, Vec<u8>>,
+) -> Result<usize> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let pairs: Vec<(String, Vec<u8>)> = tagged.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let rows = lineage::upsert_subjects(&mut tx, spec.tenant_id, &pairs).await?;
+    let by_hash: std::collections::HashMap<Vec<u8>, Uuid> =
+        rows.iter().map(|r| (r.subject_hash.clone(), r.subject_id)).collect();
+    let subject_of = |id: &str| tagged.get(id).and_then(|h| by_hash.get(h)).copied();
+    let new_chunks: Vec<lineage::NewChunk> = chunks
+        .iter()
+        .map(|c| lineage::NewChunk {
+            chunk_id: point_id(spec, c),
+            source_external_id: c.source_id.as_str().to_owned(),
+            source_uri: c.source_uri.clone(),
+            source_kind: c.source_kind.clone(),
+            ordinal: i32::try_from(c.ordinal).unwrap_or(i32::MAX),
+            text: if spec.store_text { c.text.clone() } else { None },
+            tags: c.tags.iter().filter_map(|(s, r)| subject_of(s.as_str()).map(|id| (id, r.as_str()))).collect(),
+        })
+        .collect();
+    if !new_chunks.is_empty() && !lineage::record_chunks(&mut tx, spec.tenant_id, spec.collection_id, &new_chunks).await? {
+        return Err(LetheError::invalid("point_id", "a point id is already used by another collection or source"));
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(rows.len())
+}

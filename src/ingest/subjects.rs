@@ -1,0 +1,159 @@
+//! Subjects as the write path and `Erase` store them: identifiers, their
+//! match keys (see `identity`), suppressed aliases, legal holds.
+
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::SubjectInput;
+use crate::context::{Context, keyed_hash};
+use crate::domain::{ExternalId, Identifier, SubjectState};
+use crate::error::{LetheError, Result};
+use crate::identity;
+use crate::store::{StoreError, lineage};
+
+/// The keyed hash of an identifier as earlier versions stored it (the
+/// `subject_identifiers` row's key).
+///
+/// # Errors
+/// Database failures.
+pub async fn identifier_hash(ctx: &Context, tenant_id: Uuid, identifier: &Identifier) -> Result<Vec<u8>> {
+    ctx.keyed_hash(tenant_id, &identity::legacy_key(identifier)).await
+}
+
+/// The keyed hashes of every match key of the identifiers.
+///
+/// # Errors
+/// Database failures.
+pub async fn key_hashes(ctx: &Context, tenant_id: Uuid, identifiers: &[Identifier]) -> Result<Vec<Vec<u8>>> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let mut keys: Vec<Vec<u8>> =
+        identifiers.iter().flat_map(identity::match_keys).map(|k| keyed_hash(&secret, &k)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// Who is storing a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// The write path (`PutSubject`, `Ingest`, `Track`): identifiers of a
+    /// subject that is not active cannot change, and identifiers that name
+    /// an erased person make the subject a suppressed alias.
+    Write,
+    /// `Erase`: always stores (an erased subject's values as hashes only).
+    Erase,
+}
+
+/// What storing a subject did.
+#[derive(Debug, Clone)]
+pub enum PutOutcome {
+    Stored(lineage::SubjectRow),
+    /// Nothing of the request was stored but the subject's keyed hashes:
+    /// writes tagged with it are suppressed from now on.
+    Suppressed { state: SubjectState },
+}
+
+/// Creates or updates a subject and adds identifiers.
+///
+/// # Errors
+/// Database failures.
+pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput, mode: PutMode) -> Result<PutOutcome> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let outcome = put_subject_in(ctx, &mut tx, tenant_id, subject, mode).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(outcome)
+}
+
+/// `put_subject` in the caller's transaction, which the caller commits.
+async fn put_subject_in(
+    ctx: &Context,
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    subject: &SubjectInput,
+    mode: PutMode,
+) -> Result<PutOutcome> {
+    let hash = ctx.keyed_hash(tenant_id, subject.id.as_str()).await?;
+    let mut identifiers = Vec::with_capacity(subject.identifiers.len());
+    for i in &subject.identifiers {
+        identifiers.push((i.kind.as_str().to_owned(), i.value.trim().to_owned(), identifier_hash(ctx, tenant_id, i).await?));
+    }
+    let keys = key_hashes(ctx, tenant_id, &subject.identifiers).await?;
+    let mut rows = lineage::upsert_subjects(tx, tenant_id, &[(subject.id.as_str().to_owned(), hash)]).await?;
+    let row = rows.pop().ok_or_else(|| LetheError::Unexpected(anyhow::anyhow!("upsert returned no subject")))?;
+    if mode == PutMode::Write && !identifiers.is_empty() {
+        if row.state() != SubjectState::Active {
+            // The subject's identifiers are frozen: adding one to a subject
+            // being erased would widen (or, to an erased one, revive) it. The
+            // upsert found the row, so it wrote nothing.
+            return Ok(PutOutcome::Suppressed { state: row.state() });
+        }
+        if lineage::suppressor_by_keys(&mut **tx, tenant_id, &keys, Some(row.subject_id)).await?.is_some() {
+            lineage::suppress_subject(&mut **tx, row.subject_id).await?;
+            lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
+            return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
+        }
+    }
+    lineage::add_identifiers(&mut **tx, tenant_id, row.subject_id, &identifiers).await?;
+    lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
+    Ok(PutOutcome::Stored(row))
+}
+
+/// `put_subject` where a suppressed subject is an error: `PutSubject`.
+///
+/// # Errors
+/// `FailedPrecondition(subject_suppressed)`, database failures.
+pub async fn put_subject_or_refuse(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput) -> Result<lineage::SubjectRow> {
+    match put_subject(ctx, tenant_id, subject, PutMode::Write).await? {
+        PutOutcome::Stored(row) => Ok(row),
+        PutOutcome::Suppressed { state: SubjectState::Suppressed } => Err(LetheError::precondition(
+            "subject_suppressed",
+            "an identifier of this subject names a person who is being or has been erased: no identifier was \
+             stored, and writes tagged with this subject id are suppressed from now on",
+        )),
+        PutOutcome::Suppressed { state } => Err(LetheError::precondition(
+            "subject_suppressed",
+            format!("the subject is {}: its identifiers cannot change; nothing was stored", state.as_str()),
+        )),
+    }
+}
+
+/// Stores a subject for `Erase` in the caller's transaction: an Erase that
+/// is refused after this (a running erasure, a reused idempotency key)
+/// rolls it back and leaves no subject behind.
+///
+/// # Errors
+/// Database failures.
+pub async fn put_subject_for_erasure(
+    ctx: &Context,
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    subject: &SubjectInput,
+) -> Result<lineage::SubjectRow> {
+    match put_subject_in(ctx, tx, tenant_id, subject, PutMode::Erase).await? {
+        PutOutcome::Stored(row) => Ok(row),
+        PutOutcome::Suppressed { .. } => Err(LetheError::Unexpected(anyhow::anyhow!("an erasure's subject was suppressed"))),
+    }
+}
+
+/// Places or lifts a legal hold. Waits for erasure steps in flight that
+/// may destroy data (see `erasure::holds`).
+///
+/// # Errors
+/// Database failures.
+pub async fn set_legal_hold(
+    ctx: &Context,
+    tenant_id: Uuid,
+    subject: &ExternalId,
+    hold: bool,
+    reason: Option<&str>,
+) -> Result<lineage::SubjectRow> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Waits for the destructive steps of erasures in flight: each has read
+    // the holds and acts on what it read; the hold applies from the next one.
+    crate::store::holds::lock_exclusive(&mut tx, tenant_id).await?;
+    let row = put_subject_for_erasure(ctx, &mut tx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() })
+        .await?;
+    lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(lineage::subject_by_id(&ctx.pool, row.subject_id).await?)
+}

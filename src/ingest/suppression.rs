@@ -1,0 +1,179 @@
+//! What the write path refuses to write: chunks tagged with a subject that is
+//! being or has been erased (or with an id whose identifiers name one), and,
+//! by the collection's screening policy, chunks whose text names such a
+//! person. Points of such chunks already in the backend are deleted and the
+//! deletion logged as a follow-up of the erasure.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::{ChunkInput, WriteMode, point_id};
+use crate::context::Context;
+use crate::domain::{CollectionSpec, Screening};
+use crate::error::{LetheError, Result};
+use crate::screening;
+use crate::store::{StoreError, lineage};
+use crate::vector_store::Selector;
+
+/// Tagged subjects whose chunks must not be written, by caller id, with the
+/// subject that suppresses them: themselves when they are being or have
+/// been erased (or are suppressed aliases), else an erased or pending
+/// subject that one of their identifiers names (the same person under
+/// another id, kind or spelling; see `identity`).
+pub(super) async fn blocked_subjects(
+    ctx: &Context,
+    tenant_id: Uuid,
+    tagged: &BTreeMap<String, Vec<u8>>,
+) -> Result<HashMap<String, Uuid>> {
+    // One query for every tagged subject: a batch of 1,000 chunks may tag as many.
+    let hashes: Vec<&[u8]> = tagged.values().map(Vec::as_slice).collect();
+    let rows = lineage::suppressed_subjects(&ctx.pool, tenant_id, &hashes).await?;
+    let by_hash: HashMap<&[u8], Uuid> = rows.iter().map(|(h, by)| (h.as_slice(), *by)).collect();
+    Ok(tagged.iter().filter_map(|(id, h)| by_hash.get(h.as_slice()).map(|by| (id.clone(), *by))).collect())
+}
+
+/// What screening left to write.
+pub(super) struct Screened {
+    pub(super) accepted: Vec<ChunkInput>,
+    /// Chunks written that name an erased person: (point id, source id, subject).
+    pub(super) reports: Vec<(Uuid, String, Uuid)>,
+    pub(super) count: u32,
+}
+
+/// Applies the collection's screening policy to chunks about to be written
+/// (see `screening`): report keeps them and remembers them, redact rewrites
+/// their text before it is embedded, reject (and redact on Track, whose
+/// vectors Lethe did not compute) moves them to `unwanted`.
+pub(super) async fn screen(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    mut chunks: Vec<ChunkInput>,
+    mode: WriteMode,
+    unwanted: &mut Vec<(Uuid, Uuid)>,
+) -> Result<Screened> {
+    if spec.screening == Screening::Accept || chunks.iter().all(|c| c.text.is_none()) {
+        return Ok(Screened { accepted: chunks, reports: Vec::new(), count: 0 });
+    }
+    let texts: Vec<Option<&str>> = chunks.iter().map(|c| c.text.as_deref()).collect();
+    let findings = screening::screen(ctx, spec.tenant_id, &texts).await?;
+    let count = u32::try_from(findings.len()).unwrap_or(u32::MAX);
+    let mut reports = Vec::new();
+    let mut rejected = HashSet::new();
+    for f in findings {
+        let c = &mut chunks[f.chunk];
+        match (spec.screening, mode) {
+            (Screening::Accept, _) => {}
+            (Screening::Report, _) => reports.push((point_id(spec, c), c.source_id.as_str().to_owned(), f.subject_id)),
+            (Screening::Redact, WriteMode::Embed) => {
+                c.text = c.text.as_deref().map(|t| screening::redact(t, &f.spans));
+            }
+            (Screening::Reject, _) | (Screening::Redact, WriteMode::Track { .. }) => {
+                unwanted.push((point_id(spec, c), f.subject_id));
+                rejected.insert(f.chunk);
+            }
+        }
+    }
+    let accepted = chunks.into_iter().enumerate().filter(|(i, _)| !rejected.contains(i)).map(|(_, c)| c).collect();
+    Ok(Screened { accepted, reports, count })
+}
+
+/// Lists chunks that were written although they name an erased person as
+/// residuals of that person's erasure (policy `report`). Only ids: the
+/// residual carries no text.
+pub(super) async fn report_screened(ctx: &Context, spec: &CollectionSpec, reports: &[(Uuid, String, Uuid)]) -> Result<()> {
+    for (point_id, source_id, subject_id) in reports {
+        let Some(job) = lineage::latest_erasure(&ctx.pool, *subject_id).await? else { continue };
+        let residual = crate::residual::Candidate {
+            collection: spec.name.to_string(),
+            collection_id: spec.collection_id,
+            point_id: *point_id,
+            source_id: source_id.clone(),
+            score: 1.0,
+            evidence: vec![crate::residual::Evidence {
+                kind: "screening".into(),
+                detail: "written after the erasure; its text names the person".into(),
+                matched: String::new(),
+                score: 1.0,
+                position: None,
+                identifier: None,
+            }],
+            action: "reported_at_ingest".into(),
+        };
+        let json = serde_json::to_value(&residual).map_err(|e| LetheError::Unexpected(e.into()))?;
+        crate::store::jobs::append_residual(&ctx.pool, job, &json).await?;
+    }
+    Ok(())
+}
+
+/// A point that must not be kept may already be in the backend: `Track` of
+/// a point the pipeline wrote after (or during) the person's erasure, or a
+/// rejected one. Such points are deleted, counted before and after, and each
+/// deletion is appended to the deletion log as a follow-up of the erasure
+/// that suppressed them, so that the erasure's "0 remain" stays true.
+pub(super) async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec, unwanted: &[(Uuid, Uuid)]) -> Result<u64> {
+    let mut by_blocker: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for (point, by) in unwanted {
+        by_blocker.entry(*by).or_default().push(*point);
+    }
+    if by_blocker.is_empty() {
+        return Ok(0);
+    }
+    let store = ctx.stores.get(spec.backend)?;
+    let mut total = 0;
+    for (blocker, ids) in by_blocker {
+        let selector = Selector::by_ids(ids);
+        let before = store.count(spec, &selector).await?;
+        if before == 0 {
+            continue;
+        }
+        store.delete(spec, &selector).await?;
+        let after = store.count(spec, &selector).await?;
+        if after != 0 {
+            return Err(LetheError::Unexpected(anyhow::anyhow!(
+                "{after} of {before} suppressed points remain in collection `{}` after deletion",
+                spec.name
+            )));
+        }
+        let subject = lineage::subject_by_id(&ctx.pool, blocker).await?;
+        let job = lineage::latest_erasure(&ctx.pool, blocker).await?;
+        let body = FollowUpBody {
+            kind: "follow_up",
+            follows_job: job.map(|j| j.to_string()),
+            tenant_id: spec.tenant_id.to_string(),
+            subject_hash: hex::encode(&subject.subject_hash),
+            collection: spec.name.as_str(),
+            backend: spec.backend.as_str(),
+            cause: "points of a suppressed or screened chunk were tracked after the erasure began; Lethe deleted them",
+            before,
+            deleted: before - after,
+            after,
+            logged_at: chrono::Utc::now().to_rfc3339(),
+        };
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        crate::audit::append(&mut tx, &ctx.signer, spec.tenant_id, "follow_up", job, Some(&subject.subject_hash), &body)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(collection = %spec.name, deleted = before, follows = ?job, "suppressed points deleted");
+        total += before;
+    }
+    Ok(total)
+}
+
+/// A follow-up deletion as the deletion log records it.
+#[derive(serde::Serialize)]
+pub(super) struct FollowUpBody<'a> {
+    kind: &'static str,
+    /// The erasure of the suppressing subject (none for a subject that was
+    /// never erased itself).
+    follows_job: Option<String>,
+    tenant_id: String,
+    subject_hash: String,
+    collection: &'a str,
+    backend: &'a str,
+    cause: &'static str,
+    before: u64,
+    deleted: u64,
+    after: u64,
+    logged_at: String,
+}
