@@ -24,7 +24,7 @@ pub enum LetheError {
     /// The subject is under legal hold: the refusal was recorded as this job
     /// and logged; `head` is the log's signed head covering the refusal.
     #[error("subject is under legal hold; refusal recorded as job {job_id}")]
-    LegalHold { job_id: uuid::Uuid, head: Option<crate::audit::SignedHead> },
+    LegalHold { job_id: uuid::Uuid, head: Option<Box<crate::audit::SignedHead>> },
     #[error("invalid API key")]
     Unauthenticated,
     /// The key is valid but of the wrong kind; `reason` names what is needed.

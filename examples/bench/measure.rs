@@ -290,7 +290,7 @@ async fn screening(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<
     }
     const PEOPLE: &[&str] = &["Ann Lee", "Bob Stone", "Cyd Marsh", "Dee Park", "Eve Quinn", "Fay Ortiz", "Gus Hale"];
     let text = |i: usize| {
-        let who = if i % 100 == 0 { "Xavier Xu" } else { PEOPLE[i % PEOPLE.len()] };
+        let who = if i.is_multiple_of(100) { "Xavier Xu" } else { PEOPLE[i % PEOPLE.len()] };
         let mail = who.to_lowercase().replace(' ', ".");
         format!("From: {who} <{mail}@example.com>\nTo: Team Desk\nSubject: Q3 numbers\n\n{}", sentence(i))
     };
@@ -336,7 +336,10 @@ async fn screening(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<
     let mut keys = 0usize;
     for t in &texts {
         for mention in lethe::screening::mentions(t) {
-            keys += mention.keys.iter().map(|k| lethe::context::keyed_hash(b"bench-secret", k).len()).count();
+            for k in &mention.keys {
+                std::hint::black_box(lethe::context::keyed_hash(b"bench-secret", k));
+                keys += 1;
+            }
         }
     }
     let us = t.elapsed().as_secs_f64() * 1e6 / m as f64;

@@ -143,7 +143,7 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     let head = record_new_job(ctx, &mut tx, &job, &input, &subject.subject_hash, refused).await?;
     tx.commit().await.map_err(StoreError::from)?;
     if refused {
-        return Err(LetheError::LegalHold { job_id: job.job_id, head });
+        return Err(LetheError::LegalHold { job_id: job.job_id, head: head.map(Box::new) });
     }
     ctx.wake.notify_waiters();
     tracing::info!(job_id = %job.job_id, "erasure submitted");
@@ -193,7 +193,7 @@ async fn replay(ctx: &Context, job: JobRow, input: &EraseInput, fingerprint: &[u
     if job.status == JobStatus::Refused.as_str() {
         // The log only grows: its current head covers the refusal.
         let head = crate::audit::current_head(&ctx.pool, job.tenant_id).await?;
-        return Err(LetheError::LegalHold { job_id: job.job_id, head });
+        return Err(LetheError::LegalHold { job_id: job.job_id, head: head.map(Box::new) });
     }
     view(ctx, job).await
 }

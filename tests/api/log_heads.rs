@@ -158,7 +158,7 @@ async fn certificates_are_append_only_and_checked_against_a_pinned_key() {
     assert_eq!(body["key_id"].as_str(), Some(cert.key_id.as_str()));
     let json = serde_json::json!({ "body": cert.body, "signature": cert.signature, "public_key": cert.public_key }).to_string();
     let pin = pinned_key(&app);
-    assert_eq!(lethe::cli::verify_certificate_json(&json, &[pin.clone()]).unwrap(), cert.key_id);
+    assert_eq!(lethe::cli::verify_certificate_json(&json, std::slice::from_ref(&pin)).unwrap(), cert.key_id);
     assert!(lethe::cli::verify_certificate_json(&json, &[]).is_err(), "no pin, no verdict");
 
     // A self-made key pair signs a forged body "validly": the pin refuses it.

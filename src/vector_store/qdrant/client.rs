@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// Adds the API key to the raw generated client's requests (the official
+/// client's interceptor is private).
 #[derive(Clone)]
 pub(super) struct ApiKeyInterceptor(Option<MetadataValue<Ascii>>);
 
@@ -14,8 +16,6 @@ impl Interceptor for ApiKeyInterceptor {
         Ok(request)
     }
 }
-
-/// Qdrant over gRPC. Cheap to clone (the client and channel are shared).
 
 impl QdrantStore {
     /// Connects (and checks the connection) to Qdrant's gRPC endpoint

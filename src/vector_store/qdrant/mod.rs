@@ -82,8 +82,7 @@ const VACUUM_MIN_VECTOR_NUMBER: u64 = 100;
 /// API key header, as the official client sends it.
 const API_KEY_HEADER: &str = "api-key";
 
-/// Adds the API key to the raw generated client's requests (the official
-/// client's interceptor is private).
+/// Qdrant over gRPC. Cheap to clone (the client and channel are shared).
 #[derive(Clone)]
 pub struct QdrantStore {
     client: Qdrant,
