@@ -100,7 +100,7 @@ pub(super) async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
         // The truth after: every point of the subject still there, the
         // ones kept under another subject's hold among them.
         let after = if keep.is_empty() { left } else { count_three(ctx, spec, tag(job).unwrap_or_default(), ids).await? };
-        let kept = i64::try_from(after[2] - left[2]).unwrap_or(i64::MAX);
+        let kept = i64::try_from(after[2].saturating_sub(left[2])).unwrap_or(i64::MAX);
         let after_i = after.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         held(jobs::set_after(&ctx.pool, job.job_id, lease, spec.collection_id, after_i, kept).await?)?;
         withheld += kept;
@@ -143,12 +143,18 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) ->
     }
     // Chunks kept in the backends keep their lineage: what a re-index
     // rebuilds from, and what a later erasure of the subject finds.
-    let mut keep = holds::held_chunks(&mut *tx, &chunk_ids, job.subject_id).await?;
+    let mut keep = holds::held_chunks(&mut *tx, job.tenant_id, &chunk_ids, job.subject_id).await?;
     keep.extend(keep_in_backend);
-    let tables = personal_tables(ctx, job, chunk_ids.len() > keep.len()).await?;
+    keep.sort_unstable();
+    keep.dedup();
+    let forgets_some = chunk_ids.iter().any(|c| keep.binary_search(c).is_err());
+    let tables = personal_tables(ctx, job, forgets_some).await?;
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
     let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, job.subject_id, &chunk_ids, &keep).await?;
     lineage::tombstone_subject(&mut tx, job.subject_id).await?;
+    // The caller's id for the person is not needed after this stage: the
+    // job row forgets it now, before any rewrite, not when it is logged.
+    jobs::clear_subject_tag(&mut *tx, job.job_id).await?;
     tx.commit().await.map_err(StoreError::from)?;
     // After the commit: a rewrite that starts later finds the dead rows.
     held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
@@ -160,7 +166,9 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) ->
 /// person: the chunks with their texts (when any are forgotten), the clear
 /// identifiers and the caller's id (when the subject still has them).
 async fn personal_tables(ctx: &Context, job: &JobRow, forgets_chunks: bool) -> Result<Vec<&'static str>, StageError> {
-    let mut tables = Vec::new();
+    // The job's own row held the caller's id for the person (until the
+    // tombstone) in every row version written before.
+    let mut tables = vec!["erasure_jobs"];
     if forgets_chunks {
         tables.extend(["chunks", "sources", "chunk_subjects"]);
     }
@@ -177,7 +185,9 @@ async fn personal_tables(ctx: &Context, job: &JobRow, forgets_chunks: bool) -> R
 /// withheld under another subject's hold.
 async fn kept_points(ctx: &Context, job: &JobRow) -> Result<Vec<Uuid>, StageError> {
     let mut kept = Vec::new();
-    for p in planned(ctx, job, true).await?.into_iter().filter(|p| p.counts.withheld > 0) {
+    // Withheld under a hold, or left by the subject's own hold that came
+    // after the delete began: their lineage stays while they do.
+    for p in planned(ctx, job, true).await?.into_iter().filter(|p| p.counts.withheld > 0 || p.counts.after_total.unwrap_or(0) > 0) {
         kept.extend(ctx.stores.get(p.spec.backend)?.retrieve(&p.spec, &p.points, false).await?.into_iter().map(|p| p.id));
     }
     Ok(kept)

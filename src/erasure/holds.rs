@@ -50,7 +50,7 @@ impl Holds {
     /// chunks that lineage shares with a subject on hold, and points whose
     /// payload carries such a subject's tag.
     pub async fn keep(&self, ctx: &Context, job: &JobRow, chunk_ids: &[Uuid]) -> Result<Keep, StageError> {
-        let ids = holds::held_chunks(&ctx.pool, chunk_ids, job.subject_id).await?;
+        let ids = holds::held_chunks(&ctx.pool, job.tenant_id, chunk_ids, job.subject_id).await?;
         Ok(Keep { tags: self.tags.clone(), ids })
     }
 
@@ -63,7 +63,7 @@ impl Holds {
         spec: &CollectionSpec,
         ids: &[Uuid],
     ) -> Result<HashSet<Uuid>, StageError> {
-        let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, ids, job.subject_id).await?.into_iter().collect();
+        let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, job.tenant_id, ids, job.subject_id).await?.into_iter().collect();
         if !self.tags.is_empty() && !ids.is_empty() {
             let tags: HashSet<&str> = self.tags.iter().map(String::as_str).collect();
             for p in ctx.stores.get(spec.backend)?.retrieve(spec, ids, false).await? {

@@ -43,11 +43,24 @@ pub struct EraseInput {
 }
 
 impl EraseInput {
-    /// SHA-256 over the request's canonical fields, all but the idempotency
-    /// key: what the key is bound to. Identifiers count as a set (order and
-    /// repeats do not matter); the deadline counts as given, not as resolved
-    /// from configuration, so a replay after a configuration change still matches.
-    pub fn fingerprint(&self) -> Vec<u8> {
+    /// The keyed hash (HMAC-SHA256 with the tenant's key) of the request's
+    /// canonical fields, all but the idempotency key: what the key is bound
+    /// to. Keyed, because it is kept for ever beside the job and covers the
+    /// person's id and identifiers: a plain hash could be tested against
+    /// guesses from a dump. Identifiers count as a set (order and repeats do
+    /// not matter); the deadline counts as given, not as resolved from
+    /// configuration, so a replay after a configuration change still matches.
+    pub fn fingerprint(&self, tenant_secret: &[u8]) -> Vec<u8> {
+        crate::context::keyed_hash(tenant_secret, &self.canonical(2))
+    }
+
+    /// Version 1, a plain SHA-256, as jobs made before keyed fingerprints
+    /// stored it (compared only, never stored again).
+    pub fn legacy_fingerprint(&self) -> Vec<u8> {
+        Sha256::digest(self.canonical(1).as_bytes()).to_vec()
+    }
+
+    fn canonical(&self, version: u32) -> String {
         #[derive(Serialize)]
         struct Canonical<'a> {
             version: u32,
@@ -64,7 +77,7 @@ impl EraseInput {
         identifiers.sort_unstable();
         identifiers.dedup();
         let canonical = Canonical {
-            version: 1,
+            version,
             subject: self.subject.id.as_str(),
             identifiers,
             requested_by: &self.requested_by,
@@ -74,7 +87,7 @@ impl EraseInput {
             guarantee_physical: self.guarantee_physical,
         };
         // Serialising strings, numbers and booleans cannot fail.
-        Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
+        serde_json::to_string(&canonical).unwrap_or_default()
     }
 }
 
@@ -101,7 +114,7 @@ pub struct JobView {
 /// `FailedPrecondition` (legal hold, idempotency key reused), `ErasureInProgress`,
 /// database failures.
 pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
-    let fingerprint = input.fingerprint();
+    let fingerprint = input.fingerprint(&ctx.tenant_secret(tenant_id).await?);
     // Before any write: a key reused for another request writes nothing.
     if let Some(key) = &input.idempotency_key
         && let Some(job) = jobs::job_by_key(&ctx.pool, tenant_id, key).await?
@@ -202,7 +215,7 @@ async fn replay(ctx: &Context, job: JobRow, input: &EraseInput, fingerprint: &[u
 /// fingerprints are compared on what their row still records.
 async fn same_request(ctx: &Context, job: &JobRow, input: &EraseInput, fingerprint: &[u8]) -> Result<bool> {
     if let Some(stored) = &job.request_fingerprint {
-        return Ok(stored.as_slice() == fingerprint);
+        return Ok(stored.as_slice() == fingerprint || *stored == input.legacy_fingerprint());
     }
     let hash = ctx.keyed_hash(job.tenant_id, input.subject.id.as_str()).await?;
     let subject = lineage::subject_by_hash(&ctx.pool, job.tenant_id, &hash).await?;
@@ -329,7 +342,8 @@ mod tests {
         let a = input("ann", &[(IdentifierKind::Email, "ann@x.example"), (IdentifierKind::Name, "Ann Lee")]);
         let mut b = input("ann", &[(IdentifierKind::Name, "Ann Lee "), (IdentifierKind::Email, "ann@x.example")]);
         b.idempotency_key = Some("other".into());
-        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(b"k"), b.fingerprint(b"k"));
+        assert_ne!(a.fingerprint(b"k"), a.fingerprint(b"another tenant"), "keyed by the tenant");
     }
 
     #[test]
@@ -347,7 +361,7 @@ mod tests {
             EraseInput { guarantee_physical: true, ..base.clone() },
         ];
         for changed in changes {
-            assert_ne!(changed.fingerprint(), base.fingerprint(), "{changed:?}");
+            assert_ne!(changed.fingerprint(b"k"), base.fingerprint(b"k"), "{changed:?}");
         }
     }
 }

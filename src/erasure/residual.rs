@@ -50,7 +50,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
             let mut guard = guard_collections(ctx, &[p.spec.collection_id]).await?;
             let holds = Holds::read(&mut guard, job).await?;
             let counts = apply_in(ctx, job, lease, &holds, &p.spec, &identifiers, &mut candidates, &idx).await?;
-            let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+            let json = stored_residuals(&candidates)?;
             held(progress::record_residual_applied(&mut guard, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
             guard.commit().await.map_err(StoreError::from)?;
             counts
@@ -136,7 +136,7 @@ async fn search_and_plan(
             (n > 0).then(|| (s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(n).unwrap_or(i64::MAX)))
         })
         .collect();
-    let json = serde_json::to_value(&candidates).map_err(|e| StageError::Fatal(e.to_string()))?;
+    let json = stored_residuals(&candidates)?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     held(progress::record_residual_search(&mut tx, job.job_id, lease, &json, &found).await?)?;
     if searched.qualified > candidates.len() {
@@ -260,4 +260,16 @@ fn mark(candidates: &mut [Candidate], idx: &[usize], action: &str) {
     for &i in idx {
         candidates[i].action = action.to_owned();
     }
+}
+
+/// The candidates as the job stores them: without the matched texts (how
+/// the person was written), which no table keeps, not even while the job
+/// runs (a row version written now would outlive a later scrub in the
+/// table's files). Form, identifier index and position stay.
+fn stored_residuals(candidates: &[residual::Candidate]) -> std::result::Result<serde_json::Value, StageError> {
+    let mut stored = candidates.to_vec();
+    for e in stored.iter_mut().flat_map(|c| c.evidence.iter_mut()) {
+        e.matched.clear();
+    }
+    serde_json::to_value(&stored).map_err(|e| StageError::Fatal(e.to_string()))
 }

@@ -138,6 +138,13 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
     let mut tx = ctx.pool.begin().await?;
     jobs::require_durable_commit(&mut tx).await?;
     let message = format!("{}: {reason}", stage.as_str());
+    // What the job held of the person goes with it (under the lease: a
+    // stale worker's transaction is dropped below): probes, the request's
+    // identifiers, matched texts, planned ids.
+    jobs::delete_probes(&mut *tx, job.job_id, lease).await?;
+    jobs::delete_request_identifiers(&mut *tx, job.job_id, lease).await?;
+    jobs::scrub_residuals(&mut *tx, job.job_id).await?;
+    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     if !jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Failed.as_str(), Some(&message)).await? {
         tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), reason, "lease lost; the failure is not recorded");
         return Ok(());

@@ -122,6 +122,11 @@ pub(super) async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec,
     let store = ctx.stores.get(spec.backend)?;
     let mut total = 0;
     for (blocker, ids) in by_blocker {
+        let subject = lineage::subject_by_id(&ctx.pool, blocker).await?;
+        if subject.legal_hold {
+            // The suppressing person is under legal hold: nothing of theirs is destroyed.
+            continue;
+        }
         let selector = Selector::by_ids(ids);
         let before = store.count(spec, &selector).await?;
         if before == 0 {
@@ -135,7 +140,6 @@ pub(super) async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec,
                 spec.name
             )));
         }
-        let subject = lineage::subject_by_id(&ctx.pool, blocker).await?;
         let job = lineage::latest_erasure(&ctx.pool, blocker).await?;
         let body = FollowUpBody {
             kind: "follow_up",

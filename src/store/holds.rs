@@ -72,8 +72,10 @@ pub async fn held_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec
         .await?)
 }
 
-/// Of `chunk_ids`, those lineage tags with a subject on hold other than `except`.
-pub async fn held_chunks(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid], except: Uuid) -> Result<Vec<Uuid>> {
+/// Of the tenant's `chunk_ids`, those lineage tags with a subject on hold
+/// other than `except` (chunk ids are the tenant's own: another tenant's
+/// hold on the same id is none of this tenant's business).
+pub async fn held_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_ids: &[Uuid], except: Uuid) -> Result<Vec<Uuid>> {
     if chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -81,11 +83,12 @@ pub async fn held_chunks(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid], except: Uu
         r#"
         SELECT DISTINCT cs.chunk_id
         FROM chunk_subjects cs JOIN subjects s USING (subject_id)
-        WHERE cs.chunk_id = ANY($1) AND s.legal_hold AND s.subject_id <> $2
+        WHERE cs.tenant_id = $3 AND cs.chunk_id = ANY($1) AND s.legal_hold AND s.subject_id <> $2
         "#,
     )
     .bind(chunk_ids)
     .bind(except)
+    .bind(tenant_id)
     .fetch_all(ex)
     .await?)
 }

@@ -290,7 +290,8 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
 /// Stores the residual candidates; false when `lease` no longer holds the job.
 pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, residuals: &serde_json::Value) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE erasure_jobs SET residuals = $4 \
+        // Chunks screened at ingest while the job ran stay listed.
+        "UPDATE erasure_jobs SET residuals = $4 || COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements(erasure_jobs.residuals) c WHERE c->>'action' = 'reported_at_ingest'), '[]'::jsonb) \
          WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'",
     )
     .bind(job_id)
@@ -319,6 +320,13 @@ pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()
     .bind(job_id)
     .execute(ex)
     .await?;
+    Ok(())
+}
+
+/// Forgets the caller's id for the job's subject (the tag in the backends),
+/// once its lineage is forgotten.
+pub async fn clear_subject_tag(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE erasure_jobs SET subject_tag = NULL WHERE job_id = $1").bind(job_id).execute(ex).await?;
     Ok(())
 }
 

@@ -43,7 +43,8 @@ pub async fn record_residual_search(
     found: &[(Uuid, String, String, i64)],
 ) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "UPDATE erasure_jobs SET residuals = $4, residual_searched_at = clock_timestamp() WHERE job_id = $1 AND {HELD}"
+        "UPDATE erasure_jobs SET residuals = $4 || COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements(erasure_jobs.residuals) c WHERE c->>'action' = 'reported_at_ingest'), '[]'::jsonb), \
+         residual_searched_at = clock_timestamp() WHERE job_id = $1 AND {HELD}"
     ))
     .bind(job_id)
     .bind(lease.owner)

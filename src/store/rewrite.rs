@@ -9,8 +9,16 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use super::Result;
 
 /// Lethe's tables that hold people's data in clear, the only ones a rewrite touches.
-pub const PERSONAL_TABLES: [&str; 7] =
-    ["chunks", "sources", "chunk_subjects", "subject_identifiers", "subjects", "erasure_probes", "erasure_identifiers"];
+pub const PERSONAL_TABLES: [&str; 8] = [
+    "chunks",
+    "sources",
+    "chunk_subjects",
+    "subject_identifiers",
+    "subjects",
+    "erasure_probes",
+    "erasure_identifiers",
+    "erasure_jobs",
+];
 
 /// The advisory-lock class of rewrites (two-key form; see `holds`).
 const REWRITE_LOCK_CLASS: i32 = 0x4C52_5752;

@@ -471,3 +471,65 @@ async fn ingest_time_screening_applies_the_collections_policy() {
     assert_eq!((w.accepted, w.screened, w.suppressed_deleted), (0, 1, 1));
     assert_eq!(texts_in(&app, &reject).await, ["plain note from bob"]);
 }
+
+#[tokio::test]
+async fn another_tenants_hold_on_the_same_point_id_withholds_nothing() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let w = app.ingest(&c.name, vec![chunk("a-1", 0, "ann's notes", &["ann"])]).await.unwrap();
+    let a_point = w.point_ids[0].clone();
+    // Tenant B uses the same point id for a chunk of its own subject, and holds that subject.
+    let b = new_tenant(&app.pool).await;
+    let mut client = app.client.clone();
+    let create = pb::CreateCollectionRequest {
+        name: "b-mail".into(),
+        backend: pb::Backend::Pgvector as i32,
+        dimension: u32::try_from(app.settings.embedding.dimension).unwrap(),
+        ..Default::default()
+    };
+    client.create_collection(req(&b.sk, create)).await.unwrap();
+    let mut p = tracked(&app, "held-one", 5, true);
+    p.point_id = a_point.clone();
+    p.tags.push(pb::SubjectTag { subject_id: "ann".into(), role: pb::TagRole::Mentioned as i32 });
+    client.track(req(&b.sk, pb::TrackRequest { collection: "b-mail".into(), points: vec![p], ..Default::default() })).await.unwrap();
+    let hold = pb::SetLegalHoldRequest { subject_id: "held-one".into(), hold: true, reason: "B's case".into() };
+    client.set_legal_hold(req(&b.sk, hold)).await.unwrap();
+
+    let done = app.wait_for_job(&app.erase("ann").await.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let mine = done.counts.iter().find(|k| k.collection == "mail").unwrap();
+    assert_eq!((mine.before_total, mine.deleted, mine.after_total, mine.withheld), (1, 1, 0, 0));
+    assert_eq!(app.pg_rows_tagged(&c, "ann").await, 0);
+}
+
+#[tokio::test]
+async fn a_tracked_point_of_an_erased_person_that_names_a_held_subject_is_kept() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    erase_xavier(&app, &c.name).await;
+    let mut client = app.client.clone();
+    let hold = pb::SetLegalHoldRequest { subject_id: "hal".into(), hold: true, reason: "case 9".into() };
+    client.set_legal_hold(req(&app.keys.sk, hold)).await.unwrap();
+    // The pipeline wrote a point tagged with both, then tracks it.
+    let id = Uuid::new_v4();
+    sqlx::query(&format!(
+        "INSERT INTO \"{}\" (point_id, tenant_id, source_id, subjects, text, embedding) VALUES ($1, $2, 's', '{{xavier,hal}}', 't', $3)",
+        c.backend_name
+    ))
+    .bind(id)
+    .bind(app.keys.tenant_id)
+    .bind(pgvector::Vector::from(random_vectors(&app, 1, 9).remove(0)))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut p = tracked(&app, "xavier", 9, false);
+    p.point_id = id.to_string();
+    p.tags.push(pb::SubjectTag { subject_id: "hal".into(), role: pb::TagRole::Mentioned as i32 });
+    let w = client
+        .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points: vec![p], ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((w.accepted, w.suppressed, w.suppressed_deleted), (0, 1, 0), "suppressed, but a held subject's point is not destroyed");
+    assert_eq!(app.pg_rows_tagged(&c, "hal").await, 1);
+}

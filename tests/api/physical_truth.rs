@@ -100,8 +100,9 @@ async fn lethe_tables_are_rewritten_only_where_the_person_had_rows() {
     assert_eq!(done.counts[0].physical_status, "confirmed");
     assert_eq!(done.lineage_physical_status, "confirmed", "{}", done.lineage_physical_detail);
     let s = served(&app, &done.job_id).await;
-    assert_eq!(s.rewrite_tables, ["subjects"], "only the row with the caller's id changed");
-    assert_eq!(s.tables, ["subjects"], "the shared lineage tables were not locked for it");
+    // Only the rows with the caller's id changed: the subject and the job's own.
+    assert_eq!(s.rewrite_tables, ["erasure_jobs", "subjects"], "only the rows with the caller's id changed");
+    assert_eq!(s.tables, ["erasure_jobs", "subjects"], "the shared lineage tables were not locked for it");
     assert!(s.started_at > s.forgotten_at);
 }
 
