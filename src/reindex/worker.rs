@@ -118,10 +118,17 @@ async fn run_stage(ctx: &Context, job: &ReindexRow, stage: &str) -> Result<Strin
 }
 
 /// A failed re-index leaves the live collection as it was: drop the staging.
+/// Not once switched (the staging is the live generation then), which the
+/// backend itself is asked: the row read before the stage may predate a
+/// promote whose recording failed.
 async fn abandon(ctx: &Context, job: &ReindexRow) {
     let (Some(staging), Ok(spec)) = (&job.staging_name, stages::collection_of(ctx, job).await) else { return };
-    // Not once switched: the staging is the live generation then.
-    if let (None, Ok(store)) = (&job.retired_name, ctx.stores.get(spec.backend)) {
+    let Ok(store) = ctx.stores.get(spec.backend) else { return };
+    if job.retired_name.is_some() {
+        return;
+    }
+    let staging_spec = crate::domain::CollectionSpec { backend_name: staging.clone(), ..spec.clone() };
+    if matches!(store.is_promoted(&spec, &staging_spec).await, Ok(false)) {
         let _ = store.drop_physical(staging).await;
     }
 }
