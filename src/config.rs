@@ -268,7 +268,7 @@ pub struct LogSettings {
 /// When a file is malformed, a key is unknown, or a value fails validation.
 pub fn load(dir: &Path) -> anyhow::Result<Settings> {
     let environment = std::env::var("LETHE_ENVIRONMENT").unwrap_or_else(|_| "local".into());
-    let settings: Settings = config::Config::builder()
+    let mut settings: Settings = config::Config::builder()
         .add_source(config::File::from(dir.join("base.yaml")))
         .add_source(config::File::from(dir.join(format!("{environment}.yaml"))).required(false))
         .add_source(
@@ -283,7 +283,6 @@ pub fn load(dir: &Path) -> anyhow::Result<Settings> {
         .context("Failed to read configuration")?
         .try_deserialize()
         .context("Failed to parse configuration")?;
-    let mut settings: Settings = settings;
     // Key files are relative to the project, whatever the working directory:
     // a key found relative to the current directory would be another key.
     let root = dir.canonicalize().ok().and_then(|d| d.parent().map(Path::to_path_buf)).unwrap_or_default();
