@@ -32,7 +32,7 @@ pub(super) async fn prepare(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let suffix = format!("r{}", &job.job_id.simple().to_string()[..8]);
     let staging = ctx.stores.get(spec.backend)?.create_staging(&spec, &suffix).await?;
     let total = count_live(ctx, &spec).await?;
-    reindex::prepared(&ctx.pool, job.job_id, &staging.backend_name, total).await?;
+    fenced(reindex::prepared(&ctx.pool, job.job_id, job.lease_epoch, &staging.backend_name, total).await?)?;
     Ok(format!("staging {} for {total} live chunks", staging.backend_name))
 }
 
@@ -88,7 +88,7 @@ pub(super) async fn copy(ctx: &Context, job: &ReindexRow) -> Result<String> {
         let Some((last, _)) = page.last() else { break };
         let last = *last;
         let (copied, missing) = copy_chunks(ctx, job, &spec, &staging, &page).await?;
-        reindex::progress(&ctx.pool, job.job_id, last, copied, missing).await?;
+        fenced(reindex::progress(&ctx.pool, job.job_id, job.lease_epoch, last, copied, missing).await?)?;
         cursor = Some(last);
     }
     Ok("copied".into())
@@ -110,7 +110,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         // is live (everything before the promote was done under the lock).
         // The old one is found by the drop stage's sweep.
         let count = i64::try_from(store.count_all(&spec).await?).unwrap_or(i64::MAX);
-        reindex::switched(&ctx.pool, job.job_id, "", count, job.excluded).await?;
+        fenced(reindex::switched(&ctx.pool, job.job_id, job.lease_epoch, "", count, job.excluded).await?)?;
         guard.commit().await.map_err(StoreError::from)?;
         return Ok(format!("the new generation ({count} points) was already live: the switch is recorded"));
     }
@@ -177,7 +177,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         )));
     }
     let retired = store.promote(&spec, &staging).await?;
-    reindex::switched(&ctx.pool, job.job_id, &retired, count, excluded).await?;
+    fenced(reindex::switched(&ctx.pool, job.job_id, job.lease_epoch, &retired, count, excluded).await?)?;
     guard.commit().await.map_err(StoreError::from)?;
     Ok(format!("switched to a generation of {count} points ({excluded} excluded); retired {retired}"))
 }
@@ -197,6 +197,12 @@ pub(super) async fn drop_retired(ctx: &Context, job: &ReindexRow) -> Result<Stri
         tracing::warn!(job_id = %job.job_id, generation = %name, "dropping a generation readers do not see");
         store.drop_physical(name).await?;
     }
-    reindex::orphans_dropped(&ctx.pool, job.job_id, i64::try_from(orphans.len()).unwrap_or(i64::MAX)).await?;
+    fenced(reindex::orphans_dropped(&ctx.pool, job.job_id, job.lease_epoch, i64::try_from(orphans.len()).unwrap_or(i64::MAX)).await?)?;
     Ok(format!("old generation dropped; {} unseen generations dropped", orphans.len()))
+}
+
+/// `Ok` when a fenced write was applied; the job was claimed again since
+/// when not: this worker stops (the new holder resumes the stage).
+fn fenced(applied: bool) -> Result<()> {
+    if applied { Ok(()) } else { Err(LetheError::Unavailable(anyhow::anyhow!("re-index lease lost"))) }
 }

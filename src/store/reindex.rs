@@ -115,46 +115,70 @@ pub async fn renew(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, lease_se
     lease::renew(ex, Queue::Reindex, job_id, lease, lease_secs).await
 }
 
+// The stage writes below are fenced by the claim's epoch (the row the stage
+// runs from was read after its claim): a worker whose job was claimed again
+// since writes nothing (false).
+const FENCE: &str = "job_id = $1 AND lease_epoch = $2 AND status = 'in_progress'";
+
 /// Saves what the prepare stage decided.
-pub async fn prepared(ex: impl PgExecutor<'_>, job_id: Uuid, staging: &str, total: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE reindex_jobs SET staging_name = $2, total = $3, copy_started_at = COALESCE(copy_started_at, now()) \
-         WHERE job_id = $1",
-    )
+pub async fn prepared(ex: impl PgExecutor<'_>, job_id: Uuid, epoch: i64, staging: &str, total: i64) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE reindex_jobs SET staging_name = $3, total = $4, copy_started_at = COALESCE(copy_started_at, now()) \
+         WHERE {FENCE}"
+    ))
     .bind(job_id)
+    .bind(epoch)
     .bind(staging)
     .bind(total)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-pub async fn progress(ex: impl PgExecutor<'_>, job_id: Uuid, cursor: Uuid, copied: i64, missing: i64) -> Result<()> {
-    sqlx::query("UPDATE reindex_jobs SET copy_cursor = $2, copied = copied + $3, missing = missing + $4 WHERE job_id = $1")
-        .bind(job_id)
-        .bind(cursor)
-        .bind(copied)
-        .bind(missing)
-        .execute(ex)
-        .await?;
-    Ok(())
+pub async fn progress(ex: impl PgExecutor<'_>, job_id: Uuid, epoch: i64, cursor: Uuid, copied: i64, missing: i64) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE reindex_jobs SET copy_cursor = $3, copied = copied + $4, missing = missing + $5 WHERE {FENCE}"
+    ))
+    .bind(job_id)
+    .bind(epoch)
+    .bind(cursor)
+    .bind(copied)
+    .bind(missing)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
-pub async fn switched(ex: impl PgExecutor<'_>, job_id: Uuid, retired: &str, final_count: i64, excluded: i64) -> Result<()> {
-    sqlx::query("UPDATE reindex_jobs SET retired_name = $2, final_count = $3, excluded = $4 WHERE job_id = $1")
-        .bind(job_id)
-        .bind(retired)
-        .bind(final_count)
-        .bind(excluded)
-        .execute(ex)
-        .await?;
-    Ok(())
+pub async fn switched(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    epoch: i64,
+    retired: &str,
+    final_count: i64,
+    excluded: i64,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE reindex_jobs SET retired_name = $3, final_count = $4, excluded = $5 WHERE {FENCE}"
+    ))
+    .bind(job_id)
+    .bind(epoch)
+    .bind(retired)
+    .bind(final_count)
+    .bind(excluded)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Records how many unseen generations the drop stage dropped.
-pub async fn orphans_dropped(ex: impl PgExecutor<'_>, job_id: Uuid, dropped: i64) -> Result<()> {
-    sqlx::query("UPDATE reindex_jobs SET orphans_dropped = $2 WHERE job_id = $1").bind(job_id).bind(dropped).execute(ex).await?;
-    Ok(())
+pub async fn orphans_dropped(ex: impl PgExecutor<'_>, job_id: Uuid, epoch: i64, dropped: i64) -> Result<bool> {
+    let done = sqlx::query(&format!("UPDATE reindex_jobs SET orphans_dropped = $3 WHERE {FENCE}"))
+        .bind(job_id)
+        .bind(epoch)
+        .bind(dropped)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Moves the job to `stage`; false, and nothing written, when `lease` no longer holds it.

@@ -115,3 +115,29 @@ async fn a_worker_that_lost_its_lease_before_the_log_stage_writes_no_log_entry_o
     let logged = events(&app.pool, job_id).await.into_iter().filter(|m| m.starts_with("log entry")).count();
     assert_eq!(logged, 1);
 }
+
+#[tokio::test]
+async fn a_stale_reindex_worker_writes_nothing() {
+    use lethe::store::reindex;
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", lethe::grpc::pb::Backend::Pgvector).await;
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().unwrap();
+    let (row, created) =
+        reindex::insert(&app.pool, spec.tenant_id, spec.collection_id, "copy", Some(uuid::Uuid::new_v4())).await.unwrap();
+    assert!(created);
+    let stale = reindex::get(&app.pool, spec.tenant_id, row.job_id).await.unwrap().unwrap().lease_epoch;
+    // Another worker claims the job meanwhile.
+    sqlx::query("UPDATE reindex_jobs SET lease_epoch = lease_epoch + 1 WHERE job_id = $1")
+        .bind(row.job_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let id = uuid::Uuid::new_v4();
+    assert!(!reindex::prepared(&app.pool, row.job_id, stale, "stale_staging", 5).await.unwrap());
+    assert!(!reindex::progress(&app.pool, row.job_id, stale, id, 5, 0).await.unwrap());
+    assert!(!reindex::switched(&app.pool, row.job_id, stale, "old", 5, 0).await.unwrap());
+    assert!(!reindex::orphans_dropped(&app.pool, row.job_id, stale, 3).await.unwrap());
+    let now = reindex::get(&app.pool, spec.tenant_id, row.job_id).await.unwrap().unwrap();
+    assert_eq!((now.staging_name, now.copied, now.retired_name, now.orphans_dropped), (None, 0, None, 0));
+    assert!(reindex::prepared(&app.pool, row.job_id, stale + 1, "staging", 5).await.unwrap(), "the holder writes");
+}
