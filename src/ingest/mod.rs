@@ -11,7 +11,7 @@
 mod subjects;
 mod suppression;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -116,15 +116,10 @@ pub async fn write(
         put_subject(ctx, tenant_id, s, PutMode::Write).await?;
     }
     let blocked = blocked_subjects(ctx, tenant_id, &tagged).await?;
-    // Legal holds are read under the tenant's hold lock (as every step that
-    // destroys data reads them): a point tagged with a subject on hold is
-    // never deleted here.
-    crate::store::holds::lock_shared(&mut guard, tenant_id).await?;
-    let on_hold: HashSet<Vec<u8>> = crate::store::holds::held_hashes(&mut *guard, tenant_id).await?.into_iter().collect();
-    let held_points: HashSet<Uuid> = chunks
+    // Each chunk's tags by keyed hash, for the legal-hold check below.
+    let tag_hashes: HashMap<Uuid, Vec<&[u8]>> = chunks
         .iter()
-        .filter(|c| c.tags.iter().any(|(s, _)| tagged.get(s.as_str()).is_some_and(|h| on_hold.contains(h))))
-        .map(|c| point_id(spec, c))
+        .map(|c| (point_id(spec, c), c.tags.iter().filter_map(|(s, _)| tagged.get(s.as_str()).map(Vec::as_slice)).collect()))
         .collect();
     let (accepted, suppressed): (Vec<ChunkInput>, Vec<ChunkInput>) =
         chunks.into_iter().partition(|c| !c.tags.iter().any(|(s, _)| blocked.contains_key(s.as_str())));
@@ -134,7 +129,16 @@ pub async fn write(
         .filter_map(|c| c.tags.iter().find_map(|(s, _)| blocked.get(s.as_str())).map(|by| (point_id(spec, c), *by)))
         .collect();
     let Screened { accepted, reports, count: screened } = screen(ctx, spec, accepted, mode, &mut unwanted).await?;
-    unwanted.retain(|(point, _)| !held_points.contains(point));
+    if !unwanted.is_empty() {
+        // Legal holds are read under the tenant's hold lock (as every step
+        // that destroys data reads them), and only when something would be
+        // destroyed: a point tagged with a subject on hold is kept.
+        crate::store::holds::lock_shared(&mut guard, tenant_id).await?;
+        let wanted: Vec<&[u8]> = unwanted.iter().flat_map(|(p, _)| tag_hashes.get(p).into_iter().flatten().copied()).collect();
+        let on_hold: HashSet<Vec<u8>> =
+            crate::store::holds::held_among(&mut *guard, tenant_id, &wanted).await?.into_iter().collect();
+        unwanted.retain(|(p, _)| !tag_hashes.get(p).is_some_and(|hs| hs.iter().any(|h| on_hold.contains(*h))));
+    }
     let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
     let mut points = vectors_for(ctx, spec, &accepted, mode).await?;
 

@@ -64,6 +64,19 @@ pub async fn held_tags(ex: impl PgExecutor<'_>, tenant_id: Uuid, except: Uuid) -
     .await?)
 }
 
+/// Of the given keyed hashes, those of the tenant's subjects on hold (through
+/// the subjects' hash index: the write path asks this).
+pub async fn held_among(ex: impl PgExecutor<'_>, tenant_id: Uuid, hashes: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE tenant_id = $1 AND subject_hash = ANY($2) AND legal_hold")
+        .bind(tenant_id)
+        .bind(hashes)
+        .fetch_all(ex)
+        .await?)
+}
+
 /// Keyed hashes of the tenant's subjects on hold.
 pub async fn held_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Vec<u8>>> {
     Ok(sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE tenant_id = $1 AND legal_hold")
