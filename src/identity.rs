@@ -29,6 +29,17 @@ pub fn canonical(id: &Identifier) -> Identifier {
     if id.kind != IdentifierKind::AnonymousId && is_email(unwrapped) {
         return Identifier { kind: IdentifierKind::Email, value: unwrapped.to_lowercase() };
     }
+    // A display form with one address in it (`Xavier Xu <xavier@ex.com>`,
+    // `"Xu, Xavier" mailto:xavier@ex.com`) is that address.
+    if id.kind != IdentifierKind::AnonymousId {
+        let mut addresses = value
+            .split(|c: char| c.is_whitespace() || "<>\"'(),;[]".contains(c))
+            .map(|w| strip_prefix_ci(w, "mailto:").unwrap_or(w))
+            .filter(|w| is_email(w));
+        if let (Some(only), None) = (addresses.next(), addresses.next()) {
+            return Identifier { kind: IdentifierKind::Email, value: only.to_lowercase() };
+        }
+    }
     if id.kind == IdentifierKind::Phone || (id.kind != IdentifierKind::AnonymousId && is_phone(&value)) {
         return Identifier { kind: IdentifierKind::Phone, value: phone_digits(&value) };
     }
@@ -213,6 +224,8 @@ mod tests {
             (IdentifierKind::Email, "mailto:xavier@ex.com"),
             (IdentifierKind::Other, "<XAVIER@ex.com>"),
             (IdentifierKind::Name, " xavier@ex.com "),
+            (IdentifierKind::Other, "Xavier Xu <Xavier@ex.com>"),
+            (IdentifierKind::Name, "\"Xu, Xavier\" [mailto:xavier@ex.com]"),
         ] {
             assert!(shares_key(&erased, &id(kind, value)), "{kind:?} {value}");
         }

@@ -76,6 +76,8 @@ async fn the_tombstone_holds_under_another_id_kind_and_spelling() {
         (Name, "Xavier Q. Xu"),
         (Other, "Dr. Xavier Xu"),
         (Email, "xavier@other.example"),
+        (Other, "Xavier Q. <XAVIER@ex.com>"),
+        (Handle, "+1 (212) 555-0123 or mailto:xavier@ex.com"),
     ];
     for (i, (kind, value)) in aliases.iter().enumerate() {
         let id = format!("alias-{i}");
