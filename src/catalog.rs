@@ -27,7 +27,7 @@ pub struct NewCollection {
 /// `AlreadyExists` when the name exists with other settings; `InvalidArgument`
 /// when the dimension differs from the embedder's; backend failures.
 pub async fn create_collection(ctx: &Context, tenant_id: Uuid, new: NewCollection) -> Result<CollectionSpec> {
-    let store = ctx.stores.get(new.backend)?;
+    let store = ctx.stores.backend(new.backend)?;
     let collection_id = Uuid::new_v4();
     let backend_name = match new.backend {
         Backend::Pgvector => format!("lv_{}", collection_id.simple()),
@@ -46,6 +46,7 @@ pub async fn create_collection(ctx: &Context, tenant_id: Uuid, new: NewCollectio
         retention_days: new.retention_days,
         screening: new.screening.unwrap_or(ctx.settings.ingest.screening),
         created_at: chrono::Utc::now(),
+        mapping: None,
     };
     // The backend object first: a registered collection always exists in its
     // backend. A crash in between leaves an unregistered, empty object.

@@ -69,6 +69,8 @@ impl From<VectorStoreError> for LetheError {
             VectorStoreError::NotConfigured { backend } => {
                 Self::precondition("backend_not_configured", format!("{backend} is not configured on this server"))
             }
+            VectorStoreError::InvalidMapping { field, message } => Self::invalid(format!("mapping.{field}"), message),
+            VectorStoreError::Unsupported(message) => Self::precondition("attached_collection", message),
             VectorStoreError::Unavailable { .. } => Self::Unavailable(anyhow::Error::new(e)),
             VectorStoreError::CollectionNotFound(_) | VectorStoreError::Backend { .. } => {
                 Self::Unexpected(anyhow::Error::new(e))

@@ -16,7 +16,7 @@ use crate::audit::Signer;
 use crate::config::{EmbeddingProvider, Settings, TlsSettings};
 use crate::context::Context;
 use crate::embedding::{Embedder, FastEmbedder, HashingEmbedder};
-use crate::vector_store::{PgVectorStore, QdrantStore, VectorStore, VectorStores};
+use crate::vector_store::{AttachedPgStore, AttachedQdrantStore, PgVectorStore, QdrantStore, VectorStore, VectorStores};
 
 /// A built, not yet running, Lethe.
 pub struct Application {
@@ -118,16 +118,21 @@ pub fn embedder(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> {
 /// # Errors
 /// When Qdrant is configured and unreachable.
 pub async fn vector_stores(settings: &Settings, pool: PgPool) -> anyhow::Result<VectorStores> {
-    let qdrant: Option<Arc<dyn VectorStore>> = if settings.qdrant.url.is_empty() {
+    let qdrant: Option<QdrantStore> = if settings.qdrant.url.is_empty() {
         None
     } else {
         let key = settings.qdrant.api_key.as_ref().map(|k| secrecy::ExposeSecret::expose_secret(k).to_owned());
         let store = QdrantStore::connect(&settings.qdrant.url, key, Duration::from_secs(settings.qdrant.timeout_secs))
             .await
             .with_context(|| format!("Failed to connect to Qdrant at {}", settings.qdrant.url))?;
-        Some(Arc::new(store))
+        Some(store)
     };
-    Ok(VectorStores { pgvector: Arc::new(PgVectorStore::new(pool)), qdrant })
+    Ok(VectorStores {
+        pgvector: Arc::new(PgVectorStore::new(pool.clone())),
+        attached_pgvector: Arc::new(AttachedPgStore::new(pool)),
+        attached_qdrant: qdrant.clone().map(|q| Arc::new(AttachedQdrantStore::new(q)) as Arc<dyn VectorStore>),
+        qdrant: qdrant.map(|q| Arc::new(q) as Arc<dyn VectorStore>),
+    })
 }
 
 /// The server's TLS configuration from `application.tls`, None when off.
@@ -205,6 +210,7 @@ impl Application {
         let ctx = Context::new(pool, stores, embedder, signer, keys, settings);
         let mut worker_ctx = ctx.clone();
         worker_ctx.stores.pgvector = Arc::new(PgVectorStore::new(wpool.clone()));
+        worker_ctx.stores.attached_pgvector = Arc::new(AttachedPgStore::new(wpool.clone()));
         worker_ctx.pool = wpool;
         Ok(Self { listener, addr, tls, ctx, worker_ctx })
     }

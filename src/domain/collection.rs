@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
-use super::CollectionName;
+use super::{CollectionName, Mapping};
 
 /// A vector backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,4 +127,14 @@ pub struct CollectionSpec {
     pub retention_days: u32,
     pub screening: Screening,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Where an attached store keeps ids, vectors, text, sources and tags;
+    /// `None` for the collections Lethe created (its own layout).
+    pub mapping: Option<std::sync::Arc<Mapping>>,
+}
+
+impl CollectionSpec {
+    /// Whether the collection is a store Lethe attached rather than created.
+    pub fn is_attached(&self) -> bool {
+        self.mapping.is_some()
+    }
 }

@@ -41,7 +41,7 @@ pub(super) async fn delete(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
 }
 
 async fn delete_in(ctx: &Context, job: &JobRow, spec: &CollectionSpec, ids: &[Uuid], keep: &Keep) -> Result<(), StageError> {
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(spec)?;
     let mut tag = tag(job).map(str::to_owned);
     if !keep.is_empty() {
         // Another subject on hold shares some of these points (rare): one request.
@@ -69,7 +69,7 @@ async fn count_three_keeping(
     if keep.is_empty() {
         return Ok(count_three(ctx, spec, tag.unwrap_or_default(), ids).await?);
     }
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(spec)?;
     let by_tag = match tag {
         Some(t) => store.count_keeping(spec, &Selector::by_tag(t), keep).await?,
         None => 0,
@@ -188,7 +188,7 @@ async fn kept_points(ctx: &Context, job: &JobRow) -> Result<Vec<Uuid>, StageErro
     // Withheld under a hold, or left by the subject's own hold that came
     // after the delete began: their lineage stays while they do.
     for p in planned(ctx, job, true).await?.into_iter().filter(|p| p.counts.withheld > 0 || p.counts.after_total.unwrap_or(0) > 0) {
-        kept.extend(ctx.stores.get(p.spec.backend)?.retrieve(&p.spec, &p.points, false).await?.into_iter().map(|p| p.id));
+        kept.extend(ctx.stores.get(&p.spec)?.retrieve(&p.spec, &p.points, false).await?.into_iter().map(|p| p.id));
     }
     Ok(kept)
 }

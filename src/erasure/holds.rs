@@ -66,7 +66,7 @@ impl Holds {
         let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, job.tenant_id, ids, job.subject_id).await?.into_iter().collect();
         if !self.tags.is_empty() && !ids.is_empty() {
             let tags: HashSet<&str> = self.tags.iter().map(String::as_str).collect();
-            for p in ctx.stores.get(spec.backend)?.retrieve(spec, ids, false).await? {
+            for p in ctx.stores.get(spec)?.retrieve(spec, ids, false).await? {
                 if p.payload.subjects.iter().any(|s| tags.contains(s.as_str())) {
                     held.insert(p.id);
                 }

@@ -95,7 +95,7 @@ async fn collection(ctx: &Context, job: &JobRow, p: &Planned) -> Result<(&'stati
             ),
         ));
     }
-    Ok(match ctx.stores.get(p.spec.backend)?.reclaim(&p.spec, true).await? {
+    Ok(match ctx.stores.get(&p.spec)?.reclaim(&p.spec, true).await? {
         PhysicalOutcome::Confirmed(d) => (CONFIRMED, d),
         PhysicalOutcome::Pending(d) => (PENDING, d),
     })

@@ -232,7 +232,7 @@ async fn apply_in(
                 spec.name
             ))));
         }
-        let still = if now.len() < targets.len() { ctx.stores.get(spec.backend)?.count(spec, &Selector::by_ids(targets.clone())).await? } else { 0 };
+        let still = if now.len() < targets.len() { ctx.stores.get(spec)?.count(spec, &Selector::by_ids(targets.clone())).await? } else { 0 };
         counts.deleted = i64::try_from(targets.len() as u64 - still).unwrap_or(i64::MAX);
         mark(candidates, &to_delete, action::DELETED);
     }
@@ -251,7 +251,7 @@ async fn targets(ctx: &Context, job: &JobRow, lease: Lease, spec: &CollectionSpe
     if let Some(stored) = progress::residual_targets(&ctx.pool, job.job_id, spec.collection_id).await? {
         return Ok(stored);
     }
-    let present: Vec<Uuid> = ctx.stores.get(spec.backend)?.retrieve(spec, ids, false).await?.into_iter().map(|p| p.id).collect();
+    let present: Vec<Uuid> = ctx.stores.get(spec)?.retrieve(spec, ids, false).await?.into_iter().map(|p| p.id).collect();
     held(progress::set_residual_targets(&ctx.pool, job.job_id, lease, spec.collection_id, &present).await?)?;
     Ok(present)
 }

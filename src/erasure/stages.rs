@@ -73,7 +73,7 @@ fn tag(job: &JobRow) -> &str {
 
 /// Counts by tag, by ids, and both (union), exactly, in one collection.
 pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str, ids: &[Uuid]) -> Result<[u64; 3]> {
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(spec)?;
     let tag = (!tag.is_empty()).then_some(tag);
     Ok(store.count_tag_and_ids(spec, tag, ids).await?)
 }
@@ -135,7 +135,7 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
 
 /// The subject's own vectors and texts, kept until the residual stage has used them.
 async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<ProbeRow>> {
-    let points = ctx.stores.get(spec.backend)?.retrieve(spec, ids, true).await?;
+    let points = ctx.stores.get(spec)?.retrieve(spec, ids, true).await?;
     let texts: std::collections::HashMap<Uuid, Option<String>> =
         lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
     Ok(points

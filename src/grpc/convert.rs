@@ -117,6 +117,7 @@ pub fn collection(c: &CollectionSpec) -> pb::Collection {
             Backend::Qdrant => pb::Backend::Qdrant,
         } as i32,
         backend_name: c.backend_name.clone(),
+        mapping_json: c.mapping.as_deref().and_then(|m| serde_json::to_string(m).ok()).unwrap_or_default(),
         dimension: u32::try_from(c.dimension).unwrap_or(0),
         distance: match c.distance {
             Distance::Cosine => pb::Distance::Cosine,

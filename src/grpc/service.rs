@@ -320,4 +320,21 @@ impl Lethe for LetheService {
             jobs: rows.iter().map(|r| convert::reindex_job(r, &name(r.collection_id))).collect(),
         }))
     }
+
+    async fn attach(&self, req: Request<pb::AttachRequest>) -> Result<Response<pb::AttachResponse>, Status> {
+        let _p = self.authorize(&req, Action::Manage).await?;
+        Err(Status::unimplemented("attach"))
+    }
+
+    async fn get_attach(&self, req: Request<pb::GetAttachRequest>) -> Result<Response<pb::AttachJob>, Status> {
+        let _p = self.authorize(&req, Action::Audit).await?;
+        Err(Status::unimplemented("attach"))
+    }
+
+    type WatchAttachStream = Pin<Box<dyn Stream<Item = Result<pb::AttachJob, Status>> + Send>>;
+
+    async fn watch_attach(&self, req: Request<pb::GetAttachRequest>) -> Result<Response<Self::WatchAttachStream>, Status> {
+        let _p = self.authorize(&req, Action::Audit).await?;
+        Err(Status::unimplemented("attach"))
+    }
 }

@@ -145,7 +145,7 @@ pub async fn write(
     let subject_ids = record_lineage(ctx, spec, &accepted, &tagged).await?;
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
     if let Some(vectors) = points.take() {
-        let store = ctx.stores.get(spec.backend)?;
+        let store = ctx.stores.get(spec)?;
         let to_write: Vec<VectorPoint> = accepted
             .iter()
             .zip(vectors)
@@ -220,7 +220,7 @@ async fn vectors_for(
 /// Tracked points must exist and carry their tags.
 async fn verify_tracked(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInput]) -> Result<()> {
     let ids: Vec<Uuid> = chunks.iter().map(|c| point_id(spec, c)).collect();
-    let found = ctx.stores.get(spec.backend)?.retrieve(spec, &ids, false).await?;
+    let found = ctx.stores.get(spec)?.retrieve(spec, &ids, false).await?;
     let by_id: std::collections::HashMap<Uuid, _> = found.into_iter().map(|p| (p.id, p.payload)).collect();
     for (c, id) in chunks.iter().zip(&ids) {
         let Some(payload) = by_id.get(id) else {

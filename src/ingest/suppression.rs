@@ -119,7 +119,7 @@ pub(super) async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec,
     if by_blocker.is_empty() {
         return Ok(0);
     }
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(spec)?;
     let mut total = 0;
     for (blocker, ids) in by_blocker {
         let subject = lineage::subject_by_id(&ctx.pool, blocker).await?;

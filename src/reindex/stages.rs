@@ -30,7 +30,7 @@ fn staging_of(spec: &CollectionSpec, job: &ReindexRow) -> Result<CollectionSpec>
 pub(super) async fn prepare(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let spec = collection_of(ctx, job).await?;
     let suffix = format!("r{}", &job.job_id.simple().to_string()[..8]);
-    let staging = ctx.stores.get(spec.backend)?.create_staging(&spec, &suffix).await?;
+    let staging = ctx.stores.get(&spec)?.create_staging(&spec, &suffix).await?;
     let total = count_live(ctx, &spec).await?;
     fenced(reindex::prepared(&ctx.pool, job.job_id, job.lease_epoch, &staging.backend_name, total).await?)?;
     Ok(format!("staging {} for {total} live chunks", staging.backend_name))
@@ -57,7 +57,7 @@ async fn copy_chunks(
     staging: &CollectionSpec,
     chunks: &[(Uuid, Option<String>)],
 ) -> Result<(i64, i64)> {
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(&spec)?;
     let ids: Vec<Uuid> = chunks.iter().map(|(id, _)| *id).collect();
     let live = store.retrieve(spec, &ids, true).await?;
     let missing = i64::try_from(ids.len() - live.len()).unwrap_or(0);
@@ -99,7 +99,7 @@ pub(super) async fn copy(ctx: &Context, job: &ReindexRow) -> Result<String> {
 pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let spec = collection_of(ctx, job).await?;
     let staging = staging_of(&spec, job)?;
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(&spec)?;
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
     // Leaving out erased subjects' points destroys data: legal holds are
@@ -188,7 +188,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
 /// or by an interrupted one. They may hold dead data of erased people.
 pub(super) async fn drop_retired(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let spec = collection_of(ctx, job).await?;
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(&spec)?;
     if let Some(retired) = job.retired_name.as_deref().filter(|r| !r.is_empty()) {
         store.drop_physical(retired).await?;
     }

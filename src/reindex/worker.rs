@@ -123,7 +123,7 @@ async fn run_stage(ctx: &Context, job: &ReindexRow, stage: &str) -> Result<Strin
 /// promote whose recording failed.
 async fn abandon(ctx: &Context, job: &ReindexRow) {
     let (Some(staging), Ok(spec)) = (&job.staging_name, stages::collection_of(ctx, job).await) else { return };
-    let Ok(store) = ctx.stores.get(spec.backend) else { return };
+    let Ok(store) = ctx.stores.get(&spec) else { return };
     if job.retired_name.is_some() {
         return;
     }

@@ -194,7 +194,7 @@ async fn identifier_evidence(
         if ids.is_empty() {
             continue;
         }
-        for p in ctx.stores.get(spec.backend)?.retrieve(spec, &ids, true).await? {
+        for p in ctx.stores.get(spec)?.retrieve(spec, &ids, true).await? {
             let Some(v) = p.vector else { continue };
             let best = names
                 .iter()

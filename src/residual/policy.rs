@@ -109,7 +109,7 @@ pub fn plan(policy: ResidualPolicy, candidates: &mut [Candidate]) {
 /// # Errors
 /// Backend and database failures.
 pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, targets: &[Uuid], chunk_ids: &[Uuid]) -> Result<u64> {
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(spec)?;
     let selector = Selector::by_ids(targets.to_vec());
     store.delete(spec, &selector).await?;
     let after = store.count(spec, &selector).await?;
@@ -136,7 +136,7 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
     if ids.is_empty() {
         return Ok(0);
     }
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(spec)?;
     let points = store.retrieve(spec, ids, false).await?;
     let texts: HashMap<Uuid, Option<String>> =
         lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();

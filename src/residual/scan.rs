@@ -220,7 +220,7 @@ async fn scan_payloads(
     deadline: Option<Instant>,
     out: &mut Scanned,
 ) -> Result<()> {
-    let store = ctx.stores.get(spec.backend)?;
+    let store = ctx.stores.get(spec)?;
     let mut offset = None;
     loop {
         let (points, next) = store.scroll(spec, offset, SCROLL_PAGE, false).await?;

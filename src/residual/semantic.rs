@@ -243,7 +243,7 @@ pub async fn neighbours(
     if usable.is_empty() {
         return Ok(Vec::new());
     }
-    let hits = ctx.stores.get(spec.backend)?.search_exact(spec, &usable, floor, pool).await?;
+    let hits = ctx.stores.get(spec)?.search_exact(spec, &usable, floor, pool).await?;
     Ok(hits
         .into_iter()
         .map(|h| Neighbour {

@@ -4,7 +4,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::Result;
-use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, Screening};
+use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, Mapping, Screening};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct CollectionRow {
@@ -20,6 +20,7 @@ pub(super) struct CollectionRow {
     retention_days: i32,
     screening: String,
     created_at: chrono::DateTime<chrono::Utc>,
+    mapping: Option<sqlx::types::Json<Mapping>>,
 }
 
 impl CollectionRow {
@@ -38,20 +39,22 @@ impl CollectionRow {
             retention_days: u32::try_from(self.retention_days).unwrap_or(0),
             screening: self.screening.parse::<Screening>().map_err(bad)?,
             created_at: self.created_at,
+            mapping: self.mapping.map(|m| std::sync::Arc::new(m.0)),
         })
     }
 }
 
 const COLLECTION_COLUMNS: &str = "collection_id, tenant_id, name, backend, backend_name, dimension, distance, \
-     embedding_model, store_text, retention_days, screening, created_at";
+     embedding_model, store_text, retention_days, screening, created_at, mapping";
 
 /// Inserts a collection unless the tenant has one of that name; returns the stored one.
 pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &CollectionSpec) -> Result<CollectionSpec> {
     sqlx::query(
         r#"
         INSERT INTO collections (collection_id, tenant_id, name, backend, backend_name, dimension,
-                                 distance, embedding_model, store_text, retention_days, screening)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                 distance, embedding_model, store_text, retention_days, screening,
+                                 mapping, scope_key)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         ON CONFLICT (tenant_id, name) DO NOTHING
         "#,
     )
@@ -66,6 +69,8 @@ pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &Collection
     .bind(spec.store_text)
     .bind(i32::try_from(spec.retention_days).unwrap_or(i32::MAX))
     .bind(spec.screening.as_str())
+    .bind(spec.mapping.as_deref().map(sqlx::types::Json))
+    .bind(spec.mapping.as_deref().map(Mapping::scope_key).unwrap_or_default())
     .execute(ex)
     .await?;
     collection_by_name(ex, spec.tenant_id, spec.name.as_str())

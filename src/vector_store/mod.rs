@@ -6,6 +6,7 @@
 //! Invariant for every implementation: a [`Selector`] with neither a tag nor
 //! ids selects **nothing** (count 0, delete no-op) — never the whole collection.
 
+mod attached_pg;
 mod pgvector;
 mod qdrant;
 
@@ -15,8 +16,9 @@ use uuid::Uuid;
 
 use crate::domain::{Backend, CollectionSpec};
 
+pub use self::attached_pg::AttachedPgStore;
 pub use self::pgvector::PgVectorStore;
-pub use self::qdrant::QdrantStore;
+pub use self::qdrant::{AttachedQdrantStore, QdrantStore};
 
 /// Failures of a vector backend, classified so the engine can decide to retry.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,15 @@ pub enum VectorStoreError {
         #[source]
         source: BoxError,
     },
+    /// An attached store does not look like its mapping says (Attach): a
+    /// missing column or payload key, a type that cannot hold what the
+    /// field is for, no points to read a dimension from.
+    #[error("{field}: {message}")]
+    InvalidMapping { field: String, message: String },
+    /// What the collection is cannot do this (an attached store is never
+    /// written to by Lethe, except to delete erased points).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{backend} is not configured")]
     NotConfigured { backend: Backend },
     #[error("{backend} request failed: {message}")]
@@ -128,6 +139,26 @@ impl Keep {
     }
 }
 
+/// An attached store as Attach found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    /// The mapping with every field's kind filled in from the store.
+    pub mapping: crate::domain::Mapping,
+    /// The vectors' dimension (the column's type, the collection's config, or
+    /// the first point's vector).
+    pub dimension: usize,
+    /// The distance the store's index or config uses, when it says.
+    pub distance: Option<crate::domain::Distance>,
+    /// Points in the store (within the mapping's scope).
+    pub points: u64,
+    /// What an operator should know, each with the exact statement or
+    /// payload index to create: e.g. no index serves the tag filter, so each
+    /// erasure reads the whole table.
+    pub warnings: Vec<String>,
+    /// Indexes created because the request asked for them.
+    pub created: Vec<String>,
+}
+
 /// What the backend did to reclaim deleted vectors physically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhysicalOutcome {
@@ -146,6 +177,18 @@ pub trait VectorStore: Send + Sync {
 
     /// A cheap round trip that succeeds only while the backend answers (health).
     async fn ping(&self) -> Result<()>;
+
+    /// Checks an attached collection's mapping against the store, reads what
+    /// Lethe needs to know about it, and creates the indexes that filtered
+    /// deletes need when `create_indexes` (else warns with the statement).
+    /// Writes nothing else.
+    ///
+    /// # Errors
+    /// `InvalidMapping` when the store does not match the mapping.
+    async fn inspect(&self, spec: &CollectionSpec, create_indexes: bool) -> Result<Inspection> {
+        let _ = (spec, create_indexes);
+        Err(unsupported(self.backend(), "attaching"))
+    }
 
     /// Creates the collection and its tag indexes; a no-op when it exists.
     async fn create_collection(&self, spec: &CollectionSpec) -> Result<()>;
@@ -268,22 +311,45 @@ pub trait VectorStore: Send + Sync {
     }
 }
 
+fn configured(store: &Option<Arc<dyn VectorStore>>) -> Result<&Arc<dyn VectorStore>> {
+    store.as_ref().ok_or(VectorStoreError::NotConfigured { backend: Backend::Qdrant })
+}
+
 fn unsupported(backend: Backend, what: &str) -> VectorStoreError {
     VectorStoreError::Backend { backend, message: format!("{what} is not supported by this backend"), source: None }
 }
 
-/// The configured backends, looked up by a collection's backend.
+/// The configured backends, looked up by a collection: the collections Lethe
+/// created live in its own layout, attached ones are read through their
+/// mapping.
 #[derive(Clone)]
 pub struct VectorStores {
     pub pgvector: Arc<dyn VectorStore>,
     /// `None` when no Qdrant URL is configured.
     pub qdrant: Option<Arc<dyn VectorStore>>,
+    pub attached_pgvector: Arc<dyn VectorStore>,
+    pub attached_qdrant: Option<Arc<dyn VectorStore>>,
 }
 
 impl VectorStores {
+    /// The store that holds `spec`'s points.
+    ///
     /// # Errors
     /// `NotConfigured` for Qdrant without a URL.
-    pub fn get(&self, backend: Backend) -> Result<&Arc<dyn VectorStore>> {
+    pub fn get(&self, spec: &CollectionSpec) -> Result<&Arc<dyn VectorStore>> {
+        match (spec.backend, spec.is_attached()) {
+            (Backend::Pgvector, false) => Ok(&self.pgvector),
+            (Backend::Pgvector, true) => Ok(&self.attached_pgvector),
+            (Backend::Qdrant, false) => configured(&self.qdrant),
+            (Backend::Qdrant, true) => configured(&self.attached_qdrant),
+        }
+    }
+
+    /// The store for new collections Lethe creates in `backend`.
+    ///
+    /// # Errors
+    /// `NotConfigured` for Qdrant without a URL.
+    pub fn backend(&self, backend: Backend) -> Result<&Arc<dyn VectorStore>> {
         match backend {
             Backend::Pgvector => Ok(&self.pgvector),
             Backend::Qdrant => self.qdrant.as_ref().ok_or(VectorStoreError::NotConfigured { backend }),

@@ -49,6 +49,7 @@ use super::{
 };
 use crate::domain::{Backend, CollectionSpec, Distance};
 
+mod attached;
 mod client;
 mod collections;
 mod errors;
@@ -57,6 +58,7 @@ mod payload;
 #[cfg(test)]
 mod tests;
 
+pub use attached::AttachedQdrantStore;
 use client::*;
 use collections::*;
 use errors::*;

@@ -149,6 +149,7 @@ fn spec(name: &str, tenant_id: Uuid) -> CollectionSpec {
         retention_days: 30,
         screening: crate::domain::Screening::Accept,
         created_at: chrono::Utc::now(),
+        mapping: None,
     }
 }
 
