@@ -6,6 +6,78 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AttachRequest(_message.Message):
+    __slots__ = ("name", "backend", "preset", "target", "tag_key", "mapping", "create_indexes", "distance", "embedding_model", "screening")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TAG_KEY_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    CREATE_INDEXES_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    SCREENING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    backend: _types_pb2.Backend
+    preset: str
+    target: str
+    tag_key: str
+    mapping: AttachMapping
+    create_indexes: bool
+    distance: _types_pb2.Distance
+    embedding_model: str
+    screening: _types_pb2.Screening
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[_Union[_types_pb2.Backend, str]] = ..., preset: _Optional[str] = ..., target: _Optional[str] = ..., tag_key: _Optional[str] = ..., mapping: _Optional[_Union[AttachMapping, _Mapping]] = ..., create_indexes: bool = ..., distance: _Optional[_Union[_types_pb2.Distance, str]] = ..., embedding_model: _Optional[str] = ..., screening: _Optional[_Union[_types_pb2.Screening, str]] = ...) -> None: ...
+
+class AttachMapping(_message.Message):
+    __slots__ = ("id", "vector", "text", "source", "tags", "scope", "scope_value")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    vector: str
+    text: FieldPath
+    source: FieldPath
+    tags: FieldPath
+    scope: FieldPath
+    scope_value: str
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[str] = ..., text: _Optional[_Union[FieldPath, _Mapping]] = ..., source: _Optional[_Union[FieldPath, _Mapping]] = ..., tags: _Optional[_Union[FieldPath, _Mapping]] = ..., scope: _Optional[_Union[FieldPath, _Mapping]] = ..., scope_value: _Optional[str] = ...) -> None: ...
+
+class FieldPath(_message.Message):
+    __slots__ = ("column", "path", "json_text_path")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    JSON_TEXT_PATH_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    path: _containers.RepeatedScalarFieldContainer[str]
+    json_text_path: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, column: _Optional[str] = ..., path: _Optional[_Iterable[str]] = ..., json_text_path: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AttachResponse(_message.Message):
+    __slots__ = ("collection", "job", "warnings", "indexes_created", "already_attached")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_CREATED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_ATTACHED_FIELD_NUMBER: _ClassVar[int]
+    collection: _types_pb2.Collection
+    job: _types_pb2.AttachJob
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    indexes_created: _containers.RepeatedScalarFieldContainer[str]
+    already_attached: bool
+    def __init__(self, collection: _Optional[_Union[_types_pb2.Collection, _Mapping]] = ..., job: _Optional[_Union[_types_pb2.AttachJob, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., indexes_created: _Optional[_Iterable[str]] = ..., already_attached: bool = ...) -> None: ...
+
+class GetAttachRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
 class ReindexRequest(_message.Message):
     __slots__ = ("collection", "mode")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]

@@ -110,6 +110,21 @@ class LetheStub(object):
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.ListReindexesRequest.SerializeToString,
                 response_deserializer=lethe_dot_v1_dot_lethe__pb2.ListReindexesResponse.FromString,
                 )
+        self.Attach = channel.unary_unary(
+                '/lethe.v1.Lethe/Attach',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.AttachRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.AttachResponse.FromString,
+                )
+        self.GetAttach = channel.unary_unary(
+                '/lethe.v1.Lethe/GetAttach',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
+                )
+        self.WatchAttach = channel.unary_stream(
+                '/lethe.v1.Lethe/WatchAttach',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
+                )
 
 
 class LetheServicer(object):
@@ -297,6 +312,45 @@ class LetheServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Attach(self, request, context):
+        """Registers a table or collection that already exists (written by
+        LangChain, LlamaIndex or a pipeline) as a Lethe collection, with a
+        mapping that says where each point keeps its id, vector, text, source and
+        the person's tag; checks the mapping against the store (a missing
+        column, a wrong type or a path no point has: INVALID_ARGUMENT with the
+        field, nothing written) and starts the adoption job that scans the store
+        and builds lineage. Lethe never alters an attached store except to delete
+        erased points, and to create the index its tag filter needs when
+        `create_indexes` is set (else the response warns with the statement).
+        Attaching the same store with the same mapping again returns the
+        existing collection and job (`already_attached`). After adoption the
+        pipeline keeps writing with its framework: Lethe learns new points by a
+        rescan every `attach.rescan_interval_secs`, or at once by Track with
+        point ids only (the tags are read from the store). Erasure deletes by the
+        tag filter in the store, so a tagged point Lethe has not seen yet is
+        still deleted and counted. Re-index is refused for attached collections
+        (it cannot keep a framework's schema). Attaching is allowed only for the
+        stores the operator lists in `attach.allowed` (FAILED_PRECONDITION
+        `attach_not_allowed`); never for Lethe's own tables. Secret key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAttach(self, request, context):
+        """The adoption job of an attached collection (secret or auditor key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAttach(self, request, context):
+        """Streams the adoption job about twice a second until its scan ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LetheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -394,6 +448,21 @@ def add_LetheServicer_to_server(servicer, server):
                     servicer.ListReindexes,
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.ListReindexesRequest.FromString,
                     response_serializer=lethe_dot_v1_dot_lethe__pb2.ListReindexesResponse.SerializeToString,
+            ),
+            'Attach': grpc.unary_unary_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.AttachRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.AttachResponse.SerializeToString,
+            ),
+            'GetAttach': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAttach,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_types__pb2.AttachJob.SerializeToString,
+            ),
+            'WatchAttach': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAttach,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_types__pb2.AttachJob.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -725,5 +794,56 @@ class Lethe(object):
         return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/ListReindexes',
             lethe_dot_v1_dot_lethe__pb2.ListReindexesRequest.SerializeToString,
             lethe_dot_v1_dot_lethe__pb2.ListReindexesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Attach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/Attach',
+            lethe_dot_v1_dot_lethe__pb2.AttachRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.AttachResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetAttach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/GetAttach',
+            lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
+            lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def WatchAttach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/lethe.v1.Lethe/WatchAttach',
+            lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
+            lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -127,7 +127,7 @@ REINDEX_MODE_COPY: ReindexMode
 REINDEX_MODE_REEMBED: ReindexMode
 
 class Collection(_message.Message):
-    __slots__ = ("name", "backend", "backend_name", "dimension", "distance", "embedding_model", "store_text", "retention_days", "created_at", "screening")
+    __slots__ = ("name", "backend", "backend_name", "dimension", "distance", "embedding_model", "store_text", "retention_days", "created_at", "screening", "mapping_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     BACKEND_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +138,7 @@ class Collection(_message.Message):
     RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SCREENING_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: Backend
     backend_name: str
@@ -148,7 +149,36 @@ class Collection(_message.Message):
     retention_days: int
     created_at: _timestamp_pb2.Timestamp
     screening: Screening
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., backend_name: _Optional[str] = ..., dimension: _Optional[int] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., store_text: bool = ..., retention_days: _Optional[int] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., screening: _Optional[_Union[Screening, str]] = ...) -> None: ...
+    mapping_json: str
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., backend_name: _Optional[str] = ..., dimension: _Optional[int] = ..., distance: _Optional[_Union[Distance, str]] = ..., embedding_model: _Optional[str] = ..., store_text: bool = ..., retention_days: _Optional[int] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., screening: _Optional[_Union[Screening, str]] = ..., mapping_json: _Optional[str] = ...) -> None: ...
+
+class AttachJob(_message.Message):
+    __slots__ = ("collection", "status", "total", "scanned", "tracked", "untagged", "suppressed", "subjects", "rescans", "error", "received_at", "completed_at")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SCANNED_FIELD_NUMBER: _ClassVar[int]
+    TRACKED_FIELD_NUMBER: _ClassVar[int]
+    UNTAGGED_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    RESCANS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    status: str
+    total: int
+    scanned: int
+    tracked: int
+    untagged: int
+    suppressed: int
+    subjects: int
+    rescans: int
+    error: str
+    received_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    def __init__(self, collection: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., scanned: _Optional[int] = ..., tracked: _Optional[int] = ..., untagged: _Optional[int] = ..., suppressed: _Optional[int] = ..., subjects: _Optional[int] = ..., rescans: _Optional[int] = ..., error: _Optional[str] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Identifier(_message.Message):
     __slots__ = ("kind", "value")
