@@ -22,6 +22,7 @@
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process.
 #![forbid(unsafe_code)]
 
+pub mod attach;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
