@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use self::presets::Preset;
 use crate::context::Context;
-use crate::domain::{Backend, CollectionName, CollectionSpec, Distance, Field, FieldKind, IdKind, Mapping, Scope, Screening};
+use crate::domain::{
+    Backend, CollectionName, CollectionSpec, Distance, Field, FieldKind, IdKind, Mapping, NativeId, Scope, Screening,
+};
 use crate::error::{LetheError, Result};
 use crate::store::attach::{self as jobs, AttachRow};
 use crate::store::{StoreError, lineage};
@@ -136,6 +138,47 @@ pub async fn job(ctx: &Context, tenant_id: Uuid, name: &CollectionName) -> Resul
         .await?
         .ok_or_else(|| LetheError::NotFound(format!("adoption job of `{name}`")))?;
     Ok((spec, job))
+}
+
+/// `Track` of an attached collection: the pipeline names points its
+/// framework wrote (by the store's own ids); Lethe reads their tags, source
+/// and text from the store through the mapping and records them as the
+/// adoption scan would. Returns what the write did and the accepted ids in
+/// the store's form.
+///
+/// # Errors
+/// `InvalidArgument` for an id that is not of the store's id type;
+/// `FailedPrecondition` `point_not_found` for an id the store does not
+/// hold (nothing is recorded); the write path's errors.
+pub async fn track(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    ids: &[String],
+    subjects: &[crate::ingest::SubjectInput],
+) -> Result<(crate::ingest::WriteOutcome, Vec<String>)> {
+    let Some(mapping) = spec.mapping.as_deref() else { return Err(not_attached(spec)) };
+    let natives: Vec<NativeId> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| NativeId::parse(mapping.id_kind, s).map_err(|m| LetheError::invalid(format!("points[{i}].point_id"), m)))
+        .collect::<Result<_>>()?;
+    let looked_up: Vec<(Uuid, String)> = natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(), n.as_string())).collect();
+    jobs::record_point_ids(&ctx.pool, spec.collection_id, &looked_up).await?;
+    let keys: Vec<Uuid> = natives.iter().map(NativeId::key).collect();
+    let found = ctx.stores.get(spec)?.retrieve(spec, &keys, false).await?;
+    if let Some(missing) = natives.iter().find(|n| !found.iter().any(|p| p.id == n.key())) {
+        let absent: Vec<Uuid> = looked_up.iter().map(|(k, _)| *k).filter(|k| !found.iter().any(|p| p.id == *k)).collect();
+        jobs::forget_point_ids(&ctx.pool, spec.collection_id, &absent).await?;
+        return Err(LetheError::precondition("point_not_found", format!("point {missing} is not in `{}`", spec.backend_name)));
+    }
+    let chunks = found.iter().map(|p| worker::chunk_of(spec, p)).collect();
+    let out = crate::ingest::write(ctx, spec, chunks, subjects, crate::ingest::WriteMode::Track { verify_points: false }).await?;
+    let shown: Vec<String> = out
+        .point_ids
+        .iter()
+        .map(|k| natives.iter().find(|n| n.key() == *k).map_or_else(|| k.to_string(), NativeId::as_string))
+        .collect();
+    Ok((out, shown))
 }
 
 pub fn not_attached(spec: &CollectionSpec) -> LetheError {

@@ -368,6 +368,37 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
         .collect()
 }
 
+/// Track of an attached collection: point ids only (the store's own ids,
+/// parsed against its id type later), unique in the request.
+pub fn attached_point_ids(points: Vec<pb::TrackedPoint>) -> R<Vec<String>> {
+    check_count(points.len(), "points")?;
+    let mut seen = std::collections::HashSet::new();
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let f = |name: &str| format!("points[{i}].{name}");
+            let given_more = !p.source_id.is_empty()
+                || !p.source_uri.is_empty()
+                || !p.source_kind.is_empty()
+                || !p.text.is_empty()
+                || !p.tags.is_empty()
+                || !p.vector.is_empty();
+            if given_more {
+                return Err(InvalidInput::new(
+                    f("point_id"),
+                    "an attached collection's points are read from the store: give point ids only",
+                ));
+            }
+            let id = bounded_text(&f("point_id"), &p.point_id, 255)?.to_owned();
+            if !seen.insert(id.clone()) {
+                return Err(InvalidInput::new(f("point_id"), "repeats the point id of an earlier point"));
+            }
+            Ok(id)
+        })
+        .collect()
+}
+
 pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
     check_count(points.len(), "points")?;
     let mut seen = std::collections::HashSet::new();
@@ -547,7 +578,9 @@ pub fn live_count(c: &LiveCount) -> pb::CollectionCount {
 pub fn candidate(c: &Candidate) -> pb::ResidualCandidate {
     pb::ResidualCandidate {
         collection: c.collection.clone(),
-        point_id: c.point_id.to_string(),
+        // An integer id of an attached store shows as the integer; other ids
+        // as their UUID key (text ids of attached tables: see README).
+        point_id: crate::domain::int_of_key(c.point_id).map_or_else(|| c.point_id.to_string(), |n| n.to_string()),
         source_id: c.source_id.clone(),
         score: c.score,
         evidence: c

@@ -115,9 +115,14 @@ impl Lethe for LetheService {
         let p = self.authorize(&req, Action::Write).await?;
         let r = req.into_inner();
         let collection = convert::collection_name("collection", &r.collection).map_err(LetheError::from)?;
-        let chunks = convert::tracked_points(r.points).map_err(LetheError::from)?;
         let subjects = convert::subjects(r.subjects).map_err(LetheError::from)?;
         let spec = catalog::collection(&self.ctx, p.tenant_id, &collection).await?;
+        if spec.is_attached() {
+            let ids = convert::attached_point_ids(r.points).map_err(LetheError::from)?;
+            let (out, shown) = attach::track(&self.ctx, &spec, &ids, &subjects).await?;
+            return Ok(Response::new(pb::WriteResponse { point_ids: shown, ..write_response(out) }));
+        }
+        let chunks = convert::tracked_points(r.points).map_err(LetheError::from)?;
         let mode = WriteMode::Track { verify_points: r.verify_points };
         let out = ingest::write(&self.ctx, &spec, chunks, &subjects, mode).await?;
         Ok(Response::new(write_response(out)))

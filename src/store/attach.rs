@@ -177,3 +177,35 @@ pub async fn subjects_in(ex: impl PgExecutor<'_>, collection_id: Uuid) -> Result
         .fetch_one(ex)
         .await?)
 }
+
+/// Remembers the ids behind the keys of text point ids (see
+/// `domain::NativeId::key`).
+pub async fn record_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids: &[(Uuid, String)]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let (keys, natives): (Vec<Uuid>, Vec<&str>) = ids.iter().map(|(k, n)| (*k, n.as_str())).unzip();
+    sqlx::query(
+        "INSERT INTO attached_point_ids (collection_id, point_key, native_id) \
+         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) ON CONFLICT DO NOTHING",
+    )
+    .bind(collection_id)
+    .bind(&keys)
+    .bind(&natives)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the ids behind `keys` (points that are not, or no longer, in the store).
+pub async fn forget_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, keys: &[Uuid]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM attached_point_ids WHERE collection_id = $1 AND point_key = ANY($2)")
+        .bind(collection_id)
+        .bind(keys)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
