@@ -34,6 +34,7 @@ CREATE TABLE attach_jobs (
     status           text NOT NULL CHECK (status IN ('queued', 'in_progress', 'completed', 'failed')),
     -- Backend scroll offset to resume from (a point key), NULL at the start.
     cursor           uuid,
+    lease_epoch      bigint NOT NULL DEFAULT 0,
     total            bigint NOT NULL DEFAULT 0,
     scanned          bigint NOT NULL DEFAULT 0,
     tracked          bigint NOT NULL DEFAULT 0,

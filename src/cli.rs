@@ -61,6 +61,31 @@ pub enum Command {
         #[arg(long, env = "LETHE_SK", hide_env_values = true)]
         key: String,
     },
+    /// Attach an existing store (LangChain, LlamaIndex, hand-made) through a
+    /// running service and follow its adoption with a progress bar, e.g.
+    /// `lethe attach --name docs --preset langchain-pgvector --target my_docs --tag-key user_id`.
+    Attach {
+        /// Lethe's name for the collection.
+        #[arg(long)]
+        name: String,
+        /// langchain-pgvector, langchain-pgvector-store, llamaindex-pgvector,
+        /// langchain-qdrant or llamaindex-qdrant.
+        #[arg(long)]
+        preset: String,
+        /// The LangChain collection name, the table, or the Qdrant collection.
+        #[arg(long)]
+        target: String,
+        /// The metadata key that holds the person's id (`user_id`, `metadata.user_id`).
+        #[arg(long)]
+        tag_key: String,
+        /// Create the index the tag filter needs when it is missing.
+        #[arg(long)]
+        create_indexes: bool,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
+    },
     /// Verify a certificate offline: a JSON file with `body` and `signature`
     /// (as GetCertificate returns it), against the service key(s) you pinned.
     VerifyCertificate {
@@ -160,6 +185,10 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
             }
         }
         Command::Reindex { collection, mode, url, key } => crate::progress::reindex(&url, &key, &collection, &mode).await?,
+        Command::Attach { name, preset, target, tag_key, create_indexes, url, key } => {
+            let req = crate::grpc::pb::AttachRequest { name, preset, target, tag_key, create_indexes, ..Default::default() };
+            crate::progress::attach(&url, &key, req).await?;
+        }
         Command::VerifyCertificate { file, pins } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("Failed to read {}", file.display()))?;
             let key_id = verify_certificate_json(&text, &pins)?;

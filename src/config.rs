@@ -21,7 +21,25 @@ pub struct Settings {
     pub keys: KeySettings,
     pub residual: ResidualSettings,
     pub ingest: IngestSettings,
+    pub attach: AttachSettings,
     pub log: LogSettings,
+}
+
+/// Attaching stores that Lethe did not create (issue 13).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachSettings {
+    /// The stores a tenant's secret key may attach, as `pgvector:<schema>.<table>`
+    /// or `qdrant:<collection>` patterns where `*` matches any run of
+    /// characters (`pgvector:public.data_*`, `*`). Empty: Attach is refused.
+    /// Every tenant may attach every listed store: list only stores whose
+    /// points any tenant of this server may erase.
+    pub allowed: Vec<String>,
+    /// Seconds between rescans of an adopted store (new points the framework
+    /// wrote); 0: no rescans (Track with point ids only teaches Lethe new points).
+    pub rescan_interval_secs: u64,
+    /// Points per page of the adoption scan.
+    pub page_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

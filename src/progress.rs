@@ -1,5 +1,5 @@
-//! The operator's view of a re-index: starts it over gRPC and draws a
-//! progress bar with an ETA on stderr until it ends.
+//! The operator's view of a re-index or an adoption: starts it over gRPC
+//! and draws a progress bar with an ETA on stderr until it ends.
 
 use std::io::Write;
 use std::time::Instant;
@@ -16,24 +16,73 @@ fn with_key<T>(key: &str, msg: T) -> anyhow::Result<tonic::Request<T>> {
 
 /// One line: `[#####.....]  45% 4500/10000 copied, ETA 12 s (copy)`.
 pub fn bar(job: &pb::ReindexJob, elapsed_secs: f64) -> String {
-    let total = job.total.max(1);
-    let done = job.copied.min(total);
-    let fraction = done as f64 / total as f64;
+    line(job.copied, job.total, "copied", &job.stage, elapsed_secs)
+}
+
+/// One line: `[#####.....]  45% 4500/10000 scanned, ETA 12 s (in_progress)`.
+pub fn attach_bar(job: &pb::AttachJob, elapsed_secs: f64) -> String {
+    line(job.scanned, job.total, "scanned", &job.status, elapsed_secs)
+}
+
+fn line(done: u64, total: u64, what: &str, state: &str, elapsed_secs: f64) -> String {
+    let shown_total = total;
+    let total = total.max(1);
+    let done_capped = done.min(total);
+    let fraction = done_capped as f64 / total as f64;
     let filled = (fraction * 30.0).round() as usize;
-    let eta = if done == 0 || fraction >= 1.0 {
+    let eta = if done_capped == 0 || fraction >= 1.0 {
         "-".to_owned()
     } else {
         format!("{:.0} s", elapsed_secs * (1.0 - fraction) / fraction)
     };
     format!(
-        "[{}{}] {:>3.0}% {}/{} copied, ETA {eta} ({})",
+        "[{}{}] {:>3.0}% {}/{} {what}, ETA {eta} ({state})",
         "#".repeat(filled),
         ".".repeat(30 - filled),
         fraction * 100.0,
         done,
-        job.total,
-        job.stage
+        shown_total,
     )
+}
+
+/// # Errors
+/// When the service cannot be reached, refuses, or the adoption fails.
+pub async fn attach(url: &str, key: &str, req: pb::AttachRequest) -> anyhow::Result<()> {
+    let mut client = LetheClient::connect(url.to_owned()).await.with_context(|| format!("Failed to connect to {url}"))?;
+    let name = req.name.clone();
+    let done = client.attach(with_key(key, req)?).await?.into_inner();
+    if done.already_attached {
+        eprintln!("`{name}` was attached before with this mapping");
+    }
+    for w in &done.warnings {
+        eprintln!("warning: {w}");
+    }
+    for c in &done.indexes_created {
+        eprintln!("created: {c}");
+    }
+    let started = Instant::now();
+    let mut stream = client.watch_attach(with_key(key, pb::GetAttachRequest { collection: name.clone() })?).await?.into_inner();
+    let mut last = None;
+    while let Some(j) = stream.message().await? {
+        eprint!("\r{}", attach_bar(&j, started.elapsed().as_secs_f64()));
+        std::io::stderr().flush().ok();
+        last = Some(j);
+    }
+    eprintln!();
+    let last = last.context("no progress received")?;
+    if last.status == "completed" {
+        println!(
+            "adopted `{name}`: {} points with subject tags, {} without, {} subjects, {} deleted as already erased, in {:.1} s",
+            last.tracked,
+            last.untagged,
+            last.subjects,
+            last.suppressed,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    } else {
+        anyhow::bail!("adoption failed: {}", last.error)
+    }
 }
 
 /// # Errors

@@ -243,6 +243,10 @@ impl Application {
         let reindexer = tokio::spawn(crate::reindex::run_worker_until_stopped(self.ctx.clone(), async move {
             let _ = reindex_stop.wait_for(|s| *s).await;
         }));
+        let mut attach_stop = stop_rx.clone();
+        let adopter = tokio::spawn(crate::attach::worker::run_worker_until_stopped(self.worker_ctx.clone(), async move {
+            let _ = attach_stop.wait_for(|s| *s).await;
+        }));
         let mut server_stop = stop_rx;
         // Accepted connections without Nagle's algorithm: small responses
         // otherwise wait for the client's delayed ACK (~40 ms per call, seen as
@@ -261,6 +265,7 @@ impl Application {
         server.await.context("gRPC server failed")?;
         worker.await.context("worker panicked")?;
         reindexer.await.context("re-index worker panicked")?;
+        adopter.await.context("adoption worker panicked")?;
         health.await.context("health checker panicked")?;
         Ok(())
     }

@@ -66,6 +66,14 @@ async fn collection(ctx: &Context, job: &JobRow, p: &Planned) -> Result<(&'stati
     if changed == 0 {
         return Ok((CONFIRMED, "nothing of the person was deleted or rewritten in this collection".to_owned()));
     }
+    if p.spec.is_attached() {
+        // Attached: no re-index (the framework owns the schema); the store
+        // says what its own reclaim guarantees (VACUUM FULL of the table).
+        return Ok(match ctx.stores.get(&p.spec)?.reclaim(&p.spec, true).await? {
+            PhysicalOutcome::Confirmed(d) => (CONFIRMED, d),
+            PhysicalOutcome::Pending(d) => (PENDING, d),
+        });
+    }
     if p.spec.backend == Backend::Qdrant {
         // Qdrant only soft-deletes; rebuilding the collection from lineage
         // into a new one and deleting the old one is the guarantee.

@@ -129,6 +129,12 @@ async fn search_and_plan(
     let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
     let common = residual::hold_back_too_common(&mut candidates, identifiers, max_per_identifier);
     let specs = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
+    // An attached store is never rewritten (its framework owns the text and
+    // the vector): a candidate there that redaction would rewrite is reported.
+    let attached: HashSet<Uuid> = specs.iter().filter(|s| s.is_attached()).map(|s| s.collection_id).collect();
+    for c in candidates.iter_mut().filter(|c| attached.contains(&c.collection_id) && c.action == action::PENDING_REDACT) {
+        c.action = action::REPORTED.to_owned();
+    }
     let found: Vec<(Uuid, String, String, i64)> = specs
         .iter()
         .filter_map(|s| {

@@ -68,11 +68,7 @@ pub fn collection_name(field: &str, s: &str) -> R<CollectionName> {
 
 pub fn new_collection(r: pb::CreateCollectionRequest) -> R<NewCollection> {
     let pb::CreateCollectionRequest { name, backend, dimension, distance, store_text, retention_days, screening } = r;
-    let backend = match pb::Backend::try_from(backend) {
-        Ok(pb::Backend::Pgvector) => Backend::Pgvector,
-        Ok(pb::Backend::Qdrant) => Backend::Qdrant,
-        Ok(pb::Backend::Unspecified) | Err(_) => return Err(InvalidInput::new("backend", "must be PGVECTOR or QDRANT")),
-    };
+    let backend = backend_of("backend", backend)?;
     if !(1..=MAX_DIMENSION).contains(&dimension) {
         return Err(InvalidInput::new("dimension", format!("must be between 1 and {MAX_DIMENSION}")));
     }
@@ -98,15 +94,144 @@ pub fn new_collection(r: pb::CreateCollectionRequest) -> R<NewCollection> {
         distance,
         store_text: store_text.unwrap_or(true),
         retention_days,
-        screening: match pb::Screening::try_from(screening) {
-            Ok(pb::Screening::Unspecified) => None,
-            Ok(pb::Screening::Accept) => Some(Screening::Accept),
-            Ok(pb::Screening::Report) => Some(Screening::Report),
-            Ok(pb::Screening::Redact) => Some(Screening::Redact),
-            Ok(pb::Screening::Reject) => Some(Screening::Reject),
-            Err(_) => return Err(InvalidInput::new("screening", "unknown screening policy")),
-        },
+        screening: screening_policy(screening)?,
     })
+}
+
+fn screening_policy(v: i32) -> R<Option<Screening>> {
+    match pb::Screening::try_from(v) {
+        Ok(pb::Screening::Unspecified) => Ok(None),
+        Ok(pb::Screening::Accept) => Ok(Some(Screening::Accept)),
+        Ok(pb::Screening::Report) => Ok(Some(Screening::Report)),
+        Ok(pb::Screening::Redact) => Ok(Some(Screening::Redact)),
+        Ok(pb::Screening::Reject) => Ok(Some(Screening::Reject)),
+        Err(_) => Err(InvalidInput::new("screening", "unknown screening policy")),
+    }
+}
+
+fn backend_of(field: &str, v: i32) -> R<Backend> {
+    match pb::Backend::try_from(v) {
+        Ok(pb::Backend::Pgvector) => Ok(Backend::Pgvector),
+        Ok(pb::Backend::Qdrant) => Ok(Backend::Qdrant),
+        Ok(pb::Backend::Unspecified) | Err(_) => Err(InvalidInput::new(field, "must be PGVECTOR or QDRANT")),
+    }
+}
+
+/// Longest column name Postgres keeps (NAMEDATALEN - 1).
+const MAX_COLUMN: usize = 63;
+const MAX_PATH_KEYS: usize = 8;
+const MAX_KEY: usize = 255;
+
+pub fn attach_input(r: pb::AttachRequest) -> R<crate::attach::AttachInput> {
+    let pb::AttachRequest {
+        name,
+        backend: b,
+        preset,
+        target,
+        tag_key,
+        mapping,
+        create_indexes,
+        distance,
+        embedding_model,
+        screening,
+    } = r;
+    let preset = match preset.as_str() {
+        "" => None,
+        p => Some(p.parse::<crate::attach::presets::Preset>().map_err(|e| InvalidInput::new("preset", e))?),
+    };
+    let backend = match (b, preset) {
+        // The preset says which backend; an unspecified backend takes it.
+        (0, Some(p)) => p.backend(),
+        _ => backend_of("backend", b)?,
+    };
+    let target = bounded_text("target", &target, MAX_KEY)?.to_owned();
+    let tag_key = if preset.is_some() {
+        bounded_text("tag_key", &tag_key, MAX_KEY)?.to_owned()
+    } else {
+        optional_text("tag_key", &tag_key, MAX_KEY)?.to_owned()
+    };
+    let distance = match pb::Distance::try_from(distance) {
+        Ok(pb::Distance::Unspecified) => None,
+        Ok(pb::Distance::Cosine) => Some(Distance::Cosine),
+        Ok(pb::Distance::Dot) => Some(Distance::Dot),
+        Ok(pb::Distance::Euclid) => Some(Distance::Euclid),
+        Err(_) => return Err(InvalidInput::new("distance", "unknown distance")),
+    };
+    Ok(crate::attach::AttachInput {
+        name: CollectionName::parse("name", &name)?,
+        backend,
+        preset,
+        target,
+        tag_key,
+        mapping: attach_mapping(mapping.unwrap_or_default())?,
+        create_indexes,
+        distance,
+        embedding_model: optional_text("embedding_model", &embedding_model, 128)?.to_owned(),
+        screening: screening_policy(screening)?,
+    })
+}
+
+fn attach_mapping(m: pb::AttachMapping) -> R<crate::attach::MappingInput> {
+    let column = |field: &str, v: &str| -> R<Option<String>> {
+        Ok(Some(optional_text(field, v, MAX_COLUMN)?.to_owned()).filter(|c| !c.is_empty()))
+    };
+    let scope = match field_path("mapping.scope", m.scope)? {
+        None if m.scope_value.is_empty() => None,
+        None => return Err(InvalidInput::new("mapping.scope", "scope_value is set but scope names no field")),
+        Some(field) => Some(crate::domain::Scope {
+            field,
+            value: bounded_text("mapping.scope_value", &m.scope_value, MAX_KEY)?.to_owned(),
+        }),
+    };
+    Ok(crate::attach::MappingInput {
+        id: column("mapping.id", &m.id)?,
+        vector: column("mapping.vector", &m.vector)?,
+        text: field_path("mapping.text", m.text)?,
+        source: field_path("mapping.source", m.source)?,
+        tags: field_path("mapping.tags", m.tags)?,
+        scope,
+    })
+}
+
+fn field_path(field: &str, f: Option<pb::FieldPath>) -> R<Option<crate::domain::Field>> {
+    let Some(f) = f else { return Ok(None) };
+    let keys = |name: &str, keys: Vec<String>| -> R<Vec<String>> {
+        if keys.len() > MAX_PATH_KEYS {
+            return Err(InvalidInput::new(format!("{field}.{name}"), format!("has more than {MAX_PATH_KEYS} keys")));
+        }
+        keys.into_iter()
+            .enumerate()
+            .map(|(i, k)| bounded_text(&format!("{field}.{name}[{i}]"), &k, MAX_KEY).map(str::to_owned))
+            .collect()
+    };
+    let column = optional_text(&format!("{field}.column"), &f.column, MAX_COLUMN)?.to_owned();
+    let path = keys("path", f.path)?;
+    let json_text_path = keys("json_text_path", f.json_text_path)?;
+    if column.is_empty() && path.is_empty() {
+        if !json_text_path.is_empty() {
+            return Err(InvalidInput::new(field, "json_text_path needs the column or path that holds the JSON text"));
+        }
+        return Ok(None);
+    }
+    Ok(Some(crate::domain::Field { column, path, json_text_path, kind: crate::domain::FieldKind::Unknown }))
+}
+
+pub fn attach_job(r: &crate::store::attach::AttachRow, collection: &str) -> pb::AttachJob {
+    let u = |n: i64| u64::try_from(n).unwrap_or(0);
+    pb::AttachJob {
+        collection: collection.to_owned(),
+        status: r.status.clone(),
+        total: u(r.total),
+        scanned: u(r.scanned),
+        tracked: u(r.tracked),
+        untagged: u(r.untagged),
+        suppressed: u(r.suppressed),
+        subjects: u(r.subjects),
+        rescans: u32::try_from(r.rescans).unwrap_or(0),
+        error: r.error.clone().unwrap_or_default(),
+        received_at: Some(timestamp(r.received_at)),
+        completed_at: r.completed_at.map(timestamp),
+    }
 }
 
 pub fn collection(c: &CollectionSpec) -> pb::Collection {
@@ -239,6 +364,37 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
                 ordinal: ordinal(&f("ordinal"), o)?,
                 vector: None,
             })
+        })
+        .collect()
+}
+
+/// Track of an attached collection: point ids only (the store's own ids,
+/// parsed against its id type later), unique in the request.
+pub fn attached_point_ids(points: Vec<pb::TrackedPoint>) -> R<Vec<String>> {
+    check_count(points.len(), "points")?;
+    let mut seen = std::collections::HashSet::new();
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let f = |name: &str| format!("points[{i}].{name}");
+            let given_more = !p.source_id.is_empty()
+                || !p.source_uri.is_empty()
+                || !p.source_kind.is_empty()
+                || !p.text.is_empty()
+                || !p.tags.is_empty()
+                || !p.vector.is_empty();
+            if given_more {
+                return Err(InvalidInput::new(
+                    f("point_id"),
+                    "an attached collection's points are read from the store: give point ids only",
+                ));
+            }
+            let id = bounded_text(&f("point_id"), &p.point_id, 255)?.to_owned();
+            if !seen.insert(id.clone()) {
+                return Err(InvalidInput::new(f("point_id"), "repeats the point id of an earlier point"));
+            }
+            Ok(id)
         })
         .collect()
 }
@@ -422,7 +578,9 @@ pub fn live_count(c: &LiveCount) -> pb::CollectionCount {
 pub fn candidate(c: &Candidate) -> pb::ResidualCandidate {
     pb::ResidualCandidate {
         collection: c.collection.clone(),
-        point_id: c.point_id.to_string(),
+        // An integer id of an attached store shows as the integer; other ids
+        // as their UUID key (text ids of attached tables: see README).
+        point_id: crate::domain::int_of_key(c.point_id).map_or_else(|| c.point_id.to_string(), |n| n.to_string()),
         source_id: c.source_id.clone(),
         score: c.score,
         evidence: c

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus};
 use crate::error::{LetheError, Result};
 use crate::ingest::{SubjectInput, WriteMode, WriteOutcome};
-use crate::{audit, catalog, erasure, ingest, reindex, residual};
+use crate::{attach, audit, catalog, erasure, ingest, reindex, residual};
 
 /// The Lethe gRPC service.
 pub struct LetheService {
@@ -115,9 +115,14 @@ impl Lethe for LetheService {
         let p = self.authorize(&req, Action::Write).await?;
         let r = req.into_inner();
         let collection = convert::collection_name("collection", &r.collection).map_err(LetheError::from)?;
-        let chunks = convert::tracked_points(r.points).map_err(LetheError::from)?;
         let subjects = convert::subjects(r.subjects).map_err(LetheError::from)?;
         let spec = catalog::collection(&self.ctx, p.tenant_id, &collection).await?;
+        if spec.is_attached() {
+            let ids = convert::attached_point_ids(r.points).map_err(LetheError::from)?;
+            let (out, shown) = attach::track(&self.ctx, &spec, &ids, &subjects).await?;
+            return Ok(Response::new(pb::WriteResponse { point_ids: shown, ..write_response(out) }));
+        }
+        let chunks = convert::tracked_points(r.points).map_err(LetheError::from)?;
         let mode = WriteMode::Track { verify_points: r.verify_points };
         let out = ingest::write(&self.ctx, &spec, chunks, &subjects, mode).await?;
         Ok(Response::new(write_response(out)))
@@ -322,19 +327,53 @@ impl Lethe for LetheService {
     }
 
     async fn attach(&self, req: Request<pb::AttachRequest>) -> Result<Response<pb::AttachResponse>, Status> {
-        let _p = self.authorize(&req, Action::Manage).await?;
-        Err(Status::unimplemented("attach"))
+        let p = self.authorize(&req, Action::Manage).await?;
+        let input = convert::attach_input(req.into_inner()).map_err(LetheError::from)?;
+        let done = attach::attach(&self.ctx, p.tenant_id, input).await?;
+        Ok(Response::new(pb::AttachResponse {
+            collection: Some(convert::collection(&done.spec)),
+            job: Some(convert::attach_job(&done.job, done.spec.name.as_str())),
+            warnings: done.warnings,
+            indexes_created: done.created,
+            already_attached: done.already_attached,
+        }))
     }
 
     async fn get_attach(&self, req: Request<pb::GetAttachRequest>) -> Result<Response<pb::AttachJob>, Status> {
-        let _p = self.authorize(&req, Action::Audit).await?;
-        Err(Status::unimplemented("attach"))
+        let p = self.authorize(&req, Action::Audit).await?;
+        let name = convert::collection_name("collection", &req.get_ref().collection).map_err(LetheError::from)?;
+        let (spec, job) = attach::job(&self.ctx, p.tenant_id, &name).await?;
+        Ok(Response::new(convert::attach_job(&job, spec.name.as_str())))
     }
 
     type WatchAttachStream = Pin<Box<dyn Stream<Item = Result<pb::AttachJob, Status>> + Send>>;
 
     async fn watch_attach(&self, req: Request<pb::GetAttachRequest>) -> Result<Response<Self::WatchAttachStream>, Status> {
-        let _p = self.authorize(&req, Action::Audit).await?;
-        Err(Status::unimplemented("attach"))
+        let p = self.authorize(&req, Action::Audit).await?;
+        let name = convert::collection_name("collection", &req.get_ref().collection).map_err(LetheError::from)?;
+        let (spec, first) = attach::job(&self.ctx, p.tenant_id, &name).await?;
+        let ctx = self.ctx.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let watch = self.ctx.watches.open();
+        tokio::spawn(async move {
+            let _watch = watch;
+            let mut job = first;
+            loop {
+                // A scan ends in completed (rescans follow on their own) or failed.
+                let ended = job.status == "completed" || job.status == "failed";
+                let view = convert::attach_job(&job, spec.name.as_str());
+                if tx.send(Ok(view)).await.is_err() || ended || !wait_or_closed(&tx, Duration::from_millis(500)).await {
+                    return;
+                }
+                job = match attach::job(&ctx, p.tenant_id, &spec.name).await {
+                    Ok((_, j)) => j,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }

@@ -91,6 +91,16 @@ pub async fn write(
     subjects: &[SubjectInput],
     mode: WriteMode,
 ) -> Result<WriteOutcome> {
+    if spec.is_attached() && (mode == WriteMode::Embed || chunks.iter().any(|c| c.vector.is_some())) {
+        // Refused before anything is embedded or recorded.
+        return Err(LetheError::precondition(
+            "attached_collection",
+            format!(
+                "`{}` is attached: its framework writes its vectors; Track it with point ids only",
+                spec.name
+            ),
+        ));
+    }
     check_ids_unique(spec, &chunks)?;
     if mode == WriteMode::Embed && spec.dimension != ctx.embedder.dimension() {
         return Err(LetheError::invalid(

@@ -56,6 +56,14 @@ pub async fn submit(
     mode: ReindexMode,
 ) -> Result<ReindexRow> {
     let spec = crate::catalog::collection(ctx, tenant_id, collection).await?;
+    if spec.is_attached() {
+        // A new generation would be a Lethe table or collection, not the
+        // framework's: its retriever would keep reading the old one.
+        return Err(LetheError::precondition(
+            "attached_collection",
+            format!("`{collection}` is attached: re-index cannot keep its framework's schema (erasure deletes from it in place)"),
+        ));
+    }
     if mode == ReindexMode::Reembed && spec.dimension != ctx.embedder.dimension() {
         return Err(LetheError::invalid("mode", "the embedding model's dimension differs from the collection's"));
     }

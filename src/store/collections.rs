@@ -88,6 +88,16 @@ pub async fn collection_by_name(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: 
     row.map(CollectionRow::into_spec).transpose()
 }
 
+pub async fn collection_by_id(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid) -> Result<Option<CollectionSpec>> {
+    let row: Option<CollectionRow> =
+        sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 AND collection_id = $2"))
+            .bind(tenant_id)
+            .bind(collection_id)
+            .fetch_optional(ex)
+            .await?;
+    row.map(CollectionRow::into_spec).transpose()
+}
+
 pub async fn list_collections(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<CollectionSpec>> {
     let rows: Vec<CollectionRow> =
         sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 ORDER BY name"))

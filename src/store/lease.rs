@@ -24,6 +24,7 @@ pub struct Lease {
 pub(super) enum Queue {
     Erasure,
     Reindex,
+    Attach,
 }
 
 impl Queue {
@@ -31,6 +32,7 @@ impl Queue {
         match self {
             Self::Erasure => "erasure_jobs",
             Self::Reindex => "reindex_jobs",
+            Self::Attach => "attach_jobs",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! module's files (`tenant`, `lineage`, `holds`, `jobs`, `progress`, `lease`, `log`, `reindex`, `rewrite`, `role`). Functions take an
 //! executor or a transaction; callers own transactions. No wire types here.
 
+pub mod attach;
 pub mod collections;
 pub mod holds;
 pub mod jobs;
@@ -53,8 +54,12 @@ pub async fn ping(pool: &sqlx::PgPool) -> Result<()> {
 /// # Errors
 /// When a migration fails.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations").run(pool).await
+    MIGRATOR.run(pool).await
 }
+
+/// The embedded migrations (also the list of Lethe's own tables, which
+/// Attach refuses).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Waits until no other session of the cluster holds a snapshot or a
 /// transaction older than now, so that a following `VACUUM FULL` can drop

@@ -102,3 +102,22 @@ impl VectorStore for AttachedPgStore {
         Err(todo())
     }
 }
+
+/// The uuid of LangChain's collection `name` (`langchain_pg_collection`);
+/// None when the table or the name does not exist.
+///
+/// # Errors
+/// Database failures.
+pub async fn langchain_collection_uuid(pool: &PgPool, name: &str) -> Result<Option<Uuid>> {
+    let _ = (pool, name);
+    Err(todo())
+}
+
+/// Whether `[schema.]table` exists.
+///
+/// # Errors
+/// Database failures.
+pub async fn table_exists(pool: &PgPool, qualified: &str) -> Result<bool> {
+    let _ = (pool, qualified);
+    Err(todo())
+}

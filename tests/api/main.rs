@@ -1,6 +1,7 @@
 //! End-to-end tests over gRPC against real Postgres+pgvector and the Qdrant
 //! stand-in (or a real Qdrant at QDRANT_URL). Run with `scripts/test.sh`.
 
+mod attach;
 mod audit;
 mod auth;
 mod bad_input;

@@ -1,0 +1,162 @@
+//! Adoption: the scan of an attached store that builds lineage from its
+//! mapping (sources, points, subjects), page by page, resumable from the
+//! last page recorded; repeated as a rescan every
+//! `attach.rescan_interval_secs` to learn the points the framework wrote
+//! since.
+//!
+//! Each page goes through the write path as a `Track` of points that are
+//! already in the store (`ingest::write`), so adoption applies what every
+//! write does: subjects are recorded by keyed hash, a point tagged with a
+//! person who is being or has been erased is deleted from the store (and
+//! logged as a follow-up of that erasure), and screening reports mentions.
+
+use std::future::Future;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::domain::{CollectionSpec, ExternalId, Role};
+use crate::error::{LetheError, Result};
+use crate::ingest::{self, ChunkInput, WriteMode};
+use crate::store::attach::{self as jobs, AttachRow, PageCounts};
+use crate::store::lease::Lease;
+use crate::store::lineage;
+use crate::vector_store::StoredPoint;
+
+const MAX_ATTEMPTS: i32 = 10;
+
+/// One adoption worker until `shutdown` resolves.
+pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
+    if ctx.settings.erasure.workers == 0 {
+        shutdown.await;
+        return;
+    }
+    let owner = Uuid::new_v4();
+    let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
+    let work = async {
+        loop {
+            match step(&ctx, owner).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, "cannot read the adoption queue");
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = work => {},
+        () = shutdown => {},
+    }
+}
+
+/// Queues due rescans, then claims and runs one job; false when there was none.
+///
+/// # Errors
+/// When the queue cannot be read.
+pub async fn step(ctx: &Context, owner: Uuid) -> Result<bool> {
+    jobs::queue_due_rescans(&ctx.pool).await?;
+    let Some(job) = jobs::claim(&ctx.pool, owner, lease_secs(ctx)).await? else { return Ok(false) };
+    let lease = Lease { owner, epoch: job.lease_epoch };
+    if let Err(e) = scan(ctx, &job, lease).await {
+        let message = e.to_string();
+        tracing::warn!(job_id = %job.job_id, error.cause_chain = ?e, "adoption scan stopped");
+        let transient = matches!(e, LetheError::Unavailable(_) | LetheError::Unexpected(_));
+        if transient && job.attempts < MAX_ATTEMPTS {
+            let backoff = f64::from(job.attempts.clamp(1, 6)).exp2();
+            jobs::release(&ctx.pool, job.job_id, lease, &message, backoff).await?;
+        } else {
+            jobs::fail(&ctx.pool, job.job_id, lease, &message).await?;
+        }
+    }
+    Ok(true)
+}
+
+fn lease_secs(ctx: &Context) -> f64 {
+    ctx.settings.erasure.lease_secs as f64
+}
+
+/// Reads the store from the job's cursor to its end, recording each page.
+async fn scan(ctx: &Context, job: &AttachRow, lease: Lease) -> Result<()> {
+    let spec = lineage::collection_by_id(&ctx.pool, job.tenant_id, job.collection_id)
+        .await?
+        .ok_or_else(|| LetheError::NotFound("attached collection".into()))?;
+    let store = ctx.stores.get(&spec)?.clone();
+    if job.cursor.is_none() && job.scanned == 0 {
+        let total = i64::try_from(store.count_all(&spec).await?).unwrap_or(i64::MAX);
+        if !jobs::started(&ctx.pool, job.job_id, lease, total).await? {
+            return Ok(());
+        }
+    }
+    let page_size = ctx.settings.attach.page_size.max(1);
+    let mut cursor = job.cursor;
+    loop {
+        let (points, next) = store.scroll(&spec, cursor, page_size, false).await?;
+        let counts = record_page(ctx, &spec, &points).await?;
+        if !jobs::advance(&ctx.pool, job.job_id, lease, next, counts).await? {
+            return Ok(()); // another claim runs the job now
+        }
+        if next.is_none() || points.is_empty() {
+            break;
+        }
+        cursor = next;
+        if !jobs::renew(&ctx.pool, job.job_id, lease, lease_secs(ctx)).await? {
+            return Ok(());
+        }
+    }
+    let subjects = jobs::subjects_in(&ctx.pool, spec.collection_id).await?;
+    let every = ctx.settings.attach.rescan_interval_secs;
+    let next_scan = (every > 0).then(|| chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(every).unwrap_or(i64::MAX)));
+    jobs::complete(&ctx.pool, job.job_id, lease, subjects, next_scan).await?;
+    tracing::info!(collection = %spec.name, subjects, "adoption scan completed");
+    Ok(())
+}
+
+/// Records one page of points as a Track of points already in the store.
+async fn record_page(ctx: &Context, spec: &CollectionSpec, points: &[StoredPoint]) -> Result<PageCounts> {
+    let chunks: Vec<ChunkInput> = points.iter().map(|p| chunk_of(spec, p)).collect();
+    let untagged = chunks.iter().filter(|c| c.tags.is_empty()).count();
+    let outcome = if chunks.is_empty() {
+        ingest::WriteOutcome::default()
+    } else {
+        ingest::write(ctx, spec, chunks, &[], WriteMode::Track { verify_points: false }).await?
+    };
+    let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+    Ok(PageCounts {
+        scanned: n(points.len()),
+        tracked: i64::from(outcome.accepted) - n(untagged).min(i64::from(outcome.accepted)),
+        untagged: n(untagged),
+        suppressed: i64::from(outcome.suppressed),
+    })
+}
+
+/// A stored point as the write path takes it. Tags that are not valid
+/// subject ids (blank, longer than 256 bytes) are not subjects Lethe can be
+/// asked to erase; the point is recorded without them.
+pub fn chunk_of(spec: &CollectionSpec, p: &StoredPoint) -> ChunkInput {
+    let source = ExternalId::parse("source_id", &p.payload.source_id)
+        .or_else(|_| ExternalId::parse("source_id", &p.id.to_string()))
+        .expect("a UUID is a valid source id");
+    let mut tags: Vec<(ExternalId, Role)> = Vec::new();
+    for t in &p.payload.subjects {
+        if let Ok(id) = ExternalId::parse("tag", t)
+            && !tags.iter().any(|(s, _)| s == &id)
+        {
+            tags.push((id, Role::Owner));
+        }
+    }
+    ChunkInput {
+        source_id: source,
+        source_uri: String::new(),
+        source_kind: spec.mapping.as_ref().and_then(|m| m.preset.clone()).unwrap_or_default(),
+        text: if spec.store_text { p.payload.text.clone() } else { None },
+        tags,
+        point_id: Some(p.id),
+        ordinal: 0,
+        vector: None,
+    }
+}

@@ -1,0 +1,261 @@
+//! Attach (issue 13), over gRPC against real Postgres and Qdrant semantics:
+//! hand-made stores erased as they are, the guards around attaching, and
+//! what is refused on attached collections. The framework-written stores
+//! (LangChain, LlamaIndex) are tested with the frameworks' own packages in
+//! `tests/frameworks/`.
+
+use std::time::Duration;
+
+use lethe::grpc::pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+const DIM: usize = 8;
+
+fn vector_literal(seed: u32) -> String {
+    let v: Vec<String> = (0..DIM).map(|i| format!("{:.3}", ((seed * 7 + i as u32 * 13) % 17) as f32 / 17.0 + 0.01)).collect();
+    format!("[{}]", v.join(","))
+}
+
+/// A hand-made table: text ids (some not UUIDs, one naming a person), tags
+/// in a text[] column, text and source columns.
+async fn hand_made_table(app: &TestApp, table: &str) {
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE {table} (doc_key text PRIMARY KEY, people text[], body text, origin text, emb vector({DIM}));
+         CREATE INDEX {table}_people ON {table} USING gin (people);"
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("create table");
+    let rows: [(&str, &[&str], &str); 8] = [
+        ("alice@example.com#1", &["alice"], "alice's notes on the budget"),
+        ("a-2", &["alice"], "alice wrote the second memo"),
+        ("ab-3", &["alice", "bob"], "alice and bob met"),
+        ("b-4", &["bob"], "bob's travel plan"),
+        ("b-5", &["bob"], "bob on the quarterly figures"),
+        ("c-6", &["carol"], "carol's recipe"),
+        ("n-7", &[], "a note about nobody"),
+        ("8c0a3d0e-5a4f-4b65-9a70-0d4b2f7f0a11", &["carol"], "carol again"),
+    ];
+    for (i, (id, people, body)) in rows.iter().enumerate() {
+        sqlx::query(&format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, '{}')", vector_literal(i as u32)))
+            .bind(id)
+            .bind(people.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .bind(body)
+            .bind(format!("doc-{}", i % 4))
+            .execute(&app.pool)
+            .await
+            .expect("insert row");
+    }
+}
+
+fn hand_made_request(name: &str, table: &str) -> pb::AttachRequest {
+    pb::AttachRequest {
+        name: name.into(),
+        backend: pb::Backend::Pgvector as i32,
+        target: table.into(),
+        mapping: Some(pb::AttachMapping {
+            id: "doc_key".into(),
+            vector: "emb".into(),
+            text: Some(pb::FieldPath { column: "body".into(), ..Default::default() }),
+            source: Some(pb::FieldPath { column: "origin".into(), ..Default::default() }),
+            tags: Some(pb::FieldPath { column: "people".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn attach(app: &TestApp, r: pb::AttachRequest) -> Result<pb::AttachResponse, tonic::Status> {
+    app.client.clone().attach(req(&app.keys.sk, r)).await.map(tonic::Response::into_inner)
+}
+
+async fn wait_for_adoption(app: &TestApp, name: &str) -> pb::AttachJob {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = app
+            .client
+            .clone()
+            .get_attach(req(&app.keys.ak, pb::GetAttachRequest { collection: name.into() }))
+            .await
+            .expect("get attach")
+            .into_inner();
+        if job.status == "completed" || job.status == "failed" {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "adoption did not end: {job:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn rows(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&app.pool).await.expect("count")
+}
+
+#[tokio::test]
+async fn a_hand_made_table_is_adopted_and_a_person_erased_from_it_with_verified_counts() {
+    let app = spawn_app().await;
+    let table = "crm_notes";
+    hand_made_table(&app, table).await;
+
+    let done = attach(&app, hand_made_request("crm", table)).await.expect("attach");
+    let collection = done.collection.expect("collection");
+    assert_eq!(collection.dimension, DIM as u32);
+    assert!(!collection.mapping_json.is_empty());
+    let job = wait_for_adoption(&app, "crm").await;
+    assert_eq!(job.status, "completed", "{job:?}");
+    assert_eq!((job.total, job.scanned, job.tracked, job.untagged, job.subjects), (8, 8, 7, 1, 3), "{job:?}");
+    app.assert_lineage_consistent().await;
+
+    // Attaching again with the same mapping is a no-op.
+    let again = attach(&app, hand_made_request("crm", table)).await.expect("attach again");
+    assert!(again.already_attached);
+
+    let before = app.count_subject("alice").await;
+    assert_eq!(before.counts[0].before_total, 3, "{before:?}");
+
+    let erased = app.erase("alice").await;
+    let erased = app.wait_for_job(&erased.job_id).await;
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{erased:?}");
+    let c = &erased.counts[0];
+    assert_eq!((c.before_total, c.deleted, c.after_total), (3, 3, 0), "{c:?}");
+    // The store itself: alice's rows are gone (shared row with bob too), the rest is there.
+    assert_eq!(rows(&app, "SELECT count(*) FROM crm_notes WHERE people @> ARRAY['alice']").await, 0);
+    assert_eq!(rows(&app, "SELECT count(*) FROM crm_notes").await, 5);
+    assert_eq!(rows(&app, "SELECT count(*) FROM crm_notes WHERE doc_key = 'n-7'").await, 1, "untagged rows stay");
+    // The id that named alice is not kept anywhere by Lethe.
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'alice%'").await, 0);
+    app.assert_lineage_consistent().await;
+
+    // The pipeline keeps writing with its own code; Track with ids only teaches Lethe.
+    sqlx::query(&format!("INSERT INTO crm_notes VALUES ('b-9', ARRAY['bob'], 'bob again', 'doc-9', '{}')", vector_literal(9)))
+        .execute(&app.pool)
+        .await
+        .expect("insert");
+    let tracked = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "crm".into(),
+            points: vec![pb::TrackedPoint { point_id: "b-9".into(), ..Default::default() }],
+            ..Default::default()
+        }))
+        .await
+        .expect("track ids only")
+        .into_inner();
+    assert_eq!((tracked.accepted, tracked.point_ids.clone()), (1, vec!["b-9".to_owned()]));
+    // A point that is not in the store is refused and nothing is kept of it.
+    let missing = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "crm".into(),
+            points: vec![pb::TrackedPoint { point_id: "dave@example.com".into(), ..Default::default() }],
+            ..Default::default()
+        }))
+        .await
+        .expect_err("missing point");
+    assert_eq!(missing.code(), Code::FailedPrecondition);
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'dave%'").await, 0);
+
+    // A row the pipeline writes for alice after her erasure is found by the
+    // rescan (here: Track) and deleted as a follow-up of her erasure.
+    sqlx::query(&format!("INSERT INTO crm_notes VALUES ('a-10', ARRAY['alice'], 'alice is back', 'doc-10', '{}')", vector_literal(10)))
+        .execute(&app.pool)
+        .await
+        .expect("insert");
+    let suppressed = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "crm".into(),
+            points: vec![pb::TrackedPoint { point_id: "a-10".into(), ..Default::default() }],
+            ..Default::default()
+        }))
+        .await
+        .expect("track suppressed")
+        .into_inner();
+    assert_eq!((suppressed.suppressed, suppressed.suppressed_deleted), (1, 1));
+    assert_eq!(rows(&app, "SELECT count(*) FROM crm_notes WHERE people @> ARRAY['alice']").await, 0);
+}
+
+#[tokio::test]
+async fn wrong_mappings_are_invalid_arguments_and_register_nothing() {
+    let app = spawn_app().await;
+    hand_made_table(&app, "notes_w").await;
+    let cases: Vec<(&str, Box<dyn Fn(&mut pb::AttachRequest)>)> = vec![
+        ("mapping.id", Box::new(|r| r.mapping.as_mut().unwrap().id = "no_such_column".into())),
+        ("mapping.vector", Box::new(|r| r.mapping.as_mut().unwrap().vector = "body".into())),
+        ("mapping.tags", Box::new(|r| r.mapping.as_mut().unwrap().tags = Some(pb::FieldPath { column: "people".into(), path: vec!["x".into()], ..Default::default() }))),
+        ("mapping.tags", Box::new(|r| r.mapping.as_mut().unwrap().tags = None)),
+        ("target", Box::new(|r| r.target = "no_such_table".into())),
+        ("preset", Box::new(|r| r.preset = "langchain-mongo".into())),
+    ];
+    for (field, change) in cases {
+        let mut r = hand_made_request("wrong", "notes_w");
+        change(&mut r);
+        let e = attach(&app, r).await.expect_err(field);
+        assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
+        let d = tonic_types::StatusExt::get_details_bad_request(&e).expect("field violations");
+        assert!(d.field_violations.iter().any(|v| v.field.starts_with(field)), "{field}: {d:?}");
+    }
+    let listed = app
+        .client
+        .clone()
+        .list_collections(req(&app.keys.sk, pb::ListCollectionsRequest {}))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.collections.is_empty(), "nothing registered: {listed:?}");
+    assert_eq!(rows(&app, "SELECT count(*) FROM attach_jobs").await, 0);
+}
+
+#[tokio::test]
+async fn lethes_own_tables_and_unlisted_stores_cannot_be_attached() {
+    let app = spawn_app_configured(Options::default(), |s| s.attach.allowed = vec!["pgvector:public.team_*".into()]).await;
+    for table in ["subjects", "deletion_log", "public.chunks", "attach_jobs"] {
+        let mut r = hand_made_request("own", table);
+        r.mapping.as_mut().unwrap().tags = Some(pb::FieldPath { column: "external_id".into(), ..Default::default() });
+        let e = attach(&app, r).await.expect_err(table);
+        assert_eq!(e.code(), Code::FailedPrecondition, "{table}: {e:?}");
+        assert_eq!(reason(&e), "attach_not_allowed", "{table}");
+    }
+    hand_made_table(&app, "other_notes").await;
+    let e = attach(&app, hand_made_request("other", "other_notes")).await.expect_err("not listed");
+    assert_eq!(reason(&e), "attach_not_allowed");
+    hand_made_table(&app, "team_notes").await;
+    attach(&app, hand_made_request("team", "team_notes")).await.expect("listed");
+    // One store, one collection: another name for the same table is refused.
+    let e = attach(&app, hand_made_request("team2", "team_notes")).await.expect_err("twice");
+    assert_eq!(e.code(), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn attached_collections_refuse_ingest_vectors_and_reindex() {
+    let app = spawn_app().await;
+    hand_made_table(&app, "notes_r").await;
+    attach(&app, hand_made_request("notes", "notes_r")).await.expect("attach");
+    wait_for_adoption(&app, "notes").await;
+    let e = app.ingest("notes", vec![chunk("s", 0, "text", &["alice"])]).await.expect_err("ingest");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "attached_collection"));
+    let e = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "notes".into(),
+            points: vec![pb::TrackedPoint { point_id: "x".into(), source_id: "s".into(), ..Default::default() }],
+            ..Default::default()
+        }))
+        .await
+        .expect_err("track with fields");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = app
+        .client
+        .clone()
+        .reindex(req(&app.keys.sk, pb::ReindexRequest { collection: "notes".into(), ..Default::default() }))
+        .await
+        .expect_err("reindex");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "attached_collection"));
+    assert_eq!(rows(&app, "SELECT count(*) FROM notes_r").await, 8, "nothing written to the store");
+}
