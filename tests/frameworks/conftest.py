@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE))
 _spec = importlib.util.spec_from_file_location("lethe_client_conftest", REPO / "clients/python/tests/conftest.py")
 assert _spec is not None and _spec.loader is not None
 client_conftest: Any = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = client_conftest  # its dataclasses look their module up
 _spec.loader.exec_module(client_conftest)
 
 DEFAULT_QDRANT = "http://127.0.0.1:6334"

@@ -65,9 +65,9 @@ def _hand_made_table(server: Server) -> str:
     _sql(server.db_url, f"""
         CREATE TABLE {table} (k text PRIMARY KEY, who text[], body text, emb vector(3));
         INSERT INTO {table} VALUES
-          ('n1', ARRAY['ann-{table}'], 'one', '[1,0,0]'),
-          ('n2', ARRAY['ann-{table}', 'bo-{table}'], 'two', '[0,1,0]'),
-          ('n3', ARRAY[]::text[], 'three', '[0,0,1]');
+          ('{table}-1', ARRAY['ann-{table}'], 'one', '[1,0,0]'),
+          ('{table}-2', ARRAY['ann-{table}', 'bo-{table}'], 'two', '[0,1,0]'),
+          ('{table}-3', ARRAY[]::text[], 'three', '[0,0,1]');
     """)
     return table
 
