@@ -106,6 +106,12 @@ fn invalid(field: &str, message: impl Into<String>) -> VectorStoreError {
     VectorStoreError::InvalidMapping { field: field.to_owned(), message: message.into() }
 }
 
+/// A stored mapping that Attach's inspection would not have let through
+/// (at erase time a server fault, not the caller's bad argument).
+fn inconsistent(message: String) -> VectorStoreError {
+    backend_error(format!("the collection's mapping is inconsistent: {message}"), None)
+}
+
 /// A parameter that failed to encode (a bug, not the database's answer).
 fn encode_error(err: sqlx::error::BoxDynError) -> VectorStoreError {
     VectorStoreError::Backend {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::rows::{self, RowPoint};
 use super::sql::{Binds, Target};
-use super::{AttachedPgStore, backend_error, classify, encode_error, invalid};
+use super::{AttachedPgStore, backend_error, classify, encode_error, inconsistent};
 use crate::domain::{CollectionSpec, Distance, NativeId};
 use crate::vector_store::{Result, ScoredPoint, StoredPoint, VectorStores};
 
@@ -51,8 +51,8 @@ impl AttachedPgStore {
         }
         let t = self.target(spec).await?;
         let mut b = Binds::default();
-        let scope = t.scope(&mut b).map_err(|m| invalid("scope", m))?;
-        let cols = t.columns(&mut b, with_vectors).map_err(|m| invalid("mapping", m))?;
+        let scope = t.scope(&mut b).map_err(inconsistent)?;
+        let cols = t.columns(&mut b, with_vectors).map_err(inconsistent)?;
         let ids = t.ids(&mut b, ids);
         let sql = format!("SELECT {cols} FROM {} t WHERE {scope} AND {ids}", t.table);
         let points = self.fetch_points(&t, &sql, b, with_vectors).await?;
@@ -70,8 +70,8 @@ impl AttachedPgStore {
     ) -> Result<(Vec<StoredPoint>, Option<Uuid>)> {
         let t = self.target(spec).await?;
         let mut b = Binds::default();
-        let scope = t.scope(&mut b).map_err(|m| invalid("scope", m))?;
-        let cols = t.columns(&mut b, with_vectors).map_err(|m| invalid("mapping", m))?;
+        let scope = t.scope(&mut b).map_err(inconsistent)?;
+        let cols = t.columns(&mut b, with_vectors).map_err(inconsistent)?;
         let from = match offset {
             None => "TRUE".to_owned(),
             Some(key) => {
@@ -113,8 +113,8 @@ impl AttachedPgStore {
         }
         let t = self.target(spec).await?;
         let mut b = Binds::default();
-        let scope = t.scope(&mut b).map_err(|m| invalid("scope", m))?;
-        let cols = t.columns(&mut b, false).map_err(|m| invalid("mapping", m))?;
+        let scope = t.scope(&mut b).map_err(inconsistent)?;
+        let cols = t.columns(&mut b, false).map_err(inconsistent)?;
         let vector = t.col(&t.mapping.vector);
         let (score, test, order) = scoring(spec.distance, &vector);
         let probes_arg = b.bind(probes.iter().map(|p| Vector::from(p.clone())).collect::<Vec<_>>());

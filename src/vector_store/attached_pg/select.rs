@@ -5,7 +5,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::sql::{Binds, Target};
-use super::{AttachedPgStore, classify, count_of, encode_error, invalid, rows};
+use super::{AttachedPgStore, classify, count_of, encode_error, inconsistent, rows};
 use crate::domain::{CollectionSpec, IdKind};
 use crate::vector_store::{Keep, PhysicalOutcome, Result, Selector};
 
@@ -16,15 +16,15 @@ struct Parts {
 }
 
 fn parts(t: &Target<'_>, b: &mut Binds, tag: Option<&str>) -> Result<Parts> {
-    let scope = t.scope(b).map_err(|m| invalid("scope", m))?;
+    let scope = t.scope(b).map_err(inconsistent)?;
     let tags: Vec<String> = tag.map(str::to_owned).into_iter().collect();
-    let tag = t.tags(b, &tags).map_err(|m| invalid("tags", m))?;
+    let tag = t.tags(b, &tags).map_err(inconsistent)?;
     Ok(Parts { scope, tag })
 }
 
 /// `NOT (keeps)`; NULL tags count as not kept.
 fn except(t: &Target<'_>, b: &mut Binds, keep: &Keep) -> Result<String> {
-    let tags = t.tags(b, &keep.tags).map_err(|m| invalid("tags", m))?;
+    let tags = t.tags(b, &keep.tags).map_err(inconsistent)?;
     let ids = t.ids(b, &keep.ids);
     Ok(format!("NOT COALESCE(({tags}) OR ({ids}), FALSE)"))
 }
@@ -61,7 +61,7 @@ impl AttachedPgStore {
     pub(super) async fn count_scope(&self, spec: &CollectionSpec) -> Result<u64> {
         let t = self.target(spec).await?;
         let mut b = Binds::default();
-        let scope = t.scope(&mut b).map_err(|m| invalid("scope", m))?;
+        let scope = t.scope(&mut b).map_err(inconsistent)?;
         let sql = format!("SELECT count(*) FROM {} t WHERE {scope}", t.table);
         let n: i64 = sqlx::query_scalar_with(&sql, b.into_args().map_err(encode_error)?)
             .fetch_one(&self.pool)
