@@ -27,6 +27,7 @@ fn spec(backend: Backend, dimension: usize) -> CollectionSpec {
         retention_days: 0,
         screening: lethe::domain::Screening::Accept,
         created_at: chrono::Utc::now(),
+        mapping: None,
     }
 }
 

@@ -147,7 +147,7 @@ async fn shared_points_and_candidates_of_a_held_subject_are_kept(backend: pb::Ba
     // A point the pipeline wrote for ann and bob that lineage does not know.
     let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().unwrap();
     let stores = lethe::startup::vector_stores(&app.settings, app.pool.clone()).await.unwrap();
-    let store = stores.get(spec).unwrap().clone();
+    let store = stores.get(&spec).unwrap().clone();
     let stray = Uuid::new_v4();
     let payload = PointPayload { tenant_id: app.keys.tenant_id, source_id: "stray".into(), subjects: vec!["ann".into(), "bob".into()], text: None };
     let vector = app.ctx.embedder.embed(vec!["stray".into()]).await.unwrap().remove(0);

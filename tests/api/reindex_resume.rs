@@ -24,7 +24,7 @@ async fn step(app: &TestApp, job: Uuid) -> String {
 async fn store_and_spec(app: &TestApp, c: &pb::Collection) -> (std::sync::Arc<dyn VectorStore>, lethe::domain::CollectionSpec) {
     let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().unwrap();
     let stores = lethe::startup::vector_stores(&app.settings, app.pool.clone()).await.expect("backends");
-    (stores.get(spec).expect("configured").clone(), spec)
+    (stores.get(&spec).expect("configured").clone(), spec)
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {

@@ -98,7 +98,7 @@ async fn backend_texts(app: &TestApp, c: &pb::Collection) -> BTreeMap<String, Op
         .expect("read collection")
         .expect("collection exists");
     let stores = lethe::startup::vector_stores(&app.settings, app.pool.clone()).await.expect("backends");
-    let store = stores.get(spec).expect("backend configured");
+    let store = stores.get(&spec).expect("backend configured");
     let (points, next) = store.scroll(&spec, None, 1000, false).await.expect("scroll");
     assert!(next.is_none());
     points.into_iter().map(|p| (p.payload.source_id, p.payload.text)).collect()
