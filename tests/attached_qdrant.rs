@@ -388,7 +388,7 @@ async fn a_hand_made_collection_with_integer_ids_is_erased_within_its_scope() {
             PointStruct::new(
                 n,
                 vec![n as f32, 0.0, 0.0],
-                payload(json!({"acl": {"owners": owners}, "team": team, "doc": 100 + n, "body": format!("text {n}")})),
+                payload(json!({"acl": {"owners": owners}, "team": team, "doc": 100 + n, "body text": format!("text {n}")})),
             )
         })
         .collect();
@@ -400,7 +400,7 @@ async fn a_hand_made_collection_with_integer_ids_is_erased_within_its_scope() {
         id_column: String::new(),
         id_kind: IdKind::Uuid,
         vector: String::new(),
-        text: Some(at(&["body"])),
+        text: Some(at(&["body text"])),
         source: Some(at(&["doc"])),
         tags: at(&["acl", "owners"]),
         scope: Some(Scope { field: at(&["team"]), value: "red".into() }),

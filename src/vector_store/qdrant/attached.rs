@@ -27,6 +27,7 @@
 //! path, and the mapping's scope is a keyword `must` in every request.
 
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
+use qdrant_client::qdrant::with_payload_selector::SelectorOptions as PayloadSelectorOptions;
 use qdrant_client::qdrant::with_vectors_selector::SelectorOptions as VectorsSelectorOptions;
 use qdrant_client::qdrant::{
     CollectionInfo, PayloadIncludeSelector, PayloadSchemaType, Range, VectorOutput, VectorsSelector,
@@ -60,8 +61,9 @@ struct Layout<'a> {
     tag_key: String,
     /// `scope.field = scope.value`, added as a `must` to every filter.
     scope: Option<Condition>,
-    /// Top-level payload keys the reads need (the rest is not fetched).
-    payload_keys: Vec<String>,
+    /// Top-level payload keys the reads need, in Qdrant's syntax (the rest
+    /// is not fetched); `None`: the whole payload.
+    payload_keys: Option<Vec<String>>,
 }
 
 impl<'a> Layout<'a> {
@@ -70,15 +72,24 @@ impl<'a> Layout<'a> {
             backend_error(format!("`{}` is not an attached collection (no mapping)", spec.backend_name), None)
         })?;
         let tag_key = payload_key(&mapping.tags.path).map_err(|m| invalid("tags", m))?;
+        if !mapping.tags.json_text_path.is_empty() {
+            return Err(invalid("tags", "tags are matched in the store, not inside a JSON text"));
+        }
         let scope = match &mapping.scope {
+            Some(s) if !s.field.json_text_path.is_empty() => {
+                return Err(invalid("scope", "a scope is matched in the store, not inside a JSON text"));
+            }
             Some(s) => Some(keyword(&payload_key(&s.field.path).map_err(|m| invalid("scope", m))?, &s.value)),
             None => None,
         };
-        let mut payload_keys: Vec<String> = Vec::new();
+        let mut payload_keys: Option<Vec<String>> = Some(Vec::new());
         let fields = [Some(&mapping.tags), mapping.text.as_ref(), mapping.source.as_ref()];
         for first in fields.into_iter().flatten().filter_map(|f| f.path.first()) {
-            if !payload_keys.contains(first) {
-                payload_keys.push(first.clone());
+            match (payload_key(std::slice::from_ref(first)), payload_keys.as_mut()) {
+                (Ok(key), Some(keys)) if !keys.contains(&key) => keys.push(key),
+                (Ok(_), _) => {}
+                // A key Qdrant's paths cannot name: read whole payloads.
+                (Err(_), _) => payload_keys = None,
             }
         }
         Ok(Self { name: &spec.backend_name, mapping, tag_key, scope, payload_keys })
@@ -113,8 +124,11 @@ impl<'a> Layout<'a> {
         filters
     }
 
-    fn with_payload(&self) -> PayloadIncludeSelector {
-        PayloadIncludeSelector { fields: self.payload_keys.clone() }
+    fn with_payload(&self) -> PayloadSelectorOptions {
+        match &self.payload_keys {
+            Some(fields) => PayloadSelectorOptions::Include(PayloadIncludeSelector { fields: fields.clone() }),
+            None => PayloadSelectorOptions::Enable(true),
+        }
     }
 
     /// The mapped vector only (all vectors for the unnamed one: a selector
@@ -933,6 +947,7 @@ mod tests {
             assert_eq!(parse_payload_key(&payload_key(&p).unwrap()), Some(p));
         }
         assert_eq!(parse_payload_key("tags[]"), None);
+        assert_eq!(parse_payload_key(r#""a b".c"#), Some(path(&["a b", "c"])));
         assert_eq!(parse_payload_key("a..b"), None);
     }
 
