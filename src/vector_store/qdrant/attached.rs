@@ -645,8 +645,8 @@ impl VectorStore for AttachedQdrantStore {
                 return Err(invalid(
                     "tags",
                     format!(
-                        "{numbers} points have a number at `{tags}`: tags are matched as strings (a string or an \
-                         array of strings), so those points could not be found by the person's id"
+                        "points with a number at `{tags}`: {numbers}; tags are matched as strings (a string or \
+                         an array of strings), so those points could not be found by the person's id"
                     ),
                 ));
             }
