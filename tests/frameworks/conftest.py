@@ -15,7 +15,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -63,6 +63,17 @@ def server(qdrant_problem: Optional[str]) -> Iterator[Any]:
     extra = {} if qdrant_problem else {"LETHE_QDRANT__URL": QDRANT_URL}
     with client_conftest.running_server(extra) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def cleanup() -> Iterator[list[Callable[[], None]]]:
+    """Closes the stores at the end of the session, not of their test: an attached
+    store that disappears (a Qdrant collection deleted) is still in the tenant, and
+    every later CountSubject and erasure would have to deal with it."""
+    done: list[Callable[[], None]] = []
+    yield done
+    for close in reversed(done):
+        close()
 
 
 @pytest.fixture(scope="session")

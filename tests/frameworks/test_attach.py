@@ -60,37 +60,37 @@ class Erased:
 
 
 @pytest.fixture(scope="module", params=ALL, ids=lambda c: c.label)
-def erased(request: Any, server: Any, client: lethe.Lethe, qdrant_problem: Optional[str]) -> Iterator[Erased]:
+def erased(
+    request: Any, server: Any, client: lethe.Lethe, qdrant_problem: Optional[str], cleanup: list[Any]
+) -> Erased:
     cls: type[Store] = request.param
     _skip_without_qdrant(cls, qdrant_problem)
     people = People.fresh()
     store = cls(server.db_url, QDRANT_URL, people)
-    try:
-        docs = corpus(people)
-        store.fill(docs)
-        if isinstance(store, LangchainPgvector):
-            store.fill_other(docs)  # the same people in a LangChain collection not attached
-        before = {who: store.count_person(who) for who in (people.alice, people.bob, people.carol)}
-        # The framework wrote what the corpus says (else nothing below means anything).
-        assert before == {people.alice: 5, people.bob: 4, people.carol: 4}, before
-        before_all = store.count_all()
-        assert before_all == 12
-        before_other = store.count_other(people.alice) if isinstance(store, LangchainPgvector) else 0
+    cleanup.append(store.close)
+    docs = corpus(people)
+    store.fill(docs)
+    if isinstance(store, LangchainPgvector):
+        store.fill_other(docs)  # the same people in a LangChain collection not attached
+    before = {who: store.count_person(who) for who in (people.alice, people.bob, people.carol)}
+    # The framework wrote what the corpus says (else nothing below means anything).
+    assert before == {people.alice: 5, people.bob: 4, people.carol: 4}, before
+    before_all = store.count_all()
+    assert before_all == 12
+    before_other = store.count_other(people.alice) if isinstance(store, LangchainPgvector) else 0
 
-        attached = client.attach(store.name, **store.attach_args())
-        adoption = client.wait_for_attach(store.name, timeout=ADOPTION_TIMEOUT)
-        listed = sorted(c.name for c in client.list_collections())
-        counted = client.count_subject(people.alice)
-        job = client.erase(
-            people.alice, requested_by="tests/frameworks", reason="issue 13 framework test", wait_timeout=ERASURE_TIMEOUT
-        )
-        after = {who: store.count_person(who) for who in (people.alice, people.bob, people.carol)}
-        yield Erased(
-            store, people, docs, attached, adoption, listed, before, before_all, before_other, counted, job, after,
-            store.count_all(),
-        )
-    finally:
-        store.close()
+    attached = client.attach(store.name, **store.attach_args())
+    adoption = client.wait_for_attach(store.name, timeout=ADOPTION_TIMEOUT)
+    listed = sorted(c.name for c in client.list_collections())
+    counted = client.count_subject(people.alice)
+    job = client.erase(
+        people.alice, requested_by="tests/frameworks", reason="issue 13 framework test", wait_timeout=ERASURE_TIMEOUT
+    )
+    after = {who: store.count_person(who) for who in (people.alice, people.bob, people.carol)}
+    return Erased(
+        store, people, docs, attached, adoption, listed, before, before_all, before_other, counted, job, after,
+        store.count_all(),
+    )
 
 
 def test_attach_registers_the_store_with_the_preset_mapping(erased: Erased) -> None:
@@ -171,34 +171,30 @@ def test_the_framework_keeps_working_after_the_erasure(erased: Erased) -> None:
 
 
 def test_a_second_store_of_the_same_kind_with_the_same_ids_is_adopted_too(
-    erased: Erased, server: Any, client: lethe.Lethe
+    erased: Erased, server: Any, client: lethe.Lethe, cleanup: list[Any]
 ) -> None:
     """Two pipelines' stores in one tenant: LlamaIndex numbers every table's rows
     from 1, hand-made stores reuse ids; each store's points are its own."""
     second = type(erased.store)(server.db_url, QDRANT_URL, People.fresh())
-    try:
-        second.fill(corpus(second.people))
-        client.attach(second.name, **second.attach_args())
-        job = client.wait_for_attach(second.name, timeout=ADOPTION_TIMEOUT)
-        assert job.status == "completed", f"adoption {job.status}: {job.error!r}"
-        assert (job.total, job.tracked, job.untagged) == (12, 10, 2), job
-    finally:
-        second.close()
+    cleanup.append(second.close)
+    second.fill(corpus(second.people))
+    client.attach(second.name, **second.attach_args())
+    job = client.wait_for_attach(second.name, timeout=ADOPTION_TIMEOUT)
+    assert job.status == "completed", f"adoption {job.status}: {job.error!r}"
+    assert (job.total, job.tracked, job.untagged) == (12, 10, 2), job
 
 
 # ------------------------------------------------------------------------ wrong mappings
 
 
 @pytest.fixture(params=ALL, ids=lambda c: c.label)
-def unattached(request: Any, server: Any, qdrant_problem: Optional[str]) -> Iterator[Store]:
+def unattached(request: Any, server: Any, qdrant_problem: Optional[str], cleanup: list[Any]) -> Store:
     cls: type[Store] = request.param
     _skip_without_qdrant(cls, qdrant_problem)
     store = cls(server.db_url, QDRANT_URL, People.fresh())
-    try:
-        store.fill(corpus(store.people))
-        yield store
-    finally:
-        store.close()
+    cleanup.append(store.close)  # a wrong mapping may have attached it after all
+    store.fill(corpus(store.people))
+    return store
 
 
 def test_a_wrong_mapping_is_invalid_argument_naming_the_field_and_registers_nothing(
