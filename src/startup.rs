@@ -16,7 +16,9 @@ use crate::audit::Signer;
 use crate::config::{EmbeddingProvider, Settings, TlsSettings};
 use crate::context::Context;
 use crate::embedding::{Embedder, FastEmbedder, HashingEmbedder};
-use crate::vector_store::{AttachedPgStore, AttachedQdrantStore, PgVectorStore, QdrantStore, VectorStore, VectorStores};
+use crate::vector_store::{
+    AttachedPgStore, AttachedQdrantStore, PgVectorStore, QdrantStore, Vanishable, VectorStore, VectorStores,
+};
 
 /// A built, not yet running, Lethe.
 pub struct Application {
@@ -129,8 +131,10 @@ pub async fn vector_stores(settings: &Settings, pool: PgPool) -> anyhow::Result<
     };
     Ok(VectorStores {
         pgvector: Arc::new(PgVectorStore::new(pool.clone())),
-        attached_pgvector: Arc::new(AttachedPgStore::new(pool)),
-        attached_qdrant: qdrant.clone().map(|q| Arc::new(AttachedQdrantStore::new(q)) as Arc<dyn VectorStore>),
+        attached_pgvector: Arc::new(Vanishable::new(Arc::new(AttachedPgStore::new(pool)))),
+        attached_qdrant: qdrant
+            .clone()
+            .map(|q| Arc::new(Vanishable::new(Arc::new(AttachedQdrantStore::new(q)))) as Arc<dyn VectorStore>),
         qdrant: qdrant.map(|q| Arc::new(q) as Arc<dyn VectorStore>),
     })
 }
@@ -210,7 +214,7 @@ impl Application {
         let ctx = Context::new(pool, stores, embedder, signer, keys, settings);
         let mut worker_ctx = ctx.clone();
         worker_ctx.stores.pgvector = Arc::new(PgVectorStore::new(wpool.clone()));
-        worker_ctx.stores.attached_pgvector = Arc::new(AttachedPgStore::new(wpool.clone()));
+        worker_ctx.stores.attached_pgvector = Arc::new(Vanishable::new(Arc::new(AttachedPgStore::new(wpool.clone()))));
         worker_ctx.pool = wpool;
         Ok(Self { listener, addr, tls, ctx, worker_ctx })
     }

@@ -393,8 +393,6 @@ async fn a_hand_made_collection_with_integer_ids_is_erased_within_its_scope() {
         })
         .collect();
     upsert(&raw, &name, points).await;
-    let key = |n: u64| NativeId::Int(n as i64).key();
-
     let mapping = Mapping {
         preset: None,
         id_column: String::new(),
@@ -406,6 +404,8 @@ async fn a_hand_made_collection_with_integer_ids_is_erased_within_its_scope() {
         scope: Some(Scope { field: at(&["team"]), value: "red".into() }),
     };
     let s = spec(&name, mapping);
+    let collection_id = s.collection_id;
+    let key = move |n: u64| NativeId::Int(n as i64).key(collection_id);
     let i = store.inspect(&s, false).await.expect("inspect");
     assert_eq!((i.dimension, i.distance, i.points, i.mapping.id_kind), (3, Some(Distance::Euclid), 5, IdKind::Int));
     assert_eq!(i.mapping.scope.as_ref().map(|s| s.field.kind), Some(FieldKind::Payload));
@@ -493,10 +493,10 @@ async fn inspect_refuses_a_store_that_does_not_match_its_mapping() {
     let s = attached(s, &i);
     let mut all = scroll_all(&store, &s, 1).await;
     all.sort();
-    let mut expected = vec![u[0], u[1], NativeId::Int(7).key()];
+    let mut expected = vec![u[0], u[1], NativeId::Int(7).key(s.collection_id)];
     expected.sort();
     assert_eq!(all, expected);
-    store.delete(&s, &Selector::by_ids(vec![NativeId::Int(7).key(), u[1]])).await.expect("delete both kinds");
+    store.delete(&s, &Selector::by_ids(vec![NativeId::Int(7).key(s.collection_id), u[1]])).await.expect("delete both kinds");
     assert_eq!(raw_count(&raw, &name, None).await, 1);
     raw.delete_collection(&name).await.expect("drop");
 }

@@ -169,11 +169,11 @@ pub async fn track(
         .enumerate()
         .map(|(i, s)| NativeId::parse(mapping.id_kind, s).map_err(|m| LetheError::invalid(format!("points[{i}].point_id"), m)))
         .collect::<Result<_>>()?;
-    let looked_up: Vec<(Uuid, String)> = natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(), n.as_string())).collect();
+    let looked_up: Vec<(Uuid, String)> = natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(spec.collection_id), n.as_string())).collect();
     jobs::record_point_ids(&ctx.pool, spec.collection_id, &looked_up).await?;
-    let keys: Vec<Uuid> = natives.iter().map(NativeId::key).collect();
+    let keys: Vec<Uuid> = natives.iter().map(|n| n.key(spec.collection_id)).collect();
     let found = ctx.stores.get(spec)?.retrieve(spec, &keys, false).await?;
-    if let Some(missing) = natives.iter().find(|n| !found.iter().any(|p| p.id == n.key())) {
+    if let Some(missing) = natives.iter().find(|n| !found.iter().any(|p| p.id == n.key(spec.collection_id))) {
         let absent: Vec<Uuid> = looked_up.iter().map(|(k, _)| *k).filter(|k| !found.iter().any(|p| p.id == *k)).collect();
         jobs::forget_point_ids(&ctx.pool, spec.collection_id, &absent).await?;
         return Err(LetheError::precondition("point_not_found", format!("point {missing} is not in `{}`", spec.backend_name)));
@@ -183,7 +183,7 @@ pub async fn track(
     let shown: Vec<String> = out
         .point_ids
         .iter()
-        .map(|k| natives.iter().find(|n| n.key() == *k).map_or_else(|| k.to_string(), NativeId::as_string))
+        .map(|k| natives.iter().find(|n| n.key(spec.collection_id) == *k).map_or_else(|| k.to_string(), NativeId::as_string))
         .collect();
     Ok((out, shown))
 }

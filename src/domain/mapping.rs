@@ -144,9 +144,11 @@ pub enum NativeId {
     Text(String),
 }
 
-/// The first 8 bytes of the key of an integer id (the id is the last 8, big
-/// endian): keys of integer ids decode without a lookup.
-const INT_KEY_PREFIX: [u8; 8] = *b"lethe#n\0";
+/// The first 4 bytes of the key of an integer id; the next 4 are the
+/// collection's (ids repeat across stores: every LlamaIndex table counts
+/// from 1), the last 8 the id, big endian: keys of integer ids decode
+/// without a lookup.
+const INT_KEY_MARKER: [u8; 4] = *b"lt#n";
 
 /// Namespace of the UUIDv5 keys of text ids that are not canonical UUIDs.
 const TEXT_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_7468_6523_7400_8000_0000_0000_0001);
@@ -166,25 +168,31 @@ impl NativeId {
         }
     }
 
-    /// The UUID that lineage names the point by: the id itself for UUIDs and
-    /// for text ids that are canonical UUIDs (what LangChain writes), the
-    /// integer inside a fixed prefix, else a version-8 hash of the text
-    /// (whose id then needs `attached_point_ids` to be found again).
-    pub fn key(&self) -> Uuid {
+    /// The UUID that lineage names the point of collection `collection_id`
+    /// by (unique in the tenant, as lineage needs): the id itself for UUIDs
+    /// and for text ids that are canonical UUIDs (what LangChain writes), the
+    /// integer behind a marker and the collection, else a version-8 hash of
+    /// the collection and the text (whose id then needs `attached_point_ids`
+    /// to be found again).
+    pub fn key(&self, collection_id: Uuid) -> Uuid {
         match self {
             Self::Uuid(u) => *u,
             Self::Int(n) => {
                 let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&INT_KEY_PREFIX);
+                b[..4].copy_from_slice(&INT_KEY_MARKER);
+                b[4..8].copy_from_slice(&collection_id.as_bytes()[..4]);
                 b[8..].copy_from_slice(&n.to_be_bytes());
                 Uuid::from_bytes(b)
             }
             Self::Text(s) => match canonical_uuid(s) {
                 Some(u) => u,
                 None => {
-                    // A UUIDv5 of the text with the version set to 8, so that
-                    // it is told apart from UUID texts (LangChain's are v4 or v5).
-                    let mut b = *Uuid::new_v5(&TEXT_KEY_NAMESPACE, s.as_bytes()).as_bytes();
+                    // A UUIDv5 of the collection and the text with the version
+                    // set to 8, so that it is told apart from UUID texts
+                    // (LangChain's are v4 or v5).
+                    let mut named = collection_id.as_bytes().to_vec();
+                    named.extend_from_slice(s.as_bytes());
+                    let mut b = *Uuid::new_v5(&TEXT_KEY_NAMESPACE, &named).as_bytes();
                     b[6] = (b[6] & 0x0f) | 0x80;
                     Uuid::from_bytes(b)
                 }
@@ -226,7 +234,7 @@ impl std::fmt::Display for NativeId {
 /// The integer inside an integer id's key.
 pub fn int_of_key(key: Uuid) -> Option<i64> {
     let b = key.as_bytes();
-    (b[..8] == INT_KEY_PREFIX).then(|| i64::from_be_bytes(b[8..].try_into().unwrap_or([0; 8])))
+    (b[..4] == INT_KEY_MARKER).then(|| i64::from_be_bytes(b[8..].try_into().unwrap_or([0; 8])))
 }
 
 /// `s` when it is a UUID in the form `Uuid::to_string` writes (lower case,
@@ -245,28 +253,32 @@ mod tests {
 
     #[test]
     fn integer_keys_decode_without_a_lookup() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for n in [0i64, 1, 42, -7, i64::MAX, i64::MIN] {
-            let key = NativeId::Int(n).key();
+            let key = NativeId::Int(n).key(a);
             assert_eq!(NativeId::from_key(IdKind::Int, key), Some(NativeId::Int(n)));
+            assert_ne!(key, NativeId::Int(n).key(b), "ids repeat across stores, keys do not");
         }
         assert_eq!(int_of_key(Uuid::new_v4()), None);
     }
 
     #[test]
     fn canonical_uuid_texts_are_their_own_keys_and_other_texts_need_a_lookup() {
+        let (c, other) = (Uuid::new_v4(), Uuid::new_v4());
         let u = Uuid::new_v4();
         let id = NativeId::Text(u.to_string());
-        assert_eq!(id.key(), u);
+        assert_eq!(id.key(c), u);
         assert!(!id.needs_lookup());
         assert_eq!(NativeId::from_key(IdKind::Text, u), Some(id));
 
         let upper = NativeId::Text(u.to_string().to_uppercase());
         assert!(upper.needs_lookup());
-        assert_ne!(upper.key(), u);
-        assert_eq!(NativeId::from_key(IdKind::Text, upper.key()), None);
+        assert_ne!(upper.key(c), u);
+        assert_eq!(NativeId::from_key(IdKind::Text, upper.key(c)), None);
         let named = NativeId::Text("alice@example.com#3".into());
         assert!(named.needs_lookup());
-        assert_eq!(named.key(), NativeId::Text("alice@example.com#3".into()).key());
+        assert_eq!(named.key(c), NativeId::Text("alice@example.com#3".into()).key(c));
+        assert_ne!(named.key(c), named.key(other));
     }
 
     #[test]

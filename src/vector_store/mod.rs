@@ -9,6 +9,7 @@
 mod attached_pg;
 mod pgvector;
 mod qdrant;
+mod vanished;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::domain::{Backend, CollectionSpec};
 pub use self::attached_pg::{AttachedPgStore, langchain_collection_uuid, table_exists};
 pub use self::pgvector::PgVectorStore;
 pub use self::qdrant::{AttachedQdrantStore, QdrantStore};
+pub use self::vanished::Vanishable;
 
 /// Failures of a vector backend, classified so the engine can decide to retry.
 #[derive(Debug, thiserror::Error)]

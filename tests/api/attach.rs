@@ -338,3 +338,24 @@ async fn a_hand_made_qdrant_collection_with_integer_ids_is_erased_as_it_is() {
     assert_eq!(qdrant_count(&client, &name, None).await, 4, "carol's two, bob's one and the untagged one");
     let _ = client.delete_collection(name.as_str()).await;
 }
+
+#[tokio::test]
+async fn a_store_its_framework_deleted_holds_nothing_and_blocks_no_erasure() {
+    let app = spawn_app().await;
+    hand_made_table(&app, "gone_notes").await;
+    attach(&app, hand_made_request("gone", "gone_notes")).await.expect("attach");
+    assert_eq!(wait_for_adoption(&app, "gone").await.status, "completed");
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("bob", 2)]).await;
+    sqlx::raw_sql("DROP TABLE gone_notes").execute(&app.pool).await.expect("drop");
+
+    let live = app.count_subject("bob").await;
+    let gone = live.counts.iter().find(|c| c.collection == "gone").expect("listed");
+    assert_eq!(gone.before_total, 0, "{live:?}");
+    let done = app.wait_for_job(&app.erase("bob").await.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{done:?}");
+    let by = |name: &str| done.counts.iter().find(|c| c.collection == name).cloned().expect("counted");
+    assert_eq!((by("gone").before_by_ids, by("gone").before_total, by("gone").after_total), (0, 0, 0));
+    assert_eq!((by("mail").before_total, by("mail").after_total), (2, 0));
+    app.assert_lineage_consistent().await;
+}

@@ -72,12 +72,12 @@ async fn attach(store: &AttachedPgStore, spec: CollectionSpec, create_indexes: b
     (spec, ins)
 }
 
-fn key(id: NativeId) -> Uuid {
-    id.key()
+fn key(s: &CollectionSpec, id: NativeId) -> Uuid {
+    id.key(s.collection_id)
 }
 
-fn text_key(id: &str) -> Uuid {
-    key(NativeId::Text(id.into()))
+fn text_key(s: &CollectionSpec, id: &str) -> Uuid {
+    key(s, NativeId::Text(id.into()))
 }
 
 /// The ids in `attached_point_ids` for the collection, in byte order.
@@ -194,7 +194,7 @@ async fn langchain_shared_table_is_counted_and_erased_within_its_collection_only
 
     let all = scroll_all(&store, &s, 2).await;
     assert_eq!(all.len(), 5);
-    let email = all.iter().find(|p| p.id == text_key("alice@example.com#3")).expect("the e-mail id is scrolled");
+    let email = all.iter().find(|p| p.id == text_key(&s, "alice@example.com#3")).expect("the e-mail id is scrolled");
     assert_eq!(email.payload.source_id, "alice@example.com#3", "no source: the point is its own");
     assert_eq!(email.payload.text.as_deref(), Some("Alice three"));
     assert_eq!(email.payload.tenant_id, s.tenant_id);
@@ -205,7 +205,7 @@ async fn langchain_shared_table_is_counted_and_erased_within_its_collection_only
     assert_eq!(lookups(&pool, &s).await, vec!["alice@example.com#3"]);
 
     let got =
-        store.retrieve(&s, &[text_key("alice@example.com#3"), bob.id, Uuid::new_v4()], true).await.expect("retrieve");
+        store.retrieve(&s, &[text_key(&s, "alice@example.com#3"), bob.id, Uuid::new_v4()], true).await.expect("retrieve");
     assert_eq!(got.len(), 2);
     assert!(got.iter().all(|p| p.vector.as_ref().is_some_and(|v| v.len() == 3)));
 
@@ -213,7 +213,7 @@ async fn langchain_shared_table_is_counted_and_erased_within_its_collection_only
     assert_eq!(counts, [3, 2, 4]);
 
     let hits = store.search_exact(&s, &[vec![0.0, 0.0, 1.0]], 0.99, 10).await.expect("search");
-    assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![text_key("alice@example.com#3")]);
+    assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![text_key(&s, "alice@example.com#3")]);
 
     store.delete(&s, &Selector::by_tag("alice")).await.expect("delete");
     let docs_left =
@@ -363,7 +363,7 @@ async fn llamaindex_table_with_bigint_ids_reads_text_inside_node_content() {
     let all = scroll_all(&store, &s, 1).await;
     assert_eq!(
         all.iter().map(|p| p.id).collect::<Vec<_>>(),
-        (1..=3).map(|n| key(NativeId::Int(n))).collect::<Vec<_>>()
+        (1..=3).map(|n| key(&s, NativeId::Int(n))).collect::<Vec<_>>()
     );
     assert_eq!(all[0].payload.text.as_deref(), Some("Alice's note"));
     assert_eq!(all[1].payload.text, None, "JSON text that does not parse has no text");
@@ -375,10 +375,10 @@ async fn llamaindex_table_with_bigint_ids_reads_text_inside_node_content() {
     let hits = store.search_exact(&s, &[vec![0.0, 0.0, 1.0], vec![1.0, 0.1, 0.0]], 0.9, 10).await.expect("search");
     assert_eq!(
         hits.iter().map(|h| (h.id, h.probe)).collect::<Vec<_>>(),
-        vec![(key(NativeId::Int(3)), 0), (key(NativeId::Int(1)), 1)]
+        vec![(key(&s, NativeId::Int(3)), 0), (key(&s, NativeId::Int(1)), 1)]
     );
     store
-        .delete(&s, &Selector::by_ids(vec![key(NativeId::Int(2)), key(NativeId::Uuid(Uuid::new_v4()))]))
+        .delete(&s, &Selector::by_ids(vec![key(&s, NativeId::Int(2)), key(&s, NativeId::Uuid(Uuid::new_v4()))]))
         .await
         .expect("delete");
     assert_eq!(rows(&pool, "SELECT count(*) FROM data_docs WHERE id = 2").await, 0);
@@ -425,7 +425,7 @@ async fn hand_made_tables_with_text_ids_and_array_or_text_tags() {
     assert!(ins.warnings[0].contains(r#"ON "rag"."Chunks" ("tenant")"#));
 
     assert_eq!(store.count(&s, &Selector::by_tag("alice")).await.expect("count"), 2);
-    let wanted = vec![text_key("alice@example.com#3"), text_key("DOC-2"), text_key("other-tenant")];
+    let wanted = vec![text_key(&s, "alice@example.com#3"), text_key(&s, "DOC-2"), text_key(&s, "other-tenant")];
     // Keys of text ids are found again once the store handed them out.
     assert_eq!(store.count(&s, &Selector::by_ids(wanted.clone())).await.expect("count"), 0);
     assert_eq!(scroll_all(&store, &s, 2).await.len(), 3);
@@ -449,7 +449,7 @@ async fn hand_made_tables_with_text_ids_and_array_or_text_tags() {
         vec![r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS "owners_owner_lethe_idx" ON "owners" ("owner")"#]
     );
     let keep = Keep { tags: vec!["bob".into()], ids: vec![] };
-    let sel = Selector { tag: Some("alice".into()), ids: vec![key(NativeId::Int(2))] };
+    let sel = Selector { tag: Some("alice".into()), ids: vec![key(&s, NativeId::Int(2))] };
     assert_eq!(store.count_keeping(&o, &sel, &keep).await.expect("count"), 2, "a NULL tag is not kept");
     store.delete_keeping(&o, &sel, &keep).await.expect("delete");
     assert_eq!(rows(&pool, "SELECT count(*) FROM owners").await, 1);

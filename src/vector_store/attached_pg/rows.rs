@@ -32,7 +32,7 @@ pub(super) fn decode(t: &Target<'_>, row: &PgRow, with_vector: bool) -> Result<R
     let subjects = subjects(row.try_get::<Option<Value>, _>("lethe_tags")?);
     let vector = if with_vector { row.try_get::<Option<Vector>, _>("lethe_vector")?.map(|v| v.to_vec()) } else { None };
     let point = StoredPoint {
-        id: native.key(),
+        id: native.key(t.spec.collection_id),
         payload: PointPayload { tenant_id: t.spec.tenant_id, source_id: source, subjects, text },
         vector,
     };
@@ -116,7 +116,7 @@ pub(super) async fn remember(
 
 /// Deletes the key → id rows of deleted text ids (an id may name a person).
 pub(super) async fn forget(db: impl PgExecutor<'_>, collection_id: Uuid, ids: Vec<String>) -> Result<(), sqlx::Error> {
-    let keys: Vec<Uuid> = ids.into_iter().map(NativeId::Text).filter(NativeId::needs_lookup).map(|n| n.key()).collect();
+    let keys: Vec<Uuid> = ids.into_iter().map(NativeId::Text).filter(NativeId::needs_lookup).map(|n| n.key(collection_id)).collect();
     if keys.is_empty() {
         return Ok(());
     }

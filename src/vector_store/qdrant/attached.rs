@@ -56,6 +56,8 @@ impl AttachedQdrantStore {
 struct Layout<'a> {
     /// The collection (or alias) as the framework created it.
     name: &'a str,
+    /// Lethe's id of the collection (integer ids' keys carry it).
+    collection_id: Uuid,
     mapping: &'a Mapping,
     /// The tag's payload key in Qdrant's path syntax (`metadata.user_id`).
     tag_key: String,
@@ -92,7 +94,7 @@ impl<'a> Layout<'a> {
                 (Err(_), _) => payload_keys = None,
             }
         }
-        Ok(Self { name: &spec.backend_name, mapping, tag_key, scope, payload_keys })
+        Ok(Self { name: &spec.backend_name, collection_id: spec.collection_id, mapping, tag_key, scope, payload_keys })
     }
 
     /// `conditions` plus the scope, as one filter.
@@ -142,7 +144,7 @@ impl<'a> Layout<'a> {
     }
 
     fn stored_point(&self, point: RetrievedPoint, with_vectors: bool, owner: Uuid) -> Result<StoredPoint> {
-        let (id, native) = key_of_point_id(point.id.as_ref())?;
+        let (id, native) = key_of_point_id(self.collection_id, point.id.as_ref())?;
         let payload = mapped_payload(self.mapping, &point.payload, owner, &native);
         let vector = if with_vectors { mapped_vector(point.vectors, &self.mapping.vector)? } else { None };
         Ok(StoredPoint { id, payload, vector })
@@ -222,7 +224,7 @@ pub(super) fn native_point_id(key: Uuid) -> PointId {
 }
 
 /// A point's key and its id as the collection writes it.
-pub(super) fn key_of_point_id(id: Option<&PointId>) -> Result<(Uuid, NativeId)> {
+pub(super) fn key_of_point_id(collection_id: Uuid, id: Option<&PointId>) -> Result<(Uuid, NativeId)> {
     let native = match id.and_then(|id| id.point_id_options.as_ref()) {
         Some(PointIdOptions::Uuid(s)) => NativeId::Uuid(
             Uuid::parse_str(s).map_err(|e| backend_error(format!("point id `{s}` is not a UUID: {e}"), None))?,
@@ -230,7 +232,7 @@ pub(super) fn key_of_point_id(id: Option<&PointId>) -> Result<(Uuid, NativeId)> 
         Some(PointIdOptions::Num(n)) => NativeId::Int(*n as i64),
         None => return Err(backend_error("point without an id", None)),
     };
-    Ok((native.key(), native))
+    Ok((native.key(collection_id), native))
 }
 
 /// The value at a payload path (keys through nested objects, as Qdrant reads it).
@@ -650,6 +652,23 @@ impl VectorStore for AttachedQdrantStore {
                     ),
                 ));
             }
+            // A path that holds objects names no tag (`owner` where the
+            // person is `owner.person`): a keyword match never finds anyone.
+            let having = Filter { must_not: vec![Condition::is_empty(&layout.tag_key)], ..layout.filter(Vec::new()) };
+            let (sample, _) = self.scroll_page(&layout, Some(having), None, 100, false).await?;
+            let holds_objects = sample.iter().any(|p| {
+                value_at(&p.payload, &mapping.tags.path).is_some_and(|v| match &v.kind {
+                    Some(Kind::StructValue(_)) => true,
+                    Some(Kind::ListValue(l)) => l.values.iter().any(|x| matches!(x.kind, Some(Kind::StructValue(_)))),
+                    _ => false,
+                })
+            });
+            if holds_objects {
+                return Err(invalid(
+                    "tags",
+                    format!("`{tags}` holds objects, not the person's id (a string or an array of strings): name the key inside"),
+                ));
+            }
             for (role, field) in [("text", mapping.text.as_ref()), ("source", mapping.source.as_ref())] {
                 let Some(f) = field else { continue };
                 let key = payload_key(&f.path).map_err(|m| invalid(role, m))?;
@@ -781,7 +800,7 @@ impl VectorStore for AttachedQdrantStore {
         for point in page {
             points.push(layout.stored_point(point, with_vectors, spec.tenant_id)?);
         }
-        let next = next.map(|id| key_of_point_id(Some(&id)).map(|(key, _)| key)).transpose()?;
+        let next = next.map(|id| key_of_point_id(spec.collection_id, Some(&id)).map(|(key, _)| key)).transpose()?;
         Ok((points, next))
     }
 
@@ -828,7 +847,7 @@ impl VectorStore for AttachedQdrantStore {
             for (i, batch) in self.inner.query_all(name, queries).await?.into_iter().enumerate() {
                 let probe = chunk_index * PROBE_CHUNK + i;
                 for hit in batch {
-                    let (id, native) = key_of_point_id(hit.id.as_ref())?;
+                    let (id, native) = key_of_point_id(spec.collection_id, hit.id.as_ref())?;
                     let payload = mapped_payload(layout.mapping, &hit.payload, spec.tenant_id, &native);
                     let candidate = ScoredPoint { id, score: hit.score, probe, payload };
                     match best.get(&id) {
@@ -954,10 +973,10 @@ mod tests {
     #[test]
     fn integer_and_uuid_ids_round_trip_through_keys() {
         for id in [PointId::from(42u64), PointId::from(u64::MAX), point_id(Uuid::new_v4())] {
-            let (key, _) = key_of_point_id(Some(&id)).unwrap();
+            let (key, _) = key_of_point_id(Uuid::new_v4(), Some(&id)).unwrap();
             assert_eq!(native_point_id(key), id);
         }
-        let (key, native) = key_of_point_id(Some(&PointId::from(7u64))).unwrap();
+        let (key, native) = key_of_point_id(Uuid::new_v4(), Some(&PointId::from(7u64))).unwrap();
         assert_eq!(native, NativeId::Int(7));
         assert_eq!(int_of_key(key), Some(7));
     }
@@ -1023,7 +1042,7 @@ mod tests {
         };
         let layout = Layout::of(&spec).unwrap();
         assert!(layout.selector_filters(&Selector { tag: None, ids: vec![] }, &Keep::default()).is_empty());
-        let ids = vec![NativeId::Int(5).key(), Uuid::new_v4()];
+        let ids = vec![NativeId::Int(5).key(spec.collection_id), Uuid::new_v4()];
         let filters = layout.selector_filters(&Selector { tag: Some("Tim Belden".into()), ids }, &Keep::default());
         assert_eq!(filters.len(), 1);
         let scope_key = |c: &Condition| match &c.condition_one_of {
