@@ -45,6 +45,18 @@ if [ -z "${QDRANT_STANDIN_DATA_DIR:-}" ] && [ -z "${QDRANT_STORAGE_DIR:-}" ]; th
   skip=(--skip guaranteed_physical_erasure_leaves_no_bytes_in_qdrant_segments)
 fi
 
+# The auditor's web view is tested in headless Chromium (Debian's package).
+web_test=the_auditors_view_matches_get_erasure_and_verifies_certificates_in_the_browser
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${LETHE_CHROMIUM:-}" ]; then
+  if [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; then
+    echo "==> installing chromium for the web view's browser test" >&2
+    (apt-get install -y chromium || (apt-get update && apt-get install -y chromium)) >&2
+  else
+    echo "==> SKIPPED: $web_test (no chromium: apt-get install chromium, or set LETHE_CHROMIUM)" >&2
+    skip+=(--skip "$web_test")
+  fi
+fi
+
 echo "==> Lethe's tests" >&2
 cargo test --all-targets -- "${skip[@]}"
 

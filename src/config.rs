@@ -23,6 +23,29 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub attach: AttachSettings,
     pub log: LogSettings,
+    pub web: WebSettings,
+}
+
+/// The auditor's web view and `/metrics` (`web`).
+///
+/// A port of its own rather than the gRPC port: browsers speak HTTP/1.1 and
+/// tonic's server is tuned for HTTP/2 (keepalive pings, stream limits, a
+/// request timeout that would cut a long chain verification), and a separate
+/// listener lets an operator expose the page, or the scrape endpoint, to a
+/// different network than the API, or not at all (`enabled: false`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    pub enabled: bool,
+    pub host: String,
+    /// 0 binds a free port (tests).
+    pub port: u16,
+    /// A signed-in session ends this long after sign-in.
+    pub session_ttl_secs: u64,
+    /// Require a signed-in session (or an `ak_`/`sk_` bearer key) for
+    /// `/metrics`. Off by default: scrapers rarely carry keys, and the
+    /// metrics hold no subject data (counts and latencies across tenants).
+    pub metrics_require_key: bool,
 }
 
 /// Attaching stores that Lethe did not create (issue 13).

@@ -62,6 +62,17 @@ impl From<StoreError> for LetheError {
 
 impl From<VectorStoreError> for LetheError {
     fn from(e: VectorStoreError) -> Self {
+        // Errors of the backend itself, counted for operators (`/metrics`);
+        // the rest are the request's.
+        match &e {
+            VectorStoreError::Unavailable { backend, .. } => crate::metrics::backend_error("unavailable", backend.as_str()),
+            VectorStoreError::Backend { backend, .. } => crate::metrics::backend_error("request_failed", backend.as_str()),
+            VectorStoreError::CollectionNotFound(_) => crate::metrics::backend_error("collection_not_found", "unknown"),
+            VectorStoreError::DimensionMismatch { .. }
+            | VectorStoreError::NotConfigured { .. }
+            | VectorStoreError::InvalidMapping { .. }
+            | VectorStoreError::Unsupported(_) => {}
+        }
         match e {
             VectorStoreError::DimensionMismatch { expected, actual } => {
                 Self::invalid("vector", format!("has {actual} dimensions, the collection expects {expected}"))

@@ -28,6 +28,8 @@ pub struct Application {
     ctx: Context,
     /// `ctx` with the workers' pool (see [`worker_pool`]).
     worker_ctx: Context,
+    /// The web view's listener (`web.enabled`).
+    web: Option<TcpListener>,
 }
 
 /// Connects to Postgres (lazily, so a late database only delays requests).
@@ -210,17 +212,32 @@ impl Application {
         let addr = listener.local_addr()?;
         let tls = tls_config(&settings.application.tls)?;
         refuse_plaintext_off_loopback(addr, tls.is_some(), settings.application.allow_plaintext_off_loopback)?;
+        let web = if settings.web.enabled {
+            let address = format!("{}:{}", settings.web.host, settings.web.port);
+            let web = TcpListener::bind(&address).await.with_context(|| format!("Failed to bind {address} (web)"))?;
+            // The sign-in form carries a key: the same rule as gRPC's.
+            refuse_plaintext_off_loopback(web.local_addr()?, false, settings.application.allow_plaintext_off_loopback)
+                .context("web.host")?;
+            Some(web)
+        } else {
+            None
+        };
         let wpool = worker_pool(&settings)?;
         let ctx = Context::new(pool, stores, embedder, signer, keys, settings);
         let mut worker_ctx = ctx.clone();
         worker_ctx.stores.pgvector = Arc::new(PgVectorStore::new(wpool.clone()));
         worker_ctx.stores.attached_pgvector = Arc::new(Vanishable::new(Arc::new(AttachedPgStore::new(wpool.clone()))));
         worker_ctx.pool = wpool;
-        Ok(Self { listener, addr, tls, ctx, worker_ctx })
+        Ok(Self { listener, addr, tls, ctx, worker_ctx, web })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the web view listens (None when `web.enabled` is off).
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn context(&self) -> &Context {
@@ -251,6 +268,12 @@ impl Application {
         let adopter = tokio::spawn(crate::attach::worker::run_worker_until_stopped(self.worker_ctx.clone(), async move {
             let _ = attach_stop.wait_for(|s| *s).await;
         }));
+        let web = self.web.map(|listener| {
+            let mut web_stop = stop_rx.clone();
+            tokio::spawn(crate::web::run_until_stopped(listener, self.ctx.clone(), async move {
+                let _ = web_stop.wait_for(|s| *s).await;
+            }))
+        });
         let mut server_stop = stop_rx;
         // Accepted connections without Nagle's algorithm: small responses
         // otherwise wait for the client's delayed ACK (~40 ms per call, seen as
@@ -271,6 +294,9 @@ impl Application {
         reindexer.await.context("re-index worker panicked")?;
         adopter.await.context("adoption worker panicked")?;
         health.await.context("health checker panicked")?;
+        if let Some(web) = web {
+            web.await.context("web view panicked")?.context("web view failed")?;
+        }
         Ok(())
     }
 }

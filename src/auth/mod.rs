@@ -133,8 +133,17 @@ impl Authenticator {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.strip_prefix("Bearer "))
-            .map(str::trim)
             .ok_or(LetheError::Unauthenticated)?;
+        self.authorize_key(token, action).await
+    }
+
+    /// Authenticates a key given as text (the web view's sign-in form) and
+    /// checks it may do `action`: the same check as every rpc's.
+    ///
+    /// # Errors
+    /// As [`Authenticator::authorize`].
+    pub async fn authorize_key(&self, key: &str, action: Action) -> Result<Principal> {
+        let token = key.trim();
         let row = tenant::find_key(&self.pool, &hash_key(token)).await?.ok_or(LetheError::Unauthenticated)?;
         let kind = KeyKind::parse(&row.kind).ok_or(LetheError::Unauthenticated)?;
         // The kind is part of the key text too: a key whose prefix disagrees
@@ -146,6 +155,15 @@ impl Authenticator {
         let principal = Principal { tenant_id: row.tenant_id, key_id: row.key_id, kind };
         principal.require(action)?;
         Ok(principal)
+    }
+
+    /// Whether a key that signed in earlier is still live (not revoked): a
+    /// web session ends with its key.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn still_live(&self, key_hash: &[u8; 32]) -> Result<bool> {
+        Ok(tenant::find_key(&self.pool, key_hash).await?.is_some_and(|row| !row.revoked))
     }
 }
 

@@ -78,7 +78,9 @@ async fn run_job(ctx: &Context, lease: Lease, job: JobRow) -> Result<(), StoreEr
     let mut stage: Stage = job.stage.parse().unwrap_or(Stage::Freeze);
     while stage != Stage::Done {
         pause(ctx).await;
+        let started = std::time::Instant::now();
         let result = with_lease(ctx, &job, lease, stages::run(ctx, &job, lease, stage)).await;
+        crate::metrics::observe_stage(stage.as_str(), started.elapsed());
         match result {
             Some(Ok(message)) => {
                 tracing::info!(job_id = %job.job_id, stage = stage.as_str(), %message, "stage done");

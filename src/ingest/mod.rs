@@ -175,6 +175,7 @@ pub async fn write(
     }
     report_screened(ctx, spec, &reports).await?;
     guard.commit().await.map_err(StoreError::from)?;
+    crate::metrics::add_suppressed(suppressed.len() as u64);
     tracing::debug!(accepted = ids.len(), suppressed = suppressed.len(), subjects = subject_ids, "write done");
     Ok(WriteOutcome {
         accepted: u32::try_from(ids.len()).unwrap_or(u32::MAX),

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod lease;
 pub mod lineage;
 pub mod log;
+pub mod metrics;
 pub mod plans;
 pub mod probes;
 pub mod progress;

@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The web view's address (`web.enabled`).
+    pub web: Option<std::net::SocketAddr>,
     pub client: LetheClient<Channel>,
     pub pool: PgPool,
     pub keys: Keys,
@@ -75,6 +77,7 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path, opts: Options) -> Sett
     s.database.url = SecretString::from(db_url.to_owned());
     s.database.max_connections = 20;
     s.application.port = 0;
+    s.web.port = 0;
     s.erasure.poll_interval_ms = 50;
     s.application.health_check_interval_ms = 200;
     s.erasure.stage_pause_ms = opts.stage_pause_ms;
@@ -148,6 +151,7 @@ async fn spawn_app_at_configured(
     };
     let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await.expect("app builds");
     let addr = app.addr();
+    let web = app.web_addr();
     let ctx = app.context().clone();
     let pool = ctx.pool.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -160,7 +164,7 @@ async fn spawn_app_at_configured(
     } else {
         LetheClient::connect(format!("http://{addr}")).await.expect("connect")
     };
-    TestApp { addr, client, pool, keys, settings, ctx, _shutdown: tx, _dir: dir }
+    TestApp { addr, web, client, pool, keys, settings, ctx, _shutdown: tx, _dir: dir }
 }
 
 pub async fn new_tenant(pool: &PgPool) -> Keys {
