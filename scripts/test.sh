@@ -59,3 +59,10 @@ venv=.lethe/venv-python
 lethe_bin="${CARGO_TARGET_DIR:-target}/debug/lethe"
 [ -x "$lethe_bin" ] || cargo build --quiet --bin lethe
 LETHE_BIN="$(realpath "$lethe_bin")" "$venv/bin/pytest" -q -p no:cacheprovider clients/python/tests
+
+echo "==> framework tests (tests/frameworks: LangChain and LlamaIndex stores written by their own packages, attached and erased)" >&2
+# The frameworks' released packages, pinned; Qdrant stores use QDRANT_URL (the stand-in above, or a real Qdrant).
+fvenv=.lethe/venv-frameworks
+[ -x "$fvenv/bin/python" ] || python3 -m venv "$fvenv"
+"$fvenv/bin/pip" install --quiet --disable-pip-version-check -r tests/frameworks/requirements.txt ./clients/python
+LETHE_BIN="$(realpath "$lethe_bin")" "$fvenv/bin/pytest" -q -p no:cacheprovider tests/frameworks

@@ -69,7 +69,11 @@ impl From<VectorStoreError> for LetheError {
             VectorStoreError::NotConfigured { backend } => {
                 Self::precondition("backend_not_configured", format!("{backend} is not configured on this server"))
             }
-            VectorStoreError::InvalidMapping { field, message } => Self::invalid(format!("mapping.{field}"), message),
+            VectorStoreError::InvalidMapping { field, message } => {
+                // `target` (the table or collection) is the request's own field; the rest are the mapping's.
+                let field = if field == "target" { field } else { format!("mapping.{field}") };
+                Self::invalid(field, message)
+            }
             VectorStoreError::Unsupported(message) => Self::precondition("attached_collection", message),
             VectorStoreError::Unavailable { .. } => Self::Unavailable(anyhow::Error::new(e)),
             VectorStoreError::CollectionNotFound(_) | VectorStoreError::Backend { .. } => {

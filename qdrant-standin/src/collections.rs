@@ -8,8 +8,9 @@ use std::time::Instant;
 use qdrant_client::qdrant as pb;
 use qdrant_client::qdrant::collections_server::Collections;
 use qdrant_edge::{
-    DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard, EdgeVectorParams,
-    HnswIndexConfig, PayloadSchemaParams, PayloadSchemaType, VectorStorageDatatype, WalOptions,
+    DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard,
+    EdgeSparseVectorParams, EdgeVectorParams, HnswIndexConfig, Modifier, PayloadSchemaParams,
+    PayloadSchemaType, VectorStorageDatatype, WalOptions,
 };
 use tonic::{Request, Response, Status};
 
@@ -83,6 +84,15 @@ fn datatype_from_grpc(d: Option<i32>) -> Result<Option<VectorStorageDatatype>, S
             other.as_str_name()
         ))),
         Some(Err(_)) => Err(bad_input("unknown vector datatype")),
+    }
+}
+
+fn datatype_to_grpc(d: VectorStorageDatatype) -> i32 {
+    match d {
+        VectorStorageDatatype::Float32 => pb::Datatype::Float32 as i32,
+        VectorStorageDatatype::Float16 => pb::Datatype::Float16 as i32,
+        VectorStorageDatatype::Uint8 => pb::Datatype::Uint8 as i32,
+        VectorStorageDatatype::Turbo4 => pb::Datatype::Turbo4 as i32,
     }
 }
 
@@ -182,39 +192,88 @@ fn wal_options_from_grpc(d: &pb::WalConfigDiff) -> Result<WalOptions, Status> {
     Ok(o)
 }
 
-fn edge_config_from_create(req: &pb::CreateCollection) -> Result<EdgeConfig, Status> {
-    use pb::vectors_config::Config;
-    let params = match req.vectors_config.as_ref().and_then(|v| v.config.as_ref()) {
-        None => {
-            return Err(unsupported(
-                "collections without a dense vector (vectors_config is required)",
-            ));
-        }
-        Some(Config::ParamsMap(_)) => {
-            return Err(unsupported(
-                "named vectors (vectors_config.params_map); use a single unnamed vector",
-            ));
-        }
-        Some(Config::Params(p)) => p,
-    };
+/// One dense vector's parameters (`field` names it in validation messages).
+fn dense_params_from_grpc(params: &pb::VectorParams, field: &str) -> Result<EdgeVectorParams, Status> {
     if !(1..=65536).contains(&params.size) {
         return Err(validation(format!(
-            "vectors_config.size: value {} invalid, must be from 1 to 65536",
+            "{field}.size: value {} invalid, must be from 1 to 65536",
             params.size
         )));
     }
     if params.multivector_config.is_some() {
         return Err(unsupported("multivector_config"));
     }
-    if params.quantization_config.is_some() || req.quantization_config.is_some() {
+    if params.quantization_config.is_some() {
         return Err(unsupported("quantization"));
     }
-    if req
-        .sparse_vectors_config
-        .as_ref()
-        .is_some_and(|s| !s.map.is_empty())
-    {
-        return Err(unsupported("sparse vectors"));
+    let mut vector_hnsw = None;
+    if let Some(h) = &params.hnsw_config {
+        let mut c = HnswIndexConfig::default();
+        apply_hnsw_diff(&mut c, h)?;
+        vector_hnsw = Some(c);
+    }
+    Ok(EdgeVectorParams {
+        size: params.size as usize,
+        distance: distance_from_grpc(params.distance)?,
+        on_disk: params.on_disk,
+        multivector_config: None,
+        datatype: datatype_from_grpc(params.datatype)?,
+        quantization_config: None,
+        hnsw_config: vector_hnsw,
+    })
+}
+
+fn sparse_params_from_grpc(params: &pb::SparseVectorParams) -> Result<EdgeSparseVectorParams, Status> {
+    let modifier = match params.modifier.map(pb::Modifier::try_from) {
+        None | Some(Ok(pb::Modifier::None)) => None,
+        Some(Ok(pb::Modifier::Idf)) => Some(Modifier::Idf),
+        Some(Err(_)) => return Err(bad_input("unknown sparse vector modifier")),
+    };
+    let index = params.index.as_ref();
+    Ok(EdgeSparseVectorParams {
+        full_scan_threshold: index
+            .and_then(|i| i.full_scan_threshold)
+            .map(|v| usize::try_from(v).map_err(|_| bad_input("full_scan_threshold too large")))
+            .transpose()?,
+        on_disk: index.and_then(|i| i.on_disk),
+        modifier,
+        datatype: datatype_from_grpc(index.and_then(|i| i.datatype))?,
+    })
+}
+
+fn edge_config_from_create(req: &pb::CreateCollection) -> Result<EdgeConfig, Status> {
+    use pb::vectors_config::Config;
+    let sparse = req.sparse_vectors_config.as_ref().map(|s| &s.map);
+    let mut vectors = HashMap::new();
+    match req.vectors_config.as_ref().and_then(|v| v.config.as_ref()) {
+        None if sparse.is_some_and(|s| !s.is_empty()) => {}
+        None => {
+            return Err(unsupported(
+                "collections without a vector (vectors_config or sparse_vectors_config is required)",
+            ));
+        }
+        // The unnamed vector is the vector named "" (DEFAULT_VECTOR_NAME), as in Qdrant.
+        Some(Config::Params(p)) => {
+            vectors.insert(DEFAULT_VECTOR_NAME.to_string(), dense_params_from_grpc(p, "vectors_config")?);
+        }
+        Some(Config::ParamsMap(m)) => {
+            if m.map.is_empty() {
+                return Err(unsupported("an empty vectors_config.params_map"));
+            }
+            for (name, p) in &m.map {
+                vectors.insert(name.clone(), dense_params_from_grpc(p, &format!("vectors_config.{name}"))?);
+            }
+        }
+    }
+    let mut sparse_vectors = HashMap::new();
+    for (name, p) in sparse.into_iter().flatten() {
+        if vectors.contains_key(name) {
+            return Err(bad_input(format!("Vector name `{name}` is used for both a dense and a sparse vector")));
+        }
+        sparse_vectors.insert(name.clone(), sparse_params_from_grpc(p)?);
+    }
+    if req.quantization_config.is_some() {
+        return Err(unsupported("quantization"));
     }
     if req.sharding_method == Some(pb::ShardingMethod::Custom as i32) {
         return Err(unsupported("custom sharding (shard keys)"));
@@ -226,21 +285,6 @@ fn edge_config_from_create(req: &pb::CreateCollection) -> Result<EdgeConfig, Sta
     {
         return Err(unsupported("strict mode"));
     }
-    let mut vector_hnsw = None;
-    if let Some(h) = &params.hnsw_config {
-        let mut c = HnswIndexConfig::default();
-        apply_hnsw_diff(&mut c, h)?;
-        vector_hnsw = Some(c);
-    }
-    let vector = EdgeVectorParams {
-        size: params.size as usize,
-        distance: distance_from_grpc(params.distance)?,
-        on_disk: params.on_disk,
-        multivector_config: None,
-        datatype: datatype_from_grpc(params.datatype)?,
-        quantization_config: None,
-        hnsw_config: vector_hnsw,
-    };
     let mut hnsw = HnswIndexConfig::default();
     if let Some(h) = &req.hnsw_config {
         apply_hnsw_diff(&mut hnsw, h)?;
@@ -256,8 +300,8 @@ fn edge_config_from_create(req: &pb::CreateCollection) -> Result<EdgeConfig, Sta
         .transpose()?;
     Ok(EdgeConfig {
         on_disk_payload: req.on_disk_payload.unwrap_or(true),
-        vectors: HashMap::from([(DEFAULT_VECTOR_NAME.to_string(), vector)]),
-        sparse_vectors: HashMap::new(),
+        vectors,
+        sparse_vectors,
         hnsw_config: hnsw,
         quantization_config: None,
         optimizers,
@@ -325,23 +369,50 @@ fn schema_params_to_grpc(p: &PayloadSchemaParams) -> Option<pb::PayloadIndexPara
 pub fn collection_info(shard: &EdgeShard, meta: &CollectionMeta) -> pb::CollectionInfo {
     let info = shard.info();
     let cfg = shard.config().clone();
-    let vector = cfg.vectors.get(DEFAULT_VECTOR_NAME);
-    let vectors_config = vector.map(|v| pb::VectorsConfig {
-        config: Some(pb::vectors_config::Config::Params(pb::VectorParams {
-            size: v.size as u64,
-            distance: distance_to_grpc(v.distance) as i32,
-            hnsw_config: v.hnsw_config.as_ref().map(hnsw_to_grpc),
-            quantization_config: None,
-            on_disk: v.on_disk,
-            datatype: v.datatype.map(|d| match d {
-                VectorStorageDatatype::Float32 => pb::Datatype::Float32 as i32,
-                VectorStorageDatatype::Float16 => pb::Datatype::Float16 as i32,
-                VectorStorageDatatype::Uint8 => pb::Datatype::Uint8 as i32,
-                VectorStorageDatatype::Turbo4 => pb::Datatype::Turbo4 as i32,
-            }),
-            multivector_config: None,
-            memory: None,
+    let dense = |v: &EdgeVectorParams| pb::VectorParams {
+        size: v.size as u64,
+        distance: distance_to_grpc(v.distance) as i32,
+        hnsw_config: v.hnsw_config.as_ref().map(hnsw_to_grpc),
+        quantization_config: None,
+        on_disk: v.on_disk,
+        datatype: v.datatype.map(datatype_to_grpc),
+        multivector_config: None,
+        memory: None,
+    };
+    // As Qdrant answers: `Params` for a collection whose only dense vector is the unnamed one,
+    // `ParamsMap` when it has named ones (none at all for a sparse-only collection).
+    let vectors_config = match (cfg.vectors.len(), cfg.vectors.get(DEFAULT_VECTOR_NAME)) {
+        (0, _) => None,
+        (1, Some(v)) => Some(pb::vectors_config::Config::Params(dense(v))),
+        _ => Some(pb::vectors_config::Config::ParamsMap(pb::VectorParamsMap {
+            map: cfg.vectors.iter().map(|(k, v)| (k.clone(), dense(v))).collect(),
         })),
+    }
+    .map(|config| pb::VectorsConfig {
+        config: Some(config),
+    });
+    let sparse_vectors_config = (!cfg.sparse_vectors.is_empty()).then(|| pb::SparseVectorConfig {
+        map: cfg
+            .sparse_vectors
+            .iter()
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    pb::SparseVectorParams {
+                        index: Some(pb::SparseIndexConfig {
+                            full_scan_threshold: s.full_scan_threshold.map(|v| v as u64),
+                            on_disk: s.on_disk,
+                            datatype: s.datatype.map(datatype_to_grpc),
+                            memory: None,
+                        }),
+                        modifier: s.modifier.map(|m| match m {
+                            Modifier::None => pb::Modifier::None as i32,
+                            Modifier::Idf => pb::Modifier::Idf as i32,
+                        }),
+                    },
+                )
+            })
+            .collect(),
     });
     let o = &cfg.optimizers;
     let wal = cfg.wal_options.clone().unwrap_or_default();
@@ -371,6 +442,7 @@ pub fn collection_info(shard: &EdgeShard, meta: &CollectionMeta) -> pb::Collecti
                 shard_number: 1,
                 on_disk_payload: cfg.on_disk_payload,
                 vectors_config,
+                sparse_vectors_config,
                 replication_factor: Some(1),
                 write_consistency_factor: Some(1),
                 ..Default::default()

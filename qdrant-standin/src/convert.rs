@@ -15,8 +15,8 @@ use qdrant_edge::{
     Condition, FieldCondition, Filter, HasIdCondition, HasVectorCondition, IsEmptyCondition,
     IsNullCondition, JsonPath, Match, MatchExcept, MatchPhrase, MatchText, MatchTextAny, MinShould,
     Nested, NestedCondition, OperationError, Payload, PayloadSelector, PointId, Range,
-    RangeInterface, ValueVariants, ValuesCount, VectorInternal, VectorStructInternal,
-    WithPayloadInterface, WithVector,
+    RangeInterface, SparseVector, ValueVariants, ValuesCount, VectorInternal, VectorPersisted,
+    VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use tonic::Status;
 
@@ -346,22 +346,77 @@ pub fn with_vector(sel: Option<&pb::WithVectorsSelector>) -> WithVector {
 // ---------------------------------------------------------------------------------------------
 // Vectors
 
-/// Extract the single dense (default, unnamed) vector of an upserted point.
-pub fn dense_from_vectors(v: Option<&pb::Vectors>) -> Result<Vec<f32>, Status> {
+/// What a collection's vectors are: dense sizes by name (`""` is the unnamed vector) and the
+/// names of its sparse vectors.
+pub struct VectorLayout {
+    pub dense: HashMap<String, usize>,
+    pub sparse: Vec<String>,
+}
+
+impl VectorLayout {
+    /// The size of the dense vector `name` (`""`: the unnamed one), with Qdrant's error for
+    /// a name the collection does not have.
+    pub fn dense_size(&self, name: &str) -> Result<usize, Status> {
+        self.dense
+            .get(name)
+            .copied()
+            .ok_or_else(|| bad_input(format!("Not existing vector name error: {name}")))
+    }
+}
+
+fn check_dim(expected: usize, got: usize) -> Result<(), Status> {
+    if expected != got {
+        return Err(bad_input(format!(
+            "Vector dimension error: expected dim: {expected}, got {got}"
+        )));
+    }
+    Ok(())
+}
+
+/// The vectors of an upserted point: the unnamed dense vector (`Vector`), or named ones
+/// (`Vectors`: dense or sparse, `""` being the unnamed one), checked against the collection.
+/// As in Qdrant, a point may lack some of the collection's named vectors.
+pub fn vectors_from_grpc(
+    v: Option<&pb::Vectors>,
+    layout: &VectorLayout,
+) -> Result<VectorStructPersisted, Status> {
     use pb::vectors::VectorsOptions;
     match v.and_then(|v| v.vectors_options.as_ref()) {
         None => Err(bad_input("point has no vectors")),
-        Some(VectorsOptions::Vector(vec)) => dense_from_vector(vec),
+        Some(VectorsOptions::Vector(vec)) => {
+            let data = dense_from_vector(vec)?;
+            check_dim(layout.dense_size("")?, data.len())?;
+            Ok(VectorStructPersisted::Single(data))
+        }
         Some(VectorsOptions::Vectors(named)) => {
-            if let Some(name) = named.vectors.keys().find(|k| !k.is_empty()) {
-                return Err(bad_input(format!("Not existing vector name error: {name}")));
+            let mut out = HashMap::with_capacity(named.vectors.len());
+            for (name, vec) in &named.vectors {
+                let persisted = if layout.sparse.iter().any(|s| s == name) {
+                    VectorPersisted::Sparse(sparse_from_vector(vec)?)
+                } else {
+                    let data = dense_from_vector(vec)?;
+                    check_dim(layout.dense_size(name)?, data.len())?;
+                    VectorPersisted::Dense(data)
+                };
+                out.insert(name.clone(), persisted);
             }
-            match named.vectors.get("") {
-                Some(vec) => dense_from_vector(vec),
-                None => Err(bad_input("point has no vectors")),
-            }
+            Ok(VectorStructPersisted::Named(out))
         }
     }
+}
+
+#[allow(deprecated)]
+fn sparse_from_vector(v: &pb::Vector) -> Result<SparseVector, Status> {
+    use pb::vector::Vector as V;
+    let (indices, values) = match &v.vector {
+        Some(V::Sparse(s)) => (s.indices.clone(), s.values.clone()),
+        None => match &v.indices {
+            Some(i) => (i.data.clone(), v.data.clone()),
+            None => return Err(bad_input("a dense vector given for a sparse vector")),
+        },
+        Some(_) => return Err(bad_input("a dense vector given for a sparse vector")),
+    };
+    SparseVector::new(indices, values).map_err(|e| bad_input(format!("invalid sparse vector: {e}")))
 }
 
 #[allow(deprecated)]

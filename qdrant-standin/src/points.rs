@@ -7,20 +7,20 @@ use qdrant_client::qdrant as pb;
 use qdrant_client::qdrant::points_server::Points;
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
-    BoolIndexParams, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, DatetimeIndexParams,
+    BoolIndexParams, CountRequest, CreateIndex, DatetimeIndexParams,
     DeletePayloadOp, EdgeShard, FieldIndexOperations, Filter, FloatIndexParams, GeoIndexParams,
     IntegerIndexParams, KeywordIndexParams, NamedQuery, PayloadFieldSchema, PayloadOps,
     PayloadSchemaParams, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
     PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, SearchParams,
     SetPayloadOp, TextIndexParams, TokenizerType, UpdateOperation, UuidIndexParams,
-    VectorStructPersisted, WithPayloadInterface, WithVector,
+    VectorInternal, WithPayloadInterface, WithVector,
 };
 use tonic::{Request, Response, Status};
 
 use crate::convert::{
-    bad_input, dense_from_vectors, filter_opt, json_path, op_error, payload_from_grpc,
+    VectorLayout, bad_input, filter_opt, json_path, op_error, payload_from_grpc,
     payload_to_grpc, point_id_from_grpc, point_id_to_grpc, point_ids_from_grpc, unsupported,
-    vectors_to_grpc, with_payload, with_vector,
+    vectors_from_grpc, vectors_to_grpc, with_payload, with_vector,
 };
 use crate::state::State;
 
@@ -63,30 +63,11 @@ fn reject_shard_key(sel: &Option<pb::ShardKeySelector>) -> Result<(), Status> {
     Ok(())
 }
 
-fn dim_of(shard: &EdgeShard) -> Result<usize, Status> {
-    shard
-        .config()
-        .vectors
-        .get(DEFAULT_VECTOR_NAME)
-        .map(|v| v.size)
-        .ok_or_else(|| bad_input("collection has no default dense vector"))
-}
-
-fn check_dim(expected: usize, got: usize) -> Result<(), Status> {
-    if expected != got {
-        return Err(bad_input(format!(
-            "Vector dimension error: expected dim: {expected}, got {got}"
-        )));
-    }
-    Ok(())
-}
-
-fn check_vector_name(name: Option<&str>) -> Result<(), Status> {
-    match name {
-        None | Some("") => Ok(()),
-        Some(other) => Err(bad_input(format!(
-            "Not existing vector name error: {other}"
-        ))),
+fn layout_of(shard: &EdgeShard) -> VectorLayout {
+    let cfg = shard.config();
+    VectorLayout {
+        dense: cfg.vectors.iter().map(|(k, v)| (k.clone(), v.size)).collect(),
+        sparse: cfg.sparse_vectors.keys().cloned().collect(),
     }
 }
 
@@ -148,6 +129,8 @@ fn record_to_grpc(r: qdrant_edge::Record) -> pb::RetrievedPoint {
 /// Nearest-neighbour request shared by Query and Search.
 struct Nearest {
     vector: Option<Vec<f32>>,
+    /// The dense vector searched (`None` or `""`: the unnamed one).
+    using: Option<String>,
     filter: Option<Filter>,
     score_threshold: Option<f32>,
     limit: usize,
@@ -160,10 +143,20 @@ struct Nearest {
 fn run_nearest(shard: &EdgeShard, n: Nearest) -> Result<Vec<pb::ScoredPoint>, Status> {
     let query = match n.vector {
         Some(v) => {
-            check_dim(dim_of(shard)?, v.len())?;
-            Some(ScoringQuery::Vector(QueryEnum::Nearest(
-                NamedQuery::default_dense(v),
-            )))
+            let using = n.using.unwrap_or_default();
+            let size = layout_of(shard).dense_size(&using)?;
+            if size != v.len() {
+                return Err(bad_input(format!(
+                    "Vector dimension error: expected dim: {size}, got {}",
+                    v.len()
+                )));
+            }
+            let query = if using.is_empty() {
+                NamedQuery::default_dense(v)
+            } else {
+                NamedQuery::new(VectorInternal::Dense(v), using)
+            };
+            Some(ScoringQuery::Vector(QueryEnum::Nearest(query)))
         }
         None => None,
     };
@@ -378,29 +371,24 @@ impl Points for PointsService {
             return Err(unsupported("update_mode other than Upsert"));
         }
         let coll = self.state.resolve(&req.collection_name).await?;
-        let mut points = Vec::with_capacity(req.points.len());
-        for p in &req.points {
-            let id = point_id_from_grpc(
-                p.id.as_ref()
-                    .ok_or_else(|| bad_input("PointStruct: id is required"))?,
-            )?;
-            let vector = dense_from_vectors(p.vectors.as_ref())?;
-            points.push(PointStructPersisted {
-                id,
-                vector: VectorStructPersisted::Single(vector),
-                payload: Some(payload_from_grpc(&p.payload)?),
-            });
-        }
+        let points = req.points;
         coll.write(move |shard| {
-            let dim = dim_of(shard)?;
+            let layout = layout_of(shard);
+            let mut persisted = Vec::with_capacity(points.len());
             for p in &points {
-                if let VectorStructPersisted::Single(v) = &p.vector {
-                    check_dim(dim, v.len())?;
-                }
+                let id = point_id_from_grpc(
+                    p.id.as_ref()
+                        .ok_or_else(|| bad_input("PointStruct: id is required"))?,
+                )?;
+                persisted.push(PointStructPersisted {
+                    id,
+                    vector: vectors_from_grpc(p.vectors.as_ref(), &layout)?,
+                    payload: Some(payload_from_grpc(&p.payload)?),
+                });
             }
             shard
                 .update(UpdateOperation::PointOperation(
-                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(persisted)),
                 ))
                 .map_err(op_error)
         })
@@ -588,10 +576,10 @@ impl Points for PointsService {
         if req.sparse_indices.is_some() {
             return Err(unsupported("sparse vectors"));
         }
-        check_vector_name(req.vector_name.as_deref())?;
         let coll = self.state.resolve(&req.collection_name).await?;
         let n = Nearest {
             vector: Some(req.vector.clone()),
+            using: req.vector_name.clone(),
             filter: filter_opt(req.filter.as_ref())?,
             score_threshold: req.score_threshold,
             limit: limit_of(Some(req.limit))?,
@@ -729,7 +717,6 @@ impl Points for PointsService {
         if req.lookup_from.is_some() {
             return Err(unsupported("lookup_from"));
         }
-        check_vector_name(req.using.as_deref())?;
         let vector = match req.query.as_ref().and_then(|q| q.variant.as_ref()) {
             None => None,
             Some(Variant::Nearest(vi)) => match &vi.variant {
@@ -763,6 +750,7 @@ impl Points for PointsService {
         let coll = self.state.resolve(&req.collection_name).await?;
         let n = Nearest {
             vector,
+            using: req.using.clone(),
             filter: filter_opt(req.filter.as_ref())?,
             score_threshold: req.score_threshold,
             limit: limit_of(req.limit)?,

@@ -491,3 +491,184 @@ async fn end_to_end_through_qdrant_client() {
     drop(c);
     server.stop().await;
 }
+
+/// The shapes frameworks create: LlamaIndex hybrid (a named dense vector `text-dense` and a
+/// sparse `text-sparse-new`), LangChain hybrid (the unnamed dense vector plus a sparse one),
+/// UUID and integer ids, tags at nested payload keys as strings and arrays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_and_sparse_vectors_as_frameworks_create_them() {
+    use qdrant_client::qdrant::vectors_config::Config;
+    use qdrant_client::qdrant::vectors_output::VectorsOptions;
+    use qdrant_client::qdrant::{
+        NamedVectors, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, Vector,
+        VectorsConfigBuilder,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_standin::start(0, dir.path().to_path_buf())
+        .await
+        .unwrap();
+    let c = client(&server.url());
+
+    // LlamaIndex hybrid.
+    let mut dense = VectorsConfigBuilder::default();
+    dense.add_named_vector_params("text-dense", VectorParamsBuilder::new(4, Distance::Dot));
+    let mut sparse = SparseVectorsConfigBuilder::default();
+    sparse.add_named_vector_params("text-sparse-new", SparseVectorParamsBuilder::default());
+    c.create_collection(
+        CreateCollectionBuilder::new("llama")
+            .vectors_config(dense)
+            .sparse_vectors_config(sparse),
+    )
+    .await
+    .unwrap();
+    let info = c.collection_info("llama").await.unwrap().result.unwrap();
+    let params = info.config.unwrap().params.unwrap();
+    match params.vectors_config.and_then(|v| v.config) {
+        Some(Config::ParamsMap(m)) => {
+            assert_eq!(m.map.len(), 1);
+            assert_eq!(m.map["text-dense"].size, 4);
+            assert_eq!(m.map["text-dense"].distance, Distance::Dot as i32);
+        }
+        other => panic!("expected named vectors, got {other:?}"),
+    }
+    assert!(params.sparse_vectors_config.unwrap().map.contains_key("text-sparse-new"));
+
+    let named = |d: Vec<f32>, with_sparse: bool| {
+        let mut v = NamedVectors::default().add_vector("text-dense", Vector::new_dense(d));
+        if with_sparse {
+            v = v.add_vector("text-sparse-new", Vector::new_sparse(vec![3u32, 7], vec![0.5, 0.25]));
+        }
+        v
+    };
+    let pts = vec![
+        PointStruct::new(
+            UUIDS[0],
+            named(vec![1.0, 0.0, 0.0, 0.0], true),
+            Payload::try_from(json!({"user_id": "Tim Belden", "_node_content": "{\"text\": \"a\"}"})).unwrap(),
+        ),
+        // A point without its sparse vector (LlamaIndex writes those when the encoder gave none).
+        PointStruct::new(
+            UUIDS[1],
+            named(vec![0.0, 1.0, 0.0, 0.0], false),
+            Payload::try_from(json!({"user_id": ["Tim Belden", "Ann"]})).unwrap(),
+        ),
+    ];
+    let r = c
+        .upsert_points(UpsertPointsBuilder::new("llama", pts).wait(true))
+        .await
+        .unwrap();
+    assert_eq!(r.result.unwrap().status, UpdateStatus::Completed as i32);
+    // The unnamed vector does not exist here; a wrong size is refused.
+    let e = c
+        .upsert_points(UpsertPointsBuilder::new(
+            "llama",
+            vec![PointStruct::new(1u64, vec![1.0, 0.0, 0.0, 0.0], Payload::new())],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), Code::InvalidArgument);
+    let e = c
+        .upsert_points(UpsertPointsBuilder::new(
+            "llama",
+            vec![PointStruct::new(1u64, named(vec![1.0, 0.0], false), Payload::new())],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), Code::InvalidArgument);
+
+    assert_eq!(count(&c, "llama", Filter::must([kw("user_id", "Tim Belden")])).await, 2);
+    assert_eq!(count(&c, "llama", Filter::must([kw("user_id", "Ann")])).await, 1);
+
+    // Search the named vector; the unnamed one does not exist.
+    let hits = c
+        .query(
+            QueryPointsBuilder::new("llama")
+                .query(vec![0.0, 1.0, 0.0, 0.0])
+                .using("text-dense")
+                .params(SearchParamsBuilder::default().exact(true))
+                .score_threshold(0.5),
+        )
+        .await
+        .unwrap()
+        .result;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, Some(PointId::from(UUIDS[1])));
+    let e = c
+        .query(QueryPointsBuilder::new("llama").query(vec![0.0, 1.0, 0.0, 0.0]))
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), Code::InvalidArgument);
+
+    // Reading one named vector back.
+    let got = c
+        .get_points(
+            GetPointsBuilder::new("llama", vec![PointId::from(UUIDS[0])])
+                .with_vectors(qdrant_client::qdrant::VectorsSelector { names: vec!["text-dense".into()] }),
+        )
+        .await
+        .unwrap()
+        .result;
+    match got[0].vectors.clone().and_then(|v| v.vectors_options) {
+        Some(VectorsOptions::Vectors(m)) => {
+            assert_eq!(m.vectors.len(), 1);
+            assert!(m.vectors.contains_key("text-dense"));
+        }
+        other => panic!("expected named vectors, got {other:?}"),
+    }
+
+    // LangChain hybrid: the unnamed dense vector and a sparse one; integer ids; tag nested.
+    let mut sparse = SparseVectorsConfigBuilder::default();
+    sparse.add_named_vector_params("langchain-sparse", SparseVectorParamsBuilder::default());
+    c.create_collection(
+        CreateCollectionBuilder::new("lc")
+            .vectors_config(VectorParamsBuilder::new(4, Distance::Cosine))
+            .sparse_vectors_config(sparse),
+    )
+    .await
+    .unwrap();
+    let info = c.collection_info("lc").await.unwrap().result.unwrap();
+    let params = info.config.unwrap().params.unwrap();
+    assert!(matches!(params.vectors_config.and_then(|v| v.config), Some(Config::Params(p)) if p.size == 4));
+    let pts = vec![
+        PointStruct::new(
+            7u64,
+            NamedVectors::default()
+                .add_vector("", Vector::new_dense(vec![1.0, 0.0, 0.0, 0.0]))
+                .add_vector("langchain-sparse", Vector::new_sparse(vec![1u32], vec![1.0])),
+            Payload::try_from(json!({"page_content": "x", "metadata": {"user_id": "Ann"}})).unwrap(),
+        ),
+        PointStruct::new(
+            UUIDS[2],
+            vec![0.0, 1.0, 0.0, 0.0],
+            Payload::try_from(json!({"page_content": "y", "metadata": {"user_id": ["Ann", "Bob"]}})).unwrap(),
+        ),
+    ];
+    c.upsert_points(UpsertPointsBuilder::new("lc", pts).wait(true))
+        .await
+        .unwrap();
+    assert_eq!(count(&c, "lc", Filter::must([kw("metadata.user_id", "Ann")])).await, 2);
+    assert_eq!(count(&c, "lc", Filter::must([kw("metadata.user_id", "Bob")])).await, 1);
+    // Integer ids sort before UUIDs, in scroll order.
+    let page = c
+        .scroll(ScrollPointsBuilder::new("lc").limit(1))
+        .await
+        .unwrap();
+    assert_eq!(page.result[0].id, Some(PointId::from(7u64)));
+    assert_eq!(page.next_page_offset, Some(PointId::from(UUIDS[2])));
+    let hits = c
+        .query(
+            QueryPointsBuilder::new("lc")
+                .query(vec![1.0, 0.0, 0.0, 0.0])
+                .params(SearchParamsBuilder::default().exact(true))
+                .score_threshold(0.9),
+        )
+        .await
+        .unwrap()
+        .result;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, Some(PointId::from(7u64)));
+
+    drop(c);
+    server.stop().await;
+}

@@ -99,7 +99,14 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
         mapping: Some(Arc::new(mapping)),
     };
     let attached_store = ctx.stores.get(&provisional)?;
-    let inspection = attached_store.inspect(&provisional, input.create_indexes).await?;
+    let mut inspection = attached_store.inspect(&provisional, input.create_indexes).await?;
+    if input.distance.is_none() && inspection.distance.is_none() {
+        inspection.warnings.push(
+            "the store does not say how its vectors compare (no vector index, or a distance Lethe does not use): \
+             cosine is assumed for residual search; Attach with `distance` to say otherwise"
+                .to_owned(),
+        );
+    }
     let spec = CollectionSpec {
         dimension: inspection.dimension,
         distance: input.distance.or(inspection.distance).unwrap_or(Distance::Cosine),

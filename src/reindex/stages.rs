@@ -57,7 +57,7 @@ async fn copy_chunks(
     staging: &CollectionSpec,
     chunks: &[(Uuid, Option<String>)],
 ) -> Result<(i64, i64)> {
-    let store = ctx.stores.get(&spec)?;
+    let store = ctx.stores.get(spec)?;
     let ids: Vec<Uuid> = chunks.iter().map(|(id, _)| *id).collect();
     let live = store.retrieve(spec, &ids, true).await?;
     let missing = i64::try_from(ids.len() - live.len()).unwrap_or(0);

@@ -141,14 +141,35 @@ pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, 
         .bind(chunk_ids)
         .execute(&mut **tx)
         .await?;
-    let sources: Vec<Uuid> =
-        sqlx::query_scalar("DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING source_id")
-            .bind(tenant_id)
-            .bind(chunk_ids)
-            .fetch_all(&mut **tx)
-            .await?;
+    let deleted: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING chunk_id, collection_id, source_id",
+    )
+    .bind(tenant_id)
+    .bind(chunk_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    forget_point_ids(tx, deleted.iter().map(|(c, k, _)| (*k, *c))).await?;
+    let sources: Vec<Uuid> = deleted.iter().map(|(_, _, s)| *s).collect();
     delete_empty_sources(tx, &sources).await?;
     Ok(sources.len() as u64)
+}
+
+/// The ids behind forgotten chunks of attached stores (`attached_point_ids`:
+/// a text id may name the person), also when the framework deleted the
+/// point itself before Lethe could.
+async fn forget_point_ids(tx: &mut Transaction<'_, Postgres>, chunks: impl Iterator<Item = (Uuid, Uuid)>) -> Result<()> {
+    let (collections, keys): (Vec<Uuid>, Vec<Uuid>) = chunks.unzip();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM attached_point_ids a USING UNNEST($1::uuid[], $2::uuid[]) AS f(c, k)          WHERE a.collection_id = f.c AND a.point_key = f.k",
+    )
+    .bind(&collections)
+    .bind(&keys)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Deletes a subject's chunks (`chunk_ids`: every chunk tagged with it) with
@@ -167,9 +188,9 @@ pub async fn forget_subject_chunks(
     chunk_ids: &[Uuid],
     keep: &[Uuid],
 ) -> Result<u64> {
-    let deleted: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+    let deleted: Vec<(Uuid, Uuid, bool, Uuid)> = sqlx::query_as(
         "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) AND NOT (chunk_id = ANY($3)) \
-         RETURNING chunk_id, source_id, shared",
+         RETURNING chunk_id, source_id, shared, collection_id",
     )
     .bind(tenant_id)
     .bind(chunk_ids)
@@ -181,7 +202,8 @@ pub async fn forget_subject_chunks(
         .bind(keep)
         .execute(&mut **tx)
         .await?;
-    let shared: Vec<Uuid> = deleted.iter().filter(|(_, _, s)| *s).map(|(c, _, _)| *c).collect();
+    forget_point_ids(tx, deleted.iter().map(|(c, _, _, k)| (*k, *c))).await?;
+    let shared: Vec<Uuid> = deleted.iter().filter(|(_, _, s, _)| *s).map(|(c, _, _, _)| *c).collect();
     if !shared.is_empty() {
         sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1")
             .bind(tenant_id)
@@ -189,7 +211,7 @@ pub async fn forget_subject_chunks(
             .execute(&mut **tx)
             .await?;
     }
-    let mut sources: Vec<Uuid> = deleted.iter().map(|(_, s, _)| *s).collect();
+    let mut sources: Vec<Uuid> = deleted.iter().map(|(_, s, _, _)| *s).collect();
     sources.sort_unstable();
     sources.dedup();
     delete_empty_sources(tx, &sources).await?;

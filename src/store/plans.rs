@@ -58,7 +58,7 @@ pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -
     let rows: Vec<PlannedRow> = sqlx::query_as(
         r#"
         SELECT k.collection_id, k.tenant_id, k.name, k.backend, k.backend_name, k.dimension, k.distance,
-               k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at,
+               k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at, k.mapping,
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
                e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
                e.physical_status, e.physical_detail, e.residual_applied, e.withheld, e.residual_withheld,

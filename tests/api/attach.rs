@@ -259,3 +259,82 @@ async fn attached_collections_refuse_ingest_vectors_and_reindex() {
     assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "attached_collection"));
     assert_eq!(rows(&app, "SELECT count(*) FROM notes_r").await, 8, "nothing written to the store");
 }
+
+/// A hand-made Qdrant collection: integer ids, an unnamed vector, the tag at
+/// a nested payload path (a string in some points, a list in others).
+async fn hand_made_qdrant(client: &qdrant_client::Qdrant, name: &str) {
+    use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, PointStruct, UpsertPointsBuilder, VectorParamsBuilder};
+    client
+        .create_collection(CreateCollectionBuilder::new(name).vectors_config(VectorParamsBuilder::new(DIM as u64, Distance::Cosine)))
+        .await
+        .expect("create collection");
+    let owners: [serde_json::Value; 7] = [
+        serde_json::json!("alice"),
+        serde_json::json!(["alice"]),
+        serde_json::json!(["alice", "bob"]),
+        serde_json::json!("bob"),
+        serde_json::json!(["carol"]),
+        serde_json::Value::Null,
+        serde_json::json!("carol"),
+    ];
+    let points: Vec<PointStruct> = owners
+        .iter()
+        .enumerate()
+        .map(|(i, owner)| {
+            let mut payload = serde_json::json!({ "body": format!("note {i}"), "doc": { "file": format!("f{}", i % 3) } });
+            if !owner.is_null() {
+                payload["doc"]["owner"] = owner.clone();
+            }
+            let vector: Vec<f32> = (0..DIM).map(|d| ((i * 7 + d * 13) % 17) as f32 / 17.0 + 0.01).collect();
+            PointStruct::new(100 + i as u64, vector, qdrant_client::Payload::try_from(payload).expect("payload"))
+        })
+        .collect();
+    client.upsert_points(UpsertPointsBuilder::new(name, points).wait(true)).await.expect("upsert");
+}
+
+async fn qdrant_count(client: &qdrant_client::Qdrant, name: &str, owner: Option<&str>) -> u64 {
+    use qdrant_client::qdrant::{Condition, CountPointsBuilder, Filter};
+    let mut count = CountPointsBuilder::new(name).exact(true);
+    if let Some(o) = owner {
+        count = count.filter(Filter::must([Condition::matches("doc.owner", o.to_owned())]));
+    }
+    client.count(count).await.expect("count").result.expect("result").count
+}
+
+#[tokio::test]
+async fn a_hand_made_qdrant_collection_with_integer_ids_is_erased_as_it_is() {
+    let Some(url) = qdrant_url() else {
+        panic!("QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    };
+    let app = spawn_app().await;
+    let client = qdrant_client::Qdrant::from_url(&url).build().expect("client");
+    let name = format!("handmade_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    hand_made_qdrant(&client, &name).await;
+    let r = pb::AttachRequest {
+        name: "kb".into(),
+        backend: pb::Backend::Qdrant as i32,
+        target: name.clone(),
+        mapping: Some(pb::AttachMapping {
+            text: Some(pb::FieldPath { path: vec!["body".into()], ..Default::default() }),
+            source: Some(pb::FieldPath { path: vec!["doc".into(), "file".into()], ..Default::default() }),
+            tags: Some(pb::FieldPath { path: vec!["doc".into(), "owner".into()], ..Default::default() }),
+            ..Default::default()
+        }),
+        create_indexes: true,
+        ..Default::default()
+    };
+    let done = attach(&app, r).await.expect("attach");
+    assert_eq!(done.collection.expect("collection").dimension, DIM as u32);
+    let job = wait_for_adoption(&app, "kb").await;
+    assert_eq!((job.status.as_str(), job.scanned, job.tracked, job.untagged, job.subjects), ("completed", 7, 6, 1, 3), "{job:?}");
+
+    assert_eq!(qdrant_count(&client, &name, Some("alice")).await, 3);
+    let erased = app.wait_for_job(&app.erase("alice").await.job_id).await;
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{erased:?}");
+    let c = &erased.counts[0];
+    assert_eq!((c.before_total, c.deleted, c.after_total), (3, 3, 0), "{c:?}");
+    assert_eq!(qdrant_count(&client, &name, Some("alice")).await, 0);
+    assert_eq!(qdrant_count(&client, &name, Some("bob")).await, 1, "bob's own point stays");
+    assert_eq!(qdrant_count(&client, &name, None).await, 4, "carol's two, bob's one and the untagged one");
+    let _ = client.delete_collection(name.as_str()).await;
+}

@@ -2,6 +2,7 @@
 //! stand-in (or a real Qdrant at QDRANT_URL). Run with `scripts/test.sh`.
 
 mod attach;
+mod attach_pg_store;
 mod audit;
 mod auth;
 mod bad_input;

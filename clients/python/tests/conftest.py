@@ -6,6 +6,7 @@ LETHE_BIN points at the binary (default: target/debug/lethe in the repository ro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -18,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -61,6 +62,8 @@ class Server:
     env: dict[str, str]
     port: int
     log: Path
+    #: the session's own database (framework tests write their stores there)
+    db_url: str = ""
     sk: str = ""
     pk: str = ""
     ak: str = ""
@@ -110,8 +113,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+@contextlib.contextmanager
+def running_server(extra_env: Optional[Mapping[str, str]] = None) -> Iterator[Server]:
+    """A fresh database, a tenant and `lethe serve` with the test settings plus
+    `extra_env` (e.g. LETHE_QDRANT__URL); all removed on exit. Shared with the
+    framework tests (tests/frameworks)."""
     binary = Path(os.environ.get("LETHE_BIN", REPO / "target/debug/lethe"))
     if not binary.is_absolute():
         binary = REPO / binary
@@ -138,7 +144,8 @@ def server() -> Iterator[Server]:
         LETHE_AUDIT__CREATE_SIGNING_KEY="false",
         RUST_LOG=os.environ.get("LETHE_PYTEST_RUST_LOG", "warn"),
     )
-    srv = Server(bin=binary, env=env, port=free_port(), log=tmp / "lethe.log")
+    env.update(extra_env or {})
+    srv = Server(bin=binary, env=env, port=free_port(), log=tmp / "lethe.log", db_url=db_url)
     try:
         srv.public_key = srv.run("signing-key", "--create").split()[-1]  # "<key id> <public key>"
         srv.key_id = lethe.key_id(srv.public_key)
@@ -157,6 +164,12 @@ def server() -> Iterator[Server]:
             _sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    with running_server() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,6 @@ pub(super) fn keyword(field: &str, value: &str) -> Condition {
     Condition::matches(field, MatchValue::Keyword(value.to_owned()))
 }
 
-pub(super) fn has_ids(ids: &[Uuid]) -> Condition {
-    Condition::has_id(ids.iter().map(|id| point_id(*id)))
-}
-
 /// Disjoint filters whose union is exactly what the selector selects: the
 /// first is `tag OR first ids chunk`, the others `ids chunk AND NOT tag`, so
 /// counts add up and deletes can be chunked. No tenant condition: the
@@ -21,27 +17,34 @@ pub(super) fn selector_filters(selector: &Selector) -> Vec<Filter> {
     if selector.is_empty() {
         return Vec::new();
     }
-    let ids: Vec<Uuid> = selector.ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let ids: Vec<PointId> =
+        selector.ids.iter().copied().collect::<BTreeSet<_>>().into_iter().map(point_id).collect();
+    tag_or_ids_filters(FIELD_SUBJECTS, selector.tag.as_deref(), &ids)
+}
+
+/// The disjoint filters of [`selector_filters`] for a tag at payload key
+/// `field` and (deduplicated) point ids; none when both are absent.
+pub(super) fn tag_or_ids_filters(field: &str, tag: Option<&str>, ids: &[PointId]) -> Vec<Filter> {
     let mut chunks = ids.chunks(ID_CHUNK);
     let mut filters = Vec::new();
-    match &selector.tag {
+    match tag {
         Some(tag) => {
-            let mut should = vec![keyword(FIELD_SUBJECTS, tag)];
+            let mut should = vec![keyword(field, tag)];
             if let Some(first) = chunks.next() {
-                should.push(has_ids(first));
+                should.push(Condition::has_id(first.to_vec()));
             }
             filters.push(Filter { should, ..Filter::default() });
             for chunk in chunks {
                 filters.push(Filter {
-                    must: vec![has_ids(chunk)],
-                    must_not: vec![keyword(FIELD_SUBJECTS, tag)],
+                    must: vec![Condition::has_id(chunk.to_vec())],
+                    must_not: vec![keyword(field, tag)],
                     ..Filter::default()
                 });
             }
         }
         None => {
             for chunk in chunks {
-                filters.push(Filter { must: vec![has_ids(chunk)], ..Filter::default() });
+                filters.push(Filter { must: vec![Condition::has_id(chunk.to_vec())], ..Filter::default() });
             }
         }
     }
@@ -49,17 +52,20 @@ pub(super) fn selector_filters(selector: &Selector) -> Vec<Filter> {
 }
 
 /// The filters with what `keep` selects excluded from each (they stay disjoint).
-pub(super) fn keeping(mut filters: Vec<Filter>, keep: &Keep) -> Vec<Filter> {
-    if keep.is_empty() {
-        return filters;
-    }
+pub(super) fn keeping(filters: Vec<Filter>, keep: &Keep) -> Vec<Filter> {
+    let ids: Vec<PointId> = keep.ids.iter().copied().map(point_id).collect();
+    keeping_at(filters, FIELD_SUBJECTS, &keep.tags, &ids)
+}
+
+/// [`keeping`] for tags at payload key `field` and point ids.
+pub(super) fn keeping_at(mut filters: Vec<Filter>, field: &str, tags: &[String], ids: &[PointId]) -> Vec<Filter> {
     for f in &mut filters {
-        if !keep.tags.is_empty() {
-            let any = MatchValue::Keywords(qdrant_client::qdrant::RepeatedStrings { strings: keep.tags.clone() });
-            f.must_not.push(Condition::matches(FIELD_SUBJECTS, any));
+        if !tags.is_empty() {
+            let any = MatchValue::Keywords(qdrant_client::qdrant::RepeatedStrings { strings: tags.to_vec() });
+            f.must_not.push(Condition::matches(field, any));
         }
-        if !keep.ids.is_empty() {
-            f.must_not.push(has_ids(&keep.ids));
+        if !ids.is_empty() {
+            f.must_not.push(Condition::has_id(ids.to_vec()));
         }
     }
     filters

@@ -34,6 +34,9 @@ from .errors import (
     Unavailable,
 )
 from .types import (
+    AttachJob,
+    AttachMapping,
+    AttachResult,
     Backend,
     Certificate,
     Chunk,
@@ -43,6 +46,7 @@ from .types import (
     Distance,
     ErasureEvent,
     ErasureJob,
+    FieldPath,
     Identifier,
     IdentifierKind,
     JobStatus,
@@ -123,4 +127,8 @@ __all__ = [
     "LogVerification",
     "Certificate",
     "ReindexJob",
+    "FieldPath",
+    "AttachMapping",
+    "AttachJob",
+    "AttachResult",
 ]

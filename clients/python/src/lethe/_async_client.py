@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import asyncio
 import os
 import time
@@ -16,6 +17,9 @@ from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
+    AttachJob,
+    AttachMapping,
+    AttachResult,
     Backend,
     Certificate,
     Chunk,
@@ -313,6 +317,64 @@ class AsyncLethe:
         self, identifiers: Sequence[IdentifierLike], *, limit: int = 100, timeout: Optional[float] = None
     ) -> list[ResidualCandidate]:
         return await self._call(calls.search_residuals(identifiers, limit), timeout)
+
+    async def attach(
+        self,
+        name: str,
+        *,
+        target: str,
+        preset: str = "",
+        tag_key: str = "",
+        mapping: Union[AttachMapping, Mapping[str, Any], None] = None,
+        backend: Union[Backend, str, None] = None,
+        create_indexes: bool = False,
+        distance: Union[Distance, str, None] = None,
+        embedding_model: str = "",
+        screening: Union[Screening, str, None] = None,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+        wait_timeout: Optional[float] = None,
+    ) -> AttachResult:
+        """See :meth:`lethe.Lethe.attach`."""
+        c = calls.attach(
+            name, backend, preset, target, tag_key, mapping, create_indexes, distance, embedding_model, screening
+        )
+        result = await self._call(c, timeout)
+        if not wait or (result.job is not None and result.job.done):
+            return result
+        return dataclasses.replace(result, job=await self.wait_for_attach(name, timeout=wait_timeout))
+
+    async def get_attach(self, collection: str, *, timeout: Optional[float] = None) -> AttachJob:
+        return await self._call(calls.get_attach(collection), timeout)
+
+    async def watch_attach(self, collection: str, *, timeout: Optional[float] = None) -> AsyncIterator[AttachJob]:
+        """See :meth:`lethe.Lethe.watch_attach`."""
+        request = calls.get_attach(collection).request
+        stream = self._stub.WatchAttach(request, timeout=timeout, metadata=self._metadata)
+        try:
+            async for m in stream:
+                yield cv.attach_job(m)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
+
+    async def wait_for_attach(self, collection: str, *, timeout: Optional[float] = None) -> AttachJob:
+        """See :meth:`lethe.Lethe.wait_for_attach`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded(f"adoption of {collection} did not end within {timeout} s")
+            try:
+                async for job in self.watch_attach(collection, timeout=remaining):
+                    if job.done:
+                        break
+            except DeadlineExceeded:
+                pass
+            job = await self.get_attach(collection)
+            if job.done:
+                return job
 
     async def reindex(
         self,

@@ -11,6 +11,9 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence
 
 from . import _convert as cv
 from .types import (
+    AttachJob,
+    AttachMapping,
+    AttachResult,
     Backend,
     Certificate,
     Chunk,
@@ -181,6 +184,48 @@ def get_reindex(job_id: str) -> Call[ReindexJob]:
 
 def list_reindexes(limit: int) -> Call[list[ReindexJob]]:
     return Call("ListReindexes", pb.ListReindexesRequest(limit=limit), lambda r: [cv.reindex_job(j) for j in r.jobs])
+
+
+def _preset_backend(preset: str) -> Backend:
+    """The backend a preset's store lives in (``langchain-qdrant`` → qdrant)."""
+    return Backend.QDRANT if preset.endswith("-qdrant") else Backend.PGVECTOR
+
+
+def attach(
+    name: str,
+    backend: Union[Backend, str, None],
+    preset: str,
+    target: str,
+    tag_key: str,
+    mapping: Union[AttachMapping, Mapping[str, Any], None],
+    create_indexes: bool,
+    distance: Union[Distance, str, None],
+    embedding_model: str,
+    screening: Union[Screening, str, None],
+) -> Call[AttachResult]:
+    if backend is None:
+        if not preset:
+            raise ValueError("backend is required without a preset")
+        backend = _preset_backend(preset)
+    req = pb.AttachRequest(
+        name=name,
+        backend=cv.backend_in(backend),  # type: ignore[arg-type]
+        preset=preset,
+        target=target,
+        tag_key=tag_key,
+        create_indexes=create_indexes,
+        distance=cv.distance_in(distance),  # type: ignore[arg-type]
+        embedding_model=embedding_model,
+        screening=cv.screening_in(screening),  # type: ignore[arg-type]
+    )
+    m = cv.attach_mapping(mapping)
+    if m is not None:
+        req.mapping.CopyFrom(m)
+    return Call("Attach", req, cv.attach_result)
+
+
+def get_attach(collection: str) -> Call[AttachJob]:
+    return Call("GetAttach", pb.GetAttachRequest(collection=collection), cv.attach_job)
 
 
 # grpc.health.v1.Health/Check, without a dependency on grpcio-health-checking:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
@@ -14,6 +15,9 @@ from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, retry_policy, resolve
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
+    AttachJob,
+    AttachMapping,
+    AttachResult,
     Backend,
     Certificate,
     Chunk,
@@ -380,6 +384,86 @@ class Lethe:
     ) -> list[ResidualCandidate]:
         """Chunks in any collection that still refer to the identifiers (lexical and semantic)."""
         return self._call(calls.search_residuals(identifiers, limit), timeout)
+
+    def attach(
+        self,
+        name: str,
+        *,
+        target: str,
+        preset: str = "",
+        tag_key: str = "",
+        mapping: Union[AttachMapping, Mapping[str, Any], None] = None,
+        backend: Union[Backend, str, None] = None,
+        create_indexes: bool = False,
+        distance: Union[Distance, str, None] = None,
+        embedding_model: str = "",
+        screening: Union[Screening, str, None] = None,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+        wait_timeout: Optional[float] = None,
+    ) -> AttachResult:
+        """Registers a store that Lethe did not create and starts its adoption (secret key).
+
+        Args:
+            name: Lethe's name for the collection.
+            target: the LangChain collection name (``langchain-pgvector``), the table
+                (``[schema.]name``) or the Qdrant collection.
+            preset: ``langchain-pgvector``, ``langchain-pgvector-store``,
+                ``llamaindex-pgvector``, ``langchain-qdrant`` or ``llamaindex-qdrant``;
+                empty: ``mapping`` says it all.
+            tag_key: with a preset, the metadata key holding the person's id
+                (``user_id`` or ``metadata.user_id``).
+            mapping: an :class:`lethe.AttachMapping` (or dict); with a preset, its
+                fields replace the preset's.
+            backend: default from the preset.
+            create_indexes: create the index the tag filter needs when missing.
+            wait: follow the adoption job until its scan ends and return it in ``job``.
+
+        Attaching the same store with the same mapping again returns
+        ``already_attached=True``. A mapping the store does not match raises
+        :class:`lethe.InvalidArgument` naming the field, and registers nothing."""
+        c = calls.attach(
+            name, backend, preset, target, tag_key, mapping, create_indexes, distance, embedding_model, screening
+        )
+        result = self._call(c, timeout)
+        if not wait or (result.job is not None and result.job.done):
+            return result
+        return dataclasses.replace(result, job=self.wait_for_attach(name, timeout=wait_timeout))
+
+    def get_attach(self, collection: str, *, timeout: Optional[float] = None) -> AttachJob:
+        """The adoption job of an attached collection (secret or auditor key)."""
+        return self._call(calls.get_attach(collection), timeout)
+
+    def watch_attach(self, collection: str, *, timeout: Optional[float] = None) -> Iterator[AttachJob]:
+        """Yields the adoption job about twice a second until its scan ends."""
+        request = calls.get_attach(collection).request
+        stream = self._stub.WatchAttach(request, timeout=timeout, metadata=self._metadata)
+        try:
+            for m in stream:
+                yield cv.attach_job(m)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
+
+    def wait_for_attach(self, collection: str, *, timeout: Optional[float] = None) -> AttachJob:
+        """Follows the adoption job until its scan ends (completed or failed) and returns it.
+
+        Raises :class:`lethe.DeadlineExceeded` when ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded(f"adoption of {collection} did not end within {timeout} s")
+            try:
+                for job in self.watch_attach(collection, timeout=remaining):
+                    if job.done:
+                        break
+            except DeadlineExceeded:
+                pass
+            job = self.get_attach(collection)
+            if job.done:
+                return job
 
     def reindex(
         self,

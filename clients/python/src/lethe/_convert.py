@@ -8,6 +8,9 @@ from enum import Enum
 from typing import Any, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .types import (
+    AttachJob,
+    AttachMapping,
+    AttachResult,
     Backend,
     Certificate,
     Chunk,
@@ -16,6 +19,7 @@ from .types import (
     DeletionLogPage,
     Distance,
     ErasureEvent,
+    FieldPath,
     ErasureJob,
     Identifier,
     IdentifierKind,
@@ -187,6 +191,33 @@ def tracked_point(v: Union[TrackedPoint, Mapping[str, Any]]) -> pb.TrackedPoint:
     )
 
 
+def _keys(v: Union[str, Sequence[str]], what: str) -> list[str]:
+    if isinstance(v, str):
+        raise TypeError(f"{what} is a sequence of keys, not a str (write [{v!r}])")
+    return list(v)
+
+
+def field_path(v: Union[FieldPath, Mapping[str, Any], None]) -> Optional[pb.FieldPath]:
+    if v is None:
+        return None
+    f: FieldPath = _coerce(v, FieldPath)
+    return pb.FieldPath(
+        column=f.column, path=_keys(f.path, "path"), json_text_path=_keys(f.json_text_path, "json_text_path")
+    )
+
+
+def attach_mapping(v: Union[AttachMapping, Mapping[str, Any], None]) -> Optional[pb.AttachMapping]:
+    if v is None:
+        return None
+    m: AttachMapping = _coerce(v, AttachMapping)
+    out = pb.AttachMapping(id=m.id, vector=m.vector, scope_value=m.scope_value)
+    for name in ("text", "source", "tags", "scope"):
+        f = field_path(getattr(m, name))
+        if f is not None:
+            getattr(out, name).CopyFrom(f)
+    return out
+
+
 # ---------------------------------------------------------------------------- outputs
 
 
@@ -222,6 +253,7 @@ def collection(m: tpb.Collection) -> Collection:
         retention_days=m.retention_days,
         screening=_enum_out(Screening, m.screening, "SCREENING_", tpb.Screening),
         created_at=_ts(m, "created_at"),
+        mapping_json=m.mapping_json,
     )
 
 
@@ -396,4 +428,31 @@ def reindex_job(m: tpb.ReindexJob) -> ReindexJob:
         received_at=_ts(m, "received_at"),
         started_at=_ts(m, "started_at"),
         completed_at=_ts(m, "completed_at"),
+    )
+
+
+def attach_job(m: tpb.AttachJob) -> AttachJob:
+    return AttachJob(
+        collection=m.collection,
+        status=m.status,
+        total=m.total,
+        scanned=m.scanned,
+        tracked=m.tracked,
+        untagged=m.untagged,
+        suppressed=m.suppressed,
+        subjects=m.subjects,
+        rescans=m.rescans,
+        error=m.error,
+        received_at=_ts(m, "received_at"),
+        completed_at=_ts(m, "completed_at"),
+    )
+
+
+def attach_result(m: pb.AttachResponse) -> AttachResult:
+    return AttachResult(
+        collection=collection(m.collection),
+        job=attach_job(m.job) if m.HasField("job") else None,
+        warnings=list(m.warnings),
+        indexes_created=list(m.indexes_created),
+        already_attached=m.already_attached,
     )

@@ -42,6 +42,10 @@ __all__ = [
     "LogVerification",
     "Certificate",
     "ReindexJob",
+    "FieldPath",
+    "AttachMapping",
+    "AttachJob",
+    "AttachResult",
     "IdentifierLike",
     "TagLike",
 ]
@@ -186,6 +190,35 @@ class TrackedPoint:
     vector: Sequence[float] = ()
 
 
+@dataclass
+class FieldPath:
+    """A place in an attached store's point: a pgvector ``column`` (empty for Qdrant),
+    ``path`` keys inside that column's JSON or the Qdrant payload, and
+    ``json_text_path`` keys inside a JSON document stored as a string there
+    (LlamaIndex's ``_node_content``)."""
+
+    column: str = ""
+    path: Sequence[str] = ()
+    json_text_path: Sequence[str] = ()
+
+
+@dataclass
+class AttachMapping:
+    """Where an attached store keeps what erasure needs (:meth:`lethe.Lethe.attach`).
+
+    Without a preset, ``tags`` is required (and, for pgvector, ``id`` and ``vector``);
+    with one, the fields given here replace the preset's. Fields are a
+    :class:`FieldPath` or a mapping of its fields."""
+
+    id: str = ""
+    vector: str = ""
+    text: Optional[FieldPath] = None
+    source: Optional[FieldPath] = None
+    tags: Optional[FieldPath] = None
+    scope: Optional[FieldPath] = None
+    scope_value: str = ""
+
+
 # --------------------------------------------------------------------------- outputs
 
 
@@ -201,6 +234,20 @@ class Collection:
     retention_days: int
     screening: Optional[Screening]
     created_at: Optional[datetime]
+    #: attached collections (:meth:`lethe.Lethe.attach`): the mapping as JSON; else empty
+    mapping_json: str = ""
+
+    @property
+    def attached(self) -> bool:
+        """Whether the collection is a store Lethe attached rather than created."""
+        return bool(self.mapping_json)
+
+    def mapping(self) -> Optional[dict[str, Any]]:
+        """An attached collection's mapping, parsed (JSON); ``None`` for Lethe's own."""
+        if not self.mapping_json:
+            return None
+        parsed: dict[str, Any] = json.loads(self.mapping_json)
+        return parsed
 
 
 @dataclass(frozen=True)
@@ -443,3 +490,46 @@ class ReindexJob:
     def done(self) -> bool:
         return self.status.terminal
 
+
+
+@dataclass(frozen=True)
+class AttachJob:
+    """The adoption job of an attached collection: a scan that builds lineage from
+    the mapping, then rescans that learn the points written since."""
+
+    collection: str
+    #: queued, in_progress, completed (lineage built; rescans follow) or failed
+    status: str
+    #: points in the store when the scan started
+    total: int
+    scanned: int
+    #: points recorded with at least one subject tag
+    tracked: int
+    #: points without a subject tag (recorded, linked to no one)
+    untagged: int
+    #: points deleted because their tag names a person already erased
+    suppressed: int
+    subjects: int
+    rescans: int
+    error: str
+    received_at: Optional[datetime]
+    completed_at: Optional[datetime]
+
+    @property
+    def done(self) -> bool:
+        """Whether the scan has ended (completed or failed; rescans may follow)."""
+        return self.status in ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    """What :meth:`lethe.Lethe.attach` did."""
+
+    collection: Collection
+    job: Optional[AttachJob]
+    #: what an operator should act on, each with the exact statement or payload index
+    warnings: list[str]
+    #: indexes created because ``create_indexes`` was set
+    indexes_created: list[str]
+    #: the store was attached with this mapping before: nothing new was done
+    already_attached: bool
