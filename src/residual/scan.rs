@@ -48,6 +48,9 @@ pub struct Scanned {
 /// Rows per page of the lineage scan.
 const PAGE: i64 = 2000;
 
+/// Index keys per query (GIN's cost per proposed row grows with them).
+const KEYS_PER_QUERY: usize = 256;
+
 /// Points per page of a payload scan.
 const SCROLL_PAGE: usize = 512;
 
@@ -250,34 +253,51 @@ impl Pass<'_> {
         out: &mut Scanned,
     ) -> Result<()> {
         let excluded: Vec<Uuid> = query.exclude.iter().copied().collect();
+        if let Filter::Terms(keys) = filter {
+            // Ids first, a few hundred keys per query (see
+            // `lineage::chunk_ids_with_terms`), then the texts by id, in pages.
+            let mut ids: Vec<Uuid> = Vec::new();
+            for batch in keys.chunks(KEYS_PER_QUERY) {
+                check_deadline(query.deadline)?;
+                ids.extend(lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, batch).await?);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            ids.retain(|id| !query.exclude.contains(id) && !self.seen.contains(id));
+            for page in ids.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
+                let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
+                self.take(texts, query, out)?;
+            }
+            return Ok(());
+        }
+        let Filter::Like(patterns, unindexed_only) = filter else { return Ok(()) };
         let mut after = None;
         loop {
-            let page = match filter {
-                Filter::Terms(keys) => {
-                    lineage::chunks_with_terms(&ctx.pool, tenant_id, keys, &excluded, after, PAGE).await?
-                }
-                Filter::Like(patterns, unindexed_only) => {
-                    lineage::chunks_matching(&ctx.pool, tenant_id, patterns, *unindexed_only, &excluded, after, PAGE)
-                        .await?
-                }
-            };
+            let page =
+                lineage::chunks_matching(&ctx.pool, tenant_id, patterns, *unindexed_only, &excluded, after, PAGE)
+                    .await?;
             after = page.last().map(|c| c.chunk_id);
             let full = i64::try_from(page.len()).unwrap_or(0) == PAGE;
-            for c in page {
-                check_deadline(query.deadline)?;
-                if !self.seen.insert(c.chunk_id) {
-                    continue;
-                }
-                if self.textless.contains(&c.collection_id) {
-                    self.skip.insert(c.chunk_id);
-                }
-                let chunk = ChunkRef { collection_id: c.collection_id, point_id: c.chunk_id, source_id: c.source_id };
-                out.add(self.matcher, self.own, chunk, &c.text);
-            }
+            self.take(page, query, out)?;
             if !full {
                 return Ok(());
             }
         }
+    }
+
+    fn take(&mut self, page: Vec<lineage::ChunkText>, query: &ResidualQuery, out: &mut Scanned) -> Result<()> {
+        for c in page {
+            check_deadline(query.deadline)?;
+            if !self.seen.insert(c.chunk_id) {
+                continue;
+            }
+            if self.textless.contains(&c.collection_id) {
+                self.skip.insert(c.chunk_id);
+            }
+            let chunk = ChunkRef { collection_id: c.collection_id, point_id: c.chunk_id, source_id: c.source_id };
+            out.add(self.matcher, self.own, chunk, &c.text);
+        }
+        Ok(())
     }
 }
 
