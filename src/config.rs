@@ -286,6 +286,15 @@ pub struct ResidualSettings {
     /// than this is too common to act on: candidates found only through it
     /// are reported, not deleted or redacted.
     pub max_destructive_per_identifier: usize,
+    /// Read only the chunks the residual index proposes (`residual::index`).
+    /// Off: every chunk text of the tenant, as before the index (kept to
+    /// compare the two in `examples/bench` and to rule the index out).
+    #[serde(default = "enabled")]
+    pub use_index: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// Log output: `pretty` for people, `json` for collectors.

@@ -17,7 +17,11 @@ mod data;
 mod measure;
 mod qdrant;
 mod report;
+mod residual;
 mod setup;
+// The evaluation's reading and chunking of the corpus, shared.
+#[path = "../residual_eval/corpus.rs"]
+mod corpus;
 
 use std::time::Instant;
 
@@ -67,6 +71,12 @@ pub struct Args {
     /// 1M on 2 busy cores; erasure, counts and exact search do not use it).
     #[arg(long)]
     pub skip_hnsw: bool,
+    /// Chunks of realistic text for the residual section (default: min(N, 100000)).
+    #[arg(long)]
+    pub residual_chunks: Option<usize>,
+    /// The corpus the residual section's text comes from (default ../shared/data/enron-dev.jsonl).
+    #[arg(long)]
+    pub corpus: Option<std::path::PathBuf>,
     /// Load the data set (if needed) and stop.
     #[arg(long)]
     pub load_only: bool,

@@ -116,7 +116,8 @@ async fn main() -> anyhow::Result<()> {
     let mut derived = Vec::new();
     for p in &people {
         let own: Vec<&corpus::Message> = messages.iter().filter(|m| m.from == p.address).collect();
-        let d = truth::derived_sources(p, &own, args.derived_per_person);
+        let mut d = truth::derived_sources(p, &own, args.derived_per_person);
+        d.extend(truth::as_mail(p, &d));
         // Always written (a few short texts): re-ingesting overwrites the same points.
         lethe.ingest(&derived_collection, derived_chunks(&d), args.batch).await?;
         derived.push(d);
@@ -128,12 +129,13 @@ async fn main() -> anyhow::Result<()> {
     for (p, d) in people.iter().zip(&derived) {
         let s = evaluate(&lethe, &args, p, d, &messages, &held).await?;
         eprintln!(
-            "{:<28} must {:>4} recall {:.3}  derived {:>3} recall {:.3}  candidates {:>4} precision {:.3}  {:.1}s",
+            "{:<28} must {:>4} recall {:.3}  derived {:>3} recall {:.3} (as mail {:.3})  candidates {:>4} precision {:.3}  {:.1}s",
             p.name,
             s.must,
             s.recall(),
             s.derived,
             s.recall_derived(),
+            s.recall_derived_mail(),
             s.candidates,
             s.precision(),
             s.seconds_total
@@ -176,9 +178,18 @@ fn held_derived(args: &Args, derived: &[Vec<Derived>]) -> anyhow::Result<Sources
     Ok(all)
 }
 
+/// A bare excerpt is one chunk; one stored as mail is chunked like a message.
 fn derived_chunks(d: &[Derived]) -> Vec<Chunk> {
     d.iter()
-        .map(|d| Chunk { source_id: d.source_id.clone(), ordinal: 0, text: d.text.clone(), owner: d.owner.clone() })
+        .flat_map(|d| {
+            let texts = if d.as_mail { corpus::chunks(&d.text, CHUNK_SIZE) } else { vec![d.text.clone()] };
+            texts.into_iter().enumerate().map(|(i, text)| Chunk {
+                source_id: d.source_id.clone(),
+                ordinal: u32::try_from(i).unwrap_or(u32::MAX),
+                text,
+                owner: d.owner.clone(),
+            })
+        })
         .collect()
 }
 

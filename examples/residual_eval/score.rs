@@ -15,6 +15,9 @@ pub struct Score {
     pub must_found: usize,
     pub derived: usize,
     pub derived_found: usize,
+    /// The same excerpts stored as messages (header lines, then the text).
+    pub derived_mail: usize,
+    pub derived_mail_found: usize,
     pub candidates: usize,
     /// Candidates that are plausible or derived.
     pub correct: usize,
@@ -34,7 +37,9 @@ impl Score {
     pub fn new(person: &str, e: &Expected, found: &BTreeSet<String>, total: Duration, residual: Duration) -> Self {
         let correct: BTreeSet<&String> = found
             .iter()
-            .filter(|s| e.plausible.contains(*s) || e.derived.contains(*s) || e.must.contains(*s))
+            .filter(|s| {
+                e.plausible.contains(*s) || e.derived.contains(*s) || e.derived_mail.contains(*s) || e.must.contains(*s)
+            })
             .collect();
         Self {
             person: person.to_owned(),
@@ -42,12 +47,14 @@ impl Score {
             must_found: e.must.intersection(found).count(),
             derived: e.derived.len(),
             derived_found: e.derived.intersection(found).count(),
+            derived_mail: e.derived_mail.len(),
+            derived_mail_found: e.derived_mail.intersection(found).count(),
             candidates: found.len(),
             correct: correct.len(),
             seconds_total: total.as_secs_f64(),
             seconds_residual: residual.as_secs_f64(),
             missed: e.must.difference(found).cloned().collect(),
-            missed_derived: e.derived.difference(found).cloned().collect(),
+            missed_derived: e.derived.union(&e.derived_mail).filter(|s| !found.contains(*s)).cloned().collect(),
             false_positives: found.iter().filter(|s| !correct.contains(s)).cloned().collect(),
         }
     }
@@ -58,6 +65,10 @@ impl Score {
 
     pub fn recall_derived(&self) -> f64 {
         ratio(self.derived_found, self.derived)
+    }
+
+    pub fn recall_derived_mail(&self) -> f64 {
+        ratio(self.derived_mail_found, self.derived_mail)
     }
 
     pub fn precision(&self) -> f64 {
@@ -72,6 +83,8 @@ impl Score {
             t.must_found += s.must_found;
             t.derived += s.derived;
             t.derived_found += s.derived_found;
+            t.derived_mail += s.derived_mail;
+            t.derived_mail_found += s.derived_mail_found;
             t.candidates += s.candidates;
             t.correct += s.correct;
             t.seconds_total += s.seconds_total;
@@ -88,18 +101,19 @@ impl Score {
 /// The table, in Markdown.
 pub fn table(all: &[Score]) -> String {
     let mut out = String::from(
-        "| person | must-find | recall (must-find) | derived | recall (derived) | candidates | precision | time (s) | residual stage (s) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| person | must-find | recall (must-find) | derived | recall (derived, bare) | recall (derived, as mail) | candidates | precision | time (s) | residual stage (s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let overall = Score::total(all);
     for s in all.iter().chain(std::iter::once(&overall)) {
         out.push_str(&format!(
-            "| {} | {} | {:.3} | {} | {:.3} | {} | {:.3} | {:.1} | {:.1} |\n",
+            "| {} | {} | {:.3} | {} | {:.3} | {:.3} | {} | {:.3} | {:.1} | {:.1} |\n",
             s.person,
             s.must,
             s.recall(),
             s.derived,
             s.recall_derived(),
+            s.recall_derived_mail(),
             s.candidates,
             s.precision(),
             s.seconds_total,

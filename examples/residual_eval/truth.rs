@@ -83,13 +83,22 @@ pub struct Expected {
     pub must: BTreeSet<String>,
     pub plausible: BTreeSet<String>,
     pub derived: BTreeSet<String>,
+    /// Derived excerpts stored as messages (header lines included).
+    pub derived_mail: BTreeSet<String>,
 }
 
 /// Scores every held source except the person's own (deleted by lineage).
 pub fn expected(p: &Person, held: &Sources, own: &BTreeSet<String>, derived: &[Derived]) -> Expected {
     let t = Truth::new(p);
-    let mut e = Expected { derived: derived.iter().map(|d| d.source_id.clone()).collect(), ..Expected::default() };
-    for (id, text) in held.iter().filter(|(id, _)| !own.contains(*id) && !e.derived.contains(*id)) {
+    let (mail, bare): (Vec<&Derived>, Vec<&Derived>) = derived.iter().partition(|d| d.as_mail);
+    let mut e = Expected {
+        derived: bare.iter().map(|d| d.source_id.clone()).collect(),
+        derived_mail: mail.iter().map(|d| d.source_id.clone()).collect(),
+        ..Expected::default()
+    };
+    for (id, text) in
+        held.iter().filter(|(id, _)| !own.contains(*id) && !e.derived.contains(*id) && !e.derived_mail.contains(*id))
+    {
         if t.must_find(text) {
             e.must.insert(id.clone());
         }
@@ -106,6 +115,28 @@ pub struct Derived {
     pub source_id: String,
     pub owner: String,
     pub text: String,
+    /// Stored like every other message: header lines, then the excerpt,
+    /// chunked as the corpus is (the other kind is the bare excerpt).
+    pub as_mail: bool,
+}
+
+/// The same excerpts stored as a pipeline stores a message: `From:`, `To:`,
+/// `Subject:` and `Date:` lines, an empty line, the text.
+pub fn as_mail(p: &Person, bare: &[Derived]) -> Vec<Derived> {
+    bare.iter()
+        .enumerate()
+        .map(|(i, d)| Derived {
+            source_id: format!("derived-mail-{}-{i}", p.token()),
+            owner: d.owner.clone(),
+            text: format!(
+                "From: notes.{t}@example.com\nTo: team.{i}@example.com, archive.{t}@example.com\n\
+                 Subject: Summary {i} of the discussion for the regulatory team\nDate: Mon, 4 Jun 2001 09:{i:02}:00 -0700\n\n{}",
+                d.text,
+                t = p.token()
+            ),
+            as_mail: true,
+        })
+        .collect()
 }
 
 /// Where the sender's own text ends: a reply or forward marker, a quoted
@@ -179,6 +210,7 @@ pub fn derived_sources(p: &Person, own: &[&super::corpus::Message], per_person: 
             source_id: format!("derived-{}-{}", p.token(), out.len()),
             owner: format!("notes-{}", p.token()),
             text: excerpt,
+            as_mail: false,
         });
     }
     out

@@ -96,6 +96,26 @@ impl Matcher {
         &self.literals
     }
 
+    /// What the residual index finds matches by: one word per form that
+    /// every match of it contains whole (the longest, usually the rarest),
+    /// and the literals of forms no word can find (the `ILIKE` fallback).
+    pub fn index_words(&self) -> (Vec<String>, Vec<String>) {
+        let mut words: Vec<String> = Vec::new();
+        let mut unindexed: Vec<String> = Vec::new();
+        for (spec, _) in &self.forms {
+            match spec.index_words.as_ref().and_then(|w| w.iter().max_by_key(|w| w.len())) {
+                Some(w) => words.push(w.clone()),
+                None if !spec.literal.is_empty() => unindexed.push(spec.literal.clone()),
+                None => {}
+            }
+        }
+        for v in [&mut words, &mut unindexed] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        (words, unindexed)
+    }
+
     /// The cheap necessary condition, on lower-cased text.
     pub fn may_match(&self, lower: &str) -> bool {
         self.literals.iter().any(|l| lower.contains(l.as_str()))
@@ -363,6 +383,7 @@ mod tests {
     fn prefilter_literals_are_surnames_and_local_parts() {
         let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
         assert_eq!(m.literals(), ["dasovich", "jeff.dasovich"]);
+        assert_eq!(m.index_words(), (vec!["dasovich".to_owned(), "jdasovich".to_owned()], vec![]));
         assert_eq!(like_escape("a_b%c"), "a\\_b\\%c");
     }
 }

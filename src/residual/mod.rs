@@ -9,10 +9,12 @@
 //! - [`semantic`]: content derived from the subject's own chunks: chunks
 //!   made of their own words; where words cannot decide, near copies among
 //!   the exact nearest neighbours of their vectors.
-//! - [`scan`]: one pass over the tenant's chunk texts for both.
+//! - [`index`]: the keys a chunk's text is found by (written with the text).
+//! - [`scan`]: one pass over the chunks the index proposes, for both.
 //! - [`ranking`]: evidence merged per chunk into one ranked list.
 //! - [`policy`]: report, delete or redact.
 
+pub mod index;
 mod lexical;
 pub(crate) mod names;
 pub(crate) mod nicknames;

@@ -89,6 +89,11 @@ pub struct FormSpec {
     /// their own first and last characters are (`\b` cannot bound `@ann`
     /// or `+44…`): literals and handles.
     pub word_edges: bool,
+    /// Lower-case words of which every match contains each one whole
+    /// (bounded by non-alphanumeric characters): what the residual index
+    /// finds the form's matches by. `None` when no word is certain (a phone
+    /// number's digits may be split anywhere).
+    pub index_words: Option<Vec<String>>,
 }
 
 /// A person's name split into parts.
@@ -175,7 +180,24 @@ fn forms(index: usize, id: &Identifier, initials: &[char]) -> Vec<FormSpec> {
 }
 
 fn spec(identifier: usize, form: Form, pattern: String, literal: &str, email_boundary: bool) -> FormSpec {
-    FormSpec { identifier, form, pattern, literal: literal.to_lowercase(), email_boundary, word_edges: false }
+    FormSpec {
+        identifier,
+        form,
+        pattern,
+        literal: literal.to_lowercase(),
+        email_boundary,
+        word_edges: false,
+        index_words: words_of(literal),
+    }
+}
+
+/// The alphanumeric words of a literal, lower case. Every form's literal is
+/// bounded in its matches by a non-word character or by the pattern's own
+/// punctuation, so each of its words is a whole word of the matched text.
+fn words_of(literal: &str) -> Option<Vec<String>> {
+    let words: Vec<String> =
+        literal.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    (!words.is_empty()).then_some(words)
 }
 
 /// The value as written, not touching a word character on either side.
@@ -270,7 +292,12 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
             let m = regex::escape(&m.to_string());
             out.push(spec(i, Form::EmailMiddleInitial, format!(r"{m}\.\.{la}@{d}"), last, true));
         }
-        out.push(spec(i, Form::EmailInitial, format!(r"{fi}{la}@{d}"), last, true));
+        // The literal (the surname) is not a whole word here: `jdasovich` is.
+        let initial_last = format!("{}{last}", &first[..first.chars().next().map_or(1, char::len_utf8)]);
+        out.push(FormSpec {
+            index_words: words_of(&initial_last),
+            ..spec(i, Form::EmailInitial, format!(r"{fi}{la}@{d}"), last, true)
+        });
         out.push(spec(i, Form::EmailAnyInitial, format!(r"[a-z]\.\.{la}@{d}"), last, true));
     }
     out
@@ -285,7 +312,8 @@ fn phone_forms(i: usize, digits: &str) -> Vec<FormSpec> {
     }
     let body = national.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(r"[\s().-]*");
     let tail = &national[national.len() - 4..];
-    vec![spec(i, Form::Literal, format!(r"(?:\+?1[\s.-]*)?\(?{body}\b"), tail, false)]
+    // Separators may split the digits anywhere: no word is certain.
+    vec![FormSpec { index_words: None, ..spec(i, Form::Literal, format!(r"(?:\+?1[\s.-]*)?\(?{body}\b"), tail, false) }]
 }
 
 #[cfg(test)]

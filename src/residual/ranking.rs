@@ -72,7 +72,7 @@ impl Found {
                 b.evidence.push(Evidence {
                     kind: "semantic".into(),
                     detail: format!(
-                        "excerpt: {own} of {} words are the person's own ({boilerplate} boilerplate)",
+                        "excerpt: {own} of {} words are the person's own ({boilerplate} boilerplate or header)",
                         o.words
                     ),
                     matched: String::new(),

@@ -1,9 +1,9 @@
 //! One pass over the tenant's chunk texts for both kinds of text evidence:
 //! identifiers (lexical) and the person's own words (derived content).
 //!
-//! Lineage text is read in pages of chunk ids. Without own words to look
-//! for, only chunks that contain a surname or local part are read (`ILIKE`
-//! in SQL); with them, every chunk is. Collections whose lineage holds no
+//! Lineage text is read in pages of chunk ids, only the chunks the residual
+//! index (`index`) proposes: those holding a word of an identifier's forms
+//! or one of the person's own 5-grams. Collections whose lineage holds no
 //! text are read through the backend's payloads instead.
 //!
 //! Memory is bounded by what is returned, not by what is read: of the chunks
@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::index;
 use super::lexical::{self, Matcher};
 use super::ResidualQuery;
 use super::semantic::{Overlap, OwnWords};
@@ -46,6 +47,10 @@ pub struct Scanned {
 
 /// Rows per page of the lineage scan.
 const PAGE: i64 = 2000;
+
+/// Index keys per query (GIN merges one query's keys for every row it
+/// proposes: a person's 30,000 own 5-grams in one query are slow).
+const KEYS_PER_QUERY: usize = 1024;
 
 /// Points per page of a payload scan.
 const SCROLL_PAGE: usize = 512;
@@ -160,6 +165,12 @@ pub fn deadline_exceeded() -> LetheError {
 /// query's `exclude`, keeping its best `limit` lexical hits (see
 /// [`TopHits`]), until its deadline.
 ///
+/// The chunks are those the residual index proposes (`index`): any of the
+/// forms' words or of the person's own 5-grams. Forms no word can find
+/// (phone numbers) are looked for with `ILIKE` over every text, and texts
+/// written before the index (without keys) the old way: every one of them
+/// when there are own words, else those that contain a literal.
+///
 /// # Errors
 /// Database and backend failures; `DeadlineExceeded`.
 pub async fn scan(
@@ -170,44 +181,119 @@ pub async fn scan(
     own: &OwnWords,
     query: &ResidualQuery,
 ) -> Result<Scanned> {
-    let (exclude, deadline) = (&query.exclude, query.deadline);
     let mut out = Scanned { lexical: TopHits::new(query.limit), ..Scanned::default() };
     if matcher.is_empty() && own.is_empty() {
         return Ok(out);
     }
-    let patterns: Vec<String> = if own.is_empty() {
-        matcher.literals().iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
-    } else {
-        vec!["%".to_owned()]
+    let (words, unindexed) = matcher.index_words();
+    let mut keys = index::word_keys(tenant_id, words.iter().map(String::as_str));
+    keys.extend(index::shingle_keys(tenant_id, own.shingles()));
+    keys.sort_unstable();
+    keys.dedup();
+    let like = |literals: &[String]| -> Vec<String> {
+        literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
     };
-    let excluded: Vec<Uuid> = exclude.iter().copied().collect();
+    let everything = || if own.is_empty() { like(matcher.literals()) } else { vec!["%".to_owned()] };
+    let reads = if !ctx.settings.residual.use_index {
+        vec![Filter::Like(everything(), false)]
+    } else if lineage::has_unindexed_texts(&ctx.pool, tenant_id).await? {
+        vec![Filter::Terms(keys), Filter::Like(like(&unindexed), false), Filter::Like(everything(), true)]
+    } else {
+        vec![Filter::Terms(keys), Filter::Like(like(&unindexed), false)]
+    };
     let textless = lineage::collections_without_text(&ctx.pool, tenant_id).await?;
-    // Points of those collections already read from lineage are not read again.
-    let mut skip = exclude.clone();
-    let mut after = None;
-    loop {
-        let page = lineage::chunks_matching(&ctx.pool, tenant_id, &patterns, &excluded, after, PAGE).await?;
-        after = page.last().map(|c| c.chunk_id);
-        let full = i64::try_from(page.len()).unwrap_or(0) == PAGE;
-        for c in page {
-            check_deadline(deadline)?;
-            if textless.contains(&c.collection_id) {
-                skip.insert(c.chunk_id);
-            }
-            let chunk = ChunkRef { collection_id: c.collection_id, point_id: c.chunk_id, source_id: c.source_id };
-            out.add(matcher, own, chunk, &c.text);
-        }
-        if !full {
-            break;
-        }
+    let mut pass = Pass { matcher, own, textless: &textless, skip: query.exclude.clone(), seen: HashSet::new() };
+    for filter in reads.iter().filter(|f| !f.is_empty()) {
+        pass.read(ctx, tenant_id, filter, query, &mut out).await?;
     }
     for collection_id in &textless {
         if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
-            scan_payloads(ctx, spec, matcher, own, &skip, deadline, &mut out).await?;
+            scan_payloads(ctx, spec, matcher, own, &pass.skip, query.deadline, &mut out).await?;
         }
     }
     out.textless = textless;
     Ok(out)
+}
+
+/// Which lineage texts one read asks for.
+enum Filter {
+    /// Chunks holding any of these index keys.
+    Terms(Vec<i32>),
+    /// Texts matching any of these `ILIKE` patterns (only those without
+    /// index keys when true).
+    Like(Vec<String>, bool),
+}
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Terms(keys) => keys.is_empty(),
+            Self::Like(patterns, _) => patterns.is_empty(),
+        }
+    }
+}
+
+/// The state of one scan across its reads.
+struct Pass<'a> {
+    matcher: &'a Matcher,
+    own: &'a OwnWords,
+    textless: &'a [Uuid],
+    /// Points not to read from payloads (excluded, or read from lineage).
+    skip: HashSet<Uuid>,
+    /// Chunks read already (a chunk proposed by two reads counts once).
+    seen: HashSet<Uuid>,
+}
+
+impl Pass<'_> {
+    async fn read(
+        &mut self,
+        ctx: &Context,
+        tenant_id: Uuid,
+        filter: &Filter,
+        query: &ResidualQuery,
+        out: &mut Scanned,
+    ) -> Result<()> {
+        let excluded: Vec<Uuid> = query.exclude.iter().copied().collect();
+        if let Filter::Terms(keys) = filter {
+            // Ids first, a few hundred keys per query (see
+            // `lineage::chunk_ids_with_terms`), then the texts by id, in pages.
+            let mut ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, keys, KEYS_PER_QUERY).await?;
+            ids.retain(|id| !query.exclude.contains(id) && !self.seen.contains(id));
+            for page in ids.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
+                let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
+                self.take(texts, query, out)?;
+            }
+            return Ok(());
+        }
+        let Filter::Like(patterns, unindexed_only) = filter else { return Ok(()) };
+        let mut after = None;
+        loop {
+            let page =
+                lineage::chunks_matching(&ctx.pool, tenant_id, patterns, *unindexed_only, &excluded, after, PAGE)
+                    .await?;
+            after = page.last().map(|c| c.chunk_id);
+            let full = i64::try_from(page.len()).unwrap_or(0) == PAGE;
+            self.take(page, query, out)?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn take(&mut self, page: Vec<lineage::ChunkText>, query: &ResidualQuery, out: &mut Scanned) -> Result<()> {
+        for c in page {
+            check_deadline(query.deadline)?;
+            if !self.seen.insert(c.chunk_id) {
+                continue;
+            }
+            if self.textless.contains(&c.collection_id) {
+                self.skip.insert(c.chunk_id);
+            }
+            let chunk = ChunkRef { collection_id: c.collection_id, point_id: c.chunk_id, source_id: c.source_id };
+            out.add(self.matcher, self.own, chunk, &c.text);
+        }
+        Ok(())
+    }
 }
 
 /// Reads the payload text of every point of a collection (one scroll).

@@ -43,13 +43,52 @@ static HEADER_LINE: LazyLock<Option<Regex>> =
 
 /// Where text written by someone else begins: reply and forward markers,
 /// quoted lines, a header block inside the body, or a Notes-style
-/// "Name  01/02/2001 10:00 AM" line.
+/// "Name  01/02/2001 10:00 AM" line. A line that begins with `>` is quoted
+/// when a word or another `>` follows, not when a number, sign or currency
+/// does: `> 5,000 MW` or `>= 10%` in a table is the author's own.
 static QUOTE_START: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?im)-{3,}\s*(original message|forwarded by)|^\s*(begin forwarded message|>)|^\s*(from|to|sent|cc|subject):|^[^\n]*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}|^[^\n]*wrote:\s*$",
+        r"(?im)-{3,}\s*(original message|forwarded by)|^\s*(begin forwarded message|>(?:>|[ \t]*[^\d\s$€£=+.<>-]))|^\s*(from|to|sent|cc|subject):|^[^\n]*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}|^[^\n]*wrote:\s*$",
     )
     .ok()
 });
+
+/// A structural line: a header or metadata field (`From: …`, `To: …`,
+/// `Subject: …`, `Date: …`, `Title: …`, `Source: …`: up to three words
+/// before a colon at the start of the line) or a bracketed tag line
+/// (`[source: crm]`, `[page 3]`).
+static FIELD_LINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:[A-Za-z][\w.-]*(?:[ ][\w.-]+){0,2}[ \t]*:(?:\s|$)|\[[^\]]{0,80}\]\s*$)").ok()
+});
+
+/// Words of a chunk that lie on structural lines: fields (see
+/// [`FIELD_LINE`]), lines of addresses continuing them, and a title (a
+/// first line of at most `TITLE_WORDS` words, without a sentence's final
+/// stop, followed by an empty line). A pipeline prepends these to every
+/// chunk; they say where the text came from, not what it says, so they
+/// count neither for nor against the person's own words.
+pub fn structural_words(text: &str) -> Vec<bool> {
+    let mut out = Vec::new();
+    let mut in_field = false;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let first = lines.iter().position(|l| !l.trim().is_empty());
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        let n = word_hashes(line).len();
+        let field = FIELD_LINE.as_ref().is_some_and(|r| r.is_match(t));
+        let continued = in_field && !field && addresses_only(t);
+        let title = Some(i) == first
+            && n <= TITLE_WORDS
+            && !t.ends_with(['.', '!', '?', ','])
+            && lines.get(i + 1).is_some_and(|l| l.trim().is_empty());
+        in_field = (field || continued) && !t.is_empty();
+        out.extend(std::iter::repeat_n(field || continued || title, n));
+    }
+    out
+}
+
+/// Longest first line taken for a title.
+const TITLE_WORDS: usize = 10;
 
 /// The part of a document its author wrote: without the leading header
 /// block, up to the first sign of quoted or forwarded text.
@@ -84,7 +123,7 @@ fn addresses_only(line: &str) -> bool {
 }
 
 /// FNV-1a of each lower-cased alphanumeric word.
-fn word_hashes(text: &str) -> Vec<u64> {
+pub(super) fn word_hashes(text: &str) -> Vec<u64> {
     let mut out = Vec::new();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut in_word = false;
@@ -106,7 +145,7 @@ fn word_hashes(text: &str) -> Vec<u64> {
     out
 }
 
-fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
+pub(super) fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
     words.windows(SHINGLE).map(|w| {
         w.iter().fold(0x9e37_79b9_7f4a_7c15_u64, |acc, x| (acc.rotate_left(17) ^ x).wrapping_mul(0x2545_f491_4f6c_dd1d))
     })
@@ -122,6 +161,8 @@ pub struct OwnWords {
 #[derive(Debug, Clone)]
 pub struct Overlap {
     pub words: usize,
+    /// Which words lie on structural lines (see [`structural_words`]).
+    pub structural: Vec<bool>,
     /// (position of the 5-gram's first word, 5-gram)
     pub hits: Vec<(usize, u64)>,
 }
@@ -138,6 +179,11 @@ impl OwnWords {
         self.shingles.is_empty()
     }
 
+    /// The person's 5-grams (what the residual index is asked for).
+    pub fn shingles(&self) -> impl Iterator<Item = u64> + '_ {
+        self.shingles.iter().copied()
+    }
+
     /// The chunk's overlap with the person's words, if any.
     pub fn overlap(&self, text: &str) -> Option<Overlap> {
         if self.shingles.is_empty() {
@@ -145,13 +191,14 @@ impl OwnWords {
         }
         let words = word_hashes(text);
         let hits: Vec<(usize, u64)> = shingles(&words).enumerate().filter(|(_, s)| self.shingles.contains(s)).collect();
-        (!hits.is_empty()).then_some(Overlap { words: words.len(), hits })
+        (!hits.is_empty()).then(|| Overlap { words: words.len(), structural: structural_words(text), hits })
     }
 }
 
 impl Overlap {
-    /// Words covered by the person's own 5-grams, and words covered only by
-    /// `common` ones (boilerplate: neither for nor against).
+    /// Words covered by the person's own 5-grams, and words that count
+    /// neither for nor against: covered only by `common` ones (boilerplate)
+    /// or on structural lines (headers, metadata, a title), when not own.
     pub fn own_words(&self, common: &HashSet<u64>) -> (usize, usize) {
         let mut own = vec![false; self.words];
         let mut shared = vec![false; self.words];
@@ -161,6 +208,9 @@ impl Overlap {
             marks[span].iter_mut().for_each(|c| *c = true);
         }
         let own_n = own.iter().filter(|c| **c).count();
+        for (s, structural) in shared.iter_mut().zip(&self.structural) {
+            *s |= *structural;
+        }
         let boilerplate = own.iter().zip(&shared).filter(|(o, s)| !**o && **s).count();
         (own_n, boilerplate)
     }
@@ -289,6 +339,36 @@ mod tests {
         // A recipient list split across chunks is still header.
         let doc = "From: a@x.com\nTo: b@x.com, c@x.com,\n\nd@x.com, e@x.com\nCc: \nSubject: s\n\nmy words\nTo: them";
         assert_eq!(authored(doc), "my words\n");
+    }
+
+    #[test]
+    fn header_lines_count_neither_for_nor_against_own_words() {
+        let own = OwnWords::from_documents([
+            "We should file the comments with the commission by Friday and ask for a hearing on the tariff.",
+        ]);
+        let bare = "We should file the comments with the commission by Friday and ask for a hearing";
+        let stored = format!(
+            "From: someone.else@x.com\nTo: a@x.com, b@x.com,\n c@x.com\nSubject: notes from the meeting\n\n{bare}"
+        );
+        let o = own.overlap(&stored).unwrap();
+        let (mine, neutral) = o.own_words(&HashSet::new());
+        assert_eq!(mine, 15);
+        assert_eq!(o.words - neutral, 15, "only the body counts");
+        let titled = format!("Meeting notes for the regulatory team\n\n{bare}");
+        let o = own.overlap(&titled).unwrap();
+        assert_eq!(o.words - o.own_words(&HashSet::new()).1, 15);
+        // A sentence with a colon in it is not a field.
+        assert_eq!(structural_words("We agreed on three things: the filing, the hearing and the date."), vec![
+            false;
+            12
+        ]);
+    }
+
+    #[test]
+    fn a_greater_than_sign_in_a_table_is_not_quoted_text() {
+        assert_eq!(authored("Capacity\n> 5,000 MW\n>= 10%\nmy words"), "Capacity\n> 5,000 MW\n>= 10%\nmy words");
+        assert_eq!(authored("mine\n> I disagree\n"), "mine\n");
+        assert_eq!(authored("mine\n>> nested\n"), "mine\n");
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod physical_truth;
 mod reindex;
 mod reindex_resume;
 mod residual;
+mod residual_index;
 mod residual_bounds;
 mod residual_progress;
 mod safe_defaults;

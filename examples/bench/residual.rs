@@ -1,0 +1,286 @@
+//! The residual stage at N chunks of realistic text (`--residual-chunks`,
+//! default min(N, 100,000)): the dev corpus (`--corpus`, default
+//! `../shared/data/enron-dev.jsonl`) repeated, each repetition with its people
+//! renamed from a generated list (each address of the corpus becomes one
+//! generated person per repetition, so a name is as frequent as the person it
+//! replaces; names of 64 × 256 first and last names repeat past that, as
+//! namesakes do), chunked as the evaluation chunks messages, one chunk per
+//! vector, in collection `residual_text` (loaded once, kept).
+//!
+//! For senders of 5–60 chunks: `residual::search` as the residual stage
+//! calls it (their address and name, their own chunks as probes and
+//! excluded), through the residual index and, for a few of them, the old way
+//! (every chunk text of the tenant; `residual.use_index = false`) in the same
+//! run, with the candidates of both compared.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use lethe::grpc::pb;
+use lethe::vector_store::{PgVectorStore, VectorStore};
+use regex::Regex;
+use uuid::Uuid;
+
+use crate::client::track;
+use crate::corpus::{self, Message};
+use crate::data::{DIM, Rng, vector};
+use crate::report::{Row, Stats};
+use crate::setup::{Env, req};
+use crate::Args;
+
+const COLLECTION: &str = "residual_text";
+const CHUNK_SIZE: usize = 1000;
+const FIRST: [&str; 64] = [
+    "james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "william", "elizabeth", "david",
+    "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah", "charles", "karen", "daniel", "nancy",
+    "matthew", "lisa", "anthony", "betty", "mark", "margaret", "donald", "sandra", "steven", "ashley", "paul",
+    "kimberly", "andrew", "emily", "joshua", "donna", "kenneth", "michelle", "kevin", "carol", "brian", "amanda",
+    "george", "melissa", "timothy", "deborah", "ronald", "stephanie", "edward", "rebecca", "jason", "sharon",
+    "jeffrey", "laura", "ryan", "cynthia", "jacob", "kathleen", "gary", "amy", "nicholas", "shirley",
+];
+const LAST_STEMS: [&str; 32] = [
+    "hal", "mor", "bren", "cas", "dun", "fer", "gil", "har", "kel", "lan", "mar", "nor", "pem", "ros", "sal", "tor",
+    "wal", "ash", "bel", "cor", "dal", "eck", "fal", "gar", "hol", "ing", "jor", "kin", "lor", "mel", "ost", "quin",
+];
+const LAST_ENDS: [&str; 8] = ["ford", "ton", "berg", "wick", "ley", "stein", "man", "ridge"];
+
+fn cap(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// The generated person `k`: (first, last, local part).
+fn person(k: usize) -> (String, String, String) {
+    let first = FIRST[k % FIRST.len()];
+    let l = k / FIRST.len();
+    let last = format!("{}{}", LAST_STEMS[l % LAST_STEMS.len()], LAST_ENDS[(l / LAST_STEMS.len()) % LAST_ENDS.len()]);
+    let round = k / (FIRST.len() * LAST_STEMS.len() * LAST_ENDS.len());
+    let local = if round == 0 { format!("{first}.{last}") } else { format!("{first}.{last}{round}") };
+    (cap(first), cap(&last), local)
+}
+
+/// How the corpus names one of its people: address `first.last@domain`.
+struct Original {
+    first: String,
+    re: Regex,
+}
+
+/// Renames the corpus's people, one generated person per address and repetition.
+struct Renamer {
+    originals: HashMap<String, Option<Original>>,
+    ids: HashMap<(String, usize), usize>,
+}
+
+impl Renamer {
+    fn original(&mut self, address: &str) -> Option<&Original> {
+        self.originals
+            .entry(address.to_owned())
+            .or_insert_with(|| {
+                let (local, _) = address.split_once('@')?;
+                let (first, last) = local.split_once('.')?;
+                if first.len() < 2 || last.len() < 2 || !local.chars().all(|c| c.is_ascii_alphabetic() || c == '.') {
+                    return None;
+                }
+                let (f, l, lo) = (regex::escape(first), regex::escape(last), regex::escape(local));
+                let (cf, cl, ul) = (cap(first), cap(last), last.to_uppercase());
+                let re = Regex::new(&format!(
+                    r"(?i:\b{lo}\b|\b{f}\s+{l}\b|\b{l},\s*{f}\b)|\b{cf}\b|\b{cl}\b|\b{ul}\b",
+                    cf = regex::escape(&cf),
+                    cl = regex::escape(&cl),
+                    ul = regex::escape(&ul)
+                ))
+                .ok()?;
+                Some(Original { first: first.to_owned(), re })
+            })
+            .as_ref()
+    }
+
+    fn id(&mut self, address: &str, rep: usize) -> usize {
+        let n = self.ids.len();
+        *self.ids.entry((address.to_owned(), rep)).or_insert(n)
+    }
+
+    /// The message's text with every From/To/Cc person renamed, and the new sender.
+    fn rename(&mut self, m: &Message, rep: usize) -> (String, String) {
+        let mut text = m.text();
+        let mut sender = m.from.clone();
+        for address in std::iter::once(&m.from).chain(&m.to).chain(&m.cc) {
+            let k = self.id(address, rep);
+            let (nf, nl, nlocal) = person(k);
+            let Some(o) = self.original(address) else { continue };
+            let domain = address.split_once('@').map_or("example.com", |(_, d)| d);
+            if *address == m.from {
+                sender = format!("{nlocal}@{domain}");
+            }
+            let first = o.first.clone();
+            text = o
+                .re
+                .replace_all(&text, |c: &regex::Captures| {
+                    let s = c[0].to_lowercase();
+                    if s.contains('.') {
+                        nlocal.clone()
+                    } else if s.contains(',') {
+                        format!("{nl}, {nf}")
+                    } else if s.split_whitespace().count() > 1 {
+                        format!("{nf} {nl}")
+                    } else if s == first {
+                        nf.clone()
+                    } else {
+                        nl.clone()
+                    }
+                })
+                .into_owned();
+        }
+        (text, sender)
+    }
+}
+
+/// The data set's chunks: (point, sender's address).
+fn build(messages: &[Message], n: usize) -> Vec<(pb::TrackedPoint, String)> {
+    let mut renamer = Renamer { originals: HashMap::new(), ids: HashMap::new() };
+    let mut out = Vec::with_capacity(n);
+    for rep in 0.. {
+        for m in messages {
+            let (text, sender) = renamer.rename(m, rep);
+            for (i, chunk) in corpus::chunks(&text, CHUNK_SIZE).into_iter().enumerate() {
+                if out.len() == n {
+                    return out;
+                }
+                let index = out.len() as u64;
+                out.push((
+                    pb::TrackedPoint {
+                        point_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("res~{}~{rep}~{i}", m.id).as_bytes())
+                            .to_string(),
+                        source_id: format!("{}#{rep}", m.id),
+                        source_uri: String::new(),
+                        source_kind: "mail".into(),
+                        text: chunk,
+                        tags: vec![pb::SubjectTag { subject_id: sender.clone(), role: pb::TagRole::Owner as i32 }],
+                        vector: vector(3, index),
+                    },
+                    sender.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub async fn residual(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let n = args.residual_chunks.unwrap_or(args.size.min(100_000));
+    let path = args.corpus.clone().unwrap_or_else(|| "../shared/data/enron-dev.jsonl".into());
+    let messages = corpus::read(&path, None)?;
+    let points = build(&messages, n);
+    let loaded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chunks c JOIN collections k USING (collection_id) WHERE k.tenant_id = $1 AND k.name = $2",
+    )
+    .bind(env.tenant_id)
+    .bind(COLLECTION)
+    .fetch_one(&env.raw)
+    .await?;
+    if usize::try_from(loaded).unwrap_or(0) < n {
+        eprintln!("==> loading {n} chunks of renamed corpus text into {COLLECTION}");
+        let _ = env
+            .client
+            .clone()
+            .create_collection(req(&env.sk, pb::CreateCollectionRequest {
+                name: COLLECTION.into(),
+                backend: pb::Backend::Pgvector as i32,
+                dimension: DIM as u32,
+                store_text: Some(true),
+                ..Default::default()
+            }))
+            .await;
+        let t = Instant::now();
+        track(env, &env.sk, COLLECTION, points.iter().map(|(p, _)| p.clone()).collect(), 2).await?;
+        eprintln!("    loaded in {:.0} s", t.elapsed().as_secs_f64());
+    }
+    let mut by_sender: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    for (p, sender) in &points {
+        by_sender.entry(sender.as_str()).or_default().push(p.point_id.parse()?);
+    }
+    let mut senders: Vec<(&str, Vec<Uuid>)> =
+        by_sender.into_iter().filter(|(_, c)| (5..=60).contains(&c.len())).collect();
+    let mut rng = Rng::new(n as u64);
+    for i in (1..senders.len()).rev() {
+        senders.swap(i, rng.below(i + 1));
+    }
+    let searches = (args.runs * 4).max(10).min(senders.len());
+    let old_runs = args.runs.clamp(1, 5).min(searches);
+    let spec = lethe::store::lineage::collection_by_name(&env.raw, env.tenant_id, COLLECTION)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("collection {COLLECTION} missing"))?;
+    let store = PgVectorStore::new(env.raw.clone());
+    let (mut new_ms, mut old_ms, mut differ) = (Vec::new(), Vec::new(), 0);
+    eprintln!("==> residual stage over {n} chunks of text: {searches} senders indexed, {old_runs} also the old way");
+    for (k, (sender, own)) in senders.iter().take(searches).enumerate() {
+        let name = sender.split('@').next().unwrap_or_default().split('.').map(cap).collect::<Vec<_>>().join(" ");
+        let name: String = name.trim_end_matches(char::is_numeric).to_owned();
+        let t = Instant::now();
+        let probes: Vec<lethe::residual::Probe> = store
+            .retrieve(&spec, own, true)
+            .await?
+            .into_iter()
+            .filter_map(|p| p.vector.map(|v| lethe::residual::Probe { text: p.payload.text, vector: v }))
+            .collect();
+        let query = lethe::residual::ResidualQuery {
+            identifiers: vec![
+                lethe::domain::Identifier { kind: lethe::domain::IdentifierKind::Email, value: (*sender).to_owned() },
+                lethe::domain::Identifier { kind: lethe::domain::IdentifierKind::Name, value: name },
+            ],
+            probes,
+            exclude: own.iter().copied().collect(),
+            limit: env.settings.residual.max_candidates,
+            deadline: None,
+        };
+        let setup = t.elapsed().as_secs_f64() * 1e3;
+        let found = search(env, &query, true).await?;
+        new_ms.push(found.0 + setup);
+        let mut line = format!("    {sender} ({} own chunks): indexed {:.0} ms, {} candidates", own.len(), found.0 + setup, found.1.len());
+        if k < old_runs {
+            let old = search(env, &query, false).await?;
+            old_ms.push(old.0 + setup);
+            differ += usize::from(old.1 != found.1);
+            line.push_str(&format!("; old way {:.0} ms, {} candidates", old.0 + setup, old.1.len()));
+        }
+        eprintln!("{line}");
+    }
+    let (st, so) = (Stats::of(&new_ms), Stats::of(&old_ms));
+    rows.push(
+        Row::new("pgvector", &format!("residual stage for one person over {n} chunks of text, indexed (p50; p95 {:.0} ms)", st.p95), "ms", &new_ms, None)
+            .note(format!(
+                "residual::search as the stage calls it (address + name, own chunks as probes, lexical and derived on), \
+                 {} senders of 5–60 chunks; old way (every chunk text read): p50 {:.0} ms, p95 {:.0} ms over {} of them, \
+                 ratio old/indexed {:.1} (p50); candidates differed for {differ} of {}",
+                new_ms.len(),
+                so.median,
+                so.p95,
+                old_ms.len(),
+                so.median / st.median.max(1e-9),
+                old_ms.len()
+            )),
+    );
+    Ok(())
+}
+
+/// One search with the index on or off: (ms, sorted candidate points).
+async fn search(env: &Env, query: &lethe::residual::ResidualQuery, use_index: bool) -> anyhow::Result<(f64, Vec<Uuid>)> {
+    let mut settings = env.settings.clone();
+    settings.residual.lexical = true;
+    settings.residual.semantic = true;
+    settings.residual.use_index = use_index;
+    let ctx = lethe::context::Context::new(
+        env.raw.clone(),
+        lethe::startup::vector_stores(&settings, env.raw.clone()).await?,
+        lethe::startup::embedder(&settings)?,
+        std::sync::Arc::new(lethe::audit::Signer::load(&settings.audit.signing_key_file, true, &[])?),
+        lethe::keys::provider(&settings.keys)?,
+        settings,
+    );
+    let t = Instant::now();
+    let found = lethe::residual::search(&ctx, env.tenant_id, query).await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let mut ids: Vec<Uuid> = found.iter().map(|c| c.point_id).collect();
+    ids.sort_unstable();
+    Ok((ms, ids))
+}

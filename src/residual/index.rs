@@ -1,0 +1,104 @@
+//! The residual index: what a chunk's text is found by, computed when the
+//! text is written (`store::lineage` stores it beside the text, under a GIN
+//! index), so that a person's residual query reads the chunks that may hold
+//! evidence instead of every chunk of the tenant. The index proposes, the
+//! exact matchers (`lexical`, `semantic`) decide.
+//!
+//! A chunk's keys are 32-bit hashes, keyed with the tenant, of
+//! - each distinct word (a maximal run of alphanumeric characters, lower
+//!   case: how `semantic` reads words). Every lexical form has a word that
+//!   each of its matches contains whole (the surname, a token of the local
+//!   part, `jdasovich` for `jdasovich@`; see `names::FormSpec::index_words`),
+//!   because the forms are bounded by non-word characters;
+//! - each word 5-gram (the shingles `semantic` compares): a chunk that shares
+//!   a 5-gram with the person's own words holds one of their keys.
+//!
+//! Why this index (measured with `examples/bench`, section `residual`, and
+//! by hand on the Enron text repeated to 100,000 chunks; see the README):
+//! - PostgreSQL full-text search (`tsvector` + GIN) finds words, but its
+//!   parser reads `jeff.dasovich@enron.com`, `k..allen@` and `Dasovich/NA`
+//!   as its own token types (email, host, file), so a word query misses forms
+//!   the matcher finds unless the text is re-tokenised first; and the own
+//!   words' 5-grams would be phrase queries (`a <-> b <-> …`), which need
+//!   positions and a recheck of every row the GIN proposes.
+//! - `pg_trgm` is not in the PostgreSQL build Lethe ships with (and trigram
+//!   postings of 1,000-character chunks are several times larger).
+//! - A side table (tenant, key, chunk) would hold ~250 rows per chunk; the
+//!   array in the chunk's own row is written, rewritten and deleted with the
+//!   text in the same statement, which is what keeps the index consistent
+//!   with lineage (ingest, redaction, forget lineage, crash recovery) and
+//!   never lets it outlive an erased text.
+//!
+//! Collisions of the 32-bit keys only add candidates, which the matchers
+//! then turn down.
+
+use uuid::Uuid;
+
+use super::semantic;
+
+const WORD: u64 = 0x7769_6e64_6578_0001;
+const SHINGLE: u64 = 0x7369_6e64_6578_0002;
+
+/// The tenant's salt: the same word has different keys in two tenants, so
+/// one tenant's postings are never read for another's query.
+fn salt(tenant_id: Uuid, kind: u64) -> u64 {
+    let (hi, lo) = tenant_id.as_u64_pair();
+    mix(hi ^ mix(lo ^ kind))
+}
+
+/// splitmix64's finaliser.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn key(salt: u64, hash: u64) -> i32 {
+    // The high half of a 64-bit mix: the truncation is the point.
+    #[allow(clippy::cast_possible_truncation)]
+    let k = (mix(hash ^ salt) >> 32) as u32;
+    i32::from_ne_bytes(k.to_ne_bytes())
+}
+
+/// The keys of a chunk's text: its words and its 5-grams, sorted, distinct.
+pub fn terms(tenant_id: Uuid, text: &str) -> Vec<i32> {
+    let (w, s) = (salt(tenant_id, WORD), salt(tenant_id, SHINGLE));
+    let words = semantic::word_hashes(text);
+    let mut out: Vec<i32> = words.iter().map(|h| key(w, *h)).collect();
+    out.extend(semantic::shingles(&words).map(|h| key(s, h)));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The keys of words (each string one word, as `names` gives them).
+pub fn word_keys<'a>(tenant_id: Uuid, words: impl IntoIterator<Item = &'a str>) -> Vec<i32> {
+    let w = salt(tenant_id, WORD);
+    words.into_iter().flat_map(semantic::word_hashes).map(|h| key(w, h)).collect()
+}
+
+/// The keys of 5-grams (as `semantic::OwnWords` holds them).
+pub fn shingle_keys(tenant_id: Uuid, shingles: impl IntoIterator<Item = u64>) -> Vec<i32> {
+    let s = salt(tenant_id, SHINGLE);
+    shingles.into_iter().map(|h| key(s, h)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_found_by_its_words_and_5_grams_in_its_tenant_only() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let text = "From: K..Allen@enron.com\nPlease ask Dasovich, Jeff to file the comments by Friday.";
+        let t = terms(a, text);
+        for w in ["allen", "dasovich", "jeff", "k"] {
+            assert!(t.contains(&word_keys(a, [w])[0]), "{w}");
+            assert!(!terms(b, text).contains(&word_keys(a, [w])[0]), "{w} in another tenant");
+        }
+        let own = semantic::OwnWords::from_documents(["we will file the comments by Friday, as agreed"]);
+        assert!(shingle_keys(a, own.shingles()).iter().any(|k| t.contains(k)));
+        assert!(t.windows(2).all(|p| p[0] < p[1]), "sorted, distinct");
+    }
+}

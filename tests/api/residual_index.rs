@@ -1,0 +1,90 @@
+//! The residual index (`chunks.terms`, see `lethe::residual::index`) stays
+//! consistent with lineage: written with every text, rewritten with it, and
+//! gone with an erased person's chunks, so that it never keeps their words.
+
+use lethe::grpc::pb;
+use lethe::residual::index;
+
+use crate::helpers::*;
+
+/// Sources of the tenant's chunks the index finds by `word`.
+async fn found_by(app: &TestApp, word: &str) -> Vec<String> {
+    let keys = index::word_keys(app.keys.tenant_id, [word]);
+    sqlx::query_scalar(
+        "SELECT s.external_id FROM chunks c JOIN sources s USING (source_id) \
+         WHERE c.tenant_id = $1 AND c.terms && $2 ORDER BY 1",
+    )
+    .bind(app.keys.tenant_id)
+    .bind(&keys)
+    .fetch_all(&app.pool)
+    .await
+    .expect("read the index")
+}
+
+async fn texts_without_keys(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM chunks WHERE text IS NOT NULL AND terms IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn residual_index_is_written_with_the_text_and_goes_with_the_erased_chunks() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let corpus = vec![
+        chunk("ann-1", 0, "From: ann.lee@example.com\n\nThe Palo Verde spread widened again on Tuesday.", &["ann"]),
+        chunk("to-ann", 0, "To: Ann.Lee@example.com\n\nCall me about the hearing.", &["bob"]),
+        chunk("other", 0, "The storage report is due on Thursday.", &["bob"]),
+    ];
+    app.ingest(&c.name, corpus).await.expect("ingest");
+    assert_eq!(texts_without_keys(&app).await, 0);
+    assert_eq!(found_by(&app, "palo").await, ["ann-1"]);
+    assert_eq!(found_by(&app, "LEE").await, ["ann-1", "to-ann"], "words are found in any case");
+    // A chunk written again is found by its new words only.
+    app.ingest(&c.name, vec![chunk("other", 0, "The storage report moved to Friday.", &["bob"])]).await.expect("ingest");
+    assert!(found_by(&app, "thursday").await.is_empty());
+    assert_eq!(found_by(&app, "friday").await, ["other"]);
+
+    let job = app.erase("ann").await;
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    // The erased chunk's keys went with it; the residual (reported, kept) is still found.
+    for word in ["palo", "verde", "widened"] {
+        assert!(found_by(&app, word).await.is_empty(), "{word}");
+    }
+    assert_eq!(found_by(&app, "lee").await, ["to-ann"]);
+    assert_eq!(texts_without_keys(&app).await, 0);
+}
+
+#[tokio::test]
+async fn residual_search_finds_through_the_index_every_form_the_matcher_knows() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let named = [
+        ("mailto", "Reply to [mailto:Phillip.Allen@ENRON.com] today."),
+        ("brackets", "Phillip <phillip.allen@enron.com> wrote the memo."),
+        ("middle-initial", "cc: k..allen@enron.com, john.arnold@enron.com"),
+        ("initial-address", "Send it to pallen@enron.com please."),
+        ("last-first", "From: Allen, Phillip K.\nSent: Monday"),
+        ("nickname", "Phil Allen will join the call."),
+    ];
+    let mut corpus: Vec<pb::IngestChunk> =
+        named.iter().map(|(source, text)| chunk(source, 0, text, &["someone"])).collect();
+    corpus.push(chunk("unrelated", 0, "The Allenby report is late.", &["someone"]));
+    app.ingest(&c.name, corpus).await.expect("ingest");
+    let ident = |kind: pb::IdentifierKind, value: &str| pb::Identifier { kind: kind as i32, value: value.into() };
+    let r = pb::SearchResidualsRequest {
+        identifiers: vec![
+            ident(pb::IdentifierKind::Email, "phillip.allen@enron.com"),
+            ident(pb::IdentifierKind::Name, "Phillip K. Allen"),
+        ],
+        ..Default::default()
+    };
+    let found = app.client.clone().search_residuals(req(&app.keys.sk, r)).await.expect("search").into_inner();
+    let mut sources: Vec<&str> = found.candidates.iter().map(|c| c.source_id.as_str()).collect();
+    sources.sort_unstable();
+    let mut want: Vec<&str> = named.iter().map(|(s, _)| *s).collect();
+    want.sort_unstable();
+    assert_eq!(sources, want);
+}
