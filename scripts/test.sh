@@ -50,7 +50,8 @@ web_test=the_auditors_view_matches_get_erasure_and_verifies_certificates_in_the_
 if ! command -v chromium >/dev/null 2>&1 && [ -z "${LETHE_CHROMIUM:-}" ]; then
   if [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; then
     echo "==> installing chromium for the web view's browser test" >&2
-    (apt-get install -y chromium || (apt-get update && apt-get install -y chromium)) >&2
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >&2
   else
     echo "==> SKIPPED: $web_test (no chromium: apt-get install chromium, or set LETHE_CHROMIUM)" >&2
     skip+=(--skip "$web_test")
