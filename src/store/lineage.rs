@@ -271,7 +271,7 @@ pub struct ChunkText {
 }
 
 /// The tenant's chunks whose keys hold any of `keys` (`residual::index`):
-/// their ids, sorted, distinct, `batch` keys per query.
+/// their ids, sorted, distinct, `batch` keys per statement.
 ///
 /// Always through the GIN index: the planner's estimate for `&&` with
 /// hundreds of rare keys is most of the table, so it picks a sequential
