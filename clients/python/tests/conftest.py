@@ -142,6 +142,9 @@ def running_server(extra_env: Optional[Mapping[str, str]] = None) -> Iterator[Se
         LETHE_ERASURE__POLL_INTERVAL_MS="100",
         LETHE_AUDIT__SIGNING_KEY_FILE=str(tmp / "signing_key.pem"),  # the session's own key
         LETHE_AUDIT__CREATE_SIGNING_KEY="false",
+        # The auditor's web view on a port of its own choosing: several servers
+        # (a restarted one, a late one) run side by side in these tests.
+        LETHE_WEB__PORT="0",
         RUST_LOG=os.environ.get("LETHE_PYTEST_RUST_LOG", "warn"),
     )
     env.update(extra_env or {})
