@@ -229,6 +229,14 @@ async fn lethes_own_tables_and_unlisted_stores_cannot_be_attached() {
     // One store, one collection: another name for the same table is refused.
     let e = attach(&app, hand_made_request("team2", "team_notes")).await.expect_err("twice");
     assert_eq!(e.code(), Code::AlreadyExists);
+
+    // Even an allowlist of everything does not open the system catalogs.
+    let app = spawn_app_configured(Options::default(), |s| s.attach.allowed = vec!["*".into()]).await;
+    for table in ["pg_catalog.pg_class", "information_schema.tables", "pg_toast.pg_toast_2619", "pg_authid", "PG_CATALOG.pg_proc"] {
+        let e = attach(&app, hand_made_request("sys", table)).await.expect_err(table);
+        assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "attach_not_allowed"), "{table}: {e:?}");
+    }
+    assert_eq!(rows(&app, "SELECT count(*) FROM collections").await, 0, "nothing registered");
 }
 
 #[tokio::test]
