@@ -184,7 +184,8 @@ async fn a_hand_made_table_is_adopted_and_a_person_erased_from_it_with_verified_
 async fn wrong_mappings_are_invalid_arguments_and_register_nothing() {
     let app = spawn_app().await;
     hand_made_table(&app, "notes_w").await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::AttachRequest)>)> = vec![
+    type Edit = Box<dyn Fn(&mut pb::AttachRequest)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("mapping.id", Box::new(|r| r.mapping.as_mut().unwrap().id = "no_such_column".into())),
         ("mapping.vector", Box::new(|r| r.mapping.as_mut().unwrap().vector = "body".into())),
         ("mapping.tags", Box::new(|r| r.mapping.as_mut().unwrap().tags = Some(pb::FieldPath { column: "people".into(), path: vec!["x".into()], ..Default::default() }))),
