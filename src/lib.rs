@@ -19,7 +19,10 @@
 //!   outside the database.
 //! - [`store`]: every SQL statement on Lethe's tables. [`vector_store`]: the
 //!   backends behind one trait. [`embedding`]: the embedders.
-//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process.
+//! - [`attach`]: existing framework stores (LangChain, LlamaIndex, hand-made)
+//!   registered through a mapping and adopted into lineage.
+//! - [`web`]: the auditor's read-only pages and `/metrics` ([`metrics`]).
+//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`], [`progress`]: the process.
 #![forbid(unsafe_code)]
 
 pub mod attach;

@@ -32,3 +32,4 @@ mod suppression;
 mod tenant_keys;
 mod tenants;
 mod web;
+mod web_http;
