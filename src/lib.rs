@@ -21,6 +21,7 @@
 //!   backends behind one trait. [`embedding`]: the embedders.
 //! - [`attach`]: existing framework stores (LangChain, LlamaIndex, hand-made)
 //!   registered through a mapping and adopted into lineage.
+//! - [`export`]: a subject's access export (everything held about them).
 //! - [`web`]: the auditor's read-only pages and `/metrics` ([`metrics`]).
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`], [`progress`]: the process.
 #![forbid(unsafe_code)]
@@ -36,6 +37,7 @@ pub mod domain;
 pub mod embedding;
 pub mod erasure;
 pub mod error;
+pub mod export;
 pub mod grpc;
 pub mod identity;
 pub mod ingest;

@@ -10,6 +10,7 @@ mod browser;
 mod crash;
 mod erased_stays_erased;
 mod erasure;
+mod export;
 mod health;
 mod helpers;
 mod hostile;
