@@ -31,7 +31,7 @@ pub struct Written {
 }
 
 enum Sink<W: Write> {
-    Zip(ZipWriter<zip::write::StreamWriter<W>>),
+    Zip(Box<ZipWriter<zip::write::StreamWriter<W>>>),
     Lines(W),
 }
 
@@ -47,7 +47,7 @@ pub async fn download<W: Write>(url: &str, key: &str, subject: &str, format: For
     let mut stream = client.export_subject(req).await.map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?.into_inner();
 
     let mut sink = match format {
-        Format::Zip => Sink::Zip(ZipWriter::new_stream(out)),
+        Format::Zip => Sink::Zip(Box::new(ZipWriter::new_stream(out))),
         Format::Jsonl => Sink::Lines(out),
     };
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
@@ -81,7 +81,8 @@ pub async fn download<W: Write>(url: &str, key: &str, subject: &str, format: For
     let Some(manifest) = manifest else { bail!("the export ended without its manifest") };
     check(&manifest, &hashes, &written)?;
     match sink {
-        Sink::Zip(mut zip) => {
+        Sink::Zip(zip) => {
+            let mut zip = *zip;
             zip.start_file("manifest.json", options)?;
             zip.write_all(manifest.as_bytes())?;
             zip.finish()?.into_inner().flush()?;
