@@ -12,6 +12,9 @@
 //!   error → status mapping. [`auth`]: API keys and permissions.
 //! - [`catalog`], [`ingest`], [`erasure`], [`residual`]: what clients ask
 //!   for — collections, the write path, erase jobs and their stages, residual search.
+//! - [`restore`]: the restore guard — the erasure ledger, its signed
+//!   export and import, and Reconcile, which erases again what a restore
+//!   brought back.
 //! - [`identity`]: how an identifier is read (one canonical reading shared
 //!   by suppression, residual search and [`screening`] of ingested text).
 //! - [`audit`]: the deletion log's hash chain and certificate signatures.
@@ -41,6 +44,7 @@ pub mod metrics;
 pub mod progress;
 pub mod reindex;
 pub mod residual;
+pub mod restore;
 pub mod screening;
 pub mod shutdown;
 pub mod startup;
