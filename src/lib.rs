@@ -22,7 +22,8 @@
 //!   outside the database.
 //! - [`store`]: every SQL statement on Lethe's tables. [`vector_store`]: the
 //!   backends behind one trait. [`embedding`]: the embedders.
-//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process.
+//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process;
+//!   [`progress`] and [`operator`]: CLI commands that drive a running service.
 #![forbid(unsafe_code)]
 
 pub mod attach;
@@ -41,6 +42,7 @@ pub mod identity;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod operator;
 pub mod progress;
 pub mod reindex;
 pub mod residual;
