@@ -296,6 +296,9 @@ async fn record(
     jobs::require_durable_commit(&mut tx).await?;
     ledger::record_points(&mut *tx, spec.tenant_id, &erased).await?;
     let forgotten = i64::try_from(lineage::delete_chunks(&mut tx, spec.tenant_id, &forget).await?).unwrap_or(i64::MAX);
+    // A deleted point without lineage (its erasure forgot it) may still have
+    // its text id here, written when the scroll handed the point out.
+    crate::store::attach::forget_point_ids(&mut *tx, spec.collection_id, &plan.points).await?;
     let body = Body::new(run, spec, plan, forgotten, &subjects);
     let (entry, _) = crate::audit::append(&mut tx, &ctx.signer, spec.tenant_id, "reconcile", None, None, &body).await?;
     if !runs::complete_collection(&mut *tx, run.job_id, lease, spec.collection_id, 0, forgotten, entry.seq).await? {
