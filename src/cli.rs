@@ -107,10 +107,6 @@ pub enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
-        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051", global = true)]
-        url: String,
-        #[arg(long, env = "LETHE_SK", hide_env_values = true, global = true)]
-        key: String,
     },
     /// Verify a certificate offline: a JSON file with `body` and `signature`
     /// (as GetCertificate returns it), against the service key(s) you pinned.
@@ -129,9 +125,19 @@ pub enum LedgerCommand {
     Export {
         #[arg(long, short, default_value = "-")]
         out: PathBuf,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
     },
     /// Import a ledger written by `export` (`-`: stdin); checked in full first.
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -229,10 +235,10 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         Command::Reconcile { requested_by, no_wait, url, key } => {
             crate::operator::reconcile(&url, &key, &requested_by, !no_wait).await?;
         }
-        Command::Ledger { command: LedgerCommand::Export { out }, url, key } => {
+        Command::Ledger { command: LedgerCommand::Export { out, url, key } } => {
             crate::operator::export_ledger(&url, &key, &out).await?;
         }
-        Command::Ledger { command: LedgerCommand::Import { file }, url, key } => {
+        Command::Ledger { command: LedgerCommand::Import { file, url, key } } => {
             crate::operator::import_ledger(&url, &key, &file).await?;
         }
         Command::VerifyCertificate { file, pins } => {
@@ -242,4 +248,20 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["lethe", "ledger", "import", "l.jsonl", "--key", "sk_x"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Ledger { command: LedgerCommand::Import { .. } })));
+        let cli = Cli::try_parse_from(["lethe", "reconcile", "--no-wait", "--key", "sk_x"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Reconcile { no_wait: true, .. })));
+    }
 }

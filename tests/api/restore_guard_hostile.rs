@@ -126,3 +126,46 @@ async fn a_reconcile_with_nothing_to_find_logs_zeros_per_collection() {
     }
     assert_eq!(app.count_subject("bob").await.counts.iter().map(|c| c.before_total).sum::<u64>(), 2);
 }
+
+async fn lethe(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
+        .args(args)
+        .env("LETHE_URL", format!("http://{}", app.addr))
+        .env("LETHE_SK", &app.keys.sk)
+        .output()
+        .await
+        .expect("lethe runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn the_cli_reconciles_and_moves_the_ledger() {
+    use crate::restore_guard::{back_up, by_tag, restore};
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("alice", 3), ("bob", 1)]).await;
+    back_up(&app, &mail.backend_name, "backup_mail").await;
+    erase_completed(&app, "alice").await;
+    restore(&app, &mail.backend_name, "backup_mail").await;
+
+    let (ok, stdout, stderr) = lethe(&app, &["reconcile", "--requested-by", "restore of the 30th"]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    println!("{stdout}");
+    assert!(stdout.contains("came back      3 (tag 3, lineage 0, ledger 3)"), "{stdout}");
+    assert!(stdout.contains("3 points came back and were deleted"), "{stdout}");
+    assert!(!stdout.to_lowercase().contains("alice"), "{stdout}");
+    assert_eq!(by_tag(&app, "alice", "mail").await, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ledger.jsonl");
+    let (ok, _, stderr) = lethe(&app, &["ledger", "export", "--out", file.to_str().unwrap()]).await;
+    assert!(ok, "{stderr}");
+    assert!(std::fs::read_to_string(&file).unwrap().lines().count() >= 4);
+    let (ok, stdout, stderr) = lethe(&app, &["ledger", "import", file.to_str().unwrap()]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 subjects (0 new tombstones, 0 restored subjects erased again, 1 known"), "{stdout}");
+    assert!(stdout.contains("nothing changed"), "{stdout}");
+    std::fs::write(&file, std::fs::read_to_string(&file).unwrap().replacen("\"t\":\"subject\"", "\"t\":\"subject\" ", 1)).unwrap();
+    let (ok, _, stderr) = lethe(&app, &["ledger", "import", file.to_str().unwrap()]).await;
+    assert!(!ok && stderr.contains("InvalidArgument"), "{stderr}");
+}
