@@ -1,192 +1,24 @@
-//! The erasure ledger's export and import: for the case where Lethe's own
-//! database is restored from a backup older than some erasures (its
-//! tombstones then no longer know them).
-//!
-//! Format (JSON lines, `lethe-erasure-ledger/1`): a `header` line (tenant,
-//! time, the id of the signing key, and `key_check`, a keyed hash of a
-//! constant that tells whether two ledgers were made under the same tenant
-//! HMAC key without showing it), one `subject` line per tombstone (its keyed
-//! hash, match keys and identifier hashes), `points` lines (keyed hashes of
-//! erased points, grouped by collection, subject, job and cause), and an
-//! `end` line with the SHA-256 of every byte before it and an Ed25519
-//! signature, by the service's signing key, over the format, the tenant, that
-//! digest and the counts. Nothing in it is plaintext of a person.
-//!
-//! An import checks everything before it writes anything: the digest and
-//! the signature (a changed, added or removed byte fails: INVALID_ARGUMENT),
-//! a key this service signs with or signed with before (else
-//! FAILED_PRECONDITION `ledger_signed_by_another_key`), the tenant
-//! (`ledger_of_another_tenant`) and its HMAC key
-//! (`ledger_of_another_tenant_key`: the hashes would match nobody). It is
-//! idempotent: what the database already knows is left as it is, and an
-//! import that changes nothing appends no log entry.
+//! Reading a ledger: everything is checked before anything is written,
+//! then tombstones and points are applied in batches (an import cut off
+//! half-way is completed by importing the same ledger again).
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::POINT_HASH_LEN;
+use super::{CAUSES, FORMAT, Line, key_check, statement};
 use crate::audit::Signer;
-use crate::context::{Context, keyed_hash, subject_lock_key};
+use crate::context::{Context, subject_lock_key};
 use crate::error::{LetheError, Result};
+use crate::restore::POINT_HASH_LEN;
 use crate::store::ledger::{self, ErasedPoint, Imported, Tombstone};
 use crate::store::{StoreError, jobs};
 
-pub const FORMAT: &str = "lethe-erasure-ledger/1";
-/// Bytes per chunk of an export stream.
-const CHUNK: usize = 256 * 1024;
-/// Point hashes per `points` line.
-const POINTS_PER_LINE: usize = 1000;
 /// Tombstones and points per import transaction (each re-erased subject
 /// holds an advisory lock until its transaction ends).
 const IMPORT_BATCH: usize = 500;
-const CAUSES: [&str; 5] = ["erasure", "residual", "follow_up", "reconcile", "import"];
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-enum Line {
-    Header { format: String, tenant_id: Uuid, exported_at: DateTime<Utc>, key_check: String, signing_key_id: String },
-    Subject {
-        subject_hash: String,
-        erased_at: Option<DateTime<Utc>>,
-        job_id: Option<Uuid>,
-        keys: Vec<String>,
-        /// (kind, keyed hash of the normalised value).
-        identifiers: Vec<(String, String)>,
-    },
-    Points { collection_id: Uuid, subject_hash: String, job_id: Option<Uuid>, cause: String, points: Vec<String> },
-    End { subjects: u64, points: u64, sha256: String, key_id: String, signature: String },
-}
-
-/// Tells ledgers made under the tenant's HMAC key from others: a keyed
-/// hash of a constant (it shows nothing of the key or of anyone).
-pub fn key_check(tenant_secret: &[u8]) -> String {
-    hex::encode(&keyed_hash(tenant_secret, "lethe-erasure-ledger/key-check")[..16])
-}
-
-/// What the end line's signature covers.
-fn statement(tenant_id: Uuid, sha256: &str, subjects: u64, points: u64) -> String {
-    format!("{FORMAT}\n{tenant_id}\n{sha256}\n{subjects}\n{points}")
-}
-
-/// Writes lines into chunks for `out`, hashing every byte.
-struct Writer {
-    out: mpsc::Sender<Vec<u8>>,
-    buf: Vec<u8>,
-    digest: Sha256,
-}
-
-impl Writer {
-    /// False when the receiver went away.
-    async fn line(&mut self, line: &Line) -> Result<bool> {
-        let mut bytes = serde_json::to_vec(line).map_err(|e| LetheError::Unexpected(e.into()))?;
-        bytes.push(b'\n');
-        self.digest.update(&bytes);
-        self.buf.extend_from_slice(&bytes);
-        if self.buf.len() < CHUNK {
-            return Ok(true);
-        }
-        Ok(self.out.send(std::mem::take(&mut self.buf)).await.is_ok())
-    }
-}
-
-/// What an export wrote.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Exported {
-    pub subjects: u64,
-    pub points: u64,
-}
-
-/// Streams the tenant's ledger into `out` in chunks (see the module docs).
-///
-/// # Errors
-/// Database and key failures (the stream then ends without its signed end
-/// line: an import refuses it).
-pub async fn export(ctx: &Context, tenant_id: Uuid, out: mpsc::Sender<Vec<u8>>) -> Result<Exported> {
-    let secret = ctx.tenant_secret(tenant_id).await?;
-    let mut w = Writer { out, buf: Vec::with_capacity(CHUNK + 4096), digest: Sha256::new() };
-    let header = Line::Header {
-        format: FORMAT.into(),
-        tenant_id,
-        exported_at: Utc::now(),
-        key_check: key_check(&secret),
-        signing_key_id: ctx.signer.key_id(),
-    };
-    let mut n = Exported::default();
-    if !w.line(&header).await? {
-        return Ok(n);
-    }
-    let mut tombstones = ledger::tombstones(&ctx.pool, tenant_id);
-    while let Some(t) = tombstones.next().await {
-        n.subjects += 1;
-        if !w.line(&subject_line(t?)).await? {
-            return Ok(n);
-        }
-    }
-    drop(tombstones);
-    let mut points = ledger::points(&ctx.pool, tenant_id);
-    let mut group: Option<Line> = None;
-    while let Some(p) = points.next().await {
-        let p = p?;
-        n.points += 1;
-        if let Some(full) = add_point(&mut group, p)
-            && !w.line(&full).await?
-        {
-            return Ok(n);
-        }
-    }
-    if let Some(last) = group
-        && !w.line(&last).await?
-    {
-        return Ok(n);
-    }
-    let sha256 = hex::encode(std::mem::take(&mut w.digest).finalize());
-    let signature = base64::engine::general_purpose::STANDARD.encode(ctx.signer.sign(&statement(tenant_id, &sha256, n.subjects, n.points)));
-    let end = Line::End { subjects: n.subjects, points: n.points, sha256, key_id: ctx.signer.key_id(), signature };
-    let mut bytes = serde_json::to_vec(&end).map_err(|e| LetheError::Unexpected(e.into()))?;
-    bytes.push(b'\n');
-    w.buf.extend_from_slice(&bytes);
-    let _ = w.out.send(std::mem::take(&mut w.buf)).await;
-    Ok(n)
-}
-
-fn subject_line(t: Tombstone) -> Line {
-    Line::Subject {
-        subject_hash: hex::encode(&t.subject_hash),
-        erased_at: t.erased_at,
-        job_id: t.job_id,
-        keys: t.keys.iter().map(hex::encode).collect(),
-        identifiers: t.identifier_kinds.into_iter().zip(t.identifier_hashes.iter().map(hex::encode)).collect(),
-    }
-}
-
-/// Adds a point to the current group; returns the previous group when the
-/// point starts a new one (or the group is full).
-fn add_point(group: &mut Option<Line>, p: ErasedPoint) -> Option<Line> {
-    let subject = hex::encode(&p.subject_hash);
-    if let Some(Line::Points { collection_id, subject_hash, job_id, cause, points }) = group
-        && *collection_id == p.collection_id
-        && *subject_hash == subject
-        && *job_id == p.job_id
-        && *cause == p.cause
-        && points.len() < POINTS_PER_LINE
-    {
-        points.push(hex::encode(&p.point_hash));
-        return None;
-    }
-    let next = Line::Points {
-        collection_id: p.collection_id,
-        subject_hash: subject,
-        job_id: p.job_id,
-        cause: p.cause,
-        points: vec![hex::encode(&p.point_hash)],
-    };
-    group.replace(next)
-}
 
 /// A verified ledger, ready to apply.
 #[derive(Debug)]
@@ -471,24 +303,5 @@ mod tests {
         assert_eq!(reason(&verify(&foreign, &s, tenant, "kc").expect_err("another key")), "ledger_signed_by_another_key");
         assert_eq!(reason(&verify(&good, &s, Uuid::new_v4(), "kc").expect_err("another tenant")), "ledger_of_another_tenant");
         assert_eq!(reason(&verify(&good, &s, tenant, "other").expect_err("another key")), "ledger_of_another_tenant_key");
-    }
-
-    #[test]
-    fn points_are_grouped_by_collection_subject_job_and_cause() {
-        let p = |c: u128, s: u8, h: u8| ErasedPoint {
-            collection_id: Uuid::from_u128(c),
-            point_hash: vec![h; 16],
-            subject_hash: vec![s; 32],
-            job_id: None,
-            cause: "erasure".into(),
-        };
-        let mut group = None;
-        let mut lines = Vec::new();
-        for point in [p(1, 1, 1), p(1, 1, 2), p(1, 2, 3), p(2, 2, 4)] {
-            lines.extend(add_point(&mut group, point));
-        }
-        lines.extend(group);
-        let sizes: Vec<usize> = lines.iter().map(|l| if let Line::Points { points, .. } = l { points.len() } else { 0 }).collect();
-        assert_eq!(sizes, vec![2, 1, 1]);
     }
 }
