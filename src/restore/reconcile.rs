@@ -315,6 +315,8 @@ struct Body<'a> {
     kind: &'static str,
     run_id: String,
     trigger: &'a str,
+    /// Who asked (Reconcile's `requested_by`; `schedule` for a scheduled run).
+    requested_by: &'a str,
     tenant_id: String,
     collection: &'a str,
     backend: &'a str,
@@ -345,6 +347,7 @@ impl<'a> Body<'a> {
             kind: "reconcile",
             run_id: run.job_id.to_string(),
             trigger: &run.trigger,
+            requested_by: if run.trigger == "schedule" { "schedule" } else { &run.requested_by },
             tenant_id: spec.tenant_id.to_string(),
             collection: spec.name.as_str(),
             backend: spec.backend.as_str(),

@@ -68,6 +68,7 @@ pub async fn logged(app: &TestApp, run: &pb::ReconcileRun) -> Vec<(String, u64, 
         .filter(|(_, b)| b["run_id"] == run.run_id.as_str())
         .map(|(e, b)| {
             assert!(!e.body.to_lowercase().contains("alice"), "the log names people by keyed hash only: {}", e.body);
+            assert_eq!(b["requested_by"], run.requested_by.as_str(), "the entry says who asked");
             (b["collection"].as_str().unwrap_or_default().to_owned(), b["came_back"].as_u64().unwrap_or(99), b["after"].as_u64().unwrap_or(99))
         })
         .collect();
