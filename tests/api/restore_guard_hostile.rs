@@ -169,3 +169,24 @@ async fn the_cli_reconciles_and_moves_the_ledger() {
     let (ok, _, stderr) = lethe(&app, &["ledger", "import", file.to_str().unwrap()]).await;
     assert!(!ok && stderr.contains("InvalidArgument"), "{stderr}");
 }
+
+#[tokio::test]
+async fn one_run_at_a_time_per_tenant_and_ledgers_over_the_limit_are_refused() {
+    fn small(s: &mut lethe::config::Settings) {
+        s.restore_guard.max_ledger_bytes = 64;
+    }
+    // No workers: the run stays queued, as while another replica works on it.
+    let app = spawn_app_with(Options { no_workers: true, settings: Some(small), ..Options::default() }).await;
+    let mut client = app.client.clone();
+    let first = client.reconcile(req(&app.keys.sk, pb::ReconcileRequest::default())).await.expect("reconcile").into_inner();
+    let second = client.reconcile(req(&app.keys.sk, pb::ReconcileRequest::default())).await.expect("again").into_inner();
+    assert_eq!((first.already_running, second.already_running), (false, true));
+    assert_eq!(first.run_id, second.run_id, "the queued run is returned, not a second one");
+    assert_eq!(second.status, pb::JobStatus::Queued as i32);
+
+    let ledger = export(&app).await;
+    assert!(ledger.len() > 64);
+    let e = import_ledger(&app, &app.keys.sk, &ledger).await.expect_err("too large");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("max_ledger_bytes"), "{e:?}");
+}
