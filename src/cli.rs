@@ -105,6 +105,28 @@ pub enum Command {
         #[arg(long, env = "LETHE_SK", hide_env_values = true)]
         key: String,
     },
+    /// Re-apply every past erasure after a restore (README "Restore guard"):
+    /// queues a reconcile of the tenant through a running service, waits for
+    /// it and prints what came back per collection (`--key` is a secret key).
+    Reconcile {
+        /// Recorded with the run (who asks, a ticket).
+        #[arg(long, default_value = "")]
+        requested_by: String,
+        /// Print the run id and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
+    },
+    /// The erasure ledger (tombstones and erased point hashes, signed):
+    /// export it beside every database backup, import it after restoring
+    /// Lethe's database from one, then `lethe reconcile`.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Verify a certificate offline: a JSON file with `body` and `signature`
     /// (as GetCertificate returns it), against the service key(s) you pinned.
     VerifyCertificate {
@@ -113,6 +135,27 @@ pub enum Command {
         /// retired keys. The key inside the file is never trusted.
         #[arg(long = "pin", env = "LETHE_SIGNING_PUBKEY", value_delimiter = ',')]
         pins: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// Write the tenant's ledger to a file (`-`: stdout).
+    Export {
+        #[arg(long, short, default_value = "-")]
+        out: PathBuf,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
+    },
+    /// Import a ledger written by `export` (`-`: stdin); checked in full first.
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
     },
 }
 
@@ -228,6 +271,15 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
             let parts: Vec<String> = written.records.iter().map(|(p, n)| format!("{p} {n}")).collect();
             eprintln!("exported: {}; checked against the manifest", parts.join(", "));
         }
+        Command::Reconcile { requested_by, no_wait, url, key } => {
+            crate::operator::reconcile(&url, &key, &requested_by, !no_wait).await?;
+        }
+        Command::Ledger { command: LedgerCommand::Export { out, url, key } } => {
+            crate::operator::export_ledger(&url, &key, &out).await?;
+        }
+        Command::Ledger { command: LedgerCommand::Import { file, url, key } } => {
+            crate::operator::import_ledger(&url, &key, &file).await?;
+        }
         Command::VerifyCertificate { file, pins } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("Failed to read {}", file.display()))?;
             let key_id = verify_certificate_json(&text, &pins)?;
@@ -235,4 +287,20 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["lethe", "ledger", "import", "l.jsonl", "--key", "sk_x"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Ledger { command: LedgerCommand::Import { .. } })));
+        let cli = Cli::try_parse_from(["lethe", "reconcile", "--no-wait", "--key", "sk_x"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Reconcile { no_wait: true, .. })));
+    }
 }

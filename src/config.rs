@@ -24,6 +24,24 @@ pub struct Settings {
     pub attach: AttachSettings,
     pub log: LogSettings,
     pub web: WebSettings,
+    pub restore_guard: RestoreGuardSettings,
+}
+
+/// The restore guard (issue 16): the scheduled Reconcile and the ledger's
+/// export and import (`restore`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreGuardSettings {
+    /// Seconds between scheduled reconcile runs of a tenant that has erased
+    /// subjects (the first one this long after its first erasure); 0: only
+    /// the Reconcile rpc and `lethe reconcile` run them.
+    pub reconcile_interval_secs: u64,
+    /// How often a replica looks for tenants whose scheduled run is due.
+    pub schedule_check_secs: u64,
+    /// Points per page when a run scrolls a collection.
+    pub page_size: usize,
+    /// Largest ledger ImportLedger accepts (bytes).
+    pub max_ledger_bytes: usize,
 }
 
 /// The auditor's web view and `/metrics` (`web`).
@@ -386,6 +404,8 @@ impl Settings {
         anyhow::ensure!(self.erasure.delete_batch_size > 0, "erasure.delete_batch_size must be positive");
         anyhow::ensure!(self.erasure.default_deadline_days > 0, "erasure.default_deadline_days must be positive");
         anyhow::ensure!(self.residual.search_timeout_ms > 0, "residual.search_timeout_ms must be positive");
+        anyhow::ensure!(self.restore_guard.page_size > 0, "restore_guard.page_size must be positive");
+        anyhow::ensure!(self.restore_guard.max_ledger_bytes > 0, "restore_guard.max_ledger_bytes must be positive");
         anyhow::ensure!(
             self.residual.max_destructive_per_identifier > 0,
             "residual.max_destructive_per_identifier must be positive"

@@ -12,6 +12,9 @@
 //!   error → status mapping. [`auth`]: API keys and permissions.
 //! - [`catalog`], [`ingest`], [`erasure`], [`residual`]: what clients ask
 //!   for — collections, the write path, erase jobs and their stages, residual search.
+//! - [`restore`]: the restore guard — the erasure ledger, its signed
+//!   export and import, and Reconcile, which erases again what a restore
+//!   brought back.
 //! - [`identity`]: how an identifier is read (one canonical reading shared
 //!   by suppression, residual search and [`screening`] of ingested text).
 //! - [`audit`]: the deletion log's hash chain and certificate signatures.
@@ -23,7 +26,8 @@
 //!   registered through a mapping and adopted into lineage.
 //! - [`export`]: a subject's access export (everything held about them).
 //! - [`web`]: the auditor's read-only pages and `/metrics` ([`metrics`]).
-//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`], [`progress`]: the process.
+//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process;
+//!   [`progress`] and [`operator`]: CLI commands that drive a running service.
 #![forbid(unsafe_code)]
 
 pub mod attach;
@@ -43,9 +47,11 @@ pub mod identity;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod operator;
 pub mod progress;
 pub mod reindex;
 pub mod residual;
+pub mod restore;
 pub mod screening;
 pub mod shutdown;
 pub mod startup;

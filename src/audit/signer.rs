@@ -81,6 +81,11 @@ impl Signer {
             .find(|(k, _)| key_id(k) == key_id_claimed)
     }
 
+    /// Whether `key_id` names the current key or a retired one.
+    pub fn knows(&self, key_id_claimed: &str) -> bool {
+        std::iter::once(self.key.verifying_key()).chain(self.retired.iter().copied()).any(|k| key_id(&k.to_bytes()) == key_id_claimed)
+    }
+
     /// Whether `signature` over `body` is by the key `key_id` (the current key
     /// or a retired one).
     pub fn verify(&self, key_id_claimed: &str, body: &str, signature: &[u8]) -> bool {

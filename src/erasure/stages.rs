@@ -186,7 +186,9 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let notes = crate::store::progress::notes(&mut *tx, job.job_id).await?;
     let lineage_physical = crate::store::progress::lineage_physical(&mut *tx, job.job_id).await?;
     // Everything that does not need the log head first: appends of a tenant
-    // queue on its head from `append` to commit.
+    // queue on its head from `append` to commit. The ledger keeps the deleted
+    // points as keyed hashes (restore guard) before the plan forgets their ids.
+    crate::restore::record_erasure(ctx, &mut tx, job, &subject.subject_hash).await?;
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::scrub_residuals(&mut *tx, job.job_id).await?;
     let outcome = report::Outcome { subject_hash: &subject.subject_hash, counts: &counts, notes: &notes, lineage_physical: &lineage_physical };

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod convert;
 mod health;
+pub mod restore;
 mod service;
 mod status;
 

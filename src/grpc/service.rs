@@ -389,4 +389,37 @@ impl Lethe for LetheService {
         });
         Ok(Response::new(Box::pin(records)))
     }
+
+    async fn reconcile(&self, req: Request<pb::ReconcileRequest>) -> Result<Response<pb::ReconcileRun>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let requested_by = super::restore::requested_by(req.get_ref()).map_err(LetheError::from)?;
+        let (run, new) = crate::restore::request(&self.ctx, p.tenant_id, &requested_by).await?;
+        Ok(Response::new(super::restore::run(&run, !new)))
+    }
+
+    async fn get_reconcile(&self, req: Request<pb::GetReconcileRequest>) -> Result<Response<pb::ReconcileRun>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = convert::uuid("run_id", &req.get_ref().run_id).map_err(LetheError::from)?;
+        let run = crate::restore::get(&self.ctx, p.tenant_id, id).await?;
+        Ok(Response::new(super::restore::run(&run, false)))
+    }
+
+    type ExportLedgerStream = Pin<Box<dyn Stream<Item = Result<pb::LedgerChunk, Status>> + Send>>;
+
+    async fn export_ledger(&self, req: Request<pb::ExportLedgerRequest>) -> Result<Response<Self::ExportLedgerStream>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let rx = super::restore::export_stream(self.ctx.clone(), p.tenant_id);
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn import_ledger(
+        &self,
+        req: Request<tonic::Streaming<pb::LedgerChunk>>,
+    ) -> Result<Response<pb::ImportLedgerResponse>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let max = self.ctx.settings.restore_guard.max_ledger_bytes;
+        let bytes = super::restore::read_ledger(req.into_inner(), max).await?;
+        let out = crate::restore::ledger::import(&self.ctx, p.tenant_id, &bytes).await?;
+        Ok(Response::new(super::restore::import_response(&out)))
+    }
 }

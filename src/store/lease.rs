@@ -1,4 +1,4 @@
-//! Leases on queued jobs, the same for erase and re-index jobs: a worker
+//! Leases on queued jobs, the same for erase, re-index, adoption and reconcile jobs: a worker
 //! claims the oldest runnable job with `FOR UPDATE SKIP LOCKED`, and every
 //! claim bumps the job's lease epoch. Every write of a running job names
 //! the [`Lease`] it runs under and changes nothing once another claim has
@@ -25,6 +25,7 @@ pub(super) enum Queue {
     Erasure,
     Reindex,
     Attach,
+    Reconcile,
 }
 
 impl Queue {
@@ -33,6 +34,7 @@ impl Queue {
             Self::Erasure => "erasure_jobs",
             Self::Reindex => "reindex_jobs",
             Self::Attach => "attach_jobs",
+            Self::Reconcile => "reconcile_runs",
         }
     }
 }

@@ -128,6 +128,13 @@ pub async fn spawn_app_configured(opts: Options, configure: impl FnOnce(&mut Set
     spawn_app_at_configured(&fresh_database().await, qdrant_url().as_deref(), opts, configure).await
 }
 
+/// A real Lethe on a database that exists already (a copy restored from a
+/// dump, another replica's), with the settings changed by `configure` (e.g.
+/// the key files of the app whose database it is).
+pub async fn spawn_app_on(db_url: &str, opts: Options, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_at_configured(db_url, qdrant_url().as_deref(), opts, configure).await
+}
+
 /// A real Lethe on port 0 against the database at `db_url` and the Qdrant
 /// at `qdrant_url` (if any): e.g. through proxies a test can cut.
 pub async fn spawn_app_at(db_url: &str, qdrant_url: Option<&str>, opts: Options) -> TestApp {

@@ -34,6 +34,9 @@ from .errors import (
     Unavailable,
 )
 from .types import (
+    LedgerImport,
+    ReconcileCollection,
+    ReconcileRun,
     AttachJob,
     AttachMapping,
     AttachResult,
@@ -131,4 +134,7 @@ __all__ = [
     "AttachMapping",
     "AttachJob",
     "AttachResult",
+    "ReconcileCollection",
+    "ReconcileRun",
+    "LedgerImport",
 ]

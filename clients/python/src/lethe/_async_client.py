@@ -17,6 +17,8 @@ from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
+    LedgerImport,
+    ReconcileRun,
     AttachJob,
     AttachMapping,
     AttachResult,
@@ -410,3 +412,59 @@ class AsyncLethe:
 
     async def list_reindexes(self, *, limit: int = 100, timeout: Optional[float] = None) -> list[ReindexJob]:
         return await self._call(calls.list_reindexes(limit), timeout)
+
+    async def reconcile(
+        self,
+        *,
+        requested_by: str = "",
+        wait: bool = True,
+        poll: float = 0.5,
+        timeout: Optional[float] = None,
+        wait_timeout: Optional[float] = None,
+    ) -> ReconcileRun:
+        """See :meth:`lethe.Lethe.reconcile`."""
+        run = await self._call(calls.reconcile(requested_by), timeout)
+        if not wait or run.done:
+            return run
+        return await self.wait_for_reconcile(run.run_id, poll=poll, timeout=wait_timeout)
+
+    async def get_reconcile(self, run_id: str, *, timeout: Optional[float] = None) -> ReconcileRun:
+        """See :meth:`lethe.Lethe.get_reconcile`."""
+        return await self._call(calls.get_reconcile(run_id), timeout)
+
+    async def wait_for_reconcile(
+        self, run_id: str, *, poll: float = 0.5, timeout: Optional[float] = None
+    ) -> ReconcileRun:
+        """See :meth:`lethe.Lethe.wait_for_reconcile`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = await self.get_reconcile(run_id)
+            if run.done:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(f"reconcile {run_id} did not end within {timeout} s")
+            await asyncio.sleep(poll)
+
+    async def export_ledger(self, *, timeout: Optional[float] = None) -> bytes:
+        """See :meth:`lethe.Lethe.export_ledger`."""
+        stream = self._stub.ExportLedger(calls.pb.ExportLedgerRequest(), timeout=self._timeout(timeout), metadata=self._metadata)
+        try:
+            return b"".join([m.data async for m in stream])
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+
+    async def import_ledger(self, ledger: bytes, *, timeout: Optional[float] = None) -> LedgerImport:
+        """See :meth:`lethe.Lethe.import_ledger`."""
+        attempt = 0
+        while True:
+            try:
+                chunks = iter(calls.ledger_chunks(ledger))
+                response = await self._stub.ImportLedger(chunks, timeout=self._timeout(timeout), metadata=self._metadata)
+            except grpc.RpcError as e:
+                err = from_rpc_error(e)
+                if isinstance(err, Unavailable) and attempt < self._retry.max_retries:
+                    await asyncio.sleep(self._retry.backoff(attempt))
+                    attempt += 1
+                    continue
+                raise err from e
+            return cv.ledger_import(response)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence
 
 from . import _convert as cv
 from .types import (
+    ReconcileRun,
     AttachJob,
     AttachMapping,
     AttachResult,
@@ -235,3 +236,20 @@ HEALTH_METHOD = "/grpc.health.v1.Health/Check"
 
 def health_serving(response: bytes) -> bool:
     return response == b"\x08\x01"
+
+
+def reconcile(requested_by: str) -> Call[ReconcileRun]:
+    return Call("Reconcile", pb.ReconcileRequest(requested_by=requested_by), cv.reconcile_run)
+
+
+def get_reconcile(run_id: str) -> Call[ReconcileRun]:
+    return Call("GetReconcile", pb.GetReconcileRequest(run_id=run_id), cv.reconcile_run)
+
+
+#: Bytes per LedgerChunk that ImportLedger is sent in (the server takes up to 4 MiB).
+LEDGER_CHUNK = 1 << 20
+
+
+def ledger_chunks(ledger: bytes) -> list[Any]:
+    """The LedgerChunk messages of a ledger, in order."""
+    return [pb.LedgerChunk(data=ledger[i : i + LEDGER_CHUNK]) for i in range(0, len(ledger), LEDGER_CHUNK)]

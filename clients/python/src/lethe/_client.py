@@ -15,6 +15,8 @@ from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, retry_policy, resolve
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
+    LedgerImport,
+    ReconcileRun,
     AttachJob,
     AttachMapping,
     AttachResult,
@@ -505,3 +507,71 @@ class Lethe:
         """Re-index jobs, newest first."""
         return self._call(calls.list_reindexes(limit), timeout)
 
+    # ------------------------------------------------------------- restore guard
+
+    def reconcile(
+        self,
+        *,
+        requested_by: str = "",
+        wait: bool = True,
+        poll: float = 0.5,
+        timeout: Optional[float] = None,
+        wait_timeout: Optional[float] = None,
+    ) -> ReconcileRun:
+        """Erases again what a restore brought back (secret key): every point of an
+        erased subject in every collection, by tag, by lineage and by the erasure
+        ledger, deleted with counts from the backend and logged per collection.
+
+        Returns the run (a run already queued or running is returned instead of a
+        new one, ``already_running``); with ``wait`` it is polled until it ends."""
+        run = self._call(calls.reconcile(requested_by), timeout)
+        if not wait or run.done:
+            return run
+        return self.wait_for_reconcile(run.run_id, poll=poll, timeout=wait_timeout)
+
+    def get_reconcile(self, run_id: str, *, timeout: Optional[float] = None) -> ReconcileRun:
+        """A reconcile run with its per-collection counts (secret or auditor key)."""
+        return self._call(calls.get_reconcile(run_id), timeout)
+
+    def wait_for_reconcile(self, run_id: str, *, poll: float = 0.5, timeout: Optional[float] = None) -> ReconcileRun:
+        """Polls a reconcile run until it ends (completed or failed) and returns it.
+
+        Raises :class:`lethe.DeadlineExceeded` when ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.get_reconcile(run_id)
+            if run.done:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(f"reconcile {run_id} did not end within {timeout} s")
+            time.sleep(poll)
+
+    def export_ledger(self, *, timeout: Optional[float] = None) -> bytes:
+        """The tenant's erasure ledger (secret key): keyed hashes of erased subjects and
+        of the points their erasures deleted, signed JSON lines. Keep it with every
+        backup of Lethe's database; after restoring one, :meth:`import_ledger` it."""
+        stream = self._stub.ExportLedger(calls.pb.ExportLedgerRequest(), timeout=self._timeout(timeout), metadata=self._metadata)
+        try:
+            return b"".join(m.data for m in stream)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+
+    def import_ledger(self, ledger: bytes, *, timeout: Optional[float] = None) -> LedgerImport:
+        """Imports a ledger from :meth:`export_ledger` (secret key), checked in full before
+        anything is written: :class:`lethe.InvalidArgument` for an altered, truncated or
+        foreign file; a :class:`lethe.LetheError` with ``reason``
+        ``ledger_signed_by_another_key``, ``ledger_of_another_tenant`` or
+        ``ledger_of_another_tenant_key`` otherwise. Idempotent. Then run :meth:`reconcile`."""
+        attempt = 0
+        while True:
+            try:
+                chunks = iter(calls.ledger_chunks(ledger))
+                response = self._stub.ImportLedger(chunks, timeout=self._timeout(timeout), metadata=self._metadata)
+            except grpc.RpcError as e:
+                err = from_rpc_error(e)
+                if isinstance(err, Unavailable) and attempt < self._retry.max_retries:
+                    time.sleep(self._retry.backoff(attempt))
+                    attempt += 1
+                    continue
+                raise err from e
+            return cv.ledger_import(response)

@@ -8,6 +8,9 @@ from enum import Enum
 from typing import Any, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .types import (
+    LedgerImport,
+    ReconcileCollection,
+    ReconcileRun,
     AttachJob,
     AttachMapping,
     AttachResult,
@@ -455,4 +458,54 @@ def attach_result(m: pb.AttachResponse) -> AttachResult:
         warnings=list(m.warnings),
         indexes_created=list(m.indexes_created),
         already_attached=m.already_attached,
+    )
+
+
+def reconcile_run(m: pb.ReconcileRun) -> ReconcileRun:
+    return ReconcileRun(
+        run_id=m.run_id,
+        status=_status_out(m.status),
+        trigger=m.trigger,
+        requested_by=m.requested_by,
+        collections=[
+            ReconcileCollection(
+                collection=c.collection,
+                backend=_backend_out(c.backend),
+                scanned=c.scanned,
+                found_by_tag=c.found_by_tag,
+                found_by_lineage=c.found_by_lineage,
+                found_by_ledger=c.found_by_ledger,
+                before=c.before,
+                deleted=c.deleted,
+                after=c.after,
+                lineage_forgotten=c.lineage_forgotten,
+                withheld=c.withheld,
+                log_seq=c.log_seq,
+                done=c.done,
+            )
+            for c in m.collections
+        ],
+        came_back=m.came_back,
+        lineage_forgotten=m.lineage_forgotten,
+        held_subject_hashes=list(m.held_subject_hashes),
+        subjects_scrubbed=m.subjects_scrubbed,
+        error=m.error,
+        attempts=m.attempts,
+        received_at=_ts(m, "received_at"),
+        started_at=_ts(m, "started_at"),
+        completed_at=_ts(m, "completed_at"),
+        already_running=m.already_running,
+    )
+
+
+def ledger_import(m: pb.ImportLedgerResponse) -> LedgerImport:
+    return LedgerImport(
+        subjects=m.subjects,
+        tombstones_created=m.tombstones_created,
+        subjects_re_erased=m.subjects_re_erased,
+        subjects_known=m.subjects_known,
+        held_subject_hashes=list(m.held_subject_hashes),
+        points=m.points,
+        points_added=m.points_added,
+        log_seq=m.log_seq,
     )

@@ -533,3 +533,76 @@ class AttachResult:
     indexes_created: list[str]
     #: the store was attached with this mapping before: nothing new was done
     already_attached: bool
+
+
+@dataclass(frozen=True)
+class ReconcileCollection:
+    """What a reconcile run did in one collection; counts are of points, from the
+    backend. ``found_by_*`` count how points were recognised (a point may be found
+    several ways)."""
+
+    collection: str
+    backend: Optional[Backend]
+    #: points read back from the store (0 when there is no erased subject to look for)
+    scanned: int
+    found_by_tag: int
+    found_by_lineage: int
+    found_by_ledger: int
+    #: points of erased subjects that came back (counted before the deletion)
+    before: int
+    deleted: int
+    #: counted after the deletion; 0 when done
+    after: int
+    #: lineage chunks forgotten (restored tags, lineage of the deleted points)
+    lineage_forgotten: int
+    #: points left in place because they are shared with a subject under legal hold
+    withheld: int
+    #: the collection's ``reconcile`` entry in the deletion log (0 until done)
+    log_seq: int
+    done: bool
+
+
+@dataclass(frozen=True)
+class ReconcileRun:
+    """A reconcile run: what a restore brought back, deleted again, per collection."""
+
+    run_id: str
+    status: JobStatus
+    #: ``manual`` or ``schedule``
+    trigger: str
+    requested_by: str
+    collections: list[ReconcileCollection]
+    came_back: int
+    lineage_forgotten: int
+    #: keyed hashes (hex) of erased subjects under legal hold now: not reconciled
+    held_subject_hashes: list[str]
+    subjects_scrubbed: int
+    error: str
+    attempts: int
+    received_at: Optional[datetime]
+    started_at: Optional[datetime]
+    completed_at: Optional[datetime]
+    #: :meth:`lethe.Lethe.reconcile` returned a run already queued or running
+    already_running: bool
+
+    @property
+    def done(self) -> bool:
+        return self.status.terminal
+
+
+@dataclass(frozen=True)
+class LedgerImport:
+    """What :meth:`lethe.Lethe.import_ledger` did."""
+
+    subjects: int
+    #: tombstones made for subjects the database did not know
+    tombstones_created: int
+    #: subjects a restore had brought back, tombstones again
+    subjects_re_erased: int
+    subjects_known: int
+    #: keyed hashes (hex) of subjects under legal hold now, left as they are
+    held_subject_hashes: list[str]
+    points: int
+    points_added: int
+    #: the ``ledger_import`` log entry; 0 when nothing changed
+    log_seq: int

@@ -1,3 +1,4 @@
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from lethe.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -333,3 +334,109 @@ class SearchResidualsResponse(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[_types_pb2.ResidualCandidate]
     def __init__(self, candidates: _Optional[_Iterable[_Union[_types_pb2.ResidualCandidate, _Mapping]]] = ...) -> None: ...
+
+class ReconcileRequest(_message.Message):
+    __slots__ = ("requested_by",)
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    requested_by: str
+    def __init__(self, requested_by: _Optional[str] = ...) -> None: ...
+
+class GetReconcileRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ReconcileCollection(_message.Message):
+    __slots__ = ("collection", "backend", "scanned", "found_by_tag", "found_by_lineage", "found_by_ledger", "before", "deleted", "after", "lineage_forgotten", "withheld", "log_seq", "done")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SCANNED_FIELD_NUMBER: _ClassVar[int]
+    FOUND_BY_TAG_FIELD_NUMBER: _ClassVar[int]
+    FOUND_BY_LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    FOUND_BY_LEDGER_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
+    LOG_SEQ_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    backend: _types_pb2.Backend
+    scanned: int
+    found_by_tag: int
+    found_by_lineage: int
+    found_by_ledger: int
+    before: int
+    deleted: int
+    after: int
+    lineage_forgotten: int
+    withheld: int
+    log_seq: int
+    done: bool
+    def __init__(self, collection: _Optional[str] = ..., backend: _Optional[_Union[_types_pb2.Backend, str]] = ..., scanned: _Optional[int] = ..., found_by_tag: _Optional[int] = ..., found_by_lineage: _Optional[int] = ..., found_by_ledger: _Optional[int] = ..., before: _Optional[int] = ..., deleted: _Optional[int] = ..., after: _Optional[int] = ..., lineage_forgotten: _Optional[int] = ..., withheld: _Optional[int] = ..., log_seq: _Optional[int] = ..., done: bool = ...) -> None: ...
+
+class ReconcileRun(_message.Message):
+    __slots__ = ("run_id", "status", "trigger", "requested_by", "collections", "came_back", "lineage_forgotten", "held_subject_hashes", "subjects_scrubbed", "error", "attempts", "received_at", "started_at", "completed_at", "already_running")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    CAME_BACK_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    HELD_SUBJECT_HASHES_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_SCRUBBED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    status: _types_pb2.JobStatus
+    trigger: str
+    requested_by: str
+    collections: _containers.RepeatedCompositeFieldContainer[ReconcileCollection]
+    came_back: int
+    lineage_forgotten: int
+    held_subject_hashes: _containers.RepeatedScalarFieldContainer[str]
+    subjects_scrubbed: int
+    error: str
+    attempts: int
+    received_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    already_running: bool
+    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.JobStatus, str]] = ..., trigger: _Optional[str] = ..., requested_by: _Optional[str] = ..., collections: _Optional[_Iterable[_Union[ReconcileCollection, _Mapping]]] = ..., came_back: _Optional[int] = ..., lineage_forgotten: _Optional[int] = ..., held_subject_hashes: _Optional[_Iterable[str]] = ..., subjects_scrubbed: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., already_running: bool = ...) -> None: ...
+
+class ExportLedgerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LedgerChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ImportLedgerResponse(_message.Message):
+    __slots__ = ("subjects", "tombstones_created", "subjects_re_erased", "subjects_known", "held_subject_hashes", "points", "points_added", "log_seq")
+    SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONES_CREATED_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_RE_ERASED_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    HELD_SUBJECT_HASHES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    LOG_SEQ_FIELD_NUMBER: _ClassVar[int]
+    subjects: int
+    tombstones_created: int
+    subjects_re_erased: int
+    subjects_known: int
+    held_subject_hashes: _containers.RepeatedScalarFieldContainer[str]
+    points: int
+    points_added: int
+    log_seq: int
+    def __init__(self, subjects: _Optional[int] = ..., tombstones_created: _Optional[int] = ..., subjects_re_erased: _Optional[int] = ..., subjects_known: _Optional[int] = ..., held_subject_hashes: _Optional[_Iterable[str]] = ..., points: _Optional[int] = ..., points_added: _Optional[int] = ..., log_seq: _Optional[int] = ...) -> None: ...

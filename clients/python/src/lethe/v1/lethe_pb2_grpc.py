@@ -125,6 +125,26 @@ class LetheStub(object):
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
                 response_deserializer=lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
                 )
+        self.Reconcile = channel.unary_unary(
+                '/lethe.v1.Lethe/Reconcile',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.ReconcileRun.FromString,
+                )
+        self.GetReconcile = channel.unary_unary(
+                '/lethe.v1.Lethe/GetReconcile',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.GetReconcileRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.ReconcileRun.FromString,
+                )
+        self.ExportLedger = channel.unary_stream(
+                '/lethe.v1.Lethe/ExportLedger',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.ExportLedgerRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.LedgerChunk.FromString,
+                )
+        self.ImportLedger = channel.stream_unary(
+                '/lethe.v1.Lethe/ImportLedger',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.LedgerChunk.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.ImportLedgerResponse.FromString,
+                )
 
 
 class LetheServicer(object):
@@ -351,6 +371,73 @@ class LetheServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reconcile(self, request, context):
+        """Restore guard (README "Restore guard"). A backup, snapshot or
+        point-in-time recovery of a backend (or of Lethe's own database) brings
+        back vectors and lineage of people Lethe already certified as erased.
+        Reconcile queues a run that finds every point of an erased subject in
+        every collection of the tenant, Lethe's own and attached ones, in both
+        backends: by tag (each tag read back from the store is hashed with the
+        tenant's key and compared with the tombstones), by lineage (tags a
+        restore of Lethe's database brought back), and by the ledger (keyed
+        hashes of the points each erasure deleted). It deletes them with counts
+        taken from the backend before and after (after must be 0), forgets the
+        restored lineage, and appends a `reconcile` entry per collection to the
+        deletion log with the counts (0 when nothing came back) and the keyed
+        hashes of the subjects concerned, never their ids. A subject under legal
+        hold now is not reconciled (its keyed hash is listed in
+        `held_subject_hashes`), nor is a point shared with one (`withheld`); a
+        subject whose erasure is running is left to its job. Returns the run at
+        once (status queued); a run already queued or running for the tenant is
+        returned instead of a new one (`already_running`). The service also runs
+        Reconcile on a schedule (`restore_guard.reconcile_interval_secs`).
+        Secret key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReconcile(self, request, context):
+        """A reconcile run with its per-collection counts (secret or auditor key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportLedger(self, request, context):
+        """Streams the tenant's erasure ledger: its tombstones (keyed hashes of
+        erased subjects with their identifier and match-key hashes) and the keyed
+        hashes of the points each erasure deleted, as JSON lines ending in a line
+        signed with the service's signing key. No plaintext of anyone. Keep it
+        with (not inside) the database backups: after restoring Lethe's database
+        from a backup older than some erasures, ImportLedger then Reconcile
+        re-apply them. Secret key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportLedger(self, request_iterator, context):
+        """Imports a ledger from ExportLedger (the chunks in order). Checked in full
+        before anything is written: a ledger changed in any byte, truncated or
+        not a ledger fails with INVALID_ARGUMENT (field `ledger`); one signed by
+        a key that is not this service's (current or retired) with
+        FAILED_PRECONDITION `ledger_signed_by_another_key`; another tenant's
+        with `ledger_of_another_tenant`; one made under another HMAC key of the
+        tenant with `ledger_of_another_tenant_key`. Then subjects the database
+        does not know become tombstones, subjects a restore brought back become
+        tombstones again (their ids and identifiers in clear are dropped, their
+        writes suppressed from then on; their restored lineage waits for
+        Reconcile), except subjects under legal hold now, and the point hashes are
+        added. Idempotent: importing the same ledger again changes nothing and
+        logs nothing. An import that changed something appends a `ledger_import`
+        log entry. At most `restore_guard.max_ledger_bytes` (INVALID_ARGUMENT
+        beyond). Secret key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LetheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -463,6 +550,26 @@ def add_LetheServicer_to_server(servicer, server):
                     servicer.WatchAttach,
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.FromString,
                     response_serializer=lethe_dot_v1_dot_types__pb2.AttachJob.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.ReconcileRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.ReconcileRun.SerializeToString,
+            ),
+            'GetReconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReconcile,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.GetReconcileRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.ReconcileRun.SerializeToString,
+            ),
+            'ExportLedger': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportLedger,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.ExportLedgerRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.LedgerChunk.SerializeToString,
+            ),
+            'ImportLedger': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportLedger,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.LedgerChunk.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.ImportLedgerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -845,5 +952,73 @@ class Lethe(object):
         return grpc.experimental.unary_stream(request, target, '/lethe.v1.Lethe/WatchAttach',
             lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
             lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/Reconcile',
+            lethe_dot_v1_dot_lethe__pb2.ReconcileRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.ReconcileRun.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetReconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/GetReconcile',
+            lethe_dot_v1_dot_lethe__pb2.GetReconcileRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.ReconcileRun.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExportLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/lethe.v1.Lethe/ExportLedger',
+            lethe_dot_v1_dot_lethe__pb2.ExportLedgerRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.LedgerChunk.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ImportLedger(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(request_iterator, target, '/lethe.v1.Lethe/ImportLedger',
+            lethe_dot_v1_dot_lethe__pb2.LedgerChunk.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.ImportLedgerResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

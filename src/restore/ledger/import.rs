@@ -1,0 +1,307 @@
+//! Reading a ledger: everything is checked before anything is written,
+//! then tombstones and points are applied in batches (an import cut off
+//! half-way is completed by importing the same ledger again).
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{CAUSES, FORMAT, Line, key_check, statement};
+use crate::audit::Signer;
+use crate::context::{Context, subject_lock_key};
+use crate::error::{LetheError, Result};
+use crate::restore::POINT_HASH_LEN;
+use crate::store::ledger::{self, ErasedPoint, Imported, Tombstone};
+use crate::store::{StoreError, jobs};
+
+/// Tombstones and points per import transaction (each re-erased subject
+/// holds an advisory lock until its transaction ends).
+const IMPORT_BATCH: usize = 500;
+
+/// A verified ledger, ready to apply.
+#[derive(Debug)]
+pub struct Verified {
+    pub tenant_id: Uuid,
+    pub exported_at: DateTime<Utc>,
+    pub signing_key_id: String,
+    pub sha256: String,
+    pub tombstones: Vec<Tombstone>,
+    pub points: Vec<ErasedPoint>,
+}
+
+fn invalid(message: impl Into<String>) -> LetheError {
+    LetheError::invalid("ledger", message)
+}
+
+/// Checks a ledger for `tenant_id` (see the module docs) and parses it.
+///
+/// # Errors
+/// `InvalidArgument` (`ledger`) for anything that is not an intact ledger;
+/// `FailedPrecondition` for one of another service key, tenant or tenant key.
+pub fn verify(bytes: &[u8], signer: &Signer, tenant_id: Uuid, own_key_check: &str) -> Result<Verified> {
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid("is not an erasure ledger (not UTF-8 text)"))?;
+    let trimmed = text.strip_suffix('\n').unwrap_or(text);
+    let (body, last) = match trimmed.rfind('\n') {
+        Some(i) => (&text[..=i], &trimmed[i + 1..]),
+        None => return Err(invalid("is not an erasure ledger (`lethe ledger export` writes one)")),
+    };
+    let header = body.lines().next().unwrap_or_default();
+    let Ok(Line::Header { format, tenant_id: owner, exported_at, key_check, signing_key_id }) = serde_json::from_str(header) else {
+        return Err(invalid("is not an erasure ledger: its first line is not a ledger header"));
+    };
+    if format != FORMAT {
+        return Err(invalid(format!("has the format `{}`; this service reads `{FORMAT}`", clip(&format))));
+    }
+    let Ok(Line::End { subjects, points, sha256, key_id, signature }) = serde_json::from_str(last) else {
+        return Err(invalid("is incomplete: its signed end line is missing (truncated?)"));
+    };
+    if hex::encode(Sha256::digest(body.as_bytes())) != sha256 {
+        return Err(invalid("was altered: its content does not match its signed digest"));
+    }
+    if !signer.knows(&key_id) {
+        return Err(LetheError::precondition(
+            "ledger_signed_by_another_key",
+            format!("the ledger is signed by key {}, which is not this service's signing key (current or retired)", clip(&key_id)),
+        ));
+    }
+    let sig = base64::engine::general_purpose::STANDARD.decode(signature.as_bytes()).unwrap_or_default();
+    if key_id != signing_key_id || !signer.verify(&key_id, &statement(owner, &sha256, subjects, points), &sig) {
+        return Err(invalid("was altered: its signature does not verify"));
+    }
+    if owner != tenant_id {
+        return Err(LetheError::precondition(
+            "ledger_of_another_tenant",
+            format!("the ledger is tenant {owner}'s, the key is tenant {tenant_id}'s: import it with that tenant's secret key"),
+        ));
+    }
+    if key_check != own_key_check {
+        return Err(LetheError::precondition(
+            "ledger_of_another_tenant_key",
+            "the ledger was made under another HMAC key of this tenant (another master key file?): its hashes would match \
+             nobody; start the service with the master keys of the database the ledger came from",
+        ));
+    }
+    let (tombstones, erased) = parse_body(body, subjects, points)?;
+    Ok(Verified { tenant_id, exported_at, signing_key_id, sha256, tombstones, points: erased })
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn hash(s: &str, len: usize, what: &str) -> Result<Vec<u8>> {
+    hex::decode(s).ok().filter(|b| b.len() == len).ok_or_else(|| invalid(format!("holds a malformed {what}")))
+}
+
+/// The subject and points lines (signed: malformed ones are a bug of the
+/// exporter, still refused before anything is written).
+fn parse_body(body: &str, subjects: u64, points: u64) -> Result<(Vec<Tombstone>, Vec<ErasedPoint>)> {
+    let (mut tombstones, mut erased) = (Vec::new(), Vec::new());
+    for line in body.lines().skip(1) {
+        match serde_json::from_str(line).map_err(|_| invalid("holds a line that is not a ledger line"))? {
+            Line::Subject { subject_hash, erased_at, job_id, keys, identifiers } => {
+                let kinds_ok = identifiers.iter().all(|(k, _)| !k.is_empty() && k.len() <= 32 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+                if !kinds_ok {
+                    return Err(invalid("holds a malformed identifier kind"));
+                }
+                tombstones.push(Tombstone {
+                    subject_hash: hash(&subject_hash, 32, "subject hash")?,
+                    erased_at,
+                    job_id,
+                    keys: keys.iter().map(|k| hash(k, 32, "key hash")).collect::<Result<_>>()?,
+                    identifier_hashes: identifiers.iter().map(|(_, h)| hash(h, 32, "identifier hash")).collect::<Result<_>>()?,
+                    identifier_kinds: identifiers.into_iter().map(|(k, _)| k).collect(),
+                });
+            }
+            Line::Points { collection_id, subject_hash, job_id, cause, points } => {
+                if !CAUSES.contains(&cause.as_str()) {
+                    return Err(invalid("holds a malformed cause"));
+                }
+                let subject_hash = hash(&subject_hash, 32, "subject hash")?;
+                for p in points {
+                    let point_hash = hash(&p, POINT_HASH_LEN, "point hash")?;
+                    erased.push(ErasedPoint { collection_id, point_hash, subject_hash: subject_hash.clone(), job_id, cause: cause.clone() });
+                }
+            }
+            Line::Header { .. } | Line::End { .. } => return Err(invalid("holds a header or end line in its body")),
+        }
+    }
+    if tombstones.len() as u64 != subjects || erased.len() as u64 != points {
+        return Err(invalid("does not hold the number of subjects and points its end line signs"));
+    }
+    Ok((tombstones, erased))
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportOutcome {
+    pub subjects: u64,
+    /// Tombstones made for subjects the database did not know.
+    pub tombstones_created: u64,
+    /// Subjects a restore had brought back, tombstones again.
+    pub subjects_re_erased: u64,
+    pub subjects_known: u64,
+    /// Subjects under legal hold now, left as they are (keyed hashes, hex).
+    pub subjects_held: Vec<String>,
+    pub points: u64,
+    pub points_added: u64,
+    /// The `ledger_import` log entry (None when nothing changed).
+    pub log_seq: Option<i64>,
+}
+
+/// Verifies and applies a ledger for `tenant_id`: tombstones first, then
+/// the points, in batches (an import cut off half-way is completed by
+/// importing the same ledger again), then the log entry.
+///
+/// # Errors
+/// See [`verify`]; database failures.
+pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<ImportOutcome> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let v = verify(bytes, &ctx.signer, tenant_id, &key_check(&secret))?;
+    let mut out = ImportOutcome { subjects: v.tombstones.len() as u64, points: v.points.len() as u64, ..Default::default() };
+    let mut re_erased = Vec::new();
+    for batch in v.tombstones.chunks(IMPORT_BATCH) {
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        for t in batch {
+            match ledger::import_tombstone(&mut tx, tenant_id, t, subject_lock_key(&t.subject_hash)).await? {
+                Imported::Created => out.tombstones_created += 1,
+                Imported::ReErased => {
+                    out.subjects_re_erased += 1;
+                    re_erased.push(hex::encode(&t.subject_hash));
+                }
+                Imported::Known => out.subjects_known += 1,
+                Imported::Held => out.subjects_held.push(hex::encode(&t.subject_hash)),
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    for batch in v.points.chunks(IMPORT_BATCH * 10) {
+        out.points_added += ledger::record_points(&ctx.pool, tenant_id, batch).await?;
+    }
+    if out.tombstones_created + out.subjects_re_erased + out.points_added > 0 {
+        out.log_seq = Some(log_import(ctx, &v, &out, &re_erased).await?);
+    }
+    tracing::info!(%tenant_id, created = out.tombstones_created, re_erased = out.subjects_re_erased, points_added = out.points_added, "ledger imported");
+    Ok(out)
+}
+
+/// The `ledger_import` log entry.
+#[derive(Serialize)]
+struct ImportBody<'a> {
+    kind: &'static str,
+    tenant_id: String,
+    exported_at: String,
+    signing_key_id: &'a str,
+    ledger_sha256: &'a str,
+    #[serde(flatten)]
+    outcome: &'a ImportOutcome,
+    /// Keyed hashes of the subjects made tombstones again.
+    re_erased: &'a [String],
+    next: &'static str,
+    logged_at: String,
+}
+
+async fn log_import(ctx: &Context, v: &Verified, out: &ImportOutcome, re_erased: &[String]) -> Result<i64> {
+    let body = ImportBody {
+        kind: "ledger_import",
+        tenant_id: v.tenant_id.to_string(),
+        exported_at: v.exported_at.to_rfc3339(),
+        signing_key_id: &v.signing_key_id,
+        ledger_sha256: &v.sha256,
+        outcome: out,
+        re_erased,
+        next: "Reconcile deletes the points and forgets the lineage of these subjects that the restore brought back",
+        logged_at: Utc::now().to_rfc3339(),
+    };
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    jobs::require_durable_commit(&mut tx).await?;
+    let (entry, _) = crate::audit::append(&mut tx, &ctx.signer, v.tenant_id, "ledger_import", None, None, &body).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(entry.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(dir: &std::path::Path, name: &str) -> Signer {
+        Signer::load(&dir.join(name), true, &[]).expect("signing key")
+    }
+
+    /// A ledger as `export` writes it, from lines.
+    fn ledger(signer: &Signer, tenant: Uuid, key: &str, lines: &[Line]) -> Vec<u8> {
+        let header = Line::Header {
+            format: FORMAT.into(),
+            tenant_id: tenant,
+            exported_at: Utc::now(),
+            key_check: key.into(),
+            signing_key_id: signer.key_id(),
+        };
+        let mut body = Vec::new();
+        for l in std::iter::once(&header).chain(lines) {
+            body.extend(serde_json::to_vec(l).expect("json"));
+            body.push(b'\n');
+        }
+        let subjects = lines.iter().filter(|l| matches!(l, Line::Subject { .. })).count() as u64;
+        let points: u64 = lines.iter().map(|l| if let Line::Points { points, .. } = l { points.len() as u64 } else { 0 }).sum();
+        let sha256 = hex::encode(Sha256::digest(&body));
+        let signature = base64::engine::general_purpose::STANDARD.encode(signer.sign(&statement(tenant, &sha256, subjects, points)));
+        let end = Line::End { subjects, points, sha256, key_id: signer.key_id(), signature };
+        body.extend(serde_json::to_vec(&end).expect("json"));
+        body.push(b'\n');
+        body
+    }
+
+    fn lines() -> Vec<Line> {
+        vec![
+            Line::Subject { subject_hash: "ab".repeat(32), erased_at: None, job_id: None, keys: vec!["cd".repeat(32)], identifiers: vec![("email".into(), "ef".repeat(32))] },
+            Line::Points { collection_id: Uuid::nil(), subject_hash: "ab".repeat(32), job_id: None, cause: "erasure".into(), points: vec!["01".repeat(16), "02".repeat(16)] },
+        ]
+    }
+
+    fn reason(e: &LetheError) -> String {
+        match e {
+            LetheError::FailedPrecondition { reason, .. } => (*reason).to_owned(),
+            LetheError::InvalidArgument(i) => format!("invalid:{}", i.field),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_intact_ledger_verifies_and_parses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = signer(dir.path(), "k.pem");
+        let tenant = Uuid::new_v4();
+        let v = verify(&ledger(&s, tenant, "kc", &lines()), &s, tenant, "kc").expect("verifies");
+        assert_eq!((v.tombstones.len(), v.points.len()), (1, 2));
+        assert_eq!(v.tombstones[0].identifier_kinds, vec!["email".to_owned()]);
+        assert_eq!(v.points[1].point_hash, vec![2u8; 16]);
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = signer(dir.path(), "k.pem");
+        let tenant = Uuid::new_v4();
+        let good = ledger(&s, tenant, "kc", &lines());
+        let text = String::from_utf8(good.clone()).expect("utf8");
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (text.replacen("0101", "0303", 1).into_bytes(), "invalid:ledger"),
+            (text.lines().filter(|l| !l.contains("\"points\"")).map(|l| format!("{l}\n")).collect::<String>().into_bytes(), "invalid:ledger"),
+            (good[..good.len() - 20].to_vec(), "invalid:ledger"),
+            (b"not a ledger".to_vec(), "invalid:ledger"),
+            (vec![0xff, 0xfe, b'\n', b'x'], "invalid:ledger"),
+        ];
+        for (bytes, want) in cases {
+            let err = verify(&bytes, &s, tenant, "kc").expect_err("refused");
+            assert_eq!(reason(&err), want, "{err}");
+        }
+        let other = signer(dir.path(), "other.pem");
+        let foreign = ledger(&other, tenant, "kc", &lines());
+        assert_eq!(reason(&verify(&foreign, &s, tenant, "kc").expect_err("another key")), "ledger_signed_by_another_key");
+        assert_eq!(reason(&verify(&good, &s, Uuid::new_v4(), "kc").expect_err("another tenant")), "ledger_of_another_tenant");
+        assert_eq!(reason(&verify(&good, &s, tenant, "other").expect_err("another key")), "ledger_of_another_tenant_key");
+    }
+}

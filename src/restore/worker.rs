@@ -1,0 +1,101 @@
+//! The reconcile worker: queues the scheduled runs that are due (every
+//! `restore_guard.reconcile_interval_secs` per tenant with erased subjects),
+//! then claims queued runs, the Reconcile rpc's and the schedule's alike.
+//!
+//! Several replicas run it side by side without doing the work twice: a
+//! tenant has at most one queued or running run (a partial unique index, so
+//! two replicas that find the same run due insert one), runs are claimed
+//! with `FOR UPDATE SKIP LOCKED` under a lease whose epoch fences every
+//! write (`store::lease`), and a collection that a run has logged is not
+//! reconciled again when another claim resumes the run.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::error::{LetheError, Result};
+use crate::store::lease::Lease;
+use crate::store::reconcile as runs;
+
+/// Attempts of a run before it fails for good.
+const MAX_ATTEMPTS: i32 = 10;
+
+/// One reconcile worker until `shutdown` resolves. Off with the erase
+/// workers (`erasure.workers: 0`).
+pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
+    if ctx.settings.erasure.workers == 0 {
+        shutdown.await;
+        return;
+    }
+    let owner = Uuid::new_v4();
+    let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
+    let work = async {
+        let mut next_check = Instant::now();
+        loop {
+            if Instant::now() >= next_check {
+                next_check = Instant::now() + Duration::from_secs(ctx.settings.restore_guard.schedule_check_secs.max(1));
+                if let Err(e) = queue_due(&ctx).await {
+                    tracing::error!(error.cause_chain = ?e, "cannot queue scheduled reconcile runs");
+                }
+            }
+            match step(&ctx, owner).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, "cannot read the reconcile queue");
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = work => {},
+        () = shutdown => {},
+    }
+}
+
+/// Queues the scheduled runs that are due; none when the schedule is off.
+///
+/// # Errors
+/// Database failures.
+pub async fn queue_due(ctx: &Context) -> Result<u64> {
+    let every = ctx.settings.restore_guard.reconcile_interval_secs;
+    if every == 0 {
+        return Ok(0);
+    }
+    let queued = runs::queue_due(&ctx.pool, every as f64).await?;
+    if queued > 0 {
+        tracing::info!(queued, "scheduled reconcile runs queued");
+    }
+    Ok(queued)
+}
+
+/// Claims and runs one queued run; false when there was none.
+///
+/// # Errors
+/// When the queue cannot be read.
+pub async fn step(ctx: &Context, owner: Uuid) -> Result<bool> {
+    let lease_secs = ctx.settings.erasure.lease_secs as f64;
+    let Some(run) = runs::claim(&ctx.pool, owner, lease_secs).await? else { return Ok(false) };
+    let lease = Lease { owner, epoch: run.lease_epoch };
+    match super::reconcile::execute(ctx, &run, lease).await {
+        Ok(true) => tracing::info!(run_id = %run.job_id, "reconcile completed"),
+        Ok(false) => tracing::warn!(run_id = %run.job_id, "reconcile run taken over by another claim"),
+        Err(e) => {
+            let message = e.to_string();
+            tracing::warn!(run_id = %run.job_id, error.cause_chain = ?e, "reconcile stopped");
+            let transient = matches!(e, LetheError::Unavailable(_) | LetheError::Unexpected(_));
+            if transient && run.attempts < MAX_ATTEMPTS {
+                let backoff = f64::from(run.attempts.clamp(1, 6)).exp2();
+                runs::release(&ctx.pool, run.job_id, lease, &message, backoff).await?;
+            } else {
+                runs::finish(&ctx.pool, run.job_id, lease, "failed", Some(&message), &[], 0).await?;
+            }
+        }
+    }
+    Ok(true)
+}

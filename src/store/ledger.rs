@@ -1,0 +1,296 @@
+//! The erasure ledger (restore guard, issue 16): the tombstones (`subjects`
+//! in state `erased` with their key and identifier hashes) and the keyed
+//! hashes of the points each erasure deleted (`erased_points`). What the
+//! export reads, what an import writes, and what the erase job records.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sqlx::{PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::Result;
+
+/// A point of the ledger: its keyed hash in its collection, the person it
+/// was erased for, and how.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ErasedPoint {
+    pub collection_id: Uuid,
+    pub point_hash: Vec<u8>,
+    pub subject_hash: Vec<u8>,
+    pub job_id: Option<Uuid>,
+    pub cause: String,
+}
+
+/// Records erased points; those already known stay as first recorded.
+/// Returns how many were new.
+pub async fn record_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, points: &[ErasedPoint]) -> Result<u64> {
+    if points.is_empty() {
+        return Ok(0);
+    }
+    let collections: Vec<Uuid> = points.iter().map(|p| p.collection_id).collect();
+    let hashes: Vec<&[u8]> = points.iter().map(|p| p.point_hash.as_slice()).collect();
+    let subjects: Vec<&[u8]> = points.iter().map(|p| p.subject_hash.as_slice()).collect();
+    let jobs: Vec<Option<Uuid>> = points.iter().map(|p| p.job_id).collect();
+    let causes: Vec<&str> = points.iter().map(|p| p.cause.as_str()).collect();
+    let done = sqlx::query(
+        r#"
+        INSERT INTO erased_points (tenant_id, collection_id, point_hash, subject_hash, job_id, cause)
+        SELECT $1, c, h, s, j, k FROM UNNEST($2::uuid[], $3::bytea[], $4::bytea[], $5::uuid[], $6::text[]) AS p(c, h, s, j, k)
+        ON CONFLICT (tenant_id, collection_id, point_hash) DO NOTHING
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(&collections)
+    .bind(&hashes)
+    .bind(&subjects)
+    .bind(&jobs)
+    .bind(&causes)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The points an erase job deleted, as (collection, point id, cause): its
+/// planned lineage points that are no longer the subject's (those kept under
+/// a legal hold keep their lineage) and the residual candidates it deleted.
+/// Read at the log stage, before the plan's point ids are forgotten.
+pub async fn points_of_erasure(ex: impl PgExecutor<'_>, job_id: Uuid, subject_id: Uuid) -> Result<Vec<(Uuid, Uuid, String)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT e.collection_id, p.point_id, 'erasure' AS cause
+        FROM erasure_counts e, UNNEST(e.plan_points) AS p(point_id)
+        WHERE e.job_id = $1
+          AND NOT EXISTS (SELECT 1 FROM chunk_subjects cs WHERE cs.chunk_id = p.point_id AND cs.subject_id = $2)
+        UNION ALL
+        SELECT (c->>'collection_id')::uuid, (c->>'point_id')::uuid, 'residual'
+        FROM erasure_jobs j, jsonb_array_elements(CASE WHEN jsonb_typeof(j.residuals) = 'array' THEN j.residuals ELSE '[]' END) c
+        WHERE j.job_id = $1 AND c->>'action' = 'deleted'
+        "#,
+    )
+    .bind(job_id)
+    .bind(subject_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// The ledger's points in one collection: (point hash, subject hash).
+pub async fn collection_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    Ok(sqlx::query_as(
+        "SELECT point_hash, subject_hash FROM erased_points WHERE tenant_id = $1 AND collection_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// A tombstone as the ledger carries it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Tombstone {
+    pub subject_hash: Vec<u8>,
+    pub erased_at: Option<DateTime<Utc>>,
+    /// The latest erasure of the subject that was not refused.
+    pub job_id: Option<Uuid>,
+    /// Match keys (`subject_keys`): what suppresses the person's other ids.
+    pub keys: Vec<Vec<u8>>,
+    /// Identifier kinds and keyed hashes (`subject_identifiers`), same order.
+    pub identifier_kinds: Vec<String>,
+    pub identifier_hashes: Vec<Vec<u8>>,
+}
+
+/// The tenant's tombstones, in hash order, as a stream (an export reads
+/// them in one statement).
+pub fn tombstones(pool: &sqlx::PgPool, tenant_id: Uuid) -> BoxStream<'_, Result<Tombstone>> {
+    sqlx::query_as(
+        r#"
+        SELECT s.subject_hash, s.erased_at,
+               (SELECT j.job_id FROM erasure_jobs j WHERE j.subject_id = s.subject_id AND j.status <> 'refused'
+                ORDER BY j.received_at DESC LIMIT 1) AS job_id,
+               ARRAY(SELECT k.key_hash FROM subject_keys k WHERE k.subject_id = s.subject_id ORDER BY k.key_hash) AS keys,
+               ARRAY(SELECT i.kind FROM subject_identifiers i WHERE i.subject_id = s.subject_id
+                     ORDER BY i.kind, i.value_hash) AS identifier_kinds,
+               ARRAY(SELECT i.value_hash FROM subject_identifiers i WHERE i.subject_id = s.subject_id
+                     ORDER BY i.kind, i.value_hash) AS identifier_hashes
+        FROM subjects s
+        WHERE s.tenant_id = $1 AND s.state = 'erased'
+        ORDER BY s.subject_hash
+        "#,
+    )
+    .bind(tenant_id)
+    .fetch(pool)
+    .map(|r| r.map_err(super::StoreError::from))
+    .boxed()
+}
+
+/// The tenant's erased points as a stream, grouped: ordered by collection,
+/// subject, job and cause (an export writes one line per group).
+pub fn points(pool: &sqlx::PgPool, tenant_id: Uuid) -> BoxStream<'_, Result<ErasedPoint>> {
+    sqlx::query_as(
+        r#"
+        SELECT collection_id, point_hash, subject_hash, job_id, cause
+        FROM erased_points
+        WHERE tenant_id = $1
+        ORDER BY collection_id, subject_hash, job_id NULLS FIRST, cause, point_hash
+        "#,
+    )
+    .bind(tenant_id)
+    .fetch(pool)
+    .map(|r| r.map_err(super::StoreError::from))
+    .boxed()
+}
+
+/// What importing one tombstone did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// No subject had the hash: a tombstone was made.
+    Created,
+    /// A subject that a restore brought back (active, frozen or a suppressed
+    /// alias) is a tombstone again: its caller id and identifiers in clear are
+    /// gone, its lineage waits for Reconcile.
+    ReErased,
+    /// The subject was a tombstone already (missing key hashes were added).
+    Known,
+    /// The subject is under legal hold now: left as it is.
+    Held,
+}
+
+/// Applies one tombstone of an imported ledger (see [`Imported`]).
+///
+/// `lock_key` is the subject's advisory-lock key: a subject made a tombstone
+/// again waits for the writes tagged with it that are in flight, as the
+/// erase job's freeze does.
+pub async fn import_tombstone(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    t: &Tombstone,
+    lock_key: i64,
+) -> Result<Imported> {
+    // The advisory lock before the row lock, in the order ingestion takes them.
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM subjects WHERE tenant_id = $1 AND subject_hash = $2")
+        .bind(tenant_id)
+        .bind(&t.subject_hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if state.is_some_and(|s| s != "erased") {
+        super::subjects::lock_subject_exclusive(tx, lock_key).await?;
+    }
+    let existing: Option<(Uuid, String, bool)> =
+        sqlx::query_as("SELECT subject_id, state, legal_hold FROM subjects WHERE tenant_id = $1 AND subject_hash = $2 FOR UPDATE")
+            .bind(tenant_id)
+            .bind(&t.subject_hash)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (subject_id, outcome) = match existing {
+        Some((_, _, true)) => return Ok(Imported::Held),
+        Some((id, state, false)) if state == "erased" => (id, Imported::Known),
+        Some((id, _, false)) => {
+            re_erase(tx, id, t.erased_at).await?;
+            (id, Imported::ReErased)
+        }
+        None => {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash, state, erased_at) \
+                 VALUES ($1, $2, NULL, $3, 'erased', COALESCE($4, now()))",
+            )
+            .bind(id)
+            .bind(tenant_id)
+            .bind(&t.subject_hash)
+            .bind(t.erased_at)
+            .execute(&mut **tx)
+            .await?;
+            (id, Imported::Created)
+        }
+    };
+    super::subjects::add_keys(&mut **tx, tenant_id, subject_id, &t.keys).await?;
+    sqlx::query(
+        r#"
+        INSERT INTO subject_identifiers (subject_id, tenant_id, kind, value, value_hash)
+        SELECT $1, $2, k, NULL, h FROM UNNEST($3::text[], $4::bytea[]) AS i(k, h)
+        ON CONFLICT (subject_id, kind, value_hash) DO NOTHING
+        "#,
+    )
+    .bind(subject_id)
+    .bind(tenant_id)
+    .bind(&t.identifier_kinds)
+    .bind(&t.identifier_hashes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(outcome)
+}
+
+/// Makes a restored subject a tombstone again: what its erasure's forget
+/// stage did to the row, its identifiers and its finished jobs.
+async fn re_erase(tx: &mut Transaction<'_, Postgres>, subject_id: Uuid, erased_at: Option<DateTime<Utc>>) -> Result<()> {
+    sqlx::query(
+        r#"
+        WITH cleared AS (UPDATE subject_identifiers SET value = NULL WHERE subject_id = $1)
+        UPDATE subjects SET external_id = NULL, state = 'erased', erased_at = COALESCE(erased_at, $2, now())
+        WHERE subject_id = $1
+        "#,
+    )
+    .bind(subject_id)
+    .bind(erased_at)
+    .execute(&mut **tx)
+    .await?;
+    scrub_finished_jobs(&mut **tx, &[subject_id]).await?;
+    Ok(())
+}
+
+/// Forgets what finished erase jobs of the subjects still hold in clear (a
+/// restore of a backup taken while they ran brings it back): the caller's
+/// id and the identifiers the request gave. Running jobs keep theirs until
+/// their own stages forget them.
+pub async fn scrub_finished_jobs(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<()> {
+    sqlx::query(
+        r#"
+        WITH jobs AS (
+            UPDATE erasure_jobs SET subject_tag = NULL
+            WHERE subject_id = ANY($1) AND status NOT IN ('queued', 'in_progress')
+            RETURNING job_id
+        )
+        DELETE FROM erasure_identifiers WHERE job_id IN (SELECT job_id FROM jobs)
+        "#,
+    )
+    .bind(subject_ids)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Erased subjects of the tenant that hold something in clear again (their
+/// caller id or an identifier value, or a finished job's tag or request
+/// identifiers): restored from a backup without going through an import.
+/// Returns (subject id, under legal hold).
+pub async fn erased_with_plaintext(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<(Uuid, bool)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT s.subject_id, s.legal_hold FROM subjects s
+        WHERE s.tenant_id = $1 AND s.state = 'erased'
+          AND (s.external_id IS NOT NULL
+               OR EXISTS (SELECT 1 FROM subject_identifiers i WHERE i.subject_id = s.subject_id AND i.value IS NOT NULL)
+               OR EXISTS (SELECT 1 FROM erasure_jobs j WHERE j.subject_id = s.subject_id
+                          AND j.status NOT IN ('queued', 'in_progress')
+                          AND (j.subject_tag IS NOT NULL
+                               OR EXISTS (SELECT 1 FROM erasure_identifiers e WHERE e.job_id = j.job_id))))
+        "#,
+    )
+    .bind(tenant_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Clears the caller ids and identifier values of erased subjects.
+pub async fn clear_erased_plaintext(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<()> {
+    sqlx::query(
+        r#"
+        WITH cleared AS (UPDATE subject_identifiers SET value = NULL WHERE subject_id = ANY($1) AND value IS NOT NULL)
+        UPDATE subjects SET external_id = NULL WHERE subject_id = ANY($1) AND state = 'erased'
+        "#,
+    )
+    .bind(subject_ids)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

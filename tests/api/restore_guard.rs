@@ -1,0 +1,444 @@
+//! Restore guard (issue 16): a backup taken before an erasure is restored —
+//! a pgvector table copied with SQL, Qdrant points upserted again (the
+//! stand-in has no snapshot API, and Qdrant recovers snapshots over HTTP
+//! only), Lethe's own database restored from a `pg_dump` — and Reconcile
+//! erases the person again. Every count is checked in the backend itself,
+//! and the log must say how many came back without naming anyone.
+
+use std::time::Duration;
+
+use lethe::grpc::pb;
+use lethe::vector_store::{QdrantStore, Selector, VectorPoint, VectorStore};
+use secrecy::ExposeSecret;
+
+use crate::helpers::*;
+
+const DIM: usize = 8;
+
+pub async fn reconcile(app: &TestApp) -> pb::ReconcileRun {
+    let r = pb::ReconcileRequest { requested_by: "dpo@lethe.test".into() };
+    let run = app.client.clone().reconcile(req(&app.keys.sk, r)).await.expect("reconcile").into_inner();
+    wait_for_run(app, &run.run_id).await
+}
+
+pub async fn wait_for_run(app: &TestApp, run_id: &str) -> pb::ReconcileRun {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let get = pb::GetReconcileRequest { run_id: run_id.into() };
+        let run = app.client.clone().get_reconcile(req(&app.keys.ak, get)).await.expect("get reconcile").into_inner();
+        if [pb::JobStatus::Completed as i32, pb::JobStatus::Failed as i32].contains(&run.status) {
+            assert_eq!(run.status, pb::JobStatus::Completed as i32, "{run:?}");
+            return run;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "reconcile {run_id} did not end: {run:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn in_run<'a>(run: &'a pb::ReconcileRun, collection: &str) -> &'a pb::ReconcileCollection {
+    run.collections.iter().find(|c| c.collection == collection).unwrap_or_else(|| panic!("{collection} in {run:?}"))
+}
+
+/// (before, deleted, after) of a collection in a run.
+pub fn counts(run: &pb::ReconcileRun, collection: &str) -> (u64, u64, u64) {
+    let c = in_run(run, collection);
+    assert!(c.done, "{c:?}");
+    (c.before, c.deleted, c.after)
+}
+
+/// The tenant's log entries of `kind`, with their bodies.
+pub async fn entries(app: &TestApp, kind: &str) -> Vec<(pb::LogEntry, serde_json::Value)> {
+    let r = pb::ListDeletionLogRequest { after_seq: 0, limit: 1000 };
+    let log = app.client.clone().list_deletion_log(req(&app.keys.ak, r)).await.expect("log").into_inner();
+    log.entries
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| {
+            let body = serde_json::from_str(&e.body).expect("json body");
+            (e, body)
+        })
+        .collect()
+}
+
+/// The `reconcile` entries of a run, by collection: (came_back, after).
+pub async fn logged(app: &TestApp, run: &pb::ReconcileRun) -> Vec<(String, u64, u64)> {
+    let mut out: Vec<(String, u64, u64)> = entries(app, "reconcile")
+        .await
+        .into_iter()
+        .filter(|(_, b)| b["run_id"] == run.run_id.as_str())
+        .map(|(e, b)| {
+            assert!(!e.body.to_lowercase().contains("alice"), "the log names people by keyed hash only: {}", e.body);
+            assert_eq!(b["requested_by"], run.requested_by.as_str(), "the entry says who asked");
+            (b["collection"].as_str().unwrap_or_default().to_owned(), b["came_back"].as_u64().unwrap_or(99), b["after"].as_u64().unwrap_or(99))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every text, array and JSON column of every table (from the catalog) that
+/// holds `needle`, as `table.column`.
+pub async fn columns_holding(app: &TestApp, needle: &str) -> Vec<String> {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'json', 'jsonb', 'ARRAY') ORDER BY 1, 2",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut hits = Vec::new();
+    for (table, column) in columns {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\" WHERE strpos(lower(\"{column}\"::text), $1) > 0"))
+            .bind(needle)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            hits.push(format!("{table}.{column}"));
+        }
+    }
+    hits
+}
+
+pub async fn assert_log_verifies(app: &TestApp) {
+    let v = app.client.clone().verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default())).await.expect("verify");
+    assert!(v.get_ref().valid, "{:?}", v.get_ref());
+}
+
+/// Points carrying `subject`'s tag, counted by the backends (CountSubject).
+pub async fn by_tag(app: &TestApp, subject: &str, collection: &str) -> u64 {
+    let live = app.count_subject(subject).await;
+    live.counts.iter().find(|c| c.collection == collection).map(|c| c.before_by_tag).unwrap_or_else(|| panic!("{live:?}"))
+}
+
+async fn sql(app: &TestApp, statement: &str) {
+    sqlx::raw_sql(statement).execute(&app.pool).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+/// A hand-made table with text ids (one naming a person) and tags in text[].
+pub async fn crm_table(app: &TestApp, table: &str) {
+    sql(app, &format!("CREATE TABLE {table} (doc_key text PRIMARY KEY, people text[], body text, emb vector({DIM}))")).await;
+    let rows: [(&str, &[&str]); 5] = [
+        ("alice@example.com#1", &["alice"]),
+        ("a-2", &["alice"]),
+        ("ab-3", &["alice", "bob"]),
+        ("b-4", &["bob"]),
+        ("c-5", &["carol"]),
+    ];
+    for (i, (id, people)) in rows.iter().enumerate() {
+        let v: Vec<String> = (0..DIM).map(|d| format!("{:.3}", ((i * 7 + d * 13) % 17) as f32 / 17.0 + 0.01)).collect();
+        sqlx::query(&format!("INSERT INTO {table} VALUES ($1, $2, $3, '[{}]')", v.join(",")))
+            .bind(id)
+            .bind(people.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>())
+            .bind(format!("note {i}"))
+            .execute(&app.pool)
+            .await
+            .expect("insert row");
+    }
+}
+
+pub async fn attach_and_adopt(app: &TestApp, r: pb::AttachRequest) {
+    let name = r.name.clone();
+    app.client.clone().attach(req(&app.keys.sk, r)).await.expect("attach");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let get = pb::GetAttachRequest { collection: name.clone() };
+        let job = app.client.clone().get_attach(req(&app.keys.ak, get)).await.expect("get attach").into_inner();
+        if job.status == "completed" {
+            return;
+        }
+        assert!(job.status != "failed" && tokio::time::Instant::now() < deadline, "{job:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn crm_request(name: &str, table: &str) -> pb::AttachRequest {
+    pb::AttachRequest {
+        name: name.into(),
+        backend: pb::Backend::Pgvector as i32,
+        target: table.into(),
+        mapping: Some(pb::AttachMapping {
+            id: "doc_key".into(),
+            vector: "emb".into(),
+            text: Some(pb::FieldPath { column: "body".into(), ..Default::default() }),
+            tags: Some(pb::FieldPath { column: "people".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The backup: a copy of `table` as it is now.
+pub async fn back_up(app: &TestApp, table: &str, copy: &str) {
+    sql(app, &format!("CREATE TABLE {copy} AS SELECT * FROM \"{table}\"")).await;
+}
+
+/// The restore: `table` as the copy has it.
+pub async fn restore(app: &TestApp, table: &str, copy: &str) {
+    sql(app, &format!("BEGIN; DELETE FROM \"{table}\"; INSERT INTO \"{table}\" SELECT * FROM {copy}; COMMIT")).await;
+}
+
+pub async fn erase_completed(app: &TestApp, subject: &str) -> pb::ErasureJob {
+    let job = app.wait_for_job(&app.erase(subject).await.job_id).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{job:?}");
+    job
+}
+
+#[tokio::test]
+async fn restored_pgvector_tables_lethe_created_and_attached_are_reconciled() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("alice", 3), ("bob", 2)]).await;
+    let note = chunk("cyd-note", 0, "Cyd asked alice.lee@acme.example for the slides.", &["cyd"]);
+    app.ingest("mail", vec![note]).await.expect("ingest");
+    crm_table(&app, "crm_notes").await;
+    attach_and_adopt(&app, crm_request("crm", "crm_notes")).await;
+    back_up(&app, &mail.backend_name, "backup_mail").await;
+    back_up(&app, "crm_notes", "backup_crm").await;
+
+    // Her erasure deletes cyd's note that names her too (residual policy delete).
+    let alice = pb::SubjectRef {
+        id: "alice".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "alice.lee@acme.example".into() }],
+    };
+    let r = pb::EraseRequest { subject: Some(alice), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
+    let job = app.wait_for_job(&app.erase_with(r).await.expect("erase").job_id).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{job:?}");
+    assert_eq!(job.counts.iter().map(|c| c.residual_deleted).sum::<u64>(), 1, "{job:?}");
+    assert_eq!((by_tag(&app, "alice", "mail").await, by_tag(&app, "alice", "crm").await, by_tag(&app, "cyd", "mail").await), (0, 0, 0));
+    restore(&app, &mail.backend_name, "backup_mail").await;
+    restore(&app, "crm_notes", "backup_crm").await;
+    let restored = (by_tag(&app, "alice", "mail").await, by_tag(&app, "alice", "crm").await, by_tag(&app, "cyd", "mail").await);
+    assert_eq!(restored, (3, 3, 1), "the restore brought alice back, and the note that names her");
+
+    let run = reconcile(&app).await;
+    assert_eq!((counts(&run, "mail"), counts(&run, "crm")), ((4, 4, 0), (3, 3, 0)), "{run:?}");
+    // Found by her tag, and by the ledger: the ids her erasure deleted,
+    // among them cyd's note, which only the ledger finds.
+    let found = |c: &pb::ReconcileCollection| (c.found_by_tag, c.found_by_lineage, c.found_by_ledger);
+    assert_eq!((found(in_run(&run, "mail")), found(in_run(&run, "crm"))), ((3, 0, 4), (3, 0, 3)), "{run:?}");
+    assert_eq!(run.came_back, 7);
+    assert_eq!((by_tag(&app, "alice", "mail").await, by_tag(&app, "alice", "crm").await, by_tag(&app, "cyd", "mail").await), (0, 0, 0));
+    assert_eq!((by_tag(&app, "bob", "mail").await, by_tag(&app, "bob", "crm").await), (2, 1), "bob keeps what is his alone");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_notes").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rows, 2, "bob's and carol's rows stay");
+    assert_eq!(logged(&app, &run).await, vec![("crm".into(), 3, 0), ("mail".into(), 4, 0)]);
+    let text_ids: i64 = sqlx::query_scalar("SELECT count(*) FROM attached_point_ids WHERE native_id ILIKE '%alice%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(text_ids, 0, "no id that names her is left in Lethe's tables");
+    app.assert_lineage_consistent().await;
+    assert_log_verifies(&app).await;
+
+    // Nothing came back since: the run logs zeros.
+    let again = reconcile(&app).await;
+    assert_eq!((counts(&again, "mail"), counts(&again, "crm")), ((0, 0, 0), (0, 0, 0)));
+    assert_eq!(logged(&app, &again).await, vec![("crm".into(), 0, 0), ("mail".into(), 0, 0)]);
+}
+
+fn kb_points() -> Vec<qdrant_client::qdrant::PointStruct> {
+    let owners = [serde_json::json!("alice"), serde_json::json!(["alice", "bob"]), serde_json::json!("bob"), serde_json::json!(["alice"])];
+    owners
+        .iter()
+        .enumerate()
+        .map(|(i, owner)| {
+            let payload = serde_json::json!({ "body": format!("note {i}"), "doc": { "owner": owner } });
+            let vector: Vec<f32> = (0..DIM).map(|d| ((i * 7 + d * 13) % 17) as f32 / 17.0 + 0.01).collect();
+            qdrant_client::qdrant::PointStruct::new(500 + i as u64, vector, qdrant_client::Payload::try_from(payload).expect("payload"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn restored_qdrant_points_lethe_created_and_attached_are_reconciled() {
+    use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, UpsertPointsBuilder, VectorParamsBuilder};
+    let url = qdrant_url().expect("QDRANT_URL is not set: run with the Qdrant stand-in (scripts/test.sh)");
+    let app = spawn_app().await;
+    app.create_collection("notes", pb::Backend::Qdrant).await;
+    app.ingest_people("notes", &[("alice", 3), ("bob", 2)]).await;
+    let raw = qdrant_client::Qdrant::from_url(&url).skip_compatibility_check().build().expect("client");
+    let kb = format!("kb_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    raw.create_collection(CreateCollectionBuilder::new(&kb).vectors_config(VectorParamsBuilder::new(DIM as u64, Distance::Cosine)))
+        .await
+        .expect("create collection");
+    raw.upsert_points(UpsertPointsBuilder::new(&kb, kb_points()).wait(true)).await.expect("upsert");
+    let r = pb::AttachRequest {
+        name: "kb".into(),
+        backend: pb::Backend::Qdrant as i32,
+        target: kb.clone(),
+        mapping: Some(pb::AttachMapping {
+            text: Some(pb::FieldPath { path: vec!["body".into()], ..Default::default() }),
+            tags: Some(pb::FieldPath { path: vec!["doc".into(), "owner".into()], ..Default::default() }),
+            ..Default::default()
+        }),
+        create_indexes: true,
+        ..Default::default()
+    };
+    attach_and_adopt(&app, r).await;
+    // The "snapshot": every point of Lethe's collection with its vector and payload.
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, "notes").await.unwrap().expect("notes");
+    let store = QdrantStore::connect(&url, None, Duration::from_secs(30)).await.expect("connect");
+    let (saved, next) = store.scroll(&spec, None, 100, true).await.expect("scroll");
+    assert!(next.is_none() && saved.len() == 5);
+
+    erase_completed(&app, "alice").await;
+    assert_eq!((by_tag(&app, "alice", "notes").await, by_tag(&app, "alice", "kb").await), (0, 0));
+    let points: Vec<VectorPoint> =
+        saved.into_iter().map(|p| VectorPoint { id: p.id, vector: p.vector.expect("vector"), payload: p.payload }).collect();
+    store.upsert(&spec, &points).await.expect("restore notes");
+    raw.upsert_points(UpsertPointsBuilder::new(&kb, kb_points()).wait(true)).await.expect("restore kb");
+    assert_eq!((by_tag(&app, "alice", "notes").await, by_tag(&app, "alice", "kb").await), (3, 3));
+
+    let run = reconcile(&app).await;
+    assert_eq!((counts(&run, "notes"), counts(&run, "kb")), ((3, 3, 0), (3, 3, 0)), "{run:?}");
+    for name in ["notes", "kb"] {
+        let c = in_run(&run, name);
+        assert_eq!((c.found_by_tag, c.found_by_lineage, c.found_by_ledger), (3, 0, 3), "{c:?}");
+    }
+    assert_eq!((by_tag(&app, "alice", "notes").await, by_tag(&app, "alice", "kb").await), (0, 0));
+    assert_eq!(store.count(&spec, &Selector::by_tag("bob")).await.unwrap(), 2, "bob's points stay");
+    assert_eq!(by_tag(&app, "bob", "kb").await, 1);
+    assert_eq!(logged(&app, &run).await, vec![("kb".into(), 3, 0), ("notes".into(), 3, 0)]);
+    assert_log_verifies(&app).await;
+    let _ = raw.delete_collection(kb.as_str()).await;
+}
+
+/// `pg_dump -Fc` of the app's database into `file`.
+async fn dump(app: &TestApp, file: &std::path::Path) {
+    let bin = std::env::var("LETHE_PG_BIN").expect("LETHE_PG_BIN (. scripts/env.sh)");
+    let url = app.settings.database.url.expose_secret().to_owned();
+    let out = tokio::process::Command::new(format!("{bin}/pg_dump"))
+        .args(["-Fc", "--dbname", &url, "-f"])
+        .arg(file)
+        .output()
+        .await
+        .expect("pg_dump runs");
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A new database restored from `file` with `pg_restore`; its URL.
+async fn restore_dump(file: &std::path::Path) -> String {
+    let bin = std::env::var("LETHE_PG_BIN").expect("LETHE_PG_BIN (. scripts/env.sh)");
+    let url = fresh_database().await;
+    let out = tokio::process::Command::new(format!("{bin}/pg_restore"))
+        .args(["--no-owner", "--exit-on-error", "--dbname", &url])
+        .arg(file)
+        .output()
+        .await
+        .expect("pg_restore runs");
+    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+    url
+}
+
+async fn export_ledger(app: &TestApp) -> Vec<u8> {
+    let mut stream = app.client.clone().export_ledger(req(&app.keys.sk, pb::ExportLedgerRequest {})).await.expect("export").into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        bytes.extend(chunk.data);
+    }
+    bytes
+}
+
+pub async fn import_ledger(app: &TestApp, key: &str, bytes: &[u8]) -> Result<pb::ImportLedgerResponse, tonic::Status> {
+    let chunks: Vec<pb::LedgerChunk> = bytes.chunks(4096).map(|c| pb::LedgerChunk { data: c.to_vec() }).collect();
+    app.client.clone().import_ledger(req(key, tokio_stream::iter(chunks))).await.map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn lethe_restored_from_a_dump_taken_before_an_erasure_erases_again_with_the_imported_ledger() {
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.create_collection("notes", pb::Backend::Qdrant).await;
+    app.ingest_people("mail", &[("alice", 3), ("bob", 2)]).await;
+    app.ingest_people("notes", &[("alice", 2), ("bob", 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lethe.dump");
+    dump(&app, &file).await;
+
+    erase_completed(&app, "alice").await;
+    let ledger = export_ledger(&app).await;
+    let text = String::from_utf8(ledger.clone()).expect("a ledger is text");
+    assert!(!text.to_lowercase().contains("alice"), "the ledger holds keyed hashes only");
+    assert_eq!(text.lines().count(), 5, "header, alice's tombstone, her points in 2 collections, end: {text}");
+
+    // Lethe's database as the dump had it, with the service's own key files:
+    // alice is active again, her lineage and her pgvector rows are back (the
+    // pgvector tables live in that database); Qdrant was not restored.
+    let restored = restore_dump(&file).await;
+    let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
+    let mut back = spawn_app_on(&restored, Options::default(), move |s| {
+        s.audit.signing_key_file = signing;
+        s.keys.master_key_file = master;
+    })
+    .await;
+    back.keys = app.keys.clone();
+    let live = back.count_subject("alice").await;
+    assert_eq!(live.subject_state, "active", "{live:?}");
+    assert_eq!((by_tag(&back, "alice", "mail").await, by_tag(&back, "alice", "notes").await), (3, 0));
+    assert_eq!(back.lineage_chunks_of("alice").await, 5);
+    let clear = columns_holding(&back, "alice").await;
+    assert!(clear.contains(&"subjects.external_id".to_owned()) && clear.contains(&"chunks.text".to_owned()), "{clear:?}");
+    let log_before = entries(&back, "erasure").await.len();
+    assert_eq!(log_before, 0, "the restored log does not know the erasure");
+
+    let imported = import_ledger(&back, &back.keys.sk, &ledger).await.expect("import");
+    assert_eq!((imported.subjects, imported.subjects_re_erased, imported.tombstones_created), (1, 1, 0), "{imported:?}");
+    assert_eq!((imported.points, imported.points_added), (5, 5));
+    assert!(imported.log_seq > 0);
+    assert_eq!(back.count_subject("alice").await.subject_state, "erased");
+    let w = back.ingest("mail", vec![chunk("late", 0, "alice again", &["alice"])]).await.expect("ingest");
+    assert_eq!((w.accepted, w.suppressed), (0, 1), "erased stays erased from the import on");
+    let again = import_ledger(&back, &back.keys.sk, &ledger).await.expect("import again");
+    assert_eq!((again.subjects_known, again.points_added, again.log_seq), (1, 0, 0), "idempotent: {again:?}");
+
+    let run = reconcile(&back).await;
+    assert_eq!((counts(&run, "mail"), counts(&run, "notes")), ((3, 3, 0), (0, 0, 0)), "{run:?}");
+    let mail = in_run(&run, "mail");
+    assert_eq!((mail.found_by_tag, mail.found_by_lineage, mail.found_by_ledger), (3, 3, 3));
+    assert_eq!((mail.lineage_forgotten, in_run(&run, "notes").lineage_forgotten), (3, 2), "the restored lineage is forgotten");
+    assert_eq!((by_tag(&back, "alice", "mail").await, back.lineage_chunks_of("alice").await), (0, 0));
+    assert_eq!((by_tag(&back, "bob", "mail").await, by_tag(&back, "bob", "notes").await), (2, 1));
+    let logged = entries(&back, "reconcile").await;
+    let forgotten: Vec<u64> = logged.iter().map(|(_, b)| b["lineage_forgotten"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(forgotten.iter().sum::<u64>(), 5, "the log says the lineage was forgotten: {logged:?}");
+    let import_entry = entries(&back, "ledger_import").await;
+    assert_eq!(import_entry.len(), 1);
+    for (e, _) in logged.iter().chain(&import_entry) {
+        assert!(!e.body.to_lowercase().contains("alice"), "{}", e.body);
+    }
+    assert_eq!(columns_holding(&back, "alice").await, Vec::<String>::new(), "nothing of alice in clear in the restored database");
+    back.assert_lineage_consistent().await;
+    assert_log_verifies(&back).await;
+}
+
+#[tokio::test]
+async fn a_subject_under_legal_hold_now_is_not_reconciled_and_shared_points_are_withheld() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("alice", 2), ("dave", 1)]).await;
+    app.ingest("mail", vec![chunk("shared", 0, "alice and dave", &["alice", "dave"])]).await.expect("ingest");
+    back_up(&app, &mail.backend_name, "backup_mail").await;
+    erase_completed(&app, "alice").await;
+    restore(&app, &mail.backend_name, "backup_mail").await;
+    let hold = |id: &str, on: bool| pb::SetLegalHoldRequest { subject_id: id.into(), hold: on, reason: "litigation".into() };
+    let mut client = app.client.clone();
+    client.set_legal_hold(req(&app.keys.sk, hold("dave", true))).await.expect("hold dave");
+    client.set_legal_hold(req(&app.keys.sk, hold("alice", true))).await.expect("hold the erased alice");
+
+    let run = reconcile(&app).await;
+    let alice = hex::encode(app.ctx.keyed_hash(app.keys.tenant_id, "alice").await.unwrap());
+    assert_eq!(run.held_subject_hashes, vec![alice.clone()], "the result says who was left alone");
+    assert_eq!(counts(&run, "mail"), (0, 0, 0));
+    assert_eq!(by_tag(&app, "alice", "mail").await, 3, "nothing of a subject under hold is deleted");
+
+    client.set_legal_hold(req(&app.keys.sk, hold("alice", false))).await.expect("lift");
+    let run = reconcile(&app).await;
+    assert!(run.held_subject_hashes.is_empty());
+    assert_eq!(counts(&run, "mail"), (2, 2, 0));
+    assert_eq!(in_run(&run, "mail").withheld, 1, "the point shared with dave, under hold, stays");
+    assert_eq!(by_tag(&app, "alice", "mail").await, 1);
+    assert_eq!(by_tag(&app, "dave", "mail").await, 2);
+    let (_, body) = entries(&app, "reconcile").await.pop().expect("entry");
+    assert_eq!((body["came_back"].as_u64(), body["withheld_legal_hold"].as_u64()), (Some(2), Some(1)));
+}
