@@ -24,6 +24,7 @@ from .types import (
     Certificate,
     Chunk,
     Collection,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureEvent,
@@ -180,6 +181,17 @@ class AsyncLethe:
     ) -> WriteResult:
         """See :meth:`lethe.Lethe.track`."""
         return await self._call(calls.track(collection, points, subjects, verify_points), timeout)
+
+    async def delete_points(
+        self,
+        collection: str,
+        *,
+        point_ids: Iterable[Union[str, int]] = (),
+        source_ids: Iterable[str] = (),
+        timeout: Optional[float] = None,
+    ) -> DeleteResult:
+        """See :meth:`lethe.Lethe.delete_points`."""
+        return await self._call(calls.delete_points(collection, point_ids, source_ids), timeout)
 
     async def erase(
         self,

@@ -18,6 +18,7 @@ from .types import (
     Certificate,
     Chunk,
     Collection,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureJob,
@@ -109,6 +110,13 @@ def track(
         verify_points=verify_points,
     )
     return Call("Track", req, cv.write_result)
+
+
+def delete_points(collection: str, point_ids: Iterable[Union[str, int]], source_ids: Iterable[str]) -> Call[DeleteResult]:
+    req = pb.DeletePointsRequest(
+        collection=collection, point_ids=[str(p) for p in point_ids], source_ids=list(source_ids)
+    )
+    return Call("DeletePoints", req, cv.delete_result)
 
 
 def erase(

@@ -22,6 +22,7 @@ from .types import (
     Certificate,
     Chunk,
     Collection,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureEvent,
@@ -207,6 +208,25 @@ class Lethe:
         With ``verify_points`` every point must exist in the backend
         (:class:`lethe.PointNotFound` otherwise, and nothing is recorded)."""
         return self._call(calls.track(collection, points, subjects, verify_points), timeout)
+
+    def delete_points(
+        self,
+        collection: str,
+        *,
+        point_ids: Iterable[Union[str, int]] = (),
+        source_ids: Iterable[str] = (),
+        timeout: Optional[float] = None,
+    ) -> DeleteResult:
+        """Removes points the pipeline no longer wants, with their lineage (secret or
+        publishable key): by point id, or every chunk of the given sources; together
+        1 to 1,000 per call.
+
+        A collection Lethe created: Lethe deletes the points from the backend and
+        forgets their lineage. An attached collection: Lethe never alters the store,
+        so delete the points with the framework first; Lethe then forgets the lineage
+        of those no longer there (still there: ``kept``). Points whose lineage tags a
+        subject on legal hold stay (``held``). Not an erasure: nothing is logged."""
+        return self._call(calls.delete_points(collection, point_ids, source_ids), timeout)
 
     def erase(
         self,

@@ -16,6 +16,7 @@ from .types import (
     Chunk,
     Collection,
     CollectionCount,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureEvent,
@@ -269,6 +270,10 @@ def write_result(m: pb.WriteResponse) -> WriteResult:
         suppressed_deleted=m.suppressed_deleted,
         screened=m.screened,
     )
+
+
+def delete_result(m: pb.DeletePointsResponse) -> DeleteResult:
+    return DeleteResult(deleted=m.deleted, forgotten=m.forgotten, kept=m.kept, held=m.held)
 
 
 def collection_count(m: tpb.CollectionCount) -> CollectionCount:

@@ -271,6 +271,20 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class DeleteResult:
+    """What DeletePoints did."""
+
+    #: points Lethe deleted from the backend (collections Lethe created)
+    deleted: int
+    #: chunks removed from lineage
+    forgotten: int
+    #: attached collections: points still in the store (their lineage kept)
+    kept: int
+    #: points kept with their lineage because it tags a subject on legal hold
+    held: int
+
+
+@dataclass(frozen=True)
 class CollectionCount:
     """Counts for one collection: ``before_*`` from the plan stage, ``after_*`` from verify."""
 

@@ -206,6 +206,28 @@ class TrackedPoint(_message.Message):
     vector: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, point_id: _Optional[str] = ..., source_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., source_kind: _Optional[str] = ..., text: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[_types_pb2.SubjectTag, _Mapping]]] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class DeletePointsRequest(_message.Message):
+    __slots__ = ("collection", "point_ids", "source_ids")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    POINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    point_ids: _containers.RepeatedScalarFieldContainer[str]
+    source_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., point_ids: _Optional[_Iterable[str]] = ..., source_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeletePointsResponse(_message.Message):
+    __slots__ = ("deleted", "forgotten", "kept", "held")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    forgotten: int
+    kept: int
+    held: int
+    def __init__(self, deleted: _Optional[int] = ..., forgotten: _Optional[int] = ..., kept: _Optional[int] = ..., held: _Optional[int] = ...) -> None: ...
+
 class WriteResponse(_message.Message):
     __slots__ = ("accepted", "suppressed", "point_ids", "suppressed_deleted", "screened")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]

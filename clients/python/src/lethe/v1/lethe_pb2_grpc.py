@@ -45,6 +45,11 @@ class LetheStub(object):
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.TrackRequest.SerializeToString,
                 response_deserializer=lethe_dot_v1_dot_lethe__pb2.WriteResponse.FromString,
                 )
+        self.DeletePoints = channel.unary_unary(
+                '/lethe.v1.Lethe/DeletePoints',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsResponse.FromString,
+                )
         self.Erase = channel.unary_unary(
                 '/lethe.v1.Lethe/Erase',
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.EraseRequest.SerializeToString,
@@ -177,6 +182,22 @@ class LetheServicer(object):
 
     def Track(self, request, context):
         """Records lineage for vectors that the pipeline wrote itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePoints(self, request, context):
+        """Removes points the pipeline no longer wants (a document changed or was
+        deleted), by point id or by source id, with their lineage (chunks, texts,
+        tags; sources left empty). Collections Lethe created: Lethe deletes the
+        points from the backend, then forgets their lineage. Attached
+        collections: Lethe never alters the store, so the framework deletes its
+        points first; Lethe forgets the lineage of those no longer in the store
+        and keeps that of points still there (`kept`). Points whose lineage tags
+        a subject on legal hold are neither deleted nor forgotten (`held`). Not
+        an erasure: nothing is logged, and a deleted person's id may come back.
+        Secret or publishable key (as Track).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -384,6 +405,11 @@ def add_LetheServicer_to_server(servicer, server):
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.TrackRequest.FromString,
                     response_serializer=lethe_dot_v1_dot_lethe__pb2.WriteResponse.SerializeToString,
             ),
+            'DeletePoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePoints,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsResponse.SerializeToString,
+            ),
             'Erase': grpc.unary_unary_rpc_method_handler(
                     servicer.Erase,
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.EraseRequest.FromString,
@@ -573,6 +599,23 @@ class Lethe(object):
         return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/Track',
             lethe_dot_v1_dot_lethe__pb2.TrackRequest.SerializeToString,
             lethe_dot_v1_dot_lethe__pb2.WriteResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeletePoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/DeletePoints',
+            lethe_dot_v1_dot_lethe__pb2.DeletePointsRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.DeletePointsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
