@@ -210,7 +210,7 @@ def track_ids(client: Lethe, collection: str, ids: Sequence[str], subjects: Mapp
     accepted: set[str] = set()
     first = True
     for batch in batched(list(ids), ID_BATCH):
-        r = client.track(collection, [{"point_id": i} for i in batch], subjects=subjects if first else None)
+        r = client.track(collection, [TrackedPoint(point_id=i, source_id="") for i in batch], subjects=subjects if first else None)
         first = False
         accepted.update(norm_id(i) for i in r.point_ids)
     return accepted
@@ -261,6 +261,23 @@ def norm_id(point_id: Any) -> str:
 
 def new_point_id() -> str:
     return str(uuid.uuid4())
+
+
+#: Namespace of the point ids of documents whose own id is not a UUID.
+POINT_ID_NAMESPACE = uuid.UUID("6c657468-652d-7069-6400-000000000001")
+
+
+def point_id_for(doc_id: Any, collection: str) -> str:
+    """The point id in a collection Lethe created (UUIDs only) of a document id: a UUID
+    is itself; any other id (``index()`` with a ``sha256`` key encoder, a node id of your
+    own) is stored under a UUIDv5 of the collection and the id, the same every time, so
+    that a later delete by that id finds the point (and the same document in two
+    collections gets two ids: point ids are unique in a tenant)."""
+    s = str(doc_id)
+    try:
+        return str(uuid.UUID(s))
+    except ValueError:
+        return str(uuid.uuid5(POINT_ID_NAMESPACE, f"{collection}\n{s}"))
 
 
 def require_text_collection(c: Collection) -> None:

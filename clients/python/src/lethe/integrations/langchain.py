@@ -83,6 +83,7 @@ from ._common import (
     get_path,
     new_point_id,
     norm_id,
+    point_id_for,
     require_text_collection,
     resolve,
     split_key,
@@ -254,6 +255,8 @@ class LetheVectorStore(VectorStore):
             its own source.
         identifiers: a callable giving ``{subject_id: [identifiers]}`` for a document,
             sent with Track (residual search, suppression of erased people).
+            Collections Lethe created take UUID point ids: a document id that is not one
+            (``index()`` with a ``sha256`` key encoder) is stored under a UUIDv5 of it.
         embedding: collections Lethe created: the embeddings (default: the wrapped
             store's).
 
@@ -385,7 +388,8 @@ class LetheVectorStore(VectorStore):
         embedding = self.embeddings
         if embedding is None:
             raise ValueError("a collection Lethe created needs embeddings: give embedding=, or a store that has them")
-        point_ids = [str(i) if i else new_point_id() for i in (ids or [None] * len(docs))]
+        doc_ids = [str(i) if i else new_point_id() for i in (ids or [None] * len(docs))]
+        point_ids = [point_id_for(i, self.target.name) for i in doc_ids]
         vectors = embedding.embed_documents([d.page_content for d in docs])
         points = []
         for d, pid, vector in zip(docs, point_ids, vectors):
@@ -401,7 +405,7 @@ class LetheVectorStore(VectorStore):
             )
         accepted = track_points(self.client, self.target.name, points, idents)
         self.last_write = accepted
-        return [i for i in point_ids if norm_id(i) in accepted]
+        return [i for i, pid in zip(doc_ids, point_ids) if norm_id(pid) in accepted]
 
     def delete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> Optional[bool]:
         """Deletes by id. Attached stores: the framework deletes, then Lethe forgets the
@@ -414,16 +418,21 @@ class LetheVectorStore(VectorStore):
         ok: Optional[bool] = True
         if self.target.attached:
             ok = self.vectorstore.delete(ids, **kwargs)
+        else:
+            ids = [point_id_for(i, self.target.name) for i in ids]
         self.last_delete = delete_points(self.client, self.target.name, point_ids=ids)
         return ok
 
     # ------------------------------------------------------------------ reads: the wrapped store's own
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return self.vectorstore.get_by_ids(ids)
+        return self.vectorstore.get_by_ids(self._point_ids(ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return await self.vectorstore.aget_by_ids(ids)
+        return await self.vectorstore.aget_by_ids(self._point_ids(ids))
+
+    def _point_ids(self, ids: Sequence[str]) -> list[str]:
+        return list(ids) if self.target.attached else [point_id_for(i, self.target.name) for i in ids]
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return self.vectorstore.similarity_search(query, k=k, **kwargs)

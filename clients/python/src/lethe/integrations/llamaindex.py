@@ -80,6 +80,7 @@ from ._common import (
     find_collection,
     get_path,
     norm_id,
+    point_id_for,
     require_text_collection,
     resolve,
     split_key,
@@ -308,7 +309,7 @@ class LetheVectorStore(BasePydanticVectorStore):
                 raise ValueError(f"node {n.node_id} has no embedding: embed it first (an embed model in the pipeline)")
             points.append(
                 TrackedPoint(
-                    point_id=n.node_id,
+                    point_id=point_id_for(n.node_id, self._target.name),
                     source_id=n.ref_doc_id or n.node_id,
                     tags=self._subjects.of(n, n.metadata),
                     text=n.get_content(metadata_mode=MetadataMode.NONE),
@@ -316,7 +317,7 @@ class LetheVectorStore(BasePydanticVectorStore):
                 )
             )
         accepted = track_points(self._client, self._target.name, points, idents)
-        return [n.node_id for n in nodes if norm_id(n.node_id) in accepted]
+        return [n.node_id for n in nodes if norm_id(point_id_for(n.node_id, self._target.name)) in accepted]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Every node of the source document: the store deletes them (attached), then
@@ -336,7 +337,8 @@ class LetheVectorStore(BasePydanticVectorStore):
         if not self._target.attached:
             if filters:
                 raise NotImplementedError("a collection Lethe created deletes by node id or ref_doc_id, not by filters")
-            self._last_delete = delete_points(self._client, self._target.name, point_ids=list(node_ids or []))
+            ids = [point_id_for(i, self._target.name) for i in node_ids or []]
+            self._last_delete = delete_points(self._client, self._target.name, point_ids=ids)
             return
         ids = list(node_ids or [])
         if filters:
