@@ -344,6 +344,7 @@ class LlamaIndexPipeline(Pipeline):
     framework = "llamaindex"
     store: Any  # the LetheVectorStore
     reader: Any  # the framework's own store
+    ingestion: Any = None  # the IngestionPipeline, kept between runs (its docstore)
 
     def index(self, docs: Sequence[Source]) -> list[Chunk]:
         from llama_index.core import StorageContext, VectorStoreIndex
@@ -354,8 +355,19 @@ class LlamaIndexPipeline(Pipeline):
         embed = HashEmbedding()
         tagger = SubjectTagger(people_of, tag_key="user_id")
         if self.how == "ingestion_pipeline":
-            pipeline = IngestionPipeline(transformations=[li_splitter(), tagger, embed], vector_store=self.store)
-            nodes = pipeline.run(documents=li_documents(docs))
+            if self.ingestion is None:
+                from llama_index.core.ingestion import DocstoreStrategy
+                from llama_index.core.storage.docstore import SimpleDocumentStore
+
+                # With a docstore: a document that changed is deleted from the vector
+                # store (by ref_doc_id) and written again.
+                self.ingestion = IngestionPipeline(
+                    transformations=[li_splitter(), tagger, embed],
+                    vector_store=self.store,
+                    docstore=SimpleDocumentStore(),
+                    docstore_strategy=DocstoreStrategy.UPSERTS,
+                )
+            nodes = self.ingestion.run(documents=li_documents(docs))
         else:
             nodes = li_splitter().get_nodes_from_documents(li_documents(docs))
             storage = StorageContext.from_defaults(vector_store=self.store)
@@ -408,6 +420,13 @@ class LlamaIndexPgvectorAttached(LlamaIndexPipeline):
         self.attach_and_adopt(preset="llamaindex-pgvector", target=self.table_name, tag_key="user_id")
         self.store = LetheVectorStore(self.reader, client=ctx.client, collection=self.name, subjects=people_of)
 
+    def store_ids(self) -> set[str]:
+        import psycopg
+
+        with psycopg.connect(self.ctx.server.db_url) as db:
+            rows = db.execute(f"SELECT id FROM data_{self.table_name.lower()}").fetchall()
+        return {str(r[0]) for r in rows}
+
     def close(self) -> None:
         import asyncio
 
@@ -458,9 +477,13 @@ class LlamaIndexQdrantCreated(LlamaIndexPipeline):
 
         self.qc = qdrant_client(ctx.qdrant_url)
         ctx.cleanup.append(self.qc.close)
-        collection = ctx.client.create_collection(self.name, backend="qdrant", dimension=DIM)
-        self.store = LetheVectorStore.from_collection(ctx.client, collection, qdrant_client=self.qc, subjects=people_of)
+        self.collection = ctx.client.create_collection(self.name, backend="qdrant", dimension=DIM)
+        self.store = LetheVectorStore.from_collection(ctx.client, self.collection, qdrant_client=self.qc, subjects=people_of)
         self.reader = self.store.vector_store
+
+    def store_ids(self) -> set[str]:
+        points, _ = self.qc.scroll(self.collection.backend_name, limit=10_000)
+        return {str(p.id) for p in points}
 
 
 ALL: list[type[Pipeline]] = [

@@ -28,9 +28,14 @@ from pipelines import (
     Context,
     LangChainPgvectorAttached,
     LangChainQdrantCreated,
+    LlamaIndexPgvectorAttached,
+    LlamaIndexQdrantCreated,
     Pipeline,
     Source,
     fresh_people,
+    li_chunks,
+    li_documents,
+    li_splitter,
     sources,
 )
 from stores import People
@@ -75,11 +80,15 @@ def lineage_point_ids(ctx: Context, collection: str) -> set[str]:
 
 
 def norm(point_id: str) -> str:
-    """A UUID in its hyphenated form (LangChain's Qdrant store writes hex); anything else as it is."""
+    """A UUID in its hyphenated form (LangChain's Qdrant store writes hex), the key of an
+    integer id (a marker, the collection, the id) as the integer; anything else as it is."""
     try:
-        return str(uuid.UUID(point_id))
+        u = uuid.UUID(point_id)
     except ValueError:
         return point_id
+    if u.bytes[:4] == b"lt#n":
+        return str(int.from_bytes(u.bytes[8:], "big", signed=True))
+    return str(u)
 
 
 def lineage_tags(ctx: Context, collection: str, person: str) -> int:
@@ -262,6 +271,30 @@ def test_index_with_incremental_cleanup_keeps_lineage_equal_to_the_store(
     found = set(pipeline.search(hers[0].text, k=k))
     assert not found & {x.text for x in hers}
     assert others <= found
+
+
+@pytest.mark.parametrize("cls", [LlamaIndexPgvectorAttached, LlamaIndexQdrantCreated], ids=lambda c: f"{c.backend}-{c.kind}")
+def test_ingestion_pipeline_upserts_keep_lineage_equal_to_the_store(
+    cls: type[Pipeline], ctx: Context, qdrant_problem: Optional[str]
+) -> None:
+    """An IngestionPipeline with a docstore deletes a changed document from the vector
+    store by ref_doc_id and writes it again: Lethe's lineage follows."""
+    _skip_without_qdrant(cls, qdrant_problem)
+    people, names = fresh_people()
+    pipeline: Any = cls(ctx)
+    pipeline.index(sources(people, names, version=1))
+    rewritten = pipeline.index(sources(people, names, version=2))
+    assert {c.source for c in rewritten} == {"doc-alice-bob", "doc-carol"}, rewritten
+    v2 = li_chunks(li_splitter().get_nodes_from_documents(li_documents(sources(people, names, version=2))), sources(people, names, version=2))
+    store = {norm(i) for i in pipeline.store_ids()}
+    assert len(store) == len(v2) + len(pipeline.extra_texts)
+    assert lineage_point_ids(ctx, pipeline.name) == store
+    for who in (people.alice, people.bob, people.carol):
+        n = len(naming(v2, who))
+        c = count_in(ctx.client.count_subject(who).counts, pipeline.name)
+        assert (c.before_by_tag, c.before_by_ids) == (n, n), f"{who}: {c}"
+        assert lineage_tags(ctx, pipeline.name, who) == n, who
+    assert {t for t in pipeline.search(v2[0].text, k=len(v2) + 10)} == {c.text for c in v2} | set(pipeline.extra_texts)
 
 
 # ------------------------------------------------------------------- what is refused
