@@ -11,7 +11,7 @@
 //! between the backend delete and the lineage delete leaves lineage naming
 //! points that are gone, which a retry forgets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -42,7 +42,13 @@ pub struct DeleteOutcome {
     pub held: u64,
 }
 
-/// Deletes the points (and every chunk of the sources) named by `input`.
+/// Points handled per transaction: a source may hold any number of chunks.
+const BATCH: usize = 1000;
+
+/// Deletes the points (and every chunk of the sources) named by `input`, in
+/// batches of [`BATCH`], each under its own locks and transaction: a failure
+/// leaves the batches before it done and the rest untouched, and a retry
+/// finishes.
 ///
 /// # Errors
 /// `InvalidArgument` for a point id that is not of the collection's id type;
@@ -66,38 +72,55 @@ pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, input: &DeleteI
             })
             .collect::<Result<_>>()?,
     };
-    let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
-    // Shared with writes and erasures, exclusive for a re-index's switch: a
-    // point is deleted either before the new generation is reconciled or in it.
-    lineage::lock_subject_shared(&mut guard, &[collection_lock_key(spec.collection_id)]).await?;
-    holds::lock_shared(&mut guard, spec.tenant_id).await?;
-
+    // Text ids of attached stores are found through their lookup rows, as Track finds them.
+    let looked_up: HashMap<Uuid, String> =
+        natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(spec.collection_id), n.as_string())).collect();
     let mut keys: Vec<Uuid> = natives.iter().map(|n| n.key(spec.collection_id)).collect();
+    let mut seen: HashSet<Uuid> = keys.iter().copied().collect();
     let sources: Vec<&str> = input.source_ids.iter().map(ExternalId::as_str).collect();
     if !sources.is_empty() {
-        let mut seen: HashSet<Uuid> = keys.iter().copied().collect();
-        for id in lineage::source_chunks(&mut *guard, spec.tenant_id, spec.collection_id, &sources).await? {
+        for id in lineage::source_chunks(&ctx.pool, spec.tenant_id, spec.collection_id, &sources).await? {
             if seen.insert(id) {
                 keys.push(id);
             }
         }
     }
-    let held: HashSet<Uuid> = holds::held_chunks(&mut *guard, spec.tenant_id, &keys, Uuid::nil()).await?.into_iter().collect();
+    let mut out = DeleteOutcome::default();
+    for batch in keys.chunks(BATCH) {
+        delete_batch(ctx, spec, batch, &looked_up, &mut out).await?;
+    }
+    tracing::debug!(collection = %spec.name, deleted = out.deleted, forgotten = out.forgotten, kept = out.kept, held = out.held, "points deleted");
+    Ok(out)
+}
+
+async fn delete_batch(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    keys: &[Uuid],
+    looked_up: &HashMap<Uuid, String>,
+    out: &mut DeleteOutcome,
+) -> Result<()> {
+    let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Shared with writes and erasures, exclusive for a re-index's switch: a
+    // point is deleted either before the new generation is reconciled or in it.
+    lineage::lock_subject_shared(&mut guard, &[collection_lock_key(spec.collection_id)]).await?;
+    holds::lock_shared(&mut guard, spec.tenant_id).await?;
+    let held: HashSet<Uuid> = holds::held_chunks(&mut *guard, spec.tenant_id, keys, Uuid::nil()).await?.into_iter().collect();
+    out.held += held.len() as u64;
     let targets: Vec<Uuid> = keys.iter().copied().filter(|k| !held.contains(k)).collect();
-    let mut out = DeleteOutcome { held: held.len() as u64, ..DeleteOutcome::default() };
     if targets.is_empty() {
         guard.commit().await.map_err(StoreError::from)?;
-        return Ok(out);
+        return Ok(());
     }
     let store = ctx.stores.get(spec)?;
     let gone: Vec<Uuid> = if spec.is_attached() {
-        // Text ids are found through their lookup rows, as Track finds them.
-        let looked_up: Vec<(Uuid, String)> =
-            natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(spec.collection_id), n.as_string())).collect();
-        attached_ids::record_point_ids(&ctx.pool, spec.collection_id, &looked_up).await?;
+        let lookups: Vec<(Uuid, String)> =
+            targets.iter().filter_map(|k| looked_up.get(k).map(|n| (*k, n.clone()))).collect();
+        attached_ids::record_point_ids(&ctx.pool, spec.collection_id, &lookups).await?;
         let present: HashSet<Uuid> = store.retrieve(spec, &targets, false).await?.into_iter().map(|p| p.id).collect();
-        out.kept = present.len() as u64;
+        out.kept += present.len() as u64;
         let absent: Vec<Uuid> = targets.iter().copied().filter(|k| !present.contains(k)).collect();
+        // Lookup rows of ids that name no point (lineage's are removed with it).
         attached_ids::forget_point_ids(&ctx.pool, spec.collection_id, &absent).await?;
         absent
     } else {
@@ -107,15 +130,14 @@ pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, input: &DeleteI
         let after = store.count(spec, &selector).await?;
         if after != 0 {
             return Err(LetheError::Unavailable(anyhow::anyhow!(
-                "{after} of {before} points are still in `{}` after the delete; nothing was forgotten, retry",
+                "{after} of {before} points are still in `{}` after the delete; their lineage is kept, retry",
                 spec.name
             )));
         }
-        out.deleted = before;
+        out.deleted += before;
         targets
     };
-    out.forgotten = lineage::delete_chunks(&mut guard, spec.tenant_id, &gone).await?;
+    out.forgotten += lineage::delete_chunks(&mut guard, spec.tenant_id, &gone).await?;
     guard.commit().await.map_err(StoreError::from)?;
-    tracing::debug!(collection = %spec.name, deleted = out.deleted, forgotten = out.forgotten, kept = out.kept, held = out.held, "points deleted");
-    Ok(out)
+    Ok(())
 }

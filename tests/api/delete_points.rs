@@ -160,3 +160,19 @@ async fn an_attached_store_loses_lineage_only_of_what_its_framework_deleted() {
     let r = delete_points(&app, &app.keys.pk, "dp_crm", &["no-such-row"], &[]).await.expect("unknown id");
     assert_eq!(outcome(&r), (0, 0, 0, 0));
 }
+
+#[tokio::test]
+async fn a_source_of_more_chunks_than_a_batch_is_deleted_whole() {
+    let app = spawn_app().await;
+    app.create_collection("dp_big", pb::Backend::Pgvector).await;
+    for part in 0..2u32 {
+        let chunks = (0..600u32).map(|i| chunk("big-doc", part * 600 + i, &format!("paragraph {i} of part {part}"), &["dana"])).collect();
+        app.ingest("dp_big", chunks).await.expect("ingest");
+    }
+    assert_eq!(lineage_chunks(&app, "dp_big").await, 1200);
+    let r = delete_points(&app, &app.keys.pk, "dp_big", &[], &["big-doc"]).await.expect("delete the source");
+    assert_eq!(outcome(&r), (1200, 1200, 0, 0));
+    assert_eq!(lineage_chunks(&app, "dp_big").await, 0);
+    assert_eq!(total_of(&app, "dana").await, 0);
+    app.assert_lineage_consistent().await;
+}

@@ -186,7 +186,6 @@ def collection_store(
             content_column="text",
             embedding_column="embedding",
             metadata_columns=list(PGVECTOR_METADATA_COLUMNS),
-            metadata_json_column=None,
             distance_strategy=strategy,
             k=k,
         )
@@ -199,7 +198,7 @@ def collection_store(
         Distance.DOT: models.Distance.DOT,
         Distance.EUCLID: models.Distance.EUCLID,
     }[c.distance]
-    return _qdrant_reader()(
+    reader: VectorStore = _qdrant_reader()(
         client=qdrant_client,
         collection_name=c.backend_name,
         embedding=embedding,
@@ -207,6 +206,7 @@ def collection_store(
         metadata_payload_key="metadata",
         distance=distance,
     )
+    return reader
 
 
 @functools.lru_cache(maxsize=1)
@@ -324,7 +324,7 @@ class LetheVectorStore(VectorStore):
 
     @classmethod
     def from_texts(
-        cls, texts: list[str], embedding: Embeddings, metadatas: Optional[list[dict]] = None, **kwargs: Any
+        cls, texts: list[str], embedding: Embeddings, metadatas: Optional[list[dict[str, Any]]] = None, **kwargs: Any
     ) -> "LetheVectorStore":
         raise NotImplementedError(
             "LetheVectorStore wraps a store that exists: LetheVectorStore(store, collection=..., subjects=...) "
@@ -344,7 +344,7 @@ class LetheVectorStore(VectorStore):
     def add_texts(
         self,
         texts: Iterable[str],
-        metadatas: Optional[list[dict]] = None,
+        metadatas: Optional[list[dict[str, Any]]] = None,
         *,
         ids: Optional[list[str]] = None,
         **kwargs: Any,

@@ -124,7 +124,7 @@ class SubjectTagger(TransformComponent):
     _subjects: Subjects = PrivateAttr()
 
     def __init__(self, subjects: SubjectsFrom, tag_key: str, **kwargs: Any) -> None:
-        super().__init__(tag_key=tag_key, **kwargs)
+        super().__init__(tag_key=tag_key, **kwargs)  # type: ignore[call-arg]  # a pydantic field
         self._subjects = Subjects(subjects)
 
     @classmethod
