@@ -65,10 +65,13 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from langchain_core.documents import Document
-from langchain_core.documents.transformers import BaseDocumentTransformer
-from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStore
+try:
+    from langchain_core.documents import Document
+    from langchain_core.documents.transformers import BaseDocumentTransformer
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("lethe.integrations.langchain needs LangChain: pip install 'lethe-client[langchain]'") from e
 
 from .._client import Lethe
 from ..types import Backend, Collection, DeleteResult, Distance, TrackedPoint

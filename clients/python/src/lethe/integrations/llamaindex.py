@@ -57,14 +57,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Optional, Sequence, Union
 
-from llama_index.core.bridge.pydantic import PrivateAttr
-from llama_index.core.schema import BaseNode, MetadataMode, TransformComponent
-from llama_index.core.vector_stores.types import (
-    BasePydanticVectorStore,
-    MetadataFilters,
-    VectorStoreQuery,
-    VectorStoreQueryResult,
-)
+try:
+    from llama_index.core.bridge.pydantic import PrivateAttr
+    from llama_index.core.schema import BaseNode, MetadataMode, TransformComponent
+    from llama_index.core.vector_stores.types import (
+        BasePydanticVectorStore,
+        MetadataFilters,
+        VectorStoreQuery,
+        VectorStoreQueryResult,
+    )
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("lethe.integrations.llamaindex needs LlamaIndex: pip install 'lethe-client[llamaindex]'") from e
 
 from .._client import Lethe
 from ..types import Backend, Collection, DeleteResult, TrackedPoint
