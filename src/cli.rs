@@ -86,6 +86,25 @@ pub enum Command {
         #[arg(long, env = "LETHE_SK", hide_env_values = true)]
         key: String,
     },
+    /// Export everything Lethe and the backends hold about a subject (GDPR
+    /// Art. 15) through a running service: a zip of `<part>.jsonl` files and
+    /// `manifest.json` (records and SHA-256 per part), checked against the
+    /// manifest as it is written, e.g. `lethe export --subject ann > ann.zip`.
+    /// A secret key exports everything; an auditor key only what Lethe did
+    /// and the manifest.
+    Export {
+        #[arg(long)]
+        subject: String,
+        #[arg(long, value_enum, default_value = "zip")]
+        format: crate::export::bundle::Format,
+        /// A file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true)]
+        key: String,
+    },
     /// Verify a certificate offline: a JSON file with `body` and `signature`
     /// (as GetCertificate returns it), against the service key(s) you pinned.
     VerifyCertificate {
@@ -188,6 +207,26 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         Command::Attach { name, preset, target, tag_key, create_indexes, url, key } => {
             let req = crate::grpc::pb::AttachRequest { name, preset, target, tag_key, create_indexes, ..Default::default() };
             crate::progress::attach(&url, &key, req).await?;
+        }
+        Command::Export { subject, format, out, url, key } => {
+            let written = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create(path).with_context(|| format!("Failed to create {}", path.display()))?;
+                    crate::export::bundle::download(&url, &key, &subject, format, std::io::BufWriter::new(file)).await
+                }
+                None => crate::export::bundle::download(&url, &key, &subject, format, std::io::stdout().lock()).await,
+            };
+            let written = match written {
+                Ok(w) => w,
+                Err(e) => {
+                    if let Some(path) = &out {
+                        let _ = std::fs::remove_file(path); // no half bundle left behind
+                    }
+                    return Err(e);
+                }
+            };
+            let parts: Vec<String> = written.records.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            eprintln!("exported: {}; checked against the manifest", parts.join(", "));
         }
         Command::VerifyCertificate { file, pins } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("Failed to read {}", file.display()))?;

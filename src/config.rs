@@ -429,6 +429,9 @@ mod tests {
         assert!(!production.application.reflection);
         assert!(!production.application.allow_plaintext_off_loopback);
         assert_eq!(production.application.host, "0.0.0.0");
+        assert!(production.application.tls.enabled(), "every interface with TLS, the web view's too");
+        assert_eq!(production.web.host, "0.0.0.0");
+        assert!(production.web.metrics_require_key);
         assert!(read("local.yaml").application.reflection);
     }
 }

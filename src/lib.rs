@@ -19,7 +19,11 @@
 //!   outside the database.
 //! - [`store`]: every SQL statement on Lethe's tables. [`vector_store`]: the
 //!   backends behind one trait. [`embedding`]: the embedders.
-//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process.
+//! - [`attach`]: existing framework stores (LangChain, LlamaIndex, hand-made)
+//!   registered through a mapping and adopted into lineage.
+//! - [`export`]: a subject's access export (everything held about them).
+//! - [`web`]: the auditor's read-only pages and `/metrics` ([`metrics`]).
+//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`], [`progress`]: the process.
 #![forbid(unsafe_code)]
 
 pub mod attach;
@@ -33,6 +37,7 @@ pub mod domain;
 pub mod embedding;
 pub mod erasure;
 pub mod error;
+pub mod export;
 pub mod grpc;
 pub mod identity;
 pub mod ingest;

@@ -28,8 +28,8 @@ pub struct Application {
     ctx: Context,
     /// `ctx` with the workers' pool (see [`worker_pool`]).
     worker_ctx: Context,
-    /// The web view's listener (`web.enabled`).
-    web: Option<TcpListener>,
+    /// The web view's listener (`web.enabled`), and its TLS when `application.tls` is on.
+    web: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
 }
 
 /// Connects to Postgres (lazily, so a late database only delays requests).
@@ -215,10 +215,12 @@ impl Application {
         let web = if settings.web.enabled {
             let address = format!("{}:{}", settings.web.host, settings.web.port);
             let web = TcpListener::bind(&address).await.with_context(|| format!("Failed to bind {address} (web)"))?;
-            // The sign-in form carries a key: the same rule as gRPC's.
-            refuse_plaintext_off_loopback(web.local_addr()?, false, settings.application.allow_plaintext_off_loopback)
+            // The sign-in form carries a key: the same rule as gRPC's, and
+            // the same certificate.
+            let web_tls = crate::web::tls::acceptor(&settings.application.tls)?;
+            refuse_plaintext_off_loopback(web.local_addr()?, web_tls.is_some(), settings.application.allow_plaintext_off_loopback)
                 .context("web.host")?;
-            Some(web)
+            Some((web, web_tls))
         } else {
             None
         };
@@ -237,7 +239,7 @@ impl Application {
 
     /// Where the web view listens (None when `web.enabled` is off).
     pub fn web_addr(&self) -> Option<SocketAddr> {
-        self.web.as_ref().and_then(|l| l.local_addr().ok())
+        self.web.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn context(&self) -> &Context {
@@ -268,9 +270,9 @@ impl Application {
         let adopter = tokio::spawn(crate::attach::worker::run_worker_until_stopped(self.worker_ctx.clone(), async move {
             let _ = attach_stop.wait_for(|s| *s).await;
         }));
-        let web = self.web.map(|listener| {
+        let web = self.web.map(|(listener, tls)| {
             let mut web_stop = stop_rx.clone();
-            tokio::spawn(crate::web::run_until_stopped(listener, self.ctx.clone(), async move {
+            tokio::spawn(crate::web::run_until_stopped(listener, self.ctx.clone(), tls, async move {
                 let _ = web_stop.wait_for(|s| *s).await;
             }))
         });

@@ -203,12 +203,13 @@ async fn again(ctx: &Context, existing: CollectionSpec, backend: Backend, backen
             message: format!("collection `{}` exists with another store or mapping", existing.name),
         });
     }
-    let job = jobs::ensure(&ctx.pool, existing.tenant_id, existing.collection_id).await?;
+    let mut job = jobs::ensure(&ctx.pool, existing.tenant_id, existing.collection_id).await?;
     if job.status == "failed" {
-        jobs::retry_failed(&ctx.pool, job.job_id).await?;
+        if let Some(queued) = jobs::retry_failed(&ctx.pool, job.job_id).await? {
+            job = queued;
+        }
         ctx.wake.notify_waiters();
     }
-    let job = jobs::ensure(&ctx.pool, existing.tenant_id, existing.collection_id).await?;
     Ok(Attached { spec: existing, job, warnings: Vec::new(), created: Vec::new(), already_attached: true })
 }
 
@@ -353,11 +354,24 @@ static OWN_TABLES: LazyLock<Vec<String>> = LazyLock::new(|| {
 
 /// Whether the operator lets tenants attach this store (`attach.allowed`),
 /// and that it is not one of Lethe's own.
+const SYSTEM_SCHEMAS: [&str; 2] = ["information_schema", "pg_catalog"];
+
 fn check_allowed(ctx: &Context, backend: Backend, backend_name: &str) -> Result<()> {
     let refused = |why: String| Err(LetheError::precondition("attach_not_allowed", why));
     let own = match backend {
         Backend::Pgvector => {
             let table = backend_name.rsplit('.').next().unwrap_or(backend_name).trim_matches('"').to_lowercase();
+            let schema = backend_name.rsplit_once('.').map(|(s, _)| s.trim_matches('"').to_lowercase());
+            // The catalogs are no vector store whatever the allowlist says.
+            if let Some(schema) = schema.filter(|s| SYSTEM_SCHEMAS.contains(&s.as_str()) || s.starts_with("pg_")) {
+                return refused(format!("`{backend_name}` is in the system schema `{schema}`"));
+            }
+            // Unqualified, PostgreSQL looks in pg_catalog before any schema.
+            if !backend_name.contains('.') && table.starts_with("pg_") {
+                return refused(format!(
+                    "`{backend_name}` would resolve to the system catalog first: qualify the table with its schema"
+                ));
+            }
             OWN_TABLES.contains(&table) || table.starts_with("lv_")
         }
         Backend::Qdrant => {

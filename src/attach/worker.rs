@@ -63,8 +63,11 @@ pub async fn step(ctx: &Context, owner: Uuid) -> Result<bool> {
     let Some(job) = jobs::claim(&ctx.pool, owner, lease_secs(ctx)).await? else { return Ok(false) };
     let lease = Lease { owner, epoch: job.lease_epoch };
     if let Err(e) = scan(ctx, &job, lease).await {
-        let message = e.to_string();
-        tracing::warn!(job_id = %job.job_id, error.cause_chain = ?e, "adoption scan stopped");
+        // The job record (and this log line) outlive the points: a value the
+        // store's error quoted (a text point id, a source, a tag) may name a
+        // person who is erased later, so neither keeps quoted values.
+        let message = without_values(&e.to_string());
+        tracing::warn!(job_id = %job.job_id, error = %message, "adoption scan stopped");
         let transient = matches!(e, LetheError::Unavailable(_) | LetheError::Unexpected(_));
         if transient && job.attempts < MAX_ATTEMPTS {
             let backoff = f64::from(job.attempts.clamp(1, 6)).exp2();
@@ -158,5 +161,65 @@ pub fn chunk_of(spec: &CollectionSpec, p: &StoredPoint) -> ChunkInput {
         point_id: Some(p.id),
         ordinal: 0,
         vector: None,
+    }
+}
+
+/// `message` with every quoted value (between backticks, single or double
+/// quotes) and every `(key)=(value)` detail of PostgreSQL replaced by `…`:
+/// what failed stays readable, what it failed on does not outlive it.
+pub fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        let close = match c {
+            '`' | '"' => Some(c),
+            // An apostrophe inside a word (`don't`) is not a quote.
+            '\'' if !out.chars().last().is_some_and(char::is_alphanumeric) => Some(c),
+            '=' if chars.peek() == Some(&'(') => Some(')'),
+            _ => None,
+        };
+        let Some(close) = close else {
+            out.push(c);
+            continue;
+        };
+        if c == '=' {
+            out.push('=');
+            chars.next();
+            out.push('(');
+        } else {
+            out.push(c);
+        }
+        let mut closed = false;
+        for d in chars.by_ref() {
+            if d == close {
+                closed = true;
+                break;
+            }
+        }
+        out.push('…');
+        if closed {
+            out.push(close);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_values;
+
+    #[test]
+    fn quoted_values_do_not_outlive_the_error() {
+        assert_eq!(
+            without_values("point `alice@example.com#1` is bad: invalid input syntax for type uuid: \"bob\""),
+            "point `…` is bad: invalid input syntax for type uuid: \"…\""
+        );
+        assert_eq!(
+            without_values("duplicate key value violates unique constraint: Key (id)=(carol@example.com) already exists"),
+            "duplicate key value violates unique constraint: Key (id)=(…) already exists"
+        );
+        assert_eq!(without_values("don't stop at 'dave'"), "don't stop at '…'");
+        assert_eq!(without_values("unclosed `eve"), "unclosed `…");
+        assert_eq!(without_values("a backend is unavailable"), "a backend is unavailable");
     }
 }

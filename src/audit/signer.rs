@@ -72,6 +72,15 @@ impl Signer {
         self.key.sign(body.as_bytes()).to_bytes()
     }
 
+    /// The public key with id `key_id` among this service's own (the current
+    /// one, then the retired ones), and whether it is retired.
+    pub fn own_public_key(&self, key_id_claimed: &str) -> Option<([u8; 32], bool)> {
+        std::iter::once((self.key.verifying_key(), false))
+            .chain(self.retired.iter().map(|k| (*k, true)))
+            .map(|(k, retired)| (k.to_bytes(), retired))
+            .find(|(k, _)| key_id(k) == key_id_claimed)
+    }
+
     /// Whether `signature` over `body` is by the key `key_id` (the current key
     /// or a retired one).
     pub fn verify(&self, key_id_claimed: &str, body: &str, signature: &[u8]) -> bool {

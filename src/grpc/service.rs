@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus};
 use crate::error::{LetheError, Result};
 use crate::ingest::{SubjectInput, WriteMode, WriteOutcome};
-use crate::{attach, audit, catalog, erasure, ingest, reindex, residual};
+use crate::{attach, audit, catalog, erasure, export, ingest, reindex, residual};
 
 /// The Lethe gRPC service.
 pub struct LetheService {
@@ -393,5 +393,18 @@ impl Lethe for LetheService {
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    type ExportSubjectStream = Pin<Box<dyn Stream<Item = Result<pb::ExportRecord, Status>> + Send>>;
+
+    async fn export_subject(&self, req: Request<pb::ExportSubjectRequest>) -> Result<Response<Self::ExportSubjectStream>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let id = ExternalId::parse("subject_id", &req.get_ref().subject_id).map_err(LetheError::from)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(export::run(self.ctx.clone(), p, id, tx));
+        let records = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |r| {
+            r.map(|rec| pb::ExportRecord { part: rec.part.to_owned(), json: rec.json }).map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(records)))
     }
 }

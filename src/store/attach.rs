@@ -55,16 +55,14 @@ pub async fn by_collection(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_
         .await?)
 }
 
-/// A failed job runs again from where it stopped (Attach again).
-pub async fn retry_failed(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
-    sqlx::query(
+/// A failed job runs again from where it stopped (Attach again): the job
+/// as queued, or None when it was no longer failed.
+pub async fn retry_failed(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Option<AttachRow>> {
+    let sql = format!(
         "UPDATE attach_jobs SET status = 'queued', attempts = 0, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE job_id = $1 AND status = 'failed'",
-    )
-    .bind(job_id)
-    .execute(ex)
-    .await?;
-    Ok(())
+         WHERE job_id = $1 AND status = 'failed' RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql).bind(job_id).fetch_optional(ex).await?)
 }
 
 /// Queues the rescans that are due: each starts from the first point.

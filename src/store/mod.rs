@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod collections;
+pub mod export;
 pub mod holds;
 pub mod jobs;
 pub mod lease;

@@ -22,6 +22,7 @@
 mod html;
 mod pages;
 mod session;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,14 +77,22 @@ pub fn router(ctx: Context) -> Router {
 ///
 /// # Errors
 /// When the server fails.
+/// With `tls` (`application.tls`), over HTTPS only.
 pub async fn run_until_stopped(
     listener: TcpListener,
     ctx: Context,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, "auditor's web view and /metrics are serving");
-    axum::serve(listener, router(ctx)).with_graceful_shutdown(shutdown).await
+    tracing::info!(addr = ?addr, tls = tls.is_some(), "auditor's web view and /metrics are serving");
+    match tls {
+        Some(acceptor) => {
+            tls::serve(listener, router(ctx), acceptor, shutdown).await;
+            Ok(())
+        }
+        None => axum::serve(listener, router(ctx)).with_graceful_shutdown(shutdown).await,
+    }
 }
 
 async fn security_headers(mut res: Response) -> Response {
@@ -161,17 +170,28 @@ impl Web {
     }
 }
 
-/// Prometheus text exposition (`crate::metrics`).
+/// Prometheus text exposition (`crate::metrics`). With
+/// `web.metrics_require_key`, a scraper sends `Authorization: Bearer <ak_ or
+/// sk_ key>` (or is a signed-in browser); without it the answer is 401 with
+/// `WWW-Authenticate`, not the sign-in page a scraper cannot use.
 async fn metrics(State(web): State<Web>, headers: HeaderMap) -> Result<Response, WebError> {
     if web.ctx.settings.web.metrics_require_key {
         let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|s| s.strip_prefix("Bearer "));
-        match bearer {
-            Some(key) => {
-                web.auth.authorize_key(key, Action::Audit).await?;
+        let allowed = match bearer {
+            Some(key) => web.auth.authorize_key(key, Action::Audit).await.map(|_| ()),
+            None => match web.principal(&headers).await {
+                Ok(_) => Ok(()),
+                Err(WebError::SignIn) => Err(LetheError::Unauthenticated),
+                Err(WebError::Lethe(e)) => Err(e),
+            },
+        };
+        match allowed {
+            Ok(()) => {}
+            Err(LetheError::Unauthenticated) => {
+                let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"lethe metrics\"")];
+                return Ok((StatusCode::UNAUTHORIZED, challenge, "an ak_ or sk_ key is required\n").into_response());
             }
-            None => {
-                web.principal(&headers).await?;
-            }
+            Err(e) => return Err(e.into()),
         }
     }
     let text = crate::metrics::render(&web.ctx.pool).await?;

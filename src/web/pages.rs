@@ -223,7 +223,25 @@ pub(super) async fn entry(State(web): State<Web>, headers: HeaderMap, Path(seq):
         body.push_str("<p class=\"note\">No certificate: refusals and other entries are covered by the chain verification.</p>");
         return Ok(render(&format!("Log entry {seq}"), &p, &body));
     };
-    let pinned = web.ctx.signer.public_key();
+    // The service's own key that signed it: the current one, or one rotated
+    // out (`audit.retired_public_keys`); never the key the certificate carries.
+    let claimed = cert.key_id.clone().unwrap_or_else(|| audit::key_id(&cert.public_key.clone().try_into().unwrap_or([0; 32])));
+    let (pinned, pin_note) = match web.ctx.signer.own_public_key(&claimed) {
+        Some((key, false)) => (key, "This service's signing key, pinned in this page; the key the certificate carries is not used.".to_owned()),
+        Some((key, true)) => (
+            key,
+            "A signing key this service has rotated out (audit.retired_public_keys), pinned in this page; \
+             the key the certificate carries is not used."
+                .to_owned(),
+        ),
+        None => (
+            web.ctx.signer.public_key(),
+            format!(
+                "The certificate names the key {claimed}, which is not one of this service's keys: the page checks it \
+                 against the current key, and it cannot be valid."
+            ),
+        ),
+    };
     let _ = write!(
         body,
         r#"<h2>Certificate</h2>
@@ -233,7 +251,7 @@ pub(super) async fn entry(State(web): State<Web>, headers: HeaderMap, Path(seq):
 <tr><th>Checked in this browser</th><td id="verdict">checking…</td></tr>
 <tr><th>Ed25519 signature</th><td id="sig-status">checking…</td></tr>
 <tr><th>Entry matches the certificate</th><td id="entry-status">checking…</td></tr>
-<tr><th>Pinned service key</th><td class="mono">{} (key id {})<br><span class="note">This service's signing key, pinned in this page; the key the certificate carries is not used.</span></td></tr>
+<tr><th>Pinned service key</th><td class="mono">{} (key id {})<br><span class="note" id="pin-note">{}</span></td></tr>
 <tr><th>Signature</th><td class="mono">{}</td></tr>
 </tbody></table>
 <pre id="cert-body">{}</pre>
@@ -251,6 +269,7 @@ pub(super) async fn entry(State(web): State<Web>, headers: HeaderMap, Path(seq):
         e.hash_version,
         esc(erasure::b64(&pinned)),
         esc(audit::key_id(&pinned)),
+        esc(pin_note),
         esc(erasure::b64(&cert.signature)),
         esc(&cert.body),
     );

@@ -107,7 +107,9 @@ pub(super) async fn login(State(web): State<Web>, Form(login): Form<Login>) -> R
         }
     };
     let id = web.sessions.start(principal, hash_key(login.key.trim()));
-    let cookie = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", web.sessions.ttl.as_secs());
+    // Over TLS (`application.tls`) the cookie is never sent in plaintext.
+    let secure = if web.ctx.settings.application.tls.enabled() { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", web.sessions.ttl.as_secs());
     let mut res = Redirect::to("/log").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);

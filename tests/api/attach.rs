@@ -184,7 +184,8 @@ async fn a_hand_made_table_is_adopted_and_a_person_erased_from_it_with_verified_
 async fn wrong_mappings_are_invalid_arguments_and_register_nothing() {
     let app = spawn_app().await;
     hand_made_table(&app, "notes_w").await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::AttachRequest)>)> = vec![
+    type Edit = Box<dyn Fn(&mut pb::AttachRequest)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("mapping.id", Box::new(|r| r.mapping.as_mut().unwrap().id = "no_such_column".into())),
         ("mapping.vector", Box::new(|r| r.mapping.as_mut().unwrap().vector = "body".into())),
         ("mapping.tags", Box::new(|r| r.mapping.as_mut().unwrap().tags = Some(pb::FieldPath { column: "people".into(), path: vec!["x".into()], ..Default::default() }))),
@@ -229,6 +230,14 @@ async fn lethes_own_tables_and_unlisted_stores_cannot_be_attached() {
     // One store, one collection: another name for the same table is refused.
     let e = attach(&app, hand_made_request("team2", "team_notes")).await.expect_err("twice");
     assert_eq!(e.code(), Code::AlreadyExists);
+
+    // Even an allowlist of everything does not open the system catalogs.
+    let app = spawn_app_configured(Options::default(), |s| s.attach.allowed = vec!["*".into()]).await;
+    for table in ["pg_catalog.pg_class", "information_schema.tables", "pg_toast.pg_toast_2619", "pg_authid", "PG_CATALOG.pg_proc"] {
+        let e = attach(&app, hand_made_request("sys", table)).await.expect_err(table);
+        assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "attach_not_allowed"), "{table}: {e:?}");
+    }
+    assert_eq!(rows(&app, "SELECT count(*) FROM collections").await, 0, "nothing registered");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use crate::helpers::*;
 const RPCS: &[&str] = &[
     "CreateCollection", "ListCollections", "PutSubject", "SetLegalHold", "Ingest", "Track", "DeletePoints", "Erase",
     "GetErasure", "ListErasures", "CountSubject", "ListDeletionLog", "VerifyDeletionLog", "GetCertificate", "SearchResiduals",
-    "WatchErasure",
+    "WatchErasure", "ExportSubject",
 ];
 
 /// Calls one rpc with a minimal request; only the status code matters.
@@ -68,6 +68,7 @@ async fn call(app: &TestApp, rpc: &str, key: &str) -> Result<(), Status> {
             }))
             .await
             .map(ok),
+        "ExportSubject" => c.export_subject(req(key, pb::ExportSubjectRequest { subject_id: "p".into() })).await.map(|_| ()),
         other => panic!("unknown rpc {other}"),
     }
 }

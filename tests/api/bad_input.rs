@@ -132,6 +132,7 @@ enum Rpc {
     GetReindex(pb::GetReindexRequest),
     WatchReindex(pb::GetReindexRequest),
     ListReindexes(pb::ListReindexesRequest),
+    ExportSubject(pb::ExportSubjectRequest),
 }
 
 /// Sends `rpc` with the secret key; the status, or OK.
@@ -156,6 +157,7 @@ async fn send(app: &TestApp, rpc: Rpc) -> Status {
         Rpc::GetReindex(m) => c.get_reindex(req(sk, m)).await.map(drop),
         Rpc::WatchReindex(m) => c.watch_reindex(req(sk, m)).await.map(drop),
         Rpc::ListReindexes(m) => c.list_reindexes(req(sk, m)).await.map(drop),
+        Rpc::ExportSubject(m) => c.export_subject(req(sk, m)).await.map(drop),
     };
     result.err().unwrap_or_else(|| Status::ok(""))
 }
@@ -328,6 +330,7 @@ fn string_fields() -> Vec<(&'static str, usize, WithValue)> {
         ("collection", 64, Box::new(|v| Rpc::Reindex(pb::ReindexRequest { collection: v.into(), mode: 0 }))),
         ("job_id", 36, Box::new(|v| Rpc::GetReindex(pb::GetReindexRequest { job_id: v.into() }))),
         ("job_id", 36, Box::new(|v| Rpc::WatchReindex(pb::GetReindexRequest { job_id: v.into() }))),
+        ("subject_id", 256, Box::new(|v| Rpc::ExportSubject(pb::ExportSubjectRequest { subject_id: v.into() }))),
     ]
 }
 
@@ -335,7 +338,7 @@ fn string_fields() -> Vec<(&'static str, usize, WithValue)> {
 async fn written(app: &TestApp) -> Vec<(&'static str, i64)> {
     let mut out = Vec::new();
     for table in
-        ["chunks", "sources", "chunk_subjects", "subjects", "subject_identifiers", "erasure_jobs", "reindex_jobs"]
+        ["chunks", "sources", "chunk_subjects", "subjects", "subject_identifiers", "erasure_jobs", "reindex_jobs", "deletion_log"]
     {
         out.push((table, rows(app, table).await));
     }

@@ -134,7 +134,7 @@ pub async fn spawn_app_at(db_url: &str, qdrant_url: Option<&str>, opts: Options)
     spawn_app_at_configured(db_url, qdrant_url, opts, |_| {}).await
 }
 
-async fn spawn_app_at_configured(
+pub async fn spawn_app_at_configured(
     db_url: &str,
     qdrant_url: Option<&str>,
     opts: Options,
@@ -196,6 +196,11 @@ pub fn chunk(source: &str, ordinal: u32, text: &str, subjects: &[&str]) -> pb::I
 }
 
 impl TestApp {
+    /// The app's own directory: its signing key, master keys.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// A plain channel to the app, for other services (health, reflection).
     pub fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr)).expect("uri").connect_lazy()

@@ -46,6 +46,17 @@ async fn after_erasure_no_table_holds_the_person_in_clear() {
     chunks.push(chunk("bob-fwd", 0, &format!("Forwarded from Kellerman, Zora <{EMAIL}>: see the plan"), &["bob"]));
     chunks.push(chunk("bob-own", 0, "bob's own note about the budget", &["bob"]));
     app.ingest(&c.name, chunks).await.unwrap();
+    // An access export before the erasure: its log entry must not hold her either.
+    let mut export = client
+        .export_subject(req(&app.keys.sk, pb::ExportSubjectRequest { subject_id: "zora-k".into() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut parts = Vec::new();
+    while let Some(r) = export.message().await.unwrap() {
+        parts.push(r.part);
+    }
+    assert_eq!(parts.last().map(String::as_str), Some("manifest"));
 
     let r = pb::EraseRequest {
         subject: Some(zora),

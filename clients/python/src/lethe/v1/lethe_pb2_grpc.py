@@ -130,6 +130,11 @@ class LetheStub(object):
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
                 response_deserializer=lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
                 )
+        self.ExportSubject = channel.unary_stream(
+                '/lethe.v1.Lethe/ExportSubject',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.ExportRecord.FromString,
+                )
 
 
 class LetheServicer(object):
@@ -372,6 +377,30 @@ class LetheServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportSubject(self, request, context):
+        """Access export (GDPR Art. 15, portability): everything Lethe and the
+        backends hold about a subject, streamed as records, each a part name and
+        one JSON document, in this order: `subject` (the id, state, legal hold,
+        identifiers), `collections` (live counts per collection, from the
+        backends, by tag and by lineage ids), `chunks` (every chunk lineage ties
+        to the subject: collection, source, ordinal, point id in the backend,
+        role, text when stored), `sources` (each source with its chunk count),
+        `jobs` (the erasure jobs of the subject), `log` (the deletion-log entries
+        that name the subject's keyed hash), then one `manifest`: per part the
+        record count and the SHA-256 of its JSON lines (each record's `json`
+        followed by "\n"), and the log entry that recorded the export. Each
+        export is logged (kind `export`: who, what counts and hashes; never the
+        content), also when the client stops reading midway (`complete: false`).
+        Secret key: every part. Auditor key: `collections`, `jobs`, `log` and the
+        manifest (with the hashes of the parts it leaves out, so an auditor can
+        check the bundle a person received), never texts, identifiers or sources.
+        An id Lethe does not know yields state `unknown`, live counts by tag and
+        no lineage parts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LetheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -489,6 +518,11 @@ def add_LetheServicer_to_server(servicer, server):
                     servicer.WatchAttach,
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.FromString,
                     response_serializer=lethe_dot_v1_dot_types__pb2.AttachJob.SerializeToString,
+            ),
+            'ExportSubject': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportSubject,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.ExportRecord.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -888,5 +922,22 @@ class Lethe(object):
         return grpc.experimental.unary_stream(request, target, '/lethe.v1.Lethe/WatchAttach',
             lethe_dot_v1_dot_lethe__pb2.GetAttachRequest.SerializeToString,
             lethe_dot_v1_dot_types__pb2.AttachJob.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExportSubject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/lethe.v1.Lethe/ExportSubject',
+            lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.ExportRecord.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -1,0 +1,150 @@
+//! The web view as a scraper or a script sees it, without a browser:
+//! `/metrics` answers 401 (not the sign-in page), the entry page pins the
+//! service key that signed a certificate even after a rotation, and with
+//! `application.tls` the view is served over HTTPS only.
+
+use std::sync::Arc;
+
+use lethe::grpc::pb;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+
+use crate::helpers::*;
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// One HTTP/1.1 request over `io`, read to the end (`Connection: close`).
+async fn exchange(mut io: impl AsyncRead + AsyncWrite + Unpin, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    io.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    let _ = io.read_to_end(&mut raw).await; // a TLS peer may close without close_notify
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Reply { status, head: head.to_owned(), body: body.to_owned() }
+}
+
+async fn http(app: &TestApp, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let tcp = TcpStream::connect(app.web.expect("the web view is on")).await.expect("connect");
+    exchange(tcp, method, path, headers, body).await
+}
+
+/// Signs in with `key`; the session cookie (`name=value`).
+async fn sign_in(app: &TestApp, key: &str) -> String {
+    let form = format!("key={key}");
+    let r = http(app, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], &form).await;
+    assert_eq!(r.status, 303, "{}", r.head);
+    r.header("set-cookie").and_then(|c| c.split(';').next()).expect("a session cookie").to_owned()
+}
+
+#[tokio::test]
+async fn metrics_answer_a_scraper_without_a_key_with_401_not_the_sign_in_page() {
+    let app = spawn_app_configured(Options::default(), |s| s.web.metrics_require_key = true).await;
+    let none = http(&app, "GET", "/metrics", &[], "").await;
+    assert_eq!(none.status, 401, "{}", none.head);
+    assert!(none.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")), "{}", none.head);
+    let wrong = http(&app, "GET", "/metrics", &[("Authorization", "Bearer ak_wrong-key-000000000000000000000")], "").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.head);
+    let pk = format!("Bearer {}", app.keys.pk);
+    assert_eq!(http(&app, "GET", "/metrics", &[("Authorization", &pk)], "").await.status, 403, "a publishable key may not");
+    for key in [&app.keys.ak, &app.keys.sk] {
+        let bearer = format!("Bearer {key}");
+        let ok = http(&app, "GET", "/metrics", &[("Authorization", &bearer)], "").await;
+        assert_eq!(ok.status, 200, "{}", ok.head);
+        assert!(ok.body.contains("lethe_jobs"), "{}", ok.body);
+    }
+    // A signed-in browser may read them too.
+    let cookie = sign_in(&app, &app.keys.ak).await;
+    assert_eq!(http(&app, "GET", "/metrics", &[("Cookie", &cookie)], "").await.status, 200);
+    // Pages still send a browser to sign in.
+    assert_eq!(http(&app, "GET", "/log", &[], "").await.status, 303);
+}
+
+#[tokio::test]
+async fn a_certificate_signed_before_a_key_rotation_pins_the_retired_key_that_signed_it() {
+    let before = spawn_app().await;
+    before.create_collection("mail", pb::Backend::Pgvector).await;
+    before.ingest_people("mail", &[("ann", 2)]).await;
+    let job = before.wait_for_job(&before.erase("ann").await.job_id).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32);
+
+    let key_file = before.dir().join("signing_key.pem");
+    let (old, new) = lethe::audit::rotate_signing_key(&key_file).expect("rotate");
+    let b64 = |k: &[u8; 32]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, k);
+    let (old_b64, master) = (b64(&old), before.dir().join("master_keys.json"));
+    let after = spawn_app_at_configured(secrecy::ExposeSecret::expose_secret(&before.settings.database.url), qdrant_url().as_deref(), Options::default(), |s| {
+        s.audit.signing_key_file = key_file.clone();
+        s.audit.create_signing_key = false;
+        s.audit.retired_public_keys = vec![old_b64.clone()];
+        s.keys.master_key_file = master.clone();
+    })
+    .await;
+    let cookie = sign_in(&after, &before.keys.ak).await;
+    let page = http(&after, "GET", "/log/1", &[("Cookie", &cookie)], "").await;
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert!(page.body.contains(&format!("data-pinned-key=\"{old_b64}\"")), "the retired key that signed it is pinned");
+    assert!(!page.body.contains(&format!("data-pinned-key=\"{}\"", b64(&new))));
+    assert!(page.body.contains("rotated out"), "the page says the key is retired");
+    // The whole chain still verifies under the rotated service.
+    let verify = http(&after, "GET", "/verify", &[("Cookie", &cookie)], "").await;
+    assert!(verify.body.contains("id=\"chain\""), "{}", verify.body);
+    assert!(verify.body.contains(">valid<"), "{}", verify.body);
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
+}
+
+#[tokio::test]
+async fn with_tls_on_the_web_view_is_served_over_https_only_with_the_grpc_certificate() {
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.application.tls.cert_file = fixture("server.pem");
+        s.application.tls.key_file = fixture("server.key");
+    })
+    .await;
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(fixture("ca.pem")).expect("ca.pem") {
+        roots.add(ca.expect("a certificate")).expect("a CA");
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let web = app.web.expect("the web view is on");
+    let tcp = TcpStream::connect(web).await.expect("connect");
+    let tls = connector.connect(ServerName::try_from("localhost").expect("name"), tcp).await.expect("TLS handshake");
+    let form = format!("key={}", app.keys.ak);
+    let r = exchange(tls, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], &form).await;
+    assert_eq!(r.status, 303, "{}", r.head);
+    let cookie = r.header("set-cookie").expect("a session cookie");
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+
+    // Plaintext HTTP gets no page (the key in a sign-in form never crosses in clear).
+    let plain = http(&app, "GET", "/login", &[], "").await;
+    assert_ne!(plain.status, 200, "{}", plain.head);
+    assert!(!plain.body.contains("<form"), "{}", plain.body);
+}
