@@ -52,6 +52,8 @@ async def test_async_round_trip(server: Server, collection: str, person: Person)
         assert [e.seq for e in entries] == [e.seq for e in page.entries]
         assert job.job_id in {e.job_id for e in entries}
         assert (await c.verify_deletion_log(pin=page.head)).valid
+        exported = [r.part async for r in c.export_subject(person.id)]
+        assert exported[0] == "subject" and exported[-1] == "manifest", exported
         found = await c.search_residuals([person.email])
         assert isinstance(found, list)
 

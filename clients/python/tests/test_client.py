@@ -222,3 +222,17 @@ def test_reindex(client: lethe.Lethe, auditor: lethe.Lethe, person: Person) -> N
     assert job.job_id in [j.job_id for j in auditor.list_reindexes(limit=10)]
     watched = list(auditor.watch_reindex(job.job_id, timeout=30))
     assert watched and watched[-1].status == JobStatus.COMPLETED
+
+
+def test_export_subject(client: lethe.Lethe, auditor: lethe.Lethe, collection: str, person: Person) -> None:
+    ingest_about(client, collection, person, 2)
+    records = list(client.export_subject(person.id))
+    parts = [r.part for r in records]
+    assert parts[0] == "subject" and parts[-1] == "manifest", parts
+    assert parts.count("chunks") == 2
+    assert records[0].data()["subject_id"] == person.id
+    manifest = records[-1].data()
+    assert manifest["log_seq"] > 0
+    # The auditor sees what Lethe did, never the texts.
+    seen = {r.part for r in auditor.export_subject(person.id)}
+    assert "chunks" not in seen and "manifest" in seen, seen

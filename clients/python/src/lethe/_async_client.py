@@ -29,6 +29,7 @@ from .types import (
     Distance,
     ErasureEvent,
     ErasureJob,
+    ExportRecord,
     IdentifierLike,
     JobStatus,
     LogEntry,
@@ -408,6 +409,18 @@ class AsyncLethe:
 
     async def get_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> ReindexJob:
         return await self._call(calls.get_reindex(job_id), timeout)
+
+    async def export_subject(self, subject_id: str, *, timeout: Optional[float] = None) -> AsyncIterator[ExportRecord]:
+        """See :meth:`lethe.Lethe.export_subject`."""
+        request = calls.export_subject(subject_id).request
+        stream = self._stub.ExportSubject(request, timeout=timeout, metadata=self._metadata)
+        try:
+            async for m in stream:
+                yield cv.export_record(m)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
 
     async def watch_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> AsyncIterator[ReindexJob]:
         request = calls.get_reindex(job_id).request

@@ -22,6 +22,7 @@ from .types import (
     DeletionLogPage,
     Distance,
     ErasureJob,
+    ExportRecord,
     IdentifierLike,
     JobStatus,
     LogVerification,
@@ -117,6 +118,11 @@ def delete_points(collection: str, point_ids: Iterable[Union[str, int]], source_
         collection=collection, point_ids=[str(p) for p in point_ids], source_ids=list(source_ids)
     )
     return Call("DeletePoints", req, cv.delete_result)
+
+
+def export_subject(subject_id: str) -> Call[ExportRecord]:
+    """A server stream: the call's ``convert`` reads one record."""
+    return Call("ExportSubject", pb.ExportSubjectRequest(subject_id=subject_id), cv.export_record)
 
 
 def erase(

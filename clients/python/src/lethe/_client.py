@@ -27,6 +27,7 @@ from .types import (
     Distance,
     ErasureEvent,
     ErasureJob,
+    ExportRecord,
     IdentifierLike,
     JobStatus,
     LogEntry,
@@ -508,6 +509,22 @@ class Lethe:
 
     def get_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> ReindexJob:
         return self._call(calls.get_reindex(job_id), timeout)
+
+    def export_subject(self, subject_id: str, *, timeout: Optional[float] = None) -> Iterator[ExportRecord]:
+        """Access export (GDPR Art. 15): everything Lethe and the backends hold about a
+        subject, as records in order (``subject``, ``collections``, ``chunks``,
+        ``sources``, ``jobs``, ``log``, then the ``manifest`` with each part's record count
+        and SHA-256). Secret key: every part; auditor key: counts, jobs, log and the
+        manifest only. Each export is logged (kind ``export``), also one read halfway."""
+        request = calls.export_subject(subject_id).request
+        stream = self._stub.ExportSubject(request, timeout=timeout, metadata=self._metadata)
+        try:
+            for m in stream:
+                yield cv.export_record(m)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
 
     def watch_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> Iterator[ReindexJob]:
         """Yields the re-index job about twice a second until it ends."""

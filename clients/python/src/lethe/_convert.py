@@ -22,6 +22,7 @@ from .types import (
     ErasureEvent,
     FieldPath,
     ErasureJob,
+    ExportRecord,
     Identifier,
     IdentifierKind,
     IdentifierLike,
@@ -270,6 +271,10 @@ def write_result(m: pb.WriteResponse) -> WriteResult:
         suppressed_deleted=m.suppressed_deleted,
         screened=m.screened,
     )
+
+
+def export_record(m: pb.ExportRecord) -> ExportRecord:
+    return ExportRecord(part=m.part, json=m.json)
 
 
 def delete_result(m: pb.DeletePointsResponse) -> DeleteResult:
