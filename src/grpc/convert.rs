@@ -399,6 +399,44 @@ pub fn attached_point_ids(points: Vec<pb::TrackedPoint>) -> R<Vec<String>> {
         .collect()
 }
 
+/// DeletePoints: point ids (parsed against the collection's id type later)
+/// and source ids, together 1 to [`MAX_CHUNKS`], each unique.
+pub fn delete_points(r: pb::DeletePointsRequest) -> R<crate::ingest::DeleteInput> {
+    let n = r.point_ids.len() + r.source_ids.len();
+    if n == 0 || n > MAX_CHUNKS {
+        return Err(InvalidInput::new("point_ids", format!("point_ids and source_ids must hold 1 to {MAX_CHUNKS} items together, got {n}")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let point_ids = r
+        .point_ids
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let f = format!("point_ids[{i}]");
+            let id = bounded_text(&f, p, 255)?.to_owned();
+            if !seen.insert(id.clone()) {
+                return Err(InvalidInput::new(f, "repeats an earlier point id"));
+            }
+            Ok(id)
+        })
+        .collect::<R<Vec<_>>>()?;
+    let mut seen = std::collections::HashSet::new();
+    let source_ids = r
+        .source_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let f = format!("source_ids[{i}]");
+            let id = ExternalId::parse(&f, s)?;
+            if !seen.insert(id.as_str().to_owned()) {
+                return Err(InvalidInput::new(f, "repeats an earlier source id"));
+            }
+            Ok(id)
+        })
+        .collect::<R<Vec<_>>>()?;
+    Ok(crate::ingest::DeleteInput { point_ids, source_ids })
+}
+
 pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
     check_count(points.len(), "points")?;
     let mut seen = std::collections::HashSet::new();

@@ -128,6 +128,24 @@ impl Lethe for LetheService {
         Ok(Response::new(write_response(out)))
     }
 
+    async fn delete_points(
+        &self,
+        req: Request<pb::DeletePointsRequest>,
+    ) -> Result<Response<pb::DeletePointsResponse>, Status> {
+        let p = self.authorize(&req, Action::Write).await?;
+        let r = req.into_inner();
+        let collection = convert::collection_name("collection", &r.collection).map_err(LetheError::from)?;
+        let input = convert::delete_points(r).map_err(LetheError::from)?;
+        let spec = catalog::collection(&self.ctx, p.tenant_id, &collection).await?;
+        let out = ingest::delete_points(&self.ctx, &spec, &input).await?;
+        Ok(Response::new(pb::DeletePointsResponse {
+            deleted: out.deleted,
+            forgotten: out.forgotten,
+            kept: out.kept,
+            held: out.held,
+        }))
+    }
+
     async fn erase(&self, req: Request<pb::EraseRequest>) -> Result<Response<pb::ErasureJob>, Status> {
         let p = self.authorize(&req, Action::Manage).await?;
         let input = convert::erase(req.into_inner()).map_err(LetheError::from)?;

@@ -1,5 +1,5 @@
 //! The write path: `Ingest` (Lethe embeds), `Track` (the pipeline wrote the
-//! vectors), subjects and legal holds.
+//! vectors), `DeletePoints` (the pipeline removes points), subjects and legal holds.
 //!
 //! Ordering guarantees (DESIGN.md "Write path"):
 //! - lineage is committed before the vectors are written, so a crash leaves
@@ -8,6 +8,7 @@
 //!   check until the vectors are written; the erase job's freeze takes it
 //!   exclusively, so no write can slip past a starting erasure.
 
+mod delete;
 mod subjects;
 mod suppression;
 
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use uuid::Uuid;
 
+pub use self::delete::{DeleteInput, DeleteOutcome, delete_points};
 pub use self::subjects::{
     PutMode, PutOutcome, identifier_hash, key_hashes, put_subject, put_subject_for_erasure, put_subject_or_refuse,
     set_legal_hold,

@@ -132,6 +132,27 @@ pub async fn subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result
     .await?)
 }
 
+/// The chunks of the collection's sources with these caller ids.
+pub async fn source_chunks(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    external_ids: &[&str],
+) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT c.chunk_id FROM sources s JOIN chunks c ON c.source_id = s.source_id
+        WHERE s.collection_id = $2 AND s.external_id = ANY($3) AND s.tenant_id = $1 AND c.tenant_id = $1
+        ORDER BY c.chunk_id
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .bind(external_ids)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Deletes the given chunks of the tenant with all their tags, and sources
 /// left empty. Three set-wise statements: the tables have no per-row
 /// foreign-key cascades.

@@ -20,7 +20,7 @@ fn vector_literal(seed: u32) -> String {
 
 /// A hand-made table: text ids (some not UUIDs, one naming a person), tags
 /// in a text[] column, text and source columns.
-async fn hand_made_table(app: &TestApp, table: &str) {
+pub(crate) async fn hand_made_table(app: &TestApp, table: &str) {
     sqlx::raw_sql(&format!(
         "CREATE TABLE {table} (doc_key text PRIMARY KEY, people text[], body text, origin text, emb vector({DIM}));
          CREATE INDEX {table}_people ON {table} USING gin (people);"
@@ -50,7 +50,7 @@ async fn hand_made_table(app: &TestApp, table: &str) {
     }
 }
 
-fn hand_made_request(name: &str, table: &str) -> pb::AttachRequest {
+pub(crate) fn hand_made_request(name: &str, table: &str) -> pb::AttachRequest {
     pb::AttachRequest {
         name: name.into(),
         backend: pb::Backend::Pgvector as i32,
@@ -67,11 +67,11 @@ fn hand_made_request(name: &str, table: &str) -> pb::AttachRequest {
     }
 }
 
-async fn attach(app: &TestApp, r: pb::AttachRequest) -> Result<pb::AttachResponse, tonic::Status> {
+pub(crate) async fn attach(app: &TestApp, r: pb::AttachRequest) -> Result<pb::AttachResponse, tonic::Status> {
     app.client.clone().attach(req(&app.keys.sk, r)).await.map(tonic::Response::into_inner)
 }
 
-async fn wait_for_adoption(app: &TestApp, name: &str) -> pb::AttachJob {
+pub(crate) async fn wait_for_adoption(app: &TestApp, name: &str) -> pb::AttachJob {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let job = app
@@ -89,7 +89,7 @@ async fn wait_for_adoption(app: &TestApp, name: &str) -> pb::AttachJob {
     }
 }
 
-async fn rows(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn rows(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.expect("count")
 }
 

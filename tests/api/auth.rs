@@ -4,8 +4,8 @@ use tonic::{Code, Status};
 use crate::helpers::*;
 
 const RPCS: &[&str] = &[
-    "CreateCollection", "ListCollections", "PutSubject", "SetLegalHold", "Ingest", "Track", "Erase", "GetErasure",
-    "ListErasures", "CountSubject", "ListDeletionLog", "VerifyDeletionLog", "GetCertificate", "SearchResiduals",
+    "CreateCollection", "ListCollections", "PutSubject", "SetLegalHold", "Ingest", "Track", "DeletePoints", "Erase",
+    "GetErasure", "ListErasures", "CountSubject", "ListDeletionLog", "VerifyDeletionLog", "GetCertificate", "SearchResiduals",
     "WatchErasure", "ExportSubject",
 ];
 
@@ -42,6 +42,14 @@ async fn call(app: &TestApp, rpc: &str, key: &str) -> Result<(), Status> {
             }))
             .await
             .map(ok),
+        "DeletePoints" => c
+            .delete_points(req(key, pb::DeletePointsRequest {
+                collection: "mail".into(),
+                source_ids: vec!["s".into()],
+                ..Default::default()
+            }))
+            .await
+            .map(ok),
         "Erase" => c
             .erase(req(key, pb::EraseRequest { subject: Some(person("q")), requested_by: "t".into(), ..Default::default() }))
             .await
@@ -66,7 +74,7 @@ async fn call(app: &TestApp, rpc: &str, key: &str) -> Result<(), Status> {
 }
 
 fn allowed(kind: &str, rpc: &str) -> bool {
-    let write = ["PutSubject", "Ingest", "Track"];
+    let write = ["PutSubject", "Ingest", "Track", "DeletePoints"];
     let manage = ["CreateCollection", "SetLegalHold", "Erase"];
     match kind {
         "sk" => true,

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod crash;
+mod delete_points;
 mod erased_stays_erased;
 mod erasure;
 mod export;

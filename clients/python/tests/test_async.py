@@ -26,6 +26,9 @@ async def test_async_round_trip(server: Server, collection: str, person: Person)
         t = await c.track(collection, [lethe.TrackedPoint(pid, f"{person.id}-v", tags=[person.id], vector=[0.5] * 384)])
         assert t.point_ids == [pid]
         assert (await c.count_subject(person.id)).total == 4
+        gone = await c.delete_points(collection, source_ids=[f"{person.id}-a0"])
+        assert (gone.deleted, gone.forgotten) == (1, 1)
+        assert (await c.count_subject(person.id)).total == 3
         assert (await c.set_legal_hold(person.id, hold=True, reason="hold")).legal_hold
         with pytest.raises(lethe.LegalHold) as held:
             await c.erase(person.id, requested_by="dpo@example.org")
@@ -35,7 +38,7 @@ async def test_async_round_trip(server: Server, collection: str, person: Person)
 
         events: list[lethe.ErasureEvent] = []
         job = await c.erase(person.id, requested_by="dpo@example.org", reason="async", progress=events.append)
-        assert job.status == lethe.JobStatus.COMPLETED and (job.deleted, job.remaining) == (4, 0)
+        assert job.status == lethe.JobStatus.COMPLETED and (job.deleted, job.remaining) == (3, 0)
         assert events[-1].status == lethe.JobStatus.COMPLETED
         assert [e.seq for e in events] == [e.seq async for e in c.watch_erasure(job.job_id)]
         assert (await c.get_erasure(job.job_id)).job_id == job.job_id
@@ -49,6 +52,8 @@ async def test_async_round_trip(server: Server, collection: str, person: Person)
         assert [e.seq for e in entries] == [e.seq for e in page.entries]
         assert job.job_id in {e.job_id for e in entries}
         assert (await c.verify_deletion_log(pin=page.head)).valid
+        exported = [r.part async for r in c.export_subject(person.id)]
+        assert exported[0] == "subject" and exported[-1] == "manifest", exported
         found = await c.search_residuals([person.email])
         assert isinstance(found, list)
 

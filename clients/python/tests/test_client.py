@@ -90,6 +90,32 @@ def test_track_with_vectors(client: lethe.Lethe, auditor: lethe.Lethe, collectio
     assert auditor.count_subject(person.id).total == 2
 
 
+def test_delete_points_by_id_and_by_source(
+    client: lethe.Lethe, publishable: lethe.Lethe, auditor: lethe.Lethe, collection: str, person: Person
+) -> None:
+    chunks = [
+        lethe.Chunk(source_id=f"{person.id}-doc-{i // 2}", text=f"note {i} by {person.name}", tags=[person.id], ordinal=i % 2)
+        for i in range(4)
+    ]
+    ids = client.ingest(collection, chunks).point_ids
+    assert auditor.count_subject(person.id).total == 4
+    # With the pipeline's key: one point by id, then every chunk of a source.
+    r = publishable.delete_points(collection, point_ids=[ids[0]])
+    assert (r.deleted, r.forgotten, r.kept, r.held) == (1, 1, 0, 0)
+    r = publishable.delete_points(collection, source_ids=[f"{person.id}-doc-1"])
+    assert (r.deleted, r.forgotten) == (2, 2)
+    assert auditor.count_subject(person.id).total == 1
+    with pytest.raises(lethe.InvalidArgument) as bad:
+        client.delete_points(collection, point_ids=["not-a-uuid"])
+    assert bad.value.field == "point_ids[0]"
+    with pytest.raises(lethe.InvalidArgument) as none:
+        client.delete_points(collection)
+    assert none.value.field == "point_ids"
+    with pytest.raises(lethe.RequiresSecretOrPublishableKey) as denied:
+        auditor.delete_points(collection, point_ids=[ids[1]])
+    assert isinstance(denied.value, lethe.PermissionDenied)
+
+
 def test_erase_waits_with_progress_and_certifies(
     client: lethe.Lethe, auditor: lethe.Lethe, collection: str, person: Person, server: Server
 ) -> None:
@@ -196,3 +222,17 @@ def test_reindex(client: lethe.Lethe, auditor: lethe.Lethe, person: Person) -> N
     assert job.job_id in [j.job_id for j in auditor.list_reindexes(limit=10)]
     watched = list(auditor.watch_reindex(job.job_id, timeout=30))
     assert watched and watched[-1].status == JobStatus.COMPLETED
+
+
+def test_export_subject(client: lethe.Lethe, auditor: lethe.Lethe, collection: str, person: Person) -> None:
+    ingest_about(client, collection, person, 2)
+    records = list(client.export_subject(person.id))
+    parts = [r.part for r in records]
+    assert parts[0] == "subject" and parts[-1] == "manifest", parts
+    assert parts.count("chunks") == 2
+    assert records[0].data()["subject_id"] == person.id
+    manifest = records[-1].data()
+    assert manifest["log_seq"] > 0
+    # The auditor sees what Lethe did, never the texts.
+    seen = {r.part for r in auditor.export_subject(person.id)}
+    assert "chunks" not in seen and "manifest" in seen, seen

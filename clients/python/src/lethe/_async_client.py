@@ -26,10 +26,12 @@ from .types import (
     Certificate,
     Chunk,
     Collection,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureEvent,
     ErasureJob,
+    ExportRecord,
     IdentifierLike,
     JobStatus,
     LogEntry,
@@ -182,6 +184,17 @@ class AsyncLethe:
     ) -> WriteResult:
         """See :meth:`lethe.Lethe.track`."""
         return await self._call(calls.track(collection, points, subjects, verify_points), timeout)
+
+    async def delete_points(
+        self,
+        collection: str,
+        *,
+        point_ids: Iterable[Union[str, int]] = (),
+        source_ids: Iterable[str] = (),
+        timeout: Optional[float] = None,
+    ) -> DeleteResult:
+        """See :meth:`lethe.Lethe.delete_points`."""
+        return await self._call(calls.delete_points(collection, point_ids, source_ids), timeout)
 
     async def erase(
         self,
@@ -398,6 +411,18 @@ class AsyncLethe:
 
     async def get_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> ReindexJob:
         return await self._call(calls.get_reindex(job_id), timeout)
+
+    async def export_subject(self, subject_id: str, *, timeout: Optional[float] = None) -> AsyncIterator[ExportRecord]:
+        """See :meth:`lethe.Lethe.export_subject`."""
+        request = calls.export_subject(subject_id).request
+        stream = self._stub.ExportSubject(request, timeout=timeout, metadata=self._metadata)
+        try:
+            async for m in stream:
+                yield cv.export_record(m)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
 
     async def watch_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> AsyncIterator[ReindexJob]:
         request = calls.get_reindex(job_id).request

@@ -19,9 +19,11 @@ from .types import (
     Certificate,
     Chunk,
     Collection,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureJob,
+    ExportRecord,
     IdentifierLike,
     JobStatus,
     LogVerification,
@@ -110,6 +112,18 @@ def track(
         verify_points=verify_points,
     )
     return Call("Track", req, cv.write_result)
+
+
+def delete_points(collection: str, point_ids: Iterable[Union[str, int]], source_ids: Iterable[str]) -> Call[DeleteResult]:
+    req = pb.DeletePointsRequest(
+        collection=collection, point_ids=[str(p) for p in point_ids], source_ids=list(source_ids)
+    )
+    return Call("DeletePoints", req, cv.delete_result)
+
+
+def export_subject(subject_id: str) -> Call[ExportRecord]:
+    """A server stream: the call's ``convert`` reads one record."""
+    return Call("ExportSubject", pb.ExportSubjectRequest(subject_id=subject_id), cv.export_record)
 
 
 def erase(

@@ -24,10 +24,12 @@ from .types import (
     Certificate,
     Chunk,
     Collection,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureEvent,
     ErasureJob,
+    ExportRecord,
     IdentifierLike,
     JobStatus,
     LogEntry,
@@ -209,6 +211,25 @@ class Lethe:
         With ``verify_points`` every point must exist in the backend
         (:class:`lethe.PointNotFound` otherwise, and nothing is recorded)."""
         return self._call(calls.track(collection, points, subjects, verify_points), timeout)
+
+    def delete_points(
+        self,
+        collection: str,
+        *,
+        point_ids: Iterable[Union[str, int]] = (),
+        source_ids: Iterable[str] = (),
+        timeout: Optional[float] = None,
+    ) -> DeleteResult:
+        """Removes points the pipeline no longer wants, with their lineage (secret or
+        publishable key): by point id, or every chunk of the given sources; together
+        1 to 1,000 per call.
+
+        A collection Lethe created: Lethe deletes the points from the backend and
+        forgets their lineage. An attached collection: Lethe never alters the store,
+        so delete the points with the framework first; Lethe then forgets the lineage
+        of those no longer there (still there: ``kept``). Points whose lineage tags a
+        subject on legal hold stay (``held``). Not an erasure: nothing is logged."""
+        return self._call(calls.delete_points(collection, point_ids, source_ids), timeout)
 
     def erase(
         self,
@@ -490,6 +511,22 @@ class Lethe:
 
     def get_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> ReindexJob:
         return self._call(calls.get_reindex(job_id), timeout)
+
+    def export_subject(self, subject_id: str, *, timeout: Optional[float] = None) -> Iterator[ExportRecord]:
+        """Access export (GDPR Art. 15): everything Lethe and the backends hold about a
+        subject, as records in order (``subject``, ``collections``, ``chunks``,
+        ``sources``, ``jobs``, ``log``, then the ``manifest`` with each part's record count
+        and SHA-256). Secret key: every part; auditor key: counts, jobs, log and the
+        manifest only. Each export is logged (kind ``export``), also one read halfway."""
+        request = calls.export_subject(subject_id).request
+        stream = self._stub.ExportSubject(request, timeout=timeout, metadata=self._metadata)
+        try:
+            for m in stream:
+                yield cv.export_record(m)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
 
     def watch_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> Iterator[ReindexJob]:
         """Yields the re-index job about twice a second until it ends."""

@@ -19,11 +19,13 @@ from .types import (
     Chunk,
     Collection,
     CollectionCount,
+    DeleteResult,
     DeletionLogPage,
     Distance,
     ErasureEvent,
     FieldPath,
     ErasureJob,
+    ExportRecord,
     Identifier,
     IdentifierKind,
     IdentifierLike,
@@ -272,6 +274,14 @@ def write_result(m: pb.WriteResponse) -> WriteResult:
         suppressed_deleted=m.suppressed_deleted,
         screened=m.screened,
     )
+
+
+def export_record(m: pb.ExportRecord) -> ExportRecord:
+    return ExportRecord(part=m.part, json=m.json)
+
+
+def delete_result(m: pb.DeletePointsResponse) -> DeleteResult:
+    return DeleteResult(deleted=m.deleted, forgotten=m.forgotten, kept=m.kept, held=m.held)
 
 
 def collection_count(m: tpb.CollectionCount) -> CollectionCount:

@@ -28,6 +28,7 @@ __all__ = [
     "PermissionDenied",
     "RequiresSecretKey",
     "RequiresAuditorOrSecretKey",
+    "RequiresSecretOrPublishableKey",
     "InvalidArgument",
     "FieldViolation",
     "NotFound",
@@ -106,6 +107,12 @@ class RequiresAuditorOrSecretKey(PermissionDenied):
     """The rpc needs an ``ak_`` or ``sk_`` key (e.g. GetErasure with a publishable key)."""
 
     REASON = "requires_auditor_or_secret_key"
+
+
+class RequiresSecretOrPublishableKey(PermissionDenied):
+    """The rpc writes (Ingest, Track, DeletePoints, PutSubject): an ``sk_`` or ``pk_`` key."""
+
+    REASON = "requires_secret_or_publishable_key"
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,7 @@ _BY_REASON: dict[str, type[LetheError]] = {
         InvalidApiKey,
         RequiresSecretKey,
         RequiresAuditorOrSecretKey,
+        RequiresSecretOrPublishableKey,
         InvalidArgument,
         NotFound,
         AlreadyExists,

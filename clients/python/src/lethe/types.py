@@ -8,6 +8,7 @@ value (``"pgvector"``). Timestamps are timezone-aware ``datetime`` objects in UT
 from __future__ import annotations
 
 import json
+import json as _json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -268,6 +269,35 @@ class WriteResult:
     point_ids: list[str]
     suppressed_deleted: int
     screened: int
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What DeletePoints did."""
+
+    #: points Lethe deleted from the backend (collections Lethe created)
+    deleted: int
+    #: chunks removed from lineage
+    forgotten: int
+    #: attached collections: points still in the store (their lineage kept)
+    kept: int
+    #: points kept with their lineage because it tags a subject on legal hold
+    held: int
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One record of an access export (:meth:`lethe.Lethe.export_subject`): the part it
+    belongs to (``subject``, ``collections``, ``chunks``, ``sources``, ``jobs``, ``log``,
+    then one ``manifest``) and one JSON document."""
+
+    part: str
+    #: the JSON document as sent (the manifest's SHA-256 covers these texts, each followed by a newline)
+    json: str
+
+    def data(self) -> Any:
+        """The document, parsed."""
+        return _json.loads(self.json)
 
 
 @dataclass(frozen=True)

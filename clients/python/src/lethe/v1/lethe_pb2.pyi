@@ -7,6 +7,20 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ExportSubjectRequest(_message.Message):
+    __slots__ = ("subject_id",)
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+
+class ExportRecord(_message.Message):
+    __slots__ = ("part", "json")
+    PART_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    part: str
+    json: str
+    def __init__(self, part: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+
 class AttachRequest(_message.Message):
     __slots__ = ("name", "backend", "preset", "target", "tag_key", "mapping", "create_indexes", "distance", "embedding_model", "screening")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +220,28 @@ class TrackedPoint(_message.Message):
     tags: _containers.RepeatedCompositeFieldContainer[_types_pb2.SubjectTag]
     vector: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, point_id: _Optional[str] = ..., source_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., source_kind: _Optional[str] = ..., text: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[_types_pb2.SubjectTag, _Mapping]]] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class DeletePointsRequest(_message.Message):
+    __slots__ = ("collection", "point_ids", "source_ids")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    POINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    point_ids: _containers.RepeatedScalarFieldContainer[str]
+    source_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., point_ids: _Optional[_Iterable[str]] = ..., source_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeletePointsResponse(_message.Message):
+    __slots__ = ("deleted", "forgotten", "kept", "held")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    forgotten: int
+    kept: int
+    held: int
+    def __init__(self, deleted: _Optional[int] = ..., forgotten: _Optional[int] = ..., kept: _Optional[int] = ..., held: _Optional[int] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
     __slots__ = ("accepted", "suppressed", "point_ids", "suppressed_deleted", "screened")

@@ -45,6 +45,11 @@ class LetheStub(object):
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.TrackRequest.SerializeToString,
                 response_deserializer=lethe_dot_v1_dot_lethe__pb2.WriteResponse.FromString,
                 )
+        self.DeletePoints = channel.unary_unary(
+                '/lethe.v1.Lethe/DeletePoints',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsResponse.FromString,
+                )
         self.Erase = channel.unary_unary(
                 '/lethe.v1.Lethe/Erase',
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.EraseRequest.SerializeToString,
@@ -145,6 +150,11 @@ class LetheStub(object):
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.LedgerChunk.SerializeToString,
                 response_deserializer=lethe_dot_v1_dot_lethe__pb2.ImportLedgerResponse.FromString,
                 )
+        self.ExportSubject = channel.unary_stream(
+                '/lethe.v1.Lethe/ExportSubject',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.ExportRecord.FromString,
+                )
 
 
 class LetheServicer(object):
@@ -197,6 +207,22 @@ class LetheServicer(object):
 
     def Track(self, request, context):
         """Records lineage for vectors that the pipeline wrote itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePoints(self, request, context):
+        """Removes points the pipeline no longer wants (a document changed or was
+        deleted), by point id or by source id, with their lineage (chunks, texts,
+        tags; sources left empty). Collections Lethe created: Lethe deletes the
+        points from the backend, then forgets their lineage. Attached
+        collections: Lethe never alters the store, so the framework deletes its
+        points first; Lethe forgets the lineage of those no longer in the store
+        and keeps that of points still there (`kept`). Points whose lineage tags
+        a subject on legal hold are neither deleted nor forgotten (`held`). Not
+        an erasure: nothing is logged, and a deleted person's id may come back.
+        Secret or publishable key (as Track).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -438,6 +464,30 @@ class LetheServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportSubject(self, request, context):
+        """Access export (GDPR Art. 15, portability): everything Lethe and the
+        backends hold about a subject, streamed as records, each a part name and
+        one JSON document, in this order: `subject` (the id, state, legal hold,
+        identifiers), `collections` (live counts per collection, from the
+        backends, by tag and by lineage ids), `chunks` (every chunk lineage ties
+        to the subject: collection, source, ordinal, point id in the backend,
+        role, text when stored), `sources` (each source with its chunk count),
+        `jobs` (the erasure jobs of the subject), `log` (the deletion-log entries
+        that name the subject's keyed hash), then one `manifest`: per part the
+        record count and the SHA-256 of its JSON lines (each record's `json`
+        followed by "\n"), and the log entry that recorded the export. Each
+        export is logged (kind `export`: who, what counts and hashes; never the
+        content), also when the client stops reading midway (`complete: false`).
+        Secret key: every part. Auditor key: `collections`, `jobs`, `log` and the
+        manifest (with the hashes of the parts it leaves out, so an auditor can
+        check the bundle a person received), never texts, identifiers or sources.
+        An id Lethe does not know yields state `unknown`, live counts by tag and
+        no lineage parts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LetheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -470,6 +520,11 @@ def add_LetheServicer_to_server(servicer, server):
                     servicer.Track,
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.TrackRequest.FromString,
                     response_serializer=lethe_dot_v1_dot_lethe__pb2.WriteResponse.SerializeToString,
+            ),
+            'DeletePoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePoints,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.DeletePointsResponse.SerializeToString,
             ),
             'Erase': grpc.unary_unary_rpc_method_handler(
                     servicer.Erase,
@@ -570,6 +625,11 @@ def add_LetheServicer_to_server(servicer, server):
                     servicer.ImportLedger,
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.LedgerChunk.FromString,
                     response_serializer=lethe_dot_v1_dot_lethe__pb2.ImportLedgerResponse.SerializeToString,
+            ),
+            'ExportSubject': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportSubject,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.ExportRecord.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -680,6 +740,23 @@ class Lethe(object):
         return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/Track',
             lethe_dot_v1_dot_lethe__pb2.TrackRequest.SerializeToString,
             lethe_dot_v1_dot_lethe__pb2.WriteResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeletePoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/DeletePoints',
+            lethe_dot_v1_dot_lethe__pb2.DeletePointsRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.DeletePointsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
@@ -1020,5 +1097,22 @@ class Lethe(object):
         return grpc.experimental.stream_unary(request_iterator, target, '/lethe.v1.Lethe/ImportLedger',
             lethe_dot_v1_dot_lethe__pb2.LedgerChunk.SerializeToString,
             lethe_dot_v1_dot_lethe__pb2.ImportLedgerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExportSubject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/lethe.v1.Lethe/ExportSubject',
+            lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.ExportRecord.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

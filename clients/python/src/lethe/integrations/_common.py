@@ -1,0 +1,294 @@
+"""What the LangChain and LlamaIndex integrations share: where a document's subjects
+come from, where an attached store keeps them, which collection a store is, and the
+Track and DeletePoints calls in batches."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional, Sequence, TypeVar, Union
+
+from .._client import Lethe
+from ..errors import PermissionDenied
+from ..types import Backend, Collection, DeleteResult, IdentifierLike, TrackedPoint
+
+#: Where a document's subject ids come from: a metadata key (``"user_id"``; dots for
+#: nested keys, ``"owner.id"``) or a callable that takes the document (LangChain
+#: ``Document``, LlamaIndex node) and returns an id, a list of ids or None.
+SubjectsFrom = Union[str, Callable[[Any], Any]]
+#: Identifiers of the subjects a document names, for residual search and suppression:
+#: a callable that takes the document and returns ``{subject_id: [identifier, ...]}``.
+IdentifiersFrom = Callable[[Any], Optional[Mapping[str, Iterable[IdentifierLike]]]]
+
+#: Ids per Track or DeletePoints request (the server takes up to 1,000).
+ID_BATCH = 1000
+#: Points with vectors per Track request: 100 vectors of dimension 3,072 with their
+#: texts stay well below the server's 4 MiB request bound.
+VECTOR_BATCH = 100
+
+#: Presets whose tag path is a path inside the framework's metadata (LangChain on
+#: Qdrant keeps metadata under the payload key ``metadata``).
+_PRESET_METADATA_PREFIX = {
+    "langchain-pgvector": 0,
+    "langchain-pgvector-store": 0,
+    "llamaindex-pgvector": 0,
+    "llamaindex-qdrant": 0,
+    "langchain-qdrant": 1,
+}
+
+T = TypeVar("T")
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def subject_ids(raw: Any, what: str = "subjects") -> list[str]:
+    """A tag value as the list of subject ids it names: a string is one id, a list
+    (tuple, set) holds ids, None or blank is none. Order kept, duplicates dropped."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        values: Iterable[Any] = [raw]
+    elif isinstance(raw, (list, tuple, set, frozenset)):
+        values = raw
+    else:
+        raise TypeError(f"{what} must be a subject id, a list of ids or None, not {type(raw).__name__}")
+    out: list[str] = []
+    for v in values:
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            raise TypeError(f"{what} holds {type(v).__name__} {v!r}: subject ids are strings")
+        if v.strip() and v not in out:
+            out.append(v)
+    return out
+
+
+def split_key(key: Union[str, Sequence[str]], metadata: Optional[Mapping[str, Any]] = None) -> tuple[str, ...]:
+    """A metadata key as a path: a key present as it is stays whole, else dots nest."""
+    if not isinstance(key, str):
+        return tuple(key)
+    if metadata is not None and key in metadata:
+        return (key,)
+    return tuple(key.split("."))
+
+
+def get_path(metadata: Mapping[str, Any], path: Sequence[str]) -> Any:
+    node: Any = metadata
+    for k in path:
+        if not isinstance(node, Mapping) or k not in node:
+            return None
+        node = node[k]
+    return node
+
+
+def with_path(metadata: Mapping[str, Any], path: Sequence[str], value: Any) -> dict[str, Any]:
+    """A copy of ``metadata`` with ``value`` at ``path`` (the dicts on the way copied,
+    the caller's left alone)."""
+    out = dict(metadata)
+    node: MutableMapping[str, Any] = out
+    for k in path[:-1]:
+        inner = node.get(k)
+        inner = dict(inner) if isinstance(inner, Mapping) else {}
+        node[k] = inner
+        node = inner
+    node[path[-1]] = value
+    return out
+
+
+class Subjects:
+    """Reads a document's subject ids (and identifiers) the way the pipeline says."""
+
+    def __init__(self, subjects: SubjectsFrom, identifiers: Optional[IdentifiersFrom] = None) -> None:
+        if not callable(subjects) and not (isinstance(subjects, str) and subjects.strip()):
+            raise TypeError("subjects must be a metadata key or a callable")
+        self.source = subjects
+        self.identifiers = identifiers
+
+    def of(self, doc: Any, metadata: Mapping[str, Any]) -> list[str]:
+        if callable(self.source):
+            return subject_ids(self.source(doc), "the subjects callable's result")
+        return subject_ids(get_path(metadata, split_key(self.source, metadata)), f"metadata {self.source!r}")
+
+    def identifiers_of(self, docs: Iterable[Any]) -> dict[str, list[IdentifierLike]]:
+        """Every identifier the ``identifiers`` callable gives for ``docs``, by subject."""
+        out: dict[str, list[IdentifierLike]] = {}
+        if self.identifiers is None:
+            return out
+        for doc in docs:
+            for sid, idents in (self.identifiers(doc) or {}).items():
+                have = out.setdefault(sid, [])
+                for i in idents:
+                    if i not in have:
+                        have.append(i)
+        return out
+
+
+def tag_path(collection: Collection) -> Optional[tuple[str, ...]]:
+    """Where an attached framework store keeps the tag inside the framework's metadata
+    (from the collection's preset mapping); None for Lethe's own collections and for
+    mappings without a preset."""
+    mapping = collection.mapping()
+    if not mapping:
+        return None
+    skip = _PRESET_METADATA_PREFIX.get(mapping.get("preset") or "")
+    if skip is None:
+        return None
+    path = tuple((mapping.get("tags") or {}).get("path") or ())
+    return path[skip:] or None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Lethe collection a framework store is, as the integration needs it."""
+
+    name: str
+    attached: bool
+    #: attached: where the tag goes in the framework's metadata
+    tag_path: Optional[tuple[str, ...]]
+    #: when known (looked up, or given)
+    collection: Optional[Collection] = None
+
+
+def find_collection(client: Lethe, name: str) -> Collection:
+    """The collection ``name`` (ListCollections: a secret or auditor key)."""
+    try:
+        collections = client.list_collections()
+    except PermissionDenied as e:
+        raise ValueError(
+            f"this key cannot read collection {name!r} (ListCollections needs a secret or auditor key): "
+            "pass the Collection itself (from create_collection, attach or list_collections), "
+            "or say attached=True/False and, for an attached store, tag_key"
+        ) from e
+    for c in collections:
+        if c.name == name:
+            return c
+    raise ValueError(
+        f"no collection {name!r} in this tenant: create it (Lethe.create_collection) "
+        "or attach the framework's store (Lethe.attach)"
+    )
+
+
+def resolve(
+    client: Lethe,
+    collection: Union[str, Collection],
+    *,
+    attached: Optional[bool],
+    tag_key: Optional[str],
+    subjects: Optional[SubjectsFrom],
+) -> Target:
+    """The target of an integration: from the Collection given or looked up, or (for
+    a publishable key, which cannot list collections) from ``attached`` and ``tag_key``."""
+    found: Optional[Collection] = collection if isinstance(collection, Collection) else None
+    name = collection.name if isinstance(collection, Collection) else collection
+    if found is None and attached is None:
+        found = find_collection(client, name)
+    is_attached = found.attached if found is not None else bool(attached)
+    if attached is not None and found is not None and attached != found.attached:
+        raise ValueError(f"collection {name!r} is {'attached' if found.attached else 'created by Lethe'}, not as said")
+    path: Optional[tuple[str, ...]] = None
+    if is_attached:
+        if tag_key:
+            path = split_key(tag_key)
+        elif found is not None:
+            path = tag_path(found)
+        if path is None and isinstance(subjects, str):
+            path = split_key(subjects)
+        if path is None:
+            raise ValueError(
+                f"collection {name!r} is attached without a preset: give tag_key, the metadata key "
+                "its mapping reads the person from"
+            )
+    return Target(name=name, attached=is_attached, tag_path=path, collection=found)
+
+
+def track_ids(client: Lethe, collection: str, ids: Sequence[str], subjects: Mapping[str, Any]) -> set[str]:
+    """Track of points an attached store's framework wrote (ids only: Lethe reads tags,
+    source and text from the store); returns the accepted ids, normalised."""
+    accepted: set[str] = set()
+    first = True
+    for batch in batched(list(ids), ID_BATCH):
+        r = client.track(collection, [TrackedPoint(point_id=i, source_id="") for i in batch], subjects=subjects if first else None)
+        first = False
+        accepted.update(norm_id(i) for i in r.point_ids)
+    return accepted
+
+
+def track_points(client: Lethe, collection: str, points: Sequence[TrackedPoint], subjects: Mapping[str, Any]) -> set[str]:
+    """Track with vectors (Lethe writes the points into its own collection); returns
+    the accepted ids, normalised."""
+    accepted: set[str] = set()
+    first = True
+    for batch in batched(list(points), VECTOR_BATCH):
+        r = client.track(collection, batch, subjects=subjects if first else None)
+        first = False
+        accepted.update(norm_id(i) for i in r.point_ids)
+    return accepted
+
+
+def delete_points(
+    client: Lethe, collection: str, *, point_ids: Sequence[Any] = (), source_ids: Sequence[str] = ()
+) -> DeleteResult:
+    """DeletePoints in batches; the results summed."""
+    total = DeleteResult(deleted=0, forgotten=0, kept=0, held=0)
+    items: list[tuple[str, str]] = [("p", str(p)) for p in point_ids] + [("s", s) for s in source_ids]
+    for batch in batched(items, ID_BATCH):
+        r = client.delete_points(
+            collection,
+            point_ids=[v for k, v in batch if k == "p"],
+            source_ids=[v for k, v in batch if k == "s"],
+        )
+        total = DeleteResult(
+            deleted=total.deleted + r.deleted,
+            forgotten=total.forgotten + r.forgotten,
+            kept=total.kept + r.kept,
+            held=total.held + r.held,
+        )
+    return total
+
+
+def norm_id(point_id: Any) -> str:
+    """A point id as Lethe shows it: UUIDs hyphenated in lower case (LangChain's Qdrant
+    store writes ``uuid4().hex``), anything else as its text."""
+    s = str(point_id)
+    try:
+        return str(uuid.UUID(s))
+    except ValueError:
+        return s
+
+
+def new_point_id() -> str:
+    return str(uuid.uuid4())
+
+
+#: Namespace of the point ids of documents whose own id is not a UUID.
+POINT_ID_NAMESPACE = uuid.UUID("6c657468-652d-7069-6400-000000000001")
+
+
+def point_id_for(doc_id: Any, collection: str) -> str:
+    """The point id in a collection Lethe created (UUIDs only) of a document id: a UUID
+    is itself; any other id (``index()`` with a ``sha256`` key encoder, a node id of your
+    own) is stored under a UUIDv5 of the collection and the id, the same every time, so
+    that a later delete by that id finds the point (and the same document in two
+    collections gets two ids: point ids are unique in a tenant)."""
+    s = str(doc_id)
+    try:
+        return str(uuid.UUID(s))
+    except ValueError:
+        return str(uuid.uuid5(POINT_ID_NAMESPACE, f"{collection}\n{s}"))
+
+
+def require_text_collection(c: Collection) -> None:
+    if not c.store_text:
+        raise ValueError(
+            f"collection {c.name!r} keeps no text (store_text false): a framework retriever over it "
+            "would return documents without content; create it with store_text=True"
+        )
+
+
+def backend_of(c: Collection) -> Backend:
+    if c.backend is None:
+        raise ValueError(f"collection {c.name!r} has a backend this client does not know")
+    return c.backend

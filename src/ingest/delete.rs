@@ -1,0 +1,143 @@
+//! `DeletePoints`: a pipeline removes points it no longer wants (a document
+//! changed or was deleted, LangChain's `index()` cleaning up, LlamaIndex's
+//! `delete_ref_doc`), so that lineage keeps matching the store.
+//!
+//! Collections Lethe created: the points are deleted from the backend
+//! (counted before and after), then their lineage is forgotten. Attached
+//! collections: Lethe never alters the store, so the framework deletes its
+//! points first; the lineage of those no longer in the store is forgotten,
+//! that of points still there is kept. Either way, a chunk whose lineage tags
+//! a subject on legal hold is neither deleted nor forgotten. A failure
+//! between the backend delete and the lineage delete leaves lineage naming
+//! points that are gone, which a retry forgets.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use crate::context::{Context, collection_lock_key};
+use crate::domain::{CollectionSpec, ExternalId, NativeId};
+use crate::error::{LetheError, Result};
+use crate::store::{StoreError, attach as attached_ids, holds, lineage};
+use crate::vector_store::Selector;
+
+/// A DeletePoints request, validated (point ids are parsed against the
+/// collection's id type here).
+#[derive(Debug, Clone)]
+pub struct DeleteInput {
+    pub point_ids: Vec<String>,
+    pub source_ids: Vec<ExternalId>,
+}
+
+/// What DeletePoints did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// Points deleted from the backend (collections Lethe created).
+    pub deleted: u64,
+    /// Chunks removed from lineage.
+    pub forgotten: u64,
+    /// Attached collections: points still in the store (lineage kept).
+    pub kept: u64,
+    /// Points kept with their lineage under a legal hold.
+    pub held: u64,
+}
+
+/// Points handled per transaction: a source may hold any number of chunks.
+const BATCH: usize = 1000;
+
+/// Deletes the points (and every chunk of the sources) named by `input`, in
+/// batches of [`BATCH`], each under its own locks and transaction: a failure
+/// leaves the batches before it done and the rest untouched, and a retry
+/// finishes.
+///
+/// # Errors
+/// `InvalidArgument` for a point id that is not of the collection's id type;
+/// backend and database failures.
+pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, input: &DeleteInput) -> Result<DeleteOutcome> {
+    let natives: Vec<NativeId> = match spec.mapping.as_deref() {
+        Some(m) => input
+            .point_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| NativeId::parse(m.id_kind, s).map_err(|msg| LetheError::invalid(format!("point_ids[{i}]"), msg)))
+            .collect::<Result<_>>()?,
+        None => input
+            .point_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Uuid::parse_str(s)
+                    .map(NativeId::Uuid)
+                    .map_err(|_| LetheError::invalid(format!("point_ids[{i}]"), "must be a UUID"))
+            })
+            .collect::<Result<_>>()?,
+    };
+    // Text ids of attached stores are found through their lookup rows, as Track finds them.
+    let looked_up: HashMap<Uuid, String> =
+        natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(spec.collection_id), n.as_string())).collect();
+    let mut keys: Vec<Uuid> = natives.iter().map(|n| n.key(spec.collection_id)).collect();
+    let mut seen: HashSet<Uuid> = keys.iter().copied().collect();
+    let sources: Vec<&str> = input.source_ids.iter().map(ExternalId::as_str).collect();
+    if !sources.is_empty() {
+        for id in lineage::source_chunks(&ctx.pool, spec.tenant_id, spec.collection_id, &sources).await? {
+            if seen.insert(id) {
+                keys.push(id);
+            }
+        }
+    }
+    let mut out = DeleteOutcome::default();
+    for batch in keys.chunks(BATCH) {
+        delete_batch(ctx, spec, batch, &looked_up, &mut out).await?;
+    }
+    tracing::debug!(collection = %spec.name, deleted = out.deleted, forgotten = out.forgotten, kept = out.kept, held = out.held, "points deleted");
+    Ok(out)
+}
+
+async fn delete_batch(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    keys: &[Uuid],
+    looked_up: &HashMap<Uuid, String>,
+    out: &mut DeleteOutcome,
+) -> Result<()> {
+    let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Shared with writes and erasures, exclusive for a re-index's switch: a
+    // point is deleted either before the new generation is reconciled or in it.
+    lineage::lock_subject_shared(&mut guard, &[collection_lock_key(spec.collection_id)]).await?;
+    holds::lock_shared(&mut guard, spec.tenant_id).await?;
+    let held: HashSet<Uuid> = holds::held_chunks(&mut *guard, spec.tenant_id, keys, Uuid::nil()).await?.into_iter().collect();
+    out.held += held.len() as u64;
+    let targets: Vec<Uuid> = keys.iter().copied().filter(|k| !held.contains(k)).collect();
+    if targets.is_empty() {
+        guard.commit().await.map_err(StoreError::from)?;
+        return Ok(());
+    }
+    let store = ctx.stores.get(spec)?;
+    let gone: Vec<Uuid> = if spec.is_attached() {
+        let lookups: Vec<(Uuid, String)> =
+            targets.iter().filter_map(|k| looked_up.get(k).map(|n| (*k, n.clone()))).collect();
+        attached_ids::record_point_ids(&ctx.pool, spec.collection_id, &lookups).await?;
+        let present: HashSet<Uuid> = store.retrieve(spec, &targets, false).await?.into_iter().map(|p| p.id).collect();
+        out.kept += present.len() as u64;
+        let absent: Vec<Uuid> = targets.iter().copied().filter(|k| !present.contains(k)).collect();
+        // Lookup rows of ids that name no point (lineage's are removed with it).
+        attached_ids::forget_point_ids(&ctx.pool, spec.collection_id, &absent).await?;
+        absent
+    } else {
+        let selector = Selector::by_ids(targets.clone());
+        let before = store.count(spec, &selector).await?;
+        store.delete(spec, &selector).await?;
+        let after = store.count(spec, &selector).await?;
+        if after != 0 {
+            return Err(LetheError::Unavailable(anyhow::anyhow!(
+                "{after} of {before} points are still in `{}` after the delete; their lineage is kept, retry",
+                spec.name
+            )));
+        }
+        out.deleted += before;
+        targets
+    };
+    out.forgotten += lineage::delete_chunks(&mut guard, spec.tenant_id, &gone).await?;
+    guard.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! DeletePoints: a pipeline removes points it no longer wants (LangChain's
+//! `index()` cleaning up, LlamaIndex's `delete_ref_doc`) and lineage follows.
+//! Collections Lethe created, on both backends: the points leave the backend
+//! and lineage, by id and by source; a legal hold keeps them; a repeat does
+//! nothing. An attached store: Lethe forgets only what the framework deleted.
+
+use lethe::grpc::pb;
+use tonic::Code;
+
+use crate::attach::{attach, hand_made_request, hand_made_table, wait_for_adoption};
+use crate::helpers::*;
+
+async fn delete_points(
+    app: &TestApp,
+    key: &str,
+    collection: &str,
+    point_ids: &[&str],
+    source_ids: &[&str],
+) -> Result<pb::DeletePointsResponse, tonic::Status> {
+    app.client
+        .clone()
+        .delete_points(req(key, pb::DeletePointsRequest {
+            collection: collection.into(),
+            point_ids: point_ids.iter().map(|s| (*s).to_owned()).collect(),
+            source_ids: source_ids.iter().map(|s| (*s).to_owned()).collect(),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn outcome(r: &pb::DeletePointsResponse) -> (u64, u64, u64, u64) {
+    (r.deleted, r.forgotten, r.kept, r.held)
+}
+
+async fn total_of(app: &TestApp, subject: &str) -> u64 {
+    app.count_subject(subject).await.counts.iter().map(|c| c.before_total).sum()
+}
+
+async fn lineage_chunks(app: &TestApp, collection: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM chunks c JOIN collections k USING (collection_id) WHERE k.name = $1")
+        .bind(collection)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count chunks")
+}
+
+#[tokio::test]
+async fn points_of_lethes_own_collections_leave_the_backend_and_lineage_by_id_and_by_source() {
+    assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    let app = spawn_app().await;
+    for (name, backend) in [("dp_pg", pb::Backend::Pgvector), ("dp_qd", pb::Backend::Qdrant)] {
+        app.create_collection(name, backend).await;
+        let written = app
+            .ingest(name, vec![
+                chunk("doc-a", 0, "alice on the harbour budget", &["alice"]),
+                chunk("doc-a", 1, "alice on the ferry contract", &["alice"]),
+                chunk("doc-ab", 0, "alice and bob at the garden committee", &["alice", "bob"]),
+                chunk("doc-b", 0, "bob repairs bicycles", &["bob"]),
+                chunk("doc-b", 1, "bob counts the orchard harvest", &["bob"]),
+                chunk("doc-c", 0, "carol sings in the choir", &["carol"]),
+            ])
+            .await
+            .expect("ingest");
+        let ids = written.point_ids.clone();
+        assert_eq!(ids.len(), 6);
+
+        // By point id, with the pipeline's publishable key.
+        let r = delete_points(&app, &app.keys.pk, name, &[&ids[0]], &[]).await.expect("delete by id");
+        assert_eq!(outcome(&r), (1, 1, 0, 0), "{name}");
+        assert_eq!(lineage_chunks(&app, name).await, 5, "{name}");
+        // Again: nothing left to do.
+        let r = delete_points(&app, &app.keys.pk, name, &[&ids[0]], &[]).await.expect("delete again");
+        assert_eq!(outcome(&r), (0, 0, 0, 0), "{name}");
+
+        // By source: every chunk of doc-b.
+        let r = delete_points(&app, &app.keys.sk, name, &[], &["doc-b"]).await.expect("delete by source");
+        assert_eq!(outcome(&r), (2, 2, 0, 0), "{name}");
+        assert_eq!(lineage_chunks(&app, name).await, 3, "{name}");
+        app.assert_lineage_consistent().await;
+    }
+    // Live counts in both backends: alice keeps doc-a#1 and doc-ab, bob doc-ab.
+    assert_eq!(total_of(&app, "alice").await, 4);
+    assert_eq!(total_of(&app, "bob").await, 2);
+
+    // A subject on legal hold: neither deleted nor forgotten.
+    let hold = pb::SetLegalHoldRequest { subject_id: "carol".into(), hold: true, reason: "case 7".into() };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.expect("hold");
+    for name in ["dp_pg", "dp_qd"] {
+        let r = delete_points(&app, &app.keys.pk, name, &[], &["doc-c"]).await.expect("delete held");
+        assert_eq!(outcome(&r), (0, 0, 0, 1), "{name}");
+    }
+    assert_eq!(total_of(&app, "carol").await, 2);
+    assert_eq!(lineage_chunks(&app, "dp_pg").await + lineage_chunks(&app, "dp_qd").await, 6);
+
+    // The erasure that follows counts only what is left.
+    let job = app.erase("alice").await;
+    let job = app.wait_for_job(&job.job_id).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{job:?}");
+    let before: u64 = job.counts.iter().map(|c| c.before_total).sum();
+    let after: u64 = job.counts.iter().map(|c| c.after_total).sum();
+    assert_eq!((before, after), (4, 0), "{job:?}");
+    app.assert_lineage_consistent().await;
+}
+
+#[tokio::test]
+async fn bad_delete_requests_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    app.create_collection("dp_bad", pb::Backend::Pgvector).await;
+    let cases: [(&[&str], &[&str], &str); 4] = [
+        (&[], &[], "point_ids"),
+        (&["not-a-uuid"], &[], "point_ids[0]"),
+        (&["7b7a4b9e-3f1c-4c55-9f0e-52b3c3a4d001", "7b7a4b9e-3f1c-4c55-9f0e-52b3c3a4d001"], &[], "point_ids[1]"),
+        (&[], &[""], "source_ids[0]"),
+    ];
+    for (points, sources, field) in cases {
+        let e = delete_points(&app, &app.keys.sk, "dp_bad", points, sources).await.expect_err(field);
+        assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
+        let d = tonic_types::StatusExt::get_details_bad_request(&e).expect("field violations");
+        assert_eq!(d.field_violations[0].field, field, "{e:?}");
+    }
+    let many: Vec<String> = (0..1001).map(|i| format!("src-{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let e = delete_points(&app, &app.keys.sk, "dp_bad", &[], &many).await.expect_err("too many");
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    let e = delete_points(&app, &app.keys.ak, "dp_bad", &[], &["doc"]).await.expect_err("auditor");
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = delete_points(&app, &app.keys.sk, "no_such", &[], &["doc"]).await.expect_err("unknown collection");
+    assert_eq!(e.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn an_attached_store_loses_lineage_only_of_what_its_framework_deleted() {
+    let app = spawn_app().await;
+    hand_made_table(&app, "dp_notes").await;
+    attach(&app, hand_made_request("dp_crm", "dp_notes")).await.expect("attach");
+    let job = wait_for_adoption(&app, "dp_crm").await;
+    assert_eq!(job.status, "completed", "{job:?}");
+    assert_eq!(lineage_chunks(&app, "dp_crm").await, 8);
+
+    // The framework deletes b-4; Lethe is told about b-4 and b-5 (still there).
+    sqlx::query("DELETE FROM dp_notes WHERE doc_key = 'b-4'").execute(&app.pool).await.expect("delete");
+    let r = delete_points(&app, &app.keys.pk, "dp_crm", &["b-4", "b-5"], &[]).await.expect("delete by id");
+    assert_eq!(outcome(&r), (0, 1, 1, 0));
+    assert_eq!(lineage_chunks(&app, "dp_crm").await, 7);
+    assert_eq!(crate::attach::rows(&app, "SELECT count(*) FROM dp_notes").await, 7, "Lethe deleted nothing");
+
+    // By source (the mapping's `origin`): doc-0 holds the row whose id names
+    // alice (deleted by the framework) and b-5 (kept).
+    sqlx::query("DELETE FROM dp_notes WHERE doc_key = 'alice@example.com#1'").execute(&app.pool).await.expect("delete");
+    let r = delete_points(&app, &app.keys.pk, "dp_crm", &[], &["doc-0"]).await.expect("delete by source");
+    assert_eq!(outcome(&r), (0, 1, 1, 0));
+    assert_eq!(lineage_chunks(&app, "dp_crm").await, 6);
+    assert_eq!(crate::attach::rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'alice%'").await, 0);
+    assert_eq!(total_of(&app, "bob").await, 2, "b-5 and ab-3 are still bob's");
+    app.assert_lineage_consistent().await;
+
+    // An id of the wrong type for the store (its ids are text: any string is
+    // one) and one that names no point are answered without effect.
+    let r = delete_points(&app, &app.keys.pk, "dp_crm", &["no-such-row"], &[]).await.expect("unknown id");
+    assert_eq!(outcome(&r), (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_source_of_more_chunks_than_a_batch_is_deleted_whole() {
+    let app = spawn_app().await;
+    app.create_collection("dp_big", pb::Backend::Pgvector).await;
+    for part in 0..2u32 {
+        let chunks = (0..600u32).map(|i| chunk("big-doc", part * 600 + i, &format!("paragraph {i} of part {part}"), &["dana"])).collect();
+        app.ingest("dp_big", chunks).await.expect("ingest");
+    }
+    assert_eq!(lineage_chunks(&app, "dp_big").await, 1200);
+    let r = delete_points(&app, &app.keys.pk, "dp_big", &[], &["big-doc"]).await.expect("delete the source");
+    assert_eq!(outcome(&r), (1200, 1200, 0, 0));
+    assert_eq!(lineage_chunks(&app, "dp_big").await, 0);
+    assert_eq!(total_of(&app, "dana").await, 0);
+    app.assert_lineage_consistent().await;
+}

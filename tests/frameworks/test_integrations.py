@@ -1,0 +1,339 @@
+"""The LangChain and LlamaIndex integrations (``lethe.integrations``, issue 14): a
+pipeline written with the framework's own ingestion code indexes six documents
+naming three people, through Lethe's wrapper of its store; one person is erased with
+the client; the framework's own retriever then finds none of her chunks and every
+other chunk, and Lethe's counts and lineage agree with the store.
+
+Per framework, backend and kind of collection (see ``pipelines.py``): LangChain on
+pgvector and Qdrant, attached and Lethe-created; LlamaIndex on pgvector attached and
+on Qdrant attached and Lethe-created (LlamaIndex cannot read a pgvector table Lethe
+created: tested as a clear refusal). And LangChain's ``index()`` run again with changed
+documents (``cleanup="incremental"``): lineage stays equal to the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any, Iterator, Optional
+
+import psycopg
+import pytest
+
+import lethe
+from conftest import QDRANT_URL
+from pipelines import (
+    ALL,
+    Chunk,
+    Context,
+    LangChainPgvectorAttached,
+    LangChainQdrantCreated,
+    LlamaIndexPgvectorAttached,
+    LlamaIndexQdrantCreated,
+    Pipeline,
+    Source,
+    fresh_people,
+    li_chunks,
+    li_documents,
+    li_splitter,
+    sources,
+)
+from stores import People
+
+ERASURE_TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="session")
+def ctx(server: Any, client: lethe.Lethe, cleanup: list[Any]) -> Iterator[Context]:
+    with lethe.Lethe(server.url, api_key=server.pk, timeout=60) as publishable:
+        c = Context(server=server, client=client, publishable=publishable, qdrant_url=QDRANT_URL)
+        yield c
+        cleanup.extend(c.cleanup)
+
+
+def _skip_without_qdrant(cls: type[Pipeline], qdrant_problem: Optional[str]) -> None:
+    if cls.backend == "qdrant" and qdrant_problem:
+        pytest.skip(qdrant_problem)
+
+
+def lineage_rows(ctx: Context, collection: str) -> list[str]:
+    """Lethe's lineage of the collection: its chunks' ids (the points' keys)."""
+    with psycopg.connect(ctx.server.db_url) as db:
+        rows = db.execute(
+            "SELECT c.chunk_id::text FROM chunks c JOIN collections k USING (collection_id) WHERE k.name = %s",
+            (collection,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def lineage_point_ids(ctx: Context, collection: str) -> set[str]:
+    """The store's own ids of the points lineage names: a key of a text id that is not
+    a UUID maps back through ``attached_point_ids``; UUIDs are themselves."""
+    with psycopg.connect(ctx.server.db_url) as db:
+        rows = db.execute(
+            "SELECT COALESCE(a.native_id, c.chunk_id::text) FROM chunks c JOIN collections k USING (collection_id)"
+            " LEFT JOIN attached_point_ids a ON a.collection_id = c.collection_id AND a.point_key = c.chunk_id"
+            " WHERE k.name = %s",
+            (collection,),
+        ).fetchall()
+    return {norm(r[0]) for r in rows}
+
+
+def norm(point_id: str) -> str:
+    """A UUID in its hyphenated form (LangChain's Qdrant store writes hex), the key of an
+    integer id (a marker, the collection, the id) as the integer; anything else as it is."""
+    try:
+        u = uuid.UUID(point_id)
+    except ValueError:
+        return point_id
+    if u.bytes[:4] == b"lt#n":
+        return str(int.from_bytes(u.bytes[8:], "big", signed=True))
+    return str(u)
+
+
+def lineage_tags(ctx: Context, collection: str, person: str) -> int:
+    """Chunks of the collection that lineage tags with the person."""
+    with psycopg.connect(ctx.server.db_url) as db:
+        row = db.execute(
+            "SELECT count(*) FROM chunk_subjects cs JOIN subjects s USING (subject_id)"
+            " JOIN collections k ON k.collection_id = cs.collection_id WHERE k.name = %s AND s.external_id = %s",
+            (collection, person),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def count_in(counts: list[lethe.CollectionCount], collection: str) -> lethe.CollectionCount:
+    mine = [c for c in counts if c.collection == collection]
+    assert len(mine) == 1, f"no count for {collection} in {counts}"
+    return mine[0]
+
+
+def naming(chunks: list[Chunk], person: str) -> list[Chunk]:
+    return [c for c in chunks if person in c.people]
+
+
+@dataclasses.dataclass
+class Erased:
+    """A pipeline after: indexing the corpus, counting, erasing alice."""
+
+    pipeline: Pipeline
+    people: People
+    names: dict[str, str]
+    docs: list[Source]
+    chunks: list[Chunk]
+    before: dict[str, lethe.CollectionCount]
+    lineage_before: int
+    job: lethe.ErasureJob
+    after: dict[str, lethe.CollectionCount]
+
+    @property
+    def others(self) -> set[str]:
+        """Every text that does not name alice (the seed of an attached store too)."""
+        return {c.text for c in self.chunks if self.people.alice not in c.people} | set(self.pipeline.extra_texts)
+
+    @property
+    def hers(self) -> set[str]:
+        return {c.text for c in naming(self.chunks, self.people.alice)}
+
+    @property
+    def everything(self) -> int:
+        return len(self.chunks) + len(self.pipeline.extra_texts)
+
+
+@pytest.fixture(scope="module", params=ALL, ids=lambda c: f"{c.framework}-{c.backend}-{c.kind}")
+def erased(request: Any, ctx: Context, qdrant_problem: Optional[str]) -> Erased:
+    cls: type[Pipeline] = request.param
+    _skip_without_qdrant(cls, qdrant_problem)
+    people, names = fresh_people()
+    pipeline = cls(ctx)
+    docs = sources(people, names)
+    chunks = pipeline.index(docs)
+    # The framework's splitter made more than one chunk of some documents (else the
+    # test would not be about chunks), and every chunk text is its own.
+    assert len(chunks) > len(docs), chunks
+    assert len({c.text for c in chunks}) == len(chunks)
+    everyone = (people.alice, people.bob, people.carol)
+    before = {who: count_in(ctx.client.count_subject(who).counts, pipeline.name) for who in everyone}
+    lineage_before = len(lineage_rows(ctx, pipeline.name))
+    job = ctx.client.erase(
+        people.alice, requested_by="tests/frameworks", reason="issue 14 integration test", wait_timeout=ERASURE_TIMEOUT
+    )
+    after = {who: count_in(ctx.client.count_subject(who).counts, pipeline.name) for who in everyone}
+    return Erased(pipeline, people, names, docs, chunks, before, lineage_before, job, after)
+
+
+def test_lethe_counts_every_chunk_the_framework_wrote_with_its_subjects(erased: Erased) -> None:
+    """Tags (in the store: the tag filter) and lineage (Track) agree with the corpus."""
+    p = erased.people
+    for who in (p.alice, p.bob, p.carol):
+        n = len(naming(erased.chunks, who))
+        c = erased.before[who]
+        assert (c.before_by_tag, c.before_by_ids, c.before_total) == (n, n, n), f"{who}: {c}"
+    # Lineage holds every chunk (and the seed the framework wrote before attaching).
+    assert erased.lineage_before == erased.everything
+
+
+def test_the_erasure_completes_with_counts_equal_to_the_corpus(erased: Erased) -> None:
+    job = erased.job
+    assert job.status == lethe.JobStatus.COMPLETED, job
+    c = count_in(job.counts, erased.pipeline.name)
+    n = len(naming(erased.chunks, erased.people.alice))
+    assert (c.before_total, c.deleted, c.after_total) == (n, n, 0), c
+
+
+def test_the_frameworks_retriever_returns_none_of_her_chunks_and_every_other(erased: Erased) -> None:
+    k = erased.everything + 10
+    for text in sorted(erased.hers):
+        found = set(erased.pipeline.search(text, k=k))
+        assert not found & erased.hers, f"searching {text!r} still finds {sorted(found & erased.hers)}"
+        assert erased.others <= found, f"searching {text!r} misses {sorted(erased.others - found)}"
+    assert len(found) == erased.everything - len(erased.hers)
+
+
+def test_other_people_keep_their_chunks_and_lineage_follows(erased: Erased) -> None:
+    p = erased.people
+    assert erased.after[p.alice].before_total == 0
+    for who in (p.bob, p.carol):
+        left = len([c for c in naming(erased.chunks, who) if p.alice not in c.people])
+        assert erased.after[who].before_total == left, f"{who}: {erased.after[who]}"
+    ctx = erased.pipeline.ctx
+    assert len(lineage_rows(ctx, erased.pipeline.name)) == erased.everything - len(erased.hers)
+
+
+def test_the_pipeline_keeps_working_and_her_new_chunks_are_suppressed(erased: Erased) -> None:
+    """After the erasure the pipeline indexes a document of bob's and one of alice's:
+    bob's is found, alice's is never retrievable (not written, or deleted by Lethe)."""
+    p, names = erased.people, erased.names
+    late = [
+        Source("late-bob", (p.bob,), (f"{names[p.bob]} booked the theatre lighting inventory for the spring.",)),
+        Source("late-alice", (p.alice,), (f"{names[p.alice]} renewed the parking permit renewals online.",)),
+    ]
+    pipeline = erased.pipeline
+    chunks = pipeline.index(late)
+    k = erased.everything + 10
+    bob_text = next(c.text for c in chunks if c.source == "late-bob")
+    alice_text = next(c.text for c in chunks if c.source == "late-alice")
+    found = pipeline.search(bob_text, k=k)
+    assert bob_text in found
+    assert alice_text not in pipeline.search(alice_text, k=k)
+    assert count_in(pipeline.ctx.client.count_subject(p.alice).counts, pipeline.name).before_total == 0
+
+
+# ------------------------------------------------------------ index() with cleanup
+
+
+def _index_twice(cls: type[Pipeline], ctx: Context) -> tuple[Any, People, list[Chunk], list[Chunk], dict[str, int]]:
+    people, names = fresh_people()
+    pipeline: Any = cls(ctx)
+    v1 = pipeline.index(sources(people, names, version=1))
+    first = pipeline.last_index
+    assert first is not None and first["num_added"] == len(v1), first
+    v2 = pipeline.index(sources(people, names, version=2))
+    second = pipeline.last_index
+    assert second is not None
+    return pipeline, people, v1, v2, second
+
+
+@pytest.mark.parametrize("cls", [LangChainPgvectorAttached, LangChainQdrantCreated], ids=lambda c: f"{c.backend}-{c.kind}")
+def test_index_with_incremental_cleanup_keeps_lineage_equal_to_the_store(
+    cls: type[Pipeline], ctx: Context, qdrant_problem: Optional[str]
+) -> None:
+    _skip_without_qdrant(cls, qdrant_problem)
+    pipeline, people, v1, v2, second = _index_twice(cls, ctx)
+    changed = {"doc-alice-bob", "doc-carol"}
+    old = [c for c in v1 if c.source in changed]
+    new = [c for c in v2 if c.source in changed]
+    assert (second["num_added"], second["num_deleted"], second["num_skipped"]) == (
+        len(new),
+        len(old),
+        len(v2) - len(new),
+    ), second
+
+    # The store holds v2 (and the seed); Lethe's lineage names exactly its points.
+    store = {norm(i) for i in pipeline.store_ids()}
+    assert len(store) == len(v2) + len(pipeline.extra_texts)
+    assert lineage_point_ids(ctx, pipeline.name) == store
+    # Tags follow: alice left doc-alice-bob.
+    for who in (people.alice, people.bob, people.carol):
+        n = len(naming(v2, who))
+        c = count_in(ctx.client.count_subject(who).counts, pipeline.name)
+        assert (c.before_by_tag, c.before_by_ids) == (n, n), f"{who}: {c}"
+        assert lineage_tags(ctx, pipeline.name, who) == n, who
+
+    job = ctx.client.erase(people.alice, requested_by="tests/frameworks", wait_timeout=ERASURE_TIMEOUT)
+    assert job.status == lethe.JobStatus.COMPLETED, job
+    c = count_in(job.counts, pipeline.name)
+    hers = naming(v2, people.alice)
+    assert (c.before_total, c.deleted, c.after_total) == (len(hers), len(hers), 0), c
+    k = len(v2) + 10
+    others = {x.text for x in v2 if people.alice not in x.people}
+    found = set(pipeline.search(hers[0].text, k=k))
+    assert not found & {x.text for x in hers}
+    assert others <= found
+
+
+@pytest.mark.parametrize("cls", [LlamaIndexPgvectorAttached, LlamaIndexQdrantCreated], ids=lambda c: f"{c.backend}-{c.kind}")
+def test_ingestion_pipeline_upserts_keep_lineage_equal_to_the_store(
+    cls: type[Pipeline], ctx: Context, qdrant_problem: Optional[str]
+) -> None:
+    """An IngestionPipeline with a docstore deletes a changed document from the vector
+    store by ref_doc_id and writes it again: Lethe's lineage follows."""
+    _skip_without_qdrant(cls, qdrant_problem)
+    people, names = fresh_people()
+    pipeline: Any = cls(ctx)
+    pipeline.index(sources(people, names, version=1))
+    rewritten = pipeline.index(sources(people, names, version=2))
+    assert {c.source for c in rewritten} == {"doc-alice-bob", "doc-carol"}, rewritten
+    v2 = li_chunks(li_splitter().get_nodes_from_documents(li_documents(sources(people, names, version=2))), sources(people, names, version=2))
+    store = {norm(i) for i in pipeline.store_ids()}
+    assert len(store) == len(v2) + len(pipeline.extra_texts)
+    assert lineage_point_ids(ctx, pipeline.name) == store
+    for who in (people.alice, people.bob, people.carol):
+        n = len(naming(v2, who))
+        c = count_in(ctx.client.count_subject(who).counts, pipeline.name)
+        assert (c.before_by_tag, c.before_by_ids) == (n, n), f"{who}: {c}"
+        assert lineage_tags(ctx, pipeline.name, who) == n, who
+    assert {t for t in pipeline.search(v2[0].text, k=len(v2) + 10)} == {c.text for c in v2} | set(pipeline.extra_texts)
+
+
+# ------------------------------------------------------------------- what is refused
+
+
+def test_llamaindex_refuses_a_pgvector_collection_lethe_created_and_says_why(ctx: Context) -> None:
+    from lethe.integrations.llamaindex import LetheVectorStore, collection_store
+
+    name = f"li_pg_cr_{People.fresh().alice.split('-')[1]}"
+    collection = ctx.client.create_collection(name, backend="pgvector", dimension=16)
+    with pytest.raises(ValueError, match="attach"):
+        collection_store(ctx.client, collection, qdrant_client=None)
+    from llama_index.core.vector_stores import SimpleVectorStore
+
+    with pytest.raises(ValueError, match="llamaindex-pgvector"):
+        LetheVectorStore(SimpleVectorStore(), client=ctx.client, collection=name, subjects="people")
+
+
+def test_a_publishable_key_must_say_what_it_cannot_look_up(ctx: Context) -> None:
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from embed import HashEmbeddings
+    from lethe.integrations.langchain import LetheVectorStore
+
+    name = f"lc_pk_{People.fresh().alice.split('-')[1]}"
+    ctx.client.create_collection(name, backend="pgvector", dimension=16)
+    with pytest.raises(ValueError, match="secret or auditor key"):
+        LetheVectorStore(InMemoryVectorStore(HashEmbeddings()), client=ctx.publishable, collection=name, subjects="people")
+
+
+def test_the_subject_tagger_keeps_tags_out_of_the_embedded_text() -> None:
+    from llama_index.core.schema import MetadataMode, TextNode
+
+    from lethe.integrations.llamaindex import SubjectTagger
+
+    node = TextNode(text="minutes of the meeting", metadata={"people": ["alice-x", "bob-x"], "topic": "harbour"})
+    before = node.get_content(metadata_mode=MetadataMode.EMBED)
+    [tagged] = SubjectTagger("people", tag_key="user_id")([node])
+    assert tagged.metadata["user_id"] == ["alice-x", "bob-x"]
+    assert tagged.get_content(metadata_mode=MetadataMode.EMBED).count("alice-x") == before.count("alice-x")
+    assert "user_id" not in tagged.get_content(metadata_mode=MetadataMode.EMBED)
+    assert "user_id" not in tagged.get_content(metadata_mode=MetadataMode.LLM)
