@@ -21,6 +21,8 @@
 //!   backends behind one trait. [`embedding`]: the embedders.
 //! - [`attach`]: existing framework stores (LangChain, LlamaIndex, hand-made)
 //!   registered through a mapping and adopted into lineage.
+//! - [`retention`]: rules per collection and source kind, the sweep that
+//!   queues sources past them as `retention` erase jobs, and its scheduler.
 //! - [`web`]: the auditor's read-only pages and `/metrics` ([`metrics`]).
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`], [`progress`]: the process.
 #![forbid(unsafe_code)]
@@ -44,6 +46,7 @@ pub mod metrics;
 pub mod progress;
 pub mod reindex;
 pub mod residual;
+pub mod retention;
 pub mod screening;
 pub mod shutdown;
 pub mod startup;

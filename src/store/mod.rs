@@ -14,6 +14,7 @@ pub mod plans;
 pub mod probes;
 pub mod progress;
 pub mod reindex;
+pub mod retention;
 pub mod rewrite;
 pub mod role;
 pub mod subjects;
