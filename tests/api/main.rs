@@ -26,6 +26,7 @@ mod residual;
 mod residual_index;
 mod residual_bounds;
 mod residual_progress;
+mod retention;
 mod safe_defaults;
 mod service_role;
 mod suppression;
