@@ -134,7 +134,8 @@ fn job_line(s: &mut String, j: &pb::ErasureJob) {
     let (before, deleted, after, withheld) = j.counts.iter().fold((0, 0, 0, 0), |(b, d, a, w), c| {
         (b + c.before_total, d + c.deleted, a + c.after_total, w + c.withheld)
     });
-    let status = pb::JobStatus::try_from(j.status).map_or("unknown", |s| s.as_str_name());
+    let status = pb::JobStatus::try_from(j.status)
+        .map_or_else(|_| "unknown".to_owned(), |s| s.as_str_name().trim_start_matches("JOB_STATUS_").to_lowercase());
     let _ = write!(s, "job {}: {status}, {before} vectors before, {deleted} deleted, {after} after ({withheld} withheld)", j.job_id);
     if !j.error.is_empty() {
         let _ = write!(s, ": {}", j.error);
