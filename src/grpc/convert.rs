@@ -190,6 +190,7 @@ fn attach_mapping(m: pb::AttachMapping) -> R<crate::attach::MappingInput> {
         source: field_path("mapping.source", m.source)?,
         tags: field_path("mapping.tags", m.tags)?,
         scope,
+        timestamp: field_path("mapping.timestamp", m.timestamp)?,
     })
 }
 
@@ -363,6 +364,7 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
                 point_id: optional_uuid(&f("point_id"), &point_id)?,
                 ordinal: ordinal(&f("ordinal"), o)?,
                 vector: None,
+                written_at: None,
             })
         })
         .collect()
@@ -422,6 +424,7 @@ pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
                 point_id: Some(uuid(&f("point_id"), &point_id)?),
                 ordinal: u32::try_from(i).unwrap_or(0),
                 vector: (!vector.is_empty()).then_some(vector),
+                written_at: None,
             })
         })
         .collect::<R<_>>()?;

@@ -9,9 +9,10 @@
 //! A source's age is the time lineage recorded it (its first Ingest or
 //! Track; a later write to the same source id does not renew it). A source
 //! one of whose chunks is tagged with a subject under legal hold is withheld:
-//! counted and reported, never deleted. Attached collections are refused:
-//! lineage learns their points when it adopts them, not when the framework
-//! wrote them, and their mappings carry no timestamp.
+//! counted and reported, never deleted. Attached collections need a
+//! timestamp in their mapping (adoption then dates each source by its oldest
+//! point); without one they are refused: lineage learns their points when it
+//! adopts them, not when the framework wrote them.
 
 pub mod cli;
 pub mod scheduler;
@@ -61,17 +62,18 @@ fn has_rule(spec: &CollectionSpec, kind_rules: &[KindRule]) -> bool {
     spec.retention_days > 0 || kind_rules.iter().any(|r| r.collection_id == spec.collection_id && r.days > 0)
 }
 
-/// Whether lineage knows when the collection's sources were written.
+/// Whether lineage knows when the collection's sources were written: a
+/// collection Lethe writes, or an attached one whose mapping has a timestamp.
 pub fn supported(spec: &CollectionSpec) -> bool {
-    !spec.is_attached()
+    spec.mapping.as_deref().is_none_or(|m| m.timestamp.is_some())
 }
 
 fn unsupported(spec: &CollectionSpec) -> LetheError {
     LetheError::precondition(
         "retention_needs_timestamp",
         format!(
-            "collection `{}` is attached: lineage records when Lethe adopted its points, not when they were written, \
-             and the mapping gives no timestamp; retention cannot tell their age",
+            "collection `{}` is attached without a timestamp in its mapping: lineage records when Lethe adopted its \
+             points, not when they were written, so retention cannot tell their age (attach with mapping.timestamp)",
             spec.name
         ),
     )

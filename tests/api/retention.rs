@@ -577,6 +577,134 @@ async fn bad_retention_requests_get_the_right_codes() {
     assert_eq!(rows(&app.pool, "retention_rules").await, 0);
 }
 
+async fn wait_for_adoption(app: &TestApp, name: &str) -> pb::AttachJob {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = ok(app.client.clone().get_attach(req(&app.keys.ak, pb::GetAttachRequest { collection: name.into() })).await);
+        if job.status == "completed" || job.status == "failed" {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "adoption did not end: {job:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An attached table whose mapping names when each row was written: the
+/// sources are dated by their oldest row, and the old ones are deleted from
+/// the table itself.
+#[tokio::test]
+async fn an_attached_table_with_a_timestamp_keeps_its_rows_for_the_rules_days() {
+    let app = spawn_app_configured(Options::default(), manual).await;
+    sqlx::raw_sql(
+        "CREATE TABLE ret_dated (id text PRIMARY KEY, who text, doc text, body text, written timestamptz, emb vector(3));
+         INSERT INTO ret_dated VALUES
+           ('r1', 'amy', 'contract-a', 'the 2019 contract', now() - interval '400 days', '[1,0,0]'),
+           ('r2', 'amy', 'contract-a', 'its annex, added later', now() - interval '2 days', '[0,1,0]'),
+           ('r3', 'ben', 'memo-b', 'a memo from last year', now() - interval '100 days', '[0,0,1]'),
+           ('r4', 'ben', 'memo-c', 'a memo from this week', now() - interval '3 days', '[1,1,0]'),
+           ('r5', 'cal', 'memo-d', 'a memo without a date', NULL, '[1,0,1]');",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("a hand-made table");
+    let mapping = |timestamp: Option<pb::FieldPath>| pb::AttachMapping {
+        id: "id".into(),
+        vector: "emb".into(),
+        text: Some(pb::FieldPath { column: "body".into(), ..Default::default() }),
+        source: Some(pb::FieldPath { column: "doc".into(), ..Default::default() }),
+        tags: Some(pb::FieldPath { column: "who".into(), ..Default::default() }),
+        timestamp,
+        ..Default::default()
+    };
+    let attach = |timestamp| pb::AttachRequest {
+        name: "dated".into(),
+        backend: pb::Backend::Pgvector as i32,
+        target: "ret_dated".into(),
+        mapping: Some(mapping(timestamp)),
+        ..Default::default()
+    };
+    // A timestamp column that does not exist, or of a type that holds no time.
+    for (column, why) in [("missing", "has no column"), ("emb", "timestamptz")] {
+        let e = app.client.clone().attach(req(&app.keys.sk, attach(Some(pb::FieldPath { column: column.into(), ..Default::default() })))).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(why), "{}", e.message());
+    }
+    ok(app.client.clone().attach(req(&app.keys.sk, attach(Some(pb::FieldPath { column: "written".into(), ..Default::default() })))).await);
+    let job = wait_for_adoption(&app, "dated").await;
+    assert_eq!((job.status.as_str(), job.scanned), ("completed", 5), "{job:?}");
+
+    assert!(set_retention(&app, "dated", 30, "").await.supported);
+    let p = preview(&app, "dated").await;
+    assert_eq!((p.sources, p.chunks), (2, 3), "contract-a (by its oldest row) and memo-b: {p:?}");
+    let s = sweep(&app, "dated").await;
+    let done = app.wait_for_job(&s.job_ids[0]).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let n = &done.counts[0];
+    assert_eq!((n.before_total, n.deleted, n.after_total), (3, 3, 0), "{n:?}");
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM ret_dated ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(left, ["r4", "r5"], "the week-old row and the undated one (dated by its adoption) stay");
+    assert_eq!(lineage_sources(&app, "dated").await, ["memo-c", "memo-d"]);
+    let (cert, _) = app.certified(&done.job_id).await;
+    assert_eq!(cert["retention"]["collection"], "dated");
+}
+
+/// The same on a Qdrant collection a pipeline wrote, with the time as RFC
+/// 3339 text in some points and seconds since the epoch in others.
+#[tokio::test]
+async fn an_attached_qdrant_collection_with_a_timestamp_keeps_its_points_for_the_rules_days() {
+    use qdrant_client::qdrant::{CountPointsBuilder, CreateCollectionBuilder, Distance, PointStruct, UpsertPointsBuilder, VectorParamsBuilder};
+    let Some(url) = qdrant_url() else {
+        panic!("QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    };
+    let app = spawn_app_configured(Options::default(), manual).await;
+    let client = qdrant_client::Qdrant::from_url(&url).build().expect("client");
+    let name = format!("dated_{}", &Uuid::new_v4().simple().to_string()[..8]);
+    client
+        .create_collection(CreateCollectionBuilder::new(&name).vectors_config(VectorParamsBuilder::new(3, Distance::Cosine)))
+        .await
+        .expect("create collection");
+    let day = 86_400;
+    let now = chrono::Utc::now();
+    let points: Vec<PointStruct> = [
+        (1u64, "old-doc", serde_json::json!((now - chrono::Duration::days(200)).to_rfc3339())),
+        (2, "old-doc", serde_json::json!((now - chrono::Duration::days(1)).to_rfc3339())),
+        (3, "epoch-doc", serde_json::json!(now.timestamp() - 90 * day)),
+        (4, "new-doc", serde_json::json!(now.timestamp() - day)),
+    ]
+    .into_iter()
+    .map(|(id, doc, at)| {
+        let payload = serde_json::json!({ "owner": "dee", "doc": doc, "meta": { "created": at } });
+        PointStruct::new(id, vec![1.0, id as f32, 0.5], qdrant_client::Payload::try_from(payload).expect("payload"))
+    })
+    .collect();
+    client.upsert_points(UpsertPointsBuilder::new(&name, points).wait(true)).await.expect("upsert");
+    let r = pb::AttachRequest {
+        name: "qdated".into(),
+        backend: pb::Backend::Qdrant as i32,
+        target: name.clone(),
+        mapping: Some(pb::AttachMapping {
+            source: Some(pb::FieldPath { path: vec!["doc".into()], ..Default::default() }),
+            tags: Some(pb::FieldPath { path: vec!["owner".into()], ..Default::default() }),
+            timestamp: Some(pb::FieldPath { path: vec!["meta".into(), "created".into()], ..Default::default() }),
+            ..Default::default()
+        }),
+        create_indexes: true,
+        ..Default::default()
+    };
+    ok(app.client.clone().attach(req(&app.keys.sk, r)).await);
+    assert_eq!(wait_for_adoption(&app, "qdated").await.status, "completed");
+    set_retention(&app, "qdated", 30, "").await;
+    let p = preview(&app, "qdated").await;
+    assert_eq!((p.sources, p.chunks), (2, 3), "{p:?}");
+    let s = sweep(&app, "qdated").await;
+    let done = app.wait_for_job(&s.job_ids[0]).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!((done.counts[0].before_total, done.counts[0].deleted), (3, 3));
+    let left = client.count(CountPointsBuilder::new(&name).exact(true)).await.expect("count").result.expect("result").count;
+    assert_eq!(left, 1, "new-doc stays");
+    let _ = client.delete_collection(name.as_str()).await;
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
