@@ -27,8 +27,6 @@ CREATE TABLE retention_targets (
     PRIMARY KEY (job_id, source_id)
 );
 CREATE INDEX retention_targets_source_idx ON retention_targets (source_id);
-CREATE INDEX erasure_jobs_retention_idx ON erasure_jobs (collection_id)
-    WHERE kind = 'retention' AND status IN ('queued', 'in_progress');
 
 -- Rules per source kind (`sources.kind`), overriding the collection's: 0
 -- keeps the sources of that kind for ever.

@@ -80,7 +80,9 @@ pub struct RetentionSettings {
     pub interval_secs: u64,
     /// Sources per retention job (its plan holds their point ids).
     pub sources_per_job: usize,
-    /// Jobs one sweep of a collection queues at most; the rest wait for the next sweep.
+    /// At most `sources_per_job × max_jobs_per_sweep` sources of a collection
+    /// are queued or running at once; a sweep queues what leaves room for,
+    /// the rest waits for the next (at the next tick while a backlog lasts).
     pub max_jobs_per_sweep: usize,
     /// Retention jobs ask for guaranteed physical erasure (a rewrite of the
     /// collection's table or a Qdrant rebuild, and of Lethe's own tables).

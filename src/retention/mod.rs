@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::context::Context;
 use crate::domain::{CollectionName, CollectionSpec};
 use crate::error::{LetheError, Result};
-use crate::store::retention::{self as store, DueCounts, KindRule, NewRetentionJob};
+use crate::store::retention::{self as store, DueCounts, KindRule, NewRetentionJob, Rules};
 use crate::store::{StoreError, lineage};
 
 /// At most this many days (100 years), as for `CreateCollection.retention_days`.
@@ -173,9 +173,8 @@ async fn covered(ctx: &Context, tenant_id: Uuid, collection: Option<&CollectionN
 pub async fn preview(ctx: &Context, tenant_id: Uuid, collection: Option<&CollectionName>) -> Result<Vec<CollectionSweep>> {
     let mut out = Vec::new();
     for c in covered(ctx, tenant_id, collection).await? {
-        let days = days_of(&c.spec);
-        let due = store::due_counts(&ctx.pool, tenant_id, c.spec.collection_id, days).await?;
-        let deferred = (due.sources - max_sources(ctx)).max(0);
+        let due = store::due_counts(&ctx.pool, tenant_id, c.spec.collection_id, rules(&c.spec, &c.kind_rules)).await?;
+        let deferred = (due.sources - (max_sources(ctx) - due.in_flight_sources).max(0)).max(0);
         out.push(CollectionSweep { collection: c.spec.name.to_string(), due, deferred_sources: deferred, job_ids: Vec::new() });
     }
     Ok(out)
@@ -195,8 +194,14 @@ pub async fn sweep(ctx: &Context, tenant_id: Uuid, collection: Option<&Collectio
     Ok(out)
 }
 
-fn days_of(spec: &CollectionSpec) -> i32 {
-    i32::try_from(spec.retention_days).unwrap_or(0)
+fn rules(spec: &CollectionSpec, kind_rules: &[KindRule]) -> Rules {
+    let days = i32::try_from(spec.retention_days).unwrap_or(0);
+    let min_days = std::iter::once(days)
+        .chain(kind_rules.iter().filter(|k| k.collection_id == spec.collection_id).map(|k| k.days))
+        .filter(|d| *d > 0)
+        .min()
+        .unwrap_or(0);
+    Rules { days, min_days }
 }
 
 fn max_sources(ctx: &Context) -> i64 {
@@ -205,8 +210,10 @@ fn max_sources(ctx: &Context) -> i64 {
 }
 
 /// Queues the collection's sources past their rules as retention jobs of
-/// at most `retention.sources_per_job` sources each (at most
-/// `retention.max_jobs_per_sweep` jobs). Under the collection's sweep lock,
+/// at most `retention.sources_per_job` sources each, so that at most
+/// `retention.max_jobs_per_sweep` jobs' worth of sources are queued or
+/// running for the collection at once (a backlog drains sweep after sweep
+/// at the workers' pace). Under the collection's sweep lock,
 /// so that concurrent sweeps (replicas, a scheduled one and a requested
 /// one) give every source to one job: the second finds the first's jobs and
 /// leaves their sources out. Held sources are counted, not queued.
@@ -218,11 +225,12 @@ pub async fn sweep_collection(ctx: &Context, spec: &CollectionSpec, requested_by
     let kind_rules: Vec<KindRule> =
         store::kind_rules(&ctx.pool, spec.tenant_id).await?.into_iter().filter(|k| k.collection_id == spec.collection_id).collect();
     let reason = rule_text(spec, &kind_rules);
-    let days = days_of(spec);
+    let rules = rules(spec, &kind_rules);
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     store::lock_sweep(&mut tx, spec.collection_id).await?;
-    let due = store::due_counts(&mut *tx, spec.tenant_id, spec.collection_id, days).await?;
-    let sources = store::due_sources(&mut tx, spec.tenant_id, spec.collection_id, days, max_sources(ctx)).await?;
+    let due = store::due_counts(&mut *tx, spec.tenant_id, spec.collection_id, rules).await?;
+    let room = (max_sources(ctx) - due.in_flight_sources).max(0);
+    let sources = store::due_sources(&mut tx, spec.tenant_id, spec.collection_id, rules, room).await?;
     let deadline_days = i32::try_from(ctx.settings.erasure.default_deadline_days).unwrap_or(i32::MAX);
     let mut job_ids = Vec::new();
     for batch in sources.chunks(r.sources_per_job.max(1)) {

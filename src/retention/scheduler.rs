@@ -59,8 +59,14 @@ pub async fn tick(ctx: &Context) -> Result<usize> {
         if !super::supported(&spec) {
             continue;
         }
-        if let Err(e) = super::sweep_collection(ctx, &spec, "retention sweep (scheduled)").await {
-            tracing::error!(collection = %spec.name, error.cause_chain = ?e, "retention sweep of a collection failed");
+        match super::sweep_collection(ctx, &spec, "retention sweep (scheduled)").await {
+            // A backlog beyond one sweep: due again at the next tick (the
+            // sweep queues only as much as leaves room beside the jobs in flight).
+            Ok(swept) if swept.deferred_sources > 0 => {
+                store::record_swept(&ctx.pool, spec.tenant_id, spec.collection_id, tick_every(ctx).as_secs_f64()).await?;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(collection = %spec.name, error.cause_chain = ?e, "retention sweep of a collection failed"),
         }
     }
     Ok(due.len())

@@ -35,8 +35,10 @@ pub async fn lock_sweep(tx: &mut Transaction<'_, Postgres>, collection_id: Uuid)
 }
 
 /// The sources of a collection past its rules: `$1` the collection, `$2`
-/// its own days (0: none), with `held` (a chunk is tagged with a subject on
-/// hold) and `in_flight` (a queued or running retention job has it).
+/// its own days (0: none), `$3` the tenant, `$4` the fewest days of any of
+/// its rules (so that the scan reads only sources older than that, through
+/// `sources_collection_created_idx`), with `held` (a chunk is tagged with a
+/// subject on hold) and `in_flight` (a queued or running retention job has it).
 const DUE: &str = r#"
     held AS (
         SELECT DISTINCT c.source_id
@@ -53,6 +55,7 @@ const DUE: &str = r#"
         FROM sources s
         LEFT JOIN retention_rules r ON r.collection_id = s.collection_id AND r.source_kind = s.kind
         WHERE s.collection_id = $1
+          AND s.created_at < now() - make_interval(days => $4)
           AND COALESCE(r.days, $2) > 0
           AND s.created_at < now() - make_interval(days => COALESCE(r.days, $2))
     )
@@ -73,8 +76,17 @@ pub struct DueCounts {
     pub oldest: Option<DateTime<Utc>>,
 }
 
+/// A collection's rules as the sweep's queries take them.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// The collection's own days (0: none).
+    pub days: i32,
+    /// The fewest days of any rule of more than 0 (the collection's or a kind's).
+    pub min_days: i32,
+}
+
 /// Counts what a sweep of the collection would erase and withhold now.
-pub async fn due_counts(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid, days: i32) -> Result<DueCounts> {
+pub async fn due_counts(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid, rules: Rules) -> Result<DueCounts> {
     Ok(sqlx::query_as(&format!(
         r#"
         WITH {DUE}
@@ -89,8 +101,9 @@ pub async fn due_counts(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id:
         "#
     ))
     .bind(collection_id)
-    .bind(days)
+    .bind(rules.days)
     .bind(tenant_id)
+    .bind(rules.min_days)
     .fetch_one(ex)
     .await?)
 }
@@ -100,18 +113,19 @@ pub async fn due_sources(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
     collection_id: Uuid,
-    days: i32,
+    rules: Rules,
     limit: i64,
 ) -> Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar(&format!(
         r#"
         WITH {DUE}
-        SELECT source_id FROM due WHERE NOT in_flight AND NOT held ORDER BY created_at, source_id LIMIT $4
+        SELECT source_id FROM due WHERE NOT in_flight AND NOT held ORDER BY created_at, source_id LIMIT $5
         "#
     ))
     .bind(collection_id)
-    .bind(days)
+    .bind(rules.days)
     .bind(tenant_id)
+    .bind(rules.min_days)
     .bind(limit)
     .fetch_all(&mut **tx)
     .await?)

@@ -361,6 +361,36 @@ fn replica_of(app: &TestApp, more: fn(&mut lethe::config::Settings)) -> impl FnO
     }
 }
 
+/// A backlog larger than `sources_per_job × max_jobs_per_sweep` drains
+/// sweep after sweep: never more than that many sources in flight.
+#[tokio::test]
+async fn a_backlog_is_queued_a_bounded_batch_at_a_time() {
+    fn small(s: &mut lethe::config::Settings) {
+        s.retention.enabled = false;
+        s.retention.sources_per_job = 2;
+        s.retention.max_jobs_per_sweep = 2;
+    }
+    let app = spawn_app_configured(Options { no_workers: true, ..Options::default() }, small).await;
+    let c = app.create_collection("pile", pb::Backend::Pgvector).await;
+    let names: Vec<String> = (0..7).map(|i| format!("p{i}")).collect();
+    app.ingest(&c.name, names.iter().map(|n| chunk(n, 0, "old", &["w"])).collect()).await.expect("ingest");
+    backdate(&app.pool, app.keys.tenant_id, "pile", &names.iter().map(String::as_str).collect::<Vec<_>>(), 9).await;
+    set_retention(&app, "pile", 8, "").await;
+    let first = sweep(&app, "pile").await;
+    assert_eq!((first.sources, first.job_ids.len(), first.deferred_sources), (4, 2, 3), "{first:?}");
+    let second = sweep(&app, "pile").await;
+    assert_eq!((second.sources, second.in_flight_sources, second.deferred_sources), (0, 4, 3), "{second:?}");
+    let p = preview(&app, "pile").await;
+    assert_eq!((p.sources, p.in_flight_sources, p.deferred_sources), (3, 4, 3), "{p:?}");
+    let owner = Uuid::new_v4();
+    while lethe::erasure::try_execute_job(&app.ctx, owner).await.expect("queue") == lethe::erasure::ExecutionOutcome::JobRan {}
+    let third = sweep(&app, "pile").await;
+    assert_eq!((third.sources, third.job_ids.len(), third.deferred_sources), (3, 2, 0), "{third:?}");
+    while lethe::erasure::try_execute_job(&app.ctx, owner).await.expect("queue") == lethe::erasure::ExecutionOutcome::JobRan {}
+    assert!(lineage_sources(&app, "pile").await.is_empty());
+    assert_eq!(retention_entries(&app).await.len(), 4);
+}
+
 /// Two services on one database, both running the scheduler, and a
 /// SweepRetention on each at the same moment: every old source is in
 /// exactly one job, each job has one log entry, and the counts add up.
