@@ -173,7 +173,7 @@ async fn covered(ctx: &Context, tenant_id: Uuid, collection: Option<&CollectionN
 pub async fn preview(ctx: &Context, tenant_id: Uuid, collection: Option<&CollectionName>) -> Result<Vec<CollectionSweep>> {
     let mut out = Vec::new();
     for c in covered(ctx, tenant_id, collection).await? {
-        let due = store::due_counts(&ctx.pool, tenant_id, c.spec.collection_id, rules(&c.spec, &c.kind_rules)).await?;
+        let due = store::due_counts(&ctx.pool, tenant_id, c.spec.collection_id, rules(&c.spec, &c.kind_rules), true).await?;
         let deferred = (due.sources - (max_sources(ctx) - due.in_flight_sources).max(0)).max(0);
         out.push(CollectionSweep { collection: c.spec.name.to_string(), due, deferred_sources: deferred, job_ids: Vec::new() });
     }
@@ -228,7 +228,7 @@ pub async fn sweep_collection(ctx: &Context, spec: &CollectionSpec, requested_by
     let rules = rules(spec, &kind_rules);
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     store::lock_sweep(&mut tx, spec.collection_id).await?;
-    let due = store::due_counts(&mut *tx, spec.tenant_id, spec.collection_id, rules).await?;
+    let due = store::due_counts(&mut *tx, spec.tenant_id, spec.collection_id, rules, false).await?;
     let room = (max_sources(ctx) - due.in_flight_sources).max(0);
     let sources = store::due_sources(&mut tx, spec.tenant_id, spec.collection_id, rules, room).await?;
     let deadline_days = i32::try_from(ctx.settings.erasure.default_deadline_days).unwrap_or(i32::MAX);

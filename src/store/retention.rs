@@ -85,16 +85,30 @@ pub struct Rules {
     pub min_days: i32,
 }
 
-/// Counts what a sweep of the collection would erase and withhold now.
-pub async fn due_counts(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid, rules: Rules) -> Result<DueCounts> {
+/// Counts what a sweep of the collection would erase and withhold now;
+/// the chunks of the sources it would erase only when `with_chunks` (the
+/// costly part: 1.7 s of 2 s for 100,000 due sources of 200,000; a sweep
+/// counts the chunks of what it queues instead).
+pub async fn due_counts(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    rules: Rules,
+    with_chunks: bool,
+) -> Result<DueCounts> {
+    let chunks = if with_chunks {
+        "(SELECT count(*) FROM due d JOIN chunks c ON c.source_id = d.source_id WHERE NOT d.in_flight AND NOT d.held)"
+    } else {
+        "0::bigint"
+    };
     Ok(sqlx::query_as(&format!(
         r#"
         WITH {DUE}
         SELECT
             count(*) FILTER (WHERE NOT in_flight AND NOT held) AS sources,
-            (SELECT count(*) FROM chunks c WHERE c.source_id IN (SELECT source_id FROM due WHERE NOT in_flight AND NOT held)) AS chunks,
+            {chunks} AS chunks,
             count(*) FILTER (WHERE NOT in_flight AND held) AS withheld_sources,
-            (SELECT count(*) FROM chunks c WHERE c.source_id IN (SELECT source_id FROM due WHERE NOT in_flight AND held)) AS withheld_chunks,
+            (SELECT count(*) FROM due d JOIN chunks c ON c.source_id = d.source_id WHERE NOT d.in_flight AND d.held) AS withheld_chunks,
             count(*) FILTER (WHERE in_flight) AS in_flight_sources,
             min(created_at) FILTER (WHERE NOT in_flight AND NOT held) AS oldest
         FROM due
