@@ -64,12 +64,15 @@ pub async fn create_collection(ctx: &Context, tenant_id: Uuid, new: NewCollectio
     Ok(stored)
 }
 
+/// Whether a registration repeats the existing collection's settings. The
+/// retention rule is not compared: it is only the initial rule, which
+/// `SetRetention` may have changed since (a pipeline that registers its
+/// collection at every start must not fail because of that).
 fn same_settings(existing: CollectionSpec, wanted: &CollectionSpec) -> Result<CollectionSpec> {
     let same = existing.backend == wanted.backend
         && existing.dimension == wanted.dimension
         && existing.distance == wanted.distance
         && existing.store_text == wanted.store_text
-        && existing.retention_days == wanted.retention_days
         && existing.screening == wanted.screening;
     if same {
         Ok(existing)

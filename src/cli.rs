@@ -127,6 +127,17 @@ pub enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Retention rules and sweeps through a running service (`--key`: a
+    /// secret key; an auditor key may `list` and `preview`), e.g.
+    /// `lethe retention set --collection docs --days 30`, `lethe retention sweep --wait`.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+        #[arg(long, env = "LETHE_URL", default_value = "http://127.0.0.1:50051", global = true)]
+        url: String,
+        #[arg(long, env = "LETHE_SK", hide_env_values = true, global = true)]
+        key: Option<String>,
+    },
     /// Verify a certificate offline: a JSON file with `body` and `signature`
     /// (as GetCertificate returns it), against the service key(s) you pinned.
     VerifyCertificate {
@@ -156,6 +167,41 @@ pub enum LedgerCommand {
         url: String,
         #[arg(long, env = "LETHE_SK", hide_env_values = true)]
         key: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// Every collection's rules, and when the scheduler sweeps it next.
+    List,
+    /// Set a collection's rule (days 0: off), or a source kind's (days 0:
+    /// kept for ever; `--clear`: follow the collection's rule again).
+    Set {
+        #[arg(long)]
+        collection: String,
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
+        days: i32,
+        #[arg(long, default_value = "")]
+        source_kind: String,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// What a sweep would erase now (counts; nothing changes).
+    Preview {
+        /// One collection; all with a rule when omitted.
+        #[arg(long, default_value = "")]
+        collection: String,
+    },
+    /// Sweep now: queue the sources past their rules as retention jobs.
+    Sweep {
+        #[arg(long, default_value = "")]
+        collection: String,
+        /// Only say what would be erased (as `preview`).
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait for the queued jobs to end and print their counts.
+        #[arg(long)]
+        wait: bool,
     },
 }
 
@@ -279,6 +325,19 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         }
         Command::Ledger { command: LedgerCommand::Import { file, url, key } } => {
             crate::operator::import_ledger(&url, &key, &file).await?;
+        }
+        Command::Retention { command, url, key } => {
+            use crate::retention::cli::Action;
+            let key = key.context("give --key (or LETHE_SK): a secret key, or an auditor key for list and preview")?;
+            let action = match command {
+                RetentionCommand::List => Action::List,
+                RetentionCommand::Set { collection, days, source_kind, clear } => Action::Set { collection, days, source_kind, clear },
+                RetentionCommand::Preview { collection } | RetentionCommand::Sweep { collection, dry_run: true, .. } => {
+                    Action::Preview { collection }
+                }
+                RetentionCommand::Sweep { collection, wait, .. } => Action::Sweep { collection, wait },
+            };
+            crate::retention::cli::run(&url, &key, action).await?;
         }
         Command::VerifyCertificate { file, pins } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("Failed to read {}", file.display()))?;

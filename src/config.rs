@@ -22,6 +22,7 @@ pub struct Settings {
     pub residual: ResidualSettings,
     pub ingest: IngestSettings,
     pub attach: AttachSettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
     pub web: WebSettings,
     pub restore_guard: RestoreGuardSettings,
@@ -81,6 +82,29 @@ pub struct AttachSettings {
     pub rescan_interval_secs: u64,
     /// Points per page of the adoption scan.
     pub page_size: usize,
+}
+
+/// The retention scheduler (issue 16): sweeps each collection with a rule
+/// every `interval_secs` and queues its sources past the rule as
+/// `retention` erase jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Run the scheduler in this process. Off: rules are kept and
+    /// `SweepRetention` still sweeps on request. Every replica may run it:
+    /// each collection's sweep is claimed by one of them per interval.
+    pub enabled: bool,
+    /// Seconds between two sweeps of a collection.
+    pub interval_secs: u64,
+    /// Sources per retention job (its plan holds their point ids).
+    pub sources_per_job: usize,
+    /// At most `sources_per_job × max_jobs_per_sweep` sources of a collection
+    /// are queued or running at once; a sweep queues what leaves room for,
+    /// the rest waits for the next (at the next tick while a backlog lasts).
+    pub max_jobs_per_sweep: usize,
+    /// Retention jobs ask for guaranteed physical erasure (a rewrite of the
+    /// collection's table or a Qdrant rebuild, and of Lethe's own tables).
+    pub guarantee_physical: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -406,6 +430,9 @@ impl Settings {
         anyhow::ensure!(self.residual.search_timeout_ms > 0, "residual.search_timeout_ms must be positive");
         anyhow::ensure!(self.restore_guard.page_size > 0, "restore_guard.page_size must be positive");
         anyhow::ensure!(self.restore_guard.max_ledger_bytes > 0, "restore_guard.max_ledger_bytes must be positive");
+        anyhow::ensure!(self.retention.interval_secs > 0, "retention.interval_secs must be positive");
+        anyhow::ensure!(self.retention.sources_per_job > 0, "retention.sources_per_job must be positive");
+        anyhow::ensure!(self.retention.max_jobs_per_sweep > 0, "retention.max_jobs_per_sweep must be positive");
         anyhow::ensure!(
             self.residual.max_destructive_per_identifier > 0,
             "residual.max_destructive_per_identifier must be positive"

@@ -25,6 +25,8 @@
 //! - [`attach`]: existing framework stores (LangChain, LlamaIndex, hand-made)
 //!   registered through a mapping and adopted into lineage.
 //! - [`export`]: a subject's access export (everything held about them).
+//! - [`retention`]: rules per collection and source kind, the sweep that
+//!   queues sources past them as `retention` erase jobs, and its scheduler.
 //! - [`web`]: the auditor's read-only pages and `/metrics` ([`metrics`]).
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: the process;
 //!   [`progress`] and [`operator`]: CLI commands that drive a running service.
@@ -52,6 +54,7 @@ pub mod progress;
 pub mod reindex;
 pub mod residual;
 pub mod restore;
+pub mod retention;
 pub mod screening;
 pub mod shutdown;
 pub mod startup;

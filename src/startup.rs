@@ -274,6 +274,10 @@ impl Application {
         let reconciler = tokio::spawn(crate::restore::run_worker_until_stopped(self.ctx.clone(), async move {
             let _ = reconcile_stop.wait_for(|s| *s).await;
         }));
+        let mut retention_stop = stop_rx.clone();
+        let sweeper = tokio::spawn(crate::retention::scheduler::run_until_stopped(self.ctx.clone(), async move {
+            let _ = retention_stop.wait_for(|s| *s).await;
+        }));
         let web = self.web.map(|(listener, tls)| {
             let mut web_stop = stop_rx.clone();
             tokio::spawn(crate::web::run_until_stopped(listener, self.ctx.clone(), tls, async move {
@@ -300,6 +304,7 @@ impl Application {
         reindexer.await.context("re-index worker panicked")?;
         adopter.await.context("adoption worker panicked")?;
         reconciler.await.context("reconcile worker panicked")?;
+        sweeper.await.context("retention scheduler panicked")?;
         health.await.context("health checker panicked")?;
         if let Some(web) = web {
             web.await.context("web view panicked")?.context("web view failed")?;

@@ -180,6 +180,7 @@ async fn a_langchain_collection_is_counted_searched_and_erased_by_its_metadata_t
         source: Some(at(&["metadata", "source"])),
         tags: at(&["metadata", "user_id"]),
         scope: None,
+        timestamp: None,
     };
     let s = spec(&name, mapping);
     let i = store.inspect(&s, false).await.expect("inspect");
@@ -321,6 +322,7 @@ async fn a_llamaindex_hybrid_collection_is_read_through_its_named_vector_and_nod
         source: Some(at(&["ref_doc_id"])),
         tags: at(&["user_id"]),
         scope: None,
+        timestamp: None,
     };
     // The unnamed vector does not exist here, and a sparse one is not what texts were embedded into.
     let (field, message) = invalid_field(store.inspect(&spec(&name, mapping("")), false).await.unwrap_err());
@@ -402,6 +404,7 @@ async fn a_hand_made_collection_with_integer_ids_is_erased_within_its_scope() {
         source: Some(at(&["doc"])),
         tags: at(&["acl", "owners"]),
         scope: Some(Scope { field: at(&["team"]), value: "red".into() }),
+        timestamp: None,
     };
     let s = spec(&name, mapping);
     let collection_id = s.collection_id;
@@ -453,6 +456,7 @@ async fn inspect_refuses_a_store_that_does_not_match_its_mapping() {
         source: None,
         tags: at(&["metadata", "user_id"]),
         scope: None,
+        timestamp: None,
     };
     let missing = unique("attached_missing");
     let (field, message) = invalid_field(store.inspect(&spec(&missing, mapping.clone()), false).await.unwrap_err());

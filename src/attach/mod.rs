@@ -51,6 +51,7 @@ pub struct MappingInput {
     pub source: Option<Field>,
     pub tags: Option<Field>,
     pub scope: Option<Scope>,
+    pub timestamp: Option<Field>,
 }
 
 /// What Attach did.
@@ -225,6 +226,7 @@ fn comparable(m: &Mapping) -> Mapping {
         source: m.source.as_ref().map(plain),
         tags: plain(&m.tags),
         scope: m.scope.as_ref().map(|s| Scope { field: plain(&s.field), value: s.value.clone() }),
+        timestamp: m.timestamp.as_ref().map(plain),
     }
 }
 
@@ -238,6 +240,7 @@ fn empty_mapping() -> Mapping {
         source: None,
         tags: Field::default(),
         scope: None,
+        timestamp: None,
     }
 }
 
@@ -274,6 +277,7 @@ fn requested_mapping(input: &AttachInput) -> Result<(Vec<String>, Mapping)> {
                 source: None,
                 tags,
                 scope: None,
+                timestamp: None,
             };
             (vec![input.target.clone()], mapping)
         }
@@ -296,8 +300,11 @@ fn requested_mapping(input: &AttachInput) -> Result<(Vec<String>, Mapping)> {
     if m.scope.is_some() {
         mapping.scope.clone_from(&m.scope);
     }
+    if m.timestamp.is_some() {
+        mapping.timestamp.clone_from(&m.timestamp);
+    }
     if input.backend == Backend::Qdrant {
-        let with_column = [mapping.text.as_ref(), mapping.source.as_ref(), Some(&mapping.tags)]
+        let with_column = [mapping.text.as_ref(), mapping.source.as_ref(), Some(&mapping.tags), mapping.timestamp.as_ref()]
             .into_iter()
             .flatten()
             .chain(mapping.scope.as_ref().map(|s| &s.field))

@@ -155,6 +155,7 @@ fn langchain_pgvector(collection: &str, keys: &[&str]) -> Mapping {
         source: None,
         tags: Field::at("cmetadata", keys),
         scope: Some(Scope { field: Field::column("collection_id"), value: collection.to_owned() }),
+        timestamp: None,
     }
 }
 
@@ -168,6 +169,7 @@ fn langchain_pgvector_store(keys: &[&str]) -> Mapping {
         source: None,
         tags: Field::at("langchain_metadata", keys),
         scope: None,
+        timestamp: None,
     }
 }
 
@@ -182,6 +184,7 @@ fn llamaindex_pgvector(keys: &[&str]) -> Mapping {
         source: Some(Field::at("metadata_", &["ref_doc_id"])),
         tags: Field::at("metadata_", keys),
         scope: None,
+        timestamp: None,
     }
 }
 
@@ -200,6 +203,7 @@ fn langchain_qdrant(keys: &[&str]) -> Result<Mapping, InvalidInput> {
         source: None,
         tags: Field::at("", &path),
         scope: None,
+        timestamp: None,
     })
 }
 
@@ -215,6 +219,7 @@ fn llamaindex_qdrant(keys: &[&str]) -> Mapping {
         source: Some(Field::at("", &["doc_id"])),
         tags: Field::at("", keys),
         scope: None,
+        timestamp: None,
     }
 }
 

@@ -161,6 +161,7 @@ pub fn chunk_of(spec: &CollectionSpec, p: &StoredPoint) -> ChunkInput {
         point_id: Some(p.id),
         ordinal: 0,
         vector: None,
+        written_at: p.written_at,
     }
 }
 

@@ -54,6 +54,8 @@ pub enum FieldKind {
     Int,
     /// A Qdrant payload key path.
     Payload,
+    /// `timestamptz`, `timestamp` or `date` (a point's time of writing).
+    Timestamp,
 }
 
 /// A place in a point: a column (pgvector) and a key path inside it (JSON
@@ -127,6 +129,11 @@ pub struct Mapping {
     /// Where the subject tag is: a string or an array of strings (either, row by row).
     pub tags: Field,
     pub scope: Option<Scope>,
+    /// Where the time the point was written is (retention measures a
+    /// source's age from its oldest point's): a timestamp column, or an RFC
+    /// 3339 / ISO 8601 text or seconds (or milliseconds) since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Field>,
 }
 
 impl Mapping {
@@ -134,6 +141,37 @@ impl Mapping {
     pub fn scope_key(&self) -> String {
         self.scope.as_ref().map(|s| format!("{}={}", s.field.display(), s.value)).unwrap_or_default()
     }
+}
+
+/// The time a mapped timestamp field holds: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f][±TZ]`
+/// (UTC without a zone), `YYYY-MM-DD`, or seconds since the epoch (from
+/// 10¹¹ on, milliseconds: no point was written in the year 5138).
+pub fn parse_timestamp(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let s = s.trim();
+    if let Ok(n) = s.parse::<f64>() {
+        if !n.is_finite() {
+            return None;
+        }
+        let secs = if n.abs() >= 1e11 { n / 1000.0 } else { n };
+        let millis = (secs * 1000.0).round();
+        #[allow(clippy::cast_possible_truncation)]
+        return DateTime::from_timestamp_millis(millis as i64);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
 }
 
 /// A store's own id of a point.
@@ -287,6 +325,24 @@ mod tests {
         assert!(NativeId::parse(IdKind::Int, "x").is_err());
         assert!(NativeId::parse(IdKind::Uuid, "12").is_err());
         assert!(NativeId::parse(IdKind::Text, "").is_err());
+    }
+
+    #[test]
+    fn timestamps_parse_in_the_forms_stores_keep_them() {
+        let t = |s: &str| parse_timestamp(s).map(|t| t.to_rfc3339());
+        let noon = Some("2024-03-01T12:00:00+00:00".to_owned());
+        assert_eq!(t("2024-03-01T12:00:00Z"), noon);
+        assert_eq!(t("2024-03-01T14:00:00+02:00"), noon);
+        assert_eq!(t("2024-03-01 12:00:00+00"), noon, "PostgreSQL's text of a timestamptz");
+        assert_eq!(t("2024-03-01 12:00:00"), noon);
+        assert_eq!(t("2024-03-01T12:00:00.000"), noon);
+        assert_eq!(t("1709294400"), noon, "seconds");
+        assert_eq!(t("1709294400.0"), noon);
+        assert_eq!(t("1709294400000"), noon, "milliseconds");
+        assert_eq!(t("2024-03-01"), Some("2024-03-01T00:00:00+00:00".to_owned()));
+        for bad in ["", "soon", "2024-13-01", "NaN", "inf"] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
     }
 
     #[test]

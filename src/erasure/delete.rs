@@ -114,7 +114,11 @@ pub(super) async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
         }
     }
     if withheld > 0 {
-        let note = withheld_note(Stage::Verify, format!("{withheld} points of the subject were kept (withheld, per collection)"));
+        let note = if job.is_retention() {
+            super::retention::withheld_note(withheld)
+        } else {
+            withheld_note(Stage::Verify, format!("{withheld} points of the subject were kept (withheld, per collection)"))
+        };
         held(progress::set_note(&mut *guard, job.job_id, lease, &note).await?)?;
     }
     if left_under_own_hold > 0 {
@@ -122,15 +126,16 @@ pub(super) async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
         held(progress::set_note(&mut *guard, job.job_id, lease, &own_hold_note(Stage::Verify, &what)).await?)?;
     }
     guard.commit().await.map_err(StoreError::from)?;
+    let whose = if job.is_retention() { "of the sources" } else { "of the subject" };
     Ok(match (withheld, left_under_own_hold) {
-        (0, 0) => "verified: no vector of the subject remains".into(),
-        (w, 0) => format!("verified: no vector of the subject remains but {w} withheld under legal hold"),
+        (0, 0) => format!("verified: no vector {whose} remains"),
+        (w, 0) => format!("verified: no vector {whose} remains but {w} withheld under legal hold"),
         (_, n) => format!("the subject is under legal hold: {n} of its vectors remain"),
     })
 }
 
-pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, job.subject_id).await?.into_iter().map(|(_, c)| c).collect();
+pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
+    let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, subject_id).await?.into_iter().map(|(_, c)| c).collect();
     let keep_in_backend = kept_points(ctx, job).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let holds = Holds::read(&mut tx, job).await?;
@@ -143,15 +148,15 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) ->
     }
     // Chunks kept in the backends keep their lineage: what a re-index
     // rebuilds from, and what a later erasure of the subject finds.
-    let mut keep = holds::held_chunks(&mut *tx, job.tenant_id, &chunk_ids, job.subject_id).await?;
+    let mut keep = holds::held_chunks(&mut *tx, job.tenant_id, &chunk_ids, subject_id).await?;
     keep.extend(keep_in_backend);
     keep.sort_unstable();
     keep.dedup();
     let forgets_some = chunk_ids.iter().any(|c| keep.binary_search(c).is_err());
-    let tables = personal_tables(ctx, job, forgets_some).await?;
+    let tables = personal_tables(ctx, subject_id, forgets_some).await?;
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
-    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, job.subject_id, &chunk_ids, &keep).await?;
-    lineage::tombstone_subject(&mut tx, job.subject_id).await?;
+    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, subject_id, &chunk_ids, &keep).await?;
+    lineage::tombstone_subject(&mut tx, subject_id).await?;
     // The caller's id for the person is not needed after this stage: the
     // job row forgets it now, before any rewrite, not when it is logged.
     jobs::clear_subject_tag(&mut *tx, job.job_id).await?;
@@ -165,25 +170,26 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) ->
 /// Lethe's tables in which forgetting the subject leaves dead rows of the
 /// person: the chunks with their texts (when any are forgotten), the clear
 /// identifiers and the caller's id (when the subject still has them).
-async fn personal_tables(ctx: &Context, job: &JobRow, forgets_chunks: bool) -> Result<Vec<&'static str>, StageError> {
+async fn personal_tables(ctx: &Context, subject_id: Uuid, forgets_chunks: bool) -> Result<Vec<&'static str>, StageError> {
     // The job's own row held the caller's id for the person (until the
     // tombstone) in every row version written before.
     let mut tables = vec!["erasure_jobs"];
     if forgets_chunks {
         tables.extend(["chunks", "sources", "chunk_subjects"]);
     }
-    if !lineage::identifiers(&ctx.pool, job.subject_id).await?.is_empty() {
+    if !lineage::identifiers(&ctx.pool, subject_id).await?.is_empty() {
         tables.push("subject_identifiers");
     }
-    if lineage::subject_by_id(&ctx.pool, job.subject_id).await?.external_id.is_some() {
+    if lineage::subject_by_id(&ctx.pool, subject_id).await?.external_id.is_some() {
         tables.push("subjects");
     }
     Ok(tables)
 }
 
 /// The person's planned points still in the backends because they were
-/// withheld under another subject's hold.
-async fn kept_points(ctx: &Context, job: &JobRow) -> Result<Vec<Uuid>, StageError> {
+/// withheld under another subject's hold (a retention job's: under a hold
+/// on a subject its sources' chunks are tagged with).
+pub(super) async fn kept_points(ctx: &Context, job: &JobRow) -> Result<Vec<Uuid>, StageError> {
     let mut kept = Vec::new();
     // Withheld under a hold, or left by the subject's own hold that came
     // after the delete began: their lineage stays while they do.

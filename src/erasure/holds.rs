@@ -22,15 +22,27 @@ use super::stages::StageError;
 use crate::context::Context;
 use crate::domain::{CollectionSpec, JobNote, Stage};
 use crate::store::holds;
-use crate::store::jobs::JobRow;
+use crate::store::jobs::{JobRow, JobTarget};
 use crate::vector_store::Keep;
 
 /// The holds a destructive step must respect, as its transaction saw them.
 pub(super) struct Holds {
-    /// The job's own subject is on hold: the hold's reason.
+    /// The job's own subject is on hold: the hold's reason (never for a
+    /// retention job, which has no subject).
     pub own: Option<String>,
     /// Caller ids (payload tags) of the other subjects on hold.
     tags: Vec<String>,
+    /// A retention job keeps a source whole when any chunk of it is held.
+    whole_sources: bool,
+}
+
+/// The subject a hold on the job's own subject is told apart from; the nil
+/// id (no subject's) for a retention job, whose every held subject is "other".
+fn own_subject(job: &JobRow) -> Uuid {
+    match job.target() {
+        JobTarget::Subject(subject_id) => subject_id,
+        JobTarget::Retention { .. } => Uuid::nil(),
+    }
 }
 
 impl Holds {
@@ -41,16 +53,21 @@ impl Holds {
     /// Database failures.
     pub async fn read(step: &mut Transaction<'_, Postgres>, job: &JobRow) -> Result<Self, StageError> {
         holds::lock_shared(step, job.tenant_id).await?;
-        let own = holds::own_hold(&mut **step, job.subject_id).await?;
-        let tags = holds::held_tags(&mut **step, job.tenant_id, job.subject_id).await?;
-        Ok(Self { own, tags })
+        let subject = own_subject(job);
+        let own = if job.is_retention() { None } else { holds::own_hold(&mut **step, subject).await? };
+        let tags = holds::held_tags(&mut **step, job.tenant_id, subject).await?;
+        Ok(Self { own, tags, whole_sources: job.is_retention() })
     }
 
     /// What a deletion of the person's `chunk_ids` (and tag) must leave:
     /// chunks that lineage shares with a subject on hold, and points whose
     /// payload carries such a subject's tag.
     pub async fn keep(&self, ctx: &Context, job: &JobRow, chunk_ids: &[Uuid]) -> Result<Keep, StageError> {
-        let ids = holds::held_chunks(&ctx.pool, job.tenant_id, chunk_ids, job.subject_id).await?;
+        let ids = if self.whole_sources {
+            crate::store::retention::held_source_chunks(&ctx.pool, job.tenant_id, chunk_ids).await?.0
+        } else {
+            holds::held_chunks(&ctx.pool, job.tenant_id, chunk_ids, own_subject(job)).await?
+        };
         Ok(Keep { tags: self.tags.clone(), ids })
     }
 
@@ -63,7 +80,7 @@ impl Holds {
         spec: &CollectionSpec,
         ids: &[Uuid],
     ) -> Result<HashSet<Uuid>, StageError> {
-        let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, job.tenant_id, ids, job.subject_id).await?.into_iter().collect();
+        let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, job.tenant_id, ids, own_subject(job)).await?.into_iter().collect();
         if !self.tags.is_empty() && !ids.is_empty() {
             let tags: HashSet<&str> = self.tags.iter().map(String::as_str).collect();
             for p in ctx.stores.get(spec)?.retrieve(spec, ids, false).await? {

@@ -13,6 +13,7 @@ mod holds;
 mod physical;
 mod report;
 mod residual;
+mod retention;
 mod stages;
 mod worker;
 
@@ -27,7 +28,7 @@ use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::ingest::{self, SubjectInput};
-use crate::store::jobs::{self, CountRow, EventRow, Inserted, JobRow, NewJob};
+use crate::store::jobs::{self, CountRow, EventRow, Inserted, JobRow, JobTarget, NewJob};
 use crate::store::{StoreError, lineage};
 
 /// A validated `Erase` request.
@@ -95,10 +96,23 @@ impl EraseInput {
 #[derive(Debug, Clone)]
 pub struct JobView {
     pub job: JobRow,
-    /// The caller's subject id; None once the subject is erased.
+    /// The caller's subject id; None once the subject is erased, and for
+    /// retention jobs (which have no subject).
     pub subject_external_id: Option<String>,
+    /// Empty for retention jobs.
     pub subject_hash: Vec<u8>,
     pub counts: Vec<CountRow>,
+    /// A retention job's collection and sources.
+    pub retention: Option<RetentionTarget>,
+}
+
+/// What a retention job erases: sources of one collection.
+#[derive(Debug, Clone)]
+pub struct RetentionTarget {
+    pub collection: String,
+    /// Sources the sweep gave the job, and those kept under legal hold.
+    pub sources: u64,
+    pub withheld_sources: u64,
 }
 
 /// Submits an erasure. Under legal hold the job is recorded as refused, the
@@ -161,7 +175,13 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     ctx.wake.notify_waiters();
     tracing::info!(job_id = %job.job_id, "erasure submitted");
     // A new job has no counts yet, and its subject was just read.
-    Ok(JobView { job, subject_external_id: subject.external_id, subject_hash: subject.subject_hash, counts: Vec::new() })
+    Ok(JobView {
+        job,
+        subject_external_id: subject.external_id,
+        subject_hash: subject.subject_hash,
+        counts: Vec::new(),
+        retention: None,
+    })
 }
 
 /// What goes with a new job in its transaction: the identifiers the request
@@ -219,7 +239,7 @@ async fn same_request(ctx: &Context, job: &JobRow, input: &EraseInput, fingerpri
     }
     let hash = ctx.keyed_hash(job.tenant_id, input.subject.id.as_str()).await?;
     let subject = lineage::subject_by_hash(&ctx.pool, job.tenant_id, &hash).await?;
-    Ok(subject.is_some_and(|s| s.subject_id == job.subject_id)
+    Ok(subject.is_some_and(|s| Some(s.subject_id) == job.subject_id)
         && job.requested_by == input.requested_by
         && job.reason == input.reason
         && job.residual_policy == input.residual_policy.as_str()
@@ -238,9 +258,23 @@ async fn in_progress(ctx: &Context, subject_id: Uuid) -> LetheError {
 }
 
 async fn view(ctx: &Context, job: JobRow) -> Result<JobView> {
-    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
     let counts = jobs::counts(&ctx.pool, job.job_id).await?;
-    Ok(JobView { job, subject_external_id: subject.external_id, subject_hash: subject.subject_hash, counts })
+    match job.target() {
+        JobTarget::Subject(subject_id) => {
+            let subject = lineage::subject_by_id(&ctx.pool, subject_id).await?;
+            Ok(JobView { job, subject_external_id: subject.external_id, subject_hash: subject.subject_hash, counts, retention: None })
+        }
+        JobTarget::Retention { collection_id } => {
+            let (sources, withheld) = crate::store::retention::target_counts(&ctx.pool, job.job_id).await?;
+            let collection = lineage::collection_by_id(&ctx.pool, job.tenant_id, collection_id).await?;
+            let retention = RetentionTarget {
+                collection: collection.map(|c| c.name.to_string()).unwrap_or_default(),
+                sources: u64::try_from(sources).unwrap_or(0),
+                withheld_sources: u64::try_from(withheld).unwrap_or(0),
+            };
+            Ok(JobView { job, subject_external_id: None, subject_hash: Vec::new(), counts, retention: Some(retention) })
+        }
+    }
 }
 
 /// # Errors

@@ -71,7 +71,12 @@ pub struct ErasureBody<'a> {
     kind: &'static str,
     job_id: String,
     tenant_id: String,
-    subject_hash: String,
+    /// None for a retention job (no subject).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject_hash: Option<String>,
+    /// A retention job's collection, rule and sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<RetentionReport<'a>>,
     requested_by: &'a str,
     reason: &'a str,
     residual_policy: &'a str,
@@ -94,13 +99,27 @@ pub struct LineagePhysical<'a> {
     detail: &'a str,
 }
 
+/// What a retention job's log entry and certificate say of its target.
+#[derive(Serialize, Clone, Copy)]
+pub struct RetentionReport<'a> {
+    /// The collection whose sources were erased.
+    pub collection: &'a str,
+    /// Sources the sweep found past the rule and gave the job.
+    pub sources: i64,
+    /// Of those, sources kept because one of their chunks is tagged with a
+    /// subject under legal hold.
+    pub withheld_sources: i64,
+}
+
+/// The log entry's body of a job: `erasure` (a subject) or `retention`.
 pub fn erasure_body<'a>(job: &'a JobRow, outcome: &Outcome<'a>) -> ErasureBody<'a> {
-    let Outcome { subject_hash, counts, notes, lineage_physical } = *outcome;
+    let Outcome { subject_hash, counts, notes, lineage_physical, retention } = *outcome;
     ErasureBody {
-        kind: "erasure",
+        kind: if retention.is_some() { "retention" } else { "erasure" },
         job_id: job.job_id.to_string(),
         tenant_id: job.tenant_id.to_string(),
-        subject_hash: hex::encode(subject_hash),
+        subject_hash: subject_hash.map(hex::encode),
+        retention,
         requested_by: &job.requested_by,
         reason: &job.reason,
         residual_policy: &job.residual_policy,
@@ -144,9 +163,15 @@ pub fn refusal_body<'a>(job: &'a JobRow, subject_hash: &[u8]) -> RefusalBody<'a>
 struct CertificateBody<'a> {
     certificate_version: u32,
     algorithm: &'static str,
+    /// `retention` for a retention job; absent for a subject's erasure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
     job_id: String,
     tenant_id: String,
-    subject_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<RetentionReport<'a>>,
     requested_by: &'a str,
     received_at: String,
     completed_at: String,
@@ -165,24 +190,29 @@ struct CertificateBody<'a> {
 /// What the job's log entry and certificate are made of.
 #[derive(Clone, Copy)]
 pub struct Outcome<'a> {
-    pub subject_hash: &'a [u8],
+    /// The erased subject's keyed hash; None for a retention job.
+    pub subject_hash: Option<&'a [u8]>,
     pub counts: &'a [CountRow],
     pub notes: &'a [JobNote],
     /// Physical status and detail of Lethe's own tables.
     pub lineage_physical: &'a (String, String),
+    /// A retention job's target.
+    pub retention: Option<RetentionReport<'a>>,
 }
 
 /// The signed certificate of a job, anchored to its log entry. Version 2
 /// added `notes` (what was withheld or capped, and why), `lineage_physical`
 /// and the `withheld` counts.
 pub fn certificate(ctx: &Context, job: &JobRow, outcome: &Outcome<'_>, entry: &LogRow) -> CertificateRow {
-    let Outcome { subject_hash, counts, notes, lineage_physical } = *outcome;
+    let Outcome { subject_hash, counts, notes, lineage_physical, retention } = *outcome;
     let body = CertificateBody {
         certificate_version: 2,
         algorithm: "Ed25519",
+        kind: retention.is_some().then_some("retention"),
         job_id: job.job_id.to_string(),
         tenant_id: job.tenant_id.to_string(),
-        subject_hash: hex::encode(subject_hash),
+        subject_hash: subject_hash.map(hex::encode),
+        retention,
         requested_by: &job.requested_by,
         received_at: job.received_at.to_rfc3339(),
         completed_at: chrono::Utc::now().to_rfc3339(),

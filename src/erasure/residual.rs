@@ -21,14 +21,14 @@ use crate::store::progress::{self, ResidualCounts};
 use crate::store::{StoreError, holds, lineage};
 use crate::vector_store::Selector;
 
-pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
     if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
         // Probes of a job planned before the searches were switched off.
         forget_inputs(ctx, job, lease).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
-    let identifiers = identifiers(ctx, job).await?;
+    let identifiers = identifiers(ctx, job, subject_id).await?;
     let mut candidates: Vec<Candidate> = match job.residual_searched_at {
         Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
         None => search_and_plan(ctx, job, lease, policy, &identifiers).await?,
@@ -63,7 +63,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
     }
     if total.withheld > 0 {
         let what = format!("{} residual candidates were reported, neither deleted nor redacted", total.withheld);
-        let note = if holds::own_hold(&ctx.pool, job.subject_id).await?.is_some() {
+        let note = if holds::own_hold(&ctx.pool, subject_id).await?.is_some() {
             own_hold_note(Stage::Residual, &what)
         } else {
             withheld_note(Stage::Residual, what)
@@ -97,8 +97,8 @@ async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease) -> Result<(), 
 /// The subject's identifiers and those the request gave: a follow-up
 /// erasure of an erased subject (whose identifiers are hashes only) is
 /// searched for what it names.
-async fn identifiers(ctx: &Context, job: &JobRow) -> Result<Vec<Identifier>, StageError> {
-    let mut stored = lineage::identifiers(&ctx.pool, job.subject_id).await?;
+async fn identifiers(ctx: &Context, job: &JobRow, subject_id: Uuid) -> Result<Vec<Identifier>, StageError> {
+    let mut stored = lineage::identifiers(&ctx.pool, subject_id).await?;
     stored.extend(jobs::request_identifiers(&ctx.pool, job.job_id).await?);
     stored.sort_unstable();
     stored.dedup();

@@ -8,7 +8,7 @@ use super::report;
 use crate::context::{Context, collection_lock_key, subject_lock_key};
 use crate::domain::{CollectionSpec, JobStatus, Stage};
 use crate::error::{LetheError, Result};
-use crate::store::jobs::{self, JobRow, Lease, Planned, ProbeRow};
+use crate::store::jobs::{self, JobRow, JobTarget, Lease, Planned, ProbeRow};
 use crate::store::{StoreError, lineage};
 
 /// Why a stage did not complete.
@@ -54,15 +54,19 @@ const MAX_PROBES: usize = 256;
 /// Runs one stage under `lease`; returns a short message for the job's
 /// event stream. Its writes of the job's rows are conditional on the lease.
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage) -> StageResult {
+    let subject_id = match job.target() {
+        JobTarget::Subject(subject_id) => subject_id,
+        JobTarget::Retention { collection_id } => return super::retention::run(ctx, job, lease, stage, collection_id).await,
+    };
     match stage {
-        Stage::Freeze => freeze(ctx, job).await,
-        Stage::Plan => plan(ctx, job, lease).await,
+        Stage::Freeze => freeze(ctx, subject_id).await,
+        Stage::Plan => plan(ctx, job, lease, subject_id).await,
         Stage::Delete => super::delete::delete(ctx, job, lease).await,
         Stage::Verify => super::delete::verify(ctx, job, lease).await,
-        Stage::Residual => super::residual::run(ctx, job, lease).await,
-        Stage::ForgetLineage => super::delete::forget_lineage(ctx, job, lease).await,
+        Stage::Residual => super::residual::run(ctx, job, lease, subject_id).await,
+        Stage::ForgetLineage => super::delete::forget_lineage(ctx, job, lease, subject_id).await,
         Stage::Physical => super::physical::physical(ctx, job, lease).await,
-        Stage::Log => log(ctx, job, lease).await,
+        Stage::Log => log(ctx, job, lease, subject_id).await,
         Stage::Done => Ok(String::new()),
     }
 }
@@ -78,19 +82,19 @@ pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str,
     Ok(store.count_tag_and_ids(spec, tag, ids).await?)
 }
 
-async fn freeze(ctx: &Context, job: &JobRow) -> StageResult {
-    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
+async fn freeze(ctx: &Context, subject_id: Uuid) -> StageResult {
+    let subject = lineage::subject_by_id(&ctx.pool, subject_id).await?;
     // Waits for in-flight writes that checked the subject before the freeze.
     // A subject on hold is not frozen, and its job is refused.
-    lineage::freeze_subject(&ctx.pool, job.subject_id, subject_lock_key(&subject.subject_hash)).await?;
-    if let Some(reason) = crate::store::holds::own_hold(&ctx.pool, job.subject_id).await? {
+    lineage::freeze_subject(&ctx.pool, subject_id, subject_lock_key(&subject.subject_hash)).await?;
+    if let Some(reason) = crate::store::holds::own_hold(&ctx.pool, subject_id).await? {
         return Err(StageError::Refused(reason));
     }
     Ok("ingestion for the subject is suppressed".into())
 }
 
-async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let chunks = lineage::subject_chunks(&ctx.pool, job.subject_id).await?;
+async fn plan(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
+    let chunks = lineage::subject_chunks(&ctx.pool, subject_id).await?;
     let collections = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
     let mut planned = Vec::with_capacity(collections.len());
     let mut probes = Vec::new();
@@ -173,8 +177,8 @@ pub(super) async fn guard_collections(
     Ok(guard)
 }
 
-async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
-    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
+async fn log(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
+    let subject = lineage::subject_by_id(&ctx.pool, subject_id).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     jobs::require_durable_commit(&mut tx).await?;
     // The job ends first, under the lease: a worker whose claim has been
@@ -188,10 +192,16 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit. The ledger keeps the deleted
     // points as keyed hashes (restore guard) before the plan forgets their ids.
-    crate::restore::record_erasure(ctx, &mut tx, job, &subject.subject_hash).await?;
+    crate::restore::record_erasure(ctx, &mut tx, job, subject_id, &subject.subject_hash).await?;
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
     jobs::scrub_residuals(&mut *tx, job.job_id).await?;
-    let outcome = report::Outcome { subject_hash: &subject.subject_hash, counts: &counts, notes: &notes, lineage_physical: &lineage_physical };
+    let outcome = report::Outcome {
+        subject_hash: Some(&subject.subject_hash),
+        counts: &counts,
+        notes: &notes,
+        lineage_physical: &lineage_physical,
+        retention: None,
+    };
     let body = report::erasure_body(job, &outcome);
     let (entry, _) = crate::audit::append(
         &mut tx,

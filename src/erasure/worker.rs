@@ -163,7 +163,11 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
 /// unfrozen, and the refusal is logged, as at `Erase`. Nothing is written
 /// when another claim has taken the job.
 async fn refuse(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &str) -> Result<(), StoreError> {
-    let subject = lineage::subject_by_id(&ctx.pool, job.subject_id).await?;
+    // Only a subject's own hold refuses a job; a retention job has no subject.
+    let Some(subject_id) = job.subject_id else {
+        return fail(ctx, job, lease, stage, &format!("refused without a subject: {reason}")).await;
+    };
+    let subject = lineage::subject_by_id(&ctx.pool, subject_id).await?;
     let mut tx = ctx.pool.begin().await?;
     jobs::require_durable_commit(&mut tx).await?;
     jobs::delete_probes(&mut *tx, job.job_id, lease).await?;
@@ -175,7 +179,7 @@ async fn refuse(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason:
     }
     tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "erasure refused: legal hold");
     jobs::delete_plan_points(&mut *tx, job.job_id).await?;
-    holds::unfreeze_subject(&mut *tx, job.subject_id).await?;
+    holds::unfreeze_subject(&mut *tx, subject_id).await?;
     let message = format!("{}: refused: the subject was placed under legal hold before anything was deleted", stage.as_str());
     jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Refused.as_str(), &message).await?;
     let refused = JobRow { status: JobStatus::Refused.as_str().to_owned(), error: Some(error), ..job.clone() };

@@ -190,6 +190,7 @@ fn attach_mapping(m: pb::AttachMapping) -> R<crate::attach::MappingInput> {
         source: field_path("mapping.source", m.source)?,
         tags: field_path("mapping.tags", m.tags)?,
         scope,
+        timestamp: field_path("mapping.timestamp", m.timestamp)?,
     })
 }
 
@@ -363,6 +364,7 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
                 point_id: optional_uuid(&f("point_id"), &point_id)?,
                 ordinal: ordinal(&f("ordinal"), o)?,
                 vector: None,
+                written_at: None,
             })
         })
         .collect()
@@ -460,6 +462,7 @@ pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
                 point_id: Some(uuid(&f("point_id"), &point_id)?),
                 ordinal: u32::try_from(i).unwrap_or(0),
                 vector: (!vector.is_empty()).then_some(vector),
+                written_at: None,
             })
         })
         .collect::<R<_>>()?;
@@ -666,6 +669,69 @@ pub fn job(v: &JobView) -> pb::ErasureJob {
         notes: notes(&j.notes).into_iter().map(|n| pb::JobNote { code: n.code, stage: n.stage, message: n.message }).collect(),
         lineage_physical_status: j.lineage_physical_status.clone(),
         lineage_physical_detail: j.lineage_physical_detail.clone(),
+        kind: j.kind.clone(),
+        retention: v.retention.as_ref().map(|r| pb::RetentionTarget {
+            collection: r.collection.clone(),
+            sources: r.sources,
+            withheld_sources: r.withheld_sources,
+        }),
+    }
+}
+
+/// A `SetRetention` request.
+pub fn set_retention(r: pb::SetRetentionRequest) -> R<crate::retention::SetRule> {
+    let pb::SetRetentionRequest { collection, days, source_kind, clear } = r;
+    let collection = CollectionName::parse("collection", &collection)?;
+    let max = crate::retention::MAX_DAYS;
+    let days = u32::try_from(days)
+        .ok()
+        .filter(|d| *d <= max)
+        .ok_or_else(|| InvalidInput::new("days", format!("must be between 0 and {max}")))?;
+    let source_kind = optional_text("source_kind", &source_kind, MAX_SOURCE_KIND)?;
+    let source_kind = (!source_kind.is_empty()).then(|| source_kind.to_owned());
+    if clear && source_kind.is_none() {
+        return Err(InvalidInput::new("clear", "removes a source kind's rule: give source_kind (days 0 turns the collection's off)"));
+    }
+    if clear && days > 0 {
+        return Err(InvalidInput::new("days", "must be 0 with clear"));
+    }
+    Ok(crate::retention::SetRule { collection, days: (!clear).then_some(days), source_kind })
+}
+
+/// The optional collection of a preview or sweep.
+pub fn retention_collection(s: &str) -> R<Option<CollectionName>> {
+    if s.is_empty() { Ok(None) } else { CollectionName::parse("collection", s).map(Some) }
+}
+
+pub fn collection_retention(c: &crate::retention::CollectionRetention) -> pb::CollectionRetention {
+    pb::CollectionRetention {
+        collection: c.spec.name.to_string(),
+        backend: backend(c.spec.backend.as_str()),
+        days: c.spec.retention_days,
+        source_kinds: c
+            .kind_rules
+            .iter()
+            .map(|k| pb::SourceKindRule { source_kind: k.source_kind.clone(), days: u32::try_from(k.days).unwrap_or(0) })
+            .collect(),
+        supported: c.supported,
+        last_swept_at: c.last_swept_at.map(timestamp),
+        next_sweep_at: c.next_sweep_at.map(timestamp),
+    }
+}
+
+pub fn retention_sweep(c: &crate::retention::CollectionSweep) -> pb::RetentionSweep {
+    let u = |n: i64| u64::try_from(n).unwrap_or(0);
+    let d = &c.due;
+    pb::RetentionSweep {
+        collection: c.collection.clone(),
+        sources: u(d.sources),
+        chunks: u(d.chunks),
+        withheld_sources: u(d.withheld_sources),
+        withheld_chunks: u(d.withheld_chunks),
+        in_flight_sources: u(d.in_flight_sources),
+        deferred_sources: u(c.deferred_sources),
+        oldest: d.oldest.map(timestamp),
+        job_ids: c.job_ids.iter().map(ToString::to_string).collect(),
     }
 }
 

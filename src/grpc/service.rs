@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus};
 use crate::error::{LetheError, Result};
 use crate::ingest::{SubjectInput, WriteMode, WriteOutcome};
-use crate::{attach, audit, catalog, erasure, export, ingest, reindex, residual};
+use crate::{attach, audit, catalog, erasure, export, ingest, reindex, residual, retention};
 
 /// The Lethe gRPC service.
 pub struct LetheService {
@@ -439,5 +439,40 @@ impl Lethe for LetheService {
         let bytes = super::restore::read_ledger(req.into_inner(), max).await?;
         let out = crate::restore::ledger::import(&self.ctx, p.tenant_id, &bytes).await?;
         Ok(Response::new(super::restore::import_response(&out)))
+    }
+
+    async fn set_retention(&self, req: Request<pb::SetRetentionRequest>) -> Result<Response<pb::CollectionRetention>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let rule = convert::set_retention(req.into_inner()).map_err(LetheError::from)?;
+        let c = retention::set(&self.ctx, p.tenant_id, rule).await?;
+        Ok(Response::new(convert::collection_retention(&c)))
+    }
+
+    async fn list_retention(&self, req: Request<pb::ListRetentionRequest>) -> Result<Response<pb::ListRetentionResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let list = retention::list(&self.ctx, p.tenant_id).await?;
+        let r = &self.ctx.settings.retention;
+        Ok(Response::new(pb::ListRetentionResponse {
+            collections: list.iter().map(convert::collection_retention).collect(),
+            scheduler_enabled: r.enabled,
+            interval_secs: r.interval_secs,
+        }))
+    }
+
+    async fn preview_retention(
+        &self,
+        req: Request<pb::PreviewRetentionRequest>,
+    ) -> Result<Response<pb::PreviewRetentionResponse>, Status> {
+        let p = self.authorize(&req, Action::Audit).await?;
+        let name = convert::retention_collection(&req.get_ref().collection).map_err(LetheError::from)?;
+        let found = retention::preview(&self.ctx, p.tenant_id, name.as_ref()).await?;
+        Ok(Response::new(pb::PreviewRetentionResponse { collections: found.iter().map(convert::retention_sweep).collect() }))
+    }
+
+    async fn sweep_retention(&self, req: Request<pb::SweepRetentionRequest>) -> Result<Response<pb::SweepRetentionResponse>, Status> {
+        let p = self.authorize(&req, Action::Manage).await?;
+        let name = convert::retention_collection(&req.get_ref().collection).map_err(LetheError::from)?;
+        let done = retention::sweep(&self.ctx, p.tenant_id, name.as_ref()).await?;
+        Ok(Response::new(pb::SweepRetentionResponse { collections: done.iter().map(convert::retention_sweep).collect() }))
     }
 }

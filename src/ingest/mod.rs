@@ -48,6 +48,9 @@ pub struct ChunkInput {
     /// Ingest: None (Lethe embeds). Track: the vector to write, or None when
     /// the pipeline wrote it.
     pub vector: Option<Vec<f32>>,
+    /// When the point was written, if earlier than now (an attached store's
+    /// mapped timestamp): the source counts from its oldest point's.
+    pub written_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a write did.
@@ -281,6 +284,7 @@ async fn record_lineage(
             ordinal: i32::try_from(c.ordinal).unwrap_or(i32::MAX),
             text: if spec.store_text { c.text.clone() } else { None },
             tags: c.tags.iter().filter_map(|(s, r)| subject_of(s.as_str()).map(|id| (id, r.as_str()))).collect(),
+            written_at: c.written_at,
         })
         .collect();
     if !new_chunks.is_empty() && !lineage::record_chunks(&mut tx, spec.tenant_id, spec.collection_id, &new_chunks).await? {

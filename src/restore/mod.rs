@@ -88,10 +88,11 @@ pub async fn record_erasure(
     ctx: &Context,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job: &crate::store::jobs::JobRow,
+    subject_id: uuid::Uuid,
     subject_hash: &[u8],
 ) -> Result<u64> {
     let hasher = PointHasher::new(&ctx.tenant_secret(job.tenant_id).await?);
-    let points: Vec<ErasedPoint> = ledger_store::points_of_erasure(&mut **tx, job.job_id, job.subject_id)
+    let points: Vec<ErasedPoint> = ledger_store::points_of_erasure(&mut **tx, job.job_id, subject_id)
         .await?
         .into_iter()
         .map(|(collection_id, point, cause)| ErasedPoint {

@@ -17,7 +17,8 @@ pub use super::probes::*;
 pub struct JobRow {
     pub job_id: Uuid,
     pub tenant_id: Uuid,
-    pub subject_id: Uuid,
+    /// The subject a `subject` job erases; None for a `retention` job.
+    pub subject_id: Option<Uuid>,
     pub subject_tag: Option<String>,
     pub requested_by: String,
     pub reason: String,
@@ -48,12 +49,42 @@ pub struct JobRow {
     /// Physical erasure in Lethe's own tables: `confirmed`, `pending` or `not_requested`.
     pub lineage_physical_status: String,
     pub lineage_physical_detail: String,
+    /// `subject` (an Erase request) or `retention` (the sources in
+    /// `retention_targets` of `collection_id`, from a retention sweep).
+    pub kind: String,
+    /// The collection a `retention` job erases sources of.
+    pub collection_id: Option<Uuid>,
 }
 
-const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
+impl JobRow {
+    /// The job's target as the stages branch on it.
+    pub fn target(&self) -> JobTarget {
+        match (self.kind.as_str(), self.subject_id, self.collection_id) {
+            ("retention", _, Some(collection_id)) => JobTarget::Retention { collection_id },
+            (_, Some(subject_id), _) => JobTarget::Subject(subject_id),
+            // The table's check constraint admits no other row.
+            _ => JobTarget::Subject(Uuid::nil()),
+        }
+    }
+
+    pub fn is_retention(&self) -> bool {
+        matches!(self.target(), JobTarget::Retention { .. })
+    }
+}
+
+/// What an erase job erases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTarget {
+    /// Everything of a subject, in every collection.
+    Subject(Uuid),
+    /// The sources listed in `retention_targets`, in one collection.
+    Retention { collection_id: Uuid },
+}
+
+pub(super) const JOB_COLUMNS: &str = "job_id, tenant_id, subject_id, subject_tag, requested_by, reason, idempotency_key, residual_policy, \
      guarantee_physical, status, stage, attempts, error, received_at, started_at, completed_at, deadline, residuals, \
      request_fingerprint, lease_epoch, residual_searched_at, notes, deleting_started_at, lineage_physical_status, \
-     lineage_physical_detail";
+     lineage_physical_detail, kind, collection_id";
 
 /// The condition under which a write of a running job's rows is applied:
 /// `$1` is the job, `$2` and `$3` the owner and epoch of the writer's lease.

@@ -23,6 +23,9 @@ pub struct NewChunk {
     pub text: Option<String>,
     /// (subject id, role)
     pub tags: Vec<(Uuid, &'static str)>,
+    /// When the point was written, if the store says (attached stores with a
+    /// mapped timestamp): its source's time goes back to the oldest.
+    pub written_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Records sources, chunks and tags in one statement each. Returns false when
@@ -59,6 +62,7 @@ pub async fn record_chunks(
     .bind(&source_ids)
     .execute(&mut **tx)
     .await?;
+    backdate_sources(tx, collection_id, chunks).await?;
     let ids: Vec<Uuid> = chunks.iter().map(|c| c.chunk_id).collect();
     let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal).collect();
     let texts: Vec<Option<&str>> = chunks.iter().map(|c| c.text.as_deref()).collect();
@@ -119,6 +123,31 @@ pub async fn record_chunks(
     .execute(&mut **tx)
     .await?;
     Ok(true)
+}
+
+/// Moves the time lineage recorded a source back to its oldest point's
+/// written time where a chunk carries one (never forward; retention counts a
+/// source's age from it). Nothing to do, and no statement, for writes
+/// without times (everything but attached stores with a mapped timestamp).
+async fn backdate_sources(tx: &mut Transaction<'_, Postgres>, collection_id: Uuid, chunks: &[NewChunk]) -> Result<()> {
+    let (ext, times): (Vec<&str>, Vec<chrono::DateTime<chrono::Utc>>) =
+        chunks.iter().filter_map(|c| c.written_at.map(|t| (c.source_external_id.as_str(), t))).unzip();
+    if ext.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        r#"
+        UPDATE sources s SET created_at = w.t
+        FROM (SELECT e, min(t) AS t FROM UNNEST($2::text[], $3::timestamptz[]) AS x(e, t) GROUP BY e) w
+        WHERE s.collection_id = $1 AND s.external_id = w.e AND w.t < s.created_at
+        "#,
+    )
+    .bind(collection_id)
+    .bind(&ext)
+    .bind(&times)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// (collection id, chunk id) of every chunk tagged with the subject, in

@@ -17,6 +17,7 @@ pub mod probes;
 pub mod progress;
 pub mod reconcile;
 pub mod reindex;
+pub mod retention;
 pub mod rewrite;
 pub mod role;
 pub mod subjects;

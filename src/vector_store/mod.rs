@@ -86,6 +86,9 @@ pub struct StoredPoint {
     pub payload: PointPayload,
     /// Present when asked for.
     pub vector: Option<Vec<f32>>,
+    /// When the point was written, where an attached store's mapping says
+    /// (`Mapping::timestamp`); None otherwise.
+    pub written_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A search hit: `score` is the best similarity over the probes (cosine for

@@ -96,6 +96,7 @@ fn row_to_point(row: &sqlx::postgres::PgRow, with_vector: bool) -> std::result::
             text: row.try_get("text")?,
         },
         vector,
+        written_at: None,
     })
 }
 

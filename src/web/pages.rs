@@ -373,10 +373,15 @@ fn job_rows(jobs: &[erasure::JobView]) -> String {
         "<table><thead><tr><th>Job</th><th>Subject</th><th>Status</th><th>Stage</th><th>Requested by</th><th>Reason</th><th>Received</th><th>Deadline</th><th>Error</th></tr></thead><tbody>",
     );
     for j in jobs.iter().map(convert::job) {
+        // A retention job has no subject: it names its collection instead.
+        let subject = match &j.retention {
+            Some(r) => format!("retention of {} sources in {}", r.sources, r.collection),
+            None => j.subject_id.clone(),
+        };
         let _ = write!(
             out,
             "<tr data-job=\"{id}\"><td><a class=\"mono\" href=\"/jobs/{id}\">{id}</a></td><td class=\"subject\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"reason\">{}</td><td>{}</td><td{}>{}</td><td>{}</td></tr>",
-            esc(&j.subject_id),
+            esc(&subject),
             esc(j.status().as_str_name()),
             esc(j.stage().as_str_name()),
             esc(&j.requested_by),

@@ -44,6 +44,7 @@ fn mapping(id: &str, tags: Field) -> Mapping {
         source: None,
         tags,
         scope: None,
+        timestamp: None,
     }
 }
 
@@ -171,6 +172,7 @@ async fn langchain_shared_table_is_counted_and_erased_within_its_collection_only
         text: Some(Field::column("document")),
         source: Some(Field::at("cmetadata", &["source"])),
         scope: Some(Scope { field: Field::column("collection_id"), value: docs.to_string() }),
+        timestamp: None,
         ..mapping("id", Field::at("cmetadata", &["user_id"]))
     };
     let (s, ins) = attach(&store, spec("langchain_pg_embedding", m), false).await;
@@ -417,6 +419,7 @@ async fn hand_made_tables_with_text_ids_and_array_or_text_tags() {
         vector: "vec".into(),
         text: Some(Field::column("body")),
         scope: Some(Scope { field: Field::column("tenant"), value: "7".into() }),
+        timestamp: None,
         ..mapping("chunk_key", Field::column("people"))
     };
     let (s, ins) = attach(&store, spec(r#"rag."Chunks""#, m), false).await;

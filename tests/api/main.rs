@@ -31,6 +31,7 @@ mod residual_progress;
 mod restore_guard;
 mod restore_guard_hostile;
 mod restore_guard_schedule;
+mod retention;
 mod safe_defaults;
 mod service_role;
 mod suppression;

@@ -31,6 +31,7 @@ impl Column {
             "json" => FieldKind::Json,
             "uuid" => FieldKind::Uuid,
             "int2" | "int4" | "int8" => FieldKind::Int,
+            "timestamptz" | "timestamp" | "date" => FieldKind::Timestamp,
             _ => return None,
         })
     }
@@ -83,7 +84,8 @@ impl Index {
             }
             FieldKind::TextArray => self.am == "gin" && self.on_column(col.attnum),
             FieldKind::Text | FieldKind::Uuid | FieldKind::Int => self.am == "btree" && self.on_column(col.attnum),
-            FieldKind::Unknown | FieldKind::Payload => false,
+            // A timestamp is read, never filtered on.
+            FieldKind::Unknown | FieldKind::Payload | FieldKind::Timestamp => false,
         }
     }
 

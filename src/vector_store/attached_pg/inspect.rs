@@ -23,6 +23,7 @@ enum Role {
     Text,
     Source,
     Scope,
+    Timestamp,
 }
 
 impl Role {
@@ -32,15 +33,17 @@ impl Role {
             Self::Text => "text",
             Self::Source => "source",
             Self::Scope => "scope",
+            Self::Timestamp => "timestamp",
         }
     }
 
     fn allows(self, kind: FieldKind) -> bool {
-        use FieldKind::{Int, Json, Jsonb, Text, TextArray, Uuid};
+        use FieldKind::{Int, Json, Jsonb, Text, TextArray, Timestamp, Uuid};
         match self {
             Self::Tags => matches!(kind, Text | TextArray | Json | Jsonb),
             Self::Text => matches!(kind, Text | Json | Jsonb),
             Self::Source | Self::Scope => matches!(kind, Text | Json | Jsonb | Uuid | Int),
+            Self::Timestamp => matches!(kind, Timestamp | Text | Json | Jsonb | Int),
         }
     }
 
@@ -49,6 +52,7 @@ impl Role {
             Self::Tags => "text, varchar, text[], varchar[], json or jsonb",
             Self::Text => "text, varchar, json or jsonb",
             Self::Source | Self::Scope => "text, varchar, uuid, an integer, json or jsonb",
+            Self::Timestamp => "timestamptz, timestamp, date, text, varchar, an integer, json or jsonb",
         }
     }
 }
@@ -103,6 +107,9 @@ pub(super) async fn inspect(pool: &PgPool, spec: &CollectionSpec, create_indexes
     if let Some(s) = mapping.scope.as_mut() {
         check_field(&mut s.field, Role::Scope, &cols, name)?;
     }
+    if let Some(f) = mapping.timestamp.as_mut() {
+        check_field(f, Role::Timestamp, &cols, name)?;
+    }
 
     let tag_array_type = match cols.get(&mapping.tags.column) {
         Some(c) if c.typname == "_varchar" => "varchar[]",
@@ -125,7 +132,11 @@ pub(super) async fn inspect(pool: &PgPool, spec: &CollectionSpec, create_indexes
     };
     if points > 0 {
         check_present(pool, &t, &mapping.tags, Role::Tags).await?;
-        for (f, role) in [(mapping.text.as_ref(), Role::Text), (mapping.source.as_ref(), Role::Source)] {
+        for (f, role) in [
+            (mapping.text.as_ref(), Role::Text),
+            (mapping.source.as_ref(), Role::Source),
+            (mapping.timestamp.as_ref(), Role::Timestamp),
+        ] {
             if let Some(f) = f {
                 check_present(pool, &t, f, role).await?;
             }

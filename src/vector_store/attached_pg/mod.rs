@@ -55,7 +55,7 @@ impl AttachedPgStore {
     async fn target<'a>(&self, spec: &'a CollectionSpec) -> Result<Target<'a>> {
         let mapping = mapping_of(spec)?;
         let table = TableName::parse(&spec.backend_name).map_err(|m| backend_error(m, None))?;
-        let unchecked = [Some(&mapping.tags), mapping.text.as_ref(), mapping.source.as_ref()]
+        let unchecked = [Some(&mapping.tags), mapping.text.as_ref(), mapping.source.as_ref(), mapping.timestamp.as_ref()]
             .into_iter()
             .chain([mapping.scope.as_ref().map(|s| &s.field)])
             .flatten()

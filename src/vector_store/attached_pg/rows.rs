@@ -9,7 +9,7 @@ use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
 use super::sql::Target;
-use crate::domain::{Field, IdKind, NativeId};
+use crate::domain::{Field, IdKind, NativeId, parse_timestamp};
 use crate::vector_store::{PointPayload, StoredPoint};
 
 /// A point with the store's own id.
@@ -31,10 +31,12 @@ pub(super) fn decode(t: &Target<'_>, row: &PgRow, with_vector: bool) -> Result<R
         .unwrap_or_else(|| native.as_string());
     let subjects = subjects(row.try_get::<Option<Value>, _>("lethe_tags")?);
     let vector = if with_vector { row.try_get::<Option<Vector>, _>("lethe_vector")?.map(|v| v.to_vec()) } else { None };
+    let written_at = field_text(t.mapping.timestamp.as_ref(), row.try_get("lethe_written")?).and_then(|s| parse_timestamp(&s));
     let point = StoredPoint {
         id: native.key(t.spec.collection_id),
         payload: PointPayload { tenant_id: t.spec.tenant_id, source_id: source, subjects, text },
         vector,
+        written_at,
     };
     Ok(RowPoint { native, point })
 }

@@ -240,6 +240,11 @@ impl Target<'_> {
         };
         let text = self.text_of(b, m.text.as_ref())?;
         let source = self.text_of(b, m.source.as_ref())?;
+        let written = match m.timestamp.as_ref() {
+            // Seconds since the epoch: no time zone or format to read back.
+            Some(f) if f.kind == FieldKind::Timestamp => format!("extract(epoch from {})::text", self.col(&f.column)),
+            other => self.text_of(b, other)?,
+        };
         let col = self.col(&m.tags.column);
         let tags = match m.tags.kind {
             FieldKind::Text | FieldKind::TextArray => format!("to_jsonb({col})"),
@@ -247,7 +252,10 @@ impl Target<'_> {
             other => return Err(format!("tags cannot be read from a {other:?} field")),
         };
         let vector = if with_vector { format!(", {} AS lethe_vector", self.col(&m.vector)) } else { String::new() };
-        Ok(format!("{id} AS lethe_id, {text} AS lethe_text, {source} AS lethe_source, {tags} AS lethe_tags{vector}"))
+        Ok(format!(
+            "{id} AS lethe_id, {text} AS lethe_text, {source} AS lethe_source, {tags} AS lethe_tags, \
+             {written} AS lethe_written{vector}"
+        ))
     }
 
     /// A field's value as text (`NULL::text` without a field).

@@ -85,7 +85,7 @@ impl<'a> Layout<'a> {
             None => None,
         };
         let mut payload_keys: Option<Vec<String>> = Some(Vec::new());
-        let fields = [Some(&mapping.tags), mapping.text.as_ref(), mapping.source.as_ref()];
+        let fields = [Some(&mapping.tags), mapping.text.as_ref(), mapping.source.as_ref(), mapping.timestamp.as_ref()];
         for first in fields.into_iter().flatten().filter_map(|f| f.path.first()) {
             match (payload_key(std::slice::from_ref(first)), payload_keys.as_mut()) {
                 (Ok(key), Some(keys)) if !keys.contains(&key) => keys.push(key),
@@ -147,7 +147,8 @@ impl<'a> Layout<'a> {
         let (id, native) = key_of_point_id(self.collection_id, point.id.as_ref())?;
         let payload = mapped_payload(self.mapping, &point.payload, owner, &native);
         let vector = if with_vectors { mapped_vector(point.vectors, &self.mapping.vector)? } else { None };
-        Ok(StoredPoint { id, payload, vector })
+        let written_at = mapped_timestamp(self.mapping, &point.payload);
+        Ok(StoredPoint { id, payload, vector, written_at })
     }
 }
 
@@ -350,6 +351,13 @@ pub(super) fn mapped_payload(
     let subjects = tag_values(value_at(payload, &mapping.tags.path));
     let text = mapping.text.as_ref().and_then(|f| field_value(payload, f)).and_then(|v| v.text());
     PointPayload { tenant_id: owner, source_id, subjects, text }
+}
+
+/// When the point was written, where the mapping says (a text or a number;
+/// see `domain::parse_timestamp`); None without a field or a readable value.
+pub(super) fn mapped_timestamp(mapping: &Mapping, payload: &HashMap<String, Value>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let value = field_value(payload, mapping.timestamp.as_ref()?)?.scalar()?;
+    crate::domain::parse_timestamp(&value)
 }
 
 /// The mapped dense vector of a point; `None` when the point lacks it (a
@@ -590,7 +598,9 @@ impl VectorStore for AttachedQdrantStore {
         let layout = Layout::of(spec)?;
         let name = layout.name;
         let mapping = layout.mapping;
-        for (role, field) in [("text", mapping.text.as_ref()), ("source", mapping.source.as_ref())] {
+        for (role, field) in
+            [("text", mapping.text.as_ref()), ("source", mapping.source.as_ref()), ("timestamp", mapping.timestamp.as_ref())]
+        {
             if let Some(f) = field {
                 payload_key(&f.path).map_err(|m| invalid(role, m))?;
             }
@@ -608,6 +618,7 @@ impl VectorStore for AttachedQdrantStore {
         inspected.tags = with_payload_kind(inspected.tags);
         inspected.text = inspected.text.map(with_payload_kind);
         inspected.source = inspected.source.map(with_payload_kind);
+        inspected.timestamp = inspected.timestamp.map(with_payload_kind);
         if let Some(scope) = &mut inspected.scope {
             scope.field.kind = FieldKind::Payload;
         }
@@ -669,10 +680,15 @@ impl VectorStore for AttachedQdrantStore {
                     format!("`{tags}` holds objects, not the person's id (a string or an array of strings): name the key inside"),
                 ));
             }
-            for (role, field) in [("text", mapping.text.as_ref()), ("source", mapping.source.as_ref())] {
+            let fields = [("text", mapping.text.as_ref()), ("source", mapping.source.as_ref()), ("timestamp", mapping.timestamp.as_ref())];
+            for (role, field) in fields {
                 let Some(f) = field else { continue };
                 let key = payload_key(&f.path).map_err(|m| invalid(role, m))?;
                 if self.count_having(&layout, &key).await? == 0 {
+                    if role == "timestamp" {
+                        // A mistyped key would make every source look young forever.
+                        return Err(invalid(role, format!("no point in the collection has `{}`", f.display())));
+                    }
                     out.warnings.push(format!(
                         "no point in the collection has `{}`: {}",
                         f.display(),
@@ -952,6 +968,7 @@ mod tests {
             source: Some(Field { path: path(&["ref_doc_id"]), ..Field::default() }),
             tags: Field { path: path(&["metadata", "user_id"]), ..Field::default() },
             scope: None,
+            timestamp: None,
         }
     }
 

@@ -95,7 +95,7 @@ pub(super) fn stored_point(point: RetrievedPoint, with_vectors: bool, owner: Uui
     let id = uuid_from_point_id(point.id.as_ref())?;
     let payload = payload_from_qdrant(&point.payload, owner)?;
     let vector = if with_vectors { Some(dense_vector(point.vectors)?) } else { None };
-    Ok(StoredPoint { id, payload, vector })
+    Ok(StoredPoint { id, payload, vector, written_at: None })
 }
 
 pub(super) fn check_completed(result: Option<UpdateResult>, what: &str) -> Result<()> {

@@ -46,7 +46,7 @@ class AttachRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., backend: _Optional[_Union[_types_pb2.Backend, str]] = ..., preset: _Optional[str] = ..., target: _Optional[str] = ..., tag_key: _Optional[str] = ..., mapping: _Optional[_Union[AttachMapping, _Mapping]] = ..., create_indexes: bool = ..., distance: _Optional[_Union[_types_pb2.Distance, str]] = ..., embedding_model: _Optional[str] = ..., screening: _Optional[_Union[_types_pb2.Screening, str]] = ...) -> None: ...
 
 class AttachMapping(_message.Message):
-    __slots__ = ("id", "vector", "text", "source", "tags", "scope", "scope_value")
+    __slots__ = ("id", "vector", "text", "source", "tags", "scope", "scope_value", "timestamp")
     ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class AttachMapping(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     SCOPE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: str
     text: FieldPath
@@ -61,7 +62,8 @@ class AttachMapping(_message.Message):
     tags: FieldPath
     scope: FieldPath
     scope_value: str
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[str] = ..., text: _Optional[_Union[FieldPath, _Mapping]] = ..., source: _Optional[_Union[FieldPath, _Mapping]] = ..., tags: _Optional[_Union[FieldPath, _Mapping]] = ..., scope: _Optional[_Union[FieldPath, _Mapping]] = ..., scope_value: _Optional[str] = ...) -> None: ...
+    timestamp: FieldPath
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[str] = ..., text: _Optional[_Union[FieldPath, _Mapping]] = ..., source: _Optional[_Union[FieldPath, _Mapping]] = ..., tags: _Optional[_Union[FieldPath, _Mapping]] = ..., scope: _Optional[_Union[FieldPath, _Mapping]] = ..., scope_value: _Optional[str] = ..., timestamp: _Optional[_Union[FieldPath, _Mapping]] = ...) -> None: ...
 
 class FieldPath(_message.Message):
     __slots__ = ("column", "path", "json_text_path")
@@ -476,3 +478,53 @@ class ImportLedgerResponse(_message.Message):
     points_added: int
     log_seq: int
     def __init__(self, subjects: _Optional[int] = ..., tombstones_created: _Optional[int] = ..., subjects_re_erased: _Optional[int] = ..., subjects_known: _Optional[int] = ..., held_subject_hashes: _Optional[_Iterable[str]] = ..., points: _Optional[int] = ..., points_added: _Optional[int] = ..., log_seq: _Optional[int] = ...) -> None: ...
+
+class SetRetentionRequest(_message.Message):
+    __slots__ = ("collection", "days", "source_kind", "clear")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KIND_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    days: int
+    source_kind: str
+    clear: bool
+    def __init__(self, collection: _Optional[str] = ..., days: _Optional[int] = ..., source_kind: _Optional[str] = ..., clear: bool = ...) -> None: ...
+
+class ListRetentionRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRetentionResponse(_message.Message):
+    __slots__ = ("collections", "scheduler_enabled", "interval_secs")
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECS_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedCompositeFieldContainer[_types_pb2.CollectionRetention]
+    scheduler_enabled: bool
+    interval_secs: int
+    def __init__(self, collections: _Optional[_Iterable[_Union[_types_pb2.CollectionRetention, _Mapping]]] = ..., scheduler_enabled: bool = ..., interval_secs: _Optional[int] = ...) -> None: ...
+
+class PreviewRetentionRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class PreviewRetentionResponse(_message.Message):
+    __slots__ = ("collections",)
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedCompositeFieldContainer[_types_pb2.RetentionSweep]
+    def __init__(self, collections: _Optional[_Iterable[_Union[_types_pb2.RetentionSweep, _Mapping]]] = ...) -> None: ...
+
+class SweepRetentionRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class SweepRetentionResponse(_message.Message):
+    __slots__ = ("collections",)
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedCompositeFieldContainer[_types_pb2.RetentionSweep]
+    def __init__(self, collections: _Optional[_Iterable[_Union[_types_pb2.RetentionSweep, _Mapping]]] = ...) -> None: ...

@@ -155,6 +155,26 @@ class LetheStub(object):
                 request_serializer=lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.SerializeToString,
                 response_deserializer=lethe_dot_v1_dot_lethe__pb2.ExportRecord.FromString,
                 )
+        self.SetRetention = channel.unary_unary(
+                '/lethe.v1.Lethe/SetRetention',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.SetRetentionRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_types__pb2.CollectionRetention.FromString,
+                )
+        self.ListRetention = channel.unary_unary(
+                '/lethe.v1.Lethe/ListRetention',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.ListRetentionRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.ListRetentionResponse.FromString,
+                )
+        self.PreviewRetention = channel.unary_unary(
+                '/lethe.v1.Lethe/PreviewRetention',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.PreviewRetentionRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.PreviewRetentionResponse.FromString,
+                )
+        self.SweepRetention = channel.unary_unary(
+                '/lethe.v1.Lethe/SweepRetention',
+                request_serializer=lethe_dot_v1_dot_lethe__pb2.SweepRetentionRequest.SerializeToString,
+                response_deserializer=lethe_dot_v1_dot_lethe__pb2.SweepRetentionResponse.FromString,
+                )
 
 
 class LetheServicer(object):
@@ -488,6 +508,55 @@ class LetheServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRetention(self, request, context):
+        """Retention. A collection's rule (`retention_days`, and optionally one per
+        source kind) erases the sources that lineage recorded more than that
+        many days ago (a source's first Ingest or Track; writing to the same
+        source id later does not renew it). A scheduler in every replica sweeps
+        each collection with a rule every `retention.interval_secs` (one replica
+        per collection and interval) and queues the sources past the rule as
+        erase jobs of kind `retention`: the same stages, leases and counts as
+        Erase (before, deleted and after, from the backend by lineage ids), a
+        `retention` entry in the deletion log and a signed certificate each; no
+        residual search (a retention job erases sources, not a person). A
+        source one of whose chunks is tagged with a subject under legal hold is
+        withheld: counted and reported, never deleted. An attached collection
+        needs a `timestamp` in its mapping (AttachMapping.timestamp): without one
+        its rule is refused (FAILED_PRECONDITION `retention_needs_timestamp`),
+        because lineage knows when Lethe adopted its points, not when they were
+        written.
+
+        Sets a collection's rule or a source kind's. Secret key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRetention(self, request, context):
+        """Every collection's rules and when it is swept next (secret or auditor key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewRetention(self, request, context):
+        """What a sweep would erase now, per collection: counts only, nothing is
+        changed (secret or auditor key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SweepRetention(self, request, context):
+        """Sweeps now: queues the sources past the rules as retention jobs and
+        returns their ids (watch them with GetErasure / WatchErasure). Sources a
+        queued or running retention job already has are left to it, so
+        concurrent sweeps never erase a source twice. Secret key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LetheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -630,6 +699,26 @@ def add_LetheServicer_to_server(servicer, server):
                     servicer.ExportSubject,
                     request_deserializer=lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.FromString,
                     response_serializer=lethe_dot_v1_dot_lethe__pb2.ExportRecord.SerializeToString,
+            ),
+            'SetRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRetention,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.SetRetentionRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_types__pb2.CollectionRetention.SerializeToString,
+            ),
+            'ListRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRetention,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.ListRetentionRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.ListRetentionResponse.SerializeToString,
+            ),
+            'PreviewRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewRetention,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.PreviewRetentionRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.PreviewRetentionResponse.SerializeToString,
+            ),
+            'SweepRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.SweepRetention,
+                    request_deserializer=lethe_dot_v1_dot_lethe__pb2.SweepRetentionRequest.FromString,
+                    response_serializer=lethe_dot_v1_dot_lethe__pb2.SweepRetentionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1114,5 +1203,73 @@ class Lethe(object):
         return grpc.experimental.unary_stream(request, target, '/lethe.v1.Lethe/ExportSubject',
             lethe_dot_v1_dot_lethe__pb2.ExportSubjectRequest.SerializeToString,
             lethe_dot_v1_dot_lethe__pb2.ExportRecord.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SetRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/SetRetention',
+            lethe_dot_v1_dot_lethe__pb2.SetRetentionRequest.SerializeToString,
+            lethe_dot_v1_dot_types__pb2.CollectionRetention.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/ListRetention',
+            lethe_dot_v1_dot_lethe__pb2.ListRetentionRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.ListRetentionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def PreviewRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/PreviewRetention',
+            lethe_dot_v1_dot_lethe__pb2.PreviewRetentionRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.PreviewRetentionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SweepRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lethe.v1.Lethe/SweepRetention',
+            lethe_dot_v1_dot_lethe__pb2.SweepRetentionRequest.SerializeToString,
+            lethe_dot_v1_dot_lethe__pb2.SweepRetentionResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -253,7 +253,7 @@ class CollectionCount(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., before_by_tag: _Optional[int] = ..., before_by_ids: _Optional[int] = ..., before_total: _Optional[int] = ..., deleted: _Optional[int] = ..., after_by_tag: _Optional[int] = ..., after_by_ids: _Optional[int] = ..., after_total: _Optional[int] = ..., residual_found: _Optional[int] = ..., residual_deleted: _Optional[int] = ..., residual_redacted: _Optional[int] = ..., physical_status: _Optional[str] = ..., physical_detail: _Optional[str] = ..., withheld: _Optional[int] = ..., residual_withheld: _Optional[int] = ...) -> None: ...
 
 class ErasureJob(_message.Message):
-    __slots__ = ("job_id", "subject_id", "subject_hash", "status", "stage", "requested_by", "reason", "residual_policy", "received_at", "started_at", "completed_at", "deadline", "overdue", "counts", "error", "attempts", "residuals", "guarantee_physical", "notes", "lineage_physical_status", "lineage_physical_detail")
+    __slots__ = ("job_id", "subject_id", "subject_hash", "status", "stage", "requested_by", "reason", "residual_policy", "received_at", "started_at", "completed_at", "deadline", "overdue", "counts", "error", "attempts", "residuals", "guarantee_physical", "notes", "lineage_physical_status", "lineage_physical_detail", "kind", "retention")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +275,8 @@ class ErasureJob(_message.Message):
     NOTES_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_PHYSICAL_STATUS_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_PHYSICAL_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     subject_id: str
     subject_hash: str
@@ -296,7 +298,19 @@ class ErasureJob(_message.Message):
     notes: _containers.RepeatedCompositeFieldContainer[JobNote]
     lineage_physical_status: str
     lineage_physical_detail: str
-    def __init__(self, job_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., subject_hash: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ..., residual_policy: _Optional[_Union[ResidualPolicy, str]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: bool = ..., counts: _Optional[_Iterable[_Union[CollectionCount, _Mapping]]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., residuals: _Optional[_Iterable[_Union[ResidualCandidate, _Mapping]]] = ..., guarantee_physical: bool = ..., notes: _Optional[_Iterable[_Union[JobNote, _Mapping]]] = ..., lineage_physical_status: _Optional[str] = ..., lineage_physical_detail: _Optional[str] = ...) -> None: ...
+    kind: str
+    retention: RetentionTarget
+    def __init__(self, job_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., subject_hash: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ..., residual_policy: _Optional[_Union[ResidualPolicy, str]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: bool = ..., counts: _Optional[_Iterable[_Union[CollectionCount, _Mapping]]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., residuals: _Optional[_Iterable[_Union[ResidualCandidate, _Mapping]]] = ..., guarantee_physical: bool = ..., notes: _Optional[_Iterable[_Union[JobNote, _Mapping]]] = ..., lineage_physical_status: _Optional[str] = ..., lineage_physical_detail: _Optional[str] = ..., kind: _Optional[str] = ..., retention: _Optional[_Union[RetentionTarget, _Mapping]] = ...) -> None: ...
+
+class RetentionTarget(_message.Message):
+    __slots__ = ("collection", "sources", "withheld_sources")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    sources: int
+    withheld_sources: int
+    def __init__(self, collection: _Optional[str] = ..., sources: _Optional[int] = ..., withheld_sources: _Optional[int] = ...) -> None: ...
 
 class JobNote(_message.Message):
     __slots__ = ("code", "stage", "message")
@@ -439,3 +453,51 @@ class ReindexJob(_message.Message):
     completed_at: _timestamp_pb2.Timestamp
     orphans_dropped: int
     def __init__(self, job_id: _Optional[str] = ..., collection: _Optional[str] = ..., mode: _Optional[_Union[ReindexMode, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[str] = ..., total: _Optional[int] = ..., copied: _Optional[int] = ..., missing: _Optional[int] = ..., excluded: _Optional[int] = ..., final_count: _Optional[int] = ..., error: _Optional[str] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., orphans_dropped: _Optional[int] = ...) -> None: ...
+
+class SourceKindRule(_message.Message):
+    __slots__ = ("source_kind", "days")
+    SOURCE_KIND_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    source_kind: str
+    days: int
+    def __init__(self, source_kind: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
+
+class CollectionRetention(_message.Message):
+    __slots__ = ("collection", "backend", "days", "source_kinds", "supported", "last_swept_at", "next_sweep_at")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KINDS_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SWEPT_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SWEEP_AT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    backend: Backend
+    days: int
+    source_kinds: _containers.RepeatedCompositeFieldContainer[SourceKindRule]
+    supported: bool
+    last_swept_at: _timestamp_pb2.Timestamp
+    next_sweep_at: _timestamp_pb2.Timestamp
+    def __init__(self, collection: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., days: _Optional[int] = ..., source_kinds: _Optional[_Iterable[_Union[SourceKindRule, _Mapping]]] = ..., supported: bool = ..., last_swept_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., next_sweep_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RetentionSweep(_message.Message):
+    __slots__ = ("collection", "sources", "chunks", "withheld_sources", "withheld_chunks", "in_flight_sources", "deferred_sources", "oldest", "job_ids")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    DEFERRED_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    sources: int
+    chunks: int
+    withheld_sources: int
+    withheld_chunks: int
+    in_flight_sources: int
+    deferred_sources: int
+    oldest: _timestamp_pb2.Timestamp
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., sources: _Optional[int] = ..., chunks: _Optional[int] = ..., withheld_sources: _Optional[int] = ..., withheld_chunks: _Optional[int] = ..., in_flight_sources: _Optional[int] = ..., deferred_sources: _Optional[int] = ..., oldest: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
