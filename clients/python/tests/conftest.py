@@ -145,6 +145,8 @@ def running_server(extra_env: Optional[Mapping[str, str]] = None) -> Iterator[Se
         # The auditor's web view on a port of its own choosing: several servers
         # (a restarted one, a late one) run side by side in these tests.
         LETHE_WEB__PORT="0",
+        # Retention sweeps run on request here (SweepRetention), not behind a test's back.
+        LETHE_RETENTION__ENABLED="false",
         RUST_LOG=os.environ.get("LETHE_PYTEST_RUST_LOG", "warn"),
     )
     env.update(extra_env or {})

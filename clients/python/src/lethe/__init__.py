@@ -35,6 +35,9 @@ from .errors import (
     Unavailable,
 )
 from .types import (
+    CollectionRetention,
+    RetentionSweep,
+    SourceKindRule,
     LedgerImport,
     ReconcileCollection,
     ReconcileRun,
@@ -142,5 +145,8 @@ __all__ = [
     "AttachResult",
     "ReconcileCollection",
     "ReconcileRun",
+    "CollectionRetention",
+    "RetentionSweep",
+    "SourceKindRule",
     "LedgerImport",
 ]

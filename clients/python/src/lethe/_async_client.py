@@ -17,6 +17,8 @@ from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
+    CollectionRetention,
+    RetentionSweep,
     LedgerImport,
     ReconcileRun,
     AttachJob,
@@ -493,3 +495,23 @@ class AsyncLethe:
                     continue
                 raise err from e
             return cv.ledger_import(response)
+
+    # ------------------------------------------------------------------ retention
+
+    async def set_retention(
+        self, collection: str, *, days: int, source_kind: str = "", clear: bool = False, timeout: Optional[float] = None
+    ) -> CollectionRetention:
+        """See :meth:`lethe.Lethe.set_retention`."""
+        return await self._call(calls.set_retention(collection, days, source_kind, clear), timeout)
+
+    async def list_retention(self, *, timeout: Optional[float] = None) -> list[CollectionRetention]:
+        """See :meth:`lethe.Lethe.list_retention`."""
+        return await self._call(calls.list_retention(), timeout)
+
+    async def preview_retention(self, collection: str = "", *, timeout: Optional[float] = None) -> list[RetentionSweep]:
+        """See :meth:`lethe.Lethe.preview_retention`."""
+        return await self._call(calls.preview_retention(collection), timeout)
+
+    async def sweep_retention(self, collection: str = "", *, timeout: Optional[float] = None) -> list[RetentionSweep]:
+        """See :meth:`lethe.Lethe.sweep_retention`."""
+        return await self._call(calls.sweep_retention(collection), timeout)

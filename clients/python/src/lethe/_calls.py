@@ -11,6 +11,8 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence
 
 from . import _convert as cv
 from .types import (
+    CollectionRetention,
+    RetentionSweep,
     ReconcileRun,
     AttachJob,
     AttachMapping,
@@ -267,3 +269,22 @@ LEDGER_CHUNK = 1 << 20
 def ledger_chunks(ledger: bytes) -> list[Any]:
     """The LedgerChunk messages of a ledger, in order."""
     return [pb.LedgerChunk(data=ledger[i : i + LEDGER_CHUNK]) for i in range(0, len(ledger), LEDGER_CHUNK)]
+
+
+def set_retention(collection: str, days: int, source_kind: str, clear: bool) -> Call[CollectionRetention]:
+    request = pb.SetRetentionRequest(collection=collection, days=days, source_kind=source_kind, clear=clear)
+    return Call("SetRetention", request, cv.collection_retention)
+
+
+def list_retention() -> Call[list[CollectionRetention]]:
+    return Call("ListRetention", pb.ListRetentionRequest(), lambda m: [cv.collection_retention(c) for c in m.collections])
+
+
+def preview_retention(collection: str) -> Call[list[RetentionSweep]]:
+    request = pb.PreviewRetentionRequest(collection=collection)
+    return Call("PreviewRetention", request, lambda m: [cv.retention_sweep(c) for c in m.collections])
+
+
+def sweep_retention(collection: str) -> Call[list[RetentionSweep]]:
+    request = pb.SweepRetentionRequest(collection=collection)
+    return Call("SweepRetention", request, lambda m: [cv.retention_sweep(c) for c in m.collections])

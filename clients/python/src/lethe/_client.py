@@ -15,6 +15,8 @@ from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, retry_policy, resolve
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
+    CollectionRetention,
+    RetentionSweep,
     LedgerImport,
     ReconcileRun,
     AttachJob,
@@ -612,3 +614,27 @@ class Lethe:
                     continue
                 raise err from e
             return cv.ledger_import(response)
+
+    # ------------------------------------------------------------------ retention
+
+    def set_retention(
+        self, collection: str, *, days: int, source_kind: str = "", clear: bool = False, timeout: Optional[float] = None
+    ) -> CollectionRetention:
+        """Sets a collection's retention rule (secret key): sources recorded more than
+        ``days`` ago are erased as retention jobs (0: off). With ``source_kind`` the rule is
+        for that kind's sources and overrides the collection's (0 keeps them for ever;
+        ``clear=True`` removes it)."""
+        return self._call(calls.set_retention(collection, days, source_kind, clear), timeout)
+
+    def list_retention(self, *, timeout: Optional[float] = None) -> list[CollectionRetention]:
+        """Every collection's retention rules and next sweep (secret or auditor key)."""
+        return self._call(calls.list_retention(), timeout)
+
+    def preview_retention(self, collection: str = "", *, timeout: Optional[float] = None) -> list[RetentionSweep]:
+        """What a sweep would erase now, per collection: counts only (secret or auditor key)."""
+        return self._call(calls.preview_retention(collection), timeout)
+
+    def sweep_retention(self, collection: str = "", *, timeout: Optional[float] = None) -> list[RetentionSweep]:
+        """Sweeps now (secret key): queues the sources past their rules as retention
+        jobs; their ids are in ``job_ids`` (follow them with :meth:`wait_for_erasure`)."""
+        return self._call(calls.sweep_retention(collection), timeout)

@@ -8,6 +8,9 @@ from enum import Enum
 from typing import Any, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .types import (
+    CollectionRetention,
+    RetentionSweep,
+    SourceKindRule,
     LedgerImport,
     ReconcileCollection,
     ReconcileRun,
@@ -518,4 +521,30 @@ def ledger_import(m: pb.ImportLedgerResponse) -> LedgerImport:
         points=m.points,
         points_added=m.points_added,
         log_seq=m.log_seq,
+    )
+
+
+def collection_retention(m: pb.CollectionRetention) -> CollectionRetention:
+    return CollectionRetention(
+        collection=m.collection,
+        backend=_backend_out(m.backend),
+        days=m.days,
+        source_kinds=[SourceKindRule(source_kind=r.source_kind, days=r.days) for r in m.source_kinds],
+        supported=m.supported,
+        last_swept_at=_ts(m, "last_swept_at"),
+        next_sweep_at=_ts(m, "next_sweep_at"),
+    )
+
+
+def retention_sweep(m: pb.RetentionSweep) -> RetentionSweep:
+    return RetentionSweep(
+        collection=m.collection,
+        sources=m.sources,
+        chunks=m.chunks,
+        withheld_sources=m.withheld_sources,
+        withheld_chunks=m.withheld_chunks,
+        in_flight_sources=m.in_flight_sources,
+        deferred_sources=m.deferred_sources,
+        oldest=_ts(m, "oldest"),
+        job_ids=list(m.job_ids),
     )

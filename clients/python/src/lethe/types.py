@@ -636,3 +636,45 @@ class LedgerImport:
     points_added: int
     #: the ``ledger_import`` log entry; 0 when nothing changed
     log_seq: int
+
+
+@dataclass(frozen=True)
+class SourceKindRule:
+    """A retention rule for the sources of one kind; ``days == 0`` keeps them for ever."""
+
+    source_kind: str
+    days: int
+
+
+@dataclass(frozen=True)
+class CollectionRetention:
+    """A collection's retention rules (``days == 0``: off) and its sweeps."""
+
+    collection: str
+    backend: Optional[Backend]
+    days: int
+    source_kinds: list[SourceKindRule]
+    #: False for an attached collection without a ``timestamp`` in its mapping
+    supported: bool
+    last_swept_at: Optional[datetime]
+    #: when this server's scheduler sweeps it next; None without a rule
+    next_sweep_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class RetentionSweep:
+    """What a sweep of one collection would erase (preview) or queued (sweep), from lineage."""
+
+    collection: str
+    sources: int
+    chunks: int
+    #: kept because a chunk of theirs is tagged with a subject under legal hold
+    withheld_sources: int
+    withheld_chunks: int
+    #: already in a queued or running retention job
+    in_flight_sources: int
+    #: past their rule beyond one sweep's limit: the next sweep's
+    deferred_sources: int
+    oldest: Optional[datetime]
+    #: the retention jobs queued (follow them with :meth:`lethe.Lethe.wait_for_erasure`)
+    job_ids: list[str]
