@@ -147,6 +147,14 @@ impl Mapping {
 /// (UTC without a zone), `YYYY-MM-DD`, or seconds since the epoch (from
 /// 10¹¹ on, milliseconds: no point was written in the year 5138).
 pub fn parse_timestamp(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    // Outside 1900 .. now + 1 day a store's value is no write time (and before
+    // 4713 BC PostgreSQL cannot even hold it): such a point counts from its adoption.
+    let earliest = chrono::DateTime::from_timestamp(-2_208_988_800, 0)?;
+    let latest = chrono::Utc::now() + chrono::Duration::days(1);
+    read_timestamp(s).filter(|t| (earliest..=latest).contains(t))
+}
+
+fn read_timestamp(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
     let s = s.trim();
     if let Ok(n) = s.parse::<f64>() {
@@ -340,7 +348,8 @@ mod tests {
         assert_eq!(t("1709294400.0"), noon);
         assert_eq!(t("1709294400000"), noon, "milliseconds");
         assert_eq!(t("2024-03-01"), Some("2024-03-01T00:00:00+00:00".to_owned()));
-        for bad in ["", "soon", "2024-13-01", "NaN", "inf"] {
+        // Out of any write time's range (PostgreSQL cannot hold the first two).
+        for bad in ["", "soon", "2024-13-01", "NaN", "inf", "-7000000000000000", "-10000-01-01 00:00:00", "1800-01-01", "9999-01-01"] {
             assert_eq!(t(bad), None, "{bad}");
         }
     }

@@ -19,8 +19,9 @@
 //! the person received without seeing its content.
 //!
 //! The export is logged (kind `export`) with who asked (key id and kind),
-//! the parts' counts and hashes, never content or the id itself (the entry
-//! carries the subject's keyed hash like every entry about a person). A
+//! the parts' counts and their hashes keyed with the tenant's key, never
+//! content, the id itself or a plain hash of either (the entry carries the
+//! subject's keyed hash like every entry about a person). A
 //! client that stops reading midway ends the export, which is logged with
 //! `complete: false`.
 
@@ -203,12 +204,24 @@ async fn export(ctx: &Context, principal: &Principal, subject: &ExternalId, w: &
     }
 
     // Logged whether or not the client read to the end: what was read left Lethe.
+    // The log outlives the person: a plain hash of a part (the subject part of
+    // an unknown id is two known fields) would let a reader of the log test a
+    // guessed id, so the entry keeps the parts' hashes keyed with the tenant's
+    // key (`sha256_keyed`: HMAC of the manifest's hex SHA-256).
     let parts = w.summary();
+    let mut logged_parts = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let plain = p["sha256"].as_str().unwrap_or_default();
+        let keyed = hex::encode(ctx.keyed_hash(tenant_id, plain).await?);
+        logged_parts.push(json!({
+            "name": p["name"], "records": p["records"], "included": p["included"], "sha256_keyed": keyed,
+        }));
+    }
     let entry = json!({
         "requested_by": { "key_id": principal.key_id, "kind": kind_name(principal.kind) },
         "complete": go,
         "texts_included": w.full,
-        "parts": parts,
+        "parts": logged_parts,
     });
     let mut tx = ctx.pool.begin().await.map_err(crate::store::StoreError::from)?;
     let (logged, _) = crate::audit::append(&mut tx, &ctx.signer, tenant_id, "export", None, Some(&hash), &entry).await?;

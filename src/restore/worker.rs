@@ -86,8 +86,10 @@ pub async fn step(ctx: &Context, owner: Uuid) -> Result<bool> {
         Ok(true) => tracing::info!(run_id = %run.job_id, "reconcile completed"),
         Ok(false) => tracing::warn!(run_id = %run.job_id, "reconcile run taken over by another claim"),
         Err(e) => {
-            let message = e.to_string();
-            tracing::warn!(run_id = %run.job_id, error.cause_chain = ?e, "reconcile stopped");
+            // Kept in the run and the service's log after the run: no value a
+            // backend's error quoted (a text point id) outlives it.
+            let message = crate::attach::worker::without_values(&e.to_string());
+            tracing::warn!(run_id = %run.job_id, error = %message, "reconcile stopped");
             let transient = matches!(e, LetheError::Unavailable(_) | LetheError::Unexpected(_));
             if transient && run.attempts < MAX_ATTEMPTS {
                 let backoff = f64::from(run.attempts.clamp(1, 6)).exp2();

@@ -100,14 +100,19 @@ pub async fn jobs(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<Expor
     .await?)
 }
 
-/// The tenant's log entries that name `subject_hash`, oldest first.
+/// The tenant's log entries that name `subject_hash`, oldest first: by the
+/// entry's subject column, and the `reconcile` entries (one per collection,
+/// for several people) that list it among their `subjects`.
 pub async fn log_entries(ex: impl PgExecutor<'_>, tenant_id: Uuid, subject_hash: &[u8]) -> Result<Vec<LogRow>> {
     Ok(sqlx::query_as(
         "SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at, hash_version \
-         FROM deletion_log WHERE tenant_id = $1 AND subject_hash = $2 ORDER BY seq",
+         FROM deletion_log WHERE tenant_id = $1 \
+           AND (subject_hash = $2 OR (kind = 'reconcile' AND jsonb_exists(body::jsonb -> 'subjects', $3))) \
+         ORDER BY seq",
     )
     .bind(tenant_id)
     .bind(subject_hash)
+    .bind(hex::encode(subject_hash))
     .fetch_all(ex)
     .await?)
 }

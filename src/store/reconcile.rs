@@ -109,7 +109,7 @@ pub async fn release(ex: impl PgExecutor<'_>, run_id: Uuid, lease: Lease, error:
 
 /// Ends the run (`completed` or `failed`); false when `lease` no longer holds it.
 pub async fn finish(
-    ex: impl PgExecutor<'_>,
+    pool: &sqlx::PgPool,
     run_id: Uuid,
     lease: Lease,
     status: &str,
@@ -117,6 +117,7 @@ pub async fn finish(
     held_subjects: &[Vec<u8>],
     subjects_scrubbed: i32,
 ) -> Result<bool> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(&format!(
         "UPDATE reconcile_runs SET status = $4, error = $5, held_subjects = $6, subjects_scrubbed = $7, \
          completed_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE {FENCE}"
@@ -128,9 +129,19 @@ pub async fn finish(
     .bind(error)
     .bind(held_subjects)
     .bind(subjects_scrubbed)
-    .execute(ex)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    // A run that ends without finishing a collection keeps none of its
+    // planned point keys (a key can be a UUIDv5 of a person-named id).
+    sqlx::query("UPDATE reconcile_collections SET points = '{}', point_subjects = '{}' WHERE job_id = $1 AND log_seq IS NULL")
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub async fn run(ex: impl PgExecutor<'_>, tenant_id: Uuid, run_id: Uuid) -> Result<Option<RunRow>> {

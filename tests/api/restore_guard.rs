@@ -231,6 +231,23 @@ async fn restored_pgvector_tables_lethe_created_and_attached_are_reconciled() {
     app.assert_lineage_consistent().await;
     assert_log_verifies(&app).await;
 
+    // Her access export lists the reconcile entries that name her keyed hash.
+    let mut export = app
+        .client
+        .clone()
+        .export_subject(req(&app.keys.sk, pb::ExportSubjectRequest { subject_id: "alice".into() }))
+        .await
+        .expect("export")
+        .into_inner();
+    let mut kinds = Vec::new();
+    while let Some(r) = export.message().await.expect("record") {
+        if r.part == "log" {
+            let e: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+            kinds.push(e["kind"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(kinds.iter().filter(|k| *k == "reconcile").count(), 2, "{kinds:?}");
+
     // Nothing came back since: the run logs zeros.
     let again = reconcile(&app).await;
     assert_eq!((counts(&again, "mail"), counts(&again, "crm")), ((0, 0, 0), (0, 0, 0)));

@@ -209,7 +209,8 @@ def track_ids(client: Lethe, collection: str, ids: Sequence[str], subjects: Mapp
     source and text from the store); returns the accepted ids, normalised."""
     accepted: set[str] = set()
     first = True
-    for batch in batched(list(ids), ID_BATCH):
+    # A framework may list an id twice; the server refuses a repeated id.
+    for batch in batched(list(dict.fromkeys(ids)), ID_BATCH):
         r = client.track(collection, [TrackedPoint(point_id=i, source_id="") for i in batch], subjects=subjects if first else None)
         first = False
         accepted.update(norm_id(i) for i in r.point_ids)
@@ -233,7 +234,10 @@ def delete_points(
 ) -> DeleteResult:
     """DeletePoints in batches; the results summed."""
     total = DeleteResult(deleted=0, forgotten=0, kept=0, held=0)
-    items: list[tuple[str, str]] = [("p", str(p)) for p in point_ids] + [("s", s) for s in source_ids]
+    # A framework's delete list may repeat an id; the server refuses a repeated id.
+    unique_points = dict.fromkeys(str(p) for p in point_ids)
+    unique_sources = dict.fromkeys(source_ids)
+    items: list[tuple[str, str]] = [("p", p) for p in unique_points] + [("s", s) for s in unique_sources]
     for batch in batched(items, ID_BATCH):
         r = client.delete_points(
             collection,
