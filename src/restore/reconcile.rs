@@ -68,6 +68,16 @@ async fn collection(
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_shared(&mut guard, &[collection_lock_key(spec.collection_id)]).await?;
     holds::lock_shared(&mut guard, run.tenant_id).await?;
+    // A resumed run deletes what it planned, unless a hold placed since then
+    // covers some of it: then it plans again (holds are read at every
+    // destructive step, as an erase job's are).
+    let earlier = match earlier {
+        Some(plan) if held_since(&mut guard, run.tenant_id, spec, plan).await? => {
+            tracing::info!(run_id = %run.job_id, collection = %spec.name, "a legal hold changed since the plan: planning again");
+            None
+        }
+        other => other,
+    };
     let plan = match earlier {
         Some(plan) => plan.clone(),
         None => {
@@ -85,6 +95,22 @@ async fn collection(
         tracing::info!(run_id = %run.job_id, collection = %spec.name, came_back = plan.before, after, "collection reconciled");
     }
     Ok(applied && runs::renew(&ctx.pool, run.job_id, lease, lease_secs(ctx)).await?)
+}
+
+/// Whether a subject or chunk of `plan` is on hold now.
+async fn held_since(
+    guard: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant: Uuid,
+    spec: &CollectionSpec,
+    plan: &CollectionRow,
+) -> Result<bool> {
+    let held: HashSet<Vec<u8>> = holds::held_hashes(&mut **guard, tenant).await?.into_iter().collect();
+    if plan.point_subjects.iter().any(|s| held.contains(s)) {
+        return Ok(true);
+    }
+    let held_chunks: HashSet<Uuid> =
+        holds::held_chunks_in_collection(&mut **guard, tenant, spec.collection_id).await?.into_iter().collect();
+    Ok(plan.points.iter().any(|p| held_chunks.contains(p)))
 }
 
 /// What a run looks for, as the guard's transaction sees it.

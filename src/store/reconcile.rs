@@ -186,8 +186,9 @@ pub async fn collections(ex: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<Co
 }
 
 /// Records a collection's plan (what the scan found, the count before and
-/// the points to delete) before its first delete; a plan recorded by an
-/// earlier attempt stays. False when `lease` no longer holds the run.
+/// the points to delete) before its first delete; a new plan (a hold placed
+/// since the earlier attempt's) replaces the earlier one until the collection
+/// is done. False when `lease` no longer holds the run.
 pub async fn record_plan(ex: impl PgExecutor<'_> + Copy, run_id: Uuid, lease: Lease, c: &CollectionRow) -> Result<bool> {
     let done = sqlx::query(&format!(
         r#"
@@ -195,7 +196,11 @@ pub async fn record_plan(ex: impl PgExecutor<'_> + Copy, run_id: Uuid, lease: Le
                                            by_lineage, by_ledger, withheld, before, points, point_subjects)
         SELECT $1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
         WHERE {HELD}
-        ON CONFLICT (job_id, collection_id) DO NOTHING
+        ON CONFLICT (job_id, collection_id) DO UPDATE SET
+            scanned = EXCLUDED.scanned, by_tag = EXCLUDED.by_tag, by_lineage = EXCLUDED.by_lineage,
+            by_ledger = EXCLUDED.by_ledger, withheld = EXCLUDED.withheld, before = EXCLUDED.before,
+            points = EXCLUDED.points, point_subjects = EXCLUDED.point_subjects
+        WHERE reconcile_collections.log_seq IS NULL
         "#
     ))
     .bind(run_id)
