@@ -51,6 +51,7 @@ pub mod keys;
 pub mod metrics;
 pub mod operator;
 pub mod progress;
+pub mod queue;
 pub mod reindex;
 pub mod residual;
 pub mod restore;

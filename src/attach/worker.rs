@@ -11,7 +11,6 @@
 //! logged as a follow-up of that erasure), and screening reports mentions.
 
 use std::future::Future;
-use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -28,30 +27,8 @@ const MAX_ATTEMPTS: i32 = 10;
 
 /// One adoption worker until `shutdown` resolves.
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
-    if ctx.settings.erasure.workers == 0 {
-        shutdown.await;
-        return;
-    }
     let owner = Uuid::new_v4();
-    let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
-    let work = async {
-        loop {
-            match step(&ctx, owner).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
-                }
-                Err(e) => {
-                    tracing::error!(error.cause_chain = ?e, "cannot read the adoption queue");
-                    tokio::time::sleep(poll).await;
-                }
-            }
-        }
-    };
-    tokio::select! {
-        () = work => {},
-        () = shutdown => {},
-    }
+    crate::queue::run_until_stopped(&ctx, "adoption", || step(&ctx, owner), shutdown).await;
 }
 
 /// Queues due rescans, then claims and runs one job; false when there was none.

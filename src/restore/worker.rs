@@ -22,40 +22,30 @@ use crate::store::reconcile as runs;
 /// Attempts of a run before it fails for good.
 const MAX_ATTEMPTS: i32 = 10;
 
-/// One reconcile worker until `shutdown` resolves. Off with the erase
-/// workers (`erasure.workers: 0`).
+/// One reconcile worker until `shutdown` resolves; queues the scheduled
+/// runs that are due every `restore_guard.schedule_check_secs`. Off with the
+/// erase workers (`erasure.workers: 0`).
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
-    if ctx.settings.erasure.workers == 0 {
-        shutdown.await;
-        return;
-    }
     let owner = Uuid::new_v4();
-    let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
-    let work = async {
-        let mut next_check = Instant::now();
-        loop {
-            if Instant::now() >= next_check {
-                next_check = Instant::now() + Duration::from_secs(ctx.settings.restore_guard.schedule_check_secs.max(1));
-                if let Err(e) = queue_due(&ctx).await {
-                    tracing::error!(error.cause_chain = ?e, "cannot queue scheduled reconcile runs");
-                }
+    let next_check = std::sync::Mutex::new(Instant::now());
+    let (ctx, next_check) = (&ctx, &next_check);
+    let step = || {
+        let due = {
+            let mut next = next_check.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = Instant::now() >= *next;
+            if due {
+                *next = Instant::now() + Duration::from_secs(ctx.settings.restore_guard.schedule_check_secs.max(1));
             }
-            match step(&ctx, owner).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
-                }
-                Err(e) => {
-                    tracing::error!(error.cause_chain = ?e, "cannot read the reconcile queue");
-                    tokio::time::sleep(poll).await;
-                }
+            due
+        };
+        async move {
+            if due && let Err(e) = queue_due(ctx).await {
+                tracing::error!(error.cause_chain = ?e, "cannot queue scheduled reconcile runs");
             }
+            step(ctx, owner).await
         }
     };
-    tokio::select! {
-        () = work => {},
-        () = shutdown => {},
-    }
+    crate::queue::run_until_stopped(ctx, "reconcile", step, shutdown).await;
 }
 
 /// Queues the scheduled runs that are due; none when the schedule is off.
