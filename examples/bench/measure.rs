@@ -19,7 +19,7 @@ use crate::setup::{Env, req};
 
 const BACKEND: &str = "pgvector";
 
-pub async fn pgvector(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
+pub async fn pgvector(args: &Args, env: &mut Env, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> anyhow::Result<()> {
     if args.runs("erase") {
         erase_one(args, env, env.data.big, "erase one subject: the large subject (N/100)", rows, notes).await?;
         let small = *env.data.tens.last().expect("subjects of 10");

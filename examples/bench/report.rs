@@ -154,3 +154,19 @@ pub fn markdown(machine: &Machine, n: usize, date: &str, rows: &[Row], notes: &[
     out.push('\n');
     out
 }
+
+/// Resets the process's peak resident set (Linux: `clear_refs` 5); later
+/// [`peak_rss_mib`] reports the peak since.
+pub fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        eprintln!("    cannot reset the peak RSS ({e}): the figure covers the whole run");
+    }
+}
+
+/// The process's peak resident set (VmHWM) in MiB, where /proc says.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -51,6 +51,7 @@ pub fn settings(db_url: &str, args: &Args) -> anyhow::Result<Settings> {
     let mut s = lethe::config::load(&root().join("configuration"))?;
     s.database.url = SecretString::from(db_url.to_owned());
     s.application.port = 0;
+    s.web.port = 0;
     s.qdrant.url = String::new();
     s.embedding.provider = EmbeddingProvider::Hashing;
     for p in [&mut s.embedding.model_dir, &mut s.embedding.ort_dylib_path] {
@@ -114,6 +115,10 @@ async fn database(n: usize) -> anyhow::Result<(String, Loaded)> {
 pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
     let (url, loaded) = database(args.size).await?;
     let settings = settings(&url, args)?;
+    if std::env::var_os("RUST_LOG").is_some() {
+        // What the in-process service logs, e.g. RUST_LOG=lethe::residual=info.
+        lethe::telemetry::init(&settings.log);
+    }
     if let Some(dir) = settings.audit.signing_key_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -127,17 +132,7 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
         data.tens.len(),
         t.elapsed().as_secs_f64()
     );
-    let embedder = lethe::startup::embedder(&settings)?;
-    let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await?;
-    let addr = app.addr();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
-    let client = LetheClient::connect(format!("http://{addr}"))
-        .await?
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20);
+    let (client, stop) = serve(&settings).await?;
     let raw = PgPoolOptions::new().max_connections(8).connect(&url).await?;
     let postgres_version: String = sqlx::query_scalar(
         "SELECT 'PostgreSQL ' || current_setting('server_version') || ' + pgvector ' || \
@@ -182,6 +177,38 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
         meta["load_secs"].as_f64().unwrap_or(f64::NAN),
     ));
     Ok(env)
+}
+
+/// Lethe in-process with `settings` on port 0: a client, and the sender
+/// that stops it (when sent or dropped).
+async fn serve(settings: &Settings) -> anyhow::Result<(LetheClient<Channel>, tokio::sync::oneshot::Sender<()>)> {
+    let embedder = lethe::startup::embedder(settings)?;
+    let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await?;
+    let addr = app.addr();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let client = LetheClient::connect(format!("http://{addr}"))
+        .await?
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    Ok((client, stop))
+}
+
+impl Env {
+    /// Stops the in-process Lethe and starts another on the same database
+    /// with `settings` (its workers are then the only ones claiming jobs).
+    pub async fn restart(&mut self, settings: Settings) -> anyhow::Result<()> {
+        let (client, stop) = serve(&settings).await?;
+        // Dropping the old sender stops the old service and its workers.
+        self._stop = stop;
+        self.client = client;
+        self.settings = settings;
+        // Let the old workers' shutdown finish before the new ones are measured.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        Ok(())
+    }
 }
 
 /// Registers the collection, tracks every vector (2 requests in flight, 1,000
