@@ -148,7 +148,11 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     }
     // Chunks kept in the backends keep their lineage: what a re-index
     // rebuilds from, and what a later erasure of the subject finds.
-    let mut keep = holds::held_chunks(&mut *tx, job.tenant_id, &chunk_ids, subject_id).await?;
+    let mut keep = if holds.others_on_hold() {
+        holds::held_chunks(&mut *tx, job.tenant_id, &chunk_ids, subject_id).await?
+    } else {
+        Vec::new()
+    };
     keep.extend(keep_in_backend);
     keep.sort_unstable();
     keep.dedup();
@@ -177,10 +181,11 @@ async fn personal_tables(ctx: &Context, subject_id: Uuid, forgets_chunks: bool) 
     if forgets_chunks {
         tables.extend(["chunks", "sources", "chunk_subjects"]);
     }
-    if !lineage::identifiers(&ctx.pool, subject_id).await?.is_empty() {
+    let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;
+    if identifiers {
         tables.push("subject_identifiers");
     }
-    if lineage::subject_by_id(&ctx.pool, subject_id).await?.external_id.is_some() {
+    if external_id {
         tables.push("subjects");
     }
     Ok(tables)

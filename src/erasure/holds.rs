@@ -34,6 +34,9 @@ pub(super) struct Holds {
     tags: Vec<String>,
     /// A retention job keeps a source whole when any chunk of it is held.
     whole_sources: bool,
+    /// Another subject of the tenant is on hold: only then can a chunk be
+    /// held by lineage (no query per collection otherwise).
+    others: bool,
 }
 
 /// The subject a hold on the job's own subject is told apart from; the nil
@@ -53,17 +56,23 @@ impl Holds {
     /// Database failures.
     pub async fn read(step: &mut Transaction<'_, Postgres>, job: &JobRow) -> Result<Self, StageError> {
         holds::lock_shared(step, job.tenant_id).await?;
-        let subject = own_subject(job);
-        let own = if job.is_retention() { None } else { holds::own_hold(&mut **step, subject).await? };
-        let tags = holds::held_tags(&mut **step, job.tenant_id, subject).await?;
-        Ok(Self { own, tags, whole_sources: job.is_retention() })
+        let state = holds::hold_state(&mut **step, job.tenant_id, own_subject(job)).await?;
+        Ok(Self { own: state.own, tags: state.other_tags, whole_sources: job.is_retention(), others: state.others })
+    }
+
+    /// Whether another subject of the tenant is on hold (else nothing of
+    /// the person can be held through lineage or a payload tag).
+    pub fn others_on_hold(&self) -> bool {
+        self.others
     }
 
     /// What a deletion of the person's `chunk_ids` (and tag) must leave:
     /// chunks that lineage shares with a subject on hold, and points whose
     /// payload carries such a subject's tag.
     pub async fn keep(&self, ctx: &Context, job: &JobRow, chunk_ids: &[Uuid]) -> Result<Keep, StageError> {
-        let ids = if self.whole_sources {
+        let ids = if !self.others {
+            Vec::new()
+        } else if self.whole_sources {
             crate::store::retention::held_source_chunks(&ctx.pool, job.tenant_id, chunk_ids).await?.0
         } else {
             holds::held_chunks(&ctx.pool, job.tenant_id, chunk_ids, own_subject(job)).await?
@@ -80,6 +89,9 @@ impl Holds {
         spec: &CollectionSpec,
         ids: &[Uuid],
     ) -> Result<HashSet<Uuid>, StageError> {
+        if !self.others {
+            return Ok(HashSet::new());
+        }
         let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, job.tenant_id, ids, own_subject(job)).await?.into_iter().collect();
         if !self.tags.is_empty() && !ids.is_empty() {
             let tags: HashSet<&str> = self.tags.iter().map(String::as_str).collect();

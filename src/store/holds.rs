@@ -49,19 +49,39 @@ pub async fn own_hold(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Optio
     .flatten())
 }
 
-/// Caller ids (the tags in the backends) of the tenant's subjects on hold,
-/// other than `except`.
-pub async fn held_tags(ex: impl PgExecutor<'_>, tenant_id: Uuid, except: Uuid) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        r#"
-        SELECT external_id FROM subjects
-        WHERE tenant_id = $1 AND legal_hold AND subject_id <> $2 AND external_id IS NOT NULL
-        "#,
+/// The legal holds one destructive step of a job reads, in one statement
+/// (after the hold lock, in a statement of its own: a statement's snapshot
+/// is taken before it waits for a lock).
+#[derive(Debug, Default)]
+pub struct HoldState {
+    /// The subject's own hold reason ("" when none was given), if it is on hold.
+    pub own: Option<String>,
+    /// Caller ids (the tags in the backends) of the tenant's other subjects on hold.
+    pub other_tags: Vec<String>,
+    /// Whether any other subject of the tenant is on hold (also one without
+    /// a caller id): when none is, no chunk can be held by another subject.
+    pub others: bool,
+}
+
+/// [`HoldState`] of `subject_id` (the nil id: every held subject is "other")
+/// through the tenant's partial index of held subjects.
+pub async fn hold_state(ex: impl PgExecutor<'_>, tenant_id: Uuid, subject_id: Uuid) -> Result<HoldState> {
+    let rows: Vec<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT subject_id, legal_hold_reason, external_id FROM subjects WHERE tenant_id = $1 AND legal_hold",
     )
     .bind(tenant_id)
-    .bind(except)
     .fetch_all(ex)
-    .await?)
+    .await?;
+    let mut state = HoldState::default();
+    for (id, reason, external_id) in rows {
+        if id == subject_id {
+            state.own = Some(reason.unwrap_or_default());
+        } else {
+            state.others = true;
+            state.other_tags.extend(external_id);
+        }
+    }
+    Ok(state)
 }
 
 /// Of the given keyed hashes, those of the tenant's subjects on hold (through

@@ -145,6 +145,22 @@ pub async fn identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Ve
     .await?)
 }
 
+/// Whether the subject still holds plaintext in its own rows: (clear
+/// identifiers, the caller's id), in one statement.
+pub async fn holds_plaintext(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<(bool, bool)> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT EXISTS (SELECT 1 FROM subject_identifiers i WHERE i.subject_id = s.subject_id AND i.value IS NOT NULL),
+               s.external_id IS NOT NULL
+        FROM subjects s WHERE s.subject_id = $1
+        "#,
+    )
+    .bind(subject_id)
+    .fetch_optional(ex)
+    .await?
+    .unwrap_or((false, false)))
+}
+
 pub async fn count_identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM subject_identifiers WHERE subject_id = $1")
         .bind(subject_id)
