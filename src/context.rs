@@ -18,6 +18,17 @@ use crate::error::Result;
 use crate::keys::KeyProvider;
 use crate::vector_store::VectorStores;
 
+/// Wake-ups of the workers, one per queue: queueing a job wakes only the
+/// workers that can take it (one shared wake-up made every queue's workers
+/// run their claim for every erasure submitted: a dozen empty claims per job).
+#[derive(Debug, Default)]
+pub struct Wake {
+    pub erasure: Notify,
+    pub reindex: Notify,
+    pub adoption: Notify,
+    pub reconcile: Notify,
+}
+
 /// Shared handles; cheap to clone.
 #[derive(Clone)]
 pub struct Context {
@@ -29,7 +40,7 @@ pub struct Context {
     pub keys: Arc<dyn KeyProvider>,
     pub settings: Arc<Settings>,
     /// Notified when a job is queued, so an idle worker starts at once.
-    pub wake: Arc<Notify>,
+    pub wake: Arc<Wake>,
     /// Watch streams open now.
     pub watches: Arc<Watches>,
     secrets: Arc<Mutex<HashMap<Uuid, Arc<Vec<u8>>>>>,
@@ -51,7 +62,7 @@ impl Context {
             signer,
             keys,
             settings: Arc::new(settings),
-            wake: Arc::new(Notify::new()),
+            wake: Arc::default(),
             watches: Arc::default(),
             secrets: Arc::default(),
         }

@@ -11,8 +11,14 @@ use crate::context::Context;
 use crate::error::Result;
 
 /// Runs `step` (true: it did a job) until `shutdown` resolves; `queue` names
-/// the queue in the log.
-pub async fn run_until_stopped<F, Fut>(ctx: &Context, queue: &str, mut step: F, shutdown: impl Future<Output = ()> + Send)
+/// the queue in the log, `wake` is notified when a job is queued on it.
+pub async fn run_until_stopped<F, Fut>(
+    ctx: &Context,
+    queue: &str,
+    wake: &tokio::sync::Notify,
+    mut step: F,
+    shutdown: impl Future<Output = ()> + Send,
+)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool>>,
@@ -27,7 +33,7 @@ where
             match step().await {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
+                    let _ = tokio::time::timeout(poll, wake.notified()).await;
                 }
                 Err(e) => {
                     tracing::error!(error.cause_chain = ?e, queue, "cannot read the queue");

@@ -348,7 +348,7 @@ async fn throughput(args: &Args, env: &mut Env, small: Vec<(String, usize)>, row
         Row::new("pgvector", &format!("erasure throughput with the residual stage on: {jobs} small senders (≤ 10 chunks) of the realistic text at once, {workers} workers"), "jobs/s", &rates[1], None)
             .goal("≥ 300 jobs/s")
             .note(format!(
-                "Erase with the sender's address and name, policy report, lexical + derived through the residual index; \
+                "Erase with the sender's address and name (where the address gives one), policy report, lexical + derived through the residual index; \
                  the same with the residual stage off: {:.1} jobs/s (median, other senders of the same size, same run); \
                  residual stage under this load p50 {:.0} ms, p95 {:.0} ms ({} jobs); {chunks} chunks erased in all",
                 Stats::of(&rates[0]).median,
@@ -358,6 +358,17 @@ async fn throughput(args: &Args, env: &mut Env, small: Vec<(String, usize)>, row
             )),
     );
     Ok(())
+}
+
+/// The sender's address, and their name where the address gives one
+/// (`first.last@`; Lethe refuses a name of fewer than 3 letters).
+fn identifiers_of(sender: &str) -> Vec<pb::Identifier> {
+    let mut out = vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: sender.to_owned() }];
+    let name = name_of(sender);
+    if name.split_whitespace().count() >= 2 && name.chars().filter(|c| c.is_alphanumeric()).count() >= 3 {
+        out.push(pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: name });
+    }
+    out
 }
 
 /// Erases every sender at once (address + name), drains the queue, checks
@@ -378,10 +389,7 @@ async fn erase_senders(env: &Env, batch: &[(String, usize)]) -> anyhow::Result<(
         let r = req(&env.sk, pb::EraseRequest {
             subject: Some(pb::SubjectRef {
                 id: sender.clone(),
-                identifiers: vec![
-                    pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: sender.clone() },
-                    pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: name_of(sender) },
-                ],
+                identifiers: identifiers_of(sender),
             }),
             requested_by: "bench".into(),
             reason: "benchmark".into(),

@@ -128,7 +128,7 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
         return again(ctx, stored, input.backend, &backend_name, spec.mapping.as_deref().unwrap_or(&empty_mapping())).await;
     }
     let job = jobs::ensure(&ctx.pool, tenant_id, stored.collection_id).await?;
-    ctx.wake.notify_waiters();
+    ctx.wake.adoption.notify_waiters();
     tracing::info!(collection = %stored.name, backend = %stored.backend, points = inspection.points, "store attached");
     Ok(Attached { spec: stored, job, warnings: inspection.warnings, created: inspection.created, already_attached: false })
 }
@@ -209,7 +209,7 @@ async fn again(ctx: &Context, existing: CollectionSpec, backend: Backend, backen
         if let Some(queued) = jobs::retry_failed(&ctx.pool, job.job_id).await? {
             job = queued;
         }
-        ctx.wake.notify_waiters();
+        ctx.wake.adoption.notify_waiters();
     }
     Ok(Attached { spec: existing, job, warnings: Vec::new(), created: Vec::new(), already_attached: true })
 }

@@ -28,7 +28,7 @@ const MAX_ATTEMPTS: i32 = 10;
 /// One adoption worker until `shutdown` resolves.
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     let owner = Uuid::new_v4();
-    crate::queue::run_until_stopped(&ctx, "adoption", || step(&ctx, owner), shutdown).await;
+    crate::queue::run_until_stopped(&ctx, "adoption", &ctx.wake.adoption, || step(&ctx, owner), shutdown).await;
 }
 
 /// Queues due rescans, then claims and runs one job; false when there was none.

@@ -172,7 +172,8 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     if refused {
         return Err(LetheError::LegalHold { job_id: job.job_id, head: head.map(Box::new) });
     }
-    ctx.wake.notify_waiters();
+    // One job: one idle worker (the others keep sleeping).
+    ctx.wake.erasure.notify_one();
     tracing::info!(job_id = %job.job_id, "erasure submitted");
     // A new job has no counts yet, and its subject was just read.
     Ok(JobView {

@@ -44,7 +44,7 @@ async fn worker_loop(ctx: Context) {
         match try_execute_job(&ctx, owner).await {
             Ok(ExecutionOutcome::JobRan) => {}
             Ok(ExecutionOutcome::EmptyQueue) => {
-                let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
+                let _ = tokio::time::timeout(poll, ctx.wake.erasure.notified()).await;
             }
             Err(e) => {
                 tracing::error!(error.cause_chain = ?e, "worker cannot reach the job queue");

@@ -68,7 +68,7 @@ pub async fn submit(
         return Err(LetheError::invalid("mode", "the embedding model's dimension differs from the collection's"));
     }
     let (row, _) = reindex::insert(&ctx.pool, tenant_id, spec.collection_id, mode.as_str(), None).await?;
-    ctx.wake.notify_waiters();
+    ctx.wake.reindex.notify_waiters();
     Ok(row)
 }
 

@@ -33,7 +33,7 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
                     }
                 }
                 Ok(None) => {
-                    let _ = tokio::time::timeout(poll, ctx.wake.notified()).await;
+                    let _ = tokio::time::timeout(poll, ctx.wake.reindex.notified()).await;
                 }
                 Err(e) => {
                     tracing::error!(error.cause_chain = ?e, "cannot read the re-index queue");

@@ -148,7 +148,7 @@ pub struct RunView {
 pub async fn request(ctx: &Context, tenant_id: Uuid, requested_by: &str) -> Result<(RunView, bool)> {
     let (run, new) = runs::request(&ctx.pool, tenant_id, "manual", requested_by).await?;
     if new {
-        ctx.wake.notify_waiters();
+        ctx.wake.reconcile.notify_waiters();
         tracing::info!(run_id = %run.job_id, "reconcile queued");
     }
     Ok((view(ctx, run).await?, new))

@@ -45,7 +45,7 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
             step(ctx, owner).await
         }
     };
-    crate::queue::run_until_stopped(ctx, "reconcile", step, shutdown).await;
+    crate::queue::run_until_stopped(ctx, "reconcile", &ctx.wake.reconcile, step, shutdown).await;
 }
 
 /// Queues the scheduled runs that are due; none when the schedule is off.

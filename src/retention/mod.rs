@@ -251,7 +251,7 @@ pub async fn sweep_collection(ctx: &Context, spec: &CollectionSpec, requested_by
     let queued_chunks = store::chunk_count(&mut *tx, &sources).await?;
     tx.commit().await.map_err(StoreError::from)?;
     if !job_ids.is_empty() {
-        ctx.wake.notify_waiters();
+        ctx.wake.erasure.notify_waiters();
     }
     let queued = i64::try_from(sources.len()).unwrap_or(i64::MAX);
     tracing::info!(
