@@ -171,22 +171,39 @@ pub async fn track(
         .map(|(i, s)| NativeId::parse(mapping.id_kind, s).map_err(|m| LetheError::invalid(format!("points[{i}].point_id"), m)))
         .collect::<Result<_>>()?;
     let looked_up: Vec<(Uuid, String)> = natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(spec.collection_id), n.as_string())).collect();
-    jobs::record_point_ids(&ctx.pool, spec.collection_id, &looked_up).await?;
-    let keys: Vec<Uuid> = natives.iter().map(|n| n.key(spec.collection_id)).collect();
-    let found = ctx.stores.get(spec)?.retrieve(spec, &keys, false).await?;
-    if let Some(missing) = natives.iter().find(|n| !found.iter().any(|p| p.id == n.key(spec.collection_id))) {
-        let absent: Vec<Uuid> = looked_up.iter().map(|(k, _)| *k).filter(|k| !found.iter().any(|p| p.id == *k)).collect();
-        jobs::forget_point_ids(&ctx.pool, spec.collection_id, &absent).await?;
-        return Err(LetheError::precondition("point_not_found", format!("point {missing} is not in `{}`", spec.backend_name)));
+    // The store reads a text id's point through its lookup row: written
+    // first, and forgotten again at the end unless lineage now stands
+    // behind it (a failure, a missing point or a suppressed one keeps none).
+    let added = jobs::record_point_ids(&ctx.pool, spec.collection_id, &looked_up).await?;
+    let written = track_looked_up(ctx, spec, &natives, subjects).await;
+    if let Err(e) = jobs::forget_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, &added).await {
+        // Rare (the database failed just now); the next Track or DeletePoints
+        // of these ids forgets them, and Reconcile's scan reads them as ids only.
+        tracing::warn!(error.cause_chain = ?e, rows = added.len(), "lookup rows of text ids not forgotten");
     }
-    let chunks = found.iter().map(|p| worker::chunk_of(spec, p)).collect();
-    let out = crate::ingest::write(ctx, spec, chunks, subjects, crate::ingest::WriteMode::Track { verify_points: false }).await?;
+    let out = written?;
     let shown: Vec<String> = out
         .point_ids
         .iter()
         .map(|k| natives.iter().find(|n| n.key(spec.collection_id) == *k).map_or_else(|| k.to_string(), NativeId::as_string))
         .collect();
     Ok((out, shown))
+}
+
+/// Track's reading and recording, once the lookup rows are written.
+async fn track_looked_up(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    natives: &[NativeId],
+    subjects: &[crate::ingest::SubjectInput],
+) -> Result<crate::ingest::WriteOutcome> {
+    let keys: Vec<Uuid> = natives.iter().map(|n| n.key(spec.collection_id)).collect();
+    let found = ctx.stores.get(spec)?.retrieve(spec, &keys, false).await?;
+    if let Some(missing) = natives.iter().find(|n| !found.iter().any(|p| p.id == n.key(spec.collection_id))) {
+        return Err(LetheError::precondition("point_not_found", format!("point {missing} is not in `{}`", spec.backend_name)));
+    }
+    let chunks = found.iter().map(|p| worker::chunk_of(spec, p)).collect();
+    crate::ingest::write(ctx, spec, chunks, subjects, crate::ingest::WriteMode::Track { verify_points: false }).await
 }
 
 pub fn not_attached(spec: &CollectionSpec) -> LetheError {

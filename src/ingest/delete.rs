@@ -116,12 +116,22 @@ async fn delete_batch(
     let gone: Vec<Uuid> = if spec.is_attached() {
         let lookups: Vec<(Uuid, String)> =
             targets.iter().filter_map(|k| looked_up.get(k).map(|n| (*k, n.clone()))).collect();
-        attached_ids::record_point_ids(&ctx.pool, spec.collection_id, &lookups).await?;
-        let present: HashSet<Uuid> = store.retrieve(spec, &targets, false).await?.into_iter().map(|p| p.id).collect();
+        // The store reads a text id's point through its lookup row; what
+        // this batch added is forgotten again unless lineage stands behind
+        // it (also when the store fails here: the id may name a person).
+        let added = attached_ids::record_point_ids(&ctx.pool, spec.collection_id, &lookups).await?;
+        let present = store.retrieve(spec, &targets, false).await;
+        if present.is_err() {
+            attached_ids::forget_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, &added).await?;
+        }
+        let present: HashSet<Uuid> = present?.into_iter().map(|p| p.id).collect();
         out.kept += present.len() as u64;
         let absent: Vec<Uuid> = targets.iter().copied().filter(|k| !present.contains(k)).collect();
-        // Lookup rows of ids that name no point (lineage's are removed with it).
+        // Lookup rows of ids that name no point (lineage's are removed with
+        // it), and of points still there that lineage does not know.
         attached_ids::forget_point_ids(&ctx.pool, spec.collection_id, &absent).await?;
+        let untracked: Vec<Uuid> = added.iter().copied().filter(|k| present.contains(k)).collect();
+        attached_ids::forget_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, &untracked).await?;
         absent
     } else {
         let selector = Selector::by_ids(targets.clone());

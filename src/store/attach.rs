@@ -177,22 +177,52 @@ pub async fn subjects_in(ex: impl PgExecutor<'_>, collection_id: Uuid) -> Result
 }
 
 /// Remembers the ids behind the keys of text point ids (see
-/// `domain::NativeId::key`).
-pub async fn record_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids: &[(Uuid, String)]) -> Result<()> {
+/// `domain::NativeId::key`); returns the keys whose rows this call added
+/// (for [`forget_unlinked_point_ids`] once the call is over).
+pub async fn record_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids: &[(Uuid, String)]) -> Result<Vec<Uuid>> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (keys, natives): (Vec<Uuid>, Vec<&str>) = ids.iter().map(|(k, n)| (*k, n.as_str())).unzip();
-    sqlx::query(
+    Ok(sqlx::query_scalar(
         "INSERT INTO attached_point_ids (collection_id, point_key, native_id) \
-         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) ON CONFLICT DO NOTHING",
+         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) ON CONFLICT DO NOTHING RETURNING point_key",
     )
     .bind(collection_id)
     .bind(&keys)
     .bind(&natives)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Forgets the rows of `keys` that no lineage chunk stands behind: the ids
+/// a Track or DeletePoints recorded so that the store could read their
+/// points, once the call is over, whether it failed (a backend error after
+/// the rows were written), found no point, or recorded no lineage (a
+/// suppressed point). A text id may name a person; it is kept only while
+/// lineage needs it to reach the point.
+pub async fn forget_unlinked_point_ids(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    keys: &[Uuid],
+) -> Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        r#"
+        DELETE FROM attached_point_ids a
+        WHERE a.collection_id = $2 AND a.point_key = ANY($3)
+          AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = $1 AND c.chunk_id = a.point_key)
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .bind(keys)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected())
 }
 
 /// Forgets the ids behind `keys` (points that are not, or no longer, in the store).

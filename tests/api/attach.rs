@@ -13,7 +13,7 @@ use crate::helpers::*;
 
 const DIM: usize = 8;
 
-fn vector_literal(seed: u32) -> String {
+pub(crate) fn vector_literal(seed: u32) -> String {
     let v: Vec<String> = (0..DIM).map(|i| format!("{:.3}", ((seed * 7 + i as u32 * 13) % 17) as f32 / 17.0 + 0.01)).collect();
     format!("[{}]", v.join(","))
 }

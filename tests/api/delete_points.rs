@@ -176,3 +176,68 @@ async fn a_source_of_more_chunks_than_a_batch_is_deleted_whole() {
     assert_eq!(total_of(&app, "dana").await, 0);
     app.assert_lineage_consistent().await;
 }
+
+/// Text ids may name a person: a Track or DeletePoints that needed a lookup
+/// row to reach a point keeps it only while lineage stands behind it, also
+/// when the store fails in the middle of the call.
+#[tokio::test]
+async fn text_ids_keep_no_lookup_row_without_lineage_even_when_the_store_fails() {
+    let app = spawn_app().await;
+    hand_made_table(&app, "dp_fail").await;
+    attach(&app, hand_made_request("dp_fail_c", "dp_fail")).await.expect("attach");
+    assert_eq!(wait_for_adoption(&app, "dp_fail_c").await.status, "completed");
+    let all = "SELECT count(*) FROM attached_point_ids";
+    let before = crate::attach::rows(&app, all).await;
+    assert!(before > 0, "the table's text ids have lookup rows");
+
+    // A point the pipeline wrote but never tracked, its id naming erin: a
+    // DeletePoints that finds it there keeps it and its lineage (none).
+    sqlx::query(&format!(
+        "INSERT INTO dp_fail VALUES ('erin@example.com#1', ARRAY['erin'], 'notes', 'doc-9', '{}')",
+        crate::attach::vector_literal(1)
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("insert");
+    let r = delete_points(&app, &app.keys.pk, "dp_fail_c", &["erin@example.com#1"], &[]).await.expect("delete");
+    assert_eq!(outcome(&r), (0, 0, 1, 0));
+    let erin = "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'erin%'";
+    assert_eq!(crate::attach::rows(&app, erin).await, 0, "no lineage, no lookup row");
+
+    // The store fails under Lethe (its id column renamed by hand): both
+    // calls fail, and neither leaves a row naming frank.
+    sqlx::raw_sql("ALTER TABLE dp_fail RENAME COLUMN doc_key TO doc_key_moved").execute(&app.pool).await.expect("rename");
+    let e = delete_points(&app, &app.keys.pk, "dp_fail_c", &["frank@example.com#2"], &[]).await.expect_err("store fails");
+    assert_ne!(e.code(), Code::Ok);
+    let e = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "dp_fail_c".into(),
+            points: vec![pb::TrackedPoint { point_id: "frank@example.com#3".into(), ..Default::default() }],
+            ..Default::default()
+        }))
+        .await
+        .expect_err("store fails");
+    assert_ne!(e.code(), Code::Ok);
+    let frank = "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'frank%'";
+    assert_eq!(crate::attach::rows(&app, frank).await, 0, "the failed calls left no lookup row");
+    assert_eq!(crate::attach::rows(&app, all).await, before, "the tracked points' rows are all kept");
+    sqlx::raw_sql("ALTER TABLE dp_fail RENAME COLUMN doc_key_moved TO doc_key").execute(&app.pool).await.expect("rename back");
+
+    // A Track that succeeds keeps the row of the point it recorded.
+    let t = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "dp_fail_c".into(),
+            points: vec![pb::TrackedPoint { point_id: "erin@example.com#1".into(), ..Default::default() }],
+            ..Default::default()
+        }))
+        .await
+        .expect("track")
+        .into_inner();
+    assert_eq!(t.accepted, 1);
+    assert_eq!(crate::attach::rows(&app, erin).await, 1, "lineage stands behind it now");
+    app.assert_lineage_consistent().await;
+}
