@@ -105,6 +105,10 @@ pub struct RetentionSettings {
     /// Retention jobs ask for guaranteed physical erasure (a rewrite of the
     /// collection's table or a Qdrant rebuild, and of Lethe's own tables).
     pub guarantee_physical: bool,
+    /// The sources of a retention job that failed are queued again only this
+    /// long after it ended (not at every sweep: one that cannot be erased
+    /// would fail again every interval).
+    pub retry_failed_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

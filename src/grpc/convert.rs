@@ -729,6 +729,7 @@ pub fn retention_sweep(c: &crate::retention::CollectionSweep) -> pb::RetentionSw
         withheld_sources: u(d.withheld_sources),
         withheld_chunks: u(d.withheld_chunks),
         in_flight_sources: u(d.in_flight_sources),
+        failed_sources: u(d.failed_sources),
         deferred_sources: u(c.deferred_sources),
         oldest: d.oldest.map(timestamp),
         job_ids: c.job_ids.iter().map(ToString::to_string).collect(),

@@ -116,6 +116,9 @@ pub fn sweep_text(collections: &[pb::RetentionSweep], verb: &str) -> String {
             "{}: {verb} {} sources ({} chunks); withheld under legal hold {} sources ({} chunks); in flight {}",
             c.collection, c.sources, c.chunks, c.withheld_sources, c.withheld_chunks, c.in_flight_sources
         );
+        if c.failed_sources > 0 {
+            let _ = write!(s, "; {} whose job failed, retried later", c.failed_sources);
+        }
         if c.deferred_sources > 0 {
             let _ = write!(s, "; {} more at the next sweep", c.deferred_sources);
         }

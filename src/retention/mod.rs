@@ -173,7 +173,7 @@ async fn covered(ctx: &Context, tenant_id: Uuid, collection: Option<&CollectionN
 pub async fn preview(ctx: &Context, tenant_id: Uuid, collection: Option<&CollectionName>) -> Result<Vec<CollectionSweep>> {
     let mut out = Vec::new();
     for c in covered(ctx, tenant_id, collection).await? {
-        let due = store::due_counts(&ctx.pool, tenant_id, c.spec.collection_id, rules(&c.spec, &c.kind_rules), true).await?;
+        let due = store::due_counts(&ctx.pool, tenant_id, c.spec.collection_id, rules(ctx, &c.spec, &c.kind_rules), true).await?;
         let deferred = (due.sources - (max_sources(ctx) - due.in_flight_sources).max(0)).max(0);
         out.push(CollectionSweep { collection: c.spec.name.to_string(), due, deferred_sources: deferred, job_ids: Vec::new() });
     }
@@ -194,14 +194,17 @@ pub async fn sweep(ctx: &Context, tenant_id: Uuid, collection: Option<&Collectio
     Ok(out)
 }
 
-fn rules(spec: &CollectionSpec, kind_rules: &[KindRule]) -> Rules {
+fn rules(ctx: &Context, spec: &CollectionSpec, kind_rules: &[KindRule]) -> Rules {
     let days = i32::try_from(spec.retention_days).unwrap_or(0);
     let min_days = std::iter::once(days)
         .chain(kind_rules.iter().filter(|k| k.collection_id == spec.collection_id).map(|k| k.days))
         .filter(|d| *d > 0)
         .min()
         .unwrap_or(0);
-    Rules { days, min_days }
+    // Seconds in configuration: far below f64's exact integers.
+    #[allow(clippy::cast_precision_loss)]
+    let retry_failed_secs = ctx.settings.retention.retry_failed_after_secs as f64;
+    Rules { days, min_days, retry_failed_secs }
 }
 
 fn max_sources(ctx: &Context) -> i64 {
@@ -225,7 +228,7 @@ pub async fn sweep_collection(ctx: &Context, spec: &CollectionSpec, requested_by
     let kind_rules: Vec<KindRule> =
         store::kind_rules(&ctx.pool, spec.tenant_id).await?.into_iter().filter(|k| k.collection_id == spec.collection_id).collect();
     let reason = rule_text(spec, &kind_rules);
-    let rules = rules(spec, &kind_rules);
+    let rules = rules(ctx, spec, &kind_rules);
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     store::lock_sweep(&mut tx, spec.collection_id).await?;
     let due = store::due_counts(&mut *tx, spec.tenant_id, spec.collection_id, rules, false).await?;

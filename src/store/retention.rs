@@ -38,7 +38,15 @@ pub async fn lock_sweep(tx: &mut Transaction<'_, Postgres>, collection_id: Uuid)
 /// its own days (0: none), `$3` the tenant, `$4` the fewest days of any of
 /// its rules (so that the scan reads only sources older than that, through
 /// `sources_collection_created_idx`), with `held` (a chunk is tagged with a
-/// subject on hold) and `in_flight` (a queued or running retention job has it).
+/// subject on hold), `in_flight` (a queued or running retention job has it)
+/// and `failed` (a retention job of it failed less than `$R` seconds ago,
+/// `$R` being the query's parameter given to [`due`]: it is not queued again
+/// before, so a source that cannot be erased is retried once per window
+/// instead of at every sweep).
+fn due(retry_param: &str) -> String {
+    DUE.replace("$R", retry_param)
+}
+
 const DUE: &str = r#"
     held AS (
         SELECT DISTINCT c.source_id
@@ -51,7 +59,10 @@ const DUE: &str = r#"
         SELECT s.source_id, s.created_at,
                s.source_id IN (SELECT source_id FROM held) AS held,
                EXISTS (SELECT 1 FROM retention_targets t JOIN erasure_jobs e USING (job_id)
-                       WHERE t.source_id = s.source_id AND e.status IN ('queued', 'in_progress')) AS in_flight
+                       WHERE t.source_id = s.source_id AND e.status IN ('queued', 'in_progress')) AS in_flight,
+               EXISTS (SELECT 1 FROM retention_targets t JOIN erasure_jobs e USING (job_id)
+                       WHERE t.source_id = s.source_id AND e.status = 'failed'
+                         AND e.completed_at > now() - make_interval(secs => $R::float8)) AS failed
         FROM sources s
         LEFT JOIN retention_rules r ON r.collection_id = s.collection_id AND r.source_kind = s.kind
         WHERE s.collection_id = $1
@@ -72,6 +83,9 @@ pub struct DueCounts {
     pub withheld_chunks: i64,
     /// Sources past their rule that a queued or running retention job erases.
     pub in_flight_sources: i64,
+    /// Sources past their rule whose retention job failed recently (see
+    /// `due`): queued again once the retry window has passed.
+    pub failed_sources: i64,
     /// When lineage recorded the oldest source the next sweep erases.
     pub oldest: Option<DateTime<Utc>>,
 }
@@ -83,6 +97,9 @@ pub struct Rules {
     pub days: i32,
     /// The fewest days of any rule of more than 0 (the collection's or a kind's).
     pub min_days: i32,
+    /// Seconds before the sources of a failed retention job are queued again
+    /// (`retention.retry_failed_after_secs`).
+    pub retry_failed_secs: f64,
 }
 
 /// Counts what a sweep of the collection would erase and withhold now;
@@ -97,32 +114,36 @@ pub async fn due_counts(
     with_chunks: bool,
 ) -> Result<DueCounts> {
     let chunks = if with_chunks {
-        "(SELECT count(*) FROM due d JOIN chunks c ON c.source_id = d.source_id WHERE NOT d.in_flight AND NOT d.held)"
+        "(SELECT count(*) FROM due d JOIN chunks c ON c.source_id = d.source_id WHERE NOT d.in_flight AND NOT d.failed AND NOT d.held)"
     } else {
         "0::bigint"
     };
     Ok(sqlx::query_as(&format!(
         r#"
-        WITH {DUE}
+        WITH {due}
         SELECT
-            count(*) FILTER (WHERE NOT in_flight AND NOT held) AS sources,
+            count(*) FILTER (WHERE NOT in_flight AND NOT failed AND NOT held) AS sources,
             {chunks} AS chunks,
             count(*) FILTER (WHERE NOT in_flight AND held) AS withheld_sources,
             (SELECT count(*) FROM due d JOIN chunks c ON c.source_id = d.source_id WHERE NOT d.in_flight AND d.held) AS withheld_chunks,
             count(*) FILTER (WHERE in_flight) AS in_flight_sources,
-            min(created_at) FILTER (WHERE NOT in_flight AND NOT held) AS oldest
+            count(*) FILTER (WHERE failed AND NOT in_flight AND NOT held) AS failed_sources,
+            min(created_at) FILTER (WHERE NOT in_flight AND NOT failed AND NOT held) AS oldest
         FROM due
-        "#
+        "#,
+        due = due("$5")
     ))
     .bind(collection_id)
     .bind(rules.days)
     .bind(tenant_id)
     .bind(rules.min_days)
+    .bind(rules.retry_failed_secs)
     .fetch_one(ex)
     .await?)
 }
 
-/// The sources the sweep erases now (not held, not in flight), oldest first, at most `limit`.
+/// The sources the sweep erases now (not held, not in flight, not failed
+/// recently), oldest first, at most `limit`.
 pub async fn due_sources(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
@@ -132,15 +153,17 @@ pub async fn due_sources(
 ) -> Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar(&format!(
         r#"
-        WITH {DUE}
-        SELECT source_id FROM due WHERE NOT in_flight AND NOT held ORDER BY created_at, source_id LIMIT $5
-        "#
+        WITH {due}
+        SELECT source_id FROM due WHERE NOT in_flight AND NOT failed AND NOT held ORDER BY created_at, source_id LIMIT $5
+        "#,
+        due = due("$6")
     ))
     .bind(collection_id)
     .bind(rules.days)
     .bind(tenant_id)
     .bind(rules.min_days)
     .bind(limit)
+    .bind(rules.retry_failed_secs)
     .fetch_all(&mut **tx)
     .await?)
 }

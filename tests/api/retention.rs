@@ -833,3 +833,39 @@ async fn a_killed_service_resumes_the_retention_job() {
     let sources: Vec<String> = sqlx::query_scalar("SELECT external_id FROM sources ORDER BY 1").fetch_all(&pool).await.unwrap();
     assert_eq!(sources, ["d4", "d5"]);
 }
+
+/// A retention job that failed is not queued again at every sweep (it would
+/// fail again every interval): its sources wait `retry_failed_after_secs`,
+/// counted apart in the preview, then are swept again.
+#[tokio::test]
+async fn the_sources_of_a_failed_retention_job_wait_before_they_are_swept_again() {
+    let app = spawn_app_configured(Options { no_workers: true, ..Options::default() }, manual).await;
+    let c = app.create_collection("shaky", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, vec![chunk("s1", 0, "old", &["w"]), chunk("s2", 0, "old", &["w"])]).await.expect("ingest");
+    backdate(&app.pool, app.keys.tenant_id, "shaky", &["s1", "s2"], 9).await;
+    set_retention(&app, "shaky", 8, "").await;
+    let first = sweep(&app, "shaky").await;
+    assert_eq!((first.sources, first.job_ids.len()), (2, 1), "{first:?}");
+    // The job fails for good (as after its last attempt).
+    let job: Uuid = first.job_ids[0].parse().expect("job id");
+    sqlx::query("UPDATE erasure_jobs SET status = 'failed', error = 'delete: backend down', completed_at = now() WHERE job_id = $1")
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .expect("fail the job");
+    let p = preview(&app, "shaky").await;
+    assert_eq!((p.sources, p.in_flight_sources, p.failed_sources), (0, 0, 2), "{p:?}");
+    let again = sweep(&app, "shaky").await;
+    assert_eq!((again.sources, again.job_ids.len(), again.failed_sources), (0, 0, 2), "{again:?}");
+    // Once the window has passed, the sources are swept again and erased.
+    sqlx::query("UPDATE erasure_jobs SET completed_at = now() - interval '2 days' WHERE job_id = $1")
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .expect("age the failure");
+    let later = sweep(&app, "shaky").await;
+    assert_eq!((later.sources, later.job_ids.len(), later.failed_sources), (2, 1, 0), "{later:?}");
+    let owner = Uuid::new_v4();
+    while lethe::erasure::try_execute_job(&app.ctx, owner).await.expect("queue") == lethe::erasure::ExecutionOutcome::JobRan {}
+    assert!(lineage_sources(&app, "shaky").await.is_empty());
+}

@@ -544,6 +544,7 @@ def retention_sweep(m: pb.RetentionSweep) -> RetentionSweep:
         withheld_sources=m.withheld_sources,
         withheld_chunks=m.withheld_chunks,
         in_flight_sources=m.in_flight_sources,
+        failed_sources=m.failed_sources,
         deferred_sources=m.deferred_sources,
         oldest=_ts(m, "oldest"),
         job_ids=list(m.job_ids),

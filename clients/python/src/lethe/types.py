@@ -678,3 +678,5 @@ class RetentionSweep:
     oldest: Optional[datetime]
     #: the retention jobs queued (follow them with :meth:`lethe.Lethe.wait_for_erasure`)
     job_ids: list[str]
+    #: their retention job failed recently: queued again after ``retention.retry_failed_after_secs``
+    failed_sources: int

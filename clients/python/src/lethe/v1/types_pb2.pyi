@@ -481,7 +481,7 @@ class CollectionRetention(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., days: _Optional[int] = ..., source_kinds: _Optional[_Iterable[_Union[SourceKindRule, _Mapping]]] = ..., supported: bool = ..., last_swept_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., next_sweep_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RetentionSweep(_message.Message):
-    __slots__ = ("collection", "sources", "chunks", "withheld_sources", "withheld_chunks", "in_flight_sources", "deferred_sources", "oldest", "job_ids")
+    __slots__ = ("collection", "sources", "chunks", "withheld_sources", "withheld_chunks", "in_flight_sources", "deferred_sources", "oldest", "job_ids", "failed_sources")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -491,6 +491,7 @@ class RetentionSweep(_message.Message):
     DEFERRED_SOURCES_FIELD_NUMBER: _ClassVar[int]
     OLDEST_FIELD_NUMBER: _ClassVar[int]
     JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_SOURCES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     sources: int
     chunks: int
@@ -500,4 +501,5 @@ class RetentionSweep(_message.Message):
     deferred_sources: int
     oldest: _timestamp_pb2.Timestamp
     job_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, collection: _Optional[str] = ..., sources: _Optional[int] = ..., chunks: _Optional[int] = ..., withheld_sources: _Optional[int] = ..., withheld_chunks: _Optional[int] = ..., in_flight_sources: _Optional[int] = ..., deferred_sources: _Optional[int] = ..., oldest: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    failed_sources: int
+    def __init__(self, collection: _Optional[str] = ..., sources: _Optional[int] = ..., chunks: _Optional[int] = ..., withheld_sources: _Optional[int] = ..., withheld_chunks: _Optional[int] = ..., in_flight_sources: _Optional[int] = ..., deferred_sources: _Optional[int] = ..., oldest: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., job_ids: _Optional[_Iterable[str]] = ..., failed_sources: _Optional[int] = ...) -> None: ...
