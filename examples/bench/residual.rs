@@ -151,35 +151,56 @@ impl Renamer {
     }
 }
 
-/// The data set's chunks: (point, sender's address).
-fn build(messages: &[Message], n: usize) -> Vec<(pb::TrackedPoint, String)> {
-    let mut renamer = Renamer { originals: HashMap::new(), ids: HashMap::new() };
-    let mut out = Vec::with_capacity(n);
-    for rep in 0.. {
-        for m in messages {
-            let (text, sender) = renamer.rename(m, rep);
+/// The data set's chunks in order, (point, sender's address), made as they
+/// are read: a million points with their vectors and texts would hold
+/// ~2.5 GB in this process, which Lethe's own memory is measured in.
+struct Chunks<'a> {
+    messages: &'a [Message],
+    renamer: Renamer,
+    n: usize,
+    made: usize,
+    /// (repetition, message) next to chunk.
+    next: (usize, usize),
+    pending: std::collections::VecDeque<(pb::TrackedPoint, String)>,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(messages: &'a [Message], n: usize) -> Self {
+        let renamer = Renamer { originals: HashMap::new(), ids: HashMap::new() };
+        Self { messages, renamer, n, made: 0, next: (0, 0), pending: std::collections::VecDeque::new() }
+    }
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = (pb::TrackedPoint, String);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.pending.is_empty() && !self.messages.is_empty() {
+            let (rep, k) = self.next;
+            self.next = if k + 1 == self.messages.len() { (rep + 1, 0) } else { (rep, k + 1) };
+            let m = &self.messages[k];
+            let (text, sender) = self.renamer.rename(m, rep);
             for (i, chunk) in corpus::chunks(&text, CHUNK_SIZE).into_iter().enumerate() {
-                if out.len() == n {
-                    return out;
-                }
-                let index = out.len() as u64;
-                out.push((
-                    pb::TrackedPoint {
-                        point_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("res~{}~{rep}~{i}", m.id).as_bytes())
-                            .to_string(),
-                        source_id: format!("{}#{rep}", m.id),
-                        source_uri: String::new(),
-                        source_kind: "mail".into(),
-                        text: chunk,
-                        tags: vec![pb::SubjectTag { subject_id: sender.clone(), role: pb::TagRole::Owner as i32 }],
-                        vector: vector(3, index),
-                    },
-                    sender.clone(),
-                ));
+                let point = pb::TrackedPoint {
+                    point_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("res~{}~{rep}~{i}", m.id).as_bytes()).to_string(),
+                    source_id: format!("{}#{rep}", m.id),
+                    source_uri: String::new(),
+                    source_kind: "mail".into(),
+                    text: chunk,
+                    tags: vec![pb::SubjectTag { subject_id: sender.clone(), role: pb::TagRole::Owner as i32 }],
+                    vector: Vec::new(),
+                };
+                self.pending.push_back((point, sender.clone()));
             }
         }
+        if self.made == self.n {
+            return None;
+        }
+        let (mut point, sender) = self.pending.pop_front()?;
+        point.vector = vector(3, self.made as u64);
+        self.made += 1;
+        Some((point, sender))
     }
-    out
 }
 
 pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::Result<()> {
@@ -192,7 +213,6 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
         return Ok(());
     }
     let messages = corpus::read(&path, None)?;
-    let points = build(&messages, n);
     // Loaded once (marked in bench_meta: the throughput figure erases some
     // senders, so the chunk count falls below n afterwards).
     let marked: Option<i64> =
@@ -209,8 +229,12 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
         .fetch_one(&env.raw)
         .await?,
     };
-    if usize::try_from(loaded).unwrap_or(0) < n {
-        eprintln!("==> loading {n} chunks of renamed corpus text into {COLLECTION}");
+    let load = usize::try_from(loaded).unwrap_or(0) < n;
+    // A load cut short resumes (points are tracked in order, two requests
+    // in flight: the last two thousand before the count are sent again).
+    let from = if load { usize::try_from(loaded).unwrap_or(0).saturating_sub(2000) / 1000 * 1000 } else { n };
+    if load {
+        eprintln!("==> loading {n} chunks of renamed corpus text into {COLLECTION} (from {from})");
         let _ = env
             .client
             .clone()
@@ -229,16 +253,23 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
             .await?
             .ok_or_else(|| anyhow::anyhow!("collection {COLLECTION} missing"))?;
         sqlx::raw_sql(&format!("DROP INDEX IF EXISTS \"{}_hnsw\"", spec.backend_name)).execute(&env.raw).await?;
-        // A load cut short resumes (points are tracked in order, two requests
-        // in flight: the last two thousand before the count are sent again).
-        let from = usize::try_from(loaded).unwrap_or(0).saturating_sub(2000) / 1000 * 1000;
-        let t = Instant::now();
-        for (i, part) in points[from..].chunks(50_000).enumerate() {
-            track(env, &env.sk, COLLECTION, part.iter().map(|(p, _)| p.clone()).collect(), 2).await?;
-            eprintln!("    tracked {} / {n} in {:.0} s", from + i * 50_000 + part.len(), t.elapsed().as_secs_f64());
+    }
+    let t = Instant::now();
+    let mut by_sender: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    let mut part: Vec<pb::TrackedPoint> = Vec::new();
+    for (i, (p, sender)) in Chunks::new(&messages, n).enumerate() {
+        by_sender.entry(sender).or_default().push(p.point_id.parse()?);
+        if i >= from {
+            part.push(p);
         }
+        if part.len() == 50_000 || (i + 1 == n && !part.is_empty()) {
+            track(env, &env.sk, COLLECTION, std::mem::take(&mut part), 2).await?;
+            eprintln!("    tracked {} / {n} in {:.0} s", i + 1, t.elapsed().as_secs_f64());
+        }
+    }
+    if load {
         eprintln!("    loaded in {:.0} s", t.elapsed().as_secs_f64());
-        sqlx::raw_sql(&format!("VACUUM ANALYZE \"{}\"; ANALYZE chunks", spec.backend_name)).execute(&env.raw).await?;
+        sqlx::raw_sql("ANALYZE").execute(&env.raw).await?;
     }
     sqlx::query(
         "INSERT INTO bench_meta (key, value) VALUES ('residual_text_2', jsonb_build_object('n', $1::bigint)) \
@@ -247,14 +278,10 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
     .bind(i64::try_from(n)?)
     .execute(&env.raw)
     .await?;
-    let mut by_sender: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
-    for (p, sender) in &points {
-        by_sender.entry(sender.as_str()).or_default().push(p.point_id.parse()?);
-    }
     let small: Vec<(String, usize)> =
-        by_sender.iter().filter(|(_, c)| c.len() <= 10).map(|(s, c)| ((*s).to_owned(), c.len())).collect();
+        by_sender.iter().filter(|(_, c)| c.len() <= 10).map(|(s, c)| (s.clone(), c.len())).collect();
     let mut senders: Vec<(&str, Vec<Uuid>)> =
-        by_sender.into_iter().filter(|(_, c)| (5..=60).contains(&c.len())).collect();
+        by_sender.iter().map(|(s, c)| (s.as_str(), c.clone())).filter(|(_, c)| (5..=60).contains(&c.len())).collect();
     let mut rng = Rng::new(n as u64);
     for i in (1..senders.len()).rev() {
         senders.swap(i, rng.below(i + 1));
