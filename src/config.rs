@@ -337,6 +337,18 @@ pub struct ResidualSettings {
     /// compare the two in `examples/bench` and to rule the index out).
     #[serde(default = "enabled")]
     pub use_index: bool,
+    /// Which of the person's own 5-grams the residual index is asked for
+    /// (derived content): the smallest of every `derived_query_window`
+    /// consecutive ones (winnowing), so that a chunk sharing that many
+    /// consecutive 5-grams (window + 4 words) with their text is always
+    /// read; 1 asks for every 5-gram. What is read is then compared with all
+    /// of them, as before.
+    #[serde(default = "one")]
+    pub derived_query_window: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn enabled() -> bool {
@@ -437,6 +449,7 @@ impl Settings {
         anyhow::ensure!(self.retention.interval_secs > 0, "retention.interval_secs must be positive");
         anyhow::ensure!(self.retention.sources_per_job > 0, "retention.sources_per_job must be positive");
         anyhow::ensure!(self.retention.max_jobs_per_sweep > 0, "retention.max_jobs_per_sweep must be positive");
+        anyhow::ensure!(self.residual.derived_query_window > 0, "residual.derived_query_window must be positive");
         anyhow::ensure!(
             self.residual.max_destructive_per_identifier > 0,
             "residual.max_destructive_per_identifier must be positive"

@@ -187,7 +187,7 @@ pub async fn scan(
     }
     let (words, unindexed) = matcher.index_words();
     let mut keys = index::word_keys(tenant_id, words.iter().map(String::as_str));
-    keys.extend(index::shingle_keys(tenant_id, own.shingles()));
+    keys.extend(index::shingle_keys(tenant_id, own.query_shingles()));
     keys.sort_unstable();
     keys.dedup();
     let like = |literals: &[String]| -> Vec<String> {

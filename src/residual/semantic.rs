@@ -145,6 +145,25 @@ pub(super) fn word_hashes(text: &str) -> Vec<u64> {
     out
 }
 
+/// Winnowing (Schleimer, Wilkerson and Aiken, SIGMOD 2003): of every
+/// `window` consecutive 5-grams of `sequence`, the smallest (the rightmost
+/// of equal ones) goes into `out`; a sequence shorter than the window gives
+/// all of its 5-grams. Any text that holds `window` consecutive 5-grams of
+/// the sequence (a run of `window + 4` words) holds one selected: looking
+/// up the selected ones finds every chunk that copies such a run, with about
+/// `2 / (window + 1)` of the keys. `window` 1 selects every 5-gram.
+pub(super) fn winnow(sequence: &[u64], window: usize, out: &mut HashSet<u64>) {
+    if window <= 1 || sequence.len() <= window {
+        out.extend(sequence.iter().copied());
+        return;
+    }
+    for w in sequence.windows(window) {
+        if let Some(min) = w.iter().rev().min() {
+            out.insert(*min);
+        }
+    }
+}
+
 pub(super) fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
     words.windows(SHINGLE).map(|w| {
         w.iter().fold(0x9e37_79b9_7f4a_7c15_u64, |acc, x| (acc.rotate_left(17) ^ x).wrapping_mul(0x2545_f491_4f6c_dd1d))
@@ -155,6 +174,8 @@ pub(super) fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
 #[derive(Debug, Default)]
 pub struct OwnWords {
     shingles: HashSet<u64>,
+    /// The ones the residual index is asked for (see [`winnow`]).
+    query: HashSet<u64>,
 }
 
 /// Which of a chunk's words lie in the person's 5-grams.
@@ -169,19 +190,37 @@ pub struct Overlap {
 
 impl OwnWords {
     /// From the person's own documents, each in full (chunks joined in order).
+    #[cfg(test)]
     pub fn from_documents<'a>(documents: impl IntoIterator<Item = &'a str>) -> Self {
-        let shingles =
-            documents.into_iter().flat_map(|d| shingles(&word_hashes(authored(d))).collect::<Vec<_>>()).collect();
-        Self { shingles }
+        Self::from_documents_winnowed(documents, 1)
+    }
+
+    /// [`Self::from_documents`], asking the index for the 5-grams
+    /// [`winnow`] selects with `window`.
+    pub fn from_documents_winnowed<'a>(documents: impl IntoIterator<Item = &'a str>, window: usize) -> Self {
+        let mut own = Self::default();
+        for d in documents {
+            let sequence: Vec<u64> = shingles(&word_hashes(authored(d))).collect();
+            winnow(&sequence, window, &mut own.query);
+            own.shingles.extend(sequence);
+        }
+        own
     }
 
     pub fn is_empty(&self) -> bool {
         self.shingles.is_empty()
     }
 
-    /// The person's 5-grams (what the residual index is asked for).
+    /// The person's 5-grams.
+    #[cfg(test)]
     pub fn shingles(&self) -> impl Iterator<Item = u64> + '_ {
         self.shingles.iter().copied()
+    }
+
+    /// The 5-grams the residual index is asked for: all of them, or those
+    /// winnowing selected.
+    pub fn query_shingles(&self) -> impl Iterator<Item = u64> + '_ {
+        self.query.iter().copied()
     }
 
     /// The chunk's overlap with the person's words, if any.
@@ -261,7 +300,8 @@ pub async fn own_words(
         docs = probes.iter().filter_map(|p| p.text.clone()).map(|t| (String::new(), t)).collect();
     }
     let stripped: Vec<String> = docs.iter().map(|(_, d)| strip(d)).collect();
-    Ok(OwnWords::from_documents(docs.iter().map(|(_, d)| d.as_str()).chain(stripped.iter().map(String::as_str))))
+    let documents = docs.iter().map(|(_, d)| d.as_str()).chain(stripped.iter().map(String::as_str));
+    Ok(OwnWords::from_documents_winnowed(documents, ctx.settings.residual.derived_query_window))
 }
 
 /// A chunk near one of the probes.
@@ -310,6 +350,28 @@ pub async fn neighbours(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every run of `window + 4` words of the person's text, copied anywhere,
+    /// shares a selected 5-gram; the selection is a fraction of the 5-grams.
+    #[test]
+    fn winnowing_finds_every_long_enough_copied_run_with_fewer_keys() {
+        let own: String = (0..300).map(|i| format!("w{} ", (i * 7919) % 1000)).collect();
+        let words: Vec<&str> = own.split_whitespace().collect();
+        for window in [1, 4, 8, 12, 16] {
+            let winnowed = OwnWords::from_documents_winnowed([own.as_str()], window);
+            let query: HashSet<u64> = winnowed.query_shingles().collect();
+            assert!(query.iter().all(|q| winnowed.shingles.contains(q)));
+            if window > 1 {
+                assert!(query.len() * (window + 1) <= 3 * winnowed.shingles.len(), "window {window}: {} of {}", query.len(), winnowed.shingles.len());
+            }
+            for start in 0..words.len() - (window + 4) {
+                let run = words[start..start + window + 4].join(" ");
+                let chunk = format!("Subject: notes\nsomething else entirely {run} and more of other words");
+                let found: Vec<u64> = shingles(&word_hashes(&chunk)).collect();
+                assert!(found.iter().any(|s| query.contains(s)), "window {window}: the run at {start} is not found");
+            }
+        }
+    }
 
     const OWN: &str = "From: a@x.com\nTo: b@x.com\nSubject: filing\n\n\
         We should file the comments with the commission by Friday and ask for a hearing.\n\n\
