@@ -22,5 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }
+    // `sqlx::migrate!` embeds migrations/ at compile time: a new file must
+    // rebuild the crate (sqlx's documented build-script line).
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

@@ -1,0 +1,12 @@
+-- The residual index (migration 80) without GIN's pending list: with
+-- `fastupdate` on, inserts queue their keys in a pending list, and the insert
+-- that finds it full (4 MB, about 16,000 chunks' keys) merges it into the
+-- index itself. At a million chunks of text (examples/bench, issue 15) that
+-- merge made one Track request's chunk insert take 96 s, past the request
+-- timeout, on a loaded machine. PostgreSQL's documentation (GIN, "Fast
+-- Update Technique") advises turning it off where consistent response time
+-- matters more than update speed: each insert then updates the index
+-- directly (3–5 s per 1,000 chunks of ~1,000 characters measured there, on
+-- the same loaded machine), and residual queries no longer scan the
+-- pending list either.
+ALTER INDEX chunks_terms_idx SET (fastupdate = off);
