@@ -79,11 +79,12 @@ async fn track_batch_writes_each_chunk_with_its_own_source_text_keys_and_subject
         ("b-1", "", vec!["bob", "cyd"]),
         ("c-1", "?!", vec!["cyd"]),
         ("c-2", "The storage report is due on Thursday, Cyd.", vec!["cyd", "ann"]),
+        ("d-1", "An untagged memo.", vec![]),
     ];
     let ids: Vec<Uuid> = texts.iter().map(|_| Uuid::new_v4()).collect();
     let points = texts.iter().zip(&ids).map(|((s, t, tags), id)| point(*id, s, t, tags, dim)).collect();
     let out = track(&app, "mail", points).await.expect("track the batch");
-    assert_eq!(out.accepted, 5);
+    assert_eq!(out.accepted, 6);
 
     for ((source, text, tags), id) in texts.iter().zip(&ids) {
         let (ext, stored, keys, shared) = chunk_row(&app, *id).await.expect("the chunk is in lineage");
@@ -98,6 +99,14 @@ async fn track_batch_writes_each_chunk_with_its_own_source_text_keys_and_subject
         want.sort();
         assert_eq!(tags_of(&app, *id).await, want, "{text:?}");
         assert_eq!(shared, tags.len() > 1, "{text:?}");
+        // The backend row carries the same tags, in order (one tag travels
+        // in its own column, several as a slice of one flat array).
+        let stored: Vec<String> = sqlx::query_scalar(&format!("SELECT subjects FROM \"{}\" WHERE point_id = $1", c.backend_name))
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the point is in the collection");
+        assert_eq!(stored, *tags, "{text:?}");
     }
     assert_eq!(tags_of(&app, first).await, ["ann"], "the earlier chunk keeps its tag");
     // One subject row per person, whether it existed before the batch or not.
@@ -113,7 +122,7 @@ async fn track_batch_writes_each_chunk_with_its_own_source_text_keys_and_subject
         let by_ids: u64 = counts.counts.iter().map(|c| c.before_by_ids).sum();
         assert_eq!(by_ids, n, "{who}");
     }
-    assert_eq!(rows_in(&app, &c).await, 6);
+    assert_eq!(rows_in(&app, &c).await, 7);
     app.assert_lineage_consistent().await;
 }
 
