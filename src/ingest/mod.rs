@@ -21,7 +21,7 @@ pub use self::subjects::{
     PutMode, PutOutcome, identifier_hash, key_hashes, put_subject, put_subject_for_erasure, put_subject_or_refuse,
     set_legal_hold,
 };
-use self::suppression::{Screened, blocked_subjects, delete_unwanted_points, report_screened, screen};
+use self::suppression::{Screened, Tagged, blocked_subjects, delete_unwanted_points, report_screened, screen};
 use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key};
 use crate::domain::{CollectionSpec, ExternalId, Identifier, Role};
 use crate::error::{LetheError, Result};
@@ -130,7 +130,7 @@ pub async fn write(
     for s in subjects.iter().filter(|s| !s.identifiers.is_empty()) {
         put_subject(ctx, tenant_id, s, PutMode::Write).await?;
     }
-    let blocked = blocked_subjects(ctx, tenant_id, &tagged).await?;
+    let Tagged { blocked, known } = blocked_subjects(ctx, tenant_id, &tagged).await?;
     // Each chunk's tags by keyed hash, for the legal-hold check below.
     let tag_hashes: HashMap<Uuid, Vec<&[u8]>> = chunks
         .iter()
@@ -157,7 +157,7 @@ pub async fn write(
     let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
     let mut points = vectors_for(ctx, spec, &accepted, mode).await?;
 
-    let subject_ids = record_lineage(ctx, spec, &accepted, &tagged).await?;
+    let subject_ids = record_lineage(ctx, spec, &accepted, &tagged, known).await?;
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
     if let Some(vectors) = points.take() {
         let store = ctx.stores.get(spec)?;
@@ -261,18 +261,23 @@ async fn verify_tracked(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInp
     Ok(())
 }
 
-/// Upserts subjects and records sources, chunks and tags in one transaction.
+/// Creates the tagged subjects not in `known` (read by the suppression
+/// check, under the subjects' locks) and records sources, chunks and tags,
+/// in one transaction.
 async fn record_lineage(
     ctx: &Context,
     spec: &CollectionSpec,
     chunks: &[ChunkInput],
     tagged: &BTreeMap<String, Vec<u8>>,
+    mut by_hash: HashMap<Vec<u8>, Uuid>,
 ) -> Result<usize> {
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let pairs: Vec<(String, Vec<u8>)> = tagged.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let rows = lineage::upsert_subjects(&mut tx, spec.tenant_id, &pairs).await?;
-    let by_hash: std::collections::HashMap<Vec<u8>, Uuid> =
-        rows.iter().map(|r| (r.subject_hash.clone(), r.subject_id)).collect();
+    let missing: Vec<(String, Vec<u8>)> =
+        tagged.iter().filter(|(_, h)| !by_hash.contains_key(*h)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if !missing.is_empty() {
+        let rows = lineage::upsert_subjects(&mut tx, spec.tenant_id, &missing).await?;
+        by_hash.extend(rows.into_iter().map(|r| (r.subject_hash, r.subject_id)));
+    }
     let subject_of = |id: &str| tagged.get(id).and_then(|h| by_hash.get(h)).copied();
     let new_chunks: Vec<lineage::NewChunk> = chunks
         .iter()
@@ -291,5 +296,5 @@ async fn record_lineage(
         return Err(LetheError::invalid("point_id", "a point id is already used by another collection or source"));
     }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(rows.len())
+    Ok(by_hash.len())
 }

@@ -16,21 +16,32 @@ use crate::screening;
 use crate::store::{StoreError, lineage};
 use crate::vector_store::Selector;
 
-/// Tagged subjects whose chunks must not be written, by caller id, with the
-/// subject that suppresses them: themselves when they are being or have
-/// been erased (or are suppressed aliases), else an erased or pending
-/// subject that one of their identifiers names (the same person under
-/// another id, kind or spelling; see `identity`).
+/// What the write path knows of its tagged subjects after one query.
+pub(super) struct Tagged {
+    /// Tagged subjects whose chunks must not be written, by caller id, with
+    /// the subject that suppresses them: themselves when they are being or
+    /// have been erased (or are suppressed aliases), else an erased or
+    /// pending subject that one of their identifiers names (the same person
+    /// under another id, kind or spelling; see `identity`).
+    pub(super) blocked: HashMap<String, Uuid>,
+    /// The ids of the tagged subjects that exist, by keyed hash: lineage
+    /// creates only the others.
+    pub(super) known: HashMap<Vec<u8>, Uuid>,
+}
+
 pub(super) async fn blocked_subjects(
     ctx: &Context,
     tenant_id: Uuid,
     tagged: &BTreeMap<String, Vec<u8>>,
-) -> Result<HashMap<String, Uuid>> {
+) -> Result<Tagged> {
     // One query for every tagged subject: a batch of 1,000 chunks may tag as many.
     let hashes: Vec<&[u8]> = tagged.values().map(Vec::as_slice).collect();
-    let rows = lineage::suppressed_subjects(&ctx.pool, tenant_id, &hashes).await?;
-    let by_hash: HashMap<&[u8], Uuid> = rows.iter().map(|(h, by)| (h.as_slice(), *by)).collect();
-    Ok(tagged.iter().filter_map(|(id, h)| by_hash.get(h.as_slice()).map(|by| (id.clone(), *by))).collect())
+    let rows = lineage::tagged_subjects(&ctx.pool, tenant_id, &hashes).await?;
+    let by_hash: HashMap<&[u8], Uuid> =
+        rows.iter().filter_map(|(h, _, by)| by.map(|by| (h.as_slice(), by))).collect();
+    let blocked = tagged.iter().filter_map(|(id, h)| by_hash.get(h.as_slice()).map(|by| (id.clone(), *by))).collect();
+    let known = rows.into_iter().map(|(h, id, _)| (h, id)).collect();
+    Ok(Tagged { blocked, known })
 }
 
 /// What screening left to write.

@@ -215,37 +215,35 @@ pub async fn suppressor_by_keys(
     .await?)
 }
 
-/// Of the subjects with these hashes, those whose writes are suppressed,
-/// with the subject that suppresses them: themselves when they are being
-/// or have been erased, else such a subject that shares one of their match
-/// keys (the same person under another id; for a suppressed alias, the
-/// person it names), else a suppressed alias itself. Only erasures
-/// suppress: an alias's keys do not spread further. One query per batch.
-pub async fn suppressed_subjects(
+/// The subjects with these hashes (hash, id), each with the subject that
+/// suppresses its writes, if any: itself when it is being or has been
+/// erased, else such a subject that shares one of its match keys (the same
+/// person under another id; for a suppressed alias, the person it names),
+/// else a suppressed alias itself. Only erasures suppress: an alias's keys
+/// do not spread further. One query per batch; hashes without a subject are
+/// skipped (the write path creates those, and only those, afterwards).
+pub async fn tagged_subjects(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
     hashes: &[&[u8]],
-) -> Result<Vec<(Vec<u8>, Uuid)>> {
+) -> Result<Vec<(Vec<u8>, Uuid, Option<Uuid>)>> {
     Ok(sqlx::query_as(
         r#"
-        SELECT subject_hash, blocker FROM (
-            SELECT s.subject_hash,
-                   CASE WHEN s.state IN ('pending_erasure', 'erased') THEN s.subject_id ELSE COALESCE((
-                       SELECT o.subject_id
-                       FROM subject_keys mine
-                       JOIN subject_keys other
-                         ON other.tenant_id = mine.tenant_id AND other.key_hash = mine.key_hash
-                        AND other.subject_id <> mine.subject_id
-                       JOIN subjects o
-                         ON o.subject_id = other.subject_id AND o.state IN ('pending_erasure', 'erased')
-                       WHERE mine.subject_id = s.subject_id
-                       LIMIT 1),
-                       CASE WHEN s.state = 'suppressed' THEN s.subject_id END)
-                   END AS blocker
-            FROM subjects s
-            WHERE s.tenant_id = $1 AND s.subject_hash = ANY($2)
-        ) b
-        WHERE blocker IS NOT NULL
+        SELECT s.subject_hash, s.subject_id,
+               CASE WHEN s.state IN ('pending_erasure', 'erased') THEN s.subject_id ELSE COALESCE((
+                   SELECT o.subject_id
+                   FROM subject_keys mine
+                   JOIN subject_keys other
+                     ON other.tenant_id = mine.tenant_id AND other.key_hash = mine.key_hash
+                    AND other.subject_id <> mine.subject_id
+                   JOIN subjects o
+                     ON o.subject_id = other.subject_id AND o.state IN ('pending_erasure', 'erased')
+                   WHERE mine.subject_id = s.subject_id
+                   LIMIT 1),
+                   CASE WHEN s.state = 'suppressed' THEN s.subject_id END)
+               END AS blocker
+        FROM subjects s
+        WHERE s.tenant_id = $1 AND s.subject_hash = ANY($2)
         "#,
     )
     .bind(tenant_id)

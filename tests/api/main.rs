@@ -37,5 +37,6 @@ mod service_role;
 mod suppression;
 mod tenant_keys;
 mod tenants;
+mod track_lineage;
 mod web;
 mod web_http;
