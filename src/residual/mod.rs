@@ -152,7 +152,9 @@ async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> 
         // Exact neighbours of the person's own vectors decide only where words
         // cannot: chunks without stored text, or no own text to compare with.
         let vectors: Vec<Vec<f32>> = query.probes.iter().map(|p| p.vector.clone()).collect();
-        let words_known = !own.is_empty();
+        // Exact search reads every vector of a collection (~0.6 s per probe at
+        // a million): only where there is no text, theirs or the chunk's.
+        let words_known = own.text_known();
         let mut near = Vec::new();
         for spec in specs.iter().filter(|c| !words_known || scanned.textless.contains(&c.collection_id)) {
             scan::check_deadline(query.deadline)?;

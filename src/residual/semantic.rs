@@ -173,6 +173,9 @@ pub(super) fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
 /// The 5-grams of the text a person wrote.
 #[derive(Debug, Default)]
 pub struct OwnWords {
+    /// Some text of the person's own chunks was read (their own words may
+    /// still be none: a chunk of headers and quoted mail only).
+    read_text: bool,
     shingles: HashSet<u64>,
     /// The ones the residual index is asked for (see [`winnow`]).
     query: HashSet<u64>,
@@ -200,6 +203,7 @@ impl OwnWords {
     pub fn from_documents_winnowed<'a>(documents: impl IntoIterator<Item = &'a str>, window: usize) -> Self {
         let mut own = Self::default();
         for d in documents {
+            own.read_text = true;
             let sequence: Vec<u64> = shingles(&word_hashes(authored(d))).collect();
             winnow(&sequence, window, &mut own.query);
             own.shingles.extend(sequence);
@@ -209,6 +213,14 @@ impl OwnWords {
 
     pub fn is_empty(&self) -> bool {
         self.shingles.is_empty()
+    }
+
+    /// Whether the person's own chunks had text to read: then words decide
+    /// wherever text is stored, also when none of it is theirs (headers and
+    /// quoted mail only: nothing can be derived from it, and a copy of such
+    /// a chunk names them in its headers, which the lexical search finds).
+    pub fn text_known(&self) -> bool {
+        self.read_text
     }
 
     /// The person's 5-grams.
