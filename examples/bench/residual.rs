@@ -175,7 +175,9 @@ impl Iterator for Chunks<'_> {
     type Item = (pb::TrackedPoint, String);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.pending.is_empty() && !self.messages.is_empty() {
+        let mut empty_pass = 0;
+        while self.pending.is_empty() && !self.messages.is_empty() && empty_pass <= self.messages.len() {
+            empty_pass += 1;
             let (rep, k) = self.next;
             self.next = if k + 1 == self.messages.len() { (rep + 1, 0) } else { (rep, k + 1) };
             let m = &self.messages[k];
@@ -280,8 +282,20 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
     .await?;
     let small: Vec<(String, usize)> =
         by_sender.iter().filter(|(_, c)| c.len() <= 10).map(|(s, c)| (s.clone(), c.len())).collect();
-    let mut senders: Vec<(&str, Vec<Uuid>)> =
-        by_sender.iter().map(|(s, c)| (s.as_str(), c.clone())).filter(|(_, c)| (5..=60).contains(&c.len())).collect();
+    // People an earlier run's throughput figure erased have nothing left to
+    // search from (no own chunks): they would make the search look fast.
+    let erased: std::collections::HashSet<String> = sqlx::query_scalar(
+        "SELECT jsonb_array_elements_text(value) FROM bench_meta WHERE key = 'residual_erased_2'",
+    )
+    .fetch_all(&env.raw)
+    .await?
+    .into_iter()
+    .collect();
+    let mut senders: Vec<(&str, Vec<Uuid>)> = by_sender
+        .iter()
+        .filter(|(s, c)| (5..=60).contains(&c.len()) && !erased.contains(*s))
+        .map(|(s, c)| (s.as_str(), c.clone()))
+        .collect();
     let mut rng = Rng::new(n as u64);
     for i in (1..senders.len()).rev() {
         senders.swap(i, rng.below(i + 1));
@@ -292,7 +306,7 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
         .await?
         .ok_or_else(|| anyhow::anyhow!("collection {COLLECTION} missing"))?;
     let store = PgVectorStore::new(env.raw.clone());
-    let (mut new_ms, mut old_ms, mut differ) = (Vec::new(), Vec::new(), 0);
+    let (mut new_ms, mut old_ms, mut same_ms, mut differ) = (Vec::new(), Vec::new(), Vec::new(), 0);
     eprintln!("==> residual stage over {n} chunks of text: {searches} senders indexed, {old_runs} also the old way");
     for (k, (sender, own)) in senders.iter().take(searches).enumerate() {
         let name = sender.split('@').next().unwrap_or_default().split('.').map(cap).collect::<Vec<_>>().join(" ");
@@ -321,23 +335,26 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
         if k < old_runs {
             let old = search(env, &query, false).await?;
             old_ms.push(old.0 + setup);
+            same_ms.push(found.0 + setup);
             differ += usize::from(old.1 != found.1);
             line.push_str(&format!("; old way {:.0} ms, {} candidates", old.0 + setup, old.1.len()));
         }
         eprintln!("{line}");
     }
-    let (st, so) = (Stats::of(&new_ms), Stats::of(&old_ms));
+    let (st, so, ss) = (Stats::of(&new_ms), Stats::of(&old_ms), Stats::of(&same_ms));
     rows.push(
         Row::new("pgvector", &format!("residual stage for one person over {n} chunks of text, indexed (p50; p95 {:.0} ms)", st.p95), "ms", &new_ms, None)
+            .goal("p95 ≤ 500 ms")
             .note(format!(
                 "residual::search as the stage calls it (address + name, own chunks as probes, lexical and derived on), \
                  {} senders of 5–60 chunks; old way (every chunk text read): p50 {:.0} ms, p95 {:.0} ms over {} of them, \
-                 ratio old/indexed {:.1} (p50); candidates differed for {differ} of {}",
+                 whose indexed p50 is {:.0} ms: ratio old/indexed {:.1} (p50, the same people); candidates differed for {differ} of {}",
                 new_ms.len(),
                 so.median,
                 so.p95,
                 old_ms.len(),
-                so.median / st.median.max(1e-9),
+                ss.median,
+                so.median / ss.median.max(1e-9),
                 old_ms.len()
             )),
     );

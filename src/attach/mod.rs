@@ -202,7 +202,14 @@ async fn track_looked_up(
     if let Some(missing) = natives.iter().find(|n| !found.iter().any(|p| p.id == n.key(spec.collection_id))) {
         return Err(LetheError::precondition("point_not_found", format!("point {missing} is not in `{}`", spec.backend_name)));
     }
-    let chunks = found.iter().map(|p| worker::chunk_of(spec, p)).collect();
+    let chunks = found
+        .iter()
+        .map(|p| {
+            let mut chunk = worker::chunk_of(spec, p);
+            chunk.native_id = natives.iter().find(|n| n.needs_lookup() && n.key(spec.collection_id) == p.id).map(NativeId::as_string);
+            chunk
+        })
+        .collect();
     crate::ingest::write(ctx, spec, chunks, subjects, crate::ingest::WriteMode::Track { verify_points: false }).await
 }
 

@@ -139,6 +139,7 @@ pub fn chunk_of(spec: &CollectionSpec, p: &StoredPoint) -> ChunkInput {
         ordinal: 0,
         vector: None,
         written_at: p.written_at,
+        native_id: None,
     }
 }
 

@@ -365,6 +365,7 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
                 ordinal: ordinal(&f("ordinal"), o)?,
                 vector: None,
                 written_at: None,
+                native_id: None,
             })
         })
         .collect()
@@ -463,6 +464,7 @@ pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
                 ordinal: u32::try_from(i).unwrap_or(0),
                 vector: (!vector.is_empty()).then_some(vector),
                 written_at: None,
+                native_id: None,
             })
         })
         .collect::<R<_>>()?;

@@ -121,8 +121,11 @@ async fn delete_batch(
         // it (also when the store fails here: the id may name a person).
         let added = attached_ids::record_point_ids(&ctx.pool, spec.collection_id, &lookups).await?;
         let present = store.retrieve(spec, &targets, false).await;
-        if present.is_err() {
-            attached_ids::forget_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, &added).await?;
+        if present.is_err()
+            && let Err(e) = attached_ids::forget_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, &added).await
+        {
+            // The store's error is the one to report; the rows go with the next call.
+            tracing::warn!(error.cause_chain = ?e, rows = added.len(), "lookup rows of text ids not forgotten");
         }
         let present: HashSet<Uuid> = present?.into_iter().map(|p| p.id).collect();
         out.kept += present.len() as u64;

@@ -51,6 +51,11 @@ pub struct ChunkInput {
     /// When the point was written, if earlier than now (an attached store's
     /// mapped timestamp): the source counts from its oldest point's.
     pub written_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// An attached store's text id behind `point_id` (a hash of it): its
+    /// lookup row is written again in the lineage transaction, so that a
+    /// concurrent call that forgets the rows it added cannot leave this
+    /// chunk's lineage without one.
+    pub native_id: Option<String>,
 }
 
 /// What a write did.
@@ -295,6 +300,9 @@ async fn record_lineage(
     if !new_chunks.is_empty() && !lineage::record_chunks(&mut tx, spec.tenant_id, spec.collection_id, &new_chunks).await? {
         return Err(LetheError::invalid("point_id", "a point id is already used by another collection or source"));
     }
+    let lookups: Vec<(Uuid, String)> =
+        chunks.iter().filter_map(|c| c.native_id.clone().map(|n| (point_id(spec, c), n))).collect();
+    crate::store::attach::record_point_ids(&mut *tx, spec.collection_id, &lookups).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(by_hash.len())
 }

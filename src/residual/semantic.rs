@@ -173,8 +173,8 @@ pub(super) fn shingles(words: &[u64]) -> impl Iterator<Item = u64> + '_ {
 /// The 5-grams of the text a person wrote.
 #[derive(Debug, Default)]
 pub struct OwnWords {
-    /// Some text of the person's own chunks was read (their own words may
-    /// still be none: a chunk of headers and quoted mail only).
+    /// Some text of the person's own chunks was read that is either theirs
+    /// (a 5-gram at least) or none of theirs (headers and quoted mail only).
     read_text: bool,
     shingles: HashSet<u64>,
     /// The ones the residual index is asked for (see [`winnow`]).
@@ -203,8 +203,12 @@ impl OwnWords {
     pub fn from_documents_winnowed<'a>(documents: impl IntoIterator<Item = &'a str>, window: usize) -> Self {
         let mut own = Self::default();
         for d in documents {
-            own.read_text = true;
-            let sequence: Vec<u64> = shingles(&word_hashes(authored(d))).collect();
+            let words = word_hashes(authored(d));
+            // Text that is theirs (a 5-gram at least), or none at all (headers
+            // and quoted mail): words decide. A reply of one to four words
+            // ("Approved.") leaves their near copies to the vector search.
+            own.read_text |= words.is_empty() || words.len() >= SHINGLE;
+            let sequence: Vec<u64> = shingles(&words).collect();
             winnow(&sequence, window, &mut own.query);
             own.shingles.extend(sequence);
         }
@@ -219,6 +223,7 @@ impl OwnWords {
     /// wherever text is stored, also when none of it is theirs (headers and
     /// quoted mail only: nothing can be derived from it, and a copy of such
     /// a chunk names them in its headers, which the lexical search finds).
+    /// Not when all they wrote is one to four words: too short for a 5-gram.
     pub fn text_known(&self) -> bool {
         self.read_text
     }
@@ -363,6 +368,16 @@ pub async fn neighbours(
 mod tests {
     use super::*;
 
+    /// Words decide where the person's chunks hold text: their own words,
+    /// or none (headers and quoted mail); a reply of a few words does not.
+    #[test]
+    fn text_is_known_unless_all_they_wrote_is_too_short_for_a_5_gram() {
+        assert!(OwnWords::from_documents(["We should file the comments with the commission by Friday."]).text_known());
+        assert!(OwnWords::from_documents(["From: a@x.com\nTo: b@x.com\nSubject: re\n\n> quoted words of somebody else here"]).text_known());
+        assert!(!OwnWords::from_documents(["Approved."]).text_known());
+        assert!(!OwnWords::from_documents(std::iter::empty::<&str>()).text_known());
+    }
+
     /// Every run of `window + 4` words of the person's text, copied anywhere,
     /// shares a selected 5-gram; the selection is a fraction of the 5-grams.
     #[test]
@@ -376,7 +391,7 @@ mod tests {
             if window > 1 {
                 assert!(query.len() * (window + 1) <= 3 * winnowed.shingles.len(), "window {window}: {} of {}", query.len(), winnowed.shingles.len());
             }
-            for start in 0..words.len() - (window + 4) {
+            for start in 0..=words.len() - (window + 4) {
                 let run = words[start..start + window + 4].join(" ");
                 let chunk = format!("Subject: notes\nsomething else entirely {run} and more of other words");
                 let found: Vec<u64> = shingles(&word_hashes(&chunk)).collect();
