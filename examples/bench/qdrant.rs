@@ -261,17 +261,7 @@ async fn start(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<QEn
     if let Some(dir) = settings.audit.signing_key_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let embedder = lethe::startup::embedder(&settings)?;
-    let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await?;
-    let addr = app.addr();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
-    let client = LetheClient::connect(format!("http://{addr}"))
-        .await?
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20);
+    let (client, stop) = crate::setup::serve(&settings).await?;
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
         .execute(&pool)

@@ -309,8 +309,7 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
     let (mut new_ms, mut old_ms, mut same_ms, mut differ) = (Vec::new(), Vec::new(), Vec::new(), 0);
     eprintln!("==> residual stage over {n} chunks of text: {searches} senders indexed, {old_runs} also the old way");
     for (k, (sender, own)) in senders.iter().take(searches).enumerate() {
-        let name = sender.split('@').next().unwrap_or_default().split('.').map(cap).collect::<Vec<_>>().join(" ");
-        let name: String = name.trim_end_matches(char::is_numeric).to_owned();
+        let name = name_of(sender);
         let t = Instant::now();
         let probes: Vec<lethe::residual::Probe> = store
             .retrieve(&spec, own, true)

@@ -181,7 +181,7 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
 
 /// Lethe in-process with `settings` on port 0: a client, and the sender
 /// that stops it (when sent or dropped).
-async fn serve(settings: &Settings) -> anyhow::Result<(LetheClient<Channel>, tokio::sync::oneshot::Sender<()>)> {
+pub async fn serve(settings: &Settings) -> anyhow::Result<(LetheClient<Channel>, tokio::sync::oneshot::Sender<()>)> {
     let embedder = lethe::startup::embedder(settings)?;
     let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await?;
     let addr = app.addr();

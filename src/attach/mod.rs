@@ -12,6 +12,7 @@
 pub mod presets;
 pub mod worker;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use uuid::Uuid;
@@ -170,23 +171,23 @@ pub async fn track(
         .enumerate()
         .map(|(i, s)| NativeId::parse(mapping.id_kind, s).map_err(|m| LetheError::invalid(format!("points[{i}].point_id"), m)))
         .collect::<Result<_>>()?;
-    let looked_up: Vec<(Uuid, String)> = natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(spec.collection_id), n.as_string())).collect();
+    // Each id's key once (a text id's is a hash): (key, id).
+    let keyed: Vec<(Uuid, &NativeId)> = natives.iter().map(|n| (n.key(spec.collection_id), n)).collect();
+    let looked_up: Vec<(Uuid, String)> = keyed.iter().filter(|(_, n)| n.needs_lookup()).map(|(k, n)| (*k, n.as_string())).collect();
     // The store reads a text id's point through its lookup row: written
     // first, and forgotten again at the end unless lineage now stands
     // behind it (a failure, a missing point or a suppressed one keeps none).
     let added = jobs::record_point_ids(&ctx.pool, spec.collection_id, &looked_up).await?;
-    let written = track_looked_up(ctx, spec, &natives, subjects).await;
+    let written = track_looked_up(ctx, spec, &keyed, subjects).await;
     if let Err(e) = jobs::forget_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, &added).await {
         // Rare (the database failed just now); the next Track or DeletePoints
         // of these ids forgets them, and Reconcile's scan reads them as ids only.
         tracing::warn!(error.cause_chain = ?e, rows = added.len(), "lookup rows of text ids not forgotten");
     }
     let out = written?;
-    let shown: Vec<String> = out
-        .point_ids
-        .iter()
-        .map(|k| natives.iter().find(|n| n.key(spec.collection_id) == *k).map_or_else(|| k.to_string(), NativeId::as_string))
-        .collect();
+    let by_key: HashMap<Uuid, &NativeId> = keyed.iter().copied().collect();
+    let shown: Vec<String> =
+        out.point_ids.iter().map(|k| by_key.get(k).map_or_else(|| k.to_string(), |n| n.as_string())).collect();
     Ok((out, shown))
 }
 
@@ -194,19 +195,22 @@ pub async fn track(
 async fn track_looked_up(
     ctx: &Context,
     spec: &CollectionSpec,
-    natives: &[NativeId],
+    keyed: &[(Uuid, &NativeId)],
     subjects: &[crate::ingest::SubjectInput],
 ) -> Result<crate::ingest::WriteOutcome> {
-    let keys: Vec<Uuid> = natives.iter().map(|n| n.key(spec.collection_id)).collect();
+    let keys: Vec<Uuid> = keyed.iter().map(|(k, _)| *k).collect();
     let found = ctx.stores.get(spec)?.retrieve(spec, &keys, false).await?;
-    if let Some(missing) = natives.iter().find(|n| !found.iter().any(|p| p.id == n.key(spec.collection_id))) {
+    let present: HashSet<Uuid> = found.iter().map(|p| p.id).collect();
+    if let Some((_, missing)) = keyed.iter().find(|(k, _)| !present.contains(k)) {
         return Err(LetheError::precondition("point_not_found", format!("point {missing} is not in `{}`", spec.backend_name)));
     }
+    let text_ids: HashMap<Uuid, String> =
+        keyed.iter().filter(|(_, n)| n.needs_lookup()).map(|(k, n)| (*k, n.as_string())).collect();
     let chunks = found
         .iter()
         .map(|p| {
             let mut chunk = worker::chunk_of(spec, p);
-            chunk.native_id = natives.iter().find(|n| n.needs_lookup() && n.key(spec.collection_id) == p.id).map(NativeId::as_string);
+            chunk.native_id = text_ids.get(&p.id).cloned();
             chunk
         })
         .collect();
