@@ -345,6 +345,13 @@ pub struct ResidualSettings {
     /// of them, as before.
     #[serde(default = "one")]
     pub derived_query_window: usize,
+    /// Chunks read for one of the person's 5-grams before it is taken for
+    /// boilerplate (0: no limit). A 5-gram held by this many chunks is read
+    /// as a sample; if the sample shows it in `COMMON_SOURCES` other sources
+    /// it counts neither for nor against, so the rest need not be read; if
+    /// not, every chunk that holds it is read, as without the limit.
+    #[serde(default)]
+    pub common_key_sample: usize,
 }
 
 fn one() -> usize {

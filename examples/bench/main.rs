@@ -64,7 +64,8 @@ pub struct Args {
     /// Small subjects erased concurrently (default: min(1000, subjects of 10)).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Sections to skip: erase, throughput, ingest, screening, reindex, search, residual, embed.
+    /// Sections to skip: erase, throughput, ingest, screening, reindex, search, residual, embed;
+    /// within residual: residual-old (the old way for comparison), residual-throughput.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
     /// Do not build the HNSW index when loading (it takes about an hour at

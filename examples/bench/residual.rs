@@ -301,7 +301,7 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
         senders.swap(i, rng.below(i + 1));
     }
     let searches = (args.runs * 4).max(10).min(senders.len());
-    let old_runs = args.runs.clamp(1, 5).min(searches);
+    let old_runs = if args.runs("residual-old") { args.runs.clamp(1, 5).min(searches) } else { 0 };
     let spec = lethe::store::lineage::collection_by_name(&env.raw, env.tenant_id, COLLECTION)
         .await?
         .ok_or_else(|| anyhow::anyhow!("collection {COLLECTION} missing"))?;
@@ -357,6 +357,9 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
                 old_ms.len()
             )),
     );
+    if !args.runs("residual-throughput") {
+        return Ok(());
+    }
     throughput(args, env, small, rows).await
 }
 

@@ -13,7 +13,7 @@
 //! keep tens of millions of matches. The scan stops at the query's deadline.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::Instant;
 
 use uuid::Uuid;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::index;
 use super::lexical::{self, Matcher};
 use super::ResidualQuery;
-use super::semantic::{Overlap, OwnWords};
+use super::semantic::{self, Overlap, OwnWords};
 use crate::context::Context;
 use crate::domain::CollectionSpec;
 use crate::error::{LetheError, Result};
@@ -65,6 +65,13 @@ impl Scanned {
         if let Some(o) = own.overlap(text) {
             self.overlaps.push((chunk, o));
         }
+    }
+
+    /// The person's 5-grams that are boilerplate in what was read so far
+    /// (as `ranking` will judge them: sources that name the person do not count).
+    fn common_shingles(&self) -> HashSet<u64> {
+        let named = self.lexical.named_sources();
+        semantic::common_shingles(self.overlaps.iter().map(|(c, o)| (c.source_id.as_str(), o)), &named)
     }
 }
 
@@ -124,6 +131,11 @@ impl TopHits {
             heap.push(hit);
         }
         self.dropped_strong += usize::from(strong);
+    }
+
+    /// The sources of the hits kept that name the person.
+    fn named_sources(&self) -> HashSet<&str> {
+        self.strong.iter().map(|r| r.0.source_id.as_str()).collect()
     }
 
     /// Strong hits that qualified but were dropped for the cap.
@@ -186,10 +198,13 @@ pub async fn scan(
         return Ok(out);
     }
     let (words, unindexed) = matcher.index_words();
-    let mut keys = index::word_keys(tenant_id, words.iter().map(String::as_str));
-    keys.extend(index::shingle_keys(tenant_id, own.query_shingles()));
-    keys.sort_unstable();
-    keys.dedup();
+    let mut word_keys = index::word_keys(tenant_id, words.iter().map(String::as_str));
+    word_keys.sort_unstable();
+    word_keys.dedup();
+    let own_shingles: Vec<u64> = own.query_shingles().collect();
+    let shingles: Vec<(i32, u64)> =
+        index::shingle_keys(tenant_id, own_shingles.iter().copied()).into_iter().zip(own_shingles).collect();
+    let terms = || Filter::Terms { words: word_keys.clone(), shingles: shingles.clone() };
     let like = |literals: &[String]| -> Vec<String> {
         literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
     };
@@ -197,9 +212,9 @@ pub async fn scan(
     let reads = if !ctx.settings.residual.use_index {
         vec![Filter::Like(everything(), false)]
     } else if lineage::has_unindexed_texts(&ctx.pool, tenant_id).await? {
-        vec![Filter::Terms(keys), Filter::Like(like(&unindexed), false), Filter::Like(everything(), true)]
+        vec![terms(), Filter::Like(like(&unindexed), false), Filter::Like(everything(), true)]
     } else {
-        vec![Filter::Terms(keys), Filter::Like(like(&unindexed), false)]
+        vec![terms(), Filter::Like(like(&unindexed), false)]
     };
     let textless = lineage::collections_without_text(&ctx.pool, tenant_id).await?;
     let mut pass = Pass { matcher, own, textless: &textless, skip: query.exclude.clone(), seen: HashSet::new() };
@@ -217,8 +232,10 @@ pub async fn scan(
 
 /// Which lineage texts one read asks for.
 enum Filter {
-    /// Chunks holding any of these index keys.
-    Terms(Vec<i32>),
+    /// Chunks holding any of these index keys: the keys of the forms' words
+    /// (every such chunk is read) and of the person's 5-grams with the
+    /// 5-gram each stands for (read as `Pass::read_terms` says).
+    Terms { words: Vec<i32>, shingles: Vec<(i32, u64)> },
     /// Texts matching any of these `ILIKE` patterns (only those without
     /// index keys when true).
     Like(Vec<String>, bool),
@@ -227,7 +244,7 @@ enum Filter {
 impl Filter {
     fn is_empty(&self) -> bool {
         match self {
-            Self::Terms(keys) => keys.is_empty(),
+            Self::Terms { words, shingles } => words.is_empty() && shingles.is_empty(),
             Self::Like(patterns, _) => patterns.is_empty(),
         }
     }
@@ -254,15 +271,8 @@ impl Pass<'_> {
         out: &mut Scanned,
     ) -> Result<()> {
         let excluded: Vec<Uuid> = query.exclude.iter().copied().collect();
-        if let Filter::Terms(keys) = filter {
-            // Ids first (see `lineage::chunk_ids_with_terms`), then the texts by id, in pages.
-            let mut ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, keys, KEYS_PER_QUERY).await?;
-            ids.retain(|id| !query.exclude.contains(id) && !self.seen.contains(id));
-            for page in ids.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
-                let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
-                self.take(texts, query, out)?;
-            }
-            return Ok(());
+        if let Filter::Terms { words, shingles } = filter {
+            return self.read_terms(ctx, tenant_id, words, shingles, query, out).await;
         }
         let Filter::Like(patterns, unindexed_only) = filter else { return Ok(()) };
         let mut after = None;
@@ -277,6 +287,97 @@ impl Pass<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Reads the chunks the residual index proposes: every chunk holding a
+    /// word of the forms, and for each of the person's 5-grams the chunks
+    /// holding it, but at most `residual.common_key_sample` of them at first.
+    /// A 5-gram held by that many chunks is usually boilerplate (a
+    /// newsletter, a quoted thread, a signature: a newsletter's 5-grams are
+    /// held by tens of thousands of chunks at a million), which counts
+    /// neither for nor against (`semantic::common_shingles`): reading its
+    /// sample settles that, and the rest of its chunks could not change it.
+    /// A sampled 5-gram the sample does not show as boilerplate (the chunks
+    /// that hold it name the person, or come from fewer sources, or only
+    /// share its 32-bit key) is read in full, as without the limit.
+    ///
+    /// What this leaves unread are chunks that hold none of the person's
+    /// forms and whose queried 5-grams are all boilerplate: their own words
+    /// outside the boilerplate are in runs shorter than the winnowing
+    /// guarantee (`residual.derived_query_window` + 4 words), since a longer
+    /// run holds a queried 5-gram that is not boilerplate.
+    async fn read_terms(
+        &mut self,
+        ctx: &Context,
+        tenant_id: Uuid,
+        words: &[i32],
+        shingles: &[(i32, u64)],
+        query: &ResidualQuery,
+        out: &mut Scanned,
+    ) -> Result<()> {
+        let cap = ctx.settings.residual.common_key_sample;
+        let mut keys: Vec<i32> = shingles.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, words, KEYS_PER_QUERY).await?;
+        let mut sampled: Vec<i32> = Vec::new();
+        if cap == 0 {
+            ids.extend(lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, &keys, KEYS_PER_QUERY).await?);
+        } else {
+            let mut held: HashMap<i32, usize> = HashMap::new();
+            for (key, id) in lineage::chunk_ids_per_term(&ctx.pool, tenant_id, &keys, cap, KEYS_PER_QUERY).await? {
+                *held.entry(key).or_default() += 1;
+                ids.push(id);
+            }
+            sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
+        }
+        let read = self.read_ids(ctx, tenant_id, ids, query, out).await?;
+        if sampled.is_empty() {
+            tracing::debug!(words = words.len(), shingles = keys.len(), read, "residual index read");
+            return Ok(());
+        }
+        let common = out.common_shingles();
+        let unproven: Vec<i32> = sampled
+            .iter()
+            .copied()
+            .filter(|k| shingles.iter().any(|(key, s)| key == k && !common.contains(s)))
+            .collect();
+        let more = if unproven.is_empty() {
+            0
+        } else {
+            let ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, &unproven, KEYS_PER_QUERY).await?;
+            self.read_ids(ctx, tenant_id, ids, query, out).await?
+        };
+        tracing::debug!(
+            words = words.len(),
+            shingles = keys.len(),
+            read,
+            sampled = sampled.len(),
+            unproven = unproven.len(),
+            more,
+            "residual index read"
+        );
+        Ok(())
+    }
+
+    /// Reads the texts of chunks by id (not excluded, not read yet), in
+    /// pages: how many were read.
+    async fn read_ids(
+        &mut self,
+        ctx: &Context,
+        tenant_id: Uuid,
+        mut ids: Vec<Uuid>,
+        query: &ResidualQuery,
+        out: &mut Scanned,
+    ) -> Result<usize> {
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|id| !query.exclude.contains(id) && !self.seen.contains(id));
+        for page in ids.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
+            let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
+            self.take(texts, query, out)?;
+        }
+        Ok(ids.len())
     }
 
     fn take(&mut self, page: Vec<lineage::ChunkText>, query: &ResidualQuery, out: &mut Scanned) -> Result<()> {

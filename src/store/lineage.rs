@@ -362,6 +362,45 @@ pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[
     Ok(ids)
 }
 
+/// For each of `keys`, at most `cap` of the tenant's chunks that hold it
+/// (`residual::index`), as (key, chunk id) pairs, `batch` keys per
+/// statement: a key with `cap` pairs may be held by more chunks. Through the
+/// GIN index as [`chunk_ids_with_terms`]; one index lookup per key, each
+/// stopping at `cap` rows of the table.
+pub async fn chunk_ids_per_term(
+    pool: &sqlx::PgPool,
+    tenant_id: Uuid,
+    keys: &[i32],
+    cap: usize,
+    batch: usize,
+) -> Result<Vec<(i32, Uuid)>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
+    let mut out = Vec::new();
+    for keys in keys.chunks(batch.max(1)) {
+        let found: Vec<(i32, Uuid)> = sqlx::query_as(
+            r#"
+            SELECT k.key, c.chunk_id
+            FROM unnest($2::int4[]) AS k(key)
+            CROSS JOIN LATERAL (
+                SELECT x.chunk_id
+                FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && ARRAY[k.key] OFFSET 0) x
+                WHERE x.tenant_id = $1
+                LIMIT $3
+            ) c
+            "#,
+        )
+        .bind(tenant_id)
+        .bind(keys)
+        .bind(i64::try_from(cap).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        out.extend(found);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// The given chunks of the tenant that hold text, with where they live.
 pub async fn chunk_texts_with_source(
     ex: impl PgExecutor<'_>,

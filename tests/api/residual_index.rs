@@ -88,3 +88,52 @@ async fn residual_search_finds_through_the_index_every_form_the_matcher_knows() 
     want.sort_unstable();
     assert_eq!(sources, want);
 }
+
+/// Ann's own words (the digest copies the first sentence) and a newsletter
+/// she pasted under them, which six other sources carry too.
+const ANN_OWN: &str = "The Palo Verde spread widened again on Tuesday because the heat wave kept every unit in \
+    Arizona running flat out. I want the desk to stop selling the spread until the Navajo line is back.";
+const DIGEST: &str = "The Palo Verde spread widened again on Tuesday because the heat wave kept every unit in \
+    Arizona running flat out.";
+const NEWS: &str = "Energy Daily: regulators in Sacramento scheduled another hearing on the emergency purchases, \
+    and the utilities asked the commission for a rate increase before the summer peak arrives.";
+
+/// Erases Ann with residual search on (report), the index reading at most
+/// `sample` chunks per 5-gram at first (0: all): the residuals' sources.
+async fn ann_residuals(sample: usize) -> Vec<String> {
+    let app = spawn_app_configured(Options::default(), |s| s.residual.common_key_sample = sample).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let mut corpus = vec![chunk("ann-1", 0, &format!("From: ann.lee@example.com\nSubject: desk\n\n{ANN_OWN}\n\n{NEWS}"), &["ann"])];
+    // One source holding her sentence five times (a digest filed in five
+    // chunks): more chunks than the sample, but one source: not boilerplate.
+    corpus.extend((0..5).map(|i| chunk("digest", i, DIGEST, &["kb"])));
+    corpus.extend((0..6).map(|i| chunk(&format!("news-{i}"), 0, NEWS, &["bob"])));
+    app.ingest(&c.name, corpus).await.expect("ingest");
+    let ident = |kind: pb::IdentifierKind, value: &str| pb::Identifier { kind: kind as i32, value: value.into() };
+    let r = pb::EraseRequest {
+        subject: Some(pb::SubjectRef {
+            id: "ann".into(),
+            identifiers: vec![ident(pb::IdentifierKind::Email, "ann.lee@example.com")],
+        }),
+        residual_policy: pb::ResidualPolicy::Report as i32,
+        ..Default::default()
+    };
+    let job = app.erase_with(r).await.expect("erase");
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let mut sources: Vec<String> = done.residuals.iter().map(|c| c.source_id.clone()).collect();
+    sources.sort_unstable();
+    sources
+}
+
+#[tokio::test]
+async fn five_grams_held_by_more_chunks_than_the_sample_are_read_in_full_unless_they_are_boilerplate() {
+    let every_chunk = ann_residuals(0).await;
+    // Each of her 5-grams is held by more chunks than a sample of 3: the
+    // newsletter's are shown boilerplate by the sample (three other sources)
+    // and the rest of its chunks are not needed; the digest's sample shows
+    // one source only, so all five of its chunks are read and found.
+    let sampled = ann_residuals(3).await;
+    assert_eq!(every_chunk, ["digest"; 5], "the excerpts, not the newsletter");
+    assert_eq!(sampled, every_chunk);
+}
