@@ -210,7 +210,8 @@ pub async fn lethe_erase(env: &impl LetheSide, tag: &str) -> anyhow::Result<(f64
     wait(env, &id, Duration::from_millis(POLL_MS)).await?;
     let seen = t.elapsed().as_secs_f64() * 1e3;
     let spans = stage_spans(env, &id).await?;
-    let split = Split::of(&spans, &env.calls().take());
+    let mut split = Split::of(&spans, &env.calls().take());
+    split.stages.insert("(Erase call)".into(), (submitted, 0.0, 0));
     let mut stages: Vec<(String, f64)> = spans.into_iter().map(|s| (s.stage, s.ms)).collect();
     let counted: f64 = stages.iter().filter(|(s, _)| counted(s)).map(|(_, ms)| ms).sum();
     stages.push(("(Erase call)".into(), submitted));
@@ -230,7 +231,9 @@ pub fn own_share_row(backend: &str, what: &str, runs: &[(f64, Split)], caveat: &
     let own: Vec<f64> = runs.iter().map(|(ms, s)| ms - s.backend_ms).collect();
     let backend_ms: Vec<f64> = runs.iter().map(|(_, s)| s.backend_ms).collect();
     let median = |f: &dyn Fn(&Split) -> f64| Stats::of(&runs.iter().map(|(_, s)| f(s)).collect::<Vec<_>>()).median;
-    let stages = runs.first().map(|(_, s)| s.stages.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let order = ["(Erase call)", "freeze", "plan", "delete", "verify", "residual", "forget_lineage", "physical", "log"];
+    let mut stages = runs.first().map(|(_, s)| s.stages.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    stages.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(order.len()));
     let per_stage: Vec<String> = stages
         .iter()
         .filter(|s| counted(s))
@@ -256,7 +259,9 @@ pub fn own_share_row(backend: &str, what: &str, runs: &[(f64, Split)], caveat: &
         .collect();
     let outside: usize = runs.iter().map(|(_, s)| s.outside).sum();
     Row::new(backend, &format!("{OWN_SHARE}: {what}"), "ms", &own, Some(&backend_ms)).note(format!(
-        "{caveat}Lethe: the erase row's time (Erase call + stages, without residual and physical) minus the vector-store calls          that started in those stages (every call through a `Timed` store, placed by the job events' clock_timestamp()s);          raw column: those calls, so ratio = own / store. Median ms per stage: {}; calls: {}{}",
+        "{caveat}Lethe: the erase row's time (Erase call + stages, without residual and physical) minus the vector-store calls \
+         that started in those stages (each call through a `Timed` store, placed by the job events' clock_timestamp()s); \
+         raw column: those calls, so ratio = own / store. Median ms per stage: {}; calls: {}{}",
         per_stage.join(", "),
         per_method.join(", "),
         if outside > 0 { format!("; {outside} calls while the jobs ran fell in no stage") } else { String::new() }

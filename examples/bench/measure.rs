@@ -93,7 +93,7 @@ async fn erase_one(
     }
     let breakdown: Vec<String> = stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
     notes.push(format!("{figure}: median ms per stage (from the job's events): {}", breakdown.join(", ")));
-    let what = format!("{figure} ({size} vectors)");
+    let what = format!("{} ({size} vectors)", figure.trim_start_matches("erase one subject: "));
     let figure = format!("{what}, ms");
     let goal = if size >= 1000 { "ratio ≤ 1.5" } else { "" };
     rows.push(
