@@ -94,7 +94,7 @@ async fn erase_one(
     let breakdown: Vec<String> = stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
     notes.push(format!("{figure}: median ms per stage (from the job's events): {}", breakdown.join(", ")));
     let what = format!("{} ({size} vectors)", figure.trim_start_matches("erase one subject: "));
-    let figure = format!("{what}, ms");
+    let figure = format!("{figure} ({size} vectors), ms");
     let goal = if size >= 1000 { "ratio ≤ 1.5" } else { "" };
     rows.push(
         Row::new(BACKEND, &figure, "ms", &lethe, Some(&raw))

@@ -364,6 +364,11 @@ async fn load(env: &mut QEnv, notes: &mut Vec<String>) -> anyhow::Result<()> {
     }
     drop(stream);
     let load_secs = t.elapsed().as_secs_f64();
+    // As on the pgvector side (`setup::build_hnsw`): the lineage freshly
+    // loaded is vacuumed and analyzed before anything is measured, or its
+    // statements run on a fresh database's plans (forget lineage took twice
+    // pgvector's before this).
+    sqlx::raw_sql("VACUUM ANALYZE").execute(&env.pool).await?;
     let meta = serde_json::json!({
         "loaded": true, "n": n, "sk": tenant.secret_key, "ak": tenant.auditor_key,
         "tenant_id": tenant.tenant_id.to_string(), "load_secs": load_secs,
