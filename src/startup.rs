@@ -246,6 +246,13 @@ impl Application {
         &self.ctx
     }
 
+    /// Records every vector-store call of the service and its workers in
+    /// `log` (see [`Timed`](crate::vector_store::Timed)); off unless called.
+    pub fn time_vector_stores(&mut self, log: &Arc<crate::vector_store::CallLog>) {
+        self.ctx.stores = self.ctx.stores.timed(log);
+        self.worker_ctx.stores = self.worker_ctx.stores.timed(log);
+    }
+
     /// Serves gRPC and runs the workers until `shutdown` resolves.
     ///
     /// # Errors

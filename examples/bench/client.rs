@@ -1,10 +1,12 @@
 //! Calls to Lethe shared by the pgvector and Qdrant measurements: track,
 //! erase, wait, per-stage times, drain the queue, fresh generations.
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use lethe::grpc::pb::{self, lethe_client::LetheClient};
+use lethe::vector_store::{Call, CallLog};
 use sqlx::PgPool;
 use tonic::transport::Channel;
 
@@ -15,6 +17,8 @@ pub trait LetheSide {
     fn client(&self) -> &LetheClient<Channel>;
     fn sk(&self) -> &str;
     fn ak(&self) -> &str;
+    /// The vector-store calls of the in-process Lethe (`Timed` stores).
+    fn calls(&self) -> &CallLog;
 }
 
 /// GetErasure polling while one job runs. The job's time is taken from its
@@ -106,6 +110,25 @@ pub async fn wait(env: &impl LetheSide, job_id: &str, poll: Duration) -> anyhow:
 /// Milliseconds per stage, from the job's event timestamps (each event is
 /// written when its stage ends; the first stage includes queueing and claim).
 pub async fn stage_times(env: &impl LetheSide, job_id: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    Ok(stage_spans(env, job_id).await?.into_iter().map(|s| (s.stage, s.ms)).collect())
+}
+
+/// One stage of a job: from the previous event to its own (`clock_timestamp()`s).
+pub struct Span {
+    pub stage: String,
+    pub ms: f64,
+    from: SystemTime,
+    to: SystemTime,
+}
+
+fn system_time(t: &prost_types::Timestamp) -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(t.seconds).unwrap_or(0))
+        + Duration::from_nanos(u64::try_from(t.nanos).unwrap_or(0))
+}
+
+/// The job's stages with their wall-clock bounds, from its events.
+pub async fn stage_spans(env: &impl LetheSide, job_id: &str) -> anyhow::Result<Vec<Span>> {
     let mut stream = env
         .client()
         .clone()
@@ -121,28 +144,128 @@ pub async fn stage_times(env: &impl LetheSide, job_id: &str) -> anyhow::Result<V
             let ms = (at.seconds - p.seconds) as f64 * 1e3 + f64::from(at.nanos - p.nanos) / 1e6;
             let stage = pb::Stage::try_from(e.stage)
                 .map_or("?".into(), |s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase());
-            out.push((stage, ms));
+            out.push(Span { stage, ms, from: system_time(&p), to: system_time(&at) });
         }
         prev = Some(at);
     }
     Ok(out)
 }
 
+/// Stages the erase figures leave out (measured separately).
+fn counted(stage: &str) -> bool {
+    stage != "residual" && stage != "physical"
+}
+
+/// Where one job's time went: per stage, its time and the time of the
+/// vector-store calls that started in it.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    /// Stage → (stage ms, backend ms, backend calls).
+    pub stages: BTreeMap<String, (f64, f64, usize)>,
+    /// Method → (calls, ms), in the counted stages.
+    pub methods: BTreeMap<&'static str, (usize, f64)>,
+    /// Backend ms in the counted stages.
+    pub backend_ms: f64,
+    /// Calls recorded while the job ran that started in no stage of it.
+    pub outside: usize,
+}
+
+impl Split {
+    fn of(spans: &[Span], calls: &[Call]) -> Self {
+        let mut split = Self::default();
+        for s in spans {
+            split.stages.entry(s.stage.clone()).or_default().0 += s.ms;
+        }
+        for c in calls.iter().filter(|c| c.method != "ping") {
+            let ms = c.elapsed.as_secs_f64() * 1e3;
+            let Some(s) = spans.iter().find(|s| s.from <= c.started && c.started < s.to) else {
+                split.outside += 1;
+                continue;
+            };
+            let e = split.stages.entry(s.stage.clone()).or_default();
+            e.1 += ms;
+            e.2 += 1;
+            if counted(&s.stage) {
+                split.backend_ms += ms;
+                let m = split.methods.entry(c.method).or_default();
+                m.0 += 1;
+                m.1 += ms;
+            }
+        }
+        split
+    }
+}
+
 /// One erasure through Lethe: the Erase call, then the job's stages from its
 /// own events (queued → log entry written), without the residual and
 /// physical stages (measured separately); the stages and what polling saw
-/// come back for the notes.
-pub async fn lethe_erase(env: &impl LetheSide, tag: &str) -> anyhow::Result<(f64, Vec<(String, f64)>)> {
+/// come back for the notes, and the split of the job's time between
+/// vector-store calls and Lethe's own.
+pub async fn lethe_erase(env: &impl LetheSide, tag: &str) -> anyhow::Result<(f64, Vec<(String, f64)>, Split)> {
+    // Calls of earlier work (tracking the subject) are not this job's.
+    env.calls().take();
     let t = Instant::now();
     let id = submit(env, tag).await?;
     let submitted = t.elapsed().as_secs_f64() * 1e3;
     wait(env, &id, Duration::from_millis(POLL_MS)).await?;
     let seen = t.elapsed().as_secs_f64() * 1e3;
-    let mut stages = stage_times(env, &id).await?;
-    let counted: f64 = stages.iter().filter(|(s, _)| s != "residual" && s != "physical").map(|(_, ms)| ms).sum();
+    let spans = stage_spans(env, &id).await?;
+    let mut split = Split::of(&spans, &env.calls().take());
+    split.stages.insert("(Erase call)".into(), (submitted, 0.0, 0));
+    let mut stages: Vec<(String, f64)> = spans.into_iter().map(|s| (s.stage, s.ms)).collect();
+    let counted: f64 = stages.iter().filter(|(s, _)| counted(s)).map(|(_, ms)| ms).sum();
     stages.push(("(Erase call)".into(), submitted));
     stages.push((format!("(completion seen by polling every {POLL_MS} ms)"), seen));
-    Ok((submitted + counted, stages))
+    Ok((submitted + counted, stages, split))
+}
+
+/// The title of the own-share rows; the same on both backends, so that
+/// `main` can set them side by side.
+pub const OWN_SHARE: &str = "Lethe's own share of an erasure (job time minus vector-store calls)";
+
+/// The own-share row of one erase figure: Lethe's time minus its calls to
+/// the vector store per run, against those calls (in the raw column), and a
+/// note with the per-stage split (medians over the runs).
+pub fn own_share_row(backend: &str, what: &str, runs: &[(f64, Split)], caveat: &str) -> crate::report::Row {
+    use crate::report::{Row, Stats};
+    let own: Vec<f64> = runs.iter().map(|(ms, s)| ms - s.backend_ms).collect();
+    let backend_ms: Vec<f64> = runs.iter().map(|(_, s)| s.backend_ms).collect();
+    let median = |f: &dyn Fn(&Split) -> f64| Stats::of(&runs.iter().map(|(_, s)| f(s)).collect::<Vec<_>>()).median;
+    let order = ["(Erase call)", "freeze", "plan", "delete", "verify", "residual", "forget_lineage", "physical", "log"];
+    let mut stages = runs.first().map(|(_, s)| s.stages.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    stages.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(order.len()));
+    let per_stage: Vec<String> = stages
+        .iter()
+        .filter(|s| counted(s))
+        .map(|stage| {
+            let get = |s: &Split| s.stages.get(stage).copied().unwrap_or_default();
+            let (total, in_store) = (median(&|s| get(s).0), median(&|s| get(s).1));
+            format!(
+                "{stage} {:.1} (store {:.1} in {} calls, own {:.1})",
+                total,
+                in_store,
+                median(&|s| get(s).2 as f64),
+                median(&|s| get(s).0 - get(s).1)
+            )
+        })
+        .collect();
+    let methods = runs.first().map(|(_, s)| s.methods.keys().copied().collect::<Vec<_>>()).unwrap_or_default();
+    let per_method: Vec<String> = methods
+        .iter()
+        .map(|m| {
+            let get = |s: &Split| s.methods.get(m).copied().unwrap_or_default();
+            format!("{m} {}× {:.1}", median(&|s| get(s).0 as f64), median(&|s| get(s).1))
+        })
+        .collect();
+    let outside: usize = runs.iter().map(|(_, s)| s.outside).sum();
+    Row::new(backend, &format!("{OWN_SHARE}: {what}"), "ms", &own, Some(&backend_ms)).note(format!(
+        "{caveat}Lethe: the erase row's time (Erase call + stages, without residual and physical) minus the vector-store calls \
+         that started in those stages (each call through a `Timed` store, placed by the job events' clock_timestamp()s); \
+         raw column: those calls, so ratio = own / store. Median ms per stage: {}; calls: {}{}",
+        per_stage.join(", "),
+        per_method.join(", "),
+        if outside > 0 { format!("; {outside} calls while the jobs ran fell in no stage") } else { String::new() }
+    ))
 }
 
 /// Waits until no job is queued or running: two `ListErasures` calls every

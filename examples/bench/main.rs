@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
             machine = postgres.map(Machine::probe);
         }
     }
+    compare_own_shares(&mut notes, &rows);
     let machine = machine.unwrap_or_else(|| Machine::probe("Postgres not used".into()));
     notes.push(format!("whole benchmark took {:.0} s", started.elapsed().as_secs_f64()));
     let table = report::markdown(&machine, args.size, &date, &rows, &notes);
@@ -135,4 +136,22 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Lethe's own share of the same erasure on both backends, side by side.
+fn compare_own_shares(notes: &mut Vec<String>, rows: &[Row]) {
+    let own = |backend: &'static str| rows.iter().filter(move |r| r.backend == backend && r.figure.starts_with(client::OWN_SHARE));
+    for q in own("qdrant") {
+        if let Some(p) = own("pgvector").find(|p| p.figure == q.figure) {
+            notes.push(format!(
+                "{}: Qdrant {:.1} ms, pgvector {:.1} ms (medians; Qdrant / pgvector {:.2}); vector-store calls {:.1} vs {:.1} ms",
+                q.figure,
+                q.lethe.median,
+                p.lethe.median,
+                q.lethe.median / p.lethe.median,
+                q.raw.as_ref().map_or(f64::NAN, |r| r.median),
+                p.raw.as_ref().map_or(f64::NAN, |r| r.median),
+            ));
+        }
+    }
 }

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::Args;
-use crate::client::{LetheSide, erase_all, generations, lethe_erase, terminal, track};
+use crate::client::{LetheSide, erase_all, generations, lethe_erase, own_share_row, terminal, track};
 use crate::data::{DIM, DataSet, vector};
 use crate::report::{Row, Stats};
 use crate::setup::{Env, req};
@@ -76,22 +76,24 @@ async fn erase_one(
     let size = env.data.members[subject as usize].len();
     eprintln!("==> {figure} ({size} vectors), {} runs", args.runs);
     let first = generations(&env.raw, 2 * args.runs as u32).await?;
-    let (mut lethe, mut raw) = (Vec::new(), Vec::new());
+    let (mut lethe, mut raw, mut splits) = (Vec::new(), Vec::new(), Vec::new());
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in 0..args.runs as u32 {
         let g = first + 2 * r;
         track(env, &env.sk, "bench", env.data.subject_points(subject, g), 2).await?;
-        let (ms, st) = lethe_erase(env, &DataSet::tag(subject, g)).await?;
+        let (ms, st, split) = lethe_erase(env, &DataSet::tag(subject, g)).await?;
         for (s, v) in st {
             stages.entry(s).or_default().push(v);
         }
         lethe.push(ms);
+        splits.push((ms, split));
         track(env, &env.sk, "bench", env.data.subject_points(subject, g + 1), 2).await?;
         raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
         eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms", raw[raw.len() - 1]);
     }
     let breakdown: Vec<String> = stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
     notes.push(format!("{figure}: median ms per stage (from the job's events): {}", breakdown.join(", ")));
+    let what = format!("{} ({size} vectors)", figure.trim_start_matches("erase one subject: "));
     let figure = format!("{figure} ({size} vectors), ms");
     let goal = if size >= 1000 { "ratio ≤ 1.5" } else { "" };
     rows.push(
@@ -99,6 +101,7 @@ async fn erase_one(
             .goal(goal)
             .note("Lethe: the Erase call + the job's stages from its events (claim to log entry written), without the residual and physical stages; raw: count → DELETE WHERE tag → count"),
     );
+    rows.push(own_share_row(BACKEND, &what, &splits, "vector-store calls are SQL on the workers' pool; "));
     Ok(())
 }
 
@@ -642,5 +645,8 @@ impl LetheSide for Env {
     }
     fn ak(&self) -> &str {
         &self.ak
+    }
+    fn calls(&self) -> &lethe::vector_store::CallLog {
+        &self.calls
     }
 }

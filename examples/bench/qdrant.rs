@@ -38,7 +38,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::Args;
-use crate::client::{LetheSide, erase_all, generations, lethe_erase, track};
+use crate::client::{LetheSide, erase_all, generations, lethe_erase, own_share_row, track};
 use crate::data::{DIM, DataSet, vector};
 use crate::report::{Row, Stats};
 use crate::setup::req;
@@ -133,6 +133,8 @@ struct QEnv {
     n: usize,
     settings: Settings,
     standin: bool,
+    /// The service's vector-store calls.
+    calls: std::sync::Arc<lethe::vector_store::CallLog>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -261,7 +263,8 @@ async fn start(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<QEn
     if let Some(dir) = settings.audit.signing_key_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let (client, stop) = crate::setup::serve(&settings).await?;
+    let calls = std::sync::Arc::new(lethe::vector_store::CallLog::default());
+    let (client, stop) = crate::setup::serve(&settings, &calls).await?;
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
         .execute(&pool)
@@ -283,6 +286,7 @@ async fn start(args: &Args, target: &mut Target, n: usize) -> anyhow::Result<QEn
         n,
         settings,
         standin: target.is_standin(),
+        calls,
         _stop: stop,
     })
 }
@@ -360,6 +364,11 @@ async fn load(env: &mut QEnv, notes: &mut Vec<String>) -> anyhow::Result<()> {
     }
     drop(stream);
     let load_secs = t.elapsed().as_secs_f64();
+    // As on the pgvector side (`setup::build_hnsw`): the lineage freshly
+    // loaded is vacuumed and analyzed before anything is measured, or its
+    // statements run on a fresh database's plans (forget lineage took twice
+    // pgvector's before this).
+    sqlx::raw_sql("VACUUM ANALYZE").execute(&env.pool).await?;
     let meta = serde_json::json!({
         "loaded": true, "n": n, "sk": tenant.secret_key, "ak": tenant.auditor_key,
         "tenant_id": tenant.tenant_id.to_string(), "load_secs": load_secs,
@@ -482,22 +491,24 @@ async fn erase_one(
     let size = data.members[subject as usize].len();
     eprintln!("==> Qdrant: {figure} ({size} vectors), {} runs", args.runs);
     let first = generations(&env.pool, 2 * args.runs as u32).await?;
-    let (mut lethe, mut raw) = (Vec::new(), Vec::new());
+    let (mut lethe, mut raw, mut splits) = (Vec::new(), Vec::new(), Vec::new());
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in 0..args.runs as u32 {
         let g = first + 2 * r;
         track(env, &env.sk, "bench", data.subject_points(subject, g), 2).await?;
-        let (ms, st) = lethe_erase(env, &DataSet::tag(subject, g)).await?;
+        let (ms, st, split) = lethe_erase(env, &DataSet::tag(subject, g)).await?;
         for (s, v) in st {
             stages.entry(s).or_default().push(v);
         }
         lethe.push(ms);
+        splits.push((ms, split));
         track(env, &env.sk, "bench", data.subject_points(subject, g + 1), 2).await?;
         raw.push(raw_erase(&env.raw, &env.physical, &DataSet::tag(subject, g + 1), size as u64).await?);
         eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms", raw[raw.len() - 1]);
     }
     let breakdown: Vec<String> = stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
     notes.push(format!("Qdrant, {figure}: median ms per stage (from the job's events): {}", breakdown.join(", ")));
+    let what = format!("{} ({size} vectors)", figure.trim_start_matches("erase one subject: "));
     let figure = format!("{figure} ({size} vectors; Qdrant N = {}), ms", env.n);
     let goal = if size >= 1000 { "ratio ≤ 1.3" } else { "" };
     rows.push(Row::new(BACKEND, &figure, "ms", &lethe, Some(&raw)).goal(goal).note(format!(
@@ -505,6 +516,7 @@ async fn erase_one(
          raw qdrant-client: count (exact) → delete by filter subjects = tag (wait) → count",
         env.caveat()
     )));
+    rows.push(own_share_row(BACKEND, &what, &splits, &env.caveat()));
     Ok(())
 }
 
@@ -775,5 +787,8 @@ impl LetheSide for QEnv {
     }
     fn ak(&self) -> &str {
         &self.ak
+    }
+    fn calls(&self) -> &lethe::vector_store::CallLog {
+        &self.calls
     }
 }

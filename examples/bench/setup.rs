@@ -2,12 +2,14 @@
 //! and the data set loaded through `Track` once (then reused).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use futures::StreamExt;
 use lethe::config::{EmbeddingProvider, Settings};
 use lethe::grpc::pb::{self, lethe_client::LetheClient};
+use lethe::vector_store::CallLog;
 use secrecy::SecretString;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -32,6 +34,8 @@ pub struct Env {
     pub settings: Settings,
     pub postgres_version: String,
     pub notes: Vec<String>,
+    /// The service's vector-store calls.
+    pub calls: Arc<CallLog>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -132,7 +136,8 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
         data.tens.len(),
         t.elapsed().as_secs_f64()
     );
-    let (client, stop) = serve(&settings).await?;
+    let calls = Arc::new(CallLog::default());
+    let (client, stop) = serve(&settings, &calls).await?;
     let raw = PgPoolOptions::new().max_connections(8).connect(&url).await?;
     let postgres_version: String = sqlx::query_scalar(
         "SELECT 'PostgreSQL ' || current_setting('server_version') || ' + pgvector ' || \
@@ -151,6 +156,7 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
         settings,
         postgres_version,
         notes: Vec::new(),
+        calls,
         _stop: stop,
     };
     if loaded == Loaded::Nothing {
@@ -179,11 +185,16 @@ pub async fn pgvector(args: &Args) -> anyhow::Result<Env> {
     Ok(env)
 }
 
-/// Lethe in-process with `settings` on port 0: a client, and the sender
-/// that stops it (when sent or dropped).
-pub async fn serve(settings: &Settings) -> anyhow::Result<(LetheClient<Channel>, tokio::sync::oneshot::Sender<()>)> {
+/// Lethe in-process with `settings` on port 0, its vector-store calls
+/// recorded in `calls`: a client, and the sender that stops it (when sent
+/// or dropped).
+pub async fn serve(
+    settings: &Settings,
+    calls: &Arc<CallLog>,
+) -> anyhow::Result<(LetheClient<Channel>, tokio::sync::oneshot::Sender<()>)> {
     let embedder = lethe::startup::embedder(settings)?;
-    let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await?;
+    let mut app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await?;
+    app.time_vector_stores(calls);
     let addr = app.addr();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
@@ -200,7 +211,7 @@ impl Env {
     /// Stops the in-process Lethe and starts another on the same database
     /// with `settings` (its workers are then the only ones claiming jobs).
     pub async fn restart(&mut self, settings: Settings) -> anyhow::Result<()> {
-        let (client, stop) = serve(&settings).await?;
+        let (client, stop) = serve(&settings, &self.calls).await?;
         // Dropping the old sender stops the old service and its workers.
         self._stop = stop;
         self.client = client;

@@ -9,6 +9,7 @@
 mod attached_pg;
 mod pgvector;
 mod qdrant;
+mod timed;
 mod vanished;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::domain::{Backend, CollectionSpec};
 pub use self::attached_pg::{AttachedPgStore, langchain_collection_uuid, table_exists};
 pub use self::pgvector::PgVectorStore;
 pub use self::qdrant::{AttachedQdrantStore, QdrantStore};
+pub use self::timed::{Call, CallLog, Timed};
 pub use self::vanished::Vanishable;
 
 /// Failures of a vector backend, classified so the engine can decide to retry.
@@ -358,6 +360,19 @@ impl VectorStores {
         match backend {
             Backend::Pgvector => Ok(&self.pgvector),
             Backend::Qdrant => self.qdrant.as_ref().ok_or(VectorStoreError::NotConfigured { backend }),
+        }
+    }
+
+    /// The same stores, each wrapped in [`Timed`] recording its calls in
+    /// `log` (diagnostics: the benchmark's split of a job's time).
+    #[must_use]
+    pub fn timed(&self, log: &Arc<CallLog>) -> Self {
+        let wrap = |s: &Arc<dyn VectorStore>| Arc::new(Timed::new(s.clone(), log.clone())) as Arc<dyn VectorStore>;
+        Self {
+            pgvector: wrap(&self.pgvector),
+            qdrant: self.qdrant.as_ref().map(wrap),
+            attached_pgvector: wrap(&self.attached_pgvector),
+            attached_qdrant: self.attached_qdrant.as_ref().map(wrap),
         }
     }
 

@@ -104,6 +104,60 @@ async fn one_job_erases_a_tenant_with_collections_on_both_backends() {
     erase_one_of_three(&[pb::Backend::Pgvector, pb::Backend::Qdrant]).await;
 }
 
+/// The benchmark's `Timed` stores (the workers' stores wrapped) record each
+/// call of a job with its backend, and change nothing of what the job does:
+/// the same counts, deletes and outcome as without them. Each backend's
+/// own `count_tag_and_ids` is what runs (once in plan, once in verify),
+/// not the trait's default of three `count`s.
+#[tokio::test]
+async fn timed_stores_record_a_jobs_calls_and_change_nothing() {
+    assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let backends = [pb::Backend::Pgvector, pb::Backend::Qdrant];
+    for (i, b) in backends.iter().enumerate() {
+        let c = app.create_collection(&format!("mail{i}"), *b).await;
+        app.ingest_people(&c.name, &[("ann", 5), ("bob", 3)]).await;
+    }
+    let job = app.erase("ann").await;
+    let log = std::sync::Arc::new(lethe::vector_store::CallLog::default());
+    let mut ctx = app.ctx.clone();
+    ctx.stores = ctx.stores.timed(&log);
+    let (from, owner) = (std::time::SystemTime::now(), uuid::Uuid::new_v4());
+    let done = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            lethe::erasure::try_execute_job(&ctx, owner).await.expect("queue");
+            let j = app.job(&job.job_id).await;
+            if j.status != pb::JobStatus::Queued as i32 && j.status != pb::JobStatus::InProgress as i32 {
+                return j;
+            }
+        }
+    })
+    .await
+    .expect("the job ends");
+    let to = std::time::SystemTime::now();
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!(done.counts.len(), 2);
+    for c in &done.counts {
+        assert_eq!((c.before_by_tag, c.before_by_ids, c.before_total), (5, 5, 5), "{}", c.collection);
+        assert_eq!((c.deleted, c.after_by_tag, c.after_by_ids, c.after_total), (5, 0, 0, 0), "{}", c.collection);
+    }
+    assert_eq!(total(&app.count_subject("ann").await), 0);
+    assert_eq!(total(&app.count_subject("bob").await), 6);
+
+    let calls = log.take();
+    assert!(log.take().is_empty(), "take starts afresh");
+    for backend in [lethe::domain::Backend::Pgvector, lethe::domain::Backend::Qdrant] {
+        let of = |method: &str| calls.iter().filter(|c| c.backend == backend && c.method == method).count();
+        assert_eq!(of("count_tag_and_ids"), 2, "{backend:?}: {calls:?}");
+        assert_eq!(of("count"), 0, "{backend:?}: {calls:?}");
+        assert_eq!(of("delete"), 1, "{backend:?}: {calls:?}");
+    }
+    for c in &calls {
+        assert!(from <= c.started && c.started + c.elapsed <= to, "{c:?} outside the job's run");
+        assert!(c.elapsed > std::time::Duration::ZERO, "{c:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_same_idempotency_key_returns_the_same_job() {
     let app = spawn_app().await;
