@@ -60,7 +60,13 @@ fn lease_secs(ctx: &Context) -> f64 {
     ctx.settings.erasure.lease_secs as f64
 }
 
-/// Reads the store from the job's cursor to its end, recording each page.
+/// A lookup row of a text id with no lineage behind it for this long was
+/// left by a call cut off by a crash (a call writes lineage, or forgets its
+/// rows, within its request's time): each scan's end forgets such rows.
+const UNLINKED_AFTER_SECS: f64 = 3600.0;
+
+/// Reads the store from the job's cursor to its end, recording each page,
+/// then forgets lookup rows left without lineage (see `UNLINKED_AFTER_SECS`).
 async fn scan(ctx: &Context, job: &AttachRow, lease: Lease) -> Result<()> {
     let spec = lineage::collection_by_id(&ctx.pool, job.tenant_id, job.collection_id)
         .await?
@@ -87,6 +93,10 @@ async fn scan(ctx: &Context, job: &AttachRow, lease: Lease) -> Result<()> {
         if !jobs::renew(&ctx.pool, job.job_id, lease, lease_secs(ctx)).await? {
             return Ok(());
         }
+    }
+    let swept = jobs::sweep_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, UNLINKED_AFTER_SECS).await?;
+    if swept > 0 {
+        tracing::info!(collection = %spec.name, rows = swept, "lookup rows of text ids without lineage forgotten");
     }
     let subjects = jobs::subjects_in(&ctx.pool, spec.collection_id).await?;
     let every = ctx.settings.attach.rescan_interval_secs;

@@ -225,6 +225,54 @@ pub async fn forget_unlinked_point_ids(
     Ok(done.rows_affected())
 }
 
+/// The lookup rows of text ids that lineage now stands behind, written in
+/// the lineage transaction: added if a concurrent forget removed them, and
+/// their time refreshed (the row is locked until the commit), so that
+/// [`sweep_unlinked_point_ids`] never takes a row whose lineage is being written.
+pub async fn link_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids: &[(Uuid, String)]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let (keys, natives): (Vec<Uuid>, Vec<&str>) = ids.iter().map(|(k, n)| (*k, n.as_str())).unzip();
+    sqlx::query(
+        "INSERT INTO attached_point_ids (collection_id, point_key, native_id) \
+         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) \
+         ON CONFLICT (collection_id, point_key) DO UPDATE SET recorded_at = now()",
+    )
+    .bind(collection_id)
+    .bind(&keys)
+    .bind(&natives)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the collection's lookup rows that no lineage chunk stands behind
+/// and that were written more than `older_than_secs` ago: what a Track or
+/// DeletePoints cut off by a crash between writing its rows and forgetting
+/// them left (one that is still running wrote its rows moments ago, and
+/// refreshes them when it writes lineage). How many were forgotten.
+pub async fn sweep_unlinked_point_ids(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    older_than_secs: f64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        r#"
+        DELETE FROM attached_point_ids a
+        WHERE a.collection_id = $2 AND a.recorded_at < now() - make_interval(secs => $3)
+          AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = $1 AND c.chunk_id = a.point_key)
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .bind(older_than_secs)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Forgets the ids behind `keys` (points that are not, or no longer, in the store).
 pub async fn forget_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, keys: &[Uuid]) -> Result<()> {
     if keys.is_empty() {

@@ -368,3 +368,40 @@ async fn a_store_its_framework_deleted_holds_nothing_and_blocks_no_erasure() {
     assert_eq!((by("mail").before_total, by("mail").after_total), (2, 0));
     app.assert_lineage_consistent().await;
 }
+
+#[tokio::test]
+async fn lookup_rows_a_crash_left_without_lineage_are_forgotten_by_the_next_adoption_scan() {
+    let app = spawn_app_configured(Options::default(), |s| s.attach.rescan_interval_secs = 1).await;
+    hand_made_table(&app, "crm_notes").await;
+    attach(&app, hand_made_request("crm", "crm_notes")).await.expect("attach");
+    assert_eq!(wait_for_adoption(&app, "crm").await.status, "completed");
+    let collection_id: uuid::Uuid = sqlx::query_scalar("SELECT collection_id FROM collections WHERE tenant_id = $1 AND name = 'crm'")
+        .bind(app.keys.tenant_id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("collection");
+    let linked = rows(&app, "SELECT count(*) FROM attached_point_ids").await;
+    assert!(linked > 0);
+    // What a Track cut off by a crash two hours ago left (its text id names
+    // someone), and the rows of a Track running now, not yet linked.
+    for (id, age) in [("zoe@example.com#9", "2 hours"), ("yan@example.com#8", "0 seconds")] {
+        sqlx::query(&format!(
+            "INSERT INTO attached_point_ids (collection_id, point_key, native_id, recorded_at) \
+             VALUES ($1, $2, $3, now() - interval '{age}')"
+        ))
+        .bind(collection_id)
+        .bind(uuid::Uuid::new_v4())
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .expect("insert a lookup row");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'zoe%'").await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the rescans never forgot the row left without lineage");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'yan%'").await, 1, "a running call's row stays");
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id NOT LIKE 'yan%'").await, linked, "linked rows stay");
+    app.assert_lineage_consistent().await;
+}
