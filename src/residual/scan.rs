@@ -217,10 +217,18 @@ pub async fn scan(
         vec![terms(), Filter::Like(like(&unindexed), false)]
     };
     let textless = lineage::collections_without_text(&ctx.pool, tenant_id).await?;
-    let mut pass = Pass { matcher, own, textless: &textless, skip: query.exclude.clone(), seen: HashSet::new() };
+    let mut pass = Pass {
+        matcher,
+        own,
+        textless: &textless,
+        skip: query.exclude.clone(),
+        seen: HashSet::new(),
+        sampled: Vec::new(),
+    };
     for filter in reads.iter().filter(|f| !f.is_empty()) {
         pass.read(ctx, tenant_id, filter, query, &mut out).await?;
     }
+    pass.read_unproven(ctx, tenant_id, &shingles, query, &mut out).await?;
     for collection_id in &textless {
         if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
             scan_payloads(ctx, spec, matcher, own, &pass.skip, query.deadline, &mut out).await?;
@@ -259,6 +267,8 @@ struct Pass<'a> {
     skip: HashSet<Uuid>,
     /// Chunks read already (a chunk proposed by two reads counts once).
     seen: HashSet<Uuid>,
+    /// Keys of the person's 5-grams of which only a sample was read.
+    sampled: Vec<i32>,
 }
 
 impl Pass<'_> {
@@ -332,31 +342,38 @@ impl Pass<'_> {
             sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
         }
         let read = self.read_ids(ctx, tenant_id, ids, query, out).await?;
-        if sampled.is_empty() {
-            tracing::debug!(words = words.len(), shingles = keys.len(), read, "residual index read");
+        tracing::debug!(words = words.len(), shingles = keys.len(), read, sampled = sampled.len(), "residual index read");
+        self.sampled = sampled;
+        Ok(())
+    }
+
+    /// Once everything else is read (what is boilerplate depends on all of
+    /// it, and on which sources name the person): every chunk of each
+    /// sampled 5-gram that is not boilerplate (see [`Self::read_terms`]).
+    async fn read_unproven(
+        &mut self,
+        ctx: &Context,
+        tenant_id: Uuid,
+        shingles: &[(i32, u64)],
+        query: &ResidualQuery,
+        out: &mut Scanned,
+    ) -> Result<()> {
+        if self.sampled.is_empty() {
             return Ok(());
         }
         let common = out.common_shingles();
-        let unproven: Vec<i32> = sampled
+        let unproven: Vec<i32> = self
+            .sampled
             .iter()
             .copied()
             .filter(|k| shingles.iter().any(|(key, s)| key == k && !common.contains(s)))
             .collect();
-        let more = if unproven.is_empty() {
-            0
-        } else {
-            let ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, &unproven, KEYS_PER_QUERY).await?;
-            self.read_ids(ctx, tenant_id, ids, query, out).await?
-        };
-        tracing::debug!(
-            words = words.len(),
-            shingles = keys.len(),
-            read,
-            sampled = sampled.len(),
-            unproven = unproven.len(),
-            more,
-            "residual index read"
-        );
+        if unproven.is_empty() {
+            return Ok(());
+        }
+        let ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, &unproven, KEYS_PER_QUERY).await?;
+        let more = self.read_ids(ctx, tenant_id, ids, query, out).await?;
+        tracing::debug!(sampled = self.sampled.len(), unproven = unproven.len(), more, "residual index read in full");
         Ok(())
     }
 
