@@ -28,7 +28,32 @@ const MAX_ATTEMPTS: i32 = 10;
 /// One adoption worker until `shutdown` resolves.
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     let owner = Uuid::new_v4();
-    crate::queue::run_until_stopped(&ctx, "adoption", &ctx.wake.adoption, || step(&ctx, owner), shutdown).await;
+    let swept = std::sync::Mutex::new(None);
+    let work = || async {
+        sweep_if_due(&ctx, &swept).await?;
+        step(&ctx, owner).await
+    };
+    crate::queue::run_until_stopped(&ctx, "adoption", &ctx.wake.adoption, work, shutdown).await;
+}
+
+/// How often each worker sweeps lookup rows without lineage over every
+/// attached collection (also when rescans are off, `attach.rescan_interval_secs: 0`):
+/// at its start, then at this interval.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(900);
+
+async fn sweep_if_due(ctx: &Context, last: &std::sync::Mutex<Option<std::time::Instant>>) -> Result<()> {
+    {
+        let mut last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < SWEEP_EVERY) {
+            return Ok(());
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    let swept = jobs::sweep_all_unlinked_point_ids(&ctx.pool, UNLINKED_AFTER_SECS).await?;
+    if swept > 0 {
+        tracing::info!(rows = swept, "lookup rows of text ids without lineage forgotten");
+    }
+    Ok(())
 }
 
 /// Queues due rescans, then claims and runs one job; false when there was none.
@@ -60,9 +85,11 @@ fn lease_secs(ctx: &Context) -> f64 {
     ctx.settings.erasure.lease_secs as f64
 }
 
-/// A lookup row of a text id with no lineage behind it for this long was
-/// left by a call cut off by a crash (a call writes lineage, or forgets its
-/// rows, within its request's time): each scan's end forgets such rows.
+/// A lookup row of a text id with no lineage behind it, not written or read
+/// for this long, was left by a call cut off by a crash (a call writes
+/// lineage, or forgets its rows, within its request's time; a read marks the
+/// rows it uses): each scan's end, and each worker every `SWEEP_EVERY`,
+/// forgets such rows.
 const UNLINKED_AFTER_SECS: f64 = 3600.0;
 
 /// Reads the store from the job's cursor to its end, recording each page,

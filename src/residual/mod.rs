@@ -111,6 +111,8 @@ pub struct Searched {
     /// How many qualified before `limit` and `residual.max_semantic` were
     /// applied: more than `candidates.len()` means the list was capped.
     pub qualified: usize,
+    /// Chunk texts read to find them.
+    pub read: usize,
 }
 
 /// [`search`], also saying how many candidates qualified before the caps.
@@ -141,7 +143,7 @@ async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> 
     };
     let mut scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, query).await?;
     let scan_ms = started.elapsed().as_millis();
-    let (named, overlapping) = (scanned.lexical.count(), scanned.overlaps.len());
+    let (named, overlapping, read) = (scanned.lexical.count(), scanned.overlaps.len(), scanned.read);
     let dropped_while_scanning = scanned.lexical.dropped_strong();
     let mut found = ranking::Found::default();
     for hit in std::mem::take(&mut scanned.lexical).into_hits() {
@@ -171,13 +173,14 @@ async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> 
         probes = query.probes.len(),
         named,
         overlapping,
+        read,
         candidates = ranked.len(),
         qualified,
         scan_ms,
         total_ms = started.elapsed().as_millis(),
         "residual search"
     );
-    Ok(Searched { candidates: ranked, qualified })
+    Ok(Searched { candidates: ranked, qualified, read })
 }
 
 /// Chunks that name the person only weakly (a lone surname) are compared

@@ -184,15 +184,21 @@ pub async fn record_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids:
         return Ok(Vec::new());
     }
     let (keys, natives): (Vec<Uuid>, Vec<&str>) = ids.iter().map(|(k, n)| (*k, n.as_str())).unzip();
-    Ok(sqlx::query_scalar(
-        "INSERT INTO attached_point_ids (collection_id, point_key, native_id) \
-         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) ON CONFLICT DO NOTHING RETURNING point_key",
+    // A row that exists already gets its time refreshed, so that
+    // `sweep_unlinked_point_ids` does not take it while this call uses it;
+    // `xmax = 0` tells the rows this statement inserted from those it updated.
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+        "INSERT INTO attached_point_ids AS a (collection_id, point_key, native_id) \
+         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) \
+         ON CONFLICT (collection_id, point_key) DO UPDATE SET recorded_at = now() \
+         RETURNING a.point_key, (a.xmax = 0) AS inserted",
     )
     .bind(collection_id)
     .bind(&keys)
     .bind(&natives)
     .fetch_all(ex)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().filter(|(_, inserted)| *inserted).map(|(k, _)| k).collect())
 }
 
 /// Forgets the rows of `keys` that no lineage chunk stands behind: the ids
@@ -267,6 +273,23 @@ pub async fn sweep_unlinked_point_ids(
     )
     .bind(tenant_id)
     .bind(collection_id)
+    .bind(older_than_secs)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// [`sweep_unlinked_point_ids`] over every attached collection (of every
+/// tenant): runs whether or not adoption rescans are on.
+pub async fn sweep_all_unlinked_point_ids(ex: impl PgExecutor<'_>, older_than_secs: f64) -> Result<u64> {
+    let done = sqlx::query(
+        r#"
+        DELETE FROM attached_point_ids a
+        USING collections k
+        WHERE k.collection_id = a.collection_id AND a.recorded_at < now() - make_interval(secs => $1)
+          AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = k.tenant_id AND c.chunk_id = a.point_key)
+        "#,
+    )
     .bind(older_than_secs)
     .execute(ex)
     .await?;

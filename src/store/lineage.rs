@@ -363,14 +363,16 @@ pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[
 }
 
 /// For each of `keys`, at most `cap` of the tenant's chunks that hold it
-/// (`residual::index`), as (key, chunk id) pairs, `batch` keys per
-/// statement: a key with `cap` pairs may be held by more chunks. Through the
-/// GIN index as [`chunk_ids_with_terms`]; one index lookup per key, each
-/// stopping at `cap` rows of the table.
+/// (`residual::index`), other than `exclude`, as (key, chunk id) pairs,
+/// `batch` keys per statement: a key with `cap` pairs may be held by more
+/// chunks. Through the GIN index as [`chunk_ids_with_terms`]: one bitmap of
+/// the index per key (GIN reads a key's whole posting list), and at most
+/// `cap` rows of the table read for it.
 pub async fn chunk_ids_per_term(
     pool: &sqlx::PgPool,
     tenant_id: Uuid,
     keys: &[i32],
+    exclude: &[Uuid],
     cap: usize,
     batch: usize,
 ) -> Result<Vec<(i32, Uuid)>> {
@@ -385,7 +387,7 @@ pub async fn chunk_ids_per_term(
             CROSS JOIN LATERAL (
                 SELECT x.chunk_id
                 FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && ARRAY[k.key] OFFSET 0) x
-                WHERE x.tenant_id = $1
+                WHERE x.tenant_id = $1 AND x.chunk_id <> ALL($4)
                 LIMIT $3
             ) c
             "#,
@@ -393,6 +395,7 @@ pub async fn chunk_ids_per_term(
         .bind(tenant_id)
         .bind(keys)
         .bind(i64::try_from(cap).unwrap_or(i64::MAX))
+        .bind(exclude)
         .fetch_all(&mut *tx)
         .await?;
         out.extend(found);

@@ -405,3 +405,38 @@ async fn lookup_rows_a_crash_left_without_lineage_are_forgotten_by_the_next_adop
     assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id NOT LIKE 'yan%'").await, linked, "linked rows stay");
     app.assert_lineage_consistent().await;
 }
+
+#[tokio::test]
+async fn with_rescans_off_a_start_forgets_lookup_rows_a_crash_left_without_lineage() {
+    use secrecy::ExposeSecret;
+    let app = spawn_app_configured(Options::default(), |s| s.attach.rescan_interval_secs = 0).await;
+    hand_made_table(&app, "crm_notes").await;
+    attach(&app, hand_made_request("crm", "crm_notes")).await.expect("attach");
+    assert_eq!(wait_for_adoption(&app, "crm").await.status, "completed");
+    let linked = rows(&app, "SELECT count(*) FROM attached_point_ids").await;
+    sqlx::query(
+        "INSERT INTO attached_point_ids (collection_id, point_key, native_id, recorded_at) \
+         SELECT collection_id, gen_random_uuid(), 'zoe@example.com#9', now() - interval '2 hours' \
+         FROM collections WHERE tenant_id = $1 AND name = 'crm'",
+    )
+    .bind(app.keys.tenant_id)
+    .execute(&app.pool)
+    .await
+    .expect("a row a crash left");
+    // Another replica starts (or this one restarts): its adoption worker
+    // sweeps every attached collection at once, rescans or not.
+    let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
+    let url = app.settings.database.url.expose_secret().to_owned();
+    let _replica = spawn_app_on(&url, Options::default(), move |s| {
+        s.attach.rescan_interval_secs = 0;
+        s.audit.signing_key_file = signing;
+        s.keys.master_key_file = master;
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'zoe%'").await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the start never forgot the row left without lineage");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids").await, linked, "linked rows stay");
+}

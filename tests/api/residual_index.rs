@@ -98,17 +98,22 @@ const DIGEST: &str = "The Palo Verde spread widened again on Tuesday because the
 const NEWS: &str = "Energy Daily: regulators in Sacramento scheduled another hearing on the emergency purchases, \
     and the utilities asked the commission for a rate increase before the summer peak arrives.";
 
+/// Ann's chunk, one source holding her sentence five times (a digest filed
+/// in five chunks: more chunks than a sample of 3, but one source, so not
+/// boilerplate), and the newsletter in ten other sources.
+fn ann_corpus() -> Vec<pb::IngestChunk> {
+    let mut corpus = vec![chunk("ann-1", 0, &format!("From: ann.lee@example.com\nSubject: desk\n\n{ANN_OWN}\n\n{NEWS}"), &["ann"])];
+    corpus.extend((0..5).map(|i| chunk("digest", i, DIGEST, &["kb"])));
+    corpus.extend((0..10).map(|i| chunk(&format!("news-{i}"), 0, NEWS, &["bob"])));
+    corpus
+}
+
 /// Erases Ann with residual search on (report), the index reading at most
 /// `sample` chunks per 5-gram at first (0: all): the residuals' sources.
 async fn ann_residuals(sample: usize) -> Vec<String> {
     let app = spawn_app_configured(Options::default(), |s| s.residual.common_key_sample = sample).await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    let mut corpus = vec![chunk("ann-1", 0, &format!("From: ann.lee@example.com\nSubject: desk\n\n{ANN_OWN}\n\n{NEWS}"), &["ann"])];
-    // One source holding her sentence five times (a digest filed in five
-    // chunks): more chunks than the sample, but one source: not boilerplate.
-    corpus.extend((0..5).map(|i| chunk("digest", i, DIGEST, &["kb"])));
-    corpus.extend((0..6).map(|i| chunk(&format!("news-{i}"), 0, NEWS, &["bob"])));
-    app.ingest(&c.name, corpus).await.expect("ingest");
+    app.ingest(&c.name, ann_corpus()).await.expect("ingest");
     let ident = |kind: pb::IdentifierKind, value: &str| pb::Identifier { kind: kind as i32, value: value.into() };
     let r = pb::EraseRequest {
         subject: Some(pb::SubjectRef {
@@ -130,10 +135,55 @@ async fn ann_residuals(sample: usize) -> Vec<String> {
 async fn five_grams_held_by_more_chunks_than_the_sample_are_read_in_full_unless_they_are_boilerplate() {
     let every_chunk = ann_residuals(0).await;
     // Each of her 5-grams is held by more chunks than a sample of 3: the
-    // newsletter's are shown boilerplate by the sample (three other sources)
-    // and the rest of its chunks are not needed; the digest's sample shows
-    // one source only, so all five of its chunks are read and found.
+    // digest's sample shows one source only, so all five of its chunks are
+    // read and found; the newsletter's shows three other sources.
     let sampled = ann_residuals(3).await;
     assert_eq!(every_chunk, ["digest"; 5], "the excerpts, not the newsletter");
     assert_eq!(sampled, every_chunk);
+}
+
+#[tokio::test]
+async fn a_sample_that_shows_boilerplate_spares_reading_the_rest_and_finds_the_same() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, ann_corpus()).await.expect("ingest");
+    // The search as Ann's erasure runs it: her chunk as the probe, excluded.
+    let (own, text): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT c.chunk_id, c.text FROM chunks c JOIN sources s USING (source_id) \
+         WHERE c.tenant_id = $1 AND s.external_id = 'ann-1'",
+    )
+    .bind(app.keys.tenant_id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("her chunk");
+    let vector = app.ctx.embedder.embed(vec![text.clone()]).await.expect("embed").remove(0);
+    let query = lethe::residual::ResidualQuery {
+        identifiers: vec![lethe::domain::Identifier {
+            kind: lethe::domain::IdentifierKind::Email,
+            value: "ann.lee@example.com".into(),
+        }],
+        probes: vec![lethe::residual::Probe { text: Some(text), vector }],
+        exclude: [own].into_iter().collect(),
+        limit: 100,
+        deadline: None,
+    };
+    let search = |sample: usize| {
+        let mut ctx = app.ctx.clone();
+        let mut settings = (*ctx.settings).clone();
+        settings.residual.common_key_sample = sample;
+        ctx.settings = std::sync::Arc::new(settings);
+        let query = query.clone();
+        async move { lethe::residual::search_counted(&ctx, app.keys.tenant_id, &query).await.expect("search") }
+    };
+    let (all, sampled) = (search(0).await, search(3).await);
+    let points = |s: &lethe::residual::Searched| {
+        let mut p: Vec<uuid::Uuid> = s.candidates.iter().map(|c| c.point_id).collect();
+        p.sort_unstable();
+        p
+    };
+    assert_eq!(all.candidates.len(), 5, "the digest's five chunks");
+    assert_eq!(points(&sampled), points(&all));
+    // Everything: 5 digest chunks and 10 copies of the newsletter. Sampled:
+    // the digest in full (one source), three copies of the newsletter.
+    assert_eq!((all.read, sampled.read), (15, 8));
 }

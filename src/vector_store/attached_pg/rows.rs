@@ -89,7 +89,11 @@ pub(super) fn subjects(tags: Option<Value>) -> Vec<String> {
 }
 
 /// Records the key → id rows of the text ids among `points` whose key is a
-/// hash, so that the keys Lethe hands out can be turned back into ids.
+/// hash, so that the keys Lethe hands out can be turned back into ids. A
+/// row read again is marked as in use (at most every half hour: a scan of a
+/// large store would otherwise rewrite every row), so the sweep of rows
+/// without lineage (an hour old: `store::attach::sweep_unlinked_point_ids`)
+/// never takes one a scroll or a job is using.
 pub(super) async fn remember(
     db: impl PgExecutor<'_>,
     collection_id: Uuid,
@@ -102,10 +106,11 @@ pub(super) async fn remember(
     }
     sqlx::query(
         r#"
-        INSERT INTO attached_point_ids (collection_id, point_key, native_id)
+        INSERT INTO attached_point_ids AS a (collection_id, point_key, native_id)
         SELECT $1, u.key, u.id
         FROM UNNEST($2::uuid[], $3::text[]) AS u(key, id)
-        ON CONFLICT DO NOTHING
+        ON CONFLICT (collection_id, point_key) DO UPDATE SET recorded_at = now()
+        WHERE a.recorded_at < now() - interval '30 minutes'
         "#,
     )
     .bind(collection_id)
