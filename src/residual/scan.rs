@@ -233,7 +233,7 @@ pub async fn scan(
     }
     for collection_id in &textless {
         if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
-            scan_payloads(ctx, spec, matcher, own, &pass.skip, &mut pass.seen, query.deadline, &mut out).await?;
+            pass.read_payloads(ctx, spec, query.deadline, &mut out).await?;
         }
     }
     pass.read_unproven(ctx, tenant_id, &shingles, query, &mut out).await?;
@@ -390,6 +390,33 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// Reads the payload text of every point of a collection (one scroll),
+    /// except `skip`; the points read go into `seen`.
+    async fn read_payloads(
+        &mut self,
+        ctx: &Context,
+        spec: &CollectionSpec,
+        deadline: Option<Instant>,
+        out: &mut Scanned,
+    ) -> Result<()> {
+        let store = ctx.stores.get(spec)?;
+        let mut offset = None;
+        loop {
+            let (points, next) = store.scroll(spec, offset, SCROLL_PAGE, false).await?;
+            for p in points.into_iter().filter(|p| !self.skip.contains(&p.id)) {
+                check_deadline(deadline)?;
+                let Some(text) = p.payload.text else { continue };
+                self.seen.insert(p.id);
+                let chunk = ChunkRef { collection_id: spec.collection_id, point_id: p.id, source_id: p.payload.source_id };
+                out.add(self.matcher, self.own, chunk, &text);
+            }
+            match next {
+                Some(n) => offset = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// Reads the texts of chunks by id (not excluded, not read yet), in
     /// pages: how many were read.
     async fn read_ids(
@@ -423,36 +450,6 @@ impl Pass<'_> {
             out.add(self.matcher, self.own, chunk, &c.text);
         }
         Ok(())
-    }
-}
-
-/// Reads the payload text of every point of a collection (one scroll),
-/// except `skip`; the points read go into `seen`.
-async fn scan_payloads(
-    ctx: &Context,
-    spec: &CollectionSpec,
-    matcher: &Matcher,
-    own: &OwnWords,
-    skip: &HashSet<Uuid>,
-    seen: &mut HashSet<Uuid>,
-    deadline: Option<Instant>,
-    out: &mut Scanned,
-) -> Result<()> {
-    let store = ctx.stores.get(spec)?;
-    let mut offset = None;
-    loop {
-        let (points, next) = store.scroll(spec, offset, SCROLL_PAGE, false).await?;
-        for p in points.into_iter().filter(|p| !skip.contains(&p.id)) {
-            check_deadline(deadline)?;
-            let Some(text) = p.payload.text else { continue };
-            seen.insert(p.id);
-            let chunk = ChunkRef { collection_id: spec.collection_id, point_id: p.id, source_id: p.payload.source_id };
-            out.add(matcher, own, chunk, &text);
-        }
-        match next {
-            Some(n) => offset = Some(n),
-            None => return Ok(()),
-        }
     }
 }
 
