@@ -145,6 +145,20 @@ impl DataSet {
             .map(|(k, &i)| Self::point(subject, i, k, generation))
             .collect()
     }
+
+    /// `size` points with the subject's tag in a generation: its own
+    /// vectors first, then other indices' (fresh ids: the generation is new).
+    pub fn sized_points(&self, subject: u32, size: usize, generation: u32) -> Vec<pb::TrackedPoint> {
+        let own = &self.members[subject as usize];
+        let others = (0..self.n as u32).filter(|i| self.owner[*i as usize] != subject);
+        own.iter()
+            .copied()
+            .chain(others)
+            .take(size)
+            .enumerate()
+            .map(|(k, i)| Self::point(subject, i, k, generation))
+            .collect()
+    }
 }
 
 pub fn point_id(index: u32, generation: u32, run: &str) -> Uuid {

@@ -61,6 +61,11 @@ pub struct Args {
     /// Vectors in the re-indexed collection (default: min(20000, N); may exceed N).
     #[arg(long)]
     pub reindex_vectors: Option<usize>,
+    /// Vectors of the large subject in the erase section (default N/100, its size in the
+    /// data set); another size erases a subject of that many fresh points with its tag
+    /// (e.g. 10,000 at N = 100,000, the 1M figure's subject size on a smaller table).
+    #[arg(long)]
+    pub large_size: Option<usize>,
     /// Small subjects erased concurrently (default: min(1000, subjects of 10)).
     #[arg(long)]
     pub jobs: Option<usize>,

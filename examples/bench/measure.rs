@@ -73,21 +73,26 @@ async fn erase_one(
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let size = env.data.members[subject as usize].len();
+    let large = (subject == env.data.big).then_some(args.large_size).flatten();
+    let size = large.unwrap_or(env.data.members[subject as usize].len());
+    let points = |g| match large {
+        Some(m) => env.data.sized_points(subject, m, g),
+        None => env.data.subject_points(subject, g),
+    };
     eprintln!("==> {figure} ({size} vectors), {} runs", args.runs);
     let first = generations(&env.raw, 2 * args.runs as u32).await?;
     let (mut lethe, mut raw, mut splits) = (Vec::new(), Vec::new(), Vec::new());
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in 0..args.runs as u32 {
         let g = first + 2 * r;
-        track(env, &env.sk, "bench", env.data.subject_points(subject, g), 2).await?;
+        track(env, &env.sk, "bench", points(g), 2).await?;
         let (ms, st, split) = lethe_erase(env, &DataSet::tag(subject, g)).await?;
         for (s, v) in st {
             stages.entry(s).or_default().push(v);
         }
         lethe.push(ms);
         splits.push((ms, split));
-        track(env, &env.sk, "bench", env.data.subject_points(subject, g + 1), 2).await?;
+        track(env, &env.sk, "bench", points(g + 1), 2).await?;
         raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
         eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms", raw[raw.len() - 1]);
     }

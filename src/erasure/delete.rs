@@ -135,7 +135,6 @@ pub(super) async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
 }
 
 pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
-    let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&ctx.pool, subject_id).await?.into_iter().map(|(_, c)| c).collect();
     let keep_in_backend = kept_points(ctx, job).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let holds = Holds::read(&mut tx, job).await?;
@@ -147,8 +146,10 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
         return Ok("the subject is under legal hold: its lineage is kept".into());
     }
     // Chunks kept in the backends keep their lineage: what a re-index
-    // rebuilds from, and what a later erasure of the subject finds.
+    // rebuilds from, and what a later erasure of the subject finds. The
+    // subject's chunk ids are read only when another subject is on hold.
     let mut keep = if holds.others_on_hold() {
+        let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&mut *tx, subject_id).await?.into_iter().map(|(_, c)| c).collect();
         holds::held_chunks(&mut *tx, job.tenant_id, &chunk_ids, subject_id).await?
     } else {
         Vec::new()
@@ -156,10 +157,10 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     keep.extend(keep_in_backend);
     keep.sort_unstable();
     keep.dedup();
-    let forgets_some = chunk_ids.iter().any(|c| keep.binary_search(c).is_err());
-    let tables = personal_tables(ctx, subject_id, forgets_some).await?;
+    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, subject_id, &keep).await?;
+    // Read before the tombstone clears them; recorded in the same transaction.
+    let tables = personal_tables(ctx, subject_id, forgotten > 0).await?;
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
-    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, subject_id, &chunk_ids, &keep).await?;
     lineage::tombstone_subject(&mut tx, subject_id).await?;
     // The caller's id for the person is not needed after this stage: the
     // job row forgets it now, before any rewrite, not when it is logged.

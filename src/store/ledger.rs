@@ -51,6 +51,39 @@ pub async fn record_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, points: &[E
     Ok(done.rows_affected())
 }
 
+/// Records the points one erase job deleted for one subject: (collection,
+/// point hash, cause) each, the subject's hash and the job sent once rather
+/// than per point. Those already known stay as first recorded.
+pub async fn record_job_points(
+    ex: impl PgExecutor<'_>,
+    (tenant_id, job_id): (Uuid, Uuid),
+    subject_hash: &[u8],
+    points: &[(Uuid, Vec<u8>, String)],
+) -> Result<u64> {
+    if points.is_empty() {
+        return Ok(0);
+    }
+    let collections: Vec<Uuid> = points.iter().map(|p| p.0).collect();
+    let hashes: Vec<&[u8]> = points.iter().map(|p| p.1.as_slice()).collect();
+    let causes: Vec<&str> = points.iter().map(|p| p.2.as_str()).collect();
+    let done = sqlx::query(
+        r#"
+        INSERT INTO erased_points (tenant_id, collection_id, point_hash, subject_hash, job_id, cause)
+        SELECT $1, c, h, $4, $5, k FROM UNNEST($2::uuid[], $3::bytea[], $6::text[]) AS p(c, h, k)
+        ON CONFLICT (tenant_id, collection_id, point_hash) DO NOTHING
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(&collections)
+    .bind(&hashes)
+    .bind(subject_hash)
+    .bind(job_id)
+    .bind(&causes)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The points an erase job deleted, as (collection, point id, cause): its
 /// planned lineage points that are no longer the subject's (those kept under
 /// a legal hold keep their lineage) and the residual candidates it deleted.
