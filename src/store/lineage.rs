@@ -264,7 +264,7 @@ pub async fn forget_subject_chunks(
         ),
         shared_tags AS (
             DELETE FROM chunk_subjects cs USING gone g
-            WHERE g.shared AND cs.chunk_id = g.chunk_id AND cs.subject_id <> $2
+            WHERE g.shared AND cs.chunk_id = g.chunk_id AND cs.tenant_id = $1 AND cs.subject_id <> $2
         ),
         point_ids AS (
             DELETE FROM attached_point_ids a USING gone g
