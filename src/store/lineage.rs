@@ -377,7 +377,10 @@ pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[
 /// `batch` keys per statement: a key with `cap` pairs may be held by more
 /// chunks. Through the GIN index as [`chunk_ids_with_terms`]: one bitmap of
 /// the index per key (GIN reads a key's whole posting list), and at most
-/// `cap` rows of the table read for it.
+/// `cap` rows of the table read for it. `exclude` is looked up in a hash
+/// built once per statement (`NOT IN` a subquery): `<> ALL` of an array
+/// compares every row with every element (30 µs a row for a subject of
+/// 10,000 chunks, against 0.4).
 pub async fn chunk_ids_per_term(
     pool: &sqlx::PgPool,
     tenant_id: Uuid,
@@ -397,7 +400,7 @@ pub async fn chunk_ids_per_term(
             CROSS JOIN LATERAL (
                 SELECT x.chunk_id
                 FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && ARRAY[k.key] OFFSET 0) x
-                WHERE x.tenant_id = $1 AND x.chunk_id <> ALL($4)
+                WHERE x.tenant_id = $1 AND x.chunk_id NOT IN (SELECT unnest($4::uuid[]))
                 LIMIT $3
             ) c
             "#,
