@@ -49,7 +49,7 @@ async fn sweep_if_due(ctx: &Context, last: &std::sync::Mutex<Option<std::time::I
         }
         *last = Some(std::time::Instant::now());
     }
-    let swept = jobs::sweep_all_unlinked_point_ids(&ctx.pool, UNLINKED_AFTER_SECS).await?;
+    let swept = jobs::sweep_unlinked_point_ids(&ctx.pool, None, UNLINKED_AFTER_SECS).await?;
     if swept > 0 {
         tracing::info!(rows = swept, "lookup rows of text ids without lineage forgotten");
     }
@@ -121,7 +121,7 @@ async fn scan(ctx: &Context, job: &AttachRow, lease: Lease) -> Result<()> {
             return Ok(());
         }
     }
-    let swept = jobs::sweep_unlinked_point_ids(&ctx.pool, spec.tenant_id, spec.collection_id, UNLINKED_AFTER_SECS).await?;
+    let swept = jobs::sweep_unlinked_point_ids(&ctx.pool, Some(spec.collection_id), UNLINKED_AFTER_SECS).await?;
     if swept > 0 {
         tracing::info!(collection = %spec.name, rows = swept, "lookup rows of text ids without lineage forgotten");
     }

@@ -302,7 +302,9 @@ async fn record_lineage(
     }
     let lookups: Vec<(Uuid, String)> =
         chunks.iter().filter_map(|c| c.native_id.clone().map(|n| (point_id(spec, c), n))).collect();
-    crate::store::attach::link_point_ids(&mut *tx, spec.collection_id, &lookups).await?;
+    // Again in the lineage transaction: added if a concurrent forget removed
+    // them, and locked until lineage stands behind them.
+    crate::store::attach::record_point_ids(&mut *tx, spec.collection_id, &lookups).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(by_hash.len())
 }

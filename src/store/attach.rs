@@ -178,14 +178,17 @@ pub async fn subjects_in(ex: impl PgExecutor<'_>, collection_id: Uuid) -> Result
 
 /// Remembers the ids behind the keys of text point ids (see
 /// `domain::NativeId::key`); returns the keys whose rows this call added
-/// (for [`forget_unlinked_point_ids`] once the call is over).
+/// (for [`forget_unlinked_point_ids`] once the call is over). Rows that
+/// exist already are marked as in use (their time refreshed, and locked
+/// until the transaction ends), so that [`sweep_unlinked_point_ids`] never
+/// takes a row a call is using or whose lineage is being written. The ids
+/// must be distinct (an upsert may not touch one row twice): requests are
+/// refused with a repeated id before this (`grpc::convert`).
 pub async fn record_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids: &[(Uuid, String)]) -> Result<Vec<Uuid>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let (keys, natives): (Vec<Uuid>, Vec<&str>) = ids.iter().map(|(k, n)| (*k, n.as_str())).unzip();
-    // A row that exists already gets its time refreshed, so that
-    // `sweep_unlinked_point_ids` does not take it while this call uses it;
     // `xmax = 0` tells the rows this statement inserted from those it updated.
     let rows: Vec<(Uuid, bool)> = sqlx::query_as(
         "INSERT INTO attached_point_ids AS a (collection_id, point_key, native_id) \
@@ -231,65 +234,22 @@ pub async fn forget_unlinked_point_ids(
     Ok(done.rows_affected())
 }
 
-/// The lookup rows of text ids that lineage now stands behind, written in
-/// the lineage transaction: added if a concurrent forget removed them, and
-/// their time refreshed (the row is locked until the commit), so that
-/// [`sweep_unlinked_point_ids`] never takes a row whose lineage is being written.
-pub async fn link_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids: &[(Uuid, String)]) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let (keys, natives): (Vec<Uuid>, Vec<&str>) = ids.iter().map(|(k, n)| (*k, n.as_str())).unzip();
-    sqlx::query(
-        "INSERT INTO attached_point_ids (collection_id, point_key, native_id) \
-         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) \
-         ON CONFLICT (collection_id, point_key) DO UPDATE SET recorded_at = now()",
-    )
-    .bind(collection_id)
-    .bind(&keys)
-    .bind(&natives)
-    .execute(ex)
-    .await?;
-    Ok(())
-}
-
-/// Forgets the collection's lookup rows that no lineage chunk stands behind
-/// and that were written more than `older_than_secs` ago: what a Track or
-/// DeletePoints cut off by a crash between writing its rows and forgetting
-/// them left (one that is still running wrote its rows moments ago, and
-/// refreshes them when it writes lineage). How many were forgotten.
-pub async fn sweep_unlinked_point_ids(
-    ex: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    collection_id: Uuid,
-    older_than_secs: f64,
-) -> Result<u64> {
-    let done = sqlx::query(
-        r#"
-        DELETE FROM attached_point_ids a
-        WHERE a.collection_id = $2 AND a.recorded_at < now() - make_interval(secs => $3)
-          AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = $1 AND c.chunk_id = a.point_key)
-        "#,
-    )
-    .bind(tenant_id)
-    .bind(collection_id)
-    .bind(older_than_secs)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// [`sweep_unlinked_point_ids`] over every attached collection (of every
-/// tenant): runs whether or not adoption rescans are on.
-pub async fn sweep_all_unlinked_point_ids(ex: impl PgExecutor<'_>, older_than_secs: f64) -> Result<u64> {
+/// Forgets the lookup rows of `collection` (every attached collection when
+/// None) that no lineage chunk stands behind and that were neither written
+/// nor read for `older_than_secs`: what a Track or DeletePoints cut off by a
+/// crash between writing its rows and forgetting them left (a call still
+/// running marked its rows moments ago). How many were forgotten.
+pub async fn sweep_unlinked_point_ids(ex: impl PgExecutor<'_>, collection: Option<Uuid>, older_than_secs: f64) -> Result<u64> {
     let done = sqlx::query(
         r#"
         DELETE FROM attached_point_ids a
         USING collections k
-        WHERE k.collection_id = a.collection_id AND a.recorded_at < now() - make_interval(secs => $1)
+        WHERE k.collection_id = a.collection_id AND ($1::uuid IS NULL OR a.collection_id = $1)
+          AND a.recorded_at < now() - make_interval(secs => $2)
           AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = k.tenant_id AND c.chunk_id = a.point_key)
         "#,
     )
+    .bind(collection)
     .bind(older_than_secs)
     .execute(ex)
     .await?;

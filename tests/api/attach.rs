@@ -369,38 +369,49 @@ async fn a_store_its_framework_deleted_holds_nothing_and_blocks_no_erasure() {
     app.assert_lineage_consistent().await;
 }
 
-#[tokio::test]
-async fn lookup_rows_a_crash_left_without_lineage_are_forgotten_by_the_next_adoption_scan() {
-    let app = spawn_app_configured(Options::default(), |s| s.attach.rescan_interval_secs = 1).await;
+/// The hand-made table attached as `crm` and adopted, with rescans every
+/// `rescan_secs` (0: off): the lookup rows lineage stands behind.
+async fn adopted_crm(rescan_secs: u64) -> (TestApp, i64) {
+    let app = spawn_app_configured(Options::default(), |s| s.attach.rescan_interval_secs = rescan_secs).await;
     hand_made_table(&app, "crm_notes").await;
     attach(&app, hand_made_request("crm", "crm_notes")).await.expect("attach");
     assert_eq!(wait_for_adoption(&app, "crm").await.status, "completed");
-    let collection_id: uuid::Uuid = sqlx::query_scalar("SELECT collection_id FROM collections WHERE tenant_id = $1 AND name = 'crm'")
-        .bind(app.keys.tenant_id)
-        .fetch_one(&app.pool)
-        .await
-        .expect("collection");
     let linked = rows(&app, "SELECT count(*) FROM attached_point_ids").await;
     assert!(linked > 0);
-    // What a Track cut off by a crash two hours ago left (its text id names
-    // someone), and the rows of a Track running now, not yet linked.
-    for (id, age) in [("zoe@example.com#9", "2 hours"), ("yan@example.com#8", "0 seconds")] {
-        sqlx::query(&format!(
-            "INSERT INTO attached_point_ids (collection_id, point_key, native_id, recorded_at) \
-             VALUES ($1, $2, $3, now() - interval '{age}')"
-        ))
-        .bind(collection_id)
-        .bind(uuid::Uuid::new_v4())
-        .bind(id)
-        .execute(&app.pool)
-        .await
-        .expect("insert a lookup row");
-    }
+    (app, linked)
+}
+
+/// A lookup row of `crm` for `id` without lineage, written `age` ago (an
+/// interval): what a Track cut off by a crash left, or a Track running now.
+async fn unlinked_row(app: &TestApp, id: &str, age: &str) {
+    sqlx::query(&format!(
+        "INSERT INTO attached_point_ids (collection_id, point_key, native_id, recorded_at) \
+         SELECT collection_id, gen_random_uuid(), $2, now() - interval '{age}' \
+         FROM collections WHERE tenant_id = $1 AND name = 'crm'"
+    ))
+    .bind(app.keys.tenant_id)
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .expect("insert a lookup row");
+}
+
+/// Waits until no lookup row's id starts with `prefix` (`why` if it never happens).
+async fn until_forgotten(app: &TestApp, prefix: &str, why: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'zoe%'").await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the rescans never forgot the row left without lineage");
+    while rows(app, &format!("SELECT count(*) FROM attached_point_ids WHERE native_id LIKE '{prefix}%'")).await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{why}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn lookup_rows_a_crash_left_without_lineage_are_forgotten_by_the_next_adoption_scan() {
+    let (app, linked) = adopted_crm(1).await;
+    // Its text id names someone.
+    unlinked_row(&app, "zoe@example.com#9", "2 hours").await;
+    unlinked_row(&app, "yan@example.com#8", "0 seconds").await;
+    until_forgotten(&app, "zoe", "the rescans never forgot the row left without lineage").await;
     assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'yan%'").await, 1, "a running call's row stays");
     assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id NOT LIKE 'yan%'").await, linked, "linked rows stay");
     app.assert_lineage_consistent().await;
@@ -409,20 +420,8 @@ async fn lookup_rows_a_crash_left_without_lineage_are_forgotten_by_the_next_adop
 #[tokio::test]
 async fn with_rescans_off_a_start_forgets_lookup_rows_a_crash_left_without_lineage() {
     use secrecy::ExposeSecret;
-    let app = spawn_app_configured(Options::default(), |s| s.attach.rescan_interval_secs = 0).await;
-    hand_made_table(&app, "crm_notes").await;
-    attach(&app, hand_made_request("crm", "crm_notes")).await.expect("attach");
-    assert_eq!(wait_for_adoption(&app, "crm").await.status, "completed");
-    let linked = rows(&app, "SELECT count(*) FROM attached_point_ids").await;
-    sqlx::query(
-        "INSERT INTO attached_point_ids (collection_id, point_key, native_id, recorded_at) \
-         SELECT collection_id, gen_random_uuid(), 'zoe@example.com#9', now() - interval '2 hours' \
-         FROM collections WHERE tenant_id = $1 AND name = 'crm'",
-    )
-    .bind(app.keys.tenant_id)
-    .execute(&app.pool)
-    .await
-    .expect("a row a crash left");
+    let (app, linked) = adopted_crm(0).await;
+    unlinked_row(&app, "zoe@example.com#9", "2 hours").await;
     // Another replica starts (or this one restarts): its adoption worker
     // sweeps every attached collection at once, rescans or not.
     let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
@@ -433,10 +432,46 @@ async fn with_rescans_off_a_start_forgets_lookup_rows_a_crash_left_without_linea
         s.keys.master_key_file = master;
     })
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'zoe%'").await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the start never forgot the row left without lineage");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_forgotten(&app, "zoe", "the start never forgot the row left without lineage").await;
     assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids").await, linked, "linked rows stay");
+}
+
+#[tokio::test]
+async fn a_text_id_given_twice_in_one_call_is_refused_naming_it_and_changes_nothing() {
+    let (app, _) = adopted_crm(0).await;
+    sqlx::query(&format!("INSERT INTO crm_notes VALUES ('b-11', ARRAY['bob'], 'bob once more', 'doc-11', '{}')", vector_literal(11)))
+        .execute(&app.pool)
+        .await
+        .expect("insert");
+    let point = |id: &str| pb::TrackedPoint { point_id: id.into(), ..Default::default() };
+    // The lookup rows are upserted (an upsert may not touch a row twice):
+    // a repeated id must be refused before, never reach them as INTERNAL.
+    let e = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "crm".into(),
+            points: vec![point("b-11"), point("b-11")],
+            ..Default::default()
+        }))
+        .await
+        .expect_err("a repeated id");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("points[1].point_id"), "{e:?}");
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id = 'b-11'").await, 0);
+    // DeletePoints names it twice: refused, naming the field, nothing touched.
+    let e = app
+        .client
+        .clone()
+        .delete_points(req(&app.keys.pk, pb::DeletePointsRequest {
+            collection: "crm".into(),
+            point_ids: vec!["b-4".into(), "b-4".into()],
+            ..Default::default()
+        }))
+        .await
+        .expect_err("a repeated id");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("point_ids[1]"), "{e:?}");
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id = 'b-4'").await, 1);
+    app.assert_lineage_consistent().await;
 }
