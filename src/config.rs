@@ -254,6 +254,10 @@ pub struct EmbeddingSettings {
 #[serde(deny_unknown_fields)]
 pub struct ErasureSettings {
     pub workers: usize,
+    /// Most jobs one worker claims at once and runs stage by stage together
+    /// (one claim, one lease renewal and one stage advance per batch, one
+    /// log transaction for the batch's subject jobs); 1 runs one job at a time.
+    pub batch_size: usize,
     pub lease_secs: u64,
     pub poll_interval_ms: u64,
     pub default_deadline_days: u32,
@@ -447,6 +451,7 @@ impl Settings {
         anyhow::ensure!((1..=4096).contains(&self.embedding.dimension), "embedding.dimension must be 1..=4096");
         anyhow::ensure!(self.embedding.batch_size > 0, "embedding.batch_size must be positive");
         anyhow::ensure!(self.erasure.workers > 0, "erasure.workers must be positive");
+        anyhow::ensure!((1..=256).contains(&self.erasure.batch_size), "erasure.batch_size must be 1..=256");
         anyhow::ensure!(self.erasure.lease_secs > 0, "erasure.lease_secs must be positive");
         anyhow::ensure!(self.erasure.delete_batch_size > 0, "erasure.delete_batch_size must be positive");
         anyhow::ensure!(self.erasure.default_deadline_days > 0, "erasure.default_deadline_days must be positive");

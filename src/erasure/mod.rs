@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use report::b64;
-pub use worker::{ExecutionOutcome, run_worker_until_stopped, try_execute_job};
+pub use worker::{ExecutionOutcome, run_worker_until_stopped, try_execute_batch, try_execute_job};
 
 use crate::context::Context;
 use crate::domain::{ExternalId, JobStatus, ResidualPolicy, Stage};

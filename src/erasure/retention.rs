@@ -124,7 +124,7 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) -> 
     let notes = progress::notes(&mut *tx, job.job_id).await?;
     let lineage_physical = progress::lineage_physical(&mut *tx, job.job_id).await?;
     let (sources, withheld_sources) = retention::target_counts(&mut *tx, job.job_id).await?;
-    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
+    jobs::delete_plan_points(&mut *tx, &[job.job_id]).await?;
     let target = RetentionReport { collection: &collection, sources, withheld_sources };
     let outcome = report::Outcome {
         subject_hash: None,

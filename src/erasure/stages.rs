@@ -66,7 +66,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
         Stage::Residual => super::residual::run(ctx, job, lease, subject_id).await,
         Stage::ForgetLineage => super::delete::forget_lineage(ctx, job, lease, subject_id).await,
         Stage::Physical => super::physical::physical(ctx, job, lease).await,
-        Stage::Log => log(ctx, job, lease, subject_id).await,
+        Stage::Log => log(ctx, job, lease).await,
         Stage::Done => Ok(String::new()),
     }
 }
@@ -177,46 +177,71 @@ pub(super) async fn guard_collections(
     Ok(guard)
 }
 
-async fn log(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
-    let subject = lineage::subject_by_id(&ctx.pool, subject_id).await?;
+async fn log(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+    let mut logged = log_batch(ctx, &[(job.clone(), lease)]).await?;
+    logged.pop().flatten().ok_or(StageError::LeaseLost)
+}
+
+/// The log stage of several subject jobs in one transaction (one durable
+/// commit): each job still gets its own log entry and certificate, appended
+/// in the order of `batch` within a tenant. Returns each job's event message,
+/// None for a job whose lease no longer holds it (nothing is written for it).
+/// Any failure writes nothing for any of them.
+pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::result::Result<Vec<Option<String>>, StageError> {
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     jobs::require_durable_commit(&mut tx).await?;
-    // The job ends first, under the lease: a worker whose claim has been
-    // superseded writes nothing (the transaction is dropped, so neither log
-    // entry nor certificate), and the job's row stays locked until commit.
-    held(jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Completed.as_str(), None).await?)?;
-    // The counts as this lease holder's stages left them.
-    let counts = jobs::counts(&mut *tx, job.job_id).await?;
-    let notes = crate::store::progress::notes(&mut *tx, job.job_id).await?;
-    let lineage_physical = crate::store::progress::lineage_physical(&mut *tx, job.job_id).await?;
+    // The jobs end first, under their leases: a worker whose claim has been
+    // superseded writes nothing for that job, and the jobs' rows stay locked
+    // until commit.
+    let leases: Vec<(Uuid, Lease)> = batch.iter().map(|(job, lease)| (job.job_id, *lease)).collect();
+    let completed: std::collections::HashMap<Uuid, jobs::Completed> =
+        jobs::complete_many(&mut *tx, &leases).await?.into_iter().map(|c| (c.job_id, c)).collect();
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit. The ledger keeps the deleted
     // points as keyed hashes (restore guard) before the plan forgets their ids.
-    crate::restore::record_erasure(ctx, &mut tx, job, subject_id, &subject.subject_hash).await?;
-    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
-    jobs::scrub_residuals(&mut *tx, job.job_id).await?;
-    let outcome = report::Outcome {
-        subject_hash: Some(&subject.subject_hash),
-        counts: &counts,
-        notes: &notes,
-        lineage_physical: &lineage_physical,
-        retention: None,
-    };
-    let body = report::erasure_body(job, &outcome);
-    let (entry, _) = crate::audit::append(
-        &mut tx,
-        &ctx.signer,
-        job.tenant_id,
-        "erasure",
-        Some(job.job_id),
-        Some(&subject.subject_hash),
-        &body,
-    )
-    .await?;
-    let cert = report::certificate(ctx, job, &outcome, &entry);
-    crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
-    let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
-    jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;
+    let mut ready = Vec::with_capacity(completed.len());
+    for (job, _) in batch {
+        let (Some(done), JobTarget::Subject(subject_id)) = (completed.get(&job.job_id), job.target()) else { continue };
+        let subject = lineage::subject_by_id(&mut *tx, subject_id).await?;
+        // The counts as this lease holder's stages left them.
+        let counts = jobs::counts(&mut *tx, job.job_id).await?;
+        crate::restore::record_erasure(ctx, &mut tx, job, subject_id, &subject.subject_hash).await?;
+        ready.push((job, done, subject.subject_hash, counts));
+    }
+    let ended: Vec<Uuid> = ready.iter().map(|(job, ..)| job.job_id).collect();
+    jobs::delete_plan_points(&mut *tx, &ended).await?;
+    jobs::scrub_residuals(&mut *tx, &ended).await?;
+    // Heads are taken tenant by tenant, in the same order in every batch, so
+    // that two batches cannot wait on each other's heads.
+    ready.sort_by_key(|(job, ..)| job.tenant_id);
+    let mut messages = std::collections::HashMap::with_capacity(ready.len());
+    for (job, done, subject_hash, counts) in &ready {
+        let notes: Vec<crate::domain::JobNote> = serde_json::from_value(done.notes.clone()).unwrap_or_default();
+        let lineage_physical = (done.lineage_physical_status.clone(), done.lineage_physical_detail.clone());
+        let outcome = report::Outcome {
+            subject_hash: Some(subject_hash),
+            counts,
+            notes: &notes,
+            lineage_physical: &lineage_physical,
+            retention: None,
+        };
+        let body = report::erasure_body(job, &outcome);
+        let (entry, _) = crate::audit::append(
+            &mut tx,
+            &ctx.signer,
+            job.tenant_id,
+            "erasure",
+            Some(job.job_id),
+            Some(subject_hash),
+            &body,
+        )
+        .await?;
+        let cert = report::certificate(ctx, job, &outcome, &entry);
+        crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
+        let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
+        jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;
+        messages.insert(job.job_id, message);
+    }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(message)
+    Ok(batch.iter().map(|(job, _)| messages.remove(&job.job_id)).collect())
 }

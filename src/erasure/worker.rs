@@ -41,7 +41,7 @@ async fn worker_loop(ctx: Context) {
     let owner = Uuid::new_v4();
     let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
     loop {
-        match try_execute_job(&ctx, owner).await {
+        match try_execute_batch(&ctx, owner).await {
             Ok(ExecutionOutcome::JobRan) => {}
             Ok(ExecutionOutcome::EmptyQueue) => {
                 let _ = tokio::time::timeout(poll, ctx.wake.erasure.notified()).await;
@@ -69,6 +69,204 @@ pub async fn try_execute_job(ctx: &Context, owner: Uuid) -> Result<ExecutionOutc
     Ok(ExecutionOutcome::JobRan)
 }
 
+/// Claims up to `erasure.batch_size` jobs (no more than this worker's share
+/// of the runnable ones) and runs them stage by stage together: each stage
+/// of each job as [`try_execute_job`] would, then one statement moves every
+/// job that finished it on, and the subject jobs at the log stage are logged
+/// in one transaction. One statement renews every lease of the batch. A job
+/// that fails, is refused or must be retried leaves the batch alone, as it
+/// would alone; so does a job whose lease is lost (nothing more is written
+/// for it). Every guarantee of a single job holds per job: its stage is
+/// persisted, its writes are fenced by its own lease, and a crash mid-batch
+/// leaves each job where its last advance put it.
+///
+/// # Errors
+/// When the queue itself cannot be read.
+pub async fn try_execute_batch(ctx: &Context, owner: Uuid) -> Result<ExecutionOutcome, StoreError> {
+    let settings = &ctx.settings.erasure;
+    let claimed = jobs::claim_jobs(&ctx.pool, owner, lease_secs(ctx), settings.batch_size, settings.workers).await?;
+    if claimed.is_empty() {
+        return Ok(ExecutionOutcome::EmptyQueue);
+    }
+    let span = tracing::info_span!("erasure_batch", jobs = claimed.len());
+    Batch::new(ctx, owner, &claimed).run(claimed).instrument(span).await?;
+    Ok(ExecutionOutcome::JobRan)
+}
+
+/// A claimed job of a batch, at its persisted stage.
+struct Member {
+    job: JobRow,
+    lease: Lease,
+    stage: Stage,
+}
+
+/// Jobs one worker runs together.
+struct Batch<'a> {
+    ctx: &'a Context,
+    owner: Uuid,
+    /// The batch's jobs with the epochs of their claims, while this worker
+    /// holds them: a job leaves when it ends, leaves the batch (a failure,
+    /// a retry) or its lease is lost.
+    held: std::collections::HashMap<Uuid, i64>,
+    /// When every lease of the batch is renewed next.
+    renew_at: tokio::time::Instant,
+}
+
+impl<'a> Batch<'a> {
+    fn new(ctx: &'a Context, owner: Uuid, claimed: &[JobRow]) -> Self {
+        let held = claimed.iter().map(|job| (job.job_id, job.lease_epoch)).collect();
+        Self { ctx, owner, held, renew_at: tokio::time::Instant::now() + renew_every(ctx) }
+    }
+
+    async fn run(mut self, claimed: Vec<JobRow>) -> Result<(), StoreError> {
+        let mut members: Vec<Member> = claimed
+            .into_iter()
+            .map(|job| Member { lease: Lease { owner: self.owner, epoch: job.lease_epoch }, stage: job.stage.parse().unwrap_or(Stage::Freeze), job })
+            .collect();
+        while !members.is_empty() {
+            pause(self.ctx).await;
+            let (to_log, others): (Vec<Member>, Vec<Member>) =
+                std::mem::take(&mut members).into_iter().partition(|m| m.stage == Stage::Log && !m.job.is_retention());
+            let mut done = Vec::with_capacity(others.len());
+            for member in others {
+                if !self.holds(&member) {
+                    continue;
+                }
+                let span = tracing::info_span!("erasure_job", job_id = %member.job.job_id, attempt = member.job.attempts);
+                let started = std::time::Instant::now();
+                let stage = stages::run(self.ctx, &member.job, member.lease, member.stage);
+                let result = self.with_leases(&member, stage).instrument(span).await?;
+                crate::metrics::observe_stage(member.stage.as_str(), started.elapsed());
+                match result {
+                    Some(Ok(message)) => done.push((member, message)),
+                    outcome => self.leave(&member, outcome).await?,
+                }
+            }
+            members = self.advance(done).await?;
+            self.log(to_log).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the member is still this worker's; when not, says so once.
+    fn holds(&self, member: &Member) -> bool {
+        let holds = self.held.contains_key(&member.job.job_id);
+        if !holds {
+            tracing::warn!(job_id = %member.job.job_id, "lease lost; another worker resumes the job");
+        }
+        holds
+    }
+
+    /// Ends the member's part in the batch after a stage that did not complete.
+    async fn leave(&mut self, member: &Member, outcome: Option<stages::StageResult>) -> Result<(), StoreError> {
+        self.held.remove(&member.job.job_id);
+        after_stage(self.ctx, &member.job, member.lease, member.stage, outcome).await
+    }
+
+    /// Runs one member's stage while renewing every lease of the batch on
+    /// time; None when the member's own lease was lost. Members whose lease
+    /// was lost leave the batch.
+    async fn with_leases<T>(&mut self, member: &Member, stage: impl Future<Output = T>) -> Result<Option<T>, StoreError> {
+        tokio::pin!(stage);
+        loop {
+            tokio::select! {
+                out = &mut stage => return Ok(Some(out)),
+                () = tokio::time::sleep_until(self.renew_at) => {
+                    self.renew_at = tokio::time::Instant::now() + renew_every(self.ctx);
+                    let leases: Vec<(Uuid, i64)> = self.held.iter().map(|(id, epoch)| (*id, *epoch)).collect();
+                    match jobs::renew_leases(&self.ctx.pool, self.owner, &leases, lease_secs(self.ctx)).await {
+                        Ok(renewed) => {
+                            self.held.retain(|id, _| renewed.contains(id));
+                            if !self.held.contains_key(&member.job.job_id) {
+                                return Ok(None);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error.cause_chain = ?e, "cannot renew the batch's leases"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves every member that finished its stage on, in one statement; the
+    /// log stage ends a job itself.
+    async fn advance(&mut self, done: Vec<(Member, String)>) -> Result<Vec<Member>, StoreError> {
+        for (member, message) in &done {
+            tracing::info!(job_id = %member.job.job_id, stage = member.stage.as_str(), %message, "stage done");
+        }
+        let (ended, moving): (Vec<_>, Vec<_>) = done.into_iter().partition(|(m, _)| m.stage.next() == Stage::Done);
+        for (member, _) in ended {
+            self.held.remove(&member.job.job_id);
+        }
+        if moving.is_empty() {
+            return Ok(Vec::new());
+        }
+        let advances: Vec<jobs::Advance<'_>> = moving
+            .iter()
+            .map(|(m, message)| jobs::Advance {
+                job_id: m.job.job_id,
+                lease: m.lease,
+                next_stage: m.stage.next().as_str(),
+                done_stage: m.stage.as_str(),
+                message,
+            })
+            .collect();
+        let moved = jobs::advance_many(&self.ctx.pool, &advances, lease_secs(self.ctx)).await?;
+        let mut next = Vec::with_capacity(moving.len());
+        for (mut member, _) in moving {
+            if moved.contains(&member.job.job_id) {
+                member.stage = member.stage.next();
+                next.push(member);
+            } else {
+                self.held.remove(&member.job.job_id);
+                tracing::warn!(job_id = %member.job.job_id, "lease lost; another worker resumes the job");
+            }
+        }
+        Ok(next)
+    }
+
+    /// Logs the members at the log stage in one transaction; if that fails,
+    /// each alone, so that one job's trouble does not hold back the others.
+    async fn log(&mut self, to_log: Vec<Member>) -> Result<(), StoreError> {
+        let to_log: Vec<Member> = to_log.into_iter().filter(|m| self.holds(m)).collect();
+        if to_log.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<(JobRow, Lease)> = to_log.iter().map(|m| (m.job.clone(), m.lease)).collect();
+        let started = std::time::Instant::now();
+        match stages::log_batch(self.ctx, &batch).await {
+            Ok(messages) => {
+                crate::metrics::observe_stage(Stage::Log.as_str(), started.elapsed());
+                for (member, message) in to_log.iter().zip(messages) {
+                    self.held.remove(&member.job.job_id);
+                    match message {
+                        Some(message) => tracing::info!(job_id = %member.job.job_id, stage = "log", %message, "stage done"),
+                        None => tracing::warn!(job_id = %member.job.job_id, "lease lost; another worker resumes the job"),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error.cause_chain = ?e, jobs = to_log.len(), "the batch's log transaction failed; logging its jobs one by one");
+                for member in to_log {
+                    let stage = stages::run(self.ctx, &member.job, member.lease, Stage::Log);
+                    match self.with_leases(&member, stage).await? {
+                        Some(Ok(message)) => {
+                            self.held.remove(&member.job.job_id);
+                            tracing::info!(job_id = %member.job.job_id, stage = "log", %message, "stage done");
+                        }
+                        outcome => self.leave(&member, outcome).await?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn renew_every(ctx: &Context) -> Duration {
+    Duration::from_secs_f64((lease_secs(ctx) / 3.0).max(0.2))
+}
+
 fn lease_secs(ctx: &Context) -> f64 {
     // Lease durations are seconds in configuration; a few thousand at most.
     ctx.settings.erasure.lease_secs as f64
@@ -94,32 +292,41 @@ async fn run_job(ctx: &Context, lease: Lease, job: JobRow) -> Result<(), StoreEr
                 }
                 stage = next;
             }
-            Some(Err(StageError::Fatal(reason))) => return fail(ctx, &job, lease, stage, &reason).await,
-            Some(Err(StageError::Refused(reason))) => return refuse(ctx, &job, lease, stage, &reason).await,
-            Some(Err(StageError::LeaseLost)) | None => {
-                tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "lease lost; another worker resumes the job");
-                return Ok(());
-            }
-            Some(Err(StageError::Transient(e))) => {
-                tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), error.cause_chain = ?e, "stage failed; will retry");
-                if job.attempts >= MAX_ATTEMPTS {
-                    return fail(ctx, &job, lease, stage, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await;
-                }
-                let backoff = f64::from(2u32.saturating_pow(job.attempts.clamp(0, 6).unsigned_abs())).min(60.0);
-                let error = format!("{}: {e}", stage.as_str());
-                if !jobs::release_for_retry(&ctx.pool, job.job_id, lease, &error, backoff).await? {
-                    tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
-                }
-                return Ok(());
-            }
+            outcome => return after_stage(ctx, &job, lease, stage, outcome).await,
         }
     }
     Ok(())
 }
 
+/// Ends a stage that did not complete: fails, refuses or releases the job
+/// for a retry, or leaves it to the claim that took it.
+async fn after_stage(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, outcome: Option<stages::StageResult>) -> Result<(), StoreError> {
+    match outcome {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(StageError::Fatal(reason))) => fail(ctx, job, lease, stage, &reason).await,
+        Some(Err(StageError::Refused(reason))) => refuse(ctx, job, lease, stage, &reason).await,
+        Some(Err(StageError::LeaseLost)) | None => {
+            tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "lease lost; another worker resumes the job");
+            Ok(())
+        }
+        Some(Err(StageError::Transient(e))) => {
+            tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), error.cause_chain = ?e, "stage failed; will retry");
+            if job.attempts >= MAX_ATTEMPTS {
+                return fail(ctx, job, lease, stage, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await;
+            }
+            let backoff = f64::from(2u32.saturating_pow(job.attempts.clamp(0, 6).unsigned_abs())).min(60.0);
+            let error = format!("{}: {e}", stage.as_str());
+            if !jobs::release_for_retry(&ctx.pool, job.job_id, lease, &error, backoff).await? {
+                tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Runs a stage while renewing the lease; None when the lease was lost.
 async fn with_lease<T>(ctx: &Context, job: &JobRow, lease: Lease, stage: impl Future<Output = T>) -> Option<T> {
-    let every = Duration::from_secs_f64((lease_secs(ctx) / 3.0).max(0.2));
+    let every = renew_every(ctx);
     tokio::pin!(stage);
     loop {
         tokio::select! {
@@ -145,8 +352,8 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
     // identifiers, matched texts, planned ids.
     jobs::delete_probes(&mut *tx, job.job_id, lease).await?;
     jobs::delete_request_identifiers(&mut *tx, job.job_id, lease).await?;
-    jobs::scrub_residuals(&mut *tx, job.job_id).await?;
-    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
+    jobs::scrub_residuals(&mut *tx, &[job.job_id]).await?;
+    jobs::delete_plan_points(&mut *tx, &[job.job_id]).await?;
     if !jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Failed.as_str(), Some(&message)).await? {
         tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), reason, "lease lost; the failure is not recorded");
         return Ok(());
@@ -178,7 +385,7 @@ async fn refuse(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason:
         return Ok(());
     }
     tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "erasure refused: legal hold");
-    jobs::delete_plan_points(&mut *tx, job.job_id).await?;
+    jobs::delete_plan_points(&mut *tx, &[job.job_id]).await?;
     holds::unfreeze_subject(&mut *tx, subject_id).await?;
     let message = format!("{}: refused: the subject was placed under legal hold before anything was deleted", stage.as_str());
     jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Refused.as_str(), &message).await?;

@@ -223,6 +223,99 @@ pub async fn claim_job(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) ->
     lease::claim(ex, Queue::Erasure, JOB_COLUMNS, owner, lease_secs).await
 }
 
+/// Claims up to `max` runnable jobs at once, oldest first, each under a new
+/// epoch; no more than the runnable jobs divided by `workers` (at least one).
+pub async fn claim_jobs(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64, max: usize, workers: usize) -> Result<Vec<JobRow>> {
+    // No workers configured (tests that drive the queue themselves) claims as one.
+    let limits = (i64::try_from(max.max(1)).unwrap_or(i64::MAX), i64::try_from(workers.max(1)).unwrap_or(i64::MAX));
+    let mut claimed: Vec<JobRow> = lease::claim_many(ex, Queue::Erasure, JOB_COLUMNS, (owner, lease_secs), limits).await?;
+    claimed.sort_by_key(|j| (j.received_at, j.job_id));
+    Ok(claimed)
+}
+
+/// Extends the leases of `owner`'s jobs (id, epoch) in one statement;
+/// returns the jobs it still holds.
+pub async fn renew_leases(ex: impl PgExecutor<'_>, owner: Uuid, jobs: &[(Uuid, i64)], lease_secs: f64) -> Result<Vec<Uuid>> {
+    lease::renew_many(ex, Queue::Erasure, owner, jobs, lease_secs).await
+}
+
+/// One job's move to its next stage, with the event of the stage just done.
+#[derive(Debug, Clone)]
+pub struct Advance<'a> {
+    pub job_id: Uuid,
+    pub lease: Lease,
+    pub next_stage: &'a str,
+    pub done_stage: &'a str,
+    pub message: &'a str,
+}
+
+/// [`advance_with_event`] for several jobs in one statement: each moves on,
+/// its lease renewed and its event recorded, only if its lease still holds
+/// it. Returns the jobs that moved.
+pub async fn advance_many(ex: impl PgExecutor<'_>, advances: &[Advance<'_>], lease_secs: f64) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = advances.iter().map(|a| a.job_id).collect();
+    let owners: Vec<Uuid> = advances.iter().map(|a| a.lease.owner).collect();
+    let epochs: Vec<i64> = advances.iter().map(|a| a.lease.epoch).collect();
+    let next: Vec<&str> = advances.iter().map(|a| a.next_stage).collect();
+    let done: Vec<&str> = advances.iter().map(|a| a.done_stage).collect();
+    let messages: Vec<&str> = advances.iter().map(|a| a.message).collect();
+    Ok(sqlx::query_scalar(
+        r#"
+        WITH advanced AS (
+            UPDATE erasure_jobs j SET stage = l.next_stage, lease_expires_at = now() + make_interval(secs => $7)
+            FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+                 AS l(job_id, owner, epoch, next_stage, done_stage, message)
+            WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
+            RETURNING j.job_id, l.done_stage, l.message
+        )
+        INSERT INTO erasure_events (job_id, stage, status, message, at)
+        SELECT job_id, done_stage, 'in_progress', message, clock_timestamp() FROM advanced
+        RETURNING job_id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .bind(&next)
+    .bind(&done)
+    .bind(&messages)
+    .bind(lease_secs)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// A job [`complete_many`] ended, with what its log entry reports from its row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Completed {
+    pub job_id: Uuid,
+    pub notes: serde_json::Value,
+    pub lineage_physical_status: String,
+    pub lineage_physical_detail: String,
+}
+
+/// Ends jobs as completed, as [`finish`] does, in one statement: only those
+/// their lease (id, lease) still holds. Their rows stay locked until the
+/// transaction ends.
+pub async fn complete_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Completed>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
+    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
+    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
+    Ok(sqlx::query_as(
+        r#"
+        UPDATE erasure_jobs j SET status = 'completed', error = NULL, completed_at = now(), stage = 'done',
+               lease_owner = NULL, lease_expires_at = NULL, subject_tag = NULL
+        FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch)
+        WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
+        RETURNING j.job_id, j.notes, j.lineage_physical_status, j.lineage_physical_detail
+        "#,
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Locks the job's row against claims (not against lease renewal) until
 /// the transaction ends, if `lease` still holds it: the transaction's
 /// writes then cannot race another worker's claim. False when it does not.
@@ -337,7 +430,7 @@ pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, 
 /// Removes the matched texts (the person's identifiers as written) from the
 /// job's residual evidence; form, identifier index and position stay. Run
 /// when the job is logged: from then on no table holds them in clear.
-pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
+pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<()> {
     sqlx::query(
         r#"
         UPDATE erasure_jobs SET residuals = COALESCE((
@@ -345,10 +438,10 @@ pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()
                 SELECT jsonb_agg(CASE WHEN e ? 'matched' THEN jsonb_set(e, '{matched}', '""') ELSE e END)
                 FROM jsonb_array_elements(c->'evidence') e), '[]')) ELSE c END)
             FROM jsonb_array_elements(residuals) c), '[]')
-        WHERE job_id = $1 AND jsonb_typeof(residuals) = 'array'
+        WHERE job_id = ANY($1) AND jsonb_typeof(residuals) = 'array'
         "#,
     )
-    .bind(job_id)
+    .bind(job_ids)
     .execute(ex)
     .await?;
     Ok(())

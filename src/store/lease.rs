@@ -72,6 +72,71 @@ where
     .await?)
 }
 
+/// Claims up to `max` of the oldest runnable jobs, each under a new epoch,
+/// but no more than the runnable jobs divided by `workers` (at least one):
+/// a short queue spreads over every worker instead of filling the first
+/// worker's batch. Returns `columns` of the jobs claimed, oldest first
+/// only if `columns` lets the caller sort them (RETURNING keeps no order).
+pub(super) async fn claim_many<R>(
+    ex: impl PgExecutor<'_>,
+    queue: Queue,
+    columns: &str,
+    (owner, lease_secs): (Uuid, f64),
+    (max, workers): (i64, i64),
+) -> Result<Vec<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let table = queue.table();
+    let runnable = "status IN ('queued', 'in_progress') AND (lease_expires_at IS NULL OR lease_expires_at < now())";
+    Ok(sqlx::query_as(&format!(
+        r#"
+        UPDATE {table} SET
+            lease_owner = $1,
+            lease_epoch = lease_epoch + 1,
+            lease_expires_at = now() + make_interval(secs => $2),
+            status = 'in_progress',
+            started_at = COALESCE(started_at, now()),
+            attempts = attempts + 1
+        WHERE job_id IN (
+            SELECT job_id FROM {table}
+            WHERE {runnable}
+            ORDER BY received_at
+            FOR UPDATE SKIP LOCKED
+            LIMIT LEAST($3, GREATEST(1, (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {runnable} LIMIT $3 * $4) r) / $4))
+        )
+        RETURNING {columns}
+        "#
+    ))
+    .bind(owner)
+    .bind(lease_secs)
+    .bind(max)
+    .bind(workers)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Extends the leases of `owner`'s jobs (id, epoch) in one statement;
+/// returns the jobs whose lease still held.
+pub(super) async fn renew_many(ex: impl PgExecutor<'_>, queue: Queue, owner: Uuid, jobs: &[(Uuid, i64)], lease_secs: f64) -> Result<Vec<Uuid>> {
+    let (ids, epochs): (Vec<Uuid>, Vec<i64>) = jobs.iter().copied().unzip();
+    Ok(sqlx::query_scalar(&format!(
+        r#"
+        UPDATE {} t SET lease_expires_at = now() + make_interval(secs => $4)
+        FROM unnest($1::uuid[], $2::bigint[]) AS l(job_id, epoch)
+        WHERE t.job_id = l.job_id AND t.lease_owner = $3 AND t.lease_epoch = l.epoch AND t.status = 'in_progress'
+        RETURNING t.job_id
+        "#,
+        queue.table()
+    ))
+    .bind(&ids)
+    .bind(&epochs)
+    .bind(owner)
+    .bind(lease_secs)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Extends a lease; false when it is no longer held.
 pub(super) async fn renew(ex: impl PgExecutor<'_>, queue: Queue, job_id: Uuid, lease: Lease, lease_secs: f64) -> Result<bool> {
     let done = sqlx::query(&format!(

@@ -199,7 +199,7 @@ pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRo
 }
 
 /// Forgets the plan's point ids once the job is logged (they are lineage too).
-pub async fn delete_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE erasure_counts SET plan_points = '{}' WHERE job_id = $1").bind(job_id).execute(ex).await?;
+pub async fn delete_plan_points(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<()> {
+    sqlx::query("UPDATE erasure_counts SET plan_points = '{}' WHERE job_id = ANY($1)").bind(job_ids).execute(ex).await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! A service killed (SIGKILL) in the middle of an erase job resumes it on
-//! restart and finishes with the right counts.
+//! A service killed (SIGKILL) in the middle of an erase job, or of a batch
+//! of them, resumes them on restart and finishes with the right counts.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,11 +13,17 @@ fn free_port() -> u16 {
 }
 
 fn start_service(db_url: &str, port: u16, dir: &std::path::Path) -> Child {
+    start_service_with(db_url, port, dir, &[])
+}
+
+fn start_service_with(db_url: &str, port: u16, dir: &std::path::Path, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_lethe"))
         .arg("serve")
         .env("LETHE_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/configuration"))
         .env("LETHE_DATABASE__URL", db_url)
         .env("LETHE_APPLICATION__PORT", port.to_string())
+        // Two of these tests run at once: the web view must not want one fixed port.
+        .env("LETHE_WEB__PORT", "0")
         .env("LETHE_EMBEDDING__PROVIDER", "hashing")
         .env("LETHE_QDRANT__URL", "")
         .env("LETHE_ERASURE__STAGE_PAUSE_MS", "600")
@@ -25,6 +31,7 @@ fn start_service(db_url: &str, port: u16, dir: &std::path::Path) -> Child {
         .env("LETHE_ERASURE__POLL_INTERVAL_MS", "100")
         .env("LETHE_AUDIT__SIGNING_KEY_FILE", dir.join("key.pem"))
         .env("LETHE_KEYS__MASTER_KEY_FILE", dir.join("master_keys.json"))
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -92,4 +99,78 @@ async fn a_killed_service_resumes_the_job_after_restart_with_correct_counts() {
     assert_eq!(rows, 2, "bob's two vectors remain");
     let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM deletion_log").fetch_one(&pool).await.unwrap();
     assert_eq!(entries, 1, "exactly one log entry");
+}
+
+#[tokio::test]
+async fn a_service_killed_mid_batch_resumes_every_job_of_the_batch_and_logs_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    // Everything is queued first, by a Lethe without workers sharing the
+    // service's keys, so that the service's one worker claims the four jobs
+    // as one batch (batches of four).
+    let (key, master) = (dir.path().join("key.pem"), dir.path().join("master_keys.json"));
+    let queue = spawn_app_on(&db_url, Options { no_workers: true, ..Default::default() }, |s| {
+        s.audit.signing_key_file = key;
+        s.keys.master_key_file = master;
+    })
+    .await;
+    let c = queue.create_collection("mail", pb::Backend::Pgvector).await;
+    let people = [("ann", 1u64), ("bob", 2), ("cyd", 3), ("dan", 4)];
+    let spread: Vec<(&str, u32)> = people.iter().map(|(who, n)| (*who, u32::try_from(*n).unwrap())).collect();
+    queue.ingest_people(&c.name, &spread).await;
+    queue.ingest_people(&c.name, &[("zoe", 1)]).await;
+    let mut jobs = Vec::new();
+    for (who, _) in people {
+        jobs.push(queue.erase(who).await.job_id);
+    }
+    let keys = queue.keys.clone();
+    drop(queue);
+
+    let one_batch = [("LETHE_ERASURE__WORKERS", "1"), ("LETHE_ERASURE__BATCH_SIZE", "4")];
+    let port = free_port();
+    let mut first = start_service_with(&db_url, port, dir.path(), &one_batch);
+    connect(port).await;
+
+    // Kill it once the batch's deletes are under way.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stages: Vec<String> = sqlx::query_scalar("SELECT stage FROM erasure_jobs").fetch_all(&pool).await.unwrap();
+        if stages.iter().any(|s| s == "verify") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the batch never reached the verify stage: {stages:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    let cut: Vec<(String, String)> =
+        sqlx::query_as("SELECT status, stage FROM erasure_jobs ORDER BY received_at").fetch_all(&pool).await.unwrap();
+    assert!(cut.iter().all(|(status, _)| status == "in_progress"), "all four were cut off mid-way, as one batch: {cut:?}");
+    let claims: i64 = sqlx::query_scalar("SELECT count(DISTINCT lease_owner) FROM erasure_jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!(claims, 1, "one worker held them all");
+
+    let port = free_port();
+    let mut second = start_service_with(&db_url, port, dir.path(), &one_batch);
+    let client = connect(port).await;
+    let mut done = Vec::new();
+    for job_id in &jobs {
+        done.push(wait_for_job(&client, &keys.ak, job_id).await);
+    }
+    second.kill().ok();
+    second.wait().ok();
+
+    for ((who, n), job) in people.iter().zip(&done) {
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{who}: {}", job.error);
+        assert!(job.attempts >= 2, "{who}'s job ran in two processes");
+        let counts = &job.counts[0];
+        assert_eq!((counts.before_total, counts.deleted, counts.after_total), (*n, *n, 0), "{who}");
+    }
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\"", c.backend_name)).fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, 1, "zoe's vector remains");
+    let logged: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT job_id FROM deletion_log ORDER BY seq").fetch_all(&pool).await.unwrap();
+    let expected: Vec<uuid::Uuid> = jobs.iter().map(|j| j.parse().unwrap()).collect();
+    assert_eq!(logged, expected, "exactly one log entry per job, in the order received");
+    let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
+    assert_eq!(certificates, 4);
 }

@@ -6,6 +6,7 @@ mod attach_pg_store;
 mod audit;
 mod auth;
 mod bad_input;
+mod batches;
 mod browser;
 mod crash;
 mod delete_points;

@@ -1,0 +1,153 @@
+//! Small erasures in bulk (issue 15): a worker claims several jobs at once
+//! and runs them stage by stage together; each job is still verified,
+//! logged and certified once, in the order received, and a job whose lease
+//! another claim takes mid-batch is left to that claim.
+
+use std::time::Duration;
+
+use lethe::erasure::{ExecutionOutcome, try_execute_batch, try_execute_job};
+use lethe::grpc::pb;
+use lethe::store::jobs;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+fn batches_of_four(s: &mut lethe::config::Settings) {
+    s.erasure.batch_size = 4;
+}
+
+/// (job id, kind) of the tenant's log entries, in chain order.
+async fn log_entries(pool: &PgPool) -> Vec<(Uuid, String)> {
+    sqlx::query_as("SELECT job_id, kind FROM deletion_log ORDER BY seq").fetch_all(pool).await.expect("log")
+}
+
+async fn stages_logged(pool: &PgPool, job_id: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT stage FROM erasure_events WHERE job_id = $1 AND status <> 'queued' ORDER BY event_id")
+        .bind(job_id)
+        .fetch_all(pool)
+        .await
+        .expect("events")
+}
+
+async fn verified(app: &TestApp) -> pb::VerifyDeletionLogResponse {
+    app.client.clone().verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default())).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_batch_erases_each_of_its_jobs_and_logs_them_once_in_the_order_received() {
+    let app = spawn_app_with(Options { no_workers: true, settings: Some(batches_of_four), ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let people = ["ann", "bob", "cyd", "dan", "eve", "fay"];
+    let spread: Vec<(&str, u32)> = people.iter().zip(1..).map(|(p, n)| (*p, n)).collect();
+    app.ingest_people(&c.name, &spread).await;
+    let mut ids = Vec::new();
+    for who in people {
+        ids.push(app.erase(who).await.job_id.parse::<Uuid>().unwrap());
+    }
+
+    // One call runs one batch: the four oldest jobs, to the end.
+    assert_eq!(try_execute_batch(&app.ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    for (i, (who, n)) in spread.iter().enumerate() {
+        let job = app.job(&ids[i].to_string()).await;
+        if i < 4 {
+            assert_eq!(job.status, pb::JobStatus::Completed as i32, "{who}: {}", job.error);
+            let counts = &job.counts[0];
+            assert_eq!((counts.before_total, counts.deleted, counts.after_total), (u64::from(*n), u64::from(*n), 0), "{who}");
+            assert_eq!(app.pg_rows_tagged(&c, who).await, 0, "{who}");
+            let stages = ["freeze", "plan", "delete", "verify", "residual", "forget_lineage", "physical", "log"];
+            assert_eq!(stages_logged(&app.pool, ids[i]).await, stages, "{who}: one event per stage");
+        } else {
+            assert_eq!(job.status, pb::JobStatus::Queued as i32, "{who} is not in the batch");
+            assert_eq!(app.pg_rows_tagged(&c, who).await, i64::from(*n), "{who}");
+        }
+    }
+    let erasures: Vec<(Uuid, String)> = ids[..4].iter().map(|id| (*id, "erasure".to_owned())).collect();
+    assert_eq!(log_entries(&app.pool).await, erasures, "one entry per job, chained in the order received");
+    assert_eq!(rows(&app.pool, "certificates").await, 4);
+
+    assert_eq!(try_execute_batch(&app.ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    assert_eq!(try_execute_batch(&app.ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::EmptyQueue);
+    let erasures: Vec<(Uuid, String)> = ids.iter().map(|id| (*id, "erasure".to_owned())).collect();
+    assert_eq!(log_entries(&app.pool).await, erasures);
+    assert_eq!(rows(&app.pool, "certificates").await, 6);
+    let chain = verified(&app).await;
+    assert!(chain.valid && chain.entries_checked == 6, "{}", chain.problem);
+    for who in people {
+        assert_eq!(app.pg_rows_tagged(&c, who).await, 0, "{who}");
+    }
+    app.assert_lineage_consistent().await;
+}
+
+#[tokio::test]
+async fn a_worker_claims_no_more_than_its_share_of_the_runnable_jobs() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    for who in ["ann", "bob", "cyd", "dan", "eve", "fay", "gus"] {
+        app.erase(who).await;
+    }
+    let owner = Uuid::new_v4();
+    // 7 runnable among 4 workers: one each; 6 left among 2: three each;
+    // 3 left, batches of 8, one worker: all three.
+    assert_eq!(jobs::claim_jobs(&app.pool, owner, 30.0, 8, 4).await.unwrap().len(), 1);
+    assert_eq!(jobs::claim_jobs(&app.pool, owner, 30.0, 8, 2).await.unwrap().len(), 3);
+    let last = jobs::claim_jobs(&app.pool, owner, 30.0, 8, 1).await.unwrap();
+    assert_eq!(last.len(), 3);
+    assert!(last.windows(2).all(|w| w[0].received_at <= w[1].received_at), "oldest first");
+    assert!(jobs::claim_jobs(&app.pool, owner, 30.0, 8, 1).await.unwrap().is_empty(), "every lease is held");
+}
+
+#[tokio::test]
+async fn a_job_whose_lease_another_claim_takes_mid_batch_is_left_to_that_claim() {
+    // The pause before each round of stages is where the batch stalls.
+    let opts = Options { no_workers: true, stage_pause_ms: 400, settings: Some(batches_of_four), ..Default::default() };
+    let app = spawn_app_with(opts).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 2), ("bob", 3), ("cyd", 4)]).await;
+    let ids: Vec<Uuid> = [app.erase("ann").await, app.erase("bob").await, app.erase("cyd").await]
+        .iter()
+        .map(|j| j.job_id.parse().unwrap())
+        .collect();
+    let ctx = app.ctx.clone();
+    let batch = tokio::spawn(async move { try_execute_batch(&ctx, Uuid::new_v4()).await });
+
+    // Once bob's job has planned, another worker takes it (its lease ran out).
+    let bob = ids[1];
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while jobs::job(&app.pool, app.keys.tenant_id, bob).await.unwrap().unwrap().stage != "delete" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("bob's job reaches the delete stage");
+    sqlx::query("UPDATE erasure_jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(bob)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let taken = jobs::claim_job(&app.pool, Uuid::new_v4(), 30.0).await.unwrap().expect("bob's job is claimable");
+    assert_eq!(taken.job_id, bob);
+
+    let outcome = tokio::time::timeout(Duration::from_secs(60), batch).await.expect("the batch ends");
+    assert_eq!(outcome.unwrap().unwrap(), ExecutionOutcome::JobRan);
+    let row = jobs::job(&app.pool, app.keys.tenant_id, bob).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.stage.as_str(), row.lease_epoch), ("in_progress", "delete", taken.lease_epoch), "the batch wrote nothing more for bob");
+    assert_eq!(app.pg_rows_tagged(&c, "bob").await, 3, "the batch deleted nothing of bob's after losing him");
+    let logged: Vec<Uuid> = log_entries(&app.pool).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(logged, [ids[0], ids[2]], "the others completed and were logged");
+
+    // Bob's next holder (after that claim's lease ran out too) completes him, once.
+    sqlx::query("UPDATE erasure_jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(bob)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(try_execute_job(&app.ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    let done = app.job(&bob.to_string()).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!((done.counts[0].before_total, done.counts[0].deleted, done.counts[0].after_total), (3, 3, 0));
+    let logged: Vec<Uuid> = log_entries(&app.pool).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(logged, [ids[0], ids[2], bob]);
+    assert_eq!(rows(&app.pool, "certificates").await, 3);
+    assert_eq!(stages_logged(&app.pool, bob).await.iter().filter(|s| *s == "log").count(), 1);
+    assert!(verified(&app).await.valid);
+}
