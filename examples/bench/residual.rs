@@ -387,30 +387,36 @@ async fn throughput(args: &Args, env: &mut Env, small: Vec<(String, usize)>, row
         fresh.swap(i, rng.below(i + 1));
     }
     let runs = args.runs.max(1);
-    let jobs = args.jobs.unwrap_or(200).min(fresh.len() / (2 * runs));
+    let jobs = args.jobs.unwrap_or(200).min(fresh.len() / (3 * runs));
     if jobs < 10 {
         eprintln!("==> throughput with the residual stage: SKIPPED (only {} unerased senders of ≤ 10 chunks)", fresh.len());
         return Ok(());
     }
     let workers = env.settings.erasure.workers;
-    eprintln!("==> throughput, small senders of the realistic text: {jobs} at once, {workers} workers, residual off then on, {runs} runs");
-    let mut batches = fresh.chunks(jobs).take(2 * runs);
-    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let batch = env.settings.erasure.batch_size;
+    eprintln!(
+        "==> throughput, small senders of the realistic text: {jobs} at once, {workers} workers, residual off, then on one job at a time, then on in batches of {batch}, {runs} runs"
+    );
+    let mut senders = fresh.chunks(jobs).take(3 * runs);
+    // Residual off in batches, on one job at a time (batch_size 1), on in batches.
+    let mut rates: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut residual_ms = Vec::new();
     let mut chunks = 0;
     let off = env.settings.clone();
-    for (i, on) in [false, true].into_iter().enumerate() {
+    for (i, (on, batch_size)) in [(false, batch), (true, 1), (true, batch)].into_iter().enumerate() {
         let mut settings = off.clone();
         settings.residual.lexical = on;
         settings.residual.semantic = on;
+        settings.erasure.batch_size = batch_size;
         env.restart(settings).await?;
         for _ in 0..runs {
-            let batch = batches.next().unwrap_or_default();
-            chunks += batch.iter().map(|(_, n)| n).sum::<usize>();
-            let (rate, ids) = erase_senders(env, batch).await?;
-            eprintln!("    residual {}: {rate:.1} jobs/s", if on { "on" } else { "off" });
+            let senders = senders.next().unwrap_or_default();
+            chunks += senders.iter().map(|(_, n)| n).sum::<usize>();
+            let (rate, ids) = erase_senders(env, senders).await?;
+            eprintln!("    residual {}, batches of {batch_size}: {rate:.1} jobs/s", if on { "on" } else { "off" });
             rates[i].push(rate);
-            if on {
+            // A batched job's events time its batch's round of a stage, not its own stage.
+            if on && batch_size == 1 {
                 for id in ids.iter().take(20) {
                     let stages = crate::client::stage_times(env, id).await?;
                     residual_ms.extend(stages.iter().filter(|(s, _)| s == "residual").map(|(_, ms)| *ms));
@@ -421,17 +427,24 @@ async fn throughput(args: &Args, env: &mut Env, small: Vec<(String, usize)>, row
     env.restart(off).await?;
     let r = Stats::of(&residual_ms);
     rows.push(
-        Row::new("pgvector", &format!("erasure throughput with the residual stage on: {jobs} small senders (≤ 10 chunks) of the realistic text at once, {workers} workers"), "jobs/s", &rates[1], None)
-            .goal("≥ 300 jobs/s")
-            .note(format!(
-                "Erase with the sender's address and name (where the address gives one), policy report, lexical + derived through the residual index; \
-                 the same with the residual stage off: {:.1} jobs/s (median, other senders of the same size, same run); \
-                 residual stage under this load p50 {:.0} ms, p95 {:.0} ms ({} jobs); {chunks} chunks erased in all",
-                Stats::of(&rates[0]).median,
-                r.median,
-                r.p95,
-                residual_ms.len()
-            )),
+        Row::new(
+            "pgvector",
+            &format!("erasure throughput with the residual stage on: {jobs} small senders (≤ 10 chunks) of the realistic text at once, {workers} workers, batches of {batch}"),
+            "jobs/s",
+            &rates[2],
+            None,
+        )
+        .goal("≥ 300 jobs/s")
+        .note(format!(
+            "Erase with the sender's address and name (where the address gives one), policy report, lexical + derived through the residual index; \
+             other senders of the same size, same run: one job at a time per worker (batch_size 1) {:.1} jobs/s, residual stage off {:.1} jobs/s (medians); \
+             residual stage under this load p50 {:.0} ms, p95 {:.0} ms ({} jobs run one at a time); {chunks} chunks erased in all",
+            Stats::of(&rates[1]).median,
+            Stats::of(&rates[0]).median,
+            r.median,
+            r.p95,
+            residual_ms.len()
+        )),
     );
     Ok(())
 }
