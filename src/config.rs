@@ -491,6 +491,19 @@ mod tests {
     }
 
     #[test]
+    fn an_erase_batch_of_no_jobs_or_of_more_than_256_is_refused_at_start() {
+        let mut settings = load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration")).expect("base.yaml loads");
+        for (size, valid) in [(0, false), (1, true), (256, true), (257, false)] {
+            settings.erasure.batch_size = size;
+            let outcome = settings.validate();
+            assert_eq!(outcome.is_ok(), valid, "batch_size {size}: {outcome:?}");
+            if let Err(e) = outcome {
+                assert!(e.to_string().contains("erasure.batch_size"), "{e}");
+            }
+        }
+    }
+
+    #[test]
     fn production_configuration_turns_reflection_off_and_binds_every_interface() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration");
         let read = |file: &str| {
