@@ -75,8 +75,8 @@ where
 /// Claims up to `max` of the oldest runnable jobs, each under a new epoch,
 /// but no more than the runnable jobs divided by `workers` (at least one):
 /// a short queue spreads over every worker instead of filling the first
-/// worker's batch. Returns `columns` of the jobs claimed, oldest first
-/// only if `columns` lets the caller sort them (RETURNING keeps no order).
+/// worker's batch. Returns `columns` of the jobs claimed in no particular
+/// order (RETURNING keeps none): the caller sorts them.
 pub(super) async fn claim_many<R>(
     ex: impl PgExecutor<'_>,
     queue: Queue,
