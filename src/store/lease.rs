@@ -39,6 +39,13 @@ impl Queue {
     }
 }
 
+/// What a claim writes: `$1` the owner, `$2` the lease in seconds.
+const CLAIMED: &str = "lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = now() + make_interval(secs => $2), \
+     status = 'in_progress', started_at = COALESCE(started_at, now()), attempts = attempts + 1";
+
+/// A job a claim may take: queued or in progress, its lease free or expired.
+const RUNNABLE: &str = "status IN ('queued', 'in_progress') AND (lease_expires_at IS NULL OR lease_expires_at < now())";
+
 /// Claims the oldest runnable job whose lease is free or expired, as
 /// `owner`, under a new epoch; returns `columns` of it.
 pub(super) async fn claim<R>(ex: impl PgExecutor<'_>, queue: Queue, columns: &str, owner: Uuid, lease_secs: f64) -> Result<Option<R>>
@@ -48,17 +55,10 @@ where
     let table = queue.table();
     Ok(sqlx::query_as(&format!(
         r#"
-        UPDATE {table} SET
-            lease_owner = $1,
-            lease_epoch = lease_epoch + 1,
-            lease_expires_at = now() + make_interval(secs => $2),
-            status = 'in_progress',
-            started_at = COALESCE(started_at, now()),
-            attempts = attempts + 1
+        UPDATE {table} SET {CLAIMED}
         WHERE job_id = (
             SELECT job_id FROM {table}
-            WHERE status IN ('queued', 'in_progress')
-              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            WHERE {RUNNABLE}
             ORDER BY received_at
             FOR UPDATE SKIP LOCKED
             LIMIT 1
@@ -88,22 +88,15 @@ where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
     let table = queue.table();
-    let runnable = "status IN ('queued', 'in_progress') AND (lease_expires_at IS NULL OR lease_expires_at < now())";
     Ok(sqlx::query_as(&format!(
         r#"
-        UPDATE {table} SET
-            lease_owner = $1,
-            lease_epoch = lease_epoch + 1,
-            lease_expires_at = now() + make_interval(secs => $2),
-            status = 'in_progress',
-            started_at = COALESCE(started_at, now()),
-            attempts = attempts + 1
+        UPDATE {table} SET {CLAIMED}
         WHERE job_id IN (
             SELECT job_id FROM {table}
-            WHERE {runnable}
+            WHERE {RUNNABLE}
             ORDER BY received_at
             FOR UPDATE SKIP LOCKED
-            LIMIT LEAST($3, GREATEST(1, (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {runnable} LIMIT $3 * $4) r) / $4))
+            LIMIT LEAST($3, GREATEST(1, (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {RUNNABLE} LIMIT $3 * $4) r) / $4))
         )
         RETURNING {columns}
         "#
@@ -217,16 +210,8 @@ where
     let table = queue.table();
     Ok(sqlx::query_as(&format!(
         r#"
-        UPDATE {table} SET
-            lease_owner = $1,
-            lease_epoch = lease_epoch + 1,
-            lease_expires_at = now() + make_interval(secs => $2),
-            status = 'in_progress',
-            started_at = COALESCE(started_at, now()),
-            attempts = attempts + 1
-        WHERE job_id = $3
-          AND status IN ('queued', 'in_progress')
-          AND (lease_expires_at IS NULL OR lease_expires_at < now())
+        UPDATE {table} SET {CLAIMED}
+        WHERE job_id = $3 AND {RUNNABLE}
         RETURNING {columns}
         "#
     ))
