@@ -6,10 +6,11 @@
 //!
 //! A chunk's keys are 32-bit hashes, keyed with the tenant, of
 //! - each distinct word (a maximal run of alphanumeric characters, lower
-//!   case: how `semantic` reads words). Every lexical form has a word that
-//!   each of its matches contains whole (the surname, a token of the local
+//!   case: how `semantic` reads words). Every lexical form has words that
+//!   each of its matches contains whole (the surname, the words of the local
 //!   part, `jdasovich` for `jdasovich@`; see `names::FormSpec::index_words`),
-//!   because the forms are bounded by non-word characters;
+//!   because the forms are bounded by non-word characters: a chunk holding
+//!   all of one form's words is proposed;
 //! - each word 5-gram (the shingles `semantic` compares): a chunk that shares
 //!   a 5-gram with the person's own words holds one of their keys.
 //!

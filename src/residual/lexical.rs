@@ -96,24 +96,41 @@ impl Matcher {
         &self.literals
     }
 
-    /// What the residual index finds matches by: one word per form that
-    /// every match of it contains whole (the longest, usually the rarest),
-    /// and the literals of forms no word can find (the `ILIKE` fallback).
-    pub fn index_words(&self) -> (Vec<String>, Vec<String>) {
-        let mut words: Vec<String> = Vec::new();
+    /// What the residual index finds matches by: per form, the words every
+    /// match of it contains whole (a chunk is proposed when it holds all the
+    /// words of one form), and the literals of forms no word can find (the
+    /// `ILIKE` fallback). A form's words that hold another form's words are
+    /// left out: every chunk they propose, the other proposes too.
+    ///
+    /// All the words, not the rarest one: `jennifer.kinwton@` proposed by
+    /// `jennifer` alone read every chunk with that first name (55,000 of 2M,
+    /// 1.8 s), where `jennifer` and `kinwton` together propose a few dozen.
+    pub fn index_words(&self) -> (Vec<Vec<String>>, Vec<String>) {
+        let mut groups: Vec<Vec<String>> = Vec::new();
         let mut unindexed: Vec<String> = Vec::new();
         for (spec, _) in &self.forms {
-            match spec.index_words.as_ref().and_then(|w| w.iter().max_by_key(|w| w.len())) {
-                Some(w) => words.push(w.clone()),
+            match &spec.index_words {
+                Some(words) => {
+                    let mut words = words.clone();
+                    words.sort_unstable();
+                    words.dedup();
+                    groups.push(words);
+                }
                 None if !spec.literal.is_empty() => unindexed.push(spec.literal.clone()),
                 None => {}
             }
         }
-        for v in [&mut words, &mut unindexed] {
-            v.sort_unstable();
-            v.dedup();
-        }
-        (words, unindexed)
+        groups.sort_unstable();
+        groups.dedup();
+        let holds = |big: &[String], small: &[String]| small.iter().all(|w| big.binary_search(w).is_ok());
+        let minimal: Vec<Vec<String>> = groups
+            .iter()
+            .filter(|g| !groups.iter().any(|other| other != *g && holds(g, other)))
+            .cloned()
+            .collect();
+        unindexed.sort_unstable();
+        unindexed.dedup();
+        (minimal, unindexed)
     }
 
     /// The cheap necessary condition, on lower-cased text.
@@ -383,7 +400,15 @@ mod tests {
     fn prefilter_literals_are_surnames_and_local_parts() {
         let m = person("jeff.dasovich@enron.com", "Jeff Dasovich");
         assert_eq!(m.literals(), ["dasovich", "jeff.dasovich"]);
-        assert_eq!(m.index_words(), (vec!["dasovich".to_owned(), "jdasovich".to_owned()], vec![]));
+        let words = |w: &[&[&str]]| w.iter().map(|g| g.iter().map(|s| (*s).to_owned()).collect()).collect::<Vec<Vec<String>>>();
+        // `jeff.dasovich` holds `dasovich` (the surname forms'): left out.
+        assert_eq!(m.index_words(), (words(&[&["dasovich"], &["jdasovich"]]), vec![]));
+        // An address alone: `jennifer.kinwton` is found by `kinwton` (the
+        // middle-initial forms' word); a local part of three words by all
+        // three together, never by its longest (often a first name) alone.
+        let email = |v: &str| Matcher::new(&[Identifier { kind: IdentifierKind::Email, value: v.into() }]);
+        assert_eq!(email("jennifer.kinwton@enron.com").index_words(), (words(&[&["jkinwton"], &["kinwton"]]), vec![]));
+        assert_eq!(email("jennifer.k.lee@example.com").index_words(), (words(&[&["jennifer", "k", "lee"]]), vec![]));
         assert_eq!(like_escape("a_b%c"), "a\\_b\\%c");
     }
 }

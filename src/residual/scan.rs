@@ -180,8 +180,8 @@ pub fn deadline_exceeded() -> LetheError {
 /// query's `exclude`, keeping its best `limit` lexical hits (see
 /// [`TopHits`]), until its deadline.
 ///
-/// The chunks are those the residual index proposes (`index`): any of the
-/// forms' words or of the person's own 5-grams. Forms no word can find
+/// The chunks are those the residual index proposes (`index`): all the
+/// words of one of the forms, or one of the person's own 5-grams. Forms no word can find
 /// (phone numbers) are looked for with `ILIKE` over every text, and texts
 /// written before the index (without keys) the old way: every one of them
 /// when there are own words, else those that contain a literal.
@@ -200,14 +200,26 @@ pub async fn scan(
     if matcher.is_empty() && own.is_empty() {
         return Ok(out);
     }
-    let (words, unindexed) = matcher.index_words();
-    let mut word_keys = index::word_keys(tenant_id, words.iter().map(String::as_str));
+    let (word_groups, unindexed) = matcher.index_words();
+    // A form of one word is found by any chunk holding it (one `&&` for all
+    // of them); a form of several, by chunks holding all of them.
+    let (mut word_keys, mut all_of): (Vec<i32>, Vec<Vec<i32>>) = (Vec::new(), Vec::new());
+    for group in &word_groups {
+        let mut keys = index::word_keys(tenant_id, group.iter().map(String::as_str));
+        keys.sort_unstable();
+        keys.dedup();
+        match keys.as_slice() {
+            [key] => word_keys.push(*key),
+            [] => {}
+            _ => all_of.push(keys),
+        }
+    }
     word_keys.sort_unstable();
     word_keys.dedup();
     let own_shingles: Vec<u64> = own.query_shingles().collect();
     let shingles: Vec<(i32, u64)> =
         index::shingle_keys(tenant_id, own_shingles.iter().copied()).into_iter().zip(own_shingles).collect();
-    let terms = || Filter::Terms { words: word_keys.clone(), shingles: shingles.clone() };
+    let terms = || Filter::Terms { words: word_keys.clone(), all_of: all_of.clone(), shingles: shingles.clone() };
     let like = |literals: &[String]| -> Vec<String> {
         literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
     };
@@ -244,9 +256,10 @@ pub async fn scan(
 /// Which lineage texts one read asks for.
 enum Filter {
     /// Chunks holding any of these index keys: the keys of the forms' words
-    /// (every such chunk is read) and of the person's 5-grams with the
-    /// 5-gram each stands for (read as `Pass::read_terms` says).
-    Terms { words: Vec<i32>, shingles: Vec<(i32, u64)> },
+    /// (every such chunk is read), all of the keys of one of `all_of` (the
+    /// words of a form of several words), and the keys of the person's
+    /// 5-grams with the 5-gram each stands for (read as `Pass::read_terms` says).
+    Terms { words: Vec<i32>, all_of: Vec<Vec<i32>>, shingles: Vec<(i32, u64)> },
     /// Texts matching any of these `ILIKE` patterns (only those without
     /// index keys when true).
     Like(Vec<String>, bool),
@@ -255,7 +268,7 @@ enum Filter {
 impl Filter {
     fn is_empty(&self) -> bool {
         match self {
-            Self::Terms { words, shingles } => words.is_empty() && shingles.is_empty(),
+            Self::Terms { words, all_of, shingles } => words.is_empty() && all_of.is_empty() && shingles.is_empty(),
             Self::Like(patterns, _) => patterns.is_empty(),
         }
     }
@@ -284,8 +297,8 @@ impl Pass<'_> {
         out: &mut Scanned,
     ) -> Result<()> {
         let excluded: Vec<Uuid> = query.exclude.iter().copied().collect();
-        if let Filter::Terms { words, shingles } = filter {
-            return self.read_terms(ctx, tenant_id, words, shingles, query, out).await;
+        if let Filter::Terms { words, all_of, shingles } = filter {
+            return self.read_terms(ctx, tenant_id, (words, all_of), shingles, query, out).await;
         }
         let Filter::Like(patterns, unindexed_only) = filter else { return Ok(()) };
         let mut after = None;
@@ -302,8 +315,8 @@ impl Pass<'_> {
         }
     }
 
-    /// Reads the chunks the residual index proposes: every chunk holding a
-    /// word of the forms, and for each of the person's 5-grams the chunks
+    /// Reads the chunks the residual index proposes: every chunk holding the
+    /// words of a form, and for each of the person's 5-grams the chunks
     /// holding it, but at most `residual.common_key_sample` of them at first.
     /// A 5-gram held by that many chunks is usually boilerplate (a
     /// newsletter, a quoted thread, a signature: a newsletter's 5-grams are
@@ -330,7 +343,7 @@ impl Pass<'_> {
         &mut self,
         ctx: &Context,
         tenant_id: Uuid,
-        words: &[i32],
+        (words, all_of): (&[i32], &[Vec<i32>]),
         shingles: &[(i32, u64)],
         query: &ResidualQuery,
         out: &mut Scanned,
@@ -340,6 +353,7 @@ impl Pass<'_> {
         keys.sort_unstable();
         keys.dedup();
         let mut ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, words, KEYS_PER_QUERY).await?;
+        ids.extend(lineage::chunk_ids_with_all_terms(&ctx.pool, tenant_id, all_of).await?);
         let mut sampled: Vec<i32> = Vec::new();
         if cap == 0 {
             ids.extend(lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, &keys, KEYS_PER_QUERY).await?);
@@ -355,7 +369,7 @@ impl Pass<'_> {
             sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
         }
         let read = self.read_ids(ctx, tenant_id, ids, query, out).await?;
-        tracing::debug!(words = words.len(), shingles = keys.len(), read, sampled = sampled.len(), "residual index read");
+        tracing::debug!(words = words.len() + all_of.len(), shingles = keys.len(), read, sampled = sampled.len(), "residual index read");
         self.sampled = sampled;
         Ok(())
     }

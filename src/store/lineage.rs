@@ -349,6 +349,9 @@ pub struct ChunkText {
 /// sequential scans are off in the transaction and the tenant is checked
 /// after the index scan (the keys are keyed with the tenant already).
 pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[i32], batch: usize) -> Result<Vec<Uuid>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
     let mut ids: Vec<Uuid> = Vec::new();
@@ -357,6 +360,36 @@ pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[
             r#"
             SELECT chunk_id
             FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && $2 OFFSET 0) c
+            WHERE tenant_id = $1
+            "#,
+        )
+        .bind(tenant_id)
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await?;
+        ids.extend(found);
+    }
+    tx.commit().await?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The tenant's chunks whose keys hold every key of one of `groups`, sorted,
+/// distinct: one statement per group, through the GIN index (which
+/// intersects the groups' posting lists) as [`chunk_ids_with_terms`].
+pub async fn chunk_ids_with_all_terms(pool: &sqlx::PgPool, tenant_id: Uuid, groups: &[Vec<i32>]) -> Result<Vec<Uuid>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
+    let mut ids: Vec<Uuid> = Vec::new();
+    for keys in groups {
+        let found: Vec<Uuid> = sqlx::query_scalar(
+            r#"
+            SELECT chunk_id
+            FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms @> $2 OFFSET 0) c
             WHERE tenant_id = $1
             "#,
         )

@@ -187,3 +187,30 @@ async fn a_sample_that_shows_boilerplate_spares_reading_the_rest_and_finds_the_s
     // the digest in full (one source), three copies of the newsletter.
     assert_eq!((all.read, sampled.read), (15, 8));
 }
+
+#[tokio::test]
+async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_longest() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    // Thirty chunks hold her first name (the local part's longest word),
+    // one her address, one every word of it without being it.
+    let mut corpus: Vec<pb::IngestChunk> =
+        (0..30).map(|i| chunk(&format!("jen-{i}"), 0, "Jennifer sent the storage report.", &["bob"])).collect();
+    corpus.push(chunk("named", 0, "Write to jennifer.k.kinwton@example.com today.", &["bob"]));
+    corpus.push(chunk("all-words", 0, "Kinwton and Jennifer met; K was late.", &["bob"]));
+    app.ingest(&c.name, corpus).await.expect("ingest");
+    let query = lethe::residual::ResidualQuery {
+        identifiers: vec![lethe::domain::Identifier {
+            kind: lethe::domain::IdentifierKind::Email,
+            value: "jennifer.k.kinwton@example.com".into(),
+        }],
+        limit: 100,
+        ..Default::default()
+    };
+    let found = lethe::residual::search_counted(&app.ctx, app.keys.tenant_id, &query).await.expect("search");
+    let sources: Vec<&str> = found.candidates.iter().map(|c| c.source_id.as_str()).collect();
+    assert_eq!(sources, ["named"]);
+    // Read: the two chunks holding all three words, not the thirty that
+    // hold only `jennifer` (which the index proposed before: 32).
+    assert_eq!(found.read, 2);
+}
