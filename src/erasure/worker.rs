@@ -284,8 +284,14 @@ async fn run_job(ctx: &Context, lease: Lease, job: JobRow) -> Result<(), StoreEr
                 tracing::info!(job_id = %job.job_id, stage = stage.as_str(), %message, "stage done");
                 let next = stage.next();
                 if next != Stage::Done {
-                    let event = (stage.as_str(), JobStatus::InProgress.as_str(), message.as_str());
-                    if !jobs::advance_with_event(&ctx.pool, job.job_id, lease, next.as_str(), lease_secs(ctx), event).await? {
+                    let advance = jobs::Advance {
+                        job_id: job.job_id,
+                        lease,
+                        next_stage: next.as_str(),
+                        done_stage: stage.as_str(),
+                        message: &message,
+                    };
+                    if jobs::advance_many(&ctx.pool, &[advance], lease_secs(ctx)).await?.is_empty() {
                         tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
                         return Ok(());
                     }

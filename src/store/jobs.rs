@@ -249,9 +249,10 @@ pub struct Advance<'a> {
     pub message: &'a str,
 }
 
-/// [`advance_with_event`] for several jobs in one statement: each moves on,
-/// its lease renewed and its event recorded, only if its lease still holds
-/// it. Returns the jobs that moved.
+/// Moves jobs to their next stages in one statement: each moves on, its
+/// lease renewed and the event of the stage it finished recorded, only if
+/// its lease still holds it (nothing is written for one that it does not).
+/// Returns the jobs that moved.
 pub async fn advance_many(ex: impl PgExecutor<'_>, advances: &[Advance<'_>], lease_secs: f64) -> Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = advances.iter().map(|a| a.job_id).collect();
     let owners: Vec<Uuid> = advances.iter().map(|a| a.lease.owner).collect();
@@ -333,41 +334,6 @@ pub async fn hold(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job_id: Uuid, 
     .fetch_optional(&mut **tx)
     .await?;
     Ok(held.is_some())
-}
-
-/// Moves the job to its next stage, renews the lease and records the event
-/// of the stage just done, in one statement; nothing is written unless
-/// `lease` still holds the job.
-pub async fn advance_with_event(
-    ex: impl PgExecutor<'_>,
-    job_id: Uuid,
-    lease: Lease,
-    next_stage: &str,
-    lease_secs: f64,
-    (done_stage, status, message): (&str, &str, &str),
-) -> Result<bool> {
-    let done = sqlx::query(
-        r#"
-        WITH advanced AS (
-            UPDATE erasure_jobs SET stage = $4, lease_expires_at = now() + make_interval(secs => $5)
-            WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
-            RETURNING job_id
-        )
-        INSERT INTO erasure_events (job_id, stage, status, message, at)
-        SELECT job_id, $6, $7, $8, clock_timestamp() FROM advanced
-        "#,
-    )
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .bind(next_stage)
-    .bind(lease_secs)
-    .bind(done_stage)
-    .bind(status)
-    .bind(message)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Makes the transaction's commit wait for the WAL flush even on the erase

@@ -110,17 +110,39 @@ where
 }
 
 /// Extends the leases of `owner`'s jobs (id, epoch) in one statement;
-/// returns the jobs whose lease still held.
+/// returns the jobs whose lease still holds.
+///
+/// Never waits for a job's row: a row another transaction has locked for
+/// update (`SKIP LOCKED`) keeps its lease this time and is still reported
+/// held when the lease is `owner`'s. That transaction is usually the job's
+/// own stage, on the same worker, open while the worker renews: a renewal
+/// that waited for it would wait forever, since the worker does not go on
+/// with the stage until the renewal returns (it did: two crash tests hung
+/// on a loaded machine, each worker's renewal blocked behind its own
+/// residual stage's transaction). The next renewal, a third of the lease
+/// later, extends it.
 pub(super) async fn renew_many(ex: impl PgExecutor<'_>, queue: Queue, owner: Uuid, jobs: &[(Uuid, i64)], lease_secs: f64) -> Result<Vec<Uuid>> {
     let (ids, epochs): (Vec<Uuid>, Vec<i64>) = jobs.iter().copied().unzip();
+    let table = queue.table();
     Ok(sqlx::query_scalar(&format!(
         r#"
-        UPDATE {} t SET lease_expires_at = now() + make_interval(secs => $4)
-        FROM unnest($1::uuid[], $2::bigint[]) AS l(job_id, epoch)
-        WHERE t.job_id = l.job_id AND t.lease_owner = $3 AND t.lease_epoch = l.epoch AND t.status = 'in_progress'
-        RETURNING t.job_id
-        "#,
-        queue.table()
+        WITH held AS (
+            SELECT t.job_id
+            FROM {table} t
+            JOIN unnest($1::uuid[], $2::bigint[]) AS l(job_id, epoch) ON t.job_id = l.job_id AND t.lease_epoch = l.epoch
+            WHERE t.lease_owner = $3 AND t.status = 'in_progress'
+        ),
+        free AS (
+            SELECT job_id FROM {table} WHERE job_id IN (SELECT job_id FROM held) FOR NO KEY UPDATE SKIP LOCKED
+        ),
+        renewed AS (
+            UPDATE {table} t SET lease_expires_at = now() + make_interval(secs => $4)
+            FROM unnest($1::uuid[], $2::bigint[]) AS l(job_id, epoch)
+            WHERE t.job_id IN (SELECT job_id FROM free)
+              AND t.job_id = l.job_id AND t.lease_owner = $3 AND t.lease_epoch = l.epoch AND t.status = 'in_progress'
+        )
+        SELECT job_id FROM held
+        "#
     ))
     .bind(&ids)
     .bind(&epochs)
@@ -130,22 +152,10 @@ pub(super) async fn renew_many(ex: impl PgExecutor<'_>, queue: Queue, owner: Uui
     .await?)
 }
 
-/// Extends a lease; false when it is no longer held.
+/// Extends a lease; false when it is no longer held. As [`renew_many`]:
+/// never waits for the job's row.
 pub(super) async fn renew(ex: impl PgExecutor<'_>, queue: Queue, job_id: Uuid, lease: Lease, lease_secs: f64) -> Result<bool> {
-    let done = sqlx::query(&format!(
-        r#"
-        UPDATE {} SET lease_expires_at = now() + make_interval(secs => $4)
-        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
-        "#,
-        queue.table()
-    ))
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .bind(lease_secs)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(!renew_many(ex, queue, lease.owner, &[(job_id, lease.epoch)], lease_secs).await?.is_empty())
 }
 
 /// Gives the job back after a transient failure, claimable again after

@@ -51,9 +51,9 @@ async fn a_superseded_claim_cannot_advance_release_or_finish_the_job() {
     assert_eq!((first.owner, third.owner), (a, a));
     assert!(first.epoch < second.epoch && second.epoch < third.epoch);
 
+    let advance = |lease, message| jobs::Advance { job_id: job.job_id, lease, next_stage: "plan", done_stage: "freeze", message };
     for stale in [first, second] {
-        let event = ("freeze", "in_progress", "a stale worker");
-        assert!(!jobs::advance_with_event(pool, job.job_id, stale, "plan", 30.0, event).await.unwrap(), "{stale:?}");
+        assert!(jobs::advance_many(pool, &[advance(stale, "a stale worker")], 30.0).await.unwrap().is_empty(), "{stale:?}");
         assert!(!jobs::renew_lease(pool, job.job_id, stale, 30.0).await.unwrap());
         assert!(!jobs::release_for_retry(pool, job.job_id, stale, "stale", 1.0).await.unwrap());
         assert!(!jobs::set_residuals(pool, job.job_id, stale, &serde_json::json!(["stale"])).await.unwrap());
@@ -65,8 +65,7 @@ async fn a_superseded_claim_cannot_advance_release_or_finish_the_job() {
     assert_eq!(events(pool, job.job_id).await, ["queued"]);
 
     // The current claim's writes are applied.
-    let event = ("freeze", "in_progress", "the current worker");
-    assert!(jobs::advance_with_event(pool, job.job_id, third, "plan", 30.0, event).await.unwrap());
+    assert_eq!(jobs::advance_many(pool, &[advance(third, "the current worker")], 30.0).await.unwrap(), [job.job_id]);
     assert!(jobs::finish(pool, job.job_id, third, "failed", Some("done by the current worker")).await.unwrap());
     let row = jobs::job(pool, app.keys.tenant_id, job.job_id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.error.as_deref()), ("failed", Some("done by the current worker")));
@@ -140,4 +139,43 @@ async fn a_stale_reindex_worker_writes_nothing() {
     let now = reindex::get(&app.pool, spec.tenant_id, row.job_id).await.unwrap().unwrap();
     assert_eq!((now.staging_name, now.copied, now.retired_name, now.orphans_dropped), (None, 0, None, 0));
     assert!(reindex::prepared(&app.pool, row.job_id, stale + 1, "staging", 5).await.unwrap(), "the holder writes");
+}
+
+/// `f`'s output, unless it takes 5 s (a renewal waiting for a row lock).
+async fn within<T>(f: impl std::future::Future<Output = T>) -> Result<T, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(5), f).await
+}
+
+async fn lease_expires_at(pool: &PgPool, job_id: Uuid) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar("SELECT lease_expires_at FROM erasure_jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(pool)
+        .await
+        .expect("lease")
+}
+
+#[tokio::test]
+async fn a_renewal_never_waits_for_the_row_its_own_stage_has_locked() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    app.erase("zed").await;
+    let pool = &app.pool;
+    let owner = Uuid::new_v4();
+    let (job, lease) = claim(pool, owner).await;
+    // The stage's transaction has written the job's row and waits on the
+    // worker, which renews meanwhile (as the residual stage's does).
+    let mut stage = pool.begin().await.expect("begin");
+    assert!(jobs::set_residuals(&mut *stage, job.job_id, lease, &serde_json::json!([])).await.unwrap());
+    let before = lease_expires_at(pool, job.job_id).await;
+    let renewed = within(jobs::renew_lease(pool, job.job_id, lease, 60.0)).await.expect("the renewal waited for the row");
+    assert!(renewed.unwrap(), "the lease is still this worker's");
+    let many = within(jobs::renew_leases(pool, owner, &[(job.job_id, lease.epoch)], 60.0)).await.expect("waited");
+    assert_eq!(many.unwrap(), [job.job_id]);
+    // A lease that is not this worker's is not reported held, locked or not.
+    let stale = Lease { owner, epoch: lease.epoch - 1 };
+    assert!(!within(jobs::renew_lease(pool, job.job_id, stale, 60.0)).await.expect("waited").unwrap());
+    assert_eq!(lease_expires_at(pool, job.job_id).await, before, "the locked row was skipped, not renewed");
+    stage.commit().await.expect("commit");
+    // Once the stage's transaction has ended, the lease is extended.
+    assert!(jobs::renew_lease(pool, job.job_id, lease, 60.0).await.unwrap());
+    assert!(lease_expires_at(pool, job.job_id).await > before + chrono::Duration::seconds(20));
 }
