@@ -181,10 +181,11 @@ pub fn deadline_exceeded() -> LetheError {
 /// [`TopHits`]), until its deadline.
 ///
 /// The chunks are those the residual index proposes (`index`): all the
-/// words of one of the forms, or one of the person's own 5-grams. Forms no word can find
-/// (phone numbers) are looked for with `ILIKE` over every text, and texts
-/// written before the index (without keys) the old way: every one of them
-/// when there are own words, else those that contain a literal.
+/// words of one of the forms, or one of the person's own 5-grams. Forms no
+/// word can find (phone numbers) are looked for with `ILIKE` over every
+/// text, and texts written before the index (without keys) the old way:
+/// every one of them when there are own words, else those that contain a
+/// literal.
 ///
 /// # Errors
 /// Database and backend failures; `DeadlineExceeded`.
