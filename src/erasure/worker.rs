@@ -135,7 +135,7 @@ impl<'a> Batch<'a> {
                 let span = tracing::info_span!("erasure_job", job_id = %member.job.job_id, attempt = member.job.attempts);
                 let started = std::time::Instant::now();
                 let stage = stages::run(self.ctx, &member.job, member.lease, member.stage);
-                let result = self.with_leases(&member, stage).instrument(span).await?;
+                let result = self.with_leases(&member, stage).instrument(span).await;
                 crate::metrics::observe_stage(member.stage.as_str(), started.elapsed());
                 match result {
                     Some(Ok(message)) => done.push((member, message)),
@@ -164,28 +164,21 @@ impl<'a> Batch<'a> {
     }
 
     /// Runs one member's stage while renewing every lease of the batch on
-    /// time; None when the member's own lease was lost. Members whose lease
-    /// was lost leave the batch.
-    async fn with_leases<T>(&mut self, member: &Member, stage: impl Future<Output = T>) -> Result<Option<T>, StoreError> {
-        tokio::pin!(stage);
-        loop {
-            tokio::select! {
-                out = &mut stage => return Ok(Some(out)),
-                () = tokio::time::sleep_until(self.renew_at) => {
-                    self.renew_at = tokio::time::Instant::now() + renew_every(self.ctx);
-                    let leases: Vec<(Uuid, i64)> = self.held.iter().map(|(id, epoch)| (*id, *epoch)).collect();
-                    match jobs::renew_leases(&self.ctx.pool, self.owner, &leases, lease_secs(self.ctx)).await {
-                        Ok(renewed) => {
-                            self.held.retain(|id, _| renewed.contains(id));
-                            if !self.held.contains_key(&member.job.job_id) {
-                                return Ok(None);
-                            }
-                        }
-                        Err(e) => tracing::warn!(error.cause_chain = ?e, "cannot renew the batch's leases"),
-                    }
-                }
+    /// time (`queue::beside_renewals`); None when the member's own lease
+    /// was lost. Members whose lease was lost leave the batch.
+    async fn with_leases<T>(&mut self, member: &Member, stage: impl Future<Output = T>) -> Option<T> {
+        let Self { ctx, owner, held, renew_at } = self;
+        let (pool, owner) = (&ctx.pool, *owner);
+        let leases: Vec<(Uuid, i64)> = held.iter().map(|(id, epoch)| (*id, *epoch)).collect();
+        let renew = || jobs::renew_leases(pool, owner, &leases, lease_secs(ctx));
+        let still_held = |renewed: Result<Vec<Uuid>, StoreError>| {
+            match renewed {
+                Ok(renewed) => held.retain(|id, _| renewed.contains(id)),
+                Err(e) => tracing::warn!(error.cause_chain = ?e, "cannot renew the batch's leases"),
             }
-        }
+            held.contains_key(&member.job.job_id)
+        };
+        crate::queue::beside_renewals(stage, renew_at, renew_every(ctx), renew, still_held).await
     }
 
     /// Moves every member that finished its stage on, in one statement; the
@@ -249,7 +242,7 @@ impl<'a> Batch<'a> {
                 tracing::warn!(error.cause_chain = ?e, jobs = to_log.len(), "the batch's log transaction failed; logging its jobs one by one");
                 for member in to_log {
                     let stage = stages::run(self.ctx, &member.job, member.lease, Stage::Log);
-                    match self.with_leases(&member, stage).await? {
+                    match self.with_leases(&member, stage).await {
                         Some(Ok(message)) => {
                             self.held.remove(&member.job.job_id);
                             tracing::info!(job_id = %member.job.job_id, stage = "log", %message, "stage done");
@@ -333,19 +326,14 @@ async fn after_stage(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, ou
 /// Runs a stage while renewing the lease; None when the lease was lost.
 async fn with_lease<T>(ctx: &Context, job: &JobRow, lease: Lease, stage: impl Future<Output = T>) -> Option<T> {
     let every = renew_every(ctx);
-    tokio::pin!(stage);
-    loop {
-        tokio::select! {
-            out = &mut stage => return Some(out),
-            () = tokio::time::sleep(every) => {
-                match jobs::renew_lease(&ctx.pool, job.job_id, lease, lease_secs(ctx)).await {
-                    Ok(true) => {}
-                    Ok(false) => return None,
-                    Err(e) => tracing::warn!(error.cause_chain = ?e, "cannot renew the lease"),
-                }
-            }
-        }
-    }
+    let renew = || jobs::renew_lease(&ctx.pool, job.job_id, lease, lease_secs(ctx));
+    let still_held = |renewed: Result<bool, StoreError>| {
+        renewed.unwrap_or_else(|e| {
+            tracing::warn!(error.cause_chain = ?e, "cannot renew the lease");
+            true
+        })
+    };
+    crate::queue::beside_renewals(stage, &mut (tokio::time::Instant::now() + every), every, renew, still_held).await
 }
 
 /// Fails the job, unless another claim has taken it (then nothing is written).

@@ -105,7 +105,11 @@ async fn run_one(ctx: &Context, lease: Lease, job: &ReindexRow, stage: &str) -> 
 
 /// `Ok` when a write under the lease was applied; an error that stops the worker when it was refused.
 fn held(applied: bool) -> Result<()> {
-    if applied { Ok(()) } else { Err(LetheError::Unavailable(anyhow::anyhow!("lease lost"))) }
+    if applied { Ok(()) } else { Err(lease_lost()) }
+}
+
+fn lease_lost() -> LetheError {
+    LetheError::Unavailable(anyhow::anyhow!("lease lost"))
 }
 
 async fn run_stage(ctx: &Context, job: &ReindexRow, stage: &str) -> Result<String> {
@@ -135,13 +139,21 @@ async fn abandon(ctx: &Context, job: &ReindexRow) {
 
 async fn with_lease<T>(ctx: &Context, job: &ReindexRow, lease: Lease, stage: impl Future<Output = Result<T>>) -> Result<T> {
     let every = Duration::from_secs_f64((lease_secs(ctx) / 3.0).max(0.2));
-    tokio::pin!(stage);
-    loop {
-        tokio::select! {
-            out = &mut stage => return out,
-            () = tokio::time::sleep(every) => {
-                held(reindex::renew(&ctx.pool, job.job_id, lease, lease_secs(ctx)).await?)?;
-            }
+    let renew = || reindex::renew(&ctx.pool, job.job_id, lease, lease_secs(ctx));
+    // A renewal that cannot reach the database ends the stage, as it did
+    // (the job is retried); a lost lease too.
+    let mut failed = None;
+    let still_held = |renewed: std::result::Result<bool, crate::store::StoreError>| match renewed {
+        Ok(held) => held,
+        Err(e) => {
+            failed = Some(e);
+            false
         }
+    };
+    let out = crate::queue::beside_renewals(stage, &mut (tokio::time::Instant::now() + every), every, renew, still_held).await;
+    match (out, failed) {
+        (Some(out), _) => out,
+        (None, Some(e)) => Err(e.into()),
+        (None, None) => Err(lease_lost()),
     }
 }
