@@ -23,12 +23,14 @@ use crate::vector_store::Selector;
 
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
+    let requested = jobs::request_identifiers(&ctx.pool, job.job_id).await?;
     if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
         // Probes of a job planned before the searches were switched off.
-        forget_inputs(ctx, job, lease).await?;
+        forget_inputs(ctx, job, lease, !requested.is_empty()).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
-    let identifiers = identifiers(ctx, job, subject_id).await?;
+    let had_requested = !requested.is_empty();
+    let identifiers = identifiers(ctx, subject_id, requested).await?;
     let mut candidates: Vec<Candidate> = match job.residual_searched_at {
         Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
         None => search_and_plan(ctx, job, lease, policy, &identifiers).await?,
@@ -70,7 +72,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
         };
         held(progress::set_note(&ctx.pool, job.job_id, lease, &note).await?)?;
     }
-    forget_inputs(ctx, job, lease).await?;
+    forget_inputs(ctx, job, lease, had_requested).await?;
     let too_common = candidates.iter().filter(|c| c.action == action::WITHHELD_TOO_COMMON).count();
     Ok(format!(
         "{} residual candidates ({}): {} deleted, {} redacted, {} withheld under legal hold, {too_common} withheld as \
@@ -84,9 +86,9 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
 }
 
 /// The probes (the person's own vectors and texts) and the request's
-/// identifiers are needed no longer.
-async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease) -> Result<(), StageError> {
-    if !jobs::request_identifiers(&ctx.pool, job.job_id).await?.is_empty() {
+/// identifiers (`requested`: whether it gave any) are needed no longer.
+async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease, requested: bool) -> Result<(), StageError> {
+    if requested {
         held(progress::add_rewrite_tables(&ctx.pool, job.job_id, lease, &["erasure_identifiers"]).await?)?;
     }
     jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
@@ -94,12 +96,12 @@ async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease) -> Result<(), 
     Ok(())
 }
 
-/// The subject's identifiers and those the request gave: a follow-up
-/// erasure of an erased subject (whose identifiers are hashes only) is
-/// searched for what it names.
-async fn identifiers(ctx: &Context, job: &JobRow, subject_id: Uuid) -> Result<Vec<Identifier>, StageError> {
+/// The subject's identifiers and those the request gave (`requested`): a
+/// follow-up erasure of an erased subject (whose identifiers are hashes
+/// only) is searched for what it names.
+async fn identifiers(ctx: &Context, subject_id: Uuid, requested: Vec<(String, String)>) -> Result<Vec<Identifier>, StageError> {
     let mut stored = lineage::identifiers(&ctx.pool, subject_id).await?;
-    stored.extend(jobs::request_identifiers(&ctx.pool, job.job_id).await?);
+    stored.extend(requested);
     stored.sort_unstable();
     stored.dedup();
     Ok(stored.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect())
@@ -128,7 +130,7 @@ async fn search_and_plan(
     residual::plan(policy, &mut candidates);
     let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
     let common = residual::hold_back_too_common(&mut candidates, identifiers, max_per_identifier);
-    let specs = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
+    let specs = &searched.collections;
     // An attached store is never rewritten (its framework owns the text and
     // the vector): a candidate there that redaction would rewrite is reported.
     let attached: HashSet<Uuid> = specs.iter().filter(|s| s.is_attached()).map(|s| s.collection_id).collect();

@@ -113,6 +113,8 @@ pub struct Searched {
     pub qualified: usize,
     /// Chunk texts read to find them.
     pub read: usize,
+    /// The tenant's collections, as the search read them.
+    pub collections: Vec<CollectionSpec>,
 }
 
 /// [`search`], also saying how many candidates qualified before the caps.
@@ -180,7 +182,7 @@ async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> 
         total_ms = started.elapsed().as_millis(),
         "residual search"
     );
-    Ok(Searched { candidates: ranked, qualified, read })
+    Ok(Searched { candidates: ranked, qualified, read, collections: specs })
 }
 
 /// Chunks that name the person only weakly (a lone surname) are compared

@@ -225,14 +225,14 @@ pub async fn scan(
         literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
     };
     let everything = || if own.is_empty() { like(matcher.literals()) } else { vec!["%".to_owned()] };
+    let (texts_unindexed, textless) = lineage::unindexed_and_textless(&ctx.pool, tenant_id).await?;
     let reads = if !ctx.settings.residual.use_index {
         vec![Filter::Like(everything(), false)]
-    } else if lineage::has_unindexed_texts(&ctx.pool, tenant_id).await? {
+    } else if texts_unindexed {
         vec![terms(), Filter::Like(like(&unindexed), false), Filter::Like(everything(), true)]
     } else {
         vec![terms(), Filter::Like(like(&unindexed), false)]
     };
-    let textless = lineage::collections_without_text(&ctx.pool, tenant_id).await?;
     let mut pass = Pass {
         matcher,
         own,
@@ -353,22 +353,25 @@ impl Pass<'_> {
         let mut keys: Vec<i32> = shingles.iter().map(|(k, _)| *k).collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, words, KEYS_PER_QUERY).await?;
-        ids.extend(lineage::chunk_ids_with_all_terms(&ctx.pool, tenant_id, all_of).await?);
+        // One transaction for every lookup of the search.
+        let mut tx = lineage::index_lookups(&ctx.pool).await?;
+        let mut ids = lineage::chunk_ids_with_terms(&mut tx, tenant_id, words, KEYS_PER_QUERY).await?;
+        ids.extend(lineage::chunk_ids_with_all_terms(&mut tx, tenant_id, all_of).await?);
         let mut sampled: Vec<i32> = Vec::new();
         if cap == 0 {
-            ids.extend(lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, &keys, KEYS_PER_QUERY).await?);
+            ids.extend(lineage::chunk_ids_with_terms(&mut tx, tenant_id, &keys, KEYS_PER_QUERY).await?);
         } else {
             let mut held: HashMap<i32, usize> = HashMap::new();
             let excluded: Vec<Uuid> = query.exclude.iter().copied().collect();
             for (key, id) in
-                lineage::chunk_ids_per_term(&ctx.pool, tenant_id, &keys, &excluded, cap, KEYS_PER_QUERY).await?
+                lineage::chunk_ids_per_term(&mut tx, tenant_id, &keys, &excluded, cap, KEYS_PER_QUERY).await?
             {
                 *held.entry(key).or_default() += 1;
                 ids.push(id);
             }
             sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
         }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
         let read = self.read_ids(ctx, tenant_id, ids, query, out).await?;
         tracing::debug!(words = words.len() + all_of.len(), shingles = keys.len(), read, sampled = sampled.len(), "residual index read");
         self.sampled = sampled;
@@ -399,7 +402,9 @@ impl Pass<'_> {
         if unproven.is_empty() {
             return Ok(());
         }
-        let ids = lineage::chunk_ids_with_terms(&ctx.pool, tenant_id, &unproven, KEYS_PER_QUERY).await?;
+        let mut tx = lineage::index_lookups(&ctx.pool).await?;
+        let ids = lineage::chunk_ids_with_terms(&mut tx, tenant_id, &unproven, KEYS_PER_QUERY).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
         let more = self.read_ids(ctx, tenant_id, ids, query, out).await?;
         tracing::debug!(sampled = self.sampled.len(), unproven = unproven.len(), more, "residual index read in full");
         Ok(())

@@ -339,8 +339,9 @@ pub struct ChunkText {
     pub text: String,
 }
 
-/// The tenant's chunks whose keys hold any of `keys` (`residual::index`):
-/// their ids, sorted, distinct, `batch` keys per statement.
+/// A transaction for residual index lookups ([`chunk_ids_with_terms`],
+/// [`chunk_ids_with_all_terms`], [`chunk_ids_per_term`]): one for all of a
+/// search's lookups.
 ///
 /// Always through the GIN index: the planner's estimate for `&&` with
 /// hundreds of rare keys is most of the table, so it picks a sequential
@@ -348,12 +349,16 @@ pub struct ChunkText {
 /// (6 s per query over 33,000 chunks, against 12 ms through the index);
 /// sequential scans are off in the transaction and the tenant is checked
 /// after the index scan (the keys are keyed with the tenant already).
-pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[i32], batch: usize) -> Result<Vec<Uuid>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
+pub async fn index_lookups(pool: &sqlx::PgPool) -> Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// The tenant's chunks whose keys hold any of `keys` (`residual::index`):
+/// their ids, sorted, distinct, `batch` keys per statement. In an
+/// [`index_lookups`] transaction.
+pub async fn chunk_ids_with_terms(tx: &mut sqlx::PgConnection, tenant_id: Uuid, keys: &[i32], batch: usize) -> Result<Vec<Uuid>> {
     let mut ids: Vec<Uuid> = Vec::new();
     for keys in keys.chunks(batch.max(1)) {
         let found: Vec<Uuid> = sqlx::query_scalar(
@@ -369,7 +374,6 @@ pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[
         .await?;
         ids.extend(found);
     }
-    tx.commit().await?;
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
@@ -377,13 +381,8 @@ pub async fn chunk_ids_with_terms(pool: &sqlx::PgPool, tenant_id: Uuid, keys: &[
 
 /// The tenant's chunks whose keys hold every key of one of `groups`, sorted,
 /// distinct: one statement per group, through the GIN index (which
-/// intersects the groups' posting lists) as [`chunk_ids_with_terms`].
-pub async fn chunk_ids_with_all_terms(pool: &sqlx::PgPool, tenant_id: Uuid, groups: &[Vec<i32>]) -> Result<Vec<Uuid>> {
-    if groups.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
+/// intersects the groups' posting lists). In an [`index_lookups`] transaction.
+pub async fn chunk_ids_with_all_terms(tx: &mut sqlx::PgConnection, tenant_id: Uuid, groups: &[Vec<i32>]) -> Result<Vec<Uuid>> {
     let mut ids: Vec<Uuid> = Vec::new();
     for keys in groups {
         let found: Vec<Uuid> = sqlx::query_scalar(
@@ -399,7 +398,6 @@ pub async fn chunk_ids_with_all_terms(pool: &sqlx::PgPool, tenant_id: Uuid, grou
         .await?;
         ids.extend(found);
     }
-    tx.commit().await?;
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
@@ -408,22 +406,20 @@ pub async fn chunk_ids_with_all_terms(pool: &sqlx::PgPool, tenant_id: Uuid, grou
 /// For each of `keys`, at most `cap` of the tenant's chunks that hold it
 /// (`residual::index`), other than `exclude`, as (key, chunk id) pairs,
 /// `batch` keys per statement: a key with `cap` pairs may be held by more
-/// chunks. Through the GIN index as [`chunk_ids_with_terms`]: one bitmap of
+/// chunks. In an [`index_lookups`] transaction, through the GIN index: one bitmap of
 /// the index per key (GIN reads a key's whole posting list), and at most
 /// `cap` rows of the table read for it. `exclude` is looked up in a hash
 /// built once per statement (`NOT IN` a subquery): `<> ALL` of an array
 /// compares every row with every element (30 µs a row for a subject of
 /// 10,000 chunks, against 0.4).
 pub async fn chunk_ids_per_term(
-    pool: &sqlx::PgPool,
+    tx: &mut sqlx::PgConnection,
     tenant_id: Uuid,
     keys: &[i32],
     exclude: &[Uuid],
     cap: usize,
     batch: usize,
 ) -> Result<Vec<(i32, Uuid)>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
     let mut out = Vec::new();
     for keys in keys.chunks(batch.max(1)) {
         let found: Vec<(i32, Uuid)> = sqlx::query_as(
@@ -446,7 +442,6 @@ pub async fn chunk_ids_per_term(
         .await?;
         out.extend(found);
     }
-    tx.commit().await?;
     Ok(out)
 }
 
@@ -509,17 +504,6 @@ pub async fn chunks_matching(
     .await?)
 }
 
-/// Whether the tenant has chunk texts written before the residual index
-/// (without keys; migration 80), which the index cannot find.
-pub async fn has_unindexed_texts(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM chunks WHERE tenant_id = $1 AND text IS NOT NULL AND terms IS NULL)",
-    )
-    .bind(tenant_id)
-    .fetch_one(ex)
-    .await?)
-}
-
 /// Every chunk's residual index keys in one flat array, with each chunk's
 /// start and length in it (a chunk without text has none).
 struct ChunkKeys {
@@ -542,19 +526,25 @@ impl ChunkKeys {
     }
 }
 
-/// The tenant's collections with chunks whose text lineage does not hold
-/// (their text, if any, is only in the backend's payload).
-pub async fn collections_without_text(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
+/// What a residual search must read besides the index, in one statement:
+/// whether the tenant has chunk texts written before the residual index
+/// (without keys; migration 80), which the index cannot find, and its
+/// collections with chunks whose text lineage does not hold (their text, if
+/// any, is only in the backend's payload). Both through partial indexes.
+pub async fn unindexed_and_textless(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<(bool, Vec<Uuid>)> {
+    Ok(sqlx::query_as(
         r#"
-        SELECT k.collection_id
-        FROM collections k
-        WHERE k.tenant_id = $1
-          AND EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = k.collection_id AND c.text IS NULL)
+        SELECT EXISTS (SELECT 1 FROM chunks WHERE tenant_id = $1 AND text IS NOT NULL AND terms IS NULL),
+               ARRAY(
+                   SELECT k.collection_id
+                   FROM collections k
+                   WHERE k.tenant_id = $1
+                     AND EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = k.collection_id AND c.text IS NULL)
+               )
         "#,
     )
     .bind(tenant_id)
-    .fetch_all(ex)
+    .fetch_one(ex)
     .await?)
 }
 
