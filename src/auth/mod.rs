@@ -144,14 +144,13 @@ impl Authenticator {
     /// As [`Authenticator::authorize`].
     pub async fn authorize_key(&self, key: &str, action: Action) -> Result<Principal> {
         let token = key.trim();
-        let row = tenant::find_key(&self.pool, &hash_key(token)).await?.ok_or(LetheError::Unauthenticated)?;
+        let row = tenant::use_key(&self.pool, &hash_key(token)).await?.ok_or(LetheError::Unauthenticated)?;
         let kind = KeyKind::parse(&row.kind).ok_or(LetheError::Unauthenticated)?;
         // The kind is part of the key text too: a key whose prefix disagrees
         // with its stored kind is not a key we issued.
         if row.revoked || !token.starts_with(kind.prefix()) {
             return Err(LetheError::Unauthenticated);
         }
-        tenant::touch_key(&self.pool, row.key_id).await?;
         let principal = Principal { tenant_id: row.tenant_id, key_id: row.key_id, kind };
         principal.require(action)?;
         Ok(principal)

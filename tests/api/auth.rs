@@ -160,3 +160,49 @@ async fn nothing_of_one_tenant_is_visible_to_another() {
     let created = client.create_collection(req(&other.sk, theirs)).await.unwrap().into_inner();
     assert_ne!(created.backend_name, c.backend_name);
 }
+
+#[tokio::test]
+async fn a_key_s_use_is_recorded_at_most_once_a_minute_and_never_after_revocation() {
+    let app = spawn_app().await;
+    let keys = new_tenant(&app.pool).await;
+    let last_used = |key: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>("SELECT last_used_at FROM api_keys WHERE key_hash = $1")
+                .bind(lethe::auth::hash_key(&key).to_vec())
+                .fetch_one(&pool)
+                .await
+                .expect("the key")
+        }
+    };
+    let set_last_used = |key: String, ago: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query(&format!("UPDATE api_keys SET last_used_at = now() - interval '{ago}' WHERE key_hash = $1"))
+                .bind(lethe::auth::hash_key(&key).to_vec())
+                .execute(&pool)
+                .await
+                .expect("set");
+        }
+    };
+    let list = |key: String| {
+        let mut c = app.client.clone();
+        async move { c.list_collections(req(&key, pb::ListCollectionsRequest {})).await.map(|_| ()) }
+    };
+    lethe::auth::revoke_key(&app.pool, &keys.ak).await.unwrap();
+    assert_eq!(list(keys.ak.clone()).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(last_used(keys.ak.clone()).await, None, "a revoked key's use is not recorded");
+
+    assert_eq!(last_used(keys.sk.clone()).await, None);
+    list(keys.sk.clone()).await.expect("list");
+    let first = last_used(keys.sk.clone()).await.expect("recorded");
+    // Within the minute: not written again.
+    set_last_used(keys.sk.clone(), "10 seconds").await;
+    let ten_ago = last_used(keys.sk.clone()).await.unwrap();
+    list(keys.sk.clone()).await.expect("list");
+    assert_eq!(last_used(keys.sk.clone()).await, Some(ten_ago));
+    // An hour ago: recorded again.
+    set_last_used(keys.sk.clone(), "1 hour").await;
+    list(keys.sk.clone()).await.expect("list");
+    assert!(last_used(keys.sk.clone()).await.unwrap() >= first);
+}
