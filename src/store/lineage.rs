@@ -406,9 +406,9 @@ pub async fn chunk_ids_with_all_terms(tx: &mut sqlx::PgConnection, tenant_id: Uu
 /// For each of `keys`, at most `cap` of the tenant's chunks that hold it
 /// (`residual::index`), other than `exclude`, as (key, chunk id) pairs,
 /// `batch` keys per statement: a key with `cap` pairs may be held by more
-/// chunks. In an [`index_lookups`] transaction, through the GIN index: one bitmap of
-/// the index per key (GIN reads a key's whole posting list), and at most
-/// `cap` rows of the table read for it. `exclude` is looked up in a hash
+/// chunks. In an [`index_lookups`] transaction, through the GIN index: one
+/// bitmap of the index per key (GIN reads a key's whole posting list), and
+/// at most `cap` rows of the table read for it. `exclude` is looked up in a hash
 /// built once per statement (`NOT IN` a subquery): `<> ALL` of an array
 /// compares every row with every element (30 µs a row for a subject of
 /// 10,000 chunks, against 0.4).
