@@ -359,43 +359,42 @@ pub async fn index_lookups(pool: &sqlx::PgPool) -> Result<Transaction<'static, P
 /// their ids, sorted, distinct, `batch` keys per statement. In an
 /// [`index_lookups`] transaction.
 pub async fn chunk_ids_with_terms(tx: &mut sqlx::PgConnection, tenant_id: Uuid, keys: &[i32], batch: usize) -> Result<Vec<Uuid>> {
-    let mut ids: Vec<Uuid> = Vec::new();
-    for keys in keys.chunks(batch.max(1)) {
-        let found: Vec<Uuid> = sqlx::query_scalar(
-            r#"
-            SELECT chunk_id
-            FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && $2 OFFSET 0) c
-            WHERE tenant_id = $1
-            "#,
-        )
-        .bind(tenant_id)
-        .bind(keys)
-        .fetch_all(&mut *tx)
-        .await?;
-        ids.extend(found);
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    chunk_ids_holding(tx, tenant_id, Holding::Any, keys.chunks(batch.max(1))).await
 }
 
 /// The tenant's chunks whose keys hold every key of one of `groups`, sorted,
 /// distinct: one statement per group, through the GIN index (which
 /// intersects the groups' posting lists). In an [`index_lookups`] transaction.
 pub async fn chunk_ids_with_all_terms(tx: &mut sqlx::PgConnection, tenant_id: Uuid, groups: &[Vec<i32>]) -> Result<Vec<Uuid>> {
+    chunk_ids_holding(tx, tenant_id, Holding::All, groups.iter().map(Vec::as_slice)).await
+}
+
+/// How a chunk's keys must hold a statement's keys.
+#[derive(Clone, Copy)]
+enum Holding {
+    /// Any of them (`&&`).
+    Any,
+    /// All of them (`@>`).
+    All,
+}
+
+/// One statement per key set, the ids of every chunk holding it, sorted, distinct.
+async fn chunk_ids_holding<'k>(
+    tx: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    holding: Holding,
+    key_sets: impl Iterator<Item = &'k [i32]>,
+) -> Result<Vec<Uuid>> {
+    let op = match holding {
+        Holding::Any => "&&",
+        Holding::All => "@>",
+    };
+    let sql = format!(
+        "SELECT chunk_id FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms {op} $2 OFFSET 0) c WHERE tenant_id = $1"
+    );
     let mut ids: Vec<Uuid> = Vec::new();
-    for keys in groups {
-        let found: Vec<Uuid> = sqlx::query_scalar(
-            r#"
-            SELECT chunk_id
-            FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms @> $2 OFFSET 0) c
-            WHERE tenant_id = $1
-            "#,
-        )
-        .bind(tenant_id)
-        .bind(keys)
-        .fetch_all(&mut *tx)
-        .await?;
+    for keys in key_sets {
+        let found: Vec<Uuid> = sqlx::query_scalar(&sql).bind(tenant_id).bind(keys).fetch_all(&mut *tx).await?;
         ids.extend(found);
     }
     ids.sort_unstable();
