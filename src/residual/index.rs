@@ -79,6 +79,29 @@ pub fn word_keys<'a>(tenant_id: Uuid, words: impl IntoIterator<Item = &'a str>) 
     words.into_iter().flat_map(semantic::word_hashes).map(|h| key(w, h)).collect()
 }
 
+/// What a chunk must hold to be proposed for a form whose matches contain
+/// all of `words` (lower case, as `names` gives them): sets of keys, a chunk
+/// holding every key of one set. One set, unless a word has a final sigma:
+/// lower case it is `ς`, but a text in capitals (`Σ`) is read letter by
+/// letter, as `σ`, while the matchers fold the three together; so such a
+/// word is looked for both ways (every combination, for a form of several
+/// such words).
+pub fn form_keys(tenant_id: Uuid, words: &[String]) -> Vec<Vec<i32>> {
+    let mut sets: Vec<Vec<i32>> = vec![Vec::new()];
+    for word in words {
+        let mut spellings = vec![word.clone(), word.replace('ς', "σ")];
+        spellings.dedup();
+        let keys: Vec<i32> = spellings.iter().flat_map(|w| word_keys(tenant_id, [w.as_str()])).collect();
+        sets = sets.iter().flat_map(|set| keys.iter().map(move |k| [set.as_slice(), &[*k]].concat())).collect();
+    }
+    for set in &mut sets {
+        set.sort_unstable();
+        set.dedup();
+    }
+    sets.retain(|set| !set.is_empty());
+    sets
+}
+
 /// The keys of 5-grams (as `semantic::OwnWords` holds them).
 pub fn shingle_keys(tenant_id: Uuid, shingles: impl IntoIterator<Item = u64>) -> Vec<i32> {
     let s = salt(tenant_id, SHINGLE);
@@ -101,5 +124,27 @@ mod tests {
         let own = semantic::OwnWords::from_documents(["we will file the comments by Friday, as agreed"]);
         assert!(shingle_keys(a, own.shingles()).iter().any(|k| t.contains(k)));
         assert!(t.windows(2).all(|p| p[0] < p[1]), "sorted, distinct");
+    }
+
+    #[test]
+    fn a_final_sigma_is_looked_for_as_written_and_as_a_capital_reads() {
+        let a = Uuid::from_u128(1);
+        let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let holds = |text: &str, sets: &[Vec<i32>]| {
+            let t = terms(a, text);
+            sets.iter().any(|set| set.iter().all(|k| t.contains(k)))
+        };
+        let sets = form_keys(a, &words(&["νικος", "παπαδοπουλος"]));
+        assert_eq!(sets.len(), 4, "each word both ways");
+        for text in ["ΝΙΚΟΣ ΠΑΠΑΔΟΠΟΥΛΟΣ", "Νικος Παπαδοπουλος", "ΝΙΚΟΣ Παπαδοπουλος"] {
+            assert!(holds(text, &sets), "{text}");
+        }
+        assert!(!holds("Νικος Παπαδακης", &sets));
+        // Without a final sigma, one set of the words' keys.
+        assert_eq!(form_keys(a, &words(&["jeff", "dasovich"])), [{
+            let mut k = word_keys(a, ["jeff", "dasovich"]);
+            k.sort_unstable();
+            k
+        }]);
     }
 }

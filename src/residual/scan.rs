@@ -205,13 +205,9 @@ pub async fn scan(
     // A form of one word is found by any chunk holding it (one `&&` for all
     // of them); a form of several, by chunks holding all of them.
     let (mut word_keys, mut all_of): (Vec<i32>, Vec<Vec<i32>>) = (Vec::new(), Vec::new());
-    for group in &word_groups {
-        let mut keys = index::word_keys(tenant_id, group.iter().map(String::as_str));
-        keys.sort_unstable();
-        keys.dedup();
+    for keys in word_groups.iter().flat_map(|group| index::form_keys(tenant_id, group)) {
         match keys.as_slice() {
             [key] => word_keys.push(*key),
-            [] => {}
             _ => all_of.push(keys),
         }
     }

@@ -214,3 +214,31 @@ async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_l
     // hold only `jennifer` (which the index proposed before: 32).
     assert_eq!(found.read, 2);
 }
+
+#[tokio::test]
+async fn a_greek_surname_in_capitals_is_found_through_the_index() {
+    // Lower case, a final sigma is `ς`; in capitals it is `Σ`, whose lower
+    // case letter by letter is `σ`: the regexes fold them together, and
+    // the index must propose the chunk too.
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let corpus = vec![
+        chunk("caps", 0, "ΥΠΟΓΡΑΦΗ: ΝΙΚΟΣ ΠΑΠΑΔΟΠΟΥΛΟΣ, ΛΟΓΙΣΤΗΡΙΟ", &["bob"]),
+        chunk("mixed", 0, "Ο Νικος Παπαδοπουλος έστειλε την αναφορά.", &["bob"]),
+        chunk("other", 0, "Η αναφορά αποθήκευσης καθυστερεί.", &["bob"]),
+    ];
+    app.ingest(&c.name, corpus).await.expect("ingest");
+    let query = lethe::residual::ResidualQuery {
+        identifiers: vec![lethe::domain::Identifier {
+            kind: lethe::domain::IdentifierKind::Name,
+            value: "Νικος Παπαδοπουλος".into(),
+        }],
+        limit: 100,
+        ..Default::default()
+    };
+    let found = lethe::residual::search_counted(&app.ctx, app.keys.tenant_id, &query).await.expect("search");
+    let mut sources: Vec<&str> = found.candidates.iter().map(|c| c.source_id.as_str()).collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["caps", "mixed"]);
+    assert_eq!(found.read, 2, "the chunk without the name is not read");
+}
