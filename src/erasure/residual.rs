@@ -24,12 +24,12 @@ use crate::vector_store::Selector;
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
     let requested = jobs::request_identifiers(&ctx.pool, job.job_id).await?;
+    let had_requested = !requested.is_empty();
     if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
         // Probes of a job planned before the searches were switched off.
-        forget_inputs(ctx, job, lease, !requested.is_empty()).await?;
+        forget_inputs(ctx, job, lease, had_requested).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
-    let had_requested = !requested.is_empty();
     let identifiers = identifiers(ctx, subject_id, requested).await?;
     let mut candidates: Vec<Candidate> = match job.residual_searched_at {
         Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
