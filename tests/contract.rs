@@ -86,6 +86,15 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     assert_eq!(store.count_tag_and_ids(&s, Some("Ann"), &ids).await.expect("count three"), [2, 3, 3]);
     assert_eq!(store.count_tag_and_ids(&s, None, &ids).await.expect("count ids"), [0, 3, 3]);
     assert_eq!(store.count_tag_and_ids(&s, Some("Ann"), &[]).await.expect("count tag"), [2, 0, 2]);
+    // Several subjects at once give each one's counts, in their order: a point
+    // two of them share counts for both, an id given twice once.
+    let twice = vec![points[2].id, points[2].id, points[0].id];
+    let subjects: Vec<(Option<&str>, &[Uuid])> =
+        vec![(Some("Ann"), &ids), (None, &ids), (Some("Ann"), &[]), (Some("Bob"), &twice), (Some("Nobody"), &[])];
+    let many = store.count_tag_and_ids_many(&s, &subjects).await.expect("count many");
+    assert_eq!(many, [[2, 3, 3], [0, 3, 3], [2, 0, 2], [1, 2, 3], [0, 0, 0]]);
+    assert_eq!(store.count_tag_and_ids_many(&s, &subjects[..1]).await.expect("count one"), [[2, 3, 3]]);
+    assert!(store.count_tag_and_ids_many(&s, &[]).await.expect("count none").is_empty());
     // An empty selector selects nothing, never everything.
     assert_eq!(count(Selector::by_ids(vec![])).await, 0);
     store.delete(&s, &Selector::by_ids(vec![])).await.expect("empty delete");
@@ -168,6 +177,36 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     store.upsert(&wide, &[point(&wide, 0, &["Ann"])]).await.expect("upsert wide");
     assert!(store.upsert(&wide, &[point(&s, 0, &["Ann"])]).await.is_err(), "8-d vector into a 16-d collection");
     assert_eq!(store.count(&wide, &Selector::by_tag("Ann")).await.unwrap(), 1);
+
+    // Several subjects deleted at once: each one's tag and ids, nobody else's.
+    let m = spec(backend, 8);
+    store.create_collection(&m).await.expect("create m");
+    let ps = vec![
+        point(&m, 0, &["Ann"]),
+        point(&m, 1, &["Ann", "Bob"]),
+        point(&m, 2, &["Bob"]),
+        point(&m, 3, &[]),
+        point(&m, 4, &["Cyd"]),
+        point(&m, 5, &["Dee", "Cyd"]),
+        point(&m, 6, &[]),
+    ];
+    store.upsert(&m, &ps).await.expect("upsert m");
+    let selectors = vec![
+        Selector { tag: Some("Ann".into()), ids: vec![ps[3].id] },
+        Selector { tag: Some("Bob".into()), ids: vec![] },
+        Selector { tag: None, ids: vec![ps[4].id, Uuid::new_v4()] },
+    ];
+    store.delete_many(&m, &selectors).await.expect("delete many");
+    let left: Vec<Uuid> = store.scroll(&m, None, 10, false).await.expect("scroll m").0.into_iter().map(|p| p.id).collect();
+    let mut expected = vec![ps[5].id, ps[6].id];
+    let mut left_sorted = left.clone();
+    left_sorted.sort();
+    expected.sort();
+    assert_eq!(left_sorted, expected, "Dee's point (also Cyd's, not selected by tag) and the untagged one stay");
+    store.delete_many(&m, &[]).await.expect("delete nothing");
+    store.delete_many(&m, &[Selector::by_ids(vec![])]).await.expect("an empty selector deletes nothing");
+    assert_eq!(store.count_all(&m).await.expect("count m"), 2);
+    store.drop_collection(&m).await.expect("drop m");
 
     store.drop_collection(&s).await.expect("drop");
     store.drop_collection(&wide).await.expect("drop wide");

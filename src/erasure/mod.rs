@@ -4,10 +4,12 @@
 //! persisted, so a job survives a crash and resumes where it stopped.
 //!
 //! `stages` has freeze, plan and log; `delete` the destructive stages on
-//! the person's own data; `residual` and `physical` their stages; `holds`
+//! the person's own data, `bulk` delete and verify for a batch's small jobs
+//! together; `residual` and `physical` their stages; `holds`
 //! what legal holds protect at each destructive step; `report` what the log
 //! entry and the certificate say.
 
+mod bulk;
 mod delete;
 mod holds;
 mod physical;

@@ -3,12 +3,14 @@
 //! and retries transient failures with back-off. Several workers, in one or
 //! many processes, share the queue.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::bulk;
 use super::stages::{self, StageError};
 use crate::context::Context;
 use crate::domain::{JobStatus, Stage};
@@ -128,15 +130,22 @@ impl<'a> Batch<'a> {
             let (to_log, others): (Vec<Member>, Vec<Member>) =
                 std::mem::take(&mut members).into_iter().partition(|m| m.stage == Stage::Log && !m.job.is_retention());
             let mut done = Vec::with_capacity(others.len());
+            let mut together = self.together(&others).await;
             for member in others {
                 if !self.holds(&member) {
                     continue;
                 }
-                let span = tracing::info_span!("erasure_job", job_id = %member.job.job_id, attempt = member.job.attempts);
-                let started = std::time::Instant::now();
-                let stage = stages::run(self.ctx, &member.job, member.lease, member.stage);
-                let result = self.with_leases(&member, stage).instrument(span).await;
-                crate::metrics::observe_stage(member.stage.as_str(), started.elapsed());
+                let result = match together.remove(&member.job.job_id) {
+                    Some(result) => Some(result),
+                    None => {
+                        let span = tracing::info_span!("erasure_job", job_id = %member.job.job_id, attempt = member.job.attempts);
+                        let started = std::time::Instant::now();
+                        let stage = stages::run(self.ctx, &member.job, member.lease, member.stage);
+                        let result = self.with_leases(&[member.job.job_id], stage).instrument(span).await;
+                        crate::metrics::observe_stage(member.stage.as_str(), started.elapsed());
+                        result
+                    }
+                };
                 match result {
                     Some(Ok(message)) => done.push((member, message)),
                     outcome => self.leave(&member, outcome).await?,
@@ -146,6 +155,37 @@ impl<'a> Batch<'a> {
             self.log(to_log).await?;
         }
         Ok(())
+    }
+
+    /// Runs the stages that several members share (`bulk`) for them
+    /// together; their results by job id. Members absent run their stage
+    /// alone: every one of them when the shared run failed.
+    async fn together(&mut self, members: &[Member]) -> HashMap<Uuid, stages::StageResult> {
+        let mut results = HashMap::new();
+        for stage in [Stage::Delete, Stage::Verify] {
+            let at: Vec<(&JobRow, Lease)> = members
+                .iter()
+                .filter(|m| m.stage == stage && bulk::runs_together(stage) && self.held.contains_key(&m.job.job_id))
+                .map(|m| (&m.job, m.lease))
+                .collect();
+            if at.len() < 2 {
+                continue;
+            }
+            let ids: Vec<Uuid> = at.iter().map(|(job, _)| job.job_id).collect();
+            let started = std::time::Instant::now();
+            let span = tracing::info_span!("erasure_jobs", stage = stage.as_str(), jobs = at.len());
+            match self.with_leases(&ids, bulk::run(self.ctx, stage, &at)).instrument(span).await {
+                Some(Ok(ran)) => {
+                    for _ in 0..ran.len() {
+                        crate::metrics::observe_stage(stage.as_str(), started.elapsed());
+                    }
+                    results.extend(ran);
+                }
+                Some(Err(e)) => tracing::warn!(error.cause_chain = ?e, stage = stage.as_str(), "the batch's shared stage failed; its jobs run it one by one"),
+                None => {}
+            }
+        }
+        results
     }
 
     /// Whether the member is still this worker's; when not, says so once.
@@ -163,10 +203,10 @@ impl<'a> Batch<'a> {
         after_stage(self.ctx, &member.job, member.lease, member.stage, outcome).await
     }
 
-    /// Runs one member's stage while renewing every lease of the batch on
-    /// time (`queue::beside_renewals`); None when the member's own lease
-    /// was lost. Members whose lease was lost leave the batch.
-    async fn with_leases<T>(&mut self, member: &Member, stage: impl Future<Output = T>) -> Option<T> {
+    /// Runs a stage of the jobs `ids` while renewing every lease of the
+    /// batch on time (`queue::beside_renewals`); None when the leases of all
+    /// of `ids` were lost. Members whose lease was lost leave the batch.
+    async fn with_leases<T>(&mut self, ids: &[Uuid], stage: impl Future<Output = T>) -> Option<T> {
         let Self { ctx, owner, held, renew_at } = self;
         let (pool, owner) = (&ctx.pool, *owner);
         let leases: Vec<(Uuid, i64)> = held.iter().map(|(id, epoch)| (*id, *epoch)).collect();
@@ -176,7 +216,7 @@ impl<'a> Batch<'a> {
                 Ok(renewed) => held.retain(|id, _| renewed.contains(id)),
                 Err(e) => tracing::warn!(error.cause_chain = ?e, "cannot renew the batch's leases"),
             }
-            held.contains_key(&member.job.job_id)
+            ids.iter().any(|id| held.contains_key(id))
         };
         crate::queue::beside_renewals(stage, renew_at, renew_every(ctx), renew, still_held).await
     }
@@ -242,7 +282,7 @@ impl<'a> Batch<'a> {
                 tracing::warn!(error.cause_chain = ?e, jobs = to_log.len(), "the batch's log transaction failed; logging its jobs one by one");
                 for member in to_log {
                     let stage = stages::run(self.ctx, &member.job, member.lease, Stage::Log);
-                    match self.with_leases(&member, stage).await {
+                    match self.with_leases(&[member.job.job_id], stage).await {
                         Some(Ok(message)) => {
                             self.held.remove(&member.job.job_id);
                             tracing::info!(job_id = %member.job.job_id, stage = "log", %message, "stage done");

@@ -27,6 +27,26 @@ pub async fn lock_shared(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid) ->
     Ok(())
 }
 
+/// [`lock_shared`] for several tenants, in one statement and key order (the
+/// same order for every caller). Returns the tenants of which some subject
+/// is on hold, read after the locks were granted.
+pub async fn lock_shared_many(tx: &mut Transaction<'_, Postgres>, tenant_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    let mut keys: Vec<i32> = tenant_ids.iter().map(|t| tenant_key(*t)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, k) FROM UNNEST($2::int[]) AS k")
+        .bind(HOLD_LOCK_CLASS)
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    // A statement of its own: its snapshot is taken after the locks were
+    // granted, so it sees every hold placed before them.
+    Ok(sqlx::query_scalar("SELECT DISTINCT tenant_id FROM subjects WHERE tenant_id = ANY($1) AND legal_hold")
+        .bind(tenant_ids)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
 /// Takes the tenant's hold lock exclusively until the transaction ends:
 /// waits for the destructive steps in flight.
 pub async fn lock_exclusive(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid) -> Result<()> {

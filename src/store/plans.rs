@@ -1,6 +1,8 @@
 //! A job's plan: per-collection counts (before, after, residual, withheld,
 //! physical status) and the lineage point ids captured at planning.
 
+use std::collections::HashMap;
+
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -55,26 +57,42 @@ struct PlannedRow {
 /// The job's planned collections with their counts (and point ids when
 /// `with_points`), in one query: every stage after the plan starts here.
 pub async fn planned(ex: impl PgExecutor<'_>, job_id: Uuid, with_points: bool) -> Result<Vec<Planned>> {
-    let rows: Vec<PlannedRow> = sqlx::query_as(
+    Ok(planned_many(ex, &[job_id], with_points).await?.remove(&job_id).unwrap_or_default())
+}
+
+#[derive(sqlx::FromRow)]
+struct PlannedOfJob {
+    job_id: Uuid,
+    #[sqlx(flatten)]
+    planned: PlannedRow,
+}
+
+/// [`planned`] for several jobs in one query, by job (a job without a plan
+/// is absent).
+pub async fn planned_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid], with_points: bool) -> Result<HashMap<Uuid, Vec<Planned>>> {
+    let rows: Vec<PlannedOfJob> = sqlx::query_as(
         r#"
-        SELECT k.collection_id, k.tenant_id, k.name, k.backend, k.backend_name, k.dimension, k.distance,
+        SELECT e.job_id, k.collection_id, k.tenant_id, k.name, k.backend, k.backend_name, k.dimension, k.distance,
                k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at, k.mapping,
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
                e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
                e.physical_status, e.physical_detail, e.residual_applied, e.withheld, e.residual_withheld,
                CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
         FROM erasure_counts e JOIN collections k USING (collection_id)
-        WHERE e.job_id = $1
-        ORDER BY e.collection_name
+        WHERE e.job_id = ANY($1)
+        ORDER BY e.job_id, e.collection_name
         "#,
     )
-    .bind(job_id)
+    .bind(job_ids)
     .bind(with_points)
     .fetch_all(ex)
     .await?;
-    rows.into_iter()
-        .map(|r| Ok(Planned { spec: r.collection.into_spec()?, counts: r.counts, points: r.plan_points }))
-        .collect()
+    let mut planned: HashMap<Uuid, Vec<Planned>> = HashMap::with_capacity(job_ids.len());
+    for PlannedOfJob { job_id, planned: r } in rows {
+        let p = Planned { spec: r.collection.into_spec()?, counts: r.counts, points: r.plan_points };
+        planned.entry(job_id).or_default().push(p);
+    }
+    Ok(planned)
 }
 
 /// Records the plan for one collection: counts before and the lineage ids
@@ -128,36 +146,79 @@ pub async fn set_after(
     after: [i64; 3],
     withheld: i64,
 ) -> Result<bool> {
-    let done = sqlx::query(&format!(
-        "UPDATE erasure_counts SET after_by_tag = $5, after_by_ids = $6, after_total = $7, withheld = $8 \
-         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
-    ))
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .bind(collection_id)
-    .bind(after[0])
-    .bind(after[1])
-    .bind(after[2])
-    .bind(withheld)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let row = After { job_id, lease, collection_id, after, withheld };
+    Ok(!set_after_many(ex, &[row]).await?.is_empty())
+}
+
+/// A collection's counts after deletion, for [`set_after_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct After {
+    pub job_id: Uuid,
+    pub lease: Lease,
+    pub collection_id: Uuid,
+    pub after: [i64; 3],
+    pub withheld: i64,
+}
+
+/// [`set_after`] of several collections and jobs in one statement: the
+/// jobs (each once) whose lease still holds them and whose rows were written.
+pub async fn set_after_many(ex: impl PgExecutor<'_>, rows: &[After]) -> Result<Vec<Uuid>> {
+    let column = |f: fn(&After) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
+    let job_ids: Vec<Uuid> = rows.iter().map(|r| r.job_id).collect();
+    let owners: Vec<Uuid> = rows.iter().map(|r| r.lease.owner).collect();
+    let collections: Vec<Uuid> = rows.iter().map(|r| r.collection_id).collect();
+    Ok(sqlx::query_scalar(
+        r#"
+        WITH written AS (
+            UPDATE erasure_counts e
+            SET after_by_tag = a.by_tag, after_by_ids = a.by_ids, after_total = a.total, withheld = a.withheld
+            FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+                 AS a(job_id, owner, epoch, collection_id, by_tag, by_ids, total, withheld),
+                 erasure_jobs h
+            WHERE e.job_id = a.job_id AND e.collection_id = a.collection_id
+              AND h.job_id = a.job_id AND h.lease_owner = a.owner AND h.lease_epoch = a.epoch AND h.status = 'in_progress'
+            RETURNING e.job_id
+        )
+        SELECT DISTINCT job_id FROM written
+        "#,
+    )
+    .bind(&job_ids)
+    .bind(&owners)
+    .bind(column(|r| r.lease.epoch))
+    .bind(&collections)
+    .bind(column(|r| r.after[0]))
+    .bind(column(|r| r.after[1]))
+    .bind(column(|r| r.after[2]))
+    .bind(column(|r| r.withheld))
+    .fetch_all(ex)
+    .await?)
 }
 
 /// Records that the delete stage is about to change a backend (once);
 /// false when `lease` no longer holds the job.
 pub async fn set_deleting_started(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
-    let done = sqlx::query(&format!(
-        "UPDATE erasure_jobs SET deleting_started_at = COALESCE(deleting_started_at, clock_timestamp()) \
-         WHERE job_id = $1 AND {HELD}"
-    ))
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(!set_deleting_started_many(ex, &[(job_id, lease)]).await?.is_empty())
+}
+
+/// [`set_deleting_started`] of several jobs in one statement: those whose
+/// lease still holds them.
+pub async fn set_deleting_started_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
+    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
+    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
+    Ok(sqlx::query_scalar(
+        r#"
+        UPDATE erasure_jobs j SET deleting_started_at = COALESCE(j.deleting_started_at, clock_timestamp())
+        FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch)
+        WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
+        RETURNING j.job_id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .fetch_all(ex)
+    .await?)
 }
 
 /// Records a collection's physical status; false when `lease` no longer holds the job.

@@ -222,8 +222,30 @@ pub trait VectorStore: Send + Sync {
         Ok([by_tag, by_ids, self.count(spec, &both).await?])
     }
 
+    /// [`count_tag_and_ids`](Self::count_tag_and_ids) of several subjects
+    /// `(tag, lineage ids)`, in their order: a batch of erasures counts its
+    /// subjects together. Backends override it to answer in one round trip.
+    async fn count_tag_and_ids_many(&self, spec: &CollectionSpec, subjects: &[(Option<&str>, &[Uuid])]) -> Result<Vec<[u64; 3]>> {
+        let mut counts = Vec::with_capacity(subjects.len());
+        for (tag, ids) in subjects {
+            counts.push(self.count_tag_and_ids(spec, *tag, ids).await?);
+        }
+        Ok(counts)
+    }
+
     /// Deletes what the selector selects and waits until it is applied.
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()>;
+
+    /// Deletes what any of the selectors selects (a batch's subjects) and
+    /// waits until it is applied. Backends override it to delete in one
+    /// round trip; each selector's ids stay within
+    /// [`ids_per_request`](Self::ids_per_request).
+    async fn delete_many(&self, spec: &CollectionSpec, selectors: &[Selector]) -> Result<()> {
+        for selector in selectors {
+            self.delete(spec, selector).await?;
+        }
+        Ok(())
+    }
 
     /// Exact number of points the selector selects that `keep` does not.
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {

@@ -294,6 +294,79 @@ impl VectorStore for PgVectorStore {
         Ok(())
     }
 
+    async fn count_tag_and_ids_many(&self, spec: &CollectionSpec, subjects: &[(Option<&str>, &[Uuid])]) -> Result<Vec<[u64; 3]>> {
+        if subjects.len() < 2 {
+            let mut counts = Vec::new();
+            for (tag, ids) in subjects {
+                counts.push(self.count_tag_and_ids(spec, *tag, ids).await?);
+            }
+            return Ok(counts);
+        }
+        let table = Self::table(spec)?;
+        // As `count_tag_and_ids`, for every subject at once: subject `n`
+        // (1-based) has tag `$1[n]` and the ids `$2[i]` where `$3[i] = n`.
+        // Each tag is looked up through GIN on its own (LATERAL).
+        let tags: Vec<Option<&str>> = subjects.iter().map(|(tag, _)| *tag).collect();
+        let (ids, owners): (Vec<Uuid>, Vec<i64>) =
+            subjects.iter().zip(1i64..).flat_map(|((_, ids), n)| ids.iter().map(move |id| (*id, n))).unzip();
+        let sql = format!(
+            r#"
+            WITH subject AS (SELECT n, tag FROM UNNEST($1::text[]) WITH ORDINALITY AS s(tag, n)),
+            tagged AS MATERIALIZED (
+                SELECT s.n, t.point_id FROM subject s
+                CROSS JOIN LATERAL (SELECT point_id FROM {table} WHERE subjects @> ARRAY[s.tag]) t
+                WHERE s.tag IS NOT NULL
+            ),
+            wanted AS MATERIALIZED (SELECT DISTINCT n, id FROM UNNEST($2::uuid[], $3::bigint[]) AS u(id, n)),
+            untagged AS MATERIALIZED (
+                SELECT w.n FROM wanted w JOIN {table} t ON t.point_id = w.id
+                WHERE NOT EXISTS (SELECT 1 FROM tagged g WHERE g.n = w.n AND g.point_id = w.id)
+            )
+            SELECT s.n,
+                   (SELECT count(*) FROM tagged g WHERE g.n = s.n),
+                   (SELECT count(*) FROM wanted w JOIN tagged g ON g.n = w.n AND g.point_id = w.id WHERE w.n = s.n),
+                   (SELECT count(*) FROM untagged u WHERE u.n = s.n)
+            FROM subject s ORDER BY s.n
+            "#
+        );
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(&sql)
+            .bind(&tags)
+            .bind(&ids)
+            .bind(&owners)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| classify(spec, e))?;
+        let n = |x: i64| u64::try_from(x).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|(_, by_tag, ids_tagged, untagged)| [n(by_tag), n(ids_tagged) + n(untagged), n(by_tag) + n(untagged)])
+            .collect())
+    }
+
+    async fn delete_many(&self, spec: &CollectionSpec, selectors: &[Selector]) -> Result<()> {
+        let tags: Vec<&str> = selectors.iter().filter_map(|s| s.tag.as_deref()).collect();
+        let ids: Vec<Uuid> = selectors.iter().flat_map(|s| s.ids.iter().copied()).collect();
+        if tags.is_empty() && ids.is_empty() {
+            return Ok(());
+        }
+        let table = Self::table(spec)?;
+        // As `delete`, for every selector at once: a point carrying any of
+        // the tags (GIN answers `&&`), then the ids the tags did not reach.
+        let sql = format!(
+            r#"
+            WITH by_tag AS (
+                DELETE FROM {table} WHERE subjects && $1::text[] RETURNING point_id
+            )
+            DELETE FROM {table} t
+            USING (SELECT DISTINCT u.id FROM UNNEST($2::uuid[]) AS u(id)
+                   WHERE NOT EXISTS (SELECT 1 FROM by_tag b WHERE b.point_id = u.id)) r
+            WHERE t.point_id = r.id
+            "#
+        );
+        sqlx::query(&sql).bind(&tags).bind(&ids).execute(&self.pool).await.map_err(|e| classify(spec, e))?;
+        Ok(())
+    }
+
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
         if selector.is_empty() {
             return Ok(0);

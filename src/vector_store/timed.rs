@@ -93,8 +93,16 @@ impl VectorStore for Timed {
         self.time("count_tag_and_ids", self.inner.count_tag_and_ids(spec, tag, ids)).await
     }
 
+    async fn count_tag_and_ids_many(&self, spec: &CollectionSpec, subjects: &[(Option<&str>, &[Uuid])]) -> Result<Vec<[u64; 3]>> {
+        self.time("count_tag_and_ids_many", self.inner.count_tag_and_ids_many(spec, subjects)).await
+    }
+
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()> {
         self.time("delete", self.inner.delete(spec, selector)).await
+    }
+
+    async fn delete_many(&self, spec: &CollectionSpec, selectors: &[Selector]) -> Result<()> {
+        self.time("delete_many", self.inner.delete_many(spec, selectors)).await
     }
 
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {

@@ -72,8 +72,16 @@ impl VectorStore for Vanishable {
         or_gone(spec, self.inner.count_tag_and_ids(spec, tag, ids).await, || [0; 3])
     }
 
+    async fn count_tag_and_ids_many(&self, spec: &CollectionSpec, subjects: &[(Option<&str>, &[Uuid])]) -> Result<Vec<[u64; 3]>> {
+        or_gone(spec, self.inner.count_tag_and_ids_many(spec, subjects).await, || vec![[0; 3]; subjects.len()])
+    }
+
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()> {
         or_gone(spec, self.inner.delete(spec, selector).await, || ())
+    }
+
+    async fn delete_many(&self, spec: &CollectionSpec, selectors: &[Selector]) -> Result<()> {
+        or_gone(spec, self.inner.delete_many(spec, selectors).await, || ())
     }
 
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {

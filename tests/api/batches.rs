@@ -151,3 +151,74 @@ async fn a_job_whose_lease_another_claim_takes_mid_batch_is_left_to_that_claim()
     assert_eq!(stages_logged(&app.pool, bob).await.iter().filter(|s| *s == "log").count(), 1);
     assert!(verified(&app).await.valid);
 }
+
+/// The calls of `method` on `backend` in `calls`.
+fn calls_of(calls: &[lethe::vector_store::Call], backend: lethe::domain::Backend, method: &str) -> usize {
+    calls.iter().filter(|c| c.backend == backend && c.method == method).count()
+}
+
+/// Delete and verify run for a batch's small subjects together
+/// (`erasure::bulk`): one delete and one count per collection for all of
+/// them, on both backends, each job's counts as it would have alone, and
+/// nobody else's points touched. When a subject of the tenant is on legal
+/// hold, what a job must keep has to be told apart: each job runs alone.
+#[tokio::test]
+async fn a_batch_deletes_and_verifies_its_small_subjects_together_unless_a_hold_must_be_told_apart() {
+    assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let people = [("ann", 3), ("bob", 2), ("cyd", 4), ("dan", 2), ("eve", 1), ("fay", 2)];
+    for (i, b) in [pb::Backend::Pgvector, pb::Backend::Qdrant].iter().enumerate() {
+        let c = app.create_collection(&format!("mail{i}"), *b).await;
+        app.ingest_people(&c.name, &people).await;
+    }
+    let log = std::sync::Arc::new(lethe::vector_store::CallLog::default());
+    let mut ctx = app.ctx.clone();
+    ctx.stores = ctx.stores.timed(&log);
+    let backends = [lethe::domain::Backend::Pgvector, lethe::domain::Backend::Qdrant];
+    let left = |who: &'static str| {
+        let app = &app;
+        async move { app.count_subject(who).await.counts.iter().map(|c| c.before_total).sum::<u64>() }
+    };
+
+    let jobs = [app.erase("ann").await, app.erase("bob").await, app.erase("cyd").await];
+    assert_eq!(try_execute_batch(&ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    for (job, (who, n)) in jobs.iter().zip(people) {
+        let (job, n) = (app.job(&job.job_id).await, u64::from(n));
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{who}: {}", job.error);
+        assert_eq!(job.counts.len(), 2, "{who}");
+        for c in &job.counts {
+            assert_eq!((c.before_by_tag, c.before_by_ids, c.before_total), (n, n, n), "{who} in {}", c.collection);
+            assert_eq!((c.deleted, c.after_by_tag, c.after_by_ids, c.after_total), (n, 0, 0, 0), "{who} in {}", c.collection);
+        }
+        assert_eq!(left(who).await, 0, "{who}");
+    }
+    for (who, n) in &people[3..] {
+        assert_eq!(left(who).await, u64::from(*n) * 2, "{who} is untouched");
+    }
+    let calls = log.take();
+    for backend in backends {
+        assert_eq!(calls_of(&calls, backend, "delete_many"), 1, "{backend:?}: one delete for the batch: {calls:?}");
+        assert_eq!(calls_of(&calls, backend, "delete"), 0, "{backend:?}: {calls:?}");
+        assert_eq!(calls_of(&calls, backend, "count_tag_and_ids_many"), 1, "{backend:?}: one count after: {calls:?}");
+        assert_eq!(calls_of(&calls, backend, "count_tag_and_ids"), 3, "{backend:?}: the plans' counts, one per job: {calls:?}");
+    }
+
+    // Dan on hold: eve's and fay's jobs each run delete and verify alone.
+    let hold = pb::SetLegalHoldRequest { subject_id: "dan".into(), hold: true, reason: "case 7".into() };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.expect("set legal hold");
+    let jobs = [app.erase("eve").await, app.erase("fay").await];
+    assert_eq!(try_execute_batch(&ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    for (job, who) in jobs.iter().zip(["eve", "fay"]) {
+        let job = app.job(&job.job_id).await;
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{who}: {}", job.error);
+        assert_eq!(left(who).await, 0, "{who}");
+    }
+    assert_eq!(left("dan").await, 4, "dan is on hold and untouched");
+    let calls = log.take();
+    for backend in backends {
+        assert_eq!(calls_of(&calls, backend, "delete_many"), 0, "{backend:?}: {calls:?}");
+        assert_eq!(calls_of(&calls, backend, "count_tag_and_ids_many"), 0, "{backend:?}: {calls:?}");
+        // Alone, each keeps what dan's tag marks.
+        assert_eq!(calls_of(&calls, backend, "delete_keeping"), 2, "{backend:?}: one per job: {calls:?}");
+    }
+}

@@ -1,0 +1,149 @@
+//! The delete and verify stages of several small subject jobs of a batch,
+//! together: one read of their plans, one transaction holding the
+//! collections' and the tenants' hold locks, one fenced write and one
+//! backend call per collection for all of them, where a job alone makes
+//! each of these itself (about ten statements per job and stage).
+//!
+//! Only jobs with nothing to tell apart go this way: subject jobs whose
+//! tenant has no subject on legal hold (so nothing of theirs is kept, and no
+//! hold of their own can refuse or stop them) and whose plan holds at most
+//! [`SMALL`] points per collection; for verify, only those of which nothing
+//! is left (a job with points left deletes again alone, with its retries
+//! and its failure). Every other job of the batch runs its stage alone, as
+//! does every job when anything here fails: the stages are idempotent, and
+//! what this wrote (`deleting_started_at`, counts after) is what the job
+//! alone writes. The writes are fenced by each job's own lease.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::stages::{StageError, StageResult, guard_collections};
+use crate::context::Context;
+use crate::domain::Stage;
+use crate::store::jobs::{self, After, JobRow, JobTarget, Lease, Planned};
+use crate::store::{StoreError, holds};
+use crate::vector_store::Selector;
+
+/// Most points per collection of a job taken through a stage with others:
+/// a larger subject runs alone, through the statements tuned for it.
+pub(super) const SMALL: usize = 1_000;
+
+/// Whether a stage can run for several jobs at once.
+pub(super) fn runs_together(stage: Stage) -> bool {
+    matches!(stage, Stage::Delete | Stage::Verify)
+}
+
+/// A job taken through the stage with the others.
+struct Member<'a> {
+    job: &'a JobRow,
+    lease: Lease,
+    planned: Vec<Planned>,
+}
+
+impl Member<'_> {
+    fn selector(&self, p: &Planned) -> Selector {
+        Selector { tag: self.job.subject_tag.clone().filter(|t| !t.is_empty()), ids: p.points.clone() }
+    }
+}
+
+/// Runs `stage` (delete or verify) for the jobs of `batch` that can share
+/// it; returns their results by job id. The others, absent, run it alone.
+///
+/// # Errors
+/// Any failure: then every job runs the stage alone.
+pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let subject_jobs: Vec<&(&JobRow, Lease)> = batch.iter().filter(|(job, _)| matches!(job.target(), JobTarget::Subject(_))).collect();
+    let ids: Vec<Uuid> = subject_jobs.iter().map(|(job, _)| job.job_id).collect();
+    let mut plans = jobs::planned_many(&ctx.pool, &ids, true).await?;
+    let mut members: Vec<Member<'_>> = Vec::with_capacity(subject_jobs.len());
+    for (job, lease) in subject_jobs {
+        let Some(planned) = plans.remove(&job.job_id) else { continue };
+        let small = planned.iter().all(|p| {
+            let per_request = ctx.stores.get(&p.spec).map_or(0, |s| s.ids_per_request(ctx.settings.erasure.delete_batch_size));
+            p.points.len() <= SMALL.min(per_request)
+        });
+        if small {
+            members.push(Member { job, lease: *lease, planned });
+        }
+    }
+    if members.len() < 2 {
+        return Ok(HashMap::new());
+    }
+    let collections: BTreeSet<Uuid> = members.iter().flat_map(|m| m.planned.iter().map(|p| p.spec.collection_id)).collect();
+    let mut guard = guard_collections(ctx, &collections.into_iter().collect::<Vec<_>>()).await?;
+    let tenants: Vec<Uuid> = members.iter().map(|m| m.job.tenant_id).collect::<BTreeSet<_>>().into_iter().collect();
+    let on_hold: HashSet<Uuid> = holds::lock_shared_many(&mut guard, &tenants).await?.into_iter().collect();
+    members.retain(|m| !on_hold.contains(&m.job.tenant_id));
+    let results = match stage {
+        Stage::Delete => delete(ctx, &members).await?,
+        Stage::Verify => verify(ctx, &members).await?,
+        _ => HashMap::new(),
+    };
+    guard.commit().await.map_err(StoreError::from)?;
+    Ok(results)
+}
+
+/// Each collection's points of every member, in one delete per collection.
+async fn delete(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let leases: Vec<(Uuid, Lease)> = members.iter().map(|m| (m.job.job_id, m.lease)).collect();
+    // Committed before the first delete, as alone: a hold seen after this
+    // cannot claim that nothing was deleted.
+    let held: HashSet<Uuid> = jobs::set_deleting_started_many(&ctx.pool, &leases).await?.into_iter().collect();
+    let members: Vec<&Member<'_>> = members.iter().filter(|m| held.contains(&m.job.job_id)).collect();
+    for (spec, of) in by_collection(&members) {
+        let selectors: Vec<Selector> = of.iter().map(|(m, p)| m.selector(p)).collect();
+        ctx.stores.get(spec)?.delete_many(spec, &selectors).await?;
+    }
+    Ok(results(&leases, &held, "deleted by tag and by lineage ids"))
+}
+
+/// Counts every member's points in each collection at once; those of which
+/// nothing is left record their counts after, the others run alone.
+async fn verify(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let all: Vec<&Member<'_>> = members.iter().collect();
+    let mut after = Vec::new();
+    let mut left: HashSet<Uuid> = HashSet::new();
+    for (spec, of) in by_collection(&all) {
+        let subjects: Vec<(Option<&str>, &[Uuid])> =
+            of.iter().map(|(m, p)| (m.job.subject_tag.as_deref().filter(|t| !t.is_empty()), p.points.as_slice())).collect();
+        let counts = ctx.stores.get(spec)?.count_tag_and_ids_many(spec, &subjects).await?;
+        for ((m, _), counts) in of.iter().zip(counts) {
+            if counts != [0, 0, 0] {
+                left.insert(m.job.job_id);
+            }
+            let after_i = counts.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+            after.push(After { job_id: m.job.job_id, lease: m.lease, collection_id: spec.collection_id, after: after_i, withheld: 0 });
+        }
+    }
+    after.retain(|a| !left.contains(&a.job_id));
+    let leases: Vec<(Uuid, Lease)> = all.iter().filter(|m| !left.contains(&m.job.job_id)).map(|m| (m.job.job_id, m.lease)).collect();
+    let written: HashSet<Uuid> = jobs::set_after_many(&ctx.pool, &after).await?.into_iter().collect();
+    // A job without collections has nothing to write and holds its lease
+    // as far as this stage can tell (its advance is fenced).
+    let held: HashSet<Uuid> =
+        leases.iter().map(|(id, _)| *id).filter(|id| written.contains(id) || !after.iter().any(|a| a.job_id == *id)).collect();
+    Ok(results(&leases, &held, "verified: no vector of the subject remains"))
+}
+
+/// The members' planned collections, each with the members that planned it.
+fn by_collection<'m, 'j>(members: &'m [&'m Member<'j>]) -> Vec<(&'m crate::domain::CollectionSpec, Vec<(&'m Member<'j>, &'m Planned)>)> {
+    let mut grouped: Vec<(&crate::domain::CollectionSpec, Vec<(&Member<'j>, &Planned)>)> = Vec::new();
+    for m in members {
+        for p in &m.planned {
+            match grouped.iter_mut().find(|(spec, _)| spec.collection_id == p.spec.collection_id) {
+                Some((_, of)) => of.push((m, p)),
+                None => grouped.push((&p.spec, vec![(m, p)])),
+            }
+        }
+    }
+    grouped
+}
+
+/// Each job's result: the message when its lease held it, else lease lost.
+fn results(leases: &[(Uuid, Lease)], held: &HashSet<Uuid>, message: &str) -> HashMap<Uuid, StageResult> {
+    leases
+        .iter()
+        .map(|(id, _)| (*id, if held.contains(id) { Ok(message.to_owned()) } else { Err(StageError::LeaseLost) }))
+        .collect()
+}
