@@ -1,18 +1,21 @@
-//! The delete and verify stages of several small subject jobs of a batch,
-//! together: one read of their plans, one transaction holding the
-//! collections' and the tenants' hold locks, one fenced write and one
-//! backend call per collection for all of them, where a job alone makes
-//! each of these itself (about ten statements per job and stage).
+//! The delete, verify and forget-lineage stages of several small subject
+//! jobs of a batch, together: one read of their plans, one transaction
+//! holding the collections' and the tenants' hold locks, one fenced write
+//! and one backend call per collection for all of them (delete, verify),
+//! one transaction forgetting all their lineage (forget lineage), where a
+//! job alone makes each of these itself (about ten statements per job and
+//! stage).
 //!
 //! Only jobs with nothing to tell apart go this way: subject jobs whose
 //! tenant has no subject on legal hold (so nothing of theirs is kept, and no
 //! hold of their own can refuse or stop them) and whose plan holds at most
 //! [`SMALL`] points per collection; for verify, only those of which nothing
 //! is left (a job with points left deletes again alone, with its retries
-//! and its failure). Every other job of the batch runs its stage alone, as
-//! does every job when anything here fails: the stages are idempotent, and
-//! what this wrote (`deleting_started_at`, counts after) is what the job
-//! alone writes. The writes are fenced by each job's own lease.
+//! and its failure); for forget lineage, only those with no point left in a
+//! backend. Every other job of the batch runs its stage alone, as does
+//! every job when anything here fails or a lease is lost mid-way: the
+//! stages are idempotent, and what this writes is what each job alone
+//! writes, fenced by each job's own lease.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -22,7 +25,7 @@ use super::stages::{StageError, StageResult, guard_collections};
 use crate::context::Context;
 use crate::domain::Stage;
 use crate::store::jobs::{self, After, JobRow, JobTarget, Lease, Planned};
-use crate::store::{StoreError, holds};
+use crate::store::{StoreError, holds, lineage, progress};
 use crate::vector_store::Selector;
 
 /// Most points per collection of a job taken through a stage with others:
@@ -31,7 +34,7 @@ pub(super) const SMALL: usize = 1_000;
 
 /// Whether a stage can run for several jobs at once.
 pub(super) fn runs_together(stage: Stage) -> bool {
-    matches!(stage, Stage::Delete | Stage::Verify)
+    matches!(stage, Stage::Delete | Stage::Verify | Stage::ForgetLineage)
 }
 
 /// A job taken through the stage with the others.
@@ -47,7 +50,7 @@ impl Member<'_> {
     }
 }
 
-/// Runs `stage` (delete or verify) for the jobs of `batch` that can share
+/// Runs `stage` (delete, verify or forget lineage) for the jobs of `batch` that can share
 /// it; returns their results by job id. The others, absent, run it alone.
 ///
 /// # Errors
@@ -55,7 +58,7 @@ impl Member<'_> {
 pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let subject_jobs: Vec<&(&JobRow, Lease)> = batch.iter().filter(|(job, _)| matches!(job.target(), JobTarget::Subject(_))).collect();
     let ids: Vec<Uuid> = subject_jobs.iter().map(|(job, _)| job.job_id).collect();
-    let mut plans = jobs::planned_many(&ctx.pool, &ids, true).await?;
+    let mut plans = jobs::planned_many(&ctx.pool, &ids, stage != Stage::ForgetLineage).await?;
     let mut members: Vec<Member<'_>> = Vec::with_capacity(subject_jobs.len());
     for (job, lease) in subject_jobs {
         let Some(planned) = plans.remove(&job.job_id) else { continue };
@@ -70,9 +73,12 @@ pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)])
     if members.len() < 2 {
         return Ok(HashMap::new());
     }
+    let tenants: Vec<Uuid> = members.iter().map(|m| m.job.tenant_id).collect::<BTreeSet<_>>().into_iter().collect();
+    if stage == Stage::ForgetLineage {
+        return forget(ctx, members, &tenants).await;
+    }
     let collections: BTreeSet<Uuid> = members.iter().flat_map(|m| m.planned.iter().map(|p| p.spec.collection_id)).collect();
     let mut guard = guard_collections(ctx, &collections.into_iter().collect::<Vec<_>>()).await?;
-    let tenants: Vec<Uuid> = members.iter().map(|m| m.job.tenant_id).collect::<BTreeSet<_>>().into_iter().collect();
     let on_hold: HashSet<Uuid> = holds::lock_shared_many(&mut guard, &tenants).await?.into_iter().collect();
     members.retain(|m| !on_hold.contains(&m.job.tenant_id));
     let results = match stage {
@@ -124,6 +130,55 @@ async fn verify(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, S
     let held: HashSet<Uuid> =
         leases.iter().map(|(id, _)| *id).filter(|id| written.contains(id) || !after.iter().any(|a| a.job_id == *id)).collect();
     Ok(results(&leases, &held, "verified: no vector of the subject remains"))
+}
+
+/// Forgets every member's lineage and tombstones their subjects in one
+/// transaction, as each would alone (`delete::forget_lineage`). Members
+/// with points still in a backend (withheld, or left under a hold) run
+/// alone: their chunks are kept.
+async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    members.retain(|m| m.planned.iter().all(|p| p.counts.withheld == 0 && p.counts.after_total == Some(0)));
+    let subject = |m: &Member<'_>| m.job.subject_id.unwrap_or_default();
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let on_hold: HashSet<Uuid> = holds::lock_shared_many(&mut tx, tenants).await?.into_iter().collect();
+    members.retain(|m| !on_hold.contains(&m.job.tenant_id) && m.job.subject_id.is_some());
+    if members.len() < 2 {
+        return Ok(HashMap::new());
+    }
+    let subjects: Vec<Uuid> = members.iter().map(subject).collect();
+    // Read before the tombstone clears them; recorded in the same transaction.
+    let plaintext = lineage::holds_plaintext_many(&mut *tx, &subjects).await?;
+    let pairs: Vec<(Uuid, Uuid)> = members.iter().map(|m| (m.job.tenant_id, subject(m))).collect();
+    let forgotten = lineage::forget_subjects_chunks(&mut tx, &pairs, &[]).await?;
+    let tables: Vec<(Uuid, Lease, Vec<&str>)> = members
+        .iter()
+        .map(|m| {
+            let (identifiers, external_id) = plaintext.get(&subject(m)).copied().unwrap_or_default();
+            let tables = super::delete::personal_tables(forgotten.contains_key(&subject(m)), identifiers, external_id);
+            (m.job.job_id, m.lease, tables)
+        })
+        .collect();
+    let held = progress::add_rewrite_tables_many(&mut *tx, &tables).await?;
+    if held.len() < members.len() {
+        // A member's lease was lost: nothing of this is written (the
+        // transaction is dropped); the others forget alone.
+        return Err(StageError::LeaseLost);
+    }
+    lineage::tombstone_subjects(&mut tx, &subjects).await?;
+    let ids: Vec<Uuid> = members.iter().map(|m| m.job.job_id).collect();
+    jobs::clear_subject_tags(&mut *tx, &ids).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    // After the commit: a rewrite that starts later finds the dead rows.
+    let leases: Vec<(Uuid, Lease)> = members.iter().map(|m| (m.job.job_id, m.lease)).collect();
+    let held: HashSet<Uuid> = progress::set_forgotten_many(&ctx.pool, &leases).await?.into_iter().collect();
+    Ok(members
+        .iter()
+        .map(|m| {
+            let n = forgotten.get(&subject(m)).copied().unwrap_or(0);
+            let message = format!("{n} lineage chunks forgotten; the subject is a keyed-hash tombstone");
+            (m.job.job_id, if held.contains(&m.job.job_id) { Ok(message) } else { Err(StageError::LeaseLost) })
+        })
+        .collect())
 }
 
 /// The members' planned collections, each with the members that planned it.

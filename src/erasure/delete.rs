@@ -159,7 +159,8 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     keep.dedup();
     let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, subject_id, &keep).await?;
     // Read before the tombstone clears them; recorded in the same transaction.
-    let tables = personal_tables(ctx, subject_id, forgotten > 0).await?;
+    let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;
+    let tables = personal_tables(forgotten > 0, identifiers, external_id);
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
     lineage::tombstone_subject(&mut tx, subject_id).await?;
     // The caller's id for the person is not needed after this stage: the
@@ -175,21 +176,20 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
 /// Lethe's tables in which forgetting the subject leaves dead rows of the
 /// person: the chunks with their texts (when any are forgotten), the clear
 /// identifiers and the caller's id (when the subject still has them).
-async fn personal_tables(ctx: &Context, subject_id: Uuid, forgets_chunks: bool) -> Result<Vec<&'static str>, StageError> {
+pub(super) fn personal_tables(forgets_chunks: bool, identifiers: bool, external_id: bool) -> Vec<&'static str> {
     // The job's own row held the caller's id for the person (until the
     // tombstone) in every row version written before.
     let mut tables = vec!["erasure_jobs"];
     if forgets_chunks {
         tables.extend(["chunks", "sources", "chunk_subjects"]);
     }
-    let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;
     if identifiers {
         tables.push("subject_identifiers");
     }
     if external_id {
         tables.push("subjects");
     }
-    Ok(tables)
+    tables
 }
 
 /// The person's planned points still in the backends because they were

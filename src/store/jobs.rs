@@ -416,7 +416,12 @@ pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Resul
 /// Forgets the caller's id for the job's subject (the tag in the backends),
 /// once its lineage is forgotten.
 pub async fn clear_subject_tag(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE erasure_jobs SET subject_tag = NULL WHERE job_id = $1").bind(job_id).execute(ex).await?;
+    clear_subject_tags(ex, &[job_id]).await
+}
+
+/// [`clear_subject_tag`] of several jobs in one statement.
+pub async fn clear_subject_tags(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<()> {
+    sqlx::query("UPDATE erasure_jobs SET subject_tag = NULL WHERE job_id = ANY($1)").bind(job_ids).execute(ex).await?;
     Ok(())
 }
 

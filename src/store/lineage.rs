@@ -249,22 +249,36 @@ pub async fn forget_subject_chunks(
     subject_id: Uuid,
     keep: &[Uuid],
 ) -> Result<u64> {
+    Ok(forget_subjects_chunks(tx, &[(tenant_id, subject_id)], keep).await?.remove(&subject_id).unwrap_or(0))
+}
+
+/// [`forget_subject_chunks`] of several subjects `(tenant, subject)` in one
+/// statement; how many chunks each lost (a chunk two of them shared counts
+/// for one of them).
+pub async fn forget_subjects_chunks(
+    tx: &mut Transaction<'_, Postgres>,
+    subjects: &[(Uuid, Uuid)],
+    keep: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, u64>> {
+    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = subjects.iter().copied().unzip();
     // Every sub-statement sees the snapshot the statement started with: the
     // chunks `gone` deletes are still visible to `emptied`, so a source is
     // empty when all its chunks are among them (counted, not anti-joined).
-    let forgotten: i64 = sqlx::query_scalar(
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
         r#"
-        WITH gone AS (
-            DELETE FROM chunks c USING chunk_subjects cs
-            WHERE cs.subject_id = $2 AND c.tenant_id = $1 AND c.chunk_id = cs.chunk_id AND NOT (c.chunk_id = ANY($3))
-            RETURNING c.chunk_id, c.source_id, c.shared, c.collection_id
+        WITH s AS (SELECT tenant_id, subject_id FROM UNNEST($1::uuid[], $2::uuid[]) AS s(tenant_id, subject_id)),
+        gone AS (
+            DELETE FROM chunks c USING chunk_subjects cs, s
+            WHERE cs.subject_id = s.subject_id AND c.tenant_id = s.tenant_id AND c.chunk_id = cs.chunk_id
+              AND NOT (c.chunk_id = ANY($3))
+            RETURNING c.chunk_id, c.source_id, c.shared, c.collection_id, c.tenant_id, cs.subject_id
         ),
         own_tags AS (
-            DELETE FROM chunk_subjects WHERE subject_id = $2 AND NOT (chunk_id = ANY($3))
+            DELETE FROM chunk_subjects cs USING s WHERE cs.subject_id = s.subject_id AND NOT (cs.chunk_id = ANY($3))
         ),
         shared_tags AS (
             DELETE FROM chunk_subjects cs USING gone g
-            WHERE g.shared AND cs.chunk_id = g.chunk_id AND cs.tenant_id = $1 AND cs.subject_id <> $2
+            WHERE g.shared AND cs.chunk_id = g.chunk_id AND cs.tenant_id = g.tenant_id AND cs.subject_id <> g.subject_id
         ),
         point_ids AS (
             DELETE FROM attached_point_ids a USING gone g
@@ -276,15 +290,15 @@ pub async fn forget_subject_chunks(
             WHERE s.source_id = g.source_id
               AND (SELECT count(*) FROM chunks c WHERE c.source_id = s.source_id) = g.n
         )
-        SELECT count(*) FROM gone
+        SELECT subject_id, count(*) FROM gone GROUP BY subject_id
         "#,
     )
-    .bind(tenant_id)
-    .bind(subject_id)
+    .bind(&tenants)
+    .bind(&ids)
     .bind(keep)
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(u64::try_from(forgotten).unwrap_or(0))
+    Ok(rows.into_iter().map(|(id, n)| (id, u64::try_from(n).unwrap_or(0))).collect())
 }
 
 async fn delete_empty_sources(tx: &mut Transaction<'_, Postgres>, sources: &[Uuid]) -> Result<()> {

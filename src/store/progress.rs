@@ -162,33 +162,60 @@ pub async fn notes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<JobNote>
 /// Adds tables that held rows of the job's person it deleted or changed
 /// (for the physical stage's rewrite); false when `lease` no longer holds the job.
 pub async fn add_rewrite_tables(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, tables: &[&str]) -> Result<bool> {
-    let done = sqlx::query(&format!(
+    Ok(!add_rewrite_tables_many(ex, &[(job_id, lease, tables.to_vec())]).await?.is_empty())
+}
+
+/// [`add_rewrite_tables`] of several jobs in one statement: the jobs whose
+/// lease still holds them.
+pub async fn add_rewrite_tables_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease, Vec<&str>)]) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|(id, ..)| *id).collect();
+    let owners: Vec<Uuid> = jobs.iter().map(|(_, l, _)| l.owner).collect();
+    let epochs: Vec<i64> = jobs.iter().map(|(_, l, _)| l.epoch).collect();
+    // Table names are identifiers: a comma never occurs in one.
+    let tables: Vec<String> = jobs.iter().map(|(.., t)| t.join(",")).collect();
+    Ok(sqlx::query_scalar(
         r#"
-        UPDATE erasure_jobs SET rewrite_tables = ARRAY(SELECT DISTINCT t FROM unnest(rewrite_tables || $4::text[]) AS t ORDER BY t)
-        WHERE job_id = $1 AND {HELD}
-        "#
-    ))
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .bind(tables)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+        UPDATE erasure_jobs j
+        SET rewrite_tables = ARRAY(SELECT DISTINCT t FROM unnest(j.rewrite_tables || string_to_array(l.tables, ',')) AS t
+                                   WHERE t <> '' ORDER BY t)
+        FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[]) AS l(job_id, owner, epoch, tables)
+        WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
+        RETURNING j.job_id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .bind(&tables)
+    .fetch_all(ex)
+    .await?)
 }
 
 /// Records (once) that the forget-lineage stage is done; false when `lease`
 /// no longer holds the job.
 pub async fn set_forgotten(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
-    let done = sqlx::query(&format!(
-        "UPDATE erasure_jobs SET forgotten_at = COALESCE(forgotten_at, clock_timestamp()) WHERE job_id = $1 AND {HELD}"
-    ))
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(!set_forgotten_many(ex, &[(job_id, lease)]).await?.is_empty())
+}
+
+/// [`set_forgotten`] of several jobs in one statement: those whose lease
+/// still holds them.
+pub async fn set_forgotten_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
+    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
+    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
+    Ok(sqlx::query_scalar(
+        r#"
+        UPDATE erasure_jobs j SET forgotten_at = COALESCE(j.forgotten_at, clock_timestamp())
+        FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch)
+        WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
+        RETURNING j.job_id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .fetch_all(ex)
+    .await?)
 }
 
 /// The tables to rewrite for the job and when its forget-lineage stage was done.

@@ -148,17 +148,23 @@ pub async fn identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Ve
 /// Whether the subject still holds plaintext in its own rows: (clear
 /// identifiers, the caller's id), in one statement.
 pub async fn holds_plaintext(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<(bool, bool)> {
-    Ok(sqlx::query_as(
+    Ok(holds_plaintext_many(ex, &[subject_id]).await?.remove(&subject_id).unwrap_or((false, false)))
+}
+
+/// [`holds_plaintext`] of several subjects in one statement, by subject.
+pub async fn holds_plaintext_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, (bool, bool)>> {
+    let rows: Vec<(Uuid, bool, bool)> = sqlx::query_as(
         r#"
-        SELECT EXISTS (SELECT 1 FROM subject_identifiers i WHERE i.subject_id = s.subject_id AND i.value IS NOT NULL),
+        SELECT s.subject_id,
+               EXISTS (SELECT 1 FROM subject_identifiers i WHERE i.subject_id = s.subject_id AND i.value IS NOT NULL),
                s.external_id IS NOT NULL
-        FROM subjects s WHERE s.subject_id = $1
+        FROM subjects s WHERE s.subject_id = ANY($1)
         "#,
     )
-    .bind(subject_id)
-    .fetch_optional(ex)
-    .await?
-    .unwrap_or((false, false)))
+    .bind(subject_ids)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|(id, identifiers, external_id)| (id, (identifiers, external_id))).collect())
 }
 
 pub async fn count_identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<i64> {
@@ -347,14 +353,19 @@ pub async fn freeze_subject(ex: impl PgExecutor<'_>, subject_id: Uuid, key: i64)
 /// Turns the subject into a tombstone: external id and identifier values
 /// removed, hashes kept, state erased.
 pub async fn tombstone_subject(tx: &mut Transaction<'_, Postgres>, subject_id: Uuid) -> Result<()> {
+    tombstone_subjects(tx, &[subject_id]).await
+}
+
+/// [`tombstone_subject`] of several subjects in one statement.
+pub async fn tombstone_subjects(tx: &mut Transaction<'_, Postgres>, subject_ids: &[Uuid]) -> Result<()> {
     sqlx::query(
         r#"
-        WITH cleared AS (UPDATE subject_identifiers SET value = NULL WHERE subject_id = $1)
+        WITH cleared AS (UPDATE subject_identifiers SET value = NULL WHERE subject_id = ANY($1))
         UPDATE subjects SET external_id = NULL, state = 'erased', erased_at = COALESCE(erased_at, now())
-        WHERE subject_id = $1
+        WHERE subject_id = ANY($1)
         "#,
     )
-    .bind(subject_id)
+    .bind(subject_ids)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -152,18 +152,37 @@ async fn a_job_whose_lease_another_claim_takes_mid_batch_is_left_to_that_claim()
     assert!(verified(&app).await.valid);
 }
 
+/// How many transactions tombstoned the subjects of these jobs (their rows' `xmin`s).
+async fn tombstone_transactions(pool: &PgPool, job_ids: &[&str]) -> usize {
+    let ids: Vec<Uuid> = job_ids.iter().map(|j| j.parse().unwrap()).collect();
+    let xmins: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT s.xmin::text FROM subjects s JOIN erasure_jobs j USING (subject_id) \
+         WHERE j.job_id = ANY($1) AND s.state = 'erased' AND s.external_id IS NULL",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    xmins.len()
+}
+
+async fn rewrite_tables(pool: &PgPool, job_id: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT rewrite_tables FROM erasure_jobs WHERE job_id = $1::uuid").bind(job_id).fetch_one(pool).await.unwrap()
+}
+
 /// The calls of `method` on `backend` in `calls`.
 fn calls_of(calls: &[lethe::vector_store::Call], backend: lethe::domain::Backend, method: &str) -> usize {
     calls.iter().filter(|c| c.backend == backend && c.method == method).count()
 }
 
-/// Delete and verify run for a batch's small subjects together
-/// (`erasure::bulk`): one delete and one count per collection for all of
-/// them, on both backends, each job's counts as it would have alone, and
+/// Delete, verify and forget lineage run for a batch's small subjects
+/// together (`erasure::bulk`): one delete and one count per collection for
+/// all of them, on both backends, one transaction forgetting their lineage,
+/// each job's counts and tables to rewrite as they would be alone, and
 /// nobody else's points touched. When a subject of the tenant is on legal
 /// hold, what a job must keep has to be told apart: each job runs alone.
 #[tokio::test]
-async fn a_batch_deletes_and_verifies_its_small_subjects_together_unless_a_hold_must_be_told_apart() {
+async fn a_batch_deletes_verifies_and_forgets_its_small_subjects_together_unless_a_hold_must_be_told_apart() {
     assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
     let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
     let people = [("ann", 3), ("bob", 2), ("cyd", 4), ("dan", 2), ("eve", 1), ("fay", 2)];
@@ -203,6 +222,16 @@ async fn a_batch_deletes_and_verifies_its_small_subjects_together_unless_a_hold_
         assert_eq!(calls_of(&calls, backend, "count_tag_and_ids"), 3, "{backend:?}: the plans' counts, one per job: {calls:?}");
     }
 
+    // Their lineage was forgotten together too: the subjects were
+    // tombstoned in one transaction (one xmin), and lineage holds nothing of them.
+    let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(tombstone_transactions(&app.pool, &ids).await, 1, "three subjects tombstoned in one transaction");
+    for who in ["ann", "bob", "cyd"] {
+        assert_eq!(app.lineage_chunks_of(who).await, 0, "{who}");
+    }
+    app.assert_lineage_consistent().await;
+    let bulk_tables = rewrite_tables(&app.pool, &jobs[0].job_id).await;
+
     // Dan on hold: eve's and fay's jobs each run delete and verify alone.
     let hold = pb::SetLegalHoldRequest { subject_id: "dan".into(), hold: true, reason: "case 7".into() };
     app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.expect("set legal hold");
@@ -221,4 +250,8 @@ async fn a_batch_deletes_and_verifies_its_small_subjects_together_unless_a_hold_
         // Alone, each keeps what dan's tag marks.
         assert_eq!(calls_of(&calls, backend, "delete_keeping"), 2, "{backend:?}: one per job: {calls:?}");
     }
+    let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(tombstone_transactions(&app.pool, &ids).await, 2, "each alone");
+    assert_eq!(rewrite_tables(&app.pool, &jobs[0].job_id).await, bulk_tables, "the same tables to rewrite alone as together");
+    app.assert_lineage_consistent().await;
 }
