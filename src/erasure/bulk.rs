@@ -22,10 +22,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 use super::stages::{StageError, StageResult, guard_collections};
+use super::{physical, report};
 use crate::context::Context;
 use crate::domain::Stage;
 use crate::store::jobs::{self, After, JobRow, JobTarget, Lease, Planned};
-use crate::store::{StoreError, holds, lineage, progress};
+use crate::store::progress::{self, PhysicalRecord};
+use crate::store::{StoreError, holds, lineage};
 use crate::vector_store::Selector;
 
 /// Most points per collection of a job taken through a stage with others:
@@ -34,7 +36,7 @@ pub(super) const SMALL: usize = 1_000;
 
 /// Whether a stage can run for several jobs at once.
 pub(super) fn runs_together(stage: Stage) -> bool {
-    matches!(stage, Stage::Delete | Stage::Verify | Stage::ForgetLineage)
+    matches!(stage, Stage::Delete | Stage::Verify | Stage::ForgetLineage | Stage::Physical)
 }
 
 /// A job taken through the stage with the others.
@@ -58,7 +60,7 @@ impl Member<'_> {
 pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let subject_jobs: Vec<&(&JobRow, Lease)> = batch.iter().filter(|(job, _)| matches!(job.target(), JobTarget::Subject(_))).collect();
     let ids: Vec<Uuid> = subject_jobs.iter().map(|(job, _)| job.job_id).collect();
-    let mut plans = jobs::planned_many(&ctx.pool, &ids, stage != Stage::ForgetLineage).await?;
+    let mut plans = jobs::planned_many(&ctx.pool, &ids, matches!(stage, Stage::Delete | Stage::Verify)).await?;
     let mut members: Vec<Member<'_>> = Vec::with_capacity(subject_jobs.len());
     for (job, lease) in subject_jobs {
         let Some(planned) = plans.remove(&job.job_id) else { continue };
@@ -74,8 +76,10 @@ pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)])
         return Ok(HashMap::new());
     }
     let tenants: Vec<Uuid> = members.iter().map(|m| m.job.tenant_id).collect::<BTreeSet<_>>().into_iter().collect();
-    if stage == Stage::ForgetLineage {
-        return forget(ctx, members, &tenants).await;
+    match stage {
+        Stage::ForgetLineage => return forget(ctx, members, &tenants).await,
+        Stage::Physical => return physical(ctx, members).await,
+        _ => {}
     }
     let collections: BTreeSet<Uuid> = members.iter().flat_map(|m| m.planned.iter().map(|p| p.spec.collection_id)).collect();
     let mut guard = guard_collections(ctx, &collections.into_iter().collect::<Vec<_>>()).await?;
@@ -177,6 +181,35 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
             let n = forgotten.get(&subject(m)).copied().unwrap_or(0);
             let message = format!("{n} lineage chunks forgotten; the subject is a keyed-hash tombstone");
             (m.job.job_id, if held.contains(&m.job.job_id) { Ok(message) } else { Err(StageError::LeaseLost) })
+        })
+        .collect())
+}
+
+/// Records the physical statuses of the members that did not ask for the
+/// guarantee (nothing to reclaim or wait for: every collection pending, as
+/// the backend leaves it, and Lethe's own tables as their job left them) in
+/// one statement. The others run alone.
+async fn physical(ctx: &Context, mut members: Vec<Member<'_>>) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    members.retain(|m| !m.job.guarantee_physical);
+    if members.len() < 2 {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = members.iter().map(|m| m.job.job_id).collect();
+    let mut tables = progress::rewrite_tables_many(&ctx.pool, &ids).await?;
+    let mut records = Vec::with_capacity(members.len());
+    for m in &members {
+        let tables = tables.remove(&m.job.job_id).unwrap_or_default();
+        let Some(lethe_tables) = physical::lethe_tables_without_rewrite(m.job, &tables) else { continue };
+        let collections = m.planned.iter().map(|p| (p.spec.collection_id, physical::PENDING, report::pending_detail(p.spec.backend).to_owned())).collect();
+        records.push(PhysicalRecord { job_id: m.job.job_id, lease: m.lease, collections, lethe_tables });
+    }
+    let held: HashSet<Uuid> = progress::record_physical_many(&ctx.pool, &records).await?.into_iter().collect();
+    Ok(records
+        .iter()
+        .zip(&members)
+        .map(|(r, m)| {
+            let message = physical::message(0, m.planned.len(), r.lethe_tables.0);
+            (r.job_id, if held.contains(&r.job_id) { Ok(message) } else { Err(StageError::LeaseLost) })
         })
         .collect())
 }

@@ -27,7 +27,7 @@ use crate::store::{StoreError, progress};
 use crate::vector_store::PhysicalOutcome;
 
 const CONFIRMED: &str = "confirmed";
-const PENDING: &str = "pending";
+pub(super) const PENDING: &str = "pending";
 
 pub(super) async fn physical(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
     let collections = planned(ctx, job, false).await?;
@@ -49,7 +49,7 @@ pub(super) async fn physical(ctx: &Context, job: &JobRow, lease: Lease) -> Stage
         let note = JobNote::new("physical_pending", Stage::Physical, pending.join(" "));
         held(progress::set_note(&ctx.pool, job.job_id, lease, &note).await?)?;
     }
-    Ok(format!("physical erasure confirmed in {confirmed} of {} collections; Lethe's own tables: {status}", collections.len()))
+    Ok(message(confirmed, collections.len(), status))
 }
 
 /// One collection: what the job deleted or rewrote there, and whether its
@@ -125,16 +125,8 @@ async fn wait_for_reindex(ctx: &Context, p: &Planned) -> Result<Option<uuid::Uui
 /// Lethe's own tables: status, detail, and the rewrite that served the job.
 async fn lethe_tables(ctx: &Context, job: &JobRow) -> Result<(&'static str, String, Option<i64>), StageError> {
     let (tables, forgotten_at) = progress::rewrite_state(&ctx.pool, job.job_id).await?;
-    if tables.is_empty() {
-        return Ok((CONFIRMED, "the job deleted or changed no row of the person in Lethe's own tables".into(), None));
-    }
-    if !job.guarantee_physical {
-        let detail = format!(
-            "old versions of the person's rows in {} stay in the table files until (auto)VACUUM prunes them and \
-             their space is reused; ask for guaranteed physical erasure to rewrite them",
-            tables.join(", ")
-        );
-        return Ok((PENDING, detail, None));
+    if let Some((status, detail)) = lethe_tables_without_rewrite(job, &tables) {
+        return Ok((status, detail, None));
     }
     let since = forgotten_at.unwrap_or_else(Utc::now);
     let r = await_rewrite(ctx, &tables, since).await?;
@@ -161,6 +153,27 @@ async fn lethe_tables(ctx: &Context, job: &JobRow) -> Result<(&'static str, Stri
             Some(r.rewrite_id),
         ),
     })
+}
+
+/// Lethe's own tables when the job needs no rewrite of them: it left no
+/// dead row of the person in `tables`, or did not ask for the guarantee.
+pub(super) fn lethe_tables_without_rewrite(job: &JobRow, tables: &[String]) -> Option<(&'static str, String)> {
+    if tables.is_empty() {
+        return Some((CONFIRMED, "the job deleted or changed no row of the person in Lethe's own tables".into()));
+    }
+    (!job.guarantee_physical).then(|| {
+        let detail = format!(
+            "old versions of the person's rows in {} stay in the table files until (auto)VACUUM prunes them and \
+             their space is reused; ask for guaranteed physical erasure to rewrite them",
+            tables.join(", ")
+        );
+        (PENDING, detail)
+    })
+}
+
+/// The stage's message.
+pub(super) fn message(confirmed: usize, collections: usize, lethe_tables: &str) -> String {
+    format!("physical erasure confirmed in {confirmed} of {collections} collections; Lethe's own tables: {lethe_tables}")
 }
 
 /// The first rewrite that starts after `since` and covers `tables`: one run

@@ -226,6 +226,73 @@ pub async fn rewrite_state(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<(Vec
         .await?)
 }
 
+/// The tables to rewrite of several jobs, by job.
+pub async fn rewrite_tables_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Vec<String>>> {
+    let rows: Vec<(Uuid, Vec<String>)> = sqlx::query_as("SELECT job_id, rewrite_tables FROM erasure_jobs WHERE job_id = ANY($1)")
+        .bind(job_ids)
+        .fetch_all(ex)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A job's physical statuses, for [`record_physical_many`]: per collection
+/// `(collection, status, detail)`, and Lethe's own tables `(status, detail)`.
+#[derive(Debug, Clone)]
+pub struct PhysicalRecord {
+    pub job_id: Uuid,
+    pub lease: Lease,
+    pub collections: Vec<(Uuid, &'static str, String)>,
+    pub lethe_tables: (&'static str, String),
+}
+
+/// Records the physical statuses of several jobs (no rewrite served them)
+/// in one statement: only for the jobs whose lease still holds them, which
+/// it returns.
+pub async fn record_physical_many(ex: impl PgExecutor<'_>, records: &[PhysicalRecord]) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = records.iter().map(|r| r.job_id).collect();
+    let owners: Vec<Uuid> = records.iter().map(|r| r.lease.owner).collect();
+    let epochs: Vec<i64> = records.iter().map(|r| r.lease.epoch).collect();
+    let statuses: Vec<&str> = records.iter().map(|r| r.lethe_tables.0).collect();
+    let details: Vec<&str> = records.iter().map(|r| r.lethe_tables.1.as_str()).collect();
+    let (mut c_jobs, mut c_ids, mut c_statuses, mut c_details) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in records {
+        for (collection_id, status, detail) in &r.collections {
+            c_jobs.push(r.job_id);
+            c_ids.push(*collection_id);
+            c_statuses.push(*status);
+            c_details.push(detail.as_str());
+        }
+    }
+    Ok(sqlx::query_scalar(
+        r#"
+        WITH lineage AS (
+            UPDATE erasure_jobs j SET lineage_physical_status = l.status, lineage_physical_detail = l.detail, rewrite_id = NULL
+            FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[]) AS l(job_id, owner, epoch, status, detail)
+            WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
+            RETURNING j.job_id
+        ),
+        collections AS (
+            UPDATE erasure_counts e SET physical_status = c.status, physical_detail = c.detail
+            FROM UNNEST($6::uuid[], $7::uuid[], $8::text[], $9::text[]) AS c(job_id, collection_id, status, detail)
+            JOIN lineage USING (job_id)
+            WHERE e.job_id = c.job_id AND e.collection_id = c.collection_id
+        )
+        SELECT job_id FROM lineage
+        "#,
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .bind(&statuses)
+    .bind(&details)
+    .bind(&c_jobs)
+    .bind(&c_ids)
+    .bind(&c_statuses)
+    .bind(&c_details)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Records the physical status of Lethe's own tables for the job (and the
 /// rewrite that served it); false when `lease` no longer holds the job.
 pub async fn set_lineage_physical(

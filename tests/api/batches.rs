@@ -175,10 +175,11 @@ fn calls_of(calls: &[lethe::vector_store::Call], backend: lethe::domain::Backend
     calls.iter().filter(|c| c.backend == backend && c.method == method).count()
 }
 
-/// Delete, verify and forget lineage run for a batch's small subjects
-/// together (`erasure::bulk`): one delete and one count per collection for
-/// all of them, on both backends, one transaction forgetting their lineage,
-/// each job's counts and tables to rewrite as they would be alone, and
+/// Delete, verify, forget lineage and physical run for a batch's small
+/// subjects together (`erasure::bulk`): one delete and one count per
+/// collection for all of them, on both backends, one transaction forgetting
+/// their lineage, one statement recording their physical statuses, each
+/// job's counts, tables to rewrite and statuses as they would be alone, and
 /// nobody else's points touched. When a subject of the tenant is on legal
 /// hold, what a job must keep has to be told apart: each job runs alone.
 #[tokio::test]
@@ -231,6 +232,12 @@ async fn a_batch_deletes_verifies_and_forgets_its_small_subjects_together_unless
     }
     app.assert_lineage_consistent().await;
     let bulk_tables = rewrite_tables(&app.pool, &jobs[0].job_id).await;
+    let bulk_job = app.job(&jobs[0].job_id).await;
+    let physical = |j: &pb::ErasureJob| -> Vec<(String, String, String)> {
+        j.counts.iter().map(|c| (c.collection.clone(), c.physical_status.clone(), c.physical_detail.clone())).collect()
+    };
+    assert!(physical(&bulk_job).iter().all(|(_, status, detail)| status == "pending" && !detail.is_empty()), "{bulk_job:?}");
+    assert_eq!(bulk_job.lineage_physical_status, "pending", "{}", bulk_job.lineage_physical_detail);
 
     // Dan on hold: eve's and fay's jobs each run delete and verify alone.
     let hold = pb::SetLegalHoldRequest { subject_id: "dan".into(), hold: true, reason: "case 7".into() };
@@ -253,5 +260,13 @@ async fn a_batch_deletes_verifies_and_forgets_its_small_subjects_together_unless
     let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
     assert_eq!(tombstone_transactions(&app.pool, &ids).await, 2, "each alone");
     assert_eq!(rewrite_tables(&app.pool, &jobs[0].job_id).await, bulk_tables, "the same tables to rewrite alone as together");
+    let alone = app.job(&jobs[0].job_id).await;
+    assert_eq!(physical(&alone), physical(&bulk_job), "the same physical statuses alone as together");
+    assert_eq!(
+        (&alone.lineage_physical_status, &alone.lineage_physical_detail),
+        (&bulk_job.lineage_physical_status, &bulk_job.lineage_physical_detail)
+    );
+    let (body, _) = app.certified(&bulk_job.job_id).await;
+    assert_eq!(body["lineage_physical"]["status"], "pending", "{body}");
     app.assert_lineage_consistent().await;
 }
