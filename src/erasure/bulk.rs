@@ -1,21 +1,25 @@
-//! The delete, verify and forget-lineage stages of several small subject
-//! jobs of a batch, together: one read of their plans, one transaction
-//! holding the collections' and the tenants' hold locks, one fenced write
-//! and one backend call per collection for all of them (delete, verify),
-//! one transaction forgetting all their lineage (forget lineage), where a
-//! job alone makes each of these itself (about ten statements per job and
-//! stage).
+//! Stages of several small subject jobs of a batch, together, where a job
+//! alone makes about ten statements per stage:
 //!
-//! Only jobs with nothing to tell apart go this way: subject jobs whose
-//! tenant has no subject on legal hold (so nothing of theirs is kept, and no
-//! hold of their own can refuse or stop them) and whose plan holds at most
-//! [`SMALL`] points per collection; for verify, only those of which nothing
-//! is left (a job with points left deletes again alone, with its retries
-//! and its failure); for forget lineage, only those with no point left in a
-//! backend. Every other job of the batch runs its stage alone, as does
-//! every job when anything here fails or a lease is lost mid-way: the
-//! stages are idempotent, and what this writes is what each job alone
-//! writes, fenced by each job's own lease.
+//! - plan (`stages::plan_many`, which a job alone runs too): the subjects'
+//!   chunks read at once, each collection counted once for all of them, one
+//!   transaction recording every plan and probe;
+//! - delete and verify: one read of their plans, one transaction holding
+//!   the collections' and the tenants' hold locks, one fenced write and one
+//!   backend call per collection for all of them;
+//! - forget lineage: one transaction forgetting all their lineage;
+//! - physical, for jobs without the guarantee: one statement recording it.
+//!
+//! After the plan, only jobs with nothing to tell apart go this way:
+//! subject jobs whose tenant has no subject on legal hold (so nothing of
+//! theirs is kept, and no hold of their own can refuse or stop them) and
+//! whose plan holds at most [`SMALL`] points per collection; for verify,
+//! only those of which nothing is left (a job with points left deletes
+//! again alone, with its retries and its failure); for forget lineage, only
+//! those with no point left in a backend. Every other job of the batch runs
+//! its stage alone, as does every job when anything here fails or a lease
+//! is lost mid-way: the stages are idempotent, and what this writes is what
+//! each job alone writes, fenced by each job's own lease.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -34,10 +38,8 @@ use crate::vector_store::Selector;
 /// a larger subject runs alone, through the statements tuned for it.
 pub(super) const SMALL: usize = 1_000;
 
-/// Whether a stage can run for several jobs at once.
-pub(super) fn runs_together(stage: Stage) -> bool {
-    matches!(stage, Stage::Delete | Stage::Verify | Stage::ForgetLineage | Stage::Physical)
-}
+/// The stages several jobs of a batch can run together.
+pub(super) const STAGES: [Stage; 5] = [Stage::Plan, Stage::Delete, Stage::Verify, Stage::ForgetLineage, Stage::Physical];
 
 /// A job taken through the stage with the others.
 struct Member<'a> {
@@ -52,13 +54,17 @@ impl Member<'_> {
     }
 }
 
-/// Runs `stage` (delete, verify or forget lineage) for the jobs of `batch` that can share
+/// Runs `stage` (plan, delete, verify, forget lineage or physical) for the jobs of `batch` that can share
 /// it; returns their results by job id. The others, absent, run it alone.
 ///
 /// # Errors
 /// Any failure: then every job runs the stage alone.
 pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let subject_jobs: Vec<&(&JobRow, Lease)> = batch.iter().filter(|(job, _)| matches!(job.target(), JobTarget::Subject(_))).collect();
+    if stage == Stage::Plan {
+        let jobs: Vec<(&JobRow, Lease)> = subject_jobs.into_iter().copied().collect();
+        return if jobs.len() < 2 { Ok(HashMap::new()) } else { super::stages::plan_many(ctx, &jobs).await };
+    }
     let ids: Vec<Uuid> = subject_jobs.iter().map(|(job, _)| job.job_id).collect();
     let mut plans = jobs::planned_many(&ctx.pool, &ids, matches!(stage, Stage::Delete | Stage::Verify)).await?;
     let mut members: Vec<Member<'_>> = Vec::with_capacity(subject_jobs.len());

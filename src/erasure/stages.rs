@@ -2,6 +2,8 @@
 //! crash gives the same result, because what it needs from earlier stages
 //! (counts before, lineage ids, probes) was persisted by them.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use uuid::Uuid;
 
 use super::report;
@@ -60,7 +62,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
     };
     match stage {
         Stage::Freeze => freeze(ctx, subject_id).await,
-        Stage::Plan => plan(ctx, job, lease, subject_id).await,
+        Stage::Plan => plan(ctx, job, lease).await,
         Stage::Delete => super::delete::delete(ctx, job, lease).await,
         Stage::Verify => super::delete::verify(ctx, job, lease).await,
         Stage::Residual => super::residual::run(ctx, job, lease, subject_id).await,
@@ -93,60 +95,137 @@ async fn freeze(ctx: &Context, subject_id: Uuid) -> StageResult {
     Ok("ingestion for the subject is suppressed".into())
 }
 
-async fn plan(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
-    let chunks = lineage::subject_chunks(&ctx.pool, subject_id).await?;
-    let collections = lineage::list_collections(&ctx.pool, job.tenant_id).await?;
-    let mut planned = Vec::with_capacity(collections.len());
-    let mut probes = Vec::new();
-    for spec in collections {
-        let ids: Vec<Uuid> = chunks.iter().filter(|(c, _)| *c == spec.collection_id).map(|(_, p)| *p).collect();
-        let before = count_three(ctx, &spec, tag(job), &ids).await?;
-        // Probes serve only the semantic residual search.
-        if ctx.settings.residual.semantic && probes.len() < MAX_PROBES && !ids.is_empty() {
-            probes.extend(capture_probes(ctx, &spec, &ids[..ids.len().min(MAX_PROBES - probes.len())]).await?);
+async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+    plan_many(ctx, &[(job, lease)]).await?.remove(&job.job_id).unwrap_or(Err(StageError::LeaseLost))
+}
+
+/// The plan stage of several subject jobs (a batch's): their chunks read
+/// at once, each collection counted once for all of them, and one
+/// transaction recording every plan. Each job's plan is the one it would
+/// make alone; a job whose lease no longer holds it gets `LeaseLost` and
+/// nothing is written for it.
+pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let subjects: Vec<Uuid> = batch.iter().filter_map(|(job, _)| job.subject_id).collect();
+    let chunks = lineage::subjects_chunks(&ctx.pool, &subjects).await?;
+    let mut plans: HashMap<Uuid, Plan> = HashMap::with_capacity(batch.len());
+    let tenants: BTreeSet<Uuid> = batch.iter().map(|(job, _)| job.tenant_id).collect();
+    for tenant_id in tenants {
+        let of: Vec<&JobRow> = batch.iter().map(|(job, _)| *job).filter(|job| job.tenant_id == tenant_id).collect();
+        for spec in lineage::list_collections(&ctx.pool, tenant_id).await? {
+            let ids: Vec<Vec<Uuid>> = of
+                .iter()
+                .map(|job| {
+                    let mine = job.subject_id.and_then(|s| chunks.get(&s)).map_or(&[][..], Vec::as_slice);
+                    mine.iter().filter(|(c, _)| *c == spec.collection_id).map(|(_, p)| *p).collect()
+                })
+                .collect();
+            let subjects: Vec<(Option<&str>, &[Uuid])> =
+                of.iter().zip(&ids).map(|(job, ids)| (Some(tag(job)).filter(|t| !t.is_empty()), ids.as_slice())).collect();
+            let store = ctx.stores.get(&spec)?;
+            let counts = match subjects.as_slice() {
+                [(tag, ids)] => vec![store.count_tag_and_ids(&spec, *tag, ids).await?],
+                _ => store.count_tag_and_ids_many(&spec, &subjects).await?,
+            };
+            // Probes serve only the semantic residual search.
+            let mut wanted: Vec<(Uuid, &[Uuid])> = Vec::new();
+            for (job, ids) in of.iter().zip(&ids) {
+                let plan = plans.entry(job.job_id).or_default();
+                let room = MAX_PROBES.saturating_sub(plan.probes.len());
+                if ctx.settings.residual.semantic && room > 0 && !ids.is_empty() {
+                    wanted.push((job.job_id, &ids[..ids.len().min(room)]));
+                }
+            }
+            let captured = capture_probes(ctx, &spec, &wanted.iter().flat_map(|(_, ids)| ids.iter().copied()).collect::<Vec<_>>()).await?;
+            for (job_id, ids) in wanted {
+                let probes = &mut plans.entry(job_id).or_default().probes;
+                probes.extend(ids.iter().filter_map(|id| captured.get(id).cloned()));
+            }
+            for ((job, ids), counts) in of.iter().zip(ids).zip(counts) {
+                plans.entry(job.job_id).or_default().collections.push((spec.clone(), counts, ids));
+            }
         }
-        planned.push((spec, before, ids));
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     // Counts taken by a worker whose claim has been superseded may predate
     // (or follow) the new holder's deletes: they must not replace its plan.
-    held(jobs::hold(&mut tx, job.job_id, lease).await?)?;
+    let leases: Vec<(Uuid, Lease)> = batch.iter().map(|(job, lease)| (job.job_id, *lease)).collect();
+    let held: HashSet<Uuid> = jobs::hold_many(&mut tx, &leases).await?.into_iter().collect();
+    plans.retain(|job_id, _| held.contains(job_id));
     // Durable even on the workers' asynchronous-commit pool when a Qdrant
     // collection is planned: the counts before must survive a server crash,
     // because the deletes that follow in Qdrant are not in Postgres' WAL and
     // would not be rolled back with them. pgvector's deletes are in the same
     // WAL, after this commit: a crash cannot keep them and lose the plan.
-    if planned.iter().any(|(spec, _, _)| spec.backend != crate::domain::Backend::Pgvector) {
+    if plans.values().flat_map(|p| &p.collections).any(|(spec, _, _)| spec.backend != crate::domain::Backend::Pgvector) {
         jobs::require_durable_commit(&mut tx).await?;
     }
-    let mut total = 0;
-    for (spec, before, ids) in &planned {
-        let before = before.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        total += before[2];
-        let (name, backend) = (spec.name.as_str(), spec.backend.as_str());
-        jobs::record_plan(&mut tx, job.job_id, spec.collection_id, name, backend, before, ids).await?;
-    }
-    if !probes.is_empty() || ctx.settings.residual.semantic {
-        jobs::record_probes(&mut tx, job.job_id, &probes).await?;
-    }
-    if !probes.is_empty() {
-        // The residual stage deletes them: dead rows of the person.
-        held(crate::store::progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &["erasure_probes"]).await?)?;
+    let before = |n: [u64; 3]| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let rows: Vec<jobs::PlanRow<'_>> = plans
+        .iter()
+        .flat_map(|(job_id, plan)| {
+            plan.collections.iter().map(|(spec, counts, ids)| jobs::PlanRow {
+                job_id: *job_id,
+                collection_id: spec.collection_id,
+                collection_name: spec.name.as_str(),
+                backend: spec.backend.as_str(),
+                before: before(*counts),
+                point_ids: ids,
+            })
+        })
+        .collect();
+    jobs::record_plans(&mut tx, &rows).await?;
+    let probes: Vec<(Uuid, &[ProbeRow])> = plans
+        .iter()
+        .filter(|(_, plan)| !plan.probes.is_empty() || ctx.settings.residual.semantic)
+        .map(|(job_id, plan)| (*job_id, plan.probes.as_slice()))
+        .collect();
+    jobs::record_probes_many(&mut tx, &probes).await?;
+    // The residual stage deletes them: dead rows of the person.
+    let with_probes: Vec<(Uuid, Lease, Vec<&str>)> = leases
+        .iter()
+        .filter(|(job_id, _)| plans.get(job_id).is_some_and(|p| !p.probes.is_empty()))
+        .map(|(job_id, lease)| (*job_id, *lease, vec!["erasure_probes"]))
+        .collect();
+    if crate::store::progress::add_rewrite_tables_many(&mut *tx, &with_probes).await?.len() < with_probes.len() {
+        return Err(StageError::LeaseLost);
     }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(format!("{total} vectors in {} collections to delete", planned.len()))
+    Ok(leases
+        .iter()
+        .map(|(job_id, _)| {
+            let result = match plans.get(job_id) {
+                Some(plan) => {
+                    let total: u64 = plan.collections.iter().map(|(_, counts, _)| counts[2]).sum();
+                    Ok(format!("{total} vectors in {} collections to delete", plan.collections.len()))
+                }
+                None => Err(StageError::LeaseLost),
+            };
+            (*job_id, result)
+        })
+        .collect())
 }
 
-/// The subject's own vectors and texts, kept until the residual stage has used them.
-async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<ProbeRow>> {
+/// What the plan stage found for one job: per collection the counts before
+/// and the lineage point ids, and the probes.
+#[derive(Default)]
+struct Plan {
+    collections: Vec<(CollectionSpec, [u64; 3], Vec<Uuid>)>,
+    probes: Vec<ProbeRow>,
+}
+
+/// The subject's own vectors and texts, kept until the residual stage has
+/// used them, by point id.
+async fn capture_probes(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid]) -> Result<HashMap<Uuid, ProbeRow>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let points = ctx.stores.get(spec)?.retrieve(spec, ids, true).await?;
-    let texts: std::collections::HashMap<Uuid, Option<String>> =
-        lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
+    let texts: HashMap<Uuid, Option<String>> = lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
     Ok(points
         .into_iter()
         .filter_map(|p| {
             let text = texts.get(&p.id).cloned().flatten().or(p.payload.text);
-            p.vector.map(|vector| ProbeRow { collection_id: spec.collection_id, text, vector })
+            p.vector.map(|vector| (p.id, ProbeRow { collection_id: spec.collection_id, text, vector }))
         })
         .collect())
 }

@@ -162,10 +162,10 @@ impl<'a> Batch<'a> {
     /// alone: every one of them when the shared run failed.
     async fn together(&mut self, members: &[Member]) -> HashMap<Uuid, stages::StageResult> {
         let mut results = HashMap::new();
-        for stage in [Stage::Delete, Stage::Verify, Stage::ForgetLineage, Stage::Physical] {
+        for stage in bulk::STAGES {
             let at: Vec<(&JobRow, Lease)> = members
                 .iter()
-                .filter(|m| m.stage == stage && bulk::runs_together(stage) && self.held.contains_key(&m.job.job_id))
+                .filter(|m| m.stage == stage && self.held.contains_key(&m.job.job_id))
                 .map(|m| (&m.job, m.lease))
                 .collect();
             if at.len() < 2 {

@@ -321,19 +321,29 @@ pub async fn complete_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> R
 /// the transaction ends, if `lease` still holds it: the transaction's
 /// writes then cannot race another worker's claim. False when it does not.
 pub async fn hold(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job_id: Uuid, lease: Lease) -> Result<bool> {
-    let held: Option<i32> = sqlx::query_scalar(
+    Ok(!hold_many(tx, &[(job_id, lease)]).await?.is_empty())
+}
+
+/// [`hold`] of several jobs in one statement: those their lease still holds.
+pub async fn hold_many(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
+    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
+    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
+    Ok(sqlx::query_scalar(
         r#"
-        SELECT 1 FROM erasure_jobs
-        WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'
-        FOR KEY SHARE
+        SELECT j.job_id FROM erasure_jobs j
+        JOIN UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch)
+          ON j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch
+        WHERE j.status = 'in_progress'
+        ORDER BY j.job_id
+        FOR KEY SHARE OF j
         "#,
     )
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(held.is_some())
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// Makes the transaction's commit wait for the WAL flush even on the erase

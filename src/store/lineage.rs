@@ -161,6 +161,21 @@ async fn backdate_sources(tx: &mut Transaction<'_, Postgres>, collection_id: Uui
 
 /// (collection id, chunk id) of every chunk tagged with the subject, in
 /// that order (one index-only scan).
+/// The `(collection, chunk)` pairs of several subjects, by subject, in one query.
+pub async fn subjects_chunks(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Vec<(Uuid, Uuid)>>> {
+    let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT subject_id, collection_id, chunk_id FROM chunk_subjects WHERE subject_id = ANY($1) ORDER BY subject_id, collection_id, chunk_id",
+    )
+    .bind(subject_ids)
+    .fetch_all(ex)
+    .await?;
+    let mut chunks: std::collections::HashMap<Uuid, Vec<(Uuid, Uuid)>> = std::collections::HashMap::new();
+    for (subject, collection, chunk) in rows {
+        chunks.entry(subject).or_default().push((collection, chunk));
+    }
+    Ok(chunks)
+}
+
 pub async fn subject_chunks(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<(Uuid, Uuid)>> {
     Ok(sqlx::query_as(
         "SELECT collection_id, chunk_id FROM chunk_subjects WHERE subject_id = $1 ORDER BY collection_id, chunk_id",

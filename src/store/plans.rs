@@ -106,24 +106,57 @@ pub async fn record_plan(
     before: [i64; 3],
     point_ids: &[Uuid],
 ) -> Result<()> {
+    let row = PlanRow { job_id, collection_id, collection_name, backend, before, point_ids };
+    record_plans(tx, &[row]).await
+}
+
+/// One collection's plan of one job, for [`record_plans`].
+#[derive(Debug, Clone, Copy)]
+pub struct PlanRow<'a> {
+    pub job_id: Uuid,
+    pub collection_id: Uuid,
+    pub collection_name: &'a str,
+    pub backend: &'a str,
+    pub before: [i64; 3],
+    pub point_ids: &'a [Uuid],
+}
+
+/// [`record_plan`] of several collections and jobs in one statement; the
+/// point ids travel as one flat array, each row taking its slice.
+pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[PlanRow<'_>]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&PlanRow<'_>) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
+    let (mut starts, mut lens, mut flat) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()), Vec::new());
+    for r in rows {
+        starts.push(i32::try_from(flat.len()).unwrap_or(i32::MAX));
+        lens.push(i32::try_from(r.point_ids.len()).unwrap_or(i32::MAX));
+        flat.extend_from_slice(r.point_ids);
+    }
     sqlx::query(
         r#"
         INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend,
                                     before_by_tag, before_by_ids, before_total, plan_points)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        SELECT r.job_id, r.collection_id, r.name, r.backend, r.by_tag, r.by_ids, r.total,
+               COALESCE(($8::uuid[])[r.start + 1 : r.start + r.len], '{}')
+        FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $9::int[], $10::int[])
+             AS r(job_id, collection_id, name, backend, by_tag, by_ids, total, start, len)
         ON CONFLICT (job_id, collection_id) DO UPDATE
         SET before_by_tag = EXCLUDED.before_by_tag, before_by_ids = EXCLUDED.before_by_ids,
             before_total = EXCLUDED.before_total, plan_points = EXCLUDED.plan_points
         "#,
     )
-    .bind(job_id)
-    .bind(collection_id)
-    .bind(collection_name)
-    .bind(backend)
-    .bind(before[0])
-    .bind(before[1])
-    .bind(before[2])
-    .bind(point_ids)
+    .bind(rows.iter().map(|r| r.job_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.collection_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.collection_name).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.backend).collect::<Vec<_>>())
+    .bind(column(|r| r.before[0]))
+    .bind(column(|r| r.before[1]))
+    .bind(column(|r| r.before[2]))
+    .bind(&flat)
+    .bind(&starts)
+    .bind(&lens)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -19,31 +19,40 @@ pub struct ProbeRow {
 
 /// Replaces the job's probes (idempotent).
 pub async fn record_probes(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job_id: Uuid, probes: &[ProbeRow]) -> Result<()> {
-    sqlx::query("DELETE FROM erasure_probes WHERE job_id = $1").bind(job_id).execute(&mut **tx).await?;
-    if probes.is_empty() {
-        return Ok(());
+    record_probes_many(tx, &[(job_id, probes)]).await
+}
+
+/// Replaces several jobs' probes (idempotent), in two statements: one
+/// delete, one insert of every probe, the vectors travelling as one flat
+/// array, each probe as its slice.
+pub async fn record_probes_many(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, jobs: &[(Uuid, &[ProbeRow])]) -> Result<()> {
+    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
+    sqlx::query("DELETE FROM erasure_probes WHERE job_id = ANY($1)").bind(&ids).execute(&mut **tx).await?;
+    let (mut owners, mut ords, mut collections, mut texts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut flat, mut starts, mut lens) = (Vec::new(), Vec::new(), Vec::new());
+    for (job_id, probes) in jobs {
+        for (ord, p) in (0i32..).zip(probes.iter()) {
+            owners.push(*job_id);
+            ords.push(ord);
+            collections.push(p.collection_id);
+            texts.push(p.text.as_deref());
+            starts.push(i32::try_from(flat.len()).unwrap_or(i32::MAX));
+            lens.push(i32::try_from(p.vector.len()).unwrap_or(i32::MAX));
+            flat.extend_from_slice(&p.vector);
+        }
     }
-    // One statement for all probes (up to 256): the vectors travel as one
-    // flat array, each probe as its slice.
-    let collections: Vec<Uuid> = probes.iter().map(|p| p.collection_id).collect();
-    let texts: Vec<Option<&str>> = probes.iter().map(|p| p.text.as_deref()).collect();
-    let flat: Vec<f32> = probes.iter().flat_map(|p| p.vector.iter().copied()).collect();
-    let (mut starts, mut lens) = (Vec::with_capacity(probes.len()), Vec::with_capacity(probes.len()));
-    let mut at = 0i32;
-    for p in probes {
-        let len = i32::try_from(p.vector.len()).unwrap_or(i32::MAX);
-        starts.push(at);
-        lens.push(len);
-        at = at.saturating_add(len);
+    if owners.is_empty() {
+        return Ok(());
     }
     sqlx::query(
         r#"
         INSERT INTO erasure_probes (job_id, ord, collection_id, text, vector)
-        SELECT $1, (p.n - 1)::int, p.cid, p.txt, ($5::real[])[p.start + 1 : p.start + p.len]
-        FROM UNNEST($2::uuid[], $3::text[], $4::int[], $6::int[]) WITH ORDINALITY AS p(cid, txt, start, len, n)
+        SELECT p.job_id, p.ord, p.cid, p.txt, ($6::real[])[p.start + 1 : p.start + p.len]
+        FROM UNNEST($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $7::int[]) AS p(job_id, ord, cid, txt, start, len)
         "#,
     )
-    .bind(job_id)
+    .bind(&owners)
+    .bind(&ords)
     .bind(&collections)
     .bind(&texts)
     .bind(&starts)
