@@ -68,24 +68,57 @@ pub async fn append(
     body: &impl Serialize,
 ) -> Result<(LogRow, SignedHead)> {
     let body = serde_json::to_string(body).map_err(|e| StoreError::Unexpected(sqlx::Error::Decode(e.into())))?;
-    let (seq, prev_hash) = log::lock_head(tx, tenant_id).await?;
-    let mut entry = LogRow {
-        seq: seq + 1,
-        kind: kind.to_owned(),
-        job_id,
-        subject_hash: subject_hash.map(<[u8]>::to_vec),
-        entry_hash: Vec::new(),
-        prev_hash,
-        body,
-        // Microsecond precision, as Postgres stores it.
-        created_at: chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_else(Utc::now),
-        hash_version: HASH_VERSION,
-    };
-    entry.entry_hash = entry_hash_v2(tenant_id, &entry);
-    let head = SignedHead::sign(signer, tenant_id, entry.seq, &entry.entry_hash);
-    let signature = log::HeadSignature { signed_at: head.signed_at, key_id: &head.key_id, signature: &head.signature };
-    log::insert_entry(tx, tenant_id, &entry, &signature).await?;
+    let (mut entries, head) = append_many(tx, signer, tenant_id, vec![NewEntry { kind, job_id, subject_hash, body }]).await?;
+    let entry = entries.pop().ok_or_else(|| StoreError::Unexpected(sqlx::Error::RowNotFound))?;
     Ok((entry, head))
+}
+
+/// An entry to append: its body already serialised.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub kind: &'a str,
+    pub job_id: Option<Uuid>,
+    pub subject_hash: Option<&'a [u8]>,
+    pub body: String,
+}
+
+/// Appends entries to the tenant's chain in their order, inside the
+/// caller's transaction, in two statements (the head locked, then every
+/// entry written and the head moved to the last), and signs the new head.
+/// Each entry chains to the one before it exactly as one append at a time.
+///
+/// # Errors
+/// Database failures.
+pub async fn append_many(
+    tx: &mut Transaction<'_, Postgres>,
+    signer: &Signer,
+    tenant_id: Uuid,
+    new: Vec<NewEntry<'_>>,
+) -> Result<(Vec<LogRow>, SignedHead)> {
+    let (mut seq, mut prev_hash) = log::lock_head(tx, tenant_id).await?;
+    let mut entries = Vec::with_capacity(new.len());
+    for NewEntry { kind, job_id, subject_hash, body } in new {
+        seq += 1;
+        let mut entry = LogRow {
+            seq,
+            kind: kind.to_owned(),
+            job_id,
+            subject_hash: subject_hash.map(<[u8]>::to_vec),
+            entry_hash: Vec::new(),
+            prev_hash: std::mem::take(&mut prev_hash),
+            body,
+            // Microsecond precision, as Postgres stores it.
+            created_at: chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_else(Utc::now),
+            hash_version: HASH_VERSION,
+        };
+        entry.entry_hash = entry_hash_v2(tenant_id, &entry);
+        prev_hash.clone_from(&entry.entry_hash);
+        entries.push(entry);
+    }
+    let head = SignedHead::sign(signer, tenant_id, seq, &prev_hash);
+    let signature = log::HeadSignature { signed_at: head.signed_at, key_id: &head.key_id, signature: &head.signature };
+    log::insert_entries(tx, tenant_id, &entries, &signature).await?;
+    Ok((entries, head))
 }
 
 /// The outcome of a chain verification.

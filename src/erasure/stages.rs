@@ -278,49 +278,61 @@ pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::
     // Everything that does not need the log head first: appends of a tenant
     // queue on its head from `append` to commit. The ledger keeps the deleted
     // points as keyed hashes (restore guard) before the plan forgets their ids.
-    let mut ready = Vec::with_capacity(completed.len());
-    for (job, _) in batch {
+    let ended: Vec<&JobRow> = batch.iter().map(|(job, _)| job).filter(|job| completed.contains_key(&job.job_id)).collect();
+    let subject_ids: Vec<Uuid> = ended.iter().filter_map(|job| job.subject_id).collect();
+    let mut subjects = lineage::subjects_by_ids(&mut *tx, &subject_ids).await?;
+    let ended_ids: Vec<Uuid> = ended.iter().map(|job| job.job_id).collect();
+    // The counts as this lease holder's stages left them.
+    let mut counts = jobs::counts_many(&mut *tx, &ended_ids).await?;
+    let mut ready = Vec::with_capacity(ended.len());
+    for job in ended {
         let (Some(done), JobTarget::Subject(subject_id)) = (completed.get(&job.job_id), job.target()) else { continue };
-        let subject = lineage::subject_by_id(&mut *tx, subject_id).await?;
-        // The counts as this lease holder's stages left them.
-        let counts = jobs::counts(&mut *tx, job.job_id).await?;
+        let subject = subjects.remove(&subject_id).ok_or_else(|| StoreError::from(sqlx::Error::RowNotFound))?;
         crate::restore::record_erasure(ctx, &mut tx, job, subject_id, &subject.subject_hash).await?;
-        ready.push((job, done, subject.subject_hash, counts));
+        ready.push((job, done, subject.subject_hash, counts.remove(&job.job_id).unwrap_or_default()));
     }
     let ended: Vec<Uuid> = ready.iter().map(|(job, ..)| job.job_id).collect();
     jobs::delete_plan_points(&mut *tx, &ended).await?;
     jobs::scrub_residuals(&mut *tx, &ended).await?;
     // Heads are taken tenant by tenant, in the same order in every batch, so
-    // that two batches cannot wait on each other's heads.
+    // that two batches cannot wait on each other's heads; each tenant's
+    // entries are appended in the batch's order, in one append.
     ready.sort_by_key(|(job, ..)| job.tenant_id);
     let mut messages = std::collections::HashMap::with_capacity(ready.len());
-    for (job, done, subject_hash, counts) in &ready {
-        let notes: Vec<crate::domain::JobNote> = serde_json::from_value(done.notes.clone()).unwrap_or_default();
-        let lineage_physical = (done.lineage_physical_status.clone(), done.lineage_physical_detail.clone());
-        let outcome = report::Outcome {
-            subject_hash: Some(subject_hash),
-            counts,
-            notes: &notes,
-            lineage_physical: &lineage_physical,
-            retention: None,
-        };
-        let body = report::erasure_body(job, &outcome);
-        let (entry, _) = crate::audit::append(
-            &mut tx,
-            &ctx.signer,
-            job.tenant_id,
-            "erasure",
-            Some(job.job_id),
-            Some(subject_hash),
-            &body,
-        )
-        .await?;
-        let cert = report::certificate(ctx, job, &outcome, &entry);
-        crate::store::log::insert_certificate(&mut tx, job.tenant_id, &cert).await?;
-        let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
-        jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;
-        messages.insert(job.job_id, message);
+    let mut certificates = Vec::with_capacity(ready.len());
+    for of in ready.chunk_by(|a, b| a.0.tenant_id == b.0.tenant_id) {
+        let tenant_id = of[0].0.tenant_id;
+        let mut entries = Vec::with_capacity(of.len());
+        for (job, done, subject_hash, counts) in of {
+            let notes: Vec<crate::domain::JobNote> = serde_json::from_value(done.notes.clone()).unwrap_or_default();
+            let lineage_physical = (done.lineage_physical_status.clone(), done.lineage_physical_detail.clone());
+            let outcome = erasure_outcome(subject_hash, counts, &notes, &lineage_physical);
+            let body = serde_json::to_string(&report::erasure_body(job, &outcome)).map_err(|e| StageError::Fatal(e.to_string()))?;
+            let entry = crate::audit::NewEntry { kind: "erasure", job_id: Some(job.job_id), subject_hash: Some(subject_hash), body };
+            entries.push((entry, notes, lineage_physical));
+        }
+        let new: Vec<crate::audit::NewEntry<'_>> = entries.iter().map(|(e, ..)| e.clone()).collect();
+        let (appended, _) = crate::audit::append_many(&mut tx, &ctx.signer, tenant_id, new).await?;
+        for (((job, _, subject_hash, counts), (_, notes, lineage_physical)), entry) in of.iter().zip(&entries).zip(&appended) {
+            let outcome = erasure_outcome(subject_hash, counts, notes, lineage_physical);
+            certificates.push((job.tenant_id, report::certificate(ctx, job, &outcome, entry)));
+            messages.insert(job.job_id, format!("log entry {} appended and certificate signed; completed", entry.seq));
+        }
     }
+    let certs: Vec<(Uuid, &crate::store::log::CertificateRow)> = certificates.iter().map(|(t, c)| (*t, c)).collect();
+    crate::store::log::insert_certificates(&mut tx, &certs).await?;
+    let events: Vec<(Uuid, &str)> = ended.iter().filter_map(|id| messages.get(id).map(|m| (*id, m.as_str()))).collect();
+    jobs::insert_events(&mut *tx, &events, Stage::Log.as_str(), JobStatus::Completed.as_str()).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(batch.iter().map(|(job, _)| messages.remove(&job.job_id)).collect())
+}
+
+/// What an erasure's log entry and certificate report.
+fn erasure_outcome<'a>(
+    subject_hash: &'a [u8],
+    counts: &'a [jobs::CountRow],
+    notes: &'a [crate::domain::JobNote],
+    lineage_physical: &'a (String, String),
+) -> report::Outcome<'a> {
+    report::Outcome { subject_hash: Some(subject_hash), counts, notes, lineage_physical, retention: None }
 }

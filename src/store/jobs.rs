@@ -458,15 +458,24 @@ pub struct EventRow {
 }
 
 pub async fn insert_event(ex: impl PgExecutor<'_>, job_id: Uuid, stage: &str, status: &str, message: &str) -> Result<()> {
+    insert_events(ex, &[(job_id, message)], stage, status).await
+}
+
+/// [`insert_event`] of several jobs `(job, message)` at the same stage and status, in one statement.
+pub async fn insert_events(ex: impl PgExecutor<'_>, events: &[(Uuid, &str)], stage: &str, status: &str) -> Result<()> {
     // The time of the event itself, not of its transaction's start: the log
     // stage's event is the last statement of a longer transaction.
-    sqlx::query("INSERT INTO erasure_events (job_id, stage, status, message, at) VALUES ($1, $2, $3, $4, clock_timestamp())")
-        .bind(job_id)
-        .bind(stage)
-        .bind(status)
-        .bind(message)
-        .execute(ex)
-        .await?;
+    sqlx::query(
+        "INSERT INTO erasure_events (job_id, stage, status, message, at) \
+         SELECT e.job_id, $3, $4, e.message, clock_timestamp() FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS e(job_id, message, n) \
+         ORDER BY e.n",
+    )
+    .bind(events.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, m)| *m).collect::<Vec<_>>())
+    .bind(stage)
+    .bind(status)
+    .execute(ex)
+    .await?;
     Ok(())
 }
 

@@ -67,40 +67,46 @@ pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<Hea
         .await?)
 }
 
-/// Appends an entry and moves the head, in one statement (the head lock is
-/// held from `lock_head` to commit: every round trip in between delays the
-/// next append of the tenant). The caller computed the hash over `prev_hash`
-/// and `body` and holds the head lock.
-pub async fn insert_entry(
+/// Appends entries and moves the head to the last, in one statement (the
+/// head lock is held from `lock_head` to commit: every round trip in
+/// between delays the next append of the tenant). The caller computed each
+/// hash over its predecessor and holds the head lock.
+pub async fn insert_entries(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
-    entry: &LogRow,
+    entries: &[LogRow],
     head: &HeadSignature<'_>,
 ) -> Result<()> {
+    let Some(last) = entries.last() else { return Ok(()) };
     sqlx::query(
         r#"
         WITH moved AS (
-            UPDATE deletion_log_heads SET seq = $2, entry_hash = $8, signed_at = $11, key_id = $12, signature = $13
+            UPDATE deletion_log_heads SET seq = $2, entry_hash = $3, signed_at = $4, key_id = $5, signature = $6
             WHERE tenant_id = $1
         )
         INSERT INTO deletion_log (tenant_id, seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at,
                                   hash_version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        SELECT $1, e.seq, e.kind, e.job_id, e.subject_hash, e.body, e.prev_hash, e.entry_hash, e.created_at, e.hash_version
+        FROM UNNEST($7::bigint[], $8::text[], $9::uuid[], $10::bytea[], $11::text[], $12::bytea[], $13::bytea[],
+                    $14::timestamptz[], $15::smallint[])
+             AS e(seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at, hash_version)
         "#,
     )
     .bind(tenant_id)
-    .bind(entry.seq)
-    .bind(&entry.kind)
-    .bind(entry.job_id)
-    .bind(&entry.subject_hash)
-    .bind(&entry.body)
-    .bind(&entry.prev_hash)
-    .bind(&entry.entry_hash)
-    .bind(entry.created_at)
-    .bind(entry.hash_version)
+    .bind(last.seq)
+    .bind(&last.entry_hash)
     .bind(head.signed_at)
     .bind(head.key_id)
     .bind(head.signature)
+    .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.job_id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.subject_hash.as_deref()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.prev_hash.as_slice()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.entry_hash.as_slice()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.created_at).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.hash_version).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -136,19 +142,24 @@ pub async fn insert_certificate(
     tenant_id: Uuid,
     cert: &CertificateRow,
 ) -> Result<()> {
+    insert_certificates(tx, &[(tenant_id, cert)]).await
+}
+
+/// [`insert_certificate`] of several certificates `(tenant, certificate)` in one statement.
+pub async fn insert_certificates(tx: &mut Transaction<'_, Postgres>, certs: &[(Uuid, &CertificateRow)]) -> Result<()> {
     sqlx::query(
         r#"
         INSERT INTO certificates (job_id, tenant_id, body, signature, public_key, key_id)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::bytea[], $6::text[])
         ON CONFLICT (job_id) DO NOTHING
         "#,
     )
-    .bind(cert.job_id)
-    .bind(tenant_id)
-    .bind(&cert.body)
-    .bind(&cert.signature)
-    .bind(&cert.public_key)
-    .bind(&cert.key_id)
+    .bind(certs.iter().map(|(_, c)| c.job_id).collect::<Vec<_>>())
+    .bind(certs.iter().map(|(t, _)| *t).collect::<Vec<_>>())
+    .bind(certs.iter().map(|(_, c)| c.body.as_str()).collect::<Vec<_>>())
+    .bind(certs.iter().map(|(_, c)| c.signature.as_slice()).collect::<Vec<_>>())
+    .bind(certs.iter().map(|(_, c)| c.public_key.as_slice()).collect::<Vec<_>>())
+    .bind(certs.iter().map(|(_, c)| c.key_id.as_deref()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

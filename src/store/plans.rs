@@ -279,17 +279,34 @@ pub async fn set_physical(
 }
 
 pub async fn counts(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<CountRow>> {
-    Ok(sqlx::query_as(
+    Ok(counts_many(ex, &[job_id]).await?.remove(&job_id).unwrap_or_default())
+}
+
+#[derive(sqlx::FromRow)]
+struct CountsOfJob {
+    job_id: Uuid,
+    #[sqlx(flatten)]
+    counts: CountRow,
+}
+
+/// [`counts`] of several jobs in one query, by job.
+pub async fn counts_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<CountRow>>> {
+    let rows: Vec<CountsOfJob> = sqlx::query_as(
         r#"
-        SELECT collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
+        SELECT job_id, collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
                after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
                residual_redacted, physical_status, physical_detail, residual_applied, withheld, residual_withheld
-        FROM erasure_counts WHERE job_id = $1 ORDER BY collection_name
+        FROM erasure_counts WHERE job_id = ANY($1) ORDER BY job_id, collection_name
         "#,
     )
-    .bind(job_id)
+    .bind(job_ids)
     .fetch_all(ex)
-    .await?)
+    .await?;
+    let mut counts: HashMap<Uuid, Vec<CountRow>> = HashMap::with_capacity(job_ids.len());
+    for r in rows {
+        counts.entry(r.job_id).or_default().push(r.counts);
+    }
+    Ok(counts)
 }
 
 /// Forgets the plan's point ids once the job is logged (they are lineage too).

@@ -102,6 +102,15 @@ pub async fn subject_by_id(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<
         .await?)
 }
 
+/// [`subject_by_id`] of several subjects in one query, by id.
+pub async fn subjects_by_ids(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, SubjectRow>> {
+    let rows: Vec<SubjectRow> = sqlx::query_as(&format!("SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_id = ANY($1)"))
+        .bind(subject_ids)
+        .fetch_all(ex)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.subject_id, r)).collect())
+}
+
 /// Adds identifiers (kind, clear value, keyed hash of the normalised value).
 /// Values of an erased subject are not stored, only their hashes.
 pub async fn add_identifiers(
