@@ -18,25 +18,26 @@ use crate::error::LetheError;
 use crate::residual::{self, Candidate, Probe, ResidualQuery, TooCommon, action};
 use crate::store::jobs::{self, JobRow, Lease};
 use crate::store::progress::{self, ResidualCounts};
-use crate::store::{StoreError, holds, lineage};
+use crate::store::{StoreError, holds};
 use crate::vector_store::Selector;
 
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
-    let requested = jobs::request_identifiers(&ctx.pool, job.job_id).await?;
+    let (requested, own) = jobs::residual_identifiers(&ctx.pool, job.job_id, subject_id).await?;
     let had_requested = !requested.is_empty();
     if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
         // Probes of a job planned before the searches were switched off.
         forget_inputs(ctx, job, lease, had_requested).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
-    let identifiers = identifiers(ctx, subject_id, requested).await?;
+    let identifiers = identifiers(own, requested);
     let mut candidates: Vec<Candidate> = match job.residual_searched_at {
         Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
         None => search_and_plan(ctx, job, lease, policy, &identifiers).await?,
     };
     let mut total = ResidualCounts::default();
-    let mut collections = planned(ctx, job, false).await?;
+    // Without candidates no collection has residual counts to add up.
+    let mut collections = if candidates.is_empty() { Vec::new() } else { planned(ctx, job, false).await? };
     // One order for every attempt.
     collections.sort_by_key(|p| p.spec.collection_id);
     for p in collections {
@@ -88,23 +89,19 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
 /// The probes (the person's own vectors and texts) and the request's
 /// identifiers (`requested`: whether it gave any) are needed no longer.
 async fn forget_inputs(ctx: &Context, job: &JobRow, lease: Lease, requested: bool) -> Result<(), StageError> {
-    if requested {
-        held(progress::add_rewrite_tables(&ctx.pool, job.job_id, lease, &["erasure_identifiers"]).await?)?;
-    }
-    jobs::delete_probes(&ctx.pool, job.job_id, lease).await?;
-    jobs::delete_request_identifiers(&ctx.pool, job.job_id, lease).await?;
-    Ok(())
+    let held_by_lease = jobs::forget_residual_inputs(&ctx.pool, job.job_id, lease, requested).await?;
+    // As before the fold: only a request's identifiers make a lost lease an error.
+    if requested { held(held_by_lease) } else { Ok(()) }
 }
 
 /// The subject's identifiers and those the request gave (`requested`): a
 /// follow-up erasure of an erased subject (whose identifiers are hashes
 /// only) is searched for what it names.
-async fn identifiers(ctx: &Context, subject_id: Uuid, requested: Vec<(String, String)>) -> Result<Vec<Identifier>, StageError> {
-    let mut stored = lineage::identifiers(&ctx.pool, subject_id).await?;
+fn identifiers(mut stored: Vec<(String, String)>, requested: Vec<(String, String)>) -> Vec<Identifier> {
     stored.extend(requested);
     stored.sort_unstable();
     stored.dedup();
-    Ok(stored.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect())
+    stored.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect()
 }
 
 /// Searches, marks each candidate with its planned action, and stores the

@@ -102,11 +102,57 @@ pub async fn insert_request_identifiers(
     Ok(())
 }
 
-pub async fn request_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<(String, String)>> {
-    Ok(sqlx::query_as("SELECT kind, value FROM erasure_identifiers WHERE job_id = $1")
-        .bind(job_id)
-        .fetch_all(ex)
-        .await?)
+/// The residual stage's identifiers in one query: the request's
+/// (`erasure_identifiers`, in clear until searched) and the subject's own
+/// clear ones (none once it is a tombstone), as `(request's, subject's)`.
+pub async fn residual_identifiers(
+    ex: impl PgExecutor<'_>,
+    job_id: Uuid,
+    subject_id: Uuid,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>)> {
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        r#"
+        SELECT kind, value, true FROM erasure_identifiers WHERE job_id = $1
+        UNION ALL
+        SELECT kind, value, false FROM subject_identifiers WHERE subject_id = $2 AND value IS NOT NULL
+        "#,
+    )
+    .bind(job_id)
+    .bind(subject_id)
+    .fetch_all(ex)
+    .await?;
+    let (requested, own): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(.., requested)| *requested);
+    let pairs = |rows: Vec<(String, String, bool)>| rows.into_iter().map(|(kind, value, _)| (kind, value)).collect();
+    Ok((pairs(requested), pairs(own)))
+}
+
+/// What the residual stage no longer needs, in one statement: the job's
+/// probes and the request's identifiers (then `erasure_identifiers` joins
+/// the tables to rewrite, when `requested`). False, with nothing changed,
+/// when `lease` no longer holds the job.
+pub async fn forget_residual_inputs(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, requested: bool) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        r#"
+        WITH held AS MATERIALIZED (
+            SELECT 1 FROM erasure_jobs h
+            WHERE h.job_id = $1 AND h.lease_owner = $2 AND h.lease_epoch = $3 AND h.status = 'in_progress'
+        ),
+        probes AS (DELETE FROM erasure_probes WHERE job_id = $1 AND EXISTS (SELECT 1 FROM held)),
+        identifiers AS (DELETE FROM erasure_identifiers WHERE job_id = $1 AND EXISTS (SELECT 1 FROM held)),
+        tables AS (
+            UPDATE erasure_jobs
+            SET rewrite_tables = ARRAY(SELECT DISTINCT t FROM unnest(rewrite_tables || '{erasure_identifiers}'::text[]) AS t ORDER BY t)
+            WHERE job_id = $1 AND $4 AND EXISTS (SELECT 1 FROM held)
+        )
+        SELECT EXISTS (SELECT 1 FROM held)
+        "#,
+    )
+    .bind(job_id)
+    .bind(lease.owner)
+    .bind(lease.epoch)
+    .bind(requested)
+    .fetch_one(ex)
+    .await?)
 }
 
 /// Once searched, a request's identifiers are not kept in clear (unless

@@ -144,16 +144,6 @@ pub async fn add_identifiers(
     Ok(())
 }
 
-/// The subject's identifiers in clear (kind, value); empty once erased.
-pub async fn identifiers(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<(String, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT kind, value FROM subject_identifiers WHERE subject_id = $1 AND value IS NOT NULL ORDER BY kind, value",
-    )
-    .bind(subject_id)
-    .fetch_all(ex)
-    .await?)
-}
-
 /// Whether the subject still holds plaintext in its own rows: (clear
 /// identifiers, the caller's id), in one statement.
 pub async fn holds_plaintext(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<(bool, bool)> {
