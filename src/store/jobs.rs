@@ -298,9 +298,7 @@ pub struct Completed {
 /// their lease (id, lease) still holds. Their rows stay locked until the
 /// transaction ends.
 pub async fn complete_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Completed>> {
-    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
-    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
-    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
+    let (ids, owners, epochs) = super::lease::lease_columns(jobs);
     Ok(sqlx::query_as(
         r#"
         UPDATE erasure_jobs j SET status = 'completed', error = NULL, completed_at = now(), stage = 'done',
@@ -326,9 +324,7 @@ pub async fn hold(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job_id: Uuid, 
 
 /// [`hold`] of several jobs in one statement: those their lease still holds.
 pub async fn hold_many(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
-    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
-    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
+    let (ids, owners, epochs) = super::lease::lease_columns(jobs);
     Ok(sqlx::query_scalar(
         r#"
         SELECT j.job_id FROM erasure_jobs j

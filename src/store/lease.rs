@@ -40,6 +40,32 @@ impl Queue {
 }
 
 /// What a claim writes: `$1` the owner, `$2` the lease in seconds.
+/// Jobs and their leases as the three array parameters of a fenced batch
+/// statement (`UNNEST($ids, $owners, $epochs)`): `(ids, owners, epochs)`.
+pub(super) fn lease_columns(jobs: &[(Uuid, Lease)]) -> (Vec<Uuid>, Vec<Uuid>, Vec<i64>) {
+    let ids = jobs.iter().map(|(id, _)| *id).collect();
+    let owners = jobs.iter().map(|(_, l)| l.owner).collect();
+    let epochs = jobs.iter().map(|(_, l)| l.epoch).collect();
+    (ids, owners, epochs)
+}
+
+/// Sets `assignment` (columns of `erasure_jobs j`) on the jobs their leases
+/// still hold, in one statement; returns those jobs.
+pub(super) async fn update_held_jobs(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)], assignment: &str) -> Result<Vec<Uuid>> {
+    let (ids, owners, epochs) = lease_columns(jobs);
+    Ok(sqlx::query_scalar(&format!(
+        "UPDATE erasure_jobs j SET {assignment} \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch) \
+         WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress' \
+         RETURNING j.job_id"
+    ))
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .fetch_all(ex)
+    .await?)
+}
+
 const CLAIMED: &str = "lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = now() + make_interval(secs => $2), \
      status = 'in_progress', started_at = COALESCE(started_at, now()), attempts = attempts + 1";
 

@@ -236,22 +236,7 @@ pub async fn set_deleting_started(ex: impl PgExecutor<'_>, job_id: Uuid, lease: 
 /// [`set_deleting_started`] of several jobs in one statement: those whose
 /// lease still holds them.
 pub async fn set_deleting_started_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
-    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
-    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
-    Ok(sqlx::query_scalar(
-        r#"
-        UPDATE erasure_jobs j SET deleting_started_at = COALESCE(j.deleting_started_at, clock_timestamp())
-        FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch)
-        WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
-        RETURNING j.job_id
-        "#,
-    )
-    .bind(&ids)
-    .bind(&owners)
-    .bind(&epochs)
-    .fetch_all(ex)
-    .await?)
+    super::lease::update_held_jobs(ex, jobs, "deleting_started_at = COALESCE(j.deleting_started_at, clock_timestamp())").await
 }
 
 /// Records a collection's physical status; false when `lease` no longer holds the job.

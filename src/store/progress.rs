@@ -168,9 +168,8 @@ pub async fn add_rewrite_tables(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Le
 /// [`add_rewrite_tables`] of several jobs in one statement: the jobs whose
 /// lease still holds them.
 pub async fn add_rewrite_tables_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease, Vec<&str>)]) -> Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = jobs.iter().map(|(id, ..)| *id).collect();
-    let owners: Vec<Uuid> = jobs.iter().map(|(_, l, _)| l.owner).collect();
-    let epochs: Vec<i64> = jobs.iter().map(|(_, l, _)| l.epoch).collect();
+    let leases: Vec<(Uuid, Lease)> = jobs.iter().map(|(id, lease, _)| (*id, *lease)).collect();
+    let (ids, owners, epochs) = super::lease::lease_columns(&leases);
     // Table names are identifiers: a comma never occurs in one.
     let tables: Vec<String> = jobs.iter().map(|(.., t)| t.join(",")).collect();
     Ok(sqlx::query_scalar(
@@ -200,22 +199,7 @@ pub async fn set_forgotten(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) 
 /// [`set_forgotten`] of several jobs in one statement: those whose lease
 /// still holds them.
 pub async fn set_forgotten_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = jobs.iter().map(|(id, _)| *id).collect();
-    let owners: Vec<Uuid> = jobs.iter().map(|(_, l)| l.owner).collect();
-    let epochs: Vec<i64> = jobs.iter().map(|(_, l)| l.epoch).collect();
-    Ok(sqlx::query_scalar(
-        r#"
-        UPDATE erasure_jobs j SET forgotten_at = COALESCE(j.forgotten_at, clock_timestamp())
-        FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch)
-        WHERE j.job_id = l.job_id AND j.lease_owner = l.owner AND j.lease_epoch = l.epoch AND j.status = 'in_progress'
-        RETURNING j.job_id
-        "#,
-    )
-    .bind(&ids)
-    .bind(&owners)
-    .bind(&epochs)
-    .fetch_all(ex)
-    .await?)
+    super::lease::update_held_jobs(ex, jobs, "forgotten_at = COALESCE(j.forgotten_at, clock_timestamp())").await
 }
 
 /// The tables to rewrite for the job and when its forget-lineage stage was done.
@@ -249,9 +233,8 @@ pub struct PhysicalRecord {
 /// in one statement: only for the jobs whose lease still holds them, which
 /// it returns.
 pub async fn record_physical_many(ex: impl PgExecutor<'_>, records: &[PhysicalRecord]) -> Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = records.iter().map(|r| r.job_id).collect();
-    let owners: Vec<Uuid> = records.iter().map(|r| r.lease.owner).collect();
-    let epochs: Vec<i64> = records.iter().map(|r| r.lease.epoch).collect();
+    let leases: Vec<(Uuid, Lease)> = records.iter().map(|r| (r.job_id, r.lease)).collect();
+    let (ids, owners, epochs) = super::lease::lease_columns(&leases);
     let statuses: Vec<&str> = records.iter().map(|r| r.lethe_tables.0).collect();
     let details: Vec<&str> = records.iter().map(|r| r.lethe_tables.1.as_str()).collect();
     let (mut c_jobs, mut c_ids, mut c_statuses, mut c_details) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
