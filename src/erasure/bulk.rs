@@ -54,7 +54,7 @@ impl Member<'_> {
     }
 }
 
-/// Runs `stage` (plan, delete, verify, forget lineage or physical) for the jobs of `batch` that can share
+/// Runs `stage` (one of [`STAGES`]) for the jobs of `batch` that can share
 /// it; returns their results by job id. The others, absent, run it alone.
 ///
 /// # Errors
