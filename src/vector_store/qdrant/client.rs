@@ -18,6 +18,18 @@ impl Interceptor for ApiKeyInterceptor {
 }
 
 impl QdrantStore {
+    /// Deletes what `filter` selects and waits until it is applied.
+    pub(super) async fn delete_filter(&self, spec: &CollectionSpec, filter: Filter) -> Result<()> {
+        let name = &spec.backend_name;
+        let request = DeletePointsBuilder::new(name.clone())
+            .points(filter)
+            .wait(true)
+            .ordering(Self::write_ordering())
+            .timeout(self.server_timeout());
+        let response = self.client.delete_points(request).await.map_err(|e| map_error(e, name))?;
+        check_completed(response.result, "delete")
+    }
+
     /// Connects (and checks the connection) to Qdrant's gRPC endpoint
     /// (`http(s)://host:6334`). `timeout` bounds every request (the client's
     /// default of 5 s is too low for exact counts and waited deletes).

@@ -51,6 +51,26 @@ pub(super) fn tag_or_ids_filters(field: &str, tag: Option<&str>, ids: &[PointId]
     filters
 }
 
+/// One filter selecting what any of the selectors selects (any of their
+/// tags, any of their ids), when their ids fit one id condition
+/// (`ID_CHUNK`); None when they do not. `Some(None)`: they select nothing.
+pub(super) fn any_selector_filter(selectors: &[Selector]) -> Option<Option<Filter>> {
+    let tags: Vec<String> = selectors.iter().filter_map(|s| s.tag.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let ids: Vec<PointId> =
+        selectors.iter().flat_map(|s| s.ids.iter().copied()).collect::<BTreeSet<_>>().into_iter().map(point_id).collect();
+    if ids.len() > ID_CHUNK {
+        return None;
+    }
+    let mut should = Vec::new();
+    if !tags.is_empty() {
+        should.push(Condition::matches(FIELD_SUBJECTS, MatchValue::Keywords(qdrant_client::qdrant::RepeatedStrings { strings: tags })));
+    }
+    if !ids.is_empty() {
+        should.push(Condition::has_id(ids));
+    }
+    Some((!should.is_empty()).then(|| Filter { should, ..Filter::default() }))
+}
+
 /// The filters with what `keep` selects excluded from each (they stay disjoint).
 pub(super) fn keeping(filters: Vec<Filter>, keep: &Keep) -> Vec<Filter> {
     let ids: Vec<PointId> = keep.ids.iter().copied().map(point_id).collect();

@@ -201,6 +201,12 @@ impl VectorStore for QdrantStore {
         Ok([a, b, c])
     }
 
+    /// Every subject's three counts concurrently (Qdrant has no count of
+    /// several filters in one request).
+    async fn count_tag_and_ids_many(&self, spec: &CollectionSpec, subjects: &[(Option<&str>, &[Uuid])]) -> Result<Vec<[u64; 3]>> {
+        futures::future::try_join_all(subjects.iter().map(|(tag, ids)| self.count_tag_and_ids(spec, *tag, ids))).await
+    }
+
     async fn count_all(&self, spec: &CollectionSpec) -> Result<u64> {
         let name = &spec.backend_name;
         let request = CountPointsBuilder::new(name.clone())
@@ -214,17 +220,25 @@ impl VectorStore for QdrantStore {
         self.delete_keeping(spec, selector, &Keep::default()).await
     }
 
+    /// One request for a batch's subjects whose ids fit one filter; else
+    /// one selector at a time.
+    async fn delete_many(&self, spec: &CollectionSpec, selectors: &[Selector]) -> Result<()> {
+        match any_selector_filter(selectors) {
+            Some(Some(filter)) => self.delete_filter(spec, filter).await,
+            Some(None) => Ok(()),
+            None => {
+                for selector in selectors {
+                    self.delete(spec, selector).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
-        let name = &spec.backend_name;
         // Empty selector: no filters, no request.
         for filter in keeping(selector_filters(selector), keep) {
-            let request = DeletePointsBuilder::new(name.clone())
-                .points(filter)
-                .wait(true)
-                .ordering(Self::write_ordering())
-                .timeout(self.server_timeout());
-            let response = self.client.delete_points(request).await.map_err(|e| map_error(e, name))?;
-            check_completed(response.result, "delete")?;
+            self.delete_filter(spec, filter).await?;
         }
         Ok(())
     }

@@ -371,3 +371,24 @@ fn best_score_depends_on_distance() {
     assert!(Better::for_distance(Distance::Euclid).is_better(0.1, 0.8));
     assert!(!Better::for_distance(Distance::Dot).is_better(0.8, 0.8));
 }
+
+#[test]
+fn a_batch_is_deleted_through_one_filter_of_any_of_its_tags_or_ids_while_its_ids_fit_one() {
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let selectors = [
+        Selector { tag: Some("Ann".into()), ids: vec![ids[0], ids[1]] },
+        Selector { tag: Some("Bob".into()), ids: vec![ids[1]] },
+        Selector { tag: Some("Ann".into()), ids: vec![] },
+        Selector { tag: None, ids: vec![ids[2]] },
+    ];
+    let filter = any_selector_filter(&selectors).expect("fits one filter").expect("selects something");
+    assert!(filter.must.is_empty() && filter.must_not.is_empty());
+    assert_eq!(filter.should.len(), 2, "any of the tags, or any of the ids");
+    let keywords = ["Ann".to_owned(), "Bob".to_owned()];
+    assert!(matches!(keyword_of(&filter.should[0]), Some((FIELD_SUBJECTS, MatchValue::Keywords(k))) if k.strings == keywords));
+    assert_eq!(id_count(&filter.should[1]), Some(3), "each id once");
+    assert!(matches!(any_selector_filter(&[Selector::by_ids(vec![])]), Some(None)), "nothing selected, no request");
+    assert!(any_selector_filter(&[]).is_some_and(|f| f.is_none()));
+    let many = Selector::by_ids((0..=ID_CHUNK).map(|_| Uuid::new_v4()).collect());
+    assert!(any_selector_filter(&[many]).is_none(), "more ids than one condition holds: selector by selector");
+}
