@@ -107,7 +107,8 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
 pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let subjects: Vec<Uuid> = batch.iter().filter_map(|(job, _)| job.subject_id).collect();
     let chunks = lineage::subjects_chunks(&ctx.pool, &subjects).await?;
-    let mut plans: HashMap<Uuid, Plan> = HashMap::with_capacity(batch.len());
+    // Every job has a plan, if only of no collection (a tenant without any).
+    let mut plans: HashMap<Uuid, Plan> = batch.iter().map(|(job, _)| (job.job_id, Plan::default())).collect();
     let tenants: BTreeSet<Uuid> = batch.iter().map(|(job, _)| job.tenant_id).collect();
     for tenant_id in tenants {
         let of: Vec<&JobRow> = batch.iter().map(|(job, _)| *job).filter(|job| job.tenant_id == tenant_id).collect();

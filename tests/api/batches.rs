@@ -271,3 +271,23 @@ async fn a_batch_plans_deletes_verifies_and_forgets_its_small_subjects_together_
     assert_eq!(body["lineage_physical"]["status"], "pending", "{body}");
     app.assert_lineage_consistent().await;
 }
+
+/// A tenant without any collection (none yet, or all dropped) still gets its
+/// erasures done, alone or in a batch: the plan is of no collection, not a
+/// lost lease.
+#[tokio::test]
+async fn erasures_in_a_tenant_without_collections_complete_alone_and_in_a_batch() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let jobs = [app.erase("ann").await, app.erase("bob").await];
+    let run = tokio::time::timeout(Duration::from_secs(30), try_execute_batch(&app.ctx, Uuid::new_v4()));
+    assert_eq!(run.await.expect("the batch ends").unwrap(), ExecutionOutcome::JobRan);
+    let solo = app.erase("cyd").await;
+    let run = tokio::time::timeout(Duration::from_secs(30), try_execute_job(&app.ctx, Uuid::new_v4()));
+    assert_eq!(run.await.expect("the job ends").unwrap(), ExecutionOutcome::JobRan);
+    for job in jobs.iter().chain([&solo]) {
+        let done = app.job(&job.job_id).await;
+        assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}: {}", job.job_id, done.error);
+        assert!(done.counts.is_empty());
+    }
+    assert_eq!(log_entries(&app.pool).await.len(), 3);
+}
