@@ -74,7 +74,7 @@ pub async fn append(
 }
 
 /// An entry to append: its body already serialised.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NewEntry<'a> {
     pub kind: &'a str,
     pub job_id: Option<Uuid>,

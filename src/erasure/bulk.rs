@@ -205,6 +205,7 @@ async fn physical(ctx: &Context, mut members: Vec<Member<'_>>) -> Result<HashMap
     let mut records = Vec::with_capacity(members.len());
     for m in &members {
         let tables = tables.remove(&m.job.job_id).unwrap_or_default();
+        // Always Some without the guarantee.
         let Some(lethe_tables) = physical::lethe_tables_without_rewrite(m.job, &tables) else { continue };
         let collections = m.planned.iter().map(|p| (p.spec.collection_id, physical::PENDING, report::pending_detail(p.spec.backend).to_owned())).collect();
         records.push(PhysicalRecord { job_id: m.job.job_id, lease: m.lease, collections, lethe_tables });
@@ -212,9 +213,8 @@ async fn physical(ctx: &Context, mut members: Vec<Member<'_>>) -> Result<HashMap
     let held: HashSet<Uuid> = progress::record_physical_many(&ctx.pool, &records).await?.into_iter().collect();
     Ok(records
         .iter()
-        .zip(&members)
-        .map(|(r, m)| {
-            let message = physical::message(0, m.planned.len(), r.lethe_tables.0);
+        .map(|r| {
+            let message = physical::message(0, r.collections.len(), r.lethe_tables.0);
             (r.job_id, if held.contains(&r.job_id) { Ok(message) } else { Err(StageError::LeaseLost) })
         })
         .collect())

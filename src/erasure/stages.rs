@@ -303,18 +303,17 @@ pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::
     let mut certificates = Vec::with_capacity(ready.len());
     for of in ready.chunk_by(|a, b| a.0.tenant_id == b.0.tenant_id) {
         let tenant_id = of[0].0.tenant_id;
-        let mut entries = Vec::with_capacity(of.len());
+        let (mut new, mut reported) = (Vec::with_capacity(of.len()), Vec::with_capacity(of.len()));
         for (job, done, subject_hash, counts) in of {
             let notes: Vec<crate::domain::JobNote> = serde_json::from_value(done.notes.clone()).unwrap_or_default();
             let lineage_physical = (done.lineage_physical_status.clone(), done.lineage_physical_detail.clone());
             let outcome = erasure_outcome(subject_hash, counts, &notes, &lineage_physical);
             let body = serde_json::to_string(&report::erasure_body(job, &outcome)).map_err(|e| StageError::Fatal(e.to_string()))?;
-            let entry = crate::audit::NewEntry { kind: "erasure", job_id: Some(job.job_id), subject_hash: Some(subject_hash), body };
-            entries.push((entry, notes, lineage_physical));
+            new.push(crate::audit::NewEntry { kind: "erasure", job_id: Some(job.job_id), subject_hash: Some(subject_hash), body });
+            reported.push((notes, lineage_physical));
         }
-        let new: Vec<crate::audit::NewEntry<'_>> = entries.iter().map(|(e, ..)| e.clone()).collect();
         let (appended, _) = crate::audit::append_many(&mut tx, &ctx.signer, tenant_id, new).await?;
-        for (((job, _, subject_hash, counts), (_, notes, lineage_physical)), entry) in of.iter().zip(&entries).zip(&appended) {
+        for (((job, _, subject_hash, counts), (notes, lineage_physical)), entry) in of.iter().zip(&reported).zip(&appended) {
             let outcome = erasure_outcome(subject_hash, counts, notes, lineage_physical);
             certificates.push((job.tenant_id, report::certificate(ctx, job, &outcome, entry)));
             messages.insert(job.job_id, format!("log entry {} appended and certificate signed; completed", entry.seq));
