@@ -86,7 +86,7 @@ pub fn point_hash(tenant_secret: &[u8], collection_id: Uuid, point: Uuid) -> Vec
 /// Records in the ledger the points an erase job deleted (its lineage
 /// points that are no longer the subject's, and its deleted residual
 /// candidates), in the log stage's transaction, before the plan's point ids
-/// are forgotten. Returns how many were new.
+/// are forgotten. Returns how many were new to their group (`store::ledger`).
 ///
 /// # Errors
 /// Database and key failures.

@@ -1,7 +1,10 @@
 //! The erasure ledger (restore guard, issue 16): the tombstones (`subjects`
 //! in state `erased` with their key and identifier hashes) and the keyed
-//! hashes of the points each erasure deleted (`erased_points`). What the
-//! export reads, what an import writes, and what the erase job records.
+//! hashes of the points each erasure deleted (`erased_point_sets`, one row
+//! per collection, subject, job and cause). What the export reads, what an
+//! import writes, and what the erase job records.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -22,66 +25,97 @@ pub struct ErasedPoint {
     pub cause: String,
 }
 
-/// Records erased points; those already known stay as first recorded.
-/// Returns how many were new.
+/// Records erased points, each in its group's set (collection, subject,
+/// job, cause: one row of `erased_point_sets`); a point already in its
+/// group stays as first recorded. Returns how many were new to their group.
 pub async fn record_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, points: &[ErasedPoint]) -> Result<u64> {
-    if points.is_empty() {
-        return Ok(0);
+    let mut groups: BTreeMap<(Uuid, &[u8], Option<Uuid>, &str), Vec<&[u8]>> = BTreeMap::new();
+    for p in points {
+        groups.entry((p.collection_id, &p.subject_hash, p.job_id, &p.cause)).or_default().push(&p.point_hash);
     }
-    let collections: Vec<Uuid> = points.iter().map(|p| p.collection_id).collect();
-    let hashes: Vec<&[u8]> = points.iter().map(|p| p.point_hash.as_slice()).collect();
-    let subjects: Vec<&[u8]> = points.iter().map(|p| p.subject_hash.as_slice()).collect();
-    let jobs: Vec<Option<Uuid>> = points.iter().map(|p| p.job_id).collect();
-    let causes: Vec<&str> = points.iter().map(|p| p.cause.as_str()).collect();
-    let done = sqlx::query(
-        r#"
-        INSERT INTO erased_points (tenant_id, collection_id, point_hash, subject_hash, job_id, cause)
-        SELECT $1, c, h, s, j, k FROM UNNEST($2::uuid[], $3::bytea[], $4::bytea[], $5::uuid[], $6::text[]) AS p(c, h, s, j, k)
-        ON CONFLICT (tenant_id, collection_id, point_hash) DO NOTHING
-        "#,
-    )
-    .bind(tenant_id)
-    .bind(&collections)
-    .bind(&hashes)
-    .bind(&subjects)
-    .bind(&jobs)
-    .bind(&causes)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected())
+    record_sets(ex, tenant_id, groups).await
 }
 
 /// Records the points one erase job deleted for one subject: (collection,
-/// point hash, cause) each, the subject's hash and the job sent once rather
-/// than per point. Those already known stay as first recorded.
+/// point hash, cause) each; see [`record_points`].
 pub async fn record_job_points(
     ex: impl PgExecutor<'_>,
     (tenant_id, job_id): (Uuid, Uuid),
     subject_hash: &[u8],
     points: &[(Uuid, Vec<u8>, String)],
 ) -> Result<u64> {
-    if points.is_empty() {
+    let mut groups: BTreeMap<(Uuid, &[u8], Option<Uuid>, &str), Vec<&[u8]>> = BTreeMap::new();
+    for (collection_id, hash, cause) in points {
+        groups.entry((*collection_id, subject_hash, Some(job_id), cause)).or_default().push(hash);
+    }
+    record_sets(ex, tenant_id, groups).await
+}
+
+/// One statement for every group: each group's hashes, sorted and distinct,
+/// a slice of one flat array; a group already recorded gets the union.
+async fn record_sets(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    groups: BTreeMap<(Uuid, &[u8], Option<Uuid>, &str), Vec<&[u8]>>,
+) -> Result<u64> {
+    if groups.is_empty() {
         return Ok(0);
     }
-    let collections: Vec<Uuid> = points.iter().map(|p| p.0).collect();
-    let hashes: Vec<&[u8]> = points.iter().map(|p| p.1.as_slice()).collect();
-    let causes: Vec<&str> = points.iter().map(|p| p.2.as_str()).collect();
-    let done = sqlx::query(
+    let n = groups.len();
+    let (mut collections, mut subjects, mut jobs, mut causes) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut bounds, mut hashes): (Vec<(i32, i32)>, Vec<&[u8]>) = (Vec::with_capacity(n), Vec::new());
+    for ((collection_id, subject_hash, job_id, cause), mut points) in groups {
+        points.sort_unstable();
+        points.dedup();
+        collections.push(collection_id);
+        subjects.push(subject_hash);
+        jobs.push(job_id);
+        causes.push(cause);
+        // SQL arrays count from 1; a slice's bounds are inclusive.
+        let lo = i32::try_from(hashes.len() + 1).map_err(|_| too_many())?;
+        hashes.extend(points);
+        bounds.push((lo, i32::try_from(hashes.len()).map_err(|_| too_many())?));
+    }
+    let (lo, hi): (Vec<i32>, Vec<i32>) = bounds.into_iter().unzip();
+    // `old` reads the groups as they were before this statement: the
+    // difference is what it added.
+    let added: i64 = sqlx::query_scalar(
         r#"
-        INSERT INTO erased_points (tenant_id, collection_id, point_hash, subject_hash, job_id, cause)
-        SELECT $1, c, h, $4, $5, k FROM UNNEST($2::uuid[], $3::bytea[], $6::text[]) AS p(c, h, k)
-        ON CONFLICT (tenant_id, collection_id, point_hash) DO NOTHING
+        WITH input AS (
+            SELECT g.c, g.s, g.j, g.k, $8::bytea[] AS all_points, g.lo, g.hi
+            FROM UNNEST($2::uuid[], $3::bytea[], $4::uuid[], $5::text[], $6::int[], $7::int[]) AS g(c, s, j, k, lo, hi)
+        ), old AS (
+            SELECT cardinality(e.points) AS n
+            FROM erased_point_sets e JOIN input i
+              ON e.tenant_id = $1 AND e.collection_id = i.c AND e.subject_hash = i.s
+             AND e.job_id IS NOT DISTINCT FROM i.j AND e.cause = i.k
+        ), up AS (
+            INSERT INTO erased_point_sets AS e (tenant_id, collection_id, subject_hash, job_id, cause, points)
+            SELECT $1, c, s, j, k, all_points[lo:hi] FROM input
+            ON CONFLICT (tenant_id, collection_id, subject_hash, job_id, cause) DO UPDATE
+            SET points = ARRAY(SELECT DISTINCT p FROM unnest(e.points || EXCLUDED.points) AS p ORDER BY p)
+            RETURNING cardinality(e.points) AS n
+        )
+        SELECT (SELECT COALESCE(sum(n), 0) FROM up)::bigint - (SELECT COALESCE(sum(n), 0) FROM old)::bigint
         "#,
     )
     .bind(tenant_id)
     .bind(&collections)
-    .bind(&hashes)
-    .bind(subject_hash)
-    .bind(job_id)
+    .bind(&subjects)
+    .bind(&jobs)
     .bind(&causes)
-    .execute(ex)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(&hashes)
+    .fetch_one(ex)
     .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(added).unwrap_or(0))
+}
+
+/// Over 2^31 hashes in one statement: callers record in batches far below.
+fn too_many() -> super::StoreError {
+    super::StoreError::Unexpected(sqlx::Error::Protocol("more erased points than one statement can record".into()))
 }
 
 /// The points an erase job deleted, as (collection, point id, cause): its
@@ -110,7 +144,8 @@ pub async fn points_of_erasure(ex: impl PgExecutor<'_>, job_id: Uuid, subject_id
 /// The ledger's points in one collection: (point hash, subject hash).
 pub async fn collection_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(sqlx::query_as(
-        "SELECT point_hash, subject_hash FROM erased_points WHERE tenant_id = $1 AND collection_id = $2",
+        "SELECT p.point_hash, s.subject_hash FROM erased_point_sets s, unnest(s.points) AS p(point_hash) \
+         WHERE s.tenant_id = $1 AND s.collection_id = $2",
     )
     .bind(tenant_id)
     .bind(collection_id)
@@ -161,10 +196,10 @@ pub fn tombstones(pool: &sqlx::PgPool, tenant_id: Uuid) -> BoxStream<'_, Result<
 pub fn points(pool: &sqlx::PgPool, tenant_id: Uuid) -> BoxStream<'_, Result<ErasedPoint>> {
     sqlx::query_as(
         r#"
-        SELECT collection_id, point_hash, subject_hash, job_id, cause
-        FROM erased_points
-        WHERE tenant_id = $1
-        ORDER BY collection_id, subject_hash, job_id NULLS FIRST, cause, point_hash
+        SELECT s.collection_id, p.point_hash, s.subject_hash, s.job_id, s.cause
+        FROM erased_point_sets s, unnest(s.points) AS p(point_hash)
+        WHERE s.tenant_id = $1
+        ORDER BY s.collection_id, s.subject_hash, s.job_id NULLS FIRST, s.cause, p.point_hash
         "#,
     )
     .bind(tenant_id)

@@ -44,7 +44,7 @@ async fn altered_truncated_and_foreign_ledgers_are_refused_and_change_nothing() 
     erase_completed(&app, "alice").await;
     let ledger = export(&app).await;
     // As if a restore had lost them: the ledger's points are what an import would add.
-    sqlx::query("DELETE FROM erased_points WHERE tenant_id = $1").bind(app.keys.tenant_id).execute(&app.pool).await.unwrap();
+    sqlx::query("DELETE FROM erased_point_sets WHERE tenant_id = $1").bind(app.keys.tenant_id).execute(&app.pool).await.unwrap();
     let before = state(&app).await;
     assert_eq!(before.0, 0);
 
@@ -189,4 +189,79 @@ async fn one_run_at_a_time_per_tenant_and_ledgers_over_the_limit_are_refused() {
     let e = import_ledger(&app, &app.keys.sk, &ledger).await.expect_err("too large");
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("max_ledger_bytes"), "{e:?}");
+}
+
+/// The ledger's sets of one tenant: (collection, job, cause, points), with
+/// each set's points checked sorted and distinct.
+async fn sets(app: &TestApp) -> Vec<(uuid::Uuid, Option<uuid::Uuid>, String, usize)> {
+    let rows: Vec<(uuid::Uuid, Option<uuid::Uuid>, String, Vec<Vec<u8>>)> = sqlx::query_as(
+        "SELECT collection_id, job_id, cause, points FROM erased_point_sets WHERE tenant_id = $1 \
+         ORDER BY collection_id, job_id NULLS FIRST, cause",
+    )
+    .bind(app.keys.tenant_id)
+    .fetch_all(&app.pool)
+    .await
+    .expect("sets");
+    rows.into_iter()
+        .map(|(c, j, k, points)| {
+            assert!(points.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
+            assert!(points.iter().all(|p| p.len() == 16), "16-byte keyed hashes");
+            (c, j, k, points.len())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_erasure_is_recorded_as_one_set_per_collection_and_a_point_once_per_group() {
+    use lethe::store::ledger::{self, ErasedPoint};
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.create_collection("notes", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("alice", 3), ("bob", 1)]).await;
+    app.ingest_people("notes", &[("alice", 2)]).await;
+    let job = erase_completed(&app, "alice").await;
+    let job_id: uuid::Uuid = job.job_id.parse().unwrap();
+    let id = |name: &'static str| {
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT collection_id FROM collections WHERE tenant_id = $1 AND name = $2")
+            .bind(app.keys.tenant_id)
+            .bind(name)
+            .fetch_one(&app.pool)
+    };
+    let (mail_id, notes_id) = (id("mail").await.unwrap(), id("notes").await.unwrap());
+    let mut want = vec![(mail_id, Some(job_id), "erasure".to_owned(), 3), (notes_id, Some(job_id), "erasure".to_owned(), 2)];
+    want.sort();
+    assert_eq!(sets(&app).await, want, "one row per collection and cause");
+    assert_eq!(state(&app).await.0, 5, "the view unnests them");
+
+    // The same points again in their group add nothing; one new point is added to the set.
+    let (hashes, subject): (Vec<Vec<u8>>, Vec<u8>) = sqlx::query_as(
+        "SELECT points, subject_hash FROM erased_point_sets WHERE tenant_id = $1 AND collection_id = $2",
+    )
+    .bind(app.keys.tenant_id)
+    .bind(mail_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let point = |h: &[u8], job_id: Option<uuid::Uuid>, cause: &str| ErasedPoint {
+        collection_id: mail_id,
+        point_hash: h.to_vec(),
+        subject_hash: subject.clone(),
+        job_id,
+        cause: cause.into(),
+    };
+    let again: Vec<ErasedPoint> = hashes.iter().map(|h| point(h, Some(job_id), "erasure")).collect();
+    assert_eq!(ledger::record_points(&app.pool, app.keys.tenant_id, &again).await.unwrap(), 0);
+    let mut more: Vec<ErasedPoint> = again.clone();
+    more.push(point(&[0xab; 16], Some(job_id), "erasure"));
+    more.push(point(&[0xab; 16], Some(job_id), "erasure"));
+    assert_eq!(ledger::record_points(&app.pool, app.keys.tenant_id, &more).await.unwrap(), 1, "given twice, new once");
+    // A point deleted again by a reconcile (no job) is recorded in that group too.
+    let reconciled = vec![point(&hashes[0], None, "reconcile")];
+    assert_eq!(ledger::record_points(&app.pool, app.keys.tenant_id, &reconciled).await.unwrap(), 1);
+    assert_eq!(ledger::record_points(&app.pool, app.keys.tenant_id, &reconciled).await.unwrap(), 0, "no job is one group");
+    want.push((mail_id, None, "reconcile".to_owned(), 1));
+    want[usize::from(mail_id > notes_id)].3 = 4;
+    want.sort_by_key(|w| (w.0, w.1.is_some(), w.1, w.2.clone()));
+    assert_eq!(sets(&app).await, want);
+    assert_eq!(state(&app).await.0, 7);
 }
