@@ -31,13 +31,16 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
     let identifiers = identifiers(own, requested);
-    let mut candidates: Vec<Candidate> = match job.residual_searched_at {
-        Some(_) => serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?,
-        None => search_and_plan(ctx, job, lease, policy, &identifiers).await?,
+    let (mut candidates, searched_now): (Vec<Candidate>, bool) = match job.residual_searched_at {
+        Some(_) => (serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?, false),
+        None => (search_and_plan(ctx, job, lease, policy, &identifiers).await?, true),
     };
     let mut total = ResidualCounts::default();
-    // Without candidates no collection has residual counts to add up.
-    let mut collections = if candidates.is_empty() { Vec::new() } else { planned(ctx, job, false).await? };
+    // Without candidates no collection has residual counts to add up; nor,
+    // just searched, without one to act on (`report`, the default policy:
+    // the search marked every collection applied with zero counts).
+    let acting = candidates.iter().any(is_pending);
+    let mut collections = if candidates.is_empty() || (searched_now && !acting) { Vec::new() } else { planned(ctx, job, false).await? };
     // One order for every attempt.
     collections.sort_by_key(|p| p.spec.collection_id);
     for p in collections {
@@ -134,11 +137,15 @@ async fn search_and_plan(
     for c in candidates.iter_mut().filter(|c| attached.contains(&c.collection_id) && c.action == action::PENDING_REDACT) {
         c.action = action::REPORTED.to_owned();
     }
-    let found: Vec<(Uuid, String, String, i64)> = specs
+    // A collection none of whose candidates is to be deleted or redacted is
+    // applied as it is recorded: there is nothing to hold back, lock or count.
+    let found: Vec<(Uuid, String, String, i64, bool)> = specs
         .iter()
         .filter_map(|s| {
-            let n = candidates.iter().filter(|c| c.collection_id == s.collection_id).count();
-            (n > 0).then(|| (s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(n).unwrap_or(i64::MAX)))
+            let mut here = candidates.iter().filter(|c| c.collection_id == s.collection_id).peekable();
+            here.peek()?;
+            let (n, nothing_to_do) = here.fold((0usize, true), |(n, none), c| (n + 1, none && !is_pending(c)));
+            Some((s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(n).unwrap_or(i64::MAX), nothing_to_do))
         })
         .collect();
     let json = stored_residuals(&candidates)?;
@@ -203,8 +210,7 @@ async fn apply_in(
     candidates: &mut [Candidate],
     idx: &[usize],
 ) -> Result<ResidualCounts, StageError> {
-    let pending: Vec<usize> =
-        idx.iter().copied().filter(|&i| [action::PENDING_DELETE, action::PENDING_REDACT].contains(&candidates[i].action.as_str())).collect();
+    let pending: Vec<usize> = idx.iter().copied().filter(|&i| is_pending(&candidates[i])).collect();
     let pending_ids: Vec<Uuid> = pending.iter().map(|&i| candidates[i].point_id).collect();
     let protected: HashSet<Uuid> = match holds.own {
         Some(_) => pending_ids.iter().copied().collect(),
@@ -259,6 +265,11 @@ async fn targets(ctx: &Context, job: &JobRow, lease: Lease, spec: &CollectionSpe
     let present: Vec<Uuid> = ctx.stores.get(spec)?.retrieve(spec, ids, false).await?.into_iter().map(|p| p.id).collect();
     held(progress::set_residual_targets(&ctx.pool, job.job_id, lease, spec.collection_id, &present).await?)?;
     Ok(present)
+}
+
+/// Whether the candidate is still to be deleted or redacted.
+fn is_pending(c: &Candidate) -> bool {
+    [action::PENDING_DELETE, action::PENDING_REDACT].contains(&c.action.as_str())
 }
 
 fn mark(candidates: &mut [Candidate], idx: &[usize], action: &str) {

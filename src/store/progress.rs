@@ -33,14 +33,17 @@ pub async fn set_note(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, note:
 }
 
 /// Stores the residual stage's candidates (with the actions it will take)
-/// and how many it found per collection, and marks the search done, in the
-/// caller's transaction; false when `lease` no longer holds the job.
+/// and how many it found per collection (`found`: id, name, backend, count,
+/// and whether nothing is to be done there: such a collection is marked
+/// applied at once, with no residual deleted, redacted or withheld), and
+/// marks the search done, in the caller's transaction; false when `lease`
+/// no longer holds the job.
 pub async fn record_residual_search(
     tx: &mut Transaction<'_, Postgres>,
     job_id: Uuid,
     lease: Lease,
     residuals: &serde_json::Value,
-    found: &[(Uuid, String, String, i64)],
+    found: &[(Uuid, String, String, i64, bool)],
 ) -> Result<bool> {
     let done = sqlx::query(&format!(
         "UPDATE erasure_jobs SET residuals = $4 || COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements(erasure_jobs.residuals) c WHERE c->>'action' = 'reported_at_ingest'), '[]'::jsonb), \
@@ -60,11 +63,15 @@ pub async fn record_residual_search(
     let names: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
     let backends: Vec<&str> = found.iter().map(|f| f.2.as_str()).collect();
     let counts: Vec<i64> = found.iter().map(|f| f.3).collect();
+    let applied: Vec<bool> = found.iter().map(|f| f.4).collect();
+    // The search is recorded once (a retry reads the stored candidates), so
+    // no collection has been applied yet.
     sqlx::query(
         r#"
-        INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend, residual_found)
-        SELECT $1, c, n, b, f FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[]) AS x(c, n, b, f)
-        ON CONFLICT (job_id, collection_id) DO UPDATE SET residual_found = EXCLUDED.residual_found
+        INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend, residual_found, residual_applied)
+        SELECT $1, c, n, b, f, a FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bool[]) AS x(c, n, b, f, a)
+        ON CONFLICT (job_id, collection_id) DO UPDATE
+        SET residual_found = EXCLUDED.residual_found, residual_applied = EXCLUDED.residual_applied
         "#,
     )
     .bind(job_id)
@@ -72,6 +79,7 @@ pub async fn record_residual_search(
     .bind(&names)
     .bind(&backends)
     .bind(&counts)
+    .bind(&applied)
     .execute(&mut **tx)
     .await?;
     Ok(true)

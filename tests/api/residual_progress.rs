@@ -188,3 +188,48 @@ async fn candidates_found_only_through_a_too_common_identifier_are_reported_not_
         .unwrap();
     assert!(event.contains("5 withheld as found only through too common identifiers"), "{event}");
 }
+
+/// A residual stage that only reports (the default policy) changes nothing
+/// in a collection: it records its candidates without taking the
+/// collection's lock, so a re-index holding it does not hold the erasure
+/// up; one that deletes waits for the lock, as before.
+#[tokio::test]
+async fn a_residual_stage_that_only_reports_takes_no_collection_lock_and_one_that_deletes_waits_for_it() {
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 300, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    naming_tim(&app, &c.name, 2).await;
+    let key = lethe::context::collection_lock_key(Uuid::parse_str(c.backend_name.trim_start_matches("lv_")).unwrap());
+    for policy in [pb::ResidualPolicy::Report, pb::ResidualPolicy::Delete] {
+        let r = pb::EraseRequest { subject: Some(tim()), residual_policy: policy as i32, ..Default::default() };
+        let job = app.erase_with(r).await.unwrap().job_id;
+        let ctx = app.ctx.clone();
+        let worker = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await });
+        // While the worker pauses before the residual stage, the collection
+        // is locked as a re-index switching generations locks it.
+        reach_stage(&app, &job, pb::Stage::Residual).await;
+        let mut reindex = app.pool.acquire().await.unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut *reindex).await.unwrap();
+        if policy == pb::ResidualPolicy::Report {
+            tokio::time::timeout(Duration::from_secs(30), worker).await.expect("not held up by the lock").unwrap().unwrap();
+            let done = app.job(&job).await;
+            assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+            assert_eq!((done.counts[0].residual_found, done.counts[0].residual_deleted, done.counts[0].residual_withheld), (2, 0, 0));
+            assert!(done.residuals.iter().all(|c| c.action == "reported"), "{:?}", done.residuals);
+        } else {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let waiting = app.job(&job).await;
+            assert_eq!((waiting.status, waiting.stage), (pb::JobStatus::InProgress as i32, pb::Stage::Residual as i32), "it waits");
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut *reindex).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(30), worker).await.expect("runs once the lock is free").unwrap().unwrap();
+            let done = app.job(&job).await;
+            assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+            assert_eq!((done.counts[0].residual_found, done.counts[0].residual_deleted), (2, 2));
+        }
+        sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *reindex).await.unwrap();
+    }
+    let left: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\" WHERE text ILIKE '%belden%'", c.backend_name))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
