@@ -25,11 +25,14 @@ pub struct ErasedPoint {
     pub cause: String,
 }
 
+/// Point hashes by group: (collection, subject hash, job, cause).
+type Groups<'a> = BTreeMap<(Uuid, &'a [u8], Option<Uuid>, &'a str), Vec<&'a [u8]>>;
+
 /// Records erased points, each in its group's set (collection, subject,
 /// job, cause: one row of `erased_point_sets`); a point already in its
 /// group stays as first recorded. Returns how many were new to their group.
 pub async fn record_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, points: &[ErasedPoint]) -> Result<u64> {
-    let mut groups: BTreeMap<(Uuid, &[u8], Option<Uuid>, &str), Vec<&[u8]>> = BTreeMap::new();
+    let mut groups: Groups<'_> = BTreeMap::new();
     for p in points {
         groups.entry((p.collection_id, &p.subject_hash, p.job_id, &p.cause)).or_default().push(&p.point_hash);
     }
@@ -44,7 +47,7 @@ pub async fn record_job_points(
     subject_hash: &[u8],
     points: &[(Uuid, Vec<u8>, String)],
 ) -> Result<u64> {
-    let mut groups: BTreeMap<(Uuid, &[u8], Option<Uuid>, &str), Vec<&[u8]>> = BTreeMap::new();
+    let mut groups: Groups<'_> = BTreeMap::new();
     for (collection_id, hash, cause) in points {
         groups.entry((*collection_id, subject_hash, Some(job_id), cause)).or_default().push(hash);
     }
@@ -56,7 +59,7 @@ pub async fn record_job_points(
 async fn record_sets(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
-    groups: BTreeMap<(Uuid, &[u8], Option<Uuid>, &str), Vec<&[u8]>>,
+    groups: Groups<'_>,
 ) -> Result<u64> {
     if groups.is_empty() {
         return Ok(0);

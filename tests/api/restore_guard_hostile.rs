@@ -191,10 +191,13 @@ async fn one_run_at_a_time_per_tenant_and_ledgers_over_the_limit_are_refused() {
     assert!(e.message().contains("max_ledger_bytes"), "{e:?}");
 }
 
-/// The ledger's sets of one tenant: (collection, job, cause, points), with
-/// each set's points checked sorted and distinct.
-async fn sets(app: &TestApp) -> Vec<(uuid::Uuid, Option<uuid::Uuid>, String, usize)> {
-    let rows: Vec<(uuid::Uuid, Option<uuid::Uuid>, String, Vec<Vec<u8>>)> = sqlx::query_as(
+/// A ledger set: (collection, job, cause, points).
+type Set<P> = (uuid::Uuid, Option<uuid::Uuid>, String, P);
+
+/// The ledger's sets of one tenant with their sizes, each set's points
+/// checked sorted and distinct.
+async fn sets(app: &TestApp) -> Vec<Set<usize>> {
+    let rows: Vec<Set<Vec<Vec<u8>>>> = sqlx::query_as(
         "SELECT collection_id, job_id, cause, points FROM erased_point_sets WHERE tenant_id = $1 \
          ORDER BY collection_id, job_id NULLS FIRST, cause",
     )
