@@ -60,8 +60,9 @@ const SCROLL_PAGE: usize = 512;
 impl Scanned {
     fn add(&mut self, matcher: &Matcher, own: &OwnWords, chunk: ChunkRef, text: &str) {
         self.read += 1;
-        if matcher.may_match(&text.to_lowercase())
-            && let Some(hit) = matcher.hit(chunk.collection_id, chunk.point_id, &chunk.source_id, text)
+        let lower = text.to_lowercase();
+        if matcher.may_match(&lower)
+            && let Some(hit) = matcher.hit(chunk.collection_id, chunk.point_id, &chunk.source_id, text, &lower)
         {
             self.lexical.push(hit);
         }
