@@ -33,14 +33,15 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
     let identifiers = identifiers(own, requested);
     let (mut candidates, searched_now): (Vec<Candidate>, bool) = match job.residual_searched_at {
         Some(_) => (serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?, false),
-        None => (search_and_plan(ctx, job, lease, policy, &identifiers).await?, true),
+        None => (search_and_plan(ctx, job, lease, policy, &identifiers, had_requested).await?, true),
     };
     let mut total = ResidualCounts::default();
     // Without candidates no collection has residual counts to add up; nor,
     // just searched, without one to act on (`report`, the default policy:
     // the search marked every collection applied with zero counts).
     let acting = candidates.iter().any(is_pending);
-    let mut collections = if candidates.is_empty() || (searched_now && !acting) { Vec::new() } else { planned(ctx, job, false).await? };
+    let done_with_search = searched_now && !acting;
+    let mut collections = if candidates.is_empty() || done_with_search { Vec::new() } else { planned(ctx, job, false).await? };
     // One order for every attempt.
     collections.sort_by_key(|p| p.spec.collection_id);
     for p in collections {
@@ -76,7 +77,10 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
         };
         held(progress::set_note(&ctx.pool, job.job_id, lease, &note).await?)?;
     }
-    forget_inputs(ctx, job, lease, had_requested).await?;
+    // Forgotten with the search's record when there was nothing to act on.
+    if !done_with_search {
+        forget_inputs(ctx, job, lease, had_requested).await?;
+    }
     let too_common = candidates.iter().filter(|c| c.action == action::WITHHELD_TOO_COMMON).count();
     Ok(format!(
         "{} residual candidates ({}): {} deleted, {} redacted, {} withheld under legal hold, {too_common} withheld as \
@@ -109,12 +113,16 @@ fn identifiers(mut stored: Vec<(String, String)>, requested: Vec<(String, String
 
 /// Searches, marks each candidate with its planned action, and stores the
 /// list with the counts found per collection before anything is changed.
+/// When nothing is to be deleted or redacted, the stage's inputs (probes,
+/// the request's identifiers: `requested` says whether it gave any) are
+/// forgotten in the same transaction (one durable commit, not two).
 async fn search_and_plan(
     ctx: &Context,
     job: &JobRow,
     lease: Lease,
     policy: ResidualPolicy,
     identifiers: &[Identifier],
+    requested: bool,
 ) -> Result<Vec<Candidate>, StageError> {
     let probes = jobs::probes(&ctx.pool, job.job_id).await?;
     let limit = ctx.settings.residual.max_candidates;
@@ -157,6 +165,10 @@ async fn search_and_plan(
     }
     if !common.is_empty() {
         held(progress::set_note(&mut *tx, job.job_id, lease, &too_common_note(&common, max_per_identifier)).await?)?;
+    }
+    if !candidates.iter().any(is_pending) {
+        // The lease holds (the record above was fenced by it, and its row stays locked).
+        held(jobs::forget_residual_inputs(&mut *tx, job.job_id, lease, requested).await?)?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(candidates)
