@@ -20,6 +20,32 @@ use crate::store::{StoreError, jobs};
 /// holds an advisory lock until its transaction ends).
 const IMPORT_BATCH: usize = 500;
 
+/// Points of one group (collection, subject, erasure, cause) written by
+/// one statement at most: a group is one row of the ledger, and a group
+/// split over statements is rewritten whole by each of them.
+const MAX_POINTS_PER_STATEMENT: usize = 1_000_000;
+
+/// The points in batches of about `soft` (a ledger lists a group's points
+/// together): a batch ends at a group's end once it holds `soft`, and
+/// within a group only at `hard`, so that a large group is not rewritten
+/// once per few thousand of its points.
+fn point_batches(points: &[ErasedPoint], soft: usize, hard: usize) -> Vec<&[ErasedPoint]> {
+    let same_group = |a: &ErasedPoint, b: &ErasedPoint| {
+        (a.collection_id, &a.subject_hash, a.job_id, &a.cause) == (b.collection_id, &b.subject_hash, b.job_id, &b.cause)
+    };
+    let mut batches = Vec::new();
+    let mut start = 0;
+    for i in 1..=points.len() {
+        let len = i - start;
+        let group_ends = i == points.len() || !same_group(&points[i - 1], &points[i]);
+        if (len >= soft && group_ends) || len >= hard || i == points.len() {
+            batches.push(&points[start..i]);
+            start = i;
+        }
+    }
+    batches
+}
+
 /// A verified ledger, ready to apply.
 #[derive(Debug)]
 pub struct Verified {
@@ -177,7 +203,7 @@ pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<Impo
         }
         tx.commit().await.map_err(StoreError::from)?;
     }
-    for batch in v.points.chunks(IMPORT_BATCH * 10) {
+    for batch in point_batches(&v.points, IMPORT_BATCH * 10, MAX_POINTS_PER_STATEMENT) {
         out.points_added += ledger::record_points(&ctx.pool, tenant_id, batch).await?;
     }
     if out.tombstones_created + out.subjects_re_erased + out.points_added > 0 {
@@ -224,6 +250,29 @@ async fn log_import(ctx: &Context, v: &Verified, out: &ImportOutcome, re_erased:
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn points_are_written_in_batches_that_end_where_a_group_ends() {
+        let p = |c: u128, n: u8| ErasedPoint {
+            collection_id: Uuid::from_u128(c),
+            point_hash: vec![n; 16],
+            subject_hash: vec![1; 32],
+            job_id: None,
+            cause: "erasure".into(),
+        };
+        // Groups of 3, 1, 4 and 2 points.
+        let points: Vec<ErasedPoint> = [(1, 3), (2, 1), (3, 4), (4, 2)]
+            .iter()
+            .flat_map(|&(c, n)| (0..n).map(move |i| p(c, i)))
+            .collect();
+        let sizes = |soft, hard| point_batches(&points, soft, hard).iter().map(|b| b.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(2, 100), [3, 5, 2], "a batch of at least 2 ends with its group");
+        assert_eq!(sizes(4, 100), [4, 4, 2]);
+        assert_eq!(sizes(2, 3), [3, 3, 2, 2], "a batch is cut at the hard limit, inside a group if it must");
+        assert_eq!(sizes(100, 100), [10]);
+        assert!(point_batches(&[], 2, 3).is_empty());
+    }
+
     use super::*;
 
     fn signer(dir: &std::path::Path, name: &str) -> Signer {
