@@ -375,9 +375,6 @@ pub async fn neighbours(
 mod tests {
     use super::*;
 
-    /// Words decide where the person's chunks hold text: their own words,
-    /// none (headers and quoted mail), or too few for a 5-gram; only no text
-    /// at all leaves it to the vectors.
     #[test]
     fn word_hashes_are_fnv_of_each_lower_cased_word_whatever_the_script() {
         // The hashes are stored in the residual index: they must not change.
@@ -392,6 +389,9 @@ mod tests {
         }
     }
 
+    /// Words decide where the person's chunks hold text: their own words,
+    /// none (headers and quoted mail), or too few for a 5-gram; only no text
+    /// at all leaves it to the vectors.
     #[test]
     fn text_is_known_whenever_their_chunks_hold_text() {
         assert!(OwnWords::from_documents(["We should file the comments with the commission by Friday."]).text_known());

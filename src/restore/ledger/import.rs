@@ -250,6 +250,7 @@ async fn log_import(ctx: &Context, v: &Verified, out: &ImportOutcome, re_erased:
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn points_are_written_in_batches_that_end_where_a_group_ends() {
@@ -272,8 +273,6 @@ mod tests {
         assert_eq!(sizes(100, 100), [10]);
         assert!(point_batches(&[], 2, 3).is_empty());
     }
-
-    use super::*;
 
     fn signer(dir: &std::path::Path, name: &str) -> Signer {
         Signer::load(&dir.join(name), true, &[]).expect("signing key")
