@@ -150,10 +150,11 @@ async fn search_and_plan(
     let found: Vec<(Uuid, String, String, i64, bool)> = specs
         .iter()
         .filter_map(|s| {
-            let mut here = candidates.iter().filter(|c| c.collection_id == s.collection_id).peekable();
-            here.peek()?;
-            let (n, nothing_to_do) = here.fold((0usize, true), |(n, none), c| (n + 1, none && !is_pending(c)));
-            Some((s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(n).unwrap_or(i64::MAX), nothing_to_do))
+            let here: Vec<&Candidate> = candidates.iter().filter(|c| c.collection_id == s.collection_id).collect();
+            let nothing_to_do = !here.iter().any(|c| is_pending(c));
+            (!here.is_empty()).then(|| {
+                (s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(here.len()).unwrap_or(i64::MAX), nothing_to_do)
+            })
         })
         .collect();
     let json = stored_residuals(&candidates)?;
