@@ -7,6 +7,10 @@
 //! - delete and verify: one read of their plans, one transaction holding
 //!   the collections' and the tenants' hold locks, one fenced write and one
 //!   backend call per collection for all of them;
+//! - residual (`residual::run_many`, for jobs that have not searched yet):
+//!   their inputs read at once, each tenant's collections once for all of
+//!   their searches, one transaction recording every search; each job then
+//!   applies its candidates alone (under `report`, nothing to apply);
 //! - forget lineage: one transaction forgetting all their lineage;
 //! - physical, for jobs without the guarantee: one statement recording it.
 //!
@@ -39,7 +43,8 @@ use crate::vector_store::Selector;
 pub(super) const SMALL: usize = 1_000;
 
 /// The stages several jobs of a batch can run together.
-pub(super) const STAGES: [Stage; 5] = [Stage::Plan, Stage::Delete, Stage::Verify, Stage::ForgetLineage, Stage::Physical];
+pub(super) const STAGES: [Stage; 6] =
+    [Stage::Plan, Stage::Delete, Stage::Verify, Stage::Residual, Stage::ForgetLineage, Stage::Physical];
 
 /// A job taken through the stage with the others.
 struct Member<'a> {
@@ -61,9 +66,13 @@ impl Member<'_> {
 /// Any failure: then every job runs the stage alone.
 pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let subject_jobs: Vec<&(&JobRow, Lease)> = batch.iter().filter(|(job, _)| matches!(job.target(), JobTarget::Subject(_))).collect();
-    if stage == Stage::Plan {
+    if matches!(stage, Stage::Plan | Stage::Residual) {
         let jobs: Vec<(&JobRow, Lease)> = subject_jobs.into_iter().copied().collect();
-        return if jobs.len() < 2 { Ok(HashMap::new()) } else { super::stages::plan_many(ctx, &jobs).await };
+        return match stage {
+            _ if jobs.len() < 2 => Ok(HashMap::new()),
+            Stage::Plan => super::stages::plan_many(ctx, &jobs).await,
+            _ => super::residual::run_many(ctx, &jobs).await,
+        };
     }
     let ids: Vec<Uuid> = subject_jobs.iter().map(|(job, _)| job.job_id).collect();
     let mut plans = jobs::planned_many(&ctx.pool, &ids, matches!(stage, Stage::Delete | Stage::Verify)).await?;

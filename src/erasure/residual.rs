@@ -6,7 +6,7 @@
 //! stage, neither searches again (the deleted candidates would not be found,
 //! and their counts lost) nor counts anything twice.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier, JobNote, ResidualPolicy, Stage};
 use crate::error::LetheError;
 use crate::residual::{self, Candidate, Probe, ResidualQuery, TooCommon, action};
-use crate::store::jobs::{self, JobRow, Lease};
+use crate::store::jobs::{self, JobRow, Lease, ProbeRow};
 use crate::store::progress::{self, ResidualCounts};
 use crate::store::{StoreError, holds};
 use crate::vector_store::Selector;
@@ -25,16 +25,110 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
     let (requested, own) = jobs::residual_identifiers(&ctx.pool, job.job_id, subject_id).await?;
     let had_requested = !requested.is_empty();
-    if !ctx.settings.residual.lexical && !ctx.settings.residual.semantic {
+    if !searching(ctx) {
         // Probes of a job planned before the searches were switched off.
         forget_inputs(ctx, job, lease, had_requested).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
     let identifiers = identifiers(own, requested);
-    let (mut candidates, searched_now): (Vec<Candidate>, bool) = match job.residual_searched_at {
+    let (candidates, searched_now): (Vec<Candidate>, bool) = match job.residual_searched_at {
         Some(_) => (serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?, false),
-        None => (search_and_plan(ctx, job, lease, policy, &identifiers, had_requested).await?, true),
+        None => {
+            let probes = jobs::probes(&ctx.pool, job.job_id).await?;
+            let own_points = jobs::all_plan_points(&ctx.pool, job.job_id).await?;
+            let query = query(ctx, &identifiers, probes, own_points);
+            let search = Search::plan(ctx, policy, &identifiers, residual::search_counted(ctx, job.tenant_id, &query).await?)?;
+            let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+            let recorded = record(&mut tx, &[(job, lease, had_requested, &search)]).await?;
+            held(recorded.contains(&job.job_id))?;
+            tx.commit().await.map_err(StoreError::from)?;
+            (search.candidates, true)
+        }
     };
+    apply(ctx, job, lease, subject_id, (policy, &identifiers, had_requested), candidates, searched_now).await
+}
+
+/// The residual stage of several subject jobs of a batch that have not
+/// searched yet: their inputs read at once, each tenant's collections read
+/// once for all of their searches, and every search recorded in one
+/// transaction; then each job applies its candidates as it would alone
+/// (nothing to do and no statement under `report`, the default policy).
+/// Each job's search and record are the ones it would make alone; a job
+/// whose lease no longer holds it gets `LeaseLost` and nothing is written
+/// for it. The others of the batch (searched already, as a retry) run alone.
+///
+/// # Errors
+/// Any failure before the record is committed: then every job runs the
+/// stage alone, searching again.
+pub(super) async fn run_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let members: Vec<(&JobRow, Lease, Uuid, ResidualPolicy)> = batch
+        .iter()
+        .filter(|(job, _)| job.residual_searched_at.is_none())
+        .filter_map(|(job, lease)| Some((*job, *lease, job.subject_id?, job.residual_policy.parse().ok()?)))
+        .collect();
+    if members.len() < 2 || !searching(ctx) {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = members.iter().map(|m| m.0.job_id).collect();
+    let pairs: Vec<(Uuid, Uuid)> = members.iter().map(|m| (m.0.job_id, m.2)).collect();
+    let mut given = jobs::residual_identifiers_many(&ctx.pool, &pairs).await?;
+    let mut probes = jobs::probes_many(&ctx.pool, &ids).await?;
+    let mut own_points = jobs::all_plan_points_many(&ctx.pool, &ids).await?;
+    let mut inputs = Vec::with_capacity(members.len());
+    let mut queries = Vec::with_capacity(members.len());
+    for (job, ..) in &members {
+        let (requested, own) = given.remove(&job.job_id).unwrap_or_default();
+        let had_requested = !requested.is_empty();
+        let identifiers = identifiers(own, requested);
+        let query = query(
+            ctx,
+            &identifiers,
+            probes.remove(&job.job_id).unwrap_or_default(),
+            own_points.remove(&job.job_id).unwrap_or_default(),
+        );
+        queries.push((job.tenant_id, query));
+        inputs.push((identifiers, had_requested));
+    }
+    let searched = residual::search_many(ctx, &queries).await?;
+    let mut searches = Vec::with_capacity(members.len());
+    for (((_, _, _, policy), (identifiers, _)), searched) in members.iter().zip(&inputs).zip(searched) {
+        searches.push(Search::plan(ctx, *policy, identifiers, searched)?);
+    }
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let to_record: Vec<(&JobRow, Lease, bool, &Search)> =
+        members.iter().zip(&inputs).zip(&searches).map(|((m, (_, requested)), search)| (m.0, m.1, *requested, search)).collect();
+    let recorded = record(&mut tx, &to_record).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let mut results = HashMap::with_capacity(members.len());
+    for (((job, lease, subject_id, policy), (identifiers, requested)), search) in members.into_iter().zip(&inputs).zip(searches) {
+        let result = if recorded.contains(&job.job_id) {
+            apply(ctx, job, lease, subject_id, (policy, identifiers, *requested), search.candidates, true).await
+        } else {
+            Err(StageError::LeaseLost)
+        };
+        results.insert(job.job_id, result);
+    }
+    Ok(results)
+}
+
+/// Whether residual search is switched on at all.
+fn searching(ctx: &Context) -> bool {
+    ctx.settings.residual.lexical || ctx.settings.residual.semantic
+}
+
+/// Applies a search's candidates collection by collection (see the module
+/// comment), then notes what was withheld and forgets the stage's inputs
+/// (`had_requested`: whether the request gave identifiers) unless the
+/// search's record did (`searched_now` with nothing to act on).
+async fn apply(
+    ctx: &Context,
+    job: &JobRow,
+    lease: Lease,
+    subject_id: Uuid,
+    (policy, identifiers, had_requested): (ResidualPolicy, &[Identifier], bool),
+    mut candidates: Vec<Candidate>,
+    searched_now: bool,
+) -> StageResult {
     let mut total = ResidualCounts::default();
     // Without candidates no collection has residual counts to add up; nor,
     // just searched, without one to act on (`report`, the default policy:
@@ -56,7 +150,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
             // deleted point). And the legal holds, read under it.
             let mut guard = guard_collections(ctx, &[p.spec.collection_id]).await?;
             let holds = Holds::read(&mut guard, job).await?;
-            let counts = apply_in(ctx, job, lease, &holds, &p.spec, &identifiers, &mut candidates, &idx).await?;
+            let counts = apply_in(ctx, job, lease, &holds, &p.spec, identifiers, &mut candidates, &idx).await?;
             let json = stored_residuals(&candidates)?;
             held(progress::record_residual_applied(&mut guard, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
             guard.commit().await.map_err(StoreError::from)?;
@@ -111,68 +205,100 @@ fn identifiers(mut stored: Vec<(String, String)>, requested: Vec<(String, String
     stored.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect()
 }
 
-/// Searches, marks each candidate with its planned action, and stores the
-/// list with the counts found per collection before anything is changed.
-/// When nothing is to be deleted or redacted, the stage's inputs (probes,
-/// the request's identifiers: `requested` says whether it gave any) are
-/// forgotten in the same transaction (one durable commit, not two).
-async fn search_and_plan(
-    ctx: &Context,
-    job: &JobRow,
-    lease: Lease,
-    policy: ResidualPolicy,
-    identifiers: &[Identifier],
-    requested: bool,
-) -> Result<Vec<Candidate>, StageError> {
-    let probes = jobs::probes(&ctx.pool, job.job_id).await?;
-    let limit = ctx.settings.residual.max_candidates;
-    let query = ResidualQuery {
+/// What the stage searches for: the identifiers, and the person's own
+/// chunks (probes), never reported themselves (`own_points`).
+fn query(ctx: &Context, identifiers: &[Identifier], probes: Vec<ProbeRow>, own_points: Vec<Uuid>) -> ResidualQuery {
+    ResidualQuery {
         identifiers: identifiers.to_vec(),
         probes: probes.into_iter().map(|p| Probe { text: p.text, vector: p.vector }).collect(),
-        exclude: jobs::all_plan_points(&ctx.pool, job.job_id).await?.into_iter().collect::<HashSet<_>>(),
-        limit,
+        exclude: own_points.into_iter().collect::<HashSet<_>>(),
+        limit: ctx.settings.residual.max_candidates,
         deadline: None,
-    };
-    let searched = residual::search_counted(ctx, job.tenant_id, &query).await?;
-    let mut candidates = searched.candidates;
-    residual::plan(policy, &mut candidates);
-    let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
-    let common = residual::hold_back_too_common(&mut candidates, identifiers, max_per_identifier);
-    let specs = &searched.collections;
-    // An attached store is never rewritten (its framework owns the text and
-    // the vector): a candidate there that redaction would rewrite is reported.
-    let attached: HashSet<Uuid> = specs.iter().filter(|s| s.is_attached()).map(|s| s.collection_id).collect();
-    for c in candidates.iter_mut().filter(|c| attached.contains(&c.collection_id) && c.action == action::PENDING_REDACT) {
-        c.action = action::REPORTED.to_owned();
     }
-    // A collection none of whose candidates is to be deleted or redacted is
-    // applied as it is recorded: there is nothing to hold back, lock or count.
-    let found: Vec<(Uuid, String, String, i64, bool)> = specs
-        .iter()
-        .filter_map(|s| {
-            let here: Vec<&Candidate> = candidates.iter().filter(|c| c.collection_id == s.collection_id).collect();
-            let nothing_to_do = !here.iter().any(|c| is_pending(c));
-            (!here.is_empty()).then(|| {
-                (s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(here.len()).unwrap_or(i64::MAX), nothing_to_do)
+}
+
+/// A search's candidates, each marked with its planned action, and what
+/// the job records of it before anything is changed.
+struct Search {
+    candidates: Vec<Candidate>,
+    /// Per collection with candidates: id, name, backend, how many, and
+    /// whether none of them is to be deleted or redacted.
+    found: Vec<(Uuid, String, String, i64, bool)>,
+    /// The candidates as stored (see [`stored_residuals`]).
+    stored: serde_json::Value,
+    notes: Vec<JobNote>,
+}
+
+impl Search {
+    fn plan(ctx: &Context, policy: ResidualPolicy, identifiers: &[Identifier], searched: residual::Searched) -> Result<Self, StageError> {
+        let limit = ctx.settings.residual.max_candidates;
+        let mut candidates = searched.candidates;
+        residual::plan(policy, &mut candidates);
+        let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
+        let common = residual::hold_back_too_common(&mut candidates, identifiers, max_per_identifier);
+        let specs = &searched.collections;
+        // An attached store is never rewritten (its framework owns the text and
+        // the vector): a candidate there that redaction would rewrite is reported.
+        let attached: HashSet<Uuid> = specs.iter().filter(|s| s.is_attached()).map(|s| s.collection_id).collect();
+        for c in candidates.iter_mut().filter(|c| attached.contains(&c.collection_id) && c.action == action::PENDING_REDACT) {
+            c.action = action::REPORTED.to_owned();
+        }
+        // A collection none of whose candidates is to be deleted or redacted is
+        // applied as it is recorded: there is nothing to hold back, lock or count.
+        let found = specs
+            .iter()
+            .filter_map(|s| {
+                let here: Vec<&Candidate> = candidates.iter().filter(|c| c.collection_id == s.collection_id).collect();
+                let nothing_to_do = !here.iter().any(|c| is_pending(c));
+                (!here.is_empty()).then(|| {
+                    (s.collection_id, s.name.to_string(), s.backend.to_string(), i64::try_from(here.len()).unwrap_or(i64::MAX), nothing_to_do)
+                })
             })
+            .collect();
+        let mut notes = Vec::new();
+        if searched.qualified > candidates.len() {
+            notes.push(capped_note(searched.qualified, candidates.len(), limit, ctx.settings.residual.max_semantic));
+        }
+        if !common.is_empty() {
+            notes.push(too_common_note(&common, max_per_identifier));
+        }
+        Ok(Self { stored: stored_residuals(&candidates)?, candidates, found, notes })
+    }
+}
+
+/// Records each job's search (`(job, lease, whether the request gave
+/// identifiers, search)`) in the caller's transaction: candidates and counts
+/// found, its notes, and, when nothing is to be deleted or redacted, the
+/// stage's inputs forgotten with it (one durable commit, not two). The jobs
+/// whose lease still holds them, of which all this was written.
+async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    searches: &[(&JobRow, Lease, bool, &Search)],
+) -> Result<HashSet<Uuid>, StageError> {
+    let rows: Vec<progress::ResidualSearch> = searches
+        .iter()
+        .map(|(job, lease, _, s)| progress::ResidualSearch {
+            job_id: job.job_id,
+            lease: *lease,
+            residuals: s.stored.clone(),
+            found: s.found.clone(),
         })
         .collect();
-    let json = stored_residuals(&candidates)?;
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    held(progress::record_residual_search(&mut tx, job.job_id, lease, &json, &found).await?)?;
-    if searched.qualified > candidates.len() {
-        let note = capped_note(searched.qualified, candidates.len(), limit, ctx.settings.residual.max_semantic);
-        held(progress::set_note(&mut *tx, job.job_id, lease, &note).await?)?;
+    let recorded: HashSet<Uuid> = progress::record_residual_searches(tx, &rows).await?.into_iter().collect();
+    let mut done = Vec::new();
+    for (job, lease, requested, search) in searches.iter().filter(|(job, ..)| recorded.contains(&job.job_id)) {
+        // The lease holds: the record above was fenced by it, and its row stays locked.
+        for note in &search.notes {
+            held(progress::set_note(&mut **tx, job.job_id, *lease, note).await?)?;
+        }
+        if !search.candidates.iter().any(is_pending) {
+            done.push((job.job_id, *lease, *requested));
+        }
     }
-    if !common.is_empty() {
-        held(progress::set_note(&mut *tx, job.job_id, lease, &too_common_note(&common, max_per_identifier)).await?)?;
+    if !done.is_empty() {
+        jobs::forget_residual_inputs_many(&mut **tx, &done).await?;
     }
-    if !candidates.iter().any(is_pending) {
-        // The lease holds (the record above was fenced by it, and its row stays locked).
-        held(jobs::forget_residual_inputs(&mut *tx, job.job_id, lease, requested).await?)?;
-    }
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(candidates)
+    Ok(recorded)
 }
 
 fn capped_note(qualified: usize, kept: usize, max_candidates: usize, max_semantic: usize) -> JobNote {

@@ -122,20 +122,65 @@ pub struct Searched {
 /// # Errors
 /// Backend, embedding and database failures; `DeadlineExceeded`.
 pub async fn search_counted(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Searched> {
+    let search = async { search_in(ctx, &Tenant::read(ctx, tenant_id).await?, query).await };
     match query.deadline {
         // The scan checks the deadline between chunks (its work is CPU);
         // the timeout ends a wait on a database or backend call as well.
-        Some(at) => tokio::time::timeout_at(at.into(), search_until(ctx, tenant_id, query))
-            .await
-            .unwrap_or_else(|_| Err(scan::deadline_exceeded())),
-        None => search_until(ctx, tenant_id, query).await,
+        Some(at) => tokio::time::timeout_at(at.into(), search).await.unwrap_or_else(|_| Err(scan::deadline_exceeded())),
+        None => search.await,
     }
 }
 
-async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Searched> {
+/// What every search in a tenant reads first: its collections, and which of
+/// them hold chunks without text. Read once for the searches of a batch of
+/// erase jobs ([`search_many`]).
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub tenant_id: Uuid,
+    pub collections: Vec<CollectionSpec>,
+    /// Whether any chunk text was written before the residual index (it is
+    /// read the old way).
+    texts_unindexed: bool,
+    /// Collections with chunks whose lineage holds no text.
+    textless: Vec<Uuid>,
+}
+
+impl Tenant {
+    /// # Errors
+    /// Database failures.
+    pub async fn read(ctx: &Context, tenant_id: Uuid) -> Result<Self> {
+        let collections = lineage::list_collections(&ctx.pool, tenant_id).await?;
+        let (texts_unindexed, textless) = lineage::unindexed_and_textless(&ctx.pool, tenant_id).await?;
+        Ok(Self { tenant_id, collections, texts_unindexed, textless })
+    }
+}
+
+/// The searches of several erase jobs (no deadline: see
+/// [`ResidualQuery::deadline`]), each as [`search_counted`] makes it, with
+/// each tenant's collections read once for all of its searches.
+///
+/// # Errors
+/// Backend, embedding and database failures: of any one search.
+pub async fn search_many(ctx: &Context, queries: &[(Uuid, ResidualQuery)]) -> Result<Vec<Searched>> {
+    let mut tenants: Vec<Tenant> = Vec::new();
+    let mut searched = Vec::with_capacity(queries.len());
+    for (tenant_id, query) in queries {
+        let at = match tenants.iter().position(|t| t.tenant_id == *tenant_id) {
+            Some(at) => at,
+            None => {
+                tenants.push(Tenant::read(ctx, *tenant_id).await?);
+                tenants.len() - 1
+            }
+        };
+        searched.push(search_in(ctx, &tenants[at], query).await?);
+    }
+    Ok(searched)
+}
+
+async fn search_in(ctx: &Context, tenant: &Tenant, query: &ResidualQuery) -> Result<Searched> {
     let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
-    let specs = lineage::list_collections(&ctx.pool, tenant_id).await?;
+    let (tenant_id, specs) = (tenant.tenant_id, tenant.collections.clone());
     let matcher = lexical::Matcher::new(if s.lexical { &query.identifiers } else { &[] });
     let own = if s.semantic && !(query.probes.is_empty() && query.exclude.is_empty()) {
         let own_ids: Vec<Uuid> = query.exclude.iter().copied().collect();
@@ -143,7 +188,7 @@ async fn search_until(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> 
     } else {
         semantic::OwnWords::default()
     };
-    let mut scanned = scan::scan(ctx, tenant_id, &specs, &matcher, &own, query).await?;
+    let mut scanned = scan::scan(ctx, tenant, &matcher, &own, query).await?;
     let scan_ms = started.elapsed().as_millis();
     let (named, overlapping, read) = (scanned.lexical.count(), scanned.overlaps.len(), scanned.read);
     let dropped_while_scanning = scanned.lexical.dropped_strong();

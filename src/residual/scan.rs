@@ -192,12 +192,12 @@ pub fn deadline_exceeded() -> LetheError {
 /// Database and backend failures; `DeadlineExceeded`.
 pub async fn scan(
     ctx: &Context,
-    tenant_id: Uuid,
-    specs: &[CollectionSpec],
+    tenant: &super::Tenant,
     matcher: &Matcher,
     own: &OwnWords,
     query: &ResidualQuery,
 ) -> Result<Scanned> {
+    let (tenant_id, specs) = (tenant.tenant_id, &tenant.collections);
     let mut out = Scanned { lexical: TopHits::new(query.limit), ..Scanned::default() };
     if matcher.is_empty() && own.is_empty() {
         return Ok(out);
@@ -222,7 +222,7 @@ pub async fn scan(
         literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
     };
     let everything = || if own.is_empty() { like(matcher.literals()) } else { vec!["%".to_owned()] };
-    let (texts_unindexed, textless) = lineage::unindexed_and_textless(&ctx.pool, tenant_id).await?;
+    let (texts_unindexed, textless) = (tenant.texts_unindexed, tenant.textless.clone());
     let reads = if !ctx.settings.residual.use_index {
         vec![Filter::Like(everything(), false)]
     } else if texts_unindexed {

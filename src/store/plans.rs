@@ -169,6 +169,21 @@ pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Ve
         .await?)
 }
 
+/// [`all_plan_points`] of several jobs in one query, by job id (a job
+/// without plan points is absent).
+pub async fn all_plan_points_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    let rows: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT job_id, unnest(plan_points) FROM erasure_counts WHERE job_id = ANY($1)")
+            .bind(job_ids)
+            .fetch_all(ex)
+            .await?;
+    let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (job_id, point) in rows {
+        by_job.entry(job_id).or_default().push(point);
+    }
+    Ok(by_job)
+}
+
 /// Records the counts after deletion, and how many of the points left are
 /// withheld under legal hold; false when `lease` no longer holds the job.
 pub async fn set_after(

@@ -2,6 +2,8 @@
 //! chunks' texts and vectors, for the semantic residual search) and the
 //! identifiers the request gave. Both are deleted by the residual stage.
 
+use std::collections::HashMap;
+
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -70,6 +72,22 @@ pub async fn probes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<ProbeRo
         .await?)
 }
 
+/// [`probes`] of several jobs in one query, by job id (a job without
+/// probes is absent).
+pub async fn probes_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<ProbeRow>>> {
+    let rows: Vec<(Uuid, Uuid, Option<String>, Vec<f32>)> = sqlx::query_as(
+        "SELECT job_id, collection_id, text, vector FROM erasure_probes WHERE job_id = ANY($1) ORDER BY job_id, ord",
+    )
+    .bind(job_ids)
+    .fetch_all(ex)
+    .await?;
+    let mut by_job: HashMap<Uuid, Vec<ProbeRow>> = HashMap::new();
+    for (job_id, collection_id, text, vector) in rows {
+        by_job.entry(job_id).or_default().push(ProbeRow { collection_id, text, vector });
+    }
+    Ok(by_job)
+}
+
 /// Forgets the job's probes, unless `lease` no longer holds the job.
 pub async fn delete_probes(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<()> {
     sqlx::query(&format!("DELETE FROM erasure_probes WHERE job_id = $1 AND {HELD}"))
@@ -126,6 +144,35 @@ pub async fn residual_identifiers(
     Ok((pairs(requested), pairs(own)))
 }
 
+/// Identifiers of the request and of the subject (see
+/// [`residual_identifiers`]).
+pub type ResidualIdentifiers = (Vec<(String, String)>, Vec<(String, String)>);
+
+/// [`residual_identifiers`] of several jobs (`(job, subject)`) in one
+/// query, by job id; every job is present.
+pub async fn residual_identifiers_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Uuid)]) -> Result<HashMap<Uuid, ResidualIdentifiers>> {
+    let (job_ids, subject_ids): (Vec<Uuid>, Vec<Uuid>) = jobs.iter().copied().unzip();
+    let rows: Vec<(Uuid, String, String, bool)> = sqlx::query_as(
+        r#"
+        SELECT i.job_id, i.kind, i.value, true FROM erasure_identifiers i WHERE i.job_id = ANY($1)
+        UNION ALL
+        SELECT j.job_id, s.kind, s.value, false
+        FROM UNNEST($1::uuid[], $2::uuid[]) AS j(job_id, subject_id)
+        JOIN subject_identifiers s ON s.subject_id = j.subject_id AND s.value IS NOT NULL
+        "#,
+    )
+    .bind(&job_ids)
+    .bind(&subject_ids)
+    .fetch_all(ex)
+    .await?;
+    let mut by_job: HashMap<Uuid, ResidualIdentifiers> = job_ids.iter().map(|id| (*id, Default::default())).collect();
+    for (job_id, kind, value, requested) in rows {
+        let (of_request, of_subject) = by_job.entry(job_id).or_default();
+        if requested { of_request } else { of_subject }.push((kind, value));
+    }
+    Ok(by_job)
+}
+
 /// What the residual stage no longer needs, in one statement: the job's
 /// probes and the request's identifiers (then `erasure_identifiers` joins
 /// the tables to rewrite, when `requested`). False, with nothing changed,
@@ -152,6 +199,40 @@ pub async fn forget_residual_inputs(ex: impl PgExecutor<'_>, job_id: Uuid, lease
     .bind(lease.epoch)
     .bind(requested)
     .fetch_one(ex)
+    .await?)
+}
+
+/// [`forget_residual_inputs`] of several jobs (`(job, lease, requested)`)
+/// in one statement: the jobs whose lease still holds them (the others keep
+/// theirs).
+pub async fn forget_residual_inputs_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease, bool)]) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.0).collect();
+    let owners: Vec<Uuid> = jobs.iter().map(|j| j.1.owner).collect();
+    let epochs: Vec<i64> = jobs.iter().map(|j| j.1.epoch).collect();
+    let requested: Vec<bool> = jobs.iter().map(|j| j.2).collect();
+    Ok(sqlx::query_scalar(
+        r#"
+        WITH held AS MATERIALIZED (
+            SELECT h.job_id, r.requested
+            FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bool[]) AS r(job_id, owner, epoch, requested)
+            JOIN erasure_jobs h ON h.job_id = r.job_id AND h.lease_owner = r.owner AND h.lease_epoch = r.epoch
+                               AND h.status = 'in_progress'
+        ),
+        probes AS (DELETE FROM erasure_probes WHERE job_id IN (SELECT job_id FROM held)),
+        identifiers AS (DELETE FROM erasure_identifiers WHERE job_id IN (SELECT job_id FROM held)),
+        tables AS (
+            UPDATE erasure_jobs
+            SET rewrite_tables = ARRAY(SELECT DISTINCT t FROM unnest(rewrite_tables || '{erasure_identifiers}'::text[]) AS t ORDER BY t)
+            WHERE job_id IN (SELECT job_id FROM held WHERE requested)
+        )
+        SELECT job_id FROM held
+        "#,
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .bind(&epochs)
+    .bind(&requested)
+    .fetch_all(ex)
     .await?)
 }
 

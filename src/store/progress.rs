@@ -45,44 +45,73 @@ pub async fn record_residual_search(
     residuals: &serde_json::Value,
     found: &[(Uuid, String, String, i64, bool)],
 ) -> Result<bool> {
-    let done = sqlx::query(&format!(
-        "UPDATE erasure_jobs SET residuals = $4 || COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements(erasure_jobs.residuals) c WHERE c->>'action' = 'reported_at_ingest'), '[]'::jsonb), \
-         residual_searched_at = clock_timestamp() WHERE job_id = $1 AND {HELD}"
-    ))
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .bind(residuals)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
-    }
-    // A collection created after the plan has no row yet: it gets one.
-    let ids: Vec<Uuid> = found.iter().map(|f| f.0).collect();
-    let names: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
-    let backends: Vec<&str> = found.iter().map(|f| f.2.as_str()).collect();
-    let counts: Vec<i64> = found.iter().map(|f| f.3).collect();
-    let applied: Vec<bool> = found.iter().map(|f| f.4).collect();
-    // The search is recorded once (a retry reads the stored candidates), so
-    // no collection has been applied yet.
-    sqlx::query(
+    let search = ResidualSearch { job_id, lease, residuals: residuals.clone(), found: found.to_vec() };
+    Ok(!record_residual_searches(tx, std::slice::from_ref(&search)).await?.is_empty())
+}
+
+/// One job's residual search, for [`record_residual_searches`].
+#[derive(Debug, Clone)]
+pub struct ResidualSearch {
+    pub job_id: Uuid,
+    pub lease: Lease,
+    pub residuals: serde_json::Value,
+    /// Per collection: id, name, backend, candidates found, nothing to do.
+    pub found: Vec<(Uuid, String, String, i64, bool)>,
+}
+
+/// [`record_residual_search`] of several jobs, in one statement: the jobs
+/// (each once) whose lease still holds them, and whose search is recorded.
+/// A job whose lease is lost gets nothing written, not even its counts.
+pub async fn record_residual_searches(tx: &mut Transaction<'_, Postgres>, searches: &[ResidualSearch]) -> Result<Vec<Uuid>> {
+    let jobs: Vec<Uuid> = searches.iter().map(|s| s.job_id).collect();
+    let owners: Vec<Uuid> = searches.iter().map(|s| s.lease.owner).collect();
+    let epochs: Vec<i64> = searches.iter().map(|s| s.lease.epoch).collect();
+    let residuals: Vec<&serde_json::Value> = searches.iter().map(|s| &s.residuals).collect();
+    let found = || searches.iter().flat_map(|s| s.found.iter().map(move |f| (s.job_id, f)));
+    let of: Vec<Uuid> = found().map(|(job, _)| job).collect();
+    let ids: Vec<Uuid> = found().map(|(_, f)| f.0).collect();
+    let names: Vec<&str> = found().map(|(_, f)| f.1.as_str()).collect();
+    let backends: Vec<&str> = found().map(|(_, f)| f.2.as_str()).collect();
+    let counts: Vec<i64> = found().map(|(_, f)| f.3).collect();
+    let applied: Vec<bool> = found().map(|(_, f)| f.4).collect();
+    // Candidates reported at ingest (screening) stay. A collection created
+    // after the plan has no counts row yet: it gets one. The search is
+    // recorded once (a retry reads the stored candidates), so no collection
+    // has been applied yet.
+    Ok(sqlx::query_scalar(
         r#"
-        INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend, residual_found, residual_applied)
-        SELECT $1, c, n, b, f, a FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bool[]) AS x(c, n, b, f, a)
-        ON CONFLICT (job_id, collection_id) DO UPDATE
-        SET residual_found = EXCLUDED.residual_found, residual_applied = EXCLUDED.residual_applied
+        WITH done AS (
+            UPDATE erasure_jobs j
+            SET residuals = r.residuals || COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements(j.residuals) c
+                                                   WHERE c->>'action' = 'reported_at_ingest'), '[]'::jsonb),
+                residual_searched_at = clock_timestamp()
+            FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::jsonb[]) AS r(job_id, owner, epoch, residuals)
+            WHERE j.job_id = r.job_id AND j.lease_owner = r.owner AND j.lease_epoch = r.epoch AND j.status = 'in_progress'
+            RETURNING j.job_id
+        ),
+        counts AS (
+            INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend, residual_found, residual_applied)
+            SELECT x.job, c, n, b, f, a
+            FROM UNNEST($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::bigint[], $10::bool[]) AS x(job, c, n, b, f, a)
+            WHERE x.job IN (SELECT job_id FROM done)
+            ON CONFLICT (job_id, collection_id) DO UPDATE
+            SET residual_found = EXCLUDED.residual_found, residual_applied = EXCLUDED.residual_applied
+        )
+        SELECT job_id FROM done
         "#,
     )
-    .bind(job_id)
+    .bind(&jobs)
+    .bind(&owners)
+    .bind(&epochs)
+    .bind(&residuals)
+    .bind(&of)
     .bind(&ids)
     .bind(&names)
     .bind(&backends)
     .bind(&counts)
     .bind(&applied)
-    .execute(&mut **tx)
-    .await?;
-    Ok(true)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// The candidate points of a collection that were present in the backend

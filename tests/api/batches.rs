@@ -291,3 +291,92 @@ async fn erasures_in_a_tenant_without_collections_complete_alone_and_in_a_batch(
     }
     assert_eq!(log_entries(&app.pool).await.len(), 3);
 }
+
+/// A person with an address and a name: their own chunk, and `n` chunks of
+/// others (tagged `by`) that name them.
+async fn naming(app: &TestApp, collection: &str, (who, email, name): (&str, &str, &str), n: usize, by: &str) -> pb::SubjectRef {
+    let mut chunks = vec![chunk(&format!("{who}-own"), 0, &format!("From: {email}\nThe gas desk meets at noon."), &[who])];
+    for i in 0..n {
+        let text = format!("Memo {i}: the curtailment schedule goes to {name} before the close.");
+        chunks.push(chunk(&format!("{who}-named-{i}"), 0, &text, &[by]));
+    }
+    app.ingest(collection, chunks).await.expect("ingest");
+    let ident = |kind: pb::IdentifierKind, value: &str| pb::Identifier { kind: kind as i32, value: value.into() };
+    pb::SubjectRef {
+        id: who.into(),
+        identifiers: vec![ident(pb::IdentifierKind::Email, email), ident(pb::IdentifierKind::Name, name)],
+    }
+}
+
+/// The residual stage of a batch's jobs searches for all of them with their
+/// inputs read at once and records every search in one transaction
+/// (`erasure::residual::run_many`); each job's candidates, counts, actions
+/// and forgotten inputs are what it would have alone, whatever its policy.
+#[tokio::test]
+async fn a_batch_searches_for_its_jobs_residuals_together_and_each_gets_what_it_would_alone() {
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 300, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let tim = naming(&app, &c.name, ("tim", "tim.belden@enron.com", "Tim Belden"), 2, "ann").await;
+    let sara = naming(&app, &c.name, ("sara", "sara.shackleton@enron.com", "Sara Shackleton"), 3, "ann").await;
+    let mark = naming(&app, &c.name, ("mark", "mark.haedicke@enron.com", "Mark Haedicke"), 1, "bob").await;
+    app.ingest(&c.name, vec![chunk("cyd-own", 0, "Quarterly numbers attached.", &["cyd"])]).await.expect("ingest");
+    let erase = |subject: pb::SubjectRef, policy: pb::ResidualPolicy| {
+        let app = &app;
+        async move {
+            let r = pb::EraseRequest { subject: Some(subject), residual_policy: policy as i32, ..Default::default() };
+            app.erase_with(r).await.unwrap().job_id
+        }
+    };
+    let jobs = [
+        erase(tim, pb::ResidualPolicy::Delete).await,
+        erase(sara, pb::ResidualPolicy::Report).await,
+        erase(mark, pb::ResidualPolicy::Report).await,
+        erase(pb::SubjectRef { id: "cyd".into(), identifiers: vec![] }, pb::ResidualPolicy::Report).await,
+    ];
+    let ctx = app.ctx.clone();
+    let batch = tokio::spawn(async move { try_execute_batch(&ctx, Uuid::new_v4()).await });
+
+    // In the pause after the residual round: the searches of the two jobs
+    // that only report were recorded by one transaction (alone, one each).
+    for job in &jobs {
+        crate::residual_progress::reach_stage(&app, job, pb::Stage::ForgetLineage).await;
+    }
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.parse().unwrap()).collect();
+    let xmins: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT xmin::text FROM erasure_counts WHERE job_id = ANY($1) AND residual_found > 0 AND residual_deleted = 0",
+    )
+    .bind(&ids[1..3])
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(xmins.len(), 1, "sara's and mark's searches were recorded together: {xmins:?}");
+    let outcome = tokio::time::timeout(Duration::from_secs(60), batch).await.expect("the batch ends");
+    assert_eq!(outcome.unwrap().unwrap(), ExecutionOutcome::JobRan);
+
+    let expected = [("tim", 2, 2, "deleted"), ("sara", 3, 0, "reported"), ("mark", 1, 0, "reported"), ("cyd", 0, 0, "")];
+    for (job, (who, found, deleted, action)) in jobs.iter().zip(expected) {
+        let done = app.job(job).await;
+        assert_eq!(done.status, pb::JobStatus::Completed as i32, "{who}: {}", done.error);
+        let counts = &done.counts[0];
+        assert_eq!((counts.before_total, counts.deleted, counts.after_total), (1, 1, 0), "{who}");
+        assert_eq!((counts.residual_found, counts.residual_deleted, counts.residual_redacted), (found, deleted, 0), "{who}");
+        assert_eq!(done.residuals.len(), found as usize, "{who}: {:?}", done.residuals);
+        assert!(done.residuals.iter().all(|r| r.action == action && r.collection == c.name), "{who}: {:?}", done.residuals);
+        assert!(done.residuals.iter().all(|r| r.evidence.iter().all(|e| e.matched.is_empty())), "{who}: no matched text kept");
+        assert_eq!(stages_logged(&app.pool, job.parse().unwrap()).await.iter().filter(|s| *s == "residual").count(), 1, "{who}");
+        let tables = rewrite_tables(&app.pool, job).await;
+        assert_eq!(tables.contains(&"erasure_identifiers".to_owned()), who != "cyd", "{who}: {tables:?}");
+    }
+    // Inputs forgotten, whatever the policy; only what the policy deletes is gone.
+    assert_eq!(rows(&app.pool, "erasure_probes").await, 0);
+    assert_eq!(rows(&app.pool, "erasure_identifiers").await, 0);
+    for (name, left) in [("belden", 0), ("shackleton", 3), ("haedicke", 1)] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\" WHERE text ILIKE '%{name}%'", c.backend_name))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, left, "{name}");
+    }
+    app.assert_lineage_consistent().await;
+    assert!(verified(&app).await.valid);
+}
