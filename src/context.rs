@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::audit::Signer;
@@ -29,6 +29,16 @@ pub struct Wake {
     pub reconcile: Notify,
 }
 
+/// The most connections of its pool one request or one job holds at once:
+/// a transaction holding locks, a statement beside it, and (for a job) a
+/// lease renewal beside both. See [`Context::slot`].
+pub const CONNECTIONS_PER_SLOT: u32 = 3;
+
+/// Turns at a pool of `max_connections`: one per [`CONNECTIONS_PER_SLOT`].
+pub fn slots(max_connections: u32) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new((max_connections / CONNECTIONS_PER_SLOT).max(1) as usize))
+}
+
 /// Shared handles; cheap to clone.
 #[derive(Clone)]
 pub struct Context {
@@ -43,6 +53,8 @@ pub struct Context {
     pub wake: Arc<Wake>,
     /// Watch streams open now.
     pub watches: Arc<Watches>,
+    /// Turns at `pool` (see [`Context::slot`]); its own per pool.
+    pub slots: Arc<Semaphore>,
     secrets: Arc<Mutex<HashMap<Uuid, Arc<Vec<u8>>>>>,
 }
 
@@ -61,11 +73,26 @@ impl Context {
             embedder,
             signer,
             keys,
+            slots: slots(settings.database.max_connections),
             settings: Arc::new(settings),
             wake: Arc::default(),
             watches: Arc::default(),
             secrets: Arc::default(),
         }
+    }
+
+    /// A turn at the pool, held by each request (a layer of the gRPC
+    /// server) and each job a worker runs, for as long as it runs. A request
+    /// holds a transaction (locks) while its statements take a second
+    /// connection, so as many requests as connections, each holding its
+    /// first, would wait for a second none of them releases: every one fails
+    /// with "pool timed out" after 10 s (64 concurrent writes did, on 20
+    /// connections). With a turn each, at most `max_connections /
+    /// CONNECTIONS_PER_SLOT` run at once, each sure to get what it needs;
+    /// the others wait for a turn, in order, holding nothing.
+    pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed.
+        self.slots.clone().acquire_owned().await.ok()
     }
 
     /// The tenant's HMAC key (immutable, so cached), unwrapped by the key

@@ -230,6 +230,7 @@ impl Application {
         worker_ctx.stores.pgvector = Arc::new(PgVectorStore::new(wpool.clone()));
         worker_ctx.stores.attached_pgvector = Arc::new(Vanishable::new(Arc::new(AttachedPgStore::new(wpool.clone()))));
         worker_ctx.pool = wpool;
+        worker_ctx.slots = crate::context::slots(worker_ctx.settings.database.max_connections);
         Ok(Self { listener, addr, tls, ctx, worker_ctx, web })
     }
 

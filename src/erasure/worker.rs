@@ -62,6 +62,8 @@ async fn worker_loop(ctx: Context) {
 /// # Errors
 /// When the queue itself cannot be read.
 pub async fn try_execute_job(ctx: &Context, owner: Uuid) -> Result<ExecutionOutcome, StoreError> {
+    // A turn at the pool while the job runs (`Context::slot`).
+    let _turn = ctx.slot().await;
     let Some(job) = jobs::claim_job(&ctx.pool, owner, lease_secs(ctx)).await? else {
         return Ok(ExecutionOutcome::EmptyQueue);
     };
@@ -85,6 +87,8 @@ pub async fn try_execute_job(ctx: &Context, owner: Uuid) -> Result<ExecutionOutc
 /// # Errors
 /// When the queue itself cannot be read.
 pub async fn try_execute_batch(ctx: &Context, owner: Uuid) -> Result<ExecutionOutcome, StoreError> {
+    // A turn at the pool while the batch runs (`Context::slot`).
+    let _turn = ctx.slot().await;
     let settings = &ctx.settings.erasure;
     let claimed = jobs::claim_jobs(&ctx.pool, owner, lease_secs(ctx), settings.batch_size, settings.workers).await?;
     if claimed.is_empty() {

@@ -24,6 +24,11 @@ use std::time::Duration;
 
 use crate::context::Context;
 
+/// The gRPC server's routes, behind the turns at the pool (`Context::slot`).
+pub type Router = tonic::transport::server::Router<
+    tower::layer::util::Stack<tower::limit::GlobalConcurrencyLimitLayer, tower::layer::util::Identity>,
+>;
+
 /// The router with Lethe, health and (when `application.reflection`)
 /// reflection, with the server's limits and TLS, and the health checker (to
 /// run beside the server: see [`Health::run_until_stopped`]).
@@ -34,7 +39,7 @@ use crate::context::Context;
 pub async fn router(
     ctx: Context,
     tls: Option<tonic::transport::ServerTlsConfig>,
-) -> anyhow::Result<(tonic::transport::server::Router, Health)> {
+) -> anyhow::Result<(Router, Health)> {
     let app = ctx.settings.application.clone();
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::start(reporter, ctx.clone()).await;
@@ -49,11 +54,13 @@ pub async fn router(
         None
     };
     let limits = &app.limits;
+    let turns = tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(ctx.slots.clone());
     let lethe = pb::lethe_server::LetheServer::new(LetheService::new(ctx))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let keepalive = Duration::from_secs(limits.keepalive_interval_secs);
-    let mut server = tonic::transport::Server::builder();
+    // Each request holds a turn at the pool while it runs (`Context::slot`).
+    let mut server = tonic::transport::Server::builder().layer(turns);
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;
     }

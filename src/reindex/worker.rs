@@ -26,6 +26,8 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
     let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
     let work = async {
         loop {
+            // A turn at the pool while the job runs (`Context::slot`).
+            let turn = ctx.slot().await;
             match reindex::claim(&ctx.pool, owner, lease_secs(&ctx)).await {
                 Ok(Some(job)) => {
                     if let Err(e) = run_job(&ctx, owner, job).await {
@@ -33,9 +35,11 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
                     }
                 }
                 Ok(None) => {
+                    drop(turn);
                     let _ = tokio::time::timeout(poll, ctx.wake.reindex.notified()).await;
                 }
                 Err(e) => {
+                    drop(turn);
                     tracing::error!(error.cause_chain = ?e, "cannot read the re-index queue");
                     tokio::time::sleep(poll).await;
                 }

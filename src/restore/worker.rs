@@ -69,6 +69,8 @@ pub async fn queue_due(ctx: &Context) -> Result<u64> {
 /// # Errors
 /// When the queue cannot be read.
 pub async fn step(ctx: &Context, owner: Uuid) -> Result<bool> {
+    // A turn at the pool while the run runs (`Context::slot`).
+    let _turn = ctx.slot().await;
     let lease_secs = ctx.settings.erasure.lease_secs as f64;
     let Some(run) = runs::claim(&ctx.pool, owner, lease_secs).await? else { return Ok(false) };
     let lease = Lease { owner, epoch: run.lease_epoch };

@@ -52,6 +52,8 @@ fn tick_every(ctx: &Context) -> Duration {
 /// When the claim cannot be made; a collection whose sweep fails is logged
 /// and swept again at its next interval.
 pub async fn tick(ctx: &Context) -> Result<usize> {
+    // A turn at the pool while the sweeps run (`Context::slot`).
+    let _turn = ctx.slot().await;
     let interval = ctx.settings.retention.interval_secs as f64;
     let due = store::claim_due(&ctx.pool, interval, CLAIM_LIMIT).await?;
     for (tenant_id, collection_id) in &due {

@@ -22,6 +22,7 @@ mod legal_hold;
 mod log_heads;
 mod no_plaintext;
 mod physical;
+mod pool;
 mod physical_truth;
 mod reindex;
 mod reindex_resume;

@@ -1,0 +1,50 @@
+//! Lethe's own connection pool under a burst wider than it: a write holds a
+//! connection for its subjects' locks while it records lineage and writes
+//! vectors, and an erase stage holds its collection's lock while it deletes.
+//! As many requests as connections, each holding its first, waited for a
+//! second none of them released: 64 concurrent writes on the default 20
+//! connections all failed with UNAVAILABLE ("pool timed out") after 10 s,
+//! and a pool smaller than the erase workers stalled every job.
+
+use std::time::Duration;
+
+use lethe::grpc::pb;
+
+use crate::helpers::*;
+
+fn small_pool(s: &mut lethe::config::Settings) {
+    s.database.max_connections = 3;
+    s.erasure.workers = 2;
+}
+
+#[tokio::test]
+async fn a_burst_of_writes_and_erasures_wider_than_the_pool_completes() {
+    for (settings, burst) in [(None, 64), (Some(small_pool as fn(&mut lethe::config::Settings)), 16)] {
+        let app = spawn_app_with(Options { settings, ..Default::default() }).await;
+        let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+        let people: Vec<String> = (0..burst).map(|i| format!("p{i}")).collect();
+        let writes = people.iter().map(|who| {
+            let (app, name) = (&app, &c.name);
+            async move {
+                let chunks =
+                    (0..3).map(|i| chunk(&format!("{who}-doc-{i}"), 0, &format!("note {i} by {who}"), &[who.as_str()])).collect();
+                app.ingest(name, chunks).await
+            }
+        });
+        let written = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(writes)).await.expect("the burst ends");
+        for (who, w) in people.iter().zip(written) {
+            assert_eq!(w.unwrap_or_else(|e| panic!("{who} (burst of {burst}): {e:?}")).accepted, 3, "{who}");
+        }
+        assert_eq!(rows(&app.pool, "chunks").await, 3 * burst);
+
+        let jobs = futures::future::join_all(people.iter().take(16).map(|who| app.erase(who))).await;
+        for (who, job) in people.iter().zip(jobs) {
+            let done = app.wait_for_job(&job.job_id).await;
+            assert_eq!(done.status, pb::JobStatus::Completed as i32, "{who}: {}", done.error);
+        }
+        let attempts: i32 = sqlx::query_scalar("SELECT max(attempts) FROM erasure_jobs").fetch_one(&app.pool).await.unwrap();
+        assert_eq!(attempts, 1, "no stage waited for a connection until it failed and was retried (burst of {burst})");
+        assert_eq!(rows(&app.pool, "chunks").await, 3 * (burst - 16));
+        app.assert_lineage_consistent().await;
+    }
+}
