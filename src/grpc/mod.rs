@@ -8,6 +8,7 @@ mod health;
 pub mod restore;
 mod service;
 mod status;
+mod turns;
 
 pub use health::Health;
 pub use service::LetheService;
@@ -25,9 +26,7 @@ use std::time::Duration;
 use crate::context::Context;
 
 /// The gRPC server's routes, behind the turns at the pool (`Context::slot`).
-pub type Router = tonic::transport::server::Router<
-    tower::layer::util::Stack<tower::limit::GlobalConcurrencyLimitLayer, tower::layer::util::Identity>,
->;
+pub type Router = tonic::transport::server::Router<tower::layer::util::Stack<turns::Turns, tower::layer::util::Identity>>;
 
 /// The router with Lethe, health and (when `application.reflection`)
 /// reflection, with the server's limits and TLS, and the health checker (to
@@ -54,12 +53,12 @@ pub async fn router(
         None
     };
     let limits = &app.limits;
-    let turns = tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(ctx.slots.clone());
+    let turns = turns::Turns::new(ctx.slots.clone());
     let lethe = pb::lethe_server::LetheServer::new(LetheService::new(ctx))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let keepalive = Duration::from_secs(limits.keepalive_interval_secs);
-    // Each request holds a turn at the pool while it runs (`Context::slot`).
+    // Each request that writes holds a turn at the pool while it runs (`turns`).
     let mut server = tonic::transport::Server::builder().layer(turns);
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;

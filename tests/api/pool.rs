@@ -48,3 +48,31 @@ async fn a_burst_of_writes_and_erasures_wider_than_the_pool_completes() {
         app.assert_lineage_consistent().await;
     }
 }
+
+/// While every turn is taken, a write waits for one (holding no
+/// connection) and a read does not: a status poll is not queued behind
+/// long writes.
+#[tokio::test]
+async fn reads_take_no_turn_and_a_write_waits_for_one() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 2)]).await;
+    let job = app.erase("ann").await;
+    let turns = app.ctx.slots.available_permits() as u32;
+    assert_eq!(turns, 20 / lethe::context::CONNECTIONS_PER_SLOT, "max_connections / 3 turns");
+    let taken = app.ctx.slots.clone().acquire_many_owned(turns).await.unwrap();
+
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        (app.count_subject("ann").await, app.job(&job.job_id).await)
+    });
+    let (counted, polled) = read.await.expect("reads run without a turn");
+    assert_eq!(counted.counts.iter().map(|c| c.before_total).sum::<u64>(), 2);
+    assert_eq!(polled.status, pb::JobStatus::Queued as i32);
+    let write = app.ingest(&c.name, vec![chunk("bob-doc", 0, "note by bob", &["bob"])]);
+    tokio::pin!(write);
+    assert!(tokio::time::timeout(Duration::from_millis(500), &mut write).await.is_err(), "the write waits for a turn");
+    drop(taken);
+    let written = tokio::time::timeout(Duration::from_secs(5), write).await.expect("then it runs").expect("ingest");
+    assert_eq!(written.accepted, 1);
+    assert_eq!(rows(&app.pool, "chunks").await, 3);
+}
