@@ -8,7 +8,6 @@ mod health;
 pub mod restore;
 mod service;
 mod status;
-mod turns;
 
 pub use health::Health;
 pub use service::LetheService;
@@ -25,9 +24,6 @@ use std::time::Duration;
 
 use crate::context::Context;
 
-/// The gRPC server's routes, behind the turns at the pool (`Context::slot`).
-pub type Router = tonic::transport::server::Router<tower::layer::util::Stack<turns::Turns, tower::layer::util::Identity>>;
-
 /// The router with Lethe, health and (when `application.reflection`)
 /// reflection, with the server's limits and TLS, and the health checker (to
 /// run beside the server: see [`Health::run_until_stopped`]).
@@ -38,7 +34,7 @@ pub type Router = tonic::transport::server::Router<tower::layer::util::Stack<tur
 pub async fn router(
     ctx: Context,
     tls: Option<tonic::transport::ServerTlsConfig>,
-) -> anyhow::Result<(Router, Health)> {
+) -> anyhow::Result<(tonic::transport::server::Router, Health)> {
     let app = ctx.settings.application.clone();
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::start(reporter, ctx.clone()).await;
@@ -53,13 +49,11 @@ pub async fn router(
         None
     };
     let limits = &app.limits;
-    let turns = turns::Turns::new(ctx.slots.clone());
     let lethe = pb::lethe_server::LetheServer::new(LetheService::new(ctx))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let keepalive = Duration::from_secs(limits.keepalive_interval_secs);
-    // Each request that writes holds a turn at the pool while it runs (`turns`).
-    let mut server = tonic::transport::Server::builder().layer(turns);
+    let mut server = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;
     }

@@ -28,8 +28,32 @@ impl LetheService {
         Self { ctx, auth }
     }
 
-    async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Principal> {
-        self.auth.authorize(req.metadata(), action).await
+    /// The caller; for an action that writes (`Write`, `Manage`), with a
+    /// turn at the pool held until the handler returns (`Context::slot`).
+    /// A unary request's message has arrived by then, so a slow upload holds
+    /// no turn; reads (`Audit`) take one connection at a time and no turn,
+    /// so a status poll never queues behind long writes.
+    async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Caller> {
+        let principal = self.auth.authorize(req.metadata(), action).await?;
+        let turn = match action {
+            Action::Audit => None,
+            Action::Write | Action::Manage => self.ctx.slot().await,
+        };
+        Ok(Caller { principal, _turn: turn })
+    }
+}
+
+/// An authorised caller, with its turn at the pool if it writes.
+struct Caller {
+    principal: Principal,
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
     }
 }
 
@@ -401,7 +425,7 @@ impl Lethe for LetheService {
         let p = self.authorize(&req, Action::Audit).await?;
         let id = ExternalId::parse("subject_id", &req.get_ref().subject_id).map_err(LetheError::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(export::run(self.ctx.clone(), p, id, tx));
+        tokio::spawn(export::run(self.ctx.clone(), *p, id, tx));
         let records = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |r| {
             r.map(|rec| pb::ExportRecord { part: rec.part.to_owned(), json: rec.json }).map_err(Status::from)
         });
@@ -434,9 +458,11 @@ impl Lethe for LetheService {
         &self,
         req: Request<tonic::Streaming<pb::LedgerChunk>>,
     ) -> Result<Response<pb::ImportLedgerResponse>, Status> {
-        let p = self.authorize(&req, Action::Manage).await?;
+        // The turn once the ledger has arrived: a slow upload holds none.
+        let p = self.auth.authorize(req.metadata(), Action::Manage).await?;
         let max = self.ctx.settings.restore_guard.max_ledger_bytes;
         let bytes = super::restore::read_ledger(req.into_inner(), max).await?;
+        let _turn = self.ctx.slot().await;
         let out = crate::restore::ledger::import(&self.ctx, p.tenant_id, &bytes).await?;
         Ok(Response::new(super::restore::import_response(&out)))
     }

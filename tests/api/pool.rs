@@ -76,3 +76,28 @@ async fn reads_take_no_turn_and_a_write_waits_for_one() {
     assert_eq!(written.accepted, 1);
     assert_eq!(rows(&app.pool, "chunks").await, 3);
 }
+
+/// A write takes its turn once its message has arrived: as many ledger
+/// imports as there are turns, their uploads stalled, hold none, and a
+/// write still runs at once.
+#[tokio::test]
+async fn uploads_still_arriving_hold_no_turn() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let turns = app.ctx.slots.available_permits();
+    let stalled: Vec<_> = (0..turns)
+        .map(|_| {
+            let (mut client, sk) = (app.client.clone(), app.keys.sk.clone());
+            tokio::spawn(async move { client.import_ledger(req(&sk, futures::stream::pending::<pb::LedgerChunk>())).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.ctx.slots.available_permits(), turns, "the stalled uploads hold no turn");
+    let write = app.ingest(&c.name, vec![chunk("ann-doc", 0, "note by ann", &["ann"])]);
+    let written = tokio::time::timeout(Duration::from_secs(5), write).await.expect("the write runs at once").expect("ingest");
+    assert_eq!(written.accepted, 1);
+    for s in stalled {
+        assert!(!s.is_finished(), "the uploads were still open");
+        s.abort();
+    }
+}
