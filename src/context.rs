@@ -81,8 +81,9 @@ impl Context {
         }
     }
 
-    /// A turn at the pool, held by each request (a layer of the gRPC
-    /// server) and each job a worker runs, for as long as it runs. A request
+    /// A turn at the pool, held by each request that writes (taken by
+    /// `LetheService::authorize`) and each job a worker runs, for as long as
+    /// it runs. A request
     /// holds a transaction (locks) while its statements take a second
     /// connection, so as many requests as connections, each holding its
     /// first, would wait for a second none of them releases: every one fails
