@@ -81,9 +81,11 @@ impl Context {
         }
     }
 
-    /// A turn at the pool, held by each request that writes (taken by
-    /// `LetheService::authorize`) and each job a worker runs, for as long as
-    /// it runs. A request
+    /// A turn at the pool, held by each write for as long as it holds its
+    /// lock-holding transaction (`ingest::write`, `delete_points`), by each
+    /// managing request (`LetheService::authorize`) and each job a worker
+    /// runs, for as long as it runs. Turns do not nest: nothing that holds
+    /// one calls what takes one. A request
     /// holds a transaction (locks) while its statements take a second
     /// connection, so as many requests as connections, each holding its
     /// first, would wait for a second none of them releases: every one fails

@@ -61,8 +61,8 @@ async fn sweep_if_due(ctx: &Context, last: &std::sync::Mutex<Option<std::time::I
 /// # Errors
 /// When the queue cannot be read.
 pub async fn step(ctx: &Context, owner: Uuid) -> Result<bool> {
-    // A turn at the pool while the job runs (`Context::slot`).
-    let _turn = ctx.slot().await;
+    // No turn at the pool here: the scan holds no transaction, and each
+    // batch it tracks takes its turn in `ingest::write` (turns do not nest).
     jobs::queue_due_rescans(&ctx.pool).await?;
     let Some(job) = jobs::claim(&ctx.pool, owner, lease_secs(ctx)).await? else { return Ok(false) };
     let lease = Lease { owner, epoch: job.lease_epoch };

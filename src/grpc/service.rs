@@ -28,16 +28,18 @@ impl LetheService {
         Self { ctx, auth }
     }
 
-    /// The caller; for an action that writes (`Write`, `Manage`), with a
-    /// turn at the pool held until the handler returns (`Context::slot`).
-    /// A unary request's message has arrived by then, so a slow upload holds
-    /// no turn; reads (`Audit`) take one connection at a time and no turn,
-    /// so a status poll never queues behind long writes.
+    /// The caller; for `Manage` actions, with a turn at the pool held until
+    /// the handler returns (`Context::slot`). A unary request's message has
+    /// arrived by then, so a slow upload holds no turn. Writes (`Write`)
+    /// take theirs where their lock-holding transaction begins, after
+    /// embedding (`ingest::write`, `ingest::delete_points`, `put_subject`);
+    /// reads (`Audit`) take one connection at a time and no turn, so a
+    /// status poll never queues behind long writes.
     async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Caller> {
         let principal = self.auth.authorize(req.metadata(), action).await?;
         let turn = match action {
-            Action::Audit => None,
-            Action::Write | Action::Manage => self.ctx.slot().await,
+            Action::Audit | Action::Write => None,
+            Action::Manage => self.ctx.slot().await,
         };
         Ok(Caller { principal, _turn: turn })
     }
@@ -110,6 +112,7 @@ impl Lethe for LetheService {
 
     async fn put_subject(&self, req: Request<pb::PutSubjectRequest>) -> Result<Response<pb::Subject>, Status> {
         let p = self.authorize(&req, Action::Write).await?;
+        let _turn = self.ctx.slot().await;
         let subject = convert::subject("subject", req.into_inner().subject).map_err(LetheError::from)?;
         let row = ingest::put_subject_or_refuse(&self.ctx, p.tenant_id, &subject).await?;
         let n = crate::store::lineage::count_identifiers(&self.ctx.pool, row.subject_id).await.map_err(LetheError::from)?;

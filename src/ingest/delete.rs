@@ -100,6 +100,9 @@ async fn delete_batch(
     looked_up: &HashMap<Uuid, String>,
     out: &mut DeleteOutcome,
 ) -> Result<()> {
+    // A turn at the pool (`Context::slot`): the guard's connection is held
+    // while the statements below take another.
+    let _turn = ctx.slot().await;
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     // Shared with writes and erasures, exclusive for a re-index's switch: a
     // point is deleted either before the new generation is reconciled or in it.

@@ -118,6 +118,20 @@ pub async fn write(
             format!("has dimension {}, the embedding model gives {}", spec.dimension, ctx.embedder.dimension()),
         ));
     }
+    // Embedded before any lock or connection is taken (a thousand chunks
+    // take ~20 s on 2 cores): an erasure's freeze waits for writes holding
+    // its subject's lock, and a write's turn at the pool is for its
+    // statements. A chunk suppressed below was embedded for nothing.
+    let mut embedded: HashMap<Uuid, Vec<f32>> = match mode {
+        WriteMode::Embed => {
+            let texts = chunks.iter().map(|c| c.text.clone().unwrap_or_default()).collect();
+            chunks.iter().map(|c| point_id(spec, c)).zip(ctx.embedder.embed(texts).await?).collect()
+        }
+        WriteMode::Track { .. } => HashMap::new(),
+    };
+    // A turn at the pool (`Context::slot`): the guard's connection is held
+    // while the statements below take another.
+    let _turn = ctx.slot().await;
     let tenant_id = spec.tenant_id;
     // Every tagged subject, by caller id → keyed hash.
     let secret = ctx.tenant_secret(tenant_id).await?;
@@ -160,7 +174,7 @@ pub async fn write(
         unwanted.retain(|(p, _)| !tag_hashes.get(p).is_some_and(|hs| hs.iter().any(|h| on_hold.contains(*h))));
     }
     let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
-    let mut points = vectors_for(ctx, spec, &accepted, mode).await?;
+    let mut points = vectors_for(ctx, spec, &accepted, mode, &mut embedded).await?;
 
     let subject_ids = record_lineage(ctx, spec, &accepted, &tagged, known).await?;
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
@@ -206,17 +220,17 @@ fn check_ids_unique(spec: &CollectionSpec, chunks: &[ChunkInput]) -> Result<()> 
     Ok(())
 }
 
+/// The vectors to write for `chunks`: `embedded` before (Ingest), given
+/// (Track), or none (Track of points the pipeline wrote).
 async fn vectors_for(
     ctx: &Context,
     spec: &CollectionSpec,
     chunks: &[ChunkInput],
     mode: WriteMode,
+    embedded: &mut HashMap<Uuid, Vec<f32>>,
 ) -> Result<Option<Vec<Vec<f32>>>> {
     match mode {
-        WriteMode::Embed => {
-            let texts = chunks.iter().map(|c| c.text.clone().unwrap_or_default()).collect();
-            Ok(Some(ctx.embedder.embed(texts).await?))
-        }
+        WriteMode::Embed => Ok(Some(chunks.iter().map(|c| embedded.remove(&point_id(spec, c)).unwrap_or_default()).collect())),
         WriteMode::Track { verify_points } => {
             let given = chunks.iter().filter(|c| c.vector.is_some()).count();
             if given != 0 && given != chunks.len() {
