@@ -180,6 +180,27 @@ async fn a_hand_made_table_is_adopted_and_a_person_erased_from_it_with_verified_
     assert_eq!(rows(&app, "SELECT count(*) FROM crm_notes WHERE people @> ARRAY['alice']").await, 0);
 }
 
+/// On the smallest pool (one turn per pool: `Context::slot`), adoption and
+/// erasure still complete: the adoption worker's writes take their own
+/// turns, and nothing that holds a turn waits for another.
+#[tokio::test]
+async fn a_table_is_adopted_and_a_person_erased_from_it_on_a_pool_of_one_turn() {
+    let app = spawn_app_configured(Options::default(), |s| {
+        s.database.max_connections = 3;
+        s.erasure.workers = 2;
+    })
+    .await;
+    hand_made_table(&app, "crm_small").await;
+    attach(&app, hand_made_request("crm", "crm_small")).await.expect("attach");
+    let job = tokio::time::timeout(std::time::Duration::from_secs(60), wait_for_adoption(&app, "crm")).await.expect("adopted");
+    assert_eq!((job.status.as_str(), job.tracked), ("completed", 7), "{job:?}");
+    let erased = app.erase("alice").await;
+    let erased = app.wait_for_job(&erased.job_id).await;
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{erased:?}");
+    assert_eq!(rows(&app, "SELECT count(*) FROM crm_small WHERE people @> ARRAY['alice']").await, 0);
+    app.assert_lineage_consistent().await;
+}
+
 #[tokio::test]
 async fn wrong_mappings_are_invalid_arguments_and_register_nothing() {
     let app = spawn_app().await;
