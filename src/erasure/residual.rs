@@ -23,6 +23,11 @@ use crate::vector_store::Selector;
 
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
+    let member = Member { job, lease, subject_id, policy };
+    if job.residual_searched_at.is_none() && searching(ctx) {
+        // Searched as a batch's jobs are, as a batch of one.
+        return search_and_apply(ctx, &[member]).await?.remove(&job.job_id).unwrap_or(Err(StageError::LeaseLost));
+    }
     let (requested, own) = jobs::residual_identifiers(&ctx.pool, job.job_id, subject_id).await?;
     let had_requested = !requested.is_empty();
     if !searching(ctx) {
@@ -30,83 +35,81 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: U
         forget_inputs(ctx, job, lease, had_requested).await?;
         return Ok("residual search is switched off (residual.lexical and residual.semantic)".into());
     }
-    let identifiers = identifiers(own, requested);
-    let (candidates, searched_now): (Vec<Candidate>, bool) = match job.residual_searched_at {
-        Some(_) => (serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?, false),
-        None => {
-            let probes = jobs::probes(&ctx.pool, job.job_id).await?;
-            let own_points = jobs::all_plan_points(&ctx.pool, job.job_id).await?;
-            let query = query(ctx, &identifiers, probes, own_points);
-            let search = Search::plan(ctx, policy, &identifiers, residual::search_counted(ctx, job.tenant_id, &query).await?)?;
-            let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-            let recorded = record(&mut tx, &[(job, lease, had_requested, &search)]).await?;
-            held(recorded.contains(&job.job_id))?;
-            tx.commit().await.map_err(StoreError::from)?;
-            (search.candidates, true)
-        }
-    };
-    apply(ctx, job, lease, subject_id, (policy, &identifiers, had_requested), candidates, searched_now).await
+    let candidates: Vec<Candidate> = serde_json::from_value(job.residuals.clone()).map_err(|e| StageError::Fatal(e.to_string()))?;
+    apply(ctx, &member, &identifiers(own, requested), had_requested, candidates, false).await
 }
 
 /// The residual stage of several subject jobs of a batch that have not
-/// searched yet: their inputs read at once, each tenant's collections read
-/// once for all of their searches, and every search recorded in one
-/// transaction; then each job applies its candidates as it would alone
-/// (nothing to do and no statement under `report`, the default policy).
-/// Each job's search and record are the ones it would make alone; a job
-/// whose lease no longer holds it gets `LeaseLost` and nothing is written
-/// for it. The others of the batch (searched already, as a retry) run alone.
+/// searched yet ([`search_and_apply`]). The others of the batch (searched
+/// already, as a retry) run alone.
 ///
 /// # Errors
-/// Any failure before the record is committed: then every job runs the
+/// Any failure before the searches are recorded: then every job runs the
 /// stage alone, searching again.
 pub(super) async fn run_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
-    let members: Vec<(&JobRow, Lease, Uuid, ResidualPolicy)> = batch
+    let members: Vec<Member<'_>> = batch
         .iter()
         .filter(|(job, _)| job.residual_searched_at.is_none())
-        .filter_map(|(job, lease)| Some((*job, *lease, job.subject_id?, job.residual_policy.parse().ok()?)))
+        .filter_map(|(job, lease)| {
+            Some(Member { job, lease: *lease, subject_id: job.subject_id?, policy: job.residual_policy.parse().ok()? })
+        })
         .collect();
     if members.len() < 2 || !searching(ctx) {
         return Ok(HashMap::new());
     }
-    let ids: Vec<Uuid> = members.iter().map(|m| m.0.job_id).collect();
-    let pairs: Vec<(Uuid, Uuid)> = members.iter().map(|m| (m.0.job_id, m.2)).collect();
+    search_and_apply(ctx, &members).await
+}
+
+/// A job whose residual stage runs.
+struct Member<'a> {
+    job: &'a JobRow,
+    lease: Lease,
+    subject_id: Uuid,
+    policy: ResidualPolicy,
+}
+
+/// Searches for the jobs (one alone, or a batch's) and applies what each
+/// found: their inputs read at once, each tenant's collections read once
+/// for all of their searches, and every search recorded in one
+/// transaction; then each job applies its candidates (nothing to do and no
+/// statement under `report`, the default policy). Each job's search and
+/// record are the ones it would make alone; a job whose lease no longer
+/// holds it gets `LeaseLost` and nothing is written for it.
+///
+/// # Errors
+/// Any failure before the searches are recorded.
+async fn search_and_apply(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let ids: Vec<Uuid> = members.iter().map(|m| m.job.job_id).collect();
+    let pairs: Vec<(Uuid, Uuid)> = members.iter().map(|m| (m.job.job_id, m.subject_id)).collect();
     let mut given = jobs::residual_identifiers_many(&ctx.pool, &pairs).await?;
     let mut probes = jobs::probes_many(&ctx.pool, &ids).await?;
     let mut own_points = jobs::all_plan_points_many(&ctx.pool, &ids).await?;
-    let mut inputs = Vec::with_capacity(members.len());
     let mut queries = Vec::with_capacity(members.len());
-    for (job, ..) in &members {
-        let (requested, own) = given.remove(&job.job_id).unwrap_or_default();
+    let mut inputs = Vec::with_capacity(members.len());
+    for m in members {
+        let id = m.job.job_id;
+        let (requested, own) = given.remove(&id).unwrap_or_default();
         let had_requested = !requested.is_empty();
         let identifiers = identifiers(own, requested);
-        let query = query(
-            ctx,
-            &identifiers,
-            probes.remove(&job.job_id).unwrap_or_default(),
-            own_points.remove(&job.job_id).unwrap_or_default(),
-        );
-        queries.push((job.tenant_id, query));
+        let (probes, own_points) = (probes.remove(&id).unwrap_or_default(), own_points.remove(&id).unwrap_or_default());
+        queries.push((m.job.tenant_id, query(ctx, &identifiers, probes, own_points)));
         inputs.push((identifiers, had_requested));
     }
-    let searched = residual::search_many(ctx, &queries).await?;
     let mut searches = Vec::with_capacity(members.len());
-    for (((_, _, _, policy), (identifiers, _)), searched) in members.iter().zip(&inputs).zip(searched) {
-        searches.push(Search::plan(ctx, *policy, identifiers, searched)?);
+    for ((m, (identifiers, requested)), searched) in members.iter().zip(inputs).zip(residual::search_many(ctx, &queries).await?) {
+        searches.push(Search::plan(ctx, m.policy, identifiers, requested, searched)?);
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let to_record: Vec<(&JobRow, Lease, bool, &Search)> =
-        members.iter().zip(&inputs).zip(&searches).map(|((m, (_, requested)), search)| (m.0, m.1, *requested, search)).collect();
-    let recorded = record(&mut tx, &to_record).await?;
+    let recorded = record(&mut tx, members, &searches).await?;
     tx.commit().await.map_err(StoreError::from)?;
     let mut results = HashMap::with_capacity(members.len());
-    for (((job, lease, subject_id, policy), (identifiers, requested)), search) in members.into_iter().zip(&inputs).zip(searches) {
-        let result = if recorded.contains(&job.job_id) {
-            apply(ctx, job, lease, subject_id, (policy, identifiers, *requested), search.candidates, true).await
+    for (m, search) in members.iter().zip(searches) {
+        let result = if recorded.contains(&m.job.job_id) {
+            apply(ctx, m, &search.identifiers, search.requested, search.candidates, true).await
         } else {
             Err(StageError::LeaseLost)
         };
-        results.insert(job.job_id, result);
+        results.insert(m.job.job_id, result);
     }
     Ok(results)
 }
@@ -122,13 +125,13 @@ fn searching(ctx: &Context) -> bool {
 /// search's record did (`searched_now` with nothing to act on).
 async fn apply(
     ctx: &Context,
-    job: &JobRow,
-    lease: Lease,
-    subject_id: Uuid,
-    (policy, identifiers, had_requested): (ResidualPolicy, &[Identifier], bool),
+    m: &Member<'_>,
+    identifiers: &[Identifier],
+    had_requested: bool,
     mut candidates: Vec<Candidate>,
     searched_now: bool,
 ) -> StageResult {
+    let Member { job, lease, subject_id, policy } = *m;
     let mut total = ResidualCounts::default();
     // Without candidates no collection has residual counts to add up; nor,
     // just searched, without one to act on (`report`, the default policy:
@@ -220,6 +223,10 @@ fn query(ctx: &Context, identifiers: &[Identifier], probes: Vec<ProbeRow>, own_p
 /// A search's candidates, each marked with its planned action, and what
 /// the job records of it before anything is changed.
 struct Search {
+    /// What was searched for.
+    identifiers: Vec<Identifier>,
+    /// Whether the request gave identifiers.
+    requested: bool,
     candidates: Vec<Candidate>,
     /// Per collection with candidates: id, name, backend, how many, and
     /// whether none of them is to be deleted or redacted.
@@ -230,12 +237,18 @@ struct Search {
 }
 
 impl Search {
-    fn plan(ctx: &Context, policy: ResidualPolicy, identifiers: &[Identifier], searched: residual::Searched) -> Result<Self, StageError> {
+    fn plan(
+        ctx: &Context,
+        policy: ResidualPolicy,
+        identifiers: Vec<Identifier>,
+        requested: bool,
+        searched: residual::Searched,
+    ) -> Result<Self, StageError> {
         let limit = ctx.settings.residual.max_candidates;
         let mut candidates = searched.candidates;
         residual::plan(policy, &mut candidates);
         let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
-        let common = residual::hold_back_too_common(&mut candidates, identifiers, max_per_identifier);
+        let common = residual::hold_back_too_common(&mut candidates, &identifiers, max_per_identifier);
         let specs = &searched.collections;
         // An attached store is never rewritten (its framework owns the text and
         // the vector): a candidate there that redaction would rewrite is reported.
@@ -262,37 +275,33 @@ impl Search {
         if !common.is_empty() {
             notes.push(too_common_note(&common, max_per_identifier));
         }
-        Ok(Self { stored: stored_residuals(&candidates)?, candidates, found, notes })
+        Ok(Self { identifiers, requested, stored: stored_residuals(&candidates)?, candidates, found, notes })
     }
 }
 
-/// Records each job's search (`(job, lease, whether the request gave
-/// identifiers, search)`) in the caller's transaction: candidates and counts
-/// found, its notes, and, when nothing is to be deleted or redacted, the
-/// stage's inputs forgotten with it (one durable commit, not two). The jobs
-/// whose lease still holds them, of which all this was written.
+/// Records each member's search in the caller's transaction: candidates
+/// and counts found, its notes, and, when nothing is to be deleted or
+/// redacted, the stage's inputs forgotten with it (one durable commit, not
+/// two). The jobs whose lease still holds them, of which all this was written.
 async fn record(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    searches: &[(&JobRow, Lease, bool, &Search)],
+    members: &[Member<'_>],
+    searches: &[Search],
 ) -> Result<HashSet<Uuid>, StageError> {
-    let rows: Vec<progress::ResidualSearch> = searches
+    let rows: Vec<progress::ResidualSearch<'_>> = members
         .iter()
-        .map(|(job, lease, _, s)| progress::ResidualSearch {
-            job_id: job.job_id,
-            lease: *lease,
-            residuals: s.stored.clone(),
-            found: s.found.clone(),
-        })
+        .zip(searches)
+        .map(|(m, s)| progress::ResidualSearch { job_id: m.job.job_id, lease: m.lease, residuals: &s.stored, found: &s.found })
         .collect();
     let recorded: HashSet<Uuid> = progress::record_residual_searches(tx, &rows).await?.into_iter().collect();
     let mut done = Vec::new();
-    for (job, lease, requested, search) in searches.iter().filter(|(job, ..)| recorded.contains(&job.job_id)) {
+    for (m, search) in members.iter().zip(searches).filter(|(m, _)| recorded.contains(&m.job.job_id)) {
         // The lease holds: the record above was fenced by it, and its row stays locked.
         for note in &search.notes {
-            held(progress::set_note(&mut **tx, job.job_id, *lease, note).await?)?;
+            held(progress::set_note(&mut **tx, m.job.job_id, m.lease, note).await?)?;
         }
         if !search.candidates.iter().any(is_pending) {
-            done.push((job.job_id, *lease, *requested));
+            done.push((m.job.job_id, m.lease, search.requested));
         }
     }
     if !done.is_empty() {

@@ -162,15 +162,8 @@ pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: 
     Ok(())
 }
 
-pub async fn all_plan_points(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT unnest(plan_points) FROM erasure_counts WHERE job_id = $1")
-        .bind(job_id)
-        .fetch_all(ex)
-        .await?)
-}
-
-/// [`all_plan_points`] of several jobs in one query, by job id (a job
-/// without plan points is absent).
+/// Every point the plans of several jobs hold (the subjects' own), in one
+/// query, by job id (a job without plan points is absent).
 pub async fn all_plan_points_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
     let rows: Vec<(Uuid, Uuid)> =
         sqlx::query_as("SELECT job_id, unnest(plan_points) FROM erasure_counts WHERE job_id = ANY($1)")

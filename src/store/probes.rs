@@ -65,15 +65,8 @@ pub async fn record_probes_many(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, 
     Ok(())
 }
 
-pub async fn probes(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<Vec<ProbeRow>> {
-    Ok(sqlx::query_as("SELECT collection_id, text, vector FROM erasure_probes WHERE job_id = $1 ORDER BY ord")
-        .bind(job_id)
-        .fetch_all(ex)
-        .await?)
-}
-
-/// [`probes`] of several jobs in one query, by job id (a job without
-/// probes is absent).
+/// The probes of several jobs in one query, by job id, each job's in
+/// order (a job without probes is absent).
 pub async fn probes_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<ProbeRow>>> {
     let rows: Vec<(Uuid, Uuid, Option<String>, Vec<f32>)> = sqlx::query_as(
         "SELECT job_id, collection_id, text, vector FROM erasure_probes WHERE job_id = ANY($1) ORDER BY job_id, ord",
@@ -123,25 +116,8 @@ pub async fn insert_request_identifiers(
 /// The residual stage's identifiers in one query: the request's
 /// (`erasure_identifiers`, in clear until searched) and the subject's own
 /// clear ones (none once it is a tombstone), as `(request's, subject's)`.
-pub async fn residual_identifiers(
-    ex: impl PgExecutor<'_>,
-    job_id: Uuid,
-    subject_id: Uuid,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>)> {
-    let rows: Vec<(String, String, bool)> = sqlx::query_as(
-        r#"
-        SELECT kind, value, true FROM erasure_identifiers WHERE job_id = $1
-        UNION ALL
-        SELECT kind, value, false FROM subject_identifiers WHERE subject_id = $2 AND value IS NOT NULL
-        "#,
-    )
-    .bind(job_id)
-    .bind(subject_id)
-    .fetch_all(ex)
-    .await?;
-    let (requested, own): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(.., requested)| *requested);
-    let pairs = |rows: Vec<(String, String, bool)>| rows.into_iter().map(|(kind, value, _)| (kind, value)).collect();
-    Ok((pairs(requested), pairs(own)))
+pub async fn residual_identifiers(ex: impl PgExecutor<'_>, job_id: Uuid, subject_id: Uuid) -> Result<ResidualIdentifiers> {
+    Ok(residual_identifiers_many(ex, &[(job_id, subject_id)]).await?.remove(&job_id).unwrap_or_default())
 }
 
 /// Identifiers of the request and of the subject (see
@@ -178,28 +154,7 @@ pub async fn residual_identifiers_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, U
 /// the tables to rewrite, when `requested`). False, with nothing changed,
 /// when `lease` no longer holds the job.
 pub async fn forget_residual_inputs(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, requested: bool) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        r#"
-        WITH held AS MATERIALIZED (
-            SELECT 1 FROM erasure_jobs h
-            WHERE h.job_id = $1 AND h.lease_owner = $2 AND h.lease_epoch = $3 AND h.status = 'in_progress'
-        ),
-        probes AS (DELETE FROM erasure_probes WHERE job_id = $1 AND EXISTS (SELECT 1 FROM held)),
-        identifiers AS (DELETE FROM erasure_identifiers WHERE job_id = $1 AND EXISTS (SELECT 1 FROM held)),
-        tables AS (
-            UPDATE erasure_jobs
-            SET rewrite_tables = ARRAY(SELECT DISTINCT t FROM unnest(rewrite_tables || '{erasure_identifiers}'::text[]) AS t ORDER BY t)
-            WHERE job_id = $1 AND $4 AND EXISTS (SELECT 1 FROM held)
-        )
-        SELECT EXISTS (SELECT 1 FROM held)
-        "#,
-    )
-    .bind(job_id)
-    .bind(lease.owner)
-    .bind(lease.epoch)
-    .bind(requested)
-    .fetch_one(ex)
-    .await?)
+    Ok(!forget_residual_inputs_many(ex, &[(job_id, lease, requested)]).await?.is_empty())
 }
 
 /// [`forget_residual_inputs`] of several jobs (`(job, lease, requested)`)

@@ -32,41 +32,28 @@ pub async fn set_note(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, note:
     Ok(done.rows_affected() == 1)
 }
 
-/// Stores the residual stage's candidates (with the actions it will take)
-/// and how many it found per collection (`found`: id, name, backend, count,
-/// and whether nothing is to be done there: such a collection is marked
-/// applied at once, with no residual deleted, redacted or withheld), and
-/// marks the search done, in the caller's transaction; false when `lease`
-/// no longer holds the job.
-pub async fn record_residual_search(
-    tx: &mut Transaction<'_, Postgres>,
-    job_id: Uuid,
-    lease: Lease,
-    residuals: &serde_json::Value,
-    found: &[(Uuid, String, String, i64, bool)],
-) -> Result<bool> {
-    let search = ResidualSearch { job_id, lease, residuals: residuals.clone(), found: found.to_vec() };
-    Ok(!record_residual_searches(tx, std::slice::from_ref(&search)).await?.is_empty())
-}
-
 /// One job's residual search, for [`record_residual_searches`].
-#[derive(Debug, Clone)]
-pub struct ResidualSearch {
+#[derive(Debug, Clone, Copy)]
+pub struct ResidualSearch<'a> {
     pub job_id: Uuid,
     pub lease: Lease,
-    pub residuals: serde_json::Value,
-    /// Per collection: id, name, backend, candidates found, nothing to do.
-    pub found: Vec<(Uuid, String, String, i64, bool)>,
+    /// The candidates, with the actions the stage will take.
+    pub residuals: &'a serde_json::Value,
+    /// Per collection: id, name, backend, candidates found, and whether
+    /// nothing is to be done there (such a collection is marked applied at
+    /// once, with no residual deleted, redacted or withheld).
+    pub found: &'a [(Uuid, String, String, i64, bool)],
 }
 
-/// [`record_residual_search`] of several jobs, in one statement: the jobs
-/// (each once) whose lease still holds them, and whose search is recorded.
-/// A job whose lease is lost gets nothing written, not even its counts.
-pub async fn record_residual_searches(tx: &mut Transaction<'_, Postgres>, searches: &[ResidualSearch]) -> Result<Vec<Uuid>> {
+/// Stores several jobs' residual searches, in one statement of the caller's
+/// transaction, and marks each search done: the jobs (each once) whose
+/// lease still holds them, and whose search is recorded. A job whose lease
+/// is lost gets nothing written, not even its counts.
+pub async fn record_residual_searches(tx: &mut Transaction<'_, Postgres>, searches: &[ResidualSearch<'_>]) -> Result<Vec<Uuid>> {
     let jobs: Vec<Uuid> = searches.iter().map(|s| s.job_id).collect();
     let owners: Vec<Uuid> = searches.iter().map(|s| s.lease.owner).collect();
     let epochs: Vec<i64> = searches.iter().map(|s| s.lease.epoch).collect();
-    let residuals: Vec<&serde_json::Value> = searches.iter().map(|s| &s.residuals).collect();
+    let residuals: Vec<&serde_json::Value> = searches.iter().map(|s| s.residuals).collect();
     let found = || searches.iter().flat_map(|s| s.found.iter().map(move |f| (s.job_id, f)));
     let of: Vec<Uuid> = found().map(|(job, _)| job).collect();
     let ids: Vec<Uuid> = found().map(|(_, f)| f.0).collect();
