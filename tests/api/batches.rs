@@ -380,3 +380,57 @@ async fn a_batch_searches_for_its_jobs_residuals_together_and_each_gets_what_it_
     app.assert_lineage_consistent().await;
     assert!(verified(&app).await.valid);
 }
+
+/// A batch's jobs of two tenants, each erasing a person of the same id and
+/// name: each job's residual search reads its own tenant's collections
+/// and finds only its own tenant's chunks, though searched and recorded
+/// with the other's.
+#[tokio::test]
+async fn a_batch_of_two_tenants_searches_each_jobs_residuals_in_its_own_tenant() {
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 300, ..Default::default() }).await;
+    let b = new_tenant(&app.pool).await;
+    let mut client = app.client.clone();
+    let mine = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let tim = naming(&app, &mine.name, ("tim", "tim.belden@enron.com", "Tim Belden"), 2, "ann").await;
+    let create = pb::CreateCollectionRequest { name: "mail".into(), backend: pb::Backend::Pgvector as i32, dimension: mine.dimension, ..Default::default() };
+    let theirs = client.create_collection(req(&b.sk, create)).await.expect("collection of b").into_inner();
+    let mut chunks = vec![chunk("tim-own", 0, "From: tim.belden@enron.com\nThe gas desk meets at noon.", &["tim"])];
+    chunks.push(chunk("tim-named-b", 0, "Memo: the curtailment schedule goes to Tim Belden before the close.", &["bob"]));
+    let ingest = pb::IngestRequest { collection: "mail".into(), chunks, subjects: vec![] };
+    client.ingest(req(&b.sk, ingest)).await.expect("ingest into b");
+    let erase = |subject: pb::SubjectRef| pb::EraseRequest { subject: Some(subject), residual_policy: pb::ResidualPolicy::Report as i32, requested_by: "tests@lethe".into(), ..Default::default() };
+    let in_a = app.erase_with(erase(tim.clone())).await.unwrap().job_id;
+    let in_b = client.erase(req(&b.sk, erase(tim))).await.expect("erase in b").into_inner().job_id;
+    let ctx = app.ctx.clone();
+    let batch = tokio::spawn(async move { try_execute_batch(&ctx, Uuid::new_v4()).await });
+    crate::residual_progress::reach_stage(&app, &in_a, pb::Stage::ForgetLineage).await;
+    let ids: Vec<Uuid> = [&in_a, &in_b].iter().map(|j| j.parse().unwrap()).collect();
+    let xmins: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT xmin::text FROM erasure_counts WHERE job_id = ANY($1) AND residual_found > 0")
+            .bind(&ids)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(xmins.len(), 1, "both searches recorded together: {xmins:?}");
+    tokio::time::timeout(Duration::from_secs(60), batch).await.expect("the batch ends").unwrap().unwrap();
+
+    let job_b = client.get_erasure(req(&b.ak, pb::GetErasureRequest { job_id: in_b.clone() })).await.unwrap().into_inner();
+    let expected: [(pb::ErasureJob, &pb::Collection, &[&str]); 2] =
+        [(app.job(&in_a).await, &mine, &["tim-named-0", "tim-named-1"]), (job_b, &theirs, &["tim-named-b"])];
+    for (job, collection, sources) in expected {
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+        assert_eq!(job.counts.len(), 1, "{:?}", job.counts);
+        assert_eq!(job.counts[0].residual_found, sources.len() as u64, "{:?}", job.counts);
+        let mut found: Vec<&str> = job.residuals.iter().map(|r| r.source_id.as_str()).collect();
+        found.sort_unstable();
+        assert_eq!(found, sources, "only its own tenant's chunks");
+        // The points are in its own tenant's table.
+        let points: Vec<Uuid> = job.residuals.iter().map(|r| r.point_id.parse().unwrap()).collect();
+        let there: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\" WHERE point_id = ANY($1)", collection.backend_name))
+            .bind(&points)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(there, sources.len() as i64);
+    }
+}
