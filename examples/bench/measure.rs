@@ -125,12 +125,18 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
         "==> throughput: {jobs} subjects of 10 vectors erased concurrently, {workers} workers, batches of 1 and {batch}, {} runs",
         args.runs
     );
-    let first = generations(&env.raw, 3 * args.runs as u32).await?;
+    // Per run: one generation for each of the two settings, one for raw, and
+    // one for each service's warm-up.
+    let first = generations(&env.raw, 5 * args.runs as u32).await?;
+    let warm = &subjects[..crate::client::WARM_UP.min(jobs)];
     let (mut lethe, mut one, mut raw) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.runs as u32 {
-        let g = first + 3 * r;
-        for (settings, rates, g) in [(&single, &mut one, g), (&batched, &mut lethe, g + 1)] {
+        let g = first + 5 * r;
+        for (settings, rates, g, w) in [(&single, &mut one, g, g + 3), (&batched, &mut lethe, g + 1, g + 4)] {
             env.restart(settings.clone()).await?;
+            let points = warm.iter().flat_map(|&s| env.data.subject_points(s, w)).collect();
+            let tags: Vec<String> = warm.iter().map(|&s| DataSet::tag(s, w)).collect();
+            crate::client::warm_up(env, points, &tags).await?;
             let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g)).collect();
             track(env, &env.sk, "bench", points, 2).await?;
             let tags: Vec<String> = subjects.iter().map(|&s| DataSet::tag(s, g)).collect();
@@ -169,9 +175,11 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
         )
         .goal("≥ 100 jobs/s")
         .note(format!(
-            "Lethe: submit all, poll ListErasures until none is queued or running (then check each completed), with verification, log and certificate, residual search off; \
+            "Lethe: submit all, poll ListErasures until none is queued or running (then check each completed), with verification, log and certificate, residual search off, \
+             each service warmed up first by {} untimed erasures; \
              one job at a time per worker (erasure.batch_size 1), other subjects, same run: {one:.1} jobs/s (batches {:.2}× that); \
              raw: count → delete → count per subject, {workers} connections",
+            warm.len(),
             Stats::of(&lethe).median / one
         )),
     );

@@ -529,7 +529,12 @@ async fn throughput(args: &Args, env: &QEnv, rows: &mut Vec<Row>) -> anyhow::Res
         "==> Qdrant throughput: {jobs} subjects of 10 vectors erased concurrently, {workers} workers, {} runs",
         args.runs
     );
-    let first = generations(&env.pool, 2 * args.runs as u32).await?;
+    let first = generations(&env.pool, 2 * args.runs as u32 + 1).await?;
+    let warm = &subjects[..crate::client::WARM_UP.min(jobs)];
+    let w = first + 2 * args.runs as u32;
+    let points = warm.iter().flat_map(|&s| data.subject_points(s, w)).collect();
+    let tags: Vec<String> = warm.iter().map(|&s| DataSet::tag(s, w)).collect();
+    crate::client::warm_up(env, points, &tags).await?;
     let (mut lethe, mut raw) = (Vec::new(), Vec::new());
     for r in 0..args.runs as u32 {
         let g = first + 2 * r;
@@ -570,9 +575,10 @@ async fn throughput(args: &Args, env: &QEnv, rows: &mut Vec<Row>) -> anyhow::Res
         .goal("≥ 100 jobs/s")
         .note(format!(
             "{}Lethe: submit all, poll ListErasures until none is queued or running (then check each completed), \
-             with verification, log and certificate, residual search off; \
+             with verification, log and certificate, residual search off, the service warmed up first by {} untimed erasures; \
              raw qdrant-client: count → delete by filter (wait) → count per subject, {workers} at a time",
-            env.caveat()
+            env.caveat(),
+            warm.len()
         )),
     );
     Ok(())
