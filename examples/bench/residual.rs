@@ -388,8 +388,10 @@ async fn throughput(args: &Args, env: &mut Env, small: Vec<(String, usize)>, row
     }
     let runs = args.runs.max(1);
     let workers = env.settings.erasure.workers;
-    let warm = crate::client::WARM_UP;
-    let jobs = args.jobs.unwrap_or(200).min(fresh.len().saturating_sub(3 * warm) / (3 * runs));
+    // Each of the three services: a warm-up, then `runs` runs of `jobs` senders.
+    let per_service = fresh.len() / 3;
+    let warm = crate::client::WARM_UP.min(per_service / (runs + 1));
+    let jobs = args.jobs.unwrap_or(200).min((per_service - warm) / runs);
     if jobs < 10 {
         eprintln!("==> throughput with the residual stage: SKIPPED (only {} unerased senders of ≤ 10 chunks)", fresh.len());
         return Ok(());
