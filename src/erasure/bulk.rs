@@ -1,6 +1,9 @@
 //! Stages of several small subject jobs of a batch, together, where a job
 //! alone makes about ten statements per stage:
 //!
+//! - freeze (`stages::freeze_many`, which a job alone runs too): the
+//!   subjects read, locked in key order and frozen, and their holds read, in
+//!   three statements for all of them;
 //! - plan (`stages::plan_many`, which a job alone runs too): the subjects'
 //!   chunks read at once, each collection counted once for all of them, one
 //!   transaction recording every plan and probe;
@@ -43,8 +46,8 @@ use crate::vector_store::Selector;
 pub(super) const SMALL: usize = 1_000;
 
 /// The stages several jobs of a batch can run together.
-pub(super) const STAGES: [Stage; 6] =
-    [Stage::Plan, Stage::Delete, Stage::Verify, Stage::Residual, Stage::ForgetLineage, Stage::Physical];
+pub(super) const STAGES: [Stage; 7] =
+    [Stage::Freeze, Stage::Plan, Stage::Delete, Stage::Verify, Stage::Residual, Stage::ForgetLineage, Stage::Physical];
 
 /// A job taken through the stage with the others.
 struct Member<'a> {
@@ -66,10 +69,15 @@ impl Member<'_> {
 /// Any failure: then every job runs the stage alone.
 pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let subject_jobs: Vec<&(&JobRow, Lease)> = batch.iter().filter(|(job, _)| matches!(job.target(), JobTarget::Subject(_))).collect();
-    if matches!(stage, Stage::Plan | Stage::Residual) {
+    if matches!(stage, Stage::Freeze | Stage::Plan | Stage::Residual) {
         let jobs: Vec<(&JobRow, Lease)> = subject_jobs.into_iter().copied().collect();
         return match stage {
             _ if jobs.len() < 2 => Ok(HashMap::new()),
+            Stage::Freeze => {
+                let subjects: Vec<(&JobRow, Uuid)> =
+                    jobs.iter().filter_map(|(job, _)| job.subject_id.map(|s| (*job, s))).collect();
+                super::stages::freeze_many(ctx, &subjects).await
+            }
             Stage::Plan => super::stages::plan_many(ctx, &jobs).await,
             _ => super::residual::run_many(ctx, &jobs).await,
         };

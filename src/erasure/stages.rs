@@ -61,7 +61,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
         JobTarget::Retention { collection_id } => return super::retention::run(ctx, job, lease, stage, collection_id).await,
     };
     match stage {
-        Stage::Freeze => freeze(ctx, subject_id).await,
+        Stage::Freeze => freeze(ctx, job, subject_id).await,
         Stage::Plan => plan(ctx, job, lease).await,
         Stage::Delete => super::delete::delete(ctx, job, lease).await,
         Stage::Verify => super::delete::verify(ctx, job, lease).await,
@@ -84,15 +84,36 @@ pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str,
     Ok(store.count_tag_and_ids(spec, tag, ids).await?)
 }
 
-async fn freeze(ctx: &Context, subject_id: Uuid) -> StageResult {
-    let subject = lineage::subject_by_id(&ctx.pool, subject_id).await?;
-    // Waits for in-flight writes that checked the subject before the freeze.
+async fn freeze(ctx: &Context, job: &JobRow, subject_id: Uuid) -> StageResult {
+    freeze_many(ctx, &[(job, subject_id)]).await?.remove(&job.job_id).unwrap_or(Err(StageError::LeaseLost))
+}
+
+/// The freeze stage of several subject jobs (`(job, subject)`, a batch's):
+/// their subjects read, frozen and checked for holds in three statements,
+/// whatever their number. Each job's result is the one it would get alone.
+pub(super) async fn freeze_many(ctx: &Context, batch: &[(&JobRow, Uuid)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let ids: Vec<Uuid> = batch.iter().map(|(_, subject_id)| *subject_id).collect();
+    let subjects = lineage::subjects_by_ids(&ctx.pool, &ids).await?;
+    let keys: Vec<(Uuid, i64)> = subjects.values().map(|s| (s.subject_id, subject_lock_key(&s.subject_hash))).collect();
+    // Waits for in-flight writes that checked the subjects before the freeze.
     // A subject on hold is not frozen, and its job is refused.
-    lineage::freeze_subject(&ctx.pool, subject_id, subject_lock_key(&subject.subject_hash)).await?;
-    if let Some(reason) = crate::store::holds::own_hold(&ctx.pool, subject_id).await? {
-        return Err(StageError::Refused(reason));
-    }
-    Ok("ingestion for the subject is suppressed".into())
+    lineage::freeze_subjects(&ctx.pool, &keys).await?;
+    let mut held = crate::store::holds::own_holds(&ctx.pool, &ids).await?;
+    Ok(batch
+        .iter()
+        .map(|(job, subject_id)| {
+            let result = if !subjects.contains_key(subject_id) {
+                // As before batches: a subject row that is gone is the database's
+                // "no row" (retried, then failed).
+                Err(StoreError::from(sqlx::Error::RowNotFound).into())
+            } else if let Some(reason) = held.remove(subject_id) {
+                Err(StageError::Refused(reason))
+            } else {
+                Ok("ingestion for the subject is suppressed".into())
+            };
+            (job.job_id, result)
+        })
+        .collect())
 }
 
 async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {

@@ -60,13 +60,19 @@ pub async fn lock_exclusive(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid)
 
 /// The subject's hold reason ("" when none was given), if it is on hold.
 pub async fn own_hold(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, Option<String>>(
-        "SELECT COALESCE(legal_hold_reason, '') FROM subjects WHERE subject_id = $1 AND legal_hold",
+    Ok(own_holds(ex, &[subject_id]).await?.remove(&subject_id))
+}
+
+/// [`own_hold`] of several subjects in one query: the reasons of those on
+/// hold, by subject.
+pub async fn own_holds(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT subject_id, COALESCE(legal_hold_reason, '') FROM subjects WHERE subject_id = ANY($1) AND legal_hold",
     )
-    .bind(subject_id)
-    .fetch_optional(ex)
-    .await?
-    .flatten())
+    .bind(subject_ids)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The legal holds one destructive step of a job reads, in one statement

@@ -334,16 +334,28 @@ pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64
 /// subject on legal hold is not frozen (the row lock orders this against
 /// `SetLegalHold`: the hold either came first, or finds the subject frozen).
 pub async fn freeze_subject(ex: impl PgExecutor<'_>, subject_id: Uuid, key: i64) -> Result<()> {
+    freeze_subjects(ex, &[(subject_id, key)]).await
+}
+
+/// [`freeze_subject`] of several subjects (`(subject, lock key)`) in one
+/// statement. The locks are taken in ascending key order, the order in which
+/// writes take theirs shared ([`lock_subject_shared`]), so a write holding
+/// one of them never waits for a lock this statement holds.
+pub async fn freeze_subjects(ex: impl PgExecutor<'_>, subjects: &[(Uuid, i64)]) -> Result<()> {
+    let ids: Vec<Uuid> = subjects.iter().map(|(id, _)| *id).collect();
+    let mut keys: Vec<i64> = subjects.iter().map(|(_, key)| *key).collect();
+    keys.sort_unstable();
+    keys.dedup();
     sqlx::query(
         r#"
-        WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($2))
+        WITH locked AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) FROM UNNEST($2::bigint[]) AS k)
         UPDATE subjects SET state = 'pending_erasure'
         FROM locked
-        WHERE subject_id = $1 AND state <> 'erased' AND NOT legal_hold
+        WHERE subject_id = ANY($1) AND state <> 'erased' AND NOT legal_hold
         "#,
     )
-    .bind(subject_id)
-    .bind(key)
+    .bind(&ids)
+    .bind(&keys)
     .execute(ex)
     .await?;
     Ok(())

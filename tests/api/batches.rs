@@ -434,3 +434,62 @@ async fn a_batch_of_two_tenants_searches_each_jobs_residuals_in_its_own_tenant()
         assert_eq!(there, sources.len() as i64);
     }
 }
+
+/// The freeze of a batch's jobs (`erasure::stages::freeze_many`): every
+/// subject frozen by one statement, and a job whose subject was put on
+/// legal hold while it was queued refused as it would be alone (nothing
+/// deleted, the refusal logged, its subject not frozen), while the others
+/// complete.
+#[tokio::test]
+async fn a_batch_freezes_its_subjects_together_and_refuses_the_one_put_on_hold() {
+    let opts = Options { no_workers: true, stage_pause_ms: 300, settings: Some(batches_of_four), ..Default::default() };
+    let app = spawn_app_with(opts).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 2), ("bob", 3), ("cyd", 4)]).await;
+    let jobs = [app.erase("ann").await.job_id, app.erase("bob").await.job_id, app.erase("cyd").await.job_id];
+    let hold = pb::SetLegalHoldRequest { subject_id: "bob".into(), hold: true, reason: "case 2026-77".into() };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.expect("set legal hold");
+    let ctx = app.ctx.clone();
+    let batch = tokio::spawn(async move { try_execute_batch(&ctx, Uuid::new_v4()).await });
+
+    // In the pause after the freeze round: ann and cyd frozen by one
+    // statement (alone, one each), bob not frozen.
+    for job in [&jobs[0], &jobs[2]] {
+        crate::residual_progress::reach_stage(&app, job, pb::Stage::Plan).await;
+    }
+    let states: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT external_id, state, xmin::text FROM subjects WHERE external_id IN ('ann', 'bob', 'cyd') ORDER BY external_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let state = |who: &str| states.iter().find(|s| s.0 == who).map(|s| (s.1.clone(), s.2.clone())).expect(who);
+    assert_eq!(state("ann").0, "pending_erasure");
+    assert_eq!(state("cyd").0, "pending_erasure");
+    assert_eq!(state("ann").1, state("cyd").1, "ann and cyd were frozen together: {states:?}");
+    assert_eq!(state("bob").0, "active", "a subject on hold is not frozen");
+
+    let outcome = tokio::time::timeout(Duration::from_secs(60), batch).await.expect("the batch ends");
+    assert_eq!(outcome.unwrap().unwrap(), ExecutionOutcome::JobRan);
+    for (job, (who, n)) in jobs.iter().zip([("ann", 2), ("bob", 3), ("cyd", 4)]) {
+        let done = app.job(job).await;
+        if who == "bob" {
+            assert_eq!(done.status, pb::JobStatus::Refused as i32, "{done:?}");
+            assert!(done.error.starts_with("legal_hold: case 2026-77"), "{}", done.error);
+            assert_eq!(app.pg_rows_tagged(&c, who).await, n, "nothing of bob's was deleted");
+        } else {
+            assert_eq!(done.status, pb::JobStatus::Completed as i32, "{who}: {}", done.error);
+            assert_eq!((done.counts[0].before_total, done.counts[0].after_total), (n as u64, 0), "{who}");
+            assert_eq!(app.pg_rows_tagged(&c, who).await, 0, "{who}");
+        }
+    }
+    let kinds: Vec<(Uuid, String)> = log_entries(&app.pool).await;
+    let id = |j: &str| j.parse::<Uuid>().unwrap();
+    assert!(kinds.contains(&(id(&jobs[1]), "refusal".to_owned())), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|(_, k)| k == "erasure").count(), 2, "{kinds:?}");
+    assert_eq!(rows(&app.pool, "certificates").await, 2);
+    let bob: String = sqlx::query_scalar("SELECT state FROM subjects WHERE external_id = 'bob'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(bob, "active");
+    app.assert_lineage_consistent().await;
+    assert!(verified(&app).await.valid);
+}
