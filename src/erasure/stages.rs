@@ -307,12 +307,16 @@ pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::
     // The counts as this lease holder's stages left them.
     let mut counts = jobs::counts_many(&mut *tx, &ended_ids).await?;
     let mut ready = Vec::with_capacity(ended.len());
+    let mut erased = Vec::with_capacity(ended.len());
     for job in ended {
         let (Some(done), JobTarget::Subject(subject_id)) = (completed.get(&job.job_id), job.target()) else { continue };
         let subject = subjects.remove(&subject_id).ok_or_else(|| StoreError::from(sqlx::Error::RowNotFound))?;
-        crate::restore::record_erasure(ctx, &mut tx, job, subject_id, &subject.subject_hash).await?;
+        erased.push((job, subject_id));
         ready.push((job, done, subject.subject_hash, counts.remove(&job.job_id).unwrap_or_default()));
     }
+    let erased: Vec<(&JobRow, Uuid, &[u8])> =
+        erased.iter().zip(&ready).map(|((job, subject_id), (.., hash, _))| (*job, *subject_id, hash.as_slice())).collect();
+    crate::restore::record_erasures(ctx, &mut tx, &erased).await?;
     let ended: Vec<Uuid> = ready.iter().map(|(job, ..)| job.job_id).collect();
     jobs::delete_plan_points(&mut *tx, &ended).await?;
     jobs::scrub_residuals(&mut *tx, &ended).await?;

@@ -83,27 +83,42 @@ pub fn point_hash(tenant_secret: &[u8], collection_id: Uuid, point: Uuid) -> Vec
     PointHasher::new(tenant_secret).hash(collection_id, point)
 }
 
-/// Records in the ledger the points an erase job deleted (its lineage
-/// points that are no longer the subject's, and its deleted residual
-/// candidates), in the log stage's transaction, before the plan's point ids
-/// are forgotten. Returns how many were new to their group (`store::ledger`).
+/// Records in the ledger the points erase jobs deleted (`(job, subject,
+/// subject hash)`: each job's lineage points that are no longer its
+/// subject's, and its deleted residual candidates), in the log stage's
+/// transaction, before the plans' point ids are forgotten: one query for
+/// every job's points, one statement per tenant to record them. Returns how
+/// many were new to their group (`store::ledger`).
 ///
 /// # Errors
 /// Database and key failures.
-pub async fn record_erasure(
+pub async fn record_erasures(
     ctx: &Context,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    job: &crate::store::jobs::JobRow,
-    subject_id: uuid::Uuid,
-    subject_hash: &[u8],
+    jobs: &[(&crate::store::jobs::JobRow, Uuid, &[u8])],
 ) -> Result<u64> {
-    let hasher = PointHasher::new(&ctx.tenant_secret(job.tenant_id).await?);
-    let points: Vec<(Uuid, Vec<u8>, String)> = ledger_store::points_of_erasure(&mut **tx, job.job_id, subject_id)
-        .await?
-        .into_iter()
-        .map(|(collection_id, point, cause)| (collection_id, hasher.hash(collection_id, point), cause))
-        .collect();
-    Ok(ledger_store::record_job_points(&mut **tx, (job.tenant_id, job.job_id), subject_hash, &points).await?)
+    let pairs: Vec<(Uuid, Uuid)> = jobs.iter().map(|(job, subject_id, _)| (job.job_id, *subject_id)).collect();
+    let mut points = ledger_store::points_of_erasures(&mut **tx, &pairs).await?;
+    let tenants: std::collections::BTreeSet<Uuid> = jobs.iter().map(|(job, ..)| job.tenant_id).collect();
+    let mut added = 0;
+    for tenant_id in tenants {
+        let hasher = PointHasher::new(&ctx.tenant_secret(tenant_id).await?);
+        let of: Vec<(Uuid, &[u8], Vec<ledger_store::JobPoint>)> = jobs
+            .iter()
+            .filter(|(job, ..)| job.tenant_id == tenant_id)
+            .map(|(job, _, subject_hash)| {
+                let hashed = points
+                    .remove(&job.job_id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(collection_id, point, cause)| (collection_id, hasher.hash(collection_id, point), cause))
+                    .collect();
+                (job.job_id, *subject_hash, hashed)
+            })
+            .collect();
+        added += ledger_store::record_jobs_points(&mut **tx, tenant_id, &of).await?;
+    }
+    Ok(added)
 }
 
 /// Records in the ledger points of `collection_id` deleted for the erased

@@ -4,7 +4,7 @@
 //! per collection, subject, job and cause). What the export reads, what an
 //! import writes, and what the erase job records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -39,17 +39,22 @@ pub async fn record_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, points: &[E
     record_sets(ex, tenant_id, groups).await
 }
 
-/// Records the points one erase job deleted for one subject: (collection,
-/// point hash, cause) each; see [`record_points`].
-pub async fn record_job_points(
+/// A point an erase job deleted: (collection, point hash, cause).
+pub type JobPoint = (Uuid, Vec<u8>, String);
+
+/// Records the points erase jobs of one tenant deleted, each job for its
+/// subject (`(job, subject hash, points)`), in one statement; see
+/// [`record_points`].
+pub async fn record_jobs_points(
     ex: impl PgExecutor<'_>,
-    (tenant_id, job_id): (Uuid, Uuid),
-    subject_hash: &[u8],
-    points: &[(Uuid, Vec<u8>, String)],
+    tenant_id: Uuid,
+    jobs: &[(Uuid, &[u8], Vec<JobPoint>)],
 ) -> Result<u64> {
     let mut groups: Groups<'_> = BTreeMap::new();
-    for (collection_id, hash, cause) in points {
-        groups.entry((*collection_id, subject_hash, Some(job_id), cause)).or_default().push(hash);
+    for (job_id, subject_hash, points) in jobs {
+        for (collection_id, hash, cause) in points {
+            groups.entry((*collection_id, subject_hash, Some(*job_id), cause)).or_default().push(hash);
+        }
     }
     record_sets(ex, tenant_id, groups).await
 }
@@ -121,27 +126,35 @@ fn too_many() -> super::StoreError {
     super::StoreError::Unexpected(sqlx::Error::Protocol("more erased points than one statement can record".into()))
 }
 
-/// The points an erase job deleted, as (collection, point id, cause): its
-/// planned lineage points that are no longer the subject's (those kept under
-/// a legal hold keep their lineage) and the residual candidates it deleted.
-/// Read at the log stage, before the plan's point ids are forgotten.
-pub async fn points_of_erasure(ex: impl PgExecutor<'_>, job_id: Uuid, subject_id: Uuid) -> Result<Vec<(Uuid, Uuid, String)>> {
-    Ok(sqlx::query_as(
+/// The points erase jobs deleted (`(job, subject)`), as (collection, point
+/// id, cause) by job: each job's planned lineage points that are no longer
+/// its subject's (those kept under a legal hold keep their lineage) and the
+/// residual candidates it deleted. Read at the log stage, before the plans'
+/// point ids are forgotten; one query for every job.
+pub async fn points_of_erasures(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Uuid)]) -> Result<HashMap<Uuid, Vec<(Uuid, Uuid, String)>>> {
+    let (job_ids, subject_ids): (Vec<Uuid>, Vec<Uuid>) = jobs.iter().copied().unzip();
+    let rows: Vec<(Uuid, Uuid, Uuid, String)> = sqlx::query_as(
         r#"
-        SELECT e.collection_id, p.point_id, 'erasure' AS cause
-        FROM erasure_counts e, UNNEST(e.plan_points) AS p(point_id)
-        WHERE e.job_id = $1
-          AND NOT EXISTS (SELECT 1 FROM chunk_subjects cs WHERE cs.chunk_id = p.point_id AND cs.subject_id = $2)
+        SELECT j.job_id, e.collection_id, p.point_id, 'erasure' AS cause
+        FROM UNNEST($1::uuid[], $2::uuid[]) AS j(job_id, subject_id)
+        JOIN erasure_counts e ON e.job_id = j.job_id
+        CROSS JOIN LATERAL UNNEST(e.plan_points) AS p(point_id)
+        WHERE NOT EXISTS (SELECT 1 FROM chunk_subjects cs WHERE cs.chunk_id = p.point_id AND cs.subject_id = j.subject_id)
         UNION ALL
-        SELECT (c->>'collection_id')::uuid, (c->>'point_id')::uuid, 'residual'
+        SELECT j.job_id, (c->>'collection_id')::uuid, (c->>'point_id')::uuid, 'residual'
         FROM erasure_jobs j, jsonb_array_elements(CASE WHEN jsonb_typeof(j.residuals) = 'array' THEN j.residuals ELSE '[]' END) c
-        WHERE j.job_id = $1 AND c->>'action' = 'deleted'
+        WHERE j.job_id = ANY($1) AND c->>'action' = 'deleted'
         "#,
     )
-    .bind(job_id)
-    .bind(subject_id)
+    .bind(&job_ids)
+    .bind(&subject_ids)
     .fetch_all(ex)
-    .await?)
+    .await?;
+    let mut by_job: HashMap<Uuid, Vec<(Uuid, Uuid, String)>> = HashMap::new();
+    for (job_id, collection_id, point_id, cause) in rows {
+        by_job.entry(job_id).or_default().push((collection_id, point_id, cause));
+    }
+    Ok(by_job)
 }
 
 /// The ledger's points in one collection: (point hash, subject hash).

@@ -45,9 +45,37 @@ async fn a_batch_erases_each_of_its_jobs_and_logs_them_once_in_the_order_receive
     for who in people {
         ids.push(app.erase(who).await.job_id.parse::<Uuid>().unwrap());
     }
+    // Each person's points, keyed as the restore ledger keeps them.
+    let secret = app.ctx.tenant_secret(app.keys.tenant_id).await.unwrap();
+    let collection_id: Uuid = sqlx::query_scalar("SELECT collection_id FROM collections WHERE name = 'mail'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let mut keyed = Vec::new();
+    for who in people {
+        let points: Vec<Uuid> = sqlx::query_scalar(&format!("SELECT point_id FROM \"{}\" WHERE subjects @> ARRAY[$1]", c.backend_name))
+            .bind(who)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+        let mut hashes: Vec<Vec<u8>> = points.iter().map(|p| lethe::restore::point_hash(&secret, collection_id, *p)).collect();
+        hashes.sort();
+        keyed.push(hashes);
+    }
 
     // One call runs one batch: the four oldest jobs, to the end.
     assert_eq!(try_execute_batch(&app.ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    // The ledger holds each job's points, for its own job, once.
+    let sets: Vec<(Uuid, Uuid, String, Vec<Vec<u8>>)> =
+        sqlx::query_as("SELECT job_id, collection_id, cause, points FROM erased_point_sets ORDER BY job_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(sets.len(), 4, "one set per batched job: {sets:?}");
+    for (i, who) in people.iter().enumerate().take(4) {
+        let set = sets.iter().find(|s| s.0 == ids[i]).unwrap_or_else(|| panic!("{who}'s set"));
+        assert_eq!((set.1, set.2.as_str(), &set.3), (collection_id, "erasure", &keyed[i]), "{who}");
+    }
     for (i, (who, n)) in spread.iter().enumerate() {
         let job = app.job(&ids[i].to_string()).await;
         if i < 4 {
@@ -399,6 +427,21 @@ async fn a_batch_of_two_tenants_searches_each_jobs_residuals_in_its_own_tenant()
     let ingest = pb::IngestRequest { collection: "mail".into(), chunks, subjects: vec![] };
     client.ingest(req(&b.sk, ingest)).await.expect("ingest into b");
     let erase = |subject: pb::SubjectRef| pb::EraseRequest { subject: Some(subject), residual_policy: pb::ResidualPolicy::Report as i32, requested_by: "tests@lethe".into(), ..Default::default() };
+    // Tim's own point in each tenant, keyed as that tenant's ledger keeps it.
+    let mut keyed = Vec::new();
+    for (tenant_id, collection) in [(app.keys.tenant_id, &mine), (b.tenant_id, &theirs)] {
+        let point: Uuid = sqlx::query_scalar(&format!("SELECT point_id FROM \"{}\" WHERE subjects @> ARRAY['tim']", collection.backend_name))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        let collection_id: Uuid = sqlx::query_scalar("SELECT collection_id FROM collections WHERE tenant_id = $1 AND name = 'mail'")
+            .bind(tenant_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        let secret = app.ctx.tenant_secret(tenant_id).await.unwrap();
+        keyed.push((tenant_id, collection_id, vec![lethe::restore::point_hash(&secret, collection_id, point)]));
+    }
     let in_a = app.erase_with(erase(tim.clone())).await.unwrap().job_id;
     let in_b = client.erase(req(&b.sk, erase(tim))).await.expect("erase in b").into_inner().job_id;
     let ctx = app.ctx.clone();
@@ -413,6 +456,16 @@ async fn a_batch_of_two_tenants_searches_each_jobs_residuals_in_its_own_tenant()
             .unwrap();
     assert_eq!(xmins.len(), 1, "both searches recorded together: {xmins:?}");
     tokio::time::timeout(Duration::from_secs(60), batch).await.expect("the batch ends").unwrap().unwrap();
+    // Each job's erased point is in its own tenant's ledger, keyed with its tenant's key.
+    for ((tenant_id, collection_id, hashes), job_id) in keyed.iter().zip(&ids) {
+        let sets: Vec<(Uuid, Uuid, Vec<Vec<u8>>)> =
+            sqlx::query_as("SELECT tenant_id, collection_id, points FROM erased_point_sets WHERE job_id = $1")
+                .bind(job_id)
+                .fetch_all(&app.pool)
+                .await
+                .unwrap();
+        assert_eq!(sets, [(*tenant_id, *collection_id, hashes.clone())]);
+    }
 
     let job_b = client.get_erasure(req(&b.ak, pb::GetErasureRequest { job_id: in_b.clone() })).await.unwrap().into_inner();
     let expected: [(pb::ErasureJob, &pb::Collection, &[&str]); 2] =
