@@ -34,13 +34,25 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        let conflict = is_conflict(&e);
         match e {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 Self::Unavailable(e)
             }
+            _ if conflict => Self::Unavailable(e),
             _ => Self::Unexpected(e),
         }
     }
+}
+
+/// Whether PostgreSQL said "try again", not "this is wrong": the
+/// transaction was rolled back for a conflict (SQLSTATE class 40: a
+/// deadlock's victim, a serialization failure), a lock was not available,
+/// the server has too many connections or is shutting down or starting up.
+/// The vector stores on PostgreSQL classify their errors with it too.
+pub(crate) fn is_conflict(e: &sqlx::Error) -> bool {
+    let transient = |code: &str| code.starts_with("40") || matches!(code, "53300" | "55P03" | "57P01" | "57P02" | "57P03");
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|code| transient(&code)))
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -62,6 +62,7 @@ fn classify(spec: &CollectionSpec, err: sqlx::Error) -> VectorStoreError {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
             VectorStoreError::Unavailable { backend: Backend::Pgvector, source: Box::new(err) }
         }
+        e if crate::store::is_conflict(e) => VectorStoreError::Unavailable { backend: Backend::Pgvector, source: Box::new(err) },
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => {
             VectorStoreError::CollectionNotFound(spec.backend_name.clone())
         }

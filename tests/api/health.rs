@@ -109,3 +109,27 @@ async fn health_is_not_serving_while_qdrant_is_unreachable() {
     proxy.restore();
     wait_for_health(&app, ServingStatus::Serving).await;
 }
+
+/// A transaction PostgreSQL rolls back for a conflict (a deadlock's victim,
+/// a serialization failure) or a server shutting down is "retry later"
+/// (UNAVAILABLE), not an internal error; an error in the statement itself
+/// still is one.
+#[tokio::test]
+async fn a_conflict_the_database_rolled_back_is_unavailable_not_internal() {
+    use lethe::error::LetheError;
+    use lethe::store::StoreError;
+    let app = spawn_app().await;
+    let raise = |code: &str| format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$");
+    for (code, expected) in [
+        ("40P01", tonic::Code::Unavailable),
+        ("40001", tonic::Code::Unavailable),
+        ("55P03", tonic::Code::Unavailable),
+        ("57P01", tonic::Code::Unavailable),
+        ("42601", tonic::Code::Internal),
+        ("23505", tonic::Code::Internal),
+    ] {
+        let e = sqlx::query(&raise(code)).execute(&app.pool).await.expect_err(code);
+        let status = tonic::Status::from(LetheError::from(StoreError::from(e)));
+        assert_eq!(status.code(), expected, "{code}: {status:?}");
+    }
+}

@@ -459,3 +459,70 @@ async fn a_subject_under_legal_hold_now_is_not_reconciled_and_shared_points_are_
     let (_, body) = entries(&app, "reconcile").await.pop().expect("entry");
     assert_eq!((body["came_back"].as_u64(), body["withheld_legal_hold"].as_u64()), (Some(2), Some(1)));
 }
+
+/// An import takes its subjects' locks in the order writes take theirs
+/// (ascending key), not in the ledger's (by hash): a write holding one of
+/// them shared and then asking for another the import is about to lock is
+/// not deadlocked with it (PostgreSQL would abort one of the two).
+#[tokio::test]
+async fn an_import_and_a_write_holding_subject_locks_do_not_deadlock() {
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    let people = ["ann", "bob", "cyd", "dan", "eve", "fay", "gus", "hal"];
+    let spread: Vec<(&str, u32)> = people.iter().map(|p| (*p, 1)).collect();
+    app.ingest_people("mail", &spread).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lethe.dump");
+    dump(&app, &file).await;
+    for who in people {
+        erase_completed(&app, who).await;
+    }
+    let ledger = export_ledger(&app).await;
+
+    let restored = restore_dump(&file).await;
+    let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
+    let mut back = spawn_app_on(&restored, Options::default(), move |s| {
+        s.audit.signing_key_file = signing;
+        s.keys.master_key_file = master;
+    })
+    .await;
+    back.keys = app.keys.clone();
+    // Two people whose lock keys are in the other order than their hashes
+    // (the ledger's order): x comes first in the ledger, y first by key.
+    let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE state = 'active' ORDER BY subject_hash")
+        .fetch_all(&back.pool)
+        .await
+        .unwrap();
+    assert_eq!(hashes.len(), people.len());
+    let key = |h: &Vec<u8>| lethe::context::subject_lock_key(h);
+    let (x, y) = hashes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| hashes[i + 1..].iter().map(move |b| (a, b)))
+        .find(|(a, b)| key(a) > key(b))
+        .map(|(a, b)| (key(a), key(b)))
+        .expect("among 8 random hashes, a pair whose keys are in the other order");
+
+    // A write holds y's lock shared; the import starts and waits for it.
+    let mut write = back.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(y).execute(&mut *write).await.unwrap();
+    let import = {
+        let back = &back;
+        let ledger = ledger.clone();
+        async move { import_ledger(back, &back.keys.sk, &ledger).await }
+    };
+    let write_then_x = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The write then asks for x's lock, which a ledger-ordered import would hold.
+        sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *write).await.unwrap();
+        let taken = sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(x).execute(&mut *write).await;
+        write.commit().await.map(|_| taken.is_ok())
+    };
+    let (imported, write_done) = tokio::join!(import, write_then_x);
+    assert!(write_done.expect("the write commits"), "the write got x's lock");
+    let imported = imported.expect("the import completes");
+    assert_eq!(imported.subjects_re_erased, people.len() as u64, "{imported:?}");
+    for who in people {
+        assert_eq!(back.count_subject(who).await.subject_state, "erased", "{who}");
+    }
+}

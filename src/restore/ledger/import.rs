@@ -190,8 +190,19 @@ pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<Impo
     let mut re_erased = Vec::new();
     for batch in v.tombstones.chunks(IMPORT_BATCH) {
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-        for t in batch {
-            match ledger::import_tombstone(&mut tx, tenant_id, t, subject_lock_key(&t.subject_hash)).await? {
+        // The batch's subject locks are taken in ascending key order, the
+        // order writes and a batch's freeze take theirs: in the ledger's order
+        // (by hash), an import holding one subject's lock could wait for a
+        // write that waits for it (PostgreSQL would abort one of them).
+        let mut order: Vec<(i64, usize)> = batch.iter().enumerate().map(|(i, t)| (subject_lock_key(&t.subject_hash), i)).collect();
+        order.sort_unstable();
+        let mut imported = vec![Imported::Known; batch.len()];
+        for (key, i) in order {
+            imported[i] = ledger::import_tombstone(&mut tx, tenant_id, &batch[i], key).await?;
+        }
+        // What it did, in the ledger's order.
+        for (t, imported) in batch.iter().zip(imported) {
+            match imported {
                 Imported::Created => out.tombstones_created += 1,
                 Imported::ReErased => {
                     out.subjects_re_erased += 1;
