@@ -348,6 +348,20 @@ async fn restore_dump(file: &std::path::Path) -> String {
     url
 }
 
+/// The service on a database restored from `file` (a dump of `app`'s), with
+/// `app`'s key files and keys.
+async fn restored_app(app: &TestApp, file: &std::path::Path) -> TestApp {
+    let restored = restore_dump(file).await;
+    let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
+    let mut back = spawn_app_on(&restored, Options::default(), move |s| {
+        s.audit.signing_key_file = signing;
+        s.keys.master_key_file = master;
+    })
+    .await;
+    back.keys = app.keys.clone();
+    back
+}
+
 async fn export_ledger(app: &TestApp) -> Vec<u8> {
     let mut stream = app.client.clone().export_ledger(req(&app.keys.sk, pb::ExportLedgerRequest {})).await.expect("export").into_inner();
     let mut bytes = Vec::new();
@@ -382,14 +396,7 @@ async fn lethe_restored_from_a_dump_taken_before_an_erasure_erases_again_with_th
     // Lethe's database as the dump had it, with the service's own key files:
     // alice is active again, her lineage and her pgvector rows are back (the
     // pgvector tables live in that database); Qdrant was not restored.
-    let restored = restore_dump(&file).await;
-    let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
-    let mut back = spawn_app_on(&restored, Options::default(), move |s| {
-        s.audit.signing_key_file = signing;
-        s.keys.master_key_file = master;
-    })
-    .await;
-    back.keys = app.keys.clone();
+    let back = restored_app(&app, &file).await;
     let live = back.count_subject("alice").await;
     assert_eq!(live.subject_state, "active", "{live:?}");
     assert_eq!((by_tag(&back, "alice", "mail").await, by_tag(&back, "alice", "notes").await), (3, 0));
@@ -479,14 +486,7 @@ async fn an_import_and_a_write_holding_subject_locks_do_not_deadlock() {
     }
     let ledger = export_ledger(&app).await;
 
-    let restored = restore_dump(&file).await;
-    let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
-    let mut back = spawn_app_on(&restored, Options::default(), move |s| {
-        s.audit.signing_key_file = signing;
-        s.keys.master_key_file = master;
-    })
-    .await;
-    back.keys = app.keys.clone();
+    let back = restored_app(&app, &file).await;
     // Two people whose lock keys are in the other order than their hashes
     // (the ledger's order): x comes first in the ledger, y first by key.
     let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE state = 'active' ORDER BY subject_hash")
