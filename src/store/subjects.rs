@@ -327,20 +327,15 @@ pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64
     Ok(())
 }
 
-/// Freezes a subject for erasure in one statement (its own transaction): takes
-/// the subject's lock exclusively, which waits for every in-flight write that
-/// holds it shared, then marks the subject pending erasure. Writes that take
-/// the lock after this commits see the new state and are suppressed. A
-/// subject on legal hold is not frozen (the row lock orders this against
-/// `SetLegalHold`: the hold either came first, or finds the subject frozen).
-pub async fn freeze_subject(ex: impl PgExecutor<'_>, subject_id: Uuid, key: i64) -> Result<()> {
-    freeze_subjects(ex, &[(subject_id, key)]).await
-}
-
-/// [`freeze_subject`] of several subjects (`(subject, lock key)`) in one
-/// statement. The locks are taken in ascending key order, the order in which
-/// writes take theirs shared ([`lock_subject_shared`]), so a write holding
-/// one of them never waits for a lock this statement holds.
+/// Freezes subjects (`(subject, lock key)`) for erasure in one statement
+/// (its own transaction): takes each subject's lock exclusively, which waits
+/// for every in-flight write that holds it shared, then marks the subjects
+/// pending erasure. Writes that take a lock after this commits see the new
+/// state and are suppressed. A subject on legal hold is not frozen (the row
+/// lock orders this against `SetLegalHold`: the hold either came first, or
+/// finds the subject frozen). The locks are taken in ascending key order,
+/// the order writes take theirs ([`lock_subject_shared`]): this statement
+/// and a write may wait for each other's locks, never in a cycle.
 pub async fn freeze_subjects(ex: impl PgExecutor<'_>, subjects: &[(Uuid, i64)]) -> Result<()> {
     let ids: Vec<Uuid> = subjects.iter().map(|(id, _)| *id).collect();
     let mut keys: Vec<i64> = subjects.iter().map(|(_, key)| *key).collect();
