@@ -125,6 +125,7 @@ async fn a_conflict_the_database_rolled_back_is_unavailable_not_internal() {
         ("40001", tonic::Code::Unavailable),
         ("55P03", tonic::Code::Unavailable),
         ("57P01", tonic::Code::Unavailable),
+        ("40002", tonic::Code::Internal),
         ("42601", tonic::Code::Internal),
         ("23505", tonic::Code::Internal),
     ] {

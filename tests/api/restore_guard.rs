@@ -511,9 +511,22 @@ async fn an_import_and_a_write_holding_subject_locks_do_not_deadlock() {
         let ledger = ledger.clone();
         async move { import_ledger(back, &back.keys.sk, &ledger).await }
     };
+    let pool = back.pool.clone();
     let write_then_x = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        // The write then asks for x's lock, which a ledger-ordered import would hold.
+        // Once the import waits for y's lock (a ledger-ordered import holds
+        // x's by then), the write asks for x's.
+        let waiting = || async {
+            let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap()
+        };
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while waiting().await == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the import waits for the write's lock");
         sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *write).await.unwrap();
         let taken = sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(x).execute(&mut *write).await;
         write.commit().await.map(|_| taken.is_ok())
