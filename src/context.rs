@@ -55,6 +55,10 @@ pub struct Context {
     pub watches: Arc<Watches>,
     /// Turns at `pool` (see [`Context::slot`]); its own per pool.
     pub slots: Arc<Semaphore>,
+    /// Erase workers of this process running a batch now: a worker claims
+    /// its share of the queue among the others that are idle
+    /// (`erasure::worker::try_execute_batch`).
+    pub busy_workers: Arc<AtomicUsize>,
     secrets: Arc<Mutex<HashMap<Uuid, Arc<Vec<u8>>>>>,
 }
 
@@ -77,6 +81,7 @@ impl Context {
             settings: Arc::new(settings),
             wake: Arc::default(),
             watches: Arc::default(),
+            busy_workers: Arc::default(),
             secrets: Arc::default(),
         }
     }

@@ -19,10 +19,10 @@ use crate::residual::names::parse_name;
 use crate::residual::nicknames;
 
 /// The identifier as residual search and suppression read it: the kind its
-/// value has, and the value cleaned (NFKC, whitespace collapsed, `mailto:`,
-/// `<…>` and a handle's `@` removed).
+/// value has, and the value cleaned (invisible characters dropped, NFKC,
+/// whitespace collapsed, `mailto:`, `<…>` and a handle's `@` removed).
 pub fn canonical(id: &Identifier) -> Identifier {
-    let nfkc: String = id.value.nfkc().collect();
+    let nfkc: String = visible(&id.value).nfkc().collect();
     let value = nfkc.split_whitespace().collect::<Vec<_>>().join(" ");
     let unwrapped = value.trim_matches(|c| c == '<' || c == '>' || c == '"' || c == '\'');
     let unwrapped = strip_prefix_ci(unwrapped, "mailto:").unwrap_or(unwrapped);
@@ -162,6 +162,38 @@ pub fn national_number(digits: &str) -> String {
     if plain.len() == 11 && plain.starts_with('1') { plain[1..].to_owned() } else { plain }
 }
 
+/// The text without Unicode's default-ignorable code points (soft hyphen,
+/// zero-width space and joiners, word joiner, bidirectional marks, variation
+/// selectors, BOM, tags …): invisible, so `jeff.dasovich\u{AD}@enron.com`
+/// reads as the erased address and must not pass the tombstone as another.
+/// NFKC keeps them. The ranges are DerivedCoreProperties.txt's
+/// `Default_Ignorable_Code_Point` (Unicode 15).
+fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    fn ignorable(c: char) -> bool {
+        matches!(c as u32,
+            0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F | 0x200B..=0x200F
+            | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+    }
+    if s.chars().any(ignorable) { s.chars().filter(|c| !ignorable(*c)).collect::<String>().into() } else { s.into() }
+}
+
+/// Whether a free text of a request (an erasure's reason, who asked, a
+/// hold's reason: kept after the erasure, in the job, the chained log and
+/// the certificate) names the person: their id (the caller's, a whole
+/// token, any case) or one of their identifiers as residual search would
+/// name them (a match scoring `lexical::MIN_SCORE`: an address, a full
+/// name, not a lone surname).
+pub fn names_person(text: &str, subject_id: &str, identifiers: &[Identifier]) -> bool {
+    let (text_lower, id_lower) = (text.to_lowercase(), subject_id.to_lowercase());
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    let names_id = !id_lower.is_empty()
+        && text_lower.match_indices(&id_lower).any(|(at, m)| {
+            boundary(text_lower[..at].chars().next_back()) && boundary(text_lower[at + m.len()..].chars().next())
+        });
+    names_id || (!identifiers.is_empty() && crate::residual::names(text, identifiers))
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     s.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).map(|_| &s[prefix.len()..])
 }
@@ -213,6 +245,38 @@ mod tests {
     fn shares_key(a: &Identifier, b: &Identifier) -> bool {
         let ka = match_keys(a);
         match_keys(b).iter().any(|k| ka.contains(k))
+    }
+
+    #[test]
+    fn invisible_characters_do_not_make_another_identifier() {
+        let erased = id(IdentifierKind::Email, "jeff.dasovich@enron.com");
+        for value in ["jeff.dasovich\u{AD}@enron.com", "jeff\u{200B}.dasovich@enron.com", "\u{FEFF}jeff.dasovich@enron.com\u{2060}"] {
+            assert!(shares_key(&erased, &id(IdentifierKind::Email, value)), "{value:?}");
+        }
+        let name = id(IdentifierKind::Name, "Jeff Dasovich");
+        assert!(shares_key(&name, &id(IdentifierKind::Name, "Je\u{200D}ff Da\u{AD}sovich")));
+        // An identifier given with one keeps its earlier (legacy) key too.
+        let soft = id(IdentifierKind::Email, "jeff.dasovich\u{AD}@enron.com");
+        assert!(match_keys(&soft).contains(&legacy_key(&soft)));
+        assert!(!shares_key(&erased, &id(IdentifierKind::Email, "jeff.dasovic@enron.com")));
+    }
+
+    #[test]
+    fn a_free_text_names_the_person_by_id_or_by_a_strong_form() {
+        let ids = [id(IdentifierKind::Email, "alice@example.com"), id(IdentifierKind::Name, "Alice Liddell")];
+        for text in [
+            "DSAR from alice@example.com",
+            "request of Alice Liddell",
+            "ticket for LIDDELL, ALICE",
+            "erase user u-42 now",
+            "U-42",
+        ] {
+            assert!(names_person(text, "u-42", &ids), "{text}");
+        }
+        for text in ["GDPR Art. 17 request 2026-123", "dpo@acme.example", "Liddell v. Acme", "user u-421", "au-42x"] {
+            assert!(!names_person(text, "u-42", &ids), "{text}");
+        }
+        assert!(!names_person("anything", "", &[]));
     }
 
     #[test]

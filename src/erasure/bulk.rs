@@ -35,7 +35,7 @@ use uuid::Uuid;
 use super::stages::{StageError, StageResult, guard_collections};
 use super::{physical, report};
 use crate::context::Context;
-use crate::domain::Stage;
+use crate::domain::{Backend, Stage};
 use crate::store::jobs::{self, After, JobRow, JobTarget, Lease, Planned};
 use crate::store::progress::{self, PhysicalRecord};
 use crate::store::{StoreError, holds, lineage};
@@ -74,8 +74,8 @@ pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)])
         return match stage {
             _ if jobs.len() < 2 => Ok(HashMap::new()),
             Stage::Freeze => {
-                let subjects: Vec<(&JobRow, Uuid)> =
-                    jobs.iter().filter_map(|(job, _)| job.subject_id.map(|s| (*job, s))).collect();
+                let subjects: Vec<(&JobRow, Lease, Uuid)> =
+                    jobs.iter().filter_map(|(job, lease)| job.subject_id.map(|s| (*job, *lease, s))).collect();
                 super::stages::freeze_many(ctx, &subjects).await
             }
             Stage::Plan => super::stages::plan_many(ctx, &jobs).await,
@@ -121,8 +121,9 @@ pub(super) async fn run(ctx: &Context, stage: Stage, batch: &[(&JobRow, Lease)])
 async fn delete(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let leases: Vec<(Uuid, Lease)> = members.iter().map(|m| (m.job.job_id, m.lease)).collect();
     // Committed before the first delete, as alone: a hold seen after this
-    // cannot claim that nothing was deleted.
-    let held: HashSet<Uuid> = jobs::set_deleting_started_many(&ctx.pool, &leases).await?.into_iter().collect();
+    // cannot claim that nothing was deleted (durably before Qdrant's).
+    let durable = members.iter().flat_map(|m| &m.planned).any(|p| p.spec.backend != Backend::Pgvector);
+    let held: HashSet<Uuid> = jobs::mark_deleting_started(&ctx.pool, &leases, durable).await?.into_iter().collect();
     let members: Vec<&Member<'_>> = members.iter().filter(|m| held.contains(&m.job.job_id)).collect();
     for (spec, of) in by_collection(&members) {
         let selectors: Vec<Selector> = of.iter().map(|(m, p)| m.selector(p)).collect();

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::holds::{Holds, own_hold_note, withheld_note};
 use super::stages::{StageError, StageResult, collection_guard, count_three, held, planned};
 use crate::context::Context;
-use crate::domain::{CollectionSpec, Stage};
+use crate::domain::{Backend, CollectionSpec, Stage};
 use crate::store::jobs::{self, JobRow, Lease, Planned};
 use crate::store::{StoreError, holds, lineage, progress};
 use crate::vector_store::{Keep, Selector};
@@ -21,7 +21,10 @@ pub(super) async fn delete(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
     let mut guard = collection_guard(ctx, &collections).await?;
     let holds = Holds::read(&mut guard, job).await?;
     if let Some(reason) = holds.own {
-        if job.deleting_started_at.is_none() {
+        // Asked of the table, under the hold's lock: the row read at the
+        // claim predates a delete this stage made before (a batch's shared
+        // delete that failed halfway and left its jobs to run it alone).
+        if !jobs::deleting_started(&mut *guard, job.job_id).await? {
             return Err(StageError::Refused(reason));
         }
         let note = own_hold_note(Stage::Delete, "Nothing more was deleted");
@@ -31,7 +34,8 @@ pub(super) async fn delete(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
     }
     // Committed before the first delete: a hold seen after this cannot
     // claim that nothing was deleted.
-    held(jobs::set_deleting_started(&ctx.pool, job.job_id, lease).await?)?;
+    let durable = collections.iter().any(|p| p.spec.backend != Backend::Pgvector);
+    held(!jobs::mark_deleting_started(&ctx.pool, &[(job.job_id, lease)], durable).await?.is_empty())?;
     for p in &collections {
         let keep = holds.keep(ctx, job, &p.points).await?;
         delete_in(ctx, job, &p.spec, &p.points, &keep).await?;
@@ -150,7 +154,7 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     // subject's chunk ids are read only when another subject is on hold.
     let mut keep = if holds.others_on_hold() {
         let chunk_ids: Vec<Uuid> = lineage::subject_chunks(&mut *tx, subject_id).await?.into_iter().map(|(_, c)| c).collect();
-        holds::held_chunks(&mut *tx, job.tenant_id, &chunk_ids, subject_id).await?
+        holds::held_chunks(&mut *tx, job.tenant_id, None, &chunk_ids, subject_id).await?
     } else {
         Vec::new()
     };

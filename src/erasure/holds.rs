@@ -75,7 +75,7 @@ impl Holds {
         } else if self.whole_sources {
             crate::store::retention::held_source_chunks(&ctx.pool, job.tenant_id, chunk_ids).await?.0
         } else {
-            holds::held_chunks(&ctx.pool, job.tenant_id, chunk_ids, own_subject(job)).await?
+            holds::held_chunks(&ctx.pool, job.tenant_id, None, chunk_ids, own_subject(job)).await?
         };
         Ok(Keep { tags: self.tags.clone(), ids })
     }
@@ -92,7 +92,7 @@ impl Holds {
         if !self.others {
             return Ok(HashSet::new());
         }
-        let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, job.tenant_id, ids, own_subject(job)).await?.into_iter().collect();
+        let mut held: HashSet<Uuid> = holds::held_chunks(&ctx.pool, job.tenant_id, None, ids, own_subject(job)).await?.into_iter().collect();
         if !self.tags.is_empty() && !ids.is_empty() {
             let tags: HashSet<&str> = self.tags.iter().map(String::as_str).collect();
             for p in ctx.stores.get(spec)?.retrieve(spec, ids, false).await? {

@@ -27,7 +27,7 @@ pub use report::b64;
 pub use worker::{ExecutionOutcome, run_worker_until_stopped, try_execute_batch, try_execute_job};
 
 use crate::context::Context;
-use crate::domain::{ExternalId, JobStatus, ResidualPolicy, Stage};
+use crate::domain::{ExternalId, Identifier, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::ingest::{self, SubjectInput};
 use crate::store::jobs::{self, CountRow, EventRow, Inserted, JobRow, JobTarget, NewJob};
@@ -130,15 +130,22 @@ pub struct RetentionTarget {
 /// `FailedPrecondition` (legal hold, idempotency key reused), `ErasureInProgress`,
 /// database failures.
 pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result<JobView> {
-    let fingerprint = input.fingerprint(&ctx.tenant_secret(tenant_id).await?);
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let fingerprint = input.fingerprint(&secret);
+    // Kept as a keyed hash: the key is only ever compared, and a client may
+    // build it from the person's id or address ("erase-alice@example.com").
+    let key = input.idempotency_key.as_deref().map(|k| stored_idempotency_key(&secret, k));
     // Before any write: a key reused for another request writes nothing.
-    if let Some(key) = &input.idempotency_key
-        && let Some(job) = jobs::job_by_key(&ctx.pool, tenant_id, key).await?
+    if let (Some(given), Some(key)) = (&input.idempotency_key, &key)
+        && let Some(job) = jobs::job_by_key(&ctx.pool, tenant_id, key, given).await?
     {
         return replay(ctx, job, &input, &fingerprint).await;
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let subject = ingest::put_subject_for_erasure(ctx, &mut tx, tenant_id, &input.subject).await?;
+    // Refused before the job is written (the transaction rolls back).
+    let on_record = crate::store::export::identifiers(&mut *tx, subject.subject_id).await?;
+    check_free_texts(&input, on_record)?;
     let refused = subject.legal_hold;
     let refusal = refused.then(|| format!("legal_hold: {}", subject.legal_hold_reason.as_deref().unwrap_or("")));
     let deadline_days = input.deadline_days.unwrap_or(ctx.settings.erasure.default_deadline_days);
@@ -148,7 +155,7 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
         subject_tag: input.subject.id.as_str(),
         requested_by: &input.requested_by,
         reason: &input.reason,
-        idempotency_key: input.idempotency_key.as_deref(),
+        idempotency_key: key.as_deref(),
         request_fingerprint: &fingerprint,
         residual_policy: input.residual_policy.as_str(),
         guarantee_physical: input.guarantee_physical,
@@ -185,6 +192,29 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
         counts: Vec::new(),
         retention: None,
     })
+}
+
+/// An idempotency key as the job row keeps it: the hex of its keyed hash
+/// (a domain of its own: never equal to a subject's or identifier's hash).
+fn stored_idempotency_key(secret: &[u8], key: &str) -> String {
+    format!("hmac:{}", hex::encode(crate::context::keyed_hash(secret, &format!("idempotency-key\0{key}"))))
+}
+
+/// Who asked and why are kept for ever (the job, the chained log entry,
+/// the certificate): a request whose free text names the person it erases
+/// would leave their plaintext behind the erasure, so it is refused.
+fn check_free_texts(input: &EraseInput, on_record: Vec<(String, String)>) -> Result<()> {
+    let mut identifiers = input.subject.identifiers.clone();
+    identifiers.extend(on_record.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })));
+    for (field, text) in [("requested_by", &input.requested_by), ("reason", &input.reason)] {
+        if crate::identity::names_person(text, input.subject.id.as_str(), &identifiers) {
+            return Err(LetheError::invalid(
+                field,
+                "names the person being erased (their id or one of their identifiers); it is kept after the erasure, so it must not",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What goes with a new job in its transaction: the identifiers the request

@@ -34,7 +34,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage,
         Stage::Delete => super::delete::delete(ctx, job, lease).await,
         Stage::Verify => super::delete::verify(ctx, job, lease).await,
         Stage::Residual => Ok("no residual search: a retention job erases sources, not a person".into()),
-        Stage::ForgetLineage => forget_lineage(ctx, job, lease).await,
+        Stage::ForgetLineage => forget_lineage(ctx, job, lease, collection_id).await,
         Stage::Physical => super::physical::physical(ctx, job, lease).await,
         Stage::Log => log(ctx, job, lease, collection_id).await,
         Stage::Done => Ok(String::new()),
@@ -83,7 +83,7 @@ pub(super) fn withheld_note(points: i64) -> JobNote {
 /// empty. Chunks still in the backend (their source held) keep theirs; their
 /// sources are recorded as withheld. Idempotent: a second run finds nothing
 /// more to forget and the same sources kept.
-async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
+async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) -> StageResult {
     let ids: Vec<Uuid> = planned(ctx, job, true).await?.into_iter().flat_map(|p| p.points).collect();
     let in_backend = kept_points(ctx, job).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
@@ -100,7 +100,7 @@ async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease) -> StageResul
         // Their texts are dead rows until a rewrite (physical stage).
         held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &["chunks", "sources", "chunk_subjects"]).await?)?;
     }
-    let forgotten = lineage::delete_chunks(&mut tx, job.tenant_id, &forget).await?;
+    let forgotten = lineage::delete_chunks(&mut tx, job.tenant_id, collection_id, &forget).await?;
     tx.commit().await.map_err(StoreError::from)?;
     held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
     let kept = if kept_sources.is_empty() {

@@ -61,7 +61,7 @@ pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage)
         JobTarget::Retention { collection_id } => return super::retention::run(ctx, job, lease, stage, collection_id).await,
     };
     match stage {
-        Stage::Freeze => freeze(ctx, job, subject_id).await,
+        Stage::Freeze => freeze(ctx, job, lease, subject_id).await,
         Stage::Plan => plan(ctx, job, lease).await,
         Stage::Delete => super::delete::delete(ctx, job, lease).await,
         Stage::Verify => super::delete::verify(ctx, job, lease).await,
@@ -84,24 +84,27 @@ pub(super) async fn count_three(ctx: &Context, spec: &CollectionSpec, tag: &str,
     Ok(store.count_tag_and_ids(spec, tag, ids).await?)
 }
 
-async fn freeze(ctx: &Context, job: &JobRow, subject_id: Uuid) -> StageResult {
-    freeze_many(ctx, &[(job, subject_id)]).await?.remove(&job.job_id).unwrap_or(Err(StageError::LeaseLost))
+async fn freeze(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
+    freeze_many(ctx, &[(job, lease, subject_id)]).await?.remove(&job.job_id).unwrap_or(Err(StageError::LeaseLost))
 }
 
 /// The freeze stage of several subject jobs (`(job, subject)`, a batch's):
 /// their subjects read, frozen and checked for holds in three statements,
 /// whatever their number. Each job's result is the one it would get alone.
-pub(super) async fn freeze_many(ctx: &Context, batch: &[(&JobRow, Uuid)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
-    let ids: Vec<Uuid> = batch.iter().map(|(_, subject_id)| *subject_id).collect();
+pub(super) async fn freeze_many(ctx: &Context, batch: &[(&JobRow, Lease, Uuid)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    let ids: Vec<Uuid> = batch.iter().map(|(_, _, subject_id)| *subject_id).collect();
     let subjects = lineage::subjects_by_ids(&ctx.pool, &ids).await?;
-    let keys: Vec<(Uuid, i64)> = subjects.values().map(|s| (s.subject_id, subject_lock_key(&s.subject_hash))).collect();
+    let keys: Vec<(Uuid, i64, Uuid, Lease)> = batch
+        .iter()
+        .filter_map(|(job, lease, id)| subjects.get(id).map(|s| (s.subject_id, subject_lock_key(&s.subject_hash), job.job_id, *lease)))
+        .collect();
     // Waits for in-flight writes that checked the subjects before the freeze.
     // A subject on hold is not frozen, and its job is refused.
     lineage::freeze_subjects(&ctx.pool, &keys).await?;
     let mut held = crate::store::holds::own_holds(&ctx.pool, &ids).await?;
     Ok(batch
         .iter()
-        .map(|(job, subject_id)| {
+        .map(|(job, _, subject_id)| {
             let result = if !subjects.contains_key(subject_id) {
                 // As before batches: a subject row that is gone is the database's
                 // "no row" (retried, then failed).

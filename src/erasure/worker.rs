@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -74,7 +75,8 @@ pub async fn try_execute_job(ctx: &Context, owner: Uuid) -> Result<ExecutionOutc
 }
 
 /// Claims up to `erasure.batch_size` jobs (no more than this worker's share
-/// of the runnable ones) and runs them stage by stage together: each stage
+/// of the runnable ones: they are divided among this process's workers that
+/// are idle, itself included) and runs them stage by stage together: each stage
 /// of each job as [`try_execute_job`] would, then one statement moves every
 /// job that finished it on, and the subject jobs at the log stage are logged
 /// in one transaction. One statement renews every lease of the batch. A job
@@ -90,13 +92,34 @@ pub async fn try_execute_batch(ctx: &Context, owner: Uuid) -> Result<ExecutionOu
     // A turn at the pool while the batch runs (`Context::slot`).
     let _turn = ctx.slot().await;
     let settings = &ctx.settings.erasure;
-    let claimed = jobs::claim_jobs(&ctx.pool, owner, lease_secs(ctx), settings.batch_size, settings.workers).await?;
+    // A burst arrives a few jobs at a time: dividing the queue by every
+    // worker gave each of the first claims one job (at four times a batched
+    // job's statements) while most workers were already busy with theirs.
+    let idle = settings.workers.saturating_sub(ctx.busy_workers.load(Ordering::Relaxed));
+    let claimed = jobs::claim_jobs(&ctx.pool, owner, lease_secs(ctx), settings.batch_size, idle).await?;
     if claimed.is_empty() {
         return Ok(ExecutionOutcome::EmptyQueue);
     }
+    let _busy = Busy::start(&ctx.busy_workers);
     let span = tracing::info_span!("erasure_batch", jobs = claimed.len());
     Batch::new(ctx, owner, &claimed).run(claimed).instrument(span).await?;
     Ok(ExecutionOutcome::JobRan)
+}
+
+/// One of [`Context::busy_workers`] while it lives.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn start(busy: &'a AtomicUsize) -> Self {
+        busy.fetch_add(1, Ordering::Relaxed);
+        Self(busy)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A claimed job of a batch, at its persisted stage.

@@ -108,7 +108,7 @@ async fn delete_batch(
     // point is deleted either before the new generation is reconciled or in it.
     lineage::lock_subject_shared(&mut guard, &[collection_lock_key(spec.collection_id)]).await?;
     holds::lock_shared(&mut guard, spec.tenant_id).await?;
-    let held: HashSet<Uuid> = holds::held_chunks(&mut *guard, spec.tenant_id, keys, Uuid::nil()).await?.into_iter().collect();
+    let held: HashSet<Uuid> = holds::held_chunks(&mut *guard, spec.tenant_id, Some(spec.collection_id), keys, Uuid::nil()).await?.into_iter().collect();
     out.held += held.len() as u64;
     let targets: Vec<Uuid> = keys.iter().copied().filter(|k| !held.contains(k)).collect();
     if targets.is_empty() {
@@ -153,7 +153,7 @@ async fn delete_batch(
         out.deleted += before;
         targets
     };
-    out.forgotten += lineage::delete_chunks(&mut guard, spec.tenant_id, &gone).await?;
+    out.forgotten += lineage::delete_chunks(&mut guard, spec.tenant_id, spec.collection_id, &gone).await?;
     guard.commit().await.map_err(StoreError::from)?;
     Ok(())
 }

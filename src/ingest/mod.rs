@@ -26,7 +26,7 @@ use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key}
 use crate::domain::{CollectionSpec, ExternalId, Identifier, Role};
 use crate::error::{LetheError, Result};
 use crate::store::{StoreError, lineage};
-use crate::vector_store::{PointPayload, VectorPoint, VectorStores};
+use crate::vector_store::{PointPayload, VectorPoint};
 
 /// A subject with identifiers, as a request names it.
 #[derive(Debug, Clone)]
@@ -111,7 +111,17 @@ pub async fn write(
             ),
         ));
     }
-    check_ids_unique(spec, &chunks)?;
+    // Everything a request can be refused for is checked before the first
+    // write (a subject stored, a suppressed point deleted and logged): a
+    // refused request records nothing.
+    check_ids_unique(spec, &chunks, mode)?;
+    check_vectors(spec, &chunks, mode)?;
+    if let WriteMode::Track { verify_points: true } = mode
+        && chunks.iter().all(|c| c.vector.is_none())
+    {
+        verify_tracked(ctx, spec, &chunks).await?;
+    }
+    check_ids_free(ctx, spec, &chunks, mode).await?;
     if mode == WriteMode::Embed && spec.dimension != ctx.embedder.dimension() {
         return Err(LetheError::invalid(
             "collection",
@@ -174,7 +184,7 @@ pub async fn write(
         unwanted.retain(|(p, _)| !tag_hashes.get(p).is_some_and(|hs| hs.iter().any(|h| on_hold.contains(*h))));
     }
     let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
-    let mut points = vectors_for(ctx, spec, &accepted, mode, &mut embedded).await?;
+    let mut points = vectors_for(spec, &accepted, mode, &mut embedded)?;
 
     let subject_ids = record_lineage(ctx, spec, &accepted, &tagged, known).await?;
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
@@ -210,20 +220,60 @@ pub async fn write(
     })
 }
 
-fn check_ids_unique(spec: &CollectionSpec, chunks: &[ChunkInput]) -> Result<()> {
+/// The request's field of its `i`th chunk: Ingest's `chunks`, Track's `points`.
+fn field(mode: WriteMode, i: usize) -> String {
+    match mode {
+        WriteMode::Embed => format!("chunks[{i}]"),
+        WriteMode::Track { .. } => format!("points[{i}]"),
+    }
+}
+
+fn check_ids_unique(spec: &CollectionSpec, chunks: &[ChunkInput], mode: WriteMode) -> Result<()> {
     let mut seen = HashSet::new();
     for (i, c) in chunks.iter().enumerate() {
         if !seen.insert(point_id(spec, c)) {
-            return Err(LetheError::invalid(format!("chunks[{i}]"), "repeats the point id of an earlier chunk"));
+            return Err(LetheError::invalid(field(mode, i), "repeats the point id of an earlier chunk"));
         }
     }
     Ok(())
 }
 
+/// Track's vectors: one for every point or for none, each of the
+/// collection's dimension.
+fn check_vectors(spec: &CollectionSpec, chunks: &[ChunkInput], mode: WriteMode) -> Result<()> {
+    if mode == WriteMode::Embed {
+        return Ok(());
+    }
+    let given = chunks.iter().filter(|c| c.vector.is_some()).count();
+    if given != 0 && given != chunks.len() {
+        return Err(LetheError::invalid("points", "give a vector for every point or for none"));
+    }
+    for (i, v) in chunks.iter().enumerate().filter_map(|(i, c)| c.vector.as_ref().map(|v| (i, v))) {
+        if v.len() != spec.dimension {
+            return Err(LetheError::invalid(
+                format!("{}.vector", field(mode, i)),
+                format!("has {} dimensions, the collection {}", v.len(), spec.dimension),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A point id is the tenant's for one chunk: of one source in one
+/// collection. An id lineage holds for another is refused before anything
+/// is written (the lineage write refuses it again, for a concurrent write).
+async fn check_ids_free(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInput], mode: WriteMode) -> Result<()> {
+    let wanted: Vec<(Uuid, &str)> = chunks.iter().map(|c| (point_id(spec, c), c.source_id.as_str())).collect();
+    let taken = lineage::ids_taken_elsewhere(&ctx.pool, spec.tenant_id, spec.collection_id, &wanted).await?;
+    match wanted.iter().position(|(id, _)| taken.contains(id)) {
+        Some(i) => Err(LetheError::invalid(format!("{}.point_id", field(mode, i)), "is already used by another collection or source")),
+        None => Ok(()),
+    }
+}
+
 /// The vectors to write for `chunks`: `embedded` before (Ingest), given
 /// (Track), or none (Track of points the pipeline wrote).
-async fn vectors_for(
-    ctx: &Context,
+fn vectors_for(
     spec: &CollectionSpec,
     chunks: &[ChunkInput],
     mode: WriteMode,
@@ -231,24 +281,9 @@ async fn vectors_for(
 ) -> Result<Option<Vec<Vec<f32>>>> {
     match mode {
         WriteMode::Embed => Ok(Some(chunks.iter().map(|c| embedded.remove(&point_id(spec, c)).unwrap_or_default()).collect())),
-        WriteMode::Track { verify_points } => {
-            let given = chunks.iter().filter(|c| c.vector.is_some()).count();
-            if given != 0 && given != chunks.len() {
-                return Err(LetheError::invalid("points", "give a vector for every point or for none"));
-            }
-            if given == 0 {
-                if verify_points {
-                    verify_tracked(ctx, spec, chunks).await?;
-                }
-                return Ok(None);
-            }
-            let vectors: Vec<Vec<f32>> = chunks.iter().map(|c| c.vector.clone().unwrap_or_default()).collect();
-            // Checked before lineage is written, so a bad vector writes nothing.
-            for v in &vectors {
-                VectorStores::check_dimension(spec, v)?;
-            }
-            Ok(Some(vectors))
-        }
+        // Checked before anything was written (`check_vectors`, `verify_tracked`).
+        WriteMode::Track { .. } if chunks.iter().all(|c| c.vector.is_none()) => Ok(None),
+        WriteMode::Track { .. } => Ok(Some(chunks.iter().map(|c| c.vector.clone().unwrap_or_default()).collect())),
     }
 }
 

@@ -153,6 +153,19 @@ pub async fn set_legal_hold(
     crate::store::holds::lock_exclusive(&mut tx, tenant_id).await?;
     let row = put_subject_for_erasure(ctx, &mut tx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() })
         .await?;
+    // A hold's reason is copied into the log entry of every erasure it
+    // refuses, kept for ever: it must not name the person (rolled back).
+    if let Some(text) = reason {
+        let on_record = crate::store::export::identifiers(&mut *tx, row.subject_id).await?;
+        let on_record: Vec<Identifier> =
+            on_record.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect();
+        if identity::names_person(text, subject.as_str(), &on_record) {
+            return Err(LetheError::invalid(
+                "reason",
+                "names the subject (their id or one of their identifiers); it is kept in the log of every erasure it refuses, so it must not",
+            ));
+        }
+    }
     lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(lineage::subject_by_id(&ctx.pool, row.subject_id).await?)

@@ -276,3 +276,12 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 pub fn redact(text: &str, identifiers: &[Identifier]) -> String {
     lexical::Matcher::new(identifiers).redact(text)
 }
+
+/// Whether `text` names the person as residual search would report it: a
+/// match of one of the identifiers scoring `lexical::MIN_SCORE` (an address,
+/// a full name in any order; not a lone surname).
+pub fn names(text: &str, identifiers: &[Identifier]) -> bool {
+    let matcher = lexical::Matcher::new(identifiers);
+    let matches = matcher.find(text);
+    !matches.is_empty() && matcher.score(text, &matches) >= lexical::MIN_SCORE
+}

@@ -115,7 +115,7 @@ pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, targets: &[Uuid
     let after = store.count(spec, &selector).await?;
     if after == 0 {
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-        lineage::delete_chunks(&mut tx, spec.tenant_id, chunk_ids).await?;
+        lineage::delete_chunks(&mut tx, spec.tenant_id, spec.collection_id, chunk_ids).await?;
         tx.commit().await.map_err(StoreError::from)?;
     }
     Ok(after)

@@ -321,7 +321,7 @@ async fn record(
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     jobs::require_durable_commit(&mut tx).await?;
     ledger::record_points(&mut *tx, spec.tenant_id, &erased).await?;
-    let forgotten = i64::try_from(lineage::delete_chunks(&mut tx, spec.tenant_id, &forget).await?).unwrap_or(i64::MAX);
+    let forgotten = i64::try_from(lineage::delete_chunks(&mut tx, spec.tenant_id, spec.collection_id, &forget).await?).unwrap_or(i64::MAX);
     // A deleted point without lineage (its erasure forgot it) may still have
     // its text id here, written when the scroll handed the point out.
     crate::store::attach::forget_point_ids(&mut *tx, spec.collection_id, &plan.points).await?;

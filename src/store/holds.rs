@@ -134,7 +134,13 @@ pub async fn held_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec
 /// Of the tenant's `chunk_ids`, those lineage tags with a subject on hold
 /// other than `except` (chunk ids are the tenant's own: another tenant's
 /// hold on the same id is none of this tenant's business).
-pub async fn held_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_ids: &[Uuid], except: Uuid) -> Result<Vec<Uuid>> {
+pub async fn held_chunks(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Option<Uuid>,
+    chunk_ids: &[Uuid],
+    except: Uuid,
+) -> Result<Vec<Uuid>> {
     if chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -143,11 +149,13 @@ pub async fn held_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_ids: &[
         SELECT DISTINCT cs.chunk_id
         FROM chunk_subjects cs JOIN subjects s USING (subject_id)
         WHERE cs.tenant_id = $3 AND cs.chunk_id = ANY($1) AND s.legal_hold AND s.subject_id <> $2
+          AND ($4::uuid IS NULL OR cs.collection_id = $4)
         "#,
     )
     .bind(chunk_ids)
     .bind(except)
     .bind(tenant_id)
+    .bind(collection_id)
     .fetch_all(ex)
     .await?)
 }

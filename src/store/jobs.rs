@@ -172,13 +172,18 @@ pub async fn insert_job(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, job: &Ne
     Ok(Inserted::KeyTaken(existing))
 }
 
-/// The job an idempotency key names, if any.
-pub async fn job_by_key(ex: impl PgExecutor<'_>, tenant_id: Uuid, key: &str) -> Result<Option<JobRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND idempotency_key = $2"))
-        .bind(tenant_id)
-        .bind(key)
-        .fetch_optional(ex)
-        .await?)
+/// The job an idempotency key names, if any: kept as `key` (its keyed
+/// hash), or as `legacy` (the key as given, as jobs made before kept it).
+pub async fn job_by_key(ex: impl PgExecutor<'_>, tenant_id: Uuid, key: &str, legacy: &str) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM erasure_jobs WHERE tenant_id = $1 AND idempotency_key IN ($2, $3) \
+         ORDER BY idempotency_key = $2 DESC LIMIT 1"
+    ))
+    .bind(tenant_id)
+    .bind(key)
+    .bind(legacy)
+    .fetch_optional(ex)
+    .await?)
 }
 
 pub async fn job(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid) -> Result<Option<JobRow>> {
@@ -224,9 +229,10 @@ pub async fn claim_job(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64) ->
 }
 
 /// Claims up to `max` runnable jobs at once, oldest first, each under a new
-/// epoch; no more than the runnable jobs divided by `workers` (at least one).
+/// epoch; no more than the runnable jobs divided by `workers`, the workers
+/// that share them (at least one).
 pub async fn claim_jobs(ex: impl PgExecutor<'_>, owner: Uuid, lease_secs: f64, max: usize, workers: usize) -> Result<Vec<JobRow>> {
-    // No workers configured (tests that drive the queue themselves) claims as one.
+    // None (tests that drive the queue themselves, or every worker busy) claims as one.
     let limits = (i64::try_from(max.max(1)).unwrap_or(i64::MAX), i64::try_from(workers.max(1)).unwrap_or(i64::MAX));
     let mut claimed: Vec<JobRow> = lease::claim_many(ex, Queue::Erasure, JOB_COLUMNS, (owner, lease_secs), limits).await?;
     claimed.sort_by_key(|j| (j.received_at, j.job_id));

@@ -2,6 +2,8 @@
 //! residual search reads. Collections (`collections`) and subjects
 //! (`subjects`) have files of their own and are re-exported here.
 
+use std::collections::HashSet;
+
 use sqlx::{PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -206,20 +208,54 @@ pub async fn source_chunks(
     .await?)
 }
 
-/// Deletes the given chunks of the tenant with all their tags, and sources
-/// left empty. Three set-wise statements: the tables have no per-row
-/// foreign-key cascades.
-pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, chunk_ids: &[Uuid]) -> Result<u64> {
-    sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1")
+/// Of `chunks` (point id, source's external id) to be written in
+/// `collection_id`, the ids lineage already holds for another collection or
+/// another source of the tenant (`record_chunks` would refuse them).
+pub async fn ids_taken_elsewhere(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    chunks: &[(Uuid, &str)],
+) -> Result<HashSet<Uuid>> {
+    let (ids, ext): (Vec<Uuid>, Vec<&str>) = chunks.iter().copied().unzip();
+    let taken: Vec<Uuid> = sqlx::query_scalar(
+        r#"
+        SELECT c.chunk_id
+        FROM UNNEST($2::uuid[], $3::text[]) AS w(id, ext)
+        JOIN chunks c ON c.tenant_id = $1 AND c.chunk_id = w.id
+        JOIN sources s ON s.source_id = c.source_id
+        WHERE c.collection_id <> $4 OR s.external_id <> w.ext
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(&ids)
+    .bind(&ext)
+    .bind(collection_id)
+    .fetch_all(ex)
+    .await?;
+    Ok(taken.into_iter().collect())
+}
+
+/// Deletes the given chunks of one collection of the tenant with all their
+/// tags, and sources left empty. An id of a chunk in another collection is
+/// not touched: a chunk id is unique in its tenant, so a call naming one
+/// collection with another's id (DeletePoints does, for a client's ids)
+/// would otherwise forget lineage whose vector it never deleted. Three
+/// set-wise statements: the tables have no per-row foreign-key cascades.
+pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<u64> {
+    sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1 AND collection_id = $3")
         .bind(tenant_id)
         .bind(chunk_ids)
+        .bind(collection_id)
         .execute(&mut **tx)
         .await?;
     let deleted: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING chunk_id, collection_id, source_id",
+        "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) AND collection_id = $3 \
+         RETURNING chunk_id, collection_id, source_id",
     )
     .bind(tenant_id)
     .bind(chunk_ids)
+    .bind(collection_id)
     .fetch_all(&mut **tx)
     .await?;
     forget_point_ids(tx, deleted.iter().map(|(c, k, _)| (*k, *c))).await?;
@@ -268,8 +304,9 @@ pub async fn forget_subject_chunks(
 }
 
 /// [`forget_subject_chunks`] of several subjects `(tenant, subject)` in one
-/// statement; how many chunks each lost (a chunk two of them shared counts
-/// for one of them).
+/// statement; how many chunks each lost. A chunk two of them share counts
+/// for each (counted by the tags deleted, not by the chunk's one deleted
+/// row): each job must know that its person's text is in dead rows.
 pub async fn forget_subjects_chunks(
     tx: &mut Transaction<'_, Postgres>,
     subjects: &[(Uuid, Uuid)],
@@ -290,6 +327,7 @@ pub async fn forget_subjects_chunks(
         ),
         own_tags AS (
             DELETE FROM chunk_subjects cs USING s WHERE cs.subject_id = s.subject_id AND NOT (cs.chunk_id = ANY($3))
+            RETURNING cs.tenant_id, cs.chunk_id, cs.subject_id
         ),
         shared_tags AS (
             DELETE FROM chunk_subjects cs USING gone g
@@ -305,7 +343,8 @@ pub async fn forget_subjects_chunks(
             WHERE s.source_id = g.source_id
               AND (SELECT count(*) FROM chunks c WHERE c.source_id = s.source_id) = g.n
         )
-        SELECT subject_id, count(*) FROM gone GROUP BY subject_id
+        SELECT t.subject_id, count(*) FROM own_tags t JOIN gone g ON g.tenant_id = t.tenant_id AND g.chunk_id = t.chunk_id
+        GROUP BY t.subject_id
         "#,
     )
     .bind(&tenants)

@@ -247,6 +247,32 @@ pub async fn set_deleting_started_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, L
     super::lease::update_held_jobs(ex, jobs, "deleting_started_at = COALESCE(j.deleting_started_at, clock_timestamp())").await
 }
 
+/// [`set_deleting_started_many`], committed durably (`synchronous_commit`
+/// on, which also flushes the stage moves committed before it) when
+/// `durable`: the deletes that follow are in a store outside PostgreSQL's
+/// WAL (Qdrant), which a crash of the server would not roll back with them.
+/// Lost, the job would resume at its plan and count zero points before.
+pub async fn mark_deleting_started(pool: &sqlx::PgPool, jobs: &[(Uuid, Lease)], durable: bool) -> Result<Vec<Uuid>> {
+    if !durable {
+        return set_deleting_started_many(pool, jobs).await;
+    }
+    let mut tx = pool.begin().await?;
+    super::jobs::require_durable_commit(&mut tx).await?;
+    let held = set_deleting_started_many(&mut *tx, jobs).await?;
+    tx.commit().await?;
+    Ok(held)
+}
+
+/// Whether the job's delete stage has changed a backend, as the table says
+/// now (a job row read at the claim may predate it).
+pub async fn deleting_started(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT deleting_started_at IS NOT NULL FROM erasure_jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_optional(ex)
+        .await?
+        .unwrap_or(false))
+}
+
 /// Records a collection's physical status; false when `lease` no longer holds the job.
 pub async fn set_physical(
     ex: impl PgExecutor<'_>,

@@ -6,6 +6,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::Result;
+use super::lease::Lease;
 use crate::domain::SubjectState;
 
 /// A subject as stored.
@@ -336,21 +337,35 @@ pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64
 /// finds the subject frozen). The locks are taken in ascending key order,
 /// the order writes take theirs ([`lock_subject_shared`]): this statement
 /// and a write may wait for each other's locks, never in a cycle.
-pub async fn freeze_subjects(ex: impl PgExecutor<'_>, subjects: &[(Uuid, i64)]) -> Result<()> {
-    let ids: Vec<Uuid> = subjects.iter().map(|(id, _)| *id).collect();
-    let mut keys: Vec<i64> = subjects.iter().map(|(_, key)| *key).collect();
+///
+/// Each subject is `(subject, lock key, job, lease)`: it is frozen only
+/// while `lease` holds its job, so a worker whose claim was superseded
+/// (and whose job the new claim may have refused and unfrozen since)
+/// freezes nothing.
+pub async fn freeze_subjects(ex: impl PgExecutor<'_>, subjects: &[(Uuid, i64, Uuid, Lease)]) -> Result<()> {
+    let ids: Vec<Uuid> = subjects.iter().map(|s| s.0).collect();
+    let mut keys: Vec<i64> = subjects.iter().map(|s| s.1).collect();
     keys.sort_unstable();
     keys.dedup();
+    let jobs: Vec<Uuid> = subjects.iter().map(|s| s.2).collect();
+    let owners: Vec<Uuid> = subjects.iter().map(|s| s.3.owner).collect();
+    let epochs: Vec<i64> = subjects.iter().map(|s| s.3.epoch).collect();
     sqlx::query(
         r#"
         WITH locked AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) FROM UNNEST($2::bigint[]) AS k)
-        UPDATE subjects SET state = 'pending_erasure'
-        FROM locked
-        WHERE subject_id = ANY($1) AND state <> 'erased' AND NOT legal_hold
+        UPDATE subjects s SET state = 'pending_erasure'
+        FROM locked, UNNEST($1::uuid[], $3::uuid[], $4::uuid[], $5::bigint[]) AS f(subject_id, job_id, owner, epoch)
+        WHERE s.subject_id = f.subject_id AND s.state <> 'erased' AND NOT s.legal_hold
+          AND EXISTS (SELECT 1 FROM erasure_jobs j
+                      WHERE j.job_id = f.job_id AND j.lease_owner = f.owner AND j.lease_epoch = f.epoch
+                        AND j.status = 'in_progress')
         "#,
     )
     .bind(&ids)
     .bind(&keys)
+    .bind(&jobs)
+    .bind(&owners)
+    .bind(&epochs)
     .execute(ex)
     .await?;
     Ok(())

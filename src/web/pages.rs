@@ -156,7 +156,7 @@ pub(super) async fn log(State(web): State<Web>, headers: HeaderMap, Query(q): Qu
     let p = web.principal(&headers).await?;
     let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
     let head = log::head(&web.ctx.pool, p.tenant_id).await?.map_or(0, |h| h.seq);
-    let mut top = q.before.map_or(head, |b| (b - 1).min(head));
+    let mut top = q.before.map_or(head, |b| b.saturating_sub(1).min(head));
     let mut shown = Vec::new();
     let mut read = 0;
     while top > 0 && shown.len() < PAGE && read < SCAN {
@@ -191,7 +191,7 @@ pub(super) async fn log(State(web): State<Web>, headers: HeaderMap, Query(q): Qu
 }
 
 async fn find_entry(web: &Web, p: &Principal, seq: i64) -> Result<LogRow, WebError> {
-    let rows = log::entries(&web.ctx.pool, p.tenant_id, seq - 1, 1).await?;
+    let rows = log::entries(&web.ctx.pool, p.tenant_id, seq.saturating_sub(1), 1).await?;
     Ok(rows.into_iter().find(|e| e.seq == seq).ok_or_else(|| LetheError::NotFound(format!("log entry {seq}")))?)
 }
 

@@ -427,8 +427,8 @@ async fn out_of_range_numbers_unknown_enums_and_huge_lists_are_invalid_arguments
         ("points[0].vector", track(vec![point(|p| p.vector = vec![f32::NAN; dim as usize])])),
         ("points[0].vector", track(vec![point(|p| p.vector = vec![f32::INFINITY; dim as usize])])),
         ("points[0].vector", track(vec![point(|p| p.vector = vec![f32::NEG_INFINITY; dim as usize])])),
-        ("vector", track(vec![point(|p| p.vector = vec![0.5; 3])])),
-        ("vector", track(vec![point(|p| p.vector = vec![0.5; 100_000])])),
+        ("points[0].vector", track(vec![point(|p| p.vector = vec![0.5; 3])])),
+        ("points[0].vector", track(vec![point(|p| p.vector = vec![0.5; 100_000])])),
         ("points", track(vec![point(|p| p.vector = vec![0.5; dim as usize]), point(|_| ())])),
         (
             "points[1].point_id",

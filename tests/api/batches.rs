@@ -124,6 +124,37 @@ async fn a_worker_claims_no_more_than_its_share_of_the_runnable_jobs() {
     assert!(jobs::claim_jobs(&app.pool, owner, 30.0, 8, 1).await.unwrap().is_empty(), "every lease is held");
 }
 
+/// The share is taken among the process's idle workers: with the others
+/// busy, a worker takes a full batch instead of its fraction of the queue
+/// (a burst's first jobs each ran alone, at four times the statements).
+#[tokio::test]
+async fn a_worker_whose_fellows_are_busy_claims_a_full_batch() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let people = ["ann", "bob", "cyd", "dan", "eve", "fay", "gus"];
+    let spread: Vec<(&str, u32)> = people.iter().map(|p| (*p, 1)).collect();
+    app.ingest_people(&c.name, &spread).await;
+    for who in people {
+        app.erase(who).await;
+    }
+    // Four workers configured (none running): the context the test drives.
+    let mut ctx = app.ctx.clone();
+    let mut settings = (*ctx.settings).clone();
+    (settings.erasure.workers, settings.erasure.batch_size) = (4, 8);
+    ctx.settings = std::sync::Arc::new(settings);
+    let completed = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM erasure_jobs WHERE status = 'completed'").fetch_one(&app.pool).await.unwrap()
+    };
+    // All four idle: 7 runnable / 4 = one job.
+    assert_eq!(try_execute_batch(&ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    assert_eq!(completed().await, 1);
+    // Three busy: this worker shares with none and takes the other six.
+    ctx.busy_workers.store(3, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(try_execute_batch(&ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    assert_eq!(completed().await, 7);
+    assert_eq!(ctx.busy_workers.load(std::sync::atomic::Ordering::Relaxed), 3, "its own count is given back");
+}
+
 #[tokio::test]
 async fn a_job_whose_lease_another_claim_takes_mid_batch_is_left_to_that_claim() {
     // The pause before each round of stages is where the batch stalls.
@@ -545,4 +576,35 @@ async fn a_batch_freezes_its_subjects_together_and_refuses_the_one_put_on_hold()
     assert_eq!(bob, "active");
     app.assert_lineage_consistent().await;
     assert!(verified(&app).await.valid);
+}
+
+/// A chunk two people of one batch share is forgotten once (one row) but
+/// is each one's: both jobs count it and both name the tables whose dead
+/// rows hold its text for the physical stage (the second one named none,
+/// and a guarantee_physical job could have called them confirmed).
+#[tokio::test]
+async fn a_chunk_two_people_of_a_batch_share_is_forgotten_for_both() {
+    let app = spawn_app_with(Options { no_workers: true, settings: Some(batches_of_four), ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, vec![chunk("doc-ab", 0, "ann and bob at the garden committee", &["ann", "bob"])]).await.unwrap();
+    let ids: Vec<Uuid> = [app.erase("ann").await, app.erase("bob").await].iter().map(|j| j.job_id.parse().unwrap()).collect();
+    assert_eq!(try_execute_batch(&app.ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+    for id in ids {
+        let job = app.job(&id.to_string()).await;
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+        let (message, tables): (String, Vec<String>) = sqlx::query_as(
+            "SELECT e.message, j.rewrite_tables FROM erasure_events e JOIN erasure_jobs j USING (job_id)
+             WHERE e.job_id = $1 AND e.stage = 'forget_lineage' AND e.status <> 'queued'",
+        )
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert!(message.starts_with("1 lineage chunks forgotten"), "{message}");
+        for table in ["chunks", "sources", "chunk_subjects"] {
+            assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+        }
+    }
+    assert_eq!(rows(&app.pool, "chunks").await, 0);
+    app.assert_lineage_consistent().await;
 }

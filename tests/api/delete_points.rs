@@ -103,6 +103,49 @@ async fn points_of_lethes_own_collections_leave_the_backend_and_lineage_by_id_an
 }
 
 #[tokio::test]
+async fn ids_of_another_collections_points_are_not_forgotten_through_this_one() {
+    // A chunk id is unique in its tenant; a DeletePoints that names
+    // collection B with an id of A's point deleted nothing in B but forgot
+    // A's lineage, leaving A's vector untracked (an erasure by lineage ids
+    // would then miss it).
+    let app = spawn_app().await;
+    for name in ["dp_a", "dp_b"] {
+        app.create_collection(name, pb::Backend::Pgvector).await;
+    }
+    let a = app
+        .ingest("dp_a", vec![chunk("doc-a", 0, "alice on the harbour budget", &["alice"]), chunk("doc-d", 0, "dora at the market", &["dora"])])
+        .await
+        .expect("ingest a");
+    app.ingest("dp_b", vec![chunk("doc-b", 0, "bob repairs bicycles", &["bob"])]).await.expect("ingest b");
+    let tags = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunk_subjects cs JOIN collections k USING (collection_id) WHERE k.name = 'dp_a'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count tags")
+    };
+
+    let r = delete_points(&app, &app.keys.pk, "dp_b", &[&a.point_ids[0]], &[]).await.expect("delete");
+    assert_eq!(outcome(&r), (0, 0, 0, 0));
+    assert_eq!((lineage_chunks(&app, "dp_a").await, tags().await, lineage_chunks(&app, "dp_b").await), (2, 2, 1));
+    assert_eq!(total_of(&app, "alice").await, 1, "A's point is still in its backend");
+
+    // A hold in A is not counted as held in B (nothing of B's is held).
+    let hold = pb::SetLegalHoldRequest { subject_id: "dora".into(), hold: true, reason: "case 9".into() };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.expect("hold");
+    let r = delete_points(&app, &app.keys.sk, "dp_b", &[&a.point_ids[1]], &[]).await.expect("delete held id");
+    assert_eq!(outcome(&r), (0, 0, 0, 0));
+    assert_eq!((lineage_chunks(&app, "dp_a").await, tags().await), (2, 2));
+
+    // Alice's erasure still finds her point by lineage and by tag.
+    let job = app.erase("alice").await;
+    let job = app.wait_for_job(&job.job_id).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{job:?}");
+    let c = job.counts.iter().find(|c| c.collection == "dp_a").expect("counts of dp_a");
+    assert_eq!((c.before_by_ids, c.before_total, c.after_total), (1, 1, 0), "{job:?}");
+    app.assert_lineage_consistent().await;
+}
+
+#[tokio::test]
 async fn bad_delete_requests_are_refused_naming_the_field() {
     let app = spawn_app().await;
     app.create_collection("dp_bad", pb::Backend::Pgvector).await;

@@ -228,6 +228,66 @@ async fn tracked_points_of_an_erased_person_are_deleted_on_qdrant() {
     tracked_points_of_an_erased_person_are_deleted(pb::Backend::Qdrant).await;
 }
 
+/// A Track refused for its input records nothing: not the subjects it
+/// names, not the deletion of an erased person's late point. Each refusal
+/// used to come after both (a vector of the wrong size, a point missing
+/// under `verify_points`, a point id another collection holds).
+#[tokio::test]
+async fn a_refused_track_records_nothing() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let other = app.create_collection("notes", pb::Backend::Pgvector).await;
+    erase_xavier(&app, &c.name).await;
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().unwrap();
+    let store = lethe::vector_store::PgVectorStore::new(app.pool.clone());
+    // Xavier's late point, written by the pipeline straight into the backend.
+    let late = tracked(&app, "xavier", 200, false);
+    let late_id: Uuid = late.point_id.parse().unwrap();
+    let payload = PointPayload { tenant_id: app.keys.tenant_id, source_id: late.source_id.clone(), subjects: vec!["xavier".into()], text: None };
+    store.upsert(&spec, &[VectorPoint { id: late_id, vector: random_vectors(&app, 1, 9).remove(0), payload }]).await.unwrap();
+    let taken = app.ingest(&other.name, vec![chunk("n-1", 0, "a note", &["bob"])]).await.unwrap().point_ids[0].clone();
+    let state = || async {
+        let rows: (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM subjects WHERE tenant_id = $1),
+                    (SELECT count(*) FROM deletion_log WHERE tenant_id = $1),
+                    (SELECT count(*) FROM chunks WHERE tenant_id = $1)",
+        )
+        .bind(app.keys.tenant_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (rows, store.count(&spec, &Selector::by_ids(vec![late_id])).await.unwrap())
+    };
+    let before = state().await;
+    assert_eq!(before.1, 1);
+    let yve = subject("yve", vec![ident(pb::IdentifierKind::Email, "yve@example.com")]);
+    let missing = pb::TrackedPoint { point_id: Uuid::new_v4().to_string(), ..tracked(&app, "yve", 201, false) };
+    let reused = pb::TrackedPoint { point_id: taken, ..tracked(&app, "yve", 202, false) };
+    let short = pb::TrackedPoint { vector: vec![0.5; 3], ..tracked(&app, "yve", 203, true) };
+    let cases = [
+        (vec![tracked(&app, "xavier", 204, true), short], false, Code::InvalidArgument, "points[1].vector"),
+        (vec![tracked(&app, "xavier", 205, true), tracked(&app, "yve", 206, false)], false, Code::InvalidArgument, "points"),
+        (vec![late.clone(), missing], true, Code::FailedPrecondition, "point_not_found"),
+        (vec![late.clone(), reused], false, Code::InvalidArgument, "points[1].point_id"),
+    ];
+    for (points, verify_points, code, what) in cases {
+        let request = pb::TrackRequest { collection: c.name.clone(), points, subjects: vec![yve.clone()], verify_points };
+        let e = app.client.clone().track(req(&app.keys.pk, request)).await.expect_err(what);
+        assert_eq!(e.code(), code, "{what}: {e:?}");
+        let said = match code {
+            Code::InvalidArgument => tonic_types::StatusExt::get_details_bad_request(&e).expect("field").field_violations[0].field.clone(),
+            _ => reason(&e),
+        };
+        assert_eq!(said, what, "{e:?}");
+        assert_eq!(state().await, before, "{what}: nothing recorded, nothing deleted");
+    }
+    // The same request without its fault goes through: the late point is deleted.
+    let request = pb::TrackRequest { collection: c.name.clone(), points: vec![late], subjects: vec![yve], verify_points: true };
+    let w = app.client.clone().track(req(&app.keys.pk, request)).await.unwrap().into_inner();
+    assert_eq!((w.suppressed, w.suppressed_deleted), (1, 1));
+    assert_eq!(state().await.1, 0);
+}
+
 /// Points tracked without Lethe's `tenant_id` field (or with another
 /// tenant's) are in lineage; the erasure must count, delete and verify them.
 async fn points_with_a_foreign_or_missing_tenant_field_are_erased(backend: pb::Backend) {

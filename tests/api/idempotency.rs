@@ -131,3 +131,25 @@ async fn a_replay_with_the_identifiers_in_another_order_is_the_same_request() {
     assert_eq!(again.job_id, first.job_id);
     assert_eq!(rows(&app.pool, "erasure_jobs").await, 1);
 }
+
+/// The key is kept as a keyed hash (a client may build it from the
+/// person's id); a job whose row still holds a key as given (made before
+/// keys were hashed) is found by it all the same.
+#[tokio::test]
+async fn keys_are_kept_hashed_and_a_key_kept_as_given_still_replays() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("zed", 2), ("amy", 2)]).await;
+    let zed = app.erase_with(erase_request("zed", "erase-zed")).await.expect("zed");
+    let kept: Option<String> = sqlx::query_scalar("SELECT idempotency_key FROM erasure_jobs").fetch_one(&app.pool).await.unwrap();
+    let kept = kept.expect("a key");
+    assert!(kept.starts_with("hmac:") && !kept.contains("zed"), "{kept}");
+    assert_eq!(app.erase_with(erase_request("zed", "erase-zed")).await.expect("replay").job_id, zed.job_id);
+    let e = app.erase_with(erase_request("amy", "erase-zed")).await.expect_err("reused for another request");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "idempotency_key_reused"));
+
+    // A row as an earlier version wrote it.
+    sqlx::query("UPDATE erasure_jobs SET idempotency_key = 'erase-zed'").execute(&app.pool).await.unwrap();
+    assert_eq!(app.erase_with(erase_request("zed", "erase-zed")).await.expect("legacy replay").job_id, zed.job_id);
+    assert_eq!(rows(&app.pool, "erasure_jobs").await, 1);
+}

@@ -63,9 +63,42 @@ async fn after_erasure_no_table_holds_the_person_in_clear() {
         requested_by: "dpo@acme.example".into(),
         reason: "Art. 17 ticket 42".into(),
         residual_policy: pb::ResidualPolicy::Redact as i32,
+        // Kept as a keyed hash: the needles below include "zora-k".
+        idempotency_key: "erase-zora-k".into(),
         ..Default::default()
     };
-    let job = app.erase_with(r).await.unwrap();
+    // Free texts that name her are kept for ever (job, log, certificate):
+    // refused, naming the field, and nothing is written. Identifiers on
+    // record count as well as the request's.
+    let no_identifiers = pb::SubjectRef { id: "zora-k".into(), identifiers: Vec::new() };
+    for (requested_by, reason, field) in [
+        ("dpo@acme.example", format!("DSAR from {EMAIL}"), "reason"),
+        ("Zora Kellerman's lawyer", "Art. 17".to_owned(), "requested_by"),
+        ("dpo@acme.example", "request of ZORA-K".to_owned(), "reason"),
+        ("dpo@acme.example", "call Kellerman, Zora back".to_owned(), "reason"),
+    ] {
+        let bad = pb::EraseRequest {
+            subject: Some(no_identifiers.clone()),
+            requested_by: requested_by.into(),
+            reason,
+            ..r.clone()
+        };
+        let e = app.erase_with(bad).await.expect_err(field);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        let d = tonic_types::StatusExt::get_details_bad_request(&e).expect("field");
+        assert_eq!(d.field_violations[0].field, field, "{e:?}");
+        assert!(!e.message().to_lowercase().contains("zora"), "the error does not repeat her: {}", e.message());
+    }
+    let hold = pb::SetLegalHoldRequest { subject_id: "zora-k".into(), hold: true, reason: format!("litigation, {EMAIL}") };
+    let e = client.set_legal_hold(req(&app.keys.sk, hold)).await.expect_err("hold reason names her");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert_eq!(rows(&app.pool, "erasure_jobs").await, 0, "no job written");
+    let held: bool = sqlx::query_scalar("SELECT legal_hold FROM subjects WHERE external_id = 'zora-k'").fetch_one(&app.pool).await.unwrap();
+    assert!(!held, "no hold placed");
+
+    let job = app.erase_with(r.clone()).await.unwrap();
+    // The same key again is the same job (found through its keyed hash).
+    assert_eq!(app.erase_with(r).await.unwrap().job_id, job.job_id);
     let done = app.wait_for_job(&job.job_id).await;
     assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
     assert_eq!(done.counts[0].residual_redacted, 1, "bob's forward was redacted: {:#?}", done.residuals);
