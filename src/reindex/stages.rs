@@ -134,6 +134,19 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         live.extend(page.iter().map(|(id, _)| *id));
     }
     let suppressed: HashSet<Vec<u8>> = reindex::suppressed_hashes(&ctx.pool, spec.tenant_id).await?.into_iter().collect();
+    // What the live generation still holds: a copy of a point deleted since
+    // (a retention job's, whose sources' lineage is live until its forget
+    // stage) is not promoted.
+    let mut in_live: HashSet<Uuid> = HashSet::new();
+    let mut offset = None;
+    loop {
+        let (page, next) = store.scroll(&spec, offset, 1000, false).await?;
+        in_live.extend(page.into_iter().map(|p| p.id));
+        match next {
+            Some(n) => offset = Some(n),
+            None => break,
+        }
+    }
     // A point tagged with an erased subject and with one on legal hold
     // (in lineage or in its payload) is kept: the hold protects it.
     let on_hold: HashSet<Vec<u8>> = holds::held_hashes(&mut *guard, spec.tenant_id).await?.into_iter().collect();
@@ -148,7 +161,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
             let hashes: Vec<Vec<u8>> = p.payload.subjects.iter().map(|s| keyed_hash(&secret, s)).collect();
             let held = held_chunks.contains(&p.id) || hashes.iter().any(|h| on_hold.contains(h));
             let erased = !held && hashes.iter().any(|h| suppressed.contains(h));
-            if erased || !live.contains(&p.id) {
+            if erased || !live.contains(&p.id) || !in_live.contains(&p.id) {
                 stray.push(p.id);
             } else {
                 present.insert(p.id);

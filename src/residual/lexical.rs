@@ -512,8 +512,17 @@ mod tests {
         // middle-initial forms' word); a local part of three words by all
         // three together, never by its longest (often a first name) alone.
         let email = |v: &str| Matcher::new(&[Identifier { kind: IdentifierKind::Email, value: v.into() }]);
-        assert_eq!(email("jennifer.kinwton@enron.com").index_words(), (words(&[&["jkinwton"], &["kinwton"]]), vec![]));
+        assert_eq!(
+            email("jennifer.kinwton@enron.com").index_words(),
+            (words(&[&["com", "enron", "kinwton"], &["jennifer", "kinwton"], &["jkinwton"]]), vec![])
+        );
         assert_eq!(email("jennifer.k.lee@example.com").index_words(), (words(&[&["jennifer", "k", "lee"]]), vec![]));
+        // A surname that is any word (digits, here) is never asked for alone:
+        // with the first word, or with the domain.
+        assert_eq!(
+            email("funnymoney.10@reply.pm0.net").index_words(),
+            (words(&[&["10", "funnymoney"], &["10", "net", "pm0", "reply"], &["f10"]]), vec![])
+        );
         assert_eq!(like_escape("a_b%c"), "a\\_b\\%c");
     }
 }

@@ -287,10 +287,23 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
     {
         let (f, la) = (regex::escape(first), regex::escape(last));
         let fi = regex::escape(&first[..first.chars().next().map_or(1, char::len_utf8)]);
-        out.push(spec(i, Form::EmailMiddleInitial, format!(r"{f}\.[a-z]\.{la}@{d}"), last, true));
+        // Every word of such an address is a whole word of the text (the
+        // match is bounded as an address is): the index is asked for the
+        // words the form is sure of, not for the surname alone, which may be
+        // any word (`funnymoney.10@reply.pm0.net`: `10` proposed 14,735 of
+        // 100,000 chunks, 0.4 s of reading to find nothing). Where the
+        // initial is any letter, that is the surname and the domain.
+        let with_domain = |w: &str| words_of(&format!("{w} {domain}"));
+        out.push(FormSpec {
+            index_words: words_of(&format!("{first} {last}")),
+            ..spec(i, Form::EmailMiddleInitial, format!(r"{f}\.[a-z]\.{la}@{d}"), last, true)
+        });
         for m in initials {
             let m = regex::escape(&m.to_string());
-            out.push(spec(i, Form::EmailMiddleInitial, format!(r"{m}\.\.{la}@{d}"), last, true));
+            out.push(FormSpec {
+                index_words: with_domain(last),
+                ..spec(i, Form::EmailMiddleInitial, format!(r"{m}\.\.{la}@{d}"), last, true)
+            });
         }
         // The literal (the surname) is not a whole word here: `jdasovich` is.
         let initial_last = format!("{}{last}", &first[..first.chars().next().map_or(1, char::len_utf8)]);
@@ -298,7 +311,10 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
             index_words: words_of(&initial_last),
             ..spec(i, Form::EmailInitial, format!(r"{fi}{la}@{d}"), last, true)
         });
-        out.push(spec(i, Form::EmailAnyInitial, format!(r"[a-z]\.\.{la}@{d}"), last, true));
+        out.push(FormSpec {
+            index_words: with_domain(last),
+            ..spec(i, Form::EmailAnyInitial, format!(r"[a-z]\.\.{la}@{d}"), last, true)
+        });
     }
     out
 }

@@ -162,11 +162,17 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
         })
         .collect();
     store.upsert(spec, &upserts).await?;
+    let mut payload_only = Vec::new();
     for (p, clean) in &rewritten {
         if texts.get(&p.id).is_some_and(Option::is_some) {
             lineage::update_chunk_text(&ctx.pool, spec.tenant_id, p.id, clean).await?;
+        } else {
+            payload_only.push(p.id);
         }
     }
+    // Marked changed too: a re-index whose copy has passed them copies them
+    // again at its switch, rather than promoting the text before redaction.
+    lineage::mark_chunks_changed(&ctx.pool, spec.tenant_id, spec.collection_id, &payload_only).await?;
     // Verify in the backend and in lineage: no identifier survives.
     let check = store.retrieve(spec, ids, false).await?;
     let lineage_after: HashMap<Uuid, Option<String>> =

@@ -397,6 +397,22 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_i
     Ok(())
 }
 
+/// Marks chunks of a collection changed now (their point was rewritten
+/// outside lineage: a redaction of text held only in the payload), as
+/// [`update_chunk_text`] does, for a re-index's catch-up.
+pub async fn mark_chunks_changed(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<()> {
+    if chunk_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE chunks SET updated_at = clock_timestamp() WHERE tenant_id = $1 AND collection_id = $2 AND chunk_id = ANY($3)")
+        .bind(tenant_id)
+        .bind(collection_id)
+        .bind(chunk_ids)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 /// A chunk's lineage text with where it lives (lexical residual search).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChunkText {

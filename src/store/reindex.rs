@@ -221,8 +221,18 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
     lease::release(ex, Queue::Reindex, job_id, lease, error, backoff_secs).await
 }
 
-/// The collection's live chunks (none tagged with a subject that is being or
-/// has been erased, unless also with a subject on legal hold: those are
+/// Which subjects a re-index leaves out of its new generation (`s` is the
+/// subject row): the erased, and those whose erasure has begun deleting. A
+/// subject frozen for an erasure that has deleted nothing yet is kept: a
+/// legal hold placed now refuses that erasure ("nothing was deleted"), so
+/// its data must still be there; if the erasure goes on, its delete finds
+/// the points in the new generation.
+const LEFT_OUT: &str = "(s.state = 'erased' OR (s.state = 'pending_erasure' AND EXISTS ( \
+     SELECT 1 FROM erasure_jobs j WHERE j.subject_id = s.subject_id AND j.status = 'in_progress' \
+     AND j.deleting_started_at IS NOT NULL)))";
+
+/// The collection's live chunks (none tagged with a subject left out, see
+/// [`LEFT_OUT`], unless also with a subject on legal hold: those are
 /// kept), in id order after `after`, with their stored text.
 pub async fn live_chunks(
     ex: impl PgExecutor<'_>,
@@ -232,7 +242,7 @@ pub async fn live_chunks(
     changed_since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<(Uuid, Option<String>)>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         r#"
         SELECT c.chunk_id, c.text FROM chunks c
         WHERE c.tenant_id = $5 AND c.collection_id = $1
@@ -240,14 +250,14 @@ pub async fn live_chunks(
           AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
           AND (NOT EXISTS (
                    SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
-                   WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND s.state <> 'active')
+                   WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND {LEFT_OUT})
                OR EXISTS (
                    SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
                    WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND s.legal_hold))
         ORDER BY c.chunk_id
         LIMIT $4
-        "#,
-    )
+        "#
+    ))
     .bind(collection_id)
     .bind(after)
     .bind(changed_since)
@@ -271,9 +281,9 @@ pub async fn in_flight_with_staging(ex: impl PgExecutor<'_>, collection_id: Uuid
     .await?)
 }
 
-/// Keyed hashes of the tenant's subjects that are being or have been erased.
+/// Keyed hashes of the tenant's subjects a re-index leaves out ([`LEFT_OUT`]).
 pub async fn suppressed_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Vec<u8>>> {
-    Ok(sqlx::query_scalar("SELECT subject_hash FROM subjects WHERE tenant_id = $1 AND state <> 'active'")
+    Ok(sqlx::query_scalar(&format!("SELECT subject_hash FROM subjects s WHERE tenant_id = $1 AND {LEFT_OUT}"))
         .bind(tenant_id)
         .fetch_all(ex)
         .await?)

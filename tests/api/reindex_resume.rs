@@ -122,3 +122,31 @@ async fn a_qdrant_switch_cut_off_after_promoting_resumes_and_drops_unseen_genera
     assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
     a_switch_cut_off_after_promoting_resumes_and_drops_unseen_generations(pb::Backend::Qdrant).await;
 }
+
+/// A subject frozen for an erasure that has deleted nothing yet keeps its
+/// points through a re-index's switch: a legal hold placed next refuses the
+/// erasure ("nothing was deleted"), and that must still be true.
+#[tokio::test]
+async fn a_switch_keeps_a_frozen_subjects_points_until_their_erasure_deletes() {
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 1500, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 3), ("bob", 2)]).await;
+    let reindex = start_reindex(&app, &c.name).await;
+    assert_eq!(step(&app, reindex).await, "copy");
+    assert_eq!(step(&app, reindex).await, "switch");
+    let job = app.erase("ann").await;
+    let ctx = app.ctx.clone();
+    let worker = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await });
+    // Frozen, planned at most: nothing deleted.
+    crate::residual_progress::reach_stage(&app, &job.job_id, pb::Stage::Plan).await;
+    assert_eq!(step(&app, reindex).await, "drop");
+    let hold = pb::SetLegalHoldRequest { subject_id: "ann".into(), hold: true, reason: "case 11".into() };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.expect("hold");
+    worker.await.expect("worker").expect("queue");
+    let done = app.job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Refused as i32, "{}", done.error);
+    assert_eq!(step(&app, reindex).await, "done");
+    assert_eq!(app.pg_rows_tagged(&c, "ann").await, 3, "the refused erasure's subject keeps everything");
+    assert_eq!(app.pg_rows_tagged(&c, "bob").await, 2);
+    app.assert_lineage_consistent().await;
+}
