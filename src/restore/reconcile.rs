@@ -175,6 +175,16 @@ async fn plan(
             }
         }
     }
+    // A point only the ledger names, which lineage holds again (not as an
+    // erased subject's: `wanted.lineage` would have named it), was written
+    // anew after the erasure (a source re-ingested under the same point ids,
+    // without the person): not a restore's copy, left alone.
+    let rewritten = lineage::chunks_present(&mut **guard, spec.tenant_id, spec.collection_id, &m.ledger_only).await?;
+    for id in &rewritten {
+        if m.found.remove(id).is_some() {
+            m.by_ledger -= 1;
+        }
+    }
     let (points, point_subjects): (Vec<Uuid>, Vec<Vec<u8>>) = std::mem::take(&mut m.found).into_iter().unzip();
     let before = count_ids(ctx, store, spec, &points).await?;
     Ok(Some(CollectionRow {
@@ -208,6 +218,8 @@ struct Matcher<'a> {
     by_lineage: i64,
     by_ledger: i64,
     withheld: i64,
+    /// Points found by the ledger alone (no erased tag, no restored lineage).
+    ledger_only: Vec<Uuid>,
 }
 
 impl<'a> Matcher<'a> {
@@ -223,6 +235,7 @@ impl<'a> Matcher<'a> {
             by_lineage: 0,
             by_ledger: 0,
             withheld: 0,
+            ledger_only: Vec::new(),
         }
     }
 
@@ -248,6 +261,9 @@ impl<'a> Matcher<'a> {
         self.by_tag += i64::from(by_tag.is_some());
         self.by_lineage += i64::from(by_lineage.is_some());
         self.by_ledger += i64::from(by_ledger.is_some());
+        if by_tag.is_none() && by_lineage.is_none() {
+            self.ledger_only.push(id);
+        }
         self.found.insert(id, subject);
     }
 }

@@ -397,6 +397,19 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_i
     Ok(())
 }
 
+/// Of `chunk_ids`, those lineage holds in the collection.
+pub async fn chunks_present(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    if chunk_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT chunk_id FROM chunks WHERE tenant_id = $1 AND collection_id = $2 AND chunk_id = ANY($3)")
+        .bind(tenant_id)
+        .bind(collection_id)
+        .bind(chunk_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
 /// Marks chunks of a collection changed now (their point was rewritten
 /// outside lineage: a redaction of text held only in the payload), as
 /// [`update_chunk_text`] does, for a re-index's catch-up.

@@ -539,3 +539,25 @@ async fn an_import_and_a_write_holding_subject_locks_do_not_deadlock() {
         assert_eq!(back.count_subject(who).await.subject_state, "erased", "{who}");
     }
 }
+
+/// A source written again after an erasure, under the same point ids and
+/// without the person, is new data: reconcile leaves it alone (the ledger
+/// names the ids, but lineage holds them again, as someone else's). The
+/// daily run deleted bob's rewrite as "a restore brought back".
+#[tokio::test]
+async fn a_source_written_again_after_an_erasure_is_not_taken_for_a_restore() {
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    let thread = vec![chunk("thread-7", 0, "alice's draft of the budget", &["alice"]), chunk("thread-7", 1, "bob's reply", &["bob"])];
+    app.ingest("mail", thread).await.expect("ingest");
+    erase_completed(&app, "alice").await;
+    // The pipeline writes the thread again, without her: the same point id (source and ordinal).
+    let again = app.ingest("mail", vec![chunk("thread-7", 0, "the budget draft, edited", &["bob"])]).await.expect("ingest again");
+    assert_eq!(again.accepted, 1);
+    assert_eq!(by_tag(&app, "bob", "mail").await, 2);
+    let run = reconcile(&app).await;
+    let c = in_run(&run, "mail");
+    assert_eq!((c.found_by_ledger, c.before, c.deleted), (0, 0, 0), "{run:?}");
+    assert_eq!(by_tag(&app, "bob", "mail").await, 2, "bob's rewrite stays");
+    app.assert_lineage_consistent().await;
+}
