@@ -135,13 +135,16 @@ pub async fn run(ctx: Context, principal: Principal, subject: ExternalId, out: m
     }
 }
 
-async fn export(ctx: &Context, principal: &Principal, subject: &ExternalId, w: &mut Writer) -> Result<()> {
-    let tenant_id = principal.tenant_id;
-    let hash = ctx.keyed_hash(tenant_id, subject.as_str()).await?;
-    let row = lineage::subject_by_hash(&ctx.pool, tenant_id, &hash).await?;
-    let collections = lineage::list_collections(&ctx.pool, tenant_id).await?;
-
-    let state = row.as_ref().map_or("unknown", |r| r.state().as_str());
+/// Emits every part but the manifest; whether the client read them all
+/// (false when it stopped reading).
+async fn emit_parts(
+    ctx: &Context,
+    (tenant_id, subject, hash): (Uuid, &ExternalId, &[u8]),
+    row: Option<&lineage::SubjectRow>,
+    collections: &[CollectionSpec],
+    state: &str,
+    w: &mut Writer,
+) -> Result<bool> {
     let mut subject_doc = json!({ "subject_id": subject.as_str(), "state": state });
     if let Some(r) = &row {
         let detail = rows::subject_detail(&ctx.pool, r.subject_id).await?;
@@ -173,8 +176,8 @@ async fn export(ctx: &Context, principal: &Principal, subject: &ExternalId, w: &
         }
     }
 
-    if let (true, Some(r)) = (go, &row) {
-        go = chunks_and_sources(ctx, r.subject_id, &collections, w).await?;
+    if let (true, Some(r)) = (go, row) {
+        go = chunks_and_sources(ctx, r.subject_id, collections, w).await?;
         if go {
             for j in rows::jobs(&ctx.pool, r.subject_id).await? {
                 let doc = json!({
@@ -190,7 +193,7 @@ async fn export(ctx: &Context, principal: &Principal, subject: &ExternalId, w: &
         }
     }
     if go {
-        for e in rows::log_entries(&ctx.pool, tenant_id, &hash).await? {
+        for e in rows::log_entries(&ctx.pool, tenant_id, hash).await? {
             let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::String(e.body.clone()));
             let doc = json!({
                 "seq": e.seq, "kind": e.kind, "job_id": e.job_id, "created_at": time(e.created_at),
@@ -202,6 +205,20 @@ async fn export(ctx: &Context, principal: &Principal, subject: &ExternalId, w: &
             }
         }
     }
+
+    Ok(go)
+}
+
+async fn export(ctx: &Context, principal: &Principal, subject: &ExternalId, w: &mut Writer) -> Result<()> {
+    let tenant_id = principal.tenant_id;
+    let hash = ctx.keyed_hash(tenant_id, subject.as_str()).await?;
+    let row = lineage::subject_by_hash(&ctx.pool, tenant_id, &hash).await?;
+    let collections = lineage::list_collections(&ctx.pool, tenant_id).await?;
+
+    let state = row.as_ref().map_or("unknown", |r| r.state().as_str());
+    // A failure midway still logs the export: what was read left Lethe.
+    let emitted = emit_parts(ctx, (tenant_id, subject, &hash), row.as_ref(), &collections, state, w).await;
+    let go = matches!(emitted, Ok(true));
 
     // Logged whether or not the client read to the end: what was read left Lethe.
     // The log outlives the person: a plain hash of a part (the subject part of
@@ -226,6 +243,7 @@ async fn export(ctx: &Context, principal: &Principal, subject: &ExternalId, w: &
     let mut tx = ctx.pool.begin().await.map_err(crate::store::StoreError::from)?;
     let (logged, _) = crate::audit::append(&mut tx, &ctx.signer, tenant_id, "export", None, Some(&hash), &entry).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
+    emitted?;
     if !go {
         return Ok(());
     }

@@ -226,6 +226,39 @@ async fn a_client_that_stops_reading_midway_is_logged_as_an_incomplete_export() 
     assert!(chunks["records"].as_u64().unwrap() < 300, "it stopped when the client did: {chunks}");
 }
 
+/// An export that fails after its first parts left Lethe (a backend down
+/// while its counts are read) is logged all the same, as incomplete: the
+/// client has the person's subject record.
+#[tokio::test]
+async fn an_export_that_fails_midway_is_logged_as_incomplete() {
+    let app = spawn_app().await;
+    let (c, _) = seed(&app).await;
+    sqlx::query(&format!("ALTER TABLE \"{}\" RENAME TO gone_for_a_while", c.backend_name)).execute(&app.pool).await.unwrap();
+    let mut stream = app
+        .client
+        .clone()
+        .export_subject(req(&app.keys.sk, pb::ExportSubjectRequest { subject_id: "ann".into() }))
+        .await
+        .expect("export")
+        .into_inner();
+    let first = stream.message().await.expect("the subject part").expect("a record");
+    assert_eq!(first.part, "subject");
+    let e = loop {
+        match stream.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the export ended without its collection counts"),
+            Err(e) => break e,
+        }
+    };
+    assert_ne!(e.code(), Code::Ok);
+    let log = app.client.clone().list_deletion_log(req(&app.keys.ak, pb::ListDeletionLogRequest::default())).await.unwrap();
+    let entry = log.into_inner().entries.into_iter().find(|e| e.kind == "export").expect("the failed export is logged");
+    let body: Value = serde_json::from_str(&entry.body).unwrap();
+    assert_eq!(body["complete"], json!(false));
+    let subject = body["parts"].as_array().unwrap().iter().find(|p| p["name"] == json!("subject")).expect("subject part");
+    assert_eq!(subject["records"], json!(1), "{body}");
+}
+
 #[tokio::test]
 async fn lethe_export_writes_a_zip_whose_files_match_the_manifest() {
     let app = spawn_app().await;
