@@ -115,6 +115,25 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
         mapping: Some(Arc::new(inspection.mapping)),
         ..provisional
     };
+    // Two attachments of one store must not share a point: each tenant's
+    // erasures and retention would delete the other's, and each adoption
+    // would copy the other's texts into its lineage. Scopes are disjoint
+    // only as different values of one field; an unscoped attachment takes
+    // the whole store.
+    let scope = spec.mapping.as_deref().map(Mapping::scope_key).unwrap_or_default();
+    let field = |key: &str| key.split_once('=').map(|(f, _)| f.to_owned());
+    let overlaps = lineage::attached_scopes(&ctx.pool, spec.backend.as_str(), &backend_name)
+        .await?
+        .into_iter()
+        .any(|other| other != scope && (other.is_empty() || scope.is_empty() || field(&other) != field(&scope)));
+    if overlaps {
+        return Err(LetheError::AlreadyExists {
+            message: format!(
+                "`{backend_name}` is already attached with a scope that overlaps this one (possibly by another tenant): \
+                 attachments of one store must each be scoped to another value of the same field"
+            ),
+        });
+    }
     let stored = match lineage::insert_collection(&ctx.pool, &spec).await {
         Ok(s) => s,
         Err(StoreError::Unexpected(sqlx::Error::Database(db))) if db.is_unique_violation() => {

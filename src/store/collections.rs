@@ -78,6 +78,16 @@ pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &Collection
         .ok_or_else(|| super::StoreError::Unexpected(sqlx::Error::RowNotFound))
 }
 
+/// The scope keys of every collection attached to the backend object
+/// (`Mapping::scope_key`; empty: unscoped), of any tenant.
+pub async fn attached_scopes(ex: impl PgExecutor<'_>, backend: &str, backend_name: &str) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar("SELECT scope_key FROM collections WHERE backend = $1 AND backend_name = $2 AND mapping IS NOT NULL")
+        .bind(backend)
+        .bind(backend_name)
+        .fetch_all(ex)
+        .await?)
+}
+
 pub async fn collection_by_name(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: &str) -> Result<Option<CollectionSpec>> {
     let row: Option<CollectionRow> =
         sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 AND name = $2"))

@@ -496,3 +496,44 @@ async fn a_text_id_given_twice_in_one_call_is_refused_naming_it_and_changes_noth
     assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id = 'b-4'").await, 1);
     app.assert_lineage_consistent().await;
 }
+
+/// One store attached twice must not share a point (each tenant's
+/// erasures would delete the other's points, each adoption copy the other's
+/// texts): attachments of one store are scoped to different values of one
+/// field, and an unscoped one takes it whole.
+#[tokio::test]
+async fn overlapping_attachments_of_one_store_are_refused_across_tenants() {
+    let app = spawn_app().await;
+    hand_made_table(&app, "shared_notes").await;
+    let scoped = |name: &str, column: &str, value: &str| {
+        let mut r = hand_made_request(name, "shared_notes");
+        let m = r.mapping.as_mut().expect("mapping");
+        m.scope = Some(pb::FieldPath { column: column.into(), ..Default::default() });
+        m.scope_value = value.into();
+        r
+    };
+    attach(&app, scoped("docs0", "origin", "doc-0")).await.expect("scoped attach");
+    let other = new_tenant(&app.pool).await;
+    let attach_as = |keys: &Keys, r: pb::AttachRequest| {
+        let mut client = app.client.clone();
+        let r = req(&keys.sk, r);
+        async move { client.attach(r).await.map(tonic::Response::into_inner) }
+    };
+    for (who, r) in [
+        ("another tenant, unscoped", hand_made_request("all", "shared_notes")),
+        ("another tenant, another field", scoped("by_body", "body", "carol's recipe")),
+    ] {
+        let e = attach_as(&other, r).await.expect_err(who);
+        assert_eq!(e.code(), Code::AlreadyExists, "{who}: {e:?}");
+    }
+    let e = attach(&app, hand_made_request("all", "shared_notes")).await.expect_err("the same tenant, unscoped");
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    // Another value of the same field is disjoint.
+    let ok = attach_as(&other, scoped("docs1", "origin", "doc-1")).await.expect("disjoint scope");
+    assert_eq!(ok.collection.expect("collection").name, "docs1");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM collections WHERE backend_name = 'shared_notes'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
