@@ -40,6 +40,8 @@ const COLUMNS: &str = "job_id, tenant_id, collection_id, mode, status, stage, st
      started_at, completed_at, lease_epoch, orphans_dropped";
 
 /// Inserts a job unless one is active for the collection; returns the active one then.
+/// An active job that ends between the two statements is no conflict: the
+/// insert is tried again.
 pub async fn insert(
     ex: impl PgExecutor<'_> + Copy,
     tenant_id: Uuid,
@@ -47,33 +49,38 @@ pub async fn insert(
     mode: &str,
     claimed_by: Option<Uuid>,
 ) -> Result<(ReindexRow, bool)> {
-    let row: Option<ReindexRow> = sqlx::query_as(&format!(
-        r#"
-        INSERT INTO reindex_jobs (job_id, tenant_id, collection_id, mode, status, stage, lease_owner,
-                                  lease_expires_at, started_at, attempts)
-        VALUES ($1, $2, $3, $4, CASE WHEN $5::uuid IS NULL THEN 'queued' ELSE 'in_progress' END, 'prepare', $5,
-                CASE WHEN $5::uuid IS NULL THEN NULL ELSE now() + interval '60 seconds' END,
-                CASE WHEN $5::uuid IS NULL THEN NULL ELSE now() END,
-                CASE WHEN $5::uuid IS NULL THEN 0 ELSE 1 END)
-        ON CONFLICT (collection_id) WHERE status IN ('queued', 'in_progress') DO NOTHING
-        RETURNING {COLUMNS}
-        "#
-    ))
-    .bind(Uuid::new_v4())
-    .bind(tenant_id)
-    .bind(collection_id)
-    .bind(mode)
-    .bind(claimed_by)
-    .fetch_optional(ex)
-    .await?;
-    match row {
-        Some(r) => Ok((r, true)),
-        None => Ok((sqlx::query_as(&format!(
+    loop {
+        let row: Option<ReindexRow> = sqlx::query_as(&format!(
+            r#"
+            INSERT INTO reindex_jobs (job_id, tenant_id, collection_id, mode, status, stage, lease_owner,
+                                      lease_expires_at, started_at, attempts)
+            VALUES ($1, $2, $3, $4, CASE WHEN $5::uuid IS NULL THEN 'queued' ELSE 'in_progress' END, 'prepare', $5,
+                    CASE WHEN $5::uuid IS NULL THEN NULL ELSE now() + interval '60 seconds' END,
+                    CASE WHEN $5::uuid IS NULL THEN NULL ELSE now() END,
+                    CASE WHEN $5::uuid IS NULL THEN 0 ELSE 1 END)
+            ON CONFLICT (collection_id) WHERE status IN ('queued', 'in_progress') DO NOTHING
+            RETURNING {COLUMNS}
+            "#
+        ))
+        .bind(Uuid::new_v4())
+        .bind(tenant_id)
+        .bind(collection_id)
+        .bind(mode)
+        .bind(claimed_by)
+        .fetch_optional(ex)
+        .await?;
+        if let Some(r) = row {
+            return Ok((r, true));
+        }
+        let active: Option<ReindexRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM reindex_jobs WHERE collection_id = $1 AND status IN ('queued', 'in_progress')"
         ))
         .bind(collection_id)
-        .fetch_one(ex)
-        .await?, false)),
+        .fetch_optional(ex)
+        .await?;
+        if let Some(r) = active {
+            return Ok((r, false));
+        }
     }
 }
 
