@@ -7,6 +7,10 @@ http://127.0.0.1:6334. When QDRANT_URL is not set and nothing answers there, the
 Qdrant stores are skipped (they cannot check their claim); when it is set, an
 unreachable Qdrant fails them. attach.allowed comes from configuration/local.yaml
 (`["*"]`), which `lethe serve` reads in the default environment.
+
+The server takes messages of at most 4 MiB (gRPC's usual bound, which a proxy in
+front of Lethe or an operator may keep; Lethe's default is 16 MiB): the integrations
+must batch their writes below it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ sys.modules[_spec.name] = client_conftest  # its dataclasses look their module u
 _spec.loader.exec_module(client_conftest)
 
 DEFAULT_QDRANT = "http://127.0.0.1:6334"
+#: The server's application.limits.max_message_bytes in these tests.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 QDRANT_URL = os.environ.get("QDRANT_URL") or DEFAULT_QDRANT
 
 
@@ -60,7 +66,9 @@ def qdrant_problem() -> Optional[str]:
 
 @pytest.fixture(scope="session")
 def server(qdrant_problem: Optional[str]) -> Iterator[Any]:
-    extra = {} if qdrant_problem else {"LETHE_QDRANT__URL": QDRANT_URL}
+    extra = {"LETHE_APPLICATION__LIMITS__MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES)}
+    if not qdrant_problem:
+        extra["LETHE_QDRANT__URL"] = QDRANT_URL
     with client_conftest.running_server(extra) as srv:
         yield srv
 

@@ -1,6 +1,6 @@
 """A deterministic, meaning-free embedder behind each framework's own interface.
 
-Bag of hashed words in 16 dimensions: a document's own text is nearest to itself,
+Bag of hashed words in 16 dimensions (or ``dim``): a document's own text is nearest to itself,
 which is all these tests ask of similarity (they retrieve with k large enough to
 return every document, and check which documents come back).
 """
@@ -18,12 +18,12 @@ from llama_index.core.embeddings import BaseEmbedding
 DIM = 16
 
 
-def embed(text: str) -> list[float]:
-    v = [0.0] * DIM
+def embed(text: str, dim: int = DIM) -> list[float]:
+    v = [0.0] * dim
     for word in re.findall(r"\w+", text.lower()):
         h = hashlib.sha256(word.encode()).digest()
-        v[h[0] % DIM] += 1.0 if h[1] & 1 else -1.0
-        v[h[2] % DIM] += 0.5
+        v[h[0] % dim] += 1.0 if h[1] & 1 else -1.0
+        v[h[2] % dim] += 0.5
     v[0] += 0.01  # never the zero vector (cosine distance is undefined there)
     n = math.sqrt(sum(x * x for x in v))
     return [x / n for x in v]
@@ -32,11 +32,14 @@ def embed(text: str) -> list[float]:
 class HashEmbeddings(Embeddings):
     """LangChain's Embeddings interface."""
 
+    def __init__(self, dim: int = DIM) -> None:
+        self.dim = dim
+
     def embed_documents(self, texts: List[str]) -> List[List[float]]:
-        return [embed(t) for t in texts]
+        return [embed(t, self.dim) for t in texts]
 
     def embed_query(self, text: str) -> List[float]:
-        return embed(text)
+        return embed(text, self.dim)
 
 
 class HashEmbedding(BaseEmbedding):

@@ -22,23 +22,29 @@ import pytest
 
 import lethe
 from conftest import QDRANT_URL
+from embed import DIM, HashEmbedding, HashEmbeddings
 from pipelines import (
     ALL,
     Chunk,
     Context,
     LangChainPgvectorAttached,
+    LangChainQdrantAttached,
     LangChainQdrantCreated,
     LlamaIndexPgvectorAttached,
+    LlamaIndexQdrantAttached,
     LlamaIndexQdrantCreated,
     Pipeline,
     Source,
     fresh_people,
+    lc_chunks,
+    lc_split,
     li_chunks,
     li_documents,
     li_splitter,
+    people_of,
     sources,
 )
-from stores import People
+from stores import People, qdrant_client, uniq
 
 ERASURE_TIMEOUT = 180.0
 
@@ -337,3 +343,223 @@ def test_the_subject_tagger_keeps_tags_out_of_the_embedded_text() -> None:
     assert tagged.get_content(metadata_mode=MetadataMode.EMBED).count("alice-x") == before.count("alice-x")
     assert "user_id" not in tagged.get_content(metadata_mode=MetadataMode.EMBED)
     assert "user_id" not in tagged.get_content(metadata_mode=MetadataMode.LLM)
+
+
+# ------------------------------------------------------------- tag_key as Attach takes it
+
+ATTACHED = [LangChainPgvectorAttached, LangChainQdrantAttached, LlamaIndexPgvectorAttached, LlamaIndexQdrantAttached]
+
+
+def _wrap(pipeline: Pipeline, client: lethe.Lethe, **kwargs: Any) -> Any:
+    """The framework's wrapper of the pipeline's store."""
+    if pipeline.framework == "langchain":
+        from lethe.integrations.langchain import LetheVectorStore
+
+        return LetheVectorStore(pipeline.reader, client=client, collection=pipeline.name, subjects="people", **kwargs)
+    from lethe.integrations.llamaindex import LetheVectorStore as LlamaStore
+
+    return LlamaStore(pipeline.reader, client=client, collection=pipeline.name, subjects=people_of, **kwargs)
+
+
+def _add_through(pipeline: Pipeline, store: Any, docs: list[Source]) -> list[Chunk]:
+    """The documents split by the framework and written through ``store``."""
+    if pipeline.framework == "langchain":
+        split = lc_split(docs)
+        store.add_documents(split)
+        return lc_chunks(split, docs)
+    from llama_index.core import StorageContext, VectorStoreIndex
+
+    nodes = li_splitter().get_nodes_from_documents(li_documents(docs))
+    VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=HashEmbedding())
+    return li_chunks(nodes, docs)
+
+
+@pytest.mark.parametrize("cls", ATTACHED, ids=lambda c: f"{c.framework}-{c.backend}")
+def test_a_tag_key_with_the_metadata_prefix_tags_where_the_mapping_reads_and_the_person_is_erased(
+    cls: type[Pipeline], ctx: Context, qdrant_problem: Optional[str]
+) -> None:
+    """``tag_key="metadata.user_id"``, as Attach takes it (and the README writes it), with
+    the pipeline's publishable key (it cannot look the mapping up): the ids go to the
+    metadata key ``user_id`` that the mapping reads, so the erasure finds every chunk
+    of the person in the framework's own store and leaves none of them there."""
+    _skip_without_qdrant(cls, qdrant_problem)
+    pipeline: Any = cls(ctx)  # attached with tag_key "user_id": the same key to the server
+    store = _wrap(pipeline, ctx.publishable, attached=True, tag_key="metadata.user_id")
+    people, names = fresh_people()
+    chunks = _add_through(pipeline, store, sources(people, names))
+    hers = {c.text for c in naming(chunks, people.alice)}
+    n = len(hers)
+    everything = len(chunks) + len(pipeline.extra_texts)
+    assert n > 0
+    assert len(set(pipeline.search(next(iter(hers)), k=everything + 10))) == everything, "the framework wrote it all"
+    counted = count_in(ctx.client.count_subject(people.alice).counts, pipeline.name)
+    assert (counted.before_by_tag, counted.before_total) == (n, n), counted
+
+    job = ctx.client.erase(people.alice, requested_by="tests/frameworks", reason="tag_key", wait_timeout=ERASURE_TIMEOUT)
+    assert job.status == lethe.JobStatus.COMPLETED, job
+    c = count_in(job.counts, pipeline.name)
+    assert (c.before_total, c.deleted, c.after_total) == (n, n, 0), c
+    claims = lethe.verify_certificate(ctx.client.get_certificate(job.job_id), ctx.server.public_key)
+    [certified] = [x for x in claims["collections"] if x["collection"] == pipeline.name]
+    assert (certified["before_total"], certified["deleted"], certified["after_total"]) == (n, n, 0), certified
+    # The framework's own store, read back whole with its own retriever: none of hers.
+    left = pipeline.search(next(iter(hers)), k=everything + 10)
+    assert not set(left) & hers, sorted(set(left) & hers)
+    assert len(left) == everything - n
+    # With the secret key the mapping is known: the same key is taken, another refused.
+    assert _wrap(pipeline, ctx.client, tag_key="metadata.user_id")
+    with pytest.raises(ValueError, match="user_id"):
+        _wrap(pipeline, ctx.client, tag_key="metadata.owner_id")
+
+
+def test_the_subject_taggers_read_tag_key_as_attach_does() -> None:
+    from langchain_core.documents import Document
+    from llama_index.core.schema import TextNode
+
+    from lethe.integrations.langchain import SubjectTagger as LangChainTagger
+    from lethe.integrations.llamaindex import SubjectTagger as LlamaTagger
+
+    [doc] = LangChainTagger("people", tag_key="metadata.user_id").transform_documents(
+        [Document(page_content="minutes", metadata={"people": ["ann-x", "bo-x"]})]
+    )
+    assert doc.metadata == {"people": ["ann-x", "bo-x"], "user_id": ["ann-x", "bo-x"]}
+    [node] = LlamaTagger("people", tag_key="metadata.owner.id")([TextNode(text="minutes", metadata={"people": "ann-x"})])
+    assert node.metadata == {"people": "ann-x", "owner": {"id": ["ann-x"]}}
+    for wrong in ("metadata.", "a..b", " "):
+        with pytest.raises(ValueError, match="tag_key"):
+            LangChainTagger("people", tag_key=wrong)
+        with pytest.raises(ValueError, match="tag_key"):
+            LlamaTagger("people", tag_key=wrong)
+
+
+# ------------------------------------------------------------------ LlamaIndex add() ids
+
+
+@pytest.mark.parametrize("cls", [LlamaIndexPgvectorAttached, LlamaIndexQdrantCreated], ids=lambda c: f"{c.backend}-{c.kind}")
+def test_llamaindex_add_returns_one_id_per_node_in_order_when_a_node_is_suppressed(
+    cls: type[Pipeline], ctx: Context, qdrant_problem: Optional[str]
+) -> None:
+    """LlamaIndex pairs the nodes it adds with the ids ``add`` returns (``zip``): one per
+    node, in order, as its own stores return, even when a node names an erased person
+    and is not kept."""
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+    from embed import embed
+
+    _skip_without_qdrant(cls, qdrant_problem)
+    pipeline: Any = cls(ctx)
+    people, names = fresh_people()
+    erased = ctx.client.erase(people.alice, requested_by="tests/frameworks", identifiers=[names[people.alice]])
+    assert erased.status == lethe.JobStatus.COMPLETED, erased
+
+    def nodes(run: str) -> list[Any]:
+        out = []
+        for who in (people.bob, people.alice, people.carol):
+            text = f"{run}: {names[who]} signed the {run} orchard ledger."
+            n = TextNode(
+                text=text, metadata={"people": who}, relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=f"{run}-{who}")}
+            )
+            n.embedding = embed(text)
+            out.append(n)
+        return out
+
+    first = nodes("first")
+    assert pipeline.store.add(first) == [n.node_id for n in first]
+    assert pipeline.store.last_write == [first[0].node_id, first[2].node_id]
+    # An index that keeps its nodes records each under its own id.
+    second = nodes("second")
+    index = VectorStoreIndex(
+        second,
+        storage_context=StorageContext.from_defaults(vector_store=pipeline.store),
+        embed_model=HashEmbedding(),
+        store_nodes_override=True,
+    )
+    assert index.index_struct.nodes_dict == {n.node_id: n.node_id for n in second}
+    found = set(pipeline.search("orchard ledger", k=50))
+    assert {n.text for n in first + second if names[people.alice] not in n.text} <= found
+    assert not {n.text for n in first + second if names[people.alice] in n.text} & found
+
+
+# ------------------------------------------------------------- Track below the message limit
+
+
+def test_large_documents_are_tracked_in_requests_below_the_servers_message_limit(
+    ctx: Context, qdrant_problem: Optional[str]
+) -> None:
+    """Documents of 32,000 bytes with vectors of 4,096 dimensions: 100 of them (as many
+    points as one Track with vectors takes) would be a 4.8 MiB request, over the 4 MiB
+    the server takes here; the wrapper sends them in smaller batches."""
+    if qdrant_problem:
+        pytest.skip(qdrant_problem)
+    from langchain_core.documents import Document
+
+    from conftest import MAX_MESSAGE_BYTES
+    from lethe.integrations.langchain import LetheVectorStore
+
+    dim, count, size = 4096, 120, 32_000
+    assert 100 * (size + 4 * dim) > MAX_MESSAGE_BYTES
+    qc = qdrant_client(ctx.qdrant_url)
+    ctx.cleanup.append(qc.close)
+    collection = ctx.client.create_collection(uniq("lc_big"), backend="qdrant", dimension=dim)
+    store = LetheVectorStore.from_collection(ctx.client, collection, HashEmbeddings(dim), subjects="people", qdrant_client=qc)
+    people, _ = fresh_people()
+
+    def text(i: int) -> str:
+        words = " ".join(f"w{i}x{j}" for j in range(size // 8))
+        return f"Record {i} {words}"[:size]
+
+    docs = [
+        Document(page_content=text(i), metadata={"people": people.alice if i % 2 else people.bob, "source": f"big-{i}"})
+        for i in range(count)
+    ]
+    ids = store.add_documents(docs)
+    assert len(ids) == count == len(store.last_write)
+    assert qc.count(collection.backend_name, exact=True).count == count
+    for who in (people.alice, people.bob):
+        c = count_in(ctx.client.count_subject(who).counts, collection.name)
+        assert (c.before_by_tag, c.before_by_ids) == (count // 2, count // 2), c
+
+
+# ------------------------------------------------------------------ the clients they make
+
+
+def test_the_wrappers_close_the_client_they_made_and_not_one_given(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from llama_index.core.vector_stores import SimpleVectorStore
+
+    from lethe.integrations.langchain import LetheVectorStore
+    from lethe.integrations.llamaindex import LetheVectorStore as LlamaStore
+
+    monkeypatch.setenv("LETHE_URL", ctx.server.url)
+    monkeypatch.setenv("LETHE_API_KEY", ctx.server.sk)
+    name = uniq("lc_own")
+    ctx.client.create_collection(name, backend="pgvector", dimension=DIM)
+
+    def closed(client: lethe.Lethe) -> bool:
+        try:
+            client.list_collections()
+        except ValueError:  # grpc: "Cannot invoke RPC on closed channel!"
+            return True
+        return False
+
+    with LetheVectorStore(InMemoryVectorStore(HashEmbeddings()), collection=name, subjects="people") as made:
+        assert not closed(made.client)
+    assert closed(made.client)
+    llama = LlamaStore(SimpleVectorStore(), collection="li_own", attached=True, tag_key="user_id")
+    owned = llama._client
+    assert not closed(owned)
+    llama.close()
+    assert closed(owned)
+    # Dropped without close(): closed with the store.
+    dropped = LetheVectorStore(InMemoryVectorStore(HashEmbeddings()), collection=name, subjects="people")
+    owned = dropped.client
+    del dropped
+    gc.collect()
+    assert closed(owned)
+    # A client given is the caller's: left open.
+    LetheVectorStore(InMemoryVectorStore(HashEmbeddings()), client=ctx.client, collection=name, subjects="people").close()
+    LlamaStore(SimpleVectorStore(), client=ctx.client, collection="li_own", attached=True, tag_key="user_id").close()
+    assert not closed(ctx.client)

@@ -7,6 +7,7 @@ LETHE_BIN points at the binary (default: target/debug/lethe in the repository ro
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 import secrets
@@ -15,11 +16,12 @@ import signal
 import socket
 import string
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -232,3 +234,29 @@ def ingest_about(client: lethe.Lethe, collection: str, p: Person, n: int) -> lis
     result = client.ingest(collection, chunks, subjects={p.id: [p.email, lethe.Identifier(p.name, kind="name")]})
     assert result.accepted == n, result
     return result.point_ids
+
+
+#: Where the installed client's code is (its async generators, not grpc's).
+LETHE_PACKAGE = os.path.dirname(lethe.__file__)
+
+
+@contextlib.contextmanager
+def left_to_the_loop() -> Iterator[list[str]]:
+    """Names the client's async generators (``watch_attach``, …) that were dropped
+    unfinished while inside: the event loop closes those (and the streams they hold)
+    later, when it gets round to it. The loop's own hooks still run."""
+    hooks = sys.get_asyncgen_hooks()
+    left: list[str] = []
+
+    def finalizer(agen: Any) -> None:
+        if agen.ag_code.co_filename.startswith(LETHE_PACKAGE):
+            left.append(agen.ag_code.co_name)
+        if hooks.finalizer is not None:
+            hooks.finalizer(agen)
+
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        yield left
+    finally:
+        gc.collect()
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=hooks.finalizer)

@@ -6,7 +6,7 @@ import uuid
 
 import grpc
 import pytest
-from conftest import Person, Server
+from conftest import Person, Server, left_to_the_loop
 
 import lethe
 
@@ -94,3 +94,18 @@ async def test_async_reindex(server: Server, person: Person) -> None:
         assert job.job_id in [j.job_id for j in await c.list_reindexes()]
         assert [j.status async for j in c.watch_reindex(job.job_id)][-1] == lethe.JobStatus.COMPLETED
 
+
+
+
+async def test_waits_close_the_streams_they_follow(server: Server, person: Person) -> None:
+    """A wait leaves its watch with ``break`` when the job ends: the watch (and its
+    stream) is closed then, not left for the event loop to close some time later."""
+    async with lethe.AsyncLethe(server.url, api_key=server.sk) as c:
+        name = f"aw_{uuid.uuid4().hex[:8]}"
+        await c.create_collection(name, dimension=384)
+        await c.ingest(name, [lethe.Chunk(f"{person.id}-w{i}", f"watch me {i}", tags=[person.id]) for i in range(2)])
+        with left_to_the_loop() as left:
+            job = await c.reindex(name, wait=True, wait_timeout=120)
+            erased = await c.erase(person.id, requested_by="dpo@example.org", wait_timeout=120)
+        assert job.status == lethe.JobStatus.COMPLETED and erased.status == lethe.JobStatus.COMPLETED
+        assert left == []

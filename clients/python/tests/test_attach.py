@@ -8,7 +8,7 @@ import secrets
 import pytest
 
 import lethe
-from conftest import Server, _sql
+from conftest import Server, _sql, left_to_the_loop
 from lethe import _calls as calls
 from lethe import _convert as cv
 from lethe.v1 import lethe_pb2 as pb
@@ -100,7 +100,44 @@ def test_a_missing_column_is_invalid_argument_naming_it(server: Server, client: 
 async def test_the_async_client_attaches_and_follows_the_adoption(server: Server) -> None:
     table = _hand_made_table(server)
     async with lethe.AsyncLethe(server.url, api_key=server.sk) as c:
-        r = await c.attach(table, backend="pgvector", target=table, mapping=_mapping(), wait=True, wait_timeout=60)
+        with left_to_the_loop() as left:
+            r = await c.attach(table, backend="pgvector", target=table, mapping=_mapping(), wait=True, wait_timeout=60)
+        assert left == [], "the wait closes the watch it leaves"
         assert r.job is not None and r.job.status == "completed", r.job
         assert (await c.get_attach(table)).tracked == 2
         assert [j async for j in c.watch_attach(table, timeout=30)][-1].done
+
+
+def test_a_timestamp_mapping_is_sent_and_makes_retention_available(server: Server, client: lethe.Lethe) -> None:
+    """An attached store dates its points by the mapping's ``timestamp``: retention
+    takes a rule for it (and refuses one for a store attached without), and measures
+    the age of each source from the store's own times."""
+    r = calls.attach("x", "pgvector", "", "t", "", lethe.AttachMapping(id="k", timestamp={"column": "written"}), False, None, "", None).request
+    assert r.mapping.timestamp.column == "written"
+    table = f"dated_{secrets.token_hex(4)}"
+    _sql(server.db_url, f"""
+        CREATE TABLE {table} (k text PRIMARY KEY, who text[], body text, emb vector(3), written timestamptz);
+        INSERT INTO {table} VALUES
+          ('{table}-1', ARRAY['ann-{table}'], 'one', '[1,0,0]', now() - interval '40 days'),
+          ('{table}-2', ARRAY['bo-{table}'], 'two', '[0,1,0]', now() - interval '50 days'),
+          ('{table}-3', ARRAY['ann-{table}'], 'three', '[0,0,1]', now());
+    """)
+    dated = lethe.AttachMapping(
+        id="k", vector="emb", text=lethe.FieldPath(column="body"), tags=lethe.FieldPath(column="who"),
+        timestamp=lethe.FieldPath(column="written"),
+    )
+    a = client.attach(table, backend="pgvector", target=table, mapping=dated, wait=True, wait_timeout=60)
+    assert a.job is not None and a.job.status == "completed", a.job
+    mapping = a.collection.mapping()
+    assert mapping is not None and mapping["timestamp"]["column"] == "written", mapping
+    rule = client.set_retention(table, days=30)
+    assert (rule.days, rule.supported) == (30, True)
+    [preview] = client.preview_retention(table)
+    assert (preview.sources, preview.chunks) == (2, 2), preview
+    client.set_retention(table, days=0)  # nothing for the other tests' sweeps
+
+    undated = _hand_made_table(server)
+    client.attach(undated, backend="pgvector", target=undated, mapping=_mapping(), wait=True, wait_timeout=60)
+    with pytest.raises(lethe.LetheError) as e:
+        client.set_retention(undated, days=30)
+    assert e.value.reason == "retention_needs_timestamp", e.value

@@ -169,3 +169,22 @@ def test_unknown_reason_is_the_base_class() -> None:
     assert (err.reason, err.code, err.metadata) == ("quota_exceeded", grpc.StatusCode.RESOURCE_EXHAUSTED, {"limit": "10"})
     bare = from_status(grpc.StatusCode.UNIMPLEMENTED, "nope")
     assert type(bare) is lethe.LetheError and bare.reason == "unimplemented"
+
+
+# A status without ErrorInfo (a proxy's or an auth gateway's): the class of its code.
+@pytest.mark.parametrize(
+    "code, cls",
+    [
+        (grpc.StatusCode.UNAUTHENTICATED, lethe.InvalidApiKey),
+        (grpc.StatusCode.PERMISSION_DENIED, lethe.PermissionDenied),
+        (grpc.StatusCode.INVALID_ARGUMENT, lethe.InvalidArgument),
+        (grpc.StatusCode.NOT_FOUND, lethe.NotFound),
+        (grpc.StatusCode.UNAVAILABLE, lethe.Unavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, lethe.DeadlineExceeded),
+        (grpc.StatusCode.INTERNAL, lethe.InternalError),
+    ],
+)
+def test_a_status_without_error_info_raises_the_class_of_its_code(code: grpc.StatusCode, cls: type[lethe.LetheError]) -> None:
+    err = from_status(code, "denied at the gateway")
+    assert type(err) is cls, err
+    assert (err.reason, err.code, err.domain, err.message) == (code.name.lower(), code, "", "denied at the gateway")

@@ -4,7 +4,9 @@ reconciled, and the erasure ledger goes out and comes back in (checked)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import grpc
 import pytest
 from conftest import Person, Server, _sql, ingest_about
 
@@ -56,3 +58,33 @@ async def test_async_reconcile_and_ledger(server: Server) -> None:
         assert run.done and run.status == lethe.JobStatus.COMPLETED
         ledger = await c.export_ledger()
         assert (await c.import_ledger(ledger)).log_seq == 0
+
+
+class Deadlines(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    """Records the deadline (seconds, or None) each rpc of a channel is sent with."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, object] = {}
+
+    def _record(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.seen[details.method.rsplit("/", 1)[-1]] = details.timeout
+        return continuation(details, request)
+
+    intercept_unary_unary = intercept_unary_stream = intercept_stream_unary = _record
+
+
+def test_the_ledger_streams_have_no_deadline_of_a_unary_call(server: Server) -> None:
+    """The client's per-call timeout is for unary calls: a ledger as long as a tenant's
+    history streams for as long as it takes, unless the call itself gives a timeout."""
+    from lethe.v1 import lethe_pb2_grpc
+
+    with lethe.Lethe(server.url, api_key=server.sk, timeout=30) as c:
+        deadlines = Deadlines()
+        c._stub = lethe_pb2_grpc.LetheStub(grpc.intercept_channel(c._channel, deadlines))
+        c.list_collections()
+        ledger = c.export_ledger()
+        assert c.import_ledger(ledger).log_seq == 0
+        assert deadlines.seen == {"ListCollections": 30, "ExportLedger": None, "ImportLedger": None}
+        c.export_ledger(timeout=600)
+        c.import_ledger(ledger, timeout=600)
+        assert (deadlines.seen["ExportLedger"], deadlines.seen["ImportLedger"]) == (600, 600)

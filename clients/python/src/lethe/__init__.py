@@ -36,7 +36,10 @@ from .errors import (
 )
 from .types import (
     CollectionRetention,
+    RetentionList,
     RetentionSweep,
+    RetentionTarget,
+    JobNote,
     SourceKindRule,
     LedgerImport,
     ReconcileCollection,
@@ -126,6 +129,8 @@ __all__ = [
     "Subject",
     "WriteResult",
     "CollectionCount",
+    "JobNote",
+    "RetentionTarget",
     "ResidualEvidence",
     "ResidualCandidate",
     "ErasureJob",
@@ -146,6 +151,7 @@ __all__ = [
     "ReconcileCollection",
     "ReconcileRun",
     "CollectionRetention",
+    "RetentionList",
     "RetentionSweep",
     "SourceKindRule",
     "LedgerImport",

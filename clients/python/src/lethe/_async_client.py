@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import asyncio
+import contextlib
+import dataclasses
 import os
 import time
-from typing import Any, AsyncIterator, Iterable, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, AsyncGenerator, AsyncIterator, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
 import grpc
 import grpc.aio
@@ -18,6 +19,7 @@ from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
     CollectionRetention,
+    RetentionList,
     RetentionSweep,
     LedgerImport,
     ReconcileRun,
@@ -225,7 +227,7 @@ class AsyncLethe:
     async def get_erasure(self, job_id: str, *, timeout: Optional[float] = None) -> ErasureJob:
         return await self._call(calls.get_erasure(job_id), timeout)
 
-    async def watch_erasure(self, job_id: str, *, timeout: Optional[float] = None) -> AsyncIterator[ErasureEvent]:
+    async def watch_erasure(self, job_id: str, *, timeout: Optional[float] = None) -> AsyncGenerator[ErasureEvent, None]:
         """See :meth:`lethe.Lethe.watch_erasure`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last_seq = 0
@@ -266,10 +268,11 @@ class AsyncLethe:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise DeadlineExceeded(f"erasure {job_id} did not end within {timeout} s")
-                async for ev in self.watch_erasure(job_id, timeout=remaining):
-                    if ev.seq > shown:
-                        shown = ev.seq
-                        show(ev)
+                async with contextlib.aclosing(self.watch_erasure(job_id, timeout=remaining)) as events:
+                    async for ev in events:
+                        if ev.seq > shown:
+                            shown = ev.seq
+                            show(ev)
                 job = await self.get_erasure(job_id)
                 if job.done:
                     return job
@@ -364,7 +367,7 @@ class AsyncLethe:
     async def get_attach(self, collection: str, *, timeout: Optional[float] = None) -> AttachJob:
         return await self._call(calls.get_attach(collection), timeout)
 
-    async def watch_attach(self, collection: str, *, timeout: Optional[float] = None) -> AsyncIterator[AttachJob]:
+    async def watch_attach(self, collection: str, *, timeout: Optional[float] = None) -> AsyncGenerator[AttachJob, None]:
         """See :meth:`lethe.Lethe.watch_attach`."""
         request = calls.get_attach(collection).request
         stream = self._stub.WatchAttach(request, timeout=timeout, metadata=self._metadata)
@@ -384,9 +387,12 @@ class AsyncLethe:
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(f"adoption of {collection} did not end within {timeout} s")
             try:
-                async for job in self.watch_attach(collection, timeout=remaining):
-                    if job.done:
-                        break
+                # Closed on leaving (a break leaves an async generator open until it is
+                # garbage collected, and its stream with it).
+                async with contextlib.aclosing(self.watch_attach(collection, timeout=remaining)) as jobs:
+                    async for job in jobs:
+                        if job.done:
+                            break
             except DeadlineExceeded:
                 pass
             job = await self.get_attach(collection)
@@ -406,9 +412,10 @@ class AsyncLethe:
         job = await self._call(calls.reindex(collection, mode), timeout)
         if not wait or job.done:
             return job
-        async for job in self.watch_reindex(job.job_id, timeout=wait_timeout):
-            if job.done:
-                break
+        async with contextlib.aclosing(self.watch_reindex(job.job_id, timeout=wait_timeout)) as jobs:
+            async for job in jobs:
+                if job.done:
+                    break
         return await self.get_reindex(job.job_id)
 
     async def get_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> ReindexJob:
@@ -426,7 +433,7 @@ class AsyncLethe:
         finally:
             stream.cancel()
 
-    async def watch_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> AsyncIterator[ReindexJob]:
+    async def watch_reindex(self, job_id: str, *, timeout: Optional[float] = None) -> AsyncGenerator[ReindexJob, None]:
         request = calls.get_reindex(job_id).request
         stream = self._stub.WatchReindex(request, timeout=timeout, metadata=self._metadata)
         try:
@@ -474,11 +481,13 @@ class AsyncLethe:
 
     async def export_ledger(self, *, timeout: Optional[float] = None) -> bytes:
         """See :meth:`lethe.Lethe.export_ledger`."""
-        stream = self._stub.ExportLedger(calls.pb.ExportLedgerRequest(), timeout=self._timeout(timeout), metadata=self._metadata)
+        stream = self._stub.ExportLedger(calls.export_ledger_request(), timeout=timeout, metadata=self._metadata)
         try:
             return b"".join([m.data async for m in stream])
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
 
     async def import_ledger(self, ledger: bytes, *, timeout: Optional[float] = None) -> LedgerImport:
         """See :meth:`lethe.Lethe.import_ledger`."""
@@ -486,7 +495,7 @@ class AsyncLethe:
         while True:
             try:
                 chunks = iter(calls.ledger_chunks(ledger))
-                response = await self._stub.ImportLedger(chunks, timeout=self._timeout(timeout), metadata=self._metadata)
+                response = await self._stub.ImportLedger(chunks, timeout=timeout, metadata=self._metadata)
             except grpc.RpcError as e:
                 err = from_rpc_error(e)
                 if isinstance(err, Unavailable) and attempt < self._retry.max_retries:
@@ -504,7 +513,7 @@ class AsyncLethe:
         """See :meth:`lethe.Lethe.set_retention`."""
         return await self._call(calls.set_retention(collection, days, source_kind, clear), timeout)
 
-    async def list_retention(self, *, timeout: Optional[float] = None) -> list[CollectionRetention]:
+    async def list_retention(self, *, timeout: Optional[float] = None) -> RetentionList:
         """See :meth:`lethe.Lethe.list_retention`."""
         return await self._call(calls.list_retention(), timeout)
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence
 from . import _convert as cv
 from .types import (
     CollectionRetention,
+    RetentionList,
     RetentionSweep,
     ReconcileRun,
     AttachJob,
@@ -262,6 +263,11 @@ def get_reconcile(run_id: str) -> Call[ReconcileRun]:
     return Call("GetReconcile", pb.GetReconcileRequest(run_id=run_id), cv.reconcile_run)
 
 
+def export_ledger_request() -> Any:
+    """ExportLedger's request (a server stream of LedgerChunks)."""
+    return pb.ExportLedgerRequest()
+
+
 #: Bytes per LedgerChunk that ImportLedger is sent in (the server takes up to 4 MiB).
 LEDGER_CHUNK = 1 << 20
 
@@ -276,8 +282,8 @@ def set_retention(collection: str, days: int, source_kind: str, clear: bool) -> 
     return Call("SetRetention", request, cv.collection_retention)
 
 
-def list_retention() -> Call[list[CollectionRetention]]:
-    return Call("ListRetention", pb.ListRetentionRequest(), lambda m: [cv.collection_retention(c) for c in m.collections])
+def list_retention() -> Call[RetentionList]:
+    return Call("ListRetention", pb.ListRetentionRequest(), cv.retention_list)
 
 
 def preview_retention(collection: str) -> Call[list[RetentionSweep]]:

@@ -16,6 +16,7 @@ from ._transport import DEFAULT_TIMEOUT, RetriesLike, retry_policy, resolve
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
     CollectionRetention,
+    RetentionList,
     RetentionSweep,
     LedgerImport,
     ReconcileRun,
@@ -588,24 +589,32 @@ class Lethe:
     def export_ledger(self, *, timeout: Optional[float] = None) -> bytes:
         """The tenant's erasure ledger (secret key): keyed hashes of erased subjects and
         of the points their erasures deleted, signed JSON lines. Keep it with every
-        backup of Lethe's database; after restoring one, :meth:`import_ledger` it."""
-        stream = self._stub.ExportLedger(calls.pb.ExportLedgerRequest(), timeout=self._timeout(timeout), metadata=self._metadata)
+        backup of Lethe's database; after restoring one, :meth:`import_ledger` it.
+
+        A stream, as long as the ledger: the client's per-call ``timeout`` does not
+        apply; ``timeout`` here bounds the whole export (default: none)."""
+        stream = self._stub.ExportLedger(calls.export_ledger_request(), timeout=timeout, metadata=self._metadata)
         try:
             return b"".join(m.data for m in stream)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
+        finally:
+            stream.cancel()
 
     def import_ledger(self, ledger: bytes, *, timeout: Optional[float] = None) -> LedgerImport:
         """Imports a ledger from :meth:`export_ledger` (secret key), checked in full before
         anything is written: :class:`lethe.InvalidArgument` for an altered, truncated or
         foreign file; a :class:`lethe.LetheError` with ``reason``
         ``ledger_signed_by_another_key``, ``ledger_of_another_tenant`` or
-        ``ledger_of_another_tenant_key`` otherwise. Idempotent. Then run :meth:`reconcile`."""
+        ``ledger_of_another_tenant_key`` otherwise. Idempotent. Then run :meth:`reconcile`.
+
+        A stream, as long as the ledger: the client's per-call ``timeout`` does not
+        apply; ``timeout`` here bounds each attempt of the whole import (default: none)."""
         attempt = 0
         while True:
             try:
                 chunks = iter(calls.ledger_chunks(ledger))
-                response = self._stub.ImportLedger(chunks, timeout=self._timeout(timeout), metadata=self._metadata)
+                response = self._stub.ImportLedger(chunks, timeout=timeout, metadata=self._metadata)
             except grpc.RpcError as e:
                 err = from_rpc_error(e)
                 if isinstance(err, Unavailable) and attempt < self._retry.max_retries:
@@ -626,8 +635,10 @@ class Lethe:
         ``clear=True`` removes it)."""
         return self._call(calls.set_retention(collection, days, source_kind, clear), timeout)
 
-    def list_retention(self, *, timeout: Optional[float] = None) -> list[CollectionRetention]:
-        """Every collection's retention rules and next sweep (secret or auditor key)."""
+    def list_retention(self, *, timeout: Optional[float] = None) -> RetentionList:
+        """Every collection's retention rules and next sweep (secret or auditor key): a
+        list, whose ``scheduler_enabled`` and ``interval_secs`` say whether and how often
+        the server that answered sweeps on its own."""
         return self._call(calls.list_retention(), timeout)
 
     def preview_retention(self, collection: str = "", *, timeout: Optional[float] = None) -> list[RetentionSweep]:

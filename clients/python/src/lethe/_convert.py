@@ -9,7 +9,10 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .types import (
     CollectionRetention,
+    JobNote,
+    RetentionList,
     RetentionSweep,
+    RetentionTarget,
     SourceKindRule,
     LedgerImport,
     ReconcileCollection,
@@ -219,7 +222,7 @@ def attach_mapping(v: Union[AttachMapping, Mapping[str, Any], None]) -> Optional
         return None
     m: AttachMapping = _coerce(v, AttachMapping)
     out = pb.AttachMapping(id=m.id, vector=m.vector, scope_value=m.scope_value)
-    for name in ("text", "source", "tags", "scope"):
+    for name in ("text", "source", "tags", "scope", "timestamp"):
         f = field_path(getattr(m, name))
         if f is not None:
             getattr(out, name).CopyFrom(f)
@@ -303,6 +306,8 @@ def collection_count(m: tpb.CollectionCount) -> CollectionCount:
         residual_redacted=m.residual_redacted,
         physical_status=m.physical_status,
         physical_detail=m.physical_detail,
+        withheld=m.withheld,
+        residual_withheld=m.residual_withheld,
     )
 
 
@@ -337,7 +342,16 @@ def erasure_job(m: tpb.ErasureJob) -> ErasureJob:
         attempts=m.attempts,
         residuals=[residual(r) for r in m.residuals],
         guarantee_physical=m.guarantee_physical,
+        notes=[JobNote(code=n.code, stage=n.stage, message=n.message) for n in m.notes],
+        lineage_physical_status=m.lineage_physical_status,
+        lineage_physical_detail=m.lineage_physical_detail,
+        kind=m.kind,
+        retention=retention_target(m.retention) if m.HasField("retention") else None,
     )
+
+
+def retention_target(m: tpb.RetentionTarget) -> RetentionTarget:
+    return RetentionTarget(collection=m.collection, sources=m.sources, withheld_sources=m.withheld_sources)
 
 
 def erasure_event(m: tpb.ErasureEvent) -> ErasureEvent:
@@ -444,6 +458,7 @@ def reindex_job(m: tpb.ReindexJob) -> ReindexJob:
         received_at=_ts(m, "received_at"),
         started_at=_ts(m, "started_at"),
         completed_at=_ts(m, "completed_at"),
+        orphans_dropped=m.orphans_dropped,
     )
 
 
@@ -524,7 +539,7 @@ def ledger_import(m: pb.ImportLedgerResponse) -> LedgerImport:
     )
 
 
-def collection_retention(m: pb.CollectionRetention) -> CollectionRetention:
+def collection_retention(m: tpb.CollectionRetention) -> CollectionRetention:
     return CollectionRetention(
         collection=m.collection,
         backend=_backend_out(m.backend),
@@ -536,7 +551,15 @@ def collection_retention(m: pb.CollectionRetention) -> CollectionRetention:
     )
 
 
-def retention_sweep(m: pb.RetentionSweep) -> RetentionSweep:
+def retention_list(m: pb.ListRetentionResponse) -> RetentionList:
+    return RetentionList(
+        [collection_retention(c) for c in m.collections],
+        scheduler_enabled=m.scheduler_enabled,
+        interval_secs=m.interval_secs,
+    )
+
+
+def retention_sweep(m: tpb.RetentionSweep) -> RetentionSweep:
     return RetentionSweep(
         collection=m.collection,
         sources=m.sources,

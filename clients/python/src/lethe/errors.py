@@ -254,8 +254,14 @@ _BY_REASON: dict[str, type[LetheError]] = {
     )
 }
 
-# Errors without ErrorInfo (transport, client-side deadline, a proxy's): by code.
+# Errors without ErrorInfo (transport, client-side deadline, a proxy's or an auth
+# gateway's): by code, to the class of the code (its ``reason`` is then the code's name
+# in lower case, e.g. ``"permission_denied"``).
 _BY_CODE: dict[grpc.StatusCode, type[LetheError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: InvalidApiKey,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.INTERNAL: InternalError,

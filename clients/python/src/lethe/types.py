@@ -7,12 +7,13 @@ value (``"pgvector"``). Timestamps are timezone-aware ``datetime`` objects in UT
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import json as _json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 __all__ = [
     "Backend",
@@ -32,6 +33,8 @@ __all__ = [
     "Subject",
     "WriteResult",
     "CollectionCount",
+    "JobNote",
+    "RetentionTarget",
     "ResidualEvidence",
     "ResidualCandidate",
     "ErasureJob",
@@ -43,6 +46,7 @@ __all__ = [
     "LogVerification",
     "Certificate",
     "ReindexJob",
+    "RetentionList",
     "FieldPath",
     "AttachMapping",
     "AttachJob",
@@ -209,7 +213,12 @@ class AttachMapping:
 
     Without a preset, ``tags`` is required (and, for pgvector, ``id`` and ``vector``);
     with one, the fields given here replace the preset's. Fields are a
-    :class:`FieldPath` or a mapping of its fields."""
+    :class:`FieldPath` or a mapping of its fields.
+
+    ``timestamp`` is where the time a point was written is (a timestamp or date
+    column, or RFC 3339 / ISO 8601 text or seconds since the epoch): retention
+    measures a source's age from its oldest point's, and refuses an attached
+    collection without one."""
 
     id: str = ""
     vector: str = ""
@@ -218,6 +227,7 @@ class AttachMapping:
     tags: Optional[FieldPath] = None
     scope: Optional[FieldPath] = None
     scope_value: str = ""
+    timestamp: Optional[FieldPath] = None
 
 
 # --------------------------------------------------------------------------- outputs
@@ -318,6 +328,38 @@ class CollectionCount:
     residual_redacted: int
     physical_status: str
     physical_detail: str
+    #: points of the subject left in place (counted in ``after_total``) because they
+    #: are shared with subjects under legal hold
+    withheld: int = 0
+    #: residual candidates reported but neither deleted nor redacted because of a
+    #: legal hold (action ``withheld_legal_hold``)
+    residual_withheld: int = 0
+
+
+@dataclass(frozen=True)
+class JobNote:
+    """What an erasure's certificate says beyond its counts (never plaintext of the
+    person): candidates capped, identifiers too common, data withheld under legal
+    hold, physical erasure pending."""
+
+    #: stable: ``residual_candidates_capped``, ``residual_identifier_too_common``,
+    #: ``legal_hold_withheld``, ``legal_hold``, ``lineage_physical_pending``, …
+    code: str
+    #: the stage that wrote it (``freeze``, ``delete``, ``verify``, ``residual``, …)
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RetentionTarget:
+    """What a retention job erases: sources of one collection."""
+
+    collection: str
+    #: sources the sweep gave the job
+    sources: int
+    #: of those, sources kept whole because a chunk of theirs is tagged with a
+    #: subject under legal hold (their points are counted in ``withheld``)
+    withheld_sources: int
 
 
 @dataclass(frozen=True)
@@ -360,6 +402,18 @@ class ErasureJob:
     attempts: int
     residuals: list[ResidualCandidate]
     guarantee_physical: bool
+    #: what the certificate says beyond the counts (the same notes are in the log
+    #: entry and the certificate)
+    notes: list[JobNote] = dataclasses.field(default_factory=list)
+    #: physical erasure in Lethe's own tables (lineage texts, identifiers, probes):
+    #: ``confirmed``, ``pending`` (with the reason in the detail) or ``not_requested``
+    lineage_physical_status: str = ""
+    lineage_physical_detail: str = ""
+    #: ``subject`` (:meth:`lethe.Lethe.erase`) or ``retention`` (a retention sweep's:
+    #: no subject; see ``retention``)
+    kind: str = ""
+    #: a retention job's target; None for a subject's erasure
+    retention: Optional[RetentionTarget] = None
 
     @property
     def done(self) -> bool:
@@ -515,11 +569,14 @@ class ReindexJob:
     received_at: Optional[datetime]
     started_at: Optional[datetime]
     completed_at: Optional[datetime]
+    #: generations of the collection readers did not see (left by an interrupted
+    #: re-index, or this one's old generation when its switch was cut off after
+    #: promoting) that the drop stage found and dropped
+    orphans_dropped: int = 0
 
     @property
     def done(self) -> bool:
         return self.status.terminal
-
 
 
 @dataclass(frozen=True)
@@ -659,6 +716,29 @@ class CollectionRetention:
     last_swept_at: Optional[datetime]
     #: when this server's scheduler sweeps it next; None without a rule
     next_sweep_at: Optional[datetime]
+
+
+class RetentionList(list[CollectionRetention]):
+    """What :meth:`lethe.Lethe.list_retention` returns: every collection's
+    :class:`CollectionRetention` (a list), and whether this server sweeps on its own."""
+
+    #: whether the server that answered runs the retention scheduler
+    scheduler_enabled: bool
+    #: seconds between the scheduler's sweeps
+    interval_secs: int
+
+    def __init__(
+        self, collections: Iterable[CollectionRetention] = (), *, scheduler_enabled: bool = False, interval_secs: int = 0
+    ) -> None:
+        super().__init__(collections)
+        self.scheduler_enabled = scheduler_enabled
+        self.interval_secs = interval_secs
+
+    def __repr__(self) -> str:
+        return (
+            f"RetentionList({list.__repr__(self)}, scheduler_enabled={self.scheduler_enabled!r}, "
+            f"interval_secs={self.interval_secs!r})"
+        )
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ Track and DeletePoints calls in batches."""
 from __future__ import annotations
 
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional, Sequence, TypeVar, Union
 
+from .. import _convert as cv
 from .._client import Lethe
 from ..errors import PermissionDenied
 from ..types import Backend, Collection, DeleteResult, IdentifierLike, TrackedPoint
@@ -22,9 +24,13 @@ IdentifiersFrom = Callable[[Any], Optional[Mapping[str, Iterable[IdentifierLike]
 
 #: Ids per Track or DeletePoints request (the server takes up to 1,000).
 ID_BATCH = 1000
-#: Points with vectors per Track request: 100 vectors of dimension 3,072 with their
-#: texts stay well below the server's 4 MiB request bound.
+#: Points with vectors per Track request, at most.
 VECTOR_BATCH = 100
+#: Encoded bytes per Track request, at most: well below 4 MiB, gRPC's usual bound on
+#: a message (the server's ``max_message_bytes`` is 16 MiB by default, but an operator
+#: or a proxy in front may keep 4 MiB). 100 points of 32 KiB of text and 4,096
+#: dimensions would be 4.8 MiB: such points go in smaller batches.
+TRACK_BYTES = 2 * 1024 * 1024
 
 #: Presets whose tag path is a path inside the framework's metadata (LangChain on
 #: Qdrant keeps metadata under the payload key ``metadata``).
@@ -64,6 +70,22 @@ def subject_ids(raw: Any, what: str = "subjects") -> list[str]:
         if v.strip() and v not in out:
             out.append(v)
     return out
+
+
+def tag_key_path(tag_key: str) -> tuple[str, ...]:
+    """An attached store's ``tag_key`` as keys inside the framework's metadata, read as
+    the server reads it in Attach: a leading ``metadata.`` removed (it names the
+    metadata itself), then split on dots (``"metadata.user_id"`` and ``"user_id"`` are
+    both ``("user_id",)``; ``"owner.id"`` is ``("owner", "id")``)."""
+    if not isinstance(tag_key, str) or not tag_key.strip():
+        raise ValueError("tag_key must be a metadata key, as `user_id` or `metadata.user_id`")
+    rest = tag_key[len("metadata.") :] if tag_key.startswith("metadata.") else tag_key
+    keys = tuple(rest.split("."))
+    if any(not k for k in keys):
+        raise ValueError(
+            f"tag_key {tag_key!r} must be keys separated by single dots, as `user_id` or `metadata.user.id`"
+        )
+    return keys
 
 
 def split_key(key: Union[str, Sequence[str]], metadata: Optional[Mapping[str, Any]] = None) -> tuple[str, ...]:
@@ -152,6 +174,19 @@ class Target:
     collection: Optional[Collection] = None
 
 
+class OwnedClient:
+    """A :class:`lethe.Lethe` client an integration made for itself (none was given):
+    closed by :meth:`close`, or else when its owner is garbage collected."""
+
+    def __init__(self, owner: object, client: Lethe) -> None:
+        self.client = client
+        self._finalizer = weakref.finalize(owner, client.close)
+
+    def close(self) -> None:
+        """Closes the client (once; later calls do nothing)."""
+        self._finalizer()
+
+
 def find_collection(client: Lethe, name: str) -> Collection:
     """The collection ``name`` (ListCollections: a secret or auditor key)."""
     try:
@@ -180,7 +215,10 @@ def resolve(
     subjects: Optional[SubjectsFrom],
 ) -> Target:
     """The target of an integration: from the Collection given or looked up, or (for
-    a publishable key, which cannot list collections) from ``attached`` and ``tag_key``."""
+    a publishable key, which cannot list collections) from ``attached`` and ``tag_key``.
+
+    ``tag_key`` is read as Attach reads it (:func:`tag_key_path`); when the
+    collection's preset mapping is known, it must name the key that mapping reads."""
     found: Optional[Collection] = collection if isinstance(collection, Collection) else None
     name = collection.name if isinstance(collection, Collection) else collection
     if found is None and attached is None:
@@ -190,10 +228,17 @@ def resolve(
         raise ValueError(f"collection {name!r} is {'attached' if found.attached else 'created by Lethe'}, not as said")
     path: Optional[tuple[str, ...]] = None
     if is_attached:
+        mapped = tag_path(found) if found is not None else None
         if tag_key:
-            path = split_key(tag_key)
-        elif found is not None:
-            path = tag_path(found)
+            path = tag_key_path(tag_key)
+            if mapped is not None and path != mapped:
+                raise ValueError(
+                    f"tag_key {tag_key!r} is metadata key {'.'.join(path)!r}, but collection {name!r} was attached "
+                    f"reading the person from metadata key {'.'.join(mapped)!r}: give tag_key={'.'.join(mapped)!r} "
+                    "(or leave it out), or attach the store again with the key its documents use"
+                )
+        else:
+            path = mapped
         if path is None and isinstance(subjects, str):
             path = split_key(subjects)
         if path is None:
@@ -207,26 +252,57 @@ def resolve(
 def track_ids(client: Lethe, collection: str, ids: Sequence[str], subjects: Mapping[str, Any]) -> set[str]:
     """Track of points an attached store's framework wrote (ids only: Lethe reads tags,
     source and text from the store); returns the accepted ids, normalised."""
-    accepted: set[str] = set()
-    first = True
     # A framework may list an id twice; the server refuses a repeated id.
-    for batch in batched(list(dict.fromkeys(ids)), ID_BATCH):
-        r = client.track(collection, [TrackedPoint(point_id=i, source_id="") for i in batch], subjects=subjects if first else None)
-        first = False
-        accepted.update(norm_id(i) for i in r.point_ids)
-    return accepted
+    points = [TrackedPoint(point_id=i, source_id="") for i in dict.fromkeys(ids)]
+    return _track(client, collection, points, subjects, ID_BATCH)
 
 
 def track_points(client: Lethe, collection: str, points: Sequence[TrackedPoint], subjects: Mapping[str, Any]) -> set[str]:
     """Track with vectors (Lethe writes the points into its own collection); returns
     the accepted ids, normalised."""
+    return _track(client, collection, points, subjects, VECTOR_BATCH)
+
+
+def _track(
+    client: Lethe, collection: str, points: Sequence[TrackedPoint], subjects: Mapping[str, Any], max_points: int
+) -> set[str]:
+    """Track in batches (the subjects with the first); returns the accepted ids, normalised."""
     accepted: set[str] = set()
     first = True
-    for batch in batched(list(points), VECTOR_BATCH):
+    for batch in track_batches(points, subjects, max_points):
         r = client.track(collection, batch, subjects=subjects if first else None)
         first = False
         accepted.update(norm_id(i) for i in r.point_ids)
     return accepted
+
+
+def _field_bytes(size: int) -> int:
+    """Bytes of a length-delimited field of ``size`` bytes in a message: its tag, its
+    length (a varint) and its content."""
+    return 1 + max(1, (size.bit_length() + 6) // 7) + size
+
+
+def track_batches(
+    points: Sequence[TrackedPoint],
+    subjects: Optional[Mapping[str, Any]] = None,
+    max_points: int = VECTOR_BATCH,
+    max_bytes: int = TRACK_BYTES,
+) -> Iterator[list[TrackedPoint]]:
+    """``points`` in order, in batches of at most ``max_points`` whose Track request
+    (the first one with ``subjects``) encodes to at most ``max_bytes``; a point larger
+    than that on its own goes alone (the server says why it refuses it)."""
+    budget = max_bytes - sum(_field_bytes(r.ByteSize()) for r in cv.subject_refs(subjects))
+    batch: list[TrackedPoint] = []
+    size = 0
+    for p in points:
+        n = _field_bytes(cv.tracked_point(p).ByteSize())
+        if batch and (len(batch) >= max_points or size + n > budget):
+            yield batch
+            batch, size, budget = [], 0, max_bytes
+        batch.append(p)
+        size += n
+    if batch:
+        yield batch
 
 
 def delete_points(

@@ -77,6 +77,7 @@ from .._client import Lethe
 from ..types import Backend, Collection, DeleteResult, Distance, TrackedPoint
 from ._common import (
     IdentifiersFrom,
+    OwnedClient,
     Subjects,
     SubjectsFrom,
     Target,
@@ -89,8 +90,8 @@ from ._common import (
     point_id_for,
     require_text_collection,
     resolve,
-    split_key,
     subject_ids,
+    tag_key_path,
     track_ids,
     track_points,
     with_path,
@@ -118,6 +119,9 @@ def tag_document(doc: Document, ids: Sequence[str], path: Sequence[str]) -> Docu
 class SubjectTagger(BaseDocumentTransformer):
     """Puts each document's subject ids into its metadata at ``tag_key`` (a list).
 
+    ``tag_key`` is the attached store's, read as Attach reads it: ``"user_id"`` and
+    ``"metadata.user_id"`` are both the metadata key ``user_id``; dots nest.
+
     Run it before ``index()`` when the subjects come from a callable: the tags are then
     part of what ``index()`` hashes, so a document whose people change is indexed again.
     """
@@ -125,13 +129,10 @@ class SubjectTagger(BaseDocumentTransformer):
     def __init__(self, subjects: SubjectsFrom, tag_key: str) -> None:
         self.subjects = Subjects(subjects)
         self.tag_key = tag_key
+        self.tag_path = tag_key_path(tag_key)
 
     def transform_documents(self, documents: Sequence[Document], **kwargs: Any) -> Sequence[Document]:
-        out = []
-        for d in documents:
-            path = split_key(self.tag_key, d.metadata)
-            out.append(tag_document(d, self.subjects.of(d, d.metadata), path))
-        return out
+        return [tag_document(d, self.subjects.of(d, d.metadata), self.tag_path) for d in documents]
 
     async def atransform_documents(self, documents: Sequence[Document], **kwargs: Any) -> Sequence[Document]:
         return self.transform_documents(documents, **kwargs)
@@ -243,14 +244,18 @@ class LetheVectorStore(VectorStore):
             ``PGVectorStore``, ``QdrantVectorStore``), or a reader of a collection Lethe
             created (:func:`collection_store`; or use :meth:`from_collection`).
         client: a :class:`lethe.Lethe` with a publishable or secret key (default: one
-            from ``LETHE_URL``/``LETHE_API_KEY``).
+            from ``LETHE_URL``/``LETHE_API_KEY``, which :meth:`close` closes; a client
+            given here is the caller's to close).
         collection: the Lethe collection (its name, or the :class:`lethe.Collection`).
         subjects: where a document's subject ids come from: a metadata key (dots nest)
             or a callable taking the document. Default for an attached preset store: the
             key its mapping reads. Required for a collection Lethe created.
-        tag_key: attached stores: the metadata key the mapping reads the person from
-            (default: from the collection's preset; give it with a publishable key,
-            which cannot read collections, together with ``attached=True``).
+        tag_key: attached stores: the metadata key the mapping reads the person from,
+            as given to Attach (``user_id`` or ``metadata.user_id``: a leading
+            ``metadata.`` names the metadata itself; dots nest). Default: from the
+            collection's preset; give it with a publishable key, which cannot read
+            collections, together with ``attached=True``. A key other than the one the
+            collection's mapping reads is refused (``ValueError``).
         attached: say whether the collection is attached instead of looking it up
             (a publishable key cannot list collections).
         source_key: collections Lethe created: the metadata key of the document's
@@ -267,6 +272,9 @@ class LetheVectorStore(VectorStore):
     a person who is being or has been erased is not (suppressed; in an attached store
     Lethe deletes what the framework wrote). ``last_write`` holds the last Track's
     accepted ids and ``last_delete`` the last :class:`lethe.DeleteResult`.
+
+    Use it as a context manager, or call :meth:`close`, to close the client it made
+    (the wrapped store is left open: it is the pipeline's).
     """
 
     def __init__(
@@ -283,15 +291,23 @@ class LetheVectorStore(VectorStore):
         embedding: Optional[Embeddings] = None,
     ) -> None:
         self.vectorstore = vectorstore
-        self.client = client if client is not None else Lethe()
-        self.target: Target = resolve(self.client, collection, attached=attached, tag_key=tag_key, subjects=subjects)
-        if subjects is None:
-            if not self.target.attached or self.target.tag_path is None:
-                raise ValueError("subjects is required: the metadata key or callable that gives a document's subject ids")
-            subjects = ".".join(self.target.tag_path)
-        if not self.target.attached and self.target.collection is not None:
-            require_text_collection(self.target.collection)
-        self.subjects = Subjects(subjects, identifiers)
+        self._owned: Optional[OwnedClient] = None
+        if client is None:
+            self._owned = OwnedClient(self, Lethe())
+            client = self._owned.client
+        self.client = client
+        try:
+            self.target: Target = resolve(client, collection, attached=attached, tag_key=tag_key, subjects=subjects)
+            if subjects is None:
+                if not self.target.attached or self.target.tag_path is None:
+                    raise ValueError("subjects is required: the metadata key or callable that gives a document's subject ids")
+                subjects = ".".join(self.target.tag_path)
+            if not self.target.attached and self.target.collection is not None:
+                require_text_collection(self.target.collection)
+            self.subjects = Subjects(subjects, identifiers)
+        except BaseException:
+            self.close()
+            raise
         self.source_key = source_key
         self._embedding = embedding
         self.last_write: set[str] = set()
@@ -333,6 +349,18 @@ class LetheVectorStore(VectorStore):
             "LetheVectorStore wraps a store that exists: LetheVectorStore(store, collection=..., subjects=...) "
             "or LetheVectorStore.from_collection(...)"
         )
+
+    def close(self) -> None:
+        """Closes the :class:`lethe.Lethe` client this store made (none was given);
+        a client given to it, and the wrapped store, stay open."""
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self) -> "LetheVectorStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     @property
     def embeddings(self) -> Optional[Embeddings]:

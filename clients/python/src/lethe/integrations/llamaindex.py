@@ -74,6 +74,7 @@ from ..types import Backend, Collection, DeleteResult, TrackedPoint
 from ._common import (
     ID_BATCH,
     IdentifiersFrom,
+    OwnedClient,
     Subjects,
     SubjectsFrom,
     Target,
@@ -86,8 +87,8 @@ from ._common import (
     point_id_for,
     require_text_collection,
     resolve,
-    split_key,
     subject_ids,
+    tag_key_path,
     track_ids,
     track_points,
 )
@@ -121,14 +122,18 @@ def tag_node(node: BaseNode, ids: Sequence[str], path: Sequence[str]) -> None:
 class SubjectTagger(TransformComponent):
     """An ``IngestionPipeline`` transformation: each node's subject ids, from a metadata
     key or a callable taking the node, go into its metadata at ``tag_key`` (a list),
-    excluded from the text LlamaIndex embeds."""
+    excluded from the text LlamaIndex embeds. ``tag_key`` is the attached store's, read
+    as Attach reads it: ``"user_id"`` and ``"metadata.user_id"`` are both the metadata
+    key ``user_id``; dots nest."""
 
     tag_key: str
     _subjects: Subjects = PrivateAttr()
+    _tag_path: tuple[str, ...] = PrivateAttr()
 
     def __init__(self, subjects: SubjectsFrom, tag_key: str, **kwargs: Any) -> None:
         super().__init__(tag_key=tag_key, **kwargs)  # type: ignore[call-arg]  # a pydantic field
         self._subjects = Subjects(subjects)
+        self._tag_path = tag_key_path(tag_key)
 
     @classmethod
     def class_name(cls) -> str:
@@ -136,7 +141,7 @@ class SubjectTagger(TransformComponent):
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         for n in nodes:
-            tag_node(n, self._subjects.of(n, n.metadata), split_key(self.tag_key, n.metadata))
+            tag_node(n, self._subjects.of(n, n.metadata), self._tag_path)
         return nodes
 
 
@@ -189,14 +194,22 @@ class LetheVectorStore(BasePydanticVectorStore):
         vector_store: the store the pipeline writes (an attached ``PGVectorStore`` or
             ``QdrantVectorStore``), or a reader of a Qdrant collection Lethe created
             (:func:`collection_store`; or use :meth:`from_collection`).
-        client: a :class:`lethe.Lethe` with a publishable or secret key (default: from
-            ``LETHE_URL``/``LETHE_API_KEY``).
+        client: a :class:`lethe.Lethe` with a publishable or secret key (default: one
+            from ``LETHE_URL``/``LETHE_API_KEY``, which :meth:`close` closes; a client
+            given here is the caller's to close).
         collection: the Lethe collection (name or :class:`lethe.Collection`).
         subjects: a metadata key (dots nest) or a callable taking the node. Default for an
             attached preset store: the key its mapping reads; required otherwise.
-        tag_key, attached: as in the LangChain integration (a publishable key cannot look
+        tag_key, attached: as in the LangChain integration (``tag_key`` as given to
+            Attach: ``user_id`` or ``metadata.user_id``; a publishable key cannot look
             the collection up: say ``attached=`` and, for attached stores, ``tag_key``).
         identifiers: a callable giving ``{subject_id: [identifiers]}`` for a node.
+
+    ``add`` returns one id per node, in order, as LlamaIndex's own stores do (an index
+    pairs them with the nodes), including nodes that were not kept because they name
+    a person who is being or has been erased (suppressed; in an attached store Lethe
+    deletes what the framework wrote): ``last_write`` holds the ids of the nodes kept.
+    Call :meth:`close` to close the client it made (the wrapped store stays open).
     """
 
     stores_text: bool = True
@@ -207,6 +220,8 @@ class LetheVectorStore(BasePydanticVectorStore):
     _target: Target = PrivateAttr()
     _subjects: Subjects = PrivateAttr()
     _pg: bool = PrivateAttr()
+    _owned: Optional[OwnedClient] = PrivateAttr(default=None)
+    _last_write: list[str] = PrivateAttr(default_factory=list)
     _last_delete: Optional[DeleteResult] = PrivateAttr(default=None)
 
     def __init__(
@@ -222,23 +237,30 @@ class LetheVectorStore(BasePydanticVectorStore):
     ) -> None:
         super().__init__(stores_text=True, is_embedding_query=getattr(vector_store, "is_embedding_query", True))
         self._store = vector_store
-        self._client = client if client is not None else Lethe()
-        self._target = resolve(self._client, collection, attached=attached, tag_key=tag_key, subjects=subjects)
-        if subjects is None:
-            if not self._target.attached or self._target.tag_path is None:
-                raise ValueError("subjects is required: the metadata key or callable that gives a node's subject ids")
-            subjects = ".".join(self._target.tag_path)
-        self._pg = _is_llama_pg(vector_store)
-        if not self._target.attached:
-            c = self._target.collection
-            if self._pg or (c is not None and c.backend == Backend.PGVECTOR):
-                raise ValueError(
-                    "LlamaIndex cannot read a pgvector table Lethe created (its PGVectorStore has a fixed schema): "
-                    "let it write its own table and attach it (preset llamaindex-pgvector)"
-                )
-            if c is not None:
-                require_text_collection(c)
-        self._subjects = Subjects(subjects, identifiers)
+        if client is None:
+            self._owned = OwnedClient(self, Lethe())
+            client = self._owned.client
+        self._client = client
+        try:
+            self._target = resolve(client, collection, attached=attached, tag_key=tag_key, subjects=subjects)
+            if subjects is None:
+                if not self._target.attached or self._target.tag_path is None:
+                    raise ValueError("subjects is required: the metadata key or callable that gives a node's subject ids")
+                subjects = ".".join(self._target.tag_path)
+            self._pg = _is_llama_pg(vector_store)
+            if not self._target.attached:
+                c = self._target.collection
+                if self._pg or (c is not None and c.backend == Backend.PGVECTOR):
+                    raise ValueError(
+                        "LlamaIndex cannot read a pgvector table Lethe created (its PGVectorStore has a fixed schema): "
+                        "let it write its own table and attach it (preset llamaindex-pgvector)"
+                    )
+                if c is not None:
+                    require_text_collection(c)
+            self._subjects = Subjects(subjects, identifiers)
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def from_collection(
@@ -275,13 +297,25 @@ class LetheVectorStore(BasePydanticVectorStore):
         return self._target.name
 
     @property
+    def last_write(self) -> list[str]:
+        """The ids, of those the last ``add`` returned, of the nodes kept (not suppressed)."""
+        return list(self._last_write)
+
+    @property
     def last_delete(self) -> Optional[DeleteResult]:
         return self._last_delete
+
+    def close(self) -> None:
+        """Closes the :class:`lethe.Lethe` client this store made (none was given);
+        a client given to it, and the wrapped store, stay open."""
+        if self._owned is not None:
+            self._owned.close()
 
     # ------------------------------------------------------------------ writes
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         nodes = list(nodes)
+        self._last_write = []
         if not nodes:
             return []
         idents = self._subjects.identifiers_of(nodes)
@@ -296,14 +330,17 @@ class LetheVectorStore(BasePydanticVectorStore):
         assert self._target.tag_path is not None
         for n in nodes:
             tag_node(n, self._subjects.of(n, n.metadata), self._target.tag_path)
+        # The store's ids, one per node in order (LlamaIndex's stores return the node ids).
         written = [str(i) for i in self._store.add(nodes, **kwargs)]
         if self._pg:
             rows = _pg_row_ids(self._store, written, [n.ref_doc_id for n in nodes])
             point_ids = [r for i in written for r in rows.get(i, [])]
             accepted = track_ids(self._client, self._target.name, point_ids, idents)
-            return [i for i in written if any(norm_id(r) in accepted for r in rows.get(i, []))]
-        accepted = track_ids(self._client, self._target.name, written, idents)
-        return [i for i in written if norm_id(i) in accepted]
+            self._last_write = [i for i in written if any(norm_id(r) in accepted for r in rows.get(i, []))]
+        else:
+            accepted = track_ids(self._client, self._target.name, written, idents)
+            self._last_write = [i for i in written if norm_id(i) in accepted]
+        return written
 
     def _add_through_lethe(self, nodes: list[BaseNode], idents: dict[str, Any]) -> list[str]:
         points = []
@@ -320,7 +357,8 @@ class LetheVectorStore(BasePydanticVectorStore):
                 )
             )
         accepted = track_points(self._client, self._target.name, points, idents)
-        return [n.node_id for n in nodes if norm_id(point_id_for(n.node_id, self._target.name)) in accepted]
+        self._last_write = [n.node_id for n in nodes if norm_id(point_id_for(n.node_id, self._target.name)) in accepted]
+        return [n.node_id for n in nodes]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Every node of the source document: the store deletes them (attached), then
