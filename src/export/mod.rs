@@ -333,6 +333,9 @@ fn chunk_doc(spec: &CollectionSpec, c: &ExportChunk) -> Value {
         "ordinal": c.ordinal,
         "point_id": point_id,
         "role": c.role,
+        // Others' data may be in it: whoever hands the export over can
+        // review those before they do (GDPR Art. 15(4)).
+        "shared": c.shared,
         "text": c.text,
         "text_stored": c.text.is_some(),
         "created_at": time(c.created_at),

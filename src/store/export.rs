@@ -38,6 +38,8 @@ pub struct ExportChunk {
     pub collection_id: Uuid,
     pub chunk_id: Uuid,
     pub role: String,
+    /// Tagged with other subjects too (its text may concern them).
+    pub shared: bool,
     pub ordinal: i32,
     pub text: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -60,7 +62,7 @@ pub async fn chunks_after(
 ) -> Result<Vec<ExportChunk>> {
     let (after_collection, after_chunk) = after.unwrap_or((Uuid::nil(), Uuid::nil()));
     Ok(sqlx::query_as(
-        "SELECT cs.collection_id, cs.chunk_id, cs.role, k.ordinal, k.text, k.created_at, s.source_id, \
+        "SELECT cs.collection_id, cs.chunk_id, cs.role, k.shared, k.ordinal, k.text, k.created_at, s.source_id, \
                 s.external_id AS source_external_id, s.uri AS source_uri, s.kind AS source_kind, \
                 s.created_at AS source_created_at, ap.native_id \
          FROM chunk_subjects cs \

@@ -95,6 +95,10 @@ async fn a_secret_key_exports_everything_held_and_the_manifest_checks_it() {
         assert!(texts.contains(&t), "{t}");
     }
     assert!(!texts.iter().any(|t| t.contains("memo")), "Bob's own chunk is not hers");
+    // The chunk she shares with bob says so (it may hold his data too).
+    let shared: Vec<bool> = chunks.iter().filter(|c| c["source_id"] == json!("team-notes")).map(|c| c["shared"] == json!(true)).collect();
+    assert_eq!(shared, [true]);
+    assert_eq!(chunks.iter().filter(|c| c["shared"] == json!(false)).count(), 2);
     for c in &chunks {
         assert!(points[..3].contains(&c["point_id"].as_str().unwrap().to_owned()), "{c}");
     }
