@@ -53,6 +53,12 @@ pub struct Identifier {
 impl Identifier {
     pub const MAX_LEN: usize = 512;
 
+    /// An identifier as a row keeps it, `(kind, value)`; None for a kind
+    /// this version does not know.
+    pub fn from_row((kind, value): (String, String)) -> Option<Self> {
+        kind.parse().ok().map(|kind| Self { kind, value })
+    }
+
     /// The form that is hashed for tombstones: NFKC, trimmed, inner whitespace
     /// collapsed, lower case; phones keep only digits and a leading `+`.
     pub fn normalized(&self) -> String {

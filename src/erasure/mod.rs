@@ -205,7 +205,7 @@ fn stored_idempotency_key(secret: &[u8], key: &str) -> String {
 /// would leave their plaintext behind the erasure, so it is refused.
 fn check_free_texts(input: &EraseInput, on_record: Vec<(String, String)>) -> Result<()> {
     let mut identifiers = input.subject.identifiers.clone();
-    identifiers.extend(on_record.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })));
+    identifiers.extend(on_record.into_iter().filter_map(Identifier::from_row));
     for (field, text) in [("requested_by", &input.requested_by), ("reason", &input.reason)] {
         if crate::identity::names_person(text, input.subject.id.as_str(), &identifiers) {
             return Err(LetheError::invalid(

@@ -205,7 +205,7 @@ fn identifiers(mut stored: Vec<(String, String)>, requested: Vec<(String, String
     stored.extend(requested);
     stored.sort_unstable();
     stored.dedup();
-    stored.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect()
+    stored.into_iter().filter_map(Identifier::from_row).collect()
 }
 
 /// What the stage searches for: the identifiers, and the person's own

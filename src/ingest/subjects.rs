@@ -157,8 +157,7 @@ pub async fn set_legal_hold(
     // refuses, kept for ever: it must not name the person (rolled back).
     if let Some(text) = reason {
         let on_record = crate::store::export::identifiers(&mut *tx, row.subject_id).await?;
-        let on_record: Vec<Identifier> =
-            on_record.into_iter().filter_map(|(kind, value)| kind.parse().ok().map(|kind| Identifier { kind, value })).collect();
+        let on_record: Vec<Identifier> = on_record.into_iter().filter_map(Identifier::from_row).collect();
         if identity::names_person(text, subject.as_str(), &on_record) {
             return Err(LetheError::invalid(
                 "reason",
