@@ -12,10 +12,17 @@ use tonic::Code;
 
 use crate::helpers::*;
 
+async fn export_stream(
+    mut client: lethe::grpc::pb::lethe_client::LetheClient<tonic::transport::Channel>,
+    key: &str,
+    subject: &str,
+) -> Result<tonic::Streaming<pb::ExportRecord>, tonic::Status> {
+    Ok(client.export_subject(req(key, pb::ExportSubjectRequest { subject_id: subject.into() })).await?.into_inner())
+}
+
 /// The stream's records, in order, as (part, JSON).
 async fn export(app: &TestApp, key: &str, subject: &str) -> Result<Vec<(String, Value)>, tonic::Status> {
-    let mut stream =
-        app.client.clone().export_subject(req(key, pb::ExportSubjectRequest { subject_id: subject.into() })).await?.into_inner();
+    let mut stream = export_stream(app.client.clone(), key, subject).await?;
     let mut out = Vec::new();
     while let Some(r) = stream.message().await? {
         out.push((r.part, serde_json::from_str(&r.json).expect("each record is JSON")));
@@ -206,13 +213,7 @@ async fn a_client_that_stops_reading_midway_is_logged_as_an_incomplete_export() 
     // More records than the stream's buffer, so the export cannot finish unread.
     let chunks: Vec<pb::IngestChunk> = (0..300).map(|i| chunk(&format!("s{i}"), 0, &format!("ann's note {i}"), &["ann"])).collect();
     app.ingest(&c.name, chunks).await.expect("ingest");
-    let mut stream = app
-        .client
-        .clone()
-        .export_subject(req(&app.keys.sk, pb::ExportSubjectRequest { subject_id: "ann".into() }))
-        .await
-        .expect("export")
-        .into_inner();
+    let mut stream = export_stream(app.client.clone(), &app.keys.sk, "ann").await.expect("export");
     stream.message().await.expect("first record").expect("a record");
     drop(stream);
     let mut body = None;
@@ -238,13 +239,7 @@ async fn an_export_that_fails_midway_is_logged_as_incomplete() {
     let app = spawn_app().await;
     let (c, _) = seed(&app).await;
     sqlx::query(&format!("ALTER TABLE \"{}\" RENAME TO gone_for_a_while", c.backend_name)).execute(&app.pool).await.unwrap();
-    let mut stream = app
-        .client
-        .clone()
-        .export_subject(req(&app.keys.sk, pb::ExportSubjectRequest { subject_id: "ann".into() }))
-        .await
-        .expect("export")
-        .into_inner();
+    let mut stream = export_stream(app.client.clone(), &app.keys.sk, "ann").await.expect("export");
     let first = stream.message().await.expect("the subject part").expect("a record");
     assert_eq!(first.part, "subject");
     let e = loop {
