@@ -169,6 +169,11 @@ pub struct PinnedHead {
 /// # Errors
 /// Database failures.
 pub async fn verify(pool: &PgPool, signer: &Signer, tenant_id: Uuid, pinned: Option<&PinnedHead>) -> Result<Verification> {
+    // One snapshot for the entries, the head and the certificates: an append
+    // committed between two of those reads was reported as tampering (the
+    // chain "ending before its head", a certified entry "not in the chain").
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let mut prev = vec![0u8; 32];
     let mut expected_seq = 1i64;
     let mut checked = 0u64;
@@ -184,7 +189,7 @@ pub async fn verify(pool: &PgPool, signer: &Signer, tenant_id: Uuid, pinned: Opt
     let mut last_version = 0i16;
     let mut at_pin: Option<Vec<u8>> = None;
     loop {
-        let page = log::entries(pool, tenant_id, expected_seq - 1, 1000).await?;
+        let page = log::entries(&mut *tx, tenant_id, expected_seq - 1, 1000).await?;
         if page.is_empty() {
             break;
         }
@@ -211,7 +216,7 @@ pub async fn verify(pool: &PgPool, signer: &Signer, tenant_id: Uuid, pinned: Opt
             checked += 1;
         }
     }
-    let stored = log::head(pool, tenant_id).await?;
+    let stored = log::head(&mut *tx, tenant_id).await?;
     let (head_seq, head_hash) = stored.as_ref().map_or((0, vec![0u8; 32]), |h| (h.seq, h.entry_hash.clone()));
     if head_seq != expected_seq - 1 || head_hash != prev {
         return Ok(bad(expected_seq, checked, format!("the chain ends before its recorded head (entry {head_seq})")));
@@ -233,7 +238,7 @@ pub async fn verify(pool: &PgPool, signer: &Signer, tenant_id: Uuid, pinned: Opt
     if last_version >= 2 && !head.as_ref().is_some_and(|h| h.verifies(signer)) {
         return Ok(bad(head_seq, checked, "the recorded head is not signed by this service's key".into()));
     }
-    for (job_id, claimed) in log::certified_heads(pool, tenant_id).await? {
+    for (job_id, claimed) in log::certified_heads(&mut *tx, tenant_id).await? {
         if !seen.contains(&claimed) {
             return Ok(bad(0, checked, format!("the log entry certified for job {job_id} is not in the chain")));
         }

@@ -166,6 +166,9 @@ pub(super) async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec,
             logged_at: chrono::Utc::now().to_rfc3339(),
         };
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        // Durable on the workers' asynchronous-commit pool too (an attach
+        // adoption writes through it): the delete above is done for good.
+        crate::store::jobs::require_durable_commit(&mut tx).await?;
         let scope = (spec.tenant_id, spec.collection_id);
         crate::restore::record_deleted(ctx, &mut *tx, scope, &selector.ids, &subject.subject_hash, (job, "follow_up")).await?;
         crate::audit::append(&mut tx, &ctx.signer, spec.tenant_id, "follow_up", job, Some(&subject.subject_hash), &body)

@@ -191,6 +191,9 @@ pub(super) async fn log(State(web): State<Web>, headers: HeaderMap, Query(q): Qu
 }
 
 async fn find_entry(web: &Web, p: &Principal, seq: i64) -> Result<LogRow, WebError> {
+    if seq < 1 {
+        return Err(LetheError::NotFound(format!("log entry {seq}")).into());
+    }
     let rows = log::entries(&web.ctx.pool, p.tenant_id, seq.saturating_sub(1), 1).await?;
     Ok(rows.into_iter().find(|e| e.seq == seq).ok_or_else(|| LetheError::NotFound(format!("log entry {seq}")))?)
 }
@@ -215,8 +218,13 @@ pub(super) async fn entry(State(web): State<Web>, headers: HeaderMap, Path(seq):
         wire.hash_version,
         esc(&e.body),
     );
+    // The certificate of this entry: a `follow_up` entry names the erasure
+    // it follows, whose certificate is another entry's.
+    let of_this_entry = |c: &log::CertificateRow| {
+        serde_json::from_str::<serde_json::Value>(&c.body).ok().and_then(|b| b["log_seq"].as_i64()) == Some(seq)
+    };
     let cert = match e.job_id {
-        Some(job) => log::certificate(&web.ctx.pool, p.tenant_id, job).await?,
+        Some(job) => log::certificate(&web.ctx.pool, p.tenant_id, job).await?.filter(of_this_entry),
         None => None,
     };
     let Some(cert) = cert else {

@@ -148,3 +148,44 @@ async fn with_tls_on_the_web_view_is_served_over_https_only_with_the_grpc_certif
     assert_ne!(plain.status, 200, "{}", plain.head);
     assert!(!plain.body.contains("<form"), "{}", plain.body);
 }
+
+/// A `follow_up` entry names the erasure it follows (its `job_id`), whose
+/// certificate is that erasure's entry's: the entry's page showed that
+/// certificate, and the in-browser check compared it with the wrong entry
+/// ("INVALID" on an untouched log). Only an entry's own certificate is shown.
+#[tokio::test]
+async fn a_follow_up_entry_shows_no_certificate_of_another_entry() {
+    use lethe::vector_store::{PgVectorStore, PointPayload, VectorPoint, VectorStore};
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("ann", 2)]).await;
+    let job = app.wait_for_job(&app.erase("ann").await.job_id).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32);
+    // Her late point, written by a pipeline straight into the table, then tracked: deleted and logged as a follow-up.
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().unwrap();
+    let id = uuid::Uuid::new_v4();
+    let payload = PointPayload { tenant_id: app.keys.tenant_id, source_id: "late".into(), subjects: vec!["ann".into()], text: None };
+    let vector = crate::reindex::random_vectors(&app, 1, 3).remove(0);
+    PgVectorStore::new(app.pool.clone()).upsert(&spec, &[VectorPoint { id, vector, payload }]).await.unwrap();
+    let late = pb::TrackedPoint {
+        point_id: id.to_string(),
+        source_id: "late".into(),
+        tags: vec![pb::SubjectTag { subject_id: "ann".into(), role: pb::TagRole::Owner as i32 }],
+        ..Default::default()
+    };
+    let track = pb::TrackRequest { collection: c.name.clone(), points: vec![late], ..Default::default() };
+    let w = app.client.clone().track(req(&app.keys.pk, track)).await.unwrap().into_inner();
+    assert_eq!(w.suppressed_deleted, 1);
+
+    let cookie = sign_in(&app, &app.keys.ak).await;
+    let erasure = http(&app, "GET", "/log/1", &[("Cookie", &cookie)], "").await;
+    assert!(erasure.body.contains("data-pinned-key"), "the erasure's entry shows its certificate");
+    let follow_up = http(&app, "GET", "/log/2", &[("Cookie", &cookie)], "").await;
+    assert_eq!(follow_up.status, 200, "{}", follow_up.head);
+    assert!(follow_up.body.contains("follow_up"), "{}", follow_up.body);
+    assert!(!follow_up.body.contains("data-pinned-key"), "no certificate of another entry: {}", follow_up.body);
+    assert!(follow_up.body.contains("No certificate"));
+    for seq in ["0", "-1"] {
+        assert_eq!(http(&app, "GET", &format!("/log/{seq}"), &[("Cookie", &cookie)], "").await.status, 404, "/log/{seq}");
+    }
+}
