@@ -30,19 +30,24 @@ pub fn canonical(id: &Identifier) -> Identifier {
         return Identifier { kind: IdentifierKind::Email, value: unwrapped.to_lowercase() };
     }
     // A display form with one address in it (`Xavier Xu <xavier@ex.com>`,
-    // `"Xu, Xavier" mailto:xavier@ex.com`) is that address.
-    if id.kind != IdentifierKind::AnonymousId {
-        let mut addresses = value
-            .split(|c: char| c.is_whitespace() || "<>\"'(),;[]".contains(c))
-            .map(|w| strip_prefix_ci(w, "mailto:").unwrap_or(w))
-            .filter(|w| is_email(w));
-        if let (Some(only), None) = (addresses.next(), addresses.next()) {
-            return Identifier { kind: IdentifierKind::Email, value: only.to_lowercase() };
-        }
+    // `"Xu, Xavier" mailto:xavier@ex.com`, `(xavier@ex.com),`,
+    // `email:xavier@ex.com`, `"xavier"@ex.com`) is that address: residual
+    // search finds the address wherever such punctuation bounds it.
+    if id.kind != IdentifierKind::AnonymousId
+        && let Some(address) = one_address(&value)
+    {
+        return Identifier { kind: IdentifierKind::Email, value: address };
     }
-    if id.kind == IdentifierKind::Phone || (id.kind != IdentifierKind::AnonymousId && is_phone(&value)) {
-        return Identifier { kind: IdentifierKind::Phone, value: phone_digits(&value) };
+    // `tel:`, an extension, and `00`/`011` for `+`: the number residual search finds.
+    let phone = phone_part(&value);
+    if id.kind == IdentifierKind::Phone || (id.kind != IdentifierKind::AnonymousId && is_phone(phone)) {
+        return Identifier { kind: IdentifierKind::Phone, value: phone_digits(phone) };
     }
+    // `Jeff Dasovich (Enron)`: the parenthesis is no part of the name.
+    let value = match without_parentheses(&value) {
+        Some(name) if looks_like_name(&name) => name,
+        _ => value,
+    };
     if let Some(handle) = value.strip_prefix('@').filter(|h| is_token(h)) {
         return Identifier { kind: IdentifierKind::Handle, value: handle.to_owned() };
     }
@@ -68,10 +73,25 @@ pub fn match_keys(id: &Identifier) -> Vec<String> {
     match c.kind {
         IdentifierKind::Email => {
             keys.push(format!("email:{}", c.value));
-            if let Some((local, _)) = c.value.rsplit_once('@')
-                && specific_local_part(local)
-            {
-                keys.push(format!("local:{local}"));
+            if let Some((local, domain)) = c.value.rsplit_once('@') {
+                // The address as residual search also finds it from the
+                // erased one: without a `+tag`, and without a middle
+                // initial (`jeff.k.dasovich` is `jeff.dasovich`'s form).
+                let mut locals = vec![local.to_owned()];
+                if let Some((base, _)) = local.split_once('+').filter(|(b, _)| !b.is_empty()) {
+                    locals.push(base.to_owned());
+                }
+                if let [first, middle, last] = local.split('.').collect::<Vec<_>>().as_slice()
+                    && middle.chars().count() == 1
+                    && first.len() > 1
+                    && last.len() > 1
+                {
+                    locals.push(format!("{first}.{last}"));
+                }
+                for l in &locals[1..] {
+                    keys.push(format!("email:{l}@{domain}"));
+                }
+                keys.extend(locals.iter().filter(|l| specific_local_part(l)).map(|l| format!("local:{l}")));
             }
         }
         IdentifierKind::Name => match parse_name(&c.value) {
@@ -88,6 +108,23 @@ pub fn match_keys(id: &Identifier) -> Vec<String> {
         IdentifierKind::Phone => keys.push(format!("phone:{}", national_number(&c.value))),
         IdentifierKind::Handle => keys.push(format!("handle:{}", c.value.to_lowercase())),
         IdentifierKind::AnonymousId | IdentifierKind::Other => keys.push(format!("literal:{}", c.value.to_lowercase())),
+    }
+    // An anonymous id is read as written, but residual search finds its
+    // text as any literal: what the same value would be under OTHER (an
+    // address, a name, a phone) counts too.
+    if id.kind == IdentifierKind::AnonymousId {
+        keys.extend(match_keys(&Identifier { kind: IdentifierKind::Other, value: id.value.clone() }));
+    }
+    // One token (`jeff.dasovich`, `ann_b`, `u-1042`) is found by residual
+    // search as a local part, a bare handle or a literal, whichever kind it
+    // was erased under: each of those keys, so that the families meet.
+    // (Only a token specific enough to name one person, as residual search
+    // takes a bare handle or a local part: `jeff` alone is no one.)
+    if c.kind != IdentifierKind::Email && c.kind != IdentifierKind::Phone && is_token(&c.value) {
+        let token = c.value.to_lowercase();
+        if specific_local_part(&token) {
+            keys.extend([format!("local:{token}"), format!("handle:{token}"), format!("literal:{token}")]);
+        }
     }
     keys.sort_unstable();
     keys.dedup();
@@ -198,10 +235,58 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     s.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).map(|_| &s[prefix.len()..])
 }
 
-/// `local@domain.tld` with no spaces and one `@`.
+/// The one address a display form holds, lower case: its words split at
+/// whitespace and `<>'(),;:[]{}`, each without `mailto:`, the quotes of a
+/// quoted local part and a final dot. None for none or several.
+fn one_address(value: &str) -> Option<String> {
+    let mut addresses = value
+        .split(|c: char| c.is_whitespace() || "<>'(),;:[]{}".contains(c))
+        .filter(|w| !w.eq_ignore_ascii_case("mailto"))
+        .map(|w| w.replace("\"@", "@").trim_matches('"').trim_end_matches('.').to_lowercase())
+        .filter(|w| is_email(w));
+    match (addresses.next(), addresses.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
+}
+
+/// A phone value without `tel:` and without an extension (`x12`, `ext. 12`, `;ext=12`).
+fn phone_part(value: &str) -> &str {
+    let value = strip_prefix_ci(value, "tel:").unwrap_or(value).trim();
+    let lower = value.to_ascii_lowercase();
+    let cut = [";ext=", " ext", "ext.", " x", "#"].iter().filter_map(|m| lower.find(m)).min();
+    match cut {
+        Some(at) if value[..at].chars().filter(char::is_ascii_digit).count() >= 7 => value[..at].trim(),
+        _ => value,
+    }
+}
+
+/// The value without its parenthesised parts, when it has any.
+fn without_parentheses(value: &str) -> Option<String> {
+    if !value.contains('(') {
+        return None;
+    }
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    Some(out.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// `local@domain.tld` with one `@`: the local part of the characters an
+/// address allows unquoted (RFC 5322's atext and dots), the domain of
+/// letters, digits, `-` and dots.
 pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else { return false };
     !local.is_empty()
+        && local.chars().all(|c| c.is_alphanumeric() || ".!#$%&'*+/=?^_`{|}~-".contains(c))
+        && domain.chars().all(|c| c.is_alphanumeric() || ".-".contains(c))
         && !s.contains(char::is_whitespace)
         && !domain.contains('@')
         && domain.contains('.')
@@ -219,7 +304,13 @@ fn is_phone(s: &str) -> bool {
 fn phone_digits(s: &str) -> String {
     let plus = s.trim_start().starts_with('+');
     let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    if plus { format!("+{digits}") } else { digits }
+    // The international prefixes `00` (most of the world) and `011` (North America).
+    let international = ["00", "011"].iter().find_map(|p| digits.strip_prefix(p)).filter(|rest| rest.len() >= 7);
+    match international {
+        Some(rest) if !plus => format!("+{rest}"),
+        _ if plus => format!("+{digits}"),
+        _ => digits,
+    }
 }
 
 /// One word of letters, digits, `_`, `.` or `-`.
@@ -259,6 +350,58 @@ mod tests {
         let soft = id(IdentifierKind::Email, "jeff.dasovich\u{AD}@enron.com");
         assert!(match_keys(&soft).contains(&legacy_key(&soft)));
         assert!(!shares_key(&erased, &id(IdentifierKind::Email, "jeff.dasovic@enron.com")));
+    }
+
+    #[test]
+    fn what_residual_search_takes_for_the_erased_person_shares_a_key() {
+        let erased = |kind, value: &str| id(kind, value);
+        let cases: &[(Identifier, &[(IdentifierKind, &str)])] = &[
+            (erased(IdentifierKind::Email, "ann@ex.com"), &[
+                (IdentifierKind::Email, "ann@ex.com,"),
+                (IdentifierKind::Email, "(ann@ex.com)"),
+                (IdentifierKind::Other, "ann@ex.com;"),
+                (IdentifierKind::Other, "email:ann@ex.com"),
+                (IdentifierKind::Name, "ann@ex.com."),
+                (IdentifierKind::AnonymousId, "ann@ex.com"),
+            ]),
+            (erased(IdentifierKind::Email, "jeff.dasovich@enron.com"), &[
+                (IdentifierKind::Email, "jeff.dasovich+news@enron.com"),
+                (IdentifierKind::Email, "\"jeff.dasovich\"@enron.com"),
+                (IdentifierKind::Email, "jeff.k.dasovich@enron.com"),
+                (IdentifierKind::Other, "jeff.dasovich"),
+                (IdentifierKind::Handle, "@jeff.dasovich"),
+            ]),
+            (erased(IdentifierKind::Phone, "+44 20 7946 0958"), &[(IdentifierKind::Phone, "0044 20 7946 0958")]),
+            (erased(IdentifierKind::Phone, "+1 713 853 6000"), &[
+                (IdentifierKind::Phone, "001 713 853 6000"),
+                (IdentifierKind::Phone, "011 1 713 853 6000"),
+                (IdentifierKind::Phone, "(713) 853-6000 ext 12"),
+                (IdentifierKind::Other, "713-853-6000 x12"),
+                (IdentifierKind::Other, "tel:+17138536000"),
+            ]),
+            (erased(IdentifierKind::Name, "Jeff Dasovich"), &[
+                (IdentifierKind::Name, "Mx Jeff Dasovich"),
+                (IdentifierKind::Name, "Rev. Jeff Dasovich"),
+                (IdentifierKind::Name, "Jeff Dasovich, CPA"),
+                (IdentifierKind::Name, "Jeff Dasovich (Enron)"),
+            ]),
+            (erased(IdentifierKind::Handle, "@ann_b"), &[(IdentifierKind::Other, "ann_b")]),
+            (erased(IdentifierKind::AnonymousId, "u-1042"), &[(IdentifierKind::Handle, "u-1042")]),
+        ];
+        for (gone, variants) in cases {
+            for (kind, value) in *variants {
+                assert!(shares_key(gone, &id(*kind, value)), "{gone:?} and {kind:?} {value}");
+            }
+        }
+        // Not the same person to residual search either.
+        for (a, b) in [
+            (id(IdentifierKind::Handle, "@jeff"), id(IdentifierKind::Other, "jeff")),
+            (id(IdentifierKind::Email, "jeff.dasovich@enron.com"), id(IdentifierKind::Email, "jeff.dasovich2@enron.com")),
+            (id(IdentifierKind::Phone, "+1 713 853 6000"), id(IdentifierKind::Phone, "+1 713 853 6001")),
+            (id(IdentifierKind::Email, "ann@ex.com"), id(IdentifierKind::Email, "ann@ex.co")),
+        ] {
+            assert!(!shares_key(&a, &b), "{a:?} and {b:?}");
+        }
     }
 
     #[test]

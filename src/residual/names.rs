@@ -104,8 +104,9 @@ pub struct NameParts {
     pub last: String,
 }
 
-const HONORIFICS: &[&str] = &["mr", "mrs", "ms", "miss", "dr", "prof"];
-const SUFFIXES: &[&str] = &["jr", "sr", "ii", "iii", "iv", "phd", "md", "esq"];
+const HONORIFICS: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "sir", "dame", "fr", "hon", "capt", "col"];
+const SUFFIXES: &[&str] =
+    &["jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "cpa", "mba", "cfa", "rn", "dds", "llm", "obe", "mbe", "cbe", "qc", "kc"];
 const PARTICLES: &[&str] = &["van", "von", "de", "der", "den", "da", "di", "du", "del", "della", "la", "le", "st"];
 
 /// Parses `First [Middle…] Last` or `Last, First [Middle…]`; honorifics and
@@ -114,7 +115,7 @@ const PARTICLES: &[&str] = &["van", "von", "de", "der", "den", "da", "di", "du",
 pub fn parse_name(value: &str) -> Option<NameParts> {
     let clean = |w: &str| w.trim_matches(|c: char| c == '.' || c == ',' || c == '"' || c == '\'').to_owned();
     let (head, tail) = match value.split_once(',') {
-        Some((last, rest)) if !SUFFIXES.contains(&clean(rest).to_lowercase().as_str()) => (rest, Some(last)),
+        Some((last, rest)) if !SUFFIXES.contains(&clean(rest.trim()).to_lowercase().as_str()) => (rest, Some(last)),
         _ => (value, None),
     };
     let mut words: Vec<String> = head

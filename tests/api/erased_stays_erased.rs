@@ -65,9 +65,16 @@ async fn the_tombstone_holds_under_another_id_kind_and_spelling() {
     erase_xavier(&app, &c.name).await;
     let mut client = app.client.clone();
 
-    use pb::IdentifierKind::{Email, Handle, Name, Other, Phone};
+    use pb::IdentifierKind::{AnonymousId, Email, Handle, Name, Other, Phone};
     let aliases = [
         (Email, "xavier@ex.com"),
+        // Punctuation around the address, another kind, a +tag, a title or a note.
+        (Email, "(xavier@ex.com),"),
+        (Other, "email:xavier@ex.com"),
+        (AnonymousId, "xavier@ex.com"),
+        (Email, "xavier+news@ex.com"),
+        (Name, "Mx Xavier Xu"),
+        (Name, "Xavier Xu (Acme)"),
         (Other, "xavier@ex.com"),
         (Handle, "XAVIER@ex.com"),
         (Email, "mailto:xavier@ex.com"),
