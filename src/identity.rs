@@ -222,6 +222,9 @@ fn visible(s: &str) -> std::borrow::Cow<'_, str> {
 /// name them (a match scoring `lexical::MIN_SCORE`: an address, a full
 /// name, not a lone surname).
 pub fn names_person(text: &str, subject_id: &str, identifiers: &[Identifier]) -> bool {
+    // Read as identifiers are: an invisible character must not hide a name.
+    let text = visible(text);
+    let text = text.as_ref();
     let (text_lower, id_lower) = (text.to_lowercase(), subject_id.to_lowercase());
     let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
     let names_id = !id_lower.is_empty()
@@ -413,6 +416,7 @@ mod tests {
             "ticket for LIDDELL, ALICE",
             "erase user u-42 now",
             "U-42",
+            "from ali\u{200B}ce@exam\u{AD}ple.com",
         ] {
             assert!(names_person(text, "u-42", &ids), "{text}");
         }

@@ -27,7 +27,7 @@ pub use report::b64;
 pub use worker::{ExecutionOutcome, run_worker_until_stopped, try_execute_batch, try_execute_job};
 
 use crate::context::Context;
-use crate::domain::{ExternalId, Identifier, JobStatus, ResidualPolicy, Stage};
+use crate::domain::{ExternalId, JobStatus, ResidualPolicy, Stage};
 use crate::error::{LetheError, Result};
 use crate::ingest::{self, SubjectInput};
 use crate::store::jobs::{self, CountRow, EventRow, Inserted, JobRow, JobTarget, NewJob};
@@ -144,8 +144,8 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let subject = ingest::put_subject_for_erasure(ctx, &mut tx, tenant_id, &input.subject).await?;
     // Refused before the job is written (the transaction rolls back).
-    let on_record = crate::store::export::identifiers(&mut *tx, subject.subject_id).await?;
-    check_free_texts(&input, on_record)?;
+    let texts = [("requested_by", input.requested_by.as_str()), ("reason", input.reason.as_str())];
+    ingest::refuse_texts_naming(&mut tx, (&subject, input.subject.id.as_str(), &input.subject.identifiers), &texts).await?;
     let refused = subject.legal_hold;
     let refusal = refused.then(|| format!("legal_hold: {}", subject.legal_hold_reason.as_deref().unwrap_or("")));
     let deadline_days = input.deadline_days.unwrap_or(ctx.settings.erasure.default_deadline_days);
@@ -198,23 +198,6 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
 /// (a domain of its own: never equal to a subject's or identifier's hash).
 fn stored_idempotency_key(secret: &[u8], key: &str) -> String {
     format!("hmac:{}", hex::encode(crate::context::keyed_hash(secret, &format!("idempotency-key\0{key}"))))
-}
-
-/// Who asked and why are kept for ever (the job, the chained log entry,
-/// the certificate): a request whose free text names the person it erases
-/// would leave their plaintext behind the erasure, so it is refused.
-fn check_free_texts(input: &EraseInput, on_record: Vec<(String, String)>) -> Result<()> {
-    let mut identifiers = input.subject.identifiers.clone();
-    identifiers.extend(on_record.into_iter().filter_map(Identifier::from_row));
-    for (field, text) in [("requested_by", &input.requested_by), ("reason", &input.reason)] {
-        if crate::identity::names_person(text, input.subject.id.as_str(), &identifiers) {
-            return Err(LetheError::invalid(
-                field,
-                "names the person being erased (their id or one of their identifiers); it is kept after the erasure, so it must not",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// What goes with a new job in its transaction: the identifiers the request

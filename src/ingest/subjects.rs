@@ -135,6 +135,33 @@ pub async fn put_subject_for_erasure(
     }
 }
 
+/// Refuses free texts of a request that are kept for ever (who asked and
+/// why an erasure was made, a hold's reason: the job, the chained log, the
+/// certificate) when one names the subject: `subject` is its row, the
+/// caller's id for it and the identifiers the request gives beside those on
+/// record (`identity::names_person`). `fields` are (field name, text).
+///
+/// # Errors
+/// `InvalidArgument` naming the field (never the text); database failures.
+pub async fn refuse_texts_naming(
+    tx: &mut Transaction<'_, Postgres>,
+    (row, subject_id, given): (&lineage::SubjectRow, &str, &[Identifier]),
+    fields: &[(&str, &str)],
+) -> Result<()> {
+    if fields.iter().all(|(_, text)| text.is_empty()) {
+        return Ok(());
+    }
+    let on_record = crate::store::export::identifiers(&mut **tx, row.subject_id).await?;
+    let identifiers: Vec<Identifier> = given.iter().cloned().chain(on_record.into_iter().filter_map(Identifier::from_row)).collect();
+    match fields.iter().find(|(_, text)| identity::names_person(text, subject_id, &identifiers)) {
+        Some((field, _)) => Err(LetheError::invalid(
+            *field,
+            "names the subject (their id or one of their identifiers); it is kept after the erasure, so it must not",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Places or lifts a legal hold. Waits for erasure steps in flight that
 /// may destroy data (see `erasure::holds`).
 ///
@@ -154,17 +181,8 @@ pub async fn set_legal_hold(
     let row = put_subject_for_erasure(ctx, &mut tx, tenant_id, &SubjectInput { id: subject.clone(), identifiers: Vec::new() })
         .await?;
     // A hold's reason is copied into the log entry of every erasure it
-    // refuses, kept for ever: it must not name the person (rolled back).
-    if let Some(text) = reason {
-        let on_record = crate::store::export::identifiers(&mut *tx, row.subject_id).await?;
-        let on_record: Vec<Identifier> = on_record.into_iter().filter_map(Identifier::from_row).collect();
-        if identity::names_person(text, subject.as_str(), &on_record) {
-            return Err(LetheError::invalid(
-                "reason",
-                "names the subject (their id or one of their identifiers); it is kept in the log of every erasure it refuses, so it must not",
-            ));
-        }
-    }
+    // refuses, kept for ever (rolled back when refused).
+    refuse_texts_naming(&mut tx, (&row, subject.as_str(), &[]), &[("reason", reason.unwrap_or_default())]).await?;
     lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(lineage::subject_by_id(&ctx.pool, row.subject_id).await?)

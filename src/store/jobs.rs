@@ -44,7 +44,7 @@ pub struct JobRow {
     pub residual_searched_at: Option<DateTime<Utc>>,
     /// [`crate::domain::JobNote`]s as a JSON array.
     pub notes: serde_json::Value,
-    /// When the delete stage first changed a backend (see `set_deleting_started`).
+    /// When the delete stage first changed a backend (see `mark_deleting_started`).
     pub deleting_started_at: Option<DateTime<Utc>>,
     /// Physical erasure in Lethe's own tables: `confirmed`, `pending` or `not_requested`.
     pub lineage_physical_status: String,

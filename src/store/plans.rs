@@ -235,14 +235,8 @@ pub async fn set_after_many(ex: impl PgExecutor<'_>, rows: &[After]) -> Result<V
     .await?)
 }
 
-/// Records that the delete stage is about to change a backend (once);
-/// false when `lease` no longer holds the job.
-pub async fn set_deleting_started(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease) -> Result<bool> {
-    Ok(!set_deleting_started_many(ex, &[(job_id, lease)]).await?.is_empty())
-}
-
-/// [`set_deleting_started`] of several jobs in one statement: those whose
-/// lease still holds them.
+/// Records that the delete stage of each job is about to change a backend
+/// (once), in one statement: the jobs whose lease still holds them.
 pub async fn set_deleting_started_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)]) -> Result<Vec<Uuid>> {
     super::lease::update_held_jobs(ex, jobs, "deleting_started_at = COALESCE(j.deleting_started_at, clock_timestamp())").await
 }
