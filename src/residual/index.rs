@@ -79,20 +79,46 @@ pub fn word_keys<'a>(tenant_id: Uuid, words: impl IntoIterator<Item = &'a str>) 
     words.into_iter().flat_map(semantic::word_hashes).map(|h| key(w, h)).collect()
 }
 
+/// At most this many key sets per form (see [`form_keys`]).
+const MAX_FORM_SETS: usize = 8;
+
 /// What a chunk must hold to be proposed for a form whose matches contain
 /// all of `words` (lower case, as `names` gives them): sets of keys, a chunk
-/// holding every key of one set. One set, unless a word has a final sigma:
-/// lower case it is `ς`, but a text in capitals (`Σ`) is read letter by
-/// letter, as `σ`, while the matchers fold the three together; so such a
-/// word is looked for both ways (every combination, for a form of several
-/// such words).
+/// holding every key of one set. A word is every key its text gives (`o'brien`:
+/// `o` and `brien`). One set, unless a word can be written two ways, each
+/// looked for:
+/// - a final sigma: lower case it is `ς`, but a text in capitals (`Σ`) is read
+///   letter by letter, as `σ`, while the matchers fold the three together;
+/// - a dotted capital I (`İnce`): lower case `i` + U+0307, one word where the
+///   text has the capital, two where it was typed decomposed.
+///
+/// The combinations stop at [`MAX_FORM_SETS`]: a word that would exceed them
+/// is left out of the keys (the index proposes more chunks, the matcher still
+/// decides), so that a name of thirty such words costs eight lookups, not 2^30.
 pub fn form_keys(tenant_id: Uuid, words: &[String]) -> Vec<Vec<i32>> {
+    let w = salt(tenant_id, WORD);
     let mut sets: Vec<Vec<i32>> = vec![Vec::new()];
     for word in words {
-        let mut spellings = vec![word.clone(), word.replace('ς', "σ")];
+        let mut spellings: Vec<Vec<i32>> = spellings(word)
+            .iter()
+            .map(|hashes| {
+                let mut keys: Vec<i32> = hashes.iter().map(|h| key(w, *h)).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            })
+            .filter(|keys| !keys.is_empty())
+            .collect();
+        spellings.sort_unstable();
         spellings.dedup();
-        let keys: Vec<i32> = spellings.iter().flat_map(|w| word_keys(tenant_id, [w.as_str()])).collect();
-        sets = sets.iter().flat_map(|set| keys.iter().map(move |k| [set.as_slice(), &[*k]].concat())).collect();
+        match spellings.as_slice() {
+            [] => {}
+            [one] => sets.iter_mut().for_each(|set| set.extend_from_slice(one)),
+            many if sets.len() * many.len() <= MAX_FORM_SETS => {
+                sets = sets.iter().flat_map(|set| many.iter().map(move |keys| [set.as_slice(), keys].concat())).collect();
+            }
+            _ => {}
+        }
     }
     for set in &mut sets {
         set.sort_unstable();
@@ -100,6 +126,19 @@ pub fn form_keys(tenant_id: Uuid, words: &[String]) -> Vec<Vec<i32>> {
     }
     sets.retain(|set| !set.is_empty());
     sets
+}
+
+/// The ways a text can give a lower-case word's keys, as word hashes.
+fn spellings(word: &str) -> Vec<Vec<u64>> {
+    let mut forms = vec![word.to_owned()];
+    if word.contains('ς') {
+        forms.push(word.replace('ς', "σ"));
+    }
+    let mut out: Vec<Vec<u64>> = forms.iter().map(|f| semantic::word_hashes(f)).collect();
+    if word.contains('\u{307}') {
+        out.extend(forms.iter().map(|f| semantic::word_hashes_joining(f, '\u{307}')));
+    }
+    out
 }
 
 /// The keys of 5-grams (as `semantic::OwnWords` holds them).
@@ -146,5 +185,33 @@ mod tests {
             k.sort_unstable();
             k
         }]);
+    }
+
+    #[test]
+    fn a_form_of_many_two_way_words_stays_a_few_lookups() {
+        let a = Uuid::from_u128(1);
+        // Thirty words with a final sigma were 2^30 key sets (out of memory).
+        let many: Vec<String> = (0..30).map(|i| format!("λογ{}ς", char::from(b'a' + (i % 26) as u8))).collect();
+        let sets = form_keys(a, &many);
+        assert_eq!(sets.len(), MAX_FORM_SETS);
+        let text = many.iter().map(|w| w.to_uppercase()).collect::<Vec<_>>().join(" ");
+        let t = terms(a, &text);
+        assert!(sets.iter().any(|set| set.iter().all(|k| t.contains(k))), "still proposes the chunk");
+    }
+
+    #[test]
+    fn a_word_is_all_of_its_keys_and_a_dotted_capital_i_is_one_word() {
+        let a = Uuid::from_u128(1);
+        let holds = |text: &str, sets: &[Vec<i32>]| {
+            let t = terms(a, text);
+            sets.iter().any(|set| set.iter().all(|k| t.contains(k)))
+        };
+        let ince = form_keys(a, &["mehmet".to_owned(), "İnce".to_lowercase()]);
+        assert!(holds("Mehmet İnce wrote", &ince), "as written with the capital");
+        assert!(holds("mehmet i\u{307}nce wrote", &ince), "typed decomposed");
+        assert!(!holds("Mehmet said I would", &ince), "the word `I` is not the surname");
+        let obrien = form_keys(a, &["o'brien".to_owned()]);
+        assert!(holds("Ask O'Brien", &obrien));
+        assert!(!holds("O Connor", &obrien), "both parts, not either");
     }
 }

@@ -124,6 +124,13 @@ fn addresses_only(line: &str) -> bool {
 
 /// FNV-1a of each lower-cased alphanumeric word.
 pub(super) fn word_hashes(text: &str) -> Vec<u64> {
+    word_hashes_joining(text, '\0')
+}
+
+/// [`word_hashes`] with `join` read as a letter: a lower-cased word of
+/// the index's queries that holds what lower-casing a text's letter gives
+/// (`İ` → `i` + U+0307) hashes as the text's word did.
+pub(super) fn word_hashes_joining(text: &str, join: char) -> Vec<u64> {
     let mut out = Vec::new();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut in_word = false;
@@ -132,7 +139,7 @@ pub(super) fn word_hashes(text: &str) -> Vec<u64> {
             // The same as `to_lowercase` for ASCII, without its iterator.
             h = (h ^ u64::from(c.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3);
             in_word = true;
-        } else if !c.is_ascii() && c.is_alphanumeric() {
+        } else if !c.is_ascii() && (c.is_alphanumeric() || (c == join && join != '\0')) {
             for l in c.to_lowercase() {
                 h = (h ^ u64::from(u32::from(l))).wrapping_mul(0x0100_0000_01b3);
             }

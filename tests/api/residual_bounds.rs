@@ -59,3 +59,31 @@ async fn a_search_past_its_deadline_fails_with_deadline_exceeded() {
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     assert_eq!(reason(&err), "deadline_exceeded");
 }
+
+/// Thirty words each written two ways (a final sigma) made 2^30 key sets
+/// for the index: the process ran out of memory, out of reach of the
+/// deadline, and an erasure of a subject with that identifier took every
+/// worker that claimed it down with it.
+#[tokio::test]
+async fn an_identifier_of_many_two_way_words_is_searched_and_erased_in_time() {
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    let words: Vec<String> = (0..30).map(|i| format!("λογ{}ς", char::from(b'a' + (i % 26) as u8))).collect();
+    let long = words.join(" ");
+    let text = format!("minutes: {}", long.to_uppercase());
+    app.ingest("mail", vec![chunk("doc-1", 0, &text, &["someone"]), chunk("doc-2", 0, "unrelated", &["sigma"])])
+        .await
+        .expect("ingest");
+    let other = || pb::Identifier { kind: pb::IdentifierKind::Other as i32, value: long.clone() };
+    let mut client = app.client.clone();
+    let call = client.search_residuals(req(&app.keys.ak, pb::SearchResidualsRequest { identifiers: vec![other()], limit: 10 }));
+    let found = tokio::time::timeout(Duration::from_secs(20), call).await.expect("in time").expect("search").into_inner();
+    assert_eq!(found.candidates.len(), 1, "the chunk that holds the words in capitals: {found:?}");
+    let subject = pb::SubjectRef { id: "sigma".into(), identifiers: vec![other()] };
+    app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject) })).await.expect("put");
+    let job = app.erase("sigma").await;
+    let done = tokio::time::timeout(Duration::from_secs(30), app.wait_for_job(&job.job_id)).await.expect("in time");
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let after: u64 = done.counts.iter().map(|c| c.after_total).sum();
+    assert_eq!(after, 0, "{done:?}");
+}
