@@ -166,11 +166,27 @@ pub fn keyed_hash(secret: &[u8], value: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// The advisory-lock key that serialises ingest and erasure of one subject.
+/// Subjects share this many advisory locks (see [`subject_lock_key`]).
+pub const SUBJECT_LOCK_BUCKETS: u64 = 512;
+
+/// Where the subjects' lock keys start: away from collections' keys, which
+/// are random 64-bit numbers (a collision would only make a write wait).
+const SUBJECT_LOCK_BASE: i64 = 0x4c45_5448_0000_0000; // "LETH"
+
+/// The advisory-lock key that serialises ingest and erasure of one subject:
+/// one of [`SUBJECT_LOCK_BUCKETS`], by its keyed hash. A write takes one
+/// lock per bucket its tags fall in, however many people it names: a
+/// lock per person let one request of 1,000 chunks with 100 tags each take
+/// 100,000 locks and fill PostgreSQL's lock table (every other transaction
+/// then failed with "out of shared memory"). A freeze waits for the in-flight
+/// writes of its bucket, not only its subject's: a wait of one write.
+/// Every process sharing a database must use the same buckets: do not run
+/// a version before this one beside it.
 pub fn subject_lock_key(subject_hash: &[u8]) -> i64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&subject_hash[..8]);
-    i64::from_le_bytes(b)
+    // The bucket is below 512: the sum cannot overflow.
+    SUBJECT_LOCK_BASE + i64::try_from(u64::from_le_bytes(b) % SUBJECT_LOCK_BUCKETS).unwrap_or(0)
 }
 
 /// The advisory-lock key of a collection: writes and erasures hold it shared,

@@ -49,10 +49,11 @@ impl From<sqlx::Error> for StoreError {
 /// transaction was rolled back for a conflict (a serialization failure
 /// 40001, a deadlock's victim 40P01; not the rest of class 40, such as a
 /// deferred constraint failing at commit), a lock was not available, the
-/// server has too many connections or is shutting down or starting up.
+/// server has too many connections, ran out of shared memory (its lock
+/// table full: 53200) or is shutting down or starting up.
 /// The vector stores on PostgreSQL classify their errors with it too.
 pub(crate) fn is_conflict(e: &sqlx::Error) -> bool {
-    let transient = |code: &str| matches!(code, "40001" | "40P01" | "53300" | "55P03" | "57P01" | "57P02" | "57P03");
+    let transient = |code: &str| matches!(code, "40001" | "40P01" | "53200" | "53300" | "55P03" | "57P01" | "57P02" | "57P03");
     matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|code| transient(&code)))
 }
 

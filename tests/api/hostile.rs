@@ -57,3 +57,38 @@ async fn identifiers_that_would_match_everyone_are_refused_and_write_nothing() {
     .unwrap();
     assert_eq!(written, (0, 0, 0));
 }
+
+/// A write takes one advisory lock per bucket of subjects its tags fall in,
+/// not one per person: 1,000 points naming 60 people each (60,000 locks)
+/// filled PostgreSQL's lock table (here 64 × 300 slots) and failed with
+/// INTERNAL, as did every other transaction meanwhile.
+#[tokio::test]
+async fn a_write_naming_tens_of_thousands_of_people_locks_a_bounded_number_of_keys() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let points: Vec<pb::TrackedPoint> = crate::reindex::random_vectors(&app, 1000, 3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, vector)| pb::TrackedPoint {
+            point_id: uuid::Uuid::new_v4().to_string(),
+            source_id: format!("doc-{i}"),
+            text: format!("thread {i}"),
+            tags: (0..60).map(|t| pb::SubjectTag { subject_id: format!("p{i}-{t}"), role: pb::TagRole::Mentioned as i32 }).collect(),
+            vector,
+            ..Default::default()
+        })
+        .collect();
+    let w = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points, ..Default::default() }))
+        .await
+        .expect("the write succeeds")
+        .into_inner();
+    assert_eq!(w.accepted, 1000);
+    // The buckets still order a write against an erasure of one of them.
+    let done = app.wait_for_job(&app.erase("p7-3").await.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!(done.counts.iter().map(|c| c.before_total).sum::<u64>(), 1);
+    assert_eq!(done.counts.iter().map(|c| c.after_total).sum::<u64>(), 0);
+}
