@@ -172,7 +172,16 @@ pub async fn write(
         .iter()
         .filter_map(|c| c.tags.iter().find_map(|(s, _)| blocked.get(s.as_str())).map(|by| (point_id(spec, c), *by)))
         .collect();
-    let Screened { accepted, reports, count: screened } = screen(ctx, spec, accepted, mode, &mut unwanted).await?;
+    let Screened { accepted, reports, count: screened, redacted } = screen(ctx, spec, accepted, mode, &mut unwanted).await?;
+    if !redacted.is_empty() {
+        // Embedded before screening: the vectors of the texts as given, which
+        // name the person. Embedded again from the redacted texts (under the
+        // locks, but only the few chunks redaction rewrote).
+        let again: Vec<&ChunkInput> = accepted.iter().filter(|c| redacted.binary_search(&point_id(spec, c)).is_ok()).collect();
+        let texts = again.iter().map(|c| c.text.clone().unwrap_or_default()).collect();
+        let vectors = ctx.embedder.embed(texts).await?;
+        embedded.extend(again.iter().map(|c| point_id(spec, c)).zip(vectors));
+    }
     if !unwanted.is_empty() {
         // Legal holds are read under the tenant's hold lock (as every step
         // that destroys data reads them), and only when something would be

@@ -50,6 +50,8 @@ pub(super) struct Screened {
     /// Chunks written that name an erased person: (point id, source id, subject).
     pub(super) reports: Vec<(Uuid, String, Uuid)>,
     pub(super) count: u32,
+    /// Chunks whose text redaction rewrote (Ingest): embedded again.
+    pub(super) redacted: Vec<Uuid>,
 }
 
 /// Applies the collection's screening policy to chunks about to be written
@@ -64,13 +66,14 @@ pub(super) async fn screen(
     unwanted: &mut Vec<(Uuid, Uuid)>,
 ) -> Result<Screened> {
     if spec.screening == Screening::Accept || chunks.iter().all(|c| c.text.is_none()) {
-        return Ok(Screened { accepted: chunks, reports: Vec::new(), count: 0 });
+        return Ok(Screened { accepted: chunks, reports: Vec::new(), count: 0, redacted: Vec::new() });
     }
     let texts: Vec<Option<&str>> = chunks.iter().map(|c| c.text.as_deref()).collect();
     let findings = screening::screen(ctx, spec.tenant_id, &texts).await?;
     let count = u32::try_from(findings.len()).unwrap_or(u32::MAX);
     let mut reports = Vec::new();
     let mut rejected = HashSet::new();
+    let mut redacted = Vec::new();
     for f in findings {
         let c = &mut chunks[f.chunk];
         match (spec.screening, mode) {
@@ -78,6 +81,7 @@ pub(super) async fn screen(
             (Screening::Report, _) => reports.push((point_id(spec, c), c.source_id.as_str().to_owned(), f.subject_id)),
             (Screening::Redact, WriteMode::Embed) => {
                 c.text = c.text.as_deref().map(|t| screening::redact(t, &f.spans));
+                redacted.push(point_id(spec, c));
             }
             (Screening::Reject, _) | (Screening::Redact, WriteMode::Track { .. }) => {
                 unwanted.push((point_id(spec, c), f.subject_id));
@@ -86,7 +90,9 @@ pub(super) async fn screen(
         }
     }
     let accepted = chunks.into_iter().enumerate().filter(|(i, _)| !rejected.contains(i)).map(|(_, c)| c).collect();
-    Ok(Screened { accepted, reports, count })
+    redacted.sort_unstable();
+    redacted.dedup();
+    Ok(Screened { accepted, reports, count, redacted })
 }
 
 /// Lists chunks that were written although they name an erased person as

@@ -392,8 +392,10 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
 /// Stores the residual candidates; false when `lease` no longer holds the job.
 pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, residuals: &serde_json::Value) -> Result<bool> {
     let done = sqlx::query(
-        // Chunks screened at ingest while the job ran stay listed.
-        "UPDATE erasure_jobs SET residuals = $4 || COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements(erasure_jobs.residuals) c WHERE c->>'action' = 'reported_at_ingest'), '[]'::jsonb) \
+        // Chunks screened at ingest while the job ran stay listed, once: a
+        // retry's candidates (read from the job) hold the earlier ones too.
+        "UPDATE erasure_jobs SET residuals = COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements($4) c WHERE c->>'action' IS DISTINCT FROM 'reported_at_ingest'), '[]'::jsonb) \
+         || COALESCE((SELECT jsonb_agg(c) FROM jsonb_array_elements(erasure_jobs.residuals) c WHERE c->>'action' = 'reported_at_ingest'), '[]'::jsonb) \
          WHERE job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'",
     )
     .bind(job_id)
@@ -437,14 +439,32 @@ pub async fn clear_subject_tags(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Re
     Ok(())
 }
 
+/// Chunks screened at ingest listed on one job at most: a pipeline that
+/// writes the same mentions every night would grow the job past what
+/// `GetErasure` can send. The screening metric counts them all.
+pub const MAX_SCREENED_LISTED: i64 = 1000;
+
 /// Adds a residual found after the job ran (a chunk screened at ingest that
-/// names the person), to the job's list.
+/// names the person), to the job's list: once per point, and not past
+/// [`MAX_SCREENED_LISTED`].
 pub async fn append_residual(ex: impl PgExecutor<'_>, job_id: Uuid, residual: &serde_json::Value) -> Result<()> {
-    sqlx::query("UPDATE erasure_jobs SET residuals = residuals || jsonb_build_array($2::jsonb) WHERE job_id = $1")
-        .bind(job_id)
-        .bind(residual)
-        .execute(ex)
-        .await?;
+    sqlx::query(
+        r#"
+        UPDATE erasure_jobs j SET residuals = j.residuals || jsonb_build_array($2::jsonb)
+        FROM (SELECT count(*) FILTER (WHERE c->>'action' = 'reported_at_ingest') AS listed,
+                     count(*) FILTER (WHERE c->>'action' = 'reported_at_ingest'
+                                        AND c->>'collection_id' = $2::jsonb->>'collection_id'
+                                        AND c->>'point_id' = $2::jsonb->>'point_id') AS same
+              FROM erasure_jobs, jsonb_array_elements(residuals) c
+              WHERE job_id = $1 AND jsonb_typeof(residuals) = 'array') r
+        WHERE j.job_id = $1 AND r.same = 0 AND r.listed < $3
+        "#,
+    )
+    .bind(job_id)
+    .bind(residual)
+    .bind(MAX_SCREENED_LISTED)
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
