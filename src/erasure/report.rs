@@ -134,6 +134,67 @@ pub fn erasure_body<'a>(job: &'a JobRow, outcome: &Outcome<'a>) -> ErasureBody<'
     }
 }
 
+/// The log entry of a job that failed after its deletion began: what it
+/// had counted before, so that an auditor sees the deletion happened even
+/// though no certificate says how it ended.
+#[derive(Serialize)]
+pub struct FailureBody<'a> {
+    kind: &'static str,
+    job_id: String,
+    tenant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject_hash: Option<String>,
+    requested_by: &'a str,
+    reason: &'a str,
+    received_at: String,
+    failed_at: String,
+    /// The stage at which the job failed.
+    stage: &'a str,
+    collections: Vec<FailedCollection<'a>>,
+    what_it_means: &'static str,
+    out_of_reach: &'static str,
+}
+
+/// A collection's counts before, as the failed job's plan took them.
+#[derive(Serialize)]
+pub struct FailedCollection<'a> {
+    collection: &'a str,
+    backend: &'a str,
+    before_by_tag: i64,
+    before_by_ids: i64,
+    before_total: i64,
+}
+
+const FAILED_AFTER_DELETING: &str = "The job failed after it began deleting: some or all of the points counted \
+     before may be gone, and no count after was certified. Erase the subject again: the new job counts, deletes \
+     and certifies what remains.";
+
+pub fn failure_body<'a>(job: &'a JobRow, subject_hash: Option<&[u8]>, stage: &'a str, counts: &'a [CountRow]) -> FailureBody<'a> {
+    FailureBody {
+        kind: "failure",
+        job_id: job.job_id.to_string(),
+        tenant_id: job.tenant_id.to_string(),
+        subject_hash: subject_hash.map(hex::encode),
+        requested_by: &job.requested_by,
+        reason: &job.reason,
+        received_at: job.received_at.to_rfc3339(),
+        failed_at: chrono::Utc::now().to_rfc3339(),
+        stage,
+        collections: counts
+            .iter()
+            .map(|c| FailedCollection {
+                collection: &c.collection_name,
+                backend: &c.backend,
+                before_by_tag: c.before_by_tag,
+                before_by_ids: c.before_by_ids,
+                before_total: c.before_total,
+            })
+            .collect(),
+        what_it_means: FAILED_AFTER_DELETING,
+        out_of_reach: OUT_OF_REACH,
+    }
+}
+
 #[derive(Serialize)]
 pub struct RefusalBody<'a> {
     kind: &'static str,

@@ -87,6 +87,9 @@ async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, collection_id
     let ids: Vec<Uuid> = planned(ctx, job, true).await?.into_iter().flat_map(|p| p.points).collect();
     let in_backend = kept_points(ctx, job).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // Under the lease first: with nothing to forget, no write below checks it,
+    // and a superseded worker's view of the holds would be recorded.
+    held(jobs::hold(&mut tx, job.job_id, lease).await?)?;
     // Under the tenant's hold lock: a hold placed now waits for the commit.
     Holds::read(&mut tx, job).await?;
     let (mut keep, _) = retention::held_source_chunks(&mut *tx, job.tenant_id, &ids).await?;

@@ -148,10 +148,16 @@ impl<'a> Batch<'a> {
     }
 
     async fn run(mut self, claimed: Vec<JobRow>) -> Result<(), StoreError> {
-        let mut members: Vec<Member> = claimed
-            .into_iter()
-            .map(|job| Member { lease: Lease { owner: self.owner, epoch: job.lease_epoch }, stage: job.stage.parse().unwrap_or(Stage::Freeze), job })
-            .collect();
+        let mut members: Vec<Member> = Vec::with_capacity(claimed.len());
+        for job in claimed {
+            let member = Member { lease: Lease { owner: self.owner, epoch: job.lease_epoch }, stage: job.stage.parse().unwrap_or(Stage::Freeze), job };
+            if let Some(reason) = abandoned(&member.job) {
+                self.held.remove(&member.job.job_id);
+                fail(self.ctx, &member.job, member.lease, member.stage, &reason).await?;
+                continue;
+            }
+            members.push(member);
+        }
         while !members.is_empty() {
             pause(self.ctx).await;
             let (to_log, others): (Vec<Member>, Vec<Member>) =
@@ -332,8 +338,18 @@ fn lease_secs(ctx: &Context) -> f64 {
     ctx.settings.erasure.lease_secs as f64
 }
 
+/// Why a claimed job is failed before it runs: claimed again and again
+/// without ending (a stage that stops the process, out of memory or the
+/// like, never reports a failure, and its job came back forever).
+fn abandoned(job: &JobRow) -> Option<String> {
+    (job.attempts > MAX_ATTEMPTS).then(|| format!("abandoned after {} claims without ending", job.attempts - 1))
+}
+
 async fn run_job(ctx: &Context, lease: Lease, job: JobRow) -> Result<(), StoreError> {
     let mut stage: Stage = job.stage.parse().unwrap_or(Stage::Freeze);
+    if let Some(reason) = abandoned(&job) {
+        return fail(ctx, &job, lease, stage, &reason).await;
+    }
     while stage != Stage::Done {
         pause(ctx).await;
         let started = std::time::Instant::now();
@@ -421,6 +437,18 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
     }
     tracing::error!(job_id = %job.job_id, stage = stage.as_str(), reason, "erasure failed");
     jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Failed.as_str(), &message).await?;
+    if jobs::deleting_started(&mut *tx, job.job_id).await? {
+        // Points were deleted: the log says so, with the counts before (the
+        // reason stays in the job: a backend's words are not the log's).
+        let mut counts = jobs::counts_many(&mut *tx, &[job.job_id]).await?;
+        let counts = counts.remove(&job.job_id).unwrap_or_default();
+        let subject_hash = match job.subject_id {
+            Some(id) => Some(lineage::subject_by_id(&mut *tx, id).await?.subject_hash),
+            None => None,
+        };
+        let body = super::report::failure_body(job, subject_hash.as_deref(), stage.as_str(), &counts);
+        crate::audit::append(&mut tx, &ctx.signer, job.tenant_id, "failure", Some(job.job_id), subject_hash.as_deref(), &body).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -84,7 +84,7 @@ impl LogQuery {
         let opt = |v: &str, cur: &str, label: &str| {
             format!("<option value=\"{}\"{}>{}</option>", esc(v), if v == cur { " selected" } else { "" }, esc(label))
         };
-        let kinds: String = [("", "any"), ("erasure", "erasure"), ("refusal", "refusal")].iter().map(|(v, l)| opt(v, &self.kind, l)).collect();
+        let kinds: String = [("", "any"), ("erasure", "erasure"), ("refusal", "refusal"), ("failure", "failure")].iter().map(|(v, l)| opt(v, &self.kind, l)).collect();
         let sts: String = [("", "any"), ("pending", "pending"), ("complete", "complete"), ("not_requested", "not requested"), ("failed", "failed")]
             .iter()
             .map(|(v, l)| opt(v, &self.status, l))

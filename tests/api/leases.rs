@@ -179,3 +179,53 @@ async fn a_renewal_never_waits_for_the_row_its_own_stage_has_locked() {
     assert!(jobs::renew_lease(pool, job.job_id, lease, 60.0).await.unwrap());
     assert!(lease_expires_at(pool, job.job_id).await > before + chrono::Duration::seconds(20));
 }
+
+/// A job whose stage stops the process is claimed again and again: after
+/// as many claims as transient failures may take, it is failed, and as its
+/// deletion had begun, the log says so with its counts before.
+#[tokio::test]
+async fn a_job_claimed_again_and_again_is_failed_and_its_begun_deletion_logged() {
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 300, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("zed", 3), ("amy", 1)]).await;
+    let job_id: Uuid = app.erase("zed").await.job_id.parse().unwrap();
+    let ctx = app.ctx.clone();
+    let running = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await });
+    // The process "stops" once the job has deleted (it pauses before verify).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while jobs::job(&app.pool, app.keys.tenant_id, job_id).await.unwrap().unwrap().stage != "verify" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the job reaches verify");
+    running.abort();
+    assert_eq!(app.pg_rows_tagged(&c, "zed").await, 0, "deleted before the stop");
+    // It came back twenty times, and stopped the process each time.
+    sqlx::query("UPDATE erasure_jobs SET attempts = 20, lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(job_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let ran = lethe::erasure::try_execute_job(&app.ctx, Uuid::new_v4()).await.unwrap();
+    assert_eq!(ran, lethe::erasure::ExecutionOutcome::JobRan);
+    let failed = app.job(&job_id.to_string()).await;
+    assert_eq!(failed.status, pb::JobStatus::Failed as i32);
+    assert!(failed.error.contains("abandoned after 20 claims"), "{}", failed.error);
+    let (kind, body): (String, String) =
+        sqlx::query_as("SELECT kind, body FROM deletion_log WHERE job_id = $1").bind(job_id).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(kind, "failure");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((body["stage"].as_str(), body["collections"][0]["before_total"].as_i64()), (Some("verify"), Some(3)));
+    assert!(!body.to_string().contains("zed"), "no plaintext: {body}");
+    let verified = app
+        .client
+        .clone()
+        .verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verified.valid, "{verified:?}");
+    // Nothing more runs it.
+    assert_eq!(lethe::erasure::try_execute_job(&app.ctx, Uuid::new_v4()).await.unwrap(), lethe::erasure::ExecutionOutcome::EmptyQueue);
+}
