@@ -250,11 +250,22 @@ impl Search {
         let max_per_identifier = ctx.settings.residual.max_destructive_per_identifier;
         let common = residual::hold_back_too_common(&mut candidates, &identifiers, max_per_identifier);
         let specs = &searched.collections;
-        // An attached store is never rewritten (its framework owns the text and
-        // the vector): a candidate there that redaction would rewrite is reported.
-        let attached: HashSet<Uuid> = specs.iter().filter(|s| s.is_attached()).map(|s| s.collection_id).collect();
-        for c in candidates.iter_mut().filter(|c| attached.contains(&c.collection_id) && c.action == action::PENDING_REDACT) {
+        // A chunk is rewritten only where Lethe's model made its vector: an
+        // attached store's framework owns text and vector, and a collection of
+        // another dimension or model (vectors a pipeline computed, given with
+        // Track) would get a vector of another model, or none at all (the
+        // job then failed after its deletes). A candidate there that redaction
+        // would rewrite is reported.
+        let (model, dimension) = (ctx.embedder.model_name(), ctx.embedder.dimension());
+        let kept: HashSet<Uuid> = specs
+            .iter()
+            .filter(|s| s.is_attached() || s.dimension != dimension || s.embedding_model != model)
+            .map(|s| s.collection_id)
+            .collect();
+        let mut not_rewritten = 0;
+        for c in candidates.iter_mut().filter(|c| kept.contains(&c.collection_id) && c.action == action::PENDING_REDACT) {
             c.action = action::REPORTED.to_owned();
+            not_rewritten += 1;
         }
         // A collection none of whose candidates is to be deleted or redacted is
         // applied as it is recorded: there is nothing to hold back, lock or count.
@@ -274,6 +285,17 @@ impl Search {
         }
         if !common.is_empty() {
             notes.push(too_common_note(&common, max_per_identifier));
+        }
+        if not_rewritten > 0 {
+            notes.push(JobNote::new(
+                "residual_not_redacted",
+                Stage::Residual,
+                format!(
+                    "{not_rewritten} residual candidates were reported, not redacted: their collections' vectors were not \
+                     made by Lethe's model ({model}, dimension {dimension}); rewrite them through the pipeline that made them, \
+                     or erase the subject again with residual policy `delete`"
+                ),
+            ));
         }
         Ok(Self { identifiers, requested, stored: stored_residuals(&candidates)?, candidates, found, notes })
     }

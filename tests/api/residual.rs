@@ -268,3 +268,50 @@ async fn residual_redact_on_qdrant_rewrites_named_chunks_and_keeps_them() {
         redact_rewrites_named_chunks_and_keeps_them(pb::Backend::Qdrant).await;
     }
 }
+
+/// Redaction writes a new vector with Lethe's model: in a collection whose
+/// vectors a pipeline computed at another dimension (given with Track), the
+/// rewrite could not be written and the job failed after its deletes. Such
+/// candidates are reported, with a note, and the job completes.
+#[tokio::test]
+async fn redaction_leaves_collections_of_another_models_vectors_to_their_pipeline() {
+    let app = spawn_app().await;
+    let dims = 8;
+    let c = app
+        .client
+        .clone()
+        .create_collection(req(&app.keys.sk, pb::CreateCollectionRequest {
+            name: "openai".into(),
+            backend: pb::Backend::Pgvector as i32,
+            dimension: dims,
+            ..Default::default()
+        }))
+        .await
+        .expect("create")
+        .into_inner();
+    let point = |source: &str, text: &str, who: &str, seed: u32| pb::TrackedPoint {
+        point_id: uuid::Uuid::new_v4().to_string(),
+        source_id: source.into(),
+        text: text.into(),
+        tags: vec![pb::SubjectTag { subject_id: who.into(), role: pb::TagRole::Owner as i32 }],
+        vector: (0..dims).map(|i| if i == seed % dims { 1.0 } else { 0.0 }).collect(),
+        ..Default::default()
+    };
+    let notes = "Meeting notes: Tim Belden presented the third-quarter numbers for the West.";
+    let points = vec![point("tim-1", "west desk numbers", "tim", 1), point("meeting-notes", notes, "cyd", 2)];
+    app.client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points, ..Default::default() }))
+        .await
+        .expect("track");
+    let r = pb::EraseRequest { subject: Some(tim()), residual_policy: pb::ResidualPolicy::Redact as i32, ..Default::default() };
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), app.wait_for_job(&app.erase_with(r).await.unwrap().job_id))
+        .await
+        .expect("the job ends");
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let found = done.residuals.iter().find(|r| r.source_id == "meeting-notes").expect("found by name");
+    assert_eq!(found.action, "reported");
+    assert_eq!((done.counts[0].residual_redacted, done.counts[0].after_total), (0, 0));
+    assert!(done.notes.iter().any(|n| n.code == "residual_not_redacted"), "{:?}", done.notes);
+    assert_eq!(backend_texts(&app, &c).await.get("meeting-notes"), Some(&Some(notes.to_owned())), "not rewritten");
+}
