@@ -147,7 +147,11 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     let texts = [("requested_by", input.requested_by.as_str()), ("reason", input.reason.as_str())];
     ingest::refuse_texts_naming(&mut tx, (&subject, input.subject.id.as_str(), &input.subject.identifiers), &texts).await?;
     let refused = subject.legal_hold;
-    let refusal = refused.then(|| format!("legal_hold: {}", subject.legal_hold_reason.as_deref().unwrap_or("")));
+    let refusal = if refused {
+        Some(format!("legal_hold: {}", ingest::hold_reason_to_keep(&mut *tx, &subject, subject.legal_hold_reason.as_deref().unwrap_or(""), &input.subject.identifiers).await?))
+    } else {
+        None
+    };
     let deadline_days = input.deadline_days.unwrap_or(ctx.settings.erasure.default_deadline_days);
     let new = NewJob {
         tenant_id,

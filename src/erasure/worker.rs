@@ -468,7 +468,9 @@ async fn refuse(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason:
     jobs::require_durable_commit(&mut tx).await?;
     jobs::delete_probes(&mut *tx, job.job_id, lease).await?;
     jobs::delete_request_identifiers(&mut *tx, job.job_id, lease).await?;
-    let error = format!("legal_hold: {reason}");
+    // The reason as the hold gave it, unless it names the person.
+    let shown = crate::ingest::hold_reason_to_keep(&ctx.pool, &subject, reason, &[]).await?;
+    let error = format!("legal_hold: {shown}");
     if !jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Refused.as_str(), Some(&error)).await? {
         tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "lease lost; the refusal is not recorded");
         return Ok(());

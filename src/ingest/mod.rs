@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 pub use self::delete::{DeleteInput, DeleteOutcome, delete_points};
 pub use self::subjects::{
-    PutMode, PutOutcome, identifier_hash, key_hashes, put_subject, put_subject_for_erasure, put_subject_or_refuse,
-    refuse_texts_naming, set_legal_hold,
+    PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure,
+    put_subject_or_refuse, refuse_texts_naming, set_legal_hold,
 };
 use self::suppression::{Screened, Tagged, blocked_subjects, delete_unwanted_points, report_screened, screen};
 use crate::context::{Context, collection_lock_key, keyed_hash, subject_lock_key};

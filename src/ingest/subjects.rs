@@ -151,8 +151,7 @@ pub async fn refuse_texts_naming(
     if fields.iter().all(|(_, text)| text.is_empty()) {
         return Ok(());
     }
-    let on_record = crate::store::export::identifiers(&mut **tx, row.subject_id).await?;
-    let identifiers: Vec<Identifier> = given.iter().cloned().chain(on_record.into_iter().filter_map(Identifier::from_row)).collect();
+    let identifiers = known_identifiers(&mut **tx, row.subject_id, given).await?;
     match fields.iter().find(|(_, text)| identity::names_person(text, subject_id, &identifiers)) {
         Some((field, _)) => Err(LetheError::invalid(
             *field,
@@ -160,6 +159,41 @@ pub async fn refuse_texts_naming(
         )),
         None => Ok(()),
     }
+}
+
+/// The subject's identifiers: those a request gives and those on record.
+async fn known_identifiers(
+    ex: impl sqlx::PgExecutor<'_>,
+    subject_id: uuid::Uuid,
+    given: &[Identifier],
+) -> crate::store::Result<Vec<Identifier>> {
+    let on_record = crate::store::export::identifiers(ex, subject_id).await?;
+    Ok(given.iter().cloned().chain(on_record.into_iter().filter_map(Identifier::from_row)).collect())
+}
+
+/// A legal hold's reason as a refusal may copy it into the job and the
+/// log, which outlive the person's erasure: the reason unless it names the
+/// subject (by id or by an identifier given now or on record, which a hold
+/// placed before they were known could not be checked against).
+///
+/// # Errors
+/// Database failures.
+pub async fn hold_reason_to_keep(
+    ex: impl sqlx::PgExecutor<'_>,
+    row: &lineage::SubjectRow,
+    reason: &str,
+    given: &[Identifier],
+) -> crate::store::Result<String> {
+    if reason.is_empty() {
+        return Ok(String::new());
+    }
+    let identifiers = known_identifiers(ex, row.subject_id, given).await?;
+    let id = row.external_id.as_deref().unwrap_or_default();
+    Ok(if identity::names_person(reason, id, &identifiers) {
+        "(the hold's reason names the person: not copied)".to_owned()
+    } else {
+        reason.to_owned()
+    })
 }
 
 /// Places or lifts a legal hold. Waits for erasure steps in flight that

@@ -140,3 +140,36 @@ async fn after_erasure_no_table_holds_the_person_in_clear() {
         assert!(!wire.contains(&needle.to_lowercase()), "`{needle}` is on the wire");
     }
 }
+
+/// A hold placed before the person's identifiers were known could not be
+/// checked against them; the refusal that copies its reason into the job
+/// and the log (kept after the erasure) checks it again, against the
+/// identifiers the Erase gives and those on record.
+#[tokio::test]
+async fn a_refusal_does_not_copy_a_hold_reason_that_names_the_person() {
+    let app = spawn_app().await;
+    let mut client = app.client.clone();
+    let hold = pb::SetLegalHoldRequest { subject_id: "u1".into(), hold: true, reason: "Smith v Acme, Alice Smith deposition".into() };
+    client.set_legal_hold(req(&app.keys.sk, hold)).await.expect("nothing on record to name");
+    let ident = pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Alice Smith".into() };
+    let r = pb::EraseRequest {
+        subject: Some(pb::SubjectRef { id: "u1".into(), identifiers: vec![ident] }),
+        requested_by: "dpo@acme.example".into(),
+        ..Default::default()
+    };
+    let e = app.erase_with(r).await.expect_err("under hold");
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    let log = client.list_deletion_log(req(&app.keys.ak, pb::ListDeletionLogRequest::default())).await.unwrap().into_inner();
+    let jobs = client.list_erasures(req(&app.keys.ak, pb::ListErasuresRequest::default())).await.unwrap().into_inner();
+    assert_eq!((log.entries.len(), jobs.jobs.len()), (1, 1), "the refusal is recorded");
+    assert!(jobs.jobs[0].error.starts_with("legal_hold"), "{}", jobs.jobs[0].error);
+    let wire = format!("{log:?} {jobs:?} {e:?}").to_lowercase();
+    assert!(!wire.contains("alice smith"), "{wire}");
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM deletion_log WHERE body ILIKE '%alice smith%') + (SELECT count(*) FROM erasure_jobs WHERE error ILIKE '%alice smith%')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+}
