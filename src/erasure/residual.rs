@@ -406,7 +406,17 @@ async fn apply_in(
         let targets = targets(ctx, job, lease, spec, &ids).await?;
         // A target placed under hold since the targets were stored stays.
         let now: Vec<Uuid> = targets.iter().copied().filter(|t| !protected.contains(t)).collect();
-        let remaining = residual::delete_points(ctx, spec, &now, &ids).await?;
+        // A candidate that was not a target (no vector when the targets were
+        // stored, or under hold then) but is in the backend now is not deleted
+        // by this attempt: it keeps its lineage, and is reported.
+        let untargeted: Vec<Uuid> = ids.iter().copied().filter(|id| !targets.contains(id)).collect();
+        let back: HashSet<Uuid> = if untargeted.is_empty() {
+            HashSet::new()
+        } else {
+            ctx.stores.get(spec)?.retrieve(spec, &untargeted, false).await?.into_iter().map(|p| p.id).collect()
+        };
+        let forget: Vec<Uuid> = ids.iter().copied().filter(|id| !back.contains(id)).collect();
+        let remaining = residual::delete_points(ctx, spec, &now, &forget).await?;
         if remaining != 0 {
             return Err(StageError::Transient(LetheError::Unexpected(anyhow::anyhow!(
                 "{remaining} residual points remain in `{}` after deletion",
@@ -415,7 +425,9 @@ async fn apply_in(
         }
         let still = if now.len() < targets.len() { ctx.stores.get(spec)?.count(spec, &Selector::by_ids(targets.clone())).await? } else { 0 };
         counts.deleted = i64::try_from(targets.len() as u64 - still).unwrap_or(i64::MAX);
-        mark(candidates, &to_delete, action::DELETED);
+        let (came_back, gone): (Vec<usize>, Vec<usize>) = to_delete.iter().partition(|&&i| back.contains(&candidates[i].point_id));
+        mark(candidates, &gone, action::DELETED);
+        mark(candidates, &came_back, action::REPORTED);
     }
     if !to_redact.is_empty() {
         let ids: Vec<Uuid> = to_redact.iter().map(|&i| candidates[i].point_id).collect();
