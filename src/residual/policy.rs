@@ -3,7 +3,7 @@
 //! identifiers replaced in the text, re-embedded, lineage text rewritten,
 //! and read back to check that no identifier is left).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -140,6 +140,22 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
     let points = store.retrieve(spec, ids, false).await?;
     let texts: HashMap<Uuid, Option<String>> =
         lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
+    // A candidate found through its lineage text whose vector is not in the
+    // backend (a crash between lineage and vector, a point the pipeline
+    // deleted without DeletePoints): only its text to rewrite.
+    let in_backend: HashSet<Uuid> = points.iter().map(|p| p.id).collect();
+    // Counted whether this attempt or an earlier one rewrote them.
+    let lineage_only: Vec<(Uuid, &str)> = texts
+        .iter()
+        .filter(|(id, _)| !in_backend.contains(*id))
+        .filter_map(|(id, text)| text.as_deref().map(|t| (*id, t)))
+        .collect();
+    for (id, text) in &lineage_only {
+        let clean = matcher.redact(text);
+        if clean != *text {
+            lineage::update_chunk_text(&ctx.pool, spec.tenant_id, *id, &clean).await?;
+        }
+    }
     let mut rewritten = Vec::new();
     for p in points {
         let Some(text) = texts.get(&p.id).cloned().flatten().or_else(|| p.payload.text.clone()) else { continue };
@@ -177,14 +193,12 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
     let check = store.retrieve(spec, ids, false).await?;
     let lineage_after: HashMap<Uuid, Option<String>> =
         lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
+    let clean_in_lineage = |id: &Uuid| lineage_after.get(id).cloned().flatten().is_none_or(|t| matcher.find(&t).is_empty());
     let clean = check
         .iter()
-        .filter(|p| {
-            let in_payload = p.payload.text.as_deref().is_none_or(|t| matcher.find(t).is_empty());
-            let in_lineage = lineage_after.get(&p.id).cloned().flatten().is_none_or(|t| matcher.find(&t).is_empty());
-            in_payload && in_lineage
-        })
-        .count();
+        .filter(|p| p.payload.text.as_deref().is_none_or(|t| matcher.find(t).is_empty()) && clean_in_lineage(&p.id))
+        .count()
+        + lineage_only.iter().filter(|(id, _)| clean_in_lineage(id)).count();
     Ok(i64::try_from(clean).unwrap_or(i64::MAX))
 }
 

@@ -315,3 +315,28 @@ async fn redaction_leaves_collections_of_another_models_vectors_to_their_pipelin
     assert!(done.notes.iter().any(|n| n.code == "residual_not_redacted"), "{:?}", done.notes);
     assert_eq!(backend_texts(&app, &c).await.get("meeting-notes"), Some(&Some(notes.to_owned())), "not rewritten");
 }
+
+/// A candidate found through its lineage text whose vector is gone (the
+/// pipeline deleted it without DeletePoints): redaction rewrites its text
+/// too, and counts it; it was marked redacted with the name left in clear.
+#[tokio::test]
+async fn redaction_rewrites_the_lineage_text_of_a_candidate_without_a_vector() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let notes = "Meeting notes: Tim Belden presented the third-quarter numbers for the West.";
+    app.ingest(&c.name, vec![chunk("tim-1", 0, "west desk numbers", &["tim"]), chunk("meeting-notes", 0, notes, &["cyd"])])
+        .await
+        .expect("ingest");
+    sqlx::query(&format!("DELETE FROM \"{}\" WHERE source_id = 'meeting-notes'", c.backend_name))
+        .execute(&app.pool)
+        .await
+        .expect("the pipeline deletes the vector");
+    let r = pb::EraseRequest { subject: Some(tim()), residual_policy: pb::ResidualPolicy::Redact as i32, ..Default::default() };
+    let done = app.wait_for_job(&app.erase_with(r).await.unwrap().job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let found = done.residuals.iter().find(|r| r.source_id == "meeting-notes").expect("found through lineage");
+    assert_eq!(found.action, "redacted");
+    assert_eq!(done.counts[0].residual_redacted, 1);
+    let text = lineage_text(&app, "meeting-notes").await.expect("kept");
+    assert!(!text.to_lowercase().contains("belden") && text.contains("[redacted]"), "{text}");
+}
