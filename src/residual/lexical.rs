@@ -58,6 +58,10 @@ pub struct Matcher {
     /// First names (with nicknames) per identifier, to corroborate a lone
     /// surname: their lower-case alternatives, and the pattern of them all.
     first_names: Vec<(usize, Vec<String>, Lazy)>,
+    /// What corroborates a lone surname, per identifier: the first name or
+    /// a nickname that is not a common word, capitalised, as a name is
+    /// written (`Will Hill` is William Hill; "will" and "don't" are not).
+    corroborators: Vec<(usize, Lazy)>,
 }
 
 /// A case-insensitive pattern, compiled on first use (None: it does not
@@ -65,12 +69,18 @@ pub struct Matcher {
 #[derive(Debug, Clone)]
 struct Lazy {
     pattern: String,
+    case_insensitive: bool,
     re: OnceLock<Option<Regex>>,
 }
 
 impl Lazy {
     fn new(pattern: String) -> Self {
-        Self { pattern, re: OnceLock::new() }
+        Self { pattern, case_insensitive: true, re: OnceLock::new() }
+    }
+
+    /// A pattern matched as written (case included).
+    fn exact(pattern: String) -> Self {
+        Self { pattern, case_insensitive: false, re: OnceLock::new() }
     }
 
     /// `regex`'s engine without its full DFA, which for these small
@@ -82,7 +92,7 @@ impl Lazy {
             .get_or_init(|| {
                 meta::Builder::new()
                     .configure(meta::Config::new().dfa(false).nfa_size_limit(Some(1 << 24)))
-                    .syntax(syntax::Config::new().case_insensitive(true))
+                    .syntax(syntax::Config::new().case_insensitive(self.case_insensitive))
                     .build(&self.pattern)
                     .ok()
             })
@@ -112,8 +122,21 @@ pub const MIN_SCORE: f32 = 0.5;
 /// score is taken over all of them, and the rest are not kept.
 pub const MAX_MATCHES: usize = 8;
 
-/// Score of a lone surname when a first name of the same person is in the chunk.
+/// Score of a lone surname when a first name of the same person is near it.
 const SURNAME_WITH_FIRST_NAME: f32 = 0.55;
+
+/// How near (bytes either side of the surname) a first name corroborates it.
+const NEAR: usize = 48;
+
+/// Lone surnames of one identifier looked at for a first name near them,
+/// at most: a chunk can hold thousands.
+const MAX_NEAR_CHECKS: usize = 64;
+
+/// Nicknames that are common words: they corroborate nothing.
+const COMMON_WORD_NICKNAMES: &[&str] = &[
+    "al", "art", "bill", "bob", "chuck", "dick", "don", "frank", "grant", "jack", "jay", "mark", "max", "pat", "ray",
+    "rich", "rob", "sue", "will", "woody",
+];
 
 impl Matcher {
     /// The forms of every identifier (compiled when first needed).
@@ -138,11 +161,28 @@ impl Matcher {
                 Some((i, lower, Lazy::new(format!(r"\b(?:{alt})\b"))))
             })
             .collect();
+        let corroborators = identifiers
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.kind == crate::domain::IdentifierKind::Name)
+            .filter_map(|(i, id)| {
+                let parts = names::parse_name(&id.value)?;
+                let own = parts.first.to_lowercase();
+                let mut names: Vec<String> = super::nicknames::alternatives(&parts.first)
+                    .into_iter()
+                    .filter(|n| !COMMON_WORD_NICKNAMES.contains(n))
+                    .map(str::to_owned)
+                    .collect();
+                names.push(own);
+                let written: Vec<String> = names.iter().flat_map(|n| [capitalised(n), n.to_uppercase()]).map(|n| regex::escape(&n)).collect();
+                Some((i, Lazy::exact(format!(r"\b(?:{})\b", written.join("|")))))
+            })
+            .collect();
         let mut literals: Vec<String> =
             forms.iter().map(|(s, _)| s.literal.clone()).filter(|l| !l.is_empty()).collect();
         literals.sort_unstable();
         literals.dedup();
-        Self { forms, literals, first_names }
+        Self { forms, literals, first_names, corroborators }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -257,19 +297,27 @@ impl Matcher {
     }
 
     /// A chunk's lexical score: the strongest match, a lone surname raised
-    /// when the person's first name (or a nickname) is in the chunk too.
+    /// when the person's first name (or a nickname) is written near it, as a
+    /// name: capitalised, within [`NEAR`] bytes.
     pub fn score(&self, text: &str, matches: &[Match]) -> f32 {
-        // Whether the text holds an identifier's first name, looked up once
-        // per identifier (not once per lone surname: thousands in a chunk).
-        let mut first_name_in_text: HashMap<usize, bool> = HashMap::new();
+        // Looked for near the first lone surnames of each identifier only
+        // (a chunk can hold thousands of them).
+        let mut checked: HashMap<usize, usize> = HashMap::new();
         matches
             .iter()
             .map(|m| {
                 let w = m.form.weight();
-                let corroborated = m.form == Form::LastOnly
-                    && *first_name_in_text.entry(m.identifier).or_insert_with(|| {
-                        self.first_names.iter().any(|(i, _, re)| *i == m.identifier && re.get().is_some_and(|re| re.is_match(text)))
-                    });
+                if m.form != Form::LastOnly {
+                    return w;
+                }
+                let tried = checked.entry(m.identifier).or_insert(0);
+                if *tried >= MAX_NEAR_CHECKS {
+                    return w;
+                }
+                *tried += 1;
+                let window = around(text, m.start, m.end, NEAR);
+                let corroborated =
+                    self.corroborators.iter().any(|(i, re)| *i == m.identifier && re.get().is_some_and(|re| re.is_match(window)));
                 if corroborated { w.max(SURNAME_WITH_FIRST_NAME) } else { w }
             })
             .fold(0.0, f32::max)
@@ -303,6 +351,26 @@ impl Matcher {
         }
         out
     }
+}
+
+/// `word` with its first letter in capitals.
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The slice of `text` from `near` bytes before `start` to `near` after
+/// `end`, on character boundaries.
+fn around(text: &str, start: usize, end: usize, near: usize) -> &str {
+    let mut from = start.saturating_sub(near);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = end.saturating_add(near).min(text.len());
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    &text[from..to]
 }
 
 /// `text` with each (ordered, disjoint) match replaced by `with`.
@@ -418,6 +486,42 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_surname_is_corroborated_by_a_first_name_written_as_a_name_near_it() {
+        let hill = person("william.hill@ex.com", "William Hill");
+        let score = |text: &str| hill.score(text, &hill.find(text));
+        assert!(score("Will Hill called about the bid") >= MIN_SCORE, "a nickname, capitalised");
+        assert!(score("WILLIAM: HILL TO CALL") >= MIN_SCORE, "in capitals");
+        // "will" is a nickname of William, and a verb; "don't" holds Don.
+        assert!(score("I will ask Hill about it") < MIN_SCORE, "the verb");
+        assert!(score("We will see. Hill said no.") < MIN_SCORE);
+        assert!(score("Hill said the memo is with William's team, in the annex, page 40 of the long report") >= MIN_SCORE);
+        let far = format!("William sent it. {} Hill agreed.", "The weather was fine all week and nothing else happened. ".repeat(2));
+        assert!(score(&far) < MIN_SCORE, "a first name far from the surname");
+        let don = person("donald.lee@ex.com", "Donald Lee");
+        let text = "don't tell Lee";
+        assert!(don.score(text, &don.find(text)) < MIN_SCORE);
+    }
+
+    #[test]
+    fn numbers_and_initials_are_not_taken_for_the_person_on_their_own() {
+        let id = |kind, value: &str| Matcher::new(&[Identifier { kind, value: value.into() }]);
+        let score = |m: &Matcher, text: &str| m.score(text, &m.find(text));
+        let user = id(IdentifierKind::AnonymousId, "1042");
+        assert_eq!(forms(&user, "invoice 1042 is paid"), ["short_number"]);
+        assert!(score(&user, "invoice 1042 is paid") < MIN_SCORE);
+        assert!(score(&id(IdentifierKind::AnonymousId, "u-1042"), "user u-1042 logged in") >= MIN_SCORE);
+        assert!(score(&id(IdentifierKind::AnonymousId, "8812345"), "account 8812345") >= MIN_SCORE, "seven digits");
+        let year = id(IdentifierKind::Handle, "2020");
+        assert!(year.find("the 2020 budget").is_empty(), "a bare handle of digits");
+        assert_eq!(forms(&year, "ping @2020"), ["literal"]);
+        let version = id(IdentifierKind::Email, "1.2@x.com");
+        assert!(version.find("release 1.2 ships").is_empty(), "a local part of digits");
+        assert_eq!(forms(&version, "write to 1.2@x.com"), ["email"]);
+        let allen = id(IdentifierKind::Email, "k..allen@enron.com");
+        assert_eq!(forms(&allen, "From: k..allen"), ["local_part"], "a local part with a word stays");
+    }
+
+    #[test]
     fn handles_phones_and_literals_match_on_the_edges_they_have() {
         let id = |kind, value: &str| Matcher::new(&[Identifier { kind, value: value.into() }]);
         let ann = id(IdentifierKind::Handle, "@ann");
@@ -429,7 +533,7 @@ mod tests {
         let uk = id(IdentifierKind::Phone, "+44 20 7946 0958");
         assert_eq!(forms(&uk, "call +44 20 7946 0958 today"), ["literal"]);
         let short = id(IdentifierKind::Phone, "+4512");
-        assert_eq!(forms(&short, "ext +4512."), ["literal"]);
+        assert_eq!(forms(&short, "ext +4512."), ["short_number"]);
         assert!(short.find("x+45123").is_empty());
         // Under another kind, an address is still an address and a name a name.
         assert_eq!(forms(&id(IdentifierKind::Other, "mailto:xavier@ex.com"), "to <Xavier@EX.com>"), ["email"]);

@@ -36,6 +36,9 @@ pub enum Form {
     LastOnly,
     /// A name of one word, a handle, an id or a phone number, as given.
     Literal,
+    /// A literal of fewer than seven digits and no letter (an id `1042`):
+    /// as often an amount, a year or a version as the person; weak.
+    ShortNumber,
 }
 
 impl Form {
@@ -54,6 +57,7 @@ impl Form {
             Self::InitialLast => "initial_last",
             Self::LastOnly => "last_only",
             Self::Literal => "literal",
+            Self::ShortNumber => "short_number",
         }
     }
 
@@ -65,7 +69,7 @@ impl Form {
             Self::EmailOtherDomain => 0.9,
             Self::EmailMiddleInitial | Self::LocalPart | Self::NicknameLast => 0.8,
             Self::InitialLast | Self::EmailInitial => 0.6,
-            Self::EmailAnyInitial => 0.4,
+            Self::EmailAnyInitial | Self::ShortNumber => 0.4,
             Self::LastOnly => 0.3,
         }
     }
@@ -203,7 +207,25 @@ fn words_of(literal: &str) -> Option<Vec<String>> {
 
 /// The value as written, not touching a word character on either side.
 fn literal(index: usize, value: &str) -> FormSpec {
-    FormSpec { word_edges: true, ..spec(index, Form::Literal, word(value), value, false) }
+    let form = if !value.starts_with('@') && short_number(value) { Form::ShortNumber } else { Form::Literal };
+    FormSpec { word_edges: true, ..spec(index, form, word(value), value, false) }
+}
+
+/// Digits only (whatever separates them), fewer than seven.
+fn short_number(value: &str) -> bool {
+    let alnum: Vec<char> = value.chars().filter(|c| c.is_alphanumeric()).collect();
+    !alnum.is_empty() && alnum.len() < 7 && alnum.iter().all(char::is_ascii_digit)
+}
+
+/// A token specific enough to be matched on its own, without `@` (a local
+/// part, a handle): specific as an address's local part is, and with a
+/// word of three characters or more holding a letter, so that `2020`,
+/// `1.2` or `j.d` (a year, a version, initials) are not taken for a person.
+fn bare_specific(token: &str) -> bool {
+    identity::specific_local_part(token)
+        && token
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w.chars().count() >= 3 && w.chars().any(char::is_alphabetic))
 }
 
 /// `@handle`; the bare handle too when it is specific enough to name one
@@ -211,7 +233,7 @@ fn literal(index: usize, value: &str) -> FormSpec {
 /// not match inside an address or a domain (`x@ann_b.example`).
 fn handle_forms(index: usize, handle: &str) -> Vec<FormSpec> {
     let mut out = vec![literal(index, &format!("@{handle}"))];
-    if identity::specific_local_part(handle) {
+    if bare_specific(handle) {
         out.push(spec(index, Form::Literal, regex::escape(handle), handle, true));
     }
     out
@@ -277,7 +299,9 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
     // A local part like `jeff` names nobody in particular; `jeff.dasovich` or `pallen` does.
     if identity::specific_local_part(local) {
         out.push(spec(i, Form::EmailOtherDomain, format!(r"{l}@[a-z0-9.-]+\.[a-z]{{2,}}"), local, true));
-        out.push(spec(i, Form::LocalPart, l.clone(), local, true));
+        if bare_specific(local) {
+            out.push(spec(i, Form::LocalPart, l.clone(), local, true));
+        }
     }
     // first.last → first.m.last, m..last (Enron's way of writing a middle
     // initial, strong when the name has that initial) and flast (first initial).
