@@ -22,7 +22,14 @@ pub struct CollectionReport<'a> {
     before_by_tag: i64,
     before_by_ids: i64,
     before_total: i64,
+    /// Counted before, deleted by this job: `before_total - after_total -
+    /// deleted_by_other_erasures`.
     deleted: i64,
+    /// Counted before and deleted by another erasure running at the same
+    /// time (of a subject they are shared with), which is credited with
+    /// them: each deletion is in one certificate. Absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    deleted_by_other_erasures: i64,
     after_by_tag: i64,
     after_by_ids: i64,
     after_total: i64,
@@ -39,6 +46,11 @@ pub struct CollectionReport<'a> {
     physical_detail: &'a str,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 fn collections(counts: &[CountRow]) -> Vec<CollectionReport<'_>> {
     counts
         .iter()
@@ -50,7 +62,8 @@ fn collections(counts: &[CountRow]) -> Vec<CollectionReport<'_>> {
                 before_by_tag: c.before_by_tag,
                 before_by_ids: c.before_by_ids,
                 before_total: c.before_total,
-                deleted: c.before_total - after,
+                deleted: c.before_total - after - c.deleted_elsewhere,
+                deleted_by_other_erasures: c.deleted_elsewhere,
                 after_by_tag: c.after_by_tag.unwrap_or(0),
                 after_by_ids: c.after_by_ids.unwrap_or(0),
                 after_total: after,

@@ -137,16 +137,29 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
     for tenant_id in tenants {
         let of: Vec<&JobRow> = batch.iter().map(|(job, _)| *job).filter(|job| job.tenant_id == tenant_id).collect();
         for spec in lineage::list_collections(&ctx.pool, tenant_id).await? {
-            let ids: Vec<Vec<Uuid>> = of
-                .iter()
-                .map(|job| {
-                    let mine = job.subject_id.and_then(|s| chunks.get(&s)).map_or(&[][..], Vec::as_slice);
-                    mine.iter().filter(|(c, _)| *c == spec.collection_id).map(|(_, p)| *p).collect()
-                })
-                .collect();
+            let here = |job: &JobRow| -> Vec<lineage::SubjectChunk> {
+                let mine = job.subject_id.and_then(|s| chunks.get(&s)).map_or(&[][..], Vec::as_slice);
+                mine.iter().filter(|c| c.collection_id == spec.collection_id).copied().collect()
+            };
+            let of_jobs: Vec<Vec<lineage::SubjectChunk>> = of.iter().map(|job| here(job)).collect();
+            let ids: Vec<Vec<Uuid>> = of_jobs.iter().map(|cs| cs.iter().map(|c| c.chunk_id).collect()).collect();
             let subjects: Vec<(Option<&str>, &[Uuid])> =
                 of.iter().zip(&ids).map(|(job, ids)| (Some(tag(job)).filter(|t| !t.is_empty()), ids.as_slice())).collect();
             let store = ctx.stores.get(&spec)?;
+            // Points in chunks shared with other subjects, in the backend now:
+            // another erasure may count them too (see `plans::credit_points`).
+            // Read before the counts, so that a point counted is one read here
+            // (a point deleted in between is left to the other job's credit).
+            let shared: Vec<Uuid> = of_jobs.iter().flatten().filter(|c| c.shared).map(|c| c.chunk_id).collect();
+            let present: HashSet<Uuid> = if shared.is_empty() {
+                HashSet::new()
+            } else {
+                store.retrieve(&spec, &shared, false).await?.into_iter().map(|p| p.id).collect()
+            };
+            let contested: Vec<Vec<Uuid>> = of_jobs
+                .iter()
+                .map(|cs| cs.iter().filter(|c| c.shared && present.contains(&c.chunk_id)).map(|c| c.chunk_id).collect())
+                .collect();
             let counts = match subjects.as_slice() {
                 [(tag, ids)] => vec![store.count_tag_and_ids(&spec, *tag, ids).await?],
                 _ => store.count_tag_and_ids_many(&spec, &subjects).await?,
@@ -165,8 +178,8 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
                 let probes = &mut plans.entry(job_id).or_default().probes;
                 probes.extend(ids.iter().filter_map(|id| captured.get(id).cloned()));
             }
-            for ((job, ids), counts) in of.iter().zip(ids).zip(counts) {
-                plans.entry(job.job_id).or_default().collections.push((spec.clone(), counts, ids));
+            for (((job, ids), counts), contested) in of.iter().zip(ids).zip(counts).zip(contested) {
+                plans.entry(job.job_id).or_default().collections.push(PlannedIn { spec: spec.clone(), counts, ids, contested });
             }
         }
     }
@@ -181,20 +194,21 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
     // because the deletes that follow in Qdrant are not in Postgres' WAL and
     // would not be rolled back with them. pgvector's deletes are in the same
     // WAL, after this commit: a crash cannot keep them and lose the plan.
-    if plans.values().flat_map(|p| &p.collections).any(|(spec, _, _)| spec.backend != crate::domain::Backend::Pgvector) {
+    if plans.values().flat_map(|p| &p.collections).any(|p| p.spec.backend != crate::domain::Backend::Pgvector) {
         jobs::require_durable_commit(&mut tx).await?;
     }
     let before = |n: [u64; 3]| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let rows: Vec<jobs::PlanRow<'_>> = plans
         .iter()
         .flat_map(|(job_id, plan)| {
-            plan.collections.iter().map(|(spec, counts, ids)| jobs::PlanRow {
+            plan.collections.iter().map(|p| jobs::PlanRow {
                 job_id: *job_id,
-                collection_id: spec.collection_id,
-                collection_name: spec.name.as_str(),
-                backend: spec.backend.as_str(),
-                before: before(*counts),
-                point_ids: ids,
+                collection_id: p.spec.collection_id,
+                collection_name: p.spec.name.as_str(),
+                backend: p.spec.backend.as_str(),
+                before: before(p.counts),
+                point_ids: &p.ids,
+                contested: &p.contested,
             })
         })
         .collect();
@@ -220,7 +234,7 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
         .map(|(job_id, _)| {
             let result = match plans.get(job_id) {
                 Some(plan) => {
-                    let total: u64 = plan.collections.iter().map(|(_, counts, _)| counts[2]).sum();
+                    let total: u64 = plan.collections.iter().map(|p| p.counts[2]).sum();
                     Ok(format!("{total} vectors in {} collections to delete", plan.collections.len()))
                 }
                 None => Err(StageError::LeaseLost),
@@ -234,8 +248,17 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
 /// and the lineage point ids, and the probes.
 #[derive(Default)]
 struct Plan {
-    collections: Vec<(CollectionSpec, [u64; 3], Vec<Uuid>)>,
+    collections: Vec<PlannedIn>,
     probes: Vec<ProbeRow>,
+}
+
+/// One collection of a plan: counts before, lineage ids, and the contested
+/// ones among them (in chunks shared with other subjects, in the backend).
+struct PlannedIn {
+    spec: CollectionSpec,
+    counts: [u64; 3],
+    ids: Vec<Uuid>,
+    contested: Vec<Uuid>,
 }
 
 /// The subject's own vectors and texts, kept until the residual stage has
@@ -298,6 +321,7 @@ pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::
     // superseded writes nothing for that job, and the jobs' rows stay locked
     // until commit.
     let leases: Vec<(Uuid, Lease)> = batch.iter().map(|(job, lease)| (job.job_id, *lease)).collect();
+    credit_contested(ctx, &mut tx, &leases).await?;
     let completed: std::collections::HashMap<Uuid, jobs::Completed> =
         jobs::complete_many(&mut *tx, &leases).await?.into_iter().map(|c| (c.job_id, c)).collect();
     // Everything that does not need the log head first: appends of a tenant
@@ -353,6 +377,45 @@ pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::
     jobs::insert_events(&mut *tx, &events, Stage::Log.as_str(), JobStatus::Completed.as_str()).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(batch.iter().map(|(job, _)| messages.remove(&job.job_id)).collect())
+}
+
+/// Credits each job of the batch whose lease holds it with the contested
+/// points it counted that are gone, unless another erasure logged since it
+/// counted them is credited (`plans::credit_points`); the others are noted
+/// as deleted elsewhere. Jobs are taken in the batch's order: of two in it
+/// that share a point, the first is credited.
+async fn credit_contested(
+    ctx: &Context,
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    leases: &[(Uuid, Lease)],
+) -> std::result::Result<(), StageError> {
+    let ids: Vec<Uuid> = leases.iter().map(|(id, _)| *id).collect();
+    let contested = jobs::contested_many(&mut **tx, &ids).await?;
+    if contested.is_empty() {
+        return Ok(());
+    }
+    let holding: HashSet<Uuid> = jobs::hold_many(tx, leases).await?.into_iter().collect();
+    let mut elsewhere: HashMap<Uuid, i64> = HashMap::new();
+    for (job_id, lease) in leases.iter().filter(|(id, _)| holding.contains(id)) {
+        for c in contested.iter().filter(|c| c.job_id == *job_id) {
+            let Some(spec) = crate::store::collections::collection_by_id(&mut **tx, c.tenant_id, c.collection_id).await? else { continue };
+            let present: HashSet<Uuid> = ctx.stores.get(&spec)?.retrieve(&spec, &c.points, false).await?.into_iter().map(|p| p.id).collect();
+            let gone: Vec<Uuid> = c.points.iter().copied().filter(|p| !present.contains(p)).collect();
+            *elsewhere.entry(*job_id).or_default() += jobs::credit_points(tx, c, &gone).await?;
+        }
+        if let Some(n) = elsewhere.get(job_id).filter(|n| **n > 0) {
+            let note = crate::domain::JobNote::new(
+                "deleted_by_another_erasure",
+                Stage::Log,
+                format!(
+                    "{n} points counted before were deleted by another erasure running at the same time (of a subject \
+                     they are shared with), whose certificate counts them: they are not in `deleted` here"
+                ),
+            );
+            held(crate::store::progress::set_note(&mut **tx, *job_id, *lease, &note).await?)?;
+        }
+    }
+    Ok(())
 }
 
 /// What an erasure's log entry and certificate report.

@@ -593,7 +593,7 @@ fn count(c: &CountRow) -> pb::CollectionCount {
         before_by_tag: u(c.before_by_tag),
         before_by_ids: u(c.before_by_ids),
         before_total: u(c.before_total),
-        deleted: if c.after_total.is_some() { u(c.before_total - after) } else { 0 },
+        deleted: if c.after_total.is_some() { u(c.before_total - after - c.deleted_elsewhere) } else { 0 },
         after_by_tag: u(c.after_by_tag.unwrap_or(0)),
         after_by_ids: u(c.after_by_ids.unwrap_or(0)),
         after_total: u(after),

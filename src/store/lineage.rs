@@ -164,16 +164,28 @@ async fn backdate_sources(tx: &mut Transaction<'_, Postgres>, collection_id: Uui
 /// (collection id, chunk id) of every chunk tagged with the subject, in
 /// that order (one index-only scan).
 /// The `(collection, chunk)` pairs of several subjects, by subject, in one query.
-pub async fn subjects_chunks(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Vec<(Uuid, Uuid)>>> {
-    let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT subject_id, collection_id, chunk_id FROM chunk_subjects WHERE subject_id = ANY($1) ORDER BY subject_id, collection_id, chunk_id",
+/// A chunk of a subject's lineage: its collection, its id, and whether it
+/// may be shared with another subject (`chunks.shared`, conservative).
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectChunk {
+    pub collection_id: Uuid,
+    pub chunk_id: Uuid,
+    pub shared: bool,
+}
+
+/// The chunks of several subjects, by subject.
+pub async fn subjects_chunks(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Vec<SubjectChunk>>> {
+    let rows: Vec<(Uuid, Uuid, Uuid, Option<bool>)> = sqlx::query_as(
+        "SELECT cs.subject_id, cs.collection_id, cs.chunk_id, k.shared FROM chunk_subjects cs \
+         LEFT JOIN chunks k ON k.tenant_id = cs.tenant_id AND k.chunk_id = cs.chunk_id \
+         WHERE cs.subject_id = ANY($1) ORDER BY cs.subject_id, cs.collection_id, cs.chunk_id",
     )
     .bind(subject_ids)
     .fetch_all(ex)
     .await?;
-    let mut chunks: std::collections::HashMap<Uuid, Vec<(Uuid, Uuid)>> = std::collections::HashMap::new();
-    for (subject, collection, chunk) in rows {
-        chunks.entry(subject).or_default().push((collection, chunk));
+    let mut chunks: std::collections::HashMap<Uuid, Vec<SubjectChunk>> = std::collections::HashMap::new();
+    for (subject, collection_id, chunk_id, shared) in rows {
+        chunks.entry(subject).or_default().push(SubjectChunk { collection_id, chunk_id, shared: shared.unwrap_or(true) });
     }
     Ok(chunks)
 }

@@ -34,6 +34,9 @@ pub struct CountRow {
     pub withheld: i64,
     /// Residual candidates not acted on because of a legal hold.
     pub residual_withheld: i64,
+    /// Points counted before that another erasure (of a subject sharing
+    /// them) deleted and is credited with: not in `deleted`.
+    pub deleted_elsewhere: i64,
 }
 
 /// A collection of a job's plan: where it lives, its counts so far and,
@@ -77,7 +80,7 @@ pub async fn planned_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid], with_points
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
                e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
                e.physical_status, e.physical_detail, e.residual_applied, e.withheld, e.residual_withheld,
-               CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
+               e.deleted_elsewhere, CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
         FROM erasure_counts e JOIN collections k USING (collection_id)
         WHERE e.job_id = ANY($1)
         ORDER BY e.job_id, e.collection_name
@@ -106,7 +109,7 @@ pub async fn record_plan(
     before: [i64; 3],
     point_ids: &[Uuid],
 ) -> Result<()> {
-    let row = PlanRow { job_id, collection_id, collection_name, backend, before, point_ids };
+    let row = PlanRow { job_id, collection_id, collection_name, backend, before, point_ids, contested: &[] };
     record_plans(tx, &[row]).await
 }
 
@@ -119,6 +122,9 @@ pub struct PlanRow<'a> {
     pub backend: &'a str,
     pub before: [i64; 3],
     pub point_ids: &'a [Uuid],
+    /// Of `point_ids`, those in chunks shared with other subjects that were
+    /// in the backend when the counts were taken (see [`credit_points`]).
+    pub contested: &'a [Uuid],
 }
 
 /// [`record_plan`] of several collections and jobs in one statement; the
@@ -129,22 +135,29 @@ pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: 
     }
     let column = |f: fn(&PlanRow<'_>) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
     let (mut starts, mut lens, mut flat) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()), Vec::new());
+    let (mut c_starts, mut c_lens, mut c_flat) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()), Vec::new());
     for r in rows {
         starts.push(i32::try_from(flat.len()).unwrap_or(i32::MAX));
         lens.push(i32::try_from(r.point_ids.len()).unwrap_or(i32::MAX));
         flat.extend_from_slice(r.point_ids);
+        c_starts.push(i32::try_from(c_flat.len()).unwrap_or(i32::MAX));
+        c_lens.push(i32::try_from(r.contested.len()).unwrap_or(i32::MAX));
+        c_flat.extend_from_slice(r.contested);
     }
     sqlx::query(
         r#"
         INSERT INTO erasure_counts (job_id, collection_id, collection_name, backend,
-                                    before_by_tag, before_by_ids, before_total, plan_points)
+                                    before_by_tag, before_by_ids, before_total, plan_points, contested_points, planned_at)
         SELECT r.job_id, r.collection_id, r.name, r.backend, r.by_tag, r.by_ids, r.total,
-               COALESCE(($8::uuid[])[r.start + 1 : r.start + r.len], '{}')
-        FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $9::int[], $10::int[])
-             AS r(job_id, collection_id, name, backend, by_tag, by_ids, total, start, len)
+               COALESCE(($8::uuid[])[r.start + 1 : r.start + r.len], '{}'),
+               COALESCE(($11::uuid[])[r.c_start + 1 : r.c_start + r.c_len], '{}'), now()
+        FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $9::int[], $10::int[],
+                    $12::int[], $13::int[])
+             AS r(job_id, collection_id, name, backend, by_tag, by_ids, total, start, len, c_start, c_len)
         ON CONFLICT (job_id, collection_id) DO UPDATE
         SET before_by_tag = EXCLUDED.before_by_tag, before_by_ids = EXCLUDED.before_by_ids,
-            before_total = EXCLUDED.before_total, plan_points = EXCLUDED.plan_points
+            before_total = EXCLUDED.before_total, plan_points = EXCLUDED.plan_points,
+            contested_points = EXCLUDED.contested_points, planned_at = EXCLUDED.planned_at
         "#,
     )
     .bind(rows.iter().map(|r| r.job_id).collect::<Vec<_>>())
@@ -157,9 +170,70 @@ pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: 
     .bind(&flat)
     .bind(&starts)
     .bind(&lens)
+    .bind(&c_flat)
+    .bind(&c_starts)
+    .bind(&c_lens)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A collection's contested points of a job (see [`PlanRow::contested`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Contested {
+    pub job_id: Uuid,
+    pub collection_id: Uuid,
+    pub tenant_id: Uuid,
+    pub points: Vec<Uuid>,
+    pub planned_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The contested points of these jobs' plans, where there are any.
+pub async fn contested_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<Vec<Contested>> {
+    Ok(sqlx::query_as(
+        "SELECT e.job_id, e.collection_id, k.tenant_id, e.contested_points AS points, e.planned_at \
+         FROM erasure_counts e JOIN collections k USING (collection_id) \
+         WHERE e.job_id = ANY($1) AND cardinality(e.contested_points) > 0 ORDER BY e.job_id, e.collection_id",
+    )
+    .bind(job_ids)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Credits the job with the deletion of `gone` (contested points it counted
+/// that are no longer in the backend) where no other job has been credited
+/// with them since `c.planned_at`: a job credited before this one counted
+/// them deleted them before, so the points this one counted are new ones
+/// under the same ids. Records and returns how many were deleted by another
+/// erasure (counted here, credited there). In the log stage's transaction:
+/// a job logged at the same time waits for this one's credits to commit.
+pub async fn credit_points(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, c: &Contested, gone: &[Uuid]) -> Result<i64> {
+    let mut gone = gone.to_vec();
+    gone.sort_unstable();
+    let credited: Vec<Uuid> = sqlx::query_scalar(
+        r#"
+        INSERT INTO erasure_point_credits (collection_id, point_id, tenant_id, job_id)
+        SELECT $1, p, $3, $4 FROM UNNEST($2::uuid[]) AS p
+        ON CONFLICT (collection_id, point_id) DO UPDATE SET job_id = EXCLUDED.job_id, credited_at = now()
+        WHERE erasure_point_credits.credited_at < $5 OR erasure_point_credits.job_id = EXCLUDED.job_id
+        RETURNING point_id
+        "#,
+    )
+    .bind(c.collection_id)
+    .bind(&gone)
+    .bind(c.tenant_id)
+    .bind(c.job_id)
+    .bind(c.planned_at)
+    .fetch_all(&mut **tx)
+    .await?;
+    let elsewhere = i64::try_from(gone.len().saturating_sub(credited.len())).unwrap_or(i64::MAX);
+    sqlx::query("UPDATE erasure_counts SET deleted_elsewhere = $3, contested_points = '{}' WHERE job_id = $1 AND collection_id = $2")
+        .bind(c.job_id)
+        .bind(c.collection_id)
+        .bind(elsewhere)
+        .execute(&mut **tx)
+        .await?;
+    Ok(elsewhere)
 }
 
 /// Every point the plans of several jobs hold (the subjects' own), in one
@@ -308,7 +382,8 @@ pub async fn counts_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<Ha
         r#"
         SELECT job_id, collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
                after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
-               residual_redacted, physical_status, physical_detail, residual_applied, withheld, residual_withheld
+               residual_redacted, physical_status, physical_detail, residual_applied, withheld, residual_withheld,
+               deleted_elsewhere
         FROM erasure_counts WHERE job_id = ANY($1) ORDER BY job_id, collection_name
         "#,
     )

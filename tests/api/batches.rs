@@ -608,3 +608,85 @@ async fn a_chunk_two_people_of_a_batch_share_is_forgotten_for_both() {
     assert_eq!(rows(&app.pool, "chunks").await, 0);
     app.assert_lineage_consistent().await;
 }
+
+/// Two people share a chunk and are erased together: both plans count its
+/// point, one delete removes it, and each certificate said it deleted it.
+/// The first logged is credited; the other counts it as deleted by another
+/// erasure, so the certificates' deletions add up to what left the store.
+#[tokio::test]
+async fn a_point_two_erasures_counted_is_certified_deleted_once() {
+    let app = spawn_app_with(Options { no_workers: true, settings: Some(batches_of_four), ..Default::default() }).await;
+    for backend in [pb::Backend::Pgvector, pb::Backend::Qdrant] {
+        let name = format!("mail_{}", backend.as_str_name().to_lowercase());
+        let c = app.create_collection(&name, backend).await;
+        let (ann, bob) = (format!("ann-{name}"), format!("bob-{name}"));
+        app.ingest(&c.name, vec![
+            chunk(&format!("doc-ab-{name}"), 0, "ann and bob at the garden committee", &[&ann, &bob]),
+            chunk(&format!("doc-a-{name}"), 0, "ann's own note", &[&ann]),
+            chunk(&format!("doc-b-{name}"), 0, "bob's own note", &[&bob]),
+        ])
+        .await
+        .unwrap();
+        let ids: Vec<String> = [app.erase(&ann).await, app.erase(&bob).await].into_iter().map(|j| j.job_id).collect();
+        assert_eq!(try_execute_batch(&app.ctx, Uuid::new_v4()).await.unwrap(), ExecutionOutcome::JobRan);
+        let mut deleted = Vec::new();
+        let mut elsewhere = Vec::new();
+        for id in &ids {
+            let job = app.job(id).await;
+            assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+            let count = job.counts.iter().find(|k| k.collection == name).expect("counted");
+            assert_eq!((count.before_total, count.after_total), (2, 0), "{name}");
+            deleted.push(count.deleted);
+            let body: String = sqlx::query_scalar("SELECT body FROM certificates WHERE job_id = $1::uuid")
+                .bind(id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let entry = body["collections"].as_array().unwrap().iter().find(|k| k["collection"] == name.as_str()).unwrap().clone();
+            let other = entry["deleted_by_other_erasures"].as_i64().unwrap_or(0);
+            assert_eq!(entry["deleted"].as_i64(), Some(i64::try_from(count.deleted).unwrap()));
+            assert_eq!(entry["before_total"].as_i64().unwrap(), entry["deleted"].as_i64().unwrap() + other, "adds up: {entry}");
+            if other > 0 {
+                assert!(job.notes.iter().any(|n| n.code == "deleted_by_another_erasure"), "{:?}", job.notes);
+            }
+            elsewhere.push(other);
+        }
+        assert_eq!(deleted.iter().sum::<u64>(), 3, "{name}: three points left the store, each certified once: {deleted:?}");
+        assert_eq!(deleted, [2, 1], "{name}: the first logged is credited");
+        assert_eq!(elsewhere, [0, 1], "{name}");
+    }
+    let verified = app.client.clone().verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default())).await.unwrap();
+    assert!(verified.into_inner().valid);
+}
+
+/// The same across workers: two jobs, each alone, whose plans both count
+/// the shared point before either deletes it.
+#[tokio::test]
+async fn a_point_two_concurrent_erasures_counted_is_certified_deleted_once() {
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 200, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, vec![
+        chunk("doc-ab", 0, "ann and bob at the garden committee", &["ann", "bob"]),
+        chunk("doc-a", 0, "ann's own note", &["ann"]),
+        chunk("doc-b", 0, "bob's own note", &["bob"]),
+    ])
+    .await
+    .unwrap();
+    let ids: Vec<String> = [app.erase("ann").await, app.erase("bob").await].into_iter().map(|j| j.job_id).collect();
+    let run = || {
+        let ctx = app.ctx.clone();
+        tokio::spawn(async move { try_execute_job(&ctx, Uuid::new_v4()).await })
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.await.unwrap().unwrap(), ExecutionOutcome::JobRan);
+    assert_eq!(b.await.unwrap().unwrap(), ExecutionOutcome::JobRan);
+    let mut deleted = 0;
+    for id in &ids {
+        let job = app.job(id).await;
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+        assert_eq!((job.counts[0].before_total, job.counts[0].after_total), (2, 0), "both counted the shared point");
+        deleted += job.counts[0].deleted;
+    }
+    assert_eq!(deleted, 3, "each deletion in one certificate");
+}
