@@ -49,6 +49,18 @@ impl LetheError {
     pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
         Self::FailedPrecondition { reason, message: message.into() }
     }
+
+    /// What a job record (shown to clients, kept after the erasure) may say
+    /// of the error: Lethe's own words, never a backend's or the database's
+    /// (which can quote a value: "Key (external_id)=(…) already exists").
+    /// The cause goes to the service log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable(_) => "a backend is unavailable".to_owned(),
+            Self::Unexpected(_) => "unexpected error (the service log has the cause)".to_owned(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<StoreError> for LetheError {
@@ -108,5 +120,20 @@ impl From<crate::keys::KeyError> for LetheError {
 impl From<EmbeddingError> for LetheError {
     fn from(e: EmbeddingError) -> Self {
         Self::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_record_never_quotes_the_database_or_a_backend() {
+        let db = LetheError::Unexpected(anyhow::anyhow!("duplicate key: Key (external_id)=(alice@example.com) already exists"));
+        let backend = LetheError::Unavailable(anyhow::anyhow!("qdrant said: point alice@example.com"));
+        for e in [db, backend] {
+            assert!(!e.public_message().contains("alice"), "{}", e.public_message());
+        }
+        assert_eq!(LetheError::NotFound("collection `mail`".into()).public_message(), "collection `mail` not found");
     }
 }

@@ -393,11 +393,12 @@ async fn after_stage(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, ou
         }
         Some(Err(StageError::Transient(e))) => {
             tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), error.cause_chain = ?e, "stage failed; will retry");
+            let said = e.public_message();
             if job.attempts >= MAX_ATTEMPTS {
-                return fail(ctx, job, lease, stage, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await;
+                return fail(ctx, job, lease, stage, &format!("gave up after {MAX_ATTEMPTS} attempts: {said}")).await;
             }
             let backoff = f64::from(2u32.saturating_pow(job.attempts.clamp(0, 6).unsigned_abs())).min(60.0);
-            let error = format!("{}: {e}", stage.as_str());
+            let error = format!("{}: {said}", stage.as_str());
             if !jobs::release_for_retry(&ctx.pool, job.job_id, lease, &error, backoff).await? {
                 tracing::warn!(job_id = %job.job_id, "lease lost; another worker resumes the job");
             }

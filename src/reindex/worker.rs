@@ -93,7 +93,8 @@ async fn run_one(ctx: &Context, lease: Lease, job: &ReindexRow, stage: &str) -> 
         Err(e) => {
             let fatal = matches!(e, LetheError::Unexpected(_) | LetheError::NotFound(_)) && stage == "switch"
                 || job.attempts >= MAX_ATTEMPTS;
-            let msg = format!("{stage}: {e}");
+            tracing::warn!(job_id = %job.job_id, stage, error.cause_chain = ?e, "re-index stage failed");
+            let msg = format!("{stage}: {}", e.public_message());
             if fatal {
                 // Only the lease holder may drop the staging generation.
                 if reindex::finish(&ctx.pool, job.job_id, lease, "failed", Some(&msg)).await? {
