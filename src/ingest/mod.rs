@@ -113,7 +113,9 @@ pub async fn write(
     }
     // Everything a request can be refused for is checked before the first
     // write (a subject stored, a suppressed point deleted and logged): a
-    // refused request records nothing.
+    // refused request records nothing. Point ids held elsewhere are checked
+    // here only when such a write comes before lineage (`check_ids_free`);
+    // otherwise the lineage write refuses them, rolling back alone.
     check_ids_unique(spec, &chunks, mode)?;
     check_vectors(spec, &chunks, mode)?;
     if let WriteMode::Track { verify_points: true } = mode
@@ -121,7 +123,13 @@ pub async fn write(
     {
         verify_tracked(ctx, spec, &chunks).await?;
     }
-    check_ids_free(ctx, spec, &chunks, mode).await?;
+    // The request's point ids with their sources, in its order (its fields).
+    let requested: Vec<(Uuid, String)> = chunks.iter().map(|c| (point_id(spec, c), c.source_id.as_str().to_owned())).collect();
+    let mut ids_checked = false;
+    if subjects.iter().any(|s| !s.identifiers.is_empty()) {
+        check_ids_free(ctx, spec, &requested, mode).await?;
+        ids_checked = true;
+    }
     if mode == WriteMode::Embed && spec.dimension != ctx.embedder.dimension() {
         return Err(LetheError::invalid(
             "collection",
@@ -192,10 +200,24 @@ pub async fn write(
             crate::store::holds::held_among(&mut *guard, tenant_id, &wanted).await?.into_iter().collect();
         unwanted.retain(|(p, _)| !tag_hashes.get(p).is_some_and(|hs| hs.iter().any(|h| on_hold.contains(*h))));
     }
+    if !unwanted.is_empty() && !ids_checked {
+        check_ids_free(ctx, spec, &requested, mode).await?;
+    }
     let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
     let mut points = vectors_for(spec, &accepted, mode, &mut embedded)?;
 
-    let subject_ids = record_lineage(ctx, spec, &accepted, &tagged, known).await?;
+    let subject_ids = match record_lineage(ctx, spec, &accepted, &tagged, known).await {
+        // A point id another collection or source holds: which one, named as
+        // the request's field (one more read, only for a refused request).
+        Err(RecordError::IdTaken) => {
+            check_ids_free(ctx, spec, &requested, mode).await?;
+            // Taken by a write that has gone since: the request as a whole.
+            let all = if mode == WriteMode::Embed { "chunks" } else { "points" };
+            return Err(LetheError::invalid(all, "a point id is already used by another collection or source"));
+        }
+        Err(RecordError::Other(e)) => return Err(e),
+        Ok(n) => n,
+    };
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
     if let Some(vectors) = points.take() {
         let store = ctx.stores.get(spec)?;
@@ -269,10 +291,12 @@ fn check_vectors(spec: &CollectionSpec, chunks: &[ChunkInput], mode: WriteMode) 
 }
 
 /// A point id is the tenant's for one chunk: of one source in one
-/// collection. An id lineage holds for another is refused before anything
-/// is written (the lineage write refuses it again, for a concurrent write).
-async fn check_ids_free(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInput], mode: WriteMode) -> Result<()> {
-    let wanted: Vec<(Uuid, &str)> = chunks.iter().map(|c| (point_id(spec, c), c.source_id.as_str())).collect();
+/// collection. An id lineage holds for another is refused, naming the
+/// request's field: before the first write that precedes lineage, or when
+/// the lineage write has refused it (which nothing else then checks: one
+/// read fewer per request).
+async fn check_ids_free(ctx: &Context, spec: &CollectionSpec, requested: &[(Uuid, String)], mode: WriteMode) -> Result<()> {
+    let wanted: Vec<(Uuid, &str)> = requested.iter().map(|(id, source)| (*id, source.as_str())).collect();
     let taken = lineage::ids_taken_elsewhere(&ctx.pool, spec.tenant_id, spec.collection_id, &wanted).await?;
     match wanted.iter().position(|(id, _)| taken.contains(id)) {
         Some(i) => Err(LetheError::invalid(format!("{}.point_id", field(mode, i)), "is already used by another collection or source")),
@@ -324,6 +348,19 @@ async fn verify_tracked(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInp
     Ok(())
 }
 
+/// Why lineage was not recorded.
+enum RecordError {
+    /// A point id is held by another collection or source (nothing written).
+    IdTaken,
+    Other(LetheError),
+}
+
+impl<E: Into<LetheError>> From<E> for RecordError {
+    fn from(e: E) -> Self {
+        Self::Other(e.into())
+    }
+}
+
 /// Creates the tagged subjects not in `known` (read by the suppression
 /// check, under the subjects' locks) and records sources, chunks and tags,
 /// in one transaction.
@@ -333,7 +370,7 @@ async fn record_lineage(
     chunks: &[ChunkInput],
     tagged: &BTreeMap<String, Vec<u8>>,
     mut by_hash: HashMap<Vec<u8>, Uuid>,
-) -> Result<usize> {
+) -> std::result::Result<usize, RecordError> {
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let missing: Vec<(String, Vec<u8>)> =
         tagged.iter().filter(|(_, h)| !by_hash.contains_key(*h)).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -356,7 +393,7 @@ async fn record_lineage(
         })
         .collect();
     if !new_chunks.is_empty() && !lineage::record_chunks(&mut tx, spec.tenant_id, spec.collection_id, &new_chunks).await? {
-        return Err(LetheError::invalid("point_id", "a point id is already used by another collection or source"));
+        return Err(RecordError::IdTaken);
     }
     let lookups: Vec<(Uuid, String)> =
         chunks.iter().filter_map(|c| c.native_id.clone().map(|n| (point_id(spec, c), n))).collect();
