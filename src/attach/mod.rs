@@ -307,6 +307,9 @@ fn requested_mapping(input: &AttachInput) -> Result<(Vec<String>, Mapping)> {
                 return Err(LetheError::invalid("mapping.tags", "is required without a preset"));
             };
             let needs_columns = input.backend == Backend::Pgvector;
+            if needs_columns {
+                presets::check_pgvector_target(&input.target)?;
+            }
             let id = m.id.clone().unwrap_or_default();
             let vector = m.vector.clone().unwrap_or_default();
             if needs_columns && id.is_empty() {

@@ -236,6 +236,18 @@ fn check_target(target: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// Checks a pgvector target given without a preset as a preset's is
+/// checked: a `[schema.]table` whose parts fit Postgres's identifiers (a
+/// longer part would be truncated by Postgres into a table the allowlist
+/// never saw).
+///
+/// # Errors
+/// Why the target is refused (field `target`).
+pub fn check_pgvector_target(target: &str) -> Result<(), InvalidInput> {
+    check_target(target)?;
+    table(target).map(|_| ())
+}
+
 /// A table named `[schema.]table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Table<'a> {

@@ -110,11 +110,22 @@ pub fn export_stream(ctx: Context, tenant_id: Uuid) -> mpsc::Receiver<Result<pb:
     rx
 }
 
-/// The chunks of an ImportLedger request, at most `max` bytes in all.
+/// One ledger import at a time per process: each holds up to
+/// `max_ledger_bytes` (256 MiB) in memory, and a key could open many
+/// streams at once. The others wait (their uploads held back by HTTP/2's
+/// flow control) until it ends.
+static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// The chunks of an ImportLedger request, at most `max` bytes in all, with
+/// the process's import turn (kept until the import ends).
 ///
 /// # Errors
 /// `InvalidArgument` (`ledger`) beyond `max`; the stream's own errors.
-pub async fn read_ledger(mut chunks: Streaming<pb::LedgerChunk>, max: usize) -> Result<Vec<u8>, Status> {
+pub async fn read_ledger(
+    mut chunks: Streaming<pb::LedgerChunk>,
+    max: usize,
+) -> Result<(Vec<u8>, tokio::sync::SemaphorePermit<'static>), Status> {
+    let turn = IMPORTS.acquire().await.map_err(|_| Status::unavailable("shutting down"))?;
     let mut bytes = Vec::new();
     while let Some(chunk) = chunks.message().await? {
         if bytes.len() + chunk.data.len() > max {
@@ -123,5 +134,5 @@ pub async fn read_ledger(mut chunks: Streaming<pb::LedgerChunk>, max: usize) -> 
         }
         bytes.extend_from_slice(&chunk.data);
     }
-    Ok(bytes)
+    Ok((bytes, turn))
 }

@@ -464,7 +464,7 @@ impl Lethe for LetheService {
         // The turn once the ledger has arrived: a slow upload holds none.
         let p = self.auth.authorize(req.metadata(), Action::Manage).await?;
         let max = self.ctx.settings.restore_guard.max_ledger_bytes;
-        let bytes = super::restore::read_ledger(req.into_inner(), max).await?;
+        let (bytes, _import) = super::restore::read_ledger(req.into_inner(), max).await?;
         let _turn = self.ctx.slot().await;
         let out = crate::restore::ledger::import(&self.ctx, p.tenant_id, &bytes).await?;
         Ok(Response::new(super::restore::import_response(&out)))

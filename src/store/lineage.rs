@@ -175,17 +175,18 @@ pub struct SubjectChunk {
 
 /// The chunks of several subjects, by subject.
 pub async fn subjects_chunks(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Vec<SubjectChunk>>> {
+    // `chunks_shared_idx` (shared chunks only) answers the EXISTS.
     let rows: Vec<(Uuid, Uuid, Uuid, Option<bool>)> = sqlx::query_as(
-        "SELECT cs.subject_id, cs.collection_id, cs.chunk_id, k.shared FROM chunk_subjects cs \
-         LEFT JOIN chunks k ON k.tenant_id = cs.tenant_id AND k.chunk_id = cs.chunk_id \
-         WHERE cs.subject_id = ANY($1) ORDER BY cs.subject_id, cs.collection_id, cs.chunk_id",
+        "SELECT cs.subject_id, cs.collection_id, cs.chunk_id, \
+                EXISTS (SELECT 1 FROM chunks k WHERE k.tenant_id = cs.tenant_id AND k.chunk_id = cs.chunk_id AND k.shared) \
+         FROM chunk_subjects cs WHERE cs.subject_id = ANY($1) ORDER BY cs.subject_id, cs.collection_id, cs.chunk_id",
     )
     .bind(subject_ids)
     .fetch_all(ex)
     .await?;
     let mut chunks: std::collections::HashMap<Uuid, Vec<SubjectChunk>> = std::collections::HashMap::new();
     for (subject, collection_id, chunk_id, shared) in rows {
-        chunks.entry(subject).or_default().push(SubjectChunk { collection_id, chunk_id, shared: shared.unwrap_or(true) });
+        chunks.entry(subject).or_default().push(SubjectChunk { collection_id, chunk_id, shared: shared.unwrap_or(false) });
     }
     Ok(chunks)
 }

@@ -537,3 +537,18 @@ async fn overlapping_attachments_of_one_store_are_refused_across_tenants() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+/// Without a preset, a pgvector target is checked as a preset's is: a part
+/// longer than Postgres's 63 bytes was truncated by Postgres into another
+/// table than the one the allowlist matched.
+#[tokio::test]
+async fn a_target_postgres_would_truncate_is_refused_without_a_preset_too() {
+    let app = spawn_app().await;
+    let long = format!("public.{}_docs", "t".repeat(63));
+    let err = attach(&app, hand_made_request("crm", &long)).await.expect_err("too long");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let d = tonic_types::StatusExt::get_details_bad_request(&err).expect("field");
+    assert_eq!(d.field_violations[0].field, "target");
+    let dotted = attach(&app, hand_made_request("crm", "a.b.c")).await.expect_err("three parts");
+    assert_eq!(dotted.code(), tonic::Code::InvalidArgument, "{dotted:?}");
+}
