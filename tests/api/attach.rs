@@ -544,6 +544,14 @@ async fn overlapping_attachments_of_one_store_are_refused_across_tenants() {
 #[tokio::test]
 async fn a_target_postgres_would_truncate_is_refused_without_a_preset_too() {
     let app = spawn_app().await;
+    // The table Postgres would find: the name cut at 63 bytes.
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE {} (doc_key text PRIMARY KEY, people text[], body text, origin text, emb vector({DIM}))",
+        "t".repeat(63)
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("create table");
     let long = format!("public.{}_docs", "t".repeat(63));
     let err = attach(&app, hand_made_request("crm", &long)).await.expect_err("too long");
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
