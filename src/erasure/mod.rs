@@ -148,7 +148,9 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     ingest::refuse_texts_naming(&mut tx, (&subject, input.subject.id.as_str(), &input.subject.identifiers), &texts).await?;
     let refused = subject.legal_hold;
     let refusal = if refused {
-        Some(format!("legal_hold: {}", ingest::hold_reason_to_keep(&mut *tx, &subject, subject.legal_hold_reason.as_deref().unwrap_or(""), &input.subject.identifiers).await?))
+        let reason = subject.legal_hold_reason.as_deref().unwrap_or_default();
+        let kept = ingest::hold_reason_to_keep(&mut *tx, &subject, reason, &input.subject.identifiers).await?;
+        Some(format!("legal_hold: {kept}"))
     } else {
         None
     };

@@ -148,36 +148,30 @@ impl Matcher {
                 (s, re)
             })
             .collect();
-        let first_names = identifiers
+        // Per name identifier: its first name with nicknames (any case, for
+        // stripping) and what corroborates its lone surname.
+        let (first_names, corroborators): (Vec<_>, Vec<_>) = identifiers
             .iter()
             .enumerate()
             .filter(|(_, id)| id.kind == crate::domain::IdentifierKind::Name)
             .filter_map(|(i, id)| {
                 let parts = names::parse_name(&id.value)?;
-                let mut alts = super::nicknames::alternatives(&parts.first);
-                alts.push(&parts.first);
+                let nicknames = super::nicknames::alternatives(&parts.first);
+                let alts: Vec<&str> = nicknames.iter().copied().chain([parts.first.as_str()]).collect();
                 let alt = alts.iter().map(|a| regex::escape(a)).collect::<Vec<_>>().join("|");
                 let lower = alts.iter().map(|a| a.to_lowercase()).collect();
-                Some((i, lower, Lazy::new(format!(r"\b(?:{alt})\b"))))
-            })
-            .collect();
-        let corroborators = identifiers
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| id.kind == crate::domain::IdentifierKind::Name)
-            .filter_map(|(i, id)| {
-                let parts = names::parse_name(&id.value)?;
-                let own = parts.first.to_lowercase();
-                let mut names: Vec<String> = super::nicknames::alternatives(&parts.first)
-                    .into_iter()
+                let as_names: Vec<String> = nicknames
+                    .iter()
                     .filter(|n| !COMMON_WORD_NICKNAMES.contains(n))
-                    .map(str::to_owned)
+                    .map(|n| (*n).to_owned())
+                    .chain([parts.first.to_lowercase()])
+                    .flat_map(|n| [capitalised(&n), n.to_uppercase()])
+                    .map(|n| regex::escape(&n))
                     .collect();
-                names.push(own);
-                let written: Vec<String> = names.iter().flat_map(|n| [capitalised(n), n.to_uppercase()]).map(|n| regex::escape(&n)).collect();
-                Some((i, Lazy::exact(format!(r"\b(?:{})\b", written.join("|")))))
+                let first = (i, lower, Lazy::new(format!(r"\b(?:{alt})\b")));
+                Some((first, (i, Lazy::exact(format!(r"\b(?:{})\b", as_names.join("|"))))))
             })
-            .collect();
+            .unzip();
         let mut literals: Vec<String> =
             forms.iter().map(|(s, _)| s.literal.clone()).filter(|l| !l.is_empty()).collect();
         literals.sort_unstable();
