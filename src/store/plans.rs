@@ -397,8 +397,12 @@ pub async fn counts_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<Ha
     Ok(counts)
 }
 
-/// Forgets the plan's point ids once the job is logged (they are lineage too).
+/// Forgets the plan's point ids (and the contested ones among them) once
+/// the job is logged, failed or refused (they are lineage too).
 pub async fn delete_plan_points(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<()> {
-    sqlx::query("UPDATE erasure_counts SET plan_points = '{}' WHERE job_id = ANY($1)").bind(job_ids).execute(ex).await?;
+    sqlx::query("UPDATE erasure_counts SET plan_points = '{}', contested_points = '{}' WHERE job_id = ANY($1)")
+        .bind(job_ids)
+        .execute(ex)
+        .await?;
     Ok(())
 }
