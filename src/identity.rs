@@ -8,9 +8,9 @@
 //! `+`-number is a phone and `@ann` a handle. [`canonical`] reads the shape
 //! of the value; [`match_keys`] gives the strings that are hashed (with the
 //! tenant key) for tombstones, one per way residual search would recognise
-//! the person on its own: the address, a specific local part at any domain,
-//! `first last` with every nickname of the first name, the national phone
-//! number, the handle.
+//! the person on its own: the address (its domain in ASCII), a specific
+//! local part at any domain, `first last` with every nickname of the first
+//! name (also without diacritics), the phone's subscriber number, the handle.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -27,7 +27,7 @@ pub fn canonical(id: &Identifier) -> Identifier {
     let unwrapped = value.trim_matches(|c| c == '<' || c == '>' || c == '"' || c == '\'');
     let unwrapped = strip_prefix_ci(unwrapped, "mailto:").unwrap_or(unwrapped);
     if id.kind != IdentifierKind::AnonymousId && is_email(unwrapped) {
-        return Identifier { kind: IdentifierKind::Email, value: unwrapped.to_lowercase() };
+        return Identifier { kind: IdentifierKind::Email, value: ascii_address(&unwrapped.to_lowercase()) };
     }
     // A display form with one address in it (`Xavier Xu <xavier@ex.com>`,
     // `"Xu, Xavier" mailto:xavier@ex.com`, `(xavier@ex.com),`,
@@ -98,14 +98,22 @@ pub fn match_keys(id: &Identifier) -> Vec<String> {
             Some(n) => {
                 let last = n.last.to_lowercase();
                 let first = n.first.to_lowercase();
-                keys.push(format!("name:{first} {last}"));
-                for alt in nicknames::alternatives(&first) {
-                    keys.push(format!("name:{alt} {last}"));
+                // Also without diacritics (`José Núñez` is `Jose Nunez` as
+                // many systems store it, and a write must not pass the
+                // tombstone by dropping the accents).
+                for (first, last) in [(first.clone(), last.clone()), (fold_diacritics(&first), fold_diacritics(&last))] {
+                    keys.push(format!("name:{first} {last}"));
+                    for alt in nicknames::alternatives(&first) {
+                        keys.push(format!("name:{alt} {last}"));
+                    }
                 }
             }
             None => keys.push(format!("literal:{}", c.value.to_lowercase())),
         },
-        IdentifierKind::Phone => keys.push(format!("phone:{}", national_number(&c.value))),
+        IdentifierKind::Phone => {
+            keys.push(format!("phone:{}", national_number(&c.value)));
+            keys.extend(subscriber_numbers(&c.value).into_iter().map(|n| format!("subscriber:{n}")));
+        }
         IdentifierKind::Handle => keys.push(format!("handle:{}", c.value.to_lowercase())),
         IdentifierKind::AnonymousId | IdentifierKind::Other => keys.push(format!("literal:{}", c.value.to_lowercase())),
     }
@@ -199,6 +207,100 @@ pub fn national_number(digits: &str) -> String {
     if plain.len() == 11 && plain.starts_with('1') { plain[1..].to_owned() } else { plain }
 }
 
+/// The digits a phone number's subscriber is reached by in any of the
+/// forms people write it: the number after its country code (`+44 20 7946
+/// 0958`, `0044 …`) or, written nationally, after the trunk prefix (`020
+/// 7946 0958`), without leading zeros (`+44 (0)20 …`; Italy keeps its `0`
+/// after the country code, and drops nothing: both read `6…` here). A
+/// national number of 11 digits beginning with `1` also gives its last 10
+/// (`1-713-853-6000`). `canonical_digits` is a canonical phone value
+/// (`+` and digits, or digits). Numbers shorter than 7 digits give none.
+pub fn subscriber_numbers(canonical_digits: &str) -> Vec<String> {
+    let digits: String = canonical_digits.chars().filter(char::is_ascii_digit).collect();
+    let mut out = Vec::new();
+    if canonical_digits.starts_with('+') {
+        let code = country_code_len(&digits).min(digits.len());
+        out.push(digits[code..].trim_start_matches('0').to_owned());
+    } else {
+        out.push(digits.trim_start_matches('0').to_owned());
+        if digits.len() == 11 && digits.starts_with('1') {
+            out.push(digits[1..].to_owned());
+        }
+    }
+    out.retain(|n| n.len() >= 7);
+    out.dedup();
+    out
+}
+
+/// How many digits an international number's country code has (ITU-T
+/// E.164: `1` and `7` alone, the two-digit codes listed, three otherwise).
+fn country_code_len(digits: &str) -> usize {
+    match digits.as_bytes() {
+        [b'1' | b'7', ..] => 1,
+        [b'2', b'0' | b'7', ..]
+        | [b'3', b'0'..=b'4' | b'6' | b'9', ..]
+        | [b'4', b'0' | b'1' | b'3'..=b'9', ..]
+        | [b'5', b'1'..=b'8', ..]
+        | [b'6', b'0'..=b'6', ..]
+        | [b'8', b'1' | b'2' | b'4' | b'6', ..]
+        | [b'9', b'0'..=b'5' | b'8', ..] => 2,
+        _ => 3,
+    }
+}
+
+/// A word without its diacritics (`núñez` → `nunez`, `łódź` → `lodz`,
+/// `straße` → `strasse`): canonical decomposition with the combining marks
+/// dropped, and the Latin letters that do not decompose spelt as their
+/// usual ASCII.
+pub fn fold_diacritics(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    for c in word.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)) {
+        match c {
+            'ß' => out.push_str("ss"),
+            'æ' => out.push_str("ae"),
+            'Æ' => out.push_str("AE"),
+            'œ' => out.push_str("oe"),
+            'Œ' => out.push_str("OE"),
+            'þ' => out.push_str("th"),
+            'Þ' => out.push_str("TH"),
+            'ø' => out.push('o'),
+            'Ø' => out.push('O'),
+            'ł' => out.push('l'),
+            'Ł' => out.push('L'),
+            'đ' | 'ð' => out.push('d'),
+            'Đ' | 'Ð' => out.push('D'),
+            'ı' => out.push('i'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// An address with its domain in ASCII (IDNA: `ann@bücher.de` is
+/// `ann@xn--bcher-kva.de`, as mail systems send it); the address unchanged
+/// when its domain is not a valid IDN.
+fn ascii_address(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if !domain.is_ascii() || domain.contains("xn--") => match idna::domain_to_ascii(domain) {
+            Ok(ascii) if !ascii.is_empty() => format!("{local}@{ascii}"),
+            _ => address.to_owned(),
+        },
+        _ => address.to_owned(),
+    }
+}
+
+/// A domain's Unicode form when it has IDN labels (`xn--bcher-kva.de` →
+/// `bücher.de`), as texts may write it.
+pub fn unicode_domain(domain: &str) -> Option<String> {
+    if !domain.contains("xn--") {
+        return None;
+    }
+    match idna::domain_to_unicode(domain) {
+        (unicode, Ok(())) if unicode != domain => Some(unicode),
+        _ => None,
+    }
+}
+
 /// The text without Unicode's default-ignorable code points (soft hyphen,
 /// zero-width space and joiners, word joiner, bidirectional marks, variation
 /// selectors, BOM, tags …): invisible, so `jeff.dasovich\u{AD}@enron.com`
@@ -248,7 +350,7 @@ fn one_address(value: &str) -> Option<String> {
         .map(|w| w.replace("\"@", "@").trim_matches('"').trim_end_matches('.').to_lowercase())
         .filter(|w| is_email(w));
     match (addresses.next(), addresses.next()) {
-        (Some(only), None) => Some(only),
+        (Some(only), None) => Some(ascii_address(&only)),
         _ => None,
     }
 }
@@ -489,6 +591,56 @@ mod tests {
         ] {
             assert_eq!(validate(&id(kind, value)), Ok(()), "{kind:?} {value}");
         }
+    }
+
+    #[test]
+    fn a_phone_is_one_number_in_its_national_and_international_forms() {
+        let phone = |v: &str| id(IdentifierKind::Phone, v);
+        for (erased, written) in [
+            ("+44 20 7946 0958", "020 7946 0958"),
+            ("+44 20 7946 0958", "+44 (0)20 7946 0958"),
+            ("020 7946 0958", "0044 20 7946 0958"),
+            ("+33 1 23 45 67 89", "01 23 45 67 89"),
+            ("+39 06 1234 5678", "06 1234 5678"),
+            ("+45 12 34 56 78", "12 34 56 78"),
+            ("+49 30 901820", "030 901820"),
+            ("+1 713 853 6000", "1-713-853-6000"),
+            ("+86 138 1234 5678", "138 1234 5678"),
+            ("+353 1 234 5678", "01 234 5678"),
+        ] {
+            assert!(shares_key(&phone(erased), &phone(written)), "{erased} and {written}");
+            assert!(shares_key(&phone(written), &phone(erased)), "{written} and {erased}");
+        }
+        for (a, b) in [("+44 20 7946 0958", "+44 20 7946 0959"), ("+1 713 853 6000", "+1 813 853 6000")] {
+            assert!(!shares_key(&phone(a), &phone(b)), "{a} and {b}");
+        }
+        assert_eq!(subscriber_numbers("+4402079460958"), ["2079460958"]);
+        assert!(subscriber_numbers("+35412").is_empty(), "too short to name anyone");
+    }
+
+    #[test]
+    fn an_idn_domain_is_one_domain_in_unicode_and_ascii() {
+        let erased = id(IdentifierKind::Email, "ann.b@bücher.de");
+        assert_eq!(canonical(&erased).value, "ann.b@xn--bcher-kva.de");
+        for value in ["ann.b@xn--bcher-kva.de", "ANN.B@BÜCHER.DE", "Ann B <ann.b@bücher.de>"] {
+            assert!(shares_key(&erased, &id(IdentifierKind::Email, value)), "{value}");
+        }
+        assert!(!shares_key(&id(IdentifierKind::Email, "ann@bücher.de"), &id(IdentifierKind::Email, "ann@bucher.de")));
+        assert_eq!(unicode_domain("xn--bcher-kva.de").as_deref(), Some("bücher.de"));
+        assert_eq!(unicode_domain("enron.com"), None);
+    }
+
+    #[test]
+    fn a_name_with_or_without_its_diacritics_is_the_same_name() {
+        let erased = id(IdentifierKind::Name, "José Núñez");
+        for value in ["Jose Nunez", "JOSE NUNEZ", "Núñez, José", "Jose\u{301} Nun\u{303}ez"] {
+            assert!(shares_key(&erased, &id(IdentifierKind::Name, value)), "{value}");
+        }
+        assert!(shares_key(&id(IdentifierKind::Name, "Jose Nunez"), &erased), "either way round");
+        assert!(shares_key(&id(IdentifierKind::Name, "Jörg Straße"), &id(IdentifierKind::Name, "Jorg Strasse")));
+        assert!(shares_key(&id(IdentifierKind::Name, "Lech Wałęsa"), &id(IdentifierKind::Name, "Lech Walesa")));
+        assert!(!shares_key(&erased, &id(IdentifierKind::Name, "Jose Nunes")));
+        assert_eq!(fold_diacritics("łódź"), "lodz");
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub struct Finding {
 }
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b").unwrap_or_else(|_| unreachable!())
+    // The domain in Unicode too (`ann@bücher.de`): its match keys are the
+    // ASCII form's (`identity::canonical`).
+    Regex::new(r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.(?:\p{L}{2,}|xn--[a-z0-9-]+)\b")
+        .unwrap_or_else(|_| unreachable!())
 });
 static HANDLE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:^|[^\w@.])(@[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*)").unwrap_or_else(|_| unreachable!()));
@@ -186,6 +189,15 @@ mod tests {
         }
         let email = identity::match_keys(&Identifier { kind: IdentifierKind::Email, value: "xavier@ex.com".into() });
         assert!(mentions("<mailto:XAVIER@ex.com>").iter().any(|m| m.keys.iter().any(|k| email.contains(k))));
+        // Another form of the same number, address or name.
+        for (kind, erased, text) in [
+            (IdentifierKind::Phone, "+44 20 7946 0958", "ring 020 7946 0958"),
+            (IdentifierKind::Email, "ann.b@xn--bcher-kva.de", "write to ann.b@bücher.de."),
+            (IdentifierKind::Name, "José Núñez", "met Jose Nunez"),
+        ] {
+            let keys = identity::match_keys(&Identifier { kind, value: erased.into() });
+            assert!(mentions(text).iter().any(|m| m.keys.iter().any(|k| keys.contains(k))), "{text}");
+        }
     }
 
     #[test]

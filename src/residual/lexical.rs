@@ -526,6 +526,20 @@ mod tests {
         assert_eq!(forms(&id(IdentifierKind::Handle, "ann_b42"), "cc ann_b42, @ann_b42"), ["literal", "literal"]);
         let uk = id(IdentifierKind::Phone, "+44 20 7946 0958");
         assert_eq!(forms(&uk, "call +44 20 7946 0958 today"), ["literal"]);
+        // National, international and `(0)` forms are one number, and a
+        // match takes the country code and trunk prefix with it.
+        for text in ["ring 020 7946 0958.", "ring +44 (0)20 7946 0958.", "ring 0044 20-7946-0958."] {
+            let found = uk.find(text);
+            assert_eq!(found.len(), 1, "{text}");
+            assert_eq!(&text[found[0].start..found[0].end], text[5..text.len() - 1].trim(), "{text}");
+        }
+        assert!(uk.find("ring 020 7946 0959 or 2079460957").is_empty());
+        let us = id(IdentifierKind::Phone, "(713) 853-6000");
+        assert_eq!(forms(&us, "+1 713 853 6000 and 1-713-853-6000"), ["literal", "literal"]);
+        assert!(us.find("813-853-6000").is_empty(), "another area code");
+        // An IDN domain as mail sends it and as a text writes it.
+        let idn = id(IdentifierKind::Email, "ann.b@bücher.de");
+        assert_eq!(forms(&idn, "to ann.b@xn--bcher-kva.de and ann.b@Bücher.de"), ["email", "email"]);
         let short = id(IdentifierKind::Phone, "+4512");
         assert_eq!(forms(&short, "ext +4512."), ["short_number"]);
         assert!(short.find("x+45123").is_empty());

@@ -294,7 +294,13 @@ fn title_case_pattern(last: &str) -> String {
 
 fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
     let Some((local, domain)) = address.rsplit_once('@') else { return vec![literal(i, address)] };
-    let (l, d) = (regex::escape(local), regex::escape(domain));
+    // An IDN domain as mail sends it (`xn--…`) or as a text may write it.
+    let unicode = identity::unicode_domain(domain);
+    let l = regex::escape(local);
+    let d = match &unicode {
+        Some(u) => format!("(?:{}|{})", regex::escape(domain), regex::escape(u)),
+        None => regex::escape(domain),
+    };
     let mut out = vec![spec(i, Form::Email, format!("{l}@{d}"), local, true)];
     // A local part like `jeff` names nobody in particular; `jeff.dasovich` or `pallen` does.
     if identity::specific_local_part(local) {
@@ -318,7 +324,7 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
         // any word (`funnymoney.10@reply.pm0.net`: `10` proposed 14,735 of
         // 100,000 chunks, 0.4 s of reading to find nothing). Where the
         // initial is any letter, that is the surname and the domain.
-        let with_domain = |w: &str| words_of(&format!("{w} {domain}"));
+        let with_domain = |w: &str| words_of(&if unicode.is_some() { w.to_owned() } else { format!("{w} {domain}") });
         out.push(FormSpec {
             index_words: words_of(&format!("{first} {last}")),
             ..spec(i, Form::EmailMiddleInitial, format!(r"{f}\.[a-z]\.{la}@{d}"), last, true)
@@ -345,16 +351,23 @@ fn email_forms(i: usize, address: &str, initials: &[char]) -> Vec<FormSpec> {
 }
 
 fn phone_forms(i: usize, digits: &str) -> Vec<FormSpec> {
-    // The national number (without a leading country code 1) with any separators.
-    let national = identity::national_number(digits);
+    // The subscriber's number (after the country code or the trunk prefix,
+    // as suppression keys it) with any separators, whatever comes before
+    // it: `+44 20 7946 0958`, `+44 (0)20 7946 0958` and `020 7946 0958`
+    // are one number. Without one, the national number as before.
+    let subscriber = identity::subscriber_numbers(digits).into_iter().min_by_key(String::len);
+    let national = subscriber.unwrap_or_else(|| identity::national_number(digits));
     let national = national.as_str();
     if national.len() < 7 {
         return vec![literal(i, digits)];
     }
     let body = national.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(r"[\s().-]*");
     let tail = &national[national.len() - 4..];
+    // What is written before it belongs to the match (a redaction takes
+    // it too): a country code after `+`, `00` or `011`, a trunk `0` or `(0)`.
+    let prefix = r"(?:(?:\+|\b00|\b011)[\s.-]*\d{1,3}[\s().-]*)?(?:\(0\)[\s.-]*|0[\s().-]*)*";
     // Separators may split the digits anywhere: no word is certain.
-    vec![FormSpec { index_words: None, ..spec(i, Form::Literal, format!(r"(?:\+?1[\s.-]*)?\(?{body}\b"), tail, false) }]
+    vec![FormSpec { index_words: None, ..spec(i, Form::Literal, format!(r"{prefix}\(?{body}\b"), tail, false) }]
 }
 
 #[cfg(test)]

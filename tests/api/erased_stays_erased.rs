@@ -150,6 +150,58 @@ async fn the_tombstone_holds_under_another_id_kind_and_spelling() {
     }
 }
 
+/// The same number, address or name in another of the forms people write
+/// it: national or international, an IDN domain in ASCII, without accents.
+#[tokio::test]
+async fn the_tombstone_holds_for_national_phones_idn_domains_and_names_without_accents() {
+    use pb::IdentifierKind::{Email, Name, Other, Phone};
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let mut client = app.client.clone();
+    let jose = subject("jose", vec![
+        ident(Name, "José Núñez"),
+        ident(Phone, "+44 20 7946 0958"),
+        ident(Email, "jn@bücher.de"),
+    ]);
+    client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(jose) })).await.unwrap();
+    app.ingest(&c.name, vec![chunk("j-1", 0, "josé's notes", &["jose"])]).await.unwrap();
+    let job = app.erase_with(pb::EraseRequest { subject: Some(person("jose")), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+
+    let aliases = [
+        (Phone, "020 7946 0958"),
+        (Other, "+44 (0)20 7946 0958"),
+        (Phone, "0044 20-7946-0958"),
+        (Email, "JN@xn--bcher-kva.de"),
+        (Name, "Jose Nunez"),
+        (Name, "NUNEZ, Jose"),
+    ];
+    for (i, (kind, value)) in aliases.iter().enumerate() {
+        let id = format!("alias-{i}");
+        let err = client
+            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(&id, vec![ident(*kind, value)])) }))
+            .await
+            .expect_err(&format!("PutSubject {kind:?} {value} must be refused"));
+        assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "subject_suppressed".into()), "{kind:?} {value}");
+        let w = app.ingest(&c.name, vec![chunk(&format!("a-{i}"), 0, "hello again", &[&id])]).await.unwrap();
+        assert_eq!((w.accepted, w.suppressed), (0, 1), "Ingest tagged {id} ({kind:?} {value})");
+    }
+    // A text naming the person in those forms is screened (default `report`).
+    let w = app.ingest(&c.name, vec![chunk("s-1", 0, "call Jose Nunez on 020 7946 0958", &["bob"])]).await.unwrap();
+    assert_eq!((w.accepted, w.screened), (1, 1));
+    // Other numbers and names are not caught.
+    for (i, (kind, value)) in [(Phone, "020 7946 0959"), (Phone, "+44 20 7946 9580"), (Name, "Jose Nunes")].iter().enumerate() {
+        let id = format!("other-{i}");
+        client
+            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(&id, vec![ident(*kind, value)])) }))
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?} {value} is someone else: {e:?}"));
+    }
+    for pattern in ["%ñez%", "%nunez%", "%0958%", "%bcher%", "%bücher%"] {
+        assert_eq!(clear_rows_like(&app, pattern).await, 0, "{pattern}");
+    }
+}
+
 #[tokio::test]
 async fn an_active_subject_is_suppressed_once_its_person_is_erased() {
     // bob-work existed with xavier's address before xavier was erased.
@@ -430,7 +482,9 @@ async fn handles_and_international_phones_are_found_by_residual_search() {
         ("h-1", "ping @ann_b about the deck"),
         ("h-2", "(cc @ann_b)"),
         ("p-1", "call her on +44 20 7946 0958 after six"),
-        ("n-1", "write to x@ann_b.example or @ann_bee, or call +44 20 7946 0959"),
+        ("p-2", "her desk: 020 7946 0958"),
+        ("e-1", "mail ann.b@bücher.de"),
+        ("n-1", "write to x@ann_b.example or @ann_bee, or call +44 20 7946 0959 or 020 7946 0959"),
     ];
     let chunks = texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect();
     app.ingest(&c.name, chunks).await.unwrap();
@@ -438,13 +492,14 @@ async fn handles_and_international_phones_are_found_by_residual_search() {
         identifiers: vec![
             ident(pb::IdentifierKind::Handle, "@ann_b"),
             ident(pb::IdentifierKind::Phone, "+44 20 7946 0958"),
+            ident(pb::IdentifierKind::Email, "ann.b@xn--bcher-kva.de"),
         ],
         limit: 100,
     };
     let found = app.client.clone().search_residuals(req(&app.keys.ak, r)).await.unwrap().into_inner().candidates;
     let mut sources: Vec<&str> = found.iter().map(|c| c.source_id.as_str()).collect();
     sources.sort_unstable();
-    assert_eq!(sources, ["h-1", "h-2", "p-1"]);
+    assert_eq!(sources, ["e-1", "h-1", "h-2", "p-1", "p-2"]);
 }
 
 async fn collection_with(app: &TestApp, name: &str, screening: pb::Screening) -> pb::Collection {
