@@ -430,8 +430,6 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
     // identifiers, matched texts, planned ids.
     jobs::delete_probes(&mut *tx, job.job_id, lease).await?;
     jobs::delete_request_identifiers(&mut *tx, job.job_id, lease).await?;
-    jobs::scrub_residuals(&mut *tx, &[job.job_id]).await?;
-    jobs::delete_plan_points(&mut *tx, &[job.job_id]).await?;
     if !jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Failed.as_str(), Some(&message)).await? {
         tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), reason, "lease lost; the failure is not recorded");
         return Ok(());
@@ -439,17 +437,34 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
     tracing::error!(job_id = %job.job_id, stage = stage.as_str(), reason, "erasure failed");
     jobs::insert_event(&mut *tx, job.job_id, Stage::Done.as_str(), JobStatus::Failed.as_str(), &message).await?;
     if jobs::deleting_started(&mut *tx, job.job_id).await? {
+        let subject = match job.subject_id {
+            Some(id) => Some((id, lineage::subject_by_id(&mut *tx, id).await?.subject_hash)),
+            None => None,
+        };
+        // What it deleted and no longer has lineage for (the lineage of its
+        // points once forgotten, its residual deletions) goes into the
+        // restore ledger as a completed erasure's does: a restore must not
+        // bring it back unseen. Read before the planned ids are dropped.
+        if let Some((subject_id, hash)) = &subject {
+            crate::restore::record_erasures(ctx, &mut tx, &[(job, *subject_id, hash.as_slice())])
+                .await
+                .map_err(|e| {
+                    // A tenant key that cannot be read: the failure is recorded later.
+                    tracing::warn!(error.cause_chain = ?e, "cannot record a failed erasure's points in the ledger");
+                    StoreError::Unavailable(sqlx::Error::Protocol(e.public_message()))
+                })?;
+        }
         // Points were deleted: the log says so, with the counts before (the
         // reason stays in the job: a backend's words are not the log's).
         let mut counts = jobs::counts_many(&mut *tx, &[job.job_id]).await?;
         let counts = counts.remove(&job.job_id).unwrap_or_default();
-        let subject_hash = match job.subject_id {
-            Some(id) => Some(lineage::subject_by_id(&mut *tx, id).await?.subject_hash),
-            None => None,
-        };
+        let subject_hash = subject.map(|(_, hash)| hash);
         let body = super::report::failure_body(job, subject_hash.as_deref(), stage.as_str(), &counts);
         crate::audit::append(&mut tx, &ctx.signer, job.tenant_id, "failure", Some(job.job_id), subject_hash.as_deref(), &body).await?;
     }
+    // What the job held of the person goes with it: matched texts, planned ids.
+    jobs::scrub_residuals(&mut *tx, &[job.job_id]).await?;
+    jobs::delete_plan_points(&mut *tx, &[job.job_id]).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -561,3 +561,68 @@ async fn a_source_written_again_after_an_erasure_is_not_taken_for_a_restore() {
     assert_eq!(by_tag(&app, "bob", "mail").await, 2, "bob's rewrite stays");
     app.assert_lineage_consistent().await;
 }
+
+/// An erasure that fails after it has deleted (here: abandoned after twenty
+/// claims once its lineage was forgotten) still records what it deleted in
+/// the ledger: the points of its forgotten lineage and its residual
+/// deletions come back with a restore, and only the ledger finds the
+/// colleague's note that named her.
+#[tokio::test]
+async fn an_erasure_that_failed_after_deleting_is_in_the_ledger_and_its_points_are_reconciled() {
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 300, ..Default::default() }).await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("zed", 3), ("amy", 1)]).await;
+    let note = chunk("amy-note", 0, "Amy asked zed.q@acme.example for the slides.", &["amy"]);
+    app.ingest("mail", vec![note]).await.expect("ingest");
+    back_up(&app, &mail.backend_name, "backup_mail").await;
+    let zed = pb::SubjectRef {
+        id: "zed".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "zed.q@acme.example".into() }],
+    };
+    let r = pb::EraseRequest { subject: Some(zed), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
+    let job_id: uuid::Uuid = app.erase_with(r).await.expect("erase").job_id.parse().unwrap();
+    let ctx = app.ctx.clone();
+    let running = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, uuid::Uuid::new_v4()).await });
+    // The process "stops" once the lineage is forgotten (it pauses before the next stage).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let stage: String = sqlx::query_scalar("SELECT stage FROM erasure_jobs WHERE job_id = $1")
+                .bind(job_id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            if stage == "physical" || stage == "log" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the job forgets its lineage");
+    running.abort();
+    assert_eq!(app.lineage_chunks_of("zed").await, 0, "forgotten before the stop");
+    sqlx::query("UPDATE erasure_jobs SET attempts = 20, lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(job_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    lethe::erasure::try_execute_job(&app.ctx, uuid::Uuid::new_v4()).await.unwrap();
+    let failed = app.job(&job_id.to_string()).await;
+    assert_eq!(failed.status, pb::JobStatus::Failed as i32, "{failed:?}");
+    let ledger: i64 = sqlx::query_scalar("SELECT coalesce(sum(cardinality(points)), 0)::bigint FROM erased_point_sets")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(ledger, 4, "zed's three points and amy's note that named him");
+
+    // The backup comes back; a reconcile deletes all four again.
+    restore(&app, &mail.backend_name, "backup_mail").await;
+    assert_eq!((by_tag(&app, "zed", "mail").await, by_tag(&app, "amy", "mail").await), (3, 2));
+    let run = app.client.clone().reconcile(req(&app.keys.sk, pb::ReconcileRequest { requested_by: "dpo".into() })).await;
+    let run_id = run.expect("reconcile").into_inner().run_id;
+    while lethe::restore::worker::step(&app.ctx, uuid::Uuid::new_v4()).await.expect("step") {}
+    let run = wait_for_run(&app, &run_id).await;
+    assert_eq!(counts(&run, "mail"), (4, 4, 0), "{run:?}");
+    assert_eq!((by_tag(&app, "zed", "mail").await, by_tag(&app, "amy", "mail").await), (0, 1));
+    assert_log_verifies(&app).await;
+}
