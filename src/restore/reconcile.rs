@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -122,8 +123,9 @@ struct Wanted {
     held_chunks: HashSet<Uuid>,
     /// Restored lineage: chunk → its erased subject.
     lineage: HashMap<Uuid, Vec<u8>>,
-    /// The ledger's points of the collection: point hash → subject.
-    ledger: HashMap<Vec<u8>, Vec<u8>>,
+    /// The ledger's points of the collection: point hash → (subject, since
+    /// when the point is known erased).
+    ledger: HashMap<Vec<u8>, (Vec<u8>, DateTime<Utc>)>,
 }
 
 async fn wanted(guard: &mut sqlx::Transaction<'static, sqlx::Postgres>, spec: &CollectionSpec) -> Result<Wanted> {
@@ -140,7 +142,8 @@ async fn wanted(guard: &mut sqlx::Transaction<'static, sqlx::Postgres>, spec: &C
     let ledger = ledger::collection_points(&mut **guard, tenant, spec.collection_id)
         .await?
         .into_iter()
-        .filter(|(_, subject)| erased.contains(subject))
+        .filter(|(_, subject, _)| erased.contains(subject))
+        .map(|(point, subject, since)| (point, (subject, since)))
         .collect();
     Ok(Wanted { erased, held, held_chunks, lineage, ledger })
 }
@@ -176,10 +179,12 @@ async fn plan(
         }
     }
     // A point only the ledger names, which lineage holds again (not as an
-    // erased subject's: `wanted.lineage` would have named it), was written
-    // anew after the erasure (a source re-ingested under the same point ids,
-    // without the person): not a restore's copy, left alone.
-    let rewritten = lineage::chunks_present(&mut **guard, spec.tenant_id, spec.collection_id, &m.ledger_only).await?;
+    // erased subject's: `wanted.lineage` would have named it) written after
+    // the erasure (a source re-ingested under the same point ids, without
+    // the person), is not a restore's copy: left alone. Lineage restored
+    // with the database (a colleague's note that named the person, deleted
+    // by the residual stage) was written before: a restore's copy.
+    let rewritten = lineage::chunks_written_since(&mut **guard, spec.tenant_id, spec.collection_id, &m.ledger_only).await?;
     for id in &rewritten {
         if m.found.remove(id).is_some() {
             m.by_ledger -= 1;
@@ -218,8 +223,9 @@ struct Matcher<'a> {
     by_lineage: i64,
     by_ledger: i64,
     withheld: i64,
-    /// Points found by the ledger alone (no erased tag, no restored lineage).
-    ledger_only: Vec<Uuid>,
+    /// Points found by the ledger alone (no erased tag, no restored lineage),
+    /// with since when they are known erased.
+    ledger_only: Vec<(Uuid, DateTime<Utc>)>,
 }
 
 impl<'a> Matcher<'a> {
@@ -253,7 +259,7 @@ impl<'a> Matcher<'a> {
         }
         let by_lineage = self.wanted.lineage.get(&id);
         let by_ledger = self.wanted.ledger.get(&self.hasher.hash(collection_id, id));
-        let Some(subject) = by_tag.clone().or_else(|| by_lineage.or(by_ledger).cloned()) else { return };
+        let Some(subject) = by_tag.clone().or_else(|| by_lineage.or(by_ledger.map(|(s, _)| s)).cloned()) else { return };
         if held {
             self.withheld += 1;
             return;
@@ -261,8 +267,8 @@ impl<'a> Matcher<'a> {
         self.by_tag += i64::from(by_tag.is_some());
         self.by_lineage += i64::from(by_lineage.is_some());
         self.by_ledger += i64::from(by_ledger.is_some());
-        if by_tag.is_none() && by_lineage.is_none() {
-            self.ledger_only.push(id);
+        if let (None, None, Some((_, since))) = (&by_tag, by_lineage, by_ledger) {
+            self.ledger_only.push((id, *since));
         }
         self.found.insert(id, subject);
     }
@@ -310,11 +316,25 @@ async fn record(
     guard: &mut sqlx::Transaction<'static, sqlx::Postgres>,
 ) -> Result<bool> {
     let held_chunks: HashSet<Uuid> = holds::held_chunks_in_collection(&mut **guard, spec.tenant_id, spec.collection_id).await?.into_iter().collect();
-    let restored: Vec<(Uuid, Vec<u8>)> = runs::erased_lineage(&mut **guard, spec.tenant_id, spec.collection_id)
+    let mut restored: Vec<(Uuid, Vec<u8>)> = runs::erased_lineage(&mut **guard, spec.tenant_id, spec.collection_id)
         .await?
         .into_iter()
         .filter(|(chunk, _)| !held_chunks.contains(chunk))
         .collect();
+    restored.extend(ledger_lineage(guard, secret, spec, &held_chunks).await?);
+    // A point of that lineage still in the backend that the run did not
+    // delete was withheld (its payload names a subject on hold) or written
+    // since the scroll: its lineage stays with it.
+    let planned: HashSet<Uuid> = plan.points.iter().copied().collect();
+    let unplanned: Vec<Uuid> = restored.iter().map(|(c, _)| *c).filter(|c| !planned.contains(c)).collect();
+    if !unplanned.is_empty() {
+        let store = ctx.stores.get(spec)?;
+        let mut present = HashSet::new();
+        for batch in unplanned.chunks(store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1)) {
+            present.extend(store.retrieve(spec, batch, false).await?.into_iter().map(|p| p.id));
+        }
+        restored.retain(|(c, _)| !present.contains(c));
+    }
     let mut forget: Vec<Uuid> = plan.points.iter().copied().chain(restored.iter().map(|(c, _)| *c)).collect();
     forget.sort_unstable();
     forget.dedup();
@@ -348,6 +368,45 @@ async fn record(
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(true)
+}
+
+/// Lineage that only the ledger names as an erased subject's: chunks of the
+/// collection whose point the ledger holds, written no later than the point
+/// is known erased (a colleague's note the residual stage deleted, brought
+/// back with Lethe's database; its text names the person). Not a chunk
+/// under a hold. Every chunk id of the collection is hashed: one read of
+/// its ids, only when the ledger has points of the collection.
+async fn ledger_lineage(
+    guard: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    secret: &[u8],
+    spec: &CollectionSpec,
+    held_chunks: &HashSet<Uuid>,
+) -> Result<Vec<(Uuid, Vec<u8>)>> {
+    let erased: HashSet<Vec<u8>> = runs::erased_subjects(&mut **guard, spec.tenant_id)
+        .await?
+        .into_iter()
+        .filter(|s| !s.legal_hold && !s.busy)
+        .map(|s| s.subject_hash)
+        .collect();
+    let ledger: HashMap<Vec<u8>, (Vec<u8>, DateTime<Utc>)> = ledger::collection_points(&mut **guard, spec.tenant_id, spec.collection_id)
+        .await?
+        .into_iter()
+        .filter(|(_, subject, _)| erased.contains(subject))
+        .map(|(point, subject, since)| (point, (subject, since)))
+        .collect();
+    if ledger.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hasher = PointHasher::new(secret);
+    Ok(lineage::collection_chunk_times(&mut **guard, spec.tenant_id, spec.collection_id)
+        .await?
+        .into_iter()
+        .filter(|(chunk, _)| !held_chunks.contains(chunk))
+        .filter_map(|(chunk, written)| match ledger.get(&hasher.hash(spec.collection_id, chunk)) {
+            Some((subject, since)) if written <= *since => Some((chunk, subject.clone())),
+            _ => None,
+        })
+        .collect())
 }
 
 /// A collection's `reconcile` entry in the deletion log. People appear only

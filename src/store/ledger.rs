@@ -157,11 +157,25 @@ pub async fn points_of_erasures(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Uuid)]) 
     Ok(by_job)
 }
 
-/// The ledger's points in one collection: (point hash, subject hash).
-pub async fn collection_points(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// The ledger's points in one collection: (point hash, subject hash, since),
+/// `since` the earliest moment the point is known erased: its erasure's
+/// request (while the job is on record), the subject's tombstone, the
+/// record. A chunk of lineage written after it is not a restore's copy.
+pub async fn collection_points(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+) -> Result<Vec<(Vec<u8>, Vec<u8>, DateTime<Utc>)>> {
     Ok(sqlx::query_as(
-        "SELECT p.point_hash, s.subject_hash FROM erased_point_sets s, unnest(s.points) AS p(point_hash) \
-         WHERE s.tenant_id = $1 AND s.collection_id = $2",
+        r#"
+        SELECT p.point_hash, s.subject_hash, min(LEAST(s.erased_at, sub.erased_at, j.received_at)) AS since
+        FROM erased_point_sets s
+        CROSS JOIN LATERAL unnest(s.points) AS p(point_hash)
+        LEFT JOIN subjects sub ON sub.tenant_id = s.tenant_id AND sub.subject_hash = s.subject_hash
+        LEFT JOIN erasure_jobs j ON j.job_id = s.job_id
+        WHERE s.tenant_id = $1 AND s.collection_id = $2
+        GROUP BY p.point_hash, s.subject_hash
+        "#,
     )
     .bind(tenant_id)
     .bind(collection_id)

@@ -410,17 +410,42 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_i
     Ok(())
 }
 
-/// Of `chunk_ids`, those lineage holds in the collection.
-pub async fn chunks_present(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
-    if chunk_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(sqlx::query_scalar("SELECT chunk_id FROM chunks WHERE tenant_id = $1 AND collection_id = $2 AND chunk_id = ANY($3)")
+/// Every chunk of a collection with when it was last written.
+pub async fn collection_chunk_times(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+) -> Result<Vec<(Uuid, chrono::DateTime<chrono::Utc>)>> {
+    Ok(sqlx::query_as("SELECT chunk_id, updated_at FROM chunks WHERE tenant_id = $1 AND collection_id = $2")
         .bind(tenant_id)
         .bind(collection_id)
-        .bind(chunk_ids)
         .fetch_all(ex)
         .await?)
+}
+
+/// Of `(chunk, since)`, the chunks lineage holds in the collection that
+/// were written (or rewritten) after their `since`.
+pub async fn chunks_written_since(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    chunks: &[(Uuid, chrono::DateTime<chrono::Utc>)],
+) -> Result<Vec<Uuid>> {
+    if chunks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, since): (Vec<Uuid>, Vec<chrono::DateTime<chrono::Utc>>) = chunks.iter().copied().unzip();
+    Ok(sqlx::query_scalar(
+        "SELECT c.chunk_id FROM chunks c JOIN UNNEST($3::uuid[], $4::timestamptz[]) AS w(chunk_id, since) \
+         ON c.chunk_id = w.chunk_id \
+         WHERE c.tenant_id = $1 AND c.collection_id = $2 AND c.updated_at > w.since",
+    )
+    .bind(tenant_id)
+    .bind(collection_id)
+    .bind(&ids)
+    .bind(&since)
+    .fetch_all(ex)
+    .await?)
 }
 
 /// Marks chunks of a collection changed now (their point was rewritten
