@@ -28,6 +28,7 @@ from pipelines import (
     Chunk,
     Context,
     LangChainPgvectorAttached,
+    LangChainPgvectorCreated,
     LangChainQdrantAttached,
     LangChainQdrantCreated,
     LlamaIndexPgvectorAttached,
@@ -563,3 +564,184 @@ def test_the_wrappers_close_the_client_they_made_and_not_one_given(ctx: Context,
     LetheVectorStore(InMemoryVectorStore(HashEmbeddings()), client=ctx.client, collection=name, subjects="people").close()
     LlamaStore(SimpleVectorStore(), client=ctx.client, collection="li_own", attached=True, tag_key="user_id").close()
     assert not closed(ctx.client)
+
+
+# ---------------------------------------------- point ids in collections Lethe created
+
+
+def created_point_ids(ctx: Context, pipeline: Any) -> set[str]:
+    """The point ids in the pgvector table of a collection Lethe created."""
+    table = pipeline.store.target.collection.backend_name
+    with psycopg.connect(ctx.server.db_url) as db:
+        rows = db.execute(f'SELECT point_id::text FROM "{table}"').fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.filterwarnings("ignore:Using SHA-1:UserWarning")  # the default key encoder, on purpose
+def test_index_with_its_default_key_encoder_puts_the_same_documents_into_two_collections(ctx: Context) -> None:
+    """``index()``'s default key encoder gives a document a UUIDv5 of its content: the
+    same id in every collection. Point ids are unique in a tenant, so the wrapper stores
+    it under an id of its own per collection; get, delete and ``index()`` cleanup find
+    the points by the document ids in each."""
+    from langchain_core.indexing import index
+
+    people, names = fresh_people()
+    docs = sources(people, names)
+    split = lc_split(docs)
+    chunks = lc_chunks(split, docs)
+    first, second = LangChainPgvectorCreated(ctx), LangChainPgvectorCreated(ctx)
+    for p in (first, second):
+        r = index(split, p.record_manager, p.store, cleanup="incremental", source_id_key="source")
+        assert (r["num_added"], r["num_skipped"]) == (len(split), 0), r
+    keys = set(first.record_manager.list_keys())
+    assert keys == set(second.record_manager.list_keys()) and len(keys) == len(split)
+    assert all(uuid.UUID(k) for k in keys)
+    stored = {}
+    for p in (first, second):
+        store = created_point_ids(ctx, p)
+        assert len(store) == len(split) and not store & keys, "stored under ids of the collection"
+        assert lineage_point_ids(ctx, p.name) == store
+        stored[p.name] = store
+        got = p.store.get_by_ids(sorted(keys))
+        assert {d.id for d in got} == keys, "returned with the ids asked for"
+        assert sorted(d.page_content for d in got) == sorted(c.page_content for c in split)
+    assert not stored[first.name] & stored[second.name]
+    for who in (people.alice, people.bob, people.carol):
+        n = len(naming(chunks, who))
+        counts = ctx.client.count_subject(who).counts
+        for p in (first, second):
+            c = count_in(counts, p.name)
+            assert (c.before_by_tag, c.before_by_ids) == (n, n), f"{who} in {p.name}: {c}"
+
+    # Changed documents: index() deletes the old ones by their ids, in each collection.
+    v2_docs = sources(people, names, version=2)
+    v2 = lc_split(v2_docs)
+    changed = {"doc-alice-bob", "doc-carol"}
+    old = [c for c in split if c.metadata["source"] in changed]
+    new = [c for c in v2 if c.metadata["source"] in changed]
+    for p in (first, second):
+        r = index(v2, p.record_manager, p.store, cleanup="incremental", source_id_key="source")
+        assert (r["num_added"], r["num_deleted"]) == (len(new), len(old)), r
+        store = created_point_ids(ctx, p)
+        assert len(store) == len(v2)
+        assert lineage_point_ids(ctx, p.name) == store
+        c = count_in(ctx.client.count_subject(people.alice).counts, p.name)
+        assert c.before_total == len(naming(lc_chunks(v2, v2_docs), people.alice)), c
+
+    # A document the framework's retriever returns carries its point id: deleting by it works.
+    [found] = first.reader.similarity_search(v2[0].page_content, k=1)
+    assert found.id in created_point_ids(ctx, first)
+    first.store.delete([found.id])
+    assert first.store.last_delete is not None and first.store.last_delete.deleted == 1
+    assert found.id not in created_point_ids(ctx, first)
+
+
+def test_a_point_an_earlier_client_wrote_under_its_uuid_is_found_and_deleted_by_that_id(ctx: Context) -> None:
+    """The previous client stored a document whose id is a UUID under that UUID: the
+    wrapper still gets and deletes it by the document's id. (A guard of that decision:
+    the previous client passed it too.)"""
+    pipeline = LangChainPgvectorCreated(ctx)
+    people, _ = fresh_people()
+    legacy = str(uuid.uuid4())
+    text = f"An old note about the ferry timetable {people.alice}."
+    ctx.client.track(
+        pipeline.name,
+        [lethe.TrackedPoint(point_id=legacy, source_id="old-note", tags=[people.alice], text=text, vector=HashEmbeddings().embed_query(text))],
+    )
+    assert created_point_ids(ctx, pipeline) == {legacy}
+    [doc] = pipeline.store.get_by_ids([legacy])
+    assert (doc.id, doc.page_content) == (legacy, text)
+    pipeline.store.delete([legacy])
+    assert pipeline.store.last_delete is not None
+    assert (pipeline.store.last_delete.deleted, pipeline.store.last_delete.forgotten) == (1, 1)
+    assert created_point_ids(ctx, pipeline) == set()
+    assert count_in(ctx.client.count_subject(people.alice).counts, pipeline.name).before_total == 0
+
+    # A document written without an id: its fresh UUID is its point id, so the id
+    # add_documents returns is the one the framework's retriever shows.
+    from langchain_core.documents import Document
+
+    text = f"A new note about the bridge repairs {people.bob}."
+    [new_id] = pipeline.store.add_documents([Document(page_content=text, metadata={"people": people.bob, "source": "new-note"})])
+    assert created_point_ids(ctx, pipeline) == {new_id}
+    [found] = pipeline.reader.similarity_search(text, k=1)
+    assert found.id == new_id
+    [doc] = pipeline.store.get_by_ids([new_id])
+    assert (doc.id, doc.page_content) == (new_id, text)
+    pipeline.store.delete([new_id])
+    assert pipeline.store.last_delete is not None and pipeline.store.last_delete.deleted == 1
+    assert created_point_ids(ctx, pipeline) == set()
+
+
+def test_the_same_llamaindex_nodes_go_into_two_collections_lethe_created(ctx: Context, qdrant_problem: Optional[str]) -> None:
+    """A node keeps its id in every store it is added to: in two collections Lethe
+    created it gets a point id of each; get_nodes and delete_nodes find it by node id
+    (and by the point id a query returns)."""
+    from llama_index.core.vector_stores import VectorStoreQuery
+
+    from embed import embed
+
+    if qdrant_problem:
+        pytest.skip(qdrant_problem)
+    people, names = fresh_people()
+    docs = sources(people, names)
+    nodes = li_splitter().get_nodes_from_documents(li_documents(docs))
+    for n in nodes:
+        n.embedding = embed(n.get_content())
+    ids = [n.node_id for n in nodes]
+    first, second = LlamaIndexQdrantCreated(ctx), LlamaIndexQdrantCreated(ctx)
+    for p in (first, second):
+        assert p.store.add(nodes) == ids
+        assert p.store.last_write == ids
+    stored = {p.name: {norm(i) for i in p.store_ids()} for p in (first, second)}
+    for p in (first, second):
+        store = stored[p.name]
+        assert len(store) == len(nodes) and not store & set(ids)
+        assert lineage_point_ids(ctx, p.name) == store
+        got = p.store.get_nodes(node_ids=ids)
+        assert sorted(n.node_id for n in got) == sorted(ids)
+        assert sorted(n.get_content() for n in got) == sorted(n.get_content() for n in nodes)
+    assert not stored[first.name] & stored[second.name]
+    hers = naming(li_chunks(nodes, docs), people.alice)
+    assert hers
+    for p in (first, second):
+        c = count_in(ctx.client.count_subject(people.alice).counts, p.name)
+        assert (c.before_by_tag, c.before_by_ids) == (len(hers), len(hers)), c
+
+    half = ids[: len(ids) // 2]
+    first.store.delete_nodes(node_ids=half)
+    assert first.store.last_delete is not None and first.store.last_delete.deleted == len(half)
+    assert len(first.store_ids()) == len(ids) - len(half)
+    assert lineage_point_ids(ctx, first.name) == {norm(i) for i in first.store_ids()}
+    assert len(second.store_ids()) == len(ids), "the other collection keeps its points"
+    # A query returns point ids: they delete too.
+    result = second.store.query(VectorStoreQuery(query_embedding=nodes[0].embedding, similarity_top_k=1))
+    assert result.ids and result.ids[0] in {str(i) for i in second.store_ids()}
+    second.store.delete_nodes(node_ids=[result.ids[0]])
+    assert second.store.last_delete is not None and second.store.last_delete.deleted == 1
+
+
+# ------------------------------------------- attached=True without tag_key: no guessing
+
+
+@pytest.mark.parametrize("cls", [LangChainPgvectorAttached, LlamaIndexQdrantAttached], ids=lambda c: f"{c.framework}-{c.backend}")
+def test_attached_without_tag_key_is_refused_unless_the_key_can_read_the_mapping(
+    cls: type[Pipeline], ctx: Context, qdrant_problem: Optional[str]
+) -> None:
+    """The store was attached reading the person from ``user_id``; the pipeline's
+    subjects are in ``people``. With a publishable key and no tag_key the wrapper cannot
+    know ``user_id``: it refuses (tags written under ``people`` would escape the
+    erasure). A secret key reads it from the preset: every chunk is counted by tag."""
+    _skip_without_qdrant(cls, qdrant_problem)
+    pipeline: Any = cls(ctx)
+    with pytest.raises(ValueError, match="tag_key"):
+        _wrap(pipeline, ctx.publishable, attached=True)
+    store = _wrap(pipeline, ctx.client, attached=True)
+    target = store.target if pipeline.framework == "langchain" else store._target
+    assert target.tag_path == ("user_id",)
+    people, names = fresh_people()
+    chunks = _add_through(pipeline, store, sources(people, names))
+    for who in (people.alice, people.bob, people.carol):
+        n = len(naming(chunks, who))
+        c = count_in(ctx.client.count_subject(who).counts, pipeline.name)
+        assert (c.before_by_tag, c.before_by_ids) == (n, n), f"{who}: {c}"

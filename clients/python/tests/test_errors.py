@@ -188,3 +188,18 @@ def test_a_status_without_error_info_raises_the_class_of_its_code(code: grpc.Sta
     err = from_status(code, "denied at the gateway")
     assert type(err) is cls, err
     assert (err.reason, err.code, err.domain, err.message) == (code.name.lower(), code, "", "denied at the gateway")
+
+
+# The server's gRPC library ends a call at its own request limit with CANCELLED
+# "Timeout expired" (tonic's TimeoutExpired, no ErrorInfo): a timeout to the caller.
+# gRPC's own client-side cancellation (and any other CANCELLED) stays what it is.
+def test_the_servers_request_timeout_is_deadline_exceeded_and_a_cancellation_is_not() -> None:
+    err = from_status(grpc.StatusCode.CANCELLED, "Timeout expired")
+    assert type(err) is lethe.DeadlineExceeded, err
+    assert (err.code, err.reason, err.domain, err.message) == (grpc.StatusCode.CANCELLED, "deadline_exceeded", "", "Timeout expired")
+    for message in ("Locally cancelled by application!", "Cancelled", ""):
+        other = from_status(grpc.StatusCode.CANCELLED, message)
+        assert type(other) is lethe.LetheError, (message, other)
+        assert (other.code, other.reason) == (grpc.StatusCode.CANCELLED, "cancelled")
+    # The same words under another code are that code's.
+    assert type(from_status(grpc.StatusCode.UNKNOWN, "Timeout expired")) is lethe.LetheError

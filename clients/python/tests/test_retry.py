@@ -128,3 +128,55 @@ def test_per_call_timeout(server: Server, client: lethe.Lethe, person: Person) -
         for _ in client.watch_erasure(job.job_id, timeout=0.2):
             pass
     assert client.wait_for_erasure(job.job_id, timeout=60).status == lethe.JobStatus.COMPLETED
+
+
+def test_the_servers_own_request_limit_is_a_deadline_and_a_cancel_is_not(tmp_path: Path) -> None:
+    """The server cuts a call that takes longer than application.limits.request_timeout_secs:
+    its gRPC library (tonic) answers CANCELLED "Timeout expired", which is a timeout to
+    the caller (DeadlineExceeded, as the client's own timeout); a call the client
+    cancels itself is not."""
+    import subprocess
+
+    from conftest import _psql, running_server
+
+    from lethe.errors import from_rpc_error
+    from lethe.v1 import lethe_pb2 as pb
+    from lethe.v1 import lethe_pb2_grpc
+
+    with running_server({"LETHE_APPLICATION__LIMITS__REQUEST_TIMEOUT_SECS": "1"}) as srv:
+        # ListCollections reads the collections table: held locked, the call waits.
+        locker = subprocess.Popen(
+            [_psql(), srv.db_url, "-qAtc", "BEGIN; LOCK TABLE collections IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            held = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'collections' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+            deadline = time.monotonic() + 10
+            while subprocess.run([_psql(), srv.db_url, "-qAtc", held], capture_output=True, text=True).stdout.strip() != "1":
+                assert time.monotonic() < deadline, "the lock was not taken"
+                time.sleep(0.05)
+            with lethe.Lethe(srv.url, api_key=srv.sk, retries=0) as c:
+                t0 = time.monotonic()
+                with pytest.raises(lethe.DeadlineExceeded) as e:
+                    c.list_collections(timeout=30)
+                took = time.monotonic() - t0
+            assert 0.8 < took < 6, took
+            assert e.value.code == grpc.StatusCode.CANCELLED
+            assert (e.value.reason, e.value.message) == ("deadline_exceeded", "Timeout expired")
+            assert isinstance(e.value.__cause__, grpc.RpcError)
+
+            # Cancelled by the client while the server is still at it: not a timeout.
+            with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+                stub = lethe_pb2_grpc.LetheStub(channel)
+                call = stub.ListCollections.future(
+                    pb.ListCollectionsRequest(), timeout=30, metadata=(("authorization", f"Bearer {srv.sk}"),)
+                )
+                time.sleep(0.2)
+                assert call.cancel()
+                err = from_rpc_error(call)
+            assert type(err) is lethe.LetheError, err
+            assert (err.code, err.reason) == (grpc.StatusCode.CANCELLED, "cancelled")
+        finally:
+            locker.kill()
+            locker.wait()

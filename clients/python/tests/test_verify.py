@@ -125,3 +125,51 @@ def test_bad_pins_are_refused(certificate: lethe.Certificate) -> None:
         lethe.verify_certificate(certificate, b"short")
     with pytest.raises(ValueError):
         lethe.verify_certificate(certificate, [])
+
+
+def test_a_log_head_statement_saved_as_a_certificate_is_refused(auditor: lethe.Lethe, certificate: lethe.Certificate, server: Server) -> None:
+    """The service's key signs log heads too: a head's statement and signature in a
+    certificate file (no job id outside) verify as a signature, but the body is not a
+    certificate."""
+    head = auditor.list_deletion_log(limit=1).head
+    assert head is not None
+    lethe.verify_log_head(head, server.public_key)  # a genuine signed statement
+    as_cert = lethe.Certificate(
+        job_id="", body=head.statement, signature=head.signature, public_key=server.public_key, algorithm="Ed25519", key_id=server.key_id
+    )
+    with pytest.raises(lethe.InvalidSignature, match="not an erasure certificate"):
+        lethe.verify_certificate(as_cert, server.public_key)
+    with pytest.raises(lethe.InvalidSignature, match="not an erasure certificate"):
+        lethe.verify_certificate({"body": head.statement, "signature": head.signature}, server.public_key)
+    with pytest.raises(lethe.InvalidSignature):
+        lethe.verify_certificate(dataclasses.replace(as_cert, job_id=certificate.job_id), server.public_key)
+
+
+def test_a_signed_body_is_a_certificate_only_with_a_version_and_a_job() -> None:
+    """Bodies signed by the pinned key: each one without what makes it a certificate of
+    one job is refused; the outer job id must be the body's."""
+    signer = Ed25519PrivateKey.generate()
+    pub = base64.b64encode(_raw(signer.public_key())).decode()
+    job = "6f1c2d3e-4a5b-4c6d-8e7f-901234567890"
+
+    def signed(claims: dict[str, object], job_id: str = "") -> lethe.Certificate:
+        body = json.dumps(dict(claims, key_id=lethe.key_id(pub)), separators=(",", ":"))
+        sig = base64.b64encode(signer.sign(body.encode())).decode()
+        return lethe.Certificate(job_id=job_id, body=body, signature=sig, public_key=pub, algorithm="Ed25519", key_id="")
+
+    assert lethe.verify_certificate(signed({"certificate_version": 2, "job_id": job}), pub)["job_id"] == job
+    assert lethe.verify_certificate(signed({"certificate_version": 2, "job_id": job}, job), pub)["job_id"] == job
+    for claims in (
+        {"job_id": job},  # no version
+        {"certificate_version": 2},  # no job
+        {"certificate_version": 2, "job_id": ""},
+        {"certificate_version": 2, "job_id": 7},
+        {"certificate_version": "2", "job_id": job},
+        {"certificate_version": True, "job_id": job},
+        {"certificate_version": 0, "job_id": job},
+        {"log": "lethe.dev/deletion-log/v1", "size": 3, "head_hash": "ab" * 32},
+    ):
+        with pytest.raises(lethe.InvalidSignature, match="not an erasure certificate"):
+            lethe.verify_certificate(signed(claims), pub)
+    with pytest.raises(lethe.InvalidSignature, match="for job"):
+        lethe.verify_certificate(signed({"certificate_version": 2, "job_id": job}, "00000000-0000-0000-0000-000000000000"), pub)

@@ -214,7 +214,13 @@ class Unavailable(LetheError):
 
 
 class DeadlineExceeded(LetheError):
-    """The call's timeout ran out (the client's, or the server's own request limit)."""
+    """The call's timeout ran out: the client's (``timeout=``; code
+    ``DEADLINE_EXCEEDED``), or the server's own request limit
+    (``application.limits.request_timeout_secs``), which the server's gRPC library
+    answers with code ``CANCELLED`` and the message ``Timeout expired``: that one is
+    raised as this class too (``.code`` stays ``CANCELLED``, ``.reason`` is
+    ``"deadline_exceeded"``). A call cancelled on the client side is not a timeout: it
+    stays a :class:`LetheError` with reason ``"cancelled"``."""
 
     REASON = "deadline_exceeded"
 
@@ -269,6 +275,17 @@ _BY_CODE: dict[grpc.StatusCode, type[LetheError]] = {
 
 MetadataLike = Optional[Iterable[Any]]  # (key, value) pairs, sync or grpc.aio
 
+#: What the server's gRPC library (tonic) says when its request timeout
+#: (``Server::timeout``, Lethe's ``application.limits.request_timeout_secs``) ends a call:
+#: ``Status::cancelled(TimeoutExpired.to_string())``, code CANCELLED. gRPC's own
+#: client-side cancellation says "Locally cancelled by application!" instead.
+_SERVER_TIMEOUT_MESSAGE = "Timeout expired"
+
+
+def _is_server_timeout(code: grpc.StatusCode, message: str) -> bool:
+    """A CANCELLED status that is the server's request timeout, not a cancellation."""
+    return code == grpc.StatusCode.CANCELLED and message.strip() == _SERVER_TIMEOUT_MESSAGE
+
 
 def _status_details(trailing: MetadataLike) -> Optional[status_pb2.Status]:
     for item in trailing or ():
@@ -305,6 +322,9 @@ def from_status(
     if info is not None:
         cls = _BY_REASON.get(info.reason, LetheError) if info.domain in ("", DOMAIN) else LetheError
         kw.update(reason=info.reason, metadata=dict(info.metadata), domain=info.domain)
+    elif _is_server_timeout(code, message):
+        cls = DeadlineExceeded
+        kw.update(reason=DeadlineExceeded.REASON, domain="")
     else:
         cls = _BY_CODE.get(code, LetheError)
         kw.update(reason=code.name.lower(), domain="")

@@ -103,13 +103,23 @@ def verify_certificate(
 
     Raises:
         lethe.InvalidSignature: the body was not signed by a pinned key (tampered with,
-            or signed by another key), or the certificate's parts disagree with the body.
+            or signed by another key), is not a certificate (no ``certificate_version``
+            or ``job_id``: another statement the same key signs, as a log head), or
+            the certificate's parts disagree with the body (``job_id``, ``key_id``).
     """
     cert = certificate if isinstance(certificate, Certificate) else Certificate.from_json(certificate)
     pin = _signed_by(_pins(public_key), cert.body, cert.signature)
     claims = _json_object(cert.body, "certificate body")
-    if cert.job_id and str(claims.get("job_id", "")) != cert.job_id:
-        raise InvalidSignature(f"the certificate is for job {claims.get('job_id')!r}, not {cert.job_id!r}")
+    # The same key signs other statements (deletion-log heads, restore-ledger
+    # exports): a body is a certificate only when it says so, for one job.
+    version = claims.get("certificate_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidSignature("the signed body is not an erasure certificate (it has no certificate_version)")
+    body_job = claims.get("job_id")
+    if not isinstance(body_job, str) or not body_job:
+        raise InvalidSignature("the signed body is not an erasure certificate (it names no job_id)")
+    if cert.job_id and body_job != cert.job_id:
+        raise InvalidSignature(f"the certificate is for job {body_job!r}, not {cert.job_id!r}")
     signed_key_id = claims.get("key_id")
     if signed_key_id is not None and signed_key_id != key_id(pin):
         raise InvalidSignature(f"the body names key {signed_key_id!r}, but was verified by {key_id(pin)!r}")

@@ -187,16 +187,13 @@ class OwnedClient:
         self._finalizer()
 
 
-def find_collection(client: Lethe, name: str) -> Collection:
-    """The collection ``name`` (ListCollections: a secret or auditor key)."""
+def _lookup_collection(client: Lethe, name: str) -> Optional[Collection]:
+    """The collection ``name``, or None when this key cannot list collections (a
+    publishable key); ``ValueError`` when the tenant has no such collection."""
     try:
         collections = client.list_collections()
-    except PermissionDenied as e:
-        raise ValueError(
-            f"this key cannot read collection {name!r} (ListCollections needs a secret or auditor key): "
-            "pass the Collection itself (from create_collection, attach or list_collections), "
-            "or say attached=True/False and, for an attached store, tag_key"
-        ) from e
+    except PermissionDenied:
+        return None
     for c in collections:
         if c.name == name:
             return c
@@ -206,23 +203,41 @@ def find_collection(client: Lethe, name: str) -> Collection:
     )
 
 
+def find_collection(client: Lethe, name: str) -> Collection:
+    """The collection ``name`` (ListCollections: a secret or auditor key)."""
+    found = _lookup_collection(client, name)
+    if found is None:
+        raise ValueError(
+            f"this key cannot read collection {name!r} (ListCollections needs a secret or auditor key): "
+            "pass the Collection itself (from create_collection, attach or list_collections), "
+            "or say attached=True/False and, for an attached store, tag_key"
+        )
+    return found
+
+
 def resolve(
     client: Lethe,
     collection: Union[str, Collection],
     *,
     attached: Optional[bool],
     tag_key: Optional[str],
-    subjects: Optional[SubjectsFrom],
 ) -> Target:
     """The target of an integration: from the Collection given or looked up, or (for
     a publishable key, which cannot list collections) from ``attached`` and ``tag_key``.
 
     ``tag_key`` is read as Attach reads it (:func:`tag_key_path`); when the
-    collection's preset mapping is known, it must name the key that mapping reads."""
+    collection's preset mapping is known, it must name the key that mapping reads. An
+    attached store whose key is not known (``attached=True`` without ``tag_key``, and a
+    key that cannot look the collection up; or a mapping without a preset) is refused:
+    the wrapper never guesses where the tag goes."""
     found: Optional[Collection] = collection if isinstance(collection, Collection) else None
     name = collection.name if isinstance(collection, Collection) else collection
     if found is None and attached is None:
         found = find_collection(client, name)
+    elif found is None and attached and not tag_key:
+        # The key the mapping reads is needed: from its preset, when this key can look
+        # the collection up (a secret or auditor key).
+        found = _lookup_collection(client, name)
     is_attached = found.attached if found is not None else bool(attached)
     if attached is not None and found is not None and attached != found.attached:
         raise ValueError(f"collection {name!r} is {'attached' if found.attached else 'created by Lethe'}, not as said")
@@ -239,8 +254,16 @@ def resolve(
                 )
         else:
             path = mapped
-        if path is None and isinstance(subjects, str):
-            path = split_key(subjects)
+        # No guessing (not `subjects`, not any default key): a tag written under a key
+        # the mapping does not read is invisible to the erasure's tag filter, and the
+        # person's points would stay in the store.
+        if path is None and found is None:
+            raise ValueError(
+                f"this key cannot look collection {name!r} up (a publishable key cannot list collections), so "
+                "the metadata key its mapping reads the person from is not known: with attached=True give "
+                "tag_key, the key given to Attach (`lethe attach --tag-key`, as `user_id` or "
+                "`metadata.user_id`), or pass the Collection itself (from attach or list_collections)"
+            )
         if path is None:
             raise ValueError(
                 f"collection {name!r} is attached without a preset: give tag_key, the metadata key "
@@ -343,21 +366,75 @@ def new_point_id() -> str:
     return str(uuid.uuid4())
 
 
-#: Namespace of the point ids of documents whose own id is not a UUID.
+#: Namespace of the point ids that documents' ids are stored under in a collection
+#: Lethe created (a UUIDv5 of the collection and the id).
 POINT_ID_NAMESPACE = uuid.UUID("6c657468-652d-7069-6400-000000000001")
 
 
-def point_id_for(doc_id: Any, collection: str) -> str:
-    """The point id in a collection Lethe created (UUIDs only) of a document id: a UUID
-    is itself; any other id (``index()`` with a ``sha256`` key encoder, a node id of your
-    own) is stored under a UUIDv5 of the collection and the id, the same every time, so
-    that a later delete by that id finds the point (and the same document in two
-    collections gets two ids: point ids are unique in a tenant)."""
+def _doc_id_text(doc_id: Any) -> tuple[str, Optional[str]]:
+    """A document id as the text its point id is derived from, and its UUID (hyphenated,
+    lower case) when it is one: a UUID's forms (``hex``, upper case) are one id."""
     s = str(doc_id)
     try:
-        return str(uuid.UUID(s))
+        u = str(uuid.UUID(s))
     except ValueError:
-        return str(uuid.uuid5(POINT_ID_NAMESPACE, f"{collection}\n{s}"))
+        return s, None
+    return u, u
+
+
+def point_id_for(doc_id: Any, collection: str) -> str:
+    """The point id in a collection Lethe created (UUIDs only) of a document id: a UUIDv5
+    of the collection and the id, the same every time, so that a later delete or get by
+    that id finds the point.
+
+    Every id is derived, UUIDs too: point ids are unique in a tenant (Lethe refuses an
+    id another collection or source holds), and the same document has the same id in
+    every collection a pipeline writes (LangChain's ``index()`` with its default key
+    encoder gives a UUIDv5 of the content; a LlamaIndex node id is kept across stores),
+    so it gets one point per collection. An id that is not a UUID (``index()`` with a
+    ``sha256`` key encoder, a node id of your own) is derived as before; a UUID in any of
+    its forms (``hex``, upper case) is read as the one UUID it is."""
+    text, _ = _doc_id_text(doc_id)
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, f"{collection}\n{text}"))
+
+
+def lookup_point_ids(doc_ids: Iterable[Any], collection: str) -> tuple[list[str], dict[str, str]]:
+    """The point ids to delete or read for document ids in a collection Lethe created,
+    and which document id each point id answers for (keys normalised, :func:`norm_id`).
+
+    Every id is looked up under :func:`point_id_for`; a UUID also as it is. Why both
+    (a decision, kept on purpose):
+
+    - Compatibility: earlier versions of this client stored a document whose id is a
+      UUID under that UUID itself. Those points must stay reachable: ``index()``
+      cleanup and ``delete``/``delete_nodes`` must delete them (else they stay in the
+      store and in lineage until the person's erasure) and ``get_by_ids``/``get_nodes``
+      must find them.
+    - A document read back with the framework's own retriever carries its point id
+      (Lethe's layout keeps no other), and a LangChain document written without an id
+      has its fresh UUID as its point id: deleting or getting by that id finds the point.
+
+    It costs nothing else: a point id names at most one point of the collection, and
+    one the collection does not hold is not an error (DeletePoints counts what it
+    deleted). It cannot reach another document: a UUID names, in this collection, the
+    point an earlier client wrote for that document id, or the point whose id it is.
+
+    Not handled: writing again (``add_documents`` with the same id) a document an earlier
+    client wrote under its UUID writes the derived point beside the old one (both tagged,
+    both erased with their people); ``index()`` never does this (an unchanged document is
+    skipped, a changed one gets a new id and the old is deleted), and a delete by the id
+    removes both.
+    """
+    points: list[str] = []
+    answers: dict[str, str] = {}
+    for d in doc_ids:
+        doc = str(d)
+        _, as_uuid = _doc_id_text(doc)
+        for p in (point_id_for(doc, collection), as_uuid):
+            if p is not None and p not in answers:
+                answers[p] = doc
+                points.append(p)
+    return points, answers
 
 
 def require_text_collection(c: Collection) -> None:

@@ -63,7 +63,7 @@ framework's store and attaches it. LangChain's older ``PGVector`` (the shared
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 try:
     from langchain_core.documents import Document
@@ -85,6 +85,7 @@ from ._common import (
     delete_points,
     find_collection,
     get_path,
+    lookup_point_ids,
     new_point_id,
     norm_id,
     point_id_for,
@@ -114,6 +115,16 @@ def tag_document(doc: Document, ids: Sequence[str], path: Sequence[str]) -> Docu
     if same or (not ids and current is None):
         return doc
     return Document(page_content=doc.page_content, metadata=with_path(doc.metadata, path, list(ids)), id=doc.id)
+
+
+def _with_doc_ids(docs: Sequence[Document], answers: Mapping[str, str]) -> list[Document]:
+    """Documents read from a collection Lethe created by point id, each with the
+    document id it was asked for (``answers``: point id to document id)."""
+    out = []
+    for d in docs:
+        asked = answers.get(norm_id(d.id)) if d.id is not None else None
+        out.append(d if asked is None or asked == d.id else d.model_copy(update={"id": asked}))
+    return out
 
 
 class SubjectTagger(BaseDocumentTransformer):
@@ -254,8 +265,10 @@ class LetheVectorStore(VectorStore):
             as given to Attach (``user_id`` or ``metadata.user_id``: a leading
             ``metadata.`` names the metadata itself; dots nest). Default: from the
             collection's preset; give it with a publishable key, which cannot read
-            collections, together with ``attached=True``. A key other than the one the
-            collection's mapping reads is refused (``ValueError``).
+            collections, together with ``attached=True`` (without it that is refused,
+            ``ValueError``: a tag under another key than the mapping reads would escape
+            the erasure). A key other than the one the collection's mapping reads is
+            refused (``ValueError``).
         attached: say whether the collection is attached instead of looking it up
             (a publishable key cannot list collections).
         source_key: collections Lethe created: the metadata key of the document's
@@ -263,8 +276,11 @@ class LetheVectorStore(VectorStore):
             its own source.
         identifiers: a callable giving ``{subject_id: [identifiers]}`` for a document,
             sent with Track (residual search, suppression of erased people).
-            Collections Lethe created take UUID point ids: a document id that is not one
-            (``index()`` with a ``sha256`` key encoder) is stored under a UUIDv5 of it.
+            Collections Lethe created take UUID point ids, unique in the tenant: a
+            document is stored under a UUIDv5 of the collection and its id (a UUID too,
+            so the same document may go into several collections); ``delete`` and
+            ``get_by_ids`` take the document ids (and also find a point by its own id,
+            as the framework's retriever shows it, or as an earlier client wrote it).
         embedding: collections Lethe created: the embeddings (default: the wrapped
             store's).
 
@@ -297,7 +313,7 @@ class LetheVectorStore(VectorStore):
             client = self._owned.client
         self.client = client
         try:
-            self.target: Target = resolve(client, collection, attached=attached, tag_key=tag_key, subjects=subjects)
+            self.target: Target = resolve(client, collection, attached=attached, tag_key=tag_key)
             if subjects is None:
                 if not self.target.attached or self.target.tag_path is None:
                     raise ValueError("subjects is required: the metadata key or callable that gives a document's subject ids")
@@ -419,8 +435,13 @@ class LetheVectorStore(VectorStore):
         embedding = self.embeddings
         if embedding is None:
             raise ValueError("a collection Lethe created needs embeddings: give embedding=, or a store that has them")
-        doc_ids = [str(i) if i else new_point_id() for i in (ids or [None] * len(docs))]
-        point_ids = [point_id_for(i, self.target.name) for i in doc_ids]
+        # A document with an id is stored under the point id derived from it (unique in
+        # the tenant, see point_id_for); one without gets a fresh random UUID that is its
+        # id and its point id at once (unique as it is), so the id returned here is the
+        # one the framework's retriever shows. delete and get_by_ids find either.
+        given = list(ids or [None] * len(docs))
+        doc_ids = [str(i) if i else new_point_id() for i in given]
+        point_ids = [point_id_for(d, self.target.name) if i else d for i, d in zip(given, doc_ids)]
         vectors = embedding.embed_documents([d.page_content for d in docs])
         points = []
         for d, pid, vector in zip(docs, point_ids, vectors):
@@ -450,20 +471,26 @@ class LetheVectorStore(VectorStore):
         if self.target.attached:
             ok = self.vectorstore.delete(ids, **kwargs)
         else:
-            ids = [point_id_for(i, self.target.name) for i in ids]
+            ids, _ = lookup_point_ids(ids, self.target.name)
         self.last_delete = delete_points(self.client, self.target.name, point_ids=ids)
         return ok
 
     # ------------------------------------------------------------------ reads: the wrapped store's own
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return self.vectorstore.get_by_ids(self._point_ids(ids))
+        """The documents of these ids. Collections Lethe created: looked up by their
+        point ids (:func:`lethe.integrations._common.lookup_point_ids`) and returned
+        with the ids asked for."""
+        if self.target.attached:
+            return self.vectorstore.get_by_ids(ids)
+        points, answers = lookup_point_ids(ids, self.target.name)
+        return _with_doc_ids(self.vectorstore.get_by_ids(points), answers)
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return await self.vectorstore.aget_by_ids(self._point_ids(ids))
-
-    def _point_ids(self, ids: Sequence[str]) -> list[str]:
-        return list(ids) if self.target.attached else [point_id_for(i, self.target.name) for i in ids]
+        if self.target.attached:
+            return await self.vectorstore.aget_by_ids(ids)
+        points, answers = lookup_point_ids(ids, self.target.name)
+        return _with_doc_ids(await self.vectorstore.aget_by_ids(points), answers)
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return self.vectorstore.similarity_search(query, k=k, **kwargs)

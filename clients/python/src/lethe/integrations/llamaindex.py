@@ -55,7 +55,7 @@ LlamaIndex pipeline on pgvector writes its own table and attaches it (preset
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 try:
     from llama_index.core.bridge.pydantic import PrivateAttr
@@ -83,6 +83,7 @@ from ._common import (
     delete_points,
     find_collection,
     get_path,
+    lookup_point_ids,
     norm_id,
     point_id_for,
     require_text_collection,
@@ -145,6 +146,18 @@ class SubjectTagger(TransformComponent):
         return nodes
 
 
+def _with_node_ids(nodes: Sequence[BaseNode], answers: Mapping[str, str]) -> list[BaseNode]:
+    """Nodes read from a collection Lethe created by point id, each with the node id
+    it was asked for (``answers``: point id to node id)."""
+    out = []
+    for n in nodes:
+        asked = answers.get(norm_id(n.node_id))
+        if asked is not None and asked != n.node_id:
+            n.id_ = asked
+        out.append(n)
+    return out
+
+
 def _is_llama_pg(store: Any) -> bool:
     return type(store).__module__.startswith("llama_index.vector_stores.postgres")
 
@@ -202,8 +215,14 @@ class LetheVectorStore(BasePydanticVectorStore):
             attached preset store: the key its mapping reads; required otherwise.
         tag_key, attached: as in the LangChain integration (``tag_key`` as given to
             Attach: ``user_id`` or ``metadata.user_id``; a publishable key cannot look
-            the collection up: say ``attached=`` and, for attached stores, ``tag_key``).
+            the collection up: say ``attached=`` and, for attached stores, ``tag_key``,
+            without which ``attached=True`` is refused).
         identifiers: a callable giving ``{subject_id: [identifiers]}`` for a node.
+
+    In a collection Lethe created a node is stored under a UUIDv5 of the collection and
+    its node id (point ids are unique in the tenant: the same node may go into several
+    collections); ``delete_nodes`` and ``get_nodes`` take node ids (and also find a
+    point by its own id, as a query result shows it, or as an earlier client wrote it).
 
     ``add`` returns one id per node, in order, as LlamaIndex's own stores do (an index
     pairs them with the nodes), including nodes that were not kept because they name
@@ -242,7 +261,7 @@ class LetheVectorStore(BasePydanticVectorStore):
             client = self._owned.client
         self._client = client
         try:
-            self._target = resolve(client, collection, attached=attached, tag_key=tag_key, subjects=subjects)
+            self._target = resolve(client, collection, attached=attached, tag_key=tag_key)
             if subjects is None:
                 if not self._target.attached or self._target.tag_path is None:
                     raise ValueError("subjects is required: the metadata key or callable that gives a node's subject ids")
@@ -378,7 +397,7 @@ class LetheVectorStore(BasePydanticVectorStore):
         if not self._target.attached:
             if filters:
                 raise NotImplementedError("a collection Lethe created deletes by node id or ref_doc_id, not by filters")
-            ids = [point_id_for(i, self._target.name) for i in node_ids or []]
+            ids, _ = lookup_point_ids(node_ids or [], self._target.name)
             self._last_delete = delete_points(self._client, self._target.name, point_ids=ids)
             return
         ids = list(node_ids or [])
@@ -419,11 +438,20 @@ class LetheVectorStore(BasePydanticVectorStore):
     def get_nodes(
         self, node_ids: Optional[list[str]] = None, filters: Optional[MetadataFilters] = None
     ) -> list[BaseNode]:
-        nodes: list[BaseNode] = self._store.get_nodes(node_ids=node_ids, filters=filters)
-        return nodes
+        """The wrapped store's ``get_nodes``. Collections Lethe created: node ids are
+        looked up by their point ids (as ``delete_nodes`` deletes them) and the nodes
+        returned with the ids asked for."""
+        if self._target.attached or not node_ids:
+            nodes: list[BaseNode] = self._store.get_nodes(node_ids=node_ids, filters=filters)
+            return nodes
+        points, answers = lookup_point_ids(node_ids, self._target.name)
+        return _with_node_ids(self._store.get_nodes(node_ids=points, filters=filters), answers)
 
     async def aget_nodes(
         self, node_ids: Optional[list[str]] = None, filters: Optional[MetadataFilters] = None
     ) -> list[BaseNode]:
-        nodes: list[BaseNode] = await self._store.aget_nodes(node_ids=node_ids, filters=filters)
-        return nodes
+        if self._target.attached or not node_ids:
+            nodes: list[BaseNode] = await self._store.aget_nodes(node_ids=node_ids, filters=filters)
+            return nodes
+        points, answers = lookup_point_ids(node_ids, self._target.name)
+        return _with_node_ids(await self._store.aget_nodes(node_ids=points, filters=filters), answers)
