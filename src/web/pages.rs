@@ -84,8 +84,22 @@ impl LogQuery {
         let opt = |v: &str, cur: &str, label: &str| {
             format!("<option value=\"{}\"{}>{}</option>", esc(v), if v == cur { " selected" } else { "" }, esc(label))
         };
-        let kinds: String = [("", "any"), ("erasure", "erasure"), ("refusal", "refusal"), ("failure", "failure")].iter().map(|(v, l)| opt(v, &self.kind, l)).collect();
-        let sts: String = [("", "any"), ("pending", "pending"), ("complete", "complete"), ("not_requested", "not requested"), ("failed", "failed")]
+        // Every kind the log holds, and every physical status a collection of an entry can have.
+        let kinds: String = [
+            ("", "any"),
+            ("erasure", "erasure"),
+            ("retention", "retention"),
+            ("refusal", "refusal"),
+            ("failure", "failure"),
+            ("follow_up", "follow-up"),
+            ("reconcile", "reconcile"),
+            ("ledger_import", "ledger import"),
+            ("export", "export"),
+        ]
+        .iter()
+        .map(|(v, l)| opt(v, &self.kind, l))
+        .collect();
+        let sts: String = [("", "any"), ("confirmed", "confirmed"), ("pending", "pending"), ("not_requested", "not requested")]
             .iter()
             .map(|(v, l)| opt(v, &self.status, l))
             .collect();
@@ -131,21 +145,39 @@ fn entry_rows(e: &LogRow) -> String {
         esc(text(&b, "refused_because")),
         seq = e.seq,
     );
-    for c in b.get("collections").and_then(Value::as_array).into_iter().flatten() {
+    // An erasure's, retention's or failure's collections; a follow-up's or
+    // reconcile's one collection is the body itself.
+    let rows: Vec<&Value> = match b.get("collections").and_then(Value::as_array) {
+        Some(cs) => cs.iter().collect(),
+        None if b.get("collection").is_some() => vec![&b],
+        None => Vec::new(),
+    };
+    for c in rows {
+        // What the entry does not count (a failure's deleted and after) is
+        // shown as not counted, never as 0.
+        let n = |keys: &[&str]| keys.iter().find_map(|k| c.get(*k).and_then(Value::as_i64)).map_or_else(|| "—".to_owned(), |n| n.to_string());
+        let residual = if c.get("residual_found").is_some() {
+            format!(
+                "<span class=\"residual\">residual found {} · deleted {} · redacted {}</span> · ",
+                num(c, "residual_found"),
+                num(c, "residual_deleted"),
+                num(c, "residual_redacted")
+            )
+        } else {
+            String::new()
+        };
+        let physical = text(c, "physical_status");
+        let physical = if physical.is_empty() { String::new() } else { format!("physical <span class=\"physical\">{}</span>", esc(physical)) };
         let _ = write!(
             out,
-            "<tr class=\"count\" data-seq=\"{}\" data-collection=\"{}\"><td></td><td colspan=\"2\">{} <span class=\"note\">{}</span></td><td class=\"n before\">{}</td><td class=\"n deleted\">{}</td><td class=\"n after\">{}</td><td><span class=\"residual\">residual found {} · deleted {} · redacted {}</span> · physical <span class=\"physical\">{}</span></td></tr>",
+            "<tr class=\"count\" data-seq=\"{}\" data-collection=\"{}\"><td></td><td colspan=\"2\">{} <span class=\"note\">{}</span></td><td class=\"n before\">{}</td><td class=\"n deleted\">{}</td><td class=\"n after\">{}</td><td>{residual}{physical}</td></tr>",
             e.seq,
             esc(text(c, "collection")),
             esc(text(c, "collection")),
             esc(text(c, "backend")),
-            num(c, "before_total"),
-            num(c, "deleted"),
-            num(c, "after_total"),
-            num(c, "residual_found"),
-            num(c, "residual_deleted"),
-            num(c, "residual_redacted"),
-            esc(text(c, "physical_status")),
+            n(&["before_total", "before"]),
+            n(&["deleted"]),
+            n(&["after_total", "after"]),
         );
     }
     out
@@ -198,6 +230,16 @@ async fn find_entry(web: &Web, p: &Principal, seq: i64) -> Result<LogRow, WebErr
     Ok(rows.into_iter().find(|e| e.seq == seq).ok_or_else(|| LetheError::NotFound(format!("log entry {seq}")))?)
 }
 
+/// The certificate of entry `e`, if it has one: a `follow_up` entry names
+/// the erasure it follows, whose certificate is another entry's.
+async fn certificate_of(web: &Web, p: &Principal, e: &LogRow) -> Result<Option<log::CertificateRow>, WebError> {
+    let Some(job) = e.job_id else { return Ok(None) };
+    let of_this_entry = |c: &log::CertificateRow| {
+        serde_json::from_str::<serde_json::Value>(&c.body).ok().and_then(|b| b["log_seq"].as_i64()) == Some(e.seq)
+    };
+    Ok(log::certificate(&web.ctx.pool, p.tenant_id, job).await?.filter(of_this_entry))
+}
+
 /// One entry, its certificate, and the in-browser check (`verify.js`).
 pub(super) async fn entry(State(web): State<Web>, headers: HeaderMap, Path(seq): Path<i64>) -> PageResult {
     let p = web.principal(&headers).await?;
@@ -218,16 +260,7 @@ pub(super) async fn entry(State(web): State<Web>, headers: HeaderMap, Path(seq):
         wire.hash_version,
         esc(&e.body),
     );
-    // The certificate of this entry: a `follow_up` entry names the erasure
-    // it follows, whose certificate is another entry's.
-    let of_this_entry = |c: &log::CertificateRow| {
-        serde_json::from_str::<serde_json::Value>(&c.body).ok().and_then(|b| b["log_seq"].as_i64()) == Some(seq)
-    };
-    let cert = match e.job_id {
-        Some(job) => log::certificate(&web.ctx.pool, p.tenant_id, job).await?.filter(of_this_entry),
-        None => None,
-    };
-    let Some(cert) = cert else {
+    let Some(cert) = certificate_of(&web, &p, &e).await? else {
         body.push_str("<p class=\"note\">No certificate: refusals and other entries are covered by the chain verification.</p>");
         return Ok(render(&format!("Log entry {seq}"), &p, &body));
     };
@@ -288,10 +321,8 @@ pub(super) async fn entry(State(web): State<Web>, headers: HeaderMap, Path(seq):
 pub(super) async fn certificate_json(State(web): State<Web>, headers: HeaderMap, Path(seq): Path<i64>) -> Result<Response, WebError> {
     let p = web.principal(&headers).await?;
     let e = find_entry(&web, &p, seq).await?;
-    let job = e.job_id.ok_or_else(|| LetheError::NotFound(format!("certificate of entry {seq}")))?;
-    let cert = log::certificate(&web.ctx.pool, p.tenant_id, job)
-        .await?
-        .ok_or_else(|| LetheError::NotFound(format!("certificate of job {job}")))?;
+    let cert = certificate_of(&web, &p, &e).await?.ok_or_else(|| LetheError::NotFound(format!("certificate of entry {seq}")))?;
+    let job = cert.job_id;
     let json = serde_json::json!({
         "job_id": cert.job_id.to_string(),
         "body": cert.body,

@@ -188,4 +188,57 @@ async fn a_follow_up_entry_shows_no_certificate_of_another_entry() {
     for seq in ["0", "-1"] {
         assert_eq!(http(&app, "GET", &format!("/log/{seq}"), &[("Cookie", &cookie)], "").await.status, 404, "/log/{seq}");
     }
+    // Nor is the erasure's certificate served as the follow-up's download.
+    assert_eq!(http(&app, "GET", "/log/1/certificate.json", &[("Cookie", &cookie)], "").await.status, 200);
+    assert_eq!(http(&app, "GET", "/log/2/certificate.json", &[("Cookie", &cookie)], "").await.status, 404);
+
+    // The list shows the follow-up's counts (kept at the top of its body),
+    // and filters by every kind and physical status the log holds.
+    let rows = |body: &str| body.matches("<tr class=\"entry\"").count();
+    let follow_ups = http(&app, "GET", "/log?kind=follow_up", &[("Cookie", &cookie)], "").await;
+    assert_eq!(rows(&follow_ups.body), 1, "{}", follow_ups.body);
+    let counts = r#"<td class="n before">1</td><td class="n deleted">1</td><td class="n after">0</td>"#;
+    assert!(follow_ups.body.contains(counts), "{}", follow_ups.body);
+    for (value, label) in [("follow_up", "follow-up"), ("reconcile", "reconcile"), ("retention", "retention"), ("confirmed", "confirmed")] {
+        assert!(follow_ups.body.contains(&format!("<option value=\"{value}\"")), "{label} is offered");
+    }
+    let status: String = sqlx::query_scalar("SELECT body::jsonb->'collections'->0->>'physical_status' FROM deletion_log WHERE seq = 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let by_status = http(&app, "GET", &format!("/log?status={status}"), &[("Cookie", &cookie)], "").await;
+    assert_eq!(rows(&by_status.body), 1, "the erasure, by its physical status {status}");
+}
+
+/// A failure entry counts only what was counted before: its list row says
+/// "not counted" (—) for deleted and after, never 0.
+#[tokio::test]
+async fn a_failure_entry_shows_what_it_did_not_count_as_not_counted() {
+    use std::time::Duration;
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 300, ..Default::default() }).await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("zed", 3)]).await;
+    let job_id: uuid::Uuid = app.erase("zed").await.job_id.parse().unwrap();
+    let ctx = app.ctx.clone();
+    let running = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, uuid::Uuid::new_v4()).await });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while lethe::store::jobs::job(&app.pool, app.keys.tenant_id, job_id).await.unwrap().unwrap().stage != "verify" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the job reaches verify");
+    running.abort();
+    sqlx::query("UPDATE erasure_jobs SET attempts = 20, lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(job_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    lethe::erasure::try_execute_job(&app.ctx, uuid::Uuid::new_v4()).await.unwrap();
+    assert_eq!(app.job(&job_id.to_string()).await.status, pb::JobStatus::Failed as i32);
+
+    let cookie = sign_in(&app, &app.keys.ak).await;
+    let failures = http(&app, "GET", "/log?kind=failure", &[("Cookie", &cookie)], "").await;
+    let counts = r#"<td class="n before">3</td><td class="n deleted">—</td><td class="n after">—</td>"#;
+    assert!(failures.body.contains(counts), "{}", failures.body);
 }
