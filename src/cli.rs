@@ -222,11 +222,26 @@ pub enum TenantCommand {
 /// pair and sign a body with it.
 ///
 /// # Errors
-/// Not JSON, no pin, or no pinned key verifies the signature.
+/// Not JSON, no pin, no pinned key verifies the signature, or the signed
+/// body is not a certificate of the job the file names.
 pub fn verify_certificate_json(text: &str, pins: &[String]) -> anyhow::Result<String> {
     let v: serde_json::Value = serde_json::from_str(text).context("Not JSON")?;
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_owned();
-    crate::audit::verify_pinned(&field("body"), &field("signature"), pins)
+    let key_id = crate::audit::verify_pinned(&field("body"), &field("signature"), pins)?;
+    // The same key signs other statements (log heads, ledger exports): a
+    // body is a certificate only when it says so, for one job, by this key.
+    let body: serde_json::Value = serde_json::from_str(&field("body")).context("The signed body is not JSON")?;
+    anyhow::ensure!(
+        body.get("certificate_version").and_then(serde_json::Value::as_u64).is_some_and(|n| n >= 1),
+        "The signed body is not an erasure certificate (it has no certificate_version)"
+    );
+    let job = body.get("job_id").and_then(serde_json::Value::as_str).unwrap_or_default();
+    anyhow::ensure!(!job.is_empty(), "The signed body is not an erasure certificate (it names no job_id)");
+    let outer = field("job_id");
+    anyhow::ensure!(outer.is_empty() || outer == job, "The certificate is for job {job}, not {outer}");
+    let signed_by = body.get("key_id").and_then(serde_json::Value::as_str);
+    anyhow::ensure!(signed_by.is_none_or(|k| k == key_id), "The body names key {}, but was verified by {key_id}", signed_by.unwrap_or_default());
+    Ok(key_id)
 }
 
 #[derive(Subcommand, Clone, Copy, PartialEq, Eq)]

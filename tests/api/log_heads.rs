@@ -160,6 +160,16 @@ async fn certificates_are_append_only_and_checked_against_a_pinned_key() {
     let pin = pinned_key(&app);
     assert_eq!(lethe::cli::verify_certificate_json(&json, std::slice::from_ref(&pin)).unwrap(), cert.key_id);
     assert!(lethe::cli::verify_certificate_json(&json, &[]).is_err(), "no pin, no verdict");
+    // The file's job must be the body's; and a log head, signed by the same
+    // key, is no certificate.
+    let other = serde_json::json!({ "job_id": uuid::Uuid::new_v4().to_string(), "body": cert.body, "signature": cert.signature });
+    let err = lethe::cli::verify_certificate_json(&other.to_string(), std::slice::from_ref(&pin)).unwrap_err();
+    assert!(err.to_string().contains("is for job"), "{err}");
+    let log = app.client.clone().list_deletion_log(req(&app.keys.ak, pb::ListDeletionLogRequest::default())).await.unwrap();
+    let head = log.into_inner().head.expect("a signed head");
+    let head_as_cert = serde_json::json!({ "body": head.statement, "signature": head.signature }).to_string();
+    let err = lethe::cli::verify_certificate_json(&head_as_cert, std::slice::from_ref(&pin)).unwrap_err();
+    assert!(err.to_string().contains("not an erasure certificate"), "{err}");
 
     // A self-made key pair signs a forged body "validly": the pin refuses it.
     let dir = tempfile::tempdir().unwrap();
