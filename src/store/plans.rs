@@ -233,7 +233,25 @@ pub async fn credit_points(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, c: &C
         .bind(elsewhere)
         .execute(&mut **tx)
         .await?;
+    prune_credits(&mut **tx).await?;
     Ok(elsewhere)
+}
+
+/// Forgets the credits no plan can ask for any more: older than the oldest
+/// plan still holding contested points, less an hour (a plan being written
+/// now has its transaction's start as `planned_at`). Point ids of erased
+/// people's chunks are not kept longer than their erasures need them.
+pub async fn prune_credits(ex: impl PgExecutor<'_>) -> Result<u64> {
+    Ok(sqlx::query(
+        r#"
+        DELETE FROM erasure_point_credits
+        WHERE credited_at < LEAST(now(), (SELECT min(planned_at) FROM erasure_counts WHERE cardinality(contested_points) > 0))
+                            - interval '1 hour'
+        "#,
+    )
+    .execute(ex)
+    .await?
+    .rows_affected())
 }
 
 /// Every point the plans of several jobs hold (the subjects' own), in one

@@ -655,7 +655,26 @@ async fn a_point_two_erasures_counted_is_certified_deleted_once() {
         assert_eq!(deleted.iter().sum::<u64>(), 3, "{name}: three points left the store, each certified once: {deleted:?}");
         assert_eq!(deleted, [2, 1], "{name}: the first logged is credited");
         assert_eq!(elsewhere, [0, 1], "{name}");
+        // The credit is kept while a plan may still ask for it; the next
+        // credit (the Qdrant round's) forgets it once it is older than any.
+        let credits: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_point_credits").fetch_one(&app.pool).await.unwrap();
+        assert_eq!(credits, 1, "{name}: the shared point's credit, the only one left");
+        sqlx::query("UPDATE erasure_point_credits SET credited_at = credited_at - interval '2 hours'").execute(&app.pool).await.unwrap();
     }
+    // A plan holding contested points counted before a credit keeps it.
+    let (job, collection): (Uuid, Uuid) = sqlx::query_as("SELECT job_id, collection_id FROM erasure_counts LIMIT 1").fetch_one(&app.pool).await.unwrap();
+    sqlx::query(
+        "UPDATE erasure_counts SET contested_points = ARRAY[gen_random_uuid()], planned_at = now() - interval '5 hours' \
+         WHERE job_id = $1 AND collection_id = $2",
+    )
+    .bind(job)
+    .bind(collection)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(lethe::store::plans::prune_credits(&app.pool).await.unwrap(), 0);
+    sqlx::query("UPDATE erasure_counts SET contested_points = '{}' WHERE job_id = $1").bind(job).execute(&app.pool).await.unwrap();
+    assert_eq!(lethe::store::plans::prune_credits(&app.pool).await.unwrap(), 1, "then no plan needs it");
     let verified = app.client.clone().verify_deletion_log(req(&app.keys.ak, pb::VerifyDeletionLogRequest::default())).await.unwrap();
     assert!(verified.into_inner().valid);
 }
