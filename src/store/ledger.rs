@@ -270,15 +270,35 @@ pub async fn import_tombstone(
         .bind(&t.subject_hash)
         .fetch_optional(&mut **tx)
         .await?;
-    if state.is_some_and(|s| s != "erased") {
+    // A subject unknown here is locked too: a write tagged with it that
+    // checked it before this import (nothing to suppress then) would
+    // otherwise write its lineage and vectors under the new tombstone.
+    if state.is_none_or(|s| s != "erased") {
         super::subjects::lock_subject_exclusive(tx, lock_key).await?;
     }
-    let existing: Option<(Uuid, String, bool)> =
-        sqlx::query_as("SELECT subject_id, state, legal_hold FROM subjects WHERE tenant_id = $1 AND subject_hash = $2 FOR UPDATE")
-            .bind(tenant_id)
-            .bind(&t.subject_hash)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let mut existing = subject_for_import(tx, tenant_id, &t.subject_hash).await?;
+    if existing.is_none() {
+        let id = Uuid::now_v7();
+        let created: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash, state, erased_at) \
+             VALUES ($1, $2, NULL, $3, 'erased', COALESCE($4, now())) \
+             ON CONFLICT (tenant_id, subject_hash) DO NOTHING RETURNING subject_id",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(&t.subject_hash)
+        .bind(t.erased_at)
+        .fetch_optional(&mut **tx)
+        .await?;
+        // Written by another transaction since the read: taken as it is now.
+        existing = match created {
+            Some(_) => None,
+            None => subject_for_import(tx, tenant_id, &t.subject_hash).await?,
+        };
+        if existing.is_none() {
+            return finish_import(tx, tenant_id, id, t, Imported::Created).await;
+        }
+    }
     let (subject_id, outcome) = match existing {
         Some((_, _, true)) => return Ok(Imported::Held),
         Some((id, state, false)) if state == "erased" => (id, Imported::Known),
@@ -286,21 +306,28 @@ pub async fn import_tombstone(
             re_erase(tx, id, t.erased_at).await?;
             (id, Imported::ReErased)
         }
-        None => {
-            let id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash, state, erased_at) \
-                 VALUES ($1, $2, NULL, $3, 'erased', COALESCE($4, now()))",
-            )
-            .bind(id)
-            .bind(tenant_id)
-            .bind(&t.subject_hash)
-            .bind(t.erased_at)
-            .execute(&mut **tx)
-            .await?;
-            (id, Imported::Created)
-        }
+        None => unreachable!("read or created above"),
     };
+    finish_import(tx, tenant_id, subject_id, t, outcome).await
+}
+
+/// The subject with `hash`, locked: (id, state, legal hold).
+async fn subject_for_import(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, hash: &[u8]) -> Result<Option<(Uuid, String, bool)>> {
+    Ok(sqlx::query_as("SELECT subject_id, state, legal_hold FROM subjects WHERE tenant_id = $1 AND subject_hash = $2 FOR UPDATE")
+        .bind(tenant_id)
+        .bind(hash)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// The tombstone's match keys and identifier hashes, added to the subject.
+async fn finish_import(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    subject_id: Uuid,
+    t: &Tombstone,
+    outcome: Imported,
+) -> Result<Imported> {
     super::subjects::add_keys(&mut **tx, tenant_id, subject_id, &t.keys).await?;
     sqlx::query(
         r#"

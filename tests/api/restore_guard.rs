@@ -682,3 +682,60 @@ async fn a_point_withheld_under_a_hold_its_payload_names_keeps_its_lineage_throu
     assert_eq!((app.pg_rows_tagged(&c, "hal").await, app.lineage_chunks_of("ann").await), (1, 1), "still kept, with its lineage");
     app.assert_lineage_consistent().await;
 }
+
+/// A subject the restored database does not know is locked by the import
+/// as a known one is: a write tagged with it that checked it before the
+/// tombstone existed finishes first, and every later write is suppressed.
+#[tokio::test]
+async fn an_import_creating_a_tombstone_waits_for_a_write_in_flight_for_that_subject() {
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("amy", 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lethe.dump");
+    dump(&app, &file).await;
+    app.ingest_people("mail", &[("zed", 1)]).await;
+    erase_completed(&app, "zed").await;
+    let ledger = export_ledger(&app).await;
+
+    let back = restored_app(&app, &file).await;
+    let hash = back.ctx.keyed_hash(back.keys.tenant_id, "zed").await.unwrap();
+    let of_zed = "SELECT count(*) FROM subjects WHERE subject_hash = $1";
+    let known: i64 = sqlx::query_scalar(of_zed).bind(&hash).fetch_one(&back.pool).await.unwrap();
+    assert_eq!(known, 0, "the restored database does not know zed");
+    // A write for zed is in flight: it holds zed's lock shared.
+    let mut write = back.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(lethe::context::subject_lock_key(&hash))
+        .execute(&mut *write)
+        .await
+        .unwrap();
+    let import = tokio::spawn({
+        let (client, key, ledger) = (back.client.clone(), back.keys.sk.clone(), ledger.clone());
+        async move {
+            let chunks: Vec<pb::LedgerChunk> = ledger.chunks(4096).map(|c| pb::LedgerChunk { data: c.to_vec() }).collect();
+            client.clone().import_ledger(req(&key, tokio_stream::iter(chunks))).await.map(tonic::Response::into_inner)
+        }
+    });
+    let waiting = || async {
+        let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(&back.pool).await.unwrap()
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while waiting().await == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        panic!("the import waits for the write in flight: {:?}", import.await);
+    }
+    let made: i64 = sqlx::query_scalar(of_zed).bind(&hash).fetch_one(&back.pool).await.unwrap();
+    assert_eq!(made, 0, "no tombstone while the write runs");
+    write.commit().await.unwrap();
+    let imported = import.await.unwrap().expect("the import completes");
+    assert_eq!(imported.tombstones_created, 1, "{imported:?}");
+    let w = back.ingest("mail", vec![chunk("late", 0, "zed again", &["zed"])]).await.expect("ingest");
+    assert_eq!((w.accepted, w.suppressed), (0, 1));
+}
