@@ -200,6 +200,10 @@ impl Application {
         let stores = vector_stores(&settings, pool.clone()).await?;
         let a = &settings.audit;
         let signer = Arc::new(Signer::load(&a.signing_key_file, a.create_signing_key, &a.retired_public_keys)?);
+        let signed = crate::audit::sign_unsigned_heads_once(&pool, &signer).await.context("Failed to sign the logs' unsigned heads")?;
+        if signed > 0 {
+            tracing::info!(tenants = signed, "signed the heads of deletion logs that ended before heads were signed");
+        }
         let keys = crate::keys::provider(&settings.keys).context("Failed to load the master keys (keys.*)")?;
         // Moves plaintext keys of earlier versions out, re-wraps keys of
         // older master versions, makes missing ones.

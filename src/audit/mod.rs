@@ -233,9 +233,10 @@ pub async fn verify(pool: &PgPool, signer: &Signer, tenant_id: Uuid, pinned: Opt
             return Ok(bad(p.size, checked, format!("entry {} differs from the pinned head", p.size)));
         }
     }
-    // Heads are signed from hash version 2 on; an older log's head is not.
+    // Every non-empty log's head is signed (those that ended before heads
+    // were signed were signed once at the upgrade: `sign_unsigned_heads_once`).
     let head = stored.and_then(|h| signed_head(tenant_id, h));
-    if last_version >= 2 && !head.as_ref().is_some_and(|h| h.verifies(signer)) {
+    if head_seq > 0 && !head.as_ref().is_some_and(|h| h.verifies(signer)) {
         return Ok(bad(head_seq, checked, "the recorded head is not signed by this service's key".into()));
     }
     for (job_id, claimed) in log::certified_heads(&mut *tx, tenant_id).await? {
@@ -251,6 +252,29 @@ pub async fn verify(pool: &PgPool, signer: &Signer, tenant_id: Uuid, pinned: Opt
         head_hash: hex::encode(prev),
         head,
     })
+}
+
+/// Signs, once per database, the heads of logs that ended before heads
+/// were signed (their last entry of hash version 1): from then on every
+/// non-empty log's head must verify. Recorded in `audit_upgrades`, so that
+/// a head unsigned later (by someone rewriting the log) is never signed by
+/// a restart. Returns how many heads were signed.
+///
+/// # Errors
+/// Database failures.
+pub async fn sign_unsigned_heads_once(pool: &PgPool, signer: &Signer) -> Result<usize> {
+    let mut tx = pool.begin().await?;
+    if !log::record_upgrade(&mut tx, "unsigned_heads_signed").await? {
+        return Ok(0);
+    }
+    let heads = log::unsigned_heads(&mut tx).await?;
+    for (tenant_id, seq, hash) in &heads {
+        let signed = head::SignedHead::sign(signer, *tenant_id, *seq, hash);
+        let sig = log::HeadSignature { signed_at: signed.signed_at, key_id: &signed.key_id, signature: &signed.signature };
+        log::sign_head(&mut tx, *tenant_id, &sig).await?;
+    }
+    tx.commit().await?;
+    Ok(heads.len())
 }
 
 #[cfg(test)]

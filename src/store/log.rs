@@ -67,6 +67,35 @@ pub async fn head(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<Hea
         .await?)
 }
 
+/// Records the one-time upgrade `name`; false when it was recorded before
+/// (another replica's transaction waits for this one's to end).
+pub async fn record_upgrade(tx: &mut Transaction<'_, Postgres>, name: &str) -> Result<bool> {
+    let done: Option<String> = sqlx::query_scalar("INSERT INTO audit_upgrades (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING name")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(done.is_some())
+}
+
+/// Heads of non-empty logs without a signature, locked: (tenant, seq, hash).
+pub async fn unsigned_heads(tx: &mut Transaction<'_, Postgres>) -> Result<Vec<(Uuid, i64, Vec<u8>)>> {
+    Ok(sqlx::query_as("SELECT tenant_id, seq, entry_hash FROM deletion_log_heads WHERE signature IS NULL AND seq > 0 FOR UPDATE")
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// Signs a head where it is.
+pub async fn sign_head(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, head: &HeadSignature<'_>) -> Result<()> {
+    sqlx::query("UPDATE deletion_log_heads SET signed_at = $2, key_id = $3, signature = $4 WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .bind(head.signed_at)
+        .bind(head.key_id)
+        .bind(head.signature)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Appends entries and moves the head to the last, in one statement (the
 /// head lock is held from `lock_head` to commit: every round trip in
 /// between delays the next append of the tenant). The caller computed each

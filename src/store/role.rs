@@ -16,7 +16,7 @@ use super::Result;
 use super::rewrite::PERSONAL_TABLES;
 
 /// Tables the service role may read and insert into, nothing else.
-pub const APPEND_ONLY_TABLES: [&str; 2] = ["deletion_log", "certificates"];
+pub const APPEND_ONLY_TABLES: [&str; 3] = ["deletion_log", "certificates", "audit_upgrades"];
 
 /// A role name as an SQL identifier, or None when it is not a plain name
 /// (lower-case letters, digits, `_`; no quoting games).

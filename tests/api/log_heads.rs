@@ -189,3 +189,50 @@ async fn certificates_are_append_only_and_checked_against_a_pinned_key() {
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
 }
+
+/// A log rewritten as hash version 1 (which covers only the predecessor and
+/// the body) with its head's signature removed and its certificates gone was
+/// verified as valid: version-1 heads were not required to be signed. Heads
+/// of logs that ended before signing began are signed once, at the upgrade;
+/// a head unsigned after that is never signed again by a restart.
+#[tokio::test]
+async fn a_log_rewritten_as_version_1_with_an_unsigned_head_is_not_valid() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 1)]).await;
+    erase(&app, "ann").await;
+    assert!(verify(&app, None).await.valid);
+    let unsign = "UPDATE deletion_log_heads SET signature = NULL, key_id = NULL, signed_at = NULL";
+    as_superuser(
+        &app,
+        &format!(
+            "UPDATE deletion_log SET body = replace(body, '\"deleted\":1', '\"deleted\":100'), hash_version = 1 WHERE seq = 1;
+             UPDATE deletion_log SET entry_hash = sha256(convert_to(encode(prev_hash, 'hex') || E'\\n' || body, 'UTF8')) WHERE seq = 1;
+             UPDATE deletion_log_heads h SET entry_hash = l.entry_hash FROM deletion_log l WHERE l.seq = 1 AND l.tenant_id = h.tenant_id;
+             {unsign};
+             ALTER TABLE certificates DISABLE TRIGGER certificates_no_update;
+             DELETE FROM certificates;
+             ALTER TABLE certificates ENABLE TRIGGER certificates_no_update;"
+        ),
+    )
+    .await;
+    let v = verify(&app, None).await;
+    assert!(!v.valid && v.problem.contains("not signed"), "{v:?}");
+    // The upgrade was done when the service started: a restart signs nothing.
+    assert_eq!(lethe::audit::sign_unsigned_heads_once(&app.pool, &app.ctx.signer).await.unwrap(), 0);
+    assert!(!verify(&app, None).await.valid);
+
+    // A database from before signed heads (no upgrade recorded, an unsigned
+    // head of a version-1 log): the first start signs it, once.
+    as_superuser(
+        &app,
+        "ALTER TABLE audit_upgrades DISABLE TRIGGER audit_upgrades_no_update; DELETE FROM audit_upgrades;
+         ALTER TABLE audit_upgrades ENABLE TRIGGER audit_upgrades_no_update;",
+    )
+    .await;
+    assert_eq!(lethe::audit::sign_unsigned_heads_once(&app.pool, &app.ctx.signer).await.unwrap(), 1);
+    assert!(verify(&app, None).await.valid, "a version-1 log with its head signed at the upgrade");
+    as_superuser(&app, unsign).await;
+    assert_eq!(lethe::audit::sign_unsigned_heads_once(&app.pool, &app.ctx.signer).await.unwrap(), 0);
+    assert!(!verify(&app, None).await.valid);
+}
