@@ -419,3 +419,73 @@ pub async fn clear_erased_plaintext(ex: impl PgExecutor<'_>, subject_ids: &[Uuid
     .await?;
     Ok(())
 }
+
+/// What an import of one ledger has done so far, over all its attempts.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct ImportProgress {
+    pub import_id: Uuid,
+    pub tombstones_created: i64,
+    pub subjects_re_erased: i64,
+    pub points_added: i64,
+    pub re_erased: Vec<String>,
+}
+
+/// The unfinished import of the ledger `sha256` (one cut off before its
+/// log entry), or a new one.
+pub async fn open_import(ex: impl PgExecutor<'_>, tenant_id: Uuid, sha256: &str) -> Result<ImportProgress> {
+    Ok(sqlx::query_as(
+        r#"
+        INSERT INTO ledger_imports (import_id, tenant_id, ledger_sha256) VALUES ($1, $2, $3)
+        ON CONFLICT (tenant_id, ledger_sha256) WHERE log_seq IS NULL DO UPDATE SET started_at = ledger_imports.started_at
+        RETURNING import_id, tombstones_created, subjects_re_erased, points_added, re_erased
+        "#,
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant_id)
+    .bind(sha256)
+    .fetch_one(ex)
+    .await?)
+}
+
+/// Adds a batch's work to its import, in the batch's transaction.
+pub async fn add_import_progress(
+    ex: impl PgExecutor<'_>,
+    import_id: Uuid,
+    (created, re_erased, points_added): (i64, i64, i64),
+    re_erased_hashes: &[String],
+) -> Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE ledger_imports SET tombstones_created = tombstones_created + $2, subjects_re_erased = subjects_re_erased + $3,
+               points_added = points_added + $4, re_erased = re_erased || $5
+        WHERE import_id = $1
+        "#,
+    )
+    .bind(import_id)
+    .bind(created)
+    .bind(re_erased)
+    .bind(points_added)
+    .bind(re_erased_hashes)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Ends an import: its log entry (`0`: nothing to log), and its sums as
+/// they are now (another attempt may have added to them).
+pub async fn close_import(ex: impl PgExecutor<'_>, import_id: Uuid, log_seq: i64) -> Result<()> {
+    sqlx::query("UPDATE ledger_imports SET log_seq = $2 WHERE import_id = $1").bind(import_id).bind(log_seq).execute(ex).await?;
+    Ok(())
+}
+
+/// An import's sums, locked until the transaction ends (two attempts at once
+/// log it once).
+pub async fn lock_import(tx: &mut Transaction<'_, Postgres>, import_id: Uuid) -> Result<Option<ImportProgress>> {
+    Ok(sqlx::query_as(
+        "SELECT import_id, tombstones_created, subjects_re_erased, points_added, re_erased FROM ledger_imports \
+         WHERE import_id = $1 AND log_seq IS NULL FOR UPDATE",
+    )
+    .bind(import_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}

@@ -739,3 +739,43 @@ async fn an_import_creating_a_tombstone_waits_for_a_write_in_flight_for_that_sub
     let w = back.ingest("mail", vec![chunk("late", 0, "zed again", &["zed"])]).await.expect("ingest");
     assert_eq!((w.accepted, w.suppressed), (0, 1));
 }
+
+/// An import cut off after its tombstones (here: the points' statement
+/// fails) and run again logs what both attempts did: the tombstone the
+/// first made is in the entry, not lost as "known".
+#[tokio::test]
+async fn an_import_cut_off_half_way_and_run_again_logs_all_it_did() {
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people("mail", &[("amy", 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lethe.dump");
+    dump(&app, &file).await;
+    app.ingest_people("mail", &[("zed", 2)]).await;
+    erase_completed(&app, "zed").await;
+    let ledger = export_ledger(&app).await;
+
+    let back = restored_app(&app, &file).await;
+    sql(
+        &back,
+        "CREATE FUNCTION cut_off() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'cut off'; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER cut_off BEFORE INSERT ON erased_point_sets FOR EACH ROW EXECUTE FUNCTION cut_off();",
+    )
+    .await;
+    import_ledger(&back, &back.keys.sk, &ledger).await.expect_err("cut off after the tombstones");
+    assert_eq!(back.count_subject("zed").await.subject_state, "erased", "the first attempt's tombstone stays");
+    assert!(entries(&back, "ledger_import").await.is_empty());
+    sql(&back, "DROP TRIGGER cut_off ON erased_point_sets; DROP FUNCTION cut_off();").await;
+
+    let imported = import_ledger(&back, &back.keys.sk, &ledger).await.expect("import again");
+    assert_eq!((imported.tombstones_created, imported.subjects_known, imported.points_added), (1, 0, 2), "{imported:?}");
+    let logged = entries(&back, "ledger_import").await;
+    assert_eq!(logged.len(), 1);
+    let body = &logged[0].1;
+    assert_eq!((body["tombstones_created"].as_u64(), body["points_added"].as_u64()), (Some(1), Some(2)), "{body}");
+    // Done: importing it once more changes and logs nothing.
+    let again = import_ledger(&back, &back.keys.sk, &ledger).await.expect("import once more");
+    assert_eq!((again.tombstones_created, again.subjects_known, again.points_added, again.log_seq), (0, 1, 0, 0), "{again:?}");
+    assert_eq!(entries(&back, "ledger_import").await.len(), 1);
+    assert_log_verifies(&back).await;
+}

@@ -160,7 +160,8 @@ fn parse_body(body: &str, subjects: u64, points: u64) -> Result<(Vec<Tombstone>,
     Ok((tombstones, erased))
 }
 
-/// What an import did.
+/// What an import of a ledger did, over all its attempts (one cut off
+/// half-way is completed by importing the same ledger again).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportOutcome {
     pub subjects: u64,
@@ -187,7 +188,9 @@ pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<Impo
     let secret = ctx.tenant_secret(tenant_id).await?;
     let v = verify(bytes, &ctx.signer, tenant_id, &key_check(&secret))?;
     let mut out = ImportOutcome { subjects: v.tombstones.len() as u64, points: v.points.len() as u64, ..Default::default() };
-    let mut re_erased = Vec::new();
+    // What earlier attempts at this ledger did before they were cut off
+    // counts in its entry: each batch adds its work to the import's sums.
+    let progress = ledger::open_import(&ctx.pool, tenant_id, &v.sha256).await?;
     for batch in v.tombstones.chunks(IMPORT_BATCH) {
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
         // The batch's subject locks are taken in ascending key order, the
@@ -201,25 +204,26 @@ pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<Impo
             imported[i] = ledger::import_tombstone(&mut tx, tenant_id, &batch[i], key).await?;
         }
         // What it did, in the ledger's order.
+        let (mut created, mut re_erased) = (0, Vec::new());
         for (t, imported) in batch.iter().zip(imported) {
             match imported {
-                Imported::Created => out.tombstones_created += 1,
-                Imported::ReErased => {
-                    out.subjects_re_erased += 1;
-                    re_erased.push(hex::encode(&t.subject_hash));
-                }
+                Imported::Created => created += 1,
+                Imported::ReErased => re_erased.push(hex::encode(&t.subject_hash)),
                 Imported::Known => out.subjects_known += 1,
                 Imported::Held => out.subjects_held.push(hex::encode(&t.subject_hash)),
             }
         }
+        ledger::add_import_progress(&mut *tx, progress.import_id, (created, re_erased.len() as i64, 0), &re_erased).await?;
         tx.commit().await.map_err(StoreError::from)?;
     }
     for batch in point_batches(&v.points, IMPORT_BATCH * 10, MAX_POINTS_PER_STATEMENT) {
-        out.points_added += ledger::record_points(&ctx.pool, tenant_id, batch).await?;
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        let added = ledger::record_points(&mut *tx, tenant_id, batch).await?;
+        ledger::add_import_progress(&mut *tx, progress.import_id, (0, 0, i64::try_from(added).unwrap_or(i64::MAX)), &[]).await?;
+        tx.commit().await.map_err(StoreError::from)?;
     }
-    if out.tombstones_created + out.subjects_re_erased + out.points_added > 0 {
-        out.log_seq = Some(log_import(ctx, &v, &out, &re_erased).await?);
-    }
+    let logged = log_import(ctx, &v, progress.import_id, &mut out).await?;
+    out.log_seq = logged;
     tracing::info!(%tenant_id, created = out.tombstones_created, re_erased = out.subjects_re_erased, points_added = out.points_added, "ledger imported");
     Ok(out)
 }
@@ -240,7 +244,25 @@ struct ImportBody<'a> {
     logged_at: String,
 }
 
-async fn log_import(ctx: &Context, v: &Verified, out: &ImportOutcome, re_erased: &[String]) -> Result<i64> {
+/// Appends the import's entry from its sums over every attempt (none when
+/// nothing changed) and closes it, in one transaction; `out` gets the sums.
+async fn log_import(ctx: &Context, v: &Verified, import_id: Uuid, out: &mut ImportOutcome) -> Result<Option<i64>> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    jobs::require_durable_commit(&mut tx).await?;
+    // Another attempt at the same ledger logged it meanwhile: nothing more.
+    let Some(sums) = ledger::lock_import(&mut tx, import_id).await? else { return Ok(None) };
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    out.tombstones_created = count(sums.tombstones_created);
+    out.subjects_re_erased = count(sums.subjects_re_erased);
+    out.points_added = count(sums.points_added);
+    // Of the import as a whole: a subject an earlier attempt made a tombstone
+    // is not "known" to it.
+    out.subjects_known = out.subjects.saturating_sub(out.tombstones_created + out.subjects_re_erased + out.subjects_held.len() as u64);
+    if out.tombstones_created + out.subjects_re_erased + out.points_added == 0 {
+        ledger::close_import(&mut *tx, import_id, 0).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        return Ok(None);
+    }
     let body = ImportBody {
         kind: "ledger_import",
         tenant_id: v.tenant_id.to_string(),
@@ -248,15 +270,14 @@ async fn log_import(ctx: &Context, v: &Verified, out: &ImportOutcome, re_erased:
         signing_key_id: &v.signing_key_id,
         ledger_sha256: &v.sha256,
         outcome: out,
-        re_erased,
+        re_erased: &sums.re_erased,
         next: "Reconcile deletes the points and forgets the lineage of these subjects that the restore brought back",
         logged_at: Utc::now().to_rfc3339(),
     };
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    jobs::require_durable_commit(&mut tx).await?;
     let (entry, _) = crate::audit::append(&mut tx, &ctx.signer, v.tenant_id, "ledger_import", None, None, &body).await?;
+    ledger::close_import(&mut *tx, import_id, entry.seq).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(entry.seq)
+    Ok(Some(entry.seq))
 }
 
 #[cfg(test)]
