@@ -427,7 +427,10 @@ impl Lethe for LetheService {
     async fn export_subject(&self, req: Request<pb::ExportSubjectRequest>) -> Result<Response<Self::ExportSubjectStream>, Status> {
         let p = self.authorize(&req, Action::Audit).await?;
         let id = ExternalId::parse("subject_id", &req.get_ref().subject_id).map_err(LetheError::from)?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // One record in flight: the export's `complete` is as near to "the
+        // client read every record" as a server can know (a record counts
+        // once gRPC has taken it; a client gone midway stops the export).
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(export::run(self.ctx.clone(), *p, id, tx));
         let records = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |r| {
             r.map(|rec| pb::ExportRecord { part: rec.part.to_owned(), json: rec.json }).map_err(Status::from)
