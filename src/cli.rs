@@ -318,7 +318,20 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
                     let file = std::fs::File::create(path).with_context(|| format!("Failed to create {}", path.display()))?;
                     crate::export::bundle::download(&url, &key, &subject, format, std::io::BufWriter::new(file)).await
                 }
-                None => crate::export::bundle::download(&url, &key, &subject, format, std::io::stdout().lock()).await,
+                None => {
+                    // Standard output cannot be taken back: the bundle is
+                    // written to a temporary file first and copied out only
+                    // once it matches its manifest (a half bundle is no file).
+                    let mut spool = tempfile::tempfile().context("Failed to create a temporary file")?;
+                    let downloaded =
+                        crate::export::bundle::download(&url, &key, &subject, format, std::io::BufWriter::new(&mut spool)).await;
+                    if downloaded.is_ok() {
+                        use std::io::Seek as _;
+                        spool.rewind()?;
+                        std::io::copy(&mut spool, &mut std::io::stdout().lock()).context("Failed to write the bundle")?;
+                    }
+                    downloaded
+                }
             };
             let written = match written {
                 Ok(w) => w,

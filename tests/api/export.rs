@@ -301,4 +301,22 @@ async fn lethe_export_writes_a_zip_whose_files_match_the_manifest() {
         .unwrap();
     assert!(!status.success());
     assert!(!refused.exists());
+
+    // To standard output (spooled until it matches its manifest): JSON lines, the manifest last.
+    for (key, ok) in [(&app.keys.sk, true), (&app.keys.pk, false)] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
+            .args(["export", "--subject", "ann", "--format", "jsonl", "--url", &format!("http://{}", app.addr)])
+            .env("LETHE_SK", key)
+            .output()
+            .await
+            .expect("lethe runs");
+        assert_eq!(out.status.success(), ok, "{}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if ok {
+            assert_eq!(lines.iter().filter(|l| l["part"] == json!("chunks")).count(), 3);
+            assert_eq!(lines.last().map(|l| l["part"].clone()), Some(json!("manifest")));
+        } else {
+            assert!(lines.is_empty(), "nothing written: {lines:?}");
+        }
+    }
 }
