@@ -192,6 +192,7 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
         // transaction is dropped); the others forget alone.
         return Err(StageError::LeaseLost);
     }
+    crate::ingest::rekey_before_tombstone(ctx, &mut tx, &subjects).await?;
     lineage::tombstone_subjects(&mut tx, &subjects).await?;
     let ids: Vec<Uuid> = members.iter().map(|m| m.job.job_id).collect();
     jobs::clear_subject_tags(&mut *tx, &ids).await?;

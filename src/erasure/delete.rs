@@ -166,6 +166,7 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;
     let tables = personal_tables(forgotten > 0, identifiers, external_id);
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
+    crate::ingest::rekey_before_tombstone(ctx, &mut tx, &[subject_id]).await?;
     lineage::tombstone_subject(&mut tx, subject_id).await?;
     // The caller's id for the person is not needed after this stage: the
     // job row forgets it now, before any rewrite, not when it is logged.

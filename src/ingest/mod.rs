@@ -10,6 +10,7 @@
 
 mod delete;
 mod subjects;
+pub(crate) use subjects::rekey_before_tombstone;
 mod suppression;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

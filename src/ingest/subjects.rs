@@ -33,6 +33,30 @@ pub async fn key_hashes(ctx: &Context, tenant_id: Uuid, identifiers: &[Identifie
     Ok(keys)
 }
 
+/// Adds to subjects about to become tombstones the match keys of their
+/// identifiers as the rules read them now, while the values are still in
+/// clear: a subject registered under older rules (before phones were keyed
+/// by subscriber number, names without diacritics, …) is suppressed by
+/// every form the current rules know. In the forget stage's transaction,
+/// before `tombstone_subjects` clears the values.
+///
+/// # Errors
+/// Database and key failures.
+pub async fn rekey_before_tombstone(ctx: &Context, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, subject_ids: &[Uuid]) -> Result<()> {
+    let rows = lineage::identifier_values_many(&mut **tx, subject_ids).await?;
+    let mut by_subject: std::collections::BTreeMap<(Uuid, Uuid), Vec<Identifier>> = std::collections::BTreeMap::new();
+    for (subject_id, tenant_id, kind, value) in rows {
+        // A kind this version does not know is left as stored.
+        let Ok(kind) = kind.parse() else { continue };
+        by_subject.entry((tenant_id, subject_id)).or_default().push(Identifier { kind, value });
+    }
+    for ((tenant_id, subject_id), identifiers) in by_subject {
+        let keys = key_hashes(ctx, tenant_id, &identifiers).await?;
+        lineage::add_keys(&mut **tx, tenant_id, subject_id, &keys).await?;
+    }
+    Ok(())
+}
+
 /// Who is storing a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutMode {

@@ -194,6 +194,17 @@ pub async fn add_keys(ex: impl PgExecutor<'_>, tenant_id: Uuid, subject_id: Uuid
     Ok(())
 }
 
+/// The identifiers still held in clear of several subjects: (subject,
+/// tenant, kind, value).
+pub async fn identifier_values_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT subject_id, tenant_id, kind, value FROM subject_identifiers WHERE subject_id = ANY($1) AND value IS NOT NULL",
+    )
+    .bind(subject_ids)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// A subject other than `except` that is being or has been erased and
 /// shares one of the match keys.
 pub async fn suppressor_by_keys(

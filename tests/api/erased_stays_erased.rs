@@ -202,6 +202,35 @@ async fn the_tombstone_holds_for_national_phones_idn_domains_and_names_without_a
     }
 }
 
+/// A subject registered under older rules has only the keys those rules
+/// gave; its erasure keys its identifiers again as the rules read them now,
+/// before their values are cleared.
+#[tokio::test]
+async fn a_subject_registered_under_older_rules_is_keyed_by_the_current_ones_when_erased() {
+    use pb::IdentifierKind::{Name, Phone};
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let mut client = app.client.clone();
+    let jose = subject("jose", vec![ident(Name, "José Núñez"), ident(Phone, "+44 20 7946 0958")]);
+    client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(jose) })).await.unwrap();
+    // As an earlier version stored them: without the subscriber number's
+    // key and the name's without diacritics.
+    let mut older = Vec::new();
+    for key in ["subscriber:2079460958", "name:jose nunez"] {
+        older.push(app.ctx.keyed_hash(app.keys.tenant_id, key).await.unwrap());
+    }
+    let removed = sqlx::query("DELETE FROM subject_keys WHERE key_hash = ANY($1)").bind(&older).execute(&app.pool).await.unwrap();
+    assert_eq!(removed.rows_affected(), 2);
+    app.ingest(&c.name, vec![chunk("j-1", 0, "notes", &["jose"])]).await.unwrap();
+    let job = app.erase_with(pb::EraseRequest { subject: Some(person("jose")), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    for (i, (kind, value)) in [(Phone, "020 7946 0958"), (Name, "Jose Nunez")].iter().enumerate() {
+        let alias = subject(&format!("alias-{i}"), vec![ident(*kind, value)]);
+        let err = client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(alias) })).await.unwrap_err();
+        assert_eq!(reason(&err), "subject_suppressed", "{kind:?} {value}");
+    }
+}
+
 #[tokio::test]
 async fn an_active_subject_is_suppressed_once_its_person_is_erased() {
     // bob-work existed with xavier's address before xavier was erased.
