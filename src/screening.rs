@@ -46,14 +46,22 @@ pub struct Finding {
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     // The domain in Unicode too (`ann@bücher.de`): its match keys are the
     // ASCII form's (`identity::canonical`).
-    Regex::new(r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.(?:\p{L}{2,}|xn--[a-z0-9-]+)\b")
+    // Invisible characters inside it (a soft hyphen, a zero-width space)
+    // belong to it: `identity::canonical` drops them, as residual search does.
+    Regex::new(
+        r"(?i)\b[a-z0-9][a-z0-9._%+\x{AD}\x{200B}-\x{200D}\x{2060}\x{FEFF}-]*@[\p{L}\p{N}\x{AD}\x{200B}-\x{200D}\x{2060}-]+(?:\.[\p{L}\p{N}\x{AD}\x{200B}-\x{200D}\x{2060}-]+)*\.(?:\p{L}{2,}|xn--[a-z0-9-]+)\b",
+    )
         .unwrap_or_else(|_| unreachable!())
 });
 static HANDLE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:^|[^\w@.])(@[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*)").unwrap_or_else(|_| unreachable!()));
 static PHONE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+?\(?\d[\d \t().-]{5,}\d").unwrap_or_else(|_| unreachable!()));
-static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\p{L}[\p{L}'’-]*\.?").unwrap_or_else(|_| unreachable!()));
+// A word with its combining marks (`Jose\u{301}` as NFD writes `José`) and
+// the invisible characters inside it, which the name's keys drop.
+static WORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\p{L}[\p{L}\p{M}'’\x{AD}\x{200B}-\x{200D}\x{2060}\x{FEFF}-]*\.?").unwrap_or_else(|_| unreachable!())
+});
 
 /// Every candidate mention in a text.
 pub fn mentions(text: &str) -> Vec<Mention> {
@@ -189,8 +197,13 @@ mod tests {
         }
         let email = identity::match_keys(&Identifier { kind: IdentifierKind::Email, value: "xavier@ex.com".into() });
         assert!(mentions("<mailto:XAVIER@ex.com>").iter().any(|m| m.keys.iter().any(|k| email.contains(k))));
-        // Another form of the same number, address or name.
+        // Another form of the same number, address or name; decomposed
+        // accents and invisible characters in the text.
         for (kind, erased, text) in [
+            (IdentifierKind::Name, "José Núñez", "met Jose\u{301} Nun\u{303}ez"),
+            (IdentifierKind::Name, "Jeff Dasovich", "met Je\u{200B}ff Da\u{AD}sovich"),
+            (IdentifierKind::Email, "jeff.dasovich@enron.com", "mail jeff\u{200B}.dasovich@enron.com"),
+            (IdentifierKind::Email, "jeff.dasovich@enron.com", "mail jeff.dasovich\u{AD}@enron.com"),
             (IdentifierKind::Phone, "+44 20 7946 0958", "ring 020 7946 0958"),
             (IdentifierKind::Email, "ann.b@xn--bcher-kva.de", "write to ann.b@bücher.de."),
             (IdentifierKind::Name, "José Núñez", "met Jose Nunez"),
