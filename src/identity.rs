@@ -213,7 +213,8 @@ pub fn national_number(digits: &str) -> String {
 /// 7946 0958`), without leading zeros (`+44 (0)20 …`; Italy keeps its `0`
 /// after the country code, and drops nothing: both read `6…` here). A
 /// national number of 11 digits beginning with `1` also gives its last 10
-/// (`1-713-853-6000`). `canonical_digits` is a canonical phone value
+/// (`1-713-853-6000`), and one beginning with `8` too (the trunk prefix of
+/// Russia and Kazakhstan). `canonical_digits` is a canonical phone value
 /// (`+` and digits, or digits). Numbers shorter than 7 digits give none.
 pub fn subscriber_numbers(canonical_digits: &str) -> Vec<String> {
     let digits: String = canonical_digits.chars().filter(char::is_ascii_digit).collect();
@@ -223,7 +224,9 @@ pub fn subscriber_numbers(canonical_digits: &str) -> Vec<String> {
         out.push(digits[code..].trim_start_matches('0').to_owned());
     } else {
         out.push(digits.trim_start_matches('0').to_owned());
-        if digits.len() == 11 && digits.starts_with('1') {
+        // North America's `1`, and `8`, the trunk prefix of Russia and
+        // Kazakhstan (`8 495 123-45-67` is `+7 495 123 45 67`).
+        if digits.len() == 11 && digits.starts_with(['1', '8']) {
             out.push(digits[1..].to_owned());
         }
     }
@@ -607,6 +610,7 @@ mod tests {
             ("+1 713 853 6000", "1-713-853-6000"),
             ("+86 138 1234 5678", "138 1234 5678"),
             ("+353 1 234 5678", "01 234 5678"),
+            ("+7 495 123 45 67", "8 495 123-45-67"),
         ] {
             assert!(shares_key(&phone(erased), &phone(written)), "{erased} and {written}");
             assert!(shares_key(&phone(written), &phone(erased)), "{written} and {erased}");
