@@ -55,7 +55,9 @@ pub async fn create_collection(ctx: &Context, tenant_id: Uuid, new: NewCollectio
         return same_settings(existing, &wanted);
     }
     store.create_collection(&wanted).await?;
-    let stored = lineage::insert_collection(&ctx.pool, &wanted).await?;
+    let mut conn = ctx.pool.acquire().await.map_err(crate::store::StoreError::from)?;
+    let stored = lineage::insert_collection(&mut conn, &wanted).await?;
+    drop(conn);
     if stored.collection_id != wanted.collection_id {
         // Lost a race with an identical registration: drop our backend object.
         store.drop_collection(&wanted).await?;

@@ -120,12 +120,19 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
     // would copy the other's texts into its lineage. Scopes are disjoint
     // only as different values of one field; an unscoped attachment takes
     // the whole store.
+    // One store is one store however its name is spelled (`t`,
+    // `public.t`, `"public"."t"`): compared by the table it resolves to. The
+    // check and the insert are one step (two Attaches at once would both
+    // pass the check).
     let scope = spec.mapping.as_deref().map(Mapping::scope_key).unwrap_or_default();
     let field = |key: &str| key.split_once('=').map(|(f, _)| f.to_owned());
-    let overlaps = lineage::attached_scopes(&ctx.pool, spec.backend.as_str(), &backend_name)
-        .await?
-        .into_iter()
-        .any(|other| other != scope && (other.is_empty() || scope.is_empty() || field(&other) != field(&scope)));
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    lineage::lock_attach(&mut *tx).await?;
+    let mut overlaps = false;
+    for (other_name, other) in lineage::attached_scopes(&mut *tx, spec.backend.as_str()).await? {
+        let same = other_name == backend_name || same_store(ctx, spec.backend, &backend_name, &other_name).await?;
+        overlaps |= same && other != scope && (other.is_empty() || scope.is_empty() || field(&other) != field(&scope));
+    }
     if overlaps {
         return Err(LetheError::AlreadyExists {
             message: format!(
@@ -134,7 +141,12 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
             ),
         });
     }
-    let stored = match lineage::insert_collection(&ctx.pool, &spec).await {
+    let inserted = lineage::insert_collection(&mut tx, &spec).await;
+    let inserted = match inserted {
+        Ok(s) => tx.commit().await.map(|()| s).map_err(StoreError::from),
+        Err(e) => Err(e),
+    };
+    let stored = match inserted {
         Ok(s) => s,
         Err(StoreError::Unexpected(sqlx::Error::Database(db))) if db.is_unique_violation() => {
             return Err(LetheError::AlreadyExists {
@@ -151,6 +163,19 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
     ctx.wake.adoption.notify_waiters();
     tracing::info!(collection = %stored.name, backend = %stored.backend, points = inspection.points, "store attached");
     Ok(Attached { spec: stored, job, warnings: inspection.warnings, created: inspection.created, already_attached: false })
+}
+
+/// Whether two attached names are one store: for pgvector, the same table
+/// (by OID); a Qdrant collection's name is compared as written.
+async fn same_store(ctx: &Context, backend: Backend, a: &str, b: &str) -> Result<bool> {
+    if backend != Backend::Pgvector {
+        return Ok(false);
+    }
+    let table = crate::vector_store::table_identity;
+    Ok(match (table(&ctx.pool, a).await?, table(&ctx.pool, b).await?) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    })
 }
 
 /// The adoption job of an attached collection.

@@ -48,7 +48,7 @@ const COLLECTION_COLUMNS: &str = "collection_id, tenant_id, name, backend, backe
      embedding_model, store_text, retention_days, screening, created_at, mapping";
 
 /// Inserts a collection unless the tenant has one of that name; returns the stored one.
-pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &CollectionSpec) -> Result<CollectionSpec> {
+pub async fn insert_collection(ex: &mut sqlx::PgConnection, spec: &CollectionSpec) -> Result<CollectionSpec> {
     sqlx::query(
         r#"
         INSERT INTO collections (collection_id, tenant_id, name, backend, backend_name, dimension,
@@ -71,21 +71,28 @@ pub async fn insert_collection(ex: impl PgExecutor<'_> + Copy, spec: &Collection
     .bind(spec.screening.as_str())
     .bind(spec.mapping.as_deref().map(sqlx::types::Json))
     .bind(spec.mapping.as_deref().map(Mapping::scope_key).unwrap_or_default())
-    .execute(ex)
+    .execute(&mut *ex)
     .await?;
-    collection_by_name(ex, spec.tenant_id, spec.name.as_str())
+    collection_by_name(&mut *ex, spec.tenant_id, spec.name.as_str())
         .await?
         .ok_or_else(|| super::StoreError::Unexpected(sqlx::Error::RowNotFound))
 }
 
-/// The scope keys of every collection attached to the backend object
-/// (`Mapping::scope_key`; empty: unscoped), of any tenant.
-pub async fn attached_scopes(ex: impl PgExecutor<'_>, backend: &str, backend_name: &str) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar("SELECT scope_key FROM collections WHERE backend = $1 AND backend_name = $2 AND mapping IS NOT NULL")
+/// Every collection attached to a store of `backend`, of any tenant: its
+/// backend name as attached and its scope key (`Mapping::scope_key`; empty:
+/// unscoped).
+pub async fn attached_scopes(ex: impl PgExecutor<'_>, backend: &str) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as("SELECT backend_name, scope_key FROM collections WHERE backend = $1 AND mapping IS NOT NULL")
         .bind(backend)
-        .bind(backend_name)
         .fetch_all(ex)
         .await?)
+}
+
+/// Serialises Attach's check of the stores attached so far with its
+/// insert (a transaction-level lock, held to the transaction's end).
+pub async fn lock_attach(ex: impl PgExecutor<'_>) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lethe-attach'))").execute(ex).await?;
+    Ok(())
 }
 
 pub async fn collection_by_name(ex: impl PgExecutor<'_>, tenant_id: Uuid, name: &str) -> Result<Option<CollectionSpec>> {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::{Backend, CollectionSpec};
 
-pub use self::attached_pg::{AttachedPgStore, langchain_collection_uuid, table_exists};
+pub use self::attached_pg::{AttachedPgStore, langchain_collection_uuid, table_exists, table_identity};
 pub use self::pgvector::PgVectorStore;
 pub use self::qdrant::{AttachedQdrantStore, QdrantStore};
 pub use self::timed::{Call, CallLog, Timed};

@@ -522,6 +522,9 @@ async fn overlapping_attachments_of_one_store_are_refused_across_tenants() {
     for (who, r) in [
         ("another tenant, unscoped", hand_made_request("all", "shared_notes")),
         ("another tenant, another field", scoped("by_body", "body", "carol's recipe")),
+        // The same table spelled otherwise.
+        ("another tenant, schema-qualified", hand_made_request("all", "public.shared_notes")),
+        ("another tenant, quoted", hand_made_request("all", "\"public\".\"shared_notes\"")),
     ] {
         let e = attach_as(&other, r).await.expect_err(who);
         assert_eq!(e.code(), Code::AlreadyExists, "{who}: {e:?}");

@@ -159,6 +159,17 @@ pub async fn table_exists(pool: &PgPool, qualified: &str) -> Result<bool> {
     catalog::table_oid(pool, &table).await.map(|oid| oid.is_some()).map_err(catalog_error)
 }
 
+/// The table an attached name resolves to (its OID), however it is
+/// spelled (`t`, `public.t`, `"public"."t"`); `None` when it names no table
+/// (or is no table name).
+///
+/// # Errors
+/// `Unavailable`/`Backend` for database failures.
+pub async fn table_identity(pool: &PgPool, name: &str) -> Result<Option<u32>> {
+    let Ok(table) = TableName::parse(name) else { return Ok(None) };
+    catalog::table_oid(pool, &table).await.map(|oid| oid.map(|o| o.0)).map_err(catalog_error)
+}
+
 /// The UUID of the LangChain collection `name` in `langchain_pg_collection`
 /// (langchain-postgres `PGVector`); `None` when that table or that name does
 /// not exist.
