@@ -366,6 +366,25 @@ async fn a_hand_made_qdrant_collection_with_integer_ids_is_erased_as_it_is() {
     assert_eq!(qdrant_count(&client, &name, Some("alice")).await, 0);
     assert_eq!(qdrant_count(&client, &name, Some("bob")).await, 1, "bob's own point stays");
     assert_eq!(qdrant_count(&client, &name, None).await, 4, "carol's two, bob's one and the untagged one");
+
+    // The pipeline writes tags as integers later (`{"owner": 42}`): the
+    // person whose id is "42" is found and erased by them too.
+    use qdrant_client::qdrant::{PointStruct, UpsertPointsBuilder};
+    let late: Vec<PointStruct> = [serde_json::json!(42), serde_json::json!([42, "carol"])]
+        .iter()
+        .enumerate()
+        .map(|(i, owner)| {
+            let payload = serde_json::json!({ "body": format!("late {i}"), "doc": { "file": "f9", "owner": owner } });
+            let vector: Vec<f32> = (0..DIM).map(|d| ((i * 5 + d * 11) % 13) as f32 / 13.0 + 0.01).collect();
+            PointStruct::new(200 + i as u64, vector, qdrant_client::Payload::try_from(payload).expect("payload"))
+        })
+        .collect();
+    client.upsert_points(UpsertPointsBuilder::new(&name, late).wait(true)).await.expect("upsert");
+    let erased = app.wait_for_job(&app.erase("42").await.job_id).await;
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{erased:?}");
+    let c = &erased.counts[0];
+    assert_eq!((c.before_by_tag, c.before_total, c.after_total), (2, 2, 0), "{c:?}");
+    assert_eq!(qdrant_count(&client, &name, None).await, 4, "both of 42's points are gone");
     let _ = client.delete_collection(name.as_str()).await;
 }
 

@@ -249,19 +249,18 @@ pub(super) fn value_at<'a>(payload: &'a HashMap<String, Value>, path: &[String])
     Some(value)
 }
 
-/// Tags: a string is one, an array gives its string elements.
+/// Tags: a string or an integer is one (`42` is the tag `"42"`, as the
+/// filters match it), an array gives its string and integer elements.
 pub(super) fn tag_values(value: Option<&Value>) -> Vec<String> {
+    let one = |v: &Value| match &v.kind {
+        Some(Kind::StringValue(s)) => Some(s.clone()),
+        Some(Kind::IntegerValue(n)) => Some(n.to_string()),
+        _ => None,
+    };
     match value.and_then(|v| v.kind.as_ref()) {
-        Some(Kind::StringValue(s)) => vec![s.clone()],
-        Some(Kind::ListValue(list)) => list
-            .values
-            .iter()
-            .filter_map(|v| match &v.kind {
-                Some(Kind::StringValue(s)) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
+        Some(Kind::ListValue(list)) => list.values.iter().filter_map(one).collect(),
+        Some(_) => value.and_then(one).into_iter().collect(),
+        None => Vec::new(),
     }
 }
 
@@ -1016,10 +1015,11 @@ mod tests {
             text: Some("the chunk".into()),
         });
 
-        // Arrays of tags (non-strings left out), numeric sources, JSON text that does not parse.
+        // Arrays of tags (an integer is its digits, other kinds are left
+        // out), numeric sources, JSON text that does not parse.
         let list = Value {
             kind: Some(Kind::ListValue(ListValue {
-                values: vec![s("Ann"), Value { kind: Some(Kind::IntegerValue(5)) }, s("Bob")],
+                values: vec![s("Ann"), Value { kind: Some(Kind::IntegerValue(5)) }, Value { kind: Some(Kind::BoolValue(true)) }, s("Bob")],
             })),
         };
         let payload: HashMap<String, Value> = [
@@ -1029,7 +1029,7 @@ mod tests {
         ]
         .into();
         let p = mapped_payload(&m, &payload, owner, &NativeId::Int(3));
-        assert_eq!(p.subjects, vec!["Ann".to_owned(), "Bob".to_owned()]);
+        assert_eq!(p.subjects, vec!["Ann".to_owned(), "5".to_owned(), "Bob".to_owned()]);
         assert_eq!(p.source_id, "12");
         assert_eq!(p.text, None);
 

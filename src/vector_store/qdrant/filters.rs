@@ -8,6 +8,22 @@ pub(super) fn keyword(field: &str, value: &str) -> Condition {
     Condition::matches(field, MatchValue::Keyword(value.to_owned()))
 }
 
+/// Points whose tags at `field` include any of `tags`: as keywords, and a
+/// tag written as a number (`"42"`) also as the integer a pipeline's
+/// payload may hold (`{"user_id": 42}`), which a keyword match never sees.
+pub(super) fn tags_condition(field: &str, tags: &[String]) -> Condition {
+    let keywords = match tags {
+        [one] => keyword(field, one),
+        _ => Condition::matches(field, MatchValue::Keywords(qdrant_client::qdrant::RepeatedStrings { strings: tags.to_vec() })),
+    };
+    let integers: Vec<i64> = tags.iter().filter_map(|t| t.parse::<i64>().ok().filter(|n| n.to_string() == *t)).collect();
+    if integers.is_empty() {
+        return keywords;
+    }
+    let integers = Condition::matches(field, MatchValue::Integers(qdrant_client::qdrant::RepeatedIntegers { integers }));
+    Filter { should: vec![keywords, integers], ..Filter::default() }.into()
+}
+
 /// Disjoint filters whose union is exactly what the selector selects: the
 /// first is `tag OR first ids chunk`, the others `ids chunk AND NOT tag`, so
 /// counts add up and deletes can be chunked. No tenant condition: the
@@ -29,7 +45,8 @@ pub(super) fn tag_or_ids_filters(field: &str, tag: Option<&str>, ids: &[PointId]
     let mut filters = Vec::new();
     match tag {
         Some(tag) => {
-            let mut should = vec![keyword(field, tag)];
+            let tag = [tag.to_owned()];
+            let mut should = vec![tags_condition(field, &tag)];
             if let Some(first) = chunks.next() {
                 should.push(Condition::has_id(first.to_vec()));
             }
@@ -37,7 +54,7 @@ pub(super) fn tag_or_ids_filters(field: &str, tag: Option<&str>, ids: &[PointId]
             for chunk in chunks {
                 filters.push(Filter {
                     must: vec![Condition::has_id(chunk.to_vec())],
-                    must_not: vec![keyword(field, tag)],
+                    must_not: vec![tags_condition(field, &tag)],
                     ..Filter::default()
                 });
             }
@@ -81,8 +98,7 @@ pub(super) fn keeping(filters: Vec<Filter>, keep: &Keep) -> Vec<Filter> {
 pub(super) fn keeping_at(mut filters: Vec<Filter>, field: &str, tags: &[String], ids: &[PointId]) -> Vec<Filter> {
     for f in &mut filters {
         if !tags.is_empty() {
-            let any = MatchValue::Keywords(qdrant_client::qdrant::RepeatedStrings { strings: tags.to_vec() });
-            f.must_not.push(Condition::matches(field, any));
+            f.must_not.push(tags_condition(field, tags));
         }
         if !ids.is_empty() {
             f.must_not.push(Condition::has_id(ids.to_vec()));
