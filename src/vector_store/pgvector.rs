@@ -468,22 +468,29 @@ impl VectorStore for PgVectorStore {
         let table = Self::table(spec)?;
         // Cosine similarity computed for every row against every probe in one
         // sequential scan: ordering by a computed score (not by the `<=>`
-        // operator) keeps the planner off the approximate HNSW index.
+        // operator) keeps the planner off the approximate HNSW index. Only
+        // the best `limit` rows leave the database (boilerplate chunks near
+        // every probe would otherwise all be read, with their texts).
         let sql = format!(
             r#"
-            SELECT DISTINCT ON (t.point_id)
-                   t.point_id, t.tenant_id, t.source_id, t.subjects, t.text,
-                   (1 - (t.embedding <=> p.probe))::real AS score, p.idx
-            FROM {table} t
-            CROSS JOIN UNNEST($1::vector[]) WITH ORDINALITY AS p(probe, idx)
-            WHERE 1 - (t.embedding <=> p.probe) >= $2
-            ORDER BY t.point_id, score DESC
+            SELECT * FROM (
+                SELECT DISTINCT ON (t.point_id)
+                       t.point_id, t.tenant_id, t.source_id, t.subjects, t.text,
+                       (1 - (t.embedding <=> p.probe))::real AS score, p.idx
+                FROM {table} t
+                CROSS JOIN UNNEST($1::vector[]) WITH ORDINALITY AS p(probe, idx)
+                WHERE 1 - (t.embedding <=> p.probe) >= $2
+                ORDER BY t.point_id, score DESC
+            ) best
+            ORDER BY score DESC, point_id
+            LIMIT $3
             "#
         );
         let vectors: Vec<Vector> = probes.iter().map(|p| Vector::from(p.clone())).collect();
         let rows = sqlx::query(&sql)
             .bind(&vectors)
             .bind(f64::from(threshold))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| classify(spec, e))?;
