@@ -403,7 +403,7 @@ async fn a_hand_made_collection_with_integer_ids_is_erased_within_its_scope() {
         text: Some(at(&["body text"])),
         source: Some(at(&["doc"])),
         tags: at(&["acl", "owners"]),
-        scope: Some(Scope { field: at(&["team"]), value: "red".into() }),
+        scope: Some(Scope { field: at(&["team"]), value: "red".into(), named: None }),
         timestamp: None,
     };
     let s = spec(&name, mapping);

@@ -297,7 +297,12 @@ fn comparable(m: &Mapping) -> Mapping {
         text: m.text.as_ref().map(plain),
         source: m.source.as_ref().map(plain),
         tags: plain(&m.tags),
-        scope: m.scope.as_ref().map(|s| Scope { field: plain(&s.field), value: s.value.clone() }),
+        // A named scope is the same whatever uuid its name had at attach.
+        scope: m.scope.as_ref().map(|s| Scope {
+            field: plain(&s.field),
+            value: s.named.clone().unwrap_or_else(|| s.value.clone()),
+            named: s.named.clone(),
+        }),
         timestamp: m.timestamp.as_ref().map(plain),
     }
 }
@@ -417,6 +422,7 @@ async fn resolve_langchain_scope(ctx: &Context, mapping: &mut Mapping) -> Result
     match crate::vector_store::langchain_collection_uuid(&ctx.pool, &name).await? {
         Some(uuid) => {
             scope.value = uuid.to_string();
+            scope.named = Some(name);
             Ok(())
         }
         None => Err(LetheError::invalid("target", format!("no LangChain collection named `{name}` (langchain_pg_collection)"))),

@@ -154,7 +154,7 @@ fn langchain_pgvector(collection: &str, keys: &[&str]) -> Mapping {
         text: Some(Field::column("document")),
         source: None,
         tags: Field::at("cmetadata", keys),
-        scope: Some(Scope { field: Field::column("collection_id"), value: collection.to_owned() }),
+        scope: Some(Scope { field: Field::column("collection_id"), value: collection.to_owned(), named: None }),
         timestamp: None,
     }
 }
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(m.text, Some(Field::column("document")));
         assert_eq!(m.source, None);
         assert_eq!(m.tags, Field::at("cmetadata", &["user_id"]));
-        assert_eq!(m.scope, Some(Scope { field: Field::column("collection_id"), value: "my docs".into() }));
+        assert_eq!(m.scope, Some(Scope { field: Field::column("collection_id"), value: "my docs".into(), named: None }));
     }
 
     #[test]

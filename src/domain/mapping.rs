@@ -109,6 +109,12 @@ impl Field {
 pub struct Scope {
     pub field: Field,
     pub value: String,
+    /// LangChain's collection name, when the scope is the `collection_id`
+    /// of the collection so named: the condition follows the name to the
+    /// collection's current uuid (a pipeline that deletes and creates its
+    /// collection again gets a new one; `value` keeps the uuid at attach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named: Option<String>,
 }
 
 /// Where an attached store keeps what erasure needs.
@@ -139,7 +145,13 @@ pub struct Mapping {
 impl Mapping {
     /// The uniqueness key of the attached object beside its name (its scope value).
     pub fn scope_key(&self) -> String {
-        self.scope.as_ref().map(|s| format!("{}={}", s.field.display(), s.value)).unwrap_or_default()
+        self.scope
+            .as_ref()
+            .map(|s| match &s.named {
+                Some(name) => format!("{}=name:{name}", s.field.display()),
+                None => format!("{}={}", s.field.display(), s.value),
+            })
+            .unwrap_or_default()
     }
 }
 

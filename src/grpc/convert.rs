@@ -179,6 +179,7 @@ fn attach_mapping(m: pb::AttachMapping) -> R<crate::attach::MappingInput> {
         None if m.scope_value.is_empty() => None,
         None => return Err(InvalidInput::new("mapping.scope", "scope_value is set but scope names no field")),
         Some(field) => Some(crate::domain::Scope {
+            named: None,
             field,
             value: bounded_text("mapping.scope_value", &m.scope_value, MAX_KEY)?.to_owned(),
         }),

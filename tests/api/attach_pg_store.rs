@@ -171,7 +171,7 @@ async fn langchain_shared_table_is_counted_and_erased_within_its_collection_only
     let m = Mapping {
         text: Some(Field::column("document")),
         source: Some(Field::at("cmetadata", &["source"])),
-        scope: Some(Scope { field: Field::column("collection_id"), value: docs.to_string() }),
+        scope: Some(Scope { field: Field::column("collection_id"), value: docs.to_string(), named: None }),
         timestamp: None,
         ..mapping("id", Field::at("cmetadata", &["user_id"]))
     };
@@ -233,6 +233,57 @@ async fn langchain_shared_table_is_counted_and_erased_within_its_collection_only
         store.reclaim(&s, false).await.expect("vacuum"),
         lethe::vector_store::PhysicalOutcome::Pending(_)
     ));
+}
+
+/// A pipeline deletes its LangChain collection and creates it again under
+/// the same name (`pre_delete_collection=True`): a new uuid. The attachment
+/// follows the name; pinned to the old uuid, it counted 0 and certified
+/// 0 remain while the person's new rows sat in the table.
+#[tokio::test]
+async fn a_langchain_collection_created_again_under_its_name_is_still_the_attached_one() {
+    let pool = database().await;
+    exec(&pool, LANGCHAIN_DDL).await;
+    let (first, other) = (Uuid::new_v4(), Uuid::new_v4());
+    exec(
+        &pool,
+        &format!(
+            r#"
+        INSERT INTO langchain_pg_collection VALUES ('{first}', 'docs', '{{}}'), ('{other}', 'other', '{{}}');
+        INSERT INTO langchain_pg_embedding VALUES
+          ('a1', '{first}', '[1,0,0]', 'Alice one', '{{"user_id": "alice"}}'),
+          ('o1', '{other}', '[1,0,0]', 'Alice elsewhere', '{{"user_id": "alice"}}');
+        "#
+        ),
+    )
+    .await;
+    let store = AttachedPgStore::new(pool.clone());
+    let scope = Scope { field: Field::column("collection_id"), value: first.to_string(), named: Some("docs".into()) };
+    let m = Mapping { text: Some(Field::column("document")), scope: Some(scope), timestamp: None, ..mapping("id", Field::at("cmetadata", &["user_id"])) };
+    let (s, _) = attach(&store, spec("langchain_pg_embedding", m), false).await;
+    assert_eq!(store.count(&s, &Selector::by_tag("alice")).await.expect("count"), 1);
+
+    let again = Uuid::new_v4();
+    exec(
+        &pool,
+        &format!(
+            r#"
+        DELETE FROM langchain_pg_collection WHERE name = 'docs';
+        INSERT INTO langchain_pg_collection VALUES ('{again}', 'docs', '{{}}');
+        INSERT INTO langchain_pg_embedding VALUES
+          ('a2', '{again}', '[0,1,0]', 'Alice again', '{{"user_id": "alice"}}'),
+          ('a3', '{again}', '[0,0,1]', 'Alice and more', '{{"user_id": ["alice", "bob"]}}');
+        "#
+        ),
+    )
+    .await;
+    assert_eq!(store.count(&s, &Selector::by_tag("alice")).await.expect("count"), 2, "the collection named docs now");
+    store.delete(&s, &Selector::by_tag("alice")).await.expect("delete");
+    assert_eq!(store.count(&s, &Selector::by_tag("alice")).await.expect("count"), 0);
+    assert_eq!(rows(&pool, &format!("SELECT count(*) FROM langchain_pg_embedding WHERE collection_id = '{again}'")).await, 0);
+    assert_eq!(rows(&pool, &format!("SELECT count(*) FROM langchain_pg_embedding WHERE collection_id = '{other}'")).await, 1);
+    // Deleted and not created again: the attachment holds nothing.
+    exec(&pool, "DELETE FROM langchain_pg_collection WHERE name = 'docs'").await;
+    assert_eq!(store.count_all(&s).await.expect("count all"), 0);
 }
 
 #[tokio::test]
@@ -418,7 +469,7 @@ async fn hand_made_tables_with_text_ids_and_array_or_text_tags() {
     let m = Mapping {
         vector: "vec".into(),
         text: Some(Field::column("body")),
-        scope: Some(Scope { field: Field::column("tenant"), value: "7".into() }),
+        scope: Some(Scope { field: Field::column("tenant"), value: "7".into(), named: None }),
         timestamp: None,
         ..mapping("chunk_key", Field::column("people"))
     };
@@ -505,7 +556,7 @@ async fn inspect_rejects_mappings_the_table_does_not_match() {
     let (field, _) =
         check(Mapping { text: Some(Field::at("meta", &["content"])), ..mapping("id", tags.clone()) }, "t_bad").await;
     assert_eq!(field, "text");
-    let scope = Some(Scope { field: Field::column("id"), value: "not-a-uuid".into() });
+    let scope = Some(Scope { field: Field::column("id"), value: "not-a-uuid".into(), named: None });
     let (field, _) = check(Mapping { scope, ..mapping("id", tags.clone()) }, "t_bad").await;
     assert_eq!(field, "scope");
     let (field, _) = check(mapping("id", tags.clone()), "missing_table").await;

@@ -148,6 +148,14 @@ impl Target<'_> {
         let Some(scope) = &self.mapping.scope else { return Ok("TRUE".into()) };
         let col = self.col(&scope.field.column);
         let value = scope.value.as_str();
+        // LangChain's collection by its name: whatever uuid it has now (none
+        // when it was deleted: the scope then holds nothing).
+        if let (Some(name), FieldKind::Uuid) = (&scope.named, scope.field.kind) {
+            // In the schema of the embeddings table (`spec.backend_name`, as attached).
+            let schema = TableName::parse(&self.spec.backend_name).ok().and_then(|t| t.schema);
+            let collections = TableName { schema, name: "langchain_pg_collection".into() }.quoted();
+            return Ok(format!("{col} IN (SELECT \"uuid\" FROM {collections} WHERE name = {})", b.bind(name.clone())));
+        }
         Ok(match scope.field.kind {
             FieldKind::Uuid => {
                 let u = Uuid::parse_str(value).map_err(|_| format!("`{value}` is not a UUID"))?;

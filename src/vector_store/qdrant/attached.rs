@@ -1041,7 +1041,7 @@ mod tests {
     #[test]
     fn filters_carry_the_scope_and_select_nothing_when_empty() {
         let mut m = mapping();
-        m.scope = Some(Scope { field: Field { path: path(&["tenant"]), ..Field::default() }, value: "acme".into() });
+        m.scope = Some(Scope { field: Field { path: path(&["tenant"]), ..Field::default() }, value: "acme".into(), named: None });
         let spec = CollectionSpec {
             collection_id: Uuid::new_v4(),
             tenant_id: Uuid::new_v4(),
