@@ -664,7 +664,9 @@ impl ChunkKeys {
 /// whether the tenant has chunk texts written before the residual index
 /// (without keys; migration 80), which the index cannot find, and its
 /// collections with chunks whose text lineage does not hold (their text, if
-/// any, is only in the backend's payload). Both through partial indexes.
+/// any, is only in the backend's payload), and attached collections whose
+/// adoption has not completed (queued, running or failed: lineage holds
+/// only part of them, or nothing). Both through partial indexes.
 pub async fn unindexed_and_textless(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<(bool, Vec<Uuid>)> {
     Ok(sqlx::query_as(
         r#"
@@ -673,7 +675,9 @@ pub async fn unindexed_and_textless(ex: impl PgExecutor<'_>, tenant_id: Uuid) ->
                    SELECT k.collection_id
                    FROM collections k
                    WHERE k.tenant_id = $1
-                     AND EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = k.collection_id AND c.text IS NULL)
+                     AND (EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = k.collection_id AND c.text IS NULL)
+                          OR EXISTS (SELECT 1 FROM attach_jobs a WHERE a.collection_id = k.collection_id
+                                     AND a.status <> 'completed'))
                )
         "#,
     )

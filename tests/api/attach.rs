@@ -582,3 +582,25 @@ async fn a_target_postgres_would_truncate_is_refused_without_a_preset_too() {
     let dotted = attach(&app, hand_made_request("crm", "a.b.c")).await.expect_err("three parts");
     assert_eq!(dotted.code(), tonic::Code::InvalidArgument, "{dotted:?}");
 }
+
+/// Residual search reads an attached store whose adoption has not
+/// completed from the store itself: its lineage holds part of it, or
+/// nothing, and a mention there was not searched at all.
+#[tokio::test]
+async fn residual_search_reads_an_attached_store_not_yet_adopted() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    hand_made_table(&app, "crm_pending").await;
+    sqlx::query(&format!("INSERT INTO crm_pending VALUES ('m-9', '{{bob}}', 'Bob asked Carol Danvers for the slides', 'doc-9', '{}')", vector_literal(9)))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    attach(&app, hand_made_request("crm", "crm_pending")).await.expect("attach");
+    assert_eq!(rows(&app, "SELECT count(*) FROM attach_jobs WHERE status = 'queued'").await, 1, "not adopted: no workers");
+    let r = pb::SearchResidualsRequest {
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Carol Danvers".into() }],
+        limit: 100,
+    };
+    let found = app.client.clone().search_residuals(req(&app.keys.ak, r)).await.expect("search").into_inner().candidates;
+    let sources: Vec<&str> = found.iter().map(|c| c.source_id.as_str()).collect();
+    assert_eq!(sources, ["doc-9"], "{found:?}");
+}
