@@ -50,11 +50,12 @@ pub async fn rekey_before_tombstone(ctx: &Context, tx: &mut sqlx::Transaction<'_
         let Ok(kind) = kind.parse() else { continue };
         by_subject.entry((tenant_id, subject_id)).or_default().push(Identifier { kind, value });
     }
+    let mut keys = Vec::new();
     for ((tenant_id, subject_id), identifiers) in by_subject {
-        let keys = key_hashes(ctx, tenant_id, &identifiers).await?;
-        lineage::add_keys(&mut **tx, tenant_id, subject_id, &keys).await?;
+        keys.extend(key_hashes(ctx, tenant_id, &identifiers).await?.into_iter().map(|k| (tenant_id, subject_id, k)));
     }
-    Ok(())
+    // One statement for the batch's subjects (most keys are there already).
+    Ok(lineage::add_keys_many(&mut **tx, &keys).await?)
 }
 
 /// Who is storing a subject.

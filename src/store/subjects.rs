@@ -205,6 +205,29 @@ pub async fn identifier_values_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid
     .await?)
 }
 
+/// [`add_keys`] of several subjects in one statement: `(tenant, subject, key hash)`.
+pub async fn add_keys_many(ex: impl PgExecutor<'_>, keys: &[(Uuid, Uuid, Vec<u8>)]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let subjects: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
+    let hashes: Vec<&[u8]> = keys.iter().map(|k| k.2.as_slice()).collect();
+    sqlx::query(
+        r#"
+        INSERT INTO subject_keys (tenant_id, key_hash, subject_id)
+        SELECT t, k, s FROM UNNEST($1::uuid[], $2::bytea[], $3::uuid[]) AS u(t, k, s)
+        ON CONFLICT DO NOTHING
+        "#,
+    )
+    .bind(&tenants)
+    .bind(&hashes)
+    .bind(&subjects)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 /// A subject other than `except` that is being or has been erased and
 /// shares one of the match keys.
 pub async fn suppressor_by_keys(
