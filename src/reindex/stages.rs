@@ -32,7 +32,17 @@ pub(super) async fn prepare(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let suffix = format!("r{}", &job.job_id.simple().to_string()[..8]);
     let staging = ctx.stores.get(&spec)?.create_staging(&spec, &suffix).await?;
     let total = count_live(ctx, &spec).await?;
-    fenced(reindex::prepared(&ctx.pool, job.job_id, job.lease_epoch, &staging.backend_name, total).await?)?;
+    // The copy's start is recorded once every write in flight to the
+    // collection has finished (they hold its lock shared from their lineage
+    // to their vector write): a write whose lineage is older than the start
+    // has its vector in the store before the copy reads it, and a later one
+    // is caught up at the switch. Without the lock, a write whose lineage
+    // committed just before the start and whose vector came after the
+    // copy's read was promoted with its old vector.
+    let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
+    lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
+    fenced(reindex::prepared(&mut *guard, job.job_id, job.lease_epoch, &staging.backend_name, total).await?)?;
+    guard.commit().await.map_err(StoreError::from)?;
     Ok(format!("staging {} for {total} live chunks", staging.backend_name))
 }
 

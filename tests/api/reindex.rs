@@ -163,3 +163,44 @@ async fn writes_and_erasures_during_a_reindex_are_neither_lost_nor_resurrected()
     let lineage: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks").fetch_one(&app.pool).await.unwrap();
     assert_eq!(rows(&app, &c.backend_name).await, lineage, "backend and lineage agree");
 }
+
+/// The copy's start is recorded only once the writes in flight to the
+/// collection have finished (they hold its lock shared from lineage to
+/// vector): a write whose lineage came just before the start and whose
+/// vector came after the copy read it would be promoted with its old vector.
+#[tokio::test]
+async fn a_reindex_starts_its_copy_after_the_writes_in_flight() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    track(&app, &c.name, "ann", 3, 1).await;
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().expect("spec");
+    // A write in flight: it holds the collection's lock shared.
+    let mut write = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(lethe::context::collection_lock_key(spec.collection_id))
+        .execute(&mut *write)
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .clone()
+        .reindex(req(&app.keys.sk, pb::ReindexRequest { collection: c.name.clone(), mode: pb::ReindexMode::Copy as i32 }))
+        .await
+        .expect("reindex")
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let started: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT copy_started_at FROM reindex_jobs WHERE job_id = $1::uuid").bind(&job.job_id).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(started, None, "no copy starts while a write is in flight");
+    write.commit().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = app.client.clone().get_reindex(req(&app.keys.ak, pb::GetReindexRequest { job_id: job.job_id.clone() })).await.unwrap().into_inner();
+        if j.status == pb::JobStatus::Completed as i32 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{j:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows(&app, &c.backend_name).await, 3);
+}
