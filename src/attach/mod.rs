@@ -130,8 +130,19 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
     lineage::lock_attach(&mut *tx).await?;
     let mut overlaps = false;
     for (other_name, other) in lineage::attached_scopes(&mut *tx, spec.backend.as_str()).await? {
-        let same = other_name == backend_name || same_store(ctx, spec.backend, &backend_name, &other_name).await?;
-        overlaps |= same && other != scope && (other.is_empty() || scope.is_empty() || field(&other) != field(&scope));
+        let exact = other_name == backend_name;
+        if !exact && !same_store(&mut tx, spec.backend, &backend_name, &other_name).await? {
+            continue;
+        }
+        // The same scope under another spelling is the same rows (the unique
+        // index sees only the exact spelling); a LangChain collection by name
+        // and one by uuid are the same rows when the name has that uuid.
+        let disjoint = !other.is_empty()
+            && !scope.is_empty()
+            && field(&other) == field(&scope)
+            && other != scope
+            && !same_langchain_collection(ctx, &other, &scope).await?;
+        overlaps |= !disjoint;
     }
     if overlaps {
         return Err(LetheError::AlreadyExists {
@@ -166,16 +177,30 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
 }
 
 /// Whether two attached names are one store: for pgvector, the same table
-/// (by OID); a Qdrant collection's name is compared as written.
-async fn same_store(ctx: &Context, backend: Backend, a: &str, b: &str) -> Result<bool> {
+/// (by OID, read in the attach's transaction); a Qdrant collection's name
+/// is compared as written.
+async fn same_store(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, backend: Backend, a: &str, b: &str) -> Result<bool> {
     if backend != Backend::Pgvector {
         return Ok(false);
     }
-    let table = crate::vector_store::table_identity;
-    Ok(match (table(&ctx.pool, a).await?, table(&ctx.pool, b).await?) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    })
+    let x = crate::vector_store::table_identity(&mut **tx, a).await?;
+    let y = crate::vector_store::table_identity(&mut **tx, b).await?;
+    Ok(x.is_some() && x == y)
+}
+
+/// Whether two scope keys of one field name the same LangChain collection,
+/// one by its name (`collection_id=name:docs`) and one by the uuid that
+/// name has now (attachments made before scopes followed the name).
+async fn same_langchain_collection(ctx: &Context, a: &str, b: &str) -> Result<bool> {
+    let value = |k: &str| k.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
+    let (a, b) = (value(a), value(b));
+    let (name, uuid) = match (a.strip_prefix("name:"), b.strip_prefix("name:")) {
+        (Some(name), None) => (name.to_owned(), b),
+        (None, Some(name)) => (name.to_owned(), a),
+        _ => return Ok(false),
+    };
+    let current = crate::vector_store::langchain_collection_uuid(&ctx.pool, &name).await.unwrap_or(None);
+    Ok(current.is_some_and(|u| u.to_string() == uuid))
 }
 
 /// The adoption job of an attached collection.

@@ -376,6 +376,12 @@ pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::
     let events: Vec<(Uuid, &str)> = ended.iter().filter_map(|id| messages.get(id).map(|m| (*id, m.as_str()))).collect();
     jobs::insert_events(&mut *tx, &events, Stage::Log.as_str(), JobStatus::Completed.as_str()).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    // Credits no plan can ask for any more go, after the commit (inside it,
+    // the delete could wait on another log stage's credit rows while that
+    // one waits on this one's). Best effort: the next log stage tries again.
+    if let Err(e) = crate::store::plans::prune_credits(&ctx.pool).await {
+        tracing::warn!(error.cause_chain = ?e, "cannot prune point credits");
+    }
     Ok(batch.iter().map(|(job, _)| messages.remove(&job.job_id)).collect())
 }
 

@@ -157,7 +157,8 @@ pub async fn points_of_erasures(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Uuid)]) 
     Ok(by_job)
 }
 
-/// The ledger's points in one collection: (point hash, subject hash, since),
+/// The ledger's points in one collection, one row each: (point hash,
+/// subject hash, since) of its latest erasure,
 /// `since` the earliest moment the point is known erased: its erasure's
 /// request (while the job is on record), the subject's tombstone, the
 /// record. A chunk of lineage written after it is not a restore's copy.
@@ -168,13 +169,18 @@ pub async fn collection_points(
 ) -> Result<Vec<(Vec<u8>, Vec<u8>, DateTime<Utc>)>> {
     Ok(sqlx::query_as(
         r#"
-        SELECT p.point_hash, s.subject_hash, min(LEAST(s.erased_at, sub.erased_at, j.received_at)) AS since
-        FROM erased_point_sets s
-        CROSS JOIN LATERAL unnest(s.points) AS p(point_hash)
-        LEFT JOIN subjects sub ON sub.tenant_id = s.tenant_id AND sub.subject_hash = s.subject_hash
-        LEFT JOIN erasure_jobs j ON j.job_id = s.job_id
-        WHERE s.tenant_id = $1 AND s.collection_id = $2
-        GROUP BY p.point_hash, s.subject_hash
+        SELECT DISTINCT ON (point_hash) point_hash, subject_hash, since FROM (
+            SELECT p.point_hash, s.subject_hash, min(LEAST(s.erased_at, sub.erased_at, j.received_at)) AS since
+            FROM erased_point_sets s
+            CROSS JOIN LATERAL unnest(s.points) AS p(point_hash)
+            LEFT JOIN subjects sub ON sub.tenant_id = s.tenant_id AND sub.subject_hash = s.subject_hash
+            LEFT JOIN erasure_jobs j ON j.job_id = s.job_id
+            WHERE s.tenant_id = $1 AND s.collection_id = $2
+            GROUP BY p.point_hash, s.subject_hash
+        ) per_subject
+        -- A point erased for several people: its latest erasure (a chunk
+        -- written between two of them is a restore's copy of the later).
+        ORDER BY point_hash, since DESC
         "#,
     )
     .bind(tenant_id)
@@ -447,18 +453,19 @@ pub async fn open_import(ex: impl PgExecutor<'_>, tenant_id: Uuid, sha256: &str)
     .await?)
 }
 
-/// Adds a batch's work to its import, in the batch's transaction.
+/// Adds a batch's work to its import, in the batch's transaction; false
+/// when the import was logged meanwhile (by another attempt at the ledger).
 pub async fn add_import_progress(
     ex: impl PgExecutor<'_>,
     import_id: Uuid,
     (created, re_erased, points_added): (i64, i64, i64),
     re_erased_hashes: &[String],
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         r#"
         UPDATE ledger_imports SET tombstones_created = tombstones_created + $2, subjects_re_erased = subjects_re_erased + $3,
                points_added = points_added + $4, re_erased = re_erased || $5
-        WHERE import_id = $1
+        WHERE import_id = $1 AND log_seq IS NULL
         "#,
     )
     .bind(import_id)
@@ -468,7 +475,7 @@ pub async fn add_import_progress(
     .bind(re_erased_hashes)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Ends an import: its log entry (`0`: nothing to log), and its sums as

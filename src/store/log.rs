@@ -79,7 +79,13 @@ pub async fn record_upgrade(tx: &mut Transaction<'_, Postgres>, name: &str) -> R
 
 /// Heads of non-empty logs without a signature, locked: (tenant, seq, hash).
 pub async fn unsigned_heads(tx: &mut Transaction<'_, Postgres>) -> Result<Vec<(Uuid, i64, Vec<u8>)>> {
-    Ok(sqlx::query_as("SELECT tenant_id, seq, entry_hash FROM deletion_log_heads WHERE signature IS NULL AND seq > 0 FOR UPDATE")
+    // Only logs that ended before heads were signed (their last entry of
+    // hash version 1): a later head without its signature stays invalid.
+    Ok(sqlx::query_as(
+        "SELECT h.tenant_id, h.seq, h.entry_hash FROM deletion_log_heads h \
+         JOIN deletion_log l ON l.tenant_id = h.tenant_id AND l.seq = h.seq \
+         WHERE h.signature IS NULL AND h.seq > 0 AND l.hash_version = 1 FOR UPDATE OF h",
+    )
         .fetch_all(&mut **tx)
         .await?)
 }

@@ -233,7 +233,6 @@ pub async fn credit_points(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, c: &C
         .bind(elsewhere)
         .execute(&mut **tx)
         .await?;
-    prune_credits(&mut **tx).await?;
     Ok(elsewhere)
 }
 

@@ -544,6 +544,12 @@ async fn overlapping_attachments_of_one_store_are_refused_across_tenants() {
         // The same table spelled otherwise.
         ("another tenant, schema-qualified", hand_made_request("all", "public.shared_notes")),
         ("another tenant, quoted", hand_made_request("all", "\"public\".\"shared_notes\"")),
+        // The same scope, the table spelled otherwise: the same rows.
+        ("another tenant, the same scope, qualified", {
+            let mut r = scoped("docs0b", "origin", "doc-0");
+            r.target = "public.shared_notes".into();
+            r
+        }),
     ] {
         let e = attach_as(&other, r).await.expect_err(who);
         assert_eq!(e.code(), Code::AlreadyExists, "{who}: {e:?}");

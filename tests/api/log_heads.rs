@@ -230,6 +230,21 @@ async fn a_log_rewritten_as_version_1_with_an_unsigned_head_is_not_valid() {
          ALTER TABLE audit_upgrades ENABLE TRIGGER audit_upgrades_no_update;",
     )
     .await;
+    // A version-2 log's head without its signature is not one from before
+    // signing: the upgrade leaves it unsigned.
+    let other = spawn_app().await;
+    let c = other.create_collection("mail", pb::Backend::Pgvector).await;
+    other.ingest_people(&c.name, &[("bob", 1)]).await;
+    erase(&other, "bob").await;
+    as_superuser(&other, unsign).await;
+    as_superuser(
+        &other,
+        "ALTER TABLE audit_upgrades DISABLE TRIGGER audit_upgrades_no_update; DELETE FROM audit_upgrades;
+         ALTER TABLE audit_upgrades ENABLE TRIGGER audit_upgrades_no_update;",
+    )
+    .await;
+    assert_eq!(lethe::audit::sign_unsigned_heads_once(&other.pool, &other.ctx.signer).await.unwrap(), 0);
+    assert!(!verify(&other, None).await.valid);
     assert_eq!(lethe::audit::sign_unsigned_heads_once(&app.pool, &app.ctx.signer).await.unwrap(), 1);
     assert!(verify(&app, None).await.valid, "a version-1 log with its head signed at the upgrade");
     as_superuser(&app, unsign).await;

@@ -213,19 +213,32 @@ pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<Impo
                 Imported::Held => out.subjects_held.push(hex::encode(&t.subject_hash)),
             }
         }
-        ledger::add_import_progress(&mut *tx, progress.import_id, (created, re_erased.len() as i64, 0), &re_erased).await?;
+        if !ledger::add_import_progress(&mut *tx, progress.import_id, (created, re_erased.len() as i64, 0), &re_erased).await? {
+            return Err(logged_meanwhile());
+        }
         tx.commit().await.map_err(StoreError::from)?;
     }
     for batch in point_batches(&v.points, IMPORT_BATCH * 10, MAX_POINTS_PER_STATEMENT) {
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
         let added = ledger::record_points(&mut *tx, tenant_id, batch).await?;
-        ledger::add_import_progress(&mut *tx, progress.import_id, (0, 0, i64::try_from(added).unwrap_or(i64::MAX)), &[]).await?;
+        if !ledger::add_import_progress(&mut *tx, progress.import_id, (0, 0, i64::try_from(added).unwrap_or(i64::MAX)), &[]).await? {
+            return Err(logged_meanwhile());
+        }
         tx.commit().await.map_err(StoreError::from)?;
     }
     let logged = log_import(ctx, &v, progress.import_id, &mut out).await?;
     out.log_seq = logged;
     tracing::info!(%tenant_id, created = out.tombstones_created, re_erased = out.subjects_re_erased, points_added = out.points_added, "ledger imported");
     Ok(out)
+}
+
+/// Another attempt at the same ledger logged the import while this one ran:
+/// this one's batch is rolled back (its work would be in no entry).
+fn logged_meanwhile() -> LetheError {
+    LetheError::precondition(
+        "ledger_import_concurrent",
+        "another import of this ledger finished while this one ran: import it again to apply and log the rest",
+    )
 }
 
 /// The `ledger_import` log entry.

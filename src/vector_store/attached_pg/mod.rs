@@ -165,9 +165,9 @@ pub async fn table_exists(pool: &PgPool, qualified: &str) -> Result<bool> {
 ///
 /// # Errors
 /// `Unavailable`/`Backend` for database failures.
-pub async fn table_identity(pool: &PgPool, name: &str) -> Result<Option<u32>> {
+pub async fn table_identity(db: impl sqlx::PgExecutor<'_>, name: &str) -> Result<Option<u32>> {
     let Ok(table) = TableName::parse(name) else { return Ok(None) };
-    catalog::table_oid(pool, &table).await.map(|oid| oid.map(|o| o.0)).map_err(catalog_error)
+    catalog::table_oid(db, &table).await.map(|oid| oid.map(|o| o.0)).map_err(catalog_error)
 }
 
 /// The UUID of the LangChain collection `name` in `langchain_pg_collection`

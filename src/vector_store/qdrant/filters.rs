@@ -16,7 +16,12 @@ pub(super) fn tags_condition(field: &str, tags: &[String]) -> Condition {
         [one] => keyword(field, one),
         _ => Condition::matches(field, MatchValue::Keywords(qdrant_client::qdrant::RepeatedStrings { strings: tags.to_vec() })),
     };
-    let integers: Vec<i64> = tags.iter().filter_map(|t| t.parse::<i64>().ok().filter(|n| n.to_string() == *t)).collect();
+    // Lethe's own `subjects` hold strings only (and a keyword index only).
+    let integers: Vec<i64> = if field == FIELD_SUBJECTS {
+        Vec::new()
+    } else {
+        tags.iter().filter_map(|t| t.parse::<i64>().ok().filter(|n| n.to_string() == *t)).collect()
+    };
     if integers.is_empty() {
         return keywords;
     }

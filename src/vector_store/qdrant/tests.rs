@@ -392,3 +392,13 @@ fn a_batch_is_deleted_through_one_filter_of_any_of_its_tags_or_ids_while_its_ids
     let many = Selector::by_ids((0..=ID_CHUNK).map(|_| Uuid::new_v4()).collect());
     assert!(any_selector_filter(&[many]).is_none(), "more ids than one condition holds: selector by selector");
 }
+
+#[test]
+fn integer_tags_are_matched_in_attached_stores_only() {
+    let own = filters::tags_condition(FIELD_SUBJECTS, &["42".to_owned()]);
+    assert!(matches!(keyword_of(&own), Some((FIELD_SUBJECTS, MatchValue::Keyword(k))) if k == "42"), "{own:?}");
+    let attached = filters::tags_condition("metadata.user_id", &["42".to_owned()]);
+    assert!(keyword_of(&attached).is_none(), "keyword or integer: {attached:?}");
+    let word = filters::tags_condition("metadata.user_id", &["ann".to_owned()]);
+    assert!(matches!(keyword_of(&word), Some((_, MatchValue::Keyword(k))) if k == "ann"));
+}
