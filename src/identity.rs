@@ -113,6 +113,14 @@ pub fn match_keys(id: &Identifier) -> Vec<String> {
         IdentifierKind::Phone => {
             keys.push(format!("phone:{}", national_number(&c.value)));
             keys.extend(subscriber_numbers(&c.value).into_iter().map(|n| format!("subscriber:{n}")));
+            // `00…` and `011…` without `+` are read as international prefixes;
+            // they may as well be a national number after its trunk `0`
+            // (Leeds' `0113 496 0000`, Sapporo's `011-…`): both readings.
+            let written = phone_part(&id.value);
+            let digits: String = written.chars().filter(char::is_ascii_digit).collect();
+            if !written.trim_start().starts_with('+') && (digits.starts_with("00") || digits.starts_with("011")) {
+                keys.extend(subscriber_numbers(&digits).into_iter().map(|n| format!("subscriber:{n}")));
+            }
         }
         IdentifierKind::Handle => keys.push(format!("handle:{}", c.value.to_lowercase())),
         IdentifierKind::AnonymousId | IdentifierKind::Other => keys.push(format!("literal:{}", c.value.to_lowercase())),
@@ -619,6 +627,7 @@ mod tests {
             ("+86 138 1234 5678", "138 1234 5678"),
             ("+353 1 234 5678", "01 234 5678"),
             ("+7 495 123 45 67", "8 495 123-45-67"),
+            ("+44 113 496 0000", "0113 496 0000"),
         ] {
             assert!(shares_key(&phone(erased), &phone(written)), "{erased} and {written}");
             assert!(shares_key(&phone(written), &phone(erased)), "{written} and {erased}");
