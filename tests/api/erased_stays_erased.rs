@@ -58,6 +58,23 @@ async fn clear_rows_like(app: &TestApp, pattern: &str) -> i64 {
     .unwrap()
 }
 
+/// `PutSubject` of the id `alias-{i}` with one identifier of an erased
+/// person is refused, and a chunk tagged with that id alone is suppressed;
+/// the alias id.
+async fn assert_alias_suppressed(app: &TestApp, c: &pb::Collection, i: usize, kind: pb::IdentifierKind, value: &str) -> String {
+    let id = format!("alias-{i}");
+    let err = app
+        .client
+        .clone()
+        .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(&id, vec![ident(kind, value)])) }))
+        .await
+        .expect_err(&format!("PutSubject {kind:?} {value} must be refused"));
+    assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "subject_suppressed".into()), "{kind:?} {value}");
+    let w = app.ingest(&c.name, vec![chunk(&format!("a-{i}"), 0, "hello again", &[&id])]).await.unwrap();
+    assert_eq!((w.accepted, w.suppressed), (0, 1), "Ingest tagged {id} ({kind:?} {value})");
+    id
+}
+
 #[tokio::test]
 async fn the_tombstone_holds_under_another_id_kind_and_spelling() {
     let app = spawn_app().await;
@@ -87,15 +104,8 @@ async fn the_tombstone_holds_under_another_id_kind_and_spelling() {
         (Handle, "+1 (212) 555-0123 or mailto:xavier@ex.com"),
     ];
     for (i, (kind, value)) in aliases.iter().enumerate() {
-        let id = format!("alias-{i}");
-        let err = client
-            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(&id, vec![ident(*kind, value)])) }))
-            .await
-            .expect_err(&format!("PutSubject {kind:?} {value} must be refused"));
-        assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "subject_suppressed".into()), "{kind:?} {value}");
         // Tagged only with the alias id, without identifiers: suppressed, by Ingest and by Track.
-        let w = app.ingest(&c.name, vec![chunk(&format!("a-{i}"), 0, "hello again", &[&id])]).await.unwrap();
-        assert_eq!((w.accepted, w.suppressed), (0, 1), "Ingest tagged {id} ({kind:?} {value})");
+        let id = assert_alias_suppressed(&app, &c, i, *kind, value).await;
         let points = vec![tracked(&app, &id, i as u64, true)];
         let w = client
             .track(req(&app.keys.pk, pb::TrackRequest { collection: c.name.clone(), points, ..Default::default() }))
@@ -177,14 +187,7 @@ async fn the_tombstone_holds_for_national_phones_idn_domains_and_names_without_a
         (Name, "NUNEZ, Jose"),
     ];
     for (i, (kind, value)) in aliases.iter().enumerate() {
-        let id = format!("alias-{i}");
-        let err = client
-            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(&id, vec![ident(*kind, value)])) }))
-            .await
-            .expect_err(&format!("PutSubject {kind:?} {value} must be refused"));
-        assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "subject_suppressed".into()), "{kind:?} {value}");
-        let w = app.ingest(&c.name, vec![chunk(&format!("a-{i}"), 0, "hello again", &[&id])]).await.unwrap();
-        assert_eq!((w.accepted, w.suppressed), (0, 1), "Ingest tagged {id} ({kind:?} {value})");
+        assert_alias_suppressed(&app, &c, i, *kind, value).await;
     }
     // A text naming the person in those forms is screened (default `report`).
     let w = app.ingest(&c.name, vec![chunk("s-1", 0, "call Jose Nunez on 020 7946 0958", &["bob"])]).await.unwrap();

@@ -389,3 +389,30 @@ pub fn error_metadata(status: &Status, key: &str) -> Option<String> {
 pub async fn rows(pool: &PgPool, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(pool).await.expect("count rows")
 }
+
+/// Runs the queued job `job_id` in this process (an app with `no_workers`)
+/// until its stage is one of `stages`, stops it there as a crash would, and
+/// has it claimed a twenty-first time: abandoned, it is failed.
+pub async fn abandon_job_at(app: &TestApp, job_id: Uuid, stages: &[&str]) {
+    let ctx = app.ctx.clone();
+    let running = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await });
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let stage: String =
+                sqlx::query_scalar("SELECT stage FROM erasure_jobs WHERE job_id = $1").bind(job_id).fetch_one(&app.pool).await.unwrap();
+            if stages.contains(&stage.as_str()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the job reaches {stages:?}"));
+    running.abort();
+    sqlx::query("UPDATE erasure_jobs SET attempts = 20, lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
+        .bind(job_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    lethe::erasure::try_execute_job(&app.ctx, Uuid::new_v4()).await.unwrap();
+}

@@ -596,32 +596,9 @@ async fn an_erasure_that_failed_after_deleting_is_in_the_ledger_and_its_points_a
     };
     let r = pb::EraseRequest { subject: Some(zed), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
     let job_id: uuid::Uuid = app.erase_with(r).await.expect("erase").job_id.parse().unwrap();
-    let ctx = app.ctx.clone();
-    let running = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, uuid::Uuid::new_v4()).await });
     // The process "stops" once the lineage is forgotten (it pauses before the next stage).
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let stage: String = sqlx::query_scalar("SELECT stage FROM erasure_jobs WHERE job_id = $1")
-                .bind(job_id)
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-            if stage == "physical" || stage == "log" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the job forgets its lineage");
-    running.abort();
+    abandon_job_at(&app, job_id, &["physical", "log"]).await;
     assert_eq!(app.lineage_chunks_of("zed").await, 0, "forgotten before the stop");
-    sqlx::query("UPDATE erasure_jobs SET attempts = 20, lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
-        .bind(job_id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    lethe::erasure::try_execute_job(&app.ctx, uuid::Uuid::new_v4()).await.unwrap();
     let failed = app.job(&job_id.to_string()).await;
     assert_eq!(failed.status, pb::JobStatus::Failed as i32, "{failed:?}");
     let ledger: i64 = sqlx::query_scalar("SELECT coalesce(sum(cardinality(points)), 0)::bigint FROM erased_point_sets")
@@ -683,22 +660,29 @@ async fn a_point_withheld_under_a_hold_its_payload_names_keeps_its_lineage_throu
     app.assert_lineage_consistent().await;
 }
 
-/// A subject the restored database does not know is locked by the import
-/// as a known one is: a write tagged with it that checked it before the
-/// tombstone existed finishes first, and every later write is suppressed.
-#[tokio::test]
-async fn an_import_creating_a_tombstone_waits_for_a_write_in_flight_for_that_subject() {
+/// A service whose database was restored from a dump taken before zed (`n`
+/// points) was ingested and erased, with the ledger exported after the
+/// erasure: (the original, the restored one, the ledger).
+async fn zed_unknown_to_a_restore(n: u32) -> (TestApp, TestApp, Vec<u8>) {
     let app = spawn_app().await;
     app.create_collection("mail", pb::Backend::Pgvector).await;
     app.ingest_people("mail", &[("amy", 1)]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lethe.dump");
     dump(&app, &file).await;
-    app.ingest_people("mail", &[("zed", 1)]).await;
+    app.ingest_people("mail", &[("zed", n)]).await;
     erase_completed(&app, "zed").await;
     let ledger = export_ledger(&app).await;
-
     let back = restored_app(&app, &file).await;
+    (app, back, ledger)
+}
+
+/// A subject the restored database does not know is locked by the import
+/// as a known one is: a write tagged with it that checked it before the
+/// tombstone existed finishes first, and every later write is suppressed.
+#[tokio::test]
+async fn an_import_creating_a_tombstone_waits_for_a_write_in_flight_for_that_subject() {
+    let (_app, back, ledger) = zed_unknown_to_a_restore(1).await;
     let hash = back.ctx.keyed_hash(back.keys.tenant_id, "zed").await.unwrap();
     let of_zed = "SELECT count(*) FROM subjects WHERE subject_hash = $1";
     let known: i64 = sqlx::query_scalar(of_zed).bind(&hash).fetch_one(&back.pool).await.unwrap();
@@ -745,17 +729,7 @@ async fn an_import_creating_a_tombstone_waits_for_a_write_in_flight_for_that_sub
 /// first made is in the entry, not lost as "known".
 #[tokio::test]
 async fn an_import_cut_off_half_way_and_run_again_logs_all_it_did() {
-    let app = spawn_app().await;
-    app.create_collection("mail", pb::Backend::Pgvector).await;
-    app.ingest_people("mail", &[("amy", 1)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lethe.dump");
-    dump(&app, &file).await;
-    app.ingest_people("mail", &[("zed", 2)]).await;
-    erase_completed(&app, "zed").await;
-    let ledger = export_ledger(&app).await;
-
-    let back = restored_app(&app, &file).await;
+    let (_app, back, ledger) = zed_unknown_to_a_restore(2).await;
     sql(
         &back,
         "CREATE FUNCTION cut_off() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'cut off'; END $$ LANGUAGE plpgsql;

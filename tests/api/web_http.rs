@@ -214,27 +214,11 @@ async fn a_follow_up_entry_shows_no_certificate_of_another_entry() {
 /// "not counted" (—) for deleted and after, never 0.
 #[tokio::test]
 async fn a_failure_entry_shows_what_it_did_not_count_as_not_counted() {
-    use std::time::Duration;
     let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 300, ..Default::default() }).await;
     app.create_collection("mail", pb::Backend::Pgvector).await;
     app.ingest_people("mail", &[("zed", 3)]).await;
     let job_id: uuid::Uuid = app.erase("zed").await.job_id.parse().unwrap();
-    let ctx = app.ctx.clone();
-    let running = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, uuid::Uuid::new_v4()).await });
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while lethe::store::jobs::job(&app.pool, app.keys.tenant_id, job_id).await.unwrap().unwrap().stage != "verify" {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the job reaches verify");
-    running.abort();
-    sqlx::query("UPDATE erasure_jobs SET attempts = 20, lease_expires_at = now() - interval '1 second' WHERE job_id = $1")
-        .bind(job_id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    lethe::erasure::try_execute_job(&app.ctx, uuid::Uuid::new_v4()).await.unwrap();
+    abandon_job_at(&app, job_id, &["verify"]).await;
     assert_eq!(app.job(&job_id.to_string()).await.status, pb::JobStatus::Failed as i32);
 
     let cookie = sign_in(&app, &app.keys.ak).await;
