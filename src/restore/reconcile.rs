@@ -130,8 +130,7 @@ struct Wanted {
 
 async fn wanted(guard: &mut sqlx::Transaction<'static, sqlx::Postgres>, spec: &CollectionSpec) -> Result<Wanted> {
     let tenant = spec.tenant_id;
-    let subjects = runs::erased_subjects(&mut **guard, tenant).await?;
-    let erased: HashSet<Vec<u8>> = subjects.into_iter().filter(|s| !s.legal_hold && !s.busy).map(|s| s.subject_hash).collect();
+    let erased = reconcilable(guard, tenant).await?;
     let held: HashSet<Vec<u8>> = holds::held_hashes(&mut **guard, tenant).await?.into_iter().collect();
     let held_chunks: HashSet<Uuid> = holds::held_chunks_in_collection(&mut **guard, tenant, spec.collection_id).await?.into_iter().collect();
     let lineage = runs::erased_lineage(&mut **guard, tenant, spec.collection_id)
@@ -139,13 +138,29 @@ async fn wanted(guard: &mut sqlx::Transaction<'static, sqlx::Postgres>, spec: &C
         .into_iter()
         .filter(|(chunk, _)| !held_chunks.contains(chunk))
         .collect();
-    let ledger = ledger::collection_points(&mut **guard, tenant, spec.collection_id)
+    let ledger = ledger_of(guard, spec, &erased).await?;
+    Ok(Wanted { erased, held, held_chunks, lineage, ledger })
+}
+
+/// Tombstones to re-apply: erased, not on hold, not being erased again.
+async fn reconcilable(guard: &mut sqlx::Transaction<'static, sqlx::Postgres>, tenant_id: Uuid) -> Result<HashSet<Vec<u8>>> {
+    let subjects = runs::erased_subjects(&mut **guard, tenant_id).await?;
+    Ok(subjects.into_iter().filter(|s| !s.legal_hold && !s.busy).map(|s| s.subject_hash).collect())
+}
+
+/// The ledger's points of the collection that belong to `erased`: point
+/// hash → (subject, since when the point is known erased).
+async fn ledger_of(
+    guard: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    spec: &CollectionSpec,
+    erased: &HashSet<Vec<u8>>,
+) -> Result<HashMap<Vec<u8>, (Vec<u8>, DateTime<Utc>)>> {
+    Ok(ledger::collection_points(&mut **guard, spec.tenant_id, spec.collection_id)
         .await?
         .into_iter()
         .filter(|(_, subject, _)| erased.contains(subject))
         .map(|(point, subject, since)| (point, (subject, since)))
-        .collect();
-    Ok(Wanted { erased, held, held_chunks, lineage, ledger })
+        .collect())
 }
 
 /// Scrolls the collection and counts what belongs to erased subjects; None
@@ -382,18 +397,8 @@ async fn ledger_lineage(
     spec: &CollectionSpec,
     held_chunks: &HashSet<Uuid>,
 ) -> Result<Vec<(Uuid, Vec<u8>)>> {
-    let erased: HashSet<Vec<u8>> = runs::erased_subjects(&mut **guard, spec.tenant_id)
-        .await?
-        .into_iter()
-        .filter(|s| !s.legal_hold && !s.busy)
-        .map(|s| s.subject_hash)
-        .collect();
-    let ledger: HashMap<Vec<u8>, (Vec<u8>, DateTime<Utc>)> = ledger::collection_points(&mut **guard, spec.tenant_id, spec.collection_id)
-        .await?
-        .into_iter()
-        .filter(|(_, subject, _)| erased.contains(subject))
-        .map(|(point, subject, since)| (point, (subject, since)))
-        .collect();
+    let erased = reconcilable(guard, spec.tenant_id).await?;
+    let ledger = ledger_of(guard, spec, &erased).await?;
     if ledger.is_empty() {
         return Ok(Vec::new());
     }
