@@ -199,7 +199,9 @@ async fn same_langchain_collection(ctx: &Context, a: &str, b: &str) -> Result<bo
         (None, Some(name)) => (name.to_owned(), a),
         _ => return Ok(false),
     };
-    let current = crate::vector_store::langchain_collection_uuid(&ctx.pool, &name).await.unwrap_or(None);
+    // An error (two LangChain collections of that name) is the caller's to see,
+    // not "different rows".
+    let current = crate::vector_store::langchain_collection_uuid(&ctx.pool, &name).await?;
     Ok(current.is_some_and(|u| u.to_string() == uuid))
 }
 
