@@ -172,7 +172,10 @@ pub fn chunk_of(spec: &CollectionSpec, p: &StoredPoint) -> ChunkInput {
         source_id: source,
         source_uri: String::new(),
         source_kind: spec.mapping.as_ref().and_then(|m| m.preset.clone()).unwrap_or_default(),
-        text: if spec.store_text { p.payload.text.clone() } else { None },
+        // PostgreSQL's text cannot hold NUL, which a Qdrant payload can: the
+        // page would fail for good. U+FFFD keeps the words on either side
+        // apart for residual search.
+        text: if spec.store_text { p.payload.text.as_deref().map(|t| t.replace('\0', "\u{FFFD}")) } else { None },
         tags,
         point_id: Some(p.id),
         ordinal: 0,

@@ -311,7 +311,10 @@ async fn hand_made_qdrant(client: &qdrant_client::Qdrant, name: &str) {
         .iter()
         .enumerate()
         .map(|(i, owner)| {
-            let mut payload = serde_json::json!({ "body": format!("note {i}"), "doc": { "file": format!("f{}", i % 3) } });
+            // One text holds a NUL, which PostgreSQL's text cannot: its
+            // adoption must not fail the page for good.
+            let body = if i == 4 { "note 4 by Carol\u{0}Ng".to_owned() } else { format!("note {i}") };
+            let mut payload = serde_json::json!({ "body": body, "doc": { "file": format!("f{}", i % 3) } });
             if !owner.is_null() {
                 payload["doc"]["owner"] = owner.clone();
             }
@@ -357,6 +360,8 @@ async fn a_hand_made_qdrant_collection_with_integer_ids_is_erased_as_it_is() {
     assert_eq!(done.collection.expect("collection").dimension, DIM as u32);
     let job = wait_for_adoption(&app, "kb").await;
     assert_eq!((job.status.as_str(), job.scanned, job.tracked, job.untagged, job.subjects), ("completed", 7, 6, 1, 3), "{job:?}");
+    let nul = rows(&app, "SELECT count(*) FROM chunks WHERE text = 'note 4 by Carol' || chr(65533) || 'Ng'").await;
+    assert_eq!(nul, 1, "the NUL is stored as U+FFFD");
 
     assert_eq!(qdrant_count(&client, &name, Some("alice")).await, 3);
     let erased = app.wait_for_job(&app.erase("alice").await.job_id).await;

@@ -440,6 +440,80 @@ async fn llamaindex_table_with_bigint_ids_reads_text_inside_node_content() {
     assert_eq!(rows(&pool, "SELECT count(*) FROM data_docs").await, 1);
 }
 
+/// `json` keeps a `\u0000` escape that neither jsonb nor any json operator
+/// can read: one such row (a file name, a hostile document's metadata) made
+/// every count, delete and read on the table fail, everyone's erasures
+/// included, and a failed index build left an index that would refuse the
+/// framework's next such row.
+#[tokio::test]
+async fn a_json_row_holding_a_nul_escape_stops_no_count_delete_read_or_index() {
+    let pool = database().await;
+    exec(
+        &pool,
+        r#"
+        CREATE TABLE data_docs (
+            id bigserial PRIMARY KEY,
+            text varchar NOT NULL,
+            metadata_ json,
+            embedding vector(3)
+        );
+    "#,
+    )
+    .await;
+    let node = |text: &str| serde_json::json!({"id_": "n", "text": text}).to_string();
+    // As written by a framework: `\u0000` in a file name, in a tag, in the
+    // node's own text, and an escaped backslash before the letters `u0000`.
+    let rows_json = [
+        format!(r#"{{"user_id": "alice", "file_name": "a\u0000b", "_node_content": {}}}"#, serde_json::json!(node("Alice's note"))),
+        format!(r#"{{"user_id": "bob", "_node_content": {}}}"#, serde_json::json!(node("Bob\u{0}Stone wrote"))),
+        r#"{"user_id": "al\u0000ice"}"#.to_owned(),
+        r#"{"user_id": ["carol", "alice"], "path": "C:\\u0000"}"#.to_owned(),
+    ];
+    for (i, meta) in rows_json.iter().enumerate() {
+        sqlx::query("INSERT INTO data_docs (text, metadata_, embedding) VALUES ($1, $2::json, $3::vector)")
+            .bind(format!("chunk {i}"))
+            .bind(meta)
+            .bind(["[1,0,0]", "[0,1,0]", "[0,0,1]", "[1,1,0]"][i])
+            .execute(&pool)
+            .await
+            .expect("insert");
+    }
+    assert!(
+        sqlx::query("SELECT metadata_::jsonb FROM data_docs").fetch_all(&pool).await.is_err(),
+        "the rows must hold what jsonb refuses, or this test checks nothing"
+    );
+    let store = AttachedPgStore::new(pool.clone());
+    let m = Mapping {
+        text: Some(Field { json_text_path: vec!["text".into()], ..Field::at("metadata_", &["_node_content"]) }),
+        ..mapping("id", Field::at("metadata_", &["user_id"]))
+    };
+    let (s, ins) = attach(&store, spec("data_docs", m), true).await;
+    assert_eq!(ins.points, 4);
+    assert!(ins.created.is_empty(), "{:?}", ins.created);
+    assert!(ins.warnings.iter().any(|w| w.contains("\\u0000")), "{:?}", ins.warnings);
+    let invalid: i64 = rows(&pool, "SELECT count(*) FROM pg_index WHERE indrelid = 'data_docs'::regclass AND NOT indisvalid").await;
+    assert_eq!(invalid, 0, "the failed build's index is dropped");
+    exec(&pool, r#"INSERT INTO data_docs (text, metadata_, embedding) VALUES ('later', '{"user_id": "dan\u0000"}', '[0,1,1]')"#).await;
+
+    assert_eq!(store.count(&s, &Selector::by_tag("alice")).await.expect("count"), 2);
+    let ids = vec![key(&s, NativeId::Int(2)), key(&s, NativeId::Int(3))];
+    assert_eq!(store.count_tag_and_ids(&s, Some("alice"), &ids).await.expect("split"), [2, 2, 4]);
+    assert_eq!(store.count_all(&s).await.expect("all"), 5);
+    let all = scroll_all(&store, &s, 2).await;
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[1].payload.text.as_deref(), Some("Bob\u{0}Stone wrote"), "the node's own text is read");
+    assert_eq!(all[2].payload.subjects, vec!["al\u{FFFD}ice"], "a tag's NUL reads as U+FFFD, never as `alice`");
+    assert_eq!(all[3].payload.subjects, vec!["carol", "alice"]);
+    let hits = store.search_exact(&s, &[vec![0.0, 1.0, 0.0]], 0.99, 10).await.expect("search");
+    assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![key(&s, NativeId::Int(2))]);
+
+    store.delete(&s, &Selector::by_tag("alice")).await.expect("delete");
+    assert_eq!(rows(&pool, "SELECT count(*) FROM data_docs WHERE id IN (1, 4)").await, 0);
+    let keep = Keep { tags: vec!["carol".into()], ids: Vec::new() };
+    store.delete_keeping(&s, &Selector::by_tag("bob"), &keep).await.expect("delete bob");
+    assert_eq!(rows(&pool, "SELECT count(*) FROM data_docs").await, 2, "the NUL tag's row and the later row stay");
+}
+
 #[tokio::test]
 async fn hand_made_tables_with_text_ids_and_array_or_text_tags() {
     let pool = database().await;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::catalog::{self, Column, Index};
-use super::sql::{Binds, TableName, Target, as_jsonb, ident, json_path};
+use super::sql::{Binds, JsonRead, TableName, Target, ident, json_path};
 use super::{catalog_error, classify, count_of, encode_error, invalid, mapping_of};
 use crate::domain::{CollectionSpec, Field, FieldKind, IdKind, Mapping};
 use crate::vector_store::{Inspection, Result};
@@ -115,7 +115,8 @@ pub(super) async fn inspect(pool: &PgPool, spec: &CollectionSpec, create_indexes
         Some(c) if c.typname == "_varchar" => "varchar[]",
         _ => "text[]",
     };
-    let t = Target { spec, mapping: &mapping, table: table.quoted(), tag_array_type };
+    // Tolerant: a row with a `\u0000` escape must not fail the checks.
+    let t = Target { spec, mapping: &mapping, table: table.quoted(), tag_array_type, json: JsonRead::Tolerant };
     let points = count_in_scope(pool, &t).await?;
     let dimension = match usize::try_from(vector.typmod) {
         Ok(d) if d > 0 => d,
@@ -217,7 +218,7 @@ async fn check_present(pool: &PgPool, t: &Target<'_>, field: &Field, role: Role)
     let mut b = Binds::default();
     let scope = t.scope(&mut b).map_err(|m| invalid("scope", m))?;
     let col = t.col(&field.column);
-    let json = as_jsonb(&col, field.kind);
+    let json = t.as_jsonb(&col, field.kind);
     let has = match field.kind {
         // Strict: a key inside an array of objects is not where the tag
         // filter (containment at the path) looks.
@@ -294,10 +295,27 @@ async fn plan_indexes(
         // Not in a transaction: CREATE INDEX CONCURRENTLY cannot run in one.
         if let Err(e) = sqlx::raw_sql(&n.statement).execute(pool).await {
             tracing::warn!(error.message = %e, statement = %n.statement, "creating an index on an attached table failed");
-            warnings.push(format!(
-                "could not create the index {} needs (Lethe's role may not own the table); run: {}",
-                n.what, n.statement
-            ));
+            let nul = e.as_database_error().and_then(|d| d.code()).as_deref() == Some("22P05");
+            if nul {
+                // A failed concurrent build leaves an invalid index that every
+                // insert still maintains: the framework's next row with a
+                // `\u0000` escape would fail on it. It is ours; drop it.
+                let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", qualified_index(table, &n.column));
+                if let Err(e) = sqlx::raw_sql(&drop).execute(pool).await
+                {
+                    tracing::warn!(error.message = %e, "dropping the failed index failed");
+                }
+                warnings.push(format!(
+                    "no index serves {}: a row's json holds a \\u0000 escape, which jsonb (and so an index on the \
+                     column as jsonb) cannot hold; each erasure reads every row of the table",
+                    n.what
+                ));
+            } else {
+                warnings.push(format!(
+                    "could not create the index {} needs (Lethe's role may not own the table); run: {}",
+                    n.what, n.statement
+                ));
+            }
             continue;
         }
         let now = catalog::indexes(pool, oid).await.map_err(catalog_error)?;
@@ -312,10 +330,7 @@ async fn plan_indexes(
                  CONCURRENTLY {}, then run: {}",
                 ident(&name),
                 n.what,
-                match &table.schema {
-                    Some(schema) => format!("{}.{}", ident(schema), ident(&name)),
-                    None => ident(&name),
-                },
+                qualified_index(table, &n.column),
                 n.statement
             ));
         } else {
@@ -337,6 +352,15 @@ fn index_statement(table: &TableName, column: &str, kind: FieldKind) -> String {
         _ => format!("({col})"),
     };
     format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {} {using}", table.quoted())
+}
+
+/// The index [`index_name`] names, qualified with the table's schema.
+fn qualified_index(table: &TableName, column: &str) -> String {
+    let name = ident(&index_name(table, column));
+    match &table.schema {
+        Some(schema) => format!("{}.{name}", ident(schema)),
+        None => name,
+    }
 }
 
 /// `<table>_<column>_lethe_idx`, shortened with a hash to Postgres's 63 bytes.

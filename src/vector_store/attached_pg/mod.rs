@@ -25,13 +25,14 @@ mod rows;
 mod select;
 mod sql;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use self::sql::{TableName, Target};
+use self::sql::{JsonRead, TableName, Target};
 use super::{
     Inspection, Keep, PhysicalOutcome, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
     VectorStoreError,
@@ -44,11 +45,53 @@ pub struct AttachedPgStore {
     pool: PgPool,
     /// `varchar[]` or `text[]` per (table, tag column) of `TextArray` tags.
     array_types: Arc<Mutex<HashMap<(String, String), &'static str>>>,
+    /// Collections whose json was found holding a `\u0000` escape: read
+    /// with [`JsonRead::Tolerant`] from then on (in this process).
+    tolerant: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl AttachedPgStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, array_types: Arc::default() }
+        Self { pool, array_types: Arc::default(), tolerant: Arc::default() }
+    }
+
+    /// Runs `op`, and once more with the collection's json read
+    /// tolerantly when a row's `\u0000` escape failed it (see [`JsonRead`]).
+    async fn tolerating_nul<T, F, Fut>(&self, spec: &CollectionSpec, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        match op().await {
+            Err(e) if failed_on_nul_escape(&e) && self.read_tolerantly(spec) => {
+                tracing::warn!(
+                    collection = %spec.name,
+                    "a row of the attached table holds a \\u0000 escape in json: its json is read without the index from now on"
+                );
+                op().await
+            }
+            other => other,
+        }
+    }
+
+    /// Marks `spec`'s json for tolerant reading; false when it already was
+    /// (a failure then has another cause and is not retried).
+    fn read_tolerantly(&self, spec: &CollectionSpec) -> bool {
+        let uses_json = mapping_of(spec).is_ok_and(|m| {
+            [Some(&m.tags), m.text.as_ref(), m.source.as_ref(), m.timestamp.as_ref(), m.scope.as_ref().map(|s| &s.field)]
+                .into_iter()
+                .flatten()
+                .any(|f| f.kind == FieldKind::Json)
+        });
+        uses_json && self.tolerant.lock().is_ok_and(|mut t| t.insert(spec.collection_id))
+    }
+
+    fn json_read(&self, spec: &CollectionSpec) -> JsonRead {
+        if self.tolerant.lock().is_ok_and(|t| t.contains(&spec.collection_id)) {
+            JsonRead::Tolerant
+        } else {
+            JsonRead::Cast
+        }
     }
 
     /// What statements on `spec`'s table need.
@@ -70,7 +113,7 @@ impl AttachedPgStore {
             FieldKind::TextArray => self.array_type(spec, &table, &mapping.tags.column).await?,
             _ => "text[]",
         };
-        Ok(Target { spec, mapping, table: table.quoted(), tag_array_type })
+        Ok(Target { spec, mapping, table: table.quoted(), tag_array_type, json: self.json_read(spec) })
     }
 
     /// The array type of a `TextArray` column, looked up once per column.
@@ -136,6 +179,16 @@ fn classify(spec: &CollectionSpec, err: sqlx::Error) -> VectorStoreError {
         }
         _ => backend_error("query failed".into(), Some(err)),
     }
+}
+
+/// Whether a statement failed on a json `\u0000` escape (`SQLSTATE 22P05`,
+/// "unsupported Unicode escape sequence").
+fn failed_on_nul_escape(err: &VectorStoreError) -> bool {
+    let VectorStoreError::Backend { source: Some(source), .. } = err else { return false };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .is_some_and(|db| db.code().as_deref() == Some("22P05"))
 }
 
 fn unsupported() -> VectorStoreError {
@@ -237,26 +290,26 @@ impl VectorStore for AttachedPgStore {
     }
 
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64> {
-        self.count_selected(spec, selector, None).await
+        self.tolerating_nul(spec, || self.count_selected(spec, selector, None)).await
     }
 
     async fn count_tag_and_ids(&self, spec: &CollectionSpec, tag: Option<&str>, ids: &[Uuid]) -> Result<[u64; 3]> {
-        self.count_split(spec, tag, ids).await
+        self.tolerating_nul(spec, || self.count_split(spec, tag, ids)).await
     }
 
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()> {
-        self.delete_split(spec, selector).await
+        self.tolerating_nul(spec, || self.delete_split(spec, selector)).await
     }
 
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
-        self.count_selected(spec, selector, Some(keep)).await
+        self.tolerating_nul(spec, || self.count_selected(spec, selector, Some(keep))).await
     }
 
     async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
         if keep.is_empty() {
-            return self.delete_split(spec, selector).await;
+            return self.tolerating_nul(spec, || self.delete_split(spec, selector)).await;
         }
-        self.delete_except(spec, selector, keep).await
+        self.tolerating_nul(spec, || self.delete_except(spec, selector, keep)).await
     }
 
     fn ids_per_request(&self, _configured: usize) -> usize {
@@ -266,7 +319,7 @@ impl VectorStore for AttachedPgStore {
     }
 
     async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>> {
-        self.retrieve_points(spec, ids, with_vectors).await
+        self.tolerating_nul(spec, || self.retrieve_points(spec, ids, with_vectors)).await
     }
 
     async fn scroll(
@@ -276,7 +329,7 @@ impl VectorStore for AttachedPgStore {
         limit: usize,
         with_vectors: bool,
     ) -> Result<(Vec<StoredPoint>, Option<Uuid>)> {
-        self.scroll_points(spec, offset, limit, with_vectors).await
+        self.tolerating_nul(spec, || self.scroll_points(spec, offset, limit, with_vectors)).await
     }
 
     async fn search_exact(
@@ -286,7 +339,7 @@ impl VectorStore for AttachedPgStore {
         threshold: f32,
         limit: usize,
     ) -> Result<Vec<ScoredPoint>> {
-        self.search_points(spec, probes, threshold, limit).await
+        self.tolerating_nul(spec, || self.search_points(spec, probes, threshold, limit)).await
     }
 
     async fn reclaim(&self, spec: &CollectionSpec, guarantee: bool) -> Result<PhysicalOutcome> {
@@ -294,7 +347,7 @@ impl VectorStore for AttachedPgStore {
     }
 
     async fn count_all(&self, spec: &CollectionSpec) -> Result<u64> {
-        self.count_scope(spec).await
+        self.tolerating_nul(spec, || self.count_scope(spec)).await
     }
 
     async fn create_staging(&self, _spec: &CollectionSpec, _suffix: &str) -> Result<CollectionSpec> {

@@ -119,6 +119,27 @@ pub(super) struct Target<'a> {
     /// `text[]` or `varchar[]`: what a bound tag array is cast to for a
     /// `TextArray` tag column (`varchar[] && text[]` has no operator).
     pub tag_array_type: &'static str,
+    /// How a `json` column is read as jsonb (see [`JsonRead`]).
+    pub json: JsonRead,
+}
+
+/// How a `json` column is read as jsonb.
+///
+/// `json` keeps a `\u0000` escape as written, but nothing that reads it can:
+/// the cast to jsonb and every json operator (`->`, `#>>`) fail on the whole
+/// row ("unsupported Unicode escape sequence"), so one such row anywhere in
+/// the table would stop every count, delete and read on it, everyone's
+/// erasures included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JsonRead {
+    /// `(col::jsonb)`: what an expression index serves (and a table with
+    /// such an index cannot hold a `\u0000` row: its insert would fail).
+    Cast,
+    /// The cast where the text holds no `\u0000`, else the text with every
+    /// `\u0000` escape (not an escaped backslash followed by `u0000`) read as
+    /// U+FFFD. No index serves it; used once a statement failed on such a
+    /// row (`SQLSTATE 22P05`), and by Attach's checks.
+    Tolerant,
 }
 
 impl Target<'_> {
@@ -168,7 +189,7 @@ impl Target<'_> {
             FieldKind::Text => format!("{col} = {}", b.bind(value.to_owned())),
             FieldKind::Jsonb | FieldKind::Json => {
                 let patterns = scalar_patterns(&scope.field.path, value);
-                format!("{} @> ANY({}::jsonb[])", as_jsonb(&col, scope.field.kind), b.bind(patterns))
+                format!("{} @> ANY({}::jsonb[])", self.as_jsonb(&col, scope.field.kind), b.bind(patterns))
             }
             other => return Err(format!("a scope cannot be a {other:?} field")),
         })
@@ -192,7 +213,7 @@ impl Target<'_> {
                 // Containment (`@>`) is what a GIN index (jsonb_ops or
                 // jsonb_path_ops) serves; ANY of an array runs as one bitmap scan.
                 let patterns: Vec<Value> = tags.iter().flat_map(|t| tag_patterns(&field.path, t)).collect();
-                format!("{} @> ANY({}::jsonb[])", as_jsonb(&col, field.kind), b.bind(patterns))
+                format!("{} @> ANY({}::jsonb[])", self.as_jsonb(&col, field.kind), b.bind(patterns))
             }
             other => return Err(format!("tags cannot be read from a {other:?} field")),
         })
@@ -256,7 +277,9 @@ impl Target<'_> {
         let col = self.col(&m.tags.column);
         let tags = match m.tags.kind {
             FieldKind::Text | FieldKind::TextArray => format!("to_jsonb({col})"),
-            FieldKind::Jsonb | FieldKind::Json => format!("({col} #> {}::text[])::jsonb", b.bind(m.tags.path.clone())),
+            FieldKind::Jsonb | FieldKind::Json => {
+                format!("({} #> {}::text[])", self.as_jsonb(&col, m.tags.kind), b.bind(m.tags.path.clone()))
+            }
             other => return Err(format!("tags cannot be read from a {other:?} field")),
         };
         let vector = if with_vector { format!(", {} AS lethe_vector", self.col(&m.vector)) } else { String::new() };
@@ -272,15 +295,28 @@ impl Target<'_> {
         let col = self.col(&field.column);
         Ok(match field.kind {
             FieldKind::Text | FieldKind::Uuid | FieldKind::Int => format!("{col}::text"),
-            FieldKind::Jsonb | FieldKind::Json => format!("({col} #>> {}::text[])", b.bind(field.path.clone())),
+            FieldKind::Jsonb | FieldKind::Json => {
+                format!("({} #>> {}::text[])", self.as_jsonb(&col, field.kind), b.bind(field.path.clone()))
+            }
             other => return Err(format!("`{}` is a {other:?} field, not text", field.display())),
         })
     }
 }
 
-/// `col` as jsonb: json columns through the cast an expression index has.
-pub(super) fn as_jsonb(col: &str, kind: FieldKind) -> String {
-    if kind == FieldKind::Json { format!("({col}::jsonb)") } else { col.to_owned() }
+impl Target<'_> {
+    /// `col` as jsonb: a json column as [`Self::json`] says.
+    pub fn as_jsonb(&self, col: &str, kind: FieldKind) -> String {
+        match (kind, self.json) {
+            (FieldKind::Json, JsonRead::Cast) => format!("({col}::jsonb)"),
+            // The lookbehind and the even run of backslashes before it keep
+            // `\\u0000` (a backslash, then the letters) as it is.
+            (FieldKind::Json, JsonRead::Tolerant) => format!(concat!(
+                r"(CASE WHEN strpos({col}::text, '\u0000') = 0 THEN {col}::jsonb ",
+                r"ELSE regexp_replace({col}::text, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\ufffd', 'g')::jsonb END)"
+            ), col = col),
+            _ => col.to_owned(),
+        }
+    }
 }
 
 /// `value` nested under `path`: `{"a":{"b":value}}`, or `value` itself.
