@@ -102,6 +102,14 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
     };
     let attached_store = ctx.stores.get(&provisional)?;
     let mut inspection = attached_store.inspect(&provisional, input.create_indexes).await?;
+    // An alias is its collection: one of Lethe's own reached by another name
+    // is still Lethe's own.
+    if let Some(own) = inspection.store_names.iter().find(|n| own_qdrant_collection(ctx, n)) {
+        return Err(LetheError::precondition(
+            "attach_not_allowed",
+            format!("`{backend_name}` reaches `{own}`, one of Lethe's own collections"),
+        ));
+    }
     if input.distance.is_none() && inspection.distance.is_none() {
         inspection.warnings.push(
             "the store does not say how its vectors compare (no vector index, or a distance Lethe does not use): \
@@ -131,7 +139,7 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
     let mut overlaps = false;
     for (other_name, other) in lineage::attached_scopes(&mut *tx, spec.backend.as_str()).await? {
         let exact = other_name == backend_name;
-        if !exact && !same_store(&mut tx, spec.backend, &backend_name, &other_name).await? {
+        if !exact && !same_store(&mut tx, spec.backend, &backend_name, &other_name, &inspection.store_names).await? {
             continue;
         }
         // The same scope under another spelling is the same rows (the unique
@@ -177,11 +185,18 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
 }
 
 /// Whether two attached names are one store: for pgvector, the same table
-/// (by OID, read in the attach's transaction); a Qdrant collection's name
-/// is compared as written.
-async fn same_store(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, backend: Backend, a: &str, b: &str) -> Result<bool> {
+/// (by OID, read in the attach's transaction); for Qdrant, `b` is one of
+/// `a`'s `names` (its collection and that collection's aliases, as the
+/// inspection just listed them).
+async fn same_store(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    backend: Backend,
+    a: &str,
+    b: &str,
+    names: &[String],
+) -> Result<bool> {
     if backend != Backend::Pgvector {
-        return Ok(false);
+        return Ok(names.iter().any(|n| n == b));
     }
     let x = crate::vector_store::table_identity(&mut **tx, a).await?;
     let y = crate::vector_store::table_identity(&mut **tx, b).await?;
@@ -489,10 +504,7 @@ fn check_allowed(ctx: &Context, backend: Backend, backend_name: &str) -> Result<
             }
             OWN_TABLES.contains(&table) || table.starts_with("lv_")
         }
-        Backend::Qdrant => {
-            let prefix = &ctx.settings.qdrant.collection_prefix;
-            !prefix.is_empty() && backend_name.starts_with(prefix.as_str())
-        }
+        Backend::Qdrant => own_qdrant_collection(ctx, backend_name),
     };
     if own {
         return refused(format!("`{backend_name}` is one of Lethe's own tables or collections"));
@@ -506,6 +518,12 @@ fn check_allowed(ctx: &Context, backend: Backend, backend_name: &str) -> Result<
     } else {
         refused(format!("`{qualified}` is not in this server's attach.allowed"))
     }
+}
+
+/// Whether a Qdrant name is one of Lethe's own collections (or their aliases).
+fn own_qdrant_collection(ctx: &Context, name: &str) -> bool {
+    let prefix = &ctx.settings.qdrant.collection_prefix;
+    !prefix.is_empty() && name.starts_with(prefix.as_str())
 }
 
 /// `pattern` with `*` matching any run of characters, against all of `s`.

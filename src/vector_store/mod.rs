@@ -164,6 +164,11 @@ pub struct Inspection {
     pub warnings: Vec<String>,
     /// Indexes created because the request asked for them.
     pub created: Vec<String>,
+    /// Every name that reaches the same store, the attached name among
+    /// them: a Qdrant collection and each alias pointing to it (two
+    /// attachments of one store meet however either is spelled). Empty
+    /// where the caller compares stores otherwise (pgvector: by table OID).
+    pub store_names: Vec<String>,
 }
 
 /// What the backend did to reclaim deleted vectors physically.

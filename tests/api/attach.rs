@@ -325,6 +325,64 @@ async fn hand_made_qdrant(client: &qdrant_client::Qdrant, name: &str) {
     client.upsert_points(UpsertPointsBuilder::new(name, points).wait(true)).await.expect("upsert");
 }
 
+/// Attach of [`hand_made_qdrant`]'s collection (or an alias of it) as `name`.
+fn hand_made_qdrant_request(name: &str, target: &str) -> pb::AttachRequest {
+    pb::AttachRequest {
+        name: name.into(),
+        backend: pb::Backend::Qdrant as i32,
+        target: target.into(),
+        mapping: Some(pb::AttachMapping {
+            text: Some(pb::FieldPath { path: vec!["body".into()], ..Default::default() }),
+            source: Some(pb::FieldPath { path: vec!["doc".into(), "file".into()], ..Default::default() }),
+            tags: Some(pb::FieldPath { path: vec!["doc".into(), "owner".into()], ..Default::default() }),
+            ..Default::default()
+        }),
+        create_indexes: true,
+        ..Default::default()
+    }
+}
+
+/// A Qdrant alias is its collection: attached under both names by two
+/// tenants, each tenant's erasures would delete the other's points; an
+/// alias of one of Lethe's own collections is Lethe's own.
+#[tokio::test]
+async fn a_qdrant_collection_and_its_aliases_are_one_store_to_attach() {
+    use qdrant_client::qdrant::{CreateAliasBuilder, CreateCollectionBuilder, Distance, VectorParamsBuilder};
+    let Some(url) = qdrant_url() else {
+        panic!("QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    };
+    let app = spawn_app().await;
+    let client = qdrant_client::Qdrant::from_url(&url).build().expect("client");
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let (name, alias, alias2) = (format!("kb_{suffix}"), format!("kb_{suffix}_live"), format!("kb_{suffix}_old"));
+    hand_made_qdrant(&client, &name).await;
+    client.create_alias(CreateAliasBuilder::new(&name, &alias)).await.expect("alias");
+    attach(&app, hand_made_qdrant_request("by_alias", &alias)).await.expect("attach through the alias");
+    let other = new_tenant(&app.pool).await;
+    // Created after the first Attach: still the same collection.
+    client.create_alias(CreateAliasBuilder::new(&name, &alias2)).await.expect("alias");
+    for target in [&name, &alias2] {
+        let mut c = app.client.clone();
+        let e = c.attach(req(&other.sk, hand_made_qdrant_request("mine", target))).await.expect_err(target);
+        assert_eq!(e.code(), Code::AlreadyExists, "{target}: {e:?}");
+    }
+    assert_eq!(rows(&app, "SELECT count(*) FROM collections").await, 1);
+
+    let own = format!("{}{suffix}", app.settings.qdrant.collection_prefix);
+    client
+        .create_collection(CreateCollectionBuilder::new(&own).vectors_config(VectorParamsBuilder::new(DIM as u64, Distance::Cosine)))
+        .await
+        .expect("create");
+    let innocent = format!("innocent_{suffix}");
+    client.create_alias(CreateAliasBuilder::new(&own, &innocent)).await.expect("alias");
+    let e = attach(&app, hand_made_qdrant_request("own", &innocent)).await.expect_err("an alias of Lethe's own");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "attach_not_allowed"), "{e:?}");
+    assert_eq!(rows(&app, "SELECT count(*) FROM collections").await, 1);
+    for n in [&name, &own] {
+        let _ = client.delete_collection(n.as_str()).await;
+    }
+}
+
 async fn qdrant_count(client: &qdrant_client::Qdrant, name: &str, owner: Option<&str>) -> u64 {
     use qdrant_client::qdrant::{Condition, CountPointsBuilder, Filter};
     let mut count = CountPointsBuilder::new(name).exact(true);
@@ -343,20 +401,7 @@ async fn a_hand_made_qdrant_collection_with_integer_ids_is_erased_as_it_is() {
     let client = qdrant_client::Qdrant::from_url(&url).build().expect("client");
     let name = format!("handmade_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     hand_made_qdrant(&client, &name).await;
-    let r = pb::AttachRequest {
-        name: "kb".into(),
-        backend: pb::Backend::Qdrant as i32,
-        target: name.clone(),
-        mapping: Some(pb::AttachMapping {
-            text: Some(pb::FieldPath { path: vec!["body".into()], ..Default::default() }),
-            source: Some(pb::FieldPath { path: vec!["doc".into(), "file".into()], ..Default::default() }),
-            tags: Some(pb::FieldPath { path: vec!["doc".into(), "owner".into()], ..Default::default() }),
-            ..Default::default()
-        }),
-        create_indexes: true,
-        ..Default::default()
-    };
-    let done = attach(&app, r).await.expect("attach");
+    let done = attach(&app, hand_made_qdrant_request("kb", &name)).await.expect("attach");
     assert_eq!(done.collection.expect("collection").dimension, DIM as u32);
     let job = wait_for_adoption(&app, "kb").await;
     assert_eq!((job.status.as_str(), job.scanned, job.tracked, job.untagged, job.subjects), ("completed", 7, 6, 1, 3), "{job:?}");

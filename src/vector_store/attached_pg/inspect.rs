@@ -145,7 +145,7 @@ pub(super) async fn inspect(pool: &PgPool, spec: &CollectionSpec, create_indexes
     }
     let distance = indexes.iter().find_map(|i| i.distance(vector.attnum));
     let (warnings, created) = plan_indexes(pool, oid, &table, &mapping, &cols, indexes, create_indexes).await?;
-    Ok(Inspection { mapping, dimension, distance, points, warnings, created })
+    Ok(Inspection { mapping, dimension, distance, points, warnings, created, store_names: Vec::new() })
 }
 
 fn column<'c>(cols: &'c HashMap<String, Column>, field: &str, name: &str, table: &str) -> Result<&'c Column> {

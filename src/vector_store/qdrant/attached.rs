@@ -499,6 +499,19 @@ impl AttachedQdrantStore {
         response.result.ok_or_else(|| backend_error("collection info response without a result", None))
     }
 
+    /// `name`, the collection it is an alias of, and every alias of that
+    /// collection (one listing of the aliases).
+    async fn store_names(&self, name: &str) -> Result<Vec<String>> {
+        let aliases = self.client().list_aliases().await.map_err(|e| map_error(e, name))?.aliases;
+        let collection = aliases
+            .iter()
+            .find(|a| a.alias_name == name)
+            .map_or_else(|| name.to_owned(), |a| a.collection_name.clone());
+        let mut names = vec![collection.clone()];
+        names.extend(aliases.into_iter().filter(|a| a.collection_name == collection).map(|a| a.alias_name));
+        Ok(names)
+    }
+
     /// Checks that some point in scope has `field` (a non-empty value at its
     /// path); the number of those points.
     async fn count_having(&self, layout: &Layout<'_>, key: &str) -> Result<u64> {
@@ -628,6 +641,7 @@ impl VectorStore for AttachedQdrantStore {
             points: 0,
             warnings: vector.warning.into_iter().collect(),
             created: Vec::new(),
+            store_names: self.store_names(name).await?,
         };
 
         out.points = self.count_filter(name, layout.scope_filter()).await?;
