@@ -52,6 +52,18 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) ->
         .ok_or_else(|| StageError::Fatal("the collection is no longer registered".into()))?;
     let sources = retention::targets(&ctx.pool, job.job_id).await?;
     let ids = retention::source_chunks(&ctx.pool, job.tenant_id, collection_id, &sources).await?;
+    // The tagged ones in the backend now: an erasure of a subject may count
+    // them too, and of the two jobs only the first logged is credited with a
+    // point (see `plans::credit_points`; the subject's plan marks its chunks
+    // of sources this old). Read before the counts, as a subject's plan does.
+    let tagged = retention::tagged_chunks(&ctx.pool, &ids).await?;
+    let contested: Vec<Uuid> = if tagged.is_empty() {
+        Vec::new()
+    } else {
+        let mut present: Vec<Uuid> = ctx.stores.get(&spec)?.retrieve(&spec, &tagged, false).await?.into_iter().map(|p| p.id).collect();
+        present.sort_unstable();
+        present
+    };
     // By lineage ids only: the points carry no tag that names a source.
     let before = count_three(ctx, &spec, "", &ids).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
@@ -61,7 +73,16 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) ->
         jobs::require_durable_commit(&mut tx).await?;
     }
     let before_i = before.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    jobs::record_plan(&mut tx, job.job_id, spec.collection_id, spec.name.as_str(), spec.backend.as_str(), before_i, &ids).await?;
+    let row = jobs::PlanRow {
+        job_id: job.job_id,
+        collection_id: spec.collection_id,
+        collection_name: spec.name.as_str(),
+        backend: spec.backend.as_str(),
+        before: before_i,
+        point_ids: &ids,
+        contested: &contested,
+    };
+    jobs::record_plans(&mut tx, &[row]).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(format!("{} vectors of {} sources in `{}` to delete", before[2], sources.len(), spec.name))
 }
@@ -121,6 +142,7 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) -> 
         .unwrap_or_default();
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     jobs::require_durable_commit(&mut tx).await?;
+    super::stages::credit_contested(ctx, &mut tx, &[(job.job_id, lease)]).await?;
     // As a subject's log stage: the job ends first, under the lease.
     held(jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Completed.as_str(), None).await?)?;
     let counts = jobs::counts(&mut *tx, job.job_id).await?;
@@ -143,5 +165,9 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) -> 
     let message = format!("log entry {} appended and certificate signed; completed", entry.seq);
     jobs::insert_event(&mut *tx, job.job_id, Stage::Log.as_str(), JobStatus::Completed.as_str(), &message).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    // As a subject's log stage, after the commit and best effort.
+    if let Err(e) = crate::store::plans::prune_credits(&ctx.pool).await {
+        tracing::warn!(error.cause_chain = ?e, "cannot prune point credits");
+    }
     Ok(message)
 }

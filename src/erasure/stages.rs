@@ -147,10 +147,15 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
                 of.iter().zip(&ids).map(|(job, ids)| (Some(tag(job)).filter(|t| !t.is_empty()), ids.as_slice())).collect();
             let store = ctx.stores.get(&spec)?;
             // Points in chunks shared with other subjects, in the backend now:
-            // another erasure may count them too (see `plans::credit_points`).
-            // Read before the counts, so that a point counted is one read here
-            // (a point deleted in between is left to the other job's credit).
-            let shared: Vec<Uuid> = of_jobs.iter().flatten().filter(|c| c.shared).map(|c| c.chunk_id).collect();
+            // another erasure may count them too (see `plans::credit_points`);
+            // so may a retention job, of a source old enough for the
+            // collection's rules. Read before the counts, so that a point
+            // counted is one read here (a point deleted in between is left to
+            // the other job's credit).
+            let all: Vec<Uuid> = of_jobs.iter().flatten().map(|c| c.chunk_id).collect();
+            let aged: HashSet<Uuid> = crate::store::retention::within_reach(&ctx.pool, spec.collection_id, &all).await?.into_iter().collect();
+            let contestable = |c: &lineage::SubjectChunk| c.shared || aged.contains(&c.chunk_id);
+            let shared: Vec<Uuid> = of_jobs.iter().flatten().filter(|c| contestable(c)).map(|c| c.chunk_id).collect();
             let present: HashSet<Uuid> = if shared.is_empty() {
                 HashSet::new()
             } else {
@@ -158,7 +163,7 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
             };
             let contested: Vec<Vec<Uuid>> = of_jobs
                 .iter()
-                .map(|cs| cs.iter().filter(|c| c.shared && present.contains(&c.chunk_id)).map(|c| c.chunk_id).collect())
+                .map(|cs| cs.iter().filter(|c| contestable(c) && present.contains(&c.chunk_id)).map(|c| c.chunk_id).collect())
                 .collect();
             let counts = match subjects.as_slice() {
                 [(tag, ids)] => vec![store.count_tag_and_ids(&spec, *tag, ids).await?],
@@ -390,7 +395,7 @@ pub(super) async fn log_batch(ctx: &Context, batch: &[(JobRow, Lease)]) -> std::
 /// counted them is credited (`plans::credit_points`); the others are noted
 /// as deleted elsewhere. Jobs are taken in the batch's order: of two in it
 /// that share a point, the first is credited.
-async fn credit_contested(
+pub(super) async fn credit_contested(
     ctx: &Context,
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     leases: &[(Uuid, Lease)],
@@ -415,7 +420,8 @@ async fn credit_contested(
                 Stage::Log,
                 format!(
                     "{n} points counted before were deleted by another erasure running at the same time (of a subject \
-                     they are shared with), whose certificate counts them: they are not in `deleted` here"
+                     they are shared with, or a retention job of their source), whose certificate counts them: they \
+                     are not in `deleted` here"
                 ),
             );
             held(crate::store::progress::set_note(&mut **tx, *job_id, *lease, &note).await?)?;

@@ -98,21 +98,6 @@ pub async fn planned_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid], with_points
     Ok(planned)
 }
 
-/// Records the plan for one collection: counts before and the lineage ids
-/// (in id order), in one row. Re-running the plan stage replaces both (idempotent).
-pub async fn record_plan(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    job_id: Uuid,
-    collection_id: Uuid,
-    collection_name: &str,
-    backend: &str,
-    before: [i64; 3],
-    point_ids: &[Uuid],
-) -> Result<()> {
-    let row = PlanRow { job_id, collection_id, collection_name, backend, before, point_ids, contested: &[] };
-    record_plans(tx, &[row]).await
-}
-
 /// One collection's plan of one job, for [`record_plans`].
 #[derive(Debug, Clone, Copy)]
 pub struct PlanRow<'a> {
@@ -122,13 +107,17 @@ pub struct PlanRow<'a> {
     pub backend: &'a str,
     pub before: [i64; 3],
     pub point_ids: &'a [Uuid],
-    /// Of `point_ids`, those in chunks shared with other subjects that were
-    /// in the backend when the counts were taken (see [`credit_points`]).
+    /// Of `point_ids`, those another job may count too (in chunks shared
+    /// with other subjects, or, between a subject's erasure and a retention
+    /// job, of sources old enough for a sweep) that were in the backend when
+    /// the counts were taken (see [`credit_points`]).
     pub contested: &'a [Uuid],
 }
 
-/// [`record_plan`] of several collections and jobs in one statement; the
-/// point ids travel as one flat array, each row taking its slice.
+/// Records the plans of several collections and jobs in one statement:
+/// counts before and the lineage ids (in id order), one row each; running a
+/// plan stage again replaces them (idempotent). The point ids travel as one
+/// flat array, each row taking its slice.
 pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[PlanRow<'_>]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());

@@ -251,6 +251,46 @@ pub async fn source_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_
     .await?)
 }
 
+/// Of the collection's `chunk_ids`, those whose source a retention sweep
+/// may target while an erasure that counts them is in flight: older than
+/// the collection's shortest rule (its own or a kind's), less a day for a
+/// source that comes of age meanwhile. None without a rule: the rule is
+/// read in the same statement, and without one the chunks are not scanned.
+pub async fn within_reach(ex: impl PgExecutor<'_>, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    if chunk_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        r#"
+        WITH rule AS (
+            SELECT min(d) AS days FROM (
+                SELECT retention_days AS d FROM collections WHERE collection_id = $1
+                UNION ALL SELECT days FROM retention_rules WHERE collection_id = $1
+            ) r WHERE d > 0
+        )
+        SELECT c.chunk_id FROM chunks c JOIN sources s ON s.source_id = c.source_id
+        WHERE (SELECT days FROM rule) IS NOT NULL AND c.chunk_id = ANY($2) AND c.collection_id = $1
+          AND s.created_at < now() - make_interval(days => (SELECT days FROM rule) - 1)
+        "#,
+    )
+    .bind(collection_id)
+    .bind(chunk_ids)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Of `chunk_ids`, those tagged with any subject (the ones an erasure of a
+/// subject can count too).
+pub async fn tagged_chunks(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    if chunk_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT DISTINCT chunk_id FROM chunk_subjects WHERE chunk_id = ANY($1) ORDER BY 1")
+        .bind(chunk_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
 /// Of the tenant's `chunk_ids`, those whose source has a chunk tagged with
 /// a subject on hold (a held source is kept whole), with those sources.
 pub async fn held_source_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_ids: &[Uuid]) -> Result<(Vec<Uuid>, Vec<Uuid>)> {

@@ -907,3 +907,63 @@ async fn a_reindex_switch_does_not_bring_back_what_retention_deleted() {
     assert!(chunk_ids(&app, "mail", &["old"]).await.is_empty());
     app.assert_lineage_consistent().await;
 }
+
+/// A person's chunk of an expired source is counted by the retention job
+/// of its source and by the person's erasure, running at the same time: one
+/// of them deletes it, and both certificates said they did. Now the first
+/// logged is credited and the other reports it as deleted by another job,
+/// whichever planned first (the earlier one cannot know of the later one:
+/// the retention job marks its tagged points, the erasure its points of
+/// sources old enough for the collection's rules).
+#[tokio::test]
+async fn a_point_a_retention_job_and_an_erasure_both_counted_is_certified_deleted_once() {
+    for retention_first in [true, false] {
+        let app = spawn_app_configured(Options { no_workers: true, stage_pause_ms: 200, ..Options::default() }, manual).await;
+        let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+        let chunks = vec![
+            chunk("old", 0, "ann's note from the archive", &["ann"]),
+            chunk("old", 1, "the archive's index page", &[]),
+            chunk("new", 0, "ann's recent note", &["ann"]),
+        ];
+        app.ingest(&c.name, chunks).await.expect("ingest");
+        backdate(&app.pool, app.keys.tenant_id, "mail", &["old"], 40).await;
+        set_retention(&app, "mail", 30, "").await;
+        let (retention, erasure) = if retention_first {
+            let s = sweep(&app, "mail").await;
+            (s.job_ids[0].clone(), app.erase("ann").await.job_id)
+        } else {
+            let e = app.erase("ann").await.job_id;
+            (sweep(&app, "mail").await.job_ids[0].clone(), e)
+        };
+        // Each worker runs one job stage by stage, 200 ms apart; the second
+        // plans before the first deletes.
+        let run = || {
+            let ctx = app.ctx.clone();
+            tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await })
+        };
+        let first = run();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = run();
+        for w in [first, second] {
+            assert_eq!(w.await.expect("worker").expect("run"), lethe::erasure::ExecutionOutcome::JobRan);
+        }
+        let mut deleted = 0;
+        for (id, before) in [(&retention, 2), (&erasure, 2)] {
+            let job = app.job(id).await;
+            assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+            let n = &job.counts[0];
+            assert_eq!((n.before_total, n.after_total), (before, 0), "retention first: {retention_first}, {n:?}");
+            let (_, body) = app.certified(id).await;
+            let k = &body["collections"][0];
+            let other = k["deleted_by_other_erasures"].as_i64().unwrap_or(0);
+            assert_eq!(k["deleted"].as_i64(), Some(n.deleted as i64));
+            assert_eq!(k["before_total"].as_i64(), Some(n.deleted as i64 + other), "adds up: {k}");
+            if other > 0 {
+                assert!(job.notes.iter().any(|n| n.code == "deleted_by_another_erasure"), "{:?}", job.notes);
+            }
+            deleted += n.deleted;
+        }
+        assert_eq!(deleted, 3, "retention first: {retention_first}: three points left the store, each certified once");
+        assert_eq!(backend_points(&app, "mail", &[]).await.0, 0);
+    }
+}
