@@ -155,11 +155,11 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
             let all: Vec<Uuid> = of_jobs.iter().flatten().map(|c| c.chunk_id).collect();
             let aged: HashSet<Uuid> = crate::store::retention::within_reach(&ctx.pool, spec.collection_id, &all).await?.into_iter().collect();
             let contestable = |c: &lineage::SubjectChunk| c.shared || aged.contains(&c.chunk_id);
-            let shared: Vec<Uuid> = of_jobs.iter().flatten().filter(|c| contestable(c)).map(|c| c.chunk_id).collect();
-            let present: HashSet<Uuid> = if shared.is_empty() {
+            let candidates: Vec<Uuid> = of_jobs.iter().flatten().filter(|c| contestable(c)).map(|c| c.chunk_id).collect();
+            let present: HashSet<Uuid> = if candidates.is_empty() {
                 HashSet::new()
             } else {
-                store.retrieve(&spec, &shared, false).await?.into_iter().map(|p| p.id).collect()
+                store.retrieve(&spec, &candidates, false).await?.into_iter().map(|p| p.id).collect()
             };
             let contested: Vec<Vec<Uuid>> = of_jobs
                 .iter()

@@ -250,9 +250,10 @@ pub enum Imported {
     /// No subject had the hash: a tombstone was made.
     Created,
     /// A subject that a restore brought back (active, frozen or a suppressed
-    /// alias) is a tombstone again: its caller id and identifiers in clear are
-    /// gone, its lineage waits for Reconcile.
-    ReErased,
+    /// alias) is a tombstone again: its caller id is gone, its lineage waits
+    /// for Reconcile. Its identifiers are still in clear, for the caller to
+    /// key under the current rules before [`clear_identifier_values`].
+    ReErased(Uuid),
     /// The subject was a tombstone already (missing key hashes were added).
     Known,
     /// The subject is under legal hold now: left as it is.
@@ -310,7 +311,7 @@ pub async fn import_tombstone(
         Some((id, state, false)) if state == "erased" => (id, Imported::Known),
         Some((id, _, false)) => {
             re_erase(tx, id, t.erased_at).await?;
-            (id, Imported::ReErased)
+            (id, Imported::ReErased(id))
         }
         None => unreachable!("read or created above"),
     };
@@ -352,11 +353,11 @@ async fn finish_import(
 }
 
 /// Makes a restored subject a tombstone again: what its erasure's forget
-/// stage did to the row, its identifiers and its finished jobs.
+/// stage did to the row and its finished jobs (its identifiers' values go
+/// with [`clear_identifier_values`], once keyed).
 async fn re_erase(tx: &mut Transaction<'_, Postgres>, subject_id: Uuid, erased_at: Option<DateTime<Utc>>) -> Result<()> {
     sqlx::query(
         r#"
-        WITH cleared AS (UPDATE subject_identifiers SET value = NULL WHERE subject_id = $1)
         UPDATE subjects SET external_id = NULL, state = 'erased', erased_at = COALESCE(erased_at, $2, now())
         WHERE subject_id = $1
         "#,
@@ -366,6 +367,15 @@ async fn re_erase(tx: &mut Transaction<'_, Postgres>, subject_id: Uuid, erased_a
     .execute(&mut **tx)
     .await?;
     scrub_finished_jobs(&mut **tx, &[subject_id]).await?;
+    Ok(())
+}
+
+/// Forgets the values of the subjects' identifiers (their keyed hashes stay).
+pub async fn clear_identifier_values(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<()> {
+    sqlx::query("UPDATE subject_identifiers SET value = NULL WHERE subject_id = ANY($1) AND value IS NOT NULL")
+        .bind(subject_ids)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 

@@ -321,6 +321,48 @@ async fn restored_qdrant_points_lethe_created_and_attached_are_reconciled() {
     let _ = raw.delete_collection(kb.as_str()).await;
 }
 
+/// A subject erased under older rules (its tombstone, and so the ledger,
+/// lacks the keys of today's forms of its phone number) and brought back by
+/// a restore is keyed under the current rules when the ledger's import makes
+/// it a tombstone again, as its erasure's forget stage would key it today.
+#[tokio::test]
+async fn a_subject_an_import_erases_again_is_keyed_under_the_current_rules() {
+    use pb::IdentifierKind::Phone;
+    let app = spawn_app().await;
+    app.create_collection("mail", pb::Backend::Pgvector).await;
+    let phone = pb::Identifier { kind: Phone as i32, value: "+44 20 7946 0958".into() };
+    let jose = pb::SubjectRef { id: "jose".into(), identifiers: vec![phone] };
+    app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(jose.clone()) })).await.expect("put");
+    app.ingest("mail", vec![chunk("j-1", 0, "notes", &["jose"])]).await.expect("ingest");
+    // Registered and erased as an earlier version keyed them: without the
+    // subscriber number's key.
+    let newer = app.ctx.keyed_hash(app.keys.tenant_id, "subscriber:2079460958").await.expect("key");
+    let forget_newer = |pool: sqlx::PgPool, key: Vec<u8>| async move {
+        sqlx::query("DELETE FROM subject_keys WHERE key_hash = $1").bind(key).execute(&pool).await.expect("delete key").rows_affected()
+    };
+    assert_eq!(forget_newer(app.pool.clone(), newer.clone()).await, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lethe.dump");
+    dump(&app, &file).await;
+    let job = app.erase_with(pb::EraseRequest { subject: Some(person("jose")), ..Default::default() }).await.expect("erase");
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    assert_eq!(forget_newer(app.pool.clone(), newer.clone()).await, 1, "the erasure keyed it; an older one did not");
+    let ledger = export_ledger(&app).await;
+
+    let back = restored_app(&app, &file).await;
+    assert_eq!(back.count_subject("jose").await.subject_state, "active");
+    let imported = import_ledger(&back, &back.keys.sk, &ledger).await.expect("import");
+    assert_eq!(imported.subjects_re_erased, 1, "{imported:?}");
+    let values: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_identifiers WHERE value IS NOT NULL")
+        .fetch_one(&back.pool)
+        .await
+        .unwrap();
+    assert_eq!(values, 0, "no identifier in clear");
+    let alias = pb::SubjectRef { id: "alias".into(), identifiers: vec![pb::Identifier { kind: Phone as i32, value: "020 7946 0958".into() }] };
+    let err = back.client.clone().put_subject(req(&back.keys.pk, pb::PutSubjectRequest { subject: Some(alias) })).await.unwrap_err();
+    assert_eq!(reason(&err), "subject_suppressed", "the national form of the number is suppressed");
+}
+
 /// `pg_dump -Fc` of the app's database into `file`.
 async fn dump(app: &TestApp, file: &std::path::Path) {
     let bin = std::env::var("LETHE_PG_BIN").expect("LETHE_PG_BIN (. scripts/env.sh)");

@@ -203,12 +203,21 @@ pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<Impo
         for (key, i) in order {
             imported[i] = ledger::import_tombstone(&mut tx, tenant_id, &batch[i], key).await?;
         }
+        // Subjects a restore brought back are keyed under the current rules
+        // while their identifiers are in clear (the ledger's keys are those of
+        // the rules of its erasure), as an erasure's forget stage does.
+        let again: Vec<Uuid> =
+            imported.iter().filter_map(|i| if let Imported::ReErased(id) = i { Some(*id) } else { None }).collect();
+        if !again.is_empty() {
+            crate::ingest::rekey_before_tombstone(ctx, &mut tx, &again).await?;
+            ledger::clear_identifier_values(&mut *tx, &again).await?;
+        }
         // What it did, in the ledger's order.
         let (mut created, mut re_erased) = (0, Vec::new());
         for (t, imported) in batch.iter().zip(imported) {
             match imported {
                 Imported::Created => created += 1,
-                Imported::ReErased => re_erased.push(hex::encode(&t.subject_hash)),
+                Imported::ReErased(_) => re_erased.push(hex::encode(&t.subject_hash)),
                 Imported::Known => out.subjects_known += 1,
                 Imported::Held => out.subjects_held.push(hex::encode(&t.subject_hash)),
             }
