@@ -21,6 +21,7 @@ from .errors import (
     InternalError,
     InvalidApiKey,
     InvalidArgument,
+    InvalidLog,
     InvalidSignature,
     LegalHold,
     LetheError,
@@ -77,9 +78,10 @@ from .types import (
     SubjectTag,
     TagRole,
     TrackedPoint,
+    VerifiedLog,
     WriteResult,
 )
-from .verify import key_id, verify_certificate, verify_log_head
+from .verify import key_id, log_entry_hash, verify_certificate, verify_log, verify_log_head
 
 __all__ = [
     "__version__",
@@ -88,6 +90,8 @@ __all__ = [
     "RetryPolicy",
     "verify_certificate",
     "verify_log_head",
+    "verify_log",
+    "log_entry_hash",
     "key_id",
     # errors
     "LetheError",
@@ -111,6 +115,7 @@ __all__ = [
     "DeadlineExceeded",
     "InternalError",
     "InvalidSignature",
+    "InvalidLog",
     # types
     "Backend",
     "Distance",
@@ -142,6 +147,7 @@ __all__ = [
     "DeleteResult",
     "DeletionLogPage",
     "LogVerification",
+    "VerifiedLog",
     "Certificate",
     "ReindexJob",
     "FieldPath",

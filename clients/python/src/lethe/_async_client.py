@@ -49,9 +49,11 @@ from .types import (
     Subject,
     SubjectCounts,
     TrackedPoint,
+    VerifiedLog,
     WriteResult,
 )
 from .v1 import lethe_pb2_grpc
+from .verify import CertificatesLike, PinsLike, _LogChain
 
 T = TypeVar("T")
 
@@ -329,6 +331,30 @@ class AsyncLethe:
         timeout: Optional[float] = None,
     ) -> LogVerification:
         return await self._call(calls.verify_deletion_log(pin, pinned_size, pinned_head_hash), timeout)
+
+    async def verify_log_offline(
+        self,
+        public_key: PinsLike,
+        *,
+        certificates: CertificatesLike = (),
+        pin: Optional[SignedLogHead] = None,
+        tenant_id: Optional[str] = None,
+        page_size: int = 1000,
+        timeout: Optional[float] = None,
+    ) -> VerifiedLog:
+        """See :meth:`lethe.Lethe.verify_log_offline`."""
+        page = await self.list_deletion_log(limit=page_size, timeout=timeout)
+        head = page.head  # read after this page's entries: every entry it signs exists
+        chain = _LogChain(head, public_key, certificates=certificates, pin=pin, tenant_id=tenant_id)
+        size = head.size if head is not None else 0
+        while True:
+            for entry in page.entries:
+                if head is not None and entry.seq > size:
+                    return chain.end()  # appended after the head: not signed by it
+                chain.add(entry)
+            if len(page.entries) < page_size or chain.checked >= size:
+                return chain.end()
+            page = await self.list_deletion_log(after_seq=chain.checked, limit=page_size, timeout=timeout)
 
     async def get_certificate(self, job_id: str, *, timeout: Optional[float] = None) -> Certificate:
         return await self._call(calls.get_certificate(job_id), timeout)

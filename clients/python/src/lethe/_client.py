@@ -46,9 +46,11 @@ from .types import (
     Subject,
     SubjectCounts,
     TrackedPoint,
+    VerifiedLog,
     WriteResult,
 )
 from .v1 import lethe_pb2_grpc
+from .verify import CertificatesLike, PinsLike, _LogChain
 
 T = TypeVar("T")
 
@@ -399,6 +401,41 @@ class Lethe:
         """Recomputes the hash chain on the server. With ``pin`` (a head you kept, e.g.
         ``LegalHold.log_head`` or a page's ``head``), the log must still reach it."""
         return self._call(calls.verify_deletion_log(pin, pinned_size, pinned_head_hash), timeout)
+
+    def verify_log_offline(
+        self,
+        public_key: PinsLike,
+        *,
+        certificates: CertificatesLike = (),
+        pin: Optional[SignedLogHead] = None,
+        tenant_id: Optional[str] = None,
+        page_size: int = 1000,
+        timeout: Optional[float] = None,
+    ) -> VerifiedLog:
+        """Fetches the deletion log and checks its hash chain here, against the pinned
+        ``public_key`` only (:func:`lethe.verify_log`), instead of trusting the server's
+        ``VerifyDeletionLog``.
+
+        The head is the one the first page returns (the server reads it after that
+        page's entries, so every entry it signs exists); pages are read up to its size,
+        and entries appended after it are outside what it signs (a later call checks
+        them). ``certificates``, ``pin`` and ``tenant_id`` are :func:`lethe.verify_log`'s.
+
+        Raises:
+            lethe.InvalidLog: the head, the chain, the pin or a certificate does not verify.
+        """
+        page = self.list_deletion_log(limit=page_size, timeout=timeout)
+        head = page.head  # read after this page's entries: every entry it signs exists
+        chain = _LogChain(head, public_key, certificates=certificates, pin=pin, tenant_id=tenant_id)
+        size = head.size if head is not None else 0
+        while True:
+            for entry in page.entries:
+                if head is not None and entry.seq > size:
+                    return chain.end()  # appended after the head: not signed by it
+                chain.add(entry)
+            if len(page.entries) < page_size or chain.checked >= size:
+                return chain.end()
+            page = self.list_deletion_log(after_seq=chain.checked, limit=page_size, timeout=timeout)
 
     def get_certificate(self, job_id: str, *, timeout: Optional[float] = None) -> Certificate:
         """The signed certificate of a completed erasure (check it with

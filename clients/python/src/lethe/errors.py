@@ -44,6 +44,7 @@ __all__ = [
     "DeadlineExceeded",
     "InternalError",
     "InvalidSignature",
+    "InvalidLog",
     "from_rpc_error",
 ]
 
@@ -233,9 +234,36 @@ class InternalError(LetheError):
 
 class InvalidSignature(LetheError):
     """Raised offline by :func:`lethe.verify_certificate` / :func:`lethe.verify_log_head`:
-    the document was not signed by any pinned key, or its parts disagree."""
+    the document was not signed by any pinned key, or its parts disagree
+    (:func:`lethe.verify_log` raises its subclass :class:`InvalidLog`)."""
 
     REASON = "invalid_signature"
+
+
+class InvalidLog(InvalidSignature):
+    """Raised offline by :func:`lethe.verify_log`: the deletion log's entries do not form
+    an unbroken hash chain ending at a head signed by a pinned key, or a certificate's
+    entry is not in it. An :class:`InvalidSignature` (``except InvalidSignature`` catches
+    it) with the fields of the server's ``LogVerification``.
+
+    Attributes:
+        first_bad_seq: the first entry that does not verify (the head's or the pin's
+            size when that head itself does not; 0 for a certificate that does not
+            verify or whose entry is not in the chain, and for another tenant's head).
+        problem: what is wrong, as the server's ``VerifyDeletionLog`` words it where it
+            makes the same check (``"entry content does not match its hash"``, …).
+    """
+
+    REASON = "invalid_log"
+
+    def __init__(self, first_bad_seq: int, problem: str) -> None:
+        where = f" at entry {first_bad_seq}" if first_bad_seq > 0 else ""
+        super().__init__(f"the deletion log does not verify{where}: {problem}")
+        self.first_bad_seq = first_bad_seq
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.first_bad_seq, self.problem))
 
 
 _BY_REASON: dict[str, type[LetheError]] = {

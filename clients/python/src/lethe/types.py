@@ -44,6 +44,7 @@ __all__ = [
     "SignedLogHead",
     "DeletionLogPage",
     "LogVerification",
+    "VerifiedLog",
     "Certificate",
     "ReindexJob",
     "RetentionList",
@@ -502,6 +503,25 @@ class LogVerification:
     problem: str
     head_hash: str
     head: Optional[SignedLogHead]
+
+
+@dataclass(frozen=True)
+class VerifiedLog:
+    """What :func:`lethe.verify_log` checked offline, against the pinned key only: the
+    entries form an unbroken hash chain from entry 1 that ends exactly at ``head``."""
+
+    #: how many entries were recomputed (the head's size)
+    entries_checked: int
+    #: the last entry's hash (the head's), ``""`` for an empty log without a head
+    head_hash: str
+    #: the tenant the signed head names (every version 2 hash covers it)
+    tenant_id: str
+    #: the verified head (``None`` only for an empty log without one)
+    head: Optional[SignedLogHead]
+    #: the head's signed statement, parsed (empty without a head)
+    statement: dict[str, Any]
+    #: the bodies of the certificates checked, parsed, in the order given
+    certificates: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
