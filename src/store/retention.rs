@@ -11,6 +11,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::Result;
+use crate::domain::CollectionSpec;
 use super::jobs::{JOB_COLUMNS, JobRow};
 
 /// The advisory-lock class of a collection's sweep (two-key form; see `holds`).
@@ -256,10 +257,13 @@ pub async fn source_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_
 /// the collection's shortest rule (its own or a kind's), less a day for a
 /// source that comes of age meanwhile. None without a rule: the rule is
 /// read in the same statement, and without one the chunks are not scanned.
-pub async fn within_reach(ex: impl PgExecutor<'_>, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+pub async fn within_reach(ex: impl PgExecutor<'_>, spec: &CollectionSpec, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
     if chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // By the chunks' primary key (tenant, id): without the tenant the planner
+    // read every chunk of the collection in parallel workers, rule or not
+    // (the plan stage of a small job went from 21 to 51 ms).
     Ok(sqlx::query_scalar(
         r#"
         WITH rule AS (
@@ -269,12 +273,14 @@ pub async fn within_reach(ex: impl PgExecutor<'_>, collection_id: Uuid, chunk_id
             ) r WHERE d > 0
         )
         SELECT c.chunk_id FROM chunks c JOIN sources s ON s.source_id = c.source_id
-        WHERE (SELECT days FROM rule) IS NOT NULL AND c.chunk_id = ANY($2) AND c.collection_id = $1
+        WHERE (SELECT days FROM rule) IS NOT NULL
+          AND c.tenant_id = $3 AND c.chunk_id = ANY($2) AND c.collection_id = $1
           AND s.created_at < now() - make_interval(days => (SELECT days FROM rule) - 1)
         "#,
     )
-    .bind(collection_id)
+    .bind(spec.collection_id)
     .bind(chunk_ids)
+    .bind(spec.tenant_id)
     .fetch_all(ex)
     .await?)
 }
