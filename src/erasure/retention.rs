@@ -50,13 +50,15 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) ->
     let spec = lineage::collection_by_id(&ctx.pool, job.tenant_id, collection_id)
         .await?
         .ok_or_else(|| StageError::Fatal("the collection is no longer registered".into()))?;
+    // Before anything is read (see `stages::plan_many`).
+    let counted_from = jobs::database_now(&ctx.pool).await?;
     let sources = retention::targets(&ctx.pool, job.job_id).await?;
     let ids = retention::source_chunks(&ctx.pool, job.tenant_id, collection_id, &sources).await?;
     // The tagged ones in the backend now: an erasure of a subject may count
     // them too, and of the two jobs only the first logged is credited with a
     // point (see `plans::credit_points`; the subject's plan marks its chunks
     // of sources this old). Read before the counts, as a subject's plan does.
-    let tagged = retention::tagged_chunks(&ctx.pool, &ids).await?;
+    let tagged = retention::tagged_chunks(&ctx.pool, job.tenant_id, &ids).await?;
     let contested: Vec<Uuid> = if tagged.is_empty() {
         Vec::new()
     } else {
@@ -82,7 +84,7 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) ->
         point_ids: &ids,
         contested: &contested,
     };
-    jobs::record_plans(&mut tx, &[row]).await?;
+    jobs::record_plans(&mut tx, &[row], counted_from).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(format!("{} vectors of {} sources in `{}` to delete", before[2], sources.len(), spec.name))
 }

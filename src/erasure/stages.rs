@@ -129,6 +129,9 @@ async fn plan(ctx: &Context, job: &JobRow, lease: Lease) -> StageResult {
 /// make alone; a job whose lease no longer holds it gets `LeaseLost` and
 /// nothing is written for it.
 pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Result<HashMap<Uuid, StageResult>, StageError> {
+    // Before anything is read: credits given after it may be of points the
+    // reads below count (`plans::credit_points`).
+    let counted_from = jobs::database_now(&ctx.pool).await?;
     let subjects: Vec<Uuid> = batch.iter().filter_map(|(job, _)| job.subject_id).collect();
     let chunks = lineage::subjects_chunks(&ctx.pool, &subjects).await?;
     // Every job has a plan, if only of no collection (a tenant without any).
@@ -217,7 +220,7 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
             })
         })
         .collect();
-    jobs::record_plans(&mut tx, &rows).await?;
+    jobs::record_plans(&mut tx, &rows, counted_from).await?;
     let probes: Vec<(Uuid, &[ProbeRow])> = plans
         .iter()
         .filter(|(_, plan)| !plan.probes.is_empty() || ctx.settings.residual.semantic)

@@ -98,6 +98,11 @@ pub async fn planned_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid], with_points
     Ok(planned)
 }
 
+/// The database's clock now (a plan's `counted_from`).
+pub async fn database_now(ex: impl PgExecutor<'_>) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(sqlx::query_scalar("SELECT now()").fetch_one(ex).await?)
+}
+
 /// One collection's plan of one job, for [`record_plans`].
 #[derive(Debug, Clone, Copy)]
 pub struct PlanRow<'a> {
@@ -118,7 +123,15 @@ pub struct PlanRow<'a> {
 /// counts before and the lineage ids (in id order), one row each; running a
 /// plan stage again replaces them (idempotent). The point ids travel as one
 /// flat array, each row taking its slice.
-pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[PlanRow<'_>]) -> Result<()> {
+///
+/// `counted_from` is the database's time before the plan read anything
+/// ([`database_now`]): a credit given after it is another job's deletion of
+/// what this plan may have counted (see [`credit_points`]).
+pub async fn record_plans(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[PlanRow<'_>],
+    counted_from: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -139,7 +152,7 @@ pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: 
                                     before_by_tag, before_by_ids, before_total, plan_points, contested_points, planned_at)
         SELECT r.job_id, r.collection_id, r.name, r.backend, r.by_tag, r.by_ids, r.total,
                COALESCE(($8::uuid[])[r.start + 1 : r.start + r.len], '{}'),
-               COALESCE(($11::uuid[])[r.c_start + 1 : r.c_start + r.c_len], '{}'), now()
+               COALESCE(($11::uuid[])[r.c_start + 1 : r.c_start + r.c_len], '{}'), LEAST($14::timestamptz, now())
         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $9::int[], $10::int[],
                     $12::int[], $13::int[])
              AS r(job_id, collection_id, name, backend, by_tag, by_ids, total, start, len, c_start, c_len)
@@ -162,6 +175,7 @@ pub async fn record_plans(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: 
     .bind(&c_flat)
     .bind(&c_starts)
     .bind(&c_lens)
+    .bind(counted_from)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -287,12 +287,14 @@ pub async fn within_reach(ex: impl PgExecutor<'_>, spec: &CollectionSpec, chunk_
 
 /// Of `chunk_ids`, those tagged with any subject (the ones an erasure of a
 /// subject can count too).
-pub async fn tagged_chunks(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+pub async fn tagged_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
     if chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar("SELECT DISTINCT chunk_id FROM chunk_subjects WHERE chunk_id = ANY($1) ORDER BY 1")
+    // Chunk ids are per tenant: another tenant's tag on the same id is not one.
+    Ok(sqlx::query_scalar("SELECT DISTINCT chunk_id FROM chunk_subjects WHERE chunk_id = ANY($1) AND tenant_id = $2 ORDER BY 1")
         .bind(chunk_ids)
+        .bind(tenant_id)
         .fetch_all(ex)
         .await?)
 }

@@ -465,7 +465,7 @@ async fn a_json_row_holding_a_nul_escape_stops_no_count_delete_read_or_index() {
     // node's own text, and an escaped backslash before the letters `u0000`.
     let rows_json = [
         format!(r#"{{"user_id": "alice", "file_name": "a\u0000b", "_node_content": {}}}"#, serde_json::json!(node("Alice's note"))),
-        format!(r#"{{"user_id": "bob", "_node_content": {}}}"#, serde_json::json!(node("Bob\u{0}Stone wrote"))),
+        format!(r#"{{"user_id": "bob", "path": "x\u0000\u0000y", "_node_content": {}}}"#, serde_json::json!(node("Bob\u{0}Stone wrote"))),
         r#"{"user_id": "al\u0000ice"}"#.to_owned(),
         r#"{"user_id": ["carol", "alice"], "path": "C:\\u0000"}"#.to_owned(),
     ];
@@ -485,6 +485,7 @@ async fn a_json_row_holding_a_nul_escape_stops_no_count_delete_read_or_index() {
     let store = AttachedPgStore::new(pool.clone());
     let m = Mapping {
         text: Some(Field { json_text_path: vec!["text".into()], ..Field::at("metadata_", &["_node_content"]) }),
+        source: Some(Field::at("metadata_", &["path"])),
         ..mapping("id", Field::at("metadata_", &["user_id"]))
     };
     let (s, ins) = attach(&store, spec("data_docs", m), true).await;
@@ -504,6 +505,8 @@ async fn a_json_row_holding_a_nul_escape_stops_no_count_delete_read_or_index() {
     assert_eq!(all[1].payload.text.as_deref(), Some("Bob\u{0}Stone wrote"), "the node's own text is read");
     assert_eq!(all[2].payload.subjects, vec!["al\u{FFFD}ice"], "a tag's NUL reads as U+FFFD, never as `alice`");
     assert_eq!(all[3].payload.subjects, vec!["carol", "alice"]);
+    assert_eq!(all[1].payload.source_id, "x\u{FFFD}\u{FFFD}y", "two escapes in a row are both read as U+FFFD");
+    assert_eq!(all[3].payload.source_id, "C:\\u0000", "an escaped backslash before `u0000` is text, kept as it is");
     let hits = store.search_exact(&s, &[vec![0.0, 1.0, 0.0]], 0.99, 10).await.expect("search");
     assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![key(&s, NativeId::Int(2))]);
 

@@ -427,3 +427,13 @@ def test_invalid_log_is_an_invalid_signature_and_pickles() -> None:
     back = pickle.loads(pickle.dumps(e))
     assert (type(back), back.first_bad_seq, back.problem) == (lethe.InvalidLog, 7, e.problem)
     assert str(lethe.InvalidLog(0, "x")) == "the deletion log does not verify: x"
+
+
+@pytest.mark.parametrize("page_size", [0, -1, 1001, True])
+def test_verify_log_offline_refuses_a_page_size_the_server_would_not_honour(
+    auditor: lethe.Lethe, server: Server, page_size: int
+) -> None:
+    # 0 would be the server's default page (100), after which a short page no longer
+    # tells the end of the log and the client would ask for the same page for ever.
+    with pytest.raises(ValueError, match="page_size"):
+        auditor.verify_log_offline(server.public_key, page_size=page_size)

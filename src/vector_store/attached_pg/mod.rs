@@ -62,8 +62,11 @@ impl AttachedPgStore {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        // Retried when this attempt read with the cast, even if another call
+        // failing at the same time marked the collection first.
+        let cast = self.json_read(spec) == JsonRead::Cast;
         match op().await {
-            Err(e) if failed_on_nul_escape(&e) && self.read_tolerantly(spec) => {
+            Err(e) if cast && failed_on_nul_escape(&e) && self.read_tolerantly(spec) => {
                 tracing::warn!(
                     collection = %spec.name,
                     "a row of the attached table holds a \\u0000 escape in json: its json is read without the index from now on"
@@ -74,8 +77,8 @@ impl AttachedPgStore {
         }
     }
 
-    /// Marks `spec`'s json for tolerant reading; false when it already was
-    /// (a failure then has another cause and is not retried).
+    /// Marks `spec`'s json for tolerant reading (once); false when the
+    /// collection reads no json column (a failure then has another cause).
     fn read_tolerantly(&self, spec: &CollectionSpec) -> bool {
         let uses_json = mapping_of(spec).is_ok_and(|m| {
             [Some(&m.tags), m.text.as_ref(), m.source.as_ref(), m.timestamp.as_ref(), m.scope.as_ref().map(|s| &s.field)]
@@ -83,7 +86,10 @@ impl AttachedPgStore {
                 .flatten()
                 .any(|f| f.kind == FieldKind::Json)
         });
-        uses_json && self.tolerant.lock().is_ok_and(|mut t| t.insert(spec.collection_id))
+        if uses_json && let Ok(mut t) = self.tolerant.lock() {
+            t.insert(spec.collection_id);
+        }
+        uses_json
     }
 
     fn json_read(&self, spec: &CollectionSpec) -> JsonRead {

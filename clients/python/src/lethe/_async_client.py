@@ -343,6 +343,10 @@ class AsyncLethe:
         timeout: Optional[float] = None,
     ) -> VerifiedLog:
         """See :meth:`lethe.Lethe.verify_log_offline`."""
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            # The server's page is 1–1000 (0 would mean its default, and a short
+            # page could no longer tell the end of the log).
+            raise ValueError(f"page_size is 1–1000, not {page_size!r}")
         page = await self.list_deletion_log(limit=page_size, timeout=timeout)
         head = page.head  # read after this page's entries: every entry it signs exists
         chain = _LogChain(head, public_key, certificates=certificates, pin=pin, tenant_id=tenant_id)

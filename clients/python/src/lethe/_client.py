@@ -424,6 +424,10 @@ class Lethe:
         Raises:
             lethe.InvalidLog: the head, the chain, the pin or a certificate does not verify.
         """
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            # The server's page is 1–1000 (0 would mean its default, and a short
+            # page could no longer tell the end of the log).
+            raise ValueError(f"page_size is 1–1000, not {page_size!r}")
         page = self.list_deletion_log(limit=page_size, timeout=timeout)
         head = page.head  # read after this page's entries: every entry it signs exists
         chain = _LogChain(head, public_key, certificates=certificates, pin=pin, tenant_id=tenant_id)
