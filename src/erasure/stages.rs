@@ -155,8 +155,7 @@ pub(super) async fn plan_many(ctx: &Context, batch: &[(&JobRow, Lease)]) -> Resu
             // collection's rules. Read before the counts, so that a point
             // counted is one read here (a point deleted in between is left to
             // the other job's credit).
-            let all: Vec<Uuid> = of_jobs.iter().flatten().map(|c| c.chunk_id).collect();
-            let aged: HashSet<Uuid> = crate::store::retention::within_reach(&ctx.pool, &spec, &all).await?.into_iter().collect();
+            let aged: HashSet<Uuid> = crate::store::retention::within_reach(&ctx.pool, &spec, &ids.concat()).await?.into_iter().collect();
             let contestable = |c: &lineage::SubjectChunk| c.shared || aged.contains(&c.chunk_id);
             let candidates: Vec<Uuid> = of_jobs.iter().flatten().filter(|c| contestable(c)).map(|c| c.chunk_id).collect();
             let present: HashSet<Uuid> = if candidates.is_empty() {

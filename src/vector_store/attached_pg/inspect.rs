@@ -301,8 +301,7 @@ async fn plan_indexes(
                 // insert still maintains: the framework's next row with a
                 // `\u0000` escape would fail on it. It is ours; drop it.
                 let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", qualified_index(table, &n.column));
-                if let Err(e) = sqlx::raw_sql(&drop).execute(pool).await
-                {
+                if let Err(e) = sqlx::raw_sql(&drop).execute(pool).await {
                     tracing::warn!(error.message = %e, "dropping the failed index failed");
                 }
                 warnings.push(format!(

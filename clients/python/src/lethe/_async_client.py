@@ -53,7 +53,7 @@ from .types import (
     WriteResult,
 )
 from .v1 import lethe_pb2_grpc
-from .verify import CertificatesLike, PinsLike, _LogChain
+from .verify import CertificatesLike, PinsLike, _check_page_size, _LogChain
 
 T = TypeVar("T")
 
@@ -343,22 +343,13 @@ class AsyncLethe:
         timeout: Optional[float] = None,
     ) -> VerifiedLog:
         """See :meth:`lethe.Lethe.verify_log_offline`."""
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
-            # The server's page is 1–1000 (0 would mean its default, and a short
-            # page could no longer tell the end of the log).
-            raise ValueError(f"page_size is 1–1000, not {page_size!r}")
+        _check_page_size(page_size)
         page = await self.list_deletion_log(limit=page_size, timeout=timeout)
-        head = page.head  # read after this page's entries: every entry it signs exists
-        chain = _LogChain(head, public_key, certificates=certificates, pin=pin, tenant_id=tenant_id)
-        size = head.size if head is not None else 0
-        while True:
-            for entry in page.entries:
-                if head is not None and entry.seq > size:
-                    return chain.end()  # appended after the head: not signed by it
-                chain.add(entry)
-            if len(page.entries) < page_size or chain.checked >= size:
-                return chain.end()
+        # The head is read after this page's entries: every entry it signs exists.
+        chain = _LogChain(page.head, public_key, certificates=certificates, pin=pin, tenant_id=tenant_id)
+        while not chain.feed(page.entries, page_size):
             page = await self.list_deletion_log(after_seq=chain.checked, limit=page_size, timeout=timeout)
+        return chain.end()
 
     async def get_certificate(self, job_id: str, *, timeout: Optional[float] = None) -> Certificate:
         return await self._call(calls.get_certificate(job_id), timeout)

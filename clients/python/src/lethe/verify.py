@@ -367,6 +367,20 @@ class _LogChain:
         self.prev = entry_hash
         self.checked = e.seq
 
+    def feed(self, entries: Iterable[EntryLike], page_size: int) -> bool:
+        """Checks one page of ``list_deletion_log``; whether the log is read up to the head
+        (a short page, the head's size reached, or an entry appended after the head, which
+        the head does not sign: a later check verifies it)."""
+        size = self.head.size if self.head is not None else 0
+        seen = 0
+        for entry in entries:
+            e = _as_entry(entry)
+            if self.head is not None and e.seq > size:
+                return True
+            self.add(e)
+            seen += 1
+        return seen < page_size or self.checked >= size
+
     def end(self) -> VerifiedLog:
         """Checks that the chain ends at the head (and reaches the pin), and the certificates."""
         size = self.head.size if self.head is not None else 0
@@ -400,6 +414,13 @@ class _LogChain:
             statement=self.statement,
             certificates=[c[3] for c in self.certs],
         )
+
+
+def _check_page_size(page_size: int) -> None:
+    """The server's page is 1–1000 (0 would mean its default, and a short page could no
+    longer tell the end of the log)."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        raise ValueError(f"page_size is 1–1000, not {page_size!r}")
 
 
 def verify_log(
