@@ -34,6 +34,7 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        let e = without_row_data(e);
         let conflict = is_conflict(&e);
         match e {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
@@ -42,6 +43,98 @@ impl From<sqlx::Error> for StoreError {
             _ if conflict => Self::Unavailable(e),
             _ => Self::Unexpected(e),
         }
+    }
+}
+
+/// A database error as Lethe keeps it: PostgreSQL's code, primary message,
+/// constraint and table, without the parts it fills from the rows a statement
+/// touched: DETAIL (`Key (email)=(…) already exists`), CONTEXT/WHERE (a json
+/// value's text around a `\u0000` escape), HINT, and the position in the
+/// statement. A database error reaches the service log (`error.cause_chain`
+/// prints the whole chain), and those parts can quote a person's text, which
+/// the log must not keep after their erasure. The primary message names
+/// types, constraints and relations, not values, for every error a Lethe
+/// statement can meet (its parameters are bound, so a value that does not
+/// parse fails in the client, not in PostgreSQL).
+#[derive(Debug)]
+pub(crate) struct DatabaseFailure {
+    code: Option<String>,
+    message: String,
+    constraint: Option<String>,
+    table: Option<String>,
+    kind: sqlx::error::ErrorKind,
+}
+
+impl std::fmt::Display for DatabaseFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} (SQLSTATE {code})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for DatabaseFailure {}
+
+impl sqlx::error::DatabaseError for DatabaseFailure {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.code.as_deref().map(std::borrow::Cow::Borrowed)
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
+    }
+
+    fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match self.kind {
+            sqlx::error::ErrorKind::UniqueViolation => sqlx::error::ErrorKind::UniqueViolation,
+            sqlx::error::ErrorKind::ForeignKeyViolation => sqlx::error::ErrorKind::ForeignKeyViolation,
+            sqlx::error::ErrorKind::NotNullViolation => sqlx::error::ErrorKind::NotNullViolation,
+            sqlx::error::ErrorKind::CheckViolation => sqlx::error::ErrorKind::CheckViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
+
+/// The one place where a database error loses what PostgreSQL quoted of
+/// rows (see [`DatabaseFailure`]); every other error passes unchanged. Every
+/// sqlx error of Lethe's own tables (`StoreError::from`) and of the vector
+/// stores on PostgreSQL goes through it.
+pub(crate) fn without_row_data(e: sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::Database(db) => {
+            if db.try_downcast_ref::<DatabaseFailure>().is_some() {
+                return sqlx::Error::Database(db);
+            }
+            sqlx::Error::Database(Box::new(DatabaseFailure {
+                code: db.code().map(|c| c.into_owned()),
+                message: db.message().to_owned(),
+                constraint: db.constraint().map(str::to_owned),
+                table: db.table().map(str::to_owned),
+                kind: db.kind(),
+            }))
+        }
+        other => other,
     }
 }
 

@@ -58,6 +58,7 @@ fn backend_error(message: String, source: Option<sqlx::Error>) -> VectorStoreErr
 
 /// The one place where sqlx errors become vector store errors.
 fn classify(spec: &CollectionSpec, err: sqlx::Error) -> VectorStoreError {
+    let err = crate::store::without_row_data(err);
     match &err {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
             VectorStoreError::Unavailable { backend: Backend::Pgvector, source: Box::new(err) }

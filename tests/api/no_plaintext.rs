@@ -173,3 +173,50 @@ async fn a_refusal_does_not_copy_a_hold_reason_that_names_the_person() {
     .unwrap();
     assert_eq!(stored, 0);
 }
+
+/// Every error chain, as the service log prints it (`error.cause_chain = ?e`).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = format!("{e:?}");
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(&format!(" <- {s} {s:?}"));
+        next = s.source();
+    }
+    out
+}
+
+/// PostgreSQL quotes rows in an error's DETAIL (a unique key's value) and
+/// CONTEXT (the json text around a `\u0000` escape). A database error as Lethe
+/// keeps it, and so as a stage failure's log line prints it, has its code,
+/// message and constraint, and none of that.
+#[tokio::test]
+async fn a_database_error_keeps_no_quoted_row_for_the_service_log() {
+    let app = spawn_app().await;
+    let mut db = app.pool.acquire().await.unwrap();
+    sqlx::raw_sql("CREATE TEMP TABLE people (email text CONSTRAINT people_email_key UNIQUE)").execute(&mut *db).await.unwrap();
+    sqlx::query("INSERT INTO people VALUES ($1)").bind(EMAIL).execute(&mut *db).await.unwrap();
+    let unique = sqlx::query("INSERT INTO people VALUES ($1)").bind(EMAIL).execute(&mut *db).await.unwrap_err();
+    let json = r#"{"text": "Zora Kellerman wrote \u0000 this"}"#;
+    let nul = sqlx::query("SELECT $1::json::jsonb").bind(json).execute(&mut *db).await.unwrap_err();
+    // The raw errors do quote her (else this test could not fail).
+    assert!(format!("{unique:?}").contains(EMAIL), "{unique:?}");
+    assert!(format!("{nul:?}").contains("Zora Kellerman"), "{nul:?}");
+
+    for (raw, code, quoted) in [(unique, "23505", EMAIL), (nul, "22P05", "Zora Kellerman")] {
+        let kept = lethe::store::StoreError::from(raw);
+        let printed = chain(&kept);
+        assert!(!printed.contains(quoted), "the error still quotes the row: {printed}");
+        let lethe::store::StoreError::Unexpected(inner) = &kept else { panic!("{kept:?}") };
+        let db = inner.as_database_error().expect("still a database error");
+        assert_eq!(db.code().as_deref(), Some(code), "{printed}");
+        assert!(printed.contains(code), "the log line names the SQLSTATE: {printed}");
+        if code == "23505" {
+            assert!(db.is_unique_violation());
+            assert_eq!(db.constraint(), Some("people_email_key"));
+        }
+        // Through the error every handler returns, as the log and the wire see it.
+        let lethe_error = lethe::error::LetheError::from(kept);
+        assert!(!chain(&lethe_error).contains(quoted), "{lethe_error:?}");
+        assert!(!lethe_error.public_message().contains(quoted));
+    }
+}

@@ -172,6 +172,7 @@ fn encode_error(err: sqlx::error::BoxDynError) -> VectorStoreError {
 
 /// The one place where sqlx errors become vector store errors.
 fn classify(spec: &CollectionSpec, err: sqlx::Error) -> VectorStoreError {
+    let err = crate::store::without_row_data(err);
     match &err {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
             VectorStoreError::Unavailable { backend: Backend::Pgvector, source: Box::new(err) }
@@ -256,6 +257,7 @@ pub async fn langchain_collection_uuid(pool: &PgPool, name: &str) -> Result<Opti
 }
 
 fn catalog_error(err: sqlx::Error) -> VectorStoreError {
+    let err = crate::store::without_row_data(err);
     match &err {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
             VectorStoreError::Unavailable { backend: Backend::Pgvector, source: Box::new(err) }

@@ -309,10 +309,12 @@ impl Target<'_> {
         match (kind, self.json) {
             (FieldKind::Json, JsonRead::Cast) => format!("({col}::jsonb)"),
             // The lookbehind and the even run of backslashes before it keep
-            // `\\u0000` (a backslash, then the letters) as it is.
+            // `\\u0000` (a backslash, then the letters) as it is. Escape
+            // strings (`E''`, every backslash doubled): their meaning does not
+            // depend on the server's `standard_conforming_strings`.
             (FieldKind::Json, JsonRead::Tolerant) => format!(concat!(
-                r"(CASE WHEN strpos({col}::text, '\u0000') = 0 THEN {col}::jsonb ",
-                r"ELSE regexp_replace({col}::text, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\ufffd', 'g')::jsonb END)"
+                r"(CASE WHEN strpos({col}::text, E'\\u0000') = 0 THEN {col}::jsonb ",
+                r"ELSE regexp_replace({col}::text, E'(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', E'\\1\\\\ufffd', 'g')::jsonb END)"
             ), col = col),
             _ => col.to_owned(),
         }
