@@ -356,6 +356,15 @@ pub struct ResidualSettings {
     /// not, every chunk that holds it is read, as without the limit.
     #[serde(default)]
     pub common_key_sample: usize,
+    /// How often (ms) the residual index's pending list is merged when it was
+    /// empty at the last look (`residual::merger`); 0 leaves it to
+    /// autovacuum and to the insert that finds it full.
+    #[serde(default = "merge_every")]
+    pub index_merge_interval_ms: u64,
+}
+
+fn merge_every() -> u64 {
+    200
 }
 
 fn one() -> usize {

@@ -290,6 +290,10 @@ impl Application {
         let sweeper = tokio::spawn(crate::retention::scheduler::run_until_stopped(self.ctx.clone(), async move {
             let _ = retention_stop.wait_for(|s| *s).await;
         }));
+        let mut merger_stop = stop_rx.clone();
+        let merger = tokio::spawn(crate::residual::merger::run_until_stopped(self.ctx.clone(), async move {
+            let _ = merger_stop.wait_for(|s| *s).await;
+        }));
         let web = self.web.map(|(listener, tls)| {
             let mut web_stop = stop_rx.clone();
             tokio::spawn(crate::web::run_until_stopped(listener, self.ctx.clone(), tls, async move {
@@ -317,6 +321,7 @@ impl Application {
         adopter.await.context("adoption worker panicked")?;
         reconciler.await.context("reconcile worker panicked")?;
         sweeper.await.context("retention scheduler panicked")?;
+        merger.await.context("residual index merger panicked")?;
         health.await.context("health checker panicked")?;
         if let Some(web) = web {
             web.await.context("web view panicked")?.context("web view failed")?;

@@ -15,6 +15,7 @@
 //! - [`policy`]: report, delete or redact.
 
 pub mod index;
+pub mod merger;
 mod lexical;
 pub(crate) mod names;
 pub(crate) mod nicknames;

@@ -707,3 +707,12 @@ pub async fn chunk_texts_in_order(
     .fetch_all(ex)
     .await?)
 }
+
+/// Merges the residual index's pending list (the keys of chunks written since
+/// the last merge; migration `20261202000080`) into the index; returns how
+/// many pending pages it emptied (0: nothing was pending). Waits while
+/// another session merges it. The role must own the index: the owner of
+/// `chunks`, as migrations or the service role (`store::role`) leave it.
+pub async fn merge_residual_index(ex: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT gin_clean_pending_list('chunks_terms_idx'::regclass)").fetch_one(ex).await?)
+}

@@ -4,6 +4,7 @@
 
 use lethe::grpc::pb;
 use lethe::residual::index;
+use sqlx::Connection;
 
 use crate::helpers::*;
 
@@ -241,4 +242,99 @@ async fn a_greek_surname_in_capitals_is_found_through_the_index() {
     sources.sort_unstable();
     assert_eq!(sources, ["caps", "mixed"]);
     assert_eq!(found.read, 2, "the chunk without the name is not read");
+}
+
+/// Index pages a lookup of the residual index reads besides its own entries:
+/// the pending list (every pending page) and the metapage. A key no chunk
+/// holds, through the index (sequential scans off for the statement).
+async fn pending_pages_read(app: &TestApp) -> i64 {
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::raw_sql("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
+    let plan: serde_json::Value = sqlx::query_scalar(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT chunk_id FROM chunks WHERE terms && ARRAY[7]",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    fn scan(node: &serde_json::Value) -> Option<&serde_json::Value> {
+        if node["Node Type"] == "Bitmap Index Scan" && node["Index Name"] == "chunks_terms_idx" {
+            return Some(node);
+        }
+        node["Plans"].as_array()?.iter().find_map(scan)
+    }
+    let node = scan(&plan[0]["Plan"]).unwrap_or_else(|| panic!("the lookup goes through the index: {plan}"));
+    node["Shared Hit Blocks"].as_i64().unwrap() + node["Shared Read Blocks"].as_i64().unwrap()
+}
+
+/// Pages a lookup of a merged index of 150 chunks reads beyond the empty
+/// index's (its entry tree is a level deeper); the pending list of those
+/// chunks is ~25 pages.
+const INDEX_GROWTH: i64 = 2;
+
+/// Mail-like chunks for Ann: `n` of others' mail, the last `mentions` of
+/// which name her.
+fn pending_corpus(n: usize, mentions: usize) -> Vec<pb::IngestChunk> {
+    (0..n)
+        .map(|i| {
+            let named = if i + mentions >= n { "Ann Lee asked for it." } else { "Nobody asked for it." };
+            let text = format!(
+                "From: desk{i}@example.com\nSubject: position report {i}\n\nThe west desk closed {i} lots of the \
+                 Palo Verde spread at the index price, and the storage book rolled into the next month. {named}"
+            );
+            chunk(&format!("mail-{i}"), 0, &text, &["desk"])
+        })
+        .collect()
+}
+
+/// Written chunks' keys wait in GIN's pending list (cheap to write, read by
+/// every lookup); the service merges it in the background
+/// (`residual::merger`), and what is pending is found all the same.
+#[tokio::test]
+async fn the_residual_index_pending_list_is_merged_in_the_background_and_found_meanwhile() {
+    // Without the merger, and with sequential scans off in the service's
+    // sessions, so that its residual queries go through the index.
+    let db = fresh_database().await;
+    let mut admin = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    let name = db.rsplit('/').next().unwrap();
+    sqlx::raw_sql(&format!("ALTER DATABASE \"{name}\" SET enable_seqscan = off")).execute(&mut admin).await.unwrap();
+    let app = spawn_app_on(&db, Options::default(), |s| s.residual.index_merge_interval_ms = 0).await;
+    // Autovacuum merges the list too: not in this test.
+    sqlx::raw_sql("ALTER TABLE chunks SET (autovacuum_enabled = false)").execute(&app.pool).await.unwrap();
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let idle = pending_pages_read(&app).await;
+    app.ingest(&c.name, pending_corpus(150, 2)).await.expect("ingest");
+    let pending = pending_pages_read(&app).await - idle;
+    assert!(pending >= 10, "the keys wait in the pending list: {pending} pages");
+    let r = pb::SearchResidualsRequest {
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Ann Lee".into() }],
+        limit: 100,
+    };
+    let search = || async {
+        let found = app.client.clone().search_residuals(req(&app.keys.ak, r.clone())).await.expect("search");
+        let mut sources: Vec<String> = found.into_inner().candidates.into_iter().map(|c| c.source_id).collect();
+        sources.sort();
+        sources
+    };
+    assert_eq!(search().await, ["mail-148", "mail-149"], "found while pending");
+    assert!(lethe::store::lineage::merge_residual_index(&app.pool).await.unwrap() > 0);
+    let merged = pending_pages_read(&app).await - idle;
+    assert!(merged <= INDEX_GROWTH, "merged: {merged} pages more than the empty index's lookup");
+    assert_eq!(search().await, ["mail-148", "mail-149"], "found once merged");
+
+    // With the merger (as configured by default, here every 50 ms), the list
+    // is emptied without anyone asking.
+    let app = spawn_app_configured(Options::default(), |s| s.residual.index_merge_interval_ms = 50).await;
+    sqlx::raw_sql("ALTER TABLE chunks SET (autovacuum_enabled = false)").execute(&app.pool).await.unwrap();
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let idle = pending_pages_read(&app).await;
+    app.ingest(&c.name, pending_corpus(150, 0)).await.expect("ingest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let read = pending_pages_read(&app).await - idle;
+        if read <= INDEX_GROWTH {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the merger left the pending list: {read} pages read");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -1,0 +1,57 @@
+//! Keeps the residual index's pending list short. A chunk's keys enter GIN's
+//! pending list when the chunk is written (migration `20261202000080`): an
+//! append, ~45 ms per 1,000 chunks of mail where writing them through the
+//! index took 1.3–2.1 s. Merging the list is GIN's bulk insertion, a third
+//! to a half of that work, and it is done here, off the write's path, as
+//! soon as the list holds anything. Every query of the index reads the whole
+//! pending list (a residual lookup pays ~2 µs per pending chunk), so the list
+//! is not left to autovacuum.
+//!
+//! Every replica runs one; merges of one index wait for each other in
+//! PostgreSQL, and the second finds little left. A write that finds the list
+//! over its cap (16 MB) while no merge runs merges it itself, as before.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::context::Context;
+use crate::store::{StoreError, lineage};
+
+/// Merges the pending list until `shutdown` resolves: again at once after a
+/// merge that emptied pages, else after `residual.index_merge_interval_ms`;
+/// idle when that is 0, or when the role may not merge (it does not own the
+/// index: said once, autovacuum merges then).
+pub async fn run_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
+    let every = ctx.settings.residual.index_merge_interval_ms;
+    if every == 0 {
+        shutdown.await;
+        return;
+    }
+    let every = Duration::from_millis(every);
+    let work = async {
+        loop {
+            match lineage::merge_residual_index(&ctx.pool).await {
+                Ok(pages) if pages > 0 => {
+                    tracing::debug!(pages, "residual index: pending list merged");
+                    continue;
+                }
+                Ok(_) => {}
+                Err(StoreError::Unexpected(e)) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42501") => {
+                    tracing::warn!(
+                        "the database role does not own the residual index (chunks_terms_idx): its pending list is \
+                         merged by autovacuum and by the writes that find it full, and residual searches read it \
+                         meanwhile"
+                    );
+                    return;
+                }
+                Err(e) => tracing::warn!(error.cause_chain = ?e, "merging the residual index's pending list failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    };
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = work => shutdown.await,
+        () = &mut shutdown => {},
+    }
+}
