@@ -58,6 +58,10 @@ pub struct Args {
     /// Keep the HNSW index during the ingest figure (slow: HNSW inserts dominate both sides).
     #[arg(long)]
     pub ingest_hnsw: bool,
+    /// Chunks of the realistic (mail) text tracked per run of the ingest section's text row
+    /// (default 20000; 0 skips the row; needs the corpus).
+    #[arg(long)]
+    pub ingest_text_chunks: Option<usize>,
     /// Vectors in the re-indexed collection (default: min(20000, N); may exceed N).
     #[arg(long)]
     pub reindex_vectors: Option<usize>,

@@ -30,6 +30,7 @@ pub async fn pgvector(args: &Args, env: &mut Env, rows: &mut Vec<Row>, notes: &m
     }
     if args.runs("ingest") {
         ingest(args, env, rows).await?;
+        crate::residual::ingest_text(args, env, rows).await?;
     }
     if args.runs("screening") {
         screening(args, env, rows, notes).await?;
@@ -187,7 +188,7 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
 }
 
 /// Columns of the raw upsert.
-struct RawBatch {
+pub(crate) struct RawBatch {
     ids: Vec<Uuid>,
     sources: Vec<String>,
     tags: Vec<String>,
@@ -195,7 +196,7 @@ struct RawBatch {
     vectors: Vec<Vector>,
 }
 
-fn raw_batches(points: &[pb::TrackedPoint]) -> Vec<RawBatch> {
+pub(crate) fn raw_batches(points: &[pb::TrackedPoint]) -> Vec<RawBatch> {
     points
         .chunks(1000)
         .map(|b| RawBatch {
@@ -208,7 +209,7 @@ fn raw_batches(points: &[pb::TrackedPoint]) -> Vec<RawBatch> {
         .collect()
 }
 
-async fn raw_upsert(pool: &PgPool, table: &str, tenant: Uuid, batches: &[RawBatch]) -> anyhow::Result<()> {
+pub(crate) async fn raw_upsert(pool: &PgPool, table: &str, tenant: Uuid, batches: &[RawBatch]) -> anyhow::Result<()> {
     let sql = format!(
         r#"
         INSERT INTO "{table}" (point_id, tenant_id, source_id, subjects, text, embedding)
@@ -414,7 +415,7 @@ async fn screening(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<
 
 /// A fresh tenant with one pgvector collection holding `m` tracked vectors
 /// (generation `g`); returns the tenant and the collection's table.
-async fn fresh_collection(env: &Env, name: &str, m: usize, g: u32) -> anyhow::Result<(lethe::auth::NewTenant, String)> {
+pub(crate) async fn fresh_collection(env: &Env, name: &str, m: usize, g: u32) -> anyhow::Result<(lethe::auth::NewTenant, String)> {
     let tenant = lethe::auth::create_tenant(&env.raw, &format!("bench-{name}-{}", Uuid::new_v4())).await?;
     let c = env
         .client
@@ -450,7 +451,7 @@ fn points(env: &Env, m: usize, g: u32) -> Vec<pb::TrackedPoint> {
 }
 
 /// Drops a benchmark tenant with its lineage and its collection tables.
-async fn drop_tenant(env: &Env, tenant_id: Uuid) -> anyhow::Result<()> {
+pub(crate) async fn drop_tenant(env: &Env, tenant_id: Uuid) -> anyhow::Result<()> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'r' AND c.relname LIKE ANY (\
          SELECT backend_name || '%' FROM collections WHERE tenant_id = $1)",

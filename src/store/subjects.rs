@@ -293,7 +293,10 @@ pub async fn tagged_subjects(
 }
 
 /// Subjects being or having been erased that have any of the keys, by key
-/// (ingest-time screening).
+/// (ingest-time screening). The keys are joined as a set: a request of 1,000
+/// mail chunks brings ~20,000 of them, and `key_hash = ANY($2)` cost ~20 ms
+/// to plan (an estimate per element) or, planned once, to run (no hashing of
+/// a parameter's elements).
 pub async fn erased_subjects_by_keys(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
@@ -302,8 +305,9 @@ pub async fn erased_subjects_by_keys(
     Ok(sqlx::query_as(
         r#"
         SELECT k.key_hash, k.subject_id
-        FROM subject_keys k JOIN subjects s USING (subject_id)
-        WHERE k.tenant_id = $1 AND k.key_hash = ANY($2) AND s.state IN ('pending_erasure', 'erased')
+        FROM UNNEST($2::bytea[]) AS h(key_hash)
+        JOIN subject_keys k ON k.tenant_id = $1 AND k.key_hash = h.key_hash
+        JOIN subjects s ON s.subject_id = k.subject_id AND s.state IN ('pending_erasure', 'erased')
         "#,
     )
     .bind(tenant_id)
