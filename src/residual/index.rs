@@ -62,12 +62,28 @@ fn key(salt: u64, hash: u64) -> i32 {
     i32::from_ne_bytes(k.to_ne_bytes())
 }
 
-/// The keys of a chunk's text: its words and its 5-grams, sorted, distinct.
+/// Of a chunk's 5-grams, the index keeps the smallest of every this many
+/// consecutive ones (winnowing, as the query side selects the person's:
+/// `residual.derived_query_window`), and every one of a chunk with no more.
+/// A run of words the chunk shares with the person's text that holds this
+/// many 5-grams, and the query's window, holds the run's smallest 5-gram,
+/// which both sides select: every chunk that copies a run of 16 words of
+/// theirs is still proposed (the guarantee the query side gave alone), with
+/// about a sixth of the 5-gram keys. A chunk of mail (~1,000 characters)
+/// had ~100 word keys and ~170 5-gram keys; the index's writes and merges
+/// cost per key.
+pub const INDEX_WINDOW: usize = 12;
+
+/// The keys of a chunk's text: its words and its winnowed 5-grams
+/// ([`INDEX_WINDOW`]), sorted, distinct.
 pub fn terms(tenant_id: Uuid, text: &str) -> Vec<i32> {
     let (w, s) = (salt(tenant_id, WORD), salt(tenant_id, SHINGLE));
     let words = semantic::word_hashes(text);
     let mut out: Vec<i32> = words.iter().map(|h| key(w, *h)).collect();
-    out.extend(semantic::shingles(&words).map(|h| key(s, h)));
+    let shingles: Vec<u64> = semantic::shingles(&words).collect();
+    let mut kept = std::collections::HashSet::new();
+    semantic::winnow(&shingles, INDEX_WINDOW, &mut kept);
+    out.extend(kept.into_iter().map(|h| key(s, h)));
     out.sort_unstable();
     out.dedup();
     out
@@ -149,6 +165,8 @@ pub fn shingle_keys(tenant_id: Uuid, shingles: impl IntoIterator<Item = u64>) ->
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
@@ -163,6 +181,36 @@ mod tests {
         let own = semantic::OwnWords::from_documents(["we will file the comments by Friday, as agreed"]);
         assert!(shingle_keys(a, own.shingles()).iter().any(|k| t.contains(k)));
         assert!(t.windows(2).all(|p| p[0] < p[1]), "sorted, distinct");
+    }
+
+    /// Both sides winnowed: every run of 16 words of the person's text, copied
+    /// into a longer chunk of other words, is found by one of the query's
+    /// keys among the chunk's, for every query window up to the index's.
+    /// Fewer 5-gram keys are kept; a short chunk keeps them all.
+    #[test]
+    fn a_winnowed_chunk_is_found_by_every_run_of_16_words_it_copies() {
+        let a = Uuid::from_u128(1);
+        let own: String = (0..300).map(|i| format!("w{} ", (i * 7919) % 1000)).collect();
+        let words: Vec<&str> = own.split_whitespace().collect();
+        let filler: String = (0..60).map(|i| format!("f{i} ")).collect();
+        let shingle_count = |text: &str| semantic::shingles(&semantic::word_hashes(text)).count();
+        for window in [1, 4, 8, 12] {
+            let query = semantic::OwnWords::from_documents_winnowed([own.as_str()], window);
+            let keys = shingle_keys(a, query.query_shingles());
+            for start in 0..=words.len() - (INDEX_WINDOW + 4) {
+                let run = words[start..start + INDEX_WINDOW + 4].join(" ");
+                let chunk = format!("Subject: notes\n{filler}{run} {filler}");
+                let t = terms(a, &chunk);
+                assert!(keys.iter().any(|k| t.contains(k)), "window {window}: the run at {start} is not found");
+            }
+        }
+        let long = format!("{filler}{own}");
+        let all: usize = shingle_count(&long);
+        let kept = terms(a, &long).len() - word_keys(a, long.split_whitespace()).into_iter().collect::<HashSet<_>>().len();
+        assert!(kept * 4 < all, "winnowed: {kept} of {all} 5-grams kept (some keys of words and 5-grams may collide)");
+        let short = words[..INDEX_WINDOW + 4].join(" ");
+        let short_shingles = shingle_keys(a, semantic::shingles(&semantic::word_hashes(&short)));
+        assert!(short_shingles.iter().all(|k| terms(a, &short).contains(k)), "a short chunk keeps every 5-gram");
     }
 
     #[test]
