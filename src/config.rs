@@ -345,8 +345,10 @@ pub struct ResidualSettings {
     /// (derived content): the smallest of every `derived_query_window`
     /// consecutive ones (winnowing), so that a chunk sharing that many
     /// consecutive 5-grams (window + 4 words) with their text is always
-    /// read; 1 asks for every 5-gram. What is read is then compared with all
-    /// of them, as before.
+    /// read; 1 asks for every 5-gram. A long chunk written since the index
+    /// winnows its own 5-grams (`residual::index::INDEX_WINDOW`, 12) is
+    /// always read from runs of max(window, 12) + 4 words. What is read is
+    /// then compared with all of them, as before.
     #[serde(default = "one")]
     pub derived_query_window: usize,
     /// Chunks read for one of the person's 5-grams before it is taken for
@@ -358,7 +360,8 @@ pub struct ResidualSettings {
     pub common_key_sample: usize,
     /// How often (ms) the residual index's pending list is merged when it was
     /// empty at the last look (`residual::merger`); 0 leaves it to
-    /// autovacuum and to the insert that finds it full.
+    /// autovacuum and to the write that finds it full (16 MB: that write
+    /// merges it all, and every lookup reads it meanwhile; not advised).
     #[serde(default = "merge_every")]
     pub index_merge_interval_ms: u64,
 }

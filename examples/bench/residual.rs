@@ -270,7 +270,9 @@ pub async fn residual(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow
         }
     }
     if load {
-        eprintln!("    loaded in {:.0} s", t.elapsed().as_secs_f64());
+        let tracked = t.elapsed().as_secs_f64();
+        crate::setup::settle_residual_index(&env.raw).await?;
+        eprintln!("    loaded in {tracked:.0} s, its residual index merged after {:.0} s", t.elapsed().as_secs_f64());
         sqlx::raw_sql("ANALYZE").execute(&env.raw).await?;
     }
     sqlx::query(
@@ -597,7 +599,7 @@ pub async fn ingest_text(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow:
             Some(&raw),
         )
         .goal("ratio ≤ 1.3")
-        .note(&format!(
+        .note(format!(
             "Lethe until its residual index's pending list is merged too (Track itself returned after {:.1} s, median); \
              the renamed Enron text in a tenant of its own, beside the data set's chunks; HNSW dropped on both sides; \
              raw: the same rows with their text, INSERT … FROM UNNEST, into an identical table",

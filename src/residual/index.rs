@@ -11,8 +11,9 @@
 //!   part, `jdasovich` for `jdasovich@`; see `names::FormSpec::index_words`),
 //!   because the forms are bounded by non-word characters: a chunk holding
 //!   all of one form's words is proposed;
-//! - each word 5-gram (the shingles `semantic` compares): a chunk that shares
-//!   a 5-gram with the person's own words holds one of their keys.
+//! - its word 5-grams (the shingles `semantic` compares), winnowed in a long
+//!   chunk ([`INDEX_WINDOW`], [`KEEP_ALL_UP_TO`]): a chunk that copies a run
+//!   of 16 of the person's words holds one of the keys their query asks for.
 //!
 //! Why this index (measured with `examples/bench`, section `residual`, and
 //! by hand on the Enron text repeated to 100,000 chunks; see the README):
@@ -74,14 +75,18 @@ fn key(salt: u64, hash: u64) -> i32 {
 /// writes and merges cost per key.
 pub const INDEX_WINDOW: usize = 12;
 
-/// A chunk with at most this many 5-grams (~70 words) keeps them all. A
-/// short chunk can be mostly a person's words copied in runs shorter than
-/// the guarantee (two sentences of 14 and 11 words, something between them
-/// left out), which a query's selected 5-gram then finds only by chance:
-/// with every 5-gram of the chunk kept, as before winnowing on this side,
-/// by the same chance as before. Measured on the evaluation: winnowing every
-/// chunk lost one derived excerpt of 27 words in two runs (Robert Badeer's,
-/// bare and as mail); this keeps it.
+/// A chunk with at most this many 5-grams of content (~70 words besides its
+/// header lines, `semantic::structural_words`) keeps them all. A short
+/// chunk can be mostly a person's words copied in runs shorter than the
+/// guarantee (two sentences of 14 and 11 words, something between them left
+/// out), or a short message of theirs (up to 15 words, all of whose 5-grams
+/// the query asks for) under a long block of `To:`/`Cc:` lines: with every
+/// 5-gram of the chunk kept, the query finds them as it did before this side
+/// winnowed. Measured on the evaluation: winnowing every chunk lost one
+/// derived excerpt of 27 words in two runs (Robert Badeer's, bare and as
+/// mail); this keeps it. Not kept: a long chunk of content that is mostly
+/// their words in such short runs (a digest of many one-line replies of
+/// theirs) is found only if one of the runs holds a 5-gram both sides select.
 pub const KEEP_ALL_UP_TO: usize = 64;
 
 /// The keys of a chunk's text: its words and its 5-grams, winnowed in a
@@ -92,7 +97,9 @@ pub fn terms(tenant_id: Uuid, text: &str) -> Vec<i32> {
     let mut out: Vec<i32> = words.iter().map(|h| key(w, *h)).collect();
     let shingles: Vec<u64> = semantic::shingles(&words).collect();
     let mut kept = std::collections::HashSet::new();
-    let window = if shingles.len() <= KEEP_ALL_UP_TO { 1 } else { INDEX_WINDOW };
+    let short = shingles.len() <= KEEP_ALL_UP_TO
+        || semantic::structural_words(text).iter().filter(|s| !**s).count() < KEEP_ALL_UP_TO + semantic::SHINGLE;
+    let window = if short { 1 } else { INDEX_WINDOW };
     semantic::winnow(&shingles, window, &mut kept);
     out.extend(kept.into_iter().map(|h| key(s, h)));
     out.sort_unstable();
@@ -219,6 +226,13 @@ mod tests {
         let all: usize = shingle_count(&long);
         let kept = terms(a, &long).len() - word_keys(a, long.split_whitespace()).into_iter().collect::<HashSet<_>>().len();
         assert!(kept * 4 < all, "winnowed: {kept} of {all} 5-grams kept (some keys of words and 5-grams may collide)");
+        // A short message of theirs under a long block of address lines.
+        let cc: String = (0..40).map(|i| format!("Cc: person{i}.name{i}@example.com, other{i}@example.com\n")).collect();
+        let message = words[..12].join(" ");
+        let forwarded = format!("From: a@example.com\n{cc}Subject: fwd\n\n{message}");
+        assert!(shingle_count(&forwarded) > KEEP_ALL_UP_TO);
+        let message_keys = shingle_keys(a, semantic::shingles(&semantic::word_hashes(&message)));
+        assert!(message_keys.iter().all(|k| terms(a, &forwarded).contains(k)), "header lines are not content");
         let short = words[..KEEP_ALL_UP_TO + 4].join(" ");
         let short_shingles = shingle_keys(a, semantic::shingles(&semantic::word_hashes(&short)));
         assert!(short_shingles.iter().all(|k| terms(a, &short).contains(k)), "a short chunk keeps every 5-gram");

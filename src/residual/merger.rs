@@ -44,7 +44,11 @@ pub async fn run_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> 
                     );
                     return;
                 }
-                Err(e) => tracing::warn!(error.cause_chain = ?e, "merging the residual index's pending list failed"),
+                Err(e) => {
+                    tracing::warn!(error.cause_chain = ?e, "merging the residual index's pending list failed");
+                    // Not a warning every 200 ms while the database is away.
+                    tokio::time::sleep(every.max(Duration::from_secs(5))).await;
+                }
             }
             tokio::time::sleep(every).await;
         }

@@ -329,8 +329,10 @@ impl Pass<'_> {
     /// - unread are chunks that hold none of the person's forms and whose
     ///   queried 5-grams are all boilerplate: their own words outside the
     ///   boilerplate come in runs shorter than the winnowing guarantee
-    ///   (`residual.derived_query_window` + 4 words), since a longer run
-    ///   holds a queried 5-gram that is not boilerplate;
+    ///   (`residual.derived_query_window` + 4 words, at least 16 in a long
+    ///   chunk, which keeps its own 5-grams winnowed: `index::INDEX_WINDOW`),
+    ///   since a longer run holds a queried 5-gram that is not boilerplate
+    ///   (in a long chunk: the run's smallest, which both sides select);
     /// - boilerplate is judged on what was read: a 5-gram of theirs that is
     ///   not queried and is found in other sources only among the unread
     ///   chunks still counts as theirs in the chunks read, so a chunk read

@@ -29,7 +29,7 @@ use crate::error::Result;
 use crate::store::lineage;
 
 /// Words per shingle: long enough that phrases rarely repeat by chance.
-const SHINGLE: usize = 5;
+pub(super) const SHINGLE: usize = 5;
 
 /// A 5-gram in this many other sources (or more) is not the person's own.
 pub const COMMON_SOURCES: usize = 3;

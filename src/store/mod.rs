@@ -53,9 +53,10 @@ impl From<sqlx::Error> for StoreError {
 /// statement. A database error reaches the service log (`error.cause_chain`
 /// prints the whole chain), and those parts can quote a person's text, which
 /// the log must not keep after their erasure. The primary message names
-/// types, constraints and relations, not values, for every error a Lethe
-/// statement can meet (its parameters are bound, so a value that does not
-/// parse fails in the client, not in PostgreSQL).
+/// types, constraints and relations, not values, for the errors Lethe's
+/// statements meet; one that casts a text to a type on the server (`$1::json`,
+/// `::uuid`) can fail with the value in the message (`invalid input syntax
+/// for type uuid: "…"`), and none of those casts a person's text.
 #[derive(Debug)]
 pub(crate) struct DatabaseFailure {
     code: Option<String>,
@@ -166,7 +167,12 @@ pub async fn ping(pool: &sqlx::PgPool) -> Result<()> {
 /// # Errors
 /// When a migration fails.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        // A migration's statement failing on existing rows: as every other
+        // database error, without what PostgreSQL quoted of them.
+        sqlx::migrate::MigrateError::Execute(e) => sqlx::migrate::MigrateError::Execute(without_row_data(e)),
+        other => other,
+    })
 }
 
 /// The embedded migrations (also the list of Lethe's own tables, which
