@@ -87,6 +87,8 @@ async fn erase_one(
     for r in 0..args.runs as u32 {
         let g = first + 2 * r;
         track(env, &env.sk, "bench", points(g), 2).await?;
+        // Neither erasure beside the residual index's merge of what was just tracked.
+        crate::setup::settle_residual_index(&env.raw).await?;
         let (ms, st, split) = lethe_erase(env, &DataSet::tag(subject, g)).await?;
         for (s, v) in st {
             stages.entry(s).or_default().push(v);
@@ -94,6 +96,7 @@ async fn erase_one(
         lethe.push(ms);
         splits.push((ms, split));
         track(env, &env.sk, "bench", points(g + 1), 2).await?;
+        crate::setup::settle_residual_index(&env.raw).await?;
         raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
         eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms", raw[raw.len() - 1]);
     }
@@ -140,12 +143,14 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
             crate::client::warm_up(env, points, &tags).await?;
             let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g)).collect();
             track(env, &env.sk, "bench", points, 2).await?;
+            crate::setup::settle_residual_index(&env.raw).await?;
             let tags: Vec<String> = subjects.iter().map(|&s| DataSet::tag(s, g)).collect();
             rates.push(erase_all(env, &tags).await?);
         }
 
         let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g + 2)).collect();
         track(env, &env.sk, "bench", points, 2).await?;
+        crate::setup::settle_residual_index(&env.raw).await?;
         let t = Instant::now();
         let env = &*env;
         let results: Vec<anyhow::Result<f64>> = futures::stream::iter(
