@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long)]
     pub ingest_hnsw: bool,
     /// Chunks of the realistic (mail) text tracked per run of the ingest section's text row
-    /// (default 20000; 0 skips the row; needs the corpus).
+    /// (default min(N, 20000); 0 skips the row; needs the corpus).
     #[arg(long)]
     pub ingest_text_chunks: Option<usize>,
     /// Vectors in the re-indexed collection (default: min(20000, N); may exceed N).

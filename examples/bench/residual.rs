@@ -538,7 +538,7 @@ async fn search(env: &Env, query: &lethe::residual::ResidualQuery, use_index: bo
 /// too (its merger does that in the background; what is left when Track
 /// returns is merged here, on the clock), so that it is the whole cost.
 pub async fn ingest_text(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    let m = args.ingest_text_chunks.unwrap_or(20_000);
+    let m = args.ingest_text_chunks.unwrap_or(args.size.min(20_000));
     let path = args.corpus.clone().unwrap_or_else(|| "../shared/data/enron-dev.jsonl".into());
     if m == 0 || (args.corpus.is_none() && !path.exists()) {
         eprintln!("==> ingest of realistic text: SKIPPED (no corpus at {}, or --ingest-text-chunks 0)", path.display());
