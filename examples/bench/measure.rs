@@ -251,48 +251,9 @@ async fn ingest(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<(
         let g = first + r;
         let points = points(env, m, g);
         let batches = raw_batches(&points);
-        let (tenant, lethe_table) = fresh_collection(env, "ingest", 0, g).await?;
-        if !args.ingest_hnsw {
-            // Both tables without HNSW: its insert cost is the same on both
-            // sides and would hide Lethe's own overhead.
-            sqlx::raw_sql(&format!("DROP INDEX \"{lethe_table}_hnsw\"")).execute(&env.raw).await?;
-        }
-        let raw_table = "bench_raw_ingest";
-        sqlx::raw_sql(&format!(
-            "DROP TABLE IF EXISTS {raw_table}; CREATE TABLE {raw_table} (LIKE \"{lethe_table}\" INCLUDING ALL)"
-        ))
-        .execute(&env.raw)
-        .await?;
-        // The raw side's batches are built before its clock starts; so are
-        // the request's points here.
-        let to_track = points.clone();
-        let lethe_run = async {
-            let t = Instant::now();
-            track(env, &tenant.secret_key, "ingest", to_track, 1).await?;
-            // Until the residual index has merged the keys too: its merger
-            // works in the background, and would otherwise do it beside the
-            // raw run that follows.
-            crate::setup::settle_residual_index(&env.raw).await?;
-            anyhow::Ok(t.elapsed().as_secs_f64())
-        };
-        let raw_run = async {
-            let t = Instant::now();
-            raw_upsert(&env.raw, raw_table, tenant.tenant_id, &batches).await?;
-            anyhow::Ok(t.elapsed().as_secs_f64())
-        };
-        // Alternate the order so that neither side always runs on a warmer cache.
-        let (l, w) = if r % 2 == 0 {
-            let l = lethe_run.await?;
-            (l, raw_run.await?)
-        } else {
-            let w = raw_run.await?;
-            (lethe_run.await?, w)
-        };
-        eprintln!("    run {r}: Lethe {l:.1} s, raw {w:.1} s");
+        let (l, _, w) = ingest_once(args, env, "ingest", points, &batches, g, r).await?;
         lethe.push(l);
         raw.push(w);
-        sqlx::raw_sql(&format!("DROP TABLE {raw_table}")).execute(&env.raw).await?;
-        drop_tenant(env, tenant.tenant_id).await?;
     }
     rows.push(
         Row::new(BACKEND, &format!("ingest: Track of {m} vectors with vectors, 1,000 per request"), "s", &lethe, Some(&raw))
@@ -304,6 +265,60 @@ async fn ingest(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<(
             }),
     );
     Ok(())
+}
+
+/// One run of an ingest figure: `points` tracked into a new collection
+/// `name` of a new tenant (generation `g`), against the raw upsert of
+/// `batches` (the same rows, built before the clock starts) into an
+/// identical table; the order alternates with `run`, so that neither side
+/// always runs on a warmer cache. Lethe's time runs until the residual
+/// index's pending list is merged too: its merger works in the background,
+/// and would otherwise do it beside the raw run that follows. Returns
+/// seconds: Lethe's, Lethe's until Track returned, raw.
+pub(crate) async fn ingest_once(
+    args: &Args,
+    env: &Env,
+    name: &str,
+    points: Vec<pb::TrackedPoint>,
+    batches: &[RawBatch],
+    g: u32,
+    run: u32,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let (tenant, lethe_table) = fresh_collection(env, name, 0, g).await?;
+    if !args.ingest_hnsw {
+        // Both tables without HNSW: its insert cost is the same on both
+        // sides and would hide Lethe's own overhead.
+        sqlx::raw_sql(&format!("DROP INDEX \"{lethe_table}_hnsw\"")).execute(&env.raw).await?;
+    }
+    let raw_table = format!("bench_raw_{name}");
+    sqlx::raw_sql(&format!(
+        "DROP TABLE IF EXISTS {raw_table}; CREATE TABLE {raw_table} (LIKE \"{lethe_table}\" INCLUDING ALL)"
+    ))
+    .execute(&env.raw)
+    .await?;
+    let lethe_run = async {
+        let t = Instant::now();
+        track(env, &tenant.secret_key, name, points, 1).await?;
+        let tracked = t.elapsed().as_secs_f64();
+        crate::setup::settle_residual_index(&env.raw).await?;
+        anyhow::Ok((t.elapsed().as_secs_f64(), tracked))
+    };
+    let raw_run = async {
+        let t = Instant::now();
+        raw_upsert(&env.raw, &raw_table, tenant.tenant_id, batches).await?;
+        anyhow::Ok(t.elapsed().as_secs_f64())
+    };
+    let ((l, lt), w) = if run.is_multiple_of(2) {
+        let l = lethe_run.await?;
+        (l, raw_run.await?)
+    } else {
+        let w = raw_run.await?;
+        (lethe_run.await?, w)
+    };
+    eprintln!("    run {run}: Lethe {l:.1} s (Track returned after {lt:.1} s), raw {w:.1} s");
+    sqlx::raw_sql(&format!("DROP TABLE {raw_table}")).execute(&env.raw).await?;
+    drop_tenant(env, tenant.tenant_id).await?;
+    Ok((l, lt, w))
 }
 
 /// Ingest-time screening (issue 10): Track of the same texts into a
@@ -424,7 +439,7 @@ async fn screening(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<
 
 /// A fresh tenant with one pgvector collection holding `m` tracked vectors
 /// (generation `g`); returns the tenant and the collection's table.
-pub(crate) async fn fresh_collection(env: &Env, name: &str, m: usize, g: u32) -> anyhow::Result<(lethe::auth::NewTenant, String)> {
+async fn fresh_collection(env: &Env, name: &str, m: usize, g: u32) -> anyhow::Result<(lethe::auth::NewTenant, String)> {
     let tenant = lethe::auth::create_tenant(&env.raw, &format!("bench-{name}-{}", Uuid::new_v4())).await?;
     let c = env
         .client
@@ -460,7 +475,7 @@ fn points(env: &Env, m: usize, g: u32) -> Vec<pb::TrackedPoint> {
 }
 
 /// Drops a benchmark tenant with its lineage and its collection tables.
-pub(crate) async fn drop_tenant(env: &Env, tenant_id: Uuid) -> anyhow::Result<()> {
+async fn drop_tenant(env: &Env, tenant_id: Uuid) -> anyhow::Result<()> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'r' AND c.relname LIKE ANY (\
          SELECT backend_name || '%' FROM collections WHERE tenant_id = $1)",

@@ -534,9 +534,8 @@ async fn search(env: &Env, query: &lethe::residual::ResidualQuery, use_index: bo
 /// Ingest of realistic text: Track of M chunks of the renamed mail (about
 /// 1,000 characters, ~180 residual index keys each) into a new collection of
 /// a new tenant, against the raw upsert of the same rows into an identical
-/// table. Lethe's time runs until the residual index's pending list is merged
-/// too (its merger does that in the background; what is left when Track
-/// returns is merged here, on the clock), so that it is the whole cost.
+/// table (`measure::ingest_once`: Lethe's time runs until the residual
+/// index's pending list is merged too, so that it is the whole cost).
 pub async fn ingest_text(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let m = args.ingest_text_chunks.unwrap_or(args.size.min(20_000));
     let path = args.corpus.clone().unwrap_or_else(|| "../shared/data/enron-dev.jsonl".into());
@@ -552,42 +551,10 @@ pub async fn ingest_text(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow:
     let first = crate::client::generations(&env.raw, runs as u32).await?;
     let (mut lethe, mut tracked, mut raw) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..runs as u32 {
-        let (tenant, lethe_table) = crate::measure::fresh_collection(env, "ingest_text", 0, first + r).await?;
-        if !args.ingest_hnsw {
-            sqlx::raw_sql(&format!("DROP INDEX \"{lethe_table}_hnsw\"")).execute(&env.raw).await?;
-        }
-        let raw_table = "bench_raw_ingest_text";
-        sqlx::raw_sql(&format!(
-            "DROP TABLE IF EXISTS {raw_table}; CREATE TABLE {raw_table} (LIKE \"{lethe_table}\" INCLUDING ALL)"
-        ))
-        .execute(&env.raw)
-        .await?;
-        let to_track = points.clone();
-        let lethe_run = async {
-            let t = Instant::now();
-            track(env, &tenant.secret_key, "ingest_text", to_track, 1).await?;
-            let track_done = t.elapsed().as_secs_f64();
-            while lethe::store::lineage::merge_residual_index(&env.raw).await? > 0 {}
-            anyhow::Ok((t.elapsed().as_secs_f64(), track_done))
-        };
-        let raw_run = async {
-            let t = Instant::now();
-            crate::measure::raw_upsert(&env.raw, raw_table, tenant.tenant_id, &batches).await?;
-            anyhow::Ok(t.elapsed().as_secs_f64())
-        };
-        let ((l, lt), w) = if r % 2 == 0 {
-            let l = lethe_run.await?;
-            (l, raw_run.await?)
-        } else {
-            let w = raw_run.await?;
-            (lethe_run.await?, w)
-        };
-        eprintln!("    run {r}: Lethe {l:.1} s (Track returned after {lt:.1} s), raw {w:.1} s");
+        let (l, lt, w) = crate::measure::ingest_once(args, env, "ingest_text", points.clone(), &batches, first + r, r).await?;
         lethe.push(l);
         tracked.push(lt);
         raw.push(w);
-        sqlx::raw_sql(&format!("DROP TABLE {raw_table}")).execute(&env.raw).await?;
-        crate::measure::drop_tenant(env, tenant.tenant_id).await?;
     }
     let track_only = Stats::of(&tracked);
     rows.push(
@@ -601,9 +568,10 @@ pub async fn ingest_text(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow:
         .goal("ratio ≤ 1.3")
         .note(format!(
             "Lethe until its residual index's pending list is merged too (Track itself returned after {:.1} s, median); \
-             the renamed Enron text in a tenant of its own, beside the data set's chunks; HNSW dropped on both sides; \
+             the renamed Enron text in a tenant of its own, beside the data set's chunks; {}; \
              raw: the same rows with their text, INSERT … FROM UNNEST, into an identical table",
-            track_only.median
+            track_only.median,
+            if args.ingest_hnsw { "with the HNSW index" } else { "HNSW dropped on both sides" }
         )),
     );
     Ok(())
