@@ -2,8 +2,10 @@
 //! vectors), `DeletePoints` (the pipeline removes points), subjects and legal holds.
 //!
 //! Ordering guarantees (DESIGN.md "Write path"):
-//! - lineage is committed before the vectors are written, so a crash leaves
-//!   at worst a lineage row without a vector, never an untracked vector;
+//! - lineage is committed before the vectors are written (Qdrant) or
+//!   committed (pgvector: written under the lineage's row locks, committed
+//!   after it), so a crash leaves at worst a lineage row without a vector,
+//!   never an untracked vector;
 //! - a shared advisory lock per tagged subject is held from the suppression
 //!   check until the vectors are written; the erase job's freeze takes it
 //!   exclusively, so no write can slip past a starting erasure.
@@ -207,37 +209,57 @@ pub async fn write(
     let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
     let mut points = vectors_for(spec, &accepted, mode, &mut embedded)?;
 
-    let subject_ids = match record_lineage(ctx, spec, &accepted, &tagged, known).await {
-        // A point id another collection or source holds: which one, named as
-        // the request's field (one more read, only for a refused request).
-        Err(RecordError::IdTaken) => {
-            check_ids_free(ctx, spec, &requested, mode).await?;
-            // Taken by a write that has gone since: the request as a whole.
-            let all = if mode == WriteMode::Embed { "chunks" } else { "points" };
-            return Err(LetheError::invalid(all, "a point id is already used by another collection or source"));
-        }
-        Err(RecordError::Other(e)) => return Err(e),
-        Ok(n) => n,
-    };
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
-    if let Some(vectors) = points.take() {
+    let to_write: Vec<VectorPoint> = points
+        .take()
+        .map(|vectors| {
+            accepted
+                .iter()
+                .zip(vectors)
+                .zip(&ids)
+                .map(|((c, vector), id)| VectorPoint {
+                    id: *id,
+                    vector,
+                    payload: PointPayload {
+                        tenant_id,
+                        source_id: c.source_id.as_str().to_owned(),
+                        subjects: c.tags.iter().map(|(s, _)| s.as_str().to_owned()).collect(),
+                        text: if spec.store_text { c.text.clone() } else { None },
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // Lineage first: its transaction is committed before the vectors are
+    // visible. Where the backend's writes are transactions of Lethe's
+    // Postgres (pgvector), the vectors are written inside the lineage's
+    // locks and committed right after it: two writes of the same points
+    // then write both in the same order (lineage's), where a vector write
+    // after the lineage commit could overtake the other write's and leave
+    // lineage and vectors disagreeing (two of five runs of the test below
+    // did). Qdrant's writes cannot wait for a commit: written after it.
+    let lineage = match record_lineage(ctx, spec, &accepted, &tagged, known).await {
+        Ok(lineage) => lineage,
+        Err(e) => return Err(refused(ctx, spec, &requested, mode, e).await),
+    };
+    let subject_ids = lineage.subjects;
+    if to_write.is_empty() {
+        lineage.tx.commit().await.map_err(StoreError::from)?;
+    } else {
         let store = ctx.stores.get(spec)?;
-        let to_write: Vec<VectorPoint> = accepted
-            .iter()
-            .zip(vectors)
-            .zip(&ids)
-            .map(|((c, vector), id)| VectorPoint {
-                id: *id,
-                vector,
-                payload: PointPayload {
-                    tenant_id,
-                    source_id: c.source_id.as_str().to_owned(),
-                    subjects: c.tags.iter().map(|(s, _)| s.as_str().to_owned()).collect(),
-                    text: if spec.store_text { c.text.clone() } else { None },
-                },
-            })
-            .collect();
-        store.upsert(spec, &to_write).await?;
+        match store.upsert_staged(spec, &to_write).await? {
+            Some(staged) => {
+                if let Err(e) = lineage.tx.commit().await {
+                    staged.rollback().await;
+                    return Err(StoreError::from(e).into());
+                }
+                staged.commit().await?;
+            }
+            None => {
+                lineage.tx.commit().await.map_err(StoreError::from)?;
+                store.upsert(spec, &to_write).await?;
+            }
+        }
     }
     report_screened(ctx, spec, &reports).await?;
     guard.commit().await.map_err(StoreError::from)?;
@@ -250,6 +272,23 @@ pub async fn write(
         screened,
         point_ids: ids,
     })
+}
+
+/// What a write whose lineage was not recorded answers: for a point id
+/// another collection or source holds, which one, named as the request's
+/// field (one more read, only for a refused request).
+async fn refused(ctx: &Context, spec: &CollectionSpec, requested: &[(Uuid, String)], mode: WriteMode, e: RecordError) -> LetheError {
+    match e {
+        RecordError::IdTaken => {
+            if let Err(named) = check_ids_free(ctx, spec, requested, mode).await {
+                return named;
+            }
+            // Taken by a write that has gone since: the request as a whole.
+            let all = if mode == WriteMode::Embed { "chunks" } else { "points" };
+            LetheError::invalid(all, "a point id is already used by another collection or source")
+        }
+        RecordError::Other(e) => e,
+    }
 }
 
 /// The request's field of its `i`th chunk: Ingest's `chunks`, Track's `points`.
@@ -364,14 +403,14 @@ impl<E: Into<LetheError>> From<E> for RecordError {
 
 /// Creates the tagged subjects not in `known` (read by the suppression
 /// check, under the subjects' locks) and records sources, chunks and tags,
-/// in one transaction.
+/// in one transaction, which the caller commits.
 async fn record_lineage(
     ctx: &Context,
     spec: &CollectionSpec,
     chunks: &[ChunkInput],
     tagged: &BTreeMap<String, Vec<u8>>,
     mut by_hash: HashMap<Vec<u8>, Uuid>,
-) -> std::result::Result<usize, RecordError> {
+) -> std::result::Result<Recorded, RecordError> {
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let missing: Vec<(String, Vec<u8>)> =
         tagged.iter().filter(|(_, h)| !by_hash.contains_key(*h)).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -401,6 +440,13 @@ async fn record_lineage(
     // Again in the lineage transaction: added if a concurrent forget removed
     // them, and locked until lineage stands behind them.
     crate::store::attach::record_point_ids(&mut *tx, spec.collection_id, &lookups).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(by_hash.len())
+    Ok(Recorded { tx, subjects: by_hash.len() })
+}
+
+/// Lineage written, not yet committed: the caller commits it before the
+/// vectors are visible.
+struct Recorded {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// Subjects the chunks are tagged with.
+    subjects: usize,
 }

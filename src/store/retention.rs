@@ -255,33 +255,42 @@ pub async fn source_chunks(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_
 /// Of the collection's `chunk_ids`, those whose source a retention sweep
 /// may target while an erasure that counts them is in flight: older than
 /// the collection's shortest rule (its own or a kind's), less a day for a
-/// source that comes of age meanwhile. None without a rule: the rule is
-/// read in the same statement, and without one the chunks are not scanned.
-pub async fn within_reach(ex: impl PgExecutor<'_>, spec: &CollectionSpec, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+/// source that comes of age meanwhile. None without a rule.
+///
+/// The rule is read first, alone: without one (the usual case) the ids are
+/// not sent at all. In one statement the ids were bound and planned even so
+/// (a 10,000-chunk subject's plan spent 15 ms on it, 2026-12-02).
+pub async fn within_reach(pool: &sqlx::PgPool, spec: &CollectionSpec, chunk_ids: &[Uuid]) -> Result<Vec<Uuid>> {
     if chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let days: Option<i32> = sqlx::query_scalar(
+        r#"
+        SELECT min(d) FROM (
+            SELECT retention_days AS d FROM collections WHERE collection_id = $1
+            UNION ALL SELECT days FROM retention_rules WHERE collection_id = $1
+        ) r WHERE d > 0
+        "#,
+    )
+    .bind(spec.collection_id)
+    .fetch_one(pool)
+    .await?;
+    let Some(days) = days else { return Ok(Vec::new()) };
     // By the chunks' primary key (tenant, id): without the tenant the planner
-    // read every chunk of the collection in parallel workers, rule or not
-    // (the plan stage of a small job went from 21 to 51 ms).
+    // read every chunk of the collection in parallel workers (the plan stage
+    // of a small job went from 21 to 51 ms).
     Ok(sqlx::query_scalar(
         r#"
-        WITH rule AS (
-            SELECT min(d) AS days FROM (
-                SELECT retention_days AS d FROM collections WHERE collection_id = $1
-                UNION ALL SELECT days FROM retention_rules WHERE collection_id = $1
-            ) r WHERE d > 0
-        )
         SELECT c.chunk_id FROM chunks c JOIN sources s ON s.source_id = c.source_id
-        WHERE (SELECT days FROM rule) IS NOT NULL
-          AND c.tenant_id = $3 AND c.chunk_id = ANY($2) AND c.collection_id = $1
-          AND s.created_at < now() - make_interval(days => (SELECT days FROM rule) - 1)
+        WHERE c.tenant_id = $3 AND c.chunk_id = ANY($2) AND c.collection_id = $1
+          AND s.created_at < now() - make_interval(days => $4 - 1)
         "#,
     )
     .bind(spec.collection_id)
     .bind(chunk_ids)
     .bind(spec.tenant_id)
-    .fetch_all(ex)
+    .bind(days)
+    .fetch_all(pool)
     .await?)
 }
 

@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Keep, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
+    Keep, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StagedWrite, StoredPoint, VectorPoint, VectorStore,
     VectorStoreError, VectorStores,
 };
 use crate::domain::{Backend, CollectionSpec, Distance};
@@ -28,6 +28,72 @@ impl PgVectorStore {
     /// (`lv_<uuid>`), never taken from a request, so quoting them is safe.
     fn table(spec: &CollectionSpec) -> Result<String> {
         quoted(&spec.backend_name)
+    }
+
+    /// The points inserted or overwritten by id, on `conn` (in its
+    /// transaction, if it is one).
+    async fn write_points(&self, conn: &mut sqlx::PgConnection, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        for p in points {
+            VectorStores::check_dimension(spec, &p.vector)?;
+        }
+        let table = Self::table(spec)?;
+        // One statement per batch: UNNEST of parallel arrays. text[] arrays
+        // cannot nest, so a row with one tag (the common case) carries it in
+        // its own column, and the others' subjects travel in one flat array
+        // from which each such row takes its slice (cheaper than a JSON
+        // array per row; a slice of text[] walks the array from its start:
+        // 3-5 ms more per 1,000 rows than ARRAY[tag] when every row took one).
+        let sql = format!(
+            r#"
+            INSERT INTO {table} (point_id, tenant_id, source_id, subjects, text, embedding)
+            SELECT p.id, p.tenant, p.source,
+                   CASE WHEN p.len = 1 THEN ARRAY[p.one]
+                        ELSE COALESCE(($4::text[])[p.start + 1 : p.start + p.len], '{{}}') END,
+                   p.text, p.embedding
+            FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $5::int[], $6::int[], $7::text[], $8::vector[], $9::text[])
+                 AS p(id, tenant, source, start, len, text, embedding, one)
+            ON CONFLICT (point_id) DO UPDATE
+            SET tenant_id = EXCLUDED.tenant_id, source_id = EXCLUDED.source_id,
+                subjects = EXCLUDED.subjects, text = EXCLUDED.text, embedding = EXCLUDED.embedding
+            "#
+        );
+        for batch in points.chunks(1000) {
+            let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
+            let tenants: Vec<Uuid> = batch.iter().map(|p| p.payload.tenant_id).collect();
+            let sources: Vec<&str> = batch.iter().map(|p| p.payload.source_id.as_str()).collect();
+            let (mut flat, mut ones): (Vec<&str>, Vec<Option<&str>>) = (Vec::new(), Vec::with_capacity(batch.len()));
+            let (mut starts, mut lens) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+            for p in batch {
+                let tags = &p.payload.subjects;
+                starts.push(i32::try_from(flat.len()).unwrap_or(i32::MAX));
+                lens.push(i32::try_from(tags.len()).unwrap_or(i32::MAX));
+                if let [one] = tags.as_slice() {
+                    ones.push(Some(one.as_str()));
+                } else {
+                    ones.push(None);
+                    flat.extend(tags.iter().map(String::as_str));
+                }
+            }
+            let texts: Vec<Option<&str>> = batch.iter().map(|p| p.payload.text.as_deref()).collect();
+            let vectors: Vec<Vector> = batch.iter().map(|p| Vector::from(p.vector.clone())).collect();
+            sqlx::query(&sql)
+                .bind(&ids)
+                .bind(&tenants)
+                .bind(&sources)
+                .bind(&flat)
+                .bind(&starts)
+                .bind(&lens)
+                .bind(&texts)
+                .bind(&vectors)
+                .bind(&ones)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| classify(spec, e))?;
+        }
+        Ok(())
     }
 }
 
@@ -158,64 +224,14 @@ impl VectorStore for PgVectorStore {
         if points.is_empty() {
             return Ok(());
         }
-        for p in points {
-            VectorStores::check_dimension(spec, &p.vector)?;
-        }
-        let table = Self::table(spec)?;
-        // One statement per batch: UNNEST of parallel arrays. text[] arrays
-        // cannot nest, so a row with one tag (the common case) carries it in
-        // its own column, and the others' subjects travel in one flat array
-        // from which each such row takes its slice (cheaper than a JSON
-        // array per row; a slice of text[] walks the array from its start:
-        // 3-5 ms more per 1,000 rows than ARRAY[tag] when every row took one).
-        let sql = format!(
-            r#"
-            INSERT INTO {table} (point_id, tenant_id, source_id, subjects, text, embedding)
-            SELECT p.id, p.tenant, p.source,
-                   CASE WHEN p.len = 1 THEN ARRAY[p.one]
-                        ELSE COALESCE(($4::text[])[p.start + 1 : p.start + p.len], '{{}}') END,
-                   p.text, p.embedding
-            FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $5::int[], $6::int[], $7::text[], $8::vector[], $9::text[])
-                 AS p(id, tenant, source, start, len, text, embedding, one)
-            ON CONFLICT (point_id) DO UPDATE
-            SET tenant_id = EXCLUDED.tenant_id, source_id = EXCLUDED.source_id,
-                subjects = EXCLUDED.subjects, text = EXCLUDED.text, embedding = EXCLUDED.embedding
-            "#
-        );
-        for batch in points.chunks(1000) {
-            let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
-            let tenants: Vec<Uuid> = batch.iter().map(|p| p.payload.tenant_id).collect();
-            let sources: Vec<&str> = batch.iter().map(|p| p.payload.source_id.as_str()).collect();
-            let (mut flat, mut ones): (Vec<&str>, Vec<Option<&str>>) = (Vec::new(), Vec::with_capacity(batch.len()));
-            let (mut starts, mut lens) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
-            for p in batch {
-                let tags = &p.payload.subjects;
-                starts.push(i32::try_from(flat.len()).unwrap_or(i32::MAX));
-                lens.push(i32::try_from(tags.len()).unwrap_or(i32::MAX));
-                if let [one] = tags.as_slice() {
-                    ones.push(Some(one.as_str()));
-                } else {
-                    ones.push(None);
-                    flat.extend(tags.iter().map(String::as_str));
-                }
-            }
-            let texts: Vec<Option<&str>> = batch.iter().map(|p| p.payload.text.as_deref()).collect();
-            let vectors: Vec<Vector> = batch.iter().map(|p| Vector::from(p.vector.clone())).collect();
-            sqlx::query(&sql)
-                .bind(&ids)
-                .bind(&tenants)
-                .bind(&sources)
-                .bind(&flat)
-                .bind(&starts)
-                .bind(&lens)
-                .bind(&texts)
-                .bind(&vectors)
-                .bind(&ones)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| classify(spec, e))?;
-        }
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(|e| classify(spec, e))?;
+        self.write_points(&mut conn, spec, points).await
+    }
+
+    async fn upsert_staged(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<Option<StagedWrite>> {
+        let mut tx = self.pool.begin().await.map_err(|e| classify(spec, e))?;
+        self.write_points(&mut tx, spec, points).await?;
+        Ok(Some(StagedWrite::new(tx, Backend::Pgvector)))
     }
 
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
 use super::{
-    Inspection, Keep, PhysicalOutcome, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
+    Inspection, Keep, PhysicalOutcome, Result, ScoredPoint, Selector, StagedWrite, StoredPoint, VectorPoint, VectorStore,
 };
 use crate::domain::{Backend, CollectionSpec};
 
@@ -83,6 +83,10 @@ impl VectorStore for Timed {
 
     async fn upsert(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<()> {
         self.time("upsert", self.inner.upsert(spec, points)).await
+    }
+
+    async fn upsert_staged(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<Option<StagedWrite>> {
+        self.time("upsert_staged", self.inner.upsert_staged(spec, points)).await
     }
 
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64> {

@@ -149,7 +149,7 @@ async fn track_again_rewrites_text_and_keys_and_keeps_every_tag() {
 #[tokio::test]
 async fn track_refuses_a_chunk_id_another_collection_or_source_holds_and_writes_nothing_of_the_batch() {
     let app = spawn_app().await;
-    app.create_collection("mail", pb::Backend::Pgvector).await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
     let notes = app.create_collection("notes", pb::Backend::Pgvector).await;
     let dim = app.settings.embedding.dimension;
     let x = Uuid::new_v4();
@@ -177,6 +177,65 @@ async fn track_refuses_a_chunk_id_another_collection_or_source_holds_and_writes_
     assert_eq!((ext.as_str(), stored.as_deref()), ("letter", Some(text)));
     assert_eq!(keys, Some(index::terms(app.keys.tenant_id, text)));
     assert_eq!(tags_of(&app, x).await, ["ann"]);
+    // pgvector's points are written beside the lineage, in a transaction
+    // committed only after it: a refused batch's are rolled back, X's own
+    // row in `mail` too (the second batch would have overwritten it).
     assert_eq!(rows_in(&app, &notes).await, 0, "no vector was written");
+    assert_eq!(rows_in(&app, &mail).await, 1, "only X is in mail");
+    let x_row: Option<(Vec<String>, Option<String>, String)> =
+        sqlx::query_as(&format!("SELECT subjects, text, source_id FROM \"{}\" WHERE point_id = $1", mail.backend_name))
+            .bind(x)
+            .fetch_optional(&app.pool)
+            .await
+            .expect("read X's vector row");
+    assert_eq!(x_row, Some((vec!["ann".to_owned()], Some(text.to_owned()), "letter".to_owned())), "X's vector row is the letter's");
+    app.assert_lineage_consistent().await;
+}
+
+/// Writes of the same points at once, in both orders: pgvector's vectors
+/// are written beside the lineage and committed after it, so each write
+/// holds row locks in two transactions. None waits on another's in a cycle
+/// the database cannot see: every write ends (no write waits for a lock
+/// timeout), the points are written once, and lineage and vectors agree.
+#[tokio::test]
+async fn writes_of_the_same_points_at_once_all_end_and_leave_lineage_and_vectors_agreeing() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let ids: Vec<Uuid> = (0..40).map(|_| Uuid::new_v4()).collect();
+    let writes = (0..12).map(|w| {
+        let mut batch: Vec<pb::TrackedPoint> =
+            ids.iter().enumerate().map(|(i, id)| point(*id, &format!("doc-{}", i % 8), &format!("note {i}, write {w}"), &["ann"], dim)).collect();
+        if w % 2 == 1 {
+            batch.reverse();
+        }
+        let app = &app;
+        async move { track(app, "mail", batch).await }
+    });
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), futures::future::join_all(writes)).await.expect("every write ends");
+    let mut accepted = 0;
+    for (w, result) in ended.into_iter().enumerate() {
+        match result {
+            Ok(r) => {
+                assert_eq!(r.accepted, 40, "write {w}");
+                accepted += 1;
+            }
+            // A deadlock between two writes' lineage statements (rows in
+            // opposite orders) is the database's to break: the loser is told
+            // to retry, and wrote nothing.
+            Err(e) => assert!(matches!(e.code(), Code::Unavailable | Code::Aborted), "write {w}: {e:?}"),
+        }
+    }
+    assert!(accepted >= 1, "at least one write went through");
+    assert_eq!(rows_in(&app, &mail).await, 40);
+    let last_texts: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{}\" v JOIN chunks c ON c.chunk_id = v.point_id AND c.tenant_id = $1 WHERE c.text = v.text",
+        mail.backend_name
+    ))
+    .bind(app.keys.tenant_id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("compare texts");
+    assert_eq!(last_texts, 40, "each point's vector row carries the text its lineage holds");
     app.assert_lineage_consistent().await;
 }
