@@ -35,6 +35,12 @@ pub struct NewChunk {
 /// (nothing is written then if the caller rolls back). Chunk ids are keyed
 /// per tenant (migration 30): another tenant's use of an id is neither seen
 /// nor touched.
+/// Every insert takes its rows in one order (sources by caller id, chunks
+/// by id, tags by chunk and subject; subjects by keyed hash before them,
+/// `upsert_subjects`): two writes of overlapping rows wait for each other
+/// in that order and cannot deadlock, whatever order their requests list
+/// the rows in. The vectors are written after all of them, under their
+/// locks (`ingest`).
 pub async fn record_chunks(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
@@ -53,6 +59,7 @@ pub async fn record_chunks(
         INSERT INTO sources (source_id, tenant_id, collection_id, external_id, uri, kind)
         SELECT DISTINCT ON (e) id, $1, $2, e, u, k
         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::uuid[]) AS s(e, u, k, id)
+        ORDER BY e
         ON CONFLICT (collection_id, external_id) DO NOTHING
         "#,
     )
@@ -89,6 +96,7 @@ pub async fn record_chunks(
             AS c(id, ext, ord, txt, shared, start, len)
         JOIN (SELECT source_id, external_id FROM sources WHERE collection_id = $2 AND external_id = ANY($4)) s
           ON s.external_id = c.ext
+        ORDER BY c.id
         ON CONFLICT (tenant_id, chunk_id) DO UPDATE
         SET text = EXCLUDED.text, terms = EXCLUDED.terms, ordinal = EXCLUDED.ordinal, updated_at = now(),
             shared = true
@@ -123,6 +131,7 @@ pub async fn record_chunks(
         r#"
         INSERT INTO chunk_subjects (chunk_id, subject_id, tenant_id, collection_id, role)
         SELECT c, s, $1, $5, r FROM UNNEST($2::uuid[], $3::uuid[], $4::text[]) AS t(c, s, r)
+        ORDER BY c, s
         ON CONFLICT (chunk_id, subject_id) DO NOTHING
         "#,
     )

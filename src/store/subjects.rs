@@ -43,6 +43,10 @@ pub async fn upsert_subjects(
     let ids: Vec<Uuid> = subjects.iter().map(|_| Uuid::now_v7()).collect();
     let externals: Vec<&str> = subjects.iter().map(|(e, _)| e.as_str()).collect();
     let hashes: Vec<&[u8]> = subjects.iter().map(|(_, h)| h.as_slice()).collect();
+    // Inserted in the keyed hashes' order: two writes naming the same new
+    // people insert them in one order, and cannot deadlock on them (the
+    // anti-join's hash table handed rows out in its own order, which
+    // differs between sets: concurrent loads of mail deadlocked here).
     // The rows inserted here and the rows that existed when the statement
     // began; a subject inserted by a concurrent write after that is neither
     // (its insert conflicts), so it is read again by a second statement.
@@ -52,6 +56,7 @@ pub async fn upsert_subjects(
             INSERT INTO subjects (subject_id, tenant_id, external_id, subject_hash)
             SELECT s.id, $1, s.ext, s.h FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) AS s(id, ext, h)
             WHERE NOT EXISTS (SELECT 1 FROM subjects x WHERE x.tenant_id = $1 AND x.subject_hash = s.h)
+            ORDER BY s.h
             ON CONFLICT (tenant_id, subject_hash) DO NOTHING
             RETURNING {SUBJECT_COLUMNS}
         )

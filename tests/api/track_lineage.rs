@@ -192,20 +192,30 @@ async fn track_refuses_a_chunk_id_another_collection_or_source_holds_and_writes_
     app.assert_lineage_consistent().await;
 }
 
-/// Writes of the same points at once, in both orders: pgvector's vectors
-/// are written beside the lineage and committed after it, so each write
-/// holds row locks in two transactions. None waits on another's in a cycle
-/// the database cannot see: every write ends (no write waits for a lock
-/// timeout), the points are written once, and lineage and vectors agree.
+/// Writes of the same points at once, in both orders, naming the same new
+/// people: every write takes its lineage rows in one order (whatever order
+/// its request lists them in) and writes pgvector's vectors under those
+/// locks, committed after lineage. So none deadlocks (two of them did, on
+/// the new subjects and the chunks, and were told to retry), every write
+/// ends, and lineage and vectors agree on each point (before, a vector
+/// write after the lineage commit could overtake another's: two of five
+/// runs left points whose vector row held another write's text).
 #[tokio::test]
-async fn writes_of_the_same_points_at_once_all_end_and_leave_lineage_and_vectors_agreeing() {
+async fn writes_of_the_same_points_at_once_all_succeed_and_leave_lineage_and_vectors_agreeing() {
     let app = spawn_app().await;
     let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
     let dim = app.settings.embedding.dimension;
     let ids: Vec<Uuid> = (0..40).map(|_| Uuid::new_v4()).collect();
+    let people: Vec<String> = (0..30).map(|i| format!("person-{i}")).collect();
     let writes = (0..12).map(|w| {
-        let mut batch: Vec<pb::TrackedPoint> =
-            ids.iter().enumerate().map(|(i, id)| point(*id, &format!("doc-{}", i % 8), &format!("note {i}, write {w}"), &["ann"], dim)).collect();
+        let mut batch: Vec<pb::TrackedPoint> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let tags = [people[(i + w) % people.len()].as_str(), people[(i * 7 + w) % people.len()].as_str()];
+                point(*id, &format!("doc-{}", i % 8), &format!("note {i}, write {w}"), &tags, dim)
+            })
+            .collect();
         if w % 2 == 1 {
             batch.reverse();
         }
@@ -213,20 +223,9 @@ async fn writes_of_the_same_points_at_once_all_end_and_leave_lineage_and_vectors
         async move { track(app, "mail", batch).await }
     });
     let ended = tokio::time::timeout(std::time::Duration::from_secs(60), futures::future::join_all(writes)).await.expect("every write ends");
-    let mut accepted = 0;
     for (w, result) in ended.into_iter().enumerate() {
-        match result {
-            Ok(r) => {
-                assert_eq!(r.accepted, 40, "write {w}");
-                accepted += 1;
-            }
-            // A deadlock between two writes' lineage statements (rows in
-            // opposite orders) is the database's to break: the loser is told
-            // to retry, and wrote nothing.
-            Err(e) => assert!(matches!(e.code(), Code::Unavailable | Code::Aborted), "write {w}: {e:?}"),
-        }
+        assert_eq!(result.unwrap_or_else(|e| panic!("write {w}: {e:?}")).accepted, 40, "write {w}");
     }
-    assert!(accepted >= 1, "at least one write went through");
     assert_eq!(rows_in(&app, &mail).await, 40);
     let last_texts: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM \"{}\" v JOIN chunks c ON c.chunk_id = v.point_id AND c.tenant_id = $1 WHERE c.text = v.text",
