@@ -50,6 +50,17 @@ impl LetheError {
         Self::FailedPrecondition { reason, message: message.into() }
     }
 
+    /// Whether PostgreSQL rolled a transaction of the failed work back for a
+    /// conflict with another one (a deadlock's victim 40P01, a serialization
+    /// failure 40001): the same work again, at once, is the remedy.
+    pub fn is_conflict(&self) -> bool {
+        let Self::Unavailable(e) = self else { return false };
+        e.chain().any(|c| {
+            matches!(c.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db))
+                if db.code().is_some_and(|code| code == "40P01" || code == "40001"))
+        })
+    }
+
     /// What a job record (shown to clients, kept after the erasure) may say
     /// of the error: Lethe's own words, never a backend's or the database's
     /// (which can quote a value: "Key (external_id)=(…) already exists").

@@ -220,6 +220,33 @@ async fn pgvector_meets_the_vector_store_contract() {
     contract(Arc::new(PgVectorStore::new(pool)), Backend::Pgvector).await;
 }
 
+/// pgvector writes in its caller's transaction (`upsert_in`, the write
+/// path's lineage transaction): nothing is visible before the commit,
+/// nothing after a rollback.
+#[tokio::test]
+async fn pgvector_writes_in_the_callers_transaction() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (run scripts/test.sh)");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let store = PgVectorStore::new(pool.clone());
+    let s = spec(Backend::Pgvector, 8);
+    store.create_collection(&s).await.expect("create");
+    let points = vec![point(&s, 0, &["Ann"]), point(&s, 1, &["Ann", "Bob"])];
+    let by_ann = Selector::by_tag("Ann");
+    let ann = || store.count(&s, &by_ann);
+
+    let mut tx = pool.begin().await.expect("begin");
+    assert!(store.upsert_in(&mut tx, &s, &points).await.expect("write in the transaction"));
+    assert_eq!(ann().await.expect("count"), 0, "not visible before the commit");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(ann().await.expect("count"), 0, "nothing after a rollback");
+
+    let mut tx = pool.begin().await.expect("begin");
+    assert!(store.upsert_in(&mut tx, &s, &points).await.expect("write in the transaction"));
+    tx.commit().await.expect("commit");
+    assert_eq!(ann().await.expect("count"), 2, "both after the commit");
+    store.drop_collection(&s).await.expect("drop");
+}
+
 #[tokio::test]
 async fn qdrant_meets_the_vector_store_contract() {
     let url = std::env::var("QDRANT_URL").expect("QDRANT_URL (run scripts/test.sh, which starts the stand-in)");

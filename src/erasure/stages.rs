@@ -53,9 +53,32 @@ pub(super) type StageResult = std::result::Result<String, StageError>;
 /// Most of a subject's own chunks kept as probes for the semantic residual search.
 const MAX_PROBES: usize = 256;
 
+/// Times a stage runs again at once when PostgreSQL rolled it back for a
+/// conflict with another job's (`LetheError::is_conflict`).
+const CONFLICT_RETRIES: u32 = 2;
+
 /// Runs one stage under `lease`; returns a short message for the job's
 /// event stream. Its writes of the job's rows are conditional on the lease.
+///
+/// A stage chosen as a deadlock's victim runs again at once (every stage is
+/// idempotent, and its failed transaction wrote nothing), instead of waiting
+/// for the job's retry: two erasures of people who share a chunk can
+/// deadlock in forget lineage, one deleting the chunk and then the other's
+/// tag on it, the other its own tag and then the chunk.
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage) -> StageResult {
+    let mut again = 0;
+    loop {
+        match run_once(ctx, job, lease, stage).await {
+            Err(StageError::Transient(e)) if again < CONFLICT_RETRIES && e.is_conflict() => {
+                again += 1;
+                tracing::info!(job_id = %job.job_id, stage = stage.as_str(), "rolled back for a conflict; running the stage again");
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage) -> StageResult {
     let subject_id = match job.target() {
         JobTarget::Subject(subject_id) => subject_id,
         JobTarget::Retention { collection_id } => return super::retention::run(ctx, job, lease, stage, collection_id).await,

@@ -2,10 +2,10 @@
 //! vectors), `DeletePoints` (the pipeline removes points), subjects and legal holds.
 //!
 //! Ordering guarantees (DESIGN.md "Write path"):
-//! - lineage is committed before the vectors are written (Qdrant) or
-//!   committed (pgvector: written under the lineage's row locks, committed
-//!   after it), so a crash leaves at worst a lineage row without a vector,
-//!   never an untracked vector;
+//! - lineage is committed before the vectors are written (Qdrant), or with
+//!   them (pgvector, whose tables are in Lethe's Postgres: one transaction),
+//!   so a crash leaves at worst a lineage row without a vector, never an
+//!   untracked vector;
 //! - a shared advisory lock per tagged subject is held from the suppression
 //!   check until the vectors are written; the erase job's freeze takes it
 //!   exclusively, so no write can slip past a starting erasure.
@@ -207,11 +207,10 @@ pub async fn write(
         check_ids_free(ctx, spec, &requested, mode).await?;
     }
     let suppressed_deleted = delete_unwanted_points(ctx, spec, &unwanted).await?;
-    let mut points = vectors_for(spec, &accepted, mode, &mut embedded)?;
+    let points = vectors_for(spec, &accepted, mode, &mut embedded)?;
 
     let ids: Vec<Uuid> = accepted.iter().map(|c| point_id(spec, c)).collect();
     let to_write: Vec<VectorPoint> = points
-        .take()
         .map(|vectors| {
             accepted
                 .iter()
@@ -230,37 +229,27 @@ pub async fn write(
                 .collect()
         })
         .unwrap_or_default();
-    // Lineage first: its transaction is committed before the vectors are
-    // visible. Where the backend's writes are transactions of Lethe's
-    // Postgres (pgvector), the vectors are written inside the lineage's
-    // locks and committed right after it: two writes of the same points
-    // then write both in the same order (lineage's), where a vector write
-    // after the lineage commit could overtake the other write's and leave
-    // lineage and vectors disagreeing (two of five runs of the test below
-    // did). Qdrant's writes cannot wait for a commit: written after it.
-    let lineage = match record_lineage(ctx, spec, &accepted, &tagged, known).await {
+    // Where the backend's tables are in Lethe's Postgres (pgvector), the
+    // vectors are written in the lineage's transaction, after its rows: the
+    // two become visible together, and two writes of the same points write
+    // both in the lineage's row order (a vector write after the lineage
+    // commit could overtake another write's and leave lineage and vectors
+    // disagreeing: `track_lineage::writes_of_the_same_points_at_once_…`).
+    // Elsewhere (Qdrant) they are written after the lineage commit.
+    let mut lineage = match record_lineage(ctx, spec, &accepted, &tagged, known).await {
         Ok(lineage) => lineage,
         Err(e) => return Err(refused(ctx, spec, &requested, mode, e).await),
     };
-    let subject_ids = lineage.subjects;
-    if to_write.is_empty() {
-        lineage.tx.commit().await.map_err(StoreError::from)?;
-    } else {
-        let store = ctx.stores.get(spec)?;
-        match store.upsert_staged(spec, &to_write).await? {
-            Some(staged) => {
-                if let Err(e) = lineage.tx.commit().await {
-                    staged.rollback().await;
-                    return Err(StoreError::from(e).into());
-                }
-                staged.commit().await?;
-            }
-            None => {
-                lineage.tx.commit().await.map_err(StoreError::from)?;
-                store.upsert(spec, &to_write).await?;
-            }
-        }
+    let store = if to_write.is_empty() { None } else { Some(ctx.stores.get(spec)?) };
+    let written = match &store {
+        Some(store) => store.upsert_in(&mut lineage.tx, spec, &to_write).await?,
+        None => true,
+    };
+    lineage.tx.commit().await.map_err(StoreError::from)?;
+    if let (Some(store), false) = (&store, written) {
+        store.upsert(spec, &to_write).await?;
     }
+    let subject_ids = lineage.subjects;
     report_screened(ctx, spec, &reports).await?;
     guard.commit().await.map_err(StoreError::from)?;
     crate::metrics::add_suppressed(suppressed.len() as u64);
@@ -444,7 +433,7 @@ async fn record_lineage(
 }
 
 /// Lineage written, not yet committed: the caller commits it before the
-/// vectors are visible.
+/// vectors are visible, or with them.
 struct Recorded {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     /// Subjects the chunks are tagged with.

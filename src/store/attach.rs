@@ -183,7 +183,8 @@ pub async fn subjects_in(ex: impl PgExecutor<'_>, collection_id: Uuid) -> Result
 /// until the transaction ends), so that [`sweep_unlinked_point_ids`] never
 /// takes a row a call is using or whose lineage is being written. The ids
 /// must be distinct (an upsert may not touch one row twice): requests are
-/// refused with a repeated id before this (`grpc::convert`).
+/// refused with a repeated id before this (`grpc::convert`). In key order,
+/// as the write's other lineage rows (`lineage::record_chunks`).
 pub async fn record_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids: &[(Uuid, String)]) -> Result<Vec<Uuid>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -192,7 +193,7 @@ pub async fn record_point_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, ids:
     // `xmax = 0` tells the rows this statement inserted from those it updated.
     let rows: Vec<(Uuid, bool)> = sqlx::query_as(
         "INSERT INTO attached_point_ids AS a (collection_id, point_key, native_id) \
-         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) \
+         SELECT $1, k, n FROM UNNEST($2::uuid[], $3::text[]) AS t(k, n) ORDER BY k \
          ON CONFLICT (collection_id, point_key) DO UPDATE SET recorded_at = now() \
          RETURNING a.point_key, (a.xmax = 0) AS inserted",
     )

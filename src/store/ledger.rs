@@ -131,8 +131,9 @@ fn too_many() -> super::StoreError {
 /// its subject's (those kept under a legal hold keep their lineage) and the
 /// residual candidates it deleted. Read at the log stage, before the plans'
 /// point ids are forgotten; one query for every job. A subject that kept
-/// no tag at all (the usual case) is not probed point by point: 10,000
-/// probes of just-deleted tags cost 14 ms, the subject's one look 1.5 ms.
+/// no tag at all (the usual case) is not probed point by point: for a
+/// subject of 10,000 just-deleted tags the statement took 14 ms with a
+/// probe per point, 3.1 ms with the subject's one look (`EXPLAIN ANALYZE`).
 pub async fn points_of_erasures(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Uuid)]) -> Result<HashMap<Uuid, Vec<(Uuid, Uuid, String)>>> {
     let (job_ids, subject_ids): (Vec<Uuid>, Vec<Uuid>) = jobs.iter().copied().unzip();
     let rows: Vec<(Uuid, Uuid, Uuid, String)> = sqlx::query_as(

@@ -180,40 +180,9 @@ pub enum PhysicalOutcome {
     Pending(String),
 }
 
-/// Points written in a transaction not yet committed
-/// ([`VectorStore::upsert_staged`]): visible once [`commit`](Self::commit)
-/// returns; rolled back when dropped.
-pub struct StagedWrite {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    backend: Backend,
-}
-
-impl StagedWrite {
-    pub(crate) fn new(tx: sqlx::Transaction<'static, sqlx::Postgres>, backend: Backend) -> Self {
-        Self { tx, backend }
-    }
-
-    /// Discards the write now (dropped, it is rolled back when the
-    /// connection returns to the pool). A failed rollback ends the
-    /// connection, which rolls back too: nothing to report.
-    pub async fn rollback(self) {
-        let _ = self.tx.rollback().await;
-    }
-
-    /// # Errors
-    /// The commit failed: nothing of the write is visible.
-    pub async fn commit(self) -> Result<()> {
-        let backend = self.backend;
-        self.tx.commit().await.map_err(|e| {
-            let e = crate::store::without_row_data(e);
-            VectorStoreError::Unavailable { backend, source: Box::new(e) }
-        })
-    }
-}
-
 /// A vector database as erasure needs it. Implementations must be exact:
 /// counts are exact counts, searches are exhaustive, writes are applied
-/// before the call returns.
+/// before the call returns (`upsert_in`'s when its caller commits).
 #[async_trait::async_trait]
 pub trait VectorStore: Send + Sync {
     fn backend(&self) -> Backend;
@@ -242,17 +211,17 @@ pub trait VectorStore: Send + Sync {
     /// Writes points (insert or overwrite by id).
     async fn upsert(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<()>;
 
-    /// [`upsert`](Self::upsert) in a transaction of Lethe's own Postgres
-    /// that the caller commits ([`StagedWrite::commit`]); dropped, it writes
-    /// nothing. `None` where the backend's writes are not in such a
-    /// transaction (Qdrant): the caller writes with `upsert`, after lineage.
-    /// The write path runs it under the lineage transaction's row locks and
-    /// commits it after lineage has committed: a crash can leave lineage
-    /// without vectors, never the reverse, and two writes of the same points
-    /// write both in one order.
-    async fn upsert_staged(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<Option<StagedWrite>> {
-        let _ = (spec, points);
-        Ok(None)
+    /// [`upsert`](Self::upsert) on `conn`, a connection to Lethe's own
+    /// Postgres in the caller's transaction, where the backend's tables are
+    /// in that database (pgvector): `true`, and the points are committed
+    /// (or rolled back) with the caller's transaction. `false`, having
+    /// written nothing, elsewhere (Qdrant): the caller writes with `upsert`
+    /// after its commit. The write path uses it for the lineage
+    /// transaction: lineage and vectors become visible together, and two
+    /// writes of the same points write both in the lineage's row order.
+    async fn upsert_in(&self, conn: &mut sqlx::PgConnection, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<bool> {
+        let _ = (conn, spec, points);
+        Ok(false)
     }
 
     /// Exact number of points the selector selects.

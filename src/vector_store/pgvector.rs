@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Keep, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StagedWrite, StoredPoint, VectorPoint, VectorStore,
+    Keep, PhysicalOutcome, PointPayload, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
     VectorStoreError, VectorStores,
 };
 use crate::domain::{Backend, CollectionSpec, Distance};
@@ -40,6 +40,8 @@ impl PgVectorStore {
             VectorStores::check_dimension(spec, &p.vector)?;
         }
         let table = Self::table(spec)?;
+        // Rows in id order, as deletes take them (by index): a write listing
+        // the points in another order does not deadlock with them.
         // One statement per batch: UNNEST of parallel arrays. text[] arrays
         // cannot nest, so a row with one tag (the common case) carries it in
         // its own column, and the others' subjects travel in one flat array
@@ -55,6 +57,7 @@ impl PgVectorStore {
                    p.text, p.embedding
             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $5::int[], $6::int[], $7::text[], $8::vector[], $9::text[])
                  AS p(id, tenant, source, start, len, text, embedding, one)
+            ORDER BY p.id
             ON CONFLICT (point_id) DO UPDATE
             SET tenant_id = EXCLUDED.tenant_id, source_id = EXCLUDED.source_id,
                 subjects = EXCLUDED.subjects, text = EXCLUDED.text, embedding = EXCLUDED.embedding
@@ -228,10 +231,11 @@ impl VectorStore for PgVectorStore {
         self.write_points(&mut conn, spec, points).await
     }
 
-    async fn upsert_staged(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<Option<StagedWrite>> {
-        let mut tx = self.pool.begin().await.map_err(|e| classify(spec, e))?;
-        self.write_points(&mut tx, spec, points).await?;
-        Ok(Some(StagedWrite::new(tx, Backend::Pgvector)))
+    async fn upsert_in(&self, conn: &mut sqlx::PgConnection, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<bool> {
+        // The collection's table is in the database of Lethe's pool, which
+        // `conn` is of (the write path's lineage transaction).
+        self.write_points(conn, spec, points).await?;
+        Ok(true)
     }
 
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64> {

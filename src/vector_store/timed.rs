@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
 use super::{
-    Inspection, Keep, PhysicalOutcome, Result, ScoredPoint, Selector, StagedWrite, StoredPoint, VectorPoint, VectorStore,
+    Inspection, Keep, PhysicalOutcome, Result, ScoredPoint, Selector, StoredPoint, VectorPoint, VectorStore,
 };
 use crate::domain::{Backend, CollectionSpec};
 
@@ -85,8 +85,14 @@ impl VectorStore for Timed {
         self.time("upsert", self.inner.upsert(spec, points)).await
     }
 
-    async fn upsert_staged(&self, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<Option<StagedWrite>> {
-        self.time("upsert_staged", self.inner.upsert_staged(spec, points)).await
+    async fn upsert_in(&self, conn: &mut sqlx::PgConnection, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<bool> {
+        // Recorded only where it wrote (a Qdrant store writes nothing here).
+        let (started, t) = (SystemTime::now(), Instant::now());
+        let out = self.inner.upsert_in(conn, spec, points).await;
+        if !matches!(out, Ok(false)) {
+            self.log.push(Call { backend: self.inner.backend(), method: "upsert_in", started, elapsed: t.elapsed() });
+        }
+        out
     }
 
     async fn count(&self, spec: &CollectionSpec, selector: &Selector) -> Result<u64> {

@@ -120,17 +120,21 @@ async fn a_conflict_the_database_rolled_back_is_unavailable_not_internal() {
     use lethe::store::StoreError;
     let app = spawn_app().await;
     let raise = |code: &str| format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$");
-    for (code, expected) in [
-        ("40P01", tonic::Code::Unavailable),
-        ("40001", tonic::Code::Unavailable),
-        ("55P03", tonic::Code::Unavailable),
-        ("57P01", tonic::Code::Unavailable),
-        ("40002", tonic::Code::Internal),
-        ("42601", tonic::Code::Internal),
-        ("23505", tonic::Code::Internal),
+    // The last column: whether an erase job's stage runs again at once
+    // (a conflict with another transaction) rather than at its next retry.
+    for (code, expected, again) in [
+        ("40P01", tonic::Code::Unavailable, true),
+        ("40001", tonic::Code::Unavailable, true),
+        ("55P03", tonic::Code::Unavailable, false),
+        ("57P01", tonic::Code::Unavailable, false),
+        ("40002", tonic::Code::Internal, false),
+        ("42601", tonic::Code::Internal, false),
+        ("23505", tonic::Code::Internal, false),
     ] {
         let e = sqlx::query(&raise(code)).execute(&app.pool).await.expect_err(code);
-        let status = tonic::Status::from(LetheError::from(StoreError::from(e)));
+        let error = LetheError::from(StoreError::from(e));
+        assert_eq!(error.is_conflict(), again, "{code}: {error:?}");
+        let status = tonic::Status::from(error);
         assert_eq!(status.code(), expected, "{code}: {status:?}");
     }
 }

@@ -177,9 +177,8 @@ async fn track_refuses_a_chunk_id_another_collection_or_source_holds_and_writes_
     assert_eq!((ext.as_str(), stored.as_deref()), ("letter", Some(text)));
     assert_eq!(keys, Some(index::terms(app.keys.tenant_id, text)));
     assert_eq!(tags_of(&app, x).await, ["ann"]);
-    // pgvector's points are written beside the lineage, in a transaction
-    // committed only after it: a refused batch's are rolled back, X's own
-    // row in `mail` too (the second batch would have overwritten it).
+    // The batch was refused before any vector was written: X's own row in
+    // `mail` is still the letter's (the second batch would have overwritten it).
     assert_eq!(rows_in(&app, &notes).await, 0, "no vector was written");
     assert_eq!(rows_in(&app, &mail).await, 1, "only X is in mail");
     let x_row: Option<(Vec<String>, Option<String>, String)> =
