@@ -35,12 +35,13 @@ pub struct NewChunk {
 /// (nothing is written then if the caller rolls back). Chunk ids are keyed
 /// per tenant (migration 30): another tenant's use of an id is neither seen
 /// nor touched.
+///
 /// Every insert takes its rows in one order (sources by caller id, chunks
 /// by id, tags by chunk and subject; subjects by keyed hash before them,
 /// `upsert_subjects`): two writes of overlapping rows wait for each other
 /// in that order and cannot deadlock, whatever order their requests list
-/// the rows in. The vectors are written after all of them, under their
-/// locks (`ingest`).
+/// the rows in. pgvector's vectors are written after all of them, in the
+/// same transaction (`ingest`).
 pub async fn record_chunks(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
