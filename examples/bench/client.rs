@@ -27,6 +27,23 @@ pub trait LetheSide {
 /// added up to a poll's latency (tens of ms) to what was measured.
 pub const POLL_MS: u64 = 50;
 
+/// Runs the two sides of a comparison one after the other, `first` first in
+/// even runs and second in odd ones, so that neither always runs on a
+/// warmer cache; their results in the order given.
+pub async fn in_turn<A, B>(
+    run: u32,
+    first: impl Future<Output = anyhow::Result<A>>,
+    second: impl Future<Output = anyhow::Result<B>>,
+) -> anyhow::Result<(A, B)> {
+    if run.is_multiple_of(2) {
+        let a = first.await?;
+        Ok((a, second.await?))
+    } else {
+        let b = second.await?;
+        Ok((first.await?, b))
+    }
+}
+
 /// Generations not used before in this database: an erased subject's tag is
 /// a tombstone, so every re-creation uses a fresh tag and fresh point ids.
 pub async fn generations(pool: &PgPool, count: u32) -> anyhow::Result<u32> {

@@ -308,13 +308,7 @@ pub(crate) async fn ingest_once(
         raw_upsert(&env.raw, &raw_table, tenant.tenant_id, batches).await?;
         anyhow::Ok(t.elapsed().as_secs_f64())
     };
-    let ((l, lt), w) = if run.is_multiple_of(2) {
-        let l = lethe_run.await?;
-        (l, raw_run.await?)
-    } else {
-        let w = raw_run.await?;
-        (lethe_run.await?, w)
-    };
+    let ((l, lt), w) = crate::client::in_turn(run, lethe_run, raw_run).await?;
     eprintln!("    run {run}: Lethe {l:.1} s (Track returned after {lt:.1} s), raw {w:.1} s");
     sqlx::raw_sql(&format!("DROP TABLE {raw_table}")).execute(&env.raw).await?;
     drop_tenant(env, tenant.tenant_id).await?;
@@ -377,7 +371,7 @@ async fn screening(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<
             .collect()
     };
     let (mut report, mut accept) = (Vec::new(), Vec::new());
-    for r in 0..args.runs {
+    for r in 0..args.runs as u32 {
         // Fresh ids every run and every invocation (chunk ids are global keys).
         let run_id = Uuid::new_v4().simple().to_string();
         let (a, b) = (batch(&format!("sa{run_id}")), batch(&format!("sr{run_id}")));
@@ -386,13 +380,7 @@ async fn screening(args: &Args, env: &Env, rows: &mut Vec<Row>, notes: &mut Vec<
             track(env, sk, name, points, 1).await?;
             anyhow::Ok(t.elapsed().as_secs_f64())
         };
-        let (acc, rep) = if r % 2 == 0 {
-            let acc = run("screen_accept", a).await?;
-            (acc, run("screen_report", b).await?)
-        } else {
-            let rep = run("screen_report", b).await?;
-            (run("screen_accept", a).await?, rep)
-        };
+        let (acc, rep) = crate::client::in_turn(r, run("screen_accept", a), run("screen_report", b)).await?;
         eprintln!("    run {r}: report {rep:.2} s, accept {acc:.2} s");
         report.push(rep);
         accept.push(acc);

@@ -707,14 +707,7 @@ async fn ingest(args: &Args, env: &QEnv, rows: &mut Vec<Row>) -> anyhow::Result<
             }
             anyhow::Ok(t.elapsed().as_secs_f64())
         };
-        // Alternate the order so that neither side always runs on a warmer cache.
-        let (l, w) = if r % 2 == 0 {
-            let l = lethe_run.await?;
-            (l, raw_run.await?)
-        } else {
-            let w = raw_run.await?;
-            (lethe_run.await?, w)
-        };
+        let (l, w) = crate::client::in_turn(r, lethe_run, raw_run).await?;
         eprintln!("    run {r}: Lethe {l:.1} s, raw {w:.1} s");
         lethe.push(l);
         raw.push(w);
