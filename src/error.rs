@@ -55,10 +55,7 @@ impl LetheError {
     /// failure 40001): the same work again, at once, is the remedy.
     pub fn is_conflict(&self) -> bool {
         let Self::Unavailable(e) = self else { return false };
-        e.chain().any(|c| {
-            matches!(c.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db))
-                if db.code().is_some_and(|code| code == "40P01" || code == "40001"))
-        })
+        e.chain().any(|c| c.downcast_ref::<sqlx::Error>().is_some_and(crate::store::is_rolled_back_for_conflict))
     }
 
     /// What a job record (shown to clients, kept after the erasure) may say

@@ -147,8 +147,15 @@ pub(crate) fn without_row_data(e: sqlx::Error) -> sqlx::Error {
 /// table full: 53200) or is shutting down or starting up.
 /// The vector stores on PostgreSQL classify their errors with it too.
 pub(crate) fn is_conflict(e: &sqlx::Error) -> bool {
-    let transient = |code: &str| matches!(code, "40001" | "40P01" | "53200" | "53300" | "55P03" | "57P01" | "57P02" | "57P03");
-    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|code| transient(&code)))
+    let transient = |code: &str| matches!(code, "53200" | "53300" | "55P03" | "57P01" | "57P02" | "57P03");
+    is_rolled_back_for_conflict(e) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|code| transient(&code)))
+}
+
+/// Of [`is_conflict`], the transaction rolled back for a conflict with
+/// another one (a serialization failure 40001, a deadlock's victim 40P01):
+/// the same work again at once is the remedy.
+pub(crate) fn is_rolled_back_for_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01")))
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

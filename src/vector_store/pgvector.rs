@@ -32,7 +32,7 @@ impl PgVectorStore {
 
     /// The points inserted or overwritten by id, on `conn` (in its
     /// transaction, if it is one).
-    async fn write_points(&self, conn: &mut sqlx::PgConnection, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<()> {
+    async fn write_points(conn: &mut sqlx::PgConnection, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<()> {
         if points.is_empty() {
             return Ok(());
         }
@@ -228,13 +228,13 @@ impl VectorStore for PgVectorStore {
             return Ok(());
         }
         let mut conn = self.pool.acquire().await.map_err(|e| classify(spec, e))?;
-        self.write_points(&mut conn, spec, points).await
+        Self::write_points(&mut conn, spec, points).await
     }
 
     async fn upsert_in(&self, conn: &mut sqlx::PgConnection, spec: &CollectionSpec, points: &[VectorPoint]) -> Result<bool> {
         // The collection's table is in the database of Lethe's pool, which
         // `conn` is of (the write path's lineage transaction).
-        self.write_points(conn, spec, points).await?;
+        Self::write_points(conn, spec, points).await?;
         Ok(true)
     }
 
