@@ -190,7 +190,7 @@ pub fn subject_lock_key(subject_hash: &[u8]) -> i64 {
 }
 
 /// The advisory-lock key of a collection: writes and erasures hold it shared,
-/// a re-index's switch exclusively.
+/// a re-index's switch and each `DeletePoints` batch exclusively.
 pub fn collection_lock_key(collection_id: uuid::Uuid) -> i64 {
     let b = collection_id.as_bytes();
     i64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]])

@@ -104,9 +104,15 @@ async fn delete_batch(
     // while the statements below take another.
     let _turn = ctx.slot().await;
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
-    // Shared with writes and erasures, exclusive for a re-index's switch: a
-    // point is deleted either before the new generation is reconciled or in it.
-    lineage::lock_subject_shared(&mut guard, &[collection_lock_key(spec.collection_id)]).await?;
+    // Exclusive, as a re-index's switch takes it: writes and erasures of the
+    // collection hold it shared until their vectors are written, so a Track
+    // of these points ends before this batch starts or starts after it ends.
+    // (Shared, a Track could commit lineage between the backend delete and
+    // the lineage delete below, or upsert to Qdrant after both, leaving a
+    // vector without lineage; and the two took chunk and tag rows in
+    // opposite orders.) A point is deleted either before a re-index's new
+    // generation is reconciled or in it.
+    lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
     holds::lock_shared(&mut guard, spec.tenant_id).await?;
     let held: HashSet<Uuid> = holds::held_chunks(&mut *guard, spec.tenant_id, Some(spec.collection_id), keys, Uuid::nil()).await?.into_iter().collect();
     out.held += held.len() as u64;

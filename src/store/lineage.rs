@@ -266,12 +266,7 @@ pub async fn ids_taken_elsewhere(
 /// would otherwise forget lineage whose vector it never deleted. Three
 /// set-wise statements: the tables have no per-row foreign-key cascades.
 pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<u64> {
-    sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1 AND collection_id = $3")
-        .bind(tenant_id)
-        .bind(chunk_ids)
-        .bind(collection_id)
-        .execute(&mut **tx)
-        .await?;
+    // Chunks before their tags, the order a write takes them in.
     let deleted: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
         "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) AND collection_id = $3 \
          RETURNING chunk_id, collection_id, source_id",
@@ -281,6 +276,12 @@ pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, 
     .bind(collection_id)
     .fetch_all(&mut **tx)
     .await?;
+    sqlx::query("DELETE FROM chunk_subjects WHERE chunk_id = ANY($2) AND tenant_id = $1 AND collection_id = $3")
+        .bind(tenant_id)
+        .bind(chunk_ids)
+        .bind(collection_id)
+        .execute(&mut **tx)
+        .await?;
     forget_point_ids(tx, deleted.iter().map(|(c, k, _)| (*k, *c))).await?;
     let sources: Vec<Uuid> = deleted.iter().map(|(_, _, s)| *s).collect();
     delete_empty_sources(tx, &sources).await?;
