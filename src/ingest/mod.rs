@@ -236,8 +236,18 @@ pub async fn write(
     // commit could overtake another write's and leave lineage and vectors
     // disagreeing: `track_lineage::writes_of_the_same_points_at_once_…`).
     // Elsewhere (Qdrant) they are written after the lineage commit.
-    let mut lineage = match record_lineage(ctx, spec, &accepted, &tagged, known).await {
+    let mut lineage = match record_lineage(ctx, spec, &accepted, &tagged, known.clone()).await {
         Ok(lineage) => lineage,
+        // No point id of the request is held elsewhere now: a source it
+        // writes into was deleted as empty between the write's source and
+        // chunk statements (`lineage::lock_existing_sources`), and a second
+        // attempt inserts it again. Once: a refusal then is the request's.
+        Err(RecordError::IdTaken) if check_ids_free(ctx, spec, &requested, mode).await.is_ok() => {
+            match record_lineage(ctx, spec, &accepted, &tagged, known).await {
+                Ok(lineage) => lineage,
+                Err(e) => return Err(refused(ctx, spec, &requested, mode, e).await),
+            }
+        }
         Err(e) => return Err(refused(ctx, spec, &requested, mode, e).await),
     };
     let store = if to_write.is_empty() { None } else { Some(ctx.stores.get(spec)?) };

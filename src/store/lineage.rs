@@ -55,13 +55,14 @@ pub async fn record_chunks(
     // source index grow at their end, so at millions of rows an ingest
     // touches their last pages rather than random ones.
     let source_ids: Vec<Uuid> = chunks.iter().map(|_| Uuid::now_v7()).collect();
-    sqlx::query(
+    let inserted: Vec<String> = sqlx::query_scalar(
         r#"
         INSERT INTO sources (source_id, tenant_id, collection_id, external_id, uri, kind)
         SELECT DISTINCT ON (e) id, $1, $2, e, u, k
         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::uuid[]) AS s(e, u, k, id)
         ORDER BY e
         ON CONFLICT (collection_id, external_id) DO NOTHING
+        RETURNING external_id
         "#,
     )
     .bind(tenant_id)
@@ -70,8 +71,9 @@ pub async fn record_chunks(
     .bind(&uris)
     .bind(&kinds)
     .bind(&source_ids)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
+    lock_existing_sources(tx, collection_id, &ext, &inserted).await?;
     backdate_sources(tx, collection_id, chunks).await?;
     let ids: Vec<Uuid> = chunks.iter().map(|c| c.chunk_id).collect();
     let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal).collect();
@@ -144,6 +146,38 @@ pub async fn record_chunks(
     .execute(&mut **tx)
     .await?;
     Ok(true)
+}
+
+/// Locks the sources the write found already there (`FOR KEY SHARE`, by
+/// caller id: the order every write takes them in) until it commits, so
+/// that no erasure or delete deletes one as empty while this write adds a
+/// chunk to it: a deleter locks the sources it may empty and only then
+/// looks for chunks left ([`delete_empty_sources`]), and so sees this
+/// write's. A source deleted before the lock is not locked, and the chunk
+/// insert then misses it (the write is recorded again: `ingest`). Sources
+/// the write inserted are its own until it commits: no statement for a
+/// write of new sources only.
+async fn lock_existing_sources(
+    tx: &mut Transaction<'_, Postgres>,
+    collection_id: Uuid,
+    ext: &[&str],
+    inserted: &[String],
+) -> Result<()> {
+    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let mut existing: Vec<&str> = ext.iter().copied().filter(|e| !inserted.contains(e)).collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    existing.sort_unstable();
+    existing.dedup();
+    sqlx::query(
+        "SELECT 1 FROM sources WHERE collection_id = $1 AND external_id = ANY($2) ORDER BY external_id FOR KEY SHARE",
+    )
+    .bind(collection_id)
+    .bind(&existing)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Moves the time lineage recorded a source back to its oldest point's
@@ -283,9 +317,11 @@ pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, 
         .execute(&mut **tx)
         .await?;
     forget_point_ids(tx, deleted.iter().map(|(c, k, _)| (*k, *c))).await?;
-    let sources: Vec<Uuid> = deleted.iter().map(|(_, _, s)| *s).collect();
+    let mut sources: Vec<Uuid> = deleted.iter().map(|(_, _, s)| *s).collect();
+    sources.sort_unstable();
+    sources.dedup();
     delete_empty_sources(tx, &sources).await?;
-    Ok(sources.len() as u64)
+    Ok(deleted.len() as u64)
 }
 
 /// The ids behind forgotten chunks of attached stores (`attached_point_ids`:
@@ -307,13 +343,13 @@ async fn forget_point_ids(tx: &mut Transaction<'_, Postgres>, chunks: impl Itera
 }
 
 /// Deletes every chunk tagged with the subject, with its text and its tags,
-/// the ids behind it (`attached_point_ids`) and the sources it leaves empty,
-/// in one statement: the chunks are found through the subject index (one
-/// range scan), the subject's own tags go with the same scan, the tag table
-/// is probed chunk by chunk only for chunks that may also carry other
-/// subjects' tags, and no id list travels to the client and back (at 10,000
-/// chunks the five statements this replaces spent about as long shipping
-/// ids as deleting). Returns how many chunks were deleted.
+/// and the ids behind it (`attached_point_ids`) in one statement, then the
+/// sources it leaves empty ([`delete_empty_sources`]): the chunks are found
+/// through the subject index (one range scan), the subject's own tags go
+/// with the same scan, the tag table is probed chunk by chunk only for
+/// chunks that may also carry other subjects' tags, and only the deleted
+/// chunks' sources travel to the client and back. Returns how many chunks
+/// were deleted.
 ///
 /// Chunks in `keep` (withheld under another subject's legal hold, or still
 /// in a backend) keep their text and every tag, the subject's own too: a
@@ -337,10 +373,11 @@ pub async fn forget_subjects_chunks(
     keep: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, u64>> {
     let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = subjects.iter().copied().unzip();
-    // Every sub-statement sees the snapshot the statement started with: the
-    // chunks `gone` deletes are still visible to `emptied`, so a source is
-    // empty when all its chunks are among them (counted, not anti-joined).
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+    // The rows are each subject's count, then the sources of the chunks
+    // deleted (subject NULL): those left empty are deleted by a statement
+    // of their own after a lock (`delete_empty_sources`: in this one, a
+    // chunk a write added to one of them meanwhile would not be seen).
+    let rows: Vec<(Option<Uuid>, i64, Option<Uuid>)> = sqlx::query_as(
         r#"
         WITH s AS (SELECT tenant_id, subject_id FROM UNNEST($1::uuid[], $2::uuid[]) AS s(tenant_id, subject_id)),
         gone AS (
@@ -360,15 +397,11 @@ pub async fn forget_subjects_chunks(
         point_ids AS (
             DELETE FROM attached_point_ids a USING gone g
             WHERE a.collection_id = g.collection_id AND a.point_key = g.chunk_id
-        ),
-        emptied AS (
-            DELETE FROM sources s
-            USING (SELECT source_id, count(*) AS n FROM gone GROUP BY source_id) g
-            WHERE s.source_id = g.source_id
-              AND (SELECT count(*) FROM chunks c WHERE c.source_id = s.source_id) = g.n
         )
-        SELECT t.subject_id, count(*) FROM own_tags t JOIN gone g ON g.tenant_id = t.tenant_id AND g.chunk_id = t.chunk_id
+        SELECT t.subject_id, count(*), NULL::uuid FROM own_tags t JOIN gone g ON g.tenant_id = t.tenant_id AND g.chunk_id = t.chunk_id
         GROUP BY t.subject_id
+        UNION ALL
+        SELECT NULL, 0, source_id FROM (SELECT DISTINCT source_id FROM gone) g
         "#,
     )
     .bind(&tenants)
@@ -376,10 +409,38 @@ pub async fn forget_subjects_chunks(
     .bind(keep)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|(id, n)| (id, u64::try_from(n).unwrap_or(0))).collect())
+    let mut counts = std::collections::HashMap::new();
+    let mut sources = Vec::new();
+    for row in rows {
+        match row {
+            (Some(subject), n, _) => {
+                counts.insert(subject, u64::try_from(n).unwrap_or(0));
+            }
+            (None, _, Some(source)) => sources.push(source),
+            (None, _, None) => {}
+        }
+    }
+    sources.sort_unstable();
+    delete_empty_sources(tx, &sources).await?;
+    Ok(counts)
 }
 
+/// Deletes those of `sources` that hold no chunk any more, after the
+/// caller's chunk deletes. Two statements, in this order: the sources are
+/// locked first (`FOR UPDATE`, which waits for every write holding one:
+/// `lock_existing_sources`), and only then, in a snapshot taken after
+/// those writes committed, is each looked for chunks. In one statement the
+/// look would use a snapshot from before the wait and delete a source a
+/// write had just added a chunk to. Two deleters of one source's last
+/// chunks take turns in the same way, and the second deletes it.
 async fn delete_empty_sources(tx: &mut Transaction<'_, Postgres>, sources: &[Uuid]) -> Result<()> {
+    if sources.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT 1 FROM sources WHERE source_id = ANY($1) ORDER BY source_id FOR UPDATE")
+        .bind(sources)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         r#"
         DELETE FROM sources s

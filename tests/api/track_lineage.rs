@@ -237,3 +237,139 @@ async fn writes_of_the_same_points_at_once_all_succeed_and_leave_lineage_and_vec
     assert_eq!(last_texts, 40, "each point's vector row carries the text its lineage holds");
     app.assert_lineage_consistent().await;
 }
+
+/// A Track that adds a chunk to a source while an erasure forgets the
+/// source's only other chunk: the chunk keeps its source. The Track is
+/// held between its source and chunk statements by a transaction that
+/// writes the same chunk id and is rolled back once the erasure has
+/// finished or waits. Before, the erasure deleted the source, which looked
+/// empty, and the chunk was recorded under the deleted source: lineage held
+/// a chunk without a source, which DeletePoints and retention by source
+/// would never find.
+#[tokio::test]
+async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("threads", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    track(&app, "threads", vec![point(Uuid::new_v4(), "thread-1", "opening message", &["opal"], dim)]).await.expect("first message");
+    let source: Uuid = sqlx::query_scalar("SELECT source_id FROM sources WHERE tenant_id = $1 AND external_id = 'thread-1'")
+        .bind(app.keys.tenant_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    // The same chunk id, written and not committed: the Track's chunk insert waits for it.
+    let reply = Uuid::new_v4();
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO chunks (chunk_id, tenant_id, collection_id, source_id, ordinal) SELECT $1, $2, collection_id, $3, 9 FROM sources WHERE source_id = $3")
+        .bind(reply)
+        .bind(app.keys.tenant_id)
+        .bind(source)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let write = tokio::spawn({
+        let client = app.client.clone();
+        let key = app.keys.pk.clone();
+        let points = vec![point(reply, "thread-1", "a reply", &["moderator"], dim)];
+        async move {
+            client.clone().track(req(&key, pb::TrackRequest { collection: "threads".into(), points, ..Default::default() })).await
+        }
+    });
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO chunks%'";
+    wait_until(&app, waiting).await;
+
+    let job = app.erase("opal").await;
+    // Until the erasure ends, or waits for the Track (then for the holder).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ended = app.job(&job.job_id).await.status == pb::JobStatus::Completed as i32;
+        let stalled: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if ended || stalled >= 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the erasure neither ended nor waited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    holder.rollback().await.unwrap();
+    let written = write.await.unwrap().expect("the Track is not refused");
+    assert_eq!(written.into_inner().accepted, 1);
+    let job = app.wait_for_job(&job.job_id).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    assert_eq!(job.counts[0].deleted, 1);
+
+    let sourced: Option<String> = sqlx::query_scalar(
+        "SELECT s.external_id FROM chunks c JOIN sources s USING (source_id) WHERE c.tenant_id = $1 AND c.chunk_id = $2",
+    )
+    .bind(app.keys.tenant_id)
+    .bind(reply)
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sourced.as_deref(), Some("thread-1"), "the reply is in lineage under its source");
+    assert_eq!(rows_in(&app, &mail).await, 1, "the reply's vector; the opening message is erased");
+    app.assert_lineage_consistent().await;
+}
+
+/// The other order: a deleter locks the source first (as
+/// `delete_empty_sources` does, here a transaction of the test's) and
+/// deletes it while a Track that found it waits for its lock. The Track's
+/// chunk insert then misses the source: the Track records its lineage
+/// again, source and all, instead of answering that its point id is
+/// "already used by another collection or source".
+#[tokio::test]
+async fn a_track_whose_source_is_deleted_under_it_writes_the_source_again() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("threads", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let first = Uuid::new_v4();
+    track(&app, "threads", vec![point(first, "thread-2", "opening message", &["opal"], dim)]).await.expect("first message");
+    let mut deleter = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM sources WHERE tenant_id = $1 AND external_id = 'thread-2' FOR UPDATE")
+        .bind(app.keys.tenant_id)
+        .execute(&mut *deleter)
+        .await
+        .unwrap();
+    let reply = Uuid::new_v4();
+    let write = tokio::spawn({
+        let client = app.client.clone();
+        let key = app.keys.pk.clone();
+        let points = vec![point(reply, "thread-2", "a reply", &["moderator"], dim)];
+        async move {
+            client.clone().track(req(&key, pb::TrackRequest { collection: "threads".into(), points, ..Default::default() })).await
+        }
+    });
+    wait_until(&app, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR KEY SHARE%'").await;
+    for statement in [
+        "DELETE FROM chunk_subjects WHERE tenant_id = $1 AND chunk_id = $2",
+        "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = $2",
+        "DELETE FROM sources WHERE tenant_id = $1 AND external_id = 'thread-2' AND $2::uuid IS NOT NULL",
+    ] {
+        sqlx::query(statement).bind(app.keys.tenant_id).bind(first).execute(&mut *deleter).await.unwrap();
+    }
+    deleter.commit().await.unwrap();
+    let written = write.await.unwrap().expect("the Track is not refused");
+    assert_eq!(written.into_inner().accepted, 1);
+    let sourced: Option<String> = sqlx::query_scalar(
+        "SELECT s.external_id FROM chunks c JOIN sources s USING (source_id) WHERE c.tenant_id = $1 AND c.chunk_id = $2",
+    )
+    .bind(app.keys.tenant_id)
+    .bind(reply)
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sourced.as_deref(), Some("thread-2"), "the reply is in lineage under its source, written again");
+    assert_eq!(rows_in(&app, &mail).await, 2, "the first message's vector (deleted from lineage only by the test) and the reply's");
+    app.assert_lineage_consistent().await;
+}
+
+async fn wait_until(app: &TestApp, count_query: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sqlx::query_scalar::<_, i64>(count_query).fetch_one(&app.pool).await.unwrap() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never: {count_query}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
