@@ -437,7 +437,9 @@ async fn delete_empty_sources(tx: &mut Transaction<'_, Postgres>, sources: &[Uui
     if sources.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT 1 FROM sources WHERE source_id = ANY($1) ORDER BY source_id FOR UPDATE")
+    // In the writes' order (by caller id within a collection), so that a
+    // write and a deleter wait for each other's source locks in one order.
+    sqlx::query("SELECT 1 FROM sources WHERE source_id = ANY($1) ORDER BY collection_id, external_id FOR UPDATE")
         .bind(sources)
         .execute(&mut **tx)
         .await?;
