@@ -297,8 +297,9 @@ pub async fn ids_taken_elsewhere(
 /// tags, and sources left empty. An id of a chunk in another collection is
 /// not touched: a chunk id is unique in its tenant, so a call naming one
 /// collection with another's id (DeletePoints does, for a client's ids)
-/// would otherwise forget lineage whose vector it never deleted. Three
-/// set-wise statements: the tables have no per-row foreign-key cascades.
+/// would otherwise forget lineage whose vector it never deleted. Set-wise
+/// statements (the tables have no per-row foreign-key cascades): chunks,
+/// tags, the ids of attached stores, then the sources left empty.
 pub async fn delete_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, collection_id: Uuid, chunk_ids: &[Uuid]) -> Result<u64> {
     // Chunks before their tags, the order a write takes them in.
     let deleted: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
@@ -420,7 +421,6 @@ pub async fn forget_subjects_chunks(
             (None, _, None) => {}
         }
     }
-    sources.sort_unstable();
     delete_empty_sources(tx, &sources).await?;
     Ok(counts)
 }
