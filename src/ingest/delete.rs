@@ -45,6 +45,10 @@ pub struct DeleteOutcome {
 /// Points handled per transaction: a source may hold any number of chunks.
 const BATCH: usize = 1000;
 
+/// How long a batch waits for the collection's writes and erasure stages in
+/// flight to end before it gives up (UNAVAILABLE).
+const EXCLUSIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Deletes the points (and every chunk of the sources) named by `input`, in
 /// batches of [`BATCH`], each under its own locks and transaction: a failure
 /// leaves the batches before it done and the rest untouched, and a retry
@@ -104,15 +108,18 @@ async fn delete_batch(
     // while the statements below take another.
     let _turn = ctx.slot().await;
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
-    // Exclusive, as a re-index's switch takes it: writes and erasures of the
-    // collection hold it shared until their vectors are written, so a Track
-    // of these points ends before this batch starts or starts after it ends.
+    // Exclusive, as a re-index's switch takes it: writes hold it shared
+    // until their vectors are written (and erasure stages while they touch
+    // the backend), so a Track of these points ends before this batch
+    // starts or starts after it ends.
     // (Shared, a Track could commit lineage between the backend delete and
     // the lineage delete below, or upsert to Qdrant after both, leaving a
     // vector without lineage; and the two took chunk and tag rows in
     // opposite orders.) A point is deleted either before a re-index's new
-    // generation is reconciled or in it.
-    lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
+    // generation is reconciled or in it. The wait is bounded (the writes
+    // that come after this request wait behind it): a long erasure stage in
+    // the collection makes the call UNAVAILABLE, to be retried.
+    lineage::lock_exclusive_within(&mut guard, collection_lock_key(spec.collection_id), EXCLUSIVE_WAIT).await?;
     holds::lock_shared(&mut guard, spec.tenant_id).await?;
     let held: HashSet<Uuid> = holds::held_chunks(&mut *guard, spec.tenant_id, Some(spec.collection_id), keys, Uuid::nil()).await?.into_iter().collect();
     out.held += held.len() as u64;

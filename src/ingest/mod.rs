@@ -282,9 +282,12 @@ async fn refused(ctx: &Context, spec: &CollectionSpec, requested: &[(Uuid, Strin
             if let Err(named) = check_ids_free(ctx, spec, requested, mode).await {
                 return named;
             }
-            // Taken by a write that has gone since: the request as a whole.
-            let all = if mode == WriteMode::Embed { "chunks" } else { "points" };
-            LetheError::invalid(all, "a point id is already used by another collection or source")
+            // No id is taken now: a write that held one has rolled back, or
+            // a source went under this write twice. Nothing is wrong with the
+            // request; the same request again is safe.
+            LetheError::Unavailable(anyhow::anyhow!(
+                "a concurrent write or delete changed this write's points or sources while it was recorded"
+            ))
         }
         RecordError::Other(e) => e,
     }
@@ -432,6 +435,9 @@ async fn record_lineage(
         })
         .collect();
     if !new_chunks.is_empty() && !lineage::record_chunks(&mut tx, spec.tenant_id, spec.collection_id, &new_chunks).await? {
+        // Rolled back here, not when dropped (in the background): a second
+        // attempt must not wait for this one's rows.
+        tx.rollback().await.map_err(StoreError::from)?;
         return Err(RecordError::IdTaken);
     }
     let lookups: Vec<(Uuid, String)> =

@@ -40,8 +40,11 @@ pub struct NewChunk {
 /// by id, tags by chunk and subject; subjects by keyed hash before them,
 /// `upsert_subjects`): two writes of overlapping rows wait for each other
 /// in that order and cannot deadlock, whatever order their requests list
-/// the rows in. pgvector's vectors are written after all of them, in the
-/// same transaction (`ingest`).
+/// the rows in. After the chunks, the sources they were written into that
+/// existed before are locked ([`lock_used_sources`]), as a deleter locks
+/// them after deleting chunks: chunks before sources on both sides.
+/// pgvector's vectors are written after all of them, in the same
+/// transaction (`ingest`).
 pub async fn record_chunks(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
@@ -55,14 +58,14 @@ pub async fn record_chunks(
     // source index grow at their end, so at millions of rows an ingest
     // touches their last pages rather than random ones.
     let source_ids: Vec<Uuid> = chunks.iter().map(|_| Uuid::now_v7()).collect();
-    let inserted: Vec<String> = sqlx::query_scalar(
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
         r#"
         INSERT INTO sources (source_id, tenant_id, collection_id, external_id, uri, kind)
         SELECT DISTINCT ON (e) id, $1, $2, e, u, k
         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::uuid[]) AS s(e, u, k, id)
         ORDER BY e
         ON CONFLICT (collection_id, external_id) DO NOTHING
-        RETURNING external_id
+        RETURNING source_id
         "#,
     )
     .bind(tenant_id)
@@ -73,8 +76,6 @@ pub async fn record_chunks(
     .bind(&source_ids)
     .fetch_all(&mut **tx)
     .await?;
-    lock_existing_sources(tx, collection_id, &ext, &inserted).await?;
-    backdate_sources(tx, collection_id, chunks).await?;
     let ids: Vec<Uuid> = chunks.iter().map(|c| c.chunk_id).collect();
     let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal).collect();
     let texts: Vec<Option<&str>> = chunks.iter().map(|c| c.text.as_deref()).collect();
@@ -89,8 +90,10 @@ pub async fn record_chunks(
     // from then on (conservative; see `forget_subject_chunks`). The sources
     // are looked up by the batch's own ids (`= ANY`, through the unique key):
     // a join on the collection alone hashed every source of the collection
-    // for every batch.
-    let written = sqlx::query(
+    // for every batch. A chunk whose source was deleted under an earlier
+    // write (before writes locked their sources) is taken over by this one,
+    // source and all.
+    let written: Vec<Uuid> = sqlx::query_scalar(
         r#"
         INSERT INTO chunks (chunk_id, tenant_id, collection_id, source_id, ordinal, text, shared, terms)
         SELECT c.id, $1, $2, s.source_id, c.ord, c.txt, c.shared,
@@ -102,8 +105,11 @@ pub async fn record_chunks(
         ORDER BY c.id
         ON CONFLICT (tenant_id, chunk_id) DO UPDATE
         SET text = EXCLUDED.text, terms = EXCLUDED.terms, ordinal = EXCLUDED.ordinal, updated_at = now(),
-            shared = true
-        WHERE chunks.collection_id = EXCLUDED.collection_id AND chunks.source_id = EXCLUDED.source_id
+            shared = true, source_id = EXCLUDED.source_id
+        WHERE chunks.collection_id = EXCLUDED.collection_id
+          AND (chunks.source_id = EXCLUDED.source_id
+               OR NOT EXISTS (SELECT 1 FROM sources o WHERE o.source_id = chunks.source_id))
+        RETURNING source_id
         "#,
     )
     .bind(tenant_id)
@@ -116,11 +122,12 @@ pub async fn record_chunks(
     .bind(&keys.flat)
     .bind(&keys.starts)
     .bind(&keys.lens)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    if usize::try_from(written.rows_affected()).unwrap_or(0) != chunks.len() {
+    if written.len() != chunks.len() || !lock_used_sources(tx, written, &inserted).await? {
         return Ok(false);
     }
+    backdate_sources(tx, collection_id, chunks).await?;
     let (tag_chunks, tag_subjects, tag_roles): (Vec<Uuid>, Vec<Uuid>, Vec<&str>) = chunks
         .iter()
         .flat_map(|c| c.tags.iter().map(move |(s, r)| (c.chunk_id, *s, *r)))
@@ -148,36 +155,31 @@ pub async fn record_chunks(
     Ok(true)
 }
 
-/// Locks the sources the write found already there (`FOR KEY SHARE`, by
-/// caller id: the order every write takes them in) until it commits, so
-/// that no erasure or delete deletes one as empty while this write adds a
-/// chunk to it: a deleter locks the sources it may empty and only then
-/// looks for chunks left ([`delete_empty_sources`]), and so sees this
-/// write's. A source deleted before the lock is not locked, and the chunk
-/// insert then misses it (the write is recorded again: `ingest`). Sources
-/// the write inserted are its own until it commits: no statement for a
-/// write of new sources only.
-async fn lock_existing_sources(
-    tx: &mut Transaction<'_, Postgres>,
-    collection_id: Uuid,
-    ext: &[&str],
-    inserted: &[String],
-) -> Result<()> {
-    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let mut existing: Vec<&str> = ext.iter().copied().filter(|e| !inserted.contains(e)).collect();
-    if existing.is_empty() {
-        return Ok(());
+/// Locks the sources the write's chunks went into that it did not insert
+/// itself (`FOR KEY SHARE`, in the order deleters take them: by caller id)
+/// until it commits, and says whether all of them are still there. A
+/// deleter of chunks locks their sources `FOR UPDATE` and only then looks
+/// for chunks left ([`delete_empty_sources`]): it waits for this write and
+/// sees its chunks, or it came first and deleted a source this write's
+/// chunk insert still saw, and then the lock finds it gone: false, and the
+/// caller records the write again (`ingest`). Sources the write inserted
+/// are its own until it commits: no statement for a write of new sources
+/// only.
+async fn lock_used_sources(tx: &mut Transaction<'_, Postgres>, mut used: Vec<Uuid>, inserted: &[Uuid]) -> Result<bool> {
+    let inserted: std::collections::HashSet<&Uuid> = inserted.iter().collect();
+    used.sort_unstable();
+    used.dedup();
+    used.retain(|s| !inserted.contains(s));
+    if used.is_empty() {
+        return Ok(true);
     }
-    existing.sort_unstable();
-    existing.dedup();
-    sqlx::query(
-        "SELECT 1 FROM sources WHERE collection_id = $1 AND external_id = ANY($2) ORDER BY external_id FOR KEY SHARE",
+    let locked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM sources WHERE source_id = ANY($1) ORDER BY collection_id, external_id FOR KEY SHARE) l",
     )
-    .bind(collection_id)
-    .bind(&existing)
-    .execute(&mut **tx)
+    .bind(&used)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(usize::try_from(locked).unwrap_or(0) == used.len())
 }
 
 /// Moves the time lineage recorded a source back to its oldest point's
@@ -267,7 +269,9 @@ pub async fn source_chunks(
 
 /// Of `chunks` (point id, source's external id) to be written in
 /// `collection_id`, the ids lineage already holds for another collection or
-/// another source of the tenant (`record_chunks` would refuse them).
+/// another source of the tenant (`record_chunks` would refuse them). A
+/// chunk of this collection whose source is gone is not taken: the write
+/// takes it over.
 pub async fn ids_taken_elsewhere(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
@@ -280,7 +284,7 @@ pub async fn ids_taken_elsewhere(
         SELECT c.chunk_id
         FROM UNNEST($2::uuid[], $3::text[]) AS w(id, ext)
         JOIN chunks c ON c.tenant_id = $1 AND c.chunk_id = w.id
-        JOIN sources s ON s.source_id = c.source_id
+        LEFT JOIN sources s ON s.source_id = c.source_id
         WHERE c.collection_id <> $4 OR s.external_id <> w.ext
         "#,
     )

@@ -371,6 +371,20 @@ pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64
     Ok(())
 }
 
+/// [`lock_subject_exclusive`], waiting at most `wait` (then 55P03, lock not
+/// available: UNAVAILABLE). While an exclusive request waits, every later
+/// shared request of the key waits behind it: the bound is how long it may
+/// hold them up. The transaction's later statements wait as configured.
+pub async fn lock_exclusive_within(tx: &mut Transaction<'_, Postgres>, key: i64, wait: std::time::Duration) -> Result<()> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(format!("{}ms", wait.as_millis()))
+        .execute(&mut **tx)
+        .await?;
+    lock_subject_exclusive(tx, key).await?;
+    sqlx::query("SET LOCAL lock_timeout TO DEFAULT").execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Freezes subjects (`(subject, lock key)`) for erasure in one statement
 /// (its own transaction): takes each subject's lock exclusively, which waits
 /// for every in-flight write that holds it shared, then marks the subjects

@@ -240,12 +240,14 @@ async fn writes_of_the_same_points_at_once_all_succeed_and_leave_lineage_and_vec
 
 /// A Track that adds a chunk to a source while an erasure forgets the
 /// source's only other chunk: the chunk keeps its source. The Track is
-/// held between its source and chunk statements by a transaction that
-/// writes the same chunk id and is rolled back once the erasure has
-/// finished or waits. Before, the erasure deleted the source, which looked
-/// empty, and the chunk was recorded under the deleted source: lineage held
-/// a chunk without a source, which DeletePoints and retention by source
-/// would never find.
+/// held at its chunk insert, after it found the source, by a transaction
+/// that writes the same chunk id and is rolled back once the erasure has
+/// finished (or waits for a source lock). The erasure deletes the source,
+/// which holds no committed chunk; the Track then finds it gone when it
+/// locks it and records its lineage again, source and all. Before, the
+/// chunk was recorded under the deleted source: lineage held a chunk
+/// without a source, which DeletePoints and retention by source would
+/// never find.
 #[tokio::test]
 async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
     let app = spawn_app().await;
@@ -276,19 +278,14 @@ async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
             client.clone().track(req(&key, pb::TrackRequest { collection: "threads".into(), points, ..Default::default() })).await
         }
     });
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO chunks%'";
-    wait_until(&app, waiting).await;
+    wait_until(&app, "INSERT INTO chunks").await;
 
     let job = app.erase("opal").await;
     // Until the erasure ends, or waits for the Track (then for the holder).
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let ended = app.job(&job.job_id).await.status == pb::JobStatus::Completed as i32;
-        let stalled: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        if ended || stalled >= 2 {
+        if ended || waiting_on_a_lock(&app, "FROM sources%FOR UPDATE").await {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "the erasure neither ended nor waited");
@@ -314,12 +311,12 @@ async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
     app.assert_lineage_consistent().await;
 }
 
-/// The other order: a deleter locks the source first (as
-/// `delete_empty_sources` does, here a transaction of the test's) and
-/// deletes it while a Track that found it waits for its lock. The Track's
-/// chunk insert then misses the source: the Track records its lineage
-/// again, source and all, instead of answering that its point id is
-/// "already used by another collection or source".
+/// A deleter that locks the source first (as `delete_empty_sources` does,
+/// here a transaction of the test's) and deletes it while a Track that
+/// wrote a chunk into it waits for its lock: the Track finds the source
+/// gone and records its lineage again, source and all, instead of keeping
+/// its chunk under the deleted source (or, as it once did, answering that
+/// its point id is "already used by another collection or source").
 #[tokio::test]
 async fn a_track_whose_source_is_deleted_under_it_writes_the_source_again() {
     let app = spawn_app().await;
@@ -342,7 +339,12 @@ async fn a_track_whose_source_is_deleted_under_it_writes_the_source_again() {
             client.clone().track(req(&key, pb::TrackRequest { collection: "threads".into(), points, ..Default::default() })).await
         }
     });
-    wait_until(&app, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR KEY SHARE%'").await;
+    // Until the Track waits for the source's lock (or, without one, ends).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !write.is_finished() && !waiting_on_a_lock(&app, "FROM sources%FOR KEY SHARE").await {
+        assert!(tokio::time::Instant::now() < deadline, "the Track neither ended nor waited for the source");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for statement in [
         "DELETE FROM chunk_subjects WHERE tenant_id = $1 AND chunk_id = $2",
         "DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = $2",
@@ -366,10 +368,73 @@ async fn a_track_whose_source_is_deleted_under_it_writes_the_source_again() {
     app.assert_lineage_consistent().await;
 }
 
-async fn wait_until(app: &TestApp, count_query: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while sqlx::query_scalar::<_, i64>(count_query).fetch_one(&app.pool).await.unwrap() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never: {count_query}");
+/// Whether a session of this test's database (not this one) waits for a
+/// lock in a statement matching `pattern` (a LIKE pattern without the
+/// outer %s).
+async fn waiting_on_a_lock(app: &TestApp, pattern: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%')",
+    )
+    .bind(pattern)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn wait_until(app: &TestApp, pattern: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !waiting_on_a_lock(app, pattern).await {
+        assert!(tokio::time::Instant::now() < deadline, "no statement like {pattern} waited for a lock");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Chunks an earlier version left under a deleted source (the race above):
+/// a Track of such a point takes it over into the source it names (before,
+/// every Track of it was refused, its id "already used by another
+/// collection or source"), and the migration that repairs them gives the
+/// others their source back under a placeholder id, through which
+/// DeletePoints by source reaches them.
+#[tokio::test]
+async fn chunks_left_under_a_deleted_source_are_taken_over_or_given_a_source_again() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("threads", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let (taken_over, repaired) = (Uuid::new_v4(), Uuid::new_v4());
+    track(&app, "threads", vec![point(taken_over, "doc-a", "first", &["ivo"], dim), point(repaired, "doc-b", "second", &["ivo"], dim)])
+        .await
+        .expect("track");
+    sqlx::query("DELETE FROM sources WHERE tenant_id = $1 AND external_id IN ('doc-a', 'doc-b')")
+        .bind(app.keys.tenant_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let again = track(&app, "threads", vec![point(taken_over, "doc-a", "first, again", &["ivo"], dim)]).await.expect("tracked again");
+    assert_eq!(again.accepted, 1);
+    let (source, text, _, _) = chunk_row(&app, taken_over).await.expect("lineage");
+    assert_eq!((source.as_str(), text.as_deref()), ("doc-a", Some("first, again")));
+
+    sqlx::raw_sql(include_str!("../../migrations/20261202000090_lost_sources_restored.sql")).execute(&app.pool).await.expect("repair");
+    app.assert_lineage_consistent().await;
+    let placeholder = format!("lethe:lost-source:{}", chunk_source_id(&app, repaired).await);
+    let (source, ..) = chunk_row(&app, repaired).await.expect("lineage");
+    assert_eq!(source, placeholder);
+    app.client
+        .clone()
+        .delete_points(req(&app.keys.pk, pb::DeletePointsRequest { collection: "threads".into(), source_ids: vec![placeholder], ..Default::default() }))
+        .await
+        .expect("delete by the placeholder source");
+    assert!(chunk_row(&app, repaired).await.is_none(), "forgotten");
+    assert_eq!(rows_in(&app, &mail).await, 1, "only the point taken over is left");
+}
+
+async fn chunk_source_id(app: &TestApp, id: Uuid) -> Uuid {
+    sqlx::query_scalar("SELECT source_id FROM chunks WHERE tenant_id = $1 AND chunk_id = $2")
+        .bind(app.keys.tenant_id)
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
