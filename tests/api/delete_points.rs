@@ -361,3 +361,37 @@ async fn deletes_and_tracks_of_the_same_points_at_once_leave_no_vector_without_l
         }
     }
 }
+
+/// A DeletePoints behind a write that does not end (a transaction of the
+/// test's holds the collection's lock as a write does) waits at most its
+/// bound and answers UNAVAILABLE having deleted nothing; the writes queued
+/// behind it go on once it has given up, and the same call succeeds once
+/// the write has ended.
+#[tokio::test]
+async fn a_delete_behind_a_write_that_does_not_end_gives_up_and_deletes_nothing() {
+    let app = spawn_app().await;
+    app.create_collection("dp_wait", pb::Backend::Pgvector).await;
+    let written = app.ingest("dp_wait", vec![chunk("doc-w", 0, "wren keeps the minutes", &["wren"])]).await.expect("ingest");
+    let id = written.point_ids[0].clone();
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, "dp_wait").await.unwrap().unwrap();
+    let mut write = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(lethe::context::collection_lock_key(spec.collection_id))
+        .execute(&mut *write)
+        .await
+        .unwrap();
+
+    let e = tokio::time::timeout(std::time::Duration::from_secs(30), delete_points(&app, &app.keys.pk, "dp_wait", &[&id], &[]))
+        .await
+        .expect("the wait is bounded")
+        .expect_err("gives up");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert_eq!(lineage_chunks(&app, "dp_wait").await, 1, "nothing forgotten");
+    assert_eq!(total_of(&app, "wren").await, 1, "nothing deleted");
+    // Writes are not held back by the request that gave up.
+    app.ingest("dp_wait", vec![chunk("doc-w", 1, "wren again", &["wren"])]).await.expect("a write after it");
+
+    write.commit().await.unwrap();
+    let r = delete_points(&app, &app.keys.pk, "dp_wait", &[&id], &[]).await.expect("delete");
+    assert_eq!(outcome(&r), (1, 1, 0, 0));
+}
