@@ -238,10 +238,11 @@ pub async fn write(
     // Elsewhere (Qdrant) they are written after the lineage commit.
     let mut lineage = match record_lineage(ctx, spec, &accepted, &tagged, known.clone()).await {
         Ok(lineage) => lineage,
-        // No point id of the request is held elsewhere now: a source it
-        // writes into was deleted as empty between the write's source and
-        // chunk statements (`lineage::lock_existing_sources`), and a second
-        // attempt inserts it again. Once: a refusal then is the request's.
+        // No point id of the request is held elsewhere now: a source its
+        // chunks went into was deleted as empty before the write could lock
+        // it (`lineage::lock_used_sources`), or a write that held an id
+        // rolled back. A second attempt inserts the source again. Once:
+        // after that the caller is told to retry (`refused`).
         Err(RecordError::IdTaken) if check_ids_free(ctx, spec, &requested, mode).await.is_ok() => {
             match record_lineage(ctx, spec, &accepted, &tagged, known).await {
                 Ok(lineage) => lineage,

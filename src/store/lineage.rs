@@ -432,7 +432,7 @@ pub async fn forget_subjects_chunks(
 /// Deletes those of `sources` that hold no chunk any more, after the
 /// caller's chunk deletes. Two statements, in this order: the sources are
 /// locked first (`FOR UPDATE`, which waits for every write holding one:
-/// `lock_existing_sources`), and only then, in a snapshot taken after
+/// `lock_used_sources`), and only then, in a snapshot taken after
 /// those writes committed, is each looked for chunks. In one statement the
 /// look would use a snapshot from before the wait and delete a source a
 /// write had just added a chunk to. Two deleters of one source's last
