@@ -90,9 +90,7 @@ pub async fn record_chunks(
     // from then on (conservative; see `forget_subject_chunks`). The sources
     // are looked up by the batch's own ids (`= ANY`, through the unique key):
     // a join on the collection alone hashed every source of the collection
-    // for every batch. A chunk whose source was deleted under an earlier
-    // write (before writes locked their sources) is taken over by this one,
-    // source and all.
+    // for every batch.
     let written: Vec<Uuid> = sqlx::query_scalar(
         r#"
         INSERT INTO chunks (chunk_id, tenant_id, collection_id, source_id, ordinal, text, shared, terms)
@@ -105,10 +103,8 @@ pub async fn record_chunks(
         ORDER BY c.id
         ON CONFLICT (tenant_id, chunk_id) DO UPDATE
         SET text = EXCLUDED.text, terms = EXCLUDED.terms, ordinal = EXCLUDED.ordinal, updated_at = now(),
-            shared = true, source_id = EXCLUDED.source_id
-        WHERE chunks.collection_id = EXCLUDED.collection_id
-          AND (chunks.source_id = EXCLUDED.source_id
-               OR NOT EXISTS (SELECT 1 FROM sources o WHERE o.source_id = chunks.source_id))
+            shared = true
+        WHERE chunks.collection_id = EXCLUDED.collection_id AND chunks.source_id = EXCLUDED.source_id
         RETURNING source_id
         "#,
     )
@@ -269,9 +265,7 @@ pub async fn source_chunks(
 
 /// Of `chunks` (point id, source's external id) to be written in
 /// `collection_id`, the ids lineage already holds for another collection or
-/// another source of the tenant (`record_chunks` would refuse them). A
-/// chunk of this collection whose source is gone is not taken: the write
-/// takes it over.
+/// another source of the tenant (`record_chunks` would refuse them).
 pub async fn ids_taken_elsewhere(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
@@ -284,7 +278,7 @@ pub async fn ids_taken_elsewhere(
         SELECT c.chunk_id
         FROM UNNEST($2::uuid[], $3::text[]) AS w(id, ext)
         JOIN chunks c ON c.tenant_id = $1 AND c.chunk_id = w.id
-        LEFT JOIN sources s ON s.source_id = c.source_id
+        JOIN sources s ON s.source_id = c.source_id
         WHERE c.collection_id <> $4 OR s.external_id <> w.ext
         "#,
     )

@@ -374,14 +374,16 @@ pub async fn lock_subject_exclusive(tx: &mut Transaction<'_, Postgres>, key: i64
 /// [`lock_subject_exclusive`], waiting at most `wait` (then 55P03, lock not
 /// available: UNAVAILABLE). While an exclusive request waits, every later
 /// shared request of the key waits behind it: the bound is how long it may
-/// hold them up. The transaction's later statements wait as configured.
+/// hold them up. The transaction's later statements wait as before (the
+/// setting it had is put back).
 pub async fn lock_exclusive_within(tx: &mut Transaction<'_, Postgres>, key: i64, wait: std::time::Duration) -> Result<()> {
+    let before: String = sqlx::query_scalar("SELECT current_setting('lock_timeout')").fetch_one(&mut **tx).await?;
     sqlx::query("SELECT set_config('lock_timeout', $1, true)")
         .bind(format!("{}ms", wait.as_millis()))
         .execute(&mut **tx)
         .await?;
     lock_subject_exclusive(tx, key).await?;
-    sqlx::query("SET LOCAL lock_timeout TO DEFAULT").execute(&mut **tx).await?;
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)").bind(before).execute(&mut **tx).await?;
     Ok(())
 }
 

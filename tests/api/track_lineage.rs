@@ -391,43 +391,43 @@ async fn wait_until(app: &TestApp, pattern: &str) {
 }
 
 /// Chunks an earlier version left under a deleted source (the race above):
-/// a Track of such a point takes it over into the source it names (before,
-/// every Track of it was refused, its id "already used by another
-/// collection or source"), and the migration that repairs them gives the
-/// others their source back under a placeholder id, through which
-/// DeletePoints by source reaches them.
+/// the migration that repairs them gives each its source back under a
+/// placeholder id, through which DeletePoints by source reaches it, and the
+/// point can then be tracked again under its real source. Chunks of a
+/// collection that is gone are left alone (no source may name it).
 #[tokio::test]
-async fn chunks_left_under_a_deleted_source_are_taken_over_or_given_a_source_again() {
+async fn chunks_left_under_a_deleted_source_get_a_placeholder_source_back() {
     let app = spawn_app().await;
     let mail = app.create_collection("threads", pb::Backend::Pgvector).await;
     let dim = app.settings.embedding.dimension;
-    let (taken_over, repaired) = (Uuid::new_v4(), Uuid::new_v4());
-    track(&app, "threads", vec![point(taken_over, "doc-a", "first", &["ivo"], dim), point(repaired, "doc-b", "second", &["ivo"], dim)])
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    track(&app, "threads", vec![point(first, "doc-a", "first", &["ivo"], dim), point(second, "doc-a", "second", &["ivo"], dim)])
         .await
         .expect("track");
-    sqlx::query("DELETE FROM sources WHERE tenant_id = $1 AND external_id IN ('doc-a', 'doc-b')")
-        .bind(app.keys.tenant_id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-
-    let again = track(&app, "threads", vec![point(taken_over, "doc-a", "first, again", &["ivo"], dim)]).await.expect("tracked again");
-    assert_eq!(again.accepted, 1);
-    let (source, text, _, _) = chunk_row(&app, taken_over).await.expect("lineage");
-    assert_eq!((source.as_str(), text.as_deref()), ("doc-a", Some("first, again")));
+    let lost = chunk_source_id(&app, first).await;
+    sqlx::query("DELETE FROM sources WHERE source_id = $1").bind(lost).execute(&app.pool).await.unwrap();
 
     sqlx::raw_sql(include_str!("../../migrations/20261202000090_lost_sources_restored.sql")).execute(&app.pool).await.expect("repair");
     app.assert_lineage_consistent().await;
-    let placeholder = format!("lethe:lost-source:{}", chunk_source_id(&app, repaired).await);
-    let (source, ..) = chunk_row(&app, repaired).await.expect("lineage");
-    assert_eq!(source, placeholder);
-    app.client
+    let placeholder = format!("lethe:lost-source:{lost}");
+    for id in [first, second] {
+        assert_eq!(chunk_row(&app, id).await.expect("lineage").0, placeholder);
+    }
+    let e = track(&app, "threads", vec![point(first, "doc-a", "first, again", &["ivo"], dim)]).await.expect_err("its source is another");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let deleted = app
+        .client
         .clone()
         .delete_points(req(&app.keys.pk, pb::DeletePointsRequest { collection: "threads".into(), source_ids: vec![placeholder], ..Default::default() }))
         .await
-        .expect("delete by the placeholder source");
-    assert!(chunk_row(&app, repaired).await.is_none(), "forgotten");
-    assert_eq!(rows_in(&app, &mail).await, 1, "only the point taken over is left");
+        .expect("delete by the placeholder source")
+        .into_inner();
+    assert_eq!((deleted.deleted, deleted.forgotten), (2, 2));
+    assert_eq!(rows_in(&app, &mail).await, 0);
+    let again = track(&app, "threads", vec![point(first, "doc-a", "first, again", &["ivo"], dim)]).await.expect("tracked again");
+    assert_eq!(again.accepted, 1);
+    assert_eq!(chunk_row(&app, first).await.expect("lineage").0, "doc-a");
+    app.assert_lineage_consistent().await;
 }
 
 async fn chunk_source_id(app: &TestApp, id: Uuid) -> Uuid {
