@@ -281,7 +281,8 @@ async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
     wait_until(&app, "INSERT INTO chunks").await;
 
     let job = app.erase("opal").await;
-    // Until the erasure ends, or waits for the Track (then for the holder).
+    // Until the erasure ends (or waits for a source lock, which the Track,
+    // held before it locks its sources, does not have).
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let ended = app.job(&job.job_id).await.status == pb::JobStatus::Completed as i32;
@@ -393,8 +394,7 @@ async fn wait_until(app: &TestApp, pattern: &str) {
 /// Chunks an earlier version left under a deleted source (the race above):
 /// the migration that repairs them gives each its source back under a
 /// placeholder id, through which DeletePoints by source reaches it, and the
-/// point can then be tracked again under its real source. Chunks of a
-/// collection that is gone are left alone (no source may name it).
+/// point can then be tracked again under its real source.
 #[tokio::test]
 async fn chunks_left_under_a_deleted_source_get_a_placeholder_source_back() {
     let app = spawn_app().await;
