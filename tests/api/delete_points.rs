@@ -373,13 +373,7 @@ async fn a_delete_behind_a_write_that_does_not_end_gives_up_and_deletes_nothing(
     app.create_collection("dp_wait", pb::Backend::Pgvector).await;
     let written = app.ingest("dp_wait", vec![chunk("doc-w", 0, "wren keeps the minutes", &["wren"])]).await.expect("ingest");
     let id = written.point_ids[0].clone();
-    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, "dp_wait").await.unwrap().unwrap();
-    let mut write = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-        .bind(lethe::context::collection_lock_key(spec.collection_id))
-        .execute(&mut *write)
-        .await
-        .unwrap();
+    let write = app.write_in_flight("dp_wait").await;
 
     let e = tokio::time::timeout(std::time::Duration::from_secs(30), delete_points(&app, &app.keys.pk, "dp_wait", &[&id], &[]))
         .await

@@ -341,6 +341,23 @@ impl TestApp {
         (serde_json::from_str(&cert.body).expect("json"), serde_json::from_str(&entry.body).expect("json"))
     }
 
+    /// A write in flight, as far as the collection's lock goes: a
+    /// transaction holding the lock shared, as a write does until its
+    /// vectors are written. Commit or drop it to let the write "end".
+    pub async fn write_in_flight(&self, collection: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let spec = lethe::store::lineage::collection_by_name(&self.pool, self.keys.tenant_id, collection)
+            .await
+            .expect("read collection")
+            .expect("collection exists");
+        let mut write = self.pool.begin().await.expect("begin");
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(lethe::context::collection_lock_key(spec.collection_id))
+            .execute(&mut *write)
+            .await
+            .expect("take the collection's lock shared");
+        write
+    }
+
     pub async fn lineage_chunks_of(&self, subject: &str) -> i64 {
         let hash = self.ctx.keyed_hash(self.keys.tenant_id, subject).await.expect("keyed hash");
         sqlx::query_scalar(

@@ -173,14 +173,7 @@ async fn a_reindex_starts_its_copy_after_the_writes_in_flight() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     track(&app, &c.name, "ann", 3, 1).await;
-    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, &c.name).await.unwrap().expect("spec");
-    // A write in flight: it holds the collection's lock shared.
-    let mut write = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-        .bind(lethe::context::collection_lock_key(spec.collection_id))
-        .execute(&mut *write)
-        .await
-        .unwrap();
+    let write = app.write_in_flight(&c.name).await;
     let job = app
         .client
         .clone()

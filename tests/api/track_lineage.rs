@@ -253,12 +253,9 @@ async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
     let app = spawn_app().await;
     let mail = app.create_collection("threads", pb::Backend::Pgvector).await;
     let dim = app.settings.embedding.dimension;
-    track(&app, "threads", vec![point(Uuid::new_v4(), "thread-1", "opening message", &["opal"], dim)]).await.expect("first message");
-    let source: Uuid = sqlx::query_scalar("SELECT source_id FROM sources WHERE tenant_id = $1 AND external_id = 'thread-1'")
-        .bind(app.keys.tenant_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let first = Uuid::new_v4();
+    track(&app, "threads", vec![point(first, "thread-1", "opening message", &["opal"], dim)]).await.expect("first message");
+    let source = chunk_source_id(&app, first).await;
 
     // The same chunk id, written and not committed: the Track's chunk insert waits for it.
     let reply = Uuid::new_v4();
@@ -270,14 +267,7 @@ async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let write = tokio::spawn({
-        let client = app.client.clone();
-        let key = app.keys.pk.clone();
-        let points = vec![point(reply, "thread-1", "a reply", &["moderator"], dim)];
-        async move {
-            client.clone().track(req(&key, pb::TrackRequest { collection: "threads".into(), points, ..Default::default() })).await
-        }
-    });
+    let write = spawn_track(&app, "threads", vec![point(reply, "thread-1", "a reply", &["moderator"], dim)]);
     wait_until(&app, "INSERT INTO chunks").await;
 
     let job = app.erase("opal").await;
@@ -294,19 +284,12 @@ async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
     }
     holder.rollback().await.unwrap();
     let written = write.await.unwrap().expect("the Track is not refused");
-    assert_eq!(written.into_inner().accepted, 1);
+    assert_eq!(written.accepted, 1);
     let job = app.wait_for_job(&job.job_id).await;
     assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
     assert_eq!(job.counts[0].deleted, 1);
 
-    let sourced: Option<String> = sqlx::query_scalar(
-        "SELECT s.external_id FROM chunks c JOIN sources s USING (source_id) WHERE c.tenant_id = $1 AND c.chunk_id = $2",
-    )
-    .bind(app.keys.tenant_id)
-    .bind(reply)
-    .fetch_optional(&app.pool)
-    .await
-    .unwrap();
+    let sourced = chunk_row(&app, reply).await.map(|(source, ..)| source);
     assert_eq!(sourced.as_deref(), Some("thread-1"), "the reply is in lineage under its source");
     assert_eq!(rows_in(&app, &mail).await, 1, "the reply's vector; the opening message is erased");
     app.assert_lineage_consistent().await;
@@ -332,14 +315,7 @@ async fn a_track_whose_source_is_deleted_under_it_writes_the_source_again() {
         .await
         .unwrap();
     let reply = Uuid::new_v4();
-    let write = tokio::spawn({
-        let client = app.client.clone();
-        let key = app.keys.pk.clone();
-        let points = vec![point(reply, "thread-2", "a reply", &["moderator"], dim)];
-        async move {
-            client.clone().track(req(&key, pb::TrackRequest { collection: "threads".into(), points, ..Default::default() })).await
-        }
-    });
+    let write = spawn_track(&app, "threads", vec![point(reply, "thread-2", "a reply", &["moderator"], dim)]);
     // Until the Track waits for the source's lock (or, without one, ends).
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     while !write.is_finished() && !waiting_on_a_lock(&app, "FROM sources%FOR KEY SHARE").await {
@@ -355,18 +331,22 @@ async fn a_track_whose_source_is_deleted_under_it_writes_the_source_again() {
     }
     deleter.commit().await.unwrap();
     let written = write.await.unwrap().expect("the Track is not refused");
-    assert_eq!(written.into_inner().accepted, 1);
-    let sourced: Option<String> = sqlx::query_scalar(
-        "SELECT s.external_id FROM chunks c JOIN sources s USING (source_id) WHERE c.tenant_id = $1 AND c.chunk_id = $2",
-    )
-    .bind(app.keys.tenant_id)
-    .bind(reply)
-    .fetch_optional(&app.pool)
-    .await
-    .unwrap();
+    assert_eq!(written.accepted, 1);
+    let sourced = chunk_row(&app, reply).await.map(|(source, ..)| source);
     assert_eq!(sourced.as_deref(), Some("thread-2"), "the reply is in lineage under its source, written again");
     assert_eq!(rows_in(&app, &mail).await, 2, "the first message's vector (deleted from lineage only by the test) and the reply's");
     app.assert_lineage_consistent().await;
+}
+
+/// A Track of `points` on a task of its own, to be held up by a test's transaction.
+fn spawn_track(
+    app: &TestApp,
+    collection: &str,
+    points: Vec<pb::TrackedPoint>,
+) -> tokio::task::JoinHandle<Result<pb::WriteResponse, tonic::Status>> {
+    let (mut client, key) = (app.client.clone(), app.keys.pk.clone());
+    let request = pb::TrackRequest { collection: collection.into(), points, ..Default::default() };
+    tokio::spawn(async move { client.track(req(&key, request)).await.map(tonic::Response::into_inner) })
 }
 
 /// Whether a session of this test's database (not this one) waits for a
