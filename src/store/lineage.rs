@@ -408,19 +408,9 @@ pub async fn forget_subjects_chunks(
     .bind(keep)
     .fetch_all(&mut **tx)
     .await?;
-    let mut counts = std::collections::HashMap::new();
-    let mut sources = Vec::new();
-    for row in rows {
-        match row {
-            (Some(subject), n, _) => {
-                counts.insert(subject, u64::try_from(n).unwrap_or(0));
-            }
-            (None, _, Some(source)) => sources.push(source),
-            (None, _, None) => {}
-        }
-    }
+    let sources: Vec<Uuid> = rows.iter().filter_map(|(_, _, source)| *source).collect();
     delete_empty_sources(tx, &sources).await?;
-    Ok(counts)
+    Ok(rows.into_iter().filter_map(|(subject, n, _)| Some((subject?, u64::try_from(n).unwrap_or(0)))).collect())
 }
 
 /// Deletes those of `sources` that hold no chunk any more, after the
