@@ -123,7 +123,7 @@ pub struct Searched {
 /// # Errors
 /// Backend, embedding and database failures; `DeadlineExceeded`.
 pub async fn search_counted(ctx: &Context, tenant_id: Uuid, query: &ResidualQuery) -> Result<Searched> {
-    let search = async { search_in(ctx, &Tenant::read(ctx, tenant_id).await?, query).await };
+    let search = async { Ok(search_together(ctx, &Tenant::read(ctx, tenant_id).await?, &[query]).await?.remove(0)) };
     match query.deadline {
         // The scan checks the deadline between chunks (its work is CPU);
         // the timeout ends a wait on a database or backend call as well.
@@ -157,39 +157,96 @@ impl Tenant {
 }
 
 /// The searches of several erase jobs (no deadline: see
-/// [`ResidualQuery::deadline`]), each as [`search_counted`] makes it, with
-/// each tenant's collections read once for all of its searches.
+/// [`ResidualQuery::deadline`]), each as [`search_counted`] makes it: the
+/// searches of one tenant together ([`search_together`]), its collections
+/// read once for all of them.
 ///
 /// # Errors
 /// Backend, embedding and database failures: of any one search.
 pub async fn search_many(ctx: &Context, queries: &[(Uuid, ResidualQuery)]) -> Result<Vec<Searched>> {
-    let mut tenants: Vec<Tenant> = Vec::new();
+    let mut tenants: Vec<(Uuid, Vec<usize>)> = Vec::new();
+    for (i, (tenant_id, _)) in queries.iter().enumerate() {
+        match tenants.iter_mut().find(|(t, _)| t == tenant_id) {
+            Some((_, members)) => members.push(i),
+            None => tenants.push((*tenant_id, vec![i])),
+        }
+    }
+    let mut searched: Vec<Option<Searched>> = queries.iter().map(|_| None).collect();
+    for (tenant_id, members) in tenants {
+        let tenant = Tenant::read(ctx, tenant_id).await?;
+        let together: Vec<&ResidualQuery> = members.iter().map(|&i| &queries[i].1).collect();
+        for (i, s) in members.into_iter().zip(search_together(ctx, &tenant, &together).await?) {
+            searched[i] = Some(s);
+        }
+    }
+    Ok(searched.into_iter().flatten().collect())
+}
+
+/// Searches of one tenant, each finding what it would alone, with their
+/// reads of lineage made together: the person's own texts in one
+/// statement, the residual index's lookups in one transaction and the
+/// texts they propose in pages of all of them ([`scan::read_proposed`]);
+/// then each search's own scan and ranking.
+async fn search_together(ctx: &Context, tenant: &Tenant, queries: &[&ResidualQuery]) -> Result<Vec<Searched>> {
+    let started = std::time::Instant::now();
+    let s = &ctx.settings.residual;
+    let matchers: Vec<lexical::Matcher> =
+        queries.iter().map(|q| lexical::Matcher::new(if s.lexical { &q.identifiers } else { &[] })).collect();
+    let owns = own_words(ctx, tenant.tenant_id, queries, &matchers).await?;
+    let terms: Vec<scan::Terms> =
+        matchers.iter().zip(&owns).map(|(m, own)| scan::Terms::of(ctx, tenant.tenant_id, m, own)).collect();
+    let asked: Vec<(&scan::Terms, &HashSet<Uuid>)> = terms.iter().zip(queries).map(|(t, q)| (t, &q.exclude)).collect();
+    let proposed = scan::read_proposed(ctx, tenant.tenant_id, &asked).await?;
+    let together_ms = started.elapsed().as_millis();
     let mut searched = Vec::with_capacity(queries.len());
-    for (tenant_id, query) in queries {
-        let at = match tenants.iter().position(|t| t.tenant_id == *tenant_id) {
-            Some(at) => at,
-            None => {
-                tenants.push(Tenant::read(ctx, *tenant_id).await?);
-                tenants.len() - 1
-            }
-        };
-        searched.push(search_in(ctx, &tenants[at], query).await?);
+    for (((query, matcher), (own, terms)), proposed) in queries.iter().zip(&matchers).zip(owns.iter().zip(&terms)).zip(proposed) {
+        searched.push(search_in(ctx, tenant, query, (matcher, own), (terms, proposed), together_ms).await?);
     }
     Ok(searched)
 }
 
-async fn search_in(ctx: &Context, tenant: &Tenant, query: &ResidualQuery) -> Result<Searched> {
+/// The person's own words for each search that looks for derived content
+/// (see [`semantic::own_words`]): their chunks' lineage texts, while it
+/// lasts, read for all of the searches in one statement.
+async fn own_words(
+    ctx: &Context,
+    tenant_id: Uuid,
+    queries: &[&ResidualQuery],
+    matchers: &[lexical::Matcher],
+) -> Result<Vec<semantic::OwnWords>> {
+    let s = &ctx.settings.residual;
+    let wanted = |q: &ResidualQuery| s.semantic && !(q.probes.is_empty() && q.exclude.is_empty());
+    let mut ids: Vec<Uuid> = queries.iter().filter(|q| wanted(q)).flat_map(|q| q.exclude.iter().copied()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let texts = if ids.is_empty() { Vec::new() } else { lineage::chunk_texts_in_order(&ctx.pool, tenant_id, &ids).await? };
+    Ok(queries
+        .iter()
+        .zip(matchers)
+        .map(|(q, matcher)| {
+            if !wanted(q) {
+                return semantic::OwnWords::default();
+            }
+            let own = texts.iter().filter(|(id, _, _)| q.exclude.contains(id)).map(|(_, source, text)| (source.as_str(), text.as_deref()));
+            semantic::own_words(own, &q.probes, |t| matcher.strip(t), s.derived_query_window)
+        })
+        .collect())
+}
+
+/// One search of [`search_together`], from its scan on (`together_ms`:
+/// how long the reads made for all of them took).
+async fn search_in(
+    ctx: &Context,
+    tenant: &Tenant,
+    query: &ResidualQuery,
+    (matcher, own): (&lexical::Matcher, &semantic::OwnWords),
+    (terms, proposed): (&scan::Terms, scan::Proposed),
+    together_ms: u128,
+) -> Result<Searched> {
     let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
-    let (tenant_id, specs) = (tenant.tenant_id, tenant.collections.clone());
-    let matcher = lexical::Matcher::new(if s.lexical { &query.identifiers } else { &[] });
-    let own = if s.semantic && !(query.probes.is_empty() && query.exclude.is_empty()) {
-        let own_ids: Vec<Uuid> = query.exclude.iter().copied().collect();
-        semantic::own_words(ctx, tenant_id, &own_ids, &query.probes, |t| matcher.strip(t)).await?
-    } else {
-        semantic::OwnWords::default()
-    };
-    let mut scanned = scan::scan(ctx, tenant, &matcher, &own, query).await?;
+    let specs = tenant.collections.clone();
+    let mut scanned = scan::scan(ctx, tenant, (matcher, own), (terms, proposed), query).await?;
     let scan_ms = started.elapsed().as_millis();
     let (named, overlapping, read) = (scanned.lexical.count(), scanned.overlaps.len(), scanned.read);
     let dropped_while_scanning = scanned.lexical.dropped_strong();
@@ -224,6 +281,7 @@ async fn search_in(ctx: &Context, tenant: &Tenant, query: &ResidualQuery) -> Res
         read,
         candidates = ranked.len(),
         qualified,
+        together_ms,
         scan_ms,
         total_ms = started.elapsed().as_millis(),
         "residual search"

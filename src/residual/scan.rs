@@ -177,24 +177,218 @@ pub fn deadline_exceeded() -> LetheError {
     }
 }
 
+/// The residual index keys one search looks up: the keys of the forms'
+/// words (every chunk holding one is read), all of the keys of one of
+/// `all_of` (the words of a form of several words), and the keys of the
+/// person's 5-grams with the 5-gram each stands for (read as
+/// [`read_proposed`] says).
+#[derive(Debug, Default)]
+pub struct Terms {
+    words: Vec<i32>,
+    all_of: Vec<Vec<i32>>,
+    shingles: Vec<(i32, u64)>,
+}
+
+impl Terms {
+    /// The keys a search with `matcher` and `own` looks up (none when the
+    /// index is not used, or there is nothing to look for).
+    pub fn of(ctx: &Context, tenant_id: Uuid, matcher: &Matcher, own: &OwnWords) -> Self {
+        if !ctx.settings.residual.use_index || (matcher.is_empty() && own.is_empty()) {
+            return Self::default();
+        }
+        // A form of one word is found by any chunk holding it; a form of
+        // several, by chunks holding all of them.
+        let (mut words, mut all_of): (Vec<i32>, Vec<Vec<i32>>) = (Vec::new(), Vec::new());
+        for keys in matcher.index_words().0.iter().flat_map(|group| index::form_keys(tenant_id, group)) {
+            match keys.as_slice() {
+                [key] => words.push(*key),
+                _ => all_of.push(keys),
+            }
+        }
+        words.sort_unstable();
+        words.dedup();
+        let own_shingles: Vec<u64> = own.query_shingles().collect();
+        let shingles = index::shingle_keys(tenant_id, own_shingles.iter().copied()).into_iter().zip(own_shingles).collect();
+        Self { words, all_of, shingles }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.words.is_empty() && self.all_of.is_empty() && self.shingles.is_empty()
+    }
+
+    /// The 5-grams' keys, sorted, distinct.
+    fn shingle_keys(&self) -> Vec<i32> {
+        let mut keys: Vec<i32> = self.shingles.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+/// What the residual index proposed to one search ([`read_proposed`]):
+/// the texts of the chunks to read, and the keys of the person's 5-grams
+/// of which only a sample was read.
+#[derive(Debug, Default)]
+pub struct Proposed {
+    texts: Vec<lineage::ChunkText>,
+    sampled: Vec<i32>,
+}
+
+/// Reads, for several searches of a tenant at once, the chunks the residual
+/// index proposes to each (`searches`: its [`Terms`] and the points it
+/// excludes): every chunk holding the words of one of its forms, and for
+/// each of its 5-grams the chunks holding it, but at most
+/// `residual.common_key_sample` of them at first. Each search gets what it
+/// would read alone, in the same order (by chunk id); the lookups are made
+/// in one transaction and the texts read in pages of all of them, a few
+/// statements for the whole batch instead of a few per search.
+///
+/// A 5-gram held by `common_key_sample` chunks is usually boilerplate (a
+/// newsletter, a quoted thread, a signature: a newsletter's 5-grams are
+/// held by tens of thousands of chunks at a million), which counts
+/// neither for nor against (`semantic::common_shingles`): reading its
+/// sample settles that, and the rest of its chunks could not change it.
+/// A sampled 5-gram the sample does not show as boilerplate (the chunks
+/// that hold it name the person, or come from fewer sources, or only
+/// share its 32-bit key) is read in full, as without the limit
+/// (`Pass::read_unproven`).
+///
+/// Where this can differ from reading every proposed chunk:
+/// - unread are chunks that hold none of the person's forms and whose
+///   queried 5-grams are all boilerplate: their own words outside the
+///   boilerplate come in runs shorter than the winnowing guarantee
+///   (`residual.derived_query_window` + 4 words, at least 16 in a long
+///   chunk, which keeps its own 5-grams winnowed: `index::INDEX_WINDOW`),
+///   since a longer run holds a queried 5-gram that is not boilerplate
+///   (in a long chunk: the run's smallest, which both sides select);
+/// - boilerplate is judged on what was read: a 5-gram of theirs that is
+///   not queried and is found in other sources only among the unread
+///   chunks still counts as theirs in the chunks read, so a chunk read
+///   may qualify where reading everything would call it boilerplate (one
+///   more candidate; a chunk read never loses one). Measured: the same
+///   candidates at 1M for 12 people and on both evaluations.
+///
+/// # Errors
+/// Database failures.
+pub async fn read_proposed(ctx: &Context, tenant_id: Uuid, searches: &[(&Terms, &HashSet<Uuid>)]) -> Result<Vec<Proposed>> {
+    let mut proposed: Vec<Proposed> = searches.iter().map(|_| Proposed::default()).collect();
+    if searches.iter().all(|(terms, _)| terms.is_empty()) {
+        return Ok(proposed);
+    }
+    let cap = ctx.settings.residual.common_key_sample;
+    // Keys all of whose chunks are read, and sets of keys, each looked up
+    // once for all the searches that ask for it.
+    let whole_keys = |terms: &Terms| {
+        let shingles = if cap == 0 { terms.shingle_keys() } else { Vec::new() };
+        terms.words.iter().copied().chain(shingles).collect::<Vec<i32>>()
+    };
+    let mut whole: Vec<i32> = searches.iter().flat_map(|(terms, _)| whole_keys(terms)).collect();
+    whole.sort_unstable();
+    whole.dedup();
+    let mut sets: Vec<Vec<i32>> = searches.iter().flat_map(|(terms, _)| terms.all_of.iter().cloned()).collect();
+    sets.sort_unstable();
+    sets.dedup();
+    // Samples are the searches' own: each excludes its own points.
+    let mut sampled_keys: Vec<(i32, i32)> = Vec::new();
+    let mut excluded: Vec<(i32, Uuid)> = Vec::new();
+    if cap > 0 {
+        for (n, (terms, exclude)) in (0_i32..).zip(searches) {
+            let keys = terms.shingle_keys();
+            if !keys.is_empty() {
+                sampled_keys.extend(keys.into_iter().map(|k| (n, k)));
+                excluded.extend(exclude.iter().map(|id| (n, *id)));
+            }
+        }
+    }
+    let mut tx = lineage::index_lookups(&ctx.pool).await?;
+    let per_key = lineage::chunks_per_key(&mut tx, tenant_id, &whole, KEYS_PER_QUERY).await?;
+    let per_set = lineage::chunks_per_key_set(&mut tx, tenant_id, &sets).await?;
+    let per_term = if sampled_keys.is_empty() {
+        Vec::new()
+    } else {
+        lineage::chunk_ids_per_term(&mut tx, tenant_id, &sampled_keys, &excluded, cap, KEYS_PER_QUERY).await?
+    };
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+
+    let mut by_key: HashMap<i32, Vec<Uuid>> = HashMap::new();
+    for (key, id) in per_key {
+        by_key.entry(key).or_default().push(id);
+    }
+    let mut by_set: HashMap<usize, Vec<Uuid>> = HashMap::new();
+    for (n, id) in per_set {
+        by_set.entry(n).or_default().push(id);
+    }
+    let mut ids: Vec<Vec<Uuid>> = Vec::with_capacity(searches.len());
+    for (terms, _) in searches {
+        let mut mine: Vec<Uuid> = whole_keys(terms).iter().filter_map(|k| by_key.get(k)).flatten().copied().collect();
+        for set in &terms.all_of {
+            if let Ok(n) = sets.binary_search(set) {
+                mine.extend(by_set.get(&n).into_iter().flatten());
+            }
+        }
+        ids.push(mine);
+    }
+    let mut held: Vec<HashMap<i32, usize>> = searches.iter().map(|_| HashMap::new()).collect();
+    for (n, key, id) in per_term {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        if let (Some(held), Some(ids)) = (held.get_mut(n), ids.get_mut(n)) {
+            *held.entry(key).or_default() += 1;
+            ids.push(id);
+        }
+    }
+    for (p, held) in proposed.iter_mut().zip(held) {
+        p.sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
+    }
+    // The texts, in pages of every search's chunks, each page in chunk id order.
+    for (mine, (_, exclude)) in ids.iter_mut().zip(searches) {
+        mine.sort_unstable();
+        mine.dedup();
+        mine.retain(|id| !exclude.contains(id));
+    }
+    let mut all: Vec<Uuid> = ids.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    for page in all.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
+        for text in lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await? {
+            let wanted_by: Vec<usize> = (0..ids.len()).filter(|&n| ids[n].binary_search(&text.chunk_id).is_ok()).collect();
+            if let Some((&last, rest)) = wanted_by.split_last() {
+                for &n in rest {
+                    proposed[n].texts.push(text.clone());
+                }
+                proposed[last].texts.push(text);
+            }
+        }
+    }
+    for ((terms, _), (p, mine)) in searches.iter().zip(proposed.iter().zip(&ids)) {
+        tracing::debug!(
+            words = terms.words.len() + terms.all_of.len(),
+            shingles = terms.shingles.len(),
+            read = mine.len(),
+            sampled = p.sampled.len(),
+            "residual index read"
+        );
+    }
+    Ok(proposed)
+}
+
 /// Reads every chunk text of the tenant that may hold evidence, except the
 /// query's `exclude`, keeping its best `limit` lexical hits (see
 /// [`TopHits`]), until its deadline.
 ///
-/// The chunks are those the residual index proposes (`index`): all the
-/// words of one of the forms, or one of the person's own 5-grams. Forms no
-/// word can find (phone numbers) are looked for with `ILIKE` over every
-/// text, and texts written before the index (without keys) the old way:
-/// every one of them when there are own words, else those that contain a
-/// literal.
+/// First the chunks the residual index proposed (`terms`, read by
+/// [`read_proposed`]): all the words of one of the forms, or one of the
+/// person's own 5-grams. Forms no word can find (phone numbers) are looked
+/// for with `ILIKE` over every text, and texts written before the index
+/// (without keys) the old way: every one of them when there are own words,
+/// else those that contain a literal.
 ///
 /// # Errors
 /// Database and backend failures; `DeadlineExceeded`.
 pub async fn scan(
     ctx: &Context,
     tenant: &super::Tenant,
-    matcher: &Matcher,
-    own: &OwnWords,
+    (matcher, own): (&Matcher, &OwnWords),
+    (terms, proposed): (&Terms, Proposed),
     query: &ResidualQuery,
 ) -> Result<Scanned> {
     let (tenant_id, specs) = (tenant.tenant_id, &tenant.collections);
@@ -202,33 +396,19 @@ pub async fn scan(
     if matcher.is_empty() && own.is_empty() {
         return Ok(out);
     }
-    let (word_groups, unindexed) = matcher.index_words();
-    // A form of one word is found by any chunk holding it (one `&&` for all
-    // of them); a form of several, by chunks holding all of them.
-    let (mut word_keys, mut all_of): (Vec<i32>, Vec<Vec<i32>>) = (Vec::new(), Vec::new());
-    for keys in word_groups.iter().flat_map(|group| index::form_keys(tenant_id, group)) {
-        match keys.as_slice() {
-            [key] => word_keys.push(*key),
-            _ => all_of.push(keys),
-        }
-    }
-    word_keys.sort_unstable();
-    word_keys.dedup();
-    let own_shingles: Vec<u64> = own.query_shingles().collect();
-    let shingles: Vec<(i32, u64)> =
-        index::shingle_keys(tenant_id, own_shingles.iter().copied()).into_iter().zip(own_shingles).collect();
-    let terms = || Filter::Terms { words: word_keys.clone(), all_of: all_of.clone(), shingles: shingles.clone() };
     let like = |literals: &[String]| -> Vec<String> {
         literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
     };
     let everything = || if own.is_empty() { like(matcher.literals()) } else { vec!["%".to_owned()] };
+    let unindexed = like(&matcher.index_words().1);
     let (texts_unindexed, textless) = (tenant.texts_unindexed, tenant.textless.clone());
-    let reads = if !ctx.settings.residual.use_index {
-        vec![Filter::Like(everything(), false)]
+    let use_index = ctx.settings.residual.use_index;
+    let reads = if !use_index {
+        vec![Like { patterns: everything(), unindexed_only: false }]
     } else if texts_unindexed {
-        vec![terms(), Filter::Like(like(&unindexed), false), Filter::Like(everything(), true)]
+        vec![Like { patterns: unindexed, unindexed_only: false }, Like { patterns: everything(), unindexed_only: true }]
     } else {
-        vec![terms(), Filter::Like(like(&unindexed), false)]
+        vec![Like { patterns: unindexed, unindexed_only: false }]
     };
     let mut pass = Pass {
         matcher,
@@ -236,40 +416,27 @@ pub async fn scan(
         textless: &textless,
         skip: query.exclude.clone(),
         seen: HashSet::new(),
-        sampled: Vec::new(),
+        sampled: proposed.sampled,
     };
-    for filter in reads.iter().filter(|f| !f.is_empty()) {
-        pass.read(ctx, tenant_id, filter, query, &mut out).await?;
+    pass.take(proposed.texts, query, &mut out)?;
+    for read in reads.iter().filter(|r| !r.patterns.is_empty()) {
+        pass.read(ctx, tenant_id, read, query, &mut out).await?;
     }
     for collection_id in &textless {
         if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
             pass.read_payloads(ctx, spec, query.deadline, &mut out).await?;
         }
     }
-    pass.read_unproven(ctx, tenant_id, &shingles, query, &mut out).await?;
+    pass.read_unproven(ctx, tenant_id, &terms.shingles, query, &mut out).await?;
     out.textless = textless;
     Ok(out)
 }
 
-/// Which lineage texts one read asks for.
-enum Filter {
-    /// Chunks holding any of these index keys: the keys of the forms' words
-    /// (every such chunk is read), all of the keys of one of `all_of` (the
-    /// words of a form of several words), and the keys of the person's
-    /// 5-grams with the 5-gram each stands for (read as `Pass::read_terms` says).
-    Terms { words: Vec<i32>, all_of: Vec<Vec<i32>>, shingles: Vec<(i32, u64)> },
-    /// Texts matching any of these `ILIKE` patterns (only those without
-    /// index keys when true).
-    Like(Vec<String>, bool),
-}
-
-impl Filter {
-    fn is_empty(&self) -> bool {
-        match self {
-            Self::Terms { words, all_of, shingles } => words.is_empty() && all_of.is_empty() && shingles.is_empty(),
-            Self::Like(patterns, _) => patterns.is_empty(),
-        }
-    }
+/// Lineage texts matching any of these `ILIKE` patterns (only those without
+/// index keys when `unindexed_only`).
+struct Like {
+    patterns: Vec<String>,
+    unindexed_only: bool,
 }
 
 /// The state of one scan across its reads.
@@ -286,24 +453,20 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    async fn read(
-        &mut self,
-        ctx: &Context,
-        tenant_id: Uuid,
-        filter: &Filter,
-        query: &ResidualQuery,
-        out: &mut Scanned,
-    ) -> Result<()> {
+    async fn read(&mut self, ctx: &Context, tenant_id: Uuid, read: &Like, query: &ResidualQuery, out: &mut Scanned) -> Result<()> {
         let excluded: Vec<Uuid> = query.exclude.iter().copied().collect();
-        if let Filter::Terms { words, all_of, shingles } = filter {
-            return self.read_terms(ctx, tenant_id, (words, all_of), shingles, query, out).await;
-        }
-        let Filter::Like(patterns, unindexed_only) = filter else { return Ok(()) };
         let mut after = None;
         loop {
-            let page =
-                lineage::chunks_matching(&ctx.pool, tenant_id, patterns, *unindexed_only, &excluded, after, PAGE)
-                    .await?;
+            let page = lineage::chunks_matching(
+                &ctx.pool,
+                tenant_id,
+                &read.patterns,
+                read.unindexed_only,
+                &excluded,
+                after,
+                PAGE,
+            )
+            .await?;
             after = page.last().map(|c| c.chunk_id);
             let full = i64::try_from(page.len()).unwrap_or(0) == PAGE;
             self.take(page, query, out)?;
@@ -313,73 +476,9 @@ impl Pass<'_> {
         }
     }
 
-    /// Reads the chunks the residual index proposes: every chunk holding the
-    /// words of a form, and for each of the person's 5-grams the chunks
-    /// holding it, but at most `residual.common_key_sample` of them at first.
-    /// A 5-gram held by that many chunks is usually boilerplate (a
-    /// newsletter, a quoted thread, a signature: a newsletter's 5-grams are
-    /// held by tens of thousands of chunks at a million), which counts
-    /// neither for nor against (`semantic::common_shingles`): reading its
-    /// sample settles that, and the rest of its chunks could not change it.
-    /// A sampled 5-gram the sample does not show as boilerplate (the chunks
-    /// that hold it name the person, or come from fewer sources, or only
-    /// share its 32-bit key) is read in full, as without the limit.
-    ///
-    /// Where this can differ from reading every proposed chunk:
-    /// - unread are chunks that hold none of the person's forms and whose
-    ///   queried 5-grams are all boilerplate: their own words outside the
-    ///   boilerplate come in runs shorter than the winnowing guarantee
-    ///   (`residual.derived_query_window` + 4 words, at least 16 in a long
-    ///   chunk, which keeps its own 5-grams winnowed: `index::INDEX_WINDOW`),
-    ///   since a longer run holds a queried 5-gram that is not boilerplate
-    ///   (in a long chunk: the run's smallest, which both sides select);
-    /// - boilerplate is judged on what was read: a 5-gram of theirs that is
-    ///   not queried and is found in other sources only among the unread
-    ///   chunks still counts as theirs in the chunks read, so a chunk read
-    ///   may qualify where reading everything would call it boilerplate (one
-    ///   more candidate; a chunk read never loses one). Measured: the same
-    ///   candidates at 1M for 12 people and on both evaluations.
-    async fn read_terms(
-        &mut self,
-        ctx: &Context,
-        tenant_id: Uuid,
-        (words, all_of): (&[i32], &[Vec<i32>]),
-        shingles: &[(i32, u64)],
-        query: &ResidualQuery,
-        out: &mut Scanned,
-    ) -> Result<()> {
-        let cap = ctx.settings.residual.common_key_sample;
-        let mut keys: Vec<i32> = shingles.iter().map(|(k, _)| *k).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        // One transaction for every lookup of the search.
-        let mut tx = lineage::index_lookups(&ctx.pool).await?;
-        let mut ids = lineage::chunk_ids_with_terms(&mut tx, tenant_id, words, KEYS_PER_QUERY).await?;
-        ids.extend(lineage::chunk_ids_with_all_terms(&mut tx, tenant_id, all_of).await?);
-        let mut sampled: Vec<i32> = Vec::new();
-        if cap == 0 {
-            ids.extend(lineage::chunk_ids_with_terms(&mut tx, tenant_id, &keys, KEYS_PER_QUERY).await?);
-        } else {
-            let mut held: HashMap<i32, usize> = HashMap::new();
-            let excluded: Vec<Uuid> = query.exclude.iter().copied().collect();
-            for (key, id) in
-                lineage::chunk_ids_per_term(&mut tx, tenant_id, &keys, &excluded, cap, KEYS_PER_QUERY).await?
-            {
-                *held.entry(key).or_default() += 1;
-                ids.push(id);
-            }
-            sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
-        }
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        let read = self.read_ids(ctx, tenant_id, ids, query, out).await?;
-        tracing::debug!(words = words.len() + all_of.len(), shingles = keys.len(), read, sampled = sampled.len(), "residual index read");
-        self.sampled = sampled;
-        Ok(())
-    }
-
     /// Once everything else is read (what is boilerplate depends on all of
     /// it, and on which sources name the person): every chunk of each
-    /// sampled 5-gram that is not boilerplate (see [`Self::read_terms`]).
+    /// sampled 5-gram that is not boilerplate (see [`read_proposed`]).
     async fn read_unproven(
         &mut self,
         ctx: &Context,

@@ -26,7 +26,6 @@ use super::Probe;
 use crate::context::Context;
 use crate::domain::CollectionSpec;
 use crate::error::Result;
-use crate::store::lineage;
 
 /// Words per shingle: long enough that phrases rarely repeat by chance.
 pub(super) const SHINGLE: usize = 5;
@@ -302,37 +301,34 @@ pub fn common_shingles<'a>(
     sources.into_iter().filter(|(_, s)| s.len() >= COMMON_SOURCES).map(|(h, _)| h).collect()
 }
 
-/// The person's own documents from lineage (their chunks joined per source in
-/// order; the probes' texts when lineage holds no text), each as written and
-/// as `strip` leaves it (without the person's identifiers: excerpts are
-/// usually stored that way).
-///
-/// # Errors
-/// Database failures.
-pub async fn own_words(
-    ctx: &Context,
-    tenant_id: Uuid,
-    own_chunks: &[Uuid],
+/// The person's own documents from lineage: `texts`, their chunks' (source,
+/// text) as [`crate::store::lineage::chunk_texts_in_order`] orders them, joined per
+/// source in order; the probes' texts when lineage holds no text. Each as
+/// written and as `strip` leaves it (without the person's identifiers:
+/// excerpts are usually stored that way).
+pub fn own_words<'a>(
+    texts: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     probes: &[Probe],
     strip: impl Fn(&str) -> String,
-) -> Result<OwnWords> {
-    let mut docs: Vec<(String, String)> = Vec::new();
-    for (source, text) in lineage::chunk_texts_in_order(&ctx.pool, tenant_id, own_chunks).await? {
+    window: usize,
+) -> OwnWords {
+    let mut docs: Vec<(&str, String)> = Vec::new();
+    for (source, text) in texts {
         let Some(text) = text else { continue };
         match docs.last_mut() {
             Some((s, doc)) if *s == source => {
                 doc.push_str("\n\n");
-                doc.push_str(&text);
+                doc.push_str(text);
             }
-            _ => docs.push((source, text)),
+            _ => docs.push((source, text.to_owned())),
         }
     }
     if docs.is_empty() {
-        docs = probes.iter().filter_map(|p| p.text.clone()).map(|t| (String::new(), t)).collect();
+        docs = probes.iter().filter_map(|p| p.text.clone()).map(|t| ("", t)).collect();
     }
     let stripped: Vec<String> = docs.iter().map(|(_, d)| strip(d)).collect();
     let documents = docs.iter().map(|(_, d)| d.as_str()).chain(stripped.iter().map(String::as_str));
-    Ok(OwnWords::from_documents_winnowed(documents, ctx.settings.residual.derived_query_window))
+    OwnWords::from_documents_winnowed(documents, window)
 }
 
 /// A chunk near one of the probes.

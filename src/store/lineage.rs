@@ -537,8 +537,8 @@ pub struct ChunkText {
 }
 
 /// A transaction for residual index lookups ([`chunk_ids_with_terms`],
-/// [`chunk_ids_with_all_terms`], [`chunk_ids_per_term`]): one for all of a
-/// search's lookups.
+/// [`chunks_per_key`], [`chunks_per_key_set`], [`chunk_ids_per_term`]): one
+/// for all of the lookups of a batch of searches.
 ///
 /// Always through the GIN index: the planner's estimate for `&&` with
 /// hundreds of rare keys is most of the table, so it picks a sequential
@@ -556,42 +556,15 @@ pub async fn index_lookups(pool: &sqlx::PgPool) -> Result<Transaction<'static, P
 /// their ids, sorted, distinct, `batch` keys per statement. In an
 /// [`index_lookups`] transaction.
 pub async fn chunk_ids_with_terms(tx: &mut sqlx::PgConnection, tenant_id: Uuid, keys: &[i32], batch: usize) -> Result<Vec<Uuid>> {
-    chunk_ids_holding(tx, tenant_id, Holding::Any, keys.chunks(batch.max(1))).await
-}
-
-/// The tenant's chunks whose keys hold every key of one of `groups`, sorted,
-/// distinct: one statement per group, through the GIN index (which
-/// intersects the groups' posting lists). In an [`index_lookups`] transaction.
-pub async fn chunk_ids_with_all_terms(tx: &mut sqlx::PgConnection, tenant_id: Uuid, groups: &[Vec<i32>]) -> Result<Vec<Uuid>> {
-    chunk_ids_holding(tx, tenant_id, Holding::All, groups.iter().map(Vec::as_slice)).await
-}
-
-/// How a chunk's keys must hold a statement's keys.
-#[derive(Clone, Copy)]
-enum Holding {
-    /// Any of them (`&&`).
-    Any,
-    /// All of them (`@>`).
-    All,
-}
-
-/// One statement per key set, the ids of every chunk holding it, sorted, distinct.
-async fn chunk_ids_holding<'k>(
-    tx: &mut sqlx::PgConnection,
-    tenant_id: Uuid,
-    holding: Holding,
-    key_sets: impl Iterator<Item = &'k [i32]>,
-) -> Result<Vec<Uuid>> {
-    let op = match holding {
-        Holding::Any => "&&",
-        Holding::All => "@>",
-    };
-    let sql = format!(
-        "SELECT chunk_id FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms {op} $2 OFFSET 0) c WHERE tenant_id = $1"
-    );
     let mut ids: Vec<Uuid> = Vec::new();
-    for keys in key_sets {
-        let found: Vec<Uuid> = sqlx::query_scalar(&sql).bind(tenant_id).bind(keys).fetch_all(&mut *tx).await?;
+    for keys in keys.chunks(batch.max(1)) {
+        let found: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT chunk_id FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && $2 OFFSET 0) c WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await?;
         ids.extend(found);
     }
     ids.sort_unstable();
@@ -599,23 +572,11 @@ async fn chunk_ids_holding<'k>(
     Ok(ids)
 }
 
-/// For each of `keys`, at most `cap` of the tenant's chunks that hold it
-/// (`residual::index`), other than `exclude`, as (key, chunk id) pairs,
-/// `batch` keys per statement: a key with `cap` pairs may be held by more
-/// chunks. In an [`index_lookups`] transaction, through the GIN index: one
-/// bitmap of the index per key (GIN reads a key's whole posting list), and
-/// at most `cap` rows of the table read for it. `exclude` is looked up in a hash
-/// built once per statement (`NOT IN` a subquery): `<> ALL` of an array
-/// compares every row with every element (30 µs a row for a subject of
-/// 10,000 chunks, against 0.4).
-pub async fn chunk_ids_per_term(
-    tx: &mut sqlx::PgConnection,
-    tenant_id: Uuid,
-    keys: &[i32],
-    exclude: &[Uuid],
-    cap: usize,
-    batch: usize,
-) -> Result<Vec<(i32, Uuid)>> {
+/// For each of `keys`, every chunk of the tenant that holds it, as (key,
+/// chunk id) pairs, `batch` keys per statement: the lookups of several
+/// searches in one statement, each search taking the pairs of its own keys.
+/// In an [`index_lookups`] transaction (one bitmap of the GIN index per key).
+pub async fn chunks_per_key(tx: &mut sqlx::PgConnection, tenant_id: Uuid, keys: &[i32], batch: usize) -> Result<Vec<(i32, Uuid)>> {
     let mut out = Vec::new();
     for keys in keys.chunks(batch.max(1)) {
         let found: Vec<(i32, Uuid)> = sqlx::query_as(
@@ -625,15 +586,93 @@ pub async fn chunk_ids_per_term(
             CROSS JOIN LATERAL (
                 SELECT x.chunk_id
                 FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && ARRAY[k.key] OFFSET 0) x
-                WHERE x.tenant_id = $1 AND x.chunk_id NOT IN (SELECT unnest($4::uuid[]))
-                LIMIT $3
+                WHERE x.tenant_id = $1
             ) c
             "#,
         )
         .bind(tenant_id)
         .bind(keys)
+        .fetch_all(&mut *tx)
+        .await?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// For each set of `sets`, every chunk of the tenant whose keys hold all of
+/// it (the words of a form of several words), as (index of the set, chunk
+/// id) pairs, in one statement: the GIN index intersects each set's posting
+/// lists. In an [`index_lookups`] transaction.
+pub async fn chunks_per_key_set(tx: &mut sqlx::PgConnection, tenant_id: Uuid, sets: &[Vec<i32>]) -> Result<Vec<(usize, Uuid)>> {
+    if sets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (of, keys): (Vec<i32>, Vec<i32>) = sets
+        .iter()
+        .enumerate()
+        .flat_map(|(n, set)| set.iter().map(move |k| (i32::try_from(n).unwrap_or(i32::MAX), *k)))
+        .unzip();
+    let found: Vec<(i32, Uuid)> = sqlx::query_as(
+        r#"
+        WITH s AS (SELECT n, array_agg(key) AS keys FROM unnest($2::int4[], $3::int4[]) AS u(n, key) GROUP BY n)
+        SELECT s.n, c.chunk_id
+        FROM s
+        CROSS JOIN LATERAL (
+            SELECT x.chunk_id
+            FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms @> s.keys OFFSET 0) x
+            WHERE x.tenant_id = $1
+        ) c
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(&of)
+    .bind(&keys)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(found.into_iter().map(|(n, id)| (usize::try_from(n).unwrap_or(usize::MAX), id)).collect())
+}
+
+/// For each (search, key) of `keys`, at most `cap` of the tenant's chunks
+/// that hold the key (`residual::index`), other than the search's own
+/// `exclude` (search, chunk id), as (search, key, chunk id), `batch` keys
+/// per statement: a key with `cap` chunks may be held by more. The samples
+/// of several searches in one statement, each as it would be alone. In an
+/// [`index_lookups`] transaction, through the GIN index: one bitmap of the
+/// index per key (GIN reads a key's whole posting list), and at most `cap`
+/// rows of the table read for it. `exclude` is looked up in a hash built
+/// once per statement (`NOT IN` a subquery, hashed also for a row of two
+/// columns): `<> ALL` of an array compares every row with every element
+/// (30 µs a row for a subject of 10,000 chunks, against 0.4).
+pub async fn chunk_ids_per_term(
+    tx: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    keys: &[(i32, i32)],
+    exclude: &[(i32, Uuid)],
+    cap: usize,
+    batch: usize,
+) -> Result<Vec<(i32, i32, Uuid)>> {
+    let (excluded_of, excluded): (Vec<i32>, Vec<Uuid>) = exclude.iter().copied().unzip();
+    let mut out = Vec::new();
+    for keys in keys.chunks(batch.max(1)) {
+        let (of, keys): (Vec<i32>, Vec<i32>) = keys.iter().copied().unzip();
+        let found: Vec<(i32, i32, Uuid)> = sqlx::query_as(
+            r#"
+            SELECT k.n, k.key, c.chunk_id
+            FROM unnest($2::int4[], $3::int4[]) AS k(n, key)
+            CROSS JOIN LATERAL (
+                SELECT x.chunk_id
+                FROM (SELECT chunk_id, tenant_id FROM chunks WHERE terms && ARRAY[k.key] OFFSET 0) x
+                WHERE x.tenant_id = $1 AND (k.n, x.chunk_id) NOT IN (SELECT * FROM unnest($5::int4[], $6::uuid[]))
+                LIMIT $4
+            ) c
+            "#,
+        )
+        .bind(tenant_id)
+        .bind(&of)
+        .bind(&keys)
         .bind(i64::try_from(cap).unwrap_or(i64::MAX))
-        .bind(exclude)
+        .bind(&excluded_of)
+        .bind(&excluded)
         .fetch_all(&mut *tx)
         .await?;
         out.extend(found);
@@ -748,20 +787,22 @@ pub async fn unindexed_and_textless(ex: impl PgExecutor<'_>, tenant_id: Uuid) ->
     .await?)
 }
 
-/// Texts of the given chunks with their source's id, ordered by source and
-/// ordinal (a document's chunks in order: the residual search's own words).
+/// Texts of the given chunks with their ids and their source's id, ordered
+/// by source and ordinal (a document's chunks in order: the residual
+/// search's own words), then id: the chunks of several searches in one
+/// statement, each search taking its own in the order it would alone.
 pub async fn chunk_texts_in_order(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
     chunk_ids: &[Uuid],
-) -> Result<Vec<(String, Option<String>)>> {
+) -> Result<Vec<(Uuid, String, Option<String>)>> {
     Ok(sqlx::query_as(
         r#"
-        SELECT s.external_id, c.text
+        SELECT c.chunk_id, s.external_id, c.text
         FROM chunks c
         JOIN sources s USING (source_id)
         WHERE c.tenant_id = $1 AND c.chunk_id = ANY($2)
-        ORDER BY c.source_id, c.ordinal
+        ORDER BY c.source_id, c.ordinal, c.chunk_id
         "#,
     )
     .bind(tenant_id)

@@ -189,6 +189,78 @@ async fn a_sample_that_shows_boilerplate_spares_reading_the_rest_and_finds_the_s
     assert_eq!((all.read, sampled.read), (15, 8));
 }
 
+/// Bob's own words, which a note of someone else's copies.
+const BOB_OWN: &str = "The Mohave outage moved the whole Four Corners strip twelve dollars above the index before \
+    lunch, and nobody on the west desk saw the schedule change coming from the operator.";
+
+/// The search an erasure runs for `person`: the identifiers, their chunks
+/// as probes (text and vector), excluded.
+async fn erasure_query(app: &TestApp, person: &str, identifiers: &[(lethe::domain::IdentifierKind, &str)]) -> lethe::residual::ResidualQuery {
+    let own: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT c.chunk_id, c.text FROM chunks c JOIN chunk_subjects cs USING (chunk_id) JOIN subjects s USING (subject_id) \
+         WHERE c.tenant_id = $1 AND s.subject_hash = $2 ORDER BY c.chunk_id",
+    )
+    .bind(app.keys.tenant_id)
+    .bind(app.ctx.keyed_hash(app.keys.tenant_id, person).await.expect("hash"))
+    .fetch_all(&app.pool)
+    .await
+    .expect("own chunks");
+    let texts: Vec<String> = own.iter().map(|(_, t)| t.clone()).collect();
+    let vectors = if texts.is_empty() { Vec::new() } else { app.ctx.embedder.embed(texts.clone()).await.expect("embed") };
+    lethe::residual::ResidualQuery {
+        identifiers: identifiers.iter().map(|(kind, value)| lethe::domain::Identifier { kind: *kind, value: (*value).into() }).collect(),
+        probes: texts.into_iter().zip(vectors).map(|(text, vector)| lethe::residual::Probe { text: Some(text), vector }).collect(),
+        exclude: own.into_iter().map(|(id, _)| id).collect(),
+        limit: 100,
+        deadline: None,
+    }
+}
+
+#[tokio::test]
+async fn searches_made_together_find_what_each_finds_alone() {
+    // A batch of erase jobs searches together: one read of their own texts,
+    // one transaction of index lookups, the proposed texts in shared pages.
+    // Each must find, read and count what it finds alone, although one
+    // person's own chunk (excluded from their search) is another's residual,
+    // their 5-grams share keys with a sample of 3, and one has no own words.
+    let app = spawn_app_configured(Options::default(), |s| s.residual.common_key_sample = 3).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let mut corpus = ann_corpus();
+    corpus.push(chunk("bob-1", 0, &format!("From: bob.marsh@example.com\nTo: ann.lee@example.com\n\n{BOB_OWN}\n\n{DIGEST}"), &["bob-marsh"]));
+    corpus.push(chunk("desk-notes", 0, &format!("Notes from the desk\n\n{BOB_OWN}"), &["kb"]));
+    corpus.push(chunk("cc", 0, "cc: ann.lee@example.com, bob.marsh@example.com, Carol Diaz", &["kb"]));
+    corpus.push(chunk("call", 0, "Carol Diaz called about the Mohave outage.", &["kb"]));
+    app.ingest(&c.name, corpus).await.expect("ingest");
+    use lethe::domain::IdentifierKind::{Email, Name};
+    let queries = vec![
+        erasure_query(&app, "ann", &[(Email, "ann.lee@example.com")]).await,
+        erasure_query(&app, "bob-marsh", &[(Email, "bob.marsh@example.com"), (Name, "Bob Marsh")]).await,
+        erasure_query(&app, "carol", &[(Name, "Carol Diaz")]).await,
+    ];
+    let t = app.keys.tenant_id;
+    let mut alone = Vec::new();
+    for q in &queries {
+        alone.push(lethe::residual::search_counted(&app.ctx, t, q).await.expect("search alone"));
+    }
+    let batch: Vec<(uuid::Uuid, lethe::residual::ResidualQuery)> = queries.iter().map(|q| (t, q.clone())).collect();
+    let together = lethe::residual::search_many(&app.ctx, &batch).await.expect("search together");
+    assert_eq!(together.len(), 3);
+    for (a, b) in alone.iter().zip(&together) {
+        assert_eq!(a.candidates, b.candidates);
+        assert_eq!((a.qualified, a.read), (b.qualified, b.read));
+    }
+    let sources = |s: &lethe::residual::Searched| {
+        let mut v: Vec<String> = s.candidates.iter().map(|c| c.source_id.clone()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    // Bob's own chunk, to Ann, copies her words: hers to find, his to skip.
+    assert_eq!(sources(&together[0]), ["bob-1", "cc", "digest"]);
+    assert_eq!(sources(&together[1]), ["cc", "desk-notes", "digest"]);
+    assert_eq!(sources(&together[2]), ["call", "cc"]);
+}
+
 #[tokio::test]
 async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_longest() {
     let app = spawn_app().await;
