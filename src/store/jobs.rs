@@ -410,6 +410,9 @@ pub async fn set_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, 
 /// Removes the matched texts (the person's identifiers as written) from the
 /// job's residual evidence; form, identifier index and position stay. Run
 /// when the job is logged: from then on no table holds them in clear.
+/// The residual stage stores its candidates without them already, so only a
+/// row that holds one is written (one of an earlier version's jobs): a
+/// rewrite of every job's candidates was 4 ms of a batch's log stage.
 pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<()> {
     sqlx::query(
         r#"
@@ -419,6 +422,7 @@ pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Resul
                 FROM jsonb_array_elements(c->'evidence') e), '[]')) ELSE c END)
             FROM jsonb_array_elements(residuals) c), '[]')
         WHERE job_id = ANY($1) AND jsonb_typeof(residuals) = 'array'
+          AND jsonb_path_exists(residuals, '$[*].evidence[*].matched ? (@ != "")')
         "#,
     )
     .bind(job_ids)

@@ -128,6 +128,35 @@ async fn report_lists_named_and_derived_chunks_with_evidence(backend: pb::Backen
     assert!(NAMED.iter().chain(&NEAR_MISSES).all(|s| rows.contains_key(*s)));
 }
 
+#[tokio::test]
+async fn the_log_scrubs_a_matched_text_an_earlier_version_stored_and_leaves_a_clean_job_unwritten() {
+    let (app, _, job) = erase_tim(pb::Backend::Pgvector, pb::ResidualPolicy::Report).await;
+    let id: uuid::Uuid = job.job_id.parse().expect("job id");
+    let row = || async {
+        let (version, residuals): (String, serde_json::Value) =
+            sqlx::query_as("SELECT xmin::text, residuals FROM erasure_jobs WHERE job_id = $1")
+                .bind(id)
+                .fetch_one(&app.pool)
+                .await
+                .expect("job row");
+        (version, residuals)
+    };
+    let (version, stored) = row().await;
+    assert!(stored.as_array().is_some_and(|c| !c.is_empty()), "{stored}");
+    // The stage stored no matched text: the log's scrub leaves the row as it is.
+    lethe::store::jobs::scrub_residuals(&app.pool, &[id]).await.expect("scrub");
+    assert_eq!(row().await, (version, stored.clone()));
+    // A job an earlier version wrote holds one, in its second candidate's evidence.
+    sqlx::query("UPDATE erasure_jobs SET residuals = jsonb_set(residuals, '{1,evidence,0,matched}', '\"Belden, Tim\"') WHERE job_id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .expect("an earlier version's row");
+    assert!(row().await.1.to_string().contains("Belden, Tim"));
+    lethe::store::jobs::scrub_residuals(&app.pool, &[id]).await.expect("scrub");
+    assert_eq!(row().await.1, stored, "the matched text gone, the rest as it was");
+}
+
 async fn delete_removes_the_candidates_and_nothing_else(backend: pb::Backend) {
     let (app, c, job) = erase_tim(backend, pb::ResidualPolicy::Delete).await;
     assert_eq!(sources(&job), expected(true));
