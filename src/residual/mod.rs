@@ -179,14 +179,18 @@ pub async fn search_many(ctx: &Context, queries: &[(Uuid, ResidualQuery)]) -> Re
             searched[i] = Some(s);
         }
     }
-    Ok(searched.into_iter().flatten().collect())
+    // Every search was made: the jobs take their results by position.
+    searched.into_iter().collect::<Option<Vec<Searched>>>().ok_or_else(|| {
+        crate::error::LetheError::Unexpected(anyhow::anyhow!("a residual search of the batch was not made"))
+    })
 }
 
 /// Searches of one tenant, each finding what it would alone, with their
 /// reads of lineage made together: the person's own texts in one
-/// statement, the residual index's lookups in one transaction and the
-/// texts they propose in pages of all of them ([`scan::read_proposed`]);
-/// then each search's own scan and ranking.
+/// statement, the residual index's lookups in one transaction
+/// ([`scan::propose`]) and the texts they propose in pages of all of them
+/// ([`scan::read_proposed`]); then each search's own further reads and
+/// ranking.
 async fn search_together(ctx: &Context, tenant: &Tenant, queries: &[&ResidualQuery]) -> Result<Vec<Searched>> {
     let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
@@ -196,11 +200,18 @@ async fn search_together(ctx: &Context, tenant: &Tenant, queries: &[&ResidualQue
     let terms: Vec<scan::Terms> =
         matchers.iter().zip(&owns).map(|(m, own)| scan::Terms::of(ctx, tenant.tenant_id, m, own)).collect();
     let asked: Vec<(&scan::Terms, &HashSet<Uuid>)> = terms.iter().zip(queries).map(|(t, q)| (t, &q.exclude)).collect();
-    let proposed = scan::read_proposed(ctx, tenant.tenant_id, &asked).await?;
+    let proposed = scan::propose(ctx, tenant.tenant_id, &asked).await?;
+    let mut scans: Vec<scan::Scan<'_>> = queries
+        .iter()
+        .zip(matchers.iter().zip(&owns))
+        .zip(terms.iter().zip(proposed))
+        .map(|((query, (matcher, own)), (terms, proposed))| scan::Scan::new(tenant, (matcher, own), (terms, proposed), query))
+        .collect();
+    scan::read_proposed(ctx, tenant.tenant_id, &mut scans).await?;
     let together_ms = started.elapsed().as_millis();
     let mut searched = Vec::with_capacity(queries.len());
-    for (((query, matcher), (own, terms)), proposed) in queries.iter().zip(&matchers).zip(owns.iter().zip(&terms)).zip(proposed) {
-        searched.push(search_in(ctx, tenant, query, (matcher, own), (terms, proposed), together_ms).await?);
+    for ((scan, query), own) in scans.into_iter().zip(queries).zip(&owns) {
+        searched.push(search_in(ctx, tenant, query, own, scan, together_ms).await?);
     }
     Ok(searched)
 }
@@ -233,20 +244,20 @@ async fn own_words(
         .collect())
 }
 
-/// One search of [`search_together`], from its scan on (`together_ms`:
-/// how long the reads made for all of them took).
+/// One search of [`search_together`], from its reads after the proposed
+/// texts on (`together_ms`: how long the reads made for all of them took).
 async fn search_in(
     ctx: &Context,
     tenant: &Tenant,
     query: &ResidualQuery,
-    (matcher, own): (&lexical::Matcher, &semantic::OwnWords),
-    (terms, proposed): (&scan::Terms, scan::Proposed),
+    own: &semantic::OwnWords,
+    scan: scan::Scan<'_>,
     together_ms: u128,
 ) -> Result<Searched> {
     let started = std::time::Instant::now();
     let s = &ctx.settings.residual;
     let specs = tenant.collections.clone();
-    let mut scanned = scan::scan(ctx, tenant, (matcher, own), (terms, proposed), query).await?;
+    let mut scanned = scan.finish(ctx).await?;
     let scan_ms = started.elapsed().as_millis();
     let (named, overlapping, read) = (scanned.lexical.count(), scanned.overlaps.len(), scanned.read);
     let dropped_while_scanning = scanned.lexical.dropped_strong();

@@ -225,23 +225,23 @@ impl Terms {
     }
 }
 
-/// What the residual index proposed to one search ([`read_proposed`]):
-/// the texts of the chunks to read, and the keys of the person's 5-grams
-/// of which only a sample was read.
+/// What the residual index proposed to one search ([`propose`]): the
+/// chunks to read (sorted, without its own), and the keys of the person's
+/// 5-grams of which only a sample was read.
 #[derive(Debug, Default)]
 pub struct Proposed {
-    texts: Vec<lineage::ChunkText>,
+    ids: Vec<Uuid>,
     sampled: Vec<i32>,
 }
 
-/// Reads, for several searches of a tenant at once, the chunks the residual
-/// index proposes to each (`searches`: its [`Terms`] and the points it
-/// excludes): every chunk holding the words of one of its forms, and for
-/// each of its 5-grams the chunks holding it, but at most
-/// `residual.common_key_sample` of them at first. Each search gets what it
-/// would read alone, in the same order (by chunk id); the lookups are made
-/// in one transaction and the texts read in pages of all of them, a few
-/// statements for the whole batch instead of a few per search.
+/// Looks up, for several searches of a tenant at once, the chunks the
+/// residual index proposes to each (`searches`: its [`Terms`] and the
+/// points it excludes): every chunk holding the words of one of its forms,
+/// and for each of its 5-grams the chunks holding it, but at most
+/// `residual.common_key_sample` of them at first (0: all). Each search
+/// gets what it would alone; the lookups of all of them are made in one
+/// transaction, a few statements for the whole batch instead of a few per
+/// search, and [`read_proposed`] reads the texts.
 ///
 /// A 5-gram held by `common_key_sample` chunks is usually boilerplate (a
 /// newsletter, a quoted thread, a signature: a newsletter's 5-grams are
@@ -270,100 +270,77 @@ pub struct Proposed {
 ///
 /// # Errors
 /// Database failures.
-pub async fn read_proposed(ctx: &Context, tenant_id: Uuid, searches: &[(&Terms, &HashSet<Uuid>)]) -> Result<Vec<Proposed>> {
+pub async fn propose(ctx: &Context, tenant_id: Uuid, searches: &[(&Terms, &HashSet<Uuid>)]) -> Result<Vec<Proposed>> {
     let mut proposed: Vec<Proposed> = searches.iter().map(|_| Proposed::default()).collect();
     if searches.iter().all(|(terms, _)| terms.is_empty()) {
         return Ok(proposed);
     }
     let cap = ctx.settings.residual.common_key_sample;
-    // Keys all of whose chunks are read, and sets of keys, each looked up
-    // once for all the searches that ask for it.
-    let whole_keys = |terms: &Terms| {
-        let shingles = if cap == 0 { terms.shingle_keys() } else { Vec::new() };
-        terms.words.iter().copied().chain(shingles).collect::<Vec<i32>>()
-    };
-    let mut whole: Vec<i32> = searches.iter().flat_map(|(terms, _)| whole_keys(terms)).collect();
-    whole.sort_unstable();
-    whole.dedup();
+    // The forms' words and sets of words, each looked up once for all the
+    // searches that ask for it.
+    let mut words: Vec<i32> = searches.iter().flat_map(|(terms, _)| terms.words.iter().copied()).collect();
+    words.sort_unstable();
+    words.dedup();
     let mut sets: Vec<Vec<i32>> = searches.iter().flat_map(|(terms, _)| terms.all_of.iter().cloned()).collect();
     sets.sort_unstable();
     sets.dedup();
-    // Samples are the searches' own: each excludes its own points.
-    let mut sampled_keys: Vec<(i32, i32)> = Vec::new();
+    // The 5-grams' chunks are each search's own: it excludes its own points
+    // (in the statement: a person's own chunk holds every one of their keys).
+    let mut shingle_keys: Vec<(i32, i32)> = Vec::new();
     let mut excluded: Vec<(i32, Uuid)> = Vec::new();
-    if cap > 0 {
-        for (n, (terms, exclude)) in (0_i32..).zip(searches) {
-            let keys = terms.shingle_keys();
-            if !keys.is_empty() {
-                sampled_keys.extend(keys.into_iter().map(|k| (n, k)));
-                excluded.extend(exclude.iter().map(|id| (n, *id)));
-            }
+    for (n, (terms, exclude)) in (0_i32..).zip(searches) {
+        let keys = terms.shingle_keys();
+        if !keys.is_empty() {
+            shingle_keys.extend(keys.into_iter().map(|k| (n, k)));
+            excluded.extend(exclude.iter().map(|id| (n, *id)));
         }
     }
     let mut tx = lineage::index_lookups(&ctx.pool).await?;
-    let per_key = lineage::chunks_per_key(&mut tx, tenant_id, &whole, KEYS_PER_QUERY).await?;
+    let per_word = lineage::chunks_per_key(&mut tx, tenant_id, &words, KEYS_PER_QUERY).await?;
     let per_set = lineage::chunks_per_key_set(&mut tx, tenant_id, &sets).await?;
-    let per_term = if sampled_keys.is_empty() {
+    let per_shingle = if shingle_keys.is_empty() {
         Vec::new()
     } else {
-        lineage::chunk_ids_per_term(&mut tx, tenant_id, &sampled_keys, &excluded, cap, KEYS_PER_QUERY).await?
+        let limit = if cap == 0 { usize::MAX } else { cap };
+        lineage::chunk_ids_per_term(&mut tx, tenant_id, &shingle_keys, &excluded, limit, KEYS_PER_QUERY).await?
     };
     tx.commit().await.map_err(crate::store::StoreError::from)?;
 
-    let mut by_key: HashMap<i32, Vec<Uuid>> = HashMap::new();
-    for (key, id) in per_key {
-        by_key.entry(key).or_default().push(id);
+    let mut by_word: HashMap<i32, Vec<Uuid>> = HashMap::new();
+    for (key, id) in per_word {
+        by_word.entry(key).or_default().push(id);
     }
     let mut by_set: HashMap<usize, Vec<Uuid>> = HashMap::new();
     for (n, id) in per_set {
         by_set.entry(n).or_default().push(id);
     }
-    let mut ids: Vec<Vec<Uuid>> = Vec::with_capacity(searches.len());
-    for (terms, _) in searches {
-        let mut mine: Vec<Uuid> = whole_keys(terms).iter().filter_map(|k| by_key.get(k)).flatten().copied().collect();
+    for (p, (terms, _)) in proposed.iter_mut().zip(searches) {
+        p.ids = terms.words.iter().filter_map(|k| by_word.get(k)).flatten().copied().collect();
         for set in &terms.all_of {
             if let Ok(n) = sets.binary_search(set) {
-                mine.extend(by_set.get(&n).into_iter().flatten());
+                p.ids.extend(by_set.get(&n).into_iter().flatten());
             }
         }
-        ids.push(mine);
     }
     let mut held: Vec<HashMap<i32, usize>> = searches.iter().map(|_| HashMap::new()).collect();
-    for (n, key, id) in per_term {
+    for (n, key, id) in per_shingle {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
-        if let (Some(held), Some(ids)) = (held.get_mut(n), ids.get_mut(n)) {
+        if let (Some(held), Some(p)) = (held.get_mut(n), proposed.get_mut(n)) {
             *held.entry(key).or_default() += 1;
-            ids.push(id);
+            p.ids.push(id);
         }
     }
-    for (p, held) in proposed.iter_mut().zip(held) {
-        p.sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
-    }
-    // The texts, in pages of every search's chunks, each page in chunk id order.
-    for (mine, (_, exclude)) in ids.iter_mut().zip(searches) {
-        mine.sort_unstable();
-        mine.dedup();
-        mine.retain(|id| !exclude.contains(id));
-    }
-    let mut all: Vec<Uuid> = ids.iter().flatten().copied().collect();
-    all.sort_unstable();
-    all.dedup();
-    for page in all.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
-        for text in lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await? {
-            let wanted_by: Vec<usize> = (0..ids.len()).filter(|&n| ids[n].binary_search(&text.chunk_id).is_ok()).collect();
-            if let Some((&last, rest)) = wanted_by.split_last() {
-                for &n in rest {
-                    proposed[n].texts.push(text.clone());
-                }
-                proposed[last].texts.push(text);
-            }
+    for ((p, held), (terms, exclude)) in proposed.iter_mut().zip(held).zip(searches) {
+        if cap > 0 {
+            p.sampled = held.into_iter().filter(|(_, n)| *n >= cap).map(|(k, _)| k).collect();
         }
-    }
-    for ((terms, _), (p, mine)) in searches.iter().zip(proposed.iter().zip(&ids)) {
+        p.ids.sort_unstable();
+        p.ids.dedup();
+        p.ids.retain(|id| !exclude.contains(id));
         tracing::debug!(
             words = terms.words.len() + terms.all_of.len(),
-            shingles = terms.shingles.len(),
-            read = mine.len(),
+            shingles = terms.shingle_keys().len(),
+            read = p.ids.len(),
             sampled = p.sampled.len(),
             "residual index read"
         );
@@ -371,65 +348,106 @@ pub async fn read_proposed(ctx: &Context, tenant_id: Uuid, searches: &[(&Terms, 
     Ok(proposed)
 }
 
-/// Reads every chunk text of the tenant that may hold evidence, except the
-/// query's `exclude`, keeping its best `limit` lexical hits (see
-/// [`TopHits`]), until its deadline.
-///
-/// First the chunks the residual index proposed (`terms`, read by
-/// [`read_proposed`]): all the words of one of the forms, or one of the
-/// person's own 5-grams. Forms no word can find (phone numbers) are looked
-/// for with `ILIKE` over every text, and texts written before the index
-/// (without keys) the old way: every one of them when there are own words,
-/// else those that contain a literal.
+/// Reads the texts the residual index proposed to each scan, in pages of
+/// all of theirs, each page in chunk id order and given to every scan that
+/// asked for its chunks while it is held: each scan takes its own in the
+/// order it would alone, and no more than a page of texts is held at once
+/// however many were proposed.
 ///
 /// # Errors
-/// Database and backend failures; `DeadlineExceeded`.
-pub async fn scan(
-    ctx: &Context,
-    tenant: &super::Tenant,
-    (matcher, own): (&Matcher, &OwnWords),
-    (terms, proposed): (&Terms, Proposed),
-    query: &ResidualQuery,
-) -> Result<Scanned> {
-    let (tenant_id, specs) = (tenant.tenant_id, &tenant.collections);
-    let mut out = Scanned { lexical: TopHits::new(query.limit), ..Scanned::default() };
-    if matcher.is_empty() && own.is_empty() {
-        return Ok(out);
-    }
-    let like = |literals: &[String]| -> Vec<String> {
-        literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
-    };
-    let everything = || if own.is_empty() { like(matcher.literals()) } else { vec!["%".to_owned()] };
-    let unindexed = like(&matcher.index_words().1);
-    let (texts_unindexed, textless) = (tenant.texts_unindexed, tenant.textless.clone());
-    let use_index = ctx.settings.residual.use_index;
-    let reads = if !use_index {
-        vec![Like { patterns: everything(), unindexed_only: false }]
-    } else if texts_unindexed {
-        vec![Like { patterns: unindexed, unindexed_only: false }, Like { patterns: everything(), unindexed_only: true }]
-    } else {
-        vec![Like { patterns: unindexed, unindexed_only: false }]
-    };
-    let mut pass = Pass {
-        matcher,
-        own,
-        textless: &textless,
-        skip: query.exclude.clone(),
-        seen: HashSet::new(),
-        sampled: proposed.sampled,
-    };
-    pass.take(proposed.texts, query, &mut out)?;
-    for read in reads.iter().filter(|r| !r.patterns.is_empty()) {
-        pass.read(ctx, tenant_id, read, query, &mut out).await?;
-    }
-    for collection_id in &textless {
-        if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
-            pass.read_payloads(ctx, spec, query.deadline, &mut out).await?;
+/// Database failures; `DeadlineExceeded`.
+pub async fn read_proposed(ctx: &Context, tenant_id: Uuid, scans: &mut [Scan<'_>]) -> Result<()> {
+    let mut all: Vec<Uuid> = scans.iter().flat_map(|s| s.proposed.iter().copied()).collect();
+    all.sort_unstable();
+    all.dedup();
+    for page in all.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
+        let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
+        for scan in scans.iter_mut() {
+            let proposed = &scan.proposed;
+            let mine = texts.iter().filter(|t| proposed.binary_search(&t.chunk_id).is_ok());
+            scan.pass.take(mine, scan.query, &mut scan.out)?;
         }
     }
-    pass.read_unproven(ctx, tenant_id, &terms.shingles, query, &mut out).await?;
-    out.textless = textless;
-    Ok(out)
+    Ok(())
+}
+
+/// One search's pass over every chunk text of the tenant that may hold
+/// evidence, except the query's `exclude`, keeping its best `limit`
+/// lexical hits (see [`TopHits`]), until its deadline.
+///
+/// First the chunks the residual index proposed ([`propose`], read by
+/// [`read_proposed`] for the scans of a batch together): all the words of
+/// one of the forms, or one of the person's own 5-grams. Then, in
+/// [`Scan::finish`], forms no word can find (phone numbers) with `ILIKE`
+/// over every text, texts written before the index (without keys) the old
+/// way (every one of them when there are own words, else those that
+/// contain a literal), the payloads of collections without lineage text,
+/// and the sampled 5-grams the sample did not show as boilerplate.
+pub struct Scan<'a> {
+    tenant: &'a super::Tenant,
+    matcher: &'a Matcher,
+    own: &'a OwnWords,
+    terms: &'a Terms,
+    query: &'a ResidualQuery,
+    /// The chunks the index proposed, sorted.
+    proposed: Vec<Uuid>,
+    pass: Pass<'a>,
+    out: Scanned,
+}
+
+impl<'a> Scan<'a> {
+    pub fn new(
+        tenant: &'a super::Tenant,
+        (matcher, own): (&'a Matcher, &'a OwnWords),
+        (terms, proposed): (&'a Terms, Proposed),
+        query: &'a ResidualQuery,
+    ) -> Self {
+        let pass = Pass {
+            matcher,
+            own,
+            textless: &tenant.textless,
+            skip: query.exclude.clone(),
+            seen: HashSet::new(),
+            sampled: proposed.sampled,
+        };
+        let out = Scanned { lexical: TopHits::new(query.limit), ..Scanned::default() };
+        Self { tenant, matcher, own, terms, query, proposed: proposed.ids, pass, out }
+    }
+
+    /// The scan's reads after the proposed texts, and what it found.
+    ///
+    /// # Errors
+    /// Database and backend failures; `DeadlineExceeded`.
+    pub async fn finish(mut self, ctx: &Context) -> Result<Scanned> {
+        let Self { tenant, matcher, own, terms, query, .. } = self;
+        if matcher.is_empty() && own.is_empty() {
+            return Ok(self.out);
+        }
+        let (tenant_id, specs) = (tenant.tenant_id, &tenant.collections);
+        let like = |literals: &[String]| -> Vec<String> {
+            literals.iter().map(|l| format!("%{}%", lexical::like_escape(l))).collect()
+        };
+        let everything = || if own.is_empty() { like(matcher.literals()) } else { vec!["%".to_owned()] };
+        let unindexed = like(&matcher.index_words().1);
+        let reads = if !ctx.settings.residual.use_index {
+            vec![Like { patterns: everything(), unindexed_only: false }]
+        } else if tenant.texts_unindexed {
+            vec![Like { patterns: unindexed, unindexed_only: false }, Like { patterns: everything(), unindexed_only: true }]
+        } else {
+            vec![Like { patterns: unindexed, unindexed_only: false }]
+        };
+        for read in reads.iter().filter(|r| !r.patterns.is_empty()) {
+            self.pass.read(ctx, tenant_id, read, query, &mut self.out).await?;
+        }
+        for collection_id in &tenant.textless {
+            if let Some(spec) = specs.iter().find(|s| s.collection_id == *collection_id) {
+                self.pass.read_payloads(ctx, spec, query.deadline, &mut self.out).await?;
+            }
+        }
+        self.pass.read_unproven(ctx, tenant_id, &terms.shingles, query, &mut self.out).await?;
+        self.out.textless = tenant.textless.clone();
+        Ok(self.out)
+    }
 }
 
 /// Lineage texts matching any of these `ILIKE` patterns (only those without
@@ -469,7 +487,7 @@ impl Pass<'_> {
             .await?;
             after = page.last().map(|c| c.chunk_id);
             let full = i64::try_from(page.len()).unwrap_or(0) == PAGE;
-            self.take(page, query, out)?;
+            self.take(&page, query, out)?;
             if !full {
                 return Ok(());
             }
@@ -550,12 +568,17 @@ impl Pass<'_> {
         ids.retain(|id| !query.exclude.contains(id) && !self.seen.contains(id));
         for page in ids.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
             let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
-            self.take(texts, query, out)?;
+            self.take(&texts, query, out)?;
         }
         Ok(ids.len())
     }
 
-    fn take(&mut self, page: Vec<lineage::ChunkText>, query: &ResidualQuery, out: &mut Scanned) -> Result<()> {
+    fn take<'t>(
+        &mut self,
+        page: impl IntoIterator<Item = &'t lineage::ChunkText>,
+        query: &ResidualQuery,
+        out: &mut Scanned,
+    ) -> Result<()> {
         for c in page {
             check_deadline(query.deadline)?;
             if !self.seen.insert(c.chunk_id) {
@@ -564,7 +587,7 @@ impl Pass<'_> {
             if self.textless.contains(&c.collection_id) {
                 self.skip.insert(c.chunk_id);
             }
-            let chunk = ChunkRef { collection_id: c.collection_id, point_id: c.chunk_id, source_id: c.source_id };
+            let chunk = ChunkRef { collection_id: c.collection_id, point_id: c.chunk_id, source_id: c.source_id.clone() };
             out.add(self.matcher, self.own, chunk, &c.text);
         }
         Ok(())

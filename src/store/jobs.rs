@@ -422,7 +422,7 @@ pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Resul
                 FROM jsonb_array_elements(c->'evidence') e), '[]')) ELSE c END)
             FROM jsonb_array_elements(residuals) c), '[]')
         WHERE job_id = ANY($1) AND jsonb_typeof(residuals) = 'array'
-          AND jsonb_path_exists(residuals, '$[*].evidence[*].matched ? (@ != "")')
+          AND jsonb_path_exists(residuals, '$[*].evidence[*].matched ? (@.type() != "string" || @ != "")')
         "#,
     )
     .bind(job_ids)

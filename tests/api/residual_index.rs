@@ -242,13 +242,22 @@ async fn searches_made_together_find_what_each_finds_alone() {
     for q in &queries {
         alone.push(lethe::residual::search_counted(&app.ctx, t, q).await.expect("search alone"));
     }
-    let batch: Vec<(uuid::Uuid, lethe::residual::ResidualQuery)> = queries.iter().map(|q| (t, q.clone())).collect();
-    let together = lethe::residual::search_many(&app.ctx, &batch).await.expect("search together");
-    assert_eq!(together.len(), 3);
+    // Another tenant's search in the middle of the batch: each gets its own.
+    let other = lethe::auth::create_tenant(&app.pool, "other-tenant").await.expect("tenant").tenant_id;
+    let mut batch: Vec<(uuid::Uuid, lethe::residual::ResidualQuery)> = queries.iter().map(|q| (t, q.clone())).collect();
+    batch.insert(1, (other, queries[0].clone()));
+    let mut together = lethe::residual::search_many(&app.ctx, &batch).await.expect("search together");
+    assert_eq!(together.len(), 4);
+    let in_other = together.remove(1);
+    assert_eq!((in_other.candidates.len(), in_other.read), (0, 0), "the other tenant has none of these chunks");
     for (a, b) in alone.iter().zip(&together) {
         assert_eq!(a.candidates, b.candidates);
         assert_eq!((a.qualified, a.read), (b.qualified, b.read));
     }
+    // Ann: her address's chunks, the digest and three newsletter copies (a
+    // sample of 3 showing boilerplate); Bob: his forms' and his 5-grams'
+    // chunks; Carol: the two that hold her name.
+    assert_eq!(together.iter().map(|s| s.read).collect::<Vec<_>>(), [10, 8, 2]);
     let sources = |s: &lethe::residual::Searched| {
         let mut v: Vec<String> = s.candidates.iter().map(|c| c.source_id.clone()).collect();
         v.sort_unstable();
@@ -259,6 +268,54 @@ async fn searches_made_together_find_what_each_finds_alone() {
     assert_eq!(sources(&together[0]), ["bob-1", "cc", "digest"]);
     assert_eq!(sources(&together[1]), ["cc", "desk-notes", "digest"]);
     assert_eq!(sources(&together[2]), ["call", "cc"]);
+}
+
+#[tokio::test]
+async fn the_samples_of_searches_made_together_each_leave_out_their_own_points_only() {
+    // The lookup behind the 5-gram samples of a batch: each search's own
+    // points are left out of its sample, and only of its own.
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, ann_corpus()).await.expect("ingest");
+    let holders: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT c.chunk_id, s.external_id FROM chunks c JOIN sources s USING (source_id) \
+         WHERE c.tenant_id = $1 AND c.text ILIKE '%sacramento%' ORDER BY c.chunk_id",
+    )
+    .bind(app.keys.tenant_id)
+    .fetch_all(&app.pool)
+    .await
+    .expect("the newsletter's chunks");
+    assert_eq!(holders.len(), 11, "Ann's chunk and ten copies");
+    let key = index::word_keys(app.keys.tenant_id, ["sacramento"])[0];
+    let (first, second) = (holders[0].0, holders[1].0);
+    let mut tx = lethe::store::lineage::index_lookups(&app.pool).await.expect("begin");
+    let found = lethe::store::lineage::chunk_ids_per_term(
+        &mut tx,
+        app.keys.tenant_id,
+        &[(0, key), (1, key)],
+        &[(0, first), (1, second)],
+        100,
+        1024,
+    )
+    .await
+    .expect("samples");
+    tx.commit().await.expect("commit");
+    let of = |n: i32| {
+        let mut ids: Vec<uuid::Uuid> = found.iter().filter(|(m, k, _)| *m == n && *k == key).map(|(_, _, id)| *id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    let all_but = |skip: uuid::Uuid| holders.iter().map(|(id, _)| *id).filter(|id| *id != skip).collect::<Vec<_>>();
+    assert_eq!(of(0), all_but(first));
+    assert_eq!(of(1), all_but(second));
+    // A sample of 3 is taken after the exclusion: still 3.
+    let mut tx = lethe::store::lineage::index_lookups(&app.pool).await.expect("begin");
+    let capped = lethe::store::lineage::chunk_ids_per_term(&mut tx, app.keys.tenant_id, &[(0, key)], &[(0, first)], 3, 1024)
+        .await
+        .expect("sample");
+    tx.commit().await.expect("commit");
+    assert_eq!(capped.len(), 3);
+    assert!(capped.iter().all(|(_, _, id)| *id != first));
 }
 
 #[tokio::test]
