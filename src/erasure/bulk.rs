@@ -136,6 +136,9 @@ async fn delete(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, S
 /// nothing is left record their counts after, the others run alone.
 async fn verify(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, StageResult>, StageError> {
     let all: Vec<&Member<'_>> = members.iter().collect();
+    // What these counts find gone is what forget lineage may forget.
+    let every: Vec<(Uuid, Lease)> = all.iter().map(|m| (m.job.job_id, m.lease)).collect();
+    jobs::capture_versions_many(&ctx.pool, &every, None).await?;
     let mut after = Vec::new();
     let mut left: HashSet<Uuid> = HashSet::new();
     for (spec, of) in by_collection(&all) {
@@ -176,13 +179,21 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
     let subjects: Vec<Uuid> = members.iter().map(subject).collect();
     // Read before the tombstone clears them; recorded in the same transaction.
     let plaintext = lineage::holds_plaintext_many(&mut *tx, &subjects).await?;
-    let pairs: Vec<(Uuid, Uuid)> = members.iter().map(|m| (m.job.tenant_id, subject(m))).collect();
-    let forgotten = lineage::forget_subjects_chunks(&mut tx, &pairs, &[]).await?;
+    let forget: Vec<lineage::ForgetSubject> = members
+        .iter()
+        .map(|m| lineage::ForgetSubject { tenant_id: m.job.tenant_id, subject_id: subject(m), job_id: m.job.job_id })
+        .collect();
+    let result = lineage::forget_subjects_chunks(&mut tx, &forget, &[]).await?;
+    let settled = super::delete::settle_changed(ctx, &mut tx, &result.changed).await?;
+    let forgotten: HashMap<Uuid, u64> = subjects
+        .iter()
+        .map(|s| (*s, result.per_subject.get(s).copied().unwrap_or(0) + settled.forgotten(*s)))
+        .collect();
     let tables: Vec<(Uuid, Lease, Vec<&str>)> = members
         .iter()
         .map(|m| {
             let (identifiers, external_id) = plaintext.get(&subject(m)).copied().unwrap_or_default();
-            let tables = super::delete::personal_tables(forgotten.contains_key(&subject(m)), identifiers, external_id);
+            let tables = super::delete::personal_tables(forgotten[&subject(m)] > 0, identifiers, external_id);
             (m.job.job_id, m.lease, tables)
         })
         .collect();
@@ -204,7 +215,7 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
         .iter()
         .map(|m| {
             let n = forgotten.get(&subject(m)).copied().unwrap_or(0);
-            let message = format!("{n} lineage chunks forgotten; the subject is a keyed-hash tombstone");
+            let message = format!("{n} lineage chunks forgotten{}; the subject is a keyed-hash tombstone", settled.note(subject(m)));
             (m.job.job_id, if held.contains(&m.job.job_id) { Ok(message) } else { Err(StageError::LeaseLost) })
         })
         .collect())

@@ -2,6 +2,8 @@
 //! (by tag and lineage ids), verify (count again, delete again) and forget
 //! lineage. Each reads the legal holds in its transaction (see `holds`).
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use uuid::Uuid;
 
 use super::holds::{Holds, own_hold_note, withheld_note};
@@ -93,6 +95,8 @@ pub(super) async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
         let keep = holds.keep(ctx, job, ids).await?;
         let mut attempt = 0;
         let left = loop {
+            // What this count finds gone is what forget lineage may forget.
+            jobs::capture_versions_many(&ctx.pool, &[(job.job_id, lease)], Some(spec.collection_id)).await?;
             let left = count_three_keeping(ctx, spec, tag(job), ids, &keep).await?;
             if left == [0, 0, 0] || attempt >= retries || holds.own.is_some() {
                 break left;
@@ -161,7 +165,10 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     keep.extend(keep_in_backend);
     keep.sort_unstable();
     keep.dedup();
-    let forgotten = lineage::forget_subject_chunks(&mut tx, job.tenant_id, subject_id, &keep).await?;
+    let subject = lineage::ForgetSubject { tenant_id: job.tenant_id, subject_id, job_id: job.job_id };
+    let result = lineage::forget_subject_chunks(&mut tx, subject, &keep).await?;
+    let settled = settle_changed(ctx, &mut tx, &result.changed).await?;
+    let forgotten = result.per_subject.get(&subject_id).copied().unwrap_or(0) + settled.forgotten(subject_id);
     // Read before the tombstone clears them; recorded in the same transaction.
     let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;
     let tables = personal_tables(forgotten > 0, identifiers, external_id);
@@ -174,8 +181,82 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     tx.commit().await.map_err(StoreError::from)?;
     // After the commit: a rewrite that starts later finds the dead rows.
     held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
-    let kept = if keep.is_empty() { String::new() } else { format!(" ({} kept under legal hold)", keep.len()) };
+    let mut kept = if keep.is_empty() { String::new() } else { format!(" ({} kept under legal hold)", keep.len()) };
+    kept.push_str(&settled.note(subject_id));
     Ok(format!("{forgotten} lineage chunks forgotten{kept}; the subject is a keyed-hash tombstone"))
+}
+
+/// What [`settle_changed`] did with the chunks forget held back.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    /// Chunks whose point was gone, forgotten, by subject.
+    forgotten: HashMap<Uuid, u64>,
+    /// Chunks whose point a later write put back (their lineage stays), by subject.
+    rewritten: HashMap<Uuid, u64>,
+}
+
+impl Settled {
+    pub(super) fn forgotten(&self, subject_id: Uuid) -> u64 {
+        self.forgotten.get(&subject_id).copied().unwrap_or(0)
+    }
+
+    /// For the subject's stage message: empty when no chunk was written again.
+    pub(super) fn note(&self, subject_id: Uuid) -> String {
+        match self.rewritten.get(&subject_id).copied().unwrap_or(0) {
+            0 => String::new(),
+            n => format!(
+                " ({n} written again without the subject's tag after the count: their points are in the store and keep their lineage)"
+            ),
+        }
+    }
+}
+
+/// Chunks `(tenant, subject, chunk)` that forget lineage held back because
+/// their row changed after the verify stage counted their points gone (a
+/// write of the point since then, a redaction). Each is locked, so that no
+/// write of it commits meanwhile, and looked up in its backend: a point that
+/// is gone is forgotten like the others, with its chunk's text; a point that
+/// is there holds what the later write put there, not tagged with the
+/// subject (frozen writes are refused), and keeps its lineage: deleting its
+/// chunk would leave a vector no source, retention rule or re-index reaches.
+pub(super) async fn settle_changed(
+    ctx: &Context,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    changed: &[(Uuid, Uuid, Uuid)],
+) -> Result<Settled, StageError> {
+    let mut settled = Settled::default();
+    let mut by_tenant: BTreeMap<Uuid, Vec<(Uuid, Uuid)>> = BTreeMap::new();
+    for &(tenant, subject, chunk) in changed {
+        by_tenant.entry(tenant).or_default().push((chunk, subject));
+    }
+    for (tenant, chunks) in by_tenant {
+        let ids: Vec<Uuid> = chunks.iter().map(|(c, _)| *c).collect();
+        let mut by_collection: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        for (collection, chunk) in lineage::lock_chunks(tx, tenant, &ids).await? {
+            by_collection.entry(collection).or_default().push(chunk);
+        }
+        for (collection, ids) in by_collection {
+            let present: HashSet<Uuid> = match lineage::collection_by_id(&mut **tx, tenant, collection).await? {
+                Some(spec) => ctx.stores.get(&spec)?.retrieve(&spec, &ids, false).await?.into_iter().map(|p| p.id).collect(),
+                None => HashSet::new(),
+            };
+            let gone: Vec<Uuid> = ids.iter().copied().filter(|c| !present.contains(c)).collect();
+            if !gone.is_empty() {
+                lineage::delete_chunks(tx, tenant, collection, &gone).await?;
+            }
+            for (chunk, subject) in &chunks {
+                let tally = if present.contains(chunk) {
+                    &mut settled.rewritten
+                } else if gone.contains(chunk) {
+                    &mut settled.forgotten
+                } else {
+                    continue;
+                };
+                *tally.entry(*subject).or_default() += 1;
+            }
+        }
+    }
+    Ok(settled)
 }
 
 /// Lethe's tables in which forgetting the subject leaves dead rows of the

@@ -347,42 +347,79 @@ async fn forget_point_ids(tx: &mut Transaction<'_, Postgres>, chunks: impl Itera
 /// through the subject index (one range scan), the subject's own tags go
 /// with the same scan, the tag table is probed chunk by chunk only for
 /// chunks that may also carry other subjects' tags, and only the deleted
-/// chunks' sources travel to the client and back. Returns how many chunks
-/// were deleted.
+/// chunks' sources travel to the client and back.
+///
+/// A chunk is deleted only if its row is still the version the job's verify
+/// stage captured before it counted the backend (`plans::capture_versions_many`):
+/// a write of the point since then changed the row, and its vector may be
+/// back in the store. Such a chunk loses the subject's tag only and comes
+/// back in [`Forgotten::changed`], for the caller to look up in the backend.
 ///
 /// Chunks in `keep` (withheld under another subject's legal hold, or still
 /// in a backend) keep their text and every tag, the subject's own too: a
 /// later erasure finds them when the hold is lifted.
 pub async fn forget_subject_chunks(
     tx: &mut Transaction<'_, Postgres>,
-    tenant_id: Uuid,
-    subject_id: Uuid,
+    subject: ForgetSubject,
     keep: &[Uuid],
-) -> Result<u64> {
-    Ok(forget_subjects_chunks(tx, &[(tenant_id, subject_id)], keep).await?.remove(&subject_id).unwrap_or(0))
+) -> Result<Forgotten> {
+    forget_subjects_chunks(tx, &[subject], keep).await
 }
 
-/// [`forget_subject_chunks`] of several subjects `(tenant, subject)` in one
-/// statement; how many chunks each lost. A chunk two of them share counts
-/// for each (counted by the tags deleted, not by the chunk's one deleted
-/// row): each job must know that its person's text is in dead rows.
+/// A subject whose lineage an erasure job forgets.
+#[derive(Debug, Clone, Copy)]
+pub struct ForgetSubject {
+    pub tenant_id: Uuid,
+    pub subject_id: Uuid,
+    /// The job whose verify stage captured the chunks' versions.
+    pub job_id: Uuid,
+}
+
+/// What [`forget_subjects_chunks`] did.
+#[derive(Debug, Default)]
+pub struct Forgotten {
+    /// How many chunks each subject lost.
+    pub per_subject: std::collections::HashMap<Uuid, u64>,
+    /// `(tenant, subject, chunk)` of chunks kept because their row changed
+    /// after the verify stage's count; the subject's tag is gone from them.
+    pub changed: Vec<(Uuid, Uuid, Uuid)>,
+}
+
+/// A row of the forget statement: (kind, subject, count, source or chunk, tenant).
+type ForgetRow = (i16, Option<Uuid>, i64, Option<Uuid>, Option<Uuid>);
+
+/// [`forget_subject_chunks`] of several subjects in one statement. A chunk
+/// two of them share counts for each (counted by the tags deleted, not by
+/// the chunk's one deleted row): each job must know that its person's text
+/// is in dead rows.
 pub async fn forget_subjects_chunks(
     tx: &mut Transaction<'_, Postgres>,
-    subjects: &[(Uuid, Uuid)],
+    subjects: &[ForgetSubject],
     keep: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, u64>> {
-    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = subjects.iter().copied().unzip();
-    // The rows are each subject's count, then the sources of the chunks
-    // deleted (subject NULL): those left empty are deleted by a statement
-    // of their own after a lock (`delete_empty_sources`: in this one, a
-    // chunk a write added to one of them meanwhile would not be seen).
-    let rows: Vec<(Option<Uuid>, i64, Option<Uuid>)> = sqlx::query_as(
+) -> Result<Forgotten> {
+    let tenants: Vec<Uuid> = subjects.iter().map(|s| s.tenant_id).collect();
+    let ids: Vec<Uuid> = subjects.iter().map(|s| s.subject_id).collect();
+    let jobs: Vec<Uuid> = subjects.iter().map(|s| s.job_id).collect();
+    // The rows are each subject's count (kind 0), the sources of the chunks
+    // deleted (kind 1): those left empty are deleted by a statement of their
+    // own after a lock (`delete_empty_sources`: in this one, a chunk a write
+    // added to one of them meanwhile would not be seen), and the chunks held
+    // back because their row changed (kind 2). A chunk with no captured
+    // version (a job verified before versions were captured) is held back.
+    let rows: Vec<ForgetRow> = sqlx::query_as(
         r#"
-        WITH s AS (SELECT tenant_id, subject_id FROM UNNEST($1::uuid[], $2::uuid[]) AS s(tenant_id, subject_id)),
+        WITH s AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $4::uuid[]) AS s(tenant_id, subject_id, job_id)),
+        v AS (
+            SELECT s.tenant_id, u.chunk_id, u.version
+            FROM s JOIN erasure_counts e ON e.job_id = s.job_id,
+                 UNNEST(e.plan_points, e.verified_versions) AS u(chunk_id, version)
+        ),
         gone AS (
             DELETE FROM chunks c USING chunk_subjects cs, s
             WHERE cs.subject_id = s.subject_id AND c.tenant_id = s.tenant_id AND c.chunk_id = cs.chunk_id
               AND NOT (c.chunk_id = ANY($3))
+              AND EXISTS (SELECT 1 FROM v WHERE v.tenant_id = c.tenant_id AND v.chunk_id = c.chunk_id
+                                              AND v.version = c.xmin::text::bigint)
             RETURNING c.chunk_id, c.source_id, c.shared, c.collection_id, c.tenant_id, cs.subject_id
         ),
         own_tags AS (
@@ -397,20 +434,50 @@ pub async fn forget_subjects_chunks(
             DELETE FROM attached_point_ids a USING gone g
             WHERE a.collection_id = g.collection_id AND a.point_key = g.chunk_id
         )
-        SELECT t.subject_id, count(*), NULL::uuid FROM own_tags t JOIN gone g ON g.tenant_id = t.tenant_id AND g.chunk_id = t.chunk_id
+        SELECT 0::int2, t.subject_id, count(*), NULL::uuid, NULL::uuid
+        FROM own_tags t JOIN gone g ON g.tenant_id = t.tenant_id AND g.chunk_id = t.chunk_id
         GROUP BY t.subject_id
         UNION ALL
-        SELECT NULL, 0, source_id FROM (SELECT DISTINCT source_id FROM gone) g
+        SELECT 1::int2, NULL, 0, source_id, NULL FROM (SELECT DISTINCT source_id FROM gone) g
+        UNION ALL
+        SELECT 2::int2, t.subject_id, 0, t.chunk_id, t.tenant_id FROM own_tags t
+        WHERE NOT EXISTS (SELECT 1 FROM gone g WHERE g.tenant_id = t.tenant_id AND g.chunk_id = t.chunk_id)
+          AND EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = t.tenant_id AND c.chunk_id = t.chunk_id)
         "#,
     )
     .bind(&tenants)
     .bind(&ids)
     .bind(keep)
+    .bind(&jobs)
     .fetch_all(&mut **tx)
     .await?;
-    let sources: Vec<Uuid> = rows.iter().filter_map(|(_, _, source)| *source).collect();
+    let mut forgotten = Forgotten::default();
+    let mut sources = Vec::new();
+    for (kind, subject, n, id, tenant) in rows {
+        match (kind, subject, id, tenant) {
+            (0, Some(subject), _, _) => {
+                forgotten.per_subject.insert(subject, u64::try_from(n).unwrap_or(0));
+            }
+            (1, _, Some(source), _) => sources.push(source),
+            (2, Some(subject), Some(chunk), Some(tenant)) => forgotten.changed.push((tenant, subject, chunk)),
+            _ => {}
+        }
+    }
     delete_empty_sources(tx, &sources).await?;
-    Ok(rows.into_iter().filter_map(|(subject, n, _)| Some((subject?, u64::try_from(n).unwrap_or(0)))).collect())
+    Ok(forgotten)
+}
+
+/// Locks the given chunks of a tenant (`FOR UPDATE`, in id order: a write
+/// of one of them waits until the caller commits) and returns
+/// `(collection, chunk)` of those still there.
+pub async fn lock_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, chunk_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(sqlx::query_as(
+        "SELECT collection_id, chunk_id FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) ORDER BY chunk_id FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(chunk_ids)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// Deletes those of `sources` that hold no chunk any more, after the

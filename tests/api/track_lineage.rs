@@ -371,6 +371,132 @@ async fn wait_until(app: &TestApp, pattern: &str) {
     }
 }
 
+/// A point written again, without the erased person's tag, after the
+/// erasure's verify stage counted it gone and before its lineage was
+/// forgotten: its vector is back in the store, so its lineage stays (the new
+/// text under the new tag), while the person's tag, their other chunk and its
+/// text go, and the certificate still counts both points deleted. Before,
+/// forget lineage deleted the rewritten chunk too: a vector that no source,
+/// retention rule or re-index reached any more.
+#[tokio::test]
+async fn a_point_written_again_between_verify_and_forget_keeps_its_lineage() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let (again, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let held = HeldAtForget::erase(&app, &mail, again, other).await;
+    track(&app, "mail", vec![point(again, "notes-1", "onyx's reply", &["onyx"], dim)]).await.expect("the point is written again");
+    let job = held.release(&app).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    assert_eq!(job.counts[0].deleted, 2, "both of the person's points were deleted and verified gone");
+
+    assert_eq!(rows_in(&app, &mail).await, 1, "the point written again is in the store");
+    let row = chunk_row(&app, again).await.expect("the point written again keeps its chunk");
+    assert_eq!((row.0.as_str(), row.1.as_deref()), ("notes-1", Some("onyx's reply")));
+    assert_eq!(tags_of(&app, again).await, vec!["onyx".to_string()], "the person's tag is gone from it");
+    assert!(chunk_row(&app, other).await.is_none(), "the person's other chunk is forgotten");
+    let texts: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE text LIKE '%opal%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(texts, 0, "no chunk keeps the person's text");
+    app.assert_lineage_consistent().await;
+}
+
+/// A chunk whose row changed after the count while its point stayed gone
+/// (here an update of the row alone, as a redaction makes): forget lineage
+/// holds it back, finds the point gone in the store, and forgets it with
+/// its text like the others.
+#[tokio::test]
+async fn a_chunk_changed_after_the_count_whose_point_is_gone_is_forgotten() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let (changed, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let held = HeldAtForget::erase(&app, &mail, changed, other).await;
+    sqlx::query("UPDATE chunks SET updated_at = now() WHERE tenant_id = $1 AND chunk_id = $2")
+        .bind(app.keys.tenant_id)
+        .bind(changed)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let job = held.release(&app).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    assert_eq!(rows_in(&app, &mail).await, 0);
+    assert!(chunk_row(&app, changed).await.is_none(), "the changed chunk is forgotten");
+    assert!(chunk_row(&app, other).await.is_none(), "the other chunk is forgotten");
+    let sources: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE tenant_id = $1").bind(app.keys.tenant_id).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(sources, 0, "both sources are left empty and deleted");
+    app.assert_lineage_consistent().await;
+}
+
+/// An erasure of `opal`, who owns the two points `first` and `second`,
+/// held at forget lineage after its verify stage counted both gone.
+///
+/// The test holds the erasure twice. A row lock on the second point's
+/// vector holds its delete; then a row lock on the job's counts holds its
+/// verify stage at the capture of the chunks' versions, inside the stage's
+/// shared hold lock. The test queues for that lock exclusively and lets the
+/// stage go: it counts, records and commits, and the test's exclusive lock
+/// then holds forget lineage at its own shared lock.
+struct HeldAtForget {
+    job_id: String,
+    holder: sqlx::PgConnection,
+    key: (i32, i32),
+}
+
+impl HeldAtForget {
+    async fn erase(app: &TestApp, collection: &pb::Collection, first: Uuid, second: Uuid) -> Self {
+        let dim = app.settings.embedding.dimension;
+        let points =
+            vec![point(first, "notes-1", "opal wrote this first", &["opal"], dim), point(second, "notes-2", "opal wrote this too", &["opal"], dim)];
+        track(app, &collection.name, points).await.expect("track");
+
+        let mut at_delete = app.pool.begin().await.unwrap();
+        sqlx::query(&format!("SELECT 1 FROM \"{}\" WHERE point_id = $1 FOR UPDATE", collection.backend_name))
+            .bind(second)
+            .execute(&mut *at_delete)
+            .await
+            .unwrap();
+        let job = app.erase("opal").await;
+        let job_id: Uuid = job.job_id.parse().unwrap();
+        wait_until(app, "DELETE FROM").await;
+        let mut at_verify = app.pool.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM erasure_counts WHERE job_id = $1 FOR UPDATE").bind(job_id).execute(&mut *at_verify).await.unwrap();
+        at_delete.commit().await.unwrap();
+        wait_until(app, "SET verified_versions").await;
+
+        // The tenant's hold lock (two keys), which the stage holds shared,
+        // asked for exclusively on a session of its own.
+        let mut holder = app.pool.acquire().await.unwrap().detach();
+        let key: (i32, i32) = sqlx::query_as(
+            "SELECT classid::int, objid::int FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.mode = 'ShareLock' AND l.granted \
+             AND d.datname = current_database()",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("the verify stage holds the tenant's hold lock");
+        let exclusive = tokio::spawn(async move {
+            sqlx::query("SELECT pg_advisory_lock($1, $2)").bind(key.0).bind(key.1).execute(&mut holder).await.unwrap();
+            holder
+        });
+        while !waiting_on_a_lock(app, "pg_advisory_lock(").await {
+            assert!(!exclusive.is_finished(), "the exclusive lock was granted while the stage held it shared");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        at_verify.commit().await.unwrap();
+        let holder = tokio::time::timeout(std::time::Duration::from_secs(60), exclusive).await.expect("verify commits").unwrap();
+        wait_until(app, "pg_advisory_xact_lock_shared").await;
+        let stage: String =
+            sqlx::query_scalar("SELECT stage FROM erasure_jobs WHERE job_id = $1").bind(job_id).fetch_one(&app.pool).await.unwrap();
+        assert_eq!(stage, "forget_lineage", "held at forget lineage's hold lock");
+        Self { job_id: job.job_id, holder, key }
+    }
+
+    /// Lets forget lineage go; the job once it has ended.
+    async fn release(mut self, app: &TestApp) -> pb::ErasureJob {
+        sqlx::query("SELECT pg_advisory_unlock($1, $2)").bind(self.key.0).bind(self.key.1).execute(&mut self.holder).await.unwrap();
+        app.wait_for_job(&self.job_id).await
+    }
+}
+
 /// Chunks an earlier version left under a deleted source (the race above):
 /// the migration that repairs them gives each its source back under a
 /// placeholder id, through which DeletePoints by source reaches it, and the
