@@ -138,7 +138,7 @@ async fn verify(ctx: &Context, members: &[Member<'_>]) -> Result<HashMap<Uuid, S
     let all: Vec<&Member<'_>> = members.iter().collect();
     // What these counts find gone is what forget lineage may forget.
     let every: Vec<(Uuid, Lease)> = all.iter().map(|m| (m.job.job_id, m.lease)).collect();
-    jobs::capture_versions_many(&ctx.pool, &every, None).await?;
+    jobs::mark_verified_before(&ctx.pool, &every, None).await?;
     let mut after = Vec::new();
     let mut left: HashSet<Uuid> = HashSet::new();
     for (spec, of) in by_collection(&all) {

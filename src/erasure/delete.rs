@@ -96,7 +96,7 @@ pub(super) async fn verify(ctx: &Context, job: &JobRow, lease: Lease) -> StageRe
         let mut attempt = 0;
         let left = loop {
             // What this count finds gone is what forget lineage may forget.
-            jobs::capture_versions_many(&ctx.pool, &[(job.job_id, lease)], Some(spec.collection_id)).await?;
+            jobs::mark_verified_before(&ctx.pool, &[(job.job_id, lease)], Some(spec.collection_id)).await?;
             let left = count_three_keeping(ctx, spec, tag(job), ids, &keep).await?;
             if left == [0, 0, 0] || attempt >= retries || holds.own.is_some() {
                 break left;

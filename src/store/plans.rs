@@ -271,31 +271,26 @@ pub async fn all_plan_points_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> 
     Ok(by_job)
 }
 
-/// Captures, for each of the jobs, the row version of every planned chunk
-/// (`verified_versions`, aligned with `plan_points`, 0 for a chunk no longer
-/// there) of every collection, or of `collection` only, in one statement.
-/// The verify stage calls it before it counts the backend: a chunk whose row is
-/// still that version when lineage is forgotten was last written before the
-/// count that found its point gone (pgvector writes a point's vector in its
-/// lineage's transaction), and any later write of the point changed the row
-/// (`lineage::forget_subjects_chunks`). On Qdrant a write's vector follows
-/// its lineage's commit, so a write racing the erasure there can still end
-/// without lineage (README: one writer of a point at a time). A job whose
-/// lease is lost is left as it was (its next write, fenced too, reports the
-/// loss).
-pub async fn capture_versions_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)], collection: Option<Uuid>) -> Result<()> {
+/// Records, for each of the jobs, the oldest transaction still running now
+/// (`verified_before`) in every collection of its plan, or in `collection`
+/// only, in one statement. The verify stage calls it just before it counts
+/// the backend: a chunk row written by an older transaction had committed
+/// before the count, and on pgvector its vector with it (the write's
+/// transaction holds both), so the count found that vector gone; any later
+/// write of the point, or of the chunk, is a newer transaction, so
+/// `lineage::forget_subjects_chunks` holds back exactly the chunks whose
+/// vectors may be back. On Qdrant a write's vector follows its lineage's
+/// commit, so a write racing the erasure there can still end without
+/// lineage (README: one writer of a point at a time). A job whose lease is
+/// lost is left as it was (its next write, fenced too, reports the loss).
+pub async fn mark_verified_before(ex: impl PgExecutor<'_>, jobs: &[(Uuid, Lease)], collection: Option<Uuid>) -> Result<()> {
     let (ids, owners, epochs) = super::lease::lease_columns(jobs);
     sqlx::query(
         r#"
-            UPDATE erasure_counts e
-            SET verified_versions = ARRAY(
-                SELECT COALESCE(c.xmin::text::bigint, 0)
-                FROM UNNEST(e.plan_points) WITH ORDINALITY AS p(chunk_id, n)
-                LEFT JOIN chunks c ON c.tenant_id = h.tenant_id AND c.chunk_id = p.chunk_id
-                ORDER BY p.n)
-            FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch), erasure_jobs h
-            WHERE e.job_id = l.job_id AND h.job_id = l.job_id AND ($4::uuid IS NULL OR e.collection_id = $4)
-              AND h.lease_owner = l.owner AND h.lease_epoch = l.epoch AND h.status = 'in_progress'
+        UPDATE erasure_counts e SET verified_before = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+        FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS l(job_id, owner, epoch), erasure_jobs h
+        WHERE e.job_id = l.job_id AND h.job_id = l.job_id AND ($4::uuid IS NULL OR e.collection_id = $4)
+          AND h.lease_owner = l.owner AND h.lease_epoch = l.epoch AND h.status = 'in_progress'
         "#,
     )
     .bind(&ids)

@@ -460,7 +460,7 @@ impl HeldAtForget {
         let mut at_verify = app.pool.begin().await.unwrap();
         sqlx::query("SELECT 1 FROM erasure_counts WHERE job_id = $1 FOR UPDATE").bind(job_id).execute(&mut *at_verify).await.unwrap();
         at_delete.commit().await.unwrap();
-        wait_until(app, "SET verified_versions").await;
+        wait_until(app, "SET verified_before").await;
 
         // The tenant's hold lock (two keys), which the stage holds shared,
         // asked for exclusively on a session of its own.
