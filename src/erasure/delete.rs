@@ -204,9 +204,7 @@ impl Settled {
     pub(super) fn note(&self, subject_id: Uuid) -> String {
         match self.rewritten.get(&subject_id).copied().unwrap_or(0) {
             0 => String::new(),
-            n => format!(
-                " ({n} written again without the subject's tag after the count: their points are in the store and keep their lineage)"
-            ),
+            n => format!(" ({n} written again after the count: their points are in the store and keep their lineage)"),
         }
     }
 }

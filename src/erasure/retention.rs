@@ -126,14 +126,24 @@ async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, collection_id
         // Their texts are dead rows until a rewrite (physical stage).
         held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &["chunks", "sources", "chunk_subjects"]).await?)?;
     }
-    let forgotten = lineage::delete_chunks(&mut tx, job.tenant_id, collection_id, &forget).await?;
+    // As an erasure's forget: a chunk written since the verify stage's
+    // count is looked up in the backend before its lineage goes (its point
+    // may be back); the others are forgotten at once.
+    let since = lineage::written_since_count(&mut *tx, job.tenant_id, job.job_id, collection_id, &forget).await?;
+    let now: Vec<Uuid> = forget.iter().copied().filter(|c| !since.contains(c)).collect();
+    let mut forgotten = lineage::delete_chunks(&mut tx, job.tenant_id, collection_id, &now).await?;
+    // No subject: the chunks' tally goes under the nil id.
+    let changed: Vec<(Uuid, Uuid, Uuid)> = since.iter().map(|c| (job.tenant_id, Uuid::nil(), *c)).collect();
+    let settled = super::delete::settle_changed(ctx, &mut tx, &changed).await?;
+    forgotten += settled.forgotten(Uuid::nil());
     tx.commit().await.map_err(StoreError::from)?;
     held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
-    let kept = if kept_sources.is_empty() {
+    let mut kept = if kept_sources.is_empty() {
         String::new()
     } else {
         format!(" ({} chunks of {} sources kept under legal hold)", keep.len(), kept_sources.len())
     };
+    kept.push_str(&settled.note(Uuid::nil()));
     Ok(format!("{forgotten} lineage chunks forgotten with their texts{kept}"))
 }
 

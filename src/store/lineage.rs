@@ -475,6 +475,37 @@ pub async fn forget_subjects_chunks(
     Ok(forgotten)
 }
 
+/// Of `chunk_ids` (of one collection of the tenant), those whose row was
+/// written by a transaction not older than the oldest one running when the
+/// job's verify stage counted the collection (`plans::mark_verified_before`),
+/// or all of them when it recorded none: their vectors may be back in the
+/// store (see [`forget_subjects_chunks`]). One probe per chunk.
+pub async fn written_since_count(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    job_id: Uuid,
+    collection_id: Uuid,
+    chunk_ids: &[Uuid],
+) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        WITH counted AS MATERIALIZED (
+            SELECT age((verified_before % 4294967296)::text::xid) AS age
+            FROM erasure_counts WHERE job_id = $2 AND collection_id = $3 AND verified_before IS NOT NULL
+        )
+        SELECT c.chunk_id FROM chunks c
+        WHERE c.tenant_id = $1 AND c.chunk_id = ANY($4) AND c.collection_id = $3
+          AND NOT EXISTS (SELECT 1 FROM counted k WHERE age(c.xmin) > k.age)
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(job_id)
+    .bind(collection_id)
+    .bind(chunk_ids)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Locks the given chunks of a tenant (`FOR UPDATE`, in id order: a write
 /// of one of them waits until the caller commits) and returns
 /// `(collection, chunk)` of those still there.

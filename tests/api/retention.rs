@@ -967,3 +967,47 @@ async fn a_point_a_retention_job_and_an_erasure_both_counted_is_certified_delete
         assert_eq!(backend_points(&app, "mail", &[]).await.0, 0);
     }
 }
+
+/// A point of an old source written again after the retention job's verify
+/// stage counted it gone, before lineage is forgotten: its vector is back,
+/// so it keeps its lineage (its source stays, with it); the source's other
+/// point, gone, is forgotten with its text. Before, forget lineage deleted
+/// both chunks and left the written point's vector without lineage.
+#[tokio::test]
+async fn a_point_written_again_between_verify_and_forget_keeps_its_lineage() {
+    let app = spawn_app_configured(Options { no_workers: true, ..Options::default() }, manual).await;
+    let c = app.create_collection("docs", pb::Backend::Pgvector).await;
+    let chunks = vec![chunk("old-1", 0, "an old note", &[]), chunk("old-1", 1, "another old note", &[])];
+    app.ingest(&c.name, chunks).await.expect("ingest");
+    backdate(&app.pool, app.keys.tenant_id, "docs", &["old-1"], 40).await;
+    set_retention(&app, "docs", 30, "").await;
+    let ids = chunk_ids(&app, "docs", &["old-1"]).await;
+    let (again, gone) = {
+        // The point of ordinal 0 is written again below.
+        let first: Uuid = sqlx::query_scalar("SELECT chunk_id FROM chunks WHERE tenant_id = $1 AND ordinal = 0")
+            .bind(app.keys.tenant_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (first, *ids.iter().find(|id| **id != first).unwrap())
+    };
+    let held = crate::track_lineage::HeldAtForget::hold(&app, &c, gone, async {
+        let s = sweep(&app, "docs").await;
+        assert_eq!((s.sources, s.chunks, s.job_ids.len()), (1, 2, 1));
+        let ctx = app.ctx.clone();
+        tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await.expect("queue") });
+        s.job_ids[0].clone()
+    })
+    .await;
+    let written = app.ingest(&c.name, vec![chunk("old-1", 0, "a newer note", &[])]).await.expect("written again");
+    assert_eq!(written.accepted, 1);
+    let job = held.release(&app).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    assert_eq!(job.counts[0].deleted, 2, "both old points were deleted and verified gone");
+
+    assert_eq!(backend_points(&app, "docs", &ids).await.0, 1, "the point written again is in the store");
+    assert_eq!(chunk_ids(&app, "docs", &["old-1"]).await, vec![again], "and keeps its lineage, under its source");
+    let texts: Vec<String> = sqlx::query_scalar("SELECT text FROM chunks WHERE tenant_id = $1").bind(app.keys.tenant_id).fetch_all(&app.pool).await.unwrap();
+    assert_eq!(texts, ["a newer note"], "the other old point's text is forgotten");
+    app.assert_lineage_consistent().await;
+}

@@ -431,11 +431,11 @@ async fn a_chunk_changed_after_the_count_whose_point_is_gone_is_forgotten() {
 ///
 /// The test holds the erasure twice. A row lock on the second point's
 /// vector holds its delete; then a row lock on the job's counts holds its
-/// verify stage at the capture of the chunks' versions, inside the stage's
+/// verify stage at the record made before its count, inside the stage's
 /// shared hold lock. The test queues for that lock exclusively and lets the
 /// stage go: it counts, records and commits, and the test's exclusive lock
 /// then holds forget lineage at its own shared lock.
-struct HeldAtForget {
+pub(crate) struct HeldAtForget {
     job_id: String,
     holder: sqlx::PgConnection,
     key: (i32, i32),
@@ -447,18 +447,23 @@ impl HeldAtForget {
         let points =
             vec![point(first, "notes-1", "opal wrote this first", &["opal"], dim), point(second, "notes-2", "opal wrote this too", &["opal"], dim)];
         track(app, &collection.name, points).await.expect("track");
+        Self::hold(app, collection, second, async { app.erase("opal").await.job_id }).await
+    }
 
+    /// Holds the job `start` starts (and names) at forget lineage; `locked`
+    /// is one of the points it deletes.
+    pub(crate) async fn hold(app: &TestApp, collection: &pb::Collection, locked: Uuid, start: impl std::future::Future<Output = String>) -> Self {
         let mut at_delete = app.pool.begin().await.unwrap();
         sqlx::query(&format!("SELECT 1 FROM \"{}\" WHERE point_id = $1 FOR UPDATE", collection.backend_name))
-            .bind(second)
+            .bind(locked)
             .execute(&mut *at_delete)
             .await
             .unwrap();
-        let job = app.erase("opal").await;
-        let job_id: Uuid = job.job_id.parse().unwrap();
+        let job_id = start.await;
+        let job_uuid: Uuid = job_id.parse().unwrap();
         wait_until(app, "DELETE FROM").await;
         let mut at_verify = app.pool.begin().await.unwrap();
-        sqlx::query("SELECT 1 FROM erasure_counts WHERE job_id = $1 FOR UPDATE").bind(job_id).execute(&mut *at_verify).await.unwrap();
+        sqlx::query("SELECT 1 FROM erasure_counts WHERE job_id = $1 FOR UPDATE").bind(job_uuid).execute(&mut *at_verify).await.unwrap();
         at_delete.commit().await.unwrap();
         wait_until(app, "SET verified_before").await;
 
@@ -485,13 +490,13 @@ impl HeldAtForget {
         let holder = tokio::time::timeout(std::time::Duration::from_secs(60), exclusive).await.expect("verify commits").unwrap();
         wait_until(app, "pg_advisory_xact_lock_shared").await;
         let stage: String =
-            sqlx::query_scalar("SELECT stage FROM erasure_jobs WHERE job_id = $1").bind(job_id).fetch_one(&app.pool).await.unwrap();
+            sqlx::query_scalar("SELECT stage FROM erasure_jobs WHERE job_id = $1").bind(job_uuid).fetch_one(&app.pool).await.unwrap();
         assert_eq!(stage, "forget_lineage", "held at forget lineage's hold lock");
-        Self { job_id: job.job_id, holder, key }
+        Self { job_id, holder, key }
     }
 
     /// Lets forget lineage go; the job once it has ended.
-    async fn release(mut self, app: &TestApp) -> pb::ErasureJob {
+    pub(crate) async fn release(mut self, app: &TestApp) -> pb::ErasureJob {
         sqlx::query("SELECT pg_advisory_unlock($1, $2)").bind(self.key.0).bind(self.key.1).execute(&mut self.holder).await.unwrap();
         app.wait_for_job(&self.job_id).await
     }
