@@ -39,7 +39,7 @@ use crate::domain::{Backend, Stage};
 use crate::store::jobs::{self, After, JobRow, JobTarget, Lease, Planned};
 use crate::store::progress::{self, PhysicalRecord};
 use crate::store::{StoreError, holds, lineage};
-use crate::vector_store::Selector;
+use crate::vector_store::{Keep, Selector};
 
 /// Most points per collection of a job taken through a stage with others:
 /// a larger subject runs alone, through the statements tuned for it.
@@ -184,7 +184,12 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
         .map(|m| lineage::ForgetSubject { tenant_id: m.job.tenant_id, subject_id: subject(m), job_id: m.job.job_id })
         .collect();
     let result = lineage::forget_subjects_chunks(&mut tx, &forget, &[]).await?;
-    let settled = super::delete::settle_changed(ctx, &mut tx, &result.changed).await?;
+    // No member has a hold in its tenant (those run alone): nothing to keep.
+    let tags: HashMap<Uuid, &str> =
+        members.iter().filter_map(|m| Some((subject(m), m.job.subject_tag.as_deref().filter(|t| !t.is_empty())?))).collect();
+    let settled = super::delete::settle_changed(ctx, &mut tx, &result.changed, &tags, &Keep::default()).await?;
+    lineage::delete_empty_sources(&mut tx, &result.sources).await?;
+    let rewritten: HashSet<Uuid> = result.changed.iter().map(|(_, s, _)| *s).collect();
     let forgotten: HashMap<Uuid, u64> = subjects
         .iter()
         .map(|s| (*s, result.per_subject.get(s).copied().unwrap_or(0) + settled.forgotten(*s)))
@@ -193,7 +198,8 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
         .iter()
         .map(|m| {
             let (identifiers, external_id) = plaintext.get(&subject(m)).copied().unwrap_or_default();
-            let tables = super::delete::personal_tables(forgotten[&subject(m)] > 0, identifiers, external_id);
+            let written = forgotten[&subject(m)] > 0 || rewritten.contains(&subject(m));
+            let tables = super::delete::personal_tables(written, identifiers, external_id);
             (m.job.job_id, m.lease, tables)
         })
         .collect();

@@ -167,11 +167,16 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     keep.dedup();
     let subject = lineage::ForgetSubject { tenant_id: job.tenant_id, subject_id, job_id: job.job_id };
     let result = lineage::forget_subject_chunks(&mut tx, subject, &keep).await?;
-    let settled = settle_changed(ctx, &mut tx, &result.changed).await?;
+    let tags: HashMap<Uuid, &str> = tag(job).map(|t| (subject_id, t)).into_iter().collect();
+    let held_in_backend = if result.changed.is_empty() { Keep::default() } else { holds.keep(ctx, job, &[]).await? };
+    let settled = settle_changed(ctx, &mut tx, &result.changed, &tags, &held_in_backend).await?;
+    lineage::delete_empty_sources(&mut tx, &result.sources).await?;
     let forgotten = result.per_subject.get(&subject_id).copied().unwrap_or(0) + settled.forgotten(subject_id);
     // Read before the tombstone clears them; recorded in the same transaction.
     let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;
-    let tables = personal_tables(forgotten > 0, identifiers, external_id);
+    // A chunk held back was written again: its row before, with the
+    // person's text, is a dead row of `chunks` too.
+    let tables = personal_tables(forgotten > 0 || !result.changed.is_empty(), identifiers, external_id);
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
     crate::ingest::rekey_before_tombstone(ctx, &mut tx, &[subject_id]).await?;
     lineage::tombstone_subject(&mut tx, subject_id).await?;
@@ -210,17 +215,24 @@ impl Settled {
 }
 
 /// Chunks `(tenant, subject, chunk)` that forget lineage held back because
-/// their row changed after the verify stage counted their points gone (a
-/// write of the point since then, a redaction). Each is locked, so that no
-/// write of it commits meanwhile, and looked up in its backend: a point that
-/// is gone is forgotten like the others, with its chunk's text; a point that
-/// is there holds what the later write put there, not tagged with the
-/// subject (frozen writes are refused), and keeps its lineage: deleting its
-/// chunk would leave a vector no source, retention rule or re-index reaches.
+/// their row was written after the verify stage counted their points gone
+/// (a write of the point since then, a redaction). Each is locked, so that
+/// no write of it commits meanwhile, and looked up in its backend:
+/// - a point that is gone is forgotten like the others, with its text;
+/// - a point that is there and still carries the subject's tag (`tags`, by
+///   subject: the caller's id, in its payload) is the subject's own, put back
+///   by a write that kept its old payload (a redaction's upsert of a point
+///   the delete had just removed): it is deleted again (but what `keep`
+///   holds) and forgotten;
+/// - any other point holds what a later write put there (frozen writes of
+///   the subject are refused) and keeps its lineage: deleting its chunk
+///   would leave a vector that no source or retention rule reaches.
 pub(super) async fn settle_changed(
     ctx: &Context,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     changed: &[(Uuid, Uuid, Uuid)],
+    tags: &HashMap<Uuid, &str>,
+    keep: &Keep,
 ) -> Result<Settled, StageError> {
     let mut settled = Settled::default();
     let mut by_tenant: BTreeMap<Uuid, Vec<(Uuid, Uuid)>> = BTreeMap::new();
@@ -234,13 +246,12 @@ pub(super) async fn settle_changed(
             by_collection.entry(collection).or_default().push(chunk);
         }
         for (collection, ids) in by_collection {
-            let present: HashSet<Uuid> = match lineage::collection_by_id(&mut **tx, tenant, collection).await? {
-                Some(spec) => ctx.stores.get(&spec)?.retrieve(&spec, &ids, false).await?.into_iter().map(|p| p.id).collect(),
-                None => HashSet::new(),
+            let (present, gone) = match lineage::collection_by_id(&mut **tx, tenant, collection).await? {
+                Some(spec) => look_up_changed(ctx, &spec, &ids, &chunks, tags, keep).await?,
+                None => (HashSet::new(), ids.iter().copied().collect()),
             };
-            let gone: Vec<Uuid> = ids.iter().copied().filter(|c| !present.contains(c)).collect();
             if !gone.is_empty() {
-                lineage::delete_chunks(tx, tenant, collection, &gone).await?;
+                lineage::delete_chunks(tx, tenant, collection, &gone.iter().copied().collect::<Vec<_>>()).await?;
             }
             for (chunk, subject) in &chunks {
                 let tally = if present.contains(chunk) {
@@ -255,6 +266,40 @@ pub(super) async fn settle_changed(
         }
     }
     Ok(settled)
+}
+
+/// [`settle_changed`]'s look at one collection: the points there that keep
+/// their lineage, and those gone (the subject's own found there are deleted
+/// first).
+async fn look_up_changed(
+    ctx: &Context,
+    spec: &CollectionSpec,
+    ids: &[Uuid],
+    chunks: &[(Uuid, Uuid)],
+    tags: &HashMap<Uuid, &str>,
+    keep: &Keep,
+) -> Result<(HashSet<Uuid>, HashSet<Uuid>), StageError> {
+    let store = ctx.stores.get(spec)?;
+    let batch = store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1);
+    let mut found = Vec::new();
+    for part in ids.chunks(batch) {
+        found.extend(store.retrieve(spec, part, false).await?);
+    }
+    let subjects_of = |id: Uuid| chunks.iter().filter(move |(c, _)| *c == id).filter_map(|(_, s)| tags.get(s).copied());
+    let own: Vec<Uuid> =
+        found.iter().filter(|p| subjects_of(p.id).any(|tag| p.payload.subjects.iter().any(|t| t == tag))).map(|p| p.id).collect();
+    if !own.is_empty() {
+        tracing::warn!(collection = %spec.name, points = own.len(), "points of the subject were put back after the count; deleting them again");
+        if keep.is_empty() {
+            store.delete(spec, &Selector::by_ids(own.clone())).await?;
+        } else {
+            store.delete_keeping(spec, &Selector::by_ids(own.clone()), keep).await?;
+        }
+        found = store.retrieve(spec, ids, false).await?;
+    }
+    let present: HashSet<Uuid> = found.into_iter().map(|p| p.id).collect();
+    let gone: HashSet<Uuid> = ids.iter().copied().filter(|c| !present.contains(c)).collect();
+    Ok((present, gone))
 }
 
 /// Lethe's tables in which forgetting the subject leaves dead rows of the

@@ -16,6 +16,8 @@
 //! - physical: as for a subject;
 //! - log: a `retention` entry in the tenant's hash chain and a certificate.
 
+use std::collections::{HashMap, HashSet};
+
 use uuid::Uuid;
 
 use super::delete::kept_points;
@@ -26,6 +28,7 @@ use crate::context::Context;
 use crate::domain::{Backend, JobNote, JobStatus, Stage};
 use crate::store::jobs::{self, JobRow, Lease};
 use crate::store::{StoreError, lineage, progress, retention};
+use crate::vector_store::Keep;
 
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, collection_id: Uuid) -> StageResult {
     match stage {
@@ -129,12 +132,14 @@ async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, collection_id
     // As an erasure's forget: a chunk written since the verify stage's
     // count is looked up in the backend before its lineage goes (its point
     // may be back); the others are forgotten at once.
-    let since = lineage::written_since_count(&mut *tx, job.tenant_id, job.job_id, collection_id, &forget).await?;
+    let since: HashSet<Uuid> =
+        lineage::lock_written_since_count(&mut tx, job.tenant_id, job.job_id, collection_id, &forget).await?.into_iter().collect();
     let now: Vec<Uuid> = forget.iter().copied().filter(|c| !since.contains(c)).collect();
     let mut forgotten = lineage::delete_chunks(&mut tx, job.tenant_id, collection_id, &now).await?;
-    // No subject: the chunks' tally goes under the nil id.
+    // No subject: the chunks' tally goes under the nil id, and no tag marks
+    // a point found as the job's own.
     let changed: Vec<(Uuid, Uuid, Uuid)> = since.iter().map(|c| (job.tenant_id, Uuid::nil(), *c)).collect();
-    let settled = super::delete::settle_changed(ctx, &mut tx, &changed).await?;
+    let settled = super::delete::settle_changed(ctx, &mut tx, &changed, &HashMap::new(), &Keep::default()).await?;
     forgotten += settled.forgotten(Uuid::nil());
     tx.commit().await.map_err(StoreError::from)?;
     held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;

@@ -385,6 +385,10 @@ pub struct Forgotten {
     /// written after the verify stage's count began; the subject's tag is
     /// gone from them.
     pub changed: Vec<(Uuid, Uuid, Uuid)>,
+    /// The sources of the chunks deleted: the caller deletes those left
+    /// empty ([`delete_empty_sources`]) after it has settled `changed`, so
+    /// that it locks chunks before sources, as writes do.
+    pub sources: Vec<Uuid>,
 }
 
 /// A row of the forget statement: (kind, subject, count, source or chunk, tenant).
@@ -403,9 +407,9 @@ pub async fn forget_subjects_chunks(
     let ids: Vec<Uuid> = subjects.iter().map(|s| s.subject_id).collect();
     let jobs: Vec<Uuid> = subjects.iter().map(|s| s.job_id).collect();
     // The rows are each subject's count (kind 0), the sources of the chunks
-    // deleted (kind 1): those left empty are deleted by a statement of their
-    // own after a lock (`delete_empty_sources`: in this one, a chunk a write
-    // added to one of them meanwhile would not be seen), and the chunks held
+    // deleted (kind 1): those left empty are deleted by statements of their
+    // own after a lock (`delete_empty_sources`, by the caller: in this one, a
+    // chunk a write added to one of them meanwhile would not be seen), and the chunks held
     // back because their row is newer than the count (kind 2; a tag of the
     // subject without a row is the lineage of nothing: the caller finds none
     // to lock). Ids are compared by `age` (transactions between an id and
@@ -416,7 +420,9 @@ pub async fn forget_subjects_chunks(
     // not count (or counted before `verified_before` existed) is held back. `NOT IN`, not `NOT
     // EXISTS`: it cannot become an anti-join, whose nested loop over the two
     // CTEs (no statistics) took 3.2 s for a subject of 10,000 chunks; it is
-    // one hashed lookup per tag.
+    // one hashed lookup per tag (hashed because the CTE's estimate, a
+    // subject's average chunks, fits in `work_mem`). `age` wraps after 2^31
+    // transactions between the count and this statement: not within a job.
     let rows: Vec<ForgetRow> = sqlx::query_as(
         r#"
         WITH s AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $4::uuid[]) AS s(tenant_id, subject_id, job_id)),
@@ -460,50 +466,54 @@ pub async fn forget_subjects_chunks(
     .fetch_all(&mut **tx)
     .await?;
     let mut forgotten = Forgotten::default();
-    let mut sources = Vec::new();
     for (kind, subject, n, id, tenant) in rows {
         match (kind, subject, id, tenant) {
             (0, Some(subject), _, _) => {
                 forgotten.per_subject.insert(subject, u64::try_from(n).unwrap_or(0));
             }
-            (1, _, Some(source), _) => sources.push(source),
+            (1, _, Some(source), _) => forgotten.sources.push(source),
             (2, Some(subject), Some(chunk), Some(tenant)) => forgotten.changed.push((tenant, subject, chunk)),
             _ => {}
         }
     }
-    delete_empty_sources(tx, &sources).await?;
     Ok(forgotten)
 }
 
-/// Of `chunk_ids` (of one collection of the tenant), those whose row was
-/// written by a transaction not older than the oldest one running when the
-/// job's verify stage counted the collection (`plans::mark_verified_before`),
-/// or all of them when it recorded none: their vectors may be back in the
-/// store (see [`forget_subjects_chunks`]). One probe per chunk.
-pub async fn written_since_count(
-    ex: impl PgExecutor<'_>,
+/// Locks `chunk_ids` (of one collection of the tenant; `FOR UPDATE`, in id
+/// order, as writes take them: a write of one waits until the caller
+/// commits) and returns those whose row was written by a transaction not
+/// older than the oldest one running when the job's verify stage counted the
+/// collection (`plans::mark_verified_before`), or all of them when it
+/// recorded none: their vectors may be back in the store (see
+/// [`forget_subjects_chunks`]). The lock first: a write in flight on one of
+/// them is waited for and its row then judged, not deleted behind it.
+pub async fn lock_written_since_count(
+    tx: &mut Transaction<'_, Postgres>,
     tenant_id: Uuid,
     job_id: Uuid,
     collection_id: Uuid,
     chunk_ids: &[Uuid],
 ) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
         r#"
         WITH counted AS MATERIALIZED (
             SELECT age((verified_before % 4294967296)::text::xid) AS age
             FROM erasure_counts WHERE job_id = $2 AND collection_id = $3 AND verified_before IS NOT NULL
         )
-        SELECT c.chunk_id FROM chunks c
+        SELECT c.chunk_id, NOT EXISTS (SELECT 1 FROM counted k WHERE age(c.xmin) > k.age)
+        FROM chunks c
         WHERE c.tenant_id = $1 AND c.chunk_id = ANY($4) AND c.collection_id = $3
-          AND NOT EXISTS (SELECT 1 FROM counted k WHERE age(c.xmin) > k.age)
+        ORDER BY c.chunk_id
+        FOR UPDATE OF c
         "#,
     )
     .bind(tenant_id)
     .bind(job_id)
     .bind(collection_id)
     .bind(chunk_ids)
-    .fetch_all(ex)
-    .await?)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().filter_map(|(chunk, since)| since.then_some(chunk)).collect())
 }
 
 /// Locks the given chunks of a tenant (`FOR UPDATE`, in id order: a write
@@ -527,7 +537,7 @@ pub async fn lock_chunks(tx: &mut Transaction<'_, Postgres>, tenant_id: Uuid, ch
 /// look would use a snapshot from before the wait and delete a source a
 /// write had just added a chunk to. Two deleters of one source's last
 /// chunks take turns in the same way, and the second deletes it.
-async fn delete_empty_sources(tx: &mut Transaction<'_, Postgres>, sources: &[Uuid]) -> Result<()> {
+pub async fn delete_empty_sources(tx: &mut Transaction<'_, Postgres>, sources: &[Uuid]) -> Result<()> {
     if sources.is_empty() {
         return Ok(());
     }

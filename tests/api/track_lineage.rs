@@ -400,6 +400,45 @@ async fn a_point_written_again_between_verify_and_forget_keeps_its_lineage() {
     app.assert_lineage_consistent().await;
 }
 
+/// A point of the person put back after the count with its old payload, as
+/// a redaction's upsert puts back a point the delete has just removed: its
+/// chunk changed, but the person's tag on the point says whose it is, so
+/// forget lineage deletes it again and forgets its chunk; neither the store
+/// nor lineage keeps the person's text.
+#[tokio::test]
+async fn a_point_of_the_person_put_back_after_the_count_is_deleted_again_and_forgotten() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let (back, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let points =
+        vec![point(back, "notes-1", "opal wrote this first", &["opal"], dim), point(other, "notes-2", "opal wrote this too", &["opal"], dim)];
+    track(&app, "mail", points).await.expect("track");
+    let table = &mail.backend_name;
+    sqlx::raw_sql(&format!("CREATE TABLE put_back AS SELECT * FROM \"{table}\" WHERE point_id = '{back}'")).execute(&app.pool).await.unwrap();
+
+    let held = HeldAtForget::hold(&app, &mail, other, async { app.erase("opal").await.job_id }).await;
+    assert_eq!(rows_in(&app, &mail).await, 0, "both points were deleted");
+    sqlx::raw_sql(&format!(
+        "INSERT INTO \"{table}\" SELECT * FROM put_back; \
+         UPDATE chunks SET updated_at = now() WHERE tenant_id = '{}' AND chunk_id = '{back}'",
+        app.keys.tenant_id
+    ))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let job = held.release(&app).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    assert_eq!(job.counts[0].deleted, 2);
+
+    assert_eq!(rows_in(&app, &mail).await, 0, "the point put back is deleted again");
+    assert!(chunk_row(&app, back).await.is_none(), "its chunk is forgotten");
+    assert!(chunk_row(&app, other).await.is_none());
+    let texts: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE text LIKE '%opal%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(texts, 0, "no chunk keeps the person's text");
+    app.assert_lineage_consistent().await;
+}
+
 /// A chunk whose row changed after the count while its point stayed gone
 /// (here an update of the row alone, as a redaction makes): forget lineage
 /// holds it back, finds the point gone in the store, and forgets it with
@@ -470,14 +509,15 @@ impl HeldAtForget {
         // The tenant's hold lock (two keys), which the stage holds shared,
         // asked for exclusively on a session of its own.
         let mut holder = app.pool.acquire().await.unwrap().detach();
-        let key: (i32, i32) = sqlx::query_as(
+        let keys: Vec<(i32, i32)> = sqlx::query_as(
             "SELECT classid::int, objid::int FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
              WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.mode = 'ShareLock' AND l.granted \
              AND d.datname = current_database()",
         )
-        .fetch_one(&app.pool)
+        .fetch_all(&app.pool)
         .await
-        .expect("the verify stage holds the tenant's hold lock");
+        .unwrap();
+        let [key] = keys[..] else { panic!("the verify stage, alone, holds the tenant's hold lock: {keys:?}") };
         let exclusive = tokio::spawn(async move {
             sqlx::query("SELECT pg_advisory_lock($1, $2)").bind(key.0).bind(key.1).execute(&mut holder).await.unwrap();
             holder
