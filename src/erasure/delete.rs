@@ -168,7 +168,8 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     let subject = lineage::ForgetSubject { tenant_id: job.tenant_id, subject_id, job_id: job.job_id };
     let result = lineage::forget_subject_chunks(&mut tx, subject, &keep).await?;
     let tags: HashMap<Uuid, &str> = tag(job).map(|t| (subject_id, t)).into_iter().collect();
-    let held_in_backend = if result.changed.is_empty() { Keep::default() } else { holds.keep(ctx, job, &[]).await? };
+    let changed_ids: Vec<Uuid> = result.changed.iter().map(|(_, _, c)| *c).collect();
+    let held_in_backend = if changed_ids.is_empty() { Keep::default() } else { holds.keep(ctx, job, &changed_ids).await? };
     let settled = settle_changed(ctx, &mut tx, &result.changed, &tags, &held_in_backend).await?;
     lineage::delete_empty_sources(&mut tx, &result.sources).await?;
     let forgotten = result.per_subject.get(&subject_id).copied().unwrap_or(0) + settled.forgotten(subject_id);
@@ -247,7 +248,7 @@ pub(super) async fn settle_changed(
         }
         for (collection, ids) in by_collection {
             let (present, gone) = match lineage::collection_by_id(&mut **tx, tenant, collection).await? {
-                Some(spec) => look_up_changed(ctx, &spec, &ids, &chunks, tags, keep).await?,
+                Some(spec) => look_up_changed(ctx, &spec, &ids, tags, keep).await?,
                 None => (HashSet::new(), ids.iter().copied().collect()),
             };
             if !gone.is_empty() {
@@ -269,13 +270,12 @@ pub(super) async fn settle_changed(
 }
 
 /// [`settle_changed`]'s look at one collection: the points there that keep
-/// their lineage, and those gone (the subject's own found there are deleted
-/// first).
+/// their lineage, and those gone (the ones found carrying one of `tags`,
+/// the subjects' own, are deleted first).
 async fn look_up_changed(
     ctx: &Context,
     spec: &CollectionSpec,
     ids: &[Uuid],
-    chunks: &[(Uuid, Uuid)],
     tags: &HashMap<Uuid, &str>,
     keep: &Keep,
 ) -> Result<(HashSet<Uuid>, HashSet<Uuid>), StageError> {
@@ -285,19 +285,31 @@ async fn look_up_changed(
     for part in ids.chunks(batch) {
         found.extend(store.retrieve(spec, part, false).await?);
     }
-    let subjects_of = |id: Uuid| chunks.iter().filter(move |(c, _)| *c == id).filter_map(|(_, s)| tags.get(s).copied());
+    // Any subject's of the call: in a batch, a point put back with another
+    // member's tag is that member's own.
+    let own_tags: HashSet<&str> = tags.values().copied().collect();
     let own: Vec<Uuid> =
-        found.iter().filter(|p| subjects_of(p.id).any(|tag| p.payload.subjects.iter().any(|t| t == tag))).map(|p| p.id).collect();
+        found.iter().filter(|p| p.payload.subjects.iter().any(|t| own_tags.contains(t.as_str()))).map(|p| p.id).collect();
+    let mut present: HashSet<Uuid> = found.into_iter().map(|p| p.id).collect();
     if !own.is_empty() {
         tracing::warn!(collection = %spec.name, points = own.len(), "points of the subject were put back after the count; deleting them again");
-        if keep.is_empty() {
-            store.delete(spec, &Selector::by_ids(own.clone())).await?;
-        } else {
-            store.delete_keeping(spec, &Selector::by_ids(own.clone()), keep).await?;
+        for part in own.chunks(batch) {
+            if keep.is_empty() {
+                store.delete(spec, &Selector::by_ids(part.to_vec())).await?;
+            } else {
+                store.delete_keeping(spec, &Selector::by_ids(part.to_vec()), keep).await?;
+            }
         }
-        found = store.retrieve(spec, ids, false).await?;
+        // The chunks are locked: no write puts them back meanwhile. Those
+        // a legal hold kept are still there.
+        let mut still = HashSet::new();
+        for part in own.chunks(batch) {
+            still.extend(store.retrieve(spec, part, false).await?.into_iter().map(|p| p.id));
+        }
+        for id in own.iter().filter(|id| !still.contains(id)) {
+            present.remove(id);
+        }
     }
-    let present: HashSet<Uuid> = found.into_iter().map(|p| p.id).collect();
     let gone: HashSet<Uuid> = ids.iter().copied().filter(|c| !present.contains(c)).collect();
     Ok((present, gone))
 }

@@ -342,8 +342,8 @@ async fn forget_point_ids(tx: &mut Transaction<'_, Postgres>, chunks: impl Itera
 }
 
 /// Deletes every chunk tagged with the subject, with its text and its tags,
-/// and the ids behind it (`attached_point_ids`) in one statement, then the
-/// sources it leaves empty ([`delete_empty_sources`]): the chunks are found
+/// and the ids behind it (`attached_point_ids`) in one statement (the
+/// caller then deletes the sources left empty, [`Forgotten::sources`]): the chunks are found
 /// through the subject index (one range scan), the subject's own tags go
 /// with the same scan, the tag table is probed chunk by chunk only for
 /// chunks that may also carry other subjects' tags, and only the deleted
