@@ -439,6 +439,66 @@ async fn a_point_of_the_person_put_back_after_the_count_is_deleted_again_and_for
     app.assert_lineage_consistent().await;
 }
 
+/// Both cases in a batch (`erasure::bulk`, how small erasures run by
+/// default): two people erased together, held between their verify and
+/// forget stages. One of opal's points is written again for onyx, and one of
+/// ruby's is put back with ruby's payload: onyx's write keeps its lineage,
+/// ruby's point is deleted again, and no chunk keeps either person's text.
+#[tokio::test]
+async fn in_a_batch_a_point_written_again_keeps_its_lineage_and_one_put_back_is_deleted_again() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let [again, opal_other, back, ruby_other] = [(); 4].map(|()| Uuid::new_v4());
+    let points = vec![
+        point(again, "notes-1", "opal wrote this first", &["opal"], dim),
+        point(opal_other, "notes-2", "opal wrote this too", &["opal"], dim),
+        point(back, "notes-3", "ruby wrote this first", &["ruby"], dim),
+        point(ruby_other, "notes-4", "ruby wrote this too", &["ruby"], dim),
+    ];
+    track(&app, "mail", points).await.expect("track");
+    let table = &mail.backend_name;
+    sqlx::raw_sql(&format!("CREATE TABLE put_back AS SELECT * FROM \"{table}\" WHERE point_id = '{back}'")).execute(&app.pool).await.unwrap();
+
+    let held = HeldAtForget::hold(&app, &mail, opal_other, async {
+        let opal = app.erase("opal").await.job_id;
+        app.erase("ruby").await;
+        let ctx = app.ctx.clone();
+        tokio::spawn(async move { lethe::erasure::try_execute_batch(&ctx, Uuid::new_v4()).await.expect("queue") });
+        opal
+    })
+    .await;
+    let stages: Vec<String> = sqlx::query_scalar("SELECT stage FROM erasure_jobs").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(stages, ["forget_lineage", "forget_lineage"], "both jobs are held at forget lineage, together");
+    track(&app, "mail", vec![point(again, "notes-1", "onyx's reply", &["onyx"], dim)]).await.expect("the point is written again");
+    sqlx::raw_sql(&format!(
+        "INSERT INTO \"{table}\" SELECT * FROM put_back; \
+         UPDATE chunks SET updated_at = now() WHERE tenant_id = '{}' AND chunk_id = '{back}'",
+        app.keys.tenant_id
+    ))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    held.release(&app).await;
+    let jobs: Vec<(String, Option<String>)> = sqlx::query_as("SELECT status, error FROM erasure_jobs").fetch_all(&app.pool).await.unwrap();
+    assert!(jobs.iter().all(|(status, _)| status == "completed"), "{jobs:?}");
+
+    let left: Vec<Uuid> = sqlx::query_scalar(&format!("SELECT point_id FROM \"{table}\"")).fetch_all(&app.pool).await.unwrap();
+    assert_eq!(left, [again], "onyx's point stays; ruby's, put back, is deleted again");
+    let row = chunk_row(&app, again).await.expect("the point written again keeps its chunk");
+    assert_eq!(row.1.as_deref(), Some("onyx's reply"));
+    assert_eq!(tags_of(&app, again).await, vec!["onyx".to_string()]);
+    for id in [opal_other, back, ruby_other] {
+        assert!(chunk_row(&app, id).await.is_none(), "{id} is forgotten");
+    }
+    let texts: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE text LIKE '%opal%' OR text LIKE '%ruby%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(texts, 0, "no chunk keeps either person's text");
+    app.assert_lineage_consistent().await;
+}
+
 /// A chunk whose row changed after the count while its point stayed gone
 /// (here an update of the row alone, as a redaction makes): forget lineage
 /// holds it back, finds the point gone in the store, and forgets it with
