@@ -137,9 +137,20 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
         return Ok(0);
     }
     let store = ctx.stores.get(spec)?;
-    let points = store.retrieve(spec, ids, false).await?;
+    // Each chunk is read, rewritten and written back under its lineage lock
+    // (`FOR UPDATE`, in id order, as writes take them), held until the new
+    // text and vector are in. An erasure of the chunk's owner that deletes
+    // the point meanwhile reaches forget lineage only after this commits,
+    // sees the chunk written since its count and deletes the point written
+    // back here again (`lineage::forget_subjects_chunks`); one whose forget
+    // came first leaves no chunk to read, so its deleted point is not
+    // written back without lineage. Under the lock no write can change a
+    // text between its read here and its rewrite either.
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    lineage::lock_chunks(&mut tx, spec.tenant_id, ids).await?;
     let texts: HashMap<Uuid, Option<String>> =
-        lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
+        lineage::chunk_texts(&mut *tx, spec.tenant_id, ids).await?.into_iter().collect();
+    let points = store.retrieve(spec, ids, false).await?;
     // A candidate found through its lineage text whose vector is not in the
     // backend (a crash between lineage and vector, a point the pipeline
     // deleted without DeletePoints): only its text to rewrite.
@@ -153,7 +164,7 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
     for (id, text) in &lineage_only {
         let clean = matcher.redact(text);
         if clean != *text {
-            lineage::update_chunk_text(&ctx.pool, spec.tenant_id, *id, &clean).await?;
+            lineage::update_chunk_text(&mut *tx, spec.tenant_id, *id, &clean).await?;
         }
     }
     let mut rewritten = Vec::new();
@@ -177,18 +188,22 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
             payload: PointPayload { text: p.payload.text.as_ref().map(|_| clean.clone()), ..p.payload.clone() },
         })
         .collect();
-    store.upsert(spec, &upserts).await?;
+    // With the lineage (pgvector), or else while its locks are held.
+    if !upserts.is_empty() && !store.upsert_in(&mut tx, spec, &upserts).await? {
+        store.upsert(spec, &upserts).await?;
+    }
     let mut payload_only = Vec::new();
     for (p, clean) in &rewritten {
         if texts.get(&p.id).is_some_and(Option::is_some) {
-            lineage::update_chunk_text(&ctx.pool, spec.tenant_id, p.id, clean).await?;
+            lineage::update_chunk_text(&mut *tx, spec.tenant_id, p.id, clean).await?;
         } else {
             payload_only.push(p.id);
         }
     }
     // Marked changed too: a re-index whose copy has passed them copies them
     // again at its switch, rather than promoting the text before redaction.
-    lineage::mark_chunks_changed(&ctx.pool, spec.tenant_id, spec.collection_id, &payload_only).await?;
+    lineage::mark_chunks_changed(&mut *tx, spec.tenant_id, spec.collection_id, &payload_only).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     // Verify in the backend and in lineage: no identifier survives.
     let check = store.retrieve(spec, ids, false).await?;
     let lineage_after: HashMap<Uuid, Option<String>> =

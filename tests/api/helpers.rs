@@ -147,15 +147,31 @@ pub async fn spawn_app_at_configured(
     opts: Options,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_embedding(db_url, qdrant_url, opts, configure, |e| e).await
+}
+
+/// `spawn_app_with`, embedding through `wrap` of the embedder it would use
+/// (e.g. one that holds a batch until the test lets it go).
+pub async fn spawn_app_wrapping_embedder(opts: Options, wrap: impl FnOnce(Arc<dyn Embedder>) -> Arc<dyn Embedder>) -> TestApp {
+    spawn_app_embedding(&fresh_database().await, qdrant_url().as_deref(), opts, |_| {}, wrap).await
+}
+
+async fn spawn_app_embedding(
+    db_url: &str,
+    qdrant_url: Option<&str>,
+    opts: Options,
+    configure: impl FnOnce(&mut Settings),
+    wrap: impl FnOnce(Arc<dyn Embedder>) -> Arc<dyn Embedder>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = test_settings(db_url, dir.path(), opts);
     settings.qdrant.url = qdrant_url.unwrap_or_default().to_owned();
     configure(&mut settings);
-    let embedder = if opts.real_model {
+    let embedder = wrap(if opts.real_model {
         real_embedder(&settings)
     } else {
         lethe::startup::embedder(&settings).expect("hashing embedder")
-    };
+    });
     let app = lethe::startup::Application::build_with_embedder(settings.clone(), embedder).await.expect("app builds");
     let addr = app.addr();
     let web = app.web_addr();

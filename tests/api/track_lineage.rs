@@ -5,6 +5,8 @@
 //! tags, and chunk ids another collection or source holds refused with
 //! nothing written.
 
+use std::sync::Arc;
+
 use lethe::grpc::pb;
 use lethe::residual::index;
 use tonic::Code;
@@ -610,6 +612,119 @@ impl HeldAtForget {
         sqlx::query("SELECT pg_advisory_unlock($1, $2)").bind(self.key.0).bind(self.key.1).execute(&mut self.holder).await.unwrap();
         app.wait_for_job(&self.job_id).await
     }
+}
+
+/// An embedder that holds each batch holding a redacted text until the
+/// test lets it go, then embeds it with the embedder it wraps: a redaction
+/// stopped between reading its chunks and writing them back.
+struct HeldRedaction {
+    inner: Arc<dyn lethe::embedding::Embedder>,
+    reached: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl lethe::embedding::Embedder for HeldRedaction {
+    fn model_name(&self) -> &str {
+        self.inner.model_name()
+    }
+
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, lethe::embedding::EmbeddingError> {
+        if texts.iter().any(|t| t.contains("[redacted]")) {
+            self.reached.notify_one();
+            self.go.notified().await;
+        }
+        self.inner.embed(texts).await
+    }
+}
+
+/// A redaction in ruby's erasure rewrites opal's chunk that names ruby, and
+/// opal is erased meanwhile: between the redaction's read of the chunk and
+/// its write-back, opal's erasure deletes the point and goes on to forget
+/// lineage. The redaction holds the chunk's lock from its read to its
+/// commit, so forget waits for it, sees the chunk written since its count
+/// and deletes the point written back again. Before, the redaction wrote the
+/// point back after forget had deleted its chunk: opal's point, tagged opal,
+/// in the store without lineage, behind a certificate saying 0 remain.
+#[tokio::test]
+async fn on_pgvector_a_redaction_racing_the_erasure_of_the_chunks_owner_does_not_write_its_point_back() {
+    redaction_racing_the_erasure_of_the_chunks_owner(pb::Backend::Pgvector).await;
+}
+
+#[tokio::test]
+async fn on_qdrant_a_redaction_racing_the_erasure_of_the_chunks_owner_does_not_write_its_point_back() {
+    assert!(qdrant_url().is_some(), "QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in");
+    redaction_racing_the_erasure_of_the_chunks_owner(pb::Backend::Qdrant).await;
+}
+
+/// Points in the collection's backend.
+async fn points_in(app: &TestApp, collection: &str) -> u64 {
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, collection).await.unwrap().expect("collection");
+    app.ctx.stores.get(&spec).expect("backend configured").count_all(&spec).await.expect("count the backend")
+}
+
+async fn redaction_racing_the_erasure_of_the_chunks_owner(backend: pb::Backend) {
+    let gate = Arc::new(std::sync::OnceLock::<Arc<HeldRedaction>>::new());
+    let held = gate.clone();
+    let app = spawn_app_wrapping_embedder(Options::default(), move |inner| {
+        let e = Arc::new(HeldRedaction { inner, reached: tokio::sync::Notify::new(), go: tokio::sync::Notify::new() });
+        held.set(e.clone()).ok();
+        e
+    })
+    .await;
+    let gate = gate.get().expect("the app embeds through the gate").clone();
+    app.create_collection("mail", backend).await;
+    let dim = app.settings.embedding.dimension;
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let points =
+        vec![point(first, "notes-1", "opal wrote this first", &["opal"], dim), point(second, "notes-2", "opal asked Ruby Quartz for the slides", &["opal"], dim)];
+    track(&app, "mail", points).await.expect("track");
+
+    let ruby = pb::SubjectRef {
+        id: "ruby".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Ruby Quartz".into() }],
+    };
+    let redaction = app
+        .erase_with(pb::EraseRequest { subject: Some(ruby), residual_policy: pb::ResidualPolicy::Redact as i32, ..Default::default() })
+        .await
+        .expect("erase ruby")
+        .job_id;
+    tokio::time::timeout(std::time::Duration::from_secs(60), gate.reached.notified()).await.expect("the redaction embeds opal's chunk");
+    let opal = app.erase("opal").await.job_id;
+    // Opal's erasure runs until it waits for the redaction's lock (or, were
+    // there none, to its end).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, stage): (String, String) = sqlx::query_as("SELECT status, stage FROM erasure_jobs WHERE job_id = $1")
+            .bind(opal.parse::<Uuid>().unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if status != "queued" && status != "in_progress" {
+            break;
+        }
+        if waiting_on_a_lock(&app, "chunks").await {
+            assert_eq!(stage, "forget_lineage", "opal's erasure waits for the redaction at forget lineage");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "opal's erasure neither ended nor waited for the redaction");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(points_in(&app, "mail").await, 0, "opal's erasure deleted both points while the redaction was held");
+    gate.go.notify_one();
+    let (redacted, erased) = (app.wait_for_job(&redaction).await, app.wait_for_job(&opal).await);
+    assert_eq!(redacted.status, pb::JobStatus::Completed as i32, "{}", redacted.error);
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{}", erased.error);
+    assert_eq!((erased.counts[0].deleted, erased.counts[0].after_total), (2, 0));
+
+    assert_eq!(points_in(&app, "mail").await, 0, "no point of opal's is back in the store");
+    assert!(chunk_row(&app, second).await.is_none(), "the redacted chunk is forgotten with its point");
+    assert_eq!(chunks_naming(&app, &["opal", "Ruby"]).await, 0, "no chunk keeps opal's text or ruby's name");
+    app.assert_lineage_consistent().await;
 }
 
 /// Chunks an earlier version left under a deleted source (the race above):
