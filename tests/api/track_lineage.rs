@@ -505,6 +505,37 @@ async fn a_chunk_changed_after_the_count_whose_point_is_gone_is_forgotten() {
     app.assert_lineage_consistent().await;
 }
 
+/// A job whose verify stage ran under a version before the mark existed
+/// (`verified_before` NULL: migration `20261203000010` added it), resumed at
+/// forget lineage by this one: every chunk of the person is looked up in
+/// the store before it is forgotten. The one written again for onyx keeps
+/// its lineage; the other, whose point is gone, is forgotten.
+#[tokio::test]
+async fn a_job_counted_before_the_mark_existed_looks_every_chunk_up_at_forget() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let (again, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let held = HeldAtForget::erase(&app, &mail, again, other).await;
+    let unmarked = sqlx::query("UPDATE erasure_counts SET verified_before = NULL WHERE job_id = $1")
+        .bind(held.job_id.parse::<Uuid>().unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(unmarked, 1, "the job counted one collection");
+    track(&app, "mail", vec![point(again, "notes-1", "onyx's reply", &["onyx"], dim)]).await.expect("the point is written again");
+    let job = held.release(&app).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    assert_eq!(job.counts[0].deleted, 2);
+    let row = chunk_row(&app, again).await.expect("the point written again keeps its chunk");
+    assert_eq!(row.1.as_deref(), Some("onyx's reply"));
+    assert_eq!(tags_of(&app, again).await, vec!["onyx".to_string()]);
+    assert!(chunk_row(&app, other).await.is_none(), "the chunk whose point is gone is forgotten");
+    assert_eq!(chunks_naming(&app, &["opal"]).await, 0);
+    app.assert_lineage_consistent().await;
+}
+
 /// Opal's two points, `first` and `second`, each in a source of its own.
 fn opals_points(first: Uuid, second: Uuid, dim: usize) -> Vec<pb::TrackedPoint> {
     vec![point(first, "notes-1", "opal wrote this first", &["opal"], dim), point(second, "notes-2", "opal wrote this too", &["opal"], dim)]
