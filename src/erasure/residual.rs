@@ -153,7 +153,7 @@ async fn apply(
             // deleted point). And the legal holds, read under it.
             let mut guard = guard_collections(ctx, &[p.spec.collection_id]).await?;
             let holds = Holds::read(&mut guard, job).await?;
-            let counts = apply_in(ctx, job, lease, &holds, &p.spec, identifiers, &mut candidates, &idx).await?;
+            let counts = apply_in(ctx, &mut guard, job, lease, &holds, &p.spec, identifiers, &mut candidates, &idx).await?;
             let json = stored_residuals(&candidates)?;
             held(progress::record_residual_applied(&mut guard, job.job_id, lease, p.spec.collection_id, counts, &json).await?)?;
             guard.commit().await.map_err(StoreError::from)?;
@@ -368,10 +368,13 @@ fn too_common_note(common: &[TooCommon], max: usize) -> JobNote {
 }
 
 /// Applies the planned actions to one collection's candidates (`idx`) and
-/// marks them done; candidates the legal holds protect are withheld.
+/// marks them done; candidates the legal holds protect are withheld. The
+/// deleted candidates' chunks are locked and deleted in `guard`, which the
+/// caller commits with the collection's applied counts.
 #[allow(clippy::too_many_arguments)]
 async fn apply_in(
     ctx: &Context,
+    guard: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job: &JobRow,
     lease: Lease,
     holds: &Holds,
@@ -416,7 +419,7 @@ async fn apply_in(
             ctx.stores.get(spec)?.retrieve(spec, &untargeted, false).await?.into_iter().map(|p| p.id).collect()
         };
         let forget: Vec<Uuid> = ids.iter().copied().filter(|id| !back.contains(id)).collect();
-        let remaining = residual::delete_points(ctx, spec, &now, &forget).await?;
+        let remaining = residual::delete_points(ctx, guard, spec, &now, &forget).await?;
         if remaining != 0 {
             return Err(StageError::Transient(LetheError::Unexpected(anyhow::anyhow!(
                 "{remaining} residual points remain in `{}` after deletion",

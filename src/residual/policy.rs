@@ -103,20 +103,33 @@ pub fn plan(policy: ResidualPolicy, candidates: &mut [Candidate]) {
 }
 
 /// Deletes the points `targets` from the backend and the chunks
-/// `chunk_ids` (targets and candidates without a vector) from lineage;
-/// returns how many of the targets are still in the backend afterwards.
+/// `chunk_ids` (targets and candidates without a vector) from lineage, in
+/// `tx`, the caller's transaction; returns how many of the targets are
+/// still in the backend afterwards.
+///
+/// The chunks are locked first (as writes and redactions take them) and
+/// stay locked until the caller commits: a redaction of one of them
+/// (another job's) writes its point back before this delete, or finds the
+/// chunk gone and writes nothing back. Unlocked, a redaction's write landing
+/// between the count and the chunks' delete left a point that still names
+/// the person, without lineage.
 ///
 /// # Errors
 /// Backend and database failures.
-pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, targets: &[Uuid], chunk_ids: &[Uuid]) -> Result<u64> {
+pub async fn delete_points(
+    ctx: &Context,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    spec: &CollectionSpec,
+    targets: &[Uuid],
+    chunk_ids: &[Uuid],
+) -> Result<u64> {
     let store = ctx.stores.get(spec)?;
     let selector = Selector::by_ids(targets.to_vec());
+    lineage::lock_chunks(tx, spec.tenant_id, chunk_ids).await?;
     store.delete(spec, &selector).await?;
     let after = store.count(spec, &selector).await?;
     if after == 0 {
-        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-        lineage::delete_chunks(&mut tx, spec.tenant_id, spec.collection_id, chunk_ids).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        lineage::delete_chunks(tx, spec.tenant_id, spec.collection_id, chunk_ids).await?;
     }
     Ok(after)
 }
@@ -132,44 +145,79 @@ pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], i
     redact_with(ctx, spec, ids, &Matcher::new(identifiers)).await
 }
 
+/// How often a redaction reads its chunks again when writes keep changing
+/// them between its read and its lock; what is left is not counted
+/// redacted unless its text holds no identifier.
+const REDACT_ROUNDS: usize = 3;
+
 async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<i64> {
     if ids.is_empty() {
         return Ok(0);
     }
+    let mut pending = ids.to_vec();
+    for _ in 0..REDACT_ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        pending = redact_round(ctx, spec, &pending, matcher).await?;
+    }
+    if !pending.is_empty() {
+        tracing::warn!(collection = %spec.name, chunks = pending.len(), "chunks kept changing while they were redacted; left as written");
+    }
+    // Verify in the backend and in lineage: no identifier survives. A
+    // candidate whose vector is not in the backend counts by its lineage
+    // text; one with neither is gone, not redacted.
+    let check = ctx.stores.get(spec)?.retrieve(spec, ids, false).await?;
+    let lineage_after: HashMap<Uuid, Option<String>> =
+        lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
+    let clean_in_lineage = |id: &Uuid| lineage_after.get(id).cloned().flatten().is_none_or(|t| matcher.find(&t).is_empty());
+    let in_backend: HashSet<Uuid> = check.iter().map(|p| p.id).collect();
+    let clean = check
+        .iter()
+        .filter(|p| p.payload.text.as_deref().is_none_or(|t| matcher.find(t).is_empty()) && clean_in_lineage(&p.id))
+        .count()
+        + lineage_after
+            .iter()
+            .filter(|(id, text)| !in_backend.contains(*id) && text.as_deref().is_some_and(|t| matcher.find(t).is_empty()))
+            .count();
+    Ok(i64::try_from(clean).unwrap_or(i64::MAX))
+}
+
+/// One pass of [`redact_with`]: returns the ids a write changed between
+/// this pass's read and its lock, to be read again.
+///
+/// The texts are read, redacted and embedded outside any lock (the model
+/// can take seconds), then written back under the chunks' lineage locks
+/// (`FOR UPDATE`, in id order, as writes take them), held until the new
+/// texts and vectors are in, and only where the chunk is still the row
+/// version read:
+/// - a chunk gone since the read was forgotten with its point (an erasure
+///   of its owner, another job's residual delete): its point is not
+///   written back, where it would stay without lineage;
+/// - a chunk written since the read is read again in the next pass;
+/// - an erasure of the owner that deletes the point after the read and
+///   reaches forget lineage while this pass holds the lock waits for it,
+///   finds the chunk written since its count, and deletes the point
+///   written back here again (`lineage::forget_subjects_chunks`).
+async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<Vec<Uuid>> {
     let store = ctx.stores.get(spec)?;
-    // Each chunk is read, rewritten and written back under its lineage lock
-    // (`FOR UPDATE`, in id order, as writes take them), held until the new
-    // text and vector are in. An erasure of the chunk's owner that deletes
-    // the point meanwhile reaches forget lineage only after this commits,
-    // sees the chunk written since its count and deletes the point written
-    // back here again (`lineage::forget_subjects_chunks`); one whose forget
-    // came first leaves no chunk to read, so its deleted point is not
-    // written back without lineage. Under the lock no write can change a
-    // text between its read here and its rewrite either.
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    lineage::lock_chunks(&mut tx, spec.tenant_id, ids).await?;
-    let texts: HashMap<Uuid, Option<String>> =
-        lineage::chunk_texts(&mut *tx, spec.tenant_id, ids).await?.into_iter().collect();
+    let read: HashMap<Uuid, lineage::ChunkVersion> =
+        lineage::chunk_versions(&ctx.pool, spec.tenant_id, ids, false).await?.into_iter().map(|c| (c.chunk_id, c)).collect();
     let points = store.retrieve(spec, ids, false).await?;
     // A candidate found through its lineage text whose vector is not in the
     // backend (a crash between lineage and vector, a point the pipeline
     // deleted without DeletePoints): only its text to rewrite.
     let in_backend: HashSet<Uuid> = points.iter().map(|p| p.id).collect();
-    // Counted whether this attempt or an earlier one rewrote them.
-    let lineage_only: Vec<(Uuid, &str)> = texts
-        .iter()
-        .filter(|(id, _)| !in_backend.contains(*id))
-        .filter_map(|(id, text)| text.as_deref().map(|t| (*id, t)))
+    let lineage_only: Vec<(Uuid, String)> = read
+        .values()
+        .filter(|c| !in_backend.contains(&c.chunk_id))
+        .filter_map(|c| c.text.as_deref().map(|t| (c.chunk_id, t, matcher.redact(t))))
+        .filter(|(_, text, clean)| clean != text)
+        .map(|(id, _, clean)| (id, clean))
         .collect();
-    for (id, text) in &lineage_only {
-        let clean = matcher.redact(text);
-        if clean != *text {
-            lineage::update_chunk_text(&mut *tx, spec.tenant_id, *id, &clean).await?;
-        }
-    }
     let mut rewritten = Vec::new();
     for p in points {
-        let Some(text) = texts.get(&p.id).cloned().flatten().or_else(|| p.payload.text.clone()) else { continue };
+        let Some(text) = read.get(&p.id).and_then(|c| c.text.clone()).or_else(|| p.payload.text.clone()) else { continue };
         let clean = matcher.redact(&text);
         // Text redacted by an earlier attempt of the stage needs no new vector.
         let payload_stale = p.payload.text.as_deref().is_some_and(|t| t != clean);
@@ -178,9 +226,21 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
         }
     }
     let vectors = ctx.embedder.embed(rewritten.iter().map(|(_, t)| t.clone()).collect()).await?;
+
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let locked: HashMap<Uuid, lineage::ChunkVersion> =
+        lineage::chunk_versions(&mut *tx, spec.tenant_id, ids, true).await?.into_iter().map(|c| (c.chunk_id, c)).collect();
+    // The same row version, or no chunk then and none now (a point
+    // without lineage).
+    let as_read = |id: &Uuid| read.get(id) == locked.get(id);
+    let again: Vec<Uuid> = ids.iter().copied().filter(|id| locked.contains_key(id) && !as_read(id)).collect();
+    for (id, clean) in lineage_only.iter().filter(|(id, _)| as_read(id)) {
+        lineage::update_chunk_text(&mut *tx, spec.tenant_id, *id, clean).await?;
+    }
     let upserts: Vec<VectorPoint> = rewritten
         .iter()
         .zip(vectors)
+        .filter(|((p, _), _)| as_read(&p.id))
         .map(|((p, clean), vector)| VectorPoint {
             id: p.id,
             vector,
@@ -193,28 +253,18 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
         store.upsert(spec, &upserts).await?;
     }
     let mut payload_only = Vec::new();
-    for (p, clean) in &rewritten {
-        if texts.get(&p.id).is_some_and(Option::is_some) {
-            lineage::update_chunk_text(&mut *tx, spec.tenant_id, p.id, clean).await?;
-        } else {
-            payload_only.push(p.id);
+    for (p, clean) in rewritten.iter().filter(|(p, _)| as_read(&p.id)) {
+        match locked.get(&p.id) {
+            Some(c) if c.text.is_some() => lineage::update_chunk_text(&mut *tx, spec.tenant_id, p.id, clean).await?,
+            Some(_) => payload_only.push(p.id),
+            None => {}
         }
     }
     // Marked changed too: a re-index whose copy has passed them copies them
     // again at its switch, rather than promoting the text before redaction.
     lineage::mark_chunks_changed(&mut *tx, spec.tenant_id, spec.collection_id, &payload_only).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    // Verify in the backend and in lineage: no identifier survives.
-    let check = store.retrieve(spec, ids, false).await?;
-    let lineage_after: HashMap<Uuid, Option<String>> =
-        lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
-    let clean_in_lineage = |id: &Uuid| lineage_after.get(id).cloned().flatten().is_none_or(|t| matcher.find(&t).is_empty());
-    let clean = check
-        .iter()
-        .filter(|p| p.payload.text.as_deref().is_none_or(|t| matcher.find(t).is_empty()) && clean_in_lineage(&p.id))
-        .count()
-        + lineage_only.iter().filter(|(id, _)| clean_in_lineage(id)).count();
-    Ok(i64::try_from(clean).unwrap_or(i64::MAX))
+    Ok(again)
 }
 
 #[cfg(test)]

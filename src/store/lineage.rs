@@ -572,6 +572,27 @@ pub async fn chunk_texts(
         .await?)
 }
 
+/// A chunk's text with its row version (`xmin`): two reads of the same
+/// version saw the same row, whatever wrote the chunk in between.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChunkVersion {
+    pub chunk_id: Uuid,
+    pub text: Option<String>,
+    pub version: String,
+}
+
+/// The tenant's chunks among `chunk_ids` with their texts and row versions;
+/// with `lock`, locked as [`lock_chunks`] locks them (only the rows
+/// returned are locked: a chunk inserted after this read is not).
+pub async fn chunk_versions(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_ids: &[Uuid], lock: bool) -> Result<Vec<ChunkVersion>> {
+    let sql = if lock {
+        "SELECT chunk_id, text, xmin::text AS version FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) ORDER BY chunk_id FOR UPDATE"
+    } else {
+        "SELECT chunk_id, text, xmin::text AS version FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2)"
+    };
+    Ok(sqlx::query_as(sql).bind(tenant_id).bind(chunk_ids).fetch_all(ex).await?)
+}
+
 /// Replaces a chunk's stored text (redaction) and its residual index keys
 /// (the old words must not find it any more), and marks it changed: a
 /// re-index whose copy has passed the chunk copies it again at its switch.

@@ -645,11 +645,13 @@ impl HeldAtForget {
     }
 }
 
-/// An embedder that holds each batch holding a redacted text until the
-/// test lets it go, then embeds it with the embedder it wraps: a redaction
-/// stopped between reading its chunks and writing them back.
+/// An embedder that holds the first batch holding a redacted text until the
+/// test lets it go, then embeds it (and any later one at once) with the
+/// embedder it wraps: a redaction stopped between reading its chunks and
+/// writing them back.
 struct HeldRedaction {
     inner: Arc<dyn lethe::embedding::Embedder>,
+    armed: std::sync::atomic::AtomicBool,
     reached: tokio::sync::Notify,
     go: tokio::sync::Notify,
 }
@@ -665,7 +667,7 @@ impl lethe::embedding::Embedder for HeldRedaction {
     }
 
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, lethe::embedding::EmbeddingError> {
-        if texts.iter().any(|t| t.contains("[redacted]")) {
+        if texts.iter().any(|t| t.contains("[redacted]")) && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.reached.notify_one();
             self.go.notified().await;
         }
@@ -674,13 +676,13 @@ impl lethe::embedding::Embedder for HeldRedaction {
 }
 
 /// A redaction in ruby's erasure rewrites opal's chunk that names ruby, and
-/// opal is erased meanwhile: between the redaction's read of the chunk and
-/// its write-back, opal's erasure deletes the point and goes on to forget
-/// lineage. The redaction holds the chunk's lock from its read to its
-/// commit, so forget waits for it, sees the chunk written since its count
-/// and deletes the point written back again. Before, the redaction wrote the
-/// point back after forget had deleted its chunk: opal's point, tagged opal,
-/// in the store without lineage, behind a certificate saying 0 remain.
+/// opal is erased meanwhile: after the redaction has read the chunk and
+/// before it writes it back, opal's erasure deletes the point, counts it
+/// gone and forgets its lineage. The redaction writes back only under the
+/// chunk's lock and only the row version it read: the chunk is gone, so it
+/// writes nothing, and claims no redaction. Before, its upsert put opal's
+/// point, tagged opal, back in the store without lineage, behind a
+/// certificate saying 0 remain.
 #[tokio::test]
 async fn on_pgvector_a_redaction_racing_the_erasure_of_the_chunks_owner_does_not_write_its_point_back() {
     redaction_racing_the_erasure_of_the_chunks_owner(pb::Backend::Pgvector).await;
@@ -698,11 +700,19 @@ async fn points_in(app: &TestApp, collection: &str) -> u64 {
     app.ctx.stores.get(&spec).expect("backend configured").count_all(&spec).await.expect("count the backend")
 }
 
-async fn redaction_racing_the_erasure_of_the_chunks_owner(backend: pb::Backend) {
+/// An app embedding through a [`HeldRedaction`], with opal's two points
+/// (`second` names ruby) in `mail`, and ruby's erasure under `redact` held
+/// in its redaction of `second`: (app, gate, first, second, ruby's job).
+async fn ruby_redaction_held(backend: pb::Backend) -> (TestApp, Arc<HeldRedaction>, Uuid, Uuid, String) {
     let gate = Arc::new(std::sync::OnceLock::<Arc<HeldRedaction>>::new());
     let held = gate.clone();
     let app = spawn_app_wrapping_embedder(Options::default(), move |inner| {
-        let e = Arc::new(HeldRedaction { inner, reached: tokio::sync::Notify::new(), go: tokio::sync::Notify::new() });
+        let e = Arc::new(HeldRedaction {
+            inner,
+            armed: std::sync::atomic::AtomicBool::new(true),
+            reached: tokio::sync::Notify::new(),
+            go: tokio::sync::Notify::new(),
+        });
         held.set(e.clone()).ok();
         e
     })
@@ -725,35 +735,41 @@ async fn redaction_racing_the_erasure_of_the_chunks_owner(backend: pb::Backend) 
         .expect("erase ruby")
         .job_id;
     tokio::time::timeout(std::time::Duration::from_secs(60), gate.reached.notified()).await.expect("the redaction embeds opal's chunk");
-    let opal = app.erase("opal").await.job_id;
-    // Opal's erasure runs until it waits for the redaction's lock (or, were
-    // there none, to its end).
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (status, stage): (String, String) = sqlx::query_as("SELECT status, stage FROM erasure_jobs WHERE job_id = $1")
-            .bind(opal.parse::<Uuid>().unwrap())
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        if status != "queued" && status != "in_progress" {
-            break;
-        }
-        if waiting_on_a_lock(&app, "chunks").await {
-            assert_eq!(stage, "forget_lineage", "opal's erasure waits for the redaction at forget lineage");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "opal's erasure neither ended nor waited for the redaction");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(points_in(&app, "mail").await, 0, "opal's erasure deleted both points while the redaction was held");
+    (app, gate, first, second, redaction)
+}
+
+/// A chunk written again between the redaction's read and its write-back
+/// (here a `Track` of the same point with new text that names ruby too):
+/// the redaction does not write the old text's redaction over the new
+/// write; it reads the chunk again and redacts what is there now.
+#[tokio::test]
+async fn a_chunk_written_again_while_it_is_redacted_is_redacted_as_written_not_overwritten() {
+    let (app, gate, _, second, redaction) = ruby_redaction_held(pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    track(&app, "mail", vec![point(second, "notes-2", "opal sent Ruby Quartz the minutes", &["opal"], dim)]).await.expect("written again");
     gate.go.notify_one();
-    let (redacted, erased) = (app.wait_for_job(&redaction).await, app.wait_for_job(&opal).await);
+    let redacted = app.wait_for_job(&redaction).await;
     assert_eq!(redacted.status, pb::JobStatus::Completed as i32, "{}", redacted.error);
+    assert_eq!(redacted.counts[0].residual_redacted, 1);
+    let row = chunk_row(&app, second).await.expect("the chunk stays");
+    assert_eq!(row.1.as_deref(), Some("opal sent [redacted] the minutes"), "the later write, redacted");
+    app.assert_lineage_consistent().await;
+}
+
+async fn redaction_racing_the_erasure_of_the_chunks_owner(backend: pb::Backend) {
+    let (app, gate, _, second, redaction) = ruby_redaction_held(backend).await;
+    // The redaction holds no lock while it embeds: opal's erasure runs to its end.
+    let erased = app.wait_for_job(&app.erase("opal").await.job_id).await;
     assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{}", erased.error);
     assert_eq!((erased.counts[0].deleted, erased.counts[0].after_total), (2, 0));
+    assert!(chunk_row(&app, second).await.is_none(), "opal's erasure forgot the chunk the redaction had read");
+    gate.go.notify_one();
+    let redacted = app.wait_for_job(&redaction).await;
+    assert_eq!(redacted.status, pb::JobStatus::Completed as i32, "{}", redacted.error);
+    assert_eq!(redacted.counts[0].residual_redacted, 0, "the chunk was erased, not redacted");
 
     assert_eq!(points_in(&app, "mail").await, 0, "no point of opal's is back in the store");
-    assert!(chunk_row(&app, second).await.is_none(), "the redacted chunk is forgotten with its point");
+    assert!(chunk_row(&app, second).await.is_none());
     assert_eq!(chunks_naming(&app, &["opal", "Ruby"]).await, 0, "no chunk keeps opal's text or ruby's name");
     app.assert_lineage_consistent().await;
 }
