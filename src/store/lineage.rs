@@ -367,6 +367,19 @@ pub async fn forget_subject_chunks(
     forget_subjects_chunks(tx, &[subject], keep).await
 }
 
+/// The age of the oldest transaction that was running when the job's verify
+/// stage counted a collection (`erasure_counts e`, recorded by
+/// `plans::mark_verified_before`; NULL when it recorded none): a chunk row
+/// whose `age(xmin)` is greater was written by a transaction that had
+/// committed before the count. 64-bit transaction ids are cut to the
+/// 32-bit `xid` that `age` takes; one expression for both of its readers
+/// ([`forget_subjects_chunks`], [`lock_written_since_count`]).
+macro_rules! counted_age {
+    () => {
+        "age((e.verified_before % 4294967296)::text::xid)"
+    };
+}
+
 /// A subject whose lineage an erasure job forgets.
 #[derive(Debug, Clone, Copy)]
 pub struct ForgetSubject {
@@ -423,11 +436,13 @@ pub async fn forget_subjects_chunks(
     // one hashed lookup per tag (hashed because the CTE's estimate, a
     // subject's average chunks, fits in `work_mem`). `age` wraps after 2^31
     // transactions between the count and this statement: not within a job.
-    let rows: Vec<ForgetRow> = sqlx::query_as(
+    let rows: Vec<ForgetRow> = sqlx::query_as(concat!(
         r#"
         WITH s AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $4::uuid[]) AS s(tenant_id, subject_id, job_id)),
         counted AS MATERIALIZED (
-            SELECT s.subject_id, e.collection_id, age((e.verified_before % 4294967296)::text::xid) AS age
+            SELECT s.subject_id, e.collection_id, "#,
+        counted_age!(),
+        r#" AS age
             FROM s JOIN erasure_counts e ON e.job_id = s.job_id
         ),
         gone AS (
@@ -458,7 +473,7 @@ pub async fn forget_subjects_chunks(
         SELECT 2::int2, t.subject_id, 0, t.chunk_id, t.tenant_id FROM own_tags t
         WHERE (t.tenant_id, t.chunk_id) NOT IN (SELECT tenant_id, chunk_id FROM gone)
         "#,
-    )
+    ))
     .bind(&tenants)
     .bind(&ids)
     .bind(keep)
@@ -494,11 +509,13 @@ pub async fn lock_written_since_count(
     collection_id: Uuid,
     chunk_ids: &[Uuid],
 ) -> Result<Vec<Uuid>> {
-    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(concat!(
         r#"
         WITH counted AS MATERIALIZED (
-            SELECT age((verified_before % 4294967296)::text::xid) AS age
-            FROM erasure_counts WHERE job_id = $2 AND collection_id = $3 AND verified_before IS NOT NULL
+            SELECT "#,
+        counted_age!(),
+        r#" AS age
+            FROM erasure_counts e WHERE job_id = $2 AND collection_id = $3 AND verified_before IS NOT NULL
         )
         SELECT c.chunk_id, NOT EXISTS (SELECT 1 FROM counted k WHERE age(c.xmin) > k.age)
         FROM chunks c
@@ -506,7 +523,7 @@ pub async fn lock_written_since_count(
         ORDER BY c.chunk_id
         FOR UPDATE OF c
         "#,
-    )
+    ))
     .bind(tenant_id)
     .bind(job_id)
     .bind(collection_id)
