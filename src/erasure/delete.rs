@@ -199,6 +199,9 @@ pub(super) struct Settled {
     forgotten: HashMap<Uuid, u64>,
     /// Chunks whose point a later write put back (their lineage stays), by subject.
     rewritten: HashMap<Uuid, u64>,
+    /// Chunks whose point was put back with the subject's tag and is kept
+    /// there by a legal hold (their lineage stays), by subject.
+    held: HashMap<Uuid, u64>,
 }
 
 impl Settled {
@@ -208,10 +211,17 @@ impl Settled {
 
     /// For the subject's stage message: empty when no chunk was written again.
     pub(super) fn note(&self, subject_id: Uuid) -> String {
-        match self.rewritten.get(&subject_id).copied().unwrap_or(0) {
+        let of = |m: &HashMap<Uuid, u64>| m.get(&subject_id).copied().unwrap_or(0);
+        let mut note = match of(&self.rewritten) {
             0 => String::new(),
             n => format!(" ({n} written again after the count: their points are in the store and keep their lineage)"),
+        };
+        if let n @ 1.. = of(&self.held) {
+            note.push_str(&format!(
+                " ({n} put back after the count with the subject's tag and kept under legal hold, with their lineage)"
+            ));
         }
+        note
     }
 }
 
@@ -247,15 +257,17 @@ pub(super) async fn settle_changed(
             by_collection.entry(collection).or_default().push(chunk);
         }
         for (collection, ids) in by_collection {
-            let (present, gone) = match lineage::collection_by_id(&mut **tx, tenant, collection).await? {
+            let Looked { present, gone, held } = match lineage::collection_by_id(&mut **tx, tenant, collection).await? {
                 Some(spec) => look_up_changed(ctx, &spec, &ids, tags, keep).await?,
-                None => (HashSet::new(), ids.iter().copied().collect()),
+                None => Looked { gone: ids.iter().copied().collect(), ..Looked::default() },
             };
             if !gone.is_empty() {
                 lineage::delete_chunks(tx, tenant, collection, &gone.iter().copied().collect::<Vec<_>>()).await?;
             }
             for (chunk, subject) in &chunks {
-                let tally = if present.contains(chunk) {
+                let tally = if held.contains(chunk) {
+                    &mut settled.held
+                } else if present.contains(chunk) {
                     &mut settled.rewritten
                 } else if gone.contains(chunk) {
                     &mut settled.forgotten
@@ -269,6 +281,18 @@ pub(super) async fn settle_changed(
     Ok(settled)
 }
 
+/// What [`look_up_changed`] found.
+#[derive(Debug, Default)]
+struct Looked {
+    /// Points in the store: their chunks keep their lineage.
+    present: HashSet<Uuid>,
+    /// Points gone: their chunks are forgotten.
+    gone: HashSet<Uuid>,
+    /// Of `present`, points carrying one of the subjects' tags that a legal
+    /// hold kept from being deleted again.
+    held: HashSet<Uuid>,
+}
+
 /// [`settle_changed`]'s look at one collection: the points there that keep
 /// their lineage, and those gone (the ones found carrying one of `tags`,
 /// the subjects' own, are deleted first).
@@ -278,7 +302,7 @@ async fn look_up_changed(
     ids: &[Uuid],
     tags: &HashMap<Uuid, &str>,
     keep: &Keep,
-) -> Result<(HashSet<Uuid>, HashSet<Uuid>), StageError> {
+) -> Result<Looked, StageError> {
     let store = ctx.stores.get(spec)?;
     let batch = store.ids_per_request(ctx.settings.erasure.delete_batch_size).max(1);
     let mut found = Vec::new();
@@ -291,6 +315,7 @@ async fn look_up_changed(
     let own: Vec<Uuid> =
         found.iter().filter(|p| p.payload.subjects.iter().any(|t| own_tags.contains(t.as_str()))).map(|p| p.id).collect();
     let mut present: HashSet<Uuid> = found.into_iter().map(|p| p.id).collect();
+    let mut held = HashSet::new();
     if !own.is_empty() {
         tracing::warn!(collection = %spec.name, points = own.len(), "points of the subject were put back after the count; deleting them again");
         for part in own.chunks(batch) {
@@ -306,12 +331,16 @@ async fn look_up_changed(
         for part in own.chunks(batch) {
             still.extend(store.retrieve(spec, part, false).await?.into_iter().map(|p| p.id));
         }
-        for id in own.iter().filter(|id| !still.contains(id)) {
-            present.remove(id);
+        for id in &own {
+            if still.contains(id) {
+                held.insert(*id);
+            } else {
+                present.remove(id);
+            }
         }
     }
     let gone: HashSet<Uuid> = ids.iter().copied().filter(|c| !present.contains(c)).collect();
-    Ok((present, gone))
+    Ok(Looked { present, gone, held })
 }
 
 /// Lethe's tables in which forgetting the subject leaves dead rows of the

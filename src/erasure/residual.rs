@@ -18,7 +18,7 @@ use crate::error::LetheError;
 use crate::residual::{self, Candidate, Probe, ResidualQuery, TooCommon, action};
 use crate::store::jobs::{self, JobRow, Lease, ProbeRow};
 use crate::store::progress::{self, ResidualCounts};
-use crate::store::{StoreError, holds};
+use crate::store::{StoreError, holds, lineage};
 use crate::vector_store::Selector;
 
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
@@ -406,6 +406,11 @@ async fn apply_in(
     }
     if !to_delete.is_empty() {
         let ids: Vec<Uuid> = to_delete.iter().map(|&i| candidates[i].point_id).collect();
+        // Locked before anything is read (as writes and redactions take
+        // them) until the guard commits: no write or redaction of one of
+        // them lands between the look below, the delete, its count and the
+        // chunks' delete (`residual::delete_points`).
+        lineage::lock_chunks(guard, spec.tenant_id, &ids).await?;
         let targets = targets(ctx, job, lease, spec, &ids).await?;
         // A target placed under hold since the targets were stored stays.
         let now: Vec<Uuid> = targets.iter().copied().filter(|t| !protected.contains(t)).collect();
@@ -434,8 +439,13 @@ async fn apply_in(
     }
     if !to_redact.is_empty() {
         let ids: Vec<Uuid> = to_redact.iter().map(|&i| candidates[i].point_id).collect();
-        counts.redacted = residual::redact_points(ctx, spec, &ids, identifiers).await?;
-        mark(candidates, &to_redact, action::REDACTED);
+        let clean = residual::redact_points(ctx, spec, &ids, identifiers).await?;
+        counts.redacted = i64::try_from(clean.len()).unwrap_or(i64::MAX);
+        // A candidate not redacted (gone since its search, tagged with a
+        // subject being erased, or still naming the person) is reported.
+        let (redacted, left): (Vec<usize>, Vec<usize>) = to_redact.iter().partition(|&&i| clean.contains(&candidates[i].point_id));
+        mark(candidates, &redacted, action::REDACTED);
+        mark(candidates, &left, action::REPORTED);
     }
     Ok(counts)
 }

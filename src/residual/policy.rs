@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 use super::{Candidate, lexical::Matcher};
-use crate::context::Context;
+use crate::context::{Context, keyed_hash, subject_lock_key};
 use crate::domain::{CollectionSpec, Identifier, ResidualPolicy};
 use crate::error::Result;
 use crate::store::{StoreError, lineage};
-use crate::vector_store::{PointPayload, Selector, VectorPoint};
+use crate::vector_store::{PointPayload, Selector, StoredPoint, VectorPoint};
 
 /// What the job did (or will do) with a candidate: `Candidate::action`.
 pub mod action {
@@ -107,12 +107,12 @@ pub fn plan(policy: ResidualPolicy, candidates: &mut [Candidate]) {
 /// `tx`, the caller's transaction; returns how many of the targets are
 /// still in the backend afterwards.
 ///
-/// The chunks are locked first (as writes and redactions take them) and
-/// stay locked until the caller commits: a redaction of one of them
-/// (another job's) writes its point back before this delete, or finds the
-/// chunk gone and writes nothing back. Unlocked, a redaction's write landing
-/// between the count and the chunks' delete left a point that still names
-/// the person, without lineage.
+/// The caller has locked the chunks in `tx` (`lineage::lock_chunks`) before
+/// it chose them, and they stay locked until it commits: a redaction of one
+/// of them (another job's) writes its point back before this delete, or
+/// finds the chunk gone and writes nothing back. Unlocked, a redaction's
+/// write landing between the count and the chunks' delete left a point that
+/// still names the person, without lineage.
 ///
 /// # Errors
 /// Backend and database failures.
@@ -125,7 +125,6 @@ pub async fn delete_points(
 ) -> Result<u64> {
     let store = ctx.stores.get(spec)?;
     let selector = Selector::by_ids(targets.to_vec());
-    lineage::lock_chunks(tx, spec.tenant_id, chunk_ids).await?;
     store.delete(spec, &selector).await?;
     let after = store.count(spec, &selector).await?;
     if after == 0 {
@@ -135,13 +134,17 @@ pub async fn delete_points(
 }
 
 /// Rewrites candidate chunks without the identifiers: new text, new vector,
-/// same id and tags. Returns how many of them now hold text without any
-/// identifier (read back from the backend and lineage). Idempotent: a text
-/// redacted by an earlier attempt is only checked again.
+/// same id and tags. Returns those of `ids` that now hold text and none of
+/// it names the person (read back from the backend and lineage): the ones
+/// to report redacted. Idempotent: a text redacted by an earlier attempt is
+/// only checked again. Not among them: a candidate gone since its search
+/// (erased with its owner), one whose point carries the tag of a subject
+/// being or already erased (its erasure deletes it; written back, it would
+/// outlive that erasure's count), and one that writes kept changing.
 ///
 /// # Errors
 /// Backend, embedding and database failures.
-pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], identifiers: &[Identifier]) -> Result<i64> {
+pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], identifiers: &[Identifier]) -> Result<HashSet<Uuid>> {
     redact_with(ctx, spec, ids, &Matcher::new(identifiers)).await
 }
 
@@ -150,9 +153,9 @@ pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], i
 /// redacted unless its text holds no identifier.
 const REDACT_ROUNDS: usize = 3;
 
-async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<i64> {
+async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<HashSet<Uuid>> {
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(HashSet::new());
     }
     let mut pending = ids.to_vec();
     for _ in 0..REDACT_ROUNDS {
@@ -164,23 +167,22 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
     if !pending.is_empty() {
         tracing::warn!(collection = %spec.name, chunks = pending.len(), "chunks kept changing while they were redacted; left as written");
     }
-    // Verify in the backend and in lineage: no identifier survives. A
-    // candidate whose vector is not in the backend counts by its lineage
-    // text; one with neither is gone, not redacted.
-    let check = ctx.stores.get(spec)?.retrieve(spec, ids, false).await?;
-    let lineage_after: HashMap<Uuid, Option<String>> =
+    // Read back from the backend and lineage: every text a candidate still
+    // has (its point's payload, its chunk's) is without identifier, and it
+    // has one.
+    let points: HashMap<Uuid, Option<String>> =
+        ctx.stores.get(spec)?.retrieve(spec, ids, false).await?.into_iter().map(|p| (p.id, p.payload.text)).collect();
+    let chunks: HashMap<Uuid, Option<String>> =
         lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
-    let clean_in_lineage = |id: &Uuid| lineage_after.get(id).cloned().flatten().is_none_or(|t| matcher.find(&t).is_empty());
-    let in_backend: HashSet<Uuid> = check.iter().map(|p| p.id).collect();
-    let clean = check
+    let clean = |text: &Option<String>| text.as_deref().is_none_or(|t| matcher.find(t).is_empty());
+    Ok(ids
         .iter()
-        .filter(|p| p.payload.text.as_deref().is_none_or(|t| matcher.find(t).is_empty()) && clean_in_lineage(&p.id))
-        .count()
-        + lineage_after
-            .iter()
-            .filter(|(id, text)| !in_backend.contains(*id) && text.as_deref().is_some_and(|t| matcher.find(t).is_empty()))
-            .count();
-    Ok(i64::try_from(clean).unwrap_or(i64::MAX))
+        .copied()
+        .filter(|id| {
+            let texts = [points.get(id), chunks.get(id)];
+            texts.iter().flatten().any(|t| t.is_some()) && texts.iter().flatten().all(|t| clean(t))
+        })
+        .collect())
 }
 
 /// One pass of [`redact_with`]: returns the ids a write changed between
@@ -226,8 +228,15 @@ async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matche
         }
     }
     let vectors = ctx.embedder.embed(rewritten.iter().map(|(_, t)| t.clone()).collect()).await?;
+    let mut rewritten: Vec<(StoredPoint, String, Vec<f32>)> = rewritten.into_iter().zip(vectors).map(|((p, t), v)| (p, t, v)).collect();
 
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // A point written back is a write of its tags: like the write path,
+    // under its subjects' locks (an erasure's freeze waits for them) and not
+    // for a subject being or already erased, whose erasure deletes the point
+    // (written back after its delete, it would outlive its count).
+    let blocked = blocked_tags(ctx, &mut tx, spec.tenant_id, rewritten.iter().flat_map(|(p, _, _)| &p.payload.subjects)).await?;
+    rewritten.retain(|(p, _, _)| !p.payload.subjects.iter().any(|t| blocked.contains(t)));
     let locked: HashMap<Uuid, lineage::ChunkVersion> =
         lineage::chunk_versions(&mut *tx, spec.tenant_id, ids, true).await?.into_iter().map(|c| (c.chunk_id, c)).collect();
     // The same row version, or no chunk then and none now (a point
@@ -239,11 +248,10 @@ async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matche
     }
     let upserts: Vec<VectorPoint> = rewritten
         .iter()
-        .zip(vectors)
-        .filter(|((p, _), _)| as_read(&p.id))
-        .map(|((p, clean), vector)| VectorPoint {
+        .filter(|(p, _, _)| as_read(&p.id))
+        .map(|(p, clean, vector)| VectorPoint {
             id: p.id,
-            vector,
+            vector: vector.clone(),
             // Text goes back into the payload only where the payload held text.
             payload: PointPayload { text: p.payload.text.as_ref().map(|_| clean.clone()), ..p.payload.clone() },
         })
@@ -253,7 +261,7 @@ async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matche
         store.upsert(spec, &upserts).await?;
     }
     let mut payload_only = Vec::new();
-    for (p, clean) in rewritten.iter().filter(|(p, _)| as_read(&p.id)) {
+    for (p, clean, _) in rewritten.iter().filter(|(p, _, _)| as_read(&p.id)) {
         match locked.get(&p.id) {
             Some(c) if c.text.is_some() => lineage::update_chunk_text(&mut *tx, spec.tenant_id, p.id, clean).await?,
             Some(_) => payload_only.push(p.id),
@@ -265,6 +273,28 @@ async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matche
     lineage::mark_chunks_changed(&mut *tx, spec.tenant_id, spec.collection_id, &payload_only).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(again)
+}
+
+/// Of `tags` (caller ids, as payloads carry them), those of subjects being
+/// or already erased, read under the subjects' locks, taken shared in `tx`
+/// as the write path takes them.
+async fn blocked_tags<'a>(
+    ctx: &Context,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tenant_id: Uuid,
+    tags: impl Iterator<Item = &'a String>,
+) -> Result<HashSet<String>> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let hashed: BTreeMap<&String, Vec<u8>> = tags.map(|t| (t, keyed_hash(&secret, t))).collect();
+    if hashed.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let keys: Vec<i64> = hashed.values().map(|h| subject_lock_key(h)).collect();
+    lineage::lock_subject_shared(tx, &keys).await?;
+    let hashes: Vec<&[u8]> = hashed.values().map(Vec::as_slice).collect();
+    let blocked: HashSet<Vec<u8>> =
+        lineage::tagged_subjects(&mut **tx, tenant_id, &hashes).await?.into_iter().filter(|(_, _, by)| by.is_some()).map(|(h, _, _)| h).collect();
+    Ok(hashed.into_iter().filter(|(_, h)| blocked.contains(h)).map(|(t, _)| t.clone()).collect())
 }
 
 #[cfg(test)]

@@ -701,9 +701,9 @@ async fn points_in(app: &TestApp, collection: &str) -> u64 {
 }
 
 /// An app embedding through a [`HeldRedaction`], with opal's two points
-/// (`second` names ruby) in `mail`, and ruby's erasure under `redact` held
-/// in its redaction of `second`: (app, gate, first, second, ruby's job).
-async fn ruby_redaction_held(backend: pb::Backend) -> (TestApp, Arc<HeldRedaction>, Uuid, Uuid, String) {
+/// in `mail`, `first` and `second` (which names ruby): (app, gate, mail,
+/// first, second).
+async fn gated_app(backend: pb::Backend) -> (TestApp, Arc<HeldRedaction>, pb::Collection, Uuid, Uuid) {
     let gate = Arc::new(std::sync::OnceLock::<Arc<HeldRedaction>>::new());
     let held = gate.clone();
     let app = spawn_app_wrapping_embedder(Options::default(), move |inner| {
@@ -718,13 +718,17 @@ async fn ruby_redaction_held(backend: pb::Backend) -> (TestApp, Arc<HeldRedactio
     })
     .await;
     let gate = gate.get().expect("the app embeds through the gate").clone();
-    app.create_collection("mail", backend).await;
+    let mail = app.create_collection("mail", backend).await;
     let dim = app.settings.embedding.dimension;
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
     let points =
         vec![point(first, "notes-1", "opal wrote this first", &["opal"], dim), point(second, "notes-2", "opal asked Ruby Quartz for the slides", &["opal"], dim)];
     track(&app, "mail", points).await.expect("track");
+    (app, gate, mail, first, second)
+}
 
+/// Ruby's erasure under `redact`, held in its redaction; its job id.
+async fn hold_rubys_redaction(app: &TestApp, gate: &HeldRedaction) -> String {
     let ruby = pb::SubjectRef {
         id: "ruby".into(),
         identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Ruby Quartz".into() }],
@@ -734,8 +738,8 @@ async fn ruby_redaction_held(backend: pb::Backend) -> (TestApp, Arc<HeldRedactio
         .await
         .expect("erase ruby")
         .job_id;
-    tokio::time::timeout(std::time::Duration::from_secs(60), gate.reached.notified()).await.expect("the redaction embeds opal's chunk");
-    (app, gate, first, second, redaction)
+    tokio::time::timeout(std::time::Duration::from_secs(60), gate.reached.notified()).await.expect("the redaction embeds what names ruby");
+    redaction
 }
 
 /// A chunk written again between the redaction's read and its write-back
@@ -744,7 +748,8 @@ async fn ruby_redaction_held(backend: pb::Backend) -> (TestApp, Arc<HeldRedactio
 /// write; it reads the chunk again and redacts what is there now.
 #[tokio::test]
 async fn a_chunk_written_again_while_it_is_redacted_is_redacted_as_written_not_overwritten() {
-    let (app, gate, _, second, redaction) = ruby_redaction_held(pb::Backend::Pgvector).await;
+    let (app, gate, _, _, second) = gated_app(pb::Backend::Pgvector).await;
+    let redaction = hold_rubys_redaction(&app, &gate).await;
     let dim = app.settings.embedding.dimension;
     track(&app, "mail", vec![point(second, "notes-2", "opal sent Ruby Quartz the minutes", &["opal"], dim)]).await.expect("written again");
     gate.go.notify_one();
@@ -756,8 +761,48 @@ async fn a_chunk_written_again_while_it_is_redacted_is_redacted_as_written_not_o
     app.assert_lineage_consistent().await;
 }
 
+/// A point of opal's without lineage (a pipeline wrote it to the backend
+/// itself) whose payload text names ruby, found by ruby's residual search
+/// through the payloads (the collection holds a chunk without text), and
+/// opal erased while the redaction embeds it: the redaction writes no point
+/// tagged with a subject being or already erased, so the point opal's
+/// erasure deleted by its tag stays deleted. There is no chunk whose lock or
+/// row version could have told.
+#[tokio::test]
+async fn a_redaction_does_not_write_back_a_point_without_lineage_tagged_with_an_erased_subject() {
+    let (app, gate, mail, _, _) = gated_app(pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let textless = pb::TrackedPoint { text: String::new(), ..point(Uuid::new_v4(), "onyx-1", "", &["onyx"], dim) };
+    track(&app, "mail", vec![textless]).await.expect("a chunk without text");
+    let spec = lethe::store::lineage::collection_by_name(&app.pool, app.keys.tenant_id, "mail").await.unwrap().unwrap();
+    let direct = Uuid::new_v4();
+    let written = lethe::vector_store::VectorPoint {
+        id: direct,
+        vector: vec![0.5; dim],
+        payload: lethe::vector_store::PointPayload {
+            tenant_id: app.keys.tenant_id,
+            source_id: "pipeline-1".into(),
+            subjects: vec!["opal".into()],
+            text: Some("opal forwarded Ruby Quartz the agenda".into()),
+        },
+    };
+    app.ctx.stores.get(&spec).unwrap().upsert(&spec, &[written]).await.expect("written to the backend directly");
+    let redaction = hold_rubys_redaction(&app, &gate).await;
+    let erased = app.wait_for_job(&app.erase("opal").await.job_id).await;
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{}", erased.error);
+    assert_eq!(erased.counts[0].after_total, 0);
+    gate.go.notify_one();
+    let redacted = app.wait_for_job(&redaction).await;
+    assert_eq!(redacted.status, pb::JobStatus::Completed as i32, "{}", redacted.error);
+    let back = app.ctx.stores.get(&spec).unwrap().retrieve(&spec, &[direct], false).await.unwrap();
+    assert!(back.is_empty(), "opal's point stays deleted: {back:?}");
+    assert_eq!(app.pg_rows_tagged(&mail, "opal").await, 0);
+    assert_eq!(redacted.counts[0].residual_redacted, 0, "nothing of opal's was redacted: it was erased");
+}
+
 async fn redaction_racing_the_erasure_of_the_chunks_owner(backend: pb::Backend) {
-    let (app, gate, _, second, redaction) = ruby_redaction_held(backend).await;
+    let (app, gate, _, _, second) = gated_app(backend).await;
+    let redaction = hold_rubys_redaction(&app, &gate).await;
     // The redaction holds no lock while it embeds: opal's erasure runs to its end.
     let erased = app.wait_for_job(&app.erase("opal").await.job_id).await;
     assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{}", erased.error);
