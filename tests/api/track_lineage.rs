@@ -430,6 +430,44 @@ async fn a_point_of_the_person_put_back_after_the_count_is_deleted_again_and_for
     app.assert_lineage_consistent().await;
 }
 
+/// A point of the person put back after the count that now also carries
+/// the tag of a subject on legal hold (onyx): forget lineage's second delete
+/// keeps it, as every delete keeps what a hold protects, and says so; its
+/// chunk stays, and the other chunk is forgotten.
+#[tokio::test]
+async fn a_point_put_back_with_a_held_subjects_tag_is_kept_and_said_to_be_held() {
+    let app = spawn_app().await;
+    let mail = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let (back, other) = (Uuid::new_v4(), Uuid::new_v4());
+    track(&app, "mail", opals_points(back, other, dim)).await.expect("track");
+    track(&app, "mail", vec![point(Uuid::new_v4(), "onyx-1", "onyx wrote this", &["onyx"], dim)]).await.expect("track onyx");
+    let hold = pb::SetLegalHoldRequest { subject_id: "onyx".into(), hold: true, reason: "case 2026-42".into() };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.expect("hold onyx");
+    let table = &mail.backend_name;
+    save_row(&app, table, back).await;
+    sqlx::raw_sql("UPDATE put_back SET subjects = subjects || ARRAY['onyx']").execute(&app.pool).await.unwrap();
+
+    let held = HeldAtForget::hold(&app, &mail, other, async { app.erase("opal").await.job_id }).await;
+    put_back(&app, table, back).await;
+    let job_id: Uuid = held.job_id.parse().unwrap();
+    let job = held.release(&app).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+
+    assert_eq!(app.pg_rows_tagged(&mail, "opal").await, 1, "the point put back is kept by onyx's hold");
+    assert!(chunk_row(&app, back).await.is_some(), "its chunk stays");
+    assert!(chunk_row(&app, other).await.is_none(), "the other chunk is forgotten");
+    let message: String =
+        sqlx::query_scalar("SELECT message FROM erasure_events WHERE job_id = $1 AND stage = 'forget_lineage' AND status <> 'queued'")
+            .bind(job_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(message.contains("1 put back after the count with the subject's tag and kept under legal hold"), "{message}");
+    assert!(!message.contains("written again"), "{message}");
+    app.assert_lineage_consistent().await;
+}
+
 /// Both cases in a batch (`erasure::bulk`, how small erasures run by
 /// default): two people erased together, held between their verify and
 /// forget stages. One of opal's points is written again for onyx, and one of
