@@ -269,7 +269,16 @@ async fn a_chunk_added_to_a_source_an_erasure_empties_keeps_its_source() {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let write = spawn_track(&app, "threads", vec![point(reply, "thread-1", "a reply", &["moderator"], dim)]);
+    // Tagged for someone whose subject lock (one of 512 buckets, by keyed
+    // hash) is not opal's: the Track, held, holds it shared, and opal's
+    // freeze would wait for it before the erasure reaches its sources.
+    let key = |h: Vec<u8>| lethe::context::subject_lock_key(&h);
+    let opals = key(app.ctx.keyed_hash(app.keys.tenant_id, "opal").await.unwrap());
+    let mut moderator = String::from("moderator");
+    while key(app.ctx.keyed_hash(app.keys.tenant_id, &moderator).await.unwrap()) == opals {
+        moderator.push('+');
+    }
+    let write = spawn_track(&app, "threads", vec![point(reply, "thread-1", "a reply", &[moderator.as_str()], dim)]);
     wait_until(&app, "INSERT INTO chunks").await;
 
     let job = app.erase("opal").await;
