@@ -188,7 +188,7 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
 /// One pass of [`redact_with`]: returns the ids a write changed between
 /// this pass's read and its lock, to be read again.
 ///
-/// The texts are read, redacted and embedded outside any lock (the model
+/// The texts are read, redacted and embedded without the chunks' locks (the model
 /// can take seconds), then written back under the chunks' lineage locks
 /// (`FOR UPDATE`, in id order, as writes take them), held until the new
 /// texts and vectors are in, and only where the chunk is still the row
