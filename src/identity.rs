@@ -346,7 +346,8 @@ pub fn names_person(text: &str, subject_id: &str, identifiers: &[Identifier]) ->
     // Read as identifiers are: an invisible character must not hide a name.
     let text = visible(text);
     let text = text.as_ref();
-    let (text_lower, id_lower) = (text.to_lowercase(), subject_id.to_lowercase());
+    // The id as read, too: `alice\u{200B}` or ` alice ` is named by `alice`.
+    let (text_lower, id_lower) = (text.to_lowercase(), visible(subject_id).trim().to_lowercase());
     let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
     let names_id = !id_lower.is_empty()
         && text_lower.match_indices(&id_lower).any(|(at, m)| {
@@ -545,6 +546,12 @@ mod tests {
             assert!(!names_person(text, "u-42", &ids), "{text}");
         }
         assert!(!names_person("anything", "", &[]));
+        // The id as read: invisible characters and surrounding blanks in it
+        // do not hide it.
+        for id in ["u\u{200B}-42", " u-42\t", "U-\u{AD}42"] {
+            assert!(names_person("erase user u-42 now", id, &[]), "{id:?}");
+        }
+        assert!(!names_person("anything", " \u{200B} ", &[]));
     }
 
     #[test]

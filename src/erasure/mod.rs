@@ -145,11 +145,12 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     let subject = ingest::put_subject_for_erasure(ctx, &mut tx, tenant_id, &input.subject).await?;
     // Refused before the job is written (the transaction rolls back).
     let texts = [("requested_by", input.requested_by.as_str()), ("reason", input.reason.as_str())];
-    ingest::refuse_texts_naming(&mut tx, (&subject, input.subject.id.as_str(), &input.subject.identifiers), &texts).await?;
+    let who = ingest::Named { row: &subject, id: input.subject.id.as_str(), given: &input.subject.identifiers };
+    ingest::refuse_texts_naming(&mut tx, &secret, who, &texts).await?;
     let refused = subject.legal_hold;
     let refusal = if refused {
         let reason = subject.legal_hold_reason.as_deref().unwrap_or_default();
-        let kept = ingest::hold_reason_to_keep(&mut *tx, &subject, reason, &input.subject.identifiers).await?;
+        let kept = ingest::hold_reason_to_keep(&mut tx, &secret, who, reason).await?;
         Some(format!("legal_hold: {kept}"))
     } else {
         None

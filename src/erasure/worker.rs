@@ -485,7 +485,18 @@ async fn refuse(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason:
     jobs::delete_probes(&mut *tx, job.job_id, lease).await?;
     jobs::delete_request_identifiers(&mut *tx, job.job_id, lease).await?;
     // The reason as the hold gave it, unless it names the person.
-    let shown = crate::ingest::hold_reason_to_keep(&ctx.pool, &subject, reason, &[]).await?;
+    // Without the tenant key the reason cannot be checked against the
+    // person's match keys: it is not copied (the record outlives them).
+    let shown = match ctx.tenant_secret(job.tenant_id).await {
+        Ok(secret) => {
+            let who = crate::ingest::Named { row: &subject, id: subject.external_id.as_deref().unwrap_or_default(), given: &[] };
+            crate::ingest::hold_reason_to_keep(&mut tx, &secret, who, reason).await?
+        }
+        Err(e) => {
+            tracing::warn!(job_id = %job.job_id, error.cause_chain = ?e, "tenant key unavailable: the hold's reason is not copied");
+            "(the hold's reason could not be checked: not copied)".to_owned()
+        }
+    };
     let error = format!("legal_hold: {shown}");
     if !jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Refused.as_str(), Some(&error)).await? {
         tracing::warn!(job_id = %job.job_id, stage = stage.as_str(), "lease lost; the refusal is not recorded");

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use self::delete::{DeleteInput, DeleteOutcome, delete_points};
 pub use self::subjects::{
-    PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure,
+    Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure,
     put_subject_or_refuse, refuse_texts_naming, set_legal_hold,
 };
 use self::suppression::{Screened, Tagged, blocked_subjects, delete_unwanted_points, report_screened, screen};
@@ -381,10 +381,12 @@ async fn verify_tracked(ctx: &Context, spec: &CollectionSpec, chunks: &[ChunkInp
                 format!("point {id} carries a `tenant_id` other than this collection's tenant"),
             ));
         }
-        if let Some((missing, _)) = c.tags.iter().find(|(s, _)| !payload.subjects.iter().any(|p| p == s.as_str())) {
+        // Named by its place in the request, not its value: a subject id may
+        // be the person's address, and error texts travel through clients' logs.
+        if let Some(k) = c.tags.iter().position(|(s, _)| !payload.subjects.iter().any(|p| p == s.as_str())) {
             return Err(LetheError::precondition(
                 "point_tag_missing",
-                format!("point {id} does not carry the tag `{missing}` in its `subjects` payload"),
+                format!("point {id} does not carry the chunk's tag #{k} (in request order) in its `subjects` payload"),
             ));
         }
     }

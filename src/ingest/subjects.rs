@@ -1,7 +1,7 @@
 //! Subjects as the write path and `Erase` store them: identifiers, their
 //! match keys (see `identity`), suppressed aliases, legal holds.
 
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::SubjectInput;
@@ -160,26 +160,65 @@ pub async fn put_subject_for_erasure(
     }
 }
 
+/// The person a request's free texts must not name: their row, the
+/// caller's id for them and the identifiers the request gives.
+#[derive(Clone, Copy)]
+pub struct Named<'a> {
+    pub row: &'a lineage::SubjectRow,
+    pub id: &'a str,
+    pub given: &'a [Identifier],
+}
+
+/// The first of the texts that names the person, if any:
+/// - by their id or an identifier given now or on record, as
+///   `identity::names_person` reads them;
+/// - by one of their match keys: the mentions ingest screening reads in a
+///   text (addresses, handles, phones, capitalised names), hashed with the
+///   tenant key and looked up among the subject's keys. That is what an
+///   erased subject still answers to: its identifiers' values are gone,
+///   their keys stay, and a follow-up `Erase` or a hold's reason must not
+///   write their address back into the log.
+async fn first_naming(
+    conn: &mut PgConnection,
+    secret: &[u8],
+    who: Named<'_>,
+    texts: &[&str],
+) -> crate::store::Result<Option<usize>> {
+    if texts.iter().all(|t| t.is_empty()) {
+        return Ok(None);
+    }
+    let identifiers = known_identifiers(&mut *conn, who.row.subject_id, who.given).await?;
+    if let Some(at) = texts.iter().position(|t| identity::names_person(t, who.id, &identifiers)) {
+        return Ok(Some(at));
+    }
+    let mut by_hash: Vec<(Vec<u8>, usize)> = Vec::new();
+    for (at, text) in texts.iter().enumerate() {
+        for m in crate::screening::mentions(text) {
+            by_hash.extend(m.keys.iter().map(|k| (keyed_hash(secret, k), at)));
+        }
+    }
+    let hashes: Vec<Vec<u8>> = by_hash.iter().map(|(h, _)| h.clone()).collect();
+    let own = crate::store::subjects::own_keys_among(&mut *conn, who.row.subject_id, &hashes).await?;
+    Ok(by_hash.iter().filter(|(h, _)| own.contains(h)).map(|(_, at)| *at).min())
+}
+
 /// Refuses free texts of a request that are kept for ever (who asked and
 /// why an erasure was made, a hold's reason: the job, the chained log, the
-/// certificate) when one names the subject: `subject` is its row, the
-/// caller's id for it and the identifiers the request gives beside those on
-/// record (`identity::names_person`). `fields` are (field name, text).
+/// certificate) when one names the subject (see [`first_naming`]). `fields`
+/// are (field name, text).
 ///
 /// # Errors
 /// `InvalidArgument` naming the field (never the text); database failures.
 pub async fn refuse_texts_naming(
-    tx: &mut Transaction<'_, Postgres>,
-    (row, subject_id, given): (&lineage::SubjectRow, &str, &[Identifier]),
+    conn: &mut PgConnection,
+    secret: &[u8],
+    who: Named<'_>,
     fields: &[(&str, &str)],
 ) -> Result<()> {
-    if fields.iter().all(|(_, text)| text.is_empty()) {
-        return Ok(());
-    }
-    let identifiers = known_identifiers(&mut **tx, row.subject_id, given).await?;
-    match fields.iter().find(|(_, text)| identity::names_person(text, subject_id, &identifiers)) {
-        Some((field, _)) => Err(LetheError::invalid(
-            *field,
+    let texts: Vec<&str> = fields.iter().map(|(_, t)| *t).collect();
+    match first_naming(conn, secret, who, &texts).await? {
+        Some(at) => Err(LetheError::invalid(
+            fields[at].0,
             "names the subject (their id or one of their identifiers); it is kept after the erasure, so it must not",
         )),
         None => Ok(()),
@@ -198,23 +237,18 @@ async fn known_identifiers(
 
 /// A legal hold's reason as a refusal may copy it into the job and the
 /// log, which outlive the person's erasure: the reason unless it names the
-/// subject (by id or by an identifier given now or on record, which a hold
-/// placed before they were known could not be checked against).
+/// subject (see [`first_naming`]; a hold placed before they were known
+/// could not be checked against what is on record now).
 ///
 /// # Errors
 /// Database failures.
 pub async fn hold_reason_to_keep(
-    ex: impl sqlx::PgExecutor<'_>,
-    row: &lineage::SubjectRow,
+    conn: &mut PgConnection,
+    secret: &[u8],
+    who: Named<'_>,
     reason: &str,
-    given: &[Identifier],
 ) -> crate::store::Result<String> {
-    if reason.is_empty() {
-        return Ok(String::new());
-    }
-    let identifiers = known_identifiers(ex, row.subject_id, given).await?;
-    let id = row.external_id.as_deref().unwrap_or_default();
-    Ok(if identity::names_person(reason, id, &identifiers) {
+    Ok(if first_naming(conn, secret, who, &[reason]).await?.is_some() {
         "(the hold's reason names the person: not copied)".to_owned()
     } else {
         reason.to_owned()
@@ -241,7 +275,9 @@ pub async fn set_legal_hold(
         .await?;
     // A hold's reason is copied into the log entry of every erasure it
     // refuses, kept for ever (rolled back when refused).
-    refuse_texts_naming(&mut tx, (&row, subject.as_str(), &[]), &[("reason", reason.unwrap_or_default())]).await?;
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let who = Named { row: &row, id: subject.as_str(), given: &[] };
+    refuse_texts_naming(&mut tx, &secret, who, &[("reason", reason.unwrap_or_default())]).await?;
     lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(lineage::subject_by_id(&ctx.pool, row.subject_id).await?)

@@ -199,6 +199,19 @@ pub async fn add_keys(ex: impl PgExecutor<'_>, tenant_id: Uuid, subject_id: Uuid
     Ok(())
 }
 
+/// Which of these key hashes are the subject's own match keys: what a
+/// tombstone still answers once its identifiers' values are gone.
+pub async fn own_keys_among(ex: impl PgExecutor<'_>, subject_id: Uuid, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT key_hash FROM subject_keys WHERE subject_id = $1 AND key_hash = ANY($2)")
+        .bind(subject_id)
+        .bind(keys)
+        .fetch_all(ex)
+        .await?)
+}
+
 /// The identifiers still held in clear of several subjects: (subject,
 /// tenant, kind, value).
 pub async fn identifier_values_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, String)>> {

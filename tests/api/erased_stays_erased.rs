@@ -355,7 +355,10 @@ async fn a_refused_track_records_nothing() {
     let missing = pb::TrackedPoint { point_id: Uuid::new_v4().to_string(), ..tracked(&app, "yve", 201, false) };
     let reused = pb::TrackedPoint { point_id: taken, ..tracked(&app, "yve", 202, false) };
     let short = pb::TrackedPoint { vector: vec![0.5; 3], ..tracked(&app, "yve", 203, true) };
+    let mut untagged = late.clone();
+    untagged.tags.push(pb::SubjectTag { subject_id: "yve".into(), role: pb::TagRole::Mentioned as i32 });
     let cases = [
+        (vec![untagged], true, Code::FailedPrecondition, "point_tag_missing"),
         (vec![tracked(&app, "xavier", 204, true), short], false, Code::InvalidArgument, "points[1].vector"),
         (vec![tracked(&app, "xavier", 205, true), tracked(&app, "yve", 206, false)], false, Code::InvalidArgument, "points"),
         (vec![late.clone(), missing], true, Code::FailedPrecondition, "point_not_found"),
@@ -370,6 +373,7 @@ async fn a_refused_track_records_nothing() {
             _ => reason(&e),
         };
         assert_eq!(said, what, "{e:?}");
+        assert!(!e.message().contains("yve"), "the error names no subject id: {e:?}");
         assert_eq!(state().await, before, "{what}: nothing recorded, nothing deleted");
     }
     // The same request without its fault goes through: the late point is deleted.

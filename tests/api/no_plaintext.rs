@@ -220,3 +220,69 @@ async fn a_database_error_keeps_no_quoted_row_for_the_service_log() {
         assert!(!lethe_error.public_message().contains(quoted));
     }
 }
+
+/// Once the person is erased their identifiers' values are gone: a
+/// follow-up `Erase` or a hold on the tombstone is checked against their
+/// match keys instead, so that "second request from <their address>" is not
+/// written into the job, the log and the certificate after all.
+#[tokio::test]
+async fn a_follow_up_request_naming_an_erased_person_is_refused_by_their_keys() {
+    let app = spawn_app().await;
+    let mut client = app.client.clone();
+    let zora = pb::SubjectRef {
+        id: "zora-k".into(),
+        identifiers: vec![
+            pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: EMAIL.into() },
+            pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Zora Kellerman".into() },
+            pb::Identifier { kind: pb::IdentifierKind::Phone as i32, value: "+1 212 555 0199".into() },
+        ],
+    };
+    client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(zora.clone()) })).await.unwrap();
+    let first = app.erase_with(pb::EraseRequest { subject: Some(zora), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&first.job_id).await.status, pb::JobStatus::Completed as i32);
+    let values: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_identifiers WHERE value IS NOT NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(values, 0, "the erasure dropped her identifiers' values: only keys are left to check against");
+
+    let bare = || pb::SubjectRef { id: "zora-k".into(), identifiers: vec![] };
+    let naming = [
+        "second DSAR from Zora.Kellerman@Corp.Example",
+        "mailto:zora.kellerman+dsar@corp.example",
+        "she called from (212) 555-0199",
+        "request of Kellerman, Zora",
+        "Zora Kellerman asked again",
+        "from zora.kel\u{200B}lerman@corp.example",
+    ];
+    for text in naming {
+        for field in ["reason", "requested_by"] {
+            let mut r = pb::EraseRequest { subject: Some(bare()), reason: "follow-up".into(), ..Default::default() };
+            *(if field == "reason" { &mut r.reason } else { &mut r.requested_by }) = text.into();
+            let e = app.erase_with(r).await.expect_err(text);
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{text}: {e:?}");
+            assert!(e.message().contains(field) && !e.message().to_lowercase().contains("kellerman"), "{e:?}");
+        }
+        let hold = pb::SetLegalHoldRequest { subject_id: "zora-k".into(), hold: true, reason: text.into() };
+        let e = client.set_legal_hold(req(&app.keys.sk, hold)).await.expect_err(text);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{text}: {e:?}");
+    }
+    // Texts that name no one she is pass, and are kept as given.
+    let r = pb::EraseRequest { subject: Some(bare()), reason: "follow-up of ticket 2026-118".into(), ..Default::default() };
+    let second = app.erase_with(r).await.expect("a clean reason is accepted");
+    assert_eq!(app.wait_for_job(&second.job_id).await.status, pb::JobStatus::Completed as i32);
+    let hold = pb::SetLegalHoldRequest { subject_id: "zora-k".into(), hold: true, reason: "Kellerman v Corp, case 12".into() };
+    client.set_legal_hold(req(&app.keys.sk, hold)).await.expect("a surname alone is no one");
+
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM deletion_log WHERE body ILIKE '%zora%' OR body ILIKE '%kellerman%')
+              + (SELECT count(*) FROM erasure_jobs WHERE reason ILIKE '%zora%' OR requested_by ILIKE '%zora%' OR reason ILIKE '%kellerman%')
+              + (SELECT count(*) FROM subjects WHERE legal_hold_reason ILIKE '%zora%')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0, "nothing refused was written");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_jobs").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(jobs, 2, "the refused requests wrote no job");
+}
