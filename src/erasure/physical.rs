@@ -58,8 +58,10 @@ async fn collection(ctx: &Context, job: &JobRow, p: &Planned) -> Result<(&'stati
     let c = &p.counts;
     let deleted = c.before_total - c.after_total.unwrap_or(0) + c.residual_deleted;
     // A redaction overwrites a point: its old text and vector are dead rows
-    // (pgvector) or soft-deleted (Qdrant) until reclaimed, like a deletion.
-    let changed = deleted + c.residual_redacted;
+    // (pgvector) or soft-deleted (Qdrant) until reclaimed, like a deletion;
+    // so does one written back and then erased with its owner before the
+    // redaction read it back (rewritten, not counted redacted).
+    let changed = deleted + c.residual_redacted.max(c.residual_rewritten);
     if !job.guarantee_physical {
         return Ok((PENDING, report::pending_detail(p.spec.backend).to_owned()));
     }

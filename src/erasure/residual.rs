@@ -145,7 +145,12 @@ async fn apply(
         let idx: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].collection_id == p.spec.collection_id).collect();
         let counts = if p.counts.residual_applied || idx.is_empty() {
             let c = &p.counts;
-            ResidualCounts { deleted: c.residual_deleted, redacted: c.residual_redacted, withheld: c.residual_withheld }
+            ResidualCounts {
+                deleted: c.residual_deleted,
+                redacted: c.residual_redacted,
+                withheld: c.residual_withheld,
+                rewritten: c.residual_rewritten,
+            }
         } else {
             // Like deletes, residual actions hold the collection's lock: a
             // re-index switches generations before them or after them,
@@ -163,6 +168,7 @@ async fn apply(
             deleted: total.deleted + counts.deleted,
             redacted: total.redacted + counts.redacted,
             withheld: total.withheld + counts.withheld,
+            rewritten: total.rewritten + counts.rewritten,
         };
     }
     if total.withheld > 0 {
@@ -439,8 +445,9 @@ async fn apply_in(
     }
     if !to_redact.is_empty() {
         let ids: Vec<Uuid> = to_redact.iter().map(|&i| candidates[i].point_id).collect();
-        let clean = residual::redact_points(ctx, spec, &ids, identifiers).await?;
+        let residual::Redaction { clean, rewritten } = residual::redact_points(ctx, spec, &ids, identifiers).await?;
         counts.redacted = i64::try_from(clean.len()).unwrap_or(i64::MAX);
+        counts.rewritten = i64::try_from(rewritten).unwrap_or(i64::MAX);
         // A candidate not redacted (gone since its search, tagged with a
         // subject being erased, or still naming the person) is reported.
         let (redacted, left): (Vec<usize>, Vec<usize>) = to_redact.iter().partition(|&&i| clean.contains(&candidates[i].point_id));

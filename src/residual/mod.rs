@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::lexical::REDACTED;
-pub use self::policy::{TooCommon, action, delete_points, hold_back_too_common, plan, redact_points};
+pub use self::policy::{Redaction, TooCommon, action, delete_points, hold_back_too_common, plan, redact_points};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier};
 use crate::error::Result;

@@ -144,8 +144,21 @@ pub async fn delete_points(
 ///
 /// # Errors
 /// Backend, embedding and database failures.
-pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], identifiers: &[Identifier]) -> Result<HashSet<Uuid>> {
+pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], identifiers: &[Identifier]) -> Result<Redaction> {
     redact_with(ctx, spec, ids, &Matcher::new(identifiers)).await
+}
+
+/// What [`redact_points`] did.
+#[derive(Debug, Default)]
+pub struct Redaction {
+    /// The candidates to report redacted: read back, each has a text and
+    /// none of its texts names the person.
+    pub clean: HashSet<Uuid>,
+    /// How many candidates it wrote back (text, vector or both), clean in
+    /// the end or not: one rewritten and then erased by its owner before the
+    /// read-back is not clean, but its old row is there to reclaim all the
+    /// same (the physical stage counts these).
+    pub rewritten: usize,
 }
 
 /// How often a redaction reads its chunks again when writes keep changing
@@ -153,16 +166,19 @@ pub async fn redact_points(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], i
 /// redacted unless its text holds no identifier.
 const REDACT_ROUNDS: usize = 3;
 
-async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<HashSet<Uuid>> {
+async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<Redaction> {
     if ids.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(Redaction::default());
     }
     let mut pending = ids.to_vec();
+    let mut written: HashSet<Uuid> = HashSet::new();
     for _ in 0..REDACT_ROUNDS {
         if pending.is_empty() {
             break;
         }
-        pending = redact_round(ctx, spec, &pending, matcher).await?;
+        let round = redact_round(ctx, spec, &pending, matcher).await?;
+        written.extend(round.written);
+        pending = round.again;
     }
     if !pending.is_empty() {
         tracing::warn!(collection = %spec.name, chunks = pending.len(), "chunks kept changing while they were redacted; left as written");
@@ -175,18 +191,27 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
     let chunks: HashMap<Uuid, Option<String>> =
         lineage::chunk_texts(&ctx.pool, spec.tenant_id, ids).await?.into_iter().collect();
     let clean = |text: &Option<String>| text.as_deref().is_none_or(|t| matcher.find(t).is_empty());
-    Ok(ids
+    let clean = ids
         .iter()
         .copied()
         .filter(|id| {
             let texts = [points.get(id), chunks.get(id)];
             texts.iter().flatten().any(|t| t.is_some()) && texts.iter().flatten().all(|t| clean(t))
         })
-        .collect())
+        .collect();
+    Ok(Redaction { clean, rewritten: written.len() })
 }
 
-/// One pass of [`redact_with`]: returns the ids a write changed between
-/// this pass's read and its lock, to be read again.
+/// What one [`redact_round`] did.
+struct Round {
+    /// Chunks a write changed between the round's read and its lock.
+    again: Vec<Uuid>,
+    /// Candidates written back.
+    written: Vec<Uuid>,
+}
+
+/// One pass of [`redact_with`]: what it wrote back, and the ids a write
+/// changed between this pass's read and its lock, to be read again.
 ///
 /// The texts are read, redacted and embedded without the chunks' locks (the model
 /// can take seconds), then written back under the chunks' lineage locks
@@ -201,7 +226,7 @@ async fn redact_with(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher
 ///   reaches forget lineage while this pass holds the lock waits for it,
 ///   finds the chunk written since its count, and deletes the point
 ///   written back here again (`lineage::forget_subjects_chunks`).
-async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<Vec<Uuid>> {
+async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matcher: &Matcher) -> Result<Round> {
     let store = ctx.stores.get(spec)?;
     let read: HashMap<Uuid, lineage::ChunkVersion> =
         lineage::chunk_versions(&ctx.pool, spec.tenant_id, ids, false).await?.into_iter().map(|c| (c.chunk_id, c)).collect();
@@ -243,8 +268,10 @@ async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matche
     // without lineage).
     let as_read = |id: &Uuid| read.get(id) == locked.get(id);
     let again: Vec<Uuid> = ids.iter().copied().filter(|id| locked.contains_key(id) && !as_read(id)).collect();
+    let mut written = Vec::new();
     for (id, clean) in lineage_only.iter().filter(|(id, _)| as_read(id)) {
         lineage::update_chunk_text(&mut *tx, spec.tenant_id, *id, clean).await?;
+        written.push(*id);
     }
     let upserts: Vec<VectorPoint> = rewritten
         .iter()
@@ -272,7 +299,8 @@ async fn redact_round(ctx: &Context, spec: &CollectionSpec, ids: &[Uuid], matche
     // again at its switch, rather than promoting the text before redaction.
     lineage::mark_chunks_changed(&mut *tx, spec.tenant_id, spec.collection_id, &payload_only).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(again)
+    written.extend(upserts.iter().map(|p| p.id));
+    Ok(Round { again, written })
 }
 
 /// Of `tags` (caller ids, as payloads carry them), those of subjects being

@@ -25,6 +25,8 @@ pub struct CountRow {
     pub residual_found: i64,
     pub residual_deleted: i64,
     pub residual_redacted: i64,
+    /// Candidates a redaction wrote back, redacted in the end or not.
+    pub residual_rewritten: i64,
     pub physical_status: String,
     pub physical_detail: String,
     /// The residual stage is done with this collection (its counts are final).
@@ -78,7 +80,7 @@ pub async fn planned_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid], with_points
         SELECT e.job_id, k.collection_id, k.tenant_id, k.name, k.backend, k.backend_name, k.dimension, k.distance,
                k.embedding_model, k.store_text, k.retention_days, k.screening, k.created_at, k.mapping,
                e.collection_name, e.before_by_tag, e.before_by_ids, e.before_total, e.after_by_tag,
-               e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted,
+               e.after_by_ids, e.after_total, e.residual_found, e.residual_deleted, e.residual_redacted, e.residual_rewritten,
                e.physical_status, e.physical_detail, e.residual_applied, e.withheld, e.residual_withheld,
                e.deleted_elsewhere, CASE WHEN $2 THEN e.plan_points ELSE '{}' END AS plan_points
         FROM erasure_counts e JOIN collections k USING (collection_id)
@@ -433,7 +435,7 @@ pub async fn counts_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<Ha
         r#"
         SELECT job_id, collection_id, collection_name, backend, before_by_tag, before_by_ids, before_total,
                after_by_tag, after_by_ids, after_total, residual_found, residual_deleted,
-               residual_redacted, physical_status, physical_detail, residual_applied, withheld, residual_withheld,
+               residual_redacted, residual_rewritten, physical_status, physical_detail, residual_applied, withheld, residual_withheld,
                deleted_elsewhere
         FROM erasure_counts WHERE job_id = ANY($1) ORDER BY job_id, collection_name
         "#,

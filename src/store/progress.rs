@@ -141,6 +141,9 @@ pub struct ResidualCounts {
     pub redacted: i64,
     /// Candidates not acted on because of a legal hold.
     pub withheld: i64,
+    /// Candidates a redaction wrote back, counted redacted or not (their
+    /// old rows are for the physical guarantee to reclaim).
+    pub rewritten: i64,
 }
 
 /// Records a collection's residual counts as final, with the candidates'
@@ -157,7 +160,7 @@ pub async fn record_residual_applied(
     let done = sqlx::query(&format!(
         r#"
         UPDATE erasure_counts SET residual_deleted = $5, residual_redacted = $6, residual_withheld = $7,
-               residual_applied = true
+               residual_rewritten = $8, residual_applied = true
         WHERE job_id = $1 AND collection_id = $4 AND {HELD}
         "#
     ))
@@ -168,6 +171,7 @@ pub async fn record_residual_applied(
     .bind(counts.deleted)
     .bind(counts.redacted)
     .bind(counts.withheld)
+    .bind(counts.rewritten)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() != 1 {

@@ -776,15 +776,21 @@ async fn gated_app(backend: pb::Backend) -> (TestApp, Arc<HeldRedaction>, pb::Co
 
 /// Ruby's erasure under `redact`, held in its redaction; its job id.
 async fn hold_rubys_redaction(app: &TestApp, gate: &HeldRedaction) -> String {
+    hold_rubys_redaction_with(app, gate, false).await
+}
+
+async fn hold_rubys_redaction_with(app: &TestApp, gate: &HeldRedaction, guarantee_physical: bool) -> String {
     let ruby = pb::SubjectRef {
         id: "ruby".into(),
         identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Ruby Quartz".into() }],
     };
-    let redaction = app
-        .erase_with(pb::EraseRequest { subject: Some(ruby), residual_policy: pb::ResidualPolicy::Redact as i32, ..Default::default() })
-        .await
-        .expect("erase ruby")
-        .job_id;
+    let r = pb::EraseRequest {
+        subject: Some(ruby),
+        residual_policy: pb::ResidualPolicy::Redact as i32,
+        guarantee_physical,
+        ..Default::default()
+    };
+    let redaction = app.erase_with(r).await.expect("erase ruby").job_id;
     tokio::time::timeout(std::time::Duration::from_secs(60), gate.reached.notified()).await.expect("the redaction embeds what names ruby");
     redaction
 }
@@ -806,6 +812,46 @@ async fn a_chunk_written_again_while_it_is_redacted_is_redacted_as_written_not_o
     let row = chunk_row(&app, second).await.expect("the chunk stays");
     assert_eq!(row.1.as_deref(), Some("opal sent [redacted] the minutes"), "the later write, redacted");
     app.assert_lineage_consistent().await;
+}
+
+/// A redaction writes one candidate back, is held re-reading another a
+/// `Track` changed meanwhile, and the owner of both is erased before it
+/// reads them back: neither is counted redacted (both are gone), but the
+/// first was rewritten, and its old row, with ruby's name, is a dead row
+/// of the collection's table. Ruby's physical guarantee reclaims it rather
+/// than saying nothing of hers was rewritten there.
+#[tokio::test]
+async fn a_candidate_rewritten_then_erased_by_its_owner_is_still_reclaimed_by_the_physical_guarantee() {
+    let (app, gate, mail, _, second) = gated_app(pb::Backend::Pgvector).await;
+    let dim = app.settings.embedding.dimension;
+    let third = Uuid::new_v4();
+    track(&app, "mail", vec![point(third, "notes-3", "opal sent Ruby Quartz the notes", &["opal"], dim)]).await.expect("track");
+    let redaction = hold_rubys_redaction_with(&app, &gate, true).await;
+    track(&app, "mail", vec![point(third, "notes-3", "opal sent Ruby Quartz the new notes", &["opal"], dim)]).await.expect("written again");
+    // Held again in its second round, the one that reads the third chunk again.
+    gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    gate.go.notify_one();
+    tokio::time::timeout(std::time::Duration::from_secs(60), gate.reached.notified()).await.expect("a second round");
+    let second_row = chunk_row(&app, second).await.expect("written back in the first round");
+    assert_eq!(second_row.1.as_deref(), Some("opal asked [redacted] for the slides"));
+    let erased = app.wait_for_job(&app.erase("opal").await.job_id).await;
+    assert_eq!(erased.status, pb::JobStatus::Completed as i32, "{}", erased.error);
+    assert_eq!(erased.counts[0].after_total, 0);
+    gate.go.notify_one();
+
+    let done = app.wait_for_job(&redaction).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let c = &done.counts[0];
+    assert_eq!((c.deleted, c.residual_redacted), (0, 0), "nothing of ruby's own, nothing left to call redacted");
+    let rewritten: i64 = sqlx::query_scalar("SELECT residual_rewritten FROM erasure_counts WHERE job_id = $1::uuid")
+        .bind(&redaction)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rewritten, 1, "the second chunk was written back");
+    assert_eq!(c.physical_status, "confirmed", "{c:?}");
+    assert!(!c.physical_detail.starts_with("nothing of the person"), "the rewritten row is reclaimed: {c:?}");
+    assert_eq!(points_in(&app, &mail.name).await, 0);
 }
 
 /// A point of opal's without lineage (a pipeline wrote it to the backend
