@@ -134,6 +134,15 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
     // pass the check).
     let scope = spec.mapping.as_deref().map(Mapping::scope_key).unwrap_or_default();
     let field = |key: &str| key.split_once('=').map(|(f, _)| f.to_owned());
+    // An attachment stored before scope values were kept in one spelling
+    // (`07` for 7): read as the field's type, which is this one's (the
+    // same field of the same store).
+    let kind = spec.mapping.as_deref().and_then(|m| m.scope.as_ref()).map(|s| s.field.kind).unwrap_or_default();
+    let canonical = |key: &str| {
+        key.split_once('=')
+            .and_then(|(f, v)| Scope::canonical_value(kind, v).ok().map(|v| format!("{f}={v}")))
+            .unwrap_or_else(|| key.to_owned())
+    };
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_attach(&mut *tx).await?;
     let mut overlaps = false;
@@ -148,7 +157,7 @@ pub async fn attach(ctx: &Context, tenant_id: Uuid, input: AttachInput) -> Resul
         let disjoint = !other.is_empty()
             && !scope.is_empty()
             && field(&other) == field(&scope)
-            && other != scope
+            && canonical(&other) != scope
             && !same_langchain_collection(ctx, &other, &scope).await?;
         overlaps |= !disjoint;
     }

@@ -142,6 +142,24 @@ pub struct Mapping {
     pub timestamp: Option<Field>,
 }
 
+impl Scope {
+    /// A scope value as the store compares it, in one spelling: a `uuid`
+    /// column reads `{6F9…}`, `urn:uuid:6f9…` and `6f9…` without hyphens as
+    /// one uuid, an integer column `07` and `+7` as 7. Stored that way, one
+    /// set of rows has one scope key, and two attachments of it (two
+    /// tenants, each erasing the other's points) cannot pass as disjoint.
+    ///
+    /// # Errors
+    /// When the value is not of the column's type.
+    pub fn canonical_value(kind: FieldKind, value: &str) -> Result<String, String> {
+        match kind {
+            FieldKind::Uuid => Uuid::parse_str(value).map(|u| u.to_string()).map_err(|_| "is not a UUID".to_owned()),
+            FieldKind::Int => value.parse::<i64>().map(|n| n.to_string()).map_err(|_| "is not an integer".to_owned()),
+            _ => Ok(value.to_owned()),
+        }
+    }
+}
+
 impl Mapping {
     /// The uniqueness key of the attached object beside its name (its scope value).
     pub fn scope_key(&self) -> String {

@@ -616,6 +616,63 @@ async fn overlapping_attachments_of_one_store_are_refused_across_tenants() {
     assert_eq!(n, 2);
 }
 
+/// A scope value is compared as its column's type compares it: `07` and
+/// `+7` are 7 in an integer column, and a uuid is one uuid in upper case,
+/// braces or without hyphens. Another tenant that spells an attached scope
+/// so is refused (before, it passed as disjoint and each tenant's erasures
+/// and adoption reached the other's rows), and the scope is stored in one
+/// spelling.
+#[tokio::test]
+async fn a_scope_value_spelled_otherwise_is_the_same_scope() {
+    let app = spawn_app().await;
+    let folder = uuid::Uuid::new_v4();
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE team_notes (doc_key text PRIMARY KEY, people text[], body text, origin text, team int, emb vector({DIM}));
+         INSERT INTO team_notes VALUES ('t-1', '{{ann}}', 'ann on the budget', 'doc-1', 7, '{v}');
+         CREATE TABLE folder_notes (doc_key text PRIMARY KEY, people text[], body text, origin text, folder uuid, emb vector({DIM}));
+         INSERT INTO folder_notes VALUES ('f-1', '{{ann}}', 'ann on the budget', 'doc-1', '{folder}', '{v}');",
+        v = vector_literal(1)
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("create table");
+    let scoped = |name: &str, column: &str, value: &str| {
+        let table = if column == "team" { "team_notes" } else { "folder_notes" };
+        let mut r = hand_made_request(name, table);
+        let m = r.mapping.as_mut().expect("mapping");
+        m.scope = Some(pb::FieldPath { column: column.into(), ..Default::default() });
+        m.scope_value = value.into();
+        r
+    };
+    let other = new_tenant(&app.pool).await;
+    let attach_as = |keys: &Keys, r: pb::AttachRequest| {
+        let mut client = app.client.clone();
+        let r = req(&keys.sk, r);
+        async move { client.attach(r).await.map(tonic::Response::into_inner) }
+    };
+    attach(&app, scoped("team7", "team", "+7")).await.expect("scoped by team");
+    for spelling in ["7", "07", "+07"] {
+        let e = attach_as(&other, scoped("mine", "team", spelling)).await.expect_err(spelling);
+        assert_eq!(e.code(), Code::AlreadyExists, "{spelling}: {e:?}");
+    }
+    let upper = folder.to_string().to_uppercase();
+    let simple = folder.simple().to_string();
+    attach(&app, scoped("folder", "folder", &format!("{{{upper}}}"))).await.expect("scoped by folder");
+    for spelling in [folder.to_string(), upper, simple, format!("urn:uuid:{folder}")] {
+        let e = attach_as(&other, scoped("mine", "folder", &spelling)).await.expect_err(&spelling);
+        assert_eq!(e.code(), Code::AlreadyExists, "{spelling}: {e:?}");
+    }
+    let e = attach_as(&other, scoped("mine", "team", "seven")).await.expect_err("not an integer");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let keys: Vec<String> = sqlx::query_scalar("SELECT scope_key FROM collections WHERE backend_name LIKE '%_notes' ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, [format!("folder={folder}"), "team=7".to_owned()], "stored in one spelling, and nothing else attached");
+    // Another value is another scope.
+    attach_as(&other, scoped("team8", "team", "8")).await.expect("disjoint scope");
+}
+
 /// Without a preset, a pgvector target is checked as a preset's is: a part
 /// longer than Postgres's 63 bytes was truncated by Postgres into another
 /// table than the one the allowlist matched.

@@ -106,6 +106,7 @@ pub(super) async fn inspect(pool: &PgPool, spec: &CollectionSpec, create_indexes
     }
     if let Some(s) = mapping.scope.as_mut() {
         check_field(&mut s.field, Role::Scope, &cols, name)?;
+        s.value = crate::domain::Scope::canonical_value(s.field.kind, &s.value).map_err(|m| invalid("scope", m))?;
     }
     if let Some(f) = mapping.timestamp.as_mut() {
         check_field(f, Role::Timestamp, &cols, name)?;
