@@ -67,7 +67,13 @@ static WORD: LazyLock<Regex> = LazyLock::new(|| {
 pub fn mentions(text: &str) -> Vec<Mention> {
     let mut out = Vec::new();
     let mut push = |start: usize, end: usize, kind: IdentifierKind, value: &str| {
-        let keys = identity::match_keys(&Identifier { kind, value: value.to_owned() });
+        let mut keys = identity::match_keys(&Identifier { kind, value: value.to_owned() });
+        // A name in the possessive (`Zora Kellerman's`) is the name.
+        if kind == IdentifierKind::Name
+            && let Some(bare) = value.strip_suffix("'s").or_else(|| value.strip_suffix("’s"))
+        {
+            keys.extend(identity::match_keys(&Identifier { kind, value: bare.to_owned() }));
+        }
         out.push(Mention { start, end, keys });
     };
     for m in EMAIL.find_iter(text) {
@@ -158,6 +164,29 @@ pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> R
     Ok(out)
 }
 
+/// Refuses free texts of a request that are kept for ever (who asked and
+/// why: the job, the chained log, the certificate, a reconcile run) when
+/// one names a person who is being or has been erased, as screening reads
+/// a chunk: their keys are all that is left of them, and the log is
+/// append-only. `fields` are (field name, text).
+///
+/// # Errors
+/// `InvalidArgument` naming the field (never the text or the person);
+/// database failures.
+pub async fn refuse_texts_naming_the_erased(ctx: &Context, tenant_id: Uuid, fields: &[(&str, &str)]) -> Result<()> {
+    let texts: Vec<Option<&str>> = fields.iter().map(|(_, t)| Some(*t).filter(|t| !t.is_empty())).collect();
+    if texts.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    match screen(ctx, tenant_id, &texts).await?.first() {
+        Some(f) => Err(crate::error::LetheError::invalid(
+            fields[f.chunk].0,
+            "names a person who is being or has been erased; it is kept for ever, so it must not",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The text with the spans replaced by `[redacted]`.
 pub fn redact(text: &str, spans: &[(usize, usize)]) -> String {
     let mut out = String::with_capacity(text.len());
@@ -191,7 +220,7 @@ mod tests {
     #[test]
     fn a_mention_shares_a_key_with_the_identifier_it_spells() {
         let erased = identity::match_keys(&Identifier { kind: IdentifierKind::Name, value: "Xavier Xu".into() });
-        for text in ["From: Xu, Xavier", "Xavier Q. Xu wrote", "Hi Xavier Xu!"] {
+        for text in ["From: Xu, Xavier", "Xavier Q. Xu wrote", "Hi Xavier Xu!", "Xavier Xu's notes", "Xavier Q. Xu’s desk"] {
             let hit = mentions(text).iter().any(|m| m.keys.iter().any(|k| erased.contains(k)));
             assert!(hit, "{text}");
         }

@@ -141,10 +141,13 @@ pub async fn submit(ctx: &Context, tenant_id: Uuid, input: EraseInput) -> Result
     {
         return replay(ctx, job, &input, &fingerprint).await;
     }
+    // Naming someone erased before (any subject of the tenant): checked
+    // before the transaction takes a connection of the pool.
+    let texts = [("requested_by", input.requested_by.as_str()), ("reason", input.reason.as_str())];
+    crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &texts).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let subject = ingest::put_subject_for_erasure(ctx, &mut tx, tenant_id, &input.subject).await?;
-    // Refused before the job is written (the transaction rolls back).
-    let texts = [("requested_by", input.requested_by.as_str()), ("reason", input.reason.as_str())];
+    // Naming this subject: refused before the job is written (the transaction rolls back).
     let who = ingest::Named { row: &subject, id: input.subject.id.as_str(), given: &input.subject.identifiers };
     ingest::refuse_texts_naming(&mut tx, &secret, who, &texts).await?;
     let refused = subject.legal_hold;

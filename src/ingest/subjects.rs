@@ -267,6 +267,10 @@ pub async fn set_legal_hold(
     hold: bool,
     reason: Option<&str>,
 ) -> Result<lineage::SubjectRow> {
+    // Naming someone erased before: checked before the transaction takes a
+    // connection of the pool.
+    let texts = [("reason", reason.unwrap_or_default())];
+    crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &texts).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     // Waits for the destructive steps of erasures in flight: each has read
     // the holds and acts on what it read; the hold applies from the next one.
@@ -277,7 +281,7 @@ pub async fn set_legal_hold(
     // refuses, kept for ever (rolled back when refused).
     let secret = ctx.tenant_secret(tenant_id).await?;
     let who = Named { row: &row, id: subject.as_str(), given: &[] };
-    refuse_texts_naming(&mut tx, &secret, who, &[("reason", reason.unwrap_or_default())]).await?;
+    refuse_texts_naming(&mut tx, &secret, who, &texts).await?;
     lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(lineage::subject_by_id(&ctx.pool, row.subject_id).await?)

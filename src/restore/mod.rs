@@ -159,8 +159,10 @@ pub struct RunView {
 /// is already queued or running; true for a new run.
 ///
 /// # Errors
-/// Database failures.
+/// `InvalidArgument` when `requested_by` names an erased person (it is
+/// copied into the run and its log entries); database failures.
 pub async fn request(ctx: &Context, tenant_id: Uuid, requested_by: &str) -> Result<(RunView, bool)> {
+    crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &[("requested_by", requested_by)]).await?;
     let (run, new) = runs::request(&ctx.pool, tenant_id, "manual", requested_by).await?;
     if new {
         ctx.wake.reconcile.notify_waiters();

@@ -267,6 +267,24 @@ async fn a_follow_up_request_naming_an_erased_person_is_refused_by_their_keys() 
         let e = client.set_legal_hold(req(&app.keys.sk, hold)).await.expect_err(text);
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{text}: {e:?}");
     }
+    // Nor may a request about someone else name her: the texts of every
+    // Erase, hold and reconcile are kept for ever.
+    for text in ["on behalf of zora.kellerman@corp.example", "Zora Kellerman's manager"] {
+        let r = pb::EraseRequest { subject: Some(person("bob")), reason: text.into(), ..Default::default() };
+        let e = app.erase_with(r).await.expect_err(text);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{text}: {e:?}");
+        assert!(e.message().contains("reason") && !e.message().to_lowercase().contains("kellerman"), "{e:?}");
+        let hold = pb::SetLegalHoldRequest { subject_id: "bob".into(), hold: true, reason: text.into() };
+        let e = client.set_legal_hold(req(&app.keys.sk, hold)).await.expect_err(text);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{text}: {e:?}");
+        let e = client
+            .reconcile(req(&app.keys.sk, pb::ReconcileRequest { requested_by: text.into() }))
+            .await
+            .expect_err(text);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{text}: {e:?}");
+    }
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_runs").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(runs, 0, "no reconcile was queued");
     // Texts that name no one she is pass, and are kept as given.
     let r = pb::EraseRequest { subject: Some(bare()), reason: "follow-up of ticket 2026-118".into(), ..Default::default() };
     let second = app.erase_with(r).await.expect("a clean reason is accepted");
