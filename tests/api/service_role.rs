@@ -109,6 +109,53 @@ async fn the_service_role_runs_lethe_but_cannot_touch_the_deletion_log() {
     drop_role(&owner_url, &role).await;
 }
 
+/// A table Lethe's role may not read or delete in is refused at Attach
+/// (FAILED_PRECONDITION naming the privilege and the GRANT), not answered
+/// INTERNAL, nor attached for every erasure to fail on later.
+#[tokio::test]
+async fn attach_refuses_a_table_the_service_role_may_not_read_and_delete_in() {
+    let role = create_role().await;
+    let mut owner_url = String::new();
+    let app = spawn_app_configured(Options::default(), |s| {
+        owner_url = secrecy::ExposeSecret::expose_secret(&s.database.url).to_owned();
+        s.database.migration_url = s.database.url.clone();
+        s.database.url = as_role(&owner_url, &role).into();
+        s.database.require_service_role = true;
+        s.attach.allowed = vec!["pgvector:public.crm_*".into()];
+    })
+    .await;
+    let mut owner = PgConnection::connect(&owner_url).await.expect("connect as the owner");
+    sqlx::raw_sql(
+        "CREATE TABLE crm_private (doc_key text PRIMARY KEY, people text[], body text, origin text, emb vector(8));
+         INSERT INTO crm_private VALUES ('a-1', '{ann}', 'ann on the budget', 'doc-1', '[1,0,0,0,0,0,0,0]')",
+    )
+    .execute(&mut owner)
+    .await
+    .expect("a table of someone else's");
+    let attach = || {
+        let mut client = app.client.clone();
+        let r = req(&app.keys.sk, crate::attach::hand_made_request("crm", "crm_private"));
+        async move { client.attach(r).await.map(tonic::Response::into_inner) }
+    };
+    for (grant, missing) in [("", "SELECT or DELETE"), ("GRANT SELECT ON crm_private TO {role}", "DELETE")] {
+        if !grant.is_empty() {
+            sqlx::raw_sql(&grant.replace("{role}", &role)).execute(&mut owner).await.expect("grant");
+        }
+        let e = attach().await.expect_err(missing);
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{missing}: {e:?}");
+        assert!(e.message().contains(&format!("may not {missing} in")) && e.message().contains("GRANT"), "{e:?}");
+        assert_eq!(rows(&app.pool, "collections").await, 0, "nothing attached");
+    }
+    sqlx::raw_sql(&format!("GRANT DELETE ON crm_private TO {role}")).execute(&mut owner).await.expect("grant");
+    attach().await.expect("attached once it may read and delete");
+    assert_eq!(rows(&app.pool, "collections").await, 1);
+
+    sqlx::raw_sql("DROP TABLE crm_private").execute(&mut owner).await.expect("drop");
+    drop(owner);
+    drop(app);
+    drop_role(&owner_url, &role).await;
+}
+
 #[tokio::test]
 async fn a_service_that_could_alter_the_log_refuses_to_start_when_required() {
     let dir = tempfile::tempdir().unwrap();

@@ -122,6 +122,12 @@ pub(super) async fn table_oid(db: impl PgExecutor<'_>, table: &TableName) -> Res
         .await
 }
 
+/// Whether Lethe's role may read and delete the table's rows (SELECT,
+/// DELETE), as an erasure must.
+pub(super) async fn privileges(db: impl PgExecutor<'_>, oid: Oid) -> Result<(bool, bool), sqlx::Error> {
+    sqlx::query_as("SELECT has_table_privilege($1, 'SELECT'), has_table_privilege($1, 'DELETE')").bind(oid).fetch_one(db).await
+}
+
 /// The table's columns by name.
 pub(super) async fn columns(db: impl PgExecutor<'_>, oid: Oid) -> Result<HashMap<String, Column>, sqlx::Error> {
     let found: Vec<(String, i16, String, i32)> = sqlx::query_as(

@@ -64,6 +64,21 @@ pub(super) async fn inspect(pool: &PgPool, spec: &CollectionSpec, create_indexes
         .await
         .map_err(catalog_error)?
         .ok_or_else(|| invalid("target", format!("table `{}` does not exist", spec.backend_name)))?;
+    // Checked here, not found out by the first erasure (which could count
+    // the points and then fail to delete them, attempt after attempt).
+    let missing: Vec<&str> = match catalog::privileges(pool, oid).await.map_err(catalog_error)? {
+        (true, true) => Vec::new(),
+        (select, delete) => [(!select, "SELECT"), (!delete, "DELETE")].iter().filter(|(m, _)| *m).map(|(_, p)| *p).collect(),
+    };
+    if !missing.is_empty() {
+        return Err(crate::vector_store::VectorStoreError::Unsupported(format!(
+            "Lethe's database role may not {} in `{}`: an erasure reads and deletes its points; grant it with \
+             GRANT SELECT, DELETE ON {} TO <Lethe's role>",
+            missing.join(" or "),
+            spec.backend_name,
+            table.quoted()
+        )));
+    }
     let cols = catalog::columns(pool, oid).await.map_err(catalog_error)?;
     let indexes = catalog::indexes(pool, oid).await.map_err(catalog_error)?;
     let name = &spec.backend_name;

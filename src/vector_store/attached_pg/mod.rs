@@ -181,6 +181,10 @@ fn classify(spec: &CollectionSpec, err: sqlx::Error) -> VectorStoreError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => {
             VectorStoreError::CollectionNotFound(spec.backend_name.clone())
         }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => backend_error(
+            format!("Lethe's database role lacks a privilege on `{}` (granted at Attach, revoked since?)", spec.backend_name),
+            Some(err),
+        ),
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42703") => {
             backend_error(format!("a column the mapping of `{}` names no longer exists", spec.backend_name), Some(err))
         }
