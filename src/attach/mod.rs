@@ -264,7 +264,7 @@ pub async fn track(
     let natives: Vec<NativeId> = ids
         .iter()
         .enumerate()
-        .map(|(i, s)| NativeId::parse(mapping.id_kind, s).map_err(|m| LetheError::invalid(format!("points[{i}].point_id"), m)))
+        .map(|(i, s)| NativeId::parse_in(spec.backend, mapping.id_kind, s).map_err(|m| LetheError::invalid(format!("points[{i}].point_id"), m)))
         .collect::<Result<_>>()?;
     // Each id's key once (a text id's is a hash): (key, id).
     let keyed: Vec<(Uuid, &NativeId)> = natives.iter().map(|n| (n.key(spec.collection_id), n)).collect();
@@ -296,8 +296,10 @@ async fn track_looked_up(
     let keys: Vec<Uuid> = keyed.iter().map(|(k, _)| *k).collect();
     let found = ctx.stores.get(spec)?.retrieve(spec, &keys, false).await?;
     let present: HashSet<Uuid> = found.iter().map(|p| p.id).collect();
-    if let Some((_, missing)) = keyed.iter().find(|(k, _)| !present.contains(k)) {
-        return Err(LetheError::precondition("point_not_found", format!("point {missing} is not in `{}`", spec.backend_name)));
+    // Named by its place in the request, not its value: a text id may hold
+    // the person's address, and error texts travel through clients' logs.
+    if let Some(i) = keyed.iter().position(|(k, _)| !present.contains(k)) {
+        return Err(LetheError::precondition("point_not_found", format!("points[{i}] is not in `{}`", spec.backend_name)));
     }
     let text_ids: HashMap<Uuid, String> =
         keyed.iter().filter(|(_, n)| n.needs_lookup()).map(|(k, n)| (*k, n.as_string())).collect();

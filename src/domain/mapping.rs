@@ -244,6 +244,19 @@ impl NativeId {
         }
     }
 
+    /// [`parse`](Self::parse) for a store of `backend`: a pgvector integer
+    /// id is a `bigint`, so one above `i64::MAX` names no row (read as
+    /// Qdrant's unsigned ids are, it would wrap to a negative row's id).
+    ///
+    /// # Errors
+    /// A message when `s` is not an id of that kind in that store.
+    pub fn parse_in(backend: super::Backend, kind: IdKind, s: &str) -> Result<Self, String> {
+        if backend == super::Backend::Pgvector && kind == IdKind::Int {
+            return s.parse::<i64>().map(Self::Int).map_err(|_| "is not a bigint id".to_owned());
+        }
+        Self::parse(kind, s)
+    }
+
     /// The UUID that lineage names the point of collection `collection_id`
     /// by (unique in the tenant, as lineage needs): the id itself for UUIDs
     /// and for text ids that are canonical UUIDs (what LangChain writes), the
@@ -357,6 +370,9 @@ mod tests {
     fn ids_parse_by_kind() {
         assert_eq!(NativeId::parse(IdKind::Int, "18446744073709551615"), Ok(NativeId::Int(-1)));
         assert!(NativeId::parse(IdKind::Int, "x").is_err());
+        assert!(NativeId::parse_in(crate::domain::Backend::Pgvector, IdKind::Int, "18446744073709551615").is_err());
+        assert_eq!(NativeId::parse_in(crate::domain::Backend::Qdrant, IdKind::Int, "18446744073709551615"), Ok(NativeId::Int(-1)));
+        assert_eq!(NativeId::parse_in(crate::domain::Backend::Pgvector, IdKind::Int, "-1"), Ok(NativeId::Int(-1)));
         assert!(NativeId::parse(IdKind::Uuid, "12").is_err());
         assert!(NativeId::parse(IdKind::Text, "").is_err());
     }

@@ -63,7 +63,7 @@ pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, input: &DeleteI
             .point_ids
             .iter()
             .enumerate()
-            .map(|(i, s)| NativeId::parse(m.id_kind, s).map_err(|msg| LetheError::invalid(format!("point_ids[{i}]"), msg)))
+            .map(|(i, s)| NativeId::parse_in(spec.backend, m.id_kind, s).map_err(|msg| LetheError::invalid(format!("point_ids[{i}]"), msg)))
             .collect::<Result<_>>()?,
         None => input
             .point_ids

@@ -563,6 +563,21 @@ async fn a_text_id_given_twice_in_one_call_is_refused_naming_it_and_changes_noth
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("point_ids[1]"), "{e:?}");
     assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id = 'b-4'").await, 1);
+    // A text id the store does not hold is named by its place, not its value
+    // (it may hold someone's address).
+    let e = app
+        .client
+        .clone()
+        .track(req(&app.keys.pk, pb::TrackRequest {
+            collection: "crm".into(),
+            points: vec![point("b-11"), point("zed@example.com#12")],
+            ..Default::default()
+        }))
+        .await
+        .expect_err("not in the store");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "point_not_found"), "{e:?}");
+    assert!(e.message().contains("points[1]") && !e.message().contains("zed"), "{e:?}");
+    assert_eq!(rows(&app, "SELECT count(*) FROM attached_point_ids WHERE native_id LIKE 'zed%'").await, 0);
     app.assert_lineage_consistent().await;
 }
 
@@ -671,6 +686,42 @@ async fn a_scope_value_spelled_otherwise_is_the_same_scope() {
     assert_eq!(keys, [format!("folder={folder}"), "team=7".to_owned()], "stored in one spelling, and nothing else attached");
     // Another value is another scope.
     attach_as(&other, scoped("team8", "team", "8")).await.expect("disjoint scope");
+}
+
+/// An integer id above `i64::MAX` names no row of a pgvector `bigint`
+/// column (Qdrant's ids are unsigned; pgvector's are not): refused, where it
+/// once wrapped to the id of row -1 (Track would record lineage for that
+/// row, DeletePoints forget it).
+#[tokio::test]
+async fn a_bigint_id_out_of_range_is_refused_not_wrapped() {
+    let app = spawn_app().await;
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE int_notes (id bigint PRIMARY KEY, people text[], body text, origin text, emb vector({DIM}));
+         INSERT INTO int_notes VALUES (-1, '{{ann}}', 'ann on the budget', 'doc-1', '{v}'), (1, '{{bob}}', 'bob', 'doc-2', '{v}');",
+        v = vector_literal(1)
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("create table");
+    let mut r = hand_made_request("ints", "int_notes");
+    r.mapping.as_mut().expect("mapping").id = "id".into();
+    attach(&app, r).await.expect("attach");
+    wait_for_adoption(&app, "ints").await;
+    let lineage = || rows(&app, "SELECT count(*) FROM chunks");
+    let before = lineage().await;
+    let big = "18446744073709551615".to_owned();
+    let r = pb::DeletePointsRequest { collection: "ints".into(), point_ids: vec![big.clone()], ..Default::default() };
+    let e = app.client.clone().delete_points(req(&app.keys.pk, r)).await.expect_err("out of range");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let points = vec![pb::TrackedPoint { point_id: big, ..Default::default() }];
+    let r = pb::TrackRequest { collection: "ints".into(), points, ..Default::default() };
+    let e = app.client.clone().track(req(&app.keys.pk, r)).await.expect_err("out of range");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(lineage().await, before, "nothing recorded or forgotten");
+    // Row -1 by its own id: still in the store, so its lineage is kept.
+    let r = pb::DeletePointsRequest { collection: "ints".into(), point_ids: vec!["-1".into()], ..Default::default() };
+    let out = app.client.clone().delete_points(req(&app.keys.pk, r)).await.expect("row -1").into_inner();
+    assert_eq!((out.kept, out.forgotten), (1, 0));
 }
 
 /// Without a preset, a pgvector target is checked as a preset's is: a part
