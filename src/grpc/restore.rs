@@ -88,6 +88,8 @@ pub fn import_response(o: &restore::ledger::ImportOutcome) -> pb::ImportLedgerRe
 pub fn export_stream(ctx: Context, tenant_id: Uuid) -> mpsc::Receiver<Result<pb::LedgerChunk, Status>> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
+        // Each export holds a connection of the pool while it streams.
+        let Ok(_turn) = EXPORTS.acquire().await else { return };
         let (bytes_tx, mut bytes_rx) = mpsc::channel::<Vec<u8>>(4);
         let forward = {
             let tx = tx.clone();
@@ -109,6 +111,13 @@ pub fn export_stream(ctx: Context, tenant_id: Uuid) -> mpsc::Receiver<Result<pb:
     });
     rx
 }
+
+/// At most two ledger exports at a time per process: each reads the ledger
+/// in one statement and holds a connection of the request pool until its
+/// reader has taken the last chunk (or stopped reading for 30 s), so a key
+/// that opened many and read none would otherwise hold the pool. The
+/// others wait for a turn before they read anything.
+static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// One ledger import at a time per process: each holds up to
 /// `max_ledger_bytes` (256 MiB) in memory, and a key could open many

@@ -23,8 +23,14 @@ struct Writer {
     digest: Sha256,
 }
 
+/// How long an export waits for its reader to take the next chunk: the
+/// export reads the ledger in one statement, on a connection of the pool,
+/// which a client that stops reading must not keep.
+const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Writer {
-    /// False when the receiver went away.
+    /// False when the receiver went away or stopped reading for [`STALL`]
+    /// (the export then ends without its signed end line).
     async fn line(&mut self, line: &Line) -> Result<bool> {
         let mut bytes = serde_json::to_vec(line).map_err(|e| LetheError::Unexpected(e.into()))?;
         bytes.push(b'\n');
@@ -33,7 +39,13 @@ impl Writer {
         if self.buf.len() < CHUNK {
             return Ok(true);
         }
-        Ok(self.out.send(std::mem::take(&mut self.buf)).await.is_ok())
+        match tokio::time::timeout(STALL, self.out.send(std::mem::take(&mut self.buf))).await {
+            Ok(sent) => Ok(sent.is_ok()),
+            Err(_) => {
+                tracing::warn!(stalled_secs = STALL.as_secs(), "ledger export abandoned: its reader stopped reading");
+                Ok(false)
+            }
+        }
     }
 }
 
