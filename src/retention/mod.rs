@@ -29,6 +29,10 @@ use crate::store::{StoreError, lineage};
 /// At most this many days (100 years), as for `CreateCollection.retention_days`.
 pub const MAX_DAYS: u32 = 36_500;
 
+/// Source-kind rules per collection: a retention job's `reason` names each
+/// (kept for ever in its log entry and certificate).
+pub const MAX_KIND_RULES: i64 = 100;
+
 /// A validated `SetRetention` request.
 #[derive(Debug, Clone)]
 pub struct SetRule {
@@ -95,7 +99,8 @@ pub struct CollectionSweep {
 /// # Errors
 /// `NotFound` for an unknown collection; `FailedPrecondition`
 /// `retention_needs_timestamp` for a rule of more than 0 days on an attached
-/// collection.
+/// collection, `too_many_rules` for a new kind past [`MAX_KIND_RULES`];
+/// `InvalidArgument` for a source kind naming an erased person.
 pub async fn set(ctx: &Context, tenant_id: Uuid, rule: SetRule) -> Result<CollectionRetention> {
     let spec = crate::catalog::collection(ctx, tenant_id, &rule.collection).await?;
     if !supported(&spec) && rule.days.is_some_and(|d| d > 0) {
@@ -104,7 +109,16 @@ pub async fn set(ctx: &Context, tenant_id: Uuid, rule: SetRule) -> Result<Collec
     let days = rule.days.map(|d| i32::try_from(d.min(MAX_DAYS)).unwrap_or(0));
     match &rule.source_kind {
         None => store::set_collection_days(&ctx.pool, tenant_id, spec.collection_id, days.unwrap_or(0)).await?,
-        Some(kind) => store::set_kind_rule(&ctx.pool, tenant_id, spec.collection_id, kind, days).await?,
+        Some(kind) => {
+            // Copied into every retention job's reason, kept for ever.
+            crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &[("source_kind", kind)]).await?;
+            if !store::set_kind_rule(&ctx.pool, tenant_id, spec.collection_id, kind, days, MAX_KIND_RULES).await? {
+                return Err(LetheError::precondition(
+                    "too_many_rules",
+                    format!("a collection has at most {MAX_KIND_RULES} source-kind rules: clear one first"),
+                ));
+            }
+        }
     }
     tracing::info!(collection = %spec.name, days = ?rule.days, source_kind = ?rule.source_kind, "retention rule set");
     let list = list(ctx, tenant_id).await?;

@@ -386,12 +386,16 @@ pub async fn set_kind_rule(
     collection_id: Uuid,
     source_kind: &str,
     days: Option<i32>,
-) -> Result<()> {
+    max_rules: i64,
+) -> Result<bool> {
     match days {
         Some(days) => {
-            sqlx::query(
+            // A new kind only while the collection has fewer than `max_rules`.
+            let done = sqlx::query(
                 r#"
-                INSERT INTO retention_rules (collection_id, tenant_id, source_kind, days) VALUES ($1, $2, $3, $4)
+                INSERT INTO retention_rules (collection_id, tenant_id, source_kind, days)
+                SELECT $1, $2, $3, $4
+                WHERE (SELECT count(*) FROM retention_rules WHERE collection_id = $1 AND source_kind <> $3) < $5
                 ON CONFLICT (collection_id, source_kind) DO UPDATE SET days = EXCLUDED.days, updated_at = now()
                 "#,
             )
@@ -399,8 +403,10 @@ pub async fn set_kind_rule(
             .bind(tenant_id)
             .bind(source_kind)
             .bind(days)
+            .bind(max_rules)
             .execute(ex)
             .await?;
+            return Ok(done.rows_affected() == 1);
         }
         None => {
             sqlx::query("DELETE FROM retention_rules WHERE collection_id = $1 AND tenant_id = $2 AND source_kind = $3")
@@ -411,7 +417,7 @@ pub async fn set_kind_rule(
                 .await?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// When a collection was swept last and is due next.

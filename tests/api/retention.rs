@@ -1011,3 +1011,41 @@ async fn a_point_written_again_between_verify_and_forget_keeps_its_lineage() {
     assert_eq!(texts, ["a newer note"], "the other old point's text is forgotten");
     app.assert_lineage_consistent().await;
 }
+
+/// A collection holds at most 100 source-kind rules (each is named in every
+/// retention job's reason, kept for ever): the 101st kind is refused and
+/// nothing is stored; an existing kind's days still change. A kind naming
+/// an erased person is refused too.
+#[tokio::test]
+async fn source_kind_rules_are_bounded_and_name_no_erased_person() {
+    let app = spawn_app().await;
+    app.create_collection("docs", pb::Backend::Pgvector).await;
+    for i in 0..100 {
+        set_retention(&app, "docs", 30, &format!("kind-{i}")).await;
+    }
+    let set = |kind: &str, days: i32| {
+        let r = pb::SetRetentionRequest { collection: "docs".into(), days, source_kind: kind.into(), clear: false };
+        let mut client = app.client.clone();
+        let r = req(&app.keys.sk, r);
+        async move { client.set_retention(r).await }
+    };
+    let e = set("kind-100", 30).await.expect_err("the 101st kind");
+    assert_eq!((e.code(), reason(&e).as_str()), (tonic::Code::FailedPrecondition, "too_many_rules"), "{e:?}");
+    set("kind-7", 60).await.expect("an existing kind changes");
+    let rules: i64 = sqlx::query_scalar("SELECT count(*) FROM retention_rules").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rules, 100);
+
+    let zed = pb::SubjectRef {
+        id: "zed".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "zed.quill@corp.example".into() }],
+    };
+    let job = app.erase_with(pb::EraseRequest { subject: Some(zed), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    let clear = pb::SetRetentionRequest { collection: "docs".into(), days: 0, source_kind: "kind-0".into(), clear: true };
+    app.client.clone().set_retention(req(&app.keys.sk, clear)).await.expect("room for one more");
+    let e = set("chat:zed.quill@corp.example", 30).await.expect_err("names zed");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("source_kind") && !e.message().contains("zed"), "{e:?}");
+    let named: i64 = sqlx::query_scalar("SELECT count(*) FROM retention_rules WHERE source_kind LIKE '%zed%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(named, 0);
+}
