@@ -143,11 +143,13 @@ impl IntoResponse for WebError {
                 tracing::warn!(error.cause_chain = ?e, "web view: backend unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "a backend is unavailable; try again".into())
             }
+            // The state of things, not the view's fault (a backend this
+            // server does not configure): said as it is, not as a 500.
             LetheError::FailedPrecondition { .. }
             | LetheError::AlreadyExists { .. }
             | LetheError::ErasureInProgress { .. }
-            | LetheError::LegalHold { .. }
-            | LetheError::Unexpected(_) => {
+            | LetheError::LegalHold { .. } => (StatusCode::CONFLICT, e.public_message()),
+            LetheError::Unexpected(_) => {
                 tracing::error!(error.cause_chain = ?e, error.message = %e, "web view failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
             }

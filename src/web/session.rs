@@ -19,6 +19,13 @@ use crate::auth::{Action, KeyKind, Principal, hash_key};
 
 const COOKIE: &str = "lethe_session";
 
+/// Sessions one key may hold (a browser or two per auditor); a new sign-in
+/// past it ends the key's oldest. Without a bound, a key signing in in a
+/// loop grew the map for as long as sessions live.
+const PER_KEY: usize = 8;
+/// Sessions the process keeps in all; past it the oldest ends.
+const IN_ALL: usize = 10_000;
+
 #[derive(Clone)]
 pub(super) struct Session {
     pub principal: Principal,
@@ -45,6 +52,20 @@ impl Sessions {
         let now = Instant::now();
         if let Ok(mut map) = self.map.lock() {
             map.retain(|_, s| s.expires > now);
+            // Sessions expire in the order they started: the oldest expires first.
+            let oldest = |map: &HashMap<String, Session>, mine: bool| {
+                map.iter().filter(|(_, s)| !mine || s.key_hash == key_hash).min_by_key(|(_, s)| s.expires).map(|(id, _)| id.clone())
+            };
+            if map.values().filter(|s| s.key_hash == key_hash).count() >= PER_KEY
+                && let Some(id) = oldest(&map, true)
+            {
+                map.remove(&id);
+            }
+            if map.len() >= IN_ALL
+                && let Some(id) = oldest(&map, false)
+            {
+                map.remove(&id);
+            }
             map.insert(id.clone(), Session { principal, key_hash, expires: now + self.ttl });
         }
         id
@@ -135,4 +156,27 @@ pub(super) fn describe(p: &Principal) -> String {
         KeyKind::Publishable => "publishable key",
     };
     format!("tenant {} · {kind}", p.tenant_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(id: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(&format!("{COOKIE}={id}")).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_key_signing_in_again_and_again_holds_a_bounded_number_of_sessions() {
+        let sessions = Sessions::new(Duration::from_secs(3600));
+        let principal = Principal { tenant_id: uuid::Uuid::new_v4(), key_id: uuid::Uuid::new_v4(), kind: KeyKind::Auditor };
+        let ids: Vec<String> = (0..PER_KEY + 5).map(|_| sessions.start(principal.clone(), [1; 32])).collect();
+        let other = sessions.start(principal.clone(), [2; 32]);
+        let live: Vec<&String> = ids.iter().filter(|id| sessions.get(&headers(id)).is_some()).collect();
+        assert_eq!(live, ids[5..].iter().collect::<Vec<_>>(), "the key's newest sessions stay, its oldest ended");
+        assert!(sessions.get(&headers(&other)).is_some(), "another key's session is not touched");
+        assert_eq!(sessions.map.lock().unwrap().len(), PER_KEY + 1);
+    }
 }
