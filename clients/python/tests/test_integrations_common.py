@@ -12,7 +12,7 @@ import pytest
 from conftest import Server, _sql
 
 import lethe
-from lethe.integrations._common import POINT_ID_NAMESPACE, lookup_point_ids, point_id_for, resolve
+from lethe.integrations._common import POINT_ID_NAMESPACE, lookup_point_ids, point_id_for, resolve, subject_ids
 
 DIM = 3
 
@@ -119,3 +119,16 @@ def test_attached_without_tag_key_is_looked_up_with_a_key_that_can(server: Serve
         resolve(client, created, attached=True, tag_key=None)
     with pytest.raises(ValueError, match="no collection"):
         resolve(client, f"missing_{secrets.token_hex(4)}", attached=True, tag_key=None)
+
+
+# ----------------------------------------------------------------------- tag values
+
+
+def test_an_integer_tag_is_the_id_the_server_reads_and_a_bad_one_is_not_echoed() -> None:
+    assert subject_ids(42) == ["42"]
+    assert subject_ids([42, "ann", 42, None, " "]) == ["42", "ann"]
+    with pytest.raises(TypeError) as e:
+        subject_ids([{"email": "ann@example.com"}])
+    assert "ann@example.com" not in str(e.value)
+    with pytest.raises(TypeError):
+        subject_ids(True)

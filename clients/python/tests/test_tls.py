@@ -135,3 +135,16 @@ def test_tls_refuses_an_untrusted_certificate(tls: tuple[TlsProxy, Path], server
     with lethe.Lethe(f"http://localhost:{proxy.port}", api_key=server.ak, retries=0, timeout=5) as c:
         with pytest.raises(lethe.LetheError):
             c.list_collections()
+
+
+def test_a_bare_address_is_plaintext_only_on_this_machine() -> None:
+    from lethe._transport import RetryPolicy, resolve
+
+    def secure(url: str, **kw: object) -> bool:
+        return resolve(url, "sk_x", kw.get("tls"), None, None, RetryPolicy()).credentials is not None  # type: ignore[arg-type]
+
+    for local in ["127.0.0.1:50051", "localhost:50051", "[::1]:50051", "http://lethe.example:50051"]:
+        assert not secure(local), local
+    for remote in ["lethe.example:50051", "10.0.0.7:50051", "https://lethe.example"]:
+        assert secure(remote), remote
+    assert not secure("lethe.example:50051", tls=False)

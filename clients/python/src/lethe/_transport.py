@@ -92,7 +92,11 @@ def resolve(
     else:
         address = url
         if tls is None:
-            tls = root_certificates is not None
+            # A bare host:port is plaintext only on this machine: elsewhere the
+            # API key would cross the network in clear. Say `http://host:port`
+            # (or tls=False) for a plaintext server on another host.
+            host = address.rsplit(":", 1)[0].strip("[]").lower() if ":" in address else address.lower()
+            tls = root_certificates is not None or host not in ("127.0.0.1", "localhost", "::1", "")
     creds = None
     if tls:
         creds = grpc.ssl_channel_credentials(root_certificates=_read_pem(root_certificates))

@@ -51,11 +51,12 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def subject_ids(raw: Any, what: str = "subjects") -> list[str]:
-    """A tag value as the list of subject ids it names: a string is one id, a list
-    (tuple, set) holds ids, None or blank is none. Order kept, duplicates dropped."""
+    """A tag value as the list of subject ids it names: a string (or an integer, read as
+    its decimal digits, as the server reads it) is one id, a list (tuple, set) holds ids,
+    None or blank is none. Order kept, duplicates dropped."""
     if raw is None:
         return []
-    if isinstance(raw, str):
+    if isinstance(raw, (str, int)) and not isinstance(raw, bool):
         values: Iterable[Any] = [raw]
     elif isinstance(raw, (list, tuple, set, frozenset)):
         values = raw
@@ -65,8 +66,13 @@ def subject_ids(raw: Any, what: str = "subjects") -> list[str]:
     for v in values:
         if v is None:
             continue
+        # An integer id is the id the server reads from `{"user_id": 42}`: "42".
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)
         if not isinstance(v, str):
-            raise TypeError(f"{what} holds {type(v).__name__} {v!r}: subject ids are strings")
+            # The value is not echoed: it may be the person's address, and
+            # exception texts end up in pipeline logs.
+            raise TypeError(f"{what} holds a {type(v).__name__}: subject ids are strings or integers")
         if v.strip() and v not in out:
             out.append(v)
     return out
