@@ -172,8 +172,8 @@ mod tests {
     fn a_key_signing_in_again_and_again_holds_a_bounded_number_of_sessions() {
         let sessions = Sessions::new(Duration::from_secs(3600));
         let principal = Principal { tenant_id: uuid::Uuid::new_v4(), key_id: uuid::Uuid::new_v4(), kind: KeyKind::Auditor };
-        let ids: Vec<String> = (0..PER_KEY + 5).map(|_| sessions.start(principal.clone(), [1; 32])).collect();
-        let other = sessions.start(principal.clone(), [2; 32]);
+        let ids: Vec<String> = (0..PER_KEY + 5).map(|_| sessions.start(principal, [1; 32])).collect();
+        let other = sessions.start(principal, [2; 32]);
         let live: Vec<&String> = ids.iter().filter(|id| sessions.get(&headers(id)).is_some()).collect();
         assert_eq!(live, ids[5..].iter().collect::<Vec<_>>(), "the key's newest sessions stay, its oldest ended");
         assert!(sessions.get(&headers(&other)).is_some(), "another key's session is not touched");
