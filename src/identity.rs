@@ -326,6 +326,14 @@ pub fn unicode_domain(domain: &str) -> Option<String> {
 /// reads as the erased address and must not pass the tombstone as another.
 /// NFKC keeps them. The ranges are DerivedCoreProperties.txt's
 /// `Default_Ignorable_Code_Point` (Unicode 15).
+/// A free text as identifiers are read: without invisible characters, in
+/// NFKC (full-width digits and `＠` as ASCII). Where a text is checked for
+/// mentions and never shown, this form is checked too: `Zora\u{200B}
+/// Kellerman` or `２１２ ５５５ ０１９９` must not pass for no one.
+pub fn readable(text: &str) -> String {
+    visible(text).nfkc().collect()
+}
+
 fn visible(s: &str) -> std::borrow::Cow<'_, str> {
     fn ignorable(c: char) -> bool {
         matches!(c as u32,

@@ -174,13 +174,20 @@ pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> R
 /// `InvalidArgument` naming the field (never the text or the person);
 /// database failures.
 pub async fn refuse_texts_naming_the_erased(ctx: &Context, tenant_id: Uuid, fields: &[(&str, &str)]) -> Result<()> {
-    let texts: Vec<Option<&str>> = fields.iter().map(|(_, t)| Some(*t).filter(|t| !t.is_empty())).collect();
-    if texts.iter().all(Option::is_none) {
+    if fields.iter().all(|(_, t)| t.is_empty()) {
         return Ok(());
     }
+    // Each text as written and as identifiers are read (`identity::readable`).
+    let readable: Vec<String> = fields.iter().map(|(_, t)| identity::readable(t)).collect();
+    let texts: Vec<Option<&str>> = fields
+        .iter()
+        .map(|(_, t)| *t)
+        .chain(readable.iter().map(String::as_str))
+        .map(|t| Some(t).filter(|t| !t.is_empty()))
+        .collect();
     match screen(ctx, tenant_id, &texts).await?.first() {
         Some(f) => Err(crate::error::LetheError::invalid(
-            fields[f.chunk].0,
+            fields[f.chunk % fields.len()].0,
             "names a person who is being or has been erased; it is kept for ever, so it must not",
         )),
         None => Ok(()),

@@ -321,9 +321,21 @@ pub fn not_attached(spec: &CollectionSpec) -> LetheError {
 /// Attach of a name that exists: the same store and mapping is a no-op
 /// (a failed adoption is queued again); anything else is a conflict.
 async fn again(ctx: &Context, existing: CollectionSpec, backend: Backend, backend_name: &str, wanted: &Mapping) -> Result<Attached> {
+    // A scope value as its field's type reads it (`+7` is the `7` stored),
+    // on both sides: rows stored before values were kept in one spelling too.
+    let kind = existing.mapping.as_deref().and_then(|m| m.scope.as_ref()).map(|s| s.field.kind).unwrap_or_default();
+    let read = |m: &Mapping| {
+        let mut m = comparable(m);
+        if let Some(s) = m.scope.as_mut().filter(|s| s.named.is_none())
+            && let Ok(v) = Scope::canonical_value(kind, &s.value)
+        {
+            s.value = v;
+        }
+        m
+    };
     let same = existing.backend == backend
         && existing.backend_name == backend_name
-        && existing.mapping.as_deref().is_some_and(|m| comparable(m) == comparable(wanted));
+        && existing.mapping.as_deref().is_some_and(|m| read(m) == read(wanted));
     if !same {
         return Err(LetheError::AlreadyExists {
             message: format!("collection `{}` exists with another store or mapping", existing.name),

@@ -88,24 +88,36 @@ pub fn import_response(o: &restore::ledger::ImportOutcome) -> pb::ImportLedgerRe
 pub fn export_stream(ctx: Context, tenant_id: Uuid) -> mpsc::Receiver<Result<pb::LedgerChunk, Status>> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
-        // Each export holds a connection of the pool while it streams.
-        let Ok(_turn) = EXPORTS.acquire().await else { return };
+        let stall = restore::ledger::STALL;
         let (bytes_tx, mut bytes_rx) = mpsc::channel::<Vec<u8>>(4);
         let forward = {
             let tx = tx.clone();
             async move {
                 while let Some(data) = bytes_rx.recv().await {
-                    if tx.send(Ok(pb::LedgerChunk { data })).await.is_err() {
+                    // A reader that takes nothing for `stall` is left: the
+                    // export then fails its own next send.
+                    if !matches!(tokio::time::timeout(stall, tx.send(Ok(pb::LedgerChunk { data }))).await, Ok(Ok(()))) {
                         return;
                     }
                 }
             }
         };
-        let (exported, ()) = tokio::join!(restore::ledger::export(&ctx, tenant_id, bytes_tx), forward);
+        let closed = tx.clone();
+        let export = async move {
+            // The turn is the export's, which holds a connection of the pool
+            // while it reads; released when the export ends, whatever the
+            // forwarding of its last chunks does.
+            let _turn = EXPORTS.acquire().await.map_err(|_| LetheError::Unavailable(anyhow::anyhow!("shutting down")))?;
+            if closed.is_closed() {
+                return Ok(restore::ledger::Exported::default());
+            }
+            restore::ledger::export(&ctx, tenant_id, bytes_tx).await
+        };
+        let (exported, ()) = tokio::join!(export, forward);
         match exported {
-            Ok(n) => tracing::info!(%tenant_id, subjects = n.subjects, points = n.points, "ledger exported"),
+            Ok(n) => tracing::info!(%tenant_id, subjects = n.subjects, points = n.points, "ledger export ended"),
             Err(e) => {
-                let _ = tx.send(Err(Status::from(e))).await;
+                let _ = tokio::time::timeout(stall, tx.send(Err(Status::from(e)))).await;
             }
         }
     });

@@ -193,7 +193,8 @@ async fn first_naming(
     }
     let mut by_hash: Vec<(Vec<u8>, usize)> = Vec::new();
     for (at, text) in texts.iter().enumerate() {
-        for m in crate::screening::mentions(text) {
+        // As written and as identifiers are read (invisible characters out, NFKC).
+        for m in crate::screening::mentions(text).into_iter().chain(crate::screening::mentions(&identity::readable(text))) {
             by_hash.extend(m.keys.iter().map(|k| (keyed_hash(secret, k), at)));
         }
     }
@@ -268,9 +269,10 @@ pub async fn set_legal_hold(
     reason: Option<&str>,
 ) -> Result<lineage::SubjectRow> {
     // Naming someone erased before: checked before the transaction takes a
-    // connection of the pool.
+    // connection of the pool (so is the tenant key read, on a cold cache).
     let texts = [("reason", reason.unwrap_or_default())];
     crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &texts).await?;
+    let secret = ctx.tenant_secret(tenant_id).await?;
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     // Waits for the destructive steps of erasures in flight: each has read
     // the holds and acts on what it read; the hold applies from the next one.
@@ -279,7 +281,6 @@ pub async fn set_legal_hold(
         .await?;
     // A hold's reason is copied into the log entry of every erasure it
     // refuses, kept for ever (rolled back when refused).
-    let secret = ctx.tenant_secret(tenant_id).await?;
     let who = Named { row: &row, id: subject.as_str(), given: &[] };
     refuse_texts_naming(&mut tx, &secret, who, &texts).await?;
     lineage::set_legal_hold(&mut *tx, row.subject_id, hold, reason).await?;

@@ -110,8 +110,11 @@ pub async fn set(ctx: &Context, tenant_id: Uuid, rule: SetRule) -> Result<Collec
     match &rule.source_kind {
         None => store::set_collection_days(&ctx.pool, tenant_id, spec.collection_id, days.unwrap_or(0)).await?,
         Some(kind) => {
-            // Copied into every retention job's reason, kept for ever.
-            crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &[("source_kind", kind)]).await?;
+            // Copied into every retention job's reason, kept for ever. Clearing
+            // a rule made before the person was erased takes the name out.
+            if days.is_some() {
+                crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &[("source_kind", kind)]).await?;
+            }
             if !store::set_kind_rule(&ctx.pool, tenant_id, spec.collection_id, kind, days, MAX_KIND_RULES).await? {
                 return Err(LetheError::precondition(
                     "too_many_rules",

@@ -195,6 +195,33 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 ///
 /// # Errors
 /// Database failures.
+/// How long a `VACUUM FULL` waits for its table's lock. It asks for an
+/// exclusive lock, and every statement on the table after it queues
+/// behind it while it waits: a long transaction holding the table (a
+/// stalled export, a session left open) would stall every write to it for
+/// as long. Past this it fails with `55P03`, read as unavailable: the
+/// stage is retried later, with backoff, and the writes go on meanwhile.
+pub const VACUUM_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs a `VACUUM` statement on a connection of its own with
+/// [`VACUUM_LOCK_TIMEOUT`] as its lock timeout (reset before the connection
+/// goes back to the pool).
+///
+/// # Errors
+/// `55P03` when the lock was not granted in time; database failures.
+pub async fn vacuum_bounded(pool: &sqlx::PgPool, sql: &str) -> Result<(), sqlx::Error> {
+    let set = format!("SET lock_timeout = '{}ms'", VACUUM_LOCK_TIMEOUT.as_millis());
+    let mut conn = pool.acquire().await?;
+    sqlx::query(&set).execute(&mut *conn).await?;
+    let done = sqlx::query(sql).execute(&mut *conn).await.map(|_| ());
+    let reset = sqlx::query("RESET lock_timeout").execute(&mut *conn).await.map(|_| ());
+    if reset.is_err() {
+        // Not back into the pool with the timeout set.
+        drop(conn.detach());
+    }
+    done.and(reset)
+}
+
 pub async fn wait_for_older_snapshots(pool: &sqlx::PgPool, timeout: std::time::Duration) -> Result<Option<i32>> {
     let mut conn = pool.acquire().await?;
     // The next transaction id: every row deleted before now was deleted by

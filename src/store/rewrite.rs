@@ -117,7 +117,7 @@ pub async fn vacuum_full(pool: &sqlx::PgPool, tables: &[String]) -> Result<()> {
         )));
     }
     for table in PERSONAL_TABLES.iter().filter(|t| tables.iter().any(|x| x == *t)) {
-        sqlx::raw_sql(&format!("VACUUM (FULL) {table}")).execute(pool).await?;
+        super::vacuum_bounded(pool, &format!("VACUUM (FULL) {table}")).await?;
     }
     Ok(())
 }

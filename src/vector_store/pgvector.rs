@@ -602,8 +602,7 @@ impl VectorStore for PgVectorStore {
                 })?;
             // VACUUM FULL rewrites the table and its indexes into new files
             // and unlinks the old ones. It holds an exclusive lock meanwhile.
-            sqlx::raw_sql(&format!("VACUUM (FULL, ANALYZE) {table}"))
-                .execute(&self.pool)
+            crate::store::vacuum_bounded(&self.pool, &format!("VACUUM (FULL, ANALYZE) {table}"))
                 .await
                 .map_err(|e| classify(spec, e))?;
             if let Some(pid) = waited {

@@ -666,6 +666,11 @@ async fn a_scope_value_spelled_otherwise_is_the_same_scope() {
         async move { client.attach(r).await.map(tonic::Response::into_inner) }
     };
     attach(&app, scoped("team7", "team", "+7")).await.expect("scoped by team");
+    // The same Attach again, in either spelling, is the same attachment.
+    for spelling in ["+7", "7", "07"] {
+        let again = attach(&app, scoped("team7", "team", spelling)).await.expect(spelling);
+        assert!(again.already_attached, "{spelling}: {again:?}");
+    }
     for spelling in ["7", "07", "+07"] {
         let e = attach_as(&other, scoped("mine", "team", spelling)).await.expect_err(spelling);
         assert_eq!(e.code(), Code::AlreadyExists, "{spelling}: {e:?}");

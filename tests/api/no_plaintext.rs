@@ -254,6 +254,10 @@ async fn a_follow_up_request_naming_an_erased_person_is_refused_by_their_keys() 
         "request of Kellerman, Zora",
         "Zora Kellerman asked again",
         "from zora.kel\u{200B}lerman@corp.example",
+        "Zora \u{200B}Kellerman asked again",
+        "Kellerman,\u{AD} Zora",
+        "she called from ２１２ ５５５ ０１９９",
+        "from zora.kellerman＠corp.example",
     ];
     for text in naming {
         for field in ["reason", "requested_by"] {

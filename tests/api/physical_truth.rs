@@ -158,3 +158,43 @@ async fn a_snapshot_older_than_the_deletion_makes_lethe_tables_pending() {
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// A rewrite of Lethe's tables asks for an exclusive lock, and every
+/// statement on the table queues behind it while it waits. A transaction
+/// holding `chunks` (here the test's, idle after a read) made it wait, and
+/// every write to `chunks` with it, for as long as that transaction lived.
+/// It now gives up after `VACUUM_LOCK_TIMEOUT`; the stage is retried later,
+/// writes go on meanwhile, and once the way is clear the rewrite is done.
+#[tokio::test]
+async fn a_rewrite_that_cannot_take_its_lock_gives_way_and_is_tried_again() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 2), ("bob", 1)]).await;
+    let mut holder = app.pool.begin().await.unwrap();
+    // Read committed, idle after the read: the table's lock, no snapshot.
+    sqlx::query("SELECT 1 FROM chunks LIMIT 1").execute(&mut *holder).await.unwrap();
+    let job = app.erase_with(erase("ann")).await.unwrap().job_id;
+    let job_uuid: Uuid = job.parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (stage, attempts): (String, i32) = sqlx::query_as("SELECT stage, attempts FROM erasure_jobs WHERE job_id = $1")
+            .bind(job_uuid)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if stage == "physical" && attempts >= 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the rewrite neither ran nor gave way: {stage}, {attempts} attempts");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Writes to the table go on while the rewrite waits for its next try.
+    let written = tokio::time::timeout(Duration::from_secs(30), app.ingest(&c.name, vec![chunk("cy-1", 0, "cy's note", &["cy"])]))
+        .await
+        .expect("a write is not held behind the rewrite");
+    written.expect("ingest");
+    holder.commit().await.unwrap();
+    let done = app.wait_for_job(&job).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!(done.lineage_physical_status, "confirmed", "{}", done.lineage_physical_detail);
+}

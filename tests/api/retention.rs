@@ -1020,7 +1020,9 @@ async fn a_point_written_again_between_verify_and_forget_keeps_its_lineage() {
 async fn source_kind_rules_are_bounded_and_name_no_erased_person() {
     let app = spawn_app().await;
     app.create_collection("docs", pb::Backend::Pgvector).await;
-    for i in 0..100 {
+    // Made before zed is erased: it may be cleared after.
+    set_retention(&app, "docs", 30, "chat:zed.quill@corp.example").await;
+    for i in 1..100 {
         set_retention(&app, "docs", 30, &format!("kind-{i}")).await;
     }
     let set = |kind: &str, days: i32| {
@@ -1041,8 +1043,10 @@ async fn source_kind_rules_are_bounded_and_name_no_erased_person() {
     };
     let job = app.erase_with(pb::EraseRequest { subject: Some(zed), ..Default::default() }).await.unwrap();
     assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
-    let clear = pb::SetRetentionRequest { collection: "docs".into(), days: 0, source_kind: "kind-0".into(), clear: true };
-    app.client.clone().set_retention(req(&app.keys.sk, clear)).await.expect("room for one more");
+    let e = set("chat:zed.quill@corp.example", 60).await.expect_err("a rule naming zed cannot change");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    let clear = pb::SetRetentionRequest { collection: "docs".into(), days: 0, source_kind: "chat:zed.quill@corp.example".into(), clear: true };
+    app.client.clone().set_retention(req(&app.keys.sk, clear)).await.expect("a rule naming zed can be cleared, which takes the name out");
     let e = set("chat:zed.quill@corp.example", 30).await.expect_err("names zed");
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("source_kind") && !e.message().contains("zed"), "{e:?}");

@@ -143,7 +143,7 @@ def test_a_bare_address_is_plaintext_only_on_this_machine() -> None:
     def secure(url: str, **kw: object) -> bool:
         return resolve(url, "sk_x", kw.get("tls"), None, None, RetryPolicy()).credentials is not None  # type: ignore[arg-type]
 
-    for local in ["127.0.0.1:50051", "localhost:50051", "[::1]:50051", "http://lethe.example:50051"]:
+    for local in ["127.0.0.1:50051", "127.0.0.2:50051", "localhost:50051", "[::1]:50051", "[::1]", "::1", "ipv4:127.0.0.1:50051", "unix:/tmp/lethe.sock", "http://lethe.example:50051"]:
         assert not secure(local), local
     for remote in ["lethe.example:50051", "10.0.0.7:50051", "https://lethe.example"]:
         assert secure(remote), remote

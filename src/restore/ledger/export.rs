@@ -26,11 +26,14 @@ struct Writer {
 /// How long an export waits for its reader to take the next chunk: the
 /// export reads the ledger in one statement, on a connection of the pool,
 /// which a client that stops reading must not keep.
-const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Writer {
-    /// False when the receiver went away or stopped reading for [`STALL`]
-    /// (the export then ends without its signed end line).
+    /// False when the receiver went away.
+    ///
+    /// # Errors
+    /// `DeadlineExceeded` when the reader took no chunk for [`STALL`]: the
+    /// export ends with that status, without its signed end line.
     async fn line(&mut self, line: &Line) -> Result<bool> {
         let mut bytes = serde_json::to_vec(line).map_err(|e| LetheError::Unexpected(e.into()))?;
         bytes.push(b'\n');
@@ -39,11 +42,17 @@ impl Writer {
         if self.buf.len() < CHUNK {
             return Ok(true);
         }
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<bool> {
         match tokio::time::timeout(STALL, self.out.send(std::mem::take(&mut self.buf))).await {
             Ok(sent) => Ok(sent.is_ok()),
             Err(_) => {
                 tracing::warn!(stalled_secs = STALL.as_secs(), "ledger export abandoned: its reader stopped reading");
-                Ok(false)
+                Err(LetheError::DeadlineExceeded {
+                    message: format!("the reader took no part of the ledger for {} s: export abandoned", STALL.as_secs()),
+                })
             }
         }
     }
@@ -105,7 +114,7 @@ pub async fn export(ctx: &Context, tenant_id: Uuid, out: mpsc::Sender<Vec<u8>>) 
     let mut bytes = serde_json::to_vec(&end).map_err(|e| LetheError::Unexpected(e.into()))?;
     bytes.push(b'\n');
     w.buf.extend_from_slice(&bytes);
-    let _ = w.out.send(std::mem::take(&mut w.buf)).await;
+    w.flush().await?;
     Ok(n)
 }
 

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::context::keyed_hash;
 
-pub use export::{Exported, export};
+pub use export::{Exported, STALL, export};
 pub use import::{ImportOutcome, Verified, import, verify};
 
 pub const FORMAT: &str = "lethe-erasure-ledger/1";

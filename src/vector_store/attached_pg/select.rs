@@ -196,8 +196,7 @@ impl AttachedPgStore {
             .map_err(|e| match e {
                 crate::store::StoreError::Unavailable(e) | crate::store::StoreError::Unexpected(e) => classify(spec, e),
             })?;
-        sqlx::raw_sql(&format!("VACUUM (FULL, ANALYZE) {}", t.table))
-            .execute(&self.pool)
+        crate::store::vacuum_bounded(&self.pool, &format!("VACUUM (FULL, ANALYZE) {}", t.table))
             .await
             .map_err(|e| classify(spec, e))?;
         let whole = format!(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 from dataclasses import dataclass
@@ -66,6 +67,30 @@ def _read_pem(v: Union[bytes, str, os.PathLike[str], None]) -> Optional[bytes]:
     return Path(text).read_bytes()
 
 
+def _on_this_machine(address: str) -> bool:
+    """Whether a bare gRPC target (``host:port``, ``[v6]:port``, ``ipv4:…``,
+    ``unix:…``) is this machine: a loopback address, ``localhost`` or a Unix socket."""
+    lower = address.strip().lower()
+    if lower.startswith(("unix:", "unix-abstract:")):
+        return True
+    for scheme in ("ipv4:", "ipv6:", "dns:///", "dns:"):
+        if lower.startswith(scheme):
+            lower = lower[len(scheme) :]
+            break
+    if lower.startswith("["):
+        host = lower[1 : lower.find("]")] if "]" in lower else lower[1:]
+    elif lower.count(":") == 1:
+        host = lower.split(":", 1)[0]
+    else:
+        host = lower  # no port, or a bare IPv6 address
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def resolve(
     url: Optional[str],
     api_key: Optional[str],
@@ -95,8 +120,7 @@ def resolve(
             # A bare host:port is plaintext only on this machine: elsewhere the
             # API key would cross the network in clear. Say `http://host:port`
             # (or tls=False) for a plaintext server on another host.
-            host = address.rsplit(":", 1)[0].strip("[]").lower() if ":" in address else address.lower()
-            tls = root_certificates is not None or host not in ("127.0.0.1", "localhost", "::1", "")
+            tls = root_certificates is not None or not _on_this_machine(address)
     creds = None
     if tls:
         creds = grpc.ssl_channel_credentials(root_certificates=_read_pem(root_certificates))
