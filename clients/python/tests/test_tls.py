@@ -148,3 +148,20 @@ def test_a_bare_address_is_plaintext_only_on_this_machine() -> None:
     for remote in ["lethe.example:50051", "10.0.0.7:50051", "https://lethe.example"]:
         assert secure(remote), remote
     assert not secure("lethe.example:50051", tls=False)
+
+
+def test_a_tls_failure_against_a_plaintext_server_says_why_when_tls_was_not_asked_for(server: Server) -> None:
+    from lethe._transport import RetryPolicy, resolve, with_tls_hint
+
+    assert resolve("lethe.example:50051", "sk_x", None, None, None, RetryPolicy()).tls_hint
+    assert resolve("https://lethe.example", "sk_x", None, None, None, RetryPolicy()).tls_hint is None
+    assert resolve("lethe.example:50051", "sk_x", True, None, None, RetryPolicy()).tls_hint is None
+    # What a TLS client gets from this (plaintext) server, with the hint a
+    # defaulted one adds.
+    with lethe.Lethe(f"127.0.0.1:{server.port}", api_key=server.ak, tls=True, retries=0, timeout=10) as c:
+        with pytest.raises(lethe.LetheError) as e:
+            c.list_collections()
+    hinted = with_tls_hint(e.value, "say http://")
+    assert "say http://" in str(hinted), str(e.value)
+    plain = with_tls_hint(lethe.errors.NotFound("not_found: job"), "say http://")
+    assert "say http://" not in str(plain)

@@ -15,7 +15,7 @@ import grpc.aio
 from . import _calls as calls
 from . import _convert as cv
 from ._progress import Progress, ProgressLike
-from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy
+from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy, with_tls_hint
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
     CollectionRetention,
@@ -90,6 +90,7 @@ class AsyncLethe:
         self.address = target.address
         self.timeout = timeout
         self._metadata = target.metadata
+        self._tls_hint = target.tls_hint
         if target.credentials is not None:
             self._channel = grpc.aio.secure_channel(target.address, target.credentials, options=target.options)
         else:
@@ -127,7 +128,7 @@ class AsyncLethe:
                     await asyncio.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue
-                raise err from e
+                raise with_tls_hint(err, self._tls_hint) from e
             return call.convert(response)
 
     async def health(self, *, timeout: Optional[float] = None) -> bool:
@@ -254,7 +255,7 @@ class AsyncLethe:
                     await asyncio.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue
-                raise err from e
+                raise with_tls_hint(err, self._tls_hint) from e
             finally:
                 stream.cancel()
 
@@ -396,7 +397,7 @@ class AsyncLethe:
             async for m in stream:
                 yield cv.attach_job(m)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -450,7 +451,7 @@ class AsyncLethe:
             async for m in stream:
                 yield cv.export_record(m)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -461,7 +462,7 @@ class AsyncLethe:
             async for m in stream:
                 yield cv.reindex_job(m)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -506,7 +507,7 @@ class AsyncLethe:
         try:
             return b"".join([m.data async for m in stream])
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -523,7 +524,7 @@ class AsyncLethe:
                     await asyncio.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue
-                raise err from e
+                raise with_tls_hint(err, self._tls_hint) from e
             return cv.ledger_import(response)
 
     # ------------------------------------------------------------------ retention

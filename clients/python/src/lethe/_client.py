@@ -12,7 +12,7 @@ import grpc
 from . import _calls as calls
 from . import _convert as cv
 from ._progress import Progress, ProgressLike
-from ._transport import DEFAULT_TIMEOUT, RetriesLike, retry_policy, resolve
+from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy, with_tls_hint
 from .errors import DeadlineExceeded, Unavailable, from_rpc_error
 from .types import (
     CollectionRetention,
@@ -94,6 +94,7 @@ class Lethe:
         self.address = target.address
         self.timeout = timeout
         self._metadata = target.metadata
+        self._tls_hint = target.tls_hint
         if target.credentials is not None:
             self._channel = grpc.secure_channel(target.address, target.credentials, options=target.options)
         else:
@@ -133,7 +134,7 @@ class Lethe:
                     time.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue
-                raise err from e
+                raise with_tls_hint(err, self._tls_hint) from e
             return call.convert(response)
 
     # ---------------------------------------------------------------- the service
@@ -316,7 +317,7 @@ class Lethe:
                     time.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue
-                raise err from e
+                raise with_tls_hint(err, self._tls_hint) from e
             finally:
                 stream.cancel()
 
@@ -500,7 +501,7 @@ class Lethe:
             for m in stream:
                 yield cv.attach_job(m)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -559,7 +560,7 @@ class Lethe:
             for m in stream:
                 yield cv.export_record(m)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -571,7 +572,7 @@ class Lethe:
             for m in stream:
                 yield cv.reindex_job(m)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -629,7 +630,7 @@ class Lethe:
         try:
             return b"".join(m.data for m in stream)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise with_tls_hint(from_rpc_error(e), self._tls_hint) from e
         finally:
             stream.cancel()
 
@@ -653,7 +654,7 @@ class Lethe:
                     time.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue
-                raise err from e
+                raise with_tls_hint(err, self._tls_hint) from e
             return cv.ledger_import(response)
 
     # ------------------------------------------------------------------ retention

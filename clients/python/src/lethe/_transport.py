@@ -56,6 +56,9 @@ class Target:
     credentials: Optional[grpc.ChannelCredentials]
     options: list[tuple[str, Union[str, int]]]
     metadata: tuple[tuple[str, str], ...]
+    #: Said with a TLS failure when TLS was chosen for a bare address (not
+    #: asked for): the server may be plaintext.
+    tls_hint: Optional[str] = None
 
 
 def _read_pem(v: Union[bytes, str, os.PathLike[str], None]) -> Optional[bytes]:
@@ -100,6 +103,7 @@ def resolve(
     policy: RetryPolicy,
 ) -> Target:
     url = url or os.environ.get("LETHE_URL") or DEFAULT_URL
+    tls_hint: Optional[str] = None
     api_key = api_key if api_key is not None else os.environ.get("LETHE_API_KEY")
     if not api_key:
         raise ValueError("an API key is needed: Lethe(url, api_key=…) or LETHE_API_KEY")
@@ -121,6 +125,11 @@ def resolve(
             # API key would cross the network in clear. Say `http://host:port`
             # (or tls=False) for a plaintext server on another host.
             tls = root_certificates is not None or not _on_this_machine(address)
+            if tls and root_certificates is None:
+                tls_hint = (
+                    f"TLS was used because {address} is not this machine; for a plaintext server say "
+                    f"'http://{address}' or tls=False"
+                )
     creds = None
     if tls:
         creds = grpc.ssl_channel_credentials(root_certificates=_read_pem(root_certificates))
@@ -139,4 +148,14 @@ def resolve(
     ]
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
-    return Target(address, creds, options, (("authorization", f"Bearer {api_key}"),))
+    return Target(address, creds, options, (("authorization", f"Bearer {api_key}"),), tls_hint)
+
+
+def with_tls_hint(err: Exception, hint: Optional[str]) -> Exception:
+    """``err`` with ``hint`` added to its message when it is a TLS handshake that
+    failed (what a plaintext server gives a TLS client)."""
+    message = getattr(err, "message", None)
+    if hint and isinstance(message, str) and ("ssl" in message.lower() or "handshake" in message.lower()):
+        err.message = f"{message} ({hint})"  # type: ignore[attr-defined]
+        err.args = (err.message,)  # type: ignore[attr-defined]
+    return err
