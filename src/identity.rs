@@ -320,12 +320,6 @@ pub fn unicode_domain(domain: &str) -> Option<String> {
     }
 }
 
-/// The text without Unicode's default-ignorable code points (soft hyphen,
-/// zero-width space and joiners, word joiner, bidirectional marks, variation
-/// selectors, BOM, tags …): invisible, so `jeff.dasovich\u{AD}@enron.com`
-/// reads as the erased address and must not pass the tombstone as another.
-/// NFKC keeps them. The ranges are DerivedCoreProperties.txt's
-/// `Default_Ignorable_Code_Point` (Unicode 15).
 /// A free text as identifiers are read: without invisible characters, in
 /// NFKC (full-width digits and `＠` as ASCII). Where a text is checked for
 /// mentions and never shown, this form is checked too: `Zora\u{200B}
@@ -334,6 +328,12 @@ pub fn readable(text: &str) -> String {
     visible(text).nfkc().collect()
 }
 
+/// The text without Unicode's default-ignorable code points (soft hyphen,
+/// zero-width space and joiners, word joiner, bidirectional marks, variation
+/// selectors, BOM, tags …): invisible, so `jeff.dasovich\u{AD}@enron.com`
+/// reads as the erased address and must not pass the tombstone as another.
+/// NFKC keeps them. The ranges are DerivedCoreProperties.txt's
+/// `Default_Ignorable_Code_Point` (Unicode 15).
 fn visible(s: &str) -> std::borrow::Cow<'_, str> {
     fn ignorable(c: char) -> bool {
         matches!(c as u32,
