@@ -186,15 +186,6 @@ pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateEr
 /// Attach refuses).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Waits until no other session of the cluster holds a snapshot or a
-/// transaction older than now, so that a following `VACUUM FULL` can drop
-/// (not copy) the rows deleted before. Sessions in other databases count too:
-/// an open transaction anywhere in the cluster keeps dead rows "not yet
-/// removable" (seen on PostgreSQL 16). Returns the pid of a session still in the way after
-/// `timeout`, or None when the way is clear.
-///
-/// # Errors
-/// Database failures.
 /// How long a `VACUUM FULL` waits for its table's lock. It asks for an
 /// exclusive lock, and every statement on the table after it queues
 /// behind it while it waits: a long transaction holding the table (a
@@ -222,6 +213,15 @@ pub async fn vacuum_bounded(pool: &sqlx::PgPool, sql: &str) -> Result<(), sqlx::
     done.and(reset)
 }
 
+/// Waits until no other session of the cluster holds a snapshot or a
+/// transaction older than now, so that a following `VACUUM FULL` can drop
+/// (not copy) the rows deleted before. Sessions in other databases count too:
+/// an open transaction anywhere in the cluster keeps dead rows "not yet
+/// removable" (seen on PostgreSQL 16). Returns the pid of a session still in the way after
+/// `timeout`, or None when the way is clear.
+///
+/// # Errors
+/// Database failures.
 pub async fn wait_for_older_snapshots(pool: &sqlx::PgPool, timeout: std::time::Duration) -> Result<Option<i32>> {
     let mut conn = pool.acquire().await?;
     // The next transaction id: every row deleted before now was deleted by
