@@ -189,6 +189,15 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
         members.iter().filter_map(|m| Some((subject(m), m.job.subject_tag.as_deref().filter(|t| !t.is_empty())?))).collect();
     let settled = super::delete::settle_changed(ctx, &mut tx, &result.changed, &tags, &Keep::default()).await?;
     lineage::delete_empty_sources(&mut tx, &result.sources).await?;
+    let people: Vec<crate::ingest::Forgotten<'_>> = members
+        .iter()
+        .map(|m| crate::ingest::Forgotten {
+            tenant_id: m.job.tenant_id,
+            subject_id: subject(m),
+            tag: m.job.subject_tag.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    crate::ingest::unname_sources(ctx, &mut tx, &result.sources, &people).await?;
     let rewritten: HashSet<Uuid> = result.changed.iter().map(|(_, s, _)| *s).collect();
     let forgotten: HashMap<Uuid, u64> = subjects
         .iter()

@@ -172,6 +172,9 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     let held_in_backend = if changed_ids.is_empty() { Keep::default() } else { holds.keep(ctx, job, &changed_ids).await? };
     let settled = settle_changed(ctx, &mut tx, &result.changed, &tags, &held_in_backend).await?;
     lineage::delete_empty_sources(&mut tx, &result.sources).await?;
+    // Sources kept for other people's chunks whose id spells this person.
+    let person = crate::ingest::Forgotten { tenant_id: job.tenant_id, subject_id, tag: tag(job).unwrap_or_default() };
+    crate::ingest::unname_sources(ctx, &mut tx, &result.sources, &[person]).await?;
     let forgotten = result.per_subject.get(&subject_id).copied().unwrap_or(0) + settled.forgotten(subject_id);
     // Read before the tombstone clears them; recorded in the same transaction.
     let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;

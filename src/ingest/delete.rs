@@ -81,8 +81,12 @@ pub async fn delete_points(ctx: &Context, spec: &CollectionSpec, input: &DeleteI
         natives.iter().filter(|n| n.needs_lookup()).map(|n| (n.key(spec.collection_id), n.as_string())).collect();
     let mut keys: Vec<Uuid> = natives.iter().map(|n| n.key(spec.collection_id)).collect();
     let mut seen: HashSet<Uuid> = keys.iter().copied().collect();
-    let sources: Vec<&str> = input.source_ids.iter().map(ExternalId::as_str).collect();
-    if !sources.is_empty() {
+    let given: Vec<&str> = input.source_ids.iter().map(ExternalId::as_str).collect();
+    if !given.is_empty() {
+        // A source an erasure unnamed is found by its alias too.
+        let secret = ctx.tenant_secret(spec.tenant_id).await?;
+        let named = super::sources::with_aliases(&secret, &given);
+        let sources: Vec<&str> = named.iter().map(String::as_str).collect();
         for id in lineage::source_chunks(&ctx.pool, spec.tenant_id, spec.collection_id, &sources).await? {
             if seen.insert(id) {
                 keys.push(id);

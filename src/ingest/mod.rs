@@ -11,6 +11,7 @@
 //!   exclusively, so no write can slip past a starting erasure.
 
 mod delete;
+mod sources;
 mod subjects;
 pub(crate) use subjects::rekey_before_tombstone;
 mod suppression;
@@ -20,6 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 pub use self::delete::{DeleteInput, DeleteOutcome, delete_points};
+pub use self::sources::{Forgotten, erased_alias, unname_sources};
 pub use self::subjects::{
     Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure,
     put_subject_or_refuse, refuse_texts_naming, set_legal_hold,
@@ -126,6 +128,9 @@ pub async fn write(
     {
         verify_tracked(ctx, spec, &chunks).await?;
     }
+    // A document whose id named an erased person is written into its alias.
+    let mut chunks = chunks;
+    sources::write_into_aliases(ctx, spec, &mut chunks).await?;
     // The request's point ids with their sources, in its order (its fields).
     let requested: Vec<(Uuid, String)> = chunks.iter().map(|c| (point_id(spec, c), c.source_id.as_str().to_owned())).collect();
     let mut ids_checked = false;

@@ -576,6 +576,53 @@ pub async fn delete_empty_sources(tx: &mut Transaction<'_, Postgres>, sources: &
     Ok(())
 }
 
+/// Of these sources, those still there: (source, tenant, caller id, uri).
+pub async fn sources_of(ex: impl PgExecutor<'_>, source_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, String)>> {
+    if source_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as("SELECT source_id, tenant_id, external_id, uri FROM sources WHERE source_id = ANY($1) ORDER BY source_id")
+        .bind(source_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// Gives sources another caller id, and clears the uri of those marked:
+/// `(source, new caller id, clear the uri)`. The caller holds their locks.
+pub async fn rename_sources(ex: impl PgExecutor<'_>, renames: &[(Uuid, String, bool)]) -> Result<()> {
+    if renames.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = renames.iter().map(|r| r.0).collect();
+    let names: Vec<&str> = renames.iter().map(|r| r.1.as_str()).collect();
+    let clear: Vec<bool> = renames.iter().map(|r| r.2).collect();
+    sqlx::query(
+        r#"
+        UPDATE sources s SET external_id = r.name, uri = CASE WHEN r.clear THEN '' ELSE s.uri END
+        FROM UNNEST($1::uuid[], $2::text[], $3::bool[]) AS r(id, name, clear)
+        WHERE s.source_id = r.id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&names)
+    .bind(&clear)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Of these caller ids, those a source of the collection has.
+pub async fn existing_source_ids(ex: impl PgExecutor<'_>, collection_id: Uuid, external_ids: &[&str]) -> Result<Vec<String>> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT external_id FROM sources WHERE collection_id = $1 AND external_id = ANY($2)")
+        .bind(collection_id)
+        .bind(external_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
 /// The tenant's chunk texts by id (for residual search and redaction).
 pub async fn chunk_texts(
     ex: impl PgExecutor<'_>,

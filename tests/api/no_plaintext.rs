@@ -308,3 +308,56 @@ async fn a_follow_up_request_naming_an_erased_person_is_refused_by_their_keys() 
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_jobs").fetch_one(&app.pool).await.unwrap();
     assert_eq!(jobs, 2, "the refused requests wrote no job");
 }
+
+/// A source named after the person (a mailbox thread) that keeps other
+/// people's chunks survives the erasure: its id and uri would keep them in
+/// clear. Forget gives it a keyed alias and clears the uri; the pipeline
+/// still reaches it by its own id: a write of the same document goes into
+/// the alias (same point ids), and DeletePoints by the id deletes it.
+#[tokio::test]
+async fn a_shared_source_named_after_the_person_is_unnamed_and_still_reached_by_its_id() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let mut client = app.client.clone();
+    let zora = pb::SubjectRef {
+        id: "zora-k".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: EMAIL.into() }],
+    };
+    client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(zora.clone()) })).await.unwrap();
+    let thread = format!("mailbox:{EMAIL}/thread-7");
+    let in_thread = |ordinal: u32, text: &str, who: &str| pb::IngestChunk {
+        source_uri: format!("imap://mail.corp.example/{EMAIL}/INBOX/7"),
+        ..chunk(&thread, ordinal, text, &[who])
+    };
+    let first = app.ingest(&c.name, vec![in_thread(0, "the plan for May", "zora-k"), in_thread(1, "bob's reply about the budget", "bob")]).await.unwrap();
+    let bobs = first.point_ids[1].clone();
+    let job = app.erase_with(pb::EraseRequest { subject: Some(zora), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+
+    let sources: Vec<(String, String)> = sqlx::query_as("SELECT external_id, uri FROM sources").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(sources.len(), 1, "bob's reply keeps the thread: {sources:?}");
+    assert!(sources[0].0.starts_with("lethe:erased-source:") && sources[0].1.is_empty(), "{sources:?}");
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id ILIKE '%zora%' OR uri ILIKE '%zora%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(clear, 0);
+
+    // The pipeline writes bob's reply again under the thread's own id: the
+    // same point, in the alias; the id is not stored in clear again.
+    let again = app.ingest(&c.name, vec![in_thread(1, "bob's reply about the budget, edited", "bob")]).await.unwrap();
+    assert_eq!(again.point_ids, [bobs], "the same point id as before");
+    let (n, clear): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE external_id ILIKE '%zora%' OR uri ILIKE '%zora%') FROM sources",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((n, clear), (1, 0), "no second source, nothing in clear");
+    // And deletes it by that id.
+    let r = pb::DeletePointsRequest { collection: c.name.clone(), source_ids: vec![thread.clone()], ..Default::default() };
+    let out = client.delete_points(req(&app.keys.pk, r)).await.expect("delete by the thread's id").into_inner();
+    assert_eq!((out.deleted, out.forgotten), (1, 1), "{out:?}");
+    assert_eq!(rows(&app.pool, "sources").await, 0);
+    app.assert_lineage_consistent().await;
+}
