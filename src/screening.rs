@@ -10,7 +10,7 @@
 //! a first name alone. Residual search, which knows the person's clear
 //! identifiers during the erasure, reaches those; screening never can.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -164,11 +164,25 @@ pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> R
     Ok(out)
 }
 
+/// The keyed hashes of the match keys of every mention in a free text,
+/// read as written and as identifiers are read (`identity::readable`:
+/// invisible characters out, NFKC), sorted and without repeats: what a text
+/// that is kept for ever is checked by, against erased subjects' keys.
+pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
+    let readable = identity::readable(text);
+    let again = if readable == text { Vec::new() } else { mentions(&readable) };
+    let mut hashes: Vec<Vec<u8>> =
+        mentions(text).into_iter().chain(again).flat_map(|m| m.keys).map(|k| keyed_hash(secret, &k)).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
 /// Refuses free texts of a request that are kept for ever (who asked and
 /// why: the job, the chained log, the certificate, a reconcile run) when
-/// one names a person who is being or has been erased, as screening reads
-/// a chunk: their keys are all that is left of them, and the log is
-/// append-only. `fields` are (field name, text).
+/// one names a person who is being or has been erased ([`mention_hashes`]
+/// among their keys): their keys are all that is left of them, and the log
+/// is append-only. `fields` are (field name, text).
 ///
 /// # Errors
 /// `InvalidArgument` naming the field (never the text or the person);
@@ -177,17 +191,17 @@ pub async fn refuse_texts_naming_the_erased(ctx: &Context, tenant_id: Uuid, fiel
     if fields.iter().all(|(_, t)| t.is_empty()) {
         return Ok(());
     }
-    // Each text as written and as identifiers are read (`identity::readable`).
-    let readable: Vec<String> = fields.iter().map(|(_, t)| identity::readable(t)).collect();
-    let texts: Vec<Option<&str>> = fields
-        .iter()
-        .map(|(_, t)| *t)
-        .chain(readable.iter().map(String::as_str))
-        .map(|t| Some(t).filter(|t| !t.is_empty()))
-        .collect();
-    match screen(ctx, tenant_id, &texts).await?.first() {
-        Some(f) => Err(crate::error::LetheError::invalid(
-            fields[f.chunk % fields.len()].0,
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let by_field: Vec<Vec<Vec<u8>>> = fields.iter().map(|(_, t)| mention_hashes(&secret, t)).collect();
+    let all: Vec<Vec<u8>> = by_field.iter().flatten().cloned().collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let erased: HashSet<Vec<u8>> =
+        lineage::erased_subjects_by_keys(&ctx.pool, tenant_id, &all).await?.into_iter().map(|(h, _)| h).collect();
+    match by_field.iter().position(|hs| hs.iter().any(|h| erased.contains(h))) {
+        Some(at) => Err(crate::error::LetheError::invalid(
+            fields[at].0,
             "names a person who is being or has been erased; it is kept for ever, so it must not",
         )),
         None => Ok(()),

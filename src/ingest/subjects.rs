@@ -191,16 +191,11 @@ async fn first_naming(
     if let Some(at) = texts.iter().position(|t| identity::names_person(t, who.id, &identifiers)) {
         return Ok(Some(at));
     }
-    let mut by_hash: Vec<(Vec<u8>, usize)> = Vec::new();
-    for (at, text) in texts.iter().enumerate() {
-        // As written and as identifiers are read (invisible characters out, NFKC).
-        for m in crate::screening::mentions(text).into_iter().chain(crate::screening::mentions(&identity::readable(text))) {
-            by_hash.extend(m.keys.iter().map(|k| (keyed_hash(secret, k), at)));
-        }
-    }
-    let hashes: Vec<Vec<u8>> = by_hash.iter().map(|(h, _)| h.clone()).collect();
-    let own = crate::store::subjects::own_keys_among(&mut *conn, who.row.subject_id, &hashes).await?;
-    Ok(by_hash.iter().filter(|(h, _)| own.contains(h)).map(|(_, at)| *at).min())
+    let by_text: Vec<Vec<Vec<u8>>> = texts.iter().map(|t| crate::screening::mention_hashes(secret, t)).collect();
+    let all: Vec<Vec<u8>> = by_text.iter().flatten().cloned().collect();
+    let own: std::collections::HashSet<Vec<u8>> =
+        crate::store::subjects::own_keys_among(&mut *conn, who.row.subject_id, &all).await?.into_iter().collect();
+    Ok(by_text.iter().position(|hs| hs.iter().any(|h| own.contains(h))))
 }
 
 /// Refuses free texts of a request that are kept for ever (who asked and

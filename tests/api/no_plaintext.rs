@@ -13,6 +13,18 @@ const OWN: [&str; 2] = [
     "Zora asked whether the Lisbon office lease can be broken early",
 ];
 
+/// Zora by her id, address, name and phone.
+fn zora() -> pb::SubjectRef {
+    pb::SubjectRef {
+        id: "zora-k".into(),
+        identifiers: vec![
+            pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: EMAIL.into() },
+            pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Zora Kellerman".into() },
+            pb::Identifier { kind: pb::IdentifierKind::Phone as i32, value: "+1 212 555 0199".into() },
+        ],
+    }
+}
+
 /// Every (table, column) that can hold text.
 async fn text_columns(app: &TestApp) -> Vec<(String, String)> {
     sqlx::query_as(
@@ -31,14 +43,7 @@ async fn text_columns(app: &TestApp) -> Vec<(String, String)> {
 async fn after_erasure_no_table_holds_the_person_in_clear() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    let zora = pb::SubjectRef {
-        id: "zora-k".into(),
-        identifiers: vec![
-            pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: EMAIL.into() },
-            pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Zora Kellerman".into() },
-            pb::Identifier { kind: pb::IdentifierKind::Phone as i32, value: "+1 212 555 0199".into() },
-        ],
-    };
+    let zora = zora();
     let mut client = app.client.clone();
     client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(zora.clone()) })).await.unwrap();
     let mut chunks: Vec<pb::IngestChunk> =
@@ -229,14 +234,7 @@ async fn a_database_error_keeps_no_quoted_row_for_the_service_log() {
 async fn a_follow_up_request_naming_an_erased_person_is_refused_by_their_keys() {
     let app = spawn_app().await;
     let mut client = app.client.clone();
-    let zora = pb::SubjectRef {
-        id: "zora-k".into(),
-        identifiers: vec![
-            pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: EMAIL.into() },
-            pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Zora Kellerman".into() },
-            pb::Identifier { kind: pb::IdentifierKind::Phone as i32, value: "+1 212 555 0199".into() },
-        ],
-    };
+    let zora = zora();
     client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(zora.clone()) })).await.unwrap();
     let first = app.erase_with(pb::EraseRequest { subject: Some(zora), ..Default::default() }).await.unwrap();
     assert_eq!(app.wait_for_job(&first.job_id).await.status, pb::JobStatus::Completed as i32);

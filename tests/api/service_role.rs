@@ -35,6 +35,21 @@ fn as_role(url: &str, role: &str) -> String {
     replaced
 }
 
+/// An app whose pool connects as `role` (migrations as the owner), with
+/// `configure` applied too; and the owner's database url.
+async fn spawn_as_service_role(role: &str, configure: impl FnOnce(&mut lethe::config::Settings)) -> (TestApp, String) {
+    let mut owner_url = String::new();
+    let app = spawn_app_configured(Options::default(), |s| {
+        owner_url = secrecy::ExposeSecret::expose_secret(&s.database.url).to_owned();
+        s.database.migration_url = s.database.url.clone();
+        s.database.url = as_role(&owner_url, role).into();
+        s.database.require_service_role = true;
+        configure(s);
+    })
+    .await;
+    (app, owner_url)
+}
+
 async fn relfilenode(app: &TestApp, table: &str) -> i64 {
     sqlx::query_scalar("SELECT pg_relation_filenode($1::regclass)::bigint").bind(table).fetch_one(&app.pool).await.unwrap()
 }
@@ -42,14 +57,7 @@ async fn relfilenode(app: &TestApp, table: &str) -> i64 {
 #[tokio::test]
 async fn the_service_role_runs_lethe_but_cannot_touch_the_deletion_log() {
     let role = create_role().await;
-    let mut owner_url = String::new();
-    let app = spawn_app_configured(Options::default(), |s| {
-        owner_url = secrecy::ExposeSecret::expose_secret(&s.database.url).to_owned();
-        s.database.migration_url = s.database.url.clone();
-        s.database.url = as_role(&owner_url, &role).into();
-        s.database.require_service_role = true;
-    })
-    .await;
+    let (app, owner_url) = spawn_as_service_role(&role, |_| {}).await;
     let service_url = as_role(&owner_url, &role);
     let user: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&app.pool).await.unwrap();
     assert_eq!(user, role, "the app's pool is the service role's");
@@ -115,15 +123,7 @@ async fn the_service_role_runs_lethe_but_cannot_touch_the_deletion_log() {
 #[tokio::test]
 async fn attach_refuses_a_table_the_service_role_may_not_read_and_delete_in() {
     let role = create_role().await;
-    let mut owner_url = String::new();
-    let app = spawn_app_configured(Options::default(), |s| {
-        owner_url = secrecy::ExposeSecret::expose_secret(&s.database.url).to_owned();
-        s.database.migration_url = s.database.url.clone();
-        s.database.url = as_role(&owner_url, &role).into();
-        s.database.require_service_role = true;
-        s.attach.allowed = vec!["pgvector:public.crm_*".into()];
-    })
-    .await;
+    let (app, owner_url) = spawn_as_service_role(&role, |s| s.attach.allowed = vec!["pgvector:public.crm_*".into()]).await;
     let mut owner = PgConnection::connect(&owner_url).await.expect("connect as the owner");
     sqlx::raw_sql(
         "CREATE TABLE crm_private (doc_key text PRIMARY KEY, people text[], body text, origin text, emb vector(8));
