@@ -351,17 +351,39 @@ fn visible(s: &str) -> std::borrow::Cow<'_, str> {
 /// name them (a match scoring `lexical::MIN_SCORE`: an address, a full
 /// name, not a lone surname).
 pub fn names_person(text: &str, subject_id: &str, identifiers: &[Identifier]) -> bool {
-    // Read as identifiers are: an invisible character must not hide a name.
-    let text = visible(text);
-    let text = text.as_ref();
-    // The id as read, too: `alice\u{200B}` or ` alice ` is named by `alice`.
-    let (text_lower, id_lower) = (text.to_lowercase(), visible(subject_id).trim().to_lowercase());
-    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-    let names_id = !id_lower.is_empty()
-        && text_lower.match_indices(&id_lower).any(|(at, m)| {
-            boundary(text_lower[..at].chars().next_back()) && boundary(text_lower[at + m.len()..].chars().next())
-        });
-    names_id || (!identifiers.is_empty() && crate::residual::names(text, identifiers))
+    Person::new(subject_id, identifiers).named_in(text)
+}
+
+/// [`names_person`] for many texts: the person's id as read and their
+/// identifiers' matcher prepared once.
+pub struct Person {
+    /// The id without invisible characters and surrounding blanks, lower case.
+    id: String,
+    naming: Option<crate::residual::Naming>,
+}
+
+impl Person {
+    #[must_use]
+    pub fn new(subject_id: &str, identifiers: &[Identifier]) -> Self {
+        // The id as read, too: `alice\u{200B}` or ` alice ` is named by `alice`.
+        let id = visible(subject_id).trim().to_lowercase();
+        Self { id, naming: (!identifiers.is_empty()).then(|| crate::residual::Naming::new(identifiers)) }
+    }
+
+    /// See [`names_person`].
+    #[must_use]
+    pub fn named_in(&self, text: &str) -> bool {
+        // Read as identifiers are: an invisible character must not hide a name.
+        let text = visible(text);
+        let text = text.as_ref();
+        let text_lower = text.to_lowercase();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+        let names_id = !self.id.is_empty()
+            && text_lower.match_indices(&self.id).any(|(at, m)| {
+                boundary(text_lower[..at].chars().next_back()) && boundary(text_lower[at + m.len()..].chars().next())
+            });
+        names_id || self.naming.as_ref().is_some_and(|n| n.names(text))
+    }
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

@@ -15,6 +15,7 @@ use super::stages::{StageError, StageResult, guard_collections, held, planned};
 use crate::context::Context;
 use crate::domain::{CollectionSpec, Identifier, JobNote, ResidualPolicy, Stage};
 use crate::error::LetheError;
+use crate::ingest::Mentioned;
 use crate::residual::{self, Candidate, Probe, ResidualQuery, TooCommon, action};
 use crate::store::jobs::{self, JobRow, Lease, ProbeRow};
 use crate::store::progress::{self, ResidualCounts};
@@ -100,6 +101,22 @@ async fn search_and_apply(ctx: &Context, members: &[Member<'_>]) -> Result<HashM
         searches.push(Search::plan(ctx, m.policy, identifiers, requested, searched)?);
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    // A candidate's source named after the person is listed, and kept in
+    // lineage, under its alias (see `ingest::sources`).
+    let mut mentioned: Vec<Mentioned<'_>> = members
+        .iter()
+        .zip(searches.iter_mut())
+        .map(|(m, s)| Mentioned {
+            tenant_id: m.job.tenant_id,
+            tag: m.job.subject_tag.as_deref().unwrap_or_default(),
+            identifiers: &s.identifiers,
+            candidates: &mut s.candidates,
+        })
+        .collect();
+    crate::ingest::unname_candidate_sources(ctx, &mut tx, &mut mentioned).await?;
+    for s in &mut searches {
+        s.stored = stored_residuals(&s.candidates)?;
+    }
     let recorded = record(&mut tx, members, &searches).await?;
     tx.commit().await.map_err(StoreError::from)?;
     let mut results = HashMap::with_capacity(members.len());
@@ -237,7 +254,7 @@ struct Search {
     /// Per collection with candidates: id, name, backend, how many, and
     /// whether none of them is to be deleted or redacted.
     found: Vec<(Uuid, String, String, i64, bool)>,
-    /// The candidates as stored (see [`stored_residuals`]).
+    /// The candidates as stored (see [`stored_residuals`]), set before the record.
     stored: serde_json::Value,
     notes: Vec<JobNote>,
 }
@@ -303,7 +320,8 @@ impl Search {
                 ),
             ));
         }
-        Ok(Self { identifiers, requested, stored: stored_residuals(&candidates)?, candidates, found, notes })
+        // Stored once their sources are unnamed (`search_and_apply`).
+        Ok(Self { identifiers, requested, stored: serde_json::Value::Null, candidates, found, notes })
     }
 }
 

@@ -17,7 +17,8 @@ use super::ChunkInput;
 use crate::context::{Context, keyed_hash};
 use crate::domain::{CollectionSpec, ExternalId, Identifier};
 use crate::error::Result;
-use crate::identity;
+use crate::identity::Person;
+use crate::residual::Candidate;
 use crate::store::{lineage, subjects};
 
 const ALIAS_PREFIX: &str = "lethe:erased-source:";
@@ -103,25 +104,108 @@ pub async fn unname_sources(
     for (subject, _, kind, value) in subjects::identifier_values_many(&mut **tx, &ids).await? {
         identifiers.entry(subject).or_default().extend(Identifier::from_row((kind, value)));
     }
+    let readers: Vec<(Uuid, Person)> = people
+        .iter()
+        .map(|p| (p.tenant_id, Person::new(p.tag, identifiers.get(&p.subject_id).map_or(&[][..], Vec::as_slice))))
+        .collect();
     let names = |text: &str, tenant: Uuid| {
-        !text.is_empty()
-            && people.iter().filter(|p| p.tenant_id == tenant).any(|p| {
-                identity::names_person(text, p.tag, identifiers.get(&p.subject_id).map_or(&[][..], Vec::as_slice))
-            })
+        !text.is_empty() && readers.iter().filter(|(t, _)| *t == tenant).any(|(_, p)| p.named_in(text))
     };
     let mut renames = Vec::new();
     for (source_id, tenant_id, external_id, uri) in left {
-        if external_id.starts_with(ALIAS_PREFIX) {
-            continue;
-        }
-        let (id_names, uri_names) = (names(&external_id, tenant_id), names(&uri, tenant_id));
-        if id_names || uri_names {
-            let secret = ctx.tenant_secret(tenant_id).await?;
-            // A uri that names no one stays; an id that does not, too (its uri cleared).
-            let name = if id_names { erased_alias(&secret, &external_id) } else { external_id };
-            renames.push((source_id, name, uri_names));
+        if let Some(rename) = rename(ctx, tenant_id, source_id, external_id, &uri, |t| names(t, tenant_id)).await? {
+            renames.push(rename);
         }
     }
+    lineage::rename_sources(&mut **tx, &renames).await?;
+    Ok(renames.len())
+}
+
+/// The rename of a source whose id or uri `names` (see [`unname_sources`]),
+/// or None.
+async fn rename(
+    ctx: &Context,
+    tenant_id: Uuid,
+    source_id: Uuid,
+    external_id: String,
+    uri: &str,
+    names: impl Fn(&str) -> bool,
+) -> Result<Option<(Uuid, String, bool)>> {
+    if external_id.starts_with(ALIAS_PREFIX) && !names(uri) {
+        return Ok(None);
+    }
+    let id_names = !external_id.starts_with(ALIAS_PREFIX) && names(&external_id);
+    let uri_names = names(uri);
+    if !(id_names || uri_names) {
+        return Ok(None);
+    }
+    // A uri that names no one stays; an id that does not, too (its uri cleared).
+    let name = if id_names { erased_alias(&ctx.tenant_secret(tenant_id).await?, &external_id) } else { external_id };
+    Ok(Some((source_id, name, uri_names)))
+}
+
+/// What residual search found of one person being erased: other people's
+/// chunks that mention them.
+pub struct Mentioned<'a> {
+    pub tenant_id: Uuid,
+    /// The caller's id for them (empty when the job no longer has it).
+    pub tag: &'a str,
+    /// What the search looked for.
+    pub identifiers: &'a [Identifier],
+    pub candidates: &'a mut [Candidate],
+}
+
+/// A residual candidate whose source's id or uri names the person it was
+/// found for: the source gets its alias (its uri cleared where that names
+/// them), as the person's own sources do at forget lineage, and the
+/// candidate lists the alias, so that neither the job nor lineage keeps
+/// the id in clear. A candidate outside lineage (an attached collection)
+/// only lists the alias. One read of the candidates' sources for all the
+/// searches. Returns how many sources were renamed.
+///
+/// # Errors
+/// Database and key failures.
+pub async fn unname_candidate_sources(
+    ctx: &Context,
+    tx: &mut Transaction<'_, Postgres>,
+    searches: &mut [Mentioned<'_>],
+) -> Result<usize> {
+    let points: Vec<Uuid> = searches.iter().flat_map(|s| s.candidates.iter().map(|c| c.point_id)).collect();
+    if points.is_empty() {
+        return Ok(0);
+    }
+    let by_chunk: HashMap<Uuid, (Uuid, String, String)> = lineage::sources_of_chunks(&mut **tx, &points)
+        .await?
+        .into_iter()
+        .map(|(chunk, source, external_id, uri)| (chunk, (source, external_id, uri)))
+        .collect();
+    let mut renames: HashMap<Uuid, (String, bool)> = HashMap::new();
+    for s in searches.iter_mut() {
+        let person = Person::new(s.tag, s.identifiers);
+        let names = |text: &str| !text.is_empty() && person.named_in(text);
+        let secret = ctx.tenant_secret(s.tenant_id).await?;
+        let mut seen = HashSet::new();
+        for c in s.candidates.iter_mut() {
+            if let Some((source, external_id, uri)) = by_chunk.get(&c.point_id)
+                && seen.insert(*source)
+                && let Some((_, name, clear)) = rename(ctx, s.tenant_id, *source, external_id.clone(), uri, names).await?
+            {
+                // Two people's searches may rename one source: the alias
+                // (of its id) and a cleared uri, whichever either asks for.
+                let entry = renames.entry(*source).or_insert_with(|| (external_id.clone(), false));
+                if name != *external_id {
+                    entry.0 = name;
+                }
+                entry.1 |= clear;
+            }
+            if !c.source_id.starts_with(ALIAS_PREFIX) && names(&c.source_id) {
+                c.source_id = erased_alias(&secret, &c.source_id);
+            }
+        }
+    }
+    let mut renames: Vec<(Uuid, String, bool)> = renames.into_iter().map(|(id, (name, clear))| (id, name, clear)).collect();
+    // One order for every writer of these rows.
+    renames.sort_by_key(|r| r.0);
     lineage::rename_sources(&mut **tx, &renames).await?;
     Ok(renames.len())
 }

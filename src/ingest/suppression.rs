@@ -98,14 +98,24 @@ pub(super) async fn screen(
 /// Lists chunks that were written although they name an erased person as
 /// residuals of that person's erasure (policy `report`). Only ids: the
 /// residual carries no text.
+///
+/// A source id that names a person being or having been erased
+/// ([`screening::mention_hashes`] among their keys) is listed as its alias
+/// (`ingest::sources`): the job is kept for ever.
 pub(super) async fn report_screened(ctx: &Context, spec: &CollectionSpec, reports: &[(Uuid, String, Uuid)]) -> Result<()> {
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let secret = ctx.tenant_secret(spec.tenant_id).await?;
     for (point_id, source_id, subject_id) in reports {
         let Some(job) = lineage::latest_erasure(&ctx.pool, *subject_id).await? else { continue };
+        let keys = screening::mention_hashes(&secret, source_id);
+        let named = !keys.is_empty() && !lineage::erased_subjects_by_keys(&ctx.pool, spec.tenant_id, &keys).await?.is_empty();
         let residual = crate::residual::Candidate {
             collection: spec.name.to_string(),
             collection_id: spec.collection_id,
             point_id: *point_id,
-            source_id: source_id.clone(),
+            source_id: if named { super::sources::erased_alias(&secret, source_id) } else { source_id.clone() },
             score: 1.0,
             evidence: vec![crate::residual::Evidence {
                 kind: "screening".into(),

@@ -351,7 +351,22 @@ pub fn redact(text: &str, identifiers: &[Identifier]) -> String {
 /// match of one of the identifiers scoring `lexical::MIN_SCORE` (an address,
 /// a full name in any order; not a lone surname).
 pub fn names(text: &str, identifiers: &[Identifier]) -> bool {
-    let matcher = lexical::Matcher::new(identifiers);
-    let matches = matcher.find(text);
-    !matches.is_empty() && matcher.score(text, &matches) >= lexical::MIN_SCORE
+    Naming::new(identifiers).names(text)
+}
+
+/// [`names`] for many texts, the identifiers' matcher built once.
+pub struct Naming(lexical::Matcher);
+
+impl Naming {
+    #[must_use]
+    pub fn new(identifiers: &[Identifier]) -> Self {
+        Self(lexical::Matcher::new(identifiers))
+    }
+
+    /// See [`names`].
+    #[must_use]
+    pub fn names(&self, text: &str) -> bool {
+        let matches = self.0.find(text);
+        !matches.is_empty() && self.0.score(text, &matches) >= lexical::MIN_SCORE
+    }
 }

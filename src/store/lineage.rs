@@ -587,6 +587,20 @@ pub async fn sources_of(ex: impl PgExecutor<'_>, source_ids: &[Uuid]) -> Result<
         .await?)
 }
 
+/// The sources of these chunks: (chunk, source, caller id, uri).
+pub async fn sources_of_chunks(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, String)>> {
+    if chunk_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT c.chunk_id, s.source_id, s.external_id, s.uri FROM chunks c JOIN sources s USING (source_id) \
+         WHERE c.chunk_id = ANY($1) ORDER BY c.chunk_id",
+    )
+    .bind(chunk_ids)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Gives sources another caller id, and clears the uri of those marked:
 /// `(source, new caller id, clear the uri)`. The caller holds their locks.
 pub async fn rename_sources(ex: impl PgExecutor<'_>, renames: &[(Uuid, String, bool)]) -> Result<()> {

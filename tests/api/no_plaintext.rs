@@ -359,3 +359,48 @@ async fn a_shared_source_named_after_the_person_is_unnamed_and_still_reached_by_
     assert_eq!(rows(&app.pool, "sources").await, 0);
     app.assert_lineage_consistent().await;
 }
+
+/// Another person's chunk that mentions her (a residual candidate) in a
+/// document named after her: the job lists it under the source's alias and
+/// lineage keeps the alias, its uri cleared; a chunk screened at ingest
+/// after the erasure is listed under its source's alias too. The pipeline
+/// still deletes the document by its own id.
+#[tokio::test]
+async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_under_its_alias() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let thread = format!("mailbox:{EMAIL}/thread-9");
+    let bobs = pb::IngestChunk {
+        source_uri: format!("imap://mail.corp.example/{EMAIL}/INBOX/9"),
+        ..chunk(&thread, 0, &format!("Bob wrote to {EMAIL} about the Lisbon lease"), &["bob"])
+    };
+    let own = chunk("zk-0", 0, OWN[0], &["zora-k"]);
+    app.ingest(&c.name, vec![own, bobs]).await.unwrap();
+    let job = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{done:?}");
+    assert_eq!(done.residuals.len(), 1, "bob's chunk is found: {:?}", done.residuals);
+    let listed = &done.residuals[0].source_id;
+    assert!(listed.starts_with("lethe:erased-source:"), "listed under the alias: {listed}");
+    let sources: Vec<(String, String)> = sqlx::query_as("SELECT external_id, uri FROM sources").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(sources, [(listed.clone(), String::new())], "lineage keeps the same alias, the uri cleared");
+
+    // Written after the erasure, screened and reported: listed under its alias.
+    let late = format!("notes:{EMAIL}/1");
+    app.ingest(&c.name, vec![chunk(&late, 0, &format!("a late note for {EMAIL}"), &["bob"])]).await.unwrap();
+    let done = app.wait_for_job(&job.job_id).await;
+    let reported: Vec<&pb::ResidualCandidate> = done.residuals.iter().filter(|r| r.action == "reported_at_ingest").collect();
+    assert_eq!(reported.len(), 1, "{:?}", done.residuals);
+    assert!(reported[0].source_id.starts_with("lethe:erased-source:"), "{}", reported[0].source_id);
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_jobs WHERE residuals::text ILIKE '%zora%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(clear, 0, "the job's list holds no source id in clear");
+
+    // The pipeline deletes the thread by its own id.
+    let r = pb::DeletePointsRequest { collection: c.name.clone(), source_ids: vec![thread], ..Default::default() };
+    let out = app.client.clone().delete_points(req(&app.keys.pk, r)).await.expect("delete by the thread's id").into_inner();
+    assert_eq!((out.deleted, out.forgotten), (1, 1), "{out:?}");
+    app.assert_lineage_consistent().await;
+}
