@@ -370,6 +370,20 @@ impl Person {
         Self { id, naming: (!identifiers.is_empty()).then(|| crate::residual::Naming::new(identifiers)) }
     }
 
+    /// For reading ids and uris of documents: the person's id counts only
+    /// when it is specific enough not to be any document's number (at least
+    /// four characters, six when all digits): subject `42` does not name
+    /// `tickets/2024/42`, `zora-k` names `mailbox:zora-k/7`.
+    #[must_use]
+    pub fn naming_sources(subject_id: &str, identifiers: &[Identifier]) -> Self {
+        let mut person = Self::new(subject_id, identifiers);
+        let n = person.id.chars().count();
+        if n < 4 || (n < 6 && person.id.chars().all(|c| c.is_ascii_digit())) {
+            person.id.clear();
+        }
+        person
+    }
+
     /// See [`names_person`].
     #[must_use]
     pub fn named_in(&self, text: &str) -> bool {
@@ -582,6 +596,10 @@ mod tests {
             assert!(names_person("erase user u-42 now", id, &[]), "{id:?}");
         }
         assert!(!names_person("anything", " \u{200B} ", &[]));
+        // Reading documents' ids: a short or numeric id is any document's number.
+        for (id, text, named) in [("42", "tickets/2024/42", false), ("1234", "doc-1234", false), ("ab12", "doc-ab12", true), ("12345", "inv-12345", false), ("123456", "inv-123456", true), ("zora-k", "mailbox:zora-k/7", true), ("bob", "bob/7", false)] {
+            assert_eq!(Person::naming_sources(id, &[]).named_in(text), named, "{id} in {text}");
+        }
     }
 
     #[test]

@@ -102,7 +102,10 @@ async fn search_and_apply(ctx: &Context, members: &[Member<'_>]) -> Result<HashM
     }
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     // A candidate's source named after the person is listed, and kept in
-    // lineage, under its alias (see `ingest::sources`).
+    // lineage, under its alias (see `ingest::sources`); not while the
+    // person's own legal hold keeps everything of theirs as it is.
+    let subjects: Vec<Uuid> = members.iter().map(|m| m.subject_id).collect();
+    let on_hold = holds::own_holds(&mut *tx, &subjects).await?;
     let mut mentioned: Vec<Mentioned<'_>> = members
         .iter()
         .zip(searches.iter_mut())
@@ -111,13 +114,27 @@ async fn search_and_apply(ctx: &Context, members: &[Member<'_>]) -> Result<HashM
             tag: m.job.subject_tag.as_deref().unwrap_or_default(),
             identifiers: &s.identifiers,
             candidates: &mut s.candidates,
+            held: on_hold.contains_key(&m.subject_id),
         })
         .collect();
-    crate::ingest::unname_candidate_sources(ctx, &mut tx, &mut mentioned).await?;
+    let renames = crate::ingest::list_candidate_sources(ctx, &mut tx, &mut mentioned).await?;
     for s in &mut searches {
         s.stored = stored_residuals(&s.candidates)?;
     }
     let recorded = record(&mut tx, members, &searches).await?;
+    let renamed = |i: usize| recorded.contains(&members[i].job.job_id);
+    if crate::ingest::rename_candidate_sources(&mut tx, &renames, renamed).await? > 0 {
+        // The renamed rows' old versions hold the ids: rewritten with the job's other tables.
+        let jobs: Vec<(Uuid, Lease, Vec<&str>)> = renames
+            .iter()
+            .map(|r| r.0)
+            .filter(|&i| renamed(i))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|i| (members[i].job.job_id, members[i].lease, vec!["sources"]))
+            .collect();
+        progress::add_rewrite_tables_many(&mut *tx, &jobs).await?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     let mut results = HashMap::with_capacity(members.len());
     for (m, search) in members.iter().zip(searches) {

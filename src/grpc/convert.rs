@@ -347,6 +347,19 @@ fn check_count(n: usize, field: &str) -> R<()> {
     Ok(())
 }
 
+/// A source id a write gives: an id, and not one of Lethe's aliases
+/// (`lethe:erased-source:…`), which only Lethe gives (a write into a
+/// document's own id reaches its alias).
+fn written_source_id(field: &str, value: &str) -> R<ExternalId> {
+    if value.starts_with(crate::ingest::ALIAS_PREFIX) {
+        return Err(InvalidInput::new(
+            field,
+            format!("must not begin with `{}`: Lethe gives such ids; write into the document's own id", crate::ingest::ALIAS_PREFIX),
+        ));
+    }
+    ExternalId::parse(field, value)
+}
+
 pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
     check_count(chunks.len(), "chunks")?;
     chunks
@@ -357,7 +370,7 @@ pub fn ingest_chunks(chunks: Vec<pb::IngestChunk>) -> R<Vec<ChunkInput>> {
             let pb::IngestChunk { source_id, source_uri, source_kind, text, tags: t, point_id, ordinal: o } = c;
             let (source_uri, source_kind) = source_uri_kind(f, source_uri, source_kind)?;
             Ok(ChunkInput {
-                source_id: ExternalId::parse(&f("source_id"), &source_id)?,
+                source_id: written_source_id(&f("source_id"), &source_id)?,
                 source_uri,
                 source_kind,
                 text: Some(bounded_text(&f("text"), &text, MAX_TEXT)?.to_owned()),
@@ -456,7 +469,7 @@ pub fn tracked_points(points: Vec<pb::TrackedPoint>) -> R<Vec<ChunkInput>> {
                 return Err(InvalidInput::new(f("vector"), "must hold finite numbers"));
             }
             Ok(ChunkInput {
-                source_id: ExternalId::parse(&f("source_id"), &source_id)?,
+                source_id: written_source_id(&f("source_id"), &source_id)?,
                 source_uri,
                 source_kind,
                 text: (!text.is_empty()).then_some(text),

@@ -21,7 +21,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 pub use self::delete::{DeleteInput, DeleteOutcome, delete_points};
-pub use self::sources::{Forgotten, Mentioned, erased_alias, unname_candidate_sources, unname_sources};
+pub use self::sources::{
+    ALIAS_PREFIX, Forgotten, Mentioned, SourceRenames, erased_alias, is_alias, list_candidate_sources, rename_candidate_sources,
+    unname_sources,
+};
 pub use self::subjects::{
     Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure,
     put_subject_or_refuse, refuse_texts_naming, set_legal_hold,

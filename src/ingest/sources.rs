@@ -19,9 +19,11 @@ use crate::domain::{CollectionSpec, ExternalId, Identifier};
 use crate::error::Result;
 use crate::identity::Person;
 use crate::residual::Candidate;
+use crate::screening;
 use crate::store::{lineage, subjects};
 
-const ALIAS_PREFIX: &str = "lethe:erased-source:";
+/// What every alias begins with: a caller may not give a source id that does.
+pub const ALIAS_PREFIX: &str = "lethe:erased-source:";
 
 /// The alias a source with caller id `external_id` gets when its id names
 /// an erased person.
@@ -106,7 +108,7 @@ pub async fn unname_sources(
     }
     let readers: Vec<(Uuid, Person)> = people
         .iter()
-        .map(|p| (p.tenant_id, Person::new(p.tag, identifiers.get(&p.subject_id).map_or(&[][..], Vec::as_slice))))
+        .map(|p| (p.tenant_id, Person::naming_sources(p.tag, identifiers.get(&p.subject_id).map_or(&[][..], Vec::as_slice))))
         .collect();
     let names = |text: &str, tenant: Uuid| {
         !text.is_empty() && readers.iter().filter(|(t, _)| *t == tenant).any(|(_, p)| p.named_in(text))
@@ -117,7 +119,7 @@ pub async fn unname_sources(
             renames.push(rename);
         }
     }
-    lineage::rename_sources(&mut **tx, &renames).await?;
+    lineage::rename_sources(tx, &renames).await?;
     Ok(renames.len())
 }
 
@@ -131,10 +133,7 @@ async fn rename(
     uri: &str,
     names: impl Fn(&str) -> bool,
 ) -> Result<Option<(Uuid, String, bool)>> {
-    if external_id.starts_with(ALIAS_PREFIX) && !names(uri) {
-        return Ok(None);
-    }
-    let id_names = !external_id.starts_with(ALIAS_PREFIX) && names(&external_id);
+    let id_names = !is_alias(&external_id) && names(&external_id);
     let uri_names = names(uri);
     if !(id_names || uri_names) {
         return Ok(None);
@@ -153,59 +152,126 @@ pub struct Mentioned<'a> {
     /// What the search looked for.
     pub identifiers: &'a [Identifier],
     pub candidates: &'a mut [Candidate],
+    /// Whether their own legal hold keeps everything: then nothing is renamed.
+    pub held: bool,
 }
 
+/// The sources [`list_candidate_sources`] found named after the person of
+/// search `i`: (search, source, new caller id, clear the uri).
+pub type SourceRenames = Vec<(usize, Uuid, String, bool)>;
+
 /// A residual candidate whose source's id or uri names the person it was
-/// found for: the source gets its alias (its uri cleared where that names
-/// them), as the person's own sources do at forget lineage, and the
-/// candidate lists the alias, so that neither the job nor lineage keeps
-/// the id in clear. A candidate outside lineage (an attached collection)
-/// only lists the alias. One read of the candidates' sources for all the
-/// searches. Returns how many sources were renamed.
+/// found for is listed under the source's alias, and its source is to get
+/// that alias (its uri cleared where it names them: [`rename_candidate_sources`]),
+/// as the person's own sources do at forget lineage; so neither the job nor
+/// lineage keeps the id in clear. A listed id that names anyone else being
+/// or having been erased (their keys: [`screening::mention_hashes`]) is
+/// listed, and renamed, as its alias too, and a source lineage already knows under its
+/// alias is listed under it (a payload may still hold the id). A candidate
+/// outside lineage (an attached collection) is only listed under the alias.
+/// One read of the candidates' sources for all the searches, and one of
+/// the erased people's keys when a listed id holds an address or a name.
 ///
 /// # Errors
 /// Database and key failures.
-pub async fn unname_candidate_sources(
+pub async fn list_candidate_sources(
     ctx: &Context,
-    tx: &mut Transaction<'_, Postgres>,
+    ex: &mut sqlx::PgConnection,
     searches: &mut [Mentioned<'_>],
-) -> Result<usize> {
-    let points: Vec<Uuid> = searches.iter().flat_map(|s| s.candidates.iter().map(|c| c.point_id)).collect();
-    if points.is_empty() {
-        return Ok(0);
+) -> Result<SourceRenames> {
+    let mut renames = SourceRenames::new();
+    if searches.iter().all(|s| s.candidates.is_empty()) {
+        return Ok(renames);
     }
-    let by_chunk: HashMap<Uuid, (Uuid, String, String)> = lineage::sources_of_chunks(&mut **tx, &points)
-        .await?
-        .into_iter()
-        .map(|(chunk, source, external_id, uri)| (chunk, (source, external_id, uri)))
-        .collect();
-    let mut renames: HashMap<Uuid, (String, bool)> = HashMap::new();
-    for s in searches.iter_mut() {
-        let person = Person::new(s.tag, s.identifiers);
+    let mut by_chunk: HashMap<(Uuid, Uuid), (Uuid, String, String)> = HashMap::new();
+    for tenant in searches.iter().map(|s| s.tenant_id).collect::<HashSet<_>>() {
+        let points: Vec<Uuid> =
+            searches.iter().filter(|s| s.tenant_id == tenant).flat_map(|s| s.candidates.iter().map(|c| c.point_id)).collect();
+        for (collection, chunk, source, external_id, uri) in lineage::sources_of_chunks(&mut *ex, tenant, &points).await? {
+            by_chunk.insert((collection, chunk), (source, external_id, uri));
+        }
+    }
+    for (i, s) in searches.iter_mut().enumerate() {
+        let person = Person::naming_sources(s.tag, s.identifiers);
         let names = |text: &str| !text.is_empty() && person.named_in(text);
         let secret = ctx.tenant_secret(s.tenant_id).await?;
         let mut seen = HashSet::new();
         for c in s.candidates.iter_mut() {
-            if let Some((source, external_id, uri)) = by_chunk.get(&c.point_id)
+            let source = by_chunk.get(&(c.collection_id, c.point_id));
+            if let Some((source, external_id, uri)) = source
                 && seen.insert(*source)
+                && !s.held
                 && let Some((_, name, clear)) = rename(ctx, s.tenant_id, *source, external_id.clone(), uri, names).await?
             {
-                // Two people's searches may rename one source: the alias
-                // (of its id) and a cleared uri, whichever either asks for.
-                let entry = renames.entry(*source).or_insert_with(|| (external_id.clone(), false));
-                if name != *external_id {
-                    entry.0 = name;
-                }
-                entry.1 |= clear;
+                renames.push((i, *source, name, clear));
             }
-            if !c.source_id.starts_with(ALIAS_PREFIX) && names(&c.source_id) {
-                c.source_id = erased_alias(&secret, &c.source_id);
+            match source {
+                Some((_, external_id, _)) if is_alias(external_id) => c.source_id.clone_from(external_id),
+                _ if !is_alias(&c.source_id) && names(&c.source_id) => c.source_id = erased_alias(&secret, &c.source_id),
+                _ => {}
             }
         }
     }
-    let mut renames: Vec<(Uuid, String, bool)> = renames.into_iter().map(|(id, (name, clear))| (id, name, clear)).collect();
-    // One order for every writer of these rows.
-    renames.sort_by_key(|r| r.0);
-    lineage::rename_sources(&mut **tx, &renames).await?;
+    // Ids naming anyone else erased: their keys are all that is left of
+    // them. Lineage's source is renamed too.
+    for (i, s) in searches.iter_mut().enumerate() {
+        let secret = ctx.tenant_secret(s.tenant_id).await?;
+        let keys: HashMap<&str, Vec<Vec<u8>>> = s
+            .candidates
+            .iter()
+            .filter(|c| !is_alias(&c.source_id))
+            .map(|c| (c.source_id.as_str(), screening::mention_hashes(&secret, &c.source_id)))
+            .filter(|(_, k)| !k.is_empty())
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
+        let erased: HashSet<Vec<u8>> =
+            subjects::erased_subjects_by_keys(&mut *ex, s.tenant_id, &all).await?.into_iter().map(|(h, _)| h).collect();
+        let named: HashSet<String> =
+            keys.iter().filter(|(_, k)| k.iter().any(|h| erased.contains(h))).map(|(id, _)| (*id).to_owned()).collect();
+        for c in s.candidates.iter_mut().filter(|c| named.contains(&c.source_id)) {
+            let alias = erased_alias(&secret, &c.source_id);
+            if let Some((source, external_id, _)) = by_chunk.get(&(c.collection_id, c.point_id))
+                && *external_id == c.source_id
+                && !s.held
+            {
+                renames.push((i, *source, alias.clone(), false));
+            }
+            c.source_id = alias;
+        }
+    }
+    Ok(renames)
+}
+
+/// Gives the sources [`list_candidate_sources`] found their aliases, for the
+/// searches in `recorded` (those whose job still holds its lease: their
+/// record was written in `tx`), and returns how many were renamed. Two
+/// people's searches may rename one source: the alias of its id and a
+/// cleared uri, whichever either asks for.
+///
+/// # Errors
+/// Database failures.
+pub async fn rename_candidate_sources(
+    tx: &mut Transaction<'_, Postgres>,
+    renames: &SourceRenames,
+    recorded: impl Fn(usize) -> bool,
+) -> Result<usize> {
+    let mut merged: HashMap<Uuid, (String, bool)> = HashMap::new();
+    for (_, source, name, clear) in renames.iter().filter(|r| recorded(r.0)) {
+        let entry = merged.entry(*source).or_insert_with(|| (name.clone(), false));
+        if is_alias(name) {
+            entry.0.clone_from(name);
+        }
+        entry.1 |= *clear;
+    }
+    let renames: Vec<(Uuid, String, bool)> = merged.into_iter().map(|(id, (name, clear))| (id, name, clear)).collect();
+    lineage::rename_sources(tx, &renames).await?;
     Ok(renames.len())
+}
+
+/// Whether a caller id is an alias Lethe gave.
+pub fn is_alias(external_id: &str) -> bool {
+    external_id.starts_with(ALIAS_PREFIX)
 }

@@ -107,10 +107,17 @@ pub(super) async fn report_screened(ctx: &Context, spec: &CollectionSpec, report
         return Ok(());
     }
     let secret = ctx.tenant_secret(spec.tenant_id).await?;
+    let keys: HashMap<&str, Vec<Vec<u8>>> =
+        reports.iter().map(|(_, source_id, _)| (source_id.as_str(), screening::mention_hashes(&secret, source_id))).collect();
+    let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
+    let erased: HashSet<Vec<u8>> = if all.is_empty() {
+        HashSet::new()
+    } else {
+        lineage::erased_subjects_by_keys(&ctx.pool, spec.tenant_id, &all).await?.into_iter().map(|(h, _)| h).collect()
+    };
     for (point_id, source_id, subject_id) in reports {
         let Some(job) = lineage::latest_erasure(&ctx.pool, *subject_id).await? else { continue };
-        let keys = screening::mention_hashes(&secret, source_id);
-        let named = !keys.is_empty() && !lineage::erased_subjects_by_keys(&ctx.pool, spec.tenant_id, &keys).await?.is_empty();
+        let named = keys.get(source_id.as_str()).is_some_and(|k| k.iter().any(|h| erased.contains(h)));
         let residual = crate::residual::Candidate {
             collection: spec.name.to_string(),
             collection_id: spec.collection_id,

@@ -587,29 +587,76 @@ pub async fn sources_of(ex: impl PgExecutor<'_>, source_ids: &[Uuid]) -> Result<
         .await?)
 }
 
-/// The sources of these chunks: (chunk, source, caller id, uri).
-pub async fn sources_of_chunks(ex: impl PgExecutor<'_>, chunk_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, String)>> {
+/// The sources of the tenant's chunks: (collection, chunk, source, caller id, uri).
+pub async fn sources_of_chunks(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    chunk_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid, Uuid, String, String)>> {
     if chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
     Ok(sqlx::query_as(
-        "SELECT c.chunk_id, s.source_id, s.external_id, s.uri FROM chunks c JOIN sources s USING (source_id) \
-         WHERE c.chunk_id = ANY($1) ORDER BY c.chunk_id",
+        "SELECT c.collection_id, c.chunk_id, s.source_id, s.external_id, s.uri FROM chunks c JOIN sources s USING (source_id) \
+         WHERE c.tenant_id = $1 AND c.chunk_id = ANY($2)",
     )
+    .bind(tenant_id)
     .bind(chunk_ids)
     .fetch_all(ex)
     .await?)
 }
 
 /// Gives sources another caller id, and clears the uri of those marked:
-/// `(source, new caller id, clear the uri)`. The caller holds their locks.
-pub async fn rename_sources(ex: impl PgExecutor<'_>, renames: &[(Uuid, String, bool)]) -> Result<()> {
+/// `(source, new caller id, clear the uri)`. The rows are locked first in
+/// the order writes lock sources (collection, caller id). A source whose
+/// new id another source of its collection has already (a document
+/// written under its id again after an earlier rename, while that rename
+/// ran) is merged into that one: its chunks move there and it is deleted.
+pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[(Uuid, String, bool)]) -> Result<()> {
     if renames.is_empty() {
         return Ok(());
     }
     let ids: Vec<Uuid> = renames.iter().map(|r| r.0).collect();
     let names: Vec<&str> = renames.iter().map(|r| r.1.as_str()).collect();
     let clear: Vec<bool> = renames.iter().map(|r| r.2).collect();
+    sqlx::query(
+        r#"
+        SELECT 1 FROM sources
+        WHERE source_id = ANY($1)
+           OR (collection_id, external_id) IN (SELECT s.collection_id, r.name FROM sources s
+                                               JOIN UNNEST($1::uuid[], $2::text[]) AS r(id, name) ON s.source_id = r.id)
+        ORDER BY collection_id, external_id FOR UPDATE
+        "#,
+    )
+    .bind(&ids)
+    .bind(&names)
+    .execute(&mut *ex)
+    .await?;
+    let merges: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+        r#"
+        SELECT s.source_id, a.source_id, r.clear
+        FROM UNNEST($1::uuid[], $2::text[], $3::bool[]) AS r(id, name, clear)
+        JOIN sources s ON s.source_id = r.id
+        JOIN sources a ON a.collection_id = s.collection_id AND a.external_id = r.name AND a.source_id <> s.source_id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&names)
+    .bind(&clear)
+    .fetch_all(&mut *ex)
+    .await?;
+    if !merges.is_empty() {
+        let from: Vec<Uuid> = merges.iter().map(|m| m.0).collect();
+        let into: Vec<Uuid> = merges.iter().map(|m| m.1).collect();
+        let cleared: Vec<Uuid> = merges.iter().filter(|m| m.2).map(|m| m.1).collect();
+        sqlx::query("UPDATE chunks c SET source_id = m.into_id FROM UNNEST($1::uuid[], $2::uuid[]) AS m(from_id, into_id) WHERE c.source_id = m.from_id")
+            .bind(&from)
+            .bind(&into)
+            .execute(&mut *ex)
+            .await?;
+        sqlx::query("UPDATE sources SET uri = '' WHERE source_id = ANY($1)").bind(&cleared).execute(&mut *ex).await?;
+        sqlx::query("DELETE FROM sources WHERE source_id = ANY($1)").bind(&from).execute(&mut *ex).await?;
+    }
     sqlx::query(
         r#"
         UPDATE sources s SET external_id = r.name, uri = CASE WHEN r.clear THEN '' ELSE s.uri END
@@ -620,7 +667,7 @@ pub async fn rename_sources(ex: impl PgExecutor<'_>, renames: &[(Uuid, String, b
     .bind(&ids)
     .bind(&names)
     .bind(&clear)
-    .execute(ex)
+    .execute(&mut *ex)
     .await?;
     Ok(())
 }

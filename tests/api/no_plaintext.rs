@@ -384,11 +384,46 @@ async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_
     assert!(listed.starts_with("lethe:erased-source:"), "listed under the alias: {listed}");
     let sources: Vec<(String, String)> = sqlx::query_as("SELECT external_id, uri FROM sources").fetch_all(&app.pool).await.unwrap();
     assert_eq!(sources, [(listed.clone(), String::new())], "lineage keeps the same alias, the uri cleared");
+    let rewrite: Vec<String> = sqlx::query_scalar("SELECT unnest(rewrite_tables) FROM erasure_jobs WHERE job_id = $1::uuid")
+        .bind(&job.job_id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(rewrite.iter().any(|t| t == "sources"), "the renamed row's old version is for the physical stage: {rewrite:?}");
+
+    // The alias is Lethe's to give: a write may not use one as its own id.
+    let e = app.ingest(&c.name, vec![chunk(listed, 0, "a note", &["bob"])]).await.expect_err("an alias as a source id");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("chunks[0].source_id"), "{e:?}");
+
+    // The document in clear again beside its alias (a write that ran while
+    // the rename did): the next rename merges it into the alias.
+    let bobs_point: String = sqlx::query_scalar("SELECT chunk_id::text FROM chunks").fetch_one(&app.pool).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "INSERT INTO sources (source_id, tenant_id, collection_id, external_id) \
+         SELECT gen_random_uuid(), tenant_id, collection_id, '{thread}' FROM sources; \
+         UPDATE chunks SET source_id = (SELECT source_id FROM sources WHERE external_id = '{thread}') WHERE chunk_id = '{bobs_point}'"
+    ))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let again = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();
+    let again = app.wait_for_job(&again.job_id).await;
+    assert_eq!(again.status, pb::JobStatus::Completed as i32, "{again:?}");
+    assert_eq!(again.residuals.first().map(|r| r.source_id.as_str()), Some(listed.as_str()), "{:?}", again.residuals);
+    let sources: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.external_id, count(c.chunk_id) FROM sources s LEFT JOIN chunks c USING (source_id) GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sources, [(listed.clone(), 1)], "merged into the alias, bob's chunk with it");
 
     // Written after the erasure, screened and reported: listed under its alias.
     let late = format!("notes:{EMAIL}/1");
     app.ingest(&c.name, vec![chunk(&late, 0, &format!("a late note for {EMAIL}"), &["bob"])]).await.unwrap();
-    let done = app.wait_for_job(&job.job_id).await;
+    // Listed on her latest erasure.
+    let done = app.wait_for_job(&again.job_id).await;
     let reported: Vec<&pb::ResidualCandidate> = done.residuals.iter().filter(|r| r.action == "reported_at_ingest").collect();
     assert_eq!(reported.len(), 1, "{:?}", done.residuals);
     assert!(reported[0].source_id.starts_with("lethe:erased-source:"), "{}", reported[0].source_id);
@@ -403,4 +438,46 @@ async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_
     let out = app.client.clone().delete_points(req(&app.keys.pk, r)).await.expect("delete by the thread's id").into_inner();
     assert_eq!((out.deleted, out.forgotten), (1, 1), "{out:?}");
     app.assert_lineage_consistent().await;
+}
+
+/// A candidate found for one person (ann) whose document is named after
+/// someone erased earlier (zora, of whom only keys are left): ann's job,
+/// kept for ever, lists it under its alias, and lineage renames it.
+#[tokio::test]
+async fn a_candidates_source_named_after_someone_erased_earlier_is_listed_under_its_alias() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let ann = pb::SubjectRef {
+        id: "ann-42".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "ann.orwell@corp.example".into() }],
+    };
+    let thread = format!("mailbox:{EMAIL}/thread-2");
+    app.ingest(
+        &c.name,
+        vec![
+            chunk("zk-0", 0, OWN[0], &["zora-k"]),
+            chunk(&thread, 0, "Bob asked ann.orwell@corp.example for the Lisbon numbers", &["bob"]),
+            chunk("ann-0", 0, "ann's own budget note", &["ann-42"]),
+        ],
+    )
+    .await
+    .unwrap();
+    let first = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&first.job_id).await.status, pb::JobStatus::Completed as i32);
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id ILIKE '%zora%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(clear, 1, "no chunk of hers nor one naming her: the thread is not found by her erasure");
+
+    let job = app.erase_with(pb::EraseRequest { subject: Some(ann), ..Default::default() }).await.unwrap();
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{done:?}");
+    assert_eq!(done.residuals.len(), 1, "{:?}", done.residuals);
+    assert!(done.residuals[0].source_id.starts_with("lethe:erased-source:"), "{:?}", done.residuals);
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM sources WHERE external_id ILIKE '%zora%') + \
+                (SELECT count(*) FROM erasure_jobs WHERE residuals::text ILIKE '%zora%')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(clear, 0, "neither ann's job nor lineage keeps zora's address");
 }
