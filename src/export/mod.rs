@@ -91,8 +91,14 @@ impl Writer {
         p.records += 1;
         p.hash.update(json.as_bytes());
         p.hash.update(b"\n");
-        if p.included && self.out.send(Ok(Record { part, json })).await.is_err() {
-            self.open = false;
+        // A reader that takes nothing for `STALL` (as a ledger export's) has
+        // gone as far as the export is concerned: it ends, logged as
+        // incomplete, rather than holding its connection for as long.
+        if p.included {
+            let sent = tokio::time::timeout(crate::restore::ledger::STALL, self.out.send(Ok(Record { part, json })));
+            if !matches!(sent.await, Ok(Ok(()))) {
+                self.open = false;
+            }
         }
         self.open
     }

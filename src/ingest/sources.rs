@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::identity::Person;
 use crate::residual::Candidate;
 use crate::screening;
-use crate::store::{lineage, subjects};
+use crate::store::{StoreError, lineage, subjects};
 
 /// What every alias begins with: a caller may not give a source id that does.
 pub const ALIAS_PREFIX: &str = "lethe:erased-source:";
@@ -121,6 +121,59 @@ pub async fn unname_sources(
     }
     lineage::rename_sources(tx, &renames).await?;
     Ok(renames.len())
+}
+
+/// Every source of the tenant whose id or uri names a person being or
+/// having been erased, by their keys (an address, a name, a phone:
+/// [`screening::mention_hashes`]), gets its alias: after a restore of
+/// Lethe's database brought back ids that forget lineage and the residual
+/// stage had aliased, and for a document written under such an id since.
+/// Reads the tenant's sources a page at a time (one key lookup per page):
+/// for an import and a reconcile, not an erasure. An id that names a
+/// person only by their caller id is not recognised (no key is kept of
+/// it). Returns how many were renamed.
+///
+/// # Errors
+/// Database and key failures.
+pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) -> Result<usize> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let (mut after, mut renamed) = (Uuid::nil(), 0);
+    loop {
+        let page = lineage::sources_page(&ctx.pool, tenant_id, after, 5_000).await?;
+        let Some(last) = page.last().map(|r| r.0) else { break };
+        after = last;
+        // Per source: the keys its id and its uri mention.
+        let hashes: Vec<[Vec<Vec<u8>>; 2]> = page
+            .iter()
+            .map(|(_, id, uri)| {
+                let id = if is_alias(id) { Vec::new() } else { screening::mention_hashes(&secret, id) };
+                [id, screening::mention_hashes(&secret, uri)]
+            })
+            .collect();
+        let all: Vec<Vec<u8>> = hashes.iter().flatten().flatten().cloned().collect();
+        if all.is_empty() {
+            continue;
+        }
+        let erased: HashSet<Vec<u8>> =
+            subjects::erased_subjects_by_keys(&ctx.pool, tenant_id, &all).await?.into_iter().map(|(h, _)| h).collect();
+        let names = |keys: &[Vec<u8>]| keys.iter().any(|h| erased.contains(h));
+        let renames: Vec<(Uuid, String, bool)> = page
+            .into_iter()
+            .zip(&hashes)
+            .filter(|(_, [id, uri])| names(id) || names(uri))
+            .map(|((source, id, _), [id_keys, uri_keys])| {
+                let name = if names(id_keys) { erased_alias(&secret, &id) } else { id };
+                (source, name, names(uri_keys))
+            })
+            .collect();
+        if !renames.is_empty() {
+            let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+            lineage::rename_sources(&mut tx, &renames).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            renamed += renames.len();
+        }
+    }
+    Ok(renamed)
 }
 
 /// The rename of a source whose id or uri `names` (see [`unname_sources`]),

@@ -45,10 +45,12 @@ impl ReindexMode {
     }
 }
 
-/// Queues a re-index of a collection; returns the active job if one runs.
+/// Queues a re-index of a collection; returns the active job if one of
+/// the same mode runs.
 ///
 /// # Errors
-/// `NotFound` for an unknown collection; database failures.
+/// `NotFound` for an unknown collection; `FailedPrecondition` while one of
+/// another mode runs; database failures.
 pub async fn submit(
     ctx: &Context,
     tenant_id: Uuid,
@@ -67,7 +69,15 @@ pub async fn submit(
     if mode == ReindexMode::Reembed && spec.dimension != ctx.embedder.dimension() {
         return Err(LetheError::invalid("mode", "the embedding model's dimension differs from the collection's"));
     }
-    let (row, _) = reindex::insert(&ctx.pool, tenant_id, spec.collection_id, mode.as_str(), None).await?;
+    let (row, created) = reindex::insert(&ctx.pool, tenant_id, spec.collection_id, mode.as_str(), None).await?;
+    if !created && row.mode != mode.as_str() {
+        // The active job is the answer only to the same request again: a
+        // re-index of another mode was not queued, and saying so is the truth.
+        return Err(LetheError::precondition(
+            "reindex_in_progress",
+            format!("re-index {} (mode {}) of `{collection}` is running; ask again when it has ended", row.job_id, row.mode),
+        ));
+    }
     ctx.wake.reindex.notify_waiters();
     Ok(row)
 }

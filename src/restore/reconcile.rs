@@ -485,6 +485,9 @@ async fn scrub(ctx: &Context, tenant_id: Uuid) -> Result<(Vec<Vec<u8>>, i32)> {
         runs::erased_subjects(&ctx.pool, tenant_id).await?.into_iter().filter(|s| s.legal_hold).map(|s| s.subject_hash).collect();
     let dirty: Vec<Uuid> =
         ledger::erased_with_plaintext(&ctx.pool, tenant_id).await?.into_iter().filter(|(_, h)| !h).map(|(id, _)| id).collect();
+    // Documents named after erased people had aliases before a restore (or
+    // were written under such ids since): aliases again.
+    crate::ingest::unname_sources_naming_the_erased(ctx, tenant_id).await?;
     if !dirty.is_empty() {
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
         ledger::clear_erased_plaintext(&mut *tx, &dirty).await?;

@@ -606,6 +606,18 @@ pub async fn sources_of_chunks(
     .await?)
 }
 
+/// A page of the tenant's sources after `after`, in id order: (source, caller id, uri).
+pub async fn sources_page(ex: impl PgExecutor<'_>, tenant_id: Uuid, after: Uuid, limit: i64) -> Result<Vec<(Uuid, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT source_id, external_id, uri FROM sources WHERE tenant_id = $1 AND source_id > $2 ORDER BY source_id LIMIT $3",
+    )
+    .bind(tenant_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Gives sources another caller id, and clears the uri of those marked:
 /// `(source, new caller id, clear the uri)`. The rows are locked first in
 /// the order writes lock sources (collection, caller id). A source whose

@@ -223,6 +223,14 @@ pub async fn identifier_values_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid
     .await?)
 }
 
+/// The caller ids the subjects still hold (in clear): (subject, id).
+pub async fn external_ids(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+    Ok(sqlx::query_as("SELECT subject_id, external_id FROM subjects WHERE subject_id = ANY($1) AND external_id IS NOT NULL")
+        .bind(subject_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
 /// [`add_keys`] of several subjects in one statement: `(tenant, subject, key hash)`.
 pub async fn add_keys_many(ex: impl PgExecutor<'_>, keys: &[(Uuid, Uuid, Vec<u8>)]) -> Result<()> {
     if keys.is_empty() {

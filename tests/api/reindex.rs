@@ -197,3 +197,25 @@ async fn a_reindex_starts_its_copy_after_the_writes_in_flight() {
     }
     assert_eq!(rows(&app, &c.backend_name).await, 3);
 }
+
+/// A re-index asked for while one runs: the same mode again answers with the
+/// running job; another mode is refused (FAILED_PRECONDITION), not answered
+/// with a job of the mode it did not ask for.
+#[tokio::test]
+async fn a_reindex_of_another_mode_while_one_runs_is_refused() {
+    let app = spawn_app_with(Options { no_workers: true, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 2)]).await;
+    let ask = |mode: pb::ReindexMode| {
+        let mut client = app.client.clone();
+        let r = req(&app.keys.sk, pb::ReindexRequest { collection: c.name.clone(), mode: mode as i32 });
+        async move { client.reindex(r).await.map(tonic::Response::into_inner) }
+    };
+    let first = ask(pb::ReindexMode::Copy).await.expect("queued");
+    assert_eq!(ask(pb::ReindexMode::Copy).await.expect("the same again").job_id, first.job_id);
+    let e = ask(pb::ReindexMode::Reembed).await.expect_err("another mode while it runs");
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains(&first.job_id), "{e:?}");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM reindex_jobs").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(jobs, 1);
+}
