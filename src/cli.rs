@@ -29,8 +29,13 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Revoke an API key (give the whole key).
-    RevokeKey { key: String },
+    /// Revoke an API key (give the whole key, or set `LETHE_REVOKE_KEY`:
+    /// a command line is seen by every user of the machine and kept in
+    /// shell histories).
+    RevokeKey {
+        #[arg(env = "LETHE_REVOKE_KEY", hide_env_values = true)]
+        key: String,
+    },
     /// Print the id and public key (base64) of the key that signs
     /// certificates and log heads: pin it wherever you verify them.
     SigningKey {
@@ -315,8 +320,18 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
         Command::Export { subject, format, out, url, key } => {
             let written = match &out {
                 Some(path) => {
-                    let file = std::fs::File::create(path).with_context(|| format!("Failed to create {}", path.display()))?;
-                    crate::export::bundle::download(&url, &key, &subject, format, std::io::BufWriter::new(file)).await
+                    // Written beside the file and moved over it only once it
+                    // matches its manifest: a failed export neither leaves a
+                    // half bundle nor destroys a file that was there.
+                    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| std::path::Path::new("."));
+                    let mut spool = tempfile::NamedTempFile::new_in(dir)
+                        .with_context(|| format!("Failed to create a temporary file in {}", dir.display()))?;
+                    let downloaded =
+                        crate::export::bundle::download(&url, &key, &subject, format, std::io::BufWriter::new(spool.as_file_mut())).await;
+                    if downloaded.is_ok() {
+                        spool.persist(path).with_context(|| format!("Failed to write {}", path.display()))?;
+                    }
+                    downloaded
                 }
                 None => {
                     // Standard output cannot be taken back: the bundle is
@@ -333,15 +348,7 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
                     downloaded
                 }
             };
-            let written = match written {
-                Ok(w) => w,
-                Err(e) => {
-                    if let Some(path) = &out {
-                        let _ = std::fs::remove_file(path); // no half bundle left behind
-                    }
-                    return Err(e);
-                }
-            };
+            let written = written?;
             let parts: Vec<String> = written.records.iter().map(|(p, n)| format!("{p} {n}")).collect();
             eprintln!("exported: {}; checked against the manifest", parts.join(", "));
         }

@@ -301,6 +301,18 @@ async fn lethe_export_writes_a_zip_whose_files_match_the_manifest() {
         .unwrap();
     assert!(!status.success());
     assert!(!refused.exists());
+    // Nor is a file that was there destroyed by a failed export over it.
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
+        .args(["export", "--subject", "ann", "--url", &format!("http://{}", app.addr), "--out"])
+        .arg(&out)
+        .env("LETHE_SK", &app.keys.pk)
+        .status()
+        .await
+        .unwrap();
+    assert!(!status.success());
+    assert!(zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).is_ok(), "the earlier export is still there");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("ann.zip")], "no temporary file left");
 
     // To standard output (spooled until it matches its manifest): JSON lines, the manifest last.
     for (key, ok) in [(&app.keys.sk, true), (&app.keys.pk, false)] {
