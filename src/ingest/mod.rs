@@ -23,7 +23,7 @@ use uuid::Uuid;
 pub use self::delete::{DeleteInput, DeleteOutcome, delete_points};
 pub use self::sources::{
     ALIAS_PREFIX, Forgotten, Mentioned, SourceRenames, erased_alias, is_alias, list_candidate_sources, rename_candidate_sources,
-    unname_sources, unname_sources_naming_the_erased,
+    unname_listed_sources, unname_sources, unname_sources_naming_the_erased,
 };
 pub use self::subjects::{
     Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure,

@@ -123,8 +123,8 @@ pub async fn unname_sources(
     Ok(renames.len())
 }
 
-/// Every source of the tenant whose id or uri names a person being or
-/// having been erased, by their keys (an address, a name, a phone:
+/// Every source of the tenant whose id or uri names an erased person not
+/// under legal hold, by their keys (an address, a name, a phone:
 /// [`screening::mention_hashes`]), gets its alias: after a restore of
 /// Lethe's database brought back ids that forget lineage and the residual
 /// stage had aliased, and for a document written under such an id since.
@@ -154,8 +154,7 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
         if all.is_empty() {
             continue;
         }
-        let erased: HashSet<Vec<u8>> =
-            subjects::erased_subjects_by_keys(&ctx.pool, tenant_id, &all).await?.into_iter().map(|(h, _)| h).collect();
+        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&ctx.pool, tenant_id, &all).await?.into_iter().collect();
         let names = |keys: &[Vec<u8>]| keys.iter().any(|h| erased.contains(h));
         let renames: Vec<(Uuid, String, bool)> = page
             .into_iter()
@@ -174,6 +173,52 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
         }
     }
     Ok(renamed)
+}
+
+/// The residual lists of the tenant's ended erase jobs (kept for ever)
+/// list a candidate whose source id names a person erased since, not under
+/// legal hold, by their keys, under the id's alias instead: ann's job
+/// listed `mailbox:zora@…/7` before zora was erased. A page of jobs at a
+/// time (one key lookup per page), for a reconcile, not an erasure.
+/// Returns how many jobs were rewritten.
+///
+/// # Errors
+/// Database and key failures.
+pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usize> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let (mut before, mut rewritten) = (None, 0);
+    loop {
+        let page = crate::store::jobs::residual_lists_page(&ctx.pool, tenant_id, before, 500).await?;
+        let Some(last) = page.last() else { break };
+        before = Some((last.1, last.0));
+        let source_of = |c: &serde_json::Value| c.get("source_id").and_then(serde_json::Value::as_str).map(str::to_owned);
+        let mut keys: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        for (_, _, list) in &page {
+            for id in list.as_array().into_iter().flatten().filter_map(source_of).filter(|id| !is_alias(id)) {
+                keys.entry(id).or_insert_with_key(|id| screening::mention_hashes(&secret, id));
+            }
+        }
+        let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
+        if all.is_empty() {
+            continue;
+        }
+        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&ctx.pool, tenant_id, &all).await?.into_iter().collect();
+        let named = |id: &str| keys.get(id).is_some_and(|k| k.iter().any(|h| erased.contains(h)));
+        for (job_id, _, list) in page {
+            let mut new = list.clone();
+            let mut changed = false;
+            for c in new.as_array_mut().into_iter().flatten() {
+                if let Some(id) = source_of(c).filter(|id| named(id)) {
+                    c["source_id"] = serde_json::Value::String(erased_alias(&secret, &id));
+                    changed = true;
+                }
+            }
+            if changed && crate::store::jobs::replace_residuals(&ctx.pool, job_id, &list, &new).await? {
+                rewritten += 1;
+            }
+        }
+    }
+    Ok(rewritten)
 }
 
 /// The rename of a source whose id or uri `names` (see [`unname_sources`]),
@@ -217,8 +262,8 @@ pub type SourceRenames = Vec<(usize, Uuid, String, bool)>;
 /// found for is listed under the source's alias, and its source is to get
 /// that alias (its uri cleared where it names them: [`rename_candidate_sources`]),
 /// as the person's own sources do at forget lineage; so neither the job nor
-/// lineage keeps the id in clear. A listed id that names anyone else being
-/// or having been erased (their keys: [`screening::mention_hashes`]) is
+/// lineage keeps the id in clear. A listed id that names anyone else
+/// erased and not under hold (their keys: [`screening::mention_hashes`]) is
 /// listed, and renamed, as its alias too, and a source lineage already knows under its
 /// alias is listed under it (a payload may still hold the id). A candidate
 /// outside lineage (an attached collection) is only listed under the alias.
@@ -280,8 +325,7 @@ pub async fn list_candidate_sources(
             continue;
         }
         let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
-        let erased: HashSet<Vec<u8>> =
-            subjects::erased_subjects_by_keys(&mut *ex, s.tenant_id, &all).await?.into_iter().map(|(h, _)| h).collect();
+        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&mut *ex, s.tenant_id, &all).await?.into_iter().collect();
         let named: HashSet<String> =
             keys.iter().filter(|(_, k)| k.iter().any(|h| erased.contains(h))).map(|(id, _)| (*id).to_owned()).collect();
         for c in s.candidates.iter_mut().filter(|c| named.contains(&c.source_id)) {

@@ -68,27 +68,27 @@ async fn collection(
     let store = ctx.stores.get(spec)?.clone();
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_shared(&mut guard, &[collection_lock_key(spec.collection_id)]).await?;
-    // Planned without the tenant's hold lock (a plan scrolls the whole
-    // collection, and a SetLegalHold waiting for it would queue every other
-    // destructive step of the tenant behind it); the lock is taken for the
-    // deletes. A plan that a hold placed since then covers some of (a
-    // resumed run's, or this one's) is made again, under the lock: holds
-    // are read at every destructive step, as an erase job's are.
-    let mut plan = match earlier {
-        Some(plan) => plan.clone(),
-        None => match make_plan(ctx, run, lease, secret, spec, &store, &mut guard).await? {
-            Some(plan) => plan,
-            None => return Ok(false),
-        },
-    };
     holds::lock_shared(&mut guard, run.tenant_id).await?;
-    if held_since(&mut guard, run.tenant_id, spec, &plan).await? {
-        tracing::info!(run_id = %run.job_id, collection = %spec.name, "a legal hold changed since the plan: planning again");
-        plan = match make_plan(ctx, run, lease, secret, spec, &store, &mut guard).await? {
-            Some(plan) => plan,
-            None => return Ok(false),
-        };
-    }
+    // A resumed run deletes what it planned, unless a hold placed since then
+    // covers some of it: then it plans again (holds are read at every
+    // destructive step, as an erase job's are).
+    let earlier = match earlier {
+        Some(plan) if held_since(&mut guard, run.tenant_id, spec, plan).await? => {
+            tracing::info!(run_id = %run.job_id, collection = %spec.name, "a legal hold changed since the plan: planning again");
+            None
+        }
+        other => other,
+    };
+    let plan = match earlier {
+        Some(plan) => plan.clone(),
+        None => {
+            let Some(plan) = plan(ctx, run, lease, secret, spec, &store, &mut guard).await? else { return Ok(false) };
+            if !runs::record_plan(&ctx.pool, run.job_id, lease, &plan).await? {
+                return Ok(false);
+            }
+            plan
+        }
+    };
     let after = delete(ctx, &store, spec, &plan.points).await?;
     let applied = record(ctx, run, lease, secret, spec, &plan, &mut guard).await?;
     guard.commit().await.map_err(StoreError::from)?;
@@ -96,22 +96,6 @@ async fn collection(
         tracing::info!(run_id = %run.job_id, collection = %spec.name, came_back = plan.before, after, "collection reconciled");
     }
     Ok(applied && runs::renew(&ctx.pool, run.job_id, lease, lease_secs(ctx)).await?)
-}
-
-/// [`plan`], recorded with the run; None when the lease was lost.
-async fn make_plan(
-    ctx: &Context,
-    run: &RunRow,
-    lease: Lease,
-    secret: &[u8],
-    spec: &CollectionSpec,
-    store: &Store,
-    guard: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-) -> Result<Option<CollectionRow>> {
-    match plan(ctx, run, lease, secret, spec, store, guard).await? {
-        Some(plan) if runs::record_plan(&ctx.pool, run.job_id, lease, &plan).await? => Ok(Some(plan)),
-        _ => Ok(None),
-    }
 }
 
 /// Whether a subject or chunk of `plan` is on hold now.
@@ -504,6 +488,7 @@ async fn scrub(ctx: &Context, tenant_id: Uuid) -> Result<(Vec<Vec<u8>>, i32)> {
     // Documents named after erased people had aliases before a restore (or
     // were written under such ids since): aliases again.
     crate::ingest::unname_sources_naming_the_erased(ctx, tenant_id).await?;
+    crate::ingest::unname_listed_sources(ctx, tenant_id).await?;
     if !dirty.is_empty() {
         let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
         ledger::clear_erased_plaintext(&mut *tx, &dirty).await?;

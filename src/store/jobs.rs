@@ -431,6 +431,44 @@ pub async fn scrub_residuals(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Resul
     Ok(())
 }
 
+/// A page of the tenant's ended erase jobs that list residual candidates,
+/// newest first, received before `before` (received at, job): (job,
+/// received at, candidates).
+pub async fn residual_lists_page(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<(Uuid, DateTime<Utc>, serde_json::Value)>> {
+    Ok(sqlx::query_as(
+        r#"
+        SELECT job_id, received_at, residuals FROM erasure_jobs
+        WHERE tenant_id = $1 AND status NOT IN ('queued', 'in_progress')
+          AND jsonb_typeof(residuals) = 'array' AND residuals <> '[]'::jsonb
+          AND ($2::timestamptz IS NULL OR (received_at, job_id) < ($2, $3))
+        ORDER BY received_at DESC, job_id DESC LIMIT $4
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(before.map(|b| b.0))
+    .bind(before.map(|b| b.1))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Replaces an ended job's candidates when they are still `old` (one a
+/// screened write appended to meanwhile is left for the next time).
+pub async fn replace_residuals(ex: impl PgExecutor<'_>, job_id: Uuid, old: &serde_json::Value, new: &serde_json::Value) -> Result<bool> {
+    let done = sqlx::query("UPDATE erasure_jobs SET residuals = $3 WHERE job_id = $1 AND residuals = $2")
+        .bind(job_id)
+        .bind(old)
+        .bind(new)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Forgets the caller's id for the job's subject (the tag in the backends),
 /// once its lineage is forgotten.
 pub async fn clear_subject_tag(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<()> {

@@ -631,42 +631,37 @@ pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[(Uuid, Strin
     let ids: Vec<Uuid> = renames.iter().map(|r| r.0).collect();
     let names: Vec<&str> = renames.iter().map(|r| r.1.as_str()).collect();
     let clear: Vec<bool> = renames.iter().map(|r| r.2).collect();
-    sqlx::query(
-        r#"
-        SELECT 1 FROM sources
-        WHERE source_id = ANY($1)
-           OR (collection_id, external_id) IN (SELECT s.collection_id, r.name FROM sources s
-                                               JOIN UNNEST($1::uuid[], $2::text[]) AS r(id, name) ON s.source_id = r.id)
-        ORDER BY collection_id, external_id FOR UPDATE
-        "#,
-    )
-    .bind(&ids)
-    .bind(&names)
-    .execute(&mut *ex)
-    .await?;
-    let merges: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
-        r#"
-        SELECT s.source_id, a.source_id, r.clear
-        FROM UNNEST($1::uuid[], $2::text[], $3::bool[]) AS r(id, name, clear)
-        JOIN sources s ON s.source_id = r.id
-        JOIN sources a ON a.collection_id = s.collection_id AND a.external_id = r.name AND a.source_id <> s.source_id
-        "#,
-    )
-    .bind(&ids)
-    .bind(&names)
-    .bind(&clear)
-    .fetch_all(&mut *ex)
-    .await?;
+    // The sources already holding a new id (the same collection, by its
+    // unique key): (renamed source, the one holding its new id).
+    let taken = || {
+        sqlx::query_as::<_, (Uuid, Uuid)>(
+            r#"
+            SELECT s.source_id, a.source_id
+            FROM UNNEST($1::uuid[], $2::text[]) AS r(id, name)
+            JOIN sources s ON s.source_id = r.id
+            JOIN sources a ON a.collection_id = s.collection_id AND a.external_id = r.name AND a.source_id <> s.source_id
+            "#,
+        )
+        .bind(&ids)
+        .bind(&names)
+    };
+    let holders: Vec<Uuid> = taken().fetch_all(&mut *ex).await?.into_iter().map(|(_, a)| a).collect();
+    sqlx::query("SELECT 1 FROM sources WHERE source_id = ANY($1) OR source_id = ANY($2) ORDER BY collection_id, external_id FOR UPDATE")
+        .bind(&ids)
+        .bind(&holders)
+        .execute(&mut *ex)
+        .await?;
+    // Read again under the locks.
+    let merges: Vec<(Uuid, Uuid)> = taken().fetch_all(&mut *ex).await?;
     if !merges.is_empty() {
         let from: Vec<Uuid> = merges.iter().map(|m| m.0).collect();
         let into: Vec<Uuid> = merges.iter().map(|m| m.1).collect();
-        let cleared: Vec<Uuid> = merges.iter().filter(|m| m.2).map(|m| m.1).collect();
         sqlx::query("UPDATE chunks c SET source_id = m.into_id FROM UNNEST($1::uuid[], $2::uuid[]) AS m(from_id, into_id) WHERE c.source_id = m.from_id")
             .bind(&from)
             .bind(&into)
             .execute(&mut *ex)
             .await?;
-        sqlx::query("UPDATE sources SET uri = '' WHERE source_id = ANY($1)").bind(&cleared).execute(&mut *ex).await?;
+        // The merged row goes with its uri; the alias row keeps its own.
         sqlx::query("DELETE FROM sources WHERE source_id = ANY($1)").bind(&from).execute(&mut *ex).await?;
     }
     sqlx::query(

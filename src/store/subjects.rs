@@ -223,6 +223,23 @@ pub async fn identifier_values_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid
     .await?)
 }
 
+/// Of these keys, those of erased subjects not under legal hold: what a
+/// change that cannot be undone (a source's alias) may act on.
+pub async fn erased_keys_not_held(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT k.key_hash
+        FROM UNNEST($2::bytea[]) AS h(key_hash)
+        JOIN subject_keys k ON k.tenant_id = $1 AND k.key_hash = h.key_hash
+        JOIN subjects s ON s.subject_id = k.subject_id AND s.state = 'erased' AND NOT s.legal_hold
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(keys)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// The caller ids the subjects still hold (in clear): (subject, id).
 pub async fn external_ids(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
     Ok(sqlx::query_as("SELECT subject_id, external_id FROM subjects WHERE subject_id = ANY($1) AND external_id IS NOT NULL")

@@ -481,3 +481,44 @@ async fn a_candidates_source_named_after_someone_erased_earlier_is_listed_under_
     .unwrap();
     assert_eq!(clear, 0, "neither ann's job nor lineage keeps zora's address");
 }
+
+/// A reconcile gives a document named after an erased person its alias,
+/// and lists it under the alias in earlier jobs that found it (ann's,
+/// before zora was erased), but not while a legal hold keeps everything of
+/// hers as it is.
+#[tokio::test]
+async fn a_reconcile_aliases_documents_named_after_the_erased_except_under_hold() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let thread = format!("mailbox:{EMAIL}/thread-3");
+    let note = chunk(&thread, 0, "bob's budget note for ann.orwell@corp.example", &["bob"]);
+    app.ingest(&c.name, vec![chunk("zk-0", 0, OWN[0], &["zora-k"]), chunk("ann-0", 0, "ann's plan", &["ann-42"]), note]).await.unwrap();
+    let ann = pb::SubjectRef {
+        id: "ann-42".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "ann.orwell@corp.example".into() }],
+    };
+    let anns = app.erase_with(pb::EraseRequest { subject: Some(ann), ..Default::default() }).await.unwrap();
+    let listed = |job: pb::ErasureJob| job.residuals.iter().map(|r| r.source_id.clone()).collect::<Vec<_>>();
+    assert_eq!(listed(app.wait_for_job(&anns.job_id).await), vec![thread.clone()], "zora is not erased yet");
+    let job = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    let ids = || async { sqlx::query_scalar::<_, String>("SELECT external_id FROM sources").fetch_all(&app.pool).await.unwrap() };
+    assert_eq!(ids().await, vec![thread.clone()], "not found by her erasure: nothing of hers in it, nothing naming her");
+
+    let hold = |on: bool| pb::SetLegalHoldRequest {
+        subject_id: "zora-k".into(),
+        hold: on,
+        reason: if on { "case 2026-40".into() } else { String::new() },
+    };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold(true))).await.expect("hold");
+    crate::restore_guard::reconcile(&app).await;
+    assert_eq!(ids().await, vec![thread.clone()], "under hold: left as it is");
+    assert_eq!(listed(app.wait_for_job(&anns.job_id).await), vec![thread.clone()]);
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold(false))).await.expect("lift");
+    crate::restore_guard::reconcile(&app).await;
+    let after = ids().await;
+    assert!(after.len() == 1 && after[0].starts_with("lethe:erased-source:"), "{after:?}");
+    assert_eq!(listed(app.wait_for_job(&anns.job_id).await), after, "ann's job lists the same alias");
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_jobs WHERE residuals::text ILIKE '%zora%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(clear, 0);
+}

@@ -525,9 +525,13 @@ async fn a_restored_source_named_after_an_erased_person_gets_its_alias_again_at_
     let back = restored_app(&app, &file).await;
     assert!(columns_holding(&back, "alice.lee").await.contains(&"sources.external_id".to_owned()), "restored in clear");
     import_ledger(&back, &back.keys.sk, &ledger).await.expect("import");
+    let sources = || async { sqlx::query_as::<_, (String, String)>("SELECT external_id, uri FROM sources").fetch_all(&back.pool).await.unwrap() };
+    assert_eq!(sources().await, [(aliased.clone(), String::new())], "the import: the same alias as before the restore, the uri cleared");
+    // A reconcile does it too (a document written under such an id since,
+    // or a restore without an import).
+    sqlx::query("UPDATE sources SET external_id = $1").bind(thread).execute(&back.pool).await.unwrap();
     reconcile(&back).await;
-    let sources: Vec<(String, String)> = sqlx::query_as("SELECT external_id, uri FROM sources").fetch_all(&back.pool).await.unwrap();
-    assert_eq!(sources, [(aliased, String::new())], "the same alias as before the restore, the uri cleared");
+    assert_eq!(sources().await, [(aliased, String::new())], "the reconcile: the alias again");
     // Lethe's own tables; the backend's table (`lv_…`) keeps bob's point's
     // payload as the pipeline wrote it, source id included (see README).
     let clear: Vec<String> = columns_holding(&back, "alice").await.into_iter().filter(|c| !c.starts_with("lv_")).collect();

@@ -238,6 +238,7 @@ pub async fn import(ctx: &Context, tenant_id: Uuid, bytes: &[u8]) -> Result<Impo
     // Documents named after the people it erased again had aliases before
     // the restore: aliases again (also when a retry finds nothing left to import).
     crate::ingest::unname_sources_naming_the_erased(ctx, tenant_id).await?;
+    crate::ingest::unname_listed_sources(ctx, tenant_id).await?;
     let logged = log_import(ctx, &v, progress.import_id, &mut out).await?;
     out.log_seq = logged;
     tracing::info!(%tenant_id, created = out.tombstones_created, re_erased = out.subjects_re_erased, points_added = out.points_added, "ledger imported");
