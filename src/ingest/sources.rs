@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::identity::Person;
 use crate::residual::Candidate;
 use crate::screening;
-use crate::store::{StoreError, lineage, subjects};
+use crate::store::{StoreError, holds, lineage, subjects};
 
 /// What every alias begins with: a caller may not give a source id that does.
 pub const ALIAS_PREFIX: &str = "lethe:erased-source:";
@@ -137,36 +137,40 @@ pub async fn unname_sources(
 /// Database and key failures.
 pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) -> Result<usize> {
     let secret = ctx.tenant_secret(tenant_id).await?;
-    let (mut after, mut renamed) = (Uuid::nil(), 0);
-    loop {
-        let page = lineage::sources_page(&ctx.pool, tenant_id, after, 5_000).await?;
-        let Some(last) = page.last().map(|r| r.0) else { break };
-        after = last;
-        // Per source: the keys its id and its uri mention.
-        let hashes: Vec<[Vec<Vec<u8>>; 2]> = page
-            .iter()
-            .map(|(_, id, uri)| {
-                let id = if is_alias(id) { Vec::new() } else { screening::mention_hashes(&secret, id) };
-                [id, screening::mention_hashes(&secret, uri)]
-            })
-            .collect();
-        let all: Vec<Vec<u8>> = hashes.iter().flatten().flatten().cloned().collect();
-        if all.is_empty() {
-            continue;
-        }
-        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&ctx.pool, tenant_id, &all).await?.into_iter().collect();
-        let names = |keys: &[Vec<u8>]| keys.iter().any(|h| erased.contains(h));
-        let renames: Vec<(Uuid, String, bool)> = page
-            .into_iter()
-            .zip(&hashes)
-            .filter(|(_, [id, uri])| names(id) || names(uri))
-            .map(|((source, id, _), [id_keys, uri_keys])| {
-                let name = if names(id_keys) { erased_alias(&secret, &id) } else { id };
-                (source, name, names(uri_keys))
-            })
-            .collect();
-        if !renames.is_empty() {
+    let mut renamed = 0;
+    // Collection by collection, along each one's unique key.
+    for collection in crate::store::collections::list_collections(&ctx.pool, tenant_id).await? {
+        let mut after = String::new();
+        loop {
+            let page = lineage::sources_page(&ctx.pool, collection.collection_id, &after, 5_000).await?;
+            let Some(last) = page.last().map(|r| r.1.clone()) else { break };
+            after = last;
+            // Per source: the keys its id and its uri mention.
+            let hashes: Vec<[Vec<Vec<u8>>; 2]> = page
+                .iter()
+                .map(|(_, id, uri)| {
+                    let id = if is_alias(id) { Vec::new() } else { screening::mention_hashes(&secret, id) };
+                    [id, screening::mention_hashes(&secret, uri)]
+                })
+                .collect();
+            let all: Vec<Vec<u8>> = hashes.iter().flatten().flatten().cloned().collect();
+            if all.is_empty() {
+                continue;
+            }
+            // Holds read under the tenant's hold lock, held until the renames commit.
             let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+            holds::lock_shared(&mut tx, tenant_id).await?;
+            let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&mut *tx, tenant_id, &all).await?.into_iter().collect();
+            let names = |keys: &[Vec<u8>]| keys.iter().any(|h| erased.contains(h));
+            let renames: Vec<(Uuid, String, bool)> = page
+                .into_iter()
+                .zip(&hashes)
+                .filter(|(_, [id, uri])| names(id) || names(uri))
+                .map(|((source, id, _), [id_keys, uri_keys])| {
+                    let name = if names(id_keys) { erased_alias(&secret, &id) } else { id };
+                    (source, name, names(uri_keys))
+                })
+                .collect();
             lineage::rename_sources(&mut tx, &renames).await?;
             tx.commit().await.map_err(StoreError::from)?;
             renamed += renames.len();
@@ -188,7 +192,7 @@ pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usi
     let secret = ctx.tenant_secret(tenant_id).await?;
     let (mut before, mut rewritten) = (None, 0);
     loop {
-        let page = crate::store::jobs::residual_lists_page(&ctx.pool, tenant_id, before, 500).await?;
+        let page = crate::store::jobs::residual_lists_page(&ctx.pool, tenant_id, before, 100).await?;
         let Some(last) = page.last() else { break };
         before = Some((last.1, last.0));
         let source_of = |c: &serde_json::Value| c.get("source_id").and_then(serde_json::Value::as_str).map(str::to_owned);
@@ -202,7 +206,10 @@ pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usi
         if all.is_empty() {
             continue;
         }
-        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&ctx.pool, tenant_id, &all).await?.into_iter().collect();
+        // Holds read under the tenant's hold lock, held until the page commits.
+        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+        holds::lock_shared(&mut tx, tenant_id).await?;
+        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&mut *tx, tenant_id, &all).await?.into_iter().collect();
         let named = |id: &str| keys.get(id).is_some_and(|k| k.iter().any(|h| erased.contains(h)));
         for (job_id, _, list) in page {
             let mut new = list.clone();
@@ -213,10 +220,11 @@ pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usi
                     changed = true;
                 }
             }
-            if changed && crate::store::jobs::replace_residuals(&ctx.pool, job_id, &list, &new).await? {
+            if changed && crate::store::jobs::replace_residuals(&mut *tx, job_id, &list, &new).await? {
                 rewritten += 1;
             }
         }
+        tx.commit().await.map_err(StoreError::from)?;
     }
     Ok(rewritten)
 }

@@ -445,7 +445,7 @@ pub async fn residual_lists_page(
         SELECT job_id, received_at, residuals FROM erasure_jobs
         WHERE tenant_id = $1 AND status NOT IN ('queued', 'in_progress')
           AND jsonb_typeof(residuals) = 'array' AND residuals <> '[]'::jsonb
-          AND ($2::timestamptz IS NULL OR (received_at, job_id) < ($2, $3))
+          AND (received_at, job_id) < (COALESCE($2, 'infinity'::timestamptz), COALESCE($3, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))
         ORDER BY received_at DESC, job_id DESC LIMIT $4
         "#,
     )

@@ -606,12 +606,13 @@ pub async fn sources_of_chunks(
     .await?)
 }
 
-/// A page of the tenant's sources after `after`, in id order: (source, caller id, uri).
-pub async fn sources_page(ex: impl PgExecutor<'_>, tenant_id: Uuid, after: Uuid, limit: i64) -> Result<Vec<(Uuid, String, String)>> {
+/// A page of a collection's sources after caller id `after`, in caller-id
+/// order (its unique key): (source, caller id, uri).
+pub async fn sources_page(ex: impl PgExecutor<'_>, collection_id: Uuid, after: &str, limit: i64) -> Result<Vec<(Uuid, String, String)>> {
     Ok(sqlx::query_as(
-        "SELECT source_id, external_id, uri FROM sources WHERE tenant_id = $1 AND source_id > $2 ORDER BY source_id LIMIT $3",
+        "SELECT source_id, external_id, uri FROM sources WHERE collection_id = $1 AND external_id > $2 ORDER BY external_id LIMIT $3",
     )
-    .bind(tenant_id)
+    .bind(collection_id)
     .bind(after)
     .bind(limit)
     .fetch_all(ex)

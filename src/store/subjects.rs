@@ -223,8 +223,9 @@ pub async fn identifier_values_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid
     .await?)
 }
 
-/// Of these keys, those of erased subjects not under legal hold: what a
-/// change that cannot be undone (a source's alias) may act on.
+/// Of these keys, those of erased subjects of which none holding the key is
+/// under legal hold: what a change that cannot be undone (a source's alias)
+/// may act on. Read it under the tenant's hold lock.
 pub async fn erased_keys_not_held(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     Ok(sqlx::query_scalar(
         r#"
@@ -232,6 +233,9 @@ pub async fn erased_keys_not_held(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys
         FROM UNNEST($2::bytea[]) AS h(key_hash)
         JOIN subject_keys k ON k.tenant_id = $1 AND k.key_hash = h.key_hash
         JOIN subjects s ON s.subject_id = k.subject_id AND s.state = 'erased' AND NOT s.legal_hold
+        -- A key another subject holds who is on hold (the same person under another id) is theirs too.
+        WHERE NOT EXISTS (SELECT 1 FROM subject_keys k2 JOIN subjects s2 ON s2.subject_id = k2.subject_id
+                          WHERE k2.tenant_id = $1 AND k2.key_hash = h.key_hash AND s2.legal_hold)
         "#,
     )
     .bind(tenant_id)
