@@ -103,10 +103,13 @@ async fn search_and_apply(ctx: &Context, members: &[Member<'_>]) -> Result<HashM
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     // A candidate's source named after the person is listed, and kept in
     // lineage, under its alias (see `ingest::sources`); not while the
-    // person's own legal hold keeps everything of theirs as it is.
-    // Holds read under the tenants' hold locks, held until the renames commit.
-    let tenants: Vec<Uuid> = members.iter().map(|m| m.job.tenant_id).collect();
-    holds::lock_shared_many(&mut tx, &tenants).await?;
+    // person's own legal hold keeps everything of theirs as it is. Holds
+    // are read under the hold locks of the tenants with candidates, held
+    // until the renames commit.
+    let tenants: Vec<Uuid> = members.iter().zip(&searches).filter(|(_, s)| !s.candidates.is_empty()).map(|(m, _)| m.job.tenant_id).collect();
+    if !tenants.is_empty() {
+        holds::lock_shared_many(&mut tx, &tenants).await?;
+    }
     let subjects: Vec<Uuid> = members.iter().map(|m| m.subject_id).collect();
     let on_hold = holds::own_holds(&mut *tx, &subjects).await?;
     let mut mentioned: Vec<Mentioned<'_>> = members

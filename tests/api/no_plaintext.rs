@@ -400,8 +400,9 @@ async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_
     // the rename did): the next rename merges it into the alias.
     let bobs_point: String = sqlx::query_scalar("SELECT chunk_id::text FROM chunks").fetch_one(&app.pool).await.unwrap();
     sqlx::raw_sql(&format!(
-        "INSERT INTO sources (source_id, tenant_id, collection_id, external_id) \
-         SELECT gen_random_uuid(), tenant_id, collection_id, '{thread}' FROM sources; \
+        "UPDATE sources SET uri = 'imap://mail.corp.example/archive/9'; \
+         INSERT INTO sources (source_id, tenant_id, collection_id, external_id, uri) \
+         SELECT gen_random_uuid(), tenant_id, collection_id, '{thread}', 'imap://mail.corp.example/{EMAIL}/9' FROM sources; \
          UPDATE chunks SET source_id = (SELECT source_id FROM sources WHERE external_id = '{thread}') WHERE chunk_id = '{bobs_point}'"
     ))
     .execute(&app.pool)
@@ -411,13 +412,14 @@ async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_
     let again = app.wait_for_job(&again.job_id).await;
     assert_eq!(again.status, pb::JobStatus::Completed as i32, "{again:?}");
     assert_eq!(again.residuals.first().map(|r| r.source_id.as_str()), Some(listed.as_str()), "{:?}", again.residuals);
-    let sources: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT s.external_id, count(c.chunk_id) FROM sources s LEFT JOIN chunks c USING (source_id) GROUP BY 1 ORDER BY 1",
+    let sources: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT s.external_id, s.uri, count(c.chunk_id) FROM sources s LEFT JOIN chunks c USING (source_id) GROUP BY 1, 2 ORDER BY 1",
     )
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    assert_eq!(sources, [(listed.clone(), 1)], "merged into the alias, bob's chunk with it");
+    let kept_uri = "imap://mail.corp.example/archive/9".to_owned();
+    assert_eq!(sources, [(listed.clone(), kept_uri, 1)], "merged into the alias (its own uri kept), bob's chunk with it");
 
     // Written after the erasure, screened and reported: listed under its alias.
     let late = format!("notes:{EMAIL}/1");
