@@ -157,10 +157,7 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
             if all.is_empty() {
                 continue;
             }
-            // Holds read under the tenant's hold lock, held until the renames commit.
-            let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-            holds::lock_shared(&mut tx, tenant_id).await?;
-            let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&mut *tx, tenant_id, &all).await?.into_iter().collect();
+            let (mut tx, erased) = erased_under_hold_lock(ctx, tenant_id, &all).await?;
             let names = |keys: &[Vec<u8>]| keys.iter().any(|h| erased.contains(h));
             let renames: Vec<(Uuid, String, bool)> = page
                 .into_iter()
@@ -206,10 +203,7 @@ pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usi
         if all.is_empty() {
             continue;
         }
-        // Holds read under the tenant's hold lock, held until the page commits.
-        let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-        holds::lock_shared(&mut tx, tenant_id).await?;
-        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&mut *tx, tenant_id, &all).await?.into_iter().collect();
+        let (mut tx, erased) = erased_under_hold_lock(ctx, tenant_id, &all).await?;
         let named = |id: &str| keys.get(id).is_some_and(|k| k.iter().any(|h| erased.contains(h)));
         for (job_id, _, list) in page {
             let mut new = list.clone();
@@ -227,6 +221,20 @@ pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usi
         tx.commit().await.map_err(StoreError::from)?;
     }
     Ok(rewritten)
+}
+
+/// A transaction holding the tenant's hold lock, and of `keys` those of
+/// erased people not on hold, read under it: the renames made in the
+/// transaction act on holds as they stand until it commits.
+async fn erased_under_hold_lock(
+    ctx: &Context,
+    tenant_id: Uuid,
+    keys: &[Vec<u8>],
+) -> Result<(Transaction<'static, Postgres>, HashSet<Vec<u8>>)> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    holds::lock_shared(&mut tx, tenant_id).await?;
+    let erased = subjects::erased_keys_not_held(&mut *tx, tenant_id, keys).await?.into_iter().collect();
+    Ok((tx, erased))
 }
 
 /// The rename of a source whose id or uri `names` (see [`unname_sources`]),
@@ -319,24 +327,34 @@ pub async fn list_candidate_sources(
         }
     }
     // Ids naming anyone else erased: their keys are all that is left of
-    // them. Lineage's source is renamed too.
-    for (i, s) in searches.iter_mut().enumerate() {
+    // them. Lineage's source is renamed too. One key lookup per tenant.
+    let mut keys: Vec<HashMap<String, Vec<Vec<u8>>>> = Vec::with_capacity(searches.len());
+    for s in searches.iter() {
         let secret = ctx.tenant_secret(s.tenant_id).await?;
-        let keys: HashMap<&str, Vec<Vec<u8>>> = s
-            .candidates
-            .iter()
-            .filter(|c| !is_alias(&c.source_id))
-            .map(|c| (c.source_id.as_str(), screening::mention_hashes(&secret, &c.source_id)))
-            .filter(|(_, k)| !k.is_empty())
-            .collect();
-        if keys.is_empty() {
-            continue;
+        keys.push(
+            s.candidates
+                .iter()
+                .filter(|c| !is_alias(&c.source_id))
+                .map(|c| (c.source_id.clone(), screening::mention_hashes(&secret, &c.source_id)))
+                .filter(|(_, k)| !k.is_empty())
+                .collect(),
+        );
+    }
+    let mut erased: HashMap<Uuid, HashSet<Vec<u8>>> = HashMap::new();
+    for tenant in searches.iter().map(|s| s.tenant_id).collect::<HashSet<_>>() {
+        let all: Vec<Vec<u8>> =
+            searches.iter().zip(&keys).filter(|(s, _)| s.tenant_id == tenant).flat_map(|(_, k)| k.values().flatten().cloned()).collect();
+        if !all.is_empty() {
+            erased.insert(tenant, subjects::erased_keys_not_held(&mut *ex, tenant, &all).await?.into_iter().collect());
         }
-        let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
-        let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&mut *ex, s.tenant_id, &all).await?.into_iter().collect();
-        let named: HashSet<String> =
-            keys.iter().filter(|(_, k)| k.iter().any(|h| erased.contains(h))).map(|(id, _)| (*id).to_owned()).collect();
-        for c in s.candidates.iter_mut().filter(|c| named.contains(&c.source_id)) {
+    }
+    for (i, (s, keys)) in searches.iter_mut().zip(&keys).enumerate() {
+        let Some(erased) = erased.get(&s.tenant_id) else { continue };
+        let secret = ctx.tenant_secret(s.tenant_id).await?;
+        for c in s.candidates.iter_mut() {
+            if !keys.get(&c.source_id).is_some_and(|k| k.iter().any(|h| erased.contains(h))) {
+                continue;
+            }
             let alias = erased_alias(&secret, &c.source_id);
             if let Some((source, external_id, _)) = by_chunk.get(&(c.collection_id, c.point_id))
                 && *external_id == c.source_id

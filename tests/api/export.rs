@@ -258,20 +258,24 @@ async fn an_export_that_fails_midway_is_logged_as_incomplete() {
     assert_eq!(subject["records"], json!(1), "{body}");
 }
 
+/// `lethe export --subject ann --out <out>` with `key`.
+async fn export_to(app: &TestApp, out: &std::path::Path, key: &str) -> std::process::ExitStatus {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
+        .args(["export", "--subject", "ann", "--url", &format!("http://{}", app.addr), "--out"])
+        .arg(out)
+        .env("LETHE_SK", key)
+        .status()
+        .await
+        .expect("lethe runs")
+}
+
 #[tokio::test]
 async fn lethe_export_writes_a_zip_whose_files_match_the_manifest() {
     let app = spawn_app().await;
     seed(&app).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ann.zip");
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
-        .args(["export", "--subject", "ann", "--url", &format!("http://{}", app.addr), "--out"])
-        .arg(&out)
-        .env("LETHE_SK", &app.keys.sk)
-        .status()
-        .await
-        .expect("lethe runs");
-    assert!(status.success());
+    assert!(export_to(&app, &out, &app.keys.sk).await.success());
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).expect("a zip");
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for i in 0..zip.len() {
@@ -292,24 +296,10 @@ async fn lethe_export_writes_a_zip_whose_files_match_the_manifest() {
 
     // A pk key gets nothing, and no half file is left behind.
     let refused = dir.path().join("refused.zip");
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
-        .args(["export", "--subject", "ann", "--url", &format!("http://{}", app.addr), "--out"])
-        .arg(&refused)
-        .env("LETHE_SK", &app.keys.pk)
-        .status()
-        .await
-        .unwrap();
-    assert!(!status.success());
+    assert!(!export_to(&app, &refused, &app.keys.pk).await.success());
     assert!(!refused.exists());
     // Nor is a file that was there destroyed by a failed export over it.
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
-        .args(["export", "--subject", "ann", "--url", &format!("http://{}", app.addr), "--out"])
-        .arg(&out)
-        .env("LETHE_SK", &app.keys.pk)
-        .status()
-        .await
-        .unwrap();
-    assert!(!status.success());
+    assert!(!export_to(&app, &out, &app.keys.pk).await.success());
     assert!(zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).is_ok(), "the earlier export is still there");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, [std::ffi::OsString::from("ann.zip")], "no temporary file left");

@@ -25,6 +25,14 @@ fn zora() -> pb::SubjectRef {
     }
 }
 
+/// Ann by her id and address.
+fn ann() -> pb::SubjectRef {
+    pb::SubjectRef {
+        id: "ann-42".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "ann.orwell@corp.example".into() }],
+    }
+}
+
 /// Every (table, column) that can hold text.
 async fn text_columns(app: &TestApp) -> Vec<(String, String)> {
     sqlx::query_as(
@@ -449,10 +457,6 @@ async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_
 async fn a_candidates_source_named_after_someone_erased_earlier_is_listed_under_its_alias() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    let ann = pb::SubjectRef {
-        id: "ann-42".into(),
-        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "ann.orwell@corp.example".into() }],
-    };
     let thread = format!("mailbox:{EMAIL}/thread-2");
     app.ingest(
         &c.name,
@@ -469,7 +473,7 @@ async fn a_candidates_source_named_after_someone_erased_earlier_is_listed_under_
     let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id ILIKE '%zora%'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(clear, 1, "no chunk of hers nor one naming her: the thread is not found by her erasure");
 
-    let job = app.erase_with(pb::EraseRequest { subject: Some(ann), ..Default::default() }).await.unwrap();
+    let job = app.erase_with(pb::EraseRequest { subject: Some(ann()), ..Default::default() }).await.unwrap();
     let done = app.wait_for_job(&job.job_id).await;
     assert_eq!(done.status, pb::JobStatus::Completed as i32, "{done:?}");
     assert_eq!(done.residuals.len(), 1, "{:?}", done.residuals);
@@ -495,11 +499,7 @@ async fn a_reconcile_aliases_documents_named_after_the_erased_except_under_hold(
     let thread = format!("mailbox:{EMAIL}/thread-3");
     let note = chunk(&thread, 0, "bob's budget note for ann.orwell@corp.example", &["bob"]);
     app.ingest(&c.name, vec![chunk("zk-0", 0, OWN[0], &["zora-k"]), chunk("ann-0", 0, "ann's plan", &["ann-42"]), note]).await.unwrap();
-    let ann = pb::SubjectRef {
-        id: "ann-42".into(),
-        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "ann.orwell@corp.example".into() }],
-    };
-    let anns = app.erase_with(pb::EraseRequest { subject: Some(ann), ..Default::default() }).await.unwrap();
+    let anns = app.erase_with(pb::EraseRequest { subject: Some(ann()), ..Default::default() }).await.unwrap();
     let listed = |job: pb::ErasureJob| job.residuals.iter().map(|r| r.source_id.clone()).collect::<Vec<_>>();
     assert_eq!(listed(app.wait_for_job(&anns.job_id).await), vec![thread.clone()], "zora is not erased yet");
     let job = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();

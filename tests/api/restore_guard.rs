@@ -15,6 +15,14 @@ use crate::helpers::*;
 
 const DIM: usize = 8;
 
+/// Alice by her id and address.
+fn alice_lee() -> pb::SubjectRef {
+    pb::SubjectRef {
+        id: "alice".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "alice.lee@acme.example".into() }],
+    }
+}
+
 pub async fn reconcile(app: &TestApp) -> pb::ReconcileRun {
     let r = pb::ReconcileRequest { requested_by: "dpo@lethe.test".into() };
     let run = app.client.clone().reconcile(req(&app.keys.sk, r)).await.expect("reconcile").into_inner();
@@ -197,11 +205,7 @@ async fn restored_pgvector_tables_lethe_created_and_attached_are_reconciled() {
     back_up(&app, "crm_notes", "backup_crm").await;
 
     // Her erasure deletes cyd's note that names her too (residual policy delete).
-    let alice = pb::SubjectRef {
-        id: "alice".into(),
-        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "alice.lee@acme.example".into() }],
-    };
-    let r = pb::EraseRequest { subject: Some(alice), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
+    let r = pb::EraseRequest { subject: Some(alice_lee()), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
     let job = app.wait_for_job(&app.erase_with(r).await.expect("erase").job_id).await;
     assert_eq!(job.status, pb::JobStatus::Completed as i32, "{job:?}");
     assert_eq!(job.counts.iter().map(|c| c.residual_deleted).sum::<u64>(), 1, "{job:?}");
@@ -434,11 +438,7 @@ async fn lethe_restored_from_a_dump_taken_before_an_erasure_erases_again_with_th
     let file = dir.path().join("lethe.dump");
     dump(&app, &file).await;
 
-    let alice = pb::SubjectRef {
-        id: "alice".into(),
-        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "alice.lee@acme.example".into() }],
-    };
-    let r = pb::EraseRequest { subject: Some(alice), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
+    let r = pb::EraseRequest { subject: Some(alice_lee()), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
     let job = app.wait_for_job(&app.erase_with(r).await.expect("erase").job_id).await;
     assert_eq!(job.counts.iter().map(|c| c.residual_deleted).sum::<u64>(), 2, "{job:?}");
     let ledger = export_ledger(&app).await;
@@ -512,11 +512,7 @@ async fn a_restored_source_named_after_an_erased_person_gets_its_alias_again_at_
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lethe.dump");
     dump(&app, &file).await;
-    let alice = pb::SubjectRef {
-        id: "alice".into(),
-        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "alice.lee@acme.example".into() }],
-    };
-    let job = app.wait_for_job(&app.erase_with(pb::EraseRequest { subject: Some(alice), ..Default::default() }).await.unwrap().job_id).await;
+    let job = app.wait_for_job(&app.erase_with(pb::EraseRequest { subject: Some(alice_lee()), ..Default::default() }).await.unwrap().job_id).await;
     assert_eq!(job.status, pb::JobStatus::Completed as i32, "{job:?}");
     let aliased: String = sqlx::query_scalar("SELECT external_id FROM sources").fetch_one(&app.pool).await.unwrap();
     assert!(aliased.starts_with("lethe:erased-source:"), "{aliased}");
