@@ -3,7 +3,7 @@
 //! erased and the source keeps other people's chunks (a thread with
 //! replies), its caller id and uri would keep them in clear. Forget lineage
 //! gives such a source a keyed alias instead (`lethe:erased-source:<HMAC>`),
-//! and clears its uri when that names them too. The pipeline still knows
+//! and clears its uri and its kind when those name them too. The pipeline still knows
 //! the document by its own id: a write into it and `DeletePoints` by it
 //! reach the alias, found by the same HMAC, so nothing of the pipeline's
 //! changes and the id is never written back in clear.
@@ -20,6 +20,7 @@ use crate::error::Result;
 use crate::identity::Person;
 use crate::residual::Candidate;
 use crate::screening;
+use crate::store::lineage::SourceRename;
 use crate::store::{StoreError, holds, lineage, subjects};
 
 /// What every alias begins with: a caller may not give a source id that does.
@@ -114,8 +115,8 @@ pub async fn unname_sources(
         !text.is_empty() && readers.iter().filter(|(t, _)| *t == tenant).any(|(_, p)| p.named_in(text))
     };
     let mut renames = Vec::new();
-    for (source_id, tenant_id, external_id, uri) in left {
-        if let Some(rename) = rename(ctx, tenant_id, source_id, external_id, &uri, |t| names(t, tenant_id)).await? {
+    for (source_id, tenant_id, external_id, uri, kind) in left {
+        if let Some(rename) = rename(ctx, tenant_id, source_id, external_id, [&uri, &kind], |t| names(t, tenant_id)).await? {
             renames.push(rename);
         }
     }
@@ -145,12 +146,12 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
             let page = lineage::sources_page(&ctx.pool, collection.collection_id, &after, 5_000).await?;
             let Some(last) = page.last().map(|r| r.1.clone()) else { break };
             after = last;
-            // Per source: the keys its id and its uri mention.
-            let hashes: Vec<[Vec<Vec<u8>>; 2]> = page
+            // Per source: the keys its id, its uri and its kind mention.
+            let hashes: Vec<[Vec<Vec<u8>>; 3]> = page
                 .iter()
-                .map(|(_, id, uri)| {
+                .map(|(_, id, uri, kind)| {
                     let id = if is_alias(id) { Vec::new() } else { screening::mention_hashes(&secret, id) };
-                    [id, screening::mention_hashes(&secret, uri)]
+                    [id, screening::mention_hashes(&secret, uri), screening::mention_hashes(&secret, kind)]
                 })
                 .collect();
             let all: Vec<Vec<u8>> = hashes.iter().flatten().flatten().cloned().collect();
@@ -159,13 +160,15 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
             }
             let (mut tx, erased) = erased_under_hold_lock(ctx, tenant_id, &all).await?;
             let names = |keys: &[Vec<u8>]| keys.iter().any(|h| erased.contains(h));
-            let renames: Vec<(Uuid, String, bool)> = page
+            let renames: Vec<SourceRename> = page
                 .into_iter()
                 .zip(&hashes)
-                .filter(|(_, [id, uri])| names(id) || names(uri))
-                .map(|((source, id, _), [id_keys, uri_keys])| {
-                    let name = if names(id_keys) { erased_alias(&secret, &id) } else { id };
-                    (source, name, names(uri_keys))
+                .filter(|(_, keys)| keys.iter().any(|k| names(k)))
+                .map(|((source_id, id, _, _), [id_keys, uri_keys, kind_keys])| SourceRename {
+                    source_id,
+                    external_id: if names(id_keys) { erased_alias(&secret, &id) } else { id },
+                    clear_uri: names(uri_keys),
+                    clear_kind: names(kind_keys),
                 })
                 .collect();
             lineage::rename_sources(&mut tx, &renames).await?;
@@ -237,24 +240,25 @@ async fn erased_under_hold_lock(
     Ok((tx, erased))
 }
 
-/// The rename of a source whose id or uri `names` (see [`unname_sources`]),
-/// or None.
+/// The rename of a source whose id, uri or kind `names` (see
+/// [`unname_sources`]), or None.
 async fn rename(
     ctx: &Context,
     tenant_id: Uuid,
     source_id: Uuid,
     external_id: String,
-    uri: &str,
+    [uri, kind]: [&str; 2],
     names: impl Fn(&str) -> bool,
-) -> Result<Option<(Uuid, String, bool)>> {
+) -> Result<Option<SourceRename>> {
     let id_names = !is_alias(&external_id) && names(&external_id);
-    let uri_names = names(uri);
-    if !(id_names || uri_names) {
+    let (clear_uri, clear_kind) = (names(uri), names(kind));
+    if !(id_names || clear_uri || clear_kind) {
         return Ok(None);
     }
-    // A uri that names no one stays; an id that does not, too (its uri cleared).
-    let name = if id_names { erased_alias(&ctx.tenant_secret(tenant_id).await?, &external_id) } else { external_id };
-    Ok(Some((source_id, name, uri_names)))
+    // What names no one stays: an id that does not keeps it (its uri or
+    // kind cleared), a uri or a kind that does not is kept.
+    let external_id = if id_names { erased_alias(&ctx.tenant_secret(tenant_id).await?, &external_id) } else { external_id };
+    Ok(Some(SourceRename { source_id, external_id, clear_uri, clear_kind }))
 }
 
 /// What residual search found of one person being erased: other people's
@@ -271,12 +275,12 @@ pub struct Mentioned<'a> {
 }
 
 /// The sources [`list_candidate_sources`] found named after the person of
-/// search `i`: (search, source, new caller id, clear the uri).
-pub type SourceRenames = Vec<(usize, Uuid, String, bool)>;
+/// search `i`: (search, rename).
+pub type SourceRenames = Vec<(usize, SourceRename)>;
 
 /// A residual candidate whose source's id or uri names the person it was
 /// found for is listed under the source's alias, and its source is to get
-/// that alias (its uri cleared where it names them: [`rename_candidate_sources`]),
+/// that alias (its uri and kind cleared where they name them: [`rename_candidate_sources`]),
 /// as the person's own sources do at forget lineage; so neither the job nor
 /// lineage keeps the id in clear. A listed id that names anyone else
 /// erased and not under hold (their keys: [`screening::mention_hashes`]) is
@@ -297,12 +301,12 @@ pub async fn list_candidate_sources(
     if searches.iter().all(|s| s.candidates.is_empty()) {
         return Ok(renames);
     }
-    let mut by_chunk: HashMap<(Uuid, Uuid), (Uuid, String, String)> = HashMap::new();
+    let mut by_chunk: HashMap<(Uuid, Uuid), (Uuid, String, [String; 2])> = HashMap::new();
     for tenant in searches.iter().map(|s| s.tenant_id).collect::<HashSet<_>>() {
         let points: Vec<Uuid> =
             searches.iter().filter(|s| s.tenant_id == tenant).flat_map(|s| s.candidates.iter().map(|c| c.point_id)).collect();
-        for (collection, chunk, source, external_id, uri) in lineage::sources_of_chunks(&mut *ex, tenant, &points).await? {
-            by_chunk.insert((collection, chunk), (source, external_id, uri));
+        for (collection, chunk, source, external_id, uri, kind) in lineage::sources_of_chunks(&mut *ex, tenant, &points).await? {
+            by_chunk.insert((collection, chunk), (source, external_id, [uri, kind]));
         }
     }
     for (i, s) in searches.iter_mut().enumerate() {
@@ -312,12 +316,12 @@ pub async fn list_candidate_sources(
         let mut seen = HashSet::new();
         for c in s.candidates.iter_mut() {
             let source = by_chunk.get(&(c.collection_id, c.point_id));
-            if let Some((source, external_id, uri)) = source
+            if let Some((source, external_id, [uri, kind])) = source
                 && seen.insert(*source)
                 && !s.held
-                && let Some((_, name, clear)) = rename(ctx, s.tenant_id, *source, external_id.clone(), uri, names).await?
+                && let Some(rename) = rename(ctx, s.tenant_id, *source, external_id.clone(), [uri, kind], names).await?
             {
-                renames.push((i, *source, name, clear));
+                renames.push((i, rename));
             }
             match source {
                 Some((_, external_id, _)) if is_alias(external_id) => c.source_id.clone_from(external_id),
@@ -360,7 +364,7 @@ pub async fn list_candidate_sources(
                 && *external_id == c.source_id
                 && !s.held
             {
-                renames.push((i, *source, alias.clone(), false));
+                renames.push((i, SourceRename { source_id: *source, external_id: alias.clone(), clear_uri: false, clear_kind: false }));
             }
             c.source_id = alias;
         }
@@ -372,7 +376,7 @@ pub async fn list_candidate_sources(
 /// searches in `recorded` (those whose job still holds its lease: their
 /// record was written in `tx`), and returns how many were renamed. Two
 /// people's searches may rename one source: the alias of its id and a
-/// cleared uri, whichever either asks for.
+/// cleared uri or kind, whichever either asks for.
 ///
 /// # Errors
 /// Database failures.
@@ -381,15 +385,16 @@ pub async fn rename_candidate_sources(
     renames: &SourceRenames,
     recorded: impl Fn(usize) -> bool,
 ) -> Result<usize> {
-    let mut merged: HashMap<Uuid, (String, bool)> = HashMap::new();
-    for (_, source, name, clear) in renames.iter().filter(|r| recorded(r.0)) {
-        let entry = merged.entry(*source).or_insert_with(|| (name.clone(), false));
-        if is_alias(name) {
-            entry.0.clone_from(name);
+    let mut merged: HashMap<Uuid, SourceRename> = HashMap::new();
+    for (_, r) in renames.iter().filter(|r| recorded(r.0)) {
+        let entry = merged.entry(r.source_id).or_insert_with(|| r.clone());
+        if is_alias(&r.external_id) {
+            entry.external_id.clone_from(&r.external_id);
         }
-        entry.1 |= *clear;
+        entry.clear_uri |= r.clear_uri;
+        entry.clear_kind |= r.clear_kind;
     }
-    let renames: Vec<(Uuid, String, bool)> = merged.into_iter().map(|(id, (name, clear))| (id, name, clear)).collect();
+    let renames: Vec<SourceRename> = merged.into_values().collect();
     lineage::rename_sources(tx, &renames).await?;
     Ok(renames.len())
 }

@@ -576,28 +576,28 @@ pub async fn delete_empty_sources(tx: &mut Transaction<'_, Postgres>, sources: &
     Ok(())
 }
 
-/// Of these sources, those still there: (source, tenant, caller id, uri).
-pub async fn sources_of(ex: impl PgExecutor<'_>, source_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, String)>> {
+/// Of these sources, those still there: (source, tenant, caller id, uri, kind).
+pub async fn sources_of(ex: impl PgExecutor<'_>, source_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, String, String)>> {
     if source_ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as("SELECT source_id, tenant_id, external_id, uri FROM sources WHERE source_id = ANY($1) ORDER BY source_id")
+    Ok(sqlx::query_as("SELECT source_id, tenant_id, external_id, uri, kind FROM sources WHERE source_id = ANY($1) ORDER BY source_id")
         .bind(source_ids)
         .fetch_all(ex)
         .await?)
 }
 
-/// The sources of the tenant's chunks: (collection, chunk, source, caller id, uri).
+/// The sources of the tenant's chunks: (collection, chunk, source, caller id, uri, kind).
 pub async fn sources_of_chunks(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
     chunk_ids: &[Uuid],
-) -> Result<Vec<(Uuid, Uuid, Uuid, String, String)>> {
+) -> Result<Vec<(Uuid, Uuid, Uuid, String, String, String)>> {
     if chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
     Ok(sqlx::query_as(
-        "SELECT c.collection_id, c.chunk_id, s.source_id, s.external_id, s.uri FROM chunks c JOIN sources s USING (source_id) \
+        "SELECT c.collection_id, c.chunk_id, s.source_id, s.external_id, s.uri, s.kind FROM chunks c JOIN sources s USING (source_id) \
          WHERE c.tenant_id = $1 AND c.chunk_id = ANY($2)",
     )
     .bind(tenant_id)
@@ -607,10 +607,15 @@ pub async fn sources_of_chunks(
 }
 
 /// A page of a collection's sources after caller id `after`, in caller-id
-/// order (its unique key): (source, caller id, uri).
-pub async fn sources_page(ex: impl PgExecutor<'_>, collection_id: Uuid, after: &str, limit: i64) -> Result<Vec<(Uuid, String, String)>> {
+/// order (its unique key): (source, caller id, uri, kind).
+pub async fn sources_page(
+    ex: impl PgExecutor<'_>,
+    collection_id: Uuid,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(Uuid, String, String, String)>> {
     Ok(sqlx::query_as(
-        "SELECT source_id, external_id, uri FROM sources WHERE collection_id = $1 AND external_id > $2 ORDER BY external_id LIMIT $3",
+        "SELECT source_id, external_id, uri, kind FROM sources WHERE collection_id = $1 AND external_id > $2 ORDER BY external_id LIMIT $3",
     )
     .bind(collection_id)
     .bind(after)
@@ -619,19 +624,30 @@ pub async fn sources_page(ex: impl PgExecutor<'_>, collection_id: Uuid, after: &
     .await?)
 }
 
-/// Gives sources another caller id, and clears the uri of those marked:
-/// `(source, new caller id, clear the uri)`. The rows are locked first in
+/// A source's new caller id, and whether its uri and its kind are cleared
+/// (they named someone erased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRename {
+    pub source_id: Uuid,
+    pub external_id: String,
+    pub clear_uri: bool,
+    pub clear_kind: bool,
+}
+
+/// Gives sources another caller id, and clears the uri and the kind of
+/// those marked ([`SourceRename`]). The rows are locked first in
 /// the order writes lock sources (collection, caller id). A source whose
 /// new id another source of its collection has already (a document
 /// written under its id again after an earlier rename, while that rename
 /// ran) is merged into that one: its chunks move there and it is deleted.
-pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[(Uuid, String, bool)]) -> Result<()> {
+pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[SourceRename]) -> Result<()> {
     if renames.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = renames.iter().map(|r| r.0).collect();
-    let names: Vec<&str> = renames.iter().map(|r| r.1.as_str()).collect();
-    let clear: Vec<bool> = renames.iter().map(|r| r.2).collect();
+    let ids: Vec<Uuid> = renames.iter().map(|r| r.source_id).collect();
+    let names: Vec<&str> = renames.iter().map(|r| r.external_id.as_str()).collect();
+    let clear_uri: Vec<bool> = renames.iter().map(|r| r.clear_uri).collect();
+    let clear_kind: Vec<bool> = renames.iter().map(|r| r.clear_kind).collect();
     // The sources already holding a new id (the same collection, by its
     // unique key): (renamed source, the one holding its new id).
     let taken = || {
@@ -667,14 +683,17 @@ pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[(Uuid, Strin
     }
     sqlx::query(
         r#"
-        UPDATE sources s SET external_id = r.name, uri = CASE WHEN r.clear THEN '' ELSE s.uri END
-        FROM UNNEST($1::uuid[], $2::text[], $3::bool[]) AS r(id, name, clear)
+        UPDATE sources s SET external_id = r.name,
+            uri = CASE WHEN r.clear_uri THEN '' ELSE s.uri END,
+            kind = CASE WHEN r.clear_kind THEN '' ELSE s.kind END
+        FROM UNNEST($1::uuid[], $2::text[], $3::bool[], $4::bool[]) AS r(id, name, clear_uri, clear_kind)
         WHERE s.source_id = r.id
         "#,
     )
     .bind(&ids)
     .bind(&names)
-    .bind(&clear)
+    .bind(&clear_uri)
+    .bind(&clear_kind)
     .execute(&mut *ex)
     .await?;
     Ok(())

@@ -316,8 +316,9 @@ async fn a_follow_up_request_naming_an_erased_person_is_refused_by_their_keys() 
 }
 
 /// A source named after the person (a mailbox thread) that keeps other
-/// people's chunks survives the erasure: its id and uri would keep them in
-/// clear. Forget gives it a keyed alias and clears the uri; the pipeline
+/// people's chunks survives the erasure: its id, uri and kind would keep
+/// them in clear. Forget gives it a keyed alias and clears the uri and the
+/// kind; the pipeline
 /// still reaches it by its own id: a write of the same document goes into
 /// the alias (same point ids), and DeletePoints by the id deletes it.
 #[tokio::test]
@@ -333,6 +334,7 @@ async fn a_shared_source_named_after_the_person_is_unnamed_and_still_reached_by_
     let thread = format!("mailbox:{EMAIL}/thread-7");
     let in_thread = |ordinal: u32, text: &str, who: &str| pb::IngestChunk {
         source_uri: format!("imap://mail.corp.example/{EMAIL}/INBOX/7"),
+        source_kind: format!("inbox:{EMAIL}"),
         ..chunk(&thread, ordinal, text, &[who])
     };
     let first = app.ingest(&c.name, vec![in_thread(0, "the plan for May", "zora-k"), in_thread(1, "bob's reply about the budget", "bob")]).await.unwrap();
@@ -340,10 +342,13 @@ async fn a_shared_source_named_after_the_person_is_unnamed_and_still_reached_by_
     let job = app.erase_with(pb::EraseRequest { subject: Some(zora), ..Default::default() }).await.unwrap();
     assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
 
-    let sources: Vec<(String, String)> = sqlx::query_as("SELECT external_id, uri FROM sources").fetch_all(&app.pool).await.unwrap();
+    let sources: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT external_id, uri, kind FROM sources").fetch_all(&app.pool).await.unwrap();
     assert_eq!(sources.len(), 1, "bob's reply keeps the thread: {sources:?}");
-    assert!(sources[0].0.starts_with("lethe:erased-source:") && sources[0].1.is_empty(), "{sources:?}");
-    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id ILIKE '%zora%' OR uri ILIKE '%zora%'")
+    assert!(sources[0].0.starts_with("lethe:erased-source:") && sources[0].1.is_empty() && sources[0].2.is_empty(), "{sources:?}");
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sources WHERE external_id ILIKE '%zora%' OR uri ILIKE '%zora%' OR kind ILIKE '%zora%'",
+    )
         .fetch_one(&app.pool)
         .await
         .unwrap();
@@ -354,7 +359,7 @@ async fn a_shared_source_named_after_the_person_is_unnamed_and_still_reached_by_
     let again = app.ingest(&c.name, vec![in_thread(1, "bob's reply about the budget, edited", "bob")]).await.unwrap();
     assert_eq!(again.point_ids, [bobs], "the same point id as before");
     let (n, clear): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE external_id ILIKE '%zora%' OR uri ILIKE '%zora%') FROM sources",
+        "SELECT count(*), count(*) FILTER (WHERE external_id ILIKE '%zora%' OR uri ILIKE '%zora%' OR kind ILIKE '%zora%') FROM sources",
     )
     .fetch_one(&app.pool)
     .await
@@ -370,7 +375,7 @@ async fn a_shared_source_named_after_the_person_is_unnamed_and_still_reached_by_
 
 /// Another person's chunk that mentions her (a residual candidate) in a
 /// document named after her: the job lists it under the source's alias and
-/// lineage keeps the alias, its uri cleared; a chunk screened at ingest
+/// lineage keeps the alias, its uri and kind cleared; a chunk screened at ingest
 /// after the erasure is listed under its source's alias too. The pipeline
 /// still deletes the document by its own id.
 #[tokio::test]
@@ -380,6 +385,7 @@ async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_
     let thread = format!("mailbox:{EMAIL}/thread-9");
     let bobs = pb::IngestChunk {
         source_uri: format!("imap://mail.corp.example/{EMAIL}/INBOX/9"),
+        source_kind: format!("inbox:{EMAIL}"),
         ..chunk(&thread, 0, &format!("Bob wrote to {EMAIL} about the Lisbon lease"), &["bob"])
     };
     let own = chunk("zk-0", 0, OWN[0], &["zora-k"]);
@@ -390,8 +396,9 @@ async fn a_residual_candidates_source_named_after_the_person_is_listed_and_kept_
     assert_eq!(done.residuals.len(), 1, "bob's chunk is found: {:?}", done.residuals);
     let listed = &done.residuals[0].source_id;
     assert!(listed.starts_with("lethe:erased-source:"), "listed under the alias: {listed}");
-    let sources: Vec<(String, String)> = sqlx::query_as("SELECT external_id, uri FROM sources").fetch_all(&app.pool).await.unwrap();
-    assert_eq!(sources, [(listed.clone(), String::new())], "lineage keeps the same alias, the uri cleared");
+    let sources: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT external_id, uri, kind FROM sources").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(sources, [(listed.clone(), String::new(), String::new())], "lineage keeps the same alias, the uri and kind cleared");
     let rewrite: Vec<String> = sqlx::query_scalar("SELECT unnest(rewrite_tables) FROM erasure_jobs WHERE job_id = $1::uuid")
         .bind(&job.job_id)
         .fetch_all(&app.pool)
@@ -498,14 +505,27 @@ async fn a_reconcile_aliases_documents_named_after_the_erased_except_under_hold(
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let thread = format!("mailbox:{EMAIL}/thread-3");
     let note = chunk(&thread, 0, "bob's budget note for ann.orwell@corp.example", &["bob"]);
-    app.ingest(&c.name, vec![chunk("zk-0", 0, OWN[0], &["zora-k"]), chunk("ann-0", 0, "ann's plan", &["ann-42"]), note]).await.unwrap();
+    // A document whose kind alone names her (nothing in it mentions her).
+    let filed = pb::IngestChunk { source_kind: format!("inbox:{EMAIL}"), ..chunk("bob-9", 0, "bob's travel plans", &["bob"]) };
+    app.ingest(&c.name, vec![chunk("zk-0", 0, OWN[0], &["zora-k"]), chunk("ann-0", 0, "ann's plan", &["ann-42"]), note, filed])
+        .await
+        .unwrap();
+    let kinds_naming_her = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sources WHERE external_id = 'bob-9' AND kind ILIKE '%zora%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
     let anns = app.erase_with(pb::EraseRequest { subject: Some(ann()), ..Default::default() }).await.unwrap();
     let listed = |job: pb::ErasureJob| job.residuals.iter().map(|r| r.source_id.clone()).collect::<Vec<_>>();
     assert_eq!(listed(app.wait_for_job(&anns.job_id).await), vec![thread.clone()], "zora is not erased yet");
     let job = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();
     assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
-    let ids = || async { sqlx::query_scalar::<_, String>("SELECT external_id FROM sources").fetch_all(&app.pool).await.unwrap() };
+    let ids = || async {
+        sqlx::query_scalar::<_, String>("SELECT external_id FROM sources WHERE external_id <> 'bob-9'").fetch_all(&app.pool).await.unwrap()
+    };
     assert_eq!(ids().await, vec![thread.clone()], "not found by her erasure: nothing of hers in it, nothing naming her");
+    assert_eq!(kinds_naming_her().await, 1);
 
     let hold = |on: bool| pb::SetLegalHoldRequest {
         subject_id: "zora-k".into(),
@@ -515,11 +535,15 @@ async fn a_reconcile_aliases_documents_named_after_the_erased_except_under_hold(
     app.client.clone().set_legal_hold(req(&app.keys.sk, hold(true))).await.expect("hold");
     crate::restore_guard::reconcile(&app).await;
     assert_eq!(ids().await, vec![thread.clone()], "under hold: left as it is");
+    assert_eq!(kinds_naming_her().await, 1, "under hold: left as it is");
     assert_eq!(listed(app.wait_for_job(&anns.job_id).await), vec![thread.clone()]);
     app.client.clone().set_legal_hold(req(&app.keys.sk, hold(false))).await.expect("lift");
     crate::restore_guard::reconcile(&app).await;
     let after = ids().await;
     assert!(after.len() == 1 && after[0].starts_with("lethe:erased-source:"), "{after:?}");
+    let bobs: Vec<(String, String)> =
+        sqlx::query_as("SELECT external_id, kind FROM sources WHERE external_id = 'bob-9'").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(bobs, [("bob-9".to_owned(), String::new())], "its kind cleared, its id (naming no one) kept");
     assert_eq!(listed(app.wait_for_job(&anns.job_id).await), after, "ann's job lists the same alias");
     let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_jobs WHERE residuals::text ILIKE '%zora%'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(clear, 0);
