@@ -129,7 +129,8 @@ async fn search_and_apply(ctx: &Context, members: &[Member<'_>]) -> Result<HashM
     }
     let recorded = record(&mut tx, members, &searches).await?;
     let renamed = |i: usize| recorded.contains(&members[i].job.job_id);
-    if crate::ingest::rename_candidate_sources(&mut tx, &renames, renamed).await? > 0 {
+    let relabel = crate::ingest::rename_candidate_sources(&mut tx, &renames, renamed).await?;
+    if !relabel.is_empty() {
         // The renamed rows' old versions hold the ids: rewritten with the job's other tables.
         let jobs: Vec<(Uuid, Lease, Vec<&str>)> = renames
             .iter()
@@ -142,6 +143,7 @@ async fn search_and_apply(ctx: &Context, members: &[Member<'_>]) -> Result<HashM
         progress::add_rewrite_tables_many(&mut *tx, &jobs).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    crate::ingest::relabel_points_after_rename(ctx, &relabel).await;
     let mut results = HashMap::with_capacity(members.len());
     for (m, search) in members.iter().zip(searches) {
         let result = if recorded.contains(&m.job.job_id) {

@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 pub use self::delete::{DeleteInput, DeleteOutcome, delete_points};
 pub use self::sources::{
-    ALIAS_PREFIX, Forgotten, Mentioned, SourceRenames, erased_alias, is_alias, list_candidate_sources, rename_candidate_sources,
+    ALIAS_PREFIX, Forgotten, Mentioned, SourceRenames, erased_alias, is_alias, list_candidate_sources, relabel_points, relabel_points_after_rename,
+    rename_candidate_sources,
     unname_listed_sources, unname_sources, unname_sources_naming_the_erased,
 };
 pub use self::subjects::{

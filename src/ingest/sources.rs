@@ -6,7 +6,10 @@
 //! and clears its uri and its kind when those name them too. The pipeline still knows
 //! the document by its own id: a write into it and `DeletePoints` by it
 //! reach the alias, found by the same HMAC, so nothing of the pipeline's
-//! changes and the id is never written back in clear.
+//! changes and the id is never written back in clear. The points of the
+//! source left in the backend (Lethe's own collections) get the alias as
+//! their payload's source id too ([`relabel_points`]), after the rename
+//! commits; a reconcile does it again for every aliased source.
 
 use std::collections::{HashMap, HashSet};
 
@@ -88,7 +91,8 @@ pub struct Forgotten<'a> {
 /// caller), the ones still there whose caller id or uri names one of the
 /// people (`identity::names_person`: their id as a token, an identifier as
 /// residual search reads it) get their alias. Call before the tombstone
-/// drops the identifiers' values. Returns how many were renamed.
+/// drops the identifiers' values. Returns the renamed sources (for
+/// [`relabel_points`] after the commit).
 ///
 /// # Errors
 /// Database and key failures.
@@ -97,10 +101,10 @@ pub async fn unname_sources(
     tx: &mut Transaction<'_, Postgres>,
     sources: &[Uuid],
     people: &[Forgotten<'_>],
-) -> Result<usize> {
+) -> Result<Vec<Uuid>> {
     let left = lineage::sources_of(&mut **tx, sources).await?;
     if left.is_empty() || people.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = people.iter().map(|p| p.subject_id).collect();
     let mut identifiers: HashMap<Uuid, Vec<Identifier>> = HashMap::new();
@@ -120,8 +124,7 @@ pub async fn unname_sources(
             renames.push(rename);
         }
     }
-    lineage::rename_sources(tx, &renames).await?;
-    Ok(renames.len())
+    Ok(lineage::rename_sources(tx, &renames).await?)
 }
 
 /// Every source of the tenant whose id or uri names an erased person not
@@ -154,8 +157,10 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
                     [id, screening::mention_hashes(&secret, uri), screening::mention_hashes(&secret, kind)]
                 })
                 .collect();
+            let page_aliases: Vec<Uuid> = page.iter().filter(|(_, id, _, _)| is_alias(id)).map(|(source, ..)| *source).collect();
             let all: Vec<Vec<u8>> = hashes.iter().flatten().flatten().cloned().collect();
             if all.is_empty() {
+                relabel_points(ctx, &page_aliases).await?;
                 continue;
             }
             let (mut tx, erased) = erased_under_hold_lock(ctx, tenant_id, &all).await?;
@@ -171,9 +176,13 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
                     clear_kind: names(kind_keys),
                 })
                 .collect();
-            lineage::rename_sources(&mut tx, &renames).await?;
+            let mut aliased = lineage::rename_sources(&mut tx, &renames).await?;
             tx.commit().await.map_err(StoreError::from)?;
             renamed += renames.len();
+            // Every aliased source of the page, renamed now or before (a
+            // crash or a backend failure after an earlier rename's commit).
+            aliased.extend(page_aliases);
+            relabel_points(ctx, &aliased).await?;
         }
     }
     Ok(renamed)
@@ -376,7 +385,8 @@ pub async fn list_candidate_sources(
 /// searches in `recorded` (those whose job still holds its lease: their
 /// record was written in `tx`), and returns how many were renamed. Two
 /// people's searches may rename one source: the alias of its id and a
-/// cleared uri or kind, whichever either asks for.
+/// cleared uri or kind, whichever either asks for. Returns the renamed
+/// sources (for [`relabel_points`] after the commit).
 ///
 /// # Errors
 /// Database failures.
@@ -384,7 +394,7 @@ pub async fn rename_candidate_sources(
     tx: &mut Transaction<'_, Postgres>,
     renames: &SourceRenames,
     recorded: impl Fn(usize) -> bool,
-) -> Result<usize> {
+) -> Result<Vec<Uuid>> {
     let mut merged: HashMap<Uuid, SourceRename> = HashMap::new();
     for (_, r) in renames.iter().filter(|r| recorded(r.0)) {
         let entry = merged.entry(r.source_id).or_insert_with(|| r.clone());
@@ -395,8 +405,53 @@ pub async fn rename_candidate_sources(
         entry.clear_kind |= r.clear_kind;
     }
     let renames: Vec<SourceRename> = merged.into_values().collect();
-    lineage::rename_sources(tx, &renames).await?;
-    Ok(renames.len())
+    Ok(lineage::rename_sources(tx, &renames).await?)
+}
+
+/// Gives the points of these sources that are aliases the alias as their
+/// payload's source id, in the collections Lethe created (an attached
+/// store's metadata is the framework's). Reads lineage, then one backend
+/// call per source and 1,000 points; a point already labelled is not
+/// written again. Returns how many points were looked at.
+///
+/// # Errors
+/// Database and backend failures.
+pub async fn relabel_points(ctx: &Context, sources: &[Uuid]) -> Result<usize> {
+    let mut by_source: std::collections::BTreeMap<(Uuid, Uuid, String), Vec<Uuid>> = std::collections::BTreeMap::new();
+    for (tenant, collection, external_id, chunk) in lineage::chunks_of_sources(&ctx.pool, sources).await? {
+        if is_alias(&external_id) {
+            by_source.entry((tenant, collection, external_id)).or_default().push(chunk);
+        }
+    }
+    let mut relabelled = 0;
+    let mut specs: HashMap<Uuid, Option<crate::domain::CollectionSpec>> = HashMap::new();
+    for ((tenant_id, collection_id, alias), ids) in by_source {
+        let spec = match specs.entry(collection_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(crate::store::collections::collection_by_id(&ctx.pool, tenant_id, collection_id).await?)
+            }
+        };
+        let Some(spec) = spec.as_ref().filter(|s| !s.is_attached()) else { continue };
+        let store = ctx.stores.get(spec)?;
+        for page in ids.chunks(1_000) {
+            store.relabel_source(spec, page, &alias).await?;
+        }
+        relabelled += ids.len();
+    }
+    Ok(relabelled)
+}
+
+/// [`relabel_points`] after an erasure stage's rename has committed: a
+/// failure is logged and left to the next reconcile, which relabels every
+/// aliased source (the stage's work is done and must not run again).
+pub async fn relabel_points_after_rename(ctx: &Context, sources: &[Uuid]) {
+    if sources.is_empty() {
+        return;
+    }
+    if let Err(e) = relabel_points(ctx, sources).await {
+        tracing::warn!(error = %e, sources = sources.len(), "the points of renamed sources keep their old source id until the next reconcile");
+    }
 }
 
 /// Whether a caller id is an alias Lethe gave.

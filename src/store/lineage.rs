@@ -640,9 +640,11 @@ pub struct SourceRename {
 /// new id another source of its collection has already (a document
 /// written under its id again after an earlier rename, while that rename
 /// ran) is merged into that one: its chunks move there and it is deleted.
-pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[SourceRename]) -> Result<()> {
+/// Returns the sources that hold the new ids (the renamed ones, and for a
+/// merge the one it went into).
+pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[SourceRename]) -> Result<Vec<Uuid>> {
     if renames.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = renames.iter().map(|r| r.source_id).collect();
     let names: Vec<&str> = renames.iter().map(|r| r.external_id.as_str()).collect();
@@ -696,7 +698,26 @@ pub async fn rename_sources(ex: &mut sqlx::PgConnection, renames: &[SourceRename
     .bind(&clear_kind)
     .execute(&mut *ex)
     .await?;
-    Ok(())
+    let mut holding: Vec<Uuid> = ids.iter().filter(|id| !merges.iter().any(|m| m.0 == **id)).copied().collect();
+    holding.extend(merges.iter().map(|m| m.1));
+    holding.sort_unstable();
+    holding.dedup();
+    Ok(holding)
+}
+
+/// The chunks of these sources with each source's tenant, collection and
+/// caller id: (tenant, collection, caller id, chunk).
+pub async fn chunks_of_sources(ex: impl PgExecutor<'_>, source_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String, Uuid)>> {
+    if source_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT s.tenant_id, s.collection_id, s.external_id, c.chunk_id FROM sources s JOIN chunks c USING (source_id) \
+         WHERE s.source_id = ANY($1)",
+    )
+    .bind(source_ids)
+    .fetch_all(ex)
+    .await?)
 }
 
 /// Of these caller ids, those a source of the collection has.

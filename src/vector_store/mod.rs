@@ -265,6 +265,16 @@ pub trait VectorStore: Send + Sync {
         Ok(())
     }
 
+    /// Sets the source id of these points' payloads (of those present) to
+    /// `source_id`: a source given an alias because its id named an erased
+    /// person (`ingest::sources`) takes its points' payloads with it. For the
+    /// collections Lethe created; an attached store's metadata is the
+    /// framework's, left as written.
+    async fn relabel_source(&self, spec: &CollectionSpec, ids: &[Uuid], source_id: &str) -> Result<()> {
+        let _ = (spec, ids, source_id);
+        Err(unsupported(self.backend(), "relabelling sources"))
+    }
+
     /// Exact number of points the selector selects that `keep` does not.
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
         if keep.is_empty() {

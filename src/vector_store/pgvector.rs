@@ -289,6 +289,16 @@ impl VectorStore for PgVectorStore {
         Ok([n(by_tag), n(by_ids), n(by_tag) + n(untagged)])
     }
 
+    async fn relabel_source(&self, spec: &CollectionSpec, ids: &[Uuid], source_id: &str) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let table = Self::table(spec)?;
+        let sql = format!("UPDATE {table} SET source_id = $2 WHERE point_id = ANY($1) AND source_id <> $2");
+        sqlx::query(&sql).bind(ids).bind(source_id).execute(&self.pool).await.map_err(|e| classify(spec, e))?;
+        Ok(())
+    }
+
     async fn delete(&self, spec: &CollectionSpec, selector: &Selector) -> Result<()> {
         if selector.is_empty() {
             return Ok(());

@@ -115,6 +115,10 @@ impl VectorStore for Timed {
         self.time("delete_many", self.inner.delete_many(spec, selectors)).await
     }
 
+    async fn relabel_source(&self, spec: &CollectionSpec, ids: &[Uuid], source_id: &str) -> Result<()> {
+        self.time("relabel_source", self.inner.relabel_source(spec, ids, source_id)).await
+    }
+
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
         self.time("count_keeping", self.inner.count_keeping(spec, selector, keep)).await
     }

@@ -84,6 +84,10 @@ impl VectorStore for Vanishable {
         or_gone(spec, self.inner.delete_many(spec, selectors).await, || ())
     }
 
+    async fn relabel_source(&self, spec: &CollectionSpec, ids: &[Uuid], source_id: &str) -> Result<()> {
+        or_gone(spec, self.inner.relabel_source(spec, ids, source_id).await, || ())
+    }
+
     async fn count_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<u64> {
         or_gone(spec, self.inner.count_keeping(spec, selector, keep).await, || 0)
     }

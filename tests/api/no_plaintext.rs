@@ -548,3 +548,81 @@ async fn a_reconcile_aliases_documents_named_after_the_erased_except_under_hold(
     let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_jobs WHERE residuals::text ILIKE '%zora%'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(clear, 0);
 }
+
+/// The source ids in the backend's payloads of the points a renamed source
+/// keeps (bob's reply in zora's thread): the alias, on both backends, set
+/// after the rename commits; and again by a reconcile when they were left
+/// behind (a crash or a backend failure between the two).
+#[tokio::test]
+async fn the_points_a_renamed_source_keeps_carry_its_alias_in_the_backend() {
+    let Some(url) = qdrant_url() else { panic!("QDRANT_URL is not set: run scripts/test.sh, which starts the Qdrant stand-in") };
+    let qdrant = qdrant_client::Qdrant::from_url(&url).build().expect("client");
+    let app = spawn_app().await;
+    let mut threads = Vec::new();
+    for (backend, name) in [(pb::Backend::Pgvector, "mail-pg"), (pb::Backend::Qdrant, "mail-qd")] {
+        let c = app.create_collection(name, backend).await;
+        let thread = format!("mailbox:{EMAIL}/{name}");
+        let chunks = vec![chunk(&thread, 0, "the plan for May", &["zora-k"]), chunk(&thread, 1, "bob's reply about the budget", &["bob"])];
+        let bobs = app.ingest(&c.name, chunks).await.unwrap().point_ids[1].clone();
+        assert_eq!(payload_source(&app, &qdrant, &c, &bobs).await, thread, "{name}: as written");
+        threads.push((c, thread, bobs));
+    }
+    let job = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    let pool = app.pool.clone();
+    let alias_of = |point: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT s.external_id FROM chunks c JOIN sources s USING (source_id) WHERE c.chunk_id = $1::uuid")
+                .bind(point)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    for (c, thread, bobs) in &threads {
+        let alias = alias_of(bobs.clone()).await;
+        assert!(alias.starts_with("lethe:erased-source:"), "{alias}");
+        assert_eq!(payload_source(&app, &qdrant, c, bobs).await, alias, "{}: the payload follows lineage", c.name);
+        // Left behind, as by a crash right after the rename's commit.
+        set_payload_source(&app, &qdrant, c, bobs, thread).await;
+    }
+    crate::restore_guard::reconcile(&app).await;
+    for (c, _, bobs) in &threads {
+        let alias = alias_of(bobs.clone()).await;
+        assert_eq!(payload_source(&app, &qdrant, c, bobs).await, alias, "{}: relabelled by the reconcile", c.name);
+    }
+}
+
+/// The source id in a point's payload (pgvector's column, Qdrant's key).
+async fn payload_source(app: &TestApp, qdrant: &qdrant_client::Qdrant, c: &pb::Collection, point: &str) -> String {
+    if c.backend == pb::Backend::Pgvector as i32 {
+        return sqlx::query_scalar(&format!("SELECT source_id FROM \"{}\" WHERE point_id = $1::uuid", c.backend_name))
+            .bind(point)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    }
+    let get = qdrant_client::qdrant::GetPointsBuilder::new(&c.backend_name, vec![point.to_owned().into()]).with_payload(true);
+    let points = qdrant.get_points(get).await.expect("get points").result;
+    let value = points[0].payload.get("source_id").expect("a source id").clone();
+    value.as_str().expect("a string").clone()
+}
+
+/// Writes `source` into a point's payload, behind Lethe's back.
+async fn set_payload_source(app: &TestApp, qdrant: &qdrant_client::Qdrant, c: &pb::Collection, point: &str, source: &str) {
+    if c.backend == pb::Backend::Pgvector as i32 {
+        sqlx::query(&format!("UPDATE \"{}\" SET source_id = $2 WHERE point_id = $1::uuid", c.backend_name))
+            .bind(point)
+            .bind(source)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        return;
+    }
+    let payload: qdrant_client::Payload = serde_json::json!({ "source_id": source }).try_into().unwrap();
+    let set = qdrant_client::qdrant::SetPayloadPointsBuilder::new(&c.backend_name, payload)
+        .points_selector(vec![qdrant_client::qdrant::PointId::from(point.to_owned())])
+        .wait(true);
+    qdrant.set_payload(set).await.expect("set payload");
+}

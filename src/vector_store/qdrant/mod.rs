@@ -32,7 +32,7 @@ use qdrant_client::qdrant::{
     CreateFieldIndexCollectionBuilder, DeleteAlias, DeleteCollectionBuilder, DeletePointsBuilder, FieldType, Filter,
     GetPointsBuilder, KeywordIndexParamsBuilder, ListValue, OptimizersConfigDiff, OptimizersConfigDiffBuilder, PointId,
     PointStruct, Query, QueryBatchPointsBuilder, QueryPoints, QueryPointsBuilder, ReadConsistencyType, RetrievedPoint,
-    ScoredPoint as QdrantScoredPoint, ScrollPointsBuilder, SearchParamsBuilder, UpdateCollectionBuilder, UpdateResult,
+    ScoredPoint as QdrantScoredPoint, ScrollPointsBuilder, SearchParamsBuilder, SetPayloadPointsBuilder, UpdateCollectionBuilder, UpdateResult,
     UpdateStatus, UpsertPointsBuilder, Value, VectorParamsBuilder, Vectors, VectorsOutput, WalConfigDiffBuilder,
     WriteOrdering, WriteOrderingType, read_consistency, vector_output,
 };
@@ -233,6 +233,29 @@ impl VectorStore for QdrantStore {
                 Ok(())
             }
         }
+    }
+
+    /// A request per `ID_CHUNK` ids, for those whose source id is another.
+    async fn relabel_source(&self, spec: &CollectionSpec, ids: &[Uuid], source_id: &str) -> Result<()> {
+        let name = &spec.backend_name;
+        let ids: Vec<PointId> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().map(point_id).collect();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let filter = Filter {
+                must: vec![Condition::has_id(chunk.to_vec())],
+                must_not: vec![keyword(FIELD_SOURCE, source_id)],
+                ..Filter::default()
+            };
+            let payload: qdrant_client::Payload =
+                [(FIELD_SOURCE, string_value(source_id))].into_iter().collect::<HashMap<_, _>>().into();
+            let request = SetPayloadPointsBuilder::new(name.clone(), payload)
+                .points_selector(filter)
+                .wait(true)
+                .ordering(Self::write_ordering())
+                .timeout(self.server_timeout());
+            let response = self.client.set_payload(request).await.map_err(|e| map_error(e, name))?;
+            check_completed(response.result, "set payload")?;
+        }
+        Ok(())
     }
 
     async fn delete_keeping(&self, spec: &CollectionSpec, selector: &Selector, keep: &Keep) -> Result<()> {
