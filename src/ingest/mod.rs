@@ -185,6 +185,14 @@ pub async fn write(
         .iter()
         .map(|c| (point_id(spec, c), c.tags.iter().filter_map(|(s, _)| tagged.get(s.as_str()).map(Vec::as_slice)).collect()))
         .collect();
+    // Only a point the pipeline wrote itself (`Track` without a vector) can
+    // hold what is refused below. Elsewhere Lethe writes the vectors and
+    // does not write these: the point at such an id, if any, is an earlier
+    // write (another person's chunk, perhaps under hold), not this one.
+    let pipeline_written: HashSet<Uuid> = match mode {
+        WriteMode::Track { .. } => chunks.iter().filter(|c| c.vector.is_none()).map(|c| point_id(spec, c)).collect(),
+        WriteMode::Embed => HashSet::new(),
+    };
     let (accepted, suppressed): (Vec<ChunkInput>, Vec<ChunkInput>) =
         chunks.into_iter().partition(|c| !c.tags.iter().any(|(s, _)| blocked.contains_key(s.as_str())));
     // Points not to keep, with the subject whose erasure they follow up.
@@ -193,6 +201,7 @@ pub async fn write(
         .filter_map(|c| c.tags.iter().find_map(|(s, _)| blocked.get(s.as_str())).map(|by| (point_id(spec, c), *by)))
         .collect();
     let Screened { accepted, reports, count: screened, redacted } = screen(ctx, spec, accepted, mode, &mut unwanted).await?;
+    unwanted.retain(|(p, _)| pipeline_written.contains(p));
     if !redacted.is_empty() {
         // Embedded before screening: the vectors of the texts as given, which
         // name the person. Embedded again from the redacted texts (under the
@@ -211,6 +220,12 @@ pub async fn write(
         let on_hold: HashSet<Vec<u8>> =
             crate::store::holds::held_among(&mut *guard, tenant_id, &wanted).await?.into_iter().collect();
         unwanted.retain(|(p, _)| !tag_hashes.get(p).is_some_and(|hs| hs.iter().any(|h| on_hold.contains(*h))));
+        // And one whose lineage (the chunk written there before, which the
+        // pipeline's point replaced) tags a subject on hold.
+        let ids: Vec<Uuid> = unwanted.iter().map(|(p, _)| *p).collect();
+        let held: HashSet<Uuid> =
+            crate::store::holds::held_chunks(&mut *guard, tenant_id, Some(spec.collection_id), &ids, Uuid::nil()).await?.into_iter().collect();
+        unwanted.retain(|(p, _)| !held.contains(p));
     }
     if !unwanted.is_empty() && !ids_checked {
         check_ids_free(ctx, spec, &requested, mode).await?;

@@ -144,7 +144,10 @@ pub(super) async fn report_screened(ctx: &Context, spec: &CollectionSpec, report
 /// a point the pipeline wrote after (or during) the person's erasure, or a
 /// rejected one. Such points are deleted, counted before and after, and each
 /// deletion is appended to the deletion log as a follow-up of the erasure
-/// that suppressed them, so that the erasure's "0 remain" stays true.
+/// that suppressed them, so that the erasure's "0 remain" stays true. Only
+/// points the pipeline wrote itself come here (`Track` without vectors):
+/// the lineage of a chunk written at such an id before (which the point
+/// replaced) is forgotten with the log entry.
 pub(super) async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec, unwanted: &[(Uuid, Uuid)]) -> Result<u64> {
     let mut by_blocker: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
     for (point, by) in unwanted {
@@ -194,6 +197,7 @@ pub(super) async fn delete_unwanted_points(ctx: &Context, spec: &CollectionSpec,
         crate::store::jobs::require_durable_commit(&mut tx).await?;
         let scope = (spec.tenant_id, spec.collection_id);
         crate::restore::record_deleted(ctx, &mut *tx, scope, &selector.ids, &subject.subject_hash, (job, "follow_up")).await?;
+        lineage::delete_chunks(&mut tx, spec.tenant_id, spec.collection_id, &selector.ids).await?;
         crate::audit::append(&mut tx, &ctx.signer, spec.tenant_id, "follow_up", job, Some(&subject.subject_hash), &body)
             .await?;
         tx.commit().await.map_err(StoreError::from)?;

@@ -714,3 +714,90 @@ async fn a_tracked_point_of_an_erased_person_that_names_a_held_subject_is_kept()
     assert_eq!((w.accepted, w.suppressed, w.suppressed_deleted), (0, 1, 0), "suppressed, but a held subject's point is not destroyed");
     assert_eq!(app.pg_rows_tagged(&c, "hal").await, 1);
 }
+
+/// A write that names an erased person (a tag, or a text a `reject`
+/// collection refuses) at the id of another person's point deletes nothing
+/// Lethe wrote: on `Ingest` and on `Track` with vectors Lethe writes the
+/// vectors and wrote none of these, so the point there is the earlier
+/// chunk's. Only a point the pipeline wrote itself (`Track` without a
+/// vector) is deleted, the earlier chunk's lineage forgotten with it; and
+/// not when that lineage tags a subject on hold. Nothing is logged as
+/// xavier's that was not his.
+#[tokio::test]
+async fn a_refused_write_at_another_persons_point_deletes_only_what_the_pipeline_wrote() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let reject = collection_with(&app, "rejecting", pb::Screening::Reject).await;
+    let earlier = || vec![chunk("doc", 0, "hal's notes", &["hal"]), chunk("doc", 1, "bob's notes", &["bob"])];
+    let ids = app.ingest(&c.name, earlier()).await.unwrap().point_ids;
+    app.ingest(&reject.name, earlier()).await.unwrap();
+    erase_xavier(&app, &c.name).await;
+    let hold = pb::SetLegalHoldRequest { subject_id: "hal".into(), hold: true, reason: "case 9".into() };
+    app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.unwrap();
+    let follow_ups = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deletion_log WHERE kind = 'follow_up'").fetch_one(&app.pool).await.unwrap()
+    };
+    let in_lineage = |c: &pb::Collection| {
+        let (pool, name) = (app.pool.clone(), c.name.clone());
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks c JOIN collections k USING (collection_id) WHERE k.name = $1")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let state = || async {
+        let mut s = Vec::new();
+        for c in [&c, &reject] {
+            s.push((in_lineage(c).await, app.pg_rows_tagged(c, "hal").await, app.pg_rows_tagged(c, "bob").await));
+        }
+        (s, follow_ups().await)
+    };
+    let untouched = (vec![(2, 1, 1), (2, 1, 1)], 0);
+    assert_eq!(state().await, untouched);
+
+    // Ingest of doc#0 and doc#1 tagged xavier: suppressed, nothing deleted.
+    let w = app.ingest(&c.name, vec![chunk("doc", 0, "new", &["xavier"]), chunk("doc", 1, "new", &["xavier"])]).await.unwrap();
+    assert_eq!((w.suppressed, w.suppressed_deleted), (2, 0), "{w:?}");
+    // Refused by screening (tagged ann), at the same ids of the other collection.
+    let named = |o: u32| chunk("doc", o, "Fwd: from Xu, Xavier", &["ann"]);
+    let w = app.ingest(&reject.name, vec![named(0), named(1)]).await.unwrap();
+    assert_eq!((w.screened, w.suppressed_deleted), (2, 0), "{w:?}");
+    // Track with vectors, tagged xavier, at hal's and bob's point ids.
+    let at = |id: &str, seed: u64, with_vector: bool| pb::TrackedPoint {
+        point_id: id.to_owned(),
+        source_id: "doc".into(),
+        ..tracked(&app, "xavier", seed, with_vector)
+    };
+    let track = |points: Vec<pb::TrackedPoint>| pb::TrackRequest { collection: c.name.clone(), points, ..Default::default() };
+    let w = app.client.clone().track(req(&app.keys.pk, track(vec![at(&ids[0], 1, true), at(&ids[1], 2, true)]))).await.unwrap().into_inner();
+    assert_eq!((w.suppressed, w.suppressed_deleted), (2, 0), "{w:?}");
+    assert_eq!(state().await, untouched, "the earlier chunks and their points are all there, nothing logged");
+
+    // The pipeline writes its own points over both, tagged xavier, and
+    // tracks them without vectors: bob's replaced point is deleted and his
+    // earlier chunk forgotten; hal's, under hold, is kept.
+    sqlx::query(&format!("UPDATE \"{}\" SET subjects = '{{xavier}}' WHERE point_id::text = ANY($1)", c.backend_name))
+        .bind(&ids)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let w = app.client.clone().track(req(&app.keys.pk, track(vec![at(&ids[0], 1, false), at(&ids[1], 2, false)]))).await.unwrap().into_inner();
+    assert_eq!((w.suppressed, w.suppressed_deleted), (2, 1), "{w:?}");
+    let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT point_id::text FROM \"{}\" WHERE point_id::text = ANY($1)", c.backend_name))
+        .bind(&ids)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, [ids[0].clone()], "hal's point kept (held), bob's replaced one deleted");
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT c.chunk_id::text FROM chunks c JOIN collections k USING (collection_id) WHERE k.name = $1",
+    )
+    .bind(&c.name)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, [ids[0].clone()], "bob's earlier chunk is forgotten with its point");
+    assert_eq!(follow_ups().await, 1);
+}
