@@ -300,7 +300,35 @@ pub fn subjects(list: Vec<pb::SubjectRef>) -> R<Vec<SubjectInput>> {
     if list.len() > MAX_SUBJECTS {
         return Err(InvalidInput::new("subjects", format!("at most {MAX_SUBJECTS} subjects")));
     }
-    list.into_iter().enumerate().map(|(i, s)| subject(&format!("subjects[{i}]"), Some(s))).collect()
+    // A subject listed twice is one: its identifiers are merged, and the
+    // merged list keeps the per-subject bound (a request repeating one id a
+    // thousand times with a hundred identifiers each would add 100,000).
+    let mut merged: Vec<SubjectInput> = Vec::with_capacity(list.len());
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, s) in list.into_iter().enumerate() {
+        let s = subject(&format!("subjects[{i}]"), Some(s))?;
+        match at.get(s.id.as_str()) {
+            None => {
+                at.insert(s.id.as_str().to_owned(), merged.len());
+                merged.push(s);
+            }
+            Some(&j) => {
+                let into = &mut merged[j].identifiers;
+                for x in s.identifiers {
+                    if !into.contains(&x) {
+                        into.push(x);
+                    }
+                }
+                if into.len() > MAX_IDENTIFIERS {
+                    return Err(InvalidInput::new(
+                        format!("subjects[{i}].identifiers"),
+                        format!("at most {MAX_IDENTIFIERS} identifiers per subject, with those of the same id earlier in the request"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(merged)
 }
 
 fn tags(field: &str, tags: Vec<pb::SubjectTag>) -> R<Vec<(ExternalId, Role)>> {

@@ -89,6 +89,9 @@ pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput,
     Ok(outcome)
 }
 
+/// The most identifiers one subject keeps (`too_many_identifiers` beyond).
+pub const MAX_STORED_IDENTIFIERS: i64 = 1_000;
+
 /// `put_subject` in the caller's transaction, which the caller commits.
 async fn put_subject_in(
     ctx: &Context,
@@ -116,6 +119,19 @@ async fn put_subject_in(
             lineage::suppress_subject(&mut **tx, row.subject_id).await?;
             lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
             return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
+        }
+    }
+    if !identifiers.is_empty() {
+        // A bound on what one person's erasure searches for and matches: a
+        // client adding identifiers request after request would otherwise
+        // make every later erasure of the subject slower without end.
+        // Counted without a lock: concurrent writes may pass it by a request's worth.
+        let (have, new) = crate::store::subjects::identifier_counts(&mut **tx, row.subject_id, &identifiers).await?;
+        if new > 0 && have + new > MAX_STORED_IDENTIFIERS {
+            return Err(LetheError::precondition(
+                "too_many_identifiers",
+                format!("a subject keeps at most {MAX_STORED_IDENTIFIERS} identifiers; it has {have}, and {new} of these are new"),
+            ));
         }
     }
     lineage::add_identifiers(&mut **tx, tenant_id, row.subject_id, &identifiers).await?;

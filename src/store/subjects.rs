@@ -117,6 +117,25 @@ pub async fn subjects_by_ids(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> R
     Ok(rows.into_iter().map(|r| (r.subject_id, r)).collect())
 }
 
+/// How many identifiers the subject has, and how many of these (kind,
+/// keyed hash) it does not have yet.
+pub async fn identifier_counts(ex: impl PgExecutor<'_>, subject_id: Uuid, identifiers: &[(String, String, Vec<u8>)]) -> Result<(i64, i64)> {
+    let kinds: Vec<&str> = identifiers.iter().map(|(k, _, _)| k.as_str()).collect();
+    let hashes: Vec<&[u8]> = identifiers.iter().map(|(_, _, h)| h.as_slice()).collect();
+    Ok(sqlx::query_as(
+        r#"
+        SELECT (SELECT count(*) FROM subject_identifiers WHERE subject_id = $1),
+               (SELECT count(DISTINCT (k, h)) FROM UNNEST($2::text[], $3::bytea[]) AS i(k, h)
+                WHERE NOT EXISTS (SELECT 1 FROM subject_identifiers x WHERE x.subject_id = $1 AND x.kind = i.k AND x.value_hash = i.h))
+        "#,
+    )
+    .bind(subject_id)
+    .bind(&kinds)
+    .bind(&hashes)
+    .fetch_one(ex)
+    .await?)
+}
+
 /// Adds identifiers (kind, clear value, keyed hash of the normalised value).
 /// Values of an erased subject are not stored, only their hashes.
 pub async fn add_identifiers(

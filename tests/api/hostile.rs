@@ -92,3 +92,53 @@ async fn a_write_naming_tens_of_thousands_of_people_locks_a_bounded_number_of_ke
     assert_eq!(done.counts.iter().map(|c| c.before_total).sum::<u64>(), 1);
     assert_eq!(done.counts.iter().map(|c| c.after_total).sum::<u64>(), 0);
 }
+
+/// What one subject keeps is bounded, not only what one request carries:
+/// an id repeated in a request's `subjects` is one subject (its identifiers
+/// merged, within the 100 of a subject), and identifiers added request
+/// after request stop at 1,000 (`too_many_identifiers`), where every later
+/// erasure of the subject would search for all of them.
+#[tokio::test]
+async fn identifiers_of_one_subject_are_bounded_across_entries_and_requests() {
+    let app = spawn_app().await;
+    let c = app.create_collection("notes", pb::Backend::Pgvector).await;
+    let emails = |from: usize, n: usize| -> Vec<pb::Identifier> {
+        (from..from + n).map(|i| pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: format!("ann.{i}@corp.example") }).collect()
+    };
+    let ann = |identifiers: Vec<pb::Identifier>| pb::SubjectRef { id: "ann".into(), identifiers };
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM subject_identifiers").fetch_one(&app.pool).await.unwrap()
+    };
+    let ingest = |subjects: Vec<pb::SubjectRef>| pb::IngestRequest {
+        collection: c.name.clone(),
+        chunks: vec![chunk("doc", 0, "a note", &["ann"])],
+        subjects,
+    };
+    let mut client = app.client.clone();
+
+    // Listed twice with 60 identifiers each: 120 for one subject.
+    let e = client.ingest(req(&app.keys.pk, ingest(vec![ann(emails(0, 60)), ann(emails(60, 60))]))).await.expect_err("120 identifiers");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let field = tonic_types::StatusExt::get_details_bad_request(&e).expect("field").field_violations[0].field.clone();
+    assert_eq!(field, "subjects[1].identifiers");
+    assert_eq!((stored().await, rows(&app.pool, "chunks").await), (0, 0), "nothing written");
+    // Listed twice with the same 60: one subject of 60.
+    client.ingest(req(&app.keys.pk, ingest(vec![ann(emails(0, 60)), ann(emails(0, 60))]))).await.expect("the same identifiers twice");
+    assert_eq!(stored().await, 60);
+
+    // Request after request, up to 1,000 and no further.
+    for from in (60..1_000).step_by(100) {
+        let put = pb::PutSubjectRequest { subject: Some(ann(emails(from, 100.min(1_000 - from)))) };
+        client.put_subject(req(&app.keys.pk, put)).await.expect("within the bound");
+    }
+    assert_eq!(stored().await, 1_000);
+    let put = pb::PutSubjectRequest { subject: Some(ann(emails(1_000, 1))) };
+    let e = client.put_subject(req(&app.keys.pk, put)).await.expect_err("the 1,001st");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "too_many_identifiers"), "{e:?}");
+    assert!(!e.message().contains("ann."), "no identifier in the message: {e:?}");
+    let e = client.ingest(req(&app.keys.pk, ingest(vec![ann(emails(1_000, 1))]))).await.expect_err("on a write too");
+    assert_eq!(reason(&e), "too_many_identifiers");
+    assert_eq!(stored().await, 1_000);
+    // Those it has already may be given again.
+    client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(ann(emails(0, 100))) })).await.expect("known ones");
+}
