@@ -20,7 +20,6 @@ use crate::residual::{self, Candidate, Probe, ResidualQuery, TooCommon, action};
 use crate::store::jobs::{self, JobRow, Lease, ProbeRow};
 use crate::store::progress::{self, ResidualCounts};
 use crate::store::{StoreError, holds, lineage};
-use crate::vector_store::Selector;
 
 pub(super) async fn run(ctx: &Context, job: &JobRow, lease: Lease, subject_id: Uuid) -> StageResult {
     let policy: ResidualPolicy = job.residual_policy.parse().map_err(StageError::Fatal)?;
@@ -460,7 +459,7 @@ async fn apply_in(
         // them lands between the look below, the delete, its count and the
         // chunks' delete (`residual::delete_points`).
         lineage::lock_chunks(guard, spec.tenant_id, &ids).await?;
-        let targets = targets(ctx, job, lease, spec, &ids).await?;
+        let progress::ResidualTargets { points: targets, stored_at } = targets(ctx, job, lease, spec, &ids).await?;
         // A target placed under hold since the targets were stored stays.
         let now: Vec<Uuid> = targets.iter().copied().filter(|t| !protected.contains(t)).collect();
         // A candidate that was not a target (no vector when the targets were
@@ -480,10 +479,29 @@ async fn apply_in(
                 spec.name
             ))));
         }
-        let still = if now.len() < targets.len() { ctx.stores.get(spec)?.count(spec, &Selector::by_ids(targets.clone())).await? } else { 0 };
-        counts.deleted = i64::try_from(targets.len() as u64 - still).unwrap_or(i64::MAX);
+        // The targets gone now (those under hold since may still be there)
+        // are this job's deletion unless another job has been credited with
+        // one since they were stored: that job deleted the point this one saw.
+        let still: HashSet<Uuid> = if now.len() < targets.len() {
+            let held_back: Vec<Uuid> = targets.iter().copied().filter(|t| !now.contains(t)).collect();
+            ctx.stores.get(spec)?.retrieve(spec, &held_back, false).await?.into_iter().map(|p| p.id).collect()
+        } else {
+            HashSet::new()
+        };
+        let gone_targets: Vec<Uuid> = targets.iter().copied().filter(|t| !still.contains(t)).collect();
+        let credited: HashSet<Uuid> =
+            crate::store::plans::credit_residual_points(guard, job.job_id, spec.tenant_id, spec.collection_id, stored_at, &gone_targets)
+                .await?
+                .into_iter()
+                .collect();
+        counts.deleted = i64::try_from(credited.len()).unwrap_or(i64::MAX);
         let (came_back, gone): (Vec<usize>, Vec<usize>) = to_delete.iter().partition(|&&i| back.contains(&candidates[i].point_id));
+        let (elsewhere, gone): (Vec<usize>, Vec<usize>) = gone.iter().partition(|&&i| {
+            let p = candidates[i].point_id;
+            gone_targets.contains(&p) && !credited.contains(&p)
+        });
         mark(candidates, &gone, action::DELETED);
+        mark(candidates, &elsewhere, action::DELETED_ELSEWHERE);
         mark(candidates, &came_back, action::REPORTED);
     }
     if !to_redact.is_empty() {
@@ -503,13 +521,22 @@ async fn apply_in(
 /// The candidate points present in the backend when the collection's
 /// deletes began: stored before the first of them, so that the number
 /// deleted is the same however often the stage runs.
-async fn targets(ctx: &Context, job: &JobRow, lease: Lease, spec: &CollectionSpec, ids: &[Uuid]) -> Result<Vec<Uuid>, StageError> {
+async fn targets(
+    ctx: &Context,
+    job: &JobRow,
+    lease: Lease,
+    spec: &CollectionSpec,
+    ids: &[Uuid],
+) -> Result<progress::ResidualTargets, StageError> {
     if let Some(stored) = progress::residual_targets(&ctx.pool, job.job_id, spec.collection_id).await? {
         return Ok(stored);
     }
     let present: Vec<Uuid> = ctx.stores.get(spec)?.retrieve(spec, ids, false).await?.into_iter().map(|p| p.id).collect();
     held(progress::set_residual_targets(&ctx.pool, job.job_id, lease, spec.collection_id, &present).await?)?;
-    Ok(present)
+    // Read back for the time it was stored at.
+    progress::residual_targets(&ctx.pool, job.job_id, spec.collection_id)
+        .await?
+        .ok_or_else(|| StageError::Transient(LetheError::Unexpected(anyhow::anyhow!("residual targets not stored"))))
 }
 
 /// Whether the candidate is still to be deleted or redacted.

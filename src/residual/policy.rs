@@ -18,6 +18,9 @@ use crate::vector_store::{PointPayload, Selector, StoredPoint, VectorPoint};
 pub mod action {
     pub const REPORTED: &str = "reported";
     pub const DELETED: &str = "deleted";
+    /// Gone when the job deleted: another erasure deleted the point after
+    /// this job had found it, and is credited with it (not counted here).
+    pub const DELETED_ELSEWHERE: &str = "deleted_elsewhere";
     pub const REDACTED: &str = "redacted";
     /// Planned and stored before the collection's deletes began; a job that
     /// stopped half-way shows what it had not yet done.

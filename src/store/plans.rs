@@ -241,16 +241,56 @@ pub async fn credit_points(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, c: &C
     Ok(elsewhere)
 }
 
-/// Forgets the credits no plan can ask for any more: older than the oldest
-/// plan still holding contested points, less an hour (a plan being written
-/// now has its transaction's start as `planned_at`). Point ids of erased
-/// people's chunks are not kept longer than their erasures need them.
+/// Credits the job with the residual deletion of `gone` (targets it stored
+/// at `stored_at`, no longer in the backend) where no other job has been
+/// credited with them since: that job deleted the point this one saw (this
+/// one's attempt that stored them failed before its delete, and was retried
+/// after). Returns the points credited to this job. In the transaction
+/// holding the chunks' locks, which commits with the job's counts.
+pub async fn credit_residual_points(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: Uuid,
+    tenant_id: Uuid,
+    collection_id: Uuid,
+    stored_at: chrono::DateTime<chrono::Utc>,
+    gone: &[Uuid],
+) -> Result<Vec<Uuid>> {
+    let mut gone = gone.to_vec();
+    gone.sort_unstable();
+    gone.dedup();
+    Ok(sqlx::query_scalar(
+        r#"
+        INSERT INTO erasure_point_credits (collection_id, point_id, tenant_id, job_id)
+        SELECT $1, p, $3, $4 FROM UNNEST($2::uuid[]) AS p
+        ON CONFLICT (collection_id, point_id) DO UPDATE SET job_id = EXCLUDED.job_id, credited_at = now()
+        WHERE erasure_point_credits.credited_at < $5 OR erasure_point_credits.job_id = EXCLUDED.job_id
+        RETURNING point_id
+        "#,
+    )
+    .bind(collection_id)
+    .bind(&gone)
+    .bind(tenant_id)
+    .bind(job_id)
+    .bind(stored_at)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Forgets the credits no job can ask for any more: older than the oldest
+/// plan still holding contested points and the oldest residual targets of a
+/// job still running, less an hour (a plan being written now has its
+/// transaction's start as `planned_at`). Point ids of erased people's
+/// chunks are not kept longer than their erasures need them.
 pub async fn prune_credits(ex: impl PgExecutor<'_>) -> Result<u64> {
     Ok(sqlx::query(
         r#"
         DELETE FROM erasure_point_credits
-        WHERE credited_at < LEAST(now(), (SELECT min(planned_at) FROM erasure_counts WHERE cardinality(contested_points) > 0))
-                            - interval '1 hour'
+        WHERE credited_at < LEAST(
+            now(),
+            (SELECT min(planned_at) FROM erasure_counts WHERE cardinality(contested_points) > 0),
+            (SELECT min(e.residual_targets_at) FROM erasure_counts e JOIN erasure_jobs j USING (job_id)
+             WHERE e.residual_targets_at IS NOT NULL AND j.status IN ('queued', 'in_progress'))
+        ) - interval '1 hour'
         "#,
     )
     .execute(ex)
@@ -453,7 +493,7 @@ pub async fn counts_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<Ha
 /// Forgets the plan's point ids (and the contested ones among them) once
 /// the job is logged, failed or refused (they are lineage too).
 pub async fn delete_plan_points(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result<()> {
-    sqlx::query("UPDATE erasure_counts SET plan_points = '{}', contested_points = '{}' WHERE job_id = ANY($1)")
+    sqlx::query("UPDATE erasure_counts SET plan_points = '{}', contested_points = '{}', residual_targets_at = NULL WHERE job_id = ANY($1)")
         .bind(job_ids)
         .execute(ex)
         .await?;

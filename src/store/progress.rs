@@ -103,17 +103,27 @@ pub async fn record_residual_searches(tx: &mut Transaction<'_, Postgres>, search
 
 /// The candidate points of a collection that were present in the backend
 /// when the residual stage began acting on it, if it has begun.
-pub async fn residual_targets(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid) -> Result<Option<Vec<Uuid>>> {
-    Ok(sqlx::query_scalar("SELECT residual_targets FROM erasure_counts WHERE job_id = $1 AND collection_id = $2")
-        .bind(job_id)
-        .bind(collection_id)
-        .fetch_optional(ex)
-        .await?
-        .flatten())
+pub async fn residual_targets(ex: impl PgExecutor<'_>, job_id: Uuid, collection_id: Uuid) -> Result<Option<ResidualTargets>> {
+    type Row = (Option<Vec<Uuid>>, Option<chrono::DateTime<chrono::Utc>>);
+    let row: Option<Row> =
+        sqlx::query_as("SELECT residual_targets, residual_targets_at FROM erasure_counts WHERE job_id = $1 AND collection_id = $2")
+            .bind(job_id)
+            .bind(collection_id)
+            .fetch_optional(ex)
+            .await?;
+    Ok(row.and_then(|(points, at)| Some(ResidualTargets { points: points?, stored_at: at.unwrap_or(chrono::DateTime::UNIX_EPOCH) })))
+}
+
+/// A collection's residual targets and when they were stored (the epoch for
+/// targets stored before that was recorded).
+#[derive(Debug, Clone)]
+pub struct ResidualTargets {
+    pub points: Vec<Uuid>,
+    pub stored_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Stores a collection's residual targets before anything of them is
-/// changed; false when `lease` no longer holds the job.
+/// changed, with the time; false when `lease` no longer holds the job.
 pub async fn set_residual_targets(
     ex: impl PgExecutor<'_>,
     job_id: Uuid,
@@ -122,7 +132,8 @@ pub async fn set_residual_targets(
     targets: &[Uuid],
 ) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "UPDATE erasure_counts SET residual_targets = $5 WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
+        "UPDATE erasure_counts SET residual_targets = $5, residual_targets_at = clock_timestamp() \
+         WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
     ))
     .bind(job_id)
     .bind(lease.owner)

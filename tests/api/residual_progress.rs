@@ -233,3 +233,76 @@ async fn a_residual_stage_that_only_reports_takes_no_collection_lock_and_one_tha
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// Two erasures find the same candidate (bob's note naming Tim Belden, for
+/// `tim` and for `belden`, the same man under a second id). `belden`'s
+/// first attempt stored its targets and failed before deleting; `tim`'s
+/// erasure then deleted the note. `belden`'s retry finds it gone: the
+/// deletion is `tim`'s, credited to him, and the two certificates together
+/// claim it once.
+#[tokio::test]
+async fn a_candidate_two_erasures_share_is_claimed_by_the_one_that_deleted_it() {
+    let settings = Some((|s| s.residual.semantic = false) as fn(&mut lethe::config::Settings));
+    let app = spawn_app_with(Options { no_workers: true, stage_pause_ms: 400, settings, ..Default::default() }).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    naming_tim(&app, &c.name, 1).await;
+    let note: String = sqlx::query_scalar("SELECT c.chunk_id::text FROM chunks c JOIN sources s USING (source_id) WHERE s.external_id LIKE '%about-tim%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let erase = |subject: pb::SubjectRef| {
+        let app = &app;
+        async move {
+            let r = pb::EraseRequest { subject: Some(subject), residual_policy: pb::ResidualPolicy::Delete as i32, ..Default::default() };
+            app.erase_with(r).await.unwrap().job_id
+        }
+    };
+    let name = pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Tim Belden".into() };
+    let belden = erase(pb::SubjectRef { id: "belden".into(), identifiers: vec![name] }).await;
+
+    // Belden's first attempt fails at the residual stage's deletes (the
+    // table is away), having stored its targets: the note, present then.
+    let ctx = app.ctx.clone();
+    let first_attempt = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await });
+    reach_stage(&app, &belden, pb::Stage::Residual).await;
+    rename(&app, &c.backend_name, "away").await;
+    first_attempt.await.unwrap().unwrap();
+    rename(&app, "away", &c.backend_name).await;
+    assert_eq!(app.job(&belden).await.stage, pb::Stage::Residual as i32, "released for a retry");
+    let stored = sqlx::query(
+        "UPDATE erasure_counts SET residual_targets = ARRAY[$2::uuid], residual_targets_at = clock_timestamp() WHERE job_id = $1::uuid",
+    )
+    .bind(&belden)
+    .bind(&note)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.rows_affected(), 1);
+    // Kept from the queue while tim's erasure runs and deletes the note.
+    let hold_back = |secs: i32| {
+        sqlx::query("UPDATE erasure_jobs SET lease_expires_at = now() + make_interval(secs => $2) WHERE job_id = $1::uuid")
+            .bind(belden.clone())
+            .bind(secs)
+            .execute(&app.pool)
+    };
+    hold_back(3600).await.unwrap();
+    let tims = erase(tim()).await;
+    let done = run_to_end(&app, &tims).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    assert_eq!((done.counts[0].residual_found, done.counts[0].residual_deleted), (1, 1));
+
+    hold_back(-1).await.unwrap();
+    let retried = run_to_end(&app, &belden).await;
+    assert_eq!(retried.status, pb::JobStatus::Completed as i32, "{}", retried.error);
+    assert_eq!((retried.counts[0].residual_found, retried.counts[0].residual_deleted), (1, 0), "gone, but not by belden's erasure");
+    let actions: Vec<&str> = retried.residuals.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["deleted_elsewhere"]);
+    let mut claimed = 0;
+    for job in [&tims, &belden] {
+        let (cert, log) = app.certified(job).await;
+        let sum = |body: &serde_json::Value| -> i64 { body["collections"].as_array().unwrap().iter().map(|c| c["residual_deleted"].as_i64().unwrap()).sum() };
+        assert_eq!(sum(&cert), sum(&log));
+        claimed += sum(&cert);
+    }
+    assert_eq!(claimed, 1, "one deletion, claimed once");
+}
