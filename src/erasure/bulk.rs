@@ -218,7 +218,13 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
         // transaction is dropped); the others forget alone.
         return Err(StageError::LeaseLost);
     }
-    crate::ingest::rekey_before_tombstone(ctx, &mut tx, &subjects).await?;
+    if crate::ingest::rekey_before_tombstone(ctx, &mut tx, &subjects).await? > 0 {
+        // Other ids of these people were cleared: their old row versions
+        // too (every member's job: which twin was whose is not kept).
+        let tables: Vec<(Uuid, Lease, Vec<&str>)> =
+            members.iter().map(|m| (m.job.job_id, m.lease, vec!["subjects", "subject_identifiers"])).collect();
+        progress::add_rewrite_tables_many(&mut *tx, &tables).await?;
+    }
     lineage::tombstone_subjects(&mut tx, &subjects).await?;
     let ids: Vec<Uuid> = members.iter().map(|m| m.job.job_id).collect();
     jobs::clear_subject_tags(&mut *tx, &ids).await?;

@@ -182,7 +182,10 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     // person's text, is a dead row of `chunks` too.
     let tables = personal_tables(forgotten > 0 || !result.changed.is_empty(), identifiers, external_id);
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
-    crate::ingest::rekey_before_tombstone(ctx, &mut tx, &[subject_id]).await?;
+    if crate::ingest::rekey_before_tombstone(ctx, &mut tx, &[subject_id]).await? > 0 {
+        // Other ids of the person were cleared: their old row versions too.
+        held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &["subjects", "subject_identifiers"]).await?)?;
+    }
     lineage::tombstone_subject(&mut tx, subject_id).await?;
     // The caller's id for the person is not needed after this stage: the
     // job row forgets it now, before any rewrite, not when it is logged.

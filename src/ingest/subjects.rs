@@ -40,9 +40,16 @@ pub async fn key_hashes(ctx: &Context, tenant_id: Uuid, identifiers: &[Identifie
 /// every form the current rules know. In the forget stage's transaction,
 /// before `tombstone_subjects` clears the values.
 ///
+/// Other subjects of the tenant that share one of those keys (the same
+/// person under another id: `xavier-work` with xavier's address) and are
+/// not under legal hold become suppressed: their caller id and the values
+/// of their identifiers that share a key are cleared (their keyed hashes
+/// stay, and keep suppressing writes tagged with them, as they did). Their
+/// chunks are theirs and stay. Returns how many such subjects changed.
+///
 /// # Errors
 /// Database and key failures.
-pub async fn rekey_before_tombstone(ctx: &Context, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, subject_ids: &[Uuid]) -> Result<()> {
+pub async fn rekey_before_tombstone(ctx: &Context, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, subject_ids: &[Uuid]) -> Result<usize> {
     let rows = lineage::identifier_values_many(&mut **tx, subject_ids).await?;
     let mut by_subject: std::collections::BTreeMap<(Uuid, Uuid), Vec<Identifier>> = std::collections::BTreeMap::new();
     for (subject_id, tenant_id, kind, value) in rows {
@@ -55,7 +62,43 @@ pub async fn rekey_before_tombstone(ctx: &Context, tx: &mut sqlx::Transaction<'_
         keys.extend(key_hashes(ctx, tenant_id, &identifiers).await?.into_iter().map(|k| (tenant_id, subject_id, k)));
     }
     // One statement for the batch's subjects (most keys are there already).
-    Ok(lineage::add_keys_many(&mut **tx, &keys).await?)
+    lineage::add_keys_many(&mut **tx, &keys).await?;
+    unname_twins(ctx, tx, subject_ids, &keys).await
+}
+
+/// The twins' part of [`rekey_before_tombstone`]: `keys` are the erased
+/// subjects' (tenant, subject, key).
+async fn unname_twins(
+    ctx: &Context,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    erased: &[Uuid],
+    keys: &[(Uuid, Uuid, Vec<u8>)],
+) -> Result<usize> {
+    let mut by_tenant: std::collections::BTreeMap<Uuid, std::collections::HashSet<Vec<u8>>> = std::collections::BTreeMap::new();
+    for (tenant_id, _, key) in keys {
+        by_tenant.entry(*tenant_id).or_default().insert(key.clone());
+    }
+    let mut changed = 0;
+    for (tenant_id, theirs) in by_tenant {
+        let wanted: Vec<Vec<u8>> = theirs.iter().cloned().collect();
+        let twins = crate::store::subjects::lock_twins(&mut **tx, tenant_id, &wanted, erased).await?;
+        if twins.is_empty() {
+            continue;
+        }
+        // Per identifier: cleared when one of its keys is theirs.
+        let mut cleared = Vec::new();
+        for (subject_id, _, kind, value) in lineage::identifier_values_many(&mut **tx, &twins).await? {
+            let Ok(kind) = kind.parse() else { continue };
+            let id = Identifier { kind, value };
+            let keys = key_hashes(ctx, tenant_id, std::slice::from_ref(&id)).await?;
+            if keys.iter().any(|k| theirs.contains(k)) {
+                cleared.push((subject_id, id.kind.as_str().to_owned(), id.value));
+            }
+        }
+        crate::store::subjects::suppress_twins(&mut **tx, &twins, &cleared).await?;
+        changed += twins.len();
+    }
+    Ok(changed)
 }
 
 /// Who is storing a subject.

@@ -384,6 +384,53 @@ pub async fn erased_subjects_by_keys(
 
 /// Marks an active subject suppressed: it names a person who is being or
 /// has been erased. Its caller id goes (only the keyed hash stays).
+/// The tenant's subjects other than `except`, not erased and not under
+/// legal hold, that hold one of `keys`, locked in id order.
+pub async fn lock_twins(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys: &[Vec<u8>], except: &[Uuid]) -> Result<Vec<Uuid>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT s.subject_id FROM subjects s
+        WHERE s.subject_id IN (SELECT k.subject_id FROM subject_keys k WHERE k.tenant_id = $1 AND k.key_hash = ANY($2))
+          AND s.state IN ('active', 'suppressed') AND NOT s.legal_hold AND s.subject_id <> ALL($3)
+        ORDER BY s.subject_id
+        FOR NO KEY UPDATE
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(keys)
+    .bind(except)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Makes the twins suppressed (their caller id cleared) and clears the
+/// values of the identifiers listed (subject, kind, value).
+pub async fn suppress_twins(ex: impl PgExecutor<'_>, twins: &[Uuid], identifiers: &[(Uuid, String, String)]) -> Result<()> {
+    let subjects: Vec<Uuid> = identifiers.iter().map(|i| i.0).collect();
+    let kinds: Vec<&str> = identifiers.iter().map(|i| i.1.as_str()).collect();
+    let values: Vec<&str> = identifiers.iter().map(|i| i.2.as_str()).collect();
+    sqlx::query(
+        r#"
+        WITH cleared AS (
+            UPDATE subject_identifiers i SET value = NULL
+            FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS c(subject_id, kind, value)
+            WHERE i.subject_id = c.subject_id AND i.kind = c.kind AND i.value = c.value
+        )
+        UPDATE subjects SET state = 'suppressed', external_id = NULL WHERE subject_id = ANY($1)
+        "#,
+    )
+    .bind(twins)
+    .bind(&subjects)
+    .bind(&kinds)
+    .bind(&values)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 pub async fn suppress_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<()> {
     sqlx::query("UPDATE subjects SET state = 'suppressed', external_id = NULL WHERE subject_id = $1 AND state = 'active'")
         .bind(subject_id)

@@ -234,16 +234,64 @@ async fn a_subject_registered_under_older_rules_is_keyed_by_the_current_ones_whe
     }
 }
 
+/// Another id of the person that existed before the erasure (with
+/// xavier's address) is suppressed by it: writes tagged with it are, and
+/// its caller id and the identifier it shares with him are cleared at
+/// forget, its other identifiers kept; one under legal hold is left as it is.
 #[tokio::test]
 async fn an_active_subject_is_suppressed_once_its_person_is_erased() {
-    // bob-work existed with xavier's address before xavier was erased.
+    // With a hold in the tenant the forget stage runs alone, else in a batch.
+    for with_hold in [true, false] {
+        twin_suppressed_at_forget(with_hold).await;
+    }
+}
+
+async fn twin_suppressed_at_forget(with_hold: bool) {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    let twin = subject("xavier-work", vec![ident(pb::IdentifierKind::Other, "Xavier@ex.com")]);
-    app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(twin) })).await.unwrap();
+    let badge = ident(pb::IdentifierKind::Other, "badge 4411-corp");
+    let twin = subject("xavier-work", vec![ident(pb::IdentifierKind::Other, "Xavier@ex.com"), badge.clone()]);
+    let held = subject("xavier-home", vec![ident(pb::IdentifierKind::Email, "xavier@ex.com")]);
+    for s in [twin, held] {
+        app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(s) })).await.unwrap();
+    }
+    app.ingest(&c.name, vec![chunk("wk", 0, "a note from work", &["xavier-work"])]).await.unwrap();
+    let hold = pb::SetLegalHoldRequest { subject_id: "xavier-home".into(), hold: with_hold, reason: "case 12".into() };
+    if with_hold {
+        app.client.clone().set_legal_hold(req(&app.keys.sk, hold)).await.unwrap();
+    }
     erase_xavier(&app, &c.name).await;
     let w = app.ingest(&c.name, vec![chunk("w", 0, "hi", &["xavier-work"])]).await.unwrap();
     assert_eq!((w.accepted, w.suppressed), (0, 1));
+
+    let subjects: Vec<(Option<String>, String)> = sqlx::query_as(
+        "SELECT external_id, state FROM subjects WHERE state <> 'erased' AND subject_id IN (SELECT subject_id FROM subject_identifiers) ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let values: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT value FROM subject_identifiers WHERE value IS NOT NULL ORDER BY value").fetch_all(&app.pool).await.unwrap();
+    if with_hold {
+        assert_eq!(subjects, [(Some("xavier-home".into()), "active".into()), (None, "suppressed".into())], "the twin's id cleared");
+        assert_eq!(values, [Some(badge.value.clone()), Some("xavier@ex.com".into())], "the shared address cleared, the badge and the held one kept");
+    } else {
+        assert_eq!(subjects, [(None, "suppressed".into()), (None, "suppressed".into())], "both twins' ids cleared");
+        assert_eq!(values, [Some(badge.value.clone())], "the shared addresses cleared, the badge kept");
+    }
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM subjects WHERE external_id ILIKE '%xavier%' AND NOT legal_hold)
+              + (SELECT count(*) FROM subject_identifiers i JOIN subjects s USING (subject_id) WHERE i.value ILIKE '%xavier%' AND NOT s.legal_hold)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(clear, 0);
+    assert_eq!(app.lineage_chunks_of("xavier-work").await, 1, "the twin's own chunk stays");
+    // Until the twin is erased in its turn.
+    let job = app.erase("xavier-work").await;
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    assert_eq!(app.lineage_chunks_of("xavier-work").await, 0);
 }
 
 /// A pipeline writes a point tagged with an erased person straight into the
