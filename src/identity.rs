@@ -400,6 +400,47 @@ impl Person {
     }
 }
 
+/// The parts of a document's id, uri or kind that could be a caller's id
+/// for a person, as [`Person::naming_sources`] reads one: from the start of
+/// an alphanumeric run to the end of one (`zora-k/inbox/7` gives `zora`,
+/// `zora-k`, `inbox`, `zora-k/inbox`, …), at least 4 characters (6 when all
+/// digits) and at most 256 bytes, at most 256 of them. Their keyed hashes
+/// are looked up among erased subjects' id hashes: all that is left of an
+/// erased person's caller id.
+#[must_use]
+pub fn id_forms(text: &str) -> Vec<&str> {
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    let mut prev = None;
+    for (i, c) in text.char_indices() {
+        if c.is_alphanumeric() && !alnum(prev) {
+            starts.push(i);
+        }
+        if !c.is_alphanumeric() && alnum(prev) {
+            ends.push(i);
+        }
+        prev = Some(c);
+    }
+    if alnum(prev) {
+        ends.push(text.len());
+    }
+    let mut forms = Vec::new();
+    for &s in &starts {
+        for &e in ends.iter().filter(|&&e| e > s && e - s <= 256) {
+            let form = &text[s..e];
+            let n = form.chars().count();
+            if n >= 6 || (n >= 4 && !form.chars().all(|c| c.is_ascii_digit())) {
+                forms.push(form);
+                if forms.len() == 256 {
+                    return forms;
+                }
+            }
+        }
+    }
+    forms
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     s.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).map(|_| &s[prefix.len()..])
 }
@@ -505,6 +546,19 @@ mod tests {
     fn shares_key(a: &Identifier, b: &Identifier) -> bool {
         let ka = match_keys(a);
         match_keys(b).iter().any(|k| ka.contains(k))
+    }
+
+    #[test]
+    fn id_forms_are_the_runs_a_caller_id_could_be() {
+        let forms = id_forms("mailbox:zora-k/inbox/7");
+        for want in ["mailbox", "zora", "zora-k", "inbox", "zora-k/inbox", "mailbox:zora-k/inbox/7"] {
+            assert!(forms.contains(&want), "{want}: {forms:?}");
+        }
+        assert!(!forms.contains(&"k") && !forms.contains(&"7") && !forms.contains(&"ora-k"), "{forms:?}");
+        assert_eq!(id_forms("tickets/2024/42"), ["tickets", "tickets/2024", "tickets/2024/42", "2024/42"], "short numbers alone are no one's id");
+        assert_eq!(id_forms("acct-004217"), ["acct", "acct-004217", "004217"]);
+        assert!(id_forms(&"ab-".repeat(400)).len() <= 256);
+        assert!(id_forms("").is_empty() && id_forms("--//").is_empty());
     }
 
     #[test]

@@ -178,6 +178,18 @@ pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     hashes
 }
 
+/// [`mention_hashes`] and the keyed hashes of the parts of a document's id,
+/// uri or kind that could be a person's caller id ([`identity::id_forms`]):
+/// what such a text is checked by against erased people (their keys and
+/// their ids' hashes), sorted and without repeats.
+pub fn name_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
+    let mut hashes = mention_hashes(secret, text);
+    hashes.extend(identity::id_forms(text).into_iter().map(|f| keyed_hash(secret, f)));
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
 /// Refuses free texts of a request that are kept for ever (who asked and
 /// why: the job, the chained log, the certificate, a reconcile run) when
 /// one names a person who is being or has been erased ([`mention_hashes`]

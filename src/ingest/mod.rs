@@ -260,6 +260,9 @@ pub async fn write(
     // commit could overtake another write's and leave lineage and vectors
     // disagreeing: `track_lineage::writes_of_the_same_points_at_once_…`).
     // Elsewhere (Qdrant) they are written after the lineage commit.
+    // A blocked tag is not made a subject (its id may be the person's
+    // address: a pipeline tagging by address).
+    let tagged: BTreeMap<String, Vec<u8>> = tagged.into_iter().filter(|(id, _)| !blocked.contains_key(id)).collect();
     let mut lineage = match record_lineage(ctx, spec, &accepted, &tagged, known.clone()).await {
         Ok(lineage) => lineage,
         // No point id of the request is held elsewhere now: a source its

@@ -127,15 +127,14 @@ pub async fn unname_sources(
     Ok(lineage::rename_sources(tx, &renames).await?)
 }
 
-/// Every source of the tenant whose id or uri names an erased person not
-/// under legal hold, by their keys (an address, a name, a phone:
-/// [`screening::mention_hashes`]), gets its alias: after a restore of
-/// Lethe's database brought back ids that forget lineage and the residual
-/// stage had aliased, and for a document written under such an id since.
-/// Reads the tenant's sources a page at a time (one key lookup per page):
-/// for an import and a reconcile, not an erasure. An id that names a
-/// person only by their caller id is not recognised (no key is kept of
-/// it). Returns how many were renamed.
+/// Every source of the tenant whose id, uri or kind names an erased person
+/// not under legal hold, by their keys (an address, a name, a phone) or by
+/// their caller id as written (its keyed hash: [`screening::name_hashes`]),
+/// gets its alias: after a restore of Lethe's database brought back ids
+/// that forget lineage and the residual stage had aliased, and for a
+/// document written under such an id since. Reads the tenant's sources a
+/// page at a time (one key lookup per page): for an import and a
+/// reconcile, not an erasure. Returns how many were renamed.
 ///
 /// # Errors
 /// Database and key failures.
@@ -153,8 +152,8 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
             let hashes: Vec<[Vec<Vec<u8>>; 3]> = page
                 .iter()
                 .map(|(_, id, uri, kind)| {
-                    let id = if is_alias(id) { Vec::new() } else { screening::mention_hashes(&secret, id) };
-                    [id, screening::mention_hashes(&secret, uri), screening::mention_hashes(&secret, kind)]
+                    let id = if is_alias(id) { Vec::new() } else { screening::name_hashes(&secret, id) };
+                    [id, screening::name_hashes(&secret, uri), screening::name_hashes(&secret, kind)]
                 })
                 .collect();
             let page_aliases: Vec<Uuid> = page.iter().filter(|(_, id, _, _)| is_alias(id)).map(|(source, ..)| *source).collect();
@@ -208,7 +207,7 @@ pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usi
         let mut keys: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
         for (_, _, list) in &page {
             for id in list.as_array().into_iter().flatten().filter_map(source_of).filter(|id| !is_alias(id)) {
-                keys.entry(id).or_insert_with_key(|id| screening::mention_hashes(&secret, id));
+                keys.entry(id).or_insert_with_key(|id| screening::name_hashes(&secret, id));
             }
         }
         let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
@@ -292,7 +291,7 @@ pub type SourceRenames = Vec<(usize, SourceRename)>;
 /// that alias (its uri and kind cleared where they name them: [`rename_candidate_sources`]),
 /// as the person's own sources do at forget lineage; so neither the job nor
 /// lineage keeps the id in clear. A listed id that names anyone else
-/// erased and not under hold (their keys: [`screening::mention_hashes`]) is
+/// erased and not under hold (their keys or their caller id: [`screening::name_hashes`]) is
 /// listed, and renamed, as its alias too, and a source lineage already knows under its
 /// alias is listed under it (a payload may still hold the id). A candidate
 /// outside lineage (an attached collection) is only listed under the alias.
@@ -348,7 +347,7 @@ pub async fn list_candidate_sources(
             s.candidates
                 .iter()
                 .filter(|c| !is_alias(&c.source_id))
-                .map(|c| (c.source_id.clone(), screening::mention_hashes(&secret, &c.source_id)))
+                .map(|c| (c.source_id.clone(), screening::name_hashes(&secret, &c.source_id)))
                 .filter(|(_, k)| !k.is_empty())
                 .collect(),
         );

@@ -39,7 +39,27 @@ pub(super) async fn blocked_subjects(
     let rows = lineage::tagged_subjects(&ctx.pool, tenant_id, &hashes).await?;
     let by_hash: HashMap<&[u8], Uuid> =
         rows.iter().filter_map(|(h, _, by)| by.map(|by| (h.as_slice(), by))).collect();
-    let blocked = tagged.iter().filter_map(|(id, h)| by_hash.get(h.as_slice()).map(|by| (id.clone(), *by))).collect();
+    let mut blocked: HashMap<String, Uuid> =
+        tagged.iter().filter_map(|(id, h)| by_hash.get(h.as_slice()).map(|by| (id.clone(), *by))).collect();
+    // A tag that is itself an identifier of an erased person (a pipeline
+    // tagging by address: `xavier@ex.com`, or by name), by its keys as a
+    // text's mentions are read: one more query, only when a tag has any.
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let keys: Vec<(&String, Vec<Vec<u8>>)> = tagged
+        .keys()
+        .filter(|id| !blocked.contains_key(*id))
+        .map(|id| (id, crate::screening::mention_hashes(&secret, id)))
+        .filter(|(_, k)| !k.is_empty())
+        .collect();
+    if !keys.is_empty() {
+        let all: Vec<Vec<u8>> = keys.iter().flat_map(|(_, k)| k.iter().cloned()).collect();
+        let erased: HashMap<Vec<u8>, Uuid> = lineage::erased_subjects_by_keys(&ctx.pool, tenant_id, &all).await?.into_iter().collect();
+        for (id, k) in keys {
+            if let Some(by) = k.iter().find_map(|h| erased.get(h)) {
+                blocked.insert(id.clone(), *by);
+            }
+        }
+    }
     let known = rows.into_iter().map(|(h, id, _)| (h, id)).collect();
     Ok(Tagged { blocked, known })
 }
@@ -100,7 +120,7 @@ pub(super) async fn screen(
 /// residual carries no text.
 ///
 /// A source id that names a person being or having been erased
-/// ([`screening::mention_hashes`] among their keys) is listed as its alias
+/// ([`screening::name_hashes`]: among their keys, or their caller id) is listed as its alias
 /// (`ingest::sources`): the job is kept for ever.
 pub(super) async fn report_screened(ctx: &Context, spec: &CollectionSpec, reports: &[(Uuid, String, Uuid)]) -> Result<()> {
     if reports.is_empty() {
@@ -108,13 +128,16 @@ pub(super) async fn report_screened(ctx: &Context, spec: &CollectionSpec, report
     }
     let secret = ctx.tenant_secret(spec.tenant_id).await?;
     let keys: HashMap<&str, Vec<Vec<u8>>> =
-        reports.iter().map(|(_, source_id, _)| (source_id.as_str(), screening::mention_hashes(&secret, source_id))).collect();
+        reports.iter().map(|(_, source_id, _)| (source_id.as_str(), screening::name_hashes(&secret, source_id))).collect();
     let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
-    let erased: HashSet<Vec<u8>> = if all.is_empty() {
+    let mut erased: HashSet<Vec<u8>> = if all.is_empty() {
         HashSet::new()
     } else {
         lineage::erased_subjects_by_keys(&ctx.pool, spec.tenant_id, &all).await?.into_iter().map(|(h, _)| h).collect()
     };
+    if !all.is_empty() {
+        erased.extend(crate::store::subjects::erased_id_hashes(&ctx.pool, spec.tenant_id, &all).await?);
+    }
     for (point_id, source_id, subject_id) in reports {
         let Some(job) = lineage::latest_erasure(&ctx.pool, *subject_id).await? else { continue };
         let named = keys.get(source_id.as_str()).is_some_and(|k| k.iter().any(|h| erased.contains(h)));

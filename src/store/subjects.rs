@@ -255,10 +255,28 @@ pub async fn erased_keys_not_held(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys
         -- A key another subject holds who is on hold (the same person under another id) is theirs too.
         WHERE NOT EXISTS (SELECT 1 FROM subject_keys k2 JOIN subjects s2 ON s2.subject_id = k2.subject_id
                           WHERE k2.tenant_id = $1 AND k2.key_hash = h.key_hash AND s2.legal_hold)
+        UNION
+        -- An erased person's caller id, by its keyed hash (`identity::id_forms`).
+        SELECT h.key_hash
+        FROM UNNEST($2::bytea[]) AS h(key_hash)
+        JOIN subjects s ON s.tenant_id = $1 AND s.subject_hash = h.key_hash AND s.state = 'erased' AND NOT s.legal_hold
         "#,
     )
     .bind(tenant_id)
     .bind(keys)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Of these hashes, those that are the caller id of a subject being or
+/// having been erased (`subject_hash`).
+pub async fn erased_id_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid, hashes: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT h.id_hash FROM UNNEST($2::bytea[]) AS h(id_hash) \
+         JOIN subjects s ON s.tenant_id = $1 AND s.subject_hash = h.id_hash AND s.state IN ('pending_erasure', 'erased')",
+    )
+    .bind(tenant_id)
+    .bind(hashes)
     .fetch_all(ex)
     .await?)
 }

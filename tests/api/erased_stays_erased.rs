@@ -849,3 +849,25 @@ async fn a_refused_write_at_another_persons_point_deletes_only_what_the_pipeline
     assert_eq!(left, [ids[0].clone()], "bob's earlier chunk is forgotten with its point");
     assert_eq!(follow_ups().await, 1);
 }
+
+/// A pipeline that tags chunks by address or by name tags them with an
+/// erased person's identifier as its subject id: suppressed like their id,
+/// in any spelling their keys read; a tag that only contains a word of it
+/// is someone else.
+#[tokio::test]
+async fn a_tag_that_is_an_erased_persons_identifier_is_suppressed() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    erase_xavier(&app, &c.name).await;
+    for tag in ["xavier@ex.com", "Xavier@EX.com", "mailto:xavier@ex.com", "Xavier Xu", "Xu, Xavier"] {
+        let w = app.ingest(&c.name, vec![chunk("t", 0, "a note", &[tag])]).await.unwrap();
+        assert_eq!((w.accepted, w.suppressed), (0, 1), "{tag}");
+    }
+    let w = app.ingest(&c.name, vec![chunk("t", 0, "a note", &["xavier-fan-club"])]).await.unwrap();
+    assert_eq!((w.accepted, w.suppressed), (1, 0), "another id");
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM subjects WHERE external_id ILIKE '%xavier%' AND external_id <> 'xavier-fan-club'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(clear, 0, "no subject was created under her address or name");
+}

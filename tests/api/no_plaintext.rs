@@ -626,3 +626,46 @@ async fn set_payload_source(app: &TestApp, qdrant: &qdrant_client::Qdrant, c: &p
         .wait(true);
     qdrant.set_payload(set).await.expect("set payload");
 }
+
+/// Ids that name an erased person only by their caller id (`zora-k`, no
+/// address in them): an earlier job's list (ann's erasure found zora's own
+/// chunk in `zora-k/inbox/7`) and a document of someone else filed under
+/// her id are given the alias by the next reconcile, found by the keyed
+/// hash of her id, all that is left of it.
+#[tokio::test]
+async fn a_reconcile_aliases_ids_that_name_the_erased_by_their_caller_id() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(
+        &c.name,
+        vec![
+            chunk("zora-k/inbox/7", 0, "Ann (ann.orwell@corp.example) asked for the Q3 numbers", &["zora-k"]),
+            chunk("ann-0", 0, "ann's own plan", &["ann-42"]),
+            chunk("shared/zora-k/notes", 0, "bob's travel plans", &["bob"]),
+        ],
+    )
+    .await
+    .unwrap();
+    let anns = app.erase_with(pb::EraseRequest { subject: Some(ann()), ..Default::default() }).await.unwrap();
+    let listed = |job: pb::ErasureJob| job.residuals.iter().map(|r| r.source_id.clone()).collect::<Vec<_>>();
+    assert_eq!(listed(app.wait_for_job(&anns.job_id).await), ["zora-k/inbox/7"]);
+    let job = app.erase_with(pb::EraseRequest { subject: Some(zora()), ..Default::default() }).await.unwrap();
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    let in_clear = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT count(*) FROM sources WHERE external_id LIKE '%zora-k%')
+                  + (SELECT count(*) FROM erasure_jobs WHERE residuals::text LIKE '%zora-k%')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(in_clear().await, 2, "bob's document and ann's list, until the reconcile");
+
+    crate::restore_guard::reconcile(&app).await;
+    assert_eq!(in_clear().await, 0);
+    let after = listed(app.wait_for_job(&anns.job_id).await);
+    assert!(after.len() == 1 && after[0].starts_with("lethe:erased-source:"), "{after:?}");
+    let ids: Vec<String> = sqlx::query_scalar("SELECT external_id FROM sources").fetch_all(&app.pool).await.unwrap();
+    assert!(ids.len() == 1 && ids[0].starts_with("lethe:erased-source:"), "bob's document, under its alias: {ids:?}");
+}
