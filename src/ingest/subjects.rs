@@ -187,7 +187,17 @@ async fn put_subject_in(
 /// # Errors
 /// `FailedPrecondition(subject_suppressed)`, database failures.
 pub async fn put_subject_or_refuse(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput) -> Result<lineage::SubjectRow> {
-    match put_subject(ctx, tenant_id, subject, PutMode::Write).await? {
+    // The subject's lock, shared, as writes take it: an erasure's freeze
+    // waits for this request, and this request sees the subject frozen
+    // after it (identifiers added after the freeze would widen the
+    // erasure, or be left in clear after its forget). Not in `put_subject`:
+    // a write calls it holding the lock on another connection already.
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let hash = ctx.keyed_hash(tenant_id, subject.id.as_str()).await?;
+    lineage::lock_subject_shared(&mut tx, &[crate::context::subject_lock_key(&hash)]).await?;
+    let outcome = put_subject_in(ctx, &mut tx, tenant_id, subject, PutMode::Write).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    match outcome {
         PutOutcome::Stored(row) => Ok(row),
         PutOutcome::Suppressed { state: SubjectState::Suppressed } => Err(LetheError::precondition(
             "subject_suppressed",

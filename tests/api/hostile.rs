@@ -142,3 +142,33 @@ async fn identifiers_of_one_subject_are_bounded_across_entries_and_requests() {
     // Those it has already may be given again.
     client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(ann(emails(0, 100))) })).await.expect("known ones");
 }
+
+/// `PutSubject` takes the subject's lock as writes do: while an erasure's
+/// freeze holds it (here, a transaction of the test's), the request waits,
+/// and after the freeze it finds the subject frozen and stores nothing.
+#[tokio::test]
+async fn put_subject_waits_for_a_freeze_and_adds_nothing_to_a_frozen_subject() {
+    let app = spawn_app().await;
+    let ann = |value: &str| pb::SubjectRef {
+        id: "ann".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: value.into() }],
+    };
+    let mut client = app.client.clone();
+    client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(ann("ann.orwell@corp.example")) })).await.unwrap();
+    let hash = app.ctx.keyed_hash(app.keys.tenant_id, "ann").await.unwrap();
+    let mut freeze = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lethe::context::subject_lock_key(&hash)).execute(&mut *freeze).await.unwrap();
+    let put = tokio::spawn({
+        let mut client = app.client.clone();
+        let r = req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(ann("ann.second@corp.example")) });
+        async move { client.put_subject(r).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!put.is_finished(), "PutSubject waits for the freeze");
+    sqlx::query("UPDATE subjects SET state = 'pending_erasure' WHERE subject_hash = $1").bind(&hash).execute(&mut *freeze).await.unwrap();
+    freeze.commit().await.unwrap();
+    let e = put.await.unwrap().expect_err("the subject is frozen");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "subject_suppressed"), "{e:?}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_identifiers").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored, 1, "the second address was not added");
+}
