@@ -75,6 +75,20 @@ async fn copy_chunks(
         .into_iter()
         .filter_map(|p| p.vector.map(|vector| VectorPoint { id: p.id, vector, payload: p.payload }))
         .collect();
+    // A source lineage knows under its alias (its id named someone erased)
+    // is copied under it, whatever the live payload still says (a relabel
+    // a crash left undone: `ingest::sources::relabel_points`).
+    let aliased: std::collections::HashMap<Uuid, String> = crate::store::lineage::sources_of_chunks(&ctx.pool, spec.tenant_id, &ids)
+        .await?
+        .into_iter()
+        .filter(|r| crate::ingest::is_alias(&r.3))
+        .map(|r| (r.1, r.3))
+        .collect();
+    for p in &mut points {
+        if let Some(alias) = aliased.get(&p.id) {
+            p.payload.source_id.clone_from(alias);
+        }
+    }
     if job.mode == "reembed" {
         let texts: std::collections::HashMap<Uuid, &Option<String>> = chunks.iter().map(|(i, t)| (*i, t)).collect();
         let with_text: Vec<usize> =

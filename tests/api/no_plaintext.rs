@@ -587,8 +587,25 @@ async fn the_points_a_renamed_source_keeps_carry_its_alias_in_the_backend() {
         // Left behind, as by a crash right after the rename's commit.
         set_payload_source(&app, &qdrant, c, bobs, thread).await;
     }
+    // A re-index copies the points under lineage's alias.
+    let listed = || async {
+        let r = pb::ListCollectionsRequest::default();
+        app.client.clone().list_collections(req(&app.keys.sk, r)).await.unwrap().into_inner().collections
+    };
+    for (c, _, _) in &threads {
+        let done = crate::reindex::reindex(&app, &c.name, pb::ReindexMode::Copy).await;
+        assert_eq!(done.status, pb::JobStatus::Completed as i32, "{done:?}");
+    }
+    let now = listed().await;
+    for (c, thread, bobs) in &threads {
+        let c = now.iter().find(|n| n.name == c.name).unwrap();
+        let alias = alias_of(bobs.clone()).await;
+        assert_eq!(payload_source(&app, &qdrant, c, bobs).await, alias, "{}: copied under the alias", c.name);
+        set_payload_source(&app, &qdrant, c, bobs, thread).await;
+    }
     crate::restore_guard::reconcile(&app).await;
     for (c, _, bobs) in &threads {
+        let c = now.iter().find(|n| n.name == c.name).unwrap();
         let alias = alias_of(bobs.clone()).await;
         assert_eq!(payload_source(&app, &qdrant, c, bobs).await, alias, "{}: relabelled by the reconcile", c.name);
     }
