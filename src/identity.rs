@@ -147,6 +147,16 @@ pub fn match_keys(id: &Identifier) -> Vec<String> {
     keys
 }
 
+/// Whether a match key names one person for certain: an address, a
+/// national phone number, a handle, a literal value. Not a name (two
+/// people may share it, nicknames too), a subscriber number (the same in
+/// another area code) or a local part at any domain: those suppress a
+/// write, but are not enough to take another subject for the same person.
+#[must_use]
+pub fn is_strong_key(key: &str) -> bool {
+    !["name:", "subscriber:", "local:"].iter().any(|p| key.starts_with(p))
+}
+
 /// Words too common to name anybody: an identifier made only of them would
 /// turn residual search (and a `delete` or `redact` policy) on everyone.
 const STOP_WORDS: &[&str] = &[

@@ -531,8 +531,9 @@ async fn targets(
     if let Some(stored) = progress::residual_targets(&ctx.pool, job.job_id, spec.collection_id).await? {
         return Ok(stored);
     }
+    let read_at = progress::clock(&ctx.pool).await?;
     let present: Vec<Uuid> = ctx.stores.get(spec)?.retrieve(spec, ids, false).await?.into_iter().map(|p| p.id).collect();
-    held(progress::set_residual_targets(&ctx.pool, job.job_id, lease, spec.collection_id, &present).await?)?;
+    held(progress::set_residual_targets(&ctx.pool, job.job_id, lease, spec.collection_id, &present, read_at).await?)?;
     // Read back for the time it was stored at.
     progress::residual_targets(&ctx.pool, job.job_id, spec.collection_id)
         .await?

@@ -157,9 +157,9 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
                 })
                 .collect();
             let page_aliases: Vec<Uuid> = page.iter().filter(|(_, id, _, _)| is_alias(id)).map(|(source, ..)| *source).collect();
-            let all: Vec<Vec<u8>> = hashes.iter().flatten().flatten().cloned().collect();
+            let all = unique(hashes.iter().flatten().flatten());
             if all.is_empty() {
-                relabel_points(ctx, &page_aliases).await?;
+                relabel_points_after_rename(ctx, &page_aliases).await;
                 continue;
             }
             let (mut tx, erased) = erased_under_hold_lock(ctx, tenant_id, &all).await?;
@@ -180,8 +180,11 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
             renamed += renames.len();
             // Every aliased source of the page, renamed now or before (a
             // crash or a backend failure after an earlier rename's commit).
+            // A backend that fails here must not stop the renames and
+            // scrubs that follow (they are Lethe's own plaintext): logged,
+            // and done again by the next run.
             aliased.extend(page_aliases);
-            relabel_points(ctx, &aliased).await?;
+            relabel_points_after_rename(ctx, &aliased).await;
         }
     }
     Ok(renamed)
@@ -210,7 +213,7 @@ pub async fn unname_listed_sources(ctx: &Context, tenant_id: Uuid) -> Result<usi
                 keys.entry(id).or_insert_with_key(|id| screening::name_hashes(&secret, id));
             }
         }
-        let all: Vec<Vec<u8>> = keys.values().flatten().cloned().collect();
+        let all = unique(keys.values().flatten());
         if all.is_empty() {
             continue;
         }
@@ -354,8 +357,7 @@ pub async fn list_candidate_sources(
     }
     let mut erased: HashMap<Uuid, HashSet<Vec<u8>>> = HashMap::new();
     for tenant in searches.iter().map(|s| s.tenant_id).collect::<HashSet<_>>() {
-        let all: Vec<Vec<u8>> =
-            searches.iter().zip(&keys).filter(|(s, _)| s.tenant_id == tenant).flat_map(|(_, k)| k.values().flatten().cloned()).collect();
+        let all = unique(searches.iter().zip(&keys).filter(|(s, _)| s.tenant_id == tenant).flat_map(|(_, k)| k.values().flatten()));
         if !all.is_empty() {
             erased.insert(tenant, subjects::erased_keys_not_held(&mut *ex, tenant, &all).await?.into_iter().collect());
         }
@@ -441,9 +443,10 @@ pub async fn relabel_points(ctx: &Context, sources: &[Uuid]) -> Result<usize> {
     Ok(relabelled)
 }
 
-/// [`relabel_points`] after an erasure stage's rename has committed: a
-/// failure is logged and left to the next reconcile, which relabels every
-/// aliased source (the stage's work is done and must not run again).
+/// [`relabel_points`] after a rename has committed (an erasure stage's, a
+/// reconcile's, an import's): a failure is logged and left to the next
+/// reconcile, which relabels every aliased source (the work that committed
+/// is done and must not run again, and what follows it must still run).
 pub async fn relabel_points_after_rename(ctx: &Context, sources: &[Uuid]) {
     if sources.is_empty() {
         return;
@@ -451,6 +454,15 @@ pub async fn relabel_points_after_rename(ctx: &Context, sources: &[Uuid]) {
     if let Err(e) = relabel_points(ctx, sources).await {
         tracing::warn!(error = %e, sources = sources.len(), "the points of renamed sources keep their old source id until the next reconcile");
     }
+}
+
+/// The keys, each once: a page's sources share most of theirs (a domain,
+/// a common word), and each is a parameter of the lookup.
+fn unique<'a>(keys: impl Iterator<Item = &'a Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut all: Vec<Vec<u8>> = keys.cloned().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// Whether a caller id is an alias Lethe gave.

@@ -40,12 +40,14 @@ pub async fn key_hashes(ctx: &Context, tenant_id: Uuid, identifiers: &[Identifie
 /// every form the current rules know. In the forget stage's transaction,
 /// before `tombstone_subjects` clears the values.
 ///
-/// Other subjects of the tenant that share one of those keys (the same
-/// person under another id: `xavier-work` with xavier's address) and are
-/// not under legal hold become suppressed: their caller id and the values
-/// of their identifiers that share a key are cleared (their keyed hashes
-/// stay, and keep suppressing writes tagged with them, as they did). Their
-/// chunks are theirs and stay. Returns how many such subjects changed.
+/// Other subjects of the tenant that share one of those keys that names one
+/// person for certain ([`identity::is_strong_key`]: the same person under
+/// another id, `xavier-work` with xavier's address; not a namesake) and
+/// are not under legal hold become suppressed: their caller id and the
+/// values of their identifiers that share such a key are cleared (their
+/// keyed hashes stay, and keep suppressing writes tagged with them, as
+/// they did). Their chunks are theirs and stay. Returns how many such
+/// subjects changed.
 ///
 /// # Errors
 /// Database and key failures.
@@ -58,26 +60,36 @@ pub async fn rekey_before_tombstone(ctx: &Context, tx: &mut sqlx::Transaction<'_
         by_subject.entry((tenant_id, subject_id)).or_default().push(Identifier { kind, value });
     }
     let mut keys = Vec::new();
+    let mut strong: std::collections::BTreeMap<Uuid, std::collections::HashSet<Vec<u8>>> = std::collections::BTreeMap::new();
     for ((tenant_id, subject_id), identifiers) in by_subject {
         keys.extend(key_hashes(ctx, tenant_id, &identifiers).await?.into_iter().map(|k| (tenant_id, subject_id, k)));
+        strong.entry(tenant_id).or_default().extend(strong_key_hashes(ctx, tenant_id, &identifiers).await?);
     }
     // One statement for the batch's subjects (most keys are there already).
     lineage::add_keys_many(&mut **tx, &keys).await?;
-    unname_twins(ctx, tx, subject_ids, &keys).await
+    unname_twins(ctx, tx, subject_ids, strong).await
 }
 
-/// The twins' part of [`rekey_before_tombstone`]: `keys` are the erased
-/// subjects' (tenant, subject, key).
+/// The keyed hashes of the identifiers' match keys that name one person for
+/// certain ([`identity::is_strong_key`]).
+async fn strong_key_hashes(ctx: &Context, tenant_id: Uuid, identifiers: &[Identifier]) -> Result<Vec<Vec<u8>>> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    Ok(identifiers
+        .iter()
+        .flat_map(identity::match_keys)
+        .filter(|k| identity::is_strong_key(k))
+        .map(|k| keyed_hash(&secret, &k))
+        .collect())
+}
+
+/// The twins' part of [`rekey_before_tombstone`]: `by_tenant` holds the
+/// erased subjects' strong keys.
 async fn unname_twins(
     ctx: &Context,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     erased: &[Uuid],
-    keys: &[(Uuid, Uuid, Vec<u8>)],
+    by_tenant: std::collections::BTreeMap<Uuid, std::collections::HashSet<Vec<u8>>>,
 ) -> Result<usize> {
-    let mut by_tenant: std::collections::BTreeMap<Uuid, std::collections::HashSet<Vec<u8>>> = std::collections::BTreeMap::new();
-    for (tenant_id, _, key) in keys {
-        by_tenant.entry(*tenant_id).or_default().insert(key.clone());
-    }
     let mut changed = 0;
     for (tenant_id, theirs) in by_tenant {
         let wanted: Vec<Vec<u8>> = theirs.iter().cloned().collect();
@@ -90,7 +102,7 @@ async fn unname_twins(
         for (subject_id, _, kind, value) in lineage::identifier_values_many(&mut **tx, &twins).await? {
             let Ok(kind) = kind.parse() else { continue };
             let id = Identifier { kind, value };
-            let keys = key_hashes(ctx, tenant_id, std::slice::from_ref(&id)).await?;
+            let keys = strong_key_hashes(ctx, tenant_id, std::slice::from_ref(&id)).await?;
             if keys.iter().any(|k| theirs.contains(k)) {
                 cleared.push((subject_id, id.kind.as_str().to_owned(), id.value));
             }
@@ -151,20 +163,33 @@ async fn put_subject_in(
     let keys = key_hashes(ctx, tenant_id, &subject.identifiers).await?;
     let mut rows = lineage::upsert_subjects(tx, tenant_id, &[(subject.id.as_str().to_owned(), hash)]).await?;
     let row = rows.pop().ok_or_else(|| LetheError::Unexpected(anyhow::anyhow!("upsert returned no subject")))?;
-    if mode == PutMode::Write && !identifiers.is_empty() {
-        if row.state() != SubjectState::Active {
+    if mode == PutMode::Write {
+        if row.state() != SubjectState::Active && !identifiers.is_empty() {
             // The subject's identifiers are frozen: adding one to a subject
             // being erased would widen (or, to an erased one, revive) it. The
             // upsert found the row, so it wrote nothing.
             return Ok(PutOutcome::Suppressed { state: row.state() });
         }
-        if lineage::suppressor_by_keys(&mut **tx, tenant_id, &keys, Some(row.subject_id)).await?.is_some() {
+        // The id itself may be an erased person's identifier (a pipeline
+        // naming subjects by address: `zora@ex.com`, or by name), read as
+        // a tag is (`suppression::blocked_subjects`): such a subject is
+        // suppressed as one whose identifiers name them, and its id is not
+        // kept in clear.
+        let mut wanted = keys.clone();
+        if row.state() == SubjectState::Active {
+            wanted.extend(crate::screening::mention_hashes(&ctx.tenant_secret(tenant_id).await?, subject.id.as_str()));
+        }
+        if row.state() == SubjectState::Active
+            && lineage::suppressor_by_keys(&mut **tx, tenant_id, &wanted, Some(row.subject_id)).await?.is_some()
+        {
             lineage::suppress_subject(&mut **tx, row.subject_id).await?;
             lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
             return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
         }
     }
-    if !identifiers.is_empty() {
+    // Not on `Erase`: a person asking to be erased by one more identifier
+    // is never refused (each `Erase` adds at most 100).
+    if mode == PutMode::Write && !identifiers.is_empty() {
         // A bound on what one person's erasure searches for and matches: a
         // client adding identifiers request after request would otherwise
         // make every later erasure of the subject slower without end.

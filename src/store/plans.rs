@@ -217,9 +217,9 @@ pub async fn credit_points(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, c: &C
     gone.sort_unstable();
     let credited: Vec<Uuid> = sqlx::query_scalar(
         r#"
-        INSERT INTO erasure_point_credits (collection_id, point_id, tenant_id, job_id)
-        SELECT $1, p, $3, $4 FROM UNNEST($2::uuid[]) AS p
-        ON CONFLICT (collection_id, point_id) DO UPDATE SET job_id = EXCLUDED.job_id, credited_at = now()
+        INSERT INTO erasure_point_credits (collection_id, point_id, tenant_id, job_id, credited_at)
+        SELECT $1, p, $3, $4, clock_timestamp() FROM UNNEST($2::uuid[]) AS p
+        ON CONFLICT (collection_id, point_id) DO UPDATE SET job_id = EXCLUDED.job_id, credited_at = EXCLUDED.credited_at
         WHERE erasure_point_credits.credited_at < $5 OR erasure_point_credits.job_id = EXCLUDED.job_id
         RETURNING point_id
         "#,
@@ -260,9 +260,9 @@ pub async fn credit_residual_points(
     gone.dedup();
     Ok(sqlx::query_scalar(
         r#"
-        INSERT INTO erasure_point_credits (collection_id, point_id, tenant_id, job_id)
-        SELECT $1, p, $3, $4 FROM UNNEST($2::uuid[]) AS p
-        ON CONFLICT (collection_id, point_id) DO UPDATE SET job_id = EXCLUDED.job_id, credited_at = now()
+        INSERT INTO erasure_point_credits (collection_id, point_id, tenant_id, job_id, credited_at)
+        SELECT $1, p, $3, $4, clock_timestamp() FROM UNNEST($2::uuid[]) AS p
+        ON CONFLICT (collection_id, point_id) DO UPDATE SET job_id = EXCLUDED.job_id, credited_at = EXCLUDED.credited_at
         WHERE erasure_point_credits.credited_at < $5 OR erasure_point_credits.job_id = EXCLUDED.job_id
         RETURNING point_id
         "#,

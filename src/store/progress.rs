@@ -122,17 +122,25 @@ pub struct ResidualTargets {
     pub stored_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The database's clock now (not the transaction's start).
+pub async fn clock(ex: impl PgExecutor<'_>) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(ex).await?)
+}
+
 /// Stores a collection's residual targets before anything of them is
-/// changed, with the time; false when `lease` no longer holds the job.
+/// changed, with the time their reading began (from [`clock`], taken before
+/// the backend was asked: a credit given after it may be of a point the
+/// reading saw); false when `lease` no longer holds the job.
 pub async fn set_residual_targets(
     ex: impl PgExecutor<'_>,
     job_id: Uuid,
     lease: Lease,
     collection_id: Uuid,
     targets: &[Uuid],
+    read_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "UPDATE erasure_counts SET residual_targets = $5, residual_targets_at = clock_timestamp() \
+        "UPDATE erasure_counts SET residual_targets = $5, residual_targets_at = $6 \
          WHERE job_id = $1 AND collection_id = $4 AND {HELD}"
     ))
     .bind(job_id)
@@ -140,6 +148,7 @@ pub async fn set_residual_targets(
     .bind(lease.epoch)
     .bind(collection_id)
     .bind(targets)
+    .bind(read_at)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)

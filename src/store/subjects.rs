@@ -400,8 +400,6 @@ pub async fn erased_subjects_by_keys(
     .await?)
 }
 
-/// Marks an active subject suppressed: it names a person who is being or
-/// has been erased. Its caller id goes (only the keyed hash stays).
 /// The tenant's subjects other than `except`, not erased and not under
 /// legal hold, that hold one of `keys`, locked in id order.
 pub async fn lock_twins(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys: &[Vec<u8>], except: &[Uuid]) -> Result<Vec<Uuid>> {
@@ -449,6 +447,8 @@ pub async fn suppress_twins(ex: impl PgExecutor<'_>, twins: &[Uuid], identifiers
     Ok(())
 }
 
+/// Marks an active subject suppressed: it names a person who is being or
+/// has been erased. Its caller id goes (only the keyed hash stays).
 pub async fn suppress_subject(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<()> {
     sqlx::query("UPDATE subjects SET state = 'suppressed', external_id = NULL WHERE subject_id = $1 AND state = 'active'")
         .bind(subject_id)

@@ -252,7 +252,9 @@ async fn twin_suppressed_at_forget(with_hold: bool) {
     let badge = ident(pb::IdentifierKind::Other, "badge 4411-corp");
     let twin = subject("xavier-work", vec![ident(pb::IdentifierKind::Other, "Xavier@ex.com"), badge.clone()]);
     let held = subject("xavier-home", vec![ident(pb::IdentifierKind::Email, "xavier@ex.com")]);
-    for s in [twin, held] {
+    // A namesake: the same name, another address. Not the same person.
+    let namesake = subject("xu-2", vec![ident(pb::IdentifierKind::Name, "Xavier Xu"), ident(pb::IdentifierKind::Email, "x.xu@other.org")]);
+    for s in [twin, held, namesake] {
         app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(s) })).await.unwrap();
     }
     app.ingest(&c.name, vec![chunk("wk", 0, "a note from work", &["xavier-work"])]).await.unwrap();
@@ -264,14 +266,28 @@ async fn twin_suppressed_at_forget(with_hold: bool) {
     let w = app.ingest(&c.name, vec![chunk("w", 0, "hi", &["xavier-work"])]).await.unwrap();
     assert_eq!((w.accepted, w.suppressed), (0, 1));
 
+    let namesake: (Option<String>, String, i64) = sqlx::query_as(
+        "SELECT s.external_id, s.state, count(i.value) FROM subjects s JOIN subject_identifiers i USING (subject_id) \
+         WHERE s.external_id = 'xu-2' GROUP BY 1, 2",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(namesake, (Some("xu-2".into()), "active".into(), 2), "a namesake keeps his id and values");
     let subjects: Vec<(Option<String>, String)> = sqlx::query_as(
-        "SELECT external_id, state FROM subjects WHERE state <> 'erased' AND subject_id IN (SELECT subject_id FROM subject_identifiers) ORDER BY 1",
+        "SELECT external_id, state FROM subjects WHERE state <> 'erased' AND external_id IS DISTINCT FROM 'xu-2' \
+         AND subject_id IN (SELECT subject_id FROM subject_identifiers) ORDER BY 1",
     )
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    let values: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT value FROM subject_identifiers WHERE value IS NOT NULL ORDER BY value").fetch_all(&app.pool).await.unwrap();
+    let values: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT value FROM subject_identifiers WHERE value IS NOT NULL \
+         AND subject_id NOT IN (SELECT subject_id FROM subjects WHERE external_id = 'xu-2') ORDER BY value",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
     if with_hold {
         assert_eq!(subjects, [(Some("xavier-home".into()), "active".into()), (None, "suppressed".into())], "the twin's id cleared");
         assert_eq!(values, [Some(badge.value.clone()), Some("xavier@ex.com".into())], "the shared address cleared, the badge and the held one kept");
@@ -281,7 +297,8 @@ async fn twin_suppressed_at_forget(with_hold: bool) {
     }
     let clear: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM subjects WHERE external_id ILIKE '%xavier%' AND NOT legal_hold)
-              + (SELECT count(*) FROM subject_identifiers i JOIN subjects s USING (subject_id) WHERE i.value ILIKE '%xavier%' AND NOT s.legal_hold)",
+              + (SELECT count(*) FROM subject_identifiers i JOIN subjects s USING (subject_id)
+                 WHERE i.value ILIKE '%xavier%' AND NOT s.legal_hold AND s.external_id IS DISTINCT FROM 'xu-2')",
     )
     .fetch_one(&app.pool)
     .await
@@ -870,4 +887,43 @@ async fn a_tag_that_is_an_erased_persons_identifier_is_suppressed() {
         .await
         .unwrap();
     assert_eq!(clear, 0, "no subject was created under her address or name");
+    // The same id given as a subject: by PutSubject, with or without
+    // identifiers, and in an Ingest's `subjects`.
+    for (id, identifiers) in [("xavier@ex.com", vec![]), ("Xu, Xavier", vec![ident(pb::IdentifierKind::Phone, "+1 555 0100 777")])] {
+        let err = app
+            .client
+            .clone()
+            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject(id, identifiers)) }))
+            .await
+            .expect_err(id);
+        assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "subject_suppressed".into()), "{id}");
+    }
+    let w = app
+        .client
+        .clone()
+        .ingest(req(&app.keys.sk, pb::IngestRequest {
+            collection: c.name.clone(),
+            chunks: vec![chunk("t2", 0, "a note", &["mailto:xavier@ex.com"])],
+            subjects: vec![subject("mailto:xavier@ex.com", vec![])],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((w.accepted, w.suppressed), (0, 1), "Ingest's subjects");
+    let ok = app
+        .client
+        .clone()
+        .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject("xavier-fan-club", vec![])) }))
+        .await;
+    assert!(ok.is_ok(), "an id that only contains her first name is someone else: {ok:?}");
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM subjects WHERE (external_id ILIKE '%xavier%' AND external_id <> 'xavier-fan-club')
+            OR (external_id IS NULL AND state = 'active')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(clear, 0, "no subject kept her address or name as its id");
+    let phone: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_identifiers WHERE value LIKE '%0100%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(phone, 0, "the refused subject's identifiers were not stored");
 }

@@ -141,6 +141,15 @@ async fn identifiers_of_one_subject_are_bounded_across_entries_and_requests() {
     assert_eq!(stored().await, 1_000);
     // Those it has already may be given again.
     client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(ann(emails(0, 100))) })).await.expect("known ones");
+    // A person asking to be erased by one more is never refused.
+    let job = app.erase_with(pb::EraseRequest { subject: Some(ann(emails(1_000, 1))), ..Default::default() }).await.expect("Erase at the bound");
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_identifiers i JOIN subjects s USING (subject_id) WHERE s.state = 'erased'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1_001, "the erased subject's identifiers (hashes only) include the new one");
 }
 
 /// `PutSubject` takes the subject's lock as writes do: while an erasure's
