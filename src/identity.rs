@@ -413,10 +413,13 @@ impl Person {
 /// The parts of a document's id, uri or kind that could be a caller's id
 /// for a person, as [`Person::naming_sources`] reads one: from the start of
 /// an alphanumeric run to the end of one (`zora-k/inbox/7` gives `zora`,
-/// `zora-k`, `inbox`, `zora-k/inbox`, …), at least 4 characters (6 when all
-/// digits) and at most 256 bytes, at most 256 of them. Their keyed hashes
-/// are looked up among erased subjects' id hashes: all that is left of an
-/// erased person's caller id.
+/// `inbox`, `zora-k`, `zora-k/inbox`, …), at least 4 characters (6 when all
+/// digits) and at most 256 bytes, each once. Single runs first, then two
+/// joined, and so on, at most [`MAX_ID_FORMS`] in all: every single run of a text of
+/// the write path's sizes (a uri of 2,048 bytes has at most 410 runs of 4
+/// characters) is read, and only forms of many runs in a long text may be
+/// left out. Their keyed hashes are looked up among erased subjects' id
+/// hashes: all that is left of an erased person's caller id.
 #[must_use]
 pub fn id_forms(text: &str) -> Vec<&str> {
     let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
@@ -435,21 +438,35 @@ pub fn id_forms(text: &str) -> Vec<&str> {
     if alnum(prev) {
         ends.push(text.len());
     }
+    // Run i spans starts[i]..ends[i]; k more runs joined end at ends[i + k].
     let mut forms = Vec::new();
-    for &s in &starts {
-        for &e in ends.iter().filter(|&&e| e > s && e - s <= 256) {
+    let mut seen = std::collections::HashSet::new();
+    for k in 0..starts.len() {
+        let mut any = false;
+        for (i, &s) in starts.iter().enumerate().take(starts.len() - k) {
+            let e = ends[i + k];
+            if e - s > 256 {
+                continue;
+            }
+            any = true;
             let form = &text[s..e];
             let n = form.chars().count();
-            if n >= 6 || (n >= 4 && !form.chars().all(|c| c.is_ascii_digit())) {
+            if (n >= 6 || (n >= 4 && !form.chars().all(|c| c.is_ascii_digit()))) && seen.insert(form) {
                 forms.push(form);
-                if forms.len() == 256 {
+                if forms.len() == MAX_ID_FORMS {
                     return forms;
                 }
             }
         }
+        if !any {
+            break;
+        }
     }
     forms
 }
+
+/// The most forms [`id_forms`] reads in one text.
+pub const MAX_ID_FORMS: usize = 512;
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     s.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).map(|_| &s[prefix.len()..])
@@ -565,9 +582,16 @@ mod tests {
             assert!(forms.contains(&want), "{want}: {forms:?}");
         }
         assert!(!forms.contains(&"k") && !forms.contains(&"7") && !forms.contains(&"ora-k"), "{forms:?}");
-        assert_eq!(id_forms("tickets/2024/42"), ["tickets", "tickets/2024", "tickets/2024/42", "2024/42"], "short numbers alone are no one's id");
-        assert_eq!(id_forms("acct-004217"), ["acct", "acct-004217", "004217"]);
-        assert!(id_forms(&"ab-".repeat(400)).len() <= 256);
+        assert_eq!(id_forms("tickets/2024/42"), ["tickets", "tickets/2024", "2024/42", "tickets/2024/42"], "short numbers alone are no one's id");
+        assert_eq!(id_forms("acct-004217"), ["acct", "004217", "acct-004217"]);
+        assert_eq!(id_forms(&"ab-".repeat(400)).len(), 84, "each form once");
+        let many: String = (0..1_000).map(|i| format!("w{i:04}-")).collect();
+        assert_eq!(id_forms(&many).len(), MAX_ID_FORMS);
+        // A long uri: every single run is read, the last one too, and
+        // repeats are read once.
+        let uri: String = (0..400).map(|i| format!("d{i:03}/")).chain(["zora-k".to_owned()]).collect();
+        assert!(uri.len() <= 2_048 && id_forms(&uri).contains(&"zora"), "a late single run");
+        assert!(id_forms(&format!("{}zora-k", "abcd/".repeat(400))).contains(&"zora-k"));
         assert!(id_forms("").is_empty() && id_forms("--//").is_empty());
     }
 
