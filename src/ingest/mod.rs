@@ -27,7 +27,7 @@ pub use self::sources::{
     unname_listed_sources, unname_sources, unname_sources_naming_the_erased,
 };
 pub use self::subjects::{
-    Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure,
+    Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure, put_subjects,
     put_subject_or_refuse, refuse_texts_naming, set_legal_hold,
 };
 use self::suppression::{Screened, Tagged, blocked_subjects, delete_unwanted_points, report_screened, screen};
@@ -176,9 +176,9 @@ pub async fn write(
     // Subjects the request names with identifiers are stored first (or
     // become suppressed aliases when an identifier names an erased person),
     // so that the tag check below sees them either way.
-    for s in subjects.iter().filter(|s| !s.identifiers.is_empty()) {
-        put_subject(ctx, tenant_id, s, PutMode::Write).await?;
-    }
+    // All or none: a refused one fails the request with nothing stored.
+    let with_identifiers: Vec<&SubjectInput> = subjects.iter().filter(|s| !s.identifiers.is_empty()).collect();
+    put_subjects(ctx, tenant_id, &with_identifiers, PutMode::Write).await?;
     let Tagged { blocked, known } = blocked_subjects(ctx, tenant_id, &tagged).await?;
     // Each chunk's tags by keyed hash, for the legal-hold check below.
     let tag_hashes: HashMap<Uuid, Vec<&[u8]>> = chunks

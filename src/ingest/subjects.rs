@@ -144,6 +144,21 @@ pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput,
     Ok(outcome)
 }
 
+/// [`put_subject`] for a request's subjects, in one transaction: one that
+/// is refused (`too_many_identifiers`) leaves none of them stored.
+///
+/// # Errors
+/// As [`put_subject`].
+pub async fn put_subjects(ctx: &Context, tenant_id: Uuid, subjects: &[&SubjectInput], mode: PutMode) -> Result<Vec<PutOutcome>> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let mut outcomes = Vec::with_capacity(subjects.len());
+    for subject in subjects {
+        outcomes.push(put_subject_in(ctx, &mut tx, tenant_id, subject, mode).await?);
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(outcomes)
+}
+
 /// The most identifiers one subject keeps (`too_many_identifiers` beyond).
 pub const MAX_STORED_IDENTIFIERS: i64 = 1_000;
 

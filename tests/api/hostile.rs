@@ -136,9 +136,17 @@ async fn identifiers_of_one_subject_are_bounded_across_entries_and_requests() {
     let e = client.put_subject(req(&app.keys.pk, put)).await.expect_err("the 1,001st");
     assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "too_many_identifiers"), "{e:?}");
     assert!(!e.message().contains("ann."), "no identifier in the message: {e:?}");
-    let e = client.ingest(req(&app.keys.pk, ingest(vec![ann(emails(1_000, 1))]))).await.expect_err("on a write too");
+    // On a write too, and a subject listed before the refused one is not
+    // stored either.
+    let bob = pb::SubjectRef {
+        id: "bob".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "bob@corp.example".into() }],
+    };
+    let e = client.ingest(req(&app.keys.pk, ingest(vec![bob, ann(emails(1_000, 1))]))).await.expect_err("on a write too");
     assert_eq!(reason(&e), "too_many_identifiers");
     assert_eq!(stored().await, 1_000);
+    let bobs: i64 = sqlx::query_scalar("SELECT count(*) FROM subjects WHERE external_id = 'bob'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(bobs, 0, "the request stored none of its subjects");
     // Those it has already may be given again.
     client.put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(ann(emails(0, 100))) })).await.expect("known ones");
     // A person asking to be erased by one more is never refused.
