@@ -157,6 +157,19 @@ pub fn is_strong_key(key: &str) -> bool {
     !["name:", "subscriber:", "local:"].iter().any(|p| key.starts_with(p))
 }
 
+/// The identifier's match keys that name one person for certain
+/// ([`is_strong_key`]): none for a name, whatever kind it was given under
+/// (`other:xavier xu`, the legacy key of a name given as OTHER, and
+/// `literal:xavier`, of a one-word name, are a name all the same).
+#[must_use]
+pub fn strong_match_keys(id: &Identifier) -> Vec<String> {
+    let c = canonical(id);
+    if c.kind == IdentifierKind::Name || (id.kind == IdentifierKind::Name && c.kind == IdentifierKind::Other) {
+        return Vec::new();
+    }
+    match_keys(id).into_iter().filter(|k| is_strong_key(k)).collect()
+}
+
 /// Words too common to name anybody: an identifier made only of them would
 /// turn residual search (and a `delete` or `redact` policy) on everyone.
 const STOP_WORDS: &[&str] = &[
@@ -415,42 +428,53 @@ impl Person {
 /// an alphanumeric run to the end of one (`zora-k/inbox/7` gives `zora`,
 /// `inbox`, `zora-k`, `zora-k/inbox`, …), at least 4 characters (6 when all
 /// digits) and at most 256 bytes, each once. Single runs first, then two
-/// joined, and so on, at most [`MAX_ID_FORMS`] in all: every single run of a text of
-/// the write path's sizes (a uri of 2,048 bytes has at most 410 runs of 4
-/// characters) is read, and only forms of many runs in a long text may be
-/// left out. Their keyed hashes are looked up among erased subjects' id
+/// joined, and so on, at most [`MAX_ID_FORMS`] in all, from at most 4 times
+/// as many windows looked at (the work is bounded as the output is): every
+/// single run of a text of the write path's sizes (a uri of 2,048 bytes
+/// has at most 1,024 runs, 410 of 4 characters) is read, and only forms of
+/// many runs in a long text may be left out. Their keyed hashes are looked up among erased subjects' id
 /// hashes: all that is left of an erased person's caller id.
 #[must_use]
 pub fn id_forms(text: &str) -> Vec<&str> {
     let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    // Byte offsets, with the number of characters before them.
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     let mut prev = None;
+    let mut chars = 0;
     for (i, c) in text.char_indices() {
         if c.is_alphanumeric() && !alnum(prev) {
-            starts.push(i);
+            starts.push((i, chars));
         }
         if !c.is_alphanumeric() && alnum(prev) {
-            ends.push(i);
+            ends.push((i, chars));
         }
         prev = Some(c);
+        chars += 1;
     }
     if alnum(prev) {
-        ends.push(text.len());
+        ends.push((text.len(), chars));
     }
     // Run i spans starts[i]..ends[i]; k more runs joined end at ends[i + k].
+    // The work is bounded as the output is: a text of many short repeated
+    // runs gives few distinct forms from many windows.
     let mut forms = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut windows = 0;
     for k in 0..starts.len() {
         let mut any = false;
-        for (i, &s) in starts.iter().enumerate().take(starts.len() - k) {
-            let e = ends[i + k];
+        for (i, &(s, s_chars)) in starts.iter().enumerate().take(starts.len() - k) {
+            let (e, e_chars) = ends[i + k];
             if e - s > 256 {
                 continue;
             }
             any = true;
+            windows += 1;
+            if windows > 4 * MAX_ID_FORMS {
+                return forms;
+            }
             let form = &text[s..e];
-            let n = form.chars().count();
+            let n = e_chars - s_chars;
             if (n >= 6 || (n >= 4 && !form.chars().all(|c| c.is_ascii_digit()))) && seen.insert(form) {
                 forms.push(form);
                 if forms.len() == MAX_ID_FORMS {
@@ -576,6 +600,21 @@ mod tests {
     }
 
     #[test]
+    fn names_are_never_strong_keys_under_any_kind() {
+        for (kind, value) in [
+            (IdentifierKind::Name, "Xavier Xu"),
+            (IdentifierKind::Other, "Xavier Xu"),
+            (IdentifierKind::Handle, "Xavier Xu"),
+            (IdentifierKind::Name, "Xavier"),
+        ] {
+            assert_eq!(strong_match_keys(&id(kind, value)), Vec::<String>::new(), "{kind:?} {value}");
+        }
+        assert!(strong_match_keys(&id(IdentifierKind::Name, "xavier@ex.com")).contains(&"email:xavier@ex.com".to_owned()));
+        assert!(strong_match_keys(&id(IdentifierKind::Other, "cust-00412")).iter().any(|k| k.starts_with("literal:")));
+        assert!(!strong_match_keys(&id(IdentifierKind::Phone, "+1 555 010 0777")).iter().any(|k| k.starts_with("subscriber:")));
+    }
+
+    #[test]
     fn id_forms_are_the_runs_a_caller_id_could_be() {
         let forms = id_forms("mailbox:zora-k/inbox/7");
         for want in ["mailbox", "zora", "zora-k", "inbox", "zora-k/inbox", "mailbox:zora-k/inbox/7"] {
@@ -584,7 +623,7 @@ mod tests {
         assert!(!forms.contains(&"k") && !forms.contains(&"7") && !forms.contains(&"ora-k"), "{forms:?}");
         assert_eq!(id_forms("tickets/2024/42"), ["tickets", "tickets/2024", "2024/42", "tickets/2024/42"], "short numbers alone are no one's id");
         assert_eq!(id_forms("acct-004217"), ["acct", "004217", "acct-004217"]);
-        assert_eq!(id_forms(&"ab-".repeat(400)).len(), 84, "each form once");
+        assert_eq!(id_forms(&"ab-".repeat(400))[0], "ab-ab", "each form once");
         let many: String = (0..1_000).map(|i| format!("w{i:04}-")).collect();
         assert_eq!(id_forms(&many).len(), MAX_ID_FORMS);
         // A long uri: every single run is read, the last one too, and
@@ -592,6 +631,9 @@ mod tests {
         let uri: String = (0..400).map(|i| format!("d{i:03}/")).chain(["zora-k".to_owned()]).collect();
         assert!(uri.len() <= 2_048 && id_forms(&uri).contains(&"zora"), "a late single run");
         assert!(id_forms(&format!("{}zora-k", "abcd/".repeat(400))).contains(&"zora-k"));
+        // Work bounded: many short repeated runs.
+        assert!(id_forms(&"a-".repeat(1_024)).len() <= MAX_ID_FORMS);
+        assert!(id_forms(&format!("{}zora", "a-".repeat(1_000))).contains(&"zora"), "every single run");
         assert!(id_forms("").is_empty() && id_forms("--//").is_empty());
     }
 

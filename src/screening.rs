@@ -178,6 +178,25 @@ pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     hashes
 }
 
+/// The keyed hashes of the match keys of a text's mentions that name one
+/// person for certain (`identity::is_strong_key`: an address, a phone, a
+/// handle): what a subject id such as `xavier@ex.com` is keyed by, so that
+/// the erasure of the person it names finds it as a twin.
+pub fn strong_mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
+    let readable = identity::readable(text);
+    let again = if readable == text { Vec::new() } else { mentions(&readable) };
+    let mut hashes: Vec<Vec<u8>> = mentions(text)
+        .into_iter()
+        .chain(again)
+        .flat_map(|m| m.keys)
+        .filter(|k| identity::is_strong_key(k))
+        .map(|k| keyed_hash(secret, &k))
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
 /// [`mention_hashes`] and the keyed hashes of the parts of a document's id,
 /// uri or kind that could be a person's caller id ([`identity::id_forms`]):
 /// what such a text is checked by against erased people (their keys and

@@ -448,6 +448,18 @@ async fn record_lineage(
         tagged.iter().filter(|(_, h)| !by_hash.contains_key(*h)).map(|(k, v)| (k.clone(), v.clone())).collect();
     if !missing.is_empty() {
         let rows = lineage::upsert_subjects(&mut tx, spec.tenant_id, &missing).await?;
+        // A new subject whose id is an address, a phone or a handle is
+        // keyed by it, as by an identifier: that person's erasure finds it
+        // as a twin and clears the id (`subjects::rekey_before_tombstone`).
+        let secret = ctx.tenant_secret(spec.tenant_id).await?;
+        let id_of: HashMap<&[u8], &str> = missing.iter().map(|(id, h)| (h.as_slice(), id.as_str())).collect();
+        let keys: Vec<(Uuid, Uuid, Vec<u8>)> = rows
+            .iter()
+            .filter(|r| r.state() == crate::domain::SubjectState::Active)
+            .filter_map(|r| id_of.get(r.subject_hash.as_slice()).map(|id| (r.subject_id, *id)))
+            .flat_map(|(subject, id)| crate::screening::strong_mention_hashes(&secret, id).into_iter().map(move |k| (spec.tenant_id, subject, k)))
+            .collect();
+        lineage::add_keys_many(&mut *tx, &keys).await?;
         by_hash.extend(rows.into_iter().map(|r| (r.subject_hash, r.subject_id)));
     }
     let subject_of = |id: &str| tagged.get(id).and_then(|h| by_hash.get(h)).copied();

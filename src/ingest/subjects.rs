@@ -76,8 +76,7 @@ async fn strong_key_hashes(ctx: &Context, tenant_id: Uuid, identifiers: &[Identi
     let secret = ctx.tenant_secret(tenant_id).await?;
     Ok(identifiers
         .iter()
-        .flat_map(identity::match_keys)
-        .filter(|k| identity::is_strong_key(k))
+        .flat_map(identity::strong_match_keys)
         .map(|k| keyed_hash(&secret, &k))
         .collect())
 }
@@ -145,14 +144,26 @@ pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput,
 }
 
 /// [`put_subject`] for a request's subjects, in one transaction: one that
-/// is refused (`too_many_identifiers`) leaves none of them stored.
+/// is refused (`too_many_identifiers`) leaves none of them stored. The
+/// outcomes are in the subjects' keyed hashes' order.
 ///
 /// # Errors
 /// As [`put_subject`].
 pub async fn put_subjects(ctx: &Context, tenant_id: Uuid, subjects: &[&SubjectInput], mode: PutMode) -> Result<Vec<PutOutcome>> {
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    // In the keyed hashes' order, as `upsert_subjects` inserts: two requests
+    // naming the same new people in another order lock their rows in one
+    // order, and cannot deadlock on them.
+    let mut ordered = Vec::with_capacity(subjects.len());
+    for subject in subjects {
+        ordered.push((ctx.keyed_hash(tenant_id, subject.id.as_str()).await?, *subject));
+    }
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let mut outcomes = Vec::with_capacity(subjects.len());
-    for subject in subjects {
+    for (_, subject) in ordered {
         outcomes.push(put_subject_in(ctx, &mut tx, tenant_id, subject, mode).await?);
     }
     tx.commit().await.map_err(StoreError::from)?;
@@ -202,6 +213,12 @@ async fn put_subject_in(
             return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
         }
     }
+    if row.state() == SubjectState::Active {
+        // An id that is an address, a phone or a handle keys the subject
+        // as an identifier would (see `record_lineage`).
+        let id_keys = crate::screening::strong_mention_hashes(&ctx.tenant_secret(tenant_id).await?, subject.id.as_str());
+        lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &id_keys).await?;
+    }
     // Not on `Erase`: a person asking to be erased by one more identifier
     // is never refused (each `Erase` adds at most 100).
     if mode == PutMode::Write && !identifiers.is_empty() {
@@ -241,8 +258,8 @@ pub async fn put_subject_or_refuse(ctx: &Context, tenant_id: Uuid, subject: &Sub
         PutOutcome::Stored(row) => Ok(row),
         PutOutcome::Suppressed { state: SubjectState::Suppressed } => Err(LetheError::precondition(
             "subject_suppressed",
-            "an identifier of this subject names a person who is being or has been erased: no identifier was \
-             stored, and writes tagged with this subject id are suppressed from now on",
+            "this subject's id or one of its identifiers names a person who is being or has been erased: no \
+             identifier was stored, and writes tagged with this subject id are suppressed from now on",
         )),
         PutOutcome::Suppressed { state } => Err(LetheError::precondition(
             "subject_suppressed",

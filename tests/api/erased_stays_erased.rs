@@ -898,18 +898,23 @@ async fn a_tag_that_is_an_erased_persons_identifier_is_suppressed() {
             .expect_err(id);
         assert_eq!((err.code(), reason(&err)), (Code::FailedPrecondition, "subject_suppressed".into()), "{id}");
     }
+    // In an Ingest's `subjects`, with identifiers, beside a chunk tagged
+    // with someone else: the subject is suppressed, the chunk written.
     let w = app
         .client
         .clone()
         .ingest(req(&app.keys.sk, pb::IngestRequest {
             collection: c.name.clone(),
-            chunks: vec![chunk("t2", 0, "a note", &["mailto:xavier@ex.com"])],
-            subjects: vec![subject("mailto:xavier@ex.com", vec![])],
+            chunks: vec![chunk("t2", 0, "a note", &["someone-else"])],
+            subjects: vec![subject("mailto:xavier@ex.com", vec![ident(pb::IdentifierKind::Phone, "+1 555 0100 778")])],
         }))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((w.accepted, w.suppressed), (0, 1), "Ingest's subjects");
+    assert_eq!((w.accepted, w.suppressed), (1, 0), "Ingest's subjects");
+    let suppressed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subjects WHERE state = 'suppressed' AND external_id IS NULL").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(suppressed, 3, "the three ids given as subjects are suppressed, their ids not kept");
     let ok = app
         .client
         .clone()
@@ -926,4 +931,36 @@ async fn a_tag_that_is_an_erased_persons_identifier_is_suppressed() {
     assert_eq!(clear, 0, "no subject kept her address or name as its id");
     let phone: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_identifiers WHERE value LIKE '%0100%'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(phone, 0, "the refused subject's identifiers were not stored");
+}
+
+/// A subject whose id is an address (a pipeline naming its subjects by
+/// address), made before the person with that address is erased, by a tag
+/// or by `PutSubject`: the erasure finds it as a twin and clears its id.
+/// One named by a name only (`Xu, Xavier`) may be a namesake and stays.
+#[tokio::test]
+async fn a_subject_named_by_the_erased_persons_address_is_cleared_by_the_erasure() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, vec![chunk("by-tag", 0, "a note", &["Xavier@EX.com"])]).await.unwrap();
+    app.client
+        .clone()
+        .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(subject("mailto:xavier@ex.com", vec![])) }))
+        .await
+        .unwrap();
+    app.ingest(&c.name, vec![chunk("by-name", 0, "a note", &["Xu, Xavier"])]).await.unwrap();
+    erase_xavier(&app, &c.name).await;
+    let rows: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT external_id, state FROM subjects WHERE state <> 'erased' ORDER BY state, external_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [(Some("Xu, Xavier".to_owned()), "active".to_owned()), (None, "suppressed".to_owned()), (None, "suppressed".to_owned())],
+        "the ids that are her address are cleared; the namesake stays"
+    );
+    assert_eq!(clear_rows_like(&app, "%xavier@%").await, 0, "no row keeps her address");
+    // Their chunks are theirs and stay, but no write under those ids passes.
+    let w = app.ingest(&c.name, vec![chunk("by-tag-2", 0, "a note", &["Xavier@EX.com"])]).await.unwrap();
+    assert_eq!((w.accepted, w.suppressed), (0, 1));
 }
