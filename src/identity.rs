@@ -170,6 +170,20 @@ pub fn strong_match_keys(id: &Identifier) -> Vec<String> {
     match_keys(id).into_iter().filter(|k| is_strong_key(k)).collect()
 }
 
+/// The strong keys of a subject id that is, as a whole, an address, a phone
+/// or a handle (`xavier@ex.com`, `mailto:Xavier@EX.com`, `+1 555 0100`,
+/// `@xavier`), read as an identifier of kind OTHER; none for any other id
+/// (`s0000042`, `user-5550100`: an id that only contains digits or a word
+/// is its own, not a person's identifier).
+#[must_use]
+pub fn id_strong_keys(id: &str) -> Vec<String> {
+    let as_identifier = Identifier { kind: IdentifierKind::Other, value: id.to_owned() };
+    match canonical(&as_identifier).kind {
+        IdentifierKind::Email | IdentifierKind::Phone | IdentifierKind::Handle => strong_match_keys(&as_identifier),
+        _ => Vec::new(),
+    }
+}
+
 /// Words too common to name anybody: an identifier made only of them would
 /// turn residual search (and a `delete` or `redact` policy) on everyone.
 const STOP_WORDS: &[&str] = &[
@@ -432,8 +446,9 @@ impl Person {
 /// as many windows looked at (the work is bounded as the output is): every
 /// single run of a text of the write path's sizes (a uri of 2,048 bytes
 /// has at most 1,024 runs, 410 of 4 characters) is read, and only forms of
-/// many runs in a long text may be left out. Their keyed hashes are looked up among erased subjects' id
-/// hashes: all that is left of an erased person's caller id.
+/// many runs in a long text may be left out. Their keyed hashes are looked
+/// up among erased subjects' id hashes: all that is left of an erased
+/// person's caller id.
 #[must_use]
 pub fn id_forms(text: &str) -> Vec<&str> {
     let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
@@ -612,6 +627,17 @@ mod tests {
         assert!(strong_match_keys(&id(IdentifierKind::Name, "xavier@ex.com")).contains(&"email:xavier@ex.com".to_owned()));
         assert!(strong_match_keys(&id(IdentifierKind::Other, "cust-00412")).iter().any(|k| k.starts_with("literal:")));
         assert!(!strong_match_keys(&id(IdentifierKind::Phone, "+1 555 010 0777")).iter().any(|k| k.starts_with("subscriber:")));
+    }
+
+    #[test]
+    fn a_subject_id_is_keyed_only_when_it_is_an_identifier_as_a_whole() {
+        for id in ["xavier@ex.com", "mailto:Xavier@EX.com", "@xavier_xu"] {
+            assert!(!id_strong_keys(id).is_empty(), "{id}");
+        }
+        assert!(id_strong_keys("Xavier@EX.com").contains(&"email:xavier@ex.com".to_owned()));
+        for id in ["s0000000", "s0000000~g1", "user-42", "Xavier Xu", "xavier", ""] {
+            assert_eq!(id_strong_keys(id), Vec::<String>::new(), "{id}");
+        }
     }
 
     #[test]

@@ -178,23 +178,11 @@ pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     hashes
 }
 
-/// The keyed hashes of the match keys of a text's mentions that name one
-/// person for certain (`identity::is_strong_key`: an address, a phone, a
-/// handle): what a subject id such as `xavier@ex.com` is keyed by, so that
-/// the erasure of the person it names finds it as a twin.
-pub fn strong_mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
-    let readable = identity::readable(text);
-    let again = if readable == text { Vec::new() } else { mentions(&readable) };
-    let mut hashes: Vec<Vec<u8>> = mentions(text)
-        .into_iter()
-        .chain(again)
-        .flat_map(|m| m.keys)
-        .filter(|k| identity::is_strong_key(k))
-        .map(|k| keyed_hash(secret, &k))
-        .collect();
-    hashes.sort_unstable();
-    hashes.dedup();
-    hashes
+/// The keyed hashes of [`identity::id_strong_keys`]: what a subject id
+/// that is itself an address, a phone or a handle (`xavier@ex.com`) is
+/// keyed by, so that the erasure of the person it names finds it as a twin.
+pub fn id_key_hashes(secret: &[u8], id: &str) -> Vec<Vec<u8>> {
+    identity::id_strong_keys(id).iter().map(|k| keyed_hash(secret, k)).collect()
 }
 
 /// [`mention_hashes`] and the keyed hashes of the parts of a document's id,

@@ -457,7 +457,7 @@ async fn record_lineage(
             .iter()
             .filter(|r| r.state() == crate::domain::SubjectState::Active)
             .filter_map(|r| id_of.get(r.subject_hash.as_slice()).map(|id| (r.subject_id, *id)))
-            .flat_map(|(subject, id)| crate::screening::strong_mention_hashes(&secret, id).into_iter().map(move |k| (spec.tenant_id, subject, k)))
+            .flat_map(|(subject, id)| crate::screening::id_key_hashes(&secret, id).into_iter().map(move |k| (spec.tenant_id, subject, k)))
             .collect();
         lineage::add_keys_many(&mut *tx, &keys).await?;
         by_hash.extend(rows.into_iter().map(|r| (r.subject_hash, r.subject_id)));

@@ -216,7 +216,7 @@ async fn put_subject_in(
     if row.state() == SubjectState::Active {
         // An id that is an address, a phone or a handle keys the subject
         // as an identifier would (see `record_lineage`).
-        let id_keys = crate::screening::strong_mention_hashes(&ctx.tenant_secret(tenant_id).await?, subject.id.as_str());
+        let id_keys = crate::screening::id_key_hashes(&ctx.tenant_secret(tenant_id).await?, subject.id.as_str());
         lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &id_keys).await?;
     }
     // Not on `Erase`: a person asking to be erased by one more identifier

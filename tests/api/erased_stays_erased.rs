@@ -964,3 +964,31 @@ async fn a_subject_named_by_the_erased_persons_address_is_cleared_by_the_erasure
     let w = app.ingest(&c.name, vec![chunk("by-tag-2", 0, "a note", &["Xavier@EX.com"])]).await.unwrap();
     assert_eq!((w.accepted, w.suppressed), (0, 1));
 }
+
+/// An erased subject's id is keyed only when it is an identifier as a
+/// whole: the id `s0000042` (digits a phone reading would take) suppresses
+/// neither `s0000042~g1` nor a tag holding the same digits, and the id
+/// `zora@ex.com` suppresses a subject that gives that address.
+#[tokio::test]
+async fn an_erased_subjects_id_suppresses_others_only_when_it_is_an_identifier() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    for id in ["s0000042", "zora@ex.com"] {
+        app.ingest(&c.name, vec![chunk(id, 0, "a note", &[id])]).await.unwrap();
+        let done = app.wait_for_job(&app.erase(id).await.job_id).await;
+        assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    }
+    for tag in ["s0000042~g1", "ticket-0000042"] {
+        let w = app.ingest(&c.name, vec![chunk(tag, 0, "a note", &[tag])]).await.unwrap();
+        assert_eq!((w.accepted, w.suppressed), (1, 0), "{tag} is someone else");
+    }
+    let err = app
+        .client
+        .clone()
+        .put_subject(req(&app.keys.pk, pb::PutSubjectRequest {
+            subject: Some(subject("zora-work", vec![ident(pb::IdentifierKind::Email, "Zora@EX.com")])),
+        }))
+        .await
+        .expect_err("her address, erased as an id");
+    assert_eq!(reason(&err), "subject_suppressed");
+}
