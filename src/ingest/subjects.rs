@@ -181,7 +181,8 @@ async fn put_subject_in(
     subject: &SubjectInput,
     mode: PutMode,
 ) -> Result<PutOutcome> {
-    let hash = ctx.keyed_hash(tenant_id, subject.id.as_str()).await?;
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let hash = keyed_hash(&secret, subject.id.as_str());
     let mut identifiers = Vec::with_capacity(subject.identifiers.len());
     for i in &subject.identifiers {
         identifiers.push((i.kind.as_str().to_owned(), i.value.trim().to_owned(), identifier_hash(ctx, tenant_id, i).await?));
@@ -201,22 +202,20 @@ async fn put_subject_in(
         // a tag is (`suppression::blocked_subjects`): such a subject is
         // suppressed as one whose identifiers name them, and its id is not
         // kept in clear.
-        let mut wanted = keys.clone();
         if row.state() == SubjectState::Active {
-            wanted.extend(crate::screening::mention_hashes(&ctx.tenant_secret(tenant_id).await?, subject.id.as_str()));
-        }
-        if row.state() == SubjectState::Active
-            && lineage::suppressor_by_keys(&mut **tx, tenant_id, &wanted, Some(row.subject_id)).await?.is_some()
-        {
-            lineage::suppress_subject(&mut **tx, row.subject_id).await?;
-            lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
-            return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
+            let wanted: Vec<Vec<u8>> =
+                keys.iter().cloned().chain(crate::screening::mention_hashes(&secret, subject.id.as_str())).collect();
+            if lineage::suppressor_by_keys(&mut **tx, tenant_id, &wanted, Some(row.subject_id)).await?.is_some() {
+                lineage::suppress_subject(&mut **tx, row.subject_id).await?;
+                lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
+                return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });
+            }
         }
     }
     if row.state() == SubjectState::Active {
         // An id that is an address, a phone or a handle keys the subject
         // as an identifier would (see `record_lineage`).
-        let id_keys = crate::screening::id_key_hashes(&ctx.tenant_secret(tenant_id).await?, subject.id.as_str());
+        let id_keys = crate::screening::id_key_hashes(&secret, subject.id.as_str());
         lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &id_keys).await?;
     }
     // Not on `Erase`: a person asking to be erased by one more identifier

@@ -215,22 +215,8 @@ pub async fn contested_many(ex: impl PgExecutor<'_>, job_ids: &[Uuid]) -> Result
 pub async fn credit_points(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, c: &Contested, gone: &[Uuid]) -> Result<i64> {
     let mut gone = gone.to_vec();
     gone.sort_unstable();
-    let credited: Vec<Uuid> = sqlx::query_scalar(
-        r#"
-        INSERT INTO erasure_point_credits (collection_id, point_id, tenant_id, job_id, credited_at)
-        SELECT $1, p, $3, $4, clock_timestamp() FROM UNNEST($2::uuid[]) AS p
-        ON CONFLICT (collection_id, point_id) DO UPDATE SET job_id = EXCLUDED.job_id, credited_at = EXCLUDED.credited_at
-        WHERE erasure_point_credits.credited_at < $5 OR erasure_point_credits.job_id = EXCLUDED.job_id
-        RETURNING point_id
-        "#,
-    )
-    .bind(c.collection_id)
-    .bind(&gone)
-    .bind(c.tenant_id)
-    .bind(c.job_id)
-    .bind(c.planned_at)
-    .fetch_all(&mut **tx)
-    .await?;
+    gone.dedup();
+    let credited = credit_residual_points(tx, c.job_id, c.tenant_id, c.collection_id, c.planned_at, &gone).await?;
     let elsewhere = i64::try_from(gone.len().saturating_sub(credited.len())).unwrap_or(i64::MAX);
     sqlx::query("UPDATE erasure_counts SET deleted_elsewhere = $3, contested_points = '{}' WHERE job_id = $1 AND collection_id = $2")
         .bind(c.job_id)
@@ -246,7 +232,8 @@ pub async fn credit_points(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, c: &C
 /// credited with them since: that job deleted the point this one saw (this
 /// one's attempt that stored them failed before its delete, and was retried
 /// after). Returns the points credited to this job. In the transaction
-/// holding the chunks' locks, which commits with the job's counts.
+/// holding the chunks' locks, which commits with the job's counts. Also the
+/// statement of [`credit_points`], with the plan's time as `stored_at`.
 pub async fn credit_residual_points(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job_id: Uuid,
