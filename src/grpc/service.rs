@@ -32,7 +32,7 @@ impl LetheService {
     /// the handler returns (`Context::slot`). A unary request's message has
     /// arrived by then, so a slow upload holds no turn. Writes (`Write`)
     /// take theirs where their lock-holding transaction begins, after
-    /// embedding (`ingest::write`, `ingest::delete_points`, `put_subject`);
+    /// embedding (`ingest::write`, `ingest::delete_points`, `put_subject_or_refuse`);
     /// reads (`Audit`) take one connection at a time and no turn, so a
     /// status poll never queues behind long writes.
     async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Caller> {

@@ -27,7 +27,7 @@ pub use self::sources::{
     unname_listed_sources, unname_sources, unname_sources_naming_the_erased,
 };
 pub use self::subjects::{
-    Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject, put_subject_for_erasure, put_subjects,
+    Named, PutMode, PutOutcome, hold_reason_to_keep, identifier_hash, key_hashes, put_subject_for_erasure, put_subjects,
     put_subject_or_refuse, refuse_texts_naming, set_legal_hold,
 };
 use self::suppression::{Screened, Tagged, blocked_subjects, delete_unwanted_points, report_screened, screen};

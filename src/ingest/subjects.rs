@@ -132,23 +132,12 @@ pub enum PutOutcome {
     Suppressed { state: SubjectState },
 }
 
-/// Creates or updates a subject and adds identifiers.
+/// Creates or updates a request's subjects and adds their identifiers, in
+/// one transaction: one that is refused (`too_many_identifiers`) leaves none
+/// of them stored. The outcomes are in the subjects' keyed hashes' order.
 ///
 /// # Errors
-/// Database failures.
-pub async fn put_subject(ctx: &Context, tenant_id: Uuid, subject: &SubjectInput, mode: PutMode) -> Result<PutOutcome> {
-    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
-    let outcome = put_subject_in(ctx, &mut tx, tenant_id, subject, mode).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(outcome)
-}
-
-/// [`put_subject`] for a request's subjects, in one transaction: one that
-/// is refused (`too_many_identifiers`) leaves none of them stored. The
-/// outcomes are in the subjects' keyed hashes' order.
-///
-/// # Errors
-/// As [`put_subject`].
+/// `FailedPrecondition(too_many_identifiers)`, database failures.
 pub async fn put_subjects(ctx: &Context, tenant_id: Uuid, subjects: &[&SubjectInput], mode: PutMode) -> Result<Vec<PutOutcome>> {
     if subjects.is_empty() {
         return Ok(Vec::new());
@@ -173,7 +162,7 @@ pub async fn put_subjects(ctx: &Context, tenant_id: Uuid, subjects: &[&SubjectIn
 /// The most identifiers one subject keeps (`too_many_identifiers` beyond).
 pub const MAX_STORED_IDENTIFIERS: i64 = 1_000;
 
-/// `put_subject` in the caller's transaction, which the caller commits.
+/// One subject of [`put_subjects`] in the caller's transaction, which the caller commits.
 async fn put_subject_in(
     ctx: &Context,
     tx: &mut Transaction<'_, Postgres>,
@@ -238,7 +227,7 @@ async fn put_subject_in(
     Ok(PutOutcome::Stored(row))
 }
 
-/// `put_subject` where a suppressed subject is an error: `PutSubject`.
+/// One subject, where a suppressed subject is an error: `PutSubject`.
 ///
 /// # Errors
 /// `FailedPrecondition(subject_suppressed)`, database failures.
@@ -246,7 +235,7 @@ pub async fn put_subject_or_refuse(ctx: &Context, tenant_id: Uuid, subject: &Sub
     // The subject's lock, shared, as writes take it: an erasure's freeze
     // waits for this request, and this request sees the subject frozen
     // after it (identifiers added after the freeze would widen the
-    // erasure, or be left in clear after its forget). Not in `put_subject`:
+    // erasure, or be left in clear after its forget). Not in `put_subjects`:
     // a write calls it holding the lock on another connection already.
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     let hash = ctx.keyed_hash(tenant_id, subject.id.as_str()).await?;
