@@ -197,7 +197,7 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
             tag: m.job.subject_tag.as_deref().unwrap_or_default(),
         })
         .collect();
-    let renamed = crate::ingest::unname_sources(ctx, &mut tx, &result.sources, &people).await?;
+    let unnamed = crate::ingest::unname_sources(ctx, &mut tx, &result.sources, &people).await?;
     let rewritten: HashSet<Uuid> = result.changed.iter().map(|(_, s, _)| *s).collect();
     let forgotten: HashMap<Uuid, u64> = subjects
         .iter()
@@ -208,7 +208,11 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
         .map(|m| {
             let (identifiers, external_id) = plaintext.get(&subject(m)).copied().unwrap_or_default();
             let written = forgotten[&subject(m)] > 0 || rewritten.contains(&subject(m));
-            let tables = super::delete::personal_tables(written, identifiers, external_id);
+            let mut tables = super::delete::personal_tables(written, identifiers, external_id);
+            // Which member's kind it was is not told apart: every member's.
+            if unnamed.dropped_rules > 0 {
+                tables.push("retention_rules");
+            }
             (m.job.job_id, m.lease, tables)
         })
         .collect();
@@ -229,7 +233,7 @@ async fn forget(ctx: &Context, mut members: Vec<Member<'_>>, tenants: &[Uuid]) -
     let ids: Vec<Uuid> = members.iter().map(|m| m.job.job_id).collect();
     jobs::clear_subject_tags(&mut *tx, &ids).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    crate::ingest::relabel_points_after_rename(ctx, &renamed).await;
+    crate::ingest::relabel_points_after_rename(ctx, &unnamed.renamed).await;
     // After the commit: a rewrite that starts later finds the dead rows.
     let leases: Vec<(Uuid, Lease)> = members.iter().map(|m| (m.job.job_id, m.lease)).collect();
     let held: HashSet<Uuid> = progress::set_forgotten_many(&ctx.pool, &leases).await?.into_iter().collect();

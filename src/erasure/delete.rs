@@ -174,13 +174,16 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     lineage::delete_empty_sources(&mut tx, &result.sources).await?;
     // Sources kept for other people's chunks whose id spells this person.
     let person = crate::ingest::Forgotten { tenant_id: job.tenant_id, subject_id, tag: tag(job).unwrap_or_default() };
-    let renamed = crate::ingest::unname_sources(ctx, &mut tx, &result.sources, &[person]).await?;
+    let unnamed = crate::ingest::unname_sources(ctx, &mut tx, &result.sources, &[person]).await?;
     let forgotten = result.per_subject.get(&subject_id).copied().unwrap_or(0) + settled.forgotten(subject_id);
     // Read before the tombstone clears them; recorded in the same transaction.
     let (identifiers, external_id) = lineage::holds_plaintext(&ctx.pool, subject_id).await?;
     // A chunk held back was written again: its row before, with the
     // person's text, is a dead row of `chunks` too.
-    let tables = personal_tables(forgotten > 0 || !result.changed.is_empty(), identifiers, external_id);
+    let mut tables = personal_tables(forgotten > 0 || !result.changed.is_empty(), identifiers, external_id);
+    if unnamed.dropped_rules > 0 {
+        tables.push("retention_rules");
+    }
     held(progress::add_rewrite_tables(&mut *tx, job.job_id, lease, &tables).await?)?;
     if crate::ingest::rekey_before_tombstone(ctx, &mut tx, &[subject_id]).await? > 0 {
         // Other ids of the person were cleared: their old row versions too.
@@ -191,7 +194,7 @@ pub(super) async fn forget_lineage(ctx: &Context, job: &JobRow, lease: Lease, su
     // job row forgets it now, before any rewrite, not when it is logged.
     jobs::clear_subject_tag(&mut *tx, job.job_id).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    crate::ingest::relabel_points_after_rename(ctx, &renamed).await;
+    crate::ingest::relabel_points_after_rename(ctx, &unnamed.renamed).await;
     // After the commit: a rewrite that starts later finds the dead rows.
     held(progress::set_forgotten(&ctx.pool, job.job_id, lease).await?)?;
     let mut kept = if keep.is_empty() { String::new() } else { format!(" ({} kept under legal hold)", keep.len()) };

@@ -24,7 +24,7 @@ use crate::identity::Person;
 use crate::residual::Candidate;
 use crate::screening;
 use crate::store::lineage::SourceRename;
-use crate::store::{StoreError, holds, lineage, subjects};
+use crate::store::{StoreError, holds, lineage, retention, subjects};
 
 /// What every alias begins with: a caller may not give a source id that does.
 pub const ALIAS_PREFIX: &str = "lethe:erased-source:";
@@ -87,12 +87,23 @@ pub struct Forgotten<'a> {
     pub tag: &'a str,
 }
 
+/// What [`unname_sources`] changed.
+#[derive(Debug, Default)]
+pub struct Unnamed {
+    /// The sources renamed (for [`relabel_points`] after the commit).
+    pub renamed: Vec<Uuid>,
+    /// Retention rules dropped: their source kind names one of the people
+    /// (`crate::retention::drop_rules_naming`).
+    pub dropped_rules: u64,
+}
+
 /// Of `sources` (those of the chunks forget deleted, locked by the
 /// caller), the ones still there whose caller id or uri names one of the
 /// people (`identity::names_person`: their id as a token, an identifier as
-/// residual search reads it) get their alias. Call before the tombstone
-/// drops the identifiers' values. Returns the renamed sources (for
-/// [`relabel_points`] after the commit).
+/// residual search reads it) get their alias, and their kind is cleared
+/// where it names them; so are the people's tenants' retention rules for
+/// such a kind dropped. Call before the tombstone drops the identifiers'
+/// values.
 ///
 /// # Errors
 /// Database and key failures.
@@ -101,10 +112,17 @@ pub async fn unname_sources(
     tx: &mut Transaction<'_, Postgres>,
     sources: &[Uuid],
     people: &[Forgotten<'_>],
-) -> Result<Vec<Uuid>> {
+) -> Result<Unnamed> {
+    if people.is_empty() {
+        return Ok(Unnamed::default());
+    }
     let left = lineage::sources_of(&mut **tx, sources).await?;
-    if left.is_empty() || people.is_empty() {
-        return Ok(Vec::new());
+    let mut tenants: Vec<Uuid> = people.iter().map(|p| p.tenant_id).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let rules = retention::kind_rules_of_tenants(&mut **tx, &tenants).await?;
+    if left.is_empty() && rules.is_empty() {
+        return Ok(Unnamed::default());
     }
     let ids: Vec<Uuid> = people.iter().map(|p| p.subject_id).collect();
     let mut identifiers: HashMap<Uuid, Vec<Identifier>> = HashMap::new();
@@ -124,7 +142,9 @@ pub async fn unname_sources(
             renames.push(rename);
         }
     }
-    Ok(lineage::rename_sources(tx, &renames).await?)
+    let renamed = lineage::rename_sources(tx, &renames).await?;
+    let dropped_rules = crate::retention::drop_rules_naming(tx, &rules, names).await?;
+    Ok(Unnamed { renamed, dropped_rules })
 }
 
 /// Every source of the tenant whose id, uri or kind names an erased person
@@ -187,6 +207,9 @@ pub async fn unname_sources_naming_the_erased(ctx: &Context, tenant_id: Uuid) ->
             relabel_points_after_rename(ctx, &aliased).await;
         }
     }
+    // Retention rules whose source kind names them (a restore brought back
+    // rules an erasure dropped, or a rule a sweep has not read since).
+    crate::retention::drop_rules_naming_the_erased(ctx, tenant_id).await?;
     Ok(renamed)
 }
 

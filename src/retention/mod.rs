@@ -17,6 +17,8 @@
 pub mod cli;
 pub mod scheduler;
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -24,7 +26,7 @@ use crate::context::Context;
 use crate::domain::{CollectionName, CollectionSpec};
 use crate::error::{LetheError, Result};
 use crate::store::retention::{self as store, DueCounts, KindRule, NewRetentionJob, Rules};
-use crate::store::{StoreError, lineage};
+use crate::store::{StoreError, holds, lineage, subjects};
 
 /// At most this many days (100 years), as for `CreateCollection.retention_days`.
 pub const MAX_DAYS: u32 = 36_500;
@@ -114,6 +116,15 @@ pub async fn set(ctx: &Context, tenant_id: Uuid, rule: SetRule) -> Result<Collec
             // a rule made before the person was erased takes the name out.
             if days.is_some() {
                 crate::screening::refuse_texts_naming_the_erased(ctx, tenant_id, &[("source_kind", kind)]).await?;
+                // Also as a sweep reads it (an erased person's caller id as a
+                // token): the sweep would drop the rule.
+                let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+                if !kinds_naming_the_erased(ctx, &mut tx, tenant_id, &[kind.as_str()]).await?.is_empty() {
+                    return Err(LetheError::invalid(
+                        "source_kind",
+                        "names a person who is being or has been erased; it is kept for ever, so it must not",
+                    ));
+                }
             }
             if !store::set_kind_rule(&ctx.pool, tenant_id, spec.collection_id, kind, days, MAX_KIND_RULES).await? {
                 return Err(LetheError::precondition(
@@ -123,7 +134,8 @@ pub async fn set(ctx: &Context, tenant_id: Uuid, rule: SetRule) -> Result<Collec
             }
         }
     }
-    tracing::info!(collection = %spec.name, days = ?rule.days, source_kind = ?rule.source_kind, "retention rule set");
+    // Not the kind: a rule cleared may be one that names someone erased.
+    tracing::info!(collection = %spec.name, days = ?rule.days, kind_rule = rule.source_kind.is_some(), "retention rule set");
     let list = list(ctx, tenant_id).await?;
     list.into_iter()
         .find(|c| c.spec.collection_id == spec.collection_id)
@@ -242,6 +254,8 @@ fn max_sources(ctx: &Context) -> i64 {
 /// Database failures.
 pub async fn sweep_collection(ctx: &Context, spec: &CollectionSpec, requested_by: &str) -> Result<CollectionSweep> {
     let r = &ctx.settings.retention;
+    // Its reason names every kind: none that names someone erased.
+    drop_rules_naming_the_erased(ctx, spec.tenant_id).await?;
     let kind_rules: Vec<KindRule> =
         store::kind_rules(&ctx.pool, spec.tenant_id).await?.into_iter().filter(|k| k.collection_id == spec.collection_id).collect();
     let reason = rule_text(spec, &kind_rules);
@@ -285,6 +299,75 @@ pub async fn sweep_collection(ctx: &Context, spec: &CollectionSpec, requested_by
     let deferred_sources = due.sources - queued;
     let due = DueCounts { sources: queued, chunks: queued_chunks, oldest: if queued > 0 { due.oldest } else { None }, ..due };
     Ok(CollectionSweep { collection: spec.name.to_string(), due, deferred_sources, job_ids })
+}
+
+/// Drops the source-kind rules among `rules` (tenant, collection, kind)
+/// whose kind `names` someone erased, in the erasure's own transaction:
+/// every later retention job's reason would name the kind again, in its
+/// log entry and certificate (kept for ever), and the rule itself would keep
+/// it in clear. The sources of that kind had it cleared by the same
+/// erasure (or by the next reconcile), so the rule no longer matches them;
+/// other sources of the kind follow the collection's rule, as they would once
+/// a reconcile cleared their kind. Returns how many rules were dropped.
+///
+/// # Errors
+/// Database failures.
+pub async fn drop_rules_naming(
+    tx: &mut sqlx::PgConnection,
+    rules: &[(Uuid, Uuid, String)],
+    names: impl Fn(&str, Uuid) -> bool,
+) -> Result<u64> {
+    let naming: Vec<(Uuid, Uuid, String)> = rules.iter().filter(|(tenant, _, kind)| names(kind, *tenant)).cloned().collect();
+    let dropped = store::drop_kind_rules(tx, &naming).await?;
+    if dropped > 0 {
+        // Never the kind itself: it names the person.
+        tracing::info!(rules = dropped, "retention rules dropped: their source kind named an erased person");
+    }
+    Ok(dropped)
+}
+
+/// [`drop_rules_naming`] for every rule of the tenant, by the keys of the
+/// people erased (not under legal hold) as screening reads a text
+/// ([`crate::screening::name_hashes`]): for a sweep (before it writes a
+/// reason), a reconcile and a ledger import (a restore may bring back rules
+/// an erasure dropped). One key lookup for the tenant's rules.
+///
+/// # Errors
+/// Database and key failures.
+pub async fn drop_rules_naming_the_erased(ctx: &Context, tenant_id: Uuid) -> Result<u64> {
+    let rules = store::kind_rules_of_tenants(&ctx.pool, &[tenant_id]).await?;
+    if rules.is_empty() {
+        return Ok(0);
+    }
+    let kinds: Vec<&str> = rules.iter().map(|r| r.2.as_str()).collect();
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    let naming = kinds_naming_the_erased(ctx, &mut tx, tenant_id, &kinds).await?;
+    let dropped = drop_rules_naming(&mut tx, &rules, |kind, _| naming.contains(kind)).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(dropped)
+}
+
+/// Of `kinds`, those that name someone erased, not under legal hold, by
+/// their keys as screening reads a text or their caller id as a token
+/// ([`crate::screening::name_hashes`], as sources' kinds are read). Takes
+/// the tenant's hold lock shared in `tx`.
+async fn kinds_naming_the_erased<'k>(
+    ctx: &Context,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tenant_id: Uuid,
+    kinds: &[&'k str],
+) -> Result<HashSet<&'k str>> {
+    let secret = ctx.tenant_secret(tenant_id).await?;
+    let keys: Vec<(&str, Vec<Vec<u8>>)> = kinds.iter().map(|k| (*k, crate::screening::name_hashes(&secret, k))).collect();
+    let mut all: Vec<Vec<u8>> = keys.iter().flat_map(|(_, k)| k.iter().cloned()).collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.is_empty() {
+        return Ok(HashSet::new());
+    }
+    holds::lock_shared(tx, tenant_id).await?;
+    let erased: HashSet<Vec<u8>> = subjects::erased_keys_not_held(&mut **tx, tenant_id, &all).await?.into_iter().collect();
+    Ok(keys.into_iter().filter(|(_, k)| k.iter().any(|h| erased.contains(h))).map(|(kind, _)| kind).collect())
 }
 
 /// The rule a job applied, for its `reason` (in the log entry and certificate).

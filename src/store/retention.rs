@@ -368,6 +368,52 @@ pub async fn kind_rules(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<
     .await?)
 }
 
+/// The source-kind rules of these tenants: (tenant, collection, kind).
+pub async fn kind_rules_of_tenants(ex: impl PgExecutor<'_>, tenant_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String)>> {
+    Ok(sqlx::query_as("SELECT tenant_id, collection_id, source_kind FROM retention_rules WHERE tenant_id = ANY($1)")
+        .bind(tenant_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// Drops these (tenant, collection, kind) rules: their kinds name someone erased.
+/// The reasons of the collections' retention jobs not yet logged name each
+/// such kind by a fixed text instead (a job's reason goes into its log
+/// entry and certificate when it ends). Returns how many rules were dropped.
+pub async fn drop_kind_rules(ex: &mut sqlx::PgConnection, rules: &[(Uuid, Uuid, String)]) -> Result<u64> {
+    if rules.is_empty() {
+        return Ok(0);
+    }
+    let collections: Vec<Uuid> = rules.iter().map(|r| r.1).collect();
+    let kinds: Vec<&str> = rules.iter().map(|r| r.2.as_str()).collect();
+    let dropped = sqlx::query(
+        "DELETE FROM retention_rules r USING UNNEST($1::uuid[], $2::text[]) AS d(collection_id, kind) \
+         WHERE r.collection_id = d.collection_id AND r.source_kind = d.kind",
+    )
+    .bind(&collections)
+    .bind(&kinds)
+    .execute(&mut *ex)
+    .await?
+    .rows_affected();
+    for (tenant_id, collection_id, kind) in rules {
+        sqlx::query(
+            "UPDATE erasure_jobs SET reason = replace(reason, $3, $4) WHERE tenant_id = $1 AND status IN ('queued', 'in_progress') \
+             AND collection_id = $2 AND kind = 'retention' AND strpos(reason, $3) > 0",
+        )
+        .bind(tenant_id)
+        .bind(collection_id)
+        .bind(format!("kind `{kind}`"))
+        .bind(format!("kind ({ERASED_KIND})"))
+        .execute(&mut *ex)
+        .await?;
+    }
+    Ok(dropped)
+}
+
+/// What a job's reason says of a rule dropped because its kind named
+/// someone erased.
+pub const ERASED_KIND: &str = "a kind dropped because it named an erased person";
+
 /// Sets a collection's own rule.
 pub async fn set_collection_days(ex: impl PgExecutor<'_>, tenant_id: Uuid, collection_id: Uuid, days: i32) -> Result<()> {
     sqlx::query("UPDATE collections SET retention_days = $3 WHERE tenant_id = $1 AND collection_id = $2")

@@ -9,7 +9,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use super::Result;
 
 /// Lethe's tables that hold people's data in clear, the only ones a rewrite touches.
-pub const PERSONAL_TABLES: [&str; 8] = [
+pub const PERSONAL_TABLES: [&str; 9] = [
     "chunks",
     "sources",
     "chunk_subjects",
@@ -18,6 +18,7 @@ pub const PERSONAL_TABLES: [&str; 8] = [
     "erasure_probes",
     "erasure_identifiers",
     "erasure_jobs",
+    "retention_rules",
 ];
 
 /// The advisory-lock class of rewrites (two-key form; see `holds`).

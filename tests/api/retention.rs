@@ -1053,3 +1053,118 @@ async fn source_kind_rules_are_bounded_and_name_no_erased_person() {
     let named: i64 = sqlx::query_scalar("SELECT count(*) FROM retention_rules WHERE source_kind LIKE '%zed%'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(named, 0);
 }
+
+/// The reason of job `job_id` as stored.
+async fn job_reason(pool: &sqlx::PgPool, job_id: Uuid) -> String {
+    sqlx::query_scalar("SELECT reason FROM erasure_jobs WHERE job_id = $1").bind(job_id).fetch_one(pool).await.unwrap()
+}
+
+async fn kind_rules(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT source_kind FROM retention_rules ORDER BY source_kind").fetch_all(pool).await.unwrap()
+}
+
+/// A source-kind rule whose kind names a person (their address, their caller
+/// id as a token) is dropped by their erasure, in its forget transaction
+/// (alone and in a batch): every later retention job's reason, log entry and
+/// certificate would name them again. A retention job queued before the
+/// erasure and logged after it names such a kind by a fixed text. A rule a
+/// restore brings back is dropped by the next sweep before it writes a
+/// reason, and `SetRetention` refuses the kind.
+async fn a_kind_rule_naming_a_person_is_dropped_by_their_erasure(batch: bool) {
+    let app = spawn_app_configured(Options { no_workers: true, ..Options::default() }, manual).await;
+    let c = app.create_collection("inbox", pb::Backend::Pgvector).await;
+    let (address_kind, id_kind) = ("chat:zed.quill@corp.example", "tickets-zed-k");
+    let kinded = |source: &str, kind: &str, who: &str| pb::IngestChunk {
+        source_kind: kind.into(),
+        ..chunk(source, 0, &format!("{source} text"), &[who])
+    };
+    let chunks = vec![kinded("zed-note", "note", "zed-k"), kinded("old-chat", address_kind, "amy"), kinded("yan-note", "note", "yan")];
+    app.ingest(&c.name, chunks).await.expect("ingest");
+    for kind in [address_kind, id_kind, "note"] {
+        set_retention(&app, "inbox", 5, kind).await;
+    }
+    backdate(&app.pool, app.keys.tenant_id, "inbox", &["old-chat"], 10).await;
+    let zed = pb::SubjectRef {
+        id: "zed-k".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "zed.quill@corp.example".into() }],
+    };
+    let mut erasures = vec![app.erase_with(pb::EraseRequest { subject: Some(zed), ..Default::default() }).await.unwrap().job_id];
+    if batch {
+        erasures.push(app.erase("yan").await.job_id);
+    }
+    // Swept before the erasure ran: its reason names both kinds.
+    let s = sweep(&app, "inbox").await;
+    assert_eq!(s.job_ids.len(), 1, "{s:?}");
+    let queued = Uuid::parse_str(&s.job_ids[0]).unwrap();
+    let reason = job_reason(&app.pool, queued).await;
+    assert!(reason.contains(address_kind) && reason.contains(id_kind), "{reason}");
+    // Another replica holds the retention job while the erasures run.
+    let lease = |secs: i32| {
+        sqlx::query("UPDATE erasure_jobs SET lease_expires_at = now() + make_interval(secs => $2) WHERE job_id = $1")
+            .bind(queued)
+            .bind(f64::from(secs))
+            .execute(&app.pool)
+    };
+    lease(3600).await.unwrap();
+    let ran = if batch {
+        lethe::erasure::try_execute_batch(&app.ctx, Uuid::new_v4()).await
+    } else {
+        lethe::erasure::try_execute_job(&app.ctx, Uuid::new_v4()).await
+    };
+    assert_eq!(ran.unwrap(), lethe::erasure::ExecutionOutcome::JobRan);
+    for job_id in &erasures {
+        let job = app.job(job_id).await;
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    }
+    assert_eq!(kind_rules(&app.pool).await, ["note"], "the rules naming zed are gone, the other kept");
+    let reason = job_reason(&app.pool, queued).await;
+    assert!(!reason.contains("zed") && reason.contains(lethe::store::retention::ERASED_KIND), "{reason}");
+    let tables: Vec<String> = sqlx::query_scalar("SELECT rewrite_tables FROM erasure_jobs WHERE job_id = $1::uuid")
+        .bind(&erasures[0])
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(tables.iter().any(|t| t == "retention_rules"), "a guaranteed rewrite covers the rule's old row: {tables:?}");
+
+    // The retention job runs after the erasure: nothing it logs names zed.
+    lease(-1).await.unwrap();
+    assert_eq!(lethe::erasure::try_execute_job(&app.ctx, Uuid::new_v4()).await.unwrap(), lethe::erasure::ExecutionOutcome::JobRan);
+    let job = app.job(&queued.to_string()).await;
+    assert_eq!(job.status, pb::JobStatus::Completed as i32, "{}", job.error);
+    let entries = retention_entries(&app).await;
+    assert_eq!(entries.len(), 1);
+    assert!(!format!("{entries:?}").contains("zed"), "{entries:?}");
+    let cert = ok(app.client.clone().get_certificate(req(&app.keys.ak, pb::GetCertificateRequest { job_id: queued.to_string() })).await);
+    assert!(!format!("{cert:?}").contains("zed"), "{cert:?}");
+
+    // A restore brings a rule back: the next sweep drops it before it
+    // writes a reason.
+    sqlx::query("INSERT INTO retention_rules (collection_id, tenant_id, source_kind, days) SELECT collection_id, tenant_id, $1, 5 FROM collections")
+        .bind(id_kind)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.ingest(&c.name, vec![kinded("old-note", "note", "amy")]).await.expect("ingest");
+    backdate(&app.pool, app.keys.tenant_id, "inbox", &["old-note"], 10).await;
+    let s = sweep(&app, "inbox").await;
+    assert_eq!(s.job_ids.len(), 1, "{s:?}");
+    let reason = job_reason(&app.pool, Uuid::parse_str(&s.job_ids[0]).unwrap()).await;
+    assert!(!reason.contains("zed") && reason.contains("kind `note`"), "{reason}");
+    assert_eq!(kind_rules(&app.pool).await, ["note"]);
+    // Refused as the sweep would read it: zed's caller id as a token.
+    let r = pb::SetRetentionRequest { collection: "inbox".into(), days: 5, source_kind: id_kind.into(), clear: false };
+    let e = app.client.clone().set_retention(req(&app.keys.sk, r)).await.expect_err("names zed by caller id");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(!e.message().contains("zed"), "{e:?}");
+    assert_eq!(kind_rules(&app.pool).await, ["note"]);
+}
+
+#[tokio::test]
+async fn a_kind_rule_naming_a_person_is_dropped_by_their_erasure_alone() {
+    a_kind_rule_naming_a_person_is_dropped_by_their_erasure(false).await;
+}
+
+#[tokio::test]
+async fn a_kind_rule_naming_a_person_is_dropped_by_their_erasure_in_a_batch() {
+    a_kind_rule_naming_a_person_is_dropped_by_their_erasure(true).await;
+}

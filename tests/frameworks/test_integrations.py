@@ -631,6 +631,11 @@ def test_index_with_its_default_key_encoder_puts_the_same_documents_into_two_col
     # A document the framework's retriever returns carries its point id: deleting by it works.
     [found] = first.reader.similarity_search(v2[0].page_content, k=1)
     assert found.id in created_point_ids(ctx, first)
+    # One id as a str, not a list: refused (its characters would be ids), nothing deleted.
+    before = created_point_ids(ctx, first)
+    with pytest.raises(TypeError):
+        first.store.delete(found.id)  # type: ignore[arg-type]
+    assert created_point_ids(ctx, first) == before
     first.store.delete([found.id])
     assert first.store.last_delete is not None and first.store.last_delete.deleted == 1
     assert found.id not in created_point_ids(ctx, first)
@@ -709,6 +714,9 @@ def test_the_same_llamaindex_nodes_go_into_two_collections_lethe_created(ctx: Co
         assert (c.before_by_tag, c.before_by_ids) == (len(hers), len(hers)), c
 
     half = ids[: len(ids) // 2]
+    with pytest.raises(TypeError):
+        first.store.delete_nodes(node_ids=half[0])  # type: ignore[arg-type]
+    assert len(first.store_ids()) == len(ids), "a str of one id deletes nothing"
     first.store.delete_nodes(node_ids=half)
     assert first.store.last_delete is not None and first.store.last_delete.deleted == len(half)
     assert len(first.store_ids()) == len(ids) - len(half)

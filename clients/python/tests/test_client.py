@@ -105,6 +105,12 @@ def test_delete_points_by_id_and_by_source(
     r = publishable.delete_points(collection, source_ids=[f"{person.id}-doc-1"])
     assert (r.deleted, r.forgotten) == (2, 2)
     assert auditor.count_subject(person.id).total == 1
+    # One str is not a list of ids: its characters would be (source "a" deleted for "chat").
+    with pytest.raises(TypeError):
+        client.delete_points(collection, source_ids=f"{person.id}-doc-0")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        client.delete_points(collection, point_ids=str(ids[1]))  # type: ignore[arg-type]
+    assert auditor.count_subject(person.id).total == 1
     with pytest.raises(lethe.InvalidArgument) as bad:
         client.delete_points(collection, point_ids=["not-a-uuid"])
     assert bad.value.field == "point_ids[0]"

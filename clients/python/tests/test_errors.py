@@ -22,6 +22,18 @@ def test_invalid_api_key(server: Server) -> None:
     assert isinstance(e.value, lethe.LetheError)
 
 
+def test_an_api_key_read_with_its_newline_works_and_a_broken_one_is_a_value_error(server: Server) -> None:
+    """A key read from a file (``open(f).read()``) keeps its newline: stripped. A key with
+    characters no key has is refused by the client, not sent (gRPC would answer INTERNAL),
+    and the error does not show it."""
+    with lethe.Lethe(server.url, api_key=f"  {server.ak}\n") as c:
+        assert isinstance(c.list_collections(), list)
+    for bad in ["sk_abc\x00def", "sk_ab\u00e9", "sk_a b", "\n"]:
+        with pytest.raises(ValueError) as e:
+            lethe.Lethe(server.url, api_key=bad)
+        assert "abc" not in str(e.value) and "sk_" not in str(e.value)
+
+
 def test_publishable_key_cannot_erase(publishable: lethe.Lethe, person: Person) -> None:
     with pytest.raises(lethe.RequiresSecretKey) as e:
         publishable.erase(person.id, requested_by="dpo@example.org")

@@ -15,6 +15,8 @@ from conftest import Person, Server, free_port, ingest_about, stop
 import lethe
 
 PATIENT = lethe.RetryPolicy(max_retries=30, initial_backoff=0.1, max_backoff=0.5)
+#: three retries a second apart: a call retried takes at least 3 s
+SLOW = lethe.RetryPolicy(max_retries=3, initial_backoff=1.0, max_backoff=1.0, jitter=0.0)
 
 
 def test_no_retries_fails_fast(server: Server) -> None:
@@ -25,6 +27,29 @@ def test_no_retries_fails_fast(server: Server) -> None:
         assert time.monotonic() - t0 < 5
         assert not c.health()
     assert (e.value.reason, e.value.code) == ("unavailable", grpc.StatusCode.UNAVAILABLE)
+
+
+def test_reindex_is_not_retried(server: Server) -> None:
+    """A Reindex whose answer was lost may have started its job: retrying would start a
+    second one (with ``reembed``, the embedding cost twice). It fails at once where a read
+    would be retried for the whole policy."""
+    with lethe.Lethe(f"http://127.0.0.1:{free_port()}", api_key=server.sk, retries=SLOW, timeout=5) as c:
+        t0 = time.monotonic()
+        with pytest.raises(lethe.Unavailable):
+            c.reindex("notes")
+        assert time.monotonic() - t0 < 2, "retried"
+        t0 = time.monotonic()
+        with pytest.raises(lethe.Unavailable):
+            c.list_collections()
+        assert time.monotonic() - t0 >= 3, "a read is retried"
+
+
+async def test_async_reindex_is_not_retried(server: Server) -> None:
+    async with lethe.AsyncLethe(f"http://127.0.0.1:{free_port()}", api_key=server.sk, retries=SLOW, timeout=5) as c:
+        t0 = time.monotonic()
+        with pytest.raises(lethe.Unavailable):
+            await c.reindex("notes")
+        assert time.monotonic() - t0 < 2, "retried"
 
 
 def test_call_waits_for_a_server_that_starts_listening_later(server: Server, tmp_path: Path) -> None:

@@ -70,6 +70,15 @@ def test_a_tampered_certificate_fails(certificate: lethe.Certificate, server: Se
         lethe.verify_certificate(dataclasses.replace(certificate, job_id="00000000-0000-0000-0000-000000000000"), server.public_key)
 
 
+@pytest.mark.parametrize("text", ["[]", "null", "{}", '{"body": null, "signature": "x"}', '{"body": "{}"}', "not json", b"\xff"])
+def test_a_malformed_certificate_is_a_value_error(text: str, server: Server) -> None:
+    """Not a certificate at all: ValueError (JSON's own included), never AttributeError or KeyError."""
+    with pytest.raises(ValueError):
+        lethe.verify_certificate(text, server.public_key)
+    with pytest.raises(ValueError):
+        lethe.Certificate.from_json(text)
+
+
 def test_a_certificate_signed_by_another_key_fails(certificate: lethe.Certificate, server: Server) -> None:
     forger = Ed25519PrivateKey.generate()
     forger_pub = base64.b64encode(_raw(forger.public_key())).decode()

@@ -309,6 +309,15 @@ def test_a_lowered_hash_version_fails(auditor: lethe.Lethe, server: Server) -> N
           match="entry claims an older hash version than its predecessor")
 
 
+@pytest.mark.parametrize("version", [0, 3, 7, -1])
+def test_an_unknown_hash_version_fails(auditor: lethe.Lethe, server: Server, version: int) -> None:
+    """A version this verifier does not know is refused, not checked by another version's rules."""
+    entries, head = snapshot(auditor)
+    k = len(entries)
+    changed = dataclasses.replace(entries[k - 1], hash_version=version)
+    fails([*entries[: k - 1], changed], head, server.public_key, seq=k, match=f"hash version {version}, which this verifier does not know")
+
+
 def test_certificates_must_be_signed_and_in_the_chain(auditor: lethe.Lethe, made: Made, server: Server) -> None:
     entries, head = snapshot(auditor)
     cert = made.certificates[0]

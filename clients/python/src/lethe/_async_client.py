@@ -124,7 +124,7 @@ class AsyncLethe:
                 response = await method(call.request, timeout=self._timeout(timeout), metadata=self._metadata)
             except grpc.RpcError as e:
                 err = from_rpc_error(e)
-                if isinstance(err, Unavailable) and attempt < self._retry.max_retries:
+                if isinstance(err, Unavailable) and call.retry and attempt < self._retry.max_retries:
                     await asyncio.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue

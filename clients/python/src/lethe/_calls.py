@@ -52,6 +52,9 @@ class Call(Generic[T]):
     method: str
     request: Any
     convert: Callable[[Any], T]
+    #: retried on UNAVAILABLE; False for a call whose lost answer may have started work
+    #: that a second call would start again (``Reindex``: a second job)
+    retry: bool = True
 
 
 def auto_idempotency_key() -> str:
@@ -118,6 +121,9 @@ def track(
 
 
 def delete_points(collection: str, point_ids: Iterable[Union[str, int]], source_ids: Iterable[str]) -> Call[DeleteResult]:
+    # A str is iterable: its characters would be ids (and other sources deleted).
+    if isinstance(point_ids, (str, bytes)) or isinstance(source_ids, (str, bytes)):
+        raise TypeError("point_ids and source_ids are lists of ids, not one str (write ['…'])")
     req = pb.DeletePointsRequest(
         collection=collection, point_ids=[str(p) for p in point_ids], source_ids=list(source_ids)
     )
@@ -193,7 +199,8 @@ def search_residuals(identifiers: Sequence[IdentifierLike], limit: int) -> Call[
 
 
 def reindex(collection: str, mode: Union[ReindexMode, str, None]) -> Call[ReindexJob]:
-    return Call("Reindex", pb.ReindexRequest(collection=collection, mode=cv.mode_in(mode)), cv.reindex_job)  # type: ignore[arg-type]
+    req = pb.ReindexRequest(collection=collection, mode=cv.mode_in(mode))  # type: ignore[arg-type]
+    return Call("Reindex", req, cv.reindex_job, retry=False)
 
 
 def get_reindex(job_id: str) -> Call[ReindexJob]:

@@ -130,7 +130,7 @@ class Lethe:
                 response = method(call.request, timeout=self._timeout(timeout), metadata=self._metadata)
             except grpc.RpcError as e:
                 err = from_rpc_error(e)
-                if isinstance(err, Unavailable) and attempt < self._retry.max_retries:
+                if isinstance(err, Unavailable) and call.retry and attempt < self._retry.max_retries:
                     time.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue

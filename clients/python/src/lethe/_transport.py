@@ -107,6 +107,10 @@ def resolve(
     api_key = api_key if api_key is not None else os.environ.get("LETHE_API_KEY")
     if not api_key:
         raise ValueError("an API key is needed: Lethe(url, api_key=…) or LETHE_API_KEY")
+    # A key read from a file keeps its newline; gRPC would refuse the header as INTERNAL.
+    api_key = api_key.strip()
+    if not api_key or not all("!" <= ch <= "~" for ch in api_key):
+        raise ValueError("the API key holds characters no API key has (keys are printable ASCII)")
     if "://" in url:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()

@@ -560,12 +560,21 @@ class Certificate:
     @classmethod
     def from_json(cls, text: Union[str, bytes, Mapping[str, Any]]) -> "Certificate":
         """Reads a certificate saved with :meth:`to_json` (or any JSON object with
-        ``body`` and ``signature``)."""
-        data: Mapping[str, Any] = text if isinstance(text, Mapping) else json.loads(text)
+        ``body`` and ``signature``).
+
+        Raises:
+            ValueError: not JSON, not an object, or without a text ``body`` and ``signature``.
+        """
+        data = text if isinstance(text, Mapping) else json.loads(text)  # JSONDecodeError is a ValueError
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a certificate is a JSON object, not {type(data).__name__}")
+        for field in ("body", "signature"):
+            if not isinstance(data.get(field), str):
+                raise ValueError(f"a certificate has a text {field!r}")
         return cls(
             job_id=str(data.get("job_id", "")),
-            body=str(data["body"]),
-            signature=str(data["signature"]),
+            body=data["body"],
+            signature=data["signature"],
             public_key=str(data.get("public_key", "")),
             algorithm=str(data.get("algorithm", "")),
             key_id=str(data.get("key_id", "")),

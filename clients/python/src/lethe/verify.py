@@ -38,6 +38,8 @@ CertificatesLike = Union[CertificateLike, Iterable[CertificateLike]]
 LOG_HEAD_DOMAIN = "lethe.dev/deletion-log/v1"
 #: the first line of what a version 2 entry hash covers
 LOG_ENTRY_DOMAIN = "lethe-log/2"
+#: the hash versions this verifier knows (1: before version 2; 2: every entry since)
+HASH_VERSIONS = (1, 2)
 #: the first entry's ``prev_hash``: 32 zero bytes
 GENESIS_HASH = "0" * 64
 
@@ -352,6 +354,8 @@ class _LogChain:
             raise InvalidLog(e.seq, f"entry {e.seq} is beyond the signed head (size {self.head.size})")
         if e.prev_hash.lower() != self.prev:
             raise InvalidLog(e.seq, "link to the previous entry is broken")
+        if e.hash_version not in HASH_VERSIONS:
+            raise InvalidLog(e.seq, f"entry claims hash version {e.hash_version}, which this verifier does not know")
         if e.hash_version >= 2 and e.created_at is None:
             raise InvalidLog(e.seq, "entry has no created_at, which its hash covers")
         entry_hash = e.entry_hash.lower()

@@ -340,6 +340,9 @@ def delete_points(
     """DeletePoints in batches; the results summed."""
     total = DeleteResult(deleted=0, forgotten=0, kept=0, held=0)
     # A framework's delete list may repeat an id; the server refuses a repeated id.
+    # A str is iterable: its characters would be ids (and other points deleted).
+    if isinstance(point_ids, (str, bytes)) or isinstance(source_ids, (str, bytes)):
+        raise TypeError("point_ids and source_ids are lists of ids, not one str (write ['…'])")
     unique_points = dict.fromkeys(str(p) for p in point_ids)
     unique_sources = dict.fromkeys(source_ids)
     items: list[tuple[str, str]] = [("p", p) for p in unique_points] + [("s", s) for s in unique_sources]

@@ -464,6 +464,8 @@ class LetheVectorStore(VectorStore):
         lineage of the points gone. Collections Lethe created: Lethe deletes."""
         if ids is None:
             raise ValueError("give the ids to delete (deleting everything would leave Lethe's lineage behind)")
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids is a list of ids, not one str (write ['…'])")
         ids = [str(i) for i in ids]
         if not ids:
             return True

@@ -392,6 +392,8 @@ class LetheVectorStore(BasePydanticVectorStore):
     def delete_nodes(
         self, node_ids: Optional[list[str]] = None, filters: Optional[MetadataFilters] = None, **delete_kwargs: Any
     ) -> None:
+        if isinstance(node_ids, (str, bytes)):
+            raise TypeError("node_ids is a list of ids, not one str (write ['…'])")
         if not node_ids and not filters:
             return
         if not self._target.attached:
