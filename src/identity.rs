@@ -369,16 +369,10 @@ pub fn readable(text: &str) -> String {
 /// zero-width space and joiners, word joiner, bidirectional marks, variation
 /// selectors, BOM, tags …): invisible, so `jeff.dasovich\u{AD}@enron.com`
 /// reads as the erased address and must not pass the tombstone as another.
-/// NFKC keeps them. The ranges are DerivedCoreProperties.txt's
-/// `Default_Ignorable_Code_Point` (Unicode 15).
+/// NFKC keeps them ([`crate::domain::invisible`]).
 fn visible(s: &str) -> std::borrow::Cow<'_, str> {
-    fn ignorable(c: char) -> bool {
-        matches!(c as u32,
-            0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F | 0x200B..=0x200F
-            | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8
-            | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
-    }
-    if s.chars().any(ignorable) { s.chars().filter(|c| !ignorable(*c)).collect::<String>().into() } else { s.into() }
+    use crate::domain::invisible;
+    if s.chars().any(invisible) { s.chars().filter(|c| !invisible(*c)).collect::<String>().into() } else { s.into() }
 }
 
 /// Whether a free text of a request (an erasure's reason, who asked, a

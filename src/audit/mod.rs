@@ -200,6 +200,10 @@ pub async fn verify(pool: &PgPool, signer: &Signer, tenant_id: Uuid, pinned: Opt
             if e.prev_hash != prev {
                 return Ok(bad(e.seq, checked, "link to the previous entry is broken".into()));
             }
+            if !(1..=HASH_VERSION).contains(&e.hash_version) {
+                let problem = format!("entry claims hash version {}, which this verifier does not know", e.hash_version);
+                return Ok(bad(e.seq, checked, problem));
+            }
             if expected_hash(tenant_id, &e) != e.entry_hash {
                 return Ok(bad(e.seq, checked, "entry content does not match its hash".into()));
             }

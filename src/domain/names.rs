@@ -21,8 +21,22 @@ impl InvalidInput {
 ///
 /// # Errors
 /// `InvalidInput` naming `field`.
+/// Whether a character is one of Unicode's default-ignorable code points
+/// (soft hyphen, zero-width space and joiners, word joiner, bidirectional
+/// marks, variation selectors, BOM, tags …): invisible, so a text made of
+/// them is blank, and `ps1\u{200B}` reads as `ps1`. The ranges are
+/// DerivedCoreProperties.txt's `Default_Ignorable_Code_Point` (Unicode 15).
+#[must_use]
+pub fn invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F | 0x200B..=0x200F
+        | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
 pub fn bounded_text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, InvalidInput> {
-    if value.trim().is_empty() {
+    // Blank: only white space and invisible characters (`\u{200B}` is no id).
+    if value.chars().all(|c| c.is_whitespace() || invisible(c)) {
         return Err(InvalidInput::new(field, "must not be empty"));
     }
     optional_text(field, value, max)
@@ -119,6 +133,10 @@ mod tests {
     fn external_ids_are_bounded_and_not_blank() {
         assert!(ExternalId::parse("id", "user 42").is_ok());
         assert!(ExternalId::parse("id", "   ").is_err());
+        for blank in ["\u{200B}", "\u{FEFF}", " \u{00AD}\u{2060} "] {
+            assert!(ExternalId::parse("id", blank).is_err(), "{blank:?} is blank");
+        }
+        assert!(ExternalId::parse("id", "ps1\u{200B}").is_ok(), "kept as given; read as `ps1` where it is matched");
         assert!(ExternalId::parse("id", &"a".repeat(257)).is_err());
         assert!(ExternalId::parse("id", "a\0b").is_err());
         let err = ExternalId::parse("subject.id", "").unwrap_err();

@@ -51,6 +51,19 @@ async fn an_altered_entry_is_detected() {
     assert_eq!(v.first_bad_seq, 2, "{}", v.problem);
 }
 
+/// A hash version the verifier does not know is refused, not checked by
+/// another version's rules (the version is not under the hash).
+#[tokio::test]
+async fn an_unknown_hash_version_is_detected() {
+    let app = spawn_app().await;
+    erase_three(&app).await;
+    as_superuser(&app, "UPDATE deletion_log SET hash_version = 7 WHERE seq = 3").await;
+    let v = verify(&app).await;
+    assert!(!v.valid);
+    assert_eq!(v.first_bad_seq, 3, "{}", v.problem);
+    assert!(v.problem.contains("hash version 7"), "{}", v.problem);
+}
+
 #[tokio::test]
 async fn a_removed_entry_is_detected_in_the_middle_and_at_the_end() {
     let app = spawn_app().await;

@@ -68,3 +68,33 @@ async fn ingestion_for_a_subject_is_suppressed_during_and_after_erasure() {
         .unwrap();
     assert_eq!(clear, 0);
 }
+
+/// A tag is read as identifiers are: with an invisible character (zero-width
+/// space, soft hyphen, BOM, word joiner) or in full-width letters it is the
+/// erased id all the same, and its chunk is suppressed. An id made only of
+/// invisible characters is blank.
+#[tokio::test]
+async fn a_tag_spelled_with_invisible_characters_is_the_erased_id() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ps1", 1), ("bob", 1)]).await;
+    let job = app.erase("ps1").await;
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    let spellings = ["ps1\u{200B}", "\u{200B}ps1", "ps\u{00AD}1", "\u{FEFF}ps1\u{2060}", "ｐｓ１"];
+    for (i, tag) in spellings.iter().enumerate() {
+        let w = app.ingest(&c.name, vec![chunk(&format!("back-{i}"), 0, "a note", &[tag]), chunk(&format!("b-{i}"), 0, "bob", &["bob"])]).await;
+        let w = w.unwrap_or_else(|e| panic!("{tag:?}: {e:?}"));
+        assert_eq!((w.accepted, w.suppressed), (1, 1), "{tag:?}");
+    }
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id LIKE 'back-%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(written, 0, "no chunk of ps1 under another spelling");
+    // Another id with a zero-width space stays another id when no one erased reads as it.
+    let w = app.ingest(&c.name, vec![chunk("cy", 0, "cy's note", &["cy\u{200B}"])]).await.unwrap();
+    assert_eq!((w.accepted, w.suppressed), (1, 0));
+    for blank in ["\u{200B}", "\u{FEFF}", " \u{00AD} "] {
+        let e = app.ingest(&c.name, vec![chunk("z", 0, "text", &[blank])]).await.expect_err("a blank tag");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{blank:?}: {e:?}");
+        let e = app.erase_with(pb::EraseRequest { subject: Some(person(blank)), ..Default::default() }).await.expect_err("a blank id");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{blank:?}: {e:?}");
+    }
+}
