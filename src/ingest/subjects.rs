@@ -194,7 +194,12 @@ async fn put_subject_in(
         if row.state() == SubjectState::Active {
             let wanted: Vec<Vec<u8>> =
                 keys.iter().cloned().chain(crate::screening::mention_hashes(&secret, subject.id.as_str())).collect();
-            if lineage::suppressor_by_keys(&mut **tx, tenant_id, &wanted, Some(row.subject_id)).await?.is_some() {
+            // An id that reads as a suppressed one without its invisible
+            // characters (`ps1\u{200B}`), as a tag does.
+            let readable = crate::identity::readable(subject.id.as_str());
+            let reads_as_blocked = readable != subject.id.as_str()
+                && lineage::tagged_subjects(&mut **tx, tenant_id, &[&keyed_hash(&secret, &readable)]).await?.iter().any(|r| r.2.is_some());
+            if reads_as_blocked || lineage::suppressor_by_keys(&mut **tx, tenant_id, &wanted, Some(row.subject_id)).await?.is_some() {
                 lineage::suppress_subject(&mut **tx, row.subject_id).await?;
                 lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;
                 return Ok(PutOutcome::Suppressed { state: SubjectState::Suppressed });

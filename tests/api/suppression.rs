@@ -88,6 +88,18 @@ async fn a_tag_spelled_with_invisible_characters_is_the_erased_id() {
     }
     let written: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id LIKE 'back-%'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(written, 0, "no chunk of ps1 under another spelling");
+    // PutSubject of such an id is refused as the erased id's is, and the id not kept.
+    let mut client = app.client.clone();
+    for id in ["ps1\u{200B}", "ｐｓ１"] {
+        let e = client
+            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(person(id)) }))
+            .await
+            .expect_err("reads as the erased id");
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{id:?}: {e:?}");
+        assert!(e.message().contains("subject_suppressed"), "{e:?}");
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM subjects WHERE external_id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
+        assert_eq!(kept, 0, "{id:?} is not kept in clear");
+    }
     // Another id with a zero-width space stays another id when no one erased reads as it.
     let w = app.ingest(&c.name, vec![chunk("cy", 0, "cy's note", &["cy\u{200B}"])]).await.unwrap();
     assert_eq!((w.accepted, w.suppressed), (1, 0));
