@@ -130,8 +130,9 @@ def test_wait_timeout(client: lethe.Lethe, collection: str, person: Person) -> N
         client.erase(person.id, requested_by="dpo@example.org", idempotency_key=key, wait_timeout=0.3)
     assert time.monotonic() - t0 < 5
     assert e.value.reason == "deadline_exceeded"
-    # the job itself goes on; replaying the request with its key finds it
+    # the job itself goes on; the error names it, and replaying the request with its key finds it
     job = client.erase(person.id, requested_by="dpo@example.org", idempotency_key=key, wait=False)
+    assert e.value.metadata["job_id"] == job.job_id
     assert client.wait_for_erasure(job.job_id, timeout=60).deleted == 1
 
 

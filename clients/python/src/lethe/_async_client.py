@@ -16,7 +16,7 @@ from . import _calls as calls
 from . import _convert as cv
 from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy, with_tls_hint
-from .errors import DeadlineExceeded, Unavailable, from_rpc_error
+from .errors import DeadlineExceeded, LetheError, Unavailable, from_rpc_error
 from .types import (
     CollectionRetention,
     RetentionList,
@@ -225,7 +225,12 @@ class AsyncLethe:
         job = await self._call(c, timeout)
         if not wait or job.done:
             return job
-        return await self.wait_for_erasure(job.job_id, progress=progress, timeout=wait_timeout)
+        try:
+            return await self.wait_for_erasure(job.job_id, progress=progress, timeout=wait_timeout)
+        except LetheError as e:
+            # The job was started: whatever ended the wait, say which one to follow.
+            e.metadata.setdefault("job_id", job.job_id)
+            raise
 
     async def get_erasure(self, job_id: str, *, timeout: Optional[float] = None) -> ErasureJob:
         return await self._call(calls.get_erasure(job_id), timeout)

@@ -13,7 +13,7 @@ from . import _calls as calls
 from . import _convert as cv
 from ._progress import Progress, ProgressLike
 from ._transport import DEFAULT_TIMEOUT, RetriesLike, resolve, retry_policy, with_tls_hint
-from .errors import DeadlineExceeded, Unavailable, from_rpc_error
+from .errors import DeadlineExceeded, LetheError, Unavailable, from_rpc_error
 from .types import (
     CollectionRetention,
     RetentionList,
@@ -277,13 +277,21 @@ class Lethe:
             ErasureInProgress: the subject has a running job, ``e.job_id``.
             IdempotencyKeyReused: the key came with another request before.
             RequiresSecretKey: not an ``sk_`` key.
+            Any error that ends the wait (``DeadlineExceeded`` for ``wait_timeout``,
+            ``Unavailable`` after the retries) carries the started job's id in
+            ``e.metadata["job_id"]``: follow it with :meth:`wait_for_erasure`.
         """
         key = idempotency_key if idempotency_key is not None else calls.auto_idempotency_key()
         c = calls.erase(subject, identifiers, requested_by, reason, residual_policy, key, deadline_days, guarantee_physical)
         job = self._call(c, timeout)
         if not wait or job.done:
             return job
-        return self.wait_for_erasure(job.job_id, progress=progress, timeout=wait_timeout)
+        try:
+            return self.wait_for_erasure(job.job_id, progress=progress, timeout=wait_timeout)
+        except LetheError as e:
+            # The job was started: whatever ended the wait, say which one to follow.
+            e.metadata.setdefault("job_id", job.job_id)
+            raise
 
     def get_erasure(self, job_id: str, *, timeout: Optional[float] = None) -> ErasureJob:
         """An erasure job: status, stage, counts, residuals, deadline."""
