@@ -115,6 +115,9 @@ pub async fn reindex(url: &str, key: &str, collection: &str, mode: &str) -> anyh
             last.missing,
             started.elapsed().as_secs_f64()
         );
+        if !last.physical_detail.is_empty() {
+            println!("{}", last.physical_detail);
+        }
         Ok(())
     } else {
         anyhow::bail!("re-index failed: {}", last.error)

@@ -881,6 +881,7 @@ pub fn reindex_job(r: &crate::store::reindex::ReindexRow, collection: &str) -> p
         started_at: r.started_at.map(timestamp),
         completed_at: r.completed_at.map(timestamp),
         orphans_dropped: u(r.orphans_dropped),
+        physical_detail: r.physical_detail.clone(),
     }
 }
 

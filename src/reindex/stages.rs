@@ -134,7 +134,7 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         // is live (everything before the promote was done under the lock).
         // The old one is found by the drop stage's sweep.
         let count = i64::try_from(store.count_all(&spec).await?).unwrap_or(i64::MAX);
-        fenced(reindex::switched(&ctx.pool, job.job_id, job.lease_epoch, "", count, job.excluded).await?)?;
+        fenced(reindex::switched(&ctx.pool, job.job_id, job.lease_epoch, "", (count, job.excluded), &job.physical_detail).await?)?;
         guard.commit().await.map_err(StoreError::from)?;
         return Ok(format!("the new generation ({count} points) was already live: the switch is recorded"));
     }
@@ -200,6 +200,10 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     for batch in stray.chunks(1000) {
         store.delete(&staging, &Selector::by_ids(batch.to_vec())).await?;
     }
+    // A point left out was copied before its person was erased (or before
+    // it was deleted): deleting it leaves its bytes in the new generation.
+    // A switch resumed may have deleted some before it was cut off.
+    let physical_detail = if excluded > 0 || job.attempts > 1 { left_out_bytes(store.as_ref(), &staging, excluded).await? } else { String::new() };
     let absent: Vec<Uuid> = live.iter().filter(|id| !present.contains(id)).copied().collect();
     let mut expected = i64::try_from(present.len()).unwrap_or(0);
     for batch in absent.chunks(BATCH as usize) {
@@ -214,9 +218,38 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
         )));
     }
     let retired = store.promote(&spec, &staging).await?;
-    fenced(reindex::switched(&ctx.pool, job.job_id, job.lease_epoch, &retired, count, excluded).await?)?;
+    fenced(reindex::switched(&ctx.pool, job.job_id, job.lease_epoch, &retired, (count, excluded), &physical_detail).await?)?;
     guard.commit().await.map_err(StoreError::from)?;
     Ok(format!("switched to a generation of {count} points ({excluded} excluded); retired {retired}"))
+}
+
+/// What the new generation holds of the points the switch deleted from
+/// it (its `physical_detail`). pgvector: the staging table is rewritten
+/// (`VACUUM FULL`; nobody else reads or writes it, and writes to the
+/// collection wait meanwhile, as for the rest of the switch). Qdrant's
+/// deletes are soft: the copies stay in the segment files, and the detail
+/// says so.
+async fn left_out_bytes(store: &dyn crate::vector_store::VectorStore, staging: &CollectionSpec, excluded: i64) -> Result<String> {
+    if staging.backend == crate::domain::Backend::Pgvector {
+        return Ok(match store.reclaim(staging, true).await? {
+            crate::vector_store::PhysicalOutcome::Confirmed(_) if excluded == 0 => String::new(),
+            crate::vector_store::PhysicalOutcome::Confirmed(d) => {
+                format!("{excluded} points left out at the switch were deleted from the new table, which was then rewritten: {d}")
+            }
+            crate::vector_store::PhysicalOutcome::Pending(d) => {
+                format!("{excluded} points left out at the switch were deleted from the new table; its rewrite is pending: {d}")
+            }
+        });
+    }
+    if excluded == 0 {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "{excluded} points left out at the switch (their person was erased, or they were deleted, after they \
+         were copied) were deleted from the new generation, and Qdrant's deletes are soft: their copies stay in \
+         its segment files until an optimizer rewrites them. Another re-index (or an erasure with guaranteed \
+         physical erasure, which runs one) copies the collection without them and deletes this generation"
+    ))
 }
 
 /// Drops the retired generation, then every other generation of the

@@ -33,11 +33,13 @@ pub struct ReindexRow {
     pub lease_epoch: i64,
     /// Unseen generations the drop stage found and dropped.
     pub orphans_dropped: i64,
+    /// What the new generation holds of the points its switch left out.
+    pub physical_detail: String,
 }
 
 const COLUMNS: &str = "job_id, tenant_id, collection_id, mode, status, stage, staging_name, retired_name, \
      copy_started_at, copy_cursor, total, copied, missing, excluded, final_count, attempts, error, received_at, \
-     started_at, completed_at, lease_epoch, orphans_dropped";
+     started_at, completed_at, lease_epoch, orphans_dropped, physical_detail";
 
 /// Inserts a job unless one is active for the collection; returns the active one then.
 /// An active job that ends between the two statements is no conflict: the
@@ -161,17 +163,18 @@ pub async fn switched(
     job_id: Uuid,
     epoch: i64,
     retired: &str,
-    final_count: i64,
-    excluded: i64,
+    (final_count, excluded): (i64, i64),
+    physical_detail: &str,
 ) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "UPDATE reindex_jobs SET retired_name = $3, final_count = $4, excluded = $5 WHERE {FENCE}"
+        "UPDATE reindex_jobs SET retired_name = $3, final_count = $4, excluded = $5, physical_detail = $6 WHERE {FENCE}"
     ))
     .bind(job_id)
     .bind(epoch)
     .bind(retired)
     .bind(final_count)
     .bind(excluded)
+    .bind(physical_detail)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -134,7 +134,7 @@ async fn a_stale_reindex_worker_writes_nothing() {
     let id = uuid::Uuid::new_v4();
     assert!(!reindex::prepared(&app.pool, row.job_id, stale, "stale_staging", 5).await.unwrap());
     assert!(!reindex::progress(&app.pool, row.job_id, stale, id, 5, 0).await.unwrap());
-    assert!(!reindex::switched(&app.pool, row.job_id, stale, "old", 5, 0).await.unwrap());
+    assert!(!reindex::switched(&app.pool, row.job_id, stale, "old", (5, 0), "").await.unwrap());
     assert!(!reindex::orphans_dropped(&app.pool, row.job_id, stale, 3).await.unwrap());
     let now = reindex::get(&app.pool, spec.tenant_id, row.job_id).await.unwrap().unwrap();
     assert_eq!((now.staging_name, now.copied, now.retired_name, now.orphans_dropped), (None, 0, None, 0));

@@ -459,6 +459,7 @@ def reindex_job(m: tpb.ReindexJob) -> ReindexJob:
         started_at=_ts(m, "started_at"),
         completed_at=_ts(m, "completed_at"),
         orphans_dropped=m.orphans_dropped,
+        physical_detail=m.physical_detail,
     )
 
 

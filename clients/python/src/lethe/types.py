@@ -602,6 +602,10 @@ class ReindexJob:
     #: re-index, or this one's old generation when its switch was cut off after
     #: promoting) that the drop stage found and dropped
     orphans_dropped: int = 0
+    #: what the new generation holds of the points its switch left out (copied before
+    #: their person was erased, or deleted since): rewritten on pgvector, soft-deleted
+    #: copies on Qdrant; empty when nothing was left out
+    physical_detail: str = ""
 
     @property
     def done(self) -> bool:

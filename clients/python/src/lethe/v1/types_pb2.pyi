@@ -421,7 +421,7 @@ class ResidualCandidate(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., point_id: _Optional[str] = ..., source_id: _Optional[str] = ..., score: _Optional[float] = ..., evidence: _Optional[_Iterable[_Union[ResidualEvidence, _Mapping]]] = ..., action: _Optional[str] = ...) -> None: ...
 
 class ReindexJob(_message.Message):
-    __slots__ = ("job_id", "collection", "mode", "status", "stage", "total", "copied", "missing", "excluded", "final_count", "error", "received_at", "started_at", "completed_at", "orphans_dropped")
+    __slots__ = ("job_id", "collection", "mode", "status", "stage", "total", "copied", "missing", "excluded", "final_count", "error", "received_at", "started_at", "completed_at", "orphans_dropped", "physical_detail")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -437,6 +437,7 @@ class ReindexJob(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     ORPHANS_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_DETAIL_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     collection: str
     mode: ReindexMode
@@ -452,7 +453,8 @@ class ReindexJob(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
     orphans_dropped: int
-    def __init__(self, job_id: _Optional[str] = ..., collection: _Optional[str] = ..., mode: _Optional[_Union[ReindexMode, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[str] = ..., total: _Optional[int] = ..., copied: _Optional[int] = ..., missing: _Optional[int] = ..., excluded: _Optional[int] = ..., final_count: _Optional[int] = ..., error: _Optional[str] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., orphans_dropped: _Optional[int] = ...) -> None: ...
+    physical_detail: str
+    def __init__(self, job_id: _Optional[str] = ..., collection: _Optional[str] = ..., mode: _Optional[_Union[ReindexMode, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., stage: _Optional[str] = ..., total: _Optional[int] = ..., copied: _Optional[int] = ..., missing: _Optional[int] = ..., excluded: _Optional[int] = ..., final_count: _Optional[int] = ..., error: _Optional[str] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., orphans_dropped: _Optional[int] = ..., physical_detail: _Optional[str] = ...) -> None: ...
 
 class SourceKindRule(_message.Message):
     __slots__ = ("source_kind", "days")
