@@ -12,8 +12,9 @@ use crate::store::log::{CertificateRow, LogRow};
 
 /// What no erasure by Lethe can reach; stated in every entry and certificate.
 pub const OUT_OF_REACH: &str = "Copies outside the live backends are not erased by Lethe: PostgreSQL WAL and \
-     archives, base backups and replicas; Qdrant WAL segments until truncated, snapshots and replicas; \
-     application caches and exports. Erase or expire them by their own retention.";
+     archives, base backups and replicas, and the files of a rewrite (VACUUM FULL) cut off by a PostgreSQL \
+     crash, which PostgreSQL leaves in its data directory unreferenced; Qdrant WAL segments until truncated, \
+     snapshots and replicas; application caches and exports. Erase or expire them by their own retention.";
 
 #[derive(Serialize)]
 pub struct CollectionReport<'a> {
