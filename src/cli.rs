@@ -308,8 +308,16 @@ pub async fn run_admin(settings: Settings, command: Command) -> anyhow::Result<(
                 let (version, n) = crate::keys::rotate(&pool, &settings.keys).await?;
                 println!("master key version {version} is current in {path}; {n} tenant keys re-wrapped under it");
             } else {
-                let removed = crate::keys::retire(&pool, &settings.keys).await?;
-                println!("removed master key versions {removed:?} from {path}");
+                match crate::keys::retire(&pool, &settings.keys).await? {
+                    (removed, Some(kept)) => {
+                        println!("removed master key versions {removed:?} from {path}; they are kept in {}", kept.display());
+                        println!(
+                            "No tenant key of this database uses them. Delete that file once every other database this \
+                             master key file serves has started with it (a database whose keys it holds would not start)."
+                        );
+                    }
+                    (_, None) => println!("no master key version to remove from {path}"),
+                }
             }
         }
         Command::Reindex { collection, mode, url, key } => crate::progress::reindex(&url, &key, &collection, &mode).await?,

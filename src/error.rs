@@ -120,7 +120,9 @@ impl From<crate::keys::KeyError> for LetheError {
         match e {
             KeyError::Store(store) => store.into(),
             KeyError::Unavailable(_) => Self::Unavailable(anyhow::Error::new(e)),
-            KeyError::UnknownVersion(_) | KeyError::Corrupt(_) | KeyError::File(_) => Self::Unexpected(anyhow::Error::new(e)),
+            KeyError::UnknownVersion(_) | KeyError::Corrupt(_) | KeyError::File(_) | KeyError::WrongFile(_) => {
+                Self::Unexpected(anyhow::Error::new(e))
+            }
         }
     }
 }

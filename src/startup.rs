@@ -204,7 +204,7 @@ impl Application {
         if signed > 0 {
             tracing::info!(tenants = signed, "signed the heads of deletion logs that ended before heads were signed");
         }
-        let keys = crate::keys::provider(&settings.keys).context("Failed to load the master keys (keys.*)")?;
+        let keys = crate::keys::checked_provider(&pool, &settings.keys).await.context("Failed to load the master keys (keys.*)")?;
         // Moves plaintext keys of earlier versions out, re-wraps keys of
         // older master versions, makes missing ones.
         let sealed = crate::keys::seal_all(&pool, &*keys).await.context("Failed to wrap the tenants' HMAC keys")?;

@@ -159,20 +159,35 @@ impl FileKeyProvider {
         Ok(version)
     }
 
-    /// Removes every version but the current one and those in `keep`.
-    /// Returns the removed versions.
+    /// Removes every version but the current one and those in `keep`, and
+    /// keeps the removed ones in a file of their own beside it
+    /// (`<file>.retired-<unix time>`, mode 0600): the versions in use are
+    /// those of the one database the command connected to, and another
+    /// database served by the same file may still need one. The operator
+    /// deletes that file once every database has been checked. Returns the
+    /// removed versions and that file.
     ///
     /// # Errors
-    /// When the file cannot be read or written.
-    pub fn remove_versions_except(path: &Path, keep: &[u32]) -> Result<Vec<u32>, KeyError> {
+    /// When the files cannot be read or written.
+    pub fn remove_versions_except(path: &Path, keep: &[u32]) -> Result<(Vec<u32>, Option<PathBuf>), KeyError> {
         let mut file = read(path).map_err(file_error)?;
         let current = file.current;
         let removed: Vec<u32> = file.keys.keys().copied().filter(|v| *v != current && !keep.contains(v)).collect();
-        file.keys.retain(|v, _| !removed.contains(v));
-        if !removed.is_empty() {
-            write(path, &file, true).with_context(|| format!("Failed to write {}", path.display())).map_err(file_error)?;
+        if removed.is_empty() {
+            return Ok((removed, None));
         }
-        Ok(removed)
+        let kept = KeyFile {
+            current: removed[removed.len() - 1],
+            keys: file.keys.iter().filter(|(v, _)| removed.contains(v)).map(|(v, k)| (*v, k.clone())).collect(),
+        };
+        let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".retired-{stamp}"));
+        let backup = PathBuf::from(name);
+        write(&backup, &kept, false).with_context(|| format!("Failed to write {}", backup.display())).map_err(file_error)?;
+        file.keys.retain(|v, _| !removed.contains(v));
+        write(path, &file, true).with_context(|| format!("Failed to write {}", path.display())).map_err(file_error)?;
+        Ok((removed, Some(backup)))
     }
 
     /// Reads the file again if it changed since it was loaded.
@@ -264,9 +279,13 @@ mod tests {
         let rewrapped = provider.wrap(tenant, &key).await.unwrap();
         assert_eq!(rewrapped.version, 2, "a running provider picks the rotation up");
         assert_eq!(provider.unwrap(tenant, &w).await.unwrap(), key, "version 1 still opens");
-        assert_eq!(FileKeyProvider::remove_versions_except(&path, &[]).unwrap(), vec![1]);
+        let (removed, kept) = FileKeyProvider::remove_versions_except(&path, &[]).unwrap();
+        assert_eq!(removed, vec![1]);
         let fresh = FileKeyProvider::load_or_create(&path).unwrap();
         assert!(matches!(fresh.unwrap(tenant, &w).await, Err(KeyError::UnknownVersion(1))));
         assert_eq!(fresh.unwrap(tenant, &rewrapped).await.unwrap(), key);
+        // The removed version is kept beside it, until the operator deletes it.
+        let kept = FileKeyProvider::load_or_create(&kept.expect("kept")).unwrap();
+        assert_eq!(kept.unwrap(tenant, &w).await.unwrap(), key);
     }
 }

@@ -48,6 +48,9 @@ pub enum KeyError {
     Unavailable(#[source] anyhow::Error),
     #[error("the master key file is unusable")]
     File(#[source] anyhow::Error),
+    /// The master key file is not the one this database's tenant keys need.
+    #[error("{0}")]
+    WrongFile(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -73,6 +76,47 @@ pub fn provider(settings: &KeySettings) -> Result<Arc<dyn KeyProvider>, KeyError
     match settings.provider {
         KeyProviderKind::File => Ok(Arc::new(FileKeyProvider::load_or_create(&settings.master_key_file)?)),
     }
+}
+
+/// The configured provider, after checking that it holds the keys this
+/// database's tenant keys are wrapped under: a missing master key file is
+/// made only for a database with no wrapped tenant key yet (a wrong path
+/// would otherwise make a new key that opens none of them, and every call
+/// needing a tenant key would fail), and the file must open one tenant key
+/// of every version in use.
+///
+/// # Errors
+/// `File` naming the problem; provider and database failures.
+pub async fn checked_provider(pool: &PgPool, settings: &KeySettings) -> Result<Arc<dyn KeyProvider>, KeyError> {
+    let in_use = tenant::one_tenant_per_key_version(pool).await?;
+    let path = &settings.master_key_file;
+    let versions = || in_use.iter().map(|(v, _)| v.to_string()).collect::<Vec<_>>().join(", ");
+    if matches!(settings.provider, KeyProviderKind::File) && !path.exists() && !in_use.is_empty() {
+        return Err(KeyError::WrongFile(format!(
+            "keys.master_key_file `{}` does not exist, but this database's tenant keys are wrapped under master key \
+             version(s) {}: point it at the file they were made with (a new file would open none of them)",
+            path.display(),
+            versions()
+        )));
+    }
+    let keys = provider(settings)?;
+    for (version, tenant_id) in &in_use {
+        let Some(found) = tenant::key_material(pool, *tenant_id).await? else { continue };
+        let Some(w) = wrapped(&found) else { continue };
+        match keys.unwrap(*tenant_id, &w).await {
+            Ok(_) => {}
+            Err(KeyError::Corrupt(_) | KeyError::UnknownVersion(_)) => {
+                return Err(KeyError::WrongFile(format!(
+                    "keys.master_key_file `{}` does not open this database's tenant keys (master key version {version} \
+                     of version(s) {}): is it the file they were made with?",
+                    path.display(),
+                    versions()
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(keys)
 }
 
 /// The tenant's HMAC key: unwrapped, or made (or moved out of the legacy
@@ -146,17 +190,21 @@ async fn store(pool: &PgPool, keys: &dyn KeyProvider, tenant_id: Uuid, found: &K
 /// # Errors
 /// File, provider and database failures.
 pub async fn rotate(pool: &PgPool, settings: &KeySettings) -> Result<(u32, usize), KeyError> {
+    // A wrong path must not become a new file, nor a file that opens nothing.
+    checked_provider(pool, settings).await?;
     let version = FileKeyProvider::add_version(&settings.master_key_file)?;
     let keys = provider(settings)?;
     Ok((version, seal_all(pool, &*keys).await?))
 }
 
 /// `lethe keys retire`: removes the master key versions that no tenant key
-/// is wrapped under anymore (and that are not current). Returns them.
+/// is wrapped under anymore (and that are not current). Returns them and
+/// the file beside the master key file that keeps them.
 ///
 /// # Errors
 /// File and database failures.
-pub async fn retire(pool: &PgPool, settings: &KeySettings) -> Result<Vec<u32>, KeyError> {
+pub async fn retire(pool: &PgPool, settings: &KeySettings) -> Result<(Vec<u32>, Option<std::path::PathBuf>), KeyError> {
+    checked_provider(pool, settings).await?;
     let used: Vec<u32> = tenant::key_versions_in_use(pool).await?.into_iter().filter_map(|v| u32::try_from(v).ok()).collect();
     FileKeyProvider::remove_versions_except(&settings.master_key_file, &used)
 }

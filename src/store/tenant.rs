@@ -90,6 +90,16 @@ pub async fn tenants_not_wrapped_under(ex: impl PgExecutor<'_>, version: i32) ->
         .await?)
 }
 
+/// One tenant per master key version in use: (version, tenant).
+pub async fn one_tenant_per_key_version(ex: impl PgExecutor<'_>) -> Result<Vec<(i32, Uuid)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (hmac_key_version) hmac_key_version, tenant_id FROM tenants \
+         WHERE hmac_key_version IS NOT NULL ORDER BY hmac_key_version, tenant_id",
+    )
+    .fetch_all(ex)
+    .await?)
+}
+
 /// The master key versions that tenant keys are wrapped under.
 pub async fn key_versions_in_use(ex: impl PgExecutor<'_>) -> Result<Vec<i32>> {
     Ok(sqlx::query_scalar("SELECT DISTINCT hmac_key_version FROM tenants WHERE hmac_key_version IS NOT NULL")

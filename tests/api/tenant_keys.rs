@@ -146,7 +146,10 @@ async fn after_master_key_rotation_an_erased_subject_is_still_suppressed() {
 
     let (version, rewrapped) = lethe::keys::rotate(&app.pool, &app.settings.keys).await.unwrap();
     assert_eq!((version, rewrapped), (2, 1));
-    assert_eq!(lethe::keys::retire(&app.pool, &app.settings.keys).await.unwrap(), vec![1]);
+    let (removed, kept) = lethe::keys::retire(&app.pool, &app.settings.keys).await.unwrap();
+    assert_eq!(removed, vec![1]);
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(kept.expect("kept beside it")).unwrap()).unwrap();
+    assert!(kept["keys"].get("1").is_some(), "version 1 is kept apart until the operator deletes it: {kept}");
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&app.settings.keys.master_key_file).unwrap()).unwrap();
     assert_eq!(file["current"], 2);
@@ -192,4 +195,35 @@ async fn a_key_stored_in_the_database_by_an_earlier_version_is_moved_out_and_kee
     assert!(wrapped.is_some_and(|w| !w.windows(32).any(|x| x == key.as_slice())));
     assert_eq!(ctx.tenant_secret(app.keys.tenant_id).await.unwrap(), key);
     assert_ann_suppressed(&mut client, &app, &c.name).await;
+}
+
+/// A master key file that is not the one the tenant keys were wrapped with
+/// stops the service at start, with a message naming the setting: a missing
+/// file is not made for a database whose keys are wrapped (a wrong path made
+/// a new key, and every call that needed a tenant key failed as INTERNAL
+/// behind a healthy service), and another file is refused. Rotation refuses
+/// them too, and writes no file.
+#[tokio::test]
+async fn a_wrong_master_key_file_stops_the_service_at_start() {
+    let app = spawn_app().await;
+    erase_ann(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut missing = app.settings.clone();
+    missing.keys.master_key_file = dir.path().join("wrong-mount/master.json");
+    let err = lethe::keys::checked_provider(&app.pool, &missing.keys).await.err().expect("a missing file");
+    let text = format!("{err:#}");
+    assert!(text.contains("master_key_file") && text.contains("does not exist"), "{text}");
+    assert!(!missing.keys.master_key_file.exists(), "no new key was made");
+    assert!(lethe::keys::rotate(&app.pool, &missing.keys).await.is_err());
+    assert!(!missing.keys.master_key_file.exists(), "rotate made no file either");
+
+    let mut other = app.settings.clone();
+    other.keys.master_key_file = dir.path().join("other.json");
+    lethe::keys::provider(&other.keys).unwrap();
+    let err = lethe::keys::checked_provider(&app.pool, &other.keys).await.err().expect("another file");
+    let text = format!("{err:#}");
+    assert!(text.contains("does not open this database's tenant keys"), "{text}");
+    let started = lethe::startup::Application::build_with_embedder(other, app.ctx.embedder.clone()).await;
+    assert!(started.is_err(), "the service does not start");
+    lethe::keys::checked_provider(&app.pool, &app.settings.keys).await.expect("the right file opens them");
 }
