@@ -162,6 +162,9 @@ async fn log(ctx: &Context, job: &JobRow, lease: Lease, collection_id: Uuid) -> 
     super::stages::credit_contested(ctx, &mut tx, &[(job.job_id, lease)]).await?;
     // As a subject's log stage: the job ends first, under the lease.
     held(jobs::finish(&mut *tx, job.job_id, lease, JobStatus::Completed.as_str(), None).await?)?;
+    // The reason as stored now, under the row's lock (an erasure's rewrite
+    // of it waits, or came first): not the one read when the job was claimed.
+    let job = &JobRow { reason: jobs::reason(&mut *tx, job.job_id).await?, ..job.clone() };
     let counts = jobs::counts(&mut *tx, job.job_id).await?;
     let notes = progress::notes(&mut *tx, job.job_id).await?;
     let lineage_physical = progress::lineage_physical(&mut *tx, job.job_id).await?;

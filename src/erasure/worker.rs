@@ -459,6 +459,8 @@ async fn fail(ctx: &Context, job: &JobRow, lease: Lease, stage: Stage, reason: &
         let mut counts = jobs::counts_many(&mut *tx, &[job.job_id]).await?;
         let counts = counts.remove(&job.job_id).unwrap_or_default();
         let subject_hash = subject.map(|(_, hash)| hash);
+        // The reason as stored now (see `jobs::reason`).
+        let job = &JobRow { reason: jobs::reason(&mut *tx, job.job_id).await?, ..job.clone() };
         let body = super::report::failure_body(job, subject_hash.as_deref(), stage.as_str(), &counts);
         crate::audit::append(&mut tx, &ctx.signer, job.tenant_id, "failure", Some(job.job_id), subject_hash.as_deref(), &body).await?;
     }

@@ -124,6 +124,13 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     let spec = collection_of(ctx, job).await?;
     let staging = staging_of(&spec, job)?;
     let store = ctx.stores.get(&spec)?;
+    // Before the lock: the copies of people erased since the copy began
+    // are left out, and a pgvector table rewritten, while writes go on.
+    let (early, early_detail) = if store.is_promoted(&spec, &staging).await? {
+        (0, String::new())
+    } else {
+        leave_out_erased(ctx, job, &spec, &staging, store.as_ref()).await?
+    };
     let mut guard = ctx.pool.begin().await.map_err(StoreError::from)?;
     lineage::lock_subject_exclusive(&mut guard, collection_lock_key(spec.collection_id)).await?;
     // Leaving out erased subjects' points destroys data: legal holds are
@@ -196,14 +203,12 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
             None => break,
         }
     }
-    let excluded = i64::try_from(stray.len()).unwrap_or(0);
+    let late = i64::try_from(stray.len()).unwrap_or(0);
     for batch in stray.chunks(1000) {
         store.delete(&staging, &Selector::by_ids(batch.to_vec())).await?;
     }
-    // A point left out was copied before its person was erased (or before
-    // it was deleted): deleting it leaves its bytes in the new generation.
-    // A switch resumed may have deleted some before it was cut off.
-    let physical_detail = if excluded > 0 || job.attempts > 1 { left_out_bytes(store.as_ref(), &staging, excluded).await? } else { String::new() };
+    let excluded = early + late;
+    let physical_detail = left_out_detail(spec.backend, (early, &early_detail), late);
     let absent: Vec<Uuid> = live.iter().filter(|id| !present.contains(id)).copied().collect();
     let mut expected = i64::try_from(present.len()).unwrap_or(0);
     for batch in absent.chunks(BATCH as usize) {
@@ -223,33 +228,87 @@ pub(super) async fn switch(ctx: &Context, job: &ReindexRow) -> Result<String> {
     Ok(format!("switched to a generation of {count} points ({excluded} excluded); retired {retired}"))
 }
 
-/// What the new generation holds of the points the switch deleted from
-/// it (its `physical_detail`). pgvector: the staging table is rewritten
-/// (`VACUUM FULL`; nobody else reads or writes it, and writes to the
-/// collection wait meanwhile, as for the rest of the switch). Qdrant's
-/// deletes are soft: the copies stay in the segment files, and the detail
-/// says so.
-async fn left_out_bytes(store: &dyn crate::vector_store::VectorStore, staging: &CollectionSpec, excluded: i64) -> Result<String> {
-    if staging.backend == crate::domain::Backend::Pgvector {
-        return Ok(match store.reclaim(staging, true).await? {
-            crate::vector_store::PhysicalOutcome::Confirmed(_) if excluded == 0 => String::new(),
-            crate::vector_store::PhysicalOutcome::Confirmed(d) => {
-                format!("{excluded} points left out at the switch were deleted from the new table, which was then rewritten: {d}")
+/// Before the switch takes the collection's lock: deletes from the new
+/// generation the copies of points whose person was erased since the copy
+/// began (not under legal hold; read under the holds' lock, as at the
+/// switch), and on pgvector rewrites the new table when it deleted any, or
+/// when the switch is resumed (an attempt cut off may have deleted some):
+/// `VACUUM FULL`, which nobody else's work waits for (no one reads or
+/// writes the new table yet). Returns how many it left out and what the
+/// rewrite says.
+async fn leave_out_erased(
+    ctx: &Context,
+    job: &ReindexRow,
+    spec: &CollectionSpec,
+    staging: &CollectionSpec,
+    store: &dyn crate::vector_store::VectorStore,
+) -> Result<(i64, String)> {
+    let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
+    holds::lock_shared(&mut tx, spec.tenant_id).await?;
+    let suppressed: HashSet<Vec<u8>> = reindex::suppressed_hashes(&mut *tx, spec.tenant_id).await?.into_iter().collect();
+    let on_hold: HashSet<Vec<u8>> = holds::held_hashes(&mut *tx, spec.tenant_id).await?.into_iter().collect();
+    let held_chunks: HashSet<Uuid> =
+        holds::held_chunks_in_collection(&mut *tx, spec.tenant_id, spec.collection_id).await?.into_iter().collect();
+    let secret = ctx.tenant_secret(spec.tenant_id).await?;
+    let mut erased = Vec::new();
+    let mut offset = None;
+    loop {
+        let (page, next) = store.scroll(staging, offset, 1000, false).await?;
+        for p in page {
+            let hashes: Vec<Vec<u8>> = p.payload.subjects.iter().map(|s| keyed_hash(&secret, s)).collect();
+            let held = held_chunks.contains(&p.id) || hashes.iter().any(|h| on_hold.contains(h));
+            if !held && hashes.iter().any(|h| suppressed.contains(h)) {
+                erased.push(p.id);
             }
-            crate::vector_store::PhysicalOutcome::Pending(d) => {
-                format!("{excluded} points left out at the switch were deleted from the new table; its rewrite is pending: {d}")
-            }
-        });
+        }
+        match next {
+            Some(n) => offset = Some(n),
+            None => break,
+        }
     }
+    for batch in erased.chunks(1000) {
+        store.delete(staging, &Selector::by_ids(batch.to_vec())).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    let left_out = i64::try_from(erased.len()).unwrap_or(i64::MAX);
+    if staging.backend != crate::domain::Backend::Pgvector || (left_out == 0 && job.attempts <= 1) {
+        return Ok((left_out, String::new()));
+    }
+    Ok(match store.reclaim(staging, true).await? {
+        crate::vector_store::PhysicalOutcome::Confirmed(d) => (left_out, format!("rewritten: {d}")),
+        crate::vector_store::PhysicalOutcome::Pending(d) => (left_out, format!("its rewrite is pending: {d}")),
+    })
+}
+
+/// What the new generation holds of the points left out of it (its
+/// `physical_detail`): `early` before the switch's lock (with what the
+/// rewrite said), `late` under it (deleted then, not rewritten: the
+/// collection's writes wait while the lock is held). Empty when none was.
+fn left_out_detail(backend: crate::domain::Backend, (early, rewrite): (i64, &str), late: i64) -> String {
+    if backend == crate::domain::Backend::Pgvector {
+        let mut parts = Vec::new();
+        if early > 0 || !rewrite.is_empty() {
+            parts.push(format!("{early} points of people erased while the re-index copied were deleted from the new table, which was then {rewrite}"));
+        }
+        if late > 0 {
+            parts.push(format!(
+                "{late} points left out at the switch itself (erased or deleted just before it) are dead rows in the new \
+                 table until (auto)VACUUM prunes them; an erasure with guaranteed physical erasure, or another re-index, \
+                 rewrites it"
+            ));
+        }
+        return parts.join("; ");
+    }
+    let excluded = early + late;
     if excluded == 0 {
-        return Ok(String::new());
+        return String::new();
     }
-    Ok(format!(
-        "{excluded} points left out at the switch (their person was erased, or they were deleted, after they \
-         were copied) were deleted from the new generation, and Qdrant's deletes are soft: their copies stay in \
-         its segment files until an optimizer rewrites them. Another re-index (or an erasure with guaranteed \
-         physical erasure, which runs one) copies the collection without them and deletes this generation"
-    ))
+    format!(
+        "{excluded} points left out (their person was erased, or they were deleted, after they were copied) were \
+         deleted from the new generation, and Qdrant's deletes are soft: their copies stay in its segment files \
+         until an optimizer rewrites them. Another re-index (or an erasure with guaranteed physical erasure, which \
+         runs one) copies the collection without them and deletes this generation"
+    )
 }
 
 /// Drops the retired generation, then every other generation of the

@@ -256,12 +256,13 @@ pub async fn sweep_collection(ctx: &Context, spec: &CollectionSpec, requested_by
     let r = &ctx.settings.retention;
     // Its reason names every kind: none that names someone erased.
     drop_rules_naming_the_erased(ctx, spec.tenant_id).await?;
-    let kind_rules: Vec<KindRule> =
-        store::kind_rules(&ctx.pool, spec.tenant_id).await?.into_iter().filter(|k| k.collection_id == spec.collection_id).collect();
-    let reason = rule_text(spec, &kind_rules);
-    let rules = rules(ctx, spec, &kind_rules);
     let mut tx = ctx.pool.begin().await.map_err(StoreError::from)?;
     store::lock_sweep(&mut tx, spec.collection_id).await?;
+    // Read under a share lock: an erasure that drops one of them meanwhile
+    // waits, then rewrites this sweep's reasons with the others.
+    let kind_rules = store::kind_rules_for_share(&mut *tx, spec.collection_id).await?;
+    let reason = rule_text(spec, &kind_rules);
+    let rules = rules(ctx, spec, &kind_rules);
     let due = store::due_counts(&mut *tx, spec.tenant_id, spec.collection_id, rules, false).await?;
     let room = (max_sources(ctx) - due.in_flight_sources).max(0);
     let sources = store::due_sources(&mut tx, spec.tenant_id, spec.collection_id, rules, room).await?;

@@ -383,6 +383,13 @@ pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, status:
     Ok(done.rows_affected() == 1)
 }
 
+/// The job's reason as stored now: an erasure may have rewritten a retention
+/// job's reason (a source kind naming its person) after a worker read the
+/// job. Read after [`finish`] locked the row, it is the one the log keeps.
+pub async fn reason(ex: impl PgExecutor<'_>, job_id: Uuid) -> Result<String> {
+    Ok(sqlx::query_scalar("SELECT reason FROM erasure_jobs WHERE job_id = $1").bind(job_id).fetch_one(ex).await?)
+}
+
 /// Gives the job back after a transient failure: another attempt after
 /// `backoff_secs`. False, and nothing written, when `lease` no longer holds it.
 pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, error: &str, backoff_secs: f64) -> Result<bool> {

@@ -368,6 +368,20 @@ pub async fn kind_rules(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<
     .await?)
 }
 
+/// A collection's source-kind rules, locked `FOR SHARE` until the
+/// transaction ends: an erasure dropping one (its kind names the person)
+/// waits for the sweep that names it in its jobs' reasons, then rewrites
+/// those reasons too.
+pub async fn kind_rules_for_share(ex: impl PgExecutor<'_>, collection_id: Uuid) -> Result<Vec<KindRule>> {
+    Ok(sqlx::query_as(
+        "SELECT collection_id, source_kind, days, updated_at FROM retention_rules WHERE collection_id = $1 \
+         ORDER BY source_kind FOR SHARE",
+    )
+    .bind(collection_id)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// The source-kind rules of these tenants: (tenant, collection, kind).
 pub async fn kind_rules_of_tenants(ex: impl PgExecutor<'_>, tenant_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String)>> {
     Ok(sqlx::query_as("SELECT tenant_id, collection_id, source_kind FROM retention_rules WHERE tenant_id = ANY($1)")
@@ -384,6 +398,10 @@ pub async fn drop_kind_rules(ex: &mut sqlx::PgConnection, rules: &[(Uuid, Uuid, 
     if rules.is_empty() {
         return Ok(0);
     }
+    // In one order (collection, kind): two erasures dropping rules and
+    // rewriting the same jobs take their rows in the same order.
+    let mut rules = rules.to_vec();
+    rules.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
     let collections: Vec<Uuid> = rules.iter().map(|r| r.1).collect();
     let kinds: Vec<&str> = rules.iter().map(|r| r.2.as_str()).collect();
     let dropped = sqlx::query(
@@ -395,7 +413,7 @@ pub async fn drop_kind_rules(ex: &mut sqlx::PgConnection, rules: &[(Uuid, Uuid, 
     .execute(&mut *ex)
     .await?
     .rows_affected();
-    for (tenant_id, collection_id, kind) in rules {
+    for (tenant_id, collection_id, kind) in &rules {
         sqlx::query(
             "UPDATE erasure_jobs SET reason = replace(reason, $3, $4) WHERE tenant_id = $1 AND status IN ('queued', 'in_progress') \
              AND collection_id = $2 AND kind = 'retention' AND strpos(reason, $3) > 0",

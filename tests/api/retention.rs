@@ -1168,3 +1168,55 @@ async fn a_kind_rule_naming_a_person_is_dropped_by_their_erasure_alone() {
 async fn a_kind_rule_naming_a_person_is_dropped_by_their_erasure_in_a_batch() {
     a_kind_rule_naming_a_person_is_dropped_by_their_erasure(true).await;
 }
+
+/// A retention job that a worker claimed before an erasure dropped a rule
+/// naming its person logs the reason as stored when it ends, not as it read
+/// it at its claim: the erasure rewrote it meanwhile (another replica,
+/// without pauses, runs the erasure while this one pauses between stages).
+#[tokio::test]
+async fn a_retention_job_claimed_before_the_erasure_logs_the_rewritten_reason() {
+    let db = fresh_database().await;
+    let slow = |s: &mut lethe::config::Settings| {
+        s.retention.enabled = false;
+        s.erasure.stage_pause_ms = 1500;
+    };
+    let a = spawn_app_at_configured(&db, None, Options { no_workers: true, ..Options::default() }, slow).await;
+    let b = spawn_app_at_configured(&db, None, Options { no_workers: true, ..Options::default() }, replica_of(&a, manual)).await;
+    let c = a.create_collection("inbox", pb::Backend::Pgvector).await;
+    let kind = "chat:zed.quill@corp.example";
+    let kinded = |source: &str, kind: &str, who: &str| pb::IngestChunk {
+        source_kind: kind.into(),
+        ..chunk(source, 0, &format!("{source} text"), &[who])
+    };
+    a.ingest(&c.name, vec![kinded("zed-note", "note", "zed-k"), kinded("old-chat", kind, "amy")]).await.expect("ingest");
+    set_retention(&a, "inbox", 5, kind).await;
+    backdate(&a.pool, a.keys.tenant_id, "inbox", &["old-chat"], 10).await;
+    let s = sweep(&a, "inbox").await;
+    let queued = Uuid::parse_str(&s.job_ids[0]).unwrap();
+    assert!(job_reason(&a.pool, queued).await.contains(kind));
+    let zed = pb::SubjectRef {
+        id: "zed-k".into(),
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "zed.quill@corp.example".into() }],
+    };
+    let erasure = a.erase_with(pb::EraseRequest { subject: Some(zed), ..Default::default() }).await.unwrap().job_id;
+    // Replica a claims the retention job (the oldest) and pauses before each stage.
+    let ctx = a.ctx.clone();
+    let running = tokio::spawn(async move { lethe::erasure::try_execute_job(&ctx, Uuid::new_v4()).await });
+    let stage = || async { sqlx::query_scalar::<_, String>("SELECT stage FROM erasure_jobs WHERE job_id = $1").bind(queued).fetch_one(&a.pool).await.unwrap() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stage().await != "physical" {
+        assert!(tokio::time::Instant::now() < deadline, "the retention job reaches its physical stage");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Replica b runs the erasure meanwhile.
+    assert_eq!(lethe::erasure::try_execute_job(&b.ctx, Uuid::new_v4()).await.unwrap(), lethe::erasure::ExecutionOutcome::JobRan);
+    assert_eq!(a.job(&erasure).await.status, pb::JobStatus::Completed as i32);
+    assert_eq!(stage().await, "physical", "the retention job has not logged yet");
+    running.await.unwrap().unwrap();
+    assert_eq!(a.job(&queued.to_string()).await.status, pb::JobStatus::Completed as i32);
+    let entries = retention_entries(&a).await;
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].body.contains(lethe::store::retention::ERASED_KIND) && !entries[0].body.contains("zed"), "{}", entries[0].body);
+    let cert = ok(a.client.clone().get_certificate(req(&a.keys.ak, pb::GetCertificateRequest { job_id: queued.to_string() })).await);
+    assert!(!format!("{cert:?}").contains("zed"), "{}", cert.body);
+}
