@@ -399,9 +399,19 @@ pub struct LogSettings {
 /// When a file is malformed, a key is unknown, or a value fails validation.
 pub fn load(dir: &Path) -> anyhow::Result<Settings> {
     let environment = std::env::var("LETHE_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+    let file = dir.join(format!("{environment}.yaml"));
+    // A misspelt environment (`prodution`) would run on base.yaml alone:
+    // plaintext, no service-role check. Only `local` may be absent.
+    anyhow::ensure!(
+        environment == "local" || file.is_file(),
+        "LETHE_ENVIRONMENT={environment}: {} does not exist (environments here: {})",
+        file.display(),
+        environments(dir).join(", ")
+    );
+    refuse_misspelt_variables(dir)?;
     let mut settings: Settings = config::Config::builder()
         .add_source(config::File::from(dir.join("base.yaml")))
-        .add_source(config::File::from(dir.join(format!("{environment}.yaml"))).required(false))
+        .add_source(config::File::from(file).required(false))
         .add_source(
             config::Environment::with_prefix("LETHE")
                 .prefix_separator("_")
@@ -424,6 +434,74 @@ pub fn load(dir: &Path) -> anyhow::Result<Settings> {
     }
     settings.validate()?;
     Ok(settings)
+}
+
+/// Refuses a log filter with a directive that is neither a level nor
+/// `target=level` (`degub`): `tracing` takes a bare word for a target,
+/// and a typo would silence every log line, errors included. A bare
+/// module path (`lethe::erasure`) or span filter is taken as written.
+fn check_log_filter(name: &str, filter: &str) -> anyhow::Result<()> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    for d in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
+        let bare = !d.contains('=') && !d.contains("::") && !d.contains('[');
+        let known = LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim()));
+        anyhow::ensure!(
+            known || (!bare && !d.contains('=')),
+            "{name}: `{d}` is neither a level ({}) nor target=level",
+            LEVELS.join(", ")
+        );
+        tracing_subscriber::EnvFilter::try_new(d).map_err(|e| anyhow::anyhow!("{name}: `{d}`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The environments whose files are in `dir` (every `*.yaml` but base).
+fn environments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_owned))
+                .filter(|n| n != "base")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Refuses `LETHE_<SECTION>_<KEY>` with one underscore where two belong
+/// (`LETHE_DATABASE_URL`): ignored, it would leave the setting at its
+/// default (another database) without a word.
+fn refuse_misspelt_variables(dir: &Path) -> anyhow::Result<()> {
+    let base = config::Config::builder()
+        .add_source(config::File::from(dir.join("base.yaml")))
+        .build()
+        .context("Failed to read configuration")?;
+    let sections: Vec<String> =
+        base.try_deserialize::<std::collections::HashMap<String, config::Value>>().map(|t| t.into_keys().collect()).unwrap_or_default();
+    match misspelt(&sections, std::env::vars().map(|(k, _)| k)) {
+        Some(message) => anyhow::bail!(message),
+        None => Ok(()),
+    }
+}
+
+/// The first of `names` that is `LETHE_<SECTION>_<KEY>` for one of
+/// `sections`, with what to write instead.
+fn misspelt(sections: &[String], names: impl Iterator<Item = String>) -> Option<String> {
+    for name in names.filter(|k| k.starts_with("LETHE_") && !k.contains("__")) {
+        let rest = name["LETHE_".len()..].to_lowercase();
+        if let Some(section) = sections.iter().find(|s| rest.strip_prefix(s.as_str()).is_some_and(|r| r.starts_with('_'))) {
+            let key = &rest[section.len() + 1..];
+            return Some(format!(
+                "{name} is not read: configuration variables are LETHE_<SECTION>__<KEY>, with two underscores \
+                 (LETHE_{}__{})",
+                section.to_uppercase(),
+                key.to_uppercase()
+            ));
+        }
+    }
+    None
 }
 
 fn section_variables() -> std::collections::HashMap<String, String> {
@@ -461,6 +539,34 @@ impl Settings {
             anyhow::ensure!(v > 0, "{name} must be positive");
         }
         anyhow::ensure!((1..=4096).contains(&self.embedding.dimension), "embedding.dimension must be 1..=4096");
+        anyhow::ensure!((1..=8192).contains(&self.embedding.max_length), "embedding.max_length must be 1..=8192 (tokens)");
+        check_log_filter("log.filter", &self.log.filter)?;
+        if let Ok(env) = std::env::var("RUST_LOG") {
+            check_log_filter("RUST_LOG", &env)?;
+        }
+        anyhow::ensure!(self.embedding.threads <= 1024, "embedding.threads must be at most 1024 (0: the runtime's default)");
+        anyhow::ensure!(self.erasure.poll_interval_ms >= 10, "erasure.poll_interval_ms must be at least 10");
+        anyhow::ensure!(self.qdrant.timeout_secs > 0, "qdrant.timeout_secs must be positive");
+        // Durations are added to timestamps in SQL: beyond a few years they
+        // overflow there (every job failing at runtime behind a healthy service).
+        const YEAR_SECS: u64 = 366 * 24 * 3600;
+        for (name, secs) in [
+            ("erasure.lease_secs", self.erasure.lease_secs),
+            ("erasure.lineage_rewrite_interval_secs", self.erasure.lineage_rewrite_interval_secs),
+            ("erasure.physical_wait_secs", self.erasure.physical_wait_secs),
+            ("erasure.poll_interval_ms", self.erasure.poll_interval_ms / 1000),
+            ("erasure.stage_pause_ms", self.erasure.stage_pause_ms / 1000),
+            ("restore_guard.reconcile_interval_secs", self.restore_guard.reconcile_interval_secs),
+            ("restore_guard.schedule_check_secs", self.restore_guard.schedule_check_secs),
+            ("retention.interval_secs", self.retention.interval_secs),
+            ("retention.retry_failed_after_secs", self.retention.retry_failed_after_secs),
+            ("residual.search_timeout_ms", self.residual.search_timeout_ms / 1000),
+            ("residual.index_merge_interval_ms", self.residual.index_merge_interval_ms / 1000),
+            ("application.limits.request_timeout_secs", self.application.limits.request_timeout_secs),
+            ("qdrant.timeout_secs", self.qdrant.timeout_secs),
+        ] {
+            anyhow::ensure!(secs <= 10 * YEAR_SECS, "{name} must be at most ten years");
+        }
         anyhow::ensure!(self.embedding.batch_size > 0, "embedding.batch_size must be positive");
         anyhow::ensure!(self.erasure.workers > 0, "erasure.workers must be positive");
         anyhow::ensure!((1..=256).contains(&self.erasure.batch_size), "erasure.batch_size must be 1..=256");
@@ -500,6 +606,33 @@ mod tests {
         let settings = settings.expect("base.yaml must load");
         assert_eq!(settings.embedding.dimension, 384);
         assert_eq!(settings.erasure.default_deadline_days, 30);
+    }
+
+    #[test]
+    fn operator_mistakes_are_refused_with_the_setting_named() {
+        let sections: Vec<String> = ["database", "erasure", "restore_guard"].map(String::from).to_vec();
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into_iter();
+        let m = misspelt(&sections, names(&["LETHE_PG_PORT", "LETHE_DATABASE_URL"])).expect("one underscore");
+        assert!(m.contains("LETHE_DATABASE__URL"), "{m}");
+        assert!(misspelt(&sections, names(&["LETHE_RESTORE_GUARD_PAGE_SIZE"])).is_some());
+        assert!(misspelt(&sections, names(&["LETHE_DATABASE__URL", "LETHE_SK", "LETHE_ENVIRONMENT", "LETHE_PG_BIN"])).is_none());
+        for bad in ["degub", "info,lethe=verbose", "warn,foo"] {
+            assert!(check_log_filter("log.filter", bad).is_err(), "{bad}");
+        }
+        for good in ["info,sqlx=warn", "lethe::residual=info", "lethe::erasure", "WARN", "off"] {
+            assert!(check_log_filter("log.filter", good).is_ok(), "{good}");
+        }
+        let mut settings = load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration")).expect("base.yaml loads");
+        settings.embedding.max_length = 0;
+        assert!(settings.validate().unwrap_err().to_string().contains("embedding.max_length"));
+        settings.embedding.max_length = 256;
+        settings.erasure.lease_secs = u64::MAX;
+        assert!(settings.validate().unwrap_err().to_string().contains("erasure.lease_secs"));
+        settings.erasure.lease_secs = 30;
+        settings.erasure.poll_interval_ms = 0;
+        assert!(settings.validate().unwrap_err().to_string().contains("erasure.poll_interval_ms"));
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration");
+        assert_eq!(environments(&dir), ["local", "production"]);
     }
 
     #[test]
