@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = lethe::startup::Application::build(settings).await?;
-            app.run_until_stopped(lethe::shutdown::wait_for_signal()).await
+            app.run_until_stopped(lethe::shutdown::wait_for_signal_then_force()).await
         }
         other => lethe::cli::run_admin(settings, other).await,
     }

@@ -28,3 +28,15 @@ pub async fn wait_for_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// [`wait_for_signal`] for `lethe serve`: the first signal stops the service
+/// gracefully; a second one, while it stops, exits at once (jobs resume on
+/// the next start: their leases expire).
+pub async fn wait_for_signal_then_force() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("second shutdown signal: exiting now (running jobs resume when their leases expire)");
+        std::process::exit(130);
+    });
+}

@@ -21,6 +21,10 @@ use crate::vector_store::{
 };
 
 /// A built, not yet running, Lethe.
+/// How long a stopping server waits for open streams (a client watching a
+/// job) before it closes them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
@@ -258,7 +262,8 @@ impl Application {
         self.worker_ctx.stores = self.worker_ctx.stores.timed(log);
     }
 
-    /// Serves gRPC and runs the workers until `shutdown` resolves.
+    /// Serves gRPC and runs the workers until `shutdown` resolves (open
+    /// streams get [`SHUTDOWN_GRACE`] to end).
     ///
     /// # Errors
     /// When the server fails.
@@ -300,6 +305,7 @@ impl Application {
                 let _ = web_stop.wait_for(|s| *s).await;
             }))
         });
+        let stop_rx_for_grace = stop_rx.clone();
         let mut server_stop = stop_rx;
         // Accepted connections without Nagle's algorithm: small responses
         // otherwise wait for the client's delayed ACK (~40 ms per call, seen as
@@ -315,7 +321,18 @@ impl Application {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        server.await.context("gRPC server failed")?;
+        // The server's graceful stop waits for open streams, and a client
+        // watching a job that will not end now (its worker stopped) would
+        // hold it for ever: after a grace period the streams are cut.
+        let mut grace_stop = stop_rx_for_grace;
+        let grace = async move {
+            let _ = grace_stop.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = server => served.context("gRPC server failed")?,
+            () = grace => tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "streams still open after the grace period: closed"),
+        }
         worker.await.context("worker panicked")?;
         reindexer.await.context("re-index worker panicked")?;
         adopter.await.context("adoption worker panicked")?;

@@ -174,3 +174,47 @@ async fn a_service_killed_mid_batch_resumes_every_job_of_the_batch_and_logs_each
     let certificates: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates").fetch_one(&pool).await.unwrap();
     assert_eq!(certificates, 4);
 }
+
+/// A client watching a job keeps its stream open; SIGTERM must still stop
+/// the service: the workers stop at once, the streams get a grace period
+/// (`startup::SHUTDOWN_GRACE`), then are cut (before, the service waited for
+/// the watcher for ever, and further signals did nothing). The job resumes
+/// on the next start.
+#[tokio::test]
+async fn sigterm_stops_the_service_while_a_client_watches_a_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    lethe::store::migrate(&pool).await.unwrap();
+    let keys = new_tenant(&pool).await;
+    let port = free_port();
+    // Stages a minute apart: the job is still running when the signal comes.
+    let mut service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__STAGE_PAUSE_MS", "60000")]);
+    let mut client = connect(port).await;
+    let job = client
+        .erase(req(&keys.sk, pb::EraseRequest { subject: Some(person("ann")), requested_by: "t".into(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = client.watch_erasure(req(&keys.ak, pb::GetErasureRequest { job_id: job.job_id.clone() })).await.unwrap().into_inner();
+    stream.message().await.unwrap().expect("the first event");
+    let sent = Command::new("kill").args(["-TERM", &service.id().to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let t0 = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = service.try_wait().unwrap() {
+            break Some(status);
+        }
+        if t0.elapsed() > lethe::startup::SHUTDOWN_GRACE + Duration::from_secs(15) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if exited.is_none() {
+        service.kill().ok();
+        panic!("the service was still running {} s after SIGTERM with a watcher", t0.elapsed().as_secs());
+    }
+    drop(stream);
+    let status: String = sqlx::query_scalar("SELECT status FROM erasure_jobs").fetch_one(&pool).await.unwrap();
+    assert_ne!(status, "completed", "it stopped mid-job: the next start resumes it");
+}
