@@ -86,7 +86,7 @@ pub fn provider(settings: &KeySettings) -> Result<Arc<dyn KeyProvider>, KeyError
 /// of every version in use.
 ///
 /// # Errors
-/// `File` naming the problem; provider and database failures.
+/// `WrongFile` naming the setting and the versions; provider and database failures.
 pub async fn checked_provider(pool: &PgPool, settings: &KeySettings) -> Result<Arc<dyn KeyProvider>, KeyError> {
     let in_use = tenant::one_tenant_per_key_version(pool).await?;
     let path = &settings.master_key_file;
