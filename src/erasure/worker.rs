@@ -32,16 +32,25 @@ pub enum ExecutionOutcome {
 /// the shutdown keeps its persisted stage and is resumed when its lease expires.
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..ctx.settings.erasure.workers {
-        let ctx = ctx.clone();
-        set.spawn(async move { worker_loop(ctx).await });
+    let owners: Vec<Uuid> = (0..ctx.settings.erasure.workers).map(|_| Uuid::new_v4()).collect();
+    for owner in &owners {
+        let (ctx, owner) = (ctx.clone(), *owner);
+        set.spawn(async move { worker_loop(ctx, owner).await });
     }
     shutdown.await;
     set.shutdown().await;
+    // The jobs these workers held are free for the next claim now, not when
+    // their leases run out (a restart resumes them at once). Their stages
+    // were stopped: nothing of them writes any more, and a new claim fences
+    // them anyway.
+    match jobs::release_leases_of(&ctx.pool, &owners).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "stopping: the running jobs' leases are released"),
+        Err(e) => tracing::warn!(error.cause_chain = ?e, "stopping: cannot release the running jobs' leases; they expire"),
+    }
 }
 
-async fn worker_loop(ctx: Context) {
-    let owner = Uuid::new_v4();
+async fn worker_loop(ctx: Context, owner: Uuid) {
     let poll = Duration::from_millis(ctx.settings.erasure.poll_interval_ms);
     loop {
         match try_execute_batch(&ctx, owner).await {

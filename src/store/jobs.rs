@@ -383,6 +383,19 @@ pub async fn finish(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, status:
     Ok(done.rows_affected() == 1)
 }
 
+/// Ends the leases `owners` hold on running jobs (a stopping service's
+/// workers): the next claim takes them at once. Returns how many.
+pub async fn release_leases_of(ex: impl PgExecutor<'_>, owners: &[Uuid]) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE erasure_jobs SET lease_expires_at = now() WHERE lease_owner = ANY($1) AND status = 'in_progress' \
+         AND lease_expires_at > now()",
+    )
+    .bind(owners)
+    .execute(ex)
+    .await?
+    .rows_affected())
+}
+
 /// The job's reason as stored now: an erasure may have rewritten a retention
 /// job's reason (a source kind naming its person) after a worker read the
 /// job. Read after [`finish`] locked the row, it is the one the log keeps.

@@ -189,7 +189,9 @@ async fn sigterm_stops_the_service_while_a_client_watches_a_job() {
     let keys = new_tenant(&pool).await;
     let port = free_port();
     // Stages a minute apart: the job is still running when the signal comes.
-    let mut service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__STAGE_PAUSE_MS", "60000")]);
+    // A lease that would outlast the test: released at the stop, or not.
+    let env = [("LETHE_ERASURE__STAGE_PAUSE_MS", "60000"), ("LETHE_ERASURE__LEASE_SECS", "600")];
+    let mut service = start_service_with(&db_url, port, dir.path(), &env);
     let mut client = connect(port).await;
     let job = client
         .erase(req(&keys.sk, pb::EraseRequest { subject: Some(person("ann")), requested_by: "t".into(), ..Default::default() }))
@@ -215,6 +217,8 @@ async fn sigterm_stops_the_service_while_a_client_watches_a_job() {
         panic!("the service was still running {} s after SIGTERM with a watcher", t0.elapsed().as_secs());
     }
     drop(stream);
-    let status: String = sqlx::query_scalar("SELECT status FROM erasure_jobs").fetch_one(&pool).await.unwrap();
+    let (status, free): (String, bool) =
+        sqlx::query_as("SELECT status, lease_expires_at <= now() FROM erasure_jobs").fetch_one(&pool).await.unwrap();
     assert_ne!(status, "completed", "it stopped mid-job: the next start resumes it");
+    assert!(free, "its lease was released at the stop, not left to run out");
 }
