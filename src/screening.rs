@@ -66,14 +66,25 @@ static WORD: LazyLock<Regex> = LazyLock::new(|| {
 /// Every candidate mention in a text.
 pub fn mentions(text: &str) -> Vec<Mention> {
     let mut out = Vec::new();
+    // Each spelling's keys once: a text naming one person thousands of times
+    // (hostile, or a long thread) made as many key sets, and screening as
+    // many keyed hashes.
+    let mut seen: HashMap<IdentifierKind, HashMap<String, Vec<String>>> = HashMap::new();
     let mut push = |start: usize, end: usize, kind: IdentifierKind, value: &str| {
-        let mut keys = identity::match_keys(&Identifier { kind, value: value.to_owned() });
-        // A name in the possessive (`Zora Kellerman's`) is the name.
-        if kind == IdentifierKind::Name
-            && let Some(bare) = value.strip_suffix("'s").or_else(|| value.strip_suffix("’s"))
-        {
-            keys.extend(identity::match_keys(&Identifier { kind, value: bare.to_owned() }));
-        }
+        let of_kind = seen.entry(kind).or_default();
+        let keys = if let Some(keys) = of_kind.get(value) {
+            keys.clone()
+        } else {
+            let mut keys = identity::match_keys(&Identifier { kind, value: value.to_owned() });
+            // A name in the possessive (`Zora Kellerman's`) is the name.
+            if kind == IdentifierKind::Name
+                && let Some(bare) = value.strip_suffix("'s").or_else(|| value.strip_suffix("’s"))
+            {
+                keys.extend(identity::match_keys(&Identifier { kind, value: bare.to_owned() }));
+            }
+            of_kind.insert(value.to_owned(), keys.clone());
+            keys
+        };
         out.push(Mention { start, end, keys });
     };
     for m in EMAIL.find_iter(text) {
@@ -125,11 +136,14 @@ pub fn mentions(text: &str) -> Vec<Mention> {
 pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> Result<Vec<Finding>> {
     let secret = ctx.tenant_secret(tenant_id).await?;
     let mut by_hash: HashMap<Vec<u8>, Vec<(usize, usize, usize)>> = HashMap::new();
+    // Each key hashed once per request, however often the texts repeat it.
+    let mut hashed: HashMap<String, Vec<u8>> = HashMap::new();
     for (chunk, text) in texts.iter().enumerate() {
         let Some(text) = text else { continue };
         for m in mentions(text) {
-            for key in &m.keys {
-                by_hash.entry(keyed_hash(&secret, key)).or_default().push((chunk, m.start, m.end));
+            for key in m.keys {
+                let hash = hashed.entry(key).or_insert_with_key(|k| keyed_hash(&secret, k));
+                by_hash.entry(hash.clone()).or_default().push((chunk, m.start, m.end));
             }
         }
     }
