@@ -135,18 +135,19 @@ pub fn mentions(text: &str) -> Vec<Mention> {
 /// Database failures.
 pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> Result<Vec<Finding>> {
     let secret = ctx.tenant_secret(tenant_id).await?;
-    let mut by_hash: HashMap<Vec<u8>, Vec<(usize, usize, usize)>> = HashMap::new();
-    // Each key hashed once per request, however often the texts repeat it.
-    let mut hashed: HashMap<String, Vec<u8>> = HashMap::new();
+    // Grouped by key, then each key hashed once per request, however often
+    // the texts repeat it.
+    let mut by_key: HashMap<String, Vec<(usize, usize, usize)>> = HashMap::new();
     for (chunk, text) in texts.iter().enumerate() {
         let Some(text) = text else { continue };
         for m in mentions(text) {
             for key in m.keys {
-                let hash = hashed.entry(key).or_insert_with_key(|k| keyed_hash(&secret, k));
-                by_hash.entry(hash.clone()).or_default().push((chunk, m.start, m.end));
+                by_key.entry(key).or_default().push((chunk, m.start, m.end));
             }
         }
     }
+    let by_hash: HashMap<Vec<u8>, Vec<(usize, usize, usize)>> =
+        by_key.into_iter().map(|(key, at)| (keyed_hash(&secret, &key), at)).collect();
     if by_hash.is_empty() {
         return Ok(Vec::new());
     }
@@ -185,10 +186,11 @@ pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> R
 pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     let readable = identity::readable(text);
     let again = if readable == text { Vec::new() } else { mentions(&readable) };
-    let mut hashes: Vec<Vec<u8>> =
-        mentions(text).into_iter().chain(again).flat_map(|m| m.keys).map(|k| keyed_hash(secret, &k)).collect();
+    // Each key hashed once, however often the text repeats it (sorted keys
+    // give sorted hashes only by chance: sorted again).
+    let keys: std::collections::BTreeSet<String> = mentions(text).into_iter().chain(again).flat_map(|m| m.keys).collect();
+    let mut hashes: Vec<Vec<u8>> = keys.iter().map(|k| keyed_hash(secret, k)).collect();
     hashes.sort_unstable();
-    hashes.dedup();
     hashes
 }
 
