@@ -365,6 +365,28 @@ pub fn readable(text: &str) -> String {
     visible(text).nfkc().collect()
 }
 
+/// A document's id, uri or kind, or a request's text, as a uri's reader
+/// takes it: `+` as a space and `%XX` escapes decoded (twice at most:
+/// `%2540` is `%40` is `@`); `None` when it has neither or reads the same.
+/// Ids and uris carry people escaped (`?owner=zora%40corp.example`,
+/// `zora%2Dk`, `Zora+Kellerman`): read only as written, an erased person
+/// would stay in Lethe's tables in clear, escaped. Read beside the text as
+/// written, never instead of it (`jeff+tag@` is an address as written).
+pub fn unescaped(text: &str) -> Option<String> {
+    let escaped = |t: &str| t.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
+    if !text.contains('+') && !escaped(text) {
+        return None;
+    }
+    let mut t = text.replace('+', " ");
+    for _ in 0..2 {
+        if !escaped(&t) {
+            break;
+        }
+        t = percent_encoding::percent_decode_str(&t).decode_utf8_lossy().into_owned();
+    }
+    (t != text).then_some(t)
+}
+
 /// The text without Unicode's default-ignorable code points (soft hyphen,
 /// zero-width space and joiners, word joiner, bidirectional marks, variation
 /// selectors, BOM, tags …): invisible, so `jeff.dasovich\u{AD}@enron.com`
@@ -418,6 +440,10 @@ impl Person {
     /// See [`names_person`].
     #[must_use]
     pub fn named_in(&self, text: &str) -> bool {
+        self.named_as_written(text) || unescaped(text).is_some_and(|t| self.named_as_written(&t))
+    }
+
+    fn named_as_written(&self, text: &str) -> bool {
         // Read as identifiers are: an invisible character must not hide a name.
         let text = visible(text);
         let text = text.as_ref();
@@ -749,6 +775,30 @@ mod tests {
         // Reading documents' ids: a short or numeric id is any document's number.
         for (id, text, named) in [("42", "tickets/2024/42", false), ("1234", "doc-1234", false), ("ab12", "doc-ab12", true), ("12345", "inv-12345", false), ("123456", "inv-123456", true), ("zora-k", "mailbox:zora-k/7", true), ("bob", "bob/7", false)] {
             assert_eq!(Person::naming_sources(id, &[]).named_in(text), named, "{id} in {text}");
+        }
+    }
+
+    #[test]
+    fn ids_and_uris_are_read_unescaped_too() {
+        assert_eq!(unescaped("mailbox:zora%40corp.example/7").as_deref(), Some("mailbox:zora@corp.example/7"));
+        assert_eq!(unescaped("?who=Zora+Kellerman").as_deref(), Some("?who=Zora Kellerman"));
+        assert_eq!(unescaped("x%2540y").as_deref(), Some("x@y"), "twice escaped");
+        assert_eq!(unescaped("50%off%zz"), None, "no escape: read as written only");
+        assert_eq!(unescaped("tickets/2024/42"), None);
+        assert_eq!(unescaped("caf%C3%A9%FF").as_deref(), Some("café\u{FFFD}"), "not UTF-8: replaced, not dropped");
+        let ids = [id(IdentifierKind::Email, "zora.kellerman@corp.example"), id(IdentifierKind::Name, "Zora Kellerman")];
+        let zora = Person::naming_sources("zora-k", &ids);
+        for text in [
+            "https://mail.corp.example/view?owner=zora.kellerman%40corp.example&t=7",
+            "https://mail.corp.example/view?owner=ZORA.KELLERMAN%2540CORP.EXAMPLE",
+            "https://people.corp.example/find?q=Zora+Kellerman",
+            "inbox:zora%2Dk",
+            "jeff+x/zora.kellerman@corp.example",
+        ] {
+            assert!(zora.named_in(text), "{text}");
+        }
+        for text in ["https://mail.corp.example/view?owner=zora.kellermann%40corp.example", "inbox:zora%2Dkay", "100%25 zora"] {
+            assert!(!zora.named_in(text), "{text}");
         }
     }
 

@@ -184,11 +184,16 @@ pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> R
 /// invisible characters out, NFKC), sorted and without repeats: what a text
 /// that is kept for ever is checked by, against erased subjects' keys.
 pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
-    let readable = identity::readable(text);
-    let again = if readable == text { Vec::new() } else { mentions(&readable) };
+    // As written and unescaped (`identity::unescaped`: a uri's `%40`), each
+    // also as identifiers are read.
+    let mut keys = std::collections::BTreeSet::new();
+    for text in std::iter::once(std::borrow::Cow::Borrowed(text)).chain(identity::unescaped(text).map(std::borrow::Cow::Owned)) {
+        let readable = identity::readable(&text);
+        let again = if readable == *text { Vec::new() } else { mentions(&readable) };
+        keys.extend(mentions(&text).into_iter().chain(again).flat_map(|m| m.keys));
+    }
     // Each key hashed once, however often the text repeats it (sorted keys
     // give sorted hashes only by chance: sorted again).
-    let keys: std::collections::BTreeSet<String> = mentions(text).into_iter().chain(again).flat_map(|m| m.keys).collect();
     let mut hashes: Vec<Vec<u8>> = keys.iter().map(|k| keyed_hash(secret, k)).collect();
     hashes.sort_unstable();
     hashes
@@ -208,6 +213,9 @@ pub fn id_key_hashes(secret: &[u8], id: &str) -> Vec<Vec<u8>> {
 pub fn name_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     let mut hashes = mention_hashes(secret, text);
     hashes.extend(identity::id_forms(text).into_iter().map(|f| keyed_hash(secret, f)));
+    if let Some(text) = identity::unescaped(text) {
+        hashes.extend(identity::id_forms(&text).into_iter().map(|f| keyed_hash(secret, f)));
+    }
     hashes.sort_unstable();
     hashes.dedup();
     hashes
@@ -271,6 +279,22 @@ mod tests {
         assert_eq!(found("call +44 20 7946 0958 now"), ["+44 20 7946 0958"]);
         assert_eq!(found("met Xavier Q. Xu and Xu, Xavier"), ["Xavier Q. Xu", "Xu, Xavier"]);
         assert!(found("met xavier xu at noon").is_empty(), "lower case is left to residual search");
+    }
+
+    #[test]
+    fn a_uri_names_the_person_it_carries_escaped() {
+        let secret = b"tenant secret";
+        let keys: Vec<Vec<u8>> = identity::match_keys(&Identifier { kind: IdentifierKind::Email, value: "zora.kellerman@corp.example".into() })
+            .iter()
+            .map(|k| keyed_hash(secret, k))
+            .collect();
+        let id = keyed_hash(secret, "zora-k");
+        for uri in ["https://mail.corp.example/view?owner=zora.kellerman%40corp.example", "imap://x/zora.kellerman%2540corp.example/7"] {
+            assert!(name_hashes(secret, uri).iter().any(|h| keys.contains(h)), "{uri}");
+            assert!(mention_hashes(secret, uri).iter().any(|h| keys.contains(h)), "{uri}");
+        }
+        assert!(name_hashes(secret, "shared/zora%2Dk/notes").contains(&id), "the caller id, escaped");
+        assert!(!name_hashes(secret, "shared/zora%2Dkay/notes").contains(&id));
     }
 
     #[test]
