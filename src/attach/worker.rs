@@ -34,6 +34,14 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
         step(&ctx, owner).await
     };
     crate::queue::run_until_stopped(&ctx, "adoption", &ctx.wake.adoption, work, shutdown).await;
+    // As the erase workers do: the scan this worker held resumes at its last
+    // recorded page on the next claim, at once rather than when its lease
+    // runs out. The scan was dropped with the loop, and a new claim fences it.
+    match jobs::release_leases_of(&ctx.pool, &[owner]).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "stopping: the running adoption scan's lease is released"),
+        Err(e) => tracing::warn!(error.cause_chain = ?e, "stopping: cannot release the running adoption scan's lease; it expires"),
+    }
 }
 
 /// How often each worker sweeps lookup rows without lineage over every

@@ -15,7 +15,8 @@ const STAGES: [&str; 4] = ["prepare", "copy", "switch", "drop"];
 const MAX_ATTEMPTS: i32 = 10;
 
 /// One worker for re-index jobs until `shutdown` resolves (re-indexes are
-/// long and few; one at a time per process keeps erasures responsive).
+/// long and few; one at a time per process keeps erasures responsive). A job
+/// cut off by the shutdown keeps its persisted stage; its lease is released.
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     if ctx.settings.erasure.workers == 0 {
         // No workers at all (tests that drive jobs themselves, see `super::step`).
@@ -49,6 +50,14 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
     tokio::select! {
         () = work => {},
         () = shutdown => {},
+    }
+    // As the erase workers do: the job this worker held is free for the
+    // next claim now, not when its lease runs out (a restart resumes it at
+    // once). Its stage was dropped with `work`, and a new claim fences it.
+    match reindex::release_leases_of(&ctx.pool, &[owner]).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "stopping: the running re-index's lease is released"),
+        Err(e) => tracing::warn!(error.cause_chain = ?e, "stopping: cannot release the running re-index's lease; it expires"),
     }
 }
 

@@ -46,6 +46,14 @@ pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output
         }
     };
     crate::queue::run_until_stopped(ctx, "reconcile", &ctx.wake.reconcile, step, shutdown).await;
+    // As the erase workers do: the run this worker held is free for the next
+    // claim now, not when its lease runs out (a restart resumes it at once).
+    // The run was dropped with the loop, and a new claim fences it.
+    match runs::release_leases_of(&ctx.pool, &[owner]).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(runs = n, "stopping: the running reconcile's lease is released"),
+        Err(e) => tracing::warn!(error.cause_chain = ?e, "stopping: cannot release the running reconcile's lease; it expires"),
+    }
 }
 
 /// Queues the scheduled runs that are due; none when the schedule is off.

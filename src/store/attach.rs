@@ -89,6 +89,12 @@ pub async fn release(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lease, error:
     lease::release(ex, Queue::Attach, job_id, lease, error, backoff_secs).await
 }
 
+/// Ends the leases `owners` hold on running scans (a stopping service's
+/// workers): the next claim takes them at once. Returns how many.
+pub async fn release_leases_of(ex: impl PgExecutor<'_>, owners: &[Uuid]) -> Result<u64> {
+    lease::release_leases_of(ex, Queue::Attach, owners).await
+}
+
 // Writes of a running scan are fenced by its lease (see `store::lease`).
 const FENCE: &str = "job_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = 'in_progress'";
 

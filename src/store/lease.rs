@@ -230,6 +230,20 @@ pub(super) async fn give_back(ex: impl PgExecutor<'_>, queue: Queue, job_id: Uui
     Ok(done.rows_affected() == 1)
 }
 
+/// Ends the leases `owners` hold on running jobs (a stopping service's
+/// workers): the next claim takes them at once. A lease that has run out
+/// already is left as it is (another claim may hold the job). Returns how many.
+pub(super) async fn release_leases_of(ex: impl PgExecutor<'_>, queue: Queue, owners: &[Uuid]) -> Result<u64> {
+    Ok(sqlx::query(&format!(
+        "UPDATE {} SET lease_expires_at = now() WHERE lease_owner = ANY($1) AND status = 'in_progress' AND lease_expires_at > now()",
+        queue.table()
+    ))
+    .bind(owners)
+    .execute(ex)
+    .await?
+    .rows_affected())
+}
+
 /// Claims one given job (not the oldest) if it is runnable and its lease is
 /// free or expired, as `owner`, under a new epoch; returns `columns` of it.
 pub(super) async fn claim_one<R>(

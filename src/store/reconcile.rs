@@ -107,6 +107,12 @@ pub async fn release(ex: impl PgExecutor<'_>, run_id: Uuid, lease: Lease, error:
     lease::release(ex, Queue::Reconcile, run_id, lease, error, backoff_secs).await
 }
 
+/// Ends the leases `owners` hold on runs in progress (a stopping service's
+/// workers): the next claim takes them at once. Returns how many.
+pub async fn release_leases_of(ex: impl PgExecutor<'_>, owners: &[Uuid]) -> Result<u64> {
+    lease::release_leases_of(ex, Queue::Reconcile, owners).await
+}
+
 /// Ends the run (`completed` or `failed`); false when `lease` no longer holds it.
 pub async fn finish(
     pool: &sqlx::PgPool,

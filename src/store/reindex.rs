@@ -231,6 +231,12 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
     lease::release(ex, Queue::Reindex, job_id, lease, error, backoff_secs).await
 }
 
+/// Ends the leases `owners` hold on running jobs (a stopping service's
+/// workers): the next claim takes them at once. Returns how many.
+pub async fn release_leases_of(ex: impl PgExecutor<'_>, owners: &[Uuid]) -> Result<u64> {
+    lease::release_leases_of(ex, Queue::Reindex, owners).await
+}
+
 /// Which subjects a re-index leaves out of its new generation (`s` is the
 /// subject row): the erased, and those whose erasure has begun deleting. A
 /// subject frozen for an erasure that has deleted nothing yet is kept: a

@@ -1,5 +1,7 @@
 //! A service killed (SIGKILL) in the middle of an erase job, or of a batch
-//! of them, resumes them on restart and finishes with the right counts.
+//! of them, resumes them on restart and finishes with the right counts. One
+//! stopped gracefully (SIGTERM) releases the leases its workers held (erase,
+//! re-index, adoption and reconcile jobs).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -221,4 +223,141 @@ async fn sigterm_stops_the_service_while_a_client_watches_a_job() {
         sqlx::query_as("SELECT status, lease_expires_at <= now() FROM erasure_jobs").fetch_one(&pool).await.unwrap();
     assert_ne!(status, "completed", "it stopped mid-job: the next start resumes it");
     assert!(free, "its lease was released at the stop, not left to run out");
+}
+
+/// A Lethe without workers that shares the service's database and key files:
+/// what it queues waits for the service's workers.
+async fn queue_for_service(db_url: &str, dir: &std::path::Path) -> TestApp {
+    let (key, master) = (dir.join("key.pem"), dir.join("master_keys.json"));
+    spawn_app_on(db_url, Options { no_workers: true, ..Default::default() }, |s| {
+        s.audit.signing_key_file = key;
+        s.keys.master_key_file = master;
+    })
+    .await
+}
+
+/// Holds the collection's lock exclusively (as a re-index's switch does):
+/// a re-index's prepare stage, an adoption page and a reconcile of the
+/// collection wait for it until the transaction ends.
+async fn hold_collection(pool: &sqlx::PgPool, tenant_id: uuid::Uuid, name: &str) -> (sqlx::Transaction<'static, sqlx::Postgres>, i64) {
+    let spec = lethe::store::lineage::collection_by_name(pool, tenant_id, name).await.unwrap().expect("collection exists");
+    let key = lethe::context::collection_lock_key(spec.collection_id);
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await.unwrap();
+    (tx, key)
+}
+
+/// Waits until the one job of `table` runs under a live lease while its
+/// worker waits for the lock `key`: the job is mid-run, and stays so.
+async fn wait_until_held_and_waiting(pool: &sqlx::PgPool, table: &str, key: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, held): (String, Option<bool>) =
+            sqlx::query_as(&format!("SELECT status, lease_expires_at > now() FROM {table}")).fetch_one(pool).await.unwrap();
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 \
+             AND classid::bigint = ($1 >> 32) & 4294967295 AND objid::bigint = $1 & 4294967295 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+        )
+        .bind(key)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if status == "in_progress" && held == Some(true) && waiting {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{table}: never held and waiting ({status}, lease live: {held:?}, waiting: {waiting})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM, then waits for the service to exit.
+async fn stop_gracefully(mut service: Child) {
+    let sent = Command::new("kill").args(["-TERM", &service.id().to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let t0 = std::time::Instant::now();
+    while service.try_wait().unwrap().is_none() {
+        if t0.elapsed() > lethe::startup::SHUTDOWN_GRACE + Duration::from_secs(15) {
+            service.kill().ok();
+            panic!("the service was still running {} s after SIGTERM", t0.elapsed().as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The one job of `table` was cut off mid-run and its lease released at
+/// the stop: the next start resumes it at once, not when the lease runs out.
+async fn assert_released_mid_run(pool: &sqlx::PgPool, table: &str) {
+    let (status, free): (String, Option<bool>) =
+        sqlx::query_as(&format!("SELECT status, lease_expires_at <= now() FROM {table}")).fetch_one(pool).await.unwrap();
+    assert_eq!(status, "in_progress", "{table}: cut off mid-run");
+    assert_eq!(free, Some(true), "{table}: its lease was released at the stop, not left to run out");
+}
+
+/// As the erase workers, the re-index worker releases the lease of the job it
+/// runs when the service stops gracefully.
+#[tokio::test]
+async fn sigterm_releases_the_lease_of_a_running_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let queue = queue_for_service(&db_url, dir.path()).await;
+    queue.create_collection("mail", pb::Backend::Pgvector).await;
+    queue.ingest_people("mail", &[("ann", 2), ("bob", 1)]).await;
+    let r = pb::ReindexRequest { collection: "mail".into(), ..Default::default() };
+    queue.client.clone().reindex(req(&queue.keys.sk, r)).await.expect("reindex queued");
+    // The prepare stage waits for the collection's lock: the job runs at the stop.
+    let (lock, key) = hold_collection(&pool, queue.keys.tenant_id, "mail").await;
+    let port = free_port();
+    // A lease that would outlast the test: released at the stop, or not.
+    let service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__LEASE_SECS", "600")]);
+    connect(port).await;
+    wait_until_held_and_waiting(&pool, "reindex_jobs", key).await;
+    stop_gracefully(service).await;
+    assert_released_mid_run(&pool, "reindex_jobs").await;
+    lock.rollback().await.unwrap();
+}
+
+/// As the erase workers, the adoption worker releases the lease of the scan
+/// it runs when the service stops gracefully.
+#[tokio::test]
+async fn sigterm_releases_the_lease_of_a_running_adoption_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let queue = queue_for_service(&db_url, dir.path()).await;
+    crate::attach::hand_made_table(&queue, "notes_t").await;
+    crate::attach::attach(&queue, crate::attach::hand_made_request("notes", "notes_t")).await.expect("attach");
+    // The first page's write waits for the collection's lock: the scan runs at the stop.
+    let (lock, key) = hold_collection(&pool, queue.keys.tenant_id, "notes").await;
+    let port = free_port();
+    let service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__LEASE_SECS", "600")]);
+    connect(port).await;
+    wait_until_held_and_waiting(&pool, "attach_jobs", key).await;
+    stop_gracefully(service).await;
+    assert_released_mid_run(&pool, "attach_jobs").await;
+    lock.rollback().await.unwrap();
+}
+
+/// As the erase workers, the reconcile worker releases the lease of the run
+/// it runs when the service stops gracefully.
+#[tokio::test]
+async fn sigterm_releases_the_lease_of_a_running_reconcile() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let queue = queue_for_service(&db_url, dir.path()).await;
+    queue.create_collection("mail", pb::Backend::Pgvector).await;
+    queue.ingest_people("mail", &[("ann", 2)]).await;
+    let r = pb::ReconcileRequest { requested_by: "t".into() };
+    queue.client.clone().reconcile(req(&queue.keys.sk, r)).await.expect("reconcile queued");
+    // The run's collection waits for the collection's lock: the run runs at the stop.
+    let (lock, key) = hold_collection(&pool, queue.keys.tenant_id, "mail").await;
+    let port = free_port();
+    let service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__LEASE_SECS", "600")]);
+    connect(port).await;
+    wait_until_held_and_waiting(&pool, "reconcile_runs", key).await;
+    stop_gracefully(service).await;
+    assert_released_mid_run(&pool, "reconcile_runs").await;
+    lock.rollback().await.unwrap();
 }
