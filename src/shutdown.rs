@@ -30,8 +30,9 @@ pub async fn wait_for_signal() {
 }
 
 /// [`wait_for_signal`] for `lethe serve`: the first signal stops the service
-/// gracefully; a second one, while it stops, exits at once (jobs resume on
-/// the next start: their leases expire).
+/// gracefully (the workers give their jobs back); a second one, while it
+/// stops, exits at once (jobs resume on the next start once their leases
+/// expire).
 pub async fn wait_for_signal_then_force() {
     wait_for_signal().await;
     tokio::spawn(async {

@@ -29,7 +29,8 @@ pub enum ExecutionOutcome {
 }
 
 /// Runs `erasure.workers` workers until `shutdown` resolves. A job cut off by
-/// the shutdown keeps its persisted stage and is resumed when its lease expires.
+/// the shutdown keeps its persisted stage; its lease is released, so the next
+/// claim (a restart) resumes it at once.
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     let mut set = tokio::task::JoinSet::new();
     let owners: Vec<Uuid> = (0..ctx.settings.erasure.workers).map(|_| Uuid::new_v4()).collect();
