@@ -366,25 +366,54 @@ pub fn readable(text: &str) -> String {
 }
 
 /// A document's id, uri or kind, or a request's text, as a uri's reader
-/// takes it: `+` as a space and `%XX` escapes decoded (twice at most:
-/// `%2540` is `%40` is `@`); `None` when it has neither or reads the same.
-/// Ids and uris carry people escaped (`?owner=zora%40corp.example`,
-/// `zora%2Dk`, `Zora+Kellerman`): read only as written, an erased person
-/// would stay in Lethe's tables in clear, escaped. Read beside the text as
-/// written, never instead of it (`jeff+tag@` is an address as written).
-pub fn unescaped(text: &str) -> Option<String> {
+/// takes it: `%XX` escapes decoded (twice at most: `%2540` is `%40` is
+/// `@`), with `+` kept (a path's or userinfo's: `zora+lists%40corp.example`)
+/// and with `+` as a space (a query's: `?q=Zora+Kellerman`); none when it
+/// has neither or reads the same. Ids and uris carry people escaped
+/// (`?owner=zora%40corp.example`, `zora%2Dk`): read only as written, an
+/// erased person would stay in Lethe's tables in clear, escaped. Read beside
+/// the text as written, never instead of it.
+pub fn unescaped(text: &str) -> Vec<String> {
     let escaped = |t: &str| t.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
-    if !text.contains('+') && !escaped(text) {
-        return None;
-    }
-    let mut t = text.replace('+', " ");
-    for _ in 0..2 {
-        if !escaped(&t) {
-            break;
+    let decoded = |mut t: String| {
+        for _ in 0..2 {
+            if !escaped(&t) {
+                break;
+            }
+            t = percent_encoding::percent_decode_str(&t).decode_utf8_lossy().into_owned();
         }
-        t = percent_encoding::percent_decode_str(&t).decode_utf8_lossy().into_owned();
+        t
+    };
+    let mut out = Vec::new();
+    if escaped(text) {
+        out.push(decoded(text.to_owned()));
     }
-    (t != text).then_some(t)
+    if text.contains('+') {
+        out.push(decoded(text.replace('+', " ")));
+    }
+    out.retain(|t| t != text);
+    out.dedup();
+    out
+}
+
+/// The other ways a caller's id reads, as suppression compares ids: as
+/// identifiers are read ([`readable`]: `ps1\u{200B}` is `ps1`) and unescaped
+/// ([`unescaped`]: `zora%2Dk` is `zora-k`), each once, none blank and none
+/// the id itself.
+pub fn id_readings(id: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in std::iter::once(id.to_owned()).chain(unescaped(id)) {
+        let r = readable(&t);
+        if r.trim().is_empty() {
+            continue;
+        }
+        for t in [t, r] {
+            if t != id && !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// The text without Unicode's default-ignorable code points (soft hyphen,
@@ -440,7 +469,7 @@ impl Person {
     /// See [`names_person`].
     #[must_use]
     pub fn named_in(&self, text: &str) -> bool {
-        self.named_as_written(text) || unescaped(text).is_some_and(|t| self.named_as_written(&t))
+        self.named_as_written(text) || unescaped(text).iter().any(|t| self.named_as_written(t))
     }
 
     fn named_as_written(&self, text: &str) -> bool {
@@ -780,24 +809,34 @@ mod tests {
 
     #[test]
     fn ids_and_uris_are_read_unescaped_too() {
-        assert_eq!(unescaped("mailbox:zora%40corp.example/7").as_deref(), Some("mailbox:zora@corp.example/7"));
-        assert_eq!(unescaped("?who=Zora+Kellerman").as_deref(), Some("?who=Zora Kellerman"));
-        assert_eq!(unescaped("x%2540y").as_deref(), Some("x@y"), "twice escaped");
-        assert_eq!(unescaped("50%off%zz"), None, "no escape: read as written only");
-        assert_eq!(unescaped("tickets/2024/42"), None);
-        assert_eq!(unescaped("caf%C3%A9%FF").as_deref(), Some("café\u{FFFD}"), "not UTF-8: replaced, not dropped");
-        let ids = [id(IdentifierKind::Email, "zora.kellerman@corp.example"), id(IdentifierKind::Name, "Zora Kellerman")];
+        assert_eq!(unescaped("mailbox:zora%40corp.example/7"), ["mailbox:zora@corp.example/7"]);
+        assert_eq!(unescaped("?who=Zora+Kellerman"), ["?who=Zora Kellerman"]);
+        assert_eq!(unescaped("imap://zora+lists%40corp.example@imap"), ["imap://zora+lists@corp.example@imap", "imap://zora lists@corp.example@imap"]);
+        assert_eq!(unescaped("x%2540y"), ["x@y"], "twice escaped");
+        assert!(unescaped("50%off%zz").is_empty(), "no escape: read as written only");
+        assert!(unescaped("tickets/2024/42").is_empty());
+        assert_eq!(unescaped("caf%C3%A9%FF"), ["café\u{FFFD}"], "not UTF-8: replaced, not dropped");
+        assert_eq!(id_readings("ps%2D1\u{200B}"), ["ps%2D1", "ps-1\u{200B}", "ps-1"]);
+        assert_eq!(id_readings("ps\u{AD}1"), ["ps1"]);
+        assert!(id_readings("ps1").is_empty() && id_readings("%E2%80%8B").is_empty());
+        let ids = [
+            id(IdentifierKind::Email, "zora.kellerman@corp.example"),
+            id(IdentifierKind::Email, "zk@corp.example"),
+            id(IdentifierKind::Name, "Zora Kellerman"),
+        ];
         let zora = Person::naming_sources("zora-k", &ids);
+        // Each names her only unescaped: not as written.
         for text in [
-            "https://mail.corp.example/view?owner=zora.kellerman%40corp.example&t=7",
-            "https://mail.corp.example/view?owner=ZORA.KELLERMAN%2540CORP.EXAMPLE",
-            "https://people.corp.example/find?q=Zora+Kellerman",
+            "https://mail.corp.example/view?owner=zk%40corp.example&t=7",
+            "https://mail.corp.example/view?owner=ZK%2540CORP.EXAMPLE",
+            "imap://zk%40corp.example@imap.corp.example/INBOX",
+            "https://people.corp.example/find?q=zora+kellerman",
             "inbox:zora%2Dk",
-            "jeff+x/zora.kellerman@corp.example",
         ] {
+            assert!(!zora.named_as_written(text), "as written: {text}");
             assert!(zora.named_in(text), "{text}");
         }
-        for text in ["https://mail.corp.example/view?owner=zora.kellermann%40corp.example", "inbox:zora%2Dkay", "100%25 zora"] {
+        for text in ["https://mail.corp.example/view?owner=zkk%40corp.example", "inbox:zora%2Dkay", "100%25 zora", "find?q=zora+kellermann"] {
             assert!(!zora.named_in(text), "{text}");
         }
     }

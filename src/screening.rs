@@ -187,7 +187,7 @@ pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     // As written and unescaped (`identity::unescaped`: a uri's `%40`), each
     // also as identifiers are read.
     let mut keys = std::collections::BTreeSet::new();
-    for text in std::iter::once(std::borrow::Cow::Borrowed(text)).chain(identity::unescaped(text).map(std::borrow::Cow::Owned)) {
+    for text in std::iter::once(std::borrow::Cow::Borrowed(text)).chain(identity::unescaped(text).into_iter().map(std::borrow::Cow::Owned)) {
         let readable = identity::readable(&text);
         let again = if readable == *text { Vec::new() } else { mentions(&readable) };
         keys.extend(mentions(&text).into_iter().chain(again).flat_map(|m| m.keys));
@@ -213,7 +213,7 @@ pub fn id_key_hashes(secret: &[u8], id: &str) -> Vec<Vec<u8>> {
 pub fn name_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     let mut hashes = mention_hashes(secret, text);
     hashes.extend(identity::id_forms(text).into_iter().map(|f| keyed_hash(secret, f)));
-    if let Some(text) = identity::unescaped(text) {
+    for text in identity::unescaped(text) {
         hashes.extend(identity::id_forms(&text).into_iter().map(|f| keyed_hash(secret, f)));
     }
     hashes.sort_unstable();
@@ -289,7 +289,12 @@ mod tests {
             .map(|k| keyed_hash(secret, k))
             .collect();
         let id = keyed_hash(secret, "zora-k");
-        for uri in ["https://mail.corp.example/view?owner=zora.kellerman%40corp.example", "imap://x/zora.kellerman%2540corp.example/7"] {
+        for uri in [
+            "https://mail.corp.example/view?owner=zora.kellerman%40corp.example",
+            "imap://x/zora.kellerman%2540corp.example/7",
+            // A `+` kept (a +tag address in a path), not only read as a space.
+            "imap://zora.kellerman+lists%40corp.example@imap.corp.example/INBOX",
+        ] {
             assert!(name_hashes(secret, uri).iter().any(|h| keys.contains(h)), "{uri}");
             assert!(mention_hashes(secret, uri).iter().any(|h| keys.contains(h)), "{uri}");
         }

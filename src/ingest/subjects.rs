@@ -195,10 +195,12 @@ async fn put_subject_in(
             let wanted: Vec<Vec<u8>> =
                 keys.iter().cloned().chain(crate::screening::mention_hashes(&secret, subject.id.as_str())).collect();
             // An id that reads as a suppressed one without its invisible
-            // characters (`ps1\u{200B}`), as a tag does.
-            let readable = crate::identity::readable(subject.id.as_str());
-            let reads_as_blocked = readable != subject.id.as_str()
-                && lineage::tagged_subjects(&mut **tx, tenant_id, &[&keyed_hash(&secret, &readable)]).await?.iter().any(|r| r.2.is_some());
+            // characters (`ps1\u{200B}`) or unescaped (`ps%2D1`), as a tag does.
+            let readings: Vec<Vec<u8>> =
+                crate::identity::id_readings(subject.id.as_str()).iter().map(|r| keyed_hash(&secret, r)).collect();
+            let readings: Vec<&[u8]> = readings.iter().map(Vec::as_slice).collect();
+            let reads_as_blocked = !readings.is_empty()
+                && lineage::tagged_subjects(&mut **tx, tenant_id, &readings).await?.iter().any(|r| r.2.is_some());
             if reads_as_blocked || lineage::suppressor_by_keys(&mut **tx, tenant_id, &wanted, Some(row.subject_id)).await?.is_some() {
                 lineage::suppress_subject(&mut **tx, row.subject_id).await?;
                 lineage::add_keys(&mut **tx, tenant_id, row.subject_id, &keys).await?;

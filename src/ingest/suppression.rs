@@ -36,14 +36,13 @@ pub(super) async fn blocked_subjects(
 ) -> Result<Tagged> {
     let secret = ctx.tenant_secret(tenant_id).await?;
     // A tag with invisible characters (or full-width ones) is also read as
-    // identifiers are (`identity::readable`): `ps1\u{200B}` is blocked with
-    // `ps1`. Rare: no hash more for a plain tag.
+    // identifiers are, and unescaped (`identity::id_readings`): `ps1\u{200B}`
+    // and `ps%2D1` are blocked with `ps1` and `ps-1`. Rare: no hash more for
+    // a plain tag.
     let readable: Vec<(&String, Vec<u8>)> = tagged
         .keys()
-        .filter_map(|id| {
-            let r = crate::identity::readable(id);
-            (r != *id && !r.is_empty()).then(|| (id, crate::context::keyed_hash(&secret, &r)))
-        })
+        .flat_map(|id| crate::identity::id_readings(id).into_iter().map(move |r| (id, r)))
+        .map(|(id, r)| (id, crate::context::keyed_hash(&secret, &r)))
         .collect();
     // One query for every tagged subject: a batch of 1,000 chunks may tag as many.
     let hashes: Vec<&[u8]> = tagged.values().chain(readable.iter().map(|(_, h)| h)).map(Vec::as_slice).collect();

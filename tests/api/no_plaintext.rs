@@ -385,16 +385,19 @@ async fn a_shared_source_naming_the_person_escaped_is_unnamed_too() {
         id: "zora-k".into(),
         identifiers: vec![
             pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: EMAIL.into() },
+            pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "zk@corp.example".into() },
             pb::Identifier { kind: pb::IdentifierKind::Name as i32, value: "Zora Kellerman".into() },
         ],
     };
     app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(zora.clone()) })).await.unwrap();
-    let escaped = EMAIL.replace('@', "%40");
+    // Forms that name her only unescaped (`identity` tests them as written):
+    // an address whose local part alone is no one's, a name in lower case.
+    let escaped = "zk%40corp.example";
     // One document per way of naming her: the address in the id, the name in
     // the uri, the caller id in the kind; each keeps bob's reply too.
     let docs = [
         (format!("mailbox:{escaped}/thread-7"), "imap://mail.corp.example/INBOX/7".to_owned(), "inbox".to_owned()),
-        ("thread-8".to_owned(), "https://people.corp.example/find?q=Zora+Kellerman&t=8".to_owned(), "inbox".to_owned()),
+        ("thread-8".to_owned(), "https://people.corp.example/find?q=zora+kellerman&t=8".to_owned(), "inbox".to_owned()),
         ("thread-9".to_owned(), "imap://mail.corp.example/INBOX/9".to_owned(), "inbox:zora%2Dk".to_owned()),
     ];
     let mut chunks = Vec::new();
@@ -407,7 +410,7 @@ async fn a_shared_source_naming_the_person_escaped_is_unnamed_too() {
     let job = app.erase_with(pb::EraseRequest { subject: Some(zora), ..Default::default() }).await.unwrap();
     assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
 
-    let named = "external_id ILIKE '%zora%' OR uri ILIKE '%zora%' OR kind ILIKE '%zora%'";
+    let named = "external_id ILIKE '%zk%40%' OR uri ILIKE '%kellerman%' OR kind ILIKE '%zora%'";
     let (n, clear): (i64, i64) = sqlx::query_as(&format!("SELECT count(*), count(*) FILTER (WHERE {named}) FROM sources"))
         .fetch_one(&app.pool)
         .await
@@ -418,6 +421,12 @@ async fn a_shared_source_naming_the_person_escaped_is_unnamed_too() {
         .await
         .unwrap();
     assert_eq!(aliased, 1, "the id that spelled her has its alias; the others kept their ids");
+
+    // Her caller id escaped as a tag is hers: suppressed, no subject made.
+    let out = app.ingest(&c.name, vec![chunk("t-1", 0, "a note", &["zora%2Dk"])]).await.unwrap();
+    assert_eq!(out.suppressed, 1, "{out:?}");
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM subjects WHERE external_id ILIKE '%zora%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(clear, 0, "no subject keeps her id, escaped");
 
     // Written under an escaped id after the erasure (a pipeline that does
     // not know): the next reconcile aliases it.
