@@ -232,9 +232,20 @@ pub async fn release_for_retry(ex: impl PgExecutor<'_>, job_id: Uuid, lease: Lea
 }
 
 /// Ends the leases `owners` hold on running jobs (a stopping service's
-/// workers): the next claim takes them at once. Returns how many.
+/// workers): the next claim takes them at once. Returns how many. Not at
+/// the switch: its table swap is one statement the backend may still be
+/// waiting to run for a lock after the stage was dropped (the swap is not
+/// fenced by the lease), and a claim that switched again meanwhile would
+/// find the new table gone and fail the job; that lease runs out.
 pub async fn release_leases_of(ex: impl PgExecutor<'_>, owners: &[Uuid]) -> Result<u64> {
-    lease::release_leases_of(ex, Queue::Reindex, owners).await
+    Ok(sqlx::query(
+        "UPDATE reindex_jobs SET lease_expires_at = now() \
+         WHERE lease_owner = ANY($1) AND status = 'in_progress' AND lease_expires_at > now() AND stage <> 'switch'",
+    )
+    .bind(owners)
+    .execute(ex)
+    .await?
+    .rows_affected())
 }
 
 /// Which subjects a re-index leaves out of its new generation (`s` is the
