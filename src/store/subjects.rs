@@ -246,20 +246,31 @@ pub async fn identifier_values_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid
 /// under legal hold: what a change that cannot be undone (a source's alias)
 /// may act on. Read it under the tenant's hold lock.
 pub async fn erased_keys_not_held(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    // Each key probes the indexes (a lateral subquery per key). Joined as
+    // sets, the planner's custom plan for 334 keys read both tables whole
+    // (5-7 ms against 11,655 stored keys, growing with the tenant; once per
+    // residual batch with candidates, the busiest path), where this takes
+    // 1.5-2 ms whatever the plan.
     Ok(sqlx::query_scalar(
         r#"
-        SELECT k.key_hash
+        SELECT h.key_hash
         FROM UNNEST($2::bytea[]) AS h(key_hash)
-        JOIN subject_keys k ON k.tenant_id = $1 AND k.key_hash = h.key_hash
-        JOIN subjects s ON s.subject_id = k.subject_id AND s.state = 'erased' AND NOT s.legal_hold
-        -- A key another subject holds who is on hold (the same person under another id) is theirs too.
-        WHERE NOT EXISTS (SELECT 1 FROM subject_keys k2 JOIN subjects s2 ON s2.subject_id = k2.subject_id
-                          WHERE k2.tenant_id = $1 AND k2.key_hash = h.key_hash AND s2.legal_hold)
+        CROSS JOIN LATERAL (
+            -- A key another subject holds who is on hold (the same person under another id) is theirs too.
+            SELECT bool_or(s.state = 'erased' AND NOT s.legal_hold) AS erased, bool_or(s.legal_hold) AS held
+            FROM subject_keys k JOIN subjects s ON s.subject_id = k.subject_id
+            WHERE k.tenant_id = $1 AND k.key_hash = h.key_hash
+        ) x
+        WHERE x.erased AND NOT x.held
         UNION
         -- An erased person's caller id, by its keyed hash (`identity::id_forms`).
         SELECT h.key_hash
         FROM UNNEST($2::bytea[]) AS h(key_hash)
-        JOIN subjects s ON s.tenant_id = $1 AND s.subject_hash = h.key_hash AND s.state = 'erased' AND NOT s.legal_hold
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM subjects s
+            WHERE s.tenant_id = $1 AND s.subject_hash = h.key_hash AND s.state = 'erased' AND NOT s.legal_hold
+            LIMIT 1
+        ) x
         "#,
     )
     .bind(tenant_id)
