@@ -16,7 +16,8 @@ const MAX_ATTEMPTS: i32 = 10;
 
 /// One worker for re-index jobs until `shutdown` resolves (re-indexes are
 /// long and few; one at a time per process keeps erasures responsive). A job
-/// cut off by the shutdown keeps its persisted stage; its lease is released.
+/// cut off by the shutdown keeps its persisted stage; its lease is released
+/// (not at the switch: `store::reindex::release_leases_of`).
 pub async fn run_worker_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     if ctx.settings.erasure.workers == 0 {
         // No workers at all (tests that drive jobs themselves, see `super::step`).
