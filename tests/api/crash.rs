@@ -294,28 +294,35 @@ async fn assert_released_mid_run(pool: &sqlx::PgPool, table: &str) {
     assert_eq!(free, Some(true), "{table}: its lease was released at the stop, not left to run out");
 }
 
+/// Holds `collection`'s lock so that the job queued in `table` waits for it
+/// mid-run, starts the service (with a lease that would outlast the test:
+/// released at the stop, or not), stops it gracefully once the job is held
+/// and waiting, and checks that its lease was released.
+async fn stop_mid_run_and_check_release(db_url: &str, dir: &std::path::Path, queue: &TestApp, collection: &str, table: &str) {
+    let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+    let (lock, key) = hold_collection(&pool, queue.keys.tenant_id, collection).await;
+    let port = free_port();
+    let service = start_service_with(db_url, port, dir, &[("LETHE_ERASURE__LEASE_SECS", "600")]);
+    connect(port).await;
+    wait_until_held_and_waiting(&pool, table, key).await;
+    stop_gracefully(service).await;
+    assert_released_mid_run(&pool, table).await;
+    lock.rollback().await.unwrap();
+}
+
 /// As the erase workers, the re-index worker releases the lease of the job it
 /// runs when the service stops gracefully.
 #[tokio::test]
 async fn sigterm_releases_the_lease_of_a_running_reindex() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = fresh_database().await;
-    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
     let queue = queue_for_service(&db_url, dir.path()).await;
     queue.create_collection("mail", pb::Backend::Pgvector).await;
     queue.ingest_people("mail", &[("ann", 2), ("bob", 1)]).await;
     let r = pb::ReindexRequest { collection: "mail".into(), ..Default::default() };
     queue.client.clone().reindex(req(&queue.keys.sk, r)).await.expect("reindex queued");
     // The prepare stage waits for the collection's lock: the job runs at the stop.
-    let (lock, key) = hold_collection(&pool, queue.keys.tenant_id, "mail").await;
-    let port = free_port();
-    // A lease that would outlast the test: released at the stop, or not.
-    let service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__LEASE_SECS", "600")]);
-    connect(port).await;
-    wait_until_held_and_waiting(&pool, "reindex_jobs", key).await;
-    stop_gracefully(service).await;
-    assert_released_mid_run(&pool, "reindex_jobs").await;
-    lock.rollback().await.unwrap();
+    stop_mid_run_and_check_release(&db_url, dir.path(), &queue, "mail", "reindex_jobs").await;
 }
 
 /// As the erase workers, the adoption worker releases the lease of the scan
@@ -324,19 +331,11 @@ async fn sigterm_releases_the_lease_of_a_running_reindex() {
 async fn sigterm_releases_the_lease_of_a_running_adoption_scan() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = fresh_database().await;
-    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
     let queue = queue_for_service(&db_url, dir.path()).await;
     crate::attach::hand_made_table(&queue, "notes_t").await;
     crate::attach::attach(&queue, crate::attach::hand_made_request("notes", "notes_t")).await.expect("attach");
     // The first page's write waits for the collection's lock: the scan runs at the stop.
-    let (lock, key) = hold_collection(&pool, queue.keys.tenant_id, "notes").await;
-    let port = free_port();
-    let service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__LEASE_SECS", "600")]);
-    connect(port).await;
-    wait_until_held_and_waiting(&pool, "attach_jobs", key).await;
-    stop_gracefully(service).await;
-    assert_released_mid_run(&pool, "attach_jobs").await;
-    lock.rollback().await.unwrap();
+    stop_mid_run_and_check_release(&db_url, dir.path(), &queue, "notes", "attach_jobs").await;
 }
 
 /// As the erase workers, the reconcile worker releases the lease of the run
@@ -345,19 +344,11 @@ async fn sigterm_releases_the_lease_of_a_running_adoption_scan() {
 async fn sigterm_releases_the_lease_of_a_running_reconcile() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = fresh_database().await;
-    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
     let queue = queue_for_service(&db_url, dir.path()).await;
     queue.create_collection("mail", pb::Backend::Pgvector).await;
     queue.ingest_people("mail", &[("ann", 2)]).await;
     let r = pb::ReconcileRequest { requested_by: "t".into() };
     queue.client.clone().reconcile(req(&queue.keys.sk, r)).await.expect("reconcile queued");
     // The run's collection waits for the collection's lock: the run runs at the stop.
-    let (lock, key) = hold_collection(&pool, queue.keys.tenant_id, "mail").await;
-    let port = free_port();
-    let service = start_service_with(&db_url, port, dir.path(), &[("LETHE_ERASURE__LEASE_SECS", "600")]);
-    connect(port).await;
-    wait_until_held_and_waiting(&pool, "reconcile_runs", key).await;
-    stop_gracefully(service).await;
-    assert_released_mid_run(&pool, "reconcile_runs").await;
-    lock.rollback().await.unwrap();
+    stop_mid_run_and_check_release(&db_url, dir.path(), &queue, "mail", "reconcile_runs").await;
 }
