@@ -129,6 +129,39 @@ pub fn mentions(text: &str) -> Vec<Mention> {
     out
 }
 
+/// The mentions in a chunk's text, read as written and unescaped
+/// ([`identity::unescaped_readings`]: a link's `?e=zk%40corp.example`), each
+/// at the range of the text it was read from.
+pub fn text_mentions(text: &str) -> Vec<Mention> {
+    let mut out = mentions(text);
+    let readings = identity::unescaped_readings(text);
+    if readings.is_empty() {
+        return out;
+    }
+    // Two readings find most mentions alike: one mention per range.
+    let mut at: HashMap<(usize, usize), usize> = out.iter().enumerate().map(|(i, m)| ((m.start, m.end), i)).collect();
+    for r in readings {
+        for m in mentions(&r.text) {
+            let (start, end) = r.origin(m.start, m.end);
+            match at.get(&(start, end)) {
+                Some(i) => {
+                    let keys = &mut out[*i].keys;
+                    for k in m.keys {
+                        if !keys.contains(&k) {
+                            keys.push(k);
+                        }
+                    }
+                }
+                None => {
+                    at.insert((start, end), out.len());
+                    out.push(Mention { start, end, keys: m.keys });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Screens chunk texts against the tenant's erased subjects.
 ///
 /// # Errors
@@ -140,7 +173,7 @@ pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> R
     let mut by_key: HashMap<String, Vec<(usize, usize, usize)>> = HashMap::new();
     for (chunk, text) in texts.iter().enumerate() {
         let Some(text) = text else { continue };
-        for m in mentions(text) {
+        for m in text_mentions(text) {
             for key in m.keys {
                 by_key.entry(key).or_default().push((chunk, m.start, m.end));
             }
@@ -325,6 +358,16 @@ mod tests {
             let keys = identity::match_keys(&Identifier { kind, value: erased.into() });
             assert!(mentions(text).iter().any(|m| m.keys.iter().any(|k| keys.contains(k))), "{text}");
         }
+    }
+
+    #[test]
+    fn a_chunk_text_is_read_unescaped_at_the_ranges_it_was_written() {
+        let text = "Unsubscribe: https://l.example/u?e=zk%40corp.example&n=Xavier+Xu";
+        let spans: Vec<&str> = text_mentions(text).iter().map(|m| &text[m.start..m.end]).collect();
+        assert_eq!(spans, ["zk%40corp.example", "Xavier+Xu"]);
+        let zk = identity::match_keys(&Identifier { kind: IdentifierKind::Email, value: "zk@corp.example".into() });
+        assert!(text_mentions(text)[0].keys.iter().any(|k| zk.contains(k)));
+        assert!(found(text).is_empty(), "as written, neither is a mention");
     }
 
     #[test]

@@ -102,6 +102,12 @@ pub fn terms(tenant_id: Uuid, text: &str) -> Vec<i32> {
     let window = if short { 1 } else { INDEX_WINDOW };
     semantic::winnow(&shingles, window, &mut kept);
     out.extend(kept.into_iter().map(|h| key(s, h)));
+    // The words of the text unescaped too, as the matcher reads it
+    // (`lexical::Matcher::find`): `zk%40corp.example` holds `40corp`, and
+    // `mailto%3Azk%40…` `3azk`; read unescaped, `zk` and `corp`.
+    for reading in crate::identity::unescaped(text) {
+        out.extend(semantic::word_hashes(&reading).iter().map(|h| key(w, *h)));
+    }
     out.sort_unstable();
     out.dedup();
     out
@@ -199,6 +205,10 @@ mod tests {
         let own = semantic::OwnWords::from_documents(["we will file the comments by Friday, as agreed"]);
         assert!(shingle_keys(a, own.shingles()).iter().any(|k| t.contains(k)));
         assert!(t.windows(2).all(|p| p[0] < p[1]), "sorted, distinct");
+        let link = terms(a, "unsubscribe: mailto%3Ak..allen%40enron.com?q=Phillip+K.+Allen");
+        for w in ["allen", "enron", "k", "3ak", "40enron", "phillip"] {
+            assert!(link.contains(&word_keys(a, [w])[0]), "{w}: as written and unescaped");
+        }
     }
 
     /// Both sides winnowed: every run of 16 words of the person's text, copied

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::names::{self, Form, FormSpec};
 use crate::domain::Identifier;
+use crate::identity;
 
 /// A chunk whose text names the person.
 #[derive(Debug, Clone)]
@@ -226,9 +227,14 @@ impl Matcher {
         (minimal, unindexed)
     }
 
-    /// The cheap necessary condition, on lower-cased text.
+    /// The cheap necessary condition, on lower-cased text (as written, or
+    /// unescaped: [`Self::find`]).
     pub fn may_match(&self, lower: &str) -> bool {
-        self.literals.iter().any(|l| lower.contains(l.as_str()))
+        let holds = |t: &str| self.literals.iter().any(|l| t.contains(l.as_str()));
+        // `+` read as a space only changes what a literal with a space
+        // finds: a text without escapes is decoded only for those.
+        let decoded_may_hold = lower.contains('%') || lower.contains('+') && self.literals.iter().any(|l| l.contains(' '));
+        holds(lower) || decoded_may_hold && identity::unescaped_readings(lower).iter().any(|r| holds(&r.text.to_lowercase()))
     }
 
     /// Every occurrence, overlapping ones of the same identifier reduced to
@@ -239,7 +245,38 @@ impl Matcher {
 
     /// [`Self::find`]; with `lower` (the text lower-cased), only the forms
     /// whose literal it holds are tried (and compiled): no other can match.
+    ///
+    /// The text is read as written and unescaped
+    /// ([`identity::unescaped_readings`]): a link's `?email=zk%40corp.example`
+    /// or `?q=Zora+Kellerman` names the person as plainly as the address or
+    /// the name, and a reading's match is the range of the text it was read
+    /// from (what `redact` replaces).
     fn find_in(&self, text: &str, lower: Option<&str>) -> Vec<Match> {
+        let mut all = self.find_as_written(text, lower);
+        for r in identity::unescaped_readings(text) {
+            let lower = lower.map(|_| r.text.to_lowercase());
+            for m in self.find_as_written(&r.text, lower.as_deref()) {
+                let (start, end) = r.origin(m.start, m.end);
+                all.push(Match { start, end, text: text[start..end].to_owned(), ..m });
+            }
+        }
+        all.sort_by(|a, b| b.form.weight().total_cmp(&a.form.weight()).then((b.end - b.start).cmp(&(a.end - a.start))));
+        // Kept matches are disjoint (and never empty), by start: a match
+        // overlaps one of them exactly when it overlaps the last one that
+        // starts before its end. One lookup, not a pass over all kept ones: a
+        // text of thousands of matches was quadratic.
+        let mut kept: BTreeMap<usize, Match> = BTreeMap::new();
+        for m in all {
+            let overlaps = kept.range(..m.end).next_back().is_some_and(|(_, k)| m.start < k.end);
+            if !overlaps && !kept.contains_key(&m.start) {
+                kept.insert(m.start, m);
+            }
+        }
+        kept.into_values().collect()
+    }
+
+    /// Every occurrence in the text as written, overlapping ones included.
+    fn find_as_written(&self, text: &str, lower: Option<&str>) -> Vec<Match> {
         let mut all: Vec<Match> = Vec::new();
         for (spec, re) in &self.forms {
             if lower.is_some_and(|l| !spec.literal.is_empty() && !l.contains(spec.literal.as_str())) {
@@ -262,19 +299,7 @@ impl Matcher {
                 });
             }
         }
-        all.sort_by(|a, b| b.form.weight().total_cmp(&a.form.weight()).then((b.end - b.start).cmp(&(a.end - a.start))));
-        // Kept matches are disjoint (and never empty), by start: a match
-        // overlaps one of them exactly when it overlaps the last one that
-        // starts before its end. One lookup, not a pass over all kept ones: a
-        // text of thousands of matches was quadratic.
-        let mut kept: BTreeMap<usize, Match> = BTreeMap::new();
-        for m in all {
-            let overlaps = kept.range(..m.end).next_back().is_some_and(|(_, k)| m.start < k.end);
-            if !overlaps && !kept.contains_key(&m.start) {
-                kept.insert(m.start, m);
-            }
-        }
-        kept.into_values().collect()
+        all
     }
 
     /// The chunk as a hit, when any form matches, with its `MAX_MATCHES`
@@ -589,6 +614,29 @@ mod tests {
         assert_eq!(m.redact(&once), once);
         assert!(m.find(&once).is_empty());
         assert_eq!(m.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn escaped_links_name_the_person_where_they_are_written() {
+        let m = person("zk@corp.example", "Zora Kéllerman");
+        let text = "Unsubscribe: https://lists.example/u?email=zk%40corp.example&who=Zora+K%C3%A9llerman \
+                    or mailto%3Azk%40corp.example; not zk%40corp.example.org nor 100%25 of Zora+Kay.";
+        let lower = text.to_lowercase();
+        assert!(m.may_match(&lower));
+        let found: Vec<(&str, Form)> = m.find(text).iter().map(|f| (&text[f.start..f.end], f.form)).collect();
+        assert_eq!(
+            found,
+            [("zk%40corp.example", Form::Email), ("Zora+K%C3%A9llerman", Form::FirstLast), ("zk%40corp.example", Form::Email)],
+            "each found where it is written; a longer address and another Zora are not her"
+        );
+        assert!(m.hit(Uuid::nil(), Uuid::nil(), "s", text, &lower).is_some_and(|h| h.score >= MIN_SCORE));
+        let redacted = m.redact(text);
+        assert!(!redacted.contains("zk%40corp") || redacted.contains("zk%40corp.example.org"), "{redacted}");
+        assert_eq!(redacted.matches(REDACTED).count(), 3, "{redacted}");
+        assert!(m.find(&redacted).is_empty());
+        assert_eq!(m.redact(&redacted), redacted);
+        // Nothing escaped, nothing read twice: as before.
+        assert!(!m.may_match("zora+kay wrote 50% of it"));
     }
 
     #[test]

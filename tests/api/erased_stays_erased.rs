@@ -603,6 +603,49 @@ async fn handles_and_international_phones_are_found_by_residual_search() {
     assert_eq!(sources, ["e-1", "h-1", "h-2", "p-1", "p-2"]);
 }
 
+/// A link carries the person escaped (`?email=zk%40corp.example`, an
+/// unsubscribe link; `?q=Zora+Kellerman`): residual search finds it through
+/// the index, and once she is erased, ingest screening finds it too and
+/// redacts it where it is written.
+#[tokio::test]
+async fn links_that_carry_the_person_escaped_are_found_and_screened() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let texts = [
+        ("link-1", "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk"),
+        ("link-2", "Open mailto%3Azk%40corp.example in the browser"),
+        ("link-3", "Profile: https://people.example/find?q=Zora+Kellerman"),
+        ("link-4", "Profile: https://people.example/find?q=Zora%20Kellerman&x=1"),
+        ("other-domain", "https://lists.example/u?email=zk%40corp.example.org"),
+        ("other-local", "mailto%3Azkk%40corp.example and 100%25 of Zora+Kay"),
+    ];
+    let chunks = texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect();
+    app.ingest(&c.name, chunks).await.unwrap();
+    let r = pb::SearchResidualsRequest {
+        identifiers: vec![ident(pb::IdentifierKind::Email, "zk@corp.example"), ident(pb::IdentifierKind::Name, "Zora Kellerman")],
+        limit: 100,
+    };
+    let found = app.client.clone().search_residuals(req(&app.keys.ak, r)).await.unwrap().into_inner().candidates;
+    let mut sources: Vec<&str> = found.iter().map(|c| c.source_id.as_str()).collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["link-1", "link-2", "link-3", "link-4"]);
+
+    let redact = collection_with(&app, "redact", pb::Screening::Redact).await;
+    erase_xavier(&app, &redact.name).await;
+    let batch = vec![
+        chunk("fwd-1", 0, "Stop mail to https://lists.example/u?e=xavier%40ex.com now", &["bob"]),
+        chunk("fwd-2", 0, "See https://people.example/find?q=Xavier+Xu", &["bob"]),
+        chunk("plain", 0, "https://lists.example/u?e=xavierr%40ex.com", &["bob"]),
+    ];
+    let w = app.ingest(&redact.name, batch).await.unwrap();
+    assert_eq!((w.accepted, w.screened), (3, 2));
+    assert_eq!(texts_in(&app, &redact).await, [
+        "See https://people.example/find?q=[redacted]",
+        "Stop mail to https://lists.example/u?e=[redacted] now",
+        "https://lists.example/u?e=xavierr%40ex.com",
+    ]);
+}
+
 async fn collection_with(app: &TestApp, name: &str, screening: pb::Screening) -> pb::Collection {
     app.client
         .clone()
