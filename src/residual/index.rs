@@ -113,6 +113,31 @@ pub fn terms(tenant_id: Uuid, text: &str) -> Vec<i32> {
     out
 }
 
+/// Chunks re-keyed per transaction by [`rekey_listed`].
+const REKEY_BATCH: i64 = 500;
+
+/// Re-keys every chunk listed for it (texts with escapes written before
+/// their words were also read unescaped: migration `20261204000010`), batch
+/// by batch; returns how many. Run at startup before the service serves, so
+/// that no residual search or erasure reads keys that miss a link's
+/// `zk%40corp.example`. An empty list costs one statement.
+///
+/// # Errors
+/// Database failures (the batches done stay done: a restart goes on).
+pub async fn rekey_listed(pool: &sqlx::PgPool) -> crate::store::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = crate::store::lineage::rekey_listed(pool, REKEY_BATCH).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+        if total % 50_000 < n {
+            tracing::info!(chunks = total, "residual index: re-keying texts with escapes written before they were read unescaped");
+        }
+    }
+}
+
 /// The keys of words (each string one word, as `names` gives them).
 pub fn word_keys<'a>(tenant_id: Uuid, words: impl IntoIterator<Item = &'a str>) -> Vec<i32> {
     let w = salt(tenant_id, WORD);

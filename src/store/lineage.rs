@@ -782,6 +782,71 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_i
     Ok(())
 }
 
+/// Re-keys up to `limit` of the chunks listed in `chunks_rekey` (keys
+/// computed before texts were read unescaped; migration `20261204000010`),
+/// in one transaction: the entries are taken (`SKIP LOCKED`: replicas
+/// starting together share the list), each chunk's row locked in id order
+/// as writes lock them, and its keys computed again from its text. A chunk
+/// gone or without text just leaves the list. The text and `updated_at`
+/// stay: only the keys change. Returns how many entries it took (0: the
+/// list is empty).
+pub async fn rekey_listed(pool: &sqlx::PgPool, limit: i64) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let taken: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        r#"
+        DELETE FROM chunks_rekey
+        WHERE (tenant_id, chunk_id) IN (
+            SELECT tenant_id, chunk_id FROM chunks_rekey ORDER BY tenant_id, chunk_id LIMIT $1 FOR UPDATE SKIP LOCKED
+        )
+        RETURNING tenant_id, chunk_id
+        "#,
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if taken.is_empty() {
+        return Ok(0);
+    }
+    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = taken.iter().copied().unzip();
+    let texts: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        r#"
+        SELECT c.tenant_id, c.chunk_id, c.text
+        FROM chunks c JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(t, c) ON c.tenant_id = k.t AND c.chunk_id = k.c
+        WHERE c.text IS NOT NULL
+        ORDER BY c.chunk_id
+        FOR UPDATE OF c
+        "#,
+    )
+    .bind(&tenants)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (mut flat, mut starts, mut lens) = (Vec::new(), Vec::with_capacity(texts.len()), Vec::with_capacity(texts.len()));
+    for (tenant_id, _, text) in &texts {
+        let terms = index::terms(*tenant_id, text);
+        starts.push(i32::try_from(flat.len()).unwrap_or(i32::MAX));
+        lens.push(i32::try_from(terms.len()).unwrap_or(i32::MAX));
+        flat.extend(terms);
+    }
+    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = texts.iter().map(|(t, c, _)| (*t, *c)).unzip();
+    sqlx::query(
+        r#"
+        UPDATE chunks c SET terms = COALESCE(($3::int[])[k.start + 1 : k.start + k.len], '{}')
+        FROM UNNEST($1::uuid[], $2::uuid[], $4::int[], $5::int[]) AS k(t, c, start, len)
+        WHERE c.tenant_id = k.t AND c.chunk_id = k.c
+        "#,
+    )
+    .bind(&tenants)
+    .bind(&ids)
+    .bind(&flat)
+    .bind(&starts)
+    .bind(&lens)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(taken.len() as u64)
+}
+
 /// Every chunk of a collection with when it was last written.
 pub async fn collection_chunk_times(
     ex: impl PgExecutor<'_>,

@@ -345,6 +345,43 @@ async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_l
     assert_eq!(found.read, 2);
 }
 
+/// A text with escapes written before texts were read unescaped carries
+/// the keys of its words as written (here: none at all, the most a stale
+/// row can lack); migration `20261204000010` lists it, and the re-key the
+/// service runs at startup gives it its keys, texts untouched.
+#[tokio::test]
+async fn texts_with_escapes_written_before_are_re_keyed_and_then_found() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let link = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
+    app.ingest(&c.name, vec![chunk("link", 0, link, &["bob"]), chunk("plain", 0, "zk wrote", &["bob"])])
+        .await
+        .expect("ingest");
+    let (tenant, sql) = (app.keys.tenant_id, r"UPDATE chunks SET terms = '{}' WHERE text LIKE '%\%40%'");
+    assert_eq!(sqlx::query(sql).execute(&app.pool).await.expect("stale keys").rows_affected(), 1);
+    sqlx::query("INSERT INTO chunks_rekey SELECT tenant_id, chunk_id FROM chunks WHERE text ~ '%[0-9A-Fa-f]{2}'")
+        .execute(&app.pool)
+        .await
+        .expect("listed as the migration lists");
+    let query = lethe::residual::ResidualQuery {
+        identifiers: vec![lethe::domain::Identifier { kind: lethe::domain::IdentifierKind::Email, value: "zk@corp.example".into() }],
+        limit: 100,
+        ..Default::default()
+    };
+    let sources = || async {
+        let found = lethe::residual::search_counted(&app.ctx, tenant, &query).await.expect("search");
+        found.candidates.iter().map(|c| c.source_id.clone()).collect::<Vec<_>>()
+    };
+    assert!(sources().await.is_empty(), "stale keys do not find it");
+    assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("re-key"), 1);
+    assert_eq!(sources().await, ["link"]);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks_rekey").fetch_one(&app.pool).await.expect("count");
+    assert_eq!(left, 0);
+    let text: String = sqlx::query_scalar(r"SELECT text FROM chunks WHERE text LIKE '%\%40%'").fetch_one(&app.pool).await.expect("text");
+    assert_eq!(text, link);
+    assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("nothing left"), 0);
+}
+
 #[tokio::test]
 async fn a_greek_surname_in_capitals_is_found_through_the_index() {
     // Lower case, a final sigma is `ς`; in capitals it is `Σ`, whose lower
