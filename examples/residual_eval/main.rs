@@ -230,7 +230,7 @@ async fn ingest_corpus(
 /// them under a fresh id when an earlier run erased them.
 async fn live_tag(lethe: &Lethe, args: &Args, p: &Person, own: &[&corpus::Message]) -> anyhow::Result<(String, usize)> {
     for k in 1..1000 {
-        let tag = if k == 1 { p.address.clone() } else { format!("{}#{k}", p.address) };
+        let tag = restored_tag(p, k);
         let (state, live) = lethe.subject(&tag).await?;
         if state != "unknown" && state != "active" {
             continue;
@@ -242,6 +242,14 @@ async fn live_tag(lethe: &Lethe, args: &Args, p: &Person, own: &[&corpus::Messag
         return Ok((tag, k));
     }
     anyhow::bail!("no usable subject id for {}", p.address)
+}
+
+/// The subject id of the person's messages: their address (a pipeline
+/// tagging by address), then, once erased, one that does not name them. A
+/// tag that holds an erased person's address (`addr#2`) is suppressed: it
+/// is one of their identifiers, as a text's mentions are read.
+fn restored_tag(p: &Person, k: usize) -> String {
+    if k == 1 { p.address.clone() } else { format!("restored-{}-{k}", p.name.to_lowercase().replace(' ', "-")) }
 }
 
 async fn restore(lethe: &Lethe, args: &Args, tag: &str, own: &[&corpus::Message]) -> anyhow::Result<()> {
@@ -266,7 +274,7 @@ async fn evaluate(
     let found: BTreeSet<String> = done.job.residuals.iter().map(|c| c.source_id.clone()).collect();
     // Put the person's messages back for whoever comes next.
     if !own.is_empty() {
-        restore(lethe, args, &format!("{}#{}", p.address, k + 1), &own).await?;
+        restore(lethe, args, &restored_tag(p, k + 1), &own).await?;
     }
     let expected = truth::expected(p, held, &own_ids, derived);
     Ok(Score::new(&p.name, &expected, &found, done.total, done.residual))

@@ -67,7 +67,32 @@ pub async fn rekey_before_tombstone(ctx: &Context, tx: &mut sqlx::Transaction<'_
     }
     // One statement for the batch's subjects (most keys are there already).
     lineage::add_keys_many(&mut **tx, &keys).await?;
-    unname_twins(ctx, tx, subject_ids, strong).await
+    let spellings = suppress_other_spellings(ctx, tx, subject_ids).await?;
+    Ok(unname_twins(ctx, tx, subject_ids, strong).await? + spellings)
+}
+
+/// The other spellings of the erased subjects' caller ids, as a tag is read
+/// ([`identity::id_readings`]: `ｐｓ１` in NFKC is `ps1`, `ps%2D1` is
+/// `ps-1`), become suppressed subjects: a later write tagged `ps1` is
+/// suppressed once `ｐｓ１` is erased, as one tagged `ｐｓ１` is once `ps1`
+/// is (a tag is looked up by its readings too). An existing subject under
+/// such a spelling is suppressed as a twin is (its caller id cleared; its
+/// chunks are its own and stay). Returns how many existing subjects changed.
+async fn suppress_other_spellings(ctx: &Context, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, subject_ids: &[Uuid]) -> Result<usize> {
+    let mut by_tenant: std::collections::BTreeMap<Uuid, Vec<Vec<u8>>> = std::collections::BTreeMap::new();
+    for (tenant_id, _, id) in crate::store::subjects::external_ids_many(&mut **tx, subject_ids).await? {
+        let readings = identity::id_readings(&id);
+        if readings.is_empty() {
+            continue;
+        }
+        let secret = ctx.tenant_secret(tenant_id).await?;
+        by_tenant.entry(tenant_id).or_default().extend(readings.iter().map(|r| keyed_hash(&secret, r)));
+    }
+    let mut changed = 0;
+    for (tenant_id, hashes) in by_tenant {
+        changed += crate::store::subjects::suppress_hashes(&mut **tx, tenant_id, &hashes).await?;
+    }
+    Ok(usize::try_from(changed).unwrap_or(usize::MAX))
 }
 
 /// The keyed hashes of the identifiers' match keys that name one person for

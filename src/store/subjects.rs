@@ -433,6 +433,47 @@ pub async fn lock_twins(ex: impl PgExecutor<'_>, tenant_id: Uuid, keys: &[Vec<u8
     .await?)
 }
 
+/// The caller ids of these subjects still held in clear: (tenant, subject, id).
+pub async fn external_ids_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid, String)>> {
+    Ok(sqlx::query_as("SELECT tenant_id, subject_id, external_id FROM subjects WHERE subject_id = ANY($1) AND external_id IS NOT NULL")
+        .bind(subject_ids)
+        .fetch_all(ex)
+        .await?)
+}
+
+/// Suppresses the tenant's subjects under these hashes (other spellings of
+/// an erased id): one that is active and not under legal hold becomes
+/// suppressed (its caller id cleared; its chunks stay), and a hash without
+/// a subject gets a suppressed one, which only its hash names. Returns how
+/// many active subjects were suppressed.
+pub async fn suppress_hashes(ex: impl PgExecutor<'_>, tenant_id: Uuid, hashes: &[Vec<u8>]) -> Result<u64> {
+    if hashes.is_empty() {
+        return Ok(0);
+    }
+    let n: i64 = sqlx::query_scalar(
+        r#"
+        WITH r AS (SELECT DISTINCT h FROM UNNEST($2::bytea[]) AS r(h)),
+        suppressed AS (
+            UPDATE subjects s SET state = 'suppressed', external_id = NULL
+            FROM r WHERE s.tenant_id = $1 AND s.subject_hash = r.h AND s.state = 'active' AND NOT s.legal_hold
+            RETURNING s.subject_id
+        ),
+        made AS (
+            INSERT INTO subjects (subject_id, tenant_id, subject_hash, state)
+            SELECT gen_random_uuid(), $1, r.h, 'suppressed' FROM r
+            WHERE NOT EXISTS (SELECT 1 FROM subjects x WHERE x.tenant_id = $1 AND x.subject_hash = r.h)
+            ON CONFLICT (tenant_id, subject_hash) DO NOTHING
+        )
+        SELECT count(*) FROM suppressed
+        "#,
+    )
+    .bind(tenant_id)
+    .bind(hashes)
+    .fetch_one(ex)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Makes the twins suppressed (their caller id cleared) and clears the
 /// values of the identifiers listed (subject, kind, value).
 pub async fn suppress_twins(ex: impl PgExecutor<'_>, twins: &[Uuid], identifiers: &[(Uuid, String, String)]) -> Result<()> {

@@ -110,3 +110,50 @@ async fn a_tag_spelled_with_invisible_characters_is_the_erased_id() {
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{blank:?}: {e:?}");
     }
 }
+
+/// The other way round: once `ｐｓ２` (full-width) or `ps%2D3` (escaped) is
+/// erased, a write tagged with the plain spelling is suppressed too; an
+/// existing subject under that spelling becomes suppressed (its caller id
+/// cleared, its own chunks kept), and `PutSubject` of it is refused.
+#[tokio::test]
+async fn an_erased_id_spelled_otherwise_blocks_its_plain_spelling() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ｐｓ２", 1), ("ps%2D3", 1), ("ps-3", 2), ("bob", 1)]).await;
+    for id in ["ｐｓ２", "ps%2D3"] {
+        let job = app.erase(id).await;
+        let done = app.wait_for_job(&job.job_id).await;
+        assert_eq!(done.status, pb::JobStatus::Completed as i32, "{id}: {}", done.error);
+    }
+    for (i, tag) in ["ps2", "ps-3", "ｐｓ２"].iter().enumerate() {
+        let w = app.ingest(&c.name, vec![chunk(&format!("back-{i}"), 0, "a note", &[tag]), chunk(&format!("b-{i}"), 0, "bob", &["bob"])]).await;
+        let w = w.unwrap_or_else(|e| panic!("{tag:?}: {e:?}"));
+        assert_eq!((w.accepted, w.suppressed), (1, 1), "{tag:?}");
+    }
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id LIKE 'back-%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(written, 0);
+    // `PutSubject` finds the alias: suppressed, without an id in clear.
+    let put = app
+        .client
+        .clone()
+        .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(person("ps2")) }))
+        .await
+        .expect("the alias is there")
+        .into_inner();
+    assert_eq!((put.state.as_str(), put.id.as_str()), ("suppressed", ""));
+    // `ps-3` existed: suppressed, its id not kept in clear, its chunks its own.
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM subjects WHERE external_id IN ('ps2', 'ps-3', 'ps%2D3', 'ｐｓ２')")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(clear, 0);
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM subjects WHERE state <> 'active' ORDER BY state").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(states, ["erased", "erased", "suppressed", "suppressed"], "the two erased, ps-3 and an alias for ps2");
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chunk_subjects cs JOIN subjects s USING (subject_id) WHERE s.state = 'suppressed'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, 2, "ps-3's chunks stay: the erasure of another id does not reach them");
+}
