@@ -440,8 +440,125 @@ pub fn unescaped_readings(text: &str) -> Vec<Reading> {
     out
 }
 
+/// Every other reading of a chunk's text: [`unescaped_readings`], and the
+/// text with HTML character references decoded and the ways people write
+/// an address so that scrapers miss it spelled out ([`deobfuscated`]).
+pub fn text_readings(text: &str) -> Vec<Reading> {
+    let mut out = unescaped_readings(text);
+    if let Some(r) = deobfuscated(text)
+        && !out.iter().any(|o| o.text == r.text)
+    {
+        out.push(r);
+    }
+    out
+}
+
+/// What [`deobfuscated`] replaces piece by piece: an HTML character
+/// reference that can spell an address or a name (`&#64;`, `&#x40;`,
+/// `&commat;`, `&period;`, `&nbsp;`), and `at` / `dot` in brackets
+/// (`zk [at] corp [dot] example`, `zk(at)corp(dot)example`).
+static OBFUSCATED_PIECE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)&#(?:x[0-9a-f]{1,6}|[0-9]{1,7});|&(?:commat|period|nbsp);|\s*[\[({<]\s*(at|dot)\s*[\])}>]\s*")
+        .unwrap_or_else(|_| unreachable!())
+});
+
+/// An address spelled out between spaces (`zk at corp dot example`): the
+/// whole of it, so that `at` in prose (`met at noon`) is left alone.
+static SPELLED_ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)\b([a-z0-9][\w.+-]*)[ \t]+at[ \t]+([a-z0-9][\w-]*(?:[ \t]+dot[ \t]+[a-z0-9][\w-]*)+)\b")
+        .unwrap_or_else(|_| unreachable!())
+});
+
+/// The text with HTML character references decoded and an address written
+/// so that scrapers miss it read as one (`zk [at] corp [dot] example`, `zk
+/// (at) corp (dot) example`, `zk at corp dot example`, `zk&#64;corp.example`):
+/// what a web page or a signature writes names the person all the same.
+/// `None` when there is nothing of the kind. The bytes that replace a piece
+/// of the text come from where the piece starts ([`Reading`]).
+pub fn deobfuscated(text: &str) -> Option<Reading> {
+    // Substring searches first (the standard library's): a chunk of 32 KiB
+    // is read by every residual search that proposes it, and almost none
+    // holds any of this.
+    let b = text.as_bytes();
+    let word_before = |end: usize, w: &[u8]| end >= w.len() && b[end - w.len()..end].eq_ignore_ascii_case(w);
+    let bracketed = text.match_indices([']', ')', '}', '>']).any(|(i, _)| {
+        let end = text[..i].trim_end().len();
+        word_before(end, b"at") || word_before(end, b"dot")
+    });
+    let pieces = if bracketed || text.contains('&') { piecewise(text) } else { None };
+    let base = pieces.as_ref().map_or(text, |r| r.text.as_str());
+    // The regex decides; `dot` as a word is rare in prose.
+    let holds = |words: [&str; 3]| words.iter().any(|w| base.contains(w));
+    let spelled = if holds(["dot", "DOT", "Dot"]) && holds(["at", "AT", "At"]) { spelled_out(base) } else { None };
+    match (pieces, spelled) {
+        (None, s) => s,
+        (p, None) => p,
+        (Some(p), Some(s)) => Some(Reading { from: s.from.iter().map(|i| p.from[*i]).collect(), text: s.text }),
+    }
+}
+
+/// [`deobfuscated`]'s references and bracketed words.
+fn piecewise(text: &str) -> Option<Reading> {
+    replaced(text, &OBFUSCATED_PIECE, |c| match c.get(1) {
+        Some(w) if w.as_str().eq_ignore_ascii_case("at") => Some("@".to_owned()),
+        Some(_) => Some(".".to_owned()),
+        None => entity(c.get(0)?.as_str()).map(String::from),
+    })
+}
+
+/// [`deobfuscated`]'s addresses spelled out between spaces.
+fn spelled_out(text: &str) -> Option<Reading> {
+    replaced(text, &SPELLED_ADDRESS, |c| {
+        let domain = c.get(2)?.as_str().split_whitespace().filter(|w| !w.eq_ignore_ascii_case("dot")).collect::<Vec<_>>().join(".");
+        Some(format!("{}@{domain}", c.get(1)?.as_str()))
+    })
+}
+
+/// `text` with each match of `re` that `with` gives a replacement for
+/// replaced, as a [`Reading`]; `None` when nothing was replaced.
+fn replaced(text: &str, re: &regex::Regex, with: impl Fn(&regex::Captures<'_>) -> Option<String>) -> Option<Reading> {
+    let mut out = String::with_capacity(text.len());
+    let mut from: Vec<usize> = Vec::with_capacity(text.len() + 1);
+    let (mut copied, mut changed) = (0, false);
+    for c in re.captures_iter(text) {
+        let (Some(m), Some(piece)) = (c.get(0), with(&c)) else { continue };
+        out.push_str(&text[copied..m.start()]);
+        from.extend(copied..m.start());
+        out.push_str(&piece);
+        from.extend(std::iter::repeat_n(m.start(), piece.len()));
+        copied = m.end();
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    from.extend(copied..=text.len());
+    Some(Reading { text: out, from })
+}
+
+/// The character an HTML character reference stands for (of the named
+/// ones, those that spell an address or separate a name's words).
+fn entity(reference: &str) -> Option<char> {
+    let body = reference.strip_prefix('&')?.strip_suffix(';')?.to_ascii_lowercase();
+    let code = if let Some(hex) = body.strip_prefix("#x") {
+        u32::from_str_radix(hex, 16).ok()?
+    } else if let Some(dec) = body.strip_prefix('#') {
+        dec.parse().ok()?
+    } else {
+        return match body.as_str() {
+            "commat" => Some('@'),
+            "period" => Some('.'),
+            "nbsp" => Some(' '),
+            _ => None,
+        };
+    };
+    char::from_u32(code).filter(|c| !c.is_control() || c.is_whitespace())
+}
+
 fn has_escape(t: &str) -> bool {
-    t.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+    let b = t.as_bytes();
+    t.match_indices('%').any(|(i, _)| b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
 }
 
 /// One pass of [`unescaped_readings`].
@@ -911,6 +1028,26 @@ mod tests {
         let twice = &unescaped_readings("a%2540b")[0];
         assert_eq!((twice.text.as_str(), twice.origin(1, 2)), ("a@b", (1, 6)), "twice escaped: from the first %");
         assert!(unescaped_readings("50% off, 100%").is_empty());
+        // An address written so that scrapers miss it, and references.
+        for (text, read, written) in [
+            ("mail zk [at] corp [dot] example today", "mail zk@corp.example today", "zk [at] corp [dot] example"),
+            ("mail zk(at)corp(dot)example.", "mail zk@corp.example.", "zk(at)corp(dot)example"),
+            ("or zk AT corp DOT example, we met at noon", "or zk@corp.example, we met at noon", "zk AT corp DOT example"),
+            ("zk&#64;corp&#x2E;example", "zk@corp.example", "zk&#64;corp&#x2E;example"),
+            ("Zora&nbsp;K&#233;llerman: zk&commat;corp [dot] example", "Zora Kéllerman: zk@corp.example", "zk&commat;corp [dot] example"),
+        ] {
+            let r = deobfuscated(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(r.text, read);
+            let at = r.text.find("zk@").unwrap_or_else(|| panic!("{text}"));
+            let (s, e) = r.origin(at, at + "zk@corp.example".len());
+            assert_eq!(&text[s..e], written, "{text}");
+        }
+        let r = deobfuscated("Zora&nbsp;K&#233;llerman").unwrap();
+        let (s, e) = r.origin(0, r.text.len());
+        assert_eq!((r.text.as_str(), s, e), ("Zora Kéllerman", 0, 24));
+        for prose in ["we met at noon at the office", "at dot com", "&amp; &lt;b&gt; &#0; &#xD800;", "(see above)"] {
+            assert!(deobfuscated(prose).is_none(), "{prose}");
+        }
         assert_eq!(unescaped("caf%C3%A9%FF"), ["café\u{FFFD}"], "not UTF-8: replaced, not dropped");
         assert_eq!(id_readings("ps%2D1\u{200B}"), ["ps%2D1", "ps-1\u{200B}", "ps-1"]);
         assert_eq!(id_readings("ps\u{AD}1"), ["ps1"]);

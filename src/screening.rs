@@ -129,12 +129,13 @@ pub fn mentions(text: &str) -> Vec<Mention> {
     out
 }
 
-/// The mentions in a chunk's text, read as written and unescaped
-/// ([`identity::unescaped_readings`]: a link's `?e=zk%40corp.example`), each
-/// at the range of the text it was read from.
+/// The mentions in a chunk's text, read as written and as
+/// [`identity::text_readings`] reads it (a link's `?e=zk%40corp.example`, a
+/// page's `zk [at] corp [dot] example`), each at the range of the text it was
+/// read from.
 pub fn text_mentions(text: &str) -> Vec<Mention> {
     let mut out = mentions(text);
-    let readings = identity::unescaped_readings(text);
+    let readings = identity::text_readings(text);
     if readings.is_empty() {
         return out;
     }
@@ -368,6 +369,9 @@ mod tests {
         let zk = identity::match_keys(&Identifier { kind: IdentifierKind::Email, value: "zk@corp.example".into() });
         assert!(text_mentions(text)[0].keys.iter().any(|k| zk.contains(k)));
         assert!(found(text).is_empty(), "as written, neither is a mention");
+        let page = "write zk (at) corp (dot) example";
+        let spans: Vec<&str> = text_mentions(page).iter().map(|m| &page[m.start..m.end]).collect();
+        assert_eq!(spans, ["zk (at) corp (dot) example"]);
     }
 
     #[test]

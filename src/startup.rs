@@ -50,11 +50,13 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// Options of both pools. sqlx pings every idle connection before it hands
 /// it out (`test_before_acquire`): one round trip more for each statement
-/// outside a transaction and each transaction, about a third of a small
-/// erasure's round trips. Only a connection idle for a while is pinged
-/// here: one in steady use has just answered, and a connection that breaks
-/// anyway fails its statement, which the job's retry or the client's call
-/// repeats on a fresh one.
+/// outside a transaction and each transaction (a small erasure makes ~60
+/// statements, most outside one). Only a connection idle for a while is
+/// pinged here: one in steady use has just answered, and a connection that
+/// breaks anyway fails its statement as unavailable, which the job's retry
+/// or the client's call repeats on a fresh one. Measured in
+/// docs/benchmarks.md (thirty-first session): nothing beyond the spread on
+/// localhost; a saved ping is a network round trip elsewhere.
 fn pool_options(settings: &Settings) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(settings.database.max_connections)

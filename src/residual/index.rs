@@ -102,11 +102,12 @@ pub fn terms(tenant_id: Uuid, text: &str) -> Vec<i32> {
     let window = if short { 1 } else { INDEX_WINDOW };
     semantic::winnow(&shingles, window, &mut kept);
     out.extend(kept.into_iter().map(|h| key(s, h)));
-    // The words of the text unescaped too, as the matcher reads it
+    // The words of the text's other readings too, as the matcher reads it
     // (`lexical::Matcher::find`): `zk%40corp.example` holds `40corp`, and
-    // `mailto%3Azk%40…` `3azk`; read unescaped, `zk` and `corp`.
-    for reading in crate::identity::unescaped(text) {
-        out.extend(semantic::word_hashes(&reading).iter().map(|h| key(w, *h)));
+    // `mailto%3Azk%40…` `3azk`, read unescaped `zk` and `corp`; `Jos&#233;`
+    // holds `jos` and `233`, decoded `josé`.
+    for reading in crate::identity::text_readings(text) {
+        out.extend(semantic::word_hashes(&reading.text).iter().map(|h| key(w, *h)));
     }
     out.sort_unstable();
     out.dedup();

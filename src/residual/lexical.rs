@@ -232,9 +232,11 @@ impl Matcher {
     pub fn may_match(&self, lower: &str) -> bool {
         let holds = |t: &str| self.literals.iter().any(|l| t.contains(l.as_str()));
         // `+` read as a space only changes what a literal with a space
-        // finds: a text without escapes is decoded only for those.
-        let decoded_may_hold = lower.contains('%') || lower.contains('+') && self.literals.iter().any(|l| l.contains(' '));
-        holds(lower) || decoded_may_hold && identity::unescaped_readings(lower).iter().any(|r| holds(&r.text.to_lowercase()))
+        // finds, and an address spelled out keeps its words: a text is
+        // read otherwise only when it has escapes or character references.
+        let decoded_may_hold =
+            lower.contains(['%', '&']) || lower.contains('+') && self.literals.iter().any(|l| l.contains(' '));
+        holds(lower) || decoded_may_hold && identity::text_readings(lower).iter().any(|r| holds(&r.text.to_lowercase()))
     }
 
     /// Every occurrence, overlapping ones of the same identifier reduced to
@@ -246,14 +248,15 @@ impl Matcher {
     /// [`Self::find`]; with `lower` (the text lower-cased), only the forms
     /// whose literal it holds are tried (and compiled): no other can match.
     ///
-    /// The text is read as written and unescaped
-    /// ([`identity::unescaped_readings`]): a link's `?email=zk%40corp.example`
-    /// or `?q=Zora+Kellerman` names the person as plainly as the address or
-    /// the name, and a reading's match is the range of the text it was read
-    /// from (what `redact` replaces).
+    /// The text is read as written, unescaped and with an address written
+    /// out read as one ([`identity::text_readings`]): a link's
+    /// `?email=zk%40corp.example`, `?q=Zora+Kellerman` or a page's `zk [at]
+    /// corp [dot] example` names the person as plainly as the address or the
+    /// name, and a reading's match is the range of the text it was read from
+    /// (what `redact` replaces).
     fn find_in(&self, text: &str, lower: Option<&str>) -> Vec<Match> {
         let mut all = self.find_as_written(text, lower);
-        for r in identity::unescaped_readings(text) {
+        for r in identity::text_readings(text) {
             let lower = lower.map(|_| r.text.to_lowercase());
             for m in self.find_as_written(&r.text, lower.as_deref()) {
                 let (start, end) = r.origin(m.start, m.end);
@@ -637,6 +640,12 @@ mod tests {
         assert_eq!(m.redact(&redacted), redacted);
         // Nothing escaped, nothing read twice: as before.
         assert!(!m.may_match("zora+kay wrote 50% of it"));
+        // An address spelled out so that scrapers miss it, a name with a reference.
+        let page = "Contact Zora&nbsp;K&#233;llerman: zk [at] corp [dot] example (not zkk at corp dot example).";
+        assert!(m.may_match(&page.to_lowercase()));
+        let found: Vec<&str> = m.find(page).iter().map(|f| &page[f.start..f.end]).collect();
+        assert_eq!(found, ["Zora&nbsp;K&#233;llerman", "zk [at] corp [dot] example"]);
+        assert_eq!(m.redact(page), "Contact [redacted]: [redacted] (not zkk at corp dot example).");
     }
 
     #[test]

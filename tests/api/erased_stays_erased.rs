@@ -604,11 +604,12 @@ async fn handles_and_international_phones_are_found_by_residual_search() {
 }
 
 /// A link carries the person escaped (`?email=zk%40corp.example`, an
-/// unsubscribe link; `?q=Zora+Kellerman`): residual search finds it through
-/// the index, and once she is erased, ingest screening finds it too and
-/// redacts it where it is written.
+/// unsubscribe link; `?q=Zora+Kellerman`), a page writes her address so
+/// that scrapers miss it (`zk [at] corp [dot] example`, `zk&#64;corp…`):
+/// residual search finds each through the index, and once she is erased,
+/// ingest screening finds them too and redacts them where they are written.
 #[tokio::test]
-async fn links_that_carry_the_person_escaped_are_found_and_screened() {
+async fn escaped_and_spelled_out_mentions_are_found_and_screened() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let texts = [
@@ -616,8 +617,12 @@ async fn links_that_carry_the_person_escaped_are_found_and_screened() {
         ("link-2", "Open mailto%3Azk%40corp.example in the browser"),
         ("link-3", "Profile: https://people.example/find?q=Zora+Kellerman"),
         ("link-4", "Profile: https://people.example/find?q=Zora%20Kellerman&x=1"),
+        ("spelled-1", "Contact: zk [at] corp [dot] example"),
+        ("spelled-2", "Write to zk at corp dot example for the minutes"),
+        ("entity", "<p>Zora&nbsp;Kellerman &lt;zk&#64;corp&#46;example&gt;</p>"),
         ("other-domain", "https://lists.example/u?email=zk%40corp.example.org"),
-        ("other-local", "mailto%3Azkk%40corp.example and 100%25 of Zora+Kay"),
+        ("other-local", "mailto%3Azkk%40corp.example and 100%25 of Zora+Kay; zkk [at] corp [dot] example"),
+        ("prose", "zk met us at corp events; dot the i"),
     ];
     let chunks = texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect();
     app.ingest(&c.name, chunks).await.unwrap();
@@ -628,18 +633,20 @@ async fn links_that_carry_the_person_escaped_are_found_and_screened() {
     let found = app.client.clone().search_residuals(req(&app.keys.ak, r)).await.unwrap().into_inner().candidates;
     let mut sources: Vec<&str> = found.iter().map(|c| c.source_id.as_str()).collect();
     sources.sort_unstable();
-    assert_eq!(sources, ["link-1", "link-2", "link-3", "link-4"]);
+    assert_eq!(sources, ["entity", "link-1", "link-2", "link-3", "link-4", "spelled-1", "spelled-2"]);
 
     let redact = collection_with(&app, "redact", pb::Screening::Redact).await;
     erase_xavier(&app, &redact.name).await;
     let batch = vec![
         chunk("fwd-1", 0, "Stop mail to https://lists.example/u?e=xavier%40ex.com now", &["bob"]),
         chunk("fwd-2", 0, "See https://people.example/find?q=Xavier+Xu", &["bob"]),
+        chunk("fwd-3", 0, "Reach xavier [at] ex [dot] com or Xavier&nbsp;Xu", &["bob"]),
         chunk("plain", 0, "https://lists.example/u?e=xavierr%40ex.com", &["bob"]),
     ];
     let w = app.ingest(&redact.name, batch).await.unwrap();
-    assert_eq!((w.accepted, w.screened), (3, 2));
+    assert_eq!((w.accepted, w.screened), (4, 3));
     assert_eq!(texts_in(&app, &redact).await, [
+        "Reach [redacted] or [redacted]",
         "See https://people.example/find?q=[redacted]",
         "Stop mail to https://lists.example/u?e=[redacted] now",
         "https://lists.example/u?e=xavierr%40ex.com",
