@@ -114,10 +114,22 @@ async fn refuse_log_owner(settings: &Settings, pool: &PgPool) -> anyhow::Result<
 /// certificate is issued for work that is not durable. Profiling showed
 /// commits waiting on the WAL flush as the main cost of small erasures.
 ///
+/// Its statements are also planned once per connection, not at every
+/// execution (`plan_cache_mode = force_generic_plan`): the stages' statements
+/// take arrays (`= ANY($1)`, `UNNEST`), for which PostgreSQL keeps making a
+/// custom plan each time, and planning was half of PostgreSQL's time in a
+/// run of small erasures (docs/benchmarks.md, thirty-second and
+/// thirty-third sessions: a lone small erasure a quarter faster). Not for
+/// the service's pool: ingest's screening and index writes want their
+/// custom plans. A statement run here must not hide an index condition
+/// behind a parameter (`$1 IS NULL OR id > $1`, a boolean choosing a
+/// partial index): a generic plan cannot use it.
+///
 /// # Errors
 /// When the URL is invalid.
 pub fn worker_pool(settings: &Settings) -> anyhow::Result<PgPool> {
-    Ok(pool_options(settings).connect_lazy_with(settings.database.connect_options()?.options([("synchronous_commit", "off")])))
+    let options = settings.database.connect_options()?.options([("synchronous_commit", "off"), ("plan_cache_mode", "force_generic_plan")]);
+    Ok(pool_options(settings).connect_lazy_with(options))
 }
 
 /// The configured embedder.

@@ -464,7 +464,9 @@ impl VectorStore for PgVectorStore {
             r#"
             SELECT point_id, tenant_id, source_id, subjects, text, embedding
             FROM {table}
-            WHERE ($1::uuid IS NULL OR point_id >= $1)
+            -- Not `$1 IS NULL OR …`: an index range a generic plan can use
+            -- (the workers' pool plans generically, `startup::worker_pool`).
+            WHERE point_id >= coalesce($1, '00000000-0000-0000-0000-000000000000'::uuid)
             ORDER BY point_id
             LIMIT $2
             "#

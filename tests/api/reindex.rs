@@ -103,6 +103,46 @@ async fn reindex_rebuilds_from_lineage_without_erased_or_untracked_vectors() {
     assert_eq!((again.counts[0].before_total, again.counts[0].after_total), (3, 0));
 }
 
+/// The nil UUID is a point id a client may choose; re-index pages by id from
+/// the nil UUID up (an index range its workers' generic plans can use), so
+/// the first page must keep it, in both modes.
+#[tokio::test]
+async fn a_point_with_the_nil_id_survives_a_reindex() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    track(&app, &c.name, "ann", 3, 1).await;
+    let nil = uuid::Uuid::nil();
+    let point = pb::TrackedPoint {
+        point_id: nil.to_string(),
+        source_id: "nil-source".into(),
+        text: "bob wrote the first chunk".into(),
+        tags: vec![pb::SubjectTag { subject_id: "bob".into(), role: pb::TagRole::Owner as i32 }],
+        vector: random_vectors(&app, 1, 9).remove(0),
+        ..Default::default()
+    };
+    let w = app
+        .client
+        .clone()
+        .track(req(&app.keys.sk, pb::TrackRequest { collection: c.name.clone(), points: vec![point], ..Default::default() }))
+        .await
+        .expect("track the nil id")
+        .into_inner();
+    assert_eq!(w.accepted, 1);
+    for mode in [pb::ReindexMode::Copy, pb::ReindexMode::Reembed] {
+        let job = reindex(&app, &c.name, mode).await;
+        assert_eq!(job.status, pb::JobStatus::Completed as i32, "{mode:?}: {}", job.error);
+        assert_eq!((job.total, job.copied, job.final_count), (4, 4, 4), "{mode:?}");
+        let kept: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\" WHERE point_id = $1", c.backend_name))
+            .bind(nil)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(kept, 1, "{mode:?}: the nil id's vector is in the new generation");
+    }
+    let done = app.wait_for_job(&app.erase("bob").await.job_id).await;
+    assert_eq!((done.counts[0].before_total, done.counts[0].after_total), (1, 0));
+}
+
 #[tokio::test]
 async fn reembed_rebuilds_vectors_from_stored_text() {
     let app = spawn_app().await;
