@@ -119,9 +119,9 @@ async fn refuse_log_owner(settings: &Settings, pool: &PgPool) -> anyhow::Result<
 /// take arrays (`= ANY($1)`, `UNNEST`), for which PostgreSQL keeps making a
 /// custom plan each time, and planning was half of PostgreSQL's time in a
 /// run of small erasures (docs/benchmarks.md, thirty-second and
-/// thirty-third sessions: a lone small erasure a quarter faster). Not for
-/// the service's pool: ingest's screening and index writes want their
-/// custom plans. A statement run here must not hide an index condition
+/// thirty-third sessions: a lone small erasure a sixth to a quarter
+/// faster, a batch within the spread). Not for the service's pool:
+/// ingest's screening and index writes want their custom plans. A statement run here must not hide an index condition
 /// behind a parameter (`$1 IS NULL OR id > $1`, a boolean choosing a
 /// partial index): a generic plan cannot use it.
 ///
