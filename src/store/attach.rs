@@ -246,20 +246,33 @@ pub async fn forget_unlinked_point_ids(
 /// nor read for `older_than_secs`: what a Track or DeletePoints cut off by a
 /// crash between writing its rows and forgetting them left (a call still
 /// running marked its rows moments ago). How many were forgotten.
+///
+/// Two statements, not `$1 IS NULL OR collection_id = $1`: the attach
+/// workers plan generically (`startup::worker_pool`), and a generic plan
+/// would read every collection's rows to sweep one.
 pub async fn sweep_unlinked_point_ids(ex: impl PgExecutor<'_>, collection: Option<Uuid>, older_than_secs: f64) -> Result<u64> {
-    let done = sqlx::query(
-        r#"
-        DELETE FROM attached_point_ids a
-        USING collections k
-        WHERE k.collection_id = a.collection_id AND ($1::uuid IS NULL OR a.collection_id = $1)
-          AND a.recorded_at < now() - make_interval(secs => $2)
-          AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = k.tenant_id AND c.chunk_id = a.point_key)
-        "#,
-    )
-    .bind(collection)
-    .bind(older_than_secs)
-    .execute(ex)
-    .await?;
+    const UNLINKED: &str = "a.recorded_at < now() - make_interval(secs => $1) \
+         AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = k.tenant_id AND c.chunk_id = a.point_key)";
+    let done = match collection {
+        Some(collection_id) => {
+            sqlx::query(&format!(
+                "DELETE FROM attached_point_ids a USING collections k \
+                 WHERE a.collection_id = $2 AND k.collection_id = a.collection_id AND {UNLINKED}"
+            ))
+            .bind(older_than_secs)
+            .bind(collection_id)
+            .execute(ex)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "DELETE FROM attached_point_ids a USING collections k WHERE k.collection_id = a.collection_id AND {UNLINKED}"
+            ))
+            .bind(older_than_secs)
+            .execute(ex)
+            .await?
+        }
+    };
     Ok(done.rows_affected())
 }
 
