@@ -134,7 +134,13 @@ pub async fn residual_identifiers_many(ex: impl PgExecutor<'_>, jobs: &[(Uuid, U
         UNION ALL
         SELECT j.job_id, s.kind, s.value, false
         FROM UNNEST($1::uuid[], $2::uuid[]) AS j(job_id, subject_id)
-        JOIN subject_identifiers s ON s.subject_id = j.subject_id AND s.value IS NOT NULL
+        -- Probed per job (`OFFSET 0` keeps the subquery from being joined
+        -- as a table): the workers' generic plan otherwise read the whole
+        -- table, most of whose values are erased (NULL).
+        CROSS JOIN LATERAL (
+            SELECT i.kind, i.value FROM subject_identifiers i
+            WHERE i.subject_id = j.subject_id AND i.value IS NOT NULL OFFSET 0
+        ) s
         "#,
     )
     .bind(&job_ids)

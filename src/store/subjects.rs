@@ -179,10 +179,15 @@ pub async fn holds_plaintext(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Resul
 pub async fn holds_plaintext_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, (bool, bool)>> {
     let rows: Vec<(Uuid, bool, bool)> = sqlx::query_as(
         r#"
-        SELECT s.subject_id,
-               EXISTS (SELECT 1 FROM subject_identifiers i WHERE i.subject_id = s.subject_id AND i.value IS NOT NULL),
-               s.external_id IS NOT NULL
-        FROM subjects s WHERE s.subject_id = ANY($1)
+        SELECT s.subject_id, x.held IS NOT NULL, s.external_id IS NOT NULL
+        FROM subjects s
+        -- Probed per subject: as an `EXISTS` the workers' generic plan
+        -- hashed the whole table once per call (most values erased, NULL).
+        LEFT JOIN LATERAL (
+            SELECT true AS held FROM subject_identifiers i
+            WHERE i.subject_id = s.subject_id AND i.value IS NOT NULL LIMIT 1
+        ) x ON true
+        WHERE s.subject_id = ANY($1)
         "#,
     )
     .bind(subject_ids)
