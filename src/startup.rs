@@ -121,9 +121,10 @@ async fn refuse_log_owner(settings: &Settings, pool: &PgPool) -> anyhow::Result<
 /// run of small erasures (docs/benchmarks.md, thirty-second and
 /// thirty-third sessions: a lone small erasure a sixth to a quarter
 /// faster, a batch within the spread). Not for the service's pool:
-/// ingest's screening and index writes want their custom plans. A statement run here must not hide an index condition
-/// behind a parameter (`$1 IS NULL OR id > $1`, a boolean choosing a
-/// partial index): a generic plan cannot use it.
+/// ingest's screening and index writes want their custom plans. A
+/// statement run here must not hide an index condition behind a parameter
+/// (`$1 IS NULL OR id > $1`: see `store::after_cursor`; a boolean choosing
+/// a partial index): a generic plan cannot use it.
 ///
 /// # Errors
 /// When the URL is invalid.

@@ -251,29 +251,19 @@ pub async fn forget_unlinked_point_ids(
 /// workers plan generically (`startup::worker_pool`), and a generic plan
 /// would read every collection's rows to sweep one.
 pub async fn sweep_unlinked_point_ids(ex: impl PgExecutor<'_>, collection: Option<Uuid>, older_than_secs: f64) -> Result<u64> {
-    const UNLINKED: &str = "a.recorded_at < now() - make_interval(secs => $1) \
-         AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = k.tenant_id AND c.chunk_id = a.point_key)";
-    let done = match collection {
-        Some(collection_id) => {
-            sqlx::query(&format!(
-                "DELETE FROM attached_point_ids a USING collections k \
-                 WHERE a.collection_id = $2 AND k.collection_id = a.collection_id AND {UNLINKED}"
-            ))
-            .bind(older_than_secs)
-            .bind(collection_id)
-            .execute(ex)
-            .await?
-        }
-        None => {
-            sqlx::query(&format!(
-                "DELETE FROM attached_point_ids a USING collections k WHERE k.collection_id = a.collection_id AND {UNLINKED}"
-            ))
-            .bind(older_than_secs)
-            .execute(ex)
-            .await?
-        }
+    let one = if collection.is_some() { "a.collection_id = $2 AND" } else { "" };
+    let sql = format!(
+        "DELETE FROM attached_point_ids a USING collections k \
+         WHERE {one} k.collection_id = a.collection_id \
+           AND a.recorded_at < now() - make_interval(secs => $1) \
+           AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.tenant_id = k.tenant_id AND c.chunk_id = a.point_key)"
+    );
+    let query = sqlx::query(&sql).bind(older_than_secs);
+    let query = match collection {
+        Some(collection_id) => query.bind(collection_id),
+        None => query,
     };
-    Ok(done.rows_affected())
+    Ok(query.execute(ex).await?.rows_affected())
 }
 
 /// Forgets the ids behind `keys` (points that are not, or no longer, in the store).

@@ -1081,13 +1081,10 @@ pub async fn chunk_texts_with_source(
 /// before the index, without keys, when `unindexed_only`), not in
 /// `exclude`, in chunk id order after `after`, at most `limit`.
 ///
-/// Two statements, not `NOT $6 OR terms IS NULL`, and the cursor as
-/// `chunk_id >= coalesce($4, nil) AND chunk_id IS DISTINCT FROM $4`, not
-/// `$4 IS NULL OR chunk_id > $4`: the workers' connections plan generically
-/// (`startup::worker_pool`), and a generic plan can neither prove the
-/// partial index's predicate from a parameter nor start an index range at
-/// one hidden behind `OR` (each page would scan from the first chunk). The
-/// nil UUID is a valid point id a client may choose: `>=` keeps it.
+/// Two statement texts (with and without `terms IS NULL`), not `NOT $6 OR
+/// terms IS NULL`: a generic plan (the workers' pool,
+/// `startup::worker_pool`) cannot pick the partial index
+/// `chunks_unindexed_idx` by a parameter.
 pub async fn chunks_matching(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
@@ -1097,38 +1094,23 @@ pub async fn chunks_matching(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ChunkText>> {
-    const ANY_TEXT: &str = r#"
+    let sql = format!(
+        r#"
         SELECT c.chunk_id, c.collection_id, s.external_id AS source_id, c.text
         FROM chunks c
         JOIN sources s USING (source_id)
         WHERE c.tenant_id = $1
-          AND c.text IS NOT NULL
+          AND c.text IS NOT NULL {unindexed}
           AND c.text ILIKE ANY($2)
           AND NOT (c.chunk_id = ANY($3))
-          AND c.chunk_id >= coalesce($4, '00000000-0000-0000-0000-000000000000'::uuid) AND c.chunk_id IS DISTINCT FROM $4
+          AND {after}
         ORDER BY c.chunk_id
         LIMIT $5
-        "#;
-    const UNINDEXED_TEXT: &str = r#"
-        SELECT c.chunk_id, c.collection_id, s.external_id AS source_id, c.text
-        FROM chunks c
-        JOIN sources s USING (source_id)
-        WHERE c.tenant_id = $1
-          AND c.text IS NOT NULL AND c.terms IS NULL
-          AND c.text ILIKE ANY($2)
-          AND NOT (c.chunk_id = ANY($3))
-          AND c.chunk_id >= coalesce($4, '00000000-0000-0000-0000-000000000000'::uuid) AND c.chunk_id IS DISTINCT FROM $4
-        ORDER BY c.chunk_id
-        LIMIT $5
-        "#;
-    Ok(sqlx::query_as(if unindexed_only { UNINDEXED_TEXT } else { ANY_TEXT })
-        .bind(tenant_id)
-        .bind(patterns)
-        .bind(exclude)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(ex)
-        .await?)
+        "#,
+        unindexed = if unindexed_only { "AND c.terms IS NULL" } else { "" },
+        after = super::after_cursor("c.chunk_id", "$4"),
+    );
+    Ok(sqlx::query_as(&sql).bind(tenant_id).bind(patterns).bind(exclude).bind(after).bind(limit).fetch_all(ex).await?)
 }
 
 /// Every chunk's residual index keys in one flat array, with each chunk's

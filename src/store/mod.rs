@@ -186,6 +186,16 @@ pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateEr
 /// Attach refuses).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// SQL for "`column` after the cursor `param` (a nullable uuid; every
+/// row when NULL)" that a generic plan runs as an index range (the workers'
+/// pool plans generically, `startup::worker_pool`): not `param IS NULL OR
+/// column > param`, which it can only filter, from the first row on every
+/// page. `>=` from the nil UUID, not `>`: it is a point id a client may
+/// choose.
+pub(crate) fn after_cursor(column: &str, param: &str) -> String {
+    format!("{column} >= coalesce({param}, '00000000-0000-0000-0000-000000000000'::uuid) AND {column} IS DISTINCT FROM {param}")
+}
+
 /// How long a `VACUUM FULL` waits for its table's lock. It asks for an
 /// exclusive lock, and every statement on the table after it queues
 /// behind it while it waits: a long transaction holding the table (a

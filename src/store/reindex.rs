@@ -273,9 +273,8 @@ pub async fn live_chunks(
         r#"
         SELECT c.chunk_id, c.text FROM chunks c
         WHERE c.tenant_id = $5 AND c.collection_id = $1
-          -- Index ranges a generic plan can use (`startup::worker_pool`);
-          -- `>=` and `IS DISTINCT FROM` keep a chunk with the nil id.
-          AND c.chunk_id >= coalesce($2, '00000000-0000-0000-0000-000000000000'::uuid) AND c.chunk_id IS DISTINCT FROM $2
+          AND {after}
+          -- An index range in a generic plan too, as `after`.
           AND c.updated_at >= coalesce($3, '-infinity'::timestamptz)
           AND (NOT EXISTS (
                    SELECT 1 FROM chunk_subjects cs JOIN subjects s USING (subject_id)
@@ -285,7 +284,8 @@ pub async fn live_chunks(
                    WHERE cs.chunk_id = c.chunk_id AND cs.tenant_id = c.tenant_id AND s.legal_hold))
         ORDER BY c.chunk_id
         LIMIT $4
-        "#
+        "#,
+        after = super::after_cursor("c.chunk_id", "$2")
     ))
     .bind(collection_id)
     .bind(after)

@@ -179,12 +179,12 @@ pub async fn holds_plaintext(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Resul
 pub async fn holds_plaintext_many(ex: impl PgExecutor<'_>, subject_ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, (bool, bool)>> {
     let rows: Vec<(Uuid, bool, bool)> = sqlx::query_as(
         r#"
-        SELECT s.subject_id, x.held IS NOT NULL, s.external_id IS NOT NULL
+        SELECT s.subject_id, x.clear IS NOT NULL, s.external_id IS NOT NULL
         FROM subjects s
         -- Probed per subject: as an `EXISTS` the workers' generic plan
         -- hashed the whole table once per call (most values erased, NULL).
         LEFT JOIN LATERAL (
-            SELECT true AS held FROM subject_identifiers i
+            SELECT true AS clear FROM subject_identifiers i
             WHERE i.subject_id = s.subject_id AND i.value IS NOT NULL LIMIT 1
         ) x ON true
         WHERE s.subject_id = ANY($1)

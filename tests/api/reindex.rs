@@ -32,15 +32,19 @@ pub async fn track(app: &TestApp, collection: &str, who: &str, n: usize, seed: u
             ..Default::default()
         })
         .collect();
-    let w = app
-        .client
+    assert_eq!(track_points(app, collection, points).await as usize, n);
+    vectors
+}
+
+/// Tracks `points` with the secret key; returns how many were accepted.
+pub async fn track_points(app: &TestApp, collection: &str, points: Vec<pb::TrackedPoint>) -> u32 {
+    app.client
         .clone()
         .track(req(&app.keys.sk, pb::TrackRequest { collection: collection.into(), points, ..Default::default() }))
         .await
         .expect("track")
-        .into_inner();
-    assert_eq!(w.accepted as usize, n);
-    vectors
+        .into_inner()
+        .accepted
 }
 
 pub async fn reindex(app: &TestApp, collection: &str, mode: pb::ReindexMode) -> pb::ReindexJob {
@@ -120,14 +124,7 @@ async fn a_point_with_the_nil_id_survives_a_reindex() {
         vector: random_vectors(&app, 1, 9).remove(0),
         ..Default::default()
     };
-    let w = app
-        .client
-        .clone()
-        .track(req(&app.keys.sk, pb::TrackRequest { collection: c.name.clone(), points: vec![point], ..Default::default() }))
-        .await
-        .expect("track the nil id")
-        .into_inner();
-    assert_eq!(w.accepted, 1);
+    assert_eq!(track_points(&app, &c.name, vec![point]).await, 1, "the nil id is a point id");
     for mode in [pb::ReindexMode::Copy, pb::ReindexMode::Reembed] {
         let job = reindex(&app, &c.name, mode).await;
         assert_eq!(job.status, pb::JobStatus::Completed as i32, "{mode:?}: {}", job.error);
