@@ -192,6 +192,44 @@ pub struct DatabaseSettings {
     pub require_service_role: bool,
     pub max_connections: u32,
     pub run_migrations: bool,
+    /// PostgreSQL's `plan_cache_mode` on the workers' connections
+    /// (`startup::worker_pool`). Generic by default; `auto` is the way back
+    /// should a generic plan be worse on some data than planning each call.
+    pub worker_plan_cache_mode: PlanCacheMode,
+}
+
+/// Values of PostgreSQL's `plan_cache_mode`, spelled as PostgreSQL spells
+/// them (a mistake is refused at start with the three listed).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum PlanCacheMode {
+    Auto,
+    ForceGenericPlan,
+    ForceCustomPlan,
+}
+
+impl PlanCacheMode {
+    const ALL: [Self; 3] = [Self::Auto, Self::ForceGenericPlan, Self::ForceCustomPlan];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::ForceGenericPlan => "force_generic_plan",
+            Self::ForceCustomPlan => "force_custom_plan",
+        }
+    }
+}
+
+impl TryFrom<String> for PlanCacheMode {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == value)
+            .ok_or_else(|| format!("`{value}` is not one of auto, force_generic_plan, force_custom_plan"))
+    }
 }
 
 impl DatabaseSettings {
@@ -606,6 +644,26 @@ mod tests {
         let settings = settings.expect("base.yaml must load");
         assert_eq!(settings.embedding.dimension, 384);
         assert_eq!(settings.erasure.default_deadline_days, 30);
+        assert_eq!(settings.database.worker_plan_cache_mode, PlanCacheMode::ForceGenericPlan);
+    }
+
+    #[test]
+    fn the_workers_plan_cache_mode_takes_postgres_own_values_and_names_itself_otherwise() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configuration");
+        let parse = |value: &str| {
+            config::Config::builder()
+                .add_source(config::File::from(dir.join("base.yaml")))
+                .set_override("database.worker_plan_cache_mode", value)
+                .and_then(|b| b.build())
+                .and_then(config::Config::try_deserialize::<Settings>)
+        };
+        for mode in PlanCacheMode::ALL {
+            assert_eq!(parse(mode.as_str()).expect("PostgreSQL's own spelling").database.worker_plan_cache_mode, mode);
+        }
+        for bad in ["generic", "FORCE_GENERIC_PLAN", ""] {
+            let e = parse(bad).expect_err(bad).to_string();
+            assert!(e.contains("worker_plan_cache_mode") && e.contains("force_generic_plan"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -124,12 +124,16 @@ async fn refuse_log_owner(settings: &Settings, pool: &PgPool) -> anyhow::Result<
 /// ingest's screening and index writes want their custom plans. A
 /// statement run here must not hide an index condition behind a parameter
 /// (`$1 IS NULL OR id > $1`: see `store::after_cursor`; a boolean choosing
-/// a partial index): a generic plan cannot use it.
+/// a partial index): a generic plan cannot use it. The mode is
+/// `database.worker_plan_cache_mode`, so that an operator can go back to
+/// PostgreSQL's `auto` without a new build should some data of theirs
+/// plan badly once for all.
 ///
 /// # Errors
 /// When the URL is invalid.
 pub fn worker_pool(settings: &Settings) -> anyhow::Result<PgPool> {
-    let options = settings.database.connect_options()?.options([("synchronous_commit", "off"), ("plan_cache_mode", "force_generic_plan")]);
+    let mode = settings.database.worker_plan_cache_mode.as_str();
+    let options = settings.database.connect_options()?.options([("synchronous_commit", "off"), ("plan_cache_mode", mode)]);
     Ok(pool_options(settings).connect_lazy_with(options))
 }
 

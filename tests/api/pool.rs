@@ -101,3 +101,28 @@ async fn uploads_still_arriving_hold_no_turn() {
         s.abort();
     }
 }
+
+/// The workers' connections plan as `database.worker_plan_cache_mode`
+/// says (generic by default, PostgreSQL's `auto` the way back), and an
+/// erasure's stages complete under every mode: no statement of theirs
+/// depends on how it is planned.
+#[tokio::test]
+async fn the_workers_plan_as_configured_and_erase_under_every_mode() {
+    use lethe::config::PlanCacheMode;
+    for mode in [PlanCacheMode::ForceGenericPlan, PlanCacheMode::Auto, PlanCacheMode::ForceCustomPlan] {
+        let app = spawn_app_configured(Options::default(), |s| s.database.worker_plan_cache_mode = mode).await;
+        let workers = lethe::startup::worker_pool(&app.settings).expect("the workers' pool");
+        let shown: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&workers).await.unwrap();
+        assert_eq!(shown, mode.as_str());
+        let durable: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&workers).await.unwrap();
+        assert_eq!(durable, "off", "{mode:?}: the log stage asks for its own durable commit");
+
+        let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+        app.ingest_people(&c.name, &[("ann", 3), ("bob", 2)]).await;
+        let job = app.erase("ann").await;
+        let done = app.wait_for_job(&job.job_id).await;
+        assert_eq!(done.status, pb::JobStatus::Completed as i32, "{mode:?}: {}", done.error);
+        assert_eq!(rows(&app.pool, "chunks").await, 2, "{mode:?}: bob's chunks alone remain");
+        app.assert_lineage_consistent().await;
+    }
+}
