@@ -454,12 +454,15 @@ pub fn text_readings(text: &str) -> Vec<Reading> {
 }
 
 /// What [`deobfuscated`] replaces piece by piece: an HTML character
-/// reference that can spell an address or a name (`&#64;`, `&#x40;`,
-/// `&commat;`, `&period;`, `&nbsp;`), and `at` / `dot` in brackets
-/// (`zk [at] corp [dot] example`, `zk(at)corp(dot)example`).
+/// reference, numeric or named (`&#64;`, `&#x40;`, `&commat;`, `&nbsp;`,
+/// `Jos&eacute;`), a run of JSON's `\u` escapes (`Zo\u00eb`, what Python's
+/// `json.dumps` writes for every letter outside ASCII), and `at` / `dot` in
+/// brackets (`zk [at] corp [dot] example`, `zk(at)corp(dot)example`).
 static OBFUSCATED_PIECE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)&#(?:x[0-9a-f]{1,6}|[0-9]{1,7});|&(?:commat|period|nbsp);|\s*[\[({<]\s*(at|dot)\s*[\])}>]\s*")
-        .unwrap_or_else(|_| unreachable!())
+    regex::Regex::new(
+        r"(?i)&#(?:x[0-9a-f]{1,6}|[0-9]{1,7});|&[a-z][a-z0-9]{1,31};|(?:\\u[0-9a-f]{4})+|\s*[\[({<]\s*(at|dot)\s*[\])}>]\s*",
+    )
+    .unwrap_or_else(|_| unreachable!())
 });
 
 /// An address spelled out between spaces (`zk at corp dot example`): the
@@ -485,7 +488,7 @@ pub fn deobfuscated(text: &str) -> Option<Reading> {
         let end = text[..i].trim_end().len();
         word_before(end, b"at") || word_before(end, b"dot")
     });
-    let pieces = if bracketed || text.contains('&') { piecewise(text) } else { None };
+    let pieces = if bracketed || text.contains('&') || text.contains("\\u") { piecewise(text) } else { None };
     let base = pieces.as_ref().map_or(text, |r| r.text.as_str());
     // The regex decides; `dot` as a word is rare in prose.
     let holds = |words: [&str; 3]| words.iter().any(|w| base.contains(w));
@@ -502,8 +505,23 @@ fn piecewise(text: &str) -> Option<Reading> {
     replaced(text, &OBFUSCATED_PIECE, |c| match c.get(1) {
         Some(w) if w.as_str().eq_ignore_ascii_case("at") => Some("@".to_owned()),
         Some(_) => Some(".".to_owned()),
-        None => entity(c.get(0)?.as_str()).map(String::from),
+        None => {
+            let piece = c.get(0)?.as_str();
+            if piece.starts_with('\\') { utf16_escapes(piece) } else { entity(piece) }
+        }
     })
+}
+
+/// A run of `\uXXXX` escapes as the characters it spells, a surrogate pair
+/// as one (`\ud83d\ude00`); `None` for `\U…`, which JSON does not write.
+/// A lone surrogate reads as U+FFFD: the characters around it still count.
+fn utf16_escapes(run: &str) -> Option<String> {
+    let units = run.split("\\u").skip(1).map(|h| u16::from_str_radix(h, 16).ok()).collect::<Option<Vec<u16>>>()?;
+    if units.len() * 6 != run.len() {
+        return None;
+    }
+    let text: String = char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect();
+    (!text.chars().any(|c| c.is_control() && !c.is_whitespace())).then_some(text)
 }
 
 /// [`deobfuscated`]'s addresses spelled out between spaces.
@@ -537,23 +555,33 @@ fn replaced(text: &str, re: &regex::Regex, with: impl Fn(&regex::Captures<'_>) -
     Some(Reading { text: out, from })
 }
 
-/// The character an HTML character reference stands for (of the named
-/// ones, those that spell an address or separate a name's words).
-fn entity(reference: &str) -> Option<char> {
-    let body = reference.strip_prefix('&')?.strip_suffix(';')?.to_ascii_lowercase();
-    let code = if let Some(hex) = body.strip_prefix("#x") {
+/// What an HTML character reference stands for: a numeric one's
+/// character; a named one's from HTML's table when it is a letter
+/// (`&eacute;` é, `&Scaron;` Š; names are case-sensitive there, as in a
+/// browser), and `&commat;` @, `&period;` . and `&nbsp;` a plain space (it
+/// separates a name's words), in any case. `None` otherwise.
+fn entity(reference: &str) -> Option<String> {
+    let body = reference.strip_prefix('&')?.strip_suffix(';')?;
+    let lower = body.to_ascii_lowercase();
+    let code = if let Some(hex) = lower.strip_prefix("#x") {
         u32::from_str_radix(hex, 16).ok()?
-    } else if let Some(dec) = body.strip_prefix('#') {
+    } else if let Some(dec) = lower.strip_prefix('#') {
         dec.parse().ok()?
     } else {
-        return match body.as_str() {
-            "commat" => Some('@'),
-            "period" => Some('.'),
-            "nbsp" => Some(' '),
-            _ => None,
+        let known = match lower.as_str() {
+            "nbsp" => " ",
+            "commat" => "@",
+            "period" => ".",
+            _ => {
+                // Letters only (`&eacute;`, `&szlig;`): `&amp;` and `&lt;`
+                // spell neither a name nor an address, and are everywhere.
+                let decoded = html_escape::decode_html_entities(reference);
+                return (decoded != reference && decoded.chars().all(char::is_alphabetic)).then(|| decoded.into_owned());
+            }
         };
+        return Some(known.to_owned());
     };
-    char::from_u32(code).filter(|c| !c.is_control() || c.is_whitespace())
+    char::from_u32(code).filter(|c| !c.is_control() || c.is_whitespace()).map(String::from)
 }
 
 fn has_escape(t: &str) -> bool {
@@ -1045,7 +1073,29 @@ mod tests {
         let r = deobfuscated("Zora&nbsp;K&#233;llerman").unwrap();
         let (s, e) = r.origin(0, r.text.len());
         assert_eq!((r.text.as_str(), s, e), ("Zora Kéllerman", 0, 24));
-        for prose in ["we met at noon at the office", "at dot com", "&amp; &lt;b&gt; &#0; &#xD800;", "(see above)"] {
+        // Named references of letters (HTML mail), and JSON's `\u` escapes
+        // (what Python's `json.dumps` writes for every letter outside ASCII).
+        for (text, read, name, written) in [
+            ("From: Jos&eacute; N&uacute;&ntilde;ez", "From: José Núñez", "José Núñez", "Jos&eacute; N&uacute;&ntilde;ez"),
+            ("{\"from\": \"Zo\\u00eb M\\u00fcller\"}", "{\"from\": \"Zoë Müller\"}", "Zoë Müller", "Zo\\u00eb M\\u00fcller"),
+            ("&Scaron;koda &amp; Co", "Škoda &amp; Co", "Škoda", "&Scaron;koda"),
+            ("smile \\ud83d\\ude00 Zo\\u00EB", "smile 😀 Zoë", "Zoë", "Zo\\u00EB"),
+        ] {
+            let r = deobfuscated(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(r.text, read);
+            let at = r.text.find(name).unwrap_or_else(|| panic!("{text}"));
+            let (s, e) = r.origin(at, at + name.len());
+            assert_eq!(&text[s..e], written, "{text}");
+        }
+        assert_eq!(deobfuscated("a lone \\ud800 half").map(|r| r.text).as_deref(), Some("a lone \u{FFFD} half"));
+        assert_eq!(deobfuscated("Jos&Eacute;").map(|r| r.text).as_deref(), Some("JosÉ"));
+        for prose in [
+            "we met at noon at the office",
+            "at dot com",
+            "&amp; &lt;b&gt; &#0; &#xD800; &copy; &EACUTE; &nosuch;",
+            "(see above)",
+            "C:\\users\\u12 and \\U00e9 and \\u0007",
+        ] {
             assert!(deobfuscated(prose).is_none(), "{prose}");
         }
         assert_eq!(unescaped("caf%C3%A9%FF"), ["café\u{FFFD}"], "not UTF-8: replaced, not dropped");

@@ -233,9 +233,11 @@ impl Matcher {
         let holds = |t: &str| self.literals.iter().any(|l| t.contains(l.as_str()));
         // `+` read as a space only changes what a literal with a space
         // finds, and an address spelled out keeps its words: a text is
-        // read otherwise only when it has escapes or character references.
-        let decoded_may_hold =
-            lower.contains(['%', '&']) || lower.contains('+') && self.literals.iter().any(|l| l.contains(' '));
+        // read otherwise only when it has escapes (`%`, JSON's `\u`) or
+        // character references.
+        let decoded_may_hold = lower.contains(['%', '&'])
+            || lower.contains("\\u")
+            || lower.contains('+') && self.literals.iter().any(|l| l.contains(' '));
         holds(lower) || decoded_may_hold && identity::text_readings(lower).iter().any(|r| holds(&r.text.to_lowercase()))
     }
 

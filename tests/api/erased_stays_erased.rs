@@ -653,6 +653,47 @@ async fn escaped_and_spelled_out_mentions_are_found_and_screened() {
     ]);
 }
 
+/// A name outside ASCII as HTML mail writes it (`Jos&eacute;`, named
+/// references) and as Python's `json.dumps` does (`Jos\u00e9`): residual
+/// search finds both through the index, in any case, and once the person is
+/// erased, ingest screening redacts them where they are written. A name
+/// one letter off (`Nu&ntilde;o`) is neither.
+#[tokio::test]
+async fn a_name_written_as_html_references_or_json_escapes_is_found_and_screened() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let texts = [
+        ("html", "<p>Thanks, Jos&eacute; N&uacute;&ntilde;ez</p>"),
+        ("json", r#"{"from": "Jos\u00e9 N\u00fa\u00f1ez", "body": "see you"}"#),
+        ("capitals", "JOS&Eacute; N&Uacute;&Ntilde;EZ signed"),
+        ("other", r"Jos&eacute; Nu&ntilde;o wrote; &amp; so did Jos\u00e9 Nu\u00f1o"),
+    ];
+    let chunks = texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect();
+    app.ingest(&c.name, chunks).await.unwrap();
+    let jose = || vec![ident(pb::IdentifierKind::Name, "José Núñez"), ident(pb::IdentifierKind::Email, "jnunez@ex.com")];
+    let r = pb::SearchResidualsRequest { identifiers: jose(), limit: 100 };
+    let found = app.client.clone().search_residuals(req(&app.keys.ak, r)).await.unwrap().into_inner().candidates;
+    let mut sources: Vec<&str> = found.iter().map(|c| c.source_id.as_str()).collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["capitals", "html", "json"]);
+
+    let redact = collection_with(&app, "redact", pb::Screening::Redact).await;
+    let who = subject("jose", jose());
+    app.client.clone().put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(who) })).await.unwrap();
+    app.ingest(&redact.name, vec![chunk("j-1", 0, "josé's notes", &["jose"])]).await.unwrap();
+    let job = app.erase_with(pb::EraseRequest { subject: Some(person("jose")), ..Default::default() }).await.unwrap();
+    let done = app.wait_for_job(&job.job_id).await;
+    assert_eq!(done.status, pb::JobStatus::Completed as i32, "{}", done.error);
+    let batch = vec![
+        chunk("fwd-1", 0, "Signed: Jos&eacute; N&uacute;&ntilde;ez", &["bob"]),
+        chunk("fwd-2", 0, r#"{"author": "Jose N\u00fa\u00f1ez"}"#, &["bob"]),
+        chunk("plain", 0, "Jos&eacute; Nu&ntilde;o", &["bob"]),
+    ];
+    let w = app.ingest(&redact.name, batch).await.unwrap();
+    assert_eq!((w.accepted, w.screened), (3, 2));
+    assert_eq!(texts_in(&app, &redact).await, ["Jos&eacute; Nu&ntilde;o", "Signed: [redacted]", r#"{"author": "[redacted]"}"#]);
+}
+
 async fn collection_with(app: &TestApp, name: &str, screening: pb::Screening) -> pb::Collection {
     app.client
         .clone()
