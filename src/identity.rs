@@ -416,6 +416,21 @@ impl Reading {
     }
 }
 
+/// Every other way a document's id, uri or kind, a caller's id or a
+/// request's free text can be read as naming someone: [`unescaped`]
+/// (`zora%2Dk`), and [`deobfuscated`] (`zk&#64;corp.example`, `jos&eacute;`,
+/// `Zo\u00eb`, `zk [at] corp [dot] example`); each once, none the text as
+/// written. Read beside the text as written, never instead of it.
+pub fn other_readings(text: &str) -> Vec<String> {
+    let mut out = unescaped(text);
+    if let Some(r) = deobfuscated(text)
+        && !out.contains(&r.text)
+    {
+        out.push(r.text);
+    }
+    out
+}
+
 /// A chunk's text as [`unescaped`] reads an id, each reading with its
 /// origin ([`Reading`]): `%XX` escapes decoded (twice at most) with `+`
 /// kept, and with `+` as a space; none when the text has neither or reads
@@ -623,12 +638,12 @@ fn decode_once(text: &str, plus_as_space: bool) -> Option<Reading> {
 }
 
 /// The other ways a caller's id reads, as suppression compares ids: as
-/// identifiers are read ([`readable`]: `ps1\u{200B}` is `ps1`) and unescaped
-/// ([`unescaped`]: `zora%2Dk` is `zora-k`), each once, none blank and none
-/// the id itself.
+/// identifiers are read ([`readable`]: `ps1\u{200B}` is `ps1`), unescaped
+/// and with references decoded ([`other_readings`]: `zora%2Dk` and
+/// `zora&#45;k` are `zora-k`), each once, none blank and none the id itself.
 pub fn id_readings(id: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for t in std::iter::once(id.to_owned()).chain(unescaped(id)) {
+    for t in std::iter::once(id.to_owned()).chain(other_readings(id)) {
         let r = readable(&t);
         if r.trim().is_empty() {
             continue;
@@ -695,7 +710,7 @@ impl Person {
     /// See [`names_person`].
     #[must_use]
     pub fn named_in(&self, text: &str) -> bool {
-        self.named_as_written(text) || unescaped(text).iter().any(|t| self.named_as_written(t))
+        self.named_as_written(text) || other_readings(text).iter().any(|t| self.named_as_written(t))
     }
 
     fn named_as_written(&self, text: &str) -> bool {
@@ -1101,6 +1116,10 @@ mod tests {
         assert_eq!(unescaped("caf%C3%A9%FF"), ["café\u{FFFD}"], "not UTF-8: replaced, not dropped");
         assert_eq!(id_readings("ps%2D1\u{200B}"), ["ps%2D1", "ps-1\u{200B}", "ps-1"]);
         assert_eq!(id_readings("ps\u{AD}1"), ["ps1"]);
+        assert_eq!(id_readings("zora&#45;k"), ["zora-k"]);
+        assert_eq!(id_readings("ps\\u002d1"), ["ps-1"], "JSON's escape");
+        assert_eq!(id_readings("jos&eacute;"), ["josé"]);
+        assert_eq!(other_readings("a%40b&#64;c"), ["a@b&#64;c", "a%40b@c"], "each reading once");
         assert!(id_readings("ps1").is_empty() && id_readings("%E2%80%8B").is_empty());
         let ids = [
             id(IdentifierKind::Email, "zora.kellerman@corp.example"),
@@ -1116,6 +1135,9 @@ mod tests {
             "imap://zk%40corp.example@imap.corp.example/INBOX",
             "https://people.corp.example/find?q=zora+kellerman",
             "inbox:zora%2Dk",
+            "inbox:zora&#45;k",
+            "https://people.corp.example/find?q=zora&#32;kellerman",
+            "mailbox:zk&commat;corp.example/7",
         ] {
             assert!(zora.named_in(text), "{text}");
         }

@@ -218,10 +218,11 @@ pub async fn screen(ctx: &Context, tenant_id: Uuid, texts: &[Option<&str>]) -> R
 /// invisible characters out, NFKC), sorted and without repeats: what a text
 /// that is kept for ever is checked by, against erased subjects' keys.
 pub fn mention_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
-    // As written and unescaped (`identity::unescaped`: a uri's `%40`), each
-    // also as identifiers are read.
+    // As written and read otherwise (`identity::other_readings`: a uri's
+    // `%40`, a page's `&#64;`), each also as identifiers are read.
     let mut keys = std::collections::BTreeSet::new();
-    for text in std::iter::once(std::borrow::Cow::Borrowed(text)).chain(identity::unescaped(text).into_iter().map(std::borrow::Cow::Owned)) {
+    let readings = identity::other_readings(text).into_iter().map(std::borrow::Cow::Owned);
+    for text in std::iter::once(std::borrow::Cow::Borrowed(text)).chain(readings) {
         let readable = identity::readable(&text);
         let again = if readable == *text { Vec::new() } else { mentions(&readable) };
         keys.extend(mentions(&text).into_iter().chain(again).flat_map(|m| m.keys));
@@ -247,7 +248,7 @@ pub fn id_key_hashes(secret: &[u8], id: &str) -> Vec<Vec<u8>> {
 pub fn name_hashes(secret: &[u8], text: &str) -> Vec<Vec<u8>> {
     let mut hashes = mention_hashes(secret, text);
     hashes.extend(identity::id_forms(text).into_iter().map(|f| keyed_hash(secret, f)));
-    for text in identity::unescaped(text) {
+    for text in identity::other_readings(text) {
         hashes.extend(identity::id_forms(&text).into_iter().map(|f| keyed_hash(secret, f)));
     }
     hashes.sort_unstable();
@@ -334,6 +335,8 @@ mod tests {
         }
         assert!(name_hashes(secret, "shared/zora%2Dk/notes").contains(&id), "the caller id, escaped");
         assert!(!name_hashes(secret, "shared/zora%2Dkay/notes").contains(&id));
+        assert!(name_hashes(secret, "shared/zora&#45;k/notes").contains(&id), "the caller id, as a reference");
+        assert!(name_hashes(secret, "shared/zora\\u002dk/notes").contains(&id), "the caller id, as JSON writes it");
     }
 
     #[test]

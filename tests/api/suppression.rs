@@ -111,6 +111,39 @@ async fn a_tag_spelled_with_invisible_characters_is_the_erased_id() {
     }
 }
 
+/// An erased id written with an HTML character reference (`ps&#45;4`,
+/// `ps&#x2D;4`) or JSON's escape (`ps\u002d4`), as a scraper or a JSON
+/// export writes it, is the erased id: its chunk is suppressed and
+/// `PutSubject` of it refused, no subject kept in clear.
+#[tokio::test]
+async fn a_tag_written_with_a_character_reference_or_a_json_escape_is_the_erased_id() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ps-4", 1), ("bob", 1)]).await;
+    let job = app.erase("ps-4").await;
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    let spellings = ["ps&#45;4", "ps&#x2D;4", r"ps\u002d4", r"ps\u002D4"];
+    for (i, tag) in spellings.iter().enumerate() {
+        let w = app.ingest(&c.name, vec![chunk(&format!("back-{i}"), 0, "a note", &[tag]), chunk(&format!("b-{i}"), 0, "bob", &["bob"])]).await;
+        let w = w.unwrap_or_else(|e| panic!("{tag:?}: {e:?}"));
+        assert_eq!((w.accepted, w.suppressed), (1, 1), "{tag:?}");
+        let e = app
+            .client
+            .clone()
+            .put_subject(req(&app.keys.pk, pb::PutSubjectRequest { subject: Some(person(tag)) }))
+            .await
+            .expect_err("reads as the erased id");
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{tag:?}: {e:?}");
+    }
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id LIKE 'back-%'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(written, 0, "no chunk of ps-4 under another spelling");
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM subjects WHERE external_id ILIKE 'ps%4'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(clear, 0);
+    // An id one character off stays another id.
+    let w = app.ingest(&c.name, vec![chunk("cy", 0, "cy's note", &["ps&#45;5"])]).await.unwrap();
+    assert_eq!((w.accepted, w.suppressed), (1, 0));
+}
+
 /// The other way round: once `ｐｓ２` (full-width) or `ps%2D3` (escaped) is
 /// erased, a write tagged with the plain spelling is suppressed too; an
 /// existing subject under that spelling becomes suppressed (its caller id
