@@ -470,12 +470,17 @@ pub fn text_readings(text: &str) -> Vec<Reading> {
 
 /// What [`deobfuscated`] replaces piece by piece: an HTML character
 /// reference, numeric or named (`&#64;`, `&#x40;`, `&commat;`, `&nbsp;`,
-/// `Jos&eacute;`), a run of JSON's `\u` escapes (`Zo\u00eb`, what Python's
-/// `json.dumps` writes for every letter outside ASCII), and `at` / `dot` in
-/// brackets (`zk [at] corp [dot] example`, `zk(at)corp(dot)example`).
+/// `Jos&eacute;`), JSON's `\u` escape (`Zo\u00eb`, what Python's
+/// `json.dumps` writes for every letter outside ASCII) or JavaScript's
+/// `escape()`'s (`Zo%u00EB`, `zk%u0040corp.example`), one character each (a
+/// surrogate pair is one), and `at` / `dot` in brackets (`zk [at] corp [dot]
+/// example`, `zk(at)corp(dot)example`). One piece is one character: a
+/// reading's bytes from one piece all map to where the piece starts, so a
+/// match that ends inside a longer piece would lose its last characters
+/// (`Nov\u00e1kov\u00e1\u2019s` read as a run cut the name short).
 static OBFUSCATED_PIECE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)&#(?:x[0-9a-f]{1,6}|[0-9]{1,7});|&[a-z][a-z0-9]{1,31};|(?:\\u[0-9a-f]{4})+|\s*[\[({<]\s*(at|dot)\s*[\])}>]\s*",
+        r"(?i)&#(?:x[0-9a-f]{1,6}|[0-9]{1,7});|&[a-z][a-z0-9]{1,31};|[\\%]ud[89ab][0-9a-f]{2}[\\%]ud[c-f][0-9a-f]{2}|[\\%]u[0-9a-f]{4}|\s*[\[({<]\s*(at|dot)\s*[\])}>]\s*",
     )
     .unwrap_or_else(|_| unreachable!())
 });
@@ -503,7 +508,8 @@ pub fn deobfuscated(text: &str) -> Option<Reading> {
         let end = text[..i].trim_end().len();
         word_before(end, b"at") || word_before(end, b"dot")
     });
-    let pieces = if bracketed || text.contains('&') || text.contains("\\u") { piecewise(text) } else { None };
+    let escapes = text.contains("\\u") || text.contains("%u") || text.contains("%U");
+    let pieces = if bracketed || escapes || text.contains('&') { piecewise(text) } else { None };
     let base = pieces.as_ref().map_or(text, |r| r.text.as_str());
     // The regex decides; `dot` as a word is rare in prose.
     let holds = |words: [&str; 3]| words.iter().any(|w| base.contains(w));
@@ -522,16 +528,26 @@ fn piecewise(text: &str) -> Option<Reading> {
         Some(_) => Some(".".to_owned()),
         None => {
             let piece = c.get(0)?.as_str();
-            if piece.starts_with('\\') { utf16_escapes(piece) } else { entity(piece) }
+            if piece.starts_with(['\\', '%']) { utf16_escapes(piece) } else { entity(piece) }
         }
     })
 }
 
-/// A run of `\uXXXX` escapes as the characters it spells, a surrogate pair
-/// as one (`\ud83d\ude00`); `None` for `\U…`, which JSON does not write.
-/// A lone surrogate reads as U+FFFD: the characters around it still count.
+/// A `\uXXXX` (or `%uXXXX`) escape as the character it spells, or a
+/// surrogate pair of them as one (`\ud83d\ude00`); `None` for `\U…`, which
+/// JSON does not write. A lone surrogate reads as U+FFFD: the characters
+/// around it still count.
 fn utf16_escapes(run: &str) -> Option<String> {
-    let units = run.split("\\u").skip(1).map(|h| u16::from_str_radix(h, 16).ok()).collect::<Option<Vec<u16>>>()?;
+    let units: Vec<u16> = run
+        .as_bytes()
+        .chunks(6)
+        .map(|e| match e {
+            [b'\\' | b'%', b'u' | b'U', hex @ ..] if e[0] == b'%' || e[1] == b'u' => {
+                u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+            }
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
     if units.len() * 6 != run.len() {
         return None;
     }
@@ -588,10 +604,19 @@ fn entity(reference: &str) -> Option<String> {
             "commat" => "@",
             "period" => ".",
             _ => {
-                // Letters only (`&eacute;`, `&szlig;`): `&amp;` and `&lt;`
+                // One letter (`&eacute;`, `&szlig;`): `&amp;` and `&lt;`
                 // spell neither a name nor an address, and are everywhere.
-                let decoded = html_escape::decode_html_entities(reference);
-                return (decoded != reference && decoded.chars().all(char::is_alphabetic)).then(|| decoded.into_owned());
+                // A text read lower-cased (`lexical::Matcher::may_match`)
+                // has lost the capital of a name only HTML's capital has
+                // (`&Gcedil;`, `&Idot;`): tried capitalised too.
+                let letter = |r: &str| {
+                    let decoded = html_escape::decode_html_entities(r);
+                    let mut chars = decoded.chars();
+                    chars.next().filter(|c| c.is_alphabetic() && chars.next().is_none() && decoded != r).map(String::from)
+                };
+                let mut capitalised = reference.to_owned();
+                capitalised[1..2].make_ascii_uppercase();
+                return letter(reference).or_else(|| letter(&capitalised));
             }
         };
         return Some(known.to_owned());
@@ -1103,13 +1128,27 @@ mod tests {
             assert_eq!(&text[s..e], written, "{text}");
         }
         assert_eq!(deobfuscated("a lone \\ud800 half").map(|r| r.text).as_deref(), Some("a lone \u{FFFD} half"));
+        // A name ending inside a stretch of escapes is read to its last letter.
+        let text = r"Jana Nov\u00e1kov\u00e1\u2019s report, \u00ab\u0418\u0432\u0430\u043d \u041f\u0435\u0442\u0440\u043e\u0432\u00bb";
+        let r = deobfuscated(text).unwrap();
+        assert_eq!(r.text, "Jana Nováková’s report, «Иван Петров»");
+        for (name, written) in [("Jana Nováková", r"Jana Nov\u00e1kov\u00e1"), ("Петров", r"\u041f\u0435\u0442\u0440\u043e\u0432")] {
+            let at = r.text.find(name).unwrap();
+            let (s, e) = r.origin(at, at + name.len());
+            assert_eq!(&text[s..e], written);
+        }
+        assert_eq!(deobfuscated("&gcedil;").map(|r| r.text).as_deref(), Some("Ģ"), "lower-cased, as may_match reads");
+        let r = deobfuscated("Zo%u00EB at zk%u0040corp.example").unwrap();
+        assert_eq!(r.text, "Zoë at zk@corp.example", "JavaScript's escape()");
+        let at = r.text.find("zk@").unwrap();
+        assert_eq!(r.origin(at, at + "zk@corp.example".len()), (12, 32));
         assert_eq!(deobfuscated("Jos&Eacute;").map(|r| r.text).as_deref(), Some("JosÉ"));
         for prose in [
             "we met at noon at the office",
             "at dot com",
             "&amp; &lt;b&gt; &#0; &#xD800; &copy; &EACUTE; &nosuch;",
             "(see above)",
-            "C:\\users\\u12 and \\U00e9 and \\u0007",
+            "C:\\users\\u12 and \\U00e9 and \\u0007 and 100%u and %u12",
         ] {
             assert!(deobfuscated(prose).is_none(), "{prose}");
         }
@@ -1119,6 +1158,7 @@ mod tests {
         assert_eq!(id_readings("zora&#45;k"), ["zora-k"]);
         assert_eq!(id_readings("ps\\u002d1"), ["ps-1"], "JSON's escape");
         assert_eq!(id_readings("jos&eacute;"), ["josé"]);
+        assert_eq!(id_readings("zora%u002Dk"), ["zora-k"], "JavaScript's escape()");
         assert_eq!(other_readings("a%40b&#64;c"), ["a@b&#64;c", "a%40b@c"], "each reading once");
         assert!(id_readings("ps1").is_empty() && id_readings("%E2%80%8B").is_empty());
         let ids = [

@@ -144,6 +144,9 @@ pub fn text_mentions(text: &str) -> Vec<Mention> {
     for r in readings {
         for m in mentions(&r.text) {
             let (start, end) = r.origin(m.start, m.end);
+            if start >= end {
+                continue; // a piece reads as one character: not expected
+            }
             match at.get(&(start, end)) {
                 Some(i) => {
                     let keys = &mut out[*i].keys;

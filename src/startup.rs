@@ -298,6 +298,12 @@ impl Application {
         &self.ctx
     }
 
+    /// The context the workers run with: the same, on the workers' pool
+    /// ([`worker_pool`]).
+    pub fn worker_context(&self) -> &Context {
+        &self.worker_ctx
+    }
+
     /// Records every vector-store call of the service and its workers in
     /// `log` (see [`Timed`](crate::vector_store::Timed)); off unless called.
     pub fn time_vector_stores(&mut self, log: &Arc<crate::vector_store::CallLog>) {

@@ -262,7 +262,11 @@ impl Matcher {
             let lower = lower.map(|_| r.text.to_lowercase());
             for m in self.find_as_written(&r.text, lower.as_deref()) {
                 let (start, end) = r.origin(m.start, m.end);
-                all.push(Match { start, end, text: text[start..end].to_owned(), ..m });
+                // Never empty (a piece reads as one character, so a match
+                // covers at least one piece): kept matches are not.
+                if start < end {
+                    all.push(Match { start, end, text: text[start..end].to_owned(), ..m });
+                }
             }
         }
         all.sort_by(|a, b| b.form.weight().total_cmp(&a.form.weight()).then((b.end - b.start).cmp(&(a.end - a.start))));

@@ -687,11 +687,20 @@ async fn a_name_written_as_html_references_or_json_escapes_is_found_and_screened
     let batch = vec![
         chunk("fwd-1", 0, "Signed: Jos&eacute; N&uacute;&ntilde;ez", &["bob"]),
         chunk("fwd-2", 0, r#"{"author": "Jose N\u00fa\u00f1ez"}"#, &["bob"]),
+        chunk("fwd-3", 0, r#"{"cc": "Jos\u00e9 N\u00fa\u00f1ez\u2019s desk"}"#, &["bob"]),
+        // The name ends in an escaped letter right before escaped quotes.
+        chunk("fwd-4", 0, r#"{"to": "\u201cN\u00fa\u00f1ez, Jos\u00e9\u201d"}"#, &["bob"]),
         chunk("plain", 0, "Jos&eacute; Nu&ntilde;o", &["bob"]),
     ];
     let w = app.ingest(&redact.name, batch).await.unwrap();
-    assert_eq!((w.accepted, w.screened), (3, 2));
-    assert_eq!(texts_in(&app, &redact).await, ["Jos&eacute; Nu&ntilde;o", "Signed: [redacted]", r#"{"author": "[redacted]"}"#]);
+    assert_eq!((w.accepted, w.screened), (5, 4));
+    assert_eq!(texts_in(&app, &redact).await, [
+        "Jos&eacute; Nu&ntilde;o",
+        "Signed: [redacted]",
+        r#"{"author": "[redacted]"}"#,
+        r#"{"cc": "[redacted] desk"}"#, // to the last escape of the possessive, `\u2019s` included
+        r#"{"to": "\u201c[redacted]\u201d"}"#,
+    ]);
 }
 
 async fn collection_with(app: &TestApp, name: &str, screening: pb::Screening) -> pb::Collection {

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub web: Option<std::net::SocketAddr>,
     pub client: LetheClient<Channel>,
     pub pool: PgPool,
+    /// The pool the app's workers run on (`startup::worker_pool`).
+    pub workers: PgPool,
     pub keys: Keys,
     pub settings: Settings,
     /// The app's context: tests that drive a worker themselves call
@@ -177,6 +179,7 @@ async fn spawn_app_embedding(
     let web = app.web_addr();
     let ctx = app.context().clone();
     let pool = ctx.pool.clone();
+    let workers = app.worker_context().pool.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -187,7 +190,7 @@ async fn spawn_app_embedding(
     } else {
         LetheClient::connect(format!("http://{addr}")).await.expect("connect")
     };
-    TestApp { addr, web, client, pool, keys, settings, ctx, _shutdown: tx, _dir: dir }
+    TestApp { addr, web, client, pool, workers, keys, settings, ctx, _shutdown: tx, _dir: dir }
 }
 
 pub async fn new_tenant(pool: &PgPool) -> Keys {

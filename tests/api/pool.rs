@@ -111,10 +111,11 @@ async fn the_workers_plan_as_configured_and_erase_under_every_mode() {
     use lethe::config::PlanCacheMode;
     for mode in [PlanCacheMode::ForceGenericPlan, PlanCacheMode::Auto, PlanCacheMode::ForceCustomPlan] {
         let app = spawn_app_configured(Options::default(), |s| s.database.worker_plan_cache_mode = mode).await;
-        let workers = lethe::startup::worker_pool(&app.settings).expect("the workers' pool");
-        let shown: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&workers).await.unwrap();
+        let shown: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&app.workers).await.unwrap();
         assert_eq!(shown, mode.as_str());
-        let durable: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&workers).await.unwrap();
+        let service: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&app.ctx.pool).await.unwrap();
+        assert_eq!(service, "auto", "{mode:?}: the service's pool keeps PostgreSQL's default");
+        let durable: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&app.workers).await.unwrap();
         assert_eq!(durable, "off", "{mode:?}: the log stage asks for its own durable commit");
 
         let c = app.create_collection("mail", pb::Backend::Pgvector).await;

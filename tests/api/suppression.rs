@@ -114,7 +114,8 @@ async fn a_tag_spelled_with_invisible_characters_is_the_erased_id() {
 /// An erased id written with an HTML character reference (`ps&#45;4`,
 /// `ps&#x2D;4`) or JSON's escape (`ps\u002d4`), as a scraper or a JSON
 /// export writes it, is the erased id: its chunk is suppressed and
-/// `PutSubject` of it refused, no subject kept in clear.
+/// `PutSubject` of it refused, no subject kept in clear; and once an id
+/// written so is erased, its plain spelling is blocked.
 #[tokio::test]
 async fn a_tag_written_with_a_character_reference_or_a_json_escape_is_the_erased_id() {
     let app = spawn_app().await;
@@ -142,6 +143,14 @@ async fn a_tag_written_with_a_character_reference_or_a_json_escape_is_the_erased
     // An id one character off stays another id.
     let w = app.ingest(&c.name, vec![chunk("cy", 0, "cy's note", &["ps&#45;5"])]).await.unwrap();
     assert_eq!((w.accepted, w.suppressed), (1, 0));
+    // The other way round: `ps&#45;6` erased, its plain spelling is blocked.
+    app.ingest_people(&c.name, &[("ps&#45;6", 1)]).await;
+    let job = app.erase("ps&#45;6").await;
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    for (i, tag) in ["ps-6", r"ps\u002d6"].iter().enumerate() {
+        let w = app.ingest(&c.name, vec![chunk(&format!("six-{i}"), 0, "a note", &[tag])]).await.unwrap();
+        assert_eq!((w.accepted, w.suppressed), (0, 1), "{tag:?}");
+    }
 }
 
 /// The other way round: once `ｐｓ２` (full-width) or `ps%2D3` (escaped) is
