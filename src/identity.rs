@@ -455,17 +455,75 @@ pub fn unescaped_readings(text: &str) -> Vec<Reading> {
     out
 }
 
-/// Every other reading of a chunk's text: [`unescaped_readings`], and the
-/// text with HTML character references decoded and the ways people write
-/// an address so that scrapers miss it spelled out ([`deobfuscated`]).
+/// Every other reading of a chunk's text: [`unescaped_readings`], the text
+/// with HTML character references decoded and the ways people write an
+/// address so that scrapers miss it spelled out ([`deobfuscated`]), and a
+/// mail body as quoted-printable reads ([`quoted_printable`]).
 pub fn text_readings(text: &str) -> Vec<Reading> {
     let mut out = unescaped_readings(text);
-    if let Some(r) = deobfuscated(text)
-        && !out.iter().any(|o| o.text == r.text)
-    {
-        out.push(r);
+    for r in deobfuscated(text).into_iter().chain(quoted_printable(text)) {
+        if !out.iter().any(|o| o.text == r.text) {
+            out.push(r);
+        }
     }
     out
+}
+
+/// A mail body left quoted-printable (RFC 2045), as a pipeline that chunks
+/// raw `.eml` files keeps it, read decoded: soft line breaks (`=` at the end
+/// of a line) removed, `=XX` escapes decoded where they spell UTF-8. Lines
+/// are broken wherever they reach 76 characters, inside a name or an address
+/// (the development corpus: `Sara Shackleton/HOU/ECT@E=\nCT`,
+/// `eservice@=\ncoair.com`). Only a text with a soft line break is read so:
+/// `=20` or `=3D` alone is no sign of the encoding. A match across a soft
+/// break is the range of the text with the break in it (what `redact`
+/// replaces).
+pub fn quoted_printable(text: &str) -> Option<Reading> {
+    if !text.contains("=\n") && !text.contains("=\r\n") {
+        return None;
+    }
+    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok()).unwrap_or(0);
+    let b = text.as_bytes();
+    let escape = |j: usize| j + 3 <= b.len() && b[j] == b'=' && b[j + 1].is_ascii_hexdigit() && b[j + 2].is_ascii_hexdigit();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut from: Vec<usize> = Vec::with_capacity(b.len() + 1);
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && b[i + 1..].starts_with(b"\n") {
+            i += 2;
+            continue;
+        }
+        if b[i] == b'=' && b[i + 1..].starts_with(b"\r\n") {
+            i += 3;
+            continue;
+        }
+        let (mut run, mut at, mut j) = (Vec::new(), Vec::new(), i);
+        while escape(j) {
+            run.push(hex(b[j + 1]) << 4 | hex(b[j + 2]));
+            at.push(j);
+            j += 3;
+            // A character's escapes may be split by a soft break too.
+            if b[j..].starts_with(b"=\n") && escape(j + 2) {
+                j += 2;
+            } else if b[j..].starts_with(b"=\r\n") && escape(j + 3) {
+                j += 3;
+            }
+        }
+        if run.is_empty() || std::str::from_utf8(&run).is_err() {
+            // Not UTF-8 (`=FF`): the first byte as written, the rest read on.
+            out.push(b[i]);
+            from.push(i);
+            i += 1;
+        } else {
+            out.extend(run);
+            from.extend(at);
+            i = j;
+        }
+    }
+    from.push(b.len());
+    // Whole characters copied and whole decoded runs: UTF-8 throughout.
+    let text_out = String::from_utf8(out).ok()?;
+    (text_out != text).then_some(Reading { text: text_out, from })
 }
 
 /// What [`deobfuscated`] replaces piece by piece: an HTML character
@@ -1138,6 +1196,17 @@ mod tests {
             assert_eq!(&text[s..e], written);
         }
         assert_eq!(deobfuscated("&gcedil;").map(|r| r.text).as_deref(), Some("Ģ"), "lower-cased, as may_match reads");
+        // Quoted-printable, as a raw mail body keeps it.
+        let text = "To: Sara Shackleton/HOU/ECT@E=\nCT\r\nFrom Jeff Dasov=\r\nich: caf=C3=\n=A9 a=3Db =FF=";
+        let r = quoted_printable(text).unwrap();
+        assert_eq!(r.text, "To: Sara Shackleton/HOU/ECT@ECT\r\nFrom Jeff Dasovich: café a=b =FF=");
+        for (found, written) in [("Jeff Dasovich", "Jeff Dasov=\r\nich"), ("café", "caf=C3=\n=A9"), ("ECT@ECT", "ECT@E=\nCT")] {
+            let at = r.text.find(found).unwrap_or_else(|| panic!("{found}"));
+            let (s, e) = r.origin(at, at + found.len());
+            assert_eq!(&text[s..e], written);
+        }
+        assert!(quoted_printable("a=3Db and 100=20%").is_none(), "no soft break: not read so");
+        assert!(text_readings(text).iter().any(|r| r.text.contains("Jeff Dasovich")));
         let r = deobfuscated("Zo%u00EB at zk%u0040corp.example").unwrap();
         assert_eq!(r.text, "Zoë at zk@corp.example", "JavaScript's escape()");
         let at = r.text.find("zk@").unwrap();

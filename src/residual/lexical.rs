@@ -233,10 +233,12 @@ impl Matcher {
         let holds = |t: &str| self.literals.iter().any(|l| t.contains(l.as_str()));
         // `+` read as a space only changes what a literal with a space
         // finds, and an address spelled out keeps its words: a text is
-        // read otherwise only when it has escapes (`%`, JSON's `\u`) or
-        // character references.
+        // read otherwise only when it has escapes (`%`, JSON's `\u`),
+        // character references or soft line breaks (quoted-printable).
         let decoded_may_hold = lower.contains(['%', '&'])
             || lower.contains("\\u")
+            || lower.contains("=\n")
+            || lower.contains("=\r\n")
             || lower.contains('+') && self.literals.iter().any(|l| l.contains(' '));
         holds(lower) || decoded_may_hold && identity::text_readings(lower).iter().any(|r| holds(&r.text.to_lowercase()))
     }

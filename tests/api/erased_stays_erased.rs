@@ -654,18 +654,20 @@ async fn escaped_and_spelled_out_mentions_are_found_and_screened() {
 }
 
 /// A name outside ASCII as HTML mail writes it (`Jos&eacute;`, named
-/// references) and as Python's `json.dumps` does (`Jos\u00e9`): residual
+/// references), as Python's `json.dumps` does (`Jos\u00e9`) and as a raw
+/// mail body does (quoted-printable, a soft line break inside): residual
 /// search finds both through the index, in any case, and once the person is
 /// erased, ingest screening redacts them where they are written. A name
 /// one letter off (`Nu&ntilde;o`) is neither.
 #[tokio::test]
-async fn a_name_written_as_html_references_or_json_escapes_is_found_and_screened() {
+async fn a_name_written_as_html_json_or_quoted_printable_write_it_is_found_and_screened() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let texts = [
         ("html", "<p>Thanks, Jos&eacute; N&uacute;&ntilde;ez</p>"),
         ("json", r#"{"from": "Jos\u00e9 N\u00fa\u00f1ez", "body": "see you"}"#),
         ("capitals", "JOS&Eacute; N&Uacute;&Ntilde;EZ signed"),
+        ("quoted-printable", "Regards,\r\nJos=C3=A9 N=C3=BA=\r\n=C3=B1ez, Houston"),
         ("other", r"Jos&eacute; Nu&ntilde;o wrote; &amp; so did Jos\u00e9 Nu\u00f1o"),
     ];
     let chunks = texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect();
@@ -675,7 +677,7 @@ async fn a_name_written_as_html_references_or_json_escapes_is_found_and_screened
     let found = app.client.clone().search_residuals(req(&app.keys.ak, r)).await.unwrap().into_inner().candidates;
     let mut sources: Vec<&str> = found.iter().map(|c| c.source_id.as_str()).collect();
     sources.sort_unstable();
-    assert_eq!(sources, ["capitals", "html", "json"]);
+    assert_eq!(sources, ["capitals", "html", "json", "quoted-printable"]);
 
     let redact = collection_with(&app, "redact", pb::Screening::Redact).await;
     let who = subject("jose", jose());
@@ -690,11 +692,13 @@ async fn a_name_written_as_html_references_or_json_escapes_is_found_and_screened
         chunk("fwd-3", 0, r#"{"cc": "Jos\u00e9 N\u00fa\u00f1ez\u2019s desk"}"#, &["bob"]),
         // The name ends in an escaped letter right before escaped quotes.
         chunk("fwd-4", 0, r#"{"to": "\u201cN\u00fa\u00f1ez, Jos\u00e9\u201d"}"#, &["bob"]),
+        chunk("fwd-5", 0, "Cc: Jose Nu=\n=C3=B1ez", &["bob"]),
         chunk("plain", 0, "Jos&eacute; Nu&ntilde;o", &["bob"]),
     ];
     let w = app.ingest(&redact.name, batch).await.unwrap();
-    assert_eq!((w.accepted, w.screened), (5, 4));
+    assert_eq!((w.accepted, w.screened), (6, 5));
     assert_eq!(texts_in(&app, &redact).await, [
+        "Cc: [redacted]",
         "Jos&eacute; Nu&ntilde;o",
         "Signed: [redacted]",
         r#"{"author": "[redacted]"}"#,

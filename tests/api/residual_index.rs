@@ -382,28 +382,32 @@ async fn texts_with_escapes_written_before_are_re_keyed_and_then_found() {
     assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("nothing left"), 0);
 }
 
-/// Texts written before named references and JSON's `\u` escapes were
-/// read (`Jos&eacute;`, `Jos\u00e9`) carry the keys of their words as
-/// written; migration `20261205000010` lists them (and not a text whose
-/// references spell no letter), and the startup re-key makes them found.
+/// Texts written before named references, JSON's `\u` escapes and
+/// quoted-printable were read (`Jos&eacute;`, `Jos\u00e9`, `N=C3=BA=` at a
+/// line's end) carry the keys of their words as written; migrations
+/// `20261205000010` and `…020` list them (and not a text whose references
+/// spell no letter), and the startup re-key makes them found.
 #[tokio::test]
-async fn texts_with_named_references_or_json_escapes_written_before_are_listed_re_keyed_and_found() {
+async fn texts_with_references_escapes_or_soft_breaks_written_before_are_listed_re_keyed_and_found() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let texts = [
         ("html", "<p>Thanks, Jos&eacute; N&uacute;&ntilde;ez</p>"),
         ("json", r#"{"from": "Jos\u00e9 N\u00fa\u00f1ez"}"#),
         ("amp", "Smith &amp; Jones &lt;3"),
+        ("quoted-printable", "Thanks, Jos=C3=A9 N=C3=BA=\n=C3=B1ez"),
     ];
     app.ingest(&c.name, texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect()).await.expect("ingest");
     let stale = sqlx::query("UPDATE chunks SET terms = '{}' WHERE text LIKE '%Jos%'").execute(&app.pool).await.expect("stale keys");
-    assert_eq!(stale.rows_affected(), 2);
-    sqlx::raw_sql(include_str!("../../migrations/20261205000010_residual_index_named_references.sql"))
-        .execute(&app.pool)
-        .await
-        .expect("the migration's listing");
+    assert_eq!(stale.rows_affected(), 3);
+    for listing in [
+        include_str!("../../migrations/20261205000010_residual_index_named_references.sql"),
+        include_str!("../../migrations/20261205000020_residual_index_quoted_printable.sql"),
+    ] {
+        sqlx::raw_sql(listing).execute(&app.pool).await.expect("the migrations' listing");
+    }
     let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks_rekey").fetch_one(&app.pool).await.expect("count");
-    assert_eq!(listed, 2, "the two texts, not the one with `&amp;`");
+    assert_eq!(listed, 3, "the three texts, not the one with `&amp;`");
     let query = lethe::residual::ResidualQuery {
         identifiers: vec![lethe::domain::Identifier { kind: lethe::domain::IdentifierKind::Name, value: "José Núñez".into() }],
         limit: 100,
@@ -416,8 +420,8 @@ async fn texts_with_named_references_or_json_escapes_written_before_are_listed_r
         s
     };
     assert!(sources().await.is_empty(), "stale keys do not find them");
-    assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("re-key"), 2);
-    assert_eq!(sources().await, ["html", "json"]);
+    assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("re-key"), 3);
+    assert_eq!(sources().await, ["html", "json", "quoted-printable"]);
 }
 
 #[tokio::test]
