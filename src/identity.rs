@@ -482,48 +482,7 @@ pub fn quoted_printable(text: &str) -> Option<Reading> {
     if !text.contains("=\n") && !text.contains("=\r\n") {
         return None;
     }
-    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok()).unwrap_or(0);
-    let b = text.as_bytes();
-    let escape = |j: usize| j + 3 <= b.len() && b[j] == b'=' && b[j + 1].is_ascii_hexdigit() && b[j + 2].is_ascii_hexdigit();
-    let mut out: Vec<u8> = Vec::with_capacity(b.len());
-    let mut from: Vec<usize> = Vec::with_capacity(b.len() + 1);
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'=' && b[i + 1..].starts_with(b"\n") {
-            i += 2;
-            continue;
-        }
-        if b[i] == b'=' && b[i + 1..].starts_with(b"\r\n") {
-            i += 3;
-            continue;
-        }
-        let (mut run, mut at, mut j) = (Vec::new(), Vec::new(), i);
-        while escape(j) {
-            run.push(hex(b[j + 1]) << 4 | hex(b[j + 2]));
-            at.push(j);
-            j += 3;
-            // A character's escapes may be split by a soft break too.
-            if b[j..].starts_with(b"=\n") && escape(j + 2) {
-                j += 2;
-            } else if b[j..].starts_with(b"=\r\n") && escape(j + 3) {
-                j += 3;
-            }
-        }
-        if run.is_empty() || std::str::from_utf8(&run).is_err() {
-            // Not UTF-8 (`=FF`): the first byte as written, the rest read on.
-            out.push(b[i]);
-            from.push(i);
-            i += 1;
-        } else {
-            out.extend(run);
-            from.extend(at);
-            i = j;
-        }
-    }
-    from.push(b.len());
-    // Whole characters copied and whole decoded runs: UTF-8 throughout.
-    let text_out = String::from_utf8(out).ok()?;
-    (text_out != text).then_some(Reading { text: text_out, from })
+    decoded(text, b'=', false, true).filter(|r| r.text != text)
 }
 
 /// What [`deobfuscated`] replaces piece by piece: an HTML character
@@ -600,9 +559,7 @@ fn utf16_escapes(run: &str) -> Option<String> {
         .as_bytes()
         .chunks(6)
         .map(|e| match e {
-            [b'\\' | b'%', b'u' | b'U', hex @ ..] if e[0] == b'%' || e[1] == b'u' => {
-                u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
-            }
+            [b'\\', b'u', hex @ ..] | [b'%', b'u' | b'U', hex @ ..] => u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok(),
             _ => None,
         })
         .collect::<Option<_>>()?;
@@ -689,17 +646,40 @@ fn has_escape(t: &str) -> bool {
 
 /// One pass of [`unescaped_readings`].
 fn decode_once(text: &str, plus_as_space: bool) -> Option<Reading> {
+    decoded(text, b'%', plus_as_space, false)
+}
+
+/// `text` with each run of `marker` escapes (`%XX`, quoted-printable's
+/// `=XX`) decoded where it spells UTF-8 and read as written where it does
+/// not (`%FF`): every byte of the reading comes from one place. With
+/// `soft_breaks`, quoted-printable's soft line breaks (`=` at the end of a
+/// line) are left out, also between a character's escapes.
+fn decoded(text: &str, marker: u8, plus_as_space: bool, soft_breaks: bool) -> Option<Reading> {
     let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok()).unwrap_or(0);
     let b = text.as_bytes();
+    let escape = |j: usize| j + 3 <= b.len() && b[j] == marker && b[j + 1].is_ascii_hexdigit() && b[j + 2].is_ascii_hexdigit();
+    // The length of a soft line break at `j`, or 0.
+    let soft = |j: usize| match &b[j..] {
+        [b'=', b'\n', ..] if soft_breaks => 2,
+        [b'=', b'\r', b'\n', ..] if soft_breaks => 3,
+        _ => 0,
+    };
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
     let mut from: Vec<usize> = Vec::with_capacity(b.len() + 1);
     let mut i = 0;
     while i < b.len() {
+        if soft(i) > 0 {
+            i += soft(i);
+            continue;
+        }
         let (mut run, mut at, mut j) = (Vec::new(), Vec::new(), i);
-        while j + 3 <= b.len() && b[j] == b'%' && b[j + 1].is_ascii_hexdigit() && b[j + 2].is_ascii_hexdigit() {
+        while escape(j) {
             run.push(hex(b[j + 1]) << 4 | hex(b[j + 2]));
             at.push(j);
             j += 3;
+            if soft(j) > 0 && escape(j + soft(j)) {
+                j += soft(j);
+            }
         }
         if run.is_empty() {
             out.push(if plus_as_space && b[i] == b'+' { b' ' } else { b[i] });

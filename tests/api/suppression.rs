@@ -69,6 +69,21 @@ async fn ingestion_for_a_subject_is_suppressed_during_and_after_erasure() {
     assert_eq!(clear, 0);
 }
 
+/// `id` tracked beside bob, then erased.
+async fn erase_beside_bob(app: &TestApp, c: &pb::Collection, id: &str) {
+    app.ingest_people(&c.name, &[(id, 1), ("bob", 1)]).await;
+    let job = app.erase(id).await;
+    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32, "{id:?}");
+}
+
+/// A write of a chunk tagged `tag` (source `back-{i}`) beside one of bob's:
+/// bob's is accepted, the tagged one suppressed.
+async fn assert_tag_suppressed(app: &TestApp, c: &pb::Collection, i: usize, tag: &str) {
+    let w = app.ingest(&c.name, vec![chunk(&format!("back-{i}"), 0, "a note", &[tag]), chunk(&format!("b-{i}"), 0, "bob", &["bob"])]).await;
+    let w = w.unwrap_or_else(|e| panic!("{tag:?}: {e:?}"));
+    assert_eq!((w.accepted, w.suppressed), (1, 1), "{tag:?}");
+}
+
 /// A tag is read as identifiers are: with an invisible character (zero-width
 /// space, soft hyphen, BOM, word joiner) or in full-width letters it is the
 /// erased id all the same, and its chunk is suppressed. An id made only of
@@ -77,14 +92,10 @@ async fn ingestion_for_a_subject_is_suppressed_during_and_after_erasure() {
 async fn a_tag_spelled_with_invisible_characters_is_the_erased_id() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    app.ingest_people(&c.name, &[("ps1", 1), ("bob", 1)]).await;
-    let job = app.erase("ps1").await;
-    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    erase_beside_bob(&app, &c, "ps1").await;
     let spellings = ["ps1\u{200B}", "\u{200B}ps1", "ps\u{00AD}1", "\u{FEFF}ps1\u{2060}", "ｐｓ１"];
     for (i, tag) in spellings.iter().enumerate() {
-        let w = app.ingest(&c.name, vec![chunk(&format!("back-{i}"), 0, "a note", &[tag]), chunk(&format!("b-{i}"), 0, "bob", &["bob"])]).await;
-        let w = w.unwrap_or_else(|e| panic!("{tag:?}: {e:?}"));
-        assert_eq!((w.accepted, w.suppressed), (1, 1), "{tag:?}");
+        assert_tag_suppressed(&app, &c, i, tag).await;
     }
     let written: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE external_id LIKE 'back-%'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(written, 0, "no chunk of ps1 under another spelling");
@@ -120,14 +131,10 @@ async fn a_tag_spelled_with_invisible_characters_is_the_erased_id() {
 async fn a_tag_written_with_a_character_reference_or_a_json_escape_is_the_erased_id() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    app.ingest_people(&c.name, &[("ps-4", 1), ("bob", 1)]).await;
-    let job = app.erase("ps-4").await;
-    assert_eq!(app.wait_for_job(&job.job_id).await.status, pb::JobStatus::Completed as i32);
+    erase_beside_bob(&app, &c, "ps-4").await;
     let spellings = ["ps&#45;4", "ps&#x2D;4", r"ps\u002d4", r"ps\u002D4"];
     for (i, tag) in spellings.iter().enumerate() {
-        let w = app.ingest(&c.name, vec![chunk(&format!("back-{i}"), 0, "a note", &[tag]), chunk(&format!("b-{i}"), 0, "bob", &["bob"])]).await;
-        let w = w.unwrap_or_else(|e| panic!("{tag:?}: {e:?}"));
-        assert_eq!((w.accepted, w.suppressed), (1, 1), "{tag:?}");
+        assert_tag_suppressed(&app, &c, i, tag).await;
         let e = app
             .client
             .clone()
