@@ -247,10 +247,6 @@ impl Application {
         if signed > 0 {
             tracing::info!(tenants = signed, "signed the heads of deletion logs that ended before heads were signed");
         }
-        let rekeyed = crate::residual::index::rekey_listed(&pool).await.context("Failed to re-key the residual index")?;
-        if rekeyed > 0 {
-            tracing::info!(chunks = rekeyed, "re-keyed the residual index of texts written before they were also read decoded");
-        }
         let keys = crate::keys::checked_provider(&pool, &settings.keys).await.context("Failed to load the master keys (keys.*)")?;
         // Moves plaintext keys of earlier versions out, re-wraps keys of
         // older master versions, makes missing ones.

@@ -117,24 +117,35 @@ pub fn terms(tenant_id: Uuid, text: &str) -> Vec<i32> {
 /// Chunks re-keyed per transaction by [`rekey_listed`].
 const REKEY_BATCH: i64 = 500;
 
-/// Re-keys every chunk listed for it (texts with escapes written before
-/// their words were also read unescaped: migration `20261204000010`), batch
-/// by batch; returns how many. Run at startup before the service serves, so
-/// that no residual search or erasure reads keys that miss a link's
-/// `zk%40corp.example`. An empty list costs one statement.
+/// Re-keys every chunk listed for it (texts written before their words
+/// were also read decoded, listed by the migrations that taught the
+/// readings: `20261204000010` and later), batch by batch; returns how many.
+/// Run by every replica from its start, beside serving
+/// (`merger::run_until_stopped`): until a chunk's turn, residual searches
+/// read it whole, by its text (`Tenant::listed`), so none misses a link's
+/// `zk%40corp.example` meanwhile. An empty list costs one statement.
 ///
 /// # Errors
-/// Database failures (the batches done stay done: a restart goes on).
+/// Database failures (the batches done stay done: the next try goes on).
 pub async fn rekey_listed(pool: &sqlx::PgPool) -> crate::store::Result<u64> {
     let mut total = 0;
     loop {
         let n = crate::store::lineage::rekey_listed(pool, REKEY_BATCH).await?;
         if n == 0 {
+            if total > 0 {
+                tracing::info!(chunks = total, "residual index: re-keyed the texts an upgrade listed");
+            }
             return Ok(total);
+        }
+        if total == 0 {
+            tracing::info!(
+                "residual index: re-keying the texts an upgrade listed, in the background; residual searches read them \
+                 whole meanwhile"
+            );
         }
         total += n;
         if total % 50_000 < n {
-            tracing::info!(chunks = total, "residual index: re-keying texts with escapes written before they were read unescaped");
+            tracing::info!(chunks = total, "residual index: re-keying");
         }
     }
 }

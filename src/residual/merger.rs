@@ -10,25 +10,32 @@
 //! Every replica runs one; merges of one index wait for each other in
 //! PostgreSQL, and the second finds little left. A write that finds the list
 //! over its cap (16 MB) while no merge runs merges it itself, as before.
+//!
+//! Before its first merge it re-keys the texts an upgrade listed
+//! (`index::rekey_listed`), so that a start after an upgrade serves at once.
 
 use std::future::Future;
 use std::time::Duration;
 
+use super::index;
 use crate::context::Context;
 use crate::store::{StoreError, lineage};
 
-/// Merges the pending list until `shutdown` resolves: again at once after a
-/// merge that emptied pages, else after `residual.index_merge_interval_ms`;
-/// idle when that is 0, or when the role may not merge (it does not own the
-/// index: said once, autovacuum merges then).
+/// First re-keys the texts an upgrade listed ([`index::rekey_listed`]: the
+/// service serves meanwhile, and residual searches read those texts whole),
+/// then merges the pending list until `shutdown` resolves: again at once
+/// after a merge that emptied pages, else after
+/// `residual.index_merge_interval_ms`; no merging when that is 0, or when
+/// the role may not merge (it does not own the index: said once, autovacuum
+/// merges then).
 pub async fn run_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     let every = ctx.settings.residual.index_merge_interval_ms;
-    if every == 0 {
-        shutdown.await;
-        return;
-    }
-    let every = Duration::from_millis(every);
     let work = async {
+        rekey(&ctx).await;
+        if every == 0 {
+            return;
+        }
+        let every = Duration::from_millis(every);
         loop {
             match lineage::merge_residual_index(&ctx.pool).await {
                 Ok(pages) if pages > 0 => {
@@ -54,8 +61,24 @@ pub async fn run_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> 
         }
     };
     tokio::pin!(shutdown);
+    // A stop cuts a re-key batch short: its transaction rolls back and the
+    // chunks stay listed for the next start.
     tokio::select! {
         () = work => shutdown.await,
         () = &mut shutdown => {},
+    }
+}
+
+/// Runs [`index::rekey_listed`] until the list is empty, trying again after
+/// a failure (the database away at start).
+async fn rekey(ctx: &Context) {
+    loop {
+        match index::rekey_listed(&ctx.pool).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error.cause_chain = ?e, "re-keying the residual index failed; trying again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
     }
 }

@@ -144,6 +144,12 @@ pub struct Tenant {
     texts_unindexed: bool,
     /// Collections with chunks whose lineage holds no text.
     textless: Vec<Uuid>,
+    /// Chunks whose index keys an upgrade listed to be computed again (the
+    /// startup re-key, [`index::rekey_listed`]), sorted: each search reads
+    /// their texts whole until then. Read before the index is looked up,
+    /// so that a chunk re-keyed meanwhile is either still in this list or
+    /// found by its new keys.
+    listed: Vec<Uuid>,
 }
 
 impl Tenant {
@@ -152,7 +158,8 @@ impl Tenant {
     pub async fn read(ctx: &Context, tenant_id: Uuid) -> Result<Self> {
         let collections = lineage::list_collections(&ctx.pool, tenant_id).await?;
         let (texts_unindexed, textless) = lineage::unindexed_and_textless(&ctx.pool, tenant_id).await?;
-        Ok(Self { tenant_id, collections, texts_unindexed, textless })
+        let listed = lineage::listed_for_rekey(&ctx.pool, tenant_id).await?;
+        Ok(Self { tenant_id, collections, texts_unindexed, textless, listed })
     }
 }
 

@@ -357,14 +357,20 @@ pub async fn propose(ctx: &Context, tenant_id: Uuid, searches: &[(&Terms, &HashS
 /// # Errors
 /// Database failures; `DeadlineExceeded`.
 pub async fn read_proposed(ctx: &Context, tenant_id: Uuid, scans: &mut [Scan<'_>]) -> Result<()> {
-    let mut all: Vec<Uuid> = scans.iter().flat_map(|s| s.proposed.iter().copied()).collect();
+    // Chunks waiting for their re-key are proposed to every search (but
+    // those it excludes): their keys may miss the person.
+    let listed: &[Uuid] = scans.first().map_or(&[], |s| &s.tenant.listed);
+    let mut all: Vec<Uuid> = scans.iter().flat_map(|s| s.proposed.iter().copied()).chain(listed.iter().copied()).collect();
     all.sort_unstable();
     all.dedup();
     for page in all.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
         let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
         for scan in scans.iter_mut() {
-            let proposed = &scan.proposed;
-            let mine = texts.iter().filter(|t| proposed.binary_search(&t.chunk_id).is_ok());
+            let (proposed, exclude) = (&scan.proposed, &scan.query.exclude);
+            let mine = texts.iter().filter(|t| {
+                proposed.binary_search(&t.chunk_id).is_ok()
+                    || (listed.binary_search(&t.chunk_id).is_ok() && !exclude.contains(&t.chunk_id))
+            });
             scan.pass.take(mine, scan.query, &mut scan.out)?;
         }
     }

@@ -782,6 +782,17 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_i
     Ok(())
 }
 
+/// The tenant's chunks listed for new residual index keys (`chunks_rekey`,
+/// [`rekey_listed`]), sorted: until their re-key a residual search reads
+/// them whole, by their text. Empty but in the minutes after an upgrade
+/// that listed texts.
+pub async fn listed_for_rekey(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT chunk_id FROM chunks_rekey WHERE tenant_id = $1 ORDER BY chunk_id")
+        .bind(tenant_id)
+        .fetch_all(ex)
+        .await?)
+}
+
 /// Re-keys up to `limit` of the chunks listed in `chunks_rekey` (keys
 /// computed before texts were read unescaped; migration `20261204000010`),
 /// in one transaction: the entries are taken (`SKIP LOCKED`: replicas

@@ -4,6 +4,7 @@
 
 use lethe::grpc::pb;
 use lethe::residual::index;
+use secrecy::ExposeSecret;
 use sqlx::Connection;
 
 use crate::helpers::*;
@@ -347,10 +348,11 @@ async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_l
 
 /// A text with escapes written before texts were read unescaped carries
 /// the keys of its words as written (here: none at all, the most a stale
-/// row can lack); migration `20261204000010` lists it, and the re-key the
-/// service runs at startup gives it its keys, texts untouched.
+/// row can lack); migration `20261204000010` lists it, residual searches
+/// read it whole while it is listed, and the re-key the service runs from
+/// its start gives it its keys, texts untouched.
 #[tokio::test]
-async fn texts_with_escapes_written_before_are_re_keyed_and_then_found() {
+async fn texts_with_escapes_written_before_are_re_keyed_and_found_before_and_after() {
     let app = spawn_app().await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let link = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
@@ -372,9 +374,15 @@ async fn texts_with_escapes_written_before_are_re_keyed_and_then_found() {
         let found = lethe::residual::search_counted(&app.ctx, tenant, &query).await.expect("search");
         found.candidates.iter().map(|c| c.source_id.clone()).collect::<Vec<_>>()
     };
+    sqlx::query("DELETE FROM chunks_rekey").execute(&app.pool).await.expect("unlisted for a moment");
     assert!(sources().await.is_empty(), "stale keys do not find it");
+    sqlx::query("INSERT INTO chunks_rekey SELECT tenant_id, chunk_id FROM chunks WHERE text ~ '%[0-9A-Fa-f]{2}|&#[0-9xX]'")
+        .execute(&app.pool)
+        .await
+        .expect("listed again");
+    assert_eq!(sources().await, ["link"], "read whole while listed");
     assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("re-key"), 1);
-    assert_eq!(sources().await, ["link"]);
+    assert_eq!(sources().await, ["link"], "found by its new keys");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks_rekey").fetch_one(&app.pool).await.expect("count");
     assert_eq!(left, 0);
     let text: String = sqlx::query_scalar(r"SELECT text FROM chunks WHERE text LIKE '%\%40%'").fetch_one(&app.pool).await.expect("text");
@@ -386,7 +394,8 @@ async fn texts_with_escapes_written_before_are_re_keyed_and_then_found() {
 /// quoted-printable were read (`Jos&eacute;`, `Jos\u00e9`, `N=C3=BA=` at a
 /// line's end) carry the keys of their words as written; migrations
 /// `20261205000010` and `…020` list them (and not a text whose references
-/// spell no letter), and the startup re-key makes them found.
+/// spell no letter); residual searches read them whole while they are
+/// listed, and the re-key makes them found by their keys.
 #[tokio::test]
 async fn texts_with_references_escapes_or_soft_breaks_written_before_are_listed_re_keyed_and_found() {
     let app = spawn_app().await;
@@ -400,14 +409,6 @@ async fn texts_with_references_escapes_or_soft_breaks_written_before_are_listed_
     app.ingest(&c.name, texts.iter().map(|(s, t)| chunk(s, 0, t, &["bob"])).collect()).await.expect("ingest");
     let stale = sqlx::query("UPDATE chunks SET terms = '{}' WHERE text LIKE '%Jos%'").execute(&app.pool).await.expect("stale keys");
     assert_eq!(stale.rows_affected(), 3);
-    for listing in [
-        include_str!("../../migrations/20261205000010_residual_index_named_references.sql"),
-        include_str!("../../migrations/20261205000020_residual_index_quoted_printable.sql"),
-    ] {
-        sqlx::raw_sql(listing).execute(&app.pool).await.expect("the migrations' listing");
-    }
-    let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks_rekey").fetch_one(&app.pool).await.expect("count");
-    assert_eq!(listed, 3, "the three texts, not the one with `&amp;`");
     let query = lethe::residual::ResidualQuery {
         identifiers: vec![lethe::domain::Identifier { kind: lethe::domain::IdentifierKind::Name, value: "José Núñez".into() }],
         limit: 100,
@@ -420,8 +421,83 @@ async fn texts_with_references_escapes_or_soft_breaks_written_before_are_listed_
         s
     };
     assert!(sources().await.is_empty(), "stale keys do not find them");
+    for listing in [
+        include_str!("../../migrations/20261205000010_residual_index_named_references.sql"),
+        include_str!("../../migrations/20261205000020_residual_index_quoted_printable.sql"),
+    ] {
+        sqlx::raw_sql(listing).execute(&app.pool).await.expect("the migrations' listing");
+    }
+    let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks_rekey").fetch_one(&app.pool).await.expect("count");
+    assert_eq!(listed, 3, "the three texts, not the one with `&amp;`");
+    assert_eq!(sources().await, ["html", "json", "quoted-printable"], "read whole while listed");
     assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("re-key"), 3);
-    assert_eq!(sources().await, ["html", "json", "quoted-printable"]);
+    assert_eq!(sources().await, ["html", "json", "quoted-printable"], "found by their new keys");
+}
+
+/// A start after an upgrade that listed texts does not wait for their
+/// re-key: the service serves at once, re-keys in the background, and
+/// residual searches and erasures find the listed texts meanwhile (read
+/// whole) and after (by their keys). Here the re-key is held up by a lock
+/// on the listed chunk while the new replica serves.
+#[tokio::test]
+async fn a_start_after_an_upgrade_serves_while_it_re_keys_and_finds_the_listed_texts_meanwhile() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    let link = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
+    app.ingest(&c.name, vec![chunk("link", 0, link, &["bob"]), chunk("plain", 0, "ann wrote", &["bob"])])
+        .await
+        .expect("ingest");
+    let stale = sqlx::query(r"UPDATE chunks SET terms = '{}' WHERE text LIKE '%\%40%'").execute(&app.pool).await.expect("stale keys");
+    assert_eq!(stale.rows_affected(), 1);
+    sqlx::query(r"INSERT INTO chunks_rekey SELECT tenant_id, chunk_id FROM chunks WHERE text LIKE '%\%40%'")
+        .execute(&app.pool)
+        .await
+        .expect("listed as an upgrade lists");
+    // A write holding the listed chunk: the new replica's re-key waits for it.
+    let mut write = app.pool.begin().await.expect("begin");
+    sqlx::query(r"SELECT 1 FROM chunks WHERE text LIKE '%\%40%' FOR UPDATE").execute(&mut *write).await.expect("lock");
+    let url = app.settings.database.url.expose_secret().to_owned();
+    let (signing, master) = (app.settings.audit.signing_key_file.clone(), app.settings.keys.master_key_file.clone());
+    let replica = spawn_app_on(&url, Options::default(), move |s| {
+        s.audit.signing_key_file = signing;
+        s.keys.master_key_file = master;
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF c%'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the replica's re-key never started");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The replica serves while its re-key waits, and its searches read the
+    // listed text whole.
+    let r = pb::SearchResidualsRequest {
+        identifiers: vec![pb::Identifier { kind: pb::IdentifierKind::Email as i32, value: "zk@corp.example".into() }],
+        limit: 100,
+    };
+    let search = || async {
+        let found = replica.client.clone().search_residuals(req(&app.keys.ak, r.clone())).await.expect("search");
+        found.into_inner().candidates.into_iter().map(|c| c.source_id).collect::<Vec<_>>()
+    };
+    assert_eq!(search().await, ["link"], "found while its re-key waits");
+    let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks_rekey").fetch_one(&app.pool).await.expect("count");
+    assert_eq!(listed, 1, "still listed");
+    write.rollback().await.expect("the write ends");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM chunks_rekey").fetch_one(&app.pool).await.expect("count") > 0 {
+        assert!(std::time::Instant::now() < deadline, "the re-key did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found_by(&app, "zk").await, ["link"], "the new keys");
+    assert_eq!(search().await, ["link"], "found by its keys");
 }
 
 #[tokio::test]
