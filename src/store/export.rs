@@ -104,12 +104,17 @@ pub async fn jobs(ex: impl PgExecutor<'_>, subject_id: Uuid) -> Result<Vec<Expor
 
 /// The tenant's log entries that name `subject_hash`, oldest first: by the
 /// entry's subject column, and the `reconcile` entries (one per collection,
-/// for several people) that list it among their `subjects`.
+/// for several people) that list it among their `subjects`. Two branches,
+/// each through its index (the subject's, and the tenant's reconcile
+/// entries): as one `OR`, every entry of the tenant's log was read.
 pub async fn log_entries(ex: impl PgExecutor<'_>, tenant_id: Uuid, subject_hash: &[u8]) -> Result<Vec<LogRow>> {
     Ok(sqlx::query_as(
         "SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at, hash_version \
-         FROM deletion_log WHERE tenant_id = $1 \
-           AND (subject_hash = $2 OR (kind = 'reconcile' AND jsonb_exists(body::jsonb -> 'subjects', $3))) \
+         FROM deletion_log WHERE tenant_id = $1 AND subject_hash = $2 \
+         UNION ALL \
+         SELECT seq, kind, job_id, subject_hash, body, prev_hash, entry_hash, created_at, hash_version \
+         FROM deletion_log WHERE kind = 'reconcile' AND tenant_id = $1 \
+           AND subject_hash IS DISTINCT FROM $2 AND jsonb_exists(body::jsonb -> 'subjects', $3) \
          ORDER BY seq",
     )
     .bind(tenant_id)

@@ -201,21 +201,21 @@ pub async fn list_jobs(
     status: Option<&str>,
     limit: i64,
 ) -> Result<Vec<JobRow>> {
-    // Two statements rather than `$3 IS NULL OR status = $3`: a prepared
-    // statement's generic plan could not use the (tenant, status) index then.
-    let by_status = if status.is_some() { "AND status = $3" } else { "AND $3::text IS NULL" };
+    // Statements of their own rather than `$3 IS NULL OR status = $3` or
+    // `$2 = false OR …`: a prepared statement's generic plan could not use
+    // the (tenant, status) index, nor the unfinished jobs' partial index
+    // (without it, the overdue listing read every finished job of the tenant).
+    let by_status = if status.is_some() { "AND status = $2" } else { "AND $2::text IS NULL" };
+    let overdue = if overdue_only { "AND deadline < now() AND status NOT IN ('completed', 'refused')" } else { "" };
     Ok(sqlx::query_as(&format!(
         r#"
         SELECT {JOB_COLUMNS} FROM erasure_jobs
-        WHERE tenant_id = $1
-          AND ($2 = false OR (deadline < now() AND status NOT IN ('completed', 'refused')))
-          {by_status}
+        WHERE tenant_id = $1 {overdue} {by_status}
         ORDER BY received_at DESC
-        LIMIT $4
+        LIMIT $3
         "#
     ))
     .bind(tenant_id)
-    .bind(overdue_only)
     .bind(status)
     .bind(limit)
     .fetch_all(ex)

@@ -25,6 +25,7 @@ mod physical;
 mod pool;
 mod physical_truth;
 mod reindex;
+mod request_plans;
 mod reindex_resume;
 mod residual;
 mod residual_index;
