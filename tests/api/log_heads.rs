@@ -251,3 +251,32 @@ async fn a_log_rewritten_as_version_1_with_an_unsigned_head_is_not_valid() {
     assert_eq!(lethe::audit::sign_unsigned_heads_once(&app.pool, &app.ctx.signer).await.unwrap(), 0);
     assert!(!verify(&app, None).await.valid);
 }
+
+/// Every certificate claims the chain's head at its job's completion; a
+/// certificate whose claimed entry is not in the tenant's log (rewritten to
+/// another hash, or a body that is no JSON at all) makes the log invalid,
+/// naming the oldest such job, and is reported, not an error of the service.
+#[tokio::test]
+async fn a_certificate_claiming_an_entry_off_the_log_makes_it_invalid() {
+    let app = spawn_app().await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 1), ("bob", 1)]).await;
+    let ann = erase(&app, "ann").await;
+    let bob = erase(&app, "bob").await;
+    assert!(verify(&app, None).await.valid);
+    let rewrite = |job: &str, body: &str| {
+        format!(
+            "ALTER TABLE certificates DISABLE TRIGGER certificates_no_update;
+             UPDATE certificates SET body = {body} WHERE job_id = '{job}';
+             ALTER TABLE certificates ENABLE TRIGGER certificates_no_update;"
+        )
+    };
+    let zeros = format!("replace(body, (body::jsonb ->> 'log_entry_hash'), '{}')", "0".repeat(64));
+    as_superuser(&app, &rewrite(&bob.job_id, &zeros)).await;
+    let v = verify(&app, None).await;
+    assert!(!v.valid && v.problem == format!("the log entry certified for job {} is not in the chain", bob.job_id), "{v:?}");
+    assert_eq!(v.entries_checked, 2, "the chain itself is whole");
+    as_superuser(&app, &rewrite(&ann.job_id, "'not json'")).await;
+    let v = verify(&app, None).await;
+    assert!(!v.valid && v.problem.contains(&ann.job_id), "the older of the two: {v:?}");
+}
