@@ -402,10 +402,21 @@ pub struct ResidualSettings {
     /// merges it all, and every lookup reads it meanwhile; not advised).
     #[serde(default = "merge_every")]
     pub index_merge_interval_ms: u64,
+    /// Whether the service re-keys the texts an upgrade listed
+    /// (`chunks_rekey`) from its start, in the background
+    /// (`residual::merger`). Off: they stay listed, and every residual
+    /// search reads them whole, until a replica with it on re-keys them
+    /// (e.g. at a quieter hour).
+    #[serde(default = "yes")]
+    pub rekey_listed: bool,
 }
 
 fn merge_every() -> u64 {
     200
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> usize {

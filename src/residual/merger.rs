@@ -11,7 +11,7 @@
 //! PostgreSQL, and the second finds little left. A write that finds the list
 //! over its cap (16 MB) while no merge runs merges it itself, as before.
 //!
-//! Before its first merge it re-keys the texts an upgrade listed
+//! Beside its merges it re-keys the texts an upgrade listed
 //! (`index::rekey_listed`), so that a start after an upgrade serves at once.
 
 use std::future::Future;
@@ -21,64 +21,76 @@ use super::index;
 use crate::context::Context;
 use crate::store::{StoreError, lineage};
 
-/// First re-keys the texts an upgrade listed ([`index::rekey_listed`]: the
-/// service serves meanwhile, and residual searches read those texts whole),
-/// then merges the pending list until `shutdown` resolves: again at once
-/// after a merge that emptied pages, else after
+/// Re-keys the texts an upgrade listed ([`index::rekey_listed`]: the
+/// service serves meanwhile, and residual searches read those texts whole)
+/// and, beside it, merges the pending list until `shutdown` resolves: again
+/// at once after a merge that emptied pages, else after
 /// `residual.index_merge_interval_ms`; no merging when that is 0, or when
 /// the role may not merge (it does not own the index: said once, autovacuum
-/// merges then).
+/// merges then). The two run together: the re-key's own keys enter the
+/// pending list too, and writes should not find it full meanwhile.
 pub async fn run_until_stopped(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
-    let every = ctx.settings.residual.index_merge_interval_ms;
-    let work = async {
-        rekey(&ctx).await;
-        if every == 0 {
-            return;
-        }
-        let every = Duration::from_millis(every);
-        loop {
-            match lineage::merge_residual_index(&ctx.pool).await {
-                Ok(pages) if pages > 0 => {
-                    tracing::debug!(pages, "residual index: pending list merged");
-                    continue;
-                }
-                Ok(_) => {}
-                Err(StoreError::Unexpected(e)) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42501") => {
-                    tracing::warn!(
-                        "the database role does not own the residual index (chunks_terms_idx): its pending list is \
-                         merged by autovacuum and by the writes that find it full, and residual searches read it \
-                         meanwhile"
-                    );
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error.cause_chain = ?e, "merging the residual index's pending list failed");
-                    // Not a warning every 200 ms while the database is away.
-                    tokio::time::sleep(every.max(Duration::from_secs(5))).await;
-                }
-            }
-            tokio::time::sleep(every).await;
-        }
-    };
+    let work = async { tokio::join!(rekey(&ctx), merge(&ctx)) };
     tokio::pin!(shutdown);
     // A stop cuts a re-key batch short: its transaction rolls back and the
-    // chunks stay listed for the next start.
+    // chunks stay listed for the next start (or another replica).
     tokio::select! {
-        () = work => shutdown.await,
+        _ = work => shutdown.await,
         () = &mut shutdown => {},
     }
 }
 
-/// Runs [`index::rekey_listed`] until the list is empty, trying again after
-/// a failure (the database away at start).
-async fn rekey(ctx: &Context) {
+/// Merges the pending list, every `residual.index_merge_interval_ms`; returns
+/// when that is 0 or when the role may not merge.
+async fn merge(ctx: &Context) {
+    let every = ctx.settings.residual.index_merge_interval_ms;
+    if every == 0 {
+        return;
+    }
+    let every = Duration::from_millis(every);
     loop {
-        match index::rekey_listed(&ctx.pool).await {
-            Ok(_) => return,
+        match lineage::merge_residual_index(&ctx.pool).await {
+            Ok(pages) if pages > 0 => {
+                tracing::debug!(pages, "residual index: pending list merged");
+                continue;
+            }
+            Ok(_) => {}
+            Err(StoreError::Unexpected(e)) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42501") => {
+                tracing::warn!(
+                    "the database role does not own the residual index (chunks_terms_idx): its pending list is \
+                     merged by autovacuum and by the writes that find it full, and residual searches read it \
+                     meanwhile"
+                );
+                return;
+            }
             Err(e) => {
-                tracing::warn!(error.cause_chain = ?e, "re-keying the residual index failed; trying again in 5 s");
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tracing::warn!(error.cause_chain = ?e, "merging the residual index's pending list failed");
+                // Not a warning every 200 ms while the database is away.
+                tokio::time::sleep(every.max(Duration::from_secs(5))).await;
             }
         }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Runs [`index::rekey_listed`] until the list is empty: trying again after
+/// a failure (the database away at start), and, while entries are left that
+/// another replica has taken (`SKIP LOCKED` found none free), looking again
+/// until they are gone: a replica stopped mid-batch leaves its entries
+/// listed, and the others take them up.
+async fn rekey(ctx: &Context) {
+    if !ctx.settings.residual.rekey_listed {
+        return;
+    }
+    loop {
+        match index::rekey_listed(&ctx.pool).await {
+            Ok(_) => match lineage::any_listed_for_rekey(&ctx.pool).await {
+                Ok(false) => return,
+                Ok(true) => {}
+                Err(e) => tracing::warn!(error.cause_chain = ?e, "reading the residual index's re-key list failed"),
+            },
+            Err(e) => tracing::warn!(error.cause_chain = ?e, "re-keying the residual index failed; trying again in 5 s"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

@@ -357,15 +357,19 @@ pub async fn propose(ctx: &Context, tenant_id: Uuid, searches: &[(&Terms, &HashS
 /// # Errors
 /// Database failures; `DeadlineExceeded`.
 pub async fn read_proposed(ctx: &Context, tenant_id: Uuid, scans: &mut [Scan<'_>]) -> Result<()> {
-    // Chunks waiting for their re-key are proposed to every search (but
-    // those it excludes): their keys may miss the person.
-    let listed: &[Uuid] = scans.first().map_or(&[], |s| &s.tenant.listed);
+    // Chunks waiting for their re-key are proposed to every search that
+    // reads through the index and looks for anything (but those it
+    // excludes): their keys may miss the person. Without the index every
+    // text is read anyway (`Scan::finish`).
+    let wants_listed = |s: &Scan<'_>| ctx.settings.residual.use_index && !(s.matcher.is_empty() && s.own.is_empty());
+    let listed: &[Uuid] = scans.iter().find(|s| wants_listed(s)).map_or(&[], |s| &s.tenant.listed);
     let mut all: Vec<Uuid> = scans.iter().flat_map(|s| s.proposed.iter().copied()).chain(listed.iter().copied()).collect();
     all.sort_unstable();
     all.dedup();
     for page in all.chunks(usize::try_from(PAGE).unwrap_or(2000)) {
         let texts = lineage::chunk_texts_with_source(&ctx.pool, tenant_id, page).await?;
         for scan in scans.iter_mut() {
+            let listed = if wants_listed(scan) { listed } else { &[] };
             let (proposed, exclude) = (&scan.proposed, &scan.query.exclude);
             let mine = texts.iter().filter(|t| {
                 proposed.binary_search(&t.chunk_id).is_ok()

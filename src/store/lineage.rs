@@ -793,6 +793,12 @@ pub async fn listed_for_rekey(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Resul
         .await?)
 }
 
+/// Whether any chunk of any tenant is listed for a re-key (taken by a
+/// replica's batch not yet committed, or not yet taken).
+pub async fn any_listed_for_rekey(ex: impl PgExecutor<'_>) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chunks_rekey)").fetch_one(ex).await?)
+}
+
 /// Re-keys up to `limit` of the chunks listed in `chunks_rekey` (keys
 /// computed before texts were read unescaped; migration `20261204000010`),
 /// in one transaction: the entries are taken (`SKIP LOCKED`: replicas

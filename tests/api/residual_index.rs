@@ -349,11 +349,12 @@ async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_l
 /// A text with escapes written before texts were read unescaped carries
 /// the keys of its words as written (here: none at all, the most a stale
 /// row can lack); migration `20261204000010` lists it, residual searches
-/// read it whole while it is listed, and the re-key the service runs from
-/// its start gives it its keys, texts untouched.
+/// read it whole while it is listed, and the re-key (the service's, from
+/// its start; the test's own here) gives it its keys, texts untouched.
 #[tokio::test]
 async fn texts_with_escapes_written_before_are_re_keyed_and_found_before_and_after() {
-    let app = spawn_app().await;
+    // The test re-keys itself: the service's own re-key stays off.
+    let app = spawn_app_configured(Options::default(), |s| s.residual.rekey_listed = false).await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let link = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
     app.ingest(&c.name, vec![chunk("link", 0, link, &["bob"]), chunk("plain", 0, "zk wrote", &["bob"])])
@@ -361,10 +362,6 @@ async fn texts_with_escapes_written_before_are_re_keyed_and_found_before_and_aft
         .expect("ingest");
     let (tenant, sql) = (app.keys.tenant_id, r"UPDATE chunks SET terms = '{}' WHERE text LIKE '%\%40%'");
     assert_eq!(sqlx::query(sql).execute(&app.pool).await.expect("stale keys").rows_affected(), 1);
-    sqlx::query("INSERT INTO chunks_rekey SELECT tenant_id, chunk_id FROM chunks WHERE text ~ '%[0-9A-Fa-f]{2}|&#[0-9xX]'")
-        .execute(&app.pool)
-        .await
-        .expect("listed as the migration lists");
     let query = lethe::residual::ResidualQuery {
         identifiers: vec![lethe::domain::Identifier { kind: lethe::domain::IdentifierKind::Email, value: "zk@corp.example".into() }],
         limit: 100,
@@ -374,12 +371,11 @@ async fn texts_with_escapes_written_before_are_re_keyed_and_found_before_and_aft
         let found = lethe::residual::search_counted(&app.ctx, tenant, &query).await.expect("search");
         found.candidates.iter().map(|c| c.source_id.clone()).collect::<Vec<_>>()
     };
-    sqlx::query("DELETE FROM chunks_rekey").execute(&app.pool).await.expect("unlisted for a moment");
     assert!(sources().await.is_empty(), "stale keys do not find it");
     sqlx::query("INSERT INTO chunks_rekey SELECT tenant_id, chunk_id FROM chunks WHERE text ~ '%[0-9A-Fa-f]{2}|&#[0-9xX]'")
         .execute(&app.pool)
         .await
-        .expect("listed again");
+        .expect("listed as the migration lists");
     assert_eq!(sources().await, ["link"], "read whole while listed");
     assert_eq!(lethe::residual::index::rekey_listed(&app.pool).await.expect("re-key"), 1);
     assert_eq!(sources().await, ["link"], "found by its new keys");
@@ -398,7 +394,7 @@ async fn texts_with_escapes_written_before_are_re_keyed_and_found_before_and_aft
 /// listed, and the re-key makes them found by their keys.
 #[tokio::test]
 async fn texts_with_references_escapes_or_soft_breaks_written_before_are_listed_re_keyed_and_found() {
-    let app = spawn_app().await;
+    let app = spawn_app_configured(Options::default(), |s| s.residual.rekey_listed = false).await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let texts = [
         ("html", "<p>Thanks, Jos&eacute; N&uacute;&ntilde;ez</p>"),
@@ -436,12 +432,14 @@ async fn texts_with_references_escapes_or_soft_breaks_written_before_are_listed_
 
 /// A start after an upgrade that listed texts does not wait for their
 /// re-key: the service serves at once, re-keys in the background, and
-/// residual searches and erasures find the listed texts meanwhile (read
-/// whole) and after (by their keys). Here the re-key is held up by a lock
-/// on the listed chunk while the new replica serves.
+/// residual searches find the listed texts meanwhile (read whole) and after
+/// (by their keys). Here the re-key is held up by a lock on the listed
+/// chunk while the new replica serves.
 #[tokio::test]
 async fn a_start_after_an_upgrade_serves_while_it_re_keys_and_finds_the_listed_texts_meanwhile() {
-    let app = spawn_app().await;
+    // The first replica leaves the list alone (its re-key off), so that the
+    // second one's is the re-key the test holds up.
+    let app = spawn_app_configured(Options::default(), |s| s.residual.rekey_listed = false).await;
     let c = app.create_collection("mail", pb::Backend::Pgvector).await;
     let link = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
     app.ingest(&c.name, vec![chunk("link", 0, link, &["bob"]), chunk("plain", 0, "ann wrote", &["bob"])])
@@ -466,7 +464,8 @@ async fn a_start_after_an_upgrade_serves_while_it_re_keys_and_finds_the_listed_t
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF c%'",
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF c%'",
         )
         .fetch_one(&app.pool)
         .await
