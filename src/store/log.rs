@@ -217,21 +217,27 @@ pub async fn certificate(ex: impl PgExecutor<'_>, tenant_id: Uuid, job_id: Uuid)
 /// entries are the chain. Compared in the database (a hashed anti-join),
 /// not by holding every entry's hash in the service: a million entries
 /// would be a hundred MB or more per verification. `json`, not `jsonb`:
-/// the claim is read once, and parsing a certificate into `jsonb` cost
-/// twice as much (18,782 certificates: 382 ms cast to `jsonb`, 352 ms
-/// checked and read as `json`).
+/// the claim is read once, and checking a body and reading it as `json`
+/// cost less than casting it to `jsonb` alone (18,782 certificates: 352
+/// against 382 ms).
 pub async fn certificate_off_the_log(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Option<Uuid>> {
+    // The anti-join whole first (`MATERIALIZED`), then the oldest: with the
+    // `LIMIT` on the join itself the planner walked the certificates in
+    // order and read the log again for each (a nested loop, expecting an
+    // early hit where a valid log has none): ten minutes and more at 18,782
+    // certificates, against 0.6 s for the hashed join.
     Ok(sqlx::query_scalar(
         r#"
-        SELECT c.job_id FROM certificates c
-        WHERE c.tenant_id = $1
-          AND NOT EXISTS (
-              SELECT 1 FROM deletion_log d
-              WHERE d.tenant_id = $1
-                AND encode(d.entry_hash, 'hex') = CASE WHEN c.body IS JSON OBJECT THEN c.body::json ->> 'log_entry_hash' END
-          )
-        ORDER BY c.created_at, c.job_id
-        LIMIT 1
+        WITH off AS MATERIALIZED (
+            SELECT c.job_id, c.created_at FROM certificates c
+            WHERE c.tenant_id = $1
+              AND NOT EXISTS (
+                  SELECT 1 FROM deletion_log d
+                  WHERE d.tenant_id = $1
+                    AND encode(d.entry_hash, 'hex') = CASE WHEN c.body IS JSON OBJECT THEN c.body::json ->> 'log_entry_hash' END
+              )
+        )
+        SELECT job_id FROM off ORDER BY created_at, job_id LIMIT 1
         "#,
     )
     .bind(tenant_id)
