@@ -65,6 +65,16 @@ pub struct WebSettings {
     /// `/metrics`. Off by default: scrapers rarely carry keys, and the
     /// metrics hold no subject data (counts and latencies across tenants).
     pub metrics_require_key: bool,
+    /// How long (ms) the database's figures of a `/metrics` answer serve
+    /// the next scrapes too (`web::metrics`): they are counts over every
+    /// job and log entry ever made, so however many scrape, a replica
+    /// reads them at most once in that time. 0: at every scrape.
+    #[serde(default = "metrics_reuse")]
+    pub metrics_reuse_ms: u64,
+}
+
+fn metrics_reuse() -> u64 {
+    5_000
 }
 
 /// Attaching stores that Lethe did not create (issue 13).

@@ -73,12 +73,24 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The exposition, with the database totals read now.
+/// The exposition: the database's figures as `database` holds them
+/// ([`render_database`], read now or kept for a while by the caller), then
+/// this process's counters.
+pub fn render(database: &str) -> String {
+    let mut out = database.to_owned();
+    render_process(&mut out);
+    out
+}
+
+/// The job, log and residual figures, read from the database now, across
+/// every tenant; `read` numbers the read (the caller's count, shown in a
+/// comment line, which scrapers ignore).
 ///
 /// # Errors
 /// Database failures.
-pub async fn render(pool: &PgPool) -> Result<String> {
+pub async fn render_database(pool: &PgPool, read: u64) -> Result<String> {
     let mut out = String::new();
+    let _ = writeln!(out, "# lethe: database figures of read {read} since this service started");
     family(&mut out, "lethe_jobs", "gauge", "Jobs by kind (erasure, reindex, attach) and status.");
     for j in queries::jobs_by_status(pool).await? {
         let _ = writeln!(out, "lethe_jobs{{kind=\"{}\",status=\"{}\"}} {}", label(&j.kind), label(&j.status), j.jobs);
@@ -93,7 +105,6 @@ pub async fn render(pool: &PgPool) -> Result<String> {
     for (backend, n) in queries::residual_found_by_backend(pool).await? {
         let _ = writeln!(out, "lethe_residual_candidates_found_total{{backend=\"{}\"}} {n}", label(&backend));
     }
-    render_process(&mut out);
     Ok(out)
 }
 

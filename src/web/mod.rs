@@ -49,12 +49,26 @@ struct Web {
     ctx: Context,
     auth: Authenticator,
     sessions: Arc<Sessions>,
+    /// The database's figures of `/metrics` as last read: when, which read
+    /// (counted from 1), and the text (`web.metrics_reuse_ms`).
+    scraped: Arc<tokio::sync::Mutex<Scraped>>,
+}
+
+#[derive(Default)]
+struct Scraped {
+    reads: u64,
+    last: Option<(std::time::Instant, String)>,
 }
 
 /// The web view's routes.
 pub fn router(ctx: Context) -> Router {
     let ttl = std::time::Duration::from_secs(ctx.settings.web.session_ttl_secs);
-    let web = Web { auth: Authenticator::new(ctx.pool.clone()), ctx, sessions: Arc::new(Sessions::new(ttl)) };
+    let web = Web {
+        auth: Authenticator::new(ctx.pool.clone()),
+        ctx,
+        sessions: Arc::new(Sessions::new(ttl)),
+        scraped: Arc::default(),
+    };
     Router::new()
         .route("/", get(|| async { Redirect::to("/log") }))
         .route("/login", get(session::login_form).post(session::login))
@@ -196,6 +210,26 @@ async fn metrics(State(web): State<Web>, headers: HeaderMap) -> Result<Response,
             Err(e) => return Err(e.into()),
         }
     }
-    let text = crate::metrics::render(&web.ctx.pool).await?;
+    let text = crate::metrics::render(&web.database_figures().await?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+impl Web {
+    /// `/metrics`' database figures: those of the last read while younger
+    /// than `web.metrics_reuse_ms`, else read now. Scrapes arriving during a
+    /// read wait for it and take its figures: one read at a time.
+    async fn database_figures(&self) -> Result<String, WebError> {
+        let reuse = std::time::Duration::from_millis(self.ctx.settings.web.metrics_reuse_ms);
+        let mut scraped = self.scraped.lock().await;
+        if let Some((at, text)) = &scraped.last {
+            if at.elapsed() < reuse {
+                return Ok(text.clone());
+            }
+        }
+        let read = scraped.reads + 1;
+        let text = crate::metrics::render_database(&self.ctx.pool, read).await?;
+        scraped.reads = read;
+        scraped.last = Some((std::time::Instant::now(), text.clone()));
+        Ok(text)
+    }
 }

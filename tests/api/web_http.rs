@@ -59,6 +59,38 @@ async fn sign_in(app: &TestApp, key: &str) -> String {
     r.header("set-cookie").and_then(|c| c.split(';').next()).expect("a session cookie").to_owned()
 }
 
+/// Which read of the database's figures an answer of `/metrics` carries.
+fn figures_read(body: &str) -> u64 {
+    let line = body.lines().find_map(|l| l.strip_prefix("# lethe: database figures of read ")).expect("the read's comment");
+    line.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a read number")
+}
+
+/// `/metrics`' job, log and residual figures count everything ever erased:
+/// scrapes within `web.metrics_reuse_ms` of a read, at once or one after
+/// another, take that read's figures; with 0 every scrape reads, and sees
+/// an erasure at once. The process's own counters are fresh every time.
+#[tokio::test]
+async fn metrics_read_the_database_at_most_once_per_reuse_period_however_many_scrape() {
+    let app = spawn_app_configured(Options::default(), |s| s.web.metrics_reuse_ms = 600_000).await;
+    let scrape = || async { http(&app, "GET", "/metrics", &[], "").await };
+    let together = futures::future::join_all((0..6).map(|_| scrape())).await;
+    let reads: Vec<u64> = together.iter().map(|r| figures_read(&r.body)).collect();
+    assert_eq!(reads, [1; 6], "six at once, one read");
+    let again = scrape().await;
+    assert_eq!(figures_read(&again.body), 1, "and the next one within the period");
+    assert!(again.body.contains("lethe_erasure_stage_seconds"), "the process's counters are there: {}", again.body);
+
+    let app = spawn_app_configured(Options::default(), |s| s.web.metrics_reuse_ms = 0).await;
+    let first = http(&app, "GET", "/metrics", &[], "").await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest_people(&c.name, &[("ann", 1)]).await;
+    let job = app.erase("ann").await;
+    app.wait_for_job(&job.job_id).await;
+    let second = http(&app, "GET", "/metrics", &[], "").await;
+    assert_eq!((figures_read(&first.body), figures_read(&second.body)), (1, 2));
+    assert!(second.body.contains("lethe_deletion_log_entries{kind=\"erasure\"} 1"), "{}", second.body);
+}
+
 #[tokio::test]
 async fn metrics_answer_a_scraper_without_a_key_with_401_not_the_sign_in_page() {
     let app = spawn_app_configured(Options::default(), |s| s.web.metrics_require_key = true).await;
