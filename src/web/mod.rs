@@ -221,10 +221,10 @@ impl Web {
     async fn database_figures(&self) -> Result<String, WebError> {
         let reuse = std::time::Duration::from_millis(self.ctx.settings.web.metrics_reuse_ms);
         let mut scraped = self.scraped.lock().await;
-        if let Some((at, text)) = &scraped.last {
-            if at.elapsed() < reuse {
-                return Ok(text.clone());
-            }
+        if let Some((at, text)) = &scraped.last
+            && at.elapsed() < reuse
+        {
+            return Ok(text.clone());
         }
         let read = scraped.reads + 1;
         let text = crate::metrics::render_database(&self.ctx.pool, read).await?;
