@@ -157,8 +157,7 @@ impl Tenant {
     /// Database failures.
     pub async fn read(ctx: &Context, tenant_id: Uuid) -> Result<Self> {
         let collections = lineage::list_collections(&ctx.pool, tenant_id).await?;
-        let (texts_unindexed, textless) = lineage::unindexed_and_textless(&ctx.pool, tenant_id).await?;
-        let listed = lineage::listed_for_rekey(&ctx.pool, tenant_id).await?;
+        let lineage::BesideIndex { texts_unindexed, textless, listed } = lineage::beside_the_index(&ctx.pool, tenant_id).await?;
         Ok(Self { tenant_id, collections, texts_unindexed, textless, listed })
     }
 }

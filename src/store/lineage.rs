@@ -782,17 +782,6 @@ pub async fn update_chunk_text(ex: impl PgExecutor<'_>, tenant_id: Uuid, chunk_i
     Ok(())
 }
 
-/// The tenant's chunks listed for new residual index keys (`chunks_rekey`,
-/// [`rekey_listed`]), sorted: until their re-key a residual search reads
-/// them whole, by their text. Empty but in the minutes after an upgrade
-/// that listed texts.
-pub async fn listed_for_rekey(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT chunk_id FROM chunks_rekey WHERE tenant_id = $1 ORDER BY chunk_id")
-        .bind(tenant_id)
-        .fetch_all(ex)
-        .await?)
-}
-
 /// Whether any chunk of any tenant is listed for a re-key (taken by a
 /// replica's batch not yet committed, or not yet taken).
 pub async fn any_listed_for_rekey(ex: impl PgExecutor<'_>) -> Result<bool> {
@@ -1152,17 +1141,28 @@ impl ChunkKeys {
     }
 }
 
-/// What a residual search must read besides the index, in one statement:
-/// whether the tenant has chunk texts written before the residual index
-/// (without keys; migration 80), which the index cannot find, and its
-/// collections with chunks whose text lineage does not hold (their text, if
-/// any, is only in the backend's payload), and attached collections whose
-/// adoption has not completed (queued, running or failed: lineage holds
-/// only part of them, or nothing). Both through partial indexes.
-pub async fn unindexed_and_textless(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<(bool, Vec<Uuid>)> {
+/// What a residual search must read besides the index ([`beside_the_index`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BesideIndex {
+    /// Whether the tenant has chunk texts written before the residual index
+    /// (without keys; migration 80), which the index cannot find.
+    pub texts_unindexed: bool,
+    /// Its collections with chunks whose text lineage does not hold (their
+    /// text, if any, is only in the backend's payload), and attached
+    /// collections whose adoption has not completed (queued, running or
+    /// failed: lineage holds only part of them, or nothing).
+    pub textless: Vec<Uuid>,
+    /// Its chunks listed for new index keys (`chunks_rekey`, [`rekey_listed`]),
+    /// sorted: until their re-key a search reads them whole. Empty but in
+    /// the minutes after an upgrade that listed texts.
+    pub listed: Vec<Uuid>,
+}
+
+/// [`BesideIndex`] of a tenant, in one statement, each part through an index.
+pub async fn beside_the_index(ex: impl PgExecutor<'_>, tenant_id: Uuid) -> Result<BesideIndex> {
     Ok(sqlx::query_as(
         r#"
-        SELECT EXISTS (SELECT 1 FROM chunks WHERE tenant_id = $1 AND text IS NOT NULL AND terms IS NULL),
+        SELECT EXISTS (SELECT 1 FROM chunks WHERE tenant_id = $1 AND text IS NOT NULL AND terms IS NULL) AS texts_unindexed,
                ARRAY(
                    SELECT k.collection_id
                    FROM collections k
@@ -1170,7 +1170,8 @@ pub async fn unindexed_and_textless(ex: impl PgExecutor<'_>, tenant_id: Uuid) ->
                      AND (EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = k.collection_id AND c.text IS NULL)
                           OR EXISTS (SELECT 1 FROM attach_jobs a WHERE a.collection_id = k.collection_id
                                      AND a.status <> 'completed'))
-               )
+               ) AS textless,
+               ARRAY(SELECT chunk_id FROM chunks_rekey WHERE tenant_id = $1 ORDER BY chunk_id) AS listed
         "#,
     )
     .bind(tenant_id)
