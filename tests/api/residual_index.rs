@@ -346,6 +346,22 @@ async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_l
     assert_eq!(found.read, 2);
 }
 
+/// A mail with a link whose address is escaped (`zk%40corp.example`), ingested
+/// beside `other` into a new collection of an app whose own re-key is off, with
+/// no index keys at all (the most a row written before the readings can lack).
+async fn link_with_stale_keys(other: &str) -> TestApp {
+    let app = spawn_app_configured(Options::default(), |s| s.residual.rekey_listed = false).await;
+    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
+    app.ingest(&c.name, vec![chunk("link", 0, STALE_LINK, &["bob"]), chunk("plain", 0, other, &["bob"])])
+        .await
+        .expect("ingest");
+    let stale = sqlx::query(r"UPDATE chunks SET terms = '{}' WHERE text LIKE '%\%40%'").execute(&app.pool).await.expect("stale keys");
+    assert_eq!(stale.rows_affected(), 1);
+    app
+}
+
+const STALE_LINK: &str = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
+
 /// A text with escapes written before texts were read unescaped carries
 /// the keys of its words as written (here: none at all, the most a stale
 /// row can lack); migration `20261204000010` lists it, residual searches
@@ -354,14 +370,8 @@ async fn an_address_is_looked_up_by_all_the_words_of_its_local_part_not_by_its_l
 #[tokio::test]
 async fn texts_with_escapes_written_before_are_re_keyed_and_found_before_and_after() {
     // The test re-keys itself: the service's own re-key stays off.
-    let app = spawn_app_configured(Options::default(), |s| s.residual.rekey_listed = false).await;
-    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    let link = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
-    app.ingest(&c.name, vec![chunk("link", 0, link, &["bob"]), chunk("plain", 0, "zk wrote", &["bob"])])
-        .await
-        .expect("ingest");
-    let (tenant, sql) = (app.keys.tenant_id, r"UPDATE chunks SET terms = '{}' WHERE text LIKE '%\%40%'");
-    assert_eq!(sqlx::query(sql).execute(&app.pool).await.expect("stale keys").rows_affected(), 1);
+    let app = link_with_stale_keys("zk wrote").await;
+    let (tenant, link) = (app.keys.tenant_id, STALE_LINK);
     let query = lethe::residual::ResidualQuery {
         identifiers: vec![lethe::domain::Identifier { kind: lethe::domain::IdentifierKind::Email, value: "zk@corp.example".into() }],
         limit: 100,
@@ -439,14 +449,7 @@ async fn texts_with_references_escapes_or_soft_breaks_written_before_are_listed_
 async fn a_start_after_an_upgrade_serves_while_it_re_keys_and_finds_the_listed_texts_meanwhile() {
     // The first replica leaves the list alone (its re-key off), so that the
     // second one's is the re-key the test holds up.
-    let app = spawn_app_configured(Options::default(), |s| s.residual.rekey_listed = false).await;
-    let c = app.create_collection("mail", pb::Backend::Pgvector).await;
-    let link = "Manage your lists: https://lists.example/u?email=zk%40corp.example&list=desk";
-    app.ingest(&c.name, vec![chunk("link", 0, link, &["bob"]), chunk("plain", 0, "ann wrote", &["bob"])])
-        .await
-        .expect("ingest");
-    let stale = sqlx::query(r"UPDATE chunks SET terms = '{}' WHERE text LIKE '%\%40%'").execute(&app.pool).await.expect("stale keys");
-    assert_eq!(stale.rows_affected(), 1);
+    let app = link_with_stale_keys("ann wrote").await;
     sqlx::query(r"INSERT INTO chunks_rekey SELECT tenant_id, chunk_id FROM chunks WHERE text LIKE '%\%40%'")
         .execute(&app.pool)
         .await
