@@ -93,6 +93,71 @@ async fn raw_erase(pool: &PgPool, table: &str, tag: &str, expected: i64) -> anyh
     Ok(ms)
 }
 
+/// What the issue's guarantees cost the database before any of Lethe's own
+/// work: the subject's lineage ids read, its points counted by tag and by
+/// those ids, deleted by both, counted again both ways, and its lineage
+/// (chunks with their texts, its tags, the sources left empty) deleted in
+/// one transaction. Each statement alone, as plainly as SQL allows; no log
+/// entry, no certificate, no fencing, no locks against concurrent writes.
+/// The subject's lookup by its external id comes before the clock starts.
+/// Returns the total ms and each step's: ids, counts before, delete, counts
+/// after, lineage.
+async fn floor_erase(pool: &PgPool, table: &str, tenant_id: Uuid, tag: &str, expected: i64) -> anyhow::Result<(f64, [f64; 5])> {
+    let subject: Uuid = sqlx::query_scalar("SELECT subject_id FROM subjects WHERE tenant_id = $1 AND external_id = $2")
+        .bind(tenant_id)
+        .bind(tag)
+        .fetch_one(pool)
+        .await?;
+    let count = format!(
+        "SELECT (SELECT count(*) FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]), \
+                (SELECT count(*) FROM \"{table}\" WHERE point_id = ANY($2))"
+    );
+    let t = Instant::now();
+    let mut steps = [0.0; 5];
+    let mut lap = {
+        let mut last = Instant::now();
+        move || {
+            let ms = last.elapsed().as_secs_f64() * 1e3;
+            last = Instant::now();
+            ms
+        }
+    };
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT chunk_id FROM chunk_subjects WHERE subject_id = $1")
+        .bind(subject)
+        .fetch_all(pool)
+        .await?;
+    steps[0] = lap();
+    let before: (i64, i64) = sqlx::query_as(&count).bind(tag).bind(&ids).fetch_one(pool).await?;
+    steps[1] = lap();
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("DELETE FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]")).bind(tag).execute(&mut *tx).await?;
+    sqlx::query(&format!("DELETE FROM \"{table}\" WHERE point_id = ANY($1)")).bind(&ids).execute(&mut *tx).await?;
+    tx.commit().await?;
+    steps[2] = lap();
+    let after: (i64, i64) = sqlx::query_as(&count).bind(tag).bind(&ids).fetch_one(pool).await?;
+    steps[3] = lap();
+    let mut tx = pool.begin().await?;
+    let sources: Vec<Uuid> =
+        sqlx::query_scalar("WITH gone AS (DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING source_id) SELECT DISTINCT source_id FROM gone")
+            .bind(tenant_id)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1").bind(subject).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM sources s WHERE s.source_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.source_id = s.source_id)")
+        .bind(&sources)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    steps[4] = lap();
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(
+        before == (expected, expected) && after == (0, 0),
+        "floor erase of {tag}: {before:?} before, {after:?} after"
+    );
+    Ok((ms, steps))
+}
+
 async fn erase_one(
     args: &Args,
     env: &Env,
@@ -108,11 +173,12 @@ async fn erase_one(
         None => env.data.subject_points(subject, g),
     };
     eprintln!("==> {figure} ({size} vectors), {} runs", args.runs);
-    let first = generations(&env.raw, 2 * args.runs as u32).await?;
-    let (mut lethe, mut raw, mut splits) = (Vec::new(), Vec::new(), Vec::new());
+    let first = generations(&env.raw, 3 * args.runs as u32).await?;
+    let (mut lethe, mut raw, mut floor, mut splits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut floor_steps: [Vec<f64>; 5] = Default::default();
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in 0..args.runs as u32 {
-        let g = first + 2 * r;
+        let g = first + 3 * r;
         track(env, &env.sk, "bench", points(g), 2).await?;
         // Neither erasure beside the residual index's merge of what was just tracked.
         crate::setup::settle_residual_index(&env.raw).await?;
@@ -125,10 +191,20 @@ async fn erase_one(
         track(env, &env.sk, "bench", points(g + 1), 2).await?;
         crate::setup::settle_residual_index(&env.raw).await?;
         raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
-        eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms", raw[raw.len() - 1]);
+        track(env, &env.sk, "bench", points(g + 2), 2).await?;
+        crate::setup::settle_residual_index(&env.raw).await?;
+        let (ms_floor, steps) = floor_erase(&env.raw, &env.table, env.tenant_id, &DataSet::tag(subject, g + 2), size as i64).await?;
+        floor.push(ms_floor);
+        for (all, step) in floor_steps.iter_mut().zip(steps) {
+            all.push(step);
+        }
+        eprintln!("    run {r}: Lethe {ms:.1} ms, raw {:.1} ms, the guarantees' floor {:.1} ms", raw[raw.len() - 1], floor[floor.len() - 1]);
     }
     let breakdown: Vec<String> = stages.iter().map(|(s, v)| format!("{s} {:.1}", Stats::of(v).median)).collect();
     notes.push(format!("{figure}: median ms per stage (from the job's events): {}", breakdown.join(", ")));
+    let names = ["lineage ids", "counts before", "delete", "counts after", "lineage deleted"];
+    let floor_breakdown: Vec<String> = names.iter().zip(&floor_steps).map(|(n, v)| format!("{n} {:.1}", Stats::of(v).median)).collect();
+    notes.push(format!("{figure}: the guarantees' floor, median ms per step: {}", floor_breakdown.join(", ")));
     let what = format!("{} ({size} vectors)", figure.trim_start_matches("erase one subject: "));
     let figure = format!("{figure} ({size} vectors), ms");
     let goal = if size >= 1000 { "ratio ≤ 1.5" } else { "" };
@@ -138,6 +214,15 @@ async fn erase_one(
             .note("Lethe: the Erase call + the job's stages from its events (claim to log entry written), without the residual and physical stages; raw: count → DELETE WHERE tag → count"),
     );
     rows.push(own_share_row(BACKEND, &what, &splits, "vector-store calls are SQL on the workers' pool; "));
+    let lethe_to_floor = Stats::of(&lethe).median / Stats::of(&floor).median;
+    rows.push(
+        Row::new(BACKEND, &format!("the guarantees' floor of erasing {what}, ms"), "ms", &floor, Some(&raw))
+            .goal(if size >= 1000 { "what ratio ≤ 1.5 leaves" } else { "" })
+            .note(format!(
+                "plain SQL of what the issue requires, no Lethe code: lineage ids read, counts by tag and by ids before and after, delete by both, \
+                 chunks + tags + emptied sources deleted in one transaction; no log, fencing or locks; ratio: floor / raw; Lethe / floor {lethe_to_floor:.1}"
+            )),
+    );
     Ok(())
 }
 
