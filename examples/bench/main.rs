@@ -14,6 +14,7 @@
 
 mod client;
 mod data;
+mod floor;
 mod measure;
 mod qdrant;
 mod report;

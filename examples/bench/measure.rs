@@ -93,71 +93,6 @@ async fn raw_erase(pool: &PgPool, table: &str, tag: &str, expected: i64) -> anyh
     Ok(ms)
 }
 
-/// What the issue's guarantees cost the database before any of Lethe's own
-/// work: the subject's lineage ids read, its points counted by tag and by
-/// those ids, deleted by both, counted again both ways, and its lineage
-/// (chunks with their texts, its tags, the sources left empty) deleted in
-/// one transaction. Each statement alone, as plainly as SQL allows; no log
-/// entry, no certificate, no fencing, no locks against concurrent writes.
-/// The subject's lookup by its external id comes before the clock starts.
-/// Returns the total ms and each step's: ids, counts before, delete, counts
-/// after, lineage.
-async fn floor_erase(pool: &PgPool, table: &str, tenant_id: Uuid, tag: &str, expected: i64) -> anyhow::Result<(f64, [f64; 5])> {
-    let subject: Uuid = sqlx::query_scalar("SELECT subject_id FROM subjects WHERE tenant_id = $1 AND external_id = $2")
-        .bind(tenant_id)
-        .bind(tag)
-        .fetch_one(pool)
-        .await?;
-    let count = format!(
-        "SELECT (SELECT count(*) FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]), \
-                (SELECT count(*) FROM \"{table}\" WHERE point_id = ANY($2))"
-    );
-    let t = Instant::now();
-    let mut steps = [0.0; 5];
-    let mut lap = {
-        let mut last = Instant::now();
-        move || {
-            let ms = last.elapsed().as_secs_f64() * 1e3;
-            last = Instant::now();
-            ms
-        }
-    };
-    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT chunk_id FROM chunk_subjects WHERE subject_id = $1")
-        .bind(subject)
-        .fetch_all(pool)
-        .await?;
-    steps[0] = lap();
-    let before: (i64, i64) = sqlx::query_as(&count).bind(tag).bind(&ids).fetch_one(pool).await?;
-    steps[1] = lap();
-    let mut tx = pool.begin().await?;
-    sqlx::query(&format!("DELETE FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]")).bind(tag).execute(&mut *tx).await?;
-    sqlx::query(&format!("DELETE FROM \"{table}\" WHERE point_id = ANY($1)")).bind(&ids).execute(&mut *tx).await?;
-    tx.commit().await?;
-    steps[2] = lap();
-    let after: (i64, i64) = sqlx::query_as(&count).bind(tag).bind(&ids).fetch_one(pool).await?;
-    steps[3] = lap();
-    let mut tx = pool.begin().await?;
-    let sources: Vec<Uuid> =
-        sqlx::query_scalar("WITH gone AS (DELETE FROM chunks WHERE tenant_id = $1 AND chunk_id = ANY($2) RETURNING source_id) SELECT DISTINCT source_id FROM gone")
-            .bind(tenant_id)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-    sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1").bind(subject).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM sources s WHERE s.source_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.source_id = s.source_id)")
-        .bind(&sources)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    steps[4] = lap();
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    anyhow::ensure!(
-        before == (expected, expected) && after == (0, 0),
-        "floor erase of {tag}: {before:?} before, {after:?} after"
-    );
-    Ok((ms, steps))
-}
-
 async fn erase_one(
     args: &Args,
     env: &Env,
@@ -193,7 +128,7 @@ async fn erase_one(
         raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
         track(env, &env.sk, "bench", points(g + 2), 2).await?;
         crate::setup::settle_residual_index(&env.raw).await?;
-        let (ms_floor, steps) = floor_erase(&env.raw, &env.table, env.tenant_id, &DataSet::tag(subject, g + 2), size as i64).await?;
+        let (ms_floor, steps) = crate::floor::erase(&env.raw, &env.table, env.tenant_id, &DataSet::tag(subject, g + 2), size as i64).await?;
         floor.push(ms_floor);
         for (all, step) in floor_steps.iter_mut().zip(steps) {
             all.push(step);
@@ -304,6 +239,16 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
     Ok(())
 }
 
+/// One run of an ingest figure, in seconds.
+pub(crate) struct Ingested {
+    pub lethe: f64,
+    /// Lethe's until Track returned (before the residual index's merge).
+    pub tracked: f64,
+    pub raw: f64,
+    /// The guarantees' floor, and the part of it computing the residual index's keys.
+    pub floor: (f64, f64),
+}
+
 /// Columns of the raw upsert.
 pub(crate) struct RawBatch {
     ids: Vec<Uuid>,
@@ -327,6 +272,14 @@ pub(crate) fn raw_batches(points: &[pb::TrackedPoint]) -> Vec<RawBatch> {
 }
 
 pub(crate) async fn raw_upsert(pool: &PgPool, table: &str, tenant: Uuid, batches: &[RawBatch]) -> anyhow::Result<()> {
+    for b in batches {
+        raw_upsert_one(pool, table, tenant, b).await?;
+    }
+    Ok(())
+}
+
+/// The raw statement for one batch.
+pub(crate) async fn raw_upsert_one(ex: impl sqlx::PgExecutor<'_>, table: &str, tenant: Uuid, b: &RawBatch) -> anyhow::Result<()> {
     let sql = format!(
         r#"
         INSERT INTO "{table}" (point_id, tenant_id, source_id, subjects, text, embedding)
@@ -336,17 +289,15 @@ pub(crate) async fn raw_upsert(pool: &PgPool, table: &str, tenant: Uuid, batches
         SET source_id = EXCLUDED.source_id, subjects = EXCLUDED.subjects, text = EXCLUDED.text, embedding = EXCLUDED.embedding
         "#
     );
-    for b in batches {
-        sqlx::query(&sql)
-            .bind(tenant)
-            .bind(&b.ids)
-            .bind(&b.sources)
-            .bind(&b.tags)
-            .bind(&b.texts)
-            .bind(&b.vectors)
-            .execute(pool)
-            .await?;
-    }
+    sqlx::query(&sql)
+        .bind(tenant)
+        .bind(&b.ids)
+        .bind(&b.sources)
+        .bind(&b.tags)
+        .bind(&b.texts)
+        .bind(&b.vectors)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
@@ -358,14 +309,15 @@ async fn ingest(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<(
     let runs = args.ingest_runs.unwrap_or(args.runs);
     eprintln!("==> ingest: {m} vectors in batches of 1,000, {runs} runs");
     let first = generations(&env.raw, runs as u32).await?;
-    let (mut lethe, mut raw) = (Vec::new(), Vec::new());
+    let (mut lethe, mut raw, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..runs as u32 {
         let g = first + r;
         let points = points(env, m, g);
         let batches = raw_batches(&points);
-        let (l, _, w) = ingest_once(args, env, "ingest", points, &batches, g, r).await?;
-        lethe.push(l);
-        raw.push(w);
+        let run = ingest_once(args, env, "ingest", points, &batches, g, r).await?;
+        lethe.push(run.lethe);
+        raw.push(run.raw);
+        floor.push(run.floor);
     }
     rows.push(
         Row::new(BACKEND, &format!("ingest: Track of {m} vectors with vectors, 1,000 per request"), "s", &lethe, Some(&raw))
@@ -376,6 +328,7 @@ async fn ingest(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<(
                 "into an empty collection whose HNSW index was dropped (same GIN/btree indexes); Lethe until its residual index's pending list is merged too; raw: INSERT … SELECT FROM UNNEST … ON CONFLICT, 1,000 rows per statement, into an identical table"
             }),
     );
+    rows.push(crate::floor::ingest_row(BACKEND, &format!("Track of {m} vectors"), &lethe, &floor, &raw));
     Ok(())
 }
 
@@ -386,7 +339,8 @@ async fn ingest(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow::Result<(
 /// always runs on a warmer cache. Lethe's time runs until the residual
 /// index's pending list is merged too: its merger works in the background,
 /// and would otherwise do it beside the raw run that follows. Returns
-/// seconds: Lethe's, Lethe's until Track returned, raw.
+/// seconds, with the guarantees' floor (`floor::ingest`) of the same rows
+/// measured after both.
 pub(crate) async fn ingest_once(
     args: &Args,
     env: &Env,
@@ -395,8 +349,9 @@ pub(crate) async fn ingest_once(
     batches: &[RawBatch],
     g: u32,
     run: u32,
-) -> anyhow::Result<(f64, f64, f64)> {
+) -> anyhow::Result<Ingested> {
     let (tenant, lethe_table) = fresh_collection(env, name, 0, g).await?;
+    let floor_points = points.clone();
     if !args.ingest_hnsw {
         // Both tables without HNSW: its insert cost is the same on both
         // sides and would hide Lethe's own overhead.
@@ -421,10 +376,11 @@ pub(crate) async fn ingest_once(
         anyhow::Ok(t.elapsed().as_secs_f64())
     };
     let ((l, lt), w) = crate::client::in_turn(run, lethe_run, raw_run).await?;
-    eprintln!("    run {run}: Lethe {l:.1} s (Track returned after {lt:.1} s), raw {w:.1} s");
     sqlx::raw_sql(&format!("DROP TABLE {raw_table}")).execute(&env.raw).await?;
+    let floor = crate::floor::ingest(&env.raw, &lethe_table, tenant.tenant_id, &floor_points, batches).await?;
+    eprintln!("    run {run}: Lethe {l:.1} s (Track returned after {lt:.1} s), raw {w:.1} s, the guarantees' floor {:.1} s ({:.1} s of it computing keys)", floor.0, floor.1);
     drop_tenant(env, tenant.tenant_id).await?;
-    Ok((l, lt, w))
+    Ok(Ingested { lethe: l, tracked: lt, raw: w, floor })
 }
 
 /// Ingest-time screening (issue 10): Track of the same texts into a

@@ -549,12 +549,13 @@ pub async fn ingest_text(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow:
     let points: Vec<pb::TrackedPoint> = Chunks::new(&messages, m).map(|(p, _)| p).collect();
     let batches = crate::measure::raw_batches(&points);
     let first = crate::client::generations(&env.raw, runs as u32).await?;
-    let (mut lethe, mut tracked, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lethe, mut tracked, mut raw, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in 0..runs as u32 {
-        let (l, lt, w) = crate::measure::ingest_once(args, env, "ingest_text", points.clone(), &batches, first + r, r).await?;
-        lethe.push(l);
-        tracked.push(lt);
-        raw.push(w);
+        let run = crate::measure::ingest_once(args, env, "ingest_text", points.clone(), &batches, first + r, r).await?;
+        lethe.push(run.lethe);
+        tracked.push(run.tracked);
+        raw.push(run.raw);
+        floor.push(run.floor);
     }
     let track_only = Stats::of(&tracked);
     rows.push(
@@ -574,5 +575,6 @@ pub async fn ingest_text(args: &Args, env: &Env, rows: &mut Vec<Row>) -> anyhow:
             if args.ingest_hnsw { "with the HNSW index" } else { "HNSW dropped on both sides" }
         )),
     );
+    rows.push(crate::floor::ingest_row("pgvector", &format!("Track of {m} chunks of mail"), &lethe, &floor, &raw));
     Ok(())
 }
