@@ -19,15 +19,22 @@ use crate::measure::RawBatch;
 /// (chunks with their texts, its tags, the sources left empty) deleted in
 /// one transaction. Each statement alone, as plainly as SQL allows; no log
 /// entry, no certificate, no fencing, no locks against concurrent writes.
-/// The subject's lookup by its external id comes before the clock starts.
+/// The subject's id (`subject_ids`) is looked up before the clock starts.
 /// Returns the total ms and each step's: ids, counts before, delete, counts
 /// after, lineage.
-pub async fn erase(pool: &PgPool, table: &str, tenant_id: Uuid, tag: &str, expected: i64) -> anyhow::Result<(f64, [f64; 5])> {
-    let subject: Uuid = sqlx::query_scalar("SELECT subject_id FROM subjects WHERE tenant_id = $1 AND external_id = $2")
-        .bind(tenant_id)
-        .bind(tag)
-        .fetch_one(pool)
-        .await?;
+/// Lineage's ids of the subjects tagged `tags` (their external ids) in the tenant.
+pub async fn subject_ids(pool: &PgPool, tenant_id: Uuid, tags: &[String]) -> anyhow::Result<HashMap<String, Uuid>> {
+    let rows: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT external_id, subject_id FROM subjects WHERE tenant_id = $1 AND external_id = ANY($2)")
+            .bind(tenant_id)
+            .bind(tags)
+            .fetch_all(pool)
+            .await?;
+    anyhow::ensure!(rows.len() == tags.len(), "{} of {} subjects found in lineage", rows.len(), tags.len());
+    Ok(rows.into_iter().collect())
+}
+
+pub async fn erase(pool: &PgPool, table: &str, tenant_id: Uuid, subject: Uuid, tag: &str, expected: i64) -> anyhow::Result<(f64, [f64; 5])> {
     let count = format!(
         "SELECT (SELECT count(*) FROM \"{table}\" WHERE subjects @> ARRAY[$1]::text[]), \
                 (SELECT count(*) FROM \"{table}\" WHERE point_id = ANY($2))"

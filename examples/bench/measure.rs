@@ -128,7 +128,9 @@ async fn erase_one(
         raw.push(raw_erase(&env.raw, &env.table, &DataSet::tag(subject, g + 1), size as i64).await?);
         track(env, &env.sk, "bench", points(g + 2), 2).await?;
         crate::setup::settle_residual_index(&env.raw).await?;
-        let (ms_floor, steps) = crate::floor::erase(&env.raw, &env.table, env.tenant_id, &DataSet::tag(subject, g + 2), size as i64).await?;
+        let tag = DataSet::tag(subject, g + 2);
+        let id = crate::floor::subject_ids(&env.raw, env.tenant_id, std::slice::from_ref(&tag)).await?[&tag];
+        let (ms_floor, steps) = crate::floor::erase(&env.raw, &env.table, env.tenant_id, id, &tag, size as i64).await?;
         floor.push(ms_floor);
         for (all, step) in floor_steps.iter_mut().zip(steps) {
             all.push(step);
@@ -177,12 +179,12 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
         args.runs
     );
     // Per run: one generation for each of the two settings, one for raw, and
-    // one for each service's warm-up.
-    let first = generations(&env.raw, 5 * args.runs as u32).await?;
+    // one for each service's warm-up, one for the guarantees' floor.
+    let first = generations(&env.raw, 6 * args.runs as u32).await?;
     let warm = &subjects[..crate::client::WARM_UP.min(jobs)];
-    let (mut lethe, mut one, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lethe, mut one, mut raw, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.runs as u32 {
-        let g = first + 5 * r;
+        let g = first + 6 * r;
         for (settings, rates, g, w) in [(&single, &mut one, g, g + 3), (&batched, &mut lethe, g + 1, g + 4)] {
             env.restart(settings.clone()).await?;
             let points = warm.iter().flat_map(|&s| env.data.subject_points(s, w)).collect();
@@ -210,11 +212,29 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
             x?;
         }
         raw.push(jobs as f64 / t.elapsed().as_secs_f64());
+
+        let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g + 5)).collect();
+        track(env, &env.sk, "bench", points, 2).await?;
+        crate::setup::settle_residual_index(&env.raw).await?;
+        let tags: Vec<String> = subjects.iter().map(|&s| DataSet::tag(s, g + 5)).collect();
+        let ids = crate::floor::subject_ids(&env.raw, env.tenant_id, &tags).await?;
+        let t = Instant::now();
+        let results: Vec<anyhow::Result<(f64, [f64; 5])>> = futures::stream::iter(
+            tags.iter().map(|tag| crate::floor::erase(&env.raw, &env.table, env.tenant_id, ids[tag], tag, 10)),
+        )
+        .buffer_unordered(workers)
+        .collect()
+        .await;
+        for x in results {
+            x?;
+        }
+        floor.push(jobs as f64 / t.elapsed().as_secs_f64());
         eprintln!(
-            "    run {r}: Lethe {:.1} jobs/s in batches of {batch}, {:.1} one at a time; raw {:.1} erasures/s",
+            "    run {r}: Lethe {:.1} jobs/s in batches of {batch}, {:.1} one at a time; raw {:.1} erasures/s; the guarantees' floor {:.1} erasures/s",
             lethe[lethe.len() - 1],
             one[one.len() - 1],
-            raw[raw.len() - 1]
+            raw[raw.len() - 1],
+            floor[floor.len() - 1]
         );
     }
     let one = Stats::of(&one).median;
@@ -234,6 +254,13 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
              raw: count → delete → count per subject, {workers} connections",
             warm.len(),
             Stats::of(&lethe).median / one
+        )),
+    );
+    let lethe_to_floor = Stats::of(&floor).median / Stats::of(&lethe).median;
+    rows.push(
+        Row::new(BACKEND, &format!("the guarantees' floor of erasure throughput: {jobs} subjects of 10 vectors"), "jobs/s", &floor, Some(&raw)).note(format!(
+            "the floor of the erase rows (plain SQL: lineage ids, counts by tag and ids before and after, delete, lineage removed; no log, residual search, fencing or locks), \
+             {workers} connections at once; ratio: raw / floor; floor / Lethe {lethe_to_floor:.1}"
         )),
     );
     Ok(())
