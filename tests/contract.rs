@@ -111,6 +111,15 @@ async fn contract(store: Arc<dyn VectorStore>, backend: Backend) {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].payload, points[4].payload);
     assert_eq!(got[0].vector.as_ref().map(Vec::len), Some(8));
+    // Without vectors: the payloads of the points there, none for an id that is not.
+    let got = store.retrieve(&s, &[points[4].id, Uuid::new_v4(), points[1].id], false).await.expect("retrieve without vectors");
+    let mut ids: Vec<Uuid> = got.iter().map(|p| p.id).collect();
+    ids.sort();
+    let mut want = vec![points[4].id, points[1].id];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(got.iter().all(|p| p.vector.is_none()));
+    assert_eq!(got.iter().find(|p| p.id == points[4].id).map(|p| &p.payload), Some(&points[4].payload));
     let mut seen = Vec::new();
     let mut offset = None;
     loop {

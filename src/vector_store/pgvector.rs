@@ -439,8 +439,11 @@ impl VectorStore for PgVectorStore {
 
     async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>> {
         let table = Self::table(spec)?;
+        // Most callers ask only which points are there: a vector is 1.5 KB
+        // a row (at 384 dimensions) they would not read.
+        let embedding = if with_vectors { ", embedding" } else { "" };
         let rows = sqlx::query(&format!(
-            "SELECT point_id, tenant_id, source_id, subjects, text, embedding FROM {table} WHERE point_id = ANY($1)"
+            "SELECT point_id, tenant_id, source_id, subjects, text{embedding} FROM {table} WHERE point_id = ANY($1)"
         ))
         .bind(ids)
         .fetch_all(&self.pool)
