@@ -331,6 +331,23 @@ pub async fn warm_up(env: &impl LetheSide, points: Vec<pb::TrackedPoint>, tags: 
     Ok(())
 }
 
+/// Runs `calls` with at most `parallel` in flight (the raw baselines' and
+/// the floor's erasures at once); returns calls per second, or the first
+/// failure.
+pub async fn calls_per_second<T>(
+    parallel: usize,
+    calls: impl IntoIterator<Item = impl Future<Output = anyhow::Result<T>>>,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let done: Vec<T> = futures::stream::iter(calls)
+        .buffer_unordered(parallel)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    Ok(done.len() as f64 / t.elapsed().as_secs_f64())
+}
+
 /// Erases every tag at once through Lethe: all submitted, then the queue
 /// drained. Returns jobs per second; then checks, untimed, that every job
 /// ended completed.

@@ -33,8 +33,9 @@ pub async fn subject_ids(pool: &PgPool, tenant_id: Uuid, tags: &[String]) -> any
 /// points counted by tag and by those ids, deleted by both, counted again
 /// both ways; then in one transaction its chunks (with their texts), its
 /// tags and the sources left empty deleted, and the subject made a
-/// tombstone (its caller's id cleared). Each statement alone. Checks the
-/// counts, and that the lineage statements removed what they should.
+/// tombstone (its caller's id and other ids cleared). Each statement
+/// alone. Checks the counts, and that the lineage statements removed what
+/// they should.
 /// Returns the total ms and each step's: ids, counts before, delete, counts
 /// after, lineage.
 pub async fn erase(pool: &PgPool, table: &str, tenant_id: Uuid, subject: Uuid, tag: &str, expected: i64) -> anyhow::Result<(f64, [f64; 5])> {
@@ -75,15 +76,20 @@ pub async fn erase(pool: &PgPool, table: &str, tenant_id: Uuid, subject: Uuid, t
     .fetch_all(&mut *tx)
     .await?;
     let tags = sqlx::query("DELETE FROM chunk_subjects WHERE subject_id = $1").bind(subject).execute(&mut *tx).await?.rows_affected();
-    let mut distinct = sources.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
+    let chunks = i64::try_from(sources.len())?;
+    let mut sources = sources;
+    sources.sort_unstable();
+    sources.dedup();
     let emptied = sqlx::query("DELETE FROM sources s WHERE s.source_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.source_id = s.source_id)")
-        .bind(&distinct)
+        .bind(&sources)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    let tombstoned = sqlx::query("UPDATE subjects SET external_id = NULL, state = 'erased', erased_at = now() WHERE subject_id = $1")
+    // The person's other ids go with the caller's: no plaintext left.
+    let tombstoned = sqlx::query(
+        "WITH cleared AS (UPDATE subject_identifiers SET value = NULL WHERE subject_id = $1) \
+         UPDATE subjects SET external_id = NULL, state = 'erased', erased_at = now() WHERE subject_id = $1",
+    )
         .bind(subject)
         .execute(&mut *tx)
         .await?
@@ -95,7 +101,6 @@ pub async fn erase(pool: &PgPool, table: &str, tenant_id: Uuid, subject: Uuid, t
         before == (expected, expected) && after == (0, 0),
         "floor erase of {tag}: {before:?} before, {after:?} after"
     );
-    let chunks = i64::try_from(sources.len())?;
     anyhow::ensure!(
         chunks == expected && i64::try_from(tags)? == expected && emptied > 0 && tombstoned == 1,
         "floor erase of {tag}: {chunks} chunks, {tags} tags, {emptied} sources, {tombstoned} tombstones"
@@ -108,9 +113,10 @@ pub async fn erase(pool: &PgPool, table: &str, tenant_id: Uuid, subject: Uuid, t
 /// NOTHING`), the chunks with their texts and residual index keys
 /// (`lethe::residual::index::terms`, computed inside the clock: every
 /// write needs them), their tags, and the vectors (the raw statement);
-/// then the residual index's pending list merged, as Lethe's figure is
-/// timed. Into Lethe's own tables (their indexes, their size, their
-/// foreign keys), for a tenant and collection of its own (`tenant_id`,
+/// then the residual index's pending list merged
+/// (`setup::settle_residual_index`), as Lethe's figure is timed. Into
+/// Lethe's own tables (their indexes, their size, their foreign keys),
+/// for a tenant and collection of its own (`tenant_id`,
 /// `collection_id`, whose pgvector table is `vector_table`), which the
 /// caller drops afterwards. The subject and source ids of a batch are
 /// known to the caller (one writer, a new tenant); Lethe looks them up.
@@ -122,12 +128,6 @@ pub async fn ingest(
     collection_id: Uuid,
     batches: &[RawBatch],
 ) -> anyhow::Result<(f64, f64)> {
-    let terms_index: String = sqlx::query_scalar(
-        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'chunks'::regclass \
-         AND pg_get_indexdef(indexrelid) LIKE '%gin (terms)%'",
-    )
-    .fetch_one(pool)
-    .await?;
     let (mut subjects, mut sources): (HashMap<&str, Uuid>, HashMap<&str, Uuid>) = Default::default();
     let t = Instant::now();
     let mut keys_secs = 0.0;
@@ -208,7 +208,7 @@ pub async fn ingest(
         crate::measure::raw_upsert_one(&mut *tx, vector_table, tenant_id, batch).await?;
         tx.commit().await?;
     }
-    sqlx::query("SELECT gin_clean_pending_list($1::regclass)").bind(&terms_index).execute(pool).await?;
+    crate::setup::settle_residual_index(pool).await?;
     Ok((t.elapsed().as_secs_f64(), keys_secs))
 }
 

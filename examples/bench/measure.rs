@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use lethe::grpc::pb;
 use lethe::vector_store::{PgVectorStore, VectorStore};
 use pgvector::Vector;
@@ -12,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::Args;
-use crate::client::{LetheSide, erase_all, generations, lethe_erase, own_share_row, terminal, track};
+use crate::client::{LetheSide, calls_per_second, erase_all, generations, lethe_erase, own_share_row, terminal, track};
 use crate::data::{DIM, DataSet, vector};
 use crate::report::{Row, Stats};
 use crate::setup::{Env, req};
@@ -201,35 +200,17 @@ async fn throughput(args: &Args, env: &mut Env, rows: &mut Vec<Row>) -> anyhow::
         let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g + 2)).collect();
         track(env, &env.sk, "bench", points, 2).await?;
         crate::setup::settle_residual_index(&env.raw).await?;
-        let t = Instant::now();
         let env = &*env;
-        let results: Vec<anyhow::Result<f64>> = futures::stream::iter(
-            subjects.iter().map(|&s| async move { raw_erase(&env.raw, &env.table, &DataSet::tag(s, g + 2), 10).await }),
-        )
-        .buffer_unordered(workers)
-        .collect()
-        .await;
-        for x in results {
-            x?;
-        }
-        raw.push(jobs as f64 / t.elapsed().as_secs_f64());
+        let erasures = subjects.iter().map(|&s| async move { raw_erase(&env.raw, &env.table, &DataSet::tag(s, g + 2), 10).await });
+        raw.push(calls_per_second(workers, erasures).await?);
 
         let points = subjects.iter().flat_map(|&s| env.data.subject_points(s, g + 5)).collect();
         track(env, &env.sk, "bench", points, 2).await?;
         crate::setup::settle_residual_index(&env.raw).await?;
         let tags: Vec<String> = subjects.iter().map(|&s| DataSet::tag(s, g + 5)).collect();
         let ids = crate::floor::subject_ids(&env.raw, env.tenant_id, &tags).await?;
-        let t = Instant::now();
-        let results: Vec<anyhow::Result<(f64, [f64; 5])>> = futures::stream::iter(
-            tags.iter().map(|tag| crate::floor::erase(&env.raw, &env.table, env.tenant_id, ids[tag], tag, 10)),
-        )
-        .buffer_unordered(workers)
-        .collect()
-        .await;
-        for x in results {
-            x?;
-        }
-        floor.push(jobs as f64 / t.elapsed().as_secs_f64());
+        let erasures = tags.iter().map(|tag| crate::floor::erase(&env.raw, &env.table, env.tenant_id, ids[tag], tag, 10));
+        floor.push(calls_per_second(workers, erasures).await?);
         eprintln!(
             "    run {r}: Lethe {:.1} jobs/s in batches of {batch}, {:.1} one at a time; raw {:.1} erasures/s; the guarantees' floor {:.1} erasures/s",
             lethe[lethe.len() - 1],

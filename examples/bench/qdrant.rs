@@ -546,19 +546,8 @@ async fn throughput(args: &Args, env: &QEnv, rows: &mut Vec<Row>) -> anyhow::Res
 
         let points = subjects.iter().flat_map(|&s| data.subject_points(s, g + 1)).collect();
         track(env, &env.sk, "bench", points, 2).await?;
-        let t = Instant::now();
-        let results: Vec<anyhow::Result<f64>> = futures::stream::iter(
-            subjects
-                .iter()
-                .map(|&s| async move { raw_erase(&env.raw, &env.physical, &DataSet::tag(s, g + 1), 10).await }),
-        )
-        .buffer_unordered(workers)
-        .collect()
-        .await;
-        for x in results {
-            x?;
-        }
-        raw.push(jobs as f64 / t.elapsed().as_secs_f64());
+        let erasures = subjects.iter().map(|&s| async move { raw_erase(&env.raw, &env.physical, &DataSet::tag(s, g + 1), 10).await });
+        raw.push(crate::client::calls_per_second(workers, erasures).await?);
         eprintln!("    run {r}: Lethe {rate:.1} jobs/s, raw {:.1} erasures/s", raw[raw.len() - 1]);
     }
     rows.push(

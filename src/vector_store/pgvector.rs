@@ -156,6 +156,13 @@ const SELECT_WHERE: &str = "(subjects @> ARRAY[$1]::text[] OR point_id = ANY($2)
 /// `WHERE` clause for what a [`Keep`] leaves alone: `$3` tags, `$4` ids.
 const KEEP_WHERE: &str = "NOT (subjects && $3::text[] OR point_id = ANY($4))";
 
+/// The columns [`row_to_point`] reads: the vector only when asked for (it
+/// is 1.5 KB a row at 384 dimensions, and most callers ask only which
+/// points are there, or their payloads).
+fn point_columns(with_vectors: bool) -> &'static str {
+    if with_vectors { "point_id, tenant_id, source_id, subjects, text, embedding" } else { "point_id, tenant_id, source_id, subjects, text" }
+}
+
 fn row_to_point(row: &sqlx::postgres::PgRow, with_vector: bool) -> std::result::Result<StoredPoint, sqlx::Error> {
     let vector = if with_vector { Some(row.try_get::<Vector, _>("embedding")?.to_vec()) } else { None };
     Ok(StoredPoint {
@@ -439,12 +446,8 @@ impl VectorStore for PgVectorStore {
 
     async fn retrieve(&self, spec: &CollectionSpec, ids: &[Uuid], with_vectors: bool) -> Result<Vec<StoredPoint>> {
         let table = Self::table(spec)?;
-        // Most callers ask only which points are there: a vector is 1.5 KB
-        // a row (at 384 dimensions) they would not read.
-        let embedding = if with_vectors { ", embedding" } else { "" };
-        let rows = sqlx::query(&format!(
-            "SELECT point_id, tenant_id, source_id, subjects, text{embedding} FROM {table} WHERE point_id = ANY($1)"
-        ))
+        let columns = point_columns(with_vectors);
+        let rows = sqlx::query(&format!("SELECT {columns} FROM {table} WHERE point_id = ANY($1)"))
         .bind(ids)
         .fetch_all(&self.pool)
         .await
@@ -463,9 +466,10 @@ impl VectorStore for PgVectorStore {
         with_vectors: bool,
     ) -> Result<(Vec<StoredPoint>, Option<Uuid>)> {
         let table = Self::table(spec)?;
+        let columns = point_columns(with_vectors);
         let rows = sqlx::query(&format!(
             r#"
-            SELECT point_id, tenant_id, source_id, subjects, text, embedding
+            SELECT {columns}
             FROM {table}
             -- Not `$1 IS NULL OR …`: an index range a generic plan can use
             -- (the workers' pool plans generically, `startup::worker_pool`).
